@@ -1,0 +1,137 @@
+/**
+ * Performs link operations against the kernel through the typed netlink client.
+ *
+ * Two modes: `strict` (a forward change from a state the planner just read: every error stops it)
+ * and `tolerant` (undoing after a crash or failure, or stopping: an op whose effect is already in
+ * place, or whose object is gone, counts as done). Both make every op safe to run twice.
+ */
+import { XennetError, reasonOf } from '../sys/errors.js';
+import type { NetlinkClient } from './nl/client.js';
+import { NetlinkError } from './nl/client.js';
+import { describeOp, type LinkOp } from './ops.js';
+
+export type ApplyMode = 'strict' | 'tolerant';
+
+/** A client-shaped subset, so tests can wrap the real client. */
+export type LinkOpsClient = Pick<
+  NetlinkClient,
+  | 'listLinks'
+  | 'createBridge'
+  | 'createVethPair'
+  | 'deleteLink'
+  | 'rename'
+  | 'setMaster'
+  | 'setUp'
+  | 'setArpMulticast'
+  | 'setMac'
+  | 'setMtu'
+  | 'addAddress'
+  | 'deleteAddress'
+  | 'addRoute'
+  | 'deleteRoute'
+>;
+
+/** errno names that mean "this op's effect is already in place" for each kind of op. */
+const alreadyDone: Partial<Record<LinkOp['op'], string[]>> = {
+  'create-veth': ['EEXIST'],
+  'create-bridge': ['EEXIST'],
+  'delete-veth': ['ENODEV'],
+  'delete-bridge': ['ENODEV'],
+  'add-address': ['EEXIST'],
+  'delete-address': ['EADDRNOTAVAIL', 'ENODEV', 'ENOENT'],
+  'add-route': ['EEXIST'],
+  'delete-route': ['ESRCH', 'ENODEV', 'ENOENT'],
+};
+
+async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promise<'done' | 'skipped'> {
+  if (o.op === 'rename') {
+    const names = new Set((await client.listLinks()).map((l) => l.name));
+    if (mode === 'tolerant' && !names.has(o.from) && names.has(o.to)) return 'skipped';
+    if (names.has(o.to)) throw new XennetError('refused', `cannot rename ${o.from} to ${o.to}: a link named ${o.to} exists`);
+  }
+  switch (o.op) {
+    case 'create-veth':
+      await client.createVethPair(o.name, o.peer);
+      break;
+    case 'create-bridge':
+      await client.createBridge(o.name, { stpState: 0, forwardDelay: 0, nfCallIptables: true, nfCallIp6tables: true, multicastSnooping: false });
+      break;
+    case 'delete-veth':
+    case 'delete-bridge':
+      await client.deleteLink(o.name);
+      break;
+    case 'rename':
+      await client.rename(o.from, o.to);
+      break;
+    case 'set-up':
+      await client.setUp(o.link, o.up);
+      break;
+    case 'set-flags':
+      await client.setArpMulticast(o.link, o.arp, o.multicast);
+      break;
+    case 'set-mac':
+      await client.setMac(o.link, o.mac);
+      break;
+    case 'set-mtu':
+      await client.setMtu(o.link, o.mtu);
+      break;
+    case 'set-master':
+      await client.setMaster(o.link, o.master);
+      break;
+    case 'add-address':
+      await client.addAddress(o.address);
+      break;
+    case 'delete-address':
+      await client.deleteAddress(o.address);
+      break;
+    case 'add-route':
+      await client.addRoute(o.route);
+      break;
+    case 'delete-route':
+      await client.deleteRoute(o.route);
+      break;
+  }
+  return 'done';
+}
+
+/** Runs one op; in tolerant mode, an op whose effect is in place or whose link is gone is skipped. */
+export async function applyOp(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promise<'done' | 'skipped'> {
+  try {
+    return await perform(client, o, mode);
+  } catch (e) {
+    if (e instanceof NetlinkError) {
+      const inPlace = (alreadyDone[o.op] ?? []).includes(e.errno);
+      // Removing something already gone is never an error; in tolerant mode nothing in place is.
+      if (inPlace && (mode === 'tolerant' || o.op.startsWith('delete'))) return 'skipped';
+      if (mode === 'tolerant' && e.errno === 'ENODEV') return 'skipped';
+    }
+    throw e;
+  }
+}
+
+export class StepFailed extends XennetError {
+  readonly step: number;
+  constructor(step: number, total: number, o: LinkOp, cause: unknown, undone: boolean, undoErrors: string[]) {
+    const tail = undone
+      ? undoErrors.length === 0
+        ? 'the completed steps were undone and the host is as it was'
+        : `undoing the completed steps also failed (${undoErrors.join('; ')}); run the same command again to finish the repair`
+      : 'nothing was undone';
+    super('step-failed', `step ${step} of ${total} (${describeOp(o)}) failed: ${reasonOf(cause)}; ${tail}`, { cause });
+    this.step = step;
+  }
+}
+
+/** Undoes ops (already inverted, in run order) tolerantly; returns the errors it could not get past. */
+export async function undoOps(client: LinkOpsClient, inverse: readonly LinkOp[], onStep?: (i: number) => void): Promise<string[]> {
+  const errors: string[] = [];
+  for (const [i, o] of inverse.entries()) {
+    try {
+      await applyOp(client, o, 'tolerant');
+    } catch (e) {
+      errors.push(`${describeOp(o)}: ${reasonOf(e)}`);
+    }
+    onStep?.(i + 1);
+  }
+  return errors;
+}

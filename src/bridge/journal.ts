@@ -1,0 +1,138 @@
+/**
+ * The takeover journal: the pre-takeover snapshot and the planned steps, written before the first
+ * change and updated after every step, so that `stop` restores exactly the recorded state and a
+ * start or stop that was killed half way is finished or undone by the next command.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { XennetError } from '../sys/errors.js';
+import { readJson, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
+import type { HostState } from './model.js';
+import type { LinkOp } from './ops.js';
+import type { TakeoverSpec } from './takeover-plan.js';
+
+const family = z.enum(['inet', 'inet6']);
+const address = z.object({
+  family,
+  link: z.string(),
+  local: z.string(),
+  prefixLen: z.number().int(),
+  peer: z.string().optional(),
+  broadcast: z.string().optional(),
+  label: z.string().optional(),
+  scope: z.number().int(),
+  flags: z.array(z.string()),
+  metric: z.number().int().optional(),
+  validLft: z.number().int().optional(),
+  preferredLft: z.number().int().optional(),
+});
+const route = z.object({
+  family,
+  table: z.number().int(),
+  dst: z.string(),
+  src: z.string().optional(),
+  tos: z.number().int(),
+  protocol: z.number().int(),
+  scope: z.number().int(),
+  type: z.number().int(),
+  flags: z.number().int(),
+  dev: z.string().nullable(),
+  gateway: z.string().optional(),
+  metric: z.number().int().optional(),
+  prefsrc: z.string().optional(),
+  metrics: z.record(z.string(), z.number()).optional(),
+  pref: z.number().int().optional(),
+  nexthopDevs: z.array(z.string()).optional(),
+});
+const link = z.object({
+  index: z.number().int(),
+  name: z.string(),
+  kind: z.string().nullable(),
+  master: z.string().nullable(),
+  mac: z.string(),
+  mtu: z.number().int(),
+  up: z.boolean(),
+  arp: z.boolean(),
+  multicast: z.boolean(),
+  peerIndex: z.number().int().nullable(),
+  bridge: z.object({ stpState: z.number(), forwardDelay: z.number(), nfCallIptables: z.boolean(), nfCallIp6tables: z.boolean() }).optional(),
+});
+const flagsPair = z.object({ arp: z.boolean(), multicast: z.boolean() });
+const linkOp = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('create-veth'), name: z.string(), peer: z.string() }),
+  z.object({ op: z.literal('delete-veth'), name: z.string(), peer: z.string() }),
+  z.object({ op: z.literal('create-bridge'), name: z.string() }),
+  z.object({ op: z.literal('delete-bridge'), name: z.string() }),
+  z.object({ op: z.literal('rename'), from: z.string(), to: z.string() }),
+  z.object({ op: z.literal('set-up'), link: z.string(), up: z.boolean(), was: z.boolean() }),
+  z.object({ op: z.literal('set-flags'), link: z.string(), arp: z.boolean(), multicast: z.boolean(), was: flagsPair }),
+  z.object({ op: z.literal('set-mac'), link: z.string(), mac: z.string(), was: z.string() }),
+  z.object({ op: z.literal('set-mtu'), link: z.string(), mtu: z.number().int(), was: z.number().int() }),
+  z.object({ op: z.literal('set-master'), link: z.string(), master: z.string().nullable(), was: z.string().nullable() }),
+  z.object({ op: z.literal('add-address'), address }),
+  z.object({ op: z.literal('delete-address'), address }),
+  z.object({ op: z.literal('add-route'), route }),
+  z.object({ op: z.literal('delete-route'), route }),
+]);
+
+const journalSchema = z.object({
+  version: z.literal(1),
+  spec: z.object({ netdev: z.string(), bridge: z.string(), vifnum: z.number().int(), pdev: z.string(), vdev: z.string(), vif0: z.string() }),
+  bootId: z.string(),
+  startedAt: z.string(),
+  before: z.object({ links: z.array(link), addresses: z.array(address), routes: z.array(route) }),
+  ops: z.array(linkOp),
+  /** starting: `done` ops ran; up: all ran; stopping: `undone` inverse ops ran. */
+  phase: z.enum(['starting', 'up', 'stopping']),
+  done: z.number().int().min(0),
+  undone: z.number().int().min(0),
+});
+
+export type TakeoverJournal = z.infer<typeof journalSchema>;
+
+// Compile-time checks that the schema and the model agree.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _ops: Same<z.infer<typeof linkOp>, LinkOp> = true;
+const _host: Same<TakeoverJournal['before'], HostState> = true;
+const _spec: Same<TakeoverJournal['spec'], TakeoverSpec> = true;
+void _ops;
+void _host;
+void _spec;
+
+export function journalPath(bridge: string, env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateDir(env), `takeover-${bridge}.json`);
+}
+
+export function lockPath(bridge: string, env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateDir(env), `takeover-${bridge}.lock`);
+}
+
+export function currentBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function readJournal(path: string): TakeoverJournal | undefined {
+  const raw = readJson(path);
+  if (raw === undefined) return undefined;
+  const parsed = journalSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new XennetError('state', `state file ${path} is not a xennet takeover journal (${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'})`, {
+      hint: 'if the host is in its original layout, move the file away and run the command again',
+    });
+  }
+  return parsed.data;
+}
+
+export function writeJournal(path: string, journal: TakeoverJournal): void {
+  writeJsonAtomic(path, journal);
+}
+
+export function removeJournal(path: string): void {
+  removeFile(path);
+}

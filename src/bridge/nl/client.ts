@@ -1,0 +1,379 @@
+/**
+ * The typed rtnetlink client: the only module of xennet that talks to the kernel's network
+ * configuration. It reads links, addresses and routes into the plain model of ../model.ts and
+ * performs single, named changes. Every failure is a XennetError that names the operation, the
+ * object and the kernel's errno name.
+ */
+import netlink from 'netlink';
+import ipaddr from 'ipaddr.js';
+import { XennetError } from '../../sys/errors.js';
+import type { AddressState, Family, HostState, LinkState, RouteState } from '../model.js';
+import { bridgeLinkInfo, bridgeNetfilterLinkInfo, decodeLinkInfo, decodeU32, encodeU32, streamToBuffer, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
+
+const { createRtNetlink, rt, FlagsGet, FlagsNew } = netlink;
+type RtSocket = ReturnType<typeof createRtNetlink>;
+type RtMessage = ReturnType<typeof rt.parseMessage>;
+type LinkMessage = Extract<RtMessage, { kind: 'link' }>;
+type AddressMessage = Extract<RtMessage, { kind: 'address' }>;
+type RouteMessage = Extract<RtMessage, { kind: 'route' }>;
+type RouteAttrs = NonNullable<Parameters<RtSocket['newRoute']>[1]>;
+type AddressAttrs = NonNullable<Parameters<RtSocket['newAddress']>[1]>;
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const NLM_F_DUMP_INTR = 0x10;
+const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
+
+export class NetlinkError extends XennetError {
+  readonly errno: string;
+  constructor(operation: string, errno: string, cause: unknown) {
+    super('netlink', `${operation}: kernel said ${errno}`, { cause });
+    this.errno = errno;
+  }
+}
+
+/** The errno name out of the package's error text (`Request rejected: EEXIST`). */
+export function errnoName(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const m = /\b(E[A-Z0-9]{2,})\b/.exec(text);
+  return m?.[1] ?? text;
+}
+
+const familyNumber = (f: Family): number => (f === 'inet' ? AF_INET : AF_INET6);
+const familyName = (n: number | undefined): Family | undefined => (n === AF_INET ? 'inet' : n === AF_INET6 ? 'inet6' : undefined);
+
+function macToString(b: Buffer | undefined): string {
+  if (!b) return '';
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export function macToBuffer(mac: string): Buffer {
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new XennetError('internal', `not a MAC address: ${mac}`);
+  return Buffer.from(mac.split(':').map((x) => Number.parseInt(x, 16)));
+}
+
+function ipToString(b: Buffer | undefined): string | undefined {
+  if (!b || (b.length !== 4 && b.length !== 16)) return undefined;
+  return ipaddr.fromByteArray([...b]).toString();
+}
+
+function ipToBuffer(ip: string): Buffer {
+  return Buffer.from(ipaddr.parse(ip).toByteArray());
+}
+
+function enumNumber<T extends Record<string, string | number>>(e: T, v: number | string | undefined): number {
+  if (v === undefined) return 0;
+  if (typeof v === 'number') return v;
+  const n = e[v];
+  return typeof n === 'number' ? n : 0;
+}
+
+function flagNames(flags: object | undefined): string[] {
+  if (!flags) return [];
+  return Object.entries(flags)
+    .filter(([k, v]) => k !== '__unknown' && v === true)
+    .map(([k]) => k)
+    .sort();
+}
+
+/** Route metrics that are plain u32 values (RTA_METRICS members other than cc_algo). */
+const numericMetrics = ['lock', 'mtu', 'window', 'rtt', 'rttvar', 'ssthresh', 'cwnd', 'advmss', 'reordering', 'hoplimit', 'initcwnd', 'features', 'rtoMin', 'initrwnd', 'quickack', 'fastopenNoCookie'] as const;
+type NumericMetric = (typeof numericMetrics)[number];
+
+/** The ifindex of each struct rtnexthop (len u16, flags u8, hops u8, ifindex s32, attrs) in RTA_MULTIPATH. */
+function multipathIfindexes(buf: Buffer): number[] {
+  const out: number[] = [];
+  for (let off = 0; off + 8 <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    out.push(buf.readInt32LE(off + 4));
+    if (len < 8) break;
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+export class NetlinkClient {
+  private readonly sock: RtSocket;
+
+  constructor() {
+    this.sock = createRtNetlink();
+  }
+
+  close(): void {
+    this.sock.socket.close();
+  }
+
+  /** One dump request, retried while the kernel flags it interrupted (NLM_F_DUMP_INTR). */
+  private async dump(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let msgs;
+      try {
+        [msgs] = await this.sock.socket.request(type, header, { flags: FlagsGet.DUMP });
+      } catch (e) {
+        throw new NetlinkError(`list ${what}`, errnoName(e), e);
+      }
+      if (msgs.some((m) => (m.flags & NLM_F_DUMP_INTR) !== 0)) continue;
+      return msgs.map((m) => rt.parseMessage(m.type, m.data));
+    }
+    throw new XennetError('netlink', `list ${what}: the dump was interrupted five times in a row; the host's links are changing too fast`);
+  }
+
+  async listLinks(): Promise<LinkState[]> {
+    const msgs = (await this.dump(rt.MessageType.GETLINK, Buffer.alloc(16), 'links')).filter((m): m is LinkMessage => m.kind === 'link');
+    const nameOf = new Map<number, string>();
+    for (const m of msgs) if (m.data.index !== undefined && m.attrs.ifname) nameOf.set(m.data.index, m.attrs.ifname);
+    return msgs.map((m) => {
+      const info = decodeLinkInfo(m.attrs.linkinfo);
+      const flags = m.data.flags ?? {};
+      const link: LinkState = {
+        index: m.data.index ?? 0,
+        name: m.attrs.ifname ?? '',
+        kind: info.kind,
+        master: m.attrs.master ? (nameOf.get(m.attrs.master) ?? `if${m.attrs.master}`) : null,
+        mac: macToString(m.attrs.address),
+        mtu: m.attrs.mtu ?? 0,
+        up: flags.up === true,
+        arp: flags.noarp !== true,
+        multicast: flags.multicast === true,
+        peerIndex: info.kind === 'veth' ? (decodeU32(m.attrs.link) ?? null) : null,
+      };
+      if (info.bridge) link.bridge = info.bridge;
+      return link;
+    });
+  }
+
+  async listAddresses(links: LinkState[]): Promise<AddressState[]> {
+    const nameOf = new Map(links.map((l) => [l.index, l.name]));
+    const msgs = (await this.dump(rt.MessageType.GETADDR, Buffer.alloc(8), 'addresses')).filter((m): m is AddressMessage => m.kind === 'address');
+    const out: AddressState[] = [];
+    for (const m of msgs) {
+      const family = familyName(m.data.family);
+      const local = ipToString(m.attrs.local ?? m.attrs.address);
+      if (!family || !local) continue;
+      const a: AddressState = {
+        family,
+        link: nameOf.get(m.data.index ?? -1) ?? `if${m.data.index}`,
+        local,
+        prefixLen: m.data.prefixlen ?? 0,
+        scope: m.data.scope ?? 0,
+        flags: flagNames(m.attrs.flags ?? m.data.flags),
+      };
+      const peer = m.attrs.local ? ipToString(m.attrs.address) : undefined;
+      if (peer && peer !== local) a.peer = peer;
+      const brd = ipToString(m.attrs.broadcast);
+      if (brd) a.broadcast = brd;
+      if (m.attrs.label) a.label = m.attrs.label;
+      if (m.attrs.rtPriority) a.metric = m.attrs.rtPriority;
+      const ci = m.attrs.cacheInfo;
+      if (ci && ci.ifaValid !== undefined && ci.ifaValid !== 0xffffffff) {
+        a.validLft = ci.ifaValid;
+        a.preferredLft = ci.ifaPrefered ?? ci.ifaValid;
+      }
+      out.push(a);
+    }
+    return out;
+  }
+
+  async listRoutes(links: LinkState[]): Promise<RouteState[]> {
+    const nameOf = new Map(links.map((l) => [l.index, l.name]));
+    const out: RouteState[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      const header = Buffer.alloc(12);
+      header.writeUInt8(family, 0);
+      const msgs = (await this.dump(rt.MessageType.GETROUTE, header, 'routes')).filter((m): m is RouteMessage => m.kind === 'route');
+      for (const m of msgs) {
+        const fam = familyName(m.data.family);
+        if (!fam) continue;
+        const dstAddr = ipToString(m.attrs.dst);
+        const r: RouteState = {
+          family: fam,
+          table: m.attrs.table ?? m.data.table ?? 0,
+          dst: dstAddr ? `${dstAddr}/${m.data.dstLen ?? 0}` : 'default',
+          tos: m.data.tos ?? 0,
+          protocol: enumNumber(rt.RouteProtocol, m.data.protocol),
+          scope: enumNumber(rt.RouteScope, m.data.scope),
+          type: enumNumber(rt.RouteType, m.data.type),
+          flags: rt.formatRouteFlags(m.data.flags ?? {}),
+          dev: m.attrs.oif !== undefined ? (nameOf.get(m.attrs.oif) ?? `if${m.attrs.oif}`) : null,
+        };
+        const src = ipToString(m.attrs.src);
+        if (src) r.src = `${src}/${m.data.srcLen ?? 0}`;
+        const gw = ipToString(m.attrs.gateway);
+        if (gw) r.gateway = gw;
+        if (m.attrs.priority !== undefined) r.metric = m.attrs.priority;
+        const prefsrc = ipToString(m.attrs.prefsrc);
+        if (prefsrc) r.prefsrc = prefsrc;
+        if (m.attrs.metrics) {
+          const metrics: Record<string, number> = {};
+          for (const k of numericMetrics) {
+            const v = decodeU32(m.attrs.metrics[k]);
+            if (v !== undefined) metrics[k] = v;
+          }
+          if (Object.keys(metrics).length > 0) r.metrics = metrics;
+        }
+        if (m.attrs.pref && m.attrs.pref.length > 0) r.pref = m.attrs.pref.readUInt8(0);
+        if (m.attrs.multipath) r.nexthopDevs = multipathIfindexes(m.attrs.multipath).map((i) => nameOf.get(i) ?? `if${i}`);
+        out.push(r);
+      }
+    }
+    return out;
+  }
+
+  async readHost(): Promise<HostState> {
+    const links = await this.listLinks();
+    const [addresses, routes] = [await this.listAddresses(links), await this.listRoutes(links)];
+    return { links, addresses, routes };
+  }
+
+  private async indexOf(name: string, operation: string): Promise<number> {
+    const link = (await this.listLinks()).find((l) => l.name === name);
+    if (!link) throw new NetlinkError(`${operation}: link ${name}`, 'ENODEV', undefined);
+    return link.index;
+  }
+
+  private async change<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof XennetError) throw e;
+      throw new NetlinkError(operation, errnoName(e), e);
+    }
+  }
+
+  async createBridge(name: string, options: BridgeCreateOptions): Promise<void> {
+    await this.change(`create bridge ${name}`, () => this.sock.newLink({}, { ifname: name, linkinfo: bridgeLinkInfo(options) }, { flags: CREATE_EXCL }));
+  }
+
+  async setBridgeNetfilter(name: string, nfCallIptables: boolean, nfCallIp6tables: boolean): Promise<void> {
+    const index = await this.indexOf(name, 'set netfilter calls');
+    await this.change(`set netfilter calls on bridge ${name}`, () =>
+      this.sock.newLink({ index }, { linkinfo: bridgeNetfilterLinkInfo(nfCallIptables, nfCallIp6tables) }),
+    );
+  }
+
+  async createVethPair(name: string, peer: string): Promise<void> {
+    await this.change(`create veth pair ${name}/${peer}`, () => this.sock.newLink({}, { ifname: name, linkinfo: vethLinkInfo(peer) }, { flags: CREATE_EXCL }));
+  }
+
+  async deleteLink(name: string): Promise<void> {
+    const index = await this.indexOf(name, 'delete');
+    await this.change(`delete link ${name}`, () => this.sock.delLink({ index }));
+  }
+
+  async rename(name: string, newName: string): Promise<void> {
+    const index = await this.indexOf(name, 'rename');
+    await this.change(`rename ${name} to ${newName}`, () => this.sock.setLink({ index }, { ifname: newName }));
+  }
+
+  /** Makes `name` a port of `master`, or frees it when master is null. */
+  async setMaster(name: string, master: string | null): Promise<void> {
+    const index = await this.indexOf(name, 'set master');
+    const masterIndex = master === null ? 0 : await this.indexOf(master, `attach ${name}`);
+    await this.change(master === null ? `detach ${name} from its bridge` : `attach ${name} to ${master}`, () =>
+      this.sock.setLink({ index }, { master: masterIndex }),
+    );
+  }
+
+  async setUp(name: string, up: boolean): Promise<void> {
+    const index = await this.indexOf(name, 'set up/down');
+    await this.change(`set ${name} ${up ? 'up' : 'down'}`, () => this.sock.setLink({ index, flags: up ? { up: true } : {}, change: { up: true } }));
+  }
+
+  /** Sets ARP (IFF_NOARP cleared) and multicast (IFF_MULTICAST). */
+  async setArpMulticast(name: string, arp: boolean, multicast: boolean): Promise<void> {
+    const index = await this.indexOf(name, 'set arp/multicast');
+    const flags: { noarp?: true; multicast?: true } = {};
+    if (!arp) flags.noarp = true;
+    if (multicast) flags.multicast = true;
+    await this.change(`set ${name} arp ${arp ? 'on' : 'off'} multicast ${multicast ? 'on' : 'off'}`, () =>
+      this.sock.setLink({ index, flags, change: { noarp: true, multicast: true } }),
+    );
+  }
+
+  async setMac(name: string, mac: string): Promise<void> {
+    const index = await this.indexOf(name, 'set MAC');
+    await this.change(`set MAC of ${name} to ${mac}`, () => this.sock.setLink({ index }, { address: macToBuffer(mac) }));
+  }
+
+  async setMtu(name: string, mtu: number): Promise<void> {
+    const index = await this.indexOf(name, 'set MTU');
+    await this.change(`set MTU of ${name} to ${mtu}`, () => this.sock.setLink({ index }, { mtu }));
+  }
+
+  private async addressRequest(a: AddressState): Promise<[Parameters<RtSocket['newAddress']>[0], AddressAttrs]> {
+    const index = await this.indexOf(a.link, 'address');
+    const attrs: AddressAttrs = { local: ipToBuffer(a.local), address: ipToBuffer(a.peer ?? a.local) };
+    if (a.broadcast) attrs.broadcast = ipToBuffer(a.broadcast);
+    if (a.label) attrs.label = a.label;
+    if (a.metric !== undefined) attrs.rtPriority = a.metric;
+    const flags: Record<string, true> = {};
+    for (const f of a.flags) if (f === 'nodad' || f === 'noprefixroute' || f === 'managetempaddr' || f === 'homeaddress' || f === 'mcautojoin') flags[f] = true;
+    attrs.flags = flags;
+    if (a.validLft !== undefined) attrs.cacheInfo = { ifaValid: a.validLft, ifaPrefered: a.preferredLft ?? a.validLft, cstamp: 0, tstamp: 0 };
+    return [{ family: familyNumber(a.family), prefixlen: a.prefixLen, scope: a.scope, index }, attrs];
+  }
+
+  async addAddress(a: AddressState): Promise<void> {
+    const [data, attrs] = await this.addressRequest(a);
+    await this.change(`add address ${a.local}/${a.prefixLen} to ${a.link}`, () => this.sock.newAddress(data, attrs, { flags: CREATE_EXCL }));
+  }
+
+  async deleteAddress(a: AddressState): Promise<void> {
+    const [data, attrs] = await this.addressRequest(a);
+    await this.change(`delete address ${a.local}/${a.prefixLen} from ${a.link}`, () =>
+      this.sock.delAddress(data, { local: attrs.local, address: attrs.address }),
+    );
+  }
+
+  private async routeRequest(r: RouteState): Promise<[Parameters<RtSocket['newRoute']>[0], RouteAttrs]> {
+    const [dst, dstLen] = r.dst === 'default' ? [undefined, 0] : r.dst.split('/');
+    const attrs: RouteAttrs = { table: r.table };
+    if (dst) attrs.dst = ipToBuffer(dst);
+    if (r.dev) attrs.oif = await this.indexOf(r.dev, 'route');
+    if (r.gateway) attrs.gateway = ipToBuffer(r.gateway);
+    if (r.metric !== undefined) attrs.priority = r.metric;
+    if (r.prefsrc) attrs.prefsrc = ipToBuffer(r.prefsrc);
+    let srcLen = 0;
+    if (r.src) {
+      const [s, len] = r.src.split('/');
+      attrs.src = ipToBuffer(s ?? '');
+      srcLen = Number(len);
+    }
+    if (r.metrics) {
+      const m: Partial<Record<NumericMetric, Buffer>> = {};
+      for (const k of numericMetrics) {
+        const v = r.metrics[k];
+        if (v !== undefined) m[k] = encodeU32(v);
+      }
+      attrs.metrics = m;
+    }
+    if (r.pref !== undefined) attrs.pref = Buffer.from([r.pref]);
+    const data = {
+      family: familyNumber(r.family),
+      dstLen: Number(dstLen ?? 0),
+      srcLen,
+      tos: r.tos,
+      table: r.table < 256 ? r.table : 252,
+      protocol: r.protocol,
+      scope: r.scope,
+      type: r.type,
+      // RTNH_F_ONLINK survives a re-add; RTNH_F_LINKDOWN/DEAD are kernel-derived.
+      flags: rt.parseRouteFlags(r.flags & 0x4),
+    };
+    return [data, attrs];
+  }
+
+  async addRoute(r: RouteState): Promise<void> {
+    const [data, attrs] = await this.routeRequest(r);
+    await this.change(`add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, () =>
+      this.sock.newRoute(data, attrs, { flags: CREATE_EXCL }),
+    );
+  }
+
+  async deleteRoute(r: RouteState): Promise<void> {
+    const [data, attrs] = await this.routeRequest(r);
+    await this.change(`delete route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, () => this.sock.delRoute(data, attrs));
+  }
+}
+
+export { streamToBuffer };

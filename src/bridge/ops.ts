@@ -1,0 +1,92 @@
+/**
+ * Link operations: the plain-data steps of a network change. Each op can be printed, stored in
+ * the takeover journal, and inverted; the executor (./apply-ops.ts) performs them.
+ */
+import { describeAddress, describeRoute, type AddressState, type RouteState } from './model.js';
+
+export type LinkOp =
+  | { op: 'create-veth'; name: string; peer: string }
+  | { op: 'create-bridge'; name: string }
+  | { op: 'delete-veth'; name: string; peer: string }
+  | { op: 'delete-bridge'; name: string }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'set-up'; link: string; up: boolean; was: boolean }
+  | { op: 'set-flags'; link: string; arp: boolean; multicast: boolean; was: { arp: boolean; multicast: boolean } }
+  | { op: 'set-mac'; link: string; mac: string; was: string }
+  | { op: 'set-mtu'; link: string; mtu: number; was: number }
+  | { op: 'set-master'; link: string; master: string | null; was: string | null }
+  | { op: 'add-address'; address: AddressState }
+  | { op: 'delete-address'; address: AddressState }
+  | { op: 'add-route'; route: RouteState }
+  | { op: 'delete-route'; route: RouteState };
+
+export function invert(o: LinkOp): LinkOp {
+  switch (o.op) {
+    case 'create-veth':
+      return { op: 'delete-veth', name: o.name, peer: o.peer };
+    case 'delete-veth':
+      return { op: 'create-veth', name: o.name, peer: o.peer };
+    case 'create-bridge':
+      return { op: 'delete-bridge', name: o.name };
+    case 'delete-bridge':
+      return { op: 'create-bridge', name: o.name };
+    case 'rename':
+      return { op: 'rename', from: o.to, to: o.from };
+    case 'set-up':
+      return { op: 'set-up', link: o.link, up: o.was, was: o.up };
+    case 'set-flags':
+      return { op: 'set-flags', link: o.link, arp: o.was.arp, multicast: o.was.multicast, was: { arp: o.arp, multicast: o.multicast } };
+    case 'set-mac':
+      return { op: 'set-mac', link: o.link, mac: o.was, was: o.mac };
+    case 'set-mtu':
+      return { op: 'set-mtu', link: o.link, mtu: o.was, was: o.mtu };
+    case 'set-master':
+      return { op: 'set-master', link: o.link, master: o.was, was: o.master };
+    case 'add-address':
+      return { op: 'delete-address', address: o.address };
+    case 'delete-address':
+      return { op: 'add-address', address: o.address };
+    case 'add-route':
+      return { op: 'delete-route', route: o.route };
+    case 'delete-route':
+      return { op: 'add-route', route: o.route };
+  }
+}
+
+/** The inverse sequence: what undoes `ops` when run in order. */
+export function inverseOf(ops: readonly LinkOp[]): LinkOp[] {
+  return [...ops].reverse().map(invert);
+}
+
+export function describeOp(o: LinkOp): string {
+  switch (o.op) {
+    case 'create-veth':
+      return `create veth pair ${o.name}/${o.peer}`;
+    case 'delete-veth':
+      return `delete veth pair ${o.name}/${o.peer}`;
+    case 'create-bridge':
+      return `create bridge ${o.name} (STP off, forward delay 0, netfilter calls on)`;
+    case 'delete-bridge':
+      return `delete bridge ${o.name}`;
+    case 'rename':
+      return `rename ${o.from} to ${o.to}`;
+    case 'set-up':
+      return `set ${o.link} ${o.up ? 'up' : 'down'}`;
+    case 'set-flags':
+      return `set ${o.link} arp ${o.arp ? 'on' : 'off'}, multicast ${o.multicast ? 'on' : 'off'}`;
+    case 'set-mac':
+      return `set MAC of ${o.link} to ${o.mac}`;
+    case 'set-mtu':
+      return `set MTU of ${o.link} to ${o.mtu}`;
+    case 'set-master':
+      return o.master === null ? `detach ${o.link} from ${o.was ?? 'its bridge'}` : `attach ${o.link} to ${o.master}`;
+    case 'add-address':
+      return `add address ${describeAddress(o.address)} to ${o.address.link}`;
+    case 'delete-address':
+      return `remove address ${describeAddress(o.address)} from ${o.address.link}`;
+    case 'add-route':
+      return `add route ${describeRoute(o.route)}`;
+    case 'delete-route':
+      return `remove route ${describeRoute(o.route)}`;
+  }
+}

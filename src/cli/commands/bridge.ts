@@ -1,0 +1,48 @@
+/** `xennet bridge start|stop|status`: the Xen 3.0 netloop bridge takeover (replaces network-bridge). */
+import type { Argv, CommandModule } from 'yargs';
+import { runCommand } from '../run-command.js';
+
+interface BridgeArgs {
+  netdev?: string;
+  bridge?: string;
+  vifnum?: number;
+  json: boolean;
+  force: boolean;
+}
+
+function options(y: Argv): Argv<BridgeArgs> {
+  return y
+    .option('netdev', { type: 'string', describe: 'the NIC that carries the host addresses (default eth<vifnum>)' })
+    .option('bridge', { type: 'string', describe: 'the bridge to create or reuse (default xenbr<vifnum>)' })
+    .option('vifnum', { type: 'number', describe: 'number of the veth<N>/vif0.<N> pair (default: digits of the default route device, else 0)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
+    .option('force', { type: 'boolean', default: false, describe: 'stop: detach guest vifs still on the bridge' }) as unknown as Argv<BridgeArgs>;
+}
+
+const takeoverArgs = (a: BridgeArgs): { netdev?: string; bridge?: string; vifnum?: number } => ({ netdev: a.netdev, bridge: a.bridge, vifnum: a.vifnum });
+
+export const bridgeCommand: CommandModule<object, BridgeArgs> = {
+  command: 'bridge <action>',
+  describe: 'take the NIC over into a Xen bridge, restore it, or show the layout',
+  builder: (y) =>
+    options(y)
+      .positional('action', { choices: ['start', 'stop', 'status'] as const, describe: 'start | stop | status' })
+      .example('$0 bridge start', 'eth0 -> peth0 on xenbr0; host addresses and routes move to the new eth0')
+      .example('$0 bridge status --json', 'the layout as JSON')
+      .example('$0 bridge stop', 'restore the exact pre-takeover state') as unknown as Argv<BridgeArgs>,
+  handler: async (argv) => {
+    const action = (argv as unknown as { action: 'start' | 'stop' | 'status' }).action;
+    await runCommand(argv.json, async () => {
+      const { createLogger } = await import('../../sys/log.js');
+      const actions = await import('../../bridge/actions.js');
+      const log = createLogger({ tag: 'xennet' });
+      if (action === 'status') {
+        const { renderBridgeStatus } = await import('../../bridge/status.js');
+        const status = await actions.bridgeStatus(takeoverArgs(argv));
+        return { json: status, text: renderBridgeStatus(status), exitCode: status.state === 'inconsistent' || status.state === 'half-done' ? 1 : 0 };
+      }
+      const result = action === 'start' ? await actions.startBridge(takeoverArgs(argv), log) : await actions.stopBridge(takeoverArgs(argv), log, { force: argv.force });
+      return { json: result, text: actions.describeTakeoverResult(result).join('\n') };
+    });
+  },
+};

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/** xennet's command line: yargs root; every command module lazy-imports the work it does. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { readFileSync } from 'node:fs';
+import { bridgeCommand } from './commands/bridge.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('xennet')
+    .usage('$0 <command> [options]\n\nNetwork bridge and guest firewall controller for Xen dom0 hosts.')
+    .command(bridgeCommand)
+    .demandCommand(1, 'name a command (see --help)')
+    .strict()
+    .version(version())
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      process.stderr.write(`xennet: usage error: ${msg}\n(see xennet --help)\n`);
+      process.exit(64);
+    })
+    .parseAsync();
+}
+
+await main(hideBin(process.argv));

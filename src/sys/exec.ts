@@ -1,0 +1,71 @@
+/**
+ * The only place in xennet that starts processes. Always an executable plus an argument array
+ * (never a shell string), with a bounded run time and captured output.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { XennetError } from './errors.js';
+
+export interface ExecOptions {
+  /** Written to the child's standard input, then closed. */
+  input?: string;
+  /** Milliseconds before the child is killed (default 30 s). */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export interface ExecResult {
+  code: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function assertArgv(file: string, args: readonly string[]): void {
+  if (file.length === 0) throw new XennetError('internal', 'exec: empty executable name');
+  for (const a of [file, ...args]) {
+    if (typeof a !== 'string' || a.includes('\0')) {
+      throw new XennetError('internal', `exec: argument ${JSON.stringify(a)} of ${file} is not a plain string`);
+    }
+  }
+}
+
+/** Runs a program to completion; resolves with its exit status and output (never rejects on a non-zero exit). */
+export function run(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  assertArgv(file, args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      timeout: options.timeoutMs ?? 30_000,
+      killSignal: 'SIGKILL',
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => reject(new XennetError('exec', `could not run ${file}: ${e.message}`, { cause: e })));
+    child.on('close', (code, signal) => {
+      resolve({ code: code ?? -1, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin.on('error', () => undefined); // a child that exits early closes its stdin
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Like {@link run} but rejects with the program's stderr when it exits non-zero. */
+export async function runChecked(file: string, args: readonly string[], options: ExecOptions = {}): Promise<string> {
+  const r = await run(file, args, options);
+  if (r.code !== 0) {
+    const why = (r.stderr || r.stdout).trim() || (r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`);
+    throw new XennetError('exec', `${file} ${args.join(' ')} failed: ${why}`);
+  }
+  return r.stdout;
+}
+
+/** Starts a long-running program; the caller owns the returned process and must end it. */
+export function start(file: string, args: readonly string[], options: Omit<ExecOptions, 'input' | 'timeoutMs'> = {}): ChildProcess {
+  assertArgv(file, args);
+  return spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+}

@@ -1,0 +1,286 @@
+/**
+ * `xennet bridge start|stop|status` and `network-xennet` against a real kernel in namespaces:
+ * state read back with `ip -j` (not xennet's own reader) and proven with traffic.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { start } from '../../src/sys/exec.js';
+import { LineWaiter } from './lib/lines.js';
+import { sweepLeftovers } from './lib/netns.js';
+import { buildHostTopology, settleIpv6, snapshot, type HostTopology } from './lib/topology.js';
+import { hookIn, xennetIn, type Runner } from './lib/xennet.js';
+
+const echoFixture = fileURLToPath(new URL('../../../test/netns/fixtures/tcp-echo.mjs', import.meta.url));
+
+interface LinkRow {
+  ifname: string;
+  address: string;
+  mtu: number;
+  master?: string;
+  flags: string[];
+  linkinfo?: { info_kind?: string };
+}
+
+async function links(t: HostTopology): Promise<Map<string, LinkRow>> {
+  const rows = await t.dom0.ipJson<LinkRow[]>('-d', 'link', 'show');
+  return new Map(rows.map((r) => [r.ifname, r]));
+}
+
+function ok(r: { code: number; stdout: string; stderr: string }, what: string): void {
+  assert.equal(r.code, 0, `${what} exited ${r.code}: ${r.stderr}${r.stdout}`);
+}
+
+describe('bridge takeover (netns)', function () {
+  this.timeout(120_000);
+  let t: HostTopology;
+  let xennet: Runner;
+  let original: Awaited<ReturnType<typeof snapshot>>;
+
+  before(async () => {
+    await sweepLeftovers();
+  });
+
+  beforeEach(async () => {
+    t = await buildHostTopology();
+    xennet = xennetIn(t.dom0, t.stateDir);
+    await settleIpv6(t.dom0);
+    original = await snapshot(t.dom0);
+  });
+
+  afterEach(async () => {
+    await t.teardown();
+  });
+
+  async function assertOriginal(why: string): Promise<void> {
+    await settleIpv6(t.dom0);
+    assert.deepEqual(await snapshot(t.dom0), original, `${why}: the namespace differs from its pre-start snapshot`);
+  }
+
+  it('start builds the netloop layout; eth0 keeps MAC, MTU, addresses and routes; traffic flows', async () => {
+    const before = await links(t);
+    ok(await xennet(['bridge', 'start']), 'start');
+    const after = await links(t);
+    assert.equal(after.get('xenbr0')?.linkinfo?.info_kind, 'bridge');
+    assert.equal(after.get('peth0')?.master, 'xenbr0');
+    assert.equal(after.get('vif0.0')?.master, 'xenbr0');
+    assert.equal(after.get('eth0')?.linkinfo?.info_kind, 'veth');
+    assert.equal(after.get('eth0')?.master, undefined);
+    assert.equal(after.get('veth0'), undefined);
+    assert.equal(after.get('eth0')?.address, before.get('eth0')?.address, 'eth0 keeps the NIC MAC');
+    assert.equal(after.get('eth0')?.mtu, 1400, 'eth0 keeps the NIC MTU');
+    assert.equal(after.get('peth0')?.address, 'fe:ff:ff:ff:ff:ff');
+    assert.equal(after.get('vif0.0')?.address, 'fe:ff:ff:ff:ff:ff');
+    assert.ok(after.get('peth0')?.flags.includes('NOARP') && !after.get('peth0')?.flags.includes('MULTICAST'), 'peth0 is quiet');
+    assert.ok(after.get('vif0.0')?.flags.includes('NOARP'), 'vif0.0 is quiet');
+
+    await settleIpv6(t.dom0);
+    const snap = await snapshot(t.dom0);
+    const orig = (original.addresses as { dev: string; scope: string }[]).filter((a) => a.dev === 'eth0' && a.scope !== 'link');
+    const now = (snap.addresses as { dev: string; scope: string }[]).filter((a) => a.dev === 'eth0' && a.scope !== 'link');
+    assert.deepEqual(now, orig, 'eth0 has all its addresses');
+    const carried = (s: typeof snap) => (s.routes as { dev?: string; protocol?: string; table?: string }[]).filter((r) => r.dev === 'eth0' && r.protocol !== 'kernel' && r.table !== 'local');
+    assert.deepEqual(carried(snap), carried(original), 'eth0 has all its routes (default, table 100, src)');
+    assert.equal(carried(original).length, 4);
+    assert.ok(await t.dom0.ping('192.168.0.1', 1, 3), 'dom0 pings the gateway');
+    assert.ok(await t.dom0.ping('198.51.100.1'), 'dom0 reaches beyond the gateway through its default route');
+    assert.ok(await t.dom0.ping('2001:db8::1'), 'dom0 pings the gateway over IPv6');
+  });
+
+  it('a TCP connection opened before start still works after it', async () => {
+    const server = start('ip', ['netns', 'exec', t.lan.name, 'node', echoFixture, 'server', '192.168.0.1', '7777']);
+    let client: ReturnType<typeof start> | undefined;
+    try {
+      await new LineWaiter(server).waitFor('listening');
+      client = start('ip', ['netns', 'exec', t.dom0.name, 'node', echoFixture, 'client', '192.168.0.1', '7777']);
+      const c = new LineWaiter(client);
+      await c.waitFor('connected');
+      client.stdin?.write('before\n');
+      await c.waitFor('echo:before');
+      ok(await xennet(['bridge', 'start']), 'start');
+      client.stdin?.write('after\n');
+      await c.waitFor('echo:after', 20_000);
+    } finally {
+      client?.kill('SIGKILL');
+      server.kill('SIGKILL');
+    }
+  });
+
+  it('stop restores links, MACs, MTUs, every address and every route exactly', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    const r = await xennet(['bridge', 'stop']);
+    ok(r, 'stop');
+    assert.doesNotMatch(r.stdout + r.stderr, /warning/);
+    assert.equal((await links(t)).get('xenbr0'), undefined, 'no xenbr0');
+    await assertOriginal('after stop');
+    assert.ok(await t.dom0.ping('198.51.100.1', 1, 3), 'dom0 reaches beyond the gateway through its default route');
+    assert.deepEqual(readdirSync(t.stateDir).filter((f) => f.endsWith('.json')), [], 'the journal is gone');
+  });
+
+  it('start twice and stop twice are no-ops; start, stop, start again works', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    const layout = await snapshot(t.dom0);
+    const again = await xennet(['bridge', 'start']);
+    ok(again, 'second start');
+    assert.match(again.stdout, /already took over eth0; nothing to do/);
+    assert.deepEqual(await snapshot(t.dom0), layout);
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    const stop2 = await xennet(['bridge', 'stop']);
+    ok(stop2, 'second stop');
+    assert.match(stop2.stdout, /not taken over; nothing to do/);
+    await assertOriginal('after two stops');
+    ok(await xennet(['bridge', 'start']), 'start again');
+    assert.equal((await links(t)).get('peth0')?.master, 'xenbr0');
+    assert.ok(await t.dom0.ping('192.168.0.1', 1, 3));
+    ok(await xennet(['bridge', 'stop']), 'stop again');
+    await assertOriginal('after start, stop, start, stop');
+  });
+
+  it('a failure at any step of start leaves the original state and names the step', async () => {
+    const plan = await xennet(['bridge', 'start', '--json'], { XENNET_TEST_FAULT: 'fail-at:999' });
+    ok(plan, 'start');
+    const steps = (JSON.parse(plan.stdout) as { steps: string[] }).steps.length;
+    assert.ok(steps > 20, `the takeover has ${steps} steps`);
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    await assertOriginal('baseline');
+    for (let k = 1; k <= steps; k++) {
+      const r = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `fail-at:${k}` });
+      assert.equal(r.code, 1, `fail-at:${k} must fail`);
+      assert.match(r.stderr, new RegExp(`step ${k} of ${steps} \\(.+\\) failed: injected fault.*the completed steps were undone`));
+      await assertOriginal(`failure before step ${k}`);
+      assert.equal(existsSync(`${t.stateDir}/takeover-xenbr0.json`), false, 'no journal left');
+    }
+  });
+
+  it('a start killed between any two steps is repaired by the next start or stop', async () => {
+    const plan = await xennet(['bridge', 'start', '--json']);
+    const steps = (JSON.parse(plan.stdout) as { steps: string[] }).steps.length;
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    for (let k = 2; k <= steps; k++) {
+      const killed = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `kill-at:${k}` });
+      assert.notEqual(killed.code, 0, `kill-at:${k}`);
+      const status = await xennet(['bridge', 'status', '--json']);
+      assert.equal((JSON.parse(status.stdout) as { state: string }).state, 'half-done');
+      if (k % 2 === 0) {
+        const r = await xennet(['bridge', 'stop']);
+        ok(r, `stop after kill-at:${k}`);
+        assert.match(r.stdout, new RegExp(`undid a start of xenbr0 that stopped after ${k - 1} of ${steps} steps`));
+        await assertOriginal(`stop after a start killed before step ${k}`);
+      } else {
+        const r = await xennet(['bridge', 'start']);
+        ok(r, `start after kill-at:${k}`);
+        assert.match(r.stdout, /undid a start/);
+        assert.equal((await links(t)).get('peth0')?.master, 'xenbr0');
+        ok(await xennet(['bridge', 'stop']), 'stop');
+        await assertOriginal(`start+stop after a start killed before step ${k}`);
+      }
+    }
+  });
+
+  it('a stop killed half way is finished by the next stop', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    const killed = await xennet(['bridge', 'stop'], { XENNET_TEST_FAULT: 'kill-at:12' });
+    assert.notEqual(killed.code, 0);
+    assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done');
+    const r = await xennet(['bridge', 'stop']);
+    ok(r, 'second stop');
+    assert.match(r.stdout, /finished a stop that had been interrupted/);
+    await assertOriginal('after a finished interrupted stop');
+  });
+
+  it('refuses, changing nothing, when the NIC is missing, is a bridge port, or names collide', async () => {
+    const refusals: [string, string[], (() => Promise<unknown>) | null, RegExp][] = [
+      ['missing NIC', ['--netdev', 'eth9'], null, /network device eth9 does not exist; nothing was changed/],
+      ['NIC is a bridge port', [], async () => {
+        await t.dom0.ip('link', 'add', 'br7', 'type', 'bridge');
+        await t.dom0.ip('link', 'set', 'eth0', 'master', 'br7');
+      }, /eth0 is already a port of br7; nothing was changed/],
+      ['foreign peth0', [], () => t.dom0.ip('link', 'add', 'peth0', 'type', 'veth', 'peer', 'name', 'other0'), /peth0 already exists; nothing was changed/],
+      ['bridge name taken by a non-bridge', [], () => t.dom0.ip('link', 'add', 'xenbr0', 'type', 'veth', 'peer', 'name', 'other0'), /xenbr0 exists and is not a bridge/],
+      ['foreign veth0', [], () => t.dom0.ip('link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'other0'), /veth0 already exists and is not one end of a veth0\/vif0.0 veth pair/],
+      ['bad name', ['--bridge', 'a bridge'], null, /is not a valid interface name/],
+      ['multipath route through the NIC', [], async () => {
+        await t.dom0.ip('addr', 'add', '192.168.1.2/24', 'dev', 'eth0');
+        await t.dom0.ip('route', 'add', '10.7.0.0/16', 'nexthop', 'via', '192.168.0.1', 'nexthop', 'via', '192.168.1.1');
+      }, /multipath route through eth0/],
+    ];
+    for (const [what, args, setup, message] of refusals) {
+      await setup?.();
+      await settleIpv6(t.dom0);
+      const before = await snapshot(t.dom0);
+      const r = await xennet(['bridge', 'start', ...args]);
+      assert.notEqual(r.code, 0, `${what}: must refuse`);
+      assert.match(r.stderr, message, what);
+      assert.deepEqual(await snapshot(t.dom0), before, `${what}: namespace untouched`);
+      await t.teardown();
+      t = await buildHostTopology();
+      xennet = xennetIn(t.dom0, t.stateDir);
+    }
+  });
+
+  it('stop refuses while guest vifs are attached, and --force detaches them', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    await t.dom0.ip('link', 'add', 'vif1.0', 'type', 'veth', 'peer', 'name', 'guest-eth0');
+    await t.dom0.ip('link', 'set', 'vif1.0', 'master', 'xenbr0');
+    const r = await xennet(['bridge', 'stop']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /xenbr0 still has other ports \(vif1.0\); nothing was changed/);
+    assert.equal((await links(t)).get('peth0')?.master, 'xenbr0', 'still taken over');
+    ok(await xennet(['bridge', 'stop', '--force']), 'stop --force');
+    await t.dom0.ip('link', 'del', 'vif1.0');
+    await assertOriginal('after a forced stop');
+  });
+
+  it('status reports the layout for people and as JSON', async () => {
+    const pre = await xennet(['bridge', 'status', '--json']);
+    ok(pre, 'status');
+    assert.equal((JSON.parse(pre.stdout) as { state: string }).state, 'original');
+    ok(await xennet(['bridge', 'start']), 'start');
+    const s = JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as {
+      state: string;
+      bridge: { ports: { name: string }[]; nfCallIptables: boolean; nfCallIp6tables: boolean; stpState: number; forwardDelay: number };
+      hostSide: { name: string; addresses: string[]; routes: string[] };
+    };
+    assert.equal(s.state, 'taken-over');
+    assert.deepEqual(s.bridge.ports.map((p) => p.name).sort(), ['peth0', 'vif0.0']);
+    assert.equal(s.bridge.nfCallIptables, true);
+    assert.equal(s.bridge.nfCallIp6tables, true);
+    assert.equal(s.bridge.stpState, 0);
+    assert.equal(s.bridge.forwardDelay, 0);
+    assert.ok(s.hostSide.addresses.includes('192.168.0.3/24 (eth0:1)'));
+    assert.ok(s.hostSide.routes.includes('default via 192.168.0.1 dev eth0'));
+    const text = await xennet(['bridge', 'status']);
+    assert.match(text.stdout, /bridge xenbr0: taken-over/);
+    assert.match(text.stdout, /port peth0 +UP +fe:ff:ff:ff:ff:ff +uplink \(NIC\)/);
+    // The kernel agrees with what status claims about netfilter calls.
+    const br = (await t.dom0.ipJson<{ linkinfo: { info_data: { nf_call_iptables: number; nf_call_ip6tables: number } } }[]>('-d', 'link', 'show', 'xenbr0'))[0];
+    assert.equal(br?.linkinfo.info_data.nf_call_iptables, 1);
+    assert.equal(br?.linkinfo.info_data.nf_call_ip6tables, 1);
+  });
+
+  it('network-xennet takes xend\'s argv form', async () => {
+    const hook = hookIn(t.dom0, t.stateDir, 'network-xennet');
+    ok(await hook(['start', 'netdev=eth0', 'bridge=xenbr0']), 'network-xennet start');
+    assert.equal((await links(t)).get('peth0')?.master, 'xenbr0');
+    const status = await hook(['status']);
+    ok(status, 'status');
+    assert.match(status.stdout, /taken-over/);
+    const bad = await hook(['restart']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unknown command "restart"/);
+    ok(await hook(['stop', 'netdev=eth0']), 'network-xennet stop');
+    await assertOriginal('after network-xennet stop');
+  });
+
+  it('a journal from an earlier boot is discarded, not replayed', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    // Forge a journal of a previous boot: it must not be acted on.
+    writeFileSync(`${t.stateDir}/takeover-xenbr0.json`, JSON.stringify({ version: 1, spec: { netdev: 'eth0', bridge: 'xenbr0', vifnum: 0, pdev: 'peth0', vdev: 'veth0', vif0: 'vif0.0' }, bootId: 'earlier-boot', startedAt: 'x', before: { links: [], addresses: [], routes: [] }, ops: [{ op: 'rename', from: 'eth0', to: 'peth0' }], phase: 'starting', done: 1, undone: 0 }));
+    const r = await xennet(['bridge', 'stop']);
+    ok(r, 'stop');
+    assert.match(r.stdout, /not taken over/);
+    assert.match(r.stdout, /written before the last reboot/);
+    await assertOriginal('stale journal ignored');
+  });
+});

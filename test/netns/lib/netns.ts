@@ -1,0 +1,94 @@
+/**
+ * Network namespaces for integration tests. Names are `xnt-<pid>-<role>-<random>`: the pid of the
+ * test process that made them, so `sweepLeftovers` removes those of dead runs and nothing else.
+ * Every namespace is deleted by `destroy` (call it in `after`/`afterEach`), in every outcome.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { run, type ExecResult } from '../../../src/sys/exec.js';
+
+export class Netns {
+  constructor(readonly name: string) {}
+
+  /** Runs a program inside the namespace. */
+  exec(file: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {
+    return run('ip', ['netns', 'exec', this.name, file, ...args], options);
+  }
+
+  /** Runs a program inside the namespace and fails the test when it exits non-zero. */
+  async sh(file: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+    const r = await this.exec(file, args, options);
+    if (r.code !== 0) throw new Error(`[${this.name}] ${file} ${args.join(' ')} exited ${r.code}: ${r.stderr || r.stdout}`);
+    return r.stdout;
+  }
+
+  /** `ip -n NS ...`, failing on error. */
+  async ip(...args: string[]): Promise<string> {
+    const r = await run('ip', ['-n', this.name, ...args]);
+    if (r.code !== 0) throw new Error(`ip -n ${this.name} ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** `ip -j -n NS ...` parsed. */
+  async ipJson<T = unknown>(...args: string[]): Promise<T> {
+    const out = await this.ip('-j', ...args);
+    return (out.trim() === '' ? [] : JSON.parse(out)) as T;
+  }
+
+  async ping(target: string, count = 1, waitSeconds = 2): Promise<boolean> {
+    const r = await this.exec('ping', ['-n', '-q', '-c', String(count), '-W', String(waitSeconds), target], { timeoutMs: (waitSeconds + 2) * count * 1000 });
+    return r.code === 0;
+  }
+}
+
+const created = new Set<string>();
+
+export async function createNetns(role: string): Promise<Netns> {
+  const name = `xnt-${process.pid}-${role}-${randomBytes(3).toString('hex')}`;
+  const r = await run('ip', ['netns', 'add', name]);
+  if (r.code !== 0) throw new Error(`ip netns add ${name}: ${r.stderr}`);
+  created.add(name);
+  const ns = new Netns(name);
+  await ns.ip('link', 'set', 'lo', 'up');
+  return ns;
+}
+
+export async function destroy(...namespaces: (Netns | undefined)[]): Promise<void> {
+  for (const ns of namespaces) {
+    if (!ns) continue;
+    await run('ip', ['netns', 'delete', ns.name]);
+    created.delete(ns.name);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes `xnt-` namespaces whose creating process is gone. */
+export async function sweepLeftovers(): Promise<string[]> {
+  let names: string[] = [];
+  try {
+    names = readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+  const swept: string[] = [];
+  for (const name of names) {
+    const m = /^xnt-(\d+)-/.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    await run('ip', ['netns', 'delete', name]);
+    swept.push(name);
+  }
+  return swept;
+}
+
+/** Namespaces this process made and has not destroyed (a test that leaks one is a bug). */
+export function stillCreated(): string[] {
+  return [...created];
+}

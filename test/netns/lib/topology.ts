@@ -1,0 +1,122 @@
+/**
+ * The dom0-on-a-LAN topology of the bridge tests:
+ *
+ *   LAN namespace: lan0 192.168.0.1/24, 2001:db8::1/64, and 198.51.100.1 on lo (only reachable
+ *                  from dom0 through its default route)
+ *   dom0 namespace: eth0 (veth to lan0) MTU 1400, 192.168.0.2/24, secondary 192.168.0.3/24
+ *                  (label eth0:1), 2001:db8::2/64; default routes via the gateway (IPv4 and IPv6),
+ *                  10.8.0.0/16 with a source address, 10.9.0.0/16 metric 50 in table 100.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNetns, destroy, type Netns } from './netns.js';
+
+export interface HostTopology {
+  lan: Netns;
+  dom0: Netns;
+  stateDir: string;
+  teardown(): Promise<void>;
+}
+
+export async function buildHostTopology(): Promise<HostTopology> {
+  const lan = await createNetns('lan');
+  let dom0: Netns | undefined;
+  const stateDir = mkdtempSync(join(tmpdir(), 'xnt-state-'));
+  try {
+    dom0 = await createNetns('dom0');
+    await lan.ip('link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', dom0.name);
+    await lan.ip('addr', 'add', '192.168.0.1/24', 'dev', 'lan0');
+    await lan.ip('addr', 'add', '2001:db8::1/64', 'dev', 'lan0', 'nodad');
+    await lan.ip('addr', 'add', '198.51.100.1/32', 'dev', 'lo');
+    await lan.ip('link', 'set', 'lan0', 'up');
+    await dom0.ip('addr', 'add', '192.168.0.2/24', 'dev', 'eth0');
+    await dom0.ip('addr', 'add', '192.168.0.3/24', 'dev', 'eth0', 'label', 'eth0:1');
+    await dom0.ip('addr', 'add', '2001:db8::2/64', 'dev', 'eth0', 'nodad');
+    await dom0.ip('link', 'set', 'eth0', 'mtu', '1400', 'up');
+    await dom0.ip('route', 'add', 'default', 'via', '192.168.0.1');
+    await dom0.ip('-6', 'route', 'add', 'default', 'via', '2001:db8::1');
+    await dom0.ip('route', 'add', '10.8.0.0/16', 'via', '192.168.0.1', 'src', '192.168.0.3');
+    await dom0.ip('route', 'add', '10.9.0.0/16', 'via', '192.168.0.1', 'metric', '50', 'table', '100');
+  } catch (e) {
+    await destroy(dom0, lan);
+    rmSync(stateDir, { recursive: true, force: true });
+    throw e;
+  }
+  const d = dom0;
+  return {
+    lan,
+    dom0: d,
+    stateDir,
+    async teardown() {
+      await destroy(d, lan);
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface IpLink {
+  ifname: string;
+  address?: string;
+  mtu: number;
+  flags: string[];
+  master?: string;
+  link_type: string;
+  linkinfo?: { info_kind?: string };
+}
+interface IpAddr {
+  ifname: string;
+  addr_info: { family: string; local: string; prefixlen: number; label?: string; broadcast?: string; scope: string; dynamic?: boolean; tentative?: boolean; nodad?: boolean; noprefixroute?: boolean }[];
+}
+type IpRoute = Record<string, unknown> & { dst: string };
+
+/**
+ * The namespace's network state as `ip -j` (not xennet's own netlink code) reports it, normalised
+ * for comparison: links by name with MAC, MTU, flags, kind and master; every address; every route
+ * in every table of both families.
+ */
+export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses: unknown[]; routes: unknown[] }> {
+  const links = (await ns.ipJson<IpLink[]>('-d', 'link', 'show'))
+    .map((l) => ({
+      name: l.ifname,
+      mac: l.address,
+      mtu: l.mtu,
+      flags: l.flags.filter((f) => ['UP', 'NOARP', 'MULTICAST', 'BROADCAST'].includes(f)).sort(),
+      kind: l.linkinfo?.info_kind ?? null,
+      master: l.master ?? null,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const addresses = (await ns.ipJson<IpAddr[]>('addr', 'show'))
+    .flatMap((l) =>
+      l.addr_info.map((a) => ({ dev: l.ifname, family: a.family, local: a.local, prefixlen: a.prefixlen, label: a.label ?? null, broadcast: a.broadcast ?? null, scope: a.scope, nodad: !!a.nodad })),
+    )
+    .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  const routes: unknown[] = [];
+  for (const family of ['-4', '-6']) {
+    for (const r of await ns.ipJson<IpRoute[]>(family, 'route', 'show', 'table', 'all')) {
+      const { expires: _e, flags, ...rest } = r as IpRoute & { expires?: unknown; flags?: string[] };
+      routes.push({ family, ...rest, flags: (flags ?? []).filter((f) => f !== 'linkdown').sort() });
+    }
+  }
+  routes.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  return { links, addresses, routes };
+}
+
+/**
+ * Waits until IPv6 address configuration has settled: every link that is up with carrier and
+ * multicast has its link-local address, and no address is still tentative (DAD).
+ */
+export async function settleIpv6(ns: Netns, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const rows = await ns.ipJson<(IpAddr & { flags: string[] })[]>('addr', 'show');
+    const pending = rows.some(
+      (l) =>
+        l.addr_info.some((a) => a.tentative) ||
+        (l.flags.includes('UP') && l.flags.includes('LOWER_UP') && l.flags.includes('MULTICAST') && !l.flags.includes('LOOPBACK') &&
+          !l.addr_info.some((a) => a.family === 'inet6' && a.scope === 'link')),
+    );
+    if (!pending) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
