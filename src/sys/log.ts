@@ -3,6 +3,8 @@
  * `xennet`). Levels follow syslog's names. `--quiet` raises the threshold to warnings.
  */
 
+import { fireAndForget } from './exec.js';
+
 export type LogLevel = 'debug' | 'info' | 'warning' | 'err';
 const rank: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, err: 3 };
 
@@ -17,6 +19,8 @@ export interface LoggerOptions {
   tag: string;
   level?: LogLevel;
   write?: (line: string) => void;
+  /** Also send each line to syslog (facility daemon) through logger(1), like Xen's scripts. */
+  syslog?: boolean;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -26,6 +30,7 @@ export function createLogger(options: LoggerOptions): Logger {
     if (rank[level] < threshold) return;
     const prefix = level === 'info' ? '' : `${level === 'err' ? 'error' : level}: `;
     write(`${options.tag}: ${prefix}${msg}`);
+    if (options.syslog) fireAndForget('logger', ['-t', options.tag, '-p', `daemon.${level}`, '--', msg]);
   };
   return {
     debug: (m) => emit('debug', m),

@@ -80,6 +80,25 @@ function flagNames(flags: object | undefined): string[] {
 const numericMetrics = ['lock', 'mtu', 'window', 'rtt', 'rttvar', 'ssthresh', 'cwnd', 'advmss', 'reordering', 'hoplimit', 'initcwnd', 'features', 'rtoMin', 'initrwnd', 'quickack', 'fastopenNoCookie'] as const;
 type NumericMetric = (typeof numericMetrics)[number];
 
+function toLinkState(m: LinkMessage, nameOf: Map<number, string>): LinkState {
+  const info = decodeLinkInfo(m.attrs.linkinfo);
+  const flags = m.data.flags ?? {};
+  const link: LinkState = {
+    index: m.data.index ?? 0,
+    name: m.attrs.ifname ?? '',
+    kind: info.kind,
+    master: m.attrs.master ? (nameOf.get(m.attrs.master) ?? `if${m.attrs.master}`) : null,
+    mac: macToString(m.attrs.address),
+    mtu: m.attrs.mtu ?? 0,
+    up: flags.up === true,
+    arp: flags.noarp !== true,
+    multicast: flags.multicast === true,
+    peerIndex: info.kind === 'veth' ? (decodeU32(m.attrs.link) ?? null) : null,
+  };
+  if (info.bridge) link.bridge = info.bridge;
+  return link;
+}
+
 /** The ifindex of each struct rtnexthop (len u16, flags u8, hops u8, ifindex s32, attrs) in RTA_MULTIPATH. */
 function multipathIfindexes(buf: Buffer): number[] {
   const out: number[] = [];
@@ -122,25 +141,30 @@ export class NetlinkClient {
     const msgs = (await this.dump(rt.MessageType.GETLINK, Buffer.alloc(16), 'links')).filter((m): m is LinkMessage => m.kind === 'link');
     const nameOf = new Map<number, string>();
     for (const m of msgs) if (m.data.index !== undefined && m.attrs.ifname) nameOf.set(m.data.index, m.attrs.ifname);
-    return msgs.map((m) => {
-      const info = decodeLinkInfo(m.attrs.linkinfo);
-      const flags = m.data.flags ?? {};
-      const link: LinkState = {
-        index: m.data.index ?? 0,
-        name: m.attrs.ifname ?? '',
-        kind: info.kind,
-        master: m.attrs.master ? (nameOf.get(m.attrs.master) ?? `if${m.attrs.master}`) : null,
-        mac: macToString(m.attrs.address),
-        mtu: m.attrs.mtu ?? 0,
-        up: flags.up === true,
-        arp: flags.noarp !== true,
-        multicast: flags.multicast === true,
-        peerIndex: info.kind === 'veth' ? (decodeU32(m.attrs.link) ?? null) : null,
-      };
-      if (info.bridge) link.bridge = info.bridge;
-      return link;
-    });
+    return msgs.map((m) => toLinkState(m, nameOf));
   }
+
+  /** One link by name (RTM_GETLINK with IFLA_IFNAME: no dump), or undefined when there is none. */
+  async getLink(name: string): Promise<LinkState | undefined> {
+    const one = async (data: { index?: number }, attrs: { ifname?: string }): Promise<LinkMessage | undefined> => {
+      try {
+        return (await this.sock.getLink(data, attrs)).find((m) => m.kind === 'link');
+      } catch (e) {
+        const errno = errnoName(e);
+        if (errno === 'ENODEV') return undefined;
+        throw new NetlinkError(`read link ${name}`, errno, e);
+      }
+    };
+    const m = await one({}, { ifname: name });
+    if (!m) return undefined;
+    const nameOf = new Map<number, string>();
+    if (m.attrs.master) {
+      const master = await one({ index: m.attrs.master }, {});
+      if (master?.attrs.ifname) nameOf.set(m.attrs.master, master.attrs.ifname);
+    }
+    return toLinkState(m, nameOf);
+  }
+
 
   async listAddresses(links: LinkState[]): Promise<AddressState[]> {
     const nameOf = new Map(links.map((l) => [l.index, l.name]));
@@ -172,6 +196,11 @@ export class NetlinkClient {
       out.push(a);
     }
     return out;
+  }
+
+  /** The addresses on one link. */
+  async addressesOf(link: LinkState): Promise<AddressState[]> {
+    return (await this.listAddresses([link])).filter((a) => a.link === link.name);
   }
 
   async listRoutes(links: LinkState[]): Promise<RouteState[]> {
@@ -226,7 +255,7 @@ export class NetlinkClient {
   }
 
   private async indexOf(name: string, operation: string): Promise<number> {
-    const link = (await this.listLinks()).find((l) => l.name === name);
+    const link = await this.getLink(name);
     if (!link) throw new NetlinkError(`${operation}: link ${name}`, 'ENODEV', undefined);
     return link.index;
   }

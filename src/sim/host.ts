@@ -1,0 +1,194 @@
+/**
+ * A simulated Xen host in network namespaces:
+ *
+ *   lan    lan0 192.168.0.1/24 + 2001:db8::1/64 (the gateway)
+ *   dom0   eth0 192.168.0.2/24 + 2001:db8::2/64, default via the gateway; `takeover()` runs
+ *          xennet's real `bridge start` there
+ *   guests one namespace each; its eth0 is the peer of vif<domid>.0 in dom0, as netback would
+ *          create it (down, fe:ff:ff:ff:ff:ff)
+ *
+ * plus an in-memory xenstored on a unix socket, populated the way libxl populates it, and the
+ * toolstack's calls of a vif-script (libxl or xend form) against it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecResult } from '../sys/exec.js';
+import { XennetError } from '../sys/errors.js';
+import { addNetns, deleteNetns, type SimNetns } from './netns.js';
+import { InMemoryXenstored } from './xenstored.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+export const xennetCli = join(root, 'dist/src/cli/main.js');
+export const hooksBin = join(root, 'hooks-bin');
+
+export interface GuestSpec {
+  domid: number;
+  name: string;
+  mac: string;
+  /** The guest's own addresses (CIDR), configured inside its namespace. */
+  addresses: string[];
+  /** xenstore `ip` (space separated), as `ip=` in the vif config; omitted when undefined. */
+  xenstoreIp?: string;
+  /** xenstore `bridge`; libxl always writes one (default xenbr0); null leaves it out. */
+  bridge?: string | null;
+  mtu?: number;
+  vifname?: string;
+}
+
+export interface SimGuest extends GuestSpec {
+  ns: SimNetns;
+  /** The vif device netback created in dom0. */
+  vif: string;
+  backendPath: string;
+}
+
+export interface SimHostOptions {
+  /** Namespace name prefix; the pid is appended so leftovers of dead runs can be swept. */
+  prefix?: string;
+  /** MTU of dom0's NIC. */
+  mtu?: number;
+}
+
+export type ToolstackForm = 'libxl' | 'xend';
+
+export class SimHost {
+  readonly guests = new Map<number, SimGuest>();
+  private readonly owned: string[] = [];
+
+  private constructor(
+    readonly id: string,
+    readonly lan: SimNetns,
+    readonly dom0: SimNetns,
+    readonly xenstored: InMemoryXenstored,
+    readonly dir: string,
+  ) {}
+
+  get xenstoreSocket(): string {
+    return this.xenstored.socketPath;
+  }
+
+  /** Environment for processes that belong to this host (state dir, xenstore, hotplug lock). */
+  env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      XENSTORED_PATH: this.xenstoreSocket,
+      XENNET_STATE_DIR: join(this.dir, 'state'),
+      XENNET_HOTPLUG_LOCK_DIR: join(this.dir, 'hotplug-lock'),
+      XENNET_SYSLOG: '0',
+      ...extra,
+    };
+  }
+
+  static async create(options: SimHostOptions = {}): Promise<SimHost> {
+    const prefix = options.prefix ?? 'xnt';
+    const id = `${prefix}-${process.pid}-${Math.random().toString(16).slice(2, 6)}`;
+    const dir = mkdtempSync(join(tmpdir(), `${id}-`));
+    const xenstored = new InMemoryXenstored(join(dir, 'xenstored.sock'));
+    await xenstored.listen();
+    const made: string[] = [];
+    try {
+      const lan = await addNetns(`${id}-lan`);
+      made.push(lan.name);
+      const dom0 = await addNetns(`${id}-dom0`);
+      made.push(dom0.name);
+      await lan.ip('link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', dom0.name);
+      await lan.ip('addr', 'add', '192.168.0.1/24', 'dev', 'lan0');
+      await lan.ip('addr', 'add', '2001:db8::1/64', 'dev', 'lan0', 'nodad');
+      await lan.ip('link', 'set', 'lan0', 'up');
+      await dom0.ip('addr', 'add', '192.168.0.2/24', 'dev', 'eth0');
+      await dom0.ip('addr', 'add', '2001:db8::2/64', 'dev', 'eth0', 'nodad');
+      await dom0.ip('link', 'set', 'eth0', 'mtu', String(options.mtu ?? 1500), 'up');
+      await dom0.ip('route', 'add', 'default', 'via', '192.168.0.1');
+      xenstored.write('/local/domain/0/name', 'Domain-0');
+      const host = new SimHost(id, lan, dom0, xenstored, dir);
+      host.owned.push(...made);
+      return host;
+    } catch (e) {
+      for (const n of made.reverse()) await deleteNetns(n);
+      await xenstored.close();
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Runs the real `xennet` CLI in dom0. */
+  xennet(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
+    return this.dom0.exec('node', [xennetCli, ...args], { env: this.env(env), timeoutMs: 120_000 });
+  }
+
+  async takeover(): Promise<void> {
+    const r = await this.xennet(['bridge', 'start']);
+    if (r.code !== 0) throw new XennetError('exec', `xennet bridge start failed in the simulated dom0: ${r.stderr}`);
+  }
+
+  /**
+   * Creates a guest: its namespace, the vif pair (as netback would), and the xenstore entries
+   * libxl writes before it runs the vif-script (hotplug-status pre-written as "").
+   */
+  async addGuest(spec: GuestSpec): Promise<SimGuest> {
+    const ns = await addNetns(`${this.id}-g${spec.domid}`);
+    this.owned.push(ns.name);
+    const vif = `vif${spec.domid}.0`;
+    await this.dom0.ip('link', 'add', vif, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name);
+    await this.dom0.ip('link', 'set', vif, 'address', 'fe:ff:ff:ff:ff:ff');
+    await ns.ip('link', 'set', 'eth0', 'address', spec.mac);
+    for (const a of spec.addresses) await ns.ip('addr', 'add', a, 'dev', 'eth0', ...(a.includes(':') ? ['nodad'] : []));
+    await ns.ip('link', 'set', 'eth0', 'up');
+    if (spec.addresses.some((a) => !a.includes(':'))) await ns.ip('route', 'add', 'default', 'via', '192.168.0.1');
+    const backendPath = `/local/domain/0/backend/vif/${spec.domid}/0`;
+    const frontendPath = `/local/domain/${spec.domid}/device/vif/0`;
+    const xs = this.xenstored;
+    xs.write(`/local/domain/${spec.domid}/name`, spec.name);
+    xs.write(`/local/domain/${spec.domid}/domid`, String(spec.domid));
+    xs.write(`${frontendPath}/backend`, backendPath);
+    xs.write(`${frontendPath}/backend-id`, '0');
+    xs.write(`${frontendPath}/handle`, '0');
+    xs.write(`${frontendPath}/mac`, spec.mac);
+    xs.write(`${frontendPath}/state`, '1');
+    xs.write(`${backendPath}/frontend`, frontendPath);
+    xs.write(`${backendPath}/frontend-id`, String(spec.domid));
+    xs.write(`${backendPath}/online`, '1');
+    xs.write(`${backendPath}/state`, '1');
+    xs.write(`${backendPath}/script`, '/etc/xen/scripts/vif-xennet');
+    xs.write(`${backendPath}/mac`, spec.mac);
+    xs.write(`${backendPath}/handle`, '0');
+    xs.write(`${backendPath}/type`, 'vif');
+    if (spec.bridge !== null) xs.write(`${backendPath}/bridge`, spec.bridge ?? 'xenbr0');
+    if (spec.xenstoreIp !== undefined) xs.write(`${backendPath}/ip`, spec.xenstoreIp);
+    if (spec.mtu !== undefined) xs.write(`${backendPath}/mtu`, String(spec.mtu));
+    if (spec.vifname !== undefined) xs.write(`${backendPath}/vifname`, spec.vifname);
+    xs.write(`${backendPath}/hotplug-status`, '');
+    const guest: SimGuest = { ...spec, ns, vif, backendPath };
+    this.guests.set(spec.domid, guest);
+    return guest;
+  }
+
+  /**
+   * Runs a vif-script for a guest the way the toolstack does: libxl passes
+   * `online|offline type_if=vif` with vif, XENBUS_PATH (relative), netdev, script...; xend's udev
+   * rule passes `online|offline` plus the VAR=VAL words of the configured script string.
+   */
+  runVifScript(script: string, guest: SimGuest, command: string, form: ToolstackForm = 'libxl', extra: { argv?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+    const env: NodeJS.ProcessEnv = {
+      vif: guest.vif,
+      XENBUS_PATH: `backend/vif/${guest.domid}/0`,
+      XENBUS_TYPE: 'vif',
+      XENBUS_BASE_PATH: 'backend',
+      script: `/etc/xen/scripts/${script.split('/').pop() ?? script}`,
+      ...(form === 'libxl' ? { netdev: '' } : {}),
+      ...extra.env,
+    };
+    const argv = form === 'libxl' ? [command, 'type_if=vif', ...(extra.argv ?? [])] : [command, ...(extra.argv ?? [])];
+    const file = script.includes('/') ? script : join(hooksBin, script);
+    return this.dom0.exec(file, argv, { env: this.env(env), timeoutMs: 120_000 });
+  }
+
+  async destroy(): Promise<void> {
+    for (const n of [...this.owned].reverse()) await deleteNetns(n);
+    this.owned.length = 0;
+    await this.xenstored.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

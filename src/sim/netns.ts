@@ -1,0 +1,77 @@
+/**
+ * Namespace plumbing for the simulated Xen host. This builds the world around xennet (the LAN,
+ * the guests, and netback's creation of vif devices), so it uses iproute2 like any test rig
+ * would; xennet's own work on dom0 always goes through its netlink client. Names carry the
+ * creating pid (`<prefix>-<pid>-<role>`) so leftovers of dead runs can be swept.
+ */
+import { readdirSync } from 'node:fs';
+import { run, type ExecResult } from '../sys/exec.js';
+import { XennetError } from '../sys/errors.js';
+
+export class SimNetns {
+  constructor(readonly name: string) {}
+
+  exec(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<ExecResult> {
+    return run('ip', ['netns', 'exec', this.name, file, ...args], options);
+  }
+
+  async ip(...args: string[]): Promise<string> {
+    const r = await run('ip', ['-n', this.name, ...args]);
+    if (r.code !== 0) throw new XennetError('exec', `ip -n ${this.name} ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  async ipJson<T>(...args: string[]): Promise<T> {
+    const out = await this.ip('-j', ...args);
+    return (out.trim() === '' ? [] : JSON.parse(out)) as T;
+  }
+
+  async ping(target: string, options: { count?: number; waitSeconds?: number; source?: string } = {}): Promise<boolean> {
+    const count = options.count ?? 1;
+    const wait = options.waitSeconds ?? 2;
+    const args = ['-n', '-q', '-c', String(count), '-W', String(wait)];
+    if (options.source) args.push('-I', options.source);
+    const r = await this.exec('ping', [...args, target], { timeoutMs: (wait + 2) * count * 1000 });
+    return r.code === 0;
+  }
+}
+
+export async function addNetns(name: string): Promise<SimNetns> {
+  const r = await run('ip', ['netns', 'add', name]);
+  if (r.code !== 0) throw new XennetError('exec', `ip netns add ${name}: ${r.stderr.trim()}`);
+  const ns = new SimNetns(name);
+  await ns.ip('link', 'set', 'lo', 'up');
+  return ns;
+}
+
+export async function deleteNetns(name: string): Promise<void> {
+  await run('ip', ['netns', 'delete', name]);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Deletes namespaces `<prefix>-<pid>-...` whose pid is dead (or all of them with `all`). */
+export async function sweepNetns(prefix: string, all = false): Promise<string[]> {
+  let names: string[];
+  try {
+    names = readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+  const swept: string[] = [];
+  const re = new RegExp(`^${prefix}-(\\d+)-`);
+  for (const name of names) {
+    const m = re.exec(name);
+    if (!m || (!all && pidAlive(Number(m[1])))) continue;
+    await deleteNetns(name);
+    swept.push(name);
+  }
+  return swept;
+}

@@ -1,0 +1,281 @@
+/**
+ * An in-memory xenstored speaking the real wire protocol on a unix socket, for the simulated Xen
+ * host (demo, benchmarks, tests). Xen's own clients (xenstore-read/-write/-ls/-rm, which honour
+ * XENSTORED_PATH) and xennet's client both talk to it. It implements what the toolstack and the
+ * hotplug scripts use: READ, WRITE, MKDIR, RM, DIRECTORY(_PART), GET/SET_PERMS, WATCH/UNWATCH
+ * with events, transactions (optimistic: a commit after a conflicting change gets EAGAIN), and
+ * GET_DOMAIN_PATH. Every connection is treated as dom0 (relative paths under /local/domain/0).
+ */
+import { rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, splitStrings, XsType, type XsMessage } from '../xenstore/protocol.js';
+
+interface Node {
+  value: string;
+  children: Map<string, Node>;
+}
+
+const newNode = (value = ''): Node => ({ value, children: new Map() });
+
+function cloneTree(n: Node): Node {
+  const c = newNode(n.value);
+  for (const [k, v] of n.children) c.children.set(k, cloneTree(v));
+  return c;
+}
+
+class XsFailure extends Error {
+  constructor(readonly errno: string) {
+    super(errno);
+  }
+}
+
+function segments(path: string): string[] {
+  return path.split('/').filter((s) => s.length > 0);
+}
+
+function lookup(root: Node, path: string): Node | undefined {
+  let n: Node | undefined = root;
+  for (const s of segments(path)) {
+    n = n.children.get(s);
+    if (!n) return undefined;
+  }
+  return n;
+}
+
+function ensure(root: Node, path: string): Node {
+  let n = root;
+  for (const s of segments(path)) {
+    let c = n.children.get(s);
+    if (!c) {
+      c = newNode();
+      n.children.set(s, c);
+    }
+    n = c;
+  }
+  return n;
+}
+
+function remove(root: Node, path: string): boolean {
+  const segs = segments(path);
+  const last = segs.pop();
+  if (last === undefined) return false;
+  const parent = lookup(root, '/' + segs.join('/'));
+  return parent?.children.delete(last) ?? false;
+}
+
+interface Tx {
+  tree: Node;
+  generation: number;
+  changed: string[];
+}
+
+interface Conn {
+  socket: Socket;
+  txs: Map<number, Tx>;
+}
+
+export interface XenstoredOptions {
+  socketPath: string;
+}
+
+export class InMemoryXenstored {
+  private root: Node = newNode();
+  private generation = 0;
+  private nextTx = 1;
+  private readonly watches: { conn: Conn; path: string; token: string }[] = [];
+  private readonly conns = new Set<Conn>();
+  private server: Server | undefined;
+  private afterReply: (() => void)[] = [];
+
+  constructor(readonly socketPath: string) {
+    ensure(this.root, '/local/domain/0');
+    ensure(this.root, '/tool');
+  }
+
+  async listen(): Promise<void> {
+    rmSync(this.socketPath, { force: true });
+    this.server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.socketPath, () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    rmSync(this.socketPath, { force: true });
+  }
+
+  /** Direct access for the simulator (same semantics as a WRITE outside a transaction). */
+  write(path: string, value: string): void {
+    ensure(this.root, path).value = value;
+    this.generation++;
+    this.fire([path]);
+  }
+
+  read(path: string): string | undefined {
+    return lookup(this.root, path)?.value;
+  }
+
+  private accept(socket: Socket): void {
+    const conn: Conn = { socket, txs: new Map() };
+    this.conns.add(conn);
+    const reader = new MessageReader();
+    socket.on('data', (chunk: Buffer) => {
+      let msgs: XsMessage[];
+      try {
+        msgs = reader.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const m of msgs) this.handle(conn, m);
+    });
+    const drop = (): void => {
+      this.conns.delete(conn);
+      for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i]!.conn === conn) this.watches.splice(i, 1);
+    };
+    socket.on('close', drop);
+    socket.on('error', drop);
+  }
+
+  private reply(conn: Conn, m: XsMessage, type: number, payload: Buffer): void {
+    if (!conn.socket.destroyed) conn.socket.write(encodeMessage({ type, reqId: m.reqId, txId: m.txId, payload }));
+  }
+
+  private fire(paths: string[]): void {
+    for (const w of this.watches) {
+      for (const p of paths) {
+        const hit = p === w.path || p.startsWith(w.path + '/') || w.path.startsWith(p + '/');
+        if (hit && !w.conn.socket.destroyed) {
+          w.conn.socket.write(encodeMessage({ type: XsType.WATCH_EVENT, reqId: 0, txId: 0, payload: joinStrings([p, w.token]) }));
+        }
+      }
+    }
+  }
+
+  private handle(conn: Conn, m: XsMessage): void {
+    this.afterReply = [];
+    try {
+      const out = this.execute(conn, m);
+      this.reply(conn, m, m.type, out);
+      for (const f of this.afterReply) if (!conn.socket.destroyed) f();
+    } catch (e) {
+      this.reply(conn, m, XsType.ERROR, joinStrings([e instanceof XsFailure ? e.errno : 'EIO']));
+    }
+  }
+
+  private pathArg(raw: string | undefined): string {
+    if (raw === undefined || !isValidPath(raw)) throw new XsFailure('EINVAL');
+    return raw.startsWith('@') ? raw : absolutePath(raw);
+  }
+
+  private execute(conn: Conn, m: XsMessage): Buffer {
+    const ok = joinStrings(['OK']);
+    const tx = m.txId === 0 ? undefined : conn.txs.get(m.txId);
+    if (m.txId !== 0 && !tx) throw new XsFailure('ENOENT');
+    const root = tx ? tx.tree : this.root;
+    const changed = (path: string): void => {
+      if (tx) {
+        tx.changed.push(path);
+      } else {
+        this.generation++;
+        this.fire([path]);
+      }
+    };
+    const args = splitStrings(m.payload);
+    switch (m.type) {
+      case XsType.READ: {
+        const n = lookup(root, this.pathArg(args[0]));
+        if (!n) throw new XsFailure('ENOENT');
+        return Buffer.from(n.value, 'utf8');
+      }
+      case XsType.WRITE: {
+        const nul = m.payload.indexOf(0);
+        if (nul < 0) throw new XsFailure('EINVAL');
+        const path = this.pathArg(m.payload.subarray(0, nul).toString('utf8'));
+        ensure(root, path).value = m.payload.subarray(nul + 1).toString('utf8');
+        changed(path);
+        return ok;
+      }
+      case XsType.MKDIR: {
+        const path = this.pathArg(args[0]);
+        if (!lookup(root, path)) {
+          ensure(root, path);
+          changed(path);
+        }
+        return ok;
+      }
+      case XsType.RM: {
+        const path = this.pathArg(args[0]);
+        if (!remove(root, path)) throw new XsFailure('ENOENT');
+        changed(path);
+        return ok;
+      }
+      case XsType.DIRECTORY: {
+        const n = lookup(root, this.pathArg(args[0]));
+        if (!n) throw new XsFailure('ENOENT');
+        return n.children.size === 0 ? Buffer.alloc(0) : joinStrings([...n.children.keys()]);
+      }
+      case XsType.DIRECTORY_PART: {
+        const n = lookup(root, this.pathArg(args[0]));
+        if (!n) throw new XsFailure('ENOENT');
+        const offset = Number(args[1] ?? '0');
+        const names = joinStrings([...n.children.keys()]).subarray(offset);
+        return Buffer.concat([joinStrings([String(this.generation)]), names, Buffer.from([0])]);
+      }
+      case XsType.GET_PERMS: {
+        if (!lookup(root, this.pathArg(args[0]))) throw new XsFailure('ENOENT');
+        return joinStrings(['n0']);
+      }
+      case XsType.SET_PERMS: {
+        if (!lookup(root, this.pathArg(args[0]))) throw new XsFailure('ENOENT');
+        return ok;
+      }
+      case XsType.WATCH: {
+        const path = this.pathArg(args[0]);
+        const token = args[1] ?? '';
+        this.watches.push({ conn, path, token });
+        // Like xenstored: a new watch fires once, right after the reply.
+        this.afterReply.push(() => conn.socket.write(encodeMessage({ type: XsType.WATCH_EVENT, reqId: 0, txId: 0, payload: joinStrings([path, token]) })));
+        return ok;
+      }
+      case XsType.UNWATCH: {
+        const path = this.pathArg(args[0]);
+        const i = this.watches.findIndex((w) => w.conn === conn && w.path === path && w.token === (args[1] ?? ''));
+        if (i < 0) throw new XsFailure('ENOENT');
+        this.watches.splice(i, 1);
+        return ok;
+      }
+      case XsType.RESET_WATCHES: {
+        for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i]!.conn === conn) this.watches.splice(i, 1);
+        return ok;
+      }
+      case XsType.TRANSACTION_START: {
+        if (m.txId !== 0) throw new XsFailure('EBUSY');
+        const id = this.nextTx++;
+        conn.txs.set(id, { tree: cloneTree(this.root), generation: this.generation, changed: [] });
+        return joinStrings([String(id)]);
+      }
+      case XsType.TRANSACTION_END: {
+        if (!tx) throw new XsFailure('ENOENT');
+        conn.txs.delete(m.txId);
+        if (args[0] !== 'T') return ok;
+        if (tx.changed.length > 0 && tx.generation !== this.generation) throw new XsFailure('EAGAIN');
+        if (tx.changed.length > 0) {
+          this.root = tx.tree;
+          this.generation++;
+          this.fire(tx.changed);
+        }
+        return ok;
+      }
+      case XsType.GET_DOMAIN_PATH:
+        return joinStrings([`/local/domain/${args[0] ?? '0'}`]);
+      case XsType.IS_DOMAIN_INTRODUCED:
+        return joinStrings(['T']);
+      default:
+        throw new XsFailure('EINVAL');
+    }
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * A native xenstore client. Finds the store the way libxenstore does: $XENSTORED_PATH, then
+ * $XENSTORED_RUNDIR/socket, /var/run/xenstored/socket, then the /dev/xen/xenbus device. Requests
+ * are matched to replies by request id; relative paths resolve under /local/domain/0.
+ */
+import { EventEmitter } from 'node:events';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { XennetError } from '../sys/errors.js';
+import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, splitStrings, XsType, type XsMessage } from './protocol.js';
+
+export class XenstoreError extends XennetError {
+  readonly errno: string;
+  constructor(operation: string, errno: string) {
+    super('exec', `xenstore ${operation}: ${errno}`);
+    this.errno = errno;
+  }
+}
+
+/** Where libxenstore would connect, in its order of preference. */
+export function xenstoreCandidates(env: NodeJS.ProcessEnv = process.env): { kind: 'socket' | 'device'; path: string }[] {
+  const explicit = env['XENSTORED_PATH'];
+  if (explicit) return [{ kind: explicit.startsWith('/dev/') ? 'device' : 'socket', path: explicit }];
+  const rundir = env['XENSTORED_RUNDIR'] || '/var/run/xenstored';
+  return [
+    { kind: 'socket', path: `${rundir}/socket` },
+    { kind: 'device', path: '/dev/xen/xenbus' },
+  ];
+}
+
+interface Pending {
+  resolve: (m: XsMessage) => void;
+  reject: (e: Error) => void;
+}
+
+export interface Transaction {
+  read(path: string): Promise<string | undefined>;
+  write(path: string, value: string): Promise<void>;
+  rm(path: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  directory(path: string): Promise<string[]>;
+}
+
+export class XenstoreClient extends EventEmitter {
+  private nextReqId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly reader = new MessageReader();
+  private closed = false;
+
+  private constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+    private readonly onClose: () => void,
+    readonly endpoint: string,
+  ) {
+    super();
+    input.on('data', (chunk: Buffer) => {
+      let msgs: XsMessage[];
+      try {
+        msgs = this.reader.push(chunk);
+      } catch (e) {
+        this.failAll(e instanceof Error ? e : new Error(String(e)));
+        return;
+      }
+      for (const m of msgs) this.dispatch(m);
+    });
+    input.on('error', (e) => this.failAll(e));
+    input.on('close', () => this.failAll(new Error('xenstore connection closed')));
+  }
+
+  static async connect(env: NodeJS.ProcessEnv = process.env): Promise<XenstoreClient> {
+    const tried: string[] = [];
+    for (const c of xenstoreCandidates(env)) {
+      if (!existsSync(c.path)) {
+        tried.push(`${c.path} (missing)`);
+        continue;
+      }
+      if (c.kind === 'socket' || statSync(c.path).isSocket()) {
+        const sock = await new Promise<Socket>((resolve, reject) => {
+          const s = connect(c.path);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        }).catch((e: Error) => {
+          tried.push(`${c.path} (${e.message})`);
+          return undefined;
+        });
+        if (sock) return new XenstoreClient(sock, sock, () => sock.destroy(), c.path);
+      } else {
+        const fd = openSync(c.path, 'r+');
+        const input = createReadStream('', { fd, autoClose: false });
+        const output = createWriteStream('', { fd, autoClose: false });
+        return new XenstoreClient(input, output, () => {
+          input.destroy();
+          output.destroy();
+          closeSync(fd);
+        }, c.path);
+      }
+    }
+    throw new XennetError('exec', `cannot reach xenstore: tried ${tried.join(', ')}`, { hint: 'is xenstored running? set XENSTORED_PATH to its socket' });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose();
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  private dispatch(m: XsMessage): void {
+    if (m.type === XsType.WATCH_EVENT) {
+      const [path, token] = splitStrings(m.payload);
+      this.emit('watch', path, token);
+      return;
+    }
+    const p = this.pending.get(m.reqId);
+    if (!p) return;
+    this.pending.delete(m.reqId);
+    p.resolve(m);
+  }
+
+  private async request(type: number, payload: Buffer, txId: number, operation: string): Promise<Buffer> {
+    if (this.closed) throw new XennetError('exec', `xenstore ${operation}: connection closed`);
+    const reqId = this.nextReqId++;
+    const reply = await new Promise<XsMessage>((resolve, reject) => {
+      this.pending.set(reqId, { resolve, reject });
+      this.output.write(encodeMessage({ type, reqId, txId, payload }));
+    });
+    if (reply.type === XsType.ERROR) throw new XenstoreError(operation, splitStrings(reply.payload)[0] ?? 'EIO');
+    return reply.payload;
+  }
+
+  private path(path: string): string {
+    if (!isValidPath(path)) throw new XennetError('usage', `not a valid xenstore path: ${JSON.stringify(path)}`);
+    return absolutePath(path);
+  }
+
+  /** The node's value, or undefined when it does not exist. */
+  async read(path: string, txId = 0): Promise<string | undefined> {
+    const p = this.path(path);
+    try {
+      return (await this.request(XsType.READ, joinStrings([p]), txId, `read ${p}`)).toString('utf8');
+    } catch (e) {
+      if (e instanceof XenstoreError && e.errno === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async write(path: string, value: string, txId = 0): Promise<void> {
+    const p = this.path(path);
+    await this.request(XsType.WRITE, Buffer.concat([joinStrings([p]), Buffer.from(value, 'utf8')]), txId, `write ${p}`);
+  }
+
+  async mkdir(path: string, txId = 0): Promise<void> {
+    const p = this.path(path);
+    await this.request(XsType.MKDIR, joinStrings([p]), txId, `mkdir ${p}`);
+  }
+
+  /** Removes a node and its children; a missing node is not an error. */
+  async rm(path: string, txId = 0): Promise<void> {
+    const p = this.path(path);
+    try {
+      await this.request(XsType.RM, joinStrings([p]), txId, `rm ${p}`);
+    } catch (e) {
+      if (!(e instanceof XenstoreError && e.errno === 'ENOENT')) throw e;
+    }
+  }
+
+  async directory(path: string, txId = 0): Promise<string[]> {
+    const p = this.path(path);
+    try {
+      return splitStrings(await this.request(XsType.DIRECTORY, joinStrings([p]), txId, `directory ${p}`));
+    } catch (e) {
+      if (e instanceof XenstoreError && e.errno === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  async watch(path: string, token: string): Promise<void> {
+    const p = path.startsWith('@') ? path : this.path(path);
+    await this.request(XsType.WATCH, joinStrings([p, token]), 0, `watch ${p}`);
+  }
+
+  async unwatch(path: string, token: string): Promise<void> {
+    const p = path.startsWith('@') ? path : this.path(path);
+    await this.request(XsType.UNWATCH, joinStrings([p, token]), 0, `unwatch ${p}`);
+  }
+
+  /**
+   * Runs `fn` in a transaction and commits it; retries from the start when the store reports a
+   * conflict (EAGAIN), like libxenstore's callers do.
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>, attempts = 20): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const txId = Number(splitStrings(await this.request(XsType.TRANSACTION_START, joinStrings(['']), 0, 'transaction start'))[0]);
+      const tx: Transaction = {
+        read: (p) => this.read(p, txId),
+        write: (p, v) => this.write(p, v, txId),
+        rm: (p) => this.rm(p, txId),
+        mkdir: (p) => this.mkdir(p, txId),
+        directory: (p) => this.directory(p, txId),
+      };
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        await this.request(XsType.TRANSACTION_END, joinStrings(['F']), txId, 'transaction abort').catch(() => undefined);
+        throw e;
+      }
+      try {
+        await this.request(XsType.TRANSACTION_END, joinStrings(['T']), txId, 'transaction commit');
+        return result;
+      } catch (e) {
+        if (e instanceof XenstoreError && e.errno === 'EAGAIN' && attempt < attempts) continue;
+        throw e;
+      }
+    }
+  }
+}
