@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readFileSync } from 'node:fs';
 import { bridgeCommand } from './commands/bridge.js';
+import { applyCommand, checkCommand, planCommand, schemaCommand } from './commands/firewall.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -15,6 +16,10 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('xennet')
     .usage('$0 <command> [options]\n\nNetwork bridge and guest firewall controller for Xen dom0 hosts.')
     .command(bridgeCommand)
+    .command(planCommand)
+    .command(applyCommand)
+    .command(checkCommand)
+    .command(schemaCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .version(version())

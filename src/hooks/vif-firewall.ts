@@ -1,16 +1,25 @@
 /**
- * The firewall step of the vif hook: install a vif's rules on online, remove them on offline.
- * Runs under Xen's host-wide `iptables` hotplug lock. Until the guest firewall lands this is a
- * no-op hook point.
+ * The firewall step of the vif hook. `prepare` runs before any change (a broken rule file fails
+ * the hook with nothing touched); `install` runs under Xen's host-wide `iptables` hotplug lock,
+ * before the vif is attached, so a guest is never on the bridge without its rules; `remove` runs
+ * on offline.
  */
 import type { VifConfig } from './vif-plan.js';
 
+export interface PreparedFirewall {
+  /** One line for the hook's log, e.g. `firewall: rule file guest web01, 2 addresses`. */
+  summary: string;
+  warnings: string[];
+  install(): Promise<void>;
+}
+
 export interface VifFirewall {
-  install(cfg: VifConfig, bridge: string): Promise<void>;
-  remove(name: string): Promise<void>;
+  prepare(cfg: VifConfig, bridge: string): Promise<PreparedFirewall>;
+  /** Removes the vif's rules; true when there were any. */
+  remove(name: string): Promise<boolean>;
 }
 
 export const noFirewall: VifFirewall = {
-  install: async () => undefined,
-  remove: async () => undefined,
+  prepare: async () => ({ summary: 'no firewall', warnings: [], install: async () => undefined }),
+  remove: async () => false,
 };

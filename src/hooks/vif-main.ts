@@ -36,18 +36,19 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     }
     input = call.input;
     backendPath = input.backendPath;
-    const [{ XenstoreClient }, { NetlinkClient }, run, { noFirewall }] = await Promise.all([
+    const online = input.command === 'online' || input.command === 'add';
+    const firewallOff = env['XENNET_FIREWALL'] === 'off';
+    const [{ XenstoreClient }, { NetlinkClient }, run, fw] = await Promise.all([
       import('../xenstore/client.js'),
       import('../bridge/nl/client.js'),
       import('./vif-run.js'),
-      import('./vif-firewall.js'),
+      firewallOff ? import('./vif-firewall.js').then((m) => m.noFirewall) : import('../firewall/hook-firewall.js').then((m) => m.createHookFirewall(env, log)),
     ]);
     xs = await XenstoreClient.connect(env);
     const client = new NetlinkClient();
     nl = client;
-    const deps: Parameters<typeof run.vifOnline>[1] = { xs, nl: client, firewall: noFirewall, log };
+    const deps: Parameters<typeof run.vifOnline>[1] = { xs, nl: client, firewall: fw, log };
     if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
-    const online = input.command === 'online' || input.command === 'add';
     const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);
     log.info(`${outcome.summary} in ${Math.round(performance.now())} ms`);
     return 0;

@@ -5,7 +5,7 @@
 import { applyOp, undoOps, type LinkOpsClient } from '../bridge/apply-ops.js';
 import type { LinkState } from '../bridge/model.js';
 import type { NetlinkClient } from '../bridge/nl/client.js';
-import { describeOp, inverseOf } from '../bridge/ops.js';
+import { describeOp, inverseOf, type LinkOp } from '../bridge/ops.js';
 import { reasonOf } from '../sys/errors.js';
 import { withHotplugLock } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
@@ -61,24 +61,46 @@ function who(cfg: VifConfig): string {
   return `${cfg.name}${cfg.domainName ? ` (${cfg.domainName})` : ` (domain ${cfg.domid})`}`;
 }
 
+const isAttachStep = (o: LinkOp): boolean => o.op === 'set-master' || (o.op === 'set-up' && o.up);
+
 export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<VifOutcome> {
   const cfg = resolveVifConfig(input, await readNodes(deps.xs, input));
   const view = await readView(deps.nl, cfg);
   const dev = view.links.get(cfg.device) ?? view.links.get(cfg.name);
   const addresses = dev ? await deps.nl.addressesOf(dev as LinkState) : [];
   const plan = planVifOnline(cfg, view, addresses);
-  for (const [i, o] of plan.ops.entries()) {
-    try {
+  // Everything that can fail on bad input fails here, before any change.
+  const firewall = await deps.firewall.prepare(cfg, plan.bridge);
+  for (const w of firewall.warnings) deps.log.warning(`${cfg.name}: ${w}`);
+  // Prepare the vif, install its firewall, and only then attach it: never on the bridge unfiltered.
+  const prep = plan.ops.filter((o) => !isAttachStep(o));
+  const attach = plan.ops.filter(isAttachStep);
+  const done: LinkOp[] = [];
+  let installed = false;
+  let step = '';
+  const lock = deps.lockDir === undefined ? {} : { dir: deps.lockDir };
+  try {
+    for (const o of prep) {
+      step = describeOp(o);
       await applyOp(deps.nl, o, 'strict');
-    } catch (e) {
-      const undo = await undoOps(deps.nl, inverseOf(plan.ops.slice(0, i + 1)));
-      throw new HookFailure(`${describeOp(o)} failed: ${reasonOf(e)}${undo.length > 0 ? ` (and undoing failed: ${undo.join('; ')})` : ''}`);
+      done.push(o);
     }
+    step = 'installing the firewall';
+    await withHotplugLock('iptables', firewall.install, lock);
+    installed = true;
+    for (const o of attach) {
+      step = describeOp(o);
+      await applyOp(deps.nl, o, 'strict');
+      done.push(o);
+    }
+  } catch (e) {
+    const undo = await undoOps(deps.nl, inverseOf(done));
+    if (installed) await withHotplugLock('iptables', () => deps.firewall.remove(cfg.name), lock).catch((e2: unknown) => undo.push(`firewall: ${reasonOf(e2)}`));
+    throw new HookFailure(`${step} failed: ${reasonOf(e)}${undo.length > 0 ? ` (and undoing failed: ${undo.join('; ')})` : ''}`);
   }
   if (cfg.frontendMtuPath) await deps.xs.write(cfg.frontendMtuPath, String(plan.mtu));
-  await withHotplugLock('iptables', () => deps.firewall.install(cfg, plan.bridge), deps.lockDir === undefined ? {} : { dir: deps.lockDir });
   await deps.xs.write(`${input.backendPath}/hotplug-status`, 'connected');
-  return { summary: `online ${who(cfg)} on bridge ${plan.bridge}, mtu ${plan.mtu}`, config: cfg, bridge: plan.bridge };
+  return { summary: `online ${who(cfg)} on bridge ${plan.bridge}, mtu ${plan.mtu}; ${firewall.summary}`, config: cfg, bridge: plan.bridge };
 }
 
 /** offline: every step is attempted; failures are logged, never fatal (offline may come twice). */
@@ -106,7 +128,8 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
     }
   }
   try {
-    await withHotplugLock('iptables', () => deps.firewall.remove(name), deps.lockDir === undefined ? {} : { dir: deps.lockDir });
+    const removed = await withHotplugLock('iptables', () => deps.firewall.remove(name), deps.lockDir === undefined ? {} : { dir: deps.lockDir });
+    if (removed) deps.log.debug(`removed the firewall rules of ${name}`);
   } catch (e) {
     deps.log.warning(`removing the firewall rules of ${name}: ${reasonOf(e)}`);
   }

@@ -57,7 +57,7 @@ async function acquireOnce(path: string, deadline: number): Promise<{ release():
 /** Runs `fn` while holding the named hotplug lock (e.g. `iptables`, shared with Xen's scripts). */
 export async function withHotplugLock<T>(name: string, fn: () => Promise<T>, options: HotplugLockOptions = {}): Promise<T> {
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new XennetError('internal', `bad lock name ${name}`);
-  const dir = options.dir ?? HOTPLUG_LOCK_DIR;
+  const dir = options.dir ?? (process.env['XENNET_HOTPLUG_LOCK_DIR'] || HOTPLUG_LOCK_DIR);
   mkdirSync(dir, { recursive: true });
   const path = join(dir, name);
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);

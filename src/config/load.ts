@@ -1,0 +1,193 @@
+/**
+ * Loads the rule file: YAML (with source positions) -> schema validation -> cross-field checks.
+ * Every error names the file, line, column and key path, says what is wrong and what is valid.
+ */
+import { readFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
+import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { XennetError } from '../sys/errors.js';
+import { policySchema, type PolicyFile } from './schema.js';
+
+export const DEFAULT_RULES_PATH = '/etc/xen/xennet.yaml';
+
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  col: number;
+  path: string;
+  message: string;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
+}
+
+export class ConfigError extends XennetError {
+  readonly problems: ConfigProblem[];
+  constructor(file: string, problems: ConfigProblem[]) {
+    super('usage', `rule file ${file} is invalid:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`, {
+      hint: '`xennet check` validates a rule file; `xennet schema` prints the JSON Schema',
+      exitCode: 1,
+    });
+    this.problems = problems;
+  }
+}
+
+export interface LoadedPolicy {
+  file: string;
+  policy: PolicyFile;
+  /** False when the file does not exist and the built-in defaults apply. */
+  fromFile: boolean;
+}
+
+/** The rules path: explicit, else $XENNET_RULES, else /etc/xen/xennet.yaml. */
+export function rulesPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return explicit ?? (env['XENNET_RULES'] || DEFAULT_RULES_PATH);
+}
+
+type Path = readonly PropertyKey[];
+const pathText = (path: Path): string => path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+
+/** Source position of the node at `path` (or of the key, for unknown-key errors). */
+function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): { line: number; col: number } {
+  let offset = 0;
+  let node: unknown = doc.contents;
+  for (const seg of path) {
+    if (!isNode(node)) break;
+    const next = (node as { get?: (k: unknown, keepScalar: boolean) => unknown }).get?.(seg, true);
+    if (!isNode(next)) break;
+    node = next;
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key);
+    if (pair && isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
+  } else if (isNode(node) && node.range) {
+    offset = node.range[0];
+  }
+  const pos = lc.linePos(offset);
+  return { line: pos.line, col: pos.col };
+}
+
+function zodProblems(file: string, doc: Document, lc: LineCounter, issues: z.core.$ZodIssue[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {
+        const pos = positionOf(doc, lc, issue.path, k);
+        out.push({ file, ...pos, path: pathText([...issue.path, k]), message: `unknown key ${JSON.stringify(k)}` });
+      }
+      continue;
+    }
+    const pos = positionOf(doc, lc, issue.path);
+    let message = issue.message;
+    if (issue.code === 'invalid_type' && issue.input === undefined) message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
+    else if (issue.code === 'invalid_value' && 'values' in issue) message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    else if (issue.code === 'invalid_union') message = issue.message === 'Invalid input' ? 'is not valid here (see `xennet schema`)' : issue.message;
+    out.push({ file, ...pos, path: pathText(issue.path), message });
+  }
+  return out;
+}
+
+function canonicalCidr(s: string): { net: string; len: number; kind: 'ipv4' | 'ipv6'; hostBits: boolean } {
+  const [a, l] = s.split('/');
+  const addr = ipaddr.parse(a ?? '');
+  const kind = addr.kind() as 'ipv4' | 'ipv6';
+  const len = l === undefined ? (kind === 'ipv4' ? 32 : 128) : Number(l);
+  const net = ipaddr.parseCIDR(`${addr.toString()}/${len}`);
+  const base = kind === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
+  void net;
+  return { net: base.toString(), len, kind, hostBits: base.toString() !== addr.toString() };
+}
+
+function overlaps(a: ReturnType<typeof canonicalCidr>, b: ReturnType<typeof canonicalCidr>): boolean {
+  if (a.kind !== b.kind) return false;
+  const [small, big] = a.len >= b.len ? [a, b] : [b, a];
+  return ipaddr.parse(small.net).match(ipaddr.parse(big.net), big.len);
+}
+
+/** Checks across fields and guests that the schema cannot express. */
+function crossProblems(file: string, doc: Document, lc: LineCounter, policy: PolicyFile): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const at = (path: Path, message: string): void => {
+    out.push({ file, ...positionOf(doc, lc, path), path: pathText(path), message });
+  };
+  const macs = new Map<string, string>();
+  const addrs: { owner: string; path: Path; c: ReturnType<typeof canonicalCidr>; text: string }[] = [];
+  for (const [name, g] of Object.entries(policy.guests ?? {})) {
+    const ifaces = [{ path: ['guests', name] as Path, mac: g.mac, ipv4: g.ipv4, ipv6: g.ipv6, devid: 0 }, ...(g.interfaces ?? []).map((i, k) => ({ path: ['guests', name, 'interfaces', k] as Path, mac: i.mac, ipv4: i.ipv4, ipv6: i.ipv6, devid: i.devid }))];
+    const devids = new Set<number>();
+    ifaces.forEach((iface, k) => {
+      if (k > 0 && iface.devid === undefined && iface.mac === undefined) at(iface.path, 'an interface needs devid or mac to be matched to a vif');
+      if (k > 0 && iface.devid !== undefined) {
+        if (devids.has(iface.devid) || (iface.devid === 0 && (g.mac || g.ipv4 || g.ipv6))) at([...iface.path, 'devid'], `devid ${iface.devid} is described twice`);
+        devids.add(iface.devid);
+      }
+      if (iface.mac) {
+        const other = macs.get(iface.mac);
+        if (other) at([...iface.path, 'mac'], `MAC ${iface.mac} is also used by ${other}; every guest interface needs its own`);
+        else macs.set(iface.mac, `guest ${name}`);
+      }
+      for (const fam of ['ipv4', 'ipv6'] as const) {
+        (iface[fam] ?? []).forEach((text, i) => {
+          const c = canonicalCidr(text);
+          const p = [...iface.path, fam, i];
+          if (c.hostBits) {
+            at(p, `${text} has host bits set; write the network (${c.net}/${c.len}) or a single address (${text.split('/')[0]})`);
+            return;
+          }
+          const clash = addrs.find((x) => overlaps(x.c, c));
+          if (clash) at(p, `${text} overlaps ${clash.text} of ${clash.owner}; an address belongs to one guest`);
+          addrs.push({ owner: `guest ${name}`, path: p, c, text });
+        });
+      }
+    });
+    for (const dir of ['allow_in', 'allow_out'] as const) {
+      (g[dir] ?? []).forEach((r, i) => {
+        const key = dir === 'allow_in' ? 'to' : 'from';
+        if (r[key]) at(['guests', name, dir, i, key], `${dir} rules take ${dir === 'allow_in' ? 'from' : 'to'}, not ${key}`);
+        for (const cidrKey of ['from', 'to'] as const) {
+          (r[cidrKey] ?? []).forEach((text, j) => {
+            const c = canonicalCidr(text);
+            if (c.hostBits) at(['guests', name, dir, i, cidrKey, j], `${text} has host bits set; write ${c.net}/${c.len}`);
+            if (r.proto === 'icmp' && c.kind === 'ipv6') at(['guests', name, dir, i, cidrKey, j], 'proto icmp is IPv4; use icmpv6 for IPv6 addresses');
+            if (r.proto === 'icmpv6' && c.kind === 'ipv4') at(['guests', name, dir, i, cidrKey, j], 'proto icmpv6 is IPv6; use icmp for IPv4 addresses');
+          });
+        }
+      });
+    }
+  }
+  return out;
+}
+
+/** Parses and validates rule file text; throws ConfigError with every problem found. */
+export function parsePolicy(text: string, file: string): PolicyFile {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const pos = lc.linePos(e.pos[0]);
+        return { file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
+      }),
+    );
+  }
+  const parsed = policySchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) throw new ConfigError(file, zodProblems(file, doc, lc, parsed.error.issues));
+  const cross = crossProblems(file, doc, lc, parsed.data);
+  if (cross.length > 0) throw new ConfigError(file, cross);
+  return parsed.data;
+}
+
+/** Loads the rule file; a missing file means the built-in defaults (anti-spoofing from xenstore). */
+export function loadPolicy(file: string): LoadedPolicy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, policy: { version: 1 }, fromFile: false };
+    throw new XennetError('usage', `cannot read rule file ${file}: ${(e as Error).message}`, { exitCode: 1 });
+  }
+  return { file, policy: parsePolicy(text, file), fromFile: true };
+}

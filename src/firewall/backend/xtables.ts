@@ -1,0 +1,73 @@
+/**
+ * Thin drivers around the system's iptables-restore, ip6tables-restore, ebtables-restore and
+ * their -save twins. iptables comes as nf_tables or legacy (detected from `iptables --version`,
+ * forced with XENNET_IPTABLES=nft|legacy); ebtables only through nf_tables on current kernels.
+ * Every restore is one atomic transaction with --noflush: a rejected one leaves the previous
+ * rules in force.
+ */
+import { existsSync } from 'node:fs';
+import { XennetError } from '../../sys/errors.js';
+import { run } from '../../sys/exec.js';
+import type { TableName } from '../model.js';
+
+export type IptablesVariant = 'nft' | 'legacy';
+
+export interface Backend {
+  variant: IptablesVariant;
+  /** The executables used, for status. */
+  tools: Record<TableName, { save: string; restore: string }>;
+  save(table: TableName, options?: { counters?: boolean }): Promise<string>;
+  restore(table: TableName, text: string): Promise<void>;
+}
+
+const sbinDirs = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+function which(name: string): string | undefined {
+  for (const d of sbinDirs) if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  return undefined;
+}
+
+function need(name: string): string {
+  const p = which(name);
+  if (!p) throw new XennetError('exec', `${name} is not installed`, { hint: 'install the Debian packages iptables and ebtables' });
+  return p;
+}
+
+export async function detectVariant(env: NodeJS.ProcessEnv = process.env): Promise<IptablesVariant> {
+  const forced = env['XENNET_IPTABLES'];
+  if (forced === 'nft' || forced === 'legacy') return forced;
+  if (forced) throw new XennetError('usage', `XENNET_IPTABLES=${forced} is not nft or legacy`);
+  const r = await run(need('iptables'), ['--version']);
+  return /legacy/.test(r.stdout) ? 'legacy' : 'nft';
+}
+
+export function xtablesBackend(variant: IptablesVariant): Backend {
+  const v4 = { save: need(`iptables-${variant}-save`), restore: need(`iptables-${variant}-restore`) };
+  const v6 = { save: need(`ip6tables-${variant}-save`), restore: need(`ip6tables-${variant}-restore`) };
+  const eb = { save: which('ebtables-nft-save') ?? need('ebtables-save'), restore: which('ebtables-nft-restore') ?? need('ebtables-restore') };
+  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, eb };
+  return {
+    variant,
+    tools,
+    async save(table, options = {}) {
+      const args = table === 'eb' ? ['-t', 'filter'] : ['-t', 'filter'];
+      if (options.counters) args.push('-c');
+      const r = await run(tools[table].save, args);
+      if (r.code !== 0) throw new XennetError('exec', `${tools[table].save} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      return r.stdout;
+    },
+    async restore(table, text) {
+      const args = table === 'eb' ? ['--noflush'] : ['--noflush', '-w', '10'];
+      const r = await run(tools[table].restore, args, { input: text });
+      if (r.code !== 0) {
+        throw new XennetError('exec', `${tools[table].restore} rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}; the previous rules stay in force`, {
+          hint: 'run `xennet plan` to see the difference; report the restore text if it persists',
+        });
+      }
+    },
+  };
+}
+
+export async function defaultBackend(env: NodeJS.ProcessEnv = process.env): Promise<Backend> {
+  return xtablesBackend(await detectVariant(env));
+}

@@ -1,0 +1,103 @@
+/** The data behind `xennet plan` and `xennet apply` (stable as --json output). */
+import type { LoadedPolicy } from '../config/load.js';
+import { usageError } from '../sys/errors.js';
+import { withHotplugLock } from '../sys/hotplug-lock.js';
+import { defaultBackend } from './backend/xtables.js';
+import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
+import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
+import { cidrText, type ResolvedVif, type VifFacts } from './model.js';
+import { gatherHostFacts } from './session.js';
+import { parseSave } from './save-parse.js';
+
+export interface PlanResult {
+  mode: 'host' | 'offline';
+  rules: { file: string; exists: boolean };
+  backend: { iptables: string; ebtables: string } | null;
+  bridgeNetfilter: Record<string, string | undefined> | null;
+  vifs: { name: string; domain?: string; guest?: string; bridge: string; mac?: string; addresses: string[] }[];
+  changes: GuestChange[];
+  pending: boolean;
+  applied?: { tables: string[] };
+  warnings: string[];
+}
+
+function vifSummary(r: ResolvedVif): PlanResult['vifs'][number] {
+  const v: PlanResult['vifs'][number] = { name: r.name, bridge: r.bridge, addresses: [...r.ipv4, ...r.ipv6].map(cidrText) };
+  if (r.domain !== undefined) v.domain = r.domain;
+  if (r.guest !== undefined) v.guest = r.guest;
+  if (r.mac !== undefined) v.mac = r.mac;
+  return v;
+}
+
+export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; progress?: boolean }): Promise<PlanResult> {
+  const backend = await defaultBackend();
+  const facts = await gatherHostFacts();
+  const run = async (): Promise<PlanResult> => {
+    const hp = await planHost(backend, loaded.policy, facts.vifs);
+    const result: PlanResult = {
+      mode: 'host',
+      rules: { file: loaded.file, exists: loaded.fromFile },
+      backend: { iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' },
+      bridgeNetfilter: bridgeNetfilterState(),
+      vifs: hp.state.resolved.map(vifSummary),
+      changes: hp.changes,
+      pending: !isEmptyPlan(hp.plan),
+      warnings: [...facts.warnings, ...hp.state.warnings],
+    };
+    if (Object.values(result.bridgeNetfilter ?? {}).some((v) => v !== '1')) {
+      result.warnings.push('bridged traffic does not reach iptables/ip6tables (net.bridge.bridge-nf-call-* is not 1); apply turns it on');
+      result.pending = true;
+    }
+    if (options.apply) {
+      const done = await applyHost(backend, hp, {
+        onProgress: options.progress ? (i, n, t) => process.stderr.write(`\rapplying ${t} (${i + 1}/${n})...`) : undefined,
+      });
+      if (options.progress) process.stderr.write('\r\x1b[K');
+      result.applied = { tables: done.tablesChanged };
+      result.bridgeNetfilter = bridgeNetfilterState();
+    }
+    return result;
+  };
+  return options.apply ? withHotplugLock('iptables', run) : run();
+}
+
+/** Parses `NAME=DOMAIN[@BRIDGE]`. */
+function parseVifSpec(spec: string): VifFacts {
+  const m = /^([A-Za-z0-9_][A-Za-z0-9_.-]{0,14})=([^@\s]+)(?:@([A-Za-z0-9_.-]{1,15}))?$/.exec(spec);
+  if (!m) throw usageError(`--vif ${JSON.stringify(spec)} is not NAME=DOMAIN[@BRIDGE]`, 'for example --vif vif5.0=web01@xenbr0');
+  const dev = /\.(\d+)$/.exec(m[1]!);
+  return { name: m[1]!, domain: m[2]!, bridge: m[3] ?? 'xenbr0', devid: dev ? Number(dev[1]) : 0, ipv4: [], ipv6: [] };
+}
+
+/**
+ * Compiles the rule file against declared vifs (or one synthetic vif per guest interface in the
+ * file: vif<k>.<devid> for the k-th guest), with nothing live: no root, no kernel state.
+ */
+export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResult {
+  let facts: VifFacts[];
+  if (vifSpecs.length > 0) {
+    facts = vifSpecs.map(parseVifSpec);
+  } else {
+    facts = [];
+    Object.keys(loaded.policy.guests ?? {})
+      .sort()
+      .forEach((name, k) => {
+        const g = loaded.policy.guests![name]!;
+        const devids = new Set([0, ...(g.interfaces ?? []).map((i) => i.devid).filter((d): d is number => d !== undefined)]);
+        for (const devid of devids) facts.push({ name: `vif${k + 1}.${devid}`, domain: name, devid, bridge: 'xenbr0', ipv4: [], ipv6: [] });
+      });
+  }
+  const state = desiredFor(loaded.policy, facts);
+  const live = { ipv4: parseSave(''), ipv6: parseSave(''), eb: parseSave('') };
+  const plan = diff(live, state.desired);
+  return {
+    mode: 'offline',
+    rules: { file: loaded.file, exists: loaded.fromFile },
+    backend: null,
+    bridgeNetfilter: null,
+    vifs: state.resolved.map(vifSummary),
+    changes: changesByVif(live, plan),
+    pending: !isEmptyPlan(plan),
+    warnings: state.warnings.filter((w) => !w.endsWith('has no vif on this host') || vifSpecs.length > 0),
+  };
+}

@@ -1,0 +1,196 @@
+/**
+ * compile(vifs) -> RuleSet: the guest firewall as iptables, ip6tables and ebtables filter rules
+ * (pure). Rules are written the way `*-save` prints them, so live and desired compare as text.
+ *
+ * Per vif (v = vif name):
+ *   XN-O-v   from the guest: DHCP/DHCPv6 server and RA guards, source check (XN-S-v), NA target
+ *            check (XN-N-v, IPv6), isolation, allow_out, outbound verdict
+ *   XN-I-v   to the guest: established/related, neighbour discovery (IPv6), isolation, allow_in,
+ *            inbound verdict
+ *   XN-E-v   ebtables, from the guest: source MAC, ARP sender MAC and IP, allowed ethertypes
+ * Shared: the dispatch trees XN-FROM (input port) and XN-TO (output port), XN-FORWARD, and the
+ * root jumps from FORWARD/INPUT, one per bridge.
+ */
+import ipaddr from 'ipaddr.js';
+import type { AllowRule } from '../config/schema.js';
+import { cidrText, emptyRuleSet, type Cidr, type ResolvedVif, type RuleSet, type TableName, type TableRules } from './model.js';
+import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, checkVifName, treeChain, vifChain } from './names.js';
+import { buildTree } from './tree.js';
+
+type Family = 'ipv4' | 'ipv6';
+
+const logRule = (v: ResolvedVif, what: string): string[] => (v.logDrops ? [`-m limit --limit 6/min -j LOG --log-prefix "XN ${what} ${v.name}: "`] : []);
+const dropWithLog = (v: ResolvedVif, what: string, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
+
+/** The EUI-64 link-local address derived from a MAC (what the guest kernel configures). */
+export function eui64LinkLocal(mac: string): string {
+  const b = mac.split(':').map((x) => Number.parseInt(x, 16));
+  const bytes = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** u32 match text for "the NA target address (bytes 48-63 of the packet) is in `c`". */
+export function naTargetU32(c: Cidr): string {
+  const bytes = ipaddr.parse(c.addr).toByteArray();
+  const parts: string[] = [];
+  for (let w = 0; w < 4; w++) {
+    const bits = Math.max(0, Math.min(32, c.len - w * 32));
+    if (bits === 0) break;
+    const value = ((bytes[w * 4]! << 24) | (bytes[w * 4 + 1]! << 16) | (bytes[w * 4 + 2]! << 8) | bytes[w * 4 + 3]!) >>> 0;
+    const mask = bits === 32 ? 0xffffffff : ((0xffffffff << (32 - bits)) >>> 0);
+    const off = `0x${(48 + w * 4).toString(16)}`;
+    parts.push(bits === 32 ? `${off}=0x${value.toString(16)}` : `${off}&0x${mask.toString(16)}=0x${((value & mask) >>> 0).toString(16)}`);
+  }
+  return `-m u32 --u32 "${parts.join('&&')}"`;
+}
+
+function familyOf(cidr: string): Family {
+  return cidr.includes(':') ? 'ipv6' : 'ipv4';
+}
+
+/** Allow-rule lines for one family (rules whose addresses are of the other family are skipped). */
+export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family): string[] {
+  const out: string[] = [];
+  for (const r of rules) {
+    if (r.proto === 'icmp' && family !== 'ipv4') continue;
+    if (r.proto === 'icmpv6' && family !== 'ipv6') continue;
+    const cidrs = dir === 'in' ? r.from : r.to;
+    const mine = cidrs?.filter((c) => familyOf(c) === family);
+    if (cidrs && mine!.length === 0) continue;
+    const addrs: (string | undefined)[] = mine ? mine.map((c) => (c.includes('/') ? c : `${c}/${family === 'ipv4' ? 32 : 128}`)) : [undefined];
+    const protoParts: string[] = [];
+    if (r.proto === 'tcp' || r.proto === 'udp') {
+      if (!r.ports) protoParts.push(`-p ${r.proto}`);
+      else {
+        const ports = r.ports.map((p) => String(p).replace('-', ':'));
+        if (ports.length === 1 && !ports[0]!.includes(':')) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
+        else if (ports.length === 1) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
+        else for (let i = 0; i < ports.length; i += 15) protoParts.push(`-p ${r.proto} -m multiport --dports ${ports.slice(i, i + 15).join(',')}`);
+      }
+    } else if (r.proto === 'icmp' || r.proto === 'icmpv6') {
+      const p = family === 'ipv4' ? '-p icmp -m icmp --icmp-type' : '-p ipv6-icmp -m icmp6 --icmpv6-type';
+      if (r.icmp_types) for (const t of r.icmp_types) protoParts.push(`${p} ${t}`);
+      else protoParts.push(family === 'ipv4' ? '-p icmp' : '-p ipv6-icmp');
+    } else {
+      protoParts.push('');
+    }
+    for (const a of addrs) {
+      for (const pp of protoParts) {
+        const addr = a === undefined ? '' : `${dir === 'in' ? '-s' : '-d'} ${a}`;
+        out.push([addr, pp, '-j RETURN'].filter((x) => x !== '').join(' '));
+      }
+    }
+  }
+  return out;
+}
+
+function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
+  const O = vifChain('O', v.name);
+  const I = vifChain('I', v.name);
+  const S = vifChain('S', v.name);
+  const N = vifChain('N', v.name);
+  const addrs = family === 'ipv4' ? v.ipv4 : v.ipv6;
+  const known = v.ipv4.length > 0 || v.ipv6.length > 0;
+  const spoof = family === 'ipv4' ? v.antispoof.ipv4 : v.antispoof.ipv6;
+  const host = family === 'ipv4' ? 32 : 128;
+  const cidr = (c: Cidr): string => `${c.addr}/${c.len}`;
+
+  const o: string[] = [];
+  if (family === 'ipv6' && !v.routerAdvertisements) o.push(...dropWithLog(v, 'ra', '-p ipv6-icmp -m icmp6 --icmpv6-type 134'));
+  if (!v.dhcpServer) o.push(...dropWithLog(v, 'dhcps', family === 'ipv4' ? '-p udp -m udp --sport 67 --dport 68' : '-p udp -m udp --sport 547 --dport 546'));
+  if (spoof && known) {
+    const s: string[] = addrs.map((c) => `-s ${cidr(c)} -j RETURN`);
+    if (family === 'ipv4') {
+      s.push('-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN');
+    } else {
+      const targets = [...addrs];
+      if (v.mac) {
+        const ll = eui64LinkLocal(v.mac);
+        s.push(`-s ${ll}/${host} -j RETURN`);
+        targets.push({ addr: ll, len: 128 });
+      }
+      s.push('-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN');
+      s.push('-s ::/128 -d ff02::16/128 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN');
+      t.chains.set(N, [...targets.map((c) => `${naTargetU32(c)} -j RETURN`), ...dropWithLog(v, 'na')]);
+      o.push(`-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ${N}`);
+    }
+    s.push(...dropWithLog(v, 'spoof'));
+    t.chains.set(S, s);
+    o.push(`-j ${S}`);
+  }
+  if (v.isolation) o.push('-m physdev --physdev-out vif+ -j DROP');
+  if (v.outbound === 'drop') o.push(...allowLines(v.allowOut, 'out', family), ...dropWithLog(v, 'out'));
+  t.chains.set(O, o);
+
+  const i: string[] = [];
+  if (v.inbound === 'drop' || v.isolation) {
+    i.push('-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN');
+    if (family === 'ipv6') for (const type of [134, 135, 136]) i.push(`-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j RETURN`);
+  }
+  if (v.isolation) i.push('-m physdev --physdev-in vif+ -j DROP');
+  if (v.inbound === 'drop') i.push(...allowLines(v.allowIn, 'in', family), ...dropWithLog(v, 'in'));
+  t.chains.set(I, i);
+}
+
+function ebChain(v: ResolvedVif, t: TableRules): void {
+  const e: string[] = [];
+  if (v.mac && v.antispoof.mac) e.push(`-s ! ${v.mac} -j DROP`);
+  if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
+  const arpChecked = v.antispoof.arp && (v.ipv4.length > 0 || v.ipv6.length > 0);
+  if (arpChecked) {
+    for (const c of v.ipv4) e.push(`-p ARP --arp-ip-src ${c.len === 32 ? c.addr : cidrText(c)} -j RETURN`);
+    e.push('-p ARP --arp-ip-src 0.0.0.0 -j RETURN');
+    e.push('-p ARP -j DROP');
+  }
+  if (v.mac && v.antispoof.mac) {
+    for (const p of arpChecked ? ['IPv4', 'IPv6'] : ['IPv4', 'IPv6', 'ARP']) e.push(`-p ${p} -j RETURN`);
+    for (const et of v.ethertypes) e.push(`-p 0x${et.toString(16).padStart(4, '0')} -j RETURN`);
+    e.push('-j DROP');
+  }
+  t.chains.set(vifChain('E', v.name), e);
+}
+
+/** The per-vif chains of one vif, in all three tables. */
+export function compileVif(v: ResolvedVif): RuleSet {
+  checkVifName(v.name);
+  const rs = emptyRuleSet();
+  ipChains(v, 'ipv4', rs.ipv4);
+  ipChains(v, 'ipv6', rs.ipv6);
+  ebChain(v, rs.eb);
+  return rs;
+}
+
+/** Dispatch trees, XN-FORWARD and root jumps for this set of vif names and bridges. */
+export function compileShared(names: readonly string[], bridges: readonly string[]): RuleSet {
+  const rs = emptyRuleSet();
+  if (names.length === 0) return rs;
+  for (const table of ['ipv4', 'ipv6'] as const) {
+    const t = rs[table];
+    for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-m physdev --physdev-in ${p}`, leaf: (n) => vifChain('O', n) })) t.chains.set(k, v);
+    for (const [k, v] of buildTree(names, { root: CHAIN_TO, chainFor: (p) => treeChain('T', p), match: (p) => `-m physdev --physdev-out ${p}`, leaf: (n) => vifChain('I', n) })) t.chains.set(k, v);
+    t.chains.set(CHAIN_FORWARD, [`-j ${CHAIN_FROM}`, `-j ${CHAIN_TO}`, '-j ACCEPT']);
+    for (const b of [...new Set(bridges)].sort()) {
+      t.roots.push({ chain: 'FORWARD', rule: `-o ${b} -m physdev --physdev-is-bridged -j ${CHAIN_FORWARD}` });
+      t.roots.push({ chain: 'INPUT', rule: `-i ${b} -m physdev --physdev-is-in -j ${CHAIN_FROM}` });
+    }
+  }
+  for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-i ${p}`, leaf: (n) => vifChain('E', n) })) rs.eb.chains.set(k, v);
+  rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_FROM}` }, { chain: 'INPUT', rule: `-j ${CHAIN_FROM}` });
+  return rs;
+}
+
+export function mergeInto(into: RuleSet, from: RuleSet): RuleSet {
+  for (const table of ['ipv4', 'ipv6', 'eb'] as TableName[]) {
+    for (const [k, v] of from[table].chains) into[table].chains.set(k, v);
+    into[table].roots.push(...from[table].roots);
+  }
+  return into;
+}
+
+/** The whole host's firewall for these vifs. Deterministic: same input, same output. */
+export function compile(vifs: readonly ResolvedVif[]): RuleSet {
+  const sorted = [...vifs].sort((a, b) => a.name.localeCompare(b.name));
+  const rs = compileShared(sorted.map((v) => v.name), sorted.map((v) => v.bridge));
+  for (const v of sorted) mergeInto(rs, compileVif(v));
+  return rs;
+}

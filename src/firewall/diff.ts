@@ -1,0 +1,105 @@
+/**
+ * diff(live, desired) -> the changes that make one table's owned chains and root jumps equal to
+ * the desired ones, and render(plan) -> one restore transaction (kube-proxy style: a `:CHAIN`
+ * line declares, and under --noflush flushes, each chain that is rewritten).
+ */
+import type { RootJump, RuleSet, TableName, TableRules } from './model.js';
+import type { LiveTable } from './save-parse.js';
+import { normalizeRule, sameRules } from './normalize.js';
+import { vifOfChain } from './names.js';
+
+export interface TablePlan {
+  /** Chains to create or rewrite, with their full contents. */
+  write: Map<string, string[]>;
+  /** Owned chains to delete. */
+  remove: string[];
+  addRoots: RootJump[];
+  /** Root jumps to delete, as the live table spells them (duplicates included). */
+  removeRoots: RootJump[];
+}
+
+export type RulePlan = Record<TableName, TablePlan>;
+
+export function emptyTablePlan(): TablePlan {
+  return { write: new Map(), remove: [], addRoots: [], removeRoots: [] };
+}
+
+export function isEmptyTablePlan(p: TablePlan): boolean {
+  return p.write.size === 0 && p.remove.length === 0 && p.addRoots.length === 0 && p.removeRoots.length === 0;
+}
+
+export function isEmptyPlan(p: RulePlan): boolean {
+  return isEmptyTablePlan(p.ipv4) && isEmptyTablePlan(p.ipv6) && isEmptyTablePlan(p.eb);
+}
+
+const rootKey = (r: RootJump, eb: boolean): string => `${r.chain} ${normalizeRule(r.rule, eb)}`;
+
+/** Live owned state in the shape of desired state (for diffs between two desired states). */
+export function asLive(t: TableRules): LiveTable {
+  return { chains: t.chains, counters: new Map(), roots: t.roots, foreignRules: 0, policies: new Map() };
+}
+
+export function diffTable(live: LiveTable, desired: TableRules, eb: boolean): TablePlan {
+  const plan = emptyTablePlan();
+  for (const [name, rules] of desired.chains) {
+    const have = live.chains.get(name);
+    if (!have || !sameRules(have, rules, eb)) plan.write.set(name, rules);
+  }
+  for (const name of live.chains.keys()) if (!desired.chains.has(name)) plan.remove.push(name);
+  const wanted = new Set(desired.roots.map((r) => rootKey(r, eb)));
+  const seen = new Set<string>();
+  for (const r of live.roots) {
+    const k = rootKey(r, eb);
+    if (!wanted.has(k) || seen.has(k)) plan.removeRoots.push(r);
+    seen.add(k);
+  }
+  for (const r of desired.roots) if (!seen.has(rootKey(r, eb))) plan.addRoots.push(r);
+  plan.remove.sort();
+  return plan;
+}
+
+export function diff(live: Record<TableName, LiveTable>, desired: RuleSet): RulePlan {
+  return { ipv4: diffTable(live.ipv4, desired.ipv4, false), ipv6: diffTable(live.ipv6, desired.ipv6, false), eb: diffTable(live.eb, desired.eb, true) };
+}
+
+/** The restore text of one table's plan (empty string when there is nothing to do). */
+export function render(plan: TablePlan, eb: boolean): string {
+  if (isEmptyTablePlan(plan)) return '';
+  const lines = ['*filter'];
+  const declare = (c: string): string => (eb ? `:${c} RETURN` : `:${c} - [0:0]`);
+  for (const c of [...plan.write.keys(), ...plan.remove]) lines.push(declare(c));
+  for (const r of plan.removeRoots) lines.push(`-D ${r.chain} ${r.rule}`);
+  for (const [c, rules] of plan.write) for (const r of rules) lines.push(`-A ${c} ${r}`);
+  for (const r of plan.addRoots) lines.push(`-I ${r.chain} 1 ${r.rule}`);
+  for (const c of plan.remove) lines.push(`-X ${c}`);
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+export interface GuestChange {
+  vif: string;
+  table: TableName;
+  chain: string;
+  added: string[];
+  removed: string[];
+}
+
+/** Per-vif rule changes (for `plan` output): rules added and removed in each of its chains. */
+export function changesByVif(live: Record<TableName, LiveTable>, plan: RulePlan): GuestChange[] {
+  const out: GuestChange[] = [];
+  for (const table of ['ipv4', 'ipv6', 'eb'] as TableName[]) {
+    const eb = table === 'eb';
+    const p = plan[table];
+    const l = live[table];
+    for (const [chain, rules] of p.write) {
+      const have = l.chains.get(chain) ?? [];
+      const haveN = new Set(have.map((r) => normalizeRule(r, eb)));
+      const wantN = new Set(rules.map((r) => normalizeRule(r, eb)));
+      out.push({ vif: vifOfChain(chain) ?? '(shared)', table, chain, added: rules.filter((r) => !haveN.has(normalizeRule(r, eb))), removed: have.filter((r) => !wantN.has(normalizeRule(r, eb))) });
+    }
+    for (const chain of p.remove) out.push({ vif: vifOfChain(chain) ?? '(shared)', table, chain, added: [], removed: l.chains.get(chain) ?? [] });
+    for (const r of p.addRoots) out.push({ vif: '(shared)', table, chain: r.chain, added: [r.rule], removed: [] });
+    for (const r of p.removeRoots) out.push({ vif: '(shared)', table, chain: r.chain, added: [], removed: [r.rule] });
+  }
+  return out;
+}

@@ -1,0 +1,60 @@
+/** The guest firewall as the vif hook uses it (rule file + xenstore facts -> this vif's chains). */
+import type { PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
+import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
+import type { Logger } from '../sys/log.js';
+import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
+import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
+import { compileVif } from './compile.js';
+import { enableBridgeNetfilter } from './host.js';
+import { installVif, removeVif } from './incremental.js';
+import { readIndex } from './index-store.js';
+import type { VifFacts } from './model.js';
+import { resolveVif } from './resolve.js';
+
+async function backendFor(env: NodeJS.ProcessEnv): Promise<Backend> {
+  const recorded = readIndex(env).backend;
+  const variant = env['XENNET_IPTABLES'] || (recorded === 'nft' || recorded === 'legacy' ? recorded : undefined);
+  return xtablesBackend(variant === 'nft' || variant === 'legacy' ? variant : await detectVariant(env));
+}
+
+export function factsFromConfig(cfg: VifConfig, bridge: string): VifFacts {
+  const facts: VifFacts = {
+    name: cfg.name,
+    bridge,
+    domid: cfg.domid,
+    devid: cfg.devid,
+    ipv4: cfg.ips.filter((a) => a.family === 'ipv4').map((a) => ({ addr: a.address, len: a.prefixLen })),
+    ipv6: cfg.ips.filter((a) => a.family === 'ipv6').map((a) => ({ addr: a.address, len: a.prefixLen })),
+  };
+  if (cfg.domainName !== undefined) facts.domain = cfg.domainName;
+  if (cfg.mac !== undefined) facts.mac = cfg.mac;
+  return facts;
+}
+
+export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFirewall {
+  return {
+    async prepare(cfg, bridge): Promise<PreparedFirewall> {
+      let loaded;
+      try {
+        loaded = loadPolicy(rulesPath(undefined, env));
+      } catch (e) {
+        if (e instanceof ConfigError) throw new HookFailure(`the rule file is invalid, so ${cfg.name} cannot be firewalled: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`, 'fix it (`xennet check`) and start the guest again');
+        throw e;
+      }
+      const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));
+      const chains = compileVif(resolved);
+      const addrs = resolved.ipv4.length + resolved.ipv6.length;
+      return {
+        summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
+        warnings: resolved.warnings,
+        install: async () => {
+          enableBridgeNetfilter();
+          await installVif(await backendFor(env), cfg.name, bridge, chains, env, log);
+        },
+      };
+    },
+    async remove(name) {
+      return removeVif(await backendFor(env), name, env, log);
+    },
+  };
+}

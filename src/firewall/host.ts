@@ -1,0 +1,90 @@
+/**
+ * `xennet plan` and `xennet apply`: read the live rules, compile the rule file for the live vifs,
+ * diff, and (apply) send one restore transaction per table, then re-plan: the second plan must be
+ * empty.
+ */
+import type { PolicyFile } from '../config/schema.js';
+import { XennetError } from '../sys/errors.js';
+import { readSysctl, writeSysctl } from '../sys/sysctl.js';
+import type { Backend } from './backend/xtables.js';
+import { compile, compileVif } from './compile.js';
+import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
+import { replaceAll } from './index-store.js';
+import { tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
+import { resolveVif } from './resolve.js';
+import { parseSave, type LiveTable } from './save-parse.js';
+
+export interface DesiredState {
+  resolved: ResolvedVif[];
+  desired: RuleSet;
+  warnings: string[];
+}
+
+export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[]): DesiredState {
+  const resolved = facts.map((f) => resolveVif(policy, f));
+  const warnings: string[] = [];
+  for (const r of resolved) for (const w of r.warnings) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
+  const seen = new Set(resolved.map((r) => r.guest).filter((g): g is string => g !== undefined));
+  for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but has no vif on this host`);
+  return { resolved, desired: compile(resolved), warnings };
+}
+
+export async function readLive(backend: Backend, counters = false): Promise<Record<TableName, LiveTable>> {
+  const [ipv4, ipv6, eb] = await Promise.all(tableNames.map((t) => backend.save(t, { counters })));
+  return { ipv4: parseSave(ipv4!), ipv6: parseSave(ipv6!), eb: parseSave(eb!) };
+}
+
+export const bridgeSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'] as const;
+
+/** Whether bridged traffic reaches iptables/ip6tables (br_netfilter loaded and enabled). */
+export function bridgeNetfilterState(): Record<(typeof bridgeSysctls)[number], string | undefined> {
+  return Object.fromEntries(bridgeSysctls.map((k) => [k, readSysctl(k)])) as Record<(typeof bridgeSysctls)[number], string | undefined>;
+}
+
+export function enableBridgeNetfilter(): void {
+  for (const k of bridgeSysctls) {
+    if (readSysctl(k) === '1') continue;
+    if (!writeSysctl(k, '1')) throw new XennetError('exec', `${k} does not exist: br_netfilter is not loaded, so bridged traffic bypasses iptables`, { hint: 'modprobe br_netfilter' });
+  }
+}
+
+export interface HostPlan {
+  plan: RulePlan;
+  changes: GuestChange[];
+  live: Record<TableName, LiveTable>;
+  state: DesiredState;
+}
+
+export async function planHost(backend: Backend, policy: PolicyFile, facts: readonly VifFacts[]): Promise<HostPlan> {
+  const state = desiredFor(policy, facts);
+  const live = await readLive(backend);
+  const plan = diff(live, state.desired);
+  return { plan, changes: changesByVif(live, plan), live, state };
+}
+
+export interface ApplyOptions {
+  env?: NodeJS.ProcessEnv;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+/** Applies a plan table by table (each atomic), records the index, and verifies by re-planning. */
+export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
+  enableBridgeNetfilter();
+  const changed: TableName[] = [];
+  const order: TableName[] = ['eb', 'ipv6', 'ipv4'];
+  for (const [i, t] of order.entries()) {
+    const text = render(hp.plan[t], t === 'eb');
+    options.onProgress?.(i, order.length, t);
+    if (text === '') continue;
+    await backend.restore(t, text);
+    changed.push(t);
+  }
+  const perVif = new Map(hp.state.resolved.map((r) => [r.name, compileVif(r)]));
+  replaceAll({ version: 1, bootId: '', backend: backend.variant, vifs: Object.fromEntries(hp.state.resolved.map((r) => [r.name, r.bridge])) }, perVif, options.env);
+  const again = diff(await readLive(backend), hp.state.desired);
+  if (!isEmptyPlan(again)) {
+    const left = changesByVif(await readLive(backend), again).map((c) => `${c.table} ${c.chain}`).join(', ');
+    throw new XennetError('internal', `after apply the live rules still differ from the rule file (${left})`, { hint: 'another tool may be changing the same chains; run `xennet plan`' });
+  }
+  return { tablesChanged: changed };
+}

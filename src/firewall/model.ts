@@ -1,0 +1,80 @@
+/** Plain data of the guest firewall: resolved per-vif policy and compiled rule sets. */
+import type { AllowRule, Verdict } from '../config/schema.js';
+
+export type TableName = 'ipv4' | 'ipv6' | 'eb';
+export const tableNames: readonly TableName[] = ['ipv4', 'ipv6', 'eb'];
+
+/** A rule in a built-in chain that jumps into xennet's chains. */
+export interface RootJump {
+  chain: 'FORWARD' | 'INPUT';
+  /** The rule after `-A CHAIN `, e.g. `-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD`. */
+  rule: string;
+}
+
+/** Owned chains of one table (name -> rules after `-A NAME `, in order) and the root jumps. */
+export interface TableRules {
+  chains: Map<string, string[]>;
+  roots: RootJump[];
+}
+
+export type RuleSet = Record<TableName, TableRules>;
+
+export function emptyTable(): TableRules {
+  return { chains: new Map(), roots: [] };
+}
+
+export function emptyRuleSet(): RuleSet {
+  return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable() };
+}
+
+export interface Cidr {
+  addr: string;
+  len: number;
+}
+
+export const cidrText = (c: Cidr): string => `${c.addr}/${c.len}`;
+
+export interface Antispoof {
+  mac: boolean;
+  arp: boolean;
+  ipv4: boolean;
+  ipv6: boolean;
+}
+
+/** What xennet knows about a live vif before the rule file is applied. */
+export interface VifFacts {
+  name: string;
+  bridge: string;
+  domid?: number;
+  devid?: number;
+  /** Domain name from xenstore. */
+  domain?: string;
+  /** xenstore backend `mac`. */
+  mac?: string;
+  /** xenstore backend `ip`. */
+  ipv4: Cidr[];
+  ipv6: Cidr[];
+}
+
+/** A vif's effective policy: rule file (guest, interface, defaults) over xenstore facts. */
+export interface ResolvedVif {
+  name: string;
+  bridge: string;
+  domain?: string;
+  /** The rule-file guest entry this vif matched, if any. */
+  guest?: string;
+  mac?: string;
+  ipv4: Cidr[];
+  ipv6: Cidr[];
+  antispoof: Antispoof;
+  inbound: Verdict;
+  outbound: Verdict;
+  isolation: boolean;
+  allowIn: AllowRule[];
+  allowOut: AllowRule[];
+  ethertypes: number[];
+  routerAdvertisements: boolean;
+  dhcpServer: boolean;
+  logDrops: boolean;
+  warnings: string[];
+}

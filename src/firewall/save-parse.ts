@@ -1,0 +1,77 @@
+/**
+ * Parses `iptables-save`, `ip6tables-save` and `ebtables-save` output (one format serves all:
+ * `*table`, `:CHAIN POLICY`, `-A CHAIN rule`, `COMMIT`; counters as `[p:b] -A ...` for iptables
+ * `-c`, `... -c p b` for ebtables) into xennet's owned chains and the root jumps into them.
+ */
+import type { RootJump } from './model.js';
+import { isOwnedChain } from './names.js';
+
+export interface Counter {
+  packets: number;
+  bytes: number;
+}
+
+export interface LiveTable {
+  chains: Map<string, string[]>;
+  /** Per owned chain, the counters of each rule (when saved with counters). */
+  counters: Map<string, Counter[]>;
+  roots: RootJump[];
+  /** Rules in built-in chains that are not xennet's (kept, never touched). */
+  foreignRules: number;
+  /** Built-in chains' policies. */
+  policies: Map<string, string>;
+}
+
+export function parseSave(text: string, table = 'filter'): LiveTable {
+  const live: LiveTable = { chains: new Map(), counters: new Map(), roots: [], foreignRules: 0, policies: new Map() };
+  let inTable = false;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('*')) {
+      inTable = line.slice(1) === table;
+      continue;
+    }
+    if (!inTable) continue;
+    if (line === 'COMMIT') {
+      inTable = false;
+      continue;
+    }
+    if (line.startsWith(':')) {
+      const [name, policy] = line.slice(1).split(/\s+/);
+      if (!name) continue;
+      if (isOwnedChain(name)) {
+        if (!live.chains.has(name)) live.chains.set(name, []);
+        if (!live.counters.has(name)) live.counters.set(name, []);
+      } else if (policy && policy !== '-') live.policies.set(name, policy);
+      continue;
+    }
+    let rest = line;
+    let counter: Counter | undefined;
+    const pre = /^\[(\d+):(\d+)\]\s+/.exec(rest);
+    if (pre) {
+      counter = { packets: Number(pre[1]), bytes: Number(pre[2]) };
+      rest = rest.slice(pre[0].length);
+    }
+    const post = /\s+-c\s+(\d+)\s+(\d+)$/.exec(rest);
+    if (post) {
+      counter = { packets: Number(post[1]), bytes: Number(post[2]) };
+      rest = rest.slice(0, post.index);
+    }
+    const m = /^-A\s+(\S+)\s*(.*)$/.exec(rest);
+    if (!m) continue;
+    const chain = m[1]!;
+    const rule = m[2]!;
+    if (isOwnedChain(chain)) {
+      if (!live.chains.has(chain)) live.chains.set(chain, []);
+      live.chains.get(chain)!.push(rule);
+      if (!live.counters.has(chain)) live.counters.set(chain, []);
+      live.counters.get(chain)!.push(counter ?? { packets: 0, bytes: 0 });
+    } else if ((chain === 'FORWARD' || chain === 'INPUT') && /-j\s+XN-\S+/.test(rule)) {
+      live.roots.push({ chain, rule });
+    } else {
+      live.foreignRules++;
+    }
+  }
+  return live;
+}
