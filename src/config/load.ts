@@ -82,7 +82,7 @@ function zodProblems(file: string, doc: Document, lc: LineCounter, issues: z.cor
     const pos = positionOf(doc, lc, issue.path);
     let message = issue.message;
     if (issue.code === 'invalid_type' && issue.input === undefined) message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
-    else if (issue.code === 'invalid_value' && 'values' in issue) message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    else if (issue.code === 'invalid_value' && 'values' in issue && issue.message.startsWith('Invalid')) message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     else if (issue.code === 'invalid_union') message = issue.message === 'Invalid input' ? 'is not valid here (see `xennet schema`)' : issue.message;
     out.push({ file, ...pos, path: pathText(issue.path), message });
   }

@@ -57,6 +57,8 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
       return r.stdout;
     },
     async restore(table, text) {
+      // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
+      if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
       const args = table === 'eb' ? ['--noflush'] : ['--noflush', '-w', '10'];
       const r = await run(tools[table].restore, args, { input: text });
       if (r.code !== 0) {

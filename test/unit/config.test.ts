@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { ConfigError, parsePolicy } from '../../src/config/load.js';
+import { jsonSchema } from '../../src/config/schema.js';
+import { resolveVif } from '../../src/firewall/resolve.js';
+
+function problems(text: string): string[] {
+  try {
+    parsePolicy(text, 'x.yaml');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`);
+  }
+  return [];
+}
+
+describe('rule file', () => {
+  it('accepts the documented example', () => {
+    const p = parsePolicy(
+      `version: 1
+defaults:
+  antispoof: true
+  inbound: accept
+guests:
+  web01:
+    mac: "00:16:3E:12:34:56"
+    ipv4: [192.168.0.5]
+    ipv6: ["2001:db8::5"]
+    inbound: drop
+    allow_in:
+      - { proto: tcp, ports: [80, 443] }
+      - { proto: tcp, ports: [22], from: [192.168.0.0/24] }
+`,
+      'x.yaml',
+    );
+    assert.equal(p.guests?.['web01']?.mac, '00:16:3e:12:34:56', 'MACs are lower-cased');
+  });
+
+  it('names file, line, column, key and what is valid (verbatim)', () => {
+    assert.deepEqual(
+      problems(`version: 1
+defaults:
+  inbound: maybe
+guests:
+  web01:
+    mac: "zz:16:3e:12:34:56"
+    colour: blue
+    allow_in:
+      - { proto: tcp, ports: [80, 70000] }
+      - { proto: udp, ports: ["9-3"] }
+      - { proto: icmp, ports: [1] }
+`),
+      [
+        'x.yaml:3:12: defaults.inbound: must be one of "accept", "drop"',
+        'x.yaml:6:10: guests.web01.mac: expected a MAC address like 00:16:3e:12:34:56',
+        'x.yaml:9:35: guests.web01.allow_in[0].ports[1]: ports are 1-65535',
+        'x.yaml:10:31: guests.web01.allow_in[1].ports[0]: a port range is low-high within 1-65535',
+        'x.yaml:11:31: guests.web01.allow_in[2].ports: ports need proto tcp or udp, not icmp',
+        'x.yaml:7:5: guests.web01.colour: unknown key "colour"',
+      ],
+    );
+  });
+
+  it('rejects YAML errors, a missing version, duplicates and overlaps across guests', () => {
+    assert.match(problems('version: 1\nguests: [\n')[0] ?? '', /^x\.yaml:\d+:\d+: : YAML: /);
+    assert.deepEqual(problems('guests: {}\n'), ['x.yaml:1:1: version: the only rule file version is 1']);
+    assert.deepEqual(
+      problems(`version: 1
+guests:
+  a: { mac: "00:16:3e:00:00:01", ipv4: [10.0.0.0/29] }
+  b: { mac: "00:16:3e:00:00:01", ipv4: [10.0.0.5, 10.1.0.5/24] }
+`),
+      [
+        'x.yaml:4:13: guests.b.mac: MAC 00:16:3e:00:00:01 is also used by guest a; every guest interface needs its own',
+        'x.yaml:4:41: guests.b.ipv4[0]: 10.0.0.5 overlaps 10.0.0.0/29 of guest a; an address belongs to one guest',
+        'x.yaml:4:51: guests.b.ipv4[1]: 10.1.0.5/24 has host bits set; write the network (10.1.0.0/24) or a single address (10.1.0.5)',
+      ],
+    );
+  });
+
+  it('generates a JSON Schema from the same source', () => {
+    const s = jsonSchema() as { properties: Record<string, unknown>; additionalProperties: boolean };
+    assert.deepEqual(Object.keys(s.properties).sort(), ['defaults', 'guests', 'version']);
+    assert.equal(s.additionalProperties, false);
+  });
+
+  it('resolves guest over defaults over xenstore, and warns about what it cannot protect', () => {
+    const policy = parsePolicy(
+      `version: 1
+defaults: { inbound: drop, antispoof: { ipv6: false } }
+guests:
+  web01:
+    ipv4: [10.0.0.5]
+    allow_in: [ { proto: any }, { proto: tcp, ports: [80] } ]
+    interfaces: [ { devid: 1, mac: "00:16:3e:00:01:01", ipv4: [10.0.1.5] } ]
+  ghost: {}
+`,
+      'x.yaml',
+    );
+    const r = resolveVif(policy, { name: 'vif5.0', bridge: 'xenbr0', domain: 'web01', devid: 0, mac: '00:16:3e:00:00:05', ipv4: [{ addr: '10.9.9.9', len: 32 }], ipv6: [] });
+    assert.deepEqual(r.ipv4, [{ addr: '10.0.0.5', len: 32 }], 'the file wins over xenstore ip');
+    assert.equal(r.mac, '00:16:3e:00:00:05', 'xenstore mac when the file has none');
+    assert.equal(r.inbound, 'drop');
+    assert.equal(r.antispoof.ipv6, false);
+    assert.ok(r.warnings.some((w) => /allow_in\[0\] allows all traffic/.test(w)));
+    assert.ok(r.warnings.some((w) => /allow_in\[1\] is shadowed by allow_in\[0\]/.test(w)));
+    const second = resolveVif(policy, { name: 'vif5.1', bridge: 'xenbr0', domain: 'web01', devid: 1, ipv4: [], ipv6: [] });
+    assert.equal(second.mac, '00:16:3e:00:01:01');
+    assert.deepEqual(second.ipv4, [{ addr: '10.0.1.5', len: 32 }]);
+    const stranger = resolveVif(policy, { name: 'vif9.0', bridge: 'xenbr0', ipv4: [], ipv6: [] });
+    assert.ok(stranger.warnings.some((w) => /no address known/.test(w)));
+  });
+});
