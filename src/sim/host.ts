@@ -10,11 +10,11 @@
  * plus an in-memory xenstored on a unix socket, populated the way libxl populates it, and the
  * toolstack's calls of a vif-script (libxl or xend form) against it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ExecResult } from '../sys/exec.js';
+import { fireAndForget, type ExecResult } from '../sys/exec.js';
 import { XennetError } from '../sys/errors.js';
 import { addNetns, deleteNetns, type SimNetns } from './netns.js';
 import { InMemoryXenstored } from './xenstored.js';
@@ -52,6 +52,22 @@ export interface SimHostOptions {
 }
 
 export type ToolstackForm = 'libxl' | 'xend';
+
+export interface KeptHost {
+  id: string;
+  namespaces: string[];
+  dir: string;
+  xenstoredPid: number;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Starts a detached process and waits until `readyPath` exists; returns its pid. */
+async function startDetached(file: string, args: string[], readyPath: string): Promise<number> {
+  const pid = fireAndForget(file, args);
+  for (let i = 0; i < 100 && !existsSync(readyPath); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(readyPath) || pid === undefined) throw new XennetError('exec', `${file} ${args.join(' ')} did not start`);
+  return pid;
+}
 
 export class SimHost {
   readonly guests = new Map<number, SimGuest>();
@@ -183,6 +199,25 @@ export class SimHost {
     const argv = form === 'libxl' ? [command, 'type_if=vif', ...(extra.argv ?? [])] : [command, ...(extra.argv ?? [])];
     const file = script.includes('/') ? script : join(hooksBin, script);
     return this.dom0.exec(file, argv, { env: this.env(env), timeoutMs: 120_000 });
+  }
+
+  /** The namespaces this host made (lan, dom0, guests). */
+  get namespaces(): string[] {
+    return [...this.owned];
+  }
+
+  /**
+   * Keeps the host alive after this process: the xenstore tree moves to a detached xenstored
+   * process on the same socket; returns what `xennet demo down` needs to remove it all.
+   */
+  async handOver(): Promise<KeptHost> {
+    const tree = join(this.dir, 'xenstore.json');
+    writeFileSync(tree, JSON.stringify(this.xenstored.dump()));
+    await this.xenstored.close();
+    const pid = await startDetached('node', [join(root, 'dist/src/sim/xenstored-main.js'), this.xenstoreSocket, '--load', tree], this.xenstoreSocket);
+    const kept: KeptHost = { id: this.id, namespaces: [...this.owned], dir: this.dir, xenstoredPid: pid, env: this.env({}) };
+    this.owned.length = 0;
+    return kept;
   }
 
   async destroy(): Promise<void> {

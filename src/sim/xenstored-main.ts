@@ -1,7 +1,8 @@
 /**
- * `node dist/src/sim/xenstored-main.js SOCKET`: runs the in-memory xenstored until SIGTERM/SIGINT.
+ * `node dist/src/sim/xenstored-main.js SOCKET [--load TREE.json]`: runs the in-memory xenstored until SIGTERM/SIGINT.
  * Prints `ready SOCKET` on stdout once it accepts connections.
  */
+import { readFileSync } from 'node:fs';
 import { InMemoryXenstored } from './xenstored.js';
 
 const socketPath = process.argv[2];
@@ -10,6 +11,8 @@ if (!socketPath) {
   process.exit(64);
 }
 const store = new InMemoryXenstored(socketPath);
+const loadIndex = process.argv.indexOf('--load');
+if (loadIndex > 0 && process.argv[loadIndex + 1]) store.load(JSON.parse(readFileSync(process.argv[loadIndex + 1]!, 'utf8')));
 await store.listen();
 process.stdout.write(`ready ${socketPath}\n`);
 const stop = (): void => {

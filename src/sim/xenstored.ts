@@ -118,6 +118,22 @@ export class InMemoryXenstored {
     return lookup(this.root, path)?.value;
   }
 
+  /** The whole tree as JSON-able data (to hand the store over to another process). */
+  dump(): unknown {
+    const walk = (n: Node): unknown => ({ v: n.value, c: Object.fromEntries([...n.children].map(([k, c]) => [k, walk(c)])) });
+    return walk(this.root);
+  }
+
+  load(data: unknown): void {
+    const build = (d: { v?: string; c?: Record<string, unknown> }): Node => {
+      const n = newNode(typeof d.v === 'string' ? d.v : '');
+      for (const [k, c] of Object.entries(d.c ?? {})) n.children.set(k, build(c as { v?: string; c?: Record<string, unknown> }));
+      return n;
+    };
+    this.root = build(data as { v?: string; c?: Record<string, unknown> });
+    this.generation++;
+  }
+
   private accept(socket: Socket): void {
     const conn: Conn = { socket, txs: new Map() };
     this.conns.add(conn);

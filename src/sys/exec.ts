@@ -70,14 +70,15 @@ export function start(file: string, args: readonly string[], options: Omit<ExecO
   return spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
 }
 
-/** Starts a program and lets it run on its own (no output captured, not waited for). */
-export function fireAndForget(file: string, args: readonly string[]): void {
+/** Starts a program and lets it run on its own (no output captured, not waited for); returns its pid. */
+export function fireAndForget(file: string, args: readonly string[]): number | undefined {
   assertArgv(file, args);
   try {
     const child = spawn(file, args, { stdio: 'ignore', detached: true });
     child.on('error', () => undefined);
     child.unref();
+    return child.pid;
   } catch {
-    /* best effort */
+    return undefined;
   }
 }

@@ -5,7 +5,7 @@ import type { SimNetns } from '../../../src/sim/netns.js';
 import { LineWaiter } from './lines.js';
 
 export const framesPy = fileURLToPath(new URL('../../../../test/netns/fixtures/frames.py', import.meta.url));
-export const probeJs = fileURLToPath(new URL('../../../../test/netns/fixtures/probe.mjs', import.meta.url));
+export const probeJs = fileURLToPath(new URL('../../../src/sim/probe-main.js', import.meta.url));
 
 export const hex = (s: string): string => Buffer.from(s).toString('hex');
 

@@ -1,0 +1,204 @@
+/**
+ * `xennet status`: bridges (uplink, netfilter call flags), vifs (domain, MAC, addresses, MTU, link
+ * state, bridge, hotplug status, firewall state and drop counters), the backend, and anything
+ * misconfigured. Works without xenstore and without a rule file.
+ */
+import type { LinkState } from '../bridge/model.js';
+import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
+import type { PolicyFile } from '../config/schema.js';
+import { reasonOf } from '../sys/errors.js';
+import { defaultBackend } from '../firewall/backend/xtables.js';
+import { compileVif } from '../firewall/compile.js';
+import { bridgeNetfilterState, readLive } from '../firewall/host.js';
+import { readVifChains } from '../firewall/index-store.js';
+import { cidrText, tableNames, type RuleSet, type TableName } from '../firewall/model.js';
+import { vifOfChain } from '../firewall/names.js';
+import { normalizeRule } from '../firewall/normalize.js';
+import { resolveVif } from '../firewall/resolve.js';
+import type { LiveTable } from '../firewall/save-parse.js';
+import { gatherHostFacts } from '../firewall/session.js';
+
+export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
+
+export interface VifStatus {
+  name: string;
+  domain: string | null;
+  domid: number | null;
+  mac: string | null;
+  addresses: string[];
+  mtu: number;
+  up: boolean;
+  bridge: string;
+  hotplugStatus: string | null;
+  firewall: FirewallState;
+  drops: { packets: number; bytes: number };
+}
+
+export interface BridgeStatusLine {
+  name: string;
+  up: boolean;
+  mtu: number;
+  ports: string[];
+  uplinks: string[];
+  nfCallIptables: boolean;
+  nfCallIp6tables: boolean;
+}
+
+export interface HostStatus {
+  ok: boolean;
+  problems: string[];
+  notes: string[];
+  backend: { iptables: string; ebtables: string } | null;
+  bridgeNetfilter: Record<string, string | undefined>;
+  rules: { file: string; state: 'valid' | 'absent' | 'invalid'; error?: string };
+  xenstore: string | null;
+  bridges: BridgeStatusLine[];
+  vifs: VifStatus[];
+  staleChains: string[];
+}
+
+function vifChainsLive(live: Record<TableName, LiveTable>, name: string): Map<string, { table: TableName; rules: string[] }> {
+  const out = new Map<string, { table: TableName; rules: string[] }>();
+  for (const t of tableNames) for (const [c, rules] of live[t].chains) if (vifOfChain(c) === name) out.set(`${t} ${c}`, { table: t, rules });
+  return out;
+}
+
+function firewallState(desired: RuleSet | undefined, live: Record<TableName, LiveTable>, name: string): FirewallState {
+  const have = vifChainsLive(live, name);
+  if (!desired) return have.size === 0 ? 'not-managed' : 'drifted';
+  if (have.size === 0) return 'missing';
+  for (const t of tableNames) {
+    for (const [c, rules] of desired[t].chains) {
+      const l = have.get(`${t} ${c}`);
+      if (!l || l.rules.length !== rules.length || l.rules.some((r, i) => normalizeRule(r, t === 'eb') !== normalizeRule(rules[i]!, t === 'eb'))) return 'drifted';
+    }
+  }
+  return 'in-sync';
+}
+
+function drops(live: Record<TableName, LiveTable>, name: string): { packets: number; bytes: number } {
+  let packets = 0;
+  let bytes = 0;
+  for (const t of tableNames) {
+    for (const [c, rules] of live[t].chains) {
+      if (vifOfChain(c) !== name) continue;
+      const counters = live[t].counters.get(c) ?? [];
+      rules.forEach((r, i) => {
+        if (/-j DROP$/.test(r)) {
+          packets += counters[i]?.packets ?? 0;
+          bytes += counters[i]?.bytes ?? 0;
+        }
+      });
+    }
+  }
+  return { packets, bytes };
+}
+
+export async function hostStatus(options: { rules?: string; env?: NodeJS.ProcessEnv } = {}): Promise<HostStatus> {
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const facts = await gatherHostFacts(env);
+  notes.push(...facts.warnings);
+  const file = rulesPath(options.rules, env);
+  let policy: PolicyFile | undefined;
+  let rules: HostStatus['rules'];
+  try {
+    const loaded = loadPolicy(file);
+    policy = loaded.policy;
+    rules = { file, state: loaded.fromFile ? 'valid' : 'absent' };
+  } catch (e) {
+    rules = { file, state: 'invalid', error: e instanceof ConfigError ? e.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('; ') : reasonOf(e) };
+    problems.push(`rule file ${file} is invalid: ${rules.error}`);
+  }
+  let backendInfo: HostStatus['backend'] = null;
+  let live: Record<TableName, LiveTable> | undefined;
+  try {
+    const backend = await defaultBackend(env);
+    backendInfo = { iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
+    live = await readLive(backend, true);
+  } catch (e) {
+    problems.push(`cannot read the firewall: ${reasonOf(e)}`);
+  }
+  const bridgeNetfilter = bridgeNetfilterState();
+  const byName = new Map<string, LinkState>(facts.links.map((l) => [l.name, l]));
+  const bridges: BridgeStatusLine[] = facts.links
+    .filter((l) => l.kind === 'bridge')
+    .map((b) => {
+      const ports = facts.links.filter((l) => l.master === b.name).map((l) => l.name);
+      return {
+        name: b.name,
+        up: b.up,
+        mtu: b.mtu,
+        ports,
+        uplinks: ports.filter((p) => !facts.vifs.some((v) => v.name === p)),
+        nfCallIptables: b.bridge?.nfCallIptables ?? false,
+        nfCallIp6tables: b.bridge?.nfCallIp6tables ?? false,
+      };
+    });
+  const vifs: VifStatus[] = facts.vifs.map((f) => {
+    const resolved = policy ? resolveVif(policy, f) : undefined;
+    const desired = resolved ? compileVif(resolved) : readVifChains(f.name, env);
+    const link = byName.get(f.name) ?? f.link;
+    return {
+      name: f.name,
+      domain: f.domain ?? null,
+      domid: f.domid ?? null,
+      mac: resolved?.mac ?? f.mac ?? null,
+      addresses: resolved ? [...resolved.ipv4, ...resolved.ipv6].map(cidrText) : [...f.ipv4, ...f.ipv6].map(cidrText),
+      mtu: link.mtu,
+      up: link.up,
+      bridge: f.bridge,
+      hotplugStatus: f.hotplugStatus ?? null,
+      firewall: live ? firewallState(desired, live, f.name) : 'not-managed',
+      drops: live ? drops(live, f.name) : { packets: 0, bytes: 0 },
+    };
+  });
+  const staleChains: string[] = [];
+  if (live) {
+    for (const t of tableNames) for (const c of live[t].chains.keys()) {
+      const v = vifOfChain(c);
+      if (v !== undefined && !facts.vifs.some((x) => x.name === v)) staleChains.push(`${t} ${c}`);
+    }
+  }
+  if (vifs.length > 0 && Object.values(bridgeNetfilter).some((v) => v !== '1')) problems.push('bridged traffic bypasses iptables: net.bridge.bridge-nf-call-iptables/-ip6tables is not 1 (br_netfilter); run `xennet apply`');
+  for (const v of vifs) {
+    if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${v.domain})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
+    if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
+    if (!v.up) problems.push(`${v.name}: link is down`);
+  }
+  if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
+  if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);
+  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains };
+}
+
+export function renderHostStatus(s: HostStatus, color: boolean): string {
+  const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
+  const lines: string[] = [];
+  lines.push(s.ok ? c('32', 'xennet: guest networking OK') : c('31', `xennet: ${s.problems.length} problem${s.problems.length === 1 ? '' : 's'}`));
+  lines.push(`  firewall backend ${s.backend ? `${s.backend.iptables} + ${s.backend.ebtables}` : 'unavailable'}; rule file ${s.rules.file} (${s.rules.state}); xenstore ${s.xenstore ?? 'not reachable'}`);
+  lines.push(`  br_netfilter: ${Object.entries(s.bridgeNetfilter).map(([k, v]) => `${k.replace('net.bridge.', '')}=${v ?? 'missing'}`).join(' ')}`);
+  lines.push('');
+  lines.push('BRIDGE       STATE  MTU    UPLINK            NF-CALL(4/6)  PORTS');
+  for (const b of s.bridges) {
+    lines.push(`${b.name.padEnd(12)} ${(b.up ? 'up' : 'DOWN').padEnd(6)} ${String(b.mtu).padEnd(6)} ${(b.uplinks.join(',') || '-').padEnd(17)} ${`${b.nfCallIptables ? 'on' : 'off'}/${b.nfCallIp6tables ? 'on' : 'off'}`.padEnd(13)} ${b.ports.length}`);
+  }
+  lines.push('');
+  lines.push('VIF          DOMAIN       MAC                ADDRESSES                     MTU   LINK  BRIDGE    HOTPLUG    FIREWALL     DROPS');
+  for (const v of s.vifs) {
+    const fw = v.firewall === 'in-sync' ? c('32', v.firewall.padEnd(12)) : v.firewall === 'not-managed' ? v.firewall.padEnd(12) : c('31', v.firewall.padEnd(12));
+    lines.push(
+      `${v.name.padEnd(12)} ${(v.domain ?? '?').padEnd(12)} ${(v.mac ?? '-').padEnd(18)} ${(v.addresses.join(' ') || '-').padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
+    );
+  }
+  if (s.vifs.length === 0) lines.push('(no guest vifs)');
+  if (s.problems.length > 0) {
+    lines.push('', 'problems:');
+    for (const p of s.problems) lines.push(c('31', `  ${p}`));
+  }
+  if (s.notes.length > 0) {
+    lines.push('', 'notes:');
+    for (const n of s.notes) lines.push(`  ${n}`);
+  }
+  return lines.join('\n');
+}
