@@ -3,7 +3,6 @@
  * change and updated after every step, so that `stop` restores exactly the recorded state and a
  * start or stop that was killed half way is finished or undone by the next command.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { XennetError } from '../sys/errors.js';
@@ -108,13 +107,7 @@ export function lockPath(bridge: string, env: NodeJS.ProcessEnv = process.env): 
   return join(stateDir(env), `takeover-${bridge}.lock`);
 }
 
-export function currentBootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-}
+export { currentBootId } from '../sys/boot.js';
 
 export function readJournal(path: string): TakeoverJournal | undefined {
   const raw = readJson(path);

@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { XennetError } from '../sys/errors.js';
 import { policySchema, type PolicyFile } from './schema.js';
 
-export const DEFAULT_RULES_PATH = '/etc/xen/xennet.yaml';
+export { DEFAULT_RULES_PATH, rulesPath } from './paths.js';
 
 export interface ConfigProblem {
   file: string;
@@ -39,11 +39,6 @@ export interface LoadedPolicy {
   policy: PolicyFile;
   /** False when the file does not exist and the built-in defaults apply. */
   fromFile: boolean;
-}
-
-/** The rules path: explicit, else $XENNET_RULES, else /etc/xen/xennet.yaml. */
-export function rulesPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit ?? (env['XENNET_RULES'] || DEFAULT_RULES_PATH);
 }
 
 type Path = readonly PropertyKey[];

@@ -2,7 +2,9 @@
 import type { PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
 import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
 import type { Logger } from '../sys/log.js';
-import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
+import { rulesPath } from '../config/paths.js';
+import { cachedPolicy } from '../config/policy-cache.js';
+import type { ConfigError } from '../config/load.js';
 import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
 import { compileVif } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
@@ -31,14 +33,18 @@ export function factsFromConfig(cfg: VifConfig, bridge: string): VifFacts {
   return facts;
 }
 
+function isConfigError(e: unknown): e is ConfigError {
+  return e instanceof Error && Array.isArray((e as Partial<ConfigError>).problems);
+}
+
 export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFirewall {
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {
       let loaded;
       try {
-        loaded = loadPolicy(rulesPath(undefined, env));
+        loaded = await cachedPolicy(rulesPath(undefined, env), env);
       } catch (e) {
-        if (e instanceof ConfigError) throw new HookFailure(`the rule file is invalid, so ${cfg.name} cannot be firewalled: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`, 'fix it (`xennet check`) and start the guest again');
+        if (isConfigError(e)) throw new HookFailure(`the rule file is invalid, so ${cfg.name} cannot be firewalled: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`, 'fix it (`xennet check`) and start the guest again');
         throw e;
       }
       const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));

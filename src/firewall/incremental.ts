@@ -42,10 +42,11 @@ function desiredFromIndex(index: FirewallIndex, t: TableName, env: NodeJS.Proces
   return rs[t];
 }
 
+/** One transaction per table; the three tables are independent, so they run concurrently. */
 async function applyPlans(backend: Backend, plans: Record<TableName, TablePlan>, index: FirewallIndex, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
-  for (const t of ['eb', 'ipv6', 'ipv4'] as TableName[]) {
+  const one = async (t: TableName): Promise<void> => {
     const p = plans[t];
-    if (isEmptyTablePlan(p)) continue;
+    if (isEmptyTablePlan(p)) return;
     try {
       await backend.restore(t, render(p, t === 'eb'));
     } catch (e) {
@@ -54,7 +55,10 @@ async function applyPlans(backend: Backend, plans: Record<TableName, TablePlan>,
       const full = diffTable(live, desiredFromIndex(index, t, env), t === 'eb');
       if (!isEmptyTablePlan(full)) await backend.restore(t, render(full, t === 'eb'));
     }
-  }
+  };
+  const results = await Promise.allSettled((['eb', 'ipv6', 'ipv4'] as TableName[]).map(one));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Installs (or refreshes) one vif's chains. The caller holds the hotplug lock. */

@@ -9,7 +9,7 @@
  */
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentBootId } from '../bridge/journal.js';
+import { currentBootId } from '../sys/boot.js';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import { emptyRuleSet, tableNames, type RuleSet, type TableName } from './model.js';
 

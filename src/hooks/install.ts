@@ -6,10 +6,11 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const entries = { 'vif-xennet': 'vif-main.js', 'network-xennet': 'network-main.js' } as const;
+/** The bundled entries (dist/bundle/), built next to dist/src/ by `npm run build`. */
+const entries = { 'vif-xennet': 'vif-main.mjs', 'network-xennet': 'network-main.mjs' } as const;
 
 export function launcherText(hook: keyof typeof entries): string {
-  const target = fileURLToPath(new URL(`./${entries[hook]}`, import.meta.url));
+  const target = fileURLToPath(new URL(`../../bundle/${entries[hook]}`, import.meta.url));
   return `#!/usr/bin/env node
 // ${hook}: installed by \`xennet install-hooks\`; loads ${target}
 import(${JSON.stringify(target)}).then(

@@ -23,7 +23,23 @@ export async function reportError(xs: XenstoreClient, backendPath: string, messa
   });
 }
 
+/** XENNET_TIMING=1: phase timings (ms since process start) on stderr, for benchmarks. */
+const marks: [string, number][] = [];
+export function mark(what: string): void {
+  if (process.env['XENNET_TIMING'] === '1') marks.push([what, performance.now()]);
+}
+
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, log: Logger = createLogger({ tag: 'vif-xennet', syslog: env['XENNET_SYSLOG'] !== '0' })): Promise<number> {
+  mark('main');
+  try {
+    return await mainInner(argv, env, log);
+  } finally {
+    mark('end');
+    if (marks.length > 0) process.stderr.write(`vif-xennet timing: ${marks.map(([w, t]) => `${w}=${t.toFixed(0)}`).join(' ')}\n`);
+  }
+}
+
+async function mainInner(argv: readonly string[], env: NodeJS.ProcessEnv, log: Logger): Promise<number> {
   let backendPath = backendPathFromEnv(env);
   let input: VifHookInput | undefined;
   let xs: XenstoreClient | undefined;
@@ -44,10 +60,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       import('./vif-run.js'),
       firewallOff ? import('./vif-firewall.js').then((m) => m.noFirewall) : import('../firewall/hook-firewall.js').then((m) => m.createHookFirewall(env, log)),
     ]);
+    mark('imported');
     xs = await XenstoreClient.connect(env);
     const client = new NetlinkClient();
     nl = client;
-    const deps: Parameters<typeof run.vifOnline>[1] = { xs, nl: client, firewall: fw, log };
+    const deps: Parameters<typeof run.vifOnline>[1] = { xs, nl: client, firewall: fw, log, mark };
     if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
     const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);
     log.info(`${outcome.summary} in ${Math.round(performance.now())} ms`);

@@ -21,6 +21,8 @@ export interface VifDeps {
   log: Logger;
   /** Where the hotplug lock lives (tests point it elsewhere). */
   lockDir?: string;
+  /** Timing marks (XENNET_TIMING=1). */
+  mark?: (what: string) => void;
 }
 
 export interface VifOutcome {
@@ -70,7 +72,9 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   const addresses = dev ? await deps.nl.addressesOf(dev as LinkState) : [];
   const plan = planVifOnline(cfg, view, addresses);
   // Everything that can fail on bad input fails here, before any change.
+  deps.mark?.('planned');
   const firewall = await deps.firewall.prepare(cfg, plan.bridge);
+  deps.mark?.('policy');
   for (const w of firewall.warnings) deps.log.warning(`${cfg.name}: ${w}`);
   // Prepare the vif, install its firewall, and only then attach it: never on the bridge unfiltered.
   const prep = plan.ops.filter((o) => !isAttachStep(o));
@@ -86,7 +90,12 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
       done.push(o);
     }
     step = 'installing the firewall';
-    await withHotplugLock('iptables', firewall.install, lock);
+    deps.mark?.('prepared');
+    await withHotplugLock('iptables', async () => {
+      deps.mark?.('locked');
+      await firewall.install();
+    }, lock);
+    deps.mark?.('firewall');
     installed = true;
     for (const o of attach) {
       step = describeOp(o);

@@ -201,6 +201,13 @@ export class SimHost {
     return this.dom0.exec(file, argv, { env: this.env(env), timeoutMs: 120_000 });
   }
 
+  /** A further namespace that belongs to this host (deleted with it). */
+  async addNamespace(role: string): Promise<SimNetns> {
+    const ns = await addNetns(`${this.id}-${role}`);
+    this.owned.push(ns.name);
+    return ns;
+  }
+
   /** The namespaces this host made (lan, dom0, guests). */
   get namespaces(): string[] {
     return [...this.owned];

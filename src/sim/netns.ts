@@ -21,6 +21,13 @@ export class SimNetns {
     return r.stdout;
   }
 
+  /** Runs many `ip` commands in one process (`ip -batch`). */
+  async batch(lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const r = await run('ip', ['-n', this.name, '-force', '-batch', '-'], { input: lines.join('\n') + '\n', timeoutMs: 300_000 });
+    if (r.code !== 0) throw new XennetError('exec', `ip -n ${this.name} -batch: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}`);
+  }
+
   async ipJson<T>(...args: string[]): Promise<T> {
     const out = await this.ip('-j', ...args);
     return (out.trim() === '' ? [] : JSON.parse(out)) as T;

@@ -6,7 +6,9 @@
  * with events, transactions (optimistic: a commit after a conflicting change gets EAGAIN), and
  * GET_DOMAIN_PATH. Every connection is treated as dom0 (relative paths under /local/domain/0).
  */
+import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { createServer, type Server, type Socket } from 'node:net';
 import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, splitStrings, XsType, type XsMessage } from '../xenstore/protocol.js';
 
@@ -78,7 +80,8 @@ export interface XenstoredOptions {
   socketPath: string;
 }
 
-export class InMemoryXenstored {
+/** Emits `write` (path, value, time in ms from performance.now()) for every committed write. */
+export class InMemoryXenstored extends EventEmitter {
   private root: Node = newNode();
   private generation = 0;
   private nextTx = 1;
@@ -88,6 +91,8 @@ export class InMemoryXenstored {
   private afterReply: (() => void)[] = [];
 
   constructor(readonly socketPath: string) {
+    super();
+    this.setMaxListeners(0); // benchmarks wait on many writes at once
     ensure(this.root, '/local/domain/0');
     ensure(this.root, '/tool');
   }
@@ -211,8 +216,10 @@ export class InMemoryXenstored {
         const nul = m.payload.indexOf(0);
         if (nul < 0) throw new XsFailure('EINVAL');
         const path = this.pathArg(m.payload.subarray(0, nul).toString('utf8'));
-        ensure(root, path).value = m.payload.subarray(nul + 1).toString('utf8');
+        const value = m.payload.subarray(nul + 1).toString('utf8');
+        ensure(root, path).value = value;
         changed(path);
+        if (!tx) this.emit('write', path, value, performance.now());
         return ok;
       }
       case XsType.MKDIR: {
@@ -283,6 +290,8 @@ export class InMemoryXenstored {
           this.root = tx.tree;
           this.generation++;
           this.fire(tx.changed);
+          const now = performance.now();
+          for (const p of tx.changed) this.emit('write', p, lookup(this.root, p)?.value, now);
         }
         return ok;
       }

@@ -1,0 +1,216 @@
+/**
+ * xennet vs Xen's scripts on the simulated host (root). Not a test: prints tables and writes
+ * bench/results/<time>.json.
+ *
+ *   npm run bench                 full run (about 15 minutes)
+ *   npm run bench -- --smoke      small sizes, a minute
+ *   npm run bench -- --only hook,storm,apply,forward
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { start } from '../src/sys/exec.js';
+import type { SimGuest } from '../src/sim/host.js';
+import { sweepNetns } from '../src/sim/netns.js';
+import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './lib/world.js';
+
+const args = process.argv.slice(2);
+const smoke = args.includes('--smoke');
+const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
+const only = new Set((onlyArg ?? 'hook,storm,apply,forward').split(','));
+
+const sizes = smoke ? [0, 20] : [0, 100, 1000];
+const runs = smoke ? 3 : 15;
+const stormSize = smoke ? 20 : 200;
+const applySize = smoke ? 100 : 1000;
+const forwardSize = smoke ? 50 : 1000;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const p95 = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)] ?? NaN;
+};
+const fmt = (n: number, d = 0): string => (Number.isFinite(n) ? n.toFixed(d) : '-');
+const results: Record<string, unknown> = {
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, kernel: process.platform },
+  smoke,
+};
+const log = (s: string): void => {
+  process.stdout.write(s + '\n');
+};
+
+/** Waits for hotplug-status = connected of a backend path; resolves with the write time. */
+function connectedAt(world: World, backendPath: string): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (path: string, value: string, t: number): void => {
+      if (path === `${backendPath}/hotplug-status` && value === 'connected') {
+        world.host.xenstored.off('write', on);
+        resolve(t);
+      }
+    };
+    world.host.xenstored.on('write', on);
+  });
+}
+
+function script(world: World, tool: Tool): string {
+  return tool === 'xen' ? join(world.xenScripts, 'vif-bridge') : 'vif-xennet';
+}
+
+async function hookLatency(): Promise<void> {
+  const rows: { tool: Tool; guests: number; onlineMedian: number; onlineP95: number; offlineMedian: number; offlineP95: number }[] = [];
+  for (const guests of sizes) {
+    for (const tool of ['xennet', 'xen'] as Tool[]) {
+      const world = await buildWorld({ tool, background: guests, measured: [] });
+      try {
+        if (tool === 'xennet' && guests > 0) await timedXennet(world, ['apply']);
+        const g = await world.host.addGuest({ domid: 9, name: 'bench', mac: '00:16:3e:00:09:09', addresses: ['192.168.0.109/24'], xenstoreIp: '192.168.0.109' });
+        const on: number[] = [];
+        const off: number[] = [];
+        for (let i = 0; i < runs + 1; i++) {
+          world.host.xenstored.write(`${g.backendPath}/hotplug-status`, '');
+          const done = connectedAt(world, g.backendPath);
+          const t0 = performance.now();
+          const r = await world.host.runVifScript(script(world, tool), g, 'online', 'libxl', { env: world.env });
+          if (r.code !== 0) throw new Error(`${tool} online: ${r.stderr}`);
+          const t1 = await done;
+          const t2 = performance.now();
+          const r2 = await world.host.runVifScript(script(world, tool), g, 'offline', 'libxl', { env: world.env });
+          if (r2.code !== 0) throw new Error(`${tool} offline: ${r2.stderr}`);
+          if (i === 0) continue; // warm-up
+          on.push(t1 - t0);
+          off.push(performance.now() - t2);
+        }
+        rows.push({ tool, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off) });
+        log(`  hook ${tool} with ${guests} guests: online median ${fmt(median(on))} ms`);
+      } finally {
+        await destroyWorld(world);
+      }
+    }
+  }
+  results['hook'] = rows;
+  log('\nHook latency (ms; online: process start to hotplug-status written; offline: process run time)');
+  log('guests  xennet online med/p95   Xen online med/p95   ratio   xennet offline med   Xen offline med');
+  for (const n of sizes) {
+    const x = rows.find((r) => r.tool === 'xennet' && r.guests === n)!;
+    const y = rows.find((r) => r.tool === 'xen' && r.guests === n)!;
+    log(`${String(n).padEnd(7)} ${`${fmt(x.onlineMedian)}/${fmt(x.onlineP95)}`.padEnd(23)} ${`${fmt(y.onlineMedian)}/${fmt(y.onlineP95)}`.padEnd(20)} ${fmt(x.onlineMedian / y.onlineMedian, 2).padEnd(7)} ${fmt(x.offlineMedian).padEnd(20)} ${fmt(y.offlineMedian)}`);
+  }
+}
+
+async function bootStorm(): Promise<void> {
+  const rows: { tool: Tool; guests: number; seconds: number; connected: number }[] = [];
+  for (const tool of ['xennet', 'xen'] as Tool[]) {
+    const world = await buildWorld({ tool, background: 0 });
+    try {
+      const guests: SimGuest[] = [];
+      const dom0: string[] = [];
+      for (let i = 0; i < stormSize; i++) {
+        const d = 200 + i;
+        const be = `/local/domain/0/backend/vif/${d}/0`;
+        dom0.push(`link add vif${d}.0 type veth peer name s${d} netns ${world.sink.name}`, `link set vif${d}.0 address fe:ff:ff:ff:ff:ff`);
+        world.host.xenstored.write(`/local/domain/${d}/name`, `storm${d}`);
+        world.host.xenstored.write(`${be}/mac`, `00:16:3e:01:${(d >> 8).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`);
+        world.host.xenstored.write(`${be}/ip`, `10.9.${d >> 8}.${d & 255}`);
+        world.host.xenstored.write(`${be}/bridge`, 'xenbr0');
+        world.host.xenstored.write(`${be}/frontend`, `/local/domain/${d}/device/vif/0`);
+        world.host.xenstored.write(`${be}/hotplug-status`, '');
+        guests.push({ domid: d, name: `storm${d}`, mac: '', addresses: [], ns: world.sink, vif: `vif${d}.0`, backendPath: be });
+      }
+      await world.host.dom0.batch(dom0);
+      const waits = guests.map((g) => connectedAt(world, g.backendPath));
+      const t0 = performance.now();
+      const procs = guests.map((g) => world.host.runVifScript(script(world, tool), g, 'online', 'libxl', { env: world.env }));
+      const outcomes = await Promise.all(procs);
+      const times = await Promise.race([Promise.all(waits), new Promise<number[]>((r) => setTimeout(() => r([]), 1000))]);
+      const seconds = (Math.max(...times) - t0) / 1000;
+      const connected = outcomes.filter((o) => o.code === 0).length;
+      rows.push({ tool, guests: stormSize, seconds, connected });
+      log(`  storm ${tool}: ${connected}/${stormSize} connected in ${fmt(seconds, 1)} s`);
+    } finally {
+      await destroyWorld(world);
+    }
+  }
+  results['storm'] = rows;
+  const [x, y] = rows as [(typeof rows)[0], (typeof rows)[0]];
+  log(`\nBoot storm (${stormSize} onlines at once; wall time until all connected)`);
+  log(`xennet ${fmt(x.seconds, 1)} s (${x.connected} connected)   Xen ${fmt(y.seconds, 1)} s (${y.connected} connected)   ratio ${fmt(x.seconds / y.seconds, 2)}`);
+}
+
+async function fullApply(): Promise<void> {
+  const world = await buildWorld({ tool: 'xennet', background: applySize });
+  try {
+    const first = await timedXennet(world, ['apply']);
+    const second = await timedXennet(world, ['apply']);
+    const plan = await timedXennet(world, ['plan']);
+    const rows = [
+      { what: `apply ${applySize} guests from empty`, seconds: first.seconds, rssMiB: first.rssKiB / 1024, code: first.code },
+      { what: 'apply again, nothing to change', seconds: second.seconds, rssMiB: second.rssKiB / 1024, code: second.code },
+      { what: 'plan, nothing to change', seconds: plan.seconds, rssMiB: plan.rssKiB / 1024, code: plan.code },
+    ];
+    results['apply'] = rows;
+    log(`\nFull reconcile (${applySize} guests)`);
+    for (const r of rows) log(`${r.what.padEnd(34)} ${fmt(r.seconds, 2)} s   peak RSS ${fmt(r.rssMiB)} MiB   exit ${r.code}`);
+  } finally {
+    await destroyWorld(world);
+  }
+}
+
+async function iperf(world: World, udp: boolean): Promise<number> {
+  const [a, b] = world.measured as [SimGuest, SimGuest];
+  const values: number[] = [];
+  for (let i = 0; i < (smoke ? 1 : 3); i++) {
+    const server = start('ip', ['netns', 'exec', a.ns.name, 'iperf3', '-s', '-1']);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await b.ns.exec('iperf3', ['-c', '192.168.0.101', '-t', smoke ? '2' : '5', '-J', ...(udp ? ['-u', '-l', '64', '-b', '0'] : [])], { timeoutMs: 60_000 });
+    server.kill('SIGKILL');
+    const j = JSON.parse(r.stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { packets: number; lost_packets: number; seconds: number } } };
+    values.push(udp ? (j.end.sum!.packets - j.end.sum!.lost_packets) / j.end.sum!.seconds : j.end.sum_received!.bits_per_second);
+  }
+  return median(values);
+}
+
+async function forwarding(): Promise<void> {
+  const measured = [
+    { domid: 1, name: 'iperf-a', mac: '00:16:3e:00:00:a1', addresses: ['192.168.0.101/24'], xenstoreIp: '192.168.0.101' },
+    { domid: 2, name: 'iperf-b', mac: '00:16:3e:00:00:a2', addresses: ['192.168.0.102/24'], xenstoreIp: '192.168.0.102' },
+  ];
+  const rows: { setup: string; tcpGbps: number; udpKpps: number }[] = [];
+  for (const tool of ['none', 'xennet', 'xen'] as Tool[]) {
+    const world = await buildWorld({ tool, background: forwardSize, measured });
+    try {
+      if (tool === 'xennet') await timedXennet(world, ['apply']);
+      const tcp = await iperf(world, false);
+      const udp = await iperf(world, true);
+      rows.push({ setup: tool === 'none' ? 'no rules' : `${tool} rules, ${forwardSize} guests`, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });
+      log(`  forwarding ${tool}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
+    } finally {
+      await destroyWorld(world);
+    }
+  }
+  results['forward'] = rows;
+  const base = rows[0]!;
+  log(`\nForwarding between two guests through xenbr0 (iperf3; their rules come last in a linear layout)`);
+  log('setup                          TCP Gbit/s  ratio   UDP 64 B kpps  ratio');
+  for (const r of rows) log(`${r.setup.padEnd(30)} ${fmt(r.tcpGbps, 2).padEnd(11)} ${fmt(r.tcpGbps / base.tcpGbps, 2).padEnd(7)} ${fmt(r.udpKpps).padEnd(14)} ${fmt(r.udpKpps / base.udpKpps, 2)}`);
+}
+
+if (process.getuid?.() !== 0) {
+  process.stderr.write('bench: needs root (network namespaces)\n');
+  process.exit(1);
+}
+await sweepNetns('xnt');
+const t0 = Date.now();
+if (only.has('hook')) await hookLatency();
+if (only.has('storm')) await bootStorm();
+if (only.has('apply')) await fullApply();
+if (only.has('forward')) await forwarding();
+results['seconds'] = (Date.now() - t0) / 1000;
+mkdirSync('bench/results', { recursive: true });
+const file = join('bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`);
+writeFileSync(file, JSON.stringify(results, null, 2));
+log(`\nresults: ${file} (${fmt(results['seconds'] as number)} s)`);
+process.exit(0);

@@ -1,0 +1,48 @@
+/**
+ * The validated rule file, cached by the file's identity (device, inode, size, mtime), so the vif
+ * hook normally skips YAML parsing and schema validation (and does not even load the parser).
+ * Any change to the file changes its identity and the next hook validates it again.
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
+import type { PolicyFile } from './schema.js';
+
+interface CacheEntry {
+  version: 1;
+  file: string;
+  identity: string | null;
+  policy: PolicyFile;
+  fromFile: boolean;
+}
+
+function identityOf(file: string): string | null {
+  try {
+    const s = statSync(file, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** The loaded policy of `file`, from the cache when the file is unchanged. */
+export async function cachedPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; fromFile: boolean; cached: boolean }> {
+  const cachePath = join(stateDir(env), 'firewall', 'policy-cache.json');
+  const identity = identityOf(file);
+  let hit: CacheEntry | undefined;
+  try {
+    hit = readJson(cachePath) as CacheEntry | undefined;
+  } catch {
+    hit = undefined;
+  }
+  if (hit && hit.version === 1 && hit.file === file && hit.identity === identity) return { policy: hit.policy, fromFile: hit.fromFile, cached: true };
+  const { loadPolicy } = await import('./load.js');
+  const loaded = loadPolicy(file);
+  try {
+    writeJsonAtomic(cachePath, { version: 1, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry);
+  } catch {
+    /* a read-only state dir only costs speed */
+  }
+  return { policy: loaded.policy, fromFile: loaded.fromFile, cached: false };
+}
