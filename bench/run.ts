@@ -183,6 +183,7 @@ async function forwarding(): Promise<void> {
     const world = await buildWorld({ tool, background: forwardSize, measured });
     try {
       if (tool === 'xennet') await timedXennet(world, ['apply']);
+      await new Promise((r) => setTimeout(r, 3000)); // let the bridge settle (learning, ND)
       const tcp = await iperf(world, false);
       const udp = await iperf(world, true);
       rows.push({ setup: tool === 'none' ? 'no rules' : `${tool} rules, ${forwardSize} guests`, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });

@@ -50,7 +50,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; 
     }
     if (options.apply) {
       const done = await applyHost(backend, hp, {
-        onProgress: options.progress ? (i, n, t) => process.stderr.write(`\rapplying ${t} (${i + 1}/${n})...`) : undefined,
+        onProgress: options.progress ? (i, n, t) => process.stderr.write(`\rapplied ${t} (${i}/${n})...`) : undefined,
       });
       if (options.progress) process.stderr.write('\r\x1b[K');
       result.applied = { tables: done.tablesChanged };

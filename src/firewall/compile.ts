@@ -134,7 +134,10 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
 
 function ebChain(v: ResolvedVif, t: TableRules): void {
   const e: string[] = [];
-  if (v.mac && v.antispoof.mac) e.push(`-s ! ${v.mac} -j DROP`);
+  const macGuard = v.mac !== undefined && v.antispoof.mac;
+  if (macGuard) e.push(`-s ! ${v.mac} -j DROP`);
+  // IP frames (the bulk of the traffic) leave right after the MAC check; ARP is checked next.
+  if (macGuard) for (const p of ['IPv4', 'IPv6']) e.push(`-p ${p} -j RETURN`);
   if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
   const arpChecked = v.antispoof.arp && (v.ipv4.length > 0 || v.ipv6.length > 0);
   if (arpChecked) {
@@ -142,8 +145,8 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
     e.push('-p ARP --arp-ip-src 0.0.0.0 -j RETURN');
     e.push('-p ARP -j DROP');
   }
-  if (v.mac && v.antispoof.mac) {
-    for (const p of arpChecked ? ['IPv4', 'IPv6'] : ['IPv4', 'IPv6', 'ARP']) e.push(`-p ${p} -j RETURN`);
+  if (macGuard) {
+    if (!arpChecked) e.push('-p ARP -j RETURN');
     for (const et of v.ethertypes) e.push(`-p 0x${et.toString(16).padStart(4, '0')} -j RETURN`);
     e.push('-j DROP');
   }
@@ -160,21 +163,39 @@ export function compileVif(v: ResolvedVif): RuleSet {
   return rs;
 }
 
-/** Dispatch trees, XN-FORWARD and root jumps for this set of vif names and bridges. */
-export function compileShared(names: readonly string[], bridges: readonly string[]): RuleSet {
+/** What the shared chains need to know about a vif. */
+export interface TreeMember {
+  name: string;
+  bridge: string;
+  /** Whether its XN-I chain has rules (else traffic to it skips the to-guest tree). */
+  inbound: boolean;
+}
+
+export function treeMember(v: ResolvedVif): TreeMember {
+  return { name: v.name, bridge: v.bridge, inbound: v.inbound === 'drop' || v.isolation };
+}
+
+/** Dispatch trees, XN-FORWARD and root jumps for these vifs. */
+export function compileShared(members: readonly TreeMember[]): RuleSet {
   const rs = emptyRuleSet();
-  if (names.length === 0) return rs;
+  if (members.length === 0) return rs;
+  const names = members.map((m) => m.name);
+  const inbound = members.filter((m) => m.inbound).map((m) => m.name);
   for (const table of ['ipv4', 'ipv6'] as const) {
     const t = rs[table];
-    for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-m physdev --physdev-in ${p}`, leaf: (n) => vifChain('O', n) })) t.chains.set(k, v);
-    for (const [k, v] of buildTree(names, { root: CHAIN_TO, chainFor: (p) => treeChain('T', p), match: (p) => `-m physdev --physdev-out ${p}`, leaf: (n) => vifChain('I', n) })) t.chains.set(k, v);
-    t.chains.set(CHAIN_FORWARD, [`-j ${CHAIN_FROM}`, `-j ${CHAIN_TO}`, '-j ACCEPT']);
-    for (const b of [...new Set(bridges)].sort()) {
+    for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-m physdev --physdev-in ${p}`, leaf: (n) => vifChain('O', n), verb: '-g' })) t.chains.set(k, v);
+    const forward = [`-j ${CHAIN_FROM}`];
+    if (inbound.length > 0) {
+      for (const [k, v] of buildTree(inbound, { root: CHAIN_TO, chainFor: (p) => treeChain('T', p), match: (p) => `-m physdev --physdev-out ${p}`, leaf: (n) => vifChain('I', n), verb: '-g' })) t.chains.set(k, v);
+      forward.push(`-j ${CHAIN_TO}`);
+    }
+    t.chains.set(CHAIN_FORWARD, [...forward, '-j ACCEPT']);
+    for (const b of [...new Set(members.map((m) => m.bridge))].sort()) {
       t.roots.push({ chain: 'FORWARD', rule: `-o ${b} -m physdev --physdev-is-bridged -j ${CHAIN_FORWARD}` });
       t.roots.push({ chain: 'INPUT', rule: `-i ${b} -m physdev --physdev-is-in -j ${CHAIN_FROM}` });
     }
   }
-  for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-i ${p}`, leaf: (n) => vifChain('E', n) })) rs.eb.chains.set(k, v);
+  for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-i ${p}`, leaf: (n) => vifChain('E', n), verb: '-j' })) rs.eb.chains.set(k, v);
   rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_FROM}` }, { chain: 'INPUT', rule: `-j ${CHAIN_FROM}` });
   return rs;
 }
@@ -190,7 +211,7 @@ export function mergeInto(into: RuleSet, from: RuleSet): RuleSet {
 /** The whole host's firewall for these vifs. Deterministic: same input, same output. */
 export function compile(vifs: readonly ResolvedVif[]): RuleSet {
   const sorted = [...vifs].sort((a, b) => a.name.localeCompare(b.name));
-  const rs = compileShared(sorted.map((v) => v.name), sorted.map((v) => v.bridge));
+  const rs = compileShared(sorted.map(treeMember));
   for (const v of sorted) mergeInto(rs, compileVif(v));
   return rs;
 }

@@ -6,7 +6,7 @@ import { rulesPath } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
-import { compileVif } from './compile.js';
+import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
 import { installVif, removeVif } from './incremental.js';
 import { readIndex } from './index-store.js';
@@ -55,7 +55,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFire
         warnings: resolved.warnings,
         install: async () => {
           enableBridgeNetfilter();
-          await installVif(await backendFor(env), cfg.name, bridge, chains, env, log);
+          await installVif(await backendFor(env), treeMember(resolved), chains, env, log);
         },
       };
     },

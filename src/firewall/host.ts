@@ -7,7 +7,7 @@ import type { PolicyFile } from '../config/schema.js';
 import { XennetError } from '../sys/errors.js';
 import { readSysctl, writeSysctl } from '../sys/sysctl.js';
 import type { Backend } from './backend/xtables.js';
-import { compile, compileVif } from './compile.js';
+import { compile, compileVif, treeMember } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { replaceAll } from './index-store.js';
 import { tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
@@ -67,23 +67,31 @@ export interface ApplyOptions {
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
-/** Applies a plan table by table (each atomic), records the index, and verifies by re-planning. */
+/**
+ * Applies a plan: one atomic transaction per table, the three tables concurrently (they are
+ * independent); records the index; then verifies by re-planning (skipped when nothing changed).
+ */
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
   enableBridgeNetfilter();
-  const changed: TableName[] = [];
   const order: TableName[] = ['eb', 'ipv6', 'ipv4'];
-  for (const [i, t] of order.entries()) {
-    const text = render(hp.plan[t], t === 'eb');
-    options.onProgress?.(i, order.length, t);
-    if (text === '') continue;
-    await backend.restore(t, text);
-    changed.push(t);
-  }
+  const texts = order.map((t) => [t, render(hp.plan[t], t === 'eb')] as const).filter(([, text]) => text !== '');
+  let done = 0;
+  const results = await Promise.allSettled(
+    texts.map(async ([t, text]) => {
+      await backend.restore(t, text);
+      options.onProgress?.(++done, texts.length, t);
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const changed = texts.filter((_, i) => results[i]!.status === 'fulfilled').map(([t]) => t);
   const perVif = new Map(hp.state.resolved.map((r) => [r.name, compileVif(r)]));
-  replaceAll({ version: 1, bootId: '', backend: backend.variant, vifs: Object.fromEntries(hp.state.resolved.map((r) => [r.name, r.bridge])) }, perVif, options.env);
-  const again = diff(await readLive(backend), hp.state.desired);
+  replaceAll({ version: 1, bootId: '', backend: backend.variant, vifs: Object.fromEntries(hp.state.resolved.map((r) => [r.name, { bridge: r.bridge, inbound: treeMember(r).inbound }])) }, perVif, options.env);
+  if (failed) throw failed.reason;
+  if (changed.length === 0) return { tablesChanged: [] };
+  const live = await readLive(backend);
+  const again = diff(live, hp.state.desired);
   if (!isEmptyPlan(again)) {
-    const left = changesByVif(await readLive(backend), again).map((c) => `${c.table} ${c.chain}`).join(', ');
+    const left = changesByVif(live, again).map((c) => `${c.table} ${c.chain}`).join(', ');
     throw new XennetError('internal', `after apply the live rules still differ from the rule file (${left})`, { hint: 'another tool may be changing the same chains; run `xennet plan`' });
   }
   return { tablesChanged: changed };

@@ -7,19 +7,20 @@
 import type { Logger } from '../sys/log.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Backend } from './backend/xtables.js';
-import { compileShared, mergeInto } from './compile.js';
+import { compileShared, mergeInto, type TreeMember } from './compile.js';
 import { asLive, diffTable, isEmptyTablePlan, render, type TablePlan } from './diff.js';
 import { readIndex, readVifChains, removeVifChains, writeIndex, writeVifChains, type FirewallIndex } from './index-store.js';
 import { emptyRuleSet, tableNames, type RuleSet, type TableName } from './model.js';
 import { parseSave } from './save-parse.js';
 
-function sharedOf(vifs: Record<string, string>): RuleSet {
-  const names = Object.keys(vifs).sort();
-  return compileShared(names, names.map((n) => vifs[n]!));
+type Members = FirewallIndex['vifs'];
+
+function sharedOf(vifs: Members): RuleSet {
+  return compileShared(Object.keys(vifs).sort().map((name) => ({ name, ...vifs[name]! })));
 }
 
 /** Pure: the per-table plans that move the installed state from `before` to `after`. */
-export function incrementalPlans(beforeVifs: Record<string, string>, afterVifs: Record<string, string>, oldChains: RuleSet | undefined, newChains: RuleSet | undefined): Record<TableName, TablePlan> {
+export function incrementalPlans(beforeVifs: Members, afterVifs: Members, oldChains: RuleSet | undefined, newChains: RuleSet | undefined): Record<TableName, TablePlan> {
   const before = mergeInto(sharedOf(beforeVifs), oldChains ?? emptyRuleSet());
   const after = mergeInto(sharedOf(afterVifs), newChains ?? emptyRuleSet());
   const out = {} as Record<TableName, TablePlan>;
@@ -62,9 +63,10 @@ async function applyPlans(backend: Backend, plans: Record<TableName, TablePlan>,
 }
 
 /** Installs (or refreshes) one vif's chains. The caller holds the hotplug lock. */
-export async function installVif(backend: Backend, name: string, bridge: string, chains: RuleSet, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+export async function installVif(backend: Backend, member: TreeMember, chains: RuleSet, env: NodeJS.ProcessEnv, log: Logger): Promise<void> {
+  const { name, bridge, inbound } = member;
   const index = readIndex(env);
-  const after: FirewallIndex = { ...index, backend: backend.variant, vifs: { ...index.vifs, [name]: bridge } };
+  const after: FirewallIndex = { ...index, backend: backend.variant, vifs: { ...index.vifs, [name]: { bridge, inbound } } };
   const old = index.vifs[name] !== undefined ? readVifChains(name, env) : undefined;
   const plans = incrementalPlans(index.vifs, after.vifs, old, chains);
   writeVifChains(name, chains, env); // before the restore: the drift fallback reads it

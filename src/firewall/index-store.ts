@@ -7,8 +7,8 @@
  * Written under the hotplug lock. An index from an earlier boot describes rules that are gone
  * and is ignored. `xennet apply` rewrites it from a full reconcile.
  */
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { currentBootId } from '../sys/boot.js';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import { emptyRuleSet, tableNames, type RuleSet, type TableName } from './model.js';
@@ -17,8 +17,8 @@ export interface FirewallIndex {
   version: 1;
   bootId: string;
   backend?: string;
-  /** Firewalled vifs and their bridges. */
-  vifs: Record<string, string>;
+  /** Firewalled vifs: their bridge and whether traffic to them is filtered (to-guest tree). */
+  vifs: Record<string, { bridge: string; inbound: boolean }>;
 }
 
 const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
@@ -27,7 +27,9 @@ export function readIndex(env: NodeJS.ProcessEnv = process.env): FirewallIndex {
   const raw = readJson(join(dirOf(env), 'index.json')) as Partial<FirewallIndex> | undefined;
   const boot = currentBootId();
   if (!raw || raw.version !== 1 || raw.bootId !== boot || typeof raw.vifs !== 'object' || raw.vifs === null) return { version: 1, bootId: boot, vifs: {} };
-  return { version: 1, bootId: boot, vifs: { ...raw.vifs } };
+  const vifs: FirewallIndex['vifs'] = {};
+  for (const [name, v] of Object.entries(raw.vifs)) if (v && typeof v === 'object' && typeof v.bridge === 'string') vifs[name] = { bridge: v.bridge, inbound: v.inbound === true };
+  return { version: 1, bootId: boot, vifs, ...(raw.backend ? { backend: raw.backend } : {}) };
 }
 
 export function writeIndex(index: FirewallIndex, env: NodeJS.ProcessEnv = process.env): void {
@@ -36,9 +38,23 @@ export function writeIndex(index: FirewallIndex, env: NodeJS.ProcessEnv = proces
 
 type StoredChains = Record<TableName, [string, string[]][]>;
 
-export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv = process.env): void {
+/** Writes a vif's chains; `durable` fsyncs (the hook), a bulk rewrite skips that and unchanged files. */
+export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv = process.env, durable = true): void {
   const stored = Object.fromEntries(tableNames.map((t) => [t, [...rs[t].chains.entries()]])) as StoredChains;
-  writeJsonAtomic(join(dirOf(env), 'vif', `${name}.json`), stored);
+  const path = join(dirOf(env), 'vif', `${name}.json`);
+  if (durable) {
+    writeJsonAtomic(path, stored);
+    return;
+  }
+  const text = JSON.stringify(stored, null, 2) + '\n';
+  try {
+    if (readFileSync(path, 'utf8') === text) return;
+  } catch {
+    /* new */
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
 }
 
 export function readVifChains(name: string, env: NodeJS.ProcessEnv = process.env): RuleSet | undefined {
@@ -61,7 +77,7 @@ export function replaceAll(index: FirewallIndex, perVif: Map<string, RuleSet>, e
   } catch {
     /* none yet */
   }
-  for (const [name, rs] of perVif) writeVifChains(name, rs, env);
+  for (const [name, rs] of perVif) writeVifChains(name, rs, env, false);
   for (const name of existing) if (!perVif.has(name)) removeVifChains(name, env);
   writeIndex({ ...index, bootId: currentBootId() }, env);
 }

@@ -15,6 +15,12 @@ export interface TreeSpec {
   match(pattern: string): string;
   /** Jump target for an exact vif name. */
   leaf(name: string): string;
+  /**
+   * `-g` (goto): when the leaf returns, control goes back to the chain that jumped to the root,
+   * so the remaining siblings on the path are never evaluated (iptables). ebtables has no goto
+   * and uses `-j`.
+   */
+  verb: '-g' | '-j';
 }
 
 interface TrieNode {
@@ -48,7 +54,7 @@ export function buildTree(names: Iterable<string>, spec: TreeSpec): Map<string, 
   const emit = (prefix: string, node: TrieNode, chain: string): void => {
     const rules: string[] = [];
     chains.set(chain, rules);
-    if (node.isName && prefix !== '') rules.push(`${spec.match(prefix)} -j ${spec.leaf(prefix)}`);
+    if (node.isName && prefix !== '') rules.push(`${spec.match(prefix)} ${spec.verb} ${spec.leaf(prefix)}`);
     for (const ch of [...node.children.keys()].sort()) {
       let p = prefix + ch;
       let d = node.children.get(ch)!;
@@ -59,9 +65,9 @@ export function buildTree(names: Iterable<string>, spec: TreeSpec): Map<string, 
         d = only[1];
       }
       if (!kept(d)) {
-        rules.push(`${spec.match(p)} -j ${spec.leaf(p)}`);
+        rules.push(`${spec.match(p)} ${spec.verb} ${spec.leaf(p)}`);
       } else {
-        rules.push(`${spec.match(`${p}+`)} -j ${spec.chainFor(p)}`);
+        rules.push(`${spec.match(`${p}+`)} ${spec.verb} ${spec.chainFor(p)}`);
         emit(p, d, spec.chainFor(p));
       }
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { compile, compileShared, compileVif, eui64LinkLocal, naTargetU32 } from '../../src/firewall/compile.js';
+import { compile, compileShared, compileVif, eui64LinkLocal, naTargetU32, treeMember } from '../../src/firewall/compile.js';
 import { asLive, diffTable, render } from '../../src/firewall/diff.js';
 import { incrementalPlans } from '../../src/firewall/incremental.js';
 import { emptyRuleSet, tableNames, type ResolvedVif, type RuleSet, type TableRules } from '../../src/firewall/model.js';
@@ -12,7 +12,8 @@ import type { TablePlan } from '../../src/firewall/diff.js';
 import { buildTree } from '../../src/firewall/tree.js';
 
 function vif(name: string, extra: Partial<ResolvedVif> = {}): ResolvedVif {
-  return resolveVif({ version: 1 }, { name, bridge: 'xenbr0', mac: '00:16:3e:00:00:05', ipv4: [{ addr: '192.168.0.5', len: 32 }], ipv6: [{ addr: '2001:db8::5', len: 128 }], ...extra });
+  const base = resolveVif({ version: 1 }, { name, bridge: extra.bridge ?? 'xenbr0', mac: '00:16:3e:00:00:05', ipv4: [{ addr: '192.168.0.5', len: 32 }], ipv6: [{ addr: '2001:db8::5', len: 128 }] });
+  return { ...base, ...extra };
 }
 
 describe('firewall compiler', () => {
@@ -43,12 +44,12 @@ describe('firewall compiler', () => {
     ]);
     assert.deepEqual(rs.eb.chains.get('XN-E-vif5.0'), [
       '-s ! 00:16:3e:00:00:05 -j DROP',
+      '-p IPv4 -j RETURN',
+      '-p IPv6 -j RETURN',
       '-p ARP --arp-mac-src ! 00:16:3e:00:00:05 -j DROP',
       '-p ARP --arp-ip-src 192.168.0.5 -j RETURN',
       '-p ARP --arp-ip-src 0.0.0.0 -j RETURN',
       '-p ARP -j DROP',
-      '-p IPv4 -j RETURN',
-      '-p IPv6 -j RETURN',
       '-j DROP',
     ]);
     assert.deepEqual(rs.ipv4.chains.get('XN-I-vif5.0'), [], 'inbound accept: nothing to check');
@@ -88,13 +89,17 @@ describe('firewall compiler', () => {
   });
 
   it('root jumps: one per bridge from FORWARD and INPUT, ebtables jumps once', () => {
-    const rs = compileShared(['vif1.0', 'vif2.0'], ['xenbr0', 'xenbr0']);
+    const rs = compileShared([{ name: 'vif1.0', bridge: 'xenbr0', inbound: false }, { name: 'vif2.0', bridge: 'xenbr0', inbound: false }]);
     assert.deepEqual(rs.ipv4.roots, [
       { chain: 'FORWARD', rule: '-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD' },
       { chain: 'INPUT', rule: '-i xenbr0 -m physdev --physdev-is-in -j XN-FROM' },
     ]);
     assert.deepEqual(rs.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-FROM' }, { chain: 'INPUT', rule: '-j XN-FROM' }]);
-    assert.deepEqual(compileShared([], []), emptyRuleSet(), 'no vifs: nothing at all');
+    assert.deepEqual(compileShared([]), emptyRuleSet(), 'no vifs: nothing at all');
+    assert.deepEqual(rs.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j ACCEPT'], 'nobody filters inbound: no to-guest tree');
+    const some = compileShared([{ name: 'vif1.0', bridge: 'xenbr0', inbound: true }, { name: 'vif2.0', bridge: 'xenbr0', inbound: false }]);
+    assert.deepEqual(some.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j XN-TO', '-j ACCEPT']);
+    assert.deepEqual(some.ipv4.chains.get('XN-TO'), ['-m physdev --physdev-out vif1.0 -g XN-I-vif1.0'], 'only guests with inbound rules');
   });
 });
 
@@ -106,7 +111,7 @@ function dispatch(chains: Map<string, string[]>, root: string, ifname: string): 
     let next: string | undefined;
     for (const rule of chains.get(chain) ?? []) {
       visited++;
-      const m = /--physdev-in (\S+) -j (\S+)$/.exec(rule);
+      const m = /--physdev-in (\S+) -[jg] (\S+)$/.exec(rule);
       if (!m) continue;
       const [pat, target] = [m[1]!, m[2]!];
       const hit = pat.endsWith('+') ? ifname.startsWith(pat.slice(0, -1)) : ifname === pat;
@@ -123,7 +128,7 @@ function dispatch(chains: Map<string, string[]>, root: string, ifname: string): 
 }
 
 describe('dispatch tree', () => {
-  const spec = { root: 'XN-FROM', chainFor: (p: string) => `XN-F-${p}`, match: (p: string) => `-m physdev --physdev-in ${p}`, leaf: (n: string) => `XN-O-${n}` };
+  const spec = { root: 'XN-FROM', chainFor: (p: string) => `XN-F-${p}`, match: (p: string) => `-m physdev --physdev-in ${p}`, leaf: (n: string) => `XN-O-${n}`, verb: '-g' as const };
   const nameArb = fc.oneof(
     fc.tuple(fc.integer({ min: 1, max: 2000 }), fc.integer({ min: 0, max: 3 })).map(([d, n]) => `vif${d}.${n}`),
     fc.stringMatching(/^[a-z][a-z0-9.-]{0,13}$/),
@@ -168,19 +173,22 @@ const canon = (t: TableRules) => ({
 
 describe('incremental hook updates', () => {
   it('any sequence of online/offline leaves exactly what compile() of the final set wants', () => {
-    const op = fc.record({ online: fc.boolean(), d: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 0, max: 1 }), br: fc.constantFrom('xenbr0', 'xenbr1') });
+    const op = fc.record({ online: fc.boolean(), d: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 0, max: 1 }), br: fc.constantFrom('xenbr0', 'xenbr1'), drop: fc.boolean() });
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         let live: RuleSet = emptyRuleSet();
-        let index: Record<string, string> = {};
+        let index: Record<string, { bridge: string; inbound: boolean }> = {};
         const chainsOf = new Map<string, RuleSet>();
+        const policyOf = new Map<string, ResolvedVif>();
         for (const o of ops) {
           const name = `vif${o.d}.${o.n}`;
           const next = { ...index };
           let newChains: RuleSet | undefined;
           if (o.online) {
-            next[name] = index[name] ?? o.br;
-            newChains = compileVif(vif(name, { bridge: next[name]! }));
+            const v = vif(name, { bridge: index[name]?.bridge ?? o.br, inbound: o.drop ? 'drop' : 'accept' });
+            next[name] = treeMember(v);
+            policyOf.set(name, v);
+            newChains = compileVif(v);
           } else {
             if (index[name] === undefined) continue;
             delete next[name];
@@ -191,7 +199,7 @@ describe('incremental hook updates', () => {
           else chainsOf.delete(name);
           index = next;
         }
-        const want = compile(Object.entries(index).map(([n, b]) => vif(n, { bridge: b })));
+        const want = compile(Object.keys(index).map((n) => policyOf.get(n)!));
         for (const t of tableNames) assert.deepEqual(canon(live[t]), canon(want[t]), t);
       }),
       { numRuns: 150 },
