@@ -8,7 +8,7 @@ import type { ConfigError } from '../config/load.js';
 import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
 import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
-import { installVif, removeVif } from './incremental.js';
+import { commitPending, installVif, removeVif, stageInstall } from './incremental.js';
 import { readIndex } from './index-store.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
@@ -50,12 +50,21 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFire
       const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));
       const chains = compileVif(resolved);
       const addrs = resolved.ipv4.length + resolved.ipv6.length;
+      let token: string | undefined;
       return {
         summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
         warnings: resolved.warnings,
+        stage: () => {
+          token = stageInstall(treeMember(resolved), chains, env);
+        },
         install: async () => {
           enableBridgeNetfilter();
-          await installVif(await backendFor(env), treeMember(resolved), chains, env, log);
+          const backend = await backendFor(env);
+          if (token === undefined) await installVif(backend, treeMember(resolved), chains, env, log);
+          else {
+            const { batch } = await commitPending(backend, token, env, log);
+            if (batch > 1) log.debug(`committed ${batch} staged vif changes in one transaction`);
+          }
         },
       };
     },

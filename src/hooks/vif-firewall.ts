@@ -10,6 +10,8 @@ export interface PreparedFirewall {
   /** One line for the hook's log, e.g. `firewall: rule file guest web01, 2 addresses`. */
   summary: string;
   warnings: string[];
+  /** Records the change before the lock is taken (so a lock holder may commit it in a batch). */
+  stage?(): void;
   install(): Promise<void>;
 }
 

@@ -81,6 +81,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   const attach = plan.ops.filter(isAttachStep);
   const done: LinkOp[] = [];
   let installed = false;
+  let staged = false;
   let step = '';
   const lock = deps.lockDir === undefined ? {} : { dir: deps.lockDir };
   try {
@@ -90,6 +91,8 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
       done.push(o);
     }
     step = 'installing the firewall';
+    firewall.stage?.();
+    staged = true;
     deps.mark?.('prepared');
     await withHotplugLock('iptables', async () => {
       deps.mark?.('locked');
@@ -104,7 +107,8 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     }
   } catch (e) {
     const undo = await undoOps(deps.nl, inverseOf(done));
-    if (installed) await withHotplugLock('iptables', () => deps.firewall.remove(cfg.name), lock).catch((e2: unknown) => undo.push(`firewall: ${reasonOf(e2)}`));
+    // Staged but not committed counts too: a later lock holder would otherwise commit it.
+    if (installed || staged) await withHotplugLock('iptables', () => deps.firewall.remove(cfg.name), lock).catch((e2: unknown) => undo.push(`firewall: ${reasonOf(e2)}`));
     throw new HookFailure(`${step} failed: ${reasonOf(e)}${undo.length > 0 ? ` (and undoing failed: ${undo.join('; ')})` : ''}`);
   }
   if (cfg.frontendMtuPath) await deps.xs.write(cfg.frontendMtuPath, String(plan.mtu));
