@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { run, type ExecResult } from '../sys/exec.js';
 import { XennetError } from '../sys/errors.js';
+import { pidAlive } from '../sys/process.js';
 
 export class SimNetns {
   constructor(readonly name: string) {}
@@ -55,14 +56,6 @@ export async function deleteNetns(name: string): Promise<void> {
   await run('ip', ['netns', 'delete', name]);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Deletes namespaces `<prefix>-<pid>-...` whose pid is dead (or all of them with `all`). */
 export async function sweepNetns(prefix: string, all = false): Promise<string[]> {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { run, type ExecResult } from '../../../src/sys/exec.js';
+import { pidAlive } from '../../../src/sys/process.js';
 
 export class Netns {
   constructor(readonly name: string) {}
@@ -61,14 +62,6 @@ export async function destroy(...namespaces: (Netns | undefined)[]): Promise<voi
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Deletes `xnt-` namespaces whose creating process is gone. */
 export async function sweepLeftovers(): Promise<string[]> {
