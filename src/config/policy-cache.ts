@@ -40,7 +40,7 @@ export async function cachedPolicy(file: string, env: NodeJS.ProcessEnv = proces
   const { loadPolicy } = await import('./load.js');
   const loaded = loadPolicy(file);
   try {
-    writeJsonAtomic(cachePath, { version: 1, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry);
+    writeJsonAtomic(cachePath, { version: 1, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry, { durable: false });
   } catch {
     /* a read-only state dir only costs speed */
   }

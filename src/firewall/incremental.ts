@@ -85,8 +85,8 @@ const pendingDir = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'fire
 function stage(entry: Staged, chains: RuleSet | undefined, env: NodeJS.ProcessEnv): string {
   const dir = pendingDir(env);
   mkdirSync(dir, { recursive: true });
-  if (chains) writeJsonAtomic(join(dir, `${entry.token}.chains.json`), Object.fromEntries(tableNames.map((t) => [t, [...chains[t].chains.entries()]])));
-  writeJsonAtomic(join(dir, `${entry.token}.json`), entry);
+  if (chains) writeJsonAtomic(join(dir, `${entry.token}.chains.json`), Object.fromEntries(tableNames.map((t) => [t, [...chains[t].chains.entries()]])), { durable: false });
+  writeJsonAtomic(join(dir, `${entry.token}.json`), entry, { durable: false });
   return entry.token;
 }
 

@@ -7,8 +7,8 @@
  * Written under the hotplug lock. An index from an earlier boot describes rules that are gone
  * and is ignored. `xennet apply` rewrites it from a full reconcile.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { currentBootId } from '../sys/boot.js';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import { emptyRuleSet, tableNames, type RuleSet, type TableName } from './model.js';
@@ -33,28 +33,21 @@ export function readIndex(env: NodeJS.ProcessEnv = process.env): FirewallIndex {
 }
 
 export function writeIndex(index: FirewallIndex, env: NodeJS.ProcessEnv = process.env): void {
-  writeJsonAtomic(join(dirOf(env), 'index.json'), index);
+  writeJsonAtomic(join(dirOf(env), 'index.json'), index, { durable: false });
 }
 
 type StoredChains = Record<TableName, [string, string[]][]>;
 
-/** Writes a vif's chains; `durable` fsyncs (the hook), a bulk rewrite skips that and unchanged files. */
-export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv = process.env, durable = true): void {
+/** Writes a vif's chains (atomically; an unchanged file is left alone). */
+export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv = process.env): void {
   const stored = Object.fromEntries(tableNames.map((t) => [t, [...rs[t].chains.entries()]])) as StoredChains;
   const path = join(dirOf(env), 'vif', `${name}.json`);
-  if (durable) {
-    writeJsonAtomic(path, stored);
-    return;
-  }
-  const text = JSON.stringify(stored, null, 2) + '\n';
   try {
-    if (readFileSync(path, 'utf8') === text) return;
+    if (readFileSync(path, 'utf8') === JSON.stringify(stored, null, 2) + '\n') return;
   } catch {
     /* new */
   }
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
+  writeJsonAtomic(path, stored, { durable: false });
 }
 
 export function readVifChains(name: string, env: NodeJS.ProcessEnv = process.env): RuleSet | undefined {
@@ -77,7 +70,7 @@ export function replaceAll(index: FirewallIndex, perVif: Map<string, RuleSet>, e
   } catch {
     /* none yet */
   }
-  for (const [name, rs] of perVif) writeVifChains(name, rs, env, false);
+  for (const [name, rs] of perVif) writeVifChains(name, rs, env);
   for (const name of existing) if (!perVif.has(name)) removeVifChains(name, env);
   writeIndex({ ...index, bootId: currentBootId() }, env);
 }

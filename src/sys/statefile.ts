@@ -21,19 +21,25 @@ function fsyncDir(dir: string): void {
   }
 }
 
-export function writeJsonAtomic(path: string, value: unknown): void {
+/**
+ * Writes JSON atomically (temporary file + rename: readers see the old or the new content).
+ * `durable: false` skips the fsyncs, for state that is only meaningful while the kernel state it
+ * describes exists (it does not survive a reboot either, and a killed process loses nothing).
+ */
+export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean } = {}): void {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o644);
   try {
     writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
 /** Reads a JSON file; `undefined` when it does not exist. */
