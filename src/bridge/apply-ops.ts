@@ -15,7 +15,7 @@ export type ApplyMode = 'strict' | 'tolerant';
 /** A client-shaped subset, so tests can wrap the real client. */
 export type LinkOpsClient = Pick<
   NetlinkClient,
-  | 'listLinks'
+  | 'getLink'
   | 'createBridge'
   | 'createVethPair'
   | 'deleteLink'
@@ -45,9 +45,10 @@ const alreadyDone: Partial<Record<LinkOp['op'], string[]>> = {
 
 async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promise<'done' | 'skipped'> {
   if (o.op === 'rename') {
-    const names = new Set((await client.listLinks()).map((l) => l.name));
-    if (mode === 'tolerant' && !names.has(o.from) && names.has(o.to)) return 'skipped';
-    if (names.has(o.to)) throw new XennetError('refused', `cannot rename ${o.from} to ${o.to}: a link named ${o.to} exists`);
+    // Two lookups by name, not a dump of every link (a vif hook renames on hosts with many vifs).
+    const [from, to] = await Promise.all([client.getLink(o.from), client.getLink(o.to)]);
+    if (mode === 'tolerant' && !from && to) return 'skipped';
+    if (to) throw new XennetError('refused', `cannot rename ${o.from} to ${o.to}: a link named ${o.to} exists`);
   }
   switch (o.op) {
     case 'create-veth':

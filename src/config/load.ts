@@ -89,9 +89,7 @@ function canonicalCidr(s: string): { net: string; len: number; kind: 'ipv4' | 'i
   const addr = ipaddr.parse(a ?? '');
   const kind = addr.kind() as 'ipv4' | 'ipv6';
   const len = l === undefined ? (kind === 'ipv4' ? 32 : 128) : Number(l);
-  const net = ipaddr.parseCIDR(`${addr.toString()}/${len}`);
   const base = kind === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
-  void net;
   return { net: base.toString(), len, kind, hostBits: base.toString() !== addr.toString() };
 }
 

@@ -63,8 +63,7 @@ export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family
       if (!r.ports) protoParts.push(`-p ${r.proto}`);
       else {
         const ports = r.ports.map((p) => String(p).replace('-', ':'));
-        if (ports.length === 1 && !ports[0]!.includes(':')) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
-        else if (ports.length === 1) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
+        if (ports.length === 1) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
         else for (let i = 0; i < ports.length; i += 15) protoParts.push(`-p ${r.proto} -m multiport --dports ${ports.slice(i, i + 15).join(',')}`);
       }
     } else if (r.proto === 'icmp' || r.proto === 'icmpv6') {

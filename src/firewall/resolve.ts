@@ -4,7 +4,7 @@
  * the file still gets anti-spoofing from xenstore; with no known address, only MAC and ARP-MAC.
  */
 import ipaddr from 'ipaddr.js';
-import type { GuestEntry, PolicyFile } from '../config/schema.js';
+import type { AllowRule, GuestEntry, PolicyFile } from '../config/schema.js';
 import type { Antispoof, Cidr, ResolvedVif, VifFacts } from './model.js';
 
 export function parseCidr(text: string): Cidr {
@@ -80,7 +80,7 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
 }
 
 /** Whether rule `a` matches everything rule `b` matches (simple, conservative cases). */
-function shadows(a: GuestEntry['allow_in'] extends (infer R)[] | undefined ? R : never, b: typeof a, dir: 'allow_in' | 'allow_out'): boolean {
+function shadows(a: AllowRule, b: AllowRule, dir: 'allow_in' | 'allow_out'): boolean {
   if (a.proto !== 'any' && a.proto !== b.proto) return false;
   const ac = dir === 'allow_in' ? a.from : a.to;
   const bc = dir === 'allow_in' ? b.from : b.to;

@@ -7,20 +7,13 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { start } from '../../src/sys/exec.js';
 import { LineWaiter } from './lib/lines.js';
+import type { LinkRow } from './lib/links.js';
 import { sweepLeftovers } from './lib/netns.js';
 import { buildHostTopology, settleIpv6, snapshot, type HostTopology } from './lib/topology.js';
 import { hookIn, xennetIn, type Runner } from './lib/xennet.js';
 
 const echoFixture = fileURLToPath(new URL('../../../test/netns/fixtures/tcp-echo.mjs', import.meta.url));
 
-interface LinkRow {
-  ifname: string;
-  address: string;
-  mtu: number;
-  master?: string;
-  flags: string[];
-  linkinfo?: { info_kind?: string };
-}
 
 async function links(t: HostTopology): Promise<Map<string, LinkRow>> {
   const rows = await t.dom0.ipJson<LinkRow[]>('-d', 'link', 'show');

@@ -7,16 +7,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { start } from '../../src/sys/exec.js';
 import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { LineWaiter } from './lib/lines.js';
+import type { LinkRow } from './lib/links.js';
 import { sweepLeftovers } from './lib/netns.js';
 
-interface LinkRow {
-  ifname: string;
-  address: string;
-  mtu: number;
-  master?: string;
-  flags: string[];
-  operstate: string;
-}
 
 const guestSpec = (domid: number, extra: Partial<GuestSpec> = {}): GuestSpec => ({
   domid,

@@ -8,7 +8,7 @@ import netlink from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { XennetError } from '../../sys/errors.js';
 import type { AddressState, Family, HostState, LinkState, RouteState } from '../model.js';
-import { bridgeLinkInfo, bridgeNetfilterLinkInfo, decodeLinkInfo, decodeU32, encodeU32, streamToBuffer, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
+import { bridgeLinkInfo, bridgeNetfilterLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
 
 const { createRtNetlink, rt, FlagsGet, FlagsNew } = netlink;
 type RtSocket = ReturnType<typeof createRtNetlink>;
@@ -405,4 +405,3 @@ export class NetlinkClient {
   }
 }
 
-export { streamToBuffer };

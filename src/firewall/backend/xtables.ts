@@ -50,7 +50,7 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
     variant,
     tools,
     async save(table, options = {}) {
-      const args = table === 'eb' ? ['-t', 'filter'] : ['-t', 'filter'];
+      const args = ['-t', 'filter'];
       if (options.counters) args.push('-c');
       const r = await run(tools[table].save, args);
       if (r.code !== 0) throw new XennetError('exec', `${tools[table].save} failed: ${r.stderr.trim() || `exit ${r.code}`}`);

@@ -4,9 +4,8 @@
  * Every namespace is deleted by `destroy` (call it in `after`/`afterEach`), in every outcome.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { run, type ExecResult } from '../../../src/sys/exec.js';
-import { pidAlive } from '../../../src/sys/process.js';
+import { sweepNetns } from '../../../src/sim/netns.js';
 
 export class Netns {
   constructor(readonly name: string) {}
@@ -64,21 +63,8 @@ export async function destroy(...namespaces: (Netns | undefined)[]): Promise<voi
 
 
 /** Deletes `xnt-` namespaces whose creating process is gone. */
-export async function sweepLeftovers(): Promise<string[]> {
-  let names: string[] = [];
-  try {
-    names = readdirSync('/run/netns');
-  } catch {
-    return [];
-  }
-  const swept: string[] = [];
-  for (const name of names) {
-    const m = /^xnt-(\d+)-/.exec(name);
-    if (!m || pidAlive(Number(m[1]))) continue;
-    await run('ip', ['netns', 'delete', name]);
-    swept.push(name);
-  }
-  return swept;
+export function sweepLeftovers(): Promise<string[]> {
+  return sweepNetns('xnt');
 }
 
 /** Namespaces this process made and has not destroyed (a test that leaks one is a bug). */
