@@ -24,6 +24,7 @@ export type LinkOpsClient = Pick<
   | 'setUp'
   | 'setArpMulticast'
   | 'setMac'
+  | 'setAlias'
   | 'setMtu'
   | 'addAddress'
   | 'deleteAddress'
@@ -72,6 +73,9 @@ async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promi
       break;
     case 'set-mac':
       await client.setMac(o.link, o.mac);
+      break;
+    case 'set-alias':
+      await client.setAlias(o.link, o.alias);
       break;
     case 'set-mtu':
       await client.setMtu(o.link, o.mtu);

@@ -56,6 +56,7 @@ const link = z.object({
   multicast: z.boolean(),
   peerIndex: z.number().int().nullable(),
   bridge: z.object({ stpState: z.number(), forwardDelay: z.number(), nfCallIptables: z.boolean(), nfCallIp6tables: z.boolean() }).optional(),
+  alias: z.string().optional(),
 });
 const flagsPair = z.object({ arp: z.boolean(), multicast: z.boolean() });
 const linkOp = z.discriminatedUnion('op', [
@@ -67,6 +68,7 @@ const linkOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('set-up'), link: z.string(), up: z.boolean(), was: z.boolean() }),
   z.object({ op: z.literal('set-flags'), link: z.string(), arp: z.boolean(), multicast: z.boolean(), was: flagsPair }),
   z.object({ op: z.literal('set-mac'), link: z.string(), mac: z.string(), was: z.string() }),
+  z.object({ op: z.literal('set-alias'), link: z.string(), alias: z.string(), was: z.string() }),
   z.object({ op: z.literal('set-mtu'), link: z.string(), mtu: z.number().int(), was: z.number().int() }),
   z.object({ op: z.literal('set-master'), link: z.string(), master: z.string().nullable(), was: z.string().nullable() }),
   z.object({ op: z.literal('add-address'), address }),

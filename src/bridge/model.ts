@@ -28,6 +28,8 @@ export interface LinkState {
   multicast: boolean;
   /** For a veth: the ifindex of its peer in this namespace, or null. */
   peerIndex: number | null;
+  /** IFLA_IFALIAS, when set (xennet marks the guest interfaces it renames). */
+  alias?: string;
   bridge?: BridgeSettings;
 }
 

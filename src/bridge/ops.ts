@@ -13,6 +13,7 @@ export type LinkOp =
   | { op: 'set-up'; link: string; up: boolean; was: boolean }
   | { op: 'set-flags'; link: string; arp: boolean; multicast: boolean; was: { arp: boolean; multicast: boolean } }
   | { op: 'set-mac'; link: string; mac: string; was: string }
+  | { op: 'set-alias'; link: string; alias: string; was: string }
   | { op: 'set-mtu'; link: string; mtu: number; was: number }
   | { op: 'set-master'; link: string; master: string | null; was: string | null }
   | { op: 'add-address'; address: AddressState }
@@ -38,6 +39,8 @@ export function invert(o: LinkOp): LinkOp {
       return { op: 'set-flags', link: o.link, arp: o.was.arp, multicast: o.was.multicast, was: { arp: o.arp, multicast: o.multicast } };
     case 'set-mac':
       return { op: 'set-mac', link: o.link, mac: o.was, was: o.mac };
+    case 'set-alias':
+      return { op: 'set-alias', link: o.link, alias: o.was, was: o.alias };
     case 'set-mtu':
       return { op: 'set-mtu', link: o.link, mtu: o.was, was: o.mtu };
     case 'set-master':
@@ -76,6 +79,8 @@ export function describeOp(o: LinkOp): string {
       return `set ${o.link} arp ${o.arp ? 'on' : 'off'}, multicast ${o.multicast ? 'on' : 'off'}`;
     case 'set-mac':
       return `set MAC of ${o.link} to ${o.mac}`;
+    case 'set-alias':
+      return o.alias === '' ? `clear the alias of ${o.link}` : `set the alias of ${o.link} to ${o.alias}`;
     case 'set-mtu':
       return `set MTU of ${o.link} to ${o.mtu}`;
     case 'set-master':

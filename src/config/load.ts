@@ -3,10 +3,10 @@
  * Every error names the file, line, column and key path, says what is wrong and what is valid.
  */
 import { readFileSync } from 'node:fs';
-import ipaddr from 'ipaddr.js';
 import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { XennetError } from '../sys/errors.js';
+import { cidrBytes, cidrText, type Cidr } from '../net/index.js';
 import { policySchema, type PolicyFile } from './schema.js';
 
 export { DEFAULT_RULES_PATH, rulesPath } from './paths.js';
@@ -84,19 +84,42 @@ function zodProblems(file: string, doc: Document, lc: LineCounter, issues: z.cor
   return out;
 }
 
-function canonicalCidr(s: string): { net: string; len: number; kind: 'ipv4' | 'ipv6'; hostBits: boolean } {
-  const [a, l] = s.split('/');
-  const addr = ipaddr.parse(a ?? '');
-  const kind = addr.kind() as 'ipv4' | 'ipv6';
-  const len = l === undefined ? (kind === 'ipv4' ? 32 : 128) : Number(l);
-  const base = kind === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
-  return { net: base.toString(), len, kind, hostBits: base.toString() !== addr.toString() };
+/** A prefix as a numeric range, for overlap checks. */
+function rangeOf(c: Cidr): { start: bigint; end: bigint } {
+  const bits = c.family === 'ipv4' ? 32 : 128;
+  const start = cidrBytes(c).reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  return { start, end: start + (1n << BigInt(bits - c.len)) - 1n };
 }
 
-function overlaps(a: ReturnType<typeof canonicalCidr>, b: ReturnType<typeof canonicalCidr>): boolean {
-  if (a.kind !== b.kind) return false;
-  const [small, big] = a.len >= b.len ? [a, b] : [b, a];
-  return ipaddr.parse(small.net).match(ipaddr.parse(big.net), big.len);
+interface OwnedPrefix {
+  owner: string;
+  path: Path;
+  c: Cidr;
+  range: { start: bigint; end: bigint };
+}
+
+/**
+ * Prefixes that overlap an earlier one (by position in the file), in O(n log n): sorted by
+ * family and start, prefixes are nested or disjoint, so a stack of the open ones finds every
+ * prefix that lies inside another.
+ */
+function overlapping(prefixes: OwnedPrefix[]): [OwnedPrefix, OwnedPrefix][] {
+  const out: [OwnedPrefix, OwnedPrefix][] = [];
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const sorted = prefixes
+      .map((p, order) => ({ p, order }))
+      .filter(({ p }) => p.c.family === family)
+      .sort((a, b) => (a.p.range.start < b.p.range.start ? -1 : a.p.range.start > b.p.range.start ? 1 : a.p.c.len - b.p.c.len || a.order - b.order));
+    const open: { p: OwnedPrefix; order: number }[] = [];
+    for (const cur of sorted) {
+      while (open.length > 0 && open[open.length - 1]!.p.range.end < cur.p.range.start) open.pop();
+      const outer = open[open.length - 1];
+      // Report on the later of the two in the file, naming the earlier.
+      if (outer) out.push(outer.order < cur.order ? [cur.p, outer.p] : [outer.p, cur.p]);
+      open.push(cur);
+    }
+  }
+  return out;
 }
 
 /** Checks across fields and guests that the schema cannot express. */
@@ -106,7 +129,7 @@ function crossProblems(file: string, doc: Document, lc: LineCounter, policy: Pol
     out.push({ file, ...positionOf(doc, lc, path), path: pathText(path), message });
   };
   const macs = new Map<string, string>();
-  const addrs: { owner: string; path: Path; c: ReturnType<typeof canonicalCidr>; text: string }[] = [];
+  const prefixes: OwnedPrefix[] = [];
   for (const [name, g] of Object.entries(policy.guests ?? {})) {
     const ifaces = [{ path: ['guests', name] as Path, mac: g.mac, ipv4: g.ipv4, ipv6: g.ipv6, devid: 0 }, ...(g.interfaces ?? []).map((i, k) => ({ path: ['guests', name, 'interfaces', k] as Path, mac: i.mac, ipv4: i.ipv4, ipv6: i.ipv6, devid: i.devid }))];
     const devids = new Set<number>();
@@ -122,17 +145,7 @@ function crossProblems(file: string, doc: Document, lc: LineCounter, policy: Pol
         else macs.set(iface.mac, `guest ${name}`);
       }
       for (const fam of ['ipv4', 'ipv6'] as const) {
-        (iface[fam] ?? []).forEach((text, i) => {
-          const c = canonicalCidr(text);
-          const p = [...iface.path, fam, i];
-          if (c.hostBits) {
-            at(p, `${text} has host bits set; write the network (${c.net}/${c.len}) or a single address (${text.split('/')[0]})`);
-            return;
-          }
-          const clash = addrs.find((x) => overlaps(x.c, c));
-          if (clash) at(p, `${text} overlaps ${clash.text} of ${clash.owner}; an address belongs to one guest`);
-          addrs.push({ owner: `guest ${name}`, path: p, c, text });
-        });
+        (iface[fam] ?? []).forEach((c, i) => prefixes.push({ owner: `guest ${name}`, path: [...iface.path, fam, i], c, range: rangeOf(c) }));
       }
     });
     for (const dir of ['allow_in', 'allow_out'] as const) {
@@ -140,17 +153,27 @@ function crossProblems(file: string, doc: Document, lc: LineCounter, policy: Pol
         const key = dir === 'allow_in' ? 'to' : 'from';
         if (r[key]) at(['guests', name, dir, i, key], `${dir} rules take ${dir === 'allow_in' ? 'from' : 'to'}, not ${key}`);
         for (const cidrKey of ['from', 'to'] as const) {
-          (r[cidrKey] ?? []).forEach((text, j) => {
-            const c = canonicalCidr(text);
-            if (c.hostBits) at(['guests', name, dir, i, cidrKey, j], `${text} has host bits set; write ${c.net}/${c.len}`);
-            if (r.proto === 'icmp' && c.kind === 'ipv6') at(['guests', name, dir, i, cidrKey, j], 'proto icmp is IPv4; use icmpv6 for IPv6 addresses');
-            if (r.proto === 'icmpv6' && c.kind === 'ipv4') at(['guests', name, dir, i, cidrKey, j], 'proto icmpv6 is IPv6; use icmp for IPv4 addresses');
+          (r[cidrKey] ?? []).forEach((c, j) => {
+            if (r.proto === 'icmp' && c.family === 'ipv6') at(['guests', name, dir, i, cidrKey, j], 'proto icmp is IPv4; use icmpv6 for IPv6 addresses');
+            if (r.proto === 'icmpv6' && c.family === 'ipv4') at(['guests', name, dir, i, cidrKey, j], 'proto icmpv6 is IPv6; use icmp for IPv4 addresses');
           });
         }
       });
     }
   }
-  return out;
+  for (const [later, earlier] of overlapping(prefixes)) {
+    at(later.path, `${cidrText(later.c)} overlaps ${cidrText(earlier.c)} of ${earlier.owner}; an address belongs to one guest`);
+  }
+  return out.sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/** Guest keys JavaScript objects cannot hold as data (the schema would silently drop them). */
+function reservedKeyProblems(file: string, doc: Document, lc: LineCounter, js: unknown): ConfigProblem[] {
+  const guests = js !== null && typeof js === 'object' ? (js as Record<string, unknown>)['guests'] : undefined;
+  if (guests === null || typeof guests !== 'object') return [];
+  return Object.getOwnPropertyNames(guests)
+    .filter((k) => k === '__proto__')
+    .map((k) => ({ file, ...positionOf(doc, lc, ['guests'], k), path: `guests.${k}`, message: `${JSON.stringify(k)} cannot be a guest name in xennet's rule file; rename the domain` }));
 }
 
 /** Parses and validates rule file text; throws ConfigError with every problem found. */
@@ -166,7 +189,17 @@ export function parsePolicy(text: string, file: string): PolicyFile {
       }),
     );
   }
-  const parsed = policySchema.safeParse(doc.toJS() ?? {});
+  let js: unknown;
+  try {
+    // maxAliasCount bounds alias expansion: a "billion laughs" file is refused, not expanded.
+    js = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    const pos = lc.linePos(0);
+    throw new ConfigError(file, [{ file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` }]);
+  }
+  const reserved = reservedKeyProblems(file, doc, lc, js);
+  if (reserved.length > 0) throw new ConfigError(file, reserved);
+  const parsed = policySchema.safeParse(js);
   if (!parsed.success) throw new ConfigError(file, zodProblems(file, doc, lc, parsed.error.issues));
   const cross = crossProblems(file, doc, lc, parsed.data);
   if (cross.length > 0) throw new ConfigError(file, cross);

@@ -9,7 +9,7 @@ import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { PolicyFile } from './schema.js';
 
 interface CacheEntry {
-  version: 1;
+  version: 2;
   file: string;
   identity: string | null;
   policy: PolicyFile;
@@ -30,17 +30,19 @@ function identityOf(file: string): string | null {
 export async function cachedPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; fromFile: boolean; cached: boolean }> {
   const cachePath = join(stateDir(env), 'firewall', 'policy-cache.json');
   const identity = identityOf(file);
+  // No rule file: the built-in defaults, without loading the parser at all.
+  if (identity === null) return { policy: { version: 1 }, fromFile: false, cached: true };
   let hit: CacheEntry | undefined;
   try {
     hit = readJson(cachePath) as CacheEntry | undefined;
   } catch {
     hit = undefined;
   }
-  if (hit && hit.version === 1 && hit.file === file && hit.identity === identity) return { policy: hit.policy, fromFile: hit.fromFile, cached: true };
+  if (hit && hit.version === 2 && hit.file === file && hit.identity === identity) return { policy: hit.policy, fromFile: hit.fromFile, cached: true };
   const { loadPolicy } = await import('./load.js');
   const loaded = loadPolicy(file);
   try {
-    writeJsonAtomic(cachePath, { version: 1, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry, { durable: false });
+    writeJsonAtomic(cachePath, { version: 2, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry, { durable: false });
   } catch {
     /* a read-only state dir only costs speed */
   }

@@ -3,39 +3,30 @@
  * inferred from it, and `xennet schema` prints the JSON Schema generated from the same source.
  * Unknown keys are errors everywhere.
  */
-import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { InvalidValue, parseCidr, parseGuestKey, parseMac, type CidrOptions } from '../net/index.js';
 
-const macRe = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
-
-export const macSchema = z
-  .string()
-  .regex(macRe, { message: 'expected a MAC address like 00:16:3e:12:34:56' })
-  .refine((m) => (Number.parseInt(m.slice(0, 2), 16) & 1) === 0, { message: 'a guest MAC must be unicast (first octet even)' })
-  .transform((m) => m.toLowerCase())
-  .describe('MAC address of the guest interface, like 00:16:3e:12:34:56');
-
-function cidrOf(kind: 'ipv4' | 'ipv6') {
-  return z
-    .string()
-    .refine(
-      (s) => {
-        const [a, len, extra] = s.split('/');
-        if (extra !== undefined || a === undefined || !ipaddr.isValid(a) || ipaddr.parse(a).kind() !== kind) return false;
-        if (len === undefined) return true;
-        return /^\d+$/.test(len) && Number(len) <= (kind === 'ipv4' ? 32 : 128);
-      },
-      { message: `expected an ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address or prefix like ${kind === 'ipv4' ? '192.168.0.5 or 10.0.0.0/29' : '2001:db8::5 or 2001:db8:1::/64'}` },
-    )
-    .describe(`${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address or prefix`);
+/** A string field parsed by one of xennet's value parsers (src/net): the output is its type. */
+function parsedBy<T>(parse: (raw: string) => T) {
+  return z.string().transform((raw, ctx): T => {
+    try {
+      return parse(raw);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', input: raw, message: e instanceof InvalidValue ? `${JSON.stringify(raw)} ${e.reason}` : String(e) });
+      return z.NEVER;
+    }
+  });
 }
 
-export const ipv4Schema = cidrOf('ipv4');
-export const ipv6Schema = cidrOf('ipv6');
-const anyCidr = z
-  .string()
-  .refine((s) => ipv4Schema.safeParse(s).success || ipv6Schema.safeParse(s).success, { message: 'expected an IPv4 or IPv6 address or prefix (CIDR)' })
-  .describe('IPv4 or IPv6 address or prefix');
+export const macSchema = parsedBy((s) => parseMac(s)).describe('MAC address of the guest interface, like 00:16:3e:12:34:56 (unicast, not all-zero)');
+
+function cidrOf(options: CidrOptions, example: string) {
+  return parsedBy((s) => parseCidr(s, 'address', options)).describe(`${options.family === 'ipv4' ? 'IPv4' : options.family === 'ipv6' ? 'IPv6' : 'IPv4 or IPv6'} address or prefix, like ${example}`);
+}
+
+export const ipv4Schema = cidrOf({ family: 'ipv4', guest: true }, '192.168.0.5 or 10.0.0.0/29');
+export const ipv6Schema = cidrOf({ family: 'ipv6', guest: true }, '2001:db8::5 or 2001:db8:1::/64');
+const anyCidr = cidrOf({}, '192.168.0.0/24 or 2001:db8::/32');
 
 const portSchema = z
   .union([
@@ -118,7 +109,19 @@ export const policySchema = z
   .strictObject({
     version: z.literal(1, { message: 'the only rule file version is 1' }),
     defaults: z.strictObject(commonFields).optional().describe('host-wide defaults for every guest'),
-    guests: z.record(z.string().regex(/^[\x21-\x7e]{1,128}$/, { message: 'a domain name is 1-128 printable characters without spaces' }), guestSchema).optional(),
+    guests: z
+      .record(
+        z.string().superRefine((raw, ctx) => {
+          try {
+            parseGuestKey(raw);
+          } catch (e) {
+            ctx.addIssue({ code: 'custom', input: raw, message: e instanceof InvalidValue ? `${JSON.stringify(raw)} ${e.reason}` : String(e) });
+          }
+        }),
+        guestSchema,
+      )
+      .optional()
+      .describe('guests by Xen domain name'),
   })
   .describe('xennet rule file');
 

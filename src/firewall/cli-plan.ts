@@ -1,6 +1,7 @@
 /** The data behind `xennet plan` and `xennet apply` (stable as --json output). */
 import type { LoadedPolicy } from '../config/load.js';
-import { usageError } from '../sys/errors.js';
+import { parseGuestKey, parseIfName, shown, xenVifName, type DomainName, type IfName } from '../net/index.js';
+import { reasonOf, usageError } from '../sys/errors.js';
 import { withHotplugLock } from '../sys/hotplug-lock.js';
 import { defaultBackend } from './backend/xtables.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
@@ -63,10 +64,15 @@ export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; 
 
 /** Parses `NAME=DOMAIN[@BRIDGE]`. */
 function parseVifSpec(spec: string): VifFacts {
-  const m = /^([A-Za-z0-9_][A-Za-z0-9_.-]{0,14})=([^@\s]+)(?:@([A-Za-z0-9_.-]{1,15}))?$/.exec(spec);
-  if (!m) throw usageError(`--vif ${JSON.stringify(spec)} is not NAME=DOMAIN[@BRIDGE]`, 'for example --vif vif5.0=web01@xenbr0');
-  const dev = /\.(\d+)$/.exec(m[1]!);
-  return { name: m[1]!, domain: m[2]!, bridge: m[3] ?? 'xenbr0', devid: dev ? Number(dev[1]) : 0, ipv4: [], ipv6: [] };
+  const m = /^([^=]*)=([^@]*)(?:@(.*))?$/.exec(spec);
+  if (!m) throw usageError(`--vif ${shown(spec)} is not NAME=DOMAIN[@BRIDGE]`, 'for example --vif vif5.0=web01@xenbr0');
+  try {
+    const name = parseIfName(m[1]!, '--vif interface');
+    const dev = /\.(\d+)(-emu)?$/.exec(name);
+    return { name, domain: parseGuestKey(m[2]!, '--vif domain'), bridge: parseIfName(m[3] ?? 'xenbr0', '--vif bridge'), devid: dev ? Number(dev[1]) : 0, ipv4: [], ipv6: [] };
+  } catch (e) {
+    throw usageError(reasonOf(e), 'for example --vif vif5.0=web01@xenbr0');
+  }
 }
 
 /**
@@ -84,7 +90,7 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
       .forEach((name, k) => {
         const g = loaded.policy.guests![name]!;
         const devids = new Set([0, ...(g.interfaces ?? []).map((i) => i.devid).filter((d): d is number => d !== undefined)]);
-        for (const devid of devids) facts.push({ name: `vif${k + 1}.${devid}`, domain: name, devid, bridge: 'xenbr0', ipv4: [], ipv6: [] });
+        for (const devid of devids) facts.push({ name: xenVifName(k + 1, devid), domain: name as DomainName, devid, bridge: 'xenbr0' as IfName, ipv4: [], ipv6: [] });
       });
   }
   const state = desiredFor(loaded.policy, facts);

@@ -11,8 +11,8 @@
  * Shared: the dispatch trees XN-FROM (input port) and XN-TO (output port), XN-FORWARD, and the
  * root jumps from FORWARD/INPUT, one per bridge.
  */
-import ipaddr from 'ipaddr.js';
 import type { AllowRule } from '../config/schema.js';
+import { cidrBytes, hostCidr, macBytes, type Mac } from '../net/index.js';
 import { cidrText, emptyRuleSet, type Cidr, type ResolvedVif, type RuleSet, type TableName, type TableRules } from './model.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, checkVifName, treeChain, vifChain } from './names.js';
 import { buildTree } from './tree.js';
@@ -23,15 +23,14 @@ const logRule = (v: ResolvedVif, what: string): string[] => (v.logDrops ? [`-m l
 const dropWithLog = (v: ResolvedVif, what: string, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
 
 /** The EUI-64 link-local address derived from a MAC (what the guest kernel configures). */
-export function eui64LinkLocal(mac: string): string {
-  const b = mac.split(':').map((x) => Number.parseInt(x, 16));
-  const bytes = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
-  return ipaddr.fromByteArray(bytes).toString();
+export function eui64LinkLocal(mac: Mac): Cidr {
+  const b = macBytes(mac);
+  return hostCidr('ipv6', [0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!]);
 }
 
 /** u32 match text for "the NA target address (bytes 48-63 of the packet) is in `c`". */
 export function naTargetU32(c: Cidr): string {
-  const bytes = ipaddr.parse(c.addr).toByteArray();
+  const bytes = cidrBytes(c);
   const parts: string[] = [];
   for (let w = 0; w < 4; w++) {
     const bits = Math.max(0, Math.min(32, c.len - w * 32));
@@ -44,10 +43,6 @@ export function naTargetU32(c: Cidr): string {
   return `-m u32 --u32 "${parts.join('&&')}"`;
 }
 
-function familyOf(cidr: string): Family {
-  return cidr.includes(':') ? 'ipv6' : 'ipv4';
-}
-
 /** Allow-rule lines for one family (rules whose addresses are of the other family are skipped). */
 export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family): string[] {
   const out: string[] = [];
@@ -55,9 +50,9 @@ export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family
     if (r.proto === 'icmp' && family !== 'ipv4') continue;
     if (r.proto === 'icmpv6' && family !== 'ipv6') continue;
     const cidrs = dir === 'in' ? r.from : r.to;
-    const mine = cidrs?.filter((c) => familyOf(c) === family);
+    const mine = cidrs?.filter((c) => c.family === family);
     if (cidrs && mine!.length === 0) continue;
-    const addrs: (string | undefined)[] = mine ? mine.map((c) => (c.includes('/') ? c : `${c}/${family === 'ipv4' ? 32 : 128}`)) : [undefined];
+    const addrs: (string | undefined)[] = mine ? mine.map(cidrText) : [undefined];
     const protoParts: string[] = [];
     if (r.proto === 'tcp' || r.proto === 'udp') {
       if (!r.ports) protoParts.push(`-p ${r.proto}`);
@@ -91,22 +86,20 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   const addrs = family === 'ipv4' ? v.ipv4 : v.ipv6;
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   const spoof = family === 'ipv4' ? v.antispoof.ipv4 : v.antispoof.ipv6;
-  const host = family === 'ipv4' ? 32 : 128;
-  const cidr = (c: Cidr): string => `${c.addr}/${c.len}`;
 
   const o: string[] = [];
   if (family === 'ipv6' && !v.routerAdvertisements) o.push(...dropWithLog(v, 'ra', '-p ipv6-icmp -m icmp6 --icmpv6-type 134'));
   if (!v.dhcpServer) o.push(...dropWithLog(v, 'dhcps', family === 'ipv4' ? '-p udp -m udp --sport 67 --dport 68' : '-p udp -m udp --sport 547 --dport 546'));
   if (spoof && known) {
-    const s: string[] = addrs.map((c) => `-s ${cidr(c)} -j RETURN`);
+    const s: string[] = addrs.map((c) => `-s ${cidrText(c)} -j RETURN`);
     if (family === 'ipv4') {
       s.push('-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN');
     } else {
       const targets = [...addrs];
       if (v.mac) {
         const ll = eui64LinkLocal(v.mac);
-        s.push(`-s ${ll}/${host} -j RETURN`);
-        targets.push({ addr: ll, len: 128 });
+        s.push(`-s ${cidrText(ll)} -j RETURN`);
+        targets.push(ll);
       }
       s.push('-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN');
       s.push('-s ::/128 -d ff02::16/128 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN');

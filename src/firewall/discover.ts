@@ -4,10 +4,10 @@
  * xenstore (then names are unknown and anti-spoofing has only what the rule file says).
  */
 import type { LinkState } from '../bridge/model.js';
-import { parseIpList } from '../hooks/validate.js';
+import { isIfName, looksLikeXenVif, parseDomainName, parseGuestAddressList, parseIfName, parseMac, printable, type IfName } from '../net/index.js';
 import { reasonOf } from '../sys/errors.js';
 import type { XenstoreClient } from '../xenstore/client.js';
-import type { Cidr, VifFacts } from './model.js';
+import type { VifFacts } from './model.js';
 
 interface BackendEntry {
   domid: number;
@@ -22,6 +22,8 @@ interface BackendEntry {
 export interface DiscoveredVif extends VifFacts {
   hotplugStatus?: string;
   link: LinkState;
+  /** xenstore values of this vif that did not parse (they are ignored; status reports them). */
+  invalid: string[];
 }
 
 async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
@@ -38,7 +40,7 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
             const [vifname, mac, ip, hs] = await Promise.all([xs.read(`${p}/vifname`), xs.read(`${p}/mac`), xs.read(`${p}/ip`), xs.read(`${p}/hotplug-status`)]);
             const e: BackendEntry = { domid: Number(d), devid: Number(n) };
             if (vifname) e.vifname = vifname;
-            if (mac) e.mac = mac.toLowerCase();
+            if (mac) e.mac = mac;
             if (ip) e.ip = ip;
             if (domain) e.domain = domain;
             if (hs !== undefined) e.hotplugStatus = hs;
@@ -64,28 +66,48 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
   for (const e of entries) {
     byName.set(`vif${e.domid}.${e.devid}`, e);
     byName.set(`vif${e.domid}.${e.devid}-emu`, e);
-    if (e.vifname) {
+    if (e.vifname && isIfName(e.vifname) && !looksLikeXenVif(e.vifname)) {
       byName.set(e.vifname, e);
       byName.set(`${e.vifname}-emu`, e);
     }
   }
   const vifs: DiscoveredVif[] = [];
   for (const link of links) {
-    if (link.master === null) continue;
+    if (link.master === null || !isIfName(link.name) || !isIfName(link.master)) continue;
     const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(link.name);
-    const e = byName.get(link.name);
-    if (!m && !e) continue;
-    const domid = e?.domid ?? Number(m![1]);
+    // A renamed vif is known by its xenstore vifname, or by the mark xennet put on it.
+    const mark = /^xennet:vif(\d+)\.(\d+)$/.exec(link.alias ?? '');
+    const e = byName.get(link.name) ?? (mark ? entries.find((x) => x.domid === Number(mark[1]) && x.devid === Number(mark[2])) : undefined);
+    if (!m && !e && !mark) continue;
+    const domid = e?.domid ?? Number((m ?? mark)![1]);
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
-    const facts: DiscoveredVif = { name: link.name, bridge: link.master, domid, devid: e?.devid ?? Number(m![2]), ipv4: [], ipv6: [], link };
-    if (e?.domain) facts.domain = e.domain;
-    if (e?.mac) facts.mac = e.mac;
-    if (e?.hotplugStatus !== undefined) facts.hotplugStatus = e.hotplugStatus;
+    const name = link.name as IfName;
+    const facts: DiscoveredVif = { name, bridge: parseIfName(link.master), domid, devid: e?.devid ?? Number((m ?? mark)![2]), ipv4: [], ipv6: [], link, invalid: [] };
+    const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
+    const bad = (what: string, err: unknown): void => {
+      facts.invalid.push(reasonOf(err));
+      warnings.push(`${name}: ${what} ignored: ${reasonOf(err)}`);
+    };
+    if (e?.domain) {
+      try {
+        facts.domain = parseDomainName(e.domain, `/local/domain/${domid}/name`);
+      } catch (err) {
+        bad('domain name', err);
+      }
+    }
+    if (e?.mac) {
+      try {
+        facts.mac = parseMac(e.mac, `${base}/mac`);
+      } catch (err) {
+        bad('mac', err);
+      }
+    }
+    if (e?.hotplugStatus !== undefined) facts.hotplugStatus = printable(e.hotplugStatus.slice(0, 40));
     if (e?.ip) {
       try {
-        for (const a of parseIpList(e.ip, `xenstore ip of ${link.name}`)) (a.family === 'ipv4' ? facts.ipv4 : facts.ipv6).push({ addr: a.address, len: a.prefixLen } satisfies Cidr);
+        for (const c of parseGuestAddressList(e.ip, `${base}/ip`)) (c.family === 'ipv4' ? facts.ipv4 : facts.ipv6).push(c);
       } catch (err) {
-        warnings.push(`${link.name}: ${reasonOf(err)}; its addresses are ignored`);
+        bad('ip', err);
       }
     }
     vifs.push(facts);

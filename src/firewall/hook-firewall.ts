@@ -1,6 +1,8 @@
 /** The guest firewall as the vif hook uses it (rule file + xenstore facts -> this vif's chains). */
 import type { PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
 import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
+import type { IfName } from '../net/index.js';
+import type { Deadline } from '../sys/deadline.js';
 import type { Logger } from '../sys/log.js';
 import { rulesPath } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
@@ -19,14 +21,14 @@ async function backendFor(env: NodeJS.ProcessEnv): Promise<Backend> {
   return xtablesBackend(variant === 'nft' || variant === 'legacy' ? variant : await detectVariant(env));
 }
 
-export function factsFromConfig(cfg: VifConfig, bridge: string): VifFacts {
+export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
   const facts: VifFacts = {
     name: cfg.name,
     bridge,
     domid: cfg.domid,
     devid: cfg.devid,
-    ipv4: cfg.ips.filter((a) => a.family === 'ipv4').map((a) => ({ addr: a.address, len: a.prefixLen })),
-    ipv6: cfg.ips.filter((a) => a.family === 'ipv6').map((a) => ({ addr: a.address, len: a.prefixLen })),
+    ipv4: cfg.ips.filter((a) => a.family === 'ipv4'),
+    ipv6: cfg.ips.filter((a) => a.family === 'ipv6'),
   };
   if (cfg.domainName !== undefined) facts.domain = cfg.domainName;
   if (cfg.mac !== undefined) facts.mac = cfg.mac;
@@ -37,7 +39,7 @@ function isConfigError(e: unknown): e is ConfigError {
   return e instanceof Error && Array.isArray((e as Partial<ConfigError>).problems);
 }
 
-export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFirewall {
+export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, _deadline?: Deadline): VifFirewall {
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {
       let loaded;
@@ -68,8 +70,11 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFire
         },
       };
     },
-    async remove(name) {
-      return removeVif(await backendFor(env), name, env, log);
+    async remove(target) {
+      const backend = await backendFor(env);
+      let any = false;
+      for (const name of target.names) if (await removeVif(backend, name, env, log)) any = true;
+      return any;
     },
   };
 }

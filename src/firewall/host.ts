@@ -24,7 +24,7 @@ export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[]): Desi
   const resolved = facts.map((f) => resolveVif(policy, f));
   const warnings: string[] = [];
   for (const r of resolved) for (const w of r.warnings) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
-  const seen = new Set(resolved.map((r) => r.guest).filter((g): g is string => g !== undefined));
+  const seen = new Set<string>(resolved.map((r) => r.guest).filter((g) => g !== undefined));
   for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but has no vif on this host`);
   return { resolved, desired: compile(resolved), warnings };
 }

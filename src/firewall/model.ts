@@ -1,5 +1,8 @@
 /** Plain data of the guest firewall: resolved per-vif policy and compiled rule sets. */
 import type { AllowRule, Verdict } from '../config/schema.js';
+import type { Cidr, DomainName, IfName, Mac } from '../net/index.js';
+
+export { cidrText, type Cidr } from '../net/index.js';
 
 export type TableName = 'ipv4' | 'ipv6' | 'eb';
 export const tableNames: readonly TableName[] = ['ipv4', 'ipv6', 'eb'];
@@ -27,13 +30,6 @@ export function emptyRuleSet(): RuleSet {
   return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable() };
 }
 
-export interface Cidr {
-  addr: string;
-  len: number;
-}
-
-export const cidrText = (c: Cidr): string => `${c.addr}/${c.len}`;
-
 export interface Antispoof {
   mac: boolean;
   arp: boolean;
@@ -43,14 +39,14 @@ export interface Antispoof {
 
 /** What xennet knows about a live vif before the rule file is applied. */
 export interface VifFacts {
-  name: string;
-  bridge: string;
+  name: IfName;
+  bridge: IfName;
   domid?: number;
   devid?: number;
   /** Domain name from xenstore. */
-  domain?: string;
+  domain?: DomainName;
   /** xenstore backend `mac`. */
-  mac?: string;
+  mac?: Mac;
   /** xenstore backend `ip`. */
   ipv4: Cidr[];
   ipv6: Cidr[];
@@ -58,12 +54,14 @@ export interface VifFacts {
 
 /** A vif's effective policy: rule file (guest, interface, defaults) over xenstore facts. */
 export interface ResolvedVif {
-  name: string;
-  bridge: string;
-  domain?: string;
+  name: IfName;
+  bridge: IfName;
+  domid?: number;
+  devid?: number;
+  domain?: DomainName;
   /** The rule-file guest entry this vif matched, if any. */
-  guest?: string;
-  mac?: string;
+  guest?: DomainName;
+  mac?: Mac;
   ipv4: Cidr[];
   ipv6: Cidr[];
   antispoof: Antispoof;

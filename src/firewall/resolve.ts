@@ -3,15 +3,15 @@
  * (by devid or MAC), over the host defaults, over what xenstore says (`mac`, `ip`). A guest not in
  * the file still gets anti-spoofing from xenstore; with no known address, only MAC and ARP-MAC.
  */
-import ipaddr from 'ipaddr.js';
 import type { AllowRule, GuestEntry, PolicyFile } from '../config/schema.js';
-import type { Antispoof, Cidr, ResolvedVif, VifFacts } from './model.js';
+import { cidrText, type Cidr, type DomainName, type Mac } from '../net/index.js';
+import type { Antispoof, ResolvedVif, VifFacts } from './model.js';
 
-export function parseCidr(text: string): Cidr {
-  const [a, l] = text.split('/');
-  const addr = ipaddr.parse(a ?? '');
-  const len = l === undefined ? (addr.kind() === 'ipv4' ? 32 : 128) : Number(l);
-  return { addr: addr.toString(), len };
+/** The rule file's entry for a domain name (own keys only: `constructor` is not a guest). */
+export function guestEntry(policy: PolicyFile, name: string | undefined): [DomainName, GuestEntry] | undefined {
+  const guests = policy.guests;
+  if (name === undefined || !guests || !Object.hasOwn(guests, name)) return undefined;
+  return [name as DomainName, guests[name as DomainName]!];
 }
 
 function antispoofOf(v: GuestEntry['antispoof'] | undefined, base: Antispoof): Antispoof {
@@ -23,10 +23,11 @@ function antispoofOf(v: GuestEntry['antispoof'] | undefined, base: Antispoof): A
 export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   const d = policy.defaults ?? {};
   const warnings: string[] = [];
-  const guestName = facts.domain !== undefined && policy.guests?.[facts.domain] ? facts.domain : undefined;
-  const g: GuestEntry | undefined = guestName ? policy.guests?.[guestName] : undefined;
+  const entry = guestEntry(policy, facts.domain);
+  const guestName = entry?.[0];
+  const g: GuestEntry | undefined = entry?.[1];
   // The interface: guest-level fields describe devid 0; `interfaces` match by devid, else MAC.
-  let iface: { mac?: string | undefined; ipv4?: string[] | undefined; ipv6?: string[] | undefined } | undefined;
+  let iface: { mac?: Mac | undefined; ipv4?: Cidr[] | undefined; ipv6?: Cidr[] | undefined } | undefined;
   if (g) {
     const byDevid = g.interfaces?.find((i) => i.devid !== undefined && i.devid === facts.devid);
     const byMac = g.interfaces?.find((i) => i.mac !== undefined && i.mac === facts.mac);
@@ -37,8 +38,8 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   }
   const mac = iface?.mac ?? facts.mac;
   if (iface?.mac && facts.mac && iface.mac !== facts.mac) warnings.push(`the rule file says MAC ${iface.mac} but xenstore says ${facts.mac}; the rule file wins, a guest using ${facts.mac} is blocked`);
-  const fileV4 = iface?.ipv4?.map(parseCidr);
-  const fileV6 = iface?.ipv6?.map(parseCidr);
+  const fileV4 = iface?.ipv4;
+  const fileV6 = iface?.ipv6;
   const ipv4 = fileV4 && fileV4.length > 0 ? fileV4 : facts.ipv4;
   const ipv6 = fileV6 && fileV6.length > 0 ? fileV6 : facts.ipv6;
   const antispoof = antispoofOf(g?.antispoof, antispoofOf(d.antispoof, { mac: true, arp: true, ipv4: true, ipv6: true }));
@@ -66,6 +67,8 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
     warnings,
   };
   if (facts.domain !== undefined) r.domain = facts.domain;
+  if (facts.domid !== undefined) r.domid = facts.domid;
+  if (facts.devid !== undefined) r.devid = facts.devid;
   if (guestName !== undefined) r.guest = guestName;
   if (mac !== undefined) r.mac = mac;
   for (const [dir, rules] of [['allow_in', r.allowIn], ['allow_out', r.allowOut]] as const) {
@@ -84,7 +87,7 @@ function shadows(a: AllowRule, b: AllowRule, dir: 'allow_in' | 'allow_out'): boo
   if (a.proto !== 'any' && a.proto !== b.proto) return false;
   const ac = dir === 'allow_in' ? a.from : a.to;
   const bc = dir === 'allow_in' ? b.from : b.to;
-  if (ac && (!bc || !bc.every((c) => ac.includes(c)))) return false;
+  if (ac && (!bc || !bc.every((c) => ac.some((x) => cidrText(x) === cidrText(c))))) return false;
   if (a.ports) {
     if (!b.ports) return false;
     const covered = (p: number | string): boolean => {

@@ -13,6 +13,7 @@ export function launcherText(hook: keyof typeof entries): string {
   const target = fileURLToPath(new URL(`../../bundle/${entries[hook]}`, import.meta.url));
   return `#!/usr/bin/env node
 // ${hook}: installed by \`xennet install-hooks\`; loads ${target}
+process.exitCode = 1;
 import(${JSON.stringify(target)}).then(
   async (m) => { process.exitCode = await m.main(process.argv.slice(2)); },
   (e) => { process.stderr.write(\`${hook}: cannot load xennet: \${e.message}\\n\`); process.exitCode = 1; },

@@ -2,8 +2,9 @@
  * The firewall step of the vif hook. `prepare` runs before any change (a broken rule file fails
  * the hook with nothing touched); `install` runs under Xen's host-wide `iptables` hotplug lock,
  * before the vif is attached, so a guest is never on the bridge without its rules; `remove` runs
- * on offline.
+ * on offline, once the vif is off the bridge.
  */
+import type { IfName } from '../net/index.js';
 import type { VifConfig } from './vif-plan.js';
 
 export interface PreparedFirewall {
@@ -15,10 +16,17 @@ export interface PreparedFirewall {
   install(): Promise<void>;
 }
 
+/** Whose rules to remove: a guest interface (domain, device) and the names it provably had. */
+export interface FirewallTarget {
+  domid: number;
+  devid: number;
+  names: IfName[];
+}
+
 export interface VifFirewall {
-  prepare(cfg: VifConfig, bridge: string): Promise<PreparedFirewall>;
-  /** Removes the vif's rules; true when there were any. */
-  remove(name: string): Promise<boolean>;
+  prepare(cfg: VifConfig, bridge: IfName): Promise<PreparedFirewall>;
+  /** Removes the rules of the target; true when there were any. */
+  remove(target: FirewallTarget): Promise<boolean>;
 }
 
 export const noFirewall: VifFirewall = {

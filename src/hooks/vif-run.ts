@@ -1,27 +1,44 @@
 /**
  * The effects of `vif-xennet`: read xenstore and the links it needs, apply the plan through
- * netlink, install or remove the firewall under the hotplug lock, report to xenstore.
+ * netlink, install or remove the firewall under the hotplug lock, report to xenstore. Every wait
+ * is bounded by the hook's deadline. The vif is attached to the bridge while the hotplug lock is
+ * held and after its rules are in, so no firewall change (another hook, `xennet apply`) ever
+ * sees it attached without its rules.
  */
 import { applyOp, undoOps, type LinkOpsClient } from '../bridge/apply-ops.js';
 import type { LinkState } from '../bridge/model.js';
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { describeOp, inverseOf, type LinkOp } from '../bridge/ops.js';
+import type { IfName } from '../net/index.js';
+import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
-import { withHotplugLock } from '../sys/hotplug-lock.js';
+import { withHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import type { VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
-import { HookFailure, namesToRead, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
+import { HookFailure, namesToRead, offlineTarget, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
+
+/**
+ * The hook's budget, counted from the process start (libxl starts its 40 s clock when it spawns
+ * the script, and SIGKILLs it then): the work must be done or given up by HOOK_WORK_MS, and a
+ * watchdog reports and exits at HOOK_BUDGET_MS whatever is still running.
+ */
+export const HOOK_BUDGET_MS = 35_000;
+export const HOOK_WORK_MS = 31_000;
+/** Kept back from the lock wait so a failure can still be undone and reported in time. */
+export const REPORT_RESERVE_MS = 6_000;
 
 export interface VifDeps {
   xs: XenstoreClient;
   nl: Pick<NetlinkClient, 'getLink' | 'listLinks' | 'addressesOf'> & LinkOpsClient;
   firewall: VifFirewall;
   log: Logger;
-  /** Where the hotplug lock lives (tests point it elsewhere). */
+  /** Where the hotplug lock lives (default: $XENNET_HOTPLUG_LOCK_DIR, else /var/run/xen-hotplug). */
   lockDir?: string;
-  /** Timing marks (XENNET_TIMING=1). */
+  /** When the hook must be done (default: HOOK_BUDGET_MS from now). */
+  deadline?: Deadline;
+  /** Timing marks (XENNET_TIMING=1) and the phase a watchdog reports. */
   mark?: (what: string) => void;
 }
 
@@ -59,14 +76,24 @@ async function readView(nl: VifDeps['nl'], cfg: VifConfig): Promise<LinkView> {
   return view;
 }
 
-function who(cfg: VifConfig): string {
-  return `${cfg.name}${cfg.domainName ? ` (${cfg.domainName})` : ` (domain ${cfg.domid})`}`;
+function who(cfg: VifConfig, name: string = cfg.name): string {
+  return `${name}${cfg.domainName ? ` (${cfg.domainName})` : ` (domain ${cfg.domid})`}`;
 }
 
 const isAttachStep = (o: LinkOp): boolean => o.op === 'set-master' || (o.op === 'set-up' && o.up);
 
+function lockOptions(deps: VifDeps, deadline: Deadline): HotplugLockOptions {
+  // The lock wait may use the budget except what undoing and reporting a failure need.
+  const opts: HotplugLockOptions = { deadline: Deadline.in(deadline.slice(Number.POSITIVE_INFINITY, REPORT_RESERVE_MS)) };
+  if (deps.lockDir !== undefined) opts.dir = deps.lockDir;
+  return opts;
+}
+
 export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<VifOutcome> {
+  const deadline = deps.deadline ?? Deadline.in(HOOK_WORK_MS);
+  deps.mark?.('reading xenstore');
   const cfg = resolveVifConfig(input, await readNodes(deps.xs, input));
+  deps.mark?.('reading links');
   const view = await readView(deps.nl, cfg);
   const dev = view.links.get(cfg.device) ?? view.links.get(cfg.name);
   const addresses = dev ? await deps.nl.addressesOf(dev as LinkState) : [];
@@ -76,14 +103,12 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   const firewall = await deps.firewall.prepare(cfg, plan.bridge);
   deps.mark?.('policy');
   for (const w of firewall.warnings) deps.log.warning(`${cfg.name}: ${w}`);
-  // Prepare the vif, install its firewall, and only then attach it: never on the bridge unfiltered.
+  // Prepare the vif, then under the lock install its firewall and only then attach it.
   const prep = plan.ops.filter((o) => !isAttachStep(o));
   const attach = plan.ops.filter(isAttachStep);
   const done: LinkOp[] = [];
-  let installed = false;
   let staged = false;
   let step = '';
-  const lock = deps.lockDir === undefined ? {} : { dir: deps.lockDir };
   try {
     for (const o of prep) {
       step = describeOp(o);
@@ -93,46 +118,71 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     step = 'installing the firewall';
     firewall.stage?.();
     staged = true;
-    deps.mark?.('prepared');
+    deps.mark?.('waiting for the hotplug lock');
     await withHotplugLock('iptables', async () => {
-      deps.mark?.('locked');
+      deps.mark?.('installing the firewall');
       await firewall.install();
-    }, lock);
-    deps.mark?.('firewall');
-    installed = true;
-    for (const o of attach) {
-      step = describeOp(o);
-      await applyOp(deps.nl, o, 'strict');
-      done.push(o);
-    }
+      deps.mark?.('attaching');
+      for (const o of attach) {
+        step = describeOp(o);
+        await applyOp(deps.nl, o, 'strict');
+        done.push(o);
+      }
+    }, lockOptions(deps, deadline));
   } catch (e) {
+    deps.mark?.('undoing');
     const undo = await undoOps(deps.nl, inverseOf(done));
-    // Staged but not committed counts too: a later lock holder would otherwise commit it.
-    if (installed || staged) await withHotplugLock('iptables', () => deps.firewall.remove(cfg.name), lock).catch((e2: unknown) => undo.push(`firewall: ${reasonOf(e2)}`));
+    // Staged but not committed counts too: its rules may be in (committed by a batch holder).
+    // The vif is detached again first (undo above), so removing its rules opens no window.
+    if (staged) {
+      await withHotplugLock('iptables', () => deps.firewall.remove(target(cfg, [cfg.name])), { ...(deps.lockDir === undefined ? {} : { dir: deps.lockDir }), deadline: Deadline.in(Math.max(1000, deadline.slice(5000, 1500))) }).catch((e2: unknown) =>
+        undo.push(`firewall: ${reasonOf(e2)}`),
+      );
+    }
     throw new HookFailure(`${step} failed: ${reasonOf(e)}${undo.length > 0 ? ` (and undoing failed: ${undo.join('; ')})` : ''}`);
   }
+  deps.mark?.('reporting');
   if (cfg.frontendMtuPath) await deps.xs.write(cfg.frontendMtuPath, String(plan.mtu));
-  await deps.xs.write(`${input.backendPath}/hotplug-status`, 'connected');
+  // connected, and a hotplug-error left by an earlier failed attempt goes: one transaction.
+  await deps.xs.transaction(async (tx) => {
+    await tx.rm(`${input.backendPath}/hotplug-error`);
+    await tx.write(`${input.backendPath}/hotplug-status`, 'connected');
+  });
   return { summary: `online ${who(cfg)} on bridge ${plan.bridge}, mtu ${plan.mtu}; ${firewall.summary}`, config: cfg, bridge: plan.bridge };
 }
 
-/** offline: every step is attempted; failures are logged, never fatal (offline may come twice). */
+function target(cfg: VifConfig, names: IfName[]): { domid: number; devid: number; names: IfName[] } {
+  return { domid: cfg.domid, devid: cfg.devid, names: [...new Set(names)] };
+}
+
+/**
+ * offline: every step is attempted; link failures are logged (offline may come twice). Only a
+ * link provably this guest's is touched. Its rules are removed only once it is off the bridge;
+ * a vif that could not be detached keeps its rules and the hook fails.
+ */
 export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<VifOutcome> {
+  const deadline = deps.deadline ?? Deadline.in(HOOK_WORK_MS);
   let nodes: VifStoreNodes = {};
+  let cfg: VifConfig;
+  const plain = (): VifConfig => ({ device: input.device, name: input.device, ips: [], domid: input.domid, devid: input.devid });
+  deps.mark?.('reading xenstore');
   try {
     nodes = await readNodes(deps.xs, input);
   } catch (e) {
-    deps.log.warning(`cannot read ${input.backendPath} (${reasonOf(e)}); using the device name ${input.device}`);
+    deps.log.warning(`cannot read ${input.backendPath} (${reasonOf(e)}); acting on the device ${input.device} only`);
   }
-  let cfg: VifConfig;
   try {
     cfg = resolveVifConfig(input, nodes);
   } catch (e) {
-    deps.log.warning(`${reasonOf(e)}; using the device name ${input.device}`);
-    cfg = { device: input.device, name: input.device, ips: [], domid: input.domid, devid: input.devid };
+    deps.log.warning(`${reasonOf(e)}; acting on the device ${input.device} only`);
+    cfg = plain();
   }
-  const dev = (await deps.nl.getLink(cfg.name)) ?? (await deps.nl.getLink(cfg.device));
-  const name = dev?.name ?? cfg.name;
+  deps.mark?.('reading links');
+  const renamed = cfg.name !== cfg.device ? await deps.nl.getLink(cfg.name) : undefined;
+  const device = await deps.nl.getLink(cfg.device);
+  const { link: dev, refused } = offlineTarget(cfg, renamed, device);
+  for (const why of refused) deps.log.warning(`not touching it: ${why}`);
+  const name = (dev?.name ?? cfg.name) as IfName;
   for (const o of planVifOffline(name, dev)) {
     try {
       await applyOp(deps.nl, o, 'tolerant');
@@ -140,11 +190,16 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
       deps.log.warning(`${describeOp(o)}: ${reasonOf(e)}`);
     }
   }
-  try {
-    const removed = await withHotplugLock('iptables', () => deps.firewall.remove(name), deps.lockDir === undefined ? {} : { dir: deps.lockDir });
-    if (removed) deps.log.debug(`removed the firewall rules of ${name}`);
-  } catch (e) {
-    deps.log.warning(`removing the firewall rules of ${name}: ${reasonOf(e)}`);
+  const after = dev ? await deps.nl.getLink(dev.name) : undefined;
+  if (after && after.index === dev?.index && after.master !== null) {
+    throw new HookFailure(`${dev.name} is still attached to ${after.master}; its firewall rules stay in place`, 'detach it by hand (ip link set dev X nomaster), then run offline again');
   }
-  return { summary: dev ? `offline ${who({ ...cfg, name })}${dev.master ? `, detached from ${dev.master}` : ''}` : `offline ${name}: already gone` };
+  // Rules are removed for the names this guest's interface provably had: the device's own name,
+  // and the renamed link's when it carries the mark (or when the firewall records this owner).
+  const names: IfName[] = [cfg.device];
+  if (dev && dev.name !== cfg.device) names.push(dev.name as IfName);
+  deps.mark?.('waiting for the hotplug lock');
+  const removed = await withHotplugLock('iptables', () => deps.firewall.remove(target(cfg, names)), lockOptions(deps, deadline));
+  if (removed) deps.log.debug(`removed the firewall rules of ${names.join(', ')}`);
+  return { summary: dev ? `offline ${who(cfg, dev.name)}${dev.master ? `, detached from ${dev.master}` : ''}` : `offline ${name}: already gone` };
 }

@@ -69,6 +69,8 @@ async function startDetached(file: string, args: string[], readyPath: string): P
   return pid;
 }
 
+let spawnGate: Promise<void> = Promise.resolve();
+
 export class SimHost {
   readonly guests = new Map<number, SimGuest>();
   private readonly owned: string[] = [];
@@ -186,7 +188,13 @@ export class SimHost {
    * `online|offline type_if=vif` with vif, XENBUS_PATH (relative), netdev, script...; xend's udev
    * rule passes `online|offline` plus the VAR=VAL words of the configured script string.
    */
-  runVifScript(script: string, guest: SimGuest, command: string, form: ToolstackForm = 'libxl', extra: { argv?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  async runVifScript(script: string, guest: SimGuest, command: string, form: ToolstackForm = 'libxl', extra: { argv?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+    // Spawning blocks this process's event loop, which also runs the simulated xenstored: when
+    // many hooks start at once, spawn them one event-loop turn apart so it can answer in between
+    // (a real xenstored is its own process).
+    const turn = spawnGate.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    spawnGate = turn;
+    await turn;
     const env: NodeJS.ProcessEnv = {
       vif: guest.vif,
       XENBUS_PATH: `backend/vif/${guest.domid}/0`,

@@ -13,6 +13,8 @@ export const ExitCode = {
 
 export type ErrorCode =
   | 'usage' // bad command line or hook argv/env
+  | 'invalid' // a value from outside (xenstore, env, argv, rule file) failed to parse
+  | 'timeout' // a bounded wait ran out
   | 'refused' // preconditions not met; nothing was changed
   | 'netlink' // the kernel rejected a netlink request
   | 'step-failed' // a step of a multi-step change failed; completed steps were undone

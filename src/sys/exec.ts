@@ -2,7 +2,7 @@
  * The only place in xennet that starts processes. Always an executable plus an argument array
  * (never a shell string), with a bounded run time and captured output.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { XennetError } from './errors.js';
 
 export interface ExecOptions {
@@ -12,6 +12,8 @@ export interface ExecOptions {
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Open descriptors of this process handed to the child as its fds 3, 4, ... */
+  passFds?: number[];
 }
 
 export interface ExecResult {
@@ -19,6 +21,8 @@ export interface ExecResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Killed because it ran past `timeoutMs`. */
+  timedOut?: boolean;
 }
 
 function assertArgv(file: string, args: readonly string[]): void {
@@ -34,20 +38,28 @@ function assertArgv(file: string, args: readonly string[]): void {
 export function run(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   assertArgv(file, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+    const started = Date.now();
+    const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs ?? 30_000));
+    const child: ChildProcessWithoutNullStreams = spawn(file, args, {
+      stdio: ['pipe', 'pipe', 'pipe', ...(options.passFds ?? [])],
       env: options.env ?? process.env,
       cwd: options.cwd,
-      timeout: options.timeoutMs ?? 30_000,
+      timeout: timeoutMs,
       killSignal: 'SIGKILL',
-    });
+    }) as ChildProcessWithoutNullStreams;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new XennetError('exec', `could not run ${file}: ${e.message}`, { cause: e })));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      const why = e.code === 'ENOENT' ? 'it is not installed' : e.code === 'EACCES' ? 'it is not executable' : e.message;
+      reject(new XennetError('exec', `could not run ${file}: ${why}`, { cause: e }));
+    });
     child.on('close', (code, signal) => {
-      resolve({ code: code ?? -1, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+      const stderr = Buffer.concat(err).toString('utf8');
+      // spawn's own timeout kills with SIGKILL; say so in words a person reads.
+      const timedOut = signal === 'SIGKILL' && Date.now() - started >= timeoutMs - 5;
+      resolve({ code: code ?? -1, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: timedOut ? `${stderr}${stderr ? '\n' : ''}did not finish within ${timeoutMs / 1000} s and was killed` : stderr, timedOut });
     });
     child.stdin.on('error', () => undefined); // a child that exits early closes its stdin
     child.stdin.end(options.input ?? '');

@@ -1,76 +1,171 @@
 /**
  * The host-wide hotplug lock Xen's own scripts use (`claim_lock` in /etc/xen/scripts/locking.sh):
- * flock(2) on /var/run/xen-hotplug/<name>. Node has no flock, so util-linux's flock(1) takes the
- * lock and holds it while its child (`cat`) runs; xennet owns the critical section between the
- * child echoing a byte back and the child's stdin being closed.
+ * flock(2) on /var/run/xen-hotplug/<name>, taken the way claim_lock takes it:
  *
- * Xen releases by unlinking the lock file, so a waiter may end up holding a lock on a deleted
- * inode; like claim_lock, xennet then lets go and tries again on the live file.
+ *   open the file (O_CREAT) -> flock it -> fstat the descriptor and stat the path -> if device and
+ *   inode match, the lock is ours; else (Xen released by unlinking the file) close and try again.
+ *
+ * Node has no flock(2), so util-linux's flock(1) locks *our* descriptor, passed to it as fd 3:
+ * flock locks belong to the open file description, which this process keeps open after flock(1)
+ * exits. Releasing is closing the descriptor; a process that dies releases it with its files.
+ * Identity is compared by device and inode, never by path text (`/var/run` is a symlink to
+ * `/run` on Debian). Every wait is bounded by a deadline.
  */
-import { mkdirSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { XennetError } from './errors.js';
-import { start } from './exec.js';
+import { Deadline, timeoutError } from './deadline.js';
+import { XennetError, reasonOf } from './errors.js';
+import { run } from './exec.js';
 
 export const HOTPLUG_LOCK_DIR = '/var/run/xen-hotplug';
 
 export interface HotplugLockOptions {
+  /** Lock directory (default $XENNET_HOTPLUG_LOCK_DIR, else /var/run/xen-hotplug). */
   dir?: string;
-  timeoutMs?: number;
+  /** Give up at this point (default: 60 s from now). */
+  deadline?: Deadline;
+  env?: NodeJS.ProcessEnv;
 }
 
-/** Whether process `pid` holds an open descriptor on the live (not deleted) file `path`. */
-function holdsLiveFile(pid: number, path: string): boolean {
+export interface HeldHotplugLock {
+  path: string;
+  release(): void;
+}
+
+export function hotplugLockDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env['XENNET_HOTPLUG_LOCK_DIR'] || HOTPLUG_LOCK_DIR;
+}
+
+function describePid(pid: string): string {
+  let comm = '';
   try {
-    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
-      } catch {
-        return false;
-      }
-    });
+    comm = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((x) => x !== '').slice(0, 3).join(' ');
   } catch {
-    return false;
+    /* gone */
   }
+  return `pid ${pid}${comm ? ` (${comm.slice(0, 80)})` : ''}`;
 }
 
-async function acquireOnce(path: string, deadline: number): Promise<{ release(): Promise<void>; live: boolean }> {
-  const seconds = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-  const child = start('flock', ['--exclusive', '--timeout', String(seconds), path, 'cat']);
-  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  const echoed = new Promise<void>((resolve) => child.stdout?.once('data', () => resolve()));
-  child.stdin?.on('error', () => undefined);
-  child.stdin?.write('L');
-  const first = await Promise.race([echoed.then(() => 'locked' as const), exited]);
-  if (first !== 'locked') {
-    throw new XennetError('locked', `could not take the hotplug lock ${path} within ${seconds} s (flock exit ${first})`, {
-      hint: 'another hotplug script holds it; look for a hung vif or block script',
-    });
+/**
+ * The processes whose open file on (dev, ino) holds a flock (/proc/PID/fdinfo lists the locks a
+ * descriptor's open file holds; waiters show "->"). flock(1) as Xen's scripts run it exits once
+ * it has the lock, so the holder is the shell that keeps the descriptor, not the pid in
+ * /proc/locks.
+ */
+function holders(dev: bigint, ino: bigint): string[] {
+  const out: string[] = [];
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
+  } catch {
+    return out;
   }
-  const release = async (): Promise<void> => {
-    child.stdin?.end();
-    await exited;
-  };
-  return { release, live: child.pid !== undefined && holdsLiveFile(child.pid, path) };
-}
-
-/** Runs `fn` while holding the named hotplug lock (e.g. `iptables`, shared with Xen's scripts). */
-export async function withHotplugLock<T>(name: string, fn: () => Promise<T>, options: HotplugLockOptions = {}): Promise<T> {
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new XennetError('internal', `bad lock name ${name}`);
-  const dir = options.dir ?? (process.env['XENNET_HOTPLUG_LOCK_DIR'] || HOTPLUG_LOCK_DIR);
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, name);
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-  for (;;) {
-    const held = await acquireOnce(path, deadline);
-    if (!held.live) {
-      await held.release(); // the file was unlinked under us (Xen's release): retry on the new one
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
       continue;
     }
-    try {
-      return await fn();
-    } finally {
-      await held.release();
+    for (const fd of fds) {
+      try {
+        const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+        if (st.dev !== dev || st.ino !== ino) continue;
+        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+        if (/^lock:\s+\d+: FLOCK\s+ADVISORY\s+WRITE/m.test(info)) {
+          out.push(describePid(pid));
+          break;
+        }
+      } catch {
+        /* closed meanwhile */
+      }
     }
+    if (out.length >= 3) break;
+  }
+  return out;
+}
+
+/** Who holds the flock on `path`, for the message when we give up. */
+export function lockHolder(path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true });
+    const who = holders(st.dev, st.ino);
+    return who.length > 0 ? who.join(', ') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+
+function sameFile(fd: number, path: string): boolean {
+  const a = fstatSync(fd, { bigint: true });
+  try {
+    const b = statSync(path, { bigint: true });
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false; // unlinked and not (yet) recreated
+  }
+}
+
+/** Takes the named hotplug lock (e.g. `iptables`, shared with Xen's scripts). */
+export async function acquireHotplugLock(name: string, options: HotplugLockOptions = {}): Promise<HeldHotplugLock> {
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new XennetError('internal', `bad lock name ${name}`);
+  const dir = options.dir ?? hotplugLockDir(options.env);
+  const deadline = options.deadline ?? Deadline.in(60_000);
+  const started = Date.now();
+  const path = join(dir, name);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new XennetError('exec', `cannot create the hotplug lock directory ${dir}: ${reasonOf(e)}`);
+  }
+  for (;;) {
+    const waitMs = deadline.remainingMs();
+    if (waitMs <= 0) throw gaveUp(path, Date.now() - started);
+    let fd: number;
+    try {
+      fd = openSync(path, 'a+', 0o644); // O_RDWR|O_CREAT like `exec 200<>file`, never truncating
+    } catch (e) {
+      throw new XennetError('exec', `cannot open the hotplug lock ${path}: ${reasonOf(e)}`);
+    }
+    let r;
+    try {
+      r = await run('flock', ['--exclusive', '--timeout', (waitMs / 1000).toFixed(3), '3'], { passFds: [fd], timeoutMs: waitMs + 2000 });
+    } catch (e) {
+      closeSync(fd);
+      throw new XennetError('exec', `cannot take the hotplug lock ${path}: ${reasonOf(e)}`, { hint: 'flock(1) comes with util-linux; install it' });
+    }
+    if (r.code !== 0) {
+      closeSync(fd);
+      if (r.code === 1 || r.timedOut) throw gaveUp(path, Date.now() - started);
+      throw new XennetError('exec', `cannot take the hotplug lock ${path}: flock exited ${r.code}${r.stderr.trim() ? ` (${r.stderr.trim()})` : ''}`);
+    }
+    if (sameFile(fd, path)) {
+      let released = false;
+      return {
+        path,
+        release: () => {
+          if (released) return;
+          released = true;
+          closeSync(fd);
+        },
+      };
+    }
+    closeSync(fd); // the file was unlinked under us (Xen's release_lock): try again on the live one
+  }
+}
+
+function gaveUp(path: string, waitedMs: number): XennetError {
+  const holder = lockHolder(path);
+  return timeoutError(`waiting for the hotplug lock ${path}${holder ? ` (held by ${holder})` : ''}`, waitedMs, 'another hotplug script holds it; look for a hung vif or block script');
+}
+
+/** Runs `fn` while holding the named hotplug lock. */
+export async function withHotplugLock<T>(name: string, fn: () => Promise<T>, options: HotplugLockOptions = {}): Promise<T> {
+  const held = await acquireHotplugLock(name, options);
+  try {
+    return await fn();
+  } finally {
+    held.release();
   }
 }

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, createReadStream, createWriteStream, existsSync, openSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { timeoutError } from '../sys/deadline.js';
 import { XennetError } from '../sys/errors.js';
 import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, splitStrings, XsType, type XsMessage } from './protocol.js';
 
@@ -32,6 +33,14 @@ export function xenstoreCandidates(env: NodeJS.ProcessEnv = process.env): { kind
 interface Pending {
   resolve: (m: XsMessage) => void;
   reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface XenstoreConnectOptions {
+  /** How long one request may wait for its reply before the connection is given up (default 10 s). */
+  requestTimeoutMs?: number;
+  /** How long connecting may take (default 2 s). */
+  connectTimeoutMs?: number;
 }
 
 export interface Transaction {
@@ -46,13 +55,15 @@ export class XenstoreClient extends EventEmitter {
   private nextReqId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly reader = new MessageReader();
-  private closed = false;
+  /** Why the connection is unusable (closed by us, by xenstored, or given up); undefined while open. */
+  private failure: Error | undefined;
 
   private constructor(
     private readonly input: Readable,
     private readonly output: Writable,
     private readonly onClose: () => void,
     readonly endpoint: string,
+    private readonly requestTimeoutMs: number,
   ) {
     super();
     input.on('data', (chunk: Buffer) => {
@@ -65,11 +76,19 @@ export class XenstoreClient extends EventEmitter {
       }
       for (const m of msgs) this.dispatch(m);
     });
-    input.on('error', (e) => this.failAll(e));
-    input.on('close', () => this.failAll(new Error('xenstore connection closed')));
+    input.on('error', (e) => this.failAll(new XennetError('exec', `xenstore connection to ${endpoint} failed: ${e.message}`)));
+    input.on('close', () => this.failAll(new XennetError('exec', `xenstored closed the connection (${endpoint})`, { hint: 'is xenstored running?' })));
+    output.on('error', (e) => this.failAll(new XennetError('exec', `xenstore connection to ${endpoint} failed: ${e.message}`)));
   }
 
-  static async connect(env: NodeJS.ProcessEnv = process.env): Promise<XenstoreClient> {
+  /** Whether requests can still be sent. */
+  get usable(): boolean {
+    return this.failure === undefined;
+  }
+
+  static async connect(env: NodeJS.ProcessEnv = process.env, options: XenstoreConnectOptions = {}): Promise<XenstoreClient> {
+    const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
     const tried: string[] = [];
     for (const c of xenstoreCandidates(env)) {
       if (!existsSync(c.path)) {
@@ -79,13 +98,23 @@ export class XenstoreClient extends EventEmitter {
       if (c.kind === 'socket' || statSync(c.path).isSocket()) {
         const sock = await new Promise<Socket>((resolve, reject) => {
           const s = connect(c.path);
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
+          const timer = setTimeout(() => {
+            s.destroy();
+            reject(new Error(`no connection within ${connectTimeoutMs} ms`));
+          }, connectTimeoutMs);
+          s.once('connect', () => {
+            clearTimeout(timer);
+            resolve(s);
+          });
+          s.once('error', (e) => {
+            clearTimeout(timer);
+            reject(e);
+          });
         }).catch((e: Error) => {
           tried.push(`${c.path} (${e.message})`);
           return undefined;
         });
-        if (sock) return new XenstoreClient(sock, sock, () => sock.destroy(), c.path);
+        if (sock) return new XenstoreClient(sock, sock, () => sock.destroy(), c.path, requestTimeoutMs);
       } else {
         const fd = openSync(c.path, 'r+');
         const input = createReadStream('', { fd, autoClose: false });
@@ -94,21 +123,34 @@ export class XenstoreClient extends EventEmitter {
           input.destroy();
           output.destroy();
           closeSync(fd);
-        }, c.path);
+        }, c.path, requestTimeoutMs);
       }
     }
     throw new XennetError('exec', `cannot reach xenstore: tried ${tried.join(', ')}`, { hint: 'is xenstored running? set XENSTORED_PATH to its socket' });
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.onClose();
+    if (this.failure) return;
+    this.failAll(new XennetError('exec', `xenstore connection to ${this.endpoint} is closed`));
   }
 
+  /**
+   * The connection is done for: every pending request fails with `e` now, and every later one
+   * at once. (A request left pending would never settle, and a hook waiting on it would exit
+   * with nothing reported.)
+   */
   private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
+    if (!this.failure) {
+      this.failure = e;
+      this.onClose();
+      this.emit('closed', e);
+    }
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.reject(e);
+    }
   }
 
   private dispatch(m: XsMessage): void {
@@ -120,14 +162,25 @@ export class XenstoreClient extends EventEmitter {
     const p = this.pending.get(m.reqId);
     if (!p) return;
     this.pending.delete(m.reqId);
+    clearTimeout(p.timer);
     p.resolve(m);
   }
 
   private async request(type: number, payload: Buffer, txId: number, operation: string): Promise<Buffer> {
-    if (this.closed) throw new XennetError('exec', `xenstore ${operation}: connection closed`);
+    if (this.failure) throw new XennetError('exec', `xenstore ${operation}: ${this.failure.message}`);
     const reqId = this.nextReqId++;
     const reply = await new Promise<XsMessage>((resolve, reject) => {
-      this.pending.set(reqId, { resolve, reject });
+      // A xenstored that stopped answering is given up as a whole: replies after this are lost.
+      // After a process starved of CPU wakes up, timers run before pending I/O is read: look at
+      // the socket once more (setImmediate runs after the poll phase) before giving up.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (this.pending.has(reqId)) this.failAll(timeoutError(`xenstore ${operation} (${this.endpoint})`, this.requestTimeoutMs, 'is xenstored running and responsive?'));
+          }),
+        this.requestTimeoutMs,
+      );
+      this.pending.set(reqId, { resolve, reject, timer });
       this.output.write(encodeMessage({ type, reqId, txId, payload }));
     });
     if (reply.type === XsType.ERROR) throw new XenstoreError(operation, splitStrings(reply.payload)[0] ?? 'EIO');

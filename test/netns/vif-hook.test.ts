@@ -117,9 +117,10 @@ describe('vif-xennet hook (netns, simulated Xen host)', function () {
 
   const failures: [string, Partial<GuestSpec>, (g: SimGuest) => Promise<void> | void, RegExp][] = [
     ['a missing bridge', { bridge: 'xenbr5' }, () => undefined, /^Could not find bridge device xenbr5/],
-    ['a vifname collision', { vifname: 'vif9.0' }, async () => {
-      await host.dom0.ip('link', 'add', 'vif9.0', 'type', 'veth', 'peer', 'name', 'vif9p');
-    }, /^Cannot rename interface vif6.0. An interface with name vif9.0 already exists./],
+    ['a vifname collision', { vifname: 'web9' }, async () => {
+      await host.dom0.ip('link', 'add', 'web9', 'type', 'veth', 'peer', 'name', 'web9p');
+    }, /^Cannot rename interface vif6.0. An interface with name web9 already exists./],
+    ['a vifname naming another guest\'s device', { vifname: 'vif9.0' }, () => undefined, /vifname "vif9.0" names the Xen interface of another domain/],
     ['a malformed mac', {}, (g) => host.xenstored.write(`${g.backendPath}/mac`, 'zz:16:3e:00:00:01'), /is not a MAC address/],
     ['a malformed ip', { xenstoreIp: '192.168.0.106 not-an-ip' }, () => undefined, /"not-an-ip" is not an IPv4 or IPv6 address/],
     ['a malformed mtu', { mtu: 1500 }, (g) => host.xenstored.write(`${g.backendPath}/mtu`, '15x0'), /mtu "15x0" is not a number/],

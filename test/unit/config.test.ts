@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { cidr, dom, ifn, mac } from './lib/values.js';
 import { ConfigError, parsePolicy } from '../../src/config/load.js';
 import { jsonSchema } from '../../src/config/schema.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -51,7 +52,7 @@ guests:
 `),
       [
         'x.yaml:3:12: defaults.inbound: must be one of "accept", "drop"',
-        'x.yaml:6:10: guests.web01.mac: expected a MAC address like 00:16:3e:12:34:56',
+        'x.yaml:6:10: guests.web01.mac: "zz:16:3e:12:34:56" is not a MAC address like 00:16:3e:12:34:56',
         'x.yaml:9:35: guests.web01.allow_in[0].ports[1]: ports are 1-65535',
         'x.yaml:10:31: guests.web01.allow_in[1].ports[0]: a port range is low-high within 1-65535',
         'x.yaml:11:31: guests.web01.allow_in[2].ports: ports need proto tcp or udp, not icmp',
@@ -67,14 +68,16 @@ guests:
       problems(`version: 1
 guests:
   a: { mac: "00:16:3e:00:00:01", ipv4: [10.0.0.0/29] }
-  b: { mac: "00:16:3e:00:00:01", ipv4: [10.0.0.5, 10.1.0.5/24] }
+  b: { mac: "00:16:3e:00:00:01", ipv4: [10.0.0.5, 10.1.0.0/24] }
 `),
       [
         'x.yaml:4:13: guests.b.mac: MAC 00:16:3e:00:00:01 is also used by guest a; every guest interface needs its own',
-        'x.yaml:4:41: guests.b.ipv4[0]: 10.0.0.5 overlaps 10.0.0.0/29 of guest a; an address belongs to one guest',
-        'x.yaml:4:51: guests.b.ipv4[1]: 10.1.0.5/24 has host bits set; write the network (10.1.0.0/24) or a single address (10.1.0.5)',
+        'x.yaml:4:41: guests.b.ipv4[0]: 10.0.0.5/32 overlaps 10.0.0.0/29 of guest a; an address belongs to one guest',
       ],
     );
+    assert.deepEqual(problems('version: 1\nguests:\n  b: { ipv4: [10.1.0.5/24] }\n'), [
+      'x.yaml:3:15: guests.b.ipv4[0]: "10.1.0.5/24" has host bits set; write the network 10.1.0.0/24 or the single address 10.1.0.5',
+    ]);
   });
 
   it('generates a JSON Schema from the same source', () => {
@@ -96,17 +99,17 @@ guests:
 `,
       'x.yaml',
     );
-    const r = resolveVif(policy, { name: 'vif5.0', bridge: 'xenbr0', domain: 'web01', devid: 0, mac: '00:16:3e:00:00:05', ipv4: [{ addr: '10.9.9.9', len: 32 }], ipv6: [] });
-    assert.deepEqual(r.ipv4, [{ addr: '10.0.0.5', len: 32 }], 'the file wins over xenstore ip');
+    const r = resolveVif(policy, { name: ifn('vif5.0'), bridge: ifn('xenbr0'), domain: dom('web01'), devid: 0, mac: mac('00:16:3e:00:00:05'), ipv4: [cidr('10.9.9.9')], ipv6: [] });
+    assert.deepEqual(r.ipv4, [cidr('10.0.0.5')], 'the file wins over xenstore ip');
     assert.equal(r.mac, '00:16:3e:00:00:05', 'xenstore mac when the file has none');
     assert.equal(r.inbound, 'drop');
     assert.equal(r.antispoof.ipv6, false);
     assert.ok(r.warnings.some((w) => /allow_in\[0\] allows all traffic/.test(w)));
     assert.ok(r.warnings.some((w) => /allow_in\[1\] is shadowed by allow_in\[0\]/.test(w)));
-    const second = resolveVif(policy, { name: 'vif5.1', bridge: 'xenbr0', domain: 'web01', devid: 1, ipv4: [], ipv6: [] });
+    const second = resolveVif(policy, { name: ifn('vif5.1'), bridge: ifn('xenbr0'), domain: dom('web01'), devid: 1, ipv4: [], ipv6: [] });
     assert.equal(second.mac, '00:16:3e:00:01:01');
-    assert.deepEqual(second.ipv4, [{ addr: '10.0.1.5', len: 32 }]);
-    const stranger = resolveVif(policy, { name: 'vif9.0', bridge: 'xenbr0', ipv4: [], ipv6: [] });
+    assert.deepEqual(second.ipv4, [cidr('10.0.1.5')]);
+    const stranger = resolveVif(policy, { name: ifn('vif9.0'), bridge: ifn('xenbr0'), ipv4: [], ipv6: [] });
     assert.ok(stranger.warnings.some((w) => /no address known/.test(w)));
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { cidr, dom, ifn, mac } from './lib/values.js';
 import fc from 'fast-check';
 import { compile, compileShared, compileVif, eui64LinkLocal, naTargetU32, treeMember } from '../../src/firewall/compile.js';
 import { asLive, diffTable, render } from '../../src/firewall/diff.js';
@@ -12,7 +13,7 @@ import type { TablePlan } from '../../src/firewall/diff.js';
 import { buildTree } from '../../src/firewall/tree.js';
 
 function vif(name: string, extra: Partial<ResolvedVif> = {}): ResolvedVif {
-  const base = resolveVif({ version: 1 }, { name, bridge: extra.bridge ?? 'xenbr0', mac: '00:16:3e:00:00:05', ipv4: [{ addr: '192.168.0.5', len: 32 }], ipv6: [{ addr: '2001:db8::5', len: 128 }] });
+  const base = resolveVif({ version: 1 }, { name: ifn(name), bridge: extra.bridge ?? ifn('xenbr0'), mac: mac('00:16:3e:00:00:05'), ipv4: [cidr('192.168.0.5')], ipv6: [cidr('2001:db8::5')] });
   return { ...base, ...extra };
 }
 
@@ -57,8 +58,8 @@ describe('firewall compiler', () => {
 
   it('golden: inbound drop with allow rules, isolation, extra ethertype, no logging', () => {
     const v = resolveVif(
-      { version: 1, guests: { web: { inbound: 'drop', isolation: true, log_drops: false, allow_ethertypes: [0x88b5], allow_in: [{ proto: 'tcp', ports: [80, '8000-8080'] }, { proto: 'udp', ports: [53], from: ['10.0.0.0/8', '2001:db8::/32'] }, { proto: 'icmp', icmp_types: [8] }] } } },
-      { name: 'vif7.0', bridge: 'xenbr0', domain: 'web', mac: '00:16:3e:00:00:07', ipv4: [], ipv6: [] },
+      { version: 1, guests: { web: { inbound: 'drop', isolation: true, log_drops: false, allow_ethertypes: [0x88b5], allow_in: [{ proto: 'tcp', ports: [80, '8000-8080'] }, { proto: 'udp', ports: [53], from: [cidr('10.0.0.0/8'), cidr('2001:db8::/32')] }, { proto: 'icmp', icmp_types: [8] }] } } },
+      { name: ifn('vif7.0'), bridge: ifn('xenbr0'), domain: dom('web'), mac: mac('00:16:3e:00:00:07'), ipv4: [], ipv6: [] },
     );
     const rs = compileVif(v);
     assert.deepEqual(rs.ipv4.chains.get('XN-I-vif7.0'), [
@@ -84,8 +85,8 @@ describe('firewall compiler', () => {
   });
 
   it('helpers: EUI-64 link-local and u32 prefix matches', () => {
-    assert.equal(eui64LinkLocal('00:16:3e:12:34:56'), 'fe80::216:3eff:fe12:3456');
-    assert.equal(naTargetU32({ addr: '2001:db8:1::', len: 48 }), '-m u32 --u32 "0x30=0x20010db8&&0x34&0xffff0000=0x10000"');
+    assert.equal(eui64LinkLocal(mac('00:16:3e:12:34:56')).addr, 'fe80::216:3eff:fe12:3456');
+    assert.equal(naTargetU32(cidr('2001:db8:1::/48')), '-m u32 --u32 "0x30=0x20010db8&&0x34&0xffff0000=0x10000"');
   });
 
   it('root jumps: one per bridge from FORWARD and INPUT, ebtables jumps once', () => {
@@ -185,7 +186,7 @@ describe('incremental hook updates', () => {
           const next = { ...index };
           let newChains: RuleSet | undefined;
           if (o.online) {
-            const v = vif(name, { bridge: index[name]?.bridge ?? o.br, inbound: o.drop ? 'drop' : 'accept' });
+            const v = vif(name, { bridge: ifn(index[name]?.bridge ?? o.br), inbound: o.drop ? 'drop' : 'accept' });
             next[name] = treeMember(v);
             policyOf.set(name, v);
             newChains = compileVif(v);

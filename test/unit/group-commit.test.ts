@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { cidr, ifn, mac } from './lib/values.js';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ function recordingBackend(): Backend & { restores: { table: TableName; text: str
   };
 }
 
-const vif = (name: string) => resolveVif({ version: 1 }, { name, bridge: 'xenbr0', mac: '00:16:3e:00:00:01', ipv4: [{ addr: '10.0.0.1', len: 32 }], ipv6: [] });
+const vif = (name: string) => resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), mac: mac('00:16:3e:00:00:01'), ipv4: [cidr('10.0.0.1')], ipv6: [] });
 
 describe('firewall group commit (hook storms)', () => {
   let dir: string;

@@ -23,6 +23,9 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const NLM_F_DUMP_INTR = 0x10;
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
+/** Every request is bounded: a kernel reply that never comes fails the operation, never hangs it. */
+const REQUEST_TIMEOUT_MS = 5000;
+const REQ = { timeout: REQUEST_TIMEOUT_MS };
 
 export class NetlinkError extends XennetError {
   readonly errno: string;
@@ -96,6 +99,7 @@ function toLinkState(m: LinkMessage, nameOf: Map<number, string>): LinkState {
     peerIndex: info.kind === 'veth' ? (decodeU32(m.attrs.link) ?? null) : null,
   };
   if (info.bridge) link.bridge = info.bridge;
+  if (m.attrs.ifalias) link.alias = m.attrs.ifalias;
   return link;
 }
 
@@ -127,7 +131,7 @@ export class NetlinkClient {
     for (let attempt = 0; attempt < 5; attempt++) {
       let msgs;
       try {
-        [msgs] = await this.sock.socket.request(type, header, { flags: FlagsGet.DUMP });
+        [msgs] = await this.sock.socket.request(type, header, { ...REQ, flags: FlagsGet.DUMP });
       } catch (e) {
         throw new NetlinkError(`list ${what}`, errnoName(e), e);
       }
@@ -148,7 +152,7 @@ export class NetlinkClient {
   async getLink(name: string): Promise<LinkState | undefined> {
     const one = async (data: { index?: number }, attrs: { ifname?: string }): Promise<LinkMessage | undefined> => {
       try {
-        return (await this.sock.getLink(data, attrs)).find((m) => m.kind === 'link');
+        return (await this.sock.getLink(data, attrs, REQ)).find((m) => m.kind === 'link');
       } catch (e) {
         const errno = errnoName(e);
         if (errno === 'ENODEV') return undefined;
@@ -270,28 +274,28 @@ export class NetlinkClient {
   }
 
   async createBridge(name: string, options: BridgeCreateOptions): Promise<void> {
-    await this.change(`create bridge ${name}`, () => this.sock.newLink({}, { ifname: name, linkinfo: bridgeLinkInfo(options) }, { flags: CREATE_EXCL }));
+    await this.change(`create bridge ${name}`, () => this.sock.newLink({}, { ifname: name, linkinfo: bridgeLinkInfo(options) }, { ...REQ, flags: CREATE_EXCL }));
   }
 
   async setBridgeNetfilter(name: string, nfCallIptables: boolean, nfCallIp6tables: boolean): Promise<void> {
     const index = await this.indexOf(name, 'set netfilter calls');
     await this.change(`set netfilter calls on bridge ${name}`, () =>
-      this.sock.newLink({ index }, { linkinfo: bridgeNetfilterLinkInfo(nfCallIptables, nfCallIp6tables) }),
+      this.sock.newLink({ index }, { linkinfo: bridgeNetfilterLinkInfo(nfCallIptables, nfCallIp6tables) }, REQ),
     );
   }
 
   async createVethPair(name: string, peer: string): Promise<void> {
-    await this.change(`create veth pair ${name}/${peer}`, () => this.sock.newLink({}, { ifname: name, linkinfo: vethLinkInfo(peer) }, { flags: CREATE_EXCL }));
+    await this.change(`create veth pair ${name}/${peer}`, () => this.sock.newLink({}, { ifname: name, linkinfo: vethLinkInfo(peer) }, { ...REQ, flags: CREATE_EXCL }));
   }
 
   async deleteLink(name: string): Promise<void> {
     const index = await this.indexOf(name, 'delete');
-    await this.change(`delete link ${name}`, () => this.sock.delLink({ index }));
+    await this.change(`delete link ${name}`, () => this.sock.delLink({ index }, {}, REQ));
   }
 
   async rename(name: string, newName: string): Promise<void> {
     const index = await this.indexOf(name, 'rename');
-    await this.change(`rename ${name} to ${newName}`, () => this.sock.setLink({ index }, { ifname: newName }));
+    await this.change(`rename ${name} to ${newName}`, () => this.sock.setLink({ index }, { ifname: newName }, REQ));
   }
 
   /** Makes `name` a port of `master`, or frees it when master is null. */
@@ -299,13 +303,13 @@ export class NetlinkClient {
     const index = await this.indexOf(name, 'set master');
     const masterIndex = master === null ? 0 : await this.indexOf(master, `attach ${name}`);
     await this.change(master === null ? `detach ${name} from its bridge` : `attach ${name} to ${master}`, () =>
-      this.sock.setLink({ index }, { master: masterIndex }),
+      this.sock.setLink({ index }, { master: masterIndex }, REQ),
     );
   }
 
   async setUp(name: string, up: boolean): Promise<void> {
     const index = await this.indexOf(name, 'set up/down');
-    await this.change(`set ${name} ${up ? 'up' : 'down'}`, () => this.sock.setLink({ index, flags: up ? { up: true } : {}, change: { up: true } }));
+    await this.change(`set ${name} ${up ? 'up' : 'down'}`, () => this.sock.setLink({ index, flags: up ? { up: true } : {}, change: { up: true } }, {}, REQ));
   }
 
   /** Sets ARP (IFF_NOARP cleared) and multicast (IFF_MULTICAST). */
@@ -315,18 +319,24 @@ export class NetlinkClient {
     if (!arp) flags.noarp = true;
     if (multicast) flags.multicast = true;
     await this.change(`set ${name} arp ${arp ? 'on' : 'off'} multicast ${multicast ? 'on' : 'off'}`, () =>
-      this.sock.setLink({ index, flags, change: { noarp: true, multicast: true } }),
+      this.sock.setLink({ index, flags, change: { noarp: true, multicast: true } }, {}, REQ),
     );
   }
 
   async setMac(name: string, mac: string): Promise<void> {
     const index = await this.indexOf(name, 'set MAC');
-    await this.change(`set MAC of ${name} to ${mac}`, () => this.sock.setLink({ index }, { address: macToBuffer(mac) }));
+    await this.change(`set MAC of ${name} to ${mac}`, () => this.sock.setLink({ index }, { address: macToBuffer(mac) }, REQ));
+  }
+
+  /** Sets the link's alias (IFLA_IFALIAS); an empty string clears it. */
+  async setAlias(name: string, alias: string): Promise<void> {
+    const index = await this.indexOf(name, 'set alias');
+    await this.change(`set the alias of ${name}`, () => this.sock.setLink({ index }, { ifalias: alias }, REQ));
   }
 
   async setMtu(name: string, mtu: number): Promise<void> {
     const index = await this.indexOf(name, 'set MTU');
-    await this.change(`set MTU of ${name} to ${mtu}`, () => this.sock.setLink({ index }, { mtu }));
+    await this.change(`set MTU of ${name} to ${mtu}`, () => this.sock.setLink({ index }, { mtu }, REQ));
   }
 
   private async addressRequest(a: AddressState): Promise<[Parameters<RtSocket['newAddress']>[0], AddressAttrs]> {
@@ -344,13 +354,13 @@ export class NetlinkClient {
 
   async addAddress(a: AddressState): Promise<void> {
     const [data, attrs] = await this.addressRequest(a);
-    await this.change(`add address ${a.local}/${a.prefixLen} to ${a.link}`, () => this.sock.newAddress(data, attrs, { flags: CREATE_EXCL }));
+    await this.change(`add address ${a.local}/${a.prefixLen} to ${a.link}`, () => this.sock.newAddress(data, attrs, { ...REQ, flags: CREATE_EXCL }));
   }
 
   async deleteAddress(a: AddressState): Promise<void> {
     const [data, attrs] = await this.addressRequest(a);
     await this.change(`delete address ${a.local}/${a.prefixLen} from ${a.link}`, () =>
-      this.sock.delAddress(data, { local: attrs.local, address: attrs.address }),
+      this.sock.delAddress(data, { local: attrs.local, address: attrs.address }, REQ),
     );
   }
 
@@ -395,13 +405,13 @@ export class NetlinkClient {
   async addRoute(r: RouteState): Promise<void> {
     const [data, attrs] = await this.routeRequest(r);
     await this.change(`add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, () =>
-      this.sock.newRoute(data, attrs, { flags: CREATE_EXCL }),
+      this.sock.newRoute(data, attrs, { ...REQ, flags: CREATE_EXCL }),
     );
   }
 
   async deleteRoute(r: RouteState): Promise<void> {
     const [data, attrs] = await this.routeRequest(r);
-    await this.change(`delete route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, () => this.sock.delRoute(data, attrs));
+    await this.change(`delete route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, () => this.sock.delRoute(data, attrs, REQ));
   }
 }
 
