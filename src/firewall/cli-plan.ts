@@ -32,8 +32,10 @@ function vifSummary(r: ResolvedVif): PlanResult['vifs'][number] {
 
 export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; progress?: boolean }): Promise<PlanResult> {
   const backend = await defaultBackend();
-  const facts = await gatherHostFacts();
+  // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
+  // vif only while it holds the same lock, after its rules are in).
   const run = async (): Promise<PlanResult> => {
+    const facts = await gatherHostFacts();
     const hp = await planHost(backend, loaded.policy, facts.vifs);
     const result: PlanResult = {
       mode: 'host',

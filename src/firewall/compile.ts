@@ -12,7 +12,7 @@
  * root jumps from FORWARD/INPUT, one per bridge.
  */
 import type { AllowRule } from '../config/schema.js';
-import { cidrBytes, hostCidr, macBytes, type Mac } from '../net/index.js';
+import { cidrBytes, hostCidr, macBytes, type IfName, type Mac } from '../net/index.js';
 import { cidrText, emptyRuleSet, type Cidr, type ResolvedVif, type RuleSet, type TableName, type TableRules } from './model.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, checkVifName, treeChain, vifChain } from './names.js';
 import { buildTree } from './tree.js';
@@ -157,8 +157,9 @@ export function compileVif(v: ResolvedVif): RuleSet {
 
 /** What the shared chains need to know about a vif. */
 export interface TreeMember {
-  name: string;
-  bridge: string;
+  name: IfName;
+  /** Null when unknown (rules adopted from live for a link that is not attached). */
+  bridge: IfName | null;
   /** Whether its XN-I chain has rules (else traffic to it skips the to-guest tree). */
   inbound: boolean;
 }
@@ -182,7 +183,7 @@ export function compileShared(members: readonly TreeMember[]): RuleSet {
       forward.push(`-j ${CHAIN_TO}`);
     }
     t.chains.set(CHAIN_FORWARD, [...forward, '-j ACCEPT']);
-    for (const b of [...new Set(members.map((m) => m.bridge))].sort()) {
+    for (const b of [...new Set(members.map((m) => m.bridge).filter((b) => b !== null))].sort()) {
       t.roots.push({ chain: 'FORWARD', rule: `-o ${b} -m physdev --physdev-is-bridged -j ${CHAIN_FORWARD}` });
       t.roots.push({ chain: 'INPUT', rule: `-i ${b} -m physdev --physdev-is-in -j ${CHAIN_FROM}` });
     }

@@ -52,7 +52,12 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
   return perDomain.flat();
 }
 
-export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined): Promise<{ vifs: DiscoveredVif[]; warnings: string[] }> {
+/**
+ * Guest vifs among `links`: ports of a bridge named like a Xen vif, named by xenstore's vifname, or
+ * marked by xennet; plus links the firewall index records (`recorded`, name -> bridge) that are
+ * not attached yet (a hook installed their rules and is about to attach them).
+ */
+export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; warnings: string[] }> {
   const warnings: string[] = [];
   let entries: BackendEntry[] = [];
   if (xs) {
@@ -73,7 +78,8 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
   }
   const vifs: DiscoveredVif[] = [];
   for (const link of links) {
-    if (link.master === null || !isIfName(link.name) || !isIfName(link.master)) continue;
+    const master = link.master ?? recorded.get(link.name) ?? null;
+    if (master === null || !isIfName(link.name) || !isIfName(master)) continue;
     const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(link.name);
     // A renamed vif is known by its xenstore vifname, or by the mark xennet put on it.
     const mark = /^xennet:vif(\d+)\.(\d+)$/.exec(link.alias ?? '');
@@ -82,7 +88,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     const domid = e?.domid ?? Number((m ?? mark)![1]);
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
     const name = link.name as IfName;
-    const facts: DiscoveredVif = { name, bridge: parseIfName(link.master), domid, devid: e?.devid ?? Number((m ?? mark)![2]), ipv4: [], ipv6: [], link, invalid: [] };
+    const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? Number((m ?? mark)![2]), ipv4: [], ipv6: [], link, invalid: [] };
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
       facts.invalid.push(reasonOf(err));

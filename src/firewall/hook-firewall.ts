@@ -1,22 +1,24 @@
 /** The guest firewall as the vif hook uses it (rule file + xenstore facts -> this vif's chains). */
+import { watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
 import type { PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
 import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
 import type { IfName } from '../net/index.js';
-import type { Deadline } from '../sys/deadline.js';
 import type { Logger } from '../sys/log.js';
+import { readJsonTolerant } from '../sys/statefile.js';
 import { rulesPath } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
+import { commitStaged, stageInstall, stageRemove } from './commit.js';
 import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
-import { commitPending, installVif, removeVif, stageInstall } from './incremental.js';
-import { readIndex } from './index-store.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
+import { dirOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
 
-async function backendFor(env: NodeJS.ProcessEnv): Promise<Backend> {
-  const recorded = readIndex(env).backend;
+async function backendFor(env: NodeJS.ProcessEnv, log: Logger): Promise<Backend> {
+  const recorded = loadIndex(env, log).index.backend;
   const variant = env['XENNET_IPTABLES'] || (recorded === 'nft' || recorded === 'legacy' ? recorded : undefined);
   return xtablesBackend(variant === 'nft' || variant === 'legacy' ? variant : await detectVariant(env));
 }
@@ -39,7 +41,16 @@ function isConfigError(e: unknown): e is ConfigError {
   return e instanceof Error && Array.isArray((e as Partial<ConfigError>).problems);
 }
 
-export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, _deadline?: Deadline): VifFirewall {
+/** Whether the index records `token` as the confirmed install of `name` (read only, no repair). */
+function confirmed(name: string, token: string, env: NodeJS.ProcessEnv): boolean {
+  const r = readJsonTolerant(join(dirOf(env), 'index.json'));
+  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return false;
+  const vifs = (r.value as { vifs?: Record<string, { token?: unknown; state?: unknown }> }).vifs;
+  const e = vifs && Object.hasOwn(vifs, name) ? vifs[name] : undefined;
+  return e?.token === token && e.state === 'installed';
+}
+
+export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFirewall {
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {
       let loaded;
@@ -51,30 +62,89 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, _deadlin
       }
       const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));
       const chains = compileVif(resolved);
+      const member = treeMember(resolved);
+      const owner = { domid: cfg.domid, devid: cfg.devid };
       const addrs = resolved.ipv4.length + resolved.ipv6.length;
-      let token: string | undefined;
+      let change: StagedChange | undefined;
+      const restage = (): StagedChange => (change = stageInstall({ name: cfg.name, bridge, inbound: member.inbound }, chains, owner, env));
       return {
         summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
         warnings: resolved.warnings,
-        stage: () => {
-          token = stageInstall(treeMember(resolved), chains, env);
-        },
-        install: async () => {
+        stage: () => void restage(),
+        committedByOthers: (signal) =>
+          new Promise<void>((resolve) => {
+            if (!change) return;
+            const token = change.token;
+            let watcher: FSWatcher | undefined;
+            const stop = (): void => {
+              clearInterval(poll);
+              watcher?.close();
+            };
+            const check = (): void => {
+              if (isStaged(token, env) || !confirmed(cfg.name, token, env)) return;
+              stop();
+              resolve();
+            };
+            // The committer removes the staged file after confirming the index: watch for that
+            // (and poll, in case the watch misses it).
+            const poll = setInterval(check, 500);
+            try {
+              watcher = watch(pendingDir(env), check);
+              watcher.on('error', () => undefined);
+            } catch {
+              /* polling only */
+            }
+            signal.addEventListener('abort', stop, { once: true });
+          }),
+        commit: async () => {
           enableBridgeNetfilter();
-          const backend = await backendFor(env);
-          if (token === undefined) await installVif(backend, treeMember(resolved), chains, env, log);
-          else {
-            const { batch } = await commitPending(backend, token, env, log);
-            if (batch > 1) log.debug(`committed ${batch} staged vif changes in one transaction`);
+          const backend = await backendFor(env, log);
+          const token = (change ?? restage()).token;
+          if (isStaged(token, env)) {
+            try {
+              const r = await commitStaged(backend, env, log);
+              if (r.batch > 1) log.debug(`committed ${r.batch} staged vif changes in one transaction`);
+            } catch (e) {
+              // Another stager's change may be what the kernel rejects: try ours alone.
+              if (!isStaged(token, env)) throw e;
+              log.warning(`committing the staged batch failed (${e instanceof Error ? e.message : String(e)}); trying ${cfg.name} alone`);
+              await commitStaged(backend, env, log, { only: new Set([token]) });
+            }
           }
+          if (!confirmed(cfg.name, token, env)) {
+            // Our staged change was discarded (unreadable?): stage it again and commit it alone.
+            const again = restage();
+            await commitStaged(backend, env, log, { only: new Set([again.token]) });
+            if (!confirmed(cfg.name, again.token, env)) throw new HookFailure(`the firewall change for ${cfg.name} was not recorded as committed`);
+          }
+        },
+        unstage: () => {
+          if (change) unstage(change.token, env);
         },
       };
     },
     async remove(target) {
-      const backend = await backendFor(env);
-      let any = false;
-      for (const name of target.names) if (await removeVif(backend, name, env, log)) any = true;
-      return any;
+      const { index } = loadIndex(env, log);
+      const names = new Set<IfName>();
+      const unknown = new Set<IfName>();
+      const sameOwner = (o: { domid: number; devid: number } | undefined): boolean => o !== undefined && o.domid === target.domid && o.devid === target.devid;
+      for (const n of target.names) {
+        const e = Object.hasOwn(index.vifs, n) ? index.vifs[n] : undefined;
+        if (!e) unknown.add(n);
+        else if (!e.owner || sameOwner(e.owner)) names.add(n);
+        else log.warning(`not removing the rules of ${n}: xennet installed them for domain ${e.owner.domid} device ${e.owner.devid}`);
+      }
+      for (const [n, e] of Object.entries(index.vifs)) if (sameOwner(e.owner)) names.add(n as IfName);
+      // Known under one of its names: the others have no rules of ours.
+      if (names.size > 0) unknown.clear();
+      if (names.size === 0 && unknown.size === 0) return false;
+      enableBridgeNetfilter();
+      const backend = await backendFor(env, log);
+      const tokens = new Set([...names, ...unknown].map((n) => stageRemove(n, env).token));
+      // Names the index does not know may still have live rules (an index lost, a commit killed
+      // before its write-ahead): only the live rules can tell, so read them.
+      await commitStaged(backend, env, log, { only: tokens, full: unknown.size > 0 });
+      return names.size > 0;
     },
   };
 }

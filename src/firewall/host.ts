@@ -9,7 +9,8 @@ import { readSysctl, writeSysctl } from '../sys/sysctl.js';
 import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, treeMember } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
-import { replaceAll } from './index-store.js';
+import { silentLogger, type Logger } from '../sys/log.js';
+import { loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
 import { tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
 import { parseSave, type LiveTable } from './save-parse.js';
@@ -64,17 +65,24 @@ export async function planHost(backend: Backend, policy: PolicyFile, facts: read
 
 export interface ApplyOptions {
   env?: NodeJS.ProcessEnv;
+  log?: Logger;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
 /**
  * Applies a plan: one atomic transaction per table, the three tables concurrently (they are
- * independent); records the index; then verifies by re-planning (skipped when nothing changed).
+ * independent); then verifies by re-planning (skipped when nothing changed). The index is
+ * marked dirty before and rewritten only after the verification passed: a failed apply never
+ * records success.
  */
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? silentLogger;
   enableBridgeNetfilter();
   const order: TableName[] = ['eb', 'ipv6', 'ipv4'];
   const texts = order.map((t) => [t, render(hp.plan[t], t === 'eb')] as const).filter(([, text]) => text !== '');
+  const { index } = loadIndex(env, log);
+  if (texts.length > 0) saveIndex({ ...index, dirty: true }, env);
   let done = 0;
   const results = await Promise.allSettled(
     texts.map(async ([t, text]) => {
@@ -83,16 +91,25 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     }),
   );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  const changed = texts.filter((_, i) => results[i]!.status === 'fulfilled').map(([t]) => t);
-  const perVif = new Map(hp.state.resolved.map((r) => [r.name, compileVif(r)]));
-  replaceAll({ version: 1, bootId: '', backend: backend.variant, vifs: Object.fromEntries(hp.state.resolved.map((r) => [r.name, { bridge: r.bridge, inbound: treeMember(r).inbound }])) }, perVif, options.env);
   if (failed) throw failed.reason;
-  if (changed.length === 0) return { tablesChanged: [] };
-  const live = await readLive(backend);
-  const again = diff(live, hp.state.desired);
-  if (!isEmptyPlan(again)) {
-    const left = changesByVif(live, again).map((c) => `${c.table} ${c.chain}`).join(', ');
-    throw new XennetError('internal', `after apply the live rules still differ from the rule file (${left})`, { hint: 'another tool may be changing the same chains; run `xennet plan`' });
+  const changed = texts.map(([t]) => t);
+  if (changed.length > 0) {
+    const live = await readLive(backend);
+    const again = diff(live, hp.state.desired);
+    if (!isEmptyPlan(again)) {
+      const left = changesByVif(live, again).map((c) => `${c.table} ${c.chain}`).join(', ');
+      throw new XennetError('internal', `after apply the live rules still differ from the rule file (${left})`, { hint: 'another tool may be changing the same chains; run `xennet plan`, then `xennet apply` again' });
+    }
   }
+  // Verified: record what is installed.
+  const vifs: Record<string, IndexEntry> = {};
+  for (const r of hp.state.resolved) {
+    const e: IndexEntry = { bridge: r.bridge, inbound: treeMember(r).inbound, state: 'installed' };
+    if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
+    vifs[r.name] = e;
+    writeVifChains(r.name, compileVif(r), env);
+  }
+  for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
+  saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, dirty: false, vifs }, env);
   return { tablesChanged: changed };
 }

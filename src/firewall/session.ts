@@ -23,7 +23,11 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env): Pro
     } catch (e) {
       warnings.push(`xenstore is not reachable (${reasonOf(e)}): domain names, MACs and addresses come from the rule file only`);
     }
-    const found = await discoverVifs(links, xs);
+    // Links a hook has firewalled but not attached yet are live too (their rules must stay).
+    const { loadIndex } = await import('./store.js');
+    const { silentLogger } = await import('../sys/log.js');
+    const recorded = new Map(Object.entries(loadIndex(env, silentLogger).index.vifs).map(([n, e]) => [n, e.bridge]));
+    const found = await discoverVifs(links, xs, recorded);
     return { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, warnings: [...warnings, ...found.warnings] };
   } finally {
     xs?.close();

@@ -1,8 +1,9 @@
 /**
  * The firewall step of the vif hook. `prepare` runs before any change (a broken rule file fails
- * the hook with nothing touched); `install` runs under Xen's host-wide `iptables` hotplug lock,
- * before the vif is attached, so a guest is never on the bridge without its rules; `remove` runs
- * on offline, once the vif is off the bridge.
+ * the hook with nothing touched). The change is staged, then committed under Xen's host-wide
+ * `iptables` hotplug lock, or found committed by another lock holder that took it into its batch.
+ * Only then is the vif attached, so a guest is never on the bridge without its rules. `remove`
+ * runs on offline, once the vif is off the bridge.
  */
 import type { IfName } from '../net/index.js';
 import type { VifConfig } from './vif-plan.js';
@@ -12,8 +13,13 @@ export interface PreparedFirewall {
   summary: string;
   warnings: string[];
   /** Records the change before the lock is taken (so a lock holder may commit it in a batch). */
-  stage?(): void;
-  install(): Promise<void>;
+  stage(): void;
+  /** Resolves once another lock holder committed the staged change; stops watching on abort. */
+  committedByOthers(signal: AbortSignal): Promise<void>;
+  /** Commits the staged change (the caller holds the hotplug lock); nothing when already done. */
+  commit(): Promise<void>;
+  /** Takes back a staged change that was not committed (the hook failed). */
+  unstage(): void;
 }
 
 /** Whose rules to remove: a guest interface (domain, device) and the names it provably had. */
@@ -25,11 +31,11 @@ export interface FirewallTarget {
 
 export interface VifFirewall {
   prepare(cfg: VifConfig, bridge: IfName): Promise<PreparedFirewall>;
-  /** Removes the rules of the target; true when there were any. */
+  /** Removes the rules of the target (the caller holds the hotplug lock); true when there were any. */
   remove(target: FirewallTarget): Promise<boolean>;
 }
 
 export const noFirewall: VifFirewall = {
-  prepare: async () => ({ summary: 'no firewall', warnings: [], install: async () => undefined }),
+  prepare: async () => ({ summary: 'no firewall', warnings: [], stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => undefined, unstage: () => undefined }),
   remove: async () => false,
 };

@@ -111,7 +111,7 @@ async function mainInner(argv: readonly string[], env: NodeJS.ProcessEnv, log: L
       import('../xenstore/client.js'),
       import('../bridge/nl/client.js'),
       import('./vif-run.js'),
-      firewallOff ? import('./vif-firewall.js').then((m) => m.noFirewall) : import('../firewall/hook-firewall.js').then((m) => m.createHookFirewall(env, log, deadline)),
+      firewallOff ? import('./vif-firewall.js').then((m) => m.noFirewall) : import('../firewall/hook-firewall.js').then((m) => m.createHookFirewall(env, log)),
     ]);
     mark('imported');
     xs = await XenstoreClient.connect(env);

@@ -12,10 +12,10 @@ import { describeOp, inverseOf, type LinkOp } from '../bridge/ops.js';
 import type { IfName } from '../net/index.js';
 import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
-import { withHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
+import { acquireHotplugLock, withHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
-import type { VifFirewall } from './vif-firewall.js';
+import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
 import { HookFailure, namesToRead, offlineTarget, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
 
@@ -109,6 +109,14 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   const done: LinkOp[] = [];
   let staged = false;
   let step = '';
+  const attachAll = async (): Promise<void> => {
+    deps.mark?.('attaching');
+    for (const o of attach) {
+      step = describeOp(o);
+      await applyOp(deps.nl, o, 'strict');
+      done.push(o);
+    }
+  };
   try {
     for (const o of prep) {
       step = describeOp(o);
@@ -116,25 +124,29 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
       done.push(o);
     }
     step = 'installing the firewall';
-    firewall.stage?.();
+    firewall.stage();
     staged = true;
     deps.mark?.('waiting for the hotplug lock');
-    await withHotplugLock('iptables', async () => {
-      deps.mark?.('installing the firewall');
-      await firewall.install();
-      deps.mark?.('attaching');
-      for (const o of attach) {
-        step = describeOp(o);
-        await applyOp(deps.nl, o, 'strict');
-        done.push(o);
+    const held = await lockOrCommitted(deps, deadline, firewall);
+    if (held) {
+      try {
+        deps.mark?.('installing the firewall');
+        await firewall.commit();
+        await attachAll();
+      } finally {
+        held.release();
       }
-    }, lockOptions(deps, deadline));
+    } else {
+      // Another lock holder committed our change in its batch; the rules are in.
+      await attachAll();
+    }
   } catch (e) {
     deps.mark?.('undoing');
     const undo = await undoOps(deps.nl, inverseOf(done));
-    // Staged but not committed counts too: its rules may be in (committed by a batch holder).
-    // The vif is detached again first (undo above), so removing its rules opens no window.
     if (staged) {
+      firewall.unstage();
+      // Its rules may be in (committed by a batch holder): the vif is detached again (undo
+      // above), so removing them opens no window.
       await withHotplugLock('iptables', () => deps.firewall.remove(target(cfg, [cfg.name])), { ...(deps.lockDir === undefined ? {} : { dir: deps.lockDir }), deadline: Deadline.in(Math.max(1000, deadline.slice(5000, 1500))) }).catch((e2: unknown) =>
         undo.push(`firewall: ${reasonOf(e2)}`),
       );
@@ -149,6 +161,27 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     await tx.write(`${input.backendPath}/hotplug-status`, 'connected');
   });
   return { summary: `online ${who(cfg)} on bridge ${plan.bridge}, mtu ${plan.mtu}; ${firewall.summary}`, config: cfg, bridge: plan.bridge };
+}
+
+/**
+ * Waits for whichever comes first: the hotplug lock (then the caller commits), or another lock
+ * holder committing our staged change in its batch (then no lock is needed: in a boot storm the
+ * hooks do not queue one by one behind the lock). Returns the lock, or undefined.
+ */
+async function lockOrCommitted(deps: VifDeps, deadline: Deadline, firewall: PreparedFirewall): Promise<HeldHotplugLock | undefined> {
+  const stop = new AbortController();
+  const lock = acquireHotplugLock('iptables', { ...lockOptions(deps, deadline), signal: stop.signal }).then((held) => ({ held }));
+  const committed = firewall.committedByOthers(stop.signal).then(() => ({ held: undefined }));
+  try {
+    const first = await Promise.race([lock, committed]);
+    if (first.held === undefined) {
+      // Let go of the lock if it arrives anyway.
+      lock.then((l) => l.held.release(), () => undefined);
+    }
+    return first.held;
+  } finally {
+    stop.abort();
+  }
 }
 
 function target(cfg: VifConfig, names: IfName[]): { domid: number; devid: number; names: IfName[] } {

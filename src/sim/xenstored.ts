@@ -15,12 +15,14 @@ import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, s
 interface Node {
   value: string;
   children: Map<string, Node>;
+  /** Generation of the last change to this node (its value, or its list of children). */
+  gen: number;
 }
 
-const newNode = (value = ''): Node => ({ value, children: new Map() });
+const newNode = (value = '', gen = 0): Node => ({ value, children: new Map(), gen });
 
 function cloneTree(n: Node): Node {
-  const c = newNode(n.value);
+  const c = newNode(n.value, n.gen);
   for (const [k, v] of n.children) c.children.set(k, cloneTree(v));
   return c;
 }
@@ -44,30 +46,42 @@ function lookup(root: Node, path: string): Node | undefined {
   return n;
 }
 
-function ensure(root: Node, path: string): Node {
+/** The node at `path`, created (with its missing parents) at generation `gen`. */
+function ensure(root: Node, path: string, gen = 0): Node {
   let n = root;
   for (const s of segments(path)) {
     let c = n.children.get(s);
     if (!c) {
-      c = newNode();
+      c = newNode('', gen);
       n.children.set(s, c);
+      n.gen = gen;
     }
     n = c;
   }
   return n;
 }
 
-function remove(root: Node, path: string): boolean {
+function remove(root: Node, path: string, gen = 0): boolean {
   const segs = segments(path);
   const last = segs.pop();
   if (last === undefined) return false;
   const parent = lookup(root, '/' + segs.join('/'));
-  return parent?.children.delete(last) ?? false;
+  if (!parent?.children.delete(last)) return false;
+  parent.gen = gen;
+  return true;
 }
 
+type TxOp = { op: 'write'; path: string; value: string } | { op: 'mkdir'; path: string } | { op: 'rm'; path: string };
+
+/**
+ * A transaction: its own view of the tree, the generation of every node it touched as it first
+ * saw it, and its changes to replay at commit. Like xenstored, a commit conflicts (EAGAIN) only
+ * when a node it touched was changed by someone else meanwhile.
+ */
 interface Tx {
   tree: Node;
-  generation: number;
+  seen: Map<string, number>;
+  ops: TxOp[];
   changed: string[];
 }
 
@@ -114,8 +128,10 @@ export class InMemoryXenstored extends EventEmitter {
 
   /** Direct access for the simulator (same semantics as a WRITE outside a transaction). */
   write(path: string, value: string): void {
-    ensure(this.root, path).value = value;
-    this.generation++;
+    const gen = ++this.generation;
+    const n = ensure(this.root, path, gen);
+    n.value = value;
+    n.gen = gen;
     this.fire([path]);
   }
 
@@ -197,18 +213,24 @@ export class InMemoryXenstored extends EventEmitter {
     const tx = m.txId === 0 ? undefined : conn.txs.get(m.txId);
     if (m.txId !== 0 && !tx) throw new XsFailure('ENOENT');
     const root = tx ? tx.tree : this.root;
-    const changed = (path: string): void => {
+    /** A transaction remembers the generation of each node it touches, as it first saw it. */
+    const touch = (path: string): void => {
+      if (tx && !tx.seen.has(path)) tx.seen.set(path, lookup(tx.tree, path)?.gen ?? -1);
+    };
+    const change = (path: string, op: TxOp): number => {
       if (tx) {
         tx.changed.push(path);
-      } else {
-        this.generation++;
-        this.fire([path]);
+        tx.ops.push(op);
+        return 0;
       }
+      return ++this.generation;
     };
     const args = splitStrings(m.payload);
     switch (m.type) {
       case XsType.READ: {
-        const n = lookup(root, this.pathArg(args[0]));
+        const path = this.pathArg(args[0]);
+        touch(path);
+        const n = lookup(root, path);
         if (!n) throw new XsFailure('ENOENT');
         return Buffer.from(n.value, 'utf8');
       }
@@ -217,27 +239,38 @@ export class InMemoryXenstored extends EventEmitter {
         if (nul < 0) throw new XsFailure('EINVAL');
         const path = this.pathArg(m.payload.subarray(0, nul).toString('utf8'));
         const value = m.payload.subarray(nul + 1).toString('utf8');
-        ensure(root, path).value = value;
-        changed(path);
-        if (!tx) this.emit('write', path, value, performance.now());
+        touch(path);
+        const gen = change(path, { op: 'write', path, value });
+        const n = ensure(root, path, gen);
+        n.value = value;
+        n.gen = gen;
+        if (!tx) {
+          this.fire([path]);
+          this.emit('write', path, value, performance.now());
+        }
         return ok;
       }
       case XsType.MKDIR: {
         const path = this.pathArg(args[0]);
+        touch(path);
         if (!lookup(root, path)) {
-          ensure(root, path);
-          changed(path);
+          ensure(root, path, change(path, { op: 'mkdir', path }));
+          if (!tx) this.fire([path]);
         }
         return ok;
       }
       case XsType.RM: {
         const path = this.pathArg(args[0]);
-        if (!remove(root, path)) throw new XsFailure('ENOENT');
-        changed(path);
+        touch(path);
+        if (!lookup(root, path)) throw new XsFailure('ENOENT');
+        remove(root, path, change(path, { op: 'rm', path }));
+        if (!tx) this.fire([path]);
         return ok;
       }
       case XsType.DIRECTORY: {
-        const n = lookup(root, this.pathArg(args[0]));
+        const path = this.pathArg(args[0]);
+        touch(path);
+        const n = lookup(root, path);
         if (!n) throw new XsFailure('ENOENT');
         return n.children.size === 0 ? Buffer.alloc(0) : joinStrings([...n.children.keys()]);
       }
@@ -278,17 +311,27 @@ export class InMemoryXenstored extends EventEmitter {
       case XsType.TRANSACTION_START: {
         if (m.txId !== 0) throw new XsFailure('EBUSY');
         const id = this.nextTx++;
-        conn.txs.set(id, { tree: cloneTree(this.root), generation: this.generation, changed: [] });
+        conn.txs.set(id, { tree: cloneTree(this.root), seen: new Map(), ops: [], changed: [] });
         return joinStrings([String(id)]);
       }
       case XsType.TRANSACTION_END: {
         if (!tx) throw new XsFailure('ENOENT');
         conn.txs.delete(m.txId);
         if (args[0] !== 'T') return ok;
-        if (tx.changed.length > 0 && tx.generation !== this.generation) throw new XsFailure('EAGAIN');
-        if (tx.changed.length > 0) {
-          this.root = tx.tree;
-          this.generation++;
+        for (const [path, gen] of tx.seen) if ((lookup(this.root, path)?.gen ?? -1) !== gen) throw new XsFailure('EAGAIN');
+        if (tx.ops.length > 0) {
+          const gen = ++this.generation;
+          for (const o of tx.ops) {
+            if (o.op === 'write') {
+              const n = ensure(this.root, o.path, gen);
+              n.value = o.value;
+              n.gen = gen;
+            } else if (o.op === 'mkdir') {
+              if (!lookup(this.root, o.path)) ensure(this.root, o.path, gen);
+            } else {
+              remove(this.root, o.path, gen);
+            }
+          }
           this.fire(tx.changed);
           const now = performance.now();
           for (const p of tx.changed) this.emit('write', p, lookup(this.root, p)?.value, now);

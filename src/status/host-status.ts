@@ -10,7 +10,7 @@ import { reasonOf } from '../sys/errors.js';
 import { defaultBackend } from '../firewall/backend/xtables.js';
 import { compileVif } from '../firewall/compile.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
-import { readVifChains } from '../firewall/index-store.js';
+import { readVifChains } from '../firewall/store.js';
 import { cidrText, tableNames, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';

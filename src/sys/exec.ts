@@ -14,6 +14,8 @@ export interface ExecOptions {
   cwd?: string;
   /** Open descriptors of this process handed to the child as its fds 3, 4, ... */
   passFds?: number[];
+  /** Kills the child when aborted. */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -46,6 +48,7 @@ export function run(file: string, args: readonly string[], options: ExecOptions 
       cwd: options.cwd,
       timeout: timeoutMs,
       killSignal: 'SIGKILL',
+      ...(options.signal ? { signal: options.signal } : {}),
     }) as ChildProcessWithoutNullStreams;
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -25,6 +25,8 @@ export interface HotplugLockOptions {
   /** Give up at this point (default: 60 s from now). */
   deadline?: Deadline;
   env?: NodeJS.ProcessEnv;
+  /** Stop waiting (the lock is no longer needed). */
+  signal?: AbortSignal;
 }
 
 export interface HeldHotplugLock {
@@ -120,6 +122,7 @@ export async function acquireHotplugLock(name: string, options: HotplugLockOptio
     throw new XennetError('exec', `cannot create the hotplug lock directory ${dir}: ${reasonOf(e)}`);
   }
   for (;;) {
+    if (options.signal?.aborted) throw new XennetError('internal', `stopped waiting for the hotplug lock ${path}`);
     const waitMs = deadline.remainingMs();
     if (waitMs <= 0) throw gaveUp(path, Date.now() - started);
     let fd: number;
@@ -130,13 +133,14 @@ export async function acquireHotplugLock(name: string, options: HotplugLockOptio
     }
     let r;
     try {
-      r = await run('flock', ['--exclusive', '--timeout', (waitMs / 1000).toFixed(3), '3'], { passFds: [fd], timeoutMs: waitMs + 2000 });
+      r = await run('flock', ['--exclusive', '--timeout', (waitMs / 1000).toFixed(3), '3'], { passFds: [fd], timeoutMs: waitMs + 2000, ...(options.signal ? { signal: options.signal } : {}) });
     } catch (e) {
       closeSync(fd);
       throw new XennetError('exec', `cannot take the hotplug lock ${path}: ${reasonOf(e)}`, { hint: 'flock(1) comes with util-linux; install it' });
     }
-    if (r.code !== 0) {
+    if (r.code !== 0 || options.signal?.aborted) {
       closeSync(fd);
+      if (options.signal?.aborted) throw new XennetError('internal', `stopped waiting for the hotplug lock ${path}`);
       if (r.code === 1 || r.timedOut) throw gaveUp(path, Date.now() - started);
       throw new XennetError('exec', `cannot take the hotplug lock ${path}: flock exited ${r.code}${r.stderr.trim() ? ` (${r.stderr.trim()})` : ''}`);
     }

@@ -2,9 +2,10 @@
  * Durable JSON state files: written to a temporary file, fsynced, renamed over the old one, and
  * the directory fsynced, so a crash leaves either the old or the new content, never a mix.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { XennetError } from './errors.js';
+import { pidAlive } from './process.js';
 
 /** The state directory: `$XENNET_STATE_DIR`, else `/var/lib/xennet`. */
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -22,9 +23,9 @@ function fsyncDir(dir: string): void {
 }
 
 /**
- * Writes JSON atomically (temporary file + rename: readers see the old or the new content).
- * `durable: false` skips the fsyncs, for state that is only meaningful while the kernel state it
- * describes exists (it does not survive a reboot either, and a killed process loses nothing).
+ * Writes JSON atomically and durably: temporary file, fsync, rename, directory fsync (readers
+ * see the old or the new content, and so does the next boot). `durable: false` skips the
+ * fsyncs, for caches that are rebuilt when they are missing or unreadable.
  */
 export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean } = {}): void {
   const durable = options.durable ?? true;
@@ -58,6 +59,54 @@ export function readJson(path: string): unknown {
       hint: 'inspect it; if the host is in its original layout, remove the file',
     });
   }
+}
+
+export type ReadResult = { kind: 'missing' } | { kind: 'ok'; value: unknown } | { kind: 'corrupt'; reason: string };
+
+/** Reads a JSON file without throwing on content: a file that does not parse is `corrupt`. */
+export function readJsonTolerant(path: string): ReadResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return { kind: 'ok', value: JSON.parse(text) as unknown };
+  } catch (e) {
+    return { kind: 'corrupt', reason: (e as Error).message };
+  }
+}
+
+/** Moves an unreadable state file aside (`<file>.corrupt-<time>`) for a person to look at; returns the new path. */
+export function setAside(path: string): string | undefined {
+  const to = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '')}`;
+  try {
+    renameSync(path, to);
+    return to;
+  } catch {
+    rmSync(path, { force: true });
+    return undefined;
+  }
+}
+
+/** Removes temporary files (`*.tmp-<pid>`) that writers killed mid-write left in `dir`. */
+export function sweepTempFiles(dir: string): string[] {
+  const swept: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return swept;
+  }
+  for (const n of names) {
+    const m = /\.tmp-(\d+)$/.exec(n);
+    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
+    rmSync(join(dir, n), { force: true });
+    swept.push(n);
+  }
+  return swept;
 }
 
 export function removeFile(path: string): void {

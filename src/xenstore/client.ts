@@ -268,7 +268,11 @@ export class XenstoreClient extends EventEmitter {
         await this.request(XsType.TRANSACTION_END, joinStrings(['T']), txId, 'transaction commit');
         return result;
       } catch (e) {
-        if (e instanceof XenstoreError && e.errno === 'EAGAIN' && attempt < attempts) continue;
+        if (e instanceof XenstoreError && e.errno === 'EAGAIN' && attempt < attempts) {
+          // Back off a little (randomised) so that writers racing for the same nodes spread out.
+          await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
+          continue;
+        }
         throw e;
       }
     }

@@ -3,7 +3,8 @@ import { cidr, dom, ifn, mac } from './lib/values.js';
 import fc from 'fast-check';
 import { compile, compileShared, compileVif, eui64LinkLocal, naTargetU32, treeMember } from '../../src/firewall/compile.js';
 import { asLive, diffTable, render } from '../../src/firewall/diff.js';
-import { incrementalPlans } from '../../src/firewall/incremental.js';
+import { incrementalPlans } from '../../src/firewall/commit.js';
+import type { IndexEntry } from '../../src/firewall/store.js';
 import { emptyRuleSet, tableNames, type ResolvedVif, type RuleSet, type TableRules } from '../../src/firewall/model.js';
 import { MAX_CHAIN_NAME } from '../../src/firewall/names.js';
 import { normalizeRule } from '../../src/firewall/normalize.js';
@@ -90,7 +91,7 @@ describe('firewall compiler', () => {
   });
 
   it('root jumps: one per bridge from FORWARD and INPUT, ebtables jumps once', () => {
-    const rs = compileShared([{ name: 'vif1.0', bridge: 'xenbr0', inbound: false }, { name: 'vif2.0', bridge: 'xenbr0', inbound: false }]);
+    const rs = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: false }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false }]);
     assert.deepEqual(rs.ipv4.roots, [
       { chain: 'FORWARD', rule: '-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD' },
       { chain: 'INPUT', rule: '-i xenbr0 -m physdev --physdev-is-in -j XN-FROM' },
@@ -98,7 +99,7 @@ describe('firewall compiler', () => {
     assert.deepEqual(rs.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-FROM' }, { chain: 'INPUT', rule: '-j XN-FROM' }]);
     assert.deepEqual(compileShared([]), emptyRuleSet(), 'no vifs: nothing at all');
     assert.deepEqual(rs.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j ACCEPT'], 'nobody filters inbound: no to-guest tree');
-    const some = compileShared([{ name: 'vif1.0', bridge: 'xenbr0', inbound: true }, { name: 'vif2.0', bridge: 'xenbr0', inbound: false }]);
+    const some = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: true }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false }]);
     assert.deepEqual(some.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j XN-TO', '-j ACCEPT']);
     assert.deepEqual(some.ipv4.chains.get('XN-TO'), ['-m physdev --physdev-out vif1.0 -g XN-I-vif1.0'], 'only guests with inbound rules');
   });
@@ -178,7 +179,7 @@ describe('incremental hook updates', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         let live: RuleSet = emptyRuleSet();
-        let index: Record<string, { bridge: string; inbound: boolean }> = {};
+        let index: Record<string, IndexEntry> = {};
         const chainsOf = new Map<string, RuleSet>();
         const policyOf = new Map<string, ResolvedVif>();
         for (const o of ops) {
@@ -187,14 +188,15 @@ describe('incremental hook updates', () => {
           let newChains: RuleSet | undefined;
           if (o.online) {
             const v = vif(name, { bridge: ifn(index[name]?.bridge ?? o.br), inbound: o.drop ? 'drop' : 'accept' });
-            next[name] = treeMember(v);
+            const m = treeMember(v);
+            next[name] = { bridge: m.bridge, inbound: m.inbound, state: 'installed' };
             policyOf.set(name, v);
             newChains = compileVif(v);
           } else {
             if (index[name] === undefined) continue;
             delete next[name];
           }
-          const plans = incrementalPlans(index, next, chainsOf.get(name), newChains);
+          const plans = incrementalPlans(index, next, chainsOf.get(name) ?? emptyRuleSet(), newChains ?? emptyRuleSet());
           for (const t of tableNames) live = { ...live, [t]: applyPlan(live[t], plans[t]) };
           if (newChains) chainsOf.set(name, newChains);
           else chainsOf.delete(name);

@@ -1,32 +1,46 @@
+/**
+ * Group commit of staged vif changes, against an in-memory restore/save model: batching, write
+ * ahead and recovery after a crash, stagers that died, unreadable state, removal from the live
+ * rules when the index does not know a vif.
+ */
 import assert from 'node:assert/strict';
-import { cidr, ifn, mac } from './lib/values.js';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend } from '../../src/firewall/backend/xtables.js';
-import { compileVif, treeMember } from '../../src/firewall/compile.js';
-import { commitPending, stageInstall, stageRemove } from '../../src/firewall/incremental.js';
-import { readIndex } from '../../src/firewall/index-store.js';
-import type { TableName } from '../../src/firewall/model.js';
+import { commitStaged, stageInstall, stageRemove } from '../../src/firewall/commit.js';
+import { compile, compileVif, treeMember } from '../../src/firewall/compile.js';
+import { tableNames, type ResolvedVif } from '../../src/firewall/model.js';
+import { normalizeRule } from '../../src/firewall/normalize.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
-import { silentLogger } from '../../src/sys/log.js';
+import { parseSave } from '../../src/firewall/save-parse.js';
+import { loadIndex, pendingDir, stage, type StagedChange } from '../../src/firewall/store.js';
+import { silentLogger, type Logger } from '../../src/sys/log.js';
+import { ModelBackend } from './lib/model-backend.js';
+import { cidr, ifn, mac } from './lib/values.js';
 
-function recordingBackend(): Backend & { restores: { table: TableName; text: string }[] } {
-  const restores: { table: TableName; text: string }[] = [];
-  return {
-    variant: 'nft',
-    tools: { ipv4: { save: '', restore: '' }, ipv6: { save: '', restore: '' }, eb: { save: '', restore: '' } },
-    restores,
-    save: async () => '',
-    restore: async (table, text) => {
-      restores.push({ table, text });
-    },
-  };
+const vif = (name: string, n = 1): ResolvedVif => resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), domid: n, devid: 0, mac: mac(`00:16:3e:00:00:${n.toString(16).padStart(2, '0')}`), ipv4: [cidr(`10.0.0.${n}`)], ipv6: [] });
+const install = (v: ResolvedVif, env: NodeJS.ProcessEnv): StagedChange => stageInstall({ name: v.name, bridge: v.bridge, inbound: treeMember(v).inbound }, compileVif(v), { domid: v.domid!, devid: 0 }, env);
+
+/** Whether the model's live rules are exactly what compile() of `vifs` wants (chains and roots). */
+async function assertLiveIs(b: ModelBackend, vifs: ResolvedVif[]): Promise<void> {
+  const want = compile(vifs);
+  for (const t of tableNames) {
+    const live = parseSave(await b.save(t));
+    const canon = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}: ${v.map((r) => normalizeRule(r, t === 'eb')).join(' | ')}`).sort();
+    assert.deepEqual(canon(live.chains), canon(want[t].chains), `${t} chains`);
+    assert.deepEqual(live.roots.map((r) => `${r.chain} ${r.rule}`).sort(), want[t].roots.map((r) => `${r.chain} ${r.rule}`).sort(), `${t} roots`);
+  }
 }
 
-const vif = (name: string) => resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), mac: mac('00:16:3e:00:00:01'), ipv4: [cidr('10.0.0.1')], ipv6: [] });
+function recordingLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, debug: () => undefined, info: (m) => lines.push(m), warning: (m) => lines.push(m), err: (m) => lines.push(m) };
+}
 
-describe('firewall group commit (hook storms)', () => {
+/** A pid that is certainly not running. */
+const deadPid = 2 ** 22 + 17;
+
+describe('firewall group commit (hook storms, crashes, unreadable state)', () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   beforeEach(() => {
@@ -35,28 +49,113 @@ describe('firewall group commit (hook storms)', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the lock holder commits every staged change in one transaction per table; the others find theirs done', async () => {
-    const backend = recordingBackend();
-    const tokens = ['vif1.0', 'vif2.0', 'vif3.0'].map((n) => stageInstall(treeMember(vif(n)), compileVif(vif(n)), env));
-    const first = await commitPending(backend, tokens[1]!, env, silentLogger);
-    assert.equal(first.batch, 3);
-    assert.equal(backend.restores.length, 3, 'one restore per table for all three vifs');
-    assert.ok(backend.restores.find((r) => r.table === 'ipv4')!.text.includes(':XN-O-vif3.0 - [0:0]'));
-    for (const t of [tokens[0]!, tokens[2]!]) assert.deepEqual(await commitPending(backend, t, env, silentLogger), { batch: 0 });
-    assert.equal(backend.restores.length, 3, 'nothing more to do');
-    assert.deepEqual(Object.keys(readIndex(env).vifs).sort(), ['vif1.0', 'vif2.0', 'vif3.0']);
-    assert.deepEqual(readdirSync(join(dir, 'firewall', 'pending')), [], 'nothing left staged');
+  it('the lock holder commits every staged change in one transaction per table; the index records each with its token', async () => {
+    const b = new ModelBackend();
+    const vifs = [vif('vif1.0', 1), vif('vif2.0', 2), vif('vif3.0', 3)];
+    const changes = vifs.map((v) => install(v, env));
+    const r = await commitStaged(b, env, silentLogger);
+    assert.equal(r.batch, 3);
+    assert.equal(b.restores.length, 3, 'one restore per table for all three vifs');
+    assert.equal(b.saves, 0, 'incremental: the live rules are not read');
+    const { index } = loadIndex(env, silentLogger);
+    assert.equal(index.dirty, false);
+    assert.deepEqual(Object.entries(index.vifs).map(([n, e]) => [n, e.token, e.state, e.owner?.domid]).sort(), changes.map((c, i) => [c.name, c.token, 'installed', i + 1]));
+    assert.deepEqual(readdirSync(pendingDir(env)), [], 'nothing left staged');
+    await assertLiveIs(b, vifs);
+    assert.deepEqual(await commitStaged(b, env, silentLogger), { batch: 0, tokens: [], reconciled: false }, 'nothing more to do');
   });
 
-  it('a staged remove after an install of the same vif wins; its chains are deleted', async () => {
-    const backend = recordingBackend();
-    await commitPending(backend, stageInstall(treeMember(vif('vif1.0')), compileVif(vif('vif1.0')), env), env, silentLogger);
-    backend.restores.length = 0;
-    const t = stageRemove('vif1.0', env);
-    await commitPending(backend, t, env, silentLogger);
-    assert.deepEqual(readIndex(env).vifs, {});
-    const v4 = backend.restores.find((r) => r.table === 'ipv4')!.text;
-    assert.match(v4, /-X XN-O-vif1\.0/);
-    assert.match(v4, /-D FORWARD -o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD/, 'the last vif takes the jumps with it');
+  it('a staged remove after an install of the same vif wins; the last vif takes the jumps with it', async () => {
+    const b = new ModelBackend();
+    install(vif('vif1.0'), env);
+    await commitStaged(b, env, silentLogger);
+    stageRemove(ifn('vif1.0'), env);
+    await commitStaged(b, env, silentLogger);
+    assert.deepEqual(loadIndex(env, silentLogger).index.vifs, {});
+    await assertLiveIs(b, []);
+  });
+
+  it('a staged change of a process that is gone is discarded, never committed', async () => {
+    const b = new ModelBackend();
+    const v = vif('vif1.0');
+    const change = { ...install(v, env), stager: { pid: deadPid, start: '1', boot: 'x' } };
+    stage(change, compileVif(v), env); // rewrite it as if a hook that died had staged it
+    const log = recordingLog();
+    const r = await commitStaged(b, env, log);
+    assert.equal(r.batch, 0);
+    assert.equal(b.restores.length, 0, 'nothing installed for a vif that never came up');
+    assert.ok(log.lines.some((l) => /discarded staged firewall change .*install of vif1\.0 by pid \d+, which is gone/.test(l)), log.lines.join('\n'));
+    assert.deepEqual(readdirSync(pendingDir(env)), []);
+  });
+
+  it('a commit killed after its write-ahead is finished by the next one, which removes installs whose process is gone', async () => {
+    const b = new ModelBackend();
+    const keep = vif('vif1.0', 1);
+    install(keep, env);
+    await commitStaged(b, env, silentLogger);
+    // A hook installs vif2.0 and dies after the eb table was changed, before ipv6/ipv4.
+    install(vif('vif2.0', 2), env);
+    b.beforeRestore = (t) => {
+      if (t !== 'eb') throw new Error('killed');
+    };
+    await assert.rejects(commitStaged(b, env, silentLogger));
+    b.beforeRestore = undefined;
+    const idxPath = join(dir, 'firewall', 'index.json');
+    const idx = JSON.parse(readFileSync(idxPath, 'utf8')) as { dirty: boolean; vifs: Record<string, { state: string; stager?: { pid: number } }> };
+    assert.equal(idx.dirty, true, 'written ahead: dirty until confirmed');
+    assert.equal(idx.vifs['vif2.0']?.state, 'installing');
+    idx.vifs['vif2.0']!.stager!.pid = deadPid; // the hook is gone
+    writeFileSync(idxPath, JSON.stringify(idx));
+    rmSync(pendingDir(env), { recursive: true, force: true }); // and so is its staged file (discarded)
+    const log = recordingLog();
+    const r = await commitStaged(b, env, log);
+    assert.ok(r.reconciled, 'the live rules were read');
+    assert.ok(log.lines.some((l) => /removing the rules of vif2\.0: their install .* was never confirmed/.test(l)), log.lines.join('\n'));
+    await assertLiveIs(b, [keep]);
+    assert.equal(loadIndex(env, silentLogger).index.dirty, false);
+  });
+
+  it('an unreadable index is set aside and rebuilt from the live rules: other guests keep theirs', async () => {
+    const b = new ModelBackend();
+    const a = vif('vif1.0', 1);
+    install(a, env);
+    await commitStaged(b, env, silentLogger);
+    writeFileSync(join(dir, 'firewall', 'index.json'), '{"version": 2, "vifs": {"vif1.0": {"bri');
+    const log = recordingLog();
+    const c = vif('vif3.0', 3);
+    install(c, env);
+    await commitStaged(b, env, log);
+    assert.ok(log.lines.some((l) => /firewall index .* is unreadable .*moved to .*index\.json\.corrupt-.*rebuilding it from the live rules/.test(l)), log.lines.join('\n'));
+    await assertLiveIs(b, [a, c]);
+    const { index } = loadIndex(env, silentLogger);
+    assert.deepEqual(Object.keys(index.vifs).sort(), ['vif1.0', 'vif3.0'], 'vif1.0 adopted from the live rules');
+    assert.deepEqual(index.vifs['vif1.0']?.owner, { domid: 1, devid: 0 }, 'owner from the Xen name');
+    assert.ok(readdirSync(join(dir, 'firewall')).some((f) => f.startsWith('index.json.corrupt-')));
+  });
+
+  it('an unreadable staged file is discarded with a warning; the others commit; dead writers\' temp files are swept', async () => {
+    const b = new ModelBackend();
+    mkdirSync(pendingDir(env), { recursive: true });
+    writeFileSync(join(pendingDir(env), '123-broken.json'), '{"op": "inst');
+    writeFileSync(join(dir, 'firewall', `index.json.tmp-${deadPid}`), '{');
+    install(vif('vif1.0'), env);
+    const log = recordingLog();
+    const r = await commitStaged(b, env, log);
+    assert.equal(r.batch, 1);
+    assert.ok(log.lines.some((l) => /discarded staged firewall change 123-broken\.json: it does not parse/.test(l)));
+    assert.ok(!existsSync(join(dir, 'firewall', `index.json.tmp-${deadPid}`)), 'temp file swept');
+  });
+
+  it('removing a vif the index does not know reads the live rules and removes only its chains', async () => {
+    const b = new ModelBackend();
+    const a = vif('vif1.0', 1);
+    const gone = vif('vif2.0', 2);
+    install(a, env);
+    install(gone, env);
+    await commitStaged(b, env, silentLogger);
+    rmSync(join(dir, 'firewall'), { recursive: true, force: true }); // the state is lost
+    const t = stageRemove(ifn('vif2.0'), env);
+    await commitStaged(b, env, silentLogger, { only: new Set([t.token]), full: true });
+    await assertLiveIs(b, [a]);
   });
 });

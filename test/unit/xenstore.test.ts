@@ -86,6 +86,21 @@ describe('xenstore', () => {
     }
     assert.equal(attempts, 2, 'retried after EAGAIN');
     assert.equal(await xs.read('/t/counter'), '11');
+    // Like xenstored, only a change to a node the transaction touched conflicts.
+    const third = await XenstoreClient.connect(env);
+    let runs = 0;
+    try {
+      await xs.transaction(async (tx) => {
+        runs++;
+        await tx.read('/t/counter');
+        await third.write('/t/unrelated', 'z');
+        await tx.write('/t/mine', '1');
+      });
+    } finally {
+      third.close();
+    }
+    assert.equal(runs, 1, 'a write elsewhere does not conflict');
+    assert.equal(await xs.read('/t/unrelated'), 'z', 'and is not lost by the commit');
     await assert.rejects(
       xs.transaction(async (tx) => {
         await tx.write('/t/aborted', 'y');

@@ -1,0 +1,231 @@
+/**
+ * Commits staged vif changes (the caller holds the hotplug lock). Group commit: whoever holds the
+ * lock applies every staged change of a live stager in one transaction per table, so at host boot
+ * one restore carries many vifs.
+ *
+ * Normally the change is incremental: the vif's own chains and the shared tree chains on its path,
+ * worked out from the index without reading the live rules (a hook's cost must not grow with the
+ * number of guests). The index is written ahead (`dirty`) and confirmed afterwards, so a commit
+ * killed half way is seen by the next one, which then reconciles in full from the live rules:
+ *
+ *   - vifs in the index keep (or get) their recorded chains;
+ *   - chains of vifs the index does not know are adopted as they are, never removed: a hook never
+ *     strips the rules of a guest it was not asked about (only `xennet apply`, with the whole
+ *     host in view, collects those);
+ *   - installs that were never confirmed and whose process is gone are removed: their vif never
+ *     came up (it is attached only after its rules are confirmed).
+ */
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { isIfName, type IfName } from '../net/index.js';
+import { reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import { identityAlive, selfIdentity } from '../sys/process.js';
+import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
+import type { Backend } from './backend/xtables.js';
+import { compileShared, mergeInto, type TreeMember } from './compile.js';
+import { asLive, diffTable, isEmptyTablePlan, render, type TablePlan } from './diff.js';
+import { emptyRuleSet, tableNames, type RuleSet, type TableName, type TableRules } from './model.js';
+import { vifOfChain } from './names.js';
+import { normalizeRule } from './normalize.js';
+import { parseSave, type LiveTable } from './save-parse.js';
+import { loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type Owner, type Staged, type StagedChange } from './store.js';
+
+type Members = Record<string, IndexEntry>;
+
+function membersOf(vifs: Members): TreeMember[] {
+  return Object.keys(vifs)
+    .sort()
+    .map((name) => ({ name: name as IfName, bridge: vifs[name]!.bridge, inbound: vifs[name]!.inbound }));
+}
+
+/** Pure: the per-table plans that move the installed state from `before` to `after`. */
+export function incrementalPlans(before: Members, after: Members, oldChains: RuleSet, newChains: RuleSet): Record<TableName, TablePlan> {
+  const from = mergeInto(compileShared(membersOf(before)), oldChains);
+  const to = mergeInto(compileShared(membersOf(after)), newChains);
+  const out = {} as Record<TableName, TablePlan>;
+  for (const t of tableNames) {
+    const p = diffTable(asLive(from[t]), to[t], t === 'eb');
+    // The vif's own chains are always rewritten: a repeated online repairs them.
+    for (const [c, rules] of newChains[t].chains) p.write.set(c, rules);
+    out[t] = p;
+  }
+  return out;
+}
+
+/** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
+function ownerFromLink(name: string): Owner | undefined {
+  const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(name) ?? /^xennet:vif(\d+)\.(\d+)$/.exec(aliasOf(name) ?? '');
+  return m ? { domid: Number(m[1]), devid: Number(m[2]) } : undefined;
+}
+
+/**
+ * The full desired state of one table for a reconcile from the live rules: `vifs` with their
+ * chains (recorded, else live), plus every vif that has live chains but no record (adopted).
+ */
+export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members): TableRules {
+  const liveVifs = new Set<string>();
+  for (const c of live.chains.keys()) {
+    const v = vifOfChain(c);
+    if (v !== undefined) liveVifs.add(v);
+  }
+  const members: Members = { ...vifs };
+  for (const v of liveVifs) {
+    if (members[v] || removing.has(v) || !isIfName(v)) continue;
+    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, state: 'installed' };
+    const owner = ownerFromLink(v);
+    if (owner && !entry.owner) entry.owner = owner;
+    adopted[v] = entry;
+    members[v] = entry;
+  }
+  const desired = compileShared(membersOf(members))[t];
+  // A member whose bridge is unknown keeps the root jumps that are live: removing them would let
+  // its traffic (and everyone else's on that bridge) past every rule.
+  if (Object.values(members).some((m) => m.bridge === null)) {
+    const have = new Set(desired.roots.map((r) => `${r.chain} ${normalizeRule(r.rule, t === 'eb')}`));
+    for (const r of live.roots) {
+      const k = `${r.chain} ${normalizeRule(r.rule, t === 'eb')}`;
+      if (!have.has(k)) {
+        have.add(k);
+        desired.roots.push(r);
+      }
+    }
+  }
+  for (const name of Object.keys(members)) {
+    const recorded = vifs[name] ? chainsOf(name) : undefined;
+    if (recorded) {
+      for (const [c, rules] of recorded[t].chains) desired.chains.set(c, rules);
+    } else {
+      for (const [c, rules] of live.chains) if (vifOfChain(c) === name) desired.chains.set(c, rules);
+    }
+  }
+  return desired;
+}
+
+export interface CommitOptions {
+  /** Only these staged changes (a retry of one's own change after a batch failed). */
+  only?: ReadonlySet<string>;
+  /** Reconcile every table from the live rules (a removal of chains the index does not know). */
+  full?: boolean;
+}
+
+export interface CommitResult {
+  /** Staged changes committed. */
+  batch: number;
+  /** Tokens committed. */
+  tokens: string[];
+  /** Whether the live rules were read (a full reconcile of at least one table). */
+  reconciled: boolean;
+}
+
+export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log: Logger, options: CommitOptions = {}): Promise<CommitResult> {
+  sweepFirewallTemp(env);
+  const { index, recovered } = loadIndex(env, log);
+  let staged: Staged[] = readStaged(env, log);
+  if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
+  const before = index.vifs;
+  const after: Members = { ...before };
+  const removing = new Set<string>();
+  const stagedNames = new Set(staged.map((s) => s.change.name));
+  for (const [name, e] of Object.entries(before)) {
+    if (e.state === 'installing' && !stagedNames.has(name as IfName) && (!e.stager || !identityAlive(e.stager))) {
+      log.warning(`removing the rules of ${name}: their install (pid ${e.stager?.pid ?? '?'}) was never confirmed and its process is gone`);
+      delete after[name];
+      removing.add(name);
+    }
+  }
+  const newChains = new Map<string, RuleSet>();
+  for (const { change, chains } of staged) {
+    if (change.op === 'install' && change.member && chains) {
+      const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, token: change.token, state: 'installing', stager: change.stager };
+      if (change.owner) e.owner = change.owner;
+      after[change.name] = e;
+      newChains.set(change.name, chains);
+      removing.delete(change.name);
+    } else {
+      delete after[change.name];
+      newChains.delete(change.name);
+      removing.add(change.name);
+    }
+  }
+  if (staged.length === 0 && removing.size === 0 && !index.dirty && !recovered && !options.full) return { batch: 0, tokens: [], reconciled: false };
+
+  // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one.
+  for (const [name, rs] of newChains) writeVifChains(name, rs, env);
+  saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
+
+  const oldChains = emptyRuleSet();
+  let full = index.dirty || recovered || options.full === true;
+  if (!full) {
+    for (const name of new Set([...newChains.keys(), ...removing])) {
+      if (!before[name]) continue;
+      const old = readVifChains(name, env, log);
+      if (!old) {
+        full = true; // what is installed is unknown: only the live rules can say
+        break;
+      }
+      mergeInto(oldChains, old);
+    }
+  }
+  const newSet = emptyRuleSet();
+  for (const rs of newChains.values()) mergeInto(newSet, rs);
+  const plans = full ? undefined : incrementalPlans(before, after, oldChains, newSet);
+  const adopted: Members = {};
+  let reconciled = false;
+  const chainsOf = (name: string): RuleSet | undefined => newChains.get(name) ?? readVifChains(name, env, log);
+  const one = async (t: TableName): Promise<void> => {
+    const eb = t === 'eb';
+    if (plans) {
+      if (isEmptyTablePlan(plans[t])) return;
+      try {
+        await backend.restore(t, render(plans[t], eb));
+        return;
+      } catch (e) {
+        log.warning(`${t}: the live rules differ from xennet's record (${reasonOf(e)}); reconciling the whole table`);
+      }
+    }
+    reconciled = true;
+    const live = parseSave(await backend.save(t));
+    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted), eb);
+    if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, eb));
+  };
+  const results = await Promise.allSettled((['eb', 'ipv6', 'ipv4'] as TableName[]).map(one));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason; // the index stays dirty: the next commit reconciles in full
+
+  // Confirmed: record it, then let the stagers know (their pending files go last).
+  const confirmed: Members = {};
+  for (const [name, e] of Object.entries({ ...adopted, ...after })) {
+    const { stager: _s, ...rest } = e;
+    confirmed[name] = { ...rest, state: 'installed' };
+  }
+  saveIndex({ ...index, backend: backend.variant, dirty: false, vifs: confirmed }, env);
+  for (const name of removing) if (!confirmed[name]) removeVifChains(name, env);
+  for (const s of staged) for (const f of s.files) removeFile(f);
+  return { batch: staged.length, tokens: staged.map((s) => s.change.token), reconciled };
+}
+
+function removeFile(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    /* gone */
+  }
+}
+
+export function newToken(): string {
+  return `${process.pid}-${randomUUID()}`;
+}
+
+export function stageInstall(member: { name: IfName; bridge: IfName; inbound: boolean }, chains: RuleSet, owner: Owner | undefined, env: NodeJS.ProcessEnv): StagedChange {
+  const change: StagedChange = { op: 'install', name: member.name, member: { bridge: member.bridge, inbound: member.inbound }, token: newToken(), stager: selfIdentity(), at: Date.now() };
+  if (owner) change.owner = owner;
+  stage(change, chains, env);
+  return change;
+}
+
+export function stageRemove(name: IfName, env: NodeJS.ProcessEnv): StagedChange {
+  const change: StagedChange = { op: 'remove', name, token: newToken(), stager: selfIdentity(), at: Date.now() };
+  stage(change, undefined, env);
+  return change;
+}

@@ -1,0 +1,283 @@
+/**
+ * What xennet has installed, and what hooks have staged, in the state directory:
+ *
+ *   firewall/index.json           which vifs have rules: bridge, inbound filtering, owner
+ *                                 (domid/devid), the install token, and `dirty` (a change was
+ *                                 started and not confirmed: the next commit reconciles in full)
+ *   firewall/vif/<name>.json      a vif's compiled chains per table
+ *   firewall/pending/<token>.json a staged change (+ .chains.json), owned by the process that
+ *                                 staged it (pid, start time, boot)
+ *
+ * Every file is written atomically and durably. Nothing here is ever fatal: a file that does not
+ * parse is reported, set aside and rebuilt from the live rules; a staged change whose process is
+ * gone is discarded, never committed; temporary files of killed writers are swept. An index from
+ * an earlier boot describes rules that are gone and is ignored.
+ */
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { isIfName, type IfName } from '../net/index.js';
+import { currentBootId } from '../sys/boot.js';
+import type { Logger } from '../sys/log.js';
+import { identityAlive, type ProcessIdentity } from '../sys/process.js';
+import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
+import { emptyRuleSet, tableNames, type RuleSet, type TableName } from './model.js';
+
+export interface Owner {
+  domid: number;
+  devid: number;
+}
+
+export interface IndexEntry {
+  /** The bridge the vif is (or will be) a port of; null when unknown (rules adopted from live). */
+  bridge: IfName | null;
+  /** Whether traffic to it is filtered (it is in the to-guest tree). */
+  inbound: boolean;
+  owner?: Owner;
+  /** The change that installed it. */
+  token?: string;
+  /** `installing` from the write-ahead record until the kernel confirmed the change. */
+  state: 'installing' | 'installed';
+  /** Who was installing it (a hook); checked when the change was never confirmed. */
+  stager?: ProcessIdentity;
+}
+
+export interface FirewallIndex {
+  version: 2;
+  bootId: string;
+  backend?: string;
+  /** A change was started and not confirmed: the live rules may differ from this record. */
+  dirty: boolean;
+  vifs: Record<string, IndexEntry>;
+}
+
+export interface StagedChange {
+  op: 'install' | 'remove';
+  name: IfName;
+  /** For installs: where the vif goes and whether it filters inbound. */
+  member?: { bridge: IfName; inbound: boolean };
+  owner?: Owner;
+  /** Unique per change: tells a hook whether its change was committed. */
+  token: string;
+  stager: ProcessIdentity;
+  /** Staging time (ms), for ordering: a later change to the same vif wins. */
+  at: number;
+}
+
+export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
+export const pendingDir = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'pending');
+const indexPath = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'index.json');
+const vifPath = (name: string, env: NodeJS.ProcessEnv): string => join(dirOf(env), 'vif', `${name}.json`);
+
+export function emptyIndex(): FirewallIndex {
+  return { version: 2, bootId: currentBootId(), dirty: false, vifs: {} };
+}
+
+const isOwner = (o: unknown): o is Owner => typeof o === 'object' && o !== null && Number.isInteger((o as Owner).domid) && Number.isInteger((o as Owner).devid);
+const isIdentity = (o: unknown): o is ProcessIdentity =>
+  typeof o === 'object' && o !== null && Number.isInteger((o as ProcessIdentity).pid) && typeof (o as ProcessIdentity).start === 'string' && typeof (o as ProcessIdentity).boot === 'string';
+
+function entryOf(raw: unknown): IndexEntry | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const bridge = r['bridge'];
+  if (!(bridge === null || (typeof bridge === 'string' && isIfName(bridge)))) return undefined;
+  const e: IndexEntry = { bridge: bridge as IfName | null, inbound: r['inbound'] === true, state: r['state'] === 'installing' ? 'installing' : 'installed' };
+  if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
+  if (typeof r['token'] === 'string') e.token = r['token'];
+  if (isIdentity(r['stager'])) e.stager = r['stager'];
+  return e;
+}
+
+export interface LoadedIndex {
+  index: FirewallIndex;
+  /** The file did not parse (or had the wrong shape): it was set aside; the live rules decide. */
+  recovered: boolean;
+}
+
+/** The index of this boot; a file that does not parse is set aside and reported, never fatal. */
+export function loadIndex(env: NodeJS.ProcessEnv, log: Logger): LoadedIndex {
+  const path = indexPath(env);
+  const r = readJsonTolerant(path);
+  if (r.kind === 'missing') return { index: emptyIndex(), recovered: false };
+  const raw = r.kind === 'ok' ? (r.value as Partial<Record<keyof FirewallIndex, unknown>>) : undefined;
+  const boot = currentBootId();
+  if (raw && raw.version === 2 && raw.bootId !== boot) return { index: emptyIndex(), recovered: false }; // rules of an earlier boot are gone
+  const vifs: Record<string, IndexEntry> = {};
+  let ok = !!raw && raw.version === 2 && typeof raw.vifs === 'object' && raw.vifs !== null && !Array.isArray(raw.vifs);
+  if (ok) {
+    for (const [name, v] of Object.entries(raw!.vifs as Record<string, unknown>)) {
+      const e = entryOf(v);
+      if (!isIfName(name) || !e) {
+        ok = false;
+        break;
+      }
+      vifs[name] = e;
+    }
+  }
+  if (!ok) {
+    const aside = setAside(path);
+    log.warning(`firewall index ${path} is unreadable (${r.kind === 'corrupt' ? r.reason : 'unexpected content'}); ${aside ? `moved to ${aside}; ` : ''}rebuilding it from the live rules`);
+    return { index: { ...emptyIndex(), dirty: true }, recovered: true };
+  }
+  const index: FirewallIndex = { version: 2, bootId: boot, dirty: raw!.dirty === true, vifs };
+  if (typeof raw!.backend === 'string') index.backend = raw!.backend;
+  return { index, recovered: false };
+}
+
+export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
+  writeJsonAtomic(indexPath(env), { ...index, bootId: currentBootId() });
+}
+
+type StoredChains = Record<TableName, [string, string[]][]>;
+
+function toStored(rs: RuleSet): StoredChains {
+  return Object.fromEntries(tableNames.map((t) => [t, [...rs[t].chains.entries()]])) as StoredChains;
+}
+
+function fromStored(raw: unknown): RuleSet | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const rs = emptyRuleSet();
+  for (const t of tableNames) {
+    const list = (raw as Record<string, unknown>)[t];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) return undefined;
+    for (const item of list) {
+      if (!Array.isArray(item) || typeof item[0] !== 'string' || !Array.isArray(item[1]) || !item[1].every((x) => typeof x === 'string')) return undefined;
+      rs[t].chains.set(item[0], item[1] as string[]);
+    }
+  }
+  return rs;
+}
+
+export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv): void {
+  writeJsonAtomic(vifPath(name, env), toStored(rs));
+}
+
+/** A vif's recorded chains; undefined when missing or unreadable (then the live rules decide). */
+export function readVifChains(name: string, env: NodeJS.ProcessEnv, log?: Logger): RuleSet | undefined {
+  const path = vifPath(name, env);
+  const r = readJsonTolerant(path);
+  if (r.kind === 'missing') return undefined;
+  const rs = r.kind === 'ok' ? fromStored(r.value) : undefined;
+  if (!rs) {
+    setAside(path);
+    log?.warning(`recorded chains of ${name} (${path}) are unreadable; the live rules decide`);
+  }
+  return rs;
+}
+
+export function removeVifChains(name: string, env: NodeJS.ProcessEnv): void {
+  removeFile(vifPath(name, env));
+}
+
+/** Names with a recorded chains file. */
+export function recordedVifs(env: NodeJS.ProcessEnv): string[] {
+  try {
+    return readdirSync(join(dirOf(env), 'vif'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5));
+  } catch {
+    return [];
+  }
+}
+
+/** Stages a change; the change files are written before the entry that points at them. */
+export function stage(change: StagedChange, chains: RuleSet | undefined, env: NodeJS.ProcessEnv): void {
+  const dir = pendingDir(env);
+  mkdirSync(dir, { recursive: true });
+  if (chains) writeJsonAtomic(join(dir, `${change.token}.chains.json`), toStored(chains));
+  writeJsonAtomic(join(dir, `${change.token}.json`), change);
+}
+
+/** Takes back a staged change that was not committed (its stager failed); true when it was still there. */
+export function unstage(token: string, env: NodeJS.ProcessEnv): boolean {
+  const dir = pendingDir(env);
+  const entry = join(dir, `${token}.json`);
+  let there = true;
+  try {
+    statSync(entry);
+  } catch {
+    there = false;
+  }
+  rmSync(entry, { force: true });
+  rmSync(join(dir, `${token}.chains.json`), { force: true });
+  return there;
+}
+
+export function isStaged(token: string, env: NodeJS.ProcessEnv): boolean {
+  try {
+    statSync(join(pendingDir(env), `${token}.json`));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function stagedOf(raw: unknown): StagedChange | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  if ((r['op'] !== 'install' && r['op'] !== 'remove') || typeof r['name'] !== 'string' || !isIfName(r['name']) || typeof r['token'] !== 'string' || !isIdentity(r['stager'])) return undefined;
+  const c: StagedChange = { op: r['op'], name: r['name'], token: r['token'], stager: r['stager'], at: typeof r['at'] === 'number' ? r['at'] : 0 };
+  const m = r['member'] as Record<string, unknown> | undefined;
+  if (c.op === 'install') {
+    if (!m || typeof m['bridge'] !== 'string' || !isIfName(m['bridge'])) return undefined;
+    c.member = { bridge: m['bridge'], inbound: m['inbound'] === true };
+  }
+  if (isOwner(r['owner'])) c.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
+  return c;
+}
+
+export interface Staged {
+  change: StagedChange;
+  chains: RuleSet | undefined;
+  files: string[];
+}
+
+/**
+ * The staged changes of live stagers, oldest first. Unreadable ones and those of processes that
+ * are gone (killed, failed without cleaning up, or from an earlier boot) are discarded.
+ */
+export function readStaged(env: NodeJS.ProcessEnv, log: Logger): Staged[] {
+  const dir = pendingDir(env);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((f) => f.endsWith('.json') && !f.endsWith('.chains.json'));
+  } catch {
+    return [];
+  }
+  const out: Staged[] = [];
+  for (const f of names) {
+    const files = [join(dir, f), join(dir, `${f.slice(0, -5)}.chains.json`)];
+    const discard = (why: string): void => {
+      for (const x of files) rmSync(x, { force: true });
+      log.warning(`discarded staged firewall change ${f}: ${why}`);
+    };
+    const r = readJsonTolerant(files[0]!);
+    if (r.kind === 'missing') continue; // committed meanwhile
+    const change = r.kind === 'ok' ? stagedOf(r.value) : undefined;
+    if (!change || `${change.token}.json` !== f) {
+      discard('it does not parse');
+      continue;
+    }
+    if (!identityAlive(change.stager)) {
+      discard(`${change.op} of ${change.name} by pid ${change.stager.pid}, which is gone`);
+      continue;
+    }
+    let chains: RuleSet | undefined;
+    if (change.op === 'install') {
+      const c = readJsonTolerant(files[1]!);
+      chains = c.kind === 'ok' ? fromStored(c.value) : undefined;
+      if (!chains) {
+        discard('its chains are missing or do not parse');
+        continue;
+      }
+    }
+    out.push({ change, chains, files });
+  }
+  return out.sort((a, b) => a.change.at - b.change.at || a.change.token.localeCompare(b.change.token));
+}
+
+/** Sweeps temporary files left by killed writers in the firewall state directories. */
+export function sweepFirewallTemp(env: NodeJS.ProcessEnv): void {
+  for (const d of [dirOf(env), pendingDir(env), join(dirOf(env), 'vif')]) sweepTempFiles(d);
+}

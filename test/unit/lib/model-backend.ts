@@ -1,0 +1,86 @@
+/**
+ * An in-memory stand-in for iptables-restore/-save and ebtables-restore/-save: one filter table
+ * per family, restore text applied with --noflush semantics in one transaction (any error rejects
+ * all of it), save printing what is there. Enough to test commit logic, crashes and drift without
+ * root.
+ */
+import { XennetError } from '../../../src/sys/errors.js';
+import type { Backend } from '../../../src/firewall/backend/xtables.js';
+import type { TableName } from '../../../src/firewall/model.js';
+
+interface Table {
+  chains: Map<string, string[]>;
+  builtins: Map<string, string[]>;
+}
+
+const newTable = (): Table => ({ chains: new Map(), builtins: new Map([['INPUT', []], ['FORWARD', []], ['OUTPUT', []]]) });
+
+function clone(t: Table): Table {
+  return { chains: new Map([...t.chains].map(([k, v]) => [k, [...v]])), builtins: new Map([...t.builtins].map(([k, v]) => [k, [...v]])) };
+}
+
+export class ModelBackend implements Backend {
+  readonly variant = 'nft' as const;
+  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' } };
+  readonly tables: Record<TableName, Table> = { ipv4: newTable(), ipv6: newTable(), eb: newTable() };
+  readonly restores: { table: TableName; text: string }[] = [];
+  saves = 0;
+  /** Called before each restore is applied; throw to simulate a crash or rejection. */
+  beforeRestore?: (table: TableName, text: string) => void;
+
+  async save(table: TableName): Promise<string> {
+    this.saves++;
+    const t = this.tables[table];
+    const lines = ['*filter'];
+    for (const c of t.builtins.keys()) lines.push(table === 'eb' ? `:${c} ACCEPT` : `:${c} ACCEPT [0:0]`);
+    for (const c of t.chains.keys()) lines.push(table === 'eb' ? `:${c} RETURN` : `:${c} - [0:0]`);
+    for (const [c, rules] of [...t.builtins, ...t.chains]) for (const r of rules) lines.push(`-A ${c} ${r}`);
+    lines.push('COMMIT', '');
+    return lines.join('\n');
+  }
+
+  async restore(table: TableName, text: string): Promise<void> {
+    this.beforeRestore?.(table, text);
+    this.restores.push({ table, text });
+    const t = clone(this.tables[table]);
+    const fail = (line: string): never => {
+      throw new XennetError('exec', `model restore rejected: ${line}; the previous rules stay in force`);
+    };
+    const chain = (name: string, line: string): string[] => t.builtins.get(name) ?? t.chains.get(name) ?? fail(line);
+    for (const line of text.split('\n')) {
+      if (line === '' || line === '*filter' || line === 'COMMIT') continue;
+      let m: RegExpExecArray | null;
+      if ((m = /^:(\S+) /.exec(line))) {
+        if (!t.builtins.has(m[1]!)) t.chains.set(m[1]!, []);
+      } else if ((m = /^-A (\S+) (.*)$/.exec(line))) {
+        chain(m[1]!, line).push(m[2]!);
+      } else if ((m = /^-I (\S+) 1 (.*)$/.exec(line))) {
+        chain(m[1]!, line).unshift(m[2]!);
+      } else if ((m = /^-D (\S+) (.*)$/.exec(line))) {
+        const c = chain(m[1]!, line);
+        const i = c.indexOf(m[2]!);
+        if (i < 0) fail(line);
+        c.splice(i, 1);
+      } else if ((m = /^-X (\S+)$/.exec(line))) {
+        if (!t.chains.has(m[1]!)) fail(line);
+        const target = new RegExp(`-[jg] ${m[1]!.replace(/[.+]/g, '\\$&')}$`);
+        if ([...t.builtins.values(), ...t.chains.values()].some((rs) => rs.some((r) => target.test(r)))) fail(`${line} (still referenced)`);
+        t.chains.delete(m[1]!);
+      } else {
+        fail(line);
+      }
+    }
+    for (const rules of [...t.builtins.values(), ...t.chains.values()]) {
+      for (const r of rules) {
+        const j = /-[jg] (XN-\S+)$/.exec(r);
+        if (j && !t.chains.has(j[1]!)) fail(`jump to missing chain ${j[1]}`);
+      }
+    }
+    this.tables[table] = t;
+  }
+
+  /** Owned chains as name -> rules, for assertions. */
+  owned(table: TableName): Map<string, string[]> {
+    return new Map([...this.tables[table].chains].filter(([k]) => k.startsWith('XN-')));
+  }
+}
