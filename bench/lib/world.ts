@@ -5,11 +5,12 @@
  * Background vifs are veth pairs whose peers live in one "sink" namespace; measured guests are
  * full SimHost guests with their own namespace.
  */
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import type { SimNetns } from '../../src/sim/netns.js';
+import { copyXenScriptsWithIptables } from '../../src/sim/xen-scripts.js';
 import { run } from '../../src/sys/exec.js';
 
 export type Tool = 'xennet' | 'xen' | 'none';
@@ -27,16 +28,9 @@ export interface World {
   measured: SimGuest[];
 }
 
-/** Xen's scripts with Debian's early `return 0` in handle_iptable removed (anti-spoofing on). */
+/** Xen's scripts with Debian's early `return 0` in handle_iptable removed (anti-spoofing on), in a temporary copy. */
 export function xenScriptsWithIptables(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'xnt-xen-scripts-'));
-  cpSync('/etc/xen/scripts', dir, { recursive: true });
-  const common = join(dir, 'vif-common.sh');
-  const text = readFileSync(common, 'utf8');
-  const patched = text.replace(/(handle_iptable\(\)\n\{\n(?:\s*#.*\n)*)\s*return 0\n/, '$1');
-  if (patched === text) throw new Error('could not re-enable handle_iptable in vif-common.sh');
-  writeFileSync(common, patched);
-  return dir;
+  return copyXenScriptsWithIptables(mkdtempSync(join(tmpdir(), 'xnt-xen-scripts-')));
 }
 
 /** Xen 4.x's rules for one vif (frob_iptable with ip set, plus the DHCP rule), as restore lines. */

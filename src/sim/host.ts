@@ -10,9 +10,9 @@
  * plus an in-memory xenstored on a unix socket, populated the way libxl populates it, and the
  * toolstack's calls of a vif-script (libxl or xend form) against it.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fireAndForget, type ExecResult } from '../sys/exec.js';
 import { XennetError } from '../sys/errors.js';
@@ -49,6 +49,29 @@ export interface SimHostOptions {
   prefix?: string;
   /** MTU of dom0's NIC. */
   mtu?: number;
+  /**
+   * xennet as an operator installs it (the system suite, inside a private mount namespace):
+   * `env()` sets none of xennet's variables (no XENNET_*, XENSTORED_PATH or XENSTORED_RUNDIR,
+   * only PATH and HOME), so everything is found at its default path; the xenstored listens on
+   * `xenstoreSocket` (the default one, /var/run/xenstored/socket); `xennet()` and `takeover()`
+   * run the installed `xennetBin`. Without it, a host keeps everything of its own in a
+   * temporary directory (the other suites, the demo, the benchmarks).
+   */
+  installed?: { xenstoreSocket: string; xennetBin: string };
+}
+
+/** The PATH an installed hook gets: root's usual PATH (plus the directory of this node). */
+export function operatorPath(): string {
+  const dirs = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  const nodeDir = dirname(process.execPath);
+  return (dirs.includes(nodeDir) ? dirs : [...dirs, nodeDir]).join(delimiter);
+}
+
+/** How the toolstack starts a vif-script: the file, its argv and its complete environment. */
+export interface VifScriptCall {
+  file: string;
+  argv: string[];
+  env: NodeJS.ProcessEnv;
 }
 
 export type ToolstackForm = 'libxl' | 'xend';
@@ -81,14 +104,19 @@ export class SimHost {
     readonly dom0: SimNetns,
     readonly xenstored: InMemoryXenstored,
     readonly dir: string,
+    readonly installed: SimHostOptions['installed'],
   ) {}
 
   get xenstoreSocket(): string {
     return this.xenstored.socketPath;
   }
 
-  /** Environment for processes that belong to this host (state dir, xenstore, hotplug lock). */
+  /**
+   * Environment for processes that belong to this host (state dir, xenstore, hotplug lock). An
+   * installed host sets only PATH and HOME: everything else is at its default path.
+   */
   env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    if (this.installed) return { PATH: operatorPath(), HOME: process.env['HOME'] || '/root', ...extra };
     return {
       ...process.env,
       XENSTORED_PATH: this.xenstoreSocket,
@@ -103,7 +131,9 @@ export class SimHost {
     const prefix = options.prefix ?? 'xnt';
     const id = `${prefix}-${process.pid}-${Math.random().toString(16).slice(2, 6)}`;
     const dir = mkdtempSync(join(tmpdir(), `${id}-`));
-    const xenstored = new InMemoryXenstored(join(dir, 'xenstored.sock'));
+    const socket = options.installed?.xenstoreSocket ?? join(dir, 'xenstored.sock');
+    mkdirSync(dirname(socket), { recursive: true });
+    const xenstored = new InMemoryXenstored(socket);
     await xenstored.listen();
     const made: string[] = [];
     try {
@@ -120,7 +150,7 @@ export class SimHost {
       await dom0.ip('link', 'set', 'eth0', 'mtu', String(options.mtu ?? 1500), 'up');
       await dom0.ip('route', 'add', 'default', 'via', '192.168.0.1');
       xenstored.write('/local/domain/0/name', 'Domain-0');
-      const host = new SimHost(id, lan, dom0, xenstored, dir);
+      const host = new SimHost(id, lan, dom0, xenstored, dir, options.installed);
       host.owned.push(...made);
       return host;
     } catch (e) {
@@ -131,8 +161,9 @@ export class SimHost {
     }
   }
 
-  /** Runs the real `xennet` CLI in dom0. */
+  /** Runs the real `xennet` CLI in dom0 (the installed one on an installed host). */
   xennet(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
+    if (this.installed) return this.dom0.exec(this.installed.xennetBin, args, { env: this.env(env), timeoutMs: 120_000 });
     return this.dom0.exec('node', [xennetCli, ...args], { env: this.env(env), timeoutMs: 120_000 });
   }
 
@@ -188,13 +219,19 @@ export class SimHost {
    * `online|offline type_if=vif` with vif, XENBUS_PATH (relative), netdev, script...; xend's udev
    * rule passes `online|offline` plus the VAR=VAL words of the configured script string.
    */
-  async runVifScript(script: string, guest: SimGuest, command: string, form: ToolstackForm = 'libxl', extra: { argv?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  async runVifScript(script: string, guest: SimGuest, command: string, form: ToolstackForm = 'libxl', extra: { argv?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {
     // Spawning blocks this process's event loop, which also runs the simulated xenstored: when
     // many hooks start at once, spawn them one event-loop turn apart so it can answer in between
     // (a real xenstored is its own process).
     const turn = spawnGate.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
     spawnGate = turn;
     await turn;
+    const call = this.vifScriptCall(script, guest, command, form, extra);
+    return this.dom0.exec(call.file, call.argv, { env: call.env, timeoutMs: extra.timeoutMs ?? 120_000 });
+  }
+
+  /** What {@link runVifScript} runs in dom0: the script, its argv and its whole environment. */
+  vifScriptCall(script: string, guest: SimGuest, command: string, form: ToolstackForm = 'libxl', extra: { argv?: string[]; env?: NodeJS.ProcessEnv } = {}): VifScriptCall {
     const env: NodeJS.ProcessEnv = {
       vif: guest.vif,
       XENBUS_PATH: `backend/vif/${guest.domid}/0`,
@@ -206,7 +243,7 @@ export class SimHost {
     };
     const argv = form === 'libxl' ? [command, 'type_if=vif', ...(extra.argv ?? [])] : [command, ...(extra.argv ?? [])];
     const file = script.includes('/') ? script : join(hooksBin, script);
-    return this.dom0.exec(file, argv, { env: this.env(env), timeoutMs: 120_000 });
+    return { file, argv, env: this.env(env) };
   }
 
   /** A further namespace that belongs to this host (deleted with it). */

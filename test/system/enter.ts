@@ -1,0 +1,147 @@
+/**
+ * Entry of the system suite (`npm run test:system`, as root):
+ *
+ *   unshare --mount --propagation private -- node dist/test/system/enter.js [--grep PATTERN]
+ *
+ * Inside that private mount namespace, before anything else, it makes the machine's
+ * installation paths throw-away, so xennet can be installed and run exactly as an operator does,
+ * with every default path, without touching the real machine:
+ *
+ *   /run           tmpfs (so /var/run -> /run too: the xenstored socket, the hotplug lock,
+ *                  and `ip netns` namespaces are private and vanish with the mount namespace)
+ *   /etc/xen       tmpfs, with a copy of Xen's scripts in /etc/xen/scripts (vif-bridge's
+ *                  iptables part re-enabled in the copy, as upstream Xen has it)
+ *   /var/lib       tmpfs (/var/lib/xennet),  /var/log  tmpfs (/var/log/xen),  /tmp  tmpfs
+ *   <npm prefix>/lib/node_modules and <npm prefix>/bin
+ *                  overlayfs with a tmpfs upper layer (npm itself lives there), so
+ *                  `npm install -g` installs into the overlay
+ *
+ * then runs mocha on dist/test/system/**\/*.test.js and exits with the number of failures
+ * (at most 255). It refuses to start unless its mount namespace is private.
+ */
+import { cpSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Mocha from 'mocha';
+import { copyXenScriptsWithIptables } from '../../src/sim/xen-scripts.js';
+import { run } from '../../src/sys/exec.js';
+import { inPrivateMountNamespace, setMachine } from './lib/machine.js';
+import { killAll, killTree } from './lib/proc.js';
+import { ensureInstalled } from './lib/world.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const scratch = '/run/xnt-system';
+
+function refuse(why: string): never {
+  process.stderr.write(`test:system: ${why}\n`);
+  process.exit(2);
+}
+
+async function sh(file: string, args: string[]): Promise<string> {
+  const r = await run(file, args, { timeoutMs: 60_000 });
+  if (r.code !== 0) refuse(`${file} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+const tmpfs = (target: string, mode = '0755'): Promise<string> => sh('mount', ['-t', 'tmpfs', '-o', `mode=${mode}`, 'xnt-system', target]);
+
+async function overlay(dir: string, name: string): Promise<void> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) refuse(`${dir} does not exist; it cannot be overlaid, and npm install -g would write to the real machine`);
+  const upper = join(scratch, 'overlay', name, 'upper');
+  const work = join(scratch, 'overlay', name, 'work');
+  mkdirSync(upper, { recursive: true });
+  mkdirSync(work, { recursive: true });
+  await sh('mount', ['-t', 'overlay', 'xnt-system', '-o', `lowerdir=${dir},upperdir=${upper},workdir=${work}`, dir]);
+}
+
+async function buildMachine(): Promise<void> {
+  if (process.getuid?.() !== 0) refuse('needs root (network namespaces, mounts)');
+  const check = inPrivateMountNamespace();
+  if (!check.ok) refuse(`refusing to run outside a private mount namespace (${check.why}); use \`npm run test:system\``);
+  if (!existsSync('/etc/xen/scripts/vif-bridge')) refuse('Xen\'s scripts are missing (apt-get install xen-utils-common)');
+  const npmPrefix = (await sh('npm', ['prefix', '-g'])).trim();
+  if (!npmPrefix.startsWith('/')) refuse(`npm prefix -g printed ${JSON.stringify(npmPrefix)}`);
+
+  await tmpfs('/run');
+  mkdirSync('/run/lock', { mode: 0o1777 });
+  mkdirSync(scratch, { recursive: true });
+
+  const aside = join(scratch, 'xen-scripts');
+  cpSync('/etc/xen/scripts', aside, { recursive: true, verbatimSymlinks: true });
+  await tmpfs('/etc/xen');
+  copyXenScriptsWithIptables('/etc/xen/scripts', aside);
+  rmSync(aside, { recursive: true, force: true });
+
+  await tmpfs('/var/lib');
+  await tmpfs('/var/log');
+  mkdirSync('/var/log/xen');
+  await tmpfs('/tmp', '1777');
+
+  await overlay(join(npmPrefix, 'lib', 'node_modules'), 'node_modules');
+  await overlay(join(npmPrefix, 'bin'), 'bin');
+  setMachine({ npmPrefix, mountNamespace: readlinkSync('/proc/self/ns/mnt') });
+}
+
+/** Kills what is left and deletes the namespaces that are left (all in this private /run/netns). */
+async function cleanup(): Promise<void> {
+  const killed = await killAll();
+  if (killed.length > 0) process.stderr.write(`test:system: killed leftover processes: ${killed.join('; ')}\n`);
+  let names: string[] = [];
+  try {
+    names = readdirSync('/run/netns');
+  } catch {
+    /* none made */
+  }
+  for (const name of names) {
+    const pids = await run('ip', ['netns', 'pids', name]);
+    for (const p of pids.stdout.split('\n').filter((l) => /^\d+$/.test(l.trim()))) killTree(Number(p));
+    await run('ip', ['netns', 'delete', name]);
+    process.stderr.write(`test:system: deleted leftover namespace ${name}\n`);
+  }
+}
+
+function testFiles(): string[] {
+  return readdirSync(here, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.test.js'))
+    .sort()
+    .map((f) => join(here, f));
+}
+
+async function main(): Promise<number> {
+  await buildMachine();
+  const args = process.argv.slice(2);
+  const grep = args.indexOf('--grep');
+  const mocha = new Mocha({
+    timeout: 60_000,
+    reporter: 'spec',
+    color: process.stdout.isTTY === true,
+    ...(grep >= 0 && args[grep + 1] ? { grep: args[grep + 1] } : {}),
+    rootHooks: {
+      // Once, before any test: npm pack + npm install -g + install-hooks (minutes on a cold npm cache).
+      beforeAll: async function (this: Mocha.Context) {
+        this.timeout(300_000);
+        await ensureInstalled();
+      },
+    },
+  });
+  for (const f of testFiles()) mocha.addFile(f);
+  await mocha.loadFilesAsync();
+  const failures = await new Promise<number>((resolve) => mocha.run(resolve));
+  return Math.min(failures, 255);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (e) {
+  process.stderr.write(`test:system: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+} finally {
+  await cleanup();
+}
+process.exit(code);
