@@ -16,7 +16,7 @@
  *     came up (it is attached only after its rules are confirmed).
  */
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { isIfName, type IfName } from '../net/index.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
@@ -150,10 +150,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
   if (staged.length === 0 && removing.size === 0 && !index.dirty && !recovered && !options.full) return { batch: 0, tokens: [], reconciled: false };
 
-  // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one.
-  for (const [name, rs] of newChains) writeVifChains(name, rs, env);
-  saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
-
+  // What is installed now, read before the records are overwritten.
   const oldChains = emptyRuleSet();
   let full = index.dirty || recovered || options.full === true;
   if (!full) {
@@ -167,6 +164,25 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       mergeInto(oldChains, old);
     }
   }
+
+  // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one.
+  saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
+  // A stager that gave up between our reading its change and the write-ahead has withdrawn it
+  // (it saw no record of it, so it will not remove anything): leave it out. One that gives up
+  // from now on sees the record and removes the rules itself, under the lock, after us.
+  const withdrawn = staged.filter((s) => !existsSync(s.files[0]!));
+  if (withdrawn.length > 0) {
+    for (const { change } of withdrawn) {
+      if (change.op !== 'install' || after[change.name]?.token !== change.token) continue;
+      newChains.delete(change.name);
+      if (before[change.name]) after[change.name] = before[change.name]!;
+      else delete after[change.name];
+    }
+    staged = staged.filter((s) => !withdrawn.includes(s));
+    saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
+  }
+  for (const [name, rs] of newChains) writeVifChains(name, rs, env);
+
   const newSet = emptyRuleSet();
   for (const rs of newChains.values()) mergeInto(newSet, rs);
   const plans = full ? undefined : incrementalPlans(before, after, oldChains, newSet);

@@ -41,14 +41,19 @@ function isConfigError(e: unknown): e is ConfigError {
   return e instanceof Error && Array.isArray((e as Partial<ConfigError>).problems);
 }
 
-/** Whether the index records `token` as the confirmed install of `name` (read only, no repair). */
-function confirmed(name: string, token: string, env: NodeJS.ProcessEnv): boolean {
+/** The index's entry for `name` if it records `token` (read only, no repair). */
+function entryWithToken(name: string, token: string, env: NodeJS.ProcessEnv): { state?: unknown } | undefined {
   const r = readJsonTolerant(join(dirOf(env), 'index.json'));
-  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return false;
+  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return undefined;
   const vifs = (r.value as { vifs?: Record<string, { token?: unknown; state?: unknown }> }).vifs;
   const e = vifs && Object.hasOwn(vifs, name) ? vifs[name] : undefined;
-  return e?.token === token && e.state === 'installed';
+  return e?.token === token ? e : undefined;
 }
+
+/** Whether `token` is the confirmed install of `name`. */
+const confirmed = (name: string, token: string, env: NodeJS.ProcessEnv): boolean => entryWithToken(name, token, env)?.state === 'installed';
+/** Whether a commit of `token` has started (written ahead) or finished. */
+const recorded = (name: string, token: string, env: NodeJS.ProcessEnv): boolean => entryWithToken(name, token, env) !== undefined;
 
 export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFirewall {
   return {
@@ -119,7 +124,9 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFire
           }
         },
         unstage: () => {
-          if (change) unstage(change.token, env);
+          if (!change) return 'withdrawn';
+          const wasStaged = unstage(change.token, env);
+          return wasStaged && !recorded(cfg.name, change.token, env) ? 'withdrawn' : 'maybe-committed';
         },
       };
     },

@@ -18,8 +18,11 @@ export interface PreparedFirewall {
   committedByOthers(signal: AbortSignal): Promise<void>;
   /** Commits the staged change (the caller holds the hotplug lock); nothing when already done. */
   commit(): Promise<void>;
-  /** Takes back a staged change that was not committed (the hook failed). */
-  unstage(): void;
+  /**
+   * Takes back the staged change (the hook failed): `withdrawn` when nobody had committed it (no
+   * rules to remove), `maybe-committed` when a batch holder may have installed it.
+   */
+  unstage(): 'withdrawn' | 'maybe-committed';
 }
 
 /** Whose rules to remove: a guest interface (domain, device) and the names it provably had. */
@@ -36,6 +39,6 @@ export interface VifFirewall {
 }
 
 export const noFirewall: VifFirewall = {
-  prepare: async () => ({ summary: 'no firewall', warnings: [], stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => undefined, unstage: () => undefined }),
+  prepare: async () => ({ summary: 'no firewall', warnings: [], stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => undefined, unstage: () => 'withdrawn' as const }),
   remove: async () => false,
 };

@@ -143,10 +143,9 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   } catch (e) {
     deps.mark?.('undoing');
     const undo = await undoOps(deps.nl, inverseOf(done));
-    if (staged) {
-      firewall.unstage();
-      // Its rules may be in (committed by a batch holder): the vif is detached again (undo
-      // above), so removing them opens no window.
+    // A change nobody committed has no rules to remove; one a batch holder may have taken has:
+    // the vif is detached again (undo above), so removing them opens no window.
+    if (staged && firewall.unstage() === 'maybe-committed') {
       await withHotplugLock('iptables', () => deps.firewall.remove(target(cfg, [cfg.name])), { ...(deps.lockDir === undefined ? {} : { dir: deps.lockDir }), deadline: Deadline.in(Math.max(1000, deadline.slice(5000, 1500))) }).catch((e2: unknown) =>
         undo.push(`firewall: ${reasonOf(e2)}`),
       );

@@ -40,28 +40,31 @@ function assertArgv(file: string, args: readonly string[]): void {
 export function run(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   assertArgv(file, args);
   return new Promise((resolve, reject) => {
-    const started = Date.now();
     const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs ?? 30_000));
     const child: ChildProcessWithoutNullStreams = spawn(file, args, {
       stdio: ['pipe', 'pipe', 'pipe', ...(options.passFds ?? [])],
       env: options.env ?? process.env,
       cwd: options.cwd,
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.signal ? { signal: options.signal, killSignal: 'SIGKILL' as const } : {}),
     }) as ChildProcessWithoutNullStreams;
+    // Our own timer (spawn's `timeout` stays armed after a failed spawn and holds the process up).
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
       const why = e.code === 'ENOENT' ? 'it is not installed' : e.code === 'EACCES' ? 'it is not executable' : e.message;
       reject(new XennetError('exec', `could not run ${file}: ${why}`, { cause: e }));
     });
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
       const stderr = Buffer.concat(err).toString('utf8');
-      // spawn's own timeout kills with SIGKILL; say so in words a person reads.
-      const timedOut = signal === 'SIGKILL' && Date.now() - started >= timeoutMs - 5;
       resolve({ code: code ?? -1, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: timedOut ? `${stderr}${stderr ? '\n' : ''}did not finish within ${timeoutMs / 1000} s and was killed` : stderr, timedOut });
     });
     child.stdin.on('error', () => undefined); // a child that exits early closes its stdin

@@ -112,10 +112,12 @@ describe('bridge takeover (netns)', function () {
 
   it('start twice and stop twice are no-ops; start, stop, start again works', async () => {
     ok(await xennet(['bridge', 'start']), 'start');
+    await settleIpv6(t.dom0);
     const layout = await snapshot(t.dom0);
     const again = await xennet(['bridge', 'start']);
     ok(again, 'second start');
     assert.match(again.stdout, /already took over eth0; nothing to do/);
+    await settleIpv6(t.dom0);
     assert.deepEqual(await snapshot(t.dom0), layout);
     ok(await xennet(['bridge', 'stop']), 'stop');
     const stop2 = await xennet(['bridge', 'stop']);

@@ -75,6 +75,17 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     await assertLiveIs(b, []);
   });
 
+  it('a repeated online with another policy leaves exactly the new chains (old ones it no longer has go)', async () => {
+    const b = new ModelBackend();
+    install(vif('vif1.0', 1), env);
+    await commitStaged(b, env, silentLogger);
+    assert.ok(b.owned('ipv4').has('XN-S-vif1.0'));
+    const bare = resolveVif({ version: 1 }, { name: ifn('vif1.0'), bridge: ifn('xenbr0'), domid: 1, devid: 0, ipv4: [], ipv6: [] });
+    install(bare, env);
+    await commitStaged(b, env, silentLogger);
+    await assertLiveIs(b, [bare]);
+  });
+
   it('a staged change of a process that is gone is discarded, never committed', async () => {
     const b = new ModelBackend();
     const v = vif('vif1.0');

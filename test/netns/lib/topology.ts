@@ -86,14 +86,18 @@ export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses
       master: l.master ?? null,
     }))
     .sort((a, b) => a.name.localeCompare(b.name));
+  // IPv6 link-local addresses (and their routes) are the kernel's, derived from the MAC and
+  // configured asynchronously after a link comes up: compared through the MAC, not read here.
+  const kernelLinkLocal = (a: { family: string; scope: string }): boolean => a.family === 'inet6' && a.scope === 'link';
   const addresses = (await ns.ipJson<IpAddr[]>('addr', 'show'))
     .flatMap((l) =>
-      l.addr_info.map((a) => ({ dev: l.ifname, family: a.family, local: a.local, prefixlen: a.prefixlen, label: a.label ?? null, broadcast: a.broadcast ?? null, scope: a.scope, nodad: !!a.nodad })),
+      l.addr_info.filter((a) => !kernelLinkLocal(a)).map((a) => ({ dev: l.ifname, family: a.family, local: a.local, prefixlen: a.prefixlen, label: a.label ?? null, broadcast: a.broadcast ?? null, scope: a.scope, nodad: !!a.nodad })),
     )
     .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   const routes: unknown[] = [];
   for (const family of ['-4', '-6']) {
     for (const r of await ns.ipJson<IpRoute[]>(family, 'route', 'show', 'table', 'all')) {
+      if (family === '-6' && /^(fe80:|ff00::\/8)/.test(r.dst)) continue;
       const { expires: _e, flags, ...rest } = r as IpRoute & { expires?: unknown; flags?: string[] };
       routes.push({ family, ...rest, flags: (flags ?? []).filter((f) => f !== 'linkdown').sort() });
     }
