@@ -6,9 +6,9 @@ import { withHotplugLock } from '../sys/hotplug-lock.js';
 import { defaultBackend } from './backend/xtables.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
-import { cidrText, type ResolvedVif, type VifFacts } from './model.js';
+import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts } from './model.js';
 import { gatherHostFacts } from './session.js';
-import { parseSave } from './save-parse.js';
+import { emptyLive, type LiveTable } from './save-parse.js';
 
 export interface PlanResult {
   mode: 'host' | 'offline';
@@ -96,7 +96,7 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
       });
   }
   const state = desiredFor(loaded.policy, facts);
-  const live = { ipv4: parseSave(''), ipv6: parseSave(''), eb: parseSave('') };
+  const live = Object.fromEntries(tableNames.map((t) => [t, emptyLive()])) as Record<TableName, LiveTable>;
   const plan = diff(live, state.desired);
   return {
     mode: 'offline',

@@ -21,11 +21,12 @@ import { isIfName, type IfName } from '../net/index.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, selfIdentity } from '../sys/process.js';
+import { killPoint } from '../sys/test-seams.js';
 import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
 import type { Backend } from './backend/xtables.js';
-import { compileShared, mergeInto, type TreeMember } from './compile.js';
+import { compileShared, MARK_GUEST, MARK_ISOLATED, mergeInto, type TreeMember } from './compile.js';
 import { asLive, diffTable, isEmptyTablePlan, render, type TablePlan } from './diff.js';
-import { emptyRuleSet, tableNames, type RuleSet, type TableName, type TableRules } from './model.js';
+import { emptyRuleSet, isEbtables, tableNames, type RuleSet, type TableName, type TableRules } from './model.js';
 import { vifOfChain } from './names.js';
 import { normalizeRule } from './normalize.js';
 import { parseSave, type LiveTable } from './save-parse.js';
@@ -36,7 +37,7 @@ type Members = Record<string, IndexEntry>;
 function membersOf(vifs: Members): TreeMember[] {
   return Object.keys(vifs)
     .sort()
-    .map((name) => ({ name: name as IfName, bridge: vifs[name]!.bridge, inbound: vifs[name]!.inbound }));
+    .map((name) => ({ name: name as IfName, bridge: vifs[name]!.bridge, inbound: vifs[name]!.inbound, isolated: vifs[name]!.isolated }));
 }
 
 /** Pure: the per-table plans that move the installed state from `before` to `after`. */
@@ -45,9 +46,21 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
   const to = mergeInto(compileShared(membersOf(after)), newChains);
   const out = {} as Record<TableName, TablePlan>;
   for (const t of tableNames) {
-    const p = diffTable(asLive(from[t]), to[t], t === 'eb');
+    const p = diffTable(asLive(from[t]), to[t], t);
     // The vif's own chains are always rewritten: a repeated online repairs them.
     for (const [c, rules] of newChains[t].chains) p.write.set(c, rules);
+    // So are the root jumps of a table it changes: each is deleted and inserted at the top, which
+    // also lifts it above anything inserted since; one that is missing makes the restore fail,
+    // and the table is then reconciled from the live rules.
+    if (!isEmptyTablePlan(p)) {
+      const key = (r: { chain: string; rule: string }): string => `${r.chain} ${r.rule}`;
+      const moving = new Set([...p.addRoots, ...p.removeRoots].map(key));
+      for (const r of to[t].roots) {
+        if (moving.has(key(r)) || !from[t].roots.some((x) => key(x) === key(r))) continue;
+        p.removeRoots.push(r);
+        p.addRoots.push(r);
+      }
+    }
     out[t] = p;
   }
   return out;
@@ -63,7 +76,7 @@ function ownerFromLink(name: string): Owner | undefined {
  * The full desired state of one table for a reconcile from the live rules: `vifs` with their
  * chains (recorded, else live), plus every vif that has live chains but no record (adopted).
  */
-export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members): TableRules {
+export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members, isolatedLive: (name: string) => boolean = () => false): TableRules {
   const liveVifs = new Set<string>();
   for (const c of live.chains.keys()) {
     const v = vifOfChain(c);
@@ -72,7 +85,7 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
   const members: Members = { ...vifs };
   for (const v of liveVifs) {
     if (members[v] || removing.has(v) || !isIfName(v)) continue;
-    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, state: 'installed' };
+    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, isolated: isolatedLive(v), state: 'installed' };
     const owner = ownerFromLink(v);
     if (owner && !entry.owner) entry.owner = owner;
     adopted[v] = entry;
@@ -82,9 +95,9 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
   // A member whose bridge is unknown keeps the root jumps that are live: removing them would let
   // its traffic (and everyone else's on that bridge) past every rule.
   if (Object.values(members).some((m) => m.bridge === null)) {
-    const have = new Set(desired.roots.map((r) => `${r.chain} ${normalizeRule(r.rule, t === 'eb')}`));
+    const have = new Set(desired.roots.map((r) => `${r.chain} ${normalizeRule(r.rule, isEbtables(t))}`));
     for (const r of live.roots) {
-      const k = `${r.chain} ${normalizeRule(r.rule, t === 'eb')}`;
+      const k = `${r.chain} ${normalizeRule(r.rule, isEbtables(t))}`;
       if (!have.has(k)) {
         have.add(k);
         desired.roots.push(r);
@@ -137,7 +150,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   const newChains = new Map<string, RuleSet>();
   for (const { change, chains } of staged) {
     if (change.op === 'install' && change.member && chains) {
-      const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, token: change.token, state: 'installing', stager: change.stager };
+      const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
       if (change.owner) e.owner = change.owner;
       after[change.name] = e;
       newChains.set(change.name, chains);
@@ -182,6 +195,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
   }
   for (const [name, rs] of newChains) writeVifChains(name, rs, env);
+  killPoint('firewall:written-ahead', env);
 
   const newSet = emptyRuleSet();
   for (const rs of newChains.values()) mergeInto(newSet, rs);
@@ -190,25 +204,33 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   let reconciled = false;
   const chainsOf = (name: string): RuleSet | undefined => newChains.get(name) ?? readVifChains(name, env, log);
   const one = async (t: TableName): Promise<void> => {
-    const eb = t === 'eb';
-    if (plans) {
+        if (plans) {
       if (isEmptyTablePlan(plans[t])) return;
       try {
-        await backend.restore(t, render(plans[t], eb));
+        await backend.restore(t, render(plans[t], t));
+        killPoint(`firewall:restored:${t}`, env);
         return;
       } catch (e) {
         log.warning(`${t}: the live rules differ from xennet's record (${reasonOf(e)}); reconciling the whole table`);
       }
     }
     reconciled = true;
-    const live = parseSave(await backend.save(t));
-    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted), eb);
-    if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, eb));
+    const live = parseSave(await backend.save(t), t);
+    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, await isolation()), t);
+    if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
-  const results = await Promise.allSettled((['eb', 'ipv6', 'ipv4'] as TableName[]).map(one));
+  // Whether an adopted vif is isolated shows in the ebtables nat chain (its mark), read once.
+  let ebnatLive: Promise<LiveTable> | undefined;
+  const isolation = async (): Promise<(v: string) => boolean> => {
+    ebnatLive ??= backend.save('ebnat').then((text) => parseSave(text, 'ebnat'));
+    const eb = await ebnatLive;
+    return (v) => (eb.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
+  };
+  const results = await Promise.allSettled((['ebnat', 'eb', 'ipv6', 'ipv4'] as TableName[]).map(one));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason; // the index stays dirty: the next commit reconciles in full
 
+  killPoint('firewall:before-confirm', env);
   // Confirmed: record it, then let the stagers know (their pending files go last).
   const confirmed: Members = {};
   for (const [name, e] of Object.entries({ ...adopted, ...after })) {
@@ -233,8 +255,8 @@ export function newToken(): string {
   return `${process.pid}-${randomUUID()}`;
 }
 
-export function stageInstall(member: { name: IfName; bridge: IfName; inbound: boolean }, chains: RuleSet, owner: Owner | undefined, env: NodeJS.ProcessEnv): StagedChange {
-  const change: StagedChange = { op: 'install', name: member.name, member: { bridge: member.bridge, inbound: member.inbound }, token: newToken(), stager: selfIdentity(), at: Date.now() };
+export function stageInstall(member: { name: IfName; bridge: IfName; inbound: boolean; isolated: boolean }, chains: RuleSet, owner: Owner | undefined, env: NodeJS.ProcessEnv): StagedChange {
+  const change: StagedChange = { op: 'install', name: member.name, member: { bridge: member.bridge, inbound: member.inbound, isolated: member.isolated }, token: newToken(), stager: selfIdentity(), at: Date.now() };
   if (owner) change.owner = owner;
   stage(change, chains, env);
   return change;

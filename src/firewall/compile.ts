@@ -1,20 +1,24 @@
 /**
- * compile(vifs) -> RuleSet: the guest firewall as iptables, ip6tables and ebtables filter rules
- * (pure). Rules are written the way `*-save` prints them, so live and desired compare as text.
+ * compile(vifs) -> RuleSet: the guest firewall as iptables and ip6tables filter rules and
+ * ebtables nat and filter rules (pure). Rules are written the way `*-save` prints them, so live
+ * and desired compare as text.
  *
  * Per vif (v = vif name):
- *   XN-O-v   from the guest: DHCP/DHCPv6 server and RA guards, source check (XN-S-v), NA target
- *            check (XN-N-v, IPv6), isolation, allow_out, outbound verdict
- *   XN-I-v   to the guest: established/related, neighbour discovery (IPv6), isolation, allow_in,
- *            inbound verdict
- *   XN-E-v   ebtables, from the guest: source MAC, ARP sender MAC and IP, allowed ethertypes
- * Shared: the dispatch trees XN-FROM (input port) and XN-TO (output port), XN-FORWARD, and the
- * root jumps from FORWARD/INPUT, one per bridge.
+ *   XN-E-v   ebtables nat PREROUTING, from the guest, before the bridge learns the source:
+ *            source MAC, the guest marks (for isolation), ARP sender MAC and IP, ethertypes
+ *   XN-O-v   iptables, from the guest: DHCP/DHCPv6 server and RA guards, source check (XN-S-v),
+ *            NA target check (XN-N-v, IPv6), allow_out, outbound verdict
+ *   XN-I-v   iptables, to the guest (inbound: drop): established/related, neighbour discovery,
+ *            DHCP replies to the client, allow_in, inbound verdict
+ * Shared: the dispatch trees XN-FROM (input port; iptables and ebtables nat) and XN-TO (output
+ * port), XN-FORWARD, the isolation tree XN-ISO (ebtables filter FORWARD, when a guest is
+ * isolated), and the root jumps: FORWARD/INPUT per bridge (iptables), PREROUTING (ebtables nat),
+ * FORWARD (ebtables filter).
  */
 import type { AllowRule } from '../config/schema.js';
 import { cidrBytes, hostCidr, macBytes, type IfName, type Mac } from '../net/index.js';
-import { cidrText, emptyRuleSet, type Cidr, type ResolvedVif, type RuleSet, type TableName, type TableRules } from './model.js';
-import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, checkVifName, treeChain, vifChain } from './names.js';
+import { cidrText, emptyRuleSet, tableNames, type Cidr, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
+import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
 import { buildTree } from './tree.js';
 
 type Family = 'ipv4' | 'ipv6';
@@ -78,6 +82,14 @@ export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family
   return out;
 }
 
+/** Mark bits set on frames from guest ports (ebtables nat), read by the isolation checks. */
+export const MARK_GUEST = 0x100000;
+export const MARK_ISOLATED = 0x200000;
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** The NA is directly after the fixed IPv6 header (next header 58), so its target is at bytes 48-63. */
+export const NA_NO_EXTENSION_HEADERS = '-m u32 ! --u32 "0x4&0xff00=0x3a00"';
+
 function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   const O = vifChain('O', v.name);
   const I = vifChain('I', v.name);
@@ -86,10 +98,13 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   const addrs = family === 'ipv4' ? v.ipv4 : v.ipv6;
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   const spoof = family === 'ipv4' ? v.antispoof.ipv4 : v.antispoof.ipv6;
+  const clientPort = family === 'ipv4' ? 68 : 546;
+  const serverPort = family === 'ipv4' ? 67 : 547;
 
   const o: string[] = [];
   if (family === 'ipv6' && !v.routerAdvertisements) o.push(...dropWithLog(v, 'ra', '-p ipv6-icmp -m icmp6 --icmpv6-type 134'));
-  if (!v.dhcpServer) o.push(...dropWithLog(v, 'dhcps', family === 'ipv4' ? '-p udp -m udp --sport 67 --dport 68' : '-p udp -m udp --sport 547 --dport 546'));
+  // Anything to the DHCP client port is a server's answer, whatever its source port.
+  if (!v.dhcpServer) o.push(...dropWithLog(v, 'dhcps', `-p udp -m udp --dport ${clientPort}`));
   if (spoof && known) {
     const s: string[] = addrs.map((c) => `-s ${cidrText(c)} -j RETURN`);
     if (family === 'ipv4') {
@@ -103,31 +118,39 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
       }
       s.push('-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN');
       s.push('-s ::/128 -d ff02::16/128 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN');
-      t.chains.set(N, [...targets.map((c) => `${naTargetU32(c)} -j RETURN`), ...dropWithLog(v, 'na')]);
+      // An extension header before the ICMPv6 header would move the target off the offsets the
+      // u32 matches read: such an NA is never legitimate, so it is dropped.
+      t.chains.set(N, [...dropWithLog(v, 'na', NA_NO_EXTENSION_HEADERS), ...targets.map((c) => `${naTargetU32(c)} -j RETURN`), ...dropWithLog(v, 'na')]);
       o.push(`-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ${N}`);
     }
     s.push(...dropWithLog(v, 'spoof'));
     t.chains.set(S, s);
     o.push(`-j ${S}`);
   }
-  if (v.isolation) o.push('-m physdev --physdev-out vif+ -j DROP');
   if (v.outbound === 'drop') o.push(...allowLines(v.allowOut, 'out', family), ...dropWithLog(v, 'out'));
   t.chains.set(O, o);
 
   const i: string[] = [];
-  if (v.inbound === 'drop' || v.isolation) {
+  if (v.inbound === 'drop') {
     i.push('-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN');
     if (family === 'ipv6') for (const type of [134, 135, 136]) i.push(`-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j RETURN`);
+    // The guest's own DHCP: offers and acks (to a broadcast or its new address) are not
+    // "established" in conntrack. Only server port to client port.
+    i.push(`-p udp -m udp --sport ${serverPort} --dport ${clientPort} -j RETURN`);
+    i.push(...allowLines(v.allowIn, 'in', family), ...dropWithLog(v, 'in'));
   }
-  if (v.isolation) i.push('-m physdev --physdev-in vif+ -j DROP');
-  if (v.inbound === 'drop') i.push(...allowLines(v.allowIn, 'in', family), ...dropWithLog(v, 'in'));
   t.chains.set(I, i);
 }
 
+/**
+ * The L2 chain, in ebtables nat PREROUTING: it runs before the bridge learns a frame's source
+ * MAC, so a forged source neither passes nor moves a forwarding-database entry.
+ */
 function ebChain(v: ResolvedVif, t: TableRules): void {
   const e: string[] = [];
   const macGuard = v.mac !== undefined && v.antispoof.mac;
   if (macGuard) e.push(`-s ! ${v.mac} -j DROP`);
+  e.push(`-j mark --mark-or ${hex(v.isolation ? MARK_GUEST | MARK_ISOLATED : MARK_GUEST)} --mark-target CONTINUE`);
   // IP frames (the bulk of the traffic) leave right after the MAC check; ARP is checked next.
   if (macGuard) for (const p of ['IPv4', 'IPv6']) e.push(`-p ${p} -j RETURN`);
   if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
@@ -145,13 +168,12 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
   t.chains.set(vifChain('E', v.name), e);
 }
 
-/** The per-vif chains of one vif, in all three tables. */
+/** The per-vif chains of one vif, in every table. */
 export function compileVif(v: ResolvedVif): RuleSet {
-  checkVifName(v.name);
   const rs = emptyRuleSet();
   ipChains(v, 'ipv4', rs.ipv4);
   ipChains(v, 'ipv6', rs.ipv6);
-  ebChain(v, rs.eb);
+  ebChain(v, rs.ebnat);
   return rs;
 }
 
@@ -162,13 +184,20 @@ export interface TreeMember {
   bridge: IfName | null;
   /** Whether its XN-I chain has rules (else traffic to it skips the to-guest tree). */
   inbound: boolean;
+  /** Whether it may neither reach nor be reached by other guests. */
+  isolated: boolean;
 }
 
 export function treeMember(v: ResolvedVif): TreeMember {
-  return { name: v.name, bridge: v.bridge, inbound: v.inbound === 'drop' || v.isolation };
+  return { name: v.name, bridge: v.bridge, inbound: v.inbound === 'drop', isolated: v.isolation };
 }
 
-/** Dispatch trees, XN-FORWARD and root jumps for these vifs. */
+/** Isolation leaves: to an isolated guest nothing from a guest; to any guest nothing from an isolated one. */
+export const CHAIN_ISO = 'XN-ISO';
+export const CHAIN_ISO_FROM_ANY = 'XN-ISO-A';
+export const CHAIN_ISO_FROM_ISOLATED = 'XN-ISO-I';
+
+/** Dispatch trees, XN-FORWARD, isolation and root jumps for these vifs. */
 export function compileShared(members: readonly TreeMember[]): RuleSet {
   const rs = emptyRuleSet();
   if (members.length === 0) return rs;
@@ -188,13 +217,20 @@ export function compileShared(members: readonly TreeMember[]): RuleSet {
       t.roots.push({ chain: 'INPUT', rule: `-i ${b} -m physdev --physdev-is-in -j ${CHAIN_FROM}` });
     }
   }
-  for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-i ${p}`, leaf: (n) => vifChain('E', n), verb: '-j' })) rs.eb.chains.set(k, v);
-  rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_FROM}` }, { chain: 'INPUT', rule: `-j ${CHAIN_FROM}` });
+  for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-i ${p}`, leaf: (n) => vifChain('E', n), verb: '-j' })) rs.ebnat.chains.set(k, v);
+  rs.ebnat.roots.push({ chain: 'PREROUTING', rule: `-j ${CHAIN_FROM}` });
+  if (members.some((m) => m.isolated)) {
+    const leafOf = new Map<string, string>(members.map((m) => [m.name, m.isolated ? CHAIN_ISO_FROM_ANY : CHAIN_ISO_FROM_ISOLATED]));
+    for (const [k, v] of buildTree(names, { root: CHAIN_ISO, chainFor: (p) => treeChain('T', p), match: (p) => `-o ${p}`, leaf: (n) => leafOf.get(n)!, verb: '-j' })) rs.eb.chains.set(k, v);
+    rs.eb.chains.set(CHAIN_ISO_FROM_ANY, [`--mark ${hex(MARK_GUEST)}/${hex(MARK_GUEST)} -j DROP`]);
+    rs.eb.chains.set(CHAIN_ISO_FROM_ISOLATED, [`--mark ${hex(MARK_ISOLATED)}/${hex(MARK_ISOLATED)} -j DROP`]);
+    rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_ISO}` });
+  }
   return rs;
 }
 
 export function mergeInto(into: RuleSet, from: RuleSet): RuleSet {
-  for (const table of ['ipv4', 'ipv6', 'eb'] as TableName[]) {
+  for (const table of tableNames) {
     for (const [k, v] of from[table].chains) into[table].chains.set(k, v);
     into[table].roots.push(...from[table].roots);
   }

@@ -3,8 +3,10 @@
  * the desired ones, and render(plan) -> one restore transaction (kube-proxy style: a `:CHAIN`
  * line declares, and under --noflush flushes, each chain that is rewritten).
  */
-import type { RootJump, RuleSet, TableName, TableRules } from './model.js';
+import { bypassBefore } from './integrity.js';
+import { isEbtables, kernelTable, tableNames, type RootJump, type RuleSet, type TableName, type TableRules } from './model.js';
 import type { LiveTable } from './save-parse.js';
+import { emptyLive } from './save-parse.js';
 import { normalizeRule, sameRules } from './normalize.js';
 import { vifOfChain } from './names.js';
 
@@ -29,17 +31,28 @@ export function isEmptyTablePlan(p: TablePlan): boolean {
 }
 
 export function isEmptyPlan(p: RulePlan): boolean {
-  return isEmptyTablePlan(p.ipv4) && isEmptyTablePlan(p.ipv6) && isEmptyTablePlan(p.eb);
+  return tableNames.every((t) => isEmptyTablePlan(p[t]));
 }
 
 const rootKey = (r: RootJump, eb: boolean): string => `${r.chain} ${normalizeRule(r.rule, eb)}`;
 
 /** Live owned state in the shape of desired state (for diffs between two desired states). */
 export function asLive(t: TableRules): LiveTable {
-  return { chains: t.chains, counters: new Map(), roots: t.roots, foreignRules: 0, policies: new Map() };
+  return { ...emptyLive(), chains: t.chains, roots: t.roots };
 }
 
-export function diffTable(live: LiveTable, desired: TableRules, eb: boolean): TablePlan {
+/** The guests a table's desired chains belong to (for what an ebtables root jump covers). */
+function guestsOf(desired: TableRules): string[] {
+  const out = new Set<string>();
+  for (const c of desired.chains.keys()) {
+    const v = vifOfChain(c);
+    if (v !== undefined) out.add(v);
+  }
+  return [...out];
+}
+
+export function diffTable(live: LiveTable, desired: TableRules, table: TableName): TablePlan {
+  const eb = isEbtables(table);
   const plan = emptyTablePlan();
   for (const [name, rules] of desired.chains) {
     const have = live.chains.get(name);
@@ -53,20 +66,35 @@ export function diffTable(live: LiveTable, desired: TableRules, eb: boolean): Ta
     if (!wanted.has(k) || seen.has(k)) plan.removeRoots.push(r);
     seen.add(k);
   }
-  for (const r of desired.roots) if (!seen.has(rootKey(r, eb))) plan.addRoots.push(r);
+  const guests = guestsOf(desired);
+  for (const r of desired.roots) {
+    const k = rootKey(r, eb);
+    if (!seen.has(k)) {
+      plan.addRoots.push(r);
+      continue;
+    }
+    // Present, but is something above it letting the traffic past? Then it moves to the top.
+    const rules = live.builtins.get(r.chain);
+    if (!rules) continue;
+    const pos = rules.findIndex((x) => rootKey({ chain: r.chain, rule: x }, eb) === k);
+    if (pos > 0 && bypassBefore(live, table, r, pos, guests)) {
+      if (!plan.removeRoots.some((x) => rootKey(x, eb) === k)) plan.removeRoots.push({ chain: r.chain, rule: rules[pos]! });
+      plan.addRoots.push(r);
+    }
+  }
   plan.remove.sort();
   return plan;
 }
 
 export function diff(live: Record<TableName, LiveTable>, desired: RuleSet): RulePlan {
-  return { ipv4: diffTable(live.ipv4, desired.ipv4, false), ipv6: diffTable(live.ipv6, desired.ipv6, false), eb: diffTable(live.eb, desired.eb, true) };
+  return Object.fromEntries(tableNames.map((t) => [t, diffTable(live[t], desired[t], t)])) as RulePlan;
 }
 
 /** The restore text of one table's plan (empty string when there is nothing to do). */
-export function render(plan: TablePlan, eb: boolean): string {
+export function render(plan: TablePlan, table: TableName): string {
   if (isEmptyTablePlan(plan)) return '';
-  const lines = ['*filter'];
-  const declare = (c: string): string => (eb ? `:${c} RETURN` : `:${c} - [0:0]`);
+  const lines = [`*${kernelTable(table)}`];
+  const declare = (c: string): string => (isEbtables(table) ? `:${c} RETURN` : `:${c} - [0:0]`);
   for (const c of [...plan.write.keys(), ...plan.remove]) lines.push(declare(c));
   for (const r of plan.removeRoots) lines.push(`-D ${r.chain} ${r.rule}`);
   for (const [c, rules] of plan.write) for (const r of rules) lines.push(`-A ${c} ${r}`);
@@ -87,8 +115,8 @@ export interface GuestChange {
 /** Per-vif rule changes (for `plan` output): rules added and removed in each of its chains. */
 export function changesByVif(live: Record<TableName, LiveTable>, plan: RulePlan): GuestChange[] {
   const out: GuestChange[] = [];
-  for (const table of ['ipv4', 'ipv6', 'eb'] as TableName[]) {
-    const eb = table === 'eb';
+  for (const table of tableNames) {
+    const eb = isEbtables(table);
     const p = plan[table];
     const l = live[table];
     for (const [chain, rules] of p.write) {

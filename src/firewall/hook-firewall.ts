@@ -71,7 +71,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFire
       const owner = { domid: cfg.domid, devid: cfg.devid };
       const addrs = resolved.ipv4.length + resolved.ipv6.length;
       let change: StagedChange | undefined;
-      const restage = (): StagedChange => (change = stageInstall({ name: cfg.name, bridge, inbound: member.inbound }, chains, owner, env));
+      const restage = (): StagedChange => (change = stageInstall({ name: cfg.name, bridge, inbound: member.inbound, isolated: member.isolated }, chains, owner, env));
       return {
         summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
         warnings: resolved.warnings,

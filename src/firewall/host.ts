@@ -11,7 +11,7 @@ import { compile, compileVif, treeMember } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
-import { tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
+import { isEbtables, kernelTable, tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
 import { parseSave, type LiveTable } from './save-parse.js';
 
@@ -31,8 +31,8 @@ export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[]): Desi
 }
 
 export async function readLive(backend: Backend, counters = false): Promise<Record<TableName, LiveTable>> {
-  const [ipv4, ipv6, eb] = await Promise.all(tableNames.map((t) => backend.save(t, { counters })));
-  return { ipv4: parseSave(ipv4!), ipv6: parseSave(ipv6!), eb: parseSave(eb!) };
+  const texts = await Promise.all(tableNames.map((t) => backend.save(t, { counters })));
+  return Object.fromEntries(tableNames.map((t, i) => [t, parseSave(texts[i]!, t)])) as Record<TableName, LiveTable>;
 }
 
 export const bridgeSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'] as const;
@@ -79,8 +79,8 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   const env = options.env ?? process.env;
   const log = options.log ?? silentLogger;
   enableBridgeNetfilter();
-  const order: TableName[] = ['eb', 'ipv6', 'ipv4'];
-  const texts = order.map((t) => [t, render(hp.plan[t], t === 'eb')] as const).filter(([, text]) => text !== '');
+  const order: TableName[] = ['ebnat', 'eb', 'ipv6', 'ipv4'];
+  const texts = order.map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);
   if (texts.length > 0) saveIndex({ ...index, dirty: true }, env);
   let done = 0;
@@ -92,6 +92,9 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  // Test-only seam: another writer flushing one of xennet's chains between apply and its check.
+  const tamper = /^(ipv4|ipv6|eb|ebnat):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
+  if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
   const changed = texts.map(([t]) => t);
   if (changed.length > 0) {
     const live = await readLive(backend);
@@ -104,7 +107,8 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   // Verified: record what is installed.
   const vifs: Record<string, IndexEntry> = {};
   for (const r of hp.state.resolved) {
-    const e: IndexEntry = { bridge: r.bridge, inbound: treeMember(r).inbound, state: 'installed' };
+    const m = treeMember(r);
+    const e: IndexEntry = { bridge: r.bridge, inbound: m.inbound, isolated: m.isolated, state: 'installed' };
     if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
     vifs[r.name] = e;
     writeVifChains(r.name, compileVif(r), env);

@@ -4,12 +4,18 @@ import type { Cidr, DomainName, IfName, Mac } from '../net/index.js';
 
 export { cidrText, type Cidr } from '../net/index.js';
 
-export type TableName = 'ipv4' | 'ipv6' | 'eb';
-export const tableNames: readonly TableName[] = ['ipv4', 'ipv6', 'eb'];
+/** iptables filter, ip6tables filter, ebtables filter, ebtables nat. */
+export type TableName = 'ipv4' | 'ipv6' | 'eb' | 'ebnat';
+export const tableNames: readonly TableName[] = ['ipv4', 'ipv6', 'ebnat', 'eb'];
+export const isEbtables = (t: TableName): boolean => t === 'eb' || t === 'ebnat';
+/** The kernel table a TableName lives in (`*filter` or `*nat`). */
+export const kernelTable = (t: TableName): 'filter' | 'nat' => (t === 'ebnat' ? 'nat' : 'filter');
+
+export type BuiltinChain = 'FORWARD' | 'INPUT' | 'PREROUTING';
 
 /** A rule in a built-in chain that jumps into xennet's chains. */
 export interface RootJump {
-  chain: 'FORWARD' | 'INPUT';
+  chain: BuiltinChain;
   /** The rule after `-A CHAIN `, e.g. `-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD`. */
   rule: string;
 }
@@ -27,7 +33,7 @@ export function emptyTable(): TableRules {
 }
 
 export function emptyRuleSet(): RuleSet {
-  return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable() };
+  return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable(), ebnat: emptyTable() };
 }
 
 export interface Antispoof {

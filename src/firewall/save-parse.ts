@@ -1,9 +1,11 @@
 /**
  * Parses `iptables-save`, `ip6tables-save` and `ebtables-save` output (one format serves all:
  * `*table`, `:CHAIN POLICY`, `-A CHAIN rule`, `COMMIT`; counters as `[p:b] -A ...` for iptables
- * `-c`, `... -c p b` for ebtables) into xennet's owned chains and the root jumps into them.
+ * `-c`, `... -c p b` for ebtables) into xennet's owned chains, the root jumps into them, and the
+ * built-in and foreign chains around them (kept, never touched, but read: a rule of someone
+ * else's above xennet's jump can let a guest's packets skip its rules).
  */
-import type { RootJump } from './model.js';
+import { kernelTable, type BuiltinChain, type RootJump, type TableName } from './model.js';
 import { isOwnedChain } from './names.js';
 
 export interface Counter {
@@ -20,16 +22,28 @@ export interface LiveTable {
   foreignRules: number;
   /** Built-in chains' policies. */
   policies: Map<string, string>;
+  /** Every rule of every built-in chain, in order (xennet's root jumps included). */
+  builtins: Map<string, string[]>;
+  /** Chains that are not xennet's and not built in, with their rules. */
+  foreign: Map<string, string[]>;
 }
 
-export function parseSave(text: string, table = 'filter'): LiveTable {
-  const live: LiveTable = { chains: new Map(), counters: new Map(), roots: [], foreignRules: 0, policies: new Map() };
+export function emptyLive(): LiveTable {
+  return { chains: new Map(), counters: new Map(), roots: [], foreignRules: 0, policies: new Map(), builtins: new Map(), foreign: new Map() };
+}
+
+const rootChains = new Set<string>(['FORWARD', 'INPUT', 'PREROUTING']);
+
+/** Parses save output; `table` picks the `*filter` or `*nat` section (ebtables nat: `ebnat`). */
+export function parseSave(text: string, table: TableName | 'filter' = 'filter'): LiveTable {
+  const section = table === 'filter' ? 'filter' : kernelTable(table);
+  const live = emptyLive();
   let inTable = false;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     if (line.startsWith('*')) {
-      inTable = line.slice(1) === table;
+      inTable = line.slice(1) === section;
       continue;
     }
     if (!inTable) continue;
@@ -43,7 +57,14 @@ export function parseSave(text: string, table = 'filter'): LiveTable {
       if (isOwnedChain(name)) {
         if (!live.chains.has(name)) live.chains.set(name, []);
         if (!live.counters.has(name)) live.counters.set(name, []);
-      } else if (policy && policy !== '-') live.policies.set(name, policy);
+      } else {
+        if (policy && policy !== '-') live.policies.set(name, policy);
+        if (isBuiltin(name)) {
+          if (!live.builtins.has(name)) live.builtins.set(name, []);
+        } else if (!live.foreign.has(name)) {
+          live.foreign.set(name, []);
+        }
+      }
       continue;
     }
     let rest = line;
@@ -67,11 +88,21 @@ export function parseSave(text: string, table = 'filter'): LiveTable {
       live.chains.get(chain)!.push(rule);
       if (!live.counters.has(chain)) live.counters.set(chain, []);
       live.counters.get(chain)!.push(counter ?? { packets: 0, bytes: 0 });
-    } else if ((chain === 'FORWARD' || chain === 'INPUT') && /-j\s+XN-\S+/.test(rule)) {
-      live.roots.push({ chain, rule });
-    } else {
-      live.foreignRules++;
+      continue;
     }
+    if (isBuiltin(chain)) {
+      if (!live.builtins.has(chain)) live.builtins.set(chain, []);
+      live.builtins.get(chain)!.push(rule);
+      if (rootChains.has(chain) && /-[jg]\s+XN-\S+$/.test(rule)) live.roots.push({ chain: chain as BuiltinChain, rule });
+      else live.foreignRules++;
+      continue;
+    }
+    if (!live.foreign.has(chain)) live.foreign.set(chain, []);
+    live.foreign.get(chain)!.push(rule);
   }
   return live;
+}
+
+function isBuiltin(name: string): boolean {
+  return ['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTING', 'BROUTING'].includes(name);
 }

@@ -32,6 +32,8 @@ export interface IndexEntry {
   bridge: IfName | null;
   /** Whether traffic to it is filtered (it is in the to-guest tree). */
   inbound: boolean;
+  /** Whether it is isolated from the other guests. */
+  isolated: boolean;
   owner?: Owner;
   /** The change that installed it. */
   token?: string;
@@ -53,8 +55,8 @@ export interface FirewallIndex {
 export interface StagedChange {
   op: 'install' | 'remove';
   name: IfName;
-  /** For installs: where the vif goes and whether it filters inbound. */
-  member?: { bridge: IfName; inbound: boolean };
+  /** For installs: where the vif goes, whether it filters inbound, whether it is isolated. */
+  member?: { bridge: IfName; inbound: boolean; isolated: boolean };
   owner?: Owner;
   /** Unique per change: tells a hook whether its change was committed. */
   token: string;
@@ -81,7 +83,7 @@ function entryOf(raw: unknown): IndexEntry | undefined {
   const r = raw as Record<string, unknown>;
   const bridge = r['bridge'];
   if (!(bridge === null || (typeof bridge === 'string' && isIfName(bridge)))) return undefined;
-  const e: IndexEntry = { bridge: bridge as IfName | null, inbound: r['inbound'] === true, state: r['state'] === 'installing' ? 'installing' : 'installed' };
+  const e: IndexEntry = { bridge: bridge as IfName | null, inbound: r['inbound'] === true, isolated: r['isolated'] === true, state: r['state'] === 'installing' ? 'installing' : 'installed' };
   if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   if (typeof r['token'] === 'string') e.token = r['token'];
   if (isIdentity(r['stager'])) e.stager = r['stager'];
@@ -221,7 +223,7 @@ function stagedOf(raw: unknown): StagedChange | undefined {
   const m = r['member'] as Record<string, unknown> | undefined;
   if (c.op === 'install') {
     if (!m || typeof m['bridge'] !== 'string' || !isIfName(m['bridge'])) return undefined;
-    c.member = { bridge: m['bridge'], inbound: m['inbound'] === true };
+    c.member = { bridge: m['bridge'], inbound: m['inbound'] === true, isolated: m['isolated'] === true };
   }
   if (isOwner(r['owner'])) c.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   return c;

@@ -12,6 +12,7 @@ import { describeOp, inverseOf, type LinkOp } from '../bridge/ops.js';
 import type { IfName } from '../net/index.js';
 import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
+import { killPoint } from '../sys/test-seams.js';
 import { acquireHotplugLock, withHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
@@ -126,6 +127,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     step = 'installing the firewall';
     firewall.stage();
     staged = true;
+    killPoint('hook:staged');
     deps.mark?.('waiting for the hotplug lock');
     const held = await lockOrCommitted(deps, deadline, firewall);
     if (held) {

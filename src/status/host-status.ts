@@ -8,10 +8,15 @@ import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { defaultBackend } from '../firewall/backend/xtables.js';
-import { compileVif } from '../firewall/compile.js';
+import { compile, compileVif } from '../firewall/compile.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
+import { pathProblems } from '../firewall/integrity.js';
+import { sameRules } from '../firewall/normalize.js';
+import type { ResolvedVif } from '../firewall/model.js';
+import { printable } from '../net/index.js';
+import { readSysctl } from '../sys/sysctl.js';
 import { readVifChains } from '../firewall/store.js';
-import { cidrText, tableNames, type RuleSet, type TableName } from '../firewall/model.js';
+import { cidrText, isEbtables, tableNames, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
@@ -70,7 +75,7 @@ function firewallState(desired: RuleSet | undefined, live: Record<TableName, Liv
   for (const t of tableNames) {
     for (const [c, rules] of desired[t].chains) {
       const l = have.get(`${t} ${c}`);
-      if (!l || l.rules.length !== rules.length || l.rules.some((r, i) => normalizeRule(r, t === 'eb') !== normalizeRule(rules[i]!, t === 'eb'))) return 'drifted';
+      if (!l || l.rules.length !== rules.length || l.rules.some((r, i) => normalizeRule(r, isEbtables(t)) !== normalizeRule(rules[i]!, isEbtables(t)))) return 'drifted';
     }
   }
   return 'in-sync';
@@ -136,8 +141,10 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
         nfCallIp6tables: b.bridge?.nfCallIp6tables ?? false,
       };
     });
+  const resolvedAll: ResolvedVif[] = [];
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = policy ? resolveVif(policy, f) : undefined;
+    if (resolved) resolvedAll.push(resolved);
     const desired = resolved ? compileVif(resolved) : readVifChains(f.name, env);
     const link = byName.get(f.name) ?? f.link;
     return {
@@ -162,8 +169,16 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
     }
   }
   if (vifs.length > 0 && Object.values(bridgeNetfilter).some((v) => v !== '1')) problems.push('bridged traffic bypasses iptables: net.bridge.bridge-nf-call-iptables/-ip6tables is not 1 (br_netfilter); run `xennet apply`');
+  // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
+  // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
+  if (live && policy && vifs.length > 0) {
+    for (const p of pathProblems(live, compile(resolvedAll), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
+  }
+  if (vifs.length > 0 && resolvedAll.some((r) => r.ethertypes.some((e) => e === 0x8100 || e === 0x88a8)) && readSysctl('net.bridge.bridge-nf-filter-vlan-tagged') !== '1') {
+    notes.push('a guest may send VLAN-tagged frames (allow_ethertypes 0x8100/0x88a8) and net.bridge.bridge-nf-filter-vlan-tagged is 0: its tagged IP traffic is not checked by iptables');
+  }
   for (const v of vifs) {
-    if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${v.domain})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
+    if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
     if (!v.up) problems.push(`${v.name}: link is down`);
   }
@@ -188,7 +203,7 @@ export function renderHostStatus(s: HostStatus, color: boolean): string {
   for (const v of s.vifs) {
     const fw = v.firewall === 'in-sync' ? c('32', v.firewall.padEnd(12)) : v.firewall === 'not-managed' ? v.firewall.padEnd(12) : c('31', v.firewall.padEnd(12));
     lines.push(
-      `${v.name.padEnd(12)} ${(v.domain ?? '?').padEnd(12)} ${(v.mac ?? '-').padEnd(18)} ${(v.addresses.join(' ') || '-').padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
+      `${v.name.padEnd(12)} ${(v.domain ? printable(v.domain) : '?').padEnd(12)} ${(v.mac ?? '-').padEnd(18)} ${(v.addresses.join(' ') || '-').padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
     );
   }
   if (s.vifs.length === 0) lines.push('(no guest vifs)');

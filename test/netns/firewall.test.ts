@@ -36,8 +36,11 @@ guests:
 const WEB_MAC = '00:16:3e:00:00:05';
 const GW_MAC_ANY = 'ff:ff:ff:ff:ff:ff';
 
-describe('guest firewall (netns, simulated Xen host, real traffic)', function () {
+for (const backend of ['nft', 'legacy'] as const)
+describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${backend})`, function () {
   this.timeout(240_000);
+  /** The iptables tools of this backend (ebtables is ebtables-nft either way). */
+  const tool = (name: string): string => (backend === 'legacy' && name.startsWith('ip') ? name.replace(/^(ip6?tables)/, '$1-legacy') : name);
   let host: SimHost;
   let web: SimGuest;
   let db: SimGuest;
@@ -45,14 +48,14 @@ describe('guest firewall (netns, simulated Xen host, real traffic)', function ()
   let dir: string;
   let env: NodeJS.ProcessEnv;
 
-  const save = async (tool: string): Promise<string> => (await host.dom0.exec(tool, [])).stdout;
+  const save = async (name: string): Promise<string> => (await host.dom0.exec(tool(name), [])).stdout;
   const xennet = (args: string[]) => host.xennet(args, env);
 
   before(async () => {
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-rules-'));
     writeFileSync(join(dir, 'xennet.yaml'), RULES);
-    env = { XENNET_RULES: join(dir, 'xennet.yaml') };
+    env = { XENNET_RULES: join(dir, 'xennet.yaml'), XENNET_IPTABLES: backend };
     host = await SimHost.create();
     await host.takeover();
     web = await host.addGuest({ domid: 5, name: 'web01', mac: WEB_MAC, addresses: ['192.168.0.105/24', '2001:db8::105/64'] });
@@ -131,6 +134,22 @@ describe('guest firewall (netns, simulated Xen host, real traffic)', function ()
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-client'), 'udp4', [WEB_MAC, GW_MAC_ANY, '0.0.0.0', '255.255.255.255', '68', '67', 'dhcp-client']), true);
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-offer'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.105', '255.255.255.255', '67', '68', 'dhcp-offer']), false);
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp6-reply'), 'udp6', [WEB_MAC, '33:33:00:00:00:01', 'fe80::216:3eff:fe00:5', 'ff02::1', '547', '546', 'dhcp6-reply']), false);
+    // A rogue server need not answer from the server port (10).
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-offer-1234'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.105', '255.255.255.255', '1234', '68', 'dhcp-offer-1234']), false);
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp6-adv-34403'), 'udp6', [WEB_MAC, '33:33:00:00:00:01', 'fe80::216:3eff:fe00:5', 'ff02::1', '34403', '546', 'dhcp6-adv-34403']), false);
+  });
+
+  it('lets through what a guest legitimately sends from no address: DAD, MLDv2 reports, ARP probes', async () => {
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', ipHex('2001:db8::105'), 'ns-dad', [WEB_MAC, '2001:db8::105']), true, 'DAD: NS from :: to the solicited-node group');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', ipHex('ff02::1:3'), 'mld2', [WEB_MAC, 'ff02::1:3']), true, 'MLDv2 report from ::');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', 'c0a80069', 'arp-probe', [WEB_MAC, '192.168.0.105']), true, 'ARP probe (sender 0.0.0.0)');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', 'c0a8006a', 'arp-probe', ['00:16:3e:00:00:99', '192.168.0.106']), false, 'but not with a foreign MAC');
+  });
+
+  it('an NA behind a Destination Options header cannot claim another guest\'s address (7)', async () => {
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', ipHex('2001:db8::106'), 'na-dstopt', [WEB_MAC, '2001:db8::105', '2001:db8::106']), false, 'shifted target, another guest\'s address');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', ipHex('2001:db8::105'), 'na-dstopt', [WEB_MAC, '2001:db8::105', '2001:db8::105']), false, 'no legitimate NA has an extension header');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', ipHex('2001:db8::105'), 'na', [WEB_MAC, '2001:db8::105', '2001:db8::105']), true, 'control: a plain NA for its own address');
   });
 
   it('drops other ethertypes unless allowed for the guest', async () => {
@@ -159,17 +178,20 @@ describe('guest firewall (netns, simulated Xen host, real traffic)', function ()
     }
   });
 
-  it('isolation: db01 neither reaches nor is reached by other guests, but reaches the gateway', async () => {
+  it('isolation: db01 neither reaches nor is reached by other guests, but reaches the gateway and dom0 (through vif0.0)', async () => {
     assert.equal(await db.ns.ping('192.168.0.105', { waitSeconds: 1 }), false);
     assert.equal(await anon.ns.ping('192.168.0.106', { waitSeconds: 1 }), false);
     assert.ok(await db.ns.ping('192.168.0.1'));
+    assert.ok(await db.ns.ping('192.168.0.2'), 'dom0');
+    assert.equal(await arrives(db.ns, anon.ns, 'eth0', hex('iso-l2'), 'ether', ['00:16:3e:00:00:06', '88b5', 'iso-l2']), false, 'isolation is at L2: not even an allowed ethertype reaches another guest');
+    assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('iso-l2-up'), 'ether', ['00:16:3e:00:00:06', '88b5', 'iso-l2-up']), true, 'but it reaches the uplink');
   });
 
   it('keeps foreign rules: a FORWARD rule and an ebtables chain of someone else survive apply', async () => {
-    await host.dom0.exec('iptables', ['-A', 'FORWARD', '-s', '203.0.113.9/32', '-j', 'DROP']);
+    await host.dom0.exec(tool('iptables'), ['-A', 'FORWARD', '-s', '203.0.113.9/32', '-j', 'DROP']);
     await host.dom0.exec('ebtables', ['-N', 'OTHER-TOOL']);
     await host.dom0.exec('ebtables', ['-A', 'OTHER-TOOL', '-p', 'IPv4', '-j', 'ACCEPT']);
-    await host.dom0.exec('iptables', ['-F', 'XN-O-vif5.0']);
+    await host.dom0.exec(tool('iptables'), ['-F', 'XN-O-vif5.0']);
     const r = await xennet(['apply']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(await save('iptables-save'), /-A FORWARD -s 203.0.113.9\/32 -j DROP/);
@@ -178,10 +200,10 @@ describe('guest firewall (netns, simulated Xen host, real traffic)', function ()
   });
 
   it('an external flush shows up in plan (exit 2) and apply repairs it; jumps are never duplicated', async () => {
-    await host.dom0.exec('iptables', ['-F', 'XN-S-vif5.0']);
-    await host.dom0.exec('ebtables', ['-F', 'XN-E-vif6.0']);
-    await host.dom0.exec('iptables', ['-D', 'FORWARD', '-o', 'xenbr0', '-m', 'physdev', '--physdev-is-bridged', '-j', 'XN-FORWARD']);
-    await host.dom0.exec('ip6tables', ['-I', 'FORWARD', '1', '-o', 'xenbr0', '-m', 'physdev', '--physdev-is-bridged', '-j', 'XN-FORWARD']);
+    await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
+    await host.dom0.exec('ebtables', ['-t', 'nat', '-F', 'XN-E-vif6.0']);
+    await host.dom0.exec(tool('iptables'), ['-D', 'FORWARD', '-o', 'xenbr0', '-m', 'physdev', '--physdev-is-bridged', '-j', 'XN-FORWARD']);
+    await host.dom0.exec(tool('ip6tables'), ['-I', 'FORWARD', '1', '-o', 'xenbr0', '-m', 'physdev', '--physdev-is-bridged', '-j', 'XN-FORWARD']);
     const plan = await xennet(['plan', '--json']);
     assert.equal(plan.code, 2);
     const changed = (JSON.parse(plan.stdout) as { changes: { chain: string }[] }).changes.map((c) => c.chain);
@@ -196,7 +218,7 @@ describe('guest firewall (netns, simulated Xen host, real traffic)', function ()
 
   it('a rejected restore leaves the previous rules in force', async () => {
     const owned = (text: string) => text.split('\n').filter((l) => l.includes('XN-') && !l.startsWith('#'));
-    await host.dom0.exec('iptables', ['-F', 'XN-S-vif5.0']);
+    await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
     const before = owned(await save('iptables-save'));
     const failing = await host.xennet(['apply'], { ...env, XENNET_TEST_RESTORE_FAIL: 'ipv4' });
     assert.equal(failing.code, 1);

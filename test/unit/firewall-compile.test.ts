@@ -22,10 +22,11 @@ describe('firewall compiler', () => {
   it('golden: a default guest (anti-spoofing from xenstore)', () => {
     const rs = compileVif(vif('vif5.0'));
     assert.deepEqual(rs.ipv4.chains.get('XN-O-vif5.0'), [
-      '-p udp -m udp --sport 67 --dport 68 -m limit --limit 6/min -j LOG --log-prefix "XN dhcps vif5.0: "',
-      '-p udp -m udp --sport 67 --dport 68 -j DROP',
+      '-p udp -m udp --dport 68 -m limit --limit 6/min -j LOG --log-prefix "XN dhcps vif5.0: "',
+      '-p udp -m udp --dport 68 -j DROP',
       '-j XN-S-vif5.0',
     ]);
+    assert.deepEqual(rs.ipv6.chains.get('XN-O-vif5.0')?.slice(2, 4), ['-p udp -m udp --dport 546 -m limit --limit 6/min -j LOG --log-prefix "XN dhcps vif5.0: "', '-p udp -m udp --dport 546 -j DROP'], 'any source port');
     assert.deepEqual(rs.ipv4.chains.get('XN-S-vif5.0'), [
       '-s 192.168.0.5/32 -j RETURN',
       '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN',
@@ -40,12 +41,15 @@ describe('firewall compiler', () => {
       '-m limit --limit 6/min -j LOG --log-prefix "XN spoof vif5.0: "',
       '-j DROP',
     ]);
-    assert.deepEqual(rs.ipv6.chains.get('XN-N-vif5.0')?.slice(0, 2), [
+    assert.deepEqual(rs.ipv6.chains.get('XN-N-vif5.0')?.slice(0, 4), [
+      '-m u32 ! --u32 "0x4&0xff00=0x3a00" -m limit --limit 6/min -j LOG --log-prefix "XN na vif5.0: "',
+      '-m u32 ! --u32 "0x4&0xff00=0x3a00" -j DROP',
       '-m u32 --u32 "0x30=0x20010db8&&0x34=0x0&&0x38=0x0&&0x3c=0x5" -j RETURN',
       '-m u32 --u32 "0x30=0xfe800000&&0x34=0x0&&0x38=0x2163eff&&0x3c=0xfe000005" -j RETURN',
     ]);
-    assert.deepEqual(rs.eb.chains.get('XN-E-vif5.0'), [
+    assert.deepEqual(rs.ebnat.chains.get('XN-E-vif5.0'), [
       '-s ! 00:16:3e:00:00:05 -j DROP',
+      '-j mark --mark-or 0x100000 --mark-target CONTINUE',
       '-p IPv4 -j RETURN',
       '-p IPv6 -j RETURN',
       '-p ARP --arp-mac-src ! 00:16:3e:00:00:05 -j DROP',
@@ -65,7 +69,7 @@ describe('firewall compiler', () => {
     const rs = compileVif(v);
     assert.deepEqual(rs.ipv4.chains.get('XN-I-vif7.0'), [
       '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-      '-m physdev --physdev-in vif+ -j DROP',
+      '-p udp -m udp --sport 67 --dport 68 -j RETURN',
       '-p tcp -m multiport --dports 80,8000:8080 -j RETURN',
       '-s 10.0.0.0/8 -p udp -m udp --dport 53 -j RETURN',
       '-p icmp -m icmp --icmp-type 8 -j RETURN',
@@ -76,12 +80,14 @@ describe('firewall compiler', () => {
       '-p ipv6-icmp -m icmp6 --icmpv6-type 134 -j RETURN',
       '-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN',
       '-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j RETURN',
-      '-m physdev --physdev-in vif+ -j DROP',
+      '-p udp -m udp --sport 547 --dport 546 -j RETURN',
       '-p tcp -m multiport --dports 80,8000:8080 -j RETURN',
       '-s 2001:db8::/32 -p udp -m udp --dport 53 -j RETURN',
       '-j DROP',
     ]);
-    assert.ok(rs.eb.chains.get('XN-E-vif7.0')?.includes('-p 0x88b5 -j RETURN'));
+    assert.ok(rs.ebnat.chains.get('XN-E-vif7.0')?.includes('-p 0x88b5 -j RETURN'));
+    assert.ok(rs.ebnat.chains.get('XN-E-vif7.0')?.includes('-j mark --mark-or 0x300000 --mark-target CONTINUE'), 'isolated: both marks');
+    assert.ok(!rs.ipv4.chains.get('XN-O-vif7.0')?.some((r) => r.includes('physdev')), 'isolation is not by interface name any more');
     assert.ok(!rs.ipv4.chains.has('XN-S-vif7.0'), 'no address known: no source check');
   });
 
@@ -91,17 +97,29 @@ describe('firewall compiler', () => {
   });
 
   it('root jumps: one per bridge from FORWARD and INPUT, ebtables jumps once', () => {
-    const rs = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: false }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false }]);
+    const rs = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: false, isolated: false }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false, isolated: false }]);
     assert.deepEqual(rs.ipv4.roots, [
       { chain: 'FORWARD', rule: '-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD' },
       { chain: 'INPUT', rule: '-i xenbr0 -m physdev --physdev-is-in -j XN-FROM' },
     ]);
-    assert.deepEqual(rs.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-FROM' }, { chain: 'INPUT', rule: '-j XN-FROM' }]);
+    assert.deepEqual(rs.ebnat.roots, [{ chain: 'PREROUTING', rule: '-j XN-FROM' }], 'L2 checks before learning');
+    assert.deepEqual(rs.eb.roots, [], 'no isolated guest: no isolation chains');
     assert.deepEqual(compileShared([]), emptyRuleSet(), 'no vifs: nothing at all');
     assert.deepEqual(rs.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j ACCEPT'], 'nobody filters inbound: no to-guest tree');
-    const some = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: true }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false }]);
+    const some = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: true, isolated: false }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false, isolated: false }]);
     assert.deepEqual(some.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j XN-TO', '-j ACCEPT']);
     assert.deepEqual(some.ipv4.chains.get('XN-TO'), ['-m physdev --physdev-out vif1.0 -g XN-I-vif1.0'], 'only guests with inbound rules');
+  });
+
+  it('isolation: by guest marks at L2, whatever the names; dom0 and the uplink are not guests', () => {
+    const rs = compileShared([
+      { name: ifn('web-eth0'), bridge: ifn('xenbr0'), inbound: false, isolated: true },
+      { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false, isolated: false },
+    ]);
+    assert.deepEqual(rs.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-ISO' }]);
+    assert.deepEqual(rs.eb.chains.get('XN-ISO'), ['-o vif2.0 -j XN-ISO-I', '-o web-eth0 -j XN-ISO-A'], 'renamed guests are in, vif0.0 and peth0 are not');
+    assert.deepEqual(rs.eb.chains.get('XN-ISO-A'), ['--mark 0x100000/0x100000 -j DROP'], 'to an isolated guest: nothing from any guest');
+    assert.deepEqual(rs.eb.chains.get('XN-ISO-I'), ['--mark 0x200000/0x200000 -j DROP'], 'to any guest: nothing from an isolated one');
   });
 });
 
@@ -189,7 +207,7 @@ describe('incremental hook updates', () => {
           if (o.online) {
             const v = vif(name, { bridge: ifn(index[name]?.bridge ?? o.br), inbound: o.drop ? 'drop' : 'accept' });
             const m = treeMember(v);
-            next[name] = { bridge: m.bridge, inbound: m.inbound, state: 'installed' };
+            next[name] = { bridge: m.bridge, inbound: m.inbound, isolated: m.isolated, state: 'installed' };
             policyOf.set(name, v);
             newChains = compileVif(v);
           } else {
@@ -253,16 +271,16 @@ COMMIT
 -A XN-O-vif9.0 -j DROP
 COMMIT
 `);
-    const plan = diffTable(live, desired, false);
+    const plan = diffTable(live, desired, 'ipv4');
     assert.deepEqual(plan.remove, ['XN-O-vif9.0']);
     assert.equal(plan.removeRoots.length, 1, 'the duplicate');
     assert.equal(plan.addRoots.length, 1, 'the missing INPUT jump');
-    const text = render(plan, false).split('\n');
+    const text = render(plan, 'ipv4').split('\n');
     assert.equal(text[0], '*filter');
     assert.ok(text.indexOf(':XN-O-vif9.0 - [0:0]') < text.indexOf('-X XN-O-vif9.0'));
     assert.ok(text.findIndex((l) => l.startsWith('-D FORWARD')) < text.findIndex((l) => l.startsWith('-A ')));
     assert.equal(text[text.length - 2], 'COMMIT');
-    assert.equal(render(diffTable(asLive(desired), desired, false), false), '', 'nothing to do: no transaction');
+    assert.equal(render(diffTable(asLive(desired), desired, 'ipv4'), 'ipv4'), '', 'nothing to do: no transaction');
   });
 
   it('compile is deterministic and independent of input order', () => {

@@ -19,14 +19,14 @@ import { ModelBackend } from './lib/model-backend.js';
 import { cidr, ifn, mac } from './lib/values.js';
 
 const vif = (name: string, n = 1): ResolvedVif => resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), domid: n, devid: 0, mac: mac(`00:16:3e:00:00:${n.toString(16).padStart(2, '0')}`), ipv4: [cidr(`10.0.0.${n}`)], ipv6: [] });
-const install = (v: ResolvedVif, env: NodeJS.ProcessEnv): StagedChange => stageInstall({ name: v.name, bridge: v.bridge, inbound: treeMember(v).inbound }, compileVif(v), { domid: v.domid!, devid: 0 }, env);
+const install = (v: ResolvedVif, env: NodeJS.ProcessEnv): StagedChange => stageInstall({ name: v.name, bridge: v.bridge, inbound: treeMember(v).inbound, isolated: v.isolation }, compileVif(v), { domid: v.domid!, devid: 0 }, env);
 
 /** Whether the model's live rules are exactly what compile() of `vifs` wants (chains and roots). */
 async function assertLiveIs(b: ModelBackend, vifs: ResolvedVif[]): Promise<void> {
   const want = compile(vifs);
   for (const t of tableNames) {
-    const live = parseSave(await b.save(t));
-    const canon = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}: ${v.map((r) => normalizeRule(r, t === 'eb')).join(' | ')}`).sort();
+    const live = parseSave(await b.save(t), t);
+    const canon = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}: ${v.map((r) => normalizeRule(r, t === 'eb' || t === 'ebnat')).join(' | ')}`).sort();
     assert.deepEqual(canon(live.chains), canon(want[t].chains), `${t} chains`);
     assert.deepEqual(live.roots.map((r) => `${r.chain} ${r.rule}`).sort(), want[t].roots.map((r) => `${r.chain} ${r.rule}`).sort(), `${t} roots`);
   }

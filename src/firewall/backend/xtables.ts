@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
-import type { TableName } from '../model.js';
+import { isEbtables, kernelTable, type TableName } from '../model.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 
@@ -45,12 +45,12 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
   const v4 = { save: need(`iptables-${variant}-save`), restore: need(`iptables-${variant}-restore`) };
   const v6 = { save: need(`ip6tables-${variant}-save`), restore: need(`ip6tables-${variant}-restore`) };
   const eb = { save: which('ebtables-nft-save') ?? need('ebtables-save'), restore: which('ebtables-nft-restore') ?? need('ebtables-restore') };
-  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, eb };
+  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, eb, ebnat: eb };
   return {
     variant,
     tools,
     async save(table, options = {}) {
-      const args = ['-t', 'filter'];
+      const args = ['-t', kernelTable(table)];
       if (options.counters) args.push('-c');
       const r = await run(tools[table].save, args);
       if (r.code !== 0) throw new XennetError('exec', `${tools[table].save} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
@@ -59,7 +59,7 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
     async restore(table, text) {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
       if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
-      const args = table === 'eb' ? ['--noflush'] : ['--noflush', '-w', '10'];
+      const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
       const r = await run(tools[table].restore, args, { input: text });
       if (r.code !== 0) {
         throw new XennetError('exec', `${tools[table].restore} rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}; the previous rules stay in force`, {

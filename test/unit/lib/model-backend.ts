@@ -6,14 +6,14 @@
  */
 import { XennetError } from '../../../src/sys/errors.js';
 import type { Backend } from '../../../src/firewall/backend/xtables.js';
-import type { TableName } from '../../../src/firewall/model.js';
+import { isEbtables, kernelTable, type TableName } from '../../../src/firewall/model.js';
 
 interface Table {
   chains: Map<string, string[]>;
   builtins: Map<string, string[]>;
 }
 
-const newTable = (): Table => ({ chains: new Map(), builtins: new Map([['INPUT', []], ['FORWARD', []], ['OUTPUT', []]]) });
+const newTable = (nat = false): Table => ({ chains: new Map(), builtins: new Map((nat ? ['PREROUTING', 'OUTPUT', 'POSTROUTING'] : ['INPUT', 'FORWARD', 'OUTPUT']).map((c) => [c, []])) });
 
 function clone(t: Table): Table {
   return { chains: new Map([...t.chains].map(([k, v]) => [k, [...v]])), builtins: new Map([...t.builtins].map(([k, v]) => [k, [...v]])) };
@@ -21,8 +21,8 @@ function clone(t: Table): Table {
 
 export class ModelBackend implements Backend {
   readonly variant = 'nft' as const;
-  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' } };
-  readonly tables: Record<TableName, Table> = { ipv4: newTable(), ipv6: newTable(), eb: newTable() };
+  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' }, ebnat: { save: 'model', restore: 'model' } };
+  readonly tables: Record<TableName, Table> = { ipv4: newTable(), ipv6: newTable(), eb: newTable(), ebnat: newTable(true) };
   readonly restores: { table: TableName; text: string }[] = [];
   saves = 0;
   /** Called before each restore is applied; throw to simulate a crash or rejection. */
@@ -31,9 +31,9 @@ export class ModelBackend implements Backend {
   async save(table: TableName): Promise<string> {
     this.saves++;
     const t = this.tables[table];
-    const lines = ['*filter'];
-    for (const c of t.builtins.keys()) lines.push(table === 'eb' ? `:${c} ACCEPT` : `:${c} ACCEPT [0:0]`);
-    for (const c of t.chains.keys()) lines.push(table === 'eb' ? `:${c} RETURN` : `:${c} - [0:0]`);
+    const lines = [`*${kernelTable(table)}`];
+    for (const c of t.builtins.keys()) lines.push(isEbtables(table) ? `:${c} ACCEPT` : `:${c} ACCEPT [0:0]`);
+    for (const c of t.chains.keys()) lines.push(isEbtables(table) ? `:${c} RETURN` : `:${c} - [0:0]`);
     for (const [c, rules] of [...t.builtins, ...t.chains]) for (const r of rules) lines.push(`-A ${c} ${r}`);
     lines.push('COMMIT', '');
     return lines.join('\n');
@@ -48,7 +48,7 @@ export class ModelBackend implements Backend {
     };
     const chain = (name: string, line: string): string[] => t.builtins.get(name) ?? t.chains.get(name) ?? fail(line);
     for (const line of text.split('\n')) {
-      if (line === '' || line === '*filter' || line === 'COMMIT') continue;
+      if (line === '' || line === '*filter' || line === '*nat' || line === 'COMMIT') continue;
       let m: RegExpExecArray | null;
       if ((m = /^:(\S+) /.exec(line))) {
         if (!t.builtins.has(m[1]!)) t.chains.set(m[1]!, []);

@@ -1,0 +1,171 @@
+/**
+ * Whether a packet of a guest can skip xennet's rules because of what sits in the built-in chain
+ * before xennet's root jump (pure). Every table is read the same way: the rules above the jump
+ * are walked in order; one that may match the guest's traffic and end its walk through the chain
+ * with an accept (ACCEPT; RETURN or a goto where the chain's policy accepts; a jump into another
+ * tool's chain that may accept; an ebtables target whose default verdict is ACCEPT) is a bypass.
+ * Rules that provably cannot match (an interface match on another interface) are not.
+ * A drop above the jump is not a bypass: it is stricter, not looser.
+ */
+import type { RootJump, TableName } from './model.js';
+import { isEbtables } from './model.js';
+import type { LiveTable } from './save-parse.js';
+
+function tokens(rule: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m = re.exec(rule); m; m = re.exec(rule)) out.push(m[1] !== undefined ? `"${m[1]}"` : m[2]!);
+  return out;
+}
+
+/** The rule's verb (-j/-g), its target and the value of an ebtables `--<x>-target` option. */
+function targetOf(rule: string): { verb: '-j' | '-g'; target: string; ebTarget?: string } | undefined {
+  const t = tokens(rule);
+  let found: { verb: '-j' | '-g'; target: string; ebTarget?: string } | undefined;
+  for (let i = 0; i < t.length; i++) {
+    if ((t[i] === '-j' || t[i] === '--jump' || t[i] === '-g' || t[i] === '--goto') && t[i + 1]) found = { verb: t[i] === '-g' || t[i] === '--goto' ? '-g' : '-j', target: t[i + 1]! };
+    if (found && /^--[a-z-]+-target$/.test(t[i]!) && t[i + 1]) found.ebTarget = t[i + 1]!;
+  }
+  return found;
+}
+
+/** Interface matches of the rule: option (-i/-o), value, negated. */
+function ifaceMatches(rule: string): { opt: '-i' | '-o'; value: string; negated: boolean }[] {
+  const t = tokens(rule);
+  const out: { opt: '-i' | '-o'; value: string; negated: boolean }[] = [];
+  for (let i = 0; i < t.length; i++) {
+    const opt = t[i] === '-i' || t[i] === '--in-interface' ? '-i' : t[i] === '-o' || t[i] === '--out-interface' ? '-o' : undefined;
+    if (!opt) continue;
+    const before = t[i - 1] === '!';
+    const after = t[i + 1] === '!';
+    const value = after ? t[i + 2] : t[i + 1];
+    if (value !== undefined) out.push({ opt, value, negated: before || after });
+  }
+  return out;
+}
+
+const matchesName = (pattern: string, name: string): boolean => (pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : pattern === name);
+
+/** What the traffic behind a root jump looks like: the interface names it can carry. */
+interface Scope {
+  /** Names -i can take (undefined: any). */
+  in?: string[];
+  /** Names -o can take (undefined: any). */
+  out?: string[];
+}
+
+function scopeOf(root: RootJump, table: TableName, guests: readonly string[]): Scope {
+  if (isEbtables(table)) return root.chain === 'PREROUTING' ? { in: [...guests] } : { out: [...guests] };
+  const m = /-[io]\s+(\S+)/.exec(root.rule);
+  const bridge = m?.[1];
+  if (!bridge) return {};
+  // Bridged traffic in iptables carries the bridge as its in and out interface.
+  return root.chain === 'FORWARD' ? { in: [bridge], out: [bridge] } : { in: [bridge] };
+}
+
+/** Whether the rule's interface matches rule it out for every packet of `scope`. */
+function excluded(rule: string, scope: Scope): boolean {
+  for (const m of ifaceMatches(rule)) {
+    const names = m.opt === '-i' ? scope.in : scope.out;
+    if (!names || names.length === 0) continue;
+    const hits = names.filter((n) => matchesName(m.value, n));
+    if (!m.negated && hits.length === 0) return true;
+    if (m.negated && hits.length === names.length) return true;
+  }
+  return false;
+}
+
+const ebDefaultAccept = new Set(['mark', 'snat', 'dnat', 'redirect', 'arpreply']);
+
+/** Whether a walk through `chain` (another tool's) may end with an accept, looking `depth` deep. */
+function mayAccept(live: LiveTable, chain: string, table: TableName, depth: number, scope: Scope): boolean {
+  if (depth > 8) return true;
+  const rules = live.foreign.get(chain);
+  if (!rules) return false; // xennet's own chains, or unknown: not another tool's accept
+  // An ebtables user chain ends with its policy (RETURN unless set otherwise).
+  if (isEbtables(table) && live.policies.get(chain) === 'ACCEPT') return true;
+  return rules.some((r) => !excluded(r, scope) && verdictAccepts(live, r, table, depth + 1, scope, false));
+}
+
+function verdictAccepts(live: LiveTable, rule: string, table: TableName, depth: number, scope: Scope, inBuiltin: boolean, policy?: string): boolean {
+  const t = targetOf(rule);
+  if (!t) return false;
+  const target = isEbtables(table) && ebDefaultAccept.has(t.target) ? (t.ebTarget ?? 'ACCEPT') : t.target;
+  if (target === 'ACCEPT') return true;
+  if (target === 'RETURN') return inBuiltin && policy !== 'DROP';
+  if (target === 'DROP' || target === 'REJECT' || target === 'CONTINUE') return false;
+  if (target.startsWith('XN-')) return false;
+  if (live.foreign.has(target)) {
+    // After a goto, falling off the other chain ends the built-in chain: its policy decides.
+    if (t.verb === '-g' && inBuiltin && policy !== 'DROP') return true;
+    return mayAccept(live, target, table, depth, scope);
+  }
+  return false; // LOG, MARK, CT, ... do not end the walk
+}
+
+export interface Bypass {
+  /** 1-based position in the built-in chain. */
+  position: number;
+  rule: string;
+}
+
+/** The first rule before `pos` (0-based) in the root's built-in chain that lets its traffic skip it. */
+export function bypassBefore(live: LiveTable, table: TableName, root: RootJump, pos: number, guests: readonly string[]): Bypass | undefined {
+  const rules = live.builtins.get(root.chain) ?? [];
+  const policy = live.policies.get(root.chain);
+  const scope = scopeOf(root, table, guests);
+  for (let i = 0; i < Math.min(pos, rules.length); i++) {
+    const r = rules[i]!;
+    if (excluded(r, scope)) continue;
+    if (verdictAccepts(live, r, table, 0, scope, true, policy)) return { position: i + 1, rule: r };
+  }
+  return undefined;
+}
+
+const toolOf: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat' };
+
+function rootTarget(r: RootJump): string {
+  return /-[jg]\s+(\S+)$/.exec(r.rule)?.[1] ?? '?';
+}
+
+function rootScope(r: RootJump): string {
+  const b = /-[io]\s+(\S+)/.exec(r.rule)?.[1];
+  return b ? `bridge ${b}` : 'guest ports';
+}
+
+/**
+ * Everything on the path of a guest's packet that lets it skip its rules, one line each: root
+ * jumps missing or below a rule that accepts first, and shared chains (XN-FORWARD, the dispatch
+ * trees, isolation) that are missing or differ. Per-vif chains are checked per vif by status.
+ */
+export function pathProblems(live: Record<TableName, LiveTable>, desired: Record<TableName, { chains: Map<string, string[]>; roots: RootJump[] }>, sameRules: (a: readonly string[], b: readonly string[], eb: boolean) => boolean, vifOfChain: (c: string) => string | undefined): string[] {
+  const out: string[] = [];
+  for (const t of Object.keys(desired) as TableName[]) {
+    const l = live[t];
+    const d = desired[t];
+    const eb = isEbtables(t);
+    const tool = toolOf[t];
+    const guests = [...new Set([...d.chains.keys()].map(vifOfChain).filter((v): v is string => v !== undefined))];
+    const norm = (r: string): string => r.replace(/\s+/g, ' ').trim();
+    for (const r of d.roots) {
+      const rules = l.builtins.get(r.chain) ?? [];
+      const positions = rules.map((x, i) => (sameRules([x], [r.rule], eb) ? i : -1)).filter((i) => i >= 0);
+      const target = rootTarget(r);
+      if (positions.length === 0) {
+        const policy = l.policies.get(r.chain);
+        out.push(`${tool} ${r.chain} has no jump to ${target} for ${rootScope(r)}: the guests' traffic there skips every rule of theirs${policy ? ` (the chain's policy is ${policy})` : ''}`);
+        continue;
+      }
+      if (positions.length > 1) out.push(`${tool} ${r.chain} has ${positions.length} jumps to ${target} for ${rootScope(r)}; one is right`);
+      const by = bypassBefore(l, t, r, positions[0]!, guests);
+      if (by) out.push(`${tool} ${r.chain} rule ${by.position} (${norm(by.rule)}) comes before xennet's jump for ${rootScope(r)} and can accept the guests' traffic: it skips their rules`);
+    }
+    for (const [c, rules] of d.chains) {
+      if (vifOfChain(c) !== undefined) continue;
+      const have = l.chains.get(c);
+      if (!have) out.push(`${tool} chain ${c} is missing: the dispatch to the guests' rules is broken`);
+      else if (!sameRules(have, rules, eb)) out.push(`${tool} chain ${c} differs from what xennet installs: the dispatch to the guests' rules is broken`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,9 @@
+/**
+ * Test-only seams, inert unless their XENNET_TEST_* variable is set: deterministic crash points
+ * for the integration suites (a kill -9 at an exact step cannot be timed from outside).
+ *
+ *   XENNET_TEST_KILL_AT=<point>   SIGKILL this process when it reaches <point>
+ */
+export function killPoint(point: string, env: NodeJS.ProcessEnv = process.env): void {
+  if (env['XENNET_TEST_KILL_AT'] === point) process.kill(process.pid, 'SIGKILL');
+}
