@@ -4,13 +4,13 @@
  *
  *   npm run bench                 full run (about 15 minutes)
  *   npm run bench -- --smoke      small sizes, a minute
- *   npm run bench -- --only hook,storm,apply,forward
+ *   npm run bench -- --only hook,storm,apply,forward,check
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { start } from '../src/sys/exec.js';
+import { run, start } from '../src/sys/exec.js';
 import type { SimGuest } from '../src/sim/host.js';
 import { sweepNetns } from '../src/sim/netns.js';
 import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './lib/world.js';
@@ -18,7 +18,7 @@ import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
-const only = new Set((onlyArg ?? 'hook,storm,apply,forward').split(','));
+const only = new Set((onlyArg ?? 'hook,storm,apply,forward,check').split(','));
 
 const sizes = smoke ? [0, 20] : [0, 100, 1000];
 const runs = smoke ? 3 : 15;
@@ -199,6 +199,53 @@ async function forwarding(): Promise<void> {
   for (const r of rows) log(`${r.setup.padEnd(30)} ${fmt(r.tcpGbps, 2).padEnd(11)} ${fmt(r.tcpGbps / base.tcpGbps, 2).padEnd(7)} ${fmt(r.udpKpps).padEnd(14)} ${fmt(r.udpKpps / base.udpKpps, 2)}`);
 }
 
+/**
+ * `xennet check` of a rule file with N guests, whole process. "address" guests have a MAC, an
+ * IPv4 and an IPv6 address; "full" guests add prefixes and two allow rules (2.6x the text).
+ */
+async function checkRuleFile(): Promise<void> {
+  const rows: { guests: number; kind: string; kib: number; medianMs: number; runs: number }[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'xnt-bench-check-'));
+  try {
+    for (const [n, kind] of (smoke ? [[1000, 'address'], [1000, 'full']] : [[1000, 'full'], [5000, 'address'], [5000, 'full']]) as [number, string][]) {
+      const lines = ['version: 1', 'defaults:', '  inbound: drop', 'guests:'];
+      for (let i = 0; i < n; i++) {
+        const hi = (i >> 8) & 255;
+        const lo = i & 255;
+        lines.push(`  guest${i}:`, `    mac: "02:00:00:00:${hi.toString(16).padStart(2, '0')}:${lo.toString(16).padStart(2, '0')}"`);
+        if (kind === 'address') {
+          lines.push(`    ipv4: [10.${hi}.${lo}.5]`, `    ipv6: ["2001:db8:${i.toString(16)}::5"]`);
+        } else {
+          lines.push(
+            `    ipv4: [10.${hi}.${lo}.0/28, 172.16.${hi}.${lo}]`,
+            `    ipv6: ["2001:db8:${i.toString(16)}::/64"]`,
+            '    allow_in:',
+            '      - { proto: tcp, ports: [22, 80, 443, "8000-8080"], from: [192.168.0.0/16] }',
+            '      - { proto: icmp, icmp_types: [8] }',
+          );
+        }
+      }
+      const file = join(dir, `rules-${n}-${kind}.yaml`);
+      const text = lines.join('\n') + '\n';
+      writeFileSync(file, text);
+      const times: number[] = [];
+      for (let k = 0; k < (smoke ? 2 : 7); k++) {
+        const t0 = performance.now();
+        const r = await run('node', [join(process.cwd(), 'dist/src/cli/main.js'), 'check', file], { timeoutMs: 120_000 });
+        if (r.code !== 0) throw new Error(`check ${n}: ${r.stderr}`);
+        times.push(performance.now() - t0);
+      }
+      rows.push({ guests: n, kind, kib: Math.round(text.length / 1024), medianMs: median(times), runs: times.length });
+      log(`  check ${n} ${kind} guests: median ${fmt(median(times))} ms`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  results['check'] = rows;
+  log('\nRule file check (`xennet check FILE`, whole process incl. Node start-up, median)');
+  for (const r of rows) log(`${String(r.guests).padEnd(6)} ${r.kind.padEnd(8)} guests (${r.kib} KiB)  ${fmt(r.medianMs)} ms`);
+}
+
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root (network namespaces)\n');
   process.exit(1);
@@ -209,6 +256,7 @@ if (only.has('hook')) await hookLatency();
 if (only.has('storm')) await bootStorm();
 if (only.has('apply')) await fullApply();
 if (only.has('forward')) await forwarding();
+if (only.has('check')) await checkRuleFile();
 results['seconds'] = (Date.now() - t0) / 1000;
 mkdirSync('bench/results', { recursive: true });
 const file = join('bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`);

@@ -3,7 +3,14 @@
  * Every error names the file, line, column and key path, says what is wrong and what is valid.
  */
 import { readFileSync } from 'node:fs';
-import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import * as jsyaml from 'js-yaml';
+import type * as Yaml from 'yaml';
+import type { Document, LineCounter } from 'yaml';
+
+/** `yaml` (source positions) is loaded only when a file has problems to point at. */
+let yamlModule: typeof Yaml | undefined;
+const yaml = (): typeof Yaml => (yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
 import type { z } from 'zod';
 import { XennetError } from '../sys/errors.js';
 import { cidrBytes, cidrText, type Cidr } from '../net/index.js';
@@ -46,6 +53,7 @@ const pathText = (path: Path): string => path.map((p) => (typeof p === 'number' 
 
 /** Source position of the node at `path` (or of the key, for unknown-key errors). */
 function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): { line: number; col: number } {
+  const { isMap, isNode, isPair, isScalar } = yaml();
   let offset = 0;
   let node: unknown = doc.contents;
   for (const seg of path) {
@@ -123,10 +131,10 @@ function overlapping(prefixes: OwnedPrefix[]): [OwnedPrefix, OwnedPrefix][] {
 }
 
 /** Checks across fields and guests that the schema cannot express. */
-function crossProblems(file: string, doc: Document, lc: LineCounter, policy: PolicyFile): ConfigProblem[] {
-  const out: ConfigProblem[] = [];
+function crossProblems(policy: PolicyFile): { path: Path; message: string }[] {
+  const out: { path: Path; message: string }[] = [];
   const at = (path: Path, message: string): void => {
-    out.push({ file, ...positionOf(doc, lc, path), path: pathText(path), message });
+    out.push({ path, message });
   };
   const macs = new Map<string, string>();
   const prefixes: OwnedPrefix[] = [];
@@ -164,7 +172,7 @@ function crossProblems(file: string, doc: Document, lc: LineCounter, policy: Pol
   for (const [later, earlier] of overlapping(prefixes)) {
     at(later.path, `${cidrText(later.c)} overlaps ${cidrText(earlier.c)} of ${earlier.owner}; an address belongs to one guest`);
   }
-  return out.sort((a, b) => a.line - b.line || a.col - b.col);
+  return out;
 }
 
 /** Guest keys JavaScript objects cannot hold as data (the schema would silently drop them). */
@@ -176,10 +184,38 @@ function reservedKeyProblems(file: string, doc: Document, lc: LineCounter, js: u
     .map((k) => ({ file, ...positionOf(doc, lc, ['guests'], k), path: `guests.${k}`, message: `${JSON.stringify(k)} cannot be a guest name in xennet's rule file; rename the domain` }));
 }
 
-/** Parses and validates rule file text; throws ConfigError with every problem found. */
+/**
+ * Parses and validates rule file text; throws ConfigError with every problem found.
+ *
+ * Valid files take a fast path (js-yaml with the YAML 1.2 core schema, then the schema and the
+ * cross checks). Anything that fails there is parsed again with `yaml`, which keeps source
+ * positions, so every problem is reported as file:line:col; a file with aliases or a
+ * `__proto__` key always takes that path (it bounds alias expansion and sees every key).
+ */
 export function parsePolicy(text: string, file: string): PolicyFile {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const fast = fastLoad(text);
+  if (fast !== undefined) {
+    const parsed = policySchema.safeParse(fast);
+    if (parsed.success && crossProblems(parsed.data).length === 0) return parsed.data;
+  }
+  return parseWithPositions(text, file);
+}
+
+/** The document as plain data, or undefined when the fast path cannot vouch for it. */
+function fastLoad(text: string): unknown {
+  // Quoted strings and comments cannot hold an anchor or alias; anything else that might sends
+  // the file to the careful path.
+  if (/[*&]|__proto__/.test(text.replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|(?:^|[ \t])#[^\n]*/gm, ''))) return undefined;
+  try {
+    return jsyaml.load(text, { schema: jsyaml.CORE_SCHEMA, json: false }) ?? {};
+  } catch {
+    return undefined;
+  }
+}
+
+function parseWithPositions(text: string, file: string): PolicyFile {
+  const lc = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
@@ -201,8 +237,8 @@ export function parsePolicy(text: string, file: string): PolicyFile {
   if (reserved.length > 0) throw new ConfigError(file, reserved);
   const parsed = policySchema.safeParse(js);
   if (!parsed.success) throw new ConfigError(file, zodProblems(file, doc, lc, parsed.error.issues));
-  const cross = crossProblems(file, doc, lc, parsed.data);
-  if (cross.length > 0) throw new ConfigError(file, cross);
+  const cross = crossProblems(parsed.data).map((p) => ({ file, ...positionOf(doc, lc, p.path), path: pathText(p.path), message: p.message }));
+  if (cross.length > 0) throw new ConfigError(file, cross.sort((a, b) => a.line - b.line || a.col - b.col));
   return parsed.data;
 }
 

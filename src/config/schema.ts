@@ -59,7 +59,7 @@ export const ruleSchema = z
   .strictObject({
     proto: z.enum(['tcp', 'udp', 'icmp', 'icmpv6', 'any']).describe('protocol; icmp is ICMP for IPv4, icmpv6 for IPv6'),
     ports: z.array(portSchema).min(1).optional().describe('destination ports (tcp, udp)'),
-    icmp_types: z.array(z.number().int().min(0).max(255)).min(1).optional().describe('ICMP or ICMPv6 type numbers (icmp, icmpv6)'),
+    icmp_types: z.array(z.number().int().min(0).max(254, { message: 'ICMP types are 0-254 (iptables reads 255 as every type; to allow every type, leave icmp_types out)' })).min(1).optional().describe('ICMP or ICMPv6 type numbers 0-254 (icmp, icmpv6)'),
     from: z.array(anyCidr).min(1).optional().describe('allowed sources (allow_in)'),
     to: z.array(anyCidr).min(1).optional().describe('allowed destinations (allow_out)'),
   })

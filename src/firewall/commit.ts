@@ -133,7 +133,7 @@ export interface CommitResult {
 
 export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log: Logger, options: CommitOptions = {}): Promise<CommitResult> {
   sweepFirewallTemp(env);
-  const { index, recovered } = loadIndex(env, log);
+  const { index, recovered } = loadIndex(env, log, { repair: true });
   let staged: Staged[] = readStaged(env, log);
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
   const before = index.vifs;

@@ -47,6 +47,25 @@ export function naTargetU32(c: Cidr): string {
   return `-m u32 --u32 "${parts.join('&&')}"`;
 }
 
+/** multiport takes at most 15 ports per rule, and a range counts as two. */
+export function multiportGroups(ports: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  let cur: string[] = [];
+  let used = 0;
+  for (const p of ports) {
+    const w = p.includes(':') ? 2 : 1;
+    if (used + w > 15) {
+      groups.push(cur);
+      cur = [];
+      used = 0;
+    }
+    cur.push(p);
+    used += w;
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
 /** Allow-rule lines for one family (rules whose addresses are of the other family are skipped). */
 export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family): string[] {
   const out: string[] = [];
@@ -63,7 +82,7 @@ export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family
       else {
         const ports = r.ports.map((p) => String(p).replace('-', ':'));
         if (ports.length === 1) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
-        else for (let i = 0; i < ports.length; i += 15) protoParts.push(`-p ${r.proto} -m multiport --dports ${ports.slice(i, i + 15).join(',')}`);
+        else for (const group of multiportGroups(ports)) protoParts.push(`-p ${r.proto} -m multiport --dports ${group.join(',')}`);
       }
     } else if (r.proto === 'icmp' || r.proto === 'icmpv6') {
       const p = family === 'ipv4' ? '-p icmp -m icmp --icmp-type' : '-p ipv6-icmp -m icmp6 --icmpv6-type';

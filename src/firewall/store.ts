@@ -92,18 +92,26 @@ function entryOf(raw: unknown): IndexEntry | undefined {
 
 export interface LoadedIndex {
   index: FirewallIndex;
-  /** The file did not parse (or had the wrong shape): it was set aside; the live rules decide. */
+  /**
+   * The record cannot say what is installed: the file is missing, from an earlier boot (rules may
+   * have been restored at boot by another tool), or unreadable (set aside when `repair`). The next
+   * commit reconciles from the live rules.
+   */
   recovered: boolean;
 }
 
-/** The index of this boot; a file that does not parse is set aside and reported, never fatal. */
-export function loadIndex(env: NodeJS.ProcessEnv, log: Logger): LoadedIndex {
+/**
+ * The index of this boot. Nothing here is fatal: with `repair` (the caller holds the hotplug lock
+ * and will reconcile), a file that does not parse is moved aside and reported; without, it is
+ * only read.
+ */
+export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair?: boolean } = {}): LoadedIndex {
   const path = indexPath(env);
   const r = readJsonTolerant(path);
-  if (r.kind === 'missing') return { index: emptyIndex(), recovered: false };
+  if (r.kind === 'missing') return { index: { ...emptyIndex(), dirty: true }, recovered: true };
   const raw = r.kind === 'ok' ? (r.value as Partial<Record<keyof FirewallIndex, unknown>>) : undefined;
   const boot = currentBootId();
-  if (raw && raw.version === 2 && raw.bootId !== boot) return { index: emptyIndex(), recovered: false }; // rules of an earlier boot are gone
+  if (raw && raw.version === 2 && raw.bootId !== boot) return { index: { ...emptyIndex(), dirty: true }, recovered: true };
   const vifs: Record<string, IndexEntry> = {};
   let ok = !!raw && raw.version === 2 && typeof raw.vifs === 'object' && raw.vifs !== null && !Array.isArray(raw.vifs);
   if (ok) {
@@ -117,8 +125,10 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger): LoadedIndex {
     }
   }
   if (!ok) {
-    const aside = setAside(path);
-    log.warning(`firewall index ${path} is unreadable (${r.kind === 'corrupt' ? r.reason : 'unexpected content'}); ${aside ? `moved to ${aside}; ` : ''}rebuilding it from the live rules`);
+    if (options.repair) {
+      const aside = setAside(path);
+      log.warning(`firewall index ${path} is unreadable (${r.kind === 'corrupt' ? r.reason : 'unexpected content'}); ${aside ? `moved to ${aside}; ` : ''}rebuilding it from the live rules`);
+    }
     return { index: { ...emptyIndex(), dirty: true }, recovered: true };
   }
   const index: FirewallIndex = { version: 2, bootId: boot, dirty: raw!.dirty === true, vifs };

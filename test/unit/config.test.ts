@@ -80,6 +80,32 @@ guests:
     ]);
   });
 
+  it('refuses a YAML alias bomb, a __proto__ guest and an all-zero MAC as file:line:col messages', () => {
+    const bomb = ['version: 1', 'a: &a ["x","x","x","x","x","x","x","x","x"]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]', 'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]', 'f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]', ''].join('\n');
+    const p = problems(bomb);
+    assert.equal(p.length, 1);
+    assert.match(p[0]!, /^x\.yaml:1:1: : YAML: .*alias/i);
+    assert.deepEqual(problems('version: 1\nguests:\n  __proto__: { mac: "00:16:3e:00:00:01" }\n'), ['x.yaml:3:3: guests.__proto__: "__proto__" cannot be a guest name in xennet\'s rule file; rename the domain']);
+    assert.deepEqual(problems('version: 1\nguests:\n  web: { mac: "00:00:00:00:00:00" }\n'), ['x.yaml:3:15: guests.web.mac: "00:00:00:00:00:00" is the all-zero address; a guest interface needs its own unicast MAC']);
+    const p2 = parsePolicy('version: 1\nguests:\n  web: { inbound: drop }\n', 'x.yaml');
+    const r = resolveVif(p2, { name: ifn('vif1.0'), bridge: ifn('xenbr0'), domain: dom('constructor'), ipv4: [], ipv6: [] });
+    assert.equal(r.guest, undefined, 'a domain named constructor is not a rule-file guest');
+    assert.equal(r.inbound, 'accept');
+  });
+
+  it('checks 5000 guests (overlaps in O(n log n))', function () {
+    this.timeout(30_000);
+    const lines = ['version: 1', 'guests:'];
+    for (let i = 0; i < 5000; i++) lines.push(`  g${i}: { mac: "02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}", ipv4: [10.${(i >> 8) & 255}.${i & 255}.0/28], ipv6: ["2001:db8:${i.toString(16)}::/64"] }`);
+    const t0 = performance.now();
+    const policy = parsePolicy(lines.join('\n') + '\n', 'x.yaml');
+    assert.equal(Object.keys(policy.guests ?? {}).length, 5000);
+    // The figure itself is in the bench; this only guards against a quadratic check coming back.
+    assert.ok(performance.now() - t0 < 10_000);
+    lines.push('  late: { ipv4: [10.0.1.3] }');
+    assert.deepEqual(problems(lines.join('\n') + '\n'), ['x.yaml:5003:18: guests.late.ipv4[0]: 10.0.1.3/32 overlaps 10.0.1.0/28 of guest g1; an address belongs to one guest']);
+  });
+
   it('generates a JSON Schema from the same source', () => {
     const s = jsonSchema() as { properties: Record<string, unknown>; additionalProperties: boolean };
     assert.deepEqual(Object.keys(s.properties).sort(), ['defaults', 'guests', 'version']);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { cidr, dom, ifn, mac } from './lib/values.js';
 import fc from 'fast-check';
-import { compile, compileShared, compileVif, eui64LinkLocal, naTargetU32, treeMember } from '../../src/firewall/compile.js';
+import { compile, compileShared, compileVif, eui64LinkLocal, multiportGroups, naTargetU32, treeMember } from '../../src/firewall/compile.js';
 import { asLive, diffTable, render } from '../../src/firewall/diff.js';
 import { incrementalPlans } from '../../src/firewall/commit.js';
 import type { IndexEntry } from '../../src/firewall/store.js';
@@ -89,6 +89,13 @@ describe('firewall compiler', () => {
     assert.ok(rs.ebnat.chains.get('XN-E-vif7.0')?.includes('-j mark --mark-or 0x300000 --mark-target CONTINUE'), 'isolated: both marks');
     assert.ok(!rs.ipv4.chains.get('XN-O-vif7.0')?.some((r) => r.includes('physdev')), 'isolation is not by interface name any more');
     assert.ok(!rs.ipv4.chains.has('XN-S-vif7.0'), 'no address known: no source check');
+  });
+
+  it('multiport: at most 15 ports a rule, a range counts twice', () => {
+    const ports = ['1:2', '3', '4:5', '6:7', '8:9', '10:11', '12:13', '14', '15', '16:17'];
+    const groups = multiportGroups(ports);
+    assert.deepEqual(groups.map((g) => g.reduce((n, p) => n + (p.includes(':') ? 2 : 1), 0)), [15, 2]);
+    assert.deepEqual(groups.flat(), ports);
   });
 
   it('helpers: EUI-64 link-local and u32 prefix matches', () => {

@@ -55,14 +55,21 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     const changes = vifs.map((v) => install(v, env));
     const r = await commitStaged(b, env, silentLogger);
     assert.equal(r.batch, 3);
-    assert.equal(b.restores.length, 3, 'one restore per table for all three vifs');
-    assert.equal(b.saves, 0, 'incremental: the live rules are not read');
+    assert.equal(b.restores.length, 3, 'one restore per table that changes (iptables, ip6tables, ebtables nat), for all three vifs');
+    assert.ok(r.reconciled, 'no record yet (first commit of the boot): the live rules decide');
     const { index } = loadIndex(env, silentLogger);
     assert.equal(index.dirty, false);
     assert.deepEqual(Object.entries(index.vifs).map(([n, e]) => [n, e.token, e.state, e.owner?.domid]).sort(), changes.map((c, i) => [c.name, c.token, 'installed', i + 1]));
     assert.deepEqual(readdirSync(pendingDir(env)), [], 'nothing left staged');
     await assertLiveIs(b, vifs);
     assert.deepEqual(await commitStaged(b, env, silentLogger), { batch: 0, tokens: [], reconciled: false }, 'nothing more to do');
+    const saves = b.saves;
+    const more = vif('vif4.0', 4);
+    install(more, env);
+    const r2 = await commitStaged(b, env, silentLogger);
+    assert.equal(r2.reconciled, false);
+    assert.equal(b.saves, saves, 'with a record: incremental, the live rules are not read');
+    await assertLiveIs(b, [...vifs, more]);
   });
 
   it('a staged remove after an install of the same vif wins; the last vif takes the jumps with it', async () => {
