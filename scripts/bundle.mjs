@@ -3,7 +3,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: { 'vif-main': 'src/hooks/vif-main.ts', 'network-main': 'src/hooks/network-main.ts' },
+  entryPoints: { 'vif-main': 'src/hooks/vif-main.ts', 'vif-entry': 'src/hooks/vif-entry.ts', 'network-main': 'src/hooks/network-main.ts' },
   outdir: 'dist/bundle',
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',

@@ -8,6 +8,7 @@ import { applyCommand, checkCommand, planCommand, schemaCommand } from './comman
 import { statusCommand } from './commands/status.js';
 import { demoCommand } from './commands/demo.js';
 import { installHooksCommand } from './commands/install-hooks.js';
+import { daemonCommand } from './commands/daemon.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(schemaCommand)
     .command(demoCommand)
     .command(installHooksCommand)
+    .command(daemonCommand)
     .completion('completion', 'print a bash/zsh completion script (source <(xennet completion))')
     .demandCommand(1, 'name a command (see --help)')
     .strict()

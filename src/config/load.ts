@@ -2,7 +2,7 @@
  * Loads the rule file: YAML (with source positions) -> schema validation -> cross-field checks.
  * Every error names the file, line, column and key path, says what is wrong and what is valid.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as jsyaml from 'js-yaml';
 import type * as Yaml from 'yaml';
@@ -242,12 +242,20 @@ function parseWithPositions(text: string, file: string): PolicyFile {
   return parsed.data;
 }
 
+/** Rule files larger than this are refused unread (5000 fully described guests take about 1.2 MiB). */
+export const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
+
 /** Loads the rule file; a missing file means the built-in defaults (anti-spoofing from xenstore). */
 export function loadPolicy(file: string): LoadedPolicy {
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > MAX_RULE_FILE_BYTES) {
+      throw new ConfigError(file, [{ file, line: 1, col: 1, path: '', message: `the file is ${(size / 1024 / 1024).toFixed(1)} MiB; a rule file may be at most ${MAX_RULE_FILE_BYTES / 1024 / 1024} MiB` }]);
+    }
     text = readFileSync(file, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, policy: { version: 1 }, fromFile: false };
     throw new XennetError('usage', `cannot read rule file ${file}: ${(e as Error).message}`, { exitCode: 1 });
   }

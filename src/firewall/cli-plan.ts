@@ -2,7 +2,7 @@
 import type { LoadedPolicy } from '../config/load.js';
 import { parseGuestKey, parseIfName, shown, xenVifName, type DomainName, type IfName } from '../net/index.js';
 import { reasonOf, usageError } from '../sys/errors.js';
-import { withHotplugLock } from '../sys/hotplug-lock.js';
+import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import { defaultBackend } from './backend/xtables.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
@@ -30,12 +30,21 @@ function vifSummary(r: ResolvedVif): PlanResult['vifs'][number] {
   return v;
 }
 
-export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; progress?: boolean }): Promise<PlanResult> {
-  const backend = await defaultBackend();
+export interface HostPlanOptions {
+  apply: boolean;
+  progress?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Takes the hotplug lock (default: flock; the daemon queues its callers first). */
+  acquireLock?: (name: string, options: HotplugLockOptions) => Promise<HeldHotplugLock>;
+}
+
+export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): Promise<PlanResult> {
+  const env = options.env ?? process.env;
+  const backend = await defaultBackend(env);
   // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
   // vif only while it holds the same lock, after its rules are in).
   const run = async (): Promise<PlanResult> => {
-    const facts = await gatherHostFacts();
+    const facts = await gatherHostFacts(env);
     const hp = await planHost(backend, loaded.policy, facts.vifs);
     const result: PlanResult = {
       mode: 'host',
@@ -53,6 +62,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; 
     }
     if (options.apply) {
       const done = await applyHost(backend, hp, {
+        env,
         onProgress: options.progress ? (i, n, t) => process.stderr.write(`\rapplied ${t} (${i}/${n})...`) : undefined,
       });
       if (options.progress) process.stderr.write('\r\x1b[K');
@@ -61,7 +71,13 @@ export async function hostPlan(loaded: LoadedPolicy, options: { apply: boolean; 
     }
     return result;
   };
-  return options.apply ? withHotplugLock('iptables', run) : run();
+  if (!options.apply) return run();
+  const held = await (options.acquireLock ?? acquireHotplugLock)('iptables', { env });
+  try {
+    return await run();
+  } finally {
+    held.release();
+  }
 }
 
 /** Parses `NAME=DOMAIN[@BRIDGE]`. */

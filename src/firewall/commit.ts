@@ -131,6 +131,38 @@ export interface CommitResult {
   reconciled: boolean;
 }
 
+/**
+ * What differs between the live rules and what xennet installed (the index and the recorded
+ * chains), per table, without changing anything: missing or damaged chains, root jumps missing,
+ * duplicated or shadowed. Chains the index does not know are not drift (they are adopted).
+ */
+export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: Logger): Promise<Record<TableName, TablePlan>> {
+  const { index } = loadIndex(env, log);
+  const out = {} as Record<TableName, TablePlan>;
+  const lives = await Promise.all(tableNames.map(async (t) => parseSave(await backend.save(t), t)));
+  const ebnat = lives[tableNames.indexOf('ebnat')]!;
+  const isolated = (v: string): boolean => (ebnat.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
+  tableNames.forEach((t, i) => {
+    const live = lives[i]!;
+    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, isolated), t);
+  });
+  return out;
+}
+
+/** One line per difference, for the log: `iptables FORWARD: jump ... added`. */
+export function describePlans(plans: Record<TableName, TablePlan>): string[] {
+  const tool: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat' };
+  const out: string[] = [];
+  for (const t of tableNames) {
+    const p = plans[t];
+    for (const c of p.write.keys()) out.push(`${tool[t]} chain ${c} restored`);
+    for (const c of p.remove) out.push(`${tool[t]} chain ${c} removed`);
+    for (const r of p.addRoots) out.push(`${tool[t]} ${r.chain}: jump to ${/-[jg] (\S+)$/.exec(r.rule)?.[1] ?? '?'} ${p.removeRoots.some((x) => x.rule === r.rule) ? 'moved back to the top' : 'put back'}`);
+    for (const r of p.removeRoots) if (!p.addRoots.some((x) => x.rule === r.rule)) out.push(`${tool[t]} ${r.chain}: extra jump removed`);
+  }
+  return out;
+}
+
 export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log: Logger, options: CommitOptions = {}): Promise<CommitResult> {
   sweepFirewallTemp(env);
   const { index, recovered } = loadIndex(env, log, { repair: true });

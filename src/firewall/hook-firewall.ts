@@ -9,6 +9,7 @@ import { readJsonTolerant } from '../sys/statefile.js';
 import { rulesPath } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
+import type { PolicyFile } from '../config/schema.js';
 import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
 import { commitStaged, stageInstall, stageRemove } from './commit.js';
 import { compileVif, treeMember } from './compile.js';
@@ -55,12 +56,16 @@ const confirmed = (name: string, token: string, env: NodeJS.ProcessEnv): boolean
 /** Whether a commit of `token` has started (written ahead) or finished. */
 const recorded = (name: string, token: string, env: NodeJS.ProcessEnv): boolean => entryWithToken(name, token, env) !== undefined;
 
-export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger): VifFirewall {
+/** Where the hook firewall gets the policy: by default the rule file (through its cache). */
+export type PolicySource = () => Promise<{ policy: PolicyFile }>;
+
+export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySource?: PolicySource): VifFirewall {
+  const policyOf: PolicySource = policySource ?? (() => cachedPolicy(rulesPath(undefined, env), env));
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {
       let loaded;
       try {
-        loaded = await cachedPolicy(rulesPath(undefined, env), env);
+        loaded = await policyOf();
       } catch (e) {
         if (isConfigError(e)) throw new HookFailure(`the rule file is invalid, so ${cfg.name} cannot be firewalled: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`, 'fix it (`xennet check`) and start the guest again');
         throw e;

@@ -11,38 +11,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Deadline } from '../sys/deadline.js';
-import { XennetError, reasonOf } from '../sys/errors.js';
 import { createLogger, type Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
-import { backendPathFromEnv, parseVifCall, type VifHookInput } from './vif-input.js';
+import { reportOnFreshConnection, runVifCall, type HookServices } from './vif-call.js';
+import { backendPathFromEnv } from './vif-input.js';
 import { HOOK_BUDGET_MS, HOOK_WORK_MS } from './vif-run.js';
-
-function sentence(e: unknown): string {
-  if (e instanceof XennetError) return e.hint ? `${e.message} (${e.hint})` : e.message;
-  return reasonOf(e);
-}
-
-/** hotplug-error + hotplug-status=error, atomically. */
-export async function reportError(xs: XenstoreClient, backendPath: string, message: string): Promise<void> {
-  await xs.transaction(async (tx) => {
-    await tx.write(`${backendPath}/hotplug-error`, message.slice(0, 2000));
-    await tx.write(`${backendPath}/hotplug-status`, 'error');
-  });
-}
-
-/** Reports a failure on a connection of its own (the hook's may be the thing that failed). */
-async function reportOnFreshConnection(env: NodeJS.ProcessEnv, backendPath: string, message: string, log: Logger, timeoutMs: number): Promise<void> {
-  let xs: XenstoreClient | undefined;
-  try {
-    const { XenstoreClient } = await import('../xenstore/client.js');
-    xs = await XenstoreClient.connect(env, { requestTimeoutMs: timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 2000) });
-    await reportError(xs, backendPath, message);
-  } catch (e) {
-    log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e)}`);
-  } finally {
-    xs?.close();
-  }
-}
 
 /** XENNET_TIMING=1: phase timings (ms since process start) on stderr, for benchmarks. */
 const marks: [string, number][] = [];
@@ -50,6 +23,15 @@ let phase = 'starting';
 export function mark(what: string): void {
   phase = what;
   if (process.env['XENNET_TIMING'] === '1') marks.push([what.replace(/ /g, '-'), performance.now()]);
+}
+
+/** Milliseconds the vif-xennet client ran before it started this process (XENNET_HOOK_STARTED). */
+function spentBefore(env: NodeJS.ProcessEnv): number {
+  const raw = env['XENNET_HOOK_STARTED'];
+  if (!raw || !/^\d{9,11}(\.\d{1,9})?$/.test(raw)) return 0;
+  const clientStart = Number(raw) * 1000;
+  const processStart = performance.timeOrigin;
+  return Math.min(30_000, Math.max(0, processStart - clientStart));
 }
 
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, log: Logger = createLogger({ tag: 'vif-xennet', syslog: env['XENNET_SYSLOG'] !== '0' })): Promise<number> {
@@ -65,10 +47,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     log.err(message);
     if (backendPath) await reportOnFreshConnection(env, backendPath, message, log, 2500);
   };
-  // The budget is enforced here whatever the work is doing.
+  // The budget counts from when the toolstack started the script: this process's start, or the
+  // vif-xennet client's when it handed the call over to us (it ran for a while first).
+  const before = spentBefore(env);
   const watchdog = setTimeout(() => {
     void failHard(`gave up after ${HOOK_BUDGET_MS / 1000} s while ${phase}`).finally(() => process.exit(1));
-  }, Math.max(0, HOOK_BUDGET_MS - performance.now()));
+  }, Math.max(0, HOOK_BUDGET_MS - before - performance.now()));
   watchdog.unref();
   const emptyLoop = (): void => {
     if (finished) return;
@@ -76,9 +60,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   };
   process.once('beforeExit', emptyLoop);
   try {
-    const code = await mainInner(argv, env, log, Deadline.in(HOOK_WORK_MS - performance.now()), (m) => {
+    const code = await mainInner(argv, env, log, Deadline.in(HOOK_WORK_MS - before - performance.now()), () => {
       reported = true;
-      return m;
     });
     finished = true;
     process.exitCode = code;
@@ -92,52 +75,25 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   }
 }
 
-async function mainInner(argv: readonly string[], env: NodeJS.ProcessEnv, log: Logger, deadline: Deadline, noteReported: (m: string) => string): Promise<number> {
-  let backendPath = backendPathFromEnv(env);
-  let input: VifHookInput | undefined;
+async function mainInner(argv: readonly string[], env: NodeJS.ProcessEnv, log: Logger, deadline: Deadline, noteReported: () => void): Promise<number> {
   let xs: XenstoreClient | undefined;
   let nl: { close(): void } | undefined;
+  const services: HookServices = {
+    xenstore: async () => {
+      const { XenstoreClient } = await import('../xenstore/client.js');
+      xs = await XenstoreClient.connect(env);
+      return xs;
+    },
+    netlink: async () => {
+      const { NetlinkClient } = await import('../bridge/nl/client.js');
+      const client = new NetlinkClient();
+      nl = client;
+      return client;
+    },
+    firewall: async (l) => (env['XENNET_FIREWALL'] === 'off' ? (await import('./vif-firewall.js')).noFirewall : (await import('../firewall/hook-firewall.js')).createHookFirewall(env, l)),
+  };
   try {
-    const call = parseVifCall(argv, env);
-    if (call.kind === 'ignore') {
-      log.debug(call.reason);
-      return 0;
-    }
-    input = call.input;
-    backendPath = input.backendPath;
-    const online = input.command === 'online' || input.command === 'add';
-    const firewallOff = env['XENNET_FIREWALL'] === 'off';
-    const [{ XenstoreClient }, { NetlinkClient }, run, fw] = await Promise.all([
-      import('../xenstore/client.js'),
-      import('../bridge/nl/client.js'),
-      import('./vif-run.js'),
-      firewallOff ? import('./vif-firewall.js').then((m) => m.noFirewall) : import('../firewall/hook-firewall.js').then((m) => m.createHookFirewall(env, log)),
-    ]);
-    mark('imported');
-    xs = await XenstoreClient.connect(env);
-    const client = new NetlinkClient();
-    nl = client;
-    const deps: Parameters<typeof run.vifOnline>[1] = { xs, nl: client, firewall: fw, log, mark, deadline };
-    if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
-    const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);
-    log.info(`${outcome.summary} in ${Math.round(performance.now())} ms`);
-    return 0;
-  } catch (e) {
-    const message = sentence(e);
-    log.err(`${input ? `${input.command} ${input.device}: ` : ''}${message}`);
-    if (backendPath) {
-      noteReported(message);
-      if (xs?.usable) {
-        try {
-          await reportError(xs, backendPath, message);
-        } catch (e2) {
-          log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e2)}`);
-        }
-      } else {
-        await reportOnFreshConnection(env, backendPath, message, log, 2500);
-      }
-    }
-    return 1;
+    return await runVifCall(argv, services, { env, log, deadline, mark, elapsed: () => performance.now(), onReported: noteReported });
   } finally {
     xs?.close();
     nl?.close();

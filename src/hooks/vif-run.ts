@@ -13,7 +13,7 @@ import type { IfName } from '../net/index.js';
 import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
 import { killPoint } from '../sys/test-seams.js';
-import { acquireHotplugLock, withHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
+import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
@@ -41,6 +41,8 @@ export interface VifDeps {
   deadline?: Deadline;
   /** Timing marks (XENNET_TIMING=1) and the phase a watchdog reports. */
   mark?: (what: string) => void;
+  /** Takes the hotplug lock (default: flock on the lock file; the daemon queues its callers first). */
+  acquireLock?: (name: string, options: HotplugLockOptions) => Promise<HeldHotplugLock>;
 }
 
 export interface VifOutcome {
@@ -148,7 +150,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     // A change nobody committed has no rules to remove; one a batch holder may have taken has:
     // the vif is detached again (undo above), so removing them opens no window.
     if (staged && firewall.unstage() === 'maybe-committed') {
-      await withHotplugLock('iptables', () => deps.firewall.remove(target(cfg, [cfg.name])), { ...(deps.lockDir === undefined ? {} : { dir: deps.lockDir }), deadline: Deadline.in(Math.max(1000, deadline.slice(5000, 1500))) }).catch((e2: unknown) =>
+      await underLock(deps, { ...(deps.lockDir === undefined ? {} : { dir: deps.lockDir }), deadline: Deadline.in(Math.max(1000, deadline.slice(5000, 1500))) }, () => deps.firewall.remove(target(cfg, [cfg.name]))).catch((e2: unknown) =>
         undo.push(`firewall: ${reasonOf(e2)}`),
       );
     }
@@ -171,7 +173,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
  */
 async function lockOrCommitted(deps: VifDeps, deadline: Deadline, firewall: PreparedFirewall): Promise<HeldHotplugLock | undefined> {
   const stop = new AbortController();
-  const lock = acquireHotplugLock('iptables', { ...lockOptions(deps, deadline), signal: stop.signal }).then((held) => ({ held }));
+  const lock = (deps.acquireLock ?? acquireHotplugLock)('iptables', { ...lockOptions(deps, deadline), signal: stop.signal }).then((held) => ({ held }));
   const committed = firewall.committedByOthers(stop.signal).then(() => ({ held: undefined }));
   try {
     const first = await Promise.race([lock, committed]);
@@ -182,6 +184,15 @@ async function lockOrCommitted(deps: VifDeps, deadline: Deadline, firewall: Prep
     return first.held;
   } finally {
     stop.abort();
+  }
+}
+
+async function underLock<T>(deps: VifDeps, options: HotplugLockOptions, fn: () => Promise<T>): Promise<T> {
+  const held = await (deps.acquireLock ?? acquireHotplugLock)('iptables', options);
+  try {
+    return await fn();
+  } finally {
+    held.release();
   }
 }
 
@@ -233,7 +244,7 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
   const names: IfName[] = [cfg.device];
   if (dev && dev.name !== cfg.device) names.push(dev.name as IfName);
   deps.mark?.('waiting for the hotplug lock');
-  const removed = await withHotplugLock('iptables', () => deps.firewall.remove(target(cfg, names)), lockOptions(deps, deadline));
+  const removed = await underLock(deps, lockOptions(deps, deadline), () => deps.firewall.remove(target(cfg, names)));
   if (removed) deps.log.debug(`removed the firewall rules of ${names.join(', ')}`);
   return { summary: dev ? `offline ${who(cfg, dev.name)}${dev.master ? `, detached from ${dev.master}` : ''}` : `offline ${name}: already gone` };
 }

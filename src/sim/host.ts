@@ -11,10 +11,11 @@
  * toolstack's calls of a vif-script (libxl or xend form) against it.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fireAndForget, type ExecResult } from '../sys/exec.js';
+import { fireAndForget, start, type ExecResult } from '../sys/exec.js';
 import { XennetError } from '../sys/errors.js';
 import { addNetns, deleteNetns, type SimNetns } from './netns.js';
 import { InMemoryXenstored } from './xenstored.js';
@@ -84,6 +85,14 @@ export interface KeptHost {
   env: NodeJS.ProcessEnv;
 }
 
+async function readFileSafe(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** Starts a detached process and waits until `readyPath` exists; returns its pid. */
 async function startDetached(file: string, args: string[], readyPath: string): Promise<number> {
   const pid = fireAndForget(file, args);
@@ -122,9 +131,62 @@ export class SimHost {
       XENSTORED_PATH: this.xenstoreSocket,
       XENNET_STATE_DIR: join(this.dir, 'state'),
       XENNET_HOTPLUG_LOCK_DIR: join(this.dir, 'hotplug-lock'),
+      XENNET_RUN_DIR: join(this.dir, 'run'),
       XENNET_SYSLOG: '0',
       ...extra,
     };
+  }
+
+  /** Where this host's daemon listens. */
+  get runDir(): string {
+    return this.installed ? '/run/xennet' : join(this.dir, 'run');
+  }
+
+  private daemonProcess: ReturnType<typeof start> | undefined;
+  private daemonExit: Promise<number | null> | undefined;
+  /** What the daemon wrote on stderr (its log). */
+  daemonLog: string[] = [];
+
+  /**
+   * Starts `xennet daemon` in dom0 (the installed one on an installed host, or `command` as given,
+   * e.g. the installed unit's ExecStart) and waits until it listens.
+   */
+  async startDaemon(extra: NodeJS.ProcessEnv = {}, command?: string[]): Promise<number> {
+    const cmd = command ?? (this.installed ? [this.installed.xennetBin, 'daemon'] : ['node', xennetCli, 'daemon']);
+    const pidFile = join(this.runDir, 'daemon.pid');
+    rmSync(pidFile, { force: true });
+    const child = start('ip', ['netns', 'exec', this.dom0.name, ...cmd], { env: this.env(extra) });
+    this.daemonProcess = child;
+    this.daemonLog = [];
+    child.stdout?.resume();
+    child.stderr?.on('data', (b: Buffer) => this.daemonLog.push(...b.toString('utf8').split('\n').filter((l) => l !== '')));
+    this.daemonExit = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+    for (let i = 0; i < 200; i++) {
+      if (existsSync(pidFile) && existsSync(join(this.runDir, 'daemon.fifo'))) return child.pid ?? 0;
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new XennetError('exec', `xennet daemon did not start: ${this.daemonLog.join(' | ')}`);
+  }
+
+  /** Stops the daemon (SIGTERM: it finishes what is in flight; SIGKILL: a crash); its exit code. */
+  async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.daemonProcess;
+    if (!child || !this.daemonExit) return null;
+    const pid = Number((await readFileSafe(join(this.runDir, 'daemon.pid'))).trim());
+    // The daemon is a child of `ip netns exec`, which execs it: the same process.
+    child.kill(signal);
+    if (Number.isInteger(pid) && pid > 0 && pid !== child.pid) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* gone */
+      }
+    }
+    const code = await this.daemonExit;
+    this.daemonProcess = undefined;
+    this.daemonExit = undefined;
+    return code;
   }
 
   static async create(options: SimHostOptions = {}): Promise<SimHost> {
@@ -273,6 +335,7 @@ export class SimHost {
   }
 
   async destroy(): Promise<void> {
+    if (this.daemonProcess) await this.stopDaemon('SIGKILL');
     for (const n of [...this.owned].reverse()) await deleteNetns(n);
     this.owned.length = 0;
     await this.xenstored.close();

@@ -22,6 +22,7 @@ import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import type { LiveTable } from '../firewall/save-parse.js';
 import { gatherHostFacts } from '../firewall/session.js';
+import type { DaemonStats } from '../daemon/server.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
@@ -60,6 +61,8 @@ export interface HostStatus {
   bridges: BridgeStatusLine[];
   vifs: VifStatus[];
   staleChains: string[];
+  /** The resident controller, when the CLI asked it (or learned it does not run). */
+  daemon?: { running: false } | ({ running: true } & DaemonStats);
 }
 
 function vifChainsLive(live: Record<TableName, LiveTable>, name: string): Map<string, { table: TableName; rules: string[] }> {
@@ -187,11 +190,27 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains };
 }
 
+function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+function daemonLine(d: NonNullable<HostStatus['daemon']>): string {
+  if (!d.running) return 'daemon: not running (hooks run in-process)';
+  const parts = [`daemon: running, pid ${d.pid}, up ${duration(d.uptimeSeconds)}`, `${d.hookCalls} hook call${d.hookCalls === 1 ? '' : 's'} (${d.hookFailures} failed)`, `${d.repairs} repair${d.repairs === 1 ? '' : 's'}`, `RSS ${d.rssMiB} MiB`];
+  if (d.drift.lastRepair) parts.push(`last repair ${printable(d.drift.lastRepair)}`);
+  parts.push(`last error ${d.lastError ? printable(d.lastError) : 'none'}`);
+  return parts.join('; ');
+}
+
 export function renderHostStatus(s: HostStatus, color: boolean): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const lines: string[] = [];
   lines.push(s.ok ? c('32', 'xennet: guest networking OK') : c('31', `xennet: ${s.problems.length} problem${s.problems.length === 1 ? '' : 's'}`));
   lines.push(`  firewall backend ${s.backend ? `${s.backend.iptables} + ${s.backend.ebtables}` : 'unavailable'}; rule file ${s.rules.file} (${s.rules.state}); xenstore ${s.xenstore ?? 'not reachable'}`);
+  if (s.daemon) lines.push(`  ${daemonLine(s.daemon)}`);
   lines.push(`  br_netfilter: ${Object.entries(s.bridgeNetfilter).map(([k, v]) => `${k.replace('net.bridge.', '')}=${v ?? 'missing'}`).join(' ')}`);
   lines.push('');
   lines.push('BRIDGE       STATE  MTU    UPLINK            NF-CALL(4/6)  PORTS');

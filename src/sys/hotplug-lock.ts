@@ -159,7 +159,7 @@ export async function acquireHotplugLock(name: string, options: HotplugLockOptio
   }
 }
 
-function gaveUp(path: string, waitedMs: number): XennetError {
+export function gaveUp(path: string, waitedMs: number): XennetError {
   const holder = lockHolder(path);
   return timeoutError(`waiting for the hotplug lock ${path}${holder ? ` (held by ${holder})` : ''}`, waitedMs, 'another hotplug script holds it; look for a hung vif or block script');
 }

@@ -46,12 +46,12 @@ describe('npm pack + global install', function () {
     assert.match(plan.stdout, /XN-S-vif5\.0: -s 192\.168\.0\.5\/32 -j RETURN/);
     const schema = await run(bin, ['schema']);
     assert.equal(JSON.parse(schema.stdout).type, 'object');
-    const hooks = await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--dry-run']);
+    const hooks = await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'systemd'), '--dry-run']);
     assert.match(hooks.stdout, /would write .*scripts\/vif-xennet/);
   });
 
   it('installed hook launchers load xennet', async () => {
-    assert.equal((await run(bin, ['install-hooks', '--dir', join(dir, 'scripts')])).code, 0);
+    assert.equal((await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'systemd')])).code, 0);
     const r = await run(join(dir, 'scripts', 'vif-xennet'), ['explode'], { env: { ...process.env, XENNET_SYSLOG: '0' } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /vif-xennet: error: invalid command "explode"/);

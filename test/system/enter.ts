@@ -9,6 +9,7 @@
  *
  *   /run           tmpfs (so /var/run -> /run too: the xenstored socket, the hotplug lock,
  *                  and `ip netns` namespaces are private and vanish with the mount namespace)
+ *   /etc           overlayfs with a tmpfs upper layer (the daemon's systemd unit goes there)
  *   /etc/xen       tmpfs, with a copy of Xen's scripts in /etc/xen/scripts (vif-bridge's
  *                  iptables part re-enabled in the copy, as upstream Xen has it)
  *   /var/lib       tmpfs (/var/lib/xennet),  /var/log  tmpfs (/var/log/xen),  /tmp  tmpfs
@@ -65,6 +66,9 @@ async function buildMachine(): Promise<void> {
   await tmpfs('/run');
   mkdirSync('/run/lock', { mode: 0o1777 });
   mkdirSync(scratch, { recursive: true });
+  // /etc as an overlay: what install-hooks writes (/etc/systemd/system/xennet.service) lands in
+  // the throw-away upper layer, and everything else in /etc reads as it is.
+  await overlay('/etc', 'etc');
 
   const aside = join(scratch, 'xen-scripts');
   cpSync('/etc/xen/scripts', aside, { recursive: true, verbatimSymlinks: true });

@@ -1,5 +1,7 @@
 /** `xennet plan`, `xennet apply`, `xennet check`, `xennet schema`: the guest firewall. */
 import type { Argv, CommandModule } from 'yargs';
+import { resolve } from 'node:path';
+import type { PlanResult } from '../../firewall/cli-plan.js';
 import { ExitCode } from '../../sys/errors.js';
 import { runCommand } from '../run-command.js';
 
@@ -20,8 +22,16 @@ const rulesOption = (y: Argv): Argv<RulesArgs> =>
 
 async function planOutcome(argv: PlanArgs, apply: boolean) {
   const [{ loadPolicy, rulesPath }, fw, view] = await Promise.all([import('../../config/load.js'), import('../../firewall/cli-plan.js'), import('../../firewall/plan-view.js')]);
-  const loaded = loadPolicy(rulesPath(argv.rules));
-  const result = argv.offline ? fw.offlinePlan(loaded, argv.vif ?? []) : await fw.hostPlan(loaded, { apply, progress: process.stderr.isTTY === true });
+  const file = resolve(rulesPath(argv.rules));
+  let result: PlanResult;
+  if (argv.offline) {
+    result = fw.offlinePlan(loadPolicy(file), argv.vif ?? []);
+  } else {
+    // When the daemon runs, it plans and applies (under its lock queue: never racing its hooks).
+    const { askDaemon, unwrap } = await import('../../daemon/client.js');
+    const answer = await askDaemon(process.env, { cmd: apply ? 'apply' : 'plan', rules: file });
+    result = answer ? (unwrap(answer) as PlanResult) : await fw.hostPlan(loadPolicy(file), { apply, progress: process.stderr.isTTY === true });
+  }
   const text = view.renderPlanView(result, { apply, color: process.stdout.isTTY === true });
   const exitCode = apply ? ExitCode.ok : result.pending ? ExitCode.pending : ExitCode.ok;
   return { json: result, text, exitCode };

@@ -1,6 +1,19 @@
 /** `xennet status`: is this host's guest networking right? (exit 1 when something is wrong) */
 import type { Argv, CommandModule } from 'yargs';
+import { resolve } from 'node:path';
+import type { DaemonStats } from '../../daemon/server.js';
+import type { HostStatus } from '../../status/host-status.js';
 import { ExitCode } from '../../sys/errors.js';
+
+/** The daemon's view of itself is part of the host's status: a rule file it could not load is a problem. */
+function withDaemon(a: { status: HostStatus; daemon: DaemonStats }): HostStatus & { daemon: { running: true } & DaemonStats } {
+  const s = { ...a.status, daemon: { running: true as const, ...a.daemon } };
+  if (a.daemon.policy.state === 'kept') {
+    s.problems = [...s.problems, `rule file ${a.daemon.policy.file} is invalid; the daemon keeps the policy loaded at ${a.daemon.policy.loadedAt}: ${a.daemon.policy.problem ?? ''}`];
+    s.ok = false;
+  }
+  return s;
+}
 import { runCommand } from '../run-command.js';
 
 interface StatusArgs {
@@ -20,7 +33,10 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   handler: (argv) =>
     runCommand(argv.json, async () => {
       const { hostStatus, renderHostStatus } = await import('../../status/host-status.js');
-      const s = await hostStatus(argv.rules === undefined ? {} : { rules: argv.rules });
+      const { askDaemon, unwrap } = await import('../../daemon/client.js');
+      const { rulesPath } = await import('../../config/paths.js');
+      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(rulesPath(argv.rules)) }, 120_000);
+      const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats }) : { ...(await hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
       return { json: s, text: renderHostStatus(s, process.stdout.isTTY === true), exitCode: s.ok ? ExitCode.ok : ExitCode.error };
     }),
 };

@@ -12,6 +12,14 @@ import { isEbtables, kernelTable, type TableName } from '../model.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 
+/** Pids of this process's recent restores (a ruleset monitor tells its own changes from others'). */
+export const ownRestorePids = new Map<number, number>();
+function noteOwnPid(pid: number): void {
+  const now = Date.now();
+  ownRestorePids.set(pid, now);
+  for (const [p, t] of ownRestorePids) if (now - t > 60_000) ownRestorePids.delete(p);
+}
+
 export interface Backend {
   variant: IptablesVariant;
   /** The executables used, for status. */
@@ -60,7 +68,7 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
       if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
       const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
-      const r = await run(tools[table].restore, args, { input: text });
+      const r = await run(tools[table].restore, args, { input: text, onSpawn: noteOwnPid });
       if (r.code !== 0) {
         throw new XennetError('exec', `${tools[table].restore} rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}; the previous rules stay in force`, {
           hint: 'run `xennet plan` to see the difference; report the restore text if it persists',

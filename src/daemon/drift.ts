@@ -1,0 +1,126 @@
+/**
+ * Drift healed: the daemon notices within seconds that another program flushed or damaged its
+ * root jumps, XN-FORWARD, the dispatch trees or a guest's chain, repairs the firewall to what it
+ * installed, and logs what it repaired.
+ *
+ * With iptables on nf_tables (and ebtables, which always is), the kernel announces every ruleset
+ * generation with the pid that made it (NFT_MSG_NEWGEN): a change by anyone but the daemon's own
+ * restores schedules a check. With iptables-legacy (which the monitor cannot see) the check polls every
+ * 3 s. A full check also runs every 30 s whatever the backend. Checks and repairs run under the
+ * hotplug lock, so they never interleave with a hook's commit.
+ */
+import { defaultBackend, ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
+import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
+import { isEmptyPlan } from '../firewall/diff.js';
+import { Deadline } from '../sys/deadline.js';
+import { reasonOf } from '../sys/errors.js';
+import { watchRulesetGenerations } from '../bridge/nl/nft-generations.js';import type { DaemonContext } from './server.js';
+
+const FULL_CHECK_MS = 30_000;
+const LEGACY_POLL_MS = 3_000;
+const DEBOUNCE_MS = 300;
+
+export class DriftWatch {
+  private backend: Backend | undefined;
+  private monitor: { close(): void } | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private pending: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private mode = 'off';
+  private lastCheck: Date | null = null;
+  private lastRepair: string | null = null;
+
+  constructor(private readonly d: DaemonContext) {}
+
+  state(): { mode: string; lastCheck: string | null; lastRepair: string | null } {
+    return { mode: this.mode, lastCheck: this.lastCheck?.toISOString() ?? null, lastRepair: this.lastRepair };
+  }
+
+  async start(): Promise<void> {
+    try {
+      this.backend = await defaultBackend(this.d.env);
+    } catch (e) {
+      this.d.log.warning(`drift checks are off: ${reasonOf(e)}`);
+      return;
+    }
+    const every = (ms: number): void => {
+      const t = setInterval(() => this.schedule(0), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(FULL_CHECK_MS);
+    if (this.backend.variant === 'legacy') every(LEGACY_POLL_MS);
+    this.startMonitor();
+    this.mode = this.backend.variant === 'legacy' ? `nf_tables commit events (ebtables) and polling every ${LEGACY_POLL_MS / 1000} s (iptables-legacy)` : 'nf_tables commit events';
+    this.schedule(0);
+  }
+
+  private startMonitor(): void {
+    try {
+      this.monitor = watchRulesetGenerations(
+        (e) => {
+          if (!ownRestorePids.has(e.pid)) this.schedule(DEBOUNCE_MS);
+        },
+        () => this.schedule(DEBOUNCE_MS),
+      );
+    } catch (e) {
+      this.d.log.warning(`cannot watch nf_tables commits (${reasonOf(e)}); drift is checked every ${FULL_CHECK_MS / 1000} s`);
+    }
+  }
+
+  /** A check soon (events come in bursts: one check after the burst). */
+  schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.pending);
+    this.pending = setTimeout(() => {
+      this.running = this.check().finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.schedule(DEBOUNCE_MS);
+        }
+      });
+    }, delayMs);
+  }
+
+  /** Compares the live rules with what xennet installed and repairs what differs. */
+  async check(): Promise<void> {
+    const backend = this.backend;
+    if (!backend || this.d.shuttingDown()) return;
+    let held;
+    try {
+      held = await this.d.lock.acquire('iptables', { deadline: Deadline.in(20_000), env: this.d.env });
+    } catch (e) {
+      this.d.log.warning(`drift check postponed: ${reasonOf(e)}`);
+      return;
+    }
+    try {
+      this.lastCheck = new Date();
+      const plans = await driftPlans(backend, this.d.env, this.d.log);
+      if (isEmptyPlan(plans)) return;
+      const what = describePlans(plans);
+      await commitStaged(backend, this.d.env, this.d.log, { full: true, only: new Set() });
+      this.d.noteRepair();
+      this.lastRepair = `${this.lastCheck.toISOString()} ${what.join('; ')}`;
+      this.d.log.warning(`repaired the firewall after a change by another program: ${what.join('; ')}`);
+    } catch (e) {
+      this.d.noteError(`drift repair: ${reasonOf(e)}`);
+      this.d.log.err(`drift check failed: ${reasonOf(e)}`);
+    } finally {
+      held.release();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.pending);
+    this.monitor?.close();
+  }
+}

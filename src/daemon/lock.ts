@@ -1,0 +1,104 @@
+/**
+ * The hotplug lock inside the daemon: callers queue in-process, and the one at the head takes
+ * the host-wide flock shared with Xen's scripts through a resident helper (a pipe round trip,
+ * not a flock(1) process per lock; flock(1) when perl is missing). A caller that stops waiting
+ * (its change was committed by the holder's batch) leaves the queue.
+ */
+import { join } from 'node:path';
+import { Deadline } from '../sys/deadline.js';
+import { XennetError } from '../sys/errors.js';
+import { FlockHelper } from '../sys/flock-helper.js';
+import { acquireHotplugLock, gaveUp, hotplugLockDir, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
+import { mkdirSync } from 'node:fs';
+
+interface Waiter {
+  start: () => void;
+  cancel: (e: Error) => void;
+}
+
+export class DaemonLock {
+  private busy = false;
+  private readonly queue: Waiter[] = [];
+
+  private readonly helper = FlockHelper.available() ? new FlockHelper() : undefined;
+
+  constructor(private readonly dir: string | undefined) {}
+
+  close(): void {
+    this.helper?.close();
+  }
+
+  /** Waiting callers (for status). */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  async acquire(name: string, options: HotplugLockOptions = {}): Promise<HeldHotplugLock> {
+    await this.turn(options);
+    try {
+      const held = this.helper ? await this.viaHelper(name, options) : await acquireHotplugLock(name, { ...options, ...(this.dir === undefined ? {} : { dir: this.dir }) });
+      let released = false;
+      return {
+        path: held.path,
+        release: () => {
+          if (released) return;
+          released = true;
+          held.release();
+          this.next();
+        },
+      };
+    } catch (e) {
+      this.next();
+      throw e;
+    }
+  }
+
+  private async viaHelper(name: string, options: HotplugLockOptions): Promise<HeldHotplugLock> {
+    const helper = this.helper!;
+    const dir = this.dir ?? hotplugLockDir(options.env);
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, name);
+    const deadline = options.deadline ?? Deadline.in(60_000);
+    const started = Date.now();
+    try {
+      await helper.lock(path, Math.max(1, deadline.remainingMs()), options.signal);
+    } catch (e) {
+      if (e instanceof XennetError && e.code === 'timeout') throw gaveUp(path, Date.now() - started);
+      throw e;
+    }
+    return { path, release: () => void helper.unlock().catch(() => helper.close()) };
+  }
+
+  private turn(options: HotplugLockOptions): Promise<void> {
+    if (!this.busy) {
+      this.busy = true;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const deadline = options.deadline ?? Deadline.in(60_000);
+      const w: Waiter = {
+        start: () => {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        cancel: (e) => {
+          clearTimeout(timer);
+          const i = this.queue.indexOf(w);
+          if (i >= 0) this.queue.splice(i, 1);
+          reject(e);
+        },
+      };
+      const onAbort = (): void => w.cancel(new XennetError('internal', 'stopped waiting for the hotplug lock'));
+      const timer = setTimeout(() => w.cancel(new XennetError('timeout', 'waiting for the hotplug lock: the daemon\'s queue did not move in time')), deadline.remainingMs());
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(w);
+    });
+  }
+
+  private next(): void {
+    const w = this.queue.shift();
+    if (w) w.start();
+    else this.busy = false;
+  }
+}

@@ -1,0 +1,32 @@
+/** The foreground process of `xennet daemon` (systemd Type=simple). */
+import { XennetError, reasonOf } from '../sys/errors.js';
+import { createLogger } from '../sys/log.js';
+import { Daemon } from './server.js';
+
+export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
+  const log = createLogger({ tag: 'xennet-daemon', syslog: !env['JOURNAL_STREAM'] && env['XENNET_SYSLOG'] !== '0' });
+  const daemon = new Daemon(env, log);
+  try {
+    await daemon.start();
+  } catch (e) {
+    log.err(e instanceof XennetError ? e.describe() : reasonOf(e));
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info(`${signal}: finishing the calls in flight`);
+      void daemon.stop().then(
+        () => resolve(0),
+        (e: unknown) => {
+          log.err(`stopping: ${reasonOf(e)}`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => daemon.policy.reload('SIGHUP'));
+  });
+}

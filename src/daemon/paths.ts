@@ -1,0 +1,21 @@
+/** Where the daemon listens: `$XENNET_RUN_DIR`, else /run/xennet (root only). */
+import { join } from 'node:path';
+
+export interface RunPaths {
+  dir: string;
+  /** JSON requests from the CLI (and anything else that speaks it). */
+  socket: string;
+  /** Hook requests from the vif-xennet client: one line per request, the request file's path. */
+  fifo: string;
+  pid: string;
+  /** Per-request files and reply FIFOs of hook clients. */
+  requests: string;
+}
+
+export function runPaths(env: NodeJS.ProcessEnv = process.env): RunPaths {
+  const dir = env['XENNET_RUN_DIR'] || '/run/xennet';
+  return { dir, socket: join(dir, 'daemon.sock'), fifo: join(dir, 'daemon.fifo'), pid: join(dir, 'daemon.pid'), requests: join(dir, 'req') };
+}
+
+/** The variables that say which host a process acts on; hook requests must agree with the daemon's. */
+export const HOST_VARIABLES = ['XENNET_STATE_DIR', 'XENNET_RULES', 'XENSTORED_PATH', 'XENSTORED_RUNDIR', 'XENNET_HOTPLUG_LOCK_DIR', 'XENNET_IPTABLES', 'XENNET_RUN_DIR'] as const;

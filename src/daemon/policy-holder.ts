@@ -1,0 +1,122 @@
+/**
+ * The rule file, kept parsed in memory and re-read when it changes. A file that fails validation
+ * (or is deleted, or replaced by something huge) does not change the policy in force: the last
+ * good one stays, and the problem is logged and shown by `status`.
+ */
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { loadPolicy, type ConfigError, type LoadedPolicy } from '../config/load.js';
+import type { PolicyFile } from '../config/schema.js';
+import { reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+
+function identityOf(file: string): string {
+  try {
+    const s = statSync(file, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+export interface PolicyState {
+  file: string;
+  /** `valid`: the file in force; `absent`: no file, built-in defaults; `kept`: the file is bad, the last good policy stays. */
+  state: 'valid' | 'absent' | 'kept';
+  loadedAt: string;
+  problem?: string;
+}
+
+export class PolicyHolder {
+  private current: LoadedPolicy;
+  private identity: string;
+  private loadedAt = new Date();
+  private problem: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private pending: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly file: string,
+    private readonly log: Logger,
+  ) {
+    this.identity = identityOf(file);
+    // At start a bad file is an error only if there is no earlier policy to keep: the built-in
+    // defaults (anti-spoofing from xenstore) are the safe fallback.
+    try {
+      this.current = loadPolicy(file);
+    } catch (e) {
+      this.current = { file, policy: { version: 1 }, fromFile: false };
+      this.problem = describe(e);
+      log.err(`rule file ${file} is invalid; guests get the built-in defaults until it is fixed: ${this.problem}`);
+    }
+  }
+
+  get policy(): PolicyFile {
+    return this.current.policy;
+  }
+
+  get loaded(): LoadedPolicy {
+    return this.current;
+  }
+
+  state(): PolicyState {
+    const s: PolicyState = { file: this.file, state: this.problem ? 'kept' : this.current.fromFile ? 'valid' : 'absent', loadedAt: this.loadedAt.toISOString() };
+    if (this.problem) s.problem = this.problem;
+    return s;
+  }
+
+  /** Re-reads the file now (SIGHUP, or a change seen); returns whether the policy changed. */
+  reload(why: string): boolean {
+    this.identity = identityOf(this.file);
+    let next: LoadedPolicy;
+    try {
+      next = loadPolicy(this.file);
+    } catch (e) {
+      this.problem = describe(e);
+      this.log.err(`rule file ${this.file} (${why}) is invalid; the policy loaded ${this.loadedAt.toISOString()} stays in force: ${this.problem}`);
+      return false;
+    }
+    const changed = JSON.stringify(next.policy) !== JSON.stringify(this.current.policy);
+    this.current = next;
+    this.problem = undefined;
+    this.loadedAt = new Date();
+    this.log.info(`rule file ${this.file} ${next.fromFile ? 'loaded' : 'is absent: built-in defaults'} (${why})${changed ? '' : ', unchanged'}`);
+    return changed;
+  }
+
+  /** Watches the file's directory (a replace or delete is seen too), with a slow poll as a backstop. */
+  watch(onChange: () => void): void {
+    const check = (): void => {
+      if (identityOf(this.file) === this.identity) return;
+      this.reload('it changed');
+      onChange();
+    };
+    const soon = (): void => {
+      clearTimeout(this.pending);
+      this.pending = setTimeout(check, 150);
+    };
+    try {
+      this.watcher = watch(dirname(this.file), (_event, name) => {
+        if (name === null || name === basename(this.file) || String(name).startsWith(basename(this.file))) soon();
+      });
+      this.watcher.on('error', () => undefined);
+    } catch (e) {
+      this.log.warning(`cannot watch ${dirname(this.file)} (${reasonOf(e)}); checking the rule file every 2 s`);
+    }
+    this.poll = setInterval(check, 2000);
+    this.poll.unref();
+  }
+
+  close(): void {
+    this.watcher?.close();
+    clearInterval(this.poll);
+    clearTimeout(this.pending);
+  }
+}
+
+function describe(e: unknown): string {
+  const problems = (e as Partial<ConfigError>).problems;
+  if (Array.isArray(problems)) return problems.map((p) => `${p.line}:${p.col} ${p.path ? `${p.path}: ` : ''}${p.message}`).join('; ');
+  return reasonOf(e);
+}

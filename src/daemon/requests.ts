@@ -1,0 +1,54 @@
+/**
+ * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"plan"|"apply",
+ * "rules"?: "/path"}`, one line. The CLI's status, plan and apply run here when the daemon runs,
+ * under the daemon's lock queue, so its state and the CLI's never race.
+ */
+import { loadPolicy, rulesPath } from '../config/load.js';
+import { XennetError, reasonOf } from '../sys/errors.js';
+import type { DaemonContext } from './server.js';
+
+export type JsonResult = { ok: true; result: unknown } | { ok: false; bad?: boolean; error: { code: string; message: string; hint?: string } };
+
+const bad = (message: string): JsonResult => ({ ok: false, bad: true, error: { code: 'usage', message } });
+
+export async function handleJsonRequest(d: DaemonContext, line: string): Promise<JsonResult> {
+  let req: unknown;
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    return bad(`not JSON: ${reasonOf(e)}`);
+  }
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) return bad('a request is a JSON object');
+  const r = req as Record<string, unknown>;
+  if (r['v'] !== 1) return bad('unknown protocol version (want "v": 1)');
+  const rules = r['rules'];
+  if (rules !== undefined && (typeof rules !== 'string' || !rules.startsWith('/') || rules.length > 4096 || rules.includes('\0'))) return bad('"rules" is an absolute path');
+  const file = typeof rules === 'string' ? rules : rulesPath(undefined, d.env);
+  try {
+    switch (r['cmd']) {
+      case 'stats':
+        return { ok: true, result: d.stats() };
+      case 'reload':
+        d.policy.reload('requested');
+        return { ok: true, result: d.stats() };
+      case 'status': {
+        const { hostStatus } = await import('../status/host-status.js');
+        return { ok: true, result: { status: await hostStatus({ rules: file, env: d.env }), daemon: d.stats() } };
+      }
+      case 'plan':
+      case 'apply': {
+        const apply = r['cmd'] === 'apply';
+        if (apply && file !== d.policy.file) return { ok: false, error: { code: 'refused', message: `the daemon enforces ${d.policy.file}; it does not apply ${file}`, hint: 'apply the daemon\'s rule file, or stop the daemon to apply another' } };
+        const { hostPlan } = await import('../firewall/cli-plan.js');
+        const result = await hostPlan(loadPolicy(file), { apply, env: d.env, acquireLock: (name, options) => d.lock.acquire(name, options) });
+        if (apply) d.policy.reload('applied');
+        return { ok: true, result };
+      }
+      default:
+        return bad(`unknown command ${JSON.stringify(String(r['cmd'])).slice(0, 40)}`);
+    }
+  } catch (e) {
+    if (e instanceof XennetError) return { ok: false, error: e.toJSON() };
+    throw e;
+  }
+}

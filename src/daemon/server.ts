@@ -1,0 +1,400 @@
+/**
+ * `xennet daemon`: the resident controller. It keeps warm what every hook process rebuilds (one
+ * xenstore connection, one netlink socket, the parsed rule file, the hotplug lock queue) and runs
+ * the same implementation of the work as the in-process hook (src/hooks/vif-call.ts).
+ *
+ *   <run dir>/daemon.fifo   hook calls from the vif-xennet client (one request file path a line);
+ *                           answered on the request's own reply FIFO: `accepted`, `.` heartbeats,
+ *                           the hook's log lines, `exit N` (or `fallback`: run it in-process)
+ *   <run dir>/daemon.sock   JSON requests (the CLI's status, plan, apply; stats; reload)
+ *   <run dir>/daemon.pid
+ *
+ * SIGTERM: calls in flight finish, new ones are answered `fallback`, the files go, exit 0.
+ * SIGHUP: re-read the rule file now.
+ */
+import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer, Socket, type Server } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { NetlinkClient } from '../bridge/nl/client.js';
+import { rulesPath } from '../config/paths.js';
+import { createHookFirewall } from '../firewall/hook-firewall.js';
+import { noFirewall } from '../hooks/vif-firewall.js';
+import { runVifCall, type HookServices } from '../hooks/vif-call.js';
+import { HOOK_BUDGET_MS, HOOK_WORK_MS } from '../hooks/vif-run.js';
+import { printable } from '../net/index.js';
+import { Deadline } from '../sys/deadline.js';
+import { mkfifoSync } from '../sys/fifo.js';
+import { XennetError, reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import { pidAlive } from '../sys/process.js';
+import { XenstoreClient } from '../xenstore/client.js';
+import { DriftWatch } from './drift.js';
+import { parseHookRequest, MAX_REQUEST_BYTES } from './hook-request.js';
+import { DaemonLock } from './lock.js';
+import { HOST_VARIABLES, runPaths, type RunPaths } from './paths.js';
+import { PolicyHolder, type PolicyState } from './policy-holder.js';
+import { handleJsonRequest } from './requests.js';
+
+export interface DaemonStats {
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  hookCalls: number;
+  hookFailures: number;
+  jsonRequests: number;
+  badRequests: number;
+  repairs: number;
+  lastError: string | null;
+  inFlight: number;
+  lockWaiting: number;
+  policy: PolicyState;
+  drift: { mode: string; lastCheck: string | null; lastRepair: string | null };
+  rssMiB: number;
+}
+
+/** The services a daemon shares between calls. */
+export interface DaemonContext {
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  paths: RunPaths;
+  policy: PolicyHolder;
+  lock: DaemonLock;
+  stats(): DaemonStats;
+  noteError(what: string): void;
+  noteRepair(): void;
+  shuttingDown(): boolean;
+}
+
+const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
+
+export class Daemon implements DaemonContext {
+  readonly paths: RunPaths;
+  readonly policy: PolicyHolder;
+  readonly lock: DaemonLock;
+  private xs: XenstoreClient | undefined;
+  private xsConnecting: Promise<XenstoreClient> | undefined;
+  private nl: NetlinkClient | undefined;
+  private server: Server | undefined;
+  private fifo: Socket | undefined;
+  private fifoBuffer = '';
+  private readonly started = Date.now();
+  private counters = { hookCalls: 0, hookFailures: 0, jsonRequests: 0, badRequests: 0, repairs: 0 };
+  private lastError: string | null = null;
+  private inFlight = new Set<Promise<unknown>>();
+  private stopping = false;
+  private drift: DriftWatch | undefined;
+
+  constructor(
+    readonly env: NodeJS.ProcessEnv,
+    readonly log: Logger,
+  ) {
+    this.paths = runPaths(env);
+    this.policy = new PolicyHolder(rulesPath(undefined, env), log);
+    this.lock = new DaemonLock(env['XENNET_HOTPLUG_LOCK_DIR'] || undefined);
+  }
+
+  shuttingDown(): boolean {
+    return this.stopping;
+  }
+
+  noteError(what: string): void {
+    this.lastError = `${new Date().toISOString()} ${what}`;
+  }
+
+  noteRepair(): void {
+    this.counters.repairs++;
+  }
+
+  stats(): DaemonStats {
+    return {
+      pid: process.pid,
+      startedAt: new Date(this.started).toISOString(),
+      uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+      ...this.counters,
+      lastError: this.lastError,
+      inFlight: this.inFlight.size,
+      lockWaiting: this.lock.waiting,
+      policy: this.policy.state(),
+      drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null },
+      rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
+    };
+  }
+
+  /** The shared xenstore connection; a new one when xenstored went away (restart). */
+  async xenstore(): Promise<XenstoreClient> {
+    if (this.xs?.usable) return this.xs;
+    this.xsConnecting ??= XenstoreClient.connect(this.env).then(
+      (c) => {
+        this.xs = c;
+        this.xsConnecting = undefined;
+        return c;
+      },
+      (e: unknown) => {
+        this.xsConnecting = undefined;
+        throw e;
+      },
+    );
+    return this.xsConnecting;
+  }
+
+  async netlink(): Promise<NetlinkClient> {
+    if (!this.nl) {
+      const { NetlinkClient } = await import('../bridge/nl/client.js');
+      this.nl = new NetlinkClient();
+    }
+    return this.nl;
+  }
+
+  private hookServices(env: NodeJS.ProcessEnv): HookServices {
+    return {
+      xenstore: () => this.xenstore(),
+      netlink: () => this.netlink(),
+      firewall: async (log) => (env['XENNET_FIREWALL'] === 'off' ? noFirewall : createHookFirewall(env, log, async () => ({ policy: this.policy.policy }))),
+      acquireLock: (name, options) => this.lock.acquire(name, options),
+    };
+  }
+
+  /** Starts listening; refuses when another daemon runs on the same run directory. */
+  async start(): Promise<void> {
+    const p = this.paths;
+    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+    chmodSync(p.dir, 0o700);
+    const other = readPid(p.pid);
+    if (other !== undefined && other !== process.pid && pidAlive(other)) throw new XennetError('refused', `another xennet daemon (pid ${other}) runs on ${p.dir}`, { hint: 'stop it first (systemctl stop xennet)' });
+    rmSync(p.requests, { recursive: true, force: true });
+    mkdirSync(p.requests, { mode: 0o700 });
+    rmSync(p.socket, { force: true });
+    rmSync(p.fifo, { force: true });
+    await this.listenSocket();
+    this.listenFifo();
+    writeFileSync(p.pid, `${process.pid}\n`, { mode: 0o644 });
+    this.policy.watch(() => undefined);
+    this.drift = new DriftWatch(this);
+    await this.drift.start();
+    this.log.info(`listening on ${p.socket} and ${p.fifo}; rule file ${this.policy.file} (${this.policy.state().state})`);
+  }
+
+  private async listenSocket(): Promise<void> {
+    const server = createServer((conn) => this.acceptJson(conn));
+    server.maxConnections = 64;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.paths.socket, () => resolve());
+    });
+    chmodSync(this.paths.socket, 0o600);
+    this.server = server;
+  }
+
+  private listenFifo(): void {
+    mkfifoSync(this.paths.fifo);
+    // Opened read-write, non-blocking: never EOF when clients come and go, never blocks the loop.
+    const fd = openSync(this.paths.fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    const sock = new Socket({ fd, readable: true, writable: false });
+    sock.on('data', (chunk: Buffer) => {
+      this.fifoBuffer += chunk.toString('utf8');
+      if (this.fifoBuffer.length > 1 << 20) this.fifoBuffer = this.fifoBuffer.slice(-4096); // garbage: keep the tail
+      let nl: number;
+      while ((nl = this.fifoBuffer.indexOf('\n')) >= 0) {
+        const line = this.fifoBuffer.slice(0, nl);
+        this.fifoBuffer = this.fifoBuffer.slice(nl + 1);
+        this.track(this.hookRequest(line));
+      }
+    });
+    sock.on('error', (e) => this.log.err(`request FIFO: ${e.message}`));
+    this.fifo = sock;
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** One hook call: the request file named by `line`, answered on its reply FIFO. */
+  private async hookRequest(line: string): Promise<void> {
+    const path = line.trim();
+    if (dirname(path) !== this.paths.requests || !REQUEST_NAME.test(basename(path))) {
+      this.counters.badRequests++;
+      this.log.warning(`ignored a hook request line that names no request file: ${JSON.stringify(printable(path.slice(0, 120)))}`);
+      return;
+    }
+    // The client's reply pipe is its fd 3 (the request is named <client pid>.<random>).
+    const replyPath = `/proc/${basename(path).split('.')[0]}/fd/3`;
+    let reply: number;
+    try {
+      // Non-blocking: a client that is gone (no reader) gives ENXIO instead of hanging here.
+      reply = openSync(replyPath, constants.O_WRONLY | constants.O_NONBLOCK);
+      if (!fstatSync(reply).isFIFO()) {
+        closeSync(reply);
+        throw new Error(`${replyPath} is not the client's reply pipe`);
+      }
+    } catch (e) {
+      this.counters.badRequests++;
+      this.log.warning(`hook request ${basename(path)}: no reply FIFO (${reasonOf(e)}); the client is gone`);
+      rmSync(path, { force: true });
+      return;
+    }
+    const say = (text: string): void => {
+      try {
+        writeSync(reply, text.endsWith('\n') ? text : `${text}\n`);
+      } catch {
+        /* the client stopped reading: it falls back or is gone */
+      }
+    };
+    let heartbeat: NodeJS.Timeout | undefined;
+    const claimed = `${path}.claimed`;
+    /** The client and the daemon each take a request by renaming it: exactly one of them runs it. */
+    const claim = (): boolean => {
+      try {
+        renameSync(path, claimed);
+        return true;
+      } catch {
+        return false; // the client took it back (it runs the call itself)
+      }
+    };
+    try {
+      let req;
+      try {
+        const st = statSync(path);
+        if (!st.isFile() || st.size > MAX_REQUEST_BYTES) throw new Error(`not a request file of at most ${MAX_REQUEST_BYTES} bytes`);
+        req = parseHookRequest(readFileSync(path));
+      } catch (e) {
+        if (!claim()) return;
+        this.counters.badRequests++;
+        say(`vif-xennet: error: the daemon refused the request: ${reasonOf(e)}`);
+        say('exit 1');
+        return;
+      }
+      const mismatch = HOST_VARIABLES.find((v) => (req.env[v] ?? '') !== (this.env[v] ?? ''));
+      if (this.stopping || mismatch) {
+        say('fallback'); // not claimed: the client takes it back and runs it in-process
+        return;
+      }
+      if (!claim()) return;
+      this.counters.hookCalls++;
+      say('accepted');
+      heartbeat = setInterval(() => say('.'), 1000);
+      const env: NodeJS.ProcessEnv = { ...this.env, ...req.env };
+      const lines: string[] = [];
+      const tag = 'vif-xennet';
+      const log: Logger = {
+        debug: () => undefined,
+        info: (m) => {
+          say(`${tag}: ${m}`);
+          this.log.info(m);
+        },
+        warning: (m) => {
+          say(`${tag}: warning: ${m}`);
+          this.log.warning(m);
+        },
+        err: (m) => {
+          say(`${tag}: error: ${m}`);
+          this.log.err(m);
+          lines.push(m);
+        },
+      };
+      // The budget counts from the client's start, as libxl's 40 s do.
+      const spent = Math.max(0, Date.now() - req.startedAt);
+      const deadline = Deadline.in(Math.max(1000, HOOK_WORK_MS - spent));
+      const t0 = performance.now();
+      const marks: string[] = [];
+      const mark = env['XENNET_TIMING'] === '1' ? (what: string): void => void marks.push(`${what.replace(/ /g, '-')}=${(performance.now() - t0 + spent).toFixed(1)}`) : undefined;
+      const code = await withWatchdog(runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, ...(mark ? { mark } : {}) }), HOOK_BUDGET_MS - spent, () => 1);
+      if (marks.length > 0) say(`vif-xennet timing (daemon, ms since the client started): accepted=${spent.toFixed(1)} ${marks.join(' ')} end=${(performance.now() - t0 + spent).toFixed(1)}`);
+      if (code !== 0) {
+        this.counters.hookFailures++;
+        this.noteError(`${req.env['vif'] ?? req.env['INTERFACE'] ?? '?'}: ${lines[lines.length - 1] ?? 'failed'}`);
+      }
+      say(`exit ${code}`);
+    } finally {
+      clearInterval(heartbeat);
+      closeSync(reply);
+      rmSync(claimed, { force: true });
+    }
+  }
+
+  /** A JSON request on the socket: one line in, one line out. A stuck client blocks nobody. */
+  private acceptJson(conn: Socket): void {
+    let buf = '';
+    let done = false;
+    conn.setTimeout(5000);
+    const answer = (value: unknown): void => {
+      if (done) return;
+      done = true;
+      conn.end(`${JSON.stringify(value)}\n`);
+    };
+    const refuse = (message: string): void => {
+      this.counters.badRequests++;
+      answer({ ok: false, error: { code: 'usage', message } });
+    };
+    conn.on('timeout', () => (buf === '' ? refuse('no request within 5 s') : refuse('incomplete request within 5 s')));
+    conn.on('error', () => undefined);
+    conn.on('data', (chunk: Buffer) => {
+      if (done) return;
+      buf += chunk.toString('utf8');
+      if (buf.length > MAX_REQUEST_BYTES) return refuse(`request larger than ${MAX_REQUEST_BYTES} bytes`);
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      conn.setTimeout(0);
+      this.counters.jsonRequests++;
+      const p = handleJsonRequest(this, buf.slice(0, nl)).then(
+        (r) => {
+          if (!r.ok) this.counters.badRequests += r.bad ? 1 : 0;
+          answer(r.ok ? { ok: true, result: r.result } : { ok: false, error: r.error });
+        },
+        (e: unknown) => {
+          const err = e instanceof XennetError ? e.toJSON() : { code: 'internal', message: reasonOf(e) };
+          this.noteError(err.message);
+          answer({ ok: false, error: err });
+        },
+      );
+      this.track(p);
+    });
+  }
+
+  /** SIGTERM: finish what is in flight, answer new calls `fallback`, remove the files, exit. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info(`stopping: ${this.inFlight.size} call${this.inFlight.size === 1 ? '' : 's'} in flight`);
+    this.server?.close();
+    await Promise.allSettled([...this.inFlight]);
+    this.drift?.stop();
+    this.policy.close();
+    this.fifo?.destroy();
+    for (const f of [this.paths.socket, this.paths.fifo, this.paths.pid]) rmSync(f, { force: true });
+    // Clients that wrote after we stopped reading: their calls run in-process (they time out
+    // waiting for `accepted`); their files go with the directory.
+    if (existsSync(this.paths.requests)) for (const f of readdirSync(this.paths.requests)) rmSync(join(this.paths.requests, f), { force: true });
+    this.xs?.close();
+    this.nl?.close();
+    this.lock.close();
+    this.log.info('stopped');
+  }
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const n = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Settles like `p`, or with `onLate()` after `ms` (the call keeps running; its answer is lost). */
+function withWatchdog<T>(p: Promise<T>, ms: number, onLate: () => T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => resolve(onLate()), Math.max(1000, ms));
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

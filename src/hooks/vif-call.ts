@@ -1,0 +1,104 @@
+/**
+ * One call of the vif-script, whoever runs it: the hook process itself (vif-main.ts) or the
+ * resident daemon (src/daemon). Parses the toolstack's argv and environment, runs online or
+ * offline, and on any failure writes `hotplug-error` + `hotplug-status=error` (one transaction),
+ * on a fresh connection when the call's own is the thing that failed.
+ */
+import type { XenstoreClient } from '../xenstore/client.js';
+import type { Deadline } from '../sys/deadline.js';
+import { XennetError, reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import type { VifFirewall } from './vif-firewall.js';
+import { backendPathFromEnv, parseVifCall, type VifHookInput } from './vif-input.js';
+import type { VifDeps } from './vif-run.js';
+
+export function sentence(e: unknown): string {
+  if (e instanceof XennetError) return e.hint ? `${e.message} (${e.hint})` : e.message;
+  return reasonOf(e);
+}
+
+/** hotplug-error + hotplug-status=error, atomically. */
+export async function reportError(xs: XenstoreClient, backendPath: string, message: string): Promise<void> {
+  await xs.transaction(async (tx) => {
+    await tx.write(`${backendPath}/hotplug-error`, message.slice(0, 2000));
+    await tx.write(`${backendPath}/hotplug-status`, 'error');
+  });
+}
+
+/** Reports a failure on a connection of its own (the call's may be the thing that failed). */
+export async function reportOnFreshConnection(env: NodeJS.ProcessEnv, backendPath: string, message: string, log: Logger, timeoutMs: number): Promise<void> {
+  let xs: XenstoreClient | undefined;
+  try {
+    const { XenstoreClient } = await import('../xenstore/client.js');
+    xs = await XenstoreClient.connect(env, { requestTimeoutMs: timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 2000) });
+    await reportError(xs, backendPath, message);
+  } catch (e) {
+    log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e)}`);
+  } finally {
+    xs?.close();
+  }
+}
+
+/** What a call needs from whoever runs it. */
+export interface HookServices {
+  /** A connected xenstore client. */
+  xenstore(): Promise<XenstoreClient>;
+  netlink(): Promise<VifDeps['nl']>;
+  firewall(log: Logger): Promise<VifFirewall>;
+  /** The hotplug lock (default: take it with flock). */
+  acquireLock?: VifDeps['acquireLock'];
+}
+
+export interface CallOptions {
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  deadline: Deadline;
+  mark?: (what: string) => void;
+  /** Milliseconds since the call started (for the log line). */
+  elapsed: () => number;
+  /** Told when a failure was (or is being) reported to xenstore. */
+  onReported?: () => void;
+}
+
+export async function runVifCall(argv: readonly string[], services: HookServices, o: CallOptions): Promise<number> {
+  const { env, log } = o;
+  let backendPath = backendPathFromEnv(env);
+  let input: VifHookInput | undefined;
+  let xs: XenstoreClient | undefined;
+  try {
+    const call = parseVifCall(argv, env);
+    if (call.kind === 'ignore') {
+      log.debug(call.reason);
+      return 0;
+    }
+    input = call.input;
+    backendPath = input.backendPath;
+    const online = input.command === 'online' || input.command === 'add';
+    const [run, firewall] = await Promise.all([import('./vif-run.js'), services.firewall(log)]);
+    o.mark?.('imported');
+    xs = await services.xenstore();
+    const deps: VifDeps = { xs, nl: await services.netlink(), firewall, log, deadline: o.deadline };
+    if (o.mark) deps.mark = o.mark;
+    if (services.acquireLock) deps.acquireLock = services.acquireLock;
+    if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
+    const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);
+    log.info(`${outcome.summary} in ${Math.round(o.elapsed())} ms`);
+    return 0;
+  } catch (e) {
+    const message = sentence(e);
+    log.err(`${input ? `${input.command} ${input.device}: ` : ''}${message}`);
+    if (backendPath) {
+      o.onReported?.();
+      if (xs?.usable) {
+        try {
+          await reportError(xs, backendPath, message);
+        } catch (e2) {
+          log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e2)}`);
+        }
+      } else {
+        await reportOnFreshConnection(env, backendPath, message, log, 2500);
+      }
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The vif-xennet the toolstack runs: a bash script (Xen's own hooks are shell scripts too) that
+ * hands the call to the xennet daemon when one runs, and otherwise runs it in Node. Starting Node
+ * costs more than Xen's whole vif-bridge, so the client uses bash builtins and one mkfifo.
+ *
+ * The handshake never runs a call twice: the daemon claims a request by renaming its file, and
+ * the client takes one back the same way (mv) before it runs the call itself. A daemon that is
+ * not running, does not accept within a second, or dies mid-call (its heartbeats stop and its pid
+ * is gone) makes the client run the call in-process, which is safe: calls are idempotent.
+ */
+
+/** The script; `entry` is the Node entry for in-process calls (absolute), or derived from the script's own path. */
+export function vifClientScript(options: { entry?: string; node?: string } = {}): string {
+  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const entry = options.entry ? q(options.entry) : `"$(dirname -- "$(readlink -f -- "\${BASH_SOURCE[0]}")")/../dist/bundle/vif-entry.mjs"`;
+  const node = options.node ? q(options.node) : 'node';
+  return `#!/bin/bash
+# vif-xennet: the Xen vif-script of xennet (xl: script=vif-xennet; xend: (vif-script vif-xennet)).
+# Written by xennet${options.entry ? ' install-hooks' : ''}; see docs/vif-hook.md. It hands the call to the
+# xennet daemon when one runs (a few milliseconds), and otherwise runs it in Node.
+start=\${EPOCHREALTIME/,/.}
+run=\${XENNET_RUN_DIR:-/run/xennet}
+args=("$@")
+req=
+pid=
+
+in_process() {
+  { exec 3<&-; } 2>/dev/null
+  export XENNET_HOOK_STARTED=$start
+  [[ -n $req ]] && rm -f -- "$req.self" 2>/dev/null
+  exec ${node} -- ${entry} "\${args[@]}"
+}
+
+# Take the call back before the daemon has claimed it (rename: exactly one of us gets it).
+take_back() {
+  if mv -T -- "$req" "$req.self" 2>/dev/null; then in_process; fi
+}
+
+{ read -r pid < "$run/daemon.pid"; } 2>/dev/null
+[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || in_process
+req=$run/req/$$.$RANDOM$RANDOM
+set -C
+if ! {
+  printf 'xennet-hook 1\\0%s\\0%s\\0' "$start" "$#"
+  (( $# )) && printf '%s\\0' "$@"
+  for v in vif XENBUS_PATH XENBUS_TYPE XENBUS_BASE_PATH INTERFACE script netdev bridge ip XENNET_FIREWALL XENNET_TIMING XENNET_SYSLOG XENNET_STATE_DIR XENNET_RULES XENSTORED_PATH XENSTORED_RUNDIR XENNET_HOTPLUG_LOCK_DIR XENNET_IPTABLES XENNET_RUN_DIR; do
+    [[ -v $v ]] && printf '%s=%s\\0' "$v" "\${!v}"
+  done
+} > "$req" 2>/dev/null; then
+  req=
+  in_process
+fi
+set +C
+# The reply pipe: a pipe this shell holds open both ways as fd 3 (the daemon writes to it through
+# /proc/<pid>/fd/3); no mkfifo, no file to clean up.
+exec 3<> <(:) || take_back
+{ printf '%s\\n' "$req" >&4; } 4<> "$run/daemon.fifo" 2>/dev/null || take_back
+line=
+IFS= read -r -t 1 -u 3 line || take_back
+[[ $line == fallback ]] && take_back
+deadline=$(( \${start%.*} + 25 ))
+while :; do
+  if IFS= read -r -t 3 -u 3 line; then
+    case $line in
+      .|accepted) ;;
+      'exit '[0-9]*) exit "\${line#exit }" ;;
+      *) printf '%s\\n' "$line" >&2 ;;
+    esac
+  else
+    # Silent for 3 s: a daemon that is gone runs nothing more, so the call can run here.
+    kill -0 "$pid" 2>/dev/null || in_process
+    now=\${EPOCHREALTIME/,/.}
+    (( \${now%.*} < deadline )) || in_process
+  fi
+done
+`;
+}

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseHookRequest } from '../../src/daemon/hook-request.js';
+import { vifClientScript } from '../../src/hooks/vif-client.js';
+import { unitText } from '../../src/hooks/install.js';
+
+const req = (...fields: string[]): Buffer => Buffer.from(fields.map((f) => `${f}\0`).join(''));
+
+describe('daemon: hook requests and the client', () => {
+  it('parses what the bash client writes, keeping only a vif-script call\'s variables', () => {
+    const r = parseHookRequest(req('xennet-hook 1', '1764470400.123456', '2', 'online', 'type_if=vif', 'vif=vif5.0', 'XENBUS_PATH=backend/vif/5/0', 'LD_PRELOAD=/evil.so', 'XENNET_STATE_DIR=/tmp/s'));
+    assert.deepEqual(r, { startedAt: 1764470400123, argv: ['online', 'type_if=vif'], env: { vif: 'vif5.0', XENBUS_PATH: 'backend/vif/5/0', XENNET_STATE_DIR: '/tmp/s' } });
+  });
+
+  it('refuses what it cannot trust: other versions, bad counts, truncation, oversize', () => {
+    assert.throws(() => parseHookRequest(req('xennet-hook 2', '1', '0')), /version 1/);
+    assert.throws(() => parseHookRequest(req('xennet-hook 1', 'now', '0')), /start time/);
+    assert.throws(() => parseHookRequest(req('xennet-hook 1', '1764470400', '99')), /argument count/);
+    assert.throws(() => parseHookRequest(req('xennet-hook 1', '1764470400', '3', 'online')), /truncated/);
+    assert.throws(() => parseHookRequest(req('xennet-hook 1', '1764470400', '0', 'no-equals')), /environment entry/);
+    assert.throws(() => parseHookRequest(Buffer.alloc(70_000)), /at most/);
+  });
+
+  it('hooks-bin/vif-xennet is the generated client; the installed one names this installation', () => {
+    const repo = readFileSync(fileURLToPath(new URL('../../../hooks-bin/vif-xennet', import.meta.url)), 'utf8');
+    assert.equal(repo, vifClientScript(), 'regenerate hooks-bin/vif-xennet from src/hooks/vif-client.ts');
+    const installed = vifClientScript({ entry: "/opt/x'y/vif-entry.mjs", node: '/usr/bin/node' });
+    assert.match(installed, /exec '\/usr\/bin\/node' -- '\/opt\/x'\\''y\/vif-entry\.mjs' "\$\{args\[@\]\}"/, 'paths are quoted for the shell');
+    assert.match(unitText(), /^ExecStart=\/\S+ \/\S+\/cli\/main\.js daemon$/m);
+    assert.match(unitText(), /^Restart=on-failure$/m);
+  });
+});
