@@ -3,10 +3,10 @@ import { XennetError, reasonOf } from '../sys/errors.js';
 import { createLogger } from '../sys/log.js';
 import { Daemon } from './server.js';
 
-export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, options: { prepare?: boolean } = {}): Promise<number> {
   // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
   const log = createLogger({ tag: 'xennet-daemon', syslog: !env['JOURNAL_STREAM'] && env['XENNET_SYSLOG'] !== '0' });
-  const daemon = new Daemon(env, log);
+  const daemon = new Daemon(env, log, options);
   try {
     await daemon.start();
   } catch (e) {

@@ -29,6 +29,7 @@ import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { pidAlive } from '../sys/process.js';
 import { XenstoreClient } from '../xenstore/client.js';
+import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
 import { parseHookRequest, MAX_REQUEST_BYTES } from './hook-request.js';
 import { DaemonLock } from './lock.js';
@@ -50,6 +51,8 @@ export interface DaemonStats {
   lockWaiting: number;
   policy: PolicyState;
   drift: { mode: string; lastCheck: string | null; lastRepair: string | null };
+  /** The backend watch: firewalls prepared before their hook, rules of vanished backends removed. */
+  backends: BackendWatchState | null;
   rssMiB: number;
 }
 
@@ -84,10 +87,12 @@ export class Daemon implements DaemonContext {
   private inFlight = new Set<Promise<unknown>>();
   private stopping = false;
   private drift: DriftWatch | undefined;
+  private backends: BackendWatch | undefined;
 
   constructor(
     readonly env: NodeJS.ProcessEnv,
     readonly log: Logger,
+    private readonly options: { prepare?: boolean } = {},
   ) {
     this.paths = runPaths(env);
     this.policy = new PolicyHolder(rulesPath(undefined, env), log);
@@ -117,6 +122,7 @@ export class Daemon implements DaemonContext {
       lockWaiting: this.lock.waiting,
       policy: this.policy.state(),
       drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null },
+      backends: this.backends?.state() ?? null,
       rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
     };
   }
@@ -172,6 +178,10 @@ export class Daemon implements DaemonContext {
     this.policy.watch(() => undefined);
     this.drift = new DriftWatch(this);
     await this.drift.start();
+    if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
+      this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
+      await this.backends.start();
+    }
     this.log.info(`listening on ${p.socket} and ${p.fifo}; rule file ${this.policy.file} (${this.policy.state().state})`);
   }
 
@@ -359,6 +369,8 @@ export class Daemon implements DaemonContext {
     this.log.info(`stopping: ${this.inFlight.size} call${this.inFlight.size === 1 ? '' : 's'} in flight`);
     this.server?.close();
     await Promise.allSettled([...this.inFlight]);
+    this.backends?.stop();
+    await this.backends?.idle();
     this.drift?.stop();
     this.policy.close();
     this.fifo?.destroy();

@@ -30,7 +30,7 @@ import { emptyRuleSet, isEbtables, tableNames, type RuleSet, type TableName, typ
 import { vifOfChain } from './names.js';
 import { normalizeRule } from './normalize.js';
 import { parseSave, type LiveTable } from './save-parse.js';
-import { loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type Owner, type Staged, type StagedChange } from './store.js';
+import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
 
@@ -184,6 +184,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     if (change.op === 'install' && change.member && chains) {
       const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
       if (change.owner) e.owner = change.owner;
+      if (change.fingerprint) e.fingerprint = change.fingerprint;
       after[change.name] = e;
       newChains.set(change.name, chains);
       removing.delete(change.name);
@@ -288,7 +289,8 @@ export function newToken(): string {
 }
 
 export function stageInstall(member: { name: IfName; bridge: IfName; inbound: boolean; isolated: boolean }, chains: RuleSet, owner: Owner | undefined, env: NodeJS.ProcessEnv): StagedChange {
-  const change: StagedChange = { op: 'install', name: member.name, member: { bridge: member.bridge, inbound: member.inbound, isolated: member.isolated }, token: newToken(), stager: selfIdentity(), at: Date.now() };
+  const m = { bridge: member.bridge, inbound: member.inbound, isolated: member.isolated };
+  const change: StagedChange = { op: 'install', name: member.name, member: m, token: newToken(), stager: selfIdentity(), at: Date.now(), fingerprint: fingerprintOf(m, owner, chains) };
   if (owner) change.owner = owner;
   stage(change, chains, env);
   return change;

@@ -16,7 +16,7 @@ import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
-import { dirOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
+import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
 
 async function backendFor(env: NodeJS.ProcessEnv, log: Logger): Promise<Backend> {
   const recorded = loadIndex(env, log).index.backend;
@@ -76,11 +76,38 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
       const owner = { domid: cfg.domid, devid: cfg.devid };
       const addrs = resolved.ipv4.length + resolved.ipv6.length;
       let change: StagedChange | undefined;
-      const restage = (): StagedChange => (change = stageInstall({ name: cfg.name, bridge, inbound: member.inbound, isolated: member.isolated }, chains, owner, env));
+      /** Whether `change` is another stager's identical change (the daemon preparing this vif). */
+      let adopted = false;
+      const m = { bridge, inbound: member.inbound, isolated: member.isolated };
+      const fingerprint = fingerprintOf(m, owner, chains);
+      const restage = (): StagedChange => {
+        adopted = false;
+        return (change = stageInstall({ name: cfg.name, ...m }, chains, owner, env));
+      };
+      const installed = (): boolean => {
+        const { index, recovered } = loadIndex(env, log);
+        const e = Object.hasOwn(index.vifs, cfg.name) ? index.vifs[cfg.name] : undefined;
+        return !recovered && !index.dirty && e?.state === 'installed' && e.fingerprint === fingerprint;
+      };
       return {
+        installed,
+        settle: async () => {
+          try {
+            const r = await commitStaged(await backendFor(env, log), env, log);
+            if (r.batch > 0) log.debug(`committed ${r.batch} staged vif changes of others`);
+          } catch (e) {
+            log.warning(`committing the changes others staged failed (${e instanceof Error ? e.message : String(e)}); installing ${cfg.name}'s rules again`);
+            return false;
+          }
+          return installed();
+        },
         summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
         warnings: resolved.warnings,
-        stage: () => void restage(),
+        stage: () => {
+          const other = findStagedInstall(cfg.name, fingerprint, env);
+          adopted = other !== undefined;
+          change = other ?? restage();
+        },
         committedByOthers: (signal) =>
           new Promise<void>((resolve) => {
             if (!change) return;
@@ -130,6 +157,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         },
         unstage: () => {
           if (!change) return 'withdrawn';
+          if (adopted) return 'maybe-committed'; // another stager's change: theirs to take back
           const wasStaged = unstage(change.token, env);
           return wasStaged && !recorded(cfg.name, change.token, env) ? 'withdrawn' : 'maybe-committed';
         },

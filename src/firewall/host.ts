@@ -10,7 +10,7 @@ import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, treeMember } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
-import { loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
+import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
 import { isEbtables, kernelTable, tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
 import { parseSave, type LiveTable } from './save-parse.js';
@@ -110,8 +110,10 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     const m = treeMember(r);
     const e: IndexEntry = { bridge: r.bridge, inbound: m.inbound, isolated: m.isolated, state: 'installed' };
     if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
+    const chains = compileVif(r);
+    e.fingerprint = fingerprintOf({ bridge: r.bridge, inbound: m.inbound, isolated: m.isolated }, e.owner, chains);
     vifs[r.name] = e;
-    writeVifChains(r.name, compileVif(r), env);
+    writeVifChains(r.name, chains, env);
   }
   for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
   saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, dirty: false, vifs }, env);

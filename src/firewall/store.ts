@@ -13,6 +13,7 @@
  * gone is discarded, never committed; temporary files of killed writers are swept. An index from
  * an earlier boot describes rules that are gone and is ignored.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIfName, type IfName } from '../net/index.js';
@@ -41,6 +42,8 @@ export interface IndexEntry {
   state: 'installing' | 'installed';
   /** Who was installing it (a hook); checked when the change was never confirmed. */
   stager?: ProcessIdentity;
+  /** What was installed (see {@link fingerprintOf}): a repeated install of the same needs no commit. */
+  fingerprint?: string;
 }
 
 export interface FirewallIndex {
@@ -63,6 +66,8 @@ export interface StagedChange {
   stager: ProcessIdentity;
   /** Staging time (ms), for ordering: a later change to the same vif wins. */
   at: number;
+  /** For installs: what it installs (see {@link fingerprintOf}). */
+  fingerprint?: string;
 }
 
 export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
@@ -87,6 +92,7 @@ function entryOf(raw: unknown): IndexEntry | undefined {
   if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   if (typeof r['token'] === 'string') e.token = r['token'];
   if (isIdentity(r['stager'])) e.stager = r['stager'];
+  if (typeof r['fingerprint'] === 'string') e.fingerprint = r['fingerprint'];
   return e;
 }
 
@@ -141,6 +147,15 @@ export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
 }
 
 type StoredChains = Record<TableName, [string, string[]][]>;
+
+/**
+ * What one vif install puts in place, as a digest: its member facts, its owner and its chains.
+ * Equal fingerprints install the same rules.
+ */
+export function fingerprintOf(member: { bridge: IfName; inbound: boolean; isolated: boolean }, owner: Owner | undefined, chains: RuleSet): string {
+  const text = JSON.stringify([member.bridge, member.inbound, member.isolated, owner ? [owner.domid, owner.devid] : null, toStored(chains)]);
+  return createHash('sha256').update(text).digest('base64url').slice(0, 32);
+}
 
 function toStored(rs: RuleSet): StoredChains {
   return Object.fromEntries(tableNames.map((t) => [t, [...rs[t].chains.entries()]])) as StoredChains;
@@ -236,6 +251,7 @@ function stagedOf(raw: unknown): StagedChange | undefined {
     c.member = { bridge: m['bridge'], inbound: m['inbound'] === true, isolated: m['isolated'] === true };
   }
   if (isOwner(r['owner'])) c.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
+  if (c.op === 'install' && typeof r['fingerprint'] === 'string') c.fingerprint = r['fingerprint'];
   return c;
 }
 
@@ -287,6 +303,26 @@ export function readStaged(env: NodeJS.ProcessEnv, log: Logger): Staged[] {
     out.push({ change, chains, files });
   }
   return out.sort((a, b) => a.change.at - b.change.at || a.change.token.localeCompare(b.change.token));
+}
+
+/**
+ * A staged install of exactly this (name and fingerprint) by a live stager, if any: a hook that
+ * finds one (the daemon preparing the vif as its backend appeared) waits for it instead of
+ * staging the same change again.
+ */
+export function findStagedInstall(name: string, fingerprint: string, env: NodeJS.ProcessEnv): StagedChange | undefined {
+  let files: string[];
+  try {
+    files = readdirSync(pendingDir(env)).filter((f) => f.endsWith('.json') && !f.endsWith('.chains.json'));
+  } catch {
+    return undefined;
+  }
+  for (const f of files) {
+    const r = readJsonTolerant(join(pendingDir(env), f));
+    const c = r.kind === 'ok' ? stagedOf(r.value) : undefined;
+    if (c && c.op === 'install' && c.name === name && c.fingerprint === fingerprint && `${c.token}.json` === f && identityAlive(c.stager)) return c;
+  }
+  return undefined;
 }
 
 /** Sweeps temporary files left by killed writers in the firewall state directories. */

@@ -12,6 +12,13 @@ export interface PreparedFirewall {
   /** One line for the hook's log, e.g. `firewall: rule file guest web01, 2 addresses`. */
   summary: string;
   warnings: string[];
+  /**
+   * Whether exactly these rules are recorded as installed (by an earlier online, `xennet apply`,
+   * or the daemon when the backend appeared): then the hook needs only the lock, no commit.
+   */
+  installed(): boolean;
+  /** Under the lock: commits what others staged, then says whether these rules are installed. */
+  settle(): Promise<boolean>;
   /** Records the change before the lock is taken (so a lock holder may commit it in a batch). */
   stage(): void;
   /** Resolves once another lock holder committed the staged change; stops watching on abort. */
@@ -39,6 +46,6 @@ export interface VifFirewall {
 }
 
 export const noFirewall: VifFirewall = {
-  prepare: async () => ({ summary: 'no firewall', warnings: [], stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => undefined, unstage: () => 'withdrawn' as const }),
+  prepare: async () => ({ summary: 'no firewall', warnings: [], installed: () => false, settle: async () => false, stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => undefined, unstage: () => 'withdrawn' as const }),
   remove: async () => false,
 };

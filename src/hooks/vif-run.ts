@@ -51,7 +51,7 @@ export interface VifOutcome {
   bridge?: string;
 }
 
-async function readNodes(xs: XenstoreClient, input: VifHookInput): Promise<VifStoreNodes> {
+export async function readNodes(xs: XenstoreClient, input: VifHookInput): Promise<VifStoreNodes> {
   const base = input.backendPath;
   const [bridge, ip, mac, mtu, vifname, frontend, domainName] = await Promise.all([
     xs.read(`${base}/bridge`),
@@ -65,7 +65,7 @@ async function readNodes(xs: XenstoreClient, input: VifHookInput): Promise<VifSt
   return { bridge, ip, mac, mtu, vifname, frontend, domainName };
 }
 
-async function readView(nl: VifDeps['nl'], cfg: VifConfig): Promise<LinkView> {
+export async function readView(nl: VifDeps['nl'], cfg: VifConfig): Promise<LinkView> {
   const names = namesToRead(cfg);
   const found = await Promise.all(names.map((n) => nl.getLink(n)));
   const view: LinkView = { links: new Map(names.map((n, i) => [n, found[i]])) };
@@ -111,6 +111,11 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   const attach = plan.ops.filter(isAttachStep);
   const done: LinkOp[] = [];
   let staged = false;
+  /**
+   * Rules found installed for a vif this call attaches (the daemon prepared them when the backend
+   * appeared). A repeated online of an attached vif rewrites its chains instead: that repairs them.
+   */
+  let found = false;
   let step = '';
   const attachAll = async (): Promise<void> => {
     deps.mark?.('attaching');
@@ -127,15 +132,27 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
       done.push(o);
     }
     step = 'installing the firewall';
-    firewall.stage();
-    staged = true;
-    killPoint('hook:staged');
+    found = attach.some((o) => o.op === 'set-master') && firewall.installed();
+    if (!found) {
+      firewall.stage();
+      staged = true;
+      killPoint('hook:staged');
+    }
     deps.mark?.('waiting for the hotplug lock');
-    const held = await lockOrCommitted(deps, deadline, firewall);
+    const held = staged ? await lockOrCommitted(deps, deadline, firewall) : await (deps.acquireLock ?? acquireHotplugLock)('iptables', lockOptions(deps, deadline));
     if (held) {
       try {
-        deps.mark?.('installing the firewall');
-        await firewall.commit();
+        // Rules found installed are trusted only once what others staged is committed (a
+        // removal of this vif may be among it); otherwise this call installs them.
+        if (found && !(await firewall.settle())) {
+          found = false;
+          firewall.stage();
+          staged = true;
+        }
+        if (staged) {
+          deps.mark?.('installing the firewall');
+          await firewall.commit();
+        }
         await attachAll();
       } finally {
         held.release();
@@ -148,8 +165,10 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     deps.mark?.('undoing');
     const undo = await undoOps(deps.nl, inverseOf(done));
     // A change nobody committed has no rules to remove; one a batch holder may have taken has:
-    // the vif is detached again (undo above), so removing them opens no window.
-    if (staged && firewall.unstage() === 'maybe-committed') {
+    // the vif is detached again (undo above), so removing them opens no window. Rules found
+    // installed for a vif this call was to attach go too (it is not attached: they serve nobody).
+    const remove = (staged && firewall.unstage() === 'maybe-committed') || found;
+    if (remove) {
       await underLock(deps, { ...(deps.lockDir === undefined ? {} : { dir: deps.lockDir }), deadline: Deadline.in(Math.max(1000, deadline.slice(5000, 1500))) }, () => deps.firewall.remove(target(cfg, [cfg.name]))).catch((e2: unknown) =>
         undo.push(`firewall: ${reasonOf(e2)}`),
       );
@@ -171,7 +190,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
  * holder committing our staged change in its batch (then no lock is needed: in a boot storm the
  * hooks do not queue one by one behind the lock). Returns the lock, or undefined.
  */
-async function lockOrCommitted(deps: VifDeps, deadline: Deadline, firewall: PreparedFirewall): Promise<HeldHotplugLock | undefined> {
+export async function lockOrCommitted(deps: VifDeps, deadline: Deadline, firewall: PreparedFirewall): Promise<HeldHotplugLock | undefined> {
   const stop = new AbortController();
   const lock = (deps.acquireLock ?? acquireHotplugLock)('iptables', { ...lockOptions(deps, deadline), signal: stop.signal }).then((held) => ({ held }));
   const committed = firewall.committedByOthers(stop.signal).then(() => ({ held: undefined }));

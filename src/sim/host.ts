@@ -249,31 +249,50 @@ export class SimHost {
     await ns.ip('link', 'set', 'eth0', 'up');
     if (spec.addresses.some((a) => !a.includes(':'))) await ns.ip('route', 'add', 'default', 'via', '192.168.0.1');
     const backendPath = `/local/domain/0/backend/vif/${spec.domid}/0`;
-    const frontendPath = `/local/domain/${spec.domid}/device/vif/0`;
-    const xs = this.xenstored;
-    xs.write(`/local/domain/${spec.domid}/name`, spec.name);
-    xs.write(`/local/domain/${spec.domid}/domid`, String(spec.domid));
-    xs.write(`${frontendPath}/backend`, backendPath);
-    xs.write(`${frontendPath}/backend-id`, '0');
-    xs.write(`${frontendPath}/handle`, '0');
-    xs.write(`${frontendPath}/mac`, spec.mac);
-    xs.write(`${frontendPath}/state`, '1');
-    xs.write(`${backendPath}/frontend`, frontendPath);
-    xs.write(`${backendPath}/frontend-id`, String(spec.domid));
-    xs.write(`${backendPath}/online`, '1');
-    xs.write(`${backendPath}/state`, '1');
-    xs.write(`${backendPath}/script`, '/etc/xen/scripts/vif-xennet');
-    xs.write(`${backendPath}/mac`, spec.mac);
-    xs.write(`${backendPath}/handle`, '0');
-    xs.write(`${backendPath}/type`, 'vif');
-    if (spec.bridge !== null) xs.write(`${backendPath}/bridge`, spec.bridge ?? 'xenbr0');
-    if (spec.xenstoreIp !== undefined) xs.write(`${backendPath}/ip`, spec.xenstoreIp);
-    if (spec.mtu !== undefined) xs.write(`${backendPath}/mtu`, String(spec.mtu));
-    if (spec.vifname !== undefined) xs.write(`${backendPath}/vifname`, spec.vifname);
-    xs.write(`${backendPath}/hotplug-status`, '');
+    this.xenstored.writeAll(this.deviceNodes(spec));
     const guest: SimGuest = { ...spec, ns, vif, backendPath };
     this.guests.set(spec.domid, guest);
     return guest;
+  }
+
+  /** A guest's domain, frontend and backend nodes as libxl writes them (one transaction). */
+  private deviceNodes(spec: GuestSpec): [string, string][] {
+    const backendPath = `/local/domain/0/backend/vif/${spec.domid}/0`;
+    const frontendPath = `/local/domain/${spec.domid}/device/vif/0`;
+    const nodes: [string, string][] = [
+      [`/local/domain/${spec.domid}/name`, spec.name],
+      [`/local/domain/${spec.domid}/domid`, String(spec.domid)],
+      [`${frontendPath}/backend`, backendPath],
+      [`${frontendPath}/backend-id`, '0'],
+      [`${frontendPath}/handle`, '0'],
+      [`${frontendPath}/mac`, spec.mac],
+      [`${frontendPath}/state`, '1'],
+      [`${backendPath}/frontend`, frontendPath],
+      [`${backendPath}/frontend-id`, String(spec.domid)],
+      [`${backendPath}/online`, '1'],
+      [`${backendPath}/state`, '1'],
+      [`${backendPath}/script`, '/etc/xen/scripts/vif-xennet'],
+      [`${backendPath}/mac`, spec.mac],
+      [`${backendPath}/handle`, '0'],
+      [`${backendPath}/type`, 'vif'],
+    ];
+    if (spec.bridge !== null) nodes.push([`${backendPath}/bridge`, spec.bridge ?? 'xenbr0']);
+    if (spec.xenstoreIp !== undefined) nodes.push([`${backendPath}/ip`, spec.xenstoreIp]);
+    if (spec.mtu !== undefined) nodes.push([`${backendPath}/mtu`, String(spec.mtu)]);
+    if (spec.vifname !== undefined) nodes.push([`${backendPath}/vifname`, spec.vifname]);
+    nodes.push([`${backendPath}/hotplug-status`, '']);
+    return nodes;
+  }
+
+  /** The toolstack removes the guest's device (its backend and frontend nodes), as after offline. */
+  removeDevice(guest: SimGuest): void {
+    this.xenstored.rm(guest.backendPath);
+    this.xenstored.rm(`/local/domain/${guest.domid}/device/vif/0`);
+  }
+
+  /** The toolstack adds the guest's device again (one transaction), as before online. */
+  addDevice(guest: SimGuest): void {
+    this.xenstored.writeAll(this.deviceNodes(guest));
   }
 
   /**

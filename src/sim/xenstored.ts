@@ -135,6 +135,24 @@ export class InMemoryXenstored extends EventEmitter {
     this.fire([path]);
   }
 
+  /** Several writes as one transaction (libxl adds a device's nodes so): watches fire after all. */
+  writeAll(entries: readonly (readonly [string, string])[]): void {
+    const gen = ++this.generation;
+    for (const [path, value] of entries) {
+      const n = ensure(this.root, path, gen);
+      n.value = value;
+      n.gen = gen;
+    }
+    this.fire(entries.map(([p]) => p));
+    for (const [path, value] of entries) this.emit('write', path, value, performance.now());
+  }
+
+  /** Removes a node and its children (a toolstack removing a device); watches fire. */
+  rm(path: string): void {
+    const gen = ++this.generation;
+    if (remove(this.root, path, gen)) this.fire([path]);
+  }
+
   read(path: string): string | undefined {
     return lookup(this.root, path)?.value;
   }
