@@ -56,7 +56,7 @@ async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promi
       await client.createVethPair(o.name, o.peer);
       break;
     case 'create-bridge':
-      await client.createBridge(o.name, { stpState: 0, forwardDelay: 0, nfCallIptables: true, nfCallIp6tables: true, multicastSnooping: false });
+      await client.createBridge(o.name, { stpState: 0, forwardDelay: 0, nfCallIptables: true, nfCallIp6tables: true, multicastSnooping: false, noLinkLocalLearn: true });
       break;
     case 'delete-veth':
     case 'delete-bridge':

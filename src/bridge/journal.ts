@@ -55,7 +55,7 @@ const link = z.object({
   arp: z.boolean(),
   multicast: z.boolean(),
   peerIndex: z.number().int().nullable(),
-  bridge: z.object({ stpState: z.number(), forwardDelay: z.number(), nfCallIptables: z.boolean(), nfCallIp6tables: z.boolean() }).optional(),
+  bridge: z.object({ stpState: z.number(), forwardDelay: z.number(), nfCallIptables: z.boolean(), nfCallIp6tables: z.boolean(), noLinkLocalLearn: z.boolean().default(false) }).optional(),
   alias: z.string().optional(),
 });
 const flagsPair = z.object({ arp: z.boolean(), multicast: z.boolean() });

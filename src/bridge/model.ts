@@ -10,6 +10,12 @@ export interface BridgeSettings {
   forwardDelay: number;
   nfCallIptables: boolean;
   nfCallIp6tables: boolean;
+  /**
+   * no_linklocal_learn: the bridge learns no source MAC from frames to 01:80:c2:00:00:0X. Those
+   * are handed up without passing the bridge's PREROUTING hooks (LLDP without any hook), so only
+   * this keeps a guest from moving another MAC's forwarding entry to itself with them.
+   */
+  noLinkLocalLearn: boolean;
 }
 
 export interface LinkState {

@@ -75,12 +75,12 @@ export class BackendWatch {
 
   stop(): void {
     this.stopped = true;
+    this.pending.clear();
     clearInterval(this.timer);
   }
 
-  /** Resolves once everything noticed so far has been handled (tests, shutdown). */
+  /** Resolves once the work in hand is done (shutdown: nothing new starts after stop()). */
   async idle(): Promise<void> {
-    while (this.scheduled || this.pending.size > 0) await this.running.then(() => new Promise((r) => setImmediate(r)));
     await this.running;
   }
 
@@ -97,6 +97,7 @@ export class BackendWatch {
   }
 
   private noticed(path: string): void {
+    if (this.stopped) return;
     const m = eventPath.exec(path);
     if (!m) return;
     if (m[1] === undefined) {
@@ -123,7 +124,11 @@ export class BackendWatch {
   }
 
   private async drain(): Promise<void> {
-    if (this.ctx.shuttingDown() || this.pending.size === 0) return;
+    if (this.stopped || this.ctx.shuttingDown()) {
+      this.pending.clear();
+      return;
+    }
+    if (this.pending.size === 0) return;
     const work = new Map(this.pending);
     this.pending.clear();
     const xs = this.xs;

@@ -6,15 +6,17 @@
  * With iptables on nf_tables (and ebtables, which always is), the kernel announces every ruleset
  * generation with the pid that made it (NFT_MSG_NEWGEN): a change by anyone but the daemon's own
  * restores schedules a check. With iptables-legacy (which the monitor cannot see) the check polls every
- * 3 s. A full check also runs every 30 s whatever the backend. Checks and repairs run under the
- * hotplug lock, so they never interleave with a hook's commit.
+ * 3 s. A full check also runs every 30 s whatever the backend. A check reads without the hotplug
+ * lock (it may catch a hook's commit half way: then it looks again under the lock); a repair
+ * runs under it, so it never interleaves with a hook's commit.
  */
 import { defaultBackend, ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
 import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
 import { isEmptyPlan } from '../firewall/diff.js';
 import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
-import { watchRulesetGenerations } from '../bridge/nl/nft-generations.js';import type { DaemonContext } from './server.js';
+import { watchRulesetGenerations } from '../bridge/nl/nft-generations.js';
+import type { DaemonContext } from './server.js';
 
 const FULL_CHECK_MS = 30_000;
 const LEGACY_POLL_MS = 3_000;
@@ -93,15 +95,21 @@ export class DriftWatch {
   async check(): Promise<void> {
     const backend = this.backend;
     if (!backend || this.d.shuttingDown()) return;
+    this.lastCheck = new Date();
+    try {
+      if (isEmptyPlan(await driftPlans(backend, this.d.env, this.d.log))) return;
+    } catch (e) {
+      this.d.log.warning(`drift check failed: ${reasonOf(e)}`);
+    }
     let held;
     try {
       held = await this.d.lock.acquire('iptables', { deadline: Deadline.in(20_000), env: this.d.env });
     } catch (e) {
       this.d.log.warning(`drift check postponed: ${reasonOf(e)}`);
+      this.schedule(LEGACY_POLL_MS);
       return;
     }
     try {
-      this.lastCheck = new Date();
       const plans = await driftPlans(backend, this.d.env, this.d.log);
       if (isEmptyPlan(plans)) return;
       const what = describePlans(plans);

@@ -33,6 +33,11 @@ export class DaemonLock {
     return this.queue.length;
   }
 
+  /** Whether a caller holds (or is taking) the lock. */
+  get held(): boolean {
+    return this.busy;
+  }
+
   async acquire(name: string, options: HotplugLockOptions = {}): Promise<HeldHotplugLock> {
     await this.turn(options);
     try {

@@ -7,6 +7,17 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
   // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
   const log = createLogger({ tag: 'xennet-daemon', syslog: !env['JOURNAL_STREAM'] && env['XENNET_SYSLOG'] !== '0' });
   const daemon = new Daemon(env, log, options);
+  // Signals are handled from the start: one that arrives while the daemon starts stops it once
+  // it has started (a half-started daemon is never left behind).
+  let stopRequested: string | undefined;
+  let onStop: ((signal: string) => void) | undefined;
+  const request = (signal: string): void => {
+    if (onStop) onStop(signal);
+    else stopRequested ??= signal;
+  };
+  process.once('SIGTERM', () => request('SIGTERM'));
+  process.once('SIGINT', () => request('SIGINT'));
+  process.on('SIGHUP', () => daemon.policy.reload('SIGHUP'));
   try {
     await daemon.start();
   } catch (e) {
@@ -15,7 +26,7 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
     return 1;
   }
   return new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
+    onStop = (signal: string): void => {
       log.info(`${signal}: finishing the calls in flight`);
       void daemon.stop().then(
         () => resolve(0),
@@ -25,8 +36,6 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => daemon.policy.reload('SIGHUP'));
+    if (stopRequested) onStop(stopRequested);
   });
 }

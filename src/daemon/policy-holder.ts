@@ -1,7 +1,8 @@
 /**
  * The rule file, kept parsed in memory and re-read when it changes. A file that fails validation
  * (or is deleted, or replaced by something huge) does not change the policy in force: the last
- * good one stays, and the problem is logged and shown by `status`.
+ * good one stays, and the problem is logged and shown by `status`. A file that appears where
+ * there was none is loaded.
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -75,6 +76,13 @@ export class PolicyHolder {
     } catch (e) {
       this.problem = describe(e);
       this.log.err(`rule file ${this.file} (${why}) is invalid; the policy loaded ${this.loadedAt.toISOString()} stays in force: ${this.problem}`);
+      return false;
+    }
+    if (!next.fromFile && this.current.fromFile) {
+      // Gone while in force (deleted, or mid-replace): the built-in defaults would silently drop
+      // every guest's policy. Keep it; an operator who wants the defaults restarts the daemon.
+      this.problem = 'the file was deleted';
+      this.log.err(`rule file ${this.file} (${why}) is gone; the policy loaded ${this.loadedAt.toISOString()} stays in force (restart the daemon to run on the built-in defaults)`);
       return false;
     }
     const changed = JSON.stringify(next.policy) !== JSON.stringify(this.current.policy);

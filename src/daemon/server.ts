@@ -18,7 +18,7 @@ import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesPath } from '../config/paths.js';
-import { createHookFirewall } from '../firewall/hook-firewall.js';
+import { commitAllStaged, createHookFirewall } from '../firewall/hook-firewall.js';
 import { noFirewall } from '../hooks/vif-firewall.js';
 import { runVifCall, type HookServices } from '../hooks/vif-call.js';
 import { HOOK_BUDGET_MS, HOOK_WORK_MS } from '../hooks/vif-run.js';
@@ -48,6 +48,7 @@ export interface DaemonStats {
   repairs: number;
   lastError: string | null;
   inFlight: number;
+  lockHeld: boolean;
   lockWaiting: number;
   policy: PolicyState;
   drift: { mode: string; lastCheck: string | null; lastRepair: string | null };
@@ -119,6 +120,7 @@ export class Daemon implements DaemonContext {
       ...this.counters,
       lastError: this.lastError,
       inFlight: this.inFlight.size,
+      lockHeld: this.lock.held,
       lockWaiting: this.lock.waiting,
       policy: this.policy.state(),
       drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null },
@@ -156,9 +158,46 @@ export class Daemon implements DaemonContext {
     return {
       xenstore: () => this.xenstore(),
       netlink: () => this.netlink(),
-      firewall: async (log) => (env['XENNET_FIREWALL'] === 'off' ? noFirewall : createHookFirewall(env, log, async () => ({ policy: this.policy.policy }))),
+      firewall: async (log) => (env['XENNET_FIREWALL'] === 'off' ? noFirewall : createHookFirewall(env, log, async () => ({ policy: this.policy.policy }), { commitSoon: (full) => this.commitSoon(env, full) })),
       acquireLock: (name, options) => this.lock.acquire(name, options),
     };
+  }
+
+  private committer: { running: Promise<void>; again: boolean; full: boolean } | undefined;
+
+  /**
+   * Commits what is staged, soon, under the hotplug lock (offline's removals: the hook has
+   * answered, its vif is off the bridge). Requests while a commit runs make one more after it.
+   */
+  commitSoon(env: NodeJS.ProcessEnv, full: boolean): void {
+    if (this.committer) {
+      this.committer.again = true;
+      this.committer.full ||= full;
+      return;
+    }
+    const c = { running: Promise.resolve(), again: true, full };
+    this.committer = c;
+    c.running = (async () => {
+      while (c.again) {
+        c.again = false;
+        const wantFull = c.full;
+        c.full = false;
+        let held;
+        try {
+          held = await this.lock.acquire('iptables', { deadline: Deadline.in(60_000) });
+          const r = await commitAllStaged(env, this.log, wantFull);
+          if (r.batch > 0) this.log.debug(`committed ${r.batch} staged change${r.batch === 1 ? '' : 's'}`);
+        } catch (e) {
+          this.noteError(`committing staged removals: ${reasonOf(e)}`);
+          this.log.err(`committing staged firewall changes failed: ${reasonOf(e)} (the next change or drift check retries)`);
+        } finally {
+          held?.release();
+        }
+      }
+    })().finally(() => {
+      this.committer = undefined;
+    });
+    this.track(c.running);
   }
 
   /** Starts listening; refuses when another daemon runs on the same run directory. */
@@ -174,7 +213,6 @@ export class Daemon implements DaemonContext {
     rmSync(p.fifo, { force: true });
     await this.listenSocket();
     this.listenFifo();
-    writeFileSync(p.pid, `${process.pid}\n`, { mode: 0o644 });
     this.policy.watch(() => undefined);
     this.drift = new DriftWatch(this);
     await this.drift.start();
@@ -182,6 +220,9 @@ export class Daemon implements DaemonContext {
       this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
       await this.backends.start();
     }
+    // Last: the pid file is what tells hook clients that a daemon serves (ready, not starting).
+    writeFileSync(`${p.pid}.tmp`, `${process.pid}\n`, { mode: 0o644 });
+    renameSync(`${p.pid}.tmp`, p.pid);
     this.log.info(`listening on ${p.socket} and ${p.fifo}; rule file ${this.policy.file} (${this.policy.state().state})`);
   }
 

@@ -7,6 +7,7 @@ import { defaultBackend } from './backend/xtables.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
 import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts } from './model.js';
+import { closePortGaps, portGaps } from './port-hardening.js';
 import { gatherHostFacts } from './session.js';
 import { emptyLive, type LiveTable } from './save-parse.js';
 
@@ -57,10 +58,24 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       warnings: [...facts.warnings, ...hp.state.warnings],
     };
     if (Object.values(result.bridgeNetfilter ?? {}).some((v) => v !== '1')) {
-      result.warnings.push('bridged traffic does not reach iptables/ip6tables (net.bridge.bridge-nf-call-* is not 1); apply turns it on');
+      result.warnings.push('bridged traffic does not all reach iptables/ip6tables (net.bridge.bridge-nf-call-* or bridge-nf-filter-*-tagged is not 1); apply turns it on');
+      result.pending = true;
+    }
+    const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null));
+    if (gaps.length > 0) {
+      result.warnings.push(...gaps.map((g) => `${g.problem}; apply fixes it`));
       result.pending = true;
     }
     if (options.apply) {
+      if (gaps.length > 0) {
+        const { NetlinkClient } = await import('../bridge/nl/client.js');
+        const nl = new NetlinkClient();
+        try {
+          await closePortGaps(gaps, (b) => nl.setBridgeNoLinkLocalLearn(b, true));
+        } finally {
+          nl.close();
+        }
+      }
       const done = await applyHost(backend, hp, {
         env,
         onProgress: options.progress ? (i, n, t) => process.stderr.write(`\rapplied ${t} (${i}/${n})...`) : undefined,

@@ -172,6 +172,11 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
   e.push(`-j mark --mark-or ${hex(v.isolation ? MARK_GUEST | MARK_ISOLATED : MARK_GUEST)} --mark-target CONTINUE`);
   // IP frames (the bulk of the traffic) leave right after the MAC check; ARP is checked next.
   if (macGuard) for (const p of ['IPv4', 'IPv6']) e.push(`-p ${p} -j RETURN`);
+  if (v.antispoof.arp) {
+    // The arp match does not apply (even negated) to ARP for other hardware or protocols, which
+    // Linux still accepts (hardware type 6): only Ethernet/IPv4 ARP leaves the guest.
+    e.push('-p ARP --arp-htype ! 1 -j DROP', '-p ARP --arp-ptype ! 0x800 -j DROP');
+  }
   if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
   const arpChecked = v.antispoof.arp && (v.ipv4.length > 0 || v.ipv6.length > 0);
   if (arpChecked) {
@@ -230,7 +235,12 @@ export function compileShared(members: readonly TreeMember[]): RuleSet {
       for (const [k, v] of buildTree(inbound, { root: CHAIN_TO, chainFor: (p) => treeChain('T', p), match: (p) => `-m physdev --physdev-out ${p}`, leaf: (n) => vifChain('I', n), verb: '-g' })) t.chains.set(k, v);
       forward.push(`-j ${CHAIN_TO}`);
     }
-    t.chains.set(CHAIN_FORWARD, [...forward, '-j ACCEPT']);
+    // Bridged traffic that passed the guests' chains is accepted here (a FORWARD policy of DROP
+    // must not cut the guests off), except traffic from a guest interface xennet does not manage
+    // (a vif whose rules come from elsewhere, e.g. Xen's vif-bridge): that is left to the rules
+    // after this jump. Frames from xennet's guests carry the guest mark (ebtables nat); vif0.N is
+    // dom0's own port (netloop).
+    t.chains.set(CHAIN_FORWARD, [...forward, `-m mark --mark ${hex(MARK_GUEST)}/${hex(MARK_GUEST)} -j ACCEPT`, '-m physdev --physdev-in vif0.+ -j ACCEPT', '-m physdev --physdev-in vif+ -j RETURN', '-j ACCEPT']);
     for (const b of [...new Set(members.map((m) => m.bridge).filter((b) => b !== null))].sort()) {
       t.roots.push({ chain: 'FORWARD', rule: `-o ${b} -m physdev --physdev-is-bridged -j ${CHAIN_FORWARD}` });
       t.roots.push({ chain: 'INPUT', rule: `-i ${b} -m physdev --physdev-is-in -j ${CHAIN_FROM}` });

@@ -67,23 +67,36 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
       warnings.push(`cannot read xenstore (${reasonOf(e)}): domain names, MACs and addresses of guests are unknown`);
     }
   }
+  const linkNames = new Set(links.map((l) => l.name));
   const byName = new Map<string, BackendEntry>();
   for (const e of entries) {
     byName.set(`vif${e.domid}.${e.devid}`, e);
     byName.set(`vif${e.domid}.${e.devid}-emu`, e);
-    if (e.vifname && isIfName(e.vifname) && !looksLikeXenVif(e.vifname)) {
-      byName.set(e.vifname, e);
-      byName.set(`${e.vifname}-emu`, e);
-    }
   }
   const vifs: DiscoveredVif[] = [];
   for (const link of links) {
     const master = link.master ?? recorded.get(link.name) ?? null;
-    if (master === null || !isIfName(link.name) || !isIfName(master)) continue;
+    if (master === null || !isIfName(link.name) || !isIfName(master) || link.kind === 'bridge') continue;
     const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(link.name);
-    // A renamed vif is known by its xenstore vifname, or by the mark xennet put on it.
     const mark = /^xennet:vif(\d+)\.(\d+)$/.exec(link.alias ?? '');
-    const e = byName.get(link.name) ?? (mark ? entries.find((x) => x.domid === Number(mark[1]) && x.devid === Number(mark[2])) : undefined);
+    if (m && mark && (m[1] !== mark[1] || m[2] !== mark[2])) {
+      warnings.push(`${link.name} carries the mark of vif${mark[1]}.${mark[2]}: not treated as a guest interface`);
+      continue;
+    }
+    // Whose interface it is: the mark xennet put on it when it renamed it, else its Xen name. A
+    // xenstore vifname alone proves nothing (it is guest configuration, and may name dom0's NIC
+    // or another guest's interface): it counts only for an unmarked link when the backend's own
+    // device is gone (renamed by an older xennet or by Xen's vif-bridge).
+    let e = m ? byName.get(link.name) : mark ? entries.find((x) => x.domid === Number(mark[1]) && x.devid === Number(mark[2])) : undefined;
+    if (!m && !mark) {
+      const named = entries.filter((x) => x.vifname !== undefined && (x.vifname === link.name || `${x.vifname}-emu` === link.name));
+      const candidate = named.length === 1 ? named[0] : undefined;
+      const deviceGone = candidate !== undefined && !linkNames.has(`vif${candidate.domid}.${candidate.devid}`) && !linkNames.has(`vif${candidate.domid}.${candidate.devid}-emu`);
+      if (named.length > 1) warnings.push(`${link.name} is the vifname of ${named.length} backends (${named.map((x) => `${x.domid}/${x.devid}`).join(', ')}): not treated as a guest interface`);
+      else if (candidate && !deviceGone) warnings.push(`backend ${candidate.domid}/${candidate.devid} names ${link.name} as its vifname, but its own device vif${candidate.domid}.${candidate.devid} exists: ${link.name} is not treated as its interface`);
+      if (!deviceGone || looksLikeXenVif(link.name)) continue;
+      e = candidate;
+    }
     if (!m && !e && !mark) continue;
     const domid = e?.domid ?? Number((m ?? mark)![1]);
     if (domid === 0) continue; // vif0.N is dom0's own netloop port

@@ -1,7 +1,7 @@
 /** The guest firewall as the vif hook uses it (rule file + xenstore facts -> this vif's chains). */
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import type { PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
+import type { FirewallTarget, PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
 import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
 import type { IfName } from '../net/index.js';
 import type { Logger } from '../sys/log.js';
@@ -11,11 +11,12 @@ import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
-import { commitStaged, stageInstall, stageRemove } from './commit.js';
+import { commitStaged, stageInstall, stageRemove, type CommitResult } from './commit.js';
 import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
+import { bridgeOfPort } from '../sys/sysfs.js';
 import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
 
 async function backendFor(env: NodeJS.ProcessEnv, log: Logger): Promise<Backend> {
@@ -59,8 +60,48 @@ const recorded = (name: string, token: string, env: NodeJS.ProcessEnv): boolean 
 /** Where the hook firewall gets the policy: by default the rule file (through its cache). */
 export type PolicySource = () => Promise<{ policy: PolicyFile }>;
 
-export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySource?: PolicySource): VifFirewall {
+export interface HookFirewallOptions {
+  /**
+   * A resident committer (the daemon): removals are staged and committed by it shortly after,
+   * under the hotplug lock, instead of by the caller (`removeSoon`). `full`: read the live rules.
+   */
+  commitSoon?: (full: boolean) => void;
+}
+
+/** Commits every staged change of a live stager (the caller holds the hotplug lock). */
+export async function commitAllStaged(env: NodeJS.ProcessEnv, log: Logger, full: boolean): Promise<CommitResult> {
+  enableBridgeNetfilter();
+  return commitStaged(await backendFor(env, log), env, log, { full });
+}
+
+export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySource?: PolicySource, options: HookFirewallOptions = {}): VifFirewall {
   const policyOf: PolicySource = policySource ?? (() => cachedPolicy(rulesPath(undefined, env), env));
+  /**
+   * Stages the removal of a guest interface's rules: the names it provably had and what the index
+   * records under its owner, never another guest's, never a port still on a bridge.
+   */
+  const stageRemoval = (target: FirewallTarget): { tokens: Set<string>; full: boolean; known: boolean } | undefined => {
+    const { index } = loadIndex(env, log);
+    const names = new Set<IfName>();
+    const unknown = new Set<IfName>();
+    const sameOwner = (o: { domid: number; devid: number } | undefined): boolean => o !== undefined && o.domid === target.domid && o.devid === target.devid;
+    for (const n of target.names) {
+      const e = Object.hasOwn(index.vifs, n) ? index.vifs[n] : undefined;
+      if (!e) unknown.add(n);
+      else if (!e.owner || sameOwner(e.owner)) names.add(n);
+      else log.warning(`not removing the rules of ${n}: xennet installed them for domain ${e.owner.domid} device ${e.owner.devid}`);
+    }
+    for (const [n, e] of Object.entries(index.vifs)) if (sameOwner(e.owner)) names.add(n as IfName);
+    // Known under one of its names: the others have no rules of ours.
+    if (names.size > 0) unknown.clear();
+    if (names.size === 0 && unknown.size === 0) return undefined;
+    // Never the rules of a port still on a bridge: that would leave it there unfiltered.
+    const attached = [...names, ...unknown].map((n) => [n, bridgeOfPort(n)] as const).filter(([, b]) => b !== undefined);
+    if (attached.length > 0) {
+      throw new HookFailure(`${attached.map(([n, b]) => `${n} is still attached to ${b}`).join('; ')}: its firewall rules stay in place`, 'detach it first (offline of the guest that owns it), then run offline again');
+    }
+    return { tokens: new Set([...names, ...unknown].map((n) => stageRemove(n, env).token)), full: unknown.size > 0, known: names.size > 0 };
+  };
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {
       let loaded;
@@ -164,27 +205,23 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
       };
     },
     async remove(target) {
-      const { index } = loadIndex(env, log);
-      const names = new Set<IfName>();
-      const unknown = new Set<IfName>();
-      const sameOwner = (o: { domid: number; devid: number } | undefined): boolean => o !== undefined && o.domid === target.domid && o.devid === target.devid;
-      for (const n of target.names) {
-        const e = Object.hasOwn(index.vifs, n) ? index.vifs[n] : undefined;
-        if (!e) unknown.add(n);
-        else if (!e.owner || sameOwner(e.owner)) names.add(n);
-        else log.warning(`not removing the rules of ${n}: xennet installed them for domain ${e.owner.domid} device ${e.owner.devid}`);
-      }
-      for (const [n, e] of Object.entries(index.vifs)) if (sameOwner(e.owner)) names.add(n as IfName);
-      // Known under one of its names: the others have no rules of ours.
-      if (names.size > 0) unknown.clear();
-      if (names.size === 0 && unknown.size === 0) return false;
+      const staged = stageRemoval(target);
+      if (!staged) return false;
       enableBridgeNetfilter();
-      const backend = await backendFor(env, log);
-      const tokens = new Set([...names, ...unknown].map((n) => stageRemove(n, env).token));
       // Names the index does not know may still have live rules (an index lost, a commit killed
       // before its write-ahead): only the live rules can tell, so read them.
-      await commitStaged(backend, env, log, { only: tokens, full: unknown.size > 0 });
-      return names.size > 0;
+      await commitStaged(await backendFor(env, log), env, log, { only: staged.tokens, full: staged.full });
+      return staged.known;
     },
+    ...(options.commitSoon
+      ? {
+          removeSoon: async (target: FirewallTarget) => {
+            const staged = stageRemoval(target);
+            if (!staged) return false;
+            options.commitSoon!(staged.full);
+            return staged.known;
+          },
+        }
+      : {}),
   };
 }

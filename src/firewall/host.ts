@@ -35,7 +35,12 @@ export async function readLive(backend: Backend, counters = false): Promise<Reco
   return Object.fromEntries(tableNames.map((t, i) => [t, parseSave(texts[i]!, t)])) as Record<TableName, LiveTable>;
 }
 
-export const bridgeSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables'] as const;
+/**
+ * br_netfilter settings the guest firewall needs: bridged IPv4/IPv6 through iptables/ip6tables,
+ * including IP inside VLAN (802.1Q, priority-tagged VID 0 too) and PPPoE headers, which guests'
+ * kernels accept as untagged and which would otherwise skip every iptables rule.
+ */
+export const bridgeSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
 
 /** Whether bridged traffic reaches iptables/ip6tables (br_netfilter loaded and enabled). */
 export function bridgeNetfilterState(): Record<(typeof bridgeSysctls)[number], string | undefined> {

@@ -77,6 +77,13 @@ function excluded(rule: string, scope: Scope): boolean {
 
 const ebDefaultAccept = new Set(['mark', 'snat', 'dnat', 'redirect', 'arpreply']);
 
+/**
+ * Targets that do not end the walk through a chain (they log, mark, classify, ...): the rules
+ * after them still run. Every other target ends it, and any that is not a drop may let the packet
+ * through (NFQUEUE with --queue-bypass and no listener accepts; an unknown target is assumed to).
+ */
+const continuing = new Set(['LOG', 'NFLOG', 'ULOG', 'MARK', 'CONNMARK', 'CT', 'NOTRACK', 'TRACE', 'CLASSIFY', 'TCPMSS', 'DSCP', 'TOS', 'SET', 'AUDIT', 'CHECKSUM', 'SECMARK', 'CONNSECMARK', 'LED', 'IDLETIMER', 'HMARK', 'RATEEST', 'TEE', 'HL', 'TTL', 'ECN', 'CONTINUE', 'log', 'nflog', 'ulog']);
+
 /** Whether a walk through `chain` (another tool's) may end with an accept, looking `depth` deep. */
 function mayAccept(live: LiveTable, chain: string, table: TableName, depth: number, scope: Scope): boolean {
   if (depth > 8) return true;
@@ -93,14 +100,15 @@ function verdictAccepts(live: LiveTable, rule: string, table: TableName, depth: 
   const target = isEbtables(table) && ebDefaultAccept.has(t.target) ? (t.ebTarget ?? 'ACCEPT') : t.target;
   if (target === 'ACCEPT') return true;
   if (target === 'RETURN') return inBuiltin && policy !== 'DROP';
-  if (target === 'DROP' || target === 'REJECT' || target === 'CONTINUE') return false;
+  if (target === 'DROP' || target === 'REJECT') return false;
+  if (continuing.has(target)) return false;
   if (target.startsWith('XN-')) return false;
   if (live.foreign.has(target)) {
     // After a goto, falling off the other chain ends the built-in chain: its policy decides.
     if (t.verb === '-g' && inBuiltin && policy !== 'DROP') return true;
     return mayAccept(live, target, table, depth, scope);
   }
-  return false; // LOG, MARK, CT, ... do not end the walk
+  return true; // NFQUEUE, QUEUE, TPROXY, anything unknown: may let the packet through
 }
 
 export interface Bypass {
@@ -167,5 +175,63 @@ export function pathProblems(live: Record<TableName, LiveTable>, desired: Record
       else if (!sameRules(have, rules, eb)) out.push(`${tool} chain ${c} differs from what xennet installs: the dispatch to the guests' rules is broken`);
     }
   }
+  return out;
+}
+
+/** Mark bits a rule's target may change, from its save text (all bits when it cannot tell). */
+export function markBitsWritten(rule: string, eb: boolean): number {
+  const t = tokens(rule);
+  const opt = (name: string): string | undefined => {
+    const i = t.indexOf(name);
+    return i >= 0 ? t[i + 1] : undefined;
+  };
+  const num = (s: string | undefined, fallback: number): number => {
+    if (s === undefined) return fallback;
+    const n = Number(s);
+    return Number.isFinite(n) ? n >>> 0 : 0xffffffff;
+  };
+  const target = targetOf(rule)?.target;
+  if (eb) {
+    if (target !== 'mark' && opt('--mark-set') === undefined && opt('--mark-or') === undefined && opt('--mark-and') === undefined && opt('--mark-xor') === undefined) return 0;
+    if (opt('--mark-set') !== undefined) return 0xffffffff;
+    if (opt('--mark-or') !== undefined) return num(opt('--mark-or'), 0xffffffff);
+    if (opt('--mark-xor') !== undefined) return num(opt('--mark-xor'), 0xffffffff);
+    if (opt('--mark-and') !== undefined) return ~num(opt('--mark-and'), 0) >>> 0;
+    return 0xffffffff;
+  }
+  if (target === 'MARK') {
+    const x = opt('--set-xmark') ?? opt('--set-mark');
+    if (x !== undefined) {
+      const [, mask] = x.split('/');
+      return num(mask, 0xffffffff);
+    }
+    if (opt('--and-mark') !== undefined) return ~num(opt('--and-mark'), 0) >>> 0;
+    if (opt('--or-mark') !== undefined) return num(opt('--or-mark'), 0xffffffff);
+    if (opt('--xor-mark') !== undefined) return num(opt('--xor-mark'), 0xffffffff);
+    return 0xffffffff;
+  }
+  if (target === 'CONNMARK' && t.includes('--restore-mark')) return num(opt('--nfmask'), 0xffffffff);
+  return 0;
+}
+
+/**
+ * Rules in `chain` (built in, positions [from, to)) and the other tools' chains they jump to that
+ * may change the mark bits `bits`, as `chain rule N (text)`.
+ */
+export function markWriters(live: LiveTable, chain: string, bits: number, eb: boolean, from = 0, to = Number.POSITIVE_INFINITY): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const walk = (name: string, rules: readonly string[], lo: number, hi: number, depth: number): void => {
+    for (let i = lo; i < Math.min(hi, rules.length); i++) {
+      const r = rules[i]!;
+      if ((markBitsWritten(r, eb) & bits) !== 0) out.push(`${name} rule ${i + 1} (${r.replace(/\s+/g, ' ').trim()})`);
+      const target = targetOf(r)?.target;
+      if (target && live.foreign.has(target) && !seen.has(target) && depth < 8) {
+        seen.add(target);
+        walk(target, live.foreign.get(target)!, 0, Number.POSITIVE_INFINITY, depth + 1);
+      }
+    }
+  };
+  walk(chain, live.builtins.get(chain) ?? [], from, to, 0);
   return out;
 }

@@ -35,8 +35,8 @@ export function emptyLive(): LiveTable {
 const rootChains = new Set<string>(['FORWARD', 'INPUT', 'PREROUTING']);
 
 /** Parses save output; `table` picks the `*filter` or `*nat` section (ebtables nat: `ebnat`). */
-export function parseSave(text: string, table: TableName | 'filter' = 'filter'): LiveTable {
-  const section = table === 'filter' ? 'filter' : kernelTable(table);
+export function parseSave(text: string, table: TableName | 'filter' | 'mangle' | 'raw' = 'filter'): LiveTable {
+  const section = table === 'filter' || table === 'mangle' || table === 'raw' ? table : kernelTable(table);
   const live = emptyLive();
   let inTable = false;
   for (const raw of text.split('\n')) {

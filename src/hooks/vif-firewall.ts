@@ -43,6 +43,12 @@ export interface VifFirewall {
   prepare(cfg: VifConfig, bridge: IfName): Promise<PreparedFirewall>;
   /** Removes the rules of the target (the caller holds the hotplug lock); true when there were any. */
   remove(target: FirewallTarget): Promise<boolean>;
+  /**
+   * With a resident committer (the daemon): stages the removal now, without the lock, and leaves
+   * the commit to it. For a vif already off the bridge, whose rules serve nobody; a later install
+   * under the same name is staged after it and committed after it.
+   */
+  removeSoon?(target: FirewallTarget): Promise<boolean>;
 }
 
 export const noFirewall: VifFirewall = {

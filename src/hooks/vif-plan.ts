@@ -156,7 +156,13 @@ export interface VifOnlinePlan {
   bridge: IfName;
   mtu: number;
   ops: LinkOp[];
+  /** Bridge-wide hardening the attach needs: no_linklocal_learn when the bridge lacks it. */
+  hardenBridge: boolean;
+  warnings: string[];
 }
+
+/** IPv6 needs links of at least 1280 bytes; a port below that takes the bridge below it too. */
+const IPV6_MIN_MTU = 1280;
 
 /**
  * online: mark, rename to vifname (refusing a name in use), down, MAC fe:ff:ff:ff:ff:ff,
@@ -195,10 +201,16 @@ export function planVifOnline(cfg: VifConfig, view: LinkView, addressesOnDevice:
   if (dev.mac !== QuietMac) ops.push({ op: 'set-mac', link: X, mac: QuietMac, was: dev.mac });
   for (const a of [...addressesOnDevice].reverse()) ops.push({ op: 'delete-address', address: { ...a, link: X } });
   const mtu = cfg.mtu ?? bridgeLink.mtu;
+  const warnings: string[] = [];
+  if (cfg.mtu !== undefined && cfg.mtu < bridgeLink.mtu) {
+    // The kernel gives a bridge the smallest MTU of its ports unless its own was set explicitly.
+    if (cfg.mtu < IPV6_MIN_MTU) throw new HookFailure(`mtu ${cfg.mtu} is below ${IPV6_MIN_MTU}: attaching it would lower bridge ${bridge}'s MTU for every port, below what IPv6 needs`, fixConfig);
+    warnings.push(`mtu ${cfg.mtu} is below bridge ${bridge}'s ${bridgeLink.mtu}: the kernel lowers the bridge's MTU to it unless the bridge's MTU was set explicitly`);
+  }
   if (dev.mtu !== mtu) ops.push({ op: 'set-mtu', link: X, mtu, was: dev.mtu });
   if (dev.master !== bridge) ops.push({ op: 'set-master', link: X, master: bridge, was: dev.master });
   ops.push({ op: 'set-up', link: X, up: true, was: false });
-  return { bridge, mtu, ops };
+  return { bridge, mtu, ops, hardenBridge: bridgeLink.bridge?.noLinkLocalLearn !== true, warnings };
 }
 
 /**

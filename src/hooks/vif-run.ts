@@ -11,6 +11,7 @@ import type { NetlinkClient } from '../bridge/nl/client.js';
 import { describeOp, inverseOf, type LinkOp } from '../bridge/ops.js';
 import type { IfName } from '../net/index.js';
 import { Deadline } from '../sys/deadline.js';
+import { guestPortStack, writeInterfaceSysctl } from '../sys/sysctl.js';
 import { reasonOf } from '../sys/errors.js';
 import { killPoint } from '../sys/test-seams.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
@@ -18,7 +19,7 @@ import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
-import { HookFailure, namesToRead, offlineTarget, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
+import { HookFailure, namesToRead, offlineTarget, ownerMark, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
 
 /**
  * The hook's budget, counted from the process start (libxl starts its 40 s clock when it spawns
@@ -32,7 +33,7 @@ export const REPORT_RESERVE_MS = 6_000;
 
 export interface VifDeps {
   xs: XenstoreClient;
-  nl: Pick<NetlinkClient, 'getLink' | 'listLinks' | 'addressesOf'> & LinkOpsClient;
+  nl: Pick<NetlinkClient, 'getLink' | 'listLinks' | 'addressesOf' | 'setBridgeNoLinkLocalLearn'> & LinkOpsClient;
   firewall: VifFirewall;
   log: Logger;
   /** Where the hotplug lock lives (default: $XENNET_HOTPLUG_LOCK_DIR, else /var/run/xen-hotplug). */
@@ -101,6 +102,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   const dev = view.links.get(cfg.device) ?? view.links.get(cfg.name);
   const addresses = dev ? await deps.nl.addressesOf(dev as LinkState) : [];
   const plan = planVifOnline(cfg, view, addresses);
+  for (const w of plan.warnings) deps.log.warning(`${cfg.name}: ${w}`);
   // Everything that can fail on bad input fails here, before any change.
   deps.mark?.('planned');
   const firewall = await deps.firewall.prepare(cfg, plan.bridge);
@@ -130,6 +132,12 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
       step = describeOp(o);
       await applyOp(deps.nl, o, 'strict');
       done.push(o);
+    }
+    step = `closing dom0's IP stack on ${cfg.name}`;
+    for (const s of guestPortStack) writeInterfaceSysctl(s.family, cfg.name, s.key, s.value);
+    if (plan.hardenBridge) {
+      step = `setting no_linklocal_learn on bridge ${plan.bridge}`;
+      await deps.nl.setBridgeNoLinkLocalLearn(plan.bridge, true);
     }
     step = 'installing the firewall';
     found = attach.some((o) => o.op === 'set-master') && firewall.installed();
@@ -242,8 +250,19 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
     cfg = plain();
   }
   deps.mark?.('reading links');
-  const renamed = cfg.name !== cfg.device ? await deps.nl.getLink(cfg.name) : undefined;
+  let renamed = cfg.name !== cfg.device ? await deps.nl.getLink(cfg.name) : undefined;
   const device = await deps.nl.getLink(cfg.device);
+  if (!device && (!renamed || renamed.alias !== ownerMark(cfg.domid, cfg.devid))) {
+    // The device was renamed, and xenstore does not say (or no longer says) to what: the link
+    // carrying this guest's mark is the one (a guest's rules never go while it is attached).
+    const mark = ownerMark(cfg.domid, cfg.devid);
+    const marked = (await deps.nl.listLinks()).find((l) => l.alias === mark);
+    if (marked) {
+      if (renamed) deps.log.warning(`${renamed.name} is not this guest's interface; ${marked.name} carries its mark`);
+      renamed = marked;
+      cfg = { ...cfg, name: marked.name as IfName };
+    }
+  }
   const { link: dev, refused } = offlineTarget(cfg, renamed, device);
   for (const why of refused) deps.log.warning(`not touching it: ${why}`);
   const name = (dev?.name ?? cfg.name) as IfName;
@@ -263,7 +282,8 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
   const names: IfName[] = [cfg.device];
   if (dev && dev.name !== cfg.device) names.push(dev.name as IfName);
   deps.mark?.('waiting for the hotplug lock');
-  const removed = await underLock(deps, lockOptions(deps, deadline), () => deps.firewall.remove(target(cfg, names)));
+  const removeSoon = deps.firewall.removeSoon?.bind(deps.firewall);
+  const removed = removeSoon ? await removeSoon(target(cfg, names)) : await underLock(deps, lockOptions(deps, deadline), () => deps.firewall.remove(target(cfg, names)));
   if (removed) deps.log.debug(`removed the firewall rules of ${names.join(', ')}`);
   return { summary: dev ? `offline ${who(cfg, dev.name)}${dev.master ? `, detached from ${dev.master}` : ''}` : `offline ${name}: already gone` };
 }

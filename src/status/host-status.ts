@@ -8,19 +8,19 @@ import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { defaultBackend } from '../firewall/backend/xtables.js';
-import { compile, compileVif } from '../firewall/compile.js';
+import { compile, compileVif, MARK_GUEST, MARK_ISOLATED } from '../firewall/compile.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
-import { pathProblems } from '../firewall/integrity.js';
+import { markWriters, pathProblems } from '../firewall/integrity.js';
+import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable } from '../net/index.js';
-import { readSysctl } from '../sys/sysctl.js';
 import { readVifChains } from '../firewall/store.js';
 import { cidrText, isEbtables, tableNames, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
-import type { LiveTable } from '../firewall/save-parse.js';
+import { parseSave, type LiveTable } from '../firewall/save-parse.js';
 import { gatherHostFacts } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
@@ -121,10 +121,17 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   }
   let backendInfo: HostStatus['backend'] = null;
   let live: Record<TableName, LiveTable> | undefined;
+  let markTables: { what: string; live: LiveTable; chains: string[] }[] = [];
   try {
     const backend = await defaultBackend(env);
     backendInfo = { iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
     live = await readLive(backend, true);
+    // Where other rules may rewrite the marks xennet's isolation reads (between ebtables nat
+    // PREROUTING, which sets them, and ebtables filter FORWARD, which checks them).
+    const others = await Promise.all(
+      (['ipv4', 'ipv6'] as const).flatMap((f) => (['raw', 'mangle'] as const).map(async (t) => ({ what: `${f === 'ipv4' ? 'iptables' : 'ip6tables'} ${t}`, live: parseSave(await backend.saveOther(f, t), t), chains: t === 'raw' ? ['PREROUTING'] : ['PREROUTING', 'FORWARD'] }))),
+    ).catch(() => []);
+    markTables = others;
   } catch (e) {
     problems.push(`cannot read the firewall: ${reasonOf(e)}`);
   }
@@ -171,15 +178,25 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
       if (v !== undefined && !facts.vifs.some((x) => x.name === v)) staleChains.push(`${t} ${c}`);
     }
   }
-  if (vifs.length > 0 && Object.values(bridgeNetfilter).some((v) => v !== '1')) problems.push('bridged traffic bypasses iptables: net.bridge.bridge-nf-call-iptables/-ip6tables is not 1 (br_netfilter); run `xennet apply`');
+  if (vifs.length > 0 && Object.values(bridgeNetfilter).some((v) => v !== '1')) problems.push(`bridged traffic bypasses iptables: ${Object.entries(bridgeNetfilter).filter(([, v]) => v !== '1').map(([k]) => k).join(', ')} ${Object.values(bridgeNetfilter).filter((v) => v !== '1').length === 1 ? 'is' : 'are'} not 1 (br_netfilter; the filter-*-tagged ones let VLAN- or PPPoE-tagged IP past every rule); run \`xennet apply\``);
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
   // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
   if (live && policy && vifs.length > 0) {
     for (const p of pathProblems(live, compile(resolvedAll), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
   }
-  if (vifs.length > 0 && resolvedAll.some((r) => r.ethertypes.some((e) => e === 0x8100 || e === 0x88a8)) && readSysctl('net.bridge.bridge-nf-filter-vlan-tagged') !== '1') {
-    notes.push('a guest may send VLAN-tagged frames (allow_ethertypes 0x8100/0x88a8) and net.bridge.bridge-nf-filter-vlan-tagged is 0: its tagged IP traffic is not checked by iptables');
+  if (live && resolvedAll.some((r) => r.isolation)) {
+    const bits = MARK_GUEST | MARK_ISOLATED;
+    const writers: string[] = [];
+    for (const m of markTables) for (const c of m.chains) writers.push(...markWriters(m.live, c, bits, false).map((w) => `${m.what} ${w}`));
+    const natPre = live.ebnat.builtins.get('PREROUTING') ?? [];
+    const ourNat = natPre.findIndex((r) => /-j XN-FROM$/.test(r));
+    writers.push(...markWriters(live.ebnat, 'PREROUTING', bits, true, ourNat < 0 ? 0 : ourNat + 1).map((w) => `ebtables nat ${w}`));
+    const fwd = live.eb.builtins.get('FORWARD') ?? [];
+    const ourIso = fwd.findIndex((r) => /-j XN-ISO$/.test(r));
+    writers.push(...markWriters(live.eb, 'FORWARD', bits, true, 0, ourIso < 0 ? fwd.length : ourIso).map((w) => `ebtables ${w}`));
+    for (const w of writers) problems.push(`${w} may change the packet mark bits 0x${bits.toString(16)} that guest isolation reads: isolated guests may be reached; give that rule a mask without those bits`);
   }
+  for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
@@ -200,6 +217,7 @@ function duration(seconds: number): string {
 function daemonLine(d: NonNullable<HostStatus['daemon']>): string {
   if (!d.running) return 'daemon: not running (hooks run in-process)';
   const parts = [`daemon: running, pid ${d.pid}, up ${duration(d.uptimeSeconds)}`, `${d.hookCalls} hook call${d.hookCalls === 1 ? '' : 's'} (${d.hookFailures} failed)`, `${d.repairs} repair${d.repairs === 1 ? '' : 's'}`, `RSS ${d.rssMiB} MiB`];
+  if (d.backends) parts.push(`${d.backends.prepared} firewall${d.backends.prepared === 1 ? '' : 's'} prepared before the hook`);
   if (d.drift.lastRepair) parts.push(`last repair ${printable(d.drift.lastRepair)}`);
   parts.push(`last error ${d.lastError ? printable(d.lastError) : 'none'}`);
   return parts.join('; ');

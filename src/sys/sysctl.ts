@@ -21,3 +21,39 @@ export function writeSysctl(key: string, value: string): boolean {
     throw e;
   }
 }
+
+/** The per-interface settings under net.ipv4.conf.<if> / net.ipv6.conf.<if> (names may hold dots). */
+const ifPath = (family: 'ipv4' | 'ipv6', ifname: string, key: string): string => {
+  if (ifname.includes('/') || ifname === '.' || ifname === '..') throw new Error(`not an interface name: ${JSON.stringify(ifname)}`);
+  return `/proc/sys/net/${family}/conf/${ifname}/${key}`;
+};
+
+export function readInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, key: string): string | undefined {
+  try {
+    return readFileSync(ifPath(family, ifname, key), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a per-interface value; false when the setting does not exist (IPv6 disabled, no such link). */
+export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, key: string, value: string): boolean {
+  try {
+    writeFileSync(ifPath(family, ifname, key), value);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/**
+ * dom0's own IP stack on a guest's bridge port: frames to the link-local group addresses
+ * (01:80:c2:00:00:0X) are not bridged but handed up on the port itself, past the bridge's
+ * filters. With IPv6 off on the port and IPv4 unicast in link-layer multicast dropped, a guest
+ * cannot use them to reach dom0 (rogue router advertisements, forged sources).
+ */
+export const guestPortStack: readonly { family: 'ipv4' | 'ipv6'; key: string; value: string }[] = [
+  { family: 'ipv6', key: 'disable_ipv6', value: '1' },
+  { family: 'ipv4', key: 'drop_unicast_in_l2_multicast', value: '1' },
+];

@@ -52,6 +52,8 @@ describe('firewall compiler', () => {
       '-j mark --mark-or 0x100000 --mark-target CONTINUE',
       '-p IPv4 -j RETURN',
       '-p IPv6 -j RETURN',
+      '-p ARP --arp-htype ! 1 -j DROP',
+      '-p ARP --arp-ptype ! 0x800 -j DROP',
       '-p ARP --arp-mac-src ! 00:16:3e:00:00:05 -j DROP',
       '-p ARP --arp-ip-src 192.168.0.5 -j RETURN',
       '-p ARP --arp-ip-src 0.0.0.0 -j RETURN',
@@ -112,9 +114,10 @@ describe('firewall compiler', () => {
     assert.deepEqual(rs.ebnat.roots, [{ chain: 'PREROUTING', rule: '-j XN-FROM' }], 'L2 checks before learning');
     assert.deepEqual(rs.eb.roots, [], 'no isolated guest: no isolation chains');
     assert.deepEqual(compileShared([]), emptyRuleSet(), 'no vifs: nothing at all');
-    assert.deepEqual(rs.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j ACCEPT'], 'nobody filters inbound: no to-guest tree');
+    const tail = ['-m mark --mark 0x100000/0x100000 -j ACCEPT', '-m physdev --physdev-in vif0.+ -j ACCEPT', '-m physdev --physdev-in vif+ -j RETURN', '-j ACCEPT'];
+    assert.deepEqual(rs.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', ...tail], 'nobody filters inbound: no to-guest tree; a vif xennet does not manage is left to the rules after the jump');
     const some = compileShared([{ name: ifn('vif1.0'), bridge: ifn('xenbr0'), inbound: true, isolated: false }, { name: ifn('vif2.0'), bridge: ifn('xenbr0'), inbound: false, isolated: false }]);
-    assert.deepEqual(some.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j XN-TO', '-j ACCEPT']);
+    assert.deepEqual(some.ipv4.chains.get('XN-FORWARD'), ['-j XN-FROM', '-j XN-TO', ...tail]);
     assert.deepEqual(some.ipv4.chains.get('XN-TO'), ['-m physdev --physdev-out vif1.0 -g XN-I-vif1.0'], 'only guests with inbound rules');
   });
 

@@ -1,7 +1,7 @@
 /** What lets a guest's packet skip its rules: rules above xennet's jumps, missing jumps, broken dispatch. */
 import assert from 'node:assert/strict';
 import { diffTable } from '../../src/firewall/diff.js';
-import { bypassBefore, pathProblems } from '../../src/firewall/integrity.js';
+import { bypassBefore, markBitsWritten, markWriters, pathProblems } from '../../src/firewall/integrity.js';
 import { emptyTable, type RootJump, type TableName, type TableRules } from '../../src/firewall/model.js';
 import { vifOfChain } from '../../src/firewall/names.js';
 import { sameRules } from '../../src/firewall/normalize.js';
@@ -38,6 +38,22 @@ describe('firewall path integrity', () => {
     assert.equal(at(['-p tcp -g OTHER'], ':OTHER - [0:0]\n-A OTHER -j LOG\n'), 1, 'a goto ends the chain: the ACCEPT policy decides');
     assert.equal(at(['-p tcp -g OTHER'], ':OTHER - [0:0]\n-A OTHER -j LOG\n', 'DROP'), undefined, 'with a DROP policy it does not');
     assert.equal(at(['-j RETURN']), 1, 'RETURN in a built-in chain: the ACCEPT policy decides');
+    assert.equal(at(['-j NFQUEUE --queue-num 0 --queue-bypass']), 1, 'a queue without a listener accepts');
+    assert.equal(at(['-j SOMETHING-NEW']), 1, 'an unknown target is assumed to let packets through');
+    assert.equal(at(['-j MARK --set-xmark 0x1/0xffffffff', '-j CT --notrack', '-j TCPMSS --clamp-mss-to-pmtu']), undefined, 'targets that do not end the walk');
+  });
+
+  it('finds the rules that may rewrite the mark bits isolation reads', () => {
+    const bits = 0x300000;
+    assert.equal(markBitsWritten('-j MARK --set-xmark 0x1/0xffffffff', false) & bits, bits, '--set-mark 0x1 clears them');
+    assert.equal(markBitsWritten('-j MARK --set-xmark 0x1/0xff', false) & bits, 0, 'a mask without them');
+    assert.equal(markBitsWritten('-j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff', false) & bits, bits);
+    assert.equal(markBitsWritten('-j CONNMARK --set-xmark 0x1/0xffffffff', false), 0, 'the conntrack mark only');
+    assert.equal(markBitsWritten('-j mark --mark-set 0x1 --mark-target CONTINUE', true) & bits, bits);
+    assert.equal(markBitsWritten('-j mark --mark-or 0x1 --mark-target CONTINUE', true) & bits, 0);
+    assert.equal(markBitsWritten('-j ACCEPT', false), 0);
+    const mangle = parseSave('*mangle\n:PREROUTING ACCEPT [0:0]\n:MINE - [0:0]\n-A PREROUTING -p tcp -j MINE\n-A MINE -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n', 'mangle');
+    assert.deepEqual(markWriters(mangle, 'PREROUTING', bits, false), ['MINE rule 1 (-j MARK --set-xmark 0x1/0xffffffff)'], 'through the chains it jumps to');
   });
 
   it('ebtables: a mark target accepts unless told to continue', () => {

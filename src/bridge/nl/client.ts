@@ -8,7 +8,7 @@ import netlink from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { XennetError } from '../../sys/errors.js';
 import type { AddressState, Family, HostState, LinkState, RouteState } from '../model.js';
-import { bridgeLinkInfo, bridgeNetfilterLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
+import { bridgeLinkInfo, bridgeNetfilterLinkInfo, bridgeNoLinkLocalLearnLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
 
 const { createRtNetlink, rt, FlagsGet, FlagsNew } = netlink;
 type RtSocket = ReturnType<typeof createRtNetlink>;
@@ -126,8 +126,24 @@ export class NetlinkClient {
     this.sock.socket.close();
   }
 
+  /**
+   * Requests one at a time. The socket is shared by concurrent callers (the daemon's hooks), and
+   * a reply that arrives between the parts of a dump would cut the dump short.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
   /** One dump request, retried while the kernel flags it interrupted (NLM_F_DUMP_INTR). */
-  private async dump(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
+  private dump(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
+    return this.serial(() => this.dumpNow(type, header, what));
+  }
+
+  private async dumpNow(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
     for (let attempt = 0; attempt < 5; attempt++) {
       let msgs;
       try {
@@ -152,7 +168,7 @@ export class NetlinkClient {
   async getLink(name: string): Promise<LinkState | undefined> {
     const one = async (data: { index?: number }, attrs: { ifname?: string }): Promise<LinkMessage | undefined> => {
       try {
-        return (await this.sock.getLink(data, attrs, REQ)).find((m) => m.kind === 'link');
+        return (await this.serial(() => this.sock.getLink(data, attrs, REQ))).find((m) => m.kind === 'link');
       } catch (e) {
         const errno = errnoName(e);
         if (errno === 'ENODEV') return undefined;
@@ -266,7 +282,7 @@ export class NetlinkClient {
 
   private async change<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return await this.serial(fn);
     } catch (e) {
       if (e instanceof XennetError) throw e;
       throw new NetlinkError(operation, errnoName(e), e);
@@ -282,6 +298,12 @@ export class NetlinkClient {
     await this.change(`set netfilter calls on bridge ${name}`, () =>
       this.sock.newLink({ index }, { linkinfo: bridgeNetfilterLinkInfo(nfCallIptables, nfCallIp6tables) }, REQ),
     );
+  }
+
+  /** Sets no_linklocal_learn on a bridge (see BridgeSettings). */
+  async setBridgeNoLinkLocalLearn(name: string, on: boolean): Promise<void> {
+    const index = await this.indexOf(name, 'set no_linklocal_learn');
+    await this.change(`set no_linklocal_learn on bridge ${name}`, () => this.sock.newLink({ index }, { linkinfo: bridgeNoLinkLocalLearnLinkInfo(on) }, REQ));
   }
 
   async createVethPair(name: string, peer: string): Promise<void> {

@@ -31,7 +31,13 @@ export interface BridgeCreateOptions {
   nfCallIptables: boolean;
   nfCallIp6tables: boolean;
   multicastSnooping: boolean;
+  noLinkLocalLearn: boolean;
 }
+
+const NO_LL_LEARN = 1 << ifla.BridgeBooloptId.NO_LL_LEARN;
+
+/** IFLA_BR_MULTI_BOOLOPT setting (or clearing) no_linklocal_learn only. */
+const noLinkLocalLearnOpt = (on: boolean): Buffer => ifla.formatBridgeBooloptMask({ flags: on ? NO_LL_LEARN : 0, mask: NO_LL_LEARN });
 
 /** IFLA_LINKINFO for a new bridge. */
 export function bridgeLinkInfo(o: BridgeCreateOptions): Buffer {
@@ -42,9 +48,15 @@ export function bridgeLinkInfo(o: BridgeCreateOptions): Buffer {
       mcastSnooping: u8(o.multicastSnooping ? 1 : 0),
       nfCallIptables: u8(o.nfCallIptables ? 1 : 0),
       nfCallIp6tables: u8(o.nfCallIp6tables ? 1 : 0),
+      multiBoolopt: noLinkLocalLearnOpt(o.noLinkLocalLearn),
     }),
   );
   return streamToBuffer(ifla.formatInfo({ kind: 'bridge', data }));
+}
+
+/** IFLA_LINKINFO that sets no_linklocal_learn on an existing bridge. */
+export function bridgeNoLinkLocalLearnLinkInfo(on: boolean): Buffer {
+  return streamToBuffer(ifla.formatInfo({ kind: 'bridge', data: streamToBuffer(ifla.formatBridge({ multiBoolopt: noLinkLocalLearnOpt(on) })) }));
 }
 
 /** IFLA_LINKINFO that changes netfilter call flags on an existing bridge. */
@@ -78,6 +90,7 @@ export function decodeLinkInfo(raw: Buffer | undefined): DecodedLinkInfo {
       forwardDelay: readU32(b.forwardDelay) ?? 0,
       nfCallIptables: (readU8(b.nfCallIptables) ?? 0) !== 0,
       nfCallIp6tables: (readU8(b.nfCallIp6tables) ?? 0) !== 0,
+      noLinkLocalLearn: b.multiBoolopt !== undefined && b.multiBoolopt.length >= 8 && ((ifla.parseBridgeBooloptMask(b.multiBoolopt).flags ?? 0) & NO_LL_LEARN) !== 0,
     };
   }
   return result;

@@ -9,7 +9,7 @@ import { ExitCode } from '../../sys/errors.js';
 function withDaemon(a: { status: HostStatus; daemon: DaemonStats }): HostStatus & { daemon: { running: true } & DaemonStats } {
   const s = { ...a.status, daemon: { running: true as const, ...a.daemon } };
   if (a.daemon.policy.state === 'kept') {
-    s.problems = [...s.problems, `rule file ${a.daemon.policy.file} is invalid; the daemon keeps the policy loaded at ${a.daemon.policy.loadedAt}: ${a.daemon.policy.problem ?? ''}`];
+    s.problems = [...s.problems, `rule file ${a.daemon.policy.file} cannot be used (${a.daemon.policy.problem ?? 'invalid'}); the daemon keeps the policy loaded at ${a.daemon.policy.loadedAt}`];
     s.ok = false;
   }
   return s;

@@ -25,6 +25,8 @@ export interface Backend {
   /** The executables used, for status. */
   tools: Record<TableName, { save: string; restore: string }>;
   save(table: TableName, options?: { counters?: boolean }): Promise<string>;
+  /** Another table of iptables/ip6tables (read only: status looks for rules that rewrite marks). */
+  saveOther(family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string>;
   restore(table: TableName, text: string): Promise<void>;
 }
 
@@ -62,6 +64,18 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
       if (options.counters) args.push('-c');
       const r = await run(tools[table].save, args);
       if (r.code !== 0) throw new XennetError('exec', `${tools[table].save} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      // A table holding native nftables rules the tool cannot show is printed as one comment:
+      // read as empty, it would hide whatever is there (and invite duplicate rules).
+      if (/^# Table `[^']*' is incompatible/m.test(r.stdout)) {
+        throw new XennetError('refused', `${tools[table].save} cannot show the ${kernelTable(table)} table: it holds native nftables rules that ${isEbtables(table) ? 'ebtables' : 'iptables'} cannot represent, so xennet can neither check nor change it`, {
+          hint: `\`nft list table ${table === 'ipv4' ? 'ip' : table === 'ipv6' ? 'ip6' : 'bridge'} ${kernelTable(table)}\` shows them; move them to a table of their own`,
+        });
+      }
+      return r.stdout;
+    },
+    async saveOther(family, table) {
+      const r = await run(tools[family].save, ['-t', table]);
+      if (r.code !== 0) throw new XennetError('exec', `${tools[family].save} -t ${table} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
       return r.stdout;
     },
     async restore(table, text) {

@@ -10,12 +10,12 @@ export const probeJs = fileURLToPath(new URL('../../../src/sim/probe-main.js', i
 export const hex = (s: string): string => Buffer.from(s).toString('hex');
 
 /** Whether a frame carrying `needleHex` reaches `rxIface` in `rx` when `kind args` is sent from `tx`. */
-export async function arrives(tx: SimNetns, rx: SimNetns, rxIface: string, needleHex: string, kind: string, args: string[]): Promise<boolean> {
+export async function arrives(tx: SimNetns, rx: SimNetns, rxIface: string, needleHex: string, kind: string, args: string[], txIface = 'eth0'): Promise<boolean> {
   const sniffer = start('ip', ['netns', 'exec', rx.name, 'python3', framesPy, 'sniff', rxIface, needleHex, '1.2']);
   try {
     const w = new LineWaiter(sniffer);
     await w.waitFor('ready');
-    const r = await tx.exec('python3', [framesPy, 'send', 'eth0', kind, ...args]);
+    const r = await tx.exec('python3', [framesPy, 'send', txIface, kind, ...args]);
     if (r.code !== 0) throw new Error(`frames.py send ${kind}: ${r.stderr}`);
     const line = await w.waitFor(/^seen \d+$/, 5000);
     return Number(line.split(' ')[1]) > 0;

@@ -44,7 +44,7 @@ export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostStat
         break;
       }
       case 'create-bridge':
-        freshLink(o.name, 'bridge').bridge = { stpState: 0, forwardDelay: 0, nfCallIptables: true, nfCallIp6tables: true };
+        freshLink(o.name, 'bridge').bridge = { stpState: 0, forwardDelay: 0, nfCallIptables: true, nfCallIp6tables: true, noLinkLocalLearn: true };
         break;
       case 'delete-veth': {
         const a = link(o.name);

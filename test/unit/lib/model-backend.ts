@@ -28,6 +28,10 @@ export class ModelBackend implements Backend {
   /** Called before each restore is applied; throw to simulate a crash or rejection. */
   beforeRestore?: (table: TableName, text: string) => void;
 
+  async saveOther(_family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string> {
+    return `*${table}\nCOMMIT\n`;
+  }
+
   async save(table: TableName): Promise<string> {
     this.saves++;
     const t = this.tables[table];

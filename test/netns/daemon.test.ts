@@ -1,0 +1,258 @@
+/**
+ * The resident controller on the simulated Xen host: hooks served through the daemon and by the
+ * in-process fallback, a daemon killed in the middle of a boot storm, rule-file changes, drift
+ * repaired and proven by traffic, bad requests refused, SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
+import { arrives, hex } from './lib/frames.js';
+import { sweepLeftovers } from './lib/netns.js';
+
+const macOf = (d: number): string => `00:16:3e:00:${(3 + (d >> 8)).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`;
+const ipOf = (d: number): string => `192.168.0.${d >= 200 ? d - 150 : 100 + d}`;
+const spec = (d: number, extra: Partial<GuestSpec> = {}): GuestSpec => ({ domid: d, name: `g${d}`, mac: macOf(d), addresses: [`${ipOf(d)}/24`], xenstoreIp: ipOf(d), ...extra });
+
+interface Stats {
+  pid: number;
+  lockHeld: boolean;
+  hookCalls: number;
+  repairs: number;
+  badRequests: number;
+  policy: { state: string; problem?: string };
+  backends: { prepared: number } | null;
+}
+
+describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift', function () {
+  this.timeout(600_000);
+  let host: SimHost;
+  let dir: string;
+  let rules: string;
+  let env: NodeJS.ProcessEnv;
+
+  const hook = (g: SimGuest, cmd: string, extra: NodeJS.ProcessEnv = {}) => host.runVifScript('vif-xennet', g, cmd, 'libxl', { env: { ...env, ...extra } });
+  const online = async (g: SimGuest): Promise<string> => {
+    const r = await hook(g, 'online');
+    assert.equal(r.code, 0, `online ${g.vif}: ${r.stderr}`);
+    return r.stderr;
+  };
+  const ask = (line: string, waitMs = 8000): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const s = connect(join(host.runDir, 'daemon.sock'));
+      let buf = '';
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error('no answer'));
+      }, waitMs);
+      s.on('connect', () => s.write(line));
+      s.on('data', (b: Buffer) => (buf += b.toString('utf8')));
+      s.on('close', () => {
+        clearTimeout(t);
+        resolve(buf.trim());
+      });
+      s.on('error', (e) => (buf ? resolve(buf.trim()) : reject(e)));
+    });
+  const stats = async (): Promise<Stats> => (JSON.parse(await ask('{"v":1,"cmd":"stats"}\n')) as { result: Stats }).result;
+  const gw = async (): Promise<string> => (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;
+  const spoofed = async (g: SimGuest, marker: string): Promise<boolean> => arrives(g.ns, host.lan, 'lan0', hex(marker), 'udp4', [g.mac, await gw(), '192.168.0.250', '192.168.0.1', '4000', '4001', marker]);
+  const until = async (what: string, ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<number> => {
+    const t0 = performance.now();
+    while (!(await ok())) {
+      if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return performance.now() - t0;
+  };
+  const attached = async (name: string): Promise<boolean> => (await host.dom0.ipJson<{ ifname: string; master?: string }[]>('link', 'show')).some((l) => l.ifname === name && l.master === 'xenbr0');
+
+  before(async () => {
+    await sweepLeftovers();
+    dir = mkdtempSync(join(tmpdir(), 'xnt-daemon-'));
+    rules = join(dir, 'xennet.yaml');
+  });
+
+  beforeEach(async () => {
+    writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n');
+    env = { XENNET_RULES: rules };
+    host = await SimHost.create();
+    await host.takeover();
+  });
+
+  afterEach(async () => {
+    await host?.destroy();
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('serves the hook: the firewall is prepared when the backend appears, the hook attaches; the guest works and cannot spoof', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(1, { name: 'web' }));
+    await until('the firewall prepared', async () => (await stats()).backends?.prepared === 1);
+    assert.equal(await attached(g.vif), false, 'prepared, not attached');
+    const out = await online(g);
+    assert.match(out, /online vif1\.0 \(web\) on bridge xenbr0/);
+    const s = await stats();
+    assert.equal(s.hookCalls, 1, 'the daemon ran it');
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'connected');
+    assert.ok(await g.ns.ping('192.168.0.1'), 'the guest reaches the gateway');
+    assert.equal(await spoofed(g, 'daemon-spoof'), false);
+    assert.match((await host.dom0.exec('iptables-save', [])).stdout, /-A XN-I-vif1\.0 .*-j DROP/, 'its inbound: drop');
+    // offline through the daemon: answered once the vif is off the bridge, its rules go right after
+    const off = await hook(g, 'offline');
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal(await attached(g.vif), false);
+    await until('the rules removed', async () => !/vif1\.0/.test((await host.dom0.exec('iptables-save', [])).stdout), 5000);
+    host.removeDevice(g);
+    const st = await host.xennet(['status', '--json'], env);
+    assert.equal(st.code, 0, st.stdout);
+    assert.match(st.stdout, /"running": true/);
+  });
+
+  it('without a daemon, or with one that is stopped or hung, the hook runs in-process with the same result', async () => {
+    const a = await host.addGuest(spec(2));
+    const t0 = performance.now();
+    await online(a);
+    assert.ok(performance.now() - t0 < 10_000);
+    assert.ok(await a.ns.ping('192.168.0.1'));
+    await host.startDaemon(env);
+    const pid = Number(readFileSync(join(host.runDir, 'daemon.pid'), 'utf8'));
+    // Hung while idle (a daemon hung while it holds the hotplug lock holds up everyone, Xen's
+    // scripts too, as any lock holder would).
+    await until('the daemon idle', async () => !(await stats()).lockHeld);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const b = await host.addGuest(spec(3));
+      const t1 = performance.now();
+      await online(b);
+      assert.ok(performance.now() - t1 < 6000, `a hung daemon holds the hook ${Math.round(performance.now() - t1)} ms`);
+      assert.ok(await b.ns.ping('192.168.0.1'));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    assert.equal((await stats()).hookCalls, 0, 'the hung daemon ran none of it when it woke up');
+    const code = await host.stopDaemon('SIGTERM');
+    assert.equal(code, 0);
+    assert.equal(existsSync(join(host.runDir, 'daemon.sock')), false, 'SIGTERM removes the socket');
+    const c = await host.addGuest(spec(4));
+    await online(c);
+    assert.ok(await c.ns.ping('192.168.0.1'));
+    assert.equal((await host.xennet(['plan'], env)).code, 0, 'the rules are exactly what the rule file says');
+  });
+
+  it('a daemon killed in the middle of a 64-guest boot storm: every guest ends connected, its rules in exactly once', async () => {
+    await host.startDaemon(env);
+    const guests: SimGuest[] = [];
+    for (let i = 0; i < 64; i++) guests.push(await host.addGuest(spec(200 + i)));
+    const runs = guests.map((g) => hook(g, 'online'));
+    await until('the first calls served', async () => (await stats().catch(() => ({ hookCalls: 0 }))).hookCalls >= 8, 60_000);
+    await host.stopDaemon('SIGKILL');
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => assert.equal(r.code, 0, `${guests[i]!.vif}: ${r.stderr}`));
+    for (const g of guests) {
+      assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'connected', g.vif);
+      assert.ok(await attached(g.vif), `${g.vif} attached`);
+    }
+    const save = (await host.dom0.exec('iptables-save', [])).stdout;
+    for (const g of guests) {
+      const v = g.vif.replace('.', '\\.');
+      assert.equal(save.match(new RegExp(`^:XN-O-${v} `, 'gm'))?.length, 1, `${g.vif}: one chain`);
+      assert.equal(save.match(new RegExp(`--physdev-in ${v} -g XN-O-${v}$`, 'gm'))?.length, 1, `${g.vif}: one leaf`);
+    }
+    assert.equal(save.match(/^-A FORWARD .*-j XN-FORWARD$/gm)?.length, 1, 'one root jump');
+    const plan = await host.xennet(['plan'], env);
+    assert.equal(plan.code, 0, `nothing pending: ${plan.stdout}`);
+    assert.ok(await guests[0]!.ns.ping('192.168.0.1') && (await guests[63]!.ns.ping('192.168.0.1')));
+    assert.equal(await spoofed(guests[31]!, 'storm-spoof'), false);
+  });
+
+  it('rule-file changes: a valid one is used by the next hook; an invalid, a deleted and a 10 MB one keep the last good policy, and status says so', async () => {
+    await host.startDaemon(env);
+    const a = await host.addGuest(spec(5, { name: 'web' }));
+    await online(a);
+    writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n  app:\n    inbound: drop\n');
+    await until('the new file loaded', async () => (await stats()).policy.state === 'valid' && /loaded \(it changed\)/.test(host.daemonLog.join('\n')));
+    const b = await host.addGuest(spec(6, { name: 'app' }));
+    await online(b);
+    assert.match((await host.dom0.exec('iptables-save', [])).stdout, /-A XN-I-vif6\.0 .*-j DROP/, 'the new policy applies to the next guest');
+    for (const [what, change] of [
+      ['invalid', () => writeFileSync(rules, 'version: 1\nguests:\n  app:\n    inbound: maybe\n')],
+      ['10 MB', () => writeFileSync(rules, `version: 1\n# ${'x'.repeat(10 * 1024 * 1024)}\n`)],
+      ['deleted', () => rmSync(rules)],
+    ] as const) {
+      change();
+      await until(`the ${what} file noticed`, async () => (await stats()).policy.state === 'kept');
+      const st = await host.xennet(['status', '--json'], env);
+      assert.equal(st.code, 1, what);
+      assert.match(st.stdout, /the daemon keeps the policy loaded at/, what);
+      const c = await host.addGuest(spec(what === 'invalid' ? 7 : what === '10 MB' ? 8 : 9, { name: 'app' }));
+      const calls = (await stats()).hookCalls;
+      await online(c);
+      assert.equal((await stats()).hookCalls, calls + 1, `${what}: the daemon served the hook`);
+      assert.match((await host.dom0.exec('iptables-save', [])).stdout, new RegExp(`-A XN-I-${c.vif.replace('.', '\\.')} .*-j DROP`), `${what}: the last good policy is in force`);
+      writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n  app:\n    inbound: drop\n');
+      process.kill((await stats()).pid, 'SIGHUP');
+      await until('the good file again', async () => (await stats()).policy.state === 'valid');
+    }
+  });
+
+  it('drift: a flush of the root jumps, XN-FORWARD or a guest\'s chain is repaired within seconds, and the rules bite again', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(10));
+    await online(g);
+    assert.equal(await spoofed(g, 'before'), false);
+    for (const [tool, args] of [
+      ['iptables', ['-F', 'FORWARD']],
+      ['iptables', ['-F', 'XN-FORWARD']],
+      ['ebtables', ['-t', 'nat', '-F', 'XN-E-vif10.0']],
+      ['iptables', ['-F', 'XN-S-vif10.0']],
+    ] as const) {
+      const before = (await stats()).repairs;
+      const r = await host.dom0.exec(tool, [...args]);
+      assert.equal(r.code, 0, r.stderr);
+      const ms = await until(`${tool} ${args.join(' ')} repaired`, async () => (await stats()).repairs > before, 5000);
+      assert.ok(ms <= 5000, `repaired in ${Math.round(ms)} ms`);
+      assert.equal(await spoofed(g, `after-${args.join('')}`), false, `${tool} ${args.join(' ')}: the guest's rules bite again`);
+    }
+    assert.match(host.daemonLog.join('\n'), /repaired the firewall after a change by another program: .*XN-FORWARD/);
+    assert.equal((await host.xennet(['plan'], env)).code, 0);
+  });
+
+  it('refuses bad requests and keeps serving: garbage JSON, an unknown command, a silent client, FIFO lines naming no request, a garbage request file', async () => {
+    await host.startDaemon(env);
+    const silent = connect(join(host.runDir, 'daemon.sock'));
+    try {
+      assert.match(await ask('not json\n'), /"ok":false.*not JSON/);
+      assert.match(await ask('{"v":1,"cmd":"format-disk"}\n'), /"ok":false.*unknown command/);
+      assert.match(await ask('{"v":2}\n'), /"ok":false.*protocol version/);
+      assert.match(await ask(`${'x'.repeat(70_000)}\n`), /"ok":false.*larger than/);
+      const fifo = join(host.runDir, 'daemon.fifo');
+      writeFileSync(fifo, '/etc/shadow\n../../x\n\n');
+      const req = join(host.runDir, 'req', '9999999.123'); // no such client: nowhere to answer
+      writeFileSync(req, 'garbage\0');
+      writeFileSync(fifo, `${req}\n`);
+      await until('the bad lines counted', async () => (await stats()).badRequests >= 6);
+      assert.equal(existsSync(req), false, 'a request the daemon cannot answer is removed');
+      const g = await host.addGuest(spec(11));
+      await online(g);
+      assert.equal((await stats()).hookCalls, 1, 'a silent client blocks nobody');
+    } finally {
+      silent.destroy();
+    }
+  });
+
+  it('xenstored restarting does not stop the daemon: the next hook works through a new connection', async () => {
+    await host.startDaemon(env);
+    const a = await host.addGuest(spec(12));
+    await online(a);
+    await host.xenstored.close();
+    await host.xenstored.listen();
+    const b = await host.addGuest(spec(13));
+    await online(b);
+    assert.equal((await stats()).hookCalls, 2);
+    assert.ok(await b.ns.ping('192.168.0.1'));
+  });
+});

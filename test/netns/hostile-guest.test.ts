@@ -1,0 +1,252 @@
+/**
+ * What an adversarial review of the firewall found, replayed with crafted frames on the simulated
+ * host: paths around the rules (link-local group addresses, VLAN 0, ARP of other hardware types),
+ * xenstore values that pointed the hooks or `apply` at someone else's interface, and rules of other
+ * tools that `status` did not see. Each case first shows the hole is real (a control with the
+ * protection taken away) where that can be done, then that it is closed.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
+import { start } from '../../src/sys/exec.js';
+import { arrives, framesPy, hex } from './lib/frames.js';
+import { LineWaiter } from './lib/lines.js';
+import { sweepLeftovers } from './lib/netns.js';
+
+const macOf = (d: number): string => `00:16:3e:00:02:${d.toString(16).padStart(2, '0')}`;
+const spec = (d: number, extra: Partial<GuestSpec> = {}): GuestSpec => ({ domid: d, name: `g${d}`, mac: macOf(d), addresses: [`192.168.0.${100 + d}/24`], xenstoreIp: `192.168.0.${100 + d}`, ...extra });
+const LLDP = '01:80:c2:00:00:0e';
+
+interface StatusJson {
+  ok: boolean;
+  problems: string[];
+}
+
+describe('hostile guests and careless operators (netns): the review\'s findings stay closed', function () {
+  this.timeout(300_000);
+  let host: SimHost;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  const sh = async (tool: string, args: string[]): Promise<string> => {
+    const r = await host.dom0.exec(tool, args);
+    assert.equal(r.code, 0, `${tool} ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const xennet = (args: string[]) => host.xennet(args, env);
+  const status = async (): Promise<{ code: number; s: StatusJson }> => {
+    const r = await xennet(['status', '--json']);
+    return { code: r.code, s: JSON.parse(r.stdout) as StatusJson };
+  };
+  const hook = (g: SimGuest, cmd: string) => host.runVifScript('vif-xennet', g, cmd, 'libxl', { env });
+  const online = async (g: SimGuest): Promise<void> => {
+    const r = await hook(g, 'online');
+    assert.equal(r.code, 0, `online ${g.vif}: ${r.stderr}`);
+  };
+  const fdb = async (): Promise<{ mac: string; ifname: string; state?: string }[]> => JSON.parse(await sh('bridge', ['-j', 'fdb', 'show', 'br', 'xenbr0']) || '[]') as { mac: string; ifname: string; state?: string }[];
+  const portOf = async (m: string): Promise<string | undefined> => (await fdb()).find((e) => e.mac === m && e.state !== 'permanent')?.ifname;
+  const send = async (g: SimGuest, kind: string, args: string[]): Promise<void> => {
+    const r = await g.ns.exec('python3', [framesPy, 'send', 'eth0', kind, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  const gatewayMac = async (): Promise<string> => (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;
+  const has = (s: StatusJson, re: RegExp): boolean => s.problems.some((p) => re.test(p));
+
+  before(async () => {
+    await sweepLeftovers();
+    dir = mkdtempSync(join(tmpdir(), 'xnt-hostile-'));
+    writeFileSync(join(dir, 'xennet.yaml'), 'version: 1\nguests:\n  iso:\n    isolation: true\n  web:\n    inbound: drop\n  db:\n    inbound: drop\n');
+    env = { XENNET_RULES: join(dir, 'xennet.yaml') };
+  });
+
+  beforeEach(async () => {
+    host = await SimHost.create();
+    await host.takeover();
+  });
+
+  afterEach(async () => {
+    await host?.destroy();
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('frames to the link-local group addresses move no forwarding entry (no_linklocal_learn); status sees the bridge without it', async () => {
+    const attacker = await host.addGuest(spec(40));
+    const victim = await host.addGuest(spec(41));
+    await online(attacker);
+    await online(victim);
+    const gw = await gatewayMac();
+    assert.ok(await victim.ns.ping('192.168.0.1'));
+    assert.equal(await portOf(gw), 'peth0');
+    assert.match(await sh('ip', ['-d', 'link', 'show', 'xenbr0']), /no_linklocal_learn 1/);
+    for (const code of ['02', '03', '0d', '0e', '0f']) {
+      await send(attacker, `ether@dst=01:80:c2:00:00:${code}`, [gw, '88cc', `poison-${code}`]);
+      assert.equal(await portOf(gw), 'peth0', `a frame to 01:80:c2:00:00:${code} with the gateway's source moved its entry`);
+    }
+    // The control: without the bridge option the same frame takes the gateway's entry.
+    await sh('ip', ['link', 'set', 'xenbr0', 'type', 'bridge', 'no_linklocal_learn', '0']);
+    await send(attacker, `ether@dst=${LLDP}`, [gw, '88cc', 'poison-control']);
+    assert.equal(await portOf(gw), attacker.vif, 'control: the hole is real without no_linklocal_learn');
+    const st = await status();
+    assert.equal(st.code, 1);
+    assert.ok(has(st.s, /bridge xenbr0 learns source MACs from link-local frames/), JSON.stringify(st.s.problems));
+    assert.equal((await xennet(['apply'])).code, 0);
+    assert.match(await sh('ip', ['-d', 'link', 'show', 'xenbr0']), /no_linklocal_learn 1/, 'apply sets it again');
+    assert.equal((await status()).code, 0);
+  });
+
+  it('dom0\'s IP stack is closed on guest ports: a router advertisement or forged-source UDP in link-local frames reaches no dom0 route or socket', async () => {
+    const attacker = await host.addGuest(spec(42));
+    await online(attacker);
+    const read = async (p: string): Promise<string> => (await sh('cat', [p])).trim();
+    assert.equal(await read(`/proc/sys/net/ipv6/conf/${attacker.vif}/disable_ipv6`), '1');
+    assert.equal(await read(`/proc/sys/net/ipv4/conf/${attacker.vif}/drop_unicast_in_l2_multicast`), '1');
+    await send(attacker, `ra@dst=${LLDP}`, [attacker.mac, 'fe80::216:3eff:fe00:22a']);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.doesNotMatch(await sh('ip', ['-6', 'route', 'show']), new RegExp(`dev ${attacker.vif.replace('.', '\\.')}`), 'no route through the guest');
+    const receiver = start('ip', ['netns', 'exec', host.dom0.name, 'python3', framesPy, 'udprecv', '5555', hex('forged-to-dom0'), '1.5']);
+    try {
+      const w = new LineWaiter(receiver);
+      await w.waitFor('ready');
+      await send(attacker, `udp4@dst=${LLDP}`, [attacker.mac, LLDP, '192.168.0.250', '192.168.0.2', '4000', '5555', 'forged-to-dom0']);
+      assert.equal(await w.waitFor(/^got \d+$/, 5000), 'got 0');
+    } finally {
+      receiver.kill('SIGKILL');
+    }
+    // The control: a port with dom0's stack open is reported.
+    await sh('sysctl', ['-qw', `net.ipv6.conf.${attacker.vif.replace('.', '/')}.disable_ipv6=0`]);
+    const st = await status();
+    assert.ok(has(st.s, new RegExp(`${attacker.vif.replace('.', '\\.')}: dom0's IP stack is open`)), JSON.stringify(st.s.problems));
+    assert.equal((await xennet(['apply'])).code, 0);
+    assert.equal(await read(`/proc/sys/net/ipv6/conf/${attacker.vif}/disable_ipv6`), '1');
+  });
+
+  it('VLAN 0 (priority-tagged) traffic is filtered like untagged: inbound: drop holds, forged sources stay out', async () => {
+    const web = await host.addGuest(spec(43, { name: 'web' }));
+    const nomac = await host.addGuest(spec(44));
+    await online(web);
+    host.xenstored.write(`${nomac.backendPath}/mac`, ''); // no MAC known: no L2 checks, IP checks only
+    await online(nomac);
+    const gw = await gatewayMac();
+    const toWeb = (kind: string, marker: string) => arrives(host.lan, web.ns, 'eth0', hex(marker), kind, [gw, web.mac, '192.168.0.1', '192.168.0.143', '4000', '4001', marker], 'lan0');
+    assert.equal(await toWeb('udp4', 'untagged-in'), false, 'inbound: drop, untagged');
+    assert.equal(await toWeb('udp4@vlan=0', 'vlan0-in'), false, 'inbound: drop, VLAN 0');
+    const forged = (kind: string, marker: string) => arrives(nomac.ns, host.lan, 'lan0', hex(marker), kind, [nomac.mac, gw, '192.168.0.77', '192.168.0.1', '4000', '4001', marker]);
+    assert.equal(await forged('udp4@vlan=0', 'vlan0-out'), false, 'a forged source in a VLAN 0 frame');
+    // The control: with tagged IP kept from iptables the tagged frame gets in, and status says so.
+    await sh('sysctl', ['-qw', 'net.bridge.bridge-nf-filter-vlan-tagged=0']);
+    assert.equal(await toWeb('udp4@vlan=0', 'vlan0-control'), true, 'control: the hole is real');
+    const st = await status();
+    assert.ok(has(st.s, /bridge-nf-filter-vlan-tagged/), JSON.stringify(st.s.problems));
+    assert.equal((await xennet(['apply'])).code, 0);
+    assert.equal(await toWeb('udp4@vlan=0', 'vlan0-after'), false);
+  });
+
+  it('ARP of another hardware type carries no claim past the ARP checks', async () => {
+    const attacker = await host.addGuest(spec(45));
+    await online(attacker);
+    const claim = (htype: string, sender: string) => arrives(attacker.ns, host.lan, 'lan0', sender.replace(/:/g, ''), 'arp-hw', [attacker.mac, sender, '192.168.0.145', htype]);
+    assert.equal(await claim('1', attacker.mac), true, 'its own gratuitous ARP passes');
+    assert.equal(await claim('1', 'de:ad:be:ef:00:01'), false, 'another MAC, Ethernet: dropped');
+    assert.equal(await claim('6', 'de:ad:be:ef:00:02'), false, 'another MAC, hardware type 6: dropped');
+  });
+
+  it('offline finds a renamed vif by its mark when xenstore no longer names it; rules of an attached port are never removed', async () => {
+    const g = await host.addGuest(spec(46, { name: 'web', vifname: 'web46' }));
+    await online(g);
+    host.xenstored.write(`${g.backendPath}/vifname`, '');
+    const off = await hook(g, 'offline');
+    assert.equal(off.code, 0, off.stderr);
+    const l = (await host.dom0.ipJson<{ master?: string }[]>('link', 'show', 'web46'))[0];
+    assert.equal(l?.master, undefined, 'detached');
+    assert.doesNotMatch(await sh('iptables-save', []), /web46/, 'its rules went once it was off the bridge');
+
+    // A port whose mark is gone cannot be found: offline then removes nothing of it and says so.
+    const h = await host.addGuest(spec(47, { name: 'db', vifname: 'db47' }));
+    await online(h);
+    await sh('ip', ['link', 'set', 'db47', 'alias', '']);
+    host.xenstored.write(`${h.backendPath}/vifname`, '');
+    const off2 = await hook(h, 'offline');
+    assert.equal(off2.code, 1, off2.stderr);
+    assert.match(off2.stderr, /db47 is still attached to xenbr0: its firewall rules stay in place/);
+    assert.match(await sh('iptables-save', []), /XN-I-db47/, 'the attached port keeps its rules');
+  });
+
+  it('apply trusts the mark over a xenstore vifname: dom0\'s uplink and another guest\'s port are never given an attacker\'s policy', async () => {
+    const victim = await host.addGuest(spec(48, { name: 'db', vifname: 'db48' }));
+    await online(victim);
+    const attacker = await host.addGuest(spec(49));
+    await online(attacker);
+    // A second interface of the attacker's whose vifname names dom0's uplink, another the victim's port.
+    for (const [devid, name] of [[1, 'peth0'], [2, 'db48']] as const) {
+      const be = `/local/domain/0/backend/vif/49/${devid}`;
+      for (const [k, v] of Object.entries({ vifname: name, mac: macOf(49), ip: '192.168.0.149', bridge: 'xenbr0', online: '1', state: '2', 'hotplug-status': '' })) host.xenstored.write(`${be}/${k}`, v);
+      await host.dom0.ip('link', 'add', `vif49.${devid}`, 'type', 'veth', 'peer', 'name', `x49p${devid}`);
+    }
+    const r = await xennet(['apply']);
+    assert.equal(r.code, 0, r.stderr);
+    const eb = await sh('ebtables-save', ['-t', 'nat']);
+    assert.doesNotMatch(eb, /XN-E-peth0/, 'the uplink gets no guest chain');
+    assert.match(eb, new RegExp(`-A XN-E-db48 -s ! ${macOf(48)} -j DROP`), 'the victim keeps its own MAC check');
+    assert.match(await sh('iptables-save', []), /-A XN-I-db48 .*-j DROP/, 'and its inbound: drop');
+    assert.ok(await victim.ns.ping('192.168.0.1'), 'the LAN still works');
+    assert.match(r.stderr + r.stdout, /its own device vif49\.1 exists: peth0 is not treated as its interface/);
+  });
+
+  it('an mtu below what IPv6 needs is refused before anything changes; a lower one is attached with a warning', async () => {
+    const g = await host.addGuest(spec(50, { mtu: 1000 }));
+    const r = await hook(g, 'online');
+    assert.equal(r.code, 1);
+    assert.match(host.xenstored.read(`${g.backendPath}/hotplug-error`) ?? '', /mtu 1000 is below 1280/);
+    assert.equal((await host.dom0.ipJson<{ mtu: number }[]>('link', 'show', 'xenbr0'))[0]!.mtu, 1500, 'the bridge keeps its MTU');
+    host.xenstored.write(`${g.backendPath}/mtu`, '1400');
+    const ok = await hook(g, 'online');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /mtu 1400 is below bridge xenbr0's 1500/);
+  });
+
+  it('status sees what lets traffic past: a queue above the jump, a rule rewriting the marks isolation reads, a table iptables cannot show', async () => {
+    const iso = await host.addGuest(spec(51, { name: 'iso' }));
+    await online(iso);
+    assert.equal((await status()).code, 0);
+    await sh('iptables', ['-I', 'FORWARD', '1', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass']);
+    let st = await status();
+    assert.ok(has(st.s, /iptables FORWARD rule 1 \(-j NFQUEUE/), JSON.stringify(st.s.problems));
+    assert.equal((await xennet(['apply'])).code, 0, 'apply lifts the jump above it');
+    assert.match(await sh('iptables-save', []), /-A FORWARD -o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD\n-A FORWARD -j NFQUEUE/);
+    assert.equal((await status()).code, 0);
+
+    await sh('iptables', ['-t', 'mangle', '-A', 'PREROUTING', '-j', 'MARK', '--set-mark', '0x1']);
+    st = await status();
+    assert.ok(has(st.s, /iptables mangle PREROUTING rule 1 \(-j MARK --set-xmark 0x1\/0xffffffff\) may change the packet mark bits 0x300000/), JSON.stringify(st.s.problems));
+    await sh('iptables', ['-t', 'mangle', '-D', 'PREROUTING', '-j', 'MARK', '--set-mark', '0x1']);
+    await sh('iptables', ['-t', 'mangle', '-A', 'PREROUTING', '-j', 'MARK', '--set-xmark', '0x1/0xff']);
+    assert.equal((await status()).code, 0, 'a mask without those bits is fine');
+
+    const nft = await host.dom0.exec('nft', ['add', 'rule', 'ip', 'filter', 'FORWARD', 'numgen', 'inc', 'mod', '1000', '==', '999', 'counter']);
+    if (nft.code === 0) {
+      st = await status();
+      assert.ok(has(st.s, /cannot show the filter table: it holds native nftables rules/), JSON.stringify(st.s.problems));
+    }
+  });
+
+  it('a vif xennet does not manage keeps the rules of whoever manages it (Xen\'s vif-bridge side by side, FORWARD policy DROP)', async () => {
+    const xen = await host.addGuest(spec(52));
+    // What vif-bridge does for it: attach, and per-vif physdev rules under a DROP policy.
+    await host.dom0.ip('link', 'set', xen.vif, 'master', 'xenbr0', 'up');
+    await sh('iptables', ['-P', 'FORWARD', 'DROP']);
+    await sh('iptables', ['-A', 'FORWARD', '-m', 'physdev', '--physdev-in', xen.vif, '--physdev-is-bridged', '-s', '192.168.0.152', '-j', 'ACCEPT']);
+    await sh('iptables', ['-A', 'FORWARD', '-m', 'physdev', '--physdev-out', xen.vif, '--physdev-is-bridged', '-j', 'ACCEPT']);
+    const ours = await host.addGuest(spec(53));
+    await online(ours);
+    const gw = await gatewayMac();
+    const from = (g: SimGuest, src: string, marker: string) => arrives(g.ns, host.lan, 'lan0', hex(marker), 'udp4', [g.mac, gw, src, '192.168.0.1', '4000', '4001', marker]);
+    assert.equal(await from(xen, '192.168.0.152', 'xen-legit'), true, 'its own address: Xen\'s rule accepts it');
+    assert.equal(await from(xen, '192.168.0.99', 'xen-forged'), false, 'a forged source: Xen\'s policy drops it, xennet does not accept it');
+    assert.equal(await from(ours, '192.168.0.153', 'ours-legit'), true, 'xennet\'s guest works under the DROP policy');
+    assert.equal(await from(ours, '192.168.0.98', 'ours-forged'), false);
+    assert.ok(await host.dom0.ping('192.168.0.1'), 'dom0 (its own port vif0.0) too');
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * The resident controller as installed: `xennet install-hooks` wrote /etc/systemd/system/
+ * xennet.service; its ExecStart runs here with the operator's environment only (every path at its
+ * default: /run/xennet, /etc/xen/xennet.yaml, /var/lib/xennet, /var/run/xen-hotplug, the default
+ * xenstored socket), and /etc/xen/scripts/vif-xennet hands the toolstack's calls to it.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { SimGuest, SimHost } from '../../src/sim/host.js';
+import { guestSpec, hook, hotplug, installedHost, linkOf, operatorEnv, teardown, xennetBin } from './lib/world.js';
+import { run } from '../../src/sys/exec.js';
+
+const UNIT = '/etc/systemd/system/xennet.service';
+
+describe('system: the daemon from the installed unit, default paths', function () {
+  this.timeout(120_000);
+  let host: SimHost;
+  let g: SimGuest;
+
+  before(async () => {
+    host = await installedHost();
+  });
+
+  after(async () => {
+    await host?.stopDaemon('SIGTERM').catch(() => null);
+    await teardown(host);
+  });
+
+  it('install-hooks wrote the unit: Type=simple, Restart=on-failure, ExecStart is the installed xennet daemon', () => {
+    const unit = readFileSync(UNIT, 'utf8');
+    assert.match(unit, /^Type=simple$/m);
+    assert.match(unit, /^Restart=on-failure$/m);
+    const exec = /^ExecStart=(.+)$/m.exec(unit)?.[1] ?? '';
+    assert.match(exec, / daemon$/);
+    for (const word of exec.split(' ').slice(0, -1)) assert.ok(existsSync(word), `${word} exists`);
+  });
+
+  it('the unit\'s command starts the daemon on /run/xennet, root-only', async () => {
+    const exec = /^ExecStart=(.+)$/m.exec(readFileSync(UNIT, 'utf8'))![1]!.split(' ');
+    await host.startDaemon({}, exec);
+    assert.equal(host.runDir, '/run/xennet');
+    assert.equal(statSync('/run/xennet').mode & 0o777, 0o700);
+    assert.equal(statSync('/run/xennet/daemon.sock').mode & 0o777, 0o600);
+  });
+
+  it('a guest comes online through the installed vif-xennet and the daemon; status (with the operator\'s environment) shows the daemon', async () => {
+    g = await host.addGuest(guestSpec(21));
+    const r = await hook(host, g, 'online');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(hotplug(host, g).status, 'connected');
+    assert.equal((await linkOf(host.dom0, g.vif))?.master, 'xenbr0');
+    assert.ok(await g.ns.ping('192.168.0.1'));
+    const st = await run('ip', ['netns', 'exec', host.dom0.name, xennetBin(), 'status', '--json'], { env: operatorEnv() });
+    const s = JSON.parse(st.stdout) as { ok: boolean; problems: string[]; daemon: { running: boolean; hookCalls: number } };
+    assert.equal(s.daemon.running, true);
+    assert.equal(s.daemon.hookCalls, 1, 'the daemon served the hook');
+    assert.deepEqual(s.problems, []);
+  });
+
+  it('SIGTERM: exit 0, the socket goes, and the next hook runs in-process', async () => {
+    assert.equal(await host.stopDaemon('SIGTERM'), 0);
+    assert.equal(existsSync('/run/xennet/daemon.sock'), false);
+    const r = await hook(host, g, 'offline');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await linkOf(host.dom0, g.vif))?.master, undefined);
+  });
+});
