@@ -118,6 +118,16 @@ describe('vif hook: planning', () => {
     assert.equal(plan.mtu, 1400);
     assert.deepEqual(plan.ops.map((o) => o.op), ['set-alias', 'set-up', 'set-mac', 'delete-address', 'set-mtu', 'set-master', 'set-up']);
   });
+  it('an mtu below the bridge\'s is logged, below 1280 refused; a bridge without no_linklocal_learn gets it', () => {
+    const low = resolveVifConfig(input(), { bridge: 'xenbr0', mtu: '1000' });
+    assert.throws(() => planVifOnline(low, view(br, link('vif5.0')), []), /mtu 1000 is below 1280/);
+    const lower = resolveVifConfig(input(), { bridge: 'xenbr0', mtu: '1300' });
+    const plan = planVifOnline(lower, view(br, link('vif5.0')), []);
+    assert.match(plan.warnings.join(), /mtu 1300 is below bridge xenbr0's 1400/);
+    assert.equal(plan.hardenBridge, true, 'the bridge settings say nothing of no_linklocal_learn');
+    const hardened = link('xenbr0', { kind: 'bridge', mtu: 1400, up: true, bridge: { stpState: 0, forwardDelay: 0, nfCallIptables: true, nfCallIp6tables: true, noLinkLocalLearn: true } });
+    assert.equal(planVifOnline(resolveVifConfig(input(), { bridge: 'xenbr0' }), view(hardened, link('vif5.0')), []).hardenBridge, false);
+  });
   it('online again changes nothing but bringing it up', () => {
     const cfg = resolveVifConfig(input(), { bridge: 'xenbr0' });
     const plan = planVifOnline(cfg, view(br, link('vif5.0', { up: true, master: 'xenbr0', mac: 'fe:ff:ff:ff:ff:ff', mtu: 1400, alias: mark })), []);
