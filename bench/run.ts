@@ -4,9 +4,9 @@
  *
  *   npm run bench                 full run (about 15 minutes)
  *   npm run bench -- --smoke      small sizes, a minute
- *   npm run bench -- --only hook,storm,apply,forward,check
+ *   npm run bench -- --only hook,storm,daemon,apply,forward,check
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,13 +18,16 @@ import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
-const only = new Set((onlyArg ?? 'hook,storm,apply,forward,check').split(','));
+const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,check').split(','));
 
 const sizes = smoke ? [0, 20] : [0, 100, 1000];
 const runs = smoke ? 3 : 15;
 const stormSize = smoke ? 20 : 200;
 const applySize = smoke ? 100 : 1000;
 const forwardSize = smoke ? 50 : 1000;
+const resourceGuests = smoke ? 50 : 1000;
+const cycleMarks = (process.env['XNT_BENCH_CYCLES'] ?? (smoke ? '100,300' : '1000,10000')).split(',').map(Number);
+const cycleLoops = Number(process.env['XNT_BENCH_LOOPS'] ?? 8);
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,84 +63,187 @@ function script(world: World, tool: Tool): string {
   return tool === 'xen' ? join(world.xenScripts, 'vif-bridge') : 'vif-xennet';
 }
 
+/** What runs the hooks: Xen's vif-bridge, or vif-xennet with the daemon or without it (in-process). */
+interface Variant {
+  label: string;
+  tool: Tool;
+  daemon: boolean;
+}
+const variants: Variant[] = [
+  { label: 'xen', tool: 'xen', daemon: false },
+  { label: 'xennet', tool: 'xennet', daemon: true },
+  { label: 'xennet-inproc', tool: 'xennet', daemon: false },
+];
+
+/**
+ * One guest, online then offline, `runs` times (plus a warm-up), as the toolstack does it: the
+ * device's backend appears (one transaction), the hook is started at once; offline, then the
+ * backend goes. online: from the backend's appearance to hotplug-status = connected; offline:
+ * the hook's run time. The same sequence for every variant.
+ */
 async function hookLatency(): Promise<void> {
-  const rows: { tool: Tool; guests: number; onlineMedian: number; onlineP95: number; offlineMedian: number; offlineP95: number }[] = [];
+  const rows: { variant: string; guests: number; onlineMedian: number; onlineP95: number; offlineMedian: number; offlineP95: number }[] = [];
   for (const guests of sizes) {
-    for (const tool of ['xennet', 'xen'] as Tool[]) {
-      const world = await buildWorld({ tool, background: guests, measured: [] });
+    for (const v of variants) {
+      const world = await buildWorld({ tool: v.tool, background: guests, measured: [] });
       try {
-        if (tool === 'xennet' && guests > 0) await timedXennet(world, ['apply']);
+        if (v.tool === 'xennet' && guests > 0) await timedXennet(world, ['apply']);
+        if (v.daemon) await world.host.startDaemon(world.env);
         const g = await world.host.addGuest({ domid: 9, name: 'bench', mac: '00:16:3e:00:09:09', addresses: ['192.168.0.109/24'], xenstoreIp: '192.168.0.109' });
+        world.host.removeDevice(g);
         const on: number[] = [];
         const off: number[] = [];
         for (let i = 0; i < runs + 1; i++) {
-          world.host.xenstored.write(`${g.backendPath}/hotplug-status`, '');
+          await new Promise((r) => setTimeout(r, 150)); // what the last offline left behind settles
           const done = connectedAt(world, g.backendPath);
           const t0 = performance.now();
-          const r = await world.host.runVifScript(script(world, tool), g, 'online', 'libxl', { env: world.env });
-          if (r.code !== 0) throw new Error(`${tool} online: ${r.stderr}`);
+          world.host.addDevice(g);
+          const r = await world.host.runVifScript(script(world, v.tool), g, 'online', 'libxl', { env: world.env });
+          if (r.code !== 0) throw new Error(`${v.label} online: ${r.stderr}`);
           const t1 = await done;
           const t2 = performance.now();
-          const r2 = await world.host.runVifScript(script(world, tool), g, 'offline', 'libxl', { env: world.env });
-          if (r2.code !== 0) throw new Error(`${tool} offline: ${r2.stderr}`);
+          const r2 = await world.host.runVifScript(script(world, v.tool), g, 'offline', 'libxl', { env: world.env });
+          if (r2.code !== 0) throw new Error(`${v.label} offline: ${r2.stderr}`);
+          const t3 = performance.now();
+          world.host.removeDevice(g);
           if (i === 0) continue; // warm-up
           on.push(t1 - t0);
-          off.push(performance.now() - t2);
+          off.push(t3 - t2);
         }
-        rows.push({ tool, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off) });
-        log(`  hook ${tool} with ${guests} guests: online median ${fmt(median(on))} ms`);
+        rows.push({ variant: v.label, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off) });
+        log(`  hook ${v.label} with ${guests} guests: online median ${fmt(median(on))} ms, offline ${fmt(median(off))} ms`);
       } finally {
         await destroyWorld(world);
       }
     }
   }
   results['hook'] = rows;
-  log('\nHook latency (ms; online: process start to hotplug-status written; offline: process run time)');
-  log('guests  xennet online med/p95   Xen online med/p95   ratio   xennet offline med   Xen offline med');
+  const row = (label: string, n: number) => rows.find((r) => r.variant === label && r.guests === n)!;
+  log('\nHook latency (ms, median/p95; online: backend written to hotplug-status connected; offline: the hook\'s run time)');
+  log('guests  variant         online       ratio to Xen   offline      ratio to Xen');
   for (const n of sizes) {
-    const x = rows.find((r) => r.tool === 'xennet' && r.guests === n)!;
-    const y = rows.find((r) => r.tool === 'xen' && r.guests === n)!;
-    log(`${String(n).padEnd(7)} ${`${fmt(x.onlineMedian)}/${fmt(x.onlineP95)}`.padEnd(23)} ${`${fmt(y.onlineMedian)}/${fmt(y.onlineP95)}`.padEnd(20)} ${fmt(x.onlineMedian / y.onlineMedian, 2).padEnd(7)} ${fmt(x.offlineMedian).padEnd(20)} ${fmt(y.offlineMedian)}`);
+    const xen = row('xen', n);
+    for (const v of variants) {
+      const x = row(v.label, n);
+      log(`${String(n).padEnd(7)} ${v.label.padEnd(15)} ${`${fmt(x.onlineMedian)}/${fmt(x.onlineP95)}`.padEnd(12)} ${fmt(x.onlineMedian / xen.onlineMedian, 2).padEnd(14)} ${`${fmt(x.offlineMedian)}/${fmt(x.offlineP95)}`.padEnd(12)} ${fmt(x.offlineMedian / xen.offlineMedian, 2)}`);
+    }
   }
 }
 
+/** The storm: N guests' backends appear and their hooks start at once (each backend just before its hook). */
 async function bootStorm(): Promise<void> {
-  const rows: { tool: Tool; guests: number; seconds: number; connected: number }[] = [];
-  for (const tool of ['xennet', 'xen'] as Tool[]) {
-    const world = await buildWorld({ tool, background: 0 });
+  const rows: { variant: string; guests: number; seconds: number; connected: number }[] = [];
+  for (const v of variants) {
+    const world = await buildWorld({ tool: v.tool, background: 0 });
     try {
+      if (v.daemon) await world.host.startDaemon(world.env);
       const guests: SimGuest[] = [];
       const dom0: string[] = [];
+      const nodes: [string, string][][] = [];
       for (let i = 0; i < stormSize; i++) {
         const d = 200 + i;
         const be = `/local/domain/0/backend/vif/${d}/0`;
         dom0.push(`link add vif${d}.0 type veth peer name s${d} netns ${world.sink.name}`, `link set vif${d}.0 address fe:ff:ff:ff:ff:ff`);
-        world.host.xenstored.write(`/local/domain/${d}/name`, `storm${d}`);
-        world.host.xenstored.write(`${be}/mac`, `00:16:3e:01:${(d >> 8).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`);
-        world.host.xenstored.write(`${be}/ip`, `10.9.${d >> 8}.${d & 255}`);
-        world.host.xenstored.write(`${be}/bridge`, 'xenbr0');
-        world.host.xenstored.write(`${be}/frontend`, `/local/domain/${d}/device/vif/0`);
-        world.host.xenstored.write(`${be}/hotplug-status`, '');
+        nodes.push([
+          [`/local/domain/${d}/name`, `storm${d}`],
+          [`${be}/mac`, `00:16:3e:01:${(d >> 8).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`],
+          [`${be}/ip`, `10.9.${d >> 8}.${d & 255}`],
+          [`${be}/bridge`, 'xenbr0'],
+          [`${be}/frontend`, `/local/domain/${d}/device/vif/0`],
+          [`${be}/online`, '1'],
+          [`${be}/state`, '2'],
+          [`${be}/hotplug-status`, ''],
+        ]);
         guests.push({ domid: d, name: `storm${d}`, mac: '', addresses: [], ns: world.sink, vif: `vif${d}.0`, backendPath: be });
       }
       await world.host.dom0.batch(dom0);
       const waits = guests.map((g) => connectedAt(world, g.backendPath));
       const t0 = performance.now();
-      const procs = guests.map((g) => world.host.runVifScript(script(world, tool), g, 'online', 'libxl', { env: world.env }));
+      const procs = guests.map((g, i) => {
+        world.host.xenstored.writeAll(nodes[i]!);
+        return world.host.runVifScript(script(world, v.tool), g, 'online', 'libxl', { env: world.env });
+      });
       const outcomes = await Promise.all(procs);
       const times = await Promise.race([Promise.all(waits), new Promise<number[]>((r) => setTimeout(() => r([]), 1000))]);
       const seconds = (Math.max(...times) - t0) / 1000;
       const connected = outcomes.filter((o) => o.code === 0).length;
-      rows.push({ tool, guests: stormSize, seconds, connected });
-      log(`  storm ${tool}: ${connected}/${stormSize} connected in ${fmt(seconds, 1)} s`);
+      for (const [i, o] of outcomes.entries()) if (o.code !== 0) log(`  storm ${v.label}: ${guests[i]!.vif} exited ${o.code}: ${o.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      rows.push({ variant: v.label, guests: stormSize, seconds, connected });
+      log(`  storm ${v.label}: ${connected}/${stormSize} connected in ${fmt(seconds, 1)} s`);
     } finally {
       await destroyWorld(world);
     }
   }
   results['storm'] = rows;
-  const [x, y] = rows as [(typeof rows)[0], (typeof rows)[0]];
+  const xen = rows.find((r) => r.variant === 'xen')!;
   log(`\nBoot storm (${stormSize} onlines at once; wall time until all connected)`);
-  log(`xennet ${fmt(x.seconds, 1)} s (${x.connected} connected)   Xen ${fmt(y.seconds, 1)} s (${y.connected} connected)   ratio ${fmt(x.seconds / y.seconds, 2)}`);
+  for (const r of rows) log(`${r.variant.padEnd(15)} ${fmt(r.seconds, 1)} s (${r.connected} connected)   ratio to Xen ${fmt(r.seconds / xen.seconds, 2)}`);
+}
+
+/** The daemon's resident set (VmRSS of its process, in MiB). */
+function rssOf(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * The daemon over time, with 1000 guests on the host: RSS at start, after 1000 and after 10000
+ * online/offline cycles (hooks run in loops inside dom0, several guests at once), and how long
+ * an external flush of the root jumps stays unrepaired.
+ */
+async function daemonResources(): Promise<void> {
+  const world = await buildWorld({ tool: 'xennet', background: resourceGuests });
+  try {
+    if (resourceGuests > 0) await timedXennet(world, ['apply']);
+    const pid = await world.host.startDaemon(world.env);
+    await new Promise((r) => setTimeout(r, 1000));
+    const rows: { what: string; rssMiB: number; seconds?: number }[] = [{ what: `started, ${resourceGuests} guests`, rssMiB: rssOf(pid) }];
+    log(`  daemon RSS at start with ${resourceGuests} guests: ${fmt(rssOf(pid))} MiB`);
+    const loops = cycleLoops;
+    const gs: SimGuest[] = [];
+    for (let k = 0; k < loops; k++) gs.push(await world.host.addGuest({ domid: 20 + k, name: `cycle${k}`, mac: `00:16:3e:00:20:${k.toString(16).padStart(2, '0')}`, addresses: [`192.168.0.${120 + k}/24`], xenstoreIp: `192.168.0.${120 + k}` }));
+    let done = 0;
+    for (const target of cycleMarks) {
+      const per = Math.ceil((target - done) / loops);
+      const t0 = performance.now();
+      await Promise.all(
+        gs.map((g) => {
+          const call = world.host.vifScriptCall('vif-xennet', g, 'online', 'libxl', { env: world.env });
+          const off = call.argv.map((a) => (a === 'online' ? 'offline' : a));
+          const q = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`;
+          const line = `for ((i = 0; i < ${per}; i++)); do ${q(call.file)} ${call.argv.map(q).join(' ')} 2>/tmp/xnt-cycle-$$.err || { cat /tmp/xnt-cycle-$$.err >&2; exit 1; }; ${q(call.file)} ${off.map(q).join(' ')} 2>/tmp/xnt-cycle-$$.err || { cat /tmp/xnt-cycle-$$.err >&2; exit 1; }; done; rm -f /tmp/xnt-cycle-$$.err`;
+          return world.host.dom0.exec('bash', ['-c', line], { env: call.env, timeoutMs: 3_600_000 }).then((r) => {
+            if (r.code !== 0) throw new Error(`cycles of ${g.vif} failed: ${r.stderr}`);
+          });
+        }),
+      );
+      done += per * loops;
+      const seconds = (performance.now() - t0) / 1000;
+      await new Promise((r) => setTimeout(r, 2000));
+      rows.push({ what: `after ${done} online/offline cycles`, rssMiB: rssOf(pid), seconds });
+      log(`  daemon RSS after ${done} cycles: ${fmt(rssOf(pid))} MiB (${fmt(((per * loops) / seconds), 0)} cycles/s)`);
+    }
+    // Drift: the root jumps flushed by another program, until they are back.
+    const repairs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const t0 = performance.now();
+      await world.host.dom0.exec('iptables', ['-F', 'FORWARD']);
+      for (;;) {
+        const save = (await world.host.dom0.exec('iptables-save', ['-t', 'filter'])).stdout;
+        if (/-A FORWARD .*-j XN-FORWARD/.test(save)) break;
+        if (performance.now() - t0 > 30_000) throw new Error('the flushed root jumps were not repaired within 30 s');
+      }
+      repairs.push(performance.now() - t0);
+    }
+    rows.push({ what: `iptables -F FORWARD repaired (median of 3), ${resourceGuests} guests`, rssMiB: rssOf(pid), seconds: median(repairs) / 1000 });
+    log(`  drift repaired in ${fmt(median(repairs))} ms (median of 3)`);
+    results['daemon'] = rows;
+    log(`\nThe daemon (${resourceGuests} guests on the host)`);
+    for (const r of rows) log(`${r.what.padEnd(52)} RSS ${fmt(r.rssMiB)} MiB${r.seconds !== undefined ? `   ${fmt(r.seconds, 2)} s` : ''}`);
+  } finally {
+    await destroyWorld(world);
+  }
 }
 
 async function fullApply(): Promise<void> {
@@ -251,9 +357,26 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 await sweepNetns('xnt');
+// How fast this machine starts processes right now (it varies: a VM whose page cache is reclaimed
+// starts every binary from disk). Xen's vif-bridge runs ~45 processes per online, so its figures
+// move with this far more than the daemon's.
+{
+  const spawnOne = async (file: string, a: string[]): Promise<number> => {
+    const t = performance.now();
+    await run(file, a);
+    return performance.now() - t;
+  };
+  const nodeMs: number[] = [];
+  const trueMs: number[] = [];
+  for (let i = 0; i < 15; i++) nodeMs.push(await spawnOne('node', ['-e', '0']));
+  for (let i = 0; i < 50; i++) trueMs.push(await spawnOne('/bin/true', []));
+  results['calibration'] = { nodeStartMs: median(nodeMs), processStartMs: median(trueMs) };
+  log(`machine: node -e 0 ${fmt(median(nodeMs))} ms, /bin/true ${fmt(median(trueMs), 1)} ms (medians)`);
+}
 const t0 = Date.now();
 if (only.has('hook')) await hookLatency();
 if (only.has('storm')) await bootStorm();
+if (only.has('daemon')) await daemonResources();
 if (only.has('apply')) await fullApply();
 if (only.has('forward')) await forwarding();
 if (only.has('check')) await checkRuleFile();

@@ -41,7 +41,15 @@ export class DaemonLock {
   async acquire(name: string, options: HotplugLockOptions = {}): Promise<HeldHotplugLock> {
     await this.turn(options);
     try {
-      const held = this.helper ? await this.viaHelper(name, options) : await acquireHotplugLock(name, { ...options, ...(this.dir === undefined ? {} : { dir: this.dir }) });
+      // At the head of the queue the wait is not cut short by the caller's signal: the helper
+      // would have to be killed to stop it mid-flock (and every caller behind would lose it).
+      // A caller that stopped waiting meanwhile gets the lock and lets it go at once.
+      const { signal, ...rest } = options;
+      const held = this.helper ? await this.viaHelper(name, rest) : await acquireHotplugLock(name, { ...options, ...(this.dir === undefined ? {} : { dir: this.dir }) });
+      if (signal?.aborted) {
+        held.release();
+        throw new XennetError('internal', 'stopped waiting for the hotplug lock');
+      }
       let released = false;
       return {
         path: held.path,
