@@ -20,7 +20,7 @@ const smoke = args.includes('--smoke');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
 const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,check').split(','));
 
-const sizes = smoke ? [0, 20] : [0, 100, 1000];
+const sizes = (process.env['XNT_BENCH_SIZES'] ?? (smoke ? '0,20' : '0,100,1000')).split(',').map(Number);
 const runs = smoke ? 3 : 15;
 const stormSize = smoke ? 20 : 200;
 const applySize = smoke ? 100 : 1000;
@@ -73,7 +73,7 @@ const variants: Variant[] = [
   { label: 'xen', tool: 'xen', daemon: false },
   { label: 'xennet', tool: 'xennet', daemon: true },
   { label: 'xennet-inproc', tool: 'xennet', daemon: false },
-];
+].filter((v) => !process.env['XNT_BENCH_VARIANTS'] || process.env['XNT_BENCH_VARIANTS'].split(',').includes(v.label)) as Variant[];
 
 /**
  * One guest, online then offline, `runs` times (plus a warm-up), as the toolstack does it: the
@@ -82,7 +82,7 @@ const variants: Variant[] = [
  * the hook's run time. The same sequence for every variant.
  */
 async function hookLatency(): Promise<void> {
-  const rows: { variant: string; guests: number; onlineMedian: number; onlineP95: number; offlineMedian: number; offlineP95: number }[] = [];
+  const rows: { variant: string; guests: number; onlineMedian: number; onlineP95: number; offlineMedian: number; offlineP95: number; marks: string }[] = [];
   for (const guests of sizes) {
     for (const v of variants) {
       const world = await buildWorld({ tool: v.tool, background: guests, measured: [] });
@@ -110,7 +110,22 @@ async function hookLatency(): Promise<void> {
           on.push(t1 - t0);
           off.push(t3 - t2);
         }
-        rows.push({ variant: v.label, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off) });
+        // One more online with timing marks: what the time is made of.
+        let marks = '';
+        if (v.tool === 'xennet') {
+          await new Promise((r) => setTimeout(r, 150));
+          world.host.addDevice(g);
+          const r = await world.host.runVifScript(script(world, v.tool), g, 'online', 'libxl', { env: { ...world.env, XENNET_TIMING: '1' } });
+          marks = r.stderr.split('\n').find((l) => l.includes('timing')) ?? '';
+          if (v.daemon) {
+            const st = JSON.parse((await world.host.xennet(['status', '--json'], world.env)).stdout) as { daemon?: { backends?: { lastPrepare?: { ms: number } | null } | null } };
+            const p = st.daemon?.backends?.lastPrepare;
+            if (p) marks += ` (the daemon's firewall prepare: ${p.ms} ms from the backend's appearance to its rules committed)`;
+          }
+          await world.host.runVifScript(script(world, v.tool), g, 'offline', 'libxl', { env: world.env });
+          world.host.removeDevice(g);
+        }
+        rows.push({ variant: v.label, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off), marks });
         log(`  hook ${v.label} with ${guests} guests: online median ${fmt(median(on))} ms, offline ${fmt(median(off))} ms`);
       } finally {
         await destroyWorld(world);
@@ -128,6 +143,8 @@ async function hookLatency(): Promise<void> {
       log(`${String(n).padEnd(7)} ${v.label.padEnd(15)} ${`${fmt(x.onlineMedian)}/${fmt(x.onlineP95)}`.padEnd(12)} ${fmt(x.onlineMedian / xen.onlineMedian, 2).padEnd(14)} ${`${fmt(x.offlineMedian)}/${fmt(x.offlineP95)}`.padEnd(12)} ${fmt(x.offlineMedian / xen.offlineMedian, 2)}`);
     }
   }
+  log('\nWhere an online\'s time goes (one online with XENNET_TIMING=1, ms):');
+  for (const r of rows) if (r.marks) log(`${String(r.guests).padEnd(7)} ${r.variant.padEnd(15)} ${r.marks.replace(/^.*?: /, '')}`);
 }
 
 /** The storm: N guests' backends appear and their hooks start at once (each backend just before its hook). */

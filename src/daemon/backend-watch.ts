@@ -14,6 +14,7 @@
  * it to the toolstack. Rules are never prepared for a name held by a link that is not provably
  * this guest's (a `vifname` naming someone else's interface).
  */
+import { performance } from 'node:perf_hooks';
 import type { LinkState } from '../bridge/model.js';
 import type { HookServices } from '../hooks/vif-call.js';
 import type { VifHookInput } from '../hooks/vif-input.js';
@@ -41,6 +42,8 @@ export interface BackendWatchState {
   watching: boolean;
   prepared: number;
   cleaned: number;
+  /** The last prepare: the interface, and ms from the backend's appearance to its rules committed. */
+  lastPrepare: { name: string; ms: number } | null;
   lastError: string | null;
 }
 
@@ -56,12 +59,15 @@ export class BackendWatch {
   private timer: NodeJS.Timeout | undefined;
   private counters = { prepared: 0, cleaned: 0 };
   private lastError: string | null = null;
+  private lastPrepare: { name: string; ms: number } | null = null;
+  /** When each backend's event was noticed (for lastPrepare). */
+  private readonly noticedAt = new Map<Key, number>();
   private stopped = false;
 
   constructor(private readonly ctx: BackendWatchContext) {}
 
   state(): BackendWatchState {
-    return { watching: this.xs?.usable === true, ...this.counters, lastError: this.lastError };
+    return { watching: this.xs?.usable === true, ...this.counters, lastPrepare: this.lastPrepare, lastError: this.lastError };
   }
 
   /** Watches; re-watches (and rescans) when xenstored restarts. */
@@ -105,6 +111,7 @@ export class BackendWatch {
       this.pending.set(0, 'all');
     } else if (this.pending.get(0) !== 'all') {
       const d = Number(m[1]);
+      if (m[2] !== undefined && !this.noticedAt.has(`${d}/${Number(m[2])}`)) this.noticedAt.set(`${d}/${Number(m[2])}`, performance.now());
       const now = this.pending.get(d);
       if (m[2] === undefined) this.pending.set(d, 'all');
       else if (now !== 'all') this.pending.set(d, (now ?? new Set()).add(Number(m[2])));
@@ -162,11 +169,19 @@ export class BackendWatch {
     const [self, online, state, hotplug] = await Promise.all([xs.read(be), xs.read(`${be}/online`), xs.read(`${be}/state`), xs.read(`${be}/hotplug-status`)]);
     if (self === undefined) {
       this.done.delete(key);
+      this.noticedAt.delete(key);
       await this.cleanUp(domid, devid);
       return;
     }
-    if (online !== '1' || !['1', '2', '3'].includes(state ?? '') || hotplug === 'connected') return;
-    await this.prepare(xs, domid, devid, key);
+    if (online !== '1' || !['1', '2', '3'].includes(state ?? '') || hotplug === 'connected') {
+      this.noticedAt.delete(key);
+      return;
+    }
+    try {
+      await this.prepare(xs, domid, devid, key);
+    } finally {
+      this.noticedAt.delete(key);
+    }
   }
 
   private async prepare(xs: XenstoreClient, domid: number, devid: number, key: Key): Promise<void> {
@@ -210,6 +225,8 @@ export class BackendWatch {
       held?.release();
     }
     this.counters.prepared++;
+    const since = this.noticedAt.get(key);
+    if (since !== undefined) this.lastPrepare = { name: cfg.name, ms: Math.round((performance.now() - since) * 10) / 10 };
     this.ctx.log.debug(`prepared the firewall of ${cfg.name} (domain ${domid}) before its hook`);
   }
 
