@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createServer, type Server, type Socket } from 'node:net';
-import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, splitStrings, XsType, type XsMessage } from '../xenstore/protocol.js';
+import { absolutePath, encodeMessage, isValidPath, joinStrings, MessageReader, PAYLOAD_MAX, splitStrings, XsType, type XsMessage } from '../xenstore/protocol.js';
 
 interface Node {
   value: string;
@@ -290,14 +290,36 @@ export class InMemoryXenstored extends EventEmitter {
         touch(path);
         const n = lookup(root, path);
         if (!n) throw new XsFailure('ENOENT');
-        return n.children.size === 0 ? Buffer.alloc(0) : joinStrings([...n.children.keys()]);
+        const all = n.children.size === 0 ? Buffer.alloc(0) : joinStrings([...n.children.keys()]);
+        // Like xenstored: a listing that does not fit one message is refused; clients page it.
+        if (all.length > PAYLOAD_MAX) throw new XsFailure('E2BIG');
+        return all;
       }
       case XsType.DIRECTORY_PART: {
+        // xenstored's reply: the node's generation, then as many whole child names (from the byte
+        // offset into the full listing) as fit; an empty name after the last one ends the listing.
         const n = lookup(root, this.pathArg(args[0]));
         if (!n) throw new XsFailure('ENOENT');
         const offset = Number(args[1] ?? '0');
-        const names = joinStrings([...n.children.keys()]).subarray(offset);
-        return Buffer.concat([joinStrings([String(this.generation)]), names, Buffer.from([0])]);
+        const gen = joinStrings([String(n.gen)]);
+        const parts: Buffer[] = [gen];
+        let size = gen.length;
+        let at = 0;
+        let complete = true;
+        for (const name of n.children.keys()) {
+          const b = joinStrings([name]);
+          if (at >= offset) {
+            if (size + b.length + 1 > PAYLOAD_MAX) {
+              complete = false;
+              break;
+            }
+            parts.push(b);
+            size += b.length;
+          }
+          at += b.length;
+        }
+        if (complete) parts.push(Buffer.from([0]));
+        return Buffer.concat(parts);
       }
       case XsType.GET_PERMS: {
         if (!lookup(root, this.pathArg(args[0]))) throw new XsFailure('ENOENT');

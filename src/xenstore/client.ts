@@ -229,8 +229,41 @@ export class XenstoreClient extends EventEmitter {
       return splitStrings(await this.request(XsType.DIRECTORY, joinStrings([p]), txId, `directory ${p}`));
     } catch (e) {
       if (e instanceof XenstoreError && e.errno === 'ENOENT') return [];
+      // A listing larger than one message (a thousand guests' domain ids): page it, as
+      // libxenstore does, outside transactions (xenstored allows XS_DIRECTORY_PART only there).
+      if (e instanceof XenstoreError && e.errno === 'E2BIG' && txId === 0) return this.directoryInParts(p);
       throw e;
     }
+  }
+
+  /** XS_DIRECTORY_PART: `<generation>\0name\0...`, an empty name after the last; restarted when the node changes. */
+  private async directoryInParts(p: string): Promise<string[]> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const names: string[] = [];
+      let generation: string | undefined;
+      let offset = 0;
+      for (;;) {
+        let reply: Buffer;
+        try {
+          reply = await this.request(XsType.DIRECTORY_PART, joinStrings([p, String(offset)]), 0, `directory ${p}`);
+        } catch (e) {
+          if (e instanceof XenstoreError && e.errno === 'ENOENT') return [];
+          throw e;
+        }
+        const fields = reply.toString('utf8').split('\0');
+        const gen = fields[0]!;
+        if (generation !== undefined && gen !== generation) break; // changed meanwhile: start over
+        generation = gen;
+        const rest = fields.slice(1);
+        // "gen\0a\0b\0" splits to [gen, a, b, ""]; the end adds one more empty field.
+        const ended = rest.length >= 2 && rest[rest.length - 1] === '' && rest[rest.length - 2] === '';
+        const got = rest.filter((n) => n !== '');
+        names.push(...got);
+        if (ended || got.length === 0) return names;
+        offset += got.reduce((n, s) => n + Buffer.byteLength(s) + 1, 0);
+      }
+    }
+    throw new XennetError('exec', `directory ${p}: the listing kept changing while it was read in parts`);
   }
 
   async watch(path: string, token: string): Promise<void> {

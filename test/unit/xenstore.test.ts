@@ -69,6 +69,16 @@ describe('xenstore', () => {
     await xs.rm('backend/vif/1'); // missing: not an error
   });
 
+  it('lists a directory larger than one message (1500 domains) in parts, as libxenstore does', async () => {
+    store.writeAll(Array.from({ length: 1500 }, (_, i) => [`/local/domain/0/backend/vif/${100 + i}/0/online`, '1'] as const));
+    const ids = await xs.directory('/local/domain/0/backend/vif');
+    assert.equal(ids.length, 1500);
+    assert.deepEqual(ids.slice(0, 3), ['100', '101', '102']);
+    assert.equal(ids[1499], '1599');
+    const r = await run('xenstore-ls', ['/local/domain/0/backend/vif'], { env: { ...process.env, XENSTORED_PATH: store.socketPath } });
+    if (r.code === 0) assert.equal(r.stdout.split('\n').filter((l) => /^\d+ = ""$/.test(l)).length, 1500, 'Xen\'s own xenstore-ls reads the same listing');
+  });
+
   it('commits transactions atomically and retries on a conflict', async () => {
     await xs.write('/t/counter', '0');
     const other = await XenstoreClient.connect(env);
