@@ -39,14 +39,17 @@ take_back() {
 { read -r pid < "$run/daemon.pid"; } 2>/dev/null
 [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || in_process
 req=$run/req/$$.$RANDOM$RANDOM
-set -C
-if ! {
-  printf 'xennet-hook 1\\0%s\\0%s\\0' "$start" "$#"
-  (( $# )) && printf '%s\\0' "$@"
+# The request: argv and the toolstack's environment, NUL-separated. Its status is that of the
+# writes only (an unset variable is not a failure).
+request() {
+  printf 'xennet-hook 1\\0%s\\0%s\\0' "$start" "$#" || return 1
+  if (( $# )); then printf '%s\\0' "$@" || return 1; fi
   for v in vif XENBUS_PATH XENBUS_TYPE XENBUS_BASE_PATH INTERFACE script netdev bridge ip XENNET_FIREWALL XENNET_TIMING XENNET_SYSLOG XENNET_STATE_DIR XENNET_RULES XENSTORED_PATH XENSTORED_RUNDIR XENNET_HOTPLUG_LOCK_DIR XENNET_IPTABLES XENNET_RUN_DIR; do
-    [[ -v $v ]] && printf '%s=%s\\0' "$v" "\${!v}"
+    if [[ -v $v ]]; then printf '%s=%s\\0' "$v" "\${!v}" || return 1; fi
   done
-} > "$req" 2>/dev/null; then
+}
+set -C
+if ! request "$@" > "$req" 2>/dev/null; then
   req=
   in_process
 fi

@@ -31,6 +31,12 @@ guests:
     ipv6: ["2001:db8::106"]
     isolation: true
     allow_ethertypes: [0x88b5]
+  router01:
+    mac: "00:16:3e:00:00:08"
+    ipv4: [192.168.0.108]
+    ipv6: ["2001:db8::108"]
+    router_advertisements: true
+    dhcp_server: true
 `;
 
 const WEB_MAC = '00:16:3e:00:00:05';
@@ -45,6 +51,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
   let web: SimGuest;
   let db: SimGuest;
   let anon: SimGuest;
+  let router: SimGuest;
   let dir: string;
   let env: NodeJS.ProcessEnv;
 
@@ -61,7 +68,8 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
     web = await host.addGuest({ domid: 5, name: 'web01', mac: WEB_MAC, addresses: ['192.168.0.105/24', '2001:db8::105/64'] });
     db = await host.addGuest({ domid: 6, name: 'db01', mac: '00:16:3e:00:00:06', addresses: ['192.168.0.106/24', '2001:db8::106/64'] });
     anon = await host.addGuest({ domid: 7, name: 'anon', mac: '00:16:3e:00:00:07', addresses: ['192.168.0.107/24'], xenstoreIp: '192.168.0.107' });
-    for (const g of [web, db, anon]) {
+    router = await host.addGuest({ domid: 8, name: 'router01', mac: '00:16:3e:00:00:08', addresses: ['192.168.0.108/24', '2001:db8::108/64'] });
+    for (const g of [web, db, anon, router]) {
       const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
       assert.equal(r.code, 0, r.stderr);
     }
@@ -137,6 +145,14 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
     // A rogue server need not answer from the server port (10).
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-offer-1234'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.105', '255.255.255.255', '1234', '68', 'dhcp-offer-1234']), false);
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp6-adv-34403'), 'udp6', [WEB_MAC, '33:33:00:00:00:01', 'fe80::216:3eff:fe00:5', 'ff02::1', '34403', '546', 'dhcp6-adv-34403']), false);
+  });
+
+  it('router_advertisements: true and dhcp_server: true let exactly that guest send RAs and DHCP/DHCPv6 replies', async () => {
+    const R = '00:16:3e:00:00:08';
+    assert.equal(await arrives(router.ns, host.lan, 'lan0', '0badcafe', 'ra', [R, 'fe80::216:3eff:fe00:8']), true, 'router advertisement');
+    assert.equal(await arrives(router.ns, host.lan, 'lan0', hex('r-offer'), 'udp4', [R, GW_MAC_ANY, '192.168.0.108', '255.255.255.255', '67', '68', 'r-offer']), true, 'DHCP offer');
+    assert.equal(await arrives(router.ns, host.lan, 'lan0', hex('r-dhcp6'), 'udp6', [R, '33:33:00:00:00:01', 'fe80::216:3eff:fe00:8', 'ff02::1', '547', '546', 'r-dhcp6']), true, 'DHCPv6 reply');
+    assert.equal(await arrives(router.ns, host.lan, 'lan0', hex('r-spoof'), 'udp4', [R, GW_MAC_ANY, '192.168.0.250', '255.255.255.255', '67', '68', 'r-spoof']), false, 'still only from its own address');
   });
 
   it('lets through what a guest legitimately sends from no address: DAD, MLDv2 reports, ARP probes', async () => {
@@ -234,7 +250,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
     for (const tool of ['iptables-save', 'ip6tables-save', 'ebtables-save']) assert.doesNotMatch(await save(tool), /vif5\.0/, tool);
     assert.equal((await xennet(['plan'])).code, 0, 'the remaining vifs are in sync');
     assert.equal((await host.runVifScript('vif-xennet', web, 'offline', 'libxl', { env })).code, 0, 'twice');
-    for (const g of [db, anon]) assert.equal((await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env })).code, 0);
+    for (const g of [db, anon, router]) assert.equal((await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env })).code, 0);
     for (const tool of ['iptables-save', 'ip6tables-save', 'ebtables-save']) assert.doesNotMatch(await save(tool), /XN-/, `${tool}: nothing of xennet's is left`);
   });
 });

@@ -53,7 +53,7 @@ describe('system: the daemon from the installed unit, default paths', function (
     const st = await run('ip', ['netns', 'exec', host.dom0.name, xennetBin(), 'status', '--json'], { env: operatorEnv() });
     const s = JSON.parse(st.stdout) as { ok: boolean; problems: string[]; daemon: { running: boolean; hookCalls: number } };
     assert.equal(s.daemon.running, true);
-    assert.equal(s.daemon.hookCalls, 1, 'the daemon served the hook');
+    assert.equal(s.daemon.hookCalls, 1, `the daemon served the hook (hook stderr: ${r.stderr.trim()})`);
     assert.deepEqual(s.problems, []);
   });
 

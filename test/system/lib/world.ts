@@ -217,6 +217,14 @@ export async function settleIpv6(ns: SimNetns, timeoutMs = 8000): Promise<void> 
         l.addr_info.some((a) => a.tentative) ||
         (l.flags.includes('UP') && l.flags.includes('LOWER_UP') && l.flags.includes('MULTICAST') && !l.flags.includes('LOOPBACK') && !l.addr_info.some((a) => a.family === 'inet6' && a.scope === 'link')),
     );
+    // A link with IPv6 disabled (xennet turns dom0's stack off on guest ports) never gets one.
+    const waiting: typeof pending = [];
+    for (const l of pending) {
+      const off = await ns.exec('cat', [`/proc/sys/net/ipv6/conf/${l.ifname}/disable_ipv6`]);
+      if (!(off.code === 0 && off.stdout.trim() === '1' && !l.addr_info.some((a) => a.family === 'inet6'))) waiting.push(l);
+    }
+    pending.length = 0;
+    pending.push(...waiting);
     if (pending.length === 0) return;
     if (Date.now() > deadline) throw new Error(`IPv6 in ${ns.name} did not settle within ${timeoutMs} ms: ${pending.map((l) => l.ifname).join(', ')}`);
     await new Promise((r) => setTimeout(r, 100));
