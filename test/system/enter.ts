@@ -20,8 +20,8 @@
  * then runs mocha on dist/test/system/**\/*.test.js and exits with the number of failures
  * (at most 255). It refuses to start unless its mount namespace is private.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Mocha from 'mocha';
 import { copyXenScriptsWithIptables } from '../../src/sim/xen-scripts.js';
@@ -63,6 +63,12 @@ async function buildMachine(): Promise<void> {
   const npmPrefix = (await sh('npm', ['prefix', '-g'])).trim();
   if (!npmPrefix.startsWith('/')) refuse(`npm prefix -g printed ${JSON.stringify(npmPrefix)}`);
 
+  // The project itself may live under a directory masked below (a clone in /tmp): keep a handle
+  // on it and bind it back to its own path afterwards.
+  const project = resolve(here, '..', '..', '..');
+  const projectHandle = openSync(project, 'r');
+  const masked = ['/run', '/etc/xen', '/var/lib', '/var/log', '/tmp'];
+
   await tmpfs('/run');
   mkdirSync('/run/lock', { mode: 0o1777 });
   mkdirSync(scratch, { recursive: true });
@@ -80,6 +86,12 @@ async function buildMachine(): Promise<void> {
   await tmpfs('/var/log');
   mkdirSync('/var/log/xen');
   await tmpfs('/tmp', '1777');
+
+  if (masked.some((m) => project === m || project.startsWith(`${m}/`))) {
+    mkdirSync(project, { recursive: true });
+    // --no-canonicalize: mount(8) would otherwise resolve the descriptor's link to the masked path.
+    await sh('mount', ['--no-canonicalize', '--bind', `/proc/${process.pid}/fd/${projectHandle}`, project]);
+  }
 
   await overlay(join(npmPrefix, 'lib', 'node_modules'), 'node_modules');
   await overlay(join(npmPrefix, 'bin'), 'bin');
