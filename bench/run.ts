@@ -2,9 +2,14 @@
  * xennet vs Xen's scripts on the simulated host (root). Not a test: prints tables and writes
  * bench/results/<time>.json.
  *
- *   npm run bench                 full run (about 15 minutes)
- *   npm run bench -- --smoke      small sizes, a minute
+ *   npm run bench                 full run (about 50 minutes on a slow 2-core machine)
+ *   npm run bench -- --smoke      small sizes, a few minutes
  *   npm run bench -- --only hook,storm,daemon,apply,forward,check
+ *
+ * Environment: XNT_BENCH_SIZES (background guests, default 0,100,1000), XNT_BENCH_VARIANTS
+ * (xen,xennet,xennet-inproc[,xennet-before]), XNT_BENCH_CYCLES (daemon RSS marks, default
+ * 1000,10000), XNT_BENCH_LOOPS (concurrent cycle loops, 8), XNT_BENCH_BEFORE (an older build's
+ * hooks-bin/vif-xennet, run as the variant xennet-before).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -59,8 +64,8 @@ function connectedAt(world: World, backendPath: string): Promise<number> {
   });
 }
 
-function script(world: World, tool: Tool): string {
-  return tool === 'xen' ? join(world.xenScripts, 'vif-bridge') : 'vif-xennet';
+function script(world: World, v: Variant): string {
+  return v.tool === 'xen' ? join(world.xenScripts, 'vif-bridge') : (v.script ?? 'vif-xennet');
 }
 
 /** What runs the hooks: Xen's vif-bridge, or vif-xennet with the daemon or without it (in-process). */
@@ -68,11 +73,15 @@ interface Variant {
   label: string;
   tool: Tool;
   daemon: boolean;
+  /** Another vif-xennet (XNT_BENCH_BEFORE: an older build's hooks-bin/vif-xennet, to compare in one run). */
+  script?: string;
 }
+const before = process.env['XNT_BENCH_BEFORE'];
 const variants: Variant[] = [
   { label: 'xen', tool: 'xen', daemon: false },
   { label: 'xennet', tool: 'xennet', daemon: true },
   { label: 'xennet-inproc', tool: 'xennet', daemon: false },
+  ...(before ? [{ label: 'xennet-before', tool: 'xennet' as const, daemon: false, script: before }] : []),
 ].filter((v) => !process.env['XNT_BENCH_VARIANTS'] || process.env['XNT_BENCH_VARIANTS'].split(',').includes(v.label)) as Variant[];
 
 /**
@@ -98,11 +107,11 @@ async function hookLatency(): Promise<void> {
           const done = connectedAt(world, g.backendPath);
           const t0 = performance.now();
           world.host.addDevice(g);
-          const r = await world.host.runVifScript(script(world, v.tool), g, 'online', 'libxl', { env: world.env });
+          const r = await world.host.runVifScript(script(world, v), g, 'online', 'libxl', { env: world.env });
           if (r.code !== 0) throw new Error(`${v.label} online: ${r.stderr}`);
           const t1 = await done;
           const t2 = performance.now();
-          const r2 = await world.host.runVifScript(script(world, v.tool), g, 'offline', 'libxl', { env: world.env });
+          const r2 = await world.host.runVifScript(script(world, v), g, 'offline', 'libxl', { env: world.env });
           if (r2.code !== 0) throw new Error(`${v.label} offline: ${r2.stderr}`);
           const t3 = performance.now();
           world.host.removeDevice(g);
@@ -115,14 +124,14 @@ async function hookLatency(): Promise<void> {
         if (v.tool === 'xennet') {
           await new Promise((r) => setTimeout(r, 150));
           world.host.addDevice(g);
-          const r = await world.host.runVifScript(script(world, v.tool), g, 'online', 'libxl', { env: { ...world.env, XENNET_TIMING: '1' } });
+          const r = await world.host.runVifScript(script(world, v), g, 'online', 'libxl', { env: { ...world.env, XENNET_TIMING: '1' } });
           marks = r.stderr.split('\n').find((l) => l.includes('timing')) ?? '';
           if (v.daemon) {
             const st = JSON.parse((await world.host.xennet(['status', '--json'], world.env)).stdout) as { daemon?: { backends?: { lastPrepare?: { ms: number } | null } | null } };
             const p = st.daemon?.backends?.lastPrepare;
             if (p) marks += ` (the daemon's firewall prepare: ${p.ms} ms from the backend's appearance to its rules committed)`;
           }
-          await world.host.runVifScript(script(world, v.tool), g, 'offline', 'libxl', { env: world.env });
+          await world.host.runVifScript(script(world, v), g, 'offline', 'libxl', { env: world.env });
           world.host.removeDevice(g);
         }
         rows.push({ variant: v.label, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off), marks });
@@ -179,7 +188,7 @@ async function bootStorm(): Promise<void> {
       const procs = guests.map((g, i) => {
         world.host.xenstored.writeAll(nodes[i]!);
         // No 40 s kill as libxl would: the figure is how long the whole storm takes.
-        return world.host.runVifScript(script(world, v.tool), g, 'online', 'libxl', { env: world.env, timeoutMs: 900_000 });
+        return world.host.runVifScript(script(world, v), g, 'online', 'libxl', { env: world.env, timeoutMs: 900_000 });
       });
       const outcomes = await Promise.all(procs);
       const times = await Promise.race([Promise.all(waits), new Promise<number[]>((r) => setTimeout(() => r([]), 1000))]);

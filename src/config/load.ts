@@ -92,18 +92,29 @@ function zodProblems(file: string, doc: Document, lc: LineCounter, issues: z.cor
   return out;
 }
 
-/** A prefix as a numeric range, for overlap checks. */
-function rangeOf(c: Cidr): { start: bigint; end: bigint } {
-  const bits = c.family === 'ipv4' ? 32 : 128;
-  const start = cidrBytes(c).reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
-  return { start, end: start + (1n << BigInt(bits - c.len)) - 1n };
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/**
+ * A prefix as a range of fixed-width hex strings (first and last address), for overlap checks:
+ * within a family they compare as the numbers do, without BigInt.
+ */
+function rangeOf(c: Cidr): { start: string; end: string } {
+  const bytes = cidrBytes(c);
+  let start = '';
+  let end = '';
+  bytes.forEach((b, i) => {
+    const hostBits = Math.min(8, Math.max(0, (i + 1) * 8 - c.len));
+    start += HEX[b]!;
+    end += HEX[b | ((1 << hostBits) - 1)]!;
+  });
+  return { start, end };
 }
 
 interface OwnedPrefix {
   owner: string;
   path: Path;
   c: Cidr;
-  range: { start: bigint; end: bigint };
+  range: { start: string; end: string };
 }
 
 /**

@@ -139,13 +139,15 @@ export interface CommitResult {
 export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: Logger): Promise<Record<TableName, TablePlan>> {
   const { index } = loadIndex(env, log);
   const out = {} as Record<TableName, TablePlan>;
-  const lives = await Promise.all(tableNames.map(async (t) => parseSave(await backend.save(t), t)));
-  const ebnat = lives[tableNames.indexOf('ebnat')]!;
+  // One table at a time (ebtables nat first: isolation is read from it), so that only one live
+  // table and its reconciled twin are in memory at once: with 1000 guests each is tens of MB, and
+  // the daemon runs this every 30 s.
+  const ebnat = parseSave(await backend.save('ebnat'), 'ebnat');
   const isolated = (v: string): boolean => (ebnat.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
-  tableNames.forEach((t, i) => {
-    const live = lives[i]!;
+  for (const t of tableNames) {
+    const live = t === 'ebnat' ? ebnat : parseSave(await backend.save(t), t);
     out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, isolated), t);
-  });
+  }
   return out;
 }
 

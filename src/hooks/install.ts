@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
 import { vifClientScript } from './vif-client.js';
 
 /** The bundled entries (dist/bundle/), built next to dist/src/ by `npm run build`. */
@@ -27,7 +28,7 @@ Before=xendomains.service
 
 [Service]
 Type=simple
-ExecStart=${process.execPath} ${cliPath()} daemon
+ExecStart=${[process.execPath, ...DAEMON_NODE_FLAGS, cliPath()].join(' ')} daemon
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=1

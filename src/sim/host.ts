@@ -19,6 +19,7 @@ import { fireAndForget, start, type ExecResult } from '../sys/exec.js';
 import { XennetError } from '../sys/errors.js';
 import { addNetns, deleteNetns, type SimNetns } from './netns.js';
 import { InMemoryXenstored } from './xenstored.js';
+import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 export const xennetCli = join(root, 'dist/src/cli/main.js');
@@ -152,7 +153,7 @@ export class SimHost {
    * e.g. the installed unit's ExecStart) and waits until it listens.
    */
   async startDaemon(extra: NodeJS.ProcessEnv = {}, command?: string[]): Promise<number> {
-    const cmd = command ?? (this.installed ? [this.installed.xennetBin, 'daemon'] : ['node', xennetCli, 'daemon']);
+    const cmd = command ?? (this.installed ? [this.installed.xennetBin, 'daemon'] : ['node', ...DAEMON_NODE_FLAGS, xennetCli, 'daemon']);
     const pidFile = join(this.runDir, 'daemon.pid');
     rmSync(pidFile, { force: true });
     const child = start('ip', ['netns', 'exec', this.dom0.name, ...cmd], { env: this.env(extra) });

@@ -32,7 +32,8 @@ describe('system: the daemon from the installed unit, default paths', function (
     assert.match(unit, /^Restart=on-failure$/m);
     const exec = /^ExecStart=(.+)$/m.exec(unit)?.[1] ?? '';
     assert.match(exec, / daemon$/);
-    for (const word of exec.split(' ').slice(0, -1)) assert.ok(existsSync(word), `${word} exists`);
+    for (const word of exec.split(' ').slice(0, -1).filter((w) => !w.startsWith('--'))) assert.ok(existsSync(word), `${word} exists`);
+    assert.match(exec, / --max-semi-space-size=2 /, 'the daemon\'s memory flags');
   });
 
   it('the unit\'s command starts the daemon on /run/xennet, root-only', async () => {
