@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** xennet's command line: yargs root; every command module lazy-imports the work it does. */
+import './early-signals.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readFileSync } from 'node:fs';

@@ -216,7 +216,11 @@ export class BackendWatch {
     const deps = { acquireLock: services.acquireLock } as Pick<VifDeps, 'acquireLock'> as VifDeps;
     const held = await lockOrCommitted(deps, Deadline.in(20_000), firewall);
     try {
-      if (held) await firewall.commit();
+      if (held && !(await firewall.commit({ superseded: 'yield' }))) {
+        // The hook installed its own rules (a newer policy) while this waited for the lock.
+        this.ctx.log.debug(`the prepared firewall of ${cfg.name} was superseded by its hook's; left as the hook installed it`);
+        return;
+      }
     } catch (e) {
       firewall.unstage();
       this.done.delete(key);

@@ -101,6 +101,8 @@ export class DriftWatch {
     } catch (e) {
       this.d.log.warning(`drift check failed: ${reasonOf(e)}`);
     }
+    // A stop that came while the rules were read: no repair after the daemon said it stopped.
+    if (this.stopped || this.d.shuttingDown()) return;
     let held;
     try {
       held = await this.d.lock.acquire('iptables', { deadline: Deadline.in(20_000), env: this.d.env });
@@ -110,6 +112,7 @@ export class DriftWatch {
       return;
     }
     try {
+      if (this.stopped || this.d.shuttingDown()) return;
       const plans = await driftPlans(backend, this.d.env, this.d.log);
       if (isEmptyPlan(plans)) return;
       const what = describePlans(plans);
@@ -125,10 +128,12 @@ export class DriftWatch {
     }
   }
 
-  stop(): void {
+  /** No more checks; resolves when a check that is running has finished. */
+  async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.pending);
     this.monitor?.close();
+    await this.running?.catch(() => undefined);
   }
 }

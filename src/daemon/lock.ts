@@ -24,7 +24,11 @@ export class DaemonLock {
 
   constructor(private readonly dir: string | undefined) {}
 
+  private closed = false;
+
+  /** The daemon stops: the helper goes, and nobody takes the lock through this any more. */
   close(): void {
+    this.closed = true;
     this.helper?.close();
   }
 
@@ -39,7 +43,12 @@ export class DaemonLock {
   }
 
   async acquire(name: string, options: HotplugLockOptions = {}): Promise<HeldHotplugLock> {
+    if (this.closed) throw new XennetError('refused', 'the daemon is stopping; it takes no hotplug lock any more');
     await this.turn(options);
+    if (this.closed) {
+      this.next();
+      throw new XennetError('refused', 'the daemon is stopping; it takes no hotplug lock any more');
+    }
     try {
       // At the head of the queue the wait is not cut short by the caller's signal: the helper
       // would have to be killed to stop it mid-flock (and every caller behind would lose it).
@@ -69,7 +78,7 @@ export class DaemonLock {
   private async viaHelper(name: string, options: HotplugLockOptions): Promise<HeldHotplugLock> {
     const helper = this.helper!;
     const dir = this.dir ?? hotplugLockDir(options.env);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, name);
     const deadline = options.deadline ?? Deadline.in(60_000);
     const started = Date.now();

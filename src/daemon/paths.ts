@@ -1,5 +1,5 @@
 /** Where the daemon listens: `$XENNET_RUN_DIR`, else /run/xennet (root only). */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export interface RunPaths {
   dir: string;
@@ -13,7 +13,7 @@ export interface RunPaths {
 }
 
 export function runPaths(env: NodeJS.ProcessEnv = process.env): RunPaths {
-  const dir = env['XENNET_RUN_DIR'] || '/run/xennet';
+  const dir = resolve(env['XENNET_RUN_DIR'] || '/run/xennet');
   return { dir, socket: join(dir, 'daemon.sock'), fifo: join(dir, 'daemon.fifo'), pid: join(dir, 'daemon.pid'), requests: join(dir, 'req') };
 }
 

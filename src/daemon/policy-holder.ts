@@ -11,6 +11,18 @@ import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 
+/** How long a changed rule file must be left alone before the daemon reads it. */
+const SETTLE_MS = 1000;
+
+/** Milliseconds since the file was last modified (undefined: no file). */
+function ageMs(file: string): number | undefined {
+  try {
+    return Math.max(0, Date.now() - statSync(file).mtimeMs);
+  } catch {
+    return undefined;
+  }
+}
+
 function identityOf(file: string): string {
   try {
     const s = statSync(file, { bigint: true });
@@ -97,6 +109,14 @@ export class PolicyHolder {
   watch(onChange: () => void): void {
     const check = (): void => {
       if (identityOf(this.file) === this.identity) return;
+      // An editor writing in place may pause half way: only a file left alone for a second is
+      // read (a rename into place, as `install` or most editors do, is whole at once anyway).
+      const age = ageMs(this.file);
+      if (age !== undefined && age < SETTLE_MS) {
+        clearTimeout(this.pending);
+        this.pending = setTimeout(check, SETTLE_MS - age + 50);
+        return;
+      }
       this.reload('it changed');
       onChange();
     };

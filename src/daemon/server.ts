@@ -12,9 +12,9 @@
  * SIGTERM: calls in flight finish, new ones are answered `fallback`, the files go, exit 0.
  * SIGHUP: re-read the rule file now.
  */
-import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesPath } from '../config/paths.js';
@@ -87,6 +87,7 @@ export class Daemon implements DaemonContext {
   private lastError: string | null = null;
   private inFlight = new Set<Promise<unknown>>();
   private stopping = false;
+  private ownsRunDir = false;
   private drift: DriftWatch | undefined;
   private backends: BackendWatch | undefined;
 
@@ -203,10 +204,22 @@ export class Daemon implements DaemonContext {
   /** Starts listening; refuses when another daemon runs on the same run directory. */
   async start(): Promise<void> {
     const p = this.paths;
-    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-    chmodSync(p.dir, 0o700);
+    // The run directory is the daemon's own: made 0700 here, or refused when it exists with any
+    // other mode or owner (pointed at /run or /tmp, a chmod would change the host).
+    try {
+      mkdirSync(dirname(p.dir), { recursive: true });
+      mkdirSync(p.dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new XennetError('state', `cannot create ${p.dir}: ${reasonOf(e)}`);
+      const st = lstatSync(p.dir);
+      if (!st.isDirectory() || (st.mode & 0o7777) !== 0o700 || st.uid !== process.getuid?.()) {
+        throw new XennetError('refused', `${p.dir} is not a directory of the daemon's own (it must be a directory of mode 0700 owned by root; it is ${st.isDirectory() ? `mode ${(st.mode & 0o7777).toString(8)}, uid ${st.uid}` : 'not a directory'})`, { hint: 'point XENNET_RUN_DIR at a directory for xennet alone, e.g. /run/xennet' });
+      }
+    }
     const other = readPid(p.pid);
     if (other !== undefined && other !== process.pid && pidAlive(other)) throw new XennetError('refused', `another xennet daemon (pid ${other}) runs on ${p.dir}`, { hint: 'stop it first (systemctl stop xennet)' });
+    // From here the files in the run directory are this daemon's (stop() removes only its own).
+    this.ownsRunDir = true;
     rmSync(p.requests, { recursive: true, force: true });
     mkdirSync(p.requests, { mode: 0o700 });
     rmSync(p.socket, { force: true });
@@ -264,7 +277,7 @@ export class Daemon implements DaemonContext {
   /** One hook call: the request file named by `line`, answered on its reply FIFO. */
   private async hookRequest(line: string): Promise<void> {
     const path = line.trim();
-    if (dirname(path) !== this.paths.requests || !REQUEST_NAME.test(basename(path))) {
+    if (resolve(dirname(path)) !== this.paths.requests || !REQUEST_NAME.test(basename(path))) {
       this.counters.badRequests++;
       this.log.warning(`ignored a hook request line that names no request file: ${JSON.stringify(printable(path.slice(0, 120)))}`);
       return;
@@ -316,7 +329,9 @@ export class Daemon implements DaemonContext {
         say('exit 1');
         return;
       }
-      const mismatch = HOST_VARIABLES.find((v) => (req.env[v] ?? '') !== (this.env[v] ?? ''));
+      // Paths compare as paths (a trailing slash or `//` names the same directory).
+      const norm = (v: string, x: string | undefined): string => (x && v !== 'XENNET_IPTABLES' && x.startsWith('/') ? resolve(x) : (x ?? ''));
+      const mismatch = HOST_VARIABLES.find((v) => norm(v, req.env[v]) !== norm(v, this.env[v]));
       if (this.stopping || mismatch) {
         say('fallback'); // not claimed: the client takes it back and runs it in-process
         return;
@@ -412,13 +427,18 @@ export class Daemon implements DaemonContext {
     await Promise.allSettled([...this.inFlight]);
     this.backends?.stop();
     await this.backends?.idle();
-    this.drift?.stop();
+    await this.drift?.stop();
+    // What the calls started (an offline's deferred removal): until nothing is left in flight.
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     this.policy.close();
     this.fifo?.destroy();
-    for (const f of [this.paths.socket, this.paths.fifo, this.paths.pid]) rmSync(f, { force: true });
-    // Clients that wrote after we stopped reading: their calls run in-process (they time out
-    // waiting for `accepted`); their files go with the directory.
-    if (existsSync(this.paths.requests)) for (const f of readdirSync(this.paths.requests)) rmSync(join(this.paths.requests, f), { force: true });
+    // A daemon refused at start (another one runs) leaves the other's files alone.
+    if (this.ownsRunDir && readPid(this.paths.pid) === process.pid) {
+      for (const f of [this.paths.socket, this.paths.fifo, this.paths.pid]) rmSync(f, { force: true });
+      // Clients that wrote after we stopped reading: their calls run in-process (they time out
+      // waiting for `accepted`); their files go with the directory.
+      if (existsSync(this.paths.requests)) for (const f of readdirSync(this.paths.requests)) rmSync(join(this.paths.requests, f), { force: true });
+    }
     this.xs?.close();
     this.nl?.close();
     this.lock.close();

@@ -174,7 +174,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
             }
             signal.addEventListener('abort', stop, { once: true });
           }),
-        commit: async () => {
+        commit: async (options = {}) => {
           enableBridgeNetfilter();
           const backend = await backendFor(env, log);
           const token = (change ?? restage()).token;
@@ -190,11 +190,15 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
             }
           }
           if (!confirmed(cfg.name, token, env)) {
+            // Superseded by a newer install of the same name (the hook's own, while this was a
+            // prepare waiting for the lock): never put older rules back over it.
+            if (options.superseded === 'yield') return false;
             // Our staged change was discarded (unreadable?): stage it again and commit it alone.
             const again = restage();
             await commitStaged(backend, env, log, { only: new Set([again.token]) });
             if (!confirmed(cfg.name, again.token, env)) throw new HookFailure(`the firewall change for ${cfg.name} was not recorded as committed`);
           }
+          return true;
         },
         unstage: () => {
           if (!change) return 'withdrawn';

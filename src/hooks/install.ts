@@ -29,7 +29,7 @@ Before=xendomains.service
 [Service]
 Type=simple
 ExecStart=${[process.execPath, ...DAEMON_NODE_FLAGS, cliPath()].join(' ')} daemon
-ExecReload=/bin/kill -HUP $MAINPID
+ExecReload=${[process.execPath, cliPath()].join(' ')} daemon --reload
 Restart=on-failure
 RestartSec=1
 KillSignal=SIGTERM

@@ -57,11 +57,17 @@ set +C
 # The reply pipe: a pipe this shell holds open both ways as fd 3 (the daemon writes to it through
 # /proc/<pid>/fd/3); no mkfifo, no file to clean up.
 exec 3<> <(:) || take_back
-{ printf '%s\\n' "$req" >&4; } 4<> "$run/daemon.fifo" 2>/dev/null || take_back
+[[ -p $run/daemon.fifo ]] || take_back
+# In the background: a daemon hung long enough leaves its FIFO full, and the write would block.
+{ printf '%s\\n' "$req" >&4; } 4<> "$run/daemon.fifo" 2>/dev/null &
+writer=$!
 line=
-IFS= read -r -t 1 -u 3 line || take_back
+if ! IFS= read -r -t 1 -u 3 line; then
+  kill "$writer" 2>/dev/null
+  take_back
+fi
 [[ $line == fallback ]] && take_back
-deadline=$(( \${start%.*} + 25 ))
+deadline=$(( \${start%.*} + 36 ))
 while :; do
   if IFS= read -r -t 3 -u 3 line; then
     case $line in
@@ -70,10 +76,15 @@ while :; do
       *) printf '%s\\n' "$line" >&2 ;;
     esac
   else
-    # Silent for 3 s: a daemon that is gone runs nothing more, so the call can run here.
+    # Silent for 3 s: a daemon that is gone runs nothing more, so the call can run here. One that
+    # is there but hung still has the call: running it here too would race it; give up instead,
+    # before libxl's 40 s.
     kill -0 "$pid" 2>/dev/null || in_process
     now=\${EPOCHREALTIME/,/.}
-    (( \${now%.*} < deadline )) || in_process
+    if (( \${now%.*} >= deadline )); then
+      printf 'vif-xennet: the xennet daemon (pid %s) took this call and has not finished it; giving up (not running it twice)\\n' "$pid" >&2
+      exit 1
+    fi
   fi
 done
 `;

@@ -23,8 +23,14 @@ export interface PreparedFirewall {
   stage(): void;
   /** Resolves once another lock holder committed the staged change; stops watching on abort. */
   committedByOthers(signal: AbortSignal): Promise<void>;
-  /** Commits the staged change (the caller holds the hotplug lock); nothing when already done. */
-  commit(): Promise<void>;
+  /**
+   * Commits the staged change (the caller holds the hotplug lock); nothing when already done.
+   * When the change was superseded (another install of the same name recorded in its place), the
+   * hook stages and commits its own again (it is the toolstack's call: its rules are the ones to
+   * have); `{ superseded: 'yield' }` (the daemon preparing ahead of the hook) returns false
+   * instead, leaving the newer rules in place.
+   */
+  commit(options?: { superseded?: 'restage' | 'yield' }): Promise<boolean>;
   /**
    * Takes back the staged change (the hook failed): `withdrawn` when nobody had committed it (no
    * rules to remove), `maybe-committed` when a batch holder may have installed it.
@@ -52,6 +58,6 @@ export interface VifFirewall {
 }
 
 export const noFirewall: VifFirewall = {
-  prepare: async () => ({ summary: 'no firewall', warnings: [], installed: () => false, settle: async () => false, stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => undefined, unstage: () => 'withdrawn' as const }),
+  prepare: async () => ({ summary: 'no firewall', warnings: [], installed: () => false, settle: async () => false, stage: () => undefined, committedByOthers: () => new Promise(() => undefined), commit: async () => true, unstage: () => 'withdrawn' as const }),
   remove: async () => false,
 };

@@ -25,7 +25,7 @@ while (my $line = <STDIN>) {
       local $SIG{ALRM} = sub { die "timeout\n" };
       alarm(int(($ms + 999) / 1000));
       while (1) {
-        sysopen($fh, $path, O_RDWR | O_CREAT, 0644) or die "open: $!\n";
+        sysopen($fh, $path, O_RDWR | O_CREAT, 0600) or die "open: $!\n";
         flock($fh, LOCK_EX) or die "flock: $!\n";
         my @a = stat($fh); my @b = stat($path);
         last if @b && $a[0] == $b[0] && $a[1] == $b[1];

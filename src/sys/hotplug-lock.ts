@@ -117,7 +117,7 @@ export async function acquireHotplugLock(name: string, options: HotplugLockOptio
   const started = Date.now();
   const path = join(dir, name);
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 }); // root's: anyone who can open the file can flock it
   } catch (e) {
     throw new XennetError('exec', `cannot create the hotplug lock directory ${dir}: ${reasonOf(e)}`);
   }
@@ -127,7 +127,7 @@ export async function acquireHotplugLock(name: string, options: HotplugLockOptio
     if (waitMs <= 0) throw gaveUp(path, Date.now() - started);
     let fd: number;
     try {
-      fd = openSync(path, 'a+', 0o644); // O_RDWR|O_CREAT like `exec 200<>file`, never truncating
+      fd = openSync(path, 'a+', 0o600); // O_RDWR|O_CREAT like `exec 200<>file`, never truncating
     } catch (e) {
       throw new XennetError('exec', `cannot open the hotplug lock ${path}: ${reasonOf(e)}`);
     }

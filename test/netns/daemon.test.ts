@@ -4,12 +4,13 @@
  * repaired and proven by traffic, bad requests refused, SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
+import { SimHost, xennetCli, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
+import { start } from '../../src/sys/exec.js';
 import { arrives, hex } from './lib/frames.js';
 import { sweepLeftovers } from './lib/netns.js';
 
@@ -20,6 +21,7 @@ const spec = (d: number, extra: Partial<GuestSpec> = {}): GuestSpec => ({ domid:
 interface Stats {
   pid: number;
   lockHeld: boolean;
+  lockWaiting: number;
   hookCalls: number;
   repairs: number;
   badRequests: number;
@@ -254,5 +256,129 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     await online(b);
     assert.equal((await stats()).hookCalls, 2);
     assert.ok(await b.ns.ping('192.168.0.1'));
+  });
+  // Found by an adversarial review of the daemon (operator mistakes, crashes at the worst moment).
+
+  it('a second daemon, refused, leaves the running one\'s socket, FIFO and pid file; the first keeps serving', async () => {
+    await host.startDaemon(env);
+    const first = (await stats()).pid;
+    const r = await host.xennet(['daemon'], env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`another xennet daemon \\(pid ${first}\\) runs`));
+    for (const f of ['daemon.pid', 'daemon.sock', 'daemon.fifo']) assert.ok(existsSync(join(host.runDir, f)), `${f} is still there`);
+    const g = await host.addGuest(spec(14));
+    await online(g);
+    assert.equal((await stats()).hookCalls, 1, 'the hook went to the first daemon');
+  });
+
+  it('the run directory: a trailing slash names the same daemon; a shared directory (mode 1777) is refused, not chmodded', async () => {
+    const slash = { ...env, XENNET_RUN_DIR: `${host.runDir}//` };
+    await host.startDaemon(slash);
+    const g = await host.addGuest(spec(15));
+    const r = await hook(g, 'online', slash);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await stats()).hookCalls, 1, 'served by the daemon');
+    await host.stopDaemon('SIGTERM');
+    const shared = join(host.dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    const refused = await host.xennet(['daemon'], { ...env, XENNET_RUN_DIR: shared });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /not a directory of the daemon's own/);
+    assert.equal(statSync(shared).mode & 0o7777, 0o1777, 'its mode is untouched');
+  });
+
+  it('a prepare that waited for the lock while the hook installed a newer policy never puts its older rules back', async () => {
+    writeFileSync(rules, 'version: 1\n'); // P1: every guest on the defaults (inbound accept)
+    const other = await host.addGuest(spec(16));
+    const web = await host.addGuest(spec(17, { name: 'web' }));
+    const lockDir = join(host.dir, 'hotplug-lock');
+    mkdirSync(lockDir, { recursive: true });
+    // A Xen script holds the hotplug lock while the daemon starts and prepares both vifs (P1).
+    const xen = start('flock', ['-x', join(lockDir, 'iptables'), 'sleep', '6']);
+    xen.stdout?.resume();
+    xen.stderr?.resume();
+    const xenDone = new Promise((r) => xen.on('close', r));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await host.startDaemon(env);
+      await until('the prepares waiting for the lock', async () => (await stats()).lockWaiting >= 1);
+      // The operator tightens web's policy (P2) while the guest boots; its hook compiles P2.
+      writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n');
+      await until('P2 loaded', () => host.daemonLog.some((l) => /rule file .* loaded \(it changed\)/.test(l)), 15_000);
+      const run = hook(web, 'online');
+      await until('the hook queued', async () => (await stats()).lockWaiting >= 2, 15_000);
+      const r = await run;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /inbound drop/);
+      await until('the lock idle', async () => !(await stats()).lockHeld && (await stats()).lockWaiting === 0, 15_000);
+      const save = (await host.dom0.exec('iptables-save', [])).stdout;
+      assert.match(save, new RegExp(`-A XN-I-${web.vif.replace('.', '\\.')} .*-j DROP`), 'the hook\'s rules (P2) stay');
+      assert.equal((await host.xennet(['plan'], env)).code, 0, 'nothing pending');
+      void other;
+    } finally {
+      xen.kill();
+      await xenDone;
+    }
+  });
+
+  it('a daemon stopped long enough to fill its FIFO: the next hook still falls back within seconds', async () => {
+    await host.startDaemon(env);
+    await until('idle', async () => !(await stats()).lockHeld);
+    const pid = (await stats()).pid;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const fd = openSync(join(host.runDir, 'daemon.fifo'), constants.O_WRONLY | constants.O_NONBLOCK);
+      try {
+        for (let n = 0; ; n++) writeSync(fd, `${join(host.runDir, 'req')}/x${String(n).padStart(8, '0')}\n`);
+      } catch {
+        /* full */
+      } finally {
+        closeSync(fd);
+      }
+      const g = await host.addGuest(spec(18));
+      const t0 = performance.now();
+      const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env, timeoutMs: 15_000 });
+      assert.equal(r.code, 0, `in-process: ${r.stderr}`);
+      assert.ok(performance.now() - t0 < 12_000, 'not blocked on the full FIFO');
+      assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'connected');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
+  it('SIGTERM while a drift check runs: the daemon repairs nothing after it stopped, and exits', async () => {
+    const g = await host.addGuest(spec(19));
+    await host.startDaemon(env);
+    await online(g);
+    await until('idle', async () => !(await stats()).lockHeld);
+    await host.dom0.exec('iptables', ['-F', 'FORWARD']);
+    await new Promise((r) => setTimeout(r, 320)); // the check starts after its 300 ms debounce
+    const code = await Promise.race([host.stopDaemon('SIGTERM'), new Promise<string>((r) => setTimeout(() => r('still running after 15 s'), 15_000))]);
+    assert.equal(code, 0);
+    const stopped = host.daemonLog.findIndex((l) => /: stopped$/.test(l));
+    assert.ok(stopped >= 0, host.daemonLog.join('\n'));
+    assert.ok(!host.daemonLog.slice(stopped + 1).some((l) => /repaired/.test(l)), 'no repair after "stopped"');
+  });
+
+  it('systemctl reload (the unit\'s ExecReload: daemon --reload) while the daemon starts does not kill it; once it runs, it re-reads the file', async () => {
+    const child = start('ip', ['netns', 'exec', host.dom0.name, 'node', xennetCli, 'daemon'], { env: host.env(env) });
+    child.stdout?.resume();
+    child.stderr?.resume();
+    const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    try {
+      const early = await host.xennet(['daemon', '--reload'], env);
+      assert.equal(early.code, 0, early.stderr);
+      await until('the daemon serving', () => existsSync(join(host.runDir, 'daemon.pid')), 20_000);
+      const reload = await host.xennet(['daemon', '--reload'], env);
+      assert.equal(reload.code, 0, reload.stderr);
+      assert.match(reload.stdout, /re-read/);
+      const g = await host.addGuest(spec(20));
+      await online(g);
+      assert.equal((await stats()).hookCalls, 1);
+    } finally {
+      child.kill('SIGTERM');
+      await exit;
+    }
   });
 });

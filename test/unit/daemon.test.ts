@@ -28,6 +28,7 @@ describe('daemon: hook requests and the client', () => {
     const installed = vifClientScript({ entry: "/opt/x'y/vif-entry.mjs", node: '/usr/bin/node' });
     assert.match(installed, /exec '\/usr\/bin\/node' -- '\/opt\/x'\\''y\/vif-entry\.mjs' "\$\{args\[@\]\}"/, 'paths are quoted for the shell');
     assert.match(unitText(), /^ExecStart=\/\S+ --max-semi-space-size=2 \/\S+\/cli\/main\.js daemon$/m);
+    assert.match(unitText(), /^ExecReload=\/\S+ \/\S+\/cli\/main\.js daemon --reload$/m, "reload over the socket, never a signal");
     assert.match(unitText(), /^Restart=on-failure$/m);
   });
 });

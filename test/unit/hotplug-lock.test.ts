@@ -3,12 +3,13 @@
  * through a symlinked directory as Debian has it (/var/run -> /run).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Deadline } from '../../src/sys/deadline.js';
 import { start } from '../../src/sys/exec.js';
 import { acquireHotplugLock, withHotplugLock } from '../../src/sys/hotplug-lock.js';
+import { DaemonLock } from '../../src/daemon/lock.js';
 import { LineWaiter } from '../netns/lib/lines.js';
 
 const locking = '/etc/xen/scripts/locking.sh';
@@ -69,6 +70,23 @@ describe('hotplug lock (flock, as Xen\'s claim_lock takes it)', function () {
     await xen2.waiter.waitFor('held', 5000);
     xen2.release();
     assert.equal(await xen2.done, 0);
+  });
+
+  it('creates the lock directory 0700 and the file 0600: a user who can open the file could hold it (flock needs only a read descriptor)', async () => {
+    for (const [label, take] of [
+      ['in-process', (dir: string) => acquireHotplugLock('iptables', { dir, deadline: Deadline.in(5000) })],
+      ['daemon', async (dir: string) => {
+        const lock = new DaemonLock(dir);
+        const held = await lock.acquire('iptables', { deadline: Deadline.in(5000), env: { XENNET_HOTPLUG_LOCK_DIR: dir } });
+        return { ...held, release: () => { held.release(); lock.close(); } };
+      }],
+    ] as const) {
+      const dir = join(root, `modes-${label}`);
+      const held = await take(dir);
+      assert.equal(statSync(dir).mode & 0o777, 0o700, `${label}: directory`);
+      assert.equal(statSync(join(dir, 'iptables')).mode & 0o777, 0o600, `${label}: file`);
+      held.release();
+    }
   });
 
   it('gives up at its deadline and says what it waited for and who holds it', async () => {
