@@ -25,7 +25,7 @@ function ok(r: { code: number; stdout: string; stderr: string }, what: string): 
 }
 
 describe('bridge takeover (netns)', function () {
-  this.timeout(120_000);
+  this.timeout(600_000);
   let t: HostTopology;
   let xennet: Runner;
   let original: Awaited<ReturnType<typeof snapshot>>;
@@ -147,7 +147,8 @@ describe('bridge takeover (netns)', function () {
     }
   });
 
-  it('a start killed between any two steps is repaired by the next start or stop', async () => {
+  it('a start killed between any two steps is repaired by the next start or stop', async function () {
+    this.timeout(900_000); // ~40 kill points, each a start, a status and a start or stop: minutes on a busy machine
     const plan = await xennet(['bridge', 'start', '--json']);
     const steps = (JSON.parse(plan.stdout) as { steps: string[] }).steps.length;
     ok(await xennet(['bridge', 'stop']), 'stop');

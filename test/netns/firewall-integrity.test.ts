@@ -253,12 +253,13 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
     assert.equal(flood.code, 0, flood.stderr);
     assert.equal((await fdb()).filter((e) => e.ifname === attacker.vif).length, before, 'a flood of random source MACs adds no entries');
     // The victim's traffic to the gateway never reaches the attacker.
-    const sniffer = start('ip', ['netns', 'exec', attacker.ns.name, 'python3', framesPy, 'sniff', 'eth0', hex('victim-secret'), '2.5']);
+    const sniffer = start('ip', ['netns', 'exec', attacker.ns.name, 'python3', framesPy, 'sniff', 'eth0', hex('victim-secret'), 'stdin:0.5']);
     try {
       const w = new LineWaiter(sniffer);
-      await w.waitFor('ready');
-      await arrives(victim.ns, host.lan, 'lan0', hex('victim-secret'), 'udp4', [victim.mac, gwMac, '192.168.0.141', '192.168.0.1', '5000', '5001', 'victim-secret']);
-      assert.equal(await w.waitFor(/^seen \d+$/, 8000), 'seen 0');
+      await w.waitFor('ready', 30_000);
+      assert.ok(await arrives(victim.ns, host.lan, 'lan0', hex('victim-secret'), 'udp4', [victim.mac, gwMac, '192.168.0.141', '192.168.0.1', '5000', '5001', 'victim-secret']), 'control: the victim\'s traffic reaches the gateway');
+      sniffer.stdin?.end('stop\n');
+      assert.equal(await w.waitFor(/^seen \d+$/, 30_000), 'seen 0');
     } finally {
       sniffer.kill('SIGKILL');
     }

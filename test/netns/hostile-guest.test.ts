@@ -106,12 +106,13 @@ describe('hostile guests and careless operators (netns): the review\'s findings 
     await send(attacker, `ra@dst=${LLDP}`, [attacker.mac, 'fe80::216:3eff:fe00:22a']);
     await new Promise((r) => setTimeout(r, 300));
     assert.doesNotMatch(await sh('ip', ['-6', 'route', 'show']), new RegExp(`dev ${attacker.vif.replace('.', '\\.')}`), 'no route through the guest');
-    const receiver = start('ip', ['netns', 'exec', host.dom0.name, 'python3', framesPy, 'udprecv', '5555', hex('forged-to-dom0'), '1.5']);
+    const receiver = start('ip', ['netns', 'exec', host.dom0.name, 'python3', framesPy, 'udprecv', '5555', hex('forged-to-dom0'), 'stdin:0.5']);
     try {
       const w = new LineWaiter(receiver);
-      await w.waitFor('ready');
+      await w.waitFor('ready', 30_000);
       await send(attacker, `udp4@dst=${LLDP}`, [attacker.mac, LLDP, '192.168.0.250', '192.168.0.2', '4000', '5555', 'forged-to-dom0']);
-      assert.equal(await w.waitFor(/^got \d+$/, 5000), 'got 0');
+      receiver.stdin?.end('stop\n');
+      assert.equal(await w.waitFor(/^got \d+$/, 30_000), 'got 0');
     } finally {
       receiver.kill('SIGKILL');
     }

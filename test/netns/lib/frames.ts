@@ -11,13 +11,16 @@ export const hex = (s: string): string => Buffer.from(s).toString('hex');
 
 /** Whether a frame carrying `needleHex` reaches `rxIface` in `rx` when `kind args` is sent from `tx`. */
 export async function arrives(tx: SimNetns, rx: SimNetns, rxIface: string, needleHex: string, kind: string, args: string[], txIface = 'eth0'): Promise<boolean> {
-  const sniffer = start('ip', ['netns', 'exec', rx.name, 'python3', framesPy, 'sniff', rxIface, needleHex, '1.2']);
+  // The sniffer listens from 'ready' until told the sender is done, then 0.5 s more: however late
+  // a busy machine runs the sender, its frames fall inside the window.
+  const sniffer = start('ip', ['netns', 'exec', rx.name, 'python3', framesPy, 'sniff', rxIface, needleHex, 'stdin:0.5']);
   try {
     const w = new LineWaiter(sniffer);
-    await w.waitFor('ready');
-    const r = await tx.exec('python3', [framesPy, 'send', txIface, kind, ...args]);
+    await w.waitFor('ready', 30_000);
+    const r = await tx.exec('python3', [framesPy, 'send', txIface, kind, ...args], { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`frames.py send ${kind}: ${r.stderr}`);
-    const line = await w.waitFor(/^seen \d+$/, 5000);
+    sniffer.stdin?.end('stop\n');
+    const line = await w.waitFor(/^seen \d+$/, 30_000);
     return Number(line.split(' ')[1]) > 0;
   } finally {
     sniffer.kill('SIGKILL');
