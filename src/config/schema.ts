@@ -108,6 +108,7 @@ export const guestSchema = z
 export const policySchema = z
   .strictObject({
     version: z.literal(1, { message: 'the only rule file version is 1' }),
+    backend: z.enum(['xtables', 'nftables']).optional().describe('what the firewall is written to: xtables (iptables physdev + ebtables, the default) or nftables (xennet\'s own tables bridge xennet and inet xennet); `xennet apply` moves the whole firewall'),
     defaults: z.strictObject(commonFields).optional().describe('host-wide defaults for every guest'),
     guests: z
       .record(

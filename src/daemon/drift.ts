@@ -10,7 +10,8 @@
  * lock (it may catch a hook's commit half way: then it looks again under the lock); a repair
  * runs under it, so it never interleaves with a hook's commit.
  */
-import { defaultBackend, ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
+import { ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
+import { backendWith, installedEngine } from '../firewall/engine.js';
 import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
 import { isEmptyPlan } from '../firewall/diff.js';
 import { Deadline } from '../sys/deadline.js';
@@ -42,7 +43,7 @@ export class DriftWatch {
 
   async start(): Promise<void> {
     try {
-      this.backend = await defaultBackend(this.d.env);
+      this.backend = await backendWith(await installedEngine(this.d.env, this.d.log), this.d.env, this.d.log);
     } catch (e) {
       this.d.log.warning(`drift checks are off: ${reasonOf(e)}`);
       return;
@@ -93,10 +94,12 @@ export class DriftWatch {
 
   /** Compares the live rules with what xennet installed and repairs what differs. */
   async check(): Promise<void> {
-    const backend = this.backend;
-    if (!backend || this.d.shuttingDown()) return;
+    if (!this.backend || this.d.shuttingDown()) return;
     this.lastCheck = new Date();
+    let backend = this.backend;
     try {
+      // The engine installed now (an apply may have moved the firewall to the other backend).
+      backend = await backendWith(await installedEngine(this.d.env, this.d.log), this.d.env, this.d.log);
       if (isEmptyPlan(await driftPlans(backend, this.d.env, this.d.log))) return;
     } catch (e) {
       this.d.log.warning(`drift check failed: ${reasonOf(e)}`);

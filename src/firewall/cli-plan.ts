@@ -3,10 +3,12 @@ import type { LoadedPolicy } from '../config/load.js';
 import { parseGuestKey, parseIfName, shown, xenVifName, type DomainName, type IfName } from '../net/index.js';
 import { reasonOf, usageError } from '../sys/errors.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
-import { defaultBackend } from './backend/xtables.js';
+import { backendWith, engineOf, selectedKind } from './engine.js';
+import { loadIndex } from './store.js';
+import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
-import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts } from './model.js';
+import { cidrText, engineName, tableNames, XTABLES, type BackendKind, type ResolvedVif, type TableName, type VifFacts } from './model.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
 import { gatherHostFacts } from './session.js';
 import { emptyLive, type LiveTable } from './save-parse.js';
@@ -14,7 +16,8 @@ import { emptyLive, type LiveTable } from './save-parse.js';
 export interface PlanResult {
   mode: 'host' | 'offline';
   rules: { file: string; exists: boolean };
-  backend: { iptables: string; ebtables: string } | null;
+  /** The firewall's backend (`firewall`) and the xtables tools, which are read either way. */
+  backend: { firewall: string; kind: BackendKind; iptables: string; ebtables: string } | null;
   bridgeNetfilter: Record<string, string | undefined> | null;
   vifs: { name: string; domain?: string; guest?: string; bridge: string; mac?: string; addresses: string[] }[];
   changes: GuestChange[];
@@ -41,7 +44,8 @@ export interface HostPlanOptions {
 
 export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): Promise<PlanResult> {
   const env = options.env ?? process.env;
-  const backend = await defaultBackend(env);
+  const engine = await engineOf(selectedKind(loaded.policy, env), loadIndex(env, silentLogger).index.engine);
+  const backend = await backendWith(engine, env, silentLogger);
   // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
   // vif only while it holds the same lock, after its rules are in).
   const run = async (): Promise<PlanResult> => {
@@ -50,7 +54,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
     const result: PlanResult = {
       mode: 'host',
       rules: { file: loaded.file, exists: loaded.fromFile },
-      backend: { iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' },
+      backend: { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' },
       bridgeNetfilter: bridgeNetfilterState(),
       vifs: hp.state.resolved.map(vifSummary),
       changes: hp.changes,
@@ -126,7 +130,10 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
         for (const devid of devids) facts.push({ name: xenVifName(k + 1, devid), domain: name as DomainName, devid, bridge: 'xenbr0' as IfName, ipv4: [], ipv6: [] });
       });
   }
-  const state = desiredFor(loaded.policy, facts);
+  // Offline nothing is probed: the nftables backend is shown with connection state from a mark
+  // (what works on every kernel); a host with nf_conntrack_bridge differs in one rule per guest.
+  const kind = selectedKind(loaded.policy, process.env);
+  const state = desiredFor(loaded.policy, facts, kind === 'nftables' ? { kind, conntrack: 'mark' } : XTABLES);
   const live = Object.fromEntries(tableNames.map((t) => [t, emptyLive()])) as Record<TableName, LiveTable>;
   const plan = diff(live, state.desired);
   return {

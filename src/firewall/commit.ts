@@ -18,18 +18,18 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { isIfName, type IfName } from '../net/index.js';
-import { reasonOf } from '../sys/errors.js';
+import { reasonOf, XennetError } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, selfIdentity } from '../sys/process.js';
 import { killPoint } from '../sys/test-seams.js';
 import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
 import type { Backend } from './backend/xtables.js';
 import { compileShared, MARK_GUEST, MARK_ISOLATED, mergeInto, type TreeMember } from './compile.js';
-import { asLive, diffTable, isEmptyTablePlan, render, type TablePlan } from './diff.js';
-import { emptyRuleSet, isEbtables, tableNames, type RuleSet, type TableName, type TableRules } from './model.js';
+import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render, type TablePlan } from './diff.js';
+import { dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type Engine, type RuleSet, type TableName, type TableRules } from './model.js';
 import { vifOfChain } from './names.js';
 import { normalizeRule } from './normalize.js';
-import { parseSave, type LiveTable } from './save-parse.js';
+import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
 import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
@@ -41,9 +41,9 @@ function membersOf(vifs: Members): TreeMember[] {
 }
 
 /** Pure: the per-table plans that move the installed state from `before` to `after`. */
-export function incrementalPlans(before: Members, after: Members, oldChains: RuleSet, newChains: RuleSet): Record<TableName, TablePlan> {
-  const from = mergeInto(compileShared(membersOf(before)), oldChains);
-  const to = mergeInto(compileShared(membersOf(after)), newChains);
+export function incrementalPlans(before: Members, after: Members, oldChains: RuleSet, newChains: RuleSet, engine: Engine = XTABLES): Record<TableName, TablePlan> {
+  const from = mergeInto(compileShared(membersOf(before), engine), oldChains);
+  const to = mergeInto(compileShared(membersOf(after), engine), newChains);
   const out = {} as Record<TableName, TablePlan>;
   for (const t of tableNames) {
     const p = diffTable(asLive(from[t]), to[t], t);
@@ -76,7 +76,7 @@ function ownerFromLink(name: string): Owner | undefined {
  * The full desired state of one table for a reconcile from the live rules: `vifs` with their
  * chains (recorded, else live), plus every vif that has live chains but no record (adopted).
  */
-export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members, isolatedLive: (name: string) => boolean = () => false): TableRules {
+export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members, isolatedLive: (name: string) => boolean = () => false, engine: Engine = XTABLES): TableRules {
   const liveVifs = new Set<string>();
   for (const c of live.chains.keys()) {
     const v = vifOfChain(c);
@@ -85,19 +85,19 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
   const members: Members = { ...vifs };
   for (const v of liveVifs) {
     if (members[v] || removing.has(v) || !isIfName(v)) continue;
-    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, isolated: isolatedLive(v), state: 'installed' };
+    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, isolated: isolatedLive(v) || (live.chains.get(`XN-E-${v}`) ?? []).some((r) => r.startsWith('@isolated ')), state: 'installed' };
     const owner = ownerFromLink(v);
     if (owner && !entry.owner) entry.owner = owner;
     adopted[v] = entry;
     members[v] = entry;
   }
-  const desired = compileShared(membersOf(members))[t];
+  const desired = compileShared(membersOf(members), engine)[t];
   // A member whose bridge is unknown keeps the root jumps that are live: removing them would let
   // its traffic (and everyone else's on that bridge) past every rule.
   if (Object.values(members).some((m) => m.bridge === null)) {
-    const have = new Set(desired.roots.map((r) => `${r.chain} ${normalizeRule(r.rule, isEbtables(t))}`));
+    const have = new Set(desired.roots.map((r) => `${r.chain} ${normalizeRule(r.rule, dialectOf(t))}`));
     for (const r of live.roots) {
-      const k = `${r.chain} ${normalizeRule(r.rule, isEbtables(t))}`;
+      const k = `${r.chain} ${normalizeRule(r.rule, dialectOf(t))}`;
       if (!have.has(k)) {
         have.add(k);
         desired.roots.push(r);
@@ -138,22 +138,23 @@ export interface CommitResult {
  */
 export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: Logger): Promise<Record<TableName, TablePlan>> {
   const { index } = loadIndex(env, log);
-  const out = {} as Record<TableName, TablePlan>;
+  const out = Object.fromEntries(tableNames.map((t) => [t, emptyTablePlan()])) as Record<TableName, TablePlan>;
+  const mine = engineTables(backend.engine);
   // One table at a time (ebtables nat first: isolation is read from it), so that only one live
   // table and its reconciled twin are in memory at once: with 1000 guests each is tens of MB, and
   // the daemon runs this every 30 s.
-  const ebnat = parseSave(await backend.save('ebnat'), 'ebnat');
+  const ebnat = mine.includes('ebnat') ? parseSave(await backend.save('ebnat'), 'ebnat') : emptyLive();
   const isolated = (v: string): boolean => (ebnat.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
-  for (const t of tableNames) {
+  for (const t of mine) {
     const live = t === 'ebnat' ? ebnat : parseSave(await backend.save(t), t);
-    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, isolated), t);
+    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, isolated, backend.engine), t);
   }
   return out;
 }
 
 /** One line per difference, for the log: `iptables FORWARD: jump ... added`. */
 export function describePlans(plans: Record<TableName, TablePlan>): string[] {
-  const tool: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat' };
+  const tool: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
   const out: string[] = [];
   for (const t of tableNames) {
     const p = plans[t];
@@ -168,6 +169,11 @@ export function describePlans(plans: Record<TableName, TablePlan>): string[] {
 export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log: Logger, options: CommitOptions = {}): Promise<CommitResult> {
   sweepFirewallTemp(env);
   const { index, recovered } = loadIndex(env, log, { repair: true });
+  // Staged chains are compiled for one engine: an apply that moved the firewall to the other
+  // backend since they were prepared makes them wrong there.
+  if (index.engine && !recovered && engineName(index.engine) !== engineName(backend.engine)) {
+    throw new XennetError('refused', `the firewall is on ${engineName(index.engine)}, not ${engineName(backend.engine)}: \`xennet apply\` moved it while this change was being prepared`, { hint: 'run the hook again (start the guest again)' });
+  }
   let staged: Staged[] = readStaged(env, log);
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
   const before = index.vifs;
@@ -214,7 +220,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
 
   // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one.
-  saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
+  saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
   // A stager that gave up between our reading its change and the write-ahead has withdrawn it
   // (it saw no record of it, so it will not remove anything): leave it out. One that gives up
   // from now on sees the record and removes the rules itself, under the lock, after us.
@@ -227,19 +233,19 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       else delete after[change.name];
     }
     staged = staged.filter((s) => !withdrawn.includes(s));
-    saveIndex({ ...index, backend: backend.variant, dirty: true, vifs: after }, env);
+    saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
   }
   for (const [name, rs] of newChains) writeVifChains(name, rs, env);
   killPoint('firewall:written-ahead', env);
 
   const newSet = emptyRuleSet();
   for (const rs of newChains.values()) mergeInto(newSet, rs);
-  const plans = full ? undefined : incrementalPlans(before, after, oldChains, newSet);
+  const plans = full ? undefined : incrementalPlans(before, after, oldChains, newSet, backend.engine);
   const adopted: Members = {};
   let reconciled = false;
   const chainsOf = (name: string): RuleSet | undefined => newChains.get(name) ?? readVifChains(name, env, log);
   const one = async (t: TableName): Promise<void> => {
-        if (plans) {
+    if (plans) {
       if (isEmptyTablePlan(plans[t])) return;
       try {
         await backend.restore(t, render(plans[t], t));
@@ -251,7 +257,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     }
     reconciled = true;
     const live = parseSave(await backend.save(t), t);
-    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, await isolation()), t);
+    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, t === 'nftables' ? () => false : await isolation(), backend.engine), t);
     if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
   // Whether an adopted vif is isolated shows in the ebtables nat chain (its mark), read once.
@@ -261,7 +267,8 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const eb = await ebnatLive;
     return (v) => (eb.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
   };
-  const results = await Promise.allSettled((['ebnat', 'eb', 'ipv6', 'ipv4'] as TableName[]).map(one));
+  // Only the tables of the installed engine: the other backend's are `xennet apply`'s to clear.
+  const results = await Promise.allSettled(engineTables(backend.engine).map(one));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason; // the index stays dirty: the next commit reconciles in full
 
@@ -272,7 +279,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const { stager: _s, ...rest } = e;
     confirmed[name] = { ...rest, state: 'installed' };
   }
-  saveIndex({ ...index, backend: backend.variant, dirty: false, vifs: confirmed }, env);
+  saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
   for (const name of removing) if (!confirmed[name]) removeVifChains(name, env);
   for (const s of staged) for (const f of s.files) removeFile(f);
   return { batch: staged.length, tokens: staged.map((s) => s.change.token), reconciled };

@@ -17,7 +17,8 @@
  */
 import type { AllowRule } from '../config/schema.js';
 import { cidrBytes, hostCidr, macBytes, type IfName, type Mac } from '../net/index.js';
-import { cidrText, emptyRuleSet, tableNames, type Cidr, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
+import { cidrText, emptyRuleSet, tableNames, XTABLES, type Cidr, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
+import { compileSharedNft, compileVifNft } from './nft/compile.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
 import { buildTree } from './tree.js';
 
@@ -192,9 +193,13 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
   t.chains.set(vifChain('E', v.name), e);
 }
 
-/** The per-vif chains of one vif, in every table. */
-export function compileVif(v: ResolvedVif): RuleSet {
+/** The per-vif chains of one vif, in every table of the engine. */
+export function compileVif(v: ResolvedVif, engine: Engine = XTABLES): RuleSet {
   const rs = emptyRuleSet();
+  if (engine.kind === 'nftables') {
+    rs.nftables = compileVifNft(v, engine.conntrack);
+    return rs;
+  }
   ipChains(v, 'ipv4', rs.ipv4);
   ipChains(v, 'ipv6', rs.ipv6);
   ebChain(v, rs.ebnat);
@@ -222,9 +227,13 @@ export const CHAIN_ISO_FROM_ANY = 'XN-ISO-A';
 export const CHAIN_ISO_FROM_ISOLATED = 'XN-ISO-I';
 
 /** Dispatch trees, XN-FORWARD, isolation and root jumps for these vifs. */
-export function compileShared(members: readonly TreeMember[]): RuleSet {
+export function compileShared(members: readonly TreeMember[], engine: Engine = XTABLES): RuleSet {
   const rs = emptyRuleSet();
   if (members.length === 0) return rs;
+  if (engine.kind === 'nftables') {
+    rs.nftables = compileSharedNft(members, engine.conntrack);
+    return rs;
+  }
   const names = members.map((m) => m.name);
   const inbound = members.filter((m) => m.inbound).map((m) => m.name);
   for (const table of ['ipv4', 'ipv6'] as const) {
@@ -267,9 +276,9 @@ export function mergeInto(into: RuleSet, from: RuleSet): RuleSet {
 }
 
 /** The whole host's firewall for these vifs. Deterministic: same input, same output. */
-export function compile(vifs: readonly ResolvedVif[]): RuleSet {
+export function compile(vifs: readonly ResolvedVif[], engine: Engine = XTABLES): RuleSet {
   const sorted = [...vifs].sort((a, b) => a.name.localeCompare(b.name));
-  const rs = compileShared(sorted.map(treeMember));
-  for (const v of sorted) mergeInto(rs, compileVif(v));
+  const rs = compileShared(sorted.map(treeMember), engine);
+  for (const v of sorted) mergeInto(rs, compileVif(v, engine));
   return rs;
 }

@@ -4,11 +4,12 @@
  * line declares, and under --noflush flushes, each chain that is rewritten).
  */
 import { bypassBefore } from './integrity.js';
-import { isEbtables, kernelTable, tableNames, type RootJump, type RuleSet, type TableName, type TableRules } from './model.js';
+import { dialectOf, isEbtables, kernelTable, tableNames, type RootJump, type RuleSet, type TableName, type TableRules } from './model.js';
 import type { LiveTable } from './save-parse.js';
 import { emptyLive } from './save-parse.js';
 import { normalizeRule, sameRules } from './normalize.js';
 import { vifOfChain } from './names.js';
+import { renderNft, tablesToDrop, type NftFamily } from './nft/script.js';
 
 export interface TablePlan {
   /** Chains to create or rewrite, with their full contents. */
@@ -18,6 +19,8 @@ export interface TablePlan {
   addRoots: RootJump[];
   /** Root jumps to delete, as the live table spells them (duplicates included). */
   removeRoots: RootJump[];
+  /** nftables: xennet's tables (by family) to delete whole, nothing being wanted in them. */
+  dropTables?: NftFamily[];
 }
 
 export type RulePlan = Record<TableName, TablePlan>;
@@ -27,14 +30,14 @@ export function emptyTablePlan(): TablePlan {
 }
 
 export function isEmptyTablePlan(p: TablePlan): boolean {
-  return p.write.size === 0 && p.remove.length === 0 && p.addRoots.length === 0 && p.removeRoots.length === 0;
+  return p.write.size === 0 && p.remove.length === 0 && p.addRoots.length === 0 && p.removeRoots.length === 0 && (p.dropTables ?? []).length === 0;
 }
 
 export function isEmptyPlan(p: RulePlan): boolean {
   return tableNames.every((t) => isEmptyTablePlan(p[t]));
 }
 
-const rootKey = (r: RootJump, eb: boolean): string => `${r.chain} ${normalizeRule(r.rule, eb)}`;
+const rootKey = (r: RootJump, eb: ReturnType<typeof dialectOf>): string => `${r.chain} ${normalizeRule(r.rule, eb)}`;
 
 /** Live owned state in the shape of desired state (for diffs between two desired states). */
 export function asLive(t: TableRules): LiveTable {
@@ -52,7 +55,7 @@ function guestsOf(desired: TableRules): string[] {
 }
 
 export function diffTable(live: LiveTable, desired: TableRules, table: TableName): TablePlan {
-  const eb = isEbtables(table);
+  const eb = dialectOf(table);
   const plan = emptyTablePlan();
   for (const [name, rules] of desired.chains) {
     const have = live.chains.get(name);
@@ -83,6 +86,10 @@ export function diffTable(live: LiveTable, desired: TableRules, table: TableName
     }
   }
   plan.remove.sort();
+  if (table === 'nftables') {
+    const drop = tablesToDrop(live, desired.chains.keys());
+    if (drop.length > 0) plan.dropTables = drop;
+  }
   return plan;
 }
 
@@ -93,6 +100,7 @@ export function diff(live: Record<TableName, LiveTable>, desired: RuleSet): Rule
 /** The restore text of one table's plan (empty string when there is nothing to do). */
 export function render(plan: TablePlan, table: TableName): string {
   if (isEmptyTablePlan(plan)) return '';
+  if (table === 'nftables') return renderNft(plan);
   const lines = [`*${kernelTable(table)}`];
   const declare = (c: string): string => (isEbtables(table) ? `:${c} RETURN` : `:${c} - [0:0]`);
   for (const c of [...plan.write.keys(), ...plan.remove]) lines.push(declare(c));
@@ -116,7 +124,7 @@ export interface GuestChange {
 export function changesByVif(live: Record<TableName, LiveTable>, plan: RulePlan): GuestChange[] {
   const out: GuestChange[] = [];
   for (const table of tableNames) {
-    const eb = isEbtables(table);
+    const eb = dialectOf(table);
     const p = plan[table];
     const l = live[table];
     for (const [chain, rules] of p.write) {

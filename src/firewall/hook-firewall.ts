@@ -10,7 +10,8 @@ import { rulesPath } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
-import { xtablesBackend, detectVariant, type Backend } from './backend/xtables.js';
+import type { Backend } from './backend/xtables.js';
+import { backendWith, installedEngine } from './engine.js';
 import { commitStaged, stageInstall, stageRemove, type CommitResult } from './commit.js';
 import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
@@ -19,10 +20,9 @@ import { resolveVif } from './resolve.js';
 import { bridgeOfPort } from '../sys/sysfs.js';
 import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
 
-async function backendFor(env: NodeJS.ProcessEnv, log: Logger): Promise<Backend> {
-  const recorded = loadIndex(env, log).index.backend;
-  const variant = env['XENNET_IPTABLES'] || (recorded === 'nft' || recorded === 'legacy' ? recorded : undefined);
-  return xtablesBackend(variant === 'nft' || variant === 'legacy' ? variant : await detectVariant(env));
+/** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
+async function backendFor(env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> {
+  return backendWith(await installedEngine(env, log, policy), env, log);
 }
 
 export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
@@ -112,7 +112,8 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         throw e;
       }
       const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));
-      const chains = compileVif(resolved);
+      const backendOfPrepare = await backendFor(env, log, loaded.policy);
+      const chains = compileVif(resolved, backendOfPrepare.engine);
       const member = treeMember(resolved);
       const owner = { domid: cfg.domid, devid: cfg.devid };
       const addrs = resolved.ipv4.length + resolved.ipv6.length;
@@ -134,7 +135,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         installed,
         settle: async () => {
           try {
-            const r = await commitStaged(await backendFor(env, log), env, log);
+            const r = await commitStaged(backendOfPrepare, env, log);
             if (r.batch > 0) log.debug(`committed ${r.batch} staged vif changes of others`);
           } catch (e) {
             log.warning(`committing the changes others staged failed (${e instanceof Error ? e.message : String(e)}); installing ${cfg.name}'s rules again`);
@@ -176,7 +177,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
           }),
         commit: async (options = {}) => {
           enableBridgeNetfilter();
-          const backend = await backendFor(env, log);
+          const backend = backendOfPrepare;
           const token = (change ?? restage()).token;
           if (isStaged(token, env)) {
             try {

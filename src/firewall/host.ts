@@ -11,7 +11,7 @@ import { compile, compileVif, treeMember } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
-import { isEbtables, kernelTable, tableNames, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
+import { engineTables, isEbtables, kernelTable, tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
 import { parseSave, type LiveTable } from './save-parse.js';
 
@@ -21,13 +21,13 @@ export interface DesiredState {
   warnings: string[];
 }
 
-export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[]): DesiredState {
+export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[], engine: Engine = XTABLES): DesiredState {
   const resolved = facts.map((f) => resolveVif(policy, f));
   const warnings: string[] = [];
   for (const r of resolved) for (const w of r.warnings) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
   const seen = new Set<string>(resolved.map((r) => r.guest).filter((g) => g !== undefined));
   for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but has no vif on this host`);
-  return { resolved, desired: compile(resolved), warnings };
+  return { resolved, desired: compile(resolved, engine), warnings };
 }
 
 export async function readLive(backend: Backend, counters = false): Promise<Record<TableName, LiveTable>> {
@@ -62,7 +62,7 @@ export interface HostPlan {
 }
 
 export async function planHost(backend: Backend, policy: PolicyFile, facts: readonly VifFacts[]): Promise<HostPlan> {
-  const state = desiredFor(policy, facts);
+  const state = desiredFor(policy, facts, backend.engine);
   const live = await readLive(backend);
   const plan = diff(live, state.desired);
   return { plan, changes: changesByVif(live, plan), live, state };
@@ -75,31 +75,36 @@ export interface ApplyOptions {
 }
 
 /**
- * Applies a plan: one atomic transaction per table, the three tables concurrently (they are
- * independent); then verifies by re-planning (skipped when nothing changed). The index is
- * marked dirty before and rewritten only after the verification passed: a failed apply never
+ * Applies a plan: one atomic transaction per table; first the engine's tables (concurrently:
+ * they are independent), then the other backend's (what is left of xennet there is removed only
+ * once the new rules are in force: a switch never leaves the guests unfiltered, only filtered
+ * twice for a moment); then verifies by re-planning (skipped when nothing changed). The index
+ * is marked dirty before and rewritten only after the verification passed: a failed apply never
  * records success.
  */
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
   const env = options.env ?? process.env;
   const log = options.log ?? silentLogger;
   enableBridgeNetfilter();
-  const order: TableName[] = ['ebnat', 'eb', 'ipv6', 'ipv4'];
-  const texts = order.map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
+  const mine = engineTables(backend.engine);
+  const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);
   if (texts.length > 0) saveIndex({ ...index, dirty: true }, env);
   let done = 0;
-  const results = await Promise.allSettled(
-    texts.map(async ([t, text]) => {
-      await backend.restore(t, text);
-      options.onProgress?.(++done, texts.length, t);
-    }),
-  );
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  for (const group of [texts.filter(([t]) => mine.includes(t)), texts.filter(([t]) => !mine.includes(t))]) {
+    const results = await Promise.allSettled(
+      group.map(async ([t, text]) => {
+        await backend.restore(t, text);
+        options.onProgress?.(++done, texts.length, t);
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
   // Test-only seam: another writer flushing one of xennet's chains between apply and its check.
-  const tamper = /^(ipv4|ipv6|eb|ebnat):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
-  if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
+  const tamper = /^(ipv4|ipv6|eb|ebnat|nftables):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
+  if (tamper?.[1] === 'nftables') await backend.restore('nftables', `flush chain bridge xennet ${tamper[2]}\n`);
+  else if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
   const changed = texts.map(([t]) => t);
   if (changed.length > 0) {
     const live = await readLive(backend);
@@ -115,12 +120,12 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     const m = treeMember(r);
     const e: IndexEntry = { bridge: r.bridge, inbound: m.inbound, isolated: m.isolated, state: 'installed' };
     if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
-    const chains = compileVif(r);
+    const chains = compileVif(r, backend.engine);
     e.fingerprint = fingerprintOf({ bridge: r.bridge, inbound: m.inbound, isolated: m.isolated }, e.owner, chains);
     vifs[r.name] = e;
     writeVifChains(r.name, chains, env);
   }
   for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
-  saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, dirty: false, vifs }, env);
+  saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty: false, vifs }, env);
   return { tablesChanged: changed };
 }

@@ -7,7 +7,7 @@
  * Rules that provably cannot match (an interface match on another interface) are not.
  * A drop above the jump is not a bypass: it is stricter, not looser.
  */
-import type { RootJump, TableName } from './model.js';
+import { dialectOf, type RootJump, type RuleDialect, type TableName } from './model.js';
 import { isEbtables } from './model.js';
 import type { LiveTable } from './save-parse.js';
 
@@ -130,7 +130,7 @@ export function bypassBefore(live: LiveTable, table: TableName, root: RootJump, 
   return undefined;
 }
 
-const toolOf: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat' };
+const toolOf: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
 
 function rootTarget(r: RootJump): string {
   return /-[jg]\s+(\S+)$/.exec(r.rule)?.[1] ?? '?';
@@ -146,12 +146,12 @@ function rootScope(r: RootJump): string {
  * jumps missing or below a rule that accepts first, and shared chains (XN-FORWARD, the dispatch
  * trees, isolation) that are missing or differ. Per-vif chains are checked per vif by status.
  */
-export function pathProblems(live: Record<TableName, LiveTable>, desired: Record<TableName, { chains: Map<string, string[]>; roots: RootJump[] }>, sameRules: (a: readonly string[], b: readonly string[], eb: boolean) => boolean, vifOfChain: (c: string) => string | undefined): string[] {
+export function pathProblems(live: Record<TableName, LiveTable>, desired: Record<TableName, { chains: Map<string, string[]>; roots: RootJump[] }>, sameRules: (a: readonly string[], b: readonly string[], dialect: RuleDialect) => boolean, vifOfChain: (c: string) => string | undefined): string[] {
   const out: string[] = [];
   for (const t of Object.keys(desired) as TableName[]) {
     const l = live[t];
     const d = desired[t];
-    const eb = isEbtables(t);
+    const eb = dialectOf(t);
     const tool = toolOf[t];
     const guests = [...new Set([...d.chains.keys()].map(vifOfChain).filter((v): v is string => v !== undefined))];
     const norm = (r: string): string => r.replace(/\s+/g, ' ').trim();

@@ -4,12 +4,37 @@ import type { Cidr, DomainName, IfName, Mac } from '../net/index.js';
 
 export { cidrText, type Cidr } from '../net/index.js';
 
-/** iptables filter, ip6tables filter, ebtables filter, ebtables nat. */
-export type TableName = 'ipv4' | 'ipv6' | 'eb' | 'ebnat';
-export const tableNames: readonly TableName[] = ['ipv4', 'ipv6', 'ebnat', 'eb'];
+/**
+ * iptables filter, ip6tables filter, ebtables filter, ebtables nat (the xtables backend), and
+ * xennet's own nftables tables (`bridge xennet`, `inet xennet`: the nftables backend). Every
+ * table is always read and compared: the backend not in use has nothing of xennet's, so
+ * switching backends is the same diff as any other change.
+ */
+export type XtablesTable = 'ipv4' | 'ipv6' | 'eb' | 'ebnat';
+export type TableName = XtablesTable | 'nftables';
+export const xtablesTables: readonly XtablesTable[] = ['ipv4', 'ipv6', 'ebnat', 'eb'];
+export const tableNames: readonly TableName[] = [...xtablesTables, 'nftables'];
 export const isEbtables = (t: TableName): boolean => t === 'eb' || t === 'ebnat';
+export const isXtables = (t: TableName): t is XtablesTable => t !== 'nftables';
 /** The kernel table a TableName lives in (`*filter` or `*nat`). */
 export const kernelTable = (t: TableName): 'filter' | 'nat' => (t === 'ebnat' ? 'nat' : 'filter');
+/** How a table's rules are written: iptables or ebtables options, or nft statements. */
+export type RuleDialect = 'iptables' | 'ebtables' | 'nft';
+export const dialectOf = (t: TableName): RuleDialect => (t === 'nftables' ? 'nft' : isEbtables(t) ? 'ebtables' : 'iptables');
+
+export type BackendKind = 'xtables' | 'nftables';
+/**
+ * Where the nftables backend gets connection state for `inbound: drop`: from the bridge family
+ * itself (nf_conntrack_bridge), or from br_netfilter's pass through the inet hooks, where
+ * `inet xennet` turns `ct state established,related` into a mark bit the bridge table reads.
+ */
+export type BridgeConntrack = 'bridge' | 'mark';
+/** What the firewall compiles to. */
+export type Engine = { kind: 'xtables' } | { kind: 'nftables'; conntrack: BridgeConntrack };
+export const XTABLES: Engine = { kind: 'xtables' };
+/** The tables an engine writes (the others must hold nothing of xennet's). */
+export const engineTables = (e: Engine): readonly TableName[] => (e.kind === 'nftables' ? ['nftables'] : xtablesTables);
+export const engineName = (e: Engine): string => (e.kind === 'nftables' ? `nftables (connection state: ${e.conntrack === 'bridge' ? 'bridge-family conntrack, nf_conntrack_bridge' : 'br_netfilter conntrack via a mark set in inet xennet'})` : 'xtables (iptables physdev + ebtables)');
 
 export type BuiltinChain = 'FORWARD' | 'INPUT' | 'PREROUTING';
 
@@ -33,7 +58,7 @@ export function emptyTable(): TableRules {
 }
 
 export function emptyRuleSet(): RuleSet {
-  return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable(), ebnat: emptyTable() };
+  return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
 }
 
 export interface Antispoof {

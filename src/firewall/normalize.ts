@@ -4,6 +4,7 @@
  * ebtables negation after the option. Rules are compared as sorted option groups.
  */
 import { readFileSync } from 'node:fs';
+import type { RuleDialect } from './model.js';
 
 function tokenize(rule: string): string[] {
   const out: string[] = [];
@@ -53,7 +54,10 @@ function normalizeValue(opt: string, value: string, eb: boolean): string {
 }
 
 /** The rule as a canonical string (order of option groups does not matter). */
-export function normalizeRule(rule: string, eb = false): string {
+export function normalizeRule(rule: string, dialect: RuleDialect = 'iptables'): string {
+  // nft rules are compared as nft prints them (xennet writes them in that form).
+  if (dialect === 'nft') return rule.replace(/\s+/g, ' ').trim();
+  const eb = dialect === 'ebtables';
   const tokens = tokenize(rule);
   const groups: string[][] = [];
   let negateNext = false;
@@ -81,6 +85,6 @@ export function normalizeRule(rule: string, eb = false): string {
     .join(' ');
 }
 
-export function sameRules(a: readonly string[], b: readonly string[], eb = false): boolean {
-  return a.length === b.length && a.every((r, i) => normalizeRule(r, eb) === normalizeRule(b[i]!, eb));
+export function sameRules(a: readonly string[], b: readonly string[], dialect: RuleDialect = 'iptables'): boolean {
+  return a.length === b.length && a.every((r, i) => normalizeRule(r, dialect) === normalizeRule(b[i]!, dialect));
 }

@@ -7,6 +7,7 @@
  */
 import { kernelTable, type BuiltinChain, type RootJump, type TableName } from './model.js';
 import { isOwnedChain } from './names.js';
+import { parseNftList } from './nft/script.js';
 
 export interface Counter {
   packets: number;
@@ -36,6 +37,7 @@ const rootChains = new Set<string>(['FORWARD', 'INPUT', 'PREROUTING']);
 
 /** Parses save output; `table` picks the `*filter` or `*nat` section (ebtables nat: `ebnat`). */
 export function parseSave(text: string, table: TableName | 'filter' | 'mangle' | 'raw' = 'filter'): LiveTable {
+  if (table === 'nftables') return parseNftList(text);
   const section = table === 'filter' || table === 'mangle' || table === 'raw' ? table : kernelTable(table);
   const live = emptyLive();
   let inTable = false;

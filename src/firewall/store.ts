@@ -21,7 +21,7 @@ import { currentBootId } from '../sys/boot.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
-import { emptyRuleSet, tableNames, type RuleSet, type TableName } from './model.js';
+import { emptyRuleSet, tableNames, type Engine, type RuleSet, type TableName } from './model.js';
 
 export interface Owner {
   domid: number;
@@ -50,6 +50,8 @@ export interface FirewallIndex {
   version: 2;
   bootId: string;
   backend?: string;
+  /** What the installed firewall was compiled to (absent: xtables, as before the nftables backend). */
+  engine?: Engine;
   /** A change was started and not confirmed: the live rules may differ from this record. */
   dirty: boolean;
   vifs: Record<string, IndexEntry>;
@@ -139,6 +141,9 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair
   }
   const index: FirewallIndex = { version: 2, bootId: boot, dirty: raw!.dirty === true, vifs };
   if (typeof raw!.backend === 'string') index.backend = raw!.backend;
+  const engine = raw!.engine as { kind?: unknown; conntrack?: unknown } | undefined;
+  if (engine?.kind === 'xtables') index.engine = { kind: 'xtables' };
+  else if (engine?.kind === 'nftables' && (engine.conntrack === 'bridge' || engine.conntrack === 'mark')) index.engine = { kind: 'nftables', conntrack: engine.conntrack };
   return { index, recovered: false };
 }
 

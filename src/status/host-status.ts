@@ -7,7 +7,9 @@ import type { LinkState } from '../bridge/model.js';
 import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
-import { defaultBackend } from '../firewall/backend/xtables.js';
+import { backendWith, engineOf, selectedKind } from '../firewall/engine.js';
+import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
+import { silentLogger } from '../sys/log.js';
 import { compile, compileVif, MARK_GUEST, MARK_ISOLATED } from '../firewall/compile.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
 import { markWriters, pathProblems } from '../firewall/integrity.js';
@@ -15,8 +17,8 @@ import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable } from '../net/index.js';
-import { readVifChains } from '../firewall/store.js';
-import { cidrText, isEbtables, tableNames, type RuleSet, type TableName } from '../firewall/model.js';
+import { loadIndex, readVifChains } from '../firewall/store.js';
+import { cidrText, dialectOf, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
@@ -54,7 +56,7 @@ export interface HostStatus {
   ok: boolean;
   problems: string[];
   notes: string[];
-  backend: { iptables: string; ebtables: string } | null;
+  backend: { firewall: string; kind: BackendKind; iptables: string; ebtables: string } | null;
   bridgeNetfilter: Record<string, string | undefined>;
   rules: { file: string; state: 'valid' | 'absent' | 'invalid'; error?: string };
   xenstore: string | null;
@@ -78,7 +80,7 @@ function firewallState(desired: RuleSet | undefined, live: Record<TableName, Liv
   for (const t of tableNames) {
     for (const [c, rules] of desired[t].chains) {
       const l = have.get(`${t} ${c}`);
-      if (!l || l.rules.length !== rules.length || l.rules.some((r, i) => normalizeRule(r, isEbtables(t)) !== normalizeRule(rules[i]!, isEbtables(t)))) return 'drifted';
+      if (!l || l.rules.length !== rules.length || l.rules.some((r, i) => normalizeRule(r, dialectOf(t)) !== normalizeRule(rules[i]!, dialectOf(t)))) return 'drifted';
     }
   }
   return 'in-sync';
@@ -92,7 +94,7 @@ function drops(live: Record<TableName, LiveTable>, name: string): { packets: num
       if (vifOfChain(c) !== name) continue;
       const counters = live[t].counters.get(c) ?? [];
       rules.forEach((r, i) => {
-        if (/-j DROP$/.test(r)) {
+        if (/-j DROP$|\bcounter drop$/.test(r)) {
           packets += counters[i]?.packets ?? 0;
           bytes += counters[i]?.bytes ?? 0;
         }
@@ -120,12 +122,19 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
     problems.push(`rule file ${file} is invalid: ${rules.error}`);
   }
   let backendInfo: HostStatus['backend'] = null;
+  let engine: Engine = XTABLES;
   let live: Record<TableName, LiveTable> | undefined;
   let markTables: { what: string; live: LiveTable; chains: string[] }[] = [];
   try {
-    const backend = await defaultBackend(env);
-    backendInfo = { iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
+    const recorded = loadIndex(env, silentLogger);
+    engine = await engineOf(selectedKind(policy, env), recorded.index.engine);
+    const backend = await backendWith(engine, env, silentLogger);
+    backendInfo = { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
     live = await readLive(backend, true);
+    if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
+      problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
+    }
+    if (engine.kind === 'nftables') problems.push(...(await nftNeighbourProblems(engine)));
     // Where other rules may rewrite the marks xennet's isolation reads (between ebtables nat
     // PREROUTING, which sets them, and ebtables filter FORWARD, which checks them).
     const others = await Promise.all(
@@ -155,7 +164,7 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = policy ? resolveVif(policy, f) : undefined;
     if (resolved) resolvedAll.push(resolved);
-    const desired = resolved ? compileVif(resolved) : readVifChains(f.name, env);
+    const desired = resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
     const link = byName.get(f.name) ?? f.link;
     return {
       name: f.name,
@@ -173,7 +182,7 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   });
   const staleChains: string[] = [];
   if (live) {
-    for (const t of tableNames) for (const c of live[t].chains.keys()) {
+    for (const t of engineTables(engine)) for (const c of live[t].chains.keys()) {
       const v = vifOfChain(c);
       if (v !== undefined && !facts.vifs.some((x) => x.name === v)) staleChains.push(`${t} ${c}`);
     }
@@ -182,9 +191,15 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
   // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
   if (live && policy && vifs.length > 0) {
-    for (const p of pathProblems(live, compile(resolvedAll), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
+    for (const p of pathProblems(live, compile(resolvedAll, engine), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
   }
-  if (live && resolvedAll.some((r) => r.isolation)) {
+  if (live) {
+    // Whatever is left of xennet in the tables of the backend not in use.
+    const mine = engineTables(engine);
+    const left = tableNames.filter((t) => !mine.includes(t) && (live![t].chains.size > 0 || live![t].roots.length > 0));
+    if (left.length > 0) problems.push(`xennet's rules are still in ${left.join(', ')}, which the ${engine.kind} backend does not use; \`xennet apply\` removes them`);
+  }
+  if (live && engine.kind === 'xtables' && resolvedAll.some((r) => r.isolation)) {
     const bits = MARK_GUEST | MARK_ISOLATED;
     const writers: string[] = [];
     for (const m of markTables) for (const c of m.chains) writers.push(...markWriters(m.live, c, bits, false).map((w) => `${m.what} ${w}`));
@@ -227,7 +242,7 @@ export function renderHostStatus(s: HostStatus, color: boolean): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const lines: string[] = [];
   lines.push(s.ok ? c('32', 'xennet: guest networking OK') : c('31', `xennet: ${s.problems.length} problem${s.problems.length === 1 ? '' : 's'}`));
-  lines.push(`  firewall backend ${s.backend ? `${s.backend.iptables} + ${s.backend.ebtables}` : 'unavailable'}; rule file ${s.rules.file} (${s.rules.state}); xenstore ${s.xenstore ?? 'not reachable'}`);
+  lines.push(`  firewall backend ${s.backend ? (s.backend.kind === 'nftables' ? s.backend.firewall : `${s.backend.iptables} + ${s.backend.ebtables}`) : 'unavailable'}; rule file ${s.rules.file} (${s.rules.state}); xenstore ${s.xenstore ?? 'not reachable'}`);
   if (s.daemon) lines.push(`  ${daemonLine(s.daemon)}`);
   lines.push(`  br_netfilter: ${Object.entries(s.bridgeNetfilter).map(([k, v]) => `${k.replace('net.bridge.', '')}=${v ?? 'missing'}`).join(' ')}`);
   lines.push('');

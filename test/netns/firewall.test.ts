@@ -42,11 +42,23 @@ guests:
 const WEB_MAC = '00:16:3e:00:00:05';
 const GW_MAC_ANY = 'ff:ff:ff:ff:ff:ff';
 
-for (const backend of ['nft', 'legacy'] as const)
-describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${backend})`, function () {
+/**
+ * The same expectations on three backends: xtables with iptables-nft, xtables with
+ * iptables-legacy, and native nftables (selected in the rule file, as an operator would).
+ */
+for (const backend of ['nft', 'legacy', 'nftables'] as const)
+describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend === 'nftables' ? 'nftables backend' : `iptables-${backend}`})`, function () {
   this.timeout(240_000);
+  const native = backend === 'nftables';
   /** The iptables tools of this backend (ebtables is ebtables-nft either way). */
   const tool = (name: string): string => (backend === 'legacy' && name.startsWith('ip') ? name.replace(/^(ip6?tables)/, '$1-legacy') : name);
+  const nft = async (...args: string[]): Promise<string> => {
+    const r = await host.dom0.exec('nft', args);
+    assert.equal(r.code, 0, `nft ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  /** Everything of xennet's in the kernel, as text (xtables tables and nftables tables). */
+  const everything = async (): Promise<string> => [await save('iptables-save'), await save('ip6tables-save'), await save('ebtables-save'), (await host.dom0.exec('ebtables', ['-t', 'nat', '-L'])).stdout, (await host.dom0.exec('nft', ['list', 'ruleset'])).stdout].join('\n');
   let host: SimHost;
   let web: SimGuest;
   let db: SimGuest;
@@ -61,8 +73,8 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
   before(async () => {
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-rules-'));
-    writeFileSync(join(dir, 'xennet.yaml'), RULES);
-    env = { XENNET_RULES: join(dir, 'xennet.yaml'), XENNET_IPTABLES: backend };
+    writeFileSync(join(dir, 'xennet.yaml'), native ? `backend: nftables\n${RULES}` : RULES);
+    env = native ? { XENNET_RULES: join(dir, 'xennet.yaml') } : { XENNET_RULES: join(dir, 'xennet.yaml'), XENNET_IPTABLES: backend };
     host = await SimHost.create();
     await host.takeover();
     web = await host.addGuest({ domid: 5, name: 'web01', mac: WEB_MAC, addresses: ['192.168.0.105/24', '2001:db8::105/64'] });
@@ -207,15 +219,70 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
     await host.dom0.exec(tool('iptables'), ['-A', 'FORWARD', '-s', '203.0.113.9/32', '-j', 'DROP']);
     await host.dom0.exec('ebtables', ['-N', 'OTHER-TOOL']);
     await host.dom0.exec('ebtables', ['-A', 'OTHER-TOOL', '-p', 'IPv4', '-j', 'ACCEPT']);
-    await host.dom0.exec(tool('iptables'), ['-F', 'XN-O-vif5.0']);
+    if (native) {
+      await nft('add', 'table', 'bridge', 'other');
+      await nft('add', 'chain', 'bridge', 'other', 'watch', '{ type filter hook forward priority 5; policy accept; }');
+      await nft('add', 'rule', 'bridge', 'other', 'watch', 'ether saddr 00:16:3e:77:77:77 counter');
+      await nft('flush', 'chain', 'bridge', 'xennet', 'XN-O-vif5.0');
+    } else {
+      await host.dom0.exec(tool('iptables'), ['-F', 'XN-O-vif5.0']);
+    }
     const r = await xennet(['apply']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(await save('iptables-save'), /-A FORWARD -s 203.0.113.9\/32 -j DROP/);
     assert.match(await save('ebtables-save'), /-A OTHER-TOOL -p IPv4 -j ACCEPT/);
+    if (native) assert.match(await nft('list', 'table', 'bridge', 'other'), /ether saddr 00:16:3e:77:77:77 counter/);
     assert.equal((await xennet(['plan'])).code, 0);
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-after-apply'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-after-apply']), false);
   });
 
-  it('an external flush shows up in plan (exit 2) and apply repairs it; jumps are never duplicated', async () => {
+  if (native) {
+    it('nftables: a flush ruleset (a distro\'s nftables.conf) shows in status and plan; apply puts the tables back', async () => {
+      await nft('flush', 'ruleset');
+      assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-no-rules'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-no-rules']), true, 'control: without the tables the spoofed frame passes');
+      const st = await xennet(['status']);
+      assert.notEqual(st.code, 0, st.stdout);
+      assert.match(st.stdout, /nftables chain XN-PRE is missing/);
+      assert.match(st.stdout, /vif5\.0.*firewall missing/);
+      assert.equal((await xennet(['plan'])).code, 2);
+      assert.equal((await xennet(['apply'])).code, 0);
+      assert.equal((await xennet(['plan'])).code, 0);
+      assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-restored'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-restored']), false);
+    });
+
+    it('nftables: status names another table whose drop policy would drop what xennet accepts, and one at xennet\'s priority', async () => {
+      await nft('add', 'table', 'inet', 'strict');
+      await nft('add', 'chain', 'inet', 'strict', 'forwarding', '{ type filter hook forward priority 0; policy drop; }');
+      await nft('add', 'table', 'bridge', 'clash');
+      await nft('add', 'chain', 'bridge', 'clash', 'pre', '{ type filter hook prerouting priority -310; policy accept; }');
+      try {
+        const st = await xennet(['status']);
+        assert.notEqual(st.code, 0);
+        assert.match(st.stdout, /chain inet strict forwarding \(hook forward, priority 0\) has policy drop and no rules/);
+        assert.match(st.stdout, /chain bridge clash pre .* has the priority of xennet's XN-PRE/);
+      } finally {
+        await nft('delete', 'table', 'inet', 'strict');
+        await nft('delete', 'table', 'bridge', 'clash');
+      }
+      assert.equal((await xennet(['status'])).code, 0, 'and nothing once they are gone');
+    });
+  }
+
+  if (native) it('an external flush shows up in plan (exit 2) and apply repairs it: a chain and a dispatch entry', async () => {
+    await nft('flush', 'chain', 'bridge', 'xennet', 'XN-S-vif5.0');
+    await nft('delete', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif6.0" }');
+    const plan = await xennet(['plan', '--json']);
+    assert.equal(plan.code, 2);
+    const changed = (JSON.parse(plan.stdout) as { changes: { chain: string }[] }).changes.map((c) => c.chain);
+    for (const c of ['XN-S-vif5.0', 'XN-E-vif6.0']) assert.ok(changed.includes(c), c);
+    assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-unchecked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-unchecked']), true, 'control: without its dispatch entry db01 is unchecked');
+    assert.equal((await xennet(['apply'])).code, 0);
+    assert.equal((await xennet(['plan'])).code, 0);
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-after-repair'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-after-repair']), false);
+    assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-checked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-checked']), false);
+  });
+
+  if (!native) it('an external flush shows up in plan (exit 2) and apply repairs it; jumps are never duplicated', async () => {
     await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
     await host.dom0.exec('ebtables', ['-t', 'nat', '-F', 'XN-E-vif6.0']);
     await host.dom0.exec(tool('iptables'), ['-D', 'FORWARD', '-o', 'xenbr0', '-m', 'physdev', '--physdev-is-bridged', '-j', 'XN-FORWARD']);
@@ -234,12 +301,14 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
 
   it('a rejected restore leaves the previous rules in force', async () => {
     const owned = (text: string) => text.split('\n').filter((l) => l.includes('XN-') && !l.startsWith('#'));
-    await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
-    const before = owned(await save('iptables-save'));
-    const failing = await host.xennet(['apply'], { ...env, XENNET_TEST_RESTORE_FAIL: 'ipv4' });
+    const read = async (): Promise<string> => (native ? nft('list', 'table', 'bridge', 'xennet') : save('iptables-save'));
+    if (native) await nft('flush', 'chain', 'bridge', 'xennet', 'XN-S-vif5.0');
+    else await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
+    const before = owned(await read());
+    const failing = await host.xennet(['apply'], { ...env, XENNET_TEST_RESTORE_FAIL: native ? 'nftables' : 'ipv4' });
     assert.equal(failing.code, 1);
     assert.match(failing.stderr, /rejected the update.*the previous rules stay in force/);
-    assert.deepEqual(owned(await save('iptables-save')), before, 'nothing of the failed transaction took effect');
+    assert.deepEqual(owned(await read()), before, 'nothing of the failed transaction took effect');
     assert.equal((await xennet(['plan'])).code, 2, 'still pending');
     assert.equal((await xennet(['apply'])).code, 0);
     assert.equal((await xennet(['plan'])).code, 0);
@@ -247,11 +316,13 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, iptables-${ba
 
   it('offline removes every rule of the vif; the last offline leaves nothing behind', async () => {
     assert.equal((await host.runVifScript('vif-xennet', web, 'offline', 'libxl', { env })).code, 0);
-    for (const tool of ['iptables-save', 'ip6tables-save', 'ebtables-save']) assert.doesNotMatch(await save(tool), /vif5\.0/, tool);
+    assert.doesNotMatch(await everything(), /vif5\.0/);
     assert.equal((await xennet(['plan'])).code, 0, 'the remaining vifs are in sync');
     assert.equal((await host.runVifScript('vif-xennet', web, 'offline', 'libxl', { env })).code, 0, 'twice');
     for (const g of [db, anon, router]) assert.equal((await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env })).code, 0);
-    for (const tool of ['iptables-save', 'ip6tables-save', 'ebtables-save']) assert.doesNotMatch(await save(tool), /XN-/, `${tool}: nothing of xennet's is left`);
+    const left = await everything();
+    assert.doesNotMatch(left, /XN-/, 'nothing of xennet\'s is left');
+    assert.doesNotMatch(left, /table \w+ xennet/, 'not even an empty table');
   });
 });
 

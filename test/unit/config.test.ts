@@ -108,7 +108,7 @@ guests:
 
   it('generates a JSON Schema from the same source', () => {
     const s = jsonSchema() as { properties: Record<string, unknown>; additionalProperties: boolean };
-    assert.deepEqual(Object.keys(s.properties).sort(), ['defaults', 'guests', 'version']);
+    assert.deepEqual(Object.keys(s.properties).sort(), ['backend', 'defaults', 'guests', 'version']);
     assert.equal(s.additionalProperties, false);
   });
 

@@ -240,9 +240,9 @@ describe('incremental hook updates', () => {
 
 describe('compare, diff and render', () => {
   it('normalises what *-save reorders and renames', () => {
-    assert.equal(normalizeRule('-i vif1.+ -s ! 00:16:3e:00:00:01 -j DROP', true), normalizeRule('-s ! 0:16:3e:0:0:1 -i vif1.+ -j DROP', true));
-    assert.equal(normalizeRule('-p 0x88cc -j RETURN', true), normalizeRule('-p LLDP -j RETURN', true));
-    assert.equal(normalizeRule('-p IPv4 -j RETURN', true), normalizeRule('-p 0x0800 -j RETURN', true));
+    assert.equal(normalizeRule('-i vif1.+ -s ! 00:16:3e:00:00:01 -j DROP', 'ebtables'), normalizeRule('-s ! 0:16:3e:0:0:1 -i vif1.+ -j DROP', 'ebtables'));
+    assert.equal(normalizeRule('-p 0x88cc -j RETURN', 'ebtables'), normalizeRule('-p LLDP -j RETURN', 'ebtables'));
+    assert.equal(normalizeRule('-p IPv4 -j RETURN', 'ebtables'), normalizeRule('-p 0x0800 -j RETURN', 'ebtables'));
     assert.notEqual(normalizeRule('-s 10.0.0.1/32 -j RETURN'), normalizeRule('! -s 10.0.0.1/32 -j RETURN'));
     assert.equal(normalizeRule('-m physdev --physdev-in vif1.0 --physdev-is-bridged -j ACCEPT'), normalizeRule('-m physdev --physdev-is-bridged --physdev-in vif1.0 -j ACCEPT'));
   });

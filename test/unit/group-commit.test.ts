@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commitStaged, stageInstall, stageRemove } from '../../src/firewall/commit.js';
 import { compile, compileVif, treeMember } from '../../src/firewall/compile.js';
-import { tableNames, type ResolvedVif } from '../../src/firewall/model.js';
+import { dialectOf, tableNames, type ResolvedVif } from '../../src/firewall/model.js';
 import { normalizeRule } from '../../src/firewall/normalize.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { parseSave } from '../../src/firewall/save-parse.js';
@@ -26,7 +26,7 @@ async function assertLiveIs(b: ModelBackend, vifs: ResolvedVif[]): Promise<void>
   const want = compile(vifs);
   for (const t of tableNames) {
     const live = parseSave(await b.save(t), t);
-    const canon = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}: ${v.map((r) => normalizeRule(r, t === 'eb' || t === 'ebnat')).join(' | ')}`).sort();
+    const canon = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}: ${v.map((r) => normalizeRule(r, dialectOf(t))).join(' | ')}`).sort();
     assert.deepEqual(canon(live.chains), canon(want[t].chains), `${t} chains`);
     assert.deepEqual(live.roots.map((r) => `${r.chain} ${r.rule}`).sort(), want[t].roots.map((r) => `${r.chain} ${r.rule}`).sort(), `${t} roots`);
   }

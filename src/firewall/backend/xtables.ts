@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
-import { isEbtables, kernelTable, type TableName } from '../model.js';
+import { isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
+import { applyScript, listOwnTables, nftPath } from './nft.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 
@@ -20,8 +21,13 @@ function noteOwnPid(pid: number): void {
   for (const [p, t] of ownRestorePids) if (now - t > 60_000) ownRestorePids.delete(p);
 }
 
+/**
+ * The firewall's kernel interface: every table xennet may have rules in (the xtables ones and its
+ * own nftables tables), and the engine the rule file compiles to.
+ */
 export interface Backend {
   variant: IptablesVariant;
+  engine: Engine;
   /** The executables used, for status. */
   tools: Record<TableName, { save: string; restore: string }>;
   save(table: TableName, options?: { counters?: boolean }): Promise<string>;
@@ -51,15 +57,18 @@ export async function detectVariant(env: NodeJS.ProcessEnv = process.env): Promi
   return /legacy/.test(r.stdout) ? 'legacy' : 'nft';
 }
 
-export function xtablesBackend(variant: IptablesVariant): Backend {
+export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLES): Backend {
   const v4 = { save: need(`iptables-${variant}-save`), restore: need(`iptables-${variant}-restore`) };
   const v6 = { save: need(`ip6tables-${variant}-save`), restore: need(`ip6tables-${variant}-restore`) };
   const eb = { save: which('ebtables-nft-save') ?? need('ebtables-save'), restore: which('ebtables-nft-restore') ?? need('ebtables-restore') };
-  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, eb, ebnat: eb };
+  const nft = nftPath() ?? 'nft';
+  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, eb, ebnat: eb, nftables: { save: nft, restore: nft } };
   return {
     variant,
+    engine,
     tools,
     async save(table, options = {}) {
+      if (table === 'nftables') return listOwnTables();
       const args = ['-t', kernelTable(table)];
       if (options.counters) args.push('-c');
       const r = await run(tools[table].save, args);
@@ -80,7 +89,8 @@ export function xtablesBackend(variant: IptablesVariant): Backend {
     },
     async restore(table, text) {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
-      if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
+      if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = table === 'nftables' ? `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n` : text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
+      if (table === 'nftables') return applyScript(text, noteOwnPid);
       const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
       const r = await run(tools[table].restore, args, { input: text, onSpawn: noteOwnPid });
       if (r.code !== 0) {

@@ -6,7 +6,7 @@
  */
 import { XennetError } from '../../../src/sys/errors.js';
 import type { Backend } from '../../../src/firewall/backend/xtables.js';
-import { isEbtables, kernelTable, type TableName } from '../../../src/firewall/model.js';
+import { isEbtables, kernelTable, XTABLES, type TableName, type XtablesTable } from '../../../src/firewall/model.js';
 
 interface Table {
   chains: Map<string, string[]>;
@@ -21,8 +21,10 @@ function clone(t: Table): Table {
 
 export class ModelBackend implements Backend {
   readonly variant = 'nft' as const;
-  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' }, ebnat: { save: 'model', restore: 'model' } };
-  readonly tables: Record<TableName, Table> = { ipv4: newTable(), ipv6: newTable(), eb: newTable(), ebnat: newTable(true) };
+  /** The xtables engine: xennet's nftables tables stay absent (the model has none to show). */
+  readonly engine = XTABLES;
+  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' }, ebnat: { save: 'model', restore: 'model' }, nftables: { save: 'model', restore: 'model' } };
+  readonly tables: Record<XtablesTable, Table> = { ipv4: newTable(), ipv6: newTable(), eb: newTable(), ebnat: newTable(true) };
   readonly restores: { table: TableName; text: string }[] = [];
   saves = 0;
   /** Called before each restore is applied; throw to simulate a crash or rejection. */
@@ -33,6 +35,7 @@ export class ModelBackend implements Backend {
   }
 
   async save(table: TableName): Promise<string> {
+    if (table === 'nftables') return '';
     this.saves++;
     const t = this.tables[table];
     const lines = [`*${kernelTable(table)}`];
@@ -44,6 +47,7 @@ export class ModelBackend implements Backend {
   }
 
   async restore(table: TableName, text: string): Promise<void> {
+    if (table === 'nftables') throw new XennetError('internal', `the xtables engine wrote to nftables: ${text}`);
     this.beforeRestore?.(table, text);
     this.restores.push({ table, text });
     const t = clone(this.tables[table]);
@@ -84,7 +88,7 @@ export class ModelBackend implements Backend {
   }
 
   /** Owned chains as name -> rules, for assertions. */
-  owned(table: TableName): Map<string, string[]> {
+  owned(table: XtablesTable): Map<string, string[]> {
     return new Map([...this.tables[table].chains].filter(([k]) => k.startsWith('XN-')));
   }
 }

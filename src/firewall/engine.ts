@@ -1,0 +1,54 @@
+/**
+ * Which backend the firewall compiles to, and with which kernel features.
+ *
+ *   - `xennet apply` (and `plan`, `status`) follow the rule file's `backend:`, else the
+ *     environment's XENNET_BACKEND, else xtables: apply moves the whole firewall there.
+ *   - Hooks and the daemon keep what is installed (the index records it; without a record, the
+ *     presence of `bridge xennet` tells) until an apply moves it: a hook never switches backends
+ *     for one guest.
+ *
+ * The nftables backend's source of connection state is probed in the kernel, never assumed.
+ */
+import type { PolicyFile } from '../config/schema.js';
+import { usageError } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import { detectVariant, xtablesBackend, type Backend } from './backend/xtables.js';
+import { ownBridgeTablePresent, probeBridgeConntrack } from './backend/nft.js';
+import { XTABLES, type BackendKind, type Engine } from './model.js';
+import { loadIndex } from './store.js';
+
+export function selectedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv): BackendKind {
+  if (policy?.backend) return policy.backend;
+  const fromEnv = env['XENNET_BACKEND'];
+  if (fromEnv === undefined || fromEnv === '') return 'xtables';
+  if (fromEnv === 'xtables' || fromEnv === 'nftables') return fromEnv;
+  throw usageError(`XENNET_BACKEND=${JSON.stringify(fromEnv).slice(1, -1)} is not xtables or nftables`);
+}
+
+/** The engine of a backend kind: the recorded one when it is of that kind (same boot), else probed. */
+export async function engineOf(kind: BackendKind, recorded?: Engine): Promise<Engine> {
+  if (kind === 'xtables') return XTABLES;
+  if (recorded?.kind === 'nftables') return recorded;
+  return { kind: 'nftables', conntrack: await probeBridgeConntrack() };
+}
+
+/** The engine installed: recorded, else seen in the kernel, else what the rule file selects. */
+export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, policy?: Pick<PolicyFile, 'backend'>): Promise<Engine> {
+  const { index, recovered } = loadIndex(env, log);
+  if (index.engine && !recovered) return index.engine;
+  if (await ownBridgeTablePresent()) return engineOf('nftables');
+  return engineOf(selectedKind(policy, env));
+}
+
+/** The iptables variant: forced (XENNET_IPTABLES), recorded, else detected. */
+export async function iptablesVariantFor(env: NodeJS.ProcessEnv, log: Logger): Promise<'nft' | 'legacy'> {
+  const forced = env['XENNET_IPTABLES'];
+  if (forced === 'nft' || forced === 'legacy') return forced;
+  const recorded = loadIndex(env, log).index.backend;
+  if (!forced && (recorded === 'nft' || recorded === 'legacy')) return recorded;
+  return detectVariant(env);
+}
+
+export async function backendWith(engine: Engine, env: NodeJS.ProcessEnv, log: Logger): Promise<Backend> {
+  return xtablesBackend(await iptablesVariantFor(env, log), engine);
+}

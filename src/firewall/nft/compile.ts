@@ -1,0 +1,196 @@
+/**
+ * The guest firewall as native nftables (pure): xennet's table `bridge xennet`, and `inet xennet`
+ * when connection state comes from br_netfilter. Rules are written the way `nft list` prints them.
+ *
+ * bridge xennet
+ *   XN-PRE   base chain, prerouting, priority -310 (before ebtables-nft's nat at -300 and before
+ *            the bridge learns the source MAC): `iifname vmap @from_guest` -> XN-O-<vif>
+ *   XN-FWD   base chain, forward, priority -190 (after ebtables-nft's filter at -200, before
+ *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
+ *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
+ *   XN-O-v   from the guest: MAC, ethertypes, ARP, RA and DHCP server guards, NA targets
+ *            (XN-N-v), source addresses (XN-S-v), allow_out and the outbound verdict
+ *   XN-I-v   to the guest: established and related, neighbour discovery, DHCP replies, allow_in,
+ *            the inbound verdict
+ * inet xennet (connection state `mark`: the kernel has no nf_conntrack_bridge)
+ *   XN-CT    base chain, prerouting, priority -170 (after conntrack at -200, before mangle at
+ *            -150): bridged packets of established or related connections get mark bit
+ *            0x00400000, which XN-I-v reads; XN-PRE clears it on every frame a bridge receives.
+ *
+ * In the TableRules of table `nftables`, the map and set elements of a vif are the pseudo-chain
+ * XN-E-<vif> (one line per element), so that a vif's dispatch entries are diffed, added and
+ * removed like its chains; base chains carry their hook line (`type filter hook ...`) as rule 0.
+ */
+import type { AllowRule } from '../../config/schema.js';
+import { hostCidr, type IfName } from '../../net/index.js';
+import { eui64LinkLocal, type TreeMember } from '../compile.js';
+import { emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
+import { vifChain } from '../names.js';
+import { addressSet, ethertypes, icmpTypes, mark32, naTargetMatch, portSet } from './syntax.js';
+
+export const NFT_TABLE = 'xennet';
+export const CHAIN_PRE = 'XN-PRE';
+export const CHAIN_FWD = 'XN-FWD';
+export const CHAIN_CT = 'XN-CT';
+/** Mark bit of bridged packets of established or related connections (conntrack `mark`). */
+export const MARK_ESTABLISHED = 0x00400000;
+
+export interface BaseChainSpec {
+  family: 'bridge' | 'inet';
+  hook: 'prerouting' | 'forward';
+  priority: number;
+  /** The hook line as `nft list` prints it (rule 0 of the chain in TableRules). */
+  printed: string;
+}
+
+export const BASE_CHAINS: Record<string, BaseChainSpec> = {
+  [CHAIN_PRE]: { family: 'bridge', hook: 'prerouting', priority: -310, printed: 'type filter hook prerouting priority dstnat - 10; policy accept;' },
+  [CHAIN_FWD]: { family: 'bridge', hook: 'forward', priority: -190, printed: 'type filter hook forward priority filter + 10; policy accept;' },
+  [CHAIN_CT]: { family: 'inet', hook: 'prerouting', priority: -170, printed: 'type filter hook prerouting priority -170; policy accept;' },
+};
+
+/** xennet's maps and sets in `bridge xennet`, keyed on the bridge port's name. */
+export const NFT_SETS = [
+  { name: 'from_guest', map: true, target: 'O' },
+  { name: 'to_guest', map: true, target: 'I' },
+  { name: 'guests', map: false },
+  { name: 'isolated', map: false },
+] as const;
+export type NftSetName = (typeof NFT_SETS)[number]['name'];
+
+/** One line of a vif's XN-E pseudo-chain: `@from_guest "vif1.0" : jump XN-O-vif1.0`. */
+export function elementLine(set: NftSetName, vif: string): string {
+  const spec = NFT_SETS.find((s) => s.name === set)!;
+  return spec.map ? `@${set} "${vif}" : jump ${vifChain(spec.target, vif)}` : `@${set} "${vif}"`;
+}
+
+/** Tagged frames: IP inside them would pass the bridge family's checks, which read the outer header. */
+const TAGGED = [0x8100, 0x88a8, 0x8864];
+
+const logged = (v: ResolvedVif, what: string, match: string, verdict = 'drop'): string[] => {
+  const m = match ? `${match} ` : '';
+  return [...(v.logDrops ? [`${m}limit rate 6/minute log prefix "XN ${what} ${v.name}: "`] : []), `${m}${verdict}`];
+};
+
+/** allow_in / allow_out rules as nft `return` rules (from the guest's point of view). */
+export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): string[] {
+  const out: string[] = [];
+  const field = dir === 'in' ? 'saddr' : 'daddr';
+  for (const r of rules) {
+    const cidrs = dir === 'in' ? r.from : r.to;
+    const families = (['ipv4', 'ipv6'] as const).filter((f) => (r.proto === 'icmp' ? f === 'ipv4' : r.proto === 'icmpv6' ? f === 'ipv6' : true));
+    let proto: string;
+    if (r.proto === 'tcp' || r.proto === 'udp') proto = r.ports ? `${r.proto} dport ${portSet(r.ports)}` : `meta l4proto ${r.proto}`;
+    else if (r.proto === 'icmp') proto = r.icmp_types ? `icmp type ${icmpTypes('ipv4', r.icmp_types)}` : 'meta l4proto icmp';
+    else if (r.proto === 'icmpv6') proto = r.icmp_types ? `icmpv6 type ${icmpTypes('ipv6', r.icmp_types)}` : 'meta l4proto ipv6-icmp';
+    else proto = '';
+    if (!cidrs) {
+      out.push(proto ? `${proto} return` : 'ether type { ip, ip6 } return');
+      continue;
+    }
+    for (const f of families) {
+      const mine = cidrs.filter((c) => c.family === f);
+      if (mine.length === 0) continue;
+      out.push([`${f === 'ipv4' ? 'ip' : 'ip6'} ${field} ${addressSet(f, mine)}`, proto, 'return'].filter((x) => x !== '').join(' '));
+    }
+  }
+  return out;
+}
+
+function sourceChain(v: ResolvedVif): string[] | undefined {
+  const known = v.ipv4.length > 0 || v.ipv6.length > 0;
+  if (!known || (!v.antispoof.ipv4 && !v.antispoof.ipv6)) return undefined;
+  const s: string[] = [];
+  if (v.antispoof.ipv4) {
+    if (v.ipv4.length > 0) s.push(`ip saddr ${addressSet('ipv4', v.ipv4)} return`);
+    s.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
+  }
+  if (v.antispoof.ipv6) {
+    const own: Cidr[] = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])];
+    if (own.length > 0) s.push(`ip6 saddr ${addressSet('ipv6', own)} return`);
+    s.push('ip6 saddr :: ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit return');
+    s.push('ip6 saddr :: ip6 daddr ff02::16 icmpv6 type mld2-listener-report return');
+  }
+  const families = [...(v.antispoof.ipv4 ? [0x0800] : []), ...(v.antispoof.ipv6 ? [0x86dd] : [])];
+  s.push(...logged(v, 'spoof', `ether type ${ethertypes(families)}`));
+  return s;
+}
+
+/** The chains of one vif in `bridge xennet`. */
+export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): TableRules {
+  const t = emptyTable();
+  const O = vifChain('O', v.name);
+  const macGuard = v.mac !== undefined && v.antispoof.mac;
+  const o: string[] = [];
+  if (macGuard) {
+    o.push(`ether saddr != ${v.mac} drop`);
+    o.push(`ether type != ${ethertypes([0x0800, 0x0806, 0x86dd, ...v.ethertypes])} drop`);
+  } else {
+    const tagged = TAGGED.filter((e) => !v.ethertypes.includes(e));
+    if (tagged.length > 0) o.push(`ether type ${ethertypes(tagged)} drop`);
+  }
+  if (v.antispoof.arp) {
+    // Only Ethernet/IPv4 ARP: the other kinds Linux still accepts carry no checked fields.
+    o.push('arp htype != 1 drop', 'arp ptype != ip drop');
+    if (v.mac) o.push(`arp saddr ether != ${v.mac} drop`);
+    if (v.ipv4.length > 0 || v.ipv6.length > 0) o.push(`arp saddr ip != ${addressSet('ipv4', [...v.ipv4, hostCidr('ipv4', [0, 0, 0, 0])])} drop`);
+  }
+  if (!v.routerAdvertisements) o.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
+  if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
+  const known = v.ipv4.length > 0 || v.ipv6.length > 0;
+  if (v.antispoof.ipv6 && known) {
+    const N = vifChain('N', v.name);
+    const targets = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])];
+    // No legitimate NA has an extension header before the ICMPv6 header.
+    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...logged(v, 'na', '')]);
+    o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
+  }
+  const s = sourceChain(v);
+  if (s) {
+    const S = vifChain('S', v.name);
+    t.chains.set(S, s);
+    o.push(`jump ${S}`);
+  }
+  if (v.outbound === 'drop') o.push(...nftAllowLines(v.allowOut, 'out'), ...logged(v, 'out', 'ether type { ip, ip6 }'));
+  t.chains.set(O, o);
+
+  if (v.inbound === 'drop') {
+    const i: string[] = [];
+    i.push(`ether type ${ethertypes(TAGGED)} drop`, 'ether type != { ip, ip6 } return');
+    i.push(conntrack === 'bridge' ? 'ct state established,related return' : `meta mark & ${mark32(MARK_ESTABLISHED)} == ${mark32(MARK_ESTABLISHED)} return`);
+    i.push('icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } return');
+    i.push('ether type ip udp sport 67 udp dport 68 return', 'ether type ip6 udp sport 547 udp dport 546 return');
+    i.push(...nftAllowLines(v.allowIn, 'in'), ...logged(v, 'in', ''));
+    t.chains.set(vifChain('I', v.name), i);
+  }
+  // Every drop counts what it drops (status shows a guest's drops).
+  for (const [c, rules] of t.chains) t.chains.set(c, rules.map((r) => (r === 'drop' ? 'counter drop' : r.endsWith(' drop') ? `${r.slice(0, -5)} counter drop` : r)));
+  return t;
+}
+
+/** The base chains and every member's map and set elements. */
+export function compileSharedNft(members: readonly TreeMember[], conntrack: BridgeConntrack): TableRules {
+  const t = emptyTable();
+  if (members.length === 0) return t;
+  const pre = [BASE_CHAINS[CHAIN_PRE]!.printed];
+  if (conntrack === 'mark') pre.push(`meta mark set meta mark & ${mark32(~MARK_ESTABLISHED)}`);
+  pre.push('iifname vmap @from_guest');
+  t.chains.set(CHAIN_PRE, pre);
+  const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
+  if (members.some((m) => m.isolated)) fwd.push('iifname @isolated oifname @guests drop', 'iifname @guests oifname @isolated drop');
+  if (members.some((m) => m.inbound)) fwd.push('oifname vmap @to_guest');
+  t.chains.set(CHAIN_FWD, fwd);
+  const bridges = [...new Set(members.map((m) => m.bridge).filter((b): b is IfName => b !== null))].sort();
+  if (conntrack === 'mark' && members.some((m) => m.inbound) && bridges.length > 0) {
+    const names = bridges.map((b) => `"${b}"`);
+    t.chains.set(CHAIN_CT, [BASE_CHAINS[CHAIN_CT]!.printed, `iifname ${names.length === 1 ? names[0] : `{ ${names.join(', ')} }`} ct state established,related meta mark set meta mark | ${mark32(MARK_ESTABLISHED)}`]);
+  }
+  for (const m of members) {
+    const e = [elementLine('from_guest', m.name)];
+    if (m.inbound) e.push(elementLine('to_guest', m.name));
+    e.push(elementLine('guests', m.name));
+    if (m.isolated) e.push(elementLine('isolated', m.name));
+    t.chains.set(vifChain('E', m.name), e);
+  }
+  return t;
+}

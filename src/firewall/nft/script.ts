@@ -1,0 +1,175 @@
+/**
+ * Between the table `nftables` of xennet's model and nft itself (pure):
+ *
+ *   parseNftList(text)  `nft list table bridge xennet` + `... inet xennet` -> chains, with each
+ *                       vif's map and set elements as its pseudo-chain XN-E-<vif>
+ *   renderNft(plan)     one `nft -f` script, one transaction: detach the vifs that change from the
+ *                       maps and sets, rewrite chains, attach them again, delete what goes.
+ *
+ * Deleting an element that is not there fails a whole transaction, and nft 1.0.6 has no
+ * `destroy`: so each element to detach is first added (a no-op when present) and then deleted,
+ * and a map element's target chain is added first (a no-op when present; deleted at the end when
+ * nothing wants it).
+ */
+import { emptyLive, type LiveTable } from '../save-parse.js';
+import type { TablePlan } from '../diff.js';
+import { vifChain, vifOfChain } from '../names.js';
+import { BASE_CHAINS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
+
+export type NftFamily = 'bridge' | 'inet';
+export const NFT_FAMILIES: readonly NftFamily[] = ['bridge', 'inet'];
+
+/** The table a chain of xennet's lives in. */
+export const familyOfChain = (chain: string): NftFamily => BASE_CHAINS[chain]?.family ?? 'bridge';
+const isElements = (chain: string): boolean => chain.startsWith('XN-E-');
+
+/** Marker in LiveTable.policies: that family's table exists. */
+const present = (f: NftFamily): string => `table ${f}`;
+export const tablePresent = (live: LiveTable, f: NftFamily): boolean => live.policies.has(present(f));
+
+/** The families whose table exists (listed, or holding chains) but should not (nothing desired in it). */
+export function tablesToDrop(live: LiveTable, desiredChains: Iterable<string>): NftFamily[] {
+  const wanted = new Set<NftFamily>();
+  for (const c of desiredChains) wanted.add(familyOfChain(c));
+  const held = new Set<NftFamily>([...live.chains.keys()].map(familyOfChain));
+  return NFT_FAMILIES.filter((f) => (tablePresent(live, f) || held.has(f)) && !wanted.has(f));
+}
+
+export function parseNftList(text: string): LiveTable {
+  const live = emptyLive();
+  const elements = new Map<string, Map<NftSetName, string>>();
+  let family: NftFamily | undefined;
+  let block: { kind: 'chain' | 'set'; name: string } | undefined;
+  let pending: string | undefined; // an `elements = { ...` that spans lines
+  const addElements = (set: string, body: string): void => {
+    const spec = NFT_SETS.find((s) => s.name === set);
+    if (!spec || family !== 'bridge') return;
+    for (const raw of body.split(',')) {
+      const item = raw.trim();
+      if (item === '') continue;
+      const m = /^"([^"]*)"(?:\s*:\s*(.+))?$/.exec(item);
+      if (!m) continue;
+      const key = m[1]!;
+      const line = spec.map ? `@${set} "${key}" : ${m[2] ?? ''}`.trim() : `@${set} "${key}"`;
+      let per = elements.get(key);
+      if (!per) elements.set(key, (per = new Map()));
+      per.set(spec.name, line);
+    }
+  };
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (pending !== undefined) {
+      pending += ` ${line}`;
+      if (line.endsWith('}')) {
+        addElements(block!.name, pending.replace(/^elements = \{/, '').replace(/\}$/, ''));
+        pending = undefined;
+      }
+      continue;
+    }
+    const table = /^table (bridge|inet) (\S+) \{$/.exec(line);
+    if (table) {
+      family = table[2] === NFT_TABLE ? (table[1] as NftFamily) : undefined;
+      if (family) live.policies.set(present(family), 'present');
+      continue;
+    }
+    if (!family) continue;
+    const open = /^(chain|set|map) (\S+) \{$/.exec(line);
+    if (open) {
+      block = { kind: open[1] === 'chain' ? 'chain' : 'set', name: open[2]! };
+      if (block.kind === 'chain') live.chains.set(block.name, []);
+      continue;
+    }
+    if (line === '}') {
+      if (block) block = undefined;
+      else family = undefined;
+      continue;
+    }
+    if (!block) continue;
+    if (block.kind === 'set') {
+      if (line.startsWith('elements = {')) {
+        if (line.endsWith('}')) addElements(block.name, line.replace(/^elements = \{/, '').replace(/\}$/, ''));
+        else pending = line;
+      }
+      continue;
+    }
+    if (line.startsWith('comment ')) continue;
+    // Counters are state, not rule: `counter packets 3 bytes 180` compares as `counter`.
+    const counted = /\bcounter packets (\d+) bytes (\d+)/.exec(line);
+    const rules = live.chains.get(block.name)!;
+    let counters = live.counters.get(block.name);
+    if (!counters) live.counters.set(block.name, (counters = []));
+    counters[rules.length] = counted ? { packets: Number(counted[1]), bytes: Number(counted[2]) } : { packets: 0, bytes: 0 };
+    rules.push(counted ? line.replace(counted[0], 'counter') : line);
+  }
+  for (const [key, per] of [...elements].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    live.chains.set(
+      vifChain('E', key),
+      NFT_SETS.map((s) => per.get(s.name)).filter((x): x is string => x !== undefined),
+    );
+  }
+  return live;
+}
+
+/** `@to_guest "vif1.0" : jump XN-I-vif1.0` -> `to_guest { "vif1.0" : jump XN-I-vif1.0 }`. */
+function elementStatement(line: string): string {
+  const m = /^@(\S+) (.*)$/.exec(line);
+  if (!m) throw new Error(`not an element line: ${line}`);
+  return `${m[1]} { ${m[2]} }`;
+}
+
+/** The nft script for one plan of table `nftables` (empty when there is nothing to do). */
+export function renderNft(plan: TablePlan): string {
+  const drop = new Set(plan.dropTables ?? []);
+  const lines: string[] = [];
+  for (const f of drop) lines.push(`add table ${f} ${NFT_TABLE}`, `delete table ${f} ${NFT_TABLE}`);
+  const t = (c: string): string => `${familyOfChain(c)} ${NFT_TABLE} ${c}`;
+  const write = [...plan.write].filter(([c]) => !drop.has(familyOfChain(c)));
+  const remove = plan.remove.filter((c) => !drop.has(familyOfChain(c)));
+  if (write.length === 0 && remove.length === 0) return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+
+  if (!drop.has('bridge')) {
+    lines.push(`add table bridge ${NFT_TABLE}`);
+    for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
+  }
+  if (write.some(([c]) => familyOfChain(c) === 'inet')) lines.push(`add table inet ${NFT_TABLE}`);
+
+  // 1. Detach every vif whose elements change or go.
+  const detached = [...new Set([...write.map(([c]) => c), ...remove].filter(isElements).map((c) => vifOfChain(c)!))];
+  const created: string[] = [];
+  for (const k of detached) {
+    for (const s of NFT_SETS) {
+      if (s.map) {
+        const target = vifChain(s.target, k);
+        lines.push(`add chain bridge ${NFT_TABLE} ${target}`);
+        created.push(target);
+      }
+      const stmt = elementStatement(elementLine(s.name, k));
+      lines.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${s.name} { "${k}" }`);
+    }
+  }
+  // 2. Chains: base chains are made anew (their hook cannot be changed in place).
+  for (const [c, rules] of write) {
+    if (isElements(c)) continue;
+    const base = BASE_CHAINS[c];
+    lines.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
+    if (base) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
+    for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${r}`);
+  }
+  // 3. Attach.
+  const wanted = new Set<string>();
+  for (const [c, rules] of write) {
+    if (!isElements(c)) continue;
+    for (const r of rules) {
+      lines.push(`add element bridge ${NFT_TABLE} ${elementStatement(r)}`);
+      const target = / : jump (\S+)$/.exec(r)?.[1];
+      if (target) wanted.add(target);
+    }
+  }
+  // 4. Delete chains nothing wants any more (flushed first: they may jump to each other).
+  const desiredChains = new Set(write.map(([c]) => c));
+  const gone = [...new Set([...remove.filter((c) => !isElements(c)), ...created.filter((c) => !wanted.has(c) && !desiredChains.has(c))])];
+  for (const c of gone) lines.push(`flush chain ${t(c)}`);
+  for (const c of gone) lines.push(`delete chain ${t(c)}`);
+  return `${lines.join('\n')}\n`;
+}
