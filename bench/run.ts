@@ -75,12 +75,14 @@ interface Variant {
   daemon: boolean;
   /** Another vif-xennet (XNT_BENCH_BEFORE: an older build's hooks-bin/vif-xennet, to compare in one run). */
   script?: string;
+  backend?: 'nftables';
 }
 const before = process.env['XNT_BENCH_BEFORE'];
 const variants: Variant[] = [
   { label: 'xen', tool: 'xen', daemon: false },
   { label: 'xennet', tool: 'xennet', daemon: true },
   { label: 'xennet-inproc', tool: 'xennet', daemon: false },
+  { label: 'xennet-nft', tool: 'xennet', daemon: true, backend: 'nftables' },
   ...(before ? [{ label: 'xennet-before', tool: 'xennet' as const, daemon: false, script: before }] : []),
 ].filter((v) => !process.env['XNT_BENCH_VARIANTS'] || process.env['XNT_BENCH_VARIANTS'].split(',').includes(v.label)) as Variant[];
 
@@ -94,7 +96,7 @@ async function hookLatency(): Promise<void> {
   const rows: { variant: string; guests: number; onlineMedian: number; onlineP95: number; offlineMedian: number; offlineP95: number; marks: string }[] = [];
   for (const guests of sizes) {
     for (const v of variants) {
-      const world = await buildWorld({ tool: v.tool, background: guests, measured: [] });
+      const world = await buildWorld({ tool: v.tool, background: guests, measured: [], ...(v.backend ? { backend: v.backend } : {}) });
       try {
         if (v.tool === 'xennet' && guests > 0) await timedXennet(world, ['apply']);
         if (v.daemon) await world.host.startDaemon(world.env);
@@ -274,22 +276,25 @@ async function daemonResources(): Promise<void> {
 }
 
 async function fullApply(): Promise<void> {
-  const world = await buildWorld({ tool: 'xennet', background: applySize });
-  try {
-    const first = await timedXennet(world, ['apply']);
-    const second = await timedXennet(world, ['apply']);
-    const plan = await timedXennet(world, ['plan']);
-    const rows = [
-      { what: `apply ${applySize} guests from empty`, seconds: first.seconds, rssMiB: first.rssKiB / 1024, code: first.code },
-      { what: 'apply again, nothing to change', seconds: second.seconds, rssMiB: second.rssKiB / 1024, code: second.code },
-      { what: 'plan, nothing to change', seconds: plan.seconds, rssMiB: plan.rssKiB / 1024, code: plan.code },
-    ];
-    results['apply'] = rows;
-    log(`\nFull reconcile (${applySize} guests)`);
-    for (const r of rows) log(`${r.what.padEnd(34)} ${fmt(r.seconds, 2)} s   peak RSS ${fmt(r.rssMiB)} MiB   exit ${r.code}`);
-  } finally {
-    await destroyWorld(world);
+  const rows: { backend: string; what: string; seconds: number; rssMiB: number; code: number }[] = [];
+  for (const backend of ['xtables', 'nftables'] as const) {
+    const world = await buildWorld({ tool: 'xennet', background: applySize, backend });
+    try {
+      const first = await timedXennet(world, ['apply']);
+      const second = await timedXennet(world, ['apply']);
+      const plan = await timedXennet(world, ['plan']);
+      rows.push(
+        { backend, what: `apply ${applySize} guests from empty`, seconds: first.seconds, rssMiB: first.rssKiB / 1024, code: first.code },
+        { backend, what: 'apply again, nothing to change', seconds: second.seconds, rssMiB: second.rssKiB / 1024, code: second.code },
+        { backend, what: 'plan, nothing to change', seconds: plan.seconds, rssMiB: plan.rssKiB / 1024, code: plan.code },
+      );
+    } finally {
+      await destroyWorld(world);
+    }
   }
+  results['apply'] = rows;
+  log(`\nFull reconcile (${applySize} guests, whole process: Node's start-up included)`);
+  for (const r of rows) log(`${r.backend.padEnd(9)} ${r.what.padEnd(34)} ${fmt(r.seconds, 2)} s   peak RSS ${fmt(r.rssMiB)} MiB   exit ${r.code}`);
 }
 
 async function iperf(world: World, udp: boolean): Promise<number> {
@@ -312,15 +317,21 @@ async function forwarding(): Promise<void> {
     { domid: 2, name: 'iperf-b', mac: '00:16:3e:00:00:a2', addresses: ['192.168.0.102/24'], xenstoreIp: '192.168.0.102' },
   ];
   const rows: { setup: string; tcpGbps: number; udpKpps: number }[] = [];
-  for (const tool of ['none', 'xennet', 'xen'] as Tool[]) {
-    const world = await buildWorld({ tool, background: forwardSize, measured });
+  const setups = [
+    { label: 'no rules', tool: 'none' as Tool },
+    { label: `xennet xtables, ${forwardSize} guests`, tool: 'xennet' as Tool },
+    { label: `xennet nftables, ${forwardSize} guests`, tool: 'xennet' as Tool, backend: 'nftables' as const },
+    { label: `xen rules, ${forwardSize} guests`, tool: 'xen' as Tool },
+  ];
+  for (const { label, tool, backend } of setups) {
+    const world = await buildWorld({ tool, background: forwardSize, measured, ...(backend ? { backend } : {}) });
     try {
       if (tool === 'xennet') await timedXennet(world, ['apply']);
       await new Promise((r) => setTimeout(r, 3000)); // let the bridge settle (learning, ND)
       const tcp = await iperf(world, false);
       const udp = await iperf(world, true);
-      rows.push({ setup: tool === 'none' ? 'no rules' : `${tool} rules, ${forwardSize} guests`, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });
-      log(`  forwarding ${tool}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
+      rows.push({ setup: label, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });
+      log(`  forwarding ${label}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
     } finally {
       await destroyWorld(world);
     }
@@ -329,7 +340,7 @@ async function forwarding(): Promise<void> {
   const base = rows[0]!;
   log(`\nForwarding between two guests through xenbr0 (iperf3; their rules come last in a linear layout)`);
   log('setup                          TCP Gbit/s  ratio   UDP 64 B kpps  ratio');
-  for (const r of rows) log(`${r.setup.padEnd(30)} ${fmt(r.tcpGbps, 2).padEnd(11)} ${fmt(r.tcpGbps / base.tcpGbps, 2).padEnd(7)} ${fmt(r.udpKpps).padEnd(14)} ${fmt(r.udpKpps / base.udpKpps, 2)}`);
+  for (const r of rows) log(`${r.setup.padEnd(36)} ${fmt(r.tcpGbps, 2).padEnd(11)} ${fmt(r.tcpGbps / base.tcpGbps, 2).padEnd(7)} ${fmt(r.udpKpps).padEnd(14)} ${fmt(r.udpKpps / base.udpKpps, 2)}`);
 }
 
 /**

@@ -50,6 +50,8 @@ export interface WorldOptions {
   /** Full guests created first (domids 1..), e.g. for traffic. */
   measured?: GuestSpec[];
   rules?: string;
+  /** xennet's firewall backend, selected in the rule file as an operator would (default xtables). */
+  backend?: 'xtables' | 'nftables';
 }
 
 export async function buildWorld(o: WorldOptions): Promise<World> {
@@ -58,9 +60,10 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     await host.takeover();
     const sink = await host.addNamespace('sink');
     const env: NodeJS.ProcessEnv = {};
-    if (o.rules) {
+    const rules = o.rules ?? (o.backend === 'nftables' ? 'version: 1\nbackend: nftables\n' : undefined);
+    if (rules) {
       const f = join(host.dir, 'xennet.yaml');
-      writeFileSync(f, o.rules);
+      writeFileSync(f, rules);
       env['XENNET_RULES'] = f;
     } else {
       env['XENNET_RULES'] = join(host.dir, 'none.yaml');

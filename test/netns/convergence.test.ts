@@ -1,6 +1,7 @@
 /**
  * Plans converge (netns property test): any rule file xennet accepts, applied to a live host,
- * leaves rules that `*-save` prints back exactly as compiled, so the next plan is empty. Random
+ * leaves rules that `*-save` (xtables) or `nft list` (nftables) prints back exactly as compiled,
+ * and nothing in the other backend's tables, so the next plan is empty. Random
  * rule files from a fixed seed (FC_SEED overrides it), so a run is repeatable.
  */
 import assert from 'node:assert/strict';
@@ -73,10 +74,12 @@ function guest(k: number) {
 const policyArb = fc.record(
   {
     version: fc.constant(1),
+    // Either backend, so that runs also move the whole firewall from one to the other.
+    backend: fc.constantFrom('xtables', 'nftables'),
     defaults: fc.record(common, { requiredKeys: [] }),
     guests: fc.record({ g1: guest(1), g2: guest(2), g3: guest(3) }, { requiredKeys: [] }),
   },
-  { requiredKeys: ['version'] },
+  { requiredKeys: ['version', 'backend'] },
 );
 
 describe('plans converge (netns, property test: random valid rule files, applied, then plan is empty)', function () {

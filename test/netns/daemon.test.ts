@@ -223,6 +223,46 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await host.xennet(['plan'], env)).code, 0);
   });
 
+  it('nftables backend: the daemon prepares and serves hooks, repairs a flush ruleset and a lost dispatch entry within seconds, and follows an apply that moves the firewall back to xtables', async () => {
+    writeFileSync(rules, 'version: 1\nbackend: nftables\nguests:\n  web:\n    inbound: drop\n');
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(11, { name: 'web' }));
+    await until('the firewall prepared', async () => (await stats()).backends?.prepared === 1);
+    await online(g);
+    assert.equal((await stats()).hookCalls, 1, 'the daemon ran it');
+    const nft = async (...args: string[]): Promise<string> => {
+      const r = await host.dom0.exec('nft', args);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    assert.match(await nft('list', 'table', 'bridge', 'xennet'), /chain XN-I-vif11\.0 \{/);
+    assert.doesNotMatch((await host.dom0.exec('iptables-save', [])).stdout, /XN-/, 'nothing in the xtables tables');
+    assert.ok(await g.ns.ping('192.168.0.1'), 'replies to its own connections come back (connection state)');
+    assert.equal(await spoofed(g, 'nft-before'), false);
+    for (const args of [['flush', 'ruleset'], ['delete', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif11.0" }']]) {
+      const before = (await stats()).repairs;
+      await nft(...args);
+      const ms = await until(`nft ${args.join(' ')} repaired`, async () => (await stats()).repairs > before, 5000);
+      assert.ok(ms <= 5000, `repaired in ${Math.round(ms)} ms`);
+      assert.equal(await spoofed(g, `nft-after-${args[0]}`), false, `nft ${args.join(' ')}: the guest's rules bite again`);
+    }
+    assert.match(host.daemonLog.join('\n'), /repaired the firewall after a change by another program: .*nftables chain XN-PRE restored/);
+    // The operator moves the firewall back: the daemon checks and serves the backend now installed.
+    writeFileSync(rules, 'version: 1\nbackend: xtables\nguests:\n  web:\n    inbound: drop\n');
+    const moved = await host.xennet(['apply'], env);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.equal((await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code, 1, 'the nftables table is gone');
+    assert.match((await host.dom0.exec('iptables-save', [])).stdout, /-A XN-I-vif11\.0 .*-j DROP/);
+    const before = (await stats()).repairs;
+    assert.equal((await host.dom0.exec('iptables', ['-F', 'XN-S-vif11.0'])).code, 0);
+    await until('the xtables chain repaired', async () => (await stats()).repairs > before, 5000);
+    assert.equal(await spoofed(g, 'moved-back'), false);
+    const g2 = await host.addGuest(spec(12));
+    await online(g2);
+    assert.match((await host.dom0.exec('iptables-save', [])).stdout, /:XN-O-vif12\.0/, 'the next hook installs on xtables');
+    assert.equal((await host.xennet(['plan'], env)).code, 0);
+  });
+
   it('refuses bad requests and keeps serving: garbage JSON, an unknown command, a silent client, FIFO lines naming no request, a garbage request file', async () => {
     await host.startDaemon(env);
     const silent = connect(join(host.runDir, 'daemon.sock'));

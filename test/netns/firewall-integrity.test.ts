@@ -24,8 +24,12 @@ interface StatusJson {
   problems: string[];
 }
 
-describe('firewall integrity (netns): no bypass, no unfiltered window, no drift unseen, nothing leaked', function () {
+for (const backend of ['xtables', 'nftables'] as const)
+describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfiltered window, no drift unseen, nothing leaked`, function () {
   this.timeout(300_000);
+  const native = backend === 'nftables';
+  /** Flushes one of xennet's chains, as another program would. */
+  const flushChain = (chain: string): Promise<void> => (native ? sh('nft', ['flush', 'chain', 'bridge', 'xennet', chain]) : sh('iptables', ['-F', chain]));
   let host: SimHost;
   let dir: string;
   let env: NodeJS.ProcessEnv;
@@ -49,7 +53,7 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
   const spoofed = (g: SimGuest, marker: string) => arrives(g.ns, host.lan, 'lan0', hex(marker), 'udp4', [g.mac, GW_ANY, '192.168.0.250', '192.168.0.1', '4000', '4001', marker]);
   /** Every rule line of xennet's in all four tables mentioning `name`. */
   const rulesOf = async (name: string): Promise<string[]> => {
-    const all = [await save('iptables-save'), await save('ip6tables-save'), await save('ebtables-save'), await save('ebtables-save', ['-t', 'nat'])].join('\n');
+    const all = [await save('iptables-save'), await save('ip6tables-save'), await save('ebtables-save'), await save('ebtables-save', ['-t', 'nat']), await save('nft', ['list', 'ruleset'])].join('\n');
     return all.split('\n').filter((l) => !l.startsWith('#') && l.includes(name));
   };
   const stateDir = (): string => host.env()['XENNET_STATE_DIR']!;
@@ -59,7 +63,7 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-integrity-'));
     rules = join(dir, 'xennet.yaml');
-    writeFileSync(rules, 'version: 1\nguests:\n  iso:\n    isolation: true\n  web:\n    inbound: drop\n    allow_in: [ { proto: icmp } ]\n');
+    writeFileSync(rules, `version: 1\nbackend: ${backend}\nguests:\n  iso:\n    isolation: true\n  web:\n    inbound: drop\n    allow_in: [ { proto: icmp } ]\n`);
     env = { XENNET_RULES: rules };
   });
 
@@ -74,7 +78,7 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('1: status and plan see flushed root jumps (all tables) and a foreign accept above the jump; apply repairs; a hook repairs missing jumps', async () => {
+  if (!native) it('1: status and plan see flushed root jumps (all tables) and a foreign accept above the jump; apply repairs; a hook repairs missing jumps', async () => {
     const a = await host.addGuest(spec(1));
     await online(a);
     assert.equal((await status()).code, 0);
@@ -146,14 +150,14 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
     const unfiltered: string[] = [];
     /** Rules read before and after the links: an attached port must have its rules in both. */
     const check = async (when: string): Promise<void> => {
-      const before = (await save('iptables-save')) + (await save('ebtables-save', ['-t', 'nat']));
+      const read = async (): Promise<string> => (native ? save('nft', ['list', 'table', 'bridge', 'xennet']) : (await save('iptables-save')) + (await save('ebtables-save', ['-t', 'nat'])));
+      const before = await read();
       const links = await host.dom0.ipJson<{ ifname: string; master?: string }[]>('link', 'show');
-      const after = (await save('iptables-save')) + (await save('ebtables-save', ['-t', 'nat']));
+      const after = await read();
+      const filtered = (text: string, vif: string): boolean => (native ? text.includes(`chain XN-O-${vif} {`) && text.includes(`"${vif}" : jump XN-O-${vif}`) : text.includes(`:XN-O-${vif} `) && text.includes(`:XN-E-${vif} `));
       for (const l of links) {
         if (l.master !== 'xenbr0' || !/^vif\d+\.\d+$/.test(l.ifname) || l.ifname.startsWith('vif0.')) continue;
-        for (const text of [before, after]) {
-          if (!text.includes(`:XN-O-${l.ifname} `) || !text.includes(`:XN-E-${l.ifname} `)) unfiltered.push(`${when}: ${l.ifname}`);
-        }
+        for (const text of [before, after]) if (!filtered(text, l.ifname)) unfiltered.push(`${when}: ${l.ifname}`);
       }
     };
     try {
@@ -176,7 +180,7 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
     assert.equal(await spoofed(guests[3]!, 'spoof-after-loop'), false);
   });
 
-  for (const point of ['firewall:written-ahead', 'firewall:restored:ipv4', 'firewall:before-confirm']) {
+  for (const point of ['firewall:written-ahead', native ? 'firewall:restored:nftables' : 'firewall:restored:ipv4', 'firewall:before-confirm']) {
     it(`4: an online killed at ${point} leaves nothing that the toolstack's offline does not remove`, async () => {
       const keep = await host.addGuest(spec(20));
       await online(keep);
@@ -222,17 +226,18 @@ describe('firewall integrity (netns): no bypass, no unfiltered window, no drift 
     assert.equal((await xennet(['plan'])).code, 0);
     assert.equal(await spoofed(a, 'spoof-rebuilt'), false);
 
-    await sh('iptables', ['-F', 'XN-S-vif30.0']);
-    const failing = await xennet(['apply'], { XENNET_TEST_RESTORE_FAIL: 'ipv4' });
+    await flushChain('XN-S-vif30.0');
+    const failing = await xennet(['apply'], { XENNET_TEST_RESTORE_FAIL: native ? 'nftables' : 'ipv4' });
     assert.equal(failing.code, 1);
     assert.equal(index().dirty, true, 'a failed apply leaves the record dirty, not "done"');
     assert.equal((await xennet(['apply'])).code, 0);
     assert.equal(index().dirty, false);
 
-    await sh('iptables', ['-F', 'XN-S-vif30.0']);
-    const raced = await xennet(['apply'], { XENNET_TEST_TAMPER_AFTER_APPLY: 'ipv4:XN-S-vif31.0' });
+    await flushChain('XN-S-vif30.0');
+    const table = native ? 'nftables' : 'ipv4';
+    const raced = await xennet(['apply'], { XENNET_TEST_TAMPER_AFTER_APPLY: `${table}:XN-S-vif31.0` });
     assert.equal(raced.code, 1, 'another writer between apply and its check is reported');
-    assert.match(raced.stderr, /after apply the live rules still differ from the rule file \(ipv4 XN-S-vif31\.0\)/);
+    assert.match(raced.stderr, new RegExp(`after apply the live rules still differ from the rule file \\(${table} XN-S-vif31\\.0\\)`));
   });
 
   it('9: forged source MACs never reach the FDB; a flood adds no entries; another guest\'s traffic never reaches the attacker', async () => {

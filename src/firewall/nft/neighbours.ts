@@ -2,8 +2,8 @@
  * Other tables on the hooks xennet's nftables chains use (read only, for `status`). In nftables a
  * drop in any base chain is final, an accept only ends that base chain: so another table cannot
  * let a guest's packet skip xennet's chains by accepting it, but it can drop what xennet lets
- * through, run in an undefined order with xennet (same hook, same priority), take frames off the
- * bridge before xennet sees them (broute), or forge the mark bit that stands for "established".
+ * through, run in an undefined order with xennet (same hook, same priority), or forge the mark bit
+ * that stands for "established".
  */
 import { reasonOf } from '../../sys/errors.js';
 import type { Engine } from '../model.js';
@@ -19,6 +19,20 @@ function sameHook(c: ForeignBaseChain, ours: { family: string; hook: string }): 
 }
 
 const where = (c: ForeignBaseChain): string => `chain ${c.family} ${c.table} ${c.name} (hook ${c.hook}, priority ${c.prio})`;
+
+/**
+ * Mark bits an nft rule may change: `meta mark set meta mark & M | V` changes ~M | V, `... | V`
+ * changes V, `... & M` changes ~M; any other `mark set` (a constant, `ct mark`) all of them.
+ */
+export function nftMarkBitsWritten(rule: string): number {
+  const m = /\bmark set (.+?)(?:\s+(?:accept|drop|return|continue|jump \S+|goto \S+|counter.*))?$/.exec(rule);
+  if (!m) return 0;
+  const e = /^meta mark(?: & (0x[0-9a-f]+))?(?: \| (0x[0-9a-f]+))?$/.exec(m[1]!.trim());
+  if (!e || (e[1] === undefined && e[2] === undefined)) return 0xffffffff;
+  const keep = e[1] === undefined ? 0xffffffff : Number(e[1]);
+  const set = e[2] === undefined ? 0 : Number(e[2]);
+  return (~keep | set) >>> 0;
+}
 
 /** Problems and cautions about other tables, one line each. */
 export async function nftNeighbourProblems(engine: Engine): Promise<string[]> {
@@ -40,9 +54,8 @@ export async function nftNeighbourProblems(engine: Engine): Promise<string[]> {
       out.push(`${where(c)} has policy drop${rules.length === 0 ? ' and no rules: it drops every guest\'s traffic that xennet accepts' : ': unless its rules accept the guests\' traffic, it drops what xennet accepts'}`);
     }
     for (const r of rules) {
-      if (c.family === 'bridge' && c.hook === 'prerouting' && /\bbroute\b/.test(r)) out.push(`${where(c)} rule "${r}" takes frames off the bridge (broute): they reach dom0's IP stack without passing xennet's checks`);
       // The established bit: cleared by XN-PRE (bridge prerouting, -310), set by XN-CT (-170), read in bridge forward.
-      if (engine.conntrack === 'mark' && /\bmeta mark set\b|\bmark set\b/.test(r) && ((c.family === 'bridge' && c.prio > BASE_CHAINS['XN-PRE']!.priority) || INET_LIKE.has(c.family))) {
+      if (engine.conntrack === 'mark' && (nftMarkBitsWritten(r) & MARK_ESTABLISHED) !== 0 && ((c.family === 'bridge' && c.prio > BASE_CHAINS['XN-PRE']!.priority) || INET_LIKE.has(c.family))) {
         out.push(`${where(c)} rule "${r}" may set mark bit 0x${MARK_ESTABLISHED.toString(16)}, which xennet reads as "established" for guests with inbound: drop; give it a mask without that bit`);
       }
     }

@@ -66,11 +66,10 @@ interface Interval {
 /**
  * An anonymous set: singletons stay as given (sorted, unique); once one element is a range,
  * nft stores intervals and merges overlapping and adjacent ones, and prints each as a single
- * value, a prefix (`printPrefix`) or `lo-hi`.
+ * value, a prefix (`printPrefix`) or `lo-hi`. Written already merged, so nft reads it back as is.
  */
 function intervalSet(items: readonly Interval[], print: (v: bigint) => string, printPrefix?: (i: Interval) => string | undefined): string {
   const sorted = [...items].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.hi < b.hi ? -1 : a.hi > b.hi ? 1 : 0));
-  const given = items.length;
   if (sorted.every((i) => i.lo === i.hi)) {
     const out: string[] = [];
     for (const i of sorted) if (out[out.length - 1] !== print(i.lo)) out.push(print(i.lo));
@@ -85,8 +84,9 @@ function intervalSet(items: readonly Interval[], print: (v: bigint) => string, p
       merged.push({ ...i });
     }
   }
-  const text = merged.map((i) => (i.lo === i.hi ? print(i.lo) : (printPrefix?.(i) ?? `${print(i.lo)}-${print(i.hi)}`)));
-  return given === 1 ? text[0]! : `{ ${text.join(', ')} }`;
+  // What xennet writes is what nft reads back: a set merged down to one element is written bare
+  // (nft would turn `{ x }` into `x`).
+  return setOf(merged.map((i) => (i.lo === i.hi ? print(i.lo) : (printPrefix?.(i) ?? `${print(i.lo)}-${print(i.hi)}`))));
 }
 
 const familyBits = (f: IpFamily): number => (f === 'ipv4' ? 32 : 128);

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { cidr, ifn, mac } from './lib/values.js';
+import { compile, compileVif } from '../../src/firewall/compile.js';
+import { incrementalPlans } from '../../src/firewall/commit.js';
+import { diffTable, isEmptyTablePlan, render } from '../../src/firewall/diff.js';
+import { selectedKind } from '../../src/firewall/engine.js';
+import { emptyRuleSet, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
+import { nftMarkBitsWritten } from '../../src/firewall/nft/neighbours.js';
+import { parseNftList } from '../../src/firewall/nft/script.js';
+import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nft/syntax.js';
+import { resolveVif } from '../../src/firewall/resolve.js';
+import type { IndexEntry } from '../../src/firewall/store.js';
+import { XennetError } from '../../src/sys/errors.js';
+
+const NFT: Engine = { kind: 'nftables', conntrack: 'mark' };
+
+function vif(name: string, extra: Partial<ResolvedVif> = {}): ResolvedVif {
+  const base = resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), mac: mac('00:16:3e:00:00:05'), ipv4: [cidr('192.168.0.5')], ipv6: [cidr('2001:db8::5')] });
+  return { ...base, ...extra };
+}
+
+describe('nftables backend (pure)', () => {
+  it('writes sets the way nft prints them: singletons sorted, intervals merged, one element bare', () => {
+    assert.equal(addressSet('ipv4', [cidr('10.0.0.5')]), '10.0.0.5');
+    assert.equal(addressSet('ipv4', [cidr('10.0.0.9'), cidr('10.0.0.5')]), '{ 10.0.0.5, 10.0.0.9 }');
+    assert.equal(addressSet('ipv4', [cidr('10.0.0.0/25'), cidr('10.0.0.128/25')]), '10.0.0.0/24', 'adjacent prefixes merge (and one element is written bare, as nft reads it back)');
+    assert.equal(addressSet('ipv4', [cidr('0.0.0.0/1'), cidr('95.1.220.251')]), '0.0.0.0/1', 'a contained element disappears');
+    assert.equal(addressSet('ipv4', [cidr('10.0.0.0/25'), cidr('10.0.0.128/26')]), '10.0.0.0-10.0.0.191');
+    assert.equal(addressSet('ipv4', [cidr('10.0.0.1'), cidr('10.0.0.2'), cidr('10.0.1.0/24')]), '{ 10.0.0.1-10.0.0.2, 10.0.1.0/24 }');
+    assert.equal(addressSet('ipv6', [cidr('::1'), cidr('2001:db8::/127'), cidr('2001:db8::2')]), '{ ::1, 2001:db8::-2001:db8::2 }');
+    assert.equal(portSet([81, 80]), '{ 80, 81 }');
+    assert.equal(portSet(['80-90', 85, 91]), '80-91');
+    assert.equal(portSet(['80-90', '85-95', 200]), '{ 80-95, 200 }');
+    assert.equal(portSet(['80-90']), '80-90');
+    assert.equal(icmpTypes('ipv4', [8, 0, 200, 8]), '{ echo-reply, echo-request, 200 }');
+    assert.equal(icmpTypes('ipv6', [128]), 'echo-request');
+    assert.equal(ethertypes([0x86dd, 0x0800, 0x88b5, 0x8100]), '{ ip, 8021q, ip6, 0x88b5 }');
+    assert.equal(naTargetMatch(cidr('2001:db8::105')), '@th,64,128 0x20010db8000000000000000000000105');
+    assert.equal(naTargetMatch(cidr('2001:db8:1::/64')), '@th,64,128 & 0xffffffffffffffff0000000000000000 == 0x20010db8000100000000000000000000');
+  });
+
+  it('a guest\'s chains: the MAC check first, every drop counted, connection state from the mark or from bridge conntrack', () => {
+    const v = vif('vif5.0', { inbound: 'drop' });
+    const mark = compileVif(v, NFT).nftables.chains;
+    assert.deepEqual(mark.get('XN-O-vif5.0')!.slice(0, 2), ['ether saddr != 00:16:3e:00:00:05 counter drop', 'ether type != { ip, arp, ip6 } counter drop']);
+    assert.ok([...mark.values()].flat().every((r) => !/\bdrop$/.test(r) || /counter drop$/.test(r)));
+    assert.ok(mark.get('XN-I-vif5.0')!.includes('meta mark & 0x00400000 == 0x00400000 return'));
+    const ct = compileVif(v, { kind: 'nftables', conntrack: 'bridge' }).nftables.chains;
+    assert.ok(ct.get('XN-I-vif5.0')!.includes('ct state established,related return'));
+    assert.deepEqual(compileVif(v, NFT).ipv4.chains.size, 0, 'nothing in the xtables tables');
+  });
+
+  it('a hook\'s change is the vif\'s chains and its dispatch entries, whatever the number of guests', () => {
+    const before: Record<string, IndexEntry> = {};
+    for (let i = 1; i <= 200; i++) before[`vif${i}.0`] = { bridge: ifn('xenbr0'), inbound: false, isolated: false, state: 'installed' };
+    const after = { ...before, 'vif999.0': { bridge: ifn('xenbr0'), inbound: true, isolated: false, state: 'installed' as const } };
+    const chains = compileVif(vif('vif999.0', { inbound: 'drop' }), NFT);
+    const plan = incrementalPlans(before, after, emptyRuleSet(), chains, NFT).nftables;
+    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark');
+    const script = render(plan, 'nftables');
+    assert.match(script, /^add element bridge xennet from_guest \{ "vif999\.0" : jump XN-O-vif999\.0 \}$/m);
+    assert.doesNotMatch(script, /vif17\.0/, 'no other guest is touched');
+    const again = incrementalPlans(after, { ...after, 'vif998.0': { bridge: ifn('xenbr0'), inbound: false, isolated: false, state: 'installed' } }, emptyRuleSet(), compileVif(vif('vif998.0'), NFT), NFT).nftables;
+    assert.deepEqual([...again.write.keys()].sort(), ['XN-E-vif998.0', 'XN-N-vif998.0', 'XN-O-vif998.0', 'XN-S-vif998.0']);
+  });
+
+  it('removing a guest detaches it first (add, then delete: no error whether or not the element is there) and deletes its chains', () => {
+    const v = vif('vif5.0', { inbound: 'drop' });
+    const before = { 'vif5.0': { bridge: ifn('xenbr0'), inbound: true, isolated: false, state: 'installed' as const }, 'vif6.0': { bridge: ifn('xenbr0'), inbound: false, isolated: false, state: 'installed' as const } };
+    const { 'vif5.0': _gone, ...after } = before;
+    const plan = incrementalPlans(before, after, compileVif(v, NFT), emptyRuleSet(), NFT).nftables;
+    const lines = render(plan, 'nftables').split('\n');
+    const at = (l: string): number => lines.indexOf(l);
+    assert.ok(at('add element bridge xennet to_guest { "vif5.0" : jump XN-I-vif5.0 }') < at('delete element bridge xennet to_guest { "vif5.0" }'));
+    assert.ok(at('delete element bridge xennet from_guest { "vif5.0" }') < at('delete chain bridge xennet XN-O-vif5.0'));
+    assert.ok(at('flush chain bridge xennet XN-O-vif5.0') < at('delete chain bridge xennet XN-S-vif5.0'), 'chains are flushed before any is deleted');
+    assert.ok(lines.includes('delete table inet xennet'), 'the last inbound guest takes the conntrack table with it');
+    const last = incrementalPlans(after, {}, compileVif(vif('vif6.0'), NFT), emptyRuleSet(), NFT).nftables;
+    assert.deepEqual(last.dropTables, ['bridge'], 'the last guest takes the bridge table with it');
+  });
+
+  it('reads nft\'s listing back: elements spanning lines become each vif\'s entries, counters are state', () => {
+    const live = parseNftList(`table bridge xennet {
+\tmap from_guest {
+\t\ttype ifname : verdict
+\t\telements = { "vif1.0" : jump XN-O-vif1.0,
+\t\t\t     "vif2.0" : jump XN-O-vif2.0 }
+\t}
+\tset guests {
+\t\ttype ifname
+\t\telements = { "vif1.0" }
+\t}
+\tchain XN-O-vif1.0 {
+\t\tether saddr != 00:16:3e:00:00:01 counter packets 3 bytes 180 drop
+\t}
+}
+table inet xennet {
+\tchain XN-CT {
+\t\ttype filter hook prerouting priority -170; policy accept;
+\t\tiifname "xenbr0" ct state established,related meta mark set meta mark | 0x00400000
+\t}
+}
+`);
+    assert.deepEqual(live.chains.get('XN-E-vif1.0'), ['@from_guest "vif1.0" : jump XN-O-vif1.0', '@guests "vif1.0"']);
+    assert.deepEqual(live.chains.get('XN-E-vif2.0'), ['@from_guest "vif2.0" : jump XN-O-vif2.0']);
+    assert.deepEqual(live.chains.get('XN-O-vif1.0'), ['ether saddr != 00:16:3e:00:00:01 counter drop']);
+    assert.deepEqual(live.counters.get('XN-O-vif1.0'), [{ packets: 3, bytes: 180 }]);
+    assert.equal(live.chains.get('XN-CT')![0], 'type filter hook prerouting priority -170; policy accept;');
+    const desired = compile([vif('vif1.0')], NFT).nftables;
+    const plan = diffTable(live, desired, 'nftables');
+    assert.ok(plan.remove.includes('XN-E-vif2.0') && plan.remove.includes('XN-CT'));
+    assert.deepEqual(plan.dropTables, ['inet']);
+    assert.ok(isEmptyTablePlan(diffTable(parseNftList(''), compile([], NFT).nftables, 'nftables')));
+  });
+
+  it('the backend: the rule file wins over XENNET_BACKEND; a bad value is a usage error', () => {
+    assert.equal(selectedKind(undefined, {}), 'xtables');
+    assert.equal(selectedKind(undefined, { XENNET_BACKEND: 'nftables' }), 'nftables');
+    assert.equal(selectedKind({ backend: 'xtables' }, { XENNET_BACKEND: 'nftables' }), 'xtables');
+    assert.throws(() => selectedKind(undefined, { XENNET_BACKEND: 'pf' }), (e: unknown) => e instanceof XennetError && e.code === 'usage');
+  });
+
+  it('tells which other rules may set the established mark bit', () => {
+    assert.equal(nftMarkBitsWritten('meta mark set 0x00000001'), 0xffffffff);
+    assert.equal(nftMarkBitsWritten('meta mark set meta mark & 0xffffff00 | 0x00000001') & 0x400000, 0);
+    assert.notEqual(nftMarkBitsWritten('meta mark set meta mark | 0x00400000 accept') & 0x400000, 0);
+    assert.notEqual(nftMarkBitsWritten('meta mark set ct mark') & 0x400000, 0);
+    assert.equal(nftMarkBitsWritten('ip saddr 10.0.0.1 accept'), 0);
+  });
+});
