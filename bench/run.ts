@@ -148,10 +148,11 @@ async function hookLatency(): Promise<void> {
   log('\nHook latency (ms, median/p95; online: backend written to hotplug-status connected; offline: the hook\'s run time)');
   log('guests  variant         online       ratio to Xen   offline      ratio to Xen');
   for (const n of sizes) {
-    const xen = row('xen', n);
+    const xen = rows.find((r) => r.variant === 'xen' && r.guests === n);
+    const ratio = (a: number, b: number | undefined): string => (b === undefined ? '-' : fmt(a / b, 2));
     for (const v of variants) {
       const x = row(v.label, n);
-      log(`${String(n).padEnd(7)} ${v.label.padEnd(15)} ${`${fmt(x.onlineMedian)}/${fmt(x.onlineP95)}`.padEnd(12)} ${fmt(x.onlineMedian / xen.onlineMedian, 2).padEnd(14)} ${`${fmt(x.offlineMedian)}/${fmt(x.offlineP95)}`.padEnd(12)} ${fmt(x.offlineMedian / xen.offlineMedian, 2)}`);
+      log(`${String(n).padEnd(7)} ${v.label.padEnd(15)} ${`${fmt(x.onlineMedian)}/${fmt(x.onlineP95)}`.padEnd(12)} ${ratio(x.onlineMedian, xen?.onlineMedian).padEnd(14)} ${`${fmt(x.offlineMedian)}/${fmt(x.offlineP95)}`.padEnd(12)} ${ratio(x.offlineMedian, xen?.offlineMedian)}`);
     }
   }
   log('\nWhere an online\'s time goes (one online with XENNET_TIMING=1, ms):');

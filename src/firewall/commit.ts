@@ -80,7 +80,9 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
   const liveVifs = new Set<string>();
   for (const c of live.chains.keys()) {
     const v = vifOfChain(c);
-    if (v !== undefined) liveVifs.add(v);
+    // nftables: a dispatch entry alone (someone's element for a name with no chain of xennet's)
+    // is not a guest to adopt: its entry would jump to a chain that does not exist.
+    if (v !== undefined && (t !== 'nftables' || live.chains.has(`XN-O-${v}`))) liveVifs.add(v);
   }
   const members: Members = { ...vifs };
   for (const v of liveVifs) {

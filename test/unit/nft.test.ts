@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { cidr, ifn, mac } from './lib/values.js';
 import { compile, compileVif } from '../../src/firewall/compile.js';
-import { incrementalPlans } from '../../src/firewall/commit.js';
+import { incrementalPlans, reconciledTable } from '../../src/firewall/commit.js';
 import { diffTable, isEmptyTablePlan, render } from '../../src/firewall/diff.js';
 import { selectedKind } from '../../src/firewall/engine.js';
 import { emptyRuleSet, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
@@ -56,7 +56,7 @@ describe('nftables backend (pure)', () => {
     const after = { ...before, 'vif999.0': { bridge: ifn('xenbr0'), inbound: true, isolated: false, state: 'installed' as const } };
     const chains = compileVif(vif('vif999.0', { inbound: 'drop' }), NFT);
     const plan = incrementalPlans(before, after, emptyRuleSet(), chains, NFT).nftables;
-    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark');
+    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
     const script = render(plan, 'nftables');
     assert.match(script, /^add element bridge xennet from_guest \{ "vif999\.0" : jump XN-O-vif999\.0 \}$/m);
     assert.doesNotMatch(script, /vif17\.0/, 'no other guest is touched');
@@ -111,6 +111,24 @@ table inet xennet {
     assert.ok(plan.remove.includes('XN-E-vif2.0') && plan.remove.includes('XN-CT'));
     assert.deepEqual(plan.dropTables, ['inet']);
     assert.ok(isEmptyTablePlan(diffTable(parseNftList(''), compile([], NFT).nftables, 'nftables')));
+  });
+
+  it('a full reconcile adopts a guest with chains of its own, never a bare dispatch entry someone added', () => {
+    const live = parseNftList(`table bridge xennet {
+\tmap from_guest {
+\t\ttype ifname : verdict
+\t\telements = { "eth0" : jump XN-O-vif9.0, "vif9.0" : jump XN-O-vif9.0 }
+\t}
+\tchain XN-O-vif9.0 {
+\t\tcounter drop
+\t}
+}
+`);
+    const adopted: Record<string, IndexEntry> = {};
+    const desired = reconciledTable(live, 'nftables', {}, () => undefined, new Set(), adopted, () => false, NFT);
+    assert.deepEqual(Object.keys(adopted), ['vif9.0']);
+    assert.ok(!desired.chains.has('XN-E-eth0'));
+    assert.ok(diffTable(live, desired, 'nftables').remove.includes('XN-E-eth0'), 'the stray entry goes');
   });
 
   it('the backend: the rule file wins over XENNET_BACKEND; a bad value is a usage error', () => {

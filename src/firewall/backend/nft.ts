@@ -96,10 +96,13 @@ export async function listChainRules(family: string, table: string, chain: strin
     .filter((l) => l !== '' && !l.startsWith('table ') && !l.startsWith('chain ') && l !== '}' && !l.startsWith('type '));
 }
 
-/** Whether `bridge xennet` exists (cheap: `nft list tables` names tables only). */
+/**
+ * Whether `bridge xennet` exists. Listing one of its sets is cheap; nft 1.0.6 fetches every
+ * chain's rules for `list tables` or `list chain` (1.3 s with 1000 guests here, against 34 ms).
+ */
 export async function ownBridgeTablePresent(): Promise<boolean> {
   const nft = nftPath();
   if (!nft) return false;
-  const r = await run(nft, ['list', 'tables', 'bridge']);
-  return r.code === 0 && r.stdout.split('\n').some((l) => l.trim() === `table bridge ${NFT_TABLE}`);
+  const r = await run(nft, ['list', 'set', 'bridge', NFT_TABLE, 'guests']);
+  return r.code === 0;
 }

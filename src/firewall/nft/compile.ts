@@ -172,16 +172,20 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
 export function compileSharedNft(members: readonly TreeMember[], conntrack: BridgeConntrack): TableRules {
   const t = emptyTable();
   if (members.length === 0) return t;
+  const inbound = members.some((m) => m.inbound);
+  const bridges = [...new Set(members.map((m) => m.bridge).filter((b): b is IfName => b !== null))].sort();
+  const markState = conntrack === 'mark' && inbound && bridges.length > 0;
+  // Per-packet work only for what some guest uses: the mark bit while a guest filters inbound,
+  // the forward chain while one does or one is isolated.
   const pre = [BASE_CHAINS[CHAIN_PRE]!.printed];
-  if (conntrack === 'mark') pre.push(`meta mark set meta mark & ${mark32(~MARK_ESTABLISHED)}`);
+  if (markState) pre.push(`meta mark set meta mark & ${mark32(~MARK_ESTABLISHED)}`);
   pre.push('iifname vmap @from_guest');
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
   if (members.some((m) => m.isolated)) fwd.push('iifname @isolated oifname @guests drop', 'iifname @guests oifname @isolated drop');
-  if (members.some((m) => m.inbound)) fwd.push('oifname vmap @to_guest');
-  t.chains.set(CHAIN_FWD, fwd);
-  const bridges = [...new Set(members.map((m) => m.bridge).filter((b): b is IfName => b !== null))].sort();
-  if (conntrack === 'mark' && members.some((m) => m.inbound) && bridges.length > 0) {
+  if (inbound) fwd.push('oifname vmap @to_guest');
+  if (fwd.length > 1) t.chains.set(CHAIN_FWD, fwd);
+  if (markState) {
     const names = bridges.map((b) => `"${b}"`);
     t.chains.set(CHAIN_CT, [BASE_CHAINS[CHAIN_CT]!.printed, `iifname ${names.length === 1 ? names[0] : `{ ${names.join(', ')} }`} ct state established,related meta mark set meta mark | ${mark32(MARK_ESTABLISHED)}`]);
   }
