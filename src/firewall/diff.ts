@@ -21,6 +21,8 @@ export interface TablePlan {
   removeRoots: RootJump[];
   /** nftables: xennet's tables (by family) to delete whole, nothing being wanted in them. */
   dropTables?: NftFamily[];
+  /** nftables: the guests' element pseudo-chains in `write` that are live now (to detach first). */
+  replacing?: string[];
 }
 
 export type RulePlan = Record<TableName, TablePlan>;
@@ -89,6 +91,7 @@ export function diffTable(live: LiveTable, desired: TableRules, table: TableName
   if (table === 'nftables') {
     const drop = tablesToDrop(live, desired.chains.keys());
     if (drop.length > 0) plan.dropTables = drop;
+    plan.replacing = [...plan.write.keys()].filter((c) => c.startsWith('XN-E-') && live.chains.has(c));
   }
   return plan;
 }

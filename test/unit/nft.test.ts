@@ -42,7 +42,7 @@ describe('nftables backend (pure)', () => {
   it('a guest\'s chains: the MAC check first, every drop counted, connection state from the mark or from bridge conntrack', () => {
     const v = vif('vif5.0', { inbound: 'drop' });
     const mark = compileVif(v, NFT).nftables.chains;
-    assert.deepEqual(mark.get('XN-O-vif5.0')!.slice(0, 2), ['ether saddr != 00:16:3e:00:00:05 counter drop', 'ether type != { ip, arp, ip6 } counter drop']);
+    assert.deepEqual(mark.get('XN-O-vif5.0')!.slice(0, 2), ['ether saddr != 00:16:3e:00:00:05 counter drop', 'ether type != ip ether type != arp ether type != ip6 counter drop']);
     assert.ok([...mark.values()].flat().every((r) => !/\bdrop$/.test(r) || /counter drop$/.test(r)));
     assert.ok(mark.get('XN-I-vif5.0')!.includes('meta mark & 0x00400000 == 0x00400000 return'));
     const ct = compileVif(v, { kind: 'nftables', conntrack: 'bridge' }).nftables.chains;

@@ -14,7 +14,7 @@
 import { emptyLive, type LiveTable } from '../save-parse.js';
 import type { TablePlan } from '../diff.js';
 import { vifChain, vifOfChain } from '../names.js';
-import { BASE_CHAINS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
+import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
 
 export type NftFamily = 'bridge' | 'inet';
 export const NFT_FAMILIES: readonly NftFamily[] = ['bridge', 'inet'];
@@ -131,11 +131,14 @@ export function renderNft(plan: TablePlan): string {
   if (!drop.has('bridge')) {
     lines.push(`add table bridge ${NFT_TABLE}`);
     for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
+    for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = ${s.elements}; }`);
   }
   if (write.some(([c]) => familyOfChain(c) === 'inet')) lines.push(`add table inet ${NFT_TABLE}`);
 
-  // 1. Detach every vif whose elements change or go.
-  const detached = [...new Set([...write.map(([c]) => c), ...remove].filter(isElements).map((c) => vifOfChain(c)!))];
+  // 1. Detach every vif whose elements change or go (all written ones when the plan does not say
+  // which are live).
+  const changing = plan.replacing ?? write.map(([c]) => c);
+  const detached = [...new Set([...changing, ...remove].filter(isElements).map((c) => vifOfChain(c)!))];
   const created: string[] = [];
   for (const k of detached) {
     for (const s of NFT_SETS) {
