@@ -269,12 +269,12 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
   }
 
   if (native) it('an external flush shows up in plan (exit 2) and apply repairs it: a chain and a dispatch entry', async () => {
-    await nft('flush', 'chain', 'bridge', 'xennet', 'XN-O-vif5.0');
+    await nft('flush', 'chain', 'bridge', 'xennet', 'XN-S-vif5.0');
     await nft('delete', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif6.0" }');
     const plan = await xennet(['plan', '--json']);
     assert.equal(plan.code, 2);
     const changed = (JSON.parse(plan.stdout) as { changes: { chain: string }[] }).changes.map((c) => c.chain);
-    for (const c of ['XN-O-vif5.0', 'XN-E-vif6.0']) assert.ok(changed.includes(c), c);
+    for (const c of ['XN-S-vif5.0', 'XN-E-vif6.0']) assert.ok(changed.includes(c), c);
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-unchecked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-unchecked']), true, 'control: without its dispatch entry db01 is unchecked');
     assert.equal((await xennet(['apply'])).code, 0);
     assert.equal((await xennet(['plan'])).code, 0);
@@ -302,7 +302,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
   it('a rejected restore leaves the previous rules in force', async () => {
     const owned = (text: string) => text.split('\n').filter((l) => l.includes('XN-') && !l.startsWith('#'));
     const read = async (): Promise<string> => (native ? nft('list', 'table', 'bridge', 'xennet') : save('iptables-save'));
-    if (native) await nft('flush', 'chain', 'bridge', 'xennet', 'XN-O-vif5.0');
+    if (native) await nft('flush', 'chain', 'bridge', 'xennet', 'XN-S-vif5.0');
     else await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
     const before = owned(await read());
     const failing = await host.xennet(['apply'], { ...env, XENNET_TEST_RESTORE_FAIL: native ? 'nftables' : 'ipv4' });

@@ -8,9 +8,8 @@
  *   XN-FWD   base chain, forward, priority -190 (after ebtables-nft's filter at -200, before
  *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
  *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
- *   XN-O-v   from the guest: MAC, ethertypes, ARP, RA and DHCP server guards, NA targets,
- *            source addresses, allow_out and the outbound verdict (one chain: nft fetches each
- *            chain's rules with a netlink request of its own)
+ *   XN-O-v   from the guest: MAC, ethertypes, ARP, RA and DHCP server guards, NA targets
+ *            (XN-N-v), source addresses (XN-S-v), allow_out and the outbound verdict
  *   XN-I-v   to the guest: established and related, neighbour discovery, DHCP replies, allow_in,
  *            the inbound verdict
  * inet xennet (connection state `mark`: the kernel has no nf_conntrack_bridge)
@@ -119,26 +118,20 @@ export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): s
   return out;
 }
 
-/**
- * The source address checks, inline (a chain per check would triple the chains nft has to fetch,
- * one netlink dump each, whenever it lists or changes the table). Each rule drops what fails one
- * condition: "not one of its addresses", then for the unspecified address what is not the DHCP
- * discover (IPv4) or DAD / MLDv2 report (IPv6) it may legitimately send.
- */
-function sourceRules(v: ResolvedVif): string[] {
+function sourceChain(v: ResolvedVif): string[] | undefined {
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
-  if (!known) return [];
+  if (!known || (!v.antispoof.ipv4 && !v.antispoof.ipv6)) return undefined;
   const s: string[] = [];
   if (v.antispoof.ipv4) {
-    s.push(...logged(v, 'spoof', noneOf('ip saddr', [...sortedCidrs(v.ipv4).map(hostText), '0.0.0.0'])));
-    for (const m of ['ip daddr != 255.255.255.255', 'meta l4proto != udp', 'udp sport != 68', 'udp dport != 67']) s.push(...logged(v, 'spoof', `ip saddr 0.0.0.0 ${m}`));
+    for (const c of sortedCidrs(v.ipv4)) s.push(`ip saddr ${hostText(c)} return`);
+    s.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
   }
   if (v.antispoof.ipv6) {
-    s.push(...logged(v, 'spoof', noneOf('ip6 saddr', [...sortedCidrs([...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])]).map(hostText), '::'])));
-    for (const m of ['meta l4proto != ipv6-icmp', 'icmpv6 type != nd-neighbor-solicit icmpv6 type != mld2-listener-report', 'icmpv6 type nd-neighbor-solicit ip6 daddr != ff02::1:ff00:0/104', 'icmpv6 type mld2-listener-report ip6 daddr != ff02::16']) {
-      s.push(...logged(v, 'spoof', `ip6 saddr :: ${m}`));
-    }
+    for (const c of sortedCidrs([...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])])) s.push(`ip6 saddr ${hostText(c)} return`);
+    s.push('ip6 saddr :: ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit return');
+    s.push('ip6 saddr :: ip6 daddr ff02::16 icmpv6 type mld2-listener-report return');
   }
+  s.push(...logged(v, 'spoof', v.antispoof.ipv4 && v.antispoof.ipv6 ? IP_TYPES : `ether type ${v.antispoof.ipv4 ? 'ip' : 'ip6'}`));
   return s;
 }
 
@@ -165,13 +158,18 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   if (v.antispoof.ipv6 && known) {
-    const targets = sortedCidrs([...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])]);
-    // No legitimate NA has an extension header before the ICMPv6 header; its target is one of
-    // the guest's addresses.
-    o.push(...logged(v, 'na', 'icmpv6 type nd-neighbor-advert ip6 nexthdr != ipv6-icmp'));
-    o.push(...logged(v, 'na', ['icmpv6 type nd-neighbor-advert', ...targets.map((c) => naTargetMatch(c, '!='))].join(' ')));
+    const N = vifChain('N', v.name);
+    const targets = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])];
+    // No legitimate NA has an extension header before the ICMPv6 header.
+    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...logged(v, 'na', '')]);
+    o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
   }
-  o.push(...sourceRules(v));
+  const s = sourceChain(v);
+  if (s) {
+    const S = vifChain('S', v.name);
+    t.chains.set(S, s);
+    o.push(`jump ${S}`);
+  }
   if (v.outbound === 'drop') o.push(...nftAllowLines(v.allowOut, 'out'), ...logged(v, 'out', IP_TYPES));
   t.chains.set(O, o);
 

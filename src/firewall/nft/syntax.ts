@@ -142,9 +142,9 @@ export function portSet(ports: readonly (number | string)[]): string {
  * header's first 8 (a raw transport-header match: `icmpv6 taddr` needs nft >= 1.0.9, and the
  * transport header is found past any extension headers either way).
  */
-export function naTargetMatch(c: Cidr, op: '==' | '!=' = '=='): string {
+export function naTargetMatch(c: Cidr): string {
   const { lo } = cidrInterval(c);
-  if (c.len === 128) return `@th,64,128 ${op === '==' ? '' : '!= '}${hex(lo)}`;
+  if (c.len === 128) return `@th,64,128 ${hex(lo)}`;
   const mask = ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - c.len)) - 1n);
-  return `@th,64,128 & ${hex(mask)} ${op} ${hex(lo)}`;
+  return `@th,64,128 & ${hex(mask)} == ${hex(lo)}`;
 }
