@@ -4,7 +4,7 @@
  *
  *   npm run bench                 full run (about 50 minutes on a slow 2-core machine)
  *   npm run bench -- --smoke      small sizes, a few minutes
- *   npm run bench -- --only hook,storm,daemon,apply,forward,check
+ *   npm run bench -- --only hook,storm,daemon,apply,forward,check,nft
  *
  * Environment: XNT_BENCH_SIZES (background guests, default 0,100,1000), XNT_BENCH_VARIANTS
  * (xen,xennet,xennet-inproc[,xennet-before]), XNT_BENCH_CYCLES (daemon RSS marks, default
@@ -23,7 +23,7 @@ import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
-const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,check').split(','));
+const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,check,nft').split(','));
 
 const sizes = (process.env['XNT_BENCH_SIZES'] ?? (smoke ? '0,20' : '0,100,1000')).split(',').map(Number);
 const runs = smoke ? 3 : 15;
@@ -345,6 +345,50 @@ async function forwarding(): Promise<void> {
 }
 
 /**
+ * nft itself, for the nftables backend's firewall of `applySize` guests (as `apply` renders it),
+ * in a namespace of its own: the one transaction that loads it, `nft list table` (what `plan`,
+ * `apply` and `status` read), and a one-element change like a hook's.
+ */
+async function nftTransactions(): Promise<void> {
+  const { compile } = await import('../src/firewall/compile.js');
+  const { resolveVif } = await import('../src/firewall/resolve.js');
+  const { diffTable, render } = await import('../src/firewall/diff.js');
+  const { parseSave } = await import('../src/firewall/save-parse.js');
+  const { parseCidr, parseIfName, parseMac } = await import('../src/net/index.js');
+  const vifs = [];
+  for (let k = 100; k < 100 + applySize; k++) {
+    const mac = parseMac(`00:16:3e:01:${(k >> 8).toString(16).padStart(2, '0')}:${(k & 255).toString(16).padStart(2, '0')}`);
+    vifs.push(resolveVif({ version: 1 }, { name: parseIfName(`vif${k}.0`), bridge: parseIfName('xenbr0'), mac, ipv4: [parseCidr(`10.${k >> 8}.${k & 255}.1`)], ipv6: [parseCidr(`2001:db8:${k.toString(16)}::1`)] }));
+  }
+  const desired = compile(vifs, { kind: 'nftables', conntrack: 'mark' }).nftables;
+  const script = render(diffTable(parseSave('', 'nftables'), desired, 'nftables'), 'nftables');
+  const ns = `xnt-${process.pid}-nft`;
+  await run('ip', ['netns', 'add', ns]);
+  try {
+    const timed = async (args: string[], input?: string): Promise<{ ms: number; out: string }> => {
+      const t = performance.now();
+      const r = await run('ip', ['netns', 'exec', ns, 'nft', ...args], { ...(input === undefined ? {} : { input }), timeoutMs: 120_000 });
+      if (r.code !== 0) throw new Error(`nft ${args.join(' ')}: ${r.stderr}`);
+      return { ms: performance.now() - t, out: r.stdout };
+    };
+    const load = await timed(['-f', '-'], script);
+    const list = await timed(['list', 'table', 'bridge', 'xennet']);
+    const again = diffTable(parseSave(list.out, 'nftables'), desired, 'nftables');
+    const one = await timed(['-f', '-'], 'add element bridge xennet guests { "vif9.0" }\n');
+    const rows = [
+      { what: `load ${applySize} guests (${script.split('\n').length} lines)`, ms: load.ms },
+      { what: 'nft list table bridge xennet', ms: list.ms },
+      { what: 'one element added (a hook\'s smallest change)', ms: one.ms },
+    ];
+    results['nft'] = { rows, convergedAfterLoad: again.write.size === 0 && again.remove.length === 0 };
+    log(`\nnft (1.0.6) with ${applySize} guests' firewall (converged after load: ${again.write.size === 0 && again.remove.length === 0})`);
+    for (const r of rows) log(`${r.what.padEnd(48)} ${fmt(r.ms)} ms`);
+  } finally {
+    await run('ip', ['netns', 'del', ns]);
+  }
+}
+
+/**
  * `xennet check` of a rule file with N guests, whole process. "address" guests have a MAC, an
  * IPv4 and an IPv6 address; "full" guests add prefixes and two allow rules (2.6x the text).
  */
@@ -419,6 +463,7 @@ if (only.has('daemon')) await daemonResources();
 if (only.has('apply')) await fullApply();
 if (only.has('forward')) await forwarding();
 if (only.has('check')) await checkRuleFile();
+if (only.has('nft')) await nftTransactions();
 results['seconds'] = (Date.now() - t0) / 1000;
 mkdirSync('bench/results', { recursive: true });
 const file = join('bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`);
