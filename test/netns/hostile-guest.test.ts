@@ -28,6 +28,8 @@ for (const backend of ['xtables', 'nftables'] as const)
 describe(`hostile guests and careless operators (netns, ${backend} backend): the review's findings stay closed`, function () {
   this.timeout(300_000);
   const native = backend === 'nftables';
+  // What does not depend on the firewall backend (the bridge's and the ports' own settings, the
+  // MTU) runs once, with xtables; everything that is the firewall runs on both.
   let host: SimHost;
   let dir: string;
   let env: NodeJS.ProcessEnv;
@@ -76,7 +78,7 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('frames to the link-local group addresses move no forwarding entry (no_linklocal_learn); status sees the bridge without it', async () => {
+  if (!native) it('frames to the link-local group addresses move no forwarding entry (no_linklocal_learn); status sees the bridge without it', async () => {
     const attacker = await host.addGuest(spec(40));
     const victim = await host.addGuest(spec(41));
     await online(attacker);
@@ -107,7 +109,7 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     assert.equal((await status()).code, 0);
   });
 
-  it('dom0\'s IP stack is closed on guest ports: a router advertisement or forged-source UDP in link-local frames reaches no dom0 route or socket', async () => {
+  if (!native) it('dom0\'s IP stack is closed on guest ports: a router advertisement or forged-source UDP in link-local frames reaches no dom0 route or socket', async () => {
     const attacker = await host.addGuest(spec(42));
     await online(attacker);
     const read = async (p: string): Promise<string> => (await sh('cat', [p])).trim();
@@ -222,7 +224,7 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     assert.match(r.stderr + r.stdout, /its own device vif49\.1 exists: peth0 is not treated as its interface/);
   });
 
-  it('an mtu below what IPv6 needs is refused before anything changes; a lower one is attached with a warning', async () => {
+  if (!native) it('an mtu below what IPv6 needs is refused before anything changes; a lower one is attached with a warning', async () => {
     const g = await host.addGuest(spec(50, { mtu: 1000 }));
     const r = await hook(g, 'online');
     assert.equal(r.code, 1);
