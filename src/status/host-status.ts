@@ -10,7 +10,7 @@ import { reasonOf } from '../sys/errors.js';
 import { backendWith, engineOf, selectedKind } from '../firewall/engine.js';
 import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
 import { silentLogger } from '../sys/log.js';
-import { compile, compileVif, MARK_GUEST, MARK_ISOLATED } from '../firewall/compile.js';
+import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, treeMember } from '../firewall/compile.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
 import { markWriters, pathProblems } from '../firewall/integrity.js';
 import { portGaps } from '../firewall/port-hardening.js';
@@ -19,7 +19,7 @@ import type { ResolvedVif } from '../firewall/model.js';
 import { printable } from '../net/index.js';
 import { loadIndex, readVifChains } from '../firewall/store.js';
 import { cidrText, dialectOf, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
-import { vifOfChain } from '../firewall/names.js';
+import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { parseSave, type LiveTable } from '../firewall/save-parse.js';
@@ -165,6 +165,11 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
     const resolved = policy ? resolveVif(policy, f) : undefined;
     if (resolved) resolvedAll.push(resolved);
     const desired = resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
+    // nftables: a guest's dispatch entries (its map and set elements) are its own too.
+    if (resolved && engine.kind === 'nftables') {
+      const entries = vifChain('E', f.name);
+      desired!.nftables.chains.set(entries, compileShared([treeMember(resolved)], engine).nftables.chains.get(entries)!);
+    }
     const link = byName.get(f.name) ?? f.link;
     return {
       name: f.name,

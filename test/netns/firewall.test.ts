@@ -275,6 +275,9 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(plan.code, 2);
     const changed = (JSON.parse(plan.stdout) as { changes: { chain: string }[] }).changes.map((c) => c.chain);
     for (const c of ['XN-S-vif5.0', 'XN-E-vif6.0']) assert.ok(changed.includes(c), c);
+    const st = await xennet(['status']);
+    assert.match(st.stdout, /vif5\.0 \(web01\): firewall drifted/);
+    assert.match(st.stdout, /vif6\.0 \(db01\): firewall drifted/, 'a lost dispatch entry is the guest\'s problem');
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-unchecked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-unchecked']), true, 'control: without its dispatch entry db01 is unchecked');
     assert.equal((await xennet(['apply'])).code, 0);
     assert.equal((await xennet(['plan'])).code, 0);
