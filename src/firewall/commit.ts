@@ -178,6 +178,13 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
   let staged: Staged[] = readStaged(env, log);
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
+  // A change compiled for the other backend (prepared before an apply moved the firewall) is never
+  // installed here: it is left to its stager, whose own commit is refused with a message.
+  const other = staged.filter((s) => s.change.op === 'install' && s.chains && (s.chains.nftables.chains.size > 0 ? 'nftables' : 'xtables') !== backend.engine.kind);
+  if (other.length > 0) {
+    log.warning(`left out ${other.map((s) => s.change.name).join(', ')}: staged for the other firewall backend (an apply moved it since)`);
+    staged = staged.filter((s) => !other.includes(s));
+  }
   const before = index.vifs;
   const after: Members = { ...before };
   const removing = new Set<string>();

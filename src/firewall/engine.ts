@@ -32,10 +32,15 @@ export async function engineOf(kind: BackendKind, recorded?: Engine): Promise<En
   return { kind: 'nftables', conntrack: await probeBridgeConntrack() };
 }
 
-/** The engine installed: recorded, else seen in the kernel, else what the rule file selects. */
+/**
+ * The engine installed: recorded; else xtables when the record is from a version before the
+ * nftables backend (guests recorded, no engine); else seen in the kernel; else what the rule file
+ * selects (nothing is installed yet).
+ */
 export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, policy?: Pick<PolicyFile, 'backend'>): Promise<Engine> {
   const { index, recovered } = loadIndex(env, log);
-  if (index.engine && !recovered) return index.engine;
+  if (!recovered && index.engine) return index.engine;
+  if (!recovered && Object.keys(index.vifs).length > 0) return XTABLES;
   if (await ownBridgeTablePresent()) return engineOf('nftables');
   return engineOf(selectedKind(policy, env));
 }

@@ -16,6 +16,7 @@ import { parseSave } from '../../src/firewall/save-parse.js';
 import { loadIndex, pendingDir, stage, type StagedChange } from '../../src/firewall/store.js';
 import { silentLogger, type Logger } from '../../src/sys/log.js';
 import { ModelBackend } from './lib/model-backend.js';
+import { installedEngine } from '../../src/firewall/engine.js';
 import { cidr, ifn, mac } from './lib/values.js';
 
 const vif = (name: string, n = 1): ResolvedVif => resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), domid: n, devid: 0, mac: mac(`00:16:3e:00:00:${n.toString(16).padStart(2, '0')}`), ipv4: [cidr(`10.0.0.${n}`)], ipv6: [] });
@@ -48,6 +49,30 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     env = { XENNET_STATE_DIR: dir };
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a change staged for the other backend (an apply moved the firewall since) is left to its stager, never installed', async () => {
+    const b = new ModelBackend();
+    const ok = vif('vif1.0', 1);
+    install(ok, env);
+    const stray = vif('vif2.0', 2);
+    const token = stageInstall({ name: stray.name, bridge: stray.bridge, inbound: false, isolated: false }, compileVif(stray, { kind: 'nftables', conntrack: 'mark' }), { domid: 2, devid: 0 }, env).token;
+    const log = recordingLog();
+    const r = await commitStaged(b, env, log);
+    assert.equal(r.batch, 1, 'only the xtables change');
+    assert.deepEqual(Object.keys(loadIndex(env, silentLogger).index.vifs), ['vif1.0']);
+    assert.ok(readdirSync(pendingDir(env)).some((f) => f.startsWith(token)), 'still staged, for its stager to withdraw');
+    assert.ok(log.lines.some((l) => /left out vif2\.0: staged for the other firewall backend/.test(l)), log.lines.join('\n'));
+    await assertLiveIs(b, [ok]);
+  });
+
+  it('a record from before the nftables backend (guests, no engine) means xtables is installed, whatever the rule file now selects', async () => {
+    install(vif('vif1.0', 1), env);
+    await commitStaged(new ModelBackend(), env, silentLogger);
+    const path = join(env['XENNET_STATE_DIR']!, 'firewall', 'index.json');
+    const { engine: _gone, ...old } = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    writeFileSync(path, JSON.stringify(old));
+    assert.deepEqual(await installedEngine(env, silentLogger, { backend: 'nftables' }), { kind: 'xtables' });
+  });
 
   it('the lock holder commits every staged change in one transaction per table; the index records each with its token', async () => {
     const b = new ModelBackend();
