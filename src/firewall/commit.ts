@@ -49,6 +49,7 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
     const p = diffTable(asLive(from[t]), to[t], t);
     // The vif's own chains are always rewritten: a repeated online repairs them.
     for (const [c, rules] of newChains[t].chains) p.write.set(c, rules);
+    if (t === 'nftables' && from.nftables.chains.size > 0 && !isEmptyTablePlan(p)) p.expectTable = true;
     // So are the root jumps of a table it changes: each is deleted and inserted at the top, which
     // also lifts it above anything inserted since; one that is missing makes the restore fail,
     // and the table is then reconciled from the live rules.

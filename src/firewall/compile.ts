@@ -81,7 +81,11 @@ export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family
     if (r.proto === 'tcp' || r.proto === 'udp') {
       if (!r.ports) protoParts.push(`-p ${r.proto}`);
       else {
-        const ports = r.ports.map((p) => String(p).replace('-', ':'));
+        // A range of one port ("80-80") is the port: multiport refuses `80:80`.
+        const ports = r.ports.map((p) => {
+          const [a, b] = String(p).split('-');
+          return b === undefined || a === b ? a! : `${a}:${b}`;
+        });
         if (ports.length === 1) protoParts.push(`-p ${r.proto} -m ${r.proto} --dport ${ports[0]}`);
         else for (const group of multiportGroups(ports)) protoParts.push(`-p ${r.proto} -m multiport --dports ${group.join(',')}`);
       }

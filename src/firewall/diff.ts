@@ -23,6 +23,12 @@ export interface TablePlan {
   dropTables?: NftFamily[];
   /** nftables: the guests' element pseudo-chains in `write` that are live now (to detach first). */
   replacing?: string[];
+  /**
+   * nftables: the change assumes xennet's table is there (an incremental change from the record):
+   * the transaction fails when it is not (someone's `flush ruleset`), and the commit then
+   * reconciles from the live rules instead of adding one guest to an empty table.
+   */
+  expectTable?: boolean;
 }
 
 export type RulePlan = Record<TableName, TablePlan>;

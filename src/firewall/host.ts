@@ -8,6 +8,7 @@ import { XennetError } from '../sys/errors.js';
 import { readSysctl, writeSysctl } from '../sys/sysctl.js';
 import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, treeMember } from './compile.js';
+import { nftWarnings } from './nft/compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
@@ -24,7 +25,7 @@ export interface DesiredState {
 export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[], engine: Engine = XTABLES): DesiredState {
   const resolved = facts.map((f) => resolveVif(policy, f));
   const warnings: string[] = [];
-  for (const r of resolved) for (const w of r.warnings) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
+  for (const r of resolved) for (const w of [...r.warnings, ...(engine.kind === 'nftables' ? nftWarnings(r) : [])]) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
   const seen = new Set<string>(resolved.map((r) => r.guest).filter((g) => g !== undefined));
   for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but has no vif on this host`);
   return { resolved, desired: compile(resolved, engine), warnings };

@@ -9,6 +9,7 @@ import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { backendWith, engineOf, selectedKind } from '../firewall/engine.js';
 import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
+import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
 import { silentLogger } from '../sys/log.js';
 import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, treeMember } from '../firewall/compile.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
@@ -134,7 +135,23 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
       problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
     }
-    if (engine.kind === 'nftables') problems.push(...(await nftNeighbourProblems(engine)));
+    if (engine.kind === 'nftables') {
+      problems.push(...(await nftNeighbourProblems(engine)));
+      // iptables-legacy's tables are invisible to nft: their FORWARD policy and mark rules too.
+      if (backend.variant === 'legacy') {
+        for (const f of ['ipv4', 'ipv6'] as const) {
+          if (live[f].policies.get('FORWARD') === 'DROP') problems.push(`${f === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy FORWARD has policy DROP: it drops the guests' forwarded traffic that xennet accepts (the nftables backend cannot accept across tables)`);
+        }
+        if (engine.conntrack === 'mark') {
+          for (const f of ['ipv4', 'ipv6'] as const) {
+            for (const t of ['raw', 'mangle'] as const) {
+              const other = parseSave(await backend.saveOther(f, t), t);
+              for (const w of markWriters(other, 'PREROUTING', MARK_ESTABLISHED, false)) problems.push(`${f === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy ${t} ${w} may set mark bit 0x${MARK_ESTABLISHED.toString(16)}, which xennet reads as "established" for guests with inbound: drop`);
+            }
+          }
+        }
+      }
+    }
     // Where other rules may rewrite the marks xennet's isolation reads (between ebtables nat
     // PREROUTING, which sets them, and ebtables filter FORWARD, which checks them).
     const others = await Promise.all(

@@ -237,7 +237,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
   });
 
   if (native) {
-    it('nftables: a flush ruleset (a distro\'s nftables.conf) shows in status and plan; apply puts the tables back', async () => {
+    it('nftables: a flush ruleset (a distro\'s nftables.conf) shows in status and plan; the next hook, or apply, puts the tables back', async () => {
       await nft('flush', 'ruleset');
       assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-no-rules'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-no-rules']), true, 'control: without the tables the spoofed frame passes');
       const st = await xennet(['status']);
@@ -245,6 +245,14 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
       assert.match(st.stdout, /nftables chain XN-PRE is missing/);
       assert.match(st.stdout, /vif5\.0.*firewall missing/);
       assert.equal((await xennet(['plan'])).code, 2);
+      // A hook after the flush finds the table gone and rebuilds it from its record (not one guest
+      // in an empty table).
+      const r = await host.runVifScript('vif-xennet', anon, 'online', 'libxl', { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /reconciling the whole table/);
+      assert.equal((await xennet(['plan'])).code, 0);
+      assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-after-hook'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-after-hook']), false, 'another guest is checked again');
+      await nft('flush', 'ruleset');
       assert.equal((await xennet(['apply'])).code, 0);
       assert.equal((await xennet(['plan'])).code, 0);
       assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-restored'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-restored']), false);

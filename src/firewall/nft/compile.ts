@@ -74,6 +74,9 @@ const TAGGED = [0x8100, 0x88a8, 0x8864];
  */
 export const NFT_CONST_SETS = [
   { name: 'ip_types', type: 'ether_type', elements: '{ ip, ip6 }' },
+  // IPv6 extension headers: after a fragment header, one of these means the first fragment may
+  // not hold the upper-layer header, so no ICMPv6 or UDP guard could read it.
+  { name: 'ipv6_exthdrs', type: 'inet_proto', elements: '{ 0, 43, 44, 60, 135 }' },
   { name: 'tagged_types', type: 'ether_type', elements: `{ ${TAGGED.map(ethertypeText).join(', ')} }` },
 ] as const;
 const IP_TYPES = 'ether type @ip_types';
@@ -154,6 +157,10 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     if (v.mac) o.push(`arp saddr ether != ${v.mac} drop`);
     if (v.ipv4.length > 0 || v.ipv6.length > 0) o.push(`${noneOf('arp saddr ip', sortedCidrs([...v.ipv4, hostCidr('ipv4', [0, 0, 0, 0])]).map(hostText))} drop`);
   }
+  if (v.ethertypes.includes(0x8100)) o.push('vlan id 0 drop'); // priority-tagged: receivers take it as untagged
+  // A fragmented IPv6 packet whose header chain goes on past the fragment header may hide its
+  // ICMPv6 or UDP header from the first fragment (RA-guard evasion, RFC 7113): never legitimate.
+  o.push(...logged(v, 'frag', 'frag nexthdr @ipv6_exthdrs'));
   if (!v.routerAdvertisements) o.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
   if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
@@ -185,6 +192,13 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   // Every drop counts what it drops (status shows a guest's drops).
   for (const [c, rules] of t.chains) t.chains.set(c, rules.map((r) => (r === 'drop' ? 'counter drop' : r.endsWith(' drop') ? `${r.slice(0, -5)} counter drop` : r)));
   return t;
+}
+
+/** What the nftables backend cannot check for this guest, as plan/status warnings. */
+export function nftWarnings(v: ResolvedVif): string[] {
+  const tagged = TAGGED.filter((e) => v.ethertypes.includes(e));
+  if (tagged.length === 0) return [];
+  return [`allow_ethertypes lets ${tagged.map(ethertypeText).join(', ')} frames out: on the nftables backend the IP inside them is not checked (source address, RA and DHCP guards; VLAN 0 is dropped)`];
 }
 
 /** The base chains and every member's map and set elements. */

@@ -34,6 +34,23 @@ export function nftMarkBitsWritten(rule: string): number {
   return (~keep | set) >>> 0;
 }
 
+/** A chain's rules and those of the chains it jumps or goes to, in its table (depth 8). */
+async function rulesReached(family: string, table: string, chain: string): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const walk = async (name: string, depth: number): Promise<void> => {
+    if (seen.has(name) || depth > 8) return;
+    seen.add(name);
+    for (const r of await listChainRules(family, table, name)) {
+      out.push(r);
+      const target = /\b(?:jump|goto) (\S+)/.exec(r)?.[1];
+      if (target) await walk(target, depth + 1);
+    }
+  };
+  await walk(chain, 0);
+  return out;
+}
+
 /** Problems and cautions about other tables, one line each. */
 export async function nftNeighbourProblems(engine: Engine): Promise<string[]> {
   if (engine.kind !== 'nftables') return [];
@@ -49,7 +66,7 @@ export async function nftNeighbourProblems(engine: Engine): Promise<string[]> {
     const onOurHook = ours.filter(([, s]) => sameHook(c, s));
     if (onOurHook.length === 0 && !(c.hook === 'forward' && (c.family === 'bridge' || INET_LIKE.has(c.family)))) continue;
     for (const [name, s] of onOurHook) if (s.priority === c.prio) out.push(`${where(c)} has the priority of xennet's ${name}: the two run in an undefined order; give it another priority`);
-    const rules = await listChainRules(c.family, c.table, c.name);
+    const rules = await rulesReached(c.family, c.table, c.name);
     if (c.policy === 'drop' && (c.family === 'bridge' || INET_LIKE.has(c.family)) && (c.hook === 'forward' || c.hook === 'prerouting')) {
       out.push(`${where(c)} has policy drop${rules.length === 0 ? ' and no rules: it drops every guest\'s traffic that xennet accepts' : ': unless its rules accept the guests\' traffic, it drops what xennet accepts'}`);
     }

@@ -128,6 +128,8 @@ export function renderNft(plan: TablePlan): string {
   const remove = plan.remove.filter((c) => !drop.has(familyOfChain(c)));
   if (write.length === 0 && remove.length === 0) return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 
+  // A `list` that fails aborts the whole transaction before anything is sent.
+  if (plan.expectTable) lines.push(`list set bridge ${NFT_TABLE} guests`);
   if (!drop.has('bridge')) {
     lines.push(`add table bridge ${NFT_TABLE}`);
     for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
