@@ -264,7 +264,22 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     await sh('nft', ['flush', 'chain', 'ip', 'marks', 'pre']);
     await sh('nft', ['add', 'rule', 'ip', 'marks', 'pre', 'meta mark set meta mark & 0xffffff00 | 0x00000001']);
     assert.equal((await status()).code, 0, 'a mask without that bit is fine');
+    // Through a jump into a regular chain of that table.
+    await sh('nft', ['add', 'chain', 'ip', 'marks', 'setter']);
+    await sh('nft', ['add', 'rule', 'ip', 'marks', 'setter', 'meta mark set 0x00400000']);
+    await sh('nft', ['add', 'rule', 'ip', 'marks', 'pre', 'jump setter']);
+    assert.ok(has((await status()).s, /chain ip marks pre .* rule "meta mark set 0x00400000" may set mark bit 0x400000/));
     await sh('nft', ['delete', 'table', 'ip', 'marks']);
+    // iptables-legacy's tables are invisible to nft: its FORWARD policy is read with its own tool.
+    await sh('iptables-legacy', ['-P', 'FORWARD', 'DROP']);
+    try {
+      const r = await xennet(['status', '--json']);
+      assert.equal(r.code, 0, 'the detected iptables (nf_tables) has no DROP policy');
+      const legacy = await host.xennet(['status', '--json'], { ...env, XENNET_IPTABLES: 'legacy' });
+      assert.ok((JSON.parse(legacy.stdout) as StatusJson).problems.some((p) => /iptables-legacy FORWARD has policy DROP/.test(p)), legacy.stdout);
+    } finally {
+      await sh('iptables-legacy', ['-P', 'FORWARD', 'ACCEPT']);
+    }
   });
 
   if (!native) it('status sees what lets traffic past: a queue above the jump, a rule rewriting the marks isolation reads, a table iptables cannot show', async () => {

@@ -7,6 +7,7 @@ import { selectedKind } from '../../src/firewall/engine.js';
 import { emptyRuleSet, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
 import { nftMarkBitsWritten } from '../../src/firewall/nft/neighbours.js';
 import { parseNftList } from '../../src/firewall/nft/script.js';
+import { nftWarnings } from '../../src/firewall/nft/compile.js';
 import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nft/syntax.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import type { IndexEntry } from '../../src/firewall/store.js';
@@ -129,6 +130,16 @@ table inet xennet {
     assert.deepEqual(Object.keys(adopted), ['vif9.0']);
     assert.ok(!desired.chains.has('XN-E-eth0'));
     assert.ok(diffTable(live, desired, 'nftables').remove.includes('XN-E-eth0'), 'the stray entry goes');
+  });
+
+  it('a one-port range is the port on both backends; a guest allowed to send 802.1Q gets VLAN 0 dropped and a warning', () => {
+    const v = vif('vif5.0', { outbound: 'drop', allowOut: [{ proto: 'tcp', ports: [443, '80-80'] }], ethertypes: [0x8100] });
+    assert.ok(compileVif(v).ipv4.chains.get('XN-O-vif5.0')!.includes('-p tcp -m multiport --dports 443,80 -j RETURN'));
+    const o = compileVif(v, NFT).nftables.chains.get('XN-O-vif5.0')!;
+    assert.ok(o.includes('tcp dport { 80, 443 } return'));
+    assert.ok(o.includes('vlan id 0 counter drop'));
+    assert.match(nftWarnings(v).join(), /allow_ethertypes lets 8021q frames out: on the nftables backend the IP inside them is not checked/);
+    assert.deepEqual(nftWarnings(vif('vif6.0')), []);
   });
 
   it('the backend: the rule file wins over XENNET_BACKEND; a bad value is a usage error', () => {
