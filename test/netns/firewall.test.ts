@@ -50,6 +50,10 @@ for (const backend of ['nft', 'legacy', 'nftables'] as const)
 describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend === 'nftables' ? 'nftables backend' : `iptables-${backend}`})`, function () {
   this.timeout(240_000);
   const native = backend === 'nftables';
+  // What ebtables checks (MAC, ARP, ethertypes, isolation) is the same with either iptables
+  // variant (ebtables is always ebtables-nft), and some IP cases repeat others: those run on
+  // iptables-nft and nftables only, to keep CI within its time.
+  const notOnLegacy = backend === 'legacy' ? (_title: string, _fn: () => Promise<void>): void => undefined : it;
   /** The iptables tools of this backend (ebtables is ebtables-nft either way). */
   const tool = (name: string): string => (backend === 'legacy' && name.startsWith('ip') ? name.replace(/^(ip6?tables)/, '$1-legacy') : name);
   const nft = async (...args: string[]): Promise<string> => {
@@ -115,19 +119,19 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await send('192.168.0.106', 'other-guest-v4'), false);
   });
 
-  it('anti-spoofing from xenstore for a guest absent from the rule file', async () => {
+  notOnLegacy('anti-spoofing from xenstore for a guest absent from the rule file', async () => {
     const send = (src: string, marker: string) => arrives(anon.ns, host.lan, 'lan0', hex(marker), 'udp4', ['00:16:3e:00:00:07', GW_MAC_ANY, src, '192.168.0.1', '4000', '4001', marker]);
     assert.equal(await send('192.168.0.107', 'anon-own-src'), true);
     assert.equal(await send('192.168.0.105', 'anon-spoofs-web'), false);
   });
 
-  it('drops frames with a foreign source MAC', async () => {
+  notOnLegacy('drops frames with a foreign source MAC', async () => {
     const send = (srcMac: string, marker: string) => arrives(web.ns, host.lan, 'lan0', hex(marker), 'udp4', [srcMac, GW_MAC_ANY, '192.168.0.105', '192.168.0.1', '4000', '4001', marker]);
     assert.equal(await send(WEB_MAC, 'own-mac'), true);
     assert.equal(await send('00:16:3e:99:99:99', 'foreign-mac'), false);
   });
 
-  it('drops gratuitous ARP for another guest\'s address, and ARP with a foreign sender MAC', async () => {
+  notOnLegacy('drops gratuitous ARP for another guest\'s address, and ARP with a foreign sender MAC', async () => {
     const garp = (senderMac: string, ip: string) =>
       arrives(web.ns, host.lan, 'lan0', senderMac.replace(/:/g, '') + Buffer.from(ip.split('.').map(Number)).toString('hex'), 'garp', [WEB_MAC, senderMac, ip]);
     assert.equal(await garp(WEB_MAC, '192.168.0.105'), true, 'own address: passes');
@@ -159,7 +163,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp6-adv-34403'), 'udp6', [WEB_MAC, '33:33:00:00:00:01', 'fe80::216:3eff:fe00:5', 'ff02::1', '34403', '546', 'dhcp6-adv-34403']), false);
   });
 
-  it('router_advertisements: true and dhcp_server: true let exactly that guest send RAs and DHCP/DHCPv6 replies', async () => {
+  notOnLegacy('router_advertisements: true and dhcp_server: true let exactly that guest send RAs and DHCP/DHCPv6 replies', async () => {
     const R = '00:16:3e:00:00:08';
     assert.equal(await arrives(router.ns, host.lan, 'lan0', '0badcafe', 'ra', [R, 'fe80::216:3eff:fe00:8']), true, 'router advertisement');
     assert.equal(await arrives(router.ns, host.lan, 'lan0', hex('r-offer'), 'udp4', [R, GW_MAC_ANY, '192.168.0.108', '255.255.255.255', '67', '68', 'r-offer']), true, 'DHCP offer');
@@ -180,7 +184,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await arrives(web.ns, host.lan, 'lan0', ipHex('2001:db8::105'), 'na', [WEB_MAC, '2001:db8::105', '2001:db8::105']), true, 'control: a plain NA for its own address');
   });
 
-  it('drops other ethertypes unless allowed for the guest', async () => {
+  notOnLegacy('drops other ethertypes unless allowed for the guest', async () => {
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('exp-ethertype-w'), 'ether', [WEB_MAC, '88b5', 'exp-ethertype-w']), false);
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('exp-ethertype-d'), 'ether', ['00:16:3e:00:00:06', '88b5', 'exp-ethertype-d']), true, 'db01 allows 0x88b5');
   });
@@ -206,7 +210,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     }
   });
 
-  it('isolation: db01 neither reaches nor is reached by other guests, but reaches the gateway and dom0 (through vif0.0)', async () => {
+  notOnLegacy('isolation: db01 neither reaches nor is reached by other guests, but reaches the gateway and dom0 (through vif0.0)', async () => {
     assert.equal(await db.ns.ping('192.168.0.105', { waitSeconds: 1 }), false);
     assert.equal(await anon.ns.ping('192.168.0.106', { waitSeconds: 1 }), false);
     assert.ok(await db.ns.ping('192.168.0.1'));

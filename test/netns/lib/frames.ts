@@ -11,9 +11,10 @@ export const hex = (s: string): string => Buffer.from(s).toString('hex');
 
 /** Whether a frame carrying `needleHex` reaches `rxIface` in `rx` when `kind args` is sent from `tx`. */
 export async function arrives(tx: SimNetns, rx: SimNetns, rxIface: string, needleHex: string, kind: string, args: string[], txIface = 'eth0'): Promise<boolean> {
-  // The sniffer listens from 'ready' until told the sender is done, then 0.5 s more: however late
-  // a busy machine runs the sender, its frames fall inside the window.
-  const sniffer = start('ip', ['netns', 'exec', rx.name, 'python3', framesPy, 'sniff', rxIface, needleHex, 'stdin:0.5']);
+  // The sniffer listens from 'ready' until told the sender is done, then 0.2 s more: however late
+  // a busy machine runs the sender, its frames fall inside the window (a veth pair and the bridge
+  // forward them while the sender's send() runs; they wait in the sniffer's socket until read).
+  const sniffer = start('ip', ['netns', 'exec', rx.name, 'python3', framesPy, 'sniff', rxIface, needleHex, 'stdin:0.2']);
   try {
     const w = new LineWaiter(sniffer);
     await w.waitFor('ready', 30_000);
