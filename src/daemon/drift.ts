@@ -11,7 +11,7 @@
  * runs under it, so it never interleaves with a hook's commit.
  */
 import { ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
-import { backendWith, installedEngine } from '../firewall/engine.js';
+import { installedBackend } from '../firewall/engine.js';
 import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
 import { isEmptyPlan } from '../firewall/diff.js';
 import { Deadline } from '../sys/deadline.js';
@@ -43,7 +43,7 @@ export class DriftWatch {
 
   async start(): Promise<void> {
     try {
-      this.backend = await backendWith(await installedEngine(this.d.env, this.d.log), this.d.env, this.d.log);
+      this.backend = await installedBackend(this.d.env, this.d.log);
     } catch (e) {
       this.d.log.warning(`drift checks are off: ${reasonOf(e)}`);
       return;
@@ -99,7 +99,7 @@ export class DriftWatch {
     let backend = this.backend;
     try {
       // The engine installed now (an apply may have moved the firewall to the other backend).
-      backend = await backendWith(await installedEngine(this.d.env, this.d.log), this.d.env, this.d.log);
+      backend = await installedBackend(this.d.env, this.d.log);
       if (isEmptyPlan(await driftPlans(backend, this.d.env, this.d.log))) return;
     } catch (e) {
       this.d.log.warning(`drift check failed: ${reasonOf(e)}`);

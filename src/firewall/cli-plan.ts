@@ -44,8 +44,9 @@ export interface HostPlanOptions {
 
 export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): Promise<PlanResult> {
   const env = options.env ?? process.env;
-  const engine = await engineOf(selectedKind(loaded.policy, env), loadIndex(env, silentLogger).index.engine);
-  const backend = await backendWith(engine, env, silentLogger);
+  const { index } = loadIndex(env, silentLogger);
+  const engine = await engineOf(selectedKind(loaded.policy, env), index.engine);
+  const backend = await backendWith(engine, env, silentLogger, index);
   // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
   // vif only while it holds the same lock, after its rules are in).
   const run = async (): Promise<PlanResult> => {

@@ -15,7 +15,7 @@ import type { Logger } from '../sys/log.js';
 import { detectVariant, xtablesBackend, type Backend } from './backend/xtables.js';
 import { ownBridgeTablePresent, probeBridgeConntrack } from './backend/nft.js';
 import { XTABLES, type BackendKind, type Engine } from './model.js';
-import { loadIndex } from './store.js';
+import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
 
 export function selectedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv): BackendKind {
   if (policy?.backend) return policy.backend;
@@ -37,8 +37,8 @@ export async function engineOf(kind: BackendKind, recorded?: Engine): Promise<En
  * nftables backend (guests recorded, no engine); else seen in the kernel; else what the rule file
  * selects (nothing is installed yet).
  */
-export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, policy?: Pick<PolicyFile, 'backend'>): Promise<Engine> {
-  const { index, recovered } = loadIndex(env, log);
+export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, policy?: Pick<PolicyFile, 'backend'>, loaded: LoadedIndex = loadIndex(env, log)): Promise<Engine> {
+  const { index, recovered } = loaded;
   if (!recovered && index.engine) return index.engine;
   if (!recovered && Object.keys(index.vifs).length > 0) return XTABLES;
   if (await ownBridgeTablePresent()) return engineOf('nftables');
@@ -46,14 +46,20 @@ export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, polic
 }
 
 /** The iptables variant: forced (XENNET_IPTABLES), recorded, else detected. */
-export async function iptablesVariantFor(env: NodeJS.ProcessEnv, log: Logger): Promise<'nft' | 'legacy'> {
+export async function iptablesVariantFor(env: NodeJS.ProcessEnv, log: Logger, index: FirewallIndex = loadIndex(env, log).index): Promise<'nft' | 'legacy'> {
   const forced = env['XENNET_IPTABLES'];
   if (forced === 'nft' || forced === 'legacy') return forced;
-  const recorded = loadIndex(env, log).index.backend;
+  const recorded = index.backend;
   if (!forced && (recorded === 'nft' || recorded === 'legacy')) return recorded;
   return detectVariant(env);
 }
 
-export async function backendWith(engine: Engine, env: NodeJS.ProcessEnv, log: Logger): Promise<Backend> {
-  return xtablesBackend(await iptablesVariantFor(env, log), engine);
+export async function backendWith(engine: Engine, env: NodeJS.ProcessEnv, log: Logger, index?: FirewallIndex): Promise<Backend> {
+  return xtablesBackend(await iptablesVariantFor(env, log, index), engine);
+}
+
+/** The backend of what is installed (hooks, the daemon), from one read of the index. */
+export async function installedBackend(env: NodeJS.ProcessEnv, log: Logger, policy?: Pick<PolicyFile, 'backend'>): Promise<Backend> {
+  const loaded = loadIndex(env, log);
+  return backendWith(await installedEngine(env, log, policy, loaded), env, log, loaded.index);
 }

@@ -11,7 +11,7 @@ import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import type { Backend } from './backend/xtables.js';
-import { backendWith, installedEngine } from './engine.js';
+import { installedBackend } from './engine.js';
 import { commitStaged, stageInstall, stageRemove, type CommitResult } from './commit.js';
 import { compileVif, treeMember } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
@@ -21,9 +21,7 @@ import { bridgeOfPort } from '../sys/sysfs.js';
 import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
 
 /** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
-async function backendFor(env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> {
-  return backendWith(await installedEngine(env, log, policy), env, log);
-}
+const backendFor = (env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> => installedBackend(env, log, policy);
 
 export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
   const facts: VifFacts = {

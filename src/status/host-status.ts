@@ -129,7 +129,7 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   try {
     const recorded = loadIndex(env, silentLogger);
     engine = await engineOf(selectedKind(policy, env), recorded.index.engine);
-    const backend = await backendWith(engine, env, silentLogger);
+    const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
     live = await readLive(backend, true);
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
