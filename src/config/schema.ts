@@ -84,6 +84,10 @@ const commonFields = {
   router_advertisements: z.boolean().optional().describe('allow the guest to send IPv6 router advertisements (a router guest)'),
   dhcp_server: z.boolean().optional().describe('allow the guest to answer DHCP/DHCPv6 (a DHCP server guest)'),
   log_drops: z.boolean().optional().describe('log dropped packets (rate-limited)'),
+  identity_guard: z
+    .boolean()
+    .optional()
+    .describe("while the guest is attached, frames from every other port (the uplink, dom0's port, other guests) that carry its MAC or one of its addresses as their source (or as the sender of an ARP, the target of a neighbour advertisement) are dropped before the bridge learns them (default true); turn it off for an address shared with a machine on the LAN (a VRRP address)"),
 };
 
 export const interfaceSchema = z.strictObject({

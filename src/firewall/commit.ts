@@ -24,20 +24,27 @@ import { identityAlive, selfIdentity } from '../sys/process.js';
 import { killPoint } from '../sys/test-seams.js';
 import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
 import type { Backend } from './backend/xtables.js';
-import { compileShared, MARK_GUEST, MARK_ISOLATED, mergeInto, type TreeMember } from './compile.js';
+import { compileShared, isolatedByEbChain, mergeInto, type TreeMember } from './compile.js';
 import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render, type TablePlan } from './diff.js';
-import { dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type Engine, type RuleSet, type TableName, type TableRules } from './model.js';
+import { dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type Claims, type Engine, type RuleSet, type TableName, type TableRules } from './model.js';
 import { vifOfChain } from './names.js';
+import { claimsFromPortLines } from './nft/guard.js';
+import { claimsFromGuardLive } from './guard-xtables.js';
 import { normalizeRule } from './normalize.js';
 import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
-import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type Owner, type Staged, type StagedChange } from './store.js';
+import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
 
 function membersOf(vifs: Members): TreeMember[] {
   return Object.keys(vifs)
     .sort()
-    .map((name) => ({ name: name as IfName, bridge: vifs[name]!.bridge, inbound: vifs[name]!.inbound, isolated: vifs[name]!.isolated }));
+    .map((name) => {
+      const e = vifs[name]!;
+      const m: TreeMember = { name: name as IfName, bridge: e.bridge, inbound: e.inbound, isolated: e.isolated };
+      if (e.claims) m.claims = e.claims;
+      return m;
+    });
 }
 
 /** Pure: the per-table plans that move the installed state from `before` to `after`. */
@@ -67,6 +74,17 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
   return out;
 }
 
+/** What an adopted vif (live rules, no record) was installed with, as the live rules show it. */
+export interface AdoptedFacts {
+  isolated: boolean;
+  claims?: Claims | undefined;
+}
+
+/** For xtables: isolation and claims of a vif from the live ebtables nat table. */
+export function adoptedFactsXtables(ebnat: LiveTable): (v: string) => AdoptedFacts {
+  return (v) => ({ isolated: isolatedByEbChain(ebnat.chains.get(`XN-E-${v}`) ?? []), claims: claimsFromGuardLive(ebnat.chains, v) });
+}
+
 /** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
 function ownerFromLink(name: string): Owner | undefined {
   const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(name) ?? /^xennet:vif(\d+)\.(\d+)$/.exec(aliasOf(name) ?? '');
@@ -77,7 +95,7 @@ function ownerFromLink(name: string): Owner | undefined {
  * The full desired state of one table for a reconcile from the live rules: `vifs` with their
  * chains (recorded, else live), plus every vif that has live chains but no record (adopted).
  */
-export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members, isolatedLive: (name: string) => boolean = () => false, engine: Engine = XTABLES): TableRules {
+export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members, liveFacts: (name: string) => AdoptedFacts = () => ({ isolated: false }), engine: Engine = XTABLES): TableRules {
   const liveVifs = new Set<string>();
   for (const c of live.chains.keys()) {
     const v = vifOfChain(c);
@@ -88,7 +106,11 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
   const members: Members = { ...vifs };
   for (const v of liveVifs) {
     if (members[v] || removing.has(v) || !isIfName(v)) continue;
-    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, isolated: isolatedLive(v) || (live.chains.get(`XN-E-${v}`) ?? []).some((r) => r.startsWith('@isolated ')), state: 'installed' };
+    // What it was installed with shows in the live rules: isolation (the ebtables mark, or its
+    // element in @isolated) and its claims (its guard elements, or the guard's leaves).
+    const facts = t === 'nftables' ? { isolated: (live.chains.get(`XN-E-${v}`) ?? []).some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(live.chains.get(`XN-E-${v}`) ?? []) } : liveFacts(v);
+    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, isolated: facts.isolated, state: 'installed' };
+    if (facts.claims && !entry.claims) entry.claims = facts.claims;
     const owner = ownerFromLink(v);
     if (owner && !entry.owner) entry.owner = owner;
     adopted[v] = entry;
@@ -147,10 +169,10 @@ export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: 
   // table and its reconciled twin are in memory at once: with 1000 guests each is tens of MB, and
   // the daemon runs this every 30 s.
   const ebnat = mine.includes('ebnat') ? parseSave(await backend.save('ebnat'), 'ebnat') : emptyLive();
-  const isolated = (v: string): boolean => (ebnat.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
+  const adoptedFacts = adoptedFactsXtables(ebnat);
   for (const t of mine) {
     const live = t === 'ebnat' ? ebnat : parseSave(await backend.save(t), t);
-    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, isolated, backend.engine), t);
+    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, adoptedFacts, backend.engine), t);
   }
   return out;
 }
@@ -201,6 +223,8 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   for (const { change, chains } of staged) {
     if (change.op === 'install' && change.member && chains) {
       const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
+      if (change.member.claims) e.claims = change.member.claims;
+      if (change.names !== undefined) e.names = change.names;
       if (change.owner) e.owner = change.owner;
       if (change.fingerprint) e.fingerprint = change.fingerprint;
       after[change.name] = e;
@@ -267,15 +291,14 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     }
     reconciled = true;
     const live = parseSave(await backend.save(t), t);
-    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, t === 'nftables' ? () => false : await isolation(), backend.engine), t);
+    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, t === 'nftables' ? undefined : await adoption(), backend.engine), t);
     if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
-  // Whether an adopted vif is isolated shows in the ebtables nat chain (its mark), read once.
+  // What an adopted vif was installed with shows in the ebtables nat table, read once.
   let ebnatLive: Promise<LiveTable> | undefined;
-  const isolation = async (): Promise<(v: string) => boolean> => {
+  const adoption = async (): Promise<(v: string) => AdoptedFacts> => {
     ebnatLive ??= backend.save('ebnat').then((text) => parseSave(text, 'ebnat'));
-    const eb = await ebnatLive;
-    return (v) => (eb.chains.get(`XN-E-${v}`) ?? []).some((r) => r.includes(`--mark-or 0x${(MARK_GUEST | MARK_ISOLATED).toString(16)}`));
+    return adoptedFactsXtables(await ebnatLive);
   };
   // Only the tables of the installed engine: the other backend's are `xennet apply`'s to clear.
   const results = await Promise.allSettled(engineTables(backend.engine).map(one));
@@ -307,10 +330,10 @@ export function newToken(): string {
   return `${process.pid}-${randomUUID()}`;
 }
 
-export function stageInstall(member: { name: IfName; bridge: IfName; inbound: boolean; isolated: boolean }, chains: RuleSet, owner: Owner | undefined, env: NodeJS.ProcessEnv): StagedChange {
-  const m = { bridge: member.bridge, inbound: member.inbound, isolated: member.isolated };
-  const change: StagedChange = { op: 'install', name: member.name, member: m, token: newToken(), stager: selfIdentity(), at: Date.now(), fingerprint: fingerprintOf(m, owner, chains) };
+export function stageInstall(name: IfName, m: MemberFacts, chains: RuleSet, owner: Owner | undefined, names: string | undefined, env: NodeJS.ProcessEnv): StagedChange {
+  const change: StagedChange = { op: 'install', name, member: m, token: newToken(), stager: selfIdentity(), at: Date.now(), fingerprint: fingerprintOf(m, owner, chains, names) };
   if (owner) change.owner = owner;
+  if (names !== undefined) change.names = names;
   stage(change, chains, env);
   return change;
 }

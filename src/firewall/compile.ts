@@ -16,37 +16,21 @@
  * FORWARD (ebtables filter).
  */
 import type { AllowRule } from '../config/schema.js';
-import { cidrBytes, hostCidr, macBytes, type IfName, type Mac } from '../net/index.js';
-import { cidrText, emptyRuleSet, tableNames, XTABLES, type Cidr, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
+import { eui64LinkLocal, type IfName } from '../net/index.js';
+import { claimsOf } from './claims.js';
+import { CHAIN_ID, CHAIN_NA, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard-xtables.js';
+import { cidrText, emptyRuleSet, tableNames, XTABLES, type Claims, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
 import { compileSharedNft, compileVifNft } from './nft/compile.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
 import { buildTree } from './tree.js';
+import type { MemberFacts } from './store.js';
+
+export { naTargetU32 } from './guard-xtables.js';
 
 type Family = 'ipv4' | 'ipv6';
 
 const logRule = (v: ResolvedVif, what: string): string[] => (v.logDrops ? [`-m limit --limit 6/min -j LOG --log-prefix "XN ${what} ${v.name}: "`] : []);
 const dropWithLog = (v: ResolvedVif, what: string, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
-
-/** The EUI-64 link-local address derived from a MAC (what the guest kernel configures). */
-export function eui64LinkLocal(mac: Mac): Cidr {
-  const b = macBytes(mac);
-  return hostCidr('ipv6', [0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!]);
-}
-
-/** u32 match text for "the NA target address (bytes 48-63 of the packet) is in `c`". */
-export function naTargetU32(c: Cidr): string {
-  const bytes = cidrBytes(c);
-  const parts: string[] = [];
-  for (let w = 0; w < 4; w++) {
-    const bits = Math.max(0, Math.min(32, c.len - w * 32));
-    if (bits === 0) break;
-    const value = ((bytes[w * 4]! << 24) | (bytes[w * 4 + 1]! << 16) | (bytes[w * 4 + 2]! << 8) | bytes[w * 4 + 3]!) >>> 0;
-    const mask = bits === 32 ? 0xffffffff : ((0xffffffff << (32 - bits)) >>> 0);
-    const off = `0x${(48 + w * 4).toString(16)}`;
-    parts.push(bits === 32 ? `${off}=0x${value.toString(16)}` : `${off}&0x${mask.toString(16)}=0x${((value & mask) >>> 0).toString(16)}`);
-  }
-  return `-m u32 --u32 "${parts.join('&&')}"`;
-}
 
 /** multiport takes at most 15 ports per rule, and a range counts as two. */
 export function multiportGroups(ports: readonly string[]): string[][] {
@@ -111,8 +95,13 @@ export const MARK_GUEST = 0x100000;
 export const MARK_ISOLATED = 0x200000;
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
-/** The NA is directly after the fixed IPv6 header (next header 58), so its target is at bytes 48-63. */
-export const NA_NO_EXTENSION_HEADERS = '-m u32 ! --u32 "0x4&0xff00=0x3a00"';
+/** Whether a guest's ebtables nat chain (XN-E) marks its frames isolated. */
+export function isolatedByEbChain(rules: readonly string[]): boolean {
+  return rules.some((r) => {
+    const m = /--mark-or (0x[0-9a-f]+)/.exec(r);
+    return m !== null && (Number.parseInt(m[1]!, 16) & MARK_ISOLATED) !== 0;
+  });
+}
 
 function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   const O = vifChain('O', v.name);
@@ -173,8 +162,12 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
 function ebChain(v: ResolvedVif, t: TableRules): void {
   const e: string[] = [];
   const macGuard = v.mac !== undefined && v.antispoof.mac;
+  const known = v.ipv4.length > 0 || v.ipv6.length > 0;
+  // Every source its frames may carry is checked by its own chains (MAC and ARP here, IP in
+  // iptables before conntrack confirms anything): the identity guard need not look at them.
+  const ownChecked = macGuard && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known;
   if (macGuard) e.push(`-s ! ${v.mac} -j DROP`);
-  e.push(`-j mark --mark-or ${hex(v.isolation ? MARK_GUEST | MARK_ISOLATED : MARK_GUEST)} --mark-target CONTINUE`);
+  e.push(`-j mark --mark-or ${hex(MARK_GUEST | (v.isolation ? MARK_ISOLATED : 0) | (ownChecked ? MARK_OWN_CHECKED : 0))} --mark-target CONTINUE`);
   // IP frames (the bulk of the traffic) leave right after the MAC check; ARP is checked next.
   if (macGuard) for (const p of ['IPv4', 'IPv6']) e.push(`-p ${p} -j RETURN`);
   if (v.antispoof.arp) {
@@ -183,7 +176,7 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
     e.push('-p ARP --arp-htype ! 1 -j DROP', '-p ARP --arp-ptype ! 0x800 -j DROP');
   }
   if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
-  const arpChecked = v.antispoof.arp && (v.ipv4.length > 0 || v.ipv6.length > 0);
+  const arpChecked = v.antispoof.arp && known;
   if (arpChecked) {
     for (const c of v.ipv4) e.push(`-p ARP --arp-ip-src ${c.len === 32 ? c.addr : cidrText(c)} -j RETURN`);
     e.push('-p ARP --arp-ip-src 0.0.0.0 -j RETURN');
@@ -219,10 +212,21 @@ export interface TreeMember {
   inbound: boolean;
   /** Whether it may neither reach nor be reached by other guests. */
   isolated: boolean;
+  /** What only its ports may carry as a source (the identity guard). */
+  claims?: Claims;
 }
 
 export function treeMember(v: ResolvedVif): TreeMember {
-  return { name: v.name, bridge: v.bridge, inbound: v.inbound === 'drop', isolated: v.isolation };
+  const m: TreeMember = { name: v.name, bridge: v.bridge, inbound: v.inbound === 'drop', isolated: v.isolation };
+  const claims = claimsOf(v);
+  if (claims) m.claims = claims;
+  return m;
+}
+
+/** What the index records of a vif for the shared chains (its TreeMember without the name). */
+export function memberFacts(v: ResolvedVif): MemberFacts {
+  const { name: _name, ...facts } = { ...treeMember(v), bridge: v.bridge };
+  return facts;
 }
 
 /** Isolation leaves: to an isolated guest nothing from a guest; to any guest nothing from an isolated one. */
@@ -261,6 +265,12 @@ export function compileShared(members: readonly TreeMember[], engine: Engine = X
   }
   for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-i ${p}`, leaf: (n) => vifChain('E', n), verb: '-j' })) rs.ebnat.chains.set(k, v);
   rs.ebnat.roots.push({ chain: 'PREROUTING', rule: `-j ${CHAIN_FROM}` });
+  // The identity guard: every frame, after its guest's own chain (which marks what it checked).
+  const guard = compileGuardXtables(members);
+  for (const [k, v] of guard.ebnat) rs.ebnat.chains.set(k, v);
+  if (guard.ebnat.has(CHAIN_ID)) rs.ebnat.chains.get(CHAIN_FROM)!.push(`-j ${CHAIN_ID}`);
+  for (const [k, v] of guard.ipv6) rs.ipv6.chains.set(k, v);
+  if (guard.ipv6.has(CHAIN_NA)) rs.ipv6.chains.set(CHAIN_FROM, ['-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j XN-NA', ...rs.ipv6.chains.get(CHAIN_FROM)!]);
   if (members.some((m) => m.isolated)) {
     const leafOf = new Map<string, string>(members.map((m) => [m.name, m.isolated ? CHAIN_ISO_FROM_ANY : CHAIN_ISO_FROM_ISOLATED]));
     for (const [k, v] of buildTree(names, { root: CHAIN_ISO, chainFor: (p) => treeChain('T', p), match: (p) => `-o ${p}`, leaf: (n) => leafOf.get(n)!, verb: '-j' })) rs.eb.chains.set(k, v);

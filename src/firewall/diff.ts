@@ -9,7 +9,7 @@ import type { LiveTable } from './save-parse.js';
 import { emptyLive } from './save-parse.js';
 import { normalizeRule, sameRules } from './normalize.js';
 import { vifOfChain } from './names.js';
-import { renderNft, tablesToDrop, type NftFamily } from './nft/script.js';
+import { isElements, renderNft, tablesToDrop, type NftFamily } from './nft/script.js';
 
 export interface TablePlan {
   /** Chains to create or rewrite, with their full contents. */
@@ -23,6 +23,8 @@ export interface TablePlan {
   dropTables?: NftFamily[];
   /** nftables: the guests' element pseudo-chains in `write` that are live now (to detach first). */
   replacing?: string[];
+  /** nftables: what the element pseudo-chains in `write` and `remove` hold now (to change by difference). */
+  before?: Map<string, string[]>;
   /**
    * nftables: the change assumes xennet's table is there (an incremental change from the record):
    * the transaction fails when it is not (someone's `flush ruleset`), and the commit then
@@ -98,6 +100,9 @@ export function diffTable(live: LiveTable, desired: TableRules, table: TableName
     const drop = tablesToDrop(live, desired.chains.keys());
     if (drop.length > 0) plan.dropTables = drop;
     plan.replacing = [...plan.write.keys()].filter((c) => c.startsWith('XN-E-') && live.chains.has(c));
+    const before = new Map<string, string[]>();
+    for (const c of [...plan.write.keys(), ...plan.remove]) if (isElements(c) && live.chains.has(c)) before.set(c, live.chains.get(c)!);
+    if (before.size > 0) plan.before = before;
   }
   return plan;
 }

@@ -4,7 +4,8 @@
  * xenstore (then names are unknown and anti-spoofing has only what the rule file says).
  */
 import type { LinkState } from '../bridge/model.js';
-import { isIfName, looksLikeXenVif, parseDomainName, parseGuestAddressList, parseIfName, parseMac, printable, type IfName } from '../net/index.js';
+import { isIfName, parseDomainName, parseGuestAddressList, parseIfName, parseMac, printable, type IfName } from '../net/index.js';
+import { domainIdentity, namesKey, readDomainNames, type DomainNames } from './domain-identity.js';
 import { reasonOf } from '../sys/errors.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import type { VifFacts } from './model.js';
@@ -15,7 +16,7 @@ interface BackendEntry {
   vifname?: string;
   mac?: string;
   ip?: string;
-  domain?: string;
+  names: DomainNames;
   hotplugStatus?: string;
 }
 
@@ -31,18 +32,17 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
   const domids = (await xs.directory(base)).filter((d) => /^\d+$/.test(d));
   const perDomain = await Promise.all(
     domids.map(async (d) => {
-      const [devids, domain] = await Promise.all([xs.directory(`${base}/${d}`), xs.read(`/local/domain/${d}/name`)]);
+      const [devids, names] = await Promise.all([xs.directory(`${base}/${d}`), readDomainNames(xs, Number(d))]);
       return Promise.all(
         devids
           .filter((n) => /^\d+$/.test(n))
           .map(async (n) => {
             const p = `${base}/${d}/${n}`;
             const [vifname, mac, ip, hs] = await Promise.all([xs.read(`${p}/vifname`), xs.read(`${p}/mac`), xs.read(`${p}/ip`), xs.read(`${p}/hotplug-status`)]);
-            const e: BackendEntry = { domid: Number(d), devid: Number(n) };
+            const e: BackendEntry = { domid: Number(d), devid: Number(n), names };
             if (vifname) e.vifname = vifname;
             if (mac) e.mac = mac;
             if (ip) e.ip = ip;
-            if (domain) e.domain = domain;
             if (hs !== undefined) e.hotplugStatus = hs;
             return e;
           }),
@@ -85,19 +85,16 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     }
     // Whose interface it is: the mark xennet put on it when it renamed it, else its Xen name. A
     // xenstore vifname alone proves nothing (it is guest configuration, and may name dom0's NIC
-    // or another guest's interface): it counts only for an unmarked link when the backend's own
-    // device is gone (renamed by an older xennet or by Xen's vif-bridge).
-    let e = m ? byName.get(link.name) : mark ? entries.find((x) => x.domid === Number(mark[1]) && x.devid === Number(mark[2])) : undefined;
+    // or another guest's interface), as the hooks hold: a link that carries neither is not a
+    // guest's interface, even when the backend's own device is gone.
+    const e = m ? byName.get(link.name) : mark ? entries.find((x) => x.domid === Number(mark[1]) && x.devid === Number(mark[2])) : undefined;
     if (!m && !mark) {
       const named = entries.filter((x) => x.vifname !== undefined && (x.vifname === link.name || `${x.vifname}-emu` === link.name));
-      const candidate = named.length === 1 ? named[0] : undefined;
-      const deviceGone = candidate !== undefined && !linkNames.has(`vif${candidate.domid}.${candidate.devid}`) && !linkNames.has(`vif${candidate.domid}.${candidate.devid}-emu`);
       if (named.length > 1) warnings.push(`${link.name} is the vifname of ${named.length} backends (${named.map((x) => `${x.domid}/${x.devid}`).join(', ')}): not treated as a guest interface`);
-      else if (candidate && !deviceGone) warnings.push(`backend ${candidate.domid}/${candidate.devid} names ${link.name} as its vifname, but its own device vif${candidate.domid}.${candidate.devid} exists: ${link.name} is not treated as its interface`);
-      if (!deviceGone || looksLikeXenVif(link.name)) continue;
-      e = candidate;
+      else if (named[0] && (linkNames.has(`vif${named[0].domid}.${named[0].devid}`) || linkNames.has(`vif${named[0].domid}.${named[0].devid}-emu`))) warnings.push(`backend ${named[0].domid}/${named[0].devid} names ${link.name} as its vifname, but its own device vif${named[0].domid}.${named[0].devid} exists: ${link.name} is not treated as its interface`);
+      else if (named[0]) warnings.push(`backend ${named[0].domid}/${named[0].devid} names ${link.name} as its vifname, but ${link.name} does not carry xennet's mark (xennet:vif${named[0].domid}.${named[0].devid}): it is not treated as its interface (a vif renamed by Xen's vif-bridge is xennet's again after its next online)`);
+      continue;
     }
-    if (!m && !e && !mark) continue;
     const domid = e?.domid ?? Number((m ?? mark)![1]);
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
     const name = link.name as IfName;
@@ -107,12 +104,16 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
       facts.invalid.push(reasonOf(err));
       warnings.push(`${name}: ${what} ignored: ${reasonOf(err)}`);
     };
-    if (e?.domain) {
+    if (e?.names.name) {
       try {
-        facts.domain = parseDomainName(e.domain, `/local/domain/${domid}/name`);
+        facts.domain = parseDomainName(e.names.name, `/local/domain/${domid}/name`);
       } catch (err) {
         bad('domain name', err);
       }
+    }
+    if (e) {
+      facts.identity = domainIdentity(e.names);
+      facts.namesKey = namesKey(e.names);
     }
     if (e?.mac) {
       try {

@@ -13,12 +13,13 @@ import type { PolicyFile } from '../config/schema.js';
 import type { Backend } from './backend/xtables.js';
 import { installedBackend } from './engine.js';
 import { commitStaged, stageInstall, stageRemove, type CommitResult } from './commit.js';
-import { compileVif, treeMember } from './compile.js';
+import { compileVif, memberFacts } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
+import { describeIdentity } from './domain-identity.js';
 import { bridgeOfPort } from '../sys/sysfs.js';
-import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type StagedChange } from './store.js';
+import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type MemberFacts, type StagedChange } from './store.js';
 
 /** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
 const backendFor = (env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> => installedBackend(env, log, policy);
@@ -33,6 +34,8 @@ export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
     ipv6: cfg.ips.filter((a) => a.family === 'ipv6'),
   };
   if (cfg.domainName !== undefined) facts.domain = cfg.domainName;
+  facts.identity = cfg.identity;
+  facts.namesKey = cfg.namesKey;
   if (cfg.mac !== undefined) facts.mac = cfg.mac;
   return facts;
 }
@@ -112,17 +115,16 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
       const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));
       const backendOfPrepare = await backendFor(env, log, loaded.policy);
       const chains = compileVif(resolved, backendOfPrepare.engine);
-      const member = treeMember(resolved);
+      const m: MemberFacts = { ...memberFacts(resolved), bridge };
       const owner = { domid: cfg.domid, devid: cfg.devid };
       const addrs = resolved.ipv4.length + resolved.ipv6.length;
       let change: StagedChange | undefined;
       /** Whether `change` is another stager's identical change (the daemon preparing this vif). */
       let adopted = false;
-      const m = { bridge, inbound: member.inbound, isolated: member.isolated };
-      const fingerprint = fingerprintOf(m, owner, chains);
+      const fingerprint = fingerprintOf(m, owner, chains, cfg.namesKey);
       const restage = (): StagedChange => {
         adopted = false;
-        return (change = stageInstall({ name: cfg.name, ...m }, chains, owner, env));
+        return (change = stageInstall(cfg.name, m, chains, owner, cfg.namesKey, env));
       };
       const installed = (): boolean => {
         const { index, recovered } = loadIndex(env, log);
@@ -141,7 +143,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
           }
           return installed();
         },
-        summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
+        summary: `firewall: ${resolved.guest ? `rule file guest ${resolved.guest}` : 'defaults'}${resolved.nameSource !== 'name' && resolved.policyName ? ` (name ${resolved.policyName}: ${describeIdentity({ source: resolved.nameSource, ...(resolved.target !== undefined ? { target: resolved.target } : {}) })})` : ''}, ${addrs} address${addrs === 1 ? '' : 'es'}, inbound ${resolved.inbound}, outbound ${resolved.outbound}`,
         warnings: resolved.warnings,
         stage: () => {
           const other = findStagedInstall(cfg.name, fingerprint, env);

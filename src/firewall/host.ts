@@ -7,7 +7,7 @@ import type { PolicyFile } from '../config/schema.js';
 import { XennetError } from '../sys/errors.js';
 import { readSysctl, writeSysctl } from '../sys/sysctl.js';
 import type { Backend } from './backend/xtables.js';
-import { compile, compileVif, treeMember } from './compile.js';
+import { compile, compileVif, memberFacts } from './compile.js';
 import { nftWarnings } from './nft/compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
@@ -118,11 +118,12 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   // Verified: record what is installed.
   const vifs: Record<string, IndexEntry> = {};
   for (const r of hp.state.resolved) {
-    const m = treeMember(r);
-    const e: IndexEntry = { bridge: r.bridge, inbound: m.inbound, isolated: m.isolated, state: 'installed' };
+    const facts = memberFacts(r);
+    const e: IndexEntry = { ...facts, state: 'installed' };
     if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
+    if (r.namesKey !== undefined) e.names = r.namesKey;
     const chains = compileVif(r, backend.engine);
-    e.fingerprint = fingerprintOf({ bridge: r.bridge, inbound: m.inbound, isolated: m.isolated }, e.owner, chains);
+    e.fingerprint = fingerprintOf(facts, e.owner, chains, r.namesKey);
     vifs[r.name] = e;
     writeVifChains(r.name, chains, env);
   }

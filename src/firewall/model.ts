@@ -1,6 +1,7 @@
 /** Plain data of the guest firewall: resolved per-vif policy and compiled rule sets. */
 import type { AllowRule, Verdict } from '../config/schema.js';
 import type { Cidr, DomainName, IfName, Mac } from '../net/index.js';
+import type { DomainIdentity, PolicyNameSource } from './domain-identity.js';
 
 export { cidrText, type Cidr } from '../net/index.js';
 
@@ -61,6 +62,17 @@ export function emptyRuleSet(): RuleSet {
   return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
 }
 
+/**
+ * A guest's identity on the bridge (canonical texts): the source MAC and host addresses that only
+ * its own ports may carry while it is attached.
+ */
+export interface Claims {
+  mac: string[];
+  ipv4: string[];
+  /** Its IPv6 addresses, the EUI-64 link-local of its MAC included. */
+  ipv6: string[];
+}
+
 export interface Antispoof {
   mac: boolean;
   arp: boolean;
@@ -76,6 +88,10 @@ export interface VifFacts {
   devid?: number;
   /** Domain name from xenstore. */
   domain?: DomainName;
+  /** Which name the policy comes from (xl's migration names, stub domains); else `domain`. */
+  identity?: DomainIdentity;
+  /** What the identity was read from (domain-identity.ts namesKey): a rename changes it. */
+  namesKey?: string;
   /** xenstore backend `mac`. */
   mac?: Mac;
   /** xenstore backend `ip`. */
@@ -92,6 +108,16 @@ export interface ResolvedVif {
   domain?: DomainName;
   /** The rule-file guest entry this vif matched, if any. */
   guest?: DomainName;
+  /** The name the policy was resolved from, and how it was found. */
+  policyName?: DomainName;
+  nameSource: PolicyNameSource;
+  /** The stub domain's guest (nameSource `stubdom`). */
+  target?: number;
+  /** A live migration in flight: the guest runs on another host, or not yet on this one. */
+  elsewhere: boolean;
+  /** Whether its MAC and addresses are refused as a source on every other port. */
+  identityGuard: boolean;
+  namesKey?: string;
   mac?: Mac;
   ipv4: Cidr[];
   ipv6: Cidr[];

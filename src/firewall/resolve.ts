@@ -1,7 +1,8 @@
 /**
- * Resolves a live vif's effective policy: the rule file's guest (by domain name) and interface
- * (by devid or MAC), over the host defaults, over what xenstore says (`mac`, `ip`). A guest not in
- * the file still gets anti-spoofing from xenstore; with no known address, only MAC and ARP-MAC.
+ * Resolves a live vif's effective policy: the rule file's guest (by the domain's real name: see
+ * domain-identity.ts) and interface (by devid or MAC), over the host defaults, over what xenstore
+ * says (`mac`, `ip`). A guest not in the file still gets anti-spoofing from xenstore; with no
+ * known address, only MAC and ARP-MAC.
  */
 import type { AllowRule, GuestEntry, PolicyFile } from '../config/schema.js';
 import { cidrText, type Cidr, type DomainName, type Mac } from '../net/index.js';
@@ -23,7 +24,8 @@ function antispoofOf(v: GuestEntry['antispoof'] | undefined, base: Antispoof): A
 export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   const d = policy.defaults ?? {};
   const warnings: string[] = [];
-  const entry = guestEntry(policy, facts.domain);
+  const policyName = facts.identity ? facts.identity.policyName : facts.domain;
+  const entry = guestEntry(policy, policyName);
   const guestName = entry?.[0];
   const g: GuestEntry | undefined = entry?.[1];
   // The interface: guest-level fields describe devid 0; `interfaces` match by devid, else MAC.
@@ -64,8 +66,15 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
     routerAdvertisements: g?.router_advertisements ?? d.router_advertisements ?? false,
     dhcpServer: g?.dhcp_server ?? d.dhcp_server ?? false,
     logDrops: g?.log_drops ?? d.log_drops ?? true,
+    nameSource: facts.identity?.source ?? 'name',
+    elsewhere: facts.identity?.elsewhere ?? false,
+    identityGuard: g?.identity_guard ?? d.identity_guard ?? true,
     warnings,
   };
+  if (policyName !== undefined) r.policyName = policyName;
+  if (facts.namesKey !== undefined) r.namesKey = facts.namesKey;
+  if (facts.identity?.target !== undefined) r.target = facts.identity.target;
+  if (facts.identity) warnings.push(...facts.identity.warnings);
   if (facts.domain !== undefined) r.domain = facts.domain;
   if (facts.domid !== undefined) r.domid = facts.domid;
   if (facts.devid !== undefined) r.devid = facts.devid;

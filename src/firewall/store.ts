@@ -21,11 +21,21 @@ import { currentBootId } from '../sys/boot.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
-import { emptyRuleSet, tableNames, type Engine, type RuleSet, type TableName } from './model.js';
+import { parseClaims } from './claims.js';
+import { emptyRuleSet, tableNames, type Claims, type Engine, type RuleSet, type TableName } from './model.js';
 
 export interface Owner {
   domid: number;
   devid: number;
+}
+
+/** What the shared chains need to know of an installed vif (see TreeMember). */
+export interface MemberFacts {
+  bridge: IfName;
+  inbound: boolean;
+  isolated: boolean;
+  /** What only its ports may carry as a source (the identity guard). */
+  claims?: Claims;
 }
 
 export interface IndexEntry {
@@ -35,7 +45,10 @@ export interface IndexEntry {
   inbound: boolean;
   /** Whether it is isolated from the other guests. */
   isolated: boolean;
+  claims?: Claims;
   owner?: Owner;
+  /** What its domain's identity was read from (domain-identity.ts namesKey): a rename changes it. */
+  names?: string;
   /** The change that installed it. */
   token?: string;
   /** `installing` from the write-ahead record until the kernel confirmed the change. */
@@ -60,9 +73,11 @@ export interface FirewallIndex {
 export interface StagedChange {
   op: 'install' | 'remove';
   name: IfName;
-  /** For installs: where the vif goes, whether it filters inbound, whether it is isolated. */
-  member?: { bridge: IfName; inbound: boolean; isolated: boolean };
+  /** For installs: where the vif goes, whether it filters inbound, whether it is isolated, its claims. */
+  member?: MemberFacts;
   owner?: Owner;
+  /** For installs: what its domain's identity was read from. */
+  names?: string;
   /** Unique per change: tells a hook whether its change was committed. */
   token: string;
   stager: ProcessIdentity;
@@ -92,6 +107,9 @@ function entryOf(raw: unknown): IndexEntry | undefined {
   if (!(bridge === null || (typeof bridge === 'string' && isIfName(bridge)))) return undefined;
   const e: IndexEntry = { bridge: bridge as IfName | null, inbound: r['inbound'] === true, isolated: r['isolated'] === true, state: r['state'] === 'installing' ? 'installing' : 'installed' };
   if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
+  const claims = parseClaims(r['claims']);
+  if (claims) e.claims = claims;
+  if (typeof r['names'] === 'string') e.names = r['names'];
   if (typeof r['token'] === 'string') e.token = r['token'];
   if (isIdentity(r['stager'])) e.stager = r['stager'];
   if (typeof r['fingerprint'] === 'string') e.fingerprint = r['fingerprint'];
@@ -154,11 +172,11 @@ export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
 type StoredChains = Record<TableName, [string, string[]][]>;
 
 /**
- * What one vif install puts in place, as a digest: its member facts, its owner and its chains.
- * Equal fingerprints install the same rules.
+ * What one vif install puts in place, as a digest: its member facts, its owner, its chains, and
+ * the names its policy was resolved from. Equal fingerprints install the same rules.
  */
-export function fingerprintOf(member: { bridge: IfName; inbound: boolean; isolated: boolean }, owner: Owner | undefined, chains: RuleSet): string {
-  const text = JSON.stringify([member.bridge, member.inbound, member.isolated, owner ? [owner.domid, owner.devid] : null, toStored(chains)]);
+export function fingerprintOf(member: MemberFacts, owner: Owner | undefined, chains: RuleSet, names?: string): string {
+  const text = JSON.stringify([member.bridge, member.inbound, member.isolated, member.claims ?? null, owner ? [owner.domid, owner.devid] : null, toStored(chains), names ?? null]);
   return createHash('sha256').update(text).digest('base64url').slice(0, 32);
 }
 
@@ -254,6 +272,9 @@ function stagedOf(raw: unknown): StagedChange | undefined {
   if (c.op === 'install') {
     if (!m || typeof m['bridge'] !== 'string' || !isIfName(m['bridge'])) return undefined;
     c.member = { bridge: m['bridge'], inbound: m['inbound'] === true, isolated: m['isolated'] === true };
+    const claims = parseClaims(m['claims']);
+    if (claims) c.member.claims = claims;
+    if (typeof r['names'] === 'string') c.names = r['names'];
   }
   if (isOwner(r['owner'])) c.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   if (c.op === 'install' && typeof r['fingerprint'] === 'string') c.fingerprint = r['fingerprint'];

@@ -3,7 +3,8 @@
  * rules), a path-compressed trie over vif names where each chain branches on the next character
  * with an interface wildcard (`vif1+`). A packet visits one chain per branching point, each with
  * at most one rule per possible next character. Leaves match exact names, so `vif1.1` never
- * catches `vif1.10`.
+ * catches `vif1.10`. The same trie over the hex digits of MACs and addresses (a prefix match per
+ * branch) dispatches the identity guard.
  */
 
 export interface TreeSpec {
@@ -15,6 +16,8 @@ export interface TreeSpec {
   match(pattern: string): string;
   /** Jump target for an exact vif name. */
   leaf(name: string): string;
+  /** The rules for an exact name, instead of one jump to `leaf(name)`. */
+  leafRules?(name: string): string[];
   /**
    * `-g` (goto): when the leaf returns, control goes back to the chain that jumped to the root,
    * so the remaining siblings on the path are never evaluated (iptables). ebtables has no goto
@@ -51,10 +54,11 @@ const kept = (n: TrieNode): boolean => n.children.size >= 2 || (n.isName && n.ch
 /** The chains of the dispatch tree for `names`, root first (the root exists even when empty). */
 export function buildTree(names: Iterable<string>, spec: TreeSpec): Map<string, string[]> {
   const chains = new Map<string, string[]>();
+  const leafRules = (name: string): string[] => spec.leafRules?.(name) ?? [`${spec.match(name)} ${spec.verb} ${spec.leaf(name)}`];
   const emit = (prefix: string, node: TrieNode, chain: string): void => {
     const rules: string[] = [];
     chains.set(chain, rules);
-    if (node.isName && prefix !== '') rules.push(`${spec.match(prefix)} ${spec.verb} ${spec.leaf(prefix)}`);
+    if (node.isName && prefix !== '') rules.push(...leafRules(prefix));
     for (const ch of [...node.children.keys()].sort()) {
       let p = prefix + ch;
       let d = node.children.get(ch)!;
@@ -65,7 +69,7 @@ export function buildTree(names: Iterable<string>, spec: TreeSpec): Map<string, 
         d = only[1];
       }
       if (!kept(d)) {
-        rules.push(`${spec.match(p)} ${spec.verb} ${spec.leaf(p)}`);
+        rules.push(...leafRules(p));
       } else {
         rules.push(`${spec.match(`${p}+`)} ${spec.verb} ${spec.chainFor(p)}`);
         emit(p, d, spec.chainFor(p));

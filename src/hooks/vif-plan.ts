@@ -15,6 +15,7 @@ import { QuietMac } from '../bridge/model.js';
 import type { LinkOp } from '../bridge/ops.js';
 import { InvalidValue, looksLikeXenVif, parseDomainName, parseGuestAddressList, parseIfName, parseMac, parseMtu, type Cidr, type DomainName, type IfName, type Mac, type Mtu } from '../net/index.js';
 import { XennetError } from '../sys/errors.js';
+import { domainIdentity, namesKey, type DomainIdentity, type DomainNames } from '../firewall/domain-identity.js';
 import type { VifHookInput } from './vif-input.js';
 
 /** The xenstore nodes a vif hook reads (absent nodes are undefined). */
@@ -27,6 +28,9 @@ export interface VifStoreNodes {
   frontend?: string | undefined;
   /** /local/domain/<domid>/name */
   domainName?: string | undefined;
+  /** /local/domain/<domid>/target (a stub domain's guest) and that guest's name. */
+  target?: string | undefined;
+  targetName?: string | undefined;
 }
 
 export interface VifConfig {
@@ -39,6 +43,10 @@ export interface VifConfig {
   mac?: Mac;
   mtu?: Mtu;
   domainName?: DomainName;
+  /** Which name the policy comes from (xl's migration names, stub domains). */
+  identity: DomainIdentity;
+  /** What the identity was read from: it changes when the domain is renamed. */
+  namesKey: string;
   domid: number;
   devid: number;
   /** Where the frontend reads its MTU. */
@@ -72,7 +80,8 @@ export function checkVifname(input: Pick<VifHookInput, 'device' | 'typeIf' | 'ba
 export function resolveVifConfig(input: VifHookInput, nodes: VifStoreNodes): VifConfig {
   // Xen's scripts take a node that is empty as absent; anything else is taken as written.
   const given = (v: string | undefined): string | undefined => (v !== undefined && v !== '' ? v : undefined);
-  const cfg: VifConfig = { device: input.device, name: input.device, ips: [], domid: input.domid, devid: input.devid };
+  const names: DomainNames = { domid: input.domid, name: given(nodes.domainName), target: given(nodes.target), targetName: given(nodes.targetName) };
+  const cfg: VifConfig = { device: input.device, name: input.device, ips: [], domid: input.domid, devid: input.devid, identity: domainIdentity(names), namesKey: namesKey(names) };
   const base = input.backendPath;
   try {
     const bridge = given(nodes.bridge) ?? input.vars.bridge;

@@ -17,6 +17,7 @@ import { killPoint } from '../sys/test-seams.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
+import { domainIdentity, readDomainNames } from '../firewall/domain-identity.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
 import { HookFailure, namesToRead, offlineTarget, ownerMark, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
@@ -54,16 +55,16 @@ export interface VifOutcome {
 
 export async function readNodes(xs: XenstoreClient, input: VifHookInput): Promise<VifStoreNodes> {
   const base = input.backendPath;
-  const [bridge, ip, mac, mtu, vifname, frontend, domainName] = await Promise.all([
+  const [bridge, ip, mac, mtu, vifname, frontend, names] = await Promise.all([
     xs.read(`${base}/bridge`),
     xs.read(`${base}/ip`),
     xs.read(`${base}/mac`),
     xs.read(`${base}/mtu`),
     xs.read(`${base}/vifname`),
     xs.read(`${base}/frontend`),
-    xs.read(`/local/domain/${input.domid}/name`),
+    readDomainNames(xs, input.domid),
   ]);
-  return { bridge, ip, mac, mtu, vifname, frontend, domainName };
+  return { bridge, ip, mac, mtu, vifname, frontend, domainName: names.name, target: names.target, targetName: names.targetName };
 }
 
 export async function readView(nl: VifDeps['nl'], cfg: VifConfig): Promise<LinkView> {
@@ -236,7 +237,7 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
   const deadline = deps.deadline ?? Deadline.in(HOOK_WORK_MS);
   let nodes: VifStoreNodes = {};
   let cfg: VifConfig;
-  const plain = (): VifConfig => ({ device: input.device, name: input.device, ips: [], domid: input.domid, devid: input.devid });
+  const plain = (): VifConfig => ({ device: input.device, name: input.device, ips: [], domid: input.domid, devid: input.devid, identity: domainIdentity({ domid: input.domid }), namesKey: '' });
   deps.mark?.('reading xenstore');
   try {
     nodes = await readNodes(deps.xs, input);

@@ -6,3 +6,4 @@ export { BACKEND_MAC, macBytes, parseMac, type Mac } from './mac.js';
 export { cidrBytes, cidrSortKey, cidrText, hostCidr, inetNtop6, overlaps, parseCidr, parseGuestAddressList, type Cidr, type CidrOptions, type IpFamily } from './ip.js';
 export { parseDomainName, parseGuestKey, type DomainName } from './domain.js';
 export { parseMtu, type Mtu } from './mtu.js';
+export { eui64LinkLocal } from './eui64.js';

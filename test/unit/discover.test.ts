@@ -23,10 +23,12 @@ describe('firewall: which link is whose guest interface', () => {
     assert.match(r.warnings.join('\n'), /backend 49\/1 names peth0 as its vifname, but its own device vif49\.1 exists/);
   });
 
-  it('an unmarked renamed vif (older xennet, Xen\'s vif-bridge) is found by its vifname when the device is gone; a mark of another guest on a Xen name is refused', async () => {
-    const xs = store({ ...backend(5, 0, { vifname: 'web5' }), ...backend(6, 0, {}) });
-    const r = await discoverVifs([link('web5'), link('vif6.0', { alias: 'xennet:vif7.0' })], xs);
-    assert.deepEqual(r.vifs.map((v) => [v.name, v.domid]), [['web5', 5]]);
+  it('a vifname alone is not believed once the backend\'s device is gone either (dom0\'s NIC has no mark, as the hooks hold); a mark of another guest on a Xen name is refused', async () => {
+    const xs = store({ ...backend(5, 0, { vifname: 'web5' }), ...backend(6, 0, {}), ...backend(9, 0, { vifname: 'peth0' }), ...backend(10, 0, { vifname: 'db10' }) });
+    const r = await discoverVifs([link('web5'), link('peth0'), link('vif6.0', { alias: 'xennet:vif7.0' }), link('db10', { alias: 'xennet:vif10.0' })], xs);
+    assert.deepEqual(r.vifs.map((v) => [v.name, v.domid]), [['db10', 10]], 'only the marked rename');
     assert.match(r.warnings.join('\n'), /vif6\.0 carries the mark of vif7\.0/);
+    assert.match(r.warnings.join('\n'), /backend 9\/0 names peth0 as its vifname, but peth0 does not carry xennet's mark \(xennet:vif9\.0\): it is not treated as its interface/);
+    assert.match(r.warnings.join('\n'), /backend 5\/0 names web5 as its vifname, but web5 does not carry xennet's mark/);
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { cidr, dom, ifn, mac } from './lib/values.js';
 import fc from 'fast-check';
-import { compile, compileShared, compileVif, eui64LinkLocal, multiportGroups, naTargetU32, treeMember } from '../../src/firewall/compile.js';
+import { compile, compileShared, compileVif, memberFacts, multiportGroups, naTargetU32 } from '../../src/firewall/compile.js';
+import { eui64LinkLocal } from '../../src/net/index.js';
 import { asLive, diffTable, render } from '../../src/firewall/diff.js';
 import { incrementalPlans } from '../../src/firewall/commit.js';
 import type { IndexEntry } from '../../src/firewall/store.js';
@@ -49,7 +50,7 @@ describe('firewall compiler', () => {
     ]);
     assert.deepEqual(rs.ebnat.chains.get('XN-E-vif5.0'), [
       '-s ! 00:16:3e:00:00:05 -j DROP',
-      '-j mark --mark-or 0x100000 --mark-target CONTINUE',
+      '-j mark --mark-or 0x900000 --mark-target CONTINUE',
       '-p IPv4 -j RETURN',
       '-p IPv6 -j RETURN',
       '-p ARP --arp-htype ! 1 -j DROP',
@@ -216,8 +217,7 @@ describe('incremental hook updates', () => {
           let newChains: RuleSet | undefined;
           if (o.online) {
             const v = vif(name, { bridge: ifn(index[name]?.bridge ?? o.br), inbound: o.drop ? 'drop' : 'accept' });
-            const m = treeMember(v);
-            next[name] = { bridge: m.bridge, inbound: m.inbound, isolated: m.isolated, state: 'installed' };
+            next[name] = { ...memberFacts(v), state: 'installed' };
             policyOf.set(name, v);
             newChains = compileVif(v);
           } else {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commitStaged, stageInstall, stageRemove } from '../../src/firewall/commit.js';
-import { compile, compileVif, treeMember } from '../../src/firewall/compile.js';
+import { compile, compileVif, memberFacts } from '../../src/firewall/compile.js';
 import { dialectOf, tableNames, type ResolvedVif } from '../../src/firewall/model.js';
 import { normalizeRule } from '../../src/firewall/normalize.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -20,7 +20,7 @@ import { installedEngine } from '../../src/firewall/engine.js';
 import { cidr, ifn, mac } from './lib/values.js';
 
 const vif = (name: string, n = 1): ResolvedVif => resolveVif({ version: 1 }, { name: ifn(name), bridge: ifn('xenbr0'), domid: n, devid: 0, mac: mac(`00:16:3e:00:00:${n.toString(16).padStart(2, '0')}`), ipv4: [cidr(`10.0.0.${n}`)], ipv6: [] });
-const install = (v: ResolvedVif, env: NodeJS.ProcessEnv): StagedChange => stageInstall({ name: v.name, bridge: v.bridge, inbound: treeMember(v).inbound, isolated: v.isolation }, compileVif(v), { domid: v.domid!, devid: 0 }, env);
+const install = (v: ResolvedVif, env: NodeJS.ProcessEnv): StagedChange => stageInstall(v.name, memberFacts(v), compileVif(v), { domid: v.domid!, devid: 0 }, undefined, env);
 
 /** Whether the model's live rules are exactly what compile() of `vifs` wants (chains and roots). */
 async function assertLiveIs(b: ModelBackend, vifs: ResolvedVif[]): Promise<void> {
@@ -55,7 +55,7 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     const ok = vif('vif1.0', 1);
     install(ok, env);
     const stray = vif('vif2.0', 2);
-    const token = stageInstall({ name: stray.name, bridge: stray.bridge, inbound: false, isolated: false }, compileVif(stray, { kind: 'nftables', conntrack: 'mark' }), { domid: 2, devid: 0 }, env).token;
+    const token = stageInstall(stray.name, { bridge: stray.bridge, inbound: false, isolated: false }, compileVif(stray, { kind: 'nftables', conntrack: 'mark' }), { domid: 2, devid: 0 }, undefined, env).token;
     const log = recordingLog();
     const r = await commitStaged(b, env, log);
     assert.equal(r.batch, 1, 'only the xtables change');

@@ -126,7 +126,7 @@ table inet xennet {
 }
 `);
     const adopted: Record<string, IndexEntry> = {};
-    const desired = reconciledTable(live, 'nftables', {}, () => undefined, new Set(), adopted, () => false, NFT);
+    const desired = reconciledTable(live, 'nftables', {}, () => undefined, new Set(), adopted, undefined, NFT);
     assert.deepEqual(Object.keys(adopted), ['vif9.0']);
     assert.ok(!desired.chains.has('XN-E-eth0'));
     assert.ok(diffTable(live, desired, 'nftables').remove.includes('XN-E-eth0'), 'the stray entry goes');

@@ -4,7 +4,8 @@
  *
  * bridge xennet
  *   XN-PRE   base chain, prerouting, priority -310 (before ebtables-nft's nat at -300 and before
- *            the bridge learns the source MAC): `iifname vmap @from_guest` -> XN-O-<vif>
+ *            the bridge learns the source MAC): the identity guard (nft/guard.ts), then
+ *            `iifname vmap @from_guest` -> XN-O-<vif>
  *   XN-FWD   base chain, forward, priority -190 (after ebtables-nft's filter at -200, before
  *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
  *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
@@ -19,11 +20,13 @@
  *
  * In the TableRules of table `nftables`, the map and set elements of a vif are the pseudo-chain
  * XN-E-<vif> (one line per element), so that a vif's dispatch entries are diffed, added and
- * removed like its chains; base chains carry their hook line (`type filter hook ...`) as rule 0.
+ * removed like its chains; the guard's claimed keys, shared by their owners, are the pseudo-chain
+ * XN-CLAIMS; base chains carry their hook line (`type filter hook ...`) as rule 0.
  */
 import type { AllowRule } from '../../config/schema.js';
-import { cidrSortKey, hostCidr, type IfName } from '../../net/index.js';
-import { eui64LinkLocal, type TreeMember } from '../compile.js';
+import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/index.js';
+import type { TreeMember } from '../compile.js';
+import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet } from './syntax.js';
@@ -212,7 +215,8 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   // the forward chain while one does or one is isolated.
   const pre = [BASE_CHAINS[CHAIN_PRE]!.printed];
   if (markState) pre.push(`meta mark set meta mark & ${mark32(~MARK_ESTABLISHED)}`);
-  pre.push('iifname vmap @from_guest');
+  const guard = compileGuardNft(members);
+  pre.push(...guard.rules, 'iifname vmap @from_guest');
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
   if (members.some((m) => m.isolated)) fwd.push('iifname @isolated oifname @guests drop', 'iifname @guests oifname @isolated drop');
@@ -227,7 +231,9 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
     if (m.inbound) e.push(elementLine('to_guest', m.name));
     e.push(elementLine('guests', m.name));
     if (m.isolated) e.push(elementLine('isolated', m.name));
+    e.push(...portClaimLines(m.name, m.claims));
     t.chains.set(vifChain('E', m.name), e);
   }
+  if (guard.keys.length > 0) t.chains.set(CHAIN_CLAIMS, guard.keys);
   return t;
 }

@@ -15,13 +15,16 @@ import { emptyLive, type LiveTable } from '../save-parse.js';
 import type { TablePlan } from '../diff.js';
 import { vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
+import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines } from './guard.js';
 
 export type NftFamily = 'bridge' | 'inet';
 export const NFT_FAMILIES: readonly NftFamily[] = ['bridge', 'inet'];
 
 /** The table a chain of xennet's lives in. */
 export const familyOfChain = (chain: string): NftFamily => BASE_CHAINS[chain]?.family ?? 'bridge';
-const isElements = (chain: string): boolean => chain.startsWith('XN-E-');
+const isVifElements = (chain: string): boolean => chain.startsWith('XN-E-');
+/** Pseudo-chains of set elements: a guest's (XN-E-<vif>) and the guard's shared keys. */
+export const isElements = (chain: string): boolean => isVifElements(chain) || chain === CHAIN_CLAIMS;
 
 /** Marker in LiveTable.policies: that family's table exists. */
 const present = (f: NftFamily): string => `table ${f}`;
@@ -38,12 +41,31 @@ export function tablesToDrop(live: LiveTable, desiredChains: Iterable<string>): 
 export function parseNftList(text: string): LiveTable {
   const live = emptyLive();
   const elements = new Map<string, Map<NftSetName, string>>();
+  const portClaims = new Map<string, string[]>();
+  const keyClaims: { line: string; packets: number; bytes: number }[] = [];
+  const claimSets = new Set(CLAIM_SETS.map((c) => c.ports));
+  const keySets = new Set(CLAIM_SETS.map((c) => c.keys));
   let family: NftFamily | undefined;
   let block: { kind: 'chain' | 'set'; name: string } | undefined;
   let pending: string | undefined; // an `elements = { ...` that spans lines
   const addElements = (set: string, body: string): void => {
+    if (family !== 'bridge') return;
+    if (claimSets.has(set) || keySets.has(set)) {
+      for (const raw of body.split(',')) {
+        const item = raw.trim();
+        const port = /^(\S+) \. "([^"]*)"$/.exec(item);
+        if (claimSets.has(set) && port) {
+          const list = portClaims.get(port[2]!) ?? [];
+          list.push(`@${set} ${port[1]} . "${port[2]}"`);
+          portClaims.set(port[2]!, list);
+        }
+        const key = /^(\S+)(?: counter packets (\d+) bytes (\d+))?$/.exec(item);
+        if (keySets.has(set) && key) keyClaims.push({ line: `@${set} ${key[1]}`, packets: Number(key[2] ?? 0), bytes: Number(key[3] ?? 0) });
+      }
+      return;
+    }
     const spec = NFT_SETS.find((s) => s.name === set);
-    if (!spec || family !== 'bridge') return;
+    if (!spec) return;
     for (const raw of body.split(',')) {
       const item = raw.trim();
       if (item === '') continue;
@@ -102,11 +124,15 @@ export function parseNftList(text: string): LiveTable {
     counters[rules.length] = counted ? { packets: Number(counted[1]), bytes: Number(counted[2]) } : { packets: 0, bytes: 0 };
     rules.push(counted ? line.replace(counted[0], 'counter') : line);
   }
-  for (const [key, per] of [...elements].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    live.chains.set(
-      vifChain('E', key),
-      NFT_SETS.map((s) => per.get(s.name)).filter((x): x is string => x !== undefined),
-    );
+  for (const key of [...new Set([...elements.keys(), ...portClaims.keys()])].sort()) {
+    const per = elements.get(key);
+    live.chains.set(vifChain('E', key), [...NFT_SETS.map((s) => per?.get(s.name)).filter((x): x is string => x !== undefined), ...sortClaimLines(portClaims.get(key) ?? [])]);
+  }
+  if (keyClaims.length > 0) {
+    const lines = sortClaimLines(keyClaims.map((k) => k.line));
+    const byLine = new Map(keyClaims.map((k) => [k.line, k]));
+    live.chains.set(CHAIN_CLAIMS, lines);
+    live.counters.set(CHAIN_CLAIMS, lines.map((l) => ({ packets: byLine.get(l)!.packets, bytes: byLine.get(l)!.bytes })));
   }
   return live;
 }
@@ -134,13 +160,14 @@ export function renderNft(plan: TablePlan): string {
     lines.push(`add table bridge ${NFT_TABLE}`);
     for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
     for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = ${s.elements}; }`);
+    for (const s of CLAIM_SET_DECLS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
   }
   if (write.some(([c]) => familyOfChain(c) === 'inet')) lines.push(`add table inet ${NFT_TABLE}`);
 
   // 1. Detach every vif whose elements change or go (all written ones when the plan does not say
   // which are live).
   const changing = plan.replacing ?? write.map(([c]) => c);
-  const detached = [...new Set([...changing, ...remove].filter(isElements).map((c) => vifOfChain(c)!))];
+  const detached = [...new Set([...changing, ...remove].filter(isVifElements).map((c) => vifOfChain(c)!))];
   const created: string[] = [];
   for (const k of detached) {
     for (const s of NFT_SETS) {
@@ -161,14 +188,24 @@ export function renderNft(plan: TablePlan): string {
     if (base) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
     for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${r}`);
   }
-  // 3. Attach.
+  // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
   const wanted = new Set<string>();
   for (const [c, rules] of write) {
     if (!isElements(c)) continue;
+    const had = new Set(plan.before?.get(c) ?? []);
     for (const r of rules) {
+      if (c === CHAIN_CLAIMS && had.has(r)) continue;
       lines.push(`add element bridge ${NFT_TABLE} ${elementStatement(r)}`);
       const target = / : jump (\S+)$/.exec(r)?.[1];
       if (target) wanted.add(target);
+    }
+  }
+  for (const c of new Set([...write.map(([c]) => c), ...remove].filter(isElements))) {
+    const keep = new Set(write.find(([x]) => x === c)?.[1] ?? []);
+    for (const r of plan.before?.get(c) ?? []) {
+      if (!isClaimLine(r) || keep.has(r)) continue;
+      const stmt = elementStatement(r);
+      lines.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
     }
   }
   // 4. Delete chains nothing wants any more (flushed first: they may jump to each other).

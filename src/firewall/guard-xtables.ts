@@ -1,0 +1,178 @@
+/**
+ * The identity guard on xtables (pure): see claims.ts for what it guards. It runs in ebtables nat
+ * PREROUTING, before the bridge learns a frame's source and before br_netfilter hands it to
+ * conntrack, reached from the end of the dispatch tree XN-FROM:
+ *
+ *   XN-ID   frames of a guest whose own chain checked every source it may carry (MAC, ARP, and
+ *           IP in iptables; mark bit MARK_OWN_CHECKED) return at once; all others go through
+ *   XN-M    a trie over the claimed MACs (source MAC)
+ *   XN-A    a trie over the claimed IPv4 addresses (ARP sender)
+ *   XN-4    the same addresses (IPv4 source)
+ *   XN-6    a trie over the claimed IPv6 addresses (IPv6 source)
+ *   XN-NA   ip6tables, from the top of XN-FROM: a trie over the same IPv6 addresses (target of a
+ *           neighbour advertisement; ebtables cannot read it)
+ *
+ * Each trie branches on the next hex digit of the key with a prefix match, like the dispatch tree
+ * on vif names, so a frame visits a few short chains whatever the number of guests. A leaf returns
+ * for each port that owns the key and drops everything else (its counter is the guest's count of
+ * claims from other ports).
+ */
+import { createHash } from 'node:crypto';
+import { cidrBytes, hostCidr, parseCidr, type Cidr } from '../net/index.js';
+import { claimOwners, parseClaims, type ClaimKind } from './claims.js';
+import type { Claims, TableRules } from './model.js';
+import type { IfName } from '../net/index.js';
+import { buildTree } from './tree.js';
+
+/** Mark bit (ebtables nat) of frames whose own guest chain checked every source they may carry. */
+export const MARK_OWN_CHECKED = 0x800000;
+
+export const CHAIN_ID = 'XN-ID';
+export const CHAIN_NA = 'XN-NA';
+
+/** u32 match text for "the NA target address (bytes 48-63 of the packet) is in `c`". */
+export function naTargetU32(c: Cidr): string {
+  const bytes = cidrBytes(c);
+  const parts: string[] = [];
+  for (let w = 0; w < 4; w++) {
+    const bits = Math.max(0, Math.min(32, c.len - w * 32));
+    if (bits === 0) break;
+    const value = ((bytes[w * 4]! << 24) | (bytes[w * 4 + 1]! << 16) | (bytes[w * 4 + 2]! << 8) | bytes[w * 4 + 3]!) >>> 0;
+    const mask = bits === 32 ? 0xffffffff : ((0xffffffff << (32 - bits)) >>> 0);
+    const off = `0x${(48 + w * 4).toString(16)}`;
+    parts.push(bits === 32 ? `${off}=0x${value.toString(16)}` : `${off}&0x${mask.toString(16)}=0x${((value & mask) >>> 0).toString(16)}`);
+  }
+  return `-m u32 --u32 "${parts.join('&&')}"`;
+}
+
+/** The NA is directly after the fixed IPv6 header (next header 58), so its target is at bytes 48-63. */
+export const NA_NO_EXTENSION_HEADERS = '-m u32 ! --u32 "0x4&0xff00=0x3a00"';
+
+const hex2 = (b: number): string => b.toString(16).padStart(2, '0');
+
+/** Key text (a MAC, an address) as hex digits, the trie's alphabet. */
+function keyDigits(kind: ClaimKind, key: string): string {
+  if (kind === 'mac') return key.replace(/:/g, '');
+  return cidrBytes(parseCidr(key, 'address')).map(hex2).join('');
+}
+
+/** The bytes and length (bits) of a digit prefix (`pattern` may end with the wildcard `+`). */
+function prefixOf(pattern: string, digits: number): { bytes: number[]; bits: number } {
+  const p = pattern.endsWith('+') ? pattern.slice(0, -1) : pattern;
+  const full = p.padEnd(digits, '0');
+  const bytes: number[] = [];
+  for (let i = 0; i < digits; i += 2) bytes.push(Number.parseInt(full.slice(i, i + 2), 16));
+  return { bytes, bits: p.length * 4 };
+}
+
+function macMatch(pattern: string): string {
+  const { bytes, bits } = prefixOf(pattern, 12);
+  const mac = bytes.map(hex2).join(':');
+  if (bits === 48) return `-s ${mac}`;
+  const mask = bytes.map((_, i) => hex2(i * 8 + 8 <= bits ? 0xff : i * 8 >= bits ? 0 : (0xff << (8 - (bits - i * 8))) & 0xff)).join(':');
+  return `-s ${mac}/${mask}`;
+}
+
+function cidrOf(family: 'ipv4' | 'ipv6', pattern: string): Cidr {
+  const { bytes, bits } = prefixOf(pattern, family === 'ipv4' ? 8 : 32);
+  const host = hostCidr(family, bytes);
+  return bits === (family === 'ipv4' ? 32 : 128) ? host : parseCidr(`${host.addr}/${bits}`, 'address');
+}
+
+const cidrArg = (c: Cidr): string => (c.len === (c.family === 'ipv4' ? 32 : 128) ? c.addr : `${c.addr}/${c.len}`);
+const hashed = (p: string): string => createHash('sha1').update(p).digest('hex').slice(0, 10);
+
+interface Trie {
+  kind: ClaimKind;
+  table: 'ebnat' | 'ipv6';
+  root: string;
+  chainFor(prefix: string): string;
+  /** The match of a digit prefix, or of a whole key. */
+  match(pattern: string): string;
+  /** "From port p" in the leaf rules. */
+  fromPort(port: IfName): string;
+}
+
+const TRIES: readonly Trie[] = [
+  { kind: 'mac', table: 'ebnat', root: 'XN-M', chainFor: (p) => `XN-M-${p}`, match: macMatch, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv4', table: 'ebnat', root: 'XN-A', chainFor: (p) => `XN-A-${p}`, match: (p) => `-p ARP --arp-ip-src ${cidrArg(cidrOf('ipv4', p))}`, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv4', table: 'ebnat', root: 'XN-4', chainFor: (p) => `XN-4-${p}`, match: (p) => `-p IPv4 --ip-src ${cidrArg(cidrOf('ipv4', p))}`, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv6', table: 'ebnat', root: 'XN-6', chainFor: (p) => `XN-6-${hashed(p)}`, match: (p) => `-p IPv6 --ip6-src ${cidrArg(cidrOf('ipv6', p))}`, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv6', table: 'ipv6', root: CHAIN_NA, chainFor: (p) => `XN-NA-${hashed(p)}`, match: (p) => naTargetU32(cidrOf('ipv6', p)), fromPort: (p) => `-m physdev --physdev-in ${p}` },
+];
+
+/** A leaf's rule that lets one owner port through, in the order the save tools print it. */
+function ownerRule(t: Trie, match: string, port: IfName): string {
+  // ebtables-save prints the protocol first, then the input port, then the protocol's options.
+  const m = /^(-p \S+) (.*)$/.exec(match);
+  return t.table === 'ebnat' && m ? `${m[1]} ${t.fromPort(port)} ${m[2]} -j RETURN` : t.table === 'ebnat' ? `${match} ${t.fromPort(port)} -j RETURN` : `${t.fromPort(port)} ${match} -j RETURN`;
+}
+
+/** The rule that drops a key's frames from every other port (where its counter is). */
+export function claimDropRule(t: Pick<Trie, 'match'>, digits: string): string {
+  return `${t.match(digits)} -j DROP`;
+}
+
+export interface GuardRules {
+  ebnat: TableRules['chains'];
+  ipv6: TableRules['chains'];
+}
+
+/** The guard's chains for these members (empty when nobody claims anything). */
+export function compileGuardXtables(members: readonly { name: IfName; claims?: Claims | undefined }[]): GuardRules {
+  const out: GuardRules = { ebnat: new Map(), ipv6: new Map() };
+  const owners = claimOwners(members);
+  const entry: string[] = [`--mark 0x${MARK_OWN_CHECKED.toString(16)}/0x${MARK_OWN_CHECKED.toString(16)} -j RETURN`];
+  for (const t of TRIES) {
+    const keys = owners[t.kind];
+    if (keys.size === 0) continue;
+    const byDigits = new Map([...keys].map(([k, ports]) => [keyDigits(t.kind, k), ports]));
+    const chains = buildTree(byDigits.keys(), {
+      root: t.root,
+      chainFor: t.chainFor,
+      match: t.match,
+      leaf: () => '',
+      leafRules: (d) => [...byDigits.get(d)!.map((p) => ownerRule(t, t.match(d), p)), claimDropRule(t, d)],
+      verb: '-j',
+    });
+    if (t.table === 'ipv6') {
+      // An extension header before the ICMPv6 header moves the target off the offsets u32 reads.
+      chains.set(t.root, [`${NA_NO_EXTENSION_HEADERS} -j DROP`, ...chains.get(t.root)!]);
+      for (const [c, r] of chains) out.ipv6.set(c, r);
+      continue;
+    }
+    for (const [c, r] of chains) out.ebnat.set(c, r);
+    entry.push(t.kind === 'mac' ? `-j ${t.root}` : `${t.root === 'XN-A' ? '-p ARP' : t.root === 'XN-4' ? '-p IPv4' : '-p IPv6'} -j ${t.root}`);
+  }
+  if (entry.length > 1) out.ebnat.set(CHAIN_ID, entry);
+  return out;
+}
+
+/** The leaf drop rules of one claimed key, per table (for the counters `status` shows). */
+export function claimDropRules(kind: ClaimKind, key: string): { table: 'ebnat' | 'ipv6'; rule: string }[] {
+  return TRIES.filter((t) => t.kind === kind).map((t) => ({ table: t.table, rule: claimDropRule(t, keyDigits(kind, key)) }));
+}
+
+/** Chains of the guard (tries and entry), by name. */
+export const isGuardChain = (c: string): boolean => c === CHAIN_ID || TRIES.some((t) => c === t.root || c.startsWith(`${t.root}-`));
+
+/**
+ * What a port owns as the live guard shows it (its leaves' RETURN rules), for a guest adopted
+ * from the live rules without a record: its claims stay guarded.
+ */
+export function claimsFromGuardLive(chains: ReadonlyMap<string, readonly string[]>, port: string): Claims | undefined {
+  const out: Claims = { mac: [], ipv4: [], ipv6: [] };
+  for (const [c, rules] of chains) {
+    if (!isGuardChain(c)) continue;
+    for (const r of rules) {
+      if (!r.endsWith(' -j RETURN') || !new RegExp(`(^| )-i ${port.replace(/[.+]/g, '\\$&')}( |$)`).test(r)) continue;
+      const mac = /(?:^| )-s (\S+)/.exec(r)?.[1];
+      const v4 = /--(?:arp-)?ip-src (\S+)/.exec(r)?.[1];
+      const v6 = /--ip6-src (\S+)/.exec(r)?.[1];
+      if (mac && !mac.includes('/')) out.mac.push(mac.split(':').map((x) => x.padStart(2, '0')).join(':').toLowerCase());
+      if (v4 && !v4.includes('/')) out.ipv4.push(v4);
+      if (v6 && !v6.includes('/')) out.ipv6.push(v6);
+    }
+  }
+  return parseClaims(out);
+}
