@@ -31,6 +31,7 @@ import { pidAlive } from '../sys/process.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
+import { NameWatch, type NameWatchState } from './name-watch.js';
 import { parseHookRequest, MAX_REQUEST_BYTES } from './hook-request.js';
 import { DaemonLock } from './lock.js';
 import { HOST_VARIABLES, runPaths, type RunPaths } from './paths.js';
@@ -54,6 +55,8 @@ export interface DaemonStats {
   drift: { mode: string; lastCheck: string | null; lastRepair: string | null };
   /** The backend watch: firewalls prepared before their hook, rules of vanished backends removed. */
   backends: BackendWatchState | null;
+  /** The watch on the guests' domain names (renames followed). */
+  names?: NameWatchState | null;
   rssMiB: number;
 }
 
@@ -90,6 +93,7 @@ export class Daemon implements DaemonContext {
   private ownsRunDir = false;
   private drift: DriftWatch | undefined;
   private backends: BackendWatch | undefined;
+  private names: NameWatch | undefined;
 
   constructor(
     readonly env: NodeJS.ProcessEnv,
@@ -126,6 +130,7 @@ export class Daemon implements DaemonContext {
       policy: this.policy.state(),
       drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null },
       backends: this.backends?.state() ?? null,
+      names: this.names?.state() ?? null,
       rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
     };
   }
@@ -232,6 +237,10 @@ export class Daemon implements DaemonContext {
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
       this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
       await this.backends.start();
+    }
+    if (this.env['XENNET_FIREWALL'] !== 'off') {
+      this.names = new NameWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
+      this.names.start();
     }
     // Last: the pid file is what tells hook clients that a daemon serves (ready, not starting).
     writeFileSync(`${p.pid}.tmp`, `${process.pid}\n`, { mode: 0o644 });
@@ -372,6 +381,7 @@ export class Daemon implements DaemonContext {
         this.noteError(`${req.env['vif'] ?? req.env['INTERFACE'] ?? '?'}: ${lines[lines.length - 1] ?? 'failed'}`);
       }
       say(`exit ${code}`);
+      this.names?.syncSoon();
     } finally {
       clearInterval(heartbeat);
       closeSync(reply);
@@ -427,6 +437,8 @@ export class Daemon implements DaemonContext {
     await Promise.allSettled([...this.inFlight]);
     this.backends?.stop();
     await this.backends?.idle();
+    this.names?.stop();
+    await this.names?.idle();
     await this.drift?.stop();
     // What the calls started (an offline's deferred removal): until nothing is left in flight.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);

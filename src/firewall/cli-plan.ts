@@ -9,6 +9,7 @@ import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
 import { cidrText, engineName, tableNames, XTABLES, type BackendKind, type ResolvedVif, type TableName, type VifFacts } from './model.js';
+import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
 import { gatherHostFacts } from './session.js';
 import { emptyLive, type LiveTable } from './save-parse.js';
@@ -19,7 +20,7 @@ export interface PlanResult {
   /** The firewall's backend (`firewall`) and the xtables tools, which are read either way. */
   backend: { firewall: string; kind: BackendKind; iptables: string; ebtables: string } | null;
   bridgeNetfilter: Record<string, string | undefined> | null;
-  vifs: { name: string; domain?: string; guest?: string; bridge: string; mac?: string; addresses: string[] }[];
+  vifs: { name: string; domain?: string; guest?: string; policySource?: string; bridge: string; mac?: string; addresses: string[] }[];
   changes: GuestChange[];
   pending: boolean;
   applied?: { tables: string[] };
@@ -30,6 +31,7 @@ function vifSummary(r: ResolvedVif): PlanResult['vifs'][number] {
   const v: PlanResult['vifs'][number] = { name: r.name, bridge: r.bridge, addresses: [...r.ipv4, ...r.ipv6].map(cidrText) };
   if (r.domain !== undefined) v.domain = r.domain;
   if (r.guest !== undefined) v.guest = r.guest;
+  if (r.nameSource !== 'name') v.policySource = `${describeIdentity({ source: r.nameSource, ...(r.target !== undefined ? { target: r.target } : {}) })}: policy of ${r.policyName ?? '?'}`;
   if (r.mac !== undefined) v.mac = r.mac;
   return v;
 }

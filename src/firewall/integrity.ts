@@ -10,6 +10,8 @@
 import { dialectOf, type RootJump, type RuleDialect, type TableName } from './model.js';
 import { isEbtables } from './model.js';
 import type { LiveTable } from './save-parse.js';
+import { isGuardChain } from './guard-xtables.js';
+import { CHAIN_CLAIMS } from './nft/guard.js';
 
 function tokens(rule: string): string[] {
   const out: string[] = [];
@@ -171,8 +173,9 @@ export function pathProblems(live: Record<TableName, LiveTable>, desired: Record
     for (const [c, rules] of d.chains) {
       if (vifOfChain(c) !== undefined) continue;
       const have = l.chains.get(c);
-      if (!have) out.push(`${tool} chain ${c} is missing: the dispatch to the guests' rules is broken`);
-      else if (!sameRules(have, rules, eb)) out.push(`${tool} chain ${c} differs from what xennet installs: the dispatch to the guests' rules is broken`);
+      const what = isGuardChain(c) || c === CHAIN_CLAIMS ? "the identity guard (guests' MACs and addresses refused from other ports) is broken" : "the dispatch to the guests' rules is broken";
+      if (!have) out.push(`${tool} ${c === CHAIN_CLAIMS ? 'set elements' : 'chain'} ${c} ${c === CHAIN_CLAIMS ? 'are' : 'is'} missing: ${what}`);
+      else if (!sameRules(have, rules, eb)) out.push(`${tool} ${c === CHAIN_CLAIMS ? 'set elements' : 'chain'} ${c} differ${c === CHAIN_CLAIMS ? '' : 's'} from what xennet installs: ${what}`);
     }
   }
   return out;

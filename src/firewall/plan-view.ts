@@ -13,7 +13,7 @@ export function renderPlanView(r: PlanResult, options: { apply: boolean; color: 
     const ch = byVif.get(v.name) ?? [];
     const added = ch.reduce((n, x) => n + x.added.length, 0);
     const removed = ch.reduce((n, x) => n + x.removed.length, 0);
-    const label = `${v.name} (${v.domain ?? 'domain unknown'}${v.guest ? ', rule file guest' : ''}${v.addresses.length > 0 ? `, ${v.addresses.join(' ')}` : ''})`;
+    const label = `${v.name} (${v.domain ?? 'domain unknown'}${v.policySource ? `, ${v.policySource}` : ''}${v.guest ? ', rule file guest' : ''}${v.addresses.length > 0 ? `, ${v.addresses.join(' ')}` : ''})`;
     lines.push('');
     lines.push(ch.length === 0 ? `${label}: in sync` : `${label}: ${added} rule${added === 1 ? '' : 's'} to add, ${removed} to remove`);
     for (const x of ch) {

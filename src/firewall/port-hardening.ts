@@ -5,7 +5,8 @@
  *     (no_linklocal_learn): those frames skip the bridge's PREROUTING hooks, where a guest's
  *     forged source would be dropped;
  *   - dom0's IP stack is closed on every guest port (IPv6 off, IPv4 unicast inside link-layer
- *     multicast dropped): the same frames are handed up on the port itself, past every filter.
+ *     multicast dropped, reverse path filtering on): the same frames are handed up on the port
+ *     itself, past every filter.
  *
  * The vif hook sets both when it attaches a vif; `plan` reports what is missing, `apply` sets it,
  * `status` reports it as a problem.
@@ -32,7 +33,7 @@ export function portGaps(links: readonly LinkState[], guestPorts: readonly { nam
   for (const p of guestPorts) {
     const open = guestPortStack.filter((s) => {
       const v = readInterfaceSysctl(s.family, p.name, s.key);
-      return v !== undefined && v !== s.value;
+      return v !== undefined && !(s.closed ?? [s.value]).includes(v);
     });
     if (open.length > 0) out.push({ kind: 'port', name: p.name, problem: `${p.name}: dom0's IP stack is open on this guest port (${open.map((s) => `${s.family} ${s.key} is not ${s.value}`).join(', ')}): link-local frames from the guest reach dom0 unfiltered` });
   }

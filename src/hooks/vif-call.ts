@@ -58,6 +58,11 @@ export interface CallOptions {
   elapsed: () => number;
   /** Told when a failure was (or is being) reported to xenstore. */
   onReported?: () => void;
+  /**
+   * After its own work, install the new policy of attached guests whose domain was renamed (a
+   * hook running without the daemon, which follows renames itself).
+   */
+  followRenames?: boolean;
 }
 
 export async function runVifCall(argv: readonly string[], services: HookServices, o: CallOptions): Promise<number> {
@@ -83,6 +88,16 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
     const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);
     log.info(`${outcome.summary} in ${Math.round(o.elapsed())} ms`);
+    if (o.followRenames && env['XENNET_FIREWALL'] !== 'off') {
+      // Its own call is done and reported: what follows can fail without failing it.
+      o.mark?.('following renames');
+      try {
+        const moved = await (await import('./vif-refresh.js')).followRenames(deps, env, o.deadline);
+        if (moved.length > 0) log.info(`the domains of ${moved.join(', ')} were renamed: their new policy is installed`);
+      } catch (e) {
+        log.warning(`could not look for renamed domains: ${reasonOf(e)}`);
+      }
+    }
     return 0;
   } catch (e) {
     const message = sentence(e);

@@ -12,6 +12,10 @@ import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
 import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
 import { silentLogger } from '../sys/log.js';
 import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, treeMember } from '../firewall/compile.js';
+import { claimsOf, CLAIM_KINDS, sharedClaims } from '../firewall/claims.js';
+import { claimDropRules, isGuardChain } from '../firewall/guard-xtables.js';
+import { CHAIN_CLAIMS, claimKeyLines } from '../firewall/nft/guard.js';
+import { describeIdentity, type PolicyNameSource } from '../firewall/domain-identity.js';
 import { bridgeNetfilterState, readLive } from '../firewall/host.js';
 import { markWriters, pathProblems } from '../firewall/integrity.js';
 import { portGaps } from '../firewall/port-hardening.js';
@@ -19,11 +23,11 @@ import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable } from '../net/index.js';
 import { loadIndex, readVifChains } from '../firewall/store.js';
-import { cidrText, dialectOf, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
+import { cidrText, dialectOf, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
-import { parseSave, type LiveTable } from '../firewall/save-parse.js';
+import { parseSave, type Counter, type LiveTable } from '../firewall/save-parse.js';
 import { gatherHostFacts } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
@@ -41,6 +45,13 @@ export interface VifStatus {
   hotplugStatus: string | null;
   firewall: FirewallState;
   drops: { packets: number; bytes: number };
+  /** The rule-file guest whose policy it has (null: the defaults), and the name it was found by. */
+  policy: string | null;
+  policyName: string | null;
+  /** How that name was found: the domain's name, xl's migration names, a stub domain's target. */
+  policySource: PolicyNameSource;
+  /** The identity guard: what only its ports may carry, and the frames from other ports it dropped. */
+  claims: { mac: string[]; ipv4: string[]; ipv6: string[]; dropped: { packets: number; bytes: number } };
 }
 
 export interface BridgeStatusLine {
@@ -85,6 +96,32 @@ function firewallState(desired: RuleSet | undefined, live: Record<TableName, Liv
     }
   }
   return 'in-sync';
+}
+
+/** Frames from other ports that carried one of these claims (the guard's counters, either backend). */
+function claimDrops(live: Record<TableName, LiveTable>, engine: Engine, c: Claims | undefined): { packets: number; bytes: number } {
+  const out = { packets: 0, bytes: 0 };
+  if (!c) return out;
+  const add = (n: Counter | undefined): void => {
+    out.packets += n?.packets ?? 0;
+    out.bytes += n?.bytes ?? 0;
+  };
+  if (engine.kind === 'nftables') {
+    const lines = live.nftables.chains.get(CHAIN_CLAIMS) ?? [];
+    const counters = live.nftables.counters.get(CHAIN_CLAIMS) ?? [];
+    const wanted = new Set(CLAIM_KINDS.flatMap((k) => c[k].flatMap((key) => claimKeyLines(k, key))));
+    lines.forEach((l, i) => (wanted.has(l) ? add(counters[i]) : undefined));
+    return out;
+  }
+  const rules = new Map<string, Counter | undefined>();
+  for (const t of ['ebnat', 'ipv6'] as const) {
+    for (const [chain, list] of live[t].chains) {
+      if (!isGuardChain(chain)) continue;
+      list.forEach((r, i) => rules.set(`${t} ${normalizeRule(r, dialectOf(t))}`, live[t].counters.get(chain)?.[i]));
+    }
+  }
+  for (const k of CLAIM_KINDS) for (const key of c[k]) for (const d of claimDropRules(k, key)) add(rules.get(`${d.table} ${normalizeRule(d.rule, dialectOf(d.table))}`));
+  return out;
 }
 
 function drops(live: Record<TableName, LiveTable>, name: string): { packets: number; bytes: number } {
@@ -188,6 +225,7 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
       desired!.nftables.chains.set(entries, compileShared([treeMember(resolved)], engine).nftables.chains.get(entries)!);
     }
     const link = byName.get(f.name) ?? f.link;
+    const member = resolved ? treeMember(resolved) : undefined;
     return {
       name: f.name,
       domain: f.domain ?? null,
@@ -200,8 +238,20 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
       hotplugStatus: f.hotplugStatus ?? null,
       firewall: live ? firewallState(desired, live, f.name) : 'not-managed',
       drops: live ? drops(live, f.name) : { packets: 0, bytes: 0 },
+      policy: resolved?.guest ?? null,
+      policyName: resolved?.policyName ?? f.identity?.policyName ?? f.domain ?? null,
+      policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
+      claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: live ? claimDrops(live, engine, member?.claims) : { packets: 0, bytes: 0 } },
     };
   });
+  for (const v of vifs) {
+    const who = `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`;
+    if (v.policySource === 'incoming' || v.policySource === 'migratedaway') notes.push(`${who}: ${describeIdentity({ source: v.policySource })}; it has the policy of ${v.policyName ? printable(v.policyName) : '?'}, and its MAC and addresses are not guarded against other ports until the migration is over`);
+    const stub = resolvedAll.find((r) => r.name === v.name && r.nameSource === 'stubdom');
+    if (stub) notes.push(`${who}: ${describeIdentity({ source: 'stubdom', ...(stub.target !== undefined ? { target: stub.target } : {}) })}: it has the policy of ${stub.policyName ? printable(stub.policyName) : 'the defaults (the guest has no name)'}`);
+    if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses (another host claims to be it)`);
+  }
+  for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
   if (live) {
     for (const t of engineTables(engine)) for (const c of live[t].chains.keys()) {
@@ -260,6 +310,13 @@ function daemonLine(d: NonNullable<HostStatus['daemon']>): string {
   return parts.join('; ');
 }
 
+/** The POLICY cell: the rule-file guest (or `defaults`), and the name it was found by when that is not the domain's own. */
+function policyCell(v: VifStatus): string {
+  const base = v.policy ? printable(v.policy) : 'defaults';
+  const how: Record<PolicyNameSource, string> = { name: '', incoming: ' (incoming)', migratedaway: ' (migrated)', stubdom: ' (stub dom)' };
+  return `${base}${how[v.policySource]}`;
+}
+
 export function renderHostStatus(s: HostStatus, color: boolean): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const lines: string[] = [];
@@ -273,11 +330,11 @@ export function renderHostStatus(s: HostStatus, color: boolean): string {
     lines.push(`${b.name.padEnd(12)} ${(b.up ? 'up' : 'DOWN').padEnd(6)} ${String(b.mtu).padEnd(6)} ${(b.uplinks.join(',') || '-').padEnd(17)} ${`${b.nfCallIptables ? 'on' : 'off'}/${b.nfCallIp6tables ? 'on' : 'off'}`.padEnd(13)} ${b.ports.length}`);
   }
   lines.push('');
-  lines.push('VIF          DOMAIN       MAC                ADDRESSES                     MTU   LINK  BRIDGE    HOTPLUG    FIREWALL     DROPS');
+  lines.push('VIF          DOMAIN       POLICY             MAC                ADDRESSES                     MTU   LINK  BRIDGE    HOTPLUG    FIREWALL     DROPS');
   for (const v of s.vifs) {
     const fw = v.firewall === 'in-sync' ? c('32', v.firewall.padEnd(12)) : v.firewall === 'not-managed' ? v.firewall.padEnd(12) : c('31', v.firewall.padEnd(12));
     lines.push(
-      `${v.name.padEnd(12)} ${(v.domain ? printable(v.domain) : '?').padEnd(12)} ${(v.mac ?? '-').padEnd(18)} ${(v.addresses.join(' ') || '-').padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
+      `${v.name.padEnd(12)} ${(v.domain ? printable(v.domain) : '?').padEnd(12)} ${policyCell(v).padEnd(18)} ${(v.mac ?? '-').padEnd(18)} ${(v.addresses.join(' ') || '-').padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
     );
   }
   if (s.vifs.length === 0) lines.push('(no guest vifs)');

@@ -50,10 +50,14 @@ export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, ke
 /**
  * dom0's own IP stack on a guest's bridge port: frames to the link-local group addresses
  * (01:80:c2:00:00:0X) are not bridged but handed up on the port itself, past the bridge's
- * filters. With IPv6 off on the port and IPv4 unicast in link-layer multicast dropped, a guest
- * cannot use them to reach dom0 (rogue router advertisements, forged sources).
+ * filters. With IPv6 off on the port, IPv4 unicast in link-layer multicast dropped, and reverse
+ * path filtering on (the port has no address, so the kernel takes no IPv4 source as reachable
+ * through it: broadcast and multicast with any source but 0.0.0.0 are dropped), a guest cannot
+ * use them to reach dom0 (rogue router advertisements, forged sources).
  */
-export const guestPortStack: readonly { family: 'ipv4' | 'ipv6'; key: string; value: string }[] = [
+export const guestPortStack: readonly { family: 'ipv4' | 'ipv6'; key: string; value: string; closed?: readonly string[] }[] = [
   { family: 'ipv6', key: 'disable_ipv6', value: '1' },
   { family: 'ipv4', key: 'drop_unicast_in_l2_multicast', value: '1' },
+  // Loose mode (2) closes it too: with no address on the port, any reverse path check fails.
+  { family: 'ipv4', key: 'rp_filter', value: '1', closed: ['1', '2'] },
 ];

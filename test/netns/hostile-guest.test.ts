@@ -118,22 +118,32 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     await send(attacker, `ra@dst=${LLDP}`, [attacker.mac, 'fe80::216:3eff:fe00:22a']);
     await new Promise((r) => setTimeout(r, 300));
     assert.doesNotMatch(await sh('ip', ['-6', 'route', 'show']), new RegExp(`dev ${attacker.vif.replace('.', '\\.')}`), 'no route through the guest');
-    const receiver = start('ip', ['netns', 'exec', host.dom0.name, 'python3', framesPy, 'udprecv', '5555', hex('forged-to-dom0'), 'stdin:0.5']);
-    try {
-      const w = new LineWaiter(receiver);
-      await w.waitFor('ready', 30_000);
-      await send(attacker, `udp4@dst=${LLDP}`, [attacker.mac, LLDP, '192.168.0.250', '192.168.0.2', '4000', '5555', 'forged-to-dom0']);
-      receiver.stdin?.end('stop\n');
-      assert.equal(await w.waitFor(/^got \d+$/, 30_000), 'got 0');
-    } finally {
-      receiver.kill('SIGKILL');
-    }
+    // Forged-source UDP in a link-local frame, to dom0's address, to the broadcast address and to
+    // the all-hosts group: how many reach a socket bound to all addresses.
+    const forged = async (marker: string): Promise<number> => {
+      const receiver = start('ip', ['netns', 'exec', host.dom0.name, 'python3', framesPy, 'udprecv', '5555', hex(marker), 'stdin:0.5']);
+      try {
+        const w = new LineWaiter(receiver);
+        await w.waitFor('ready', 30_000);
+        for (const dst of ['192.168.0.2', '255.255.255.255', '224.0.0.1']) await send(attacker, `udp4@dst=${LLDP}`, [attacker.mac, LLDP, '192.168.0.250', dst, '4000', '5555', marker]);
+        receiver.stdin?.end('stop\n');
+        return Number((await w.waitFor(/^got \d+$/, 30_000)).split(' ')[1]);
+      } finally {
+        receiver.kill('SIGKILL');
+      }
+    };
+    assert.equal(await read(`/proc/sys/net/ipv4/conf/${attacker.vif}/rp_filter`), '1');
+    assert.equal(await forged('forged-to-dom0'), 0, 'unicast, broadcast and multicast with a forged source reach no dom0 socket');
+    // The control: without reverse path filtering on the port, the broadcast and the multicast do.
+    await sh('sysctl', ['-qw', `net.ipv4.conf.${attacker.vif.replace('.', '/')}.rp_filter=0`, 'net.ipv4.conf.all.rp_filter=0']);
+    assert.ok((await forged('forged-control')) > 0, 'control: the hole is real');
     // The control: a port with dom0's stack open is reported.
     await sh('sysctl', ['-qw', `net.ipv6.conf.${attacker.vif.replace('.', '/')}.disable_ipv6=0`]);
     const st = await status();
     assert.ok(has(st.s, new RegExp(`${attacker.vif.replace('.', '\\.')}: dom0's IP stack is open`)), JSON.stringify(st.s.problems));
     assert.equal((await xennet(['apply'])).code, 0);
     assert.equal(await read(`/proc/sys/net/ipv6/conf/${attacker.vif}/disable_ipv6`), '1');
+    assert.equal(await read(`/proc/sys/net/ipv4/conf/${attacker.vif}/rp_filter`), '1');
   });
 
   it('VLAN 0 (priority-tagged) traffic is filtered like untagged: inbound: drop holds, forged sources stay out', async () => {
@@ -201,10 +211,12 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     const attacker = await host.addGuest(spec(49));
     await online(attacker);
     // A second interface of the attacker's whose vifname names dom0's uplink, another the victim's port.
-    for (const [devid, name] of [[1, 'peth0'], [2, 'db48']] as const) {
+    // A third one names the uplink too, and its own device is gone (an unmarked link is never a
+    // guest's on a vifname alone, as the hooks hold).
+    for (const [devid, name] of [[1, 'peth0'], [2, 'db48'], [3, 'peth0']] as const) {
       const be = `/local/domain/0/backend/vif/49/${devid}`;
       for (const [k, v] of Object.entries({ vifname: name, mac: macOf(49), ip: '192.168.0.149', bridge: 'xenbr0', online: '1', state: '2', 'hotplug-status': '' })) host.xenstored.write(`${be}/${k}`, v);
-      await host.dom0.ip('link', 'add', `vif49.${devid}`, 'type', 'veth', 'peer', 'name', `x49p${devid}`);
+      if (devid !== 3) await host.dom0.ip('link', 'add', `vif49.${devid}`, 'type', 'veth', 'peer', 'name', `x49p${devid}`);
     }
     const r = await xennet(['apply']);
     assert.equal(r.code, 0, r.stderr);
@@ -221,7 +233,14 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
       assert.match(await sh('iptables-save', []), /-A XN-I-db48 .*-j DROP/, 'and its inbound: drop');
     }
     assert.ok(await victim.ns.ping('192.168.0.1'), 'the LAN still works');
-    assert.match(r.stderr + r.stdout, /its own device vif49\.1 exists: peth0 is not treated as its interface/);
+    assert.match(r.stderr + r.stdout, /peth0 is the vifname of 2 backends \(49\/1, 49\/3\): not treated as a guest interface/);
+    // The device-gone case alone: still refused.
+    host.xenstored.rm('/local/domain/0/backend/vif/49/1');
+    const r2 = await xennet(['apply']);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.doesNotMatch(await rules(), /peth0/);
+    assert.match(r2.stderr + r2.stdout, /backend 49\/3 names peth0 as its vifname, but peth0 does not carry xennet's mark/);
+    assert.ok(await victim.ns.ping('192.168.0.1'), 'the LAN still works');
   });
 
   if (!native) it('an mtu below what IPv6 needs is refused before anything changes; a lower one is attached with a warning', async () => {

@@ -1,0 +1,99 @@
+/**
+ * Following a domain's renames: a guest's policy is resolved from its name, but a name can change
+ * while its vifs stay up (`xl rename`; xl's live migration renames `<name>--incoming` to `<name>`
+ * once the guest runs here, and `<name>` to `<name>--migratedaway` on the host it left). No hook
+ * runs then. This finds the attached vifs whose domain's names differ from the ones their rules
+ * were resolved from (recorded in the firewall index) and installs their new policy: the daemon
+ * on a xenstore watch of those names, a hook running without the daemon after its own work, and
+ * `xennet apply` always (it resolves every vif afresh).
+ */
+import type { LinkState } from '../bridge/model.js';
+import { namesKey, readDomainNames } from '../firewall/domain-identity.js';
+import { loadIndex } from '../firewall/store.js';
+import { xenVifName, type IfName } from '../net/index.js';
+import type { Deadline } from '../sys/deadline.js';
+import { reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import type { XenstoreClient } from '../xenstore/client.js';
+import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
+import type { VifHookInput } from './vif-input.js';
+import { notOwnedReason, resolveVifConfig } from './vif-plan.js';
+import { lockOrCommitted, readNodes, type VifDeps } from './vif-run.js';
+
+export interface RefreshDeps {
+  xs: XenstoreClient;
+  nl: Pick<VifDeps['nl'], 'getLink'>;
+  firewall: VifFirewall;
+  log: Logger;
+  acquireLock?: VifDeps['acquireLock'];
+  lockDir?: string;
+}
+
+interface Recorded {
+  name: IfName;
+  domid: number;
+  devid: number;
+  names?: string | undefined;
+}
+
+/**
+ * Installs the current policy of every attached vif whose domain (`only`: of these domains) was
+ * renamed since its rules were resolved. Returns the vifs it moved. Failures are logged and left
+ * for the next look (or `xennet apply`): nothing here fails the caller.
+ */
+export async function followRenames(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, only?: ReadonlySet<number>): Promise<string[]> {
+  const { index } = loadIndex(env, deps.log);
+  const recorded: Recorded[] = [];
+  for (const [name, e] of Object.entries(index.vifs)) {
+    if (!e.owner || e.owner.domid <= 0 || e.state !== 'installed' || (only && !only.has(e.owner.domid))) continue;
+    recorded.push({ name: name as IfName, domid: e.owner.domid, devid: e.owner.devid, names: e.names });
+  }
+  if (recorded.length === 0) return [];
+  const domids = [...new Set(recorded.map((r) => r.domid))];
+  const keys = new Map(await Promise.all(domids.map(async (d) => [d, namesKey(await readDomainNames(deps.xs, d))] as const)));
+  const renamed = recorded.filter((r) => keys.get(r.domid) !== r.names && keys.get(r.domid) !== namesKey({ domid: r.domid }));
+  if (renamed.length === 0) return [];
+  const prepared: { name: string; fw: PreparedFirewall }[] = [];
+  for (const r of renamed) {
+    try {
+      const fw = await prepareAttached(deps, r);
+      if (fw && !fw.installed()) {
+        fw.stage();
+        prepared.push({ name: r.name, fw });
+      }
+    } catch (e) {
+      deps.log.warning(`${r.name}: its domain was renamed, but its new policy could not be prepared (${reasonOf(e)}); \`xennet apply\` installs it`);
+    }
+  }
+  if (prepared.length === 0) return [];
+  const lockDeps = { acquireLock: deps.acquireLock, ...(deps.lockDir === undefined ? {} : { lockDir: deps.lockDir }) } as VifDeps;
+  const moved: string[] = [];
+  for (const { name, fw } of prepared) {
+    try {
+      const held = await lockOrCommitted(lockDeps, deadline, fw);
+      try {
+        if (held) await fw.commit({ superseded: 'yield' });
+      } finally {
+        held?.release();
+      }
+      moved.push(name);
+    } catch (e) {
+      fw.unstage();
+      deps.log.warning(`${name}: its domain was renamed, but its new policy could not be installed (${reasonOf(e)}); \`xennet apply\` installs it`);
+    }
+  }
+  return moved;
+}
+
+/** The firewall of an attached guest interface, prepared from what xenstore says now. */
+async function prepareAttached(deps: RefreshDeps, r: Recorded): Promise<PreparedFirewall | undefined> {
+  const tap = r.name.endsWith('-emu');
+  const device = xenVifName(r.domid, r.devid, tap);
+  const input: VifHookInput = { command: 'online', typeIf: tap ? 'tap' : 'vif', device, envName: device, backendPath: `/local/domain/0/backend/vif/${r.domid}/${r.devid}`, domid: r.domid, devid: r.devid, vars: {} };
+  const cfg = resolveVifConfig(input, await readNodes(deps.xs, input));
+  if (cfg.name !== r.name) return undefined; // renamed by vifname since: its own hook decides
+  const link: LinkState | undefined = await deps.nl.getLink(cfg.name);
+  // Only a port that is provably this guest's and attached (a vif coming up is its hook's).
+  if (!link?.master || notOwnedReason(cfg, link) !== undefined) return undefined;
+  return deps.firewall.prepare(cfg, link.master as IfName);
+}
