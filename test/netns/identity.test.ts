@@ -206,6 +206,17 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
     } finally {
       await host.lan.ip('link', 'set', 'lan0', 'address', lan);
     }
+    // With the daemon the guard ends earlier: when xl renames the domain away, just before the
+    // guest resumes on the other host, while its vif is still here.
+    await host.startDaemon(env);
+    const h = await host.addGuest(spec(18));
+    await online(h);
+    await until('the guard', () => guarded(h));
+    host.xenstored.write('/local/domain/18/name', 'g18--migratedaway');
+    await until('the guard to end at the rename', async () => !(await guarded(h)), 5000);
+    await lanSend('garp', [h.mac, h.mac, ip4(18)]);
+    assert.equal(await portOf(h.mac), 'peth0', 'the destination\'s announcement is learned before the offline');
+    assert.equal((await vifStatus(h)).policySource, 'migratedaway');
   });
 
   it('a guest received by live migration (<name>--incoming) has its own policy before and after the rename; the guard starts once it runs here (with and without the daemon)', async () => {

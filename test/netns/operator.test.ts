@@ -48,7 +48,7 @@ describe('operator surface (netns)', function () {
       assert.deepEqual(s.bridges.map((b) => [b.name, b.nfCallIptables, b.uplinks.includes('peth0')]), [['xenbr0', true, true]]);
       assert.deepEqual(s.vifs.map((v) => [v.name, v.domain, v.firewall, v.hotplugStatus]), [['vif1.0', 'g1', 'in-sync', 'connected'], ['vif2.0', 'g2', 'in-sync', 'connected']]);
       assert.match(text, /guest networking OK/);
-      assert.match(text, /vif1\.0 +g1 +00:16:3e:00:00:01 +192\.168\.0\.101\/32/);
+      assert.match(text, /vif1\.0 +g1 +defaults +00:16:3e:00:00:01 +192\.168\.0\.101\/32/);
     });
 
     it('counts drops, and reports a drifted firewall and a vif without hotplug-status (exit 1)', async () => {
