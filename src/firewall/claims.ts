@@ -69,6 +69,51 @@ export function parseClaims(raw: unknown): Claims | undefined {
   return hasClaims(out) ? out : undefined;
 }
 
+const hex2 = (b: number): string => b.toString(16).padStart(2, '0');
+
+/**
+ * Texts computed once per key (and per trie prefix, guard-xtables.ts): a hook compiles every
+ * guest's guard on each commit, and a daemon keeps compiling the same keys. Bounded: dropped whole past a size no host
+ * reaches (keys come and go with guests).
+ */
+const memo = new Map<string, string>();
+export function memoized(key: string, make: () => string): string {
+  let v = memo.get(key);
+  if (v === undefined) {
+    if (memo.size > 200_000) memo.clear();
+    v = make();
+    memo.set(key, v);
+  }
+  return v;
+}
+
+/** The 16 bytes of canonical IPv6 text (inet_ntop's form, as claims hold it), without a parser. */
+function v6Bytes(text: string): number[] {
+  const words = (part: string): number[] => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
+        out.push((a << 8) | b, (c << 8) | d);
+      } else out.push(Number.parseInt(g, 16));
+    }
+    return out;
+  };
+  const gap = text.indexOf('::');
+  const all = gap < 0 ? words(text) : (() => {
+    const head = words(text.slice(0, gap));
+    const tail = words(text.slice(gap + 2));
+    return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  })();
+  return all.flatMap((w) => [w >> 8, w & 255]);
+}
+
+/** Key text (a MAC, an address) as hex digits, the trie's alphabet. */
+export function keyDigits(kind: ClaimKind, key: string): string {
+  return memoized(`k ${key}`, () => (kind === 'mac' ? key.replace(/:/g, '') : (kind === 'ipv4' ? key.split('.').map(Number) : v6Bytes(key)).map(hex2).join('')));
+}
+
 /** Per kind, every claimed key and the ports that own it (sorted, deterministic). */
 export function claimOwners(members: readonly { name: IfName; claims?: Claims | undefined }[]): Record<ClaimKind, Map<string, IfName[]>> {
   const out = { mac: new Map<string, IfName[]>(), ipv4: new Map<string, IfName[]>(), ipv6: new Map<string, IfName[]>() };

@@ -18,8 +18,8 @@
  * claims from other ports).
  */
 import { createHash } from 'node:crypto';
-import { cidrBytes, hostCidr, parseCidr, type Cidr } from '../net/index.js';
-import { claimOwners, parseClaims, type ClaimKind } from './claims.js';
+import { cidrBytes, inetNtop6, type Cidr } from '../net/index.js';
+import { claimOwners, keyDigits, memoized, parseClaims, type ClaimKind } from './claims.js';
 import type { Claims, TableRules } from './model.js';
 import type { IfName } from '../net/index.js';
 import { buildTree } from './tree.js';
@@ -32,10 +32,13 @@ export const CHAIN_NA = 'XN-NA';
 
 /** u32 match text for "the NA target address (bytes 48-63 of the packet) is in `c`". */
 export function naTargetU32(c: Cidr): string {
-  const bytes = cidrBytes(c);
+  return naTargetU32Bytes(cidrBytes(c), c.len);
+}
+
+function naTargetU32Bytes(bytes: readonly number[], len: number): string {
   const parts: string[] = [];
   for (let w = 0; w < 4; w++) {
-    const bits = Math.max(0, Math.min(32, c.len - w * 32));
+    const bits = Math.max(0, Math.min(32, len - w * 32));
     if (bits === 0) break;
     const value = ((bytes[w * 4]! << 24) | (bytes[w * 4 + 1]! << 16) | (bytes[w * 4 + 2]! << 8) | bytes[w * 4 + 3]!) >>> 0;
     const mask = bits === 32 ? 0xffffffff : ((0xffffffff << (32 - bits)) >>> 0);
@@ -49,12 +52,6 @@ export function naTargetU32(c: Cidr): string {
 export const NA_NO_EXTENSION_HEADERS = '-m u32 ! --u32 "0x4&0xff00=0x3a00"';
 
 const hex2 = (b: number): string => b.toString(16).padStart(2, '0');
-
-/** Key text (a MAC, an address) as hex digits, the trie's alphabet. */
-function keyDigits(kind: ClaimKind, key: string): string {
-  if (kind === 'mac') return key.replace(/:/g, '');
-  return cidrBytes(parseCidr(key, 'address')).map(hex2).join('');
-}
 
 /** The bytes and length (bits) of a digit prefix (`pattern` may end with the wildcard `+`). */
 function prefixOf(pattern: string, digits: number): { bytes: number[]; bits: number } {
@@ -73,13 +70,13 @@ function macMatch(pattern: string): string {
   return `-s ${mac}/${mask}`;
 }
 
-function cidrOf(family: 'ipv4' | 'ipv6', pattern: string): Cidr {
+/** An address or prefix as the ebtables options print it (`192.168.0.96/28`, a host without a length). */
+function addressArg(family: 'ipv4' | 'ipv6', pattern: string): string {
   const { bytes, bits } = prefixOf(pattern, family === 'ipv4' ? 8 : 32);
-  const host = hostCidr(family, bytes);
-  return bits === (family === 'ipv4' ? 32 : 128) ? host : parseCidr(`${host.addr}/${bits}`, 'address');
+  const text = family === 'ipv4' ? bytes.join('.') : inetNtop6(bytes);
+  return bits === (family === 'ipv4' ? 32 : 128) ? text : `${text}/${bits}`;
 }
 
-const cidrArg = (c: Cidr): string => (c.len === (c.family === 'ipv4' ? 32 : 128) ? c.addr : `${c.addr}/${c.len}`);
 const hashed = (p: string): string => createHash('sha1').update(p).digest('hex').slice(0, 10);
 
 interface Trie {
@@ -95,11 +92,18 @@ interface Trie {
 
 const TRIES: readonly Trie[] = [
   { kind: 'mac', table: 'ebnat', root: 'XN-M', chainFor: (p) => `XN-M-${p}`, match: macMatch, fromPort: (p) => `-i ${p}` },
-  { kind: 'ipv4', table: 'ebnat', root: 'XN-A', chainFor: (p) => `XN-A-${p}`, match: (p) => `-p ARP --arp-ip-src ${cidrArg(cidrOf('ipv4', p))}`, fromPort: (p) => `-i ${p}` },
-  { kind: 'ipv4', table: 'ebnat', root: 'XN-4', chainFor: (p) => `XN-4-${p}`, match: (p) => `-p IPv4 --ip-src ${cidrArg(cidrOf('ipv4', p))}`, fromPort: (p) => `-i ${p}` },
-  { kind: 'ipv6', table: 'ebnat', root: 'XN-6', chainFor: (p) => `XN-6-${hashed(p)}`, match: (p) => `-p IPv6 --ip6-src ${cidrArg(cidrOf('ipv6', p))}`, fromPort: (p) => `-i ${p}` },
-  { kind: 'ipv6', table: 'ipv6', root: CHAIN_NA, chainFor: (p) => `XN-NA-${hashed(p)}`, match: (p) => naTargetU32(cidrOf('ipv6', p)), fromPort: (p) => `-m physdev --physdev-in ${p}` },
+  { kind: 'ipv4', table: 'ebnat', root: 'XN-A', chainFor: (p) => `XN-A-${p}`, match: (p) => `-p ARP --arp-ip-src ${addressArg('ipv4', p)}`, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv4', table: 'ebnat', root: 'XN-4', chainFor: (p) => `XN-4-${p}`, match: (p) => `-p IPv4 --ip-src ${addressArg('ipv4', p)}`, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv6', table: 'ebnat', root: 'XN-6', chainFor: (p) => `XN-6-${hashed(p)}`, match: (p) => `-p IPv6 --ip6-src ${addressArg('ipv6', p)}`, fromPort: (p) => `-i ${p}` },
+  { kind: 'ipv6', table: 'ipv6', root: CHAIN_NA, chainFor: (p) => `XN-NA-${hashed(p)}`, match: (p) => {
+      const { bytes, bits } = prefixOf(p, 32);
+      return naTargetU32Bytes(bytes, bits);
+    }, fromPort: (p) => `-m physdev --physdev-in ${p}` },
 ];
+
+/** A trie's match for a prefix or key, and its node chain's name (computed once each). */
+const matchOf = (t: Trie, pattern: string): string => memoized(`m ${t.root} ${pattern}`, () => t.match(pattern));
+const chainOf = (t: Trie, prefix: string): string => memoized(`c ${t.root} ${prefix}`, () => t.chainFor(prefix));
 
 /** A leaf's rule that lets one owner port through, in the order the save tools print it. */
 function ownerRule(t: Trie, match: string, port: IfName): string {
@@ -108,10 +112,6 @@ function ownerRule(t: Trie, match: string, port: IfName): string {
   return t.table === 'ebnat' && m ? `${m[1]} ${t.fromPort(port)} ${m[2]} -j RETURN` : t.table === 'ebnat' ? `${match} ${t.fromPort(port)} -j RETURN` : `${t.fromPort(port)} ${match} -j RETURN`;
 }
 
-/** The rule that drops a key's frames from every other port (where its counter is). */
-export function claimDropRule(t: Pick<Trie, 'match'>, digits: string): string {
-  return `${t.match(digits)} -j DROP`;
-}
 
 export interface GuardRules {
   ebnat: TableRules['chains'];
@@ -129,10 +129,13 @@ export function compileGuardXtables(members: readonly { name: IfName; claims?: C
     const byDigits = new Map([...keys].map(([k, ports]) => [keyDigits(t.kind, k), ports]));
     const chains = buildTree(byDigits.keys(), {
       root: t.root,
-      chainFor: t.chainFor,
-      match: t.match,
+      chainFor: (p) => chainOf(t, p),
+      match: (p) => matchOf(t, p),
       leaf: () => '',
-      leafRules: (d) => [...byDigits.get(d)!.map((p) => ownerRule(t, t.match(d), p)), claimDropRule(t, d)],
+      leafRules: (d) => {
+        const match = matchOf(t, d);
+        return [...byDigits.get(d)!.map((p) => ownerRule(t, match, p)), `${match} -j DROP`];
+      },
       verb: '-j',
     });
     if (t.table === 'ipv6') {
@@ -150,7 +153,7 @@ export function compileGuardXtables(members: readonly { name: IfName; claims?: C
 
 /** The leaf drop rules of one claimed key, per table (for the counters `status` shows). */
 export function claimDropRules(kind: ClaimKind, key: string): { table: 'ebnat' | 'ipv6'; rule: string }[] {
-  return TRIES.filter((t) => t.kind === kind).map((t) => ({ table: t.table, rule: claimDropRule(t, keyDigits(kind, key)) }));
+  return TRIES.filter((t) => t.kind === kind).map((t) => ({ table: t.table, rule: `${matchOf(t, keyDigits(kind, key))} -j DROP` }));
 }
 
 /** Chains of the guard (tries and entry), by name. */

@@ -305,6 +305,7 @@ function daemonLine(d: NonNullable<HostStatus['daemon']>): string {
   if (!d.running) return 'daemon: not running (hooks run in-process)';
   const parts = [`daemon: running, pid ${d.pid}, up ${duration(d.uptimeSeconds)}`, `${d.hookCalls} hook call${d.hookCalls === 1 ? '' : 's'} (${d.hookFailures} failed)`, `${d.repairs} repair${d.repairs === 1 ? '' : 's'}`, `RSS ${d.rssMiB} MiB`];
   if (d.backends) parts.push(`${d.backends.prepared} firewall${d.backends.prepared === 1 ? '' : 's'} prepared before the hook`);
+  if (d.names) parts.push(`names of ${d.names.domains} domain${d.names.domains === 1 ? '' : 's'} watched, ${d.names.followed} renamed vif${d.names.followed === 1 ? '' : 's'} moved to their new policy`);
   if (d.drift.lastRepair) parts.push(`last repair ${printable(d.drift.lastRepair)}`);
   parts.push(`last error ${d.lastError ? printable(d.lastError) : 'none'}`);
   return parts.join('; ');

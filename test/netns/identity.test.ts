@@ -43,7 +43,7 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
   let env: NodeJS.ProcessEnv;
 
   const rulesFile = (): string => join(dir, 'xennet.yaml');
-  const writeRules = (extra = ''): void => writeFileSync(rulesFile(), `version: 1\nbackend: ${backend}\n${extra}guests:\n  web:\n    inbound: drop\n`);
+  const writeRules = (extra = '', guests = ''): void => writeFileSync(rulesFile(), `version: 1\nbackend: ${backend}\n${extra}guests:\n  web:\n    inbound: drop\n${guests}`);
   const xennet = (args: string[]) => host.xennet(args, env);
   const hook = (g: SimGuest, cmd: string) => host.runVifScript('vif-xennet', g, cmd, 'libxl', { env });
   const online = async (g: SimGuest): Promise<void> => {
@@ -118,6 +118,13 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
     assert.deepEqual(v.claims.mac, [victim.mac]);
     assert.ok(v.claims.dropped.packets >= 3, JSON.stringify(v));
     assert.ok((await status()).notes.some((n) => n.includes(`${victim.vif} (g10): the identity guard dropped`)));
+    // Another guest, trusted with any source MAC (anti-spoofing off), cannot take it either.
+    writeRules('', '  rogue:\n    antispoof: false\n');
+    const rogue = await host.addGuest(spec(19, { name: 'rogue' }));
+    await online(rogue);
+    const r = await rogue.ns.exec('python3', [framesPy, 'send', 'eth0', 'ether', victim.mac, '88b5', 'guest-takeover']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await portOf(victim.mac), victim.vif, 'not from another guest\'s port either');
     // The control: without the guard the same frame moves the entry to the uplink.
     await guardOff();
     await lanSend('ether', [victim.mac, '88b5', 'takeover-control']);
