@@ -4,7 +4,7 @@
  *
  *   npm run bench                 full run (about 50 minutes on a slow 2-core machine)
  *   npm run bench -- --smoke      small sizes, a few minutes
- *   npm run bench -- --only hook,storm,daemon,apply,forward,check,nft
+ *   npm run bench -- --only hook,storm,daemon,apply,forward,guard,check,nft
  *
  * Environment: XNT_BENCH_SIZES (background guests, default 0,100,1000), XNT_BENCH_VARIANTS
  * (xen,xennet,xennet-inproc[,xennet-before]), XNT_BENCH_CYCLES (daemon RSS marks, default
@@ -17,13 +17,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run, start } from '../src/sys/exec.js';
 import type { SimGuest } from '../src/sim/host.js';
+import type { SimNetns } from '../src/sim/netns.js';
 import { sweepNetns } from '../src/sim/netns.js';
 import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './lib/world.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
-const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,check,nft').split(','));
+const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,guard,check,nft').split(','));
 
 const sizes = (process.env['XNT_BENCH_SIZES'] ?? (smoke ? '0,20' : '0,100,1000')).split(',').map(Number);
 const runs = smoke ? 3 : 15;
@@ -298,18 +299,63 @@ async function fullApply(): Promise<void> {
   for (const r of rows) log(`${r.backend.padEnd(9)} ${r.what.padEnd(34)} ${fmt(r.seconds, 2)} s   peak RSS ${fmt(r.rssMiB)} MiB   exit ${r.code}`);
 }
 
-async function iperf(world: World, udp: boolean): Promise<number> {
+async function iperf(world: World, udp: boolean, options: { from?: SimNetns; repeats?: number } = {}): Promise<number> {
   const [a, b] = world.measured as [SimGuest, SimGuest];
+  const client = options.from ?? b.ns;
   const values: number[] = [];
-  for (let i = 0; i < (smoke ? 1 : 3); i++) {
+  for (let i = 0; i < (options.repeats ?? (smoke ? 1 : 3)); i++) {
     const server = start('ip', ['netns', 'exec', a.ns.name, 'iperf3', '-s', '-1']);
     await new Promise((r) => setTimeout(r, 300));
-    const r = await b.ns.exec('iperf3', ['-c', '192.168.0.101', '-t', smoke ? '2' : '5', '-J', ...(udp ? ['-u', '-l', '64', '-b', '0'] : [])], { timeoutMs: 60_000 });
+    const r = await client.exec('iperf3', ['-c', '192.168.0.101', '-t', smoke ? '2' : '5', '-J', ...(udp ? ['-u', '-l', '64', '-b', '0'] : [])], { timeoutMs: 60_000 });
     server.kill('SIGKILL');
     const j = JSON.parse(r.stdout) as { end: { sum_received?: { bits_per_second: number }; sum?: { packets: number; lost_packets: number; seconds: number } } };
     values.push(udp ? (j.end.sum!.packets - j.end.sum!.lost_packets) / j.end.sum!.seconds : j.end.sum_received!.bits_per_second);
   }
   return median(values);
+}
+
+/**
+ * The identity guard's per-packet cost: one world per backend (1000 guests, each with a guarded
+ * MAC and address), the guard switched on and off by `apply` in alternating rounds so that this
+ * machine's drift falls on both sides; guest to guest and LAN to guest, 64-byte UDP and TCP.
+ */
+async function guardCost(): Promise<void> {
+  const measured = [
+    { domid: 1, name: 'iperf-a', mac: '00:16:3e:00:00:a1', addresses: ['192.168.0.101/24'], xenstoreIp: '192.168.0.101' },
+    { domid: 2, name: 'iperf-b', mac: '00:16:3e:00:00:a2', addresses: ['192.168.0.102/24'], xenstoreIp: '192.168.0.102' },
+  ];
+  const rounds = smoke ? 1 : 3;
+  const rows: { backend: string; guard: 'on' | 'off'; round: number; path: string; tcpGbps: number; udpKpps: number }[] = [];
+  for (const backend of ['xtables', 'nftables'] as const) {
+    const world = await buildWorld({ tool: 'xennet', background: forwardSize, measured, backend });
+    try {
+      for (let round = 1; round <= rounds; round++) {
+        for (const guard of ['on', 'off'] as const) {
+          writeFileSync(world.env['XENNET_RULES']!, `version: 1\nbackend: ${backend}\n${guard === 'off' ? 'defaults:\n  identity_guard: false\n' : ''}`);
+          const a = await timedXennet(world, ['apply']);
+          if (a.code !== 0) throw new Error(`apply: ${a.stderr}`);
+          await new Promise((r) => setTimeout(r, 2000));
+          for (const [path, from] of [['guest to guest', undefined], ['LAN to guest', world.host.lan]] as const) {
+            const udp = await iperf(world, true, { repeats: 1, ...(from ? { from } : {}) });
+            const tcp = await iperf(world, false, { repeats: 1, ...(from ? { from } : {}) });
+            rows.push({ backend, guard, round, path, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });
+            log(`  guard ${backend} ${guard} round ${round} ${path}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
+          }
+        }
+      }
+    } finally {
+      await destroyWorld(world);
+    }
+  }
+  results['guard'] = rows;
+  log(`\nThe identity guard's cost per packet (${forwardSize} guests; medians of ${rounds} alternating rounds; ratio guard on / off)`);
+  log('backend   path             TCP on/off Gbit/s   ratio   UDP 64 B on/off kpps   ratio');
+  for (const backend of ['xtables', 'nftables']) {
+    for (const path of ['guest to guest', 'LAN to guest']) {
+      const of = (g: string, k: 'tcpGbps' | 'udpKpps'): number => median(rows.filter((r) => r.backend === backend && r.path === path && r.guard === g).map((r) => r[k]));
+      log(`${backend.padEnd(9)} ${path.padEnd(16)} ${`${fmt(of('on', 'tcpGbps'), 2)}/${fmt(of('off', 'tcpGbps'), 2)}`.padEnd(19)} ${fmt(of('on', 'tcpGbps') / of('off', 'tcpGbps'), 2).padEnd(7)} ${`${fmt(of('on', 'udpKpps'))}/${fmt(of('off', 'udpKpps'))}`.padEnd(22)} ${fmt(of('on', 'udpKpps') / of('off', 'udpKpps'), 2)}`);
+    }
+  }
 }
 
 async function forwarding(): Promise<void> {
@@ -462,6 +508,7 @@ if (only.has('storm')) await bootStorm();
 if (only.has('daemon')) await daemonResources();
 if (only.has('apply')) await fullApply();
 if (only.has('forward')) await forwarding();
+if (only.has('guard')) await guardCost();
 if (only.has('check')) await checkRuleFile();
 if (only.has('nft')) await nftTransactions();
 results['seconds'] = (Date.now() - t0) / 1000;

@@ -150,6 +150,9 @@ function crossProblems(policy: PolicyFile): { path: Path; message: string }[] {
   const macs = new Map<string, string>();
   const prefixes: OwnedPrefix[] = [];
   for (const [name, g] of Object.entries(policy.guests ?? {})) {
+    // xl's names for a guest in live migration: its policy comes from its own name.
+    const moving = /^(.+)(--incoming|--migratedaway)$/.exec(name);
+    if (moving) at(['guests', name], `${JSON.stringify(name)} is the name xl gives ${moving[1]} during a live migration, and the policy then comes from ${JSON.stringify(moving[1])}: name the entry ${JSON.stringify(moving[1])}`);
     const ifaces = [{ path: ['guests', name] as Path, mac: g.mac, ipv4: g.ipv4, ipv6: g.ipv6, devid: 0 }, ...(g.interfaces ?? []).map((i, k) => ({ path: ['guests', name, 'interfaces', k] as Path, mac: i.mac, ipv4: i.ipv4, ipv6: i.ipv6, devid: i.devid }))];
     const devids = new Set<number>();
     ifaces.forEach((iface, k) => {

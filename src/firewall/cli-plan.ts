@@ -7,7 +7,7 @@ import { backendWith, engineOf, selectedKind } from './engine.js';
 import { loadIndex } from './store.js';
 import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
-import { applyHost, bridgeNetfilterState, desiredFor, planHost } from './host.js';
+import { applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
 import { cidrText, engineName, tableNames, XTABLES, type BackendKind, type ResolvedVif, type TableName, type VifFacts } from './model.js';
 import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
@@ -64,8 +64,10 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       pending: !isEmptyPlan(hp.plan),
       warnings: [...facts.warnings, ...hp.state.warnings],
     };
-    if (Object.values(result.bridgeNetfilter ?? {}).some((v) => v !== '1')) {
-      result.warnings.push('bridged traffic does not all reach iptables/ip6tables (net.bridge.bridge-nf-call-* or bridge-nf-filter-*-tagged is not 1); apply turns it on');
+    const sysctlGaps = bridgeNetfilterGaps(engine, result.bridgeNetfilter ?? {});
+    if (sysctlGaps.length > 0) {
+      const wanted = bridgeSysctlsWanted(engine);
+      result.warnings.push(`br_netfilter is not set as the ${engine.kind} backend needs it (${sysctlGaps.map((k) => `${k} should be ${wanted[k]}`).join(', ')}); apply sets it`);
       result.pending = true;
     }
     const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null));

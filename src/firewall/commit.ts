@@ -13,7 +13,8 @@
  *     strips the rules of a guest it was not asked about (only `xennet apply`, with the whole
  *     host in view, collects those);
  *   - installs that were never confirmed and whose process is gone are removed: their vif never
- *     came up (it is attached only after its rules are confirmed).
+ *     came up (it is attached only after its rules are confirmed); unless the port is attached (a
+ *     running guest's rules being changed): then its live rules are adopted as they are.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render, type Table
 import { dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type Claims, type Engine, type RuleSet, type TableName, type TableRules } from './model.js';
 import { vifOfChain } from './names.js';
 import { claimsFromPortLines } from './nft/guard.js';
-import { claimsFromGuardLive } from './guard-xtables.js';
+import { claimsFromGuardLive, guardPorts } from './guard-xtables.js';
 import { normalizeRule } from './normalize.js';
 import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
 import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
@@ -80,9 +81,9 @@ export interface AdoptedFacts {
   claims?: Claims | undefined;
 }
 
-/** For xtables: isolation and claims of a vif from the live ebtables nat table. */
-export function adoptedFactsXtables(ebnat: LiveTable): (v: string) => AdoptedFacts {
-  return (v) => ({ isolated: isolatedByEbChain(ebnat.chains.get(`XN-E-${v}`) ?? []), claims: claimsFromGuardLive(ebnat.chains, v) });
+/** For xtables: isolation and claims of a vif from the live ebtables nat and ip6tables raw tables. */
+export function adoptedFactsXtables(ebnat: LiveTable, ipv6raw: LiveTable): (v: string) => AdoptedFacts {
+  return (v) => ({ isolated: isolatedByEbChain(ebnat.chains.get(`XN-E-${v}`) ?? []), claims: claimsFromGuardLive([ebnat.chains, ipv6raw.chains], v) });
 }
 
 /** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
@@ -103,16 +104,22 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
     // is not a guest to adopt: its entry would jump to a chain that does not exist.
     if (v !== undefined && (t !== 'nftables' || live.chains.has(`XN-O-${v}`))) liveVifs.add(v);
   }
+  // The raw tables hold no chain of a guest's own, only the identity guard's leaves for its ports.
+  if (t !== 'nftables') for (const p of guardPorts(live.chains)) liveVifs.add(p);
   const members: Members = { ...vifs };
   for (const v of liveVifs) {
     if (members[v] || removing.has(v) || !isIfName(v)) continue;
     // What it was installed with shows in the live rules: isolation (the ebtables mark, or its
-    // element in @isolated) and its claims (its guard elements, or the guard's leaves).
+    // element in @isolated), its claims (its guard elements, or the guard's leaves), inbound
+    // filtering (its XN-I chain). This table is compiled from what shows here; the record keeps
+    // what any table showed.
     const facts = t === 'nftables' ? { isolated: (live.chains.get(`XN-E-${v}`) ?? []).some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(live.chains.get(`XN-E-${v}`) ?? []) } : liveFacts(v);
-    const entry: IndexEntry = adopted[v] ?? { bridge: (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0, isolated: facts.isolated, state: 'installed' };
-    if (facts.claims && !entry.claims) entry.claims = facts.claims;
-    const owner = ownerFromLink(v);
-    if (owner && !entry.owner) entry.owner = owner;
+    const prior = adopted[v];
+    const entry: IndexEntry = { bridge: prior?.bridge ?? (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0 || (prior?.inbound ?? false), isolated: facts.isolated || (prior?.isolated ?? false), state: 'installed' };
+    const claims = facts.claims ?? prior?.claims;
+    if (claims) entry.claims = claims;
+    const owner = prior?.owner ?? ownerFromLink(v);
+    if (owner) entry.owner = owner;
     adopted[v] = entry;
     members[v] = entry;
   }
@@ -169,9 +176,10 @@ export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: 
   // table and its reconciled twin are in memory at once: with 1000 guests each is tens of MB, and
   // the daemon runs this every 30 s.
   const ebnat = mine.includes('ebnat') ? parseSave(await backend.save('ebnat'), 'ebnat') : emptyLive();
-  const adoptedFacts = adoptedFactsXtables(ebnat);
+  const ipv6raw = mine.includes('ipv6raw') ? parseSave(await backend.save('ipv6raw'), 'ipv6raw') : emptyLive();
+  const adoptedFacts = adoptedFactsXtables(ebnat, ipv6raw);
   for (const t of mine) {
-    const live = t === 'ebnat' ? ebnat : parseSave(await backend.save(t), t);
+    const live = t === 'ebnat' ? ebnat : t === 'ipv6raw' ? ipv6raw : parseSave(await backend.save(t), t);
     out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, adoptedFacts, backend.engine), t);
   }
   return out;
@@ -179,7 +187,7 @@ export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: 
 
 /** One line per difference, for the log: `iptables FORWARD: jump ... added`. */
 export function describePlans(plans: Record<TableName, TablePlan>): string[] {
-  const tool: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
+  const tool: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
   const out: string[] = [];
   for (const t of tableNames) {
     const p = plans[t];
@@ -214,8 +222,15 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   const stagedNames = new Set(staged.map((s) => s.change.name));
   for (const [name, e] of Object.entries(before)) {
     if (e.state === 'installing' && !stagedNames.has(name as IfName) && (!e.stager || !identityAlive(e.stager))) {
-      log.warning(`removing the rules of ${name}: their install (pid ${e.stager?.pid ?? '?'}) was never confirmed and its process is gone`);
       delete after[name];
+      // A port on a bridge is a running guest (a repeated online, a rename followed): whatever
+      // its rules are now, old or new, they stay, adopted from the live rules; a later look (its
+      // next hook, the daemon's name watch, `apply`) puts in the ones it should have.
+      if (bridgeOfPort(name) !== undefined) {
+        log.warning(`${name}: a change of its rules (pid ${e.stager?.pid ?? '?'}) was never confirmed and its process is gone; it is attached, so its live rules stay as they are`);
+        continue;
+      }
+      log.warning(`removing the rules of ${name}: their install (pid ${e.stager?.pid ?? '?'}) was never confirmed and its process is gone`);
       removing.add(name);
     }
   }
@@ -294,11 +309,11 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, t === 'nftables' ? undefined : await adoption(), backend.engine), t);
     if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
-  // What an adopted vif was installed with shows in the ebtables nat table, read once.
-  let ebnatLive: Promise<LiveTable> | undefined;
+  // What an adopted vif was installed with shows in ebtables nat and ip6tables raw, read once.
+  let guardLive: Promise<[LiveTable, LiveTable]> | undefined;
   const adoption = async (): Promise<(v: string) => AdoptedFacts> => {
-    ebnatLive ??= backend.save('ebnat').then((text) => parseSave(text, 'ebnat'));
-    return adoptedFactsXtables(await ebnatLive);
+    guardLive ??= Promise.all([backend.save('ebnat').then((text) => parseSave(text, 'ebnat')), backend.save('ipv6raw').then((text) => parseSave(text, 'ipv6raw'))]);
+    return adoptedFactsXtables(...(await guardLive));
   };
   // Only the tables of the installed engine: the other backend's are `xennet apply`'s to clear.
   const results = await Promise.allSettled(engineTables(backend.engine).map(one));

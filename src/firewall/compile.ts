@@ -18,7 +18,7 @@
 import type { AllowRule } from '../config/schema.js';
 import { eui64LinkLocal, type IfName } from '../net/index.js';
 import { claimsOf } from './claims.js';
-import { CHAIN_ID, CHAIN_NA, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard-xtables.js';
+import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard-xtables.js';
 import { cidrText, emptyRuleSet, tableNames, XTABLES, type Claims, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
 import { compileSharedNft, compileVifNft } from './nft/compile.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
@@ -165,7 +165,8 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   // Every source its frames may carry is checked by its own chains (MAC and ARP here, IP in
   // iptables before conntrack confirms anything): the identity guard need not look at them.
-  const ownChecked = macGuard && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known;
+  // (A prefix lets it use addresses of others inside it, so only host addresses count.)
+  const ownChecked = macGuard && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known && [...v.ipv4, ...v.ipv6].every((a) => a.len === (a.family === 'ipv4' ? 32 : 128));
   if (macGuard) e.push(`-s ! ${v.mac} -j DROP`);
   e.push(`-j mark --mark-or ${hex(MARK_GUEST | (v.isolation ? MARK_ISOLATED : 0) | (ownChecked ? MARK_OWN_CHECKED : 0))} --mark-target CONTINUE`);
   // IP frames (the bulk of the traffic) leave right after the MAC check; ARP is checked next.
@@ -270,7 +271,13 @@ export function compileShared(members: readonly TreeMember[], engine: Engine = X
   for (const [k, v] of guard.ebnat) rs.ebnat.chains.set(k, v);
   if (guard.ebnat.has(CHAIN_ID)) rs.ebnat.chains.get(CHAIN_FROM)!.push(`-j ${CHAIN_ID}`);
   for (const [k, v] of guard.ipv6) rs.ipv6.chains.set(k, v);
-  if (guard.ipv6.has(CHAIN_NA)) rs.ipv6.chains.set(CHAIN_FROM, ['-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j XN-NA', ...rs.ipv6.chains.get(CHAIN_FROM)!]);
+  // First in XN-FROM: its guest leaves are gotos, from which nothing comes back here.
+  if (guard.fromIpv6.length > 0) rs.ipv6.chains.set(CHAIN_FROM, [...guard.fromIpv6, ...rs.ipv6.chains.get(CHAIN_FROM)!]);
+  for (const table of ['ipv4raw', 'ipv6raw'] as const) {
+    for (const [k, v] of guard[table]) rs[table].chains.set(k, v);
+    const root = guard.raw[table];
+    if (root) for (const b of [...new Set(members.map((m) => m.bridge).filter((b) => b !== null))].sort()) rs[table].roots.push({ chain: 'PREROUTING', rule: root(b) });
+  }
   if (members.some((m) => m.isolated)) {
     const leafOf = new Map<string, string>(members.map((m) => [m.name, m.isolated ? CHAIN_ISO_FROM_ANY : CHAIN_ISO_FROM_ISOLATED]));
     for (const [k, v] of buildTree(names, { root: CHAIN_ISO, chainFor: (p) => treeChain('T', p), match: (p) => `-o ${p}`, leaf: (n) => leafOf.get(n)!, verb: '-j' })) rs.eb.chains.set(k, v);

@@ -71,8 +71,9 @@ export interface HookFirewallOptions {
 
 /** Commits every staged change of a live stager (the caller holds the hotplug lock). */
 export async function commitAllStaged(env: NodeJS.ProcessEnv, log: Logger, full: boolean): Promise<CommitResult> {
-  enableBridgeNetfilter();
-  return commitStaged(await backendFor(env, log), env, log, { full });
+  const backend = await backendFor(env, log);
+  enableBridgeNetfilter(backend.engine);
+  return commitStaged(backend, env, log, { full });
 }
 
 export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySource?: PolicySource, options: HookFirewallOptions = {}): VifFirewall {
@@ -176,8 +177,8 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
             signal.addEventListener('abort', stop, { once: true });
           }),
         commit: async (options = {}) => {
-          enableBridgeNetfilter();
           const backend = backendOfPrepare;
+          enableBridgeNetfilter(backend.engine);
           const token = (change ?? restage()).token;
           if (isStaged(token, env)) {
             try {
@@ -212,10 +213,11 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
     async remove(target) {
       const staged = stageRemoval(target);
       if (!staged) return false;
-      enableBridgeNetfilter();
+      const backend = await backendFor(env, log);
+      enableBridgeNetfilter(backend.engine);
       // Names the index does not know may still have live rules (an index lost, a commit killed
       // before its write-ahead): only the live rules can tell, so read them.
-      await commitStaged(await backendFor(env, log), env, log, { only: staged.tokens, full: staged.full });
+      await commitStaged(backend, env, log, { only: staged.tokens, full: staged.full });
       return staged.known;
     },
     ...(options.commitSoon

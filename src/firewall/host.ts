@@ -37,21 +37,40 @@ export async function readLive(backend: Backend, counters = false): Promise<Reco
 }
 
 /**
- * br_netfilter settings the guest firewall needs: bridged IPv4/IPv6 through iptables/ip6tables,
- * including IP inside VLAN (802.1Q, priority-tagged VID 0 too) and PPPoE headers, which guests'
- * kernels accept as untagged and which would otherwise skip every iptables rule.
+ * br_netfilter settings the guest firewall needs: bridged IPv4/IPv6 through the inet hooks
+ * (iptables/ip6tables, and conntrack for the nftables backend's `inbound: drop`). For xtables
+ * also IP inside VLAN (802.1Q, priority-tagged VID 0 too) and PPPoE headers, which guests'
+ * kernels accept as untagged and which would otherwise skip every iptables rule. The nftables
+ * backend checks frames in the bridge family, where a tag the kernel carries beside the frame is
+ * seen through, but IP inside a PPPoE header or a second tag is not: those stay out of the inet
+ * hooks (0), or a host on the LAN could create a conntrack entry with a guest's address inside
+ * them, whose "replies" would then pass an `inbound: drop` guest as established.
  */
 export const bridgeSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
+export type BridgeSysctl = (typeof bridgeSysctls)[number];
 
-/** Whether bridged traffic reaches iptables/ip6tables (br_netfilter loaded and enabled). */
-export function bridgeNetfilterState(): Record<(typeof bridgeSysctls)[number], string | undefined> {
-  return Object.fromEntries(bridgeSysctls.map((k) => [k, readSysctl(k)])) as Record<(typeof bridgeSysctls)[number], string | undefined>;
+/** The value each br_netfilter setting must have for this engine. */
+export function bridgeSysctlsWanted(engine: Engine): Record<BridgeSysctl, '0' | '1'> {
+  const tagged = engine.kind === 'xtables' ? '1' : '0';
+  return { 'net.bridge.bridge-nf-call-iptables': '1', 'net.bridge.bridge-nf-call-ip6tables': '1', 'net.bridge.bridge-nf-filter-vlan-tagged': tagged, 'net.bridge.bridge-nf-filter-pppoe-tagged': tagged };
 }
 
-export function enableBridgeNetfilter(): void {
+/** Whether bridged traffic reaches iptables/ip6tables (br_netfilter loaded and enabled). */
+export function bridgeNetfilterState(): Record<BridgeSysctl, string | undefined> {
+  return Object.fromEntries(bridgeSysctls.map((k) => [k, readSysctl(k)])) as Record<BridgeSysctl, string | undefined>;
+}
+
+/** The settings that differ from what the engine wants. */
+export function bridgeNetfilterGaps(engine: Engine, state: Record<string, string | undefined> = bridgeNetfilterState()): BridgeSysctl[] {
+  const wanted = bridgeSysctlsWanted(engine);
+  return bridgeSysctls.filter((k) => state[k] !== wanted[k]);
+}
+
+export function enableBridgeNetfilter(engine: Engine): void {
+  const wanted = bridgeSysctlsWanted(engine);
   for (const k of bridgeSysctls) {
-    if (readSysctl(k) === '1') continue;
-    if (!writeSysctl(k, '1')) throw new XennetError('exec', `${k} does not exist: br_netfilter is not loaded, so bridged traffic bypasses iptables`, { hint: 'modprobe br_netfilter' });
+    if (readSysctl(k) === wanted[k]) continue;
+    if (!writeSysctl(k, wanted[k])) throw new XennetError('exec', `${k} does not exist: br_netfilter is not loaded, so bridged traffic bypasses iptables`, { hint: 'modprobe br_netfilter' });
   }
 }
 
@@ -86,7 +105,7 @@ export interface ApplyOptions {
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
   const env = options.env ?? process.env;
   const log = options.log ?? silentLogger;
-  enableBridgeNetfilter();
+  enableBridgeNetfilter(backend.engine);
   const mine = engineTables(backend.engine);
   const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);
@@ -103,7 +122,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     if (failed) throw failed.reason;
   }
   // Test-only seam: another writer flushing one of xennet's chains between apply and its check.
-  const tamper = /^(ipv4|ipv6|eb|ebnat|nftables):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
+  const tamper = /^(ipv4|ipv6|ipv4raw|ipv6raw|eb|ebnat|nftables):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
   if (tamper?.[1] === 'nftables') await backend.restore('nftables', `flush chain bridge xennet ${tamper[2]}\n`);
   else if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
   const changed = texts.map(([t]) => t);

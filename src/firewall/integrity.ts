@@ -132,7 +132,7 @@ export function bypassBefore(live: LiveTable, table: TableName, root: RootJump, 
   return undefined;
 }
 
-const toolOf: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
+const toolOf: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
 
 function rootTarget(r: RootJump): string {
   return /-[jg]\s+(\S+)$/.exec(r.rule)?.[1] ?? '?';

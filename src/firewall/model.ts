@@ -6,19 +6,21 @@ import type { DomainIdentity, PolicyNameSource } from './domain-identity.js';
 export { cidrText, type Cidr } from '../net/index.js';
 
 /**
- * iptables filter, ip6tables filter, ebtables filter, ebtables nat (the xtables backend), and
- * xennet's own nftables tables (`bridge xennet`, `inet xennet`: the nftables backend). Every
- * table is always read and compared: the backend not in use has nothing of xennet's, so
- * switching backends is the same diff as any other change.
+ * iptables filter, ip6tables filter, iptables raw, ip6tables raw, ebtables filter, ebtables nat
+ * (the xtables backend), and xennet's own nftables tables (`bridge xennet`, `inet xennet`: the
+ * nftables backend). Every table is always read and compared: the backend not in use has nothing
+ * of xennet's, so switching backends is the same diff as any other change.
  */
-export type XtablesTable = 'ipv4' | 'ipv6' | 'eb' | 'ebnat';
+export type XtablesTable = 'ipv4' | 'ipv6' | 'ipv4raw' | 'ipv6raw' | 'eb' | 'ebnat';
 export type TableName = XtablesTable | 'nftables';
-export const xtablesTables: readonly XtablesTable[] = ['ipv4', 'ipv6', 'ebnat', 'eb'];
+export const xtablesTables: readonly XtablesTable[] = ['ipv4', 'ipv6', 'ipv4raw', 'ipv6raw', 'ebnat', 'eb'];
 export const tableNames: readonly TableName[] = [...xtablesTables, 'nftables'];
 export const isEbtables = (t: TableName): boolean => t === 'eb' || t === 'ebnat';
 export const isXtables = (t: TableName): t is XtablesTable => t !== 'nftables';
-/** The kernel table a TableName lives in (`*filter` or `*nat`). */
-export const kernelTable = (t: TableName): 'filter' | 'nat' => (t === 'ebnat' ? 'nat' : 'filter');
+/** The kernel table a TableName lives in (`*filter`, `*nat` or `*raw`). */
+export const kernelTable = (t: TableName): 'filter' | 'nat' | 'raw' => (t === 'ebnat' ? 'nat' : t === 'ipv4raw' || t === 'ipv6raw' ? 'raw' : 'filter');
+/** The iptables family of an iptables table. */
+export const ipFamilyOf = (t: 'ipv4' | 'ipv6' | 'ipv4raw' | 'ipv6raw'): 'ipv4' | 'ipv6' => (t === 'ipv4' || t === 'ipv4raw' ? 'ipv4' : 'ipv6');
 /** How a table's rules are written: iptables or ebtables options, or nft statements. */
 export type RuleDialect = 'iptables' | 'ebtables' | 'nft';
 export const dialectOf = (t: TableName): RuleDialect => (t === 'nftables' ? 'nft' : isEbtables(t) ? 'ebtables' : 'iptables');
@@ -59,7 +61,7 @@ export function emptyTable(): TableRules {
 }
 
 export function emptyRuleSet(): RuleSet {
-  return { ipv4: emptyTable(), ipv6: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
+  return { ipv4: emptyTable(), ipv6: emptyTable(), ipv4raw: emptyTable(), ipv6raw: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
 }
 
 /**

@@ -10,9 +10,11 @@ export interface HostFacts {
   vifs: DiscoveredVif[];
   xenstore: string | null;
   warnings: string[];
+  /** With `dom0`: dom0's own addresses (on links that are not guest ports) and its gateways. */
+  dom0?: { addresses: string[]; gateways: string[] };
 }
 
-export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env): Promise<HostFacts> {
+export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, options: { dom0?: boolean } = {}): Promise<HostFacts> {
   const nl = new NetlinkClient();
   let xs: XenstoreClient | undefined;
   const warnings: string[] = [];
@@ -28,7 +30,13 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env): Pro
     const { silentLogger } = await import('../sys/log.js');
     const recorded = new Map(Object.entries(loadIndex(env, silentLogger).index.vifs).map(([n, e]) => [n, e.bridge]));
     const found = await discoverVifs(links, xs, recorded);
-    return { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, warnings: [...warnings, ...found.warnings] };
+    const facts: HostFacts = { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, warnings: [...warnings, ...found.warnings] };
+    if (options.dom0) {
+      const own = links.filter((l) => !found.vifs.some((v) => v.name === l.name));
+      const [addresses, routes] = [await nl.listAddresses(own), await nl.listRoutes(links)];
+      facts.dom0 = { addresses: [...new Set(addresses.map((a) => a.local))], gateways: [...new Set(routes.filter((r) => r.dst === 'default' && r.gateway).map((r) => r.gateway!))] };
+    }
+    return facts;
   } finally {
     xs?.close();
     nl.close();

@@ -11,14 +11,15 @@ import type { LinkState } from '../bridge/model.js';
 import { namesKey, readDomainNames } from '../firewall/domain-identity.js';
 import { loadIndex } from '../firewall/store.js';
 import { xenVifName, type IfName } from '../net/index.js';
-import type { Deadline } from '../sys/deadline.js';
+import { Deadline } from '../sys/deadline.js';
+import { acquireHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
 import { notOwnedReason, resolveVifConfig } from './vif-plan.js';
-import { lockOrCommitted, readNodes, type VifDeps } from './vif-run.js';
+import { readNodes, type VifDeps } from './vif-run.js';
 
 export interface RefreshDeps {
   xs: XenstoreClient;
@@ -53,36 +54,41 @@ export async function followRenames(deps: RefreshDeps, env: NodeJS.ProcessEnv, d
   const keys = new Map(await Promise.all(domids.map(async (d) => [d, namesKey(await readDomainNames(deps.xs, d))] as const)));
   const renamed = recorded.filter((r) => keys.get(r.domid) !== r.names && keys.get(r.domid) !== namesKey({ domid: r.domid }));
   if (renamed.length === 0) return [];
-  const prepared: { name: string; fw: PreparedFirewall }[] = [];
-  for (const r of renamed) {
-    try {
-      const fw = await prepareAttached(deps, r);
-      if (fw && !fw.installed()) {
-        fw.stage();
-        prepared.push({ name: r.name, fw });
-      }
-    } catch (e) {
-      deps.log.warning(`${r.name}: its domain was renamed, but its new policy could not be prepared (${reasonOf(e)}); \`xennet apply\` installs it`);
-    }
-  }
-  if (prepared.length === 0) return [];
-  const lockDeps = { acquireLock: deps.acquireLock, ...(deps.lockDir === undefined ? {} : { lockDir: deps.lockDir }) } as VifDeps;
-  const moved: string[] = [];
-  for (const { name, fw } of prepared) {
-    try {
-      const held = await lockOrCommitted(lockDeps, deadline, fw);
+  // Under the hotplug lock, and only for what is still recorded and attached then: an offline
+  // detaches its port first and removes its rules under the lock, so nothing of a guest that is
+  // going away is put back.
+  const lockOptions: HotplugLockOptions = { deadline: Deadline.in(deadline.slice(Number.POSITIVE_INFINITY, 2000)) };
+  if (deps.lockDir !== undefined) lockOptions.dir = deps.lockDir;
+  const held = await (deps.acquireLock ?? acquireHotplugLock)('iptables', lockOptions);
+  const staged: { name: string; fw: PreparedFirewall }[] = [];
+  try {
+    const now = loadIndex(env, deps.log).index.vifs;
+    for (const r of renamed) {
+      if (!Object.hasOwn(now, r.name) || now[r.name]!.state !== 'installed') continue;
       try {
-        if (held) await fw.commit({ superseded: 'yield' });
-      } finally {
-        held?.release();
+        const fw = await prepareAttached(deps, r);
+        if (fw && !fw.installed()) {
+          fw.stage();
+          staged.push({ name: r.name, fw });
+        }
+      } catch (e) {
+        deps.log.warning(`${r.name}: its domain was renamed, but its new policy could not be prepared (${reasonOf(e)}); \`xennet apply\` installs it`);
       }
-      moved.push(name);
-    } catch (e) {
-      fw.unstage();
-      deps.log.warning(`${name}: its domain was renamed, but its new policy could not be installed (${reasonOf(e)}); \`xennet apply\` installs it`);
     }
+    // The first commit takes every staged change in one transaction; the others find theirs done.
+    const moved: string[] = [];
+    for (const { name, fw } of staged) {
+      try {
+        if (await fw.commit({ superseded: 'yield' })) moved.push(name);
+      } catch (e) {
+        fw.unstage();
+        deps.log.warning(`${name}: its domain was renamed, but its new policy could not be installed (${reasonOf(e)}); \`xennet apply\` installs it`);
+      }
+    }
+    return moved;
+  } finally {
+    held.release();
   }
-  return moved;
 }
 
 /** The firewall of an attached guest interface, prepared from what xenstore says now. */

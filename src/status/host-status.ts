@@ -16,7 +16,7 @@ import { claimsOf, CLAIM_KINDS, sharedClaims } from '../firewall/claims.js';
 import { claimDropRules, isGuardChain } from '../firewall/guard-xtables.js';
 import { CHAIN_CLAIMS, claimKeyLines } from '../firewall/nft/guard.js';
 import { describeIdentity, type PolicyNameSource } from '../firewall/domain-identity.js';
-import { bridgeNetfilterState, readLive } from '../firewall/host.js';
+import { bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, readLive } from '../firewall/host.js';
 import { markWriters, pathProblems } from '../firewall/integrity.js';
 import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
@@ -114,7 +114,7 @@ function claimDrops(live: Record<TableName, LiveTable>, engine: Engine, c: Claim
     return out;
   }
   const rules = new Map<string, Counter | undefined>();
-  for (const t of ['ebnat', 'ipv6'] as const) {
+  for (const t of ['ebnat', 'ipv4raw', 'ipv6raw', 'ipv6'] as const) {
     for (const [chain, list] of live[t].chains) {
       if (!isGuardChain(chain)) continue;
       list.forEach((r, i) => rules.set(`${t} ${normalizeRule(r, dialectOf(t))}`, live[t].counters.get(chain)?.[i]));
@@ -146,7 +146,7 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
   const env = options.env ?? process.env;
   const problems: string[] = [];
   const notes: string[] = [];
-  const facts = await gatherHostFacts(env);
+  const facts = await gatherHostFacts(env, { dom0: true });
   notes.push(...facts.warnings);
   const file = rulesPath(options.rules, env);
   let policy: PolicyFile | undefined;
@@ -239,7 +239,7 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
       firewall: live ? firewallState(desired, live, f.name) : 'not-managed',
       drops: live ? drops(live, f.name) : { packets: 0, bytes: 0 },
       policy: resolved?.guest ?? null,
-      policyName: resolved?.policyName ?? f.identity?.policyName ?? f.domain ?? null,
+      policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
       claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: live ? claimDrops(live, engine, member?.claims) : { packets: 0, bytes: 0 } },
     };
@@ -249,7 +249,12 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
     if (v.policySource === 'incoming' || v.policySource === 'migratedaway') notes.push(`${who}: ${describeIdentity({ source: v.policySource })}; it has the policy of ${v.policyName ? printable(v.policyName) : '?'}, and its MAC and addresses are not guarded against other ports until the migration is over`);
     const stub = resolvedAll.find((r) => r.name === v.name && r.nameSource === 'stubdom');
     if (stub) notes.push(`${who}: ${describeIdentity({ source: 'stubdom', ...(stub.target !== undefined ? { target: stub.target } : {}) })}: it has the policy of ${stub.policyName ? printable(stub.policyName) : 'the defaults (the guest has no name)'}`);
-    if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses (another host claims to be it)`);
+    if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses: another host uses them, or its configured addresses are wrong`);
+    // A guest given dom0's address (a typo in ip=) would have the guard drop dom0's own frames.
+    for (const a of [...v.claims.ipv4, ...v.claims.ipv6]) {
+      if (facts.dom0?.addresses.includes(a)) problems.push(`${who} has ${a} as its address, which is dom0's own: the identity guard drops dom0's frames from that address; fix the guest's addresses (xenstore ip or the rule file) and run \`xennet apply\``);
+      else if (facts.dom0?.gateways.includes(a)) notes.push(`${who} has ${a} as its address, which is dom0's default gateway: unless this guest is the gateway, the identity guard drops the gateway's frames and dom0 and the guests lose it; then fix the guest's addresses`);
+    }
   }
   for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
@@ -259,7 +264,12 @@ export async function hostStatus(options: { rules?: string; env?: NodeJS.Process
       if (v !== undefined && !facts.vifs.some((x) => x.name === v)) staleChains.push(`${t} ${c}`);
     }
   }
-  if (vifs.length > 0 && Object.values(bridgeNetfilter).some((v) => v !== '1')) problems.push(`bridged traffic bypasses iptables: ${Object.entries(bridgeNetfilter).filter(([, v]) => v !== '1').map(([k]) => k).join(', ')} ${Object.values(bridgeNetfilter).filter((v) => v !== '1').length === 1 ? 'is' : 'are'} not 1 (br_netfilter; the filter-*-tagged ones let VLAN- or PPPoE-tagged IP past every rule); run \`xennet apply\``);
+  const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
+  if (vifs.length > 0 && sysctlGaps.length > 0) {
+    const wanted = bridgeSysctlsWanted(engine);
+    const why = engine.kind === 'xtables' ? "(the filter-*-tagged ones at 0 let VLAN- or PPPoE-tagged IP past every rule)" : '(call-* at 0: no connection state for `inbound: drop`; filter-*-tagged at 1: a host on the LAN can prime conntrack into a guest with IP inside a PPPoE header or a second VLAN tag)';
+    problems.push(`br_netfilter is not set as the ${engine.kind} backend needs it: ${sysctlGaps.map((k) => `${k} is ${bridgeNetfilter[k] ?? 'missing'}, not ${wanted[k]}`).join(', ')} ${why}; run \`xennet apply\``);
+  }
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
   // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
   if (live && policy && vifs.length > 0) {

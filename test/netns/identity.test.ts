@@ -188,6 +188,48 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
     assert.equal(await neighbour(peer, ip4(12)), lan, 'control: arpspoof takes the IPv4 address');
   });
 
+  it('tagged frames from the LAN carry no claim either: ARP and NA in a priority tag or behind 802.1ad, IP inside VLAN and PPPoE headers', async () => {
+    const victim = await host.addGuest(spec(22));
+    const web = await host.addGuest(spec(23, { name: 'web' }));
+    const peer = await host.addGuest(spec(24));
+    for (const g of [victim, web, peer]) await online(g);
+    const lan = await lanMac();
+    const fresh = async (): Promise<void> => {
+      assert.ok(await peer.ns.ping(ip4(22)));
+      assert.ok(await peer.ns.ping(ip6(22)));
+    };
+    await fresh();
+    // Receivers take a priority tag (VID 0), 802.1Q or 802.1ad, as untagged.
+    for (const tag of ['vlan=0', 'svlan=0']) {
+      await lanSend(`garp@${tag}`, [lan, lan, ip4(22)]);
+      await lanSend(`na@${tag}`, [lan, '2001:db8::1', ip6(22)]);
+    }
+    assert.equal(await neighbour(peer, ip4(22)), victim.mac, 'ARP in a tag');
+    assert.equal(await neighbour(peer, ip6(22)), victim.mac, 'NA in a tag');
+    // A datagram from web's address inside a tag or a PPPoE header primes no connection into it.
+    const reply = (marker: string) => arrives(host.lan, web.ns, 'eth0', hex(marker), 'udp4', [lan, web.mac, '192.168.0.1', ip4(23), '4000', '5353', marker], 'lan0');
+    for (const wrap of ['vlan=0', 'vlan=7', 'svlan=0', 'pppoe']) {
+      await lanSend(`udp4@${wrap}`, [lan, 'ff:ff:ff:ff:ff:ff', ip4(23), '192.168.0.1', '5353', '4000', `prime-${wrap}`]);
+      assert.equal(await reply(`reply-${wrap}`), false, `priming through ${wrap}`);
+    }
+    // The controls: tagged claims do reach the guests, and PPPoE priming works when nothing stops it.
+    if (backend === 'nftables') {
+      // Here IP inside PPPoE never reaches conntrack: the br_netfilter setting status watches.
+      await host.dom0.exec('sysctl', ['-qw', 'net.bridge.bridge-nf-filter-pppoe-tagged=1']);
+      assert.ok((await status()).problems.some((p) => /bridge-nf-filter-pppoe-tagged is 1, not 0/.test(p)));
+      await lanSend('udp4@pppoe', [lan, 'ff:ff:ff:ff:ff:ff', ip4(23), '192.168.0.1', '5353', '4000', 'prime-control']);
+      assert.equal(await reply('reply-pppoe-control'), true, 'control: priming through PPPoE');
+    }
+    await guardOff();
+    await fresh();
+    await lanSend('garp@vlan=0', [lan, lan, ip4(22)]);
+    assert.equal(await neighbour(peer, ip4(22)), lan, 'control: ARP in a priority tag poisons the peer');
+    if (backend === 'xtables') {
+      await lanSend('udp4@pppoe', [lan, 'ff:ff:ff:ff:ff:ff', ip4(23), '192.168.0.1', '5353', '4000', 'prime-control']);
+      assert.equal(await reply('reply-pppoe-control'), true, 'control: priming through PPPoE');
+    }
+  });
+
   it('live migration, the host it leaves: the guard ends with the vif (offline), and the guest\'s gratuitous ARP from its new host is accepted', async () => {
     const g = await host.addGuest(spec(14));
     const peer = await host.addGuest(spec(15));
@@ -290,6 +332,38 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
       assert.equal(v.firewall, 'in-sync');
       if (daemon) await host.stopDaemon();
     }
+  });
+
+  if (backend === 'nftables') it('a daemon killed while it follows a rename leaves the guest filtered (old rules or new, never none); restarted, it installs the new policy', async () => {
+    const g = await host.addGuest(spec(32, { name: 'plain32' }));
+    await online(g);
+    assert.ok(await host.lan.ping(ip4(32)), 'the defaults: inbound accept');
+    const pid = await host.startDaemon({ ...env, XENNET_TEST_KILL_AT: 'firewall:written-ahead' });
+    const alive = (): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    host.xenstored.write('/local/domain/32/name', 'web');
+    await until('the daemon to die at its kill point (the rename\'s commit written ahead)', async () => !alive(), 8000);
+    await host.stopDaemon('SIGKILL');
+    const lan = await lanMac();
+    const forged = () => arrives(g.ns, host.lan, 'lan0', hex('forged-after-crash'), 'udp4', [g.mac, lan, '192.168.0.250', '192.168.0.1', '4000', '4001', 'forged-after-crash']);
+    await host.startDaemon(env);
+    assert.equal(await forged(), false, 'its anti-spoofing survived the crash');
+    await until('web\'s policy after the restart', async () => !(await host.lan.ping(ip4(32), { waitSeconds: 1 })), 10_000);
+    assert.equal((await vifStatus(g)).firewall, 'in-sync');
+  });
+
+  if (backend === 'xtables') it('status calls a guest given dom0\'s own address a problem (a typo in ip= whose guard would drop dom0\'s frames)', async () => {
+    const g = await host.addGuest(spec(33, { xenstoreIp: '192.168.0.2' }));
+    await online(g);
+    const s = await status();
+    assert.equal(s.ok, false);
+    assert.ok(s.problems.some((p) => /vif33\.0 \(g33\) has 192\.168\.0\.2 as its address, which is dom0's own/.test(p)), JSON.stringify(s.problems));
   });
 
   it('a stub domain\'s vif has its guest\'s policy (followed through /local/domain/<dm>/target)', async () => {

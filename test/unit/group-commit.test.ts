@@ -80,7 +80,7 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     const changes = vifs.map((v) => install(v, env));
     const r = await commitStaged(b, env, silentLogger);
     assert.equal(r.batch, 3);
-    assert.equal(b.restores.length, 3, 'one restore per table that changes (iptables, ip6tables, ebtables nat), for all three vifs');
+    assert.equal(b.restores.length, 5, 'one restore per table that changes (iptables, ip6tables, their raw tables for the identity guard, ebtables nat), for all three vifs');
     assert.ok(r.reconciled, 'no record yet (first commit of the boot): the live rules decide');
     const { index } = loadIndex(env, silentLogger);
     assert.equal(index.dirty, false);

@@ -17,6 +17,7 @@ import { asLive } from '../../src/firewall/diff.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import type { IndexEntry } from '../../src/firewall/store.js';
 import type { PolicyFile } from '../../src/config/schema.js';
+import { ConfigError, parsePolicy } from '../../src/config/load.js';
 import { cidr, dom, ifn, mac } from './lib/values.js';
 
 const NFT: Engine = { kind: 'nftables', conntrack: 'mark' };
@@ -39,6 +40,14 @@ describe('a guest\'s identity: the name its policy comes from', () => {
     assert.deepEqual(domainIdentity({ domid: 6, name: 'web--incoming-dm', target: '5', targetName: 'web--incoming' }), { policyName: 'web', source: 'stubdom', elsewhere: true, target: 5, warnings: [] }, 'a stub domain of a guest being received');
     assert.equal(domainIdentity({ domid: 6, name: 'web-dm', target: '5' }).policyName, undefined, 'a target without a name: no policy name (the defaults), never the stub domain\'s own');
     assert.equal(describeIdentity({ source: 'stubdom', target: 5 }), 'stub domain of domain 5');
+  });
+
+  it('a rule-file entry named like a guest in migration is refused, with the name to use', () => {
+    assert.throws(
+      () => parsePolicy('version: 1\nguests:\n  db--incoming:\n    inbound: drop\n', 'x.yaml'),
+      (e: unknown) => e instanceof ConfigError && /"db--incoming" is the name xl gives db during a live migration, and the policy then comes from "db": name the entry "db"/.test(e.message),
+    );
+    assert.doesNotThrow(() => parsePolicy('version: 1\nguests:\n  web-dm:\n    inbound: drop\n', 'x.yaml'), 'a stub domain\'s name is a name like any other');
   });
 
   it('a target that is not another guest\'s domid is ignored and reported; a name with control characters is no name', () => {
@@ -113,35 +122,42 @@ describe('the identity guard: both backends', () => {
 
   it('xtables: tries over the keys in ebtables nat (and NA targets in ip6tables); every owner port returns, the rest drops', () => {
     const g = compileGuardXtables([treeMember(a), treeMember(aEmu), treeMember(b)]);
-    assert.deepEqual(g.ebnat.get('XN-ID'), ['--mark 0x800000/0x800000 -j RETURN', '-j XN-M', '-p ARP -j XN-A', '-p IPv4 -j XN-4', '-p IPv6 -j XN-6']);
+    assert.deepEqual(g.ebnat.get('XN-ID'), ['--mark 0x800000/0x800000 -j RETURN', '-j XN-M', '-p ARP -j XN-A', '-p 802_1Q --vlan-id 0 --vlan-encap 0806 -j DROP', '-p 0x88a8 -j DROP']);
     assert.deepEqual(g.ebnat.get('XN-M'), ['-s 00:16:3e:00:00:00/ff:ff:ff:ff:ff:f0 -j XN-M-00163e00000']);
     assert.deepEqual(g.ebnat.get('XN-M-00163e00000'), ['-s 00:16:3e:00:00:05 -i vif5.0 -j RETURN', '-s 00:16:3e:00:00:05 -i vif5.0-emu -j RETURN', '-s 00:16:3e:00:00:05 -j DROP', '-s 00:16:3e:00:00:06 -i vif6.0 -j RETURN', '-s 00:16:3e:00:00:06 -j DROP']);
-    assert.deepEqual(g.ebnat.get('XN-4'), ['-p IPv4 --ip-src 192.168.0.0/28 -j XN-4-c0a8000']);
-    assert.ok(g.ebnat.get('XN-4-c0a8000')!.includes('-p IPv4 -i vif6.0 --ip-src 192.168.0.6 -j RETURN'));
+    assert.deepEqual(g.ipv4raw.get('XN-4'), ['-s 192.168.0.0/28 -j XN-4-c0a8000'], 'IP sources in the raw table: before conntrack, and it sees IP inside VLAN and PPPoE headers too');
+    assert.deepEqual(g.ipv4raw.get('XN-4-c0a8000'), ['-s 192.168.0.5/32 -m physdev --physdev-in vif5.0 -j RETURN', '-s 192.168.0.5/32 -m physdev --physdev-in vif5.0-emu -j RETURN', '-s 192.168.0.5/32 -j DROP', '-s 192.168.0.6/32 -m physdev --physdev-in vif6.0 -j RETURN', '-s 192.168.0.6/32 -j DROP']);
+    assert.equal(g.raw.ipv4raw?.('xenbr0'), '-i xenbr0 -m physdev --physdev-is-in -m mark ! --mark 0x800000/0x800000 -j XN-4');
+    assert.deepEqual(g.fromIpv6, ['-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j XN-NA']);
     assert.equal(g.ipv6.get('XN-NA')![0], '-m u32 ! --u32 "0x4&0xff00=0x3a00" -j DROP', 'an NA whose target u32 cannot read is dropped');
     // The dispatch: the guard runs at the end of XN-FROM in ebtables nat, NA first in ip6tables.
     const rs = compile([a, b]);
     assert.equal(rs.ebnat.chains.get('XN-FROM')!.at(-1), '-j XN-ID');
     assert.equal(rs.ipv6.chains.get('XN-FROM')![0], '-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j XN-NA');
+    assert.deepEqual(rs.ipv4raw.roots, [{ chain: 'PREROUTING', rule: '-i xenbr0 -m physdev --physdev-is-in -m mark ! --mark 0x800000/0x800000 -j XN-4' }], 'one jump per bridge with guests');
     // A guest whose own chains check every source it may carry skips the guard; one without its MAC checked does not.
     assert.ok(rs.ebnat.chains.get('XN-E-vif5.0')!.includes('-j mark --mark-or 0x900000 --mark-target CONTINUE'));
     const open = compile([resolveVif({ version: 1, defaults: { antispoof: { mac: false } } }, facts('vif7.0', 7, { name: 'c' }))]);
     assert.ok(open.ebnat.chains.get('XN-E-vif7.0')!.includes('-j mark --mark-or 0x100000 --mark-target CONTINUE'));
+    // A prefix lets a guest use addresses of others inside it: its frames are not "checked".
+    const prefix = compile([resolveVif({ version: 1 }, facts('vif8.0', 8, { name: 'd' }, { ipv4: [cidr('192.168.0.0/24')] }))]);
+    assert.ok(prefix.ebnat.chains.get('XN-E-vif8.0')!.includes('-j mark --mark-or 0x100000 --mark-target CONTINUE'));
     // Adopted from the live rules without a record: its claims read back from the leaves.
-    assert.deepEqual(claimsFromGuardLive(rs.ebnat.chains, 'vif5.0'), claimsOf(a));
-    assert.equal(claimsFromGuardLive(rs.ebnat.chains, 'vif5.0-emu'), undefined);
+    assert.deepEqual(claimsFromGuardLive([rs.ebnat.chains, rs.ipv6raw.chains], 'vif5.0'), claimsOf(a));
+    assert.equal(claimsFromGuardLive([rs.ebnat.chains, rs.ipv6raw.chains], 'vif5.0-emu'), undefined);
   });
 
   it('a trie visits few chains whatever the number of guests', () => {
     const many = Array.from({ length: 1000 }, (_, i) => ({ name: ifn(`vif${i + 1}.0`), claims: { mac: [`00:16:3e:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}:01`], ipv4: [`10.${i >> 8}.${i & 255}.1`], ipv6: [] } }));
     const g = compileGuardXtables(many);
+    const chains = new Map<string, string[]>([...g.ebnat, ...g.ipv4raw]);
     const longest = (root: string): number => {
-      const walk = (c: string): number => Math.max(1, ...(g.ebnat.get(c) ?? []).map((r) => /-j (XN-[M4]-\S+)$/.exec(r)?.[1]).filter((x): x is string => x !== undefined).map((x) => 1 + walk(x)));
+      const walk = (c: string): number => Math.max(1, ...(chains.get(c) ?? []).map((r) => /-j (XN-[M4]-\S+)$/.exec(r)?.[1]).filter((x): x is string => x !== undefined).map((x) => 1 + walk(x)));
       return walk(root);
     };
     assert.ok(longest('XN-M') <= 4, `MAC trie depth ${longest('XN-M')}`);
     assert.ok(longest('XN-4') <= 5, `IPv4 trie depth ${longest('XN-4')}`);
-    assert.ok(Math.max(...[...g.ebnat.values()].map((r) => r.length)) <= 16 * 2 + 1, 'no chain is a flat list of the guests');
+    assert.ok(Math.max(...[...chains.values()].map((r) => r.length)) <= 16 * 2 + 1, 'no chain is a flat list of the guests');
   });
 
   it('nftables: one rule per kind in XN-PRE, the keys in XN-CLAIMS, each port\'s pairs in its XN-E; what nft lists reads back the same', () => {

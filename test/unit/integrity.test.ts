@@ -70,8 +70,8 @@ describe('firewall path integrity', () => {
     const plan = diffTable(live, desired(), 'ipv4');
     assert.deepEqual(plan.removeRoots, [root]);
     assert.deepEqual(plan.addRoots, [root]);
-    const all = { ipv4: live, ipv6: parseSave('', 'ipv6'), eb: parseSave('', 'eb'), ebnat: parseSave('', 'ebnat'), nftables: parseSave('', 'nftables') } as Record<TableName, LiveTable>;
-    const want = { ipv4: desired(), ipv6: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
+    const all = { ipv4: live, ipv6: parseSave('', 'ipv6'), ipv4raw: parseSave('', 'ipv4raw'), ipv6raw: parseSave('', 'ipv6raw'), eb: parseSave('', 'eb'), ebnat: parseSave('', 'ebnat'), nftables: parseSave('', 'nftables') } as Record<TableName, LiveTable>;
+    const want = { ipv4: desired(), ipv6: emptyTable(), ipv4raw: emptyTable(), ipv6raw: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
     assert.deepEqual(pathProblems(all, want, sameRules, vifOfChain), ["iptables FORWARD rule 1 (-j ACCEPT) comes before xennet's jump for bridge xenbr0 and can accept the guests' traffic: it skips their rules"]);
     const flushed = forward([]);
     const p2 = pathProblems({ ...all, ipv4: flushed }, want, sameRules, vifOfChain);

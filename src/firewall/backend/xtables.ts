@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
-import { isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
+import { ipFamilyOf, isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
 import { applyScript, listOwnTables, nftPath } from './nft.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
@@ -62,7 +62,7 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
   const v6 = { save: need(`ip6tables-${variant}-save`), restore: need(`ip6tables-${variant}-restore`) };
   const eb = { save: which('ebtables-nft-save') ?? need('ebtables-save'), restore: which('ebtables-nft-restore') ?? need('ebtables-restore') };
   const nft = nftPath() ?? 'nft';
-  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, eb, ebnat: eb, nftables: { save: nft, restore: nft } };
+  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, ipv4raw: v4, ipv6raw: v6, eb, ebnat: eb, nftables: { save: nft, restore: nft } };
   return {
     variant,
     engine,
@@ -77,7 +77,7 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
       // read as empty, it would hide whatever is there (and invite duplicate rules).
       if (/^# Table `[^']*' is incompatible/m.test(r.stdout)) {
         throw new XennetError('refused', `${tools[table].save} cannot show the ${kernelTable(table)} table: it holds native nftables rules that ${isEbtables(table) ? 'ebtables' : 'iptables'} cannot represent, so xennet can neither check nor change it`, {
-          hint: `\`nft list table ${table === 'ipv4' ? 'ip' : table === 'ipv6' ? 'ip6' : 'bridge'} ${kernelTable(table)}\` shows them; move them to a table of their own`,
+          hint: `\`nft list table ${isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6'} ${kernelTable(table)}\` shows them; move them to a table of their own`,
         });
       }
       return r.stdout;

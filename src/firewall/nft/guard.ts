@@ -29,6 +29,13 @@ export interface ClaimSetSpec {
   portsType: string;
   /** The guard rule in XN-PRE, as `nft list` prints it (without its counter's values). */
   rule: string;
+  /**
+   * The rule as written, when nft would otherwise pick a dependency that misses tagged frames:
+   * `arp ...` and `icmpv6 ...` depend on the Ethernet type by default, which the bridge family
+   * reads with the VLAN tag put back (802.1Q or 802.1ad, VID 0 included, which receivers take as
+   * untagged); `meta protocol` is the protocol inside the tag. nft lists both the same way.
+   */
+  written?: string;
   /** An element's key as nft prints it. */
   print(key: string): string;
 }
@@ -38,10 +45,10 @@ const raw128 = (key: string): string => memoized(`r ${key}`, () => `0x${keyDigit
 
 export const CLAIM_SETS: readonly ClaimSetSpec[] = [
   { kind: 'mac', keys: 'id_mac', ports: 'id_mac_port', keysType: 'type ether_addr; counter;', portsType: 'type ether_addr . ifname;', rule: 'ether saddr . iifname != @id_mac_port ether saddr @id_mac counter drop', print: (k) => k },
-  { kind: 'ipv4', keys: 'id_ip4', ports: 'id_ip4_port', keysType: 'type ipv4_addr; counter;', portsType: 'type ipv4_addr . ifname;', rule: 'arp saddr ip . iifname != @id_ip4_port arp saddr ip @id_ip4 counter drop', print: (k) => k },
+  { kind: 'ipv4', keys: 'id_ip4', ports: 'id_ip4_port', keysType: 'type ipv4_addr; counter;', portsType: 'type ipv4_addr . ifname;', rule: 'arp saddr ip . iifname != @id_ip4_port arp saddr ip @id_ip4 counter drop', written: 'meta protocol arp arp saddr ip . iifname != @id_ip4_port arp saddr ip @id_ip4 counter drop', print: (k) => k },
   { kind: 'ipv4', keys: 'id_ip4', ports: 'id_ip4_port', keysType: 'type ipv4_addr; counter;', portsType: 'type ipv4_addr . ifname;', rule: 'ip saddr . iifname != @id_ip4_port ip saddr @id_ip4 counter drop', print: (k) => k },
   { kind: 'ipv6', keys: 'id_ip6', ports: 'id_ip6_port', keysType: 'type ipv6_addr; counter;', portsType: 'type ipv6_addr . ifname;', rule: 'ip6 saddr . iifname != @id_ip6_port ip6 saddr @id_ip6 counter drop', print: (k) => k },
-  { kind: 'ipv6', keys: 'id_na', ports: 'id_na_port', keysType: 'typeof @th,64,128; counter;', portsType: 'typeof @th,64,128 . iifname;', rule: 'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @id_na_port @th,64,128 @id_na counter drop', print: raw128 },
+  { kind: 'ipv6', keys: 'id_na', ports: 'id_na_port', keysType: 'typeof @th,64,128; counter;', portsType: 'typeof @th,64,128 . iifname;', rule: 'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @id_na_port @th,64,128 @id_na counter drop', written: 'meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @id_na_port @th,64,128 @id_na counter drop', print: raw128 },
 ];
 
 /** Every set of the guard once (declarations): name and type. */
@@ -90,4 +97,9 @@ export function claimsFromPortLines(lines: readonly string[]): Claims | undefine
     if (m) out[m[1] === 'id_mac' ? 'mac' : m[1] === 'id_ip4' ? 'ipv4' : 'ipv6'].push(m[2]!);
   }
   return parseClaims(out);
+}
+
+/** A rule of XN-PRE as it is to be written (see ClaimSetSpec.written). */
+export function writtenRule(rule: string): string {
+  return CLAIM_SETS.find((s) => s.rule === rule)?.written ?? rule;
 }

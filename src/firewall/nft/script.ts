@@ -15,7 +15,7 @@ import { emptyLive, type LiveTable } from '../save-parse.js';
 import type { TablePlan } from '../diff.js';
 import { vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
-import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines } from './guard.js';
+import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines, writtenRule } from './guard.js';
 
 export type NftFamily = 'bridge' | 'inet';
 export const NFT_FAMILIES: readonly NftFamily[] = ['bridge', 'inet'];
@@ -186,7 +186,7 @@ export function renderNft(plan: TablePlan): string {
     const base = BASE_CHAINS[c];
     lines.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
     if (base) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
-    for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${r}`);
+    for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${writtenRule(r)}`);
   }
   // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
   const wanted = new Set<string>();

@@ -13,7 +13,7 @@ interface Table {
   builtins: Map<string, string[]>;
 }
 
-const newTable = (nat = false): Table => ({ chains: new Map(), builtins: new Map((nat ? ['PREROUTING', 'OUTPUT', 'POSTROUTING'] : ['INPUT', 'FORWARD', 'OUTPUT']).map((c) => [c, []])) });
+const newTable = (kind: 'filter' | 'nat' | 'raw' = 'filter'): Table => ({ chains: new Map(), builtins: new Map((kind === 'nat' ? ['PREROUTING', 'OUTPUT', 'POSTROUTING'] : kind === 'raw' ? ['PREROUTING', 'OUTPUT'] : ['INPUT', 'FORWARD', 'OUTPUT']).map((c) => [c, []])) });
 
 function clone(t: Table): Table {
   return { chains: new Map([...t.chains].map(([k, v]) => [k, [...v]])), builtins: new Map([...t.builtins].map(([k, v]) => [k, [...v]])) };
@@ -23,8 +23,8 @@ export class ModelBackend implements Backend {
   readonly variant = 'nft' as const;
   /** The xtables engine: xennet's nftables tables stay absent (the model has none to show). */
   readonly engine = XTABLES;
-  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' }, ebnat: { save: 'model', restore: 'model' }, nftables: { save: 'model', restore: 'model' } };
-  readonly tables: Record<XtablesTable, Table> = { ipv4: newTable(), ipv6: newTable(), eb: newTable(), ebnat: newTable(true) };
+  readonly tools = { ipv4: { save: 'model', restore: 'model' }, ipv6: { save: 'model', restore: 'model' }, ipv4raw: { save: 'model', restore: 'model' }, ipv6raw: { save: 'model', restore: 'model' }, eb: { save: 'model', restore: 'model' }, ebnat: { save: 'model', restore: 'model' }, nftables: { save: 'model', restore: 'model' } };
+  readonly tables: Record<XtablesTable, Table> = { ipv4: newTable(), ipv6: newTable(), ipv4raw: newTable('raw'), ipv6raw: newTable('raw'), eb: newTable(), ebnat: newTable('nat') };
   readonly restores: { table: TableName; text: string }[] = [];
   saves = 0;
   /** Called before each restore is applied; throw to simulate a crash or rejection. */
@@ -56,7 +56,7 @@ export class ModelBackend implements Backend {
     };
     const chain = (name: string, line: string): string[] => t.builtins.get(name) ?? t.chains.get(name) ?? fail(line);
     for (const line of text.split('\n')) {
-      if (line === '' || line === '*filter' || line === '*nat' || line === 'COMMIT') continue;
+      if (line === '' || line === '*filter' || line === '*nat' || line === '*raw' || line === 'COMMIT') continue;
       let m: RegExpExecArray | null;
       if ((m = /^:(\S+) /.exec(line))) {
         if (!t.builtins.has(m[1]!)) t.chains.set(m[1]!, []);
