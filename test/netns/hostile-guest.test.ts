@@ -178,6 +178,8 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
   it('ARP of another hardware type carries no claim past the ARP checks', async () => {
     const attacker = await host.addGuest(spec(45));
     await online(attacker);
+    // The first frames of a port just attached can be lost (the kernel settles it): wait for it.
+    assert.ok(await attacker.ns.ping('192.168.0.1'));
     const claim = (htype: string, sender: string) => arrives(attacker.ns, host.lan, 'lan0', sender.replace(/:/g, ''), 'arp-hw', [attacker.mac, sender, '192.168.0.145', htype]);
     assert.equal(await claim('1', attacker.mac), true, 'its own gratuitous ARP passes');
     assert.equal(await claim('1', 'de:ad:be:ef:00:01'), false, 'another MAC, Ethernet: dropped');
@@ -335,6 +337,9 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     await sh('iptables', ['-A', 'FORWARD', '-m', 'physdev', '--physdev-out', xen.vif, '--physdev-is-bridged', '-j', 'ACCEPT']);
     const ours = await host.addGuest(spec(53));
     await online(ours);
+    // Both ports settled (the first frames of a port just attached can be lost).
+    assert.ok(await xen.ns.ping('192.168.0.1'));
+    assert.ok(await ours.ns.ping('192.168.0.1'));
     const gw = await gatewayMac();
     const from = (g: SimGuest, src: string, marker: string) => arrives(g.ns, host.lan, 'lan0', hex(marker), 'udp4', [g.mac, gw, src, '192.168.0.1', '4000', '4001', marker]);
     assert.equal(await from(xen, '192.168.0.152', 'xen-legit'), true, 'its own address: Xen\'s rule accepts it');
