@@ -7,8 +7,10 @@
  * `<name>--migratedaway` on the host it left, which ends its identity guard there).
  *
  * The watch set follows the index (checked every 2 s when the index file changed) and is made
- * anew when xenstored restarts. A new watch fires once at once: the daemon's start looks at every
- * domain, so a rename while it was down is followed too.
+ * anew when xenstored restarts. A new watch fires once at once; that first event is not a change
+ * and is passed over (the domain's names were read when its rules were made). Each time the set
+ * is made anew (the daemon's start, xenstored's restart) every domain is looked at once, so a
+ * rename while nobody watched is followed too.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +46,8 @@ export interface NameWatchState {
 export class NameWatch {
   private xs: XenstoreClient | undefined;
   private readonly watched = new Map<number, string[]>();
+  /** Watches registered whose first event (xenstored's at once, not a change) has not come yet. */
+  private readonly firstEvents = new Set<string>();
   private stamp = '';
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -95,9 +99,12 @@ export class NameWatch {
     if (xs !== this.xs) {
       this.xs = xs;
       this.watched.clear();
+      this.firstEvents.clear();
       this.stamp = '';
-      xs.on('watch', (_path: string, token: string) => {
-        if (xs === this.xs && token.startsWith(TOKEN)) this.noticed(Number(token.slice(TOKEN.length)));
+      this.lookAtAll = true;
+      xs.on('watch', (path: string, token: string) => {
+        if (xs !== this.xs || !token.startsWith(TOKEN) || this.firstEvents.delete(`${token} ${path}`)) return;
+        this.noticed(Number(token.slice(TOKEN.length)));
       });
     }
     let stamp: string;
@@ -118,7 +125,14 @@ export class NameWatch {
     }
     for (const d of domids) if (!this.watched.has(d)) await this.watchDomain(xs, d);
     this.stamp = stamp;
+    if (this.lookAtAll) {
+      this.lookAtAll = false;
+      for (const d of domids) this.noticed(d);
+    }
   }
+
+  /** Every domain is looked at once after the watches are made anew. */
+  private lookAtAll = true;
 
   /** Watches the paths a domain's identity is read from (a stub domain's include its guest's name). */
   private async watchDomain(xs: XenstoreClient, domid: number): Promise<void> {
@@ -126,7 +140,11 @@ export class NameWatch {
     const had = this.watched.get(domid) ?? [];
     this.watched.set(domid, paths);
     for (const p of had) if (!paths.includes(p)) await xs.unwatch(p, `${TOKEN}${domid}`).catch(() => undefined);
-    for (const p of paths) if (!had.includes(p)) await xs.watch(p, `${TOKEN}${domid}`);
+    for (const p of paths) {
+      if (had.includes(p)) continue;
+      this.firstEvents.add(`${TOKEN}${domid} ${p}`);
+      await xs.watch(p, `${TOKEN}${domid}`);
+    }
   }
 
   private noticed(domid: number): void {

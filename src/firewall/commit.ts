@@ -48,10 +48,28 @@ function membersOf(vifs: Members): TreeMember[] {
     });
 }
 
+/**
+ * The shared chains of these members. A resident committer (the daemon) compiles the same member
+ * set twice in a row (one commit's `after` is the next one's `before`): the last two are kept.
+ */
+const recentShared: { key: string; rs: RuleSet }[] = [];
+function sharedOf(members: Members, engine: Engine): RuleSet {
+  const list = membersOf(members);
+  const key = `${engineName(engine)}\n${JSON.stringify(list)}`;
+  const hit = recentShared.find((r) => r.key === key);
+  const rs = hit?.rs ?? compileShared(list, engine);
+  if (!hit) {
+    recentShared.unshift({ key, rs });
+    recentShared.length = Math.min(recentShared.length, 2);
+  }
+  // The callers add to what they get (mergeInto): a copy of the maps, never the kept one.
+  return Object.fromEntries(tableNames.map((t) => [t, { chains: new Map(rs[t].chains), roots: [...rs[t].roots] }])) as RuleSet;
+}
+
 /** Pure: the per-table plans that move the installed state from `before` to `after`. */
 export function incrementalPlans(before: Members, after: Members, oldChains: RuleSet, newChains: RuleSet, engine: Engine = XTABLES): Record<TableName, TablePlan> {
-  const from = mergeInto(compileShared(membersOf(before), engine), oldChains);
-  const to = mergeInto(compileShared(membersOf(after), engine), newChains);
+  const from = mergeInto(sharedOf(before, engine), oldChains);
+  const to = mergeInto(sharedOf(after, engine), newChains);
   const out = {} as Record<TableName, TablePlan>;
   for (const t of tableNames) {
     const p = diffTable(asLive(from[t]), to[t], t);

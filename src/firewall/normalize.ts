@@ -86,5 +86,6 @@ export function normalizeRule(rule: string, dialect: RuleDialect = 'iptables'): 
 }
 
 export function sameRules(a: readonly string[], b: readonly string[], dialect: RuleDialect = 'iptables'): boolean {
-  return a.length === b.length && a.every((r, i) => normalizeRule(r, dialect) === normalizeRule(b[i]!, dialect));
+  // Equal text is the same rule (compiled against compiled, or listed as written): no parsing.
+  return a.length === b.length && a.every((r, i) => r === b[i] || normalizeRule(r, dialect) === normalizeRule(b[i]!, dialect));
 }

@@ -51,7 +51,17 @@ export async function followRenames(deps: RefreshDeps, env: NodeJS.ProcessEnv, d
   }
   if (recorded.length === 0) return [];
   const domids = [...new Set(recorded.map((r) => r.domid))];
-  const keys = new Map(await Promise.all(domids.map(async (d) => [d, namesKey(await readDomainNames(deps.xs, d))] as const)));
+  // One read per domain: its name; a stub domain's target and the target's name only when its
+  // rules were made from them (a target is written once, when libxl creates the stub domain).
+  const stub = new Set(recorded.filter((r) => r.names !== undefined && !r.names.includes(',null,null]')).map((r) => r.domid));
+  const keys = new Map(
+    await Promise.all(
+      domids.map(async (d) => {
+        const names = stub.has(d) ? await readDomainNames(deps.xs, d) : { domid: d, name: await deps.xs.read(`/local/domain/${d}/name`) };
+        return [d, namesKey(names)] as const;
+      }),
+    ),
+  );
   const renamed = recorded.filter((r) => keys.get(r.domid) !== r.names && keys.get(r.domid) !== namesKey({ domid: r.domid }));
   if (renamed.length === 0) return [];
   // Under the hotplug lock, and only for what is still recorded and attached then: an offline
