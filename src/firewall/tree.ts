@@ -26,56 +26,45 @@ export interface TreeSpec {
   verb: '-g' | '-j';
 }
 
-interface TrieNode {
-  children: Map<string, TrieNode>;
-  isName: boolean;
-}
-
-function buildTrie(names: Iterable<string>): TrieNode {
-  const root: TrieNode = { children: new Map(), isName: false };
-  for (const name of names) {
-    let n = root;
-    for (const ch of name) {
-      let c = n.children.get(ch);
-      if (!c) {
-        c = { children: new Map(), isName: false };
-        n.children.set(ch, c);
-      }
-      n = c;
-    }
-    n.isName = true;
-  }
-  return root;
-}
-
-/** A node gets a chain of its own when it branches, or is a name with names below it. */
-const kept = (n: TrieNode): boolean => n.children.size >= 2 || (n.isName && n.children.size >= 1);
-
 /** The chains of the dispatch tree for `names`, root first (the root exists even when empty). */
 export function buildTree(names: Iterable<string>, spec: TreeSpec): Map<string, string[]> {
   const chains = new Map<string, string[]>();
   const leafRules = (name: string): string[] => spec.leafRules?.(name) ?? [`${spec.match(name)} ${spec.verb} ${spec.leaf(name)}`];
-  const emit = (prefix: string, node: TrieNode, chain: string): void => {
+  // A path-compressed trie walked over the sorted names themselves (no node per character: a
+  // host's 1000 guests have as many MACs and addresses of 12 and 32 digits).
+  const emit = (prefix: string, keys: readonly string[], chain: string): void => {
     const rules: string[] = [];
     chains.set(chain, rules);
-    if (node.isName && prefix !== '') rules.push(...leafRules(prefix));
-    for (const ch of [...node.children.keys()].sort()) {
+    const at = prefix.length;
+    let i = 0;
+    // A name that is this node's prefix itself, with names below it.
+    if (prefix !== '' && keys[0] === prefix) {
+      rules.push(...leafRules(prefix));
+      i = 1;
+    }
+    while (i < keys.length) {
+      const ch = keys[i]![at]!;
+      let j = i + 1;
+      while (j < keys.length && keys[j]![at] === ch) j++;
+      const group = keys.slice(i, j);
+      i = j;
+      if (group.length === 1) {
+        rules.push(...leafRules(group[0]!));
+        continue;
+      }
+      // Down the single path until the names branch, or one of them ends there.
       let p = prefix + ch;
-      let d = node.children.get(ch)!;
-      while (!kept(d) && !d.isName) {
-        const [only] = d.children.entries();
-        if (!only) break;
-        p += only[0];
-        d = only[1];
+      for (;;) {
+        const first = group[0]!;
+        if (first.length === p.length) break;
+        const next = first[p.length]!;
+        if (!group.every((k) => k[p.length] === next)) break;
+        p += next;
       }
-      if (!kept(d)) {
-        rules.push(...leafRules(p));
-      } else {
-        rules.push(`${spec.match(`${p}+`)} ${spec.verb} ${spec.chainFor(p)}`);
-        emit(p, d, spec.chainFor(p));
-      }
+      rules.push(`${spec.match(`${p}+`)} ${spec.verb} ${spec.chainFor(p)}`);
+      emit(p, group, spec.chainFor(p));
     }
   };
-  emit('', buildTrie(names), spec.root);
+  emit('', [...new Set(names)].sort(), spec.root);
   return chains;
 }
