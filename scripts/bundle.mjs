@@ -11,7 +11,7 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  target: 'node18',
   minify: true,
   sourcemap: true,
   external: ['netlink'],
