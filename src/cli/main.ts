@@ -4,36 +4,25 @@ import './early-signals.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { readFileSync } from 'node:fs';
-import { bridgeCommand } from './commands/bridge.js';
-import { applyCommand, checkCommand, planCommand, schemaCommand } from './commands/firewall.js';
-import { statusCommand } from './commands/status.js';
-import { demoCommand } from './commands/demo.js';
-import { installHooksCommand } from './commands/install-hooks.js';
-import { daemonCommand } from './commands/daemon.js';
+import { COMPLETION, ROOT_EXAMPLES, ROOT_USAGE, commands } from './commands/index.js';
+import { helpEpilogue } from './reference.js';
+
+/** Set by the Debian package's bundler (esbuild define); the source tree reads package.json. */
+declare const XENNET_BUNDLED_VERSION: string | undefined;
 
 function version(): string {
+  if (typeof XENNET_BUNDLED_VERSION === 'string') return XENNET_BUNDLED_VERSION;
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
-    .scriptName('xennet')
-    .usage('$0 <command> [options]\n\nNetwork bridge and guest firewall controller for Xen dom0 hosts.')
-    .example('sudo $0 demo', 'see it work on a simulated Xen host')
-    .example('$0 status', 'is this host\'s guest networking right?')
-    .example('$0 plan', 'what would apply change?')
-    .epilogue('Exit codes: 0 ok, 1 error or problem found, 2 plan has changes pending, 64 usage error. Docs: docs/ in the package.')
-    .command(statusCommand)
-    .command(bridgeCommand)
-    .command(planCommand)
-    .command(applyCommand)
-    .command(checkCommand)
-    .command(schemaCommand)
-    .command(demoCommand)
-    .command(installHooksCommand)
-    .command(daemonCommand)
-    .completion('completion', 'print a bash/zsh completion script (source <(xennet completion))')
+  let y = yargs(argv).scriptName('xennet').usage(`$0 <command> [options]\n\n${ROOT_USAGE}`);
+  for (const [cmd, what] of ROOT_EXAMPLES) y = y.example(cmd, what);
+  y = y.epilogue(helpEpilogue());
+  for (const c of commands) y = y.command(c);
+  await y
+    .completion(COMPLETION.command, COMPLETION.describe)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .version(version())

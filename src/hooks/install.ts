@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
+import { daemonUnitText } from '../package/units.js';
 import { vifClientScript } from './vif-client.js';
 
 /** The bundled entries (dist/bundle/), built next to dist/src/ by `npm run build`. */
@@ -17,40 +17,29 @@ const bundled = (file: string): string => fileURLToPath(new URL(`../../bundle/${
 /** The CLI of this installation (what the unit runs). */
 export const cliPath = (): string => fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-/** The systemd unit of the daemon. */
+/** The systemd unit of the daemon, running this installation. */
 export function unitText(): string {
-  return `# xennet.service: installed by \`xennet install-hooks\`.
-[Unit]
-Description=xennet: Xen guest networking and firewall controller
-Documentation=https://www.npmjs.com/package/xennet
-After=network.target xenstored.service
-Before=xendomains.service
-
-[Service]
-Type=simple
-ExecStart=${[process.execPath, ...DAEMON_NODE_FLAGS, cliPath()].join(' ')} daemon
-ExecReload=${[process.execPath, cliPath()].join(' ')} daemon --reload
-Restart=on-failure
-RestartSec=1
-KillSignal=SIGTERM
-TimeoutStopSec=45
-
-[Install]
-WantedBy=multi-user.target
-`;
+  return daemonUnitText({ node: process.execPath, cli: cliPath(), writtenBy: 'installed by `xennet install-hooks`' });
 }
 
-export function launcherText(hook: keyof typeof entries): string {
-  const target = bundled(entries[hook]);
-  if (hook === 'vif-xennet') return vifClientScript({ entry: target, node: process.execPath });
-  return `#!/usr/bin/env node
-// ${hook}: installed by \`xennet install-hooks\`; loads ${target}
+/** A hook's text, loading `entryDir`'s bundled entry with `node`. */
+export function hookText(hook: keyof typeof entries, o: { entryDir: string; node: string; writtenBy: string }): string {
+  const target = join(o.entryDir, entries[hook]);
+  if (hook === 'vif-xennet') return vifClientScript({ entry: target, node: o.node });
+  return `#!${o.node}
+// ${hook}: ${o.writtenBy}; loads ${target}
 process.exitCode = 1;
 import(${JSON.stringify(target)}).then(
   async (m) => { process.exitCode = await m.main(process.argv.slice(2)); },
   (e) => { process.stderr.write(\`${hook}: cannot load xennet: \${e.message}\\n\`); process.exitCode = 1; },
 );
 `;
+}
+
+export const HOOKS = Object.keys(entries) as (keyof typeof entries)[];
+
+export function launcherText(hook: keyof typeof entries): string {
+  return hookText(hook, { entryDir: dirname(bundled(entries[hook])), node: process.execPath, writtenBy: 'installed by `xennet install-hooks`' });
 }
 
 export interface InstalledFile {

@@ -1,5 +1,5 @@
 /**
- * (a) the installed layout and (b) one guest through /etc/xen/scripts/vif-xennet, with every
+ * (a) the installed layout (the Debian package) and (b) one guest through /etc/xen/scripts/vif-xennet, with every
  * default path: /etc/xen/xennet.yaml, /var/lib/xennet, /var/run/xen-hotplug/iptables and the
  * xenstored on /var/run/xenstored/socket.
  */
@@ -35,7 +35,7 @@ import {
 const GUEST_MAC = '00:16:3e:00:00:01';
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 
-describe('system: xennet as installed (npm install -g, install-hooks, default paths)', function () {
+describe('system: xennet as installed (dpkg -i of the package, default paths)', function () {
   this.timeout(60_000);
   let host: SimHost;
   let g: SimGuest;
@@ -55,13 +55,14 @@ describe('system: xennet as installed (npm install -g, install-hooks, default pa
         const path = join(XEN_SCRIPTS, name);
         assert.ok(existsSync(path), `${path} exists`);
         assert.ok((statSync(path).mode & 0o111) !== 0, `${path} is executable`);
-        assert.ok(launcher(name).includes(join(installedPackage(), 'dist', 'bundle')), `${path} loads ${installedPackage()}: ${launcher(name)}`);
+        assert.ok(launcher(name).includes(installedPackage() + '/'), `${path} loads ${installedPackage()}: ${launcher(name)}`);
+        assert.ok(launcher(name).includes('/usr/bin/node'), `${path} runs Debian's node: ${launcher(name)}`);
       }
       assert.ok(existsSync(join(XEN_SCRIPTS, 'vif-bridge')), 'Xen\'s vif-bridge is still there');
       assert.ok(existsSync(RULES_FILE), 'the rule file is at its default path');
     });
 
-    it('`xennet --version` works from npm\'s global bin directory, found through PATH', async () => {
+    it('`xennet --version` works from /usr/bin, found through PATH', async () => {
       const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
       assert.ok(realpathSync(xennetBin()).startsWith(installedPackage() + '/'), `${xennetBin()} -> ${realpathSync(xennetBin())}`);
       for (const file of [xennetBin(), 'xennet']) {

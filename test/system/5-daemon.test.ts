@@ -1,16 +1,24 @@
 /**
- * The resident controller as installed: `xennet install-hooks` wrote /etc/systemd/system/
- * xennet.service; its ExecStart runs here with the operator's environment only (every path at its
- * default: /run/xennet, /etc/xen/xennet.yaml, /var/lib/xennet, /var/run/xen-hotplug, the default
- * xenstored socket), and /etc/xen/scripts/vif-xennet hands the toolstack's calls to it.
+ * The resident controller as installed: the package's /lib/systemd/system/xennet.service; its
+ * ExecStart runs here (no systemd runs in the suite) with the operator's environment only (every
+ * path at its default: /run/xennet, /etc/xen/xennet.yaml, /var/lib/xennet, /var/run/xen-hotplug,
+ * the default xenstored socket) and with only the capabilities of the unit's
+ * CapabilityBoundingSet and NoNewPrivileges (setpriv), and /etc/xen/scripts/vif-xennet hands the
+ * toolstack's calls to it.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { SimGuest, SimHost } from '../../src/sim/host.js';
-import { guestSpec, hook, hotplug, installedHost, linkOf, operatorEnv, teardown, xennetBin } from './lib/world.js';
+import { DAEMON_UNIT_FILE as UNIT, guestSpec, hook, hotplug, installedHost, linkOf, operatorEnv, teardown, xennetBin } from './lib/world.js';
 import { run } from '../../src/sys/exec.js';
 
-const UNIT = '/etc/systemd/system/xennet.service';
+/** The unit's ExecStart, run with its capability bounding set and no new privileges (what systemd does of those two). */
+function sandboxedExecStart(unit: string): string[] {
+  const exec = /^ExecStart=(.+)$/m.exec(unit)![1]!.split(' ');
+  const caps = /^CapabilityBoundingSet=(.+)$/m.exec(unit)![1]!.split(' ').map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  assert.match(unit, /^NoNewPrivileges=yes$/m);
+  return ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', '--no-new-privs', ...exec];
+}
 
 describe('system: the daemon from the installed unit, default paths', function () {
   this.timeout(120_000);
@@ -26,7 +34,7 @@ describe('system: the daemon from the installed unit, default paths', function (
     await teardown(host);
   });
 
-  it('install-hooks wrote the unit: Type=simple, Restart=on-failure, ExecStart is the installed xennet daemon', () => {
+  it('the package installed the unit: Type=simple, Restart=on-failure, ExecStart is the installed xennet daemon', () => {
     const unit = readFileSync(UNIT, 'utf8');
     assert.match(unit, /^Type=simple$/m);
     assert.match(unit, /^Restart=on-failure$/m);
@@ -36,9 +44,11 @@ describe('system: the daemon from the installed unit, default paths', function (
     assert.match(exec, / --max-semi-space-size=2 /, 'the daemon\'s memory flags');
   });
 
-  it('the unit\'s command starts the daemon on /run/xennet, root-only', async () => {
-    const exec = /^ExecStart=(.+)$/m.exec(readFileSync(UNIT, 'utf8'))![1]!.split(' ');
-    await host.startDaemon({}, exec);
+  it('the unit\'s command, with only the unit\'s capabilities, starts the daemon on /run/xennet, root-only', async () => {
+    await host.startDaemon({}, sandboxedExecStart(readFileSync(UNIT, 'utf8')));
+    const status = readFileSync(`/proc/${readFileSync('/run/xennet/daemon.pid', 'utf8').trim()}/status`, 'utf8');
+    assert.equal(/^CapBnd:\s+(\S+)$/m.exec(status)?.[1], '0000000000083000', 'the daemon runs with CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_PTRACE only');
+    assert.equal(/^NoNewPrivs:\s+(\d)$/m.exec(status)?.[1], '1');
     assert.equal(host.runDir, '/run/xennet');
     assert.equal(statSync('/run/xennet').mode & 0o777, 0o700);
     assert.equal(statSync('/run/xennet/daemon.sock').mode & 0o777, 0o600);

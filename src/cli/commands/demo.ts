@@ -1,6 +1,10 @@
 /** `xennet demo [--keep]` and `xennet demo down`. */
 import type { Argv, CommandModule } from 'yargs';
+import { XennetError } from '../../sys/errors.js';
 import { runCommand } from '../run-command.js';
+
+/** Defined (true) by the Debian package's bundler: the package has no simulated host. */
+declare const XENNET_PACKAGED: boolean | undefined;
 
 interface DemoArgs {
   action?: string;
@@ -17,6 +21,12 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       .example('sudo $0 demo', 'the whole story in about 30 seconds')
       .example('sudo $0 demo --keep', 'explore it afterwards; `xennet demo down` removes it') as unknown as Argv<DemoArgs>,
   handler: async (argv) => {
+    if (typeof XENNET_PACKAGED === 'boolean' && XENNET_PACKAGED) {
+      await runCommand(false, async () => {
+        throw new XennetError('usage', 'the demo runs from xennet\'s source tree, not from the installed package', { hint: 'git clone the source, then: npm ci && sudo npm run demo' });
+      });
+      return;
+    }
     const demo = await import('../../sim/demo.js');
     if (argv.action === 'down') {
       await runCommand(false, async () => ({ json: null, text: await demo.demoDown() }));

@@ -1,14 +1,14 @@
 /**
  * The throw-away machine the system suite runs on: enter.ts builds it inside a private mount
- * namespace (tmpfs over /run, /etc/xen, /var/lib, /var/log, /tmp; overlayfs over npm's global
- * prefix) and records it here. The test files refuse to run anywhere else, so a plain `mocha`
+ * namespace (tmpfs over /run, /etc/xen, /var/log, /tmp; overlayfs over /etc, /usr, /var/lib)
+ * and records it here. The test files refuse to run anywhere else, so a plain `mocha`
  * on dist/test/system cannot touch the real /etc/xen, /var/lib or /usr.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 
 export interface Machine {
-  /** npm's global prefix (`npm prefix -g`), overlaid: `<prefix>/bin`, `<prefix>/lib/node_modules`. */
-  npmPrefix: string;
+  /** Where the overlays' upper layers are: `<overlays>/<name>/upper` (etc, usr, var-lib). */
+  overlays: string;
   /** Where this suite's mount namespace was checked to be private. */
   mountNamespace: string;
 }

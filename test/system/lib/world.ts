@@ -1,17 +1,19 @@
 /**
- * xennet as an operator installs it, on a simulated Xen host inside the suite's private mount
- * namespace: `npm pack` + `npm install -g`, `xennet install-hooks`, the rule file at
+ * xennet as an administrator installs it, on a simulated Xen host inside the suite's private mount
+ * namespace: the Debian package with `dpkg -i`, the rule file at
  * /etc/xen/xennet.yaml, the in-memory xenstored on the default socket, dom0 taken over by the
  * installed `xennet bridge start`, and vif-scripts called with exactly libxl's argv and
  * environment. Nothing of xennet's is overridden: no XENNET_*, no XENSTORED_*.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { operatorPath, SimHost, type GuestSpec, type SimGuest, type ToolstackForm } from '../../../src/sim/host.js';
 import type { SimNetns } from '../../../src/sim/netns.js';
+import type { BuiltDeb } from '../../../src/package/build-deb.js';
 import { run, type ExecResult } from '../../../src/sys/exec.js';
 import { LOCK_DIR, RULES_FILE, STATE_DIR, XEN_SCRIPTS, XENSTORED_SOCKET, theMachine } from './machine.js';
 import { ended, killAll, killTree, spawnTracked, type Finished } from './proc.js';
@@ -29,8 +31,11 @@ defaults:
   outbound: accept
 `;
 
-export const xennetBin = (): string => join(theMachine().npmPrefix, 'bin', 'xennet');
-export const installedPackage = (): string => join(theMachine().npmPrefix, 'lib', 'node_modules', 'xennet');
+/** Where the Debian package puts xennet. */
+export const xennetBin = (): string => (theMachine(), '/usr/bin/xennet');
+export const installedPackage = (): string => (theMachine(), '/usr/lib/xennet');
+export const DAEMON_UNIT_FILE = '/lib/systemd/system/xennet.service';
+export const BRIDGE_UNIT_FILE = '/lib/systemd/system/xennet-bridge.service';
 
 async function must(what: string, r: Promise<ExecResult>): Promise<string> {
   const x = await r;
@@ -38,22 +43,56 @@ async function must(what: string, r: Promise<ExecResult>): Promise<string> {
   return x.stdout;
 }
 
-let installation: Promise<void> | undefined;
+let installation: Promise<BuiltDeb> | undefined;
+
+/** Every file the suite's machine changed, as path -> digest (the overlays' upper layers and /etc/xen). */
+export function changedFiles(): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string, shown: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const n of names.sort()) {
+      const p = join(dir, n);
+      const st = lstatSync(p);
+      const as = `${shown}/${n}`;
+      if (st.isDirectory()) {
+        out.set(as + '/', `dir ${(st.mode & 0o7777).toString(8)}`);
+        walk(p, as);
+      } else if (st.isSymbolicLink()) out.set(as, `-> ${readlinkSync(p)}`);
+      else if (st.isFile()) out.set(as, `${(st.mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
+      else out.set(as, `special ${st.mode.toString(8)} ${st.rdev}`); // an overlay whiteout: a file removed
+    }
+  };
+  const { overlays } = theMachine();
+  walk(join(overlays, 'etc', 'upper'), '/etc');
+  walk(join(overlays, 'usr', 'upper'), '/usr');
+  walk(join(overlays, 'var-lib', 'upper'), '/var/lib');
+  walk('/etc/xen', '/etc/xen(tmpfs)');
+  return out;
+}
+
+/** What the suite's machine looked like just before `dpkg -i` (changedFiles()). */
+export let filesBeforeInstall: Map<string, string> | undefined;
 
 /**
- * Installs xennet like an operator, once per run: `npm pack` of the built worktree,
- * `npm install -g` of the tarball, `xennet install-hooks`, and the rule file.
+ * Installs xennet like an administrator, once per run: the Debian package built from this tree
+ * (`npm run deb`'s builder), `dpkg -i`, and the rule file. No systemd runs here, so the package's
+ * postinst enables xennet.service (deb-systemd-helper) but starts nothing.
  */
-export function ensureInstalled(): Promise<void> {
+export function ensureInstalled(): Promise<BuiltDeb> {
   installation ??= (async () => {
     theMachine();
-    if (!existsSync(join(root, 'dist/bundle/vif-main.mjs'))) throw new Error('dist/ is not built: run `npm run build` first');
-    const dir = mkdtempSync(join(tmpdir(), 'xnt-pack-'));
-    const packed = await must('npm pack', run('npm', ['pack', '--pack-destination', dir, '--silent'], { cwd: root, timeoutMs: 120_000 }));
-    const tarball = join(dir, packed.trim().split('\n').pop() ?? '');
-    await must('npm install -g', run('npm', ['install', '-g', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: dir, timeoutMs: 240_000 }));
-    await must('xennet install-hooks', run(xennetBin(), ['install-hooks'], { env: operatorEnv(), timeoutMs: 30_000 }));
+    if (!existsSync(join(root, 'dist/src/package/build-deb.js'))) throw new Error('dist/ is not built: run `npm run build` first');
+    const { buildDeb } = (await import(join(root, 'dist/src/package/build-deb.js'))) as typeof import('../../../src/package/build-deb.js');
+    const deb = await buildDeb(mkdtempSync(join(tmpdir(), 'xnt-deb-')));
+    filesBeforeInstall = changedFiles();
+    await must('dpkg -i', run('dpkg', ['-i', deb.file], { env: operatorEnv(), timeoutMs: 120_000 }));
     writeFileSync(RULES_FILE, RULES);
+    return deb;
   })();
   return installation;
 }
@@ -73,12 +112,13 @@ async function resetMachineState(): Promise<void> {
 let current: SimHost | undefined;
 
 /** A simulated Xen host with xennet as installed: dom0 taken over by the installed `xennet bridge start`. */
-export async function installedHost(): Promise<SimHost> {
+export async function installedHost(options: { takeover?: boolean } = {}): Promise<SimHost> {
   await ensureInstalled();
   if (current) throw new Error(`host ${current.id} is still up: one host at a time (they share the default xenstored socket)`);
   await resetMachineState();
   const host = await SimHost.create({ prefix: 'xnt', installed: { xenstoreSocket: XENSTORED_SOCKET, xennetBin: xennetBin() } });
   current = host;
+  if (options.takeover === false) return host;
   try {
     await host.takeover();
   } catch (e) {

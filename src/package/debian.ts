@@ -1,0 +1,213 @@
+/**
+ * The Debian package's metadata and maintainer scripts, as text (pure). The scripts do what
+ * debhelper's dh_installsystemd snippets do: enable and start the daemon on install when systemd
+ * runs, restart it on upgrade, stop it on remove, forget it on purge. The boot takeover unit is
+ * installed but never enabled by the package: it renames the NIC an administrator may be logged
+ * in over, so enabling it is the administrator's decision.
+ */
+
+export const PACKAGE = 'xennet';
+export const DAEMON_UNIT = 'xennet.service';
+export const BRIDGE_UNIT = 'xennet-bridge.service';
+export const MAINTAINER = 'xennet developers <xennet-devel@lists.xennet.org>';
+
+export interface ControlFields {
+  version: string;
+  architecture: string;
+  installedSizeKiB: number;
+  /** From dpkg-shlibdeps (the native netlink addon). */
+  shlibs: string[];
+  /** The package's synopsis line (under 80 characters). */
+  description: string;
+}
+
+/** What the package needs at run time: Debian's own packages only. */
+export const RUNTIME_DEPENDS = [
+  'nodejs (>= 18.19)',
+  'iproute2',
+  'iptables',
+  'ebtables',
+] as const;
+// bash (the vif hook), util-linux (flock) and bsdutils (logger) are Essential: never named.
+
+export function controlText(f: ControlFields): string {
+  const depends = [...RUNTIME_DEPENDS, ...f.shlibs].join(', ');
+  return `Package: ${PACKAGE}
+Version: ${f.version}
+Architecture: ${f.architecture}
+Maintainer: ${MAINTAINER}
+Installed-Size: ${f.installedSizeKiB}
+Depends: ${depends}
+Recommends: nftables
+Suggests: xen-utils-common
+Section: net
+Priority: optional
+Homepage: https://github.com/xennet/xennet
+Description: ${f.description}
+ xennet replaces Xen's network-bridge and vif-bridge scripts. It takes the
+ NIC over into a bridge over rtnetlink (reversibly), attaches each guest's
+ vif as the toolstack's vif-script (vif-xennet, for xl/libxl and xend), and
+ installs each guest's firewall from one typed rule file: complete MAC, ARP,
+ IPv4 and IPv6 anti-spoofing, allow rules, default verdicts and isolation,
+ compiled to iptables/ebtables (physdev) or to nftables, applied atomically.
+ .
+ A resident daemon (xennet.service) serves the hooks in milliseconds and
+ repairs rules another program removed. xennet-bridge.service performs the
+ bridge takeover at boot; it is installed disabled.
+`;
+}
+
+const guard = 'if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then';
+
+/** postinst: debhelper's enable/start snippet for the daemon; the boot takeover only registered. */
+export function postinstText(): string {
+  return `#!/bin/sh
+set -e
+
+if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ] || [ "$1" = "abort-deconfigure" ] || [ "$1" = "abort-remove" ]; then
+\tmkdir -p /var/lib/${PACKAGE}
+\tchmod 0755 /var/lib/${PACKAGE}
+\t# The daemon: enabled unless the administrator disabled it before (as dh_installsystemd).
+\tif command -v deb-systemd-helper >/dev/null 2>&1; then
+\t\tdeb-systemd-helper unmask '${DAEMON_UNIT}' >/dev/null || true
+\t\tif deb-systemd-helper --quiet was-enabled '${DAEMON_UNIT}'; then
+\t\t\tdeb-systemd-helper enable '${DAEMON_UNIT}' >/dev/null || true
+\t\telse
+\t\t\tdeb-systemd-helper update-state '${DAEMON_UNIT}' >/dev/null || true
+\t\tfi
+\t\t# The boot takeover renames the NIC: never enabled by the package.
+\t\tdeb-systemd-helper update-state '${BRIDGE_UNIT}' >/dev/null || true
+\tfi
+\t${guard}
+\t\tsystemctl --system daemon-reload >/dev/null || true
+\t\tif [ -n "$2" ]; then
+\t\t\tdeb-systemd-invoke restart '${DAEMON_UNIT}' >/dev/null || true
+\t\telse
+\t\t\tdeb-systemd-invoke start '${DAEMON_UNIT}' >/dev/null || true
+\t\tfi
+\tfi
+\tif [ -z "$2" ]; then
+\t\techo "xennet: point the toolstack at the hook (xl.conf: vif.default.script=\\"vif-xennet\\"),"
+\t\techo "xennet: write /etc/xen/xennet.yaml (example: /usr/share/doc/xennet/examples/xennet.yaml),"
+\t\techo "xennet: and check with 'xennet status'. See xennet(8)."
+\tfi
+fi
+
+exit 0
+`;
+}
+
+/** prerm: stop the daemon on remove; the guests' firewall stays (never opened silently). */
+export function prermText(): string {
+  return `#!/bin/sh
+set -e
+
+if [ "$1" = "remove" ]; then
+\t${guard}
+\t\tdeb-systemd-invoke stop '${DAEMON_UNIT}' >/dev/null || true
+\tfi
+\techo "xennet: the firewall of running guests stays in place: removing the package opens no guest."
+\techo "xennet: to remove the firewall too, run 'xennet uninstall' before removing the package"
+\techo "xennet: (or reinstall xennet and run it). xennet-bridge.service, if enabled, is not stopped:"
+\techo "xennet: 'xennet bridge stop' restores the NIC."
+fi
+
+exit 0
+`;
+}
+
+/** postrm: reload systemd on remove; forget the units and remove the state directory on purge. */
+export function postrmText(): string {
+  return `#!/bin/sh
+set -e
+
+if [ "$1" = "remove" ]; then
+\t${guard}
+\t\tsystemctl --system daemon-reload >/dev/null || true
+\tfi
+fi
+
+if [ "$1" = "purge" ]; then
+\tif command -v deb-systemd-helper >/dev/null 2>&1; then
+\t\tdeb-systemd-helper purge '${DAEMON_UNIT}' '${BRIDGE_UNIT}' >/dev/null || true
+\t\tdeb-systemd-helper unmask '${DAEMON_UNIT}' '${BRIDGE_UNIT}' >/dev/null || true
+\tfi
+\trm -rf /var/lib/${PACKAGE}
+fi
+
+exit 0
+`;
+}
+
+/** changelog.Debian: one entry for the version built, dated by the last commit. */
+export function changelogText(o: { version: string; date: string; commit: string }): string {
+  return `${PACKAGE} (${o.version}) unstable; urgency=medium
+
+  * Built from the xennet source tree at commit ${o.commit}.
+
+ -- ${MAINTAINER}  ${o.date}
+`;
+}
+
+export interface BundledPackage {
+  name: string;
+  version: string;
+  license: string;
+  /** Copyright lines from its license file, if any. */
+  copyright: string[];
+  /** Its license file's text. */
+  licenseText?: string;
+}
+
+const indent = (text: string): string =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => (l.trim() === '' ? ' .' : ` ${l}`))
+    .join('\n');
+
+export const MIT_TEXT = `Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.`;
+
+/**
+ * debian/copyright (DEP-5): xennet itself, then every npm package bundled into it, each with the
+ * license text it ships.
+ */
+export function copyrightText(o: { year: string; bundled: BundledPackage[] }): string {
+  const out = [
+    'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/',
+    `Upstream-Name: ${PACKAGE}`,
+    'Source: https://github.com/xennet/xennet',
+    '',
+    'Files: *',
+    `Copyright: ${o.year} xennet developers`,
+    'License: MIT',
+    indent(MIT_TEXT),
+  ];
+  for (const p of [...o.bundled].sort((a, b) => a.name.localeCompare(b.name))) {
+    out.push(
+      '',
+      `Files: usr/lib/xennet/node_modules/${p.name}/*`,
+      `Copyright: ${p.copyright.length > 0 ? p.copyright.join('\n ') : `the authors of ${p.name}`}`,
+      `License: ${p.license}`,
+      `Comment: npm package ${p.name} ${p.version}, bundled into /usr/lib/xennet${p.licenseText ? '; its license file:' : ''}`,
+    );
+    if (p.licenseText) out.push(indent(p.licenseText));
+  }
+  return out.join('\n') + '\n';
+}
