@@ -103,3 +103,13 @@ export function fireAndForget(file: string, args: readonly string[]): number | u
     return undefined;
   }
 }
+
+/** Runs a program with this process's stdin, stdout and stderr (a test runner's child); its exit code. */
+export function spawnInherited(file: string, args: readonly string[], options: Pick<ExecOptions, 'env' | 'cwd'> = {}): Promise<number> {
+  assertArgv(file, args);
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { stdio: 'inherit', env: options.env ?? process.env, cwd: options.cwd });
+    child.on('error', () => resolve(127));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
