@@ -3,10 +3,10 @@
  * (`xennet bridge ...`) and xend's network-script (`network-xennet ...`) call.
  */
 import type { Logger } from '../sys/log.js';
-import { readJournal, journalPath } from './journal.js';
+import { readJournal, journalPath, recordedSpecs } from './journal.js';
 import { NetlinkClient } from './nl/client.js';
 import { buildBridgeStatus, type BridgeStatus } from './status.js';
-import { bridgeStart, bridgeStop, type StopOptions, type TakeoverResult } from './takeover.js';
+import { bridgeStart, bridgeStop, type StartOptions, type StopOptions, type TakeoverResult } from './takeover.js';
 import { resolveTakeoverSpec, type TakeoverArgs } from './takeover-plan.js';
 
 async function withClient<T>(fn: (client: NetlinkClient) => Promise<T>): Promise<T> {
@@ -18,8 +18,8 @@ async function withClient<T>(fn: (client: NetlinkClient) => Promise<T>): Promise
   }
 }
 
-export function startBridge(args: TakeoverArgs, log: Logger): Promise<TakeoverResult> {
-  return withClient((client) => bridgeStart(args, { client, log }));
+export function startBridge(args: TakeoverArgs, log: Logger, options: StartOptions = {}): Promise<TakeoverResult> {
+  return withClient((client) => bridgeStart(args, { client, log }, options));
 }
 
 export function stopBridge(args: TakeoverArgs, log: Logger, options: StopOptions = {}): Promise<TakeoverResult> {
@@ -29,7 +29,7 @@ export function stopBridge(args: TakeoverArgs, log: Logger, options: StopOptions
 export function bridgeStatus(args: TakeoverArgs): Promise<BridgeStatus> {
   return withClient(async (client) => {
     const host = await client.readHost();
-    const spec = resolveTakeoverSpec(args, host);
+    const spec = resolveTakeoverSpec(args, host, recordedSpecs());
     const path = journalPath(spec.bridge);
     return buildBridgeStatus(spec, host, readJournal(path), path);
   });
@@ -54,6 +54,15 @@ export function describeTakeoverResult(r: TakeoverResult): string[] {
       break;
     case 'repaired':
       lines.push(`${r.spec.bridge}: the host is back in its original layout`);
+      break;
+    case 'would-start':
+    case 'would-stop':
+      lines.push(
+        r.action === 'would-start'
+          ? `dry run: ${r.spec.bridge} would take over ${r.spec.netdev} (NIC renamed ${r.spec.pdev}, host side ${r.spec.netdev} via ${r.spec.vif0}) in ${r.steps.length} steps; nothing was changed:`
+          : `dry run: ${r.spec.bridge} would restore ${r.spec.netdev} in ${r.steps.length} steps; nothing was changed:`,
+      );
+      r.steps.forEach((step, i) => lines.push(`  ${String(i + 1).padStart(3)}. ${step}`));
       break;
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);

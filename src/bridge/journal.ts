@@ -3,8 +3,10 @@
  * change and updated after every step, so that `stop` restores exactly the recorded state and a
  * start or stop that was killed half way is finished or undone by the next command.
  */
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { currentBootId } from '../sys/boot.js';
 import { XennetError } from '../sys/errors.js';
 import { readJson, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { HostState } from './model.js';
@@ -109,7 +111,31 @@ export function lockPath(bridge: string, env: NodeJS.ProcessEnv = process.env): 
   return join(stateDir(env), `takeover-${bridge}.lock`);
 }
 
-export { currentBootId } from '../sys/boot.js';
+export { currentBootId };
+
+/**
+ * The specs of the takeovers journaled in this boot (unreadable journals and those of an earlier
+ * boot left out): what a command without arguments acts on when the routes no longer tell.
+ */
+export function recordedSpecs(env: NodeJS.ProcessEnv = process.env): TakeoverSpec[] {
+  let names: string[];
+  try {
+    names = readdirSync(stateDir(env)).filter((n) => /^takeover-.+\.json$/.test(n));
+  } catch {
+    return [];
+  }
+  const boot = currentBootId();
+  const specs: TakeoverSpec[] = [];
+  for (const n of names.sort()) {
+    try {
+      const j = readJournal(join(stateDir(env), n));
+      if (j && j.bootId === boot) specs.push(j.spec);
+    } catch {
+      // Not a journal: the command that owns it reports it.
+    }
+  }
+  return specs;
+}
 
 export function readJournal(path: string): TakeoverJournal | undefined {
   const raw = readJson(path);

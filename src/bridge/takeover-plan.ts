@@ -9,7 +9,7 @@
  * `planTakeover` returns the steps. Undoing is the inverse sequence (see ./ops.ts).
  */
 import { refused, usageError } from '../sys/errors.js';
-import { addressesOn, isCarriedRoute, isConfiguredAddress, linkByName, QuietMac, routesVia, type AddressState, type HostState, type LinkState, type RouteState } from './model.js';
+import { addressesOn, isCarriedRoute, isConfiguredAddress, linkByName, QuietMac, RouteTableMain, routesVia, type AddressState, type HostState, type LinkState, type RouteState } from './model.js';
 import type { LinkOp } from './ops.js';
 
 export interface TakeoverSpec {
@@ -43,22 +43,66 @@ export function validateIfname(name: string, what: string): void {
   }
 }
 
+/** The longest interface name the kernel takes (IFNAMSIZ - 1). */
+export const MaxIfnameLength = IFNAMSIZ - 1;
+
 /**
- * Xen's defaults: vifnum = the digits of the default route's device (else 0), bridge = xenbr$vifnum,
- * netdev = eth$vifnum; pdev = p$netdev, vdev = veth$vifnum, vif0 = vif0.$vifnum.
+ * The device the host's default route leaves by: the main table's IPv4 default route of lowest
+ * metric, else the IPv6 one. `nexthops` is set instead when that route is multipath.
  */
-export function resolveTakeoverSpec(args: TakeoverArgs, host: Pick<HostState, 'routes'>): TakeoverSpec {
-  let vifnum: number;
+export function defaultRouteDevice(routes: readonly RouteState[]): { dev: string } | { nexthops: string[] } | undefined {
+  for (const family of ['inet', 'inet6'] as const) {
+    const defaults = routes
+      .filter((r) => r.family === family && r.dst === 'default' && r.table === RouteTableMain && (r.dev || r.nexthopDevs?.length))
+      .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
+    const best = defaults[0];
+    if (best) return best.dev ? { dev: best.dev } : { nexthops: best.nexthopDevs ?? [] };
+  }
+  return undefined;
+}
+
+/** The vifnum of a NIC found through the default route: N for Xen's eth<N>, else 0 (xenbr0, veth0, vif0.0). */
+export function vifnumOf(nic: string): number {
+  const m = /^eth(\d{1,3})$/.exec(nic);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * The names of a takeover.
+ *
+ * - netdev: `--netdev` (xend's `netdev=`), else the device of the default route (IPv4, else
+ *   IPv6; see {@link defaultRouteDevice}). No default route and no `--netdev` is an error.
+ * - vifnum: `--vifnum`, else N when the NIC found through the default route is eth<N>, else 0.
+ * - bridge = xenbr$vifnum, pdev = p$netdev, vdev = veth$vifnum, vif0 = vif0.$vifnum.
+ *
+ * With no explicit argument, a takeover recorded in a journal of this boot (`recorded`) wins: the
+ * one whose netdev carries the default route, or the only one when there is no default route (a
+ * start killed after it took the routes away).
+ */
+export function resolveTakeoverSpec(args: TakeoverArgs, host: Pick<HostState, 'routes'>, recorded: readonly TakeoverSpec[] = []): TakeoverSpec {
+  let vifnum: number | undefined;
   if (args.vifnum !== undefined && args.vifnum !== '') {
     const text = String(args.vifnum);
     if (!/^\d{1,3}$/.test(text)) throw usageError(`vifnum ${JSON.stringify(text)} is not a number from 0 to 999`);
     vifnum = Number(text);
-  } else {
-    const dflt = host.routes.find((r) => r.family === 'inet' && r.dst === 'default' && r.table === 254 && r.dev);
-    const digits = dflt?.dev ? /(\d+)$/.exec(dflt.dev)?.[1] : undefined;
-    vifnum = digits !== undefined && args.netdev === undefined ? Number(digits) % 1000 : 0;
   }
-  const netdev = args.netdev ?? `eth${vifnum}`;
+  let netdev = args.netdev;
+  if (netdev === undefined) {
+    const found = defaultRouteDevice(host.routes);
+    if (vifnum === undefined && args.bridge === undefined) {
+      const mine = found && 'dev' in found ? recorded.find((s) => s.netdev === found.dev) : recorded.length === 1 && !found ? recorded[0] : undefined;
+      if (mine) return { ...mine };
+    }
+    if (!found) {
+      throw refused('there is no default route (IPv4 or IPv6) to tell which NIC carries the host addresses; nothing was changed', 'name the NIC: xennet bridge --netdev <NIC> (network-xennet: netdev=<NIC>)');
+    }
+    if (!('dev' in found)) {
+      throw refused(`the default route is a multipath route (through ${found.nexthops.join(', ')}), so it does not tell which NIC to take over; nothing was changed`, 'name the NIC: xennet bridge --netdev <NIC> (network-xennet: netdev=<NIC>)');
+    }
+    netdev = found.dev;
+    vifnum ??= vifnumOf(netdev);
+  }
+  vifnum ??= 0;
   const spec: TakeoverSpec = {
     netdev,
     bridge: args.bridge ?? `xenbr${vifnum}`,
@@ -69,7 +113,13 @@ export function resolveTakeoverSpec(args: TakeoverArgs, host: Pick<HostState, 'r
   };
   validateIfname(spec.netdev, 'netdev');
   validateIfname(spec.bridge, 'bridge');
-  validateIfname(spec.pdev, `physical device name (p + netdev)`);
+  if (spec.pdev.length > MaxIfnameLength) {
+    throw refused(
+      `the NIC ${spec.netdev} would be renamed ${spec.pdev}, which has ${spec.pdev.length} characters; the kernel allows ${MaxIfnameLength} (IFNAMSIZ); nothing was changed`,
+      `give the NIC a name of at most ${MaxIfnameLength - 1} characters (a systemd .link file with [Link] Name=, or a udev rule), then start again`,
+    );
+  }
+  validateIfname(spec.pdev, 'physical device name (p + netdev)');
   const names = [spec.netdev, spec.bridge, spec.pdev, spec.vdev, spec.vif0];
   if (new Set(names).size !== names.length) throw usageError(`names collide: ${names.join(', ')} must all differ`);
   return spec;

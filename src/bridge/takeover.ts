@@ -8,8 +8,9 @@ import { acquireLock } from '../sys/lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { StepFailed, applyOp, undoOps, type LinkOpsClient } from './apply-ops.js';
 import { compareHostSide } from './compare.js';
-import { currentBootId, journalPath, lockPath, readJournal, removeJournal, writeJournal, type TakeoverJournal } from './journal.js';
-import type { HostState } from './model.js';
+import { currentBootId, journalPath, lockPath, readJournal, recordedSpecs, removeJournal, writeJournal, type TakeoverJournal } from './journal.js';
+import { findManagerClaims, managerAdvice, readManagerFiles, type ManagerFiles } from './managers.js';
+import { linkByName, type HostState } from './model.js';
 import { describeOp, inverseOf } from './ops.js';
 import { classifyLayout, foreignPorts, planTakeover, resolveTakeoverSpec, type TakeoverArgs, type TakeoverSpec } from './takeover-plan.js';
 
@@ -19,10 +20,13 @@ export interface TakeoverContext {
   client: HostClient;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
+  /** The network managers' configuration files (default: read from their real directories). */
+  managerFiles?: () => ManagerFiles;
 }
 
 export interface TakeoverResult {
-  action: 'started' | 'stopped' | 'already-started' | 'not-started' | 'repaired';
+  /** would-start/would-stop: a --dry-run; `steps` are what the command would run, nothing ran. */
+  action: 'started' | 'stopped' | 'already-started' | 'not-started' | 'repaired' | 'would-start' | 'would-stop';
   spec: TakeoverSpec;
   /** Steps run (forward for start, inverse for stop). */
   steps: string[];
@@ -106,9 +110,77 @@ async function withSession<T>(ctx: TakeoverContext, bridge: string, fn: (s: Sess
   }
 }
 
-export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext): Promise<TakeoverResult> {
+export interface StartOptions {
+  /** Take the NIC over even when a network manager's configuration claims it. */
+  force?: boolean;
+  /** Print the steps, change nothing (no journal, no lock file either). */
+  dryRun?: boolean;
+}
+
+/**
+ * Refuses a NIC that systemd-networkd or NetworkManager is configured to manage (they would undo
+ * or fight the takeover), unless `force` (then it is a warning).
+ */
+function checkManagers(ctx: TakeoverContext, spec: TakeoverSpec, host: HostState, force: boolean, warnings: string[]): void {
+  const nic = linkByName(host, spec.netdev);
+  if (!nic) return; // checkTakeover says so
+  const claims = findManagerClaims((ctx.managerFiles ?? readManagerFiles)(), { name: nic.name, mac: nic.mac });
+  if (claims.length === 0) return;
+  const list = claims.map((c) => `${c.manager} (${c.file}: ${c.match})`).join(' and ');
+  if (force) {
+    warnings.push(`${spec.netdev} is claimed by ${list}; taken over anyway (--force): that manager may undo the takeover`);
+    return;
+  }
+  const first = claims[0]!;
+  throw refused(
+    `${spec.netdev} is managed by ${list}; nothing was changed`,
+    `${managerAdvice(first.manager, spec.netdev, spec.bridge)}. To take ${spec.netdev} over anyway, pass --force`,
+  );
+}
+
+function resolveSpec(args: TakeoverArgs, host: HostState, ctx: TakeoverContext): TakeoverSpec {
+  return resolveTakeoverSpec(args, host, recordedSpecs(ctx.env ?? process.env));
+}
+
+/** `start --dry-run`: what a start would do from here, read only. */
+async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: StartOptions): Promise<TakeoverResult> {
+  const env = ctx.env ?? process.env;
+  const path = journalPath(spec.bridge, env);
+  const warnings: string[] = [];
+  const steps: string[] = [];
+  let journal = readJournal(path);
+  if (journal && journal.bootId !== currentBootId()) {
+    warnings.push(`would discard ${path}: it was written before the last reboot`);
+    journal = undefined;
+  }
+  let host = await ctx.client.readHost();
+  let repaired: string | undefined;
+  if (journal && journal.phase !== 'up') {
+    const inverse = journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops).slice(journal.undone);
+    steps.push(...inverse.map((o) => `undo: ${describeOp(o)}`));
+    repaired = `would first ${journal.phase === 'starting' ? 'undo a start' : 'finish a stop'} of ${spec.bridge} that was interrupted (${inverse.length} steps), then start from the recorded pre-takeover state`;
+    host = journal.before;
+    journal = undefined;
+  }
+  const layout = classifyLayout(spec, host);
+  if (journal) {
+    if (layout.kind === 'taken-over') return { action: 'already-started', spec, steps, warnings };
+    throw new XennetError('state', `${path} records a takeover of ${spec.netdev} by ${spec.bridge}, but the host does not have that layout`, {
+      hint: 'someone changed the links by hand; run `xennet bridge stop` to restore the recorded state, then start again',
+    });
+  }
+  if (layout.kind === 'taken-over') {
+    throw refused(`${spec.netdev} is already bridged by ${spec.bridge} through ${spec.pdev}, but xennet has no record of it (${path}); nothing was changed`, 'another tool (Xen network-bridge?) set this up: stop it with that tool first');
+  }
+  checkManagers(ctx, spec, host, options.force ?? false, warnings);
+  steps.push(...planTakeover(spec, host).map(describeOp));
+  return repaired ? { action: 'would-start', spec, steps, repaired, warnings } : { action: 'would-start', spec, steps, warnings };
+}
+
+export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, options: StartOptions = {}): Promise<TakeoverResult> {
   const first = await ctx.client.readHost();
-  const spec = resolveTakeoverSpec(args, first);
+  const spec = resolveSpec(args, first, ctx);
+  if (options.dryRun) return dryRunStart(ctx, spec, options);
   return withSession(ctx, spec.bridge, async (s) => {
     const warnings: string[] = [];
     const steps: string[] = [];
@@ -134,6 +206,7 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext): Pro
     if (layout.kind === 'taken-over') {
       throw refused(`${spec.netdev} is already bridged by ${spec.bridge} through ${spec.pdev}, but xennet has no record of it (${s.path}); nothing was changed`, 'another tool (Xen network-bridge?) set this up: stop it with that tool first');
     }
+    checkManagers(ctx, spec, host, options.force ?? false, warnings);
     const ops = planTakeover(spec, host);
     const j: TakeoverJournal = { version: 1, spec, bootId: currentBootId(), startedAt: new Date().toISOString(), before: host, ops, phase: 'starting', done: 0, undone: 0 };
     writeJournal(s.path, j);
@@ -159,11 +232,44 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext): Pro
 export interface StopOptions {
   /** Stop even when guest vifs are still attached to the bridge (they are detached). */
   force?: boolean;
+  /** Print the steps, change nothing. */
+  dryRun?: boolean;
+}
+
+/** `stop --dry-run`: what a stop would do from here, read only. */
+async function dryRunStop(ctx: TakeoverContext, spec: TakeoverSpec, options: StopOptions): Promise<TakeoverResult> {
+  const path = journalPath(spec.bridge, ctx.env ?? process.env);
+  const warnings: string[] = [];
+  let journal = readJournal(path);
+  if (journal && journal.bootId !== currentBootId()) {
+    warnings.push(`would discard ${path}: it was written before the last reboot`);
+    journal = undefined;
+  }
+  const host = await ctx.client.readHost();
+  if (!journal) {
+    if (classifyLayout(spec, host).kind === 'taken-over') {
+      throw refused(`${spec.bridge} bridges ${spec.pdev}, but xennet has no record of taking it over (${path}); nothing was changed`, 'stop it with the tool that started it');
+    }
+    return { action: 'not-started', spec, steps: [], warnings };
+  }
+  if (journal.phase === 'starting') {
+    const inverse = inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length)));
+    return { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), repaired: `would undo a start of ${journal.spec.bridge} that stopped after ${journal.done} of ${journal.ops.length} steps`, warnings };
+  }
+  const guests = foreignPorts(journal.spec, host);
+  if (guests.length > 0 && !options.force) {
+    throw refused(`${journal.spec.bridge} still has other ports (${guests.join(', ')}); nothing was changed`, 'shut those guests down first, or pass --force to detach them');
+  }
+  const inverse = inverseOf(journal.ops).slice(journal.phase === 'stopping' ? journal.undone : 0);
+  const result: TakeoverResult = { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), warnings };
+  if (journal.phase === 'stopping') result.repaired = `would finish a stop that was interrupted after ${journal.undone} of ${journal.ops.length} steps`;
+  return result;
 }
 
 export async function bridgeStop(args: TakeoverArgs, ctx: TakeoverContext, options: StopOptions = {}): Promise<TakeoverResult> {
   const first = await ctx.client.readHost();
-  const spec = resolveTakeoverSpec(args, first);
+  const spec = resolveSpec(args, first, ctx);
+  if (options.dryRun) return dryRunStop(ctx, spec, options);
   return withSession(ctx, spec.bridge, async (s) => {
     const warnings: string[] = [];
     const steps: string[] = [];

@@ -279,4 +279,91 @@ describe('bridge takeover (netns)', function () {
     assert.match(r.stdout, /written before the last reboot/);
     await assertOriginal('stale journal ignored');
   });
+
+  /** A fresh topology whose NIC is `nic` instead of eth0, for the rest of the test (torn down by afterEach). */
+  async function rebuildWith(nic: string): Promise<void> {
+    await t.teardown();
+    t = await buildHostTopology(nic);
+    xennet = xennetIn(t.dom0, t.stateDir);
+    await settleIpv6(t.dom0);
+    original = await snapshot(t.dom0);
+  }
+
+  it('a NIC with a predictable name (enp3s0) is found through the default route: penp3s0 on xenbr0, veth0 becomes enp3s0', async () => {
+    await rebuildWith('enp3s0');
+    const pre = JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string; spec: { netdev: string; bridge: string; pdev: string; vdev: string } };
+    assert.equal(pre.state, 'original');
+    assert.deepEqual([pre.spec.netdev, pre.spec.bridge, pre.spec.pdev, pre.spec.vdev], ['enp3s0', 'xenbr0', 'penp3s0', 'veth0']);
+    const nicMac = (await links(t)).get('enp3s0')?.address;
+    const r = await xennet(['bridge', 'start']);
+    ok(r, 'start');
+    assert.match(r.stdout, /xenbr0: took over enp3s0 \(NIC now penp3s0, host side enp3s0 via vif0.0\)/);
+    const after = await links(t);
+    assert.equal(after.get('penp3s0')?.master, 'xenbr0');
+    assert.equal(after.get('vif0.0')?.master, 'xenbr0');
+    assert.equal(after.get('enp3s0')?.linkinfo?.info_kind, 'veth', 'enp3s0 is the veth now');
+    assert.equal(after.get('enp3s0')?.address, nicMac, 'with the NIC MAC');
+    assert.equal(after.get('eth0'), undefined, 'no eth0 appears');
+    assert.ok(await t.dom0.ping('198.51.100.1', 1, 3), 'dom0 reaches beyond the gateway through enp3s0');
+    const status = await xennet(['bridge', 'status']);
+    ok(status, 'status');
+    assert.match(status.stdout, /bridge xenbr0: taken-over/);
+    assert.match(status.stdout, /port penp3s0 +UP +fe:ff:ff:ff:ff:ff +uplink \(NIC\)/);
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    await assertOriginal('after stop of enp3s0');
+  });
+
+  it('refuses a 15-character NIC name, naming the 16-character name it would need, and changes nothing', async () => {
+    await rebuildWith('enx0123456789ab');
+    for (const args of [[], ['--netdev', 'enx0123456789ab']]) {
+      const r = await xennet(['bridge', 'start', ...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /the NIC enx0123456789ab would be renamed penx0123456789ab, which has 16 characters; the kernel allows 15 \(IFNAMSIZ\); nothing was changed/);
+      await assertOriginal(`after the refusal (${args.join(' ') || 'default NIC'})`);
+    }
+  });
+
+  it('without a default route and without --netdev: an error that asks for --netdev, nothing changed', async () => {
+    await t.dom0.ip('route', 'del', 'default');
+    await t.dom0.ip('-6', 'route', 'del', 'default');
+    await settleIpv6(t.dom0);
+    const before = await snapshot(t.dom0);
+    for (const action of ['start', 'status']) {
+      const r = await xennet(['bridge', action]);
+      assert.equal(r.code, 1, `${action}: ${r.stdout}`);
+      assert.match(r.stderr, /there is no default route \(IPv4 or IPv6\) to tell which NIC carries the host addresses/);
+      assert.match(r.stderr, /--netdev <NIC>/);
+    }
+    assert.deepEqual(await snapshot(t.dom0), before, 'namespace untouched');
+    ok(await xennet(['bridge', 'start', '--netdev', 'eth0']), 'start --netdev eth0');
+    assert.equal((await links(t)).get('peth0')?.master, 'xenbr0');
+    ok(await xennet(['bridge', 'stop']), 'stop finds the takeover through its journal');
+    assert.deepEqual(await snapshot(t.dom0), before, 'restored');
+  });
+
+  it('start --dry-run and stop --dry-run list every step and change nothing', async () => {
+    const dry = await xennet(['bridge', 'start', '--dry-run']);
+    ok(dry, 'start --dry-run');
+    await assertOriginal('after start --dry-run');
+    assert.deepEqual(readdirSync(t.stateDir), [], 'no journal, no lock file');
+    const dryJson = JSON.parse((await xennet(['bridge', 'start', '--dry-run', '--json'])).stdout) as { action: string; steps: string[] };
+    assert.equal(dryJson.action, 'would-start');
+    const real = JSON.parse((await xennet(['bridge', 'start', '--json'])).stdout) as { action: string; steps: string[] };
+    assert.equal(real.action, 'started');
+    assert.deepEqual(dryJson.steps, real.steps, 'the dry run lists exactly the steps a start runs');
+    assert.match(dry.stdout, new RegExp(`^dry run: xenbr0 would take over eth0 \\(NIC renamed peth0, host side eth0 via vif0.0\\) in ${real.steps.length} steps; nothing was changed:`));
+    real.steps.forEach((step, i) => assert.ok(dry.stdout.includes(`${i + 1}. ${step}\n`) || dry.stdout.endsWith(`${i + 1}. ${step}`), `step ${i + 1} (${step}) is listed`));
+
+    await settleIpv6(t.dom0);
+    const up = await snapshot(t.dom0);
+    const stopDry = await xennet(['bridge', 'stop', '--dry-run', '--json']);
+    ok(stopDry, 'stop --dry-run');
+    const stopSteps = (JSON.parse(stopDry.stdout) as { action: string; steps: string[] }).steps;
+    await settleIpv6(t.dom0);
+    assert.deepEqual(await snapshot(t.dom0), up, 'stop --dry-run changed nothing');
+    assert.ok(existsSync(`${t.stateDir}/takeover-xenbr0.json`), 'the journal is still there');
+    const stop = JSON.parse((await xennet(['bridge', 'stop', '--json'])).stdout) as { steps: string[] };
+    assert.deepEqual(stopSteps, stop.steps, 'the dry run lists the steps a stop runs');
+    await assertOriginal('after the real stop');
+  });
 });

@@ -8,7 +8,7 @@ import { XennetError } from '../../src/sys/errors.js';
 import { applyToModel } from './lib/host-model.js';
 import { addr, dom0, nic, route } from './lib/hosts.js';
 
-const spec0 = resolveTakeoverSpec({}, { routes: [] });
+const spec0 = resolveTakeoverSpec({}, { routes: [route('eth0', 'default', { gateway: '192.168.0.1' })] });
 
 function refusal(fn: () => unknown): XennetError {
   try {
@@ -28,22 +28,66 @@ const indexOfOp = (ops: LinkOp[], pred: (o: LinkOp) => boolean): number => {
 
 describe('takeover planner', () => {
   describe('resolveTakeoverSpec', () => {
-    it('defaults to Xen 3.0 names for vifnum 0', () => {
+    it('defaults to Xen 3.0 names for vifnum 0 when the default route leaves by eth0', () => {
       assert.deepEqual(spec0, { netdev: 'eth0', bridge: 'xenbr0', vifnum: 0, pdev: 'peth0', vdev: 'veth0', vif0: 'vif0.0' });
     });
-    it('takes vifnum from the digits of the default route device', () => {
+    it('takes the NIC and vifnum N from a default route through eth<N>', () => {
       const s = resolveTakeoverSpec({}, { routes: [route('eth1', 'default', { gateway: '10.0.0.1' })] });
       assert.deepEqual([s.netdev, s.bridge, s.vdev, s.vif0, s.pdev], ['eth1', 'xenbr1', 'veth1', 'vif0.1', 'peth1']);
     });
-    it('honours explicit arguments', () => {
+    it('takes a predictable NIC name from the default route: enp3s0 -> penp3s0, veth0 -> enp3s0, xenbr0', () => {
+      const s = resolveTakeoverSpec({}, { routes: [route('enp3s0', 'default', { gateway: '10.0.0.1' })] });
+      assert.deepEqual(s, { netdev: 'enp3s0', bridge: 'xenbr0', vifnum: 0, pdev: 'penp3s0', vdev: 'veth0', vif0: 'vif0.0' });
+      assert.equal(resolveTakeoverSpec({}, { routes: [route('ens18', 'default', { gateway: '10.0.0.1' })] }).bridge, 'xenbr0', 'digits of a non-eth name are no vifnum');
+    });
+    it('prefers the IPv4 default route of lowest metric in the main table, else IPv6', () => {
+      const routes = [
+        route('eth5', 'default', { gateway: '10.0.0.1', table: 100 }),
+        route('ens4', 'default', { gateway: '2001:db8::1', metric: 1 }),
+        route('enp2s0', 'default', { gateway: '10.0.0.1', metric: 200 }),
+        route('enp1s0', 'default', { gateway: '10.0.0.1', metric: 100 }),
+      ];
+      assert.equal(resolveTakeoverSpec({}, { routes }).netdev, 'enp1s0');
+      assert.equal(resolveTakeoverSpec({}, { routes: routes.filter((r) => r.family === 'inet6' || r.table !== 254) }).netdev, 'ens4');
+    });
+    it('without a default route and without --netdev: an error that asks for --netdev', () => {
+      const e = refusal(() => resolveTakeoverSpec({}, { routes: [route('eth0', '10.8.0.0/16', { gateway: '192.168.0.1' })] }));
+      assert.equal(e.code, 'refused');
+      assert.match(e.message, /no default route \(IPv4 or IPv6\)/);
+      assert.match(e.hint ?? '', /--netdev <NIC>/);
+      const m = refusal(() => resolveTakeoverSpec({}, { routes: [route('eth0', 'default', { dev: null, nexthopDevs: ['eth0', 'eth1'] })] }));
+      assert.match(m.message, /multipath route \(through eth0, eth1\)/);
+      assert.doesNotThrow(() => resolveTakeoverSpec({ netdev: 'eth0' }, { routes: [] }));
+    });
+    it('refuses a NIC whose p<name> would exceed 15 characters, naming that name', () => {
+      const nic15 = 'enx0123456789ab';
+      assert.equal(nic15.length, 15);
+      for (const args of [{}, { netdev: nic15 }]) {
+        const e = refusal(() => resolveTakeoverSpec(args, { routes: [route(nic15, 'default', { gateway: '10.0.0.1' })] }));
+        assert.equal(e.code, 'refused');
+        assert.equal(e.message, 'the NIC enx0123456789ab would be renamed penx0123456789ab, which has 16 characters; the kernel allows 15 (IFNAMSIZ); nothing was changed');
+      }
+      assert.equal(resolveTakeoverSpec({}, { routes: [route('enx0123456789a', 'default', { gateway: '10.0.0.1' })] }).pdev, 'penx0123456789a', '14 characters fit');
+    });
+    it('honours explicit arguments (xend netdev= keeps vifnum 0)', () => {
       const s = resolveTakeoverSpec({ netdev: 'ens3', bridge: 'br-guests', vifnum: '2' }, { routes: [] });
       assert.deepEqual([s.netdev, s.bridge, s.pdev, s.vdev, s.vif0], ['ens3', 'br-guests', 'pens3', 'veth2', 'vif0.2']);
+      const x = resolveTakeoverSpec({ netdev: 'eth1' }, { routes: [route('eth0', 'default', { gateway: '10.0.0.1' })] });
+      assert.deepEqual([x.netdev, x.bridge, x.pdev, x.vdev], ['eth1', 'xenbr0', 'peth1', 'veth0']);
+    });
+    it('without arguments, follows a takeover recorded in this boot', () => {
+      const recorded = { netdev: 'enp3s0', bridge: 'xenbr7', vifnum: 7, pdev: 'penp3s0', vdev: 'veth7', vif0: 'vif0.7' };
+      assert.deepEqual(resolveTakeoverSpec({}, { routes: [route('enp3s0', 'default', { gateway: '10.0.0.1' })] }, [recorded]), recorded, 'its netdev has the default route');
+      assert.deepEqual(resolveTakeoverSpec({}, { routes: [] }, [recorded]), recorded, 'no default route (a start killed after it moved the routes): the only journal');
+      assert.equal(resolveTakeoverSpec({}, { routes: [route('eth1', 'default', { gateway: '10.0.0.1' })] }, [recorded]).netdev, 'eth1', 'another NIC has the default route');
+      assert.equal(resolveTakeoverSpec({ vifnum: 0 }, { routes: [route('enp3s0', 'default', { gateway: '10.0.0.1' })] }, [recorded]).bridge, 'xenbr0', 'explicit arguments win');
     });
     it('rejects bad names and numbers with a usage error', () => {
-      assert.equal(refusal(() => resolveTakeoverSpec({ vifnum: 'x1' }, { routes: [] })).code, 'usage');
-      assert.equal(refusal(() => resolveTakeoverSpec({ bridge: 'a/b' }, { routes: [] })).code, 'usage');
-      assert.equal(refusal(() => resolveTakeoverSpec({ netdev: 'averyveryverylongname' }, { routes: [] })).code, 'usage');
-      assert.match(refusal(() => resolveTakeoverSpec({ bridge: 'eth0' }, { routes: [] })).message, /names collide/);
+      const none = { routes: [route('eth0', 'default', { gateway: '10.0.0.1' })] };
+      assert.equal(refusal(() => resolveTakeoverSpec({ vifnum: 'x1' }, none)).code, 'usage');
+      assert.equal(refusal(() => resolveTakeoverSpec({ bridge: 'a/b' }, none)).code, 'usage');
+      assert.equal(refusal(() => resolveTakeoverSpec({ netdev: 'averyveryverylongname' }, none)).code, 'usage');
+      assert.match(refusal(() => resolveTakeoverSpec({ bridge: 'eth0' }, none)).message, /names collide/);
     });
   });
 

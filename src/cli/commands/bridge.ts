@@ -8,15 +8,17 @@ interface BridgeArgs {
   vifnum?: number;
   json: boolean;
   force: boolean;
+  dryRun: boolean;
 }
 
 function options(y: Argv): Argv<BridgeArgs> {
   return y
-    .option('netdev', { type: 'string', describe: 'the NIC that carries the host addresses (default eth<vifnum>)' })
+    .option('netdev', { type: 'string', describe: 'the NIC that carries the host addresses (default: the device of the default route, IPv4 else IPv6)' })
     .option('bridge', { type: 'string', describe: 'the bridge to create or reuse (default xenbr<vifnum>)' })
-    .option('vifnum', { type: 'number', describe: 'number of the veth<N>/vif0.<N> pair (default: digits of the default route device, else 0)' })
+    .option('vifnum', { type: 'number', describe: 'number of the veth<N>/vif0.<N> pair and xenbr<N> (default: N for a NIC eth<N>, else 0)' })
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
-    .option('force', { type: 'boolean', default: false, describe: 'stop: detach guest vifs still on the bridge' }) as unknown as Argv<BridgeArgs>;
+    .option('dry-run', { type: 'boolean', default: false, describe: 'start/stop: print the steps, change nothing' })
+    .option('force', { type: 'boolean', default: false, describe: 'start: take over a NIC a network manager claims; stop: detach guest vifs still on the bridge' }) as unknown as Argv<BridgeArgs>;
 }
 
 const takeoverArgs = (a: BridgeArgs): { netdev?: string; bridge?: string; vifnum?: number } => ({ netdev: a.netdev, bridge: a.bridge, vifnum: a.vifnum });
@@ -28,6 +30,7 @@ export const bridgeCommand: CommandModule<object, BridgeArgs> = {
     options(y)
       .positional('action', { choices: ['start', 'stop', 'status'] as const, describe: 'start | stop | status' })
       .example('$0 bridge start', 'eth0 -> peth0 on xenbr0; host addresses and routes move to the new eth0')
+      .example('$0 bridge start --dry-run', 'list the steps of a start, change nothing')
       .example('$0 bridge status --json', 'the layout as JSON')
       .example('$0 bridge stop', 'restore the exact pre-takeover state') as unknown as Argv<BridgeArgs>,
   handler: async (argv) => {
@@ -41,7 +44,8 @@ export const bridgeCommand: CommandModule<object, BridgeArgs> = {
         const status = await actions.bridgeStatus(takeoverArgs(argv));
         return { json: status, text: renderBridgeStatus(status), exitCode: status.state === 'inconsistent' || status.state === 'half-done' ? 1 : 0 };
       }
-      const result = action === 'start' ? await actions.startBridge(takeoverArgs(argv), log) : await actions.stopBridge(takeoverArgs(argv), log, { force: argv.force });
+      const opts = { force: argv.force, dryRun: argv.dryRun };
+      const result = action === 'start' ? await actions.startBridge(takeoverArgs(argv), log, opts) : await actions.stopBridge(takeoverArgs(argv), log, opts);
       return { json: result, text: actions.describeTakeoverResult(result).join('\n') };
     });
   },

@@ -19,21 +19,25 @@ export interface HostTopology {
   teardown(): Promise<void>;
 }
 
-export async function buildHostTopology(): Promise<HostTopology> {
+/**
+ * `nic` names dom0's NIC (default eth0; e.g. enp3s0 for Debian's predictable names). Its
+ * secondary address has the label <nic>:1 when that fits in 15 characters.
+ */
+export async function buildHostTopology(nic = 'eth0'): Promise<HostTopology> {
   const lan = await createNetns('lan');
   let dom0: Netns | undefined;
   const stateDir = mkdtempSync(join(tmpdir(), 'xnt-state-'));
   try {
     dom0 = await createNetns('dom0');
-    await lan.ip('link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', dom0.name);
+    await lan.ip('link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', nic, 'netns', dom0.name);
     await lan.ip('addr', 'add', '192.168.0.1/24', 'dev', 'lan0');
     await lan.ip('addr', 'add', '2001:db8::1/64', 'dev', 'lan0', 'nodad');
     await lan.ip('addr', 'add', '198.51.100.1/32', 'dev', 'lo');
     await lan.ip('link', 'set', 'lan0', 'up');
-    await dom0.ip('addr', 'add', '192.168.0.2/24', 'dev', 'eth0');
-    await dom0.ip('addr', 'add', '192.168.0.3/24', 'dev', 'eth0', 'label', 'eth0:1');
-    await dom0.ip('addr', 'add', '2001:db8::2/64', 'dev', 'eth0', 'nodad');
-    await dom0.ip('link', 'set', 'eth0', 'mtu', '1400', 'up');
+    await dom0.ip('addr', 'add', '192.168.0.2/24', 'dev', nic);
+    await dom0.ip('addr', 'add', '192.168.0.3/24', 'dev', nic, ...(`${nic}:1`.length <= 15 ? ['label', `${nic}:1`] : []));
+    await dom0.ip('addr', 'add', '2001:db8::2/64', 'dev', nic, 'nodad');
+    await dom0.ip('link', 'set', nic, 'mtu', '1400', 'up');
     await dom0.ip('route', 'add', 'default', 'via', '192.168.0.1');
     await dom0.ip('-6', 'route', 'add', 'default', 'via', '2001:db8::1');
     await dom0.ip('route', 'add', '10.8.0.0/16', 'via', '192.168.0.1', 'src', '192.168.0.3');

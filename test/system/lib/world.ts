@@ -111,16 +111,18 @@ async function resetMachineState(): Promise<void> {
 
 let current: SimHost | undefined;
 
-/** A simulated Xen host with xennet as installed: dom0 taken over by the installed `xennet bridge start`. */
+/**
+ * A simulated Xen host with xennet as installed: dom0 taken over by the installed `xennet bridge
+ * start`, unless `takeover: false` (dom0's eth0 is then still the NIC).
+ */
 export async function installedHost(options: { takeover?: boolean } = {}): Promise<SimHost> {
   await ensureInstalled();
   if (current) throw new Error(`host ${current.id} is still up: one host at a time (they share the default xenstored socket)`);
   await resetMachineState();
   const host = await SimHost.create({ prefix: 'xnt', installed: { xenstoreSocket: XENSTORED_SOCKET, xennetBin: xennetBin() } });
   current = host;
-  if (options.takeover === false) return host;
   try {
-    await host.takeover();
+    if (options.takeover ?? true) await host.takeover();
   } catch (e) {
     await teardown(host);
     throw e;
