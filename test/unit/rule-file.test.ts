@@ -4,12 +4,13 @@
  * the CLI.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, DEFAULT_RULES_PATH, loadPolicy, RuleFileError, rulesSource } from '../../src/config/load.js';
 import { cachedPolicy } from '../../src/config/policy-cache.js';
+import { runDaemonMain } from '../../src/daemon/main.js';
 import { PolicyHolder } from '../../src/daemon/policy-holder.js';
 import { createHookFirewall } from '../../src/firewall/hook-firewall.js';
 import { HookFailure, type VifConfig } from '../../src/hooks/vif-plan.js';
@@ -120,6 +121,12 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     writeFileSync(f, '');
     assert.equal(held.reload('SIGHUP'), false);
     assert.deepEqual([held.state().state, held.state().problem, held.policy.guests?.['web']?.isolation], ['kept', 'is empty', true]);
+  });
+
+  it('`xennet daemon` with XENNET_RULES naming a missing file exits 1 without creating its run directory', async () => {
+    const env = { XENNET_RULES: join(dir, 'xenet.yaml'), XENNET_RUN_DIR: join(dir, 'run'), XENNET_STATE_DIR: join(dir, 'daemonstate'), XENNET_SYSLOG: '0', XENNET_FIREWALL: 'off' };
+    assert.equal(await runDaemonMain(env, { prepare: false }), 1);
+    assert.equal(existsSync(env.XENNET_RUN_DIR), false);
   });
 
   it('the CLI: check and plan exit 1 on a missing named file (never "valid") and on an empty one', async () => {
