@@ -60,14 +60,11 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     await host.takeover();
     const sink = await host.addNamespace('sink');
     const env: NodeJS.ProcessEnv = {};
-    const rules = o.rules ?? (o.backend === 'nftables' ? 'version: 1\nbackend: nftables\n' : undefined);
-    if (rules) {
-      const f = join(host.dir, 'xennet.yaml');
-      writeFileSync(f, rules);
-      env['XENNET_RULES'] = f;
-    } else {
-      env['XENNET_RULES'] = join(host.dir, 'none.yaml');
-    }
+    // No rules of the bench's own: a file with the built-in defaults (a named file must exist).
+    const rules = o.rules ?? (o.backend === 'nftables' ? 'version: 1\nbackend: nftables\n' : 'version: 1\n');
+    const f = join(host.dir, 'xennet.yaml');
+    writeFileSync(f, rules);
+    env['XENNET_RULES'] = f;
     if (o.tool !== 'xennet') env['XENNET_FIREWALL'] = 'off';
     const world: World = { host, sink, tool: o.tool, env, xenScripts: xenScriptsWithIptables(), measured: [] };
     for (const spec of o.measured ?? []) {

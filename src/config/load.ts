@@ -2,7 +2,7 @@
  * Loads the rule file: YAML (with source positions) -> schema validation -> cross-field checks.
  * Every error names the file, line, column and key path, says what is wrong and what is valid.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as jsyaml from 'js-yaml';
 import type * as Yaml from 'yaml';
@@ -16,7 +16,7 @@ import { XennetError } from '../sys/errors.js';
 import { cidrBytes, cidrText, type Cidr } from '../net/index.js';
 import { policySchema, type PolicyFile } from './schema.js';
 
-export { DEFAULT_RULES_PATH, rulesPath } from './paths.js';
+export { DEFAULT_RULES_PATH, rulesPath, rulesSource, type RulesSource } from './paths.js';
 
 export interface ConfigProblem {
   file: string;
@@ -26,18 +26,36 @@ export interface ConfigProblem {
   message: string;
 }
 
+/** A problem with the whole file (missing, unreadable, empty) has line 0: it has no position. */
 export function formatProblem(p: ConfigProblem): string {
+  if (p.line === 0) return `${p.file}: ${p.message}`;
   return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
+}
+
+/** The problems without the file name (for messages that name the file already). */
+export function problemsText(problems: readonly ConfigProblem[]): string {
+  return problems.map((p) => (p.line === 0 ? p.message : `${p.line}:${p.col} ${p.path === '' ? '' : `${p.path}: `}${p.message}`)).join('; ');
 }
 
 export class ConfigError extends XennetError {
   readonly problems: ConfigProblem[];
-  constructor(file: string, problems: ConfigProblem[]) {
-    super('usage', `rule file ${file} is invalid:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`, {
-      hint: '`xennet check` validates a rule file; `xennet schema` prints the JSON Schema',
+  constructor(file: string, problems: ConfigProblem[], whole?: { message: string; hint: string }) {
+    super('usage', whole ? whole.message : `rule file ${file} is invalid:\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`, {
+      hint: whole ? whole.hint : '`xennet check` validates a rule file; `xennet schema` prints the JSON Schema',
       exitCode: 1,
     });
     this.problems = problems;
+  }
+}
+
+/**
+ * The rule file as a whole cannot be used (missing where a file was named, unreadable, not a
+ * regular file, empty): one problem without a position, a message that names the file and a hint
+ * that says what to do.
+ */
+export class RuleFileError extends ConfigError {
+  constructor(file: string, problem: string, hint: string) {
+    super(file, [{ file, line: 0, col: 0, path: '', message: problem }], { message: `rule file ${file} ${problem}`, hint });
   }
 }
 
@@ -259,19 +277,64 @@ function parseWithPositions(text: string, file: string): PolicyFile {
 /** Rule files larger than this are refused unread (5000 fully described guests take about 1.2 MiB). */
 export const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
 
-/** Loads the rule file; a missing file means the built-in defaults (anti-spoofing from xenstore). */
-export function loadPolicy(file: string): LoadedPolicy {
+export interface LoadOptions {
+  /**
+   * A missing file means the built-in defaults (anti-spoofing from xenstore). Only for the default
+   * path (see rulesSource): a file named by --rules or $XENNET_RULES must exist.
+   */
+  absentOk?: boolean;
+}
+
+/** Why a file cannot be read, for an errno of stat or read. */
+function unreadable(file: string, e: NodeJS.ErrnoException, absentOk: boolean): RuleFileError {
+  switch (e.code) {
+    case 'ENOENT':
+      return new RuleFileError(
+        file,
+        'does not exist',
+        absentOk ? 'create it (`version: 1` at least)' : 'check the path given by --rules or XENNET_RULES: only the default /etc/xen/xennet.yaml may be absent (then the built-in defaults apply); nothing was changed',
+      );
+    case 'ENOTDIR':
+      return new RuleFileError(file, 'cannot be read: a component of its path is a file, not a directory', 'check the path given by --rules or XENNET_RULES; nothing was changed');
+    case 'EACCES':
+    case 'EPERM':
+      return new RuleFileError(file, 'cannot be read: permission denied', 'run xennet as root, or make the file readable; nothing was changed');
+    case 'EISDIR':
+      return new RuleFileError(file, 'is a directory, not a file', 'name the YAML file itself, e.g. /etc/xen/xennet.yaml; nothing was changed');
+    default:
+      return new RuleFileError(file, `cannot be read: ${e.message}`, 'check the file; nothing was changed');
+  }
+}
+
+/** A rule file with nothing but whitespace and comments. */
+const isBlank = (text: string): boolean => text.replace(/(^|[ \t])#[^\n]*/g, '').trim() === '';
+
+/**
+ * Loads the rule file. A missing file means the built-in defaults only with `absentOk` (the
+ * default path); any file that exists must be a valid rule file: empty, a directory, a FIFO or an
+ * unreadable file is an error, like a missing file named explicitly.
+ */
+export function loadPolicy(file: string, options: LoadOptions = {}): LoadedPolicy {
+  const absentOk = options.absentOk === true;
+  let st: Stats;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && absentOk) return { file, policy: { version: 1 }, fromFile: false };
+    throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
+  }
+  if (st.isDirectory()) throw unreadable(file, Object.assign(new Error('is a directory'), { code: 'EISDIR' }), absentOk);
+  // Never opened: reading a FIFO would wait for a writer, a device could be endless.
+  if (!st.isFile()) throw new RuleFileError(file, 'is not a regular file (a FIFO, socket or device)', 'name a regular YAML file; nothing was changed');
+  if (st.size > MAX_RULE_FILE_BYTES) {
+    throw new ConfigError(file, [{ file, line: 1, col: 1, path: '', message: `the file is ${(st.size / 1024 / 1024).toFixed(1)} MiB; a rule file may be at most ${MAX_RULE_FILE_BYTES / 1024 / 1024} MiB` }]);
+  }
   let text: string;
   try {
-    const size = statSync(file).size;
-    if (size > MAX_RULE_FILE_BYTES) {
-      throw new ConfigError(file, [{ file, line: 1, col: 1, path: '', message: `the file is ${(size / 1024 / 1024).toFixed(1)} MiB; a rule file may be at most ${MAX_RULE_FILE_BYTES / 1024 / 1024} MiB` }]);
-    }
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { file, policy: { version: 1 }, fromFile: false };
-    throw new XennetError('usage', `cannot read rule file ${file}: ${(e as Error).message}`, { exitCode: 1 });
+    throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
   }
+  if (isBlank(text)) throw new RuleFileError(file, 'is empty', 'write `version: 1` at least (the built-in defaults), then the guests; `xennet schema` prints the format; nothing was changed');
   return { file, policy: parsePolicy(text, file), fromFile: true };
 }

@@ -3,5 +3,22 @@ export const DEFAULT_RULES_PATH = '/etc/xen/xennet.yaml';
 
 /** The rules path: explicit, else $XENNET_RULES, else /etc/xen/xennet.yaml. */
 export function rulesPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit ?? (env['XENNET_RULES'] || DEFAULT_RULES_PATH);
+  return rulesSource(explicit, env).file;
+}
+
+/**
+ * Which rule file to read, and whether it may be absent: only the default path, used because
+ * neither `--rules` nor $XENNET_RULES named one, may be missing (then the built-in defaults
+ * apply). A path someone named and that is not there is a mistake, never "no policy".
+ */
+export interface RulesSource {
+  file: string;
+  absentOk: boolean;
+}
+
+export function rulesSource(explicit?: string, env: NodeJS.ProcessEnv = process.env): RulesSource {
+  if (explicit !== undefined) return { file: explicit, absentOk: false };
+  const named = env['XENNET_RULES'];
+  if (named) return { file: named, absentOk: false };
+  return { file: DEFAULT_RULES_PATH, absentOk: true };
 }

@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
+import type { RulesSource } from './paths.js';
 import type { PolicyFile } from './schema.js';
 
 interface CacheEntry {
@@ -16,31 +17,34 @@ interface CacheEntry {
   fromFile: boolean;
 }
 
-function identityOf(file: string): string | null {
+/** null: no such file; undefined: it cannot be looked at (the loader says why). */
+function identityOf(file: string): string | null | undefined {
   try {
     const s = statSync(file, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+    return s.isFile() ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}` : undefined;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined;
   }
 }
 
 /** The loaded policy of `file`, from the cache when the file is unchanged. */
-export async function cachedPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; fromFile: boolean; cached: boolean }> {
+export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; fromFile: boolean; cached: boolean }> {
+  const { file, absentOk } = source;
   const cachePath = join(stateDir(env), 'firewall', 'policy-cache.json');
   const identity = identityOf(file);
-  // No rule file: the built-in defaults, without loading the parser at all.
-  if (identity === null) return { policy: { version: 1 }, fromFile: false, cached: true };
+  // No rule file at the default path: the built-in defaults, without loading the parser at all.
+  // Anything else the cache cannot vouch for goes to the loader, which refuses it with a reason.
+  if (identity === null && absentOk) return { policy: { version: 1 }, fromFile: false, cached: true };
   let hit: CacheEntry | undefined;
   try {
     hit = readJson(cachePath) as CacheEntry | undefined;
   } catch {
     hit = undefined;
   }
-  if (hit && hit.version === 2 && hit.file === file && hit.identity === identity) return { policy: hit.policy, fromFile: hit.fromFile, cached: true };
+  if (identity && hit && hit.version === 2 && hit.file === file && hit.identity === identity) return { policy: hit.policy, fromFile: hit.fromFile, cached: true };
   const { loadPolicy } = await import('./load.js');
-  const loaded = loadPolicy(file);
+  const loaded = loadPolicy(file, { absentOk });
+  if (typeof identity !== 'string') return { policy: loaded.policy, fromFile: loaded.fromFile, cached: false };
   try {
     writeJsonAtomic(cachePath, { version: 2, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry, { durable: false });
   } catch {

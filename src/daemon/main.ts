@@ -6,7 +6,14 @@ import { Daemon } from './server.js';
 export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, options: { prepare?: boolean } = {}): Promise<number> {
   // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
   const log = createLogger({ tag: 'xennet-daemon', syslog: !env['JOURNAL_STREAM'] && env['XENNET_SYSLOG'] !== '0' });
-  const daemon = new Daemon(env, log, options);
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(env, log, options);
+  } catch (e) {
+    // Nothing was started: a rule file it cannot use (no earlier policy to keep), a bad setting.
+    log.err(`not starting: ${e instanceof XennetError ? e.describe() : reasonOf(e)}`);
+    return 1;
+  }
   // Signals are handled from the start: one that arrives while the daemon starts stops it once
   // it has started (a half-started daemon is never left behind).
   let stopRequested: string | undefined;

@@ -2,11 +2,14 @@
  * The rule file, kept parsed in memory and re-read when it changes. A file that fails validation
  * (or is deleted, or replaced by something huge) does not change the policy in force: the last
  * good one stays, and the problem is logged and shown by `status`. A file that appears where
- * there was none is loaded.
+ * there was none is loaded. At start there is no policy to keep: a file the daemon cannot use
+ * (named by $XENNET_RULES and missing, invalid, empty, unreadable) is an error and the daemon does
+ * not start, so its hooks never install wider rules than the file says (without a daemon the
+ * hooks run in-process and fail the guest on such a file).
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { loadPolicy, type ConfigError, type LoadedPolicy } from '../config/load.js';
+import { loadPolicy, problemsText, type ConfigError, type LoadedPolicy, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
@@ -49,20 +52,18 @@ export class PolicyHolder {
   private poll: NodeJS.Timeout | undefined;
   private pending: NodeJS.Timeout | undefined;
 
+  readonly file: string;
+  private readonly absentOk: boolean;
+
+  /** Throws (a ConfigError) when the file cannot be used: there is no earlier policy to keep. */
   constructor(
-    readonly file: string,
+    source: RulesSource,
     private readonly log: Logger,
   ) {
-    this.identity = identityOf(file);
-    // At start a bad file is an error only if there is no earlier policy to keep: the built-in
-    // defaults (anti-spoofing from xenstore) are the safe fallback.
-    try {
-      this.current = loadPolicy(file);
-    } catch (e) {
-      this.current = { file, policy: { version: 1 }, fromFile: false };
-      this.problem = describe(e);
-      log.err(`rule file ${file} is invalid; guests get the built-in defaults until it is fixed: ${this.problem}`);
-    }
+    this.file = source.file;
+    this.absentOk = source.absentOk;
+    this.identity = identityOf(this.file);
+    this.current = loadPolicy(this.file, { absentOk: this.absentOk });
   }
 
   get policy(): PolicyFile {
@@ -84,10 +85,10 @@ export class PolicyHolder {
     this.identity = identityOf(this.file);
     let next: LoadedPolicy;
     try {
-      next = loadPolicy(this.file);
+      next = loadPolicy(this.file, { absentOk: this.absentOk });
     } catch (e) {
       this.problem = describe(e);
-      this.log.err(`rule file ${this.file} (${why}) is invalid; the policy loaded ${this.loadedAt.toISOString()} stays in force: ${this.problem}`);
+      this.log.err(`rule file ${this.file} (${why}) cannot be used; the policy loaded ${this.loadedAt.toISOString()} stays in force: ${this.problem}`);
       return false;
     }
     if (!next.fromFile && this.current.fromFile) {
@@ -145,6 +146,6 @@ export class PolicyHolder {
 
 function describe(e: unknown): string {
   const problems = (e as Partial<ConfigError>).problems;
-  if (Array.isArray(problems)) return problems.map((p) => `${p.line}:${p.col} ${p.path ? `${p.path}: ` : ''}${p.message}`).join('; ');
+  if (Array.isArray(problems)) return problemsText(problems);
   return reasonOf(e);
 }

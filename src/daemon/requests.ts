@@ -1,9 +1,11 @@
 /**
  * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"plan"|"apply",
- * "rules"?: "/path"}`, one line. The CLI's status, plan and apply run here when the daemon runs,
+ * "rules"?: "/path", "rulesAbsentOk"?: true}`, one line. `rulesAbsentOk`: the client did not name
+ * the file (it is the default path), so a missing one means the built-in defaults; a named file
+ * that is missing is an error. The CLI's status, plan and apply run here when the daemon runs,
  * under the daemon's lock queue, so its state and the CLI's never race.
  */
-import { loadPolicy, rulesPath } from '../config/load.js';
+import { loadPolicy, rulesSource } from '../config/load.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { DaemonContext } from './server.js';
 
@@ -23,7 +25,11 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
   if (r['v'] !== 1) return bad('unknown protocol version (want "v": 1)');
   const rules = r['rules'];
   if (rules !== undefined && (typeof rules !== 'string' || !rules.startsWith('/') || rules.length > 4096 || rules.includes('\0'))) return bad('"rules" is an absolute path');
-  const file = typeof rules === 'string' ? rules : rulesPath(undefined, d.env);
+  const absentFlag = r['rulesAbsentOk'];
+  if (absentFlag !== undefined && typeof absentFlag !== 'boolean') return bad('"rulesAbsentOk" is true or false');
+  const own = rulesSource(undefined, d.env);
+  const source = typeof rules === 'string' ? { file: rules, absentOk: absentFlag === true } : own;
+  const file = source.file;
   try {
     switch (r['cmd']) {
       case 'stats':
@@ -33,14 +39,14 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
         return { ok: true, result: d.stats() };
       case 'status': {
         const { hostStatus } = await import('../status/host-status.js');
-        return { ok: true, result: { status: await hostStatus({ rules: file, env: d.env }), daemon: d.stats() } };
+        return { ok: true, result: { status: await hostStatus({ rules: source, env: d.env }), daemon: d.stats() } };
       }
       case 'plan':
       case 'apply': {
         const apply = r['cmd'] === 'apply';
         if (apply && file !== d.policy.file) return { ok: false, error: { code: 'refused', message: `the daemon enforces ${d.policy.file}; it does not apply ${file}`, hint: 'apply the daemon\'s rule file, or stop the daemon to apply another' } };
         const { hostPlan } = await import('../firewall/cli-plan.js');
-        const result = await hostPlan(loadPolicy(file), { apply, env: d.env, acquireLock: (name, options) => d.lock.acquire(name, options) });
+        const result = await hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply, env: d.env, acquireLock: (name, options) => d.lock.acquire(name, options) });
         if (apply) d.policy.reload('applied');
         return { ok: true, result };
       }

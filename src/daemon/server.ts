@@ -17,7 +17,7 @@ import { createServer, Socket, type Server } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NetlinkClient } from '../bridge/nl/client.js';
-import { rulesPath } from '../config/paths.js';
+import { rulesSource } from '../config/paths.js';
 import { commitAllStaged, createHookFirewall } from '../firewall/hook-firewall.js';
 import { noFirewall } from '../hooks/vif-firewall.js';
 import { runVifCall, type HookServices } from '../hooks/vif-call.js';
@@ -101,7 +101,7 @@ export class Daemon implements DaemonContext {
     private readonly options: { prepare?: boolean } = {},
   ) {
     this.paths = runPaths(env);
-    this.policy = new PolicyHolder(rulesPath(undefined, env), log);
+    this.policy = new PolicyHolder(rulesSource(undefined, env), log);
     this.lock = new DaemonLock(env['XENNET_HOTPLUG_LOCK_DIR'] || undefined);
   }
 

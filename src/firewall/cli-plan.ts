@@ -4,7 +4,8 @@ import { parseGuestKey, parseIfName, shown, xenVifName, type DomainName, type If
 import { reasonOf, usageError } from '../sys/errors.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import { backendWith, engineOf, selectedKind } from './engine.js';
-import { loadIndex } from './store.js';
+import { loadIndex, type IndexEntry } from './store.js';
+import { coarseWidenings, filterRecord, widenings } from './widening.js';
 import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
@@ -22,9 +23,36 @@ export interface PlanResult {
   bridgeNetfilter: Record<string, string | undefined> | null;
   vifs: { name: string; domain?: string; guest?: string; policySource?: string; bridge: string; mac?: string; addresses: string[] }[];
   changes: GuestChange[];
+  /**
+   * Guests whose firewall the change opens up against the policy their installed rules were
+   * compiled from: an `inbound`/`outbound: drop` gone, isolation removed, an allow list grown.
+   */
+  widenings: Widening[];
   pending: boolean;
   applied?: { tables: string[] };
   warnings: string[];
+}
+
+export interface Widening {
+  vif: string;
+  domain?: string;
+  changes: string[];
+}
+
+/** Per live vif that has a record of what it was installed with: how the new policy is wider. */
+export function planWidenings(installed: Readonly<Record<string, IndexEntry>>, resolved: readonly ResolvedVif[]): Widening[] {
+  const out: Widening[] = [];
+  for (const r of resolved) {
+    const e = Object.hasOwn(installed, r.name) ? installed[r.name] : undefined;
+    if (!e) continue;
+    const now = filterRecord(r);
+    const changes = e.filter ? widenings(e.filter, now) : coarseWidenings(e, now);
+    if (changes.length === 0) continue;
+    const w: Widening = { vif: r.name, changes };
+    if (r.domain !== undefined) w.domain = r.domain;
+    out.push(w);
+  }
+  return out;
 }
 
 function vifSummary(r: ResolvedVif): PlanResult['vifs'][number] {
@@ -61,6 +89,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       bridgeNetfilter: bridgeNetfilterState(),
       vifs: hp.state.resolved.map(vifSummary),
       changes: hp.changes,
+      widenings: planWidenings(index.vifs, hp.state.resolved),
       pending: !isEmptyPlan(hp.plan),
       warnings: [...facts.warnings, ...hp.state.warnings],
     };
@@ -148,6 +177,7 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
     bridgeNetfilter: null,
     vifs: state.resolved.map(vifSummary),
     changes: changesByVif(live, plan),
+    widenings: [],
     pending: !isEmptyPlan(plan),
     warnings: state.warnings.filter((w) => !w.endsWith('has no vif on this host') || vifSpecs.length > 0),
   };

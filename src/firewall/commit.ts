@@ -257,6 +257,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     if (change.op === 'install' && change.member && chains) {
       const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
       if (change.member.claims) e.claims = change.member.claims;
+      if (change.member.filter) e.filter = change.member.filter;
       if (change.names !== undefined) e.names = change.names;
       if (change.owner) e.owner = change.owner;
       if (change.fingerprint) e.fingerprint = change.fingerprint;

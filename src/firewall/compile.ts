@@ -18,6 +18,7 @@
 import type { AllowRule } from '../config/schema.js';
 import { eui64LinkLocal, type IfName } from '../net/index.js';
 import { claimsOf } from './claims.js';
+import { filterRecord } from './widening.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard-xtables.js';
 import { cidrText, emptyRuleSet, tableNames, XTABLES, type Claims, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
 import { compileSharedNft, compileVifNft } from './nft/compile.js';
@@ -227,7 +228,7 @@ export function treeMember(v: ResolvedVif): TreeMember {
 /** What the index records of a vif for the shared chains (its TreeMember without the name). */
 export function memberFacts(v: ResolvedVif): MemberFacts {
   const { name: _name, ...facts } = { ...treeMember(v), bridge: v.bridge };
-  return facts;
+  return { ...facts, filter: filterRecord(v) };
 }
 
 /** Isolation leaves: to an isolated guest nothing from a guest; to any guest nothing from an isolated one. */

@@ -6,7 +6,7 @@ import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
 import type { IfName } from '../net/index.js';
 import type { Logger } from '../sys/log.js';
 import { readJsonTolerant } from '../sys/statefile.js';
-import { rulesPath } from '../config/paths.js';
+import { rulesSource } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
@@ -77,7 +77,7 @@ export async function commitAllStaged(env: NodeJS.ProcessEnv, log: Logger, full:
 }
 
 export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySource?: PolicySource, options: HookFirewallOptions = {}): VifFirewall {
-  const policyOf: PolicySource = policySource ?? (() => cachedPolicy(rulesPath(undefined, env), env));
+  const policyOf: PolicySource = policySource ?? (() => cachedPolicy(rulesSource(undefined, env), env));
   /**
    * Stages the removal of a guest interface's rules: the names it provably had and what the index
    * records under its owner, never another guest's, never a port still on a bridge.
@@ -110,7 +110,14 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
       try {
         loaded = await policyOf();
       } catch (e) {
-        if (isConfigError(e)) throw new HookFailure(`the rule file is invalid, so ${cfg.name} cannot be firewalled: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`, 'fix it (`xennet check`) and start the guest again');
+        if (isConfigError(e)) {
+          // A whole-file problem (missing where named, unreadable, empty) has no position.
+          const whole = e.problems.length === 1 && e.problems[0]!.line === 0;
+          throw new HookFailure(
+            whole ? `${e.message}, so ${cfg.name} cannot be firewalled` : `the rule file is invalid, so ${cfg.name} cannot be firewalled: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`,
+            whole ? `${e.hint ?? 'fix it'}; then start the guest again` : 'fix it (`xennet check`) and start the guest again',
+          );
+        }
         throw e;
       }
       const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));

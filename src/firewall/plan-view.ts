@@ -6,6 +6,8 @@ export function renderPlanView(r: PlanResult, options: { apply: boolean; color: 
   const lines: string[] = [];
   const where = r.mode === 'offline' ? 'offline (nothing live is read)' : r.backend?.kind === 'nftables' ? `backend ${r.backend.firewall}` : `backend ${r.backend?.iptables}, ${r.backend?.ebtables}`;
   lines.push(`${options.apply ? 'apply' : 'plan'}: ${r.vifs.length} vif${r.vifs.length === 1 ? '' : 's'}, rules ${r.rules.file}${r.rules.exists ? '' : ' (absent: defaults)'}, ${where}`);
+  // First, where a reviewer cannot miss it: what the change opens up.
+  for (const w of r.widenings ?? []) lines.push(c('1;33', `widening: ${w.domain ?? 'domain unknown'} (${w.vif}): ${w.changes.join('; ')}`));
   if (r.bridgeNetfilter) lines.push(`  bridged traffic to iptables: ${Object.entries(r.bridgeNetfilter).map(([k, v]) => `${k.replace('net.bridge.', '')}=${v ?? 'missing'}`).join(' ')}`);
   const byVif = new Map<string, typeof r.changes>();
   for (const ch of r.changes) byVif.set(ch.vif, [...(byVif.get(ch.vif) ?? []), ch]);

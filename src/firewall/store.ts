@@ -22,6 +22,7 @@ import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
 import { parseClaims } from './claims.js';
+import { parseFilterRecord, type FilterRecord } from './widening.js';
 import { emptyRuleSet, tableNames, type Claims, type Engine, type RuleSet, type TableName } from './model.js';
 
 export interface Owner {
@@ -36,6 +37,8 @@ export interface MemberFacts {
   isolated: boolean;
   /** What only its ports may carry as a source (the identity guard). */
   claims?: Claims;
+  /** The policy its rules were compiled from (what `plan` compares to find widenings). */
+  filter?: FilterRecord;
 }
 
 export interface IndexEntry {
@@ -46,6 +49,8 @@ export interface IndexEntry {
   /** Whether it is isolated from the other guests. */
   isolated: boolean;
   claims?: Claims;
+  /** The policy its rules were compiled from (absent: adopted from live, or an older xennet). */
+  filter?: FilterRecord;
   owner?: Owner;
   /** What its domain's identity was read from (domain-identity.ts namesKey): a rename changes it. */
   names?: string;
@@ -109,6 +114,8 @@ function entryOf(raw: unknown): IndexEntry | undefined {
   if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   const claims = parseClaims(r['claims']);
   if (claims) e.claims = claims;
+  const filter = parseFilterRecord(r['filter']);
+  if (filter) e.filter = filter;
   if (typeof r['names'] === 'string') e.names = r['names'];
   if (typeof r['token'] === 'string') e.token = r['token'];
   if (isIdentity(r['stager'])) e.stager = r['stager'];
@@ -274,6 +281,8 @@ function stagedOf(raw: unknown): StagedChange | undefined {
     c.member = { bridge: m['bridge'], inbound: m['inbound'] === true, isolated: m['isolated'] === true };
     const claims = parseClaims(m['claims']);
     if (claims) c.member.claims = claims;
+    const filter = parseFilterRecord(m['filter']);
+    if (filter) c.member.filter = filter;
     if (typeof r['names'] === 'string') c.names = r['names'];
   }
   if (isOwner(r['owner'])) c.owner = { domid: r['owner'].domid, devid: r['owner'].devid };

@@ -4,7 +4,7 @@
  * misconfigured. Works without xenstore and without a rule file.
  */
 import type { LinkState } from '../bridge/model.js';
-import { ConfigError, loadPolicy, rulesPath } from '../config/load.js';
+import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { backendWith, engineOf, selectedKind } from '../firewall/engine.js';
@@ -142,22 +142,23 @@ function drops(live: Record<TableName, LiveTable>, name: string): { packets: num
   return { packets, bytes };
 }
 
-export async function hostStatus(options: { rules?: string; env?: NodeJS.ProcessEnv } = {}): Promise<HostStatus> {
+export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv } = {}): Promise<HostStatus> {
   const env = options.env ?? process.env;
   const problems: string[] = [];
   const notes: string[] = [];
   const facts = await gatherHostFacts(env, { dom0: true });
   notes.push(...facts.warnings);
-  const file = rulesPath(options.rules, env);
+  const source = typeof options.rules === 'object' ? options.rules : rulesSource(options.rules, env);
+  const file = source.file;
   let policy: PolicyFile | undefined;
   let rules: HostStatus['rules'];
   try {
-    const loaded = loadPolicy(file);
+    const loaded = loadPolicy(file, { absentOk: source.absentOk });
     policy = loaded.policy;
     rules = { file, state: loaded.fromFile ? 'valid' : 'absent' };
   } catch (e) {
-    rules = { file, state: 'invalid', error: e instanceof ConfigError ? e.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('; ') : reasonOf(e) };
-    problems.push(`rule file ${file} is invalid: ${rules.error}`);
+    rules = { file, state: 'invalid', error: e instanceof ConfigError ? problemsText(e.problems) : reasonOf(e) };
+    problems.push(e instanceof RuleFileError ? `${e.message} (${e.hint ?? ''})` : `rule file ${file} is invalid: ${rules.error}`);
   }
   let backendInfo: HostStatus['backend'] = null;
   let engine: Engine = XTABLES;

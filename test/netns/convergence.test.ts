@@ -92,6 +92,8 @@ describe('plans converge (netns, property test: random valid rule files, applied
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-conv-'));
     env = { XENNET_RULES: join(dir, 'xennet.yaml') };
+    // A rule file it names must exist: the built-in defaults until the property writes its own.
+    writeFileSync(env['XENNET_RULES']!, 'version: 1\n');
     host = await SimHost.create();
     await host.takeover();
     for (const d of [1, 2, 3]) {

@@ -1,6 +1,6 @@
 /** The operator surface on the simulated host: `xennet status` and `xennet demo`. */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimHost } from '../../src/sim/host.js';
@@ -68,10 +68,86 @@ describe('operator surface (netns)', function () {
       assert.equal((await status()).code, 0);
     });
 
-    it('works without xenstore (names unknown) and without a rule file', async () => {
-      const { s } = await status({ XENSTORED_PATH: join(tmpdir(), 'no-such-xenstored.sock'), XENNET_RULES: join(tmpdir(), 'no-such-rules.yaml') });
+    it('works without xenstore (names unknown); a rule file XENNET_RULES names and that is missing is a problem (exit 1)', async () => {
+      const missing = join(tmpdir(), 'no-such-rules.yaml');
+      const { code, s } = await status({ XENSTORED_PATH: join(tmpdir(), 'no-such-xenstored.sock'), XENNET_RULES: missing });
       assert.equal(s.xenstore, null);
       assert.deepEqual(s.vifs.map((v) => v.domain), [null, null]);
+      assert.equal(code, 1);
+      assert.ok(s.problems.some((p) => p.startsWith(`rule file ${missing} does not exist (check the path given by --rules or XENNET_RULES`)), JSON.stringify(s.problems));
+    });
+  });
+
+  describe('rule file safety: a mistyped path changes nothing, a widening is named', () => {
+    let host: SimHost;
+    let dir: string;
+    let rules: string;
+    let env: NodeJS.ProcessEnv;
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'xnt-safety-'));
+      rules = join(dir, 'xennet.yaml');
+      writeFileSync(rules, 'version: 1\nguests:\n  web01:\n    inbound: drop\n    isolation: true\n    allow_in: [ { proto: tcp, ports: [443] } ]\n');
+      env = { XENNET_RULES: rules };
+      host = await SimHost.create();
+      await host.takeover();
+      const g = await host.addGuest({ domid: 5, name: 'web01', mac: '00:16:3e:00:00:05', addresses: ['192.168.0.105/24'], xenstoreIp: '192.168.0.105' });
+      const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+      assert.equal(r.code, 0, r.stderr);
+    });
+    after(async () => {
+      await host?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** Every table xennet may write, as the kernel prints it (counters and save banners left out). */
+    const installed = async (): Promise<string> => {
+      const out: string[] = [];
+      for (const [tool, args] of [
+        ['iptables-save', []],
+        ['ip6tables-save', []],
+        ['ebtables-save', []],
+        ['nft', ['list', 'ruleset']],
+      ] as const) {
+        const r = await host.dom0.exec(tool, [...args]);
+        assert.equal(r.code, 0, `${tool}: ${r.stderr}`);
+        out.push(`== ${tool}`, ...r.stdout.split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '[]').replace(/counter packets \d+ bytes \d+/g, 'counter')));
+      }
+      return out.join('\n');
+    };
+
+    it('apply with a missing --rules or XENNET_RULES exits 1, names the file, and leaves the installed rules byte for byte', async () => {
+      assert.equal((await host.xennet(['plan'], env)).code, 0, 'the hook installed what the file says');
+      const before = await installed();
+      assert.match(before, /-A XN-I-vif5\.0 .*-j DROP/, 'inbound: drop is installed');
+      const typo = join(dir, 'xenet.yaml');
+      for (const [args, e] of [
+        [['apply', '--rules', typo], env],
+        [['apply'], { XENNET_RULES: typo }],
+      ] as const) {
+        const r = await host.xennet(args, e);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stderr, new RegExp(`^xennet: error: rule file ${typo.replace(/[.]/g, '\\.')} does not exist\n  hint: check the path given by --rules or XENNET_RULES`));
+        assert.equal(await installed(), before, `${args.join(' ')}: nothing changed`);
+      }
+    });
+
+    it('plan names the widening when the file drops inbound: drop and isolation (exit 2), and apply makes it', async () => {
+      writeFileSync(rules, 'version: 1\nguests:\n  web01: {}\n');
+      const p = await host.xennet(['plan'], env);
+      assert.equal(p.code, 2, p.stdout + p.stderr);
+      assert.match(p.stdout, /^widening: web01 \(vif5\.0\): inbound drop -> accept; isolation removed$/m);
+      const j = await host.xennet(['plan', '--json'], env);
+      assert.deepEqual((JSON.parse(j.stdout) as { widenings: unknown }).widenings, [{ vif: 'vif5.0', domain: 'web01', changes: ['inbound drop -> accept', 'isolation removed'] }]);
+      // A file that only widens the allow list of a guest that keeps inbound: drop.
+      writeFileSync(rules, 'version: 1\nguests:\n  web01:\n    inbound: drop\n    isolation: true\n    allow_in: [ { proto: tcp, ports: [443, 22] } ]\n');
+      const a = await host.xennet(['plan'], env);
+      assert.match(a.stdout, /^widening: web01 \(vif5\.0\): allow_in now also accepts tcp port 22 from anywhere$/m);
+      const applied = await host.xennet(['apply'], env);
+      assert.equal(applied.code, 0, applied.stderr);
+      assert.match(applied.stdout, /^widening: web01 \(vif5\.0\): allow_in now also accepts tcp port 22/m, 'apply says what it opened');
+      const again = await host.xennet(['plan', '--json'], env);
+      assert.equal(again.code, 0);
+      assert.deepEqual((JSON.parse(again.stdout) as { widenings: unknown }).widenings, [], 'measured against what is installed now');
     });
   });
 

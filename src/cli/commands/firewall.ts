@@ -21,16 +21,18 @@ const rulesOption = (y: Argv): Argv<RulesArgs> =>
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<RulesArgs>;
 
 async function planOutcome(argv: PlanArgs, apply: boolean) {
-  const [{ loadPolicy, rulesPath }, fw, view] = await Promise.all([import('../../config/load.js'), import('../../firewall/cli-plan.js'), import('../../firewall/plan-view.js')]);
-  const file = resolve(rulesPath(argv.rules));
+  const [{ loadPolicy, rulesSource }, fw, view] = await Promise.all([import('../../config/load.js'), import('../../firewall/cli-plan.js'), import('../../firewall/plan-view.js')]);
+  const source = rulesSource(argv.rules);
+  const file = resolve(source.file);
+  const load = () => loadPolicy(file, { absentOk: source.absentOk });
   let result: PlanResult;
   if (argv.offline) {
-    result = fw.offlinePlan(loadPolicy(file), argv.vif ?? []);
+    result = fw.offlinePlan(load(), argv.vif ?? []);
   } else {
     // When the daemon runs, it plans and applies (under its lock queue: never racing its hooks).
     const { askDaemon, unwrap } = await import('../../daemon/client.js');
-    const answer = await askDaemon(process.env, { cmd: apply ? 'apply' : 'plan', rules: file });
-    result = answer ? (unwrap(answer) as PlanResult) : await fw.hostPlan(loadPolicy(file), { apply, progress: process.stderr.isTTY === true });
+    const answer = await askDaemon(process.env, { cmd: apply ? 'apply' : 'plan', rules: file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) });
+    result = answer ? (unwrap(answer) as PlanResult) : await fw.hostPlan(load(), { apply, progress: process.stderr.isTTY === true });
   }
   const text = view.renderPlanView(result, { apply, color: process.stdout.isTTY === true });
   const exitCode = apply ? ExitCode.ok : result.pending ? ExitCode.pending : ExitCode.ok;
@@ -62,9 +64,10 @@ export const checkCommand: CommandModule<object, RulesArgs & { file?: string }> 
   builder: (y) => rulesOption(y).positional('file', { type: 'string', describe: 'the rule file (default as --rules)' }).example('$0 check /etc/xen/xennet.yaml', '') as unknown as Argv<RulesArgs & { file?: string }>,
   handler: (argv) =>
     runCommand(argv.json, async () => {
-      const { loadPolicy, rulesPath } = await import('../../config/load.js');
-      const file = argv.file ?? rulesPath(argv.rules);
-      const loaded = loadPolicy(file);
+      const { loadPolicy, rulesSource } = await import('../../config/load.js');
+      const source = rulesSource(argv.file ?? argv.rules);
+      const file = source.file;
+      const loaded = loadPolicy(file, { absentOk: source.absentOk });
       const guests = Object.keys(loaded.policy.guests ?? {}).length;
       return {
         json: { file, valid: true, exists: loaded.fromFile, guests },

@@ -34,8 +34,9 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     runCommand(argv.json, async () => {
       const { hostStatus, renderHostStatus } = await import('../../status/host-status.js');
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
-      const { rulesPath } = await import('../../config/paths.js');
-      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(rulesPath(argv.rules)) }, 120_000);
+      const { rulesSource } = await import('../../config/paths.js');
+      const source = rulesSource(argv.rules);
+      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, 120_000);
       const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats }) : { ...(await hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
       return { json: s, text: renderHostStatus(s, process.stdout.isTTY === true), exitCode: s.ok ? ExitCode.ok : ExitCode.error };
     }),
