@@ -10,6 +10,7 @@ import { statusCommand } from './commands/status.js';
 import { demoCommand } from './commands/demo.js';
 import { installHooksCommand } from './commands/install-hooks.js';
 import { daemonCommand } from './commands/daemon.js';
+import { uninstallCommand } from './commands/uninstall.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(demoCommand)
     .command(installHooksCommand)
     .command(daemonCommand)
+    .command(uninstallCommand)
     .completion('completion', 'print a bash/zsh completion script (source <(xennet completion))')
     .demandCommand(1, 'name a command (see --help)')
     .strict()
