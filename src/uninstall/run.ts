@@ -267,7 +267,7 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
   if (plan.refused) throw refusal(plan);
   const result = (p: UninstallPlan, done: Step[]): UninstallResult => ({
     dryRun: o.dryRun,
-    nothingInstalled: done.length === 0 && p.notes.length === 0,
+    nothingInstalled: done.length === 0,
     steps: done.map(withText),
     notes: p.notes,
     unfiltered: p.unfiltered,
@@ -324,8 +324,8 @@ export function renderUninstall(r: UninstallResult): string {
   } else {
     lines.push(r.dryRun ? 'xennet uninstall would (dry run: nothing was changed):' : 'xennet uninstall:');
     for (const s of r.steps) lines.push(`  ${r.dryRun ? '' : 'done: '}${s.text}`);
-    for (const n of r.notes) lines.push(`  note: ${n}`);
-    if (!r.dryRun) lines.push(`xennet is uninstalled. Kept: the state directory ${r.stateDir} (takeover journals; \`apt purge\` or rm -r removes it) and the rule file.`);
   }
+  for (const n of r.notes) lines.push(`  note: ${n}`);
+  if (!r.dryRun && !r.nothingInstalled) lines.push(`xennet is uninstalled. Kept: the state directory ${r.stateDir} (takeover journals; \`apt purge\` or rm -r removes it) and the rule file.`);
   return lines.join('\n');
 }
