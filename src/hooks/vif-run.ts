@@ -18,6 +18,7 @@ import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import { domainIdentity, readDomainNames } from '../firewall/domain-identity.js';
 import { closeGuestPort, hardenBridge } from '../firewall/port-hardening.js';
+import { forgetPort } from '../sys/originals.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
 import { HookFailure, namesToRead, offlineTarget, ownerMark, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
@@ -288,5 +289,7 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
   const removeSoon = deps.firewall.removeSoon?.bind(deps.firewall);
   const removed = removeSoon ? await removeSoon(target(cfg, names)) : await underLock(deps, lockOptions(deps, deadline), () => deps.firewall.remove(target(cfg, names)));
   if (removed) deps.log.debug(`removed the firewall rules of ${names.join(', ')}`);
+  // The port's record of its settings before xennet: the link goes with the guest.
+  for (const n of names) forgetPort(n, deps.env);
   return { summary: dev ? `offline ${who(cfg, dev.name)}${dev.master ? `, detached from ${dev.master}` : ''}` : `offline ${name}: already gone` };
 }

@@ -150,6 +150,15 @@ export function readOriginals(env: NodeJS.ProcessEnv = process.env): OriginalsOn
   return out;
 }
 
+/** Forgets a port's record (its guest went offline: the link is gone or going, nothing to restore). */
+export function forgetPort(port: string, env: NodeJS.ProcessEnv = process.env): void {
+  try {
+    rmSync(join(originalsDir(env), originalFile({ kind: 'port', port })), { force: true });
+  } catch {
+    /* not a name a record can have */
+  }
+}
+
 /** Forgets every record (the directory goes). */
 export function removeOriginals(env: NodeJS.ProcessEnv = process.env): void {
   rmSync(originalsDir(env), { recursive: true, force: true });

@@ -88,6 +88,11 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
       const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
       assert.equal(r.code, 0, r.stderr);
     }
+    // A guest that came and went: its port's record goes with it.
+    const brief = await host.addGuest({ domid: 7, name: 'brief', mac: '00:16:3e:00:00:07', addresses: ['192.168.0.107/24'], xenstoreIp: '192.168.0.107' });
+    for (const cmd of ['online', 'offline']) assert.equal((await host.runVifScript('vif-xennet', brief, cmd, 'libxl', { env })).code, 0, cmd);
+    host.removeDevice(brief);
+    await sh('ip', ['link', 'del', brief.vif]);
     const applied = await host.xennet(['apply'], env);
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
     const installed = await host.xennet(['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'unit')], env);
@@ -103,6 +108,7 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
   });
 
   it('xennet changed the settings (the test can fail): call-iptables on, the port closed, no_linklocal_learn on', async () => {
+    assert.deepEqual(readdirSync(join(state, 'originals')).filter((f) => f.startsWith('port-')).sort(), ['port-vif5.0.json', 'port-vif6.0.json'], 'records of the attached ports; the one of the guest that went offline is gone');
     assert.notDeepEqual(await bridgeSysctls(), original.bridge);
     assert.notDeepEqual(await portSysctls(web.vif), original.port);
     assert.equal(await noLinkLocalLearn(), '1');

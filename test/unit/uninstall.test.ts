@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installHooks, readManifest, sha256 } from '../../src/hooks/install.js';
-import { originalsDir, readOriginals, recordOriginal, removeOriginals } from '../../src/sys/originals.js';
+import { forgetPort, originalsDir, readOriginals, recordOriginal, removeOriginals } from '../../src/sys/originals.js';
 import { describeStep, planUninstall, type UninstallFacts } from '../../src/uninstall/plan.js';
 
 function facts(over: Partial<UninstallFacts> = {}): UninstallFacts {
@@ -155,6 +155,14 @@ describe('records of original settings', () => {
     assert.deepEqual(readdirSync(originalsDir(env)), ['bridge-xenbr0.json']);
     removeOriginals(env);
     assert.equal(existsSync(originalsDir(env)), false);
+  });
+
+  it('a port\'s record is forgotten when its guest goes offline (records do not pile up); others stay', () => {
+    recordOriginal({ kind: 'port', port: 'vif1.0', ifindex: 10, values: { 'ipv6/disable_ipv6': '0' } }, env);
+    recordOriginal({ kind: 'port', port: 'vif2.0', ifindex: 11, values: { 'ipv6/disable_ipv6': '0' } }, env);
+    forgetPort('vif1.0', env);
+    forgetPort('../nope', env);
+    assert.deepEqual(readOriginals(env).records.map((r) => (r.kind === 'port' ? r.port : '')), ['vif2.0']);
   });
 
   it('a name that is not a file name is not recorded (and does not throw)', () => {
