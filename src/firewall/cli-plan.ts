@@ -109,7 +109,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
         const { NetlinkClient } = await import('../bridge/nl/client.js');
         const nl = new NetlinkClient();
         try {
-          await closePortGaps(gaps, (b) => nl.setBridgeNoLinkLocalLearn(b, true));
+          await closePortGaps(gaps, (b) => nl.setBridgeNoLinkLocalLearn(b, true), env);
         } finally {
           nl.close();
         }

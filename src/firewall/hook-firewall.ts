@@ -72,7 +72,7 @@ export interface HookFirewallOptions {
 /** Commits every staged change of a live stager (the caller holds the hotplug lock). */
 export async function commitAllStaged(env: NodeJS.ProcessEnv, log: Logger, full: boolean): Promise<CommitResult> {
   const backend = await backendFor(env, log);
-  enableBridgeNetfilter(backend.engine);
+  enableBridgeNetfilter(backend.engine, env);
   return commitStaged(backend, env, log, { full });
 }
 
@@ -185,7 +185,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
           }),
         commit: async (options = {}) => {
           const backend = backendOfPrepare;
-          enableBridgeNetfilter(backend.engine);
+          enableBridgeNetfilter(backend.engine, env);
           const token = (change ?? restage()).token;
           if (isStaged(token, env)) {
             try {
@@ -221,7 +221,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
       const staged = stageRemoval(target);
       if (!staged) return false;
       const backend = await backendFor(env, log);
-      enableBridgeNetfilter(backend.engine);
+      enableBridgeNetfilter(backend.engine, env);
       // Names the index does not know may still have live rules (an index lost, a commit killed
       // before its write-ahead): only the live rules can tell, so read them.
       await commitStaged(backend, env, log, { only: staged.tokens, full: staged.full });

@@ -6,6 +6,7 @@
 import type { PolicyFile } from '../config/schema.js';
 import { XennetError } from '../sys/errors.js';
 import { readSysctl, writeSysctl } from '../sys/sysctl.js';
+import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, memberFacts } from './compile.js';
 import { nftWarnings } from './nft/compile.js';
@@ -66,10 +67,16 @@ export function bridgeNetfilterGaps(engine: Engine, state: Record<string, string
   return bridgeSysctls.filter((k) => state[k] !== wanted[k]);
 }
 
-export function enableBridgeNetfilter(engine: Engine): void {
+/**
+ * Sets the br_netfilter settings the engine needs; a value about to change is recorded first
+ * (what it was before xennet, for `xennet uninstall`).
+ */
+export function enableBridgeNetfilter(engine: Engine, env: NodeJS.ProcessEnv = process.env): void {
   const wanted = bridgeSysctlsWanted(engine);
   for (const k of bridgeSysctls) {
-    if (readSysctl(k) === wanted[k]) continue;
+    const before = readSysctl(k);
+    if (before === wanted[k]) continue;
+    if (before !== undefined) recordOriginal({ kind: 'sysctl', key: k, value: before }, env);
     if (!writeSysctl(k, wanted[k])) throw new XennetError('exec', `${k} does not exist: br_netfilter is not loaded, so bridged traffic bypasses iptables`, { hint: 'modprobe br_netfilter' });
   }
 }
@@ -105,7 +112,7 @@ export interface ApplyOptions {
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
   const env = options.env ?? process.env;
   const log = options.log ?? silentLogger;
-  enableBridgeNetfilter(backend.engine);
+  enableBridgeNetfilter(backend.engine, env);
   const mine = engineTables(backend.engine);
   const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);

@@ -13,6 +13,8 @@
  */
 import type { LinkState } from '../bridge/model.js';
 import { guestPortStack, readInterfaceSysctl, writeInterfaceSysctl } from '../sys/sysctl.js';
+import { recordOriginal } from '../sys/originals.js';
+import { ifindexOf } from '../sys/sysfs.js';
 
 export interface PortGap {
   kind: 'bridge' | 'port';
@@ -40,10 +42,37 @@ export function portGaps(links: readonly LinkState[], guestPorts: readonly { nam
   return out;
 }
 
+/**
+ * Closes dom0's IP stack on a guest port. Reads the settings first: only those that differ are
+ * written, and when one does, what the port had is recorded (once per port) for `xennet
+ * uninstall`. A port already closed costs three reads.
+ */
+export function closeGuestPort(port: string, env: NodeJS.ProcessEnv = process.env): void {
+  const before = guestPortStack.map((s) => readInterfaceSysctl(s.family, port, s.key));
+  const open = guestPortStack.filter((s, i) => before[i] !== undefined && before[i] !== s.value);
+  if (open.length === 0) return;
+  const ifindex = ifindexOf(port);
+  if (ifindex !== undefined) {
+    const values: Record<string, string> = {};
+    guestPortStack.forEach((s, i) => {
+      if (before[i] !== undefined) values[`${s.family}/${s.key}`] = before[i]!;
+    });
+    recordOriginal({ kind: 'port', port, ifindex, values }, env);
+  }
+  for (const s of open) writeInterfaceSysctl(s.family, port, s.key, s.value);
+}
+
+/** Sets no_linklocal_learn on a bridge that lacks it, recording that it was off first. */
+export async function hardenBridge(bridge: string, setNoLinkLocalLearn: (bridge: string) => Promise<void>, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const ifindex = ifindexOf(bridge);
+  if (ifindex !== undefined) recordOriginal({ kind: 'bridge', bridge, ifindex, noLinkLocalLearn: false }, env);
+  await setNoLinkLocalLearn(bridge);
+}
+
 /** Closes the gaps: sysctls here, the bridge option through `setNoLinkLocalLearn` (netlink). */
-export async function closePortGaps(gaps: readonly PortGap[], setNoLinkLocalLearn: (bridge: string) => Promise<void>): Promise<void> {
+export async function closePortGaps(gaps: readonly PortGap[], setNoLinkLocalLearn: (bridge: string) => Promise<void>, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   for (const g of gaps) {
-    if (g.kind === 'bridge') await setNoLinkLocalLearn(g.name);
-    else for (const s of guestPortStack) writeInterfaceSysctl(s.family, g.name, s.key, s.value);
+    if (g.kind === 'bridge') await hardenBridge(g.name, setNoLinkLocalLearn, env);
+    else closeGuestPort(g.name, env);
   }
 }

@@ -4,10 +4,12 @@
  * in-process calls; network-xennet: a Node launcher), and the systemd unit of the daemon. Every
  * path in them is absolute (a copy of hooks-bin/ would not find dist/).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { daemonUnitText } from '../package/units.js';
+import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import { vifClientScript } from './vif-client.js';
 
 /** The bundled entries (dist/bundle/), built next to dist/src/ by `npm run build`. */
@@ -53,20 +55,65 @@ export interface InstallOptions {
   /** Where the systemd unit goes (null: no unit). */
   unitDir: string | null;
   dryRun: boolean;
+  /** Where the manifest goes (the state directory; default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * What `install-hooks` wrote, for `xennet uninstall`: path -> sha256 of the content written. A
+ * file is listed only when install-hooks wrote it (or listed it before): one that was already
+ * there with the same content (a Debian package's) is not xennet's to remove.
+ */
+export interface Manifest {
+  version: 1;
+  files: Record<string, { sha256: string }>;
+}
+
+export const manifestPath = (env: NodeJS.ProcessEnv = process.env): string => join(stateDir(env), 'installed-files.json');
+export const sha256 = (text: string | Buffer): string => createHash('sha256').update(text).digest('hex');
+
+export function readManifest(env: NodeJS.ProcessEnv = process.env): Manifest | undefined {
+  const r = readJsonTolerant(manifestPath(env));
+  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return undefined;
+  const files = (r.value as { files?: unknown }).files;
+  if (typeof files !== 'object' || files === null) return undefined;
+  const out: Manifest = { version: 1, files: {} };
+  for (const [path, e] of Object.entries(files)) {
+    const h = (e as { sha256?: unknown } | null)?.sha256;
+    if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h) && path.startsWith('/')) out.files[path] = { sha256: h };
+  }
+  return out;
+}
+
+export function removeManifest(env: NodeJS.ProcessEnv = process.env): void {
+  removeFile(manifestPath(env));
 }
 
 export function installHooks(o: InstallOptions): InstalledFile[] {
+  const env = o.env ?? process.env;
+  const manifest = readManifest(env) ?? { version: 1 as const, files: {} };
+  let listed = false;
   const files: [string, string, number][] = Object.keys(entries).map((hook) => [join(o.dir, hook), launcherText(hook as keyof typeof entries), 0o755]);
   if (o.unitDir !== null) files.push([join(o.unitDir, 'xennet.service'), unitText(), 0o644]);
   const out: InstalledFile[] = [];
   for (const [path, text, mode] of files) {
     const changed = !existsSync(path) || readFileSync(path, 'utf8') !== text;
+    const key = resolve(path);
     if (!o.dryRun && changed) {
       mkdirSync(dirname(path), { recursive: true });
+      // Listed before it is written: a crash in between leaves a listed file whose content does
+      // not match (uninstall then leaves it, saying so), never an unlisted file of xennet's.
+      manifest.files[key] = { sha256: sha256(text) };
+      writeJsonAtomic(manifestPath(env), manifest);
+      listed = true;
       writeFileSync(`${path}.tmp`, text, { mode });
       renameSync(`${path}.tmp`, path);
+    } else if (!o.dryRun && manifest.files[key] && manifest.files[key].sha256 !== sha256(text)) {
+      manifest.files[key] = { sha256: sha256(text) };
+      listed = true;
     }
     out.push({ path, changed });
   }
+  if (listed) writeJsonAtomic(manifestPath(env), manifest);
   return out;
 }

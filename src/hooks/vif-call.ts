@@ -82,7 +82,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     const [run, firewall] = await Promise.all([import('./vif-run.js'), services.firewall(log)]);
     o.mark?.('imported');
     xs = await services.xenstore();
-    const deps: VifDeps = { xs, nl: await services.netlink(), firewall, log, deadline: o.deadline };
+    const deps: VifDeps = { xs, nl: await services.netlink(), firewall, log, deadline: o.deadline, env };
     if (o.mark) deps.mark = o.mark;
     if (services.acquireLock) deps.acquireLock = services.acquireLock;
     if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];

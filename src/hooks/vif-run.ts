@@ -11,13 +11,14 @@ import type { NetlinkClient } from '../bridge/nl/client.js';
 import { describeOp, inverseOf, type LinkOp } from '../bridge/ops.js';
 import type { IfName } from '../net/index.js';
 import { Deadline } from '../sys/deadline.js';
-import { guestPortStack, writeInterfaceSysctl } from '../sys/sysctl.js';
 import { reasonOf } from '../sys/errors.js';
 import { killPoint } from '../sys/test-seams.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
 import type { Logger } from '../sys/log.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import { domainIdentity, readDomainNames } from '../firewall/domain-identity.js';
+import { closeGuestPort, hardenBridge } from '../firewall/port-hardening.js';
+import { forgetPort } from '../sys/originals.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
 import { HookFailure, namesToRead, offlineTarget, ownerMark, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
@@ -37,6 +38,8 @@ export interface VifDeps {
   nl: Pick<NetlinkClient, 'getLink' | 'listLinks' | 'addressesOf' | 'setBridgeNoLinkLocalLearn'> & LinkOpsClient;
   firewall: VifFirewall;
   log: Logger;
+  /** The environment (where the state directory is; default process.env). */
+  env?: NodeJS.ProcessEnv;
   /** Where the hotplug lock lives (default: $XENNET_HOTPLUG_LOCK_DIR, else /var/run/xen-hotplug). */
   lockDir?: string;
   /** When the hook must be done (default: HOOK_BUDGET_MS from now). */
@@ -135,10 +138,10 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
       done.push(o);
     }
     step = `closing dom0's IP stack on ${cfg.name}`;
-    for (const s of guestPortStack) writeInterfaceSysctl(s.family, cfg.name, s.key, s.value);
+    closeGuestPort(cfg.name, deps.env);
     if (plan.hardenBridge) {
       step = `setting no_linklocal_learn on bridge ${plan.bridge}`;
-      await deps.nl.setBridgeNoLinkLocalLearn(plan.bridge, true);
+      await hardenBridge(plan.bridge, (b) => deps.nl.setBridgeNoLinkLocalLearn(b, true), deps.env);
     }
     step = 'installing the firewall';
     found = attach.some((o) => o.op === 'set-master') && firewall.installed();
@@ -286,5 +289,7 @@ export async function vifOffline(input: VifHookInput, deps: VifDeps): Promise<Vi
   const removeSoon = deps.firewall.removeSoon?.bind(deps.firewall);
   const removed = removeSoon ? await removeSoon(target(cfg, names)) : await underLock(deps, lockOptions(deps, deadline), () => deps.firewall.remove(target(cfg, names)));
   if (removed) deps.log.debug(`removed the firewall rules of ${names.join(', ')}`);
+  // The port's record of its settings before xennet: the link goes with the guest.
+  for (const n of names) forgetPort(n, deps.env);
   return { summary: dev ? `offline ${who(cfg, dev.name)}${dev.master ? `, detached from ${dev.master}` : ''}` : `offline ${name}: already gone` };
 }

@@ -22,7 +22,9 @@ import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable } from '../net/index.js';
-import { loadIndex, readVifChains } from '../firewall/store.js';
+import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { cidrText, dialectOf, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
@@ -75,6 +77,12 @@ export interface HostStatus {
   bridges: BridgeStatusLine[];
   vifs: VifStatus[];
   staleChains: string[];
+  /**
+   * Whether xennet's firewall is on this host: rules of its own in any table, or its firewall
+   * index. False after `xennet uninstall` (and before the first apply or hook): then the guests
+   * are not compared with the rule file, and nothing missing is a problem.
+   */
+  installed: boolean;
   /** The resident controller, when the CLI asked it (or learned it does not run). */
   daemon?: { running: false } | ({ running: true } & DaemonStats);
 }
@@ -164,6 +172,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   let engine: Engine = XTABLES;
   let live: Record<TableName, LiveTable> | undefined;
   let markTables: { what: string; live: LiveTable; chains: string[] }[] = [];
+  const indexPresent = existsSync(join(dirOf(env), 'index.json'));
   try {
     const recorded = loadIndex(env, silentLogger);
     engine = await engineOf(selectedKind(policy, env), recorded.index.engine);
@@ -199,6 +208,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   } catch (e) {
     problems.push(`cannot read the firewall: ${reasonOf(e)}`);
   }
+  const installed = live === undefined || indexPresent || tableNames.some((t) => live![t].chains.size > 0 || live![t].roots.length > 0);
   const bridgeNetfilter = bridgeNetfilterState();
   const byName = new Map<string, LinkState>(facts.links.map((l) => [l.name, l]));
   const bridges: BridgeStatusLine[] = facts.links
@@ -219,9 +229,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = policy ? resolveVif(policy, f) : undefined;
     if (resolved) resolvedAll.push(resolved);
-    const desired = resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
+    const desired = !installed ? undefined : resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
     // nftables: a guest's dispatch entries (its map and set elements) are its own too.
-    if (resolved && engine.kind === 'nftables') {
+    if (installed && resolved && engine.kind === 'nftables') {
       const entries = vifChain('E', f.name);
       desired!.nftables.chains.set(entries, compileShared([treeMember(resolved)], engine).nftables.chains.get(entries)!);
     }
@@ -266,14 +276,14 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     }
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
-  if (vifs.length > 0 && sysctlGaps.length > 0) {
+  if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
     const wanted = bridgeSysctlsWanted(engine);
     const why = engine.kind === 'xtables' ? "(the filter-*-tagged ones at 0 let VLAN- or PPPoE-tagged IP past every rule)" : '(call-* at 0: no connection state for `inbound: drop`; filter-*-tagged at 1: a host on the LAN can prime conntrack into a guest with IP inside a PPPoE header or a second VLAN tag)';
     problems.push(`br_netfilter is not set as the ${engine.kind} backend needs it: ${sysctlGaps.map((k) => `${k} is ${bridgeNetfilter[k] ?? 'missing'}, not ${wanted[k]}`).join(', ')} ${why}; run \`xennet apply\``);
   }
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
   // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
-  if (live && policy && vifs.length > 0) {
+  if (installed && live && policy && vifs.length > 0) {
     for (const p of pathProblems(live, compile(resolvedAll, engine), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
   }
   if (live) {
@@ -294,7 +304,11 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     writers.push(...markWriters(live.eb, 'FORWARD', bits, true, 0, ourIso < 0 ? fwd.length : ourIso).map((w) => `ebtables ${w}`));
     for (const w of writers) problems.push(`${w} may change the packet mark bits 0x${bits.toString(16)} that guest isolation reads: isolated guests may be reached; give that rule a mask without those bits`);
   }
-  for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
+  if (!installed) {
+    const attached = facts.vifs.filter((v) => v.link.master !== null).length;
+    notes.push(`xennet's firewall is not installed on this host (no rules of its own, no firewall index)${attached > 0 ? `: ${attached} attached guest interface${attached === 1 ? ' is' : 's are'} not filtered by xennet` : ''}; \`xennet apply\` installs it`);
+  }
+  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
@@ -302,7 +316,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
   if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);
-  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains };
+  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains, installed };
 }
 
 function duration(seconds: number): string {

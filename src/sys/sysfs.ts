@@ -20,3 +20,14 @@ export function aliasOf(name: string): string | undefined {
     return undefined;
   }
 }
+
+/** The link's ifindex, or undefined (no such link). */
+export function ifindexOf(name: string): number | undefined {
+  if (name.includes('/') || name === '.' || name === '..' || name === '') return undefined;
+  try {
+    const n = Number.parseInt(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim(), 10);
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,6 +1,10 @@
 /** `xennet install-hooks`: puts vif-xennet and network-xennet where Xen looks for scripts. */
 import type { Argv, CommandModule } from 'yargs';
+import { XennetError } from '../../sys/errors.js';
 import { runCommand } from '../run-command.js';
+
+/** Defined (true) by the Debian package's bundler. */
+declare const XENNET_PACKAGED: boolean | undefined;
 
 interface InstallArgs {
   dir: string;
@@ -23,6 +27,11 @@ export const installHooksCommand: CommandModule<object, InstallArgs> = {
       .example('sudo $0 install-hooks --dry-run', '') as unknown as Argv<InstallArgs>,
   handler: (argv) =>
     runCommand(argv.json, async () => {
+      if (typeof XENNET_PACKAGED === 'boolean' && XENNET_PACKAGED) {
+        throw new XennetError('usage', 'this xennet is the Debian package, which installed the hooks (/etc/xen/scripts/vif-xennet, network-xennet) and the units (/lib/systemd/system/xennet.service, xennet-bridge.service) itself', {
+          hint: 'nothing to do; install-hooks is for an npm installation',
+        });
+      }
       const { installHooks, unitText } = await import('../../hooks/install.js');
       const r = installHooks({ dir: argv.dir, unitDir: argv.unit ? argv.unitDir : null, dryRun: argv.dryRun });
       const verb = argv.dryRun ? 'would write' : 'wrote';

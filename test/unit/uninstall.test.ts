@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { installHooks, readManifest, sha256 } from '../../src/hooks/install.js';
+import { forgetPort, originalsDir, readOriginals, recordOriginal, removeOriginals } from '../../src/sys/originals.js';
+import { describeStep, planUninstall, type UninstallFacts } from '../../src/uninstall/plan.js';
+
+function facts(over: Partial<UninstallFacts> = {}): UninstallFacts {
+  return {
+    daemon: { systemd: false, unitActive: false, unitEnabled: false, pid: null },
+    firewall: [],
+    guests: [],
+    settings: { sysctls: [], ports: [], bridges: [], recordsPresent: false },
+    files: [],
+    manifestPresent: false,
+    firewallState: { path: '/var/lib/xennet/firewall', present: false },
+    stateDir: '/var/lib/xennet',
+    takeovers: [],
+    ...over,
+  };
+}
+
+const fw = (table: 'ipv4' | 'eb' | 'nftables', chains: string[], roots: string[] = [], tables: string[] = []): UninstallFacts['firewall'][number] => ({ table, chains, roots, tables });
+const kinds = (f: UninstallFacts, force = false): string[] => planUninstall(f, { force }).steps.map((s) => s.kind);
+
+describe('uninstall plan', () => {
+  it('nothing installed: no steps, no notes (a second uninstall is a no-op)', () => {
+    const p = planUninstall(facts({ firewall: [fw('ipv4', []), fw('nftables', [])] }), { force: false });
+    assert.deepEqual(p, { steps: [], notes: [], unfiltered: [] });
+  });
+
+  it('refuses while guests are attached and the firewall is installed; lists them; plans nothing', () => {
+    const f = facts({ firewall: [fw('ipv4', ['XN-FORWARD'], ['FORWARD -o xenbr0 -j XN-FORWARD'])], guests: [{ vif: 'vif1.0', domain: 'web01', bridge: 'xenbr0' }], daemon: { systemd: false, unitActive: false, unitEnabled: false, pid: 42 } });
+    const p = planUninstall(f, { force: false });
+    assert.deepEqual(p.steps, []);
+    assert.match(p.refused!.reason, /1 guest interface is attached; removing the firewall would leave it unfiltered/);
+    assert.deepEqual(p.refused!.guests, [{ vif: 'vif1.0', domain: 'web01', bridge: 'xenbr0' }]);
+  });
+
+  it('--force proceeds and says how many guests are unfiltered now', () => {
+    const f = facts({ firewall: [fw('ipv4', ['XN-FORWARD'])], guests: [{ vif: 'vif1.0', domain: 'web01', bridge: 'xenbr0' }, { vif: 'vif2.0', domain: null, bridge: 'xenbr0' }] });
+    const p = planUninstall(f, { force: true });
+    assert.equal(p.refused, undefined);
+    assert.deepEqual(p.unfiltered.map((g) => g.vif), ['vif1.0', 'vif2.0']);
+    assert.ok(p.notes.includes('2 guest interfaces are now unfiltered: vif1.0 (web01), vif2.0 (domain unknown)'));
+  });
+
+  it('guests attached but no firewall installed: nothing to lose, no refusal', () => {
+    const p = planUninstall(facts({ guests: [{ vif: 'vif1.0', domain: 'g', bridge: 'xenbr0' }], firewallState: { path: '/s/firewall', present: true } }), { force: false });
+    assert.deepEqual(p.steps.map((s) => s.kind), ['remove-firewall-state']);
+  });
+
+  it('the daemon stops first: SIGTERM without systemd; systemctl stop and disable with it; a hand-started daemon beside an inactive unit gets SIGTERM', () => {
+    const all = { firewall: [fw('eb', ['XN-FWD'])], firewallState: { path: '/s/firewall', present: true } };
+    assert.deepEqual(kinds(facts({ ...all, daemon: { systemd: false, unitActive: false, unitEnabled: false, pid: 7 } })), ['stop-daemon', 'remove-firewall', 'remove-firewall-state']);
+    const sd = planUninstall(facts({ ...all, daemon: { systemd: true, unitActive: true, unitEnabled: true, pid: 7 } }), { force: false });
+    assert.deepEqual(sd.steps.slice(0, 2), [{ kind: 'stop-daemon', how: 'systemd', pid: 7 }, { kind: 'disable-unit' }]);
+    const byHand = planUninstall(facts({ ...all, daemon: { systemd: true, unitActive: false, unitEnabled: false, pid: 9 } }), { force: false });
+    assert.deepEqual(byHand.steps[0], { kind: 'stop-daemon', how: 'signal', pid: 9 });
+    assert.equal(describeStep(byHand.steps[0]!), 'stop the daemon: SIGTERM to pid 9 and wait for it to exit');
+  });
+
+  it('restores only settings that differ from their record; ports and bridges gone are skipped', () => {
+    const f = facts({
+      settings: {
+        recordsPresent: true,
+        sysctls: [
+          { key: 'net.bridge.bridge-nf-call-iptables', original: '0', current: '1' },
+          { key: 'net.bridge.bridge-nf-filter-vlan-tagged', original: '0', current: '0' },
+          { key: 'net.bridge.bridge-nf-filter-pppoe-tagged', original: '0', current: undefined },
+        ],
+        ports: [
+          { port: 'vif1.0', present: true, values: [{ key: 'ipv6/disable_ipv6', original: '0', current: '1' }, { key: 'ipv4/rp_filter', original: '1', current: '1' }] },
+          { port: 'vif2.0', present: false, values: [{ key: 'ipv6/disable_ipv6', original: '0', current: undefined }] },
+        ],
+        bridges: [
+          { bridge: 'xenbr0', present: true, original: false, current: true },
+          { bridge: 'xenbr1', present: false, original: false, current: undefined },
+        ],
+      },
+    });
+    const p = planUninstall(f, { force: false });
+    assert.deepEqual(p.steps, [
+      { kind: 'restore-sysctl', key: 'net.bridge.bridge-nf-call-iptables', from: '1', to: '0' },
+      { kind: 'restore-port', port: 'vif1.0', values: [{ key: 'ipv6/disable_ipv6', from: '1', to: '0' }] },
+      { kind: 'restore-bridge', bridge: 'xenbr0', noLinkLocalLearn: false },
+      { kind: 'remove-records', path: '/var/lib/xennet/originals' },
+    ]);
+    assert.deepEqual(p.steps.map(describeStep), [
+      'restore net.bridge.bridge-nf-call-iptables: 1 -> 0',
+      'restore vif1.0: ipv6/disable_ipv6 1 -> 0',
+      'restore bridge xenbr0: no_linklocal_learn on -> off',
+      'remove the records of original settings /var/lib/xennet/originals',
+    ]);
+  });
+
+  it('removes the files install-hooks wrote only when unchanged; a modified one is left and named; daemon-reload after the unit goes', () => {
+    const f = facts({
+      daemon: { systemd: true, unitActive: false, unitEnabled: false, pid: null },
+      manifestPresent: true,
+      files: [
+        { path: '/etc/xen/scripts/vif-xennet', state: 'unchanged' },
+        { path: '/etc/xen/scripts/network-xennet', state: 'modified' },
+        { path: '/etc/systemd/system/xennet.service', state: 'unchanged' },
+        { path: '/etc/xen/scripts/gone', state: 'missing' },
+      ],
+    });
+    const p = planUninstall(f, { force: false });
+    assert.deepEqual(p.steps.map(describeStep), ['remove /etc/xen/scripts/vif-xennet', 'remove /etc/systemd/system/xennet.service', 'remove the list of files install-hooks wrote', 'systemctl daemon-reload']);
+    assert.deepEqual(p.notes, ['left /etc/xen/scripts/network-xennet: it was modified after xennet wrote it (remove it yourself if it is no longer wanted)']);
+  });
+
+  it('the bridge takeover stays, with the command that undoes it', () => {
+    const p = planUninstall(facts({ takeovers: ['xenbr0'] }), { force: false });
+    assert.deepEqual(p.steps, []);
+    assert.deepEqual(p.notes, ['the takeover of bridge xenbr0 stays (running guests depend on it); `xennet bridge stop --bridge xenbr0` undoes it']);
+  });
+
+  it('describes firewall removal per table (nftables: its tables)', () => {
+    const p = planUninstall(facts({ firewall: [fw('ipv4', ['XN-FORWARD', 'XN-I-vif1.0'], ['FORWARD -j XN-FORWARD']), fw('nftables', ['XN-FWD'], [], ['bridge xennet', 'inet xennet'])] }), { force: false });
+    assert.deepEqual(p.steps.map(describeStep), ['remove from iptables filter: 2 chains (XN-FORWARD, XN-I-vif1.0) and 1 jump (FORWARD -j XN-FORWARD)', 'remove from nftables: tables bridge xennet, inet xennet']);
+  });
+});
+
+describe('records of original settings', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'xnt-orig-'));
+    env = { XENNET_STATE_DIR: dir };
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps the first value found; a later change of the same setting does not overwrite it', () => {
+    assert.equal(recordOriginal({ kind: 'sysctl', key: 'net.bridge.bridge-nf-call-iptables', value: '0' }, env), true);
+    assert.equal(recordOriginal({ kind: 'sysctl', key: 'net.bridge.bridge-nf-call-iptables', value: '1' }, env), false);
+    assert.deepEqual(readOriginals(env).records, [{ kind: 'sysctl', key: 'net.bridge.bridge-nf-call-iptables', value: '0' }]);
+  });
+
+  it('a port record of another link of the same name (another ifindex) is replaced', () => {
+    recordOriginal({ kind: 'port', port: 'vif1.0', ifindex: 10, values: { 'ipv6/disable_ipv6': '0' } }, env);
+    assert.equal(recordOriginal({ kind: 'port', port: 'vif1.0', ifindex: 10, values: { 'ipv6/disable_ipv6': '1' } }, env), false);
+    assert.equal(recordOriginal({ kind: 'port', port: 'vif1.0', ifindex: 11, values: { 'ipv6/disable_ipv6': '1' } }, env), true);
+    assert.deepEqual(readOriginals(env).records, [{ kind: 'port', port: 'vif1.0', ifindex: 11, values: { 'ipv6/disable_ipv6': '1' } }]);
+  });
+
+  it('a record of another boot is ignored and replaced; no temporary file is left', () => {
+    const path = join(originalsDir(env), 'bridge-xenbr0.json');
+    recordOriginal({ kind: 'bridge', bridge: 'xenbr0', ifindex: 3, noLinkLocalLearn: false }, env);
+    writeFileSync(path, JSON.stringify({ kind: 'bridge', bridge: 'xenbr0', ifindex: 3, noLinkLocalLearn: true, bootId: 'another-boot' }));
+    assert.deepEqual(readOriginals(env), { records: [], stale: ['bridge-xenbr0.json'] });
+    assert.equal(recordOriginal({ kind: 'bridge', bridge: 'xenbr0', ifindex: 3, noLinkLocalLearn: false }, env), true);
+    assert.deepEqual(readOriginals(env).records, [{ kind: 'bridge', bridge: 'xenbr0', ifindex: 3, noLinkLocalLearn: false }]);
+    assert.deepEqual(readdirSync(originalsDir(env)), ['bridge-xenbr0.json']);
+    removeOriginals(env);
+    assert.equal(existsSync(originalsDir(env)), false);
+  });
+
+  it('a port\'s record is forgotten when its guest goes offline (records do not pile up); others stay', () => {
+    recordOriginal({ kind: 'port', port: 'vif1.0', ifindex: 10, values: { 'ipv6/disable_ipv6': '0' } }, env);
+    recordOriginal({ kind: 'port', port: 'vif2.0', ifindex: 11, values: { 'ipv6/disable_ipv6': '0' } }, env);
+    forgetPort('vif1.0', env);
+    forgetPort('../nope', env);
+    assert.deepEqual(readOriginals(env).records.map((r) => (r.kind === 'port' ? r.port : '')), ['vif2.0']);
+  });
+
+  it('a name that is not a file name is not recorded (and does not throw)', () => {
+    assert.equal(recordOriginal({ kind: 'port', port: '../x', ifindex: 1, values: {} }, env), false);
+    assert.equal(existsSync(join(dir, 'x.json')), false);
+  });
+});
+
+describe('install-hooks manifest', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'xnt-manifest-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('lists what it wrote with its hash; a file already there with the same content (a package\'s) is not listed; dry-run lists nothing', () => {
+    const env = { XENNET_STATE_DIR: join(dir, 'state') };
+    installHooks({ dir: join(dir, 'scripts'), unitDir: join(dir, 'unit'), dryRun: true, env });
+    assert.equal(readManifest(env), undefined);
+    installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env });
+    const m = readManifest(env)!;
+    assert.deepEqual(Object.keys(m.files).sort(), [join(dir, 'scripts', 'network-xennet'), join(dir, 'scripts', 'vif-xennet')]);
+    const vif = join(dir, 'scripts', 'vif-xennet');
+    assert.equal(m.files[vif]!.sha256, sha256(readFileSync(vif)));
+    // Another state directory (as if a package had put the same files there): nothing is listed.
+    const other = { XENNET_STATE_DIR: join(dir, 'other') };
+    installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env: other });
+    assert.equal(readManifest(other), undefined);
+  });
+});
