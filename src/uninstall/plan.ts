@@ -63,7 +63,9 @@ export type Step =
   | { kind: 'remove-records'; path: string }
   | { kind: 'remove-file'; path: string }
   | { kind: 'remove-manifest' }
-  | { kind: 'daemon-reload' };
+  | { kind: 'daemon-reload' }
+  /** iptables/ebtables tables left with nothing in them (nf_tables variant): deleted, as before xennet made them. */
+  | { kind: 'drop-empty-tables' };
 
 export interface UninstallPlan {
   /** Set when uninstall must not proceed (nothing is done). */
@@ -107,6 +109,7 @@ export function planUninstall(f: UninstallFacts, options: { force: boolean }): U
   if (f.daemon.pid !== null && !(f.daemon.systemd && f.daemon.unitActive)) steps.push({ kind: 'stop-daemon', how: 'signal', pid: f.daemon.pid });
 
   for (const t of firewall) steps.push({ kind: 'remove-firewall', table: t.table, chains: t.chains, roots: t.roots, tables: t.tables });
+  if (firewall.some((t) => t.table !== 'nftables')) steps.push({ kind: 'drop-empty-tables' });
 
   for (const s of f.settings.sysctls) if (s.current !== undefined && s.current !== s.original) steps.push({ kind: 'restore-sysctl', key: s.key, from: s.current, to: s.original });
   for (const p of f.settings.ports) {
@@ -168,5 +171,7 @@ export function describeStep(s: Step): string {
       return 'remove the list of files install-hooks wrote';
     case 'daemon-reload':
       return 'systemctl daemon-reload';
+    case 'drop-empty-tables':
+      return 'delete the iptables, ip6tables and ebtables tables left empty (built-in chains only, policy ACCEPT, no rules; nf_tables variant), as they were before xennet made them';
   }
 }

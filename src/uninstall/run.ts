@@ -249,6 +249,9 @@ async function carryOut(step: Step, g: Gathered, env: NodeJS.ProcessEnv): Promis
     case 'remove-manifest':
       removeManifest(env);
       return;
+    case 'drop-empty-tables':
+      for (const t of tableNames) if (t !== 'nftables') await g.backend.dropEmptyTable(t);
+      return;
     case 'daemon-reload': {
       const r = await systemctl(['daemon-reload']);
       if (r.code !== 0) throw new XennetError('exec', `systemctl daemon-reload failed: ${r.out || `exit ${r.code}`}`);

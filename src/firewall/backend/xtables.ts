@@ -34,6 +34,38 @@ export interface Backend {
   /** Another table of iptables/ip6tables (read only: status looks for rules that rewrite marks). */
   saveOther(family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string>;
   restore(table: TableName, text: string): Promise<void>;
+  /**
+   * Deletes an iptables/ebtables table that holds nothing (built-in chains only, policy ACCEPT,
+   * no rule): what uninstall leaves of a table xennet made. Only on the nf_tables variant, whose
+   * tables exist only once used (a legacy table is a module's, always there); true when deleted.
+   */
+  dropEmptyTable(table: TableName): Promise<boolean>;
+}
+
+/** The built-in chains of each xtables table. */
+const BUILTIN_CHAINS: Record<string, readonly string[]> = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  raw: ['PREROUTING', 'OUTPUT'],
+  nat: ['PREROUTING', 'OUTPUT', 'POSTROUTING'],
+  broute: ['BROUTING'],
+};
+
+/** Whether a `-save` text of one table shows nothing but its built-in chains at policy ACCEPT. */
+export function isPristineTable(saveText: string, table: string): boolean {
+  const builtins = BUILTIN_CHAINS[table] ?? [];
+  let seen = false;
+  for (const raw of saveText.split('\n')) {
+    const l = raw.trim();
+    if (l === '' || l.startsWith('#') || l === 'COMMIT') continue;
+    if (l === `*${table}`) {
+      seen = true;
+      continue;
+    }
+    const chain = /^:(\S+) (\S+)/.exec(l);
+    if (chain && builtins.includes(chain[1]!) && chain[2] === 'ACCEPT') continue;
+    return false;
+  }
+  return seen;
 }
 
 const sbinDirs = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
@@ -81,6 +113,17 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
         });
       }
       return r.stdout;
+    },
+    async dropEmptyTable(table) {
+      if (table === 'nftables' || nftPath() === undefined) return false;
+      const tool = tools[table].save;
+      if (!/-nft-save$/.test(tool) && !(variant === 'nft' && !isEbtables(table))) return false;
+      const name = kernelTable(table);
+      const r = await run(tool, ['-t', name]);
+      if (r.code !== 0 || !isPristineTable(r.stdout, name)) return false;
+      const family = isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6';
+      const d = await run(nft, ['delete', 'table', family, name]);
+      return d.code === 0;
     },
     async saveOther(family, table) {
       const r = await run(tools[family].save, ['-t', table]);

@@ -30,6 +30,10 @@ export class ModelBackend implements Backend {
   /** Called before each restore is applied; throw to simulate a crash or rejection. */
   beforeRestore?: (table: TableName, text: string) => void;
 
+  async dropEmptyTable(): Promise<boolean> {
+    return false;
+  }
+
   async saveOther(_family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string> {
     return `*${table}\nCOMMIT\n`;
   }
