@@ -109,7 +109,9 @@ export function planUninstall(f: UninstallFacts, options: { force: boolean }): U
   if (f.daemon.pid !== null && !(f.daemon.systemd && f.daemon.unitActive)) steps.push({ kind: 'stop-daemon', how: 'signal', pid: f.daemon.pid });
 
   for (const t of firewall) steps.push({ kind: 'remove-firewall', table: t.table, chains: t.chains, roots: t.roots, tables: t.tables });
-  if (firewall.some((t) => t.table !== 'nftables')) steps.push({ kind: 'drop-empty-tables' });
+  // The tables xennet's chains were in, now empty (or emptied already, when the last guest went
+  // offline): while xennet's firewall state says it managed this host's firewall.
+  if (firewall.some((t) => t.table !== 'nftables') || f.firewallState.present) steps.push({ kind: 'drop-empty-tables' });
 
   for (const s of f.settings.sysctls) if (s.current !== undefined && s.current !== s.original) steps.push({ kind: 'restore-sysctl', key: s.key, from: s.current, to: s.original });
   for (const p of f.settings.ports) {

@@ -23,8 +23,10 @@ import {
   hotplug,
   installedHost,
   operatorEnv,
+  packagePaths,
   rulesMentioning,
   snapshotDiff,
+  saveTable,
   snapshotDom0,
   teardown,
   xnChains,
@@ -133,6 +135,7 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       const un = await host.xennet(['uninstall', '--force']);
       assert.equal(un.code, 0, un.stderr);
       for (const t of ['iptables', 'ip6tables', 'ebtables'] as const) assert.deepEqual(await xnChains(host, t), [], `no XN- chain left in ${t}`);
+      for (const t of ['iptables', 'ip6tables', 'ebtables'] as const) assert.equal(await saveTable(host, t), '', `${t}: the tables xennet made are gone too (uninstall said: ${un.stdout})`);
       assert.equal((await host.xennet(['bridge', 'stop'])).code, 0);
       host.removeDevice(g);
       await host.dom0.ip('link', 'del', g.vif);
@@ -140,7 +143,7 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       const purge = await run('dpkg', ['-P', 'xennet'], { env: operatorEnv(), timeoutMs: 120_000 });
       assert.equal(purge.code, 0, purge.stderr);
       assert.equal(snapshotDiff(before, await snapshotDom0(host)), '', 'dom0: links, addresses, routes and every table as before');
-      const now = changedFiles();
+      const now = changedFiles(await packagePaths(deb.file));
       const was = filesBeforeInstall!;
       const dpkgOwn = (p: string): boolean => p.startsWith('/var/lib/dpkg/') || p === RULES_FILE.replace('/etc/xen', '/etc/xen(tmpfs)');
       const diff = [...new Set([...was.keys(), ...now.keys()])].filter((p) => !dpkgOwn(p) && was.get(p) !== now.get(p)).map((p) => `${p}: ${was.get(p) ?? '(absent)'} -> ${now.get(p) ?? '(absent)'}`);

@@ -48,7 +48,7 @@ describe('uninstall plan', () => {
 
   it('guests attached but no firewall installed: nothing to lose, no refusal', () => {
     const p = planUninstall(facts({ guests: [{ vif: 'vif1.0', domain: 'g', bridge: 'xenbr0' }], firewallState: { path: '/s/firewall', present: true } }), { force: false });
-    assert.deepEqual(p.steps.map((s) => s.kind), ['remove-firewall-state']);
+    assert.deepEqual(p.steps.map((s) => s.kind), ['drop-empty-tables', 'remove-firewall-state']);
   });
 
   it('the daemon stops first: SIGTERM without systemd; systemctl stop and disable with it; a hand-started daemon beside an inactive unit gets SIGTERM', () => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { operatorPath, SimHost, type GuestSpec, type SimGuest, type ToolstackForm } from '../../../src/sim/host.js';
 import type { SimNetns } from '../../../src/sim/netns.js';
@@ -45,9 +45,26 @@ async function must(what: string, r: Promise<ExecResult>): Promise<string> {
 
 let installation: Promise<BuiltDeb> | undefined;
 
-/** Every file the suite's machine changed, as path -> digest (the overlays' upper layers and /etc/xen). */
-export function changedFiles(): Map<string, string> {
+/**
+ * What the suite's machine changed, as path -> state: every file (not directory) in the overlays'
+ * upper layers and in /etc/xen, plus, in the merged view, every path of `watched` and its parent
+ * directories (an overlay copies a directory up when something is created in it, so directories
+ * are compared by what the merged view shows, not by the upper layer).
+ */
+export function changedFiles(watched: readonly string[] = []): Map<string, string> {
   const out = new Map<string, string>();
+  const state = (p: string): string => {
+    let st;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return '(absent)';
+    }
+    if (st.isDirectory()) return `dir ${(st.mode & 0o7777).toString(8)}${readdirSync(p).length === 0 ? ' empty' : ''}`;
+    if (st.isSymbolicLink()) return `-> ${readlinkSync(p)}`;
+    if (st.isFile()) return `${(st.mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+    return `special ${st.mode.toString(8)} ${st.rdev}`; // an overlay whiteout: a file removed
+  };
   const walk = (dir: string, shown: string): void => {
     let names: string[];
     try {
@@ -57,14 +74,8 @@ export function changedFiles(): Map<string, string> {
     }
     for (const n of names.sort()) {
       const p = join(dir, n);
-      const st = lstatSync(p);
-      const as = `${shown}/${n}`;
-      if (st.isDirectory()) {
-        out.set(as + '/', `dir ${(st.mode & 0o7777).toString(8)}`);
-        walk(p, as);
-      } else if (st.isSymbolicLink()) out.set(as, `-> ${readlinkSync(p)}`);
-      else if (st.isFile()) out.set(as, `${(st.mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`);
-      else out.set(as, `special ${st.mode.toString(8)} ${st.rdev}`); // an overlay whiteout: a file removed
+      if (lstatSync(p).isDirectory()) walk(p, `${shown}/${n}`);
+      else out.set(`${shown}/${n}`, state(p));
     }
   };
   const { overlays } = theMachine();
@@ -72,7 +83,15 @@ export function changedFiles(): Map<string, string> {
   walk(join(overlays, 'usr', 'upper'), '/usr');
   walk(join(overlays, 'var-lib', 'upper'), '/var/lib');
   walk('/etc/xen', '/etc/xen(tmpfs)');
+  for (const w of watched) for (let p = w; p !== '/' && p !== '.'; p = dirname(p)) if (!out.has(`merged:${p}`)) out.set(`merged:${p}`, state(p));
   return out;
+}
+
+/** The paths the package and its maintainer scripts touch: its files, the unit enablement state, its state directory. */
+export async function packagePaths(deb: string): Promise<string[]> {
+  const list = await must('dpkg-deb -c', run('dpkg-deb', ['-c', deb]));
+  const paths = list.split('\n').filter((l) => l.trim() !== '').map((l) => l.replace(/ -> .*$/, '').split(/\s+/).slice(5).join(' ').replace(/^\./, '').replace(/\/$/, '')).filter((p) => p !== '');
+  return [...paths, '/etc/systemd/system/multi-user.target.wants/xennet.service', '/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/xennet.service', '/var/lib/systemd/deb-systemd-helper-enabled/xennet.service.dsh-also', '/var/lib/xennet'];
 }
 
 /** What the suite's machine looked like just before `dpkg -i` (changedFiles()). */
@@ -89,7 +108,7 @@ export function ensureInstalled(): Promise<BuiltDeb> {
     if (!existsSync(join(root, 'dist/src/package/build-deb.js'))) throw new Error('dist/ is not built: run `npm run build` first');
     const { buildDeb } = (await import(join(root, 'dist/src/package/build-deb.js'))) as typeof import('../../../src/package/build-deb.js');
     const deb = await buildDeb(mkdtempSync(join(tmpdir(), 'xnt-deb-')));
-    filesBeforeInstall = changedFiles();
+    filesBeforeInstall = changedFiles(await packagePaths(deb.file));
     await must('dpkg -i', run('dpkg', ['-i', deb.file], { env: operatorEnv(), timeoutMs: 120_000 }));
     writeFileSync(RULES_FILE, RULES);
     return deb;
