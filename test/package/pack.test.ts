@@ -3,7 +3,7 @@
  * launchers load, and the dry parts (check, schema, offline plan, install-hooks --dry-run) work.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,7 +51,10 @@ describe('npm pack + global install', function () {
   });
 
   it('installed hook launchers load xennet', async () => {
-    assert.equal((await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'systemd')])).code, 0);
+    // Its list of written files goes to the state directory: a temporary one, never this machine's.
+    const env = { ...process.env, XENNET_STATE_DIR: join(dir, 'state') };
+    assert.equal((await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'systemd')], { env })).code, 0);
+    assert.ok(existsSync(join(dir, 'state', 'installed-files.json')), 'install-hooks recorded what it wrote');
     const r = await run(join(dir, 'scripts', 'vif-xennet'), ['explode'], { env: { ...process.env, XENNET_SYSLOG: '0' } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /vif-xennet: error: invalid command "explode"/);

@@ -22,6 +22,7 @@ import {
   hook,
   hotplug,
   installedHost,
+  linkOf,
   operatorEnv,
   packagePaths,
   rulesMentioning,
@@ -124,6 +125,15 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       assert.deepEqual(await rulesMentioning(host, g.vif), rules, 'the guest\'s rules are all still there');
       assert.equal(await spoof('192.168.0.200', 'pkg-spoof-after'), false, 'the spoofed source is still dropped');
       assert.equal(await spoof(g.xenstoreIp!, 'pkg-own-after'), true, 'control: its own source passes');
+      // A guest started now (xl.conf still names vif-xennet, a conffile until purge) fails to
+      // start: it never comes up unfiltered.
+      const late = await host.addGuest(guestSpec(32));
+      const r2 = await hook(host, late, 'online');
+      assert.notEqual(r2.code, 0, 'the hook fails without the program');
+      assert.notEqual(hotplug(host, late).status, 'connected');
+      assert.equal((await linkOf(host.dom0, late.vif))?.master, undefined, 'its vif is on no bridge');
+      host.removeDevice(late);
+      await host.dom0.ip('link', 'del', late.vif);
     });
 
     it('reinstalled, `xennet uninstall --force`, the NIC given back, dpkg -r and dpkg -P: dom0 and every file are as before dpkg -i', async () => {
