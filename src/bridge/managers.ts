@@ -93,30 +93,45 @@ export function normaliseMac(text: string): string | undefined {
   return /^[0-9a-f]{12}$/.test(hex) ? hex : undefined;
 }
 
-/** fnmatch(3) without flags: `*`, `?` and `[...]` (with `!`/`^` negation). */
+/**
+ * fnmatch(3) without flags: `*`, `?` and `[...]` (with `!`/`^` negation). Matched position by
+ * position (time linear in the pattern times the name), never through a backtracking regular
+ * expression: a hostile `Name=***...Z` in a .network file must not stall the boot takeover.
+ */
 export function globMatch(pattern: string, name: string): boolean {
-  let re = '^';
+  const tokens: ({ star: true } | { one: (c: string) => boolean })[] = [];
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]!;
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[') {
+    if (c === '*') {
+      if (!('star' in (tokens[tokens.length - 1] ?? {}))) tokens.push({ star: true });
+    } else if (c === '?') tokens.push({ one: () => true });
+    else if (c === '[' && pattern.indexOf(']', i + 2) >= 0) {
       const end = pattern.indexOf(']', i + 2);
-      if (end < 0) {
-        re += '\\[';
-        continue;
-      }
       let body = pattern.slice(i + 1, end);
       if (body.startsWith('!') || body.startsWith('^')) body = '^' + body.slice(1);
-      re += `[${body.replace(/\\/g, '\\\\')}]`;
+      let cls: RegExp;
+      try {
+        cls = new RegExp(`^[${body.replace(/\\/g, '\\\\')}]$`);
+      } catch {
+        return false;
+      }
+      tokens.push({ one: (x) => cls.test(x) });
       i = end;
-    } else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
+    } else tokens.push({ one: (x) => x === c });
   }
-  try {
-    return new RegExp(re + '$').test(name);
-  } catch {
-    return false;
+  let reach = new Array<boolean>(name.length + 1).fill(false);
+  reach[0] = true;
+  for (const t of tokens) {
+    const next = new Array<boolean>(name.length + 1).fill(false);
+    if ('star' in t) {
+      let seen = false;
+      for (let j = 0; j <= name.length; j++) next[j] = seen = seen || reach[j]!;
+    } else {
+      for (let j = 0; j < name.length; j++) if (reach[j] && t.one(name[j]!)) next[j + 1] = true;
+    }
+    reach = next;
   }
+  return reach[name.length]!;
 }
 
 /** The words of a list setting, systemd-style (whitespace-separated, optional quotes). */
@@ -170,6 +185,19 @@ export function keyfileMatch(text: string, nic: { name: string; mac: string }): 
   if (iface && iface.value === nic.name) return `interface-name=${iface.value}`;
   const mac = rows.find((r) => (r.section === 'ethernet' || r.section === '802-3-ethernet') && r.key === 'mac-address');
   if (mac && normaliseMac(mac.value) !== undefined && normaliseMac(mac.value) === normaliseMac(nic.mac)) return `mac-address=${mac.value}`;
+  // [match] interface-name=: globs, `!` excludes (NetworkManager 1.14 and later).
+  const matchNames = rows.find((r) => r.section === 'match' && r.key === 'interface-name');
+  if (matchNames) {
+    const pats = matchNames.value.split(/[;,\s]+/).filter((p) => p !== '');
+    if (pats.some((p) => p.startsWith('!') && globMatch(p.slice(1), nic.name))) return undefined;
+    const hit = pats.find((p) => !p.startsWith('!') && globMatch(p, nic.name));
+    if (hit !== undefined) return `[match] interface-name=${matchNames.value}`;
+    return undefined;
+  }
+  // An ethernet profile bound to no interface and no MAC (NetworkManager's "Wired connection 1")
+  // is applied to any ethernet NIC, this one included.
+  const type = rows.find((r) => r.section === 'connection' && r.key === 'type')?.value;
+  if ((type === 'ethernet' || type === '802-3-ethernet') && !iface && !mac) return `type=${type} with no interface-name or mac-address (any ethernet NIC)`;
   return undefined;
 }
 

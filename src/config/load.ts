@@ -17,6 +17,7 @@ import { cidrBytes, cidrText, type Cidr } from '../net/index.js';
 import { policySchema, type PolicyFile } from './schema.js';
 
 export { DEFAULT_RULES_PATH, rulesPath, rulesSource, type RulesSource } from './paths.js';
+import { danglingTarget } from './paths.js';
 
 export interface ConfigProblem {
   file: string;
@@ -320,6 +321,10 @@ export function loadPolicy(file: string, options: LoadOptions = {}): LoadedPolic
   try {
     st = statSync(file);
   } catch (e) {
+    const target = (e as NodeJS.ErrnoException).code === 'ENOENT' ? danglingTarget(file) : undefined;
+    if (target !== undefined) {
+      throw new RuleFileError(file, `is a link to ${target}, which does not exist`, 'make the link point to the rule file (or remove the link to use the built-in defaults); nothing was changed');
+    }
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' && absentOk) return { file, policy: { version: 1 }, fromFile: false };
     throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
   }

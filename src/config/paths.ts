@@ -1,3 +1,4 @@
+import { lstatSync, readlinkSync } from 'node:fs';
 /** Where the rule file is (kept apart from the parser so the hook can find it cheaply). */
 export const DEFAULT_RULES_PATH = '/etc/xen/xennet.yaml';
 
@@ -21,4 +22,17 @@ export function rulesSource(explicit?: string, env: NodeJS.ProcessEnv = process.
   const named = env['XENNET_RULES'];
   if (named) return { file: named, absentOk: false };
   return { file: DEFAULT_RULES_PATH, absentOk: true };
+}
+
+/**
+ * The target of a rule file path that is a symbolic link to nothing, else undefined. Such a path
+ * is not "absent": an administrator pointed it somewhere (a mount not there yet, a typo), and the
+ * built-in defaults would silently replace the policy.
+ */
+export function danglingTarget(file: string): string | undefined {
+  try {
+    return lstatSync(file).isSymbolicLink() ? readlinkSync(file) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -4,6 +4,7 @@
  * Any change to the file changes its identity and the next hook validates it again.
  */
 import { statSync } from 'node:fs';
+import { danglingTarget } from './paths.js';
 import { join } from 'node:path';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { RulesSource } from './paths.js';
@@ -23,7 +24,7 @@ function identityOf(file: string): string | null | undefined {
     const s = statSync(file, { bigint: true });
     return s.isFile() ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}` : undefined;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined;
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' && danglingTarget(file) === undefined ? null : undefined;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { PolicyFile } from '../config/schema.js';
 import { XennetError } from '../sys/errors.js';
-import { readSysctl, writeSysctl } from '../sys/sysctl.js';
+import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, memberFacts } from './compile.js';
@@ -47,7 +47,7 @@ export async function readLive(backend: Backend, counters = false): Promise<Reco
  * hooks (0), or a host on the LAN could create a conntrack entry with a guest's address inside
  * them, whose "replies" would then pass an `inbound: drop` guest as established.
  */
-export const bridgeSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
+export const bridgeSysctls = bridgeNetfilterSysctls;
 export type BridgeSysctl = (typeof bridgeSysctls)[number];
 
 /** The value each br_netfilter setting must have for this engine. */

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { daemonUnitText } from '../package/units.js';
 import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
@@ -72,6 +72,11 @@ export interface Manifest {
 export const manifestPath = (env: NodeJS.ProcessEnv = process.env): string => join(stateDir(env), 'installed-files.json');
 export const sha256 = (text: string | Buffer): string => createHash('sha256').update(text).digest('hex');
 
+/** A path install-hooks may have written: absolute, normalised, named like one of its files. */
+function isInstallable(path: string): boolean {
+  return path.startsWith('/') && resolve(path) === path && [...HOOKS, 'xennet.service'].includes(basename(path));
+}
+
 export function readManifest(env: NodeJS.ProcessEnv = process.env): Manifest | undefined {
   const r = readJsonTolerant(manifestPath(env));
   if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return undefined;
@@ -80,7 +85,9 @@ export function readManifest(env: NodeJS.ProcessEnv = process.env): Manifest | u
   const out: Manifest = { version: 1, files: {} };
   for (const [path, e] of Object.entries(files)) {
     const h = (e as { sha256?: unknown } | null)?.sha256;
-    if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h) && path.startsWith('/')) out.files[path] = { sha256: h };
+    // Read as hostile (uninstall deletes what it lists, as root): only the names install-hooks
+    // writes, at a plain absolute path.
+    if (typeof h === 'string' && /^[0-9a-f]{64}$/.test(h) && isInstallable(path)) out.files[path] = { sha256: h };
   }
   return out;
 }

@@ -27,6 +27,9 @@ export const RUNTIME_DEPENDS = [
   'iproute2',
   'iptables',
   'ebtables',
+  // modprobe: postinst loads br_netfilter now (modules-load.d does it at boot; the sandboxed
+  // daemon cannot load modules).
+  'kmod',
 ] as const;
 // bash (the vif hook), util-linux (flock) and bsdutils (logger) are Essential: never named.
 
@@ -67,6 +70,11 @@ set -e
 if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ] || [ "$1" = "abort-deconfigure" ] || [ "$1" = "abort-remove" ]; then
 \tmkdir -p /var/lib/${PACKAGE}
 \tchmod 0755 /var/lib/${PACKAGE}
+\t# Bridged traffic through iptables: loaded at every boot by /usr/lib/modules-load.d/xennet.conf,
+\t# and now, so the first guest after installing is firewalled without a reboot.
+\tif [ -z "\${DPKG_ROOT:-}" ] && [ ! -d /proc/sys/net/bridge ]; then
+\t\tmodprobe br_netfilter >/dev/null 2>&1 || echo "xennet: could not load br_netfilter: guests' firewall needs it (modprobe br_netfilter)" >&2
+\tfi
 \t# The daemon: enabled unless the administrator disabled it before (as dh_installsystemd).
 \tif command -v deb-systemd-helper >/dev/null 2>&1; then
 \t\tdeb-systemd-helper unmask '${DAEMON_UNIT}' >/dev/null || true
@@ -97,26 +105,39 @@ exit 0
 `;
 }
 
-/** prerm: stop the daemon on remove; the guests' firewall stays (never opened silently). */
+/**
+ * prerm: stop the daemon on remove, and on upgrade too: a running daemon loads parts of the
+ * program on first use, and between unpack and postinst's start those are the new version's
+ * files (hooks run in-process meanwhile, from the new files). On remove the guests' firewall
+ * stays (never opened silently).
+ */
 export function prermText(): string {
   return `#!/bin/sh
 set -e
 
-if [ "$1" = "remove" ]; then
+if [ "$1" = "remove" ] || [ "$1" = "upgrade" ] || [ "$1" = "deconfigure" ]; then
 \t${guard}
 \t\tdeb-systemd-invoke stop '${DAEMON_UNIT}' >/dev/null || true
 \tfi
+fi
+if [ "$1" = "remove" ]; then
 \techo "xennet: the firewall of running guests stays in place: removing the package opens no guest."
 \techo "xennet: to remove the firewall too, run 'xennet uninstall' before removing the package"
-\techo "xennet: (or reinstall xennet and run it). xennet-bridge.service, if enabled, is not stopped:"
-\techo "xennet: 'xennet bridge stop' restores the NIC."
+\techo "xennet: (or reinstall xennet and run it). Point the toolstack back at its own scripts first"
+\techo "xennet: (xl.conf: vif.default.script): /etc/xen/scripts/vif-xennet stays until purge and"
+\techo "xennet: fails every guest start without the program. xennet-bridge.service, if enabled, is"
+\techo "xennet: not stopped: 'xennet bridge stop' restores the NIC."
 fi
 
 exit 0
 `;
 }
 
-/** postrm: reload systemd on remove; forget the units and remove the state directory on purge. */
+/**
+ * postrm: reload systemd on remove; on purge, forget the units and remove the state directory,
+ * except an active takeover's journal: without it `xennet bridge stop` (after a reinstall) could
+ * never give the NIC back.
+ */
 export function postrmText(): string {
   return `#!/bin/sh
 set -e
@@ -132,7 +153,13 @@ if [ "$1" = "purge" ]; then
 \t\tdeb-systemd-helper purge '${DAEMON_UNIT}' '${BRIDGE_UNIT}' >/dev/null || true
 \t\tdeb-systemd-helper unmask '${DAEMON_UNIT}' '${BRIDGE_UNIT}' >/dev/null || true
 \tfi
-\trm -rf /var/lib/${PACKAGE}
+\tif ls /var/lib/${PACKAGE}/takeover-*.json >/dev/null 2>&1; then
+\t\tfind /var/lib/${PACKAGE} -mindepth 1 -maxdepth 1 ! -name 'takeover-*.json' -exec rm -rf {} +
+\t\techo "xennet: kept /var/lib/${PACKAGE}/takeover-*.json: the NIC is still taken over into a bridge."
+\t\techo "xennet: reinstall xennet and run 'xennet bridge stop' to give it back, then remove that directory."
+\telse
+\t\trm -rf /var/lib/${PACKAGE}
+\tfi
 fi
 
 exit 0

@@ -12,8 +12,9 @@
  * survive a reboot, and a record of another boot (or of an earlier link of the same name) is
  * ignored and replaced.
  */
-import { closeSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, linkSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { bridgeNetfilterSysctls, guestPortStack } from './sysctl.js';
 import { currentBootId } from './boot.js';
 import { stateDir } from './statefile.js';
 
@@ -50,22 +51,50 @@ export function originalFile(o: Pick<SysctlOriginal, 'kind' | 'key'> | Pick<Port
   return `${o.kind}-${name}.json`;
 }
 
+/**
+ * A record is read as hostile: uninstall writes what it says into /proc/sys as root, and the
+ * daemon that may write the state directory runs sandboxed, without that power. So only the
+ * settings xennet itself changes are accepted, with values such a setting can have, on a link
+ * name the kernel could have, in the file named after that very setting.
+ */
+const PORT_KEYS = new Set(guestPortStack.map((s) => `${s.family}/${s.key}`));
+const SYSCTL_KEYS = new Set<string>(bridgeNetfilterSysctls);
+const SETTING_VALUE = /^[0-2]$/;
+const LINK_NAME = /^[A-Za-z0-9_.:@+-]{1,15}$/;
+const IFINDEX = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v > 0;
+
 function isStored(v: unknown): v is Stored {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
   if (typeof o['bootId'] !== 'string') return false;
-  if (o['kind'] === 'sysctl') return typeof o['key'] === 'string' && typeof o['value'] === 'string';
-  if (o['kind'] === 'port') return typeof o['port'] === 'string' && typeof o['ifindex'] === 'number' && typeof o['values'] === 'object' && o['values'] !== null && Object.values(o['values']).every((x) => typeof x === 'string');
-  if (o['kind'] === 'bridge') return typeof o['bridge'] === 'string' && typeof o['ifindex'] === 'number' && typeof o['noLinkLocalLearn'] === 'boolean';
+  if (o['kind'] === 'sysctl') return typeof o['key'] === 'string' && SYSCTL_KEYS.has(o['key']) && typeof o['value'] === 'string' && SETTING_VALUE.test(o['value']);
+  if (o['kind'] === 'port') {
+    const values = o['values'];
+    if (typeof o['port'] !== 'string' || !LINK_NAME.test(o['port']) || !IFINDEX(o['ifindex']) || typeof values !== 'object' || values === null || Array.isArray(values)) return false;
+    return Object.entries(values).every(([k, x]) => PORT_KEYS.has(k) && typeof x === 'string' && SETTING_VALUE.test(x));
+  }
+  if (o['kind'] === 'bridge') return typeof o['bridge'] === 'string' && LINK_NAME.test(o['bridge']) && IFINDEX(o['ifindex']) && typeof o['noLinkLocalLearn'] === 'boolean';
   return false;
 }
 
+/** A record file: a regular file (never followed through a link), valid, and named after its own setting. */
 function readStored(path: string): Stored | undefined {
   try {
+    const st = lstatSync(path);
+    if (!st.isFile() || st.size > 4096) return undefined;
     const v = JSON.parse(readFileSync(path, 'utf8')) as unknown;
-    return isStored(v) ? v : undefined;
+    return isStored(v) && originalFile(v) === basename(path) ? v : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The records directory, when it is a real directory (a link is never followed). */
+function realDir(dir: string): boolean {
+  try {
+    return lstatSync(dir).isDirectory();
+  } catch {
+    return false;
   }
 }
 
@@ -91,6 +120,7 @@ export function recordOriginal(o: Original, env: NodeJS.ProcessEnv = process.env
     const existing = readStored(path);
     if (current(existing, o, boot)) return false;
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (!realDir(dir)) return false;
     const tmp = `${path}.tmp-${process.pid}`;
     const fd = openSync(tmp, 'w', 0o644);
     try {
@@ -135,6 +165,7 @@ export function readOriginals(env: NodeJS.ProcessEnv = process.env): OriginalsOn
   } catch {
     return { records: [], stale: [] };
   }
+  if (!realDir(dir)) return { records: [], stale: [] };
   const boot = currentBootId();
   const out: OriginalsOnDisk = { records: [], stale: [] };
   for (const n of names) {

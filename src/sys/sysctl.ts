@@ -55,6 +55,9 @@ export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, ke
  * through it: broadcast and multicast with any source but 0.0.0.0 are dropped), a guest cannot
  * use them to reach dom0 (rogue router advertisements, forged sources).
  */
+/** The br_netfilter sysctls xennet sets (the firewall's host settings). */
+export const bridgeNetfilterSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
+
 export const guestPortStack: readonly { family: 'ipv4' | 'ipv6'; key: string; value: string; closed?: readonly string[] }[] = [
   { family: 'ipv6', key: 'disable_ipv6', value: '1' },
   { family: 'ipv4', key: 'drop_unicast_in_l2_multicast', value: '1' },

@@ -4,7 +4,7 @@
  * changes the firewall meanwhile), the host is read again and the rest of the plan done and
  * checked: nothing of xennet's is left in any table.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runPaths } from '../daemon/paths.js';
 import { diff, isEmptyTablePlan, render, type RulePlan } from '../firewall/diff.js';
@@ -146,6 +146,8 @@ async function gather(env: NodeJS.ProcessEnv, log: Logger): Promise<Gathered> {
   const files: UninstallFacts['files'] = Object.entries(manifest?.files ?? {}).map(([path, e]) => {
     let content: Buffer;
     try {
+      // A link is never followed (nor removed as if it were the file install-hooks wrote).
+      if (!lstatSync(path).isFile()) return { path, state: 'modified' as const };
       content = readFileSync(path);
     } catch {
       return { path, state: 'missing' as const };

@@ -7,7 +7,7 @@
  * dpkg's own database are what they were before `dpkg -i`.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { SimGuest, SimHost } from '../../src/sim/host.js';
 import { run } from '../../src/sys/exec.js';
 import { arrives, hex } from '../netns/lib/frames.js';
@@ -158,6 +158,31 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       const dpkgOwn = (p: string): boolean => p.startsWith('/var/lib/dpkg/') || p === RULES_FILE.replace('/etc/xen', '/etc/xen(tmpfs)');
       const diff = [...new Set([...was.keys(), ...now.keys()])].filter((p) => !dpkgOwn(p) && was.get(p) !== now.get(p)).map((p) => `${p}: ${was.get(p) ?? '(absent)'} -> ${now.get(p) ?? '(absent)'}`);
       assert.deepEqual(diff, [], 'files outside dpkg\'s database');
+    });
+  });
+
+  describe('purge while the NIC is taken over', () => {
+    let host: SimHost;
+    after(async () => {
+      await teardown(host);
+    });
+
+    it('keeps the takeover\'s journal and says so; reinstalled, `bridge stop` gives the NIC back', async () => {
+      const deb = await ensureInstalled();
+      assert.equal((await run('dpkg', ['-i', deb.file], { env: operatorEnv(), timeoutMs: 120_000 })).code, 0);
+      host = await installedHost({ takeover: false });
+      const before = await snapshotDom0(host);
+      assert.equal((await host.xennet(['bridge', 'start'])).code, 0);
+      const purge = await run('dpkg', ['-P', 'xennet'], { env: operatorEnv(), timeoutMs: 120_000 });
+      assert.equal(purge.code, 0, purge.stderr);
+      assert.match(purge.stdout + purge.stderr, /kept \/var\/lib\/xennet\/takeover-\*\.json: the NIC is still taken over/);
+      assert.deepEqual(readdirSync('/var/lib/xennet').filter((f) => !f.startsWith('.')), ['takeover-xenbr0.json']);
+      assert.equal((await run('dpkg', ['-i', deb.file], { env: operatorEnv(), timeoutMs: 120_000 })).code, 0);
+      const stop = await host.xennet(['bridge', 'stop']);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.equal(snapshotDiff(before, await snapshotDom0(host)), '', 'dom0 as before the takeover');
+      assert.equal((await run('dpkg', ['-P', 'xennet'], { env: operatorEnv(), timeoutMs: 120_000 })).code, 0);
+      assert.equal(existsSync('/var/lib/xennet'), false, 'with no takeover left, purge removes the state directory');
     });
   });
 });

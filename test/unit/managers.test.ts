@@ -45,6 +45,15 @@ describe('network manager detection', () => {
     assert.ok(globMatch('enp[!4]s0', 'enp3s0'));
     assert.ok(!globMatch('enp[!3]s0', 'enp3s0'));
     assert.ok(!globMatch('en.3s0', 'enp3s0'), 'a dot is literal');
+    assert.ok(globMatch('*', 'enp3s0') && globMatch('**p*s*', 'enp3s0') && !globMatch('*x*', 'enp3s0'));
+  });
+
+  it('globMatch takes linear time on a hostile pattern (no backtracking)', () => {
+    const t0 = performance.now();
+    for (const n of [14, 20, 64, 4096]) assert.equal(globMatch('*?'.repeat(n) + 'Z', 'abcdefghijklmno'), false);
+    assert.equal(globMatch('*'.repeat(100000) + 'o', 'abcdefghijklmno'), true);
+    // Not a timing assertion of the CI machine's speed: the regex this replaced took minutes here.
+    assert.ok(performance.now() - t0 < 10_000);
   });
 
   describe('NetworkManager keyfiles', () => {
@@ -58,6 +67,13 @@ describe('network manager detection', () => {
     it('another NIC, or interface-name in the wrong section, is no claim', () => {
       assert.equal(keyfileMatch('[connection]\ninterface-name=eth1\n[ethernet]\nmac-address=52:54:00:aa:bb:cc\n', nic), undefined);
       assert.equal(keyfileMatch('[ipv4]\ninterface-name=enp3s0\n', nic), undefined);
+    });
+    it('an ethernet profile bound to nothing claims any ethernet NIC; [match] interface-name globs', () => {
+      assert.match(keyfileMatch('[connection]\nid=Wired connection 1\ntype=ethernet\n[ipv4]\nmethod=auto\n', nic) ?? '', /any ethernet NIC/);
+      assert.equal(keyfileMatch('[connection]\nid=wifi\ntype=wifi\n', nic), undefined, 'a Wi-Fi profile does not');
+      assert.match(keyfileMatch('[connection]\ntype=ethernet\n[match]\ninterface-name=en*;\n', nic) ?? '', /\[match\] interface-name=en\*/);
+      assert.equal(keyfileMatch('[connection]\ntype=ethernet\n[match]\ninterface-name=en*;!enp3s0;\n', nic), undefined, 'excluded');
+      assert.equal(keyfileMatch('[connection]\ntype=ethernet\n[match]\ninterface-name=wl*\n', nic), undefined);
     });
   });
 

@@ -4,7 +4,7 @@
  * the CLI.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,14 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     assert.throws(() => loadPolicy(missing), RuleFileError);
     const src = rulesSource(undefined, { XENNET_RULES: missing });
     assert.throws(() => loadPolicy(src.file, { absentOk: src.absentOk }), /does not exist/);
+  });
+
+  it('a link to nothing at the default path is an error, not "absent" (the loader and the hook\'s cache)', async () => {
+    const link = join(dir, 'linked.yaml');
+    symlinkSync(join(dir, 'not-mounted', 'xennet.yaml'), link);
+    refuses(link, true, /^rule file \S+ is a link to \S+not-mounted\/xennet\.yaml, which does not exist$/);
+    await assert.rejects(cachedPolicy({ file: link, absentOk: true }, { XENNET_STATE_DIR: join(dir, 'state-link') }), /is a link to .*, which does not exist/);
+    assert.throws(() => new PolicyHolder({ file: link, absentOk: true }, silentLogger), /is a link to .*, which does not exist/, 'the daemon does not start on it');
   });
 
   it('an empty file (or one of comments only) is an error at any path, the default included', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { currentBootId } from '../../src/sys/boot.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installHooks, readManifest, sha256 } from '../../src/hooks/install.js';
@@ -171,6 +172,37 @@ describe('records of original settings', () => {
     assert.deepEqual(readOriginals(env).records.map((r) => (r.kind === 'port' ? r.port : '')), ['vif2.0']);
   });
 
+  it('hostile records are ignored: another sysctl, a value no such setting has, a file named after another setting, a port key not xennet\'s, a link', () => {
+    const boot = currentBootId();
+    const put = (name: string, v: unknown): void => {
+      mkdirSync(originalsDir(env), { recursive: true });
+      writeFileSync(join(originalsDir(env), name), JSON.stringify({ ...(v as object), bootId: boot }));
+    };
+    put('sysctl-kernel.core_pattern.json', { kind: 'sysctl', key: 'kernel.core_pattern', value: '|/tmp/evil %p' });
+    put('sysctl-net.ipv4.ip_forward.json', { kind: 'sysctl', key: 'net.ipv4.ip_forward', value: '1' });
+    put('sysctl-net.bridge.bridge-nf-call-iptables.json', { kind: 'sysctl', key: 'kernel.core_pattern', value: '1' });
+    put('sysctl-net.bridge.bridge-nf-call-ip6tables.json', { kind: 'sysctl', key: 'net.bridge.bridge-nf-call-ip6tables', value: '1\n' });
+    put('port-lo.json', { kind: 'port', port: 'lo', ifindex: 1, values: { 'ipv4/forwarding': '1' } });
+    put('port-vif9.0.json', { kind: 'port', port: 'vif9.0', ifindex: 9, values: { 'ipv6/../../../kernel/core_pattern': '1' } });
+    put('bridge-x;y.json', { kind: 'bridge', bridge: 'x;y', ifindex: 3, noLinkLocalLearn: false });
+    writeFileSync(join(dir, 'elsewhere.json'), JSON.stringify({ kind: 'sysctl', key: 'net.bridge.bridge-nf-filter-vlan-tagged', value: '0', bootId: boot }));
+    symlinkSync(join(dir, 'elsewhere.json'), join(originalsDir(env), 'sysctl-net.bridge.bridge-nf-filter-vlan-tagged.json'));
+    put('sysctl-net.bridge.bridge-nf-filter-pppoe-tagged.json', { kind: 'sysctl', key: 'net.bridge.bridge-nf-filter-pppoe-tagged', value: '0' });
+    const r = readOriginals(env);
+    assert.deepEqual(r.records, [{ kind: 'sysctl', key: 'net.bridge.bridge-nf-filter-pppoe-tagged', value: '0' }], 'only the genuine record');
+    assert.equal(r.stale.length, 8);
+  });
+
+  it('a records directory that is a link is neither written through nor read', () => {
+    const target = join(dir, 'target');
+    mkdirSync(target);
+    symlinkSync(target, originalsDir(env));
+    assert.equal(recordOriginal({ kind: 'sysctl', key: 'net.bridge.bridge-nf-call-iptables', value: '0' }, env), false);
+    assert.deepEqual(readdirSync(target), []);
+    writeFileSync(join(target, 'sysctl-net.bridge.bridge-nf-call-iptables.json'), JSON.stringify({ kind: 'sysctl', key: 'net.bridge.bridge-nf-call-iptables', value: '0', bootId: currentBootId() }));
+    assert.deepEqual(readOriginals(env), { records: [], stale: [] });
+  });
+
   it('a name that is not a file name is not recorded (and does not throw)', () => {
     assert.equal(recordOriginal({ kind: 'port', port: '../x', ifindex: 1, values: {} }, env), false);
     assert.equal(existsSync(join(dir, 'x.json')), false);
@@ -193,6 +225,15 @@ describe('install-hooks manifest', () => {
     assert.deepEqual(Object.keys(m.files).sort(), [join(dir, 'scripts', 'network-xennet'), join(dir, 'scripts', 'vif-xennet')]);
     const vif = join(dir, 'scripts', 'vif-xennet');
     assert.equal(m.files[vif]!.sha256, sha256(readFileSync(vif)));
+    // Read as hostile: a listed path that install-hooks cannot have written is not listed.
+    const listed = JSON.parse(readFileSync(join(dir, 'state', 'installed-files.json'), 'utf8')) as { files: Record<string, { sha256: string }> };
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'x');
+    listed.files[victim] = { sha256: sha256(readFileSync(victim)) };
+    listed.files[join(dir, 'scripts', '..', 'scripts', 'vif-xennet')] = { sha256: m.files[vif]!.sha256 };
+    listed.files['relative/vif-xennet'] = { sha256: m.files[vif]!.sha256 };
+    writeFileSync(join(dir, 'state', 'installed-files.json'), JSON.stringify(listed));
+    assert.deepEqual(Object.keys(readManifest(env)!.files).sort(), [join(dir, 'scripts', 'network-xennet'), vif]);
     // Another state directory (as if a package had put the same files there): nothing is listed.
     const other = { XENNET_STATE_DIR: join(dir, 'other') };
     installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env: other });
