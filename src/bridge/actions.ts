@@ -29,7 +29,7 @@ export function stopBridge(args: TakeoverArgs, log: Logger, options: StopOptions
 export function bridgeStatus(args: TakeoverArgs): Promise<BridgeStatus> {
   return withClient(async (client) => {
     const host = await client.readHost();
-    const spec = resolveTakeoverSpec(args, host, recordedSpecs());
+    const spec = resolveTakeoverSpec(args, host, recordedSpecs(), 'inspect');
     const path = journalPath(spec.bridge);
     return buildBridgeStatus(spec, host, readJournal(path), path);
   });

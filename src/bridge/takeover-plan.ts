@@ -79,7 +79,7 @@ export function vifnumOf(nic: string): number {
  * one whose netdev carries the default route, or the only one when there is no default route (a
  * start killed after it took the routes away).
  */
-export function resolveTakeoverSpec(args: TakeoverArgs, host: Pick<HostState, 'routes'>, recorded: readonly TakeoverSpec[] = []): TakeoverSpec {
+export function resolveTakeoverSpec(args: TakeoverArgs, host: Pick<HostState, 'routes'>, recorded: readonly TakeoverSpec[] = [], purpose: 'start' | 'inspect' = 'start'): TakeoverSpec {
   let vifnum: number | undefined;
   if (args.vifnum !== undefined && args.vifnum !== '') {
     const text = String(args.vifnum);
@@ -113,6 +113,9 @@ export function resolveTakeoverSpec(args: TakeoverArgs, host: Pick<HostState, 'r
   };
   validateIfname(spec.netdev, 'netdev');
   validateIfname(spec.bridge, 'bridge');
+  // Only a start needs the renamed NIC's name: a NIC whose p<name> does not fit was never taken
+  // over, and `stop` and `status` say so instead of refusing.
+  if (purpose === 'inspect' && spec.pdev.length > MaxIfnameLength) return spec;
   if (spec.pdev.length > MaxIfnameLength) {
     throw refused(
       `the NIC ${spec.netdev} would be renamed ${spec.pdev}, which has ${spec.pdev.length} characters; the kernel allows ${MaxIfnameLength} (IFNAMSIZ); nothing was changed`,

@@ -138,8 +138,8 @@ function checkManagers(ctx: TakeoverContext, spec: TakeoverSpec, host: HostState
   );
 }
 
-function resolveSpec(args: TakeoverArgs, host: HostState, ctx: TakeoverContext): TakeoverSpec {
-  return resolveTakeoverSpec(args, host, recordedSpecs(ctx.env ?? process.env));
+function resolveSpec(args: TakeoverArgs, host: HostState, ctx: TakeoverContext, purpose: 'start' | 'inspect'): TakeoverSpec {
+  return resolveTakeoverSpec(args, host, recordedSpecs(ctx.env ?? process.env), purpose);
 }
 
 /** `start --dry-run`: what a start would do from here, read only. */
@@ -179,7 +179,7 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
 
 export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, options: StartOptions = {}): Promise<TakeoverResult> {
   const first = await ctx.client.readHost();
-  const spec = resolveSpec(args, first, ctx);
+  const spec = resolveSpec(args, first, ctx, 'start');
   if (options.dryRun) return dryRunStart(ctx, spec, options);
   return withSession(ctx, spec.bridge, async (s) => {
     const warnings: string[] = [];
@@ -268,7 +268,7 @@ async function dryRunStop(ctx: TakeoverContext, spec: TakeoverSpec, options: Sto
 
 export async function bridgeStop(args: TakeoverArgs, ctx: TakeoverContext, options: StopOptions = {}): Promise<TakeoverResult> {
   const first = await ctx.client.readHost();
-  const spec = resolveSpec(args, first, ctx);
+  const spec = resolveSpec(args, first, ctx, 'inspect');
   if (options.dryRun) return dryRunStop(ctx, spec, options);
   return withSession(ctx, spec.bridge, async (s) => {
     const warnings: string[] = [];

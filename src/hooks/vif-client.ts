@@ -26,6 +26,10 @@ pid=
 
 in_process() {
   { exec 3<&-; } 2>/dev/null
+  if [[ ! -f ${entry} ]]; then
+    printf 'vif-xennet: error: xennet is not installed (%s is missing): the guest cannot be firewalled; reinstall xennet, or point the toolstack back at its own vif-script (xl.conf: vif.default.script)\\n' ${entry} >&2
+    exit 1
+  fi
   export XENNET_HOOK_STARTED=$start
   [[ -n $req ]] && rm -f -- "$req.self" 2>/dev/null
   exec ${node} -- ${entry} "\${args[@]}"

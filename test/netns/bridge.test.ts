@@ -321,6 +321,15 @@ describe('bridge takeover (netns)', function () {
       assert.match(r.stderr, /the NIC enx0123456789ab would be renamed penx0123456789ab, which has 16 characters; the kernel allows 15 \(IFNAMSIZ\); nothing was changed/);
       await assertOriginal(`after the refusal (${args.join(' ') || 'default NIC'})`);
     }
+    // status, stop and stop --dry-run say it is not taken over (nothing to do), without refusing.
+    const st = await xennet(['bridge', 'status', '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'original');
+    for (const args of [['--dry-run'], []]) {
+      const r = await xennet(['bridge', 'stop', ...args]);
+      assert.equal(r.code, 0, `stop ${args.join(' ')}: ${r.stderr}`);
+    }
+    await assertOriginal('after status and stop');
   });
 
   it('without a default route and without --netdev: an error that asks for --netdev, nothing changed', async () => {

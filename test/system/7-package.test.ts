@@ -130,6 +130,7 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       const late = await host.addGuest(guestSpec(32));
       const r2 = await hook(host, late, 'online');
       assert.notEqual(r2.code, 0, 'the hook fails without the program');
+      assert.match(r2.stderr, /vif-xennet: error: xennet is not installed \(\/usr\/lib\/xennet\/vif-entry\.mjs is missing\)/);
       assert.notEqual(hotplug(host, late).status, 'connected');
       assert.equal((await linkOf(host.dom0, late.vif))?.master, undefined, 'its vif is on no bridge');
       host.removeDevice(late);

@@ -68,6 +68,8 @@ describe('takeover planner', () => {
         assert.equal(e.message, 'the NIC enx0123456789ab would be renamed penx0123456789ab, which has 16 characters; the kernel allows 15 (IFNAMSIZ); nothing was changed');
       }
       assert.equal(resolveTakeoverSpec({}, { routes: [route('enx0123456789a', 'default', { gateway: '10.0.0.1' })] }).pdev, 'penx0123456789a', '14 characters fit');
+      // stop and status only look: such a NIC was never taken over, which they say instead of refusing.
+      assert.equal(resolveTakeoverSpec({}, { routes: [route(nic15, 'default', { gateway: '10.0.0.1' })] }, [], 'inspect').netdev, nic15);
     });
     it('honours explicit arguments (xend netdev= keeps vifnum 0)', () => {
       const s = resolveTakeoverSpec({ netdev: 'ens3', bridge: 'br-guests', vifnum: '2' }, { routes: [] });
