@@ -19,7 +19,8 @@ function version(): string {
 export async function main(argv: string[]): Promise<void> {
   let y = yargs(argv).scriptName('xennet').usage(`$0 <command> [options]\n\n${ROOT_USAGE}`);
   for (const [cmd, what] of ROOT_EXAMPLES) y = y.example(cmd, what);
-  y = y.epilogue(helpEpilogue());
+  const width = Math.min(110, process.stdout.columns || 100);
+  y = y.epilogue(helpEpilogue(width));
   for (const c of commands) y = y.command(c);
   await y
     .completion(COMPLETION.command, COMPLETION.describe)
@@ -28,7 +29,7 @@ export async function main(argv: string[]): Promise<void> {
     .version(version())
     .help()
     .alias('h', 'help')
-    .wrap(Math.min(110, process.stdout.columns || 100))
+    .wrap(width)
     .fail((msg, err) => {
       if (err) throw err;
       process.stderr.write(`xennet: usage error: ${msg}\n(see xennet --help)\n`);

@@ -32,13 +32,28 @@ export const FILES: readonly (readonly [string, string])[] = [
   ['/var/run/xen-hotplug/iptables', 'Xen\'s host-wide hotplug lock, shared with Xen\'s own scripts'],
 ];
 
-/** The help epilogue of `xennet`. */
-export function helpEpilogue(): string {
+/** Words of `text` in lines of at most `width` characters, the later ones indented by `indent`. */
+export function wrapWords(text: string, width: number, indent = ''): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent + word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+/** The help epilogue of `xennet`, wrapped at word boundaries to fit `width`. */
+export function helpEpilogue(width = 100): string {
+  const w = Math.max(40, width - 2);
   return [
-    `Exit codes: ${EXIT_CODES.map(([c, m]) => `${c} ${m.split(';')[0]}`).join(', ')}.`,
+    ...wrapWords(`Exit codes: ${EXIT_CODES.map(([c, m]) => `${c} ${m.split(';')[0]}`).join('; ')}.`, w),
     '',
     'Environment:',
-    ...ENVIRONMENT.map(([k, v]) => `  ${k}: ${v}`),
+    ...ENVIRONMENT.flatMap(([k, v]) => wrapWords(`${k}: ${v}`, w - 2, '    ').map((l) => `  ${l}`)),
     '',
     'Docs: man xennet, man xennet.yaml; docs/ in the source tree.',
   ].join('\n');
