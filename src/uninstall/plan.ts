@@ -137,6 +137,9 @@ export function planUninstall(f: UninstallFacts, options: { force: boolean }): U
   if (unitRemoved && f.daemon.systemd) steps.push({ kind: 'daemon-reload' });
 
   if (unfiltered.length > 0) notes.push(`${unfiltered.length} guest interface${unfiltered.length === 1 ? ' is' : 's are'} now unfiltered: ${unfiltered.map(guestText).join(', ')}`);
+  if (!f.settings.recordsPresent && (firewall.length > 0 || f.firewallState.present)) {
+    notes.push('no record of the settings xennet changed (records lost, e.g. a purge and a reinstall): the br_netfilter sysctls, guest ports\' settings and bridges\' no_linklocal_learn are left as they are');
+  }
   for (const b of f.takeovers) notes.push(`the takeover of bridge ${b} stays (running guests depend on it); \`xennet bridge stop --bridge ${b}\` undoes it`);
   return { steps, notes, unfiltered };
 }

@@ -5,6 +5,7 @@
  * checked: nothing of xennet's is left in any table.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runPaths } from '../daemon/paths.js';
 import { diff, isEmptyTablePlan, render, type RulePlan } from '../firewall/diff.js';
@@ -20,7 +21,7 @@ import { reasonOf, refused, XennetError } from '../sys/errors.js';
 import { run } from '../sys/exec.js';
 import { acquireHotplugLock } from '../sys/hotplug-lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
-import { originalsDir, readOriginals, removeOriginals } from '../sys/originals.js';
+import { originalFile, originalsDir, readOriginals, removeOriginals } from '../sys/originals.js';
 import { pidAlive } from '../sys/process.js';
 import { stateDir } from '../sys/statefile.js';
 import { readInterfaceSysctl, readSysctl, writeInterfaceSysctl, writeSysctl } from '../sys/sysctl.js';
@@ -283,7 +284,7 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
   const done: Step[] = [];
   const fail = (s: Step, e: unknown): XennetError =>
     new XennetError(e instanceof XennetError ? e.code : 'exec', `uninstall stopped at "${describeStep(s)}": ${reasonOf(e)}${done.length > 0 ? ` (done before it: ${done.map(describeStep).join('; ')})` : ''}`, {
-      hint: 'fix the cause and run `xennet uninstall` again: it continues from what is left',
+      hint: `fix the cause and run \`xennet uninstall\` again: it continues from what is left${recordOf(s, env)}`,
     });
   // 1. The daemon, before anything else: it repairs removed rules within a second.
   for (const s of plan.steps.filter((x) => x.kind === 'stop-daemon' || x.kind === 'disable-unit')) {
@@ -319,6 +320,13 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
     held.release();
   }
   return result(now, done);
+}
+
+/** For a restore that failed: the record it came from, which the operator may remove to leave that setting as it is. */
+export function recordOf(s: Step, env: NodeJS.ProcessEnv): string {
+  const file =
+    s.kind === 'restore-sysctl' ? originalFile({ kind: 'sysctl', key: s.key }) : s.kind === 'restore-port' ? originalFile({ kind: 'port', port: s.port }) : s.kind === 'restore-bridge' ? originalFile({ kind: 'bridge', bridge: s.bridge }) : undefined;
+  return file ? ` (the value comes from ${join(originalsDir(env), file)}: remove that file to leave the setting as it is)` : '';
 }
 
 /** The text a person sees. */

@@ -253,3 +253,23 @@ describe('uninstall: an emptied iptables/ebtables table', () => {
     assert.equal(isPristineTable('', 'raw'), false, 'no table at all: nothing to delete');
   });
 });
+
+describe('uninstall: a restore that fails', () => {
+  it('names the record it came from, which the operator may remove', async () => {
+    const { recordOf } = await import('../../src/uninstall/run.js');
+    const env = { XENNET_STATE_DIR: '/var/lib/xennet' };
+    assert.equal(recordOf({ kind: 'restore-port', port: 'vif5.0', values: [] }, env), ' (the value comes from /var/lib/xennet/originals/port-vif5.0.json: remove that file to leave the setting as it is)');
+    assert.match(recordOf({ kind: 'restore-sysctl', key: 'net.bridge.bridge-nf-call-iptables', from: '1', to: '0' }, env), /originals\/sysctl-net\.bridge\.bridge-nf-call-iptables\.json/);
+    assert.equal(recordOf({ kind: 'remove-manifest' }, env), '');
+  });
+});
+
+describe('uninstall: records lost', () => {
+  it('says the settings are left as they are when xennet\'s firewall is there but no record is', () => {
+    const lost = planUninstall(facts({ firewall: [fw('ipv4', ['XN-FORWARD'])] }), { force: false });
+    assert.ok(lost.notes.some((n) => /^no record of the settings xennet changed/.test(n)), lost.notes.join('\n'));
+    const kept = planUninstall(facts({ firewall: [fw('ipv4', ['XN-FORWARD'])], settings: { sysctls: [], ports: [], bridges: [], recordsPresent: true } }), { force: false });
+    assert.ok(!kept.notes.some((n) => /^no record/.test(n)));
+    assert.ok(!planUninstall(facts({}), { force: false }).notes.some((n) => /^no record/.test(n)), 'nothing installed: nothing to say');
+  });
+});
