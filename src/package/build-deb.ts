@@ -120,8 +120,7 @@ export async function buildDeb(outDir = join(root, 'dist', 'deb')): Promise<Buil
   const dpkgArch = (await must('dpkg', ['--print-architecture'])).trim();
   const nodeArch = ({ amd64: 'x64', arm64: 'arm64', armhf: 'arm', i386: 'ia32' } as Record<string, string>)[dpkgArch];
   if (!nodeArch) throw new Error(`no netlink addon for Debian architecture ${dpkgArch}`);
-  const commit = (await must('git', ['rev-parse', '--short=12', 'HEAD'])).trim();
-  const when = (await must('git', ['log', '-1', '--format=%ct'])).trim();
+  const { commit, when } = await sourceStamp();
   const date = new Date(Number(when) * 1000);
   const stage = join(outDir, 'stage');
   rmSync(stage, { recursive: true, force: true });
@@ -214,6 +213,20 @@ export async function buildDeb(outDir = join(root, 'dist', 'deb')): Promise<Buil
   const r = await run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', stage, file], { env, timeoutMs: 300_000 });
   if (r.code !== 0) throw new Error(`dpkg-deb: ${r.stderr.trim()}`);
   return { file, version, architecture: dpkgArch };
+}
+
+/**
+ * What the build is of, and its date (changelog, man pages, file times): the last commit when the
+ * tree is a git checkout; else $SOURCE_DATE_EPOCH (the reproducible-builds convention), else
+ * package.json's modification time, so a source export without .git builds too, reproducibly.
+ */
+async function sourceStamp(): Promise<{ commit: string; when: string }> {
+  const rev = await run('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root }).catch(() => undefined);
+  const log = rev?.code === 0 ? await run('git', ['log', '-1', '--format=%ct'], { cwd: root }).catch(() => undefined) : undefined;
+  if (rev?.code === 0 && log?.code === 0) return { commit: rev.stdout.trim(), when: log.stdout.trim() };
+  const epoch = process.env['SOURCE_DATE_EPOCH'];
+  const when = epoch && /^\d{1,12}$/.test(epoch) ? epoch : String(Math.floor(statSync(join(root, 'package.json')).mtimeMs / 1000));
+  return { commit: 'unknown (not a git checkout)', when };
 }
 
 function allDirs(dir: string): string[] {

@@ -170,7 +170,7 @@ exit 0
 export function changelogText(o: { version: string; date: string; commit: string }): string {
   return `${PACKAGE} (${o.version}) unstable; urgency=medium
 
-  * Built from the xennet source tree at commit ${o.commit}.
+  * Built from the xennet source tree${/^[0-9a-f]+$/.test(o.commit) ? ` at commit ${o.commit}` : ' (not a git checkout)'}.
 
  -- ${MAINTAINER}  ${o.date}
 `;

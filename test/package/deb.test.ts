@@ -5,7 +5,9 @@
  * `systemd-analyze security --offline`. Installing it is the system suite's part.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDeb, type BuiltDeb } from '../../src/package/build-deb.js';
@@ -87,5 +89,21 @@ describe('the Debian package (npm run deb)', function () {
     const r = await run(process.execPath, [join(tree, 'usr/lib/xennet/xennet.mjs'), 'check', join(tree, 'usr/share/doc/xennet/examples/xennet.yaml')], { cwd: tree });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /valid \(3 guests\)/);
+  });
+
+  it('builds from a source tree without .git too, dated by SOURCE_DATE_EPOCH', async () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const tree2 = join(dir, 'export');
+    mkdirSync(tree2);
+    for (const d of ['package.json', 'README.md', 'docs', 'examples', 'packaging', 'src', 'dist']) cpSync(join(root, d), join(tree2, d), { recursive: true, filter: (f) => !f.includes('/dist/deb') });
+    symlinkSync(join(root, 'node_modules'), join(tree2, 'node_modules'));
+    const r = await run(process.execPath, [join(tree2, 'dist/src/package/build-deb.js')], { cwd: tree2, env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' }, timeoutMs: 240_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const file = r.stdout.trim();
+    const x = join(dir, 'export-x');
+    assert.equal((await run('dpkg-deb', ['-x', file, x])).code, 0);
+    const changelog = gunzipSync(readFileSync(join(x, 'usr/share/doc/xennet/changelog.Debian.gz'))).toString();
+    assert.match(changelog, /Built from the xennet source tree \(not a git checkout\)/);
+    assert.match(changelog, /Tue, 14 Nov 2023 22:13:20 \+0000/);
   });
 });
