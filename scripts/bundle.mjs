@@ -1,20 +1,12 @@
 // Bundles the hook entries (latency-sensitive: every guest start runs one) into dist/bundle/.
 // Code splitting keeps what a hook rarely needs (the rule-file parser) in chunks loaded on demand.
+// Runs after tsc: the options it shares with the Debian package's bundle come from dist/.
 import { build } from 'esbuild';
+import { HOOK_ENTRIES, sharedBundleOptions } from '../dist/src/package/bundle-options.js';
 
 await build({
-  entryPoints: { 'vif-main': 'src/hooks/vif-main.ts', 'vif-entry': 'src/hooks/vif-entry.ts', 'network-main': 'src/hooks/network-main.ts' },
+  ...sharedBundleOptions(['netlink']),
+  entryPoints: HOOK_ENTRIES,
   outdir: 'dist/bundle',
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node18',
-  minify: true,
   sourcemap: true,
-  external: ['netlink'],
-  banner: { js: "import { createRequire as __xnCreateRequire } from 'node:module'; const require = __xnCreateRequire(import.meta.url);" },
-  logLevel: 'warning',
 });

@@ -142,17 +142,21 @@ function resolveSpec(args: TakeoverArgs, host: HostState, ctx: TakeoverContext, 
   return resolveTakeoverSpec(args, host, recordedSpecs(ctx.env ?? process.env), purpose);
 }
 
+/** A dry run's journal: this boot's, or none (one of an earlier boot would be discarded: a warning says so). */
+function thisBootsJournal(path: string, warnings: string[]): TakeoverJournal | undefined {
+  const journal = readJournal(path);
+  if (!journal || journal.bootId === currentBootId()) return journal;
+  warnings.push(`would discard ${path}: it was written before the last reboot`);
+  return undefined;
+}
+
 /** `start --dry-run`: what a start would do from here, read only. */
 async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: StartOptions): Promise<TakeoverResult> {
   const env = ctx.env ?? process.env;
   const path = journalPath(spec.bridge, env);
   const warnings: string[] = [];
   const steps: string[] = [];
-  let journal = readJournal(path);
-  if (journal && journal.bootId !== currentBootId()) {
-    warnings.push(`would discard ${path}: it was written before the last reboot`);
-    journal = undefined;
-  }
+  let journal = thisBootsJournal(path, warnings);
   let host = await ctx.client.readHost();
   let repaired: string | undefined;
   if (journal && journal.phase !== 'up') {
@@ -240,11 +244,7 @@ export interface StopOptions {
 async function dryRunStop(ctx: TakeoverContext, spec: TakeoverSpec, options: StopOptions): Promise<TakeoverResult> {
   const path = journalPath(spec.bridge, ctx.env ?? process.env);
   const warnings: string[] = [];
-  let journal = readJournal(path);
-  if (journal && journal.bootId !== currentBootId()) {
-    warnings.push(`would discard ${path}: it was written before the last reboot`);
-    journal = undefined;
-  }
+  const journal = thisBootsJournal(path, warnings);
   const host = await ctx.client.readHost();
   if (!journal) {
     if (classifyLayout(spec, host).kind === 'taken-over') {

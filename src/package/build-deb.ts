@@ -29,6 +29,7 @@ import { bridgeUnitText } from '../bridge/unit.js';
 import { changelogText, controlText, copyrightText, postinstText, postrmText, prermText, type BundledPackage, PACKAGE } from './debian.js';
 import { rulesManPage, xennetManPage } from './manpage.js';
 import { daemonUnitText } from './units.js';
+import { HOOK_ENTRIES, sharedBundleOptions } from './bundle-options.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const LIB = '/usr/lib/xennet';
@@ -130,24 +131,14 @@ export async function buildDeb(outDir = join(root, 'dist', 'deb')): Promise<Buil
   const { build } = await import('esbuild');
   const lib = join(stage, LIB);
   const result = await build({
+    ...sharedBundleOptions(RUNTIME_PACKAGES),
     absWorkingDir: root,
-    entryPoints: { xennet: 'src/cli/main.ts', 'vif-entry': 'src/hooks/vif-entry.ts', 'vif-main': 'src/hooks/vif-main.ts', 'network-main': 'src/hooks/network-main.ts' },
+    entryPoints: { xennet: 'src/cli/main.ts', ...HOOK_ENTRIES },
     outdir: lib,
-    outExtension: { '.js': '.mjs' },
-    chunkNames: 'chunks/[name]-[hash]',
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node18',
-    minify: true,
     legalComments: 'none',
     metafile: true,
-    external: [...RUNTIME_PACKAGES],
     define: { XENNET_BUNDLED_VERSION: JSON.stringify(pkg.version), XENNET_PACKAGED: 'true' },
-    banner: { js: "import { createRequire as __xnCreateRequire } from 'node:module'; const require = __xnCreateRequire(import.meta.url);" },
-    logLevel: 'warning',
-  });
+  } as const);
   const cli = join(lib, 'xennet.mjs');
   writeFileSync(cli, `#!${NODE}\n${readFileSync(cli, 'utf8').replace(/^#!.*\n/, '')}`);
   chmodSync(cli, 0o755);
