@@ -88,6 +88,10 @@ const commonFields = {
     .boolean()
     .optional()
     .describe("while the guest is attached, frames from every other port (the uplink, dom0's port, other guests) that carry its MAC or one of its addresses as their source (or as the sender of an ARP, the target of a neighbour advertisement) are dropped before the bridge learns them (default true); turn it off for an address shared with a machine on the LAN (a VRRP address)"),
+  learn_addresses: z
+    .boolean()
+    .optional()
+    .describe('for a guest with no declared address (rule file or xenstore ip): learn its addresses the way a switch does, from the DHCPACK and DHCPv6 Reply of a trusted server (the uplink, a guest with dhcp_server: true) and, first come first served, from its own duplicate address detection (DAD, ARP probes); until bound it sends only what gets it an address. Needs the daemon and backend: nftables (default false: such a guest has no address anti-spoofing)'),
 };
 
 export const interfaceSchema = z.strictObject({
@@ -127,6 +131,13 @@ export const policySchema = z
       )
       .optional()
       .describe('guests by Xen domain name'),
+  })
+  .superRefine((file, ctx) => {
+    // Learning is built on nftables only: a rule file asking for it elsewhere would run its
+    // guests without the anti-spoofing it asks for.
+    if ((file.backend ?? 'xtables') === 'nftables') return;
+    const asking = [...(file.defaults?.learn_addresses ? [['defaults']] : []), ...Object.entries(file.guests ?? {}).filter(([, g]) => g.learn_addresses).map(([k]) => ['guests', k])];
+    for (const path of asking) ctx.addIssue({ code: 'custom', path: [...path, 'learn_addresses'], message: 'learn_addresses needs backend: nftables (the xtables backend does not learn addresses)' });
   })
   .describe('xennet rule file');
 

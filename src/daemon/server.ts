@@ -32,6 +32,7 @@ import { XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
 import { NameWatch, type NameWatchState } from './name-watch.js';
+import { AddressLearning, type LearningState } from './learning.js';
 import { parseHookRequest, MAX_REQUEST_BYTES } from './hook-request.js';
 import { DaemonLock } from './lock.js';
 import { HOST_VARIABLES, runPaths, type RunPaths } from './paths.js';
@@ -57,6 +58,8 @@ export interface DaemonStats {
   backends: BackendWatchState | null;
   /** The watch on the guests' domain names (renames followed). */
   names?: NameWatchState | null;
+  /** Address learning: whether it listens, what it learned and refused. */
+  learning?: LearningState | null;
   rssMiB: number;
 }
 
@@ -94,6 +97,7 @@ export class Daemon implements DaemonContext {
   private drift: DriftWatch | undefined;
   private backends: BackendWatch | undefined;
   private names: NameWatch | undefined;
+  private learning: AddressLearning | undefined;
 
   constructor(
     readonly env: NodeJS.ProcessEnv,
@@ -131,6 +135,7 @@ export class Daemon implements DaemonContext {
       drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null },
       backends: this.backends?.state() ?? null,
       names: this.names?.state() ?? null,
+      learning: this.learning?.state() ?? null,
       rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
     };
   }
@@ -241,6 +246,8 @@ export class Daemon implements DaemonContext {
     if (this.env['XENNET_FIREWALL'] !== 'off') {
       this.names = new NameWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
       this.names.start();
+      this.learning = new AddressLearning({ env: this.env, log: this.log, netlink: () => this.netlink() });
+      await this.learning.start();
     }
     // Last: the pid file is what tells hook clients that a daemon serves (ready, not starting).
     writeFileSync(`${p.pid}.tmp`, `${process.pid}\n`, { mode: 0o644 });
@@ -439,6 +446,7 @@ export class Daemon implements DaemonContext {
     await this.backends?.idle();
     this.names?.stop();
     await this.names?.idle();
+    await this.learning?.stop();
     await this.drift?.stop();
     // What the calls started (an offline's deferred removal): until nothing is left in flight.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);

@@ -33,6 +33,7 @@ import { claimsFromPortLines } from './nft/guard.js';
 import { claimsFromGuardLive, guardPorts } from './guard-xtables.js';
 import { normalizeRule } from './normalize.js';
 import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
+import { forgetVif } from './learning/state.js';
 import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
@@ -43,6 +44,7 @@ function membersOf(vifs: Members): TreeMember[] {
     .map((name) => {
       const e = vifs[name]!;
       const m: TreeMember = { name: name as IfName, bridge: e.bridge, inbound: e.inbound, isolated: e.isolated };
+      if (e.learning) m.learning = true;
       if (e.claims) m.claims = e.claims;
       return m;
     });
@@ -131,9 +133,11 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
     // element in @isolated), its claims (its guard elements, or the guard's leaves), inbound
     // filtering (its XN-I chain). This table is compiled from what shows here; the record keeps
     // what any table showed.
-    const facts = t === 'nftables' ? { isolated: (live.chains.get(`XN-E-${v}`) ?? []).some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(live.chains.get(`XN-E-${v}`) ?? []) } : liveFacts(v);
+    const elements = live.chains.get(`XN-E-${v}`) ?? [];
+    const facts = t === 'nftables' ? { isolated: elements.some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(elements) } : liveFacts(v);
     const prior = adopted[v];
     const entry: IndexEntry = { bridge: prior?.bridge ?? (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0 || (prior?.inbound ?? false), isolated: facts.isolated || (prior?.isolated ?? false), state: 'installed' };
+    if ((t === 'nftables' && elements.some((r) => r.startsWith('@learning '))) || prior?.learning) entry.learning = true;
     const claims = facts.claims ?? prior?.claims;
     if (claims) entry.claims = claims;
     const owner = prior?.owner ?? ownerFromLink(v);
@@ -256,6 +260,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   for (const { change, chains } of staged) {
     if (change.op === 'install' && change.member && chains) {
       const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
+      if (change.member.learning) e.learning = true;
       if (change.member.claims) e.claims = change.member.claims;
       if (change.member.filter) e.filter = change.member.filter;
       if (change.names !== undefined) e.names = change.names;
@@ -348,6 +353,11 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
   saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
   for (const name of removing) if (!confirmed[name]) removeVifChains(name, env);
+  // A learning guest's bindings end with its vif (its sets' elements are state, not rules).
+  for (const name of removing) {
+    if (confirmed[name] || !before[name]?.learning || backend.engine.kind !== 'nftables') continue;
+    await forgetVif(env, log, name).catch((e: unknown) => log.warning(`${name}: its learned bindings could not be removed: ${reasonOf(e)} (they end with their lease; \`xennet status\` shows them)`));
+  }
   for (const s of staged) for (const f of s.files) removeFile(f);
   return { batch: staged.length, tokens: staged.map((s) => s.change.token), reconciled };
 }

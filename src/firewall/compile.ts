@@ -214,12 +214,15 @@ export interface TreeMember {
   inbound: boolean;
   /** Whether it may neither reach nor be reached by other guests. */
   isolated: boolean;
+  /** Whether it learns its addresses (nftables: its DHCP replies are handed to the daemon). */
+  learning?: true;
   /** What only its ports may carry as a source (the identity guard). */
   claims?: Claims;
 }
 
 export function treeMember(v: ResolvedVif): TreeMember {
   const m: TreeMember = { name: v.name, bridge: v.bridge, inbound: v.inbound === 'drop', isolated: v.isolation };
+  if (v.learning) m.learning = true;
   const claims = claimsOf(v);
   if (claims) m.claims = claims;
   return m;

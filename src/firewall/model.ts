@@ -119,6 +119,8 @@ export interface ResolvedVif {
   elsewhere: boolean;
   /** Whether its MAC and addresses are refused as a source on every other port. */
   identityGuard: boolean;
+  /** Whether its addresses are learned (learn_addresses, no declared address, anti-spoofing on). */
+  learning: boolean;
   namesKey?: string;
   mac?: Mac;
   ipv4: Cidr[];

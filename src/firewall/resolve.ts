@@ -46,7 +46,8 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   const ipv6 = fileV6 && fileV6.length > 0 ? fileV6 : facts.ipv6;
   const antispoof = antispoofOf(g?.antispoof, antispoofOf(d.antispoof, { mac: true, arp: true, ipv4: true, ipv6: true }));
   if (!mac && (antispoof.mac || antispoof.arp)) warnings.push('no MAC known (rule file or xenstore mac): MAC and ARP anti-spoofing are off');
-  if (ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6)) warnings.push('no address known (rule file or xenstore ip): only MAC and ARP-MAC anti-spoofing apply');
+  const learning = (g?.learn_addresses ?? d.learn_addresses ?? false) && ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6);
+  if (ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6) && !learning) warnings.push('no address known (rule file or xenstore ip): only MAC and ARP-MAC anti-spoofing apply');
   if (!antispoof.mac || !antispoof.arp || !antispoof.ipv4 || !antispoof.ipv6) {
     const off = (Object.keys(antispoof) as (keyof Antispoof)[]).filter((k) => !antispoof[k]);
     warnings.push(`anti-spoofing is off for ${off.join(', ')}`);
@@ -69,6 +70,7 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
     nameSource: facts.identity?.source ?? 'name',
     elsewhere: facts.identity?.elsewhere ?? false,
     identityGuard: g?.identity_guard ?? d.identity_guard ?? true,
+    learning,
     warnings,
   };
   if (policyName !== undefined) r.policyName = policyName;

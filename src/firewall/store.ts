@@ -35,6 +35,8 @@ export interface MemberFacts {
   bridge: IfName;
   inbound: boolean;
   isolated: boolean;
+  /** Whether it learns its addresses (its DHCP replies are handed to the daemon). */
+  learning?: true;
   /** What only its ports may carry as a source (the identity guard). */
   claims?: Claims;
   /** The policy its rules were compiled from (what `plan` compares to find widenings). */
@@ -48,6 +50,8 @@ export interface IndexEntry {
   inbound: boolean;
   /** Whether it is isolated from the other guests. */
   isolated: boolean;
+  /** Whether it learns its addresses. */
+  learning?: true;
   claims?: Claims;
   /** The policy its rules were compiled from (absent: adopted from live, or an older xennet). */
   filter?: FilterRecord;
@@ -111,6 +115,7 @@ function entryOf(raw: unknown): IndexEntry | undefined {
   const bridge = r['bridge'];
   if (!(bridge === null || (typeof bridge === 'string' && isIfName(bridge)))) return undefined;
   const e: IndexEntry = { bridge: bridge as IfName | null, inbound: r['inbound'] === true, isolated: r['isolated'] === true, state: r['state'] === 'installing' ? 'installing' : 'installed' };
+  if (r['learning'] === true) e.learning = true;
   if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   const claims = parseClaims(r['claims']);
   if (claims) e.claims = claims;
@@ -183,7 +188,7 @@ type StoredChains = Record<TableName, [string, string[]][]>;
  * the names its policy was resolved from. Equal fingerprints install the same rules.
  */
 export function fingerprintOf(member: MemberFacts, owner: Owner | undefined, chains: RuleSet, names?: string): string {
-  const text = JSON.stringify([member.bridge, member.inbound, member.isolated, member.claims ?? null, owner ? [owner.domid, owner.devid] : null, toStored(chains), names ?? null]);
+  const text = JSON.stringify([member.bridge, member.inbound, member.isolated, member.learning ?? false, member.claims ?? null, owner ? [owner.domid, owner.devid] : null, toStored(chains), names ?? null]);
   return createHash('sha256').update(text).digest('base64url').slice(0, 32);
 }
 
@@ -279,6 +284,7 @@ function stagedOf(raw: unknown): StagedChange | undefined {
   if (c.op === 'install') {
     if (!m || typeof m['bridge'] !== 'string' || !isIfName(m['bridge'])) return undefined;
     c.member = { bridge: m['bridge'], inbound: m['inbound'] === true, isolated: m['isolated'] === true };
+    if (m['learning'] === true) c.member.learning = true;
     const claims = parseClaims(m['claims']);
     if (claims) c.member.claims = claims;
     const filter = parseFilterRecord(m['filter']);

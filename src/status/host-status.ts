@@ -54,6 +54,19 @@ export interface VifStatus {
   policySource: PolicyNameSource;
   /** The identity guard: what only its ports may carry, and the frames from other ports it dropped. */
   claims: { mac: string[]; ipv4: string[]; ipv6: string[]; dropped: { packets: number; bytes: number } };
+  /**
+   * Where its address anti-spoofing comes from: addresses declared (rule file, xenstore ip),
+   * learned (learn_addresses), or none at all (it may send from any address).
+   */
+  addressSource: 'declared' | 'learned' | 'none';
+  /** Its learned bindings, as the kernel holds them (seconds left; null: until offline). */
+  learned: LearnedStatus[];
+}
+
+export interface LearnedStatus {
+  address: string;
+  how: string;
+  expiresInSeconds: number | null;
 }
 
 export interface BridgeStatusLine {
@@ -226,6 +239,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       };
     });
   const resolvedAll: ResolvedVif[] = [];
+  const learnedAll = engine.kind === 'nftables' ? await learnedBindings(env) : new Map<string, LearnedStatus[]>();
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = policy ? resolveVif(policy, f) : undefined;
     if (resolved) resolvedAll.push(resolved);
@@ -253,6 +267,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
       claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: live ? claimDrops(live, engine, member?.claims) : { packets: 0, bytes: 0 } },
+      addressSource: resolved?.learning ? 'learned' : (resolved ? resolved.ipv4.length + resolved.ipv6.length : f.ipv4.length + f.ipv6.length) > 0 && (!resolved || resolved.antispoof.ipv4 || resolved.antispoof.ipv6) ? 'declared' : 'none',
+      learned: resolved?.learning ? (learnedAll.get(f.name) ?? []) : [],
     };
   });
   for (const v of vifs) {
@@ -260,6 +276,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (v.policySource === 'incoming' || v.policySource === 'migratedaway') notes.push(`${who}: ${describeIdentity({ source: v.policySource })}; it has the policy of ${v.policyName ? printable(v.policyName) : '?'}, and its MAC and addresses are not guarded against other ports until the migration is over`);
     const stub = resolvedAll.find((r) => r.name === v.name && r.nameSource === 'stubdom');
     if (stub) notes.push(`${who}: ${describeIdentity({ source: 'stubdom', ...(stub.target !== undefined ? { target: stub.target } : {}) })}: it has the policy of ${stub.policyName ? printable(stub.policyName) : 'the defaults (the guest has no name)'}`);
+    if (v.addressSource === 'none' && v.firewall !== 'not-managed') notes.push(`${who} has no address anti-spoofing: it may send from any IP address (no ip= in xenstore, no address in the rule file); declare its addresses, or set learn_addresses: true (backend: nftables)`);
+    if (v.addressSource === 'learned' && !v.learned.some((b) => !/^fe[89ab]/.test(b.address))) notes.push(`${who} learns its addresses and has none yet (link-local aside): it may send only what gets it one (DHCP, DHCPv6, DAD, ARP probes, router solicitations, MLD)`);
     if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses: another host uses them, or its configured addresses are wrong`);
     // A guest given dom0's address (a typo in ip=) would have the guard drop dom0's own frames.
     for (const a of [...v.claims.ipv4, ...v.claims.ipv6]) {
@@ -343,6 +361,27 @@ function policyCell(v: VifStatus): string {
   return `${base}${how[v.policySource]}`;
 }
 
+/** The ADDRESSES cell: declared addresses, `learned: ...`, or `- (any)` for a guest with no protection. */
+function addressCell(v: VifStatus): string {
+  if (v.addressSource === 'learned') return `learned: ${v.learned.map((b) => b.address).join(' ') || 'none yet'}`;
+  if (v.addressSource === 'none') return v.addresses.length > 0 ? `${v.addresses.join(' ')} (unchecked)` : '- (any)';
+  return v.addresses.join(' ');
+}
+
+/** The learned bindings in the kernel by port, with how each was learned (from the record). */
+async function learnedBindings(env: NodeJS.ProcessEnv): Promise<Map<string, LearnedStatus[]>> {
+  const out = new Map<string, LearnedStatus[]>();
+  const { listKernelBindings, readBindings } = await import('../firewall/learning/state.js');
+  const recorded = readBindings(env);
+  for (const k of await listKernelBindings().catch(() => [])) {
+    const how = recorded.find((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)?.how ?? 'unrecorded';
+    const list = out.get(k.vif) ?? [];
+    list.push({ address: k.address, how, expiresInSeconds: k.expiresMs === null ? null : Math.ceil(k.expiresMs / 1000) });
+    out.set(k.vif, list);
+  }
+  return out;
+}
+
 export function renderHostStatus(s: HostStatus, color: boolean): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const lines: string[] = [];
@@ -360,10 +399,15 @@ export function renderHostStatus(s: HostStatus, color: boolean): string {
   for (const v of s.vifs) {
     const fw = v.firewall === 'in-sync' ? c('32', v.firewall.padEnd(12)) : v.firewall === 'not-managed' ? v.firewall.padEnd(12) : c('31', v.firewall.padEnd(12));
     lines.push(
-      `${v.name.padEnd(12)} ${(v.domain ? printable(v.domain) : '?').padEnd(12)} ${policyCell(v).padEnd(18)} ${(v.mac ?? '-').padEnd(18)} ${(v.addresses.join(' ') || '-').padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
+      `${v.name.padEnd(12)} ${(v.domain ? printable(v.domain) : '?').padEnd(12)} ${policyCell(v).padEnd(18)} ${(v.mac ?? '-').padEnd(18)} ${addressCell(v).padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
     );
   }
   if (s.vifs.length === 0) lines.push('(no guest vifs)');
+  const learning = s.vifs.filter((v) => v.learned.length > 0);
+  if (learning.length > 0) {
+    lines.push('', 'LEARNED      ADDRESS                                  HOW        ENDS');
+    for (const v of learning) for (const b of v.learned) lines.push(`${v.name.padEnd(12)} ${b.address.padEnd(40)} ${b.how.padEnd(10)} ${b.expiresInSeconds === null ? 'with the vif' : `in ${duration(b.expiresInSeconds)}`}`);
+  }
   if (s.problems.length > 0) {
     lines.push('', 'problems:');
     for (const p of s.problems) lines.push(c('31', `  ${p}`));

@@ -14,6 +14,16 @@ function withDaemon(a: { status: HostStatus; daemon: DaemonStats }): HostStatus 
   }
   return s;
 }
+
+/** Learning guests need a daemon that listens: without one they get no new address. */
+function learningProblems(s: HostStatus & { daemon: { running: false } | ({ running: true } & DaemonStats) }): HostStatus {
+  const learners = s.vifs.filter((v) => v.addressSource === 'learned').map((v) => v.name);
+  if (learners.length === 0) return s;
+  const listening = s.daemon.running && s.daemon.learning?.listening === true;
+  if (listening) return s;
+  const why = s.daemon.running ? 'the daemon is not listening for them (see its log)' : 'no daemon runs (systemctl start xennet)';
+  return { ...s, ok: false, problems: [...s.problems, `${learners.join(', ')} learn${learners.length === 1 ? 's' : ''} ${learners.length === 1 ? 'its' : 'their'} addresses, but ${why}: nothing new is learned, and ${learners.length === 1 ? 'it keeps' : 'they keep'} only the bindings shown until they end`] };
+}
 import { runCommand } from '../run-command.js';
 
 interface StatusArgs {
@@ -38,6 +48,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       const source = rulesSource(argv.rules);
       const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, 120_000);
       const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats }) : { ...(await hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
-      return { json: s, text: renderHostStatus(s, process.stdout.isTTY === true), exitCode: s.ok ? ExitCode.ok : ExitCode.error };
+      const checked = learningProblems(s);
+      return { json: checked, text: renderHostStatus(checked, process.stdout.isTTY === true), exitCode: checked.ok ? ExitCode.ok : ExitCode.error };
     }),
 };

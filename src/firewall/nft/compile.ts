@@ -30,6 +30,7 @@ import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet } from './syntax.js';
+import { LEARN_LOG } from './learned.js';
 
 export const NFT_TABLE = 'xennet';
 export const CHAIN_PRE = 'XN-PRE';
@@ -58,6 +59,7 @@ export const NFT_SETS = [
   { name: 'to_guest', map: true, target: 'I' },
   { name: 'guests', map: false },
   { name: 'isolated', map: false },
+  { name: 'learning', map: false },
 ] as const;
 export type NftSetName = (typeof NFT_SETS)[number]['name'];
 
@@ -126,14 +128,16 @@ export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): s
 
 function sourceChain(v: ResolvedVif): string[] | undefined {
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
-  if (!known || (!v.antispoof.ipv4 && !v.antispoof.ipv6)) return undefined;
+  if ((!known && !v.learning) || (!v.antispoof.ipv4 && !v.antispoof.ipv6)) return undefined;
   const s: string[] = [];
   if (v.antispoof.ipv4) {
     for (const c of sortedCidrs(v.ipv4)) s.push(`ip saddr ${hostText(c)} return`);
+    if (v.learning) s.push('ip saddr . iifname @learned_ip4 return');
     s.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
   }
   if (v.antispoof.ipv6) {
     for (const c of sortedCidrs([...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])])) s.push(`ip6 saddr ${hostText(c)} return`);
+    if (v.learning) s.push('ip6 saddr . iifname @learned_ip6 return');
     s.push('ip6 saddr :: ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit return');
     s.push('ip6 saddr :: ip6 daddr ff02::16 icmpv6 type mld2-listener-report return');
   }
@@ -159,6 +163,12 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     o.push('arp htype != 1 drop', 'arp ptype != ip drop');
     if (v.mac) o.push(`arp saddr ether != ${v.mac} drop`);
     if (v.ipv4.length > 0 || v.ipv6.length > 0) o.push(`${noneOf('arp saddr ip', sortedCidrs([...v.ipv4, hostCidr('ipv4', [0, 0, 0, 0])]).map(hostText))} drop`);
+    else if (v.learning) {
+      // Its ARP probes (sender 0.0.0.0) bind their target first come first served (the daemon
+      // decides); any other sender must be bound to this port.
+      o.push(`arp saddr ip 0.0.0.0 arp operation request limit rate 20/second burst 40 packets ${LEARN_LOG}`);
+      o.push('arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 drop');
+    }
   }
   if (v.ethertypes.includes(0x8100)) o.push('vlan id 0 drop'); // priority-tagged: receivers take it as untagged
   // A fragmented IPv6 packet whose header chain goes on past the fragment header may hide its
@@ -167,11 +177,19 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   if (!v.routerAdvertisements) o.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
   if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
-  if (v.antispoof.ipv6 && known) {
+  if (v.learning) {
+    // What learning reads from the guest: its DAD (binds first come first served), its DHCP
+    // and DHCPv6 client messages (a release or decline ends a binding). Rate-limited: a guest
+    // cannot flood the daemon.
+    if (v.antispoof.ipv6) o.push(`ip6 saddr :: icmpv6 type nd-neighbor-solicit limit rate 20/second burst 40 packets ${LEARN_LOG}`);
+    if (v.antispoof.ipv4) o.push(`ether type ip udp sport 68 udp dport 67 limit rate 20/second burst 40 packets ${LEARN_LOG}`);
+    if (v.antispoof.ipv6) o.push(`ether type ip6 udp sport 546 udp dport 547 limit rate 20/second burst 40 packets ${LEARN_LOG}`);
+  }
+  if (v.antispoof.ipv6 && (known || v.learning)) {
     const N = vifChain('N', v.name);
     const targets = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])];
     // No legitimate NA has an extension header before the ICMPv6 header.
-    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...logged(v, 'na', '')]);
+    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return'] : []), ...logged(v, 'na', '')]);
     o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
   }
   const s = sourceChain(v);
@@ -219,6 +237,12 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   pre.push(...guard.rules, 'iifname vmap @from_guest');
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
+  // A learning guest's DHCP and DHCPv6 replies go to the daemon. Only a trusted server's get here:
+  // a guest without dhcp_server: true has its replies dropped at prerouting.
+  if (members.some((m) => m.learning)) {
+    fwd.push(`oifname @learning ether type ip udp sport 67 udp dport 68 limit rate 100/second burst 200 packets ${LEARN_LOG}`);
+    fwd.push(`oifname @learning ether type ip6 udp sport 547 udp dport 546 limit rate 100/second burst 200 packets ${LEARN_LOG}`);
+  }
   if (members.some((m) => m.isolated)) fwd.push('iifname @isolated oifname @guests drop', 'iifname @guests oifname @isolated drop');
   if (inbound) fwd.push('oifname vmap @to_guest');
   if (fwd.length > 1) t.chains.set(CHAIN_FWD, fwd);
@@ -231,6 +255,7 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
     if (m.inbound) e.push(elementLine('to_guest', m.name));
     e.push(elementLine('guests', m.name));
     if (m.isolated) e.push(elementLine('isolated', m.name));
+    if (m.learning) e.push(elementLine('learning', m.name));
     e.push(...portClaimLines(m.name, m.claims));
     t.chains.set(vifChain('E', m.name), e);
   }

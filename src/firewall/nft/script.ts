@@ -15,6 +15,7 @@ import { emptyLive, type LiveTable } from '../save-parse.js';
 import type { TablePlan } from '../diff.js';
 import { vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
+import { LEARNED_SETS } from './learned.js';
 import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines, writtenRule } from './guard.js';
 
 export type NftFamily = 'bridge' | 'inet';
@@ -161,6 +162,7 @@ export function renderNft(plan: TablePlan): string {
     for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
     for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = ${s.elements}; }`);
     for (const s of CLAIM_SET_DECLS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
+    for (const s of LEARNED_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
   }
   if (write.some(([c]) => familyOfChain(c) === 'inet')) lines.push(`add table inet ${NFT_TABLE}`);
 

@@ -1,0 +1,120 @@
+/**
+ * The daemon's address learning: it reads what the firewall hands it (nflog group LEARN_GROUP:
+ * a learning guest's DHCP and DHCPv6 replies on their way to it, its DAD, ARP probes and client
+ * messages), decides the bindings (firewall/learning/bindings.ts) and writes them to the kernel
+ * and the state directory. At start it puts back the recorded bindings that have not ended.
+ *
+ * Packets are handled one at a time, in order. A packet whose port is not a learning guest's (a
+ * rule left from an earlier policy) binds nothing the firewall reads: the sets are only read by
+ * learning guests' chains.
+ */
+import type { NetlinkClient } from '../bridge/nl/client.js';
+import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
+import { decide, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
+import { readLearnPacket } from '../firewall/learning/packets.js';
+import { restoreBindings, updateBindings } from '../firewall/learning/state.js';
+import { LEARN_GROUP, LEARN_PREFIX } from '../firewall/nft/learned.js';
+import { loadIndex } from '../firewall/store.js';
+import { reasonOf } from '../sys/errors.js';
+import { silentLogger, type Logger } from '../sys/log.js';
+
+export interface LearningContext {
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  netlink: () => Promise<NetlinkClient>;
+}
+
+export interface LearningState {
+  listening: boolean;
+  /** Bindings made, refused, ended since the start. */
+  learned: number;
+  refused: number;
+  /** Packets lost before they were read (the socket overran). */
+  lost: number;
+  last: string | null;
+}
+
+export class AddressLearning {
+  private listener: NflogListener | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private names = new Map<number, string>();
+  private learned = 0;
+  private refused = 0;
+  private lost = 0;
+  private last: string | null = null;
+  private stopped = false;
+
+  constructor(private readonly ctx: LearningContext) {}
+
+  async start(): Promise<void> {
+    try {
+      const kept = await restoreBindings(this.ctx.env, this.ctx.log);
+      if (kept.length > 0) this.ctx.log.info(`address learning: ${kept.length} recorded binding${kept.length === 1 ? '' : 's'} put back`);
+    } catch (e) {
+      this.ctx.log.warning(`address learning: the recorded bindings could not be put back: ${reasonOf(e)} (the next vif online of each guest tries again)`);
+    }
+    try {
+      this.listener = await listenNflog(LEARN_GROUP, (p) => this.enqueue(p), () => {
+        this.lost++;
+        this.ctx.log.warning('address learning: packets were lost before the daemon read them (a binding may be missing until the guest renews)');
+      });
+    } catch (e) {
+      this.ctx.log.err(`address learning is off: ${reasonOf(e)}`);
+    }
+  }
+
+  state(): LearningState {
+    return { listening: this.listener !== undefined, learned: this.learned, refused: this.refused, lost: this.lost, last: this.last };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.listener?.close();
+    this.listener = undefined;
+    await this.queue;
+  }
+
+  private enqueue(p: LoggedPacket): void {
+    if (p.prefix !== LEARN_PREFIX || this.stopped) return;
+    this.queue = this.queue.then(() => this.handle(p)).catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
+  }
+
+  private async portName(index: number | undefined): Promise<string | undefined> {
+    if (index === undefined) return undefined;
+    let name = this.names.get(index);
+    if (name !== undefined) return name;
+    const links = await (await this.ctx.netlink()).listLinks();
+    this.names = new Map(links.map((l) => [l.index, l.name]));
+    name = this.names.get(index);
+    return name;
+  }
+
+  private async handle(p: LoggedPacket): Promise<void> {
+    // A reply on its way to the guest is logged at forward (it has an out port); the guest's own
+    // packets at prerouting (no out port yet).
+    const toGuest = p.outPort !== undefined;
+    const event = readLearnPacket(p.ethertype, p.payload, toGuest);
+    if (!event) return;
+    const vif = await this.portName(toGuest ? p.outPort : p.inPort);
+    if (vif === undefined) return;
+    const index = loadIndex(this.ctx.env, silentLogger).index;
+    const entry = index.vifs[vif];
+    if (!entry?.learning) return; // not a learning guest (any more)
+    // Another port's declared addresses always win over a learned one.
+    const heldBy = (family: LearnedFamily, address: string): string | undefined => Object.entries(index.vifs).find(([name, e]) => name !== vif && (e.claims?.[family] ?? []).includes(address))?.[0];
+    let message: string | undefined;
+    let made: Binding[] = [];
+    await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
+      const d = decide(bindings, vif, event, Date.now(), heldBy);
+      message = d.message;
+      made = d.write;
+      return d;
+    });
+    if (message) {
+      this.last = `${new Date().toISOString()} ${message}`;
+      if (message.includes('refused')) this.refused++;
+      this.learned += made.length;
+      this.ctx.log.info(`address learning: ${message}`);
+    }
+  }
+}

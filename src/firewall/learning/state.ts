@@ -1,0 +1,104 @@
+/**
+ * Where learned bindings live: in the kernel (the sets of nft/learned.ts, with their timeouts)
+ * and in the state directory (`learned.json`), so that a daemon restart or a reboot puts back
+ * what has not ended. Every change takes `learned.lock`, writes the kernel, then the file.
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import { acquireLock } from '../../sys/lock.js';
+import type { Logger } from '../../sys/log.js';
+import { readJson, stateDir, writeJsonAtomic } from '../../sys/statefile.js';
+import { run } from '../../sys/exec.js';
+import { reasonOf } from '../../sys/errors.js';
+import { applyScript, nftPath } from '../backend/nft.js';
+import { NFT_TABLE } from '../nft/compile.js';
+import { learnedScript, parseLearnedJson } from '../nft/learned.js';
+import { bindingSchema, expire, type Binding } from './bindings.js';
+
+export const learnedPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.json');
+const lockPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.lock');
+
+const fileSchema = z.strictObject({ version: z.literal(1), bindings: z.array(z.unknown()) });
+
+/** The recorded bindings; a record that does not parse is left out (and said). */
+export function readBindings(env: NodeJS.ProcessEnv, log?: Logger): Binding[] {
+  let raw: unknown;
+  try {
+    raw = readJson(learnedPath(env));
+  } catch (e) {
+    log?.warning(`learned bindings: ${reasonOf(e)}; starting with none`);
+    return [];
+  }
+  if (raw === undefined) return [];
+  const file = fileSchema.safeParse(raw);
+  if (!file.success) {
+    log?.warning(`learned bindings: ${learnedPath(env)} is not a bindings file; starting with none`);
+    return [];
+  }
+  const out: Binding[] = [];
+  for (const b of file.data.bindings) {
+    const p = bindingSchema.safeParse(b);
+    if (p.success && validAddress(p.data.family, p.data.address)) out.push(p.data);
+    else log?.warning(`learned bindings: a record that is not a binding is left out (${JSON.stringify(b).slice(0, 120)})`);
+  }
+  return out;
+}
+
+const validAddress = (family: 'ipv4' | 'ipv6', a: string): boolean => (family === 'ipv4' ? /^(\d{1,3}\.){3}\d{1,3}$/.test(a) && a.split('.').every((x) => Number(x) <= 255) : /^[0-9a-f:]+$/.test(a) && a.includes(':'));
+
+/**
+ * Changes the bindings under the lock: `fn` gets the recorded ones and returns what to write and
+ * remove in the kernel and the new record. The kernel is written first: a crash in between leaves
+ * the record behind, which the next start puts back (never the reverse).
+ */
+export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (bindings: Binding[]) => { bindings: Binding[]; write: Binding[]; remove: Binding[] }): Promise<Binding[]> {
+  const held = await acquireLock(lockPath(env), 10_000);
+  try {
+    const change = fn(readBindings(env, log));
+    const script = learnedScript(change.write, change.remove, Date.now());
+    if (script !== '') await applyScript(script);
+    writeJsonAtomic(learnedPath(env), { version: 1, bindings: change.bindings });
+    return change.bindings;
+  } finally {
+    held.release();
+  }
+}
+
+/** The learned elements in the kernel: (vif, address, ms left or null) of both families. */
+export async function listKernelBindings(): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
+  const nft = nftPath();
+  if (!nft) return [];
+  const out: { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] = [];
+  for (const [set, family] of [['learned_ip4', 'ipv4'], ['learned_ip6', 'ipv6']] as const) {
+    const r = await run(nft, ['-j', 'list', 'set', 'bridge', NFT_TABLE, set]);
+    if (r.code !== 0) continue; // no table, or an older xennet's without the set: nothing learned
+    for (const e of parseLearnedJson(r.stdout, set)) out.push({ ...e, family });
+  }
+  return out;
+}
+
+/**
+ * Ends every binding of `vif` (offline): the record's and whatever the kernel holds for it (a
+ * crash may have left an element the record lacks).
+ */
+export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string): Promise<void> {
+  const kernel = (await listKernelBindings()).filter((k) => k.vif === vif);
+  await updateBindings(env, log, (bindings) => {
+    const mine = bindings.filter((b) => b.vif === vif);
+    const extra = kernel.filter((k) => !mine.some((b) => b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null }));
+    if (mine.length > 0) log.info(`${vif}: ${mine.length} learned binding${mine.length === 1 ? '' : 's'} ended with the vif`);
+    return { bindings: bindings.filter((b) => b.vif !== vif), write: [], remove: [...mine, ...extra] };
+  });
+}
+
+/**
+ * Puts the recorded bindings that have not ended back in the kernel (daemon start; a hook
+ * without the daemon for its own vif), and drops the ended ones from the record.
+ */
+export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, only?: string): Promise<Binding[]> {
+  return updateBindings(env, log, (bindings) => {
+    const { live, ended } = expire(bindings, Date.now());
+    const write = only === undefined ? live : live.filter((b) => b.vif === only);
+    return { bindings: live, write, remove: ended };
+  });
+}

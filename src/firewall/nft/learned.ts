@@ -1,0 +1,81 @@
+/**
+ * Learned addresses in `bridge xennet` (pure): three sets of (address, port) pairs whose elements
+ * carry the binding's lifetime as their timeout, so a lease that ends stops passing traffic in
+ * the kernel itself, with or without the daemon. The firewall's rules read them; the daemon
+ * writes them (they are state, not policy: plan and status never diff their elements).
+ *
+ *   learned_ip4  ipv4_addr . ifname    source address, ARP sender
+ *   learned_ip6  ipv6_addr . ifname    source address
+ *   learned_na   @th,64,128 . iifname  target of a neighbour advertisement (raw, as the guard's)
+ *
+ * The packets learning reads go to the daemon by `log group LEARN_GROUP` (nfnetlink_log).
+ */
+import { keyDigits } from '../claims.js';
+import type { Binding } from '../learning/bindings.js';
+import { NFT_TABLE } from './compile.js';
+
+/** The nfnetlink_log group of learning's packets ("xn"). */
+export const LEARN_GROUP = 0x786e;
+/** What `log` rules of learning carry as their prefix. */
+export const LEARN_PREFIX = 'XN learn';
+export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
+
+export const LEARNED_SETS = [
+  { name: 'learned_ip4', type: 'type ipv4_addr . ifname; flags timeout;' },
+  { name: 'learned_ip6', type: 'type ipv6_addr . ifname; flags timeout;' },
+  { name: 'learned_na', type: 'typeof @th,64,128 . iifname; flags timeout;' },
+] as const;
+
+const raw128 = (address: string): string => `0x${keyDigits('ipv6', address).replace(/^0+(?=.)/, '')}`;
+
+/** The elements (set, key) of one binding. */
+export function bindingElements(b: Binding): { set: string; key: string }[] {
+  const port = `"${b.vif}"`;
+  if (b.family === 'ipv4') return [{ set: 'learned_ip4', key: `${b.address} . ${port}` }];
+  return [
+    { set: 'learned_ip6', key: `${b.address} . ${port}` },
+    { set: 'learned_na', key: `${raw128(b.address)} . ${port}` },
+  ];
+}
+
+/**
+ * One nft script that writes bindings (with the time each has left at `now`) and removes others.
+ * nft 1.0.6 neither updates an element's timeout in place nor deletes what is absent without
+ * failing the whole script: each element is first added (a no-op when present), then deleted.
+ */
+export function learnedScript(write: readonly Binding[], remove: readonly Binding[], now: number): string {
+  const lines: string[] = [];
+  const el = (verb: 'add' | 'delete', set: string, body: string): string => `${verb} element bridge ${NFT_TABLE} ${set} { ${body} }`;
+  for (const b of remove) for (const e of bindingElements(b)) lines.push(el('add', e.set, e.key), el('delete', e.set, e.key));
+  for (const b of write) {
+    const left = b.expires === null ? undefined : Math.ceil((b.expires - now) / 1000);
+    if (left !== undefined && left <= 0) continue;
+    for (const e of bindingElements(b)) lines.push(el('add', e.set, e.key), el('delete', e.set, e.key), el('add', e.set, left === undefined ? e.key : `${e.key} timeout ${left}s`));
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** The learned elements as `nft -j list set` shows them: port -> { family, address, expires in ms }. */
+export function parseLearnedJson(text: string, set: 'learned_ip4' | 'learned_ip6'): { vif: string; address: string; expiresMs: number | null }[] {
+  const out: { vif: string; address: string; expiresMs: number | null }[] = [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return out;
+  }
+  const items = (parsed as { nftables?: unknown[] }).nftables ?? [];
+  for (const item of items) {
+    const s = (item as { set?: { name?: unknown; elem?: unknown[] } }).set;
+    if (!s || s.name !== set || !Array.isArray(s.elem)) continue;
+    for (const e of s.elem) {
+      const wrapped = (e as { elem?: { val?: unknown; expires?: unknown } }).elem;
+      const val = wrapped ? wrapped.val : e;
+      const concat = (val as { concat?: unknown[] }).concat;
+      if (!Array.isArray(concat) || concat.length !== 2 || typeof concat[0] !== 'string' || typeof concat[1] !== 'string') continue;
+      const expires = wrapped && typeof wrapped.expires === 'number' ? wrapped.expires * 1000 : null;
+      out.push({ address: concat[0], vif: concat[1], expiresMs: expires });
+    }
+  }
+  return out;
+}

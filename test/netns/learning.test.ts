@@ -1,0 +1,222 @@
+/**
+ * Address learning (netns, nftables backend, the daemon running): a guest with no declared
+ * address and `learn_addresses: true` may send from an address only once it is bound to its port:
+ * from a trusted server's DHCPACK (dnsmasq on the LAN, dhclient in the guest), or first come first
+ * served from its own duplicate address detection. Bindings live in the kernel with their lease
+ * (they end without the daemon), survive a daemon restart and end with the vif. Each check has
+ * its positive control.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
+import { start } from '../../src/sys/exec.js';
+import { framesPy } from './lib/frames.js';
+import { sweepLeftovers } from './lib/netns.js';
+
+const macOf = (d: number): string => `00:16:3e:00:05:${d.toString(16).padStart(2, '0')}`;
+const spec = (d: number, name: string): GuestSpec => ({ domid: d, name, mac: macOf(d), addresses: [] });
+
+interface VifJson {
+  name: string;
+  addressSource: string;
+  learned: { address: string; how: string; expiresInSeconds: number | null }[];
+}
+interface StatusJson {
+  ok: boolean;
+  problems: string[];
+  notes: string[];
+  vifs: VifJson[];
+}
+
+describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-come bindings, in the kernel with their lease', function () {
+  this.timeout(300_000);
+  let host: SimHost;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  const rulesFile = (): string => join(dir, 'xennet.yaml');
+  const writeRules = (guests = '  dyn1:\n    learn_addresses: true\n  dyn2:\n    learn_addresses: true\n'): void => writeFileSync(rulesFile(), `version: 1\nbackend: nftables\nguests:\n${guests}`);
+  const xennet = (args: string[]) => host.xennet(args, env);
+  const online = async (g: SimGuest): Promise<void> => {
+    const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+    assert.equal(r.code, 0, `online ${g.vif}: ${r.stderr}`);
+  };
+  const status = async (): Promise<StatusJson> => JSON.parse((await xennet(['status', '--json'])).stdout) as StatusJson;
+  /** Its bindings but the link-local ones (its kernel's own DAD binds those too). */
+  const learned = async (g: SimGuest): Promise<string[]> => ((await status()).vifs.find((v) => v.name === g.vif)?.learned ?? []).filter((b) => !b.address.startsWith('fe80:')).map((b) => `${b.address} ${b.how}`).sort();
+  const until = async (what: string, ok: () => Promise<boolean>, ms = 8000): Promise<void> => {
+    const t0 = performance.now();
+    while (!(await ok())) {
+      if (performance.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  /** Whether the guest reaches the gateway from this source address. */
+  const reaches = async (g: SimGuest, source: string): Promise<boolean> => g.ns.ping(source.includes(':') ? '2001:db8::1' : '192.168.0.1', { source, waitSeconds: 1 });
+  const addAddress = async (g: SimGuest, cidr: string, dad = false): Promise<void> => {
+    await g.ns.ip('addr', 'add', cidr, 'dev', 'eth0', ...(cidr.includes(':') && !dad ? ['nodad'] : []));
+  };
+  const ack = async (from: 'lan' | SimGuest, to: SimGuest, address: string, seconds: number): Promise<void> => {
+    const ns = from === 'lan' ? host.lan : from.ns;
+    const iface = from === 'lan' ? 'lan0' : 'eth0';
+    const srcMac = from === 'lan' ? (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address : from.mac;
+    const r = await ns.exec('python3', [framesPy, 'send', iface, 'dhcpack', srcMac, to.mac, from === 'lan' ? '192.168.0.1' : '192.168.0.250', address, String(seconds)]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+
+  before(async () => {
+    await sweepLeftovers();
+    dir = mkdtempSync(join(tmpdir(), 'xnt-learning-'));
+    env = { XENNET_RULES: rulesFile() };
+  });
+
+  beforeEach(async () => {
+    writeRules();
+    host = await SimHost.create();
+    await host.takeover();
+    await host.startDaemon(env);
+  });
+
+  afterEach(async () => {
+    await host?.destroy();
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('before a lease only DHCP passes; the leased address then passes and no other; DHCPRELEASE ends the binding (dnsmasq on the LAN, dhclient in the guest)', async function () {
+    if (!existsSync('/usr/sbin/dnsmasq') || !existsSync('/usr/sbin/dhclient')) this.skip();
+    const g = await host.addGuest(spec(30, 'dyn1'));
+    const open = await host.addGuest(spec(31, 'plain'));
+    await online(g);
+    await online(open);
+    const plan = await xennet(['plan']);
+    assert.equal(plan.code, 0, `the learning guest's rules are what its policy compiles to:\n${plan.stdout}${plan.stderr}`);
+    // The control: a guest without learning and without addresses sends from anything.
+    await addAddress(open, '192.168.0.99/24');
+    assert.ok(await reaches(open, '192.168.0.99'), 'control: an unprotected guest sends from a made-up address');
+    let s = await status();
+    assert.ok(s.notes.some((n) => n.includes(`${open.vif} (plain) has no address anti-spoofing`)), JSON.stringify(s, null, 1));
+    assert.equal(s.vifs.find((v) => v.name === open.vif)?.addressSource, 'none');
+    assert.ok(s.notes.some((n) => n.includes(`${g.vif} (dyn1) learns its addresses and has none yet (link-local aside)`)), s.notes.join('\n'));
+    // Before its lease the learning guest reaches nothing from that address.
+    await addAddress(g, '192.168.0.151/24');
+    assert.equal(await reaches(g, '192.168.0.151'), false, 'no binding: its traffic is dropped');
+    await g.ns.ip('addr', 'flush', 'dev', 'eth0', 'scope', 'global');
+    const leases = mkdtempSync(join(tmpdir(), 'xnt-dhcp-'));
+    const dnsmasq = start('ip', ['netns', 'exec', host.lan.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=lan0', '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, '--dhcp-range=192.168.0.151,192.168.0.151,1h', '--dhcp-range=2001:db8::151,2001:db8::151,64,1h']);
+    const dhclient = (args: string[]) => g.ns.exec('dhclient', [...args, '-v', '-sf', '/bin/true', '-cf', join(leases, 'dhclient.conf'), '-lf', join(leases, `${args[0]}.leases`), '-pf', join(leases, `${args[0]}.pid`), 'eth0'], { timeoutMs: 30_000 });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      writeFileSync(join(leases, 'dhclient.conf'), 'timeout 15;\nretry 1;\n');
+      const v4 = await dhclient(['-4', '-1']);
+      assert.equal(v4.code, 0, v4.stderr);
+      assert.match(readFileSync(join(leases, '-4.leases'), 'utf8'), /fixed-address 192\.168\.0\.151;/);
+      await until('the DHCPACK\'s binding', async () => (await learned(g)).includes('192.168.0.151 dhcp'));
+      await addAddress(g, '192.168.0.151/24');
+      assert.ok(await reaches(g, '192.168.0.151'), 'the leased address passes');
+      await addAddress(g, '192.168.0.98/24');
+      assert.equal(await reaches(g, '192.168.0.98'), false, 'any other address is dropped');
+      s = await status();
+      const v = s.vifs.find((x) => x.name === g.vif)!;
+      assert.equal(v.addressSource, 'learned');
+      const b = v.learned.find((x) => x.address === '192.168.0.151')!;
+      assert.ok(b.expiresInSeconds !== null && b.expiresInSeconds > 3000 && b.expiresInSeconds <= 3600, JSON.stringify(b));
+      // DHCPv6 likewise.
+      const v6 = await dhclient(['-6', '-1']);
+      assert.equal(v6.code, 0, v6.stderr);
+      await until('the DHCPv6 Reply\'s binding', async () => (await learned(g)).includes('2001:db8::151 dhcpv6'));
+      await addAddress(g, '2001:db8::151/64');
+      assert.ok(await reaches(g, '2001:db8::151'), 'the DHCPv6 address passes');
+      await addAddress(g, '2001:db8::98/64');
+      assert.equal(await reaches(g, '2001:db8::98'), false, 'any other IPv6 address is dropped');
+      // The guest gives its IPv4 lease back: the binding ends at once.
+      const rel = await dhclient(['-4', '-r']);
+      assert.equal(rel.code, 0, rel.stderr);
+      await until('the release to end the binding', async () => !(await learned(g)).includes('192.168.0.151 dhcp'));
+      assert.equal(await reaches(g, '192.168.0.151'), false, 'after DHCPRELEASE the address is dropped');
+    } finally {
+      dnsmasq.kill('SIGKILL');
+      for (const f of ['-4.pid', '-6.pid']) {
+        try {
+          process.kill(Number(readFileSync(join(leases, f), 'utf8').trim()), 'SIGKILL');
+        } catch {
+          /* not running */
+        }
+      }
+      rmSync(leases, { recursive: true, force: true });
+    }
+  });
+
+  it('a lease ends in the kernel without the daemon; a restart keeps the bindings; a rogue server on another guest binds nothing; offline ends them', async () => {
+    const g = await host.addGuest(spec(32, 'dyn1'));
+    const rogue = await host.addGuest(spec(33, 'dyn2'));
+    await online(g);
+    await online(rogue);
+    await addAddress(g, '192.168.0.160/24');
+    await addAddress(g, '192.168.0.161/24');
+    // A rogue server on another guest: its DHCPACK is dropped at its port and binds nothing.
+    await ack(rogue, g, '192.168.0.160', 3600);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await learned(g), []);
+    assert.equal(await reaches(g, '192.168.0.160'), false, 'a rogue server\'s lease gives nothing');
+    // The control: the same ACK from the LAN binds.
+    await ack('lan', g, '192.168.0.160', 3600);
+    await until('the LAN server\'s binding', async () => (await learned(g)).includes('192.168.0.160 dhcp'));
+    assert.ok(await reaches(g, '192.168.0.160'));
+    // A short lease ends in the kernel, with no daemon to end it.
+    await ack('lan', g, '192.168.0.161', 4);
+    await until('the short lease\'s binding', async () => (await learned(g)).includes('192.168.0.161 dhcp'));
+    await host.stopDaemon();
+    const t0 = performance.now();
+    await until('the short lease to end in the kernel', async () => !(await reaches(g, '192.168.0.161')), 10_000);
+    assert.ok(performance.now() - t0 < 10_000);
+    assert.ok(await reaches(g, '192.168.0.160'), 'the long lease still passes without the daemon');
+    // Without the daemon, status says nothing new is learned.
+    const s = await status();
+    assert.equal(s.ok, false);
+    assert.ok(s.problems.some((p) => p.includes(`${g.vif}, ${rogue.vif} learn their addresses, but no daemon runs`)), s.problems.join('\n'));
+    // A restarted daemon keeps the record: the long lease still passes, the ended one is gone.
+    await host.startDaemon(env);
+    assert.deepEqual(await learned(g), ['192.168.0.160 dhcp']);
+    assert.ok(await reaches(g, '192.168.0.160'));
+    // Offline ends them.
+    const off = await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env });
+    assert.equal(off.code, 0, off.stderr);
+    await until('offline to end the bindings', async () => {
+      const r = await host.dom0.exec('nft', ['list', 'set', 'bridge', 'xennet', 'learned_ip4']);
+      return !r.stdout.includes(g.vif);
+    });
+  });
+
+  it('DAD binds an address first come first served; another guest can neither take it nor send from it, and the holder keeps working', async () => {
+    const a = await host.addGuest(spec(34, 'dyn1'));
+    const b = await host.addGuest(spec(35, 'dyn2'));
+    await online(a);
+    await online(b);
+    await addAddress(a, '2001:db8::77/64', true);
+    await until('a\'s DAD binding', async () => (await learned(a)).includes('2001:db8::77 dad'));
+    await until('a\'s address to pass', () => reaches(a, '2001:db8::77'));
+    // b tries the same address: its DAD is seen but refused, and it cannot send from it.
+    await addAddress(b, '2001:db8::77/64', true);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.deepEqual(await learned(b), []);
+    await b.ns.ip('addr', 'del', '2001:db8::77/64', 'dev', 'eth0');
+    await addAddress(b, '2001:db8::77/64');
+    assert.equal(await reaches(b, '2001:db8::77'), false, 'b cannot send from a\'s address');
+    assert.ok(await reaches(a, '2001:db8::77'), 'the holder keeps working');
+    // The control: a free address binds for b as well.
+    await addAddress(b, '2001:db8::78/64', true);
+    await until('b\'s own DAD binding', async () => (await learned(b)).includes('2001:db8::78 dad'));
+    await until('b\'s own address to pass', () => reaches(b, '2001:db8::78'));
+  });
+
+  it('learn_addresses on the xtables backend is refused before anything changes', async () => {
+    writeFileSync(rulesFile(), 'version: 1\nguests:\n  dyn1:\n    learn_addresses: true\n');
+    const r = await xennet(['check', rulesFile()]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr + r.stdout, /learn_addresses needs backend: nftables/);
+  });
+});

@@ -1,0 +1,198 @@
+/** Address learning, the pure parts: what a logged packet says, and the bindings it makes. */
+import assert from 'node:assert/strict';
+import { decide, expire, MAX_PER_PORT, type Binding } from '../../src/firewall/learning/bindings.js';
+import { readLearnPacket } from '../../src/firewall/learning/packets.js';
+import { learnedScript, parseLearnedJson } from '../../src/firewall/nft/learned.js';
+import { parseLoggedPacket } from '../../src/bridge/nl/nflog.js';
+import { parsePolicy } from '../../src/config/load.js';
+
+const ip4 = (a: string): number[] => a.split('.').map(Number);
+function ipv4Udp(src: string, dst: string, sport: number, dport: number, data: Buffer): Buffer {
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(sport, 0);
+  udp.writeUInt16BE(dport, 2);
+  udp.writeUInt16BE(8 + data.length, 4);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + 8 + data.length, 2);
+  ip[8] = 64;
+  ip[9] = 17;
+  Buffer.from(ip4(src)).copy(ip, 12);
+  Buffer.from(ip4(dst)).copy(ip, 16);
+  return Buffer.concat([ip, udp, data]);
+}
+function bootp(op: number, ciaddr: string, yiaddr: string, options: number[]): Buffer {
+  const b = Buffer.alloc(240);
+  b[0] = op;
+  b[1] = 1;
+  b[2] = 6;
+  Buffer.from(ip4(ciaddr)).copy(b, 12);
+  Buffer.from(ip4(yiaddr)).copy(b, 16);
+  b.writeUInt32BE(0x63825363, 236);
+  return Buffer.concat([b, Buffer.from([...options, 255])]);
+}
+const ack = (yiaddr: string, lease: number): Buffer => ipv4Udp('192.168.0.1', '255.255.255.255', 67, 68, bootp(2, '0.0.0.0', yiaddr, [53, 1, 5, 51, 4, (lease >>> 24) & 255, (lease >>> 16) & 255, (lease >>> 8) & 255, lease & 255]));
+const v6 = (a: string): Buffer => {
+  const parts = a.split('::');
+  const head = parts[0] ? parts[0].split(':') : [];
+  const tail = parts[1] ? parts[1].split(':') : [];
+  const words = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+  const b = Buffer.alloc(16);
+  words.forEach((w, i) => b.writeUInt16BE(parseInt(w, 16), i * 2));
+  return b;
+};
+function ipv6(src: string, nh: number, payload: Buffer, hop = 64): Buffer {
+  const h = Buffer.alloc(40);
+  h[0] = 0x60;
+  h.writeUInt16BE(payload.length, 4);
+  h[6] = nh;
+  h[7] = hop;
+  v6(src).copy(h, 8);
+  v6('ff02::1:2').copy(h, 24);
+  return Buffer.concat([h, payload]);
+}
+function dhcp6Reply(type: number, address: string, valid: number): Buffer {
+  const iaaddr = Buffer.alloc(28);
+  iaaddr.writeUInt16BE(5, 0);
+  iaaddr.writeUInt16BE(24, 2);
+  v6(address).copy(iaaddr, 4);
+  iaaddr.writeUInt32BE(valid, 24);
+  const iana = Buffer.concat([Buffer.from([0, 3, 0, 12 + 28]), Buffer.alloc(12), iaaddr]);
+  const msg = Buffer.concat([Buffer.from([type, 1, 2, 3]), iana]);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(type === 7 ? 547 : 546, 0);
+  udp.writeUInt16BE(type === 7 ? 546 : 547, 2);
+  udp.writeUInt16BE(8 + msg.length, 4);
+  return ipv6('fe80::1', 17, Buffer.concat([udp, msg]));
+}
+
+describe('address learning: packets', () => {
+  it('reads a DHCPACK\'s address and lease on its way to the guest, and nothing from a guest\'s own ACK', () => {
+    assert.deepEqual(readLearnPacket(0x0800, ack('192.168.0.50', 3600), true), { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 3600 });
+    assert.deepEqual(readLearnPacket(0x0800, ack('192.168.0.50', 0xffffffff), true), { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: null });
+    assert.equal(readLearnPacket(0x0800, ack('192.168.0.50', 3600), false), undefined, 'from the guest: not a reply');
+  });
+
+  it('refuses what does not parse whole: truncated, options past the end, no lease, unusable addresses, fragments', () => {
+    const good = ack('192.168.0.50', 3600);
+    for (let n = 0; n < good.length; n += 7) assert.equal(readLearnPacket(0x0800, good.subarray(0, n), true), undefined, `truncated at ${n}`);
+    const noLease = ipv4Udp('192.168.0.1', '255.255.255.255', 67, 68, bootp(2, '0.0.0.0', '192.168.0.50', [53, 1, 5]));
+    assert.equal(readLearnPacket(0x0800, noLease, true), undefined);
+    const overrun = ipv4Udp('192.168.0.1', '255.255.255.255', 67, 68, bootp(2, '0.0.0.0', '192.168.0.50', [53, 1, 5, 51, 200, 0]));
+    assert.equal(readLearnPacket(0x0800, overrun, true), undefined);
+    for (const bad of ['0.0.0.0', '255.255.255.255', '127.0.0.1', '224.0.0.1']) assert.equal(readLearnPacket(0x0800, ack(bad, 60), true), undefined, bad);
+    const frag = Buffer.from(good);
+    frag.writeUInt16BE(0x2000, 6);
+    assert.equal(readLearnPacket(0x0800, frag, true), undefined, 'a fragment');
+    const offer = ipv4Udp('192.168.0.1', '255.255.255.255', 67, 68, bootp(2, '0.0.0.0', '192.168.0.50', [53, 1, 2, 51, 4, 0, 0, 1, 0]));
+    assert.equal(readLearnPacket(0x0800, offer, true), undefined, 'an OFFER binds nothing');
+  });
+
+  it('reads the guest\'s DHCPRELEASE (ciaddr) and DHCPDECLINE (option 50)', () => {
+    const release = ipv4Udp('192.168.0.50', '192.168.0.1', 68, 67, bootp(1, '192.168.0.50', '0.0.0.0', [53, 1, 7]));
+    assert.deepEqual(readLearnPacket(0x0800, release, false), { kind: 'dhcp-release', address: '192.168.0.50' });
+    const decline = ipv4Udp('0.0.0.0', '255.255.255.255', 68, 67, bootp(1, '0.0.0.0', '0.0.0.0', [53, 1, 4, 50, 4, 192, 168, 0, 51]));
+    assert.deepEqual(readLearnPacket(0x0800, decline, false), { kind: 'dhcp-release', address: '192.168.0.51' });
+  });
+
+  it('reads a DHCPv6 Reply\'s IA_NA addresses and valid lifetimes, and the guest\'s Release', () => {
+    assert.deepEqual(readLearnPacket(0x86dd, dhcp6Reply(7, '2001:db8::151', 3600), true), { kind: 'dhcpv6-reply', addresses: [{ address: '2001:db8::151', validSeconds: 3600 }] });
+    assert.deepEqual(readLearnPacket(0x86dd, dhcp6Reply(8, '2001:db8::151', 0), false), { kind: 'dhcpv6-release', addresses: ['2001:db8::151'] });
+    assert.equal(readLearnPacket(0x86dd, dhcp6Reply(2, '2001:db8::151', 3600), true), undefined, 'an Advertise binds nothing');
+  });
+
+  it('reads DAD (NS from ::, hop limit 255) and ARP probes (sender 0.0.0.0)', () => {
+    const ns = Buffer.concat([Buffer.from([135, 0, 0, 0, 0, 0, 0, 0]), v6('2001:db8::77')]);
+    assert.deepEqual(readLearnPacket(0x86dd, ipv6('::', 58, ns, 255), false), { kind: 'dad', address: '2001:db8::77' });
+    assert.equal(readLearnPacket(0x86dd, ipv6('::', 58, ns, 64), false), undefined, 'hop limit below 255');
+    assert.equal(readLearnPacket(0x86dd, ipv6('fe80::1', 58, ns, 255), false), undefined, 'not from ::');
+    const arp = Buffer.alloc(28);
+    arp.writeUInt16BE(1, 0);
+    arp.writeUInt16BE(0x0800, 2);
+    arp[4] = 6;
+    arp[5] = 4;
+    arp.writeUInt16BE(1, 6);
+    Buffer.from(ip4('192.168.0.60')).copy(arp, 24);
+    assert.deepEqual(readLearnPacket(0x0806, arp, false), { kind: 'arp-probe', address: '192.168.0.60' });
+    Buffer.from(ip4('192.168.0.61')).copy(arp, 14);
+    assert.equal(readLearnPacket(0x0806, arp, false), undefined, 'a sender address: not a probe');
+  });
+
+  it('an nflog message without payload or header says nothing; ports come from the physical devices', () => {
+    assert.equal(parseLoggedPacket(Buffer.alloc(4)), undefined);
+    const attr = (type: number, v: Buffer): Buffer => {
+      const b = Buffer.alloc((4 + v.length + 3) & ~3);
+      b.writeUInt16LE(4 + v.length, 0);
+      b.writeUInt16LE(type, 2);
+      v.copy(b, 4);
+      return b;
+    };
+    const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    const msg = Buffer.concat([Buffer.alloc(4), attr(1, Buffer.from([0x08, 0x00, 0, 0])), attr(4, u32(2)), attr(6, u32(7)), attr(10, Buffer.from('XN learn\0')), attr(9, Buffer.from([1, 2, 3]))]);
+    assert.deepEqual(parseLoggedPacket(msg), { prefix: 'XN learn', inPort: 7, ethertype: 0x0800, payload: Buffer.from([1, 2, 3]) });
+    const lying = Buffer.from(msg);
+    lying.writeUInt16LE(200, 4); // an attribute longer than the message
+    assert.equal(parseLoggedPacket(lying), undefined);
+  });
+});
+
+describe('address learning: bindings', () => {
+  const now = 1_000_000;
+  it('a lease binds for its time and renews; a release ends it', () => {
+    let d = decide([], 'vif1.0', { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 60 }, now);
+    assert.deepEqual(d.bindings, [{ vif: 'vif1.0', family: 'ipv4', address: '192.168.0.50', how: 'dhcp', since: now, expires: now + 60_000 }]);
+    assert.equal(d.write.length, 1);
+    d = decide(d.bindings, 'vif1.0', { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 120 }, now + 30_000);
+    assert.equal(d.bindings[0]!.expires, now + 150_000, 'renewed');
+    d = decide(d.bindings, 'vif1.0', { kind: 'dhcp-release', address: '192.168.0.50' }, now + 40_000);
+    assert.deepEqual(d.bindings, []);
+    assert.equal(d.remove.length, 1);
+    assert.deepEqual(decide([], 'vif1.0', { kind: 'dhcp-release', address: '192.168.0.50' }, now).remove, [], 'releasing what is not bound changes nothing');
+  });
+
+  it('first come first served: an address another port holds (learned or declared) is refused', () => {
+    const held = decide([], 'vif1.0', { kind: 'dad', address: '2001:db8::77' }, now).bindings;
+    const d = decide(held, 'vif2.0', { kind: 'dad', address: '2001:db8::77' }, now);
+    assert.deepEqual(d.bindings, held);
+    assert.match(d.message ?? '', /refused: vif1\.0 holds it/);
+    const declared = decide([], 'vif2.0', { kind: 'dhcp-ack', address: '192.168.0.9', leaseSeconds: 60 }, now, (f, a) => (f === 'ipv4' && a === '192.168.0.9' ? 'vif3.0' : undefined));
+    assert.deepEqual(declared.bindings, []);
+    assert.match(declared.message ?? '', /vif3\.0 holds it/);
+  });
+
+  it('a first-come binding never shortens a lease; a port holds at most MAX_PER_PORT, oldest first-come first out', () => {
+    const lease = decide([], 'vif1.0', { kind: 'dhcpv6-reply', addresses: [{ address: '2001:db8::5', validSeconds: 60 }] }, now).bindings;
+    const after = decide(lease, 'vif1.0', { kind: 'dad', address: '2001:db8::5' }, now + 1000);
+    assert.deepEqual(after.bindings, lease);
+    let bs: Binding[] = [];
+    for (let i = 0; i < MAX_PER_PORT.ipv6 + 3; i++) bs = decide(bs, 'vif1.0', { kind: 'dad', address: `2001:db8::${(i + 16).toString(16)}` }, now + i).bindings;
+    assert.equal(bs.length, MAX_PER_PORT.ipv6);
+    assert.ok(!bs.some((b) => b.address === '2001:db8::10'), 'the oldest went');
+  });
+
+  it('a DHCPv6 Reply with valid lifetime 0 ends the binding; expire() splits ended ones', () => {
+    const b = decide([], 'vif1.0', { kind: 'dhcpv6-reply', addresses: [{ address: '2001:db8::5', validSeconds: 60 }] }, now).bindings;
+    assert.deepEqual(decide(b, 'vif1.0', { kind: 'dhcpv6-reply', addresses: [{ address: '2001:db8::5', validSeconds: 0 }] }, now).bindings, []);
+    const { live, ended } = expire(b, now + 60_000);
+    assert.deepEqual([live.length, ended.length], [0, 1]);
+  });
+
+  it('the kernel script adds, re-times and removes elements; the listing is read back', () => {
+    const b: Binding = { vif: 'vif1.0', family: 'ipv6', address: '2001:db8::5', how: 'dad', since: now, expires: now + 10_500 };
+    const script = learnedScript([b], [], now);
+    assert.match(script, /add element bridge xennet learned_ip6 \{ 2001:db8::5 \. "vif1\.0" timeout 11s \}/);
+    assert.match(script, /learned_na \{ 0x20010db8000000000000000000000005 \. "vif1\.0" timeout 11s \}/);
+    assert.equal(learnedScript([{ ...b, expires: now - 1 }], [], now), '', 'an ended binding is not written');
+    const json = JSON.stringify({ nftables: [{ set: { name: 'learned_ip4', elem: [{ elem: { val: { concat: ['192.168.0.5', 'vif1.0'] }, timeout: 60, expires: 42 } }, { concat: ['192.168.0.6', 'vif2.0'] }] } }] });
+    assert.deepEqual(parseLearnedJson(json, 'learned_ip4'), [
+      { address: '192.168.0.5', vif: 'vif1.0', expiresMs: 42_000 },
+      { address: '192.168.0.6', vif: 'vif2.0', expiresMs: null },
+    ]);
+    assert.deepEqual(parseLearnedJson('not json', 'learned_ip4'), []);
+  });
+
+  it('learn_addresses is refused on the xtables backend, with where it was asked', () => {
+    assert.throws(() => parsePolicy('version: 1\ndefaults:\n  learn_addresses: true\n', 'x.yaml'), /learn_addresses needs backend: nftables/);
+    assert.doesNotThrow(() => parsePolicy('version: 1\nbackend: nftables\ndefaults:\n  learn_addresses: true\n', 'x.yaml'));
+  });
+});
