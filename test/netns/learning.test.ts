@@ -124,6 +124,12 @@ describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-com
       assert.equal(v.addressSource, 'learned');
       const b = v.learned.find((x) => x.address === '192.168.0.151')!;
       assert.ok(b.expiresInSeconds !== null && b.expiresInSeconds > 3000 && b.expiresInSeconds <= 3600, JSON.stringify(b));
+      // The operator's screen: the address in the vif's line, the binding in the LEARNED table.
+      const text = (await xennet(['status'])).stdout;
+      assert.match(text, new RegExp(`^${g.vif.replace('.', '\\.')} .* learned: 192\\.168\\.0\\.151`, 'm'), text);
+      assert.match(text, /^LEARNED +ADDRESS +HOW +ENDS$/m, text);
+      assert.match(text, new RegExp(`^${g.vif.replace('.', '\\.')} +192\\.168\\.0\\.151 +dhcp +in `, 'm'), text);
+      assert.match(text, new RegExp(`^${open.vif.replace('.', '\\.')} .* - \\(any\\)`, 'm'), text);
       // DHCPv6 likewise.
       const v6 = await dhclient(['-6', '-1']);
       assert.equal(v6.code, 0, v6.stderr);
