@@ -14,9 +14,16 @@ import { decide, type Binding, type LearnedFamily } from '../firewall/learning/b
 import { readLearnPacket } from '../firewall/learning/packets.js';
 import { restoreBindings, updateBindings } from '../firewall/learning/state.js';
 import { LEARN_GROUP, LEARN_PREFIX } from '../firewall/nft/learned.js';
-import { loadIndex } from '../firewall/store.js';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { dirOf, loadIndex, type IndexEntry } from '../firewall/store.js';
 import { reasonOf } from '../sys/errors.js';
 import { silentLogger, type Logger } from '../sys/log.js';
+
+const SYNC_MS = 2000;
+
+/** Whether a guest's identity guard is on: it has claims (none while a migration is in flight, or with identity_guard: false). */
+const guardOn = (e: IndexEntry): boolean => e.claims !== undefined && e.claims.mac.length + e.claims.ipv4.length + e.claims.ipv6.length > 0;
 
 export interface LearningContext {
   env: NodeJS.ProcessEnv;
@@ -43,6 +50,8 @@ export class AddressLearning {
   private lost = 0;
   private last: string | null = null;
   private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stamp = '';
 
   constructor(private readonly ctx: LearningContext) {}
 
@@ -61,6 +70,58 @@ export class AddressLearning {
     } catch (e) {
       this.ctx.log.err(`address learning is off: ${reasonOf(e)}`);
     }
+    this.timer = setInterval(() => this.reconcileSoon(), SYNC_MS);
+    this.timer.unref();
+  }
+
+  /**
+   * Follows the firewall index (checked every 2 s when it changed): a binding whose vif is no
+   * longer a learning guest's ends (its rules went another way than offline: `apply`, a policy
+   * change); a binding's guard follows its guest's (off while a migration is in flight, so that
+   * the copy on the other host is not cut off from this one's LAN before the offline).
+   */
+  private reconcileSoon(): void {
+    let stamp: string;
+    try {
+      const st = statSync(join(dirOf(this.ctx.env), 'index.json'));
+      stamp = `${st.mtimeMs}:${st.size}`;
+    } catch {
+      stamp = 'none';
+    }
+    if (stamp === this.stamp || this.stopped) return;
+    this.stamp = stamp;
+    this.queue = this.queue.then(() => this.reconcile()).catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
+  }
+
+  private async reconcile(): Promise<void> {
+    // A record that cannot say what is installed says nothing about which guests learn.
+    const { index, recovered } = loadIndex(this.ctx.env, silentLogger);
+    if (recovered) return;
+    const notes: string[] = [];
+    await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
+      const keep: Binding[] = [];
+      const write: Binding[] = [];
+      const remove: Binding[] = [];
+      for (const b of bindings) {
+        const e = index.vifs[b.vif];
+        if (!e?.learning) {
+          remove.push(b);
+          notes.push(`${b.vif}: ${b.address} unbound (no longer a learning guest)`);
+          continue;
+        }
+        const guarded = guardOn(e);
+        if ((b.guarded ?? false) === guarded) {
+          keep.push(b);
+          continue;
+        }
+        const next: Binding = { ...b, guarded };
+        remove.push(b);
+        write.push(next);
+        keep.push(next);
+      }
+      return { bindings: keep, write, remove };
+    });
+    for (const n of notes) this.ctx.log.info(`address learning: ${n}`);
   }
 
   state(): LearningState {
@@ -69,6 +130,7 @@ export class AddressLearning {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
     this.listener?.close();
     this.listener = undefined;
     await this.queue;
@@ -105,7 +167,7 @@ export class AddressLearning {
     let message: string | undefined;
     let made: Binding[] = [];
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
-      const d = decide(bindings, vif, event, Date.now(), heldBy);
+      const d = decide(bindings, vif, event, Date.now(), heldBy, guardOn(entry));
       message = d.message;
       made = d.write;
       return d;

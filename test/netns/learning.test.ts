@@ -219,6 +219,109 @@ describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-com
     await until('b\'s own address to pass', () => reaches(b, '2001:db8::78'));
   });
 
+  it('SLAAC: the kernel\'s own addresses from dnsmasq\'s router advertisements, privacy address included, bind through their DAD; a made-up one stays dropped', async function () {
+    if (!existsSync('/usr/sbin/dnsmasq')) this.skip();
+    const g = await host.addGuest(spec(40, 'dyn1'));
+    await online(g);
+    await g.ns.exec('sysctl', ['-q', '-w', 'net.ipv6.conf.eth0.use_tempaddr=2', 'net.ipv6.conf.eth0.accept_ra=1']);
+    const leases = mkdtempSync(join(tmpdir(), 'xnt-ra-'));
+    const dnsmasq = start('ip', ['netns', 'exec', host.lan.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=lan0', '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, '--enable-ra', '--dhcp-range=2001:db8::,ra-only,64,1h']);
+    try {
+      const globals = async (): Promise<{ local: string; temporary?: boolean; tentative?: boolean }[]> => {
+        const a = await g.ns.ipJson<{ addr_info: { local: string; scope: string; temporary?: boolean; tentative?: boolean; dynamic?: boolean }[] }[]>('addr', 'show', 'dev', 'eth0');
+        return (a[0]?.addr_info ?? []).filter((x) => x.scope === 'global' && x.dynamic === true);
+      };
+      await g.ns.exec('ip', ['link', 'set', 'eth0', 'down']);
+      await g.ns.exec('ip', ['link', 'set', 'eth0', 'up']); // a router solicitation now
+      await until('a SLAAC address and a privacy address', async () => {
+        const a = await globals();
+        return a.some((x) => x.temporary === true && !x.tentative) && a.some((x) => !x.temporary && !x.tentative);
+      }, 30_000);
+      const addrs = (await globals()).map((x) => x.local);
+      await until('both bound through their DAD', async () => {
+        const l = await learned(g);
+        return addrs.every((a) => l.includes(`${a} dad`));
+      }, 10_000);
+      for (const a of addrs) assert.ok(await reaches(g, a), `${a} passes`);
+      await addAddress(g, '2001:db8::dead/64');
+      assert.equal(await reaches(g, '2001:db8::dead'), false, 'a made-up address (no DAD) is dropped');
+    } finally {
+      dnsmasq.kill('SIGKILL');
+      rmSync(leases, { recursive: true, force: true });
+    }
+  });
+
+  it('a guest received by live migration gets its addresses back from its first announcement (gratuitous ARP, unsolicited NA); an unannounced address stays dropped', async () => {
+    const g = await host.addGuest(spec(36, 'dyn1--incoming'));
+    await online(g);
+    // It runs here now: xl renames it; the daemon follows.
+    host.xenstored.write('/local/domain/36/name', 'dyn1');
+    await until('the rename to be followed', async () => (await status()).vifs.find((v) => v.name === g.vif)?.addressSource === 'learned' && !(await xennet(['status', '--json'])).stdout.includes('"policySource": "incoming"'));
+    // Its addresses came with it; its lease was made on the other host.
+    await addAddress(g, '192.168.0.170/24');
+    await addAddress(g, '2001:db8::170/64');
+    await addAddress(g, '192.168.0.171/24');
+    assert.equal(await reaches(g, '192.168.0.170'), false, 'no binding here yet');
+    // Linux announces its addresses when it resumes (netdev_notify_peers): the first of each binds.
+    const send = async (kind: string, args: string[]): Promise<void> => {
+      const r = await g.ns.exec('python3', [framesPy, 'send', 'eth0', kind, ...args]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await send('garp', [g.mac, g.mac, '192.168.0.170']);
+    await send('na', [g.mac, 'fe80::216:3eff:fe00:524', '2001:db8::170']);
+    await until('the announcements\' bindings', async () => (await learned(g)).join() === '192.168.0.170 announce,2001:db8::170 announce');
+    assert.ok(await reaches(g, '192.168.0.170'), 'the announced IPv4 address passes');
+    assert.ok(await reaches(g, '2001:db8::170'), 'the announced IPv6 address passes');
+    // The control: an address it only uses (ARP requests from it, no announcement) binds nothing.
+    assert.equal(await reaches(g, '192.168.0.171'), false);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!(await learned(g)).some((b) => b.startsWith('192.168.0.171')), 'no binding from a plain ARP request');
+  });
+
+  it('a learned address is the guest\'s own on the bridge: a LAN host cannot claim it (arpspoof, fake_advertise6); with identity_guard: false it can (the control)', async () => {
+    await host.stopDaemon();
+    writeRules('  dyn1:\n    learn_addresses: true\n  dyn2:\n    learn_addresses: true\n    identity_guard: false\n  peer: {}\n');
+    await host.startDaemon(env);
+    const victim = await host.addGuest(spec(37, 'dyn1'));
+    const open = await host.addGuest(spec(38, 'dyn2'));
+    const peer = await host.addGuest({ ...spec(39, 'peer'), addresses: ['192.168.0.139/24', '2001:db8::139/64'], xenstoreIp: '192.168.0.139 2001:db8::139' });
+    for (const g of [victim, open, peer]) await online(g);
+    const lan = (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;
+    const neighbour = async (addr: string): Promise<string | undefined> => (await peer.ns.ipJson<{ dst: string; lladdr?: string }[]>('neigh', 'show', addr)).find((n) => n.dst === addr)?.lladdr;
+    const lanTool = async (file: string, args: string[], ms: number): Promise<void> => {
+      const child = start('ip', ['netns', 'exec', host.lan.name, file, ...args]);
+      child.stdout?.resume();
+      child.stderr?.resume();
+      await new Promise((r) => setTimeout(r, ms));
+      child.kill('SIGKILL');
+    };
+    for (const [g, a4, a6] of [[victim, '192.168.0.137', '2001:db8::137'], [open, '192.168.0.138', '2001:db8::138']] as const) {
+      await ack('lan', g, a4, 3600);
+      await addAddress(g, `${a6}/64`, true);
+      await until(`${g.vif}'s bindings`, async () => (await learned(g)).length === 2);
+      await addAddress(g, `${a4}/24`);
+    }
+    for (const [g, a4, a6, guarded] of [[victim, '192.168.0.137', '2001:db8::137', true], [open, '192.168.0.138', '2001:db8::138', false]] as const) {
+      assert.ok(await peer.ns.ping(a4));
+      assert.ok(await peer.ns.ping(a6));
+      assert.equal(await neighbour(a4), g.mac);
+      // Gratuitous ARP from the LAN host for the guest's address (after the neighbour entry's
+      // lock time of 1 s, in which Linux takes no override), then arpspoof's directed replies.
+      await new Promise((r) => setTimeout(r, 1200));
+      for (let i = 0; i < 3; i++) {
+        const r = await host.lan.exec('python3', [framesPy, 'send', 'lan0', 'garp', lan, lan, a4]);
+        assert.equal(r.code, 0, r.stderr);
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      await lanTool('arpspoof', ['-i', 'lan0', '-t', '192.168.0.139', a4], 5000);
+      await lanTool('atk6-fake_advertise6', ['-n', '2', '-w', '1', 'lan0', a6, '2001:db8::139', lan, '2001:db8::1'], 2500);
+      const expected = guarded ? g.mac : lan;
+      const dump = async (): Promise<string> => (await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).stdout;
+      assert.equal(await neighbour(a4), expected, `arpspoof against ${g.vif} (guard ${guarded ? 'on' : 'off'})\n${await dump()}`);
+      assert.equal(await neighbour(a6), expected, `fake_advertise6 against ${g.vif} (guard ${guarded ? 'on' : 'off'})`);
+    }
+  });
+
   it('learn_addresses on the xtables backend is refused before anything changes', async () => {
     writeFileSync(rulesFile(), 'version: 1\nguests:\n  dyn1:\n    learn_addresses: true\n');
     const r = await xennet(['check', rulesFile()]);

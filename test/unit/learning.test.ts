@@ -118,6 +118,32 @@ describe('address learning: packets', () => {
     assert.equal(readLearnPacket(0x0806, arp, false), undefined, 'a sender address: not a probe');
   });
 
+  it('reads announcements: a gratuitous ARP (request or reply) and an unsolicited NA to all nodes; not a plain request or a solicited NA', () => {
+    const arp = (op: number, sender: string, target: string): Buffer => {
+      const b = Buffer.alloc(28);
+      b.writeUInt16BE(1, 0);
+      b.writeUInt16BE(0x0800, 2);
+      b[4] = 6;
+      b[5] = 4;
+      b.writeUInt16BE(op, 6);
+      Buffer.from(ip4(sender)).copy(b, 14);
+      Buffer.from(ip4(target)).copy(b, 24);
+      return b;
+    };
+    assert.deepEqual(readLearnPacket(0x0806, arp(2, '192.168.0.70', '192.168.0.70'), false), { kind: 'announce', family: 'ipv4', address: '192.168.0.70' });
+    assert.deepEqual(readLearnPacket(0x0806, arp(1, '192.168.0.70', '192.168.0.70'), false), { kind: 'announce', family: 'ipv4', address: '192.168.0.70' });
+    assert.equal(readLearnPacket(0x0806, arp(1, '192.168.0.70', '192.168.0.1'), false), undefined, 'an ARP request from an address announces nothing');
+    const na = (flags: number, dst: string): Buffer => {
+      const body = Buffer.concat([Buffer.from([136, 0, 0, 0, flags, 0, 0, 0]), v6('2001:db8::70')]);
+      const p = ipv6('fe80::1', 58, body, 255);
+      v6(dst).copy(p, 24);
+      return p;
+    };
+    assert.deepEqual(readLearnPacket(0x86dd, na(0x20, 'ff02::1'), false), { kind: 'announce', family: 'ipv6', address: '2001:db8::70' });
+    assert.equal(readLearnPacket(0x86dd, na(0x60, 'ff02::1'), false), undefined, 'solicited');
+    assert.equal(readLearnPacket(0x86dd, na(0x20, 'fe80::2'), false), undefined, 'not to all nodes');
+  });
+
   it('an nflog message without payload or header says nothing; ports come from the physical devices', () => {
     assert.equal(parseLoggedPacket(Buffer.alloc(4)), undefined);
     const attr = (type: number, v: Buffer): Buffer => {
@@ -168,6 +194,28 @@ describe('address learning: bindings', () => {
     for (let i = 0; i < MAX_PER_PORT.ipv6 + 3; i++) bs = decide(bs, 'vif1.0', { kind: 'dad', address: `2001:db8::${(i + 16).toString(16)}` }, now + i).bindings;
     assert.equal(bs.length, MAX_PER_PORT.ipv6);
     assert.ok(!bs.some((b) => b.address === '2001:db8::10'), 'the oldest went');
+  });
+
+  it('a trusted lease takes the address from another port\'s learned binding, never from a declared one', () => {
+    const squatted = decide([], 'vif1.0', { kind: 'announce', family: 'ipv4', address: '192.168.0.50' }, now).bindings;
+    const d = decide(squatted, 'vif2.0', { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 60 }, now);
+    assert.deepEqual(d.bindings.map((b) => b.vif), ['vif2.0']);
+    assert.deepEqual(d.remove.map((b) => b.vif), ['vif1.0']);
+    assert.match(d.message ?? '', /taken from vif1\.0/);
+    const declared = decide([], 'vif2.0', { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 60 }, now, () => 'vif3.0');
+    assert.deepEqual(declared.bindings, []);
+    const byAnnounce = decide(squatted, 'vif2.0', { kind: 'announce', family: 'ipv4', address: '192.168.0.50' }, now);
+    assert.deepEqual(byAnnounce.bindings.map((b) => b.vif), ['vif1.0'], 'first come keeps it against another first come');
+  });
+
+  it('a guarded binding also writes its keys (the identity guard of learned addresses)', () => {
+    const b: Binding = { vif: 'vif1.0', family: 'ipv4', address: '192.168.0.5', how: 'dhcp', since: now, expires: null, guarded: true };
+    assert.match(learnedScript([b], [], now), /add element bridge xennet learned_keys4 \{ 192\.168\.0\.5 \}/);
+    assert.doesNotMatch(learnedScript([{ ...b, guarded: false }], [], now), /learned_keys4/);
+    const g6 = learnedScript([{ ...b, family: 'ipv6', address: '2001:db8::5' }], [], now);
+    assert.match(g6, /learned_keys6 \{ 2001:db8::5 \}/);
+    assert.match(g6, /learned_na_keys \{ 0x20010db8000000000000000000000005 \}/);
+    assert.equal(decide([], 'vif1.0', { kind: 'dad', address: '2001:db8::9' }, now, undefined, true).bindings[0]!.guarded, true);
   });
 
   it('a DHCPv6 Reply with valid lifetime 0 ends the binding; expire() splits ended ones', () => {

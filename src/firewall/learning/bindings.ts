@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { LearnEvent } from './packets.js';
 
 export type LearnedFamily = 'ipv4' | 'ipv6';
-export type LearnedHow = 'dhcp' | 'dhcpv6' | 'dad' | 'arp-probe';
+export type LearnedHow = 'dhcp' | 'dhcpv6' | 'dad' | 'arp-probe' | 'announce';
 
 export interface Binding {
   vif: string;
@@ -20,6 +20,8 @@ export interface Binding {
   /** When it was learned, and when it ends (epoch ms; null: with the vif). */
   since: number;
   expires: number | null;
+  /** Whether other ports are refused it as a source (the guest's identity guard is on). */
+  guarded?: boolean;
 }
 
 /** At most this many bindings per port and family: a guest flooding DAD cannot grow the sets. */
@@ -29,9 +31,10 @@ export const bindingSchema = z.strictObject({
   vif: z.string().regex(/^[A-Za-z0-9._-]{1,15}$/),
   family: z.enum(['ipv4', 'ipv6']),
   address: z.string().min(2).max(45),
-  how: z.enum(['dhcp', 'dhcpv6', 'dad', 'arp-probe']),
+  how: z.enum(['dhcp', 'dhcpv6', 'dad', 'arp-probe', 'announce']),
   since: z.number().int().nonnegative(),
   expires: z.number().int().nonnegative().nullable(),
+  guarded: z.boolean().optional(),
 });
 
 export interface Decision {
@@ -50,7 +53,7 @@ const same = (a: Binding, family: LearnedFamily, address: string): boolean => a.
  * Applies one event seen on `vif`. `heldBy(family, address)` names another port that declares
  * the address (rule file, xenstore), whose claim always wins.
  */
-export function decide(bindings: readonly Binding[], vif: string, event: LearnEvent, now: number, heldBy: (family: LearnedFamily, address: string) => string | undefined = () => undefined): Decision {
+export function decide(bindings: readonly Binding[], vif: string, event: LearnEvent, now: number, heldBy: (family: LearnedFamily, address: string) => string | undefined = () => undefined, guarded = false): Decision {
   let out = [...bindings];
   const write: Binding[] = [];
   const remove: Binding[] = [];
@@ -64,6 +67,15 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
     notes.push(`${address} unbound (${why})`);
   };
   const bind = (family: LearnedFamily, address: string, how: LearnedHow, seconds: number | null, lease: boolean): void => {
+    if (lease && heldBy(family, address) === undefined) {
+      // The server is the authority on its addresses: its lease moves the address here from
+      // another port that learned it (first come, or a lease the server has since given up).
+      for (const other of out.filter((b) => b.vif !== vif && same(b, family, address))) {
+        out = out.filter((b) => b !== other);
+        remove.push(other);
+        notes.push(`${address} taken from ${other.vif} (${other.how}): the server leased it here`);
+      }
+    }
     const held = owner(family, address);
     if (held !== undefined) {
       notes.push(`${address} refused: ${held} holds it (${how})`);
@@ -75,7 +87,7 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
       // A first-come binding never shortens a lease; a lease renews or replaces either kind.
       if (!lease && (had.how === 'dhcp' || had.how === 'dhcpv6')) return;
       if (!lease && had.expires === null) return;
-      const next: Binding = { ...had, how, expires };
+      const next: Binding = { ...had, how, expires, ...(guarded ? { guarded } : {}) };
       out = out.map((b) => (b === had ? next : b));
       write.push(next);
       if (had.expires !== expires || had.how !== how) notes.push(`${address} ${lease ? 'renewed' : 'bound'} (${how}${expires === null ? '' : `, ${seconds} s`})`);
@@ -84,14 +96,14 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
     const mine = out.filter((b) => b.vif === vif && b.family === family);
     if (mine.length >= MAX_PER_PORT[family]) {
       // Over the limit: the oldest first-come binding goes; leases are never pushed out.
-      const oldest = mine.filter((b) => b.how === 'dad' || b.how === 'arp-probe').sort((a, b) => a.since - b.since)[0];
+      const oldest = mine.filter((b) => b.how !== 'dhcp' && b.how !== 'dhcpv6').sort((a, b) => a.since - b.since)[0];
       if (!oldest) {
         notes.push(`${address} refused: ${vif} holds ${mine.length} ${family} leases already`);
         return;
       }
       drop(family, oldest.address, `over ${MAX_PER_PORT[family]} ${family} addresses`);
     }
-    const b: Binding = { vif, family, address, how, since: now, expires };
+    const b: Binding = { vif, family, address, how, since: now, expires, ...(guarded ? { guarded } : {}) };
     out.push(b);
     write.push(b);
     notes.push(`${address} bound (${how}${expires === null ? '' : `, ${seconds} s`})`);
@@ -117,6 +129,9 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
       break;
     case 'arp-probe':
       bind('ipv4', event.address, 'arp-probe', null, false);
+      break;
+    case 'announce':
+      bind(event.family, event.address, 'announce', null, false);
       break;
   }
   return { bindings: out, write, remove, ...(notes.length > 0 ? { message: `${vif}: ${notes.join('; ')}` } : {}) };

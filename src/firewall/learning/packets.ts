@@ -18,7 +18,13 @@ export type LearnEvent =
   /** The guest's Duplicate Address Detection for a tentative address (NS from ::). */
   | { kind: 'dad'; address: string }
   /** The guest's ARP probe for an address (sender 0.0.0.0, RFC 5227). */
-  | { kind: 'arp-probe'; address: string };
+  | { kind: 'arp-probe'; address: string }
+  /**
+   * The guest announces an address it already uses: a gratuitous ARP (sender = target) or an
+   * unsolicited neighbour advertisement to all nodes, what Linux sends when a guest resumes on a
+   * new host after a live migration (netdev_notify_peers).
+   */
+  | { kind: 'announce'; family: 'ipv4' | 'ipv6'; address: string };
 
 const ETH_IP = 0x0800;
 const ETH_ARP = 0x0806;
@@ -156,11 +162,22 @@ function dad(p: Buffer): LearnEvent | undefined {
   return usable6(address) ? { kind: 'dad', address } : undefined;
 }
 
-function arpProbe(p: Buffer): LearnEvent | undefined {
-  if (p.length < 28 || p.readUInt16BE(0) !== 1 || p.readUInt16BE(2) !== ETH_IP || p[4] !== 6 || p[5] !== 4 || p.readUInt16BE(6) !== 1) return undefined;
-  if (ip4(p, 14) !== '0.0.0.0') return undefined;
-  const address = ip4(p, 24);
-  return usable4(address) ? { kind: 'arp-probe', address } : undefined;
+function arp(p: Buffer): LearnEvent | undefined {
+  if (p.length < 28 || p.readUInt16BE(0) !== 1 || p.readUInt16BE(2) !== ETH_IP || p[4] !== 6 || p[5] !== 4) return undefined;
+  const op = p.readUInt16BE(6);
+  const [sender, target] = [ip4(p, 14), ip4(p, 24)];
+  if (op === 1 && sender === '0.0.0.0') return usable4(target) ? { kind: 'arp-probe', address: target } : undefined;
+  if ((op === 1 || op === 2) && sender === target && usable4(sender)) return { kind: 'announce', family: 'ipv4', address: sender };
+  return undefined;
+}
+
+/** An unsolicited NA to all nodes (solicited flag clear, hop limit 255): an announcement. */
+function unsolicitedNa(p: Buffer): LearnEvent | undefined {
+  const up = upper6(p, 58);
+  if (!up || up.data.length < 24 || up.data[0] !== 136 || up.data[1] !== 0 || p[7] !== 255) return undefined;
+  if (ip6(p, 24) !== 'ff02::1' || (up.data[4]! & 0x40) !== 0) return undefined;
+  const address = ip6(up.data, 8);
+  return usable6(address) ? { kind: 'announce', family: 'ipv6', address } : undefined;
 }
 
 /**
@@ -169,7 +186,7 @@ function arpProbe(p: Buffer): LearnEvent | undefined {
  */
 export function readLearnPacket(ethertype: number, payload: Buffer, toGuest: boolean): LearnEvent | undefined {
   if (ethertype === ETH_IP) return dhcp4(payload, toGuest);
-  if (ethertype === ETH_IP6) return toGuest ? dhcp6(payload, true) : (dad(payload) ?? dhcp6(payload, false));
-  if (ethertype === ETH_ARP && !toGuest) return arpProbe(payload);
+  if (ethertype === ETH_IP6) return toGuest ? dhcp6(payload, true) : (dad(payload) ?? unsolicitedNa(payload) ?? dhcp6(payload, false));
+  if (ethertype === ETH_ARP && !toGuest) return arp(payload);
   return undefined;
 }

@@ -30,7 +30,7 @@ import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet } from './syntax.js';
-import { LEARN_LOG } from './learned.js';
+import { LEARN_LOG, LEARNED_GUARD } from './learned.js';
 
 export const NFT_TABLE = 'xennet';
 export const CHAIN_PRE = 'XN-PRE';
@@ -164,9 +164,10 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     if (v.mac) o.push(`arp saddr ether != ${v.mac} drop`);
     if (v.ipv4.length > 0 || v.ipv6.length > 0) o.push(`${noneOf('arp saddr ip', sortedCidrs([...v.ipv4, hostCidr('ipv4', [0, 0, 0, 0])]).map(hostText))} drop`);
     else if (v.learning) {
-      // Its ARP probes (sender 0.0.0.0) bind their target first come first served (the daemon
-      // decides); any other sender must be bound to this port.
-      o.push(`arp saddr ip 0.0.0.0 arp operation request limit rate 20/second burst 40 packets ${LEARN_LOG}`);
+      // ARP from a sender not bound here goes to the daemon: a probe (sender 0.0.0.0) or an
+      // announcement (gratuitous ARP) binds its address first come first served. Any other
+      // sender must be bound to this port.
+      o.push(`arp saddr ip . iifname != @learned_ip4 limit rate 20/second burst 40 packets ${LEARN_LOG}`);
       o.push('arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 drop');
     }
   }
@@ -189,7 +190,7 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     const N = vifChain('N', v.name);
     const targets = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])];
     // No legitimate NA has an extension header before the ICMPv6 header.
-    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return'] : []), ...logged(v, 'na', '')]);
+    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return', `ip6 daddr ff02::1 limit rate 20/second burst 40 packets ${LEARN_LOG}`] : []), ...logged(v, 'na', '')]);
     o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
   }
   const s = sourceChain(v);
@@ -234,7 +235,9 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   const pre = [BASE_CHAINS[CHAIN_PRE]!.printed];
   if (markState) pre.push(`meta mark set meta mark & ${mark32(~MARK_ESTABLISHED)}`);
   const guard = compileGuardNft(members);
-  pre.push(...guard.rules, 'iifname vmap @from_guest');
+  pre.push(...guard.rules);
+  if (members.some((m) => m.learning)) pre.push(...LEARNED_GUARD.map((g) => g.rule));
+  pre.push('iifname vmap @from_guest');
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
   // A learning guest's DHCP and DHCPv6 replies go to the daemon. Only a trusted server's get here:

@@ -13,6 +13,7 @@
  * guest's claims from other ports. The NA target is read raw (`@th,64,128`, nft 1.0.6 has no
  * `icmpv6 taddr`), so it has sets of its own with raw keys.
  */
+import { LEARNED_GUARD } from './learned.js';
 import { CLAIM_KINDS, claimOwners, keyDigits, memoized, parseClaims, type ClaimKind } from '../claims.js';
 import type { Claims } from '../model.js';
 import type { IfName } from '../../net/index.js';
@@ -101,5 +102,5 @@ export function claimsFromPortLines(lines: readonly string[]): Claims | undefine
 
 /** A rule of XN-PRE as it is to be written (see ClaimSetSpec.written). */
 export function writtenRule(rule: string): string {
-  return CLAIM_SETS.find((s) => s.rule === rule)?.written ?? rule;
+  return CLAIM_SETS.find((s) => s.rule === rule)?.written ?? LEARNED_GUARD.find((g) => g.rule === rule)?.written ?? rule;
 }

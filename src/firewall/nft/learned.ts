@@ -24,17 +24,34 @@ export const LEARNED_SETS = [
   { name: 'learned_ip4', type: 'type ipv4_addr . ifname; flags timeout;' },
   { name: 'learned_ip6', type: 'type ipv6_addr . ifname; flags timeout;' },
   { name: 'learned_na', type: 'typeof @th,64,128 . iifname; flags timeout;' },
+  // The learned addresses of guests with the identity guard, without their port: a frame from
+  // any other port that carries one is dropped in XN-PRE, as for declared addresses.
+  { name: 'learned_keys4', type: 'type ipv4_addr; flags timeout;' },
+  { name: 'learned_keys6', type: 'type ipv6_addr; flags timeout;' },
+  { name: 'learned_na_keys', type: 'typeof @th,64,128; flags timeout;' },
 ] as const;
+
+/**
+ * The identity guard of learned addresses in XN-PRE (as nft lists them, and as written where
+ * the Ethernet-type dependency would miss tagged frames: see guard.ts ClaimSetSpec.written).
+ */
+export const LEARNED_GUARD: readonly { rule: string; written?: string }[] = [
+  { rule: 'arp saddr ip . iifname != @learned_ip4 arp saddr ip @learned_keys4 counter drop', written: 'meta protocol arp arp saddr ip . iifname != @learned_ip4 arp saddr ip @learned_keys4 counter drop' },
+  { rule: 'ip saddr . iifname != @learned_ip4 ip saddr @learned_keys4 counter drop' },
+  { rule: 'ip6 saddr . iifname != @learned_ip6 ip6 saddr @learned_keys6 counter drop' },
+  { rule: 'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop', written: 'meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop' },
+];
 
 const raw128 = (address: string): string => `0x${keyDigits('ipv6', address).replace(/^0+(?=.)/, '')}`;
 
 /** The elements (set, key) of one binding. */
 export function bindingElements(b: Binding): { set: string; key: string }[] {
   const port = `"${b.vif}"`;
-  if (b.family === 'ipv4') return [{ set: 'learned_ip4', key: `${b.address} . ${port}` }];
+  if (b.family === 'ipv4') return [{ set: 'learned_ip4', key: `${b.address} . ${port}` }, ...(b.guarded ? [{ set: 'learned_keys4', key: b.address }] : [])];
   return [
     { set: 'learned_ip6', key: `${b.address} . ${port}` },
     { set: 'learned_na', key: `${raw128(b.address)} . ${port}` },
+    ...(b.guarded ? [{ set: 'learned_keys6', key: b.address }, { set: 'learned_na_keys', key: raw128(b.address) }] : []),
   ];
 }
 
