@@ -52,6 +52,8 @@ export interface WorldOptions {
   rules?: string;
   /** xennet's firewall backend, selected in the rule file as an operator would (default xtables). */
   backend?: 'xtables' | 'nftables';
+  /** Whether background guests have an `ip` in xenstore (default true; false: guests on DHCP). */
+  backgroundIp?: boolean;
 }
 
 export async function buildWorld(o: WorldOptions): Promise<World> {
@@ -83,7 +85,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
       const be = `/local/domain/0/backend/vif/${k}/0`;
       host.xenstored.write(`/local/domain/${k}/name`, `bg${k}`);
       host.xenstored.write(`${be}/mac`, bgMac(k));
-      host.xenstored.write(`${be}/ip`, bgIp(k));
+      if (o.backgroundIp !== false) host.xenstored.write(`${be}/ip`, bgIp(k));
       host.xenstored.write(`${be}/bridge`, 'xenbr0');
       host.xenstored.write(`${be}/hotplug-status`, 'connected');
     }

@@ -156,6 +156,31 @@ describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-com
     }
   });
 
+  it('a DHCP server on dom0 itself (behind its eth0, the takeover\'s vif0.0 port) is trusted like the LAN\'s', async function () {
+    if (!existsSync('/usr/sbin/dnsmasq') || !existsSync('/usr/sbin/dhclient')) this.skip();
+    const g = await host.addGuest(spec(41, 'dyn1'));
+    await online(g);
+    const leases = mkdtempSync(join(tmpdir(), 'xnt-dhcp0-'));
+    const dnsmasq = start('ip', ['netns', 'exec', host.dom0.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, '--dhcp-range=192.168.0.181,192.168.0.181,1h']);
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      writeFileSync(join(leases, 'dhclient.conf'), 'timeout 15;\nretry 1;\n');
+      const v4 = await g.ns.exec('dhclient', ['-4', '-1', '-v', '-sf', '/bin/true', '-cf', join(leases, 'dhclient.conf'), '-lf', join(leases, 'v4.leases'), '-pf', join(leases, 'v4.pid'), 'eth0'], { timeoutMs: 30_000 });
+      assert.equal(v4.code, 0, v4.stderr);
+      await until('the binding from dom0\'s server', async () => (await learned(g)).includes('192.168.0.181 dhcp'));
+      await addAddress(g, '192.168.0.181/24');
+      assert.ok(await g.ns.ping('192.168.0.2', { source: '192.168.0.181', waitSeconds: 1 }), 'the lease from dom0 passes');
+    } finally {
+      dnsmasq.kill('SIGKILL');
+      try {
+        process.kill(Number(readFileSync(join(leases, 'v4.pid'), 'utf8').trim()), 'SIGKILL');
+      } catch {
+        /* not running */
+      }
+      rmSync(leases, { recursive: true, force: true });
+    }
+  });
+
   it('a lease ends in the kernel without the daemon; a restart keeps the bindings; a rogue server on another guest binds nothing; offline ends them', async () => {
     const g = await host.addGuest(spec(32, 'dyn1'));
     const rogue = await host.addGuest(spec(33, 'dyn2'));

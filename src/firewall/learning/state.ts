@@ -10,7 +10,7 @@ import type { Logger } from '../../sys/log.js';
 import { readJson, stateDir, writeJsonAtomic } from '../../sys/statefile.js';
 import { run } from '../../sys/exec.js';
 import { reasonOf } from '../../sys/errors.js';
-import { applyScript, nftPath } from '../backend/nft.js';
+import { applyScript, nftPath, ownBridgeTablePresent } from '../backend/nft.js';
 import { NFT_TABLE } from '../nft/compile.js';
 import { learnedScript, parseLearnedJson } from '../nft/learned.js';
 import { bindingSchema, expire, type Binding } from './bindings.js';
@@ -56,7 +56,15 @@ export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (b
   try {
     const change = fn(readBindings(env, log));
     const script = learnedScript(change.write, change.remove, Date.now());
-    if (script !== '') await applyScript(script);
+    if (script !== '') {
+      try {
+        await applyScript(script);
+      } catch (e) {
+        // No table (its last guest went, or the firewall moved to xtables): nothing in the
+        // kernel to write or remove, and no rule reads a binding. Else it is a real failure.
+        if (await ownBridgeTablePresent()) throw e;
+      }
+    }
     writeJsonAtomic(learnedPath(env), { version: 1, bindings: change.bindings });
     return change.bindings;
   } finally {

@@ -61,7 +61,8 @@ export function bindingElements(b: Binding): { set: string; key: string }[] {
  * failing the whole script: each element is first added (a no-op when present), then deleted.
  */
 export function learnedScript(write: readonly Binding[], remove: readonly Binding[], now: number): string {
-  const lines: string[] = [];
+  // The sets first (a no-op when they exist; a table made by an older xennet lacks them).
+  const lines: string[] = LEARNED_SETS.map((s) => `add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
   const el = (verb: 'add' | 'delete', set: string, body: string): string => `${verb} element bridge ${NFT_TABLE} ${set} { ${body} }`;
   for (const b of remove) for (const e of bindingElements(b)) lines.push(el('add', e.set, e.key), el('delete', e.set, e.key));
   for (const b of write) {
@@ -69,7 +70,7 @@ export function learnedScript(write: readonly Binding[], remove: readonly Bindin
     if (left !== undefined && left <= 0) continue;
     for (const e of bindingElements(b)) lines.push(el('add', e.set, e.key), el('delete', e.set, e.key), el('add', e.set, left === undefined ? e.key : `${e.key} timeout ${left}s`));
   }
-  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+  return lines.length > LEARNED_SETS.length ? `${lines.join('\n')}\n` : '';
 }
 
 /** The learned elements as `nft -j list set` shows them: port -> { family, address, expires in ms }. */
