@@ -276,7 +276,6 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (v.policySource === 'incoming' || v.policySource === 'migratedaway') notes.push(`${who}: ${describeIdentity({ source: v.policySource })}; it has the policy of ${v.policyName ? printable(v.policyName) : '?'}, and its MAC and addresses are not guarded against other ports until the migration is over`);
     const stub = resolvedAll.find((r) => r.name === v.name && r.nameSource === 'stubdom');
     if (stub) notes.push(`${who}: ${describeIdentity({ source: 'stubdom', ...(stub.target !== undefined ? { target: stub.target } : {}) })}: it has the policy of ${stub.policyName ? printable(stub.policyName) : 'the defaults (the guest has no name)'}`);
-    if (v.addressSource === 'none' && v.firewall !== 'not-managed') notes.push(`${who} has no address anti-spoofing: it may send from any IP address (no ip= in xenstore, no address in the rule file); declare its addresses, or set learn_addresses: true (backend: nftables)`);
     if (v.addressSource === 'learned' && !v.learned.some((b) => !/^fe[89ab]/.test(b.address))) notes.push(`${who} learns its addresses and has none yet (link-local aside): it may send only what gets it one (DHCP, DHCPv6, DAD, ARP probes, router solicitations, MLD)`);
     if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses: another host uses them, or its configured addresses are wrong`);
     // A guest given dom0's address (a typo in ip=) would have the guard drop dom0's own frames.
@@ -284,6 +283,12 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       if (facts.dom0?.addresses.includes(a)) problems.push(`${who} has ${a} as its address, which is dom0's own: the identity guard drops dom0's frames from that address; fix the guest's addresses (xenstore ip or the rule file) and run \`xennet apply\``);
       else if (facts.dom0?.gateways.includes(a)) notes.push(`${who} has ${a} as its address, which is dom0's default gateway: unless this guest is the gateway, the identity guard drops the gateway's frames and dom0 and the guests lose it; then fix the guest's addresses`);
     }
+  }
+  // One note for every guest without address anti-spoofing (a host of DHCP guests has many).
+  const open = vifs.filter((v) => v.addressSource === 'none' && v.firewall !== 'not-managed').map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
+  if (open.length > 0) {
+    const named = open.length > 10 ? `${open.slice(0, 10).join(', ')} and ${open.length - 10} more` : open.join(', ');
+    notes.push(`${open.length === 1 ? `${named} has` : `${open.length} guests have`} no address anti-spoofing${open.length === 1 ? '' : ` (${named})`}: ${open.length === 1 ? 'it' : 'they'} may send from any IP address (no ip= in xenstore, no address in the rule file); declare the addresses, or set learn_addresses: true (backend: nftables)`);
   }
   for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
