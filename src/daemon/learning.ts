@@ -57,7 +57,11 @@ export class AddressLearning {
 
   async start(): Promise<void> {
     try {
-      const kept = await restoreBindings(this.ctx.env, this.ctx.log);
+      // The guests that learn now, when the record of this boot says (after a reboot it cannot:
+      // then every binding that has not ended is put back, for the next vif's commit to sort).
+      const { index, recovered } = loadIndex(this.ctx.env, silentLogger);
+      const learning = recovered ? undefined : new Set(Object.entries(index.vifs).filter(([, e]) => e.learning).map(([n]) => n));
+      const kept = await restoreBindings(this.ctx.env, this.ctx.log, learning);
       if (kept.length > 0) this.ctx.log.info(`address learning: ${kept.length} recorded binding${kept.length === 1 ? '' : 's'} put back`);
     } catch (e) {
       this.ctx.log.warning(`address learning: the recorded bindings could not be put back: ${reasonOf(e)} (the next vif online of each guest tries again)`);

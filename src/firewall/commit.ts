@@ -33,7 +33,7 @@ import { claimsFromPortLines } from './nft/guard.js';
 import { claimsFromGuardLive, guardPorts } from './guard-xtables.js';
 import { normalizeRule } from './normalize.js';
 import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
-import { forgetVif } from './learning/state.js';
+import { forgetVif, restoreBindings } from './learning/state.js';
 import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
@@ -353,6 +353,12 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
   saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
   for (const name of removing) if (!confirmed[name]) removeVifChains(name, env);
+  // A full reconcile may have made the table anew (after `nft flush ruleset`): its learned
+  // bindings are state, not rules, so they are put back.
+  if (reconciled && backend.engine.kind === 'nftables') {
+    const learning = new Set(Object.entries(confirmed).filter(([, e]) => e.learning).map(([n]) => n));
+    await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)}`));
+  }
   // A learning guest's bindings end with its vif (its sets' elements are state, not rules).
   for (const name of removing) {
     if (confirmed[name] || !before[name]?.learning || backend.engine.kind !== 'nftables') continue;

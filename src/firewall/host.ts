@@ -4,7 +4,8 @@
  * empty.
  */
 import type { PolicyFile } from '../config/schema.js';
-import { XennetError } from '../sys/errors.js';
+import { reasonOf, XennetError } from '../sys/errors.js';
+import { restoreBindings } from './learning/state.js';
 import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
@@ -155,5 +156,10 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   }
   for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
   saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty: false, vifs }, env);
+  // The learned bindings are state, not rules: a table made anew has none. Put them back.
+  if (backend.engine.kind === 'nftables' && changed.includes('nftables')) {
+    const learning = new Set(hp.state.resolved.filter((r) => r.learning).map((r) => r.name as string));
+    await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
+  }
   return { tablesChanged: changed };
 }

@@ -222,6 +222,29 @@ describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-com
     });
   });
 
+  it('bindings are state the firewall puts back: after `nft flush ruleset`, apply and the next hook restore them', async () => {
+    const g = await host.addGuest(spec(42, 'dyn1'));
+    await online(g);
+    await addAddress(g, '192.168.0.190/24');
+    await ack('lan', g, '192.168.0.190', 3600);
+    await until('the binding', async () => (await learned(g)).includes('192.168.0.190 dhcp'));
+    assert.ok(await reaches(g, '192.168.0.190'));
+    for (const repair of ['apply', 'the next hook'] as const) {
+      const f = await host.dom0.exec('nft', ['flush', 'ruleset']);
+      assert.equal(f.code, 0, f.stderr);
+      if (repair === 'apply') {
+        const r = await xennet(['apply']);
+        assert.equal(r.code, 0, r.stderr);
+      } else {
+        await online(await host.addGuest(spec(43, 'plain')));
+      }
+      assert.deepEqual(await learned(g), ['192.168.0.190 dhcp'], `after ${repair}`);
+      assert.ok(await reaches(g, '192.168.0.190'), `the lease passes again after ${repair}`);
+      await addAddress(g, `192.168.0.${repair === 'apply' ? 191 : 192}/24`);
+      assert.equal(await reaches(g, `192.168.0.${repair === 'apply' ? 191 : 192}`), false, `and no other after ${repair}`);
+    }
+  });
+
   it('DAD binds an address first come first served; another guest can neither take it nor send from it, and the holder keeps working', async () => {
     const a = await host.addGuest(spec(34, 'dyn1'));
     const b = await host.addGuest(spec(35, 'dyn2'));

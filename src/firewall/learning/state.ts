@@ -100,13 +100,15 @@ export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string
 }
 
 /**
- * Puts the recorded bindings that have not ended back in the kernel (daemon start; a hook
- * without the daemon for its own vif), and drops the ended ones from the record.
+ * Puts the recorded bindings that have not ended back in the kernel (the daemon's start; a
+ * firewall made anew: `apply`, a full reconcile after `nft flush ruleset`), and drops the ended
+ * ones. `learning`: the vifs that learn now (when known); the bindings of any other end too.
  */
-export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, only?: string): Promise<Binding[]> {
+export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learning?: ReadonlySet<string>): Promise<Binding[]> {
+  if (learning !== undefined && learning.size === 0 && readBindings(env).length === 0) return [];
   return updateBindings(env, log, (bindings) => {
     const { live, ended } = expire(bindings, Date.now());
-    const write = only === undefined ? live : live.filter((b) => b.vif === only);
-    return { bindings: live, write, remove: ended };
+    const keep = learning === undefined ? live : live.filter((b) => learning.has(b.vif));
+    return { bindings: keep, write: keep, remove: [...ended, ...live.filter((b) => !keep.includes(b))] };
   });
 }
