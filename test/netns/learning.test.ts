@@ -293,6 +293,13 @@ describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-com
       for (const a of addrs) assert.ok(await reaches(g, a), `${a} passes`);
       await addAddress(g, '2001:db8::dead/64');
       assert.equal(await reaches(g, '2001:db8::dead'), false, 'a made-up address (no DAD) is dropped');
+      // Link-local likewise: its own went through DAD and is bound; one added without DAD is not.
+      const all = (await status()).vifs.find((v) => v.name === g.vif)!.learned.map((b) => `${b.address} ${b.how}`);
+      assert.ok(all.includes('fe80::216:3eff:fe00:528 dad'), all.join());
+      const lanLl = (await host.lan.ipJson<{ addr_info: { local: string; scope: string }[] }[]>('addr', 'show', 'dev', 'lan0'))[0]!.addr_info.find((a) => a.scope === 'link')!.local;
+      assert.ok(await g.ns.ping(`${lanLl}%eth0`, { source: 'fe80::216:3eff:fe00:528%eth0', waitSeconds: 1 }), 'its bound link-local address passes');
+      await addAddress(g, 'fe80::dead/64');
+      assert.equal(await g.ns.ping(`${lanLl}%eth0`, { source: 'fe80::dead%eth0', waitSeconds: 1 }), false, 'a link-local address without DAD is dropped');
     } finally {
       dnsmasq.kill('SIGKILL');
       rmSync(leases, { recursive: true, force: true });

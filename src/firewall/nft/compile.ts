@@ -136,7 +136,9 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
     s.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
   }
   if (v.antispoof.ipv6) {
-    for (const c of sortedCidrs([...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])])) s.push(`ip6 saddr ${hostText(c)} return`);
+    // A learning guest's link-local address is bound like any other, through its DAD (an EUI-64
+    // one or a stable-privacy one alike); until then it sends only DAD and MLD from `::`.
+    for (const c of sortedCidrs([...v.ipv6, ...(v.mac && !v.learning ? [eui64LinkLocal(v.mac)] : [])])) s.push(`ip6 saddr ${hostText(c)} return`);
     if (v.learning) s.push('ip6 saddr . iifname @learned_ip6 return');
     s.push('ip6 saddr :: ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit return');
     s.push('ip6 saddr :: ip6 daddr ff02::16 icmpv6 type mld2-listener-report return');
@@ -188,7 +190,7 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   }
   if (v.antispoof.ipv6 && (known || v.learning)) {
     const N = vifChain('N', v.name);
-    const targets = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])];
+    const targets = [...v.ipv6, ...(v.mac && !v.learning ? [eui64LinkLocal(v.mac)] : [])];
     // No legitimate NA has an extension header before the ICMPv6 header.
     t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return', `ip6 daddr ff02::1 limit rate 20/second burst 40 packets ${LEARN_LOG}`] : []), ...logged(v, 'na', '')]);
     o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
