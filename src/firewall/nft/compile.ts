@@ -243,10 +243,12 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
   // A learning guest's DHCP and DHCPv6 replies go to the daemon. Only a trusted server's get here:
-  // a guest without dhcp_server: true has its replies dropped at prerouting.
+  // a guest without dhcp_server: true has its replies dropped at prerouting. The ports are
+  // compared first (one 32-bit compare): every other packet leaves the rule there, before the
+  // set lookup.
   if (members.some((m) => m.learning)) {
-    fwd.push(`oifname @learning ether type ip udp sport 67 udp dport 68 limit rate 100/second burst 200 packets ${LEARN_LOG}`);
-    fwd.push(`oifname @learning ether type ip6 udp sport 547 udp dport 546 limit rate 100/second burst 200 packets ${LEARN_LOG}`);
+    fwd.push(`ether type ip udp sport 67 udp dport 68 oifname @learning limit rate 100/second burst 200 packets ${LEARN_LOG}`);
+    fwd.push(`ether type ip6 udp sport 547 udp dport 546 oifname @learning limit rate 100/second burst 200 packets ${LEARN_LOG}`);
   }
   if (members.some((m) => m.isolated)) fwd.push('iifname @isolated oifname @guests drop', 'iifname @guests oifname @isolated drop');
   if (inbound) fwd.push('oifname vmap @to_guest');
