@@ -11,16 +11,23 @@
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
 import { decide, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
-import { readLearnPacket } from '../firewall/learning/packets.js';
-import { restoreBindings, updateBindings } from '../firewall/learning/state.js';
-import { LEARN_GROUP, LEARN_PREFIX } from '../firewall/nft/learned.js';
+import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
+import { readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
+import { applyScript } from '../firewall/backend/nft.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS, tentativeScript } from '../firewall/nft/learned.js';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dirOf, loadIndex, type IndexEntry } from '../firewall/store.js';
+import { dirOf, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
 import { reasonOf } from '../sys/errors.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 
 const SYNC_MS = 2000;
+/** At most this many packets wait to be handled, and this many addresses are tested at once. */
+const MAX_QUEUED = 256;
+const MAX_QUEUED_PER_PORT = 16;
+const MAX_TENTATIVE = 128;
+/** How long a guest received by live migration has its announcements bind its addresses. */
+const RECEIVED_MS = 120_000;
 
 /** Whether a guest's identity guard is on: it has claims (none while a migration is in flight, or with identity_guard: false). */
 const guardOn = (e: IndexEntry): boolean => e.claims !== undefined && e.claims.mac.length + e.claims.ipv4.length + e.claims.ipv6.length > 0;
@@ -52,6 +59,14 @@ export class AddressLearning {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private stamp = '';
+  /** Addresses guests are testing now ("family address"), and who defended each, if anyone. */
+  private readonly tentative = new Map<string, { vif: string; defendedBy: string | undefined }>();
+  /** Guests received by live migration, until when their announcements bind. */
+  private readonly receivedUntil = new Map<string, number>();
+  private queued = 0;
+  private readonly queuedByPort = new Map<number, number>();
+  private reservedCache = new Map<string, string>();
+  private reservedAt = 0;
 
   constructor(private readonly ctx: LearningContext) {}
 
@@ -64,7 +79,7 @@ export class AddressLearning {
       const kept = await restoreBindings(this.ctx.env, this.ctx.log, learning);
       if (kept.length > 0) this.ctx.log.info(`address learning: ${kept.length} recorded binding${kept.length === 1 ? '' : 's'} put back`);
     } catch (e) {
-      this.ctx.log.warning(`address learning: the recorded bindings could not be put back: ${reasonOf(e)} (the next vif online of each guest tries again)`);
+      this.ctx.log.warning(`address learning: the recorded bindings could not be put back: ${reasonOf(e)} (the next start of the daemon tries again, and so does xennet apply)`);
     }
     try {
       this.listener = await listenNflog(LEARN_GROUP, (p) => this.enqueue(p), () => {
@@ -113,7 +128,7 @@ export class AddressLearning {
           notes.push(`${b.vif}: ${b.address} unbound (no longer a learning guest)`);
           continue;
         }
-        const guarded = guardOn(e);
+        const guarded = guardOn(e) && (b.how === 'dhcp' || b.how === 'dhcpv6');
         if ((b.guarded ?? false) === guarded) {
           keep.push(b);
           continue;
@@ -141,8 +156,46 @@ export class AddressLearning {
   }
 
   private enqueue(p: LoggedPacket): void {
-    if (p.prefix !== LEARN_PREFIX || this.stopped) return;
-    this.queue = this.queue.then(() => this.handle(p)).catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
+    if ((p.prefix !== LEARN_PREFIX && p.prefix !== DEFEND_PREFIX) || this.stopped) return;
+    // One port's share of the queue is bounded too: a flooding guest delays only itself.
+    const port = p.outPort ?? p.inPort ?? 0;
+    const mine = this.queuedByPort.get(port) ?? 0;
+    if (mine >= MAX_QUEUED_PER_PORT) {
+      this.lost++;
+      return;
+    }
+    this.queuedByPort.set(port, mine + 1);
+    this.schedule(async () => {
+      const left = (this.queuedByPort.get(port) ?? 1) - 1;
+      if (left > 0) this.queuedByPort.set(port, left);
+      else this.queuedByPort.delete(port);
+      await this.handle(p);
+    });
+  }
+
+  /**
+   * Runs `task` after those queued before it. The queue is bounded: a guest flooding what the
+   * firewall hands the daemon (each rule is rate-limited, but a guest has several) makes it drop
+   * work, counted in `lost`, never grow without end.
+   */
+  private schedule(task: () => Promise<void>): void {
+    if (this.queued >= MAX_QUEUED) {
+      if (this.lost++ % 1000 === 0) this.ctx.log.warning(`address learning: ${MAX_QUEUED} packets wait already; this one is dropped (a guest floods DAD, ARP probes or DHCP)`);
+      return;
+    }
+    this.queued++;
+    this.queue = this.queue
+      .then(task)
+      .catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`))
+      .finally(() => {
+        this.queued--;
+      });
+  }
+
+  /** A guest received by live migration runs here now: its announcements bind for a while. */
+  received(vif: string): void {
+    this.receivedUntil.set(vif, Date.now() + RECEIVED_MS);
+    this.ctx.log.info(`address learning: ${vif} was received by live migration; its announcements (gratuitous ARP, unsolicited NA) bind its addresses for ${RECEIVED_MS / 1000} s`);
   }
 
   private async portName(index: number | undefined): Promise<string | undefined> {
@@ -155,7 +208,32 @@ export class AddressLearning {
     return name;
   }
 
+  /**
+   * dom0's own addresses (on links that are not guest ports) and its default gateways: never a
+   * guest's to learn (read again at most every 10 s).
+   */
+  private async reserved(index: FirewallIndex): Promise<Map<string, string>> {
+    if (this.reservedAt > Date.now() - 10_000) return this.reservedCache;
+    const nl = await this.ctx.netlink();
+    const links = await nl.listLinks();
+    const own = links.filter((l) => !Object.hasOwn(index.vifs, l.name));
+    const out = new Map<string, string>();
+    for (const a of await nl.listAddresses(own)) out.set(a.local, 'dom0');
+    for (const r of await nl.listRoutes(links)) if (r.dst === 'default' && r.gateway) out.set(r.gateway, "dom0's default gateway");
+    this.reservedCache = out;
+    this.reservedAt = Date.now();
+    return out;
+  }
+
+  /** Who holds an address, for `vif`: another vif that declares it (guard or not), dom0, dom0's gateway. */
+  private async holders(index: FirewallIndex, vif: string): Promise<(family: LearnedFamily, address: string) => string | undefined> {
+    const reserved = await this.reserved(index);
+    return (family, address) =>
+      reserved.get(address) ?? Object.entries(index.vifs).find(([name, e]) => name !== vif && ((e.declared?.[family] ?? []).includes(address) || (e.claims?.[family] ?? []).includes(address)))?.[0];
+  }
+
   private async handle(p: LoggedPacket): Promise<void> {
+    if (p.prefix === DEFEND_PREFIX) return this.defence(p);
     // A reply on its way to the guest is logged at forward (it has an out port); the guest's own
     // packets at prerouting (no out port yet).
     const toGuest = p.outPort !== undefined;
@@ -164,10 +242,57 @@ export class AddressLearning {
     const vif = await this.portName(toGuest ? p.outPort : p.inPort);
     if (vif === undefined) return;
     const index = loadIndex(this.ctx.env, silentLogger).index;
+    if (!index.vifs[vif]?.learning) return; // not a learning guest (any more)
+    if (event.kind === 'announce') {
+      // Announcements bind only for a guest just received by live migration (its lease was made
+      // on the other host); from anyone else they would let a guest claim any address in use.
+      const until = this.receivedUntil.get(vif);
+      if (until === undefined || until < Date.now()) return;
+    }
+    const heldBy = await this.holders(index, vif);
+    // The guest tests an address (DAD, an ARP probe): it is bound once the test has run its
+    // course undefended (RFC 6620), unless it is bound or held already (then decide says so now).
+    if ((event.kind === 'dad' || event.kind === 'arp-probe') && !event.bindNow) {
+      const family = event.kind === 'dad' ? 'ipv6' : 'ipv4';
+      const key = `${family} ${event.address}`;
+      const bound = readBindings(this.ctx.env).some((b) => b.family === family && b.address === event.address);
+      if (!bound && heldBy(family, event.address) === undefined) {
+        if (this.tentative.has(key) || this.tentative.size >= MAX_TENTATIVE) return;
+        this.tentative.set(key, { vif, defendedBy: undefined });
+        await applyScript(tentativeScript(family, event.address, 2 * TENTATIVE_MS)).catch((e: unknown) => this.ctx.log.warning(`address learning: ${event.address} cannot be watched for a defence: ${reasonOf(e)}`));
+        setTimeout(() => {
+          const t = this.tentative.get(key);
+          this.tentative.delete(key);
+          if (this.stopped) return;
+          if (t?.defendedBy !== undefined) {
+            this.refused++;
+            this.last = `${new Date().toISOString()} ${vif}: ${event.address} refused: ${t.defendedBy} defended it`;
+            this.ctx.log.info(`address learning: ${vif}: ${event.address} refused: ${t.defendedBy} defended it against its ${event.kind === 'dad' ? 'DAD' : 'ARP probe'}`);
+            return;
+          }
+          this.schedule(() => this.decideFor(vif, { ...event, bindNow: true }));
+        }, TENTATIVE_MS).unref();
+        return;
+      }
+    }
+    await this.decideFor(vif, event, index, heldBy);
+  }
+
+  /** A frame from any port that claims an address a guest is testing: a defence, unless the tester's own. */
+  private async defence(p: LoggedPacket): Promise<void> {
+    const claimed = readClaimedAddress(p.ethertype, p.payload);
+    if (!claimed) return;
+    const t = this.tentative.get(`${claimed.family} ${claimed.address}`);
+    if (!t) return;
+    const port = await this.portName(p.inPort);
+    if (port !== undefined && port !== t.vif) t.defendedBy ??= port;
+  }
+
+  private async decideFor(vif: string, event: LearnEvent, known?: FirewallIndex, knownHeldBy?: (family: LearnedFamily, address: string) => string | undefined): Promise<void> {
+    const index = known ?? loadIndex(this.ctx.env, silentLogger).index;
     const entry = index.vifs[vif];
-    if (!entry?.learning) return; // not a learning guest (any more)
-    // Another port's declared addresses always win over a learned one.
-    const heldBy = (family: LearnedFamily, address: string): string | undefined => Object.entries(index.vifs).find(([name, e]) => name !== vif && (e.claims?.[family] ?? []).includes(address))?.[0];
+    if (!entry?.learning) return;
+    const heldBy = knownHeldBy ?? (await this.holders(index, vif));
     let message: string | undefined;
     let made: Binding[] = [];
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {

@@ -32,6 +32,8 @@ export interface NameWatchContext {
   log: Logger;
   services: () => HookServices;
   shuttingDown(): boolean;
+  /** Told of each vif moved to its domain's new policy, with the names it had before. */
+  onMoved?: (vif: string, namesBefore: string | undefined) => void;
 }
 
 export interface NameWatchState {
@@ -164,7 +166,7 @@ export class NameWatch {
     const xs = await services.xenstore();
     // A stub domain's guest may have changed (its target written or moved): watch the right names.
     for (const d of domids) if (this.watched.has(d)) await this.watchDomain(xs, d);
-    const deps = { xs, nl: await services.netlink(), firewall: await services.firewall(this.ctx.log), log: this.ctx.log, ...(services.acquireLock ? { acquireLock: services.acquireLock } : {}) };
+    const deps = { xs, nl: await services.netlink(), firewall: await services.firewall(this.ctx.log), log: this.ctx.log, ...(services.acquireLock ? { acquireLock: services.acquireLock } : {}), ...(this.ctx.onMoved ? { onMoved: this.ctx.onMoved } : {}) };
     const moved = await followRenames(deps, this.ctx.env, Deadline.in(20_000), domids);
     if (moved.length === 0) return;
     this.followed += moved.length;

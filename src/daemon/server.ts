@@ -244,7 +244,12 @@ export class Daemon implements DaemonContext {
       await this.backends.start();
     }
     if (this.env['XENNET_FIREWALL'] !== 'off') {
-      this.names = new NameWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
+      // A guest received by live migration runs here once xl renames it from <name>--incoming:
+      // address learning then takes its announcements for a while.
+      const onMoved = (vif: string, before: string | undefined): void => {
+        if (before?.includes('--incoming"')) this.learning?.received(vif);
+      };
+      this.names = new NameWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping, onMoved });
       this.names.start();
       this.learning = new AddressLearning({ env: this.env, log: this.log, netlink: () => this.netlink() });
       await this.learning.start();

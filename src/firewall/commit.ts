@@ -137,7 +137,7 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
     const facts = t === 'nftables' ? { isolated: elements.some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(elements) } : liveFacts(v);
     const prior = adopted[v];
     const entry: IndexEntry = { bridge: prior?.bridge ?? (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0 || (prior?.inbound ?? false), isolated: facts.isolated || (prior?.isolated ?? false), state: 'installed' };
-    if ((t === 'nftables' && elements.some((r) => r.startsWith('@learning '))) || prior?.learning) entry.learning = true;
+    if ((t === 'nftables' && elements.some((r) => r.startsWith('@learn_reply '))) || prior?.learning) entry.learning = true;
     const claims = facts.claims ?? prior?.claims;
     if (claims) entry.claims = claims;
     const owner = prior?.owner ?? ownerFromLink(v);
@@ -261,6 +261,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     if (change.op === 'install' && change.member && chains) {
       const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
       if (change.member.learning) e.learning = true;
+      if (change.member.declared) e.declared = change.member.declared;
       if (change.member.claims) e.claims = change.member.claims;
       if (change.member.filter) e.filter = change.member.filter;
       if (change.names !== undefined) e.names = change.names;

@@ -231,7 +231,15 @@ export function treeMember(v: ResolvedVif): TreeMember {
 /** What the index records of a vif for the shared chains (its TreeMember without the name). */
 export function memberFacts(v: ResolvedVif): MemberFacts {
   const { name: _name, ...facts } = { ...treeMember(v), bridge: v.bridge };
-  return { ...facts, filter: filterRecord(v) };
+  const declared = declaredHosts(v);
+  return { ...facts, filter: filterRecord(v), ...(declared ? { declared } : {}) };
+}
+
+/** The host addresses declared for a vif (rule file, xenstore ip), guard or not: learning never binds them elsewhere. */
+export function declaredHosts(v: ResolvedVif): { ipv4: string[]; ipv6: string[] } | undefined {
+  const ipv4 = v.ipv4.filter((a) => a.len === 32).map((a) => a.addr);
+  const ipv6 = v.ipv6.filter((a) => a.len === 128).map((a) => a.addr);
+  return ipv4.length + ipv6.length > 0 ? { ipv4, ipv6 } : undefined;
 }
 
 /** Isolation leaves: to an isolated guest nothing from a guest; to any guest nothing from an isolated one. */

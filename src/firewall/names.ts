@@ -13,7 +13,7 @@ export const CHAIN_FROM = 'XN-FROM';
 export const CHAIN_TO = 'XN-TO';
 export const MAX_CHAIN_NAME = 28;
 
-export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E';
+export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L';
 /** O: from the guest; I: to the guest; S: source check; N: neighbour-advertisement check; E: ebtables. */
 export function vifChain(kind: VifChainKind, vif: string): string {
   return `XN-${kind}-${vif}`;
@@ -40,6 +40,6 @@ export function isOwnedChain(name: string): boolean {
 
 /** The vif a per-vif chain belongs to, or undefined for shared chains. */
 export function vifOfChain(chain: string): string | undefined {
-  const m = /^XN-[OISNE]-(.+)$/.exec(chain);
+  const m = /^XN-[OISNEL]-(.+)$/.exec(chain);
   return m?.[1];
 }

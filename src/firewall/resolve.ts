@@ -46,7 +46,10 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   const ipv6 = fileV6 && fileV6.length > 0 ? fileV6 : facts.ipv6;
   const antispoof = antispoofOf(g?.antispoof, antispoofOf(d.antispoof, { mac: true, arp: true, ipv4: true, ipv6: true }));
   if (!mac && (antispoof.mac || antispoof.arp)) warnings.push('no MAC known (rule file or xenstore mac): MAC and ARP anti-spoofing are off');
-  const learning = (g?.learn_addresses ?? d.learn_addresses ?? false) && ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6);
+  const wantsLearning = (g?.learn_addresses ?? d.learn_addresses ?? false) && ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6);
+  // Learning reads the guest's own DHCP replies by their chaddr: without its MAC it cannot.
+  const learning = wantsLearning && mac !== undefined;
+  if (wantsLearning && !learning) warnings.push('learn_addresses needs the guest\'s MAC (xenstore mac or the rule file): its addresses are not learned, and it has no address anti-spoofing');
   if (ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6) && !learning) warnings.push('no address known (rule file or xenstore ip): only MAC and ARP-MAC anti-spoofing apply');
   if (!antispoof.mac || !antispoof.arp || !antispoof.ipv4 || !antispoof.ipv6) {
     const off = (Object.keys(antispoof) as (keyof Antispoof)[]).filter((k) => !antispoof[k]);

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { isIfName, type IfName } from '../net/index.js';
+import { isIfName, parseCidr, type IfName } from '../net/index.js';
 import { currentBootId } from '../sys/boot.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
@@ -41,6 +41,8 @@ export interface MemberFacts {
   claims?: Claims;
   /** The policy its rules were compiled from (what `plan` compares to find widenings). */
   filter?: FilterRecord;
+  /** Its declared host addresses (rule file, xenstore ip), whether its guard is on or not. */
+  declared?: { ipv4: string[]; ipv6: string[] };
 }
 
 export interface IndexEntry {
@@ -52,6 +54,8 @@ export interface IndexEntry {
   isolated: boolean;
   /** Whether it learns its addresses. */
   learning?: true;
+  /** Its declared host addresses (see MemberFacts). */
+  declared?: { ipv4: string[]; ipv6: string[] };
   claims?: Claims;
   /** The policy its rules were compiled from (absent: adopted from live, or an older xennet). */
   filter?: FilterRecord;
@@ -109,6 +113,30 @@ const isOwner = (o: unknown): o is Owner => typeof o === 'object' && o !== null 
 const isIdentity = (o: unknown): o is ProcessIdentity =>
   typeof o === 'object' && o !== null && Number.isInteger((o as ProcessIdentity).pid) && typeof (o as ProcessIdentity).start === 'string' && typeof (o as ProcessIdentity).boot === 'string';
 
+/** Declared host addresses read back from the state directory (hostile until parsed): canonical texts only. */
+function parseDeclared(raw: unknown): { ipv4: string[]; ipv6: string[] } | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const list = (v: unknown, family: 'ipv4' | 'ipv6'): string[] | undefined => {
+    if (!Array.isArray(v) || v.length > 4096) return undefined;
+    const out: string[] = [];
+    for (const x of v as unknown[]) {
+      if (typeof x !== 'string') return undefined;
+      try {
+        const c = parseCidr(x, 'address');
+        if (c.family !== family || c.addr !== x) return undefined;
+      } catch {
+        return undefined;
+      }
+      out.push(x);
+    }
+    return out;
+  };
+  const ipv4 = list(r['ipv4'], 'ipv4');
+  const ipv6 = list(r['ipv6'], 'ipv6');
+  return ipv4 && ipv6 ? { ipv4, ipv6 } : undefined;
+}
+
 function entryOf(raw: unknown): IndexEntry | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const r = raw as Record<string, unknown>;
@@ -116,6 +144,8 @@ function entryOf(raw: unknown): IndexEntry | undefined {
   if (!(bridge === null || (typeof bridge === 'string' && isIfName(bridge)))) return undefined;
   const e: IndexEntry = { bridge: bridge as IfName | null, inbound: r['inbound'] === true, isolated: r['isolated'] === true, state: r['state'] === 'installing' ? 'installing' : 'installed' };
   if (r['learning'] === true) e.learning = true;
+  const declared = parseDeclared(r['declared']);
+  if (declared) e.declared = declared;
   if (isOwner(r['owner'])) e.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   const claims = parseClaims(r['claims']);
   if (claims) e.claims = claims;
@@ -285,6 +315,8 @@ function stagedOf(raw: unknown): StagedChange | undefined {
     if (!m || typeof m['bridge'] !== 'string' || !isIfName(m['bridge'])) return undefined;
     c.member = { bridge: m['bridge'], inbound: m['inbound'] === true, isolated: m['isolated'] === true };
     if (m['learning'] === true) c.member.learning = true;
+    const declared = parseDeclared(m['declared']);
+    if (declared) c.member.declared = declared;
     const claims = parseClaims(m['claims']);
     if (claims) c.member.claims = claims;
     const filter = parseFilterRecord(m['filter']);

@@ -28,6 +28,8 @@ export interface RefreshDeps {
   log: Logger;
   acquireLock?: VifDeps['acquireLock'];
   lockDir?: string;
+  /** Told of each vif moved, with the names its rules were resolved from before. */
+  onMoved?: (vif: string, namesBefore: string | undefined) => void;
 }
 
 interface Recorded {
@@ -89,7 +91,10 @@ export async function followRenames(deps: RefreshDeps, env: NodeJS.ProcessEnv, d
     const moved: string[] = [];
     for (const { name, fw } of staged) {
       try {
-        if (await fw.commit({ superseded: 'yield' })) moved.push(name);
+        if (await fw.commit({ superseded: 'yield' })) {
+          moved.push(name);
+          deps.onMoved?.(name, renamed.find((r) => r.name === name)?.names);
+        }
       } catch (e) {
         fw.unstage();
         deps.log.warning(`${name}: its domain was renamed, but its new policy could not be installed (${reasonOf(e)}); \`xennet apply\` installs it`);

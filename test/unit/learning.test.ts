@@ -5,6 +5,10 @@ import { readLearnPacket } from '../../src/firewall/learning/packets.js';
 import { learnedScript, parseLearnedJson } from '../../src/firewall/nft/learned.js';
 import { parseLoggedPacket } from '../../src/bridge/nl/nflog.js';
 import { parsePolicy } from '../../src/config/load.js';
+import { readBindings } from '../../src/firewall/learning/state.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const ip4 = (a: string): number[] => a.split('.').map(Number);
 function ipv4Udp(src: string, dst: string, sport: number, dport: number, data: Buffer): Buffer {
@@ -215,7 +219,20 @@ describe('address learning: bindings', () => {
     const g6 = learnedScript([{ ...b, family: 'ipv6', address: '2001:db8::5' }], [], now);
     assert.match(g6, /learned_keys6 \{ 2001:db8::5 \}/);
     assert.match(g6, /learned_na_keys \{ 0x20010db8000000000000000000000005 \}/);
-    assert.equal(decide([], 'vif1.0', { kind: 'dad', address: '2001:db8::9' }, now, undefined, true).bindings[0]!.guarded, true);
+    assert.equal(decide([], 'vif1.0', { kind: 'dhcp-ack', address: '192.168.0.9', leaseSeconds: 60 }, now, undefined, true).bindings[0]!.guarded, true, 'a lease of a guarded guest is guarded');
+    assert.equal(decide([], 'vif1.0', { kind: 'dad', address: '2001:db8::9' }, now, undefined, true).bindings[0]!.guarded, undefined, 'a first-come binding is not: the LAN host that holds the address keeps it');
+  });
+
+  it('an ended lease holds nothing: it neither refuses another port nor counts against the limit', () => {
+    const ended = decide([], 'vif1.0', { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 60 }, now).bindings;
+    const later = now + 3_600_000;
+    const d = decide(ended, 'vif2.0', { kind: 'arp-probe', address: '192.168.0.50' }, later);
+    assert.deepEqual(d.bindings.map((b) => b.vif), ['vif2.0']);
+    assert.deepEqual(d.remove.map((b) => b.vif), ['vif1.0'], 'the ended one goes from the record');
+    let full: Binding[] = [];
+    for (let i = 0; i < MAX_PER_PORT.ipv4; i++) full = decide(full, 'vif1.0', { kind: 'dhcp-ack', address: `192.168.1.${i + 1}`, leaseSeconds: 60 }, now).bindings;
+    assert.equal(decide(full, 'vif1.0', { kind: 'dhcp-ack', address: '192.168.2.1', leaseSeconds: 60 }, now).bindings.length, MAX_PER_PORT.ipv4, 'full of live leases: refused');
+    assert.ok(decide(full, 'vif1.0', { kind: 'dhcp-ack', address: '192.168.2.1', leaseSeconds: 60 }, later).bindings.some((b) => b.address === '192.168.2.1'), 'ended ones make room');
   });
 
   it('a DHCPv6 Reply with valid lifetime 0 ends the binding; expire() splits ended ones', () => {
@@ -237,6 +254,27 @@ describe('address learning: bindings', () => {
       { address: '192.168.0.6', vif: 'vif2.0', expiresMs: null },
     ]);
     assert.deepEqual(parseLearnedJson('not json', 'learned_ip4'), []);
+  });
+
+  it('a record that is not a binding is left out, the others kept (one bad line never blocks a restore)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-learned-'));
+    try {
+      const good = { vif: 'vif1.0', family: 'ipv4', address: '192.168.0.5', how: 'dhcp', since: 1, expires: null };
+      const bad = [
+        { ...good, family: 'ipv6', address: '1:2' },
+        { ...good, address: '192.168.000.5' },
+        { ...good, family: 'ipv6', address: '2001:DB8::1' },
+        { ...good, address: '192.168.0.0/24' },
+        { ...good, vif: 'vif1.0; rm -rf /' },
+        { ...good, how: 'guess' },
+      ];
+      writeFileSync(join(dir, 'learned.json'), JSON.stringify({ version: 1, bindings: [good, ...bad] }));
+      assert.deepEqual(readBindings({ XENNET_STATE_DIR: dir }), [good]);
+      writeFileSync(join(dir, 'learned.json'), '{"version": 2}');
+      assert.deepEqual(readBindings({ XENNET_STATE_DIR: dir }), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('learn_addresses is refused on the xtables backend, with where it was asked', () => {

@@ -53,10 +53,16 @@ const same = (a: Binding, family: LearnedFamily, address: string): boolean => a.
  * Applies one event seen on `vif`. `heldBy(family, address)` names another port that declares
  * the address (rule file, xenstore), whose claim always wins.
  */
+/**
+ * `guarded`: the guest's identity guard is on. Only a lease is then guarded against every other
+ * port: a first-come binding is not (the LAN host that holds the same address must keep it).
+ */
 export function decide(bindings: readonly Binding[], vif: string, event: LearnEvent, now: number, heldBy: (family: LearnedFamily, address: string) => string | undefined = () => undefined, guarded = false): Decision {
-  let out = [...bindings];
+  // What has ended holds nothing any more (a lease over, not yet swept from the record).
+  const current = expire(bindings, now);
+  let out = current.live;
   const write: Binding[] = [];
-  const remove: Binding[] = [];
+  const remove: Binding[] = [...current.ended];
   const notes: string[] = [];
   const owner = (family: LearnedFamily, address: string): string | undefined => heldBy(family, address) ?? out.find((b) => b.vif !== vif && same(b, family, address))?.vif;
   const drop = (family: LearnedFamily, address: string, why: string): void => {
@@ -87,7 +93,7 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
       // A first-come binding never shortens a lease; a lease renews or replaces either kind.
       if (!lease && (had.how === 'dhcp' || had.how === 'dhcpv6')) return;
       if (!lease && had.expires === null) return;
-      const next: Binding = { ...had, how, expires, ...(guarded ? { guarded } : {}) };
+      const next: Binding = { ...had, how, expires, ...(guarded && lease ? { guarded: true } : {}) };
       out = out.map((b) => (b === had ? next : b));
       write.push(next);
       if (had.expires !== expires || had.how !== how) notes.push(`${address} ${lease ? 'renewed' : 'bound'} (${how}${expires === null ? '' : `, ${seconds} s`})`);
@@ -103,7 +109,7 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
       }
       drop(family, oldest.address, `over ${MAX_PER_PORT[family]} ${family} addresses`);
     }
-    const b: Binding = { vif, family, address, how, since: now, expires, ...(guarded ? { guarded } : {}) };
+    const b: Binding = { vif, family, address, how, since: now, expires, ...(guarded && lease ? { guarded: true } : {}) };
     out.push(b);
     write.push(b);
     notes.push(`${address} bound (${how}${expires === null ? '' : `, ${seconds} s`})`);

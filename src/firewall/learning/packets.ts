@@ -15,10 +15,12 @@ export type LearnEvent =
   | { kind: 'dhcpv6-reply'; addresses: { address: string; validSeconds: number | null }[] }
   /** The guest's DHCPv6 Release or Decline. */
   | { kind: 'dhcpv6-release'; addresses: string[] }
-  /** The guest's Duplicate Address Detection for a tentative address (NS from ::). */
-  | { kind: 'dad'; address: string }
-  /** The guest's ARP probe for an address (sender 0.0.0.0, RFC 5227). */
-  | { kind: 'arp-probe'; address: string }
+  /**
+   * The guest's Duplicate Address Detection for a tentative address (NS from ::), and its ARP
+   * probe (sender 0.0.0.0, RFC 5227). `bindNow`: the test has run its course undefended.
+   */
+  | { kind: 'dad'; address: string; bindNow?: boolean }
+  | { kind: 'arp-probe'; address: string; bindNow?: boolean }
   /**
    * The guest announces an address it already uses: a gratuitous ARP (sender = target) or an
    * unsolicited neighbour advertisement to all nodes, what Linux sends when a guest resumes on a
@@ -178,6 +180,25 @@ function unsolicitedNa(p: Buffer): LearnEvent | undefined {
   if (ip6(p, 24) !== 'ff02::1' || (up.data[4]! & 0x40) !== 0) return undefined;
   const address = ip6(up.data, 8);
   return usable6(address) ? { kind: 'announce', family: 'ipv6', address } : undefined;
+}
+
+/**
+ * The address a frame claims for its sender (an ARP's sender address, an NA's target): read from
+ * frames of any port that concern an address a guest is testing.
+ */
+export function readClaimedAddress(ethertype: number, payload: Buffer): { family: 'ipv4' | 'ipv6'; address: string } | undefined {
+  if (ethertype === ETH_ARP) {
+    if (payload.length < 28 || payload.readUInt16BE(0) !== 1 || payload.readUInt16BE(2) !== ETH_IP || payload[4] !== 6 || payload[5] !== 4) return undefined;
+    const address = ip4(payload, 14);
+    return usable4(address) ? { family: 'ipv4', address } : undefined;
+  }
+  if (ethertype === ETH_IP6) {
+    const up = upper6(payload, 58);
+    if (!up || up.data.length < 24 || up.data[0] !== 136) return undefined;
+    const address = ip6(up.data, 8);
+    return usable6(address) ? { family: 'ipv6', address } : undefined;
+  }
+  return undefined;
 }
 
 /**

@@ -14,6 +14,7 @@ import { applyScript, nftPath, ownBridgeTablePresent } from '../backend/nft.js';
 import { NFT_TABLE } from '../nft/compile.js';
 import { learnedScript, parseLearnedJson } from '../nft/learned.js';
 import { bindingSchema, expire, type Binding } from './bindings.js';
+import { parseCidr } from '../../net/index.js';
 
 export const learnedPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.json');
 const lockPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.lock');
@@ -44,7 +45,15 @@ export function readBindings(env: NodeJS.ProcessEnv, log?: Logger): Binding[] {
   return out;
 }
 
-const validAddress = (family: 'ipv4' | 'ipv6', a: string): boolean => (family === 'ipv4' ? /^(\d{1,3}\.){3}\d{1,3}$/.test(a) && a.split('.').every((x) => Number(x) <= 255) : /^[0-9a-f:]+$/.test(a) && a.includes(':'));
+/** A host address in canonical text (what the daemon writes), of that family: anything else is not a binding. */
+function validAddress(family: 'ipv4' | 'ipv6', a: string): boolean {
+  try {
+    const c = parseCidr(a);
+    return c.family === family && c.addr === a && !a.includes('/');
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Changes the bindings under the lock: `fn` gets the recorded ones and returns what to write and
@@ -93,7 +102,7 @@ export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string
   const kernel = (await listKernelBindings()).filter((k) => k.vif === vif);
   await updateBindings(env, log, (bindings) => {
     const mine = bindings.filter((b) => b.vif === vif);
-    const extra = kernel.filter((k) => !mine.some((b) => b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null }));
+    const extra = kernel.filter((k) => !mine.some((b) => b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
     if (mine.length > 0) log.info(`${vif}: ${mine.length} learned binding${mine.length === 1 ? '' : 's'} ended with the vif`);
     return { bindings: bindings.filter((b) => b.vif !== vif), write: [], remove: [...mine, ...extra] };
   });

@@ -59,7 +59,7 @@ export const NFT_SETS = [
   { name: 'to_guest', map: true, target: 'I' },
   { name: 'guests', map: false },
   { name: 'isolated', map: false },
-  { name: 'learning', map: false },
+  { name: 'learn_reply', map: true, target: 'L' },
 ] as const;
 export type NftSetName = (typeof NFT_SETS)[number]['name'];
 
@@ -147,6 +147,9 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
   return s;
 }
 
+/** A raw value as nft prints it: hex without leading zeros. */
+const rawHex = (digits: string): string => `0x${digits.toLowerCase().replace(/^0+(?=.)/, '')}`;
+
 /** The chains of one vif in `bridge xennet`. */
 export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): TableRules {
   const t = emptyTable();
@@ -180,6 +183,18 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   if (!v.routerAdvertisements) o.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
   if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
+  if (v.learning && v.mac) {
+    // The server replies that are this guest's own go to the daemon, each port with its own rate:
+    // a DHCPACK whose chaddr is the guest's MAC (option 53 first, as servers write it; a reply
+    // whose first option is another goes too, the daemon reads it whole), a DHCPv6 Reply (msg-type
+    // 7). OFFERs, Advertises, and acks for other clients flooded to every port are not read.
+    const chaddr = `@th,288,48 ${rawHex(v.mac.replace(/:/g, ''))}`;
+    t.chains.set(vifChain('L', v.name), [
+      `ether type ip ${chaddr} @th,1984,24 0x350105 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
+      `ether type ip ${chaddr} @th,1984,16 != 0x3501 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
+      `ether type ip6 @th,64,8 0x7 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
+    ]);
+  }
   if (v.learning) {
     // What learning reads from the guest: its DAD (binds first come first served), its DHCP
     // and DHCPv6 client messages (a release or decline ends a binding). Rate-limited: a guest
@@ -242,13 +257,13 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   pre.push('iifname vmap @from_guest');
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
-  // A learning guest's DHCP and DHCPv6 replies go to the daemon. Only a trusted server's get here:
-  // a guest without dhcp_server: true has its replies dropped at prerouting. The ports are
-  // compared first (one 32-bit compare): every other packet leaves the rule there, before the
-  // set lookup.
+  // A learning guest's DHCP and DHCPv6 replies go to its XN-L chain (which hands its own to the
+  // daemon). Only a trusted server's get here: a guest without dhcp_server: true has its replies
+  // dropped at prerouting. The ports are compared first (one 32-bit compare): every other packet
+  // leaves the rule there, before the map lookup.
   if (members.some((m) => m.learning)) {
-    fwd.push(`ether type ip udp sport 67 udp dport 68 oifname @learning limit rate 100/second burst 200 packets ${LEARN_LOG}`);
-    fwd.push(`ether type ip6 udp sport 547 udp dport 546 oifname @learning limit rate 100/second burst 200 packets ${LEARN_LOG}`);
+    fwd.push('ether type ip udp sport 67 udp dport 68 oifname vmap @learn_reply');
+    fwd.push('ether type ip6 udp sport 547 udp dport 546 oifname vmap @learn_reply');
   }
   if (members.some((m) => m.isolated)) fwd.push('iifname @isolated oifname @guests drop', 'iifname @guests oifname @isolated drop');
   if (inbound) fwd.push('oifname vmap @to_guest');
@@ -262,7 +277,7 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
     if (m.inbound) e.push(elementLine('to_guest', m.name));
     e.push(elementLine('guests', m.name));
     if (m.isolated) e.push(elementLine('isolated', m.name));
-    if (m.learning) e.push(elementLine('learning', m.name));
+    if (m.learning) e.push(elementLine('learn_reply', m.name));
     e.push(...portClaimLines(m.name, m.claims));
     t.chains.set(vifChain('E', m.name), e);
   }

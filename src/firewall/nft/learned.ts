@@ -19,6 +19,11 @@ export const LEARN_GROUP = 0x786e;
 /** What `log` rules of learning carry as their prefix. */
 export const LEARN_PREFIX = 'XN learn';
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
+/** The prefix of frames from any port that claim an address a guest is testing (its DAD, its ARP probe). */
+export const DEFEND_PREFIX = 'XN defend';
+const DEFEND_LOG = `limit rate 50/second burst 100 packets log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
+/** How long an address a guest tests stays tentative: a defence within this time refuses it. */
+export const TENTATIVE_MS = 500;
 
 export const LEARNED_SETS = [
   { name: 'learned_ip4', type: 'type ipv4_addr . ifname; flags timeout;' },
@@ -29,6 +34,11 @@ export const LEARNED_SETS = [
   { name: 'learned_keys4', type: 'type ipv4_addr; flags timeout;' },
   { name: 'learned_keys6', type: 'type ipv6_addr; flags timeout;' },
   { name: 'learned_na_keys', type: 'typeof @th,64,128; flags timeout;' },
+  // Addresses a learning guest is testing (RFC 6620: a binding waits for its DAD to succeed): an
+  // ARP from, or an NA for, one of them from any port goes to the daemon, which refuses the
+  // binding when it came from another port.
+  { name: 'tentative4', type: 'type ipv4_addr; flags timeout;' },
+  { name: 'tentative_na', type: 'typeof @th,64,128; flags timeout;' },
 ] as const;
 
 /**
@@ -40,7 +50,16 @@ export const LEARNED_GUARD: readonly { rule: string; written?: string }[] = [
   { rule: 'ip saddr . iifname != @learned_ip4 ip saddr @learned_keys4 counter drop' },
   { rule: 'ip6 saddr . iifname != @learned_ip6 ip6 saddr @learned_keys6 counter drop' },
   { rule: 'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop', written: 'meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop' },
+  { rule: `arp saddr ip @tentative4 ${DEFEND_LOG}`, written: `meta protocol arp arp saddr ip @tentative4 ${DEFEND_LOG}` },
+  { rule: `icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na ${DEFEND_LOG}`, written: `meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na ${DEFEND_LOG}` },
 ];
+
+/** The script that makes an address tentative for a while (a no-op when it is already). */
+export function tentativeScript(family: 'ipv4' | 'ipv6', address: string, ms: number): string {
+  const [set, key] = family === 'ipv4' ? ['tentative4', address] : ['tentative_na', raw128(address)];
+  const decl = LEARNED_SETS.find((s) => s.name === set)!;
+  return `add set bridge ${NFT_TABLE} ${set} { ${decl.type} }\nadd element bridge ${NFT_TABLE} ${set} { ${key} timeout ${Math.max(1, Math.ceil(ms / 1000))}s }\n`;
+}
 
 const raw128 = (address: string): string => `0x${keyDigits('ipv6', address).replace(/^0+(?=.)/, '')}`;
 
