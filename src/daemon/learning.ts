@@ -15,9 +15,7 @@ import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewal
 import { readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
 import { applyScript } from '../firewall/backend/nft.js';
 import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS, tentativeScript } from '../firewall/nft/learned.js';
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
-import { dirOf, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
+import { indexStamp, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
 import { reasonOf } from '../sys/errors.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 
@@ -100,13 +98,7 @@ export class AddressLearning {
    * the copy on the other host is not cut off from this one's LAN before the offline).
    */
   private reconcileSoon(): void {
-    let stamp: string;
-    try {
-      const st = statSync(join(dirOf(this.ctx.env), 'index.json'));
-      stamp = `${st.mtimeMs}:${st.size}`;
-    } catch {
-      stamp = 'none';
-    }
+    const stamp = indexStamp(this.ctx.env);
     if (stamp === this.stamp || this.stopped) return;
     this.stamp = stamp;
     this.queue = this.queue.then(() => this.reconcile()).catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));

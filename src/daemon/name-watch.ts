@@ -12,12 +12,10 @@
  * is made anew (the daemon's start, xenstored's restart) every domain is looked at once, so a
  * rename while nobody watched is followed too.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HookServices } from '../hooks/vif-call.js';
 import { followRenames } from '../hooks/vif-refresh.js';
 import { identityPaths } from '../firewall/domain-identity.js';
-import { dirOf, loadIndex } from '../firewall/store.js';
+import { indexStamp, loadIndex } from '../firewall/store.js';
 import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
 import { silentLogger, type Logger } from '../sys/log.js';
@@ -109,13 +107,7 @@ export class NameWatch {
         this.noticed(Number(token.slice(TOKEN.length)));
       });
     }
-    let stamp: string;
-    try {
-      const st = statSync(join(dirOf(this.ctx.env), 'index.json'));
-      stamp = `${st.mtimeMs}:${st.size}`;
-    } catch {
-      stamp = 'none';
-    }
+    const stamp = indexStamp(this.ctx.env);
     if (stamp === this.stamp) return;
     const { index } = loadIndex(this.ctx.env, silentLogger);
     const domids = new Set<number>();

@@ -101,6 +101,16 @@ export interface StagedChange {
 }
 
 export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
+
+/** What changes whenever the index is written (its mtime and size), or 'none': cheap to poll. */
+export function indexStamp(env: NodeJS.ProcessEnv): string {
+  try {
+    const st = statSync(join(dirOf(env), 'index.json'));
+    return `${st.mtimeMs}:${st.size}`;
+  } catch {
+    return 'none';
+  }
+}
 export const pendingDir = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'pending');
 const indexPath = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'index.json');
 const vifPath = (name: string, env: NodeJS.ProcessEnv): string => join(dirOf(env), 'vif', `${name}.json`);
