@@ -13,10 +13,10 @@ import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl
 import { decide, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
 import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
 import { readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
-import { applyScript } from '../firewall/backend/nft.js';
-import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS, tentativeScript } from '../firewall/nft/learned.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/nft/learned.js';
 import { indexStamp, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
 import { reasonOf } from '../sys/errors.js';
+import { overlaps, parseCidr } from '../net/index.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 
 const SYNC_MS = 2000;
@@ -217,11 +217,23 @@ export class AddressLearning {
     return out;
   }
 
-  /** Who holds an address, for `vif`: another vif that declares it (guard or not), dom0, dom0's gateway. */
+  /**
+   * Who holds an address, for `vif`: dom0, dom0's gateway, another vif whose addresses (declared
+   * addresses and prefixes, its MAC's link-local; guard or not) take it in.
+   */
   private async holders(index: FirewallIndex, vif: string): Promise<(family: LearnedFamily, address: string) => string | undefined> {
     const reserved = await this.reserved(index);
-    return (family, address) =>
-      reserved.get(address) ?? Object.entries(index.vifs).find(([name, e]) => name !== vif && ((e.declared?.[family] ?? []).includes(address) || (e.claims?.[family] ?? []).includes(address)))?.[0];
+    // A guest's other ports (its -emu twin, a stub domain's) share its MAC: they are not others.
+    const domid = index.vifs[vif]?.owner?.domid;
+    const others = Object.entries(index.vifs)
+      .filter(([name, e]) => name !== vif && (domid === undefined || e.owner?.domid !== domid))
+      .map(([name, e]) => ({ name, cidrs: [...(e.declared?.ipv4 ?? []), ...(e.declared?.ipv6 ?? []), ...(e.claims?.ipv4 ?? []), ...(e.claims?.ipv6 ?? [])].map((c) => parseCidr(c)) }));
+    return (_family, address) => {
+      const at = reserved.get(address);
+      if (at !== undefined) return at;
+      const host = parseCidr(address);
+      return others.find((o) => o.cidrs.some((c) => overlaps(c, host)))?.name;
+    };
   }
 
   private async handle(p: LoggedPacket): Promise<void> {
@@ -236,22 +248,29 @@ export class AddressLearning {
     const index = loadIndex(this.ctx.env, silentLogger).index;
     if (!index.vifs[vif]?.learning) return; // not a learning guest (any more)
     if (event.kind === 'announce') {
-      // Announcements bind only for a guest just received by live migration (its lease was made
-      // on the other host); from anyone else they would let a guest claim any address in use.
+      // Announcements bind only for a guest received by live migration (its lease was made on
+      // the other host): within RECEIVED_MS of the rename that says it runs here, or before the
+      // daemon has followed that rename. From anyone else they would claim any address in use.
       const until = this.receivedUntil.get(vif);
-      if (until === undefined || until < Date.now()) return;
+      const incoming = index.vifs[vif]!.names?.includes('--incoming"') === true;
+      if (!incoming && (until === undefined || until < Date.now())) return;
     }
     const heldBy = await this.holders(index, vif);
-    // The guest tests an address (DAD, an ARP probe): it is bound once the test has run its
-    // course undefended (RFC 6620), unless it is bound or held already (then decide says so now).
-    if ((event.kind === 'dad' || event.kind === 'arp-probe') && !event.bindNow) {
-      const family = event.kind === 'dad' ? 'ipv6' : 'ipv4';
+    // The guest tests an address (DAD, an ARP probe) or announces one: it is bound once the test
+    // has run its course undefended (RFC 6620), unless it is bound or held already (then decide
+    // says so now). The kernel made the address tentative as the frame went by, so a defence that
+    // follows at once is logged (prefix DEFEND_PREFIX) and seen here after this packet.
+    if ((event.kind === 'dad' || event.kind === 'arp-probe' || event.kind === 'announce') && !event.bindNow) {
+      const family = event.kind === 'dad' ? 'ipv6' : event.kind === 'arp-probe' ? 'ipv4' : event.family;
       const key = `${family} ${event.address}`;
       const bound = readBindings(this.ctx.env).some((b) => b.family === family && b.address === event.address);
       if (!bound && heldBy(family, event.address) === undefined) {
-        if (this.tentative.has(key) || this.tentative.size >= MAX_TENTATIVE) return;
+        if (this.tentative.has(key)) return;
+        if (this.tentative.size >= MAX_TENTATIVE) {
+          this.lost++;
+          return;
+        }
         this.tentative.set(key, { vif, defendedBy: undefined });
-        await applyScript(tentativeScript(family, event.address, 2 * TENTATIVE_MS)).catch((e: unknown) => this.ctx.log.warning(`address learning: ${event.address} cannot be watched for a defence: ${reasonOf(e)}`));
         setTimeout(() => {
           const t = this.tentative.get(key);
           this.tentative.delete(key);
@@ -259,7 +278,7 @@ export class AddressLearning {
           if (t?.defendedBy !== undefined) {
             this.refused++;
             this.last = `${new Date().toISOString()} ${vif}: ${event.address} refused: ${t.defendedBy} defended it`;
-            this.ctx.log.info(`address learning: ${vif}: ${event.address} refused: ${t.defendedBy} defended it against its ${event.kind === 'dad' ? 'DAD' : 'ARP probe'}`);
+            this.ctx.log.info(`address learning: ${vif}: ${event.address} refused: ${t.defendedBy} defended it against its ${event.kind === 'dad' ? 'DAD' : event.kind === 'arp-probe' ? 'ARP probe' : 'announcement'}`);
             return;
           }
           this.schedule(() => this.decideFor(vif, { ...event, bindNow: true }));

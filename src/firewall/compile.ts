@@ -235,10 +235,14 @@ export function memberFacts(v: ResolvedVif): MemberFacts {
   return { ...facts, filter: filterRecord(v), ...(declared ? { declared } : {}) };
 }
 
-/** The host addresses declared for a vif (rule file, xenstore ip), guard or not: learning never binds them elsewhere. */
+/**
+ * What a vif's addresses are, guard or not, as CIDR texts: its declared addresses and prefixes
+ * (rule file, xenstore ip) and the EUI-64 link-local of its MAC. Learning never binds any address
+ * inside them to another port.
+ */
 export function declaredHosts(v: ResolvedVif): { ipv4: string[]; ipv6: string[] } | undefined {
-  const ipv4 = v.ipv4.filter((a) => a.len === 32).map((a) => a.addr);
-  const ipv6 = v.ipv6.filter((a) => a.len === 128).map((a) => a.addr);
+  const ipv4 = v.ipv4.map(cidrText);
+  const ipv6 = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])].map(cidrText);
   return ipv4.length + ipv6.length > 0 ? { ipv4, ipv6 } : undefined;
 }
 

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { isIfName, parseCidr, type IfName } from '../net/index.js';
+import { cidrText, isIfName, parseCidr, type IfName } from '../net/index.js';
 import { currentBootId } from '../sys/boot.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
@@ -41,7 +41,7 @@ export interface MemberFacts {
   claims?: Claims;
   /** The policy its rules were compiled from (what `plan` compares to find widenings). */
   filter?: FilterRecord;
-  /** Its declared host addresses (rule file, xenstore ip), whether its guard is on or not. */
+  /** Its declared addresses and prefixes and its EUI-64 link-local (CIDR texts), guard or not. */
   declared?: { ipv4: string[]; ipv6: string[] };
 }
 
@@ -134,7 +134,7 @@ function parseDeclared(raw: unknown): { ipv4: string[]; ipv6: string[] } | undef
       if (typeof x !== 'string') return undefined;
       try {
         const c = parseCidr(x, 'address');
-        if (c.family !== family || c.addr !== x) return undefined;
+        if (c.family !== family || cidrText(c) !== x) return undefined;
       } catch {
         return undefined;
       }

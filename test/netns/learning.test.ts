@@ -382,25 +382,37 @@ describe('address learning (netns, nftables backend): DHCP, DHCPv6 and first-com
     }
   });
 
-  it('never the gateway\'s or dom0\'s address; a LAN host defends its own against a guest\'s DAD and ARP probe; an ACK for another client binds nothing, and a flood of them leaves the guest its own', async () => {
+  it('never the gateway\'s or dom0\'s address, nor one inside another guest\'s (guard or not, its MAC\'s link-local too); a LAN host defends its own against a single DAD or ARP probe; an ACK for another client binds nothing, and a flood of them leaves the guest its own', async () => {
+    await host.stopDaemon();
+    writeRules('  dyn1:\n    learn_addresses: true\n  unguarded:\n    identity_guard: false\n');
+    await host.startDaemon(env);
     const g = await host.addGuest(spec(45, 'dyn1'));
-    await online(g);
+    const prefixed = await host.addGuest({ ...spec(46, 'prefixed'), addresses: ['192.168.0.97/24'], xenstoreIp: '192.168.0.96/28' });
+    const unguarded = await host.addGuest({ ...spec(47, 'unguarded'), addresses: ['192.168.0.139/24'], xenstoreIp: '192.168.0.139' });
+    for (const x of [g, prefixed, unguarded]) await online(x);
     const send = async (kind: string, args: string[], from: 'guest' | 'lan' = 'guest'): Promise<void> => {
       const r = await (from === 'guest' ? g.ns : host.lan).exec('python3', [framesPy, 'send', from === 'guest' ? 'eth0' : 'lan0', kind, ...args]);
       assert.equal(r.code, 0, r.stderr);
     };
     await host.lan.ip('addr', 'add', '192.168.0.77/24', 'dev', 'lan0');
     await host.lan.ip('addr', 'add', '2001:db8::77/64', 'dev', 'lan0', 'nodad');
-    // The gateway's and dom0's addresses are refused at once; the LAN host defends .77 and ::77.
-    await send('arp-probe', [g.mac, '192.168.0.1']);
-    await send('arp-probe', [g.mac, '192.168.0.2']);
-    await send('arp-probe', [g.mac, '192.168.0.77']);
-    await send('ns-dad', [g.mac, '2001:db8::77']);
+    // The gateway's and dom0's addresses are refused at once, and so is what another guest's
+    // addresses take in; the LAN host defends .77, ::77 and the gateway's ::1 against one probe
+    // each (Linux's DAD sends one: the defence comes back within a millisecond).
+    for (const a of ['192.168.0.1', '192.168.0.2', '192.168.0.100', '192.168.0.139']) await send('arp-probe@repeat=1', [g.mac, a]);
+    await send('ns-dad@repeat=1', [g.mac, 'fe80::216:3eff:fe00:52e']); // prefixed's link-local
+    await send('arp-probe@repeat=1', [g.mac, '192.168.0.77']);
+    await send('ns-dad@repeat=1', [g.mac, '2001:db8::77']);
+    await send('ns-dad@repeat=1', [g.mac, '2001:db8::1']);
     // The control: a free address binds the same way.
-    await send('arp-probe', [g.mac, '192.168.0.78']);
-    await until('the free address\'s binding', async () => (await learned(g)).includes('192.168.0.78 arp-probe'));
+    await send('arp-probe@repeat=1', [g.mac, '192.168.0.78']);
+    await send('ns-dad@repeat=1', [g.mac, '2001:db8::78']);
+    await until('the free addresses\' bindings', async () => (await learned(g)).join() === '192.168.0.78 arp-probe,2001:db8::78 dad');
     await new Promise((r) => setTimeout(r, 1000));
-    assert.deepEqual(await learned(g), ['192.168.0.78 arp-probe'], 'nothing but the free address');
+    assert.deepEqual(await learned(g), ['192.168.0.78 arp-probe', '2001:db8::78 dad'], 'nothing but the free addresses');
+    const all = (await status()).vifs.find((v) => v.name === g.vif)!.learned.map((b) => b.address);
+    assert.ok(all.includes('fe80::216:3eff:fe00:52d'), `control: its own link-local is bound (${all.join()})`);
+    assert.ok(!all.includes('fe80::216:3eff:fe00:52e'), 'another guest\'s link-local is not');
     assert.ok(await host.dom0.ping('192.168.0.1'), 'dom0 keeps its gateway');
     // A DHCPACK broadcast for another client (chaddr not the guest's) binds nothing, however many.
     const lan = (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;

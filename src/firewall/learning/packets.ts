@@ -26,7 +26,7 @@ export type LearnEvent =
    * unsolicited neighbour advertisement to all nodes, what Linux sends when a guest resumes on a
    * new host after a live migration (netdev_notify_peers).
    */
-  | { kind: 'announce'; family: 'ipv4' | 'ipv6'; address: string };
+  | { kind: 'announce'; family: 'ipv4' | 'ipv6'; address: string; bindNow?: boolean };
 
 const ETH_IP = 0x0800;
 const ETH_ARP = 0x0806;

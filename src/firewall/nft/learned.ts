@@ -21,7 +21,14 @@ export const LEARN_PREFIX = 'XN learn';
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
 /** The prefix of frames from any port that claim an address a guest is testing (its DAD, its ARP probe). */
 export const DEFEND_PREFIX = 'XN defend';
-const DEFEND_LOG = `limit rate 50/second burst 100 packets log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
+/** Each port's defences at a rate of its own: a port flooding claims cannot hide another's. */
+const DEFEND_LOG = `add @defend_rate { iifname limit rate 20/second burst 40 packets } log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
+/**
+ * The statements that make an address tentative, in the kernel, as the guest's test (or
+ * announcement) goes by: so a defence that comes back a millisecond later is already seen.
+ */
+export const tentativeFrom = (key: 'arp daddr ip' | 'arp saddr ip' | '@th,64,128'): string =>
+  key === '@th,64,128' ? 'add @tentative_na { @th,64,128 timeout 2s } add @tentative_na_port { @th,64,128 . iifname timeout 2s }' : `add @tentative4 { ${key} timeout 2s } add @tentative4_port { ${key} . iifname timeout 2s }`;
 /** How long an address a guest tests stays tentative: a defence within this time refuses it. */
 export const TENTATIVE_MS = 500;
 
@@ -34,11 +41,14 @@ export const LEARNED_SETS = [
   { name: 'learned_keys4', type: 'type ipv4_addr; flags timeout;' },
   { name: 'learned_keys6', type: 'type ipv6_addr; flags timeout;' },
   { name: 'learned_na_keys', type: 'typeof @th,64,128; flags timeout;' },
-  // Addresses a learning guest is testing (RFC 6620: a binding waits for its DAD to succeed): an
-  // ARP from, or an NA for, one of them from any port goes to the daemon, which refuses the
-  // binding when it came from another port.
-  { name: 'tentative4', type: 'type ipv4_addr; flags timeout;' },
-  { name: 'tentative_na', type: 'typeof @th,64,128; flags timeout;' },
+  // Addresses a learning guest is testing (RFC 6620: a binding waits for its DAD to succeed),
+  // added by its own test as it goes by, with the tester's port: an ARP from, or an NA for, one
+  // of them from any other port goes to the daemon, which refuses the binding.
+  { name: 'tentative4', type: 'type ipv4_addr; size 65535; flags dynamic,timeout;' },
+  { name: 'tentative4_port', type: 'type ipv4_addr . ifname; size 65535; flags dynamic,timeout;' },
+  { name: 'tentative_na', type: 'typeof @th,64,128; size 65535; flags dynamic,timeout;' },
+  { name: 'tentative_na_port', type: 'typeof @th,64,128 . iifname; size 65535; flags dynamic,timeout;' },
+  { name: 'defend_rate', type: 'type ifname; size 65535; flags dynamic,timeout; timeout 10s;' },
 ] as const;
 
 /**
@@ -50,16 +60,10 @@ export const LEARNED_GUARD: readonly { rule: string; written?: string }[] = [
   { rule: 'ip saddr . iifname != @learned_ip4 ip saddr @learned_keys4 counter drop' },
   { rule: 'ip6 saddr . iifname != @learned_ip6 ip6 saddr @learned_keys6 counter drop' },
   { rule: 'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop', written: 'meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop' },
-  { rule: `arp saddr ip @tentative4 ${DEFEND_LOG}`, written: `meta protocol arp arp saddr ip @tentative4 ${DEFEND_LOG}` },
-  { rule: `icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na ${DEFEND_LOG}`, written: `meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na ${DEFEND_LOG}` },
+  { rule: `arp saddr ip @tentative4 arp saddr ip . iifname != @tentative4_port ${DEFEND_LOG}`, written: `meta protocol arp arp saddr ip @tentative4 arp saddr ip . iifname != @tentative4_port ${DEFEND_LOG}` },
+  { rule: `icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na @th,64,128 . iifname != @tentative_na_port ${DEFEND_LOG}`, written: `meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na @th,64,128 . iifname != @tentative_na_port ${DEFEND_LOG}` },
 ];
 
-/** The script that makes an address tentative for a while (a no-op when it is already). */
-export function tentativeScript(family: 'ipv4' | 'ipv6', address: string, ms: number): string {
-  const [set, key] = family === 'ipv4' ? ['tentative4', address] : ['tentative_na', raw128(address)];
-  const decl = LEARNED_SETS.find((s) => s.name === set)!;
-  return `add set bridge ${NFT_TABLE} ${set} { ${decl.type} }\nadd element bridge ${NFT_TABLE} ${set} { ${key} timeout ${Math.max(1, Math.ceil(ms / 1000))}s }\n`;
-}
 
 const raw128 = (address: string): string => `0x${keyDigits('ipv6', address).replace(/^0+(?=.)/, '')}`;
 
