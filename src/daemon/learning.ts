@@ -10,7 +10,8 @@
  */
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
-import { decide, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
+import { decide, isLease, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
+import { hasClaims } from '../firewall/claims.js';
 import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
 import { readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
 import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/nft/learned.js';
@@ -28,7 +29,7 @@ const MAX_TENTATIVE = 128;
 const RECEIVED_MS = 120_000;
 
 /** Whether a guest's identity guard is on: it has claims (none while a migration is in flight, or with identity_guard: false). */
-const guardOn = (e: IndexEntry): boolean => e.claims !== undefined && e.claims.mac.length + e.claims.ipv4.length + e.claims.ipv6.length > 0;
+const guardOn = (e: IndexEntry): boolean => hasClaims(e.claims);
 
 export interface LearningContext {
   env: NodeJS.ProcessEnv;
@@ -120,7 +121,7 @@ export class AddressLearning {
           notes.push(`${b.vif}: ${b.address} unbound (no longer a learning guest)`);
           continue;
         }
-        const guarded = guardOn(e) && (b.how === 'dhcp' || b.how === 'dhcpv6');
+        const guarded = guardOn(e) && isLease(b);
         if ((b.guarded ?? false) === guarded) {
           keep.push(b);
           continue;

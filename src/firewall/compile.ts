@@ -231,7 +231,7 @@ export function treeMember(v: ResolvedVif): TreeMember {
 /** What the index records of a vif for the shared chains (its TreeMember without the name). */
 export function memberFacts(v: ResolvedVif): MemberFacts {
   const { name: _name, ...facts } = { ...treeMember(v), bridge: v.bridge };
-  const declared = declaredHosts(v);
+  const declared = declaredAddresses(v);
   return { ...facts, filter: filterRecord(v), ...(declared ? { declared } : {}) };
 }
 
@@ -240,7 +240,7 @@ export function memberFacts(v: ResolvedVif): MemberFacts {
  * (rule file, xenstore ip) and the EUI-64 link-local of its MAC. Learning never binds any address
  * inside them to another port.
  */
-export function declaredHosts(v: ResolvedVif): { ipv4: string[]; ipv6: string[] } | undefined {
+export function declaredAddresses(v: ResolvedVif): { ipv4: string[]; ipv6: string[] } | undefined {
   const ipv4 = v.ipv4.map(cidrText);
   const ipv6 = [...v.ipv6, ...(v.mac ? [eui64LinkLocal(v.mac)] : [])].map(cidrText);
   return ipv4.length + ipv6.length > 0 ? { ipv4, ipv6 } : undefined;

@@ -6,6 +6,7 @@
  */
 import netlink from 'netlink';
 import { XennetError } from '../../sys/errors.js';
+import { nfnlAttributes } from './nfnl.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_ULOG = 4;
@@ -55,13 +56,7 @@ function configMessage(group: number, attrs: Buffer[]): Buffer {
 
 /** The attributes of one NFULNL_MSG_PACKET body (after its nfgenmsg), as a map (pure). */
 export function parseLoggedPacket(data: Buffer): LoggedPacket | undefined {
-  const attrs = new Map<number, Buffer>();
-  for (let off = 4; off + 4 <= data.length; ) {
-    const len = data.readUInt16LE(off);
-    if (len < 4 || off + len > data.length) break;
-    attrs.set(data.readUInt16LE(off + 2) & 0x7fff, data.subarray(off + 4, off + len));
-    off += (len + 3) & ~3;
-  }
+  const attrs = nfnlAttributes(data);
   const payload = attrs.get(NFULA_PAYLOAD);
   const hdr = attrs.get(NFULA_PACKET_HDR);
   if (!payload || !hdr || hdr.length < 2) return undefined;

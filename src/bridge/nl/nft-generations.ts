@@ -4,6 +4,7 @@
  * NFNLGRP_NFTABLES multicast group, naming the process that made it. iptables-legacy makes none.
  */
 import netlink from 'netlink';
+import { nfnlAttributes } from './nfnl.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNLGRP_NFTABLES = 7;
@@ -25,18 +26,10 @@ export function watchRulesetGenerations(onGeneration: (e: GenerationEvent) => vo
   sock.on('message', (msgs) => {
     for (const m of msgs) {
       if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) continue;
-      const ev: GenerationEvent = { pid: 0, name: '' };
-      // struct nfgenmsg (4 bytes), then attributes (len u16, type u16, value, padded to 4).
-      for (let off = 4; off + 4 <= m.data.length; ) {
-        const len = m.data.readUInt16LE(off);
-        const type = m.data.readUInt16LE(off + 2) & 0x7fff;
-        if (len < 4) break;
-        const value = m.data.subarray(off + 4, off + len);
-        if (type === NFTA_GEN_PROC_PID && value.length >= 4) ev.pid = value.readUInt32BE(0);
-        if (type === NFTA_GEN_PROC_NAME) ev.name = value.toString('utf8').replace(/\0+$/, '');
-        off += (len + 3) & ~3;
-      }
-      onGeneration(ev);
+      const attrs = nfnlAttributes(m.data);
+      const pid = attrs.get(NFTA_GEN_PROC_PID);
+      const name = attrs.get(NFTA_GEN_PROC_NAME);
+      onGeneration({ pid: pid && pid.length >= 4 ? pid.readUInt32BE(0) : 0, name: name ? name.toString('utf8').replace(/\0+$/, '') : '' });
     }
   });
   sock.on('error', () => onLost());

@@ -24,6 +24,9 @@ export interface Binding {
   guarded?: boolean;
 }
 
+/** Whether a binding is a server's lease (else it was learned first come, first served). */
+export const isLease = (b: Pick<Binding, 'how'>): boolean => b.how === 'dhcp' || b.how === 'dhcpv6';
+
 /** At most this many bindings per port and family: a guest flooding DAD cannot grow the sets. */
 export const MAX_PER_PORT: Record<LearnedFamily, number> = { ipv4: 16, ipv6: 64 };
 
@@ -91,7 +94,7 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
     const had = out.find((b) => b.vif === vif && same(b, family, address));
     if (had) {
       // A first-come binding never shortens a lease; a lease renews or replaces either kind.
-      if (!lease && (had.how === 'dhcp' || had.how === 'dhcpv6')) return;
+      if (!lease && isLease(had)) return;
       if (!lease && had.expires === null) return;
       const next: Binding = { ...had, how, expires, ...(guarded && lease ? { guarded: true } : {}) };
       out = out.map((b) => (b === had ? next : b));
@@ -102,7 +105,7 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
     const mine = out.filter((b) => b.vif === vif && b.family === family);
     if (mine.length >= MAX_PER_PORT[family]) {
       // Over the limit: the oldest first-come binding goes; leases are never pushed out.
-      const oldest = mine.filter((b) => b.how !== 'dhcp' && b.how !== 'dhcpv6').sort((a, b) => a.since - b.since)[0];
+      const oldest = mine.filter((b) => !isLease(b)).sort((a, b) => a.since - b.since)[0];
       if (!oldest) {
         notes.push(`${address} refused: ${vif} holds ${mine.length} ${family} leases already`);
         return;

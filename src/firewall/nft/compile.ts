@@ -29,7 +29,7 @@ import type { TreeMember } from '../compile.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
 import { vifChain } from '../names.js';
-import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet } from './syntax.js';
+import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet, rawHex } from './syntax.js';
 import { LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';
 
 export const NFT_TABLE = 'xennet';
@@ -146,9 +146,6 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
   s.push(...logged(v, 'spoof', v.antispoof.ipv4 && v.antispoof.ipv6 ? IP_TYPES : `ether type ${v.antispoof.ipv4 ? 'ip' : 'ip6'}`));
   return s;
 }
-
-/** A raw value as nft prints it: hex without leading zeros. */
-const rawHex = (digits: string): string => `0x${digits.toLowerCase().replace(/^0+(?=.)/, '')}`;
 
 /** The chains of one vif in `bridge xennet`. */
 export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): TableRules {

@@ -14,7 +14,8 @@
  * `icmpv6 taddr`), so it has sets of its own with raw keys.
  */
 import { LEARNED_GUARD } from './learned.js';
-import { CLAIM_KINDS, claimOwners, keyDigits, memoized, parseClaims, type ClaimKind } from '../claims.js';
+import { CLAIM_KINDS, claimOwners, parseClaims, type ClaimKind } from '../claims.js';
+import { raw128 } from './syntax.js';
 import type { Claims } from '../model.js';
 import type { IfName } from '../../net/index.js';
 
@@ -41,8 +42,6 @@ export interface ClaimSetSpec {
   print(key: string): string;
 }
 
-/** An IPv6 address as a raw 128-bit value, as nft prints it (hex without leading zeros). */
-const raw128 = (key: string): string => memoized(`r ${key}`, () => `0x${keyDigits('ipv6', key).replace(/^0+(?=.)/, '')}`);
 
 export const CLAIM_SETS: readonly ClaimSetSpec[] = [
   { kind: 'mac', keys: 'id_mac', ports: 'id_mac_port', keysType: 'type ether_addr; counter;', portsType: 'type ether_addr . ifname;', rule: 'ether saddr . iifname != @id_mac_port ether saddr @id_mac counter drop', print: (k) => k },

@@ -10,7 +10,7 @@
  *
  * The packets learning reads go to the daemon by `log group LEARN_GROUP` (nfnetlink_log).
  */
-import { keyDigits } from '../claims.js';
+import { raw128 } from './syntax.js';
 import type { Binding } from '../learning/bindings.js';
 import { NFT_TABLE } from './compile.js';
 
@@ -65,7 +65,6 @@ export const LEARNED_GUARD: readonly { rule: string; written?: string }[] = [
 ];
 
 
-const raw128 = (address: string): string => `0x${keyDigits('ipv6', address).replace(/^0+(?=.)/, '')}`;
 
 /** The elements (set, key) of one binding. */
 export function bindingElements(b: Binding): { set: string; key: string }[] {

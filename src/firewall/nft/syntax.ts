@@ -4,6 +4,7 @@
  * prefix, merged into intervals, as nft merges them), hexadecimal without leading zeros.
  */
 import { cidrBytes, hostCidr, type Cidr, type IpFamily } from '../../net/index.js';
+import { keyDigits, memoized } from '../claims.js';
 
 const ETHERTYPE_NAMES = new Map<number, string>([
   [0x0800, 'ip'],
@@ -52,6 +53,14 @@ export function icmpTypes(family: IpFamily, values: readonly number[]): string {
 export function hex(n: bigint): string {
   return `0x${n.toString(16)}`;
 }
+
+/** Hex digits (a MAC's, an address's) as nft prints the raw value: `0x`, no leading zeros. */
+export function rawHex(digits: string): string {
+  return `0x${digits.toLowerCase().replace(/^0+(?=.)/, '')}`;
+}
+
+/** An IPv6 address as a raw 128-bit value (an NA's target read with `@th,64,128`). */
+export const raw128 = (address: string): string => memoized(`r ${address}`, () => rawHex(keyDigits('ipv6', address)));
 
 /** A mark value or mask (nft prints marks as 8 hex digits). */
 export function mark32(n: number): string {
