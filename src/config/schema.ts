@@ -91,7 +91,7 @@ const commonFields = {
   learn_addresses: z
     .boolean()
     .optional()
-    .describe('for a guest with no declared address (rule file or xenstore ip): learn its addresses the way a switch does, from the DHCPACK and DHCPv6 Reply of a trusted server (the uplink, a guest with dhcp_server: true) and, first come first served, from its own duplicate address detection (DAD, ARP probes); until bound it sends only what gets it an address. Needs the daemon and backend: nftables (default false: such a guest has no address anti-spoofing)'),
+    .describe('for a guest with no declared address (rule file or xenstore ip): learn its addresses the way a switch does, from the DHCPACK and DHCPv6 Reply of a trusted server (the uplink, a guest with dhcp_server: true) and, first come first served, from its own duplicate address detection (DAD, ARP probes); until bound it sends only what gets it an address. Needs the daemon (default false: such a guest has no address anti-spoofing)'),
 };
 
 export const interfaceSchema = z.strictObject({
@@ -131,13 +131,6 @@ export const policySchema = z
       )
       .optional()
       .describe('guests by Xen domain name'),
-  })
-  .superRefine((file, ctx) => {
-    // Learning is built on nftables only: a rule file asking for it elsewhere would run its
-    // guests without the anti-spoofing it asks for.
-    if ((file.backend ?? 'xtables') === 'nftables') return;
-    const asking = [...(file.defaults?.learn_addresses ? [['defaults']] : []), ...Object.entries(file.guests ?? {}).filter(([, g]) => g.learn_addresses).map(([k]) => ['guests', k])];
-    for (const path of asking) ctx.addIssue({ code: 'custom', path: [...path, 'learn_addresses'], message: 'learn_addresses needs backend: nftables (the xtables backend does not learn addresses)' });
   })
   .describe('xennet rule file');
 

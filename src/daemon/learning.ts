@@ -10,11 +10,11 @@
  */
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
-import { decide, isLease, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
+import { decide, expire, isLease, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
 import { hasClaims } from '../firewall/claims.js';
 import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
-import { readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
-import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/nft/learned.js';
+import { dropLearnedSets, readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/learning/log.js';
 import { indexStamp, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
 import { reasonOf } from '../sys/errors.js';
 import { overlaps, parseCidr } from '../net/index.js';
@@ -35,6 +35,11 @@ export interface LearningContext {
   env: NodeJS.ProcessEnv;
   log: Logger;
   netlink: () => Promise<NetlinkClient>;
+  /**
+   * Installs these vifs' rules again from their current bindings (the xtables backend makes a
+   * learning guest's ARP and NA rules from them; nftables reads its sets and needs none of this).
+   */
+  reinstall?: (vifs: ReadonlySet<string>) => Promise<void>;
 }
 
 export interface LearningState {
@@ -99,10 +104,39 @@ export class AddressLearning {
    * the copy on the other host is not cut off from this one's LAN before the offline).
    */
   private reconcileSoon(): void {
+    this.expireSoon();
     const stamp = indexStamp(this.ctx.env);
     if (stamp === this.stamp || this.stopped) return;
     this.stamp = stamp;
     this.queue = this.queue.then(() => this.reconcile()).catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
+  }
+
+  /**
+   * Ends the recorded bindings whose time is up (their set elements ended by themselves in the
+   * kernel) and, on xtables, installs their guests' rules again without them.
+   */
+  private expireSoon(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (!readBindings(this.ctx.env).some((b) => b.expires !== null && b.expires <= now)) return;
+    this.queue = this.queue
+      .then(async () => {
+        const ended = new Set<string>();
+        await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
+          const { live, ended: gone } = expire(bindings, Date.now());
+          for (const b of gone) ended.add(b.vif);
+          return { bindings: live, write: [], remove: gone };
+        });
+        await this.followBindings(ended);
+      })
+      .catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
+  }
+
+  /** On xtables: installs the rules of these guests again, from their bindings now. */
+  private async followBindings(vifs: ReadonlySet<string>): Promise<void> {
+    if (vifs.size === 0 || !this.ctx.reinstall || this.stopped) return;
+    if (loadIndex(this.ctx.env, silentLogger).index.engine?.kind === 'nftables') return;
+    await this.ctx.reinstall(vifs);
   }
 
   private async reconcile(): Promise<void> {
@@ -110,6 +144,7 @@ export class AddressLearning {
     const { index, recovered } = loadIndex(this.ctx.env, silentLogger);
     if (recovered) return;
     const notes: string[] = [];
+    const dropped = new Set<string>();
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
       const keep: Binding[] = [];
       const write: Binding[] = [];
@@ -118,6 +153,7 @@ export class AddressLearning {
         const e = index.vifs[b.vif];
         if (!e?.learning) {
           remove.push(b);
+          dropped.add(b.vif);
           notes.push(`${b.vif}: ${b.address} unbound (no longer a learning guest)`);
           continue;
         }
@@ -134,6 +170,7 @@ export class AddressLearning {
       return { bindings: keep, write, remove };
     });
     for (const n of notes) this.ctx.log.info(`address learning: ${n}`);
+    await dropLearnedSets(this.ctx.env, dropped);
   }
 
   state(): LearningState {
@@ -307,12 +344,15 @@ export class AddressLearning {
     const heldBy = knownHeldBy ?? (await this.holders(index, vif));
     let message: string | undefined;
     let made: Binding[] = [];
+    const changed = new Set<string>();
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
       const d = decide(bindings, vif, event, Date.now(), heldBy, guardOn(entry));
       message = d.message;
       made = d.write;
+      for (const b of [...d.write, ...d.remove]) changed.add(b.vif);
       return d;
     });
+    await this.followBindings(changed);
     if (message) {
       this.last = `${new Date().toISOString()} ${message}`;
       if (message.includes('refused')) this.refused++;

@@ -33,6 +33,7 @@ import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
 import { NameWatch, type NameWatchState } from './name-watch.js';
 import { AddressLearning, type LearningState } from './learning.js';
+import { reinstallVifs } from '../hooks/vif-refresh.js';
 import { parseHookRequest, MAX_REQUEST_BYTES } from './hook-request.js';
 import { DaemonLock } from './lock.js';
 import { HOST_VARIABLES, runPaths, type RunPaths } from './paths.js';
@@ -251,7 +252,15 @@ export class Daemon implements DaemonContext {
       };
       this.names = new NameWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping, onMoved });
       this.names.start();
-      this.learning = new AddressLearning({ env: this.env, log: this.log, netlink: () => this.netlink() });
+      // On the xtables backend a learning guest's ARP and NA rules are made from its bindings:
+      // when they change, its rules are installed again (as for a rename).
+      const reinstall = async (vifs: ReadonlySet<string>): Promise<void> => {
+        if (this.stopping) return;
+        const services = this.hookServices(this.env);
+        const deps = { xs: await services.xenstore(), nl: await services.netlink(), firewall: await services.firewall(this.log), log: this.log, ...(services.acquireLock ? { acquireLock: services.acquireLock } : {}) };
+        await reinstallVifs(deps, this.env, Deadline.in(20_000), vifs, 'its learned bindings changed');
+      };
+      this.learning = new AddressLearning({ env: this.env, log: this.log, netlink: () => this.netlink(), reinstall });
       await this.learning.start();
     }
     // Last: the pid file is what tells hook clients that a daemon serves (ready, not starting).

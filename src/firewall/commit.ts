@@ -137,7 +137,7 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
     const facts = t === 'nftables' ? { isolated: elements.some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(elements) } : liveFacts(v);
     const prior = adopted[v];
     const entry: IndexEntry = { bridge: prior?.bridge ?? (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0 || (prior?.inbound ?? false), isolated: facts.isolated || (prior?.isolated ?? false), state: 'installed' };
-    if ((t === 'nftables' && elements.some((r) => r.startsWith('@learn_reply '))) || prior?.learning) entry.learning = true;
+    if ((t === 'nftables' && elements.some((r) => r.startsWith('@learn_reply '))) || (t === 'eb' && live.chains.has(`XN-L-${v}`)) || prior?.learning) entry.learning = true;
     const claims = facts.claims ?? prior?.claims;
     if (claims) entry.claims = claims;
     const owner = prior?.owner ?? ownerFromLink(v);
@@ -354,15 +354,15 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
   saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
   for (const name of removing) if (!confirmed[name]) removeVifChains(name, env);
-  // A full reconcile may have made the table anew (after `nft flush ruleset`): its learned
-  // bindings are state, not rules, so they are put back.
-  if (reconciled && backend.engine.kind === 'nftables') {
+  // A full reconcile may have made the table anew (after `nft flush ruleset`) or found the sets
+  // emptied: the learned bindings are state, not rules, so they are put back.
+  if (reconciled) {
     const learning = new Set(Object.entries(confirmed).filter(([, e]) => e.learning).map(([n]) => n));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)}`));
   }
   // A learning guest's bindings end with its vif (its sets' elements are state, not rules).
   for (const name of removing) {
-    if (confirmed[name] || !before[name]?.learning || backend.engine.kind !== 'nftables') continue;
+    if (confirmed[name] || !before[name]?.learning) continue;
     await forgetVif(env, log, name).catch((e: unknown) => log.warning(`${name}: its learned bindings could not be removed: ${reasonOf(e)} (they end with their lease; \`xennet status\` shows them)`));
   }
   for (const s of staged) for (const f of s.files) removeFile(f);

@@ -16,13 +16,15 @@
  * FORWARD (ebtables filter).
  */
 import type { AllowRule } from '../config/schema.js';
-import { eui64LinkLocal, type IfName } from '../net/index.js';
+import { eui64LinkLocal, parseCidr, type Cidr, type IfName } from '../net/index.js';
 import { claimsOf } from './claims.js';
 import { filterRecord } from './widening.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard-xtables.js';
 import { cidrText, emptyRuleSet, tableNames, XTABLES, type Claims, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
 import { compileSharedNft, compileVifNft } from './nft/compile.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
+import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned-xtables.js';
+import { DEFEND_PREFIX, LEARN_PREFIX } from './learning/log.js';
 import { buildTree } from './tree.js';
 import type { MemberFacts } from './store.js';
 
@@ -94,6 +96,8 @@ export function allowLines(rules: AllowRule[], dir: 'in' | 'out', family: Family
 /** Mark bits set on frames from guest ports (ebtables nat), read by the isolation checks. */
 export const MARK_GUEST = 0x100000;
 export const MARK_ISOLATED = 0x200000;
+/** Frames from a guest with `dhcp_server: true` (learning reads their DHCPv6 replies). */
+export const MARK_DHCP_SERVER = 0x400000;
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Whether a guest's ebtables nat chain (XN-E) marks its frames isolated. */
@@ -119,13 +123,16 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   if (family === 'ipv6' && !v.routerAdvertisements) o.push(...dropWithLog(v, 'ra', '-p ipv6-icmp -m icmp6 --icmpv6-type 134'));
   // Anything to the DHCP client port is a server's answer, whatever its source port.
   if (!v.dhcpServer) o.push(...dropWithLog(v, 'dhcps', `-p udp -m udp --dport ${clientPort}`));
-  if (spoof && known) {
+  if (spoof && (known || v.learning)) {
     const s: string[] = addrs.map((c) => `-s ${cidrText(c)} -j RETURN`);
+    // A learning guest's sources are its bindings in the kernel's set (they end with their lease).
+    if (v.learning) s.push(`${learnedSourceMatch(family, v.name)} -j RETURN`);
     if (family === 'ipv4') {
       s.push('-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN');
     } else {
-      const targets = [...addrs];
-      if (v.mac) {
+      const targets = [...addrs, ...learnedCidrs(v, 'ipv6')];
+      // A learning guest's link-local address is bound like any other, through its DAD.
+      if (v.mac && !v.learning) {
         const ll = eui64LinkLocal(v.mac);
         s.push(`-s ${cidrText(ll)} -j RETURN`);
         targets.push(ll);
@@ -145,6 +152,18 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   t.chains.set(O, o);
 
   const i: string[] = [];
+  if (v.learning && v.mac) {
+    if (family === 'ipv4' && spoof) {
+      // Its own DHCPACKs (chaddr its MAC; option 53 first, as servers write it, or a reply whose
+      // first option is another, which the daemon reads whole) go to the daemon. A server on a
+      // guest without dhcp_server never gets this far: its own chains dropped the reply.
+      const chaddr = chaddrU32(v.mac);
+      i.push(`-p udp -m udp --sport 67 --dport 68 -m u32 --u32 "${chaddr}&&0x0>>0x16&0x3c@0xf8>>0x8=0x350105" ${nflogTarget(LEARN_PREFIX)}`);
+      i.push(`-p udp -m udp --sport 67 --dport 68 -m u32 --u32 "${chaddr}&&0x0>>0x16&0x3c@0xf8>>0x10=0x0:0x3500,0x3502:0xffff" ${nflogTarget(LEARN_PREFIX)}`);
+    }
+    // An NA to all nodes may defend an address the guest tests by DAD (its sender's port says whose).
+    if (family === 'ipv6' && spoof) i.push(`-d ff02::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 136 ${nflogTarget(DEFEND_PREFIX)}`);
+  }
   if (v.inbound === 'drop') {
     i.push('-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN');
     if (family === 'ipv6') for (const type of [134, 135, 136]) i.push(`-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j RETURN`);
@@ -169,7 +188,17 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
   // (A prefix lets it use addresses of others inside it, so only host addresses count.)
   const ownChecked = macGuard && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known && [...v.ipv4, ...v.ipv6].every((a) => a.len === (a.family === 'ipv4' ? 32 : 128));
   if (macGuard) e.push(`-s ! ${v.mac} -j DROP`);
-  e.push(`-j mark --mark-or ${hex(MARK_GUEST | (v.isolation ? MARK_ISOLATED : 0) | (ownChecked ? MARK_OWN_CHECKED : 0))} --mark-target CONTINUE`);
+  e.push(`-j mark --mark-or ${hex(MARK_GUEST | (v.isolation ? MARK_ISOLATED : 0) | (ownChecked ? MARK_OWN_CHECKED : 0) | (v.dhcpServer ? MARK_DHCP_SERVER : 0))} --mark-target CONTINUE`);
+  if (v.learning) {
+    // What learning reads from the guest, once per frame (before it is forwarded to many ports):
+    // its DAD and announcements, and its DHCP and DHCPv6 client messages (a release ends a binding).
+    if (v.antispoof.ipv6) {
+      e.push(`-p IPv6 --ip6-src :: --ip6-proto ipv6-icmp --ip6-icmp-type neighbour-solicitation ${LEARN_RATE} -j ${CHAIN_LEARN}`);
+      e.push(`-p IPv6 --ip6-dst ff02::1 --ip6-proto ipv6-icmp --ip6-icmp-type neighbour-advertisement ${LEARN_RATE} -j ${CHAIN_LEARN}`);
+      e.push(`-p IPv6 --ip6-proto udp --ip6-sport 546 --ip6-dport 547 ${LEARN_RATE} -j ${CHAIN_LEARN}`);
+    }
+    if (v.antispoof.ipv4) e.push(`-p IPv4 --ip-proto udp --ip-sport 68 --ip-dport 67 ${LEARN_RATE} -j ${CHAIN_LEARN}`);
+  }
   // IP frames (the bulk of the traffic) leave right after the MAC check; ARP is checked next.
   if (macGuard) for (const p of ['IPv4', 'IPv6']) e.push(`-p ${p} -j RETURN`);
   if (v.antispoof.arp) {
@@ -178,10 +207,14 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
     e.push('-p ARP --arp-htype ! 1 -j DROP', '-p ARP --arp-ptype ! 0x800 -j DROP');
   }
   if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
-  const arpChecked = v.antispoof.arp && known;
+  const arpChecked = v.antispoof.arp && (known || v.learning);
   if (arpChecked) {
-    for (const c of v.ipv4) e.push(`-p ARP --arp-ip-src ${c.len === 32 ? c.addr : cidrText(c)} -j RETURN`);
+    for (const c of [...v.ipv4, ...learnedCidrs(v, 'ipv4')]) e.push(`-p ARP --arp-ip-src ${c.len === 32 ? c.addr : cidrText(c)} -j RETURN`);
+    // A learning guest's probe (sender 0.0.0.0) and announcement (a sender not bound here) go
+    // to the daemon: they bind their address first come, first served.
+    if (v.learning) e.push(`-p ARP --arp-op Request --arp-ip-src 0.0.0.0 ${LEARN_RATE} -j ${CHAIN_LEARN}`);
     e.push('-p ARP --arp-ip-src 0.0.0.0 -j RETURN');
+    if (v.learning) e.push(`-p ARP ${LEARN_RATE} -j ${CHAIN_LEARN}`);
     e.push('-p ARP -j DROP');
   }
   if (macGuard) {
@@ -190,6 +223,35 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
     e.push('-j DROP');
   }
   t.chains.set(vifChain('E', v.name), e);
+}
+
+/**
+ * ebtables filter, to a learning guest: a reply to its ARP probe (target 0.0.0.0) defends the
+ * address it tests; a DHCPv6 reply to its MAC from the uplink, dom0 or a `dhcp_server` guest
+ * (not from any other guest: the mark its frames carry says which) goes to the daemon.
+ */
+function ebLearnChain(v: ResolvedVif, t: TableRules): void {
+  const l: string[] = [];
+  if (v.antispoof.ipv4 && v.antispoof.arp) l.push(`-p ARP --arp-op Reply --arp-ip-dst 0.0.0.0 ${LEARN_RATE} -j ${CHAIN_DEFEND}`);
+  if (v.antispoof.ipv6 && v.mac) {
+    // (Two rules: ebtables-nft-save prints only one of a mark match and a limit in one rule.)
+    l.push(`-p IPv6 --mark ${hex(MARK_GUEST)}/${hex(MARK_GUEST | MARK_DHCP_SERVER)} -j RETURN`);
+    l.push(`-p IPv6 -d ${v.mac} --ip6-proto udp --ip6-sport 547 --ip6-dport 546 ${LEARN_RATE} -j ${CHAIN_LEARN}`);
+  }
+  t.chains.set(vifChain('L', v.name), l);
+}
+
+/** A learning guest's recorded bindings of one family, as host prefixes. */
+function learnedCidrs(v: ResolvedVif, family: Family): Cidr[] {
+  return v.learning ? (v.learned?.[family] ?? []).map((a) => parseCidr(a)) : [];
+}
+
+/** u32 text for "the DHCP chaddr (UDP payload bytes 28-33) is `mac`". */
+function chaddrU32(mac: string): string {
+  const h = mac.replace(/:/g, '').toLowerCase();
+  const hi = `0x${h.slice(0, 8).replace(/^0+(?=.)/, '')}`;
+  const lo = `0x${h.slice(8).replace(/^0+(?=.)/, '')}`;
+  return `0x0>>0x16&0x3c@0x24=${hi}&&0x0>>0x16&0x3c@0x28>>0x10=${lo}`;
 }
 
 /** The per-vif chains of one vif, in every table of the engine. */
@@ -202,6 +264,7 @@ export function compileVif(v: ResolvedVif, engine: Engine = XTABLES): RuleSet {
   ipChains(v, 'ipv4', rs.ipv4);
   ipChains(v, 'ipv6', rs.ipv6);
   ebChain(v, rs.ebnat);
+  if (v.learning) ebLearnChain(v, rs.eb);
   return rs;
 }
 
@@ -250,6 +313,8 @@ export function declaredAddresses(v: ResolvedVif): { ipv4: string[]; ipv6: strin
 export const CHAIN_ISO = 'XN-ISO';
 export const CHAIN_ISO_FROM_ANY = 'XN-ISO-A';
 export const CHAIN_ISO_FROM_ISOLATED = 'XN-ISO-I';
+/** ebtables filter: the tree over learning guests' ports (output), to their XN-L chains. */
+export const CHAIN_LEARN_TO = 'XN-LT';
 
 /** Dispatch trees, XN-FORWARD, isolation and root jumps for these vifs. */
 export function compileShared(members: readonly TreeMember[], engine: Engine = XTABLES): RuleSet {
@@ -260,7 +325,8 @@ export function compileShared(members: readonly TreeMember[], engine: Engine = X
     return rs;
   }
   const names = members.map((m) => m.name);
-  const inbound = members.filter((m) => m.inbound).map((m) => m.name);
+  // A learning guest's XN-I chain hands its DHCP replies and NA defences to the daemon.
+  const inbound = members.filter((m) => m.inbound || m.learning).map((m) => m.name);
   for (const table of ['ipv4', 'ipv6'] as const) {
     const t = rs[table];
     for (const [k, v] of buildTree(names, { root: CHAIN_FROM, chainFor: (p) => treeChain('F', p), match: (p) => `-m physdev --physdev-in ${p}`, leaf: (n) => vifChain('O', n), verb: '-g' })) t.chains.set(k, v);
@@ -293,6 +359,14 @@ export function compileShared(members: readonly TreeMember[], engine: Engine = X
     for (const [k, v] of guard[table]) rs[table].chains.set(k, v);
     const root = guard.raw[table];
     if (root) for (const b of [...new Set(members.map((m) => m.bridge).filter((b) => b !== null))].sort()) rs[table].roots.push({ chain: 'PREROUTING', rule: root(b) });
+  }
+  const learning = members.filter((m) => m.learning).map((m) => m.name);
+  if (learning.length > 0) {
+    rs.ebnat.chains.set(CHAIN_LEARN, LEARN_CHAIN_RULES);
+    rs.eb.chains.set(CHAIN_LEARN, LEARN_CHAIN_RULES);
+    rs.eb.chains.set(CHAIN_DEFEND, DEFEND_CHAIN_RULES);
+    for (const [k, v] of buildTree(learning, { root: CHAIN_LEARN_TO, chainFor: (p) => `XN-LT-${p}`, match: (p) => `-o ${p}`, leaf: (n) => vifChain('L', n), verb: '-j' })) rs.eb.chains.set(k, v);
+    rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_LEARN_TO}` });
   }
   if (members.some((m) => m.isolated)) {
     const leafOf = new Map<string, string>(members.map((m) => [m.name, m.isolated ? CHAIN_ISO_FROM_ANY : CHAIN_ISO_FROM_ISOLATED]));

@@ -17,6 +17,7 @@ import { compileVif, memberFacts } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
+import { learnedAddressesByVif } from './learning/state.js';
 import { describeIdentity } from './domain-identity.js';
 import { bridgeOfPort } from '../sys/sysfs.js';
 import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type MemberFacts, type StagedChange } from './store.js';
@@ -24,7 +25,7 @@ import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDi
 /** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
 const backendFor = (env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> => installedBackend(env, log, policy);
 
-export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
+export function factsFromConfig(cfg: VifConfig, bridge: IfName, env: NodeJS.ProcessEnv): VifFacts {
   const facts: VifFacts = {
     name: cfg.name,
     bridge,
@@ -37,6 +38,8 @@ export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
   facts.identity = cfg.identity;
   facts.namesKey = cfg.namesKey;
   if (cfg.mac !== undefined) facts.mac = cfg.mac;
+  const learned = learnedAddressesByVif(env).get(cfg.name);
+  if (learned) facts.learned = learned;
   return facts;
 }
 
@@ -120,7 +123,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         }
         throw e;
       }
-      const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge));
+      const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge, env));
       const backendOfPrepare = await backendFor(env, log, loaded.policy);
       const chains = compileVif(resolved, backendOfPrepare.engine);
       const m: MemberFacts = { ...memberFacts(resolved), bridge };

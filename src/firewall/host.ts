@@ -156,8 +156,9 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   }
   for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
   saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty: false, vifs }, env);
-  // The learned bindings are state, not rules: a table made anew has none. Put them back.
-  if (backend.engine.kind === 'nftables' && changed.includes('nftables')) {
+  // The learned bindings are state, not rules: a table (or a set) made anew, or emptied by hand,
+  // has none. Put them back.
+  {
     const learning = new Set(hp.state.resolved.filter((r) => r.learning).map((r) => r.name as string));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
   }

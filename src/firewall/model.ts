@@ -99,6 +99,14 @@ export interface VifFacts {
   /** xenstore backend `ip`. */
   ipv4: Cidr[];
   ipv6: Cidr[];
+  /** Its learned bindings that have not ended (the state directory's record). */
+  learned?: LearnedAddresses;
+}
+
+/** A learning guest's bound host addresses, canonical texts, sorted. */
+export interface LearnedAddresses {
+  ipv4: string[];
+  ipv6: string[];
 }
 
 /** A vif's effective policy: rule file (guest, interface, defaults) over xenstore facts. */
@@ -121,6 +129,11 @@ export interface ResolvedVif {
   identityGuard: boolean;
   /** Whether its addresses are learned (learn_addresses, no declared address, anti-spoofing on). */
   learning: boolean;
+  /**
+   * A learning guest's bindings as recorded when its rules were made: the xtables backend writes
+   * its ARP senders and NA targets as rules from them (nftables reads its sets instead).
+   */
+  learned?: LearnedAddresses;
   namesKey?: string;
   mac?: Mac;
   ipv4: Cidr[];

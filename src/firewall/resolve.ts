@@ -80,6 +80,7 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   if (facts.namesKey !== undefined) r.namesKey = facts.namesKey;
   if (facts.identity?.target !== undefined) r.target = facts.identity.target;
   if (facts.identity) warnings.push(...facts.identity.warnings);
+  if (learning) r.learned = facts.learned ?? { ipv4: [], ipv6: [] };
   if (facts.domain !== undefined) r.domain = facts.domain;
   if (facts.domid !== undefined) r.domid = facts.domid;
   if (facts.devid !== undefined) r.devid = facts.devid;

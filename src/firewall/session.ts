@@ -30,6 +30,13 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
     const { silentLogger } = await import('../sys/log.js');
     const recorded = new Map(Object.entries(loadIndex(env, silentLogger).index.vifs).map(([n, e]) => [n, e.bridge]));
     const found = await discoverVifs(links, xs, recorded);
+    // A learning guest's bindings (the xtables backend's ARP and NA rules are made from them).
+    const { learnedAddressesByVif } = await import('./learning/state.js');
+    const learned = learnedAddressesByVif(env);
+    for (const v of found.vifs) {
+      const l = learned.get(v.name);
+      if (l) v.learned = l;
+    }
     const facts: HostFacts = { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, warnings: [...warnings, ...found.warnings] };
     if (options.dom0) {
       const own = links.filter((l) => !found.vifs.some((v) => v.name === l.name));

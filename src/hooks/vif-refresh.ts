@@ -66,41 +66,61 @@ export async function followRenames(deps: RefreshDeps, env: NodeJS.ProcessEnv, d
   );
   const renamed = recorded.filter((r) => keys.get(r.domid) !== r.names && keys.get(r.domid) !== namesKey({ domid: r.domid }));
   if (renamed.length === 0) return [];
+  return installCurrent(deps, env, deadline, renamed, 'its domain was renamed', (r) => deps.onMoved?.(r.name, r.names));
+}
+
+/**
+ * Installs the current policy of these attached vifs (the daemon, when a learning guest's
+ * bindings changed on the xtables backend, whose ARP and NA rules are made from them). Returns
+ * the vifs whose rules changed; failures are logged, as for renames.
+ */
+export async function reinstallVifs(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, names: ReadonlySet<string>, why: string): Promise<string[]> {
+  const { index } = loadIndex(env, deps.log);
+  const recorded: Recorded[] = [];
+  for (const [name, e] of Object.entries(index.vifs)) {
+    if (!names.has(name) || !e.owner || e.owner.domid <= 0 || e.state !== 'installed') continue;
+    recorded.push({ name: name as IfName, domid: e.owner.domid, devid: e.owner.devid, names: e.names });
+  }
+  if (recorded.length === 0) return [];
+  return installCurrent(deps, env, deadline, recorded, why);
+}
+
+async function installCurrent(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, recorded: readonly Recorded[], why: string, onDone?: (r: Recorded) => void): Promise<string[]> {
   // Under the hotplug lock, and only for what is still recorded and attached then: an offline
   // detaches its port first and removes its rules under the lock, so nothing of a guest that is
   // going away is put back.
   const lockOptions: HotplugLockOptions = { deadline: Deadline.in(deadline.slice(Number.POSITIVE_INFINITY, 2000)) };
   if (deps.lockDir !== undefined) lockOptions.dir = deps.lockDir;
   const held = await (deps.acquireLock ?? acquireHotplugLock)('iptables', lockOptions);
-  const staged: { name: string; fw: PreparedFirewall }[] = [];
+  const staged: { r: Recorded; fw: PreparedFirewall }[] = [];
   try {
     const now = loadIndex(env, deps.log).index.vifs;
-    for (const r of renamed) {
+    for (const r of recorded) {
       if (!Object.hasOwn(now, r.name) || now[r.name]!.state !== 'installed') continue;
       try {
         const fw = await prepareAttached(deps, r);
         if (fw && !fw.installed()) {
           fw.stage();
-          staged.push({ name: r.name, fw });
+          staged.push({ r, fw });
         }
       } catch (e) {
-        deps.log.warning(`${r.name}: its domain was renamed, but its new policy could not be prepared (${reasonOf(e)}); \`xennet apply\` installs it`);
+        deps.log.warning(`${r.name}: ${why}, but its new rules could not be prepared (${reasonOf(e)}); \`xennet apply\` installs them`);
       }
     }
     // The first commit takes every staged change in one transaction; the others find theirs done.
-    const moved: string[] = [];
-    for (const { name, fw } of staged) {
+    const done: string[] = [];
+    for (const { r, fw } of staged) {
       try {
         if (await fw.commit({ superseded: 'yield' })) {
-          moved.push(name);
-          deps.onMoved?.(name, renamed.find((r) => r.name === name)?.names);
+          done.push(r.name);
+          onDone?.(r);
         }
       } catch (e) {
         fw.unstage();
-        deps.log.warning(`${name}: its domain was renamed, but its new policy could not be installed (${reasonOf(e)}); \`xennet apply\` installs it`);
+        deps.log.warning(`${r.name}: ${why}, but its new rules could not be installed (${reasonOf(e)}); \`xennet apply\` installs them`);
       }
     }
-    return moved;
+    return done;
   } finally {
     held.release();
   }

@@ -27,6 +27,8 @@ export const RUNTIME_DEPENDS = [
   'iproute2',
   'iptables',
   'ebtables',
+  // Address learning on the xtables backend keeps each learning guest's bindings in ipsets.
+  'ipset',
   // modprobe: postinst loads br_netfilter now (modules-load.d does it at boot; the sandboxed
   // daemon cannot load modules).
   'kmod',

@@ -239,7 +239,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       };
     });
   const resolvedAll: ResolvedVif[] = [];
-  const learnedAll = engine.kind === 'nftables' ? await learnedBindings(env) : new Map<string, LearnedStatus[]>();
+  const learnedAll = await learnedBindings(env);
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = policy ? resolveVif(policy, f) : undefined;
     if (resolved) resolvedAll.push(resolved);
@@ -378,7 +378,7 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<Map<string, Lear
   const out = new Map<string, LearnedStatus[]>();
   const { listKernelBindings, readBindings } = await import('../firewall/learning/state.js');
   const recorded = readBindings(env);
-  for (const k of await listKernelBindings().catch(() => [])) {
+  for (const k of await listKernelBindings(env).catch(() => [])) {
     const how = recorded.find((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)?.how ?? 'unrecorded';
     const list = out.get(k.vif) ?? [];
     list.push({ address: k.address, how, expiresInSeconds: k.expiresMs === null ? null : Math.ceil(k.expiresMs / 1000) });

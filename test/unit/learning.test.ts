@@ -6,6 +6,10 @@ import { learnedScript, parseLearnedJson } from '../../src/firewall/nft/learned.
 import { parseLoggedPacket } from '../../src/bridge/nl/nflog.js';
 import { parsePolicy } from '../../src/config/load.js';
 import { readBindings } from '../../src/firewall/learning/state.js';
+import { compile } from '../../src/firewall/compile.js';
+import { resolveVif } from '../../src/firewall/resolve.js';
+import { learnedIpsetLines, learnedSetCreates, parseLearnedIpset, setsReadBy } from '../../src/firewall/learned-xtables.js';
+import type { IfName, Mac } from '../../src/net/index.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -277,8 +281,49 @@ describe('address learning: bindings', () => {
     }
   });
 
-  it('learn_addresses is refused on the xtables backend, with where it was asked', () => {
-    assert.throws(() => parsePolicy('version: 1\ndefaults:\n  learn_addresses: true\n', 'x.yaml'), /learn_addresses needs backend: nftables/);
-    assert.doesNotThrow(() => parsePolicy('version: 1\nbackend: nftables\ndefaults:\n  learn_addresses: true\n', 'x.yaml'));
+  it('xtables: a learning guest\'s sources are its own sets, its ARP senders and NA targets its recorded bindings, and what learning reads goes to the daemon at a rate per port', () => {
+    const policy = parsePolicy('version: 1\ndefaults:\n  learn_addresses: true\n', 'x.yaml');
+    const facts = { name: 'vif7.0' as IfName, bridge: 'xenbr0' as IfName, mac: '00:16:3e:00:00:07' as Mac, ipv4: [], ipv6: [] };
+    const none = compile([resolveVif(policy, facts)]);
+    const bound = compile([resolveVif(policy, { ...facts, learned: { ipv4: ['192.168.0.7'], ipv6: ['2001:db8::7', 'fe80::7'] } })]);
+    const s4 = bound.ipv4.chains.get('XN-S-vif7.0')!;
+    assert.deepEqual(s4.slice(0, 2), ['-m set --match-set xn4-vif7.0 src -j RETURN', '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN']);
+    assert.equal(s4.at(-1), '-j DROP');
+    const s6 = bound.ipv6.chains.get('XN-S-vif7.0')!;
+    assert.equal(s6[0], '-m set --match-set xn6-vif7.0 src -j RETURN');
+    assert.ok(!s6.some((r) => r.includes('fe80::216:3eff:fe00:7')), 'no EUI-64 link-local of its own: it is bound through its DAD');
+    // Its recorded bindings are its ARP senders and NA targets; with none, only probes.
+    const e = bound.ebnat.chains.get('XN-E-vif7.0')!;
+    assert.ok(e.includes('-p ARP --arp-ip-src 192.168.0.7 -j RETURN'));
+    assert.ok(!none.ebnat.chains.get('XN-E-vif7.0')!.some((r) => r.includes('192.168.0.7')));
+    assert.equal(bound.ipv6.chains.get('XN-N-vif7.0')!.filter((r) => r.endsWith('-j RETURN')).length, 2);
+    assert.equal(none.ipv6.chains.get('XN-N-vif7.0')!.filter((r) => r.endsWith('-j RETURN')).length, 0);
+    // Hand-overs: its DAD, ARP probes and client messages (nat), its DHCPACKs by chaddr (u32), NA
+    // and ARP-probe defences and DHCPv6 replies to its MAC from a trusted port (filter).
+    assert.equal(e.filter((r) => r.includes('--limit 20/sec --limit-burst 40 -j XN-LEARN')).length, 6);
+    const i4 = bound.ipv4.chains.get('XN-I-vif7.0')!;
+    assert.ok(i4.every((r) => r.includes('0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x7&&') && r.includes('-j NFLOG --nflog-prefix "XN learn" --nflog-group 30830')), i4.join('\n'));
+    assert.deepEqual(bound.eb.chains.get('XN-L-vif7.0'), [
+      '-p ARP --arp-op Reply --arp-ip-dst 0.0.0.0 --limit 20/sec --limit-burst 40 -j XN-DEFEND',
+      '-p IPv6 --mark 0x100000/0x500000 -j RETURN',
+      '-p IPv6 -d 00:16:3e:00:00:07 --ip6-proto udp --ip6-sport 547 --ip6-dport 546 --limit 20/sec --limit-burst 40 -j XN-LEARN',
+    ]);
+    assert.deepEqual(bound.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-LT' }]);
+    assert.ok(bound.ipv4.chains.get('XN-TO')!.some((r) => r.includes('-g XN-I-vif7.0')), 'a learning guest is in the to-guest tree (inbound accept or not)');
+    // The sets its rules read are made before them.
+    assert.deepEqual(setsReadBy([...s4, ...s6].join('\n')), ['xn4-vif7.0', 'xn6-vif7.0']);
+    assert.deepEqual(learnedSetCreates(['xn4-vif7.0', 'xn6-vif7.0']), ['create xn4-vif7.0 hash:ip family inet timeout 0', 'create xn6-vif7.0 hash:ip family inet6 timeout 0']);
+  });
+
+  it('xtables: bindings are written to the guest\'s sets with the time they have left, and read back from `ipset save`', () => {
+    const lease: Binding = { vif: 'vif7.0', family: 'ipv4', address: '192.168.0.7', how: 'dhcp', since: 0, expires: 61_000 };
+    const dad: Binding = { vif: 'vif7.0', family: 'ipv6', address: 'fe80::7', how: 'dad', since: 0, expires: null };
+    assert.deepEqual(learnedIpsetLines([lease, dad], [{ ...lease, address: '192.168.0.8' }], 1000), ['del xn4-vif7.0 192.168.0.8', 'del xn4-vif7.0 192.168.0.7', 'add xn4-vif7.0 192.168.0.7 timeout 60', 'del xn6-vif7.0 fe80::7', 'add xn6-vif7.0 fe80::7 timeout 0']);
+    assert.deepEqual(learnedIpsetLines([lease], [], 61_000), [], 'an ended lease is not written');
+    const saved = 'create xn4-vif7.0 hash:ip family inet hashsize 1024 maxelem 65536 timeout 0\nadd xn4-vif7.0 192.168.0.7 timeout 59\ncreate xn6-vif7.0 hash:ip family inet6 hashsize 1024 maxelem 65536 timeout 0\nadd xn6-vif7.0 fe80::7 timeout 0\ncreate other hash:ip family inet\nadd other 10.0.0.1\n';
+    assert.deepEqual(parseLearnedIpset(saved), [
+      { vif: 'vif7.0', family: 'ipv4', address: '192.168.0.7', expiresMs: 59_000 },
+      { vif: 'vif7.0', family: 'ipv6', address: 'fe80::7', expiresMs: null },
+    ]);
   });
 });

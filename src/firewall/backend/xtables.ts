@@ -10,6 +10,8 @@ import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
 import { applyScript, listOwnTables, nftPath } from './nft.js';
+import { ipsetRestore } from './ipset.js';
+import { learnedSetCreates, setsReadBy } from '../learned-xtables.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 
@@ -134,6 +136,8 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
       if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = table === 'nftables' ? `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n` : text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
       if (table === 'nftables') return applyScript(text, noteOwnPid);
+      // A learning guest's source check reads the learned ipsets: they exist before it does.
+      if (!isEbtables(table)) await ipsetRestore(learnedSetCreates(setsReadBy(text)));
       const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
       const r = await run(tools[table].restore, args, { input: text, onSpawn: noteOwnPid });
       if (r.code !== 0) {

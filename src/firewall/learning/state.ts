@@ -1,7 +1,9 @@
 /**
- * Where learned bindings live: in the kernel (the sets of nft/learned.ts, with their timeouts)
- * and in the state directory (`learned.json`), so that a daemon restart or a reboot puts back
- * what has not ended. Every change takes `learned.lock`, writes the kernel, then the file.
+ * Where learned bindings live: in the kernel, with their timeouts (nftables: the sets of
+ * nft/learned.ts; xtables: the ipsets of learned-xtables.ts), and in the state directory
+ * (`learned.json`), so that a daemon restart or a reboot puts back what has not ended. Every
+ * change takes `learned.lock`, writes the kernel, then the file. Which kernel: the backend the
+ * installed firewall was compiled to (the firewall index says).
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -15,6 +17,11 @@ import { NFT_TABLE } from '../nft/compile.js';
 import { learnedScript, parseLearnedJson } from '../nft/learned.js';
 import { bindingSchema, expire, type Binding } from './bindings.js';
 import { parseCidr } from '../../net/index.js';
+import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from '../backend/ipset.js';
+import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetsOf, parseLearnedIpset } from '../learned-xtables.js';
+import type { LearnedAddresses } from '../model.js';
+import { loadIndex } from '../store.js';
+import { silentLogger } from '../../sys/log.js';
 
 export const learnedPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.json');
 const lockPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.lock');
@@ -64,16 +71,7 @@ export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (b
   const held = await acquireLock(lockPath(env), 10_000);
   try {
     const change = fn(readBindings(env, log));
-    const script = learnedScript(change.write, change.remove, Date.now());
-    if (script !== '') {
-      try {
-        await applyScript(script);
-      } catch (e) {
-        // No table (its last guest went, or the firewall moved to xtables): nothing in the
-        // kernel to write or remove, and no rule reads a binding. Else it is a real failure.
-        if (await ownBridgeTablePresent()) throw e;
-      }
-    }
+    await writeKernel(onNftables(env), change.write, change.remove);
     writeJsonAtomic(learnedPath(env), { version: 1, bindings: change.bindings });
     return change.bindings;
   } finally {
@@ -81,8 +79,55 @@ export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (b
   }
 }
 
+/** Whether the installed firewall is on the nftables backend (else xtables). */
+const onNftables = (env: NodeJS.ProcessEnv): boolean => loadIndex(env, silentLogger).index.engine?.kind === 'nftables';
+
+async function writeKernel(nftables: boolean, write: readonly Binding[], remove: readonly Binding[]): Promise<void> {
+  const now = Date.now();
+  if (nftables) {
+    const script = learnedScript(write, remove, now);
+    if (script === '') return;
+    try {
+      await applyScript(script);
+    } catch (e) {
+      // No table (its last guest went, or the firewall moved to xtables): nothing in the
+      // kernel to write or remove, and no rule reads a binding. Else it is a real failure.
+      if (await ownBridgeTablePresent()) throw e;
+    }
+    return;
+  }
+  if (write.length === 0 && remove.length === 0) return;
+  // The sets are made with the first rule that reads them; a binding written first makes them
+  // (a removal from a set that is not there has nothing to remove: its lines are left out).
+  const made = [...new Set(write.map((b) => learnedSetName(b.family, b.vif)))];
+  const present = new Set(remove.length > 0 ? await ipsetNames() : []);
+  const removable = remove.filter((b) => made.includes(learnedSetName(b.family, b.vif)) || present.has(learnedSetName(b.family, b.vif)));
+  const lines = learnedIpsetLines(write, removable, now);
+  if (lines.length === 0) return;
+  await ipsetRestore([...learnedSetCreates(made), ...lines]);
+}
+
+/**
+ * The bindings of each learning guest that have not ended, as recorded: what the xtables
+ * backend writes as its ARP and NA rules (a lease that has ended, or was released, holds nothing).
+ */
+export function learnedAddressesByVif(env: NodeJS.ProcessEnv, now = Date.now()): Map<string, LearnedAddresses> {
+  const out = new Map<string, LearnedAddresses>();
+  for (const b of expire(readBindings(env), now).live) {
+    let e = out.get(b.vif);
+    if (!e) out.set(b.vif, (e = { ipv4: [], ipv6: [] }));
+    e[b.family].push(b.address);
+  }
+  for (const e of out.values()) {
+    e.ipv4 = [...new Set(e.ipv4)].sort();
+    e.ipv6 = [...new Set(e.ipv6)].sort();
+  }
+  return out;
+}
+
 /** The learned elements in the kernel: (vif, address, ms left or null) of both families. */
-export async function listKernelBindings(): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
+export async function listKernelBindings(env: NodeJS.ProcessEnv): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
+  if (!onNftables(env)) return parseLearnedIpset((await ipsetSave()) ?? '').sort((a, b) => a.vif.localeCompare(b.vif) || a.family.localeCompare(b.family));
   const nft = nftPath();
   if (!nft) return [];
   const out: { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] = [];
@@ -99,13 +144,20 @@ export async function listKernelBindings(): Promise<{ vif: string; family: 'ipv4
  * crash may have left an element the record lacks).
  */
 export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string): Promise<void> {
-  const kernel = (await listKernelBindings()).filter((k) => k.vif === vif);
+  const kernel = (await listKernelBindings(env)).filter((k) => k.vif === vif);
   await updateBindings(env, log, (bindings) => {
     const mine = bindings.filter((b) => b.vif === vif);
     const extra = kernel.filter((k) => !mine.some((b) => b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
     if (mine.length > 0) log.info(`${vif}: ${mine.length} learned binding${mine.length === 1 ? '' : 's'} ended with the vif`);
     return { bindings: bindings.filter((b) => b.vif !== vif), write: [], remove: [...mine, ...extra] };
   });
+  await dropLearnedSets(env, [vif]);
+}
+
+/** xtables: these vifs' sets go (a set a rule still reads stays: its destroy fails, harmlessly). */
+export async function dropLearnedSets(env: NodeJS.ProcessEnv, vifs: Iterable<string>): Promise<void> {
+  if (onNftables(env)) return;
+  await ipsetDestroy([...vifs].flatMap(learnedSetsOf));
 }
 
 /**

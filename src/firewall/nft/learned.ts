@@ -13,14 +13,9 @@
 import { raw128 } from './syntax.js';
 import type { Binding } from '../learning/bindings.js';
 import { NFT_TABLE } from './compile.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX } from '../learning/log.js';
 
-/** The nfnetlink_log group of learning's packets ("xn"). */
-export const LEARN_GROUP = 0x786e;
-/** What `log` rules of learning carry as their prefix. */
-export const LEARN_PREFIX = 'XN learn';
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
-/** The prefix of frames from any port that claim an address a guest is testing (its DAD, its ARP probe). */
-export const DEFEND_PREFIX = 'XN defend';
 /** Each port's defences at a rate of its own: a port flooding claims cannot hide another's. */
 const DEFEND_LOG = `add @defend_rate { iifname limit rate 20/second burst 40 packets } log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
 /**
@@ -29,8 +24,6 @@ const DEFEND_LOG = `add @defend_rate { iifname limit rate 20/second burst 40 pac
  */
 export const tentativeFrom = (key: 'arp daddr ip' | 'arp saddr ip' | '@th,64,128'): string =>
   key === '@th,64,128' ? 'add @tentative_na { @th,64,128 timeout 2s } add @tentative_na_port { @th,64,128 . iifname timeout 2s }' : `add @tentative4 { ${key} timeout 2s } add @tentative4_port { ${key} . iifname timeout 2s }`;
-/** How long an address a guest tests stays tentative: a defence within this time refuses it. */
-export const TENTATIVE_MS = 500;
 
 export const LEARNED_SETS = [
   { name: 'learned_ip4', type: 'type ipv4_addr . ifname; flags timeout;' },

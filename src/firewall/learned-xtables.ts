@@ -1,0 +1,87 @@
+/**
+ * Address learning on the xtables backend (pure). iptables and ebtables have no sets of their
+ * own, so:
+ *
+ *   - a learning guest's IP sources are checked against two ipsets of its own (its source chain
+ *     is its port's alone) whose elements carry the binding's lifetime as their timeout, so a
+ *     lease that ends stops passing traffic in the kernel itself, with or without the daemon:
+ *       xn4-<vif>  hash:ip family inet     `-m set --match-set xn4-<vif> src`
+ *       xn6-<vif>  hash:ip family inet6
+ *     (One pair of sets for all ports, hash:net,iface with `physdev:` elements, cannot be read
+ *     from iptables: its set match never asks for the bridge port, only the bridge.)
+ *   - its ARP senders and neighbour-advertisement targets (ebtables and u32 have no set lookup)
+ *     are rules made from the recorded bindings, which the daemon installs again when a binding
+ *     is made or ends.
+ *
+ * What learning reads goes to the daemon through the two shared ebtables chains below (a rule
+ * with `--limit` that jumps to them: ebtables-nft-save does not print a limit beside --nflog) and
+ * through iptables NFLOG rules, all with group LEARN_GROUP.
+ */
+import type { Binding } from './learning/bindings.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX } from './learning/log.js';
+
+/** A learning vif's set of one family. */
+export const learnedSetName = (family: 'ipv4' | 'ipv6', vif: string): string => `${family === 'ipv4' ? 'xn4' : 'xn6'}-${vif}`;
+/** The sets of this vif. */
+export const learnedSetsOf = (vif: string): string[] => [learnedSetName('ipv4', vif), learnedSetName('ipv6', vif)];
+const SET_NAME = /^xn([46])-([A-Za-z0-9_][A-Za-z0-9_.-]{0,14})$/;
+/** The vif and family of a set name of ours, or undefined. */
+export function learnedSetOwner(name: string): { vif: string; family: 'ipv4' | 'ipv6' } | undefined {
+  const m = SET_NAME.exec(name);
+  return m ? { vif: m[2]!, family: m[1] === '4' ? 'ipv4' : 'ipv6' } : undefined;
+}
+
+/** The shared ebtables chains (nat and filter) that hand a frame to the daemon and return. */
+export const CHAIN_LEARN = 'XN-LEARN';
+export const CHAIN_DEFEND = 'XN-DEFEND';
+export const LEARN_CHAIN_RULES = [`--nflog-prefix "${LEARN_PREFIX}" --nflog-group ${LEARN_GROUP} -j RETURN`];
+export const DEFEND_CHAIN_RULES = [`--nflog-prefix "${DEFEND_PREFIX}" --nflog-group ${LEARN_GROUP} -j RETURN`];
+
+/** Each rule that hands packets over has a rate of its own (per port, as every rule is a port's). */
+export const LEARN_RATE = '--limit 20/sec --limit-burst 40';
+/** iptables' form of a rule's hand-over. */
+export const nflogTarget = (prefix: string): string => `-m limit ${LEARN_RATE} -j NFLOG --nflog-prefix "${prefix}" --nflog-group ${LEARN_GROUP}`;
+
+/** The set lookup of a learning guest's source chain. */
+export const learnedSourceMatch = (family: 'ipv4' | 'ipv6', vif: string): string => `-m set --match-set ${learnedSetName(family, vif)} src`;
+
+/** The sets a restore text's rules read (each must exist before them). */
+export function setsReadBy(text: string): string[] {
+  return [...new Set([...text.matchAll(/--match-set (xn[46]-\S+) src/g)].map((m) => m[1]!))].filter((n) => learnedSetOwner(n) !== undefined);
+}
+
+/** `ipset restore` lines that make these sets (no-ops when they exist). */
+export function learnedSetCreates(names: readonly string[]): string[] {
+  return names.map((n) => `create ${n} hash:ip family ${learnedSetOwner(n)?.family === 'ipv6' ? 'inet6' : 'inet'} timeout 0`);
+}
+
+const element = (b: Pick<Binding, 'family' | 'address' | 'vif'>): string => `${learnedSetName(b.family, b.vif)} ${b.address}`;
+
+/**
+ * `ipset restore -exist` lines that write bindings (each with the time it has left at `now`; 0:
+ * no end) and remove others, with the sets they need. An element written again is deleted
+ * first, so its timeout is the new one.
+ */
+export function learnedIpsetLines(write: readonly Binding[], remove: readonly Binding[], now: number): string[] {
+  const lines: string[] = [];
+  for (const b of remove) lines.push(`del ${element(b)}`);
+  for (const b of write) {
+    const left = b.expires === null ? 0 : Math.ceil((b.expires - now) / 1000);
+    if (left <= 0 && b.expires !== null) continue;
+    lines.push(`del ${element(b)}`, `add ${element(b)} timeout ${left}`);
+  }
+  return lines;
+}
+
+/** The elements `ipset save` prints of our sets: port, family, address, ms left (null: no end). */
+export function parseLearnedIpset(text: string): { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] {
+  const out: { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^add (\S+) ([0-9a-fA-F.:]+)(?: timeout (\d+))?$/.exec(line.trim());
+    const owner = m ? learnedSetOwner(m[1]!) : undefined;
+    if (!m || !owner) continue;
+    const t = m[3] === undefined ? 0 : Number(m[3]);
+    out.push({ ...owner, address: m[2]!, expiresMs: t === 0 ? null : t * 1000 });
+  }
+  return out;
+}

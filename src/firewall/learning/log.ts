@@ -1,0 +1,13 @@
+/**
+ * How the firewall hands learning its packets, on either backend: nfnetlink_log group
+ * LEARN_GROUP, with one of two prefixes (the daemon listens to that group and reads the prefix).
+ */
+
+/** The nfnetlink_log group of learning's packets ("xn"). */
+export const LEARN_GROUP = 0x786e;
+/** A learning guest's own packets (its DAD, ARP probes, client messages) and its server replies. */
+export const LEARN_PREFIX = 'XN learn';
+/** A frame from another port that claims an address a guest may be testing (a defence). */
+export const DEFEND_PREFIX = 'XN defend';
+/** How long an address a guest tests stays tentative: a defence within this time refuses it. */
+export const TENTATIVE_MS = 500;
