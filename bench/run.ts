@@ -366,56 +366,68 @@ async function guardCost(): Promise<void> {
 }
 
 /**
- * Address learning's per-packet cost: 1000 background guests on DHCP (no xenstore ip) and the two
- * measured ones, every one of them learning with a binding in the kernel, against the same world
- * with learning off (today's default for such guests: no address check) and with no rules at all
- * (the bare bridge), in alternating rounds; guest to guest, 64-byte UDP and TCP.
+ * Address learning's per-packet cost, on each backend: 1000 background guests on DHCP (no
+ * xenstore ip) and the two measured ones, every one of them learning with a binding in the
+ * kernel, against the same world with learning off (`learn_addresses: false`: no address check)
+ * and with no rules at all (the bare bridge), in alternating rounds; guest to guest, 64-byte UDP
+ * and TCP.
  */
 async function learningCost(): Promise<void> {
   const { learnedScript } = await import('../src/firewall/nft/learned.js');
+  const { learnedIpsetLines, learnedSetCreates } = await import('../src/firewall/learned-xtables.js');
   const { bgIp } = await import('./lib/world.js');
   const measured = [
     { domid: 1, name: 'iperf-a', mac: '00:16:3e:00:00:a1', addresses: ['192.168.0.101/24'] },
     { domid: 2, name: 'iperf-b', mac: '00:16:3e:00:00:a2', addresses: ['192.168.0.102/24'] },
   ];
   const rounds = smoke ? 1 : 3;
-  const rows: { variant: string; round: number; tcpGbps: number; udpKpps: number; bindings: number }[] = [];
-  const world = await buildWorld({ tool: 'xennet', background: forwardSize, measured, backend: 'nftables', backgroundIp: false });
-  try {
-    const [a, b] = world.measured as [SimGuest, SimGuest];
-    await a.ns.ip('neigh', 'replace', '192.168.0.102', 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent');
-    await b.ns.ip('neigh', 'replace', '192.168.0.101', 'lladdr', a.mac, 'dev', 'eth0', 'nud', 'permanent');
-    const now = Date.now();
-    const bindings = [
-      ...world.measured.map((g, i) => ({ vif: g.vif, address: `192.168.0.${101 + i}` })),
-      ...Array.from({ length: forwardSize }, (_, i) => ({ vif: `vif${100 + i}.0`, address: bgIp(100 + i) })),
-    ].map((x) => ({ ...x, family: 'ipv4' as const, how: 'dhcp' as const, since: now, expires: now + 86_400_000, guarded: true }));
-    for (let round = 1; round <= rounds; round++) {
-      for (const variant of ['learning', 'off', 'bare'] as const) {
-        writeFileSync(world.env['XENNET_RULES']!, `version: 1\nbackend: nftables\n${variant === 'learning' ? 'defaults:\n  learn_addresses: true\n' : ''}`);
-        const r = await timedXennet(world, ['apply']);
-        if (r.code !== 0) throw new Error(`apply: ${r.stderr}`);
-        if (variant === 'learning') {
-          const load = await world.host.dom0.exec('nft', ['-f', '-'], { input: learnedScript(bindings, [], Date.now()), timeoutMs: 120_000 });
-          if (load.code !== 0) throw new Error(`bindings: ${load.stderr}`);
+  const rows: { backend: string; variant: string; round: number; tcpGbps: number; udpKpps: number; bindings: number }[] = [];
+  for (const backend of ['nftables', 'xtables'] as const) {
+    const world = await buildWorld({ tool: 'xennet', background: forwardSize, measured, backend, backgroundIp: false });
+    try {
+      const [a, b] = world.measured as [SimGuest, SimGuest];
+      await a.ns.ip('neigh', 'replace', '192.168.0.102', 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent');
+      await b.ns.ip('neigh', 'replace', '192.168.0.101', 'lladdr', a.mac, 'dev', 'eth0', 'nud', 'permanent');
+      const now = Date.now();
+      const bindings = [
+        ...world.measured.map((g, i) => ({ vif: g.vif, address: `192.168.0.${101 + i}` })),
+        ...Array.from({ length: forwardSize }, (_, i) => ({ vif: `vif${100 + i}.0`, address: bgIp(100 + i) })),
+      ].map((x) => ({ ...x, family: 'ipv4' as const, how: 'dhcp' as const, since: now, expires: now + 86_400_000, guarded: true }));
+      for (let round = 1; round <= rounds; round++) {
+        for (const variant of ['learning', 'off', 'bare'] as const) {
+          writeFileSync(world.env['XENNET_RULES']!, `version: 1\nbackend: ${backend}\ndefaults:\n  learn_addresses: ${variant === 'learning'}\n`);
+          const r = await timedXennet(world, ['apply']);
+          if (r.code !== 0) throw new Error(`apply: ${r.stderr}`);
+          if (variant === 'learning') {
+            const load =
+              backend === 'nftables'
+                ? await world.host.dom0.exec('nft', ['-f', '-'], { input: learnedScript(bindings, [], Date.now()), timeoutMs: 120_000 })
+                : await world.host.dom0.exec('ipset', ['restore', '-exist'], { input: `${[...learnedSetCreates([...new Set(bindings.map((x) => `xn4-${x.vif}`))]), ...learnedIpsetLines(bindings, [], Date.now())].join('\n')}\n`, timeoutMs: 120_000 });
+            if (load.code !== 0) throw new Error(`bindings: ${load.stderr}`);
+          }
+          if (variant === 'bare') {
+            if (backend === 'nftables') for (const f of ['bridge', 'inet']) await world.host.dom0.exec('nft', ['delete', 'table', f, 'xennet']);
+            else for (const [tool, args] of [['iptables', ['-F', 'FORWARD']], ['ip6tables', ['-F', 'FORWARD']], ['iptables', ['-t', 'raw', '-F', 'PREROUTING']], ['ip6tables', ['-t', 'raw', '-F', 'PREROUTING']], ['ebtables', ['-F', 'FORWARD']], ['ebtables', ['-t', 'nat', '-F', 'PREROUTING']]] as const) await world.host.dom0.exec(tool, [...args]);
+          }
+          await new Promise((res) => setTimeout(res, 2000));
+          const udp = await iperf(world, true, { repeats: 1 });
+          const tcp = await iperf(world, false, { repeats: 1 });
+          rows.push({ backend, variant, round, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3, bindings: variant === 'learning' ? bindings.length : 0 });
+          log(`  learning ${backend} ${variant} round ${round}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
         }
-        if (variant === 'bare') for (const f of ['bridge', 'inet']) await world.host.dom0.exec('nft', ['delete', 'table', f, 'xennet']);
-        await new Promise((res) => setTimeout(res, 2000));
-        const udp = await iperf(world, true, { repeats: 1 });
-        const tcp = await iperf(world, false, { repeats: 1 });
-        rows.push({ variant, round, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3, bindings: variant === 'learning' ? bindings.length : 0 });
-        log(`  learning ${variant} round ${round}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
       }
+    } finally {
+      await destroyWorld(world);
     }
-  } finally {
-    await destroyWorld(world);
   }
   results['learning'] = rows;
   log(`\nAddress learning's cost per packet (${forwardSize} guests on DHCP, each learning with a binding; medians of ${rounds} alternating rounds)`);
-  log('variant                          TCP Gbit/s  ratio to bare  UDP 64 B kpps  ratio to bare');
-  const of = (v: string, k: 'tcpGbps' | 'udpKpps'): number => median(rows.filter((r) => r.variant === v).map((r) => r[k]));
-  const labels = { learning: 'learning (bound)', off: 'learning off (no address check)', bare: 'bare bridge (no rules)' };
-  for (const v of ['learning', 'off', 'bare'] as const) log(`${labels[v].padEnd(32)} ${fmt(of(v, 'tcpGbps'), 2).padEnd(11)} ${fmt(of(v, 'tcpGbps') / of('bare', 'tcpGbps'), 2).padEnd(14)} ${fmt(of(v, 'udpKpps')).padEnd(14)} ${fmt(of(v, 'udpKpps') / of('bare', 'udpKpps'), 2)}`);
+  log('backend   variant                          TCP Gbit/s  ratio to bare  UDP 64 B kpps  ratio to bare');
+  for (const backend of ['nftables', 'xtables']) {
+    const of = (v: string, k: 'tcpGbps' | 'udpKpps'): number => median(rows.filter((r) => r.backend === backend && r.variant === v).map((r) => r[k]));
+    const labels = { learning: 'learning (bound)', off: 'learning off (no address check)', bare: 'bare bridge (no rules)' };
+    for (const v of ['learning', 'off', 'bare'] as const) log(`${backend.padEnd(9)} ${labels[v].padEnd(32)} ${fmt(of(v, 'tcpGbps'), 2).padEnd(11)} ${fmt(of(v, 'tcpGbps') / of('bare', 'tcpGbps'), 2).padEnd(14)} ${fmt(of(v, 'udpKpps')).padEnd(14)} ${fmt(of(v, 'udpKpps') / of('bare', 'udpKpps'), 2)}`);
+  }
 }
 
 async function forwarding(): Promise<void> {

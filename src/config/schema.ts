@@ -91,7 +91,7 @@ const commonFields = {
   learn_addresses: z
     .boolean()
     .optional()
-    .describe('for a guest with no declared address (rule file or xenstore ip): learn its addresses the way a switch does, from the DHCPACK and DHCPv6 Reply of a trusted server (the uplink, a guest with dhcp_server: true) and, first come first served, from its own duplicate address detection (DAD, ARP probes); until bound it sends only what gets it an address. Needs the daemon (default false: such a guest has no address anti-spoofing)'),
+    .describe('for a guest with no declared address (rule file or xenstore ip): learn its addresses the way a switch does, from the DHCPACK and DHCPv6 Reply of a trusted server (the uplink, dom0, a guest with dhcp_server: true) and, first come first served, from its own duplicate address detection (DAD, ARP probes); until bound it sends only what gets it an address. The daemon does the learning; without it a guest keeps the bindings recorded so far (default true; false leaves such a guest open: it may send from any address)'),
 };
 
 export const interfaceSchema = z.strictObject({

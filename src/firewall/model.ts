@@ -129,6 +129,8 @@ export interface ResolvedVif {
   identityGuard: boolean;
   /** Whether its addresses are learned (learn_addresses, no declared address, anti-spoofing on). */
   learning: boolean;
+  /** Whether `learn_addresses: false` leaves it open: no declared address, none learned. */
+  addressesOpen: boolean;
   /**
    * A learning guest's bindings as recorded when its rules were made: the xtables backend writes
    * its ARP senders and NA targets as rules from them (nftables reads its sets instead).

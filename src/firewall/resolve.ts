@@ -46,11 +46,15 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   const ipv6 = fileV6 && fileV6.length > 0 ? fileV6 : facts.ipv6;
   const antispoof = antispoofOf(g?.antispoof, antispoofOf(d.antispoof, { mac: true, arp: true, ipv4: true, ipv6: true }));
   if (!mac && (antispoof.mac || antispoof.arp)) warnings.push('no MAC known (rule file or xenstore mac): MAC and ARP anti-spoofing are off');
-  const wantsLearning = (g?.learn_addresses ?? d.learn_addresses ?? false) && ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6);
+  // Learning is the default for a guest with no declared address; `learn_addresses: false` leaves
+  // it open (it may send from any address), as the operator asked.
+  const learnKey = g?.learn_addresses ?? d.learn_addresses ?? true;
+  const undeclared = ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6);
+  const wantsLearning = learnKey && undeclared;
   // Learning reads the guest's own DHCP replies by their chaddr: without its MAC it cannot.
   const learning = wantsLearning && mac !== undefined;
-  if (wantsLearning && !learning) warnings.push('learn_addresses needs the guest\'s MAC (xenstore mac or the rule file): its addresses are not learned, and it has no address anti-spoofing');
-  if (ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6) && !learning) warnings.push('no address known (rule file or xenstore ip): only MAC and ARP-MAC anti-spoofing apply');
+  if (wantsLearning && !learning) warnings.push('no address declared, and its addresses cannot be learned without its MAC (xenstore mac or the rule file): it has no address anti-spoofing');
+  if (undeclared && !learnKey) warnings.push('learn_addresses: false and no address declared (rule file or xenstore ip): it is open, only MAC and ARP-MAC anti-spoofing apply');
   if (!antispoof.mac || !antispoof.arp || !antispoof.ipv4 || !antispoof.ipv6) {
     const off = (Object.keys(antispoof) as (keyof Antispoof)[]).filter((k) => !antispoof[k]);
     warnings.push(`anti-spoofing is off for ${off.join(', ')}`);
@@ -74,6 +78,7 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
     elsewhere: facts.identity?.elsewhere ?? false,
     identityGuard: g?.identity_guard ?? d.identity_guard ?? true,
     learning,
+    addressesOpen: undeclared && !learnKey,
     warnings,
   };
   if (policyName !== undefined) r.policyName = policyName;

@@ -56,9 +56,10 @@ export interface VifStatus {
   claims: { mac: string[]; ipv4: string[]; ipv6: string[]; dropped: { packets: number; bytes: number } };
   /**
    * Where its address anti-spoofing comes from: addresses declared (rule file, xenstore ip),
-   * learned (learn_addresses), or none at all (it may send from any address).
+   * learned (the default without declared ones), open by the rule file (learn_addresses: false),
+   * or none at all for another reason (no MAC to learn by, IP anti-spoofing off).
    */
-  addressSource: 'declared' | 'learned' | 'none';
+  addressSource: 'declared' | 'learned' | 'open' | 'none';
   /** Its learned bindings, as the kernel holds them (seconds left; null: until offline). */
   learned: LearnedStatus[];
 }
@@ -267,7 +268,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
       claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: live ? claimDrops(live, engine, member?.claims) : { packets: 0, bytes: 0 } },
-      addressSource: resolved?.learning ? 'learned' : (resolved ? resolved.ipv4.length + resolved.ipv6.length : f.ipv4.length + f.ipv6.length) > 0 && (!resolved || resolved.antispoof.ipv4 || resolved.antispoof.ipv6) ? 'declared' : 'none',
+      addressSource: resolved?.learning ? 'learned' : resolved?.addressesOpen ? 'open' : (resolved ? resolved.ipv4.length + resolved.ipv6.length : f.ipv4.length + f.ipv6.length) > 0 && (!resolved || resolved.antispoof.ipv4 || resolved.antispoof.ipv6) ? 'declared' : 'none',
       learned: resolved?.learning ? (learnedAll.get(f.name) ?? []) : [],
     };
   });
@@ -285,11 +286,14 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     }
   }
   // One note for every guest without address anti-spoofing (a host of DHCP guests has many).
-  const open = vifs.filter((v) => v.addressSource === 'none' && v.firewall !== 'not-managed').map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
-  if (open.length > 0) {
-    const named = open.length > 10 ? `${open.slice(0, 10).join(', ')} and ${open.length - 10} more` : open.join(', ');
-    notes.push(`${open.length === 1 ? `${named} has` : `${open.length} guests have`} no address anti-spoofing${open.length === 1 ? '' : ` (${named})`}: ${open.length === 1 ? 'it' : 'they'} may send from any IP address (no ip= in xenstore, no address in the rule file); declare the addresses, or set learn_addresses: true (backend: nftables)`);
-  }
+  const unprotected = (source: VifStatus['addressSource']): string[] => vifs.filter((v) => v.addressSource === source && v.firewall !== 'not-managed').map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
+  const noteAll = (list: string[], why: string, what: string): void => {
+    if (list.length === 0) return;
+    const named = list.length > 10 ? `${list.slice(0, 10).join(', ')} and ${list.length - 10} more` : list.join(', ');
+    notes.push(`${list.length === 1 ? `${named} has` : `${list.length} guests have`} no address anti-spoofing${list.length === 1 ? '' : ` (${named})`}: ${list.length === 1 ? 'it' : 'they'} may send from any IP address (${why}); ${what}`);
+  };
+  noteAll(unprotected('none'), 'no ip= in xenstore, no address in the rule file, and nothing to learn them by: no MAC known, or IP anti-spoofing off', 'declare the addresses');
+  noteAll(unprotected('open'), 'learn_addresses: false in the rule file, and no address declared', 'declare the addresses, or let them be learned');
   for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
   if (live) {
@@ -370,6 +374,7 @@ function policyCell(v: VifStatus): string {
 function addressCell(v: VifStatus): string {
   if (v.addressSource === 'learned') return `learned: ${v.learned.map((b) => b.address).join(' ') || 'none yet'}`;
   if (v.addressSource === 'none') return v.addresses.length > 0 ? `${v.addresses.join(' ')} (unchecked)` : '- (any)';
+  if (v.addressSource === 'open') return '- (open)';
   return v.addresses.join(' ');
 }
 

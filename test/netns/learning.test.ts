@@ -1,6 +1,6 @@
 /**
  * Address learning (netns, both backends, the daemon running): a guest with no declared
- * address and `learn_addresses: true` may send from an address only once it is bound to its port:
+ * address (learning is the default) may send from an address only once it is bound to its port:
  * from a trusted server's DHCPACK (dnsmasq on the LAN, dhclient in the guest), or first come first
  * served from its own duplicate address detection. Bindings live in the kernel with their lease
  * (they end without the daemon), survive a daemon restart and end with the vif. Each check has
@@ -39,7 +39,8 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
   let env: NodeJS.ProcessEnv;
 
   const rulesFile = (): string => join(dir, 'xennet.yaml');
-  const writeRules = (guests = '  dyn1:\n    learn_addresses: true\n  dyn2:\n    learn_addresses: true\n'): void => writeFileSync(rulesFile(), `version: 1\nbackend: ${backend}\nguests:\n${guests}`);
+  // Learning is the default: dyn1 and dyn2 are not in the file; plain is open by the file.
+  const writeRules = (guests = '  plain:\n    learn_addresses: false\n'): void => writeFileSync(rulesFile(), `version: 1\nbackend: ${backend}\nguests:\n${guests}`);
   const xennet = (args: string[]) => host.xennet(args, env);
   const online = async (g: SimGuest): Promise<void> => {
     const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
@@ -95,12 +96,12 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     await online(open);
     const plan = await xennet(['plan']);
     assert.equal(plan.code, 0, `the learning guest's rules are what its policy compiles to:\n${plan.stdout}${plan.stderr}`);
-    // The control: a guest without learning and without addresses sends from anything.
+    // The control: a guest the rule file leaves open (learn_addresses: false) sends from anything.
     await addAddress(open, '192.168.0.99/24');
-    assert.ok(await reaches(open, '192.168.0.99'), 'control: an unprotected guest sends from a made-up address');
+    assert.ok(await reaches(open, '192.168.0.99'), 'control: an open guest sends from a made-up address');
     let s = await status();
-    assert.ok(s.notes.some((n) => n.includes(`${open.vif} (plain) has no address anti-spoofing`)), JSON.stringify(s, null, 1));
-    assert.equal(s.vifs.find((v) => v.name === open.vif)?.addressSource, 'none');
+    assert.ok(s.notes.some((n) => n.includes(`${open.vif} (plain) has no address anti-spoofing: it may send from any IP address (learn_addresses: false`)), JSON.stringify(s, null, 1));
+    assert.equal(s.vifs.find((v) => v.name === open.vif)?.addressSource, 'open');
     assert.ok(s.notes.some((n) => n.includes(`${g.vif} (dyn1) learns its addresses and has none yet (link-local aside)`)), s.notes.join('\n'));
     // Before its lease the learning guest reaches nothing from that address.
     await addAddress(g, '192.168.0.151/24');
@@ -130,7 +131,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       assert.match(text, new RegExp(`^${g.vif.replace('.', '\\.')} .* learned: 192\\.168\\.0\\.151`, 'm'), text);
       assert.match(text, /^LEARNED +ADDRESS +HOW +ENDS$/m, text);
       assert.match(text, new RegExp(`^${g.vif.replace('.', '\\.')} +192\\.168\\.0\\.151 +dhcp +in `, 'm'), text);
-      assert.match(text, new RegExp(`^${open.vif.replace('.', '\\.')} .* - \\(any\\)`, 'm'), text);
+      assert.match(text, new RegExp(`^${open.vif.replace('.', '\\.')} .* - \\(open\\)`, 'm'), text);
       // DHCPv6 likewise.
       const v6 = await dhclient(['-6', '-1']);
       assert.equal(v6.code, 0, v6.stderr);
@@ -206,10 +207,20 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     await until('the short lease to end in the kernel', async () => !(await reaches(g, '192.168.0.161')), 10_000);
     assert.ok(performance.now() - t0 < 10_000);
     assert.ok(await reaches(g, '192.168.0.160'), 'the long lease still passes without the daemon');
-    // Without the daemon, status says nothing new is learned.
+    // Without the daemon nothing new is learned: a guest that comes now gets no address from
+    // its lease; one whose hook runs again keeps its recorded bindings (its rules are made
+    // from the record); status says so.
+    const late = await host.addGuest(spec(48, 'dyn3'));
+    await online(late);
+    await addAddress(late, '192.168.0.162/24');
+    await ack('lan', late, '192.168.0.162', 3600);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await reaches(late, '192.168.0.162'), false, 'no daemon: a new lease binds nothing');
+    await online(g);
+    assert.ok(await reaches(g, '192.168.0.160'), 'a repeated online without the daemon keeps the recorded binding');
     const s = await status();
     assert.equal(s.ok, false);
-    assert.ok(s.problems.some((p) => p.includes(`${g.vif}, ${rogue.vif} learn their addresses, but no daemon runs`)), s.problems.join('\n'));
+    assert.ok(s.problems.some((p) => p.includes(`${g.vif}, ${rogue.vif}, ${late.vif} learn their addresses, but no daemon runs`)), s.problems.join('\n'));
     // A restarted daemon keeps the record: the long lease still passes, the ended one is gone.
     await host.startDaemon(env);
     assert.deepEqual(await learned(g), ['192.168.0.160 dhcp']);
@@ -355,7 +366,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
   // (nftables only: the xtables backend does not guard learned addresses against other ports.)
   if (backend === 'nftables') it('a leased address is the guest\'s own on the bridge: a LAN host cannot claim it (gratuitous ARP, arpspoof); with identity_guard: false it can (the control)', async () => {
     await host.stopDaemon();
-    writeRules('  dyn1:\n    learn_addresses: true\n  dyn2:\n    learn_addresses: true\n    identity_guard: false\n  peer: {}\n');
+    writeRules('  dyn2:\n    identity_guard: false\n  peer: {}\n');
     await host.startDaemon(env);
     const victim = await host.addGuest(spec(37, 'dyn1'));
     const open = await host.addGuest(spec(38, 'dyn2'));
@@ -395,7 +406,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
 
   it('never the gateway\'s or dom0\'s address, nor one inside another guest\'s (guard or not, its MAC\'s link-local too); a LAN host defends its own against a single DAD or ARP probe; an ACK for another client binds nothing, and a flood of them leaves the guest its own', async () => {
     await host.stopDaemon();
-    writeRules('  dyn1:\n    learn_addresses: true\n  unguarded:\n    identity_guard: false\n');
+    writeRules('  unguarded:\n    identity_guard: false\n');
     await host.startDaemon(env);
     const g = await host.addGuest(spec(45, 'dyn1'));
     const prefixed = await host.addGuest({ ...spec(46, 'prefixed'), addresses: ['192.168.0.97/24'], xenstoreIp: '192.168.0.96/28' });

@@ -17,6 +17,9 @@ const guestSpec = (domid: number, extra: Partial<GuestSpec> = {}): GuestSpec => 
   name: `guest${domid}`,
   mac: `00:16:3e:00:00:${domid.toString(16).padStart(2, '0')}`,
   addresses: [`192.168.0.${100 + domid}/24`],
+  // Its address in the vif configuration (ip=), as a host without the daemon needs: a guest with
+  // none learns its addresses, which only the daemon does.
+  xenstoreIp: `192.168.0.${100 + domid}`,
   ...extra,
 });
 

@@ -136,6 +136,16 @@ guests:
     assert.equal(second.mac, '00:16:3e:00:01:01');
     assert.deepEqual(second.ipv4, [cidr('10.0.1.5')]);
     const stranger = resolveVif(policy, { name: ifn('vif9.0'), bridge: ifn('xenbr0'), ipv4: [], ipv6: [] });
-    assert.ok(stranger.warnings.some((w) => /no address known/.test(w)));
+    assert.ok(stranger.warnings.some((w) => /cannot be learned without its MAC/.test(w)), 'no MAC: nothing to learn by');
+    assert.equal(stranger.learning, false);
+    // With its MAC, a guest without a declared address learns them by default; the rule file may
+    // leave it open instead, and is told so.
+    const learner = resolveVif(policy, { name: ifn('vif9.0'), bridge: ifn('xenbr0'), mac: mac('00:16:3e:00:00:09'), ipv4: [], ipv6: [] });
+    assert.equal(learner.learning, true);
+    assert.equal(learner.addressesOpen, false);
+    const open = resolveVif(parsePolicy('version: 1\ndefaults:\n  learn_addresses: false\n', 'x.yaml'), { name: ifn('vif9.0'), bridge: ifn('xenbr0'), mac: mac('00:16:3e:00:00:09'), ipv4: [], ipv6: [] });
+    assert.equal(open.learning, false);
+    assert.equal(open.addressesOpen, true);
+    assert.ok(open.warnings.some((w) => /learn_addresses: false and no address declared/.test(w)));
   });
 });

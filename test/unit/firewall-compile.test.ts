@@ -66,7 +66,7 @@ describe('firewall compiler', () => {
 
   it('golden: inbound drop with allow rules, isolation, extra ethertype, no logging', () => {
     const v = resolveVif(
-      { version: 1, guests: { web: { inbound: 'drop', isolation: true, log_drops: false, allow_ethertypes: [0x88b5], allow_in: [{ proto: 'tcp', ports: [80, '8000-8080'] }, { proto: 'udp', ports: [53], from: [cidr('10.0.0.0/8'), cidr('2001:db8::/32')] }, { proto: 'icmp', icmp_types: [8] }] } } },
+      { version: 1, guests: { web: { inbound: 'drop', isolation: true, log_drops: false, learn_addresses: false, allow_ethertypes: [0x88b5], allow_in: [{ proto: 'tcp', ports: [80, '8000-8080'] }, { proto: 'udp', ports: [53], from: [cidr('10.0.0.0/8'), cidr('2001:db8::/32')] }, { proto: 'icmp', icmp_types: [8] }] } } },
       { name: ifn('vif7.0'), bridge: ifn('xenbr0'), domain: dom('web'), mac: mac('00:16:3e:00:00:07'), ipv4: [], ipv6: [] },
     );
     const rs = compileVif(v);
@@ -91,7 +91,7 @@ describe('firewall compiler', () => {
     assert.ok(rs.ebnat.chains.get('XN-E-vif7.0')?.includes('-p 0x88b5 -j RETURN'));
     assert.ok(rs.ebnat.chains.get('XN-E-vif7.0')?.includes('-j mark --mark-or 0x300000 --mark-target CONTINUE'), 'isolated: both marks');
     assert.ok(!rs.ipv4.chains.get('XN-O-vif7.0')?.some((r) => r.includes('physdev')), 'isolation is not by interface name any more');
-    assert.ok(!rs.ipv4.chains.has('XN-S-vif7.0'), 'no address known: no source check');
+    assert.ok(!rs.ipv4.chains.has('XN-S-vif7.0'), 'no address known and not learning (learn_addresses: false): no source check');
   });
 
   it('multiport: at most 15 ports a rule, a range counts twice', () => {
