@@ -13,7 +13,8 @@ import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl
 import { decide, expire, isLease, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
 import { hasClaims } from '../firewall/claims.js';
 import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
-import { dropLearnedSets, readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
+import { learnedPath, readBindings, restoreBindings, sweepLearnedSets, updateBindings } from '../firewall/learning/state.js';
+import { statSync } from 'node:fs';
 import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/learning/log.js';
 import { indexStamp, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
 import { reasonOf } from '../sys/errors.js';
@@ -30,6 +31,15 @@ const RECEIVED_MS = 120_000;
 
 /** Whether a guest's identity guard is on: it has claims (none while a migration is in flight, or with identity_guard: false). */
 const guardOn = (e: IndexEntry): boolean => hasClaims(e.claims);
+
+/** A file's modification time in ms, or 0 when it is not there. */
+function mtimeOf(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
 
 export interface LearningContext {
   env: NodeJS.ProcessEnv;
@@ -70,6 +80,8 @@ export class AddressLearning {
   private queued = 0;
   private readonly queuedByPort = new Map<number, number>();
   private reservedCache = new Map<string, string>();
+  /** The record's modification time when last read, and the earliest end of a binding in it. */
+  private expiry = { mtime: -1, next: Number.POSITIVE_INFINITY };
   private reservedAt = 0;
 
   constructor(private readonly ctx: LearningContext) {}
@@ -118,7 +130,13 @@ export class AddressLearning {
   private expireSoon(): void {
     if (this.stopped) return;
     const now = Date.now();
-    if (!readBindings(this.ctx.env).some((b) => b.expires !== null && b.expires <= now)) return;
+    // The record is read again only when it changed or its next end has come: an idle daemon
+    // with a thousand bindings must not parse them every 2 s.
+    const mtime = mtimeOf(learnedPath(this.ctx.env));
+    if (mtime === this.expiry.mtime && now < this.expiry.next) return;
+    const bindings = readBindings(this.ctx.env);
+    this.expiry = { mtime, next: Math.min(Number.POSITIVE_INFINITY, ...bindings.map((b) => b.expires ?? Number.POSITIVE_INFINITY)) };
+    if (this.expiry.next > now) return;
     this.queue = this.queue
       .then(async () => {
         const ended = new Set<string>();
@@ -144,7 +162,6 @@ export class AddressLearning {
     const { index, recovered } = loadIndex(this.ctx.env, silentLogger);
     if (recovered) return;
     const notes: string[] = [];
-    const dropped = new Set<string>();
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
       const keep: Binding[] = [];
       const write: Binding[] = [];
@@ -153,7 +170,6 @@ export class AddressLearning {
         const e = index.vifs[b.vif];
         if (!e?.learning) {
           remove.push(b);
-          dropped.add(b.vif);
           notes.push(`${b.vif}: ${b.address} unbound (no longer a learning guest)`);
           continue;
         }
@@ -170,7 +186,9 @@ export class AddressLearning {
       return { bindings: keep, write, remove };
     });
     for (const n of notes) this.ctx.log.info(`address learning: ${n}`);
-    await dropLearnedSets(this.ctx.env, dropped);
+    // xtables: the sets of guests that no longer learn go (all of them on nftables).
+    const learning = index.engine?.kind === 'nftables' ? new Set<string>() : new Set(Object.entries(index.vifs).filter(([, e]) => e.learning).map(([n]) => n));
+    await sweepLearnedSets(learning);
   }
 
   state(): LearningState {

@@ -5,7 +5,7 @@
  */
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
-import { restoreBindings } from './learning/state.js';
+import { restoreBindings, sweepLearnedSets } from './learning/state.js';
 import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
@@ -161,6 +161,8 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   {
     const learning = new Set(hp.state.resolved.filter((r) => r.learning).map((r) => r.name as string));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
+    // The ipsets of guests that no longer learn (all of them after a move to nftables) go.
+    await sweepLearnedSets(backend.engine.kind === 'nftables' ? new Set() : learning);
   }
   return { tablesChanged: changed };
 }

@@ -18,7 +18,7 @@
  * through iptables NFLOG rules, all with group LEARN_GROUP.
  */
 import type { Binding } from './learning/bindings.js';
-import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX } from './learning/log.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from './learning/log.js';
 
 /** A learning vif's set of one family. */
 export const learnedSetName = (family: 'ipv4' | 'ipv6', vif: string): string => `${family === 'ipv4' ? 'xn4' : 'xn6'}-${vif}`;
@@ -59,7 +59,7 @@ const element = (b: Pick<Binding, 'family' | 'address' | 'vif'>): string => `${l
 
 /**
  * `ipset restore -exist` lines that write bindings (each with the time it has left at `now`; 0:
- * no end) and remove others, with the sets they need. An element written again is deleted
+ * no end, also for a lease longer than the kernel takes, which the daemon ends) and remove others. An element written again is deleted
  * first, so its timeout is the new one.
  */
 export function learnedIpsetLines(write: readonly Binding[], remove: readonly Binding[], now: number): string[] {
@@ -68,7 +68,7 @@ export function learnedIpsetLines(write: readonly Binding[], remove: readonly Bi
   for (const b of write) {
     const left = b.expires === null ? 0 : Math.ceil((b.expires - now) / 1000);
     if (left <= 0 && b.expires !== null) continue;
-    lines.push(`del ${element(b)}`, `add ${element(b)} timeout ${left}`);
+    lines.push(`del ${element(b)}`, `add ${element(b)} timeout ${left > MAX_KERNEL_TIMEOUT_S ? 0 : left}`);
   }
   return lines;
 }

@@ -269,7 +269,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
       claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: live ? claimDrops(live, engine, member?.claims) : { packets: 0, bytes: 0 } },
       addressSource: resolved?.learning ? 'learned' : resolved?.addressesOpen ? 'open' : (resolved ? resolved.ipv4.length + resolved.ipv6.length : f.ipv4.length + f.ipv6.length) > 0 && (!resolved || resolved.antispoof.ipv4 || resolved.antispoof.ipv6) ? 'declared' : 'none',
-      learned: resolved?.learning ? (learnedAll.get(f.name) ?? []) : [],
+      learned: resolved?.learning ? (learnedAll.byVif.get(f.name) ?? []) : [],
     };
   });
   for (const v of vifs) {
@@ -285,6 +285,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       else if (facts.dom0?.gateways.includes(a)) notes.push(`${who} has ${a} as its address, which is dom0's default gateway: unless this guest is the gateway, the identity guard drops the gateway's frames and dom0 and the guests lose it; then fix the guest's addresses`);
     }
   }
+  // A recorded binding the kernel lacks (its set flushed by hand) leaves the guest without it.
+  const missing = learnedAll.missing.filter((m) => vifs.some((v) => v.name === m.vif && v.addressSource === 'learned'));
+  if (missing.length > 0) problems.push(`learned bindings recorded but not in the kernel (a set flushed by hand?): ${missing.map((m) => `${m.vif} ${m.address}`).join(', ')}; those guests cannot send from them until \`xennet apply\` puts them back`);
   // One note for every guest without address anti-spoofing (a host of DHCP guests has many).
   const unprotected = (source: VifStatus['addressSource']): string[] => vifs.filter((v) => v.addressSource === source && v.firewall !== 'not-managed').map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
   const noteAll = (list: string[], why: string, what: string): void => {
@@ -378,18 +381,28 @@ function addressCell(v: VifStatus): string {
   return v.addresses.join(' ');
 }
 
-/** The learned bindings in the kernel by port, with how each was learned (from the record). */
-async function learnedBindings(env: NodeJS.ProcessEnv): Promise<Map<string, LearnedStatus[]>> {
+/**
+ * The learned bindings in the kernel by port, with how each was learned and when it ends (from
+ * the record), and the recorded ones the kernel lacks (a set flushed by hand: the guest cannot
+ * use them until `xennet apply` puts them back).
+ */
+async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[] }> {
   const out = new Map<string, LearnedStatus[]>();
   const { listKernelBindings, readBindings } = await import('../firewall/learning/state.js');
-  const recorded = readBindings(env);
-  for (const k of await listKernelBindings(env).catch(() => [])) {
-    const how = recorded.find((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)?.how ?? 'unrecorded';
+  const { expire } = await import('../firewall/learning/bindings.js');
+  const now = Date.now();
+  const recorded = expire(readBindings(env), now).live;
+  const kernel = await listKernelBindings(env).catch(() => undefined);
+  for (const k of kernel ?? []) {
+    const r = recorded.find((b) => b.vif === k.vif && b.family === k.family && b.address === k.address);
+    // A lease longer than the kernel takes has no end there: the record has it.
+    const expiresMs = k.expiresMs ?? (r?.expires != null ? r.expires - now : null);
     const list = out.get(k.vif) ?? [];
-    list.push({ address: k.address, how, expiresInSeconds: k.expiresMs === null ? null : Math.ceil(k.expiresMs / 1000) });
+    list.push({ address: k.address, how: r?.how ?? 'unrecorded', expiresInSeconds: expiresMs === null ? null : Math.ceil(expiresMs / 1000) });
     out.set(k.vif, list);
   }
-  return out;
+  const missing = kernel === undefined ? [] : recorded.filter((b) => !kernel.some((k) => k.vif === b.vif && k.family === b.family && k.address === b.address)).map((b) => ({ vif: b.vif, address: b.address }));
+  return { byVif: out, missing };
 }
 
 export function renderHostStatus(s: HostStatus, color: boolean): string {

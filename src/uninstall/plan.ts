@@ -177,6 +177,6 @@ export function describeStep(s: Step): string {
     case 'daemon-reload':
       return 'systemctl daemon-reload';
     case 'drop-empty-tables':
-      return 'delete the iptables, ip6tables and ebtables tables left empty (built-in chains only, policy ACCEPT, no rules; nf_tables variant), as they were before xennet made them';
+      return 'delete the iptables, ip6tables and ebtables tables left empty (built-in chains only, policy ACCEPT, no rules; nf_tables variant), as they were before xennet made them, and the ipsets of address learning (xn4-/xn6-<vif>)';
   }
 }

@@ -4,6 +4,7 @@
  * changes the firewall meanwhile), the host is read again and the rest of the plan done and
  * checked: nothing of xennet's is left in any table.
  */
+import { sweepLearnedSets } from '../firewall/learning/state.js';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -254,6 +255,8 @@ async function carryOut(step: Step, g: Gathered, env: NodeJS.ProcessEnv): Promis
       return;
     case 'drop-empty-tables':
       for (const t of tableNames) if (t !== 'nftables') await g.backend.dropEmptyTable(t);
+      // Address learning's ipsets (xtables), now that no rule reads them.
+      await sweepLearnedSets(new Set());
       return;
     case 'daemon-reload': {
       const r = await systemctl(['daemon-reload']);

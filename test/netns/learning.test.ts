@@ -252,6 +252,9 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
         const f = await host.dom0.exec('ipset', ['flush']);
         assert.equal(f.code, 0, f.stderr);
         assert.equal(await reaches(g, '192.168.0.190'), false, 'control: with the sets flushed the lease no longer passes');
+        const s = await status();
+        assert.equal(s.ok, false);
+        assert.ok(s.problems.some((p) => p.includes(`recorded but not in the kernel (a set flushed by hand?): ${g.vif} 192.168.0.190`)), s.problems.join('\n'));
       }
       if (repair === 'apply') {
         const r = await xennet(['apply']);
@@ -264,6 +267,30 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       await addAddress(g, `192.168.0.${repair === 'apply' ? 191 : 192}/24`);
       assert.equal(await reaches(g, `192.168.0.${repair === 'apply' ? 191 : 192}`), false, `and no other after ${repair}`);
     }
+  });
+
+  if (backend === 'xtables') it('xtables: a guest\'s ARP rules follow its bindings: made with its lease, gone when the lease ends; plan stays empty', async () => {
+    const g = await host.addGuest(spec(49, 'dyn1'));
+    await online(g);
+    const arpRule = async (): Promise<boolean> => (await host.dom0.exec('ebtables-save', ['-t', 'nat'])).stdout.includes(`-A XN-E-${g.vif} -p ARP --arp-ip-src 192.168.0.163 -j RETURN`);
+    assert.equal(await arpRule(), false);
+    await ack('lan', g, '192.168.0.163', 3);
+    await until('the ARP rule of the lease', arpRule, 5000);
+    assert.equal((await xennet(['plan'])).code, 0, 'the rules made from the record are what plan compiles');
+    await until('the lease\'s end to take its ARP rule', async () => !(await arpRule()), 10_000);
+    const plan = await xennet(['plan']);
+    assert.equal(plan.code, 0, plan.stdout);
+    // Its sets go when it no longer learns, and every one of them with uninstall.
+    const sets = async (): Promise<string[]> => (await host.dom0.exec('ipset', ['list', '-n'])).stdout.split('\n').filter((n) => n.startsWith('xn'));
+    const other = await host.addGuest(spec(50, 'dyn2'));
+    await online(other);
+    assert.deepEqual((await sets()).sort(), [`xn4-${g.vif}`, `xn6-${g.vif}`, `xn4-${other.vif}`, `xn6-${other.vif}`].sort());
+    writeRules('  dyn1:\n    learn_addresses: false\n');
+    assert.equal((await xennet(['apply'])).code, 0);
+    assert.deepEqual((await sets()).sort(), [`xn4-${other.vif}`, `xn6-${other.vif}`].sort());
+    const un = await xennet(['uninstall', '--force']);
+    assert.equal(un.code, 0, un.stderr);
+    assert.deepEqual(await sets(), []);
   });
 
   it('DAD binds an address first come first served; another guest can neither take it nor send from it, and the holder keeps working', async () => {

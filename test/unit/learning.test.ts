@@ -320,6 +320,10 @@ describe('address learning: bindings', () => {
     const dad: Binding = { vif: 'vif7.0', family: 'ipv6', address: 'fe80::7', how: 'dad', since: 0, expires: null };
     assert.deepEqual(learnedIpsetLines([lease, dad], [{ ...lease, address: '192.168.0.8' }], 1000), ['del xn4-vif7.0 192.168.0.8', 'del xn4-vif7.0 192.168.0.7', 'add xn4-vif7.0 192.168.0.7 timeout 60', 'del xn6-vif7.0 fe80::7', 'add xn6-vif7.0 fe80::7 timeout 0']);
     assert.deepEqual(learnedIpsetLines([lease], [], 61_000), [], 'an ended lease is not written');
+    // A lease longer than the kernel takes (ipset: 2147483 s) has no end there; the daemon ends it.
+    const month = { ...lease, expires: 1000 + 30 * 86_400_000 };
+    assert.deepEqual(learnedIpsetLines([month], [], 1000), ['del xn4-vif7.0 192.168.0.7', 'add xn4-vif7.0 192.168.0.7 timeout 0']);
+    assert.match(learnedScript([month], [], 1000), /add element bridge xennet learned_ip4 \{ 192\.168\.0\.7 \. "vif7\.0" \}\n/);
     const saved = 'create xn4-vif7.0 hash:ip family inet hashsize 1024 maxelem 65536 timeout 0\nadd xn4-vif7.0 192.168.0.7 timeout 59\ncreate xn6-vif7.0 hash:ip family inet6 hashsize 1024 maxelem 65536 timeout 0\nadd xn6-vif7.0 fe80::7 timeout 0\ncreate other hash:ip family inet\nadd other 10.0.0.1\n';
     assert.deepEqual(parseLearnedIpset(saved), [
       { vif: 'vif7.0', family: 'ipv4', address: '192.168.0.7', expiresMs: 59_000 },

@@ -123,7 +123,7 @@ describe('uninstall plan', () => {
     assert.deepEqual(p.steps.map(describeStep), [
       'remove from iptables filter: 2 chains (XN-FORWARD, XN-I-vif1.0) and 1 jump (FORWARD -j XN-FORWARD)',
       'remove from nftables: tables bridge xennet, inet xennet',
-      'delete the iptables, ip6tables and ebtables tables left empty (built-in chains only, policy ACCEPT, no rules; nf_tables variant), as they were before xennet made them',
+      'delete the iptables, ip6tables and ebtables tables left empty (built-in chains only, policy ACCEPT, no rules; nf_tables variant), as they were before xennet made them, and the ipsets of address learning (xn4-/xn6-<vif>)',
     ]);
     const nftOnly = planUninstall(facts({ firewall: [fw('nftables', ['XN-FWD'], [], ['bridge xennet'])] }), { force: false });
     assert.ok(!nftOnly.steps.some((s) => s.kind === 'drop-empty-tables'), 'nothing of xtables to empty');

@@ -11,3 +11,8 @@ export const LEARN_PREFIX = 'XN learn';
 export const DEFEND_PREFIX = 'XN defend';
 /** How long an address a guest tests stays tentative: a defence within this time refuses it. */
 export const TENTATIVE_MS = 500;
+/**
+ * The longest lifetime a binding's kernel element carries (ipset's limit, 2^31/1000 s: 24.8 days).
+ * A longer lease is written with no end in the kernel, and the daemon ends it.
+ */
+export const MAX_KERNEL_TIMEOUT_S = 2_147_483;

@@ -18,7 +18,7 @@ import { learnedScript, parseLearnedJson } from '../nft/learned.js';
 import { bindingSchema, expire, type Binding } from './bindings.js';
 import { parseCidr } from '../../net/index.js';
 import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from '../backend/ipset.js';
-import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetsOf, parseLearnedIpset } from '../learned-xtables.js';
+import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetOwner, learnedSetsOf, parseLearnedIpset } from '../learned-xtables.js';
 import type { LearnedAddresses } from '../model.js';
 import { loadIndex } from '../store.js';
 import { silentLogger } from '../../sys/log.js';
@@ -28,8 +28,11 @@ const lockPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learne
 
 const fileSchema = z.strictObject({ version: z.literal(1), bindings: z.array(z.unknown()) });
 
-/** The recorded bindings; a record that does not parse is left out (and said). */
-export function readBindings(env: NodeJS.ProcessEnv, log?: Logger): Binding[] {
+/**
+ * The recorded bindings (`only`: of this vif; the others are not validated, which a hook at a
+ * thousand guests need not pay for); a record that does not parse is left out (and said).
+ */
+export function readBindings(env: NodeJS.ProcessEnv, log?: Logger, only?: string): Binding[] {
   let raw: unknown;
   try {
     raw = readJson(learnedPath(env));
@@ -45,6 +48,7 @@ export function readBindings(env: NodeJS.ProcessEnv, log?: Logger): Binding[] {
   }
   const out: Binding[] = [];
   for (const b of file.data.bindings) {
+    if (only !== undefined && (typeof b !== 'object' || b === null || (b as { vif?: unknown }).vif !== only)) continue;
     const p = bindingSchema.safeParse(b);
     if (p.success && validAddress(p.data.family, p.data.address)) out.push(p.data);
     else log?.warning(`learned bindings: a record that is not a binding is left out (${JSON.stringify(b).slice(0, 120)})`);
@@ -111,9 +115,9 @@ async function writeKernel(nftables: boolean, write: readonly Binding[], remove:
  * The bindings of each learning guest that have not ended, as recorded: what the xtables
  * backend writes as its ARP and NA rules (a lease that has ended, or was released, holds nothing).
  */
-export function learnedAddressesByVif(env: NodeJS.ProcessEnv, now = Date.now()): Map<string, LearnedAddresses> {
+export function learnedAddressesByVif(env: NodeJS.ProcessEnv, only?: string, now = Date.now()): Map<string, LearnedAddresses> {
   const out = new Map<string, LearnedAddresses>();
-  for (const b of expire(readBindings(env), now).live) {
+  for (const b of expire(readBindings(env, undefined, only), now).live) {
     let e = out.get(b.vif);
     if (!e) out.set(b.vif, (e = { ipv4: [], ipv6: [] }));
     e[b.family].push(b.address);
@@ -161,15 +165,32 @@ export async function dropLearnedSets(env: NodeJS.ProcessEnv, vifs: Iterable<str
 }
 
 /**
+ * Destroys every learned set of xennet's (`xn4-`/`xn6-<vif>`) but those of `keep`: what a guest
+ * that no longer learns, a move to nftables or an uninstall leaves. A set a rule still reads stays.
+ */
+export async function sweepLearnedSets(keep: ReadonlySet<string>): Promise<void> {
+  const names = await ipsetNames().catch(() => []);
+  const gone = names.filter((n) => {
+    const owner = learnedSetOwner(n);
+    return owner !== undefined && !keep.has(owner.vif);
+  });
+  if (gone.length > 0) await ipsetDestroy(gone);
+}
+
+/**
  * Puts the recorded bindings that have not ended back in the kernel (the daemon's start; a
  * firewall made anew: `apply`, a full reconcile after `nft flush ruleset`), and drops the ended
  * ones. `learning`: the vifs that learn now (when known); the bindings of any other end too.
  */
 export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learning?: ReadonlySet<string>): Promise<Binding[]> {
   if (learning !== undefined && learning.size === 0 && readBindings(env).length === 0) return [];
+  // What the kernel holds that the record does not (a crash between the two writes) goes too:
+  // an element nobody recorded would let its port send from an address another may lease.
+  const kernel = await listKernelBindings(env).catch(() => []);
   return updateBindings(env, log, (bindings) => {
     const { live, ended } = expire(bindings, Date.now());
     const keep = learning === undefined ? live : live.filter((b) => learning.has(b.vif));
-    return { bindings: keep, write: keep, remove: [...ended, ...live.filter((b) => !keep.includes(b))] };
+    const unrecorded = kernel.filter((k) => !keep.some((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif: k.vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
+    return { bindings: keep, write: keep, remove: [...ended, ...live.filter((b) => !keep.includes(b)), ...unrecorded] };
   });
 }

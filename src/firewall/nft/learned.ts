@@ -13,7 +13,7 @@
 import { raw128 } from './syntax.js';
 import type { Binding } from '../learning/bindings.js';
 import { NFT_TABLE } from './compile.js';
-import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX } from '../learning/log.js';
+import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
 /** Each port's defences at a rate of its own: a port flooding claims cannot hide another's. */
@@ -83,7 +83,9 @@ export function learnedScript(write: readonly Binding[], remove: readonly Bindin
   for (const b of write) {
     const left = b.expires === null ? undefined : Math.ceil((b.expires - now) / 1000);
     if (left !== undefined && left <= 0) continue;
-    for (const e of bindingElements(b)) lines.push(el('add', e.set, e.key), el('delete', e.set, e.key), el('add', e.set, left === undefined ? e.key : `${e.key} timeout ${left}s`));
+    // A lease longer than the kernel takes has no end there: the daemon ends it.
+    const timeout = left !== undefined && left <= MAX_KERNEL_TIMEOUT_S ? ` timeout ${left}s` : '';
+    for (const e of bindingElements(b)) lines.push(el('add', e.set, e.key), el('delete', e.set, e.key), el('add', e.set, `${e.key}${timeout}`));
   }
   return lines.length > LEARNED_SETS.length ? `${lines.join('\n')}\n` : '';
 }
