@@ -13,7 +13,7 @@ import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl
 import { decide, expire, isLease, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
 import { hasClaims } from '../firewall/claims.js';
 import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
-import { learnedPath, readBindings, restoreBindings, sweepLearnedSets, updateBindings } from '../firewall/learning/state.js';
+import { learnedPath, readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
 import { statSync } from 'node:fs';
 import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/learning/log.js';
 import { indexStamp, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
@@ -186,9 +186,8 @@ export class AddressLearning {
       return { bindings: keep, write, remove };
     });
     for (const n of notes) this.ctx.log.info(`address learning: ${n}`);
-    // xtables: the sets of guests that no longer learn go (all of them on nftables).
-    const learning = index.engine?.kind === 'nftables' ? new Set<string>() : new Set(Object.entries(index.vifs).filter(([, e]) => e.learning).map(([n]) => n));
-    await sweepLearnedSets(learning);
+    // (The sets of guests that no longer learn go at apply, offline and uninstall, never from
+    // here: an apply in flight makes new guests' sets before its index says they learn.)
   }
 
   state(): LearningState {

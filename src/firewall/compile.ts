@@ -207,7 +207,8 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
     e.push('-p ARP --arp-htype ! 1 -j DROP', '-p ARP --arp-ptype ! 0x800 -j DROP');
   }
   if (v.mac && v.antispoof.arp) e.push(`-p ARP --arp-mac-src ! ${v.mac} -j DROP`);
-  const arpChecked = v.antispoof.arp && (known || v.learning);
+  // (A learning guest's ARP senders are its IPv4 bindings: none to check with IPv4 anti-spoofing off.)
+  const arpChecked = v.antispoof.arp && (known || (v.learning && v.antispoof.ipv4));
   if (arpChecked) {
     for (const c of [...v.ipv4, ...learnedCidrs(v, 'ipv4')]) e.push(`-p ARP --arp-ip-src ${c.len === 32 ? c.addr : cidrText(c)} -j RETURN`);
     // A learning guest's probe (sender 0.0.0.0) and announcement (a sender not bound here) go

@@ -275,9 +275,9 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     const arpRule = async (): Promise<boolean> => (await host.dom0.exec('ebtables-save', ['-t', 'nat'])).stdout.includes(`-A XN-E-${g.vif} -p ARP --arp-ip-src 192.168.0.163 -j RETURN`);
     assert.equal(await arpRule(), false);
     await ack('lan', g, '192.168.0.163', 3);
-    await until('the ARP rule of the lease', arpRule, 5000);
+    await until('the ARP rule of the lease', arpRule, 15_000);
     assert.equal((await xennet(['plan'])).code, 0, 'the rules made from the record are what plan compiles');
-    await until('the lease\'s end to take its ARP rule', async () => !(await arpRule()), 10_000);
+    await until('the lease\'s end to take its ARP rule', async () => !(await arpRule()), 20_000);
     const plan = await xennet(['plan']);
     assert.equal(plan.code, 0, plan.stdout);
     // Its sets go when it no longer learns, and every one of them with uninstall.
