@@ -55,6 +55,23 @@ export function planWidenings(installed: Readonly<Record<string, IndexEntry>>, r
   return out;
 }
 
+/**
+ * The running guests this policy switches to address learning with no binding yet (installed
+ * without learning: addresses declared, or open): as one warning, since each is cut off from the
+ * addresses it holds until its DHCP client renews (the server's answer binds the address) or it
+ * tests an address again (DAD, an ARP probe).
+ */
+export function learningSwitchWarning(installed: Readonly<Record<string, IndexEntry>>, resolved: readonly ResolvedVif[]): string | undefined {
+  const cut = resolved.filter((r) => {
+    const e = Object.hasOwn(installed, r.name) ? installed[r.name] : undefined;
+    return r.learning && e !== undefined && !e.learning && (r.learned?.ipv4.length ?? 0) + (r.learned?.ipv6.length ?? 0) === 0;
+  });
+  if (cut.length === 0) return undefined;
+  const names = cut.map((r) => `${r.name}${r.domain !== undefined ? ` (${r.domain})` : ''}`).join(', ');
+  const one = cut.length === 1;
+  return `${names} ${one ? 'switches' : 'switch'} to address learning with no binding: until ${one ? 'it renews its' : 'each renews its'} DHCP lease (the server's answer binds the address) or tests an address (DAD, an ARP probe), ${one ? 'it sends' : 'each sends'} from no address it holds now; to keep ${one ? 'it' : 'them'} as ${one ? 'it is' : 'they are'}, declare ${one ? 'its' : 'their'} addresses or set learn_addresses: false`;
+}
+
 function vifSummary(r: ResolvedVif): PlanResult['vifs'][number] {
   const v: PlanResult['vifs'][number] = { name: r.name, bridge: r.bridge, addresses: [...r.ipv4, ...r.ipv6].map(cidrText) };
   if (r.domain !== undefined) v.domain = r.domain;
@@ -93,6 +110,8 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       pending: !isEmptyPlan(hp.plan),
       warnings: [...facts.warnings, ...hp.state.warnings],
     };
+    const switching = learningSwitchWarning(index.vifs, hp.state.resolved);
+    if (switching !== undefined) result.warnings.push(switching);
     const sysctlGaps = bridgeNetfilterGaps(engine, result.bridgeNetfilter ?? {});
     if (sysctlGaps.length > 0) {
       const wanted = bridgeSysctlsWanted(engine);

@@ -20,7 +20,7 @@ import { eui64LinkLocal, parseCidr, type Cidr, type IfName } from '../net/index.
 import { claimsOf } from './claims.js';
 import { filterRecord } from './widening.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard-xtables.js';
-import { cidrText, emptyRuleSet, tableNames, XTABLES, type Claims, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
+import { cidrText, dhcpClientChecked, emptyRuleSet, tableNames, XTABLES, type Claims, type Engine, type ResolvedVif, type RuleSet, type TableRules } from './model.js';
 import { compileSharedNft, compileVifNft } from './nft/compile.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
 import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned-xtables.js';
@@ -123,12 +123,18 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
   if (family === 'ipv6' && !v.routerAdvertisements) o.push(...dropWithLog(v, 'ra', '-p ipv6-icmp -m icmp6 --icmpv6-type 134'));
   // Anything to the DHCP client port is a server's answer, whatever its source port.
   if (!v.dhcpServer) o.push(...dropWithLog(v, 'dhcps', `-p udp -m udp --dport ${clientPort}`));
+  // A DHCP client message is the guest's own only with its own MAC as chaddr: another's would
+  // take that client's lease slots at the server (or, learning, its binding's renewals).
+  if (family === 'ipv4' && dhcpClientChecked(v)) o.push(...dropWithLog(v, 'dhcpc', `-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "${chaddrU32(v.mac)}"`));
   if (spoof && (known || v.learning)) {
     const s: string[] = addrs.map((c) => `-s ${cidrText(c)} -j RETURN`);
     // A learning guest's sources are its bindings in the kernel's set (they end with their lease).
     if (v.learning) s.push(`${learnedSourceMatch(family, v.name)} -j RETURN`);
     if (family === 'ipv4') {
       s.push('-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN');
+      // Its DHCP client from any source (its own chaddr was checked above): a renewal comes from
+      // the address it holds, which is bound again only by the server's answer to it.
+      if (v.learning && dhcpClientChecked(v)) s.push('-p udp -m udp --sport 68 --dport 67 -j RETURN');
     } else {
       const targets = [...addrs, ...learnedCidrs(v, 'ipv6')];
       // A learning guest's link-local address is bound like any other, through its DAD.
@@ -137,6 +143,9 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
         s.push(`-s ${cidrText(ll)} -j RETURN`);
         targets.push(ll);
       }
+      // Its DHCPv6 client from any link-local source to the servers (a running guest's renewal,
+      // before its link-local is bound again).
+      if (v.learning) s.push('-s fe80::/10 -d ff02::1:2/128 -p udp -m udp --sport 546 --dport 547 -j RETURN');
       s.push('-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN');
       s.push('-s ::/128 -d ff02::16/128 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN');
       // An extension header before the ICMPv6 header would move the target off the offsets the

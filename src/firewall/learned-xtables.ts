@@ -59,8 +59,8 @@ const element = (b: Pick<Binding, 'family' | 'address' | 'vif'>): string => `${l
 
 /**
  * `ipset restore -exist` lines that write bindings (each with the time it has left at `now`; 0:
- * no end, also for a lease longer than the kernel takes, which the daemon ends) and remove others. An element written again is deleted
- * first, so its timeout is the new one.
+ * no end, also for a lease longer than the kernel takes, which the daemon ends) and remove others.
+ * An element written again keeps passing: `-exist` makes its add set the new timeout in place.
  */
 export function learnedIpsetLines(write: readonly Binding[], remove: readonly Binding[], now: number): string[] {
   const lines: string[] = [];
@@ -68,7 +68,7 @@ export function learnedIpsetLines(write: readonly Binding[], remove: readonly Bi
   for (const b of write) {
     const left = b.expires === null ? 0 : Math.ceil((b.expires - now) / 1000);
     if (left <= 0 && b.expires !== null) continue;
-    lines.push(`del ${element(b)}`, `add ${element(b)} timeout ${left > MAX_KERNEL_TIMEOUT_S ? 0 : left}`);
+    lines.push(`add ${element(b)} timeout ${left > MAX_KERNEL_TIMEOUT_S ? 0 : left}`);
   }
   return lines;
 }

@@ -152,3 +152,8 @@ export interface ResolvedVif {
   logDrops: boolean;
   warnings: string[];
 }
+
+/** Whether a guest's DHCP client messages are checked for its own MAC as chaddr (not a relay's or a server's). */
+export function dhcpClientChecked(v: ResolvedVif): v is ResolvedVif & { mac: Mac } {
+  return v.mac !== undefined && v.antispoof.mac && v.antispoof.ipv4 && !v.dhcpServer;
+}

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { start } from '../../src/sys/exec.js';
-import { framesPy } from './lib/frames.js';
+import { arrives, framesPy } from './lib/frames.js';
 import { sweepLeftovers } from './lib/netns.js';
 
 const macOf = (d: number): string => `00:16:3e:00:05:${d.toString(16).padStart(2, '0')}`;
@@ -153,6 +153,56 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
         } catch {
           /* not running */
         }
+      }
+      rmSync(leases, { recursive: true, force: true });
+    }
+  });
+
+  it('a running guest the policy switches to learning: plan warns; its held address stops until its DHCP renewal from that address binds it again; no guest sends client messages with another\'s chaddr', async function () {
+    if (!existsSync('/usr/sbin/dnsmasq') || !existsSync('/usr/sbin/dhclient')) this.skip();
+    // (The daemon reads its rule file at start: it hands the hooks this one.)
+    await host.stopDaemon();
+    writeRules('  held:\n    learn_addresses: false\n  plain:\n    learn_addresses: false\n');
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(36, 'held'));
+    const other = await host.addGuest(spec(37, 'dyn2'));
+    await online(g);
+    await online(other);
+    const leases = mkdtempSync(join(tmpdir(), 'xnt-dhcpr-'));
+    const dnsmasq = start('ip', ['netns', 'exec', host.lan.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=lan0', '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, '--dhcp-range=192.168.0.165,192.168.0.165,1h']);
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      writeFileSync(join(leases, 'dhclient.conf'), 'timeout 15;\nretry 1;\n');
+      const v4 = await g.ns.exec('dhclient', ['-4', '-1', '-v', '-sf', '/bin/true', '-cf', join(leases, 'dhclient.conf'), '-lf', join(leases, 'v4.leases'), '-pf', join(leases, 'v4.pid'), 'eth0'], { timeoutMs: 30_000 });
+      assert.equal(v4.code, 0, v4.stderr);
+      await addAddress(g, '192.168.0.165/24');
+      assert.ok(await reaches(g, '192.168.0.165'), 'control: open, its leased address passes');
+      // The policy now leaves it to learning (the default): plan says what that does to it.
+      writeRules();
+      const plan = await xennet(['plan']);
+      assert.match(plan.stdout + plan.stderr, new RegExp(`${g.vif.replace('.', '\\.')} \\(held\\) switches to address learning with no binding`), plan.stdout + plan.stderr);
+      const applied = await xennet(['apply']);
+      assert.equal(applied.code, 0, applied.stderr);
+      assert.equal(await reaches(g, '192.168.0.165'), false, 'learning, no binding: its held address is dropped');
+      assert.doesNotMatch((await xennet(['plan'])).stdout, /switch(es)? to address learning/, 'once installed, no warning');
+      // Its renewal: a DHCPREQUEST from the address it holds, unicast to the server.
+      const lanMac = (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;
+      const renew = ['dhcprequest@dst=' + lanMac, g.mac, g.mac, '192.168.0.165', '192.168.0.1', lanMac];
+      const sent = await g.ns.exec('python3', [framesPy, 'send', 'eth0', ...renew]);
+      assert.equal(sent.code, 0, sent.stderr);
+      await until('the renewal\'s answer to bind the held address', async () => (await learned(g)).includes('192.168.0.165 dhcp'), 15_000);
+      assert.ok(await reaches(g, '192.168.0.165'), 'bound again by the server\'s answer to its renewal');
+      // Another guest's client message with g's chaddr never reaches the server (it would take
+      // g's lease slot, or renew g's binding from another port); with its own chaddr it does.
+      const marker = Buffer.from([0x00, 0x00, 0x5e, 0xef]).toString('hex');
+      assert.equal(await arrives(other.ns, host.lan, 'lan0', marker + '0000', 'dhcprequest', [other.mac, g.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), false, 'a client message with another guest\'s chaddr is dropped');
+      assert.ok(await arrives(other.ns, host.lan, 'lan0', marker + '0000', 'dhcprequest', [other.mac, other.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), 'control: with its own chaddr it passes');
+    } finally {
+      dnsmasq.kill('SIGKILL');
+      try {
+        process.kill(Number(readFileSync(join(leases, 'v4.pid'), 'utf8').trim()), 'SIGKILL');
+      } catch {
+        /* not running */
       }
       rmSync(leases, { recursive: true, force: true });
     }

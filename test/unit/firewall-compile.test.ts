@@ -25,6 +25,8 @@ describe('firewall compiler', () => {
     assert.deepEqual(rs.ipv4.chains.get('XN-O-vif5.0'), [
       '-p udp -m udp --dport 68 -m limit --limit 6/min -j LOG --log-prefix "XN dhcps vif5.0: "',
       '-p udp -m udp --dport 68 -j DROP',
+      '-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x5" -m limit --limit 6/min -j LOG --log-prefix "XN dhcpc vif5.0: "',
+      '-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x5" -j DROP',
       '-j XN-S-vif5.0',
     ]);
     assert.deepEqual(rs.ipv6.chains.get('XN-O-vif5.0')?.slice(2, 4), ['-p udp -m udp --dport 546 -m limit --limit 6/min -j LOG --log-prefix "XN dhcps vif5.0: "', '-p udp -m udp --dport 546 -j DROP'], 'any source port');

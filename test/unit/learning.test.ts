@@ -7,9 +7,10 @@ import { parseLoggedPacket } from '../../src/bridge/nl/nflog.js';
 import { parsePolicy } from '../../src/config/load.js';
 import { readBindings } from '../../src/firewall/learning/state.js';
 import { compile } from '../../src/firewall/compile.js';
+import { compileVifNft } from '../../src/firewall/nft/compile.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { learnedIpsetLines, learnedSetCreates, parseLearnedIpset, setsReadBy } from '../../src/firewall/learned-xtables.js';
-import type { IfName, Mac } from '../../src/net/index.js';
+import { parseCidr as cidrOf, type DomainName, type IfName, type Mac } from '../../src/net/index.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -315,14 +316,36 @@ describe('address learning: bindings', () => {
     assert.deepEqual(learnedSetCreates(['xn4-vif7.0', 'xn6-vif7.0']), ['create xn4-vif7.0 hash:ip family inet timeout 0', 'create xn6-vif7.0 hash:ip family inet6 timeout 0']);
   });
 
+  it('a learning guest\'s DHCP client passes from any source with its own chaddr (a renewal from the address it holds), and no guest sends client messages with another\'s', () => {
+    const policy = parsePolicy('version: 1\nguests:\n  relay:\n    dhcp_server: true\n', 'x.yaml');
+    const facts = { name: 'vif7.0' as IfName, bridge: 'xenbr0' as IfName, mac: '00:16:3e:00:00:07' as Mac, ipv4: [], ipv6: [] };
+    const learner = resolveVif(policy, facts);
+    const declared = resolveVif(policy, { ...facts, name: 'vif8.0' as IfName, ipv4: [cidrOf('192.168.0.8')] });
+    const relay = resolveVif(policy, { ...facts, name: 'vif9.0' as IfName, domain: 'relay' as DomainName });
+    const x = compile([learner, declared, relay]);
+    const mine = '-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x7" -j DROP';
+    assert.ok(x.ipv4.chains.get('XN-O-vif7.0')!.includes(mine));
+    assert.ok(x.ipv4.chains.get('XN-O-vif8.0')!.includes(mine), 'a guest with declared addresses too');
+    assert.ok(!x.ipv4.chains.get('XN-O-vif9.0')!.some((r) => r.includes('u32')), 'a dhcp_server guest (a relay forwards others\' messages) is not checked');
+    const anySource = '-p udp -m udp --sport 68 --dport 67 -j RETURN';
+    assert.ok(x.ipv4.chains.get('XN-S-vif7.0')!.includes(anySource));
+    assert.ok(!x.ipv4.chains.get('XN-S-vif8.0')!.includes(anySource), 'a guest with declared addresses sends from them');
+    assert.ok(x.ipv6.chains.get('XN-S-vif7.0')!.includes('-s fe80::/10 -d ff02::1:2/128 -p udp -m udp --sport 546 --dport 547 -j RETURN'));
+    const n = compileVifNft(learner, 'mark');
+    assert.ok(n.chains.get('XN-O-vif7.0')!.includes('ether type ip udp sport 68 udp dport 67 @th,288,48 != 0x163e000007 counter drop'), n.chains.get('XN-O-vif7.0')!.join('\n'));
+    assert.ok(n.chains.get('XN-S-vif7.0')!.includes('ether type ip udp sport 68 udp dport 67 return'));
+    assert.ok(n.chains.get('XN-S-vif7.0')!.includes('ip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return'));
+    assert.ok(!compileVifNft(relay, 'mark').chains.get('XN-O-vif9.0')!.some((r) => r.includes('@th,288,48')));
+  });
+
   it('xtables: bindings are written to the guest\'s sets with the time they have left, and read back from `ipset save`', () => {
     const lease: Binding = { vif: 'vif7.0', family: 'ipv4', address: '192.168.0.7', how: 'dhcp', since: 0, expires: 61_000 };
     const dad: Binding = { vif: 'vif7.0', family: 'ipv6', address: 'fe80::7', how: 'dad', since: 0, expires: null };
-    assert.deepEqual(learnedIpsetLines([lease, dad], [{ ...lease, address: '192.168.0.8' }], 1000), ['del xn4-vif7.0 192.168.0.8', 'del xn4-vif7.0 192.168.0.7', 'add xn4-vif7.0 192.168.0.7 timeout 60', 'del xn6-vif7.0 fe80::7', 'add xn6-vif7.0 fe80::7 timeout 0']);
+    assert.deepEqual(learnedIpsetLines([lease, dad], [{ ...lease, address: '192.168.0.8' }], 1000), ['del xn4-vif7.0 192.168.0.8', 'add xn4-vif7.0 192.168.0.7 timeout 60', 'add xn6-vif7.0 fe80::7 timeout 0'], 'an element written again is re-timed in place (no del before it: nothing may drop in between)');
     assert.deepEqual(learnedIpsetLines([lease], [], 61_000), [], 'an ended lease is not written');
     // A lease longer than the kernel takes (ipset: 2147483 s) has no end there; the daemon ends it.
     const month = { ...lease, expires: 1000 + 30 * 86_400_000 };
-    assert.deepEqual(learnedIpsetLines([month], [], 1000), ['del xn4-vif7.0 192.168.0.7', 'add xn4-vif7.0 192.168.0.7 timeout 0']);
+    assert.deepEqual(learnedIpsetLines([month], [], 1000), ['add xn4-vif7.0 192.168.0.7 timeout 0']);
     assert.match(learnedScript([month], [], 1000), /add element bridge xennet learned_ip4 \{ 192\.168\.0\.7 \. "vif7\.0" \}\n/);
     const saved = 'create xn4-vif7.0 hash:ip family inet hashsize 1024 maxelem 65536 timeout 0\nadd xn4-vif7.0 192.168.0.7 timeout 59\ncreate xn6-vif7.0 hash:ip family inet6 hashsize 1024 maxelem 65536 timeout 0\nadd xn6-vif7.0 fe80::7 timeout 0\ncreate other hash:ip family inet\nadd other 10.0.0.1\n';
     assert.deepEqual(parseLearnedIpset(saved), [

@@ -27,7 +27,7 @@ import type { AllowRule } from '../../config/schema.js';
 import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/index.js';
 import type { TreeMember } from '../compile.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
-import { emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
+import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet, rawHex } from './syntax.js';
 import { LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';
@@ -126,6 +126,9 @@ export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): s
   return out;
 }
 
+/** "The DHCP chaddr (UDP payload bytes 28-33) is (`!=`: is not) `mac`". */
+const chaddrMatch = (mac: string, op: '' | '!=' = ''): string => `@th,288,48 ${op === '' ? '' : `${op} `}${rawHex(mac.replace(/:/g, ''))}`;
+
 function sourceChain(v: ResolvedVif): string[] | undefined {
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   if ((!known && !v.learning) || (!v.antispoof.ipv4 && !v.antispoof.ipv6)) return undefined;
@@ -134,12 +137,18 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
     for (const c of sortedCidrs(v.ipv4)) s.push(`ip saddr ${hostText(c)} return`);
     if (v.learning) s.push('ip saddr . iifname @learned_ip4 return');
     s.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
+    // Its DHCP client from any source (its own chaddr was checked before): a renewal comes from
+    // the address it holds, which is bound again only by the server's answer to it.
+    if (v.learning && dhcpClientChecked(v)) s.push('ether type ip udp sport 68 udp dport 67 return');
   }
   if (v.antispoof.ipv6) {
     // A learning guest's link-local address is bound like any other, through its DAD (an EUI-64
     // one or a stable-privacy one alike); until then it sends only DAD and MLD from `::`.
     for (const c of sortedCidrs([...v.ipv6, ...(v.mac && !v.learning ? [eui64LinkLocal(v.mac)] : [])])) s.push(`ip6 saddr ${hostText(c)} return`);
     if (v.learning) s.push('ip6 saddr . iifname @learned_ip6 return');
+    // Its DHCPv6 client from any link-local source to the servers (a running guest's renewal,
+    // before its link-local is bound again).
+    if (v.learning) s.push('ip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return');
     s.push('ip6 saddr :: ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit return');
     s.push('ip6 saddr :: ip6 daddr ff02::16 icmpv6 type mld2-listener-report return');
   }
@@ -180,13 +189,17 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   o.push(...logged(v, 'frag', 'frag nexthdr @ipv6_exthdrs'));
   if (!v.routerAdvertisements) o.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
   if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
+  // A DHCP client message is the guest's own only with its own MAC as chaddr: another's would
+  // take that client's lease slots at the server (or, learning, its binding's renewals). One too
+  // short to hold a chaddr fails the match and is dropped with the rest.
+  if (dhcpClientChecked(v)) o.push(...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   if (v.learning && v.mac) {
     // The server replies that are this guest's own go to the daemon, each port with its own rate:
     // a DHCPACK whose chaddr is the guest's MAC (option 53 first, as servers write it; a reply
     // whose first option is another goes too, the daemon reads it whole), a DHCPv6 Reply (msg-type
     // 7). OFFERs, Advertises, and acks for other clients flooded to every port are not read.
-    const chaddr = `@th,288,48 ${rawHex(v.mac.replace(/:/g, ''))}`;
+    const chaddr = chaddrMatch(v.mac);
     t.chains.set(vifChain('L', v.name), [
       `ether type ip ${chaddr} @th,1984,24 0x350105 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
       `ether type ip ${chaddr} @th,1984,16 != 0x3501 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
