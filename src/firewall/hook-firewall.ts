@@ -17,7 +17,7 @@ import { compileVif, memberFacts } from './compile.js';
 import { enableBridgeNetfilter } from './host.js';
 import type { VifFacts } from './model.js';
 import { resolveVif } from './resolve.js';
-import { learnedAddressesByVif } from './learning/state.js';
+import { learnedAddressesByVif, withLearningAvailability } from './learning/state.js';
 import { describeIdentity } from './domain-identity.js';
 import { bridgeOfPort } from '../sys/sysfs.js';
 import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type MemberFacts, type StagedChange } from './store.js';
@@ -123,8 +123,8 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         }
         throw e;
       }
-      const resolved = resolveVif(loaded.policy, factsFromConfig(cfg, bridge, env));
       const backendOfPrepare = await backendFor(env, log, loaded.policy);
+      const resolved = resolveVif(loaded.policy, withLearningAvailability([factsFromConfig(cfg, bridge, env)], backendOfPrepare.engine.kind)[0]!);
       const chains = compileVif(resolved, backendOfPrepare.engine);
       const m: MemberFacts = { ...memberFacts(resolved), bridge };
       const owner = { domid: cfg.domid, devid: cfg.devid };

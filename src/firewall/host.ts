@@ -5,7 +5,7 @@
  */
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
-import { restoreBindings, sweepLearnedSets } from './learning/state.js';
+import { restoreBindings, sweepLearnedSets, withLearningAvailability } from './learning/state.js';
 import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
@@ -90,7 +90,7 @@ export interface HostPlan {
 }
 
 export async function planHost(backend: Backend, policy: PolicyFile, facts: readonly VifFacts[]): Promise<HostPlan> {
-  const state = desiredFor(policy, facts, backend.engine);
+  const state = desiredFor(policy, withLearningAvailability(facts, backend.engine.kind), backend.engine);
   const live = await readLive(backend);
   const plan = diff(live, state.desired);
   return { plan, changes: changesByVif(live, plan), live, state };

@@ -101,6 +101,8 @@ export interface VifFacts {
   ipv6: Cidr[];
   /** Its learned bindings that have not ended (the state directory's record). */
   learned?: LearnedAddresses;
+  /** Why address learning cannot run on this host now (the backend lacks what it needs). */
+  learningUnavailable?: string;
 }
 
 /** A learning guest's bound host addresses, canonical texts, sorted. */
@@ -131,6 +133,8 @@ export interface ResolvedVif {
   learning: boolean;
   /** Whether `learn_addresses: false` leaves it open: no declared address, none learned. */
   addressesOpen: boolean;
+  /** It would learn its addresses, but learning cannot run on this host: why (it is left open). */
+  learningUnavailable?: string;
   /**
    * A learning guest's bindings as recorded when its rules were made: the xtables backend writes
    * its ARP senders and NA targets as rules from them (nftables reads its sets instead).

@@ -52,8 +52,9 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   const undeclared = ipv4.length === 0 && ipv6.length === 0 && (antispoof.ipv4 || antispoof.ipv6);
   const wantsLearning = learnKey && undeclared;
   // Learning reads the guest's own DHCP replies by their chaddr: without its MAC it cannot.
-  const learning = wantsLearning && mac !== undefined;
-  if (wantsLearning && !learning) warnings.push('no address declared, and its addresses cannot be learned without its MAC (xenstore mac or the rule file): it has no address anti-spoofing');
+  const learning = wantsLearning && mac !== undefined && facts.learningUnavailable === undefined;
+  if (wantsLearning && mac === undefined) warnings.push('no address declared, and its addresses cannot be learned without its MAC (xenstore mac or the rule file): it has no address anti-spoofing');
+  else if (wantsLearning && !learning) warnings.push(`no address declared, and its addresses cannot be learned: ${facts.learningUnavailable}; it has no address anti-spoofing until then`);
   if (undeclared && !learnKey) warnings.push('learn_addresses: false and no address declared (rule file or xenstore ip): it is open, only MAC and ARP-MAC anti-spoofing apply');
   if (!antispoof.mac || !antispoof.arp || !antispoof.ipv4 || !antispoof.ipv6) {
     const off = (Object.keys(antispoof) as (keyof Antispoof)[]).filter((k) => !antispoof[k]);
@@ -86,6 +87,7 @@ export function resolveVif(policy: PolicyFile, facts: VifFacts): ResolvedVif {
   if (facts.identity?.target !== undefined) r.target = facts.identity.target;
   if (facts.identity) warnings.push(...facts.identity.warnings);
   if (learning) r.learned = facts.learned ?? { ipv4: [], ipv6: [] };
+  if (wantsLearning && mac !== undefined && facts.learningUnavailable !== undefined) r.learningUnavailable = facts.learningUnavailable;
   if (facts.domain !== undefined) r.domain = facts.domain;
   if (facts.domid !== undefined) r.domid = facts.domid;
   if (facts.devid !== undefined) r.devid = facts.devid;

@@ -241,8 +241,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     });
   const resolvedAll: ResolvedVif[] = [];
   const learnedAll = await learnedBindings(env);
+  const cannotLearn = (await import('../firewall/learning/state.js')).learningUnavailable(engine.kind);
   const vifs: VifStatus[] = facts.vifs.map((f) => {
-    const resolved = policy ? resolveVif(policy, f) : undefined;
+    const resolved = policy ? resolveVif(policy, cannotLearn === undefined ? f : { ...f, learningUnavailable: cannotLearn }) : undefined;
     if (resolved) resolvedAll.push(resolved);
     const desired = !installed ? undefined : resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
     // nftables: a guest's dispatch entries (its map and set elements) are its own too.
@@ -272,12 +273,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       learned: resolved?.learning ? (learnedAll.byVif.get(f.name) ?? []) : [],
     };
   });
+  const waiting: string[] = [];
   for (const v of vifs) {
     const who = `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`;
     if (v.policySource === 'incoming' || v.policySource === 'migratedaway') notes.push(`${who}: ${describeIdentity({ source: v.policySource })}; it has the policy of ${v.policyName ? printable(v.policyName) : '?'}, and its MAC and addresses are not guarded against other ports until the migration is over`);
     const stub = resolvedAll.find((r) => r.name === v.name && r.nameSource === 'stubdom');
     if (stub) notes.push(`${who}: ${describeIdentity({ source: 'stubdom', ...(stub.target !== undefined ? { target: stub.target } : {}) })}: it has the policy of ${stub.policyName ? printable(stub.policyName) : 'the defaults (the guest has no name)'}`);
-    if (v.addressSource === 'learned' && !v.learned.some((b) => !/^fe[89ab]/.test(b.address))) notes.push(`${who} learns its addresses and has none yet (link-local aside): it may send only what gets it one (DHCP, DHCPv6, DAD, ARP probes, router solicitations, MLD)`);
+    if (v.addressSource === 'learned' && !v.learned.some((b) => !/^fe[89ab]/.test(b.address))) waiting.push(who);
     if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses: another host uses them, or its configured addresses are wrong`);
     // A guest given dom0's address (a typo in ip=) would have the guard drop dom0's own frames.
     for (const a of [...v.claims.ipv4, ...v.claims.ipv6]) {
@@ -288,8 +290,20 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // A recorded binding the kernel lacks (its set flushed by hand) leaves the guest without it.
   const missing = learnedAll.missing.filter((m) => vifs.some((v) => v.name === m.vif && v.addressSource === 'learned'));
   if (missing.length > 0) problems.push(`learned bindings recorded but not in the kernel (a set flushed by hand?): ${missing.map((m) => `${m.vif} ${m.address}`).join(', ')}; those guests cannot send from them until \`xennet apply\` puts them back`);
+  // One note for the learning guests with no address yet (after an upgrade, a host's many).
+  if (waiting.length > 0) {
+    const named = waiting.length > 10 ? `${waiting.slice(0, 10).join(', ')} and ${waiting.length - 10} more` : waiting.join(', ');
+    const one = waiting.length === 1;
+    notes.push(`${named} ${one ? 'learns its' : 'learn their'} addresses and ${one ? 'has' : 'have'} none yet (link-local aside): ${one ? 'it' : 'each'} may send only what gets it one (DHCP, DHCPv6, DAD, ARP probes, router solicitations, MLD)`);
+  }
+  // Guests that would learn their addresses but cannot here (xtables without ipset).
+  const blocked = resolvedAll.filter((r) => r.learningUnavailable !== undefined);
+  if (blocked.length > 0) {
+    const named = blocked.length > 10 ? `${blocked.slice(0, 10).map((r) => r.name).join(', ')} and ${blocked.length - 10} more` : blocked.map((r) => r.name).join(', ');
+    problems.push(`${named} ${blocked.length === 1 ? 'has' : 'have'} no declared address and cannot learn ${blocked.length === 1 ? 'its' : 'their'} addresses: ${blocked[0]!.learningUnavailable}; ${blocked.length === 1 ? 'it has' : 'they have'} no address anti-spoofing until it is installed and \`xennet apply\` runs`);
+  }
   // One note for every guest without address anti-spoofing (a host of DHCP guests has many).
-  const unprotected = (source: VifStatus['addressSource']): string[] => vifs.filter((v) => v.addressSource === source && v.firewall !== 'not-managed').map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
+  const unprotected = (source: VifStatus['addressSource']): string[] => vifs.filter((v) => v.addressSource === source && v.firewall !== 'not-managed' && !blocked.some((r) => r.name === v.name)).map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
   const noteAll = (list: string[], why: string, what: string): void => {
     if (list.length === 0) return;
     const named = list.length > 10 ? `${list.slice(0, 10).join(', ')} and ${list.length - 10} more` : list.join(', ');
@@ -388,11 +402,12 @@ function addressCell(v: VifStatus): string {
  */
 async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[] }> {
   const out = new Map<string, LearnedStatus[]>();
-  const { listKernelBindings, readBindings } = await import('../firewall/learning/state.js');
+  const { readRecordAndKernel } = await import('../firewall/learning/state.js');
   const { expire } = await import('../firewall/learning/bindings.js');
+  const read = await readRecordAndKernel(env);
   const now = Date.now();
-  const recorded = expire(readBindings(env), now).live;
-  const kernel = await listKernelBindings(env).catch(() => undefined);
+  const recorded = expire(read.recorded, now).live;
+  const kernel = read.kernel;
   for (const k of kernel ?? []) {
     const r = recorded.find((b) => b.vif === k.vif && b.family === k.family && b.address === k.address);
     // A lease longer than the kernel takes has no end there: the record has it.
@@ -401,7 +416,7 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<str
     list.push({ address: k.address, how: r?.how ?? 'unrecorded', expiresInSeconds: expiresMs === null ? null : Math.ceil(expiresMs / 1000) });
     out.set(k.vif, list);
   }
-  const missing = kernel === undefined ? [] : recorded.filter((b) => !kernel.some((k) => k.vif === b.vif && k.family === b.family && k.address === b.address)).map((b) => ({ vif: b.vif, address: b.address }));
+  const missing = kernel === undefined || !read.together ? [] : recorded.filter((b) => !kernel.some((k) => k.vif === b.vif && k.family === b.family && k.address === b.address)).map((b) => ({ vif: b.vif, address: b.address }));
   return { byVif: out, missing };
 }
 

@@ -3,6 +3,8 @@ import { cidr, dom, ifn, mac } from './lib/values.js';
 import { ConfigError, parsePolicy } from '../../src/config/load.js';
 import { jsonSchema } from '../../src/config/schema.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
+import { compile } from '../../src/firewall/compile.js';
+import { learningUnavailable } from '../../src/firewall/learning/state.js';
 
 function problems(text: string): string[] {
   try {
@@ -147,5 +149,15 @@ guests:
     assert.equal(open.learning, false);
     assert.equal(open.addressesOpen, true);
     assert.ok(open.warnings.some((w) => /learn_addresses: false and no address declared/.test(w)));
+    // Learning that cannot run here (xtables without the ipset program) leaves it unchecked, says
+    // why, and compiles no rule that reads a set nobody can make.
+    const why = 'the ipset program is not installed (Debian package ipset), which address learning on the xtables backend needs';
+    const blocked = resolveVif(policy, { name: ifn('vif9.0'), bridge: ifn('xenbr0'), mac: mac('00:16:3e:00:00:09'), ipv4: [], ipv6: [], learningUnavailable: why });
+    assert.equal(blocked.learning, false);
+    assert.equal(blocked.learningUnavailable, why);
+    assert.ok(blocked.warnings.some((w) => w.includes(`its addresses cannot be learned: ${why}`)), blocked.warnings.join('\n'));
+    assert.ok(!compile([blocked]).ipv4.chains.get('XN-S-vif9.0')?.some((r) => r.includes('--match-set')));
+    assert.equal(learningUnavailable('nftables'), undefined, 'nftables keeps bindings in its own sets');
+    assert.equal(learningUnavailable('xtables'), undefined, 'this machine has ipset (CI installs it)');
   });
 });

@@ -5,6 +5,7 @@
  * change takes `learned.lock`, writes the kernel, then the file. Which kernel: the backend the
  * installed firewall was compiled to (the firewall index says).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { acquireLock } from '../../sys/lock.js';
@@ -17,11 +18,25 @@ import { NFT_TABLE } from '../nft/compile.js';
 import { learnedScript, parseLearnedJson } from '../nft/learned.js';
 import { bindingSchema, expire, type Binding } from './bindings.js';
 import { parseCidr } from '../../net/index.js';
-import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from '../backend/ipset.js';
+import { ipsetDestroy, ipsetNames, ipsetPath, ipsetRestore, ipsetSave } from '../backend/ipset.js';
 import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetOwner, learnedSetsOf, parseLearnedIpset } from '../learned-xtables.js';
-import type { LearnedAddresses } from '../model.js';
+import type { LearnedAddresses, VifFacts } from '../model.js';
 import { loadIndex } from '../store.js';
 import { silentLogger } from '../../sys/log.js';
+
+/**
+ * Why address learning cannot run on this backend now, or undefined when it can: on xtables its
+ * bindings live in ipsets, so without the ipset program a learning guest is left open (and said).
+ */
+export function learningUnavailable(kind: 'xtables' | 'nftables'): string | undefined {
+  return kind === 'xtables' && ipsetPath() === undefined ? 'the ipset program is not installed (Debian package ipset), which address learning on the xtables backend needs' : undefined;
+}
+
+/** These facts with what keeps learning from running on this backend, if anything. */
+export function withLearningAvailability<T extends VifFacts>(facts: readonly T[], kind: 'xtables' | 'nftables'): T[] {
+  const why = learningUnavailable(kind);
+  return why === undefined ? [...facts] : facts.map((f) => ({ ...f, learningUnavailable: why }));
+}
 
 export const learnedPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.json');
 const lockPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.lock');
@@ -141,6 +156,21 @@ export async function listKernelBindings(env: NodeJS.ProcessEnv): Promise<{ vif:
     for (const e of parseLearnedJson(r.stdout, set)) out.push({ ...e, family });
   }
   return out;
+}
+
+/**
+ * The record and the kernel's elements, read together under the lock: a change in flight writes
+ * the kernel before the record, so read apart the two could disagree for a moment. `kernel` is
+ * undefined when it could not be read; `together` false when the lock was not had within 2 s.
+ */
+export async function readRecordAndKernel(env: NodeJS.ProcessEnv): Promise<{ recorded: Binding[]; kernel: Awaited<ReturnType<typeof listKernelBindings>> | undefined; together: boolean }> {
+  if (!existsSync(learnedPath(env))) return { recorded: [], kernel: await listKernelBindings(env).catch(() => undefined), together: true };
+  const held = await acquireLock(lockPath(env), 2000).catch(() => undefined);
+  try {
+    return { recorded: readBindings(env), kernel: await listKernelBindings(env).catch(() => undefined), together: held !== undefined };
+  } finally {
+    held?.release();
+  }
 }
 
 /**
