@@ -10,7 +10,7 @@
  */
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
-import { decide, expire, isLease, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
+import { decide, expire, isLease, ofAnotherDomain, type Binding, type LearnedFamily } from '../firewall/learning/bindings.js';
 import { hasClaims } from '../firewall/claims.js';
 import { readClaimedAddress, readLearnPacket, type LearnEvent } from '../firewall/learning/packets.js';
 import { learnedPath, readBindings, restoreBindings, updateBindings } from '../firewall/learning/state.js';
@@ -91,7 +91,7 @@ export class AddressLearning {
       // The guests that learn now, when the record of this boot says (after a reboot it cannot:
       // then every binding that has not ended is put back, for the next vif's commit to sort).
       const { index, recovered } = loadIndex(this.ctx.env, silentLogger);
-      const learning = recovered ? undefined : new Set(Object.entries(index.vifs).filter(([, e]) => e.learning).map(([n]) => n));
+      const learning = recovered ? undefined : new Map(Object.entries(index.vifs).filter(([, e]) => e.learning).map(([n, e]) => [n, e.owner?.domid] as const));
       const kept = await restoreBindings(this.ctx.env, this.ctx.log, learning);
       if (kept.length > 0) this.ctx.log.info(`address learning: ${kept.length} recorded binding${kept.length === 1 ? '' : 's'} put back`);
     } catch (e) {
@@ -171,6 +171,11 @@ export class AddressLearning {
         if (!e?.learning) {
           remove.push(b);
           notes.push(`${b.vif}: ${b.address} unbound (no longer a learning guest)`);
+          continue;
+        }
+        if (ofAnotherDomain(b, e.owner?.domid)) {
+          remove.push(b);
+          notes.push(`${b.vif}: ${b.address} unbound (domain ${b.domid} learned it; the vif is domain ${e.owner?.domid}'s now)`);
           continue;
         }
         const guarded = guardOn(e) && isLease(b);
@@ -363,7 +368,7 @@ export class AddressLearning {
     let made: Binding[] = [];
     const changed = new Set<string>();
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
-      const d = decide(bindings, vif, event, Date.now(), heldBy, guardOn(entry));
+      const d = decide(bindings, vif, event, Date.now(), heldBy, guardOn(entry), entry.owner?.domid);
       message = d.message;
       made = d.write;
       for (const b of [...d.write, ...d.remove]) changed.add(b.vif);

@@ -357,7 +357,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   // A full reconcile may have made the table anew (after `nft flush ruleset`) or found the sets
   // emptied: the learned bindings are state, not rules, so they are put back.
   if (reconciled) {
-    const learning = new Set(Object.entries(confirmed).filter(([, e]) => e.learning).map(([n]) => n));
+    const learning = new Map(Object.entries(confirmed).filter(([, e]) => e.learning).map(([n, e]) => [n, e.owner?.domid] as const));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)}`));
   }
   // A learning guest's bindings end with its vif (its sets' elements are state, not rules).

@@ -38,7 +38,7 @@ export function factsFromConfig(cfg: VifConfig, bridge: IfName, env: NodeJS.Proc
   facts.identity = cfg.identity;
   facts.namesKey = cfg.namesKey;
   if (cfg.mac !== undefined) facts.mac = cfg.mac;
-  const learned = learnedAddressesByVif(env, cfg.name).get(cfg.name);
+  const learned = learnedAddressesByVif(env, cfg.name, Date.now(), () => cfg.domid).get(cfg.name);
   if (learned) facts.learned = learned;
   return facts;
 }

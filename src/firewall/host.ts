@@ -159,10 +159,10 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   // The learned bindings are state, not rules: a table (or a set) made anew, or emptied by hand,
   // has none. Put them back.
   {
-    const learning = new Set(hp.state.resolved.filter((r) => r.learning).map((r) => r.name as string));
+    const learning = new Map(hp.state.resolved.filter((r) => r.learning).map((r) => [r.name as string, r.domid] as const));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
     // The ipsets of guests that no longer learn (all of them after a move to nftables) go.
-    await sweepLearnedSets(backend.engine.kind === 'nftables' ? new Set() : learning);
+    await sweepLearnedSets(backend.engine.kind === 'nftables' ? new Set() : new Set(learning.keys()));
   }
   return { tablesChanged: changed };
 }

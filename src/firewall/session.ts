@@ -32,7 +32,8 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
     const found = await discoverVifs(links, xs, recorded);
     // A learning guest's bindings (the xtables backend's ARP and NA rules are made from them).
     const { learnedAddressesByVif } = await import('./learning/state.js');
-    const learned = learnedAddressesByVif(env);
+    const domids = new Map(found.vifs.map((v) => [v.name as string, v.domid]));
+    const learned = learnedAddressesByVif(env, undefined, Date.now(), (n) => domids.get(n));
     for (const v of found.vifs) {
       const l = learned.get(v.name);
       if (l) v.learned = l;

@@ -47,6 +47,8 @@ export interface UninstallFacts {
   manifestPresent: boolean;
   /** <state>/firewall (index, per-vif records, staged changes). */
   firewallState: { path: string; present: boolean };
+  /** <state>/learned.json: address learning's record of bindings. */
+  learnedRecord?: { path: string; present: boolean };
   stateDir: string;
   /** Bridges with an active takeover journal. */
   takeovers: string[];
@@ -123,6 +125,8 @@ export function planUninstall(f: UninstallFacts, options: { force: boolean }): U
 
   if (f.firewallState.present) steps.push({ kind: 'remove-firewall-state', path: f.firewallState.path });
   if (f.settings.recordsPresent) steps.push({ kind: 'remove-records', path: `${f.stateDir}/originals` });
+  // The learned bindings belong to the firewall that is gone (a later install starts with none).
+  if (f.learnedRecord?.present) steps.push({ kind: 'remove-file', path: f.learnedRecord.path });
 
   let unitRemoved = false;
   for (const file of f.files) {

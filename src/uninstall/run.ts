@@ -4,7 +4,7 @@
  * changes the firewall meanwhile), the host is read again and the rest of the plan done and
  * checked: nothing of xennet's is left in any table.
  */
-import { sweepLearnedSets } from '../firewall/learning/state.js';
+import { learnedPath, sweepLearnedSets } from '../firewall/learning/state.js';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -176,6 +176,7 @@ async function gather(env: NodeJS.ProcessEnv, log: Logger): Promise<Gathered> {
       files,
       manifestPresent: existsSync(manifestPath(env)),
       firewallState: { path: dirOf(env), present: existsSync(dirOf(env)) },
+      learnedRecord: { path: learnedPath(env), present: existsSync(learnedPath(env)) },
       stateDir: stateDir(env),
       takeovers,
     },

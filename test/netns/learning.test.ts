@@ -338,9 +338,12 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     writeRules('  dyn1:\n    learn_addresses: false\n');
     assert.equal((await xennet(['apply'])).code, 0);
     assert.deepEqual((await sets()).sort(), [`xn4-${other.vif}`, `xn6-${other.vif}`].sort());
+    const record = join(host.env()['XENNET_STATE_DIR']!, 'learned.json');
+    assert.ok(existsSync(record));
     const un = await xennet(['uninstall', '--force']);
     assert.equal(un.code, 0, un.stderr);
     assert.deepEqual(await sets(), []);
+    assert.equal(existsSync(record), false, 'the record of bindings goes with the firewall');
   });
 
   it('DAD binds an address first come first served; another guest can neither take it nor send from it, and the holder keeps working', async () => {

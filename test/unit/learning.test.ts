@@ -5,7 +5,8 @@ import { readLearnPacket } from '../../src/firewall/learning/packets.js';
 import { learnedScript, parseLearnedJson } from '../../src/firewall/nft/learned.js';
 import { parseLoggedPacket } from '../../src/bridge/nl/nflog.js';
 import { parsePolicy } from '../../src/config/load.js';
-import { readBindings } from '../../src/firewall/learning/state.js';
+import { learnedAddressesByVif, readBindings } from '../../src/firewall/learning/state.js';
+import { currentBootId } from '../../src/sys/boot.js';
 import { compile } from '../../src/firewall/compile.js';
 import { compileVifNft } from '../../src/firewall/nft/compile.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -277,6 +278,27 @@ describe('address learning: bindings', () => {
       assert.deepEqual(readBindings({ XENNET_STATE_DIR: dir }), [good]);
       writeFileSync(join(dir, 'learned.json'), '{"version": 2}');
       assert.deepEqual(readBindings({ XENNET_STATE_DIR: dir }), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a vif name outlives its domain: what an earlier domain learned is not the next one\'s, and a record from before this boot holds nothing', () => {
+    const now = 1_000_000;
+    const old = decide([], 'web0', { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 600 }, now, undefined, false, 7);
+    assert.equal(old.bindings[0]!.domid, 7, 'a binding records its domain');
+    // Domain 9 now has the vif web0 (domain 7's offline never ran): anything it does first ends 7's.
+    const d = decide(old.bindings, 'web0', { kind: 'dad', address: '2001:db8::9' }, now + 1000, undefined, false, 9);
+    assert.deepEqual(d.remove.map((b) => b.address), ['192.168.0.50']);
+    assert.deepEqual(d.bindings.map((b) => `${b.address} ${b.domid}`), ['2001:db8::9 9']);
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-learned-'));
+    try {
+      const env = { XENNET_STATE_DIR: dir };
+      writeFileSync(join(dir, 'learned.json'), JSON.stringify({ version: 1, boot: currentBootId(), bindings: old.bindings }));
+      assert.deepEqual([...learnedAddressesByVif(env, undefined, now, () => 7).keys()], ['web0']);
+      assert.deepEqual([...learnedAddressesByVif(env, undefined, now, () => 9).keys()], [], 'not for domain 9\'s vif of that name');
+      writeFileSync(join(dir, 'learned.json'), JSON.stringify({ version: 1, boot: 'an-earlier-boot', bindings: old.bindings }));
+      assert.deepEqual(readBindings(env), [], 'written before this boot: every domain it names is gone');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

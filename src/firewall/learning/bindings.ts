@@ -22,7 +22,12 @@ export interface Binding {
   expires: number | null;
   /** Whether other ports are refused it as a source (the guest's identity guard is on). */
   guarded?: boolean;
+  /** The domain whose vif learned it (a vif name outlives its domain: a later one is not it). */
+  domid?: number;
 }
+
+/** Whether a binding is another domain's than `domid` (the vif's owner now), when both are known. */
+export const ofAnotherDomain = (b: Pick<Binding, 'domid'>, domid: number | undefined): boolean => domid !== undefined && b.domid !== undefined && b.domid !== domid;
 
 /** Whether a binding is a server's lease (else it was learned first come, first served). */
 export const isLease = (b: Pick<Binding, 'how'>): boolean => b.how === 'dhcp' || b.how === 'dhcpv6';
@@ -38,6 +43,7 @@ export const bindingSchema = z.strictObject({
   since: z.number().int().nonnegative(),
   expires: z.number().int().nonnegative().nullable(),
   guarded: z.boolean().optional(),
+  domid: z.number().int().nonnegative().max(0x7fff).optional(),
 });
 
 export interface Decision {
@@ -60,12 +66,14 @@ const same = (a: Binding, family: LearnedFamily, address: string): boolean => a.
  * `guarded`: the guest's identity guard is on. Only a lease is then guarded against every other
  * port: a first-come binding is not (the LAN host that holds the same address must keep it).
  */
-export function decide(bindings: readonly Binding[], vif: string, event: LearnEvent, now: number, heldBy: (family: LearnedFamily, address: string) => string | undefined = () => undefined, guarded = false): Decision {
-  // What has ended holds nothing any more (a lease over, not yet swept from the record).
+export function decide(bindings: readonly Binding[], vif: string, event: LearnEvent, now: number, heldBy: (family: LearnedFamily, address: string) => string | undefined = () => undefined, guarded = false, domid?: number): Decision {
+  // What has ended holds nothing any more (a lease over, not yet swept from the record), nor does
+  // what an earlier domain's vif of this name learned (its offline never ran).
   const current = expire(bindings, now);
-  let out = current.live;
+  const earlier = current.live.filter((b) => b.vif === vif && ofAnotherDomain(b, domid));
+  let out = current.live.filter((b) => !earlier.includes(b));
   const write: Binding[] = [];
-  const remove: Binding[] = [...current.ended];
+  const remove: Binding[] = [...current.ended, ...earlier];
   const notes: string[] = [];
   const owner = (family: LearnedFamily, address: string): string | undefined => heldBy(family, address) ?? out.find((b) => b.vif !== vif && same(b, family, address))?.vif;
   const drop = (family: LearnedFamily, address: string, why: string): void => {
@@ -112,7 +120,7 @@ export function decide(bindings: readonly Binding[], vif: string, event: LearnEv
       }
       drop(family, oldest.address, `over ${MAX_PER_PORT[family]} ${family} addresses`);
     }
-    const b: Binding = { vif, family, address, how, since: now, expires, ...(guarded && lease ? { guarded: true } : {}) };
+    const b: Binding = { vif, family, address, how, since: now, expires, ...(guarded && lease ? { guarded: true } : {}), ...(domid !== undefined ? { domid } : {}) };
     out.push(b);
     write.push(b);
     notes.push(`${address} bound (${how}${expires === null ? '' : `, ${seconds} s`})`);

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { acquireLock } from '../../sys/lock.js';
+import { currentBootId } from '../../sys/boot.js';
 import type { Logger } from '../../sys/log.js';
 import { readJson, stateDir, writeJsonAtomic } from '../../sys/statefile.js';
 import { run } from '../../sys/exec.js';
@@ -16,7 +17,7 @@ import { reasonOf } from '../../sys/errors.js';
 import { applyScript, nftPath, ownBridgeTablePresent } from '../backend/nft.js';
 import { NFT_TABLE } from '../nft/compile.js';
 import { learnedScript, parseLearnedJson } from '../nft/learned.js';
-import { bindingSchema, expire, type Binding } from './bindings.js';
+import { bindingSchema, expire, ofAnotherDomain, type Binding } from './bindings.js';
 import { parseCidr } from '../../net/index.js';
 import { ipsetDestroy, ipsetNames, ipsetPath, ipsetRestore, ipsetSave } from '../backend/ipset.js';
 import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetOwner, learnedSetsOf, parseLearnedIpset } from '../learned-xtables.js';
@@ -41,7 +42,7 @@ export function withLearningAvailability<T extends VifFacts>(facts: readonly T[]
 export const learnedPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.json');
 const lockPath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'learned.lock');
 
-const fileSchema = z.strictObject({ version: z.literal(1), bindings: z.array(z.unknown()) });
+const fileSchema = z.strictObject({ version: z.literal(1), boot: z.string().max(64).optional(), bindings: z.array(z.unknown()) });
 
 /**
  * The recorded bindings (`only`: of this vif; the others are not validated, which a hook at a
@@ -59,6 +60,12 @@ export function readBindings(env: NodeJS.ProcessEnv, log?: Logger, only?: string
   const file = fileSchema.safeParse(raw);
   if (!file.success) {
     log?.warning(`learned bindings: ${learnedPath(env)} is not a bindings file; starting with none`);
+    return [];
+  }
+  // Written before the host's last boot: every domain it names is gone, and its vif names are
+  // the next domains' (the kernel's elements went with the reboot).
+  if (file.data.boot !== undefined && file.data.boot !== currentBootId()) {
+    log?.info(`learned bindings: ${learnedPath(env)} was written before this boot; starting with none`);
     return [];
   }
   const out: Binding[] = [];
@@ -91,7 +98,7 @@ export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (b
   try {
     const change = fn(readBindings(env, log));
     await writeKernel(onNftables(env), change.write, change.remove);
-    writeJsonAtomic(learnedPath(env), { version: 1, bindings: change.bindings });
+    writeJsonAtomic(learnedPath(env), { version: 1, boot: currentBootId(), bindings: change.bindings });
     return change.bindings;
   } finally {
     held.release();
@@ -128,11 +135,13 @@ async function writeKernel(nftables: boolean, write: readonly Binding[], remove:
 
 /**
  * The bindings of each learning guest that have not ended, as recorded: what the xtables
- * backend writes as its ARP and NA rules (a lease that has ended, or was released, holds nothing).
+ * backend writes as its ARP and NA rules (a lease that has ended, or was released, holds nothing,
+ * nor does what an earlier domain learned on a vif of the same name: `domidOf` says whose it is).
  */
-export function learnedAddressesByVif(env: NodeJS.ProcessEnv, only?: string, now = Date.now()): Map<string, LearnedAddresses> {
+export function learnedAddressesByVif(env: NodeJS.ProcessEnv, only?: string, now = Date.now(), domidOf: (vif: string) => number | undefined = () => undefined): Map<string, LearnedAddresses> {
   const out = new Map<string, LearnedAddresses>();
   for (const b of expire(readBindings(env, undefined, only), now).live) {
+    if (ofAnotherDomain(b, domidOf(b.vif))) continue; // an earlier domain's vif of the same name learned it
     let e = out.get(b.vif);
     if (!e) out.set(b.vif, (e = { ipv4: [], ipv6: [] }));
     e[b.family].push(b.address);
@@ -210,16 +219,17 @@ export async function sweepLearnedSets(keep: ReadonlySet<string>): Promise<void>
 /**
  * Puts the recorded bindings that have not ended back in the kernel (the daemon's start; a
  * firewall made anew: `apply`, a full reconcile after `nft flush ruleset`), and drops the ended
- * ones. `learning`: the vifs that learn now (when known); the bindings of any other end too.
+ * ones. `learning`: the vifs that learn now and their domains (when known); the bindings of any
+ * other vif end too, and those an earlier domain learned on a vif of the same name.
  */
-export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learning?: ReadonlySet<string>): Promise<Binding[]> {
+export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learning?: ReadonlyMap<string, number | undefined>): Promise<Binding[]> {
   if (learning !== undefined && learning.size === 0 && readBindings(env).length === 0) return [];
   // What the kernel holds that the record does not (a crash between the two writes) goes too:
   // an element nobody recorded would let its port send from an address another may lease.
   const kernel = await listKernelBindings(env).catch(() => []);
   return updateBindings(env, log, (bindings) => {
     const { live, ended } = expire(bindings, Date.now());
-    const keep = learning === undefined ? live : live.filter((b) => learning.has(b.vif));
+    const keep = learning === undefined ? live : live.filter((b) => learning.has(b.vif) && !ofAnotherDomain(b, learning.get(b.vif)));
     const unrecorded = kernel.filter((k) => !keep.some((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif: k.vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
     return { bindings: keep, write: keep, remove: [...ended, ...live.filter((b) => !keep.includes(b)), ...unrecorded] };
   });
