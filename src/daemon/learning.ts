@@ -26,6 +26,12 @@ const SYNC_MS = 2000;
 const MAX_QUEUED = 256;
 const MAX_QUEUED_PER_PORT = 16;
 const MAX_TENTATIVE = 128;
+const MAX_TENTATIVE_PER_PORT = 8;
+/** Binding changes within this long are installed as one (xtables). */
+const REINSTALL_COALESCE_MS = 250;
+/** A failed reinstall is tried again after this long, doubling up to the most. */
+const RETRY_MIN_MS = 2000;
+const RETRY_MAX_MS = 30_000;
 /** How long a guest received by live migration has its announcements bind its addresses. */
 const RECEIVED_MS = 120_000;
 
@@ -41,6 +47,13 @@ function mtimeOf(path: string): number {
   }
 }
 
+/** Each vif's bound addresses, as one comparable text. */
+function addressesByVif(bindings: readonly Binding[]): Map<string, string> {
+  const out = new Map<string, string[]>();
+  for (const b of bindings) out.set(b.vif, [...(out.get(b.vif) ?? []), `${b.family} ${b.address}`]);
+  return new Map([...out].map(([v, a]) => [v, [...new Set(a)].sort().join(',')]));
+}
+
 export interface LearningContext {
   env: NodeJS.ProcessEnv;
   log: Logger;
@@ -48,8 +61,9 @@ export interface LearningContext {
   /**
    * Installs these vifs' rules again from their current bindings (the xtables backend makes a
    * learning guest's ARP and NA rules from them; nftables reads its sets and needs none of this).
+   * Returns the vifs whose rules could not be installed (tried again later).
    */
-  reinstall?: (vifs: ReadonlySet<string>) => Promise<void>;
+  reinstall?: (vifs: ReadonlySet<string>) => Promise<ReadonlySet<string>>;
 }
 
 export interface LearningState {
@@ -73,8 +87,19 @@ export class AddressLearning {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private stamp = '';
-  /** Addresses guests are testing now ("family address"), and who defended each, if anyone. */
-  private readonly tentative = new Map<string, { vif: string; defendedBy: string | undefined }>();
+  /**
+   * Addresses guests are testing now ("family address"): per tester's port (ifindex), the ports
+   * that defended it (one guest's test never stands in the way of another's). Kept as packets are read, in the order the kernel logged
+   * them, never behind the queue: a defence is never dropped or judged late.
+   */
+  private readonly tentative = new Map<string, Map<number, { defenders: Set<number> }>>();
+  private tentativeCount = 0;
+  private readonly tentativeByPort = new Map<number, number>();
+  /** On xtables: guests whose rules wait to be installed again from their bindings. */
+  private readonly pendingReinstall = new Set<string>();
+  private reinstallTimer: NodeJS.Timeout | undefined;
+  private reinstalling: Promise<void> = Promise.resolve();
+  private retryMs = 0;
   /** Guests received by live migration, until when their announcements bind. */
   private readonly receivedUntil = new Map<string, number>();
   private queued = 0;
@@ -94,6 +119,10 @@ export class AddressLearning {
       const learning = recovered ? undefined : new Map(Object.entries(index.vifs).filter(([, e]) => e.learning).map(([n, e]) => [n, e.owner?.domid] as const));
       const kept = await restoreBindings(this.ctx.env, this.ctx.log, learning);
       if (kept.length > 0) this.ctx.log.info(`address learning: ${kept.length} recorded binding${kept.length === 1 ? '' : 's'} put back`);
+      // xtables: the learning guests' rules are made from the record, which may have changed
+      // after them (a daemon stopped between the two, a binding ended meanwhile): installed again
+      // where they differ (a guest whose rules match costs its compile only).
+      if (learning !== undefined) this.followBindings(new Set(learning.keys()));
     } catch (e) {
       this.ctx.log.warning(`address learning: the recorded bindings could not be put back: ${reasonOf(e)} (the next start of the daemon tries again, and so does xennet apply)`);
     }
@@ -145,16 +174,51 @@ export class AddressLearning {
           for (const b of gone) ended.add(b.vif);
           return { bindings: live, write: [], remove: gone };
         });
-        await this.followBindings(ended);
+        this.followBindings(ended);
       })
       .catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
   }
 
-  /** On xtables: installs the rules of these guests again, from their bindings now. */
-  private async followBindings(vifs: ReadonlySet<string>): Promise<void> {
+  /**
+   * On xtables: the rules of these guests are installed again from their bindings, soon: changes
+   * within REINSTALL_COALESCE_MS go as one, outside the packet queue (a packet is never judged
+   * late because rules are being installed); a failure is tried again, later each time.
+   */
+  private followBindings(vifs: ReadonlySet<string>): void {
     if (vifs.size === 0 || !this.ctx.reinstall || this.stopped) return;
+    for (const v of vifs) this.pendingReinstall.add(v);
+    this.armReinstall(REINSTALL_COALESCE_MS);
+  }
+
+  private armReinstall(ms: number): void {
+    if (this.reinstallTimer !== undefined || this.stopped) return;
+    this.reinstallTimer = setTimeout(() => {
+      this.reinstallTimer = undefined;
+      this.reinstalling = this.reinstalling.then(() => this.reinstallPending()).catch((e: unknown) => this.ctx.log.err(`address learning: ${reasonOf(e)}`));
+    }, ms);
+    this.reinstallTimer.unref();
+  }
+
+  private async reinstallPending(): Promise<void> {
+    if (this.stopped || this.pendingReinstall.size === 0 || !this.ctx.reinstall) return;
+    const vifs = new Set(this.pendingReinstall);
+    this.pendingReinstall.clear();
     if (loadIndex(this.ctx.env, silentLogger).index.engine?.kind === 'nftables') return;
-    await this.ctx.reinstall(vifs);
+    let failed: ReadonlySet<string>;
+    try {
+      failed = await this.ctx.reinstall(vifs);
+    } catch (e) {
+      this.ctx.log.warning(`address learning: ${reasonOf(e)}`);
+      failed = vifs;
+    }
+    if (failed.size === 0) {
+      this.retryMs = 0;
+      return;
+    }
+    for (const v of failed) this.pendingReinstall.add(v);
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs === 0 ? RETRY_MIN_MS : this.retryMs * 2);
+    this.ctx.log.warning(`address learning: the rules of ${[...failed].join(', ')} could not be installed again from their bindings; trying again in ${this.retryMs / 1000} s`);
+    this.armReinstall(this.retryMs);
   }
 
   private async reconcile(): Promise<void> {
@@ -202,13 +266,24 @@ export class AddressLearning {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.reinstallTimer) clearTimeout(this.reinstallTimer);
     this.listener?.close();
     this.listener = undefined;
     await this.queue;
+    await this.reinstalling;
   }
 
   private enqueue(p: LoggedPacket): void {
     if ((p.prefix !== LEARN_PREFIX && p.prefix !== DEFEND_PREFIX) || this.stopped) return;
+    // A defence is judged as it is read, after every test logged before it and before any
+    // logged after it: not queued, so neither a full queue nor a slow one can lose it.
+    if (p.prefix === DEFEND_PREFIX) return this.defence(p);
+    // A test of an address (DAD, an ARP probe, an announcement) starts its tentative time now,
+    // as it is read; it is decided once that time has passed undefended.
+    const toGuest = p.outPort !== undefined;
+    const event = readLearnPacket(p.ethertype, p.payload, toGuest);
+    if (!event) return;
+    if ((event.kind === 'dad' || event.kind === 'arp-probe' || event.kind === 'announce') && !event.bindNow) return this.tentativeTest(p, event);
     // One port's share of the queue is bounded too: a flooding guest delays only itself.
     const port = p.outPort ?? p.inPort ?? 0;
     const mine = this.queuedByPort.get(port) ?? 0;
@@ -221,8 +296,84 @@ export class AddressLearning {
       const left = (this.queuedByPort.get(port) ?? 1) - 1;
       if (left > 0) this.queuedByPort.set(port, left);
       else this.queuedByPort.delete(port);
-      await this.handle(p);
+      await this.handle(p, event);
     });
+  }
+
+  /**
+   * The guest tests an address (DAD, an ARP probe) or announces one: it is bound once the test
+   * has run its course undefended (RFC 6620). The kernel made the address tentative as the frame
+   * went by, so a defence that follows at once is logged (prefix DEFEND_PREFIX) after this packet
+   * and read before the time is up. (Held or bound addresses are refused, or kept, by decide.)
+   */
+  private tentativeTest(p: LoggedPacket, event: LearnEvent & { kind: 'dad' | 'arp-probe' | 'announce' }): void {
+    const port = p.inPort;
+    if (port === undefined) return;
+    const family = event.kind === 'dad' ? 'ipv6' : event.kind === 'arp-probe' ? 'ipv4' : event.family;
+    const key = `${family} ${event.address}`;
+    let testers = this.tentative.get(key);
+    if (testers?.has(port)) return;
+    const mine = this.tentativeByPort.get(port) ?? 0;
+    if (this.tentativeCount >= MAX_TENTATIVE || mine >= MAX_TENTATIVE_PER_PORT) {
+      this.lost++;
+      return;
+    }
+    if (!testers) this.tentative.set(key, (testers = new Map()));
+    const t = { defenders: new Set<number>() };
+    testers.set(port, t);
+    this.tentativeCount++;
+    this.tentativeByPort.set(port, mine + 1);
+    setTimeout(() => {
+      // Packets the kernel logged within the time but not read yet are read first (the poll
+      // phase of the event loop runs before setImmediate's callbacks).
+      setImmediate(() => {
+        const all = this.tentative.get(key);
+        all?.delete(port);
+        if (all?.size === 0) this.tentative.delete(key);
+        this.tentativeCount--;
+        const left = (this.tentativeByPort.get(port) ?? 1) - 1;
+        if (left > 0) this.tentativeByPort.set(port, left);
+        else this.tentativeByPort.delete(port);
+        if (this.stopped) return;
+        const defenders = [...t.defenders];
+        this.schedule(() => this.settleTest(p, { ...event, bindNow: true }, family, defenders));
+      });
+    }, TENTATIVE_MS).unref();
+  }
+
+  /** A test whose time is up: refused when a port that may claim the address defended it, else decided. */
+  private async settleTest(p: LoggedPacket, event: LearnEvent & { kind: 'dad' | 'arp-probe' | 'announce' }, family: LearnedFamily, defenders: readonly number[]): Promise<void> {
+    const by = defenders.length === 0 ? undefined : await this.entitledDefender(defenders, family, event.address);
+    if (by === undefined) return this.handle(p, event);
+    const vif = (await this.portName(p.inPort)) ?? `port ${p.inPort}`;
+    this.refused++;
+    this.last = `${new Date().toISOString()} ${vif}: ${event.address} refused: ${by} defended it`;
+    this.ctx.log.info(`address learning: ${vif}: ${event.address} refused: ${by} defended it against its ${event.kind === 'dad' ? 'DAD' : event.kind === 'arp-probe' ? 'ARP probe' : 'announcement'}`);
+  }
+
+  /**
+   * The first of these ports whose defence counts: any port that is not a guest's of ours (the
+   * uplink, dom0, a vif whose rules come from elsewhere), or a guest that may send for the
+   * address (it declares it, or holds it, or has no address check at all). Another guest's
+   * defence of an address it may not claim is dropped by its own chains before it reaches
+   * anyone (it is logged as the frame enters the bridge, before them), and counts for nothing.
+   */
+  private async entitledDefender(ports: readonly number[], family: LearnedFamily, address: string): Promise<string | undefined> {
+    const index = loadIndex(this.ctx.env, silentLogger).index;
+    const host = parseCidr(address);
+    let bindings: Binding[] | undefined;
+    for (const port of ports) {
+      const name = await this.portName(port);
+      if (name === undefined) return `port ${port}`;
+      const e = Object.hasOwn(index.vifs, name) ? index.vifs[name] : undefined;
+      if (!e) return name;
+      const declared = [...(e.declared?.ipv4 ?? []), ...(e.declared?.ipv6 ?? []), ...(e.claims?.ipv4 ?? []), ...(e.claims?.ipv6 ?? [])].map((c) => parseCidr(c));
+      if (declared.some((c) => overlaps(c, host))) return name;
+      if (!e.learning && (e.declared?.ipv4.length ?? 0) + (e.declared?.ipv6.length ?? 0) === 0) return name;
+      bindings ??= expire(readBindings(this.ctx.env), Date.now()).live;
+      if (bindings.some((b) => b.vif === name && b.family === family && b.address === address)) return name;
+    }
+    return undefined;
   }
 
   /**
@@ -296,13 +447,10 @@ export class AddressLearning {
     };
   }
 
-  private async handle(p: LoggedPacket): Promise<void> {
-    if (p.prefix === DEFEND_PREFIX) return this.defence(p);
+  private async handle(p: LoggedPacket, event: LearnEvent): Promise<void> {
     // A reply on its way to the guest is logged at forward (it has an out port); the guest's own
     // packets at prerouting (no out port yet).
     const toGuest = p.outPort !== undefined;
-    const event = readLearnPacket(p.ethertype, p.payload, toGuest);
-    if (!event) return;
     const vif = await this.portName(toGuest ? p.outPort : p.inPort);
     if (vif === undefined) return;
     const index = loadIndex(this.ctx.env, silentLogger).index;
@@ -316,47 +464,16 @@ export class AddressLearning {
       if (!incoming && (until === undefined || until < Date.now())) return;
     }
     const heldBy = await this.holders(index, vif);
-    // The guest tests an address (DAD, an ARP probe) or announces one: it is bound once the test
-    // has run its course undefended (RFC 6620), unless it is bound or held already (then decide
-    // says so now). The kernel made the address tentative as the frame went by, so a defence that
-    // follows at once is logged (prefix DEFEND_PREFIX) and seen here after this packet.
-    if ((event.kind === 'dad' || event.kind === 'arp-probe' || event.kind === 'announce') && !event.bindNow) {
-      const family = event.kind === 'dad' ? 'ipv6' : event.kind === 'arp-probe' ? 'ipv4' : event.family;
-      const key = `${family} ${event.address}`;
-      const bound = readBindings(this.ctx.env).some((b) => b.family === family && b.address === event.address);
-      if (!bound && heldBy(family, event.address) === undefined) {
-        if (this.tentative.has(key)) return;
-        if (this.tentative.size >= MAX_TENTATIVE) {
-          this.lost++;
-          return;
-        }
-        this.tentative.set(key, { vif, defendedBy: undefined });
-        setTimeout(() => {
-          const t = this.tentative.get(key);
-          this.tentative.delete(key);
-          if (this.stopped) return;
-          if (t?.defendedBy !== undefined) {
-            this.refused++;
-            this.last = `${new Date().toISOString()} ${vif}: ${event.address} refused: ${t.defendedBy} defended it`;
-            this.ctx.log.info(`address learning: ${vif}: ${event.address} refused: ${t.defendedBy} defended it against its ${event.kind === 'dad' ? 'DAD' : event.kind === 'arp-probe' ? 'ARP probe' : 'announcement'}`);
-            return;
-          }
-          this.schedule(() => this.decideFor(vif, { ...event, bindNow: true }));
-        }, TENTATIVE_MS).unref();
-        return;
-      }
-    }
     await this.decideFor(vif, event, index, heldBy);
   }
 
   /** A frame from any port that claims an address a guest is testing: a defence, unless the tester's own. */
-  private async defence(p: LoggedPacket): Promise<void> {
+  private defence(p: LoggedPacket): void {
     const claimed = readClaimedAddress(p.ethertype, p.payload);
     if (!claimed) return;
-    const t = this.tentative.get(`${claimed.family} ${claimed.address}`);
-    if (!t) return;
-    const port = await this.portName(p.inPort);
-    if (port !== undefined && port !== t.vif) t.defendedBy ??= port;
+    const testers = this.tentative.get(`${claimed.family} ${claimed.address}`);
+    if (!testers || p.inPort === undefined) return;
+    for (const [port, t] of testers) if (port !== p.inPort && t.defenders.size < 64) t.defenders.add(p.inPort);
   }
 
   private async decideFor(vif: string, event: LearnEvent, known?: FirewallIndex, knownHeldBy?: (family: LearnedFamily, address: string) => string | undefined): Promise<void> {
@@ -368,13 +485,18 @@ export class AddressLearning {
     let made: Binding[] = [];
     const changed = new Set<string>();
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
-      const d = decide(bindings, vif, event, Date.now(), heldBy, guardOn(entry), entry.owner?.domid);
+      const now = Date.now();
+      const d = decide(bindings, vif, event, now, heldBy, guardOn(entry), entry.owner?.domid);
       message = d.message;
       made = d.write;
-      for (const b of [...d.write, ...d.remove]) changed.add(b.vif);
+      // Only a guest whose addresses changed has rules to change (a renewal re-times its set's
+      // element and nothing else).
+      const before = addressesByVif(expire(bindings, now).live);
+      const after = addressesByVif(d.bindings);
+      for (const b of [...d.write, ...d.remove]) if (before.get(b.vif) !== after.get(b.vif)) changed.add(b.vif);
       return d;
     });
-    await this.followBindings(changed);
+    this.followBindings(changed);
     if (message) {
       this.last = `${new Date().toISOString()} ${message}`;
       if (message.includes('refused')) this.refused++;

@@ -254,11 +254,11 @@ export class Daemon implements DaemonContext {
       this.names.start();
       // On the xtables backend a learning guest's ARP and NA rules are made from its bindings:
       // when they change, its rules are installed again (as for a rename).
-      const reinstall = async (vifs: ReadonlySet<string>): Promise<void> => {
-        if (this.stopping) return;
+      const reinstall = async (vifs: ReadonlySet<string>): Promise<ReadonlySet<string>> => {
+        if (this.stopping) return new Set();
         const services = this.hookServices(this.env);
         const deps = { xs: await services.xenstore(), nl: await services.netlink(), firewall: await services.firewall(this.log), log: this.log, ...(services.acquireLock ? { acquireLock: services.acquireLock } : {}) };
-        await reinstallVifs(deps, this.env, Deadline.in(20_000), vifs, 'its learned bindings changed');
+        return new Set((await reinstallVifs(deps, this.env, Deadline.in(20_000), vifs, 'its learned bindings changed')).failed);
       };
       this.learning = new AddressLearning({ env: this.env, log: this.log, netlink: () => this.netlink(), reinstall });
       await this.learning.start();

@@ -170,8 +170,6 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
       i.push(`-p udp -m udp --sport 67 --dport 68 -m u32 --u32 "${chaddr}&&0x0>>0x16&0x3c@0xf8>>0x8=0x350105" ${nflogTarget(LEARN_PREFIX)}`);
       i.push(`-p udp -m udp --sport 67 --dport 68 -m u32 --u32 "${chaddr}&&0x0>>0x16&0x3c@0xf8>>0x10=0x0:0x3500,0x3502:0xffff" ${nflogTarget(LEARN_PREFIX)}`);
     }
-    // An NA to all nodes may defend an address the guest tests by DAD (its sender's port says whose).
-    if (family === 'ipv6' && spoof) i.push(`-d ff02::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 136 ${nflogTarget(DEFEND_PREFIX)}`);
   }
   if (v.inbound === 'drop') {
     i.push('-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN');
@@ -325,6 +323,8 @@ export const CHAIN_ISO_FROM_ANY = 'XN-ISO-A';
 export const CHAIN_ISO_FROM_ISOLATED = 'XN-ISO-I';
 /** ebtables filter: the tree over learning guests' ports (output), to their XN-L chains. */
 export const CHAIN_LEARN_TO = 'XN-LT';
+/** ip6tables raw: NAs to all nodes handed to the daemon as defences, by input port. */
+export const CHAIN_NA_DEFENCE = 'XN-NAD';
 
 /** Dispatch trees, XN-FORWARD, isolation and root jumps for these vifs. */
 export function compileShared(members: readonly TreeMember[], engine: Engine = XTABLES): RuleSet {
@@ -377,6 +377,16 @@ export function compileShared(members: readonly TreeMember[], engine: Engine = X
     rs.eb.chains.set(CHAIN_DEFEND, DEFEND_CHAIN_RULES);
     for (const [k, v] of buildTree(learning, { root: CHAIN_LEARN_TO, chainFor: (p) => `XN-LT-${p}`, match: (p) => `-o ${p}`, leaf: (n) => vifChain('L', n), verb: '-j' })) rs.eb.chains.set(k, v);
     rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_LEARN_TO}` });
+    // An NA to all nodes may defend an address a learning guest tests by DAD: logged once per
+    // frame, as it enters the bridge (raw PREROUTING, before it is flooded to every port), at a
+    // rate per input port (a leaf of its own), so that one port's flood neither multiplies by
+    // the guests nor uses up another port's share. Other ports (the uplink, dom0) share the last
+    // rule. Which defences count is the daemon's to judge: a guest's NA for an address it may
+    // not claim is dropped by its own chains later, and counts for nothing.
+    const leaf = (n: string): string[] => [`-m physdev --physdev-in ${n} ${nflogTarget(DEFEND_PREFIX)}`, `-m physdev --physdev-in ${n} -j RETURN`];
+    for (const [k, v] of buildTree(names, { root: CHAIN_NA_DEFENCE, chainFor: (p) => `${CHAIN_NA_DEFENCE}-${p}`, match: (p) => `-m physdev --physdev-in ${p}`, leaf: () => '', leafRules: leaf, verb: '-g' })) rs.ipv6raw.chains.set(k, v);
+    rs.ipv6raw.chains.get(CHAIN_NA_DEFENCE)!.push(nflogTarget(DEFEND_PREFIX));
+    for (const b of [...new Set(members.map((m) => m.bridge).filter((b) => b !== null))].sort()) rs.ipv6raw.roots.push({ chain: 'PREROUTING', rule: `-i ${b} -d ff02::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m physdev --physdev-is-in -j ${CHAIN_NA_DEFENCE}` });
   }
   if (members.some((m) => m.isolated)) {
     const leafOf = new Map<string, string>(members.map((m) => [m.name, m.isolated ? CHAIN_ISO_FROM_ANY : CHAIN_ISO_FROM_ISOLATED]));

@@ -66,26 +66,27 @@ export async function followRenames(deps: RefreshDeps, env: NodeJS.ProcessEnv, d
   );
   const renamed = recorded.filter((r) => keys.get(r.domid) !== r.names && keys.get(r.domid) !== namesKey({ domid: r.domid }));
   if (renamed.length === 0) return [];
-  return installCurrent(deps, env, deadline, renamed, 'its domain was renamed', (r) => deps.onMoved?.(r.name, r.names));
+  return (await installCurrent(deps, env, deadline, renamed, 'its domain was renamed', (r) => deps.onMoved?.(r.name, r.names))).done;
 }
 
 /**
  * Installs the current policy of these attached vifs (the daemon, when a learning guest's
  * bindings changed on the xtables backend, whose ARP and NA rules are made from them). Returns
- * the vifs whose rules changed; failures are logged, as for renames.
+ * the vifs whose rules changed and those whose rules could not be installed (logged, as for
+ * renames: the caller may try them again).
  */
-export async function reinstallVifs(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, names: ReadonlySet<string>, why: string): Promise<string[]> {
+export async function reinstallVifs(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, names: ReadonlySet<string>, why: string): Promise<{ done: string[]; failed: string[] }> {
   const { index } = loadIndex(env, deps.log);
   const recorded: Recorded[] = [];
   for (const [name, e] of Object.entries(index.vifs)) {
     if (!names.has(name) || !e.owner || e.owner.domid <= 0 || e.state !== 'installed') continue;
     recorded.push({ name: name as IfName, domid: e.owner.domid, devid: e.owner.devid, names: e.names });
   }
-  if (recorded.length === 0) return [];
+  if (recorded.length === 0) return { done: [], failed: [] };
   return installCurrent(deps, env, deadline, recorded, why);
 }
 
-async function installCurrent(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, recorded: readonly Recorded[], why: string, onDone?: (r: Recorded) => void): Promise<string[]> {
+async function installCurrent(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadline: Deadline, recorded: readonly Recorded[], why: string, onDone?: (r: Recorded) => void): Promise<{ done: string[]; failed: string[] }> {
   // Under the hotplug lock, and only for what is still recorded and attached then: an offline
   // detaches its port first and removes its rules under the lock, so nothing of a guest that is
   // going away is put back.
@@ -93,6 +94,7 @@ async function installCurrent(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadlin
   if (deps.lockDir !== undefined) lockOptions.dir = deps.lockDir;
   const held = await (deps.acquireLock ?? acquireHotplugLock)('iptables', lockOptions);
   const staged: { r: Recorded; fw: PreparedFirewall }[] = [];
+  const failed: string[] = [];
   try {
     const now = loadIndex(env, deps.log).index.vifs;
     for (const r of recorded) {
@@ -104,6 +106,7 @@ async function installCurrent(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadlin
           staged.push({ r, fw });
         }
       } catch (e) {
+        failed.push(r.name);
         deps.log.warning(`${r.name}: ${why}, but its new rules could not be prepared (${reasonOf(e)}); \`xennet apply\` installs them`);
       }
     }
@@ -117,10 +120,11 @@ async function installCurrent(deps: RefreshDeps, env: NodeJS.ProcessEnv, deadlin
         }
       } catch (e) {
         fw.unstage();
+        failed.push(r.name);
         deps.log.warning(`${r.name}: ${why}, but its new rules could not be installed (${reasonOf(e)}); \`xennet apply\` installs them`);
       }
     }
-    return done;
+    return { done, failed };
   } finally {
     held.release();
   }

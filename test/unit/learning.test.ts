@@ -332,6 +332,15 @@ describe('address learning: bindings', () => {
       '-p IPv6 -d 00:16:3e:00:00:07 --ip6-proto udp --ip6-sport 547 --ip6-dport 546 --limit 20/sec --limit-burst 40 -j XN-LEARN',
     ]);
     assert.deepEqual(bound.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-LT' }]);
+    // NAs to all nodes (defences of a DAD) are handed over once per frame as it enters the bridge,
+    // at a rate per input port; other ports (the uplink, dom0) share the last rule.
+    assert.ok(!bound.ipv6.chains.get('XN-I-vif7.0')!.some((r) => r.includes('XN defend')), 'not once per port the frame is flooded to');
+    assert.deepEqual(bound.ipv6raw.chains.get('XN-NAD'), [
+      '-m physdev --physdev-in vif7.0 -m limit --limit 20/sec --limit-burst 40 -j NFLOG --nflog-prefix "XN defend" --nflog-group 30830',
+      '-m physdev --physdev-in vif7.0 -j RETURN',
+      '-m limit --limit 20/sec --limit-burst 40 -j NFLOG --nflog-prefix "XN defend" --nflog-group 30830',
+    ]);
+    assert.ok(bound.ipv6raw.roots.some((r) => r.rule === '-i xenbr0 -d ff02::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m physdev --physdev-is-in -j XN-NAD'));
     assert.ok(bound.ipv4.chains.get('XN-TO')!.some((r) => r.includes('-g XN-I-vif7.0')), 'a learning guest is in the to-guest tree (inbound accept or not)');
     // The sets its rules read are made before them.
     assert.deepEqual(setsReadBy([...s4, ...s6].join('\n')), ['xn4-vif7.0', 'xn6-vif7.0']);
