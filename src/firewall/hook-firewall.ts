@@ -25,7 +25,7 @@ import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDi
 /** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
 const backendFor = (env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> => installedBackend(env, log, policy);
 
-export function factsFromConfig(cfg: VifConfig, bridge: IfName, env: NodeJS.ProcessEnv): VifFacts {
+export function factsFromConfig(cfg: VifConfig, bridge: IfName): VifFacts {
   const facts: VifFacts = {
     name: cfg.name,
     bridge,
@@ -38,8 +38,6 @@ export function factsFromConfig(cfg: VifConfig, bridge: IfName, env: NodeJS.Proc
   facts.identity = cfg.identity;
   facts.namesKey = cfg.namesKey;
   if (cfg.mac !== undefined) facts.mac = cfg.mac;
-  const learned = learnedAddressesByVif(env, cfg.name, Date.now(), () => cfg.domid).get(cfg.name);
-  if (learned) facts.learned = learned;
   return facts;
 }
 
@@ -124,7 +122,10 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         throw e;
       }
       const backendOfPrepare = await backendFor(env, log, loaded.policy);
-      const resolved = resolveVif(loaded.policy, withLearningAvailability([factsFromConfig(cfg, bridge, env)], backendOfPrepare.engine.kind)[0]!);
+      const resolved = resolveVif(loaded.policy, withLearningAvailability([factsFromConfig(cfg, bridge)], backendOfPrepare.engine.kind)[0]!);
+      // A learning guest's recorded bindings (the xtables backend makes its ARP and NA rules from
+      // them), read only for a guest that learns, and only its own.
+      if (resolved.learning) resolved.learned = learnedAddressesByVif(env, cfg.name, Date.now(), () => cfg.domid).get(cfg.name) ?? { ipv4: [], ipv6: [] };
       const chains = compileVif(resolved, backendOfPrepare.engine);
       const m: MemberFacts = { ...memberFacts(resolved), bridge };
       const owner = { domid: cfg.domid, devid: cfg.devid };

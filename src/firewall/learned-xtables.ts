@@ -18,7 +18,7 @@
  * through iptables NFLOG rules, all with group LEARN_GROUP.
  */
 import type { Binding } from './learning/bindings.js';
-import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from './learning/log.js';
+import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from './learning/log.js';
 
 /** A learning vif's set of one family. */
 export const learnedSetName = (family: 'ipv4' | 'ipv6', vif: string): string => `${family === 'ipv4' ? 'xn4' : 'xn6'}-${vif}`;
@@ -38,7 +38,7 @@ export const LEARN_CHAIN_RULES = [`--nflog-prefix "${LEARN_PREFIX}" --nflog-grou
 export const DEFEND_CHAIN_RULES = [`--nflog-prefix "${DEFEND_PREFIX}" --nflog-group ${LEARN_GROUP} -j RETURN`];
 
 /** Each rule that hands packets over has a rate of its own (per port, as every rule is a port's). */
-export const LEARN_RATE = '--limit 20/sec --limit-burst 40';
+export const LEARN_RATE = `--limit ${HANDOVER_RATE.perSecond}/sec --limit-burst ${HANDOVER_RATE.burst}`;
 /** iptables' form of a rule's hand-over. */
 export const nflogTarget = (prefix: string): string => `-m limit ${LEARN_RATE} -j NFLOG --nflog-prefix "${prefix}" --nflog-group ${LEARN_GROUP}`;
 

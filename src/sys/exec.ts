@@ -3,6 +3,7 @@
  * (never a shell string), with a bounded run time and captured output.
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { XennetError } from './errors.js';
 
 export interface ExecOptions {
@@ -112,4 +113,16 @@ export function spawnInherited(file: string, args: readonly string[], options: P
     child.on('error', () => resolve(127));
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
+}
+
+/** A system program: where it is installed (the first of the usual sbin/bin paths), if it is. */
+export function findProgram(name: string): string | undefined {
+  return [`/usr/sbin/${name}`, `/sbin/${name}`, `/usr/bin/${name}`].find((p) => existsSync(p));
+}
+
+/** A system program's path, or an error naming the Debian package that has it and why it is needed. */
+export function needProgram(name: string, debianPackage: string, why: string): string {
+  const p = findProgram(name);
+  if (!p) throw new XennetError('exec', `${name} is not installed`, { hint: `install the Debian package ${debianPackage} (${why})` });
+  return p;
 }

@@ -4,21 +4,12 @@
  * `-m set` rules (learned-xtables.ts). Writes go through `ipset restore` (one process for any
  * number of lines; `-exist` makes an add of what is there and a del of what is not no-ops).
  */
-import { existsSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
-import { run } from '../../sys/exec.js';
+import { findProgram, needProgram, run } from '../../sys/exec.js';
 
-const ipsetPaths = ['/usr/sbin/ipset', '/sbin/ipset', '/usr/bin/ipset'];
+export const ipsetPath = (): string | undefined => findProgram('ipset');
 
-export function ipsetPath(): string | undefined {
-  return ipsetPaths.find((p) => existsSync(p));
-}
-
-function needIpset(): string {
-  const p = ipsetPath();
-  if (!p) throw new XennetError('exec', 'ipset is not installed', { hint: 'install the Debian package ipset (address learning on the xtables backend keeps its bindings in ipsets)' });
-  return p;
-}
+const needIpset = (): string => needProgram('ipset', 'ipset', 'address learning on the xtables backend keeps its bindings in ipsets');
 
 /** Applies `ipset restore -exist` lines; a rejected line fails the call (the lines before it stay). */
 export async function ipsetRestore(lines: readonly string[]): Promise<void> {

@@ -4,24 +4,15 @@
  * the kernel, and lists the base chains of everyone else's tables (read only). nft >= 1.0.1 reads
  * only the tables a command names, so none of this grows with other tables' size.
  */
-import { existsSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
-import { run } from '../../sys/exec.js';
+import { findProgram, needProgram, run } from '../../sys/exec.js';
 import type { BridgeConntrack } from '../model.js';
 import { NFT_TABLE } from '../nft/compile.js';
 import { NFT_FAMILIES } from '../nft/script.js';
 
-const nftPaths = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft'];
+export const nftPath = (): string | undefined => findProgram('nft');
 
-export function nftPath(): string | undefined {
-  return nftPaths.find((p) => existsSync(p));
-}
-
-function needNft(): string {
-  const p = nftPath();
-  if (!p) throw new XennetError('exec', 'nft is not installed', { hint: 'install the Debian package nftables (the nftables backend drives it)' });
-  return p;
-}
+const needNft = (): string => needProgram('nft', 'nftables', 'the nftables backend drives it');
 
 const noSuchTable = (stderr: string): boolean => /No such file or directory/.test(stderr);
 

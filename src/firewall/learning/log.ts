@@ -9,6 +9,8 @@ export const LEARN_GROUP = 0x786e;
 export const LEARN_PREFIX = 'XN learn';
 /** A frame from another port that claims an address a guest may be testing (a defence). */
 export const DEFEND_PREFIX = 'XN defend';
+/** What each rule that hands packets to the daemon lets through: per second, and in a burst. */
+export const HANDOVER_RATE = { perSecond: 20, burst: 40 } as const;
 /** How long an address a guest tests stays tentative: a defence within this time refuses it. */
 export const TENTATIVE_MS = 500;
 /**

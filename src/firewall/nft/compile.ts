@@ -30,7 +30,7 @@ import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet, rawHex } from './syntax.js';
-import { LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';
+import { HANDOVER_LIMIT, LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';
 
 export const NFT_TABLE = 'xennet';
 export const CHAIN_PRE = 'XN-PRE';
@@ -178,8 +178,8 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
       // ARP from a sender not bound here goes to the daemon: a probe (sender 0.0.0.0) or an
       // announcement (gratuitous ARP) binds its address first come first served. Any other
       // sender must be bound to this port.
-      o.push(`arp saddr ip 0.0.0.0 arp operation request limit rate 20/second burst 40 packets ${tentativeFrom('arp daddr ip')} ${LEARN_LOG}`);
-      o.push(`arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 limit rate 20/second burst 40 packets ${tentativeFrom('arp saddr ip')} ${LEARN_LOG}`);
+      o.push(`arp saddr ip 0.0.0.0 arp operation request ${HANDOVER_LIMIT} ${tentativeFrom('arp daddr ip')} ${LEARN_LOG}`);
+      o.push(`arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 ${HANDOVER_LIMIT} ${tentativeFrom('arp saddr ip')} ${LEARN_LOG}`);
       o.push('arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 drop');
     }
   }
@@ -201,24 +201,24 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     // 7). OFFERs, Advertises, and acks for other clients flooded to every port are not read.
     const chaddr = chaddrMatch(v.mac);
     t.chains.set(vifChain('L', v.name), [
-      `ether type ip ${chaddr} @th,1984,24 0x350105 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
-      `ether type ip ${chaddr} @th,1984,16 != 0x3501 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
-      `ether daddr ${v.mac} ether type ip6 @th,64,8 0x7 limit rate 20/second burst 40 packets ${LEARN_LOG}`,
+      `ether type ip ${chaddr} @th,1984,24 0x350105 ${HANDOVER_LIMIT} ${LEARN_LOG}`,
+      `ether type ip ${chaddr} @th,1984,16 != 0x3501 ${HANDOVER_LIMIT} ${LEARN_LOG}`,
+      `ether daddr ${v.mac} ether type ip6 @th,64,8 0x7 ${HANDOVER_LIMIT} ${LEARN_LOG}`,
     ]);
   }
   if (v.learning) {
     // What learning reads from the guest: its DAD (binds first come first served), its DHCP
     // and DHCPv6 client messages (a release or decline ends a binding). Rate-limited: a guest
     // cannot flood the daemon.
-    if (v.antispoof.ipv6) o.push(`ip6 saddr :: icmpv6 type nd-neighbor-solicit limit rate 20/second burst 40 packets ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`);
-    if (v.antispoof.ipv4) o.push(`ether type ip udp sport 68 udp dport 67 limit rate 20/second burst 40 packets ${LEARN_LOG}`);
-    if (v.antispoof.ipv6) o.push(`ether type ip6 udp sport 546 udp dport 547 limit rate 20/second burst 40 packets ${LEARN_LOG}`);
+    if (v.antispoof.ipv6) o.push(`ip6 saddr :: icmpv6 type nd-neighbor-solicit ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`);
+    if (v.antispoof.ipv4) o.push(`ether type ip udp sport 68 udp dport 67 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
+    if (v.antispoof.ipv6) o.push(`ether type ip6 udp sport 546 udp dport 547 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
   }
   if (v.antispoof.ipv6 && (known || v.learning)) {
     const N = vifChain('N', v.name);
     const targets = [...v.ipv6, ...(v.mac && !v.learning ? [eui64LinkLocal(v.mac)] : [])];
     // No legitimate NA has an extension header before the ICMPv6 header.
-    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return', `ip6 daddr ff02::1 limit rate 20/second burst 40 packets ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`] : []), ...logged(v, 'na', '')]);
+    t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return', `ip6 daddr ff02::1 ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`] : []), ...logged(v, 'na', '')]);
     o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
   }
   const s = sourceChain(v);

@@ -13,11 +13,13 @@
 import { raw128 } from './syntax.js';
 import type { Binding } from '../learning/bindings.js';
 import { NFT_TABLE } from './compile.js';
-import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
+import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
 /** Each port's defences at a rate of its own: a port flooding claims cannot hide another's. */
-const DEFEND_LOG = `add @defend_rate { iifname limit rate 20/second burst 40 packets } log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
+/** nft's form of the hand-over rate of each rule. */
+export const HANDOVER_LIMIT = `limit rate ${HANDOVER_RATE.perSecond}/second burst ${HANDOVER_RATE.burst} packets`;
+const DEFEND_LOG = `add @defend_rate { iifname ${HANDOVER_LIMIT} } log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
 /**
  * The statements that make an address tentative, in the kernel, as the guest's test (or
  * announcement) goes by: so a defence that comes back a millisecond later is already seen.
