@@ -225,6 +225,8 @@ export class AddressLearning {
     // A record that cannot say what is installed says nothing about which guests learn.
     const { index, recovered } = loadIndex(this.ctx.env, silentLogger);
     if (recovered) return;
+    // Nothing recorded, nothing to follow (and no lock to take: most hosts' common case).
+    if (readBindings(this.ctx.env).length === 0) return;
     const notes: string[] = [];
     await updateBindings(this.ctx.env, this.ctx.log, (bindings) => {
       const keep: Binding[] = [];

@@ -132,9 +132,10 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
     if (v.learning) s.push(`${learnedSourceMatch(family, v.name)} -j RETURN`);
     if (family === 'ipv4') {
       s.push('-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN');
-      // Its DHCP client from any source (its own chaddr was checked above): a renewal comes from
-      // the address it holds, which is bound again only by the server's answer to it.
-      if (v.learning && dhcpClientChecked(v)) s.push('-p udp -m udp --sport 68 --dport 67 -j RETURN');
+      // Its DHCP client from any source, with its own chaddr (checked again: a message too short
+      // to hold one must not pass): a renewal comes from the address it holds, which is bound
+      // again only by the server's answer to it.
+      if (v.learning && dhcpClientChecked(v)) s.push(`-p udp -m udp --sport 68 --dport 67 -m u32 --u32 "${chaddrU32(v.mac)}" -j RETURN`);
     } else {
       const targets = [...addrs, ...learnedCidrs(v, 'ipv6')];
       // A learning guest's link-local address is bound like any other, through its DAD.

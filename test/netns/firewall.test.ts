@@ -155,7 +155,8 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
   });
 
   it('drops DHCP and DHCPv6 server replies from a guest (control: the DHCP client exchange from 0.0.0.0 passes)', async () => {
-    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-client'), 'udp4', [WEB_MAC, GW_MAC_ANY, '0.0.0.0', '255.255.255.255', '68', '67', 'dhcp-client']), true);
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', '00005eef0000', 'dhcprequest', [WEB_MAC, WEB_MAC, '0.0.0.0', '255.255.255.255', GW_MAC_ANY]), true, 'a client message with its own chaddr, from 0.0.0.0');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-client'), 'udp4', [WEB_MAC, GW_MAC_ANY, '0.0.0.0', '255.255.255.255', '68', '67', 'dhcp-client']), false, 'but nothing to the server port without its chaddr');
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp-offer'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.105', '255.255.255.255', '67', '68', 'dhcp-offer']), false);
     assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('dhcp6-reply'), 'udp6', [WEB_MAC, '33:33:00:00:00:01', 'fe80::216:3eff:fe00:5', 'ff02::1', '547', '546', 'dhcp6-reply']), false);
     // A rogue server need not answer from the server port (10).

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { start } from '../../src/sys/exec.js';
-import { arrives, framesPy } from './lib/frames.js';
+import { arrives, framesPy, hex } from './lib/frames.js';
 import { sweepLeftovers } from './lib/netns.js';
 
 const macOf = (d: number): string => `00:16:3e:00:05:${d.toString(16).padStart(2, '0')}`;
@@ -198,6 +198,9 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       const marker = Buffer.from([0x00, 0x00, 0x5e, 0xef]).toString('hex');
       assert.equal(await arrives(other.ns, host.lan, 'lan0', marker + '0000', 'dhcprequest', [other.mac, g.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), false, 'a client message with another guest\'s chaddr is dropped');
       assert.ok(await arrives(other.ns, host.lan, 'lan0', marker + '0000', 'dhcprequest', [other.mac, other.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), 'control: with its own chaddr it passes');
+      // From an address it does not hold, only a client message with its own chaddr: not one too
+      // short to carry any (a spoofed source to the servers' port, and nothing more).
+      assert.equal(await arrives(other.ns, host.lan, 'lan0', hex('short-from-anywhere'), 'udp4', [other.mac, lanMac, '192.168.0.99', '192.168.0.1', '68', '67', 'short-from-anywhere']), false, 'a short datagram to port 67 from an address it does not hold is dropped');
     } finally {
       dnsmasq.kill('SIGKILL');
       try {

@@ -5,14 +5,15 @@ import { readLearnPacket } from '../../src/firewall/learning/packets.js';
 import { learnedScript, parseLearnedJson } from '../../src/firewall/nft/learned.js';
 import { parseLoggedPacket } from '../../src/bridge/nl/nflog.js';
 import { parsePolicy } from '../../src/config/load.js';
-import { learnedAddressesByVif, readBindings } from '../../src/firewall/learning/state.js';
+import { learnedAddressesByVif, readBindings, updateBindings } from '../../src/firewall/learning/state.js';
+import { silentLogger } from '../../src/sys/log.js';
 import { currentBootId } from '../../src/sys/boot.js';
 import { compile } from '../../src/firewall/compile.js';
 import { compileVifNft } from '../../src/firewall/nft/compile.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { learnedIpsetLines, learnedSetCreates, parseLearnedIpset, setsReadBy } from '../../src/firewall/learned-xtables.js';
 import { parseCidr as cidrOf, type DomainName, type IfName, type Mac } from '../../src/net/index.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -304,6 +305,27 @@ describe('address learning: bindings', () => {
     }
   });
 
+  it('a record that would not change is not written, nor made when there is nothing to record', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-learned-'));
+    try {
+      const env = { XENNET_STATE_DIR: dir };
+      const log = silentLogger;
+      await updateBindings(env, log, (bindings) => ({ bindings, write: [], remove: [] }));
+      assert.equal(existsSync(join(dir, 'learned.json')), false);
+      const b: Binding = { vif: 'vif1.0', family: 'ipv4', address: '192.168.0.5', how: 'dhcp', since: 1, expires: null };
+      writeFileSync(join(dir, 'learned.json'), JSON.stringify({ version: 1, boot: currentBootId(), bindings: [b] }));
+      const before = statSync(join(dir, 'learned.json')).mtimeMs;
+      await new Promise((r) => setTimeout(r, 20));
+      await updateBindings(env, log, (bindings) => ({ bindings, write: [], remove: [] }));
+      assert.equal(statSync(join(dir, 'learned.json')).mtimeMs, before, 'unchanged: not written');
+      writeFileSync(join(dir, 'learned.json'), JSON.stringify({ version: 1, bindings: [b] }));
+      await updateBindings(env, log, (bindings) => ({ bindings, write: [], remove: [] }));
+      assert.equal((JSON.parse(readFileSync(join(dir, 'learned.json'), 'utf8')) as { boot?: string }).boot, currentBootId(), 'a record without its boot is written with it');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('xtables: a learning guest\'s sources are its own sets, its ARP senders and NA targets its recorded bindings, and what learning reads goes to the daemon at a rate per port', () => {
     const policy = parsePolicy('version: 1\ndefaults:\n  learn_addresses: true\n', 'x.yaml');
     const facts = { name: 'vif7.0' as IfName, bridge: 'xenbr0' as IfName, mac: '00:16:3e:00:00:07' as Mac, ipv4: [], ipv6: [] };
@@ -358,13 +380,13 @@ describe('address learning: bindings', () => {
     assert.ok(x.ipv4.chains.get('XN-O-vif7.0')!.includes(mine));
     assert.ok(x.ipv4.chains.get('XN-O-vif8.0')!.includes(mine), 'a guest with declared addresses too');
     assert.ok(!x.ipv4.chains.get('XN-O-vif9.0')!.some((r) => r.includes('u32')), 'a dhcp_server guest (a relay forwards others\' messages) is not checked');
-    const anySource = '-p udp -m udp --sport 68 --dport 67 -j RETURN';
+    const anySource = '-p udp -m udp --sport 68 --dport 67 -m u32 --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x7" -j RETURN';
     assert.ok(x.ipv4.chains.get('XN-S-vif7.0')!.includes(anySource));
     assert.ok(!x.ipv4.chains.get('XN-S-vif8.0')!.includes(anySource), 'a guest with declared addresses sends from them');
     assert.ok(x.ipv6.chains.get('XN-S-vif7.0')!.includes('-s fe80::/10 -d ff02::1:2/128 -p udp -m udp --sport 546 --dport 547 -j RETURN'));
     const n = compileVifNft(learner, 'mark');
     assert.ok(n.chains.get('XN-O-vif7.0')!.includes('ether type ip udp sport 68 udp dport 67 @th,288,48 != 0x163e000007 counter drop'), n.chains.get('XN-O-vif7.0')!.join('\n'));
-    assert.ok(n.chains.get('XN-S-vif7.0')!.includes('ether type ip udp sport 68 udp dport 67 return'));
+    assert.ok(n.chains.get('XN-S-vif7.0')!.includes('ether type ip udp sport 68 udp dport 67 @th,288,48 0x163e000007 return'), 'with its own chaddr (a message too short for one fails the match)');
     assert.ok(n.chains.get('XN-S-vif7.0')!.includes('ip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 return'));
     assert.ok(!compileVifNft(relay, 'mark').chains.get('XN-O-vif9.0')!.some((r) => r.includes('@th,288,48')));
   });

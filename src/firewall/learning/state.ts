@@ -96,12 +96,26 @@ function validAddress(family: 'ipv4' | 'ipv6', a: string): boolean {
 export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (bindings: Binding[]) => { bindings: Binding[]; write: Binding[]; remove: Binding[] }): Promise<Binding[]> {
   const held = await acquireLock(lockPath(env), 10_000);
   try {
-    const change = fn(readBindings(env, log));
+    const before = readBindings(env, log);
+    const change = fn(before);
     await writeKernel(onNftables(env), change.write, change.remove);
+    // A record that would not change is not written (nor made, when there is nothing to record).
+    const unchanged = JSON.stringify(change.bindings) === JSON.stringify(before);
+    if (unchanged && (existsSync(learnedPath(env)) ? recordedBoot(env) === currentBootId() : change.bindings.length === 0)) return change.bindings;
     writeJsonAtomic(learnedPath(env), { version: 1, boot: currentBootId(), bindings: change.bindings });
     return change.bindings;
   } finally {
     held.release();
+  }
+}
+
+/** The boot the record was written in (undefined: no record, or none said). */
+function recordedBoot(env: NodeJS.ProcessEnv): string | undefined {
+  try {
+    const raw = readJson(learnedPath(env)) as { boot?: unknown } | undefined;
+    return typeof raw?.boot === 'string' ? raw.boot : undefined;
+  } catch {
+    return undefined;
   }
 }
 

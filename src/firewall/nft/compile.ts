@@ -136,10 +136,13 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
   if (v.antispoof.ipv4) {
     for (const c of sortedCidrs(v.ipv4)) s.push(`ip saddr ${hostText(c)} return`);
     if (v.learning) s.push('ip saddr . iifname @learned_ip4 return');
-    s.push('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
-    // Its DHCP client from any source (its own chaddr was checked before): a renewal comes from
-    // the address it holds, which is bound again only by the server's answer to it.
-    if (v.learning && dhcpClientChecked(v)) s.push('ether type ip udp sport 68 udp dport 67 return');
+    // Its DHCP client, with its own chaddr where that is checked (a message too short to hold one
+    // was not dropped before, as the payload match fails either way: it is dropped here): from
+    // 0.0.0.0, and, learning, from any source, since a renewal comes from the address it holds,
+    // which is bound again only by the server's answer to it.
+    const own = dhcpClientChecked(v) ? ` ${chaddrMatch(v.mac)}` : '';
+    s.push(`ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67${own} return`);
+    if (v.learning && own !== '') s.push(`ether type ip udp sport 68 udp dport 67${own} return`);
   }
   if (v.antispoof.ipv6) {
     // A learning guest's link-local address is bound like any other, through its DAD (an EUI-64
