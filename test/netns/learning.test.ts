@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
-import { start } from '../../src/sys/exec.js';
+import { start, type ExecResult } from '../../src/sys/exec.js';
+import type { SimNetns } from '../../src/sim/netns.js';
 import { arrives, framesPy, hex } from './lib/frames.js';
 import { sweepLeftovers } from './lib/netns.js';
 
@@ -67,6 +68,35 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     const srcMac = from === 'lan' ? (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address : from.mac;
     const r = await ns.exec('python3', [framesPy, 'send', iface, 'dhcpack', srcMac, to.mac, from === 'lan' ? '192.168.0.1' : '192.168.0.250', address, String(seconds)]);
     assert.equal(r.code, 0, r.stderr);
+  };
+
+  /**
+   * Runs `fn` with dnsmasq serving `ranges` on `iface` of `ns`; `dhclient` runs the guest's client
+   * once (`-4 -1` and so on). The server and every client started are killed after.
+   */
+  const withDhcp = async (ns: SimNetns, iface: string, ranges: string[], fn: (dhclient: (g: SimGuest, args: string[]) => Promise<ExecResult>) => Promise<void>): Promise<void> => {
+    const leases = mkdtempSync(join(tmpdir(), 'xnt-dhcp-'));
+    const dnsmasq = start('ip', ['netns', 'exec', ns.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', `--interface=${iface}`, '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, ...ranges.map((r) => `--dhcp-range=${r}`)]);
+    const pidFiles: string[] = [];
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      writeFileSync(join(leases, 'dhclient.conf'), 'timeout 15;\nretry 1;\n');
+      await fn((g, args) => {
+        const tag = `${g.vif}${args.join('')}`;
+        pidFiles.push(join(leases, `${tag}.pid`));
+        return g.ns.exec('dhclient', [...args, '-v', '-sf', '/bin/true', '-cf', join(leases, 'dhclient.conf'), '-lf', join(leases, `${tag}.leases`), '-pf', join(leases, `${tag}.pid`), 'eth0'], { timeoutMs: 30_000 });
+      });
+    } finally {
+      dnsmasq.kill('SIGKILL');
+      for (const f of pidFiles) {
+        try {
+          process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGKILL');
+        } catch {
+          /* not running */
+        }
+      }
+      rmSync(leases, { recursive: true, force: true });
+    }
   };
 
   before(async () => {
@@ -169,12 +199,8 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     const other = await host.addGuest(spec(37, 'dyn2'));
     await online(g);
     await online(other);
-    const leases = mkdtempSync(join(tmpdir(), 'xnt-dhcpr-'));
-    const dnsmasq = start('ip', ['netns', 'exec', host.lan.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=lan0', '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, '--dhcp-range=192.168.0.165,192.168.0.165,1h']);
-    try {
-      await new Promise((r) => setTimeout(r, 500));
-      writeFileSync(join(leases, 'dhclient.conf'), 'timeout 15;\nretry 1;\n');
-      const v4 = await g.ns.exec('dhclient', ['-4', '-1', '-v', '-sf', '/bin/true', '-cf', join(leases, 'dhclient.conf'), '-lf', join(leases, 'v4.leases'), '-pf', join(leases, 'v4.pid'), 'eth0'], { timeoutMs: 30_000 });
+    await withDhcp(host.lan, 'lan0', ['192.168.0.165,192.168.0.165,1h'], async (dhclient) => {
+      const v4 = await dhclient(g, ['-4', '-1']);
       assert.equal(v4.code, 0, v4.stderr);
       await addAddress(g, '192.168.0.165/24');
       assert.ok(await reaches(g, '192.168.0.165'), 'control: open, its leased address passes');
@@ -188,53 +214,32 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       assert.doesNotMatch((await xennet(['plan'])).stdout, /switch(es)? to address learning/, 'once installed, no warning');
       // Its renewal: a DHCPREQUEST from the address it holds, unicast to the server.
       const lanMac = (await host.lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;
-      const renew = ['dhcprequest@dst=' + lanMac, g.mac, g.mac, '192.168.0.165', '192.168.0.1', lanMac];
-      const sent = await g.ns.exec('python3', [framesPy, 'send', 'eth0', ...renew]);
+      const sent = await g.ns.exec('python3', [framesPy, 'send', 'eth0', `dhcprequest@dst=${lanMac}`, g.mac, g.mac, '192.168.0.165', '192.168.0.1', lanMac]);
       assert.equal(sent.code, 0, sent.stderr);
       await until('the renewal\'s answer to bind the held address', async () => (await learned(g)).includes('192.168.0.165 dhcp'), 15_000);
       assert.ok(await reaches(g, '192.168.0.165'), 'bound again by the server\'s answer to its renewal');
       // Another guest's client message with g's chaddr never reaches the server (it would take
       // g's lease slot, or renew g's binding from another port); with its own chaddr it does.
-      const marker = Buffer.from([0x00, 0x00, 0x5e, 0xef]).toString('hex');
-      assert.equal(await arrives(other.ns, host.lan, 'lan0', marker + '0000', 'dhcprequest', [other.mac, g.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), false, 'a client message with another guest\'s chaddr is dropped');
-      assert.ok(await arrives(other.ns, host.lan, 'lan0', marker + '0000', 'dhcprequest', [other.mac, other.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), 'control: with its own chaddr it passes');
+      const marker = '00005eef0000'; // the crafted request's xid and secs
+      assert.equal(await arrives(other.ns, host.lan, 'lan0', marker, 'dhcprequest', [other.mac, g.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), false, 'a client message with another guest\'s chaddr is dropped');
+      assert.ok(await arrives(other.ns, host.lan, 'lan0', marker, 'dhcprequest', [other.mac, other.mac, '0.0.0.0', '255.255.255.255', 'ff:ff:ff:ff:ff:ff']), 'control: with its own chaddr it passes');
       // From an address it does not hold, only a client message with its own chaddr: not one too
       // short to carry any (a spoofed source to the servers' port, and nothing more).
       assert.equal(await arrives(other.ns, host.lan, 'lan0', hex('short-from-anywhere'), 'udp4', [other.mac, lanMac, '192.168.0.99', '192.168.0.1', '68', '67', 'short-from-anywhere']), false, 'a short datagram to port 67 from an address it does not hold is dropped');
-    } finally {
-      dnsmasq.kill('SIGKILL');
-      try {
-        process.kill(Number(readFileSync(join(leases, 'v4.pid'), 'utf8').trim()), 'SIGKILL');
-      } catch {
-        /* not running */
-      }
-      rmSync(leases, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a DHCP server on dom0 itself (behind its eth0, the takeover\'s vif0.0 port) is trusted like the LAN\'s', async function () {
     if (!existsSync('/usr/sbin/dnsmasq') || !existsSync('/usr/sbin/dhclient')) this.skip();
     const g = await host.addGuest(spec(41, 'dyn1'));
     await online(g);
-    const leases = mkdtempSync(join(tmpdir(), 'xnt-dhcp0-'));
-    const dnsmasq = start('ip', ['netns', 'exec', host.dom0.name, 'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--interface=eth0', '--bind-interfaces', '--user=root', '--group=root', `--dhcp-leasefile=${join(leases, 'dnsmasq.leases')}`, '--dhcp-range=192.168.0.181,192.168.0.181,1h']);
-    try {
-      await new Promise((r) => setTimeout(r, 500));
-      writeFileSync(join(leases, 'dhclient.conf'), 'timeout 15;\nretry 1;\n');
-      const v4 = await g.ns.exec('dhclient', ['-4', '-1', '-v', '-sf', '/bin/true', '-cf', join(leases, 'dhclient.conf'), '-lf', join(leases, 'v4.leases'), '-pf', join(leases, 'v4.pid'), 'eth0'], { timeoutMs: 30_000 });
+    await withDhcp(host.dom0, 'eth0', ['192.168.0.181,192.168.0.181,1h'], async (dhclient) => {
+      const v4 = await dhclient(g, ['-4', '-1']);
       assert.equal(v4.code, 0, v4.stderr);
       await until('the binding from dom0\'s server', async () => (await learned(g)).includes('192.168.0.181 dhcp'));
       await addAddress(g, '192.168.0.181/24');
       assert.ok(await g.ns.ping('192.168.0.2', { source: '192.168.0.181', waitSeconds: 1 }), 'the lease from dom0 passes');
-    } finally {
-      dnsmasq.kill('SIGKILL');
-      try {
-        process.kill(Number(readFileSync(join(leases, 'v4.pid'), 'utf8').trim()), 'SIGKILL');
-      } catch {
-        /* not running */
-      }
-      rmSync(leases, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a lease ends in the kernel without the daemon; a restart keeps the bindings; a rogue server on another guest binds nothing; offline ends them', async () => {
