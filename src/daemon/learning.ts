@@ -89,8 +89,9 @@ export class AddressLearning {
   private stamp = '';
   /**
    * Addresses guests are testing now ("family address"): per tester's port (ifindex), the ports
-   * that defended it (one guest's test never stands in the way of another's). Kept as packets are read, in the order the kernel logged
-   * them, never behind the queue: a defence is never dropped or judged late.
+   * that defended it (one guest's test never stands in the way of another's). Kept as packets
+   * are read, in the order the kernel logged them, never behind the queue: a defence is never
+   * dropped or judged late.
    */
   private readonly tentative = new Map<string, Map<number, { defenders: Set<number> }>>();
   private tentativeCount = 0;
@@ -493,7 +494,8 @@ export class AddressLearning {
       made = d.write;
       // Only a guest whose addresses changed has rules to change (a renewal re-times its set's
       // element and nothing else).
-      const before = addressesByVif(expire(bindings, now).live);
+      // (Before: as recorded, ended ones included: the rules were made with them.)
+      const before = addressesByVif(bindings);
       const after = addressesByVif(d.bindings);
       for (const b of [...d.write, ...d.remove]) if (before.get(b.vif) !== after.get(b.vif)) changed.add(b.vif);
       return d;
