@@ -404,10 +404,15 @@ export class AddressLearning {
     this.ctx.log.info(`address learning: ${vif} was received by live migration; its announcements (gratuitous ARP, unsolicited NA) bind its addresses for ${RECEIVED_MS / 1000} s`);
   }
 
-  private async portName(index: number | undefined): Promise<string | undefined> {
+  /**
+   * A port's name by its ifindex, from a cache of the links read again on a miss, or when the
+   * name cached is not a guest's the firewall knows (`known`): a vif is renamed (vifname) after
+   * its index was first seen.
+   */
+  private async portName(index: number | undefined, known?: (name: string) => boolean): Promise<string | undefined> {
     if (index === undefined) return undefined;
     let name = this.names.get(index);
-    if (name !== undefined) return name;
+    if (name !== undefined && (known === undefined || known(name))) return name;
     const links = await (await this.ctx.netlink()).listLinks();
     this.names = new Map(links.map((l) => [l.index, l.name]));
     name = this.names.get(index);
@@ -454,9 +459,9 @@ export class AddressLearning {
     // A reply on its way to the guest is logged at forward (it has an out port); the guest's own
     // packets at prerouting (no out port yet).
     const toGuest = p.outPort !== undefined;
-    const vif = await this.portName(toGuest ? p.outPort : p.inPort);
-    if (vif === undefined) return;
     const index = loadIndex(this.ctx.env, silentLogger).index;
+    const vif = await this.portName(toGuest ? p.outPort : p.inPort, (n) => Object.hasOwn(index.vifs, n));
+    if (vif === undefined) return;
     if (!index.vifs[vif]?.learning) return; // not a learning guest (any more)
     if (event.kind === 'announce') {
       // Announcements bind only for a guest received by live migration (its lease was made on

@@ -33,7 +33,7 @@ import { claimsFromPortLines } from './nft/guard.js';
 import { claimsFromGuardLive, guardPorts } from './guard-xtables.js';
 import { normalizeRule } from './normalize.js';
 import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
-import { forgetVif, restoreBindings } from './learning/state.js';
+import { forgetEarlierDomains, forgetVif, restoreBindings } from './learning/state.js';
 import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
@@ -360,6 +360,11 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const learning = new Map(Object.entries(confirmed).filter(([, e]) => e.learning).map(([n, e]) => [n, e.owner?.domid] as const));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)}`));
   }
+  // A vif name that is another domain's now: what the earlier one learned ends (its offline
+  // never ran), before the new guest can send from it.
+  const owners = new Map<string, number>();
+  for (const [name, e] of Object.entries(confirmed)) if (e.learning && e.owner !== undefined && before[name]?.owner?.domid !== e.owner.domid) owners.set(name, e.owner.domid);
+  await forgetEarlierDomains(env, log, owners).catch((err: unknown) => log.warning(`an earlier domain's learned bindings could not be removed: ${reasonOf(err)}`));
   // A learning guest's bindings end with its vif (its sets' elements are state, not rules).
   for (const name of removing) {
     if (confirmed[name] || !before[name]?.learning) continue;

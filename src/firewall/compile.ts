@@ -24,7 +24,7 @@ import { cidrText, dhcpClientChecked, emptyRuleSet, tableNames, XTABLES, type Cl
 import { compileSharedNft, compileVifNft } from './nft/compile.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from './names.js';
 import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned-xtables.js';
-import { DEFEND_PREFIX, LEARN_PREFIX } from './learning/log.js';
+import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX } from './learning/log.js';
 import { buildTree } from './tree.js';
 import type { MemberFacts } from './store.js';
 
@@ -380,13 +380,16 @@ export function compileShared(members: readonly TreeMember[], engine: Engine = X
     rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_LEARN_TO}` });
     // An NA to all nodes may defend an address a learning guest tests by DAD: logged once per
     // frame, as it enters the bridge (raw PREROUTING, before it is flooded to every port), at a
-    // rate per input port (a leaf of its own), so that one port's flood neither multiplies by
-    // the guests nor uses up another port's share. Other ports (the uplink, dom0) share the last
-    // rule. Which defences count is the daemon's to judge: a guest's NA for an address it may
-    // not claim is dropped by its own chains later, and counts for nothing.
+    // rate per guest port (a leaf of its own), so that one port's flood neither multiplies by
+    // the guests nor uses up another port's share. Which defences count is the daemon's to
+    // judge: a guest's NA for an address it may not claim is dropped by its own chains later,
+    // and counts for nothing.
     const leaf = (n: string): string[] => [`-m physdev --physdev-in ${n} ${nflogTarget(DEFEND_PREFIX)}`, `-m physdev --physdev-in ${n} -j RETURN`];
     for (const [k, v] of buildTree(names, { root: CHAIN_NA_DEFENCE, chainFor: (p) => `${CHAIN_NA_DEFENCE}-${p}`, match: (p) => `-m physdev --physdev-in ${p}`, leaf: () => '', leafRules: leaf, verb: '-g' })) rs.ipv6raw.chains.set(k, v);
-    rs.ipv6raw.chains.get(CHAIN_NA_DEFENCE)!.push(nflogTarget(DEFEND_PREFIX));
+    // Other ports carry many hosts' defences (the uplink: the whole LAN): there the rate is per
+    // source address, which is the address defended (a defending NA comes from it), so a guest
+    // that makes the LAN defend one address cannot use up the share of another's defence.
+    rs.ipv6raw.chains.get(CHAIN_NA_DEFENCE)!.push(`-m hashlimit --hashlimit-upto ${HANDOVER_RATE.perSecond}/sec --hashlimit-burst ${HANDOVER_RATE.burst} --hashlimit-mode srcip --hashlimit-name xn-nad -j NFLOG --nflog-prefix "${DEFEND_PREFIX}" --nflog-group ${LEARN_GROUP}`);
     for (const b of [...new Set(members.map((m) => m.bridge).filter((b) => b !== null))].sort()) rs.ipv6raw.roots.push({ chain: 'PREROUTING', rule: `-i ${b} -d ff02::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m physdev --physdev-is-in -j ${CHAIN_NA_DEFENCE}` });
   }
   if (members.some((m) => m.isolated)) {

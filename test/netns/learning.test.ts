@@ -520,6 +520,54 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     assert.deepEqual(await learned(g), ['2001:db8::88 dad'], 'the LAN host\'s address is not bound');
   });
 
+  it('a guest that makes the LAN defend one address, as fast as it can, cannot hide the defence of another (a second guest tests a LAN host\'s address meanwhile); the control: a free address binds', async () => {
+    const g = await host.addGuest(spec(43, 'dyn1'));
+    const b = await host.addGuest(spec(44, 'dyn2'));
+    await online(g);
+    await online(b);
+    await host.lan.ip('addr', 'add', '192.168.0.77/24', 'dev', 'lan0');
+    await host.lan.ip('addr', 'add', '2001:db8::77/64', 'dev', 'lan0', 'nodad');
+    const test = async (kind: string, address: string): Promise<void> => {
+      const r = await g.ns.exec('python3', [framesPy, 'send', 'eth0', `${kind}@repeat=1`, g.mac, address]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    // b tests the gateway's addresses thousands of times a second: the LAN defends every test.
+    const flood = Promise.all([
+      b.ns.exec('python3', [framesPy, 'send', 'eth0', 'arp-probe@repeat=4000', b.mac, '192.168.0.1'], { timeoutMs: 60_000 }),
+      b.ns.exec('python3', [framesPy, 'send', 'eth0', 'ns-dad@repeat=4000', b.mac, '2001:db8::1'], { timeoutMs: 60_000 }),
+    ]);
+    await new Promise((r) => setTimeout(r, 800));
+    await test('arp-probe', '192.168.0.77');
+    await test('ns-dad', '2001:db8::77');
+    await test('arp-probe', '192.168.0.89');
+    await test('ns-dad', '2001:db8::89');
+    for (const r of await flood) assert.equal(r.code, 0, r.stderr);
+    await until('the free addresses\' bindings', async () => (await learned(g)).join() === '192.168.0.89 arp-probe,2001:db8::89 dad');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await learned(g), ['192.168.0.89 arp-probe', '2001:db8::89 dad'], 'the LAN host\'s addresses are not bound');
+    assert.deepEqual(await learned(b), [], 'nor the gateway\'s');
+  });
+
+  it('a vif name outlives its domain: what an earlier domain learned on it (its offline never ran) is not the next one\'s, with or without the daemon', async () => {
+    const a = await host.addGuest({ ...spec(61, 'dyn1'), vifname: 'web0' });
+    await online(a);
+    await addAddress(a, '192.168.0.171/24');
+    await ack('lan', a, '192.168.0.171', 3600);
+    await until('the lease\'s binding', async () => ((await status()).vifs.find((v) => v.name === 'web0')?.learned ?? []).some((b) => b.address === '192.168.0.171'));
+    assert.ok(await reaches(a, '192.168.0.171'), 'control: domain 61 sends from its lease');
+    // Domain 61 goes without its offline (a crash of the toolstack), and domain 62 gets the
+    // same vif name; no daemon runs to follow it.
+    await host.stopDaemon();
+    await host.dom0.ip('link', 'del', 'web0');
+    host.removeDevice(a);
+    const b = await host.addGuest({ ...spec(62, 'dyn2'), vifname: 'web0' });
+    await online(b);
+    await addAddress(b, '192.168.0.171/24');
+    assert.equal(await reaches(b, '192.168.0.171'), false, 'domain 62 does not inherit domain 61\'s lease');
+    const record = JSON.parse(readFileSync(join(host.env()['XENNET_STATE_DIR']!, 'learned.json'), 'utf8')) as { bindings: { vif: string; address: string }[] };
+    assert.ok(!record.bindings.some((x) => x.vif === 'web0' && x.address === '192.168.0.171'), JSON.stringify(record));
+  });
+
   it('never the gateway\'s or dom0\'s address, nor one inside another guest\'s (guard or not, its MAC\'s link-local too); a LAN host defends its own against a single DAD or ARP probe; an ACK for another client binds nothing, and a flood of them leaves the guest its own', async () => {
     await host.stopDaemon();
     writeRules('  unguarded:\n    identity_guard: false\n');

@@ -355,12 +355,12 @@ describe('address learning: bindings', () => {
     ]);
     assert.deepEqual(bound.eb.roots, [{ chain: 'FORWARD', rule: '-j XN-LT' }]);
     // NAs to all nodes (defences of a DAD) are handed over once per frame as it enters the bridge,
-    // at a rate per input port; other ports (the uplink, dom0) share the last rule.
+    // at a rate per guest port; from other ports (the uplink: the whole LAN), per source address.
     assert.ok(!bound.ipv6.chains.get('XN-I-vif7.0')!.some((r) => r.includes('XN defend')), 'not once per port the frame is flooded to');
     assert.deepEqual(bound.ipv6raw.chains.get('XN-NAD'), [
       '-m physdev --physdev-in vif7.0 -m limit --limit 20/sec --limit-burst 40 -j NFLOG --nflog-prefix "XN defend" --nflog-group 30830',
       '-m physdev --physdev-in vif7.0 -j RETURN',
-      '-m limit --limit 20/sec --limit-burst 40 -j NFLOG --nflog-prefix "XN defend" --nflog-group 30830',
+      '-m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-mode srcip --hashlimit-name xn-nad -j NFLOG --nflog-prefix "XN defend" --nflog-group 30830',
     ]);
     assert.ok(bound.ipv6raw.roots.some((r) => r.rule === '-i xenbr0 -d ff02::1/128 -p ipv6-icmp -m icmp6 --icmpv6-type 136 -m physdev --physdev-is-in -j XN-NAD'));
     assert.ok(bound.ipv4.chains.get('XN-TO')!.some((r) => r.includes('-g XN-I-vif7.0')), 'a learning guest is in the to-guest tree (inbound accept or not)');

@@ -211,6 +211,21 @@ export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string
   await dropLearnedSets(env, [vif]);
 }
 
+/**
+ * Ends what an earlier domain learned on these vifs (`owners`: vif -> the domain whose it is now;
+ * the earlier one's offline never ran): in the record and in the kernel, where its elements would
+ * let the new domain send from them. The record is read once, and written only when it has some.
+ */
+export async function forgetEarlierDomains(env: NodeJS.ProcessEnv, log: Logger, owners: ReadonlyMap<string, number>): Promise<void> {
+  const earlier = (b: Binding): boolean => owners.has(b.vif) && ofAnotherDomain(b, owners.get(b.vif));
+  if (owners.size === 0 || !readBindings(env).some(earlier)) return;
+  await updateBindings(env, log, (bindings) => {
+    const gone = bindings.filter(earlier);
+    for (const b of gone) log.info(`${b.vif}: ${b.address} unbound (domain ${b.domid} learned it; the vif is domain ${owners.get(b.vif)}'s now)`);
+    return { bindings: bindings.filter((b) => !gone.includes(b)), write: [], remove: gone };
+  });
+}
+
 /** xtables: these vifs' sets go (a set a rule still reads stays: its destroy fails, harmlessly). */
 export async function dropLearnedSets(env: NodeJS.ProcessEnv, vifs: Iterable<string>): Promise<void> {
   if (onNftables(env)) return;

@@ -195,7 +195,9 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   // A DHCP client message is the guest's own only with its own MAC as chaddr: another's would
   // take that client's lease slots at the server (or, learning, its binding's renewals). One too
   // short to hold a chaddr fails the match and is dropped with the rest.
-  if (dhcpClientChecked(v)) o.push(...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
+  // A first fragment (its chaddr may lie past its end, and the later fragments carry no UDP
+  // header to check) is never a legitimate DHCP message: dropped, nothing reassembles.
+  if (dhcpClientChecked(v)) o.push(...logged(v, 'dhcpc', 'ip frag-off & 8192 != 0 udp sport 68 udp dport 67'), ...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   if (v.learning && v.mac) {
     // The server replies that are this guest's own go to the daemon, each port with its own rate:

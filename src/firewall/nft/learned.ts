@@ -16,10 +16,14 @@ import { NFT_TABLE } from './compile.js';
 import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;
-/** Each port's defences at a rate of its own: a port flooding claims cannot hide another's. */
 /** nft's form of the hand-over rate of each rule. */
 export const HANDOVER_LIMIT = `limit rate ${HANDOVER_RATE.perSecond}/second burst ${HANDOVER_RATE.burst} packets`;
-const DEFEND_LOG = `add @defend_rate { iifname ${HANDOVER_LIMIT} } log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
+/**
+ * Defences go to the daemon at a rate per (address defended, input port): the uplink carries
+ * every LAN host's, so a rate per port alone would let a guest that makes the LAN defend one
+ * address (its own flood of tests) use up the share of the defence of another.
+ */
+const defendLog = (key: 'arp saddr ip' | '@th,64,128'): string => `add @${key === '@th,64,128' ? 'defend_rate6' : 'defend_rate4'} { ${key} . iifname ${HANDOVER_LIMIT} } log prefix "${DEFEND_PREFIX}" group ${LEARN_GROUP}`;
 /**
  * The statements that make an address tentative, in the kernel, as the guest's test (or
  * announcement) goes by: so a defence that comes back a millisecond later is already seen.
@@ -43,7 +47,8 @@ export const LEARNED_SETS = [
   { name: 'tentative4_port', type: 'type ipv4_addr . ifname; size 65535; flags dynamic,timeout;' },
   { name: 'tentative_na', type: 'typeof @th,64,128; size 65535; flags dynamic,timeout;' },
   { name: 'tentative_na_port', type: 'typeof @th,64,128 . iifname; size 65535; flags dynamic,timeout;' },
-  { name: 'defend_rate', type: 'type ifname; size 65535; flags dynamic,timeout; timeout 10s;' },
+  { name: 'defend_rate4', type: 'type ipv4_addr . ifname; size 65535; flags dynamic,timeout; timeout 10s;' },
+  { name: 'defend_rate6', type: 'typeof @th,64,128 . iifname; size 65535; flags dynamic,timeout; timeout 10s;' },
 ] as const;
 
 /**
@@ -55,8 +60,8 @@ export const LEARNED_GUARD: readonly { rule: string; written?: string }[] = [
   { rule: 'ip saddr . iifname != @learned_ip4 ip saddr @learned_keys4 counter drop' },
   { rule: 'ip6 saddr . iifname != @learned_ip6 ip6 saddr @learned_keys6 counter drop' },
   { rule: 'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop', written: 'meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @learned_na @th,64,128 @learned_na_keys counter drop' },
-  { rule: `arp saddr ip @tentative4 arp saddr ip . iifname != @tentative4_port ${DEFEND_LOG}`, written: `meta protocol arp arp saddr ip @tentative4 arp saddr ip . iifname != @tentative4_port ${DEFEND_LOG}` },
-  { rule: `icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na @th,64,128 . iifname != @tentative_na_port ${DEFEND_LOG}`, written: `meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na @th,64,128 . iifname != @tentative_na_port ${DEFEND_LOG}` },
+  { rule: `arp saddr ip @tentative4 arp saddr ip . iifname != @tentative4_port ${defendLog('arp saddr ip')}`, written: `meta protocol arp arp saddr ip @tentative4 arp saddr ip . iifname != @tentative4_port ${defendLog('arp saddr ip')}` },
+  { rule: `icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na @th,64,128 . iifname != @tentative_na_port ${defendLog('@th,64,128')}`, written: `meta protocol ip6 icmpv6 type nd-neighbor-advert @th,64,128 @tentative_na @th,64,128 . iifname != @tentative_na_port ${defendLog('@th,64,128')}` },
 ];
 
 
