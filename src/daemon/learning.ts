@@ -27,6 +27,13 @@ const MAX_QUEUED = 256;
 const MAX_QUEUED_PER_PORT = 16;
 const MAX_TENTATIVE = 128;
 const MAX_TENTATIVE_PER_PORT = 8;
+/**
+ * How long a defence of an address is remembered, whoever's test it answered: a guest that
+ * floods tests of an address another holds uses up the rate at which its defences are handed
+ * over, but not this memory, so a second guest's test of it meanwhile is refused too.
+ */
+const DEFENDED_MEMORY_MS = 10_000;
+const MAX_DEFENDED = 4096;
 /** Binding changes within this long are installed as one (xtables). */
 const REINSTALL_COALESCE_MS = 250;
 /** A failed reinstall is tried again after this long, doubling up to the most. */
@@ -95,6 +102,8 @@ export class AddressLearning {
    */
   private readonly tentative = new Map<string, Map<number, { defenders: Set<number> }>>();
   private tentativeCount = 0;
+  /** Addresses defended lately ("family address"): by which ports, when last. */
+  private readonly defended = new Map<string, Map<number, number>>();
   private readonly tentativeByPort = new Map<number, number>();
   /** On xtables: guests whose rules wait to be installed again from their bindings. */
   private readonly pendingReinstall = new Set<string>();
@@ -338,7 +347,9 @@ export class AddressLearning {
         if (left > 0) this.tentativeByPort.set(port, left);
         else this.tentativeByPort.delete(port);
         if (this.stopped) return;
-        const defenders = [...t.defenders];
+        const since = Date.now() - DEFENDED_MEMORY_MS;
+        const lately = [...(this.defended.get(key) ?? [])].filter(([d, at]) => d !== port && at >= since).map(([d]) => d);
+        const defenders = [...new Set([...t.defenders, ...lately])];
         this.schedule(() => this.settleTest(p, { ...event, bindNow: true }, family, defenders));
       });
     }, TENTATIVE_MS).unref();
@@ -346,6 +357,9 @@ export class AddressLearning {
 
   /** A test whose time is up: refused when a port that may claim the address defended it, else decided. */
   private async settleTest(p: LoggedPacket, event: LearnEvent & { kind: 'dad' | 'arp-probe' | 'announce' }, family: LearnedFamily, defenders: readonly number[]): Promise<void> {
+    // The tester's port by a fresh look at the links: its vif may have gone since the test, and
+    // its name be another domain's now (vifname), whose test this is not.
+    if ((await this.portName(p.inPort, () => false)) === undefined) return;
     const by = defenders.length === 0 ? undefined : await this.entitledDefender(defenders, family, event.address);
     if (by === undefined) return this.handle(p, event);
     const vif = (await this.portName(p.inPort)) ?? `port ${p.inPort}`;
@@ -479,9 +493,17 @@ export class AddressLearning {
   private defence(p: LoggedPacket): void {
     const claimed = readClaimedAddress(p.ethertype, p.payload);
     if (!claimed) return;
-    const testers = this.tentative.get(`${claimed.family} ${claimed.address}`);
-    if (!testers || p.inPort === undefined) return;
-    for (const [port, t] of testers) if (port !== p.inPort && t.defenders.size < 64) t.defenders.add(p.inPort);
+    if (p.inPort === undefined) return;
+    const key = `${claimed.family} ${claimed.address}`;
+    const testers = this.tentative.get(key);
+    if (testers) for (const [port, t] of testers) if (port !== p.inPort && t.defenders.size < 64) t.defenders.add(p.inPort);
+    // Remembered a while, whoever tested it (the newest last: the oldest go first when full).
+    let by = this.defended.get(key);
+    if (by) this.defended.delete(key);
+    else if (this.defended.size >= MAX_DEFENDED) this.defended.delete(this.defended.keys().next().value!);
+    by ??= new Map();
+    if (by.size < 64 || by.has(p.inPort)) by.set(p.inPort, Date.now());
+    this.defended.set(key, by);
   }
 
   private async decideFor(vif: string, event: LearnEvent, known?: FirewallIndex, knownHeldBy?: (family: LearnedFamily, address: string) => string | undefined): Promise<void> {

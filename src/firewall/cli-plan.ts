@@ -57,14 +57,15 @@ export function planWidenings(installed: Readonly<Record<string, IndexEntry>>, r
 
 /**
  * The running guests this policy switches to address learning with no binding yet (installed
- * without learning: addresses declared, or open): as one warning, since each is cut off from the
+ * without learning: addresses declared, or open; or not installed by xennet at all): as one warning, since each is cut off from the
  * addresses it holds until its DHCP client renews (the server's answer binds the address) or it
  * tests an address again (DAD, an ARP probe).
  */
 export function learningSwitchWarning(installed: Readonly<Record<string, IndexEntry>>, resolved: readonly ResolvedVif[]): string | undefined {
   const cut = resolved.filter((r) => {
     const e = Object.hasOwn(installed, r.name) ? installed[r.name] : undefined;
-    return r.learning && e !== undefined && !e.learning && (r.learned?.ipv4.length ?? 0) + (r.learned?.ipv6.length ?? 0) === 0;
+    // (A vif with no record runs without xennet's rules: a first apply on a running host.)
+    return r.learning && !e?.learning && (r.learned?.ipv4.length ?? 0) + (r.learned?.ipv6.length ?? 0) === 0;
   });
   if (cut.length === 0) return undefined;
   const names = cut.map((r) => `${r.name}${r.domain !== undefined ? ` (${r.domain})` : ''}`).join(', ');

@@ -241,7 +241,9 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
  */
 function ebLearnChain(v: ResolvedVif, t: TableRules): void {
   const l: string[] = [];
-  if (v.antispoof.ipv4 && v.antispoof.arp) l.push(`-p ARP --arp-op Reply --arp-ip-dst 0.0.0.0 ${LEARN_RATE} -j ${CHAIN_DEFEND}`);
+  // Only the uplink's and dom0's replies: another guest's would use up this guest's rate (its
+  // own addresses are refused by their declaration or binding, not by a defence).
+  if (v.antispoof.ipv4 && v.antispoof.arp) l.push(`-p ARP --mark ${hex(MARK_GUEST)}/${hex(MARK_GUEST)} -j RETURN`, `-p ARP --arp-op Reply --arp-ip-dst 0.0.0.0 ${LEARN_RATE} -j ${CHAIN_DEFEND}`);
   if (v.antispoof.ipv6 && v.mac) {
     // (Two rules: ebtables-nft-save prints only one of a mark match and a limit in one rule.)
     l.push(`-p IPv6 --mark ${hex(MARK_GUEST)}/${hex(MARK_GUEST | MARK_DHCP_SERVER)} -j RETURN`);

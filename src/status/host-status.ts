@@ -288,6 +288,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     }
   }
   // A recorded binding the kernel lacks (its set flushed by hand) leaves the guest without it.
+  const unrecorded = vifs.flatMap((v) => v.learned.filter((b) => b.how === 'unrecorded').map((b) => `${v.name} ${b.address}`));
+  if (unrecorded.length > 0 && learnedAll.together) problems.push(`learned bindings in the kernel that nobody recorded (a crash between the two writes, or added by hand): ${unrecorded.join(', ')}; those guests may send from them: \`xennet apply\` (or a daemon restart) removes them`);
   const missing = learnedAll.missing.filter((m) => vifs.some((v) => v.name === m.vif && v.addressSource === 'learned'));
   if (missing.length > 0) problems.push(`learned bindings recorded but not in the kernel (a set flushed by hand?): ${missing.map((m) => `${m.vif} ${m.address}`).join(', ')}; those guests cannot send from them until \`xennet apply\` puts them back`);
   // One note for the learning guests with no address yet (after an upgrade, a host's many).
@@ -400,7 +402,7 @@ function addressCell(v: VifStatus): string {
  * the record), and the recorded ones the kernel lacks (a set flushed by hand: the guest cannot
  * use them until `xennet apply` puts them back).
  */
-async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[] }> {
+async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[]; together: boolean }> {
   const out = new Map<string, LearnedStatus[]>();
   const { readRecordAndKernel } = await import('../firewall/learning/state.js');
   const { expire } = await import('../firewall/learning/bindings.js');
@@ -417,7 +419,7 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<str
     out.set(k.vif, list);
   }
   const missing = kernel === undefined || !read.together ? [] : recorded.filter((b) => !kernel.some((k) => k.vif === b.vif && k.family === b.family && k.address === b.address)).map((b) => ({ vif: b.vif, address: b.address }));
-  return { byVif: out, missing };
+  return { byVif: out, missing, together: read.together };
 }
 
 export function renderHostStatus(s: HostStatus, color: boolean): string {

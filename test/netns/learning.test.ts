@@ -548,6 +548,35 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     assert.deepEqual(await learned(b), [], 'nor the gateway\'s');
   });
 
+  it('a guest flooding tests of an address the LAN holds (using up its defences\' rate) hides that defence from no other guest\'s test, nor do its ARP replies to the tester; the control: a free address binds', async () => {
+    const g = await host.addGuest(spec(52, 'dyn1'));
+    const b = await host.addGuest(spec(53, 'dyn2'));
+    await online(g);
+    await online(b);
+    await host.lan.ip('addr', 'add', '192.168.0.77/24', 'dev', 'lan0');
+    await host.lan.ip('addr', 'add', '2001:db8::77/64', 'dev', 'lan0', 'nodad');
+    const send = async (x: SimGuest, kind: string, args: string[]): Promise<void> => {
+      const r = await x.ns.exec('python3', [framesPy, 'send', 'eth0', kind, ...args], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await send(b, 'arp-probe@repeat=1', [b.mac, '192.168.0.93']);
+    await until('b\'s own address', async () => (await learned(b)).includes('192.168.0.93 arp-probe'));
+    // b floods until T; g tests just before T, when the rate of the defences is used up and no
+    // defence of b's tests follows within g's tentative time.
+    const T = Date.now() / 1000 + 3;
+    await Promise.all([
+      send(b, `arp-probe@until=${T}`, [b.mac, '192.168.0.77']),
+      send(b, `ns-dad@until=${T}`, [b.mac, '2001:db8::77']),
+      // Replies to g's probes, from b's own address: they pass b's checks.
+      send(b, `arp-reply@until=${T}`, [b.mac, '192.168.0.93', g.mac, '0.0.0.0']),
+      ...([['arp-probe', '192.168.0.77'], ['ns-dad', '2001:db8::77'], ['arp-probe', '192.168.0.94'], ['ns-dad', '2001:db8::94']] as const).map(([kind, a]) => send(g, `${kind}@repeat=1,at=${T - 0.003}`, [g.mac, a])),
+    ]);
+    await until('the free addresses\' bindings', async () => (await learned(g)).join() === '192.168.0.94 arp-probe,2001:db8::94 dad', 10_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(await learned(g), ['192.168.0.94 arp-probe', '2001:db8::94 dad'], 'the LAN host\'s addresses are not bound');
+    assert.deepEqual(await learned(b), ['192.168.0.93 arp-probe']);
+  });
+
   it('a vif name outlives its domain: what an earlier domain learned on it (its offline never ran) is not the next one\'s, with or without the daemon', async () => {
     const a = await host.addGuest({ ...spec(61, 'dyn1'), vifname: 'web0' });
     await online(a);

@@ -82,6 +82,11 @@ describe('address learning: packets', () => {
     assert.deepEqual(readLearnPacket(0x0800, ack('192.168.0.50', 3600), true), { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 3600 });
     assert.deepEqual(readLearnPacket(0x0800, ack('192.168.0.50', 0xffffffff), true), { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: null });
     assert.equal(readLearnPacket(0x0800, ack('192.168.0.50', 3600), false), undefined, 'from the guest: not a reply');
+    // An echoed client identifier (RFC 6842) of another hardware address: another client's lease.
+    const withId = (id: number[]): Buffer => ipv4Udp('192.168.0.1', '255.255.255.255', 67, 68, bootp(2, '0.0.0.0', '192.168.0.50', [53, 1, 5, 51, 4, 0, 0, 14, 16, 61, id.length, ...id]));
+    assert.deepEqual(readLearnPacket(0x0800, withId([1, 0, 0, 0, 0, 0, 0]), true), { kind: 'dhcp-ack', address: '192.168.0.50', leaseSeconds: 3600 }, 'its own (the chaddr)');
+    assert.equal(readLearnPacket(0x0800, withId([1, 0x52, 0x54, 0, 0xaa, 0xbb, 0xcc]), true), undefined, 'a LAN host\'s identifier');
+    assert.deepEqual(readLearnPacket(0x0800, withId([255, 1, 2, 3, 4, 0, 1, 0, 1]), true)?.kind, 'dhcp-ack', 'an RFC 4361 identifier (IAID and DUID) is not a hardware address to compare');
   });
 
   it('refuses what does not parse whole: truncated, options past the end, no lease, unusable addresses, fragments', () => {
@@ -349,6 +354,7 @@ describe('address learning: bindings', () => {
     const i4 = bound.ipv4.chains.get('XN-I-vif7.0')!;
     assert.ok(i4.every((r) => r.includes('0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x7&&') && r.includes('-j NFLOG --nflog-prefix "XN learn" --nflog-group 30830')), i4.join('\n'));
     assert.deepEqual(bound.eb.chains.get('XN-L-vif7.0'), [
+      '-p ARP --mark 0x100000/0x100000 -j RETURN',
       '-p ARP --arp-op Reply --arp-ip-dst 0.0.0.0 --limit 20/sec --limit-burst 40 -j XN-DEFEND',
       '-p IPv6 --mark 0x100000/0x500000 -j RETURN',
       '-p IPv6 -d 00:16:3e:00:00:07 --ip6-proto udp --ip6-sport 547 --ip6-dport 546 --limit 20/sec --limit-burst 40 -j XN-LEARN',

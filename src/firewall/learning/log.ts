@@ -11,8 +11,11 @@ export const LEARN_PREFIX = 'XN learn';
 export const DEFEND_PREFIX = 'XN defend';
 /** What each rule that hands packets to the daemon lets through: per second, and in a burst. */
 export const HANDOVER_RATE = { perSecond: 20, burst: 40 } as const;
-/** How long an address a guest tests stays tentative: a defence within this time refuses it. */
-export const TENTATIVE_MS = 500;
+/**
+ * How long an address a guest tests stays tentative: a defence within this time refuses it. A
+ * second (RFC 4862's RetransTimer): a proxy-NDP router answers after up to 0.8 s (proxy_delay).
+ */
+export const TENTATIVE_MS = 1000;
 /**
  * The longest lifetime a binding's kernel element carries (ipset's limit, 2^31/1000 s: 24.8 days).
  * A longer lease is written with no end in the kernel, and the daemon ends it.

@@ -94,6 +94,11 @@ function dhcp4(p: Buffer, fromServer: boolean): LearnEvent | undefined {
     if (type[0] !== 5) return undefined; // DHCPACK
     const address = ip4(d, 16);
     if (!usable4(address)) return undefined; // the ACK of a DHCPINFORM names no address
+    // A server that echoes the client identifier (RFC 6842) says whose lease this is: one made
+    // of another hardware address (type 1) is another client's, whatever chaddr says (a guest
+    // presenting a LAN host's identifier would get that host's lease).
+    const clientId = opts.get(61);
+    if (clientId && clientId.length === 7 && clientId[0] === 1 && !clientId.subarray(1).equals(d.subarray(28, 34))) return undefined;
     const lease = opts.get(51);
     if (!lease || lease.length !== 4) return undefined;
     const s = lease.readUInt32BE(0);
