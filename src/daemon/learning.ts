@@ -26,7 +26,7 @@ const SYNC_MS = 2000;
 const MAX_QUEUED = 256;
 const MAX_QUEUED_PER_PORT = 16;
 const MAX_TENTATIVE = 128;
-const MAX_TENTATIVE_PER_PORT = 8;
+const MAX_TENTATIVE_PER_PORT = 16;
 /**
  * How long a defence of an address is remembered, whoever's test it answered: a guest that
  * floods tests of an address another holds uses up the rate at which its defences are handed
