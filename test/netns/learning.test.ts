@@ -62,6 +62,11 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
   const addAddress = async (g: SimGuest, cidr: string, dad = false): Promise<void> => {
     await g.ns.ip('addr', 'add', cidr, 'dev', 'eth0', ...(cidr.includes(':') && !dad ? ['nodad'] : []));
   };
+  /** Sends crafted frames (frames.py) from a guest's eth0. */
+  const sendFrom = async (x: SimGuest, kind: string, args: string[]): Promise<void> => {
+    const r = await x.ns.exec('python3', [framesPy, 'send', 'eth0', kind, ...args], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+  };
   const ack = async (from: 'lan' | SimGuest, to: SimGuest, address: string, seconds: number): Promise<void> => {
     const ns = from === 'lan' ? host.lan : from.ns;
     const iface = from === 'lan' ? 'lan0' : 'eth0';
@@ -529,10 +534,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     await online(b);
     await host.lan.ip('addr', 'add', '192.168.0.77/24', 'dev', 'lan0');
     await host.lan.ip('addr', 'add', '2001:db8::77/64', 'dev', 'lan0', 'nodad');
-    const test = async (kind: string, address: string): Promise<void> => {
-      const r = await g.ns.exec('python3', [framesPy, 'send', 'eth0', `${kind}@repeat=1`, g.mac, address]);
-      assert.equal(r.code, 0, r.stderr);
-    };
+    const test = (kind: string, address: string): Promise<void> => sendFrom(g, `${kind}@repeat=1`, [g.mac, address]);
     // b tests the gateway's addresses thousands of times a second: the LAN defends every test.
     const flood = Promise.all([
       b.ns.exec('python3', [framesPy, 'send', 'eth0', 'arp-probe@repeat=4000', b.mac, '192.168.0.1'], { timeoutMs: 60_000 }),
@@ -557,10 +559,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     await online(b);
     await host.lan.ip('addr', 'add', '192.168.0.77/24', 'dev', 'lan0');
     await host.lan.ip('addr', 'add', '2001:db8::77/64', 'dev', 'lan0', 'nodad');
-    const send = async (x: SimGuest, kind: string, args: string[]): Promise<void> => {
-      const r = await x.ns.exec('python3', [framesPy, 'send', 'eth0', kind, ...args], { timeoutMs: 60_000 });
-      assert.equal(r.code, 0, r.stderr);
-    };
+    const send = sendFrom;
     await send(b, 'arp-probe@repeat=1', [b.mac, '192.168.0.93']);
     await until('b\'s own address', async () => (await learned(b)).includes('192.168.0.93 arp-probe'));
     // b floods until T; g tests just before T, when the rate of the defences is used up and no
