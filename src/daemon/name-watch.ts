@@ -117,12 +117,18 @@ export class NameWatch {
       this.watched.delete(d);
       for (const p of paths) await xs.unwatch(p, `${TOKEN}${d}`).catch(() => undefined);
     }
-    for (const d of domids) if (!this.watched.has(d)) await this.watchDomain(xs, d);
-    this.stamp = stamp;
-    if (this.lookAtAll) {
-      this.lookAtAll = false;
-      for (const d of domids) this.noticed(d);
+    // A domain watched for the first time is looked at once: it may have been renamed between
+    // its hook's read of its name and this watch (xl renames a guest received by migration as
+    // soon as it runs here), and xenstored's first event of a watch is no change to act on.
+    const fresh: number[] = [];
+    for (const d of domids) {
+      if (this.watched.has(d)) continue;
+      await this.watchDomain(xs, d);
+      fresh.push(d);
     }
+    this.stamp = stamp;
+    for (const d of this.lookAtAll ? domids : fresh) this.noticed(d);
+    this.lookAtAll = false;
   }
 
   /** Every domain is looked at once after the watches are made anew. */

@@ -327,6 +327,29 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
     }
   });
 
+  it('a rename written as the online hook finishes, before the daemon watches the domain, is followed all the same', async () => {
+    await host.startDaemon(env);
+    const d = 18;
+    const g = await host.addGuest(spec(d, { name: 'web--incoming' }));
+    // xl renames a received guest once it runs here: at the latest moment, here in the same
+    // turn as the hook's "connected" (the daemon's watch of the domain comes after its exit).
+    const renameAtConnected = (path: string, value: string | undefined): void => {
+      if (path.endsWith(`/backend/vif/${d}/0/hotplug-status`) && value === 'connected') host.xenstored.write(`/local/domain/${d}/name`, 'web');
+    };
+    host.xenstored.on('write', renameAtConnected);
+    try {
+      await online(g);
+    } finally {
+      host.xenstored.off('write', renameAtConnected);
+    }
+    assert.equal(host.xenstored.read(`/local/domain/${d}/name`), 'web');
+    await until('the daemon to follow the rename', () => guarded(g), 5000);
+    const v = await vifStatus(g);
+    assert.equal(v.policySource, 'name');
+    assert.equal(v.firewall, 'in-sync');
+    await host.stopDaemon();
+  });
+
   it('xl rename moves a guest to the new name\'s policy: within 5 s with the daemon, at the next hook without it', async () => {
     for (const daemon of [true, false]) {
       if (daemon) await host.startDaemon(env);

@@ -428,7 +428,9 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     await online(g);
     // It runs here now: xl renames it; the daemon follows.
     host.xenstored.write('/local/domain/36/name', 'dyn1');
-    await until('the rename to be followed', async () => (await status()).vifs.find((v) => v.name === g.vif)?.addressSource === 'learned' && !(await xennet(['status', '--json'])).stdout.includes('"policySource": "incoming"'));
+    await until('the daemon to follow the rename', async () => host.daemonLog.some((l) => l.includes(`${g.vif} was received by live migration`)));
+    assert.equal((await status()).vifs.find((v) => v.name === g.vif)?.addressSource, 'learned');
+    assert.ok(!(await xennet(['status', '--json'])).stdout.includes('"policySource": "incoming"'));
     // Its addresses came with it; its lease was made on the other host.
     await addAddress(g, '192.168.0.170/24');
     await addAddress(g, '2001:db8::170/64');
