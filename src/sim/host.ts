@@ -233,6 +233,14 @@ export class SimHost {
   async takeover(): Promise<void> {
     const r = await this.xennet(['bridge', 'start']);
     if (r.code !== 0) throw new XennetError('exec', `xennet bridge start failed in the simulated dom0: ${r.stderr}`);
+    // The renamed uplink (a veth here) was down for its rename: the kernel attaches its queue
+    // again only when it handles the carrier event, which it may put off for up to a second
+    // (linkwatch), dropping what is sent before. A NIC renegotiates its link likewise. The host
+    // is ready when the LAN reaches dom0 through the bridge.
+    const t0 = performance.now();
+    while (!(await this.lan.ping('192.168.0.2', { waitSeconds: 1 }))) {
+      if (performance.now() - t0 > 10_000) throw new XennetError('exec', 'after the takeover the LAN does not reach dom0 (192.168.0.2) through xenbr0 within 10 s');
+    }
   }
 
   /**
