@@ -11,6 +11,7 @@ import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, memberFacts } from './compile.js';
 import { nftWarnings } from './nft/compile.js';
+import { knownRules } from './nft/native-live.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
@@ -33,9 +34,23 @@ export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[], engin
   return { resolved, desired: compile(resolved, engine), warnings };
 }
 
-export async function readLive(backend: Backend, counters = false): Promise<Record<TableName, LiveTable>> {
-  const texts = await Promise.all(tableNames.map((t) => backend.save(t, { counters })));
-  return Object.fromEntries(tableNames.map((t, i) => [t, parseSave(texts[i]!, t)])) as Record<TableName, LiveTable>;
+/**
+ * Every table xennet may have rules in. With `known` (the nftables rules the caller would write),
+ * its nftables tables are read natively when everything in them is known, else through `nft`.
+ */
+export async function readLive(backend: Backend, counters = false, known?: ReadonlyMap<string, string>): Promise<Record<TableName, LiveTable>> {
+  // (A kernel whose nfnetlink cannot be read natively is read through nft as before.)
+  const native = known && backend.readNative ? backend.readNative(known).catch(() => undefined) : Promise.resolve(undefined);
+  const parsed = await Promise.all(
+    tableNames.map(async (t) => {
+      if (t === 'nftables') {
+        const n = await native;
+        if (n) return n;
+      }
+      return parseSave(await backend.save(t, { counters }), t);
+    }),
+  );
+  return Object.fromEntries(tableNames.map((t, i) => [t, parsed[i]!])) as Record<TableName, LiveTable>;
 }
 
 /**
@@ -91,7 +106,7 @@ export interface HostPlan {
 
 export async function planHost(backend: Backend, policy: PolicyFile, facts: readonly VifFacts[]): Promise<HostPlan> {
   const state = desiredFor(policy, withLearningAvailability(facts, backend.engine.kind), backend.engine);
-  const live = await readLive(backend);
+  const live = await readLive(backend, false, knownRules(state.desired.nftables.chains.values()));
   const plan = diff(live, state.desired);
   return { plan, changes: changesByVif(live, plan), live, state };
 }
@@ -135,7 +150,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   else if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
   const changed = texts.map(([t]) => t);
   if (changed.length > 0) {
-    const live = await readLive(backend);
+    const live = await readLive(backend, false, knownRules(hp.state.desired.nftables.chains.values()));
     const again = diff(live, hp.state.desired);
     if (!isEmptyPlan(again)) {
       const left = changesByVif(live, again).map((c) => `${c.table} ${c.chain}`).join(', ');

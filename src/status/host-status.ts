@@ -9,6 +9,7 @@ import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { backendWith, engineOf, selectedKind } from '../firewall/engine.js';
 import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
+import { knownRules } from '../firewall/nft/native-live.js';
 import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
 import { silentLogger } from '../sys/log.js';
 import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, treeMember } from '../firewall/compile.js';
@@ -187,12 +188,19 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   let live: Record<TableName, LiveTable> | undefined;
   let markTables: { what: string; live: LiveTable; chains: string[] }[] = [];
   const indexPresent = existsSync(join(dirOf(env), 'index.json'));
+  const resolvedEarly = new Map<string, ResolvedVif>();
+  let compiledAll: RuleSet | undefined;
   try {
     const recorded = loadIndex(env, silentLogger);
     engine = await engineOf(selectedKind(policy, env), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
-    live = await readLive(backend, true);
+    // The guests' policies first: the rules they compile to let the nftables tables be read
+    // natively (a rule is known by its tag), not printed by nft and parsed.
+    const cannot = (await import('../firewall/learning/state.js')).learningUnavailable(engine.kind);
+    for (const f of facts.vifs) if (policy) resolvedEarly.set(f.name, resolveVif(policy, cannot === undefined ? f : { ...f, learningUnavailable: cannot }));
+    compiledAll = compile([...resolvedEarly.values()], engine);
+    live = await readLive(backend, true, knownRules(compiledAll.nftables.chains.values()));
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
       problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
     }
@@ -243,7 +251,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const learnedAll = await learnedBindings(env);
   const cannotLearn = (await import('../firewall/learning/state.js')).learningUnavailable(engine.kind);
   const vifs: VifStatus[] = facts.vifs.map((f) => {
-    const resolved = policy ? resolveVif(policy, cannotLearn === undefined ? f : { ...f, learningUnavailable: cannotLearn }) : undefined;
+    const resolved = resolvedEarly.get(f.name) ?? (policy ? resolveVif(policy, cannotLearn === undefined ? f : { ...f, learningUnavailable: cannotLearn }) : undefined);
     if (resolved) resolvedAll.push(resolved);
     const desired = !installed ? undefined : resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
     // nftables: a guest's dispatch entries (its map and set elements) are its own too.
@@ -330,7 +338,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
   // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
   if (installed && live && policy && vifs.length > 0) {
-    for (const p of pathProblems(live, compile(resolvedAll, engine), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
+    for (const p of pathProblems(live, compiledAll ?? compile(resolvedAll, engine), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
   }
   if (live) {
     // Whatever is left of xennet in the tables of the backend not in use.

@@ -6,7 +6,10 @@ import { diffTable, isEmptyTablePlan, render } from '../../src/firewall/diff.js'
 import { selectedKind } from '../../src/firewall/engine.js';
 import { emptyRuleSet, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
 import { nftMarkBitsWritten } from '../../src/firewall/nft/neighbours.js';
-import { parseNftList } from '../../src/firewall/nft/script.js';
+import { parseNftList, renderNft } from '../../src/firewall/nft/script.js';
+import { ruleTag, UNTAGGED } from '../../src/firewall/nft/tag.js';
+import { keyText, knownRules, liveFromNative } from '../../src/firewall/nft/native-live.js';
+import type { NftElementObject } from '../../src/bridge/nl/nftables.js';
 import { nftWarnings } from '../../src/firewall/nft/compile.js';
 import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nft/syntax.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -92,13 +95,13 @@ describe('nftables backend (pure)', () => {
 \t\telements = { "vif1.0" }
 \t}
 \tchain XN-O-vif1.0 {
-\t\tether saddr != 00:16:3e:00:00:01 counter packets 3 bytes 180 drop
+\t\tether saddr != 00:16:3e:00:00:01 counter packets 3 bytes 180 drop comment "${ruleTag('ether saddr != 00:16:3e:00:00:01 counter drop')}"
 \t}
 }
 table inet xennet {
 \tchain XN-CT {
 \t\ttype filter hook prerouting priority -170; policy accept;
-\t\tiifname "xenbr0" ct state established,related meta mark set meta mark | 0x00400000
+\t\tiifname "xenbr0" ct state established,related meta mark set meta mark | 0x00400000 comment "${ruleTag('iifname "xenbr0" ct state established,related meta mark set meta mark | 0x00400000')}"
 \t}
 }
 `);
@@ -112,6 +115,27 @@ table inet xennet {
     assert.ok(plan.remove.includes('XN-E-vif2.0') && plan.remove.includes('XN-CT'));
     assert.deepEqual(plan.dropTables, ['inet']);
     assert.ok(isEmptyTablePlan(diffTable(parseNftList(''), compile([], NFT).nftables, 'nftables')));
+  });
+
+  it('every rule is written with its text\'s tag; a listed rule without it, or with another, is not xennet\'s and its chain is written again', () => {
+    const desired = compile([vif('vif1.0')], NFT).nftables;
+    const script = renderNft(diffTable(parseNftList(''), desired, 'nftables'));
+    const added = script.split('\n').filter((l) => l.startsWith('add rule '));
+    assert.ok(added.length > 10);
+    for (const l of added) assert.match(l, / comment "xn:[A-Za-z0-9_-]{12}"$/, l);
+    const rules = desired.chains.get('XN-O-vif1.0')!;
+    const listing = (tagOf: (r: string, i: number) => string | undefined): string =>
+      `table bridge xennet {\n\tchain XN-O-vif1.0 {\n${rules.map((r, i) => `\t\t${r}${tagOf(r, i) === undefined ? '' : ` comment "${tagOf(r, i)}"`}\n`).join('')}\t}\n}\n`;
+    assert.deepEqual(parseNftList(listing((r) => ruleTag(r))).chains.get('XN-O-vif1.0'), rules, 'tagged: read as written');
+    for (const [what, tagOf] of [
+      ['no tag', (_r: string, i: number) => (i === 1 ? undefined : ruleTag(rules[i]!))],
+      ['another rule\'s tag', (_r: string, i: number) => (i === 1 ? ruleTag(rules[0]!) : ruleTag(rules[i]!))],
+      ['a comment of someone else', (_r: string, i: number) => (i === 1 ? 'mine' : ruleTag(rules[i]!))],
+    ] as const) {
+      const live = parseNftList(listing(tagOf));
+      assert.equal(live.chains.get('XN-O-vif1.0')![1], `${rules[1]}${UNTAGGED}`, what);
+      assert.ok(diffTable(live, desired, 'nftables').write.has('XN-O-vif1.0'), `${what}: the chain is written again`);
+    }
   });
 
   it('a full reconcile adopts a guest with chains of its own, never a bare dispatch entry someone added', () => {
@@ -155,5 +179,53 @@ table inet xennet {
     assert.notEqual(nftMarkBitsWritten('meta mark set meta mark | 0x00400000 accept') & 0x400000, 0);
     assert.notEqual(nftMarkBitsWritten('meta mark set ct mark') & 0x400000, 0);
     assert.equal(nftMarkBitsWritten('ip saddr 10.0.0.1 accept'), 0);
+  });
+});
+
+describe('nftables read natively (pure): kernel objects to the tables nft would print', () => {
+  const ifname = (s: string): Buffer => Buffer.concat([Buffer.from(s), Buffer.alloc(16 - s.length)]);
+  const rule = (chain: string, text: string | undefined, counter?: { packets: number; bytes: number }) => ({ table: 'xennet', chain, handle: 1n, expressions: [], ...(text !== undefined ? { comment: ruleTag(text) } : {}), ...(counter ? { counter } : {}) });
+  const pre = { family: 7, table: 'xennet', name: 'XN-PRE', handle: 1n, hook: { num: 0, priority: -310 }, policy: 1, type: 'filter' };
+  const read = (rules: ReturnType<typeof rule>[], elements: [string, NftElementObject[]][] = [], chains = [pre, { family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n }]) => ({ tables: { bridge: { chains, rules }, inet: undefined }, elements: new Map(elements) });
+  const known = knownRules([['iifname vmap @from_guest', 'ether saddr != 00:16:3e:00:00:01 counter drop']]);
+
+  it('rules by their tags, counters, base chains\' hook lines, dispatch and claim elements per port', () => {
+    const live = liveFromNative(
+      read([rule('XN-PRE', 'iifname vmap @from_guest'), rule('XN-O-vif1.0', 'ether saddr != 00:16:3e:00:00:01 counter drop', { packets: 4, bytes: 9 })], [
+        ['from_guest', [{ key: ifname('vif1.0'), flags: 0, verdict: { code: -3, chain: 'XN-O-vif1.0' } }]],
+        ['guests', [{ key: ifname('vif1.0'), flags: 0 }]],
+        ['id_mac_port', [{ key: Buffer.concat([Buffer.from([0, 0x16, 0x3e, 0, 0, 1, 0, 0]), ifname('vif1.0')]), flags: 0 }]],
+        ['id_ip6_port', [{ key: Buffer.concat([Buffer.from('20010db8000000000000000000000005', 'hex'), ifname('vif1.0')]), flags: 0 }]],
+        ['id_mac', [{ key: Buffer.from([0, 0x16, 0x3e, 0, 0, 1]), flags: 0, counter: { packets: 2, bytes: 3 } }]],
+        ['id_na', [{ key: Buffer.from('20010db8000000000000000000000005', 'hex'), flags: 0 }]],
+      ]),
+      known,
+    )!;
+    assert.ok(live);
+    assert.deepEqual(live.chains.get('XN-PRE'), ['type filter hook prerouting priority dstnat - 10; policy accept;', 'iifname vmap @from_guest']);
+    assert.deepEqual(live.counters.get('XN-O-vif1.0'), [{ packets: 4, bytes: 9 }]);
+    assert.deepEqual(live.chains.get('XN-E-vif1.0'), ['@from_guest "vif1.0" : jump XN-O-vif1.0', '@guests "vif1.0"', '@id_mac_port 00:16:3e:00:00:01 . "vif1.0"', '@id_ip6_port 2001:db8::5 . "vif1.0"']);
+    assert.deepEqual(live.chains.get('XN-CLAIMS'), ['@id_mac 00:16:3e:00:00:01', '@id_na 0x20010db8000000000000000000000005']);
+    assert.deepEqual(live.counters.get('XN-CLAIMS'), [{ packets: 2, bytes: 3 }, { packets: 0, bytes: 0 }]);
+    assert.equal(live.policies.get('table bridge'), 'present');
+    assert.equal(live.policies.get('table inet'), undefined);
+  });
+
+  it('anything not as xennet writes it is left to nft: an unknown or missing tag, a base chain moved, a hook on a guest chain, a map element that is no jump, a key that is no name', () => {
+    assert.equal(liveFromNative(read([rule('XN-PRE', 'iifname vmap @from_guest'), rule('XN-O-vif1.0', 'accept')]), known), undefined, 'a tag not known');
+    assert.equal(liveFromNative(read([rule('XN-PRE', undefined)]), known), undefined, 'no tag');
+    assert.equal(liveFromNative(read([], [], [{ ...pre, hook: { num: 0, priority: -300 } }]), known), undefined, 'priority');
+    assert.equal(liveFromNative(read([], [], [{ ...pre, policy: 0 }]), known), undefined, 'policy drop');
+    assert.equal(liveFromNative(read([], [], [{ family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n, hook: { num: 0, priority: 0 }, policy: 1, type: 'filter' }]), known), undefined, 'a guest chain made a base chain');
+    assert.equal(liveFromNative(read([], [['from_guest', [{ key: ifname('vif1.0'), flags: 0, verdict: { code: 1 } }]]]), known), undefined, 'accept in a dispatch map');
+    assert.equal(liveFromNative(read([], [['guests', [{ key: Buffer.from('vif"1\0\0\0\0\0\0\0\0\0\0\0'), flags: 0 }]]]), known), undefined, 'a quote in a name');
+    assert.ok(liveFromNative(read([]), known), 'the control');
+  });
+
+  it('keys as nft prints them: concatenations padded to 4 bytes, a lone MAC not', () => {
+    assert.equal(keyText(['ipv4', 'ifname'], Buffer.concat([Buffer.from([192, 168, 0, 5]), ifname('vif1.0')])), '192.168.0.5 . "vif1.0"');
+    assert.equal(keyText(['ether'], Buffer.from([0, 0x16, 0x3e, 0, 0, 1])), '00:16:3e:00:00:01');
+    assert.equal(keyText(['ether', 'ifname'], Buffer.concat([Buffer.from([0, 0x16, 0x3e, 0, 0, 1]), ifname('vif1.0')])), undefined, 'unpadded in a concatenation');
+    assert.equal(keyText(['raw128'], Buffer.from('00000000000000000000000000000001', 'hex')), '0x1');
   });
 });

@@ -6,7 +6,7 @@
  */
 import netlink from 'netlink';
 import { XennetError } from '../../sys/errors.js';
-import { nfnlAttributes } from './nfnl.js';
+import { nfnlAttribute, nfnlAttributes } from './nfnl.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_ULOG = 4;
@@ -37,15 +37,6 @@ export interface LoggedPacket {
   ethertype: number;
   /** The network-layer packet (IPv4, IPv6 or ARP), without the Ethernet header. */
   payload: Buffer;
-}
-
-function attribute(type: number, value: Buffer): Buffer {
-  const len = 4 + value.length;
-  const b = Buffer.alloc((len + 3) & ~3);
-  b.writeUInt16LE(len, 0);
-  b.writeUInt16LE(type, 2);
-  value.copy(b, 4);
-  return b;
 }
 
 function configMessage(group: number, attrs: Buffer[]): Buffer {
@@ -93,12 +84,12 @@ export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => 
     return b;
   };
   try {
-    await sock.request(type, configMessage(group, [attribute(NFULA_CFG_CMD, Buffer.from([NFULNL_CFG_CMD_BIND]))]), { timeout: 5000 });
+    await sock.request(type, configMessage(group, [nfnlAttribute(NFULA_CFG_CMD, Buffer.from([NFULNL_CFG_CMD_BIND]))]), { timeout: 5000 });
     const mode = Buffer.alloc(6);
     mode.writeUInt32BE(0xffff, 0);
     mode.writeUInt8(NFULNL_COPY_PACKET, 4);
     // Every packet at once: a queue threshold of 1, no batching delay.
-    await sock.request(type, configMessage(group, [attribute(NFULA_CFG_MODE, mode), attribute(NFULA_CFG_QTHRESH, u32(1)), attribute(NFULA_CFG_TIMEOUT, u32(0))]), { timeout: 5000 });
+    await sock.request(type, configMessage(group, [nfnlAttribute(NFULA_CFG_MODE, mode), nfnlAttribute(NFULA_CFG_QTHRESH, u32(1)), nfnlAttribute(NFULA_CFG_TIMEOUT, u32(0))]), { timeout: 5000 });
   } catch (e) {
     sock.close();
     const text = e instanceof Error ? e.message : String(e);
@@ -116,7 +107,7 @@ export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => 
   return {
     close: () => {
       try {
-        sock.send(type, configMessage(group, [attribute(NFULA_CFG_CMD, Buffer.from([NFULNL_CFG_CMD_UNBIND]))]));
+        sock.send(type, configMessage(group, [nfnlAttribute(NFULA_CFG_CMD, Buffer.from([NFULNL_CFG_CMD_UNBIND]))]));
       } catch {
         // closing the socket unbinds it as well
       }

@@ -1,15 +1,36 @@
 /**
  * nfnetlink message bodies (pure): a `struct nfgenmsg` (4 bytes), then attributes, each a length
- * (u16, little endian, header included), a type (u16; the top bit a flag) and a value padded to
- * 4 bytes. A length that runs past the body ends the reading there.
+ * (u16, little endian, header included), a type (u16; the top two bits flags: nested, network
+ * byte order) and a value padded to 4 bytes. A length that runs past the body ends the reading.
  */
-export function nfnlAttributes(body: Buffer): Map<number, Buffer> {
-  const attrs = new Map<number, Buffer>();
-  for (let off = 4; off + 4 <= body.length; ) {
-    const len = body.readUInt16LE(off);
-    if (len < 4 || off + len > body.length) break;
-    attrs.set(body.readUInt16LE(off + 2) & 0x7fff, body.subarray(off + 4, off + len));
+export interface NfnlAttribute {
+  type: number;
+  value: Buffer;
+}
+
+/** The attributes of a buffer from `start`, in order (a type may come more than once: lists). */
+export function nfnlAttributeList(buf: Buffer, start = 0): NfnlAttribute[] {
+  const out: NfnlAttribute[] = [];
+  for (let off = start; off + 4 <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    out.push({ type: buf.readUInt16LE(off + 2) & 0x3fff, value: buf.subarray(off + 4, off + len) });
     off += (len + 3) & ~3;
   }
-  return attrs;
+  return out;
+}
+
+/** The attributes of a message body (after its nfgenmsg), by type (the last of each). */
+export function nfnlAttributes(body: Buffer): Map<number, Buffer> {
+  return new Map(nfnlAttributeList(body, 4).map((a) => [a.type, a.value]));
+}
+
+/** One attribute, header included and padded to 4 bytes (pure). */
+export function nfnlAttribute(type: number, value: Buffer): Buffer {
+  const len = 4 + value.length;
+  const b = Buffer.alloc((len + 3) & ~3);
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  value.copy(b, 4);
+  return b;
 }

@@ -9,7 +9,8 @@ import { existsSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
-import { applyScript, listOwnTables, nftPath } from './nft.js';
+import { applyScript, listOwnTables, nftPath, readOwnTablesNative } from './nft.js';
+import type { LiveTable } from '../save-parse.js';
 import { ipsetRestore } from './ipset.js';
 import { learnedSetCreates, setsReadBy } from '../learned-xtables.js';
 
@@ -33,6 +34,11 @@ export interface Backend {
   /** The executables used, for status. */
   tools: Record<TableName, { save: string; restore: string }>;
   save(table: TableName, options?: { counters?: boolean }): Promise<string>;
+  /**
+   * xennet's nftables tables read without text, when every rule in them is one of `known` (by
+   * its tag) and all else is as xennet writes it; undefined otherwise (then `save` must be read).
+   */
+  readNative?(known: ReadonlyMap<string, string>): Promise<LiveTable | undefined>;
   /** Another table of iptables/ip6tables (read only: status looks for rules that rewrite marks). */
   saveOther(family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string>;
   restore(table: TableName, text: string): Promise<void>;
@@ -116,6 +122,7 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
       }
       return r.stdout;
     },
+    readNative: readOwnTablesNative,
     async dropEmptyTable(table) {
       if (table === 'nftables' || nftPath() === undefined) return false;
       const tool = tools[table].save;

@@ -14,7 +14,7 @@ import type { Logger } from '../../sys/log.js';
 import { readJson, stateDir, writeJsonAtomic } from '../../sys/statefile.js';
 import { run } from '../../sys/exec.js';
 import { reasonOf } from '../../sys/errors.js';
-import { applyScript, nftPath, ownBridgeTablePresent } from '../backend/nft.js';
+import { applyScript, listLearnedNative, nftPath, ownBridgeTablePresent } from '../backend/nft.js';
 import { NFT_TABLE } from '../nft/compile.js';
 import { learnedScript, parseLearnedJson } from '../nft/learned.js';
 import { bindingSchema, expire, ofAnotherDomain, type Binding } from './bindings.js';
@@ -170,6 +170,9 @@ export function learnedAddressesByVif(env: NodeJS.ProcessEnv, only?: string, now
 /** The learned elements in the kernel: (vif, address, ms left or null) of both families. */
 export async function listKernelBindings(env: NodeJS.ProcessEnv): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
   if (!onNftables(env)) return parseLearnedIpset((await ipsetSave()) ?? '').sort((a, b) => a.vif.localeCompare(b.vif) || a.family.localeCompare(b.family));
+  // Natively (no nft process, no JSON); through nft when that cannot be read.
+  const native = await listLearnedNative().catch(() => undefined);
+  if (native) return native;
   const nft = nftPath();
   if (!nft) return [];
   const out: { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] = [];

@@ -16,6 +16,7 @@ import type { TablePlan } from '../diff.js';
 import { vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
 import { LEARNED_SETS } from './learned.js';
+import { ruleTag, splitComment, UNTAGGED } from './tag.js';
 import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines, writtenRule } from './guard.js';
 
 export type NftFamily = 'bridge' | 'inet';
@@ -117,14 +118,32 @@ export function parseNftList(text: string): LiveTable {
       continue;
     }
     if (line.startsWith('comment ')) continue;
-    // Counters are state, not rule: `counter packets 3 bytes 180` compares as `counter`.
-    const counted = /\bcounter packets (\d+) bytes (\d+)/.exec(line);
     const rules = live.chains.get(block.name)!;
     let counters = live.counters.get(block.name);
     if (!counters) live.counters.set(block.name, (counters = []));
+    // A base chain's hook line is rule 0 as it is.
+    if (line.startsWith('type ')) {
+      counters[rules.length] = { packets: 0, bytes: 0 };
+      rules.push(line);
+      continue;
+    }
+    // Counters are state, not rule: `counter packets 3 bytes 180` compares as `counter`.
+    const { rule, comment } = splitComment(line);
+    const counted = /\bcounter packets (\d+) bytes (\d+)/.exec(rule);
     counters[rules.length] = counted ? { packets: Number(counted[1]), bytes: Number(counted[2]) } : { packets: 0, bytes: 0 };
-    rules.push(counted ? line.replace(counted[0], 'counter') : line);
+    const text = counted ? rule.replace(counted[0], 'counter') : rule;
+    // A rule xennet wrote carries its text's tag; without it, it is not the rule xennet wrote.
+    rules.push(comment === ruleTag(text) ? text : `${text}${UNTAGGED}`);
   }
+  putElementChains(live, elements, portClaims, keyClaims);
+  return live;
+}
+
+/**
+ * The set elements as pseudo-chains (pure): each port's dispatch entries and claims as its
+ * XN-E-<vif>, the guard's keys (with their counters) as XN-CLAIMS, in one order for every reader.
+ */
+export function putElementChains(live: LiveTable, elements: ReadonlyMap<string, ReadonlyMap<string, string>>, portClaims: ReadonlyMap<string, string[]>, keyClaims: readonly { line: string; packets: number; bytes: number }[]): void {
   for (const key of [...new Set([...elements.keys(), ...portClaims.keys()])].sort()) {
     const per = elements.get(key);
     live.chains.set(vifChain('E', key), [...NFT_SETS.map((s) => per?.get(s.name)).filter((x): x is string => x !== undefined), ...sortClaimLines(portClaims.get(key) ?? [])]);
@@ -135,7 +154,6 @@ export function parseNftList(text: string): LiveTable {
     live.chains.set(CHAIN_CLAIMS, lines);
     live.counters.set(CHAIN_CLAIMS, lines.map((l) => ({ packets: byLine.get(l)!.packets, bytes: byLine.get(l)!.bytes })));
   }
-  return live;
 }
 
 /** `@to_guest "vif1.0" : jump XN-I-vif1.0` -> `to_guest { "vif1.0" : jump XN-I-vif1.0 }`. */
@@ -188,7 +206,7 @@ export function renderNft(plan: TablePlan): string {
     const base = BASE_CHAINS[c];
     lines.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
     if (base) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
-    for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${writtenRule(r)}`);
+    for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${writtenRule(r)} comment "${ruleTag(r)}"`);
   }
   // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
   const wanted = new Set<string>();

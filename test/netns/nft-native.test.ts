@@ -1,0 +1,131 @@
+/**
+ * The nftables tables read natively (nfnetlink, no `nft`) are what `nft` prints, parsed: for a
+ * host with every kind of guest (declared addresses and the identity guard, learning, isolation,
+ * allow rules, drop logging), after apply and after a hook's commit. A rule someone else wrote
+ * or changed is not taken for xennet's (the read falls back to `nft`, and the chain differs).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SimHost, xennetCli, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
+import { run } from '../../src/sys/exec.js';
+import { sweepLeftovers } from './lib/netns.js';
+
+const readsJs = fileURLToPath(new URL('./lib/nft-reads-main.js', import.meta.url));
+const macOf = (d: number): string => `00:16:3e:00:02:${d.toString(16).padStart(2, '0')}`;
+const spec = (d: number, name: string, declared = true): GuestSpec => ({ domid: d, name, mac: macOf(d), addresses: [`192.168.0.${100 + d}/24`, `2001:db8::${100 + d}/64`], ...(declared ? { xenstoreIp: `192.168.0.${100 + d} 2001:db8::${100 + d}` } : {}) });
+
+interface Live {
+  chains: [string, string[]][];
+  counters: [string, { packets: number; bytes: number }[]][];
+  policies: [string, string][];
+}
+interface Reads {
+  text: Live;
+  native: Live | undefined;
+  nativeMs: number;
+}
+
+describe('nftables read natively (netns): the same tables as nft prints them', function () {
+  this.timeout(300_000);
+  let host: SimHost;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  const xennet = (args: string[]) => host.xennet(args, env);
+  const reads = async (): Promise<Reads> => {
+    const r = await host.dom0.exec('node', [readsJs]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Reads;
+  };
+  const online = async (g: SimGuest): Promise<void> => {
+    const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+    assert.equal(r.code, 0, `online ${g.vif}: ${r.stderr}`);
+  };
+  /** The two reads agree: chains, rules and policies exactly; counters in shape (traffic may count between the reads). */
+  const agree = (r: Reads, what: string): void => {
+    assert.ok(r.native, `${what}: the native read knows every rule (${JSON.stringify(r.text.chains.filter(([, rules]) => rules.some((l) => l.includes('(not as xennet wrote it)'))).map(([c]) => c))})`);
+    assert.deepEqual(r.native.chains, r.text.chains, what);
+    assert.deepEqual(r.native.policies, r.text.policies, what);
+    assert.deepEqual(r.native.counters.map(([c, l]) => [c, l.length]), r.text.counters.map(([c, l]) => [c, l.length]), what);
+    const textCounters = new Map(r.text.counters);
+    for (const [c, l] of r.native.counters) l.forEach((n, i) => assert.ok(n.packets >= textCounters.get(c)![i]!.packets, `${what}: ${c} rule ${i}'s counter`));
+  };
+
+  before(async () => {
+    await sweepLeftovers();
+    dir = mkdtempSync(join(tmpdir(), 'xnt-nft-native-'));
+    writeFileSync(join(dir, 'xennet.yaml'), `version: 1\nbackend: nftables\nguests:\n  iso:\n    isolation: true\n    log_drops: true\n  web:\n    inbound: drop\n    allow_in: [ { proto: tcp, ports: [80, 443], from: [192.168.0.0/24] }, { proto: icmp } ]\n`);
+    env = { XENNET_RULES: join(dir, 'xennet.yaml') };
+    host = await SimHost.create();
+    await host.takeover();
+  });
+
+  after(async () => {
+    await host?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('after apply, after a hook\'s commit and a guest\'s traffic: every chain, rule, element and counter alike', async () => {
+    const guests = [await host.addGuest(spec(1, 'web')), await host.addGuest(spec(2, 'iso')), await host.addGuest(spec(3, 'dhcp1', false))];
+    for (const g of guests) await online(g);
+    const r = await xennet(['apply']);
+    assert.equal(r.code, 0, r.stderr);
+    const first = await reads();
+    assert.ok(first.text.chains.some(([c]) => c === 'XN-CLAIMS'), 'the guard\'s keys are there');
+    assert.ok(first.text.chains.some(([c, l]) => c.startsWith('XN-E-') && l.some((x) => x.startsWith('@id_ip6_port '))), 'a port\'s claims are there');
+    agree(first, 'after apply');
+    // A hook's commit, and traffic that counts.
+    const late = await host.addGuest(spec(4, 'web'));
+    await online(late);
+    for (const g of guests) await g.ns.ping('192.168.0.1');
+    agree(await reads(), 'after a hook');
+  });
+
+  it('status and plan read the tables without nft: with the program hidden they see the firewall in sync; apply, which writes through nft, fails saying so', async () => {
+    // A private mount namespace where /usr/sbin/nft is /bin/false (nothing of the machine changes).
+    const withoutNft = (args: string[]) =>
+      run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', 'mount --bind /bin/false /usr/sbin/nft && exec "$@"', 'hide-nft', 'ip', 'netns', 'exec', host.dom0.name, 'node', xennetCli, ...args], { env: host.env(env), timeoutMs: 120_000 });
+    const hidden = await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', 'mount --bind /bin/false /usr/sbin/nft && exec /usr/sbin/nft --version'], { timeoutMs: 20_000 });
+    assert.notEqual(hidden.code, 0, 'the control: nft is hidden there');
+    const plan = await withoutNft(['plan']);
+    assert.equal(plan.code, 0, `plan without nft: nothing to change\n${plan.stdout}${plan.stderr}`);
+    const status = await withoutNft(['status', '--json']);
+    const s = JSON.parse(status.stdout) as { ok: boolean; problems: string[]; vifs: { name: string; firewall: string }[] };
+    const withNft = JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[] };
+    assert.deepEqual(s.problems, withNft.problems, 'the same problems as with nft');
+    assert.ok(!s.problems.some((p) => /firewall|drift|nft/.test(p)), status.stdout);
+    assert.ok(s.vifs.length >= 3 && s.vifs.every((v) => v.firewall === 'in-sync'), status.stdout);
+    // The control: a guest's chain flushed (with nft, outside) shows as drifted without nft too.
+    assert.equal((await host.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-O-vif2.0'])).code, 0);
+    const drifted = JSON.parse((await withoutNft(['status', '--json'])).stdout) as { vifs: { name: string; firewall: string }[] };
+    assert.equal(drifted.vifs.find((v) => v.name === 'vif2.0')?.firewall, 'drifted');
+    const apply = await withoutNft(['apply']);
+    assert.notEqual(apply.code, 0);
+    assert.match(apply.stderr, /nft rejected the update: exit 1, nothing said; the previous rules stay in force/);
+    assert.equal((await xennet(['apply'])).code, 0);
+  });
+
+  it('a rule another program added or changed in a chain of xennet\'s is not taken for xennet\'s: the read falls back to nft, and plan writes the chain again', async () => {
+    const chain = 'XN-O-vif1.0';
+    const r = await host.dom0.exec('nft', ['insert', 'rule', 'bridge', 'xennet', chain, 'accept']);
+    assert.equal(r.code, 0, r.stderr);
+    const after = await reads();
+    assert.equal(after.native, undefined, 'an untagged rule: no native answer');
+    const plan = await xennet(['plan']);
+    assert.equal(plan.code, 2, `plan sees the change:\n${plan.stdout}${plan.stderr}`);
+    assert.match(plan.stdout, /XN-O-vif1\.0/);
+    assert.equal((await xennet(['apply'])).code, 0);
+    agree(await reads(), 'after the repair');
+    // The control: a rule carrying a tag of xennet's that is not its text's (copied by hand).
+    const listed = (await host.dom0.exec('nft', ['-a', 'list', 'chain', 'bridge', 'xennet', chain])).stdout;
+    const tag = /comment "(xn:[^"]+)"/.exec(listed)![1]!;
+    assert.equal((await host.dom0.exec('nft', ['insert', 'rule', 'bridge', 'xennet', chain, 'accept', 'comment', `"${tag}"`])).code, 0);
+    const copied = await reads();
+    assert.ok(copied.text.chains.find(([c]) => c === chain)![1].some((l) => l.endsWith('(not as xennet wrote it)')), 'nft\'s reading marks it');
+    const plan2 = await xennet(['plan']);
+    assert.equal(plan2.code, 2, 'plan sees it');
+  });
+});
