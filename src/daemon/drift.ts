@@ -12,6 +12,8 @@
  */
 import { ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
 import { installedBackend } from '../firewall/engine.js';
+import { rulesetGeneration } from '../firewall/backend/nft.js';
+import { indexStamp } from '../firewall/store.js';
 import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
 import { isEmptyPlan } from '../firewall/diff.js';
 import { Deadline } from '../sys/deadline.js';
@@ -34,11 +36,30 @@ export class DriftWatch {
   private mode = 'off';
   private lastCheck: Date | null = null;
   private lastRepair: string | null = null;
+  /** The ruleset's generation and the index's stamp when a check last found nothing to repair. */
+  private quiet: string | undefined;
+  /** Checks that read the rules, and those that did not need to (nothing committed since a clean one). */
+  private reads = 0;
+  private unchanged = 0;
 
   constructor(private readonly d: DaemonContext) {}
 
-  state(): { mode: string; lastCheck: string | null; lastRepair: string | null } {
-    return { mode: this.mode, lastCheck: this.lastCheck?.toISOString() ?? null, lastRepair: this.lastRepair };
+  state(): { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number } {
+    return { mode: this.mode, lastCheck: this.lastCheck?.toISOString() ?? null, lastRepair: this.lastRepair, reads: this.reads, unchanged: this.unchanged };
+  }
+
+  /**
+   * What a clean check saw: nf_tables' generation (every commit to any table, iptables-nft's and
+   * ebtables' included, makes a new one) and the index's stamp. Undefined with iptables-legacy,
+   * whose tables make no generation: those are read every time.
+   */
+  private async quietKey(backend: Backend): Promise<string | undefined> {
+    if (backend.variant === 'legacy') return undefined;
+    try {
+      return `${await rulesetGeneration()} ${indexStamp(this.d.env)}`;
+    } catch {
+      return undefined;
+    }
   }
 
   async start(): Promise<void> {
@@ -100,7 +121,19 @@ export class DriftWatch {
     try {
       // The engine installed now (an apply may have moved the firewall to the other backend).
       backend = await installedBackend(this.d.env, this.d.log);
-      if (isEmptyPlan(await driftPlans(backend, this.d.env, this.d.log))) return;
+      // Nothing committed to nf_tables and no index change since a check found nothing: the
+      // rules are what they were then (read before the check: a commit during it shows next time).
+      const key = await this.quietKey(backend);
+      if (key !== undefined && key === this.quiet) {
+        this.unchanged++;
+        return;
+      }
+      this.reads++;
+      if (isEmptyPlan(await driftPlans(backend, this.d.env, this.d.log))) {
+        this.quiet = key;
+        return;
+      }
+      this.quiet = undefined;
     } catch (e) {
       this.d.log.warning(`drift check failed: ${reasonOf(e)}`);
     }

@@ -54,7 +54,7 @@ export interface DaemonStats {
   lockHeld: boolean;
   lockWaiting: number;
   policy: PolicyState;
-  drift: { mode: string; lastCheck: string | null; lastRepair: string | null };
+  drift: { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number };
   /** The backend watch: firewalls prepared before their hook, rules of vanished backends removed. */
   backends: BackendWatchState | null;
   /** The watch on the guests' domain names (renames followed). */
@@ -133,7 +133,7 @@ export class Daemon implements DaemonContext {
       lockHeld: this.lock.held,
       lockWaiting: this.lock.waiting,
       policy: this.policy.state(),
-      drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null },
+      drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null, reads: 0, unchanged: 0 },
       backends: this.backends?.state() ?? null,
       names: this.names?.state() ?? null,
       learning: this.learning?.state() ?? null,

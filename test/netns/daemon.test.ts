@@ -27,6 +27,7 @@ interface Stats {
   badRequests: number;
   policy: { state: string; problem?: string };
   backends: { prepared: number } | null;
+  drift: { reads: number; unchanged: number };
 }
 
 describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift', function () {
@@ -224,6 +225,27 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     }
     assert.match(host.daemonLog.join('\n'), /repaired the firewall after a change by another program: .*XN-FORWARD/);
     assert.equal((await host.xennet(['plan'], env)).code, 0);
+  });
+
+  it('drift while idle: the periodic check reads no rules when nothing was committed since a clean one; a commit by another program is read at once', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(13));
+    await online(g);
+    // Another program commits (anything: the generation moves): a check reads at once, finds
+    // nothing of xennet's changed, and remembers what it saw.
+    const before = (await stats()).drift;
+    assert.equal((await host.dom0.exec('nft', ['add', 'table', 'ip', 'xnt-other'])).code, 0);
+    await until('a read after the commit', async () => (await stats()).drift.reads > before.reads, 5000);
+    await new Promise((r) => setTimeout(r, 2000));
+    const quiet = (await stats()).drift;
+    // The periodic check (every 30 s) comes while nothing changes: it reads nothing.
+    await until('the periodic check', async () => (await stats()).drift.unchanged > quiet.unchanged, 40_000);
+    assert.equal((await stats()).drift.reads, quiet.reads, 'no read of the rules');
+    // The control: what another program breaks is still found and repaired.
+    const repairs = (await stats()).repairs;
+    assert.equal((await host.dom0.exec('iptables', ['-F', 'XN-S-vif13.0'])).code, 0);
+    await until('the repair', async () => (await stats()).repairs > repairs, 5000);
+    assert.equal(await spoofed(g, 'idle-after'), false);
   });
 
   it('nftables backend: the daemon prepares and serves hooks, repairs a flush ruleset and a lost dispatch entry within seconds, and follows an apply that moves the firewall back to xtables', async () => {
