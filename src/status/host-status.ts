@@ -102,16 +102,27 @@ export interface HostStatus {
   daemon?: { running: false } | ({ running: true } & DaemonStats);
 }
 
-function vifChainsLive(live: Record<TableName, LiveTable>, name: string): Map<string, { table: TableName; rules: string[] }> {
-  const out = new Map<string, { table: TableName; rules: string[] }>();
-  for (const t of tableNames) for (const [c, rules] of live[t].chains) if (vifOfChain(c) === name) out.set(`${t} ${c}`, { table: t, rules });
+/** A guest's chains in the live tables, by `<table> <chain>`, with their counters. */
+type VifLive = Map<string, { table: TableName; rules: string[]; counters: Counter[] }>;
+
+/** The live chains by the vif they belong to, read once (per vif, a scan of every chain grew with the square of the guests). */
+function liveByVif(live: Record<TableName, LiveTable>): Map<string, VifLive> {
+  const out = new Map<string, VifLive>();
+  for (const t of tableNames) {
+    for (const [c, rules] of live[t].chains) {
+      const v = vifOfChain(c);
+      if (v === undefined) continue;
+      let m = out.get(v);
+      if (!m) out.set(v, (m = new Map()));
+      m.set(`${t} ${c}`, { table: t, rules, counters: live[t].counters.get(c) ?? [] });
+    }
+  }
   return out;
 }
 
-function firewallState(desired: RuleSet | undefined, live: Record<TableName, LiveTable>, name: string): FirewallState {
-  const have = vifChainsLive(live, name);
-  if (!desired) return have.size === 0 ? 'not-managed' : 'drifted';
-  if (have.size === 0) return 'missing';
+function firewallState(desired: RuleSet | undefined, have: VifLive | undefined): FirewallState {
+  if (!desired) return have === undefined || have.size === 0 ? 'not-managed' : 'drifted';
+  if (have === undefined || have.size === 0) return 'missing';
   for (const t of tableNames) {
     for (const [c, rules] of desired[t].chains) {
       const l = have.get(`${t} ${c}`);
@@ -121,8 +132,25 @@ function firewallState(desired: RuleSet | undefined, live: Record<TableName, Liv
   return 'in-sync';
 }
 
+/** The identity guard's counters by rule (`<table> <rule>` on xtables, the XN-CLAIMS line on nftables), read once. */
+function guardCounters(live: Record<TableName, LiveTable>, engine: Engine): Map<string, Counter | undefined> {
+  const out = new Map<string, Counter | undefined>();
+  if (engine.kind === 'nftables') {
+    const counters = live.nftables.counters.get(CHAIN_CLAIMS) ?? [];
+    (live.nftables.chains.get(CHAIN_CLAIMS) ?? []).forEach((l, i) => out.set(l, counters[i]));
+    return out;
+  }
+  for (const t of ['ebnat', 'ipv4raw', 'ipv6raw', 'ipv6'] as const) {
+    for (const [chain, list] of live[t].chains) {
+      if (!isGuardChain(chain)) continue;
+      list.forEach((r, i) => out.set(`${t} ${normalizeRule(r, dialectOf(t))}`, live[t].counters.get(chain)?.[i]));
+    }
+  }
+  return out;
+}
+
 /** Frames from other ports that carried one of these claims (the guard's counters, either backend). */
-function claimDrops(live: Record<TableName, LiveTable>, engine: Engine, c: Claims | undefined): { packets: number; bytes: number } {
+function claimDrops(guard: Map<string, Counter | undefined>, engine: Engine, c: Claims | undefined): { packets: number; bytes: number } {
   const out = { packets: 0, bytes: 0 };
   if (!c) return out;
   const add = (n: Counter | undefined): void => {
@@ -130,37 +158,23 @@ function claimDrops(live: Record<TableName, LiveTable>, engine: Engine, c: Claim
     out.bytes += n?.bytes ?? 0;
   };
   if (engine.kind === 'nftables') {
-    const lines = live.nftables.chains.get(CHAIN_CLAIMS) ?? [];
-    const counters = live.nftables.counters.get(CHAIN_CLAIMS) ?? [];
-    const wanted = new Set(CLAIM_KINDS.flatMap((k) => c[k].flatMap((key) => claimKeyLines(k, key))));
-    lines.forEach((l, i) => (wanted.has(l) ? add(counters[i]) : undefined));
+    for (const l of new Set(CLAIM_KINDS.flatMap((k) => c[k].flatMap((key) => claimKeyLines(k, key))))) add(guard.get(l));
     return out;
   }
-  const rules = new Map<string, Counter | undefined>();
-  for (const t of ['ebnat', 'ipv4raw', 'ipv6raw', 'ipv6'] as const) {
-    for (const [chain, list] of live[t].chains) {
-      if (!isGuardChain(chain)) continue;
-      list.forEach((r, i) => rules.set(`${t} ${normalizeRule(r, dialectOf(t))}`, live[t].counters.get(chain)?.[i]));
-    }
-  }
-  for (const k of CLAIM_KINDS) for (const key of c[k]) for (const d of claimDropRules(k, key)) add(rules.get(`${d.table} ${normalizeRule(d.rule, dialectOf(d.table))}`));
+  for (const k of CLAIM_KINDS) for (const key of c[k]) for (const d of claimDropRules(k, key)) add(guard.get(`${d.table} ${normalizeRule(d.rule, dialectOf(d.table))}`));
   return out;
 }
 
-function drops(live: Record<TableName, LiveTable>, name: string): { packets: number; bytes: number } {
+function drops(have: VifLive | undefined): { packets: number; bytes: number } {
   let packets = 0;
   let bytes = 0;
-  for (const t of tableNames) {
-    for (const [c, rules] of live[t].chains) {
-      if (vifOfChain(c) !== name) continue;
-      const counters = live[t].counters.get(c) ?? [];
-      rules.forEach((r, i) => {
-        if (/-j DROP$|\bcounter drop$/.test(r)) {
-          packets += counters[i]?.packets ?? 0;
-          bytes += counters[i]?.bytes ?? 0;
-        }
-      });
-    }
+  for (const { rules, counters } of have?.values() ?? []) {
+    rules.forEach((r, i) => {
+      if (/-j DROP$|\bcounter drop$/.test(r)) {
+        packets += counters[i]?.packets ?? 0;
+        bytes += counters[i]?.bytes ?? 0;
+      }
+    });
   }
   return { packets, bytes };
 }
@@ -233,6 +247,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const installed = live === undefined || indexPresent || tableNames.some((t) => live![t].chains.size > 0 || live![t].roots.length > 0);
   const bridgeNetfilter = bridgeNetfilterState();
   const byName = new Map<string, LinkState>(facts.links.map((l) => [l.name, l]));
+  const vifNames = new Set(facts.vifs.map((v) => v.name as string));
   const bridges: BridgeStatusLine[] = facts.links
     .filter((l) => l.kind === 'bridge')
     .map((b) => {
@@ -242,7 +257,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
         up: b.up,
         mtu: b.mtu,
         ports,
-        uplinks: ports.filter((p) => !facts.vifs.some((v) => v.name === p)),
+        uplinks: ports.filter((p) => !vifNames.has(p)),
         nfCallIptables: b.bridge?.nfCallIptables ?? false,
         nfCallIp6tables: b.bridge?.nfCallIp6tables ?? false,
       };
@@ -250,6 +265,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const resolvedAll: ResolvedVif[] = [];
   const learnedAll = await learnedBindings(env);
   const cannotLearn = (await import('../firewall/learning/state.js')).learningUnavailable(engine.kind);
+  const byVif = live ? liveByVif(live) : undefined;
+  const guard = live ? guardCounters(live, engine) : undefined;
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = resolvedEarly.get(f.name) ?? (policy ? resolveVif(policy, cannotLearn === undefined ? f : { ...f, learningUnavailable: cannotLearn }) : undefined);
     if (resolved) resolvedAll.push(resolved);
@@ -271,21 +288,22 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       up: link.up,
       bridge: f.bridge,
       hotplugStatus: f.hotplugStatus ?? null,
-      firewall: live ? firewallState(desired, live, f.name) : 'not-managed',
-      drops: live ? drops(live, f.name) : { packets: 0, bytes: 0 },
+      firewall: byVif ? firewallState(desired, byVif.get(f.name)) : 'not-managed',
+      drops: byVif ? drops(byVif.get(f.name)) : { packets: 0, bytes: 0 },
       policy: resolved?.guest ?? null,
       policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
-      claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: live ? claimDrops(live, engine, member?.claims) : { packets: 0, bytes: 0 } },
+      claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: guard ? claimDrops(guard, engine, member?.claims) : { packets: 0, bytes: 0 } },
       addressSource: resolved?.learning ? 'learned' : resolved?.addressesOpen ? 'open' : (resolved ? resolved.ipv4.length + resolved.ipv6.length : f.ipv4.length + f.ipv6.length) > 0 && (!resolved || resolved.antispoof.ipv4 || resolved.antispoof.ipv6) ? 'declared' : 'none',
       learned: resolved?.learning ? (learnedAll.byVif.get(f.name) ?? []) : [],
     };
   });
   const waiting: string[] = [];
+  const stubs = new Map(resolvedAll.filter((r) => r.nameSource === 'stubdom').map((r) => [r.name as string, r]));
   for (const v of vifs) {
     const who = `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`;
     if (v.policySource === 'incoming' || v.policySource === 'migratedaway') notes.push(`${who}: ${describeIdentity({ source: v.policySource })}; it has the policy of ${v.policyName ? printable(v.policyName) : '?'}, and its MAC and addresses are not guarded against other ports until the migration is over`);
-    const stub = resolvedAll.find((r) => r.name === v.name && r.nameSource === 'stubdom');
+    const stub = stubs.get(v.name);
     if (stub) notes.push(`${who}: ${describeIdentity({ source: 'stubdom', ...(stub.target !== undefined ? { target: stub.target } : {}) })}: it has the policy of ${stub.policyName ? printable(stub.policyName) : 'the defaults (the guest has no name)'}`);
     if (v.addressSource === 'learned' && !v.learned.some((b) => !/^fe[89ab]/.test(b.address))) waiting.push(who);
     if (v.claims.dropped.packets > 0) notes.push(`${who}: the identity guard dropped ${v.claims.dropped.packets} frame${v.claims.dropped.packets === 1 ? '' : 's'} from other ports that carried its MAC or one of its addresses: another host uses them, or its configured addresses are wrong`);
@@ -326,7 +344,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   if (live) {
     for (const t of engineTables(engine)) for (const c of live[t].chains.keys()) {
       const v = vifOfChain(c);
-      if (v !== undefined && !facts.vifs.some((x) => x.name === v)) staleChains.push(`${t} ${c}`);
+      if (v !== undefined && !vifNames.has(v)) staleChains.push(`${t} ${c}`);
     }
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
@@ -418,15 +436,18 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<str
   const now = Date.now();
   const recorded = expire(read.recorded, now).live;
   const kernel = read.kernel;
+  const key = (b: { vif: string; family: string; address: string }): string => `${b.vif} ${b.family} ${b.address}`;
+  const recordedByKey = new Map(recorded.map((b) => [key(b), b]));
   for (const k of kernel ?? []) {
-    const r = recorded.find((b) => b.vif === k.vif && b.family === k.family && b.address === k.address);
+    const r = recordedByKey.get(key(k));
     // A lease longer than the kernel takes has no end there: the record has it.
     const expiresMs = k.expiresMs ?? (r?.expires != null ? r.expires - now : null);
     const list = out.get(k.vif) ?? [];
     list.push({ address: k.address, how: r?.how ?? 'unrecorded', expiresInSeconds: expiresMs === null ? null : Math.ceil(expiresMs / 1000) });
     out.set(k.vif, list);
   }
-  const missing = kernel === undefined || !read.together ? [] : recorded.filter((b) => !kernel.some((k) => k.vif === b.vif && k.family === b.family && k.address === b.address)).map((b) => ({ vif: b.vif, address: b.address }));
+  const inKernel = new Set((kernel ?? []).map(key));
+  const missing = kernel === undefined || !read.together ? [] : recorded.filter((b) => !inKernel.has(key(b))).map((b) => ({ vif: b.vif, address: b.address }));
   return { byVif: out, missing, together: read.together };
 }
 
