@@ -81,7 +81,13 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     const late = await host.addGuest(spec(4, 'web'));
     await online(late);
     for (const g of guests) await g.ns.ping('192.168.0.1');
-    agree(await reads(), 'after a hook');
+    // And traffic the firewall drops (a made-up source address): counters that are not zero.
+    await guests[0]!.ns.ip('addr', 'add', '192.168.0.250/24', 'dev', 'eth0');
+    assert.equal(await guests[0]!.ns.ping('192.168.0.1', { source: '192.168.0.250', waitSeconds: 1 }), false);
+    const after = await reads();
+    agree(after, 'after a hook');
+    const total = (l: Live): number => l.counters.reduce((n, [, list]) => n + list.reduce((m, c) => m + c.packets, 0), 0);
+    assert.ok(total(after.text) > 0 && total(after.native!) >= total(after.text), `counters read natively: ${total(after.native!)} packets, nft: ${total(after.text)}`);
   });
 
   it('status and plan read the tables without nft: with the program hidden they see the firewall in sync; apply, which writes through nft, fails saying so', async () => {

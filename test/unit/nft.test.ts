@@ -184,7 +184,7 @@ table inet xennet {
 
 describe('nftables read natively (pure): kernel objects to the tables nft would print', () => {
   const ifname = (s: string): Buffer => Buffer.concat([Buffer.from(s), Buffer.alloc(16 - s.length)]);
-  const rule = (chain: string, text: string | undefined, counter?: { packets: number; bytes: number }) => ({ table: 'xennet', chain, handle: 1n, expressions: [], ...(text !== undefined ? { comment: ruleTag(text) } : {}), ...(counter ? { counter } : {}) });
+  const rule = (chain: string, text: string | undefined, counter?: { packets: number; bytes: number }) => ({ table: 'xennet', chain, handle: 1n, expressions: 1, ...(text !== undefined ? { comment: ruleTag(text) } : {}), ...(counter ? { counter } : {}) });
   const pre = { family: 7, table: 'xennet', name: 'XN-PRE', handle: 1n, hook: { num: 0, priority: -310 }, policy: 1, type: 'filter' };
   const read = (rules: ReturnType<typeof rule>[], elements: [string, NftElementObject[]][] = [], chains = [pre, { family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n }]) => ({ tables: { bridge: { chains, rules }, inet: undefined }, elements: new Map(elements) });
   const known = knownRules([['iifname vmap @from_guest', 'ether saddr != 00:16:3e:00:00:01 counter drop']]);
