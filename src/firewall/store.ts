@@ -251,8 +251,9 @@ function fromStored(raw: unknown): RuleSet | undefined {
   return rs;
 }
 
+/** Records a vif's chains (a record that holds them already is not written again: an apply that changes nothing writes nothing per guest). */
 export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv): void {
-  writeJsonAtomic(vifPath(name, env), toStored(rs));
+  writeJsonAtomic(vifPath(name, env), toStored(rs), { unlessSame: true });
 }
 
 /** A vif's recorded chains; undefined when missing or unreadable (then the live rules decide). */

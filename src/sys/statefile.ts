@@ -27,20 +27,31 @@ function fsyncDir(dir: string): void {
  * see the old or the new content, and so does the next boot). `durable: false` skips the
  * fsyncs, for caches that are rebuilt when they are missing or unreadable.
  */
-export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean } = {}): void {
+export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean; unlessSame?: boolean } = {}): void {
   const durable = options.durable ?? true;
+  const text = JSON.stringify(value, null, 2) + '\n';
+  // A file that holds this already is left as it is (no write, no fsync).
+  if (options.unlessSame && sameContent(path, text)) return;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o644);
   try {
-    writeSync(fd, JSON.stringify(value, null, 2) + '\n');
+    writeSync(fd, text);
     if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
   if (durable) fsyncDir(dir);
+}
+
+function sameContent(path: string, text: string): boolean {
+  try {
+    return readFileSync(path, 'utf8') === text;
+  } catch {
+    return false;
+  }
 }
 
 /** Reads a JSON file; `undefined` when it does not exist. */
