@@ -212,6 +212,12 @@ async function bootStorm(): Promise<void> {
 }
 
 /** The daemon's resident set (VmRSS of its process, in MiB). */
+/** A process's CPU time so far (user + system), in seconds. */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -285,11 +291,25 @@ async function fullApply(): Promise<void> {
       const first = await timedXennet(world, ['apply']);
       const second = await timedXennet(world, ['apply']);
       const plan = await timedXennet(world, ['plan']);
+      const status = await timedXennet(world, ['status']);
       rows.push(
         { backend, what: `apply ${applySize} guests from empty`, seconds: first.seconds, rssMiB: first.rssKiB / 1024, code: first.code },
         { backend, what: 'apply again, nothing to change', seconds: second.seconds, rssMiB: second.rssKiB / 1024, code: second.code },
         { backend, what: 'plan, nothing to change', seconds: plan.seconds, rssMiB: plan.rssKiB / 1024, code: plan.code },
+        { backend, what: 'status without the daemon', seconds: status.seconds, rssMiB: status.rssKiB / 1024, code: status.code },
       );
+      // The daemon on the same host: status through it, and its CPU while nothing happens (two
+      // periods of its full drift check), from /proc's utime + stime.
+      const pid = await world.host.startDaemon(world.env);
+      await new Promise((r) => setTimeout(r, 5000));
+      const viaDaemon = await timedXennet(world, ['status']);
+      rows.push({ backend, what: 'status through the daemon', seconds: viaDaemon.seconds, rssMiB: viaDaemon.rssKiB / 1024, code: viaDaemon.code });
+      const idleSeconds = smoke ? 10 : 60;
+      const cpu0 = cpuSecondsOf(pid);
+      await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+      const share = ((cpuSecondsOf(pid) - cpu0) / idleSeconds) * 100;
+      rows.push({ backend, what: `daemon CPU idle over ${idleSeconds} s (% of a core)`, seconds: share, rssMiB: rssOf(pid), code: 0 });
+      await world.host.stopDaemon();
     } finally {
       await destroyWorld(world);
     }
