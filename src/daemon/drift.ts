@@ -85,9 +85,15 @@ export class DriftWatch {
     try {
       this.monitor = watchRulesetGenerations(
         (e) => {
+          // Any commit ends what the last clean check saw (the generation may be announced
+          // before all of a commit is in place): only the periodic check may skip.
+          this.quiet = undefined;
           if (!ownRestorePids.has(e.pid)) this.schedule(DEBOUNCE_MS);
         },
-        () => this.schedule(DEBOUNCE_MS),
+        () => {
+          this.quiet = undefined;
+          this.schedule(DEBOUNCE_MS);
+        },
       );
     } catch (e) {
       this.d.log.warning(`cannot watch nf_tables commits (${reasonOf(e)}); drift is checked every ${FULL_CHECK_MS / 1000} s`);

@@ -11,7 +11,6 @@ import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend/xtables.js';
 import { compile, compileVif, memberFacts } from './compile.js';
 import { nftWarnings } from './nft/compile.js';
-import { knownRules } from './nft/native-live.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
@@ -106,7 +105,10 @@ export interface HostPlan {
 
 export async function planHost(backend: Backend, policy: PolicyFile, facts: readonly VifFacts[]): Promise<HostPlan> {
   const state = desiredFor(policy, withLearningAvailability(facts, backend.engine.kind), backend.engine);
-  const live = await readLive(backend, false, knownRules(state.desired.nftables.chains.values()));
+  // What nft prints is the truth plan and apply go by (a tag read natively says which text a
+  // rule was written from, not that its expressions are still those): apply repairs whatever
+  // differs, a rule replaced by hand that kept its comment included.
+  const live = await readLive(backend);
   const plan = diff(live, state.desired);
   return { plan, changes: changesByVif(live, plan), live, state };
 }
@@ -150,7 +152,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   else if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
   const changed = texts.map(([t]) => t);
   if (changed.length > 0) {
-    const live = await readLive(backend, false, knownRules(hp.state.desired.nftables.chains.values()));
+    const live = await readLive(backend);
     const again = diff(live, hp.state.desired);
     if (!isEmptyPlan(again)) {
       const left = changesByVif(live, again).map((c) => `${c.table} ${c.chain}`).join(', ');

@@ -105,8 +105,9 @@ export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'fi
 /** What changes whenever the index is written (its mtime and size), or 'none': cheap to poll. */
 export function indexStamp(env: NodeJS.ProcessEnv): string {
   try {
-    const st = statSync(join(dirOf(env), 'index.json'));
-    return `${st.mtimeMs}:${st.size}`;
+    // Inode and nanoseconds: two rewrites of the same size within one millisecond differ.
+    const st = statSync(join(dirOf(env), 'index.json'), { bigint: true });
+    return `${st.ino}:${st.mtimeNs}:${st.size}`;
   } catch {
     return 'none';
   }

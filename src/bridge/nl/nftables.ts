@@ -277,6 +277,11 @@ export class NftReader {
   /** One request at a time: the socket groups a dump's parts as they come, one dump's only. */
   private busy: Promise<unknown> = Promise.resolve();
 
+  constructor() {
+    // A receive error (ENOBUFS) fails the request in flight; unheard, the event would end the process.
+    this.sock.on('error', () => undefined);
+  }
+
   close(): void {
     this.sock.close();
   }
@@ -355,6 +360,8 @@ export class NftReader {
     const type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
     const [msgs] = await this.sock.request(type, [nfgenmsg(0)], { timeout: REQUEST_TIMEOUT_MS });
     const m = msgs.find((x) => x.type === type - 1);
-    return u32(first(attributes(m?.data ?? Buffer.alloc(0), 4), 1)) ?? 0;
+    const id = m ? u32(first(attributes(m.data, 4), 1)) : undefined;
+    if (id === undefined) throw new XennetError('netlink', 'reading nf_tables generation: no answer');
+    return id;
   }
 }
