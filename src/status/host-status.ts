@@ -203,6 +203,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   let markTables: { what: string; live: LiveTable; chains: string[] }[] = [];
   const indexPresent = existsSync(join(dirOf(env), 'index.json'));
   const resolvedEarly = new Map<string, ResolvedVif>();
+  // A guest's policy, with what keeps learning from running on the engine in use (if anything).
+  const { learningUnavailable } = await import('../firewall/learning/state.js');
+  const resolveFact = (f: (typeof facts.vifs)[number]): ResolvedVif | undefined => {
+    if (!policy) return undefined;
+    const why = learningUnavailable(engine.kind);
+    return resolveVif(policy, why === undefined ? f : { ...f, learningUnavailable: why });
+  };
   let compiledAll: RuleSet | undefined;
   try {
     const recorded = loadIndex(env, silentLogger);
@@ -211,8 +218,10 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     backendInfo = { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
     // The guests' policies first: the rules they compile to let the nftables tables be read
     // natively (a rule is known by its tag), not printed by nft and parsed.
-    const cannot = (await import('../firewall/learning/state.js')).learningUnavailable(engine.kind);
-    for (const f of facts.vifs) if (policy) resolvedEarly.set(f.name, resolveVif(policy, cannot === undefined ? f : { ...f, learningUnavailable: cannot }));
+    for (const f of facts.vifs) {
+      const r = resolveFact(f);
+      if (r) resolvedEarly.set(f.name, r);
+    }
     compiledAll = compile([...resolvedEarly.values()], engine);
     live = await readLive(backend, true, knownRules(compiledAll.nftables.chains.values()));
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
@@ -264,11 +273,10 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     });
   const resolvedAll: ResolvedVif[] = [];
   const learnedAll = await learnedBindings(env);
-  const cannotLearn = (await import('../firewall/learning/state.js')).learningUnavailable(engine.kind);
   const byVif = live ? liveByVif(live) : undefined;
   const guard = live ? guardCounters(live, engine) : undefined;
   const vifs: VifStatus[] = facts.vifs.map((f) => {
-    const resolved = resolvedEarly.get(f.name) ?? (policy ? resolveVif(policy, cannotLearn === undefined ? f : { ...f, learningUnavailable: cannotLearn }) : undefined);
+    const resolved = resolvedEarly.get(f.name) ?? resolveFact(f);
     if (resolved) resolvedAll.push(resolved);
     const desired = !installed ? undefined : resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
     // nftables: a guest's dispatch entries (its map and set elements) are its own too.

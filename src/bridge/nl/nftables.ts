@@ -21,7 +21,6 @@ const REQUEST_TIMEOUT_MS = 5000;
 const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_GETRULE = 7;
-const NFT_MSG_GETSET = 10;
 const NFT_MSG_GETSETELEM = 13;
 const NFT_MSG_GETGEN = 16;
 
@@ -56,18 +55,6 @@ export interface NftRuleObject {
   comment?: string;
 }
 
-export interface NftSetObject {
-  table: string;
-  name: string;
-  flags: number;
-  keyType: number;
-  keyLen: number;
-  dataType?: number;
-  dataLen?: number;
-  /** Default element timeout, in ms. */
-  timeout?: number;
-}
-
 export interface NftElementObject {
   key: Buffer;
   keyEnd?: Buffer;
@@ -82,10 +69,9 @@ export interface NftElementObject {
   comment?: string;
 }
 
-export type Attr = NfnlAttribute;
 const attributes = nfnlAttributeList;
 
-const first = (attrs: readonly Attr[], type: number): Buffer | undefined => attrs.find((a) => a.type === type)?.value;
+const first = (attrs: readonly NfnlAttribute[], type: number): Buffer | undefined => attrs.find((a) => a.type === type)?.value;
 const str = (b: Buffer | undefined): string | undefined => (b === undefined ? undefined : b.toString('utf8').replace(/\0.*$/s, ''));
 const u32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32BE(0) : undefined);
 const i32 = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readInt32BE(0) : undefined);
@@ -202,23 +188,6 @@ export function decodeRule(body: Buffer): NftRuleObject {
     }
   });
   return { table, chain, handle, expressions, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}) };
-}
-
-export function decodeSet(body: Buffer): NftSetObject {
-  const a = attributes(body, 4);
-  const dataType = u32(first(a, 6));
-  const dataLen = u32(first(a, 7));
-  const timeout = num64(first(a, 11));
-  return {
-    table: str(first(a, 1)) ?? '',
-    name: str(first(a, 2)) ?? '',
-    flags: u32(first(a, 3)) ?? 0,
-    keyType: u32(first(a, 4)) ?? 0,
-    keyLen: u32(first(a, 5)) ?? 0,
-    ...(dataType !== undefined ? { dataType } : {}),
-    ...(dataLen !== undefined ? { dataLen } : {}),
-    ...(timeout !== undefined ? { timeout } : {}),
-  };
 }
 
 /** NFTA_DATA_VALUE 1 or NFTA_DATA_VERDICT 2 (NFTA_VERDICT_CODE 1, NFTA_VERDICT_CHAIN 2). */
@@ -339,11 +308,6 @@ export class NftReader {
   /** The rules of one table, in each chain's order; undefined when the table does not exist. */
   async rules(family: NftFamilyName, table: string): Promise<NftRuleObject[] | undefined> {
     return (await this.dump(NFT_MSG_GETRULE, NFPROTO[family], [encodeString(1, table)], `rules of ${family} ${table}`))?.map(decodeRule);
-  }
-
-  /** The sets and maps of one table; undefined when the table does not exist. */
-  async sets(family: NftFamilyName, table: string): Promise<NftSetObject[] | undefined> {
-    return (await this.dump(NFT_MSG_GETSET, NFPROTO[family], [encodeString(1, table)], `sets of ${family} ${table}`))?.map(decodeSet);
   }
 
   /** The elements of one set; undefined when it does not exist. */

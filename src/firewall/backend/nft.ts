@@ -40,9 +40,8 @@ export async function listOwnTables(onSpawn?: (pid: number) => void): Promise<st
  * rules' texts come from their tags among `known`; undefined when a rule is not among them or
  * anything is not as xennet writes it (then `nft` must print it).
  */
-export async function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise<LiveTable | undefined> {
-  const reader = new NftReader();
-  try {
+export function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise<LiveTable | undefined> {
+  return withReader(async (reader) => {
     for (let attempt = 0; attempt < 5; attempt++) {
       const before = await reader.generation();
       const read: NativeTables = { tables: { bridge: undefined, inet: undefined }, elements: new Map<string, NftElementObject[]>() };
@@ -59,6 +58,14 @@ export async function readOwnTablesNative(known: ReadonlyMap<string, string>): P
       return liveFromNative(read, known);
     }
     return undefined;
+  });
+}
+
+/** Runs `fn` with a reader of nf_tables, closed after. */
+async function withReader<T>(fn: (reader: NftReader) => Promise<T>): Promise<T> {
+  const reader = new NftReader();
+  try {
+    return await fn(reader);
   } finally {
     reader.close();
   }
@@ -103,9 +110,8 @@ const hookName = (family: string, num: number): string =>
  * from one dump of the chains of every family (no `nft` process: `nft list chains` also fetches
  * every chain's rules, xennet's thousands included).
  */
-export async function listForeignBaseChains(): Promise<ForeignBaseChain[]> {
-  const reader = new NftReader();
-  try {
+export function listForeignBaseChains(): Promise<ForeignBaseChain[]> {
+  return withReader(async (reader) => {
     const out: ForeignBaseChain[] = [];
     for (const c of await reader.chains('all')) {
       if (!c.hook) continue;
@@ -114,9 +120,7 @@ export async function listForeignBaseChains(): Promise<ForeignBaseChain[]> {
       out.push({ family, table: c.table, name: c.name, hook: hookName(family, c.hook.num), prio: c.hook.priority, policy: c.policy === 0 ? 'drop' : 'accept' });
     }
     return out;
-  } finally {
-    reader.close();
-  }
+  });
 }
 
 /** The rules of one foreign chain (read only), as nft prints them. */
@@ -133,9 +137,8 @@ export async function listChainRules(family: string, table: string, chain: strin
  * The learned bindings in the kernel (the elements of `learned_ip4` and `learned_ip6`: address,
  * port, time left), read over nfnetlink. Sets that do not exist hold none.
  */
-export async function listLearnedNative(): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
-  const reader = new NftReader();
-  try {
+export function listLearnedNative(): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
+  return withReader(async (reader) => {
     const out: { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] = [];
     for (const [set, family] of [['learned_ip4', 'ipv4'], ['learned_ip6', 'ipv6']] as const) {
       for (const e of (await reader.elements('bridge', NFT_TABLE, set)) ?? []) {
@@ -146,19 +149,12 @@ export async function listLearnedNative(): Promise<{ vif: string; family: 'ipv4'
       }
     }
     return out;
-  } finally {
-    reader.close();
-  }
+  });
 }
 
 /** nf_tables' ruleset generation: every commit to any table makes a new one. */
-export async function rulesetGeneration(): Promise<number> {
-  const reader = new NftReader();
-  try {
-    return await reader.generation();
-  } finally {
-    reader.close();
-  }
+export function rulesetGeneration(): Promise<number> {
+  return withReader((reader) => reader.generation());
 }
 
 /**
@@ -166,13 +162,9 @@ export async function rulesetGeneration(): Promise<number> {
  * nf_tables has none.
  */
 export async function ownBridgeTablePresent(): Promise<boolean> {
-  let reader: NftReader | undefined;
   try {
-    reader = new NftReader();
-    return await reader.tableExists('bridge', NFT_TABLE);
+    return await withReader((reader) => reader.tableExists('bridge', NFT_TABLE));
   } catch {
     return false;
-  } finally {
-    reader?.close();
   }
 }
