@@ -298,6 +298,20 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-checked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-checked']), false);
   });
 
+  if (native) it('a dispatch entry replaced by hand with another verdict (accept) shows as drifted, and apply puts xennet\'s back', async () => {
+    // The kernel refuses to add an element whose key is there with other data ("File exists"):
+    // apply must take out the entry as it is, not as xennet would have written it.
+    await nft('delete', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif6.0" }');
+    await nft('add', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif6.0" : accept }');
+    assert.match((await xennet(['status'])).stdout, /vif6\.0 \(db01\): firewall drifted/);
+    assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-accepted'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-accepted']), true, 'control: with its entry set to accept db01 is unchecked');
+    const applied = await xennet(['apply']);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal((await xennet(['plan'])).code, 0);
+    assert.match(await nft('list', 'map', 'bridge', 'xennet', 'from_guest'), /"vif6\.0" : jump XN-O-vif6\.0/);
+    assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-checked-again'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-checked-again']), false);
+  });
+
   if (!native) it('an external flush shows up in plan (exit 2) and apply repairs it; jumps are never duplicated', async () => {
     await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
     await host.dom0.exec('ebtables', ['-t', 'nat', '-F', 'XN-E-vif6.0']);

@@ -138,6 +138,17 @@ table inet xennet {
     }
   });
 
+  it('an entry set by hand to another verdict is taken out as it is (the kernel refuses to add its key with other data), then written as xennet\'s', () => {
+    const desired = compile([vif('vif1.0')], NFT).nftables;
+    const live = parseNftList(`table bridge xennet {\n\tmap from_guest {\n\t\ttype ifname : verdict\n\t\telements = { "vif1.0" : accept }\n\t}\n}\n`);
+    const lines = renderNft(diffTable(live, desired, 'nftables')).split('\n');
+    const out = lines.indexOf('add element bridge xennet from_guest { "vif1.0" : accept }');
+    assert.ok(out >= 0, lines.join('\n'));
+    assert.equal(lines[out + 1], 'delete element bridge xennet from_guest { "vif1.0" }');
+    assert.ok(lines.indexOf('add element bridge xennet from_guest { "vif1.0" : jump XN-O-vif1.0 }') > out + 1);
+    assert.ok(!lines.slice(0, out).some((l) => l.includes('from_guest { "vif1.0" : jump')), 'xennet\'s own data is not added over it');
+  });
+
   it('a full reconcile adopts a guest with chains of its own, never a bare dispatch entry someone added', () => {
     const live = parseNftList(`table bridge xennet {
 \tmap from_guest {

@@ -190,13 +190,18 @@ export function renderNft(plan: TablePlan): string {
   const detached = [...new Set([...changing, ...remove].filter(isVifElements).map((c) => vifOfChain(c)!))];
   const created: string[] = [];
   for (const k of detached) {
+    // The entry as it is live, when known: the kernel refuses to add a key it holds with other
+    // data (an entry someone set to `accept`), so the add-then-delete must name that data.
+    const liveLines = plan.before?.get(vifChain('E', k)) ?? [];
     for (const s of NFT_SETS) {
       if (s.map) {
         const target = vifChain(s.target, k);
         lines.push(`add chain bridge ${NFT_TABLE} ${target}`);
         created.push(target);
       }
-      const stmt = elementStatement(elementLine(s.name, k));
+      const own = `@${s.name} "${k}"`;
+      const live = liveLines.find((l) => l === own || l.startsWith(`${own} `));
+      const stmt = elementStatement(live ?? elementLine(s.name, k));
       lines.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${s.name} { "${k}" }`);
     }
   }
