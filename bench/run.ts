@@ -76,14 +76,15 @@ interface Variant {
   daemon: boolean;
   /** Another vif-xennet (XNT_BENCH_BEFORE: an older build's hooks-bin/vif-xennet, to compare in one run). */
   script?: string;
-  backend?: 'nftables';
+  backend?: 'xtables';
 }
 const before = process.env['XNT_BENCH_BEFORE'];
 const variants: Variant[] = [
   { label: 'xen', tool: 'xen', daemon: false },
+  // xennet on its default backend (nftables), through the daemon and in-process; then on xtables.
   { label: 'xennet', tool: 'xennet', daemon: true },
   { label: 'xennet-inproc', tool: 'xennet', daemon: false },
-  { label: 'xennet-nft', tool: 'xennet', daemon: true, backend: 'nftables' },
+  { label: 'xennet-xt', tool: 'xennet', daemon: true, backend: 'xtables' },
   ...(before ? [{ label: 'xennet-before', tool: 'xennet' as const, daemon: false, script: before }] : []),
 ].filter((v) => !process.env['XNT_BENCH_VARIANTS'] || process.env['XNT_BENCH_VARIANTS'].split(',').includes(v.label)) as Variant[];
 

@@ -50,7 +50,7 @@ export interface WorldOptions {
   /** Full guests created first (domids 1..), e.g. for traffic. */
   measured?: GuestSpec[];
   rules?: string;
-  /** xennet's firewall backend, selected in the rule file as an operator would (default xtables). */
+  /** xennet's firewall backend, named in the rule file as an operator would (unset: xennet's default, nftables where it works). */
   backend?: 'xtables' | 'nftables';
   /** Whether background guests have an `ip` in xenstore (default true; false: guests on DHCP). */
   backgroundIp?: boolean;
@@ -63,7 +63,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     const sink = await host.addNamespace('sink');
     const env: NodeJS.ProcessEnv = {};
     // No rules of the bench's own: a file with the built-in defaults (a named file must exist).
-    const rules = o.rules ?? (o.backend === 'nftables' ? 'version: 1\nbackend: nftables\n' : 'version: 1\n');
+    const rules = o.rules ?? (o.backend ? `version: 1\nbackend: ${o.backend}\n` : 'version: 1\n');
     const f = join(host.dir, 'xennet.yaml');
     writeFileSync(f, rules);
     env['XENNET_RULES'] = f;

@@ -3,7 +3,7 @@ import type { LoadedPolicy } from '../config/load.js';
 import { parseGuestKey, parseIfName, shown, xenVifName, type DomainName, type IfName } from '../net/index.js';
 import { reasonOf, usageError } from '../sys/errors.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
-import { backendWith, engineOf, selectedKind } from './engine.js';
+import { backendWith, engineOf, namedKind, selectedKind } from './engine.js';
 import { loadIndex, type IndexEntry } from './store.js';
 import { coarseWidenings, filterRecord, widenings } from './widening.js';
 import { silentLogger } from '../sys/log.js';
@@ -92,8 +92,9 @@ export interface HostPlanOptions {
 
 export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): Promise<PlanResult> {
   const env = options.env ?? process.env;
-  const { index } = loadIndex(env, silentLogger);
-  const engine = await engineOf(selectedKind(loaded.policy, env), index.engine);
+  const recorded = loadIndex(env, silentLogger);
+  const { index } = recorded;
+  const engine = await engineOf(await selectedKind(loaded.policy, env, recorded), index.engine);
   const backend = await backendWith(engine, env, silentLogger, index);
   // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
   // vif only while it holds the same lock, after its rules are in).
@@ -186,7 +187,7 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
   }
   // Offline nothing is probed: the nftables backend is shown with connection state from a mark
   // (what works on every kernel); a host with nf_conntrack_bridge differs in one rule per guest.
-  const kind = selectedKind(loaded.policy, process.env);
+  const kind = namedKind(loaded.policy, process.env) ?? 'nftables';
   const state = desiredFor(loaded.policy, facts, kind === 'nftables' ? { kind, conntrack: 'mark' } : XTABLES);
   const live = Object.fromEntries(tableNames.map((t) => [t, emptyLive()])) as Record<TableName, LiveTable>;
   const plan = diff(live, state.desired);

@@ -2,7 +2,9 @@
  * Which backend the firewall compiles to, and with which kernel features.
  *
  *   - `xennet apply` (and `plan`, `status`) follow the rule file's `backend:`, else the
- *     environment's XENNET_BACKEND, else xtables: apply moves the whole firewall there.
+ *     environment's XENNET_BACKEND (apply moves the whole firewall there); else the backend the
+ *     firewall is installed on (a host keeps it until one of those names another); else, on a
+ *     host with nothing installed, nftables where it works here, xtables where it does not.
  *   - Hooks and the daemon keep what is installed (the index records it; without a record, the
  *     presence of `bridge xennet` tells) until an apply moves it: a hook never switches backends
  *     for one guest.
@@ -13,16 +15,36 @@ import type { PolicyFile } from '../config/schema.js';
 import { usageError } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { detectVariant, xtablesBackend, type Backend } from './backend/xtables.js';
-import { ownBridgeTablePresent, probeBridgeConntrack } from './backend/nft.js';
+import { nftablesUsable, ownBridgeTablePresent, probeBridgeConntrack } from './backend/nft.js';
 import { XTABLES, type BackendKind, type Engine } from './model.js';
 import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
 
-export function selectedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv): BackendKind {
+/** The backend the rule file's `backend:` or else XENNET_BACKEND names; undefined when neither does. */
+export function namedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv): BackendKind | undefined {
   if (policy?.backend) return policy.backend;
   const fromEnv = env['XENNET_BACKEND'];
-  if (fromEnv === undefined || fromEnv === '') return 'xtables';
+  if (fromEnv === undefined || fromEnv === '') return undefined;
   if (fromEnv === 'xtables' || fromEnv === 'nftables') return fromEnv;
   throw usageError(`XENNET_BACKEND=${JSON.stringify(fromEnv).slice(1, -1)} is not xtables or nftables`);
+}
+
+/**
+ * The backend the index says the firewall is installed on (a record from before the nftables
+ * backend with guests in it: xtables), or was on before this boot.
+ */
+export function recordedKind({ index, recovered, lastKind }: LoadedIndex): BackendKind | undefined {
+  if (recovered) return lastKind;
+  return index.engine?.kind ?? (Object.keys(index.vifs).length > 0 ? 'xtables' : undefined);
+}
+
+/** The backend of a host where nothing names one and nothing is installed: nftables where it works here. */
+export async function defaultKind(): Promise<BackendKind> {
+  return (await nftablesUsable()) ? 'nftables' : 'xtables';
+}
+
+/** The backend to install: named (rule file, XENNET_BACKEND), else the one installed, else the default. */
+export async function selectedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv, loaded: LoadedIndex): Promise<BackendKind> {
+  return namedKind(policy, env) ?? recordedKind(loaded) ?? (await defaultKind());
 }
 
 /** The engine of a backend kind: the recorded one when it is of that kind (same boot), else probed. */
@@ -42,7 +64,7 @@ export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, polic
   if (!recovered && index.engine) return index.engine;
   if (!recovered && Object.keys(index.vifs).length > 0) return XTABLES;
   if (await ownBridgeTablePresent()) return engineOf('nftables');
-  return engineOf(selectedKind(policy, env));
+  return engineOf(await selectedKind(policy, env, loaded));
 }
 
 /** The iptables variant: forced (XENNET_IPTABLES), recorded, else detected. */

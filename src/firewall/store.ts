@@ -23,7 +23,7 @@ import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
 import { parseClaims } from './claims.js';
 import { parseFilterRecord, type FilterRecord } from './widening.js';
-import { emptyRuleSet, tableNames, type Claims, type Engine, type RuleSet, type TableName } from './model.js';
+import { emptyRuleSet, tableNames, type Claims, type BackendKind, type Engine, type RuleSet, type TableName } from './model.js';
 
 export interface Owner {
   domid: number;
@@ -177,6 +177,12 @@ export interface LoadedIndex {
    * commit reconciles from the live rules.
    */
   recovered: boolean;
+  /**
+   * The backend a record from an earlier boot says the firewall was on (its engine; guests and no
+   * engine: xtables, from before the nftables backend). A reboot empties the tables, not the
+   * operator's choice: the host comes back on the backend it had.
+   */
+  lastKind?: BackendKind;
 }
 
 /**
@@ -190,7 +196,12 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair
   if (r.kind === 'missing') return { index: { ...emptyIndex(), dirty: true }, recovered: true };
   const raw = r.kind === 'ok' ? (r.value as Partial<Record<keyof FirewallIndex, unknown>>) : undefined;
   const boot = currentBootId();
-  if (raw && raw.version === 2 && raw.bootId !== boot) return { index: { ...emptyIndex(), dirty: true }, recovered: true };
+  if (raw && raw.version === 2 && raw.bootId !== boot) {
+    const engine = raw.engine as { kind?: unknown } | undefined;
+    const hadGuests = typeof raw.vifs === 'object' && raw.vifs !== null && Object.keys(raw.vifs).length > 0;
+    const lastKind: BackendKind | undefined = engine?.kind === 'xtables' || engine?.kind === 'nftables' ? engine.kind : hadGuests ? 'xtables' : undefined;
+    return { index: { ...emptyIndex(), dirty: true }, recovered: true, ...(lastKind ? { lastKind } : {}) };
+  }
   const vifs: Record<string, IndexEntry> = {};
   let ok = !!raw && raw.version === 2 && typeof raw.vifs === 'object' && raw.vifs !== null && !Array.isArray(raw.vifs);
   if (ok) {

@@ -25,14 +25,18 @@ export interface ControlFields {
 export const RUNTIME_DEPENDS = [
   'nodejs (>= 18.19)',
   'iproute2',
-  'iptables',
-  'ebtables',
-  // Address learning on the xtables backend keeps each learning guest's bindings in ipsets.
-  'ipset',
+  // The default firewall backend writes its changes with nft.
+  'nftables',
   // modprobe: postinst loads br_netfilter now (modules-load.d does it at boot; the sandboxed
   // daemon cannot load modules).
   'kmod',
 ] as const;
+/**
+ * What the xtables backend (`backend: xtables`) needs, and what finds and removes what xennet
+ * left in those tables after a switch: installed with the package unless recommends are off.
+ * Address learning on that backend keeps each learning guest's bindings in ipsets.
+ */
+export const RUNTIME_RECOMMENDS = ['iptables', 'ebtables', 'ipset'] as const;
 // bash (the vif hook), util-linux (flock) and bsdutils (logger) are Essential: never named.
 
 export function controlText(f: ControlFields): string {
@@ -43,7 +47,7 @@ Architecture: ${f.architecture}
 Maintainer: ${MAINTAINER}
 Installed-Size: ${f.installedSizeKiB}
 Depends: ${depends}
-Recommends: nftables
+Recommends: ${RUNTIME_RECOMMENDS.join(', ')}
 Suggests: xen-utils-common
 Section: net
 Priority: optional

@@ -7,7 +7,8 @@ import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
-import { backendWith, engineOf, selectedKind } from '../firewall/engine.js';
+import { legacyForwardChains } from '../firewall/backend/xtables.js';
+import { backendWith, defaultKind, engineOf, namedKind, recordedKind, selectedKind } from '../firewall/engine.js';
 import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
 import { knownRules } from '../firewall/nft/native-live.js';
 import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
@@ -213,7 +214,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   let compiledAll: RuleSet | undefined;
   try {
     const recorded = loadIndex(env, silentLogger);
-    engine = await engineOf(selectedKind(policy, env), recorded.index.engine);
+    engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
     // The guests' policies first: the rules they compile to let the nftables tables be read
@@ -227,13 +228,22 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
       problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
     }
+    // A host installed on xtables stays there until told: say what the default would be.
+    if (engine.kind === 'xtables' && namedKind(policy, env) === undefined && recordedKind(recorded) === 'xtables' && (await defaultKind()) === 'nftables') {
+      notes.push("the firewall stays on xtables, where it is installed; xennet's default is nftables where it works, as here: `backend: nftables` in the rule file and `xennet apply` move it (`xennet plan` shows the switch first)");
+    }
     if (engine.kind === 'nftables') {
       problems.push(...(await nftNeighbourProblems(engine)));
-      // iptables-legacy's tables are invisible to nft: their FORWARD policy and mark rules too.
+      // iptables-legacy's tables are invisible to nft, whichever iptables the system's default
+      // is: read where they exist. Bridged traffic passes their FORWARD when br_netfilter calls
+      // iptables, as xennet has it.
+      for (const l of await legacyForwardChains()) {
+        const tool = `${l.family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy`;
+        const call = l.family === 'ipv4' ? 'bridge-nf-call-iptables' : 'bridge-nf-call-ip6tables';
+        if (l.policy === 'DROP') problems.push(`${tool} FORWARD has policy DROP: it drops the guests' forwarded traffic that xennet accepts (the nftables backend cannot accept across tables; with ${call} on, bridged frames pass iptables-legacy's FORWARD after xennet's rules). Give that chain a rule accepting \`-m physdev --physdev-is-bridged\`, or move that software's rules to nftables`);
+        else if (l.rules > 0) notes.push(`${tool} FORWARD has ${l.rules} rule${l.rules === 1 ? '' : 's'} of other software: with ${call} on, the guests' bridged ${l.family === 'ipv4' ? 'IPv4' : 'IPv6'} traffic passes them too, after xennet's nftables rules, and a DROP or REJECT there drops what xennet accepts (\`${tool}-save -t filter\` shows them)`);
+      }
       if (backend.variant === 'legacy') {
-        for (const f of ['ipv4', 'ipv6'] as const) {
-          if (live[f].policies.get('FORWARD') === 'DROP') problems.push(`${f === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy FORWARD has policy DROP: it drops the guests' forwarded traffic that xennet accepts (the nftables backend cannot accept across tables)`);
-        }
         if (engine.conntrack === 'mark') {
           for (const f of ['ipv4', 'ipv6'] as const) {
             for (const t of ['raw', 'mangle'] as const) {

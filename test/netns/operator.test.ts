@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { guestRulesPresent, inboundDrops } from './lib/installed.js';
 import { SimHost } from '../../src/sim/host.js';
 import { run } from '../../src/sys/exec.js';
 import { sweepLeftovers } from './lib/netns.js';
@@ -14,7 +15,7 @@ interface StatusJson {
   vifs: { name: string; domain: string | null; firewall: string; hotplugStatus: string | null; drops: { packets: number } }[];
   bridges: { name: string; uplinks: string[]; nfCallIptables: boolean }[];
   xenstore: string | null;
-  backend: { iptables: string } | null;
+  backend: { iptables: string; kind: string } | null;
 }
 
 describe('operator surface (netns)', function () {
@@ -44,7 +45,7 @@ describe('operator surface (netns)', function () {
       const { code, s, text } = await status();
       assert.equal(code, 0, JSON.stringify(s.problems));
       assert.equal(s.ok, true);
-      assert.equal(s.backend?.iptables, 'iptables-nft');
+      assert.equal(s.backend?.kind, 'nftables', 'the default where nf_tables works, with nothing installed before');
       assert.deepEqual(s.bridges.map((b) => [b.name, b.nfCallIptables, b.uplinks.includes('peth0')]), [['xenbr0', true, true]]);
       assert.deepEqual(s.vifs.map((v) => [v.name, v.domain, v.firewall, v.hotplugStatus]), [['vif1.0', 'g1', 'in-sync', 'connected'], ['vif2.0', 'g2', 'in-sync', 'connected']]);
       assert.match(text, /guest networking OK/);
@@ -55,7 +56,7 @@ describe('operator surface (netns)', function () {
       const g2 = host.guests.get(2)!;
       await g2.ns.ip('addr', 'add', '192.168.0.250/32', 'dev', 'eth0');
       await g2.ns.ping('192.168.0.1', { waitSeconds: 1, source: '192.168.0.250' });
-      await host.dom0.exec('iptables', ['-F', 'XN-S-vif1.0']);
+      assert.equal((await host.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-S-vif1.0'])).code, 0);
       host.xenstored.write(`${g2.backendPath}/hotplug-status`, '');
       const { code, s } = await status();
       assert.equal(code, 1);
@@ -118,7 +119,7 @@ describe('operator surface (netns)', function () {
     it('apply with a missing --rules or XENNET_RULES exits 1, names the file, and leaves the installed rules byte for byte', async () => {
       assert.equal((await host.xennet(['plan'], env)).code, 0, 'the hook installed what the file says');
       const before = await installed();
-      assert.match(before, /-A XN-I-vif5\.0 .*-j DROP/, 'inbound: drop is installed');
+      assert.ok(await inboundDrops(host.dom0, 'vif5.0'), 'inbound: drop is installed');
       const typo = join(dir, 'xenet.yaml');
       for (const [args, e] of [
         [['apply', '--rules', typo], env],
@@ -148,6 +149,54 @@ describe('operator surface (netns)', function () {
       const again = await host.xennet(['plan', '--json'], env);
       assert.equal(again.code, 0);
       assert.deepEqual((JSON.parse(again.stdout) as { widenings: unknown }).widenings, [], 'measured against what is installed now');
+    });
+  });
+
+  describe('the default backend: nftables on a new host; a host installed on xtables keeps it until told', () => {
+    let host: SimHost;
+    let dir: string;
+    let rules: string;
+    const env = (): NodeJS.ProcessEnv => ({ XENNET_RULES: rules });
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'xnt-default-'));
+      rules = join(dir, 'xennet.yaml');
+      host = await SimHost.create();
+      await host.takeover();
+    });
+    after(async () => {
+      await host?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const kindOf = async (): Promise<{ kind: string; notes: string[] }> => {
+      const r = await host.xennet(['status', '--json'], env());
+      const s = JSON.parse(r.stdout) as { backend: { kind: string }; notes: string[] };
+      return { kind: s.backend.kind, notes: s.notes };
+    };
+
+    it('installed on xtables by name, it stays there once the file names none: plan is empty, a hook commits there, status says how to move; a name moves it', async () => {
+      writeFileSync(rules, 'version: 1\nbackend: xtables\nguests:\n  web01:\n    inbound: drop\n');
+      const g = await host.addGuest({ domid: 7, name: 'web01', mac: '00:16:3e:00:00:07', addresses: ['192.168.0.107/24'], xenstoreIp: '192.168.0.107' });
+      assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: env() })).code, 0);
+      assert.equal((await kindOf()).kind, 'xtables');
+      // The file no longer names a backend (the package's example, say): nothing moves.
+      writeFileSync(rules, 'version: 1\nguests:\n  web01:\n    inbound: drop\n');
+      const plan = await host.xennet(['plan'], env());
+      assert.equal(plan.code, 0, `nothing to change: ${plan.stdout}`);
+      const { kind, notes } = await kindOf();
+      assert.equal(kind, 'xtables');
+      assert.ok(notes.some((n) => n.startsWith('the firewall stays on xtables, where it is installed; xennet\'s default is nftables')), notes.join('\n'));
+      const g2 = await host.addGuest({ domid: 8, name: 'db01', mac: '00:16:3e:00:00:08', addresses: ['192.168.0.108/24'], xenstoreIp: '192.168.0.108' });
+      assert.equal((await host.runVifScript('vif-xennet', g2, 'online', 'libxl', { env: env() })).code, 0);
+      assert.ok(await guestRulesPresent(host.dom0, g2.vif));
+      assert.equal((await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code, 1, 'a hook never switches backends');
+      // The operator names nftables: plan shows the switch, apply makes it.
+      writeFileSync(rules, 'version: 1\nbackend: nftables\nguests:\n  web01:\n    inbound: drop\n');
+      assert.equal((await host.xennet(['plan'], env())).code, 2);
+      const applied = await host.xennet(['apply'], env());
+      assert.equal(applied.code, 0, applied.stderr);
+      assert.ok(await inboundDrops(host.dom0, g.vif), 'on nftables now');
+      assert.doesNotMatch((await host.dom0.exec('iptables-save', [])).stdout, /XN-/, 'nothing left in xtables');
+      assert.ok(!(await kindOf()).notes.some((n) => n.includes('stays on xtables')));
     });
   });
 

@@ -65,7 +65,7 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
   before(async () => {
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-uninstall-'));
-    writeFileSync(join(dir, 'xennet.yaml'), native ? `backend: nftables\n${RULES}` : RULES);
+    writeFileSync(join(dir, 'xennet.yaml'), `backend: ${native ? 'nftables' : 'xtables'}\n${RULES}`);
     host = await SimHost.create();
     env = { XENNET_RULES: join(dir, 'xennet.yaml') };
     state = host.env()['XENNET_STATE_DIR']!;

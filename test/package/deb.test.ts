@@ -69,7 +69,10 @@ describe('the Debian package (npm run deb)', function () {
   it('depends on Debian\'s own packages only, and on a Node.js of Debian 12 or Ubuntu 24.04', async () => {
     const depends = (await run('dpkg-deb', ['-f', deb.file, 'Depends'])).stdout.trim().split(', ');
     assert.ok(depends.includes('nodejs (>= 18.19)'), depends.join(', '));
-    for (const d of depends) {
+    assert.ok(depends.includes('nftables'), 'the default backend\'s program');
+    const recommends = (await run('dpkg-deb', ['-f', deb.file, 'Recommends'])).stdout.trim().split(', ');
+    assert.deepEqual(recommends, ['iptables', 'ebtables', 'ipset'], 'the xtables backend\'s programs');
+    for (const d of [...depends, ...recommends]) {
       const name = d.split(' ')[0]!;
       const known = await run('apt-cache', ['show', '--no-all-versions', name]);
       assert.equal(known.code, 0, `${name} is a Debian package`);

@@ -29,6 +29,7 @@ import {
   withOutcome,
   VIF_XENNET,
   xennetBin,
+  nftChains,
   xnChains,
 } from './lib/world.js';
 
@@ -90,7 +91,7 @@ describe('system: xennet as installed (dpkg -i of the package, default paths)', 
   });
 
   describe('(b) a guest comes online through /etc/xen/scripts/vif-xennet with default paths', () => {
-    it('online: exit 0 within 10 s, hotplug-status connected, attached to xenbr0, XN- chains in all three tables, the lock file exists', async () => {
+    it('online: exit 0 within 10 s, hotplug-status connected, attached to xenbr0, its chains in xennet\'s nftables table (the default backend) and none in xtables, the lock file exists', async () => {
       const r = await hook(host, g, 'online', { killAfterMs: 15_000 });
       const problems: string[] = [];
       if (r.code !== 0) problems.push(`exit: ${ended(r)}`);
@@ -99,7 +100,9 @@ describe('system: xennet as installed (dpkg -i of the package, default paths)', 
       if (hp.status !== 'connected') problems.push(`hotplug-status ${JSON.stringify(hp.status)}, hotplug-error ${JSON.stringify(hp.error)}`);
       const l = await linkOf(host.dom0, g.vif);
       if (l?.master !== 'xenbr0' || !l.flags.includes('UP')) problems.push(`${g.vif}: master ${l?.master}, flags ${l?.flags.join(',')}`);
-      for (const t of tables) if ((await xnChains(host, t)).length === 0) problems.push(`no XN- chains in ${t}`);
+      const chains = await nftChains(host);
+      for (const c of [`XN-O-${g.vif}`, `XN-S-${g.vif}`]) if (!chains.includes(c)) problems.push(`no chain ${c} in bridge xennet (it has: ${chains.join(' ')})`);
+      for (const t of tables) if ((await xnChains(host, t)).length > 0) problems.push(`XN- chains in ${t}: xennet's default backend is nftables`);
       if (!existsSync(LOCK_FILE)) problems.push(`${LOCK_FILE} does not exist`);
       noProblems(withOutcome(problems, r), 'vif-xennet online');
     });

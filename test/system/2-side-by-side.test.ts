@@ -5,7 +5,7 @@
  */
 import type { SimGuest, SimHost } from '../../src/sim/host.js';
 import { ended } from './lib/proc.js';
-import { guestSpec, hook, hotplug, installedHost, links, noProblems, rulesMentioning, secs, teardown, VIF_BRIDGE, VIF_XENNET, xnChains } from './lib/world.js';
+import { guestSpec, hook, hotplug, installedHost, links, noProblems, nftChains, rulesMentioning, secs, teardown, VIF_BRIDGE, VIF_XENNET } from './lib/world.js';
 
 const PER_SIDE = 8;
 const LIBXL_BUDGET_MS = 30_000;
@@ -49,10 +49,10 @@ describe('system: xennet as installed, side by side with Xen\'s vif-bridge', fun
     noProblems(problems, 'concurrent onlines');
   });
 
-  it('both firewalls are in place: Xen\'s physdev rules for its guests, xennet\'s XN- chains for its own', async () => {
+  it('both firewalls are in place: Xen\'s physdev rules for its guests, xennet\'s chains (nftables, its default) for its own', async () => {
     const problems: string[] = [];
     for (const g of xen) if ((await rulesMentioning(host, g.vif)).filter((l) => l.startsWith('iptables: -A FORWARD')).length === 0) problems.push(`no Xen FORWARD rule for ${g.vif}`);
-    const chains = await xnChains(host, 'iptables');
+    const chains = await nftChains(host);
     for (const g of ours) if (!chains.some((c) => c.includes(g.vif))) problems.push(`no XN- chain for ${g.vif}`);
     noProblems(problems, 'firewalls');
   });

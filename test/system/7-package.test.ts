@@ -30,6 +30,7 @@ import {
   saveTable,
   snapshotDom0,
   teardown,
+  nftTables,
   xnChains,
 } from './lib/world.js';
 
@@ -146,6 +147,7 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       const un = await host.xennet(['uninstall', '--force']);
       assert.equal(un.code, 0, un.stderr);
       for (const t of ['iptables', 'ip6tables', 'ebtables'] as const) assert.deepEqual(await xnChains(host, t), [], `no XN- chain left in ${t}`);
+      assert.equal(await nftTables(host), '', 'xennet\'s nftables tables are gone');
       for (const t of ['iptables', 'ip6tables', 'ebtables'] as const) assert.equal(await saveTable(host, t), '', `${t}: the tables xennet made are gone too (uninstall said: ${un.stdout})`);
       assert.equal((await host.xennet(['bridge', 'stop'])).code, 0);
       host.removeDevice(g);

@@ -3,8 +3,8 @@ import { cidr, ifn, mac } from './lib/values.js';
 import { compile, compileVif } from '../../src/firewall/compile.js';
 import { incrementalPlans, reconciledTable } from '../../src/firewall/commit.js';
 import { diffTable, isEmptyTablePlan, render } from '../../src/firewall/diff.js';
-import { selectedKind } from '../../src/firewall/engine.js';
-import { emptyRuleSet, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
+import { namedKind, recordedKind, selectedKind } from '../../src/firewall/engine.js';
+import { emptyRuleSet, XTABLES, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
 import { nftMarkBitsWritten } from '../../src/firewall/nft/neighbours.js';
 import { parseNftList, renderNft } from '../../src/firewall/nft/script.js';
 import { ruleTag, UNTAGGED } from '../../src/firewall/nft/tag.js';
@@ -13,7 +13,11 @@ import type { NftElementObject } from '../../src/bridge/nl/nftables.js';
 import { nftWarnings } from '../../src/firewall/nft/compile.js';
 import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nft/syntax.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
-import type { IndexEntry } from '../../src/firewall/store.js';
+import { dirOf, emptyIndex, loadIndex, type IndexEntry } from '../../src/firewall/store.js';
+import { silentLogger } from '../../src/sys/log.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { XennetError } from '../../src/sys/errors.js';
 
 const NFT: Engine = { kind: 'nftables', conntrack: 'mark' };
@@ -177,11 +181,45 @@ table inet xennet {
     assert.deepEqual(nftWarnings(vif('vif6.0')), []);
   });
 
-  it('the backend: the rule file wins over XENNET_BACKEND; a bad value is a usage error', () => {
-    assert.equal(selectedKind(undefined, {}), 'xtables');
-    assert.equal(selectedKind(undefined, { XENNET_BACKEND: 'nftables' }), 'nftables');
-    assert.equal(selectedKind({ backend: 'xtables' }, { XENNET_BACKEND: 'nftables' }), 'xtables');
-    assert.throws(() => selectedKind(undefined, { XENNET_BACKEND: 'pf' }), (e: unknown) => e instanceof XennetError && e.code === 'usage');
+  it('the backend: the rule file wins over XENNET_BACKEND; a bad value is a usage error; else the installed one, without probing', async () => {
+    assert.equal(namedKind(undefined, {}), undefined);
+    assert.equal(namedKind(undefined, { XENNET_BACKEND: '' }), undefined);
+    assert.equal(namedKind(undefined, { XENNET_BACKEND: 'nftables' }), 'nftables');
+    assert.equal(namedKind({ backend: 'xtables' }, { XENNET_BACKEND: 'nftables' }), 'xtables');
+    assert.throws(() => namedKind(undefined, { XENNET_BACKEND: 'pf' }), (e: unknown) => e instanceof XennetError && e.code === 'usage');
+    const entry = { chains: [] } as unknown as IndexEntry;
+    const loaded = (engine: Engine | undefined, vifs: Record<string, IndexEntry> = {}, recovered = false) => ({ index: { ...emptyIndex(), ...(engine ? { engine } : {}), vifs }, recovered });
+    assert.equal(recordedKind(loaded(XTABLES)), 'xtables');
+    assert.equal(recordedKind(loaded(NFT)), 'nftables');
+    assert.equal(recordedKind(loaded(undefined, { 'vif1.0': entry })), 'xtables', 'a record from before the nftables backend');
+    assert.equal(recordedKind(loaded(undefined)), undefined);
+    assert.equal(recordedKind(loaded(XTABLES, {}, true)), undefined, 'a record that cannot say');
+    // After a reboot the record says nothing is installed, but which backend the host was on.
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-index-'));
+    try {
+      const env = { XENNET_STATE_DIR: dir };
+      const file = join(dirOf(env), 'index.json');
+      mkdirSync(dirOf(env));
+      for (const [engine, vifs, want] of [
+        [XTABLES, {}, 'xtables'],
+        [NFT, {}, 'nftables'],
+        [undefined, { 'vif1.0': {} }, 'xtables'],
+        [undefined, {}, undefined],
+      ] as const) {
+        writeFileSync(file, JSON.stringify({ version: 2, bootId: 'an-earlier-boot', dirty: false, vifs, ...(engine ? { engine } : {}) }));
+        const earlier = loadIndex(env, silentLogger);
+        assert.equal(earlier.recovered, true);
+        assert.equal(recordedKind(earlier), want, JSON.stringify(engine ?? vifs));
+      }
+      writeFileSync(file, '{ not json');
+      assert.equal(recordedKind(loadIndex(env, silentLogger)), undefined, 'an unreadable record says nothing');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // A host installed on xtables keeps it while nothing names another (no probe is made).
+    assert.equal(await selectedKind(undefined, {}, loaded(XTABLES)), 'xtables');
+    assert.equal(await selectedKind(undefined, { XENNET_BACKEND: 'nftables' }, loaded(XTABLES)), 'nftables');
+    assert.equal(await selectedKind({ backend: 'xtables' }, {}, loaded(NFT)), 'xtables');
   });
 
   it('tells which other rules may set the established mark bit', () => {

@@ -90,6 +90,17 @@ export async function probeBridgeConntrack(): Promise<BridgeConntrack> {
   return r.code === 0 ? 'bridge' : 'mark';
 }
 
+/**
+ * Whether the nftables backend can run here: `nft` is installed and the kernel takes a table of
+ * the bridge family with a base chain (`nft -c`: checked in the kernel, never committed).
+ */
+export async function nftablesUsable(): Promise<boolean> {
+  const nft = nftPath();
+  if (!nft) return false;
+  const r = await run(nft, ['-c', '-f', '-'], { input: 'table bridge xennet-probe { chain c { type filter hook forward priority 0; policy accept; }; }\n' });
+  return r.code === 0;
+}
+
 export interface ForeignBaseChain {
   family: string;
   table: string;
@@ -121,6 +132,14 @@ export function listForeignBaseChains(): Promise<ForeignBaseChain[]> {
     }
     return out;
   });
+}
+
+/**
+ * The names of xennet's chains (XN-*) in one nf_tables table of the xtables programs'
+ * (iptables-nft, ebtables-nft), read natively: no iptables or ebtables program is needed.
+ */
+export async function xennetChainsIn(family: 'ipv4' | 'ipv6' | 'bridge', table: string): Promise<string[]> {
+  return withReader(async (reader) => (await reader.chains(family)).filter((c) => c.table === table && c.name.startsWith('XN-')).map((c) => c.name));
 }
 
 /** The rules of one foreign chain (read only), as nft prints them. */

@@ -5,11 +5,11 @@
  * Every restore is one atomic transaction with --noflush: a rejected one leaves the previous
  * rules in force.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
-import { applyScript, listOwnTables, nftPath, readOwnTablesNative } from './nft.js';
+import { applyScript, listOwnTables, nftPath, readOwnTablesNative, xennetChainsIn } from './nft.js';
 import type { LiveTable } from '../save-parse.js';
 import { ipsetRestore } from './ipset.js';
 import { learnedSetCreates, setsReadBy } from '../learned-xtables.js';
@@ -31,8 +31,6 @@ function noteOwnPid(pid: number): void {
 export interface Backend {
   variant: IptablesVariant;
   engine: Engine;
-  /** The executables used, for status. */
-  tools: Record<TableName, { save: string; restore: string }>;
   save(table: TableName, options?: { counters?: boolean }): Promise<string>;
   /**
    * xennet's nftables tables read without text, when every rule in them is one of `known` (by
@@ -83,40 +81,94 @@ function which(name: string): string | undefined {
   return undefined;
 }
 
-function need(name: string): string {
-  const p = which(name);
-  if (!p) throw new XennetError('exec', `${name} is not installed`, { hint: 'install the Debian packages iptables and ebtables' });
-  return p;
-}
-
 export async function detectVariant(env: NodeJS.ProcessEnv = process.env): Promise<IptablesVariant> {
   const forced = env['XENNET_IPTABLES'];
   if (forced === 'nft' || forced === 'legacy') return forced;
   if (forced) throw new XennetError('usage', `XENNET_IPTABLES=${forced} is not nft or legacy`);
-  const r = await run(need('iptables'), ['--version']);
+  // Without iptables there is nothing to detect: iptables-nft's tables (nf_tables tables) are
+  // what the nftables backend reads natively; the xtables backend says iptables is missing.
+  const iptables = which('iptables');
+  if (!iptables) return 'nft';
+  const r = await run(iptables, ['--version']);
   return /legacy/.test(r.stdout) ? 'legacy' : 'nft';
 }
 
+/** The FORWARD chain of iptables-legacy's (or ip6tables-legacy's) filter table in this network namespace. */
+export interface LegacyForward {
+  family: 'ipv4' | 'ipv6';
+  policy: string;
+  rules: number;
+}
+
+/**
+ * iptables-legacy's FORWARD chains, when that family's legacy filter table exists here (its
+ * module loaded and used: /proc/net/ip_tables_names lists it) and the program is installed.
+ * nf_tables does not show them, and bridged traffic passes them when br_netfilter calls iptables.
+ */
+export async function legacyForwardChains(): Promise<LegacyForward[]> {
+  const out: LegacyForward[] = [];
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const names = family === 'ipv4' ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names';
+    let tables: string[];
+    try {
+      tables = readFileSync(names, 'utf8').split('\n');
+    } catch {
+      continue; // no legacy module loaded
+    }
+    if (!tables.includes('filter')) continue;
+    const tool = which(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-save`);
+    if (!tool) continue;
+    const r = await run(tool, ['-t', 'filter']);
+    if (r.code !== 0) throw new XennetError('exec', `${tool} -t filter failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+    const policy = /^:FORWARD (\S+)/m.exec(r.stdout)?.[1] ?? 'ACCEPT';
+    out.push({ family, policy, rules: r.stdout.split('\n').filter((l) => l.startsWith('-A FORWARD ')).length });
+  }
+  return out;
+}
+
+/** The nf_tables family and table an xtables table of the nf_tables variant lives in. */
+function nfTablesHome(table: Exclude<TableName, 'nftables'>): { family: 'ipv4' | 'ipv6' | 'bridge'; table: string } {
+  return { family: isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4'), table: kernelTable(table) };
+}
+
 export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLES): Backend {
-  const v4 = { save: need(`iptables-${variant}-save`), restore: need(`iptables-${variant}-restore`) };
-  const v6 = { save: need(`ip6tables-${variant}-save`), restore: need(`ip6tables-${variant}-restore`) };
-  const eb = { save: which('ebtables-nft-save') ?? need('ebtables-save'), restore: which('ebtables-nft-restore') ?? need('ebtables-restore') };
-  const nft = nftPath() ?? 'nft';
-  const tools: Backend['tools'] = { ipv4: v4, ipv6: v6, ipv4raw: v4, ipv6raw: v6, eb, ebnat: eb, nftables: { save: nft, restore: nft } };
+  // The programs are looked up once, and needed only when used: the nftables backend runs on a
+  // host without them (what it may have to clean up in their tables it finds through nf_tables).
+  const pair = (save: string[], restore: string[]): { save: string | undefined; restore: string | undefined } => ({ save: save.map(which).find((p) => p), restore: restore.map(which).find((p) => p) });
+  const v4 = pair([`iptables-${variant}-save`], [`iptables-${variant}-restore`]);
+  const v6 = pair([`ip6tables-${variant}-save`], [`ip6tables-${variant}-restore`]);
+  const eb = pair(['ebtables-nft-save', 'ebtables-save'], ['ebtables-nft-restore', 'ebtables-restore']);
+  const found: Record<Exclude<TableName, 'nftables'>, { save: string | undefined; restore: string | undefined }> = { ipv4: v4, ipv6: v6, ipv4raw: v4, ipv6raw: v6, eb, ebnat: eb };
+  const program = (table: Exclude<TableName, 'nftables'>, which: 'save' | 'restore'): string => {
+    const p = found[table][which];
+    if (p) return p;
+    const name = isEbtables(table) ? `ebtables-${which}` : `${ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${which}`;
+    throw new XennetError('exec', `${name} is not installed`, { hint: engine.kind === 'nftables' ? 'install the Debian packages iptables and ebtables to let xennet read and remove what it left in their tables' : 'install the Debian packages iptables and ebtables, or use the nftables backend (`backend: nftables`)' });
+  };
   return {
     variant,
     engine,
-    tools,
     async save(table, options = {}) {
       if (table === 'nftables') return listOwnTables();
+      if (!found[table].save && engine.kind === 'nftables') {
+        // No program, so nothing of the xtables backend's can be read or removed through it; on
+        // the nf_tables variant its tables are nf_tables tables, and xennet's chains would show.
+        const home = nfTablesHome(table);
+        const left = variant === 'nft' ? await xennetChainsIn(home.family, home.table) : [];
+        if (left.length === 0) return '';
+        throw new XennetError('exec', `xennet's chains of the xtables backend remain in ${home.family === 'bridge' ? 'bridge' : home.family === 'ipv4' ? 'ip' : 'ip6'} ${home.table} (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''}), and ${isEbtables(table) ? 'ebtables' : 'iptables'} is not installed to read or remove them`, {
+          hint: 'install the Debian packages iptables and ebtables and run `xennet apply`: it removes them',
+        });
+      }
+      const tool = program(table, 'save');
       const args = ['-t', kernelTable(table)];
       if (options.counters) args.push('-c');
-      const r = await run(tools[table].save, args);
-      if (r.code !== 0) throw new XennetError('exec', `${tools[table].save} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      const r = await run(tool, args);
+      if (r.code !== 0) throw new XennetError('exec', `${tool} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
       // A table holding native nftables rules the tool cannot show is printed as one comment:
       // read as empty, it would hide whatever is there (and invite duplicate rules).
       if (/^# Table `[^']*' is incompatible/m.test(r.stdout)) {
-        throw new XennetError('refused', `${tools[table].save} cannot show the ${kernelTable(table)} table: it holds native nftables rules that ${isEbtables(table) ? 'ebtables' : 'iptables'} cannot represent, so xennet can neither check nor change it`, {
+        throw new XennetError('refused', `${tool} cannot show the ${kernelTable(table)} table: it holds native nftables rules that ${isEbtables(table) ? 'ebtables' : 'iptables'} cannot represent, so xennet can neither check nor change it`, {
           hint: `\`nft list table ${isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6'} ${kernelTable(table)}\` shows them; move them to a table of their own`,
         });
       }
@@ -125,30 +177,36 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
     readNative: readOwnTablesNative,
     async dropEmptyTable(table) {
       if (table === 'nftables' || nftPath() === undefined) return false;
-      const tool = tools[table].save;
+      const tool = found[table].save;
+      if (!tool) return false;
       if (!/-nft-save$/.test(tool) && !(variant === 'nft' && !isEbtables(table))) return false;
       const name = kernelTable(table);
       const r = await run(tool, ['-t', name]);
       if (r.code !== 0 || !isPristineTable(r.stdout, name)) return false;
       const family = isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6';
-      const d = await run(nft, ['delete', 'table', family, name]);
+      const d = await run(nftPath()!, ['delete', 'table', family, name]);
       return d.code === 0;
     },
     async saveOther(family, table) {
-      const r = await run(tools[family].save, ['-t', table]);
-      if (r.code !== 0) throw new XennetError('exec', `${tools[family].save} -t ${table} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      // Without iptables, no other program's rules in its tables can be read (status's check of
+      // mark writers has nothing to look at).
+      if (!found[family].save && engine.kind === 'nftables') return '';
+      const tool = program(family, 'save');
+      const r = await run(tool, ['-t', table]);
+      if (r.code !== 0) throw new XennetError('exec', `${tool} -t ${table} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
       return r.stdout;
     },
     async restore(table, text) {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
       if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = table === 'nftables' ? `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n` : text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
       if (table === 'nftables') return applyScript(text, noteOwnPid);
+      const tool = program(table, 'restore');
       // A learning guest's source check reads the learned ipsets: they exist before it does.
       if (!isEbtables(table)) await ipsetRestore(learnedSetCreates(setsReadBy(text)));
       const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
-      const r = await run(tools[table].restore, args, { input: text, onSpawn: noteOwnPid });
+      const r = await run(tool, args, { input: text, onSpawn: noteOwnPid });
       if (r.code !== 0) {
-        throw new XennetError('exec', `${tools[table].restore} rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}; the previous rules stay in force`, {
+        throw new XennetError('exec', `${tool} rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}; the previous rules stay in force`, {
           hint: 'run `xennet plan` to see the difference; report the restore text if it persists',
         });
       }

@@ -257,11 +257,28 @@ export async function xnChains(host: SimHost, table: Table): Promise<string[]> {
   return (await saveTable(host, table)).split('\n').filter((l) => l.startsWith(':XN-')).map((l) => l.split(' ')[0]!.slice(1));
 }
 
-/** Lines of every table that mention a vif. */
+/** xennet's nftables tables as nft prints them ('' for one that does not exist). */
+export async function nftTables(host: SimHost): Promise<string> {
+  let out = '';
+  for (const family of ['bridge', 'inet']) {
+    const r = await host.dom0.exec('nft', ['list', 'table', family, 'xennet'], { env: operatorEnv(), timeoutMs: 30_000 });
+    if (r.code === 0) out += r.stdout;
+    else if (!/No such file or directory/.test(r.stderr)) throw new Error(`nft list table ${family} xennet in dom0: ${r.stderr}`);
+  }
+  return out;
+}
+
+/** The chains of xennet's nftables tables (the default backend's). */
+export async function nftChains(host: SimHost): Promise<string[]> {
+  return [...(await nftTables(host)).matchAll(/^\s*chain (\S+) \{$/gm)].map((m) => m[1]!);
+}
+
+/** Lines of every table that mention a vif (xtables tables, then xennet's nftables tables as `nft: ...`). */
 export async function rulesMentioning(host: SimHost, vif: string): Promise<string[]> {
   const out: string[] = [];
   const re = new RegExp(`(^|[^0-9A-Za-z_.])${vif.replace(/\./g, '\\.')}($|[^0-9A-Za-z_.])`);
   for (const t of tables) for (const l of (await saveTable(host, t)).split('\n')) if (re.test(l)) out.push(`${t}: ${l}`);
+  for (const l of (await nftTables(host)).split('\n')) if (re.test(l)) out.push(`nft: ${l.trim()}`);
   return out;
 }
 
