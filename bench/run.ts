@@ -426,10 +426,7 @@ async function learningCost(): Promise<void> {
                 : await world.host.dom0.exec('ipset', ['restore', '-exist'], { input: `${[...learnedSetCreates([...new Set(bindings.map((x) => `xn4-${x.vif}`))]), ...learnedIpsetLines(bindings, [], Date.now())].join('\n')}\n`, timeoutMs: 120_000 });
             if (load.code !== 0) throw new Error(`bindings: ${load.stderr}`);
           }
-          if (variant === 'bare') {
-            if (backend === 'nftables') for (const f of ['bridge', 'inet']) await world.host.dom0.exec('nft', ['delete', 'table', f, 'xennet']);
-            else for (const [tool, args] of [['iptables', ['-F', 'FORWARD']], ['ip6tables', ['-F', 'FORWARD']], ['iptables', ['-t', 'raw', '-F', 'PREROUTING']], ['ip6tables', ['-t', 'raw', '-F', 'PREROUTING']], ['ebtables', ['-F', 'FORWARD']], ['ebtables', ['-t', 'nat', '-F', 'PREROUTING']]] as const) await world.host.dom0.exec(tool, [...args]);
-          }
+          if (variant === 'bare') await bareBridge(world, backend);
           await new Promise((res) => setTimeout(res, 2000));
           const udp = await iperf(world, true, { repeats: 1 });
           const tcp = await iperf(world, false, { repeats: 1 });
@@ -451,36 +448,55 @@ async function learningCost(): Promise<void> {
   }
 }
 
+/** Takes xennet's rules off the packet path (the bare bridge), the firewall's objects aside. */
+async function bareBridge(world: World, backend: 'nftables' | 'xtables'): Promise<void> {
+  if (backend === 'nftables') for (const f of ['bridge', 'inet']) await world.host.dom0.exec('nft', ['delete', 'table', f, 'xennet']);
+  else for (const [tool, args] of [['iptables', ['-F', 'FORWARD']], ['ip6tables', ['-F', 'FORWARD']], ['iptables', ['-t', 'raw', '-F', 'PREROUTING']], ['ip6tables', ['-t', 'raw', '-F', 'PREROUTING']], ['ebtables', ['-F', 'FORWARD']], ['ebtables', ['-t', 'nat', '-F', 'PREROUTING']]] as const) await world.host.dom0.exec(tool, [...args]);
+}
+
+/**
+ * Forwarding between two guests through xenbr0 with xennet's firewall of `forwardSize` guests
+ * (each with its declared MAC and addresses), against the bare bridge, in alternating rounds
+ * (firewall, bare, firewall, ...) so that this machine's drift falls on both sides; one world per
+ * backend (XNT_BENCH_BACKENDS narrows them); 64-byte UDP and TCP, medians of the rounds.
+ */
 async function forwarding(): Promise<void> {
   const measured = [
     { domid: 1, name: 'iperf-a', mac: '00:16:3e:00:00:a1', addresses: ['192.168.0.101/24'], xenstoreIp: '192.168.0.101' },
     { domid: 2, name: 'iperf-b', mac: '00:16:3e:00:00:a2', addresses: ['192.168.0.102/24'], xenstoreIp: '192.168.0.102' },
   ];
-  const rows: { setup: string; tcpGbps: number; udpKpps: number }[] = [];
-  const setups = [
-    { label: 'no rules', tool: 'none' as Tool },
-    { label: `xennet xtables, ${forwardSize} guests`, tool: 'xennet' as Tool },
-    { label: `xennet nftables, ${forwardSize} guests`, tool: 'xennet' as Tool, backend: 'nftables' as const },
-    { label: `xen rules, ${forwardSize} guests`, tool: 'xen' as Tool },
-  ];
-  for (const { label, tool, backend } of setups) {
-    const world = await buildWorld({ tool, background: forwardSize, measured, ...(backend ? { backend } : {}) });
+  const rounds = smoke ? 1 : 5;
+  const backends = (['nftables', 'xtables'] as const).filter((b) => !process.env['XNT_BENCH_BACKENDS'] || process.env['XNT_BENCH_BACKENDS'].split(',').includes(b));
+  const rows: { backend: string; variant: 'firewall' | 'bare'; round: number; tcpGbps: number; udpKpps: number }[] = [];
+  for (const backend of backends) {
+    const world = await buildWorld({ tool: 'xennet', background: forwardSize, measured, backend });
     try {
-      if (tool === 'xennet') await timedXennet(world, ['apply']);
-      await new Promise((r) => setTimeout(r, 3000)); // let the bridge settle (learning, ND)
-      const tcp = await iperf(world, false);
-      const udp = await iperf(world, true);
-      rows.push({ setup: label, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });
-      log(`  forwarding ${label}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
+      const [a, b] = world.measured as [SimGuest, SimGuest];
+      await a.ns.ip('neigh', 'replace', '192.168.0.102', 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent');
+      await b.ns.ip('neigh', 'replace', '192.168.0.101', 'lladdr', a.mac, 'dev', 'eth0', 'nud', 'permanent');
+      for (let round = 1; round <= rounds; round++) {
+        for (const variant of ['firewall', 'bare'] as const) {
+          const r = await timedXennet(world, ['apply']);
+          if (r.code !== 0) throw new Error(`apply: ${r.stderr}`);
+          if (variant === 'bare') await bareBridge(world, backend);
+          await new Promise((res) => setTimeout(res, 2000));
+          const udp = await iperf(world, true, { repeats: 1 });
+          const tcp = await iperf(world, false, { repeats: 1 });
+          rows.push({ backend, variant, round, tcpGbps: tcp / 1e9, udpKpps: udp / 1e3 });
+          log(`  forwarding ${backend} ${variant} round ${round}: TCP ${fmt(tcp / 1e9, 2)} Gbit/s, UDP 64 B ${fmt(udp / 1e3)} kpps`);
+        }
+      }
     } finally {
       await destroyWorld(world);
     }
   }
   results['forward'] = rows;
-  const base = rows[0]!;
-  log(`\nForwarding between two guests through xenbr0 (iperf3; their rules come last in a linear layout)`);
-  log('setup                          TCP Gbit/s  ratio   UDP 64 B kpps  ratio');
-  for (const r of rows) log(`${r.setup.padEnd(36)} ${fmt(r.tcpGbps, 2).padEnd(11)} ${fmt(r.tcpGbps / base.tcpGbps, 2).padEnd(7)} ${fmt(r.udpKpps).padEnd(14)} ${fmt(r.udpKpps / base.udpKpps, 2)}`);
+  log(`\nForwarding between two guests through xenbr0 (${forwardSize} guests firewalled; medians of ${rounds} rounds alternating with the bare bridge)`);
+  log('backend   TCP Gbit/s fw/bare   ratio   UDP 64 B kpps fw/bare   ratio');
+  for (const backend of backends) {
+    const of = (v: string, k: 'tcpGbps' | 'udpKpps'): number => median(rows.filter((r) => r.backend === backend && r.variant === v).map((r) => r[k]));
+    log(`${backend.padEnd(9)} ${`${fmt(of('firewall', 'tcpGbps'), 2)}/${fmt(of('bare', 'tcpGbps'), 2)}`.padEnd(20)} ${fmt(of('firewall', 'tcpGbps') / of('bare', 'tcpGbps'), 2).padEnd(7)} ${`${fmt(of('firewall', 'udpKpps'))}/${fmt(of('bare', 'udpKpps'))}`.padEnd(23)} ${fmt(of('firewall', 'udpKpps') / of('bare', 'udpKpps'), 2)}`);
+  }
 }
 
 /**

@@ -13,8 +13,12 @@ export const CHAIN_FROM = 'XN-FROM';
 export const CHAIN_TO = 'XN-TO';
 export const MAX_CHAIN_NAME = 28;
 
-export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L';
-/** O: from the guest; I: to the guest; S: source check; N: neighbour-advertisement check; E: ebtables. */
+export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L' | 'O4' | 'O6';
+/**
+ * O: from the guest; I: to the guest; S: source check; N: neighbour-advertisement check; E:
+ * ebtables (nftables: the guest's set elements); L: its DHCP replies (learning); O4 and O6
+ * (nftables): its IPv4 and IPv6 frames, dispatched to from O by ethertype.
+ */
 export function vifChain(kind: VifChainKind, vif: string): string {
   return `XN-${kind}-${vif}`;
 }
@@ -40,6 +44,6 @@ export function isOwnedChain(name: string): boolean {
 
 /** The vif a per-vif chain belongs to, or undefined for shared chains. */
 export function vifOfChain(chain: string): string | undefined {
-  const m = /^XN-[OISNEL]-(.+)$/.exec(chain);
+  const m = /^XN-(?:[OISNEL]|O4|O6)-(.+)$/.exec(chain);
   return m?.[1];
 }

@@ -13,7 +13,7 @@ import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
 import { knownRules } from '../firewall/nft/native-live.js';
 import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
 import { silentLogger } from '../sys/log.js';
-import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, treeMember } from '../firewall/compile.js';
+import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, mergeInto, treeMember } from '../firewall/compile.js';
 import { claimsOf, CLAIM_KINDS, sharedClaims } from '../firewall/claims.js';
 import { claimDropRules, isGuardChain } from '../firewall/guard-xtables.js';
 import { CHAIN_CLAIMS, claimKeyLines } from '../firewall/nft/guard.js';
@@ -27,7 +27,7 @@ import { printable } from '../net/index.js';
 import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cidrText, dialectOf, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
+import { cidrText, dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
 import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
@@ -212,6 +212,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     return resolveVif(policy, why === undefined ? f : { ...f, learningUnavailable: why });
   };
   let compiledAll: RuleSet | undefined;
+  let sharedAll: RuleSet | undefined;
+  const perVif = new Map<string, RuleSet>();
   try {
     const recorded = loadIndex(env, silentLogger);
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
@@ -223,7 +225,16 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       const r = resolveFact(f);
       if (r) resolvedEarly.set(f.name, r);
     }
-    compiledAll = compile([...resolvedEarly.values()], engine);
+    // Each guest's chains once: the whole firewall is the shared part and these (as compile()
+    // makes it), and each guest's own state is judged by them.
+    const sorted = [...resolvedEarly.values()].sort((a, b) => a.name.localeCompare(b.name));
+    sharedAll = compileShared(sorted.map(treeMember), engine);
+    compiledAll = mergeInto(emptyRuleSet(), sharedAll);
+    for (const r of sorted) {
+      const own = compileVif(r, engine);
+      perVif.set(r.name, own);
+      mergeInto(compiledAll, own);
+    }
     live = await readLive(backend, true, knownRules(compiledAll.nftables.chains.values()));
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
       problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
@@ -288,11 +299,11 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = resolvedEarly.get(f.name) ?? resolveFact(f);
     if (resolved) resolvedAll.push(resolved);
-    const desired = !installed ? undefined : resolved ? compileVif(resolved, engine) : readVifChains(f.name, env);
+    const desired = !installed ? undefined : resolved ? (perVif.get(f.name) ?? compileVif(resolved, engine)) : readVifChains(f.name, env);
     // nftables: a guest's dispatch entries (its map and set elements) are its own too.
     if (installed && resolved && engine.kind === 'nftables') {
       const entries = vifChain('E', f.name);
-      desired!.nftables.chains.set(entries, compileShared([treeMember(resolved)], engine).nftables.chains.get(entries)!);
+      desired!.nftables.chains.set(entries, (sharedAll?.nftables.chains.get(entries) ?? compileShared([treeMember(resolved)], engine).nftables.chains.get(entries))!);
     }
     const link = byName.get(f.name) ?? f.link;
     const member = resolved ? treeMember(resolved) : undefined;

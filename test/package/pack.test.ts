@@ -43,7 +43,7 @@ describe('npm pack + global install', function () {
     assert.match(check.stdout, /valid \(3 guests\)/);
     const plan = await run(bin, ['plan', '--offline', '--rules', example, '--vif', 'vif5.0=web01']);
     assert.equal(plan.code, 2, plan.stderr);
-    assert.match(plan.stdout, /XN-S-vif5\.0: -s 192\.168\.0\.5\/32 -j RETURN/);
+    assert.match(plan.stdout, /\+ nftables XN-S-vif5\.0: ip saddr 192\.168\.0\.5 return/, 'the default backend');
     const schema = await run(bin, ['schema']);
     assert.equal(JSON.parse(schema.stdout).type, 'object');
     const hooks = await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'systemd'), '--dry-run']);

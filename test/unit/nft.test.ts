@@ -64,12 +64,12 @@ describe('nftables backend (pure)', () => {
     const after = { ...before, 'vif999.0': { bridge: ifn('xenbr0'), inbound: true, isolated: false, state: 'installed' as const } };
     const chains = compileVif(vif('vif999.0', { inbound: 'drop' }), NFT);
     const plan = incrementalPlans(before, after, emptyRuleSet(), chains, NFT).nftables;
-    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
+    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-O4-vif999.0', 'XN-O6-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
     const script = render(plan, 'nftables');
     assert.match(script, /^add element bridge xennet from_guest \{ "vif999\.0" : jump XN-O-vif999\.0 \}$/m);
     assert.doesNotMatch(script, /vif17\.0/, 'no other guest is touched');
     const again = incrementalPlans(after, { ...after, 'vif998.0': { bridge: ifn('xenbr0'), inbound: false, isolated: false, state: 'installed' } }, emptyRuleSet(), compileVif(vif('vif998.0'), NFT), NFT).nftables;
-    assert.deepEqual([...again.write.keys()].sort(), ['XN-E-vif998.0', 'XN-N-vif998.0', 'XN-O-vif998.0', 'XN-S-vif998.0']);
+    assert.deepEqual([...again.write.keys()].sort(), ['XN-E-vif998.0', 'XN-N-vif998.0', 'XN-O-vif998.0', 'XN-O4-vif998.0', 'XN-O6-vif998.0', 'XN-S-vif998.0']);
   });
 
   it('removing a guest detaches it first (add, then delete: no error whether or not the element is there) and deletes its chains', () => {
@@ -171,12 +171,29 @@ table inet xennet {
     assert.ok(diffTable(live, desired, 'nftables').remove.includes('XN-E-eth0'), 'the stray entry goes');
   });
 
+  it('a guest\'s frames are dispatched by ethertype first: IPv4 never walks ARP or IPv6 rules, IPv6 never IPv4 or ARP rules, ARP neither', () => {
+    const v = vif('vif5.0', { outbound: 'drop', allowOut: [{ proto: 'tcp', ports: [443] }], logDrops: true });
+    const chains = compileVif(v, NFT).nftables.chains;
+    const o = chains.get('XN-O-vif5.0')!;
+    const gotoAt = (type: string): number => o.indexOf(`ether type ${type} goto XN-O${type === 'ip' ? '4' : '6'}-vif5.0`);
+    assert.ok(gotoAt('ip') >= 0 && gotoAt('ip6') >= 0, o.join('\n'));
+    // Before the dispatch only what every frame must pass: its MAC and its ethertype.
+    assert.deepEqual(o.slice(0, Math.min(gotoAt('ip'), gotoAt('ip6'))).map((r) => r.split(' ')[0]), ['ether', 'ether']);
+    // After it, what IPv4 and IPv6 never reach: ARP.
+    for (const r of o.slice(Math.max(gotoAt('ip'), gotoAt('ip6')) + 1)) assert.match(r, /^arp /, r);
+    const ip6 = /\b(ip6|icmpv6|frag nexthdr|nd-)|\b54[67]\b/;
+    for (const r of chains.get('XN-O4-vif5.0')!) assert.ok(!/^arp /.test(r) && !ip6.test(r), `XN-O4: ${r}`);
+    for (const r of chains.get('XN-O6-vif5.0')!) assert.ok(!/^arp /.test(r) && !/\bip (saddr|daddr|frag-off)|ether type ip |udp dport 68|udp dport 67/.test(r), `XN-O6: ${r}`);
+    // Each ends in the outbound verdict (goto: the end of the guest's checks).
+    for (const c of ['XN-O4-vif5.0', 'XN-O6-vif5.0']) assert.equal(chains.get(c)!.at(-1), 'counter drop', c);
+  });
+
   it('a one-port range is the port on both backends; a guest allowed to send 802.1Q gets VLAN 0 dropped and a warning', () => {
     const v = vif('vif5.0', { outbound: 'drop', allowOut: [{ proto: 'tcp', ports: [443, '80-80'] }], ethertypes: [0x8100] });
     assert.ok(compileVif(v).ipv4.chains.get('XN-O-vif5.0')!.includes('-p tcp -m multiport --dports 443,80 -j RETURN'));
-    const o = compileVif(v, NFT).nftables.chains.get('XN-O-vif5.0')!;
-    assert.ok(o.includes('tcp dport { 80, 443 } return'));
-    assert.ok(o.includes('vlan id 0 counter drop'));
+    const chains = compileVif(v, NFT).nftables.chains;
+    for (const c of ['XN-O4-vif5.0', 'XN-O6-vif5.0']) assert.ok(chains.get(c)!.includes('tcp dport { 80, 443 } return'), c);
+    assert.ok(chains.get('XN-O-vif5.0')!.includes('vlan id 0 counter drop'));
     assert.match(nftWarnings(v).join(), /allow_ethertypes lets 8021q frames out: on the nftables backend the IP inside them is not checked/);
     assert.deepEqual(nftWarnings(vif('vif6.0')), []);
   });

@@ -9,8 +9,10 @@
  *   XN-FWD   base chain, forward, priority -190 (after ebtables-nft's filter at -200, before
  *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
  *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
- *   XN-O-v   from the guest: MAC, ethertypes, ARP, RA and DHCP server guards, NA targets
- *            (XN-N-v), source addresses (XN-S-v), allow_out and the outbound verdict
+ *   XN-O-v   from the guest: MAC, ethertypes, then by ethertype: IPv4 to XN-O4-v (DHCP server
+ *            guard, DHCP client checks), IPv6 to XN-O6-v (fragment, RA and DHCPv6 server guards,
+ *            NA targets in XN-N-v), each then source addresses (XN-S-v), allow_out and the
+ *            outbound verdict; ARP in XN-O-v itself
  *   XN-I-v   to the guest: established and related, neighbour discovery, DHCP replies, allow_in,
  *            the inbound verdict
  * inet xennet (connection state `mark`: the kernel has no nf_conntrack_bridge)
@@ -159,12 +161,20 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
   return s;
 }
 
-/** The chains of one vif in `bridge xennet`. */
+/**
+ * The chains of one vif in `bridge xennet`. A frame from the guest is dispatched by its
+ * ethertype first: XN-O-v checks the MAC and the ethertype, then sends IPv4 to XN-O4-v and IPv6
+ * to XN-O6-v (goto: their end is the end of the guest's checks) and checks ARP itself, so that
+ * an IPv4 packet never walks the ARP and IPv6 rules, nor an IPv6 one the IPv4 and ARP rules.
+ */
 export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): TableRules {
   const t = emptyTable();
   const O = vifChain('O', v.name);
   const macGuard = v.mac !== undefined && v.antispoof.mac;
   const o: string[] = [];
+  const arp: string[] = [];
+  const o4: string[] = [];
+  const o6: string[] = [];
   if (macGuard) {
     o.push(`ether saddr != ${v.mac} drop`);
     o.push(`${noneOf('ether type', [...new Set([0x0800, 0x0806, 0x86dd, ...v.ethertypes])].sort((a, b) => a - b).map(ethertypeText))} drop`);
@@ -174,30 +184,30 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   }
   if (v.antispoof.arp) {
     // Only Ethernet/IPv4 ARP: the other kinds Linux still accepts carry no checked fields.
-    o.push('arp htype != 1 drop', 'arp ptype != ip drop');
-    if (v.mac) o.push(`arp saddr ether != ${v.mac} drop`);
-    if (v.ipv4.length > 0 || v.ipv6.length > 0) o.push(`${noneOf('arp saddr ip', sortedCidrs([...v.ipv4, hostCidr('ipv4', [0, 0, 0, 0])]).map(hostText))} drop`);
+    arp.push('arp htype != 1 drop', 'arp ptype != ip drop');
+    if (v.mac) arp.push(`arp saddr ether != ${v.mac} drop`);
+    if (v.ipv4.length > 0 || v.ipv6.length > 0) arp.push(`${noneOf('arp saddr ip', sortedCidrs([...v.ipv4, hostCidr('ipv4', [0, 0, 0, 0])]).map(hostText))} drop`);
     else if (v.learning) {
       // ARP from a sender not bound here goes to the daemon: a probe (sender 0.0.0.0) or an
       // announcement (gratuitous ARP) binds its address first come first served. Any other
       // sender must be bound to this port.
-      o.push(`arp saddr ip 0.0.0.0 arp operation request ${HANDOVER_LIMIT} ${tentativeFrom('arp daddr ip')} ${LEARN_LOG}`);
-      o.push(`arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 ${HANDOVER_LIMIT} ${tentativeFrom('arp saddr ip')} ${LEARN_LOG}`);
-      o.push('arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 drop');
+      arp.push(`arp saddr ip 0.0.0.0 arp operation request ${HANDOVER_LIMIT} ${tentativeFrom('arp daddr ip')} ${LEARN_LOG}`);
+      arp.push(`arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 ${HANDOVER_LIMIT} ${tentativeFrom('arp saddr ip')} ${LEARN_LOG}`);
+      arp.push('arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 drop');
     }
   }
-  if (v.ethertypes.includes(0x8100)) o.push('vlan id 0 drop'); // priority-tagged: receivers take it as untagged
+  const vlan0 = v.ethertypes.includes(0x8100) ? ['vlan id 0 drop'] : []; // priority-tagged: receivers take it as untagged
   // A fragmented IPv6 packet whose header chain goes on past the fragment header may hide its
   // ICMPv6 or UDP header from the first fragment (RA-guard evasion, RFC 7113): never legitimate.
-  o.push(...logged(v, 'frag', 'frag nexthdr @ipv6_exthdrs'));
-  if (!v.routerAdvertisements) o.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
-  if (!v.dhcpServer) o.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'), ...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
+  o6.push(...logged(v, 'frag', 'frag nexthdr @ipv6_exthdrs'));
+  if (!v.routerAdvertisements) o6.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
+  if (!v.dhcpServer) o4.push(...logged(v, 'dhcps', 'ether type ip udp dport 68')), o6.push(...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
   // A DHCP client message is the guest's own only with its own MAC as chaddr: another's would
   // take that client's lease slots at the server (or, learning, its binding's renewals). One too
   // short to hold a chaddr fails the match and is dropped with the rest.
   // A first fragment (its chaddr may lie past its end, and the later fragments carry no UDP
   // header to check) is never a legitimate DHCP message: dropped, nothing reassembles.
-  if (dhcpClientChecked(v)) o.push(...logged(v, 'dhcpc', 'ip frag-off & 8192 != 0 udp sport 68 udp dport 67'), ...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
+  if (dhcpClientChecked(v)) o4.push(...logged(v, 'dhcpc', 'ip frag-off & 8192 != 0 udp sport 68 udp dport 67'), ...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   if (v.learning && v.mac) {
     // The server replies that are this guest's own go to the daemon, each port with its own rate:
@@ -215,24 +225,36 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     // What learning reads from the guest: its DAD (binds first come first served), its DHCP
     // and DHCPv6 client messages (a release or decline ends a binding). Rate-limited: a guest
     // cannot flood the daemon.
-    if (v.antispoof.ipv6) o.push(`ip6 saddr :: icmpv6 type nd-neighbor-solicit ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`);
-    if (v.antispoof.ipv4) o.push(`ether type ip udp sport 68 udp dport 67 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
-    if (v.antispoof.ipv6) o.push(`ether type ip6 udp sport 546 udp dport 547 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
+    if (v.antispoof.ipv6) o6.push(`ip6 saddr :: icmpv6 type nd-neighbor-solicit ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`);
+    if (v.antispoof.ipv4) o4.push(`ether type ip udp sport 68 udp dport 67 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
+    if (v.antispoof.ipv6) o6.push(`ether type ip6 udp sport 546 udp dport 547 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
   }
   if (v.antispoof.ipv6 && (known || v.learning)) {
     const N = vifChain('N', v.name);
     const targets = [...v.ipv6, ...(v.mac && !v.learning ? [eui64LinkLocal(v.mac)] : [])];
     // No legitimate NA has an extension header before the ICMPv6 header.
     t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return', `ip6 daddr ff02::1 ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`] : []), ...logged(v, 'na', '')]);
-    o.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
+    o6.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
   }
   const s = sourceChain(v);
   if (s) {
     const S = vifChain('S', v.name);
     t.chains.set(S, s);
-    o.push(`jump ${S}`);
+    o4.push(`jump ${S}`);
+    o6.push(`jump ${S}`);
   }
-  if (v.outbound === 'drop') o.push(...nftAllowLines(v.allowOut, 'out'), ...logged(v, 'out', IP_TYPES));
+  if (v.outbound === 'drop') {
+    const allow = nftAllowLines(v.allowOut, 'out');
+    o4.push(...allow.filter((l) => !l.startsWith('ip6 ')), ...logged(v, 'out', ''));
+    o6.push(...allow.filter((l) => !l.startsWith('ip ')), ...logged(v, 'out', ''));
+  }
+  // The family chains before XN-O, which names them (a chain is written before a rule names it).
+  for (const [kind, type, rules] of [['O4', 'ip', o4], ['O6', 'ip6', o6]] as const) {
+    if (rules.length === 0) continue;
+    t.chains.set(vifChain(kind, v.name), rules);
+    o.push(`ether type ${type} goto ${vifChain(kind, v.name)}`);
+  }
+  o.push(...arp, ...vlan0);
   t.chains.set(O, o);
 
   if (v.inbound === 'drop') {
