@@ -14,7 +14,7 @@
 import type { PolicyFile } from '../config/schema.js';
 import { usageError } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { detectVariant, xtablesBackend, type Backend } from './backend/xtables.js';
+import { detectVariant, xtablesBackend, xtablesChainsPresent, type Backend } from './backend/xtables.js';
 import { nftablesUsable, ownBridgeTablePresent, probeBridgeConntrack } from './backend/nft.js';
 import { XTABLES, type BackendKind, type Engine } from './model.js';
 import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
@@ -56,14 +56,17 @@ export async function engineOf(kind: BackendKind, recorded?: Engine): Promise<En
 
 /**
  * The engine installed: recorded; else xtables when the record is from a version before the
- * nftables backend (guests recorded, no engine); else seen in the kernel; else what the rule file
- * selects (nothing is installed yet).
+ * nftables backend (guests recorded, no engine); else seen in the kernel (`bridge xennet`, or
+ * xennet's chains in iptables' filter table); else what the rule file selects, the backend a
+ * record from before names, or the default (nothing is installed yet).
  */
 export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, policy?: Pick<PolicyFile, 'backend'>, loaded: LoadedIndex = loadIndex(env, log)): Promise<Engine> {
   const { index, recovered } = loaded;
   if (!recovered && index.engine) return index.engine;
   if (!recovered && Object.keys(index.vifs).length > 0) return XTABLES;
+  // What the kernel holds decides before any default: a hook never starts a second backend.
   if (await ownBridgeTablePresent()) return engineOf('nftables');
+  if (await xtablesChainsPresent()) return XTABLES;
   return engineOf(await selectedKind(policy, env, loaded));
 }
 

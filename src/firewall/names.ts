@@ -13,11 +13,11 @@ export const CHAIN_FROM = 'XN-FROM';
 export const CHAIN_TO = 'XN-TO';
 export const MAX_CHAIN_NAME = 28;
 
-export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L' | 'O4' | 'O6';
+export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L' | 'O4' | 'O6' | 'I4' | 'I6';
 /**
  * O: from the guest; I: to the guest; S: source check; N: neighbour-advertisement check; E:
- * ebtables (nftables: the guest's set elements); L: its DHCP replies (learning); O4 and O6
- * (nftables): its IPv4 and IPv6 frames, dispatched to from O by ethertype.
+ * ebtables (nftables: the guest's set elements); L: its DHCP replies (learning); O4, O6, I4
+ * and I6 (nftables): its IPv4 and IPv6 frames, from O and I by ethertype.
  */
 export function vifChain(kind: VifChainKind, vif: string): string {
   return `XN-${kind}-${vif}`;
@@ -29,6 +29,9 @@ export function treeChain(dir: 'F' | 'T', prefix: string): string {
 }
 
 const firewallable = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+
+/** Whether a name can be a vif's in chain names and interface matches (see checkVifName). */
+export const isFirewallableName = (name: string): boolean => firewallable.test(name);
 
 /** A vif name that can appear in chain names and interface matches. */
 export function checkVifName(name: string): string {
@@ -44,6 +47,6 @@ export function isOwnedChain(name: string): boolean {
 
 /** The vif a per-vif chain belongs to, or undefined for shared chains. */
 export function vifOfChain(chain: string): string | undefined {
-  const m = /^XN-(?:[OISNEL]|O4|O6)-(.+)$/.exec(chain);
+  const m = /^XN-(?:[OISNEL]|[OI][46])-(.+)$/.exec(chain);
   return m?.[1];
 }

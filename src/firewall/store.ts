@@ -178,11 +178,23 @@ export interface LoadedIndex {
    */
   recovered: boolean;
   /**
-   * The backend a record from an earlier boot says the firewall was on (its engine; guests and no
-   * engine: xtables, from before the nftables backend). A reboot empties the tables, not the
+   * The backend a record that cannot say what is installed still names (from an earlier boot, or
+   * with an entry that does not parse; see kindRecordedIn). A reboot empties the tables, not the
    * operator's choice: the host comes back on the backend it had.
    */
   lastKind?: BackendKind;
+}
+
+/**
+ * The backend a record names, even one that cannot say what is installed (from an earlier boot,
+ * or with an entry that does not parse): its engine, else xtables when it lists guests (a record
+ * from before the nftables backend).
+ */
+function kindRecordedIn(raw: Partial<Record<keyof FirewallIndex, unknown>> | undefined): BackendKind | undefined {
+  if (!raw || raw.version !== 2) return undefined;
+  const engine = raw.engine as { kind?: unknown } | undefined;
+  if (engine?.kind === 'xtables' || engine?.kind === 'nftables') return engine.kind;
+  return typeof raw.vifs === 'object' && raw.vifs !== null && Object.keys(raw.vifs).length > 0 ? 'xtables' : undefined;
 }
 
 /**
@@ -196,12 +208,8 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair
   if (r.kind === 'missing') return { index: { ...emptyIndex(), dirty: true }, recovered: true };
   const raw = r.kind === 'ok' ? (r.value as Partial<Record<keyof FirewallIndex, unknown>>) : undefined;
   const boot = currentBootId();
-  if (raw && raw.version === 2 && raw.bootId !== boot) {
-    const engine = raw.engine as { kind?: unknown } | undefined;
-    const hadGuests = typeof raw.vifs === 'object' && raw.vifs !== null && Object.keys(raw.vifs).length > 0;
-    const lastKind: BackendKind | undefined = engine?.kind === 'xtables' || engine?.kind === 'nftables' ? engine.kind : hadGuests ? 'xtables' : undefined;
-    return { index: { ...emptyIndex(), dirty: true }, recovered: true, ...(lastKind ? { lastKind } : {}) };
-  }
+  const lastKind = kindRecordedIn(raw);
+  if (raw && raw.version === 2 && raw.bootId !== boot) return { index: { ...emptyIndex(), dirty: true }, recovered: true, ...(lastKind ? { lastKind } : {}) };
   const vifs: Record<string, IndexEntry> = {};
   let ok = !!raw && raw.version === 2 && typeof raw.vifs === 'object' && raw.vifs !== null && !Array.isArray(raw.vifs);
   if (ok) {
@@ -219,7 +227,7 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair
       const aside = setAside(path);
       log.warning(`firewall index ${path} is unreadable (${r.kind === 'corrupt' ? r.reason : 'unexpected content'}); ${aside ? `moved to ${aside}; ` : ''}rebuilding it from the live rules`);
     }
-    return { index: { ...emptyIndex(), dirty: true }, recovered: true };
+    return { index: { ...emptyIndex(), dirty: true }, recovered: true, ...(lastKind ? { lastKind } : {}) };
   }
   const index: FirewallIndex = { version: 2, bootId: boot, dirty: raw!.dirty === true, vifs };
   if (typeof raw!.backend === 'string') index.backend = raw!.backend;

@@ -315,6 +315,16 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-checked-again'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-checked-again']), false);
   });
 
+  if (native) it('a dispatch entry another program added under a key that is no interface name ("vif6.0 ") goes, and the guest keeps its chains', async () => {
+    await nft('add', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif6.0 " : accept }');
+    assert.equal((await xennet(['plan'])).code, 2, 'plan sees it');
+    const applied = await xennet(['apply']);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal((await xennet(['plan'])).code, 0);
+    assert.doesNotMatch(await nft('list', 'map', 'bridge', 'xennet', 'from_guest'), /"vif6\.0 "/);
+    assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-still-checked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-still-checked']), false, 'db01 keeps its chains');
+  });
+
   if (!native) it('an external flush shows up in plan (exit 2) and apply repairs it; jumps are never duplicated', async () => {
     await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
     await host.dom0.exec('ebtables', ['-t', 'nat', '-F', 'XN-E-vif6.0']);

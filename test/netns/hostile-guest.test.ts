@@ -175,6 +175,37 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
     assert.equal(await toWeb('udp4@vlan=0', 'vlan0-after'), false);
   });
 
+  it('allow_out and allow_in of `icmp` are ICMP for IPv4 only, of `icmpv6` ICMPv6 for IPv6 only: that protocol number in the other family stays dropped (controls: the allowed ones pass)', async () => {
+    const file = join(dir, 'icmp.yaml');
+    writeFileSync(file, `version: 1\nbackend: ${backend}\nguests:\n  v4icmp:\n    outbound: drop\n    allow_out: [ { proto: icmp } ]\n  v6icmp:\n    outbound: drop\n    allow_out: [ { proto: icmpv6 } ]\n    inbound: drop\n    allow_in: [ { proto: icmpv6 } ]\n`);
+    const e = { XENNET_RULES: file };
+    const a = await host.addGuest(spec(61, { name: 'v4icmp', xenstoreIp: '192.168.0.161 2001:db8::161' }));
+    const b = await host.addGuest(spec(62, { name: 'v6icmp', xenstoreIp: '192.168.0.162 2001:db8::162' }));
+    for (const g of [a, b]) assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: e })).code, 0);
+    const gw = await gatewayMac();
+    const out = (g: SimGuest, kind: string, src: string, dst: string, proto: number, marker: string) => arrives(g.ns, host.lan, 'lan0', hex(marker), kind, [g.mac, gw, src, dst, String(proto), marker]);
+    assert.equal(await out(a, 'ip4proto', '192.168.0.161', '192.168.0.1', 1, 'out-icmp4'), true, 'control: ICMP out passes');
+    assert.equal(await out(a, 'ip4proto', '192.168.0.161', '192.168.0.1', 17, 'out-udp4'), false, 'control: outbound: drop holds');
+    assert.equal(await out(a, 'ip6proto', '2001:db8::161', '2001:db8::1', 1, 'out-v6-nh1'), false, 'IPv6 with next header 1 is not ICMP');
+    assert.equal(await out(b, 'ip6proto', '2001:db8::162', '2001:db8::1', 58, 'out-icmp6'), true, 'control: ICMPv6 out passes');
+    assert.equal(await out(b, 'ip4proto', '192.168.0.162', '192.168.0.1', 58, 'out-v4-p58'), false, 'IPv4 with protocol 58 is not ICMPv6');
+    const toB = (kind: string, src: string, dst: string, proto: number, marker: string) => arrives(host.lan, b.ns, 'eth0', hex(marker), kind, [gw, b.mac, src, dst, String(proto), marker], 'lan0');
+    assert.equal(await toB('ip6proto', '2001:db8::1', '2001:db8::162', 58, 'in-icmp6'), true, 'control: ICMPv6 in passes');
+    assert.equal(await toB('ip4proto', '192.168.0.1', '192.168.0.162', 58, 'in-v4-p58'), false, 'inbound: IPv4 with protocol 58 is not ICMPv6');
+  });
+
+  if (native) it('a guest allowed to send 802.1ad cannot send IP as untagged through a priority tag (VLAN 0, alone or with a second one inside); a real S-VLAN passes (the control)', async () => {
+    const file = join(dir, 'qinq.yaml');
+    writeFileSync(file, `version: 1\nbackend: ${backend}\nguests:\n  qinq:\n    allow_ethertypes: [0x88a8]\n`);
+    const g = await host.addGuest(spec(63, { name: 'qinq' }));
+    assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: { XENNET_RULES: file } })).code, 0);
+    const gw = await gatewayMac();
+    const forged = (mods: string, marker: string) => arrives(g.ns, host.lan, 'lan0', hex(marker), `udp4@${mods}`, [g.mac, gw, '192.168.0.150', '192.168.0.1', '4000', '4001', marker]);
+    assert.equal(await forged('svlan=5', 'svlan5'), true, 'control: traffic on an S-VLAN passes');
+    assert.equal(await forged('svlan=0', 'svlan0'), false, 'a forged source under an 802.1ad priority tag');
+    assert.equal(await forged('vlan=0,svlan=0', 'svlan0-vlan0'), false, 'and under two priority tags');
+  });
+
   it('ARP of another hardware type carries no claim past the ARP checks', async () => {
     const attacker = await host.addGuest(spec(45));
     await online(attacker);
@@ -226,8 +257,10 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
       const t = await rules();
       assert.doesNotMatch(t, /peth0/, 'the uplink gets no guest chain and no dispatch entry');
       assert.match(t, new RegExp(`chain XN-O-db48 \\{\\s*ether saddr != ${macOf(48)} counter packets \\d+ bytes \\d+ drop`), 'the victim keeps its own MAC check');
-      const inbound = t.split('chain XN-I-db48 {')[1]?.split('\n\t}')[0] ?? '';
-      assert.match(inbound, /^\s*counter packets \d+ bytes \d+ drop( comment "xn:[^"]+")?$/m, 'and its inbound: drop');
+      for (const c of ['XN-I4-db48', 'XN-I6-db48']) {
+        const inbound = t.split(`chain ${c} {`)[1]?.split('\n\t}')[0] ?? '';
+        assert.match(inbound, /^\s*counter packets \d+ bytes \d+ drop( comment "xn:[^"]+")?$/m, `and its inbound: drop (${c})`);
+      }
     } else {
       const eb = await sh('ebtables-save', ['-t', 'nat']);
       assert.doesNotMatch(eb, /XN-E-peth0/, 'the uplink gets no guest chain');

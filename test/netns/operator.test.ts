@@ -1,6 +1,6 @@
 /** The operator surface on the simulated host: `xennet status` and `xennet demo`. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestRulesPresent, inboundDrops } from './lib/installed.js';
@@ -189,6 +189,19 @@ describe('operator surface (netns)', function () {
       assert.equal((await host.runVifScript('vif-xennet', g2, 'online', 'libxl', { env: env() })).code, 0);
       assert.ok(await guestRulesPresent(host.dom0, g2.vif));
       assert.equal((await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code, 1, 'a hook never switches backends');
+      // A damaged record (an entry that does not parse, set aside by the next hook): what the
+      // kernel holds still says xtables, and the next guest goes there too.
+      const index = join(host.dir, 'state', 'firewall', 'index.json');
+      const record = JSON.parse(readFileSync(index, 'utf8')) as { vifs: Record<string, unknown> };
+      record.vifs['bad name with spaces'] = {};
+      writeFileSync(index, JSON.stringify(record));
+      const g3 = await host.addGuest({ domid: 9, name: 'app01', mac: '00:16:3e:00:00:09', addresses: ['192.168.0.109/24'], xenstoreIp: '192.168.0.109' });
+      const third = await host.runVifScript('vif-xennet', g3, 'online', 'libxl', { env: env() });
+      assert.equal(third.code, 0, third.stderr);
+      assert.equal((await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code, 1, 'still no nftables table after a damaged record');
+      assert.ok(await guestRulesPresent(host.dom0, g3.vif));
+      assert.equal((await kindOf()).kind, 'xtables');
+      assert.equal((await host.xennet(['plan'], env())).code, 0, 'every guest in place, on xtables');
       // The operator names nftables: plan shows the switch, apply makes it.
       writeFileSync(rules, 'version: 1\nbackend: nftables\nguests:\n  web01:\n    inbound: drop\n');
       assert.equal((await host.xennet(['plan'], env())).code, 2);

@@ -15,6 +15,7 @@ import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../..
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { dirOf, emptyIndex, loadIndex, type IndexEntry } from '../../src/firewall/store.js';
 import { silentLogger } from '../../src/sys/log.js';
+import { currentBootId } from '../../src/sys/boot.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +65,7 @@ describe('nftables backend (pure)', () => {
     const after = { ...before, 'vif999.0': { bridge: ifn('xenbr0'), inbound: true, isolated: false, state: 'installed' as const } };
     const chains = compileVif(vif('vif999.0', { inbound: 'drop' }), NFT);
     const plan = incrementalPlans(before, after, emptyRuleSet(), chains, NFT).nftables;
-    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-O4-vif999.0', 'XN-O6-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
+    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-I4-vif999.0', 'XN-I6-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-O4-vif999.0', 'XN-O6-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
     const script = render(plan, 'nftables');
     assert.match(script, /^add element bridge xennet from_guest \{ "vif999\.0" : jump XN-O-vif999\.0 \}$/m);
     assert.doesNotMatch(script, /vif17\.0/, 'no other guest is touched');
@@ -153,6 +154,16 @@ table inet xennet {
     assert.ok(!lines.slice(0, out).some((l) => l.includes('from_guest { "vif1.0" : jump')), 'xennet\'s own data is not added over it');
   });
 
+  it('an entry whose key is no interface name (`"vif1.0 "`) is taken out, and names no chain: nft would read it as a guest\'s', () => {
+    const desired = compile([vif('vif1.0')], NFT).nftables;
+    const live = parseNftList(`table bridge xennet {\n\tmap from_guest {\n\t\ttype ifname : verdict\n\t\telements = { "vif1.0 " : accept }\n\t}\n}\n`);
+    const plan = diffTable(live, desired, 'nftables');
+    assert.ok(plan.remove.includes('XN-E-vif1.0 '), plan.remove.join());
+    const lines = renderNft(plan).split('\n');
+    assert.ok(lines.includes('delete element bridge xennet from_guest { "vif1.0 " }'), lines.join('\n'));
+    assert.deepEqual(lines.filter((l) => /chain bridge xennet XN-[A-Z0-9]+-vif1\.0 +$/.test(l) || (/^delete chain /.test(l) && l.includes('vif1.0'))), [], 'no chain named by it, none of the guest\'s deleted');
+  });
+
   it('a full reconcile adopts a guest with chains of its own, never a bare dispatch entry someone added', () => {
     const live = parseNftList(`table bridge xennet {
 \tmap from_guest {
@@ -228,6 +239,12 @@ table inet xennet {
         assert.equal(earlier.recovered, true);
         assert.equal(recordedKind(earlier), want, JSON.stringify(engine ?? vifs));
       }
+      // This boot's record with an entry that does not parse: what is installed is read again,
+      // but the backend it names still holds.
+      writeFileSync(file, JSON.stringify({ version: 2, bootId: currentBootId(), dirty: false, vifs: { 'bad name with spaces': {} }, engine: XTABLES }));
+      const damaged = loadIndex(env, silentLogger);
+      assert.equal(damaged.recovered, true);
+      assert.equal(recordedKind(damaged), 'xtables', 'a damaged record still names its backend');
       writeFileSync(file, '{ not json');
       assert.equal(recordedKind(loadIndex(env, silentLogger)), undefined, 'an unreadable record says nothing');
     } finally {

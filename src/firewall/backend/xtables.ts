@@ -126,6 +126,29 @@ export async function legacyForwardChains(): Promise<LegacyForward[]> {
   return out;
 }
 
+/**
+ * Whether xennet's chains (XN-*) are in iptables' filter table, where the xtables backend always
+ * has its root chain: through nf_tables for iptables-nft (no program needed), with
+ * iptables-legacy-save where legacy tables exist here.
+ */
+export async function xtablesChainsPresent(): Promise<boolean> {
+  try {
+    if ((await xennetChainsIn('ipv4', 'filter')).length > 0) return true;
+  } catch {
+    // A kernel without nf_tables: nothing of the nf_tables variant.
+  }
+  let legacy: string[] = [];
+  try {
+    legacy = readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n');
+  } catch {
+    return false;
+  }
+  const tool = which('iptables-legacy-save');
+  if (!legacy.includes('filter') || !tool) return false;
+  const r = await run(tool, ['-t', 'filter']);
+  return r.code === 0 && /^:XN-/m.test(r.stdout);
+}
+
 /** The nf_tables family and table an xtables table of the nf_tables variant lives in. */
 function nfTablesHome(table: Exclude<TableName, 'nftables'>): { family: 'ipv4' | 'ipv6' | 'bridge'; table: string } {
   return { family: isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4'), table: kernelTable(table) };

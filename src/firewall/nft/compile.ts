@@ -103,9 +103,14 @@ const logged = (v: ResolvedVif, what: string, match: string, verdict = 'drop'): 
   return [...(v.logDrops ? [`${m}limit rate 6/minute log prefix "XN ${what} ${v.name}: "`] : []), `${m}${verdict}`];
 };
 
-/** allow_in / allow_out rules as nft `return` rules (from the guest's point of view). */
-export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): string[] {
-  const out: string[] = [];
+/**
+ * allow_in / allow_out rules as nft `return` rules (from the guest's point of view), each with
+ * the IP families it is for: `icmp` is ICMP for IPv4 only and `icmpv6` ICMPv6 for IPv6 only
+ * (`meta l4proto icmp` alone would also match an IPv6 packet whose next header is 1), so each
+ * line goes into the chain of its families' frames.
+ */
+export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): { line: string; families: readonly ('ipv4' | 'ipv6')[] }[] {
+  const out: { line: string; families: readonly ('ipv4' | 'ipv6')[] }[] = [];
   const field = dir === 'in' ? 'saddr' : 'daddr';
   for (const r of rules) {
     const cidrs = dir === 'in' ? r.from : r.to;
@@ -116,17 +121,20 @@ export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): s
     else if (r.proto === 'icmpv6') proto = r.icmp_types ? `icmpv6 type ${icmpTypes('ipv6', r.icmp_types)}` : 'meta l4proto ipv6-icmp';
     else proto = '';
     if (!cidrs) {
-      out.push(proto ? `${proto} return` : `${IP_TYPES} return`);
+      out.push({ line: proto ? `${proto} return` : `${IP_TYPES} return`, families });
       continue;
     }
     for (const f of families) {
       const mine = cidrs.filter((c) => c.family === f);
       if (mine.length === 0) continue;
-      out.push([`${f === 'ipv4' ? 'ip' : 'ip6'} ${field} ${addressSet(f, mine)}`, proto, 'return'].filter((x) => x !== '').join(' '));
+      out.push({ line: [`${f === 'ipv4' ? 'ip' : 'ip6'} ${field} ${addressSet(f, mine)}`, proto, 'return'].filter((x) => x !== '').join(' '), families: [f] });
     }
   }
   return out;
 }
+
+/** The allow lines for one family's chain. */
+const allowFor = (lines: readonly { line: string; families: readonly ('ipv4' | 'ipv6')[] }[], family: 'ipv4' | 'ipv6'): string[] => lines.filter((l) => l.families.includes(family)).map((l) => l.line);
 
 /** "The DHCP chaddr (UDP payload bytes 28-33) is (`!=`: is not) `mac`". */
 const chaddrMatch = (mac: string, op: '' | '!=' = ''): string => `@th,288,48 ${op === '' ? '' : `${op} `}${rawHex(mac.replace(/:/g, ''))}`;
@@ -196,12 +204,17 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
       arp.push('arp saddr ip != 0.0.0.0 arp saddr ip . iifname != @learned_ip4 drop');
     }
   }
-  const vlan0 = v.ethertypes.includes(0x8100) ? ['vlan id 0 drop'] : []; // priority-tagged: receivers take it as untagged
+  // Priority-tagged (VLAN 0) frames: receivers take them as untagged (under an 802.1ad tag too,
+  // and a second priority tag inside with it), so the IP inside would pass unchecked.
+  const vlan0 = [...(v.ethertypes.includes(0x8100) ? ['vlan id 0 drop'] : []), ...(v.ethertypes.includes(0x88a8) ? ['ether type 8021ad vlan id 0 drop'] : [])];
   // A fragmented IPv6 packet whose header chain goes on past the fragment header may hide its
   // ICMPv6 or UDP header from the first fragment (RA-guard evasion, RFC 7113): never legitimate.
   o6.push(...logged(v, 'frag', 'frag nexthdr @ipv6_exthdrs'));
   if (!v.routerAdvertisements) o6.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
-  if (!v.dhcpServer) o4.push(...logged(v, 'dhcps', 'ether type ip udp dport 68')), o6.push(...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
+  if (!v.dhcpServer) {
+    o4.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'));
+    o6.push(...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
+  }
   // A DHCP client message is the guest's own only with its own MAC as chaddr: another's would
   // take that client's lease slots at the server (or, learning, its binding's renewals). One too
   // short to hold a chaddr fails the match and is dropped with the rest.
@@ -245,8 +258,8 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   }
   if (v.outbound === 'drop') {
     const allow = nftAllowLines(v.allowOut, 'out');
-    o4.push(...allow.filter((l) => !l.startsWith('ip6 ')), ...logged(v, 'out', ''));
-    o6.push(...allow.filter((l) => !l.startsWith('ip ')), ...logged(v, 'out', ''));
+    o4.push(...allowFor(allow, 'ipv4'), ...logged(v, 'out', ''));
+    o6.push(...allowFor(allow, 'ipv6'), ...logged(v, 'out', ''));
   }
   // The family chains before XN-O, which names them (a chain is written before a rule names it).
   for (const [kind, type, rules] of [['O4', 'ip', o4], ['O6', 'ip6', o6]] as const) {
@@ -258,12 +271,18 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   t.chains.set(O, o);
 
   if (v.inbound === 'drop') {
+    // To the guest: tagged frames never, non-IP always, established and related always; then by
+    // ethertype, as from the guest: IPv4 to XN-I4, IPv6 to XN-I6 (the end of either: return).
     const i: string[] = [];
     i.push('ether type @tagged_types drop', `${noneOf('ether type', ['ip', 'ip6'])} return`);
     i.push(conntrack === 'bridge' ? 'ct state established,related return' : `meta mark & ${mark32(MARK_ESTABLISHED)} == ${mark32(MARK_ESTABLISHED)} return`);
-    for (const t of ['nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert']) i.push(`icmpv6 type ${t} return`);
-    i.push('ether type ip udp sport 67 udp dport 68 return', 'ether type ip6 udp sport 547 udp dport 546 return');
-    i.push(...nftAllowLines(v.allowIn, 'in'), ...logged(v, 'in', ''));
+    const allow = nftAllowLines(v.allowIn, 'in');
+    const i4 = ['ether type ip udp sport 67 udp dport 68 return', ...allowFor(allow, 'ipv4'), ...logged(v, 'in', '')];
+    const i6 = [...['nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert'].map((t) => `icmpv6 type ${t} return`), 'ether type ip6 udp sport 547 udp dport 546 return', ...allowFor(allow, 'ipv6'), ...logged(v, 'in', '')];
+    for (const [kind, type, rules] of [['I4', 'ip', i4], ['I6', 'ip6', i6]] as const) {
+      t.chains.set(vifChain(kind, v.name), rules);
+      i.push(`ether type ${type} goto ${vifChain(kind, v.name)}`);
+    }
     t.chains.set(vifChain('I', v.name), i);
   }
   // Every drop counts what it drops (status shows a guest's drops).

@@ -13,7 +13,7 @@
  */
 import { emptyLive, type LiveTable } from '../save-parse.js';
 import type { TablePlan } from '../diff.js';
-import { vifChain, vifOfChain } from '../names.js';
+import { isFirewallableName, vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
 import { LEARNED_SETS } from './learned.js';
 import { ruleTag, splitComment, UNTAGGED } from './tag.js';
@@ -193,14 +193,18 @@ export function renderNft(plan: TablePlan): string {
     // The entry as it is live, when known: the kernel refuses to add a key it holds with other
     // data (an entry someone set to `accept`), so the add-then-delete must name that data.
     const liveLines = plan.before?.get(vifChain('E', k)) ?? [];
+    // A key that is no interface name (another program's element, `"vif1.0 "`) names no chain of
+    // xennet's: it would name a guest's chain once nft has read it as a word.
+    const nameable = isFirewallableName(k);
     for (const s of NFT_SETS) {
-      if (s.map) {
+      if (s.map && nameable) {
         const target = vifChain(s.target, k);
         lines.push(`add chain bridge ${NFT_TABLE} ${target}`);
         created.push(target);
       }
       const own = `@${s.name} "${k}"`;
       const live = liveLines.find((l) => l === own || l.startsWith(`${own} `));
+      if (!live && !nameable) continue;
       const stmt = elementStatement(live ?? elementLine(s.name, k));
       lines.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${s.name} { "${k}" }`);
     }

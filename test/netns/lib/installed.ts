@@ -25,12 +25,20 @@ async function onNftables(ns: Netns): Promise<boolean> {
   return (await ns.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code === 0;
 }
 
-/** Whether the guest's inbound policy is drop as installed: its inbound chain ends in a drop and is reached. */
+/**
+ * Whether the guest's inbound policy is drop as installed: its inbound chain is reached, and on
+ * nftables sends IPv4 and IPv6 to its family chains, each ending in a drop.
+ */
 export async function inboundDrops(ns: Netns, vif: string): Promise<boolean> {
   if (await onNftables(ns)) {
     const rules = await nftChainRules(ns, `XN-I-${vif}`);
     const map = await ns.exec('nft', ['list', 'map', 'bridge', 'xennet', 'to_guest']);
-    return rules !== undefined && /\bdrop(?: comment "[^"]*")?$/.test(rules.at(-1) ?? '') && map.stdout.includes(`"${vif}" : jump XN-I-${vif}`);
+    if (rules === undefined || !map.stdout.includes(`"${vif}" : jump XN-I-${vif}`)) return false;
+    for (const [kind, type] of [['I4', 'ip'], ['I6', 'ip6']] as const) {
+      const family = await nftChainRules(ns, `XN-${kind}-${vif}`);
+      if (!rules.some((r) => r.startsWith(`ether type ${type} goto XN-${kind}-${vif}`)) || !/\bdrop(?: comment "[^"]*")?$/.test(family?.at(-1) ?? '')) return false;
+    }
+    return true;
   }
   const save = await ns.exec('iptables-save', []);
   return new RegExp(`^-A XN-I-${escaped(vif)} .*-j DROP$`, 'm').test(save.stdout);
