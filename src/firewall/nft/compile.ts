@@ -13,8 +13,9 @@
  *            guard, DHCP client checks), IPv6 to XN-O6-v (fragment, RA and DHCPv6 server guards,
  *            NA targets in XN-N-v), each then source addresses (XN-S-v), allow_out and the
  *            outbound verdict; ARP in XN-O-v itself
- *   XN-I-v   to the guest: established and related, neighbour discovery, DHCP replies, allow_in,
- *            the inbound verdict
+ *   XN-I-v   to the guest: tagged frames, non-IP, established and related, then by ethertype:
+ *            IPv4 to XN-I4-v (DHCP replies), IPv6 to XN-I6-v (neighbour discovery, DHCPv6
+ *            replies), each then allow_in and the inbound verdict
  * inet xennet (connection state `mark`: the kernel has no nf_conntrack_bridge)
  *   XN-CT    base chain, prerouting, priority -170 (after conntrack at -200, before mangle at
  *            -150): bridged packets of established or related connections get mark bit
