@@ -9,7 +9,7 @@ import type { LiveTable } from './save-parse.js';
 import { emptyLive } from './save-parse.js';
 import { normalizeRule, sameRules } from './normalize.js';
 import { vifOfChain } from './names.js';
-import { isElements, renderNft, tablesToDrop, type NftFamily } from './nft/script.js';
+import { dormantTables, isElements, renderNft, tablesToDrop, type NftFamily } from './nft/script.js';
 
 export interface TablePlan {
   /** Chains to create or rewrite, with their full contents. */
@@ -31,6 +31,12 @@ export interface TablePlan {
    * reconciles from the live rules instead of adding one guest to an empty table.
    */
   expectTable?: boolean;
+  /**
+   * nftables: xennet's tables (by family) that are dormant now. The change's `add table` wakes
+   * them; their base chains are refilled in place (the kernel refuses to add a base chain in the
+   * transaction that wakes its table).
+   */
+  wake?: NftFamily[];
 }
 
 export type RulePlan = Record<TableName, TablePlan>;
@@ -103,6 +109,8 @@ export function diffTable(live: LiveTable, desired: TableRules, table: TableName
     const before = new Map<string, string[]>();
     for (const c of [...plan.write.keys(), ...plan.remove]) if (isElements(c) && live.chains.has(c)) before.set(c, live.chains.get(c)!);
     if (before.size > 0) plan.before = before;
+    const sleeping = dormantTables(live).filter((f) => !drop.includes(f));
+    if (sleeping.length > 0) plan.wake = sleeping;
   }
   return plan;
 }

@@ -11,6 +11,7 @@ import { legacyForwardChains } from '../firewall/backend/xtables.js';
 import { backendWith, defaultKind, engineOf, namedKind, recordedKind, selectedKind } from '../firewall/engine.js';
 import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
 import { knownRules } from '../firewall/nft/native-live.js';
+import { dormantTables } from '../firewall/nft/script.js';
 import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
 import { silentLogger } from '../sys/log.js';
 import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, mergeInto, treeMember } from '../firewall/compile.js';
@@ -244,6 +245,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       notes.push("the firewall stays on xtables, where it is installed; xennet's default is nftables where it works, as here: `backend: nftables` in the rule file and `xennet apply` move it (`xennet plan` shows the switch first)");
     }
     if (engine.kind === 'nftables') {
+      for (const f of dormantTables(live.nftables)) problems.push(`table ${f} xennet is dormant (flags dormant: its base chains are not hooked): none of its rules run, no guest is filtered by it; \`xennet apply\` wakes it`);
       problems.push(...(await nftNeighbourProblems(engine)));
       // iptables-legacy's tables are invisible to nft, whichever iptables the system's default
       // is: read where they exist. Bridged traffic passes their FORWARD when br_netfilter calls

@@ -325,6 +325,23 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-still-checked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-still-checked']), false, 'db01 keeps its chains');
   });
 
+  if (native) it('a table made dormant by hand (nothing of it runs) is a status problem, plan shows it, apply wakes it', async () => {
+    await nft('add', 'table', 'bridge', 'xennet', '{ flags dormant; }');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-dormant'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-dormant']), true, 'control: with the table dormant a spoofed source gets out');
+    const st = await xennet(['status', '--json']);
+    assert.equal(st.code, 1, st.stdout);
+    assert.ok((JSON.parse(st.stdout) as { problems: string[] }).problems.some((p) => p.startsWith('table bridge xennet is dormant')), st.stdout);
+    const plan = await xennet(['plan', '--json']);
+    assert.equal(plan.code, 2, plan.stdout);
+    assert.ok((JSON.parse(plan.stdout) as { changes: { chain: string }[] }).changes.some((c) => c.chain === 'XN-PRE'), plan.stdout);
+    const applied = await xennet(['apply']);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.doesNotMatch(await nft('list', 'table', 'bridge', 'xennet'), /flags dormant/);
+    assert.equal((await xennet(['plan'])).code, 0);
+    assert.equal((await xennet(['status'])).code, 0);
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-awake'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-awake']), false);
+  });
+
   if (!native) it('an external flush shows up in plan (exit 2) and apply repairs it; jumps are never duplicated', async () => {
     await host.dom0.exec(tool('iptables'), ['-F', 'XN-S-vif5.0']);
     await host.dom0.exec('ebtables', ['-t', 'nat', '-F', 'XN-E-vif6.0']);

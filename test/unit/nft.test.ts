@@ -6,7 +6,7 @@ import { diffTable, isEmptyTablePlan, render } from '../../src/firewall/diff.js'
 import { namedKind, recordedKind, selectedKind } from '../../src/firewall/engine.js';
 import { emptyRuleSet, XTABLES, type Engine, type ResolvedVif } from '../../src/firewall/model.js';
 import { nftMarkBitsWritten } from '../../src/firewall/nft/neighbours.js';
-import { parseNftList, renderNft } from '../../src/firewall/nft/script.js';
+import { DORMANT, dormantTables, parseNftList, renderNft } from '../../src/firewall/nft/script.js';
 import { ruleTag, UNTAGGED } from '../../src/firewall/nft/tag.js';
 import { keyText, knownRules, liveFromNative } from '../../src/firewall/nft/native-live.js';
 import type { NftElementObject } from '../../src/bridge/nl/nftables.js';
@@ -162,6 +162,23 @@ table inet xennet {
     const lines = renderNft(plan).split('\n');
     assert.ok(lines.includes('delete element bridge xennet from_guest { "vif1.0 " }'), lines.join('\n'));
     assert.deepEqual(lines.filter((l) => /chain bridge xennet XN-[A-Z0-9]+-vif1\.0 +$/.test(l) || (/^delete chain /.test(l) && l.includes('vif1.0'))), [], 'no chain named by it, none of the guest\'s deleted');
+  });
+
+  it('a dormant table (its base chains hook nothing) shows in its base chains, and apply\'s script wakes it', () => {
+    const desired = compile([vif('vif1.0')], NFT).nftables;
+    const listing = (flags: string): string => `table bridge xennet {\n${flags}\tchain XN-PRE {\n\t\t${desired.chains.get('XN-PRE')![0]}\n${desired.chains.get('XN-PRE')!.slice(1).map((r) => `\t\t${r} comment "${ruleTag(r)}"\n`).join('')}\t}\n}\n`;
+    const awake = parseNftList(listing(''));
+    assert.deepEqual(dormantTables(awake), []);
+    assert.ok(!diffTable(awake, desired, 'nftables').write.has('XN-PRE'), 'control: an awake table\'s XN-PRE is as desired');
+    const asleep = parseNftList(listing('\tflags dormant\n'));
+    assert.deepEqual(dormantTables(asleep), ['bridge']);
+    assert.ok(asleep.chains.get('XN-PRE')![0]!.endsWith(DORMANT));
+    const plan = diffTable(asleep, desired, 'nftables');
+    assert.ok(plan.write.has('XN-PRE'));
+    assert.deepEqual(plan.wake, ['bridge']);
+    const lines = renderNft(plan).split('\n');
+    assert.ok(lines.includes('add table bridge xennet'), 'add table without flags: the kernel wakes the table');
+    assert.ok(lines.includes('flush chain bridge xennet XN-PRE') && !lines.some((l) => /^(delete|add) chain bridge xennet XN-PRE \{?/.test(l) && l !== 'add chain bridge xennet XN-PRE'), 'refilled in place: no base chain is added in the transaction that wakes its table');
   });
 
   it('a full reconcile adopts a guest with chains of its own, never a bare dispatch entry someone added', () => {

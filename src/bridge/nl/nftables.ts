@@ -232,6 +232,9 @@ export function decodeElements(body: Buffer): NftElementObject[] {
 }
 
 const NOENT = /ENOENT/;
+const NFTA_TABLE_FLAGS = 2;
+/** NFT_TABLE_F_DORMANT: a table whose base chains are not hooked; none of its rules run. */
+export const TABLE_DORMANT = 1;
 
 /**
  * A reader of nf_tables over one nfnetlink socket. Each dump is retried while the kernel flags
@@ -284,18 +287,29 @@ export class NftReader {
   }
 
   /** Whether a table exists. */
-  tableExists(family: NftFamilyName, table: string): Promise<boolean> {
-    return this.serial(() => this.tableExistsNow(family, table));
+  async tableExists(family: NftFamilyName, table: string): Promise<boolean> {
+    return (await this.tableFlags(family, table)) !== undefined;
   }
 
-  private async tableExistsNow(family: NftFamilyName, table: string): Promise<boolean> {
+  /** A table's flags (NFT_TABLE_F_*: 1 is dormant), or undefined when it does not exist. */
+  tableFlags(family: NftFamilyName, table: string): Promise<number | undefined> {
+    return this.serial(() => this.tableFlagsNow(family, table));
+  }
+
+  private async tableFlagsNow(family: NftFamilyName, table: string): Promise<number | undefined> {
     const type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
     try {
       const [msgs] = await this.sock.request(type, [nfgenmsg(NFPROTO[family]), encodeString(1, table)], { timeout: REQUEST_TIMEOUT_MS });
-      return msgs.some((m) => m.type === type - 1);
+      const reply = msgs.find((m) => m.type === type - 1);
+      if (!reply) return undefined;
+      let flags = 0;
+      walk(reply.data, 4, reply.data.length, (t, from, to) => {
+        if (t === NFTA_TABLE_FLAGS && to - from >= 4) flags = reply.data.readUInt32BE(from);
+      });
+      return flags;
     } catch (e) {
       const text = e instanceof Error ? e.message : String(e);
-      if (NOENT.test(text)) return false;
+      if (NOENT.test(text)) return undefined;
       throw new XennetError('netlink', `reading nf_tables table ${family} ${table}: ${text}`, { cause: e });
     }
   }

@@ -7,7 +7,7 @@
 import { XennetError } from '../../sys/errors.js';
 import { findProgram, needProgram, run } from '../../sys/exec.js';
 import type { BridgeConntrack } from '../model.js';
-import { NftReader, type NftElementObject } from '../../bridge/nl/nftables.js';
+import { NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
 import { NFT_TABLE } from '../nft/compile.js';
 import { keyText, liveFromNative, NATIVE_SETS, type NativeTables } from '../nft/native-live.js';
 import type { LiveTable } from '../save-parse.js';
@@ -46,7 +46,11 @@ export function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise
       const before = await reader.generation();
       const read: NativeTables = { tables: { bridge: undefined, inet: undefined }, elements: new Map<string, NftElementObject[]>() };
       for (const family of NFT_FAMILIES) {
-        if (!(await reader.tableExists(family, NFT_TABLE))) continue;
+        const flags = await reader.tableFlags(family, NFT_TABLE);
+        if (flags === undefined) continue;
+        // A dormant table runs none of its rules: nft's listing shows it, and what reads that
+        // marks it (parseNftList).
+        if (flags & TABLE_DORMANT) return undefined;
         const [chains, rules] = await Promise.all([reader.chains(family), reader.rules(family, NFT_TABLE)]);
         read.tables[family] = { chains: chains.filter((c) => c.table === NFT_TABLE), rules: rules ?? [] };
       }

@@ -31,6 +31,11 @@ export const isElements = (chain: string): boolean => isVifElements(chain) || ch
 /** Marker in LiveTable.policies: that family's table exists. */
 const present = (f: NftFamily): string => `table ${f}`;
 export const tablePresent = (live: LiveTable, f: NftFamily): boolean => live.policies.has(present(f));
+/** Marker in LiveTable.policies: that family's table is dormant (its base chains are not hooked). */
+const dormant = (f: NftFamily): string => `dormant ${f}`;
+export const dormantTables = (live: LiveTable): NftFamily[] => NFT_FAMILIES.filter((f) => live.policies.has(dormant(f)));
+/** What a dormant table's base chains show as their hook line: they differ, and are written again (waking the table). */
+export const DORMANT = ' # (table dormant: no rule runs)';
 
 /** The families whose table exists (listed, or holding chains) but should not (nothing desired in it). */
 export function tablesToDrop(live: LiveTable, desiredChains: Iterable<string>): NftFamily[] {
@@ -109,7 +114,10 @@ export function parseNftList(text: string): LiveTable {
       else family = undefined;
       continue;
     }
-    if (!block) continue;
+    if (!block) {
+      if (/^flags\b.*\bdormant\b/.test(line)) live.policies.set(dormant(family), 'dormant');
+      continue;
+    }
     if (block.kind === 'set') {
       if (line.startsWith('elements = {')) {
         if (line.endsWith('}')) addElements(block.name, line.replace(/^elements = \{/, '').replace(/\}$/, ''));
@@ -136,6 +144,12 @@ export function parseNftList(text: string): LiveTable {
     rules.push(comment === ruleTag(text) ? text : `${text}${UNTAGGED}`);
   }
   putElementChains(live, elements, portClaims, keyClaims);
+  // The base chains of a dormant table hook nothing: their hook line differs from the desired one,
+  // so plan shows them and apply writes them again, in a transaction that wakes the table
+  // (`add table` without flags).
+  for (const f of dormantTables(live)) {
+    for (const [c, rules] of live.chains) if (familyOfChain(c) === f && rules[0]?.startsWith('type ')) rules[0] = `${rules[0]}${DORMANT}`;
+  }
   return live;
 }
 
@@ -214,7 +228,7 @@ export function renderNft(plan: TablePlan): string {
     if (isElements(c)) continue;
     const base = BASE_CHAINS[c];
     lines.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
-    if (base) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
+    if (base && !plan.wake?.includes(familyOfChain(c))) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
     for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${writtenRule(r)} comment "${ruleTag(r)}"`);
   }
   // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
