@@ -27,7 +27,7 @@ import { Deadline } from '../sys/deadline.js';
 import { mkfifoSync } from '../sys/fifo.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { pidAlive } from '../sys/process.js';
+import { pidAlive, readPidFile } from '../sys/process.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
@@ -227,7 +227,7 @@ export class Daemon implements DaemonContext {
         throw new XennetError('refused', `${p.dir} is not a directory of the daemon's own (it must be a directory of mode 0700 owned by root; it is ${st.isDirectory() ? `mode ${(st.mode & 0o7777).toString(8)}, uid ${st.uid}` : 'not a directory'})`, { hint: 'point XENNET_RUN_DIR at a directory for xennet alone, e.g. /run/xennet' });
       }
     }
-    const other = readPid(p.pid);
+    const other = readPidFile(p.pid);
     if (other !== undefined && other !== process.pid && pidAlive(other)) throw new XennetError('refused', `another xennet daemon (pid ${other}) runs on ${p.dir}`, { hint: 'stop it first (systemctl stop xennet)' });
     // From here the files in the run directory are this daemon's (stop() removes only its own).
     this.ownsRunDir = true;
@@ -467,7 +467,7 @@ export class Daemon implements DaemonContext {
     this.policy.close();
     this.fifo?.destroy();
     // A daemon refused at start (another one runs) leaves the other's files alone.
-    if (this.ownsRunDir && readPid(this.paths.pid) === process.pid) {
+    if (this.ownsRunDir && readPidFile(this.paths.pid) === process.pid) {
       for (const f of [this.paths.socket, this.paths.fifo, this.paths.pid]) rmSync(f, { force: true });
       // Clients that wrote after we stopped reading: their calls run in-process (they time out
       // waiting for `accepted`); their files go with the directory.
@@ -477,15 +477,6 @@ export class Daemon implements DaemonContext {
     this.nl?.close();
     this.lock.close();
     this.log.info('stopped');
-  }
-}
-
-function readPid(path: string): number | undefined {
-  try {
-    const n = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : undefined;
-  } catch {
-    return undefined;
   }
 }
 

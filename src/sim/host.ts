@@ -11,12 +11,12 @@
  * toolstack's calls of a vif-script (libxl or xend form) against it.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fireAndForget, start, type ExecResult } from '../sys/exec.js';
 import { XennetError } from '../sys/errors.js';
+import { readPidFile } from '../sys/process.js';
 import { addNetns, deleteNetns, type SimNetns } from './netns.js';
 import { InMemoryXenstored } from './xenstored.js';
 import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
@@ -84,14 +84,6 @@ export interface KeptHost {
   dir: string;
   xenstoredPid: number;
   env: NodeJS.ProcessEnv;
-}
-
-async function readFileSafe(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** Starts a detached process and waits until `readyPath` exists; returns its pid. */
@@ -174,10 +166,10 @@ export class SimHost {
   async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.daemonProcess;
     if (!child || !this.daemonExit) return null;
-    const pid = Number((await readFileSafe(join(this.runDir, 'daemon.pid'))).trim());
+    const pid = readPidFile(join(this.runDir, 'daemon.pid'));
     // The daemon is a child of `ip netns exec`, which execs it: the same process.
     child.kill(signal);
-    if (Number.isInteger(pid) && pid > 0 && pid !== child.pid) {
+    if (pid !== undefined && pid !== child.pid) {
       try {
         process.kill(pid, signal);
       } catch {

@@ -3,11 +3,11 @@
  * change the same bridge at once. The lock file holds the owner's pid; a lock whose owner is dead
  * (crashed, killed) is taken over.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XennetError } from './errors.js';
-import { pidAlive } from './process.js';
+import { pidAlive, readPidFile } from './process.js';
 
 
 function tryCreate(path: string): boolean {
@@ -19,15 +19,6 @@ function tryCreate(path: string): boolean {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
-  }
-}
-
-function ownerOf(path: string): number | undefined {
-  try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -43,7 +34,7 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
     if (tryCreate(path)) {
       return { release: () => rmSync(path, { force: true }) };
     }
-    const owner = ownerOf(path);
+    const owner = readPidFile(path);
     if (owner === undefined || !pidAlive(owner)) {
       rmSync(path, { force: true }); // stale: its owner died
       continue;

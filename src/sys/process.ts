@@ -2,8 +2,30 @@
 import { readFileSync } from 'node:fs';
 import { currentBootId } from './boot.js';
 
-/** Whether a process with this pid exists (EPERM means it exists but is not ours). */
+/**
+ * The pid a pid file names: its text is a decimal pid above 1 and nothing else (a trailing newline
+ * aside). Anything else is undefined: above all an empty file (a writer between creating and
+ * writing it), whose `Number('')` is 0, and `kill(0, sig)` signals the caller's whole process group.
+ */
+export function pidInFile(text: string): number | undefined {
+  const m = /^\s*([1-9][0-9]{0,9})\s*$/.exec(text);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  return pid > 1 && pid <= 0x3fffffff ? pid : undefined;
+}
+
+/** The pid in the pid file at `path` (see `pidInFile`), or undefined when it is missing or holds no pid. */
+export function readPidFile(path: string): number | undefined {
+  try {
+    return pidInFile(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process with this pid exists (EPERM means it exists but is not ours); never true of 0 or a negative pid, which name process groups. */
 export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;

@@ -23,7 +23,7 @@ import { run } from '../sys/exec.js';
 import { acquireHotplugLock } from '../sys/hotplug-lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { originalFile, originalsDir, readOriginals, removeOriginals } from '../sys/originals.js';
-import { pidAlive } from '../sys/process.js';
+import { pidAlive, readPidFile } from '../sys/process.js';
 import { stateDir } from '../sys/statefile.js';
 import { readInterfaceSysctl, readSysctl, writeInterfaceSysctl, writeSysctl } from '../sys/sysctl.js';
 import { ifindexOf } from '../sys/sysfs.js';
@@ -67,13 +67,8 @@ function running(pid: number): boolean {
 
 /** The daemon's pid from its pid file, when that process runs and is `xennet daemon`. */
 function daemonPid(env: NodeJS.ProcessEnv): number | null {
-  let pid: number;
-  try {
-    pid = Number.parseInt(readFileSync(runPaths(env).pid, 'utf8').trim(), 10);
-  } catch {
-    return null;
-  }
-  if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid || !running(pid)) return null;
+  const pid = readPidFile(runPaths(env).pid);
+  if (pid === undefined || pid === process.pid || !running(pid)) return null;
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
     return argv.includes('daemon') && argv.some((a) => /xennet|main\.js$/.test(a)) ? pid : null;

@@ -4,13 +4,14 @@
  * repaired and proven by traffic, bad requests refused, SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SimHost, xennetCli, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { start } from '../../src/sys/exec.js';
+import { readPidFile } from '../../src/sys/process.js';
 import { arrives, hex } from './lib/frames.js';
 import { guestRulesPresent, inboundDrops, installedOnce } from './lib/installed.js';
 import { sweepLeftovers } from './lib/netns.js';
@@ -123,7 +124,8 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.ok(performance.now() - t0 < 10_000);
     assert.ok(await a.ns.ping('192.168.0.1'));
     await host.startDaemon(env);
-    const pid = Number(readFileSync(join(host.runDir, 'daemon.pid'), 'utf8'));
+    const pid = readPidFile(join(host.runDir, 'daemon.pid'));
+    assert.ok(pid !== undefined, 'the daemon wrote its pid file');
     // Hung while idle (a daemon hung while it holds the hotplug lock holds up everyone, Xen's
     // scripts too, as any lock holder would).
     await until('the daemon idle', async () => !(await stats()).lockHeld);

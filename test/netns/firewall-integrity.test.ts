@@ -13,7 +13,7 @@ import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { start } from '../../src/sys/exec.js';
 import { arrives, framesPy, hex } from './lib/frames.js';
 import { LineWaiter } from './lib/lines.js';
-import { sweepLeftovers } from './lib/netns.js';
+import { killByPidFiles, sweepLeftovers } from './lib/netns.js';
 
 const GW_ANY = 'ff:ff:ff:ff:ff:ff';
 const macOf = (d: number): string => `00:16:3e:00:01:${d.toString(16).padStart(2, '0')}`;
@@ -289,13 +289,7 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
       assert.match(readFileSync(join(leases, 'v6.leases'), 'utf8'), /iaaddr 2001:db8::151/, 'a DHCPv6 lease');
     } finally {
       dnsmasq.kill('SIGKILL');
-      for (const f of ['v4.pid', 'v6.pid']) {
-        try {
-          process.kill(Number(readFileSync(join(leases, f), 'utf8').trim()), 'SIGKILL');
-        } catch {
-          /* not running */
-        }
-      }
+      await killByPidFiles(['v4.pid', 'v6.pid'].map((f) => join(leases, f)));
       rmSync(leases, { recursive: true, force: true });
     }
   });

@@ -15,7 +15,7 @@ import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { start, type ExecResult } from '../../src/sys/exec.js';
 import type { SimNetns } from '../../src/sim/netns.js';
 import { arrives, framesPy, hex } from './lib/frames.js';
-import { sweepLeftovers } from './lib/netns.js';
+import { killByPidFiles, sweepLeftovers } from './lib/netns.js';
 
 const macOf = (d: number): string => `00:16:3e:00:05:${d.toString(16).padStart(2, '0')}`;
 const spec = (d: number, name: string): GuestSpec => ({ domid: d, name, mac: macOf(d), addresses: [] });
@@ -99,13 +99,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       });
     } finally {
       dnsmasq.kill('SIGKILL');
-      for (const f of pidFiles) {
-        try {
-          process.kill(Number(readFileSync(f, 'utf8').trim()), 'SIGKILL');
-        } catch {
-          /* not running */
-        }
-      }
+      await killByPidFiles(pidFiles);
       rmSync(leases, { recursive: true, force: true });
     }
   };
@@ -189,13 +183,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       assert.equal(await reaches(g, '192.168.0.151'), false, 'after DHCPRELEASE the address is dropped');
     } finally {
       dnsmasq.kill('SIGKILL');
-      for (const f of ['-4.pid', '-6.pid']) {
-        try {
-          process.kill(Number(readFileSync(join(leases, f), 'utf8').trim()), 'SIGKILL');
-        } catch {
-          /* not running */
-        }
-      }
+      await killByPidFiles(['-4.pid', '-6.pid'].map((f) => join(leases, f)));
       rmSync(leases, { recursive: true, force: true });
     }
   });

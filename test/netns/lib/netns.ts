@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { run, type ExecResult } from '../../../src/sys/exec.js';
 import { sweepNetns } from '../../../src/sim/netns.js';
+import { readPidFile } from '../../../src/sys/process.js';
 
 export class Netns {
   constructor(readonly name: string) {}
@@ -70,4 +71,27 @@ export function sweepLeftovers(): Promise<string[]> {
 /** Namespaces this process made and has not destroyed (a test that leaks one is a bug). */
 export function stillCreated(): string[] {
   return [...created];
+}
+
+/**
+ * SIGKILLs the processes pid files name (a dhclient a test started, which daemonized: the parent
+ * exits before the child writes its pid, so a file may be missing or empty for a moment; each is
+ * waited for, all within `waitMs`). A file that stays missing, empty or without a pid is skipped: never
+ * `kill(0)`, which would kill the test runner's whole process group (CI's shell with it).
+ */
+export async function killByPidFiles(paths: readonly string[], waitMs = 2000): Promise<void> {
+  const until = Date.now() + waitMs;
+  for (const path of paths) {
+    let pid = readPidFile(path);
+    while (pid === undefined && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      pid = readPidFile(path);
+    }
+    if (pid === undefined || pid === process.pid) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* not running */
+    }
+  }
 }
