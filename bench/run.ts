@@ -19,7 +19,7 @@ import { run, start } from '../src/sys/exec.js';
 import type { SimGuest } from '../src/sim/host.js';
 import type { SimNetns } from '../src/sim/netns.js';
 import { sweepNetns } from '../src/sim/netns.js';
-import { buildWorld, destroyWorld, timedXennet, type Tool, type World } from './lib/world.js';
+import { buildWorld, destroyWorld, packagedCli, timedXennet, type Tool, type World } from './lib/world.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -286,6 +286,7 @@ async function daemonResources(): Promise<void> {
 
 async function fullApply(): Promise<void> {
   const rows: { backend: string; what: string; seconds: number; rssMiB: number; code: number }[] = [];
+  const cli = await packagedCli();
   for (const backend of ['xtables', 'nftables'] as const) {
     const world = await buildWorld({ tool: 'xennet', background: applySize, backend });
     try {
@@ -305,6 +306,11 @@ async function fullApply(): Promise<void> {
       await new Promise((r) => setTimeout(r, 5000));
       const viaDaemon = await timedXennet(world, ['status']);
       rows.push({ backend, what: 'status through the daemon', seconds: viaDaemon.seconds, rssMiB: viaDaemon.rssKiB / 1024, code: viaDaemon.code });
+      // Again, nothing changed meanwhile: the daemon answers from memory where it can (nftables).
+      const again = await timedXennet(world, ['status']);
+      rows.push({ backend, what: 'status through the daemon, again', seconds: again.seconds, rssMiB: again.rssKiB / 1024, code: again.code });
+      const packaged = await timedXennet(world, ['status'], cli);
+      rows.push({ backend, what: 'the same, packaged CLI (bundle)', seconds: packaged.seconds, rssMiB: packaged.rssKiB / 1024, code: packaged.code });
       const idleSeconds = smoke ? 10 : 60;
       const cpu0 = cpuSecondsOf(pid);
       await new Promise((r) => setTimeout(r, idleSeconds * 1000));

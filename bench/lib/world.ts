@@ -121,9 +121,13 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
   }
 }
 
-/** Runs `xennet ...` in dom0 under GNU time; returns wall seconds and peak RSS in KiB. */
-export async function timedXennet(world: World, args: string[]): Promise<{ seconds: number; rssKiB: number; code: number; stderr: string }> {
-  const r = await world.host.dom0.exec('/usr/bin/time', ['-f', 'TIME %e %M', 'node', join(process.cwd(), 'dist/src/cli/main.js'), ...args], { env: world.host.env(world.env), timeoutMs: 600_000 });
+/**
+ * Runs `xennet ...` in dom0 under GNU time; returns wall seconds and peak RSS in KiB. `cli`: the
+ * program run (default the source tree's dist/src/cli/main.js; `packagedCli()` is what the
+ * Debian package installs).
+ */
+export async function timedXennet(world: World, args: string[], cli = join(process.cwd(), 'dist/src/cli/main.js')): Promise<{ seconds: number; rssKiB: number; code: number; stderr: string }> {
+  const r = await world.host.dom0.exec('/usr/bin/time', ['-f', 'TIME %e %M', 'node', cli, ...args], { env: world.host.env(world.env), timeoutMs: 600_000 });
   const m = /TIME ([\d.]+) (\d+)/.exec(r.stderr);
   return { seconds: m ? Number(m[1]) : NaN, rssKiB: m ? Number(m[2]) : NaN, code: r.code, stderr: r.stderr };
 }
@@ -131,4 +135,16 @@ export async function timedXennet(world: World, args: string[]): Promise<{ secon
 export async function destroyWorld(w: World): Promise<void> {
   await w.host.destroy();
   await run('rm', ['-rf', w.xenScripts]);
+}
+
+/**
+ * The CLI as the Debian package installs it (one esbuild bundle, code-split; build-deb.ts's
+ * options), built into dist/bench-cli/ (node_modules above it has the packages it loads at run time).
+ */
+export async function packagedCli(): Promise<string> {
+  const { build } = await import('esbuild');
+  const { programBundleOptions } = await import('../../src/package/bundle-options.js');
+  const outdir = join(process.cwd(), 'dist', 'bench-cli');
+  await build({ ...programBundleOptions('bench'), absWorkingDir: process.cwd(), outdir });
+  return join(outdir, 'xennet.mjs');
 }

@@ -1,6 +1,7 @@
 /**
  * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"plan"|"apply",
- * "rules"?: "/path", "rulesAbsentOk"?: true}`, one line. `rulesAbsentOk`: the client did not name
+ * "rules"?: "/path", "rulesAbsentOk"?: true, "fresh"?: true}`, one line. `fresh` (status): read
+ * everything now, not what the daemon remembers (daemon/status-cache.ts). `rulesAbsentOk`: the client did not name
  * the file (it is the default path), so a missing one means the built-in defaults; a named file
  * that is missing is an error. The CLI's status, plan and apply run here when the daemon runs,
  * under the daemon's lock queue, so its state and the CLI's never race.
@@ -38,8 +39,10 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
         d.policy.reload('requested');
         return { ok: true, result: d.stats() };
       case 'status': {
-        const { hostStatus } = await import('../status/host-status.js');
-        return { ok: true, result: { status: await hostStatus({ rules: source, env: d.env }), daemon: d.stats() } };
+        const fresh = r['fresh'];
+        if (fresh !== undefined && typeof fresh !== 'boolean') return bad('"fresh" is true or false');
+        const answer = await d.statusCache.get(source, fresh === true);
+        return { ok: true, result: { status: answer.status, daemon: d.stats(), read: { at: answer.asOf, remembered: answer.remembered } } };
       }
       case 'plan':
       case 'apply': {

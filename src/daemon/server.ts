@@ -39,6 +39,7 @@ import { DaemonLock } from './lock.js';
 import { HOST_VARIABLES, runPaths, type RunPaths } from './paths.js';
 import { PolicyHolder, type PolicyState } from './policy-holder.js';
 import { handleJsonRequest } from './requests.js';
+import { StatusCache } from './status-cache.js';
 
 export interface DaemonStats {
   pid: number;
@@ -61,6 +62,8 @@ export interface DaemonStats {
   names?: NameWatchState | null;
   /** Address learning: whether it listens, what it learned and refused. */
   learning?: LearningState | null;
+  /** Status requests answered from memory, and those read anew. */
+  status?: { remembered: number; read: number };
   rssMiB: number;
 }
 
@@ -75,6 +78,8 @@ export interface DaemonContext {
   noteError(what: string): void;
   noteRepair(): void;
   shuttingDown(): boolean;
+  /** `status` answered from what was last read while nothing it reads has changed. */
+  readonly statusCache: StatusCache;
 }
 
 const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
@@ -99,6 +104,7 @@ export class Daemon implements DaemonContext {
   private backends: BackendWatch | undefined;
   private names: NameWatch | undefined;
   private learning: AddressLearning | undefined;
+  readonly statusCache: StatusCache;
 
   constructor(
     readonly env: NodeJS.ProcessEnv,
@@ -108,6 +114,12 @@ export class Daemon implements DaemonContext {
     this.paths = runPaths(env);
     this.policy = new PolicyHolder(rulesSource(undefined, env), log);
     this.lock = new DaemonLock(env['XENNET_HOTPLUG_LOCK_DIR'] || undefined);
+    this.statusCache = new StatusCache({
+      env,
+      log,
+      xenstore: () => this.xenstore(),
+      read: async (source) => (await import('../status/host-status.js')).hostStatus({ rules: source, env }),
+    });
   }
 
   shuttingDown(): boolean {
@@ -137,6 +149,7 @@ export class Daemon implements DaemonContext {
       backends: this.backends?.state() ?? null,
       names: this.names?.state() ?? null,
       learning: this.learning?.state() ?? null,
+      status: this.statusCache.state(),
       rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
     };
   }
@@ -240,6 +253,7 @@ export class Daemon implements DaemonContext {
     this.policy.watch(() => undefined);
     this.drift = new DriftWatch(this);
     await this.drift.start();
+    this.statusCache.start();
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
       this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
       await this.backends.start();
@@ -462,6 +476,7 @@ export class Daemon implements DaemonContext {
     await this.names?.idle();
     await this.learning?.stop();
     await this.drift?.stop();
+    this.statusCache.stop();
     // What the calls started (an offline's deferred removal): until nothing is left in flight.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     this.policy.close();

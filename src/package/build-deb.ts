@@ -29,14 +29,12 @@ import { bridgeUnitText } from '../bridge/unit.js';
 import { changelogText, controlText, copyrightText, postinstText, postrmText, prermText, type BundledPackage, PACKAGE } from './debian.js';
 import { rulesManPage, xennetManPage } from './manpage.js';
 import { daemonUnitText } from './units.js';
-import { HOOK_ENTRIES, sharedBundleOptions } from './bundle-options.js';
+import { programBundleOptions, RUNTIME_PACKAGES } from './bundle-options.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const LIB = '/usr/lib/xennet';
 const NODE = '/usr/bin/node';
 
-/** npm packages the bundle loads by name at run time (native addon, or a require() esbuild cannot see). */
-const RUNTIME_PACKAGES = ['netlink', 'node-gyp-build', 'yaml'] as const;
 
 async function must(file: string, args: string[], cwd = root): Promise<string> {
   const r = await run(file, args, { cwd, timeoutMs: 300_000 });
@@ -131,13 +129,10 @@ export async function buildDeb(outDir = join(root, 'dist', 'deb')): Promise<Buil
   const { build } = await import('esbuild');
   const lib = join(stage, LIB);
   const result = await build({
-    ...sharedBundleOptions(RUNTIME_PACKAGES),
+    ...programBundleOptions(pkg.version),
     absWorkingDir: root,
-    entryPoints: { xennet: 'src/cli/main.ts', ...HOOK_ENTRIES },
     outdir: lib,
-    legalComments: 'none',
     metafile: true,
-    define: { XENNET_BUNDLED_VERSION: JSON.stringify(pkg.version), XENNET_PACKAGED: 'true' },
   } as const);
   const cli = join(lib, 'xennet.mjs');
   writeFileSync(cli, `#!${NODE}\n${readFileSync(cli, 'utf8').replace(/^#!.*\n/, '')}`);

@@ -7,6 +7,22 @@ import type { BuildOptions } from 'esbuild';
 
 export const HOOK_ENTRIES = { 'vif-main': 'src/hooks/vif-main.ts', 'vif-entry': 'src/hooks/vif-entry.ts', 'network-main': 'src/hooks/network-main.ts' } as const;
 
+/** npm packages the bundle loads by name at run time (native addon, or a require() esbuild cannot see). */
+export const RUNTIME_PACKAGES = ['netlink', 'node-gyp-build', 'yaml'] as const;
+
+/**
+ * The Debian package's program: the CLI (`xennet.mjs`) and the hooks, code-split, every npm
+ * dependency inside but RUNTIME_PACKAGES. The bench builds the same to time what users run.
+ */
+export function programBundleOptions(version: string): BuildOptions {
+  return {
+    ...sharedBundleOptions(RUNTIME_PACKAGES),
+    entryPoints: { xennet: 'src/cli/main.ts', ...HOOK_ENTRIES },
+    legalComments: 'none',
+    define: { XENNET_BUNDLED_VERSION: JSON.stringify(version), XENNET_PACKAGED: 'true' },
+  };
+}
+
 export function sharedBundleOptions(external: readonly string[]): BuildOptions {
   return {
     outExtension: { '.js': '.mjs' },

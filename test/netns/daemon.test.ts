@@ -287,6 +287,77 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await host.xennet(['plan'], env)).code, 0);
   });
 
+  it('status through the daemon: remembered while nothing it reads changes; a link, xenstore, the ruleset, the rule file or a br_netfilter setting changed just before is seen at once; --fresh reads anew; xtables is always read', async () => {
+    await host.startDaemon(env);
+    const [a, b] = [await host.addGuest(spec(21)), await host.addGuest(spec(22))];
+    await online(a);
+    await online(b);
+    type Status = { ok: boolean; problems: string[]; vifs: { name: string; up: boolean; policy: string | null; hotplugStatus: string | null }[]; backend: { kind: string } | null };
+    type Answer = { status: Status; read: { at: string; remembered: boolean } };
+    const status = async (fresh = false): Promise<Answer> => {
+      const r = JSON.parse(await ask(`{"v":1,"cmd":"status"${fresh ? ',"fresh":true' : ''}}\n`, 30_000)) as { ok: boolean; result: Answer };
+      assert.ok(r.ok, JSON.stringify(r));
+      return r.result;
+    };
+    const vif = (s: Answer, name: string): Status['vifs'][number] => s.status.vifs.find((v) => v.name === name)!;
+    // Once the daemon's own work after a change is done (a busy machine may take a while), the
+    // next answer is the last one remembered.
+    const remembered = async (): Promise<[Answer, Answer]> => {
+      let before = await status();
+      for (let i = 0; i < 20; i++) {
+        const now = await status();
+        if (now.read.remembered) return [before, now];
+        before = now;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error('status was never remembered');
+    };
+    const [first, again] = await remembered();
+    assert.equal(again.read.at, first.read.at);
+    assert.deepEqual(again.status, first.status);
+    assert.equal(first.status.backend?.kind, 'nftables');
+    // Each change is made just before the request: the answer must show it.
+    await host.dom0.ip('link', 'set', 'vif21.0', 'down');
+    let s = await status();
+    assert.equal(s.read.remembered, false, 'a link went down');
+    assert.equal(vif(s, 'vif21.0').up, false);
+    assert.ok(s.status.problems.some((p) => p.startsWith('vif21.0: link is down')), s.status.problems.join('\n'));
+    await host.dom0.ip('link', 'set', 'vif21.0', 'up');
+    assert.equal(vif(await status(), 'vif21.0').up, true, 'and up again');
+    await remembered();
+    host.xenstored.write(`${b.backendPath}/hotplug-status`, 'busy');
+    s = await status();
+    assert.equal(vif(s, 'vif22.0').hotplugStatus, 'busy', 'a xenstore write');
+    host.xenstored.write(`${b.backendPath}/hotplug-status`, 'connected');
+    assert.equal(vif(await status(), 'vif22.0').hotplugStatus, 'connected');
+    await remembered();
+    assert.equal((await host.dom0.exec('nft', ['add', 'table', 'inet', 'xnt-other'])).code, 0);
+    assert.equal((await status()).read.remembered, false, 'a commit to nf_tables (any table)');
+    writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n  g21:\n    inbound: drop\n');
+    s = await status();
+    assert.equal(vif(s, 'vif21.0').policy, 'g21', 'the rule file changed');
+    assert.ok(s.status.problems.some((p) => p.startsWith('vif21.0') && p.includes('drifted')), 'its rules are not yet what the file says');
+    await host.dom0.exec('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0']);
+    s = await status();
+    assert.ok(s.status.problems.some((p) => p.includes('bridge-nf-call-iptables is 0')), 'a br_netfilter setting');
+    await host.dom0.exec('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+    assert.ok(!(await status()).status.problems.some((p) => p.includes('bridge-nf-call-iptables')), 'and back');
+    await remembered();
+    assert.equal((await status(true)).read.remembered, false, 'fresh: read anew');
+    // The CLI says how old what it shows is.
+    const cli = await host.xennet(['status'], env);
+    assert.match(cli.stdout, /read by the daemon \d+ s ago \(.*\); nothing it reads has changed since, the drop counters are as of then/);
+    // On xtables (ipset and iptables-legacy commit no nf_tables generation) nothing is remembered.
+    writeFileSync(rules, 'version: 1\nbackend: xtables\n');
+    assert.equal((await host.xennet(['apply'], env)).code, 0);
+    for (let i = 0; i < 3; i++) {
+      s = await status();
+      assert.equal(s.status.backend?.kind, 'xtables');
+      assert.equal(s.read.remembered, false, 'xtables: read every time');
+    }
+    assert.equal((await host.dom0.exec('nft', ['delete', 'table', 'inet', 'xnt-other'])).code, 0);
+  });
+
   it('refuses bad requests and keeps serving: garbage JSON, an unknown command, a silent client, FIFO lines naming no request, a garbage request file', async () => {
     await host.startDaemon(env);
     const silent = connect(join(host.runDir, 'daemon.sock'));

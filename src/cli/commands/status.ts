@@ -6,8 +6,8 @@ import type { HostStatus } from '../../status/host-status.js';
 import { ExitCode } from '../../sys/errors.js';
 
 /** The daemon's view of itself is part of the host's status: a rule file it could not load is a problem. */
-function withDaemon(a: { status: HostStatus; daemon: DaemonStats }): HostStatus & { daemon: { running: true } & DaemonStats } {
-  const s = { ...a.status, daemon: { running: true as const, ...a.daemon } };
+function withDaemon(a: { status: HostStatus; daemon: DaemonStats; read?: HostStatus['read'] }): HostStatus & { daemon: { running: true } & DaemonStats } {
+  const s = { ...a.status, daemon: { running: true as const, ...a.daemon }, ...(a.read ? { read: a.read } : {}) };
   if (a.daemon.policy.state === 'kept') {
     s.problems = [...s.problems, `rule file ${a.daemon.policy.file} cannot be used (${a.daemon.policy.problem ?? 'invalid'}); the daemon keeps the policy loaded at ${a.daemon.policy.loadedAt}`];
     s.ok = false;
@@ -29,6 +29,7 @@ import { runCommand } from '../run-command.js';
 interface StatusArgs {
   rules?: string;
   json: boolean;
+  fresh: boolean;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
@@ -38,16 +39,17 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     y
       .option('rules', { type: 'string', describe: 'rule file (default $XENNET_RULES, else /etc/xen/xennet.yaml)' })
       .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
+      .option('fresh', { type: 'boolean', default: false, describe: 'through the daemon: read everything now, not what it remembers (it answers from memory while nothing it reads has changed, for up to 5 minutes: drop counters move meanwhile)' })
       .example('$0 status', 'one screen for the operator')
       .example('$0 status --json | jq .problems', 'for monitoring') as unknown as Argv<StatusArgs>,
   handler: (argv) =>
     runCommand(argv.json, async () => {
-      const { hostStatus, renderHostStatus } = await import('../../status/host-status.js');
+      const { renderHostStatus } = await import('../../status/render.js');
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
       const { rulesSource } = await import('../../config/paths.js');
       const source = rulesSource(argv.rules);
-      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, 120_000);
-      const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats }) : { ...(await hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
+      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}), ...(argv.fresh ? { fresh: true } : {}) }, 120_000);
+      const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats; read?: HostStatus['read'] }) : { ...(await (await import('../../status/host-status.js')).hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
       const checked = learningProblems(s);
       return { json: checked, text: renderHostStatus(checked, process.stdout.isTTY === true), exitCode: checked.ok ? ExitCode.ok : ExitCode.error };
     }),

@@ -100,36 +100,48 @@ export interface LegacyForward {
   rules: number;
 }
 
+/** Whether iptables-legacy's filter table of `family` exists here (/proc/net/ip{,6}_tables_names lists it; no file: no legacy module loaded). */
+export function legacyFilterExists(family: 'ipv4' | 'ipv6'): boolean {
+  try {
+    return readFileSync(family === 'ipv4' ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names', 'utf8').split('\n').includes('filter');
+  } catch {
+    return false;
+  }
+}
+
 /**
- * iptables-legacy's FORWARD chains, when that family's legacy filter table exists here (its
- * module loaded and used: /proc/net/ip_tables_names lists it) and the program is installed.
- * nf_tables does not show them, and bridged traffic passes them when br_netfilter calls iptables.
+ * iptables-legacy's filter table of a family as `-save` prints it, when it exists here (its module
+ * loaded and used: /proc/net/ip{,6}_tables_names lists it) and the program is installed;
+ * undefined otherwise. nf_tables does not show these tables.
+ */
+async function legacyFilterTable(family: 'ipv4' | 'ipv6'): Promise<string | undefined> {
+  if (!legacyFilterExists(family)) return undefined;
+  const tool = which(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-save`);
+  if (!tool) return undefined;
+  const r = await run(tool, ['-t', 'filter']);
+  if (r.code !== 0) throw new XennetError('exec', `${tool} -t filter failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return r.stdout;
+}
+
+/**
+ * iptables-legacy's FORWARD chains, where that family's legacy filter table exists. Bridged
+ * traffic passes them when br_netfilter calls iptables.
  */
 export async function legacyForwardChains(): Promise<LegacyForward[]> {
   const out: LegacyForward[] = [];
   for (const family of ['ipv4', 'ipv6'] as const) {
-    const names = family === 'ipv4' ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names';
-    let tables: string[];
-    try {
-      tables = readFileSync(names, 'utf8').split('\n');
-    } catch {
-      continue; // no legacy module loaded
-    }
-    if (!tables.includes('filter')) continue;
-    const tool = which(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-save`);
-    if (!tool) continue;
-    const r = await run(tool, ['-t', 'filter']);
-    if (r.code !== 0) throw new XennetError('exec', `${tool} -t filter failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-    const policy = /^:FORWARD (\S+)/m.exec(r.stdout)?.[1] ?? 'ACCEPT';
-    out.push({ family, policy, rules: r.stdout.split('\n').filter((l) => l.startsWith('-A FORWARD ')).length });
+    const text = await legacyFilterTable(family);
+    if (text === undefined) continue;
+    const policy = /^:FORWARD (\S+)/m.exec(text)?.[1] ?? 'ACCEPT';
+    out.push({ family, policy, rules: text.split('\n').filter((l) => l.startsWith('-A FORWARD ')).length });
   }
   return out;
 }
 
 /**
  * Whether xennet's chains (XN-*) are in iptables' filter table, where the xtables backend always
- * has its root chain: through nf_tables for iptables-nft (no program needed), with
- * iptables-legacy-save where legacy tables exist here.
+ * has its root chain: through nf_tables for iptables-nft (no program needed), in iptables-legacy's
+ * where that table exists here.
  */
 export async function xtablesChainsPresent(): Promise<boolean> {
   try {
@@ -137,16 +149,11 @@ export async function xtablesChainsPresent(): Promise<boolean> {
   } catch {
     // A kernel without nf_tables: nothing of the nf_tables variant.
   }
-  let legacy: string[] = [];
   try {
-    legacy = readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n');
+    return /^:XN-/m.test((await legacyFilterTable('ipv4')) ?? '');
   } catch {
     return false;
   }
-  const tool = which('iptables-legacy-save');
-  if (!legacy.includes('filter') || !tool) return false;
-  const r = await run(tool, ['-t', 'filter']);
-  return r.code === 0 && /^:XN-/m.test(r.stdout);
 }
 
 /** The nf_tables family and table an xtables table of the nf_tables variant lives in. */

@@ -1,0 +1,189 @@
+/**
+ * `xennet status` through the daemon, answered from what the daemon last read as long as nothing
+ * it reads can have changed since. A fresh read of a 1000-guest host costs a second of CPU; the
+ * check that it is still right costs a few system calls:
+ *
+ *   - nf_tables' ruleset generation (any commit to any table makes a new one: xennet's, nft's,
+ *     iptables-nft's, ebtables');
+ *   - the kernel's announcements of link, address and route changes (guest ports up, down, on a
+ *     bridge or off, dom0's addresses and gateway), made certain by a request on the same socket
+ *     whose answer comes behind every announcement already queued;
+ *   - a watch on /local/domain in xenstore (the backends, hotplug-status, the domains' names),
+ *     made certain the same way by a read on the same connection;
+ *   - the stamps of the rule file, the firewall index and the learned bindings' record, and the
+ *     br_netfilter settings (which announce nothing: they are read, six small files).
+ *
+ * What none of these see is never answered from memory: the xtables backend (ipset and
+ * iptables-legacy commit no nf_tables generation), a host where iptables-legacy's filter table
+ * exists (status reads its FORWARD chain), a learned binding that has run out since. The rule
+ * counters (drops) move without any of these: a remembered answer is at most MAX_AGE_MS old, and
+ * says how old (`asOf`); `xennet status --fresh` reads everything now.
+ */
+import { statSync } from 'node:fs';
+import { watchLinkChanges, type LinkChangeWatch } from '../bridge/nl/link-events.js';
+import { rulesetGeneration } from '../firewall/backend/nft.js';
+import { legacyFilterExists } from '../firewall/backend/xtables.js';
+import { bridgeNetfilterState } from '../firewall/host.js';
+import { learnedPath } from '../firewall/learning/state.js';
+import { indexStamp } from '../firewall/store.js';
+import type { RulesSource } from '../config/paths.js';
+import type { HostStatus } from '../status/host-status.js';
+import { reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import type { XenstoreClient } from '../xenstore/client.js';
+
+/** How old remembered counters may be before status reads everything again. */
+export const MAX_AGE_MS = 300_000;
+const TOKEN = 'xennet-status';
+const DOMAINS = '/local/domain';
+
+export interface StatusAnswer {
+  status: HostStatus;
+  /** When what the answer shows was read (ISO time). */
+  asOf: string;
+  /** Whether it was remembered (true) or read for this request. */
+  remembered: boolean;
+}
+
+export interface StatusCacheContext {
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  xenstore(): Promise<XenstoreClient>;
+  read(source: RulesSource): Promise<HostStatus>;
+}
+
+interface Remembered {
+  key: string;
+  status: HostStatus;
+  at: number;
+}
+
+function stamp(path: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.ino}:${st.mtimeNs}:${st.size}`;
+  } catch (e) {
+    return `none:${(e as NodeJS.ErrnoException).code ?? '?'}`;
+  }
+}
+
+export class StatusCache {
+  private remembered: Remembered | undefined;
+  private links: LinkChangeWatch | undefined;
+  private watchedOn: XenstoreClient | undefined;
+  /** Bumped by every announcement of the kernel's and xenstore's; a lost one makes every key new. */
+  private events = 0;
+  private reading: { key: string | undefined; answer: Promise<StatusAnswer> } | undefined;
+  private counts = { remembered: 0, read: 0 };
+  private stopped = false;
+
+  constructor(private readonly ctx: StatusCacheContext) {}
+
+  state(): { remembered: number; read: number } {
+    return { ...this.counts };
+  }
+
+  start(): void {
+    try {
+      this.links = watchLinkChanges(
+        () => this.events++,
+        () => {
+          this.events++;
+          this.remembered = undefined;
+        },
+      );
+    } catch (e) {
+      this.ctx.log.warning(`status is read anew for every request: no link announcements (${reasonOf(e)})`);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.links?.close();
+    this.links = undefined;
+    this.remembered = undefined;
+  }
+
+  /** The status for `source`: remembered when nothing it was read from can have changed, else read now. */
+  async get(source: RulesSource, fresh: boolean): Promise<StatusAnswer> {
+    const key = await this.key(source);
+    const r = this.remembered;
+    if (!fresh && key !== undefined && r && r.key === key && Date.now() - r.at <= MAX_AGE_MS) {
+      const aged = agedStatus(r.status, Date.now() - r.at);
+      if (aged) {
+        this.counts.remembered++;
+        return { status: aged, asOf: new Date(r.at).toISOString(), remembered: true };
+      }
+    }
+    // One read at a time serves every request that came in meanwhile with the same key.
+    if (!fresh && this.reading && key !== undefined && this.reading.key === key) return this.reading.answer;
+    const answer = this.readNow(source, key);
+    this.reading = { key, answer };
+    try {
+      return await answer;
+    } finally {
+      if (this.reading?.answer === answer) this.reading = undefined;
+    }
+  }
+
+  private async readNow(source: RulesSource, key: string | undefined): Promise<StatusAnswer> {
+    const at = Date.now();
+    const status = await this.ctx.read(source);
+    this.counts.read++;
+    // Only what the nftables backend shows is known to change with the announcements.
+    if (key !== undefined && status.backend?.kind === 'nftables' && !this.stopped) this.remembered = { key, status, at };
+    else this.remembered = undefined;
+    return { status, asOf: new Date(at).toISOString(), remembered: false };
+  }
+
+  /**
+   * What the status read now would be read from, or undefined when that cannot be known without
+   * reading it (no announcements, no xenstore, iptables-legacy in use).
+   */
+  private async key(source: RulesSource): Promise<string | undefined> {
+    if (!this.links || this.stopped || legacyFilterExists('ipv4') || legacyFilterExists('ipv6')) return undefined;
+    try {
+      const xs = await this.ctx.xenstore();
+      if (xs !== this.watchedOn) {
+        // A new connection (the first, or xenstored restarted): what changed meanwhile is unseen.
+        this.remembered = undefined;
+        xs.on('watch', (_path: string, token: string) => {
+          if (token === TOKEN) this.events++;
+        });
+        await xs.watch(DOMAINS, TOKEN);
+        this.watchedOn = xs;
+      }
+      // Every announcement made before now has been counted once these answer.
+      const [generation] = await Promise.all([rulesetGeneration(), this.links.settled(), xs.read('/local/domain/0/name')]);
+      if (!xs.usable || xs !== this.watchedOn) return undefined;
+      const sysctls = Object.values(bridgeNetfilterState()).join(',');
+      return [source.file, source.absentOk, stamp(source.file), generation, this.events, indexStamp(this.ctx.env), stamp(learnedPath(this.ctx.env)), sysctls].join('|');
+    } catch (e) {
+      this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The remembered status `ms` later: each learned binding's remaining time less `ms`; undefined
+ * when one has run out meanwhile (the kernel drops it without announcing anything).
+ */
+export function agedStatus(s: HostStatus, ms: number): HostStatus | undefined {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds === 0 || !s.vifs.some((v) => v.learned.length > 0)) return s;
+  const vifs = [];
+  for (const v of s.vifs) {
+    if (v.learned.length === 0) {
+      vifs.push(v);
+      continue;
+    }
+    const learned = [];
+    for (const b of v.learned) {
+      if (b.expiresInSeconds !== null && b.expiresInSeconds - seconds <= 0) return undefined;
+      learned.push(b.expiresInSeconds === null ? b : { ...b, expiresInSeconds: b.expiresInSeconds - seconds });
+    }
+    vifs.push({ ...v, learned });
+  }
+  return { ...s, vifs };
+}
