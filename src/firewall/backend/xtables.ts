@@ -100,12 +100,12 @@ export interface LegacyForward {
   rules: number;
 }
 
-/** Whether iptables-legacy's filter table of `family` exists here (/proc/net/ip{,6}_tables_names lists it; no file: no legacy module loaded). */
-export function legacyFilterExists(family: 'ipv4' | 'ipv6'): boolean {
+/** iptables-legacy's tables of `family` that exist here (/proc/net/ip{,6}_tables_names; no file: no legacy module loaded). */
+export function legacyTables(family: 'ipv4' | 'ipv6'): string[] {
   try {
-    return readFileSync(family === 'ipv4' ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names', 'utf8').split('\n').includes('filter');
+    return readFileSync(family === 'ipv4' ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names', 'utf8').split('\n').filter((t) => t !== '');
   } catch {
-    return false;
+    return [];
   }
 }
 
@@ -115,7 +115,7 @@ export function legacyFilterExists(family: 'ipv4' | 'ipv6'): boolean {
  * undefined otherwise. nf_tables does not show these tables.
  */
 async function legacyFilterTable(family: 'ipv4' | 'ipv6'): Promise<string | undefined> {
-  if (!legacyFilterExists(family)) return undefined;
+  if (!legacyTables(family).includes('filter')) return undefined;
   const tool = which(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-save`);
   if (!tool) return undefined;
   const r = await run(tool, ['-t', 'filter']);
