@@ -36,16 +36,20 @@ export class DriftWatch {
   private mode = 'off';
   private lastCheck: Date | null = null;
   private lastRepair: string | null = null;
+  /** The backend installed, as the last check found it, and the index's stamp then. */
+  private installed: { stamp: string; backend: Backend } | undefined;
   /** The ruleset's generation and the index's stamp when a check last found nothing to repair. */
   private quiet: string | undefined;
   /** Checks that read the rules, and those that did not need to (nothing committed since a clean one). */
   private reads = 0;
   private unchanged = 0;
+  /** Times the installed backend was looked up (the index loaded): not by a check that skips. */
+  private lookups = 0;
 
   constructor(private readonly d: DaemonContext) {}
 
-  state(): { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number } {
-    return { mode: this.mode, lastCheck: this.lastCheck?.toISOString() ?? null, lastRepair: this.lastRepair, reads: this.reads, unchanged: this.unchanged };
+  state(): { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number; lookups: number } {
+    return { mode: this.mode, lastCheck: this.lastCheck?.toISOString() ?? null, lastRepair: this.lastRepair, reads: this.reads, unchanged: this.unchanged, lookups: this.lookups };
   }
 
   /**
@@ -125,10 +129,22 @@ export class DriftWatch {
     this.lastCheck = new Date();
     let backend = this.backend;
     try {
+      // Nothing committed to nf_tables and no index change since a check found nothing: the
+      // rules are what they were then (read before the check: a commit during it shows next
+      // time). The backend of that check is the one installed while the index is the same:
+      // loading a 1000-guest index to find out again cost the idle daemon 40 ms every 30 s.
+      const stamp = indexStamp(this.d.env);
+      if (this.installed?.stamp === stamp) {
+        const key = await this.quietKey(this.installed.backend);
+        if (key !== undefined && key === this.quiet) {
+          this.unchanged++;
+          return;
+        }
+      }
       // The engine installed now (an apply may have moved the firewall to the other backend).
       backend = await installedBackend(this.d.env, this.d.log);
-      // Nothing committed to nf_tables and no index change since a check found nothing: the
-      // rules are what they were then (read before the check: a commit during it shows next time).
+      this.lookups++;
+      this.installed = { stamp, backend };
       const key = await this.quietKey(backend);
       if (key !== undefined && key === this.quiet) {
         this.unchanged++;

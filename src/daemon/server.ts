@@ -55,7 +55,7 @@ export interface DaemonStats {
   lockHeld: boolean;
   lockWaiting: number;
   policy: PolicyState;
-  drift: { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number };
+  drift: { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number; lookups: number };
   /** The backend watch: firewalls prepared before their hook, rules of vanished backends removed. */
   backends: BackendWatchState | null;
   /** The watch on the guests' domain names (renames followed). */
@@ -145,7 +145,7 @@ export class Daemon implements DaemonContext {
       lockHeld: this.lock.held,
       lockWaiting: this.lock.waiting,
       policy: this.policy.state(),
-      drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null, reads: 0, unchanged: 0 },
+      drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null, reads: 0, unchanged: 0, lookups: 0 },
       backends: this.backends?.state() ?? null,
       names: this.names?.state() ?? null,
       learning: this.learning?.state() ?? null,

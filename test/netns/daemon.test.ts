@@ -29,7 +29,7 @@ interface Stats {
   badRequests: number;
   policy: { state: string; problem?: string };
   backends: { prepared: number } | null;
-  drift: { reads: number; unchanged: number };
+  drift: { reads: number; unchanged: number; lookups: number };
 }
 
 describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift', function () {
@@ -240,6 +240,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     // The periodic check (every 30 s) comes while nothing changes: it reads nothing.
     await until('the periodic check', async () => (await stats()).drift.unchanged > quiet.unchanged, 40_000);
     assert.equal((await stats()).drift.reads, quiet.reads, 'no read of the rules');
+    assert.equal((await stats()).drift.lookups, quiet.lookups, 'nor of the index (the backend of the last check, the index the same)');
     // The control: what another program breaks is still found and repaired.
     const repairs = (await stats()).repairs;
     assert.equal((await host.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-S-vif13.0'])).code, 0, 'the default backend, nftables');
