@@ -12,7 +12,7 @@
  *     made certain the same way by a read on the same connection;
  *   - the stamps of the rule file, the firewall index and the learned bindings' record, the
  *     br_netfilter settings and the guest ports' IP-stack settings (sysctls announce nothing:
- *     they are read, three small files per guest port, 17 ms for 1000 ports here).
+ *     they are read, three small files per interface, 17 ms for 1000 here).
  *
  * What none of these see is never answered from memory: the xtables backend (ipset and
  * iptables-legacy commit no nf_tables generation), a host where iptables-legacy has tables (status
@@ -20,7 +20,7 @@
  * counters (drops) move without any of these: a remembered answer is at most MAX_AGE_MS old, and
  * says how old (`asOf`); `xennet status --fresh` reads everything now.
  */
-import { statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { watchLinkChanges, type LinkChangeWatch } from '../bridge/nl/link-events.js';
 import { rulesetGeneration } from '../firewall/backend/nft.js';
 import { legacyTables } from '../firewall/backend/xtables.js';
@@ -58,6 +58,15 @@ interface Remembered {
   key: string;
   status: HostStatus;
   at: number;
+}
+
+/** The interfaces of this namespace, as /proc/sys/net/ipv4/conf lists them. */
+function interfaces(): string[] {
+  try {
+    return readdirSync('/proc/sys/net/ipv4/conf').filter((n) => n !== 'all' && n !== 'default');
+  } catch {
+    return [];
+  }
 }
 
 function stamp(path: string): string {
@@ -159,8 +168,8 @@ export class StatusCache {
       const [generation] = await Promise.all([rulesetGeneration(), this.links.settled(), xs.read('/local/domain/0/name')]);
       if (!xs.usable || xs !== this.watchedOn) return undefined;
       const sysctls = Object.values(bridgeNetfilterState()).join(',');
-      // The ports the last answer showed (a port that came or went is a link announcement).
-      const ports = (this.remembered?.status.vifs ?? []).map((v) => `${v.name}=${guestPortStack.map((s) => readInterfaceSysctl(s.family, v.name, s.key) ?? '-').join(',')}`).join(' ');
+      // Every interface's (the guest ports among them: which ones, the read will tell).
+      const ports = interfaces().map((name) => `${name}=${guestPortStack.map((s) => readInterfaceSysctl(s.family, name, s.key) ?? '-').join(',')}`).join(' ');
       return [source.file, source.absentOk, stamp(source.file), generation, this.events, indexStamp(this.ctx.env), stamp(learnedPath(this.ctx.env)), sysctls, ports].join('|');
     } catch (e) {
       this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
