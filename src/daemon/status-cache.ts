@@ -8,8 +8,9 @@
  *   - the kernel's announcements of link, address and route changes (guest ports up, down, on a
  *     bridge or off, dom0's addresses and gateway), made certain by a request on the same socket
  *     whose answer comes behind every announcement already queued;
- *   - a watch on /local/domain in xenstore (the backends, hotplug-status, the domains' names),
- *     made certain the same way by a read on the same connection;
+ *   - a watch on /local/domain in xenstore (the backends, hotplug-status, the domains' names and
+ *     targets; a guest's writes to its own nodes are passed over), made certain the same way by a
+ *     read on the same connection;
  *   - the stamps of the rule file, the firewall index and the learned bindings' record, the
  *     br_netfilter settings and the guest ports' IP-stack settings (sysctls announce nothing:
  *     they are read, three small files per interface, 17 ms for 1000 here).
@@ -38,6 +39,12 @@ import type { XenstoreClient } from '../xenstore/client.js';
 export const MAX_AGE_MS = 300_000;
 const TOKEN = 'xennet-status';
 const DOMAINS = '/local/domain';
+/**
+ * What status reads under /local/domain: the vif backends, each domain's name and target, a
+ * domain that comes or goes. A guest may write its own data/, device/ and control/ nodes as
+ * often as it likes: that must not make every operator's status a full read.
+ */
+const READ_IN_XENSTORE = /^\/local\/domain(?:\/\d+(?:\/(?:name|target))?|\/0\/backend(?:\/vif(?:\/.*)?)?)?$/;
 
 export interface StatusAnswer {
   status: HostStatus;
@@ -158,8 +165,8 @@ export class StatusCache {
       if (xs !== this.watchedOn) {
         // A new connection (the first, or xenstored restarted): what changed meanwhile is unseen.
         this.remembered = undefined;
-        xs.on('watch', (_path: string, token: string) => {
-          if (token === TOKEN) this.events++;
+        xs.on('watch', (path: string, token: string) => {
+          if (token === TOKEN && READ_IN_XENSTORE.test(path)) this.events++;
         });
         await xs.watch(DOMAINS, TOKEN);
         this.watchedOn = xs;

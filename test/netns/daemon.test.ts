@@ -293,7 +293,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     const [a, b] = [await host.addGuest(spec(21)), await host.addGuest(spec(22))];
     await online(a);
     await online(b);
-    type Status = { ok: boolean; problems: string[]; vifs: { name: string; up: boolean; policy: string | null; hotplugStatus: string | null }[]; backend: { kind: string } | null };
+    type Status = { ok: boolean; problems: string[]; vifs: { name: string; domain: string | null; up: boolean; policy: string | null; hotplugStatus: string | null }[]; backend: { kind: string } | null };
     type Answer = { status: Status; read: { at: string; remembered: boolean } };
     const status = async (fresh = false): Promise<Answer> => {
       const r = JSON.parse(await ask(`{"v":1,"cmd":"status"${fresh ? ',"fresh":true' : ''}}\n`, 30_000)) as { ok: boolean; result: Answer };
@@ -332,6 +332,11 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     host.xenstored.write(`${b.backendPath}/hotplug-status`, 'connected');
     assert.equal(vif(await status(), 'vif22.0').hotplugStatus, 'connected');
     await remembered();
+    // A guest writing its own nodes (data/, as often as it likes) changes nothing status shows.
+    for (let i = 0; i < 5; i++) host.xenstored.write(`/local/domain/21/data/junk${i}`, 'x');
+    assert.equal((await status()).read.remembered, true, "a guest's own xenstore nodes");
+    host.xenstored.write('/local/domain/22/name', 'renamed22');
+    assert.equal(vif(await status(), 'vif22.0').domain, 'renamed22', "a domain's name");
     assert.equal((await host.dom0.exec('nft', ['add', 'table', 'inet', 'xnt-other'])).code, 0);
     assert.equal((await status()).read.remembered, false, 'a commit to nf_tables (any table)');
     writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n  g21:\n    inbound: drop\n');
