@@ -1,5 +1,5 @@
 /**
- * The validated rule file, cached by the file's identity (device, inode, size, mtime), so the vif
+ * The validated rule file, cached by the file's identity (device, inode, size, mtime, ctime), so the vif
  * hook normally skips YAML parsing and schema validation (and does not even load the parser).
  * Any change to the file changes its identity and the next hook validates it again.
  */
@@ -22,7 +22,7 @@ interface CacheEntry {
 function identityOf(file: string): string | null | undefined {
   try {
     const s = statSync(file, { bigint: true });
-    return s.isFile() ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}` : undefined;
+    return s.isFile() ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : undefined;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' && danglingTarget(file) === undefined ? null : undefined;
   }

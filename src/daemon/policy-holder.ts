@@ -29,7 +29,7 @@ function ageMs(file: string): number | undefined {
 function identityOf(file: string): string {
   try {
     const s = statSync(file, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
   } catch {
     return 'missing';
   }

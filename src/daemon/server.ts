@@ -118,7 +118,11 @@ export class Daemon implements DaemonContext {
       env,
       log,
       xenstore: () => this.xenstore(),
-      read: async (source) => (await import('../status/host-status.js')).hostStatus({ rules: source, env }),
+      read: async (source) => {
+        const unread: string[] = [];
+        const status = await (await import('../status/host-status.js')).hostStatus({ rules: source, env, unread });
+        return { status, unread };
+      },
     });
   }
 

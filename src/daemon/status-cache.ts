@@ -17,11 +17,12 @@
  *
  * What none of these see is never answered from memory: the xtables backend (ipset and
  * iptables-legacy commit no nf_tables generation), a host where iptables-legacy has tables (status
- * reads its FORWARD chain and mark writers), a learned binding that has run out since. The rule
+ * reads its FORWARD chain and mark writers), a learned binding that has run out since, a bridge or
+ * guest port that is down (see rememberable), and a read that could not read everything. The rule
  * counters (drops) move without any of these: a remembered answer is at most MAX_AGE_MS old, and
  * says how old (`asOf`); `xennet status --fresh` reads everything now.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { watchLinkChanges, type LinkChangeWatch } from '../bridge/nl/link-events.js';
 import { rulesetGeneration } from '../firewall/backend/nft.js';
 import { legacyTables } from '../firewall/backend/xtables.js';
@@ -32,6 +33,7 @@ import type { RulesSource } from '../config/paths.js';
 import type { HostStatus } from '../status/host-status.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
+import { fileIdentity } from '../sys/file-identity.js';
 import { guestPortStack, readInterfaceSysctl } from '../sys/sysctl.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 
@@ -58,7 +60,8 @@ export interface StatusCacheContext {
   env: NodeJS.ProcessEnv;
   log: Logger;
   xenstore(): Promise<XenstoreClient>;
-  read(source: RulesSource): Promise<HostStatus>;
+  /** A full read: the status, and what could not be read this time (see hostStatus). */
+  read(source: RulesSource): Promise<{ status: HostStatus; unread: string[] }>;
 }
 
 interface Remembered {
@@ -76,15 +79,6 @@ function interfaces(): string[] {
   }
 }
 
-function stamp(path: string): string {
-  try {
-    const st = statSync(path, { bigint: true });
-    return `${st.ino}:${st.mtimeNs}:${st.size}`;
-  } catch (e) {
-    return `none:${(e as NodeJS.ErrnoException).code ?? '?'}`;
-  }
-}
-
 export class StatusCache {
   private remembered: Remembered | undefined;
   private links: LinkChangeWatch | undefined;
@@ -93,6 +87,7 @@ export class StatusCache {
   private events = 0;
   private reading: { key: string | undefined; answer: Promise<StatusAnswer> } | undefined;
   private counts = { remembered: 0, read: 0 };
+  private watching: { xs: XenstoreClient; done: Promise<void> } | undefined;
   private stopped = false;
 
   constructor(private readonly ctx: StatusCacheContext) {}
@@ -146,12 +141,18 @@ export class StatusCache {
 
   private async readNow(source: RulesSource, key: string | undefined): Promise<StatusAnswer> {
     const at = Date.now();
-    const status = await this.ctx.read(source);
+    const { status, unread } = await this.ctx.read(source);
     this.counts.read++;
-    // Only what the nftables backend shows is known to change with the announcements.
-    if (key !== undefined && status.backend?.kind === 'nftables' && !this.stopped) this.remembered = { key, status, at };
+    if (key !== undefined && !this.stopped && rememberable(status, unread)) this.remembered = { key, status, at };
     else this.remembered = undefined;
     return { status, asOf: new Date(at).toISOString(), remembered: false };
+  }
+
+  private async watch(xs: XenstoreClient): Promise<void> {
+    xs.on('watch', (path: string, token: string) => {
+      if (token === TOKEN && READ_IN_XENSTORE.test(path)) this.events++;
+    });
+    await xs.watch(DOMAINS, TOKEN);
   }
 
   /**
@@ -164,11 +165,16 @@ export class StatusCache {
       const xs = await this.ctx.xenstore();
       if (xs !== this.watchedOn) {
         // A new connection (the first, or xenstored restarted): what changed meanwhile is unseen.
+        // The watch is set once per connection, however many requests come meanwhile.
         this.remembered = undefined;
-        xs.on('watch', (path: string, token: string) => {
-          if (token === TOKEN && READ_IN_XENSTORE.test(path)) this.events++;
-        });
-        await xs.watch(DOMAINS, TOKEN);
+        if (this.watching?.xs !== xs) {
+          const watching = { xs, done: this.watch(xs) };
+          this.watching = watching;
+          watching.done.catch(() => {
+            if (this.watching === watching) this.watching = undefined;
+          });
+        }
+        await this.watching.done;
         this.watchedOn = xs;
       }
       // Every announcement made before now has been counted once these answer.
@@ -177,12 +183,23 @@ export class StatusCache {
       const sysctls = Object.values(bridgeNetfilterState()).join(',');
       // Every interface's (the guest ports among them: which ones, the read will tell).
       const ports = interfaces().map((name) => `${name}=${guestPortStack.map((s) => readInterfaceSysctl(s.family, name, s.key) ?? '-').join(',')}`).join(' ');
-      return [source.file, source.absentOk, stamp(source.file), generation, this.events, indexStamp(this.ctx.env), stamp(learnedPath(this.ctx.env)), sysctls, ports].join('|');
+      return [source.file, source.absentOk, fileIdentity(source.file), generation, this.events, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), sysctls, ports].join('|');
     } catch (e) {
       this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
       return undefined;
     }
   }
+}
+
+/**
+ * Whether a status just read may stand for the host until something announces a change:
+ *   - nftables only (ipset and iptables-legacy announce nothing);
+ *   - everything was read (not a status that says xenstore or the firewall could not be read);
+ *   - no bridge and no guest port is down: the kernel announces an attribute change (a bridge
+ *     option, an alias, a master) of a link that is down to nobody.
+ */
+function rememberable(s: HostStatus, unread: readonly string[]): boolean {
+  return s.backend?.kind === 'nftables' && unread.length === 0 && s.bridges.every((b) => b.up) && s.vifs.every((v) => v.up);
 }
 
 /**

@@ -57,13 +57,15 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
  * marked by xennet; plus links the firewall index records (`recorded`, name -> bridge) that are
  * not attached yet (a hook installed their rules and is about to attach them).
  */
-export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; warnings: string[] }> {
+export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; warnings: string[]; xenstoreRead: boolean }> {
   const warnings: string[] = [];
   let entries: BackendEntry[] = [];
+  let xenstoreRead = xs !== undefined;
   if (xs) {
     try {
       entries = await readBackends(xs);
     } catch (e) {
+      xenstoreRead = false;
       warnings.push(`cannot read xenstore (${reasonOf(e)}): domain names, MACs and addresses of guests are unknown`);
     }
   }
@@ -133,5 +135,5 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     vifs.push(facts);
   }
   vifs.sort((a, b) => a.name.localeCompare(b.name));
-  return { vifs, warnings };
+  return { vifs, warnings, xenstoreRead };
 }

@@ -9,6 +9,8 @@ export interface HostFacts {
   links: LinkState[];
   vifs: DiscoveredVif[];
   xenstore: string | null;
+  /** Whether xenstore's backends were read (false: unreachable, or a read failed). */
+  xenstoreRead: boolean;
   warnings: string[];
   /** With `dom0`: dom0's own addresses (on links that are not guest ports) and its gateways. */
   dom0?: { addresses: string[]; gateways: string[] };
@@ -38,7 +40,7 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
       const l = learned.get(v.name);
       if (l) v.learned = l;
     }
-    const facts: HostFacts = { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, warnings: [...warnings, ...found.warnings] };
+    const facts: HostFacts = { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, xenstoreRead: found.xenstoreRead, warnings: [...warnings, ...found.warnings] };
     if (options.dom0) {
       const own = links.filter((l) => !found.vifs.some((v) => v.name === l.name));
       const [addresses, routes] = [await nl.listAddresses(own), await nl.listRoutes(links)];

@@ -105,9 +105,10 @@ export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'fi
 /** What changes whenever the index is written (its mtime and size), or 'none': cheap to poll. */
 export function indexStamp(env: NodeJS.ProcessEnv): string {
   try {
-    // Inode and nanoseconds: two rewrites of the same size within one millisecond differ.
+    // Inode and nanoseconds: two rewrites of the same size within one millisecond differ; ctime:
+    // a rewrite in place with the old mtime put back.
     const st = statSync(join(dirOf(env), 'index.json'), { bigint: true });
-    return `${st.ino}:${st.mtimeNs}:${st.size}`;
+    return `${st.ino}:${st.mtimeNs}:${st.size}:${st.ctimeNs}`;
   } catch {
     return 'none';
   }

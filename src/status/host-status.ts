@@ -186,11 +186,18 @@ function drops(have: VifLive | undefined): { packets: number; bytes: number } {
   return { packets, bytes };
 }
 
-export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv } = {}): Promise<HostStatus> {
+/**
+ * The host's status. `unread` collects what could not be read this time (xenstore, the firewall,
+ * other tables, the learned bindings): the answer then says so in its problems and notes, and
+ * must not stand for what the host is like later (the daemon does not remember it).
+ */
+export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv; unread?: string[] } = {}): Promise<HostStatus> {
   const env = options.env ?? process.env;
   const problems: string[] = [];
   const notes: string[] = [];
+  const unread = options.unread ?? [];
   const facts = await gatherHostFacts(env, { dom0: true });
+  if (!facts.xenstoreRead) unread.push('xenstore');
   notes.push(...facts.warnings);
   const source = typeof options.rules === 'object' ? options.rules : rulesSource(options.rules, env);
   const file = source.file;
@@ -251,7 +258,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     }
     if (engine.kind === 'nftables') {
       for (const f of dormantTables(live.nftables)) problems.push(`table ${f} xennet is dormant (flags dormant: its base chains are not hooked): none of its rules run, no guest is filtered by it; \`xennet apply\` wakes it`);
-      problems.push(...(await nftNeighbourProblems(engine)));
+      problems.push(...(await nftNeighbourProblems(engine, () => unread.push('other nftables tables'))));
       // iptables-legacy's tables are invisible to nft, whichever iptables the system's default
       // is: read where they exist. Bridged traffic passes their FORWARD when br_netfilter calls
       // iptables, as xennet has it.
@@ -276,9 +283,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     // PREROUTING, which sets them, and ebtables filter FORWARD, which checks them).
     const others = await Promise.all(
       (['ipv4', 'ipv6'] as const).flatMap((f) => (['raw', 'mangle'] as const).map(async (t) => ({ what: `${f === 'ipv4' ? 'iptables' : 'ip6tables'} ${t}`, live: parseSave(await backend.saveOther(f, t), t), chains: t === 'raw' ? ['PREROUTING'] : ['PREROUTING', 'FORWARD'] }))),
-    ).catch(() => []);
+    ).catch(() => {
+      unread.push('iptables raw and mangle');
+      return [];
+    });
     markTables = others;
   } catch (e) {
+    unread.push('the firewall');
     problems.push(`cannot read the firewall: ${reasonOf(e)}`);
   }
   const installed = live === undefined || indexPresent || tableNames.some((t) => live![t].chains.size > 0 || live![t].roots.length > 0);
@@ -301,6 +312,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     });
   const resolvedAll: ResolvedVif[] = [];
   const learnedAll = await learnedBindings(env);
+  if (!learnedAll.read) unread.push('learned bindings');
   const byVif = live ? liveByVif(live) : undefined;
   const guard = live ? guardCounters(live, engine) : undefined;
   const vifs: VifStatus[] = facts.vifs.map((f) => {
@@ -432,7 +444,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
  * the record), and the recorded ones the kernel lacks (a set flushed by hand: the guest cannot
  * use them until `xennet apply` puts them back).
  */
-async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[]; together: boolean }> {
+async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[]; together: boolean; read: boolean }> {
   const out = new Map<string, LearnedStatus[]>();
   const { readRecordAndKernel } = await import('../firewall/learning/state.js');
   const { expire } = await import('../firewall/learning/bindings.js');
@@ -452,5 +464,5 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<str
   }
   const inKernel = new Set((kernel ?? []).map(key));
   const missing = kernel === undefined || !read.together ? [] : recorded.filter((b) => !inKernel.has(key(b))).map((b) => ({ vif: b.vif, address: b.address }));
-  return { byVif: out, missing, together: read.together };
+  return { byVif: out, missing, together: read.together, read: read.kernel !== undefined && read.together };
 }

@@ -4,7 +4,7 @@
  * repaired and proven by traffic, bad requests refused, SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -368,6 +368,62 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       assert.equal(s.read.remembered, false, 'xtables: read every time');
     }
     assert.equal((await host.dom0.exec('nft', ['delete', 'table', 'inet', 'xnt-other'])).code, 0);
+  });
+
+  it('status through the daemon, what nothing announces: a link that is down, a read that failed, a rule file rewritten with its mtime put back or replaced by a dangling link; many first requests at once', async () => {
+    await host.startDaemon(env);
+    // Many requests at once while nothing is remembered yet: one watch, no listener pile-up.
+    await Promise.all(Array.from({ length: 30 }, () => ask('{"v":1,"cmd":"status"}\n', 30_000)));
+    assert.doesNotMatch(host.daemonLog.join('\n'), /MaxListenersExceeded/);
+    await online(await host.addGuest(spec(24)));
+    type Answer = { status: { problems: string[]; notes: string[]; xenstore: string | null; rules: { state: string }; vifs: { name: string; policy: string | null }[]; bridges: { name: string; nfCallIptables: boolean }[] }; read: { remembered: boolean } };
+    const status = async (extra = ''): Promise<Answer> => (JSON.parse(await ask(`{"v":1,"cmd":"status"${extra}}\n`, 30_000)) as { result: Answer }).result;
+    const settled = async (extra = ''): Promise<void> => {
+      for (let i = 0; i < 20; i++) if ((await status(extra)).read.remembered) return;
+      throw new Error('status was never remembered');
+    };
+    await settled();
+    // A bridge that is down: its options change unannounced, so nothing is remembered.
+    await host.dom0.ip('link', 'set', 'xenbr0', 'down');
+    for (let i = 0; i < 2; i++) assert.equal((await status()).read.remembered, false, 'a bridge is down');
+    await host.dom0.ip('link', 'set', 'xenbr0', 'type', 'bridge', 'nf_call_iptables', '0');
+    assert.equal((await status()).status.bridges.find((b) => b.name === 'xenbr0')!.nfCallIptables, false, 'an option of the bridge while down');
+    await host.dom0.ip('link', 'set', 'xenbr0', 'type', 'bridge', 'nf_call_iptables', '1');
+    await host.dom0.ip('link', 'set', 'xenbr0', 'up');
+    await settled();
+    // A read that could not reach xenstore is not what the host is like once it can.
+    const socket = host.xenstoreSocket;
+    renameSync(socket, `${socket}.away`);
+    try {
+      assert.equal((await host.dom0.exec('nft', ['add', 'table', 'inet', 'xnt-partial'])).code, 0);
+      const without = await status();
+      assert.equal(without.status.xenstore, null, 'this read had no xenstore');
+    } finally {
+      renameSync(`${socket}.away`, socket);
+    }
+    const back = await status();
+    assert.equal(back.read.remembered, false, 'a partial read is not remembered');
+    assert.notEqual(back.status.xenstore, null);
+    assert.equal((await host.dom0.exec('nft', ['delete', 'table', 'inet', 'xnt-partial'])).code, 0);
+    await settled();
+    // The rule file rewritten in place, same size, its mtime put back (cp -p, rsync -t --inplace).
+    const before = statSync(rules);
+    const text = readFileSync(rules, 'utf8');
+    writeFileSync(rules, text.replace('web:', 'g24:'));
+    utimesSync(rules, before.atime, before.mtime);
+    assert.equal(statSync(rules).size, before.size);
+    assert.equal((await status()).status.vifs.find((v) => v.name === 'vif24.0')!.policy, 'g24', 'the rule file changed in place');
+    // A rule file that is missing (the defaults), then a link to a missing file (invalid).
+    const missing = join(dir, 'absent.yaml');
+    rmSync(missing, { force: true });
+    const absentOk = `,"rules":${JSON.stringify(missing)},"rulesAbsentOk":true`;
+    await settled(absentOk);
+    symlinkSync('/nonexistent-xnt/xennet.yaml', missing);
+    try {
+      assert.equal((await status(absentOk)).status.rules.state, 'invalid', 'a dangling link is not a missing file');
+    } finally {
+      rmSync(missing, { force: true });
+    }
   });
 
   it('status through the daemon on a host where iptables-legacy has a table (whose changes nothing announces): read every time', async function () {

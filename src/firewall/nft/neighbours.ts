@@ -52,12 +52,13 @@ async function rulesReached(family: string, table: string, chain: string): Promi
 }
 
 /** Problems and cautions about other tables, one line each. */
-export async function nftNeighbourProblems(engine: Engine): Promise<string[]> {
+export async function nftNeighbourProblems(engine: Engine, onUnreadable: () => void = () => undefined): Promise<string[]> {
   if (engine.kind !== 'nftables') return [];
   let chains: ForeignBaseChain[];
   try {
     chains = await listForeignBaseChains();
   } catch (e) {
+    onUnreadable();
     return [`cannot list the other nftables tables (${reasonOf(e)}): conflicts with xennet's chains are not checked`];
   }
   const out: string[] = [];
