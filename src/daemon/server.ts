@@ -120,8 +120,9 @@ export class Daemon implements DaemonContext {
       xenstore: () => this.xenstore(),
       read: async (source) => {
         const unread: string[] = [];
-        const status = await (await import('../status/host-status.js')).hostStatus({ rules: source, env, unread });
-        return { status, unread };
+        const changesAt = { at: Number.POSITIVE_INFINITY };
+        const status = await (await import('../status/host-status.js')).hostStatus({ rules: source, env, unread, changesAt });
+        return { status, unread, changesAt: changesAt.at };
       },
     });
   }
@@ -257,7 +258,6 @@ export class Daemon implements DaemonContext {
     this.policy.watch(() => undefined);
     this.drift = new DriftWatch(this);
     await this.drift.start();
-    this.statusCache.start();
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
       this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
       await this.backends.start();

@@ -1,13 +1,14 @@
 /**
  * `xennet status` through the daemon, answered from what the daemon last read as long as nothing
  * it reads can have changed since. A fresh read of a 1000-guest host costs a second of CPU; the
- * check that it is still right costs a few system calls:
+ * check that it is still right costs a few dumps and system calls:
  *
  *   - nf_tables' ruleset generation (any commit to any table makes a new one: xennet's, nft's,
  *     iptables-nft's, ebtables');
- *   - the kernel's announcements of link, address and route changes (guest ports up, down, on a
- *     bridge or off, dom0's addresses and gateway), made certain by a request on the same socket
- *     whose answer comes behind every announcement already queued;
+ *   - the links, as status reads them (one rtnetlink dump: name, kind, master, MAC, MTU, flags,
+ *     alias, bridge options), dom0's addresses and its default gateways, compared in full. Not
+ *     the kernel's announcements: it announces a change to a link that is down (an alias, a
+ *     bridge option) to nobody, and a socket that overflows loses them;
  *   - a watch on /local/domain in xenstore (the backends, hotplug-status, the domains' names and
  *     targets; a guest's writes to its own nodes are passed over), made certain the same way by a
  *     read on the same connection;
@@ -17,13 +18,14 @@
  *
  * What none of these see is never answered from memory: the xtables backend (ipset and
  * iptables-legacy commit no nf_tables generation), a host where iptables-legacy has tables (status
- * reads its FORWARD chain and mark writers), a learned binding that has run out since, a bridge or
- * guest port that is down (see rememberable), and a read that could not read everything. The rule
+ * reads its FORWARD chain and mark writers), a read that could not read everything, and an answer
+ * past the moment a learned binding it knows of (recorded or in the kernel) runs out. The rule
  * counters (drops) move without any of these: a remembered answer is at most MAX_AGE_MS old, and
  * says how old (`asOf`); `xennet status --fresh` reads everything now.
  */
+import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { watchLinkChanges, type LinkChangeWatch } from '../bridge/nl/link-events.js';
+import { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesetGeneration } from '../firewall/backend/nft.js';
 import { legacyTables } from '../firewall/backend/xtables.js';
 import { bridgeNetfilterState } from '../firewall/host.js';
@@ -60,14 +62,19 @@ export interface StatusCacheContext {
   env: NodeJS.ProcessEnv;
   log: Logger;
   xenstore(): Promise<XenstoreClient>;
-  /** A full read: the status, and what could not be read this time (see hostStatus). */
-  read(source: RulesSource): Promise<{ status: HostStatus; unread: string[] }>;
+  /**
+   * A full read: the status, what could not be read this time, and the first moment something
+   * it shows changes by itself (a learned binding runs out), in ms since the epoch (see hostStatus).
+   */
+  read(source: RulesSource): Promise<{ status: HostStatus; unread: string[]; changesAt: number }>;
 }
 
 interface Remembered {
   key: string;
   status: HostStatus;
   at: number;
+  /** It stands until then (ms since the epoch). */
+  until: number;
 }
 
 /** The interfaces of this namespace, as /proc/sys/net/ipv4/conf lists them. */
@@ -81,7 +88,7 @@ function interfaces(): string[] {
 
 export class StatusCache {
   private remembered: Remembered | undefined;
-  private links: LinkChangeWatch | undefined;
+  private nl: NetlinkClient | undefined;
   private watchedOn: XenstoreClient | undefined;
   /** Bumped by every announcement of the kernel's and xenstore's; a lost one makes every key new. */
   private events = 0;
@@ -96,24 +103,10 @@ export class StatusCache {
     return { ...this.counts };
   }
 
-  start(): void {
-    try {
-      this.links = watchLinkChanges(
-        () => this.events++,
-        () => {
-          this.events++;
-          this.remembered = undefined;
-        },
-      );
-    } catch (e) {
-      this.ctx.log.warning(`status is read anew for every request: no link announcements (${reasonOf(e)})`);
-    }
-  }
-
   stop(): void {
     this.stopped = true;
-    this.links?.close();
-    this.links = undefined;
+    this.nl?.close();
+    this.nl = undefined;
     this.remembered = undefined;
   }
 
@@ -121,7 +114,7 @@ export class StatusCache {
   async get(source: RulesSource, fresh: boolean): Promise<StatusAnswer> {
     const key = await this.key(source);
     const r = this.remembered;
-    if (!fresh && key !== undefined && r && r.key === key && Date.now() - r.at <= MAX_AGE_MS) {
+    if (!fresh && key !== undefined && r && r.key === key && Date.now() < r.until) {
       const aged = agedStatus(r.status, Date.now() - r.at);
       if (aged) {
         this.counts.remembered++;
@@ -141,11 +134,23 @@ export class StatusCache {
 
   private async readNow(source: RulesSource, key: string | undefined): Promise<StatusAnswer> {
     const at = Date.now();
-    const { status, unread } = await this.ctx.read(source);
+    const { status, unread, changesAt } = await this.ctx.read(source);
     this.counts.read++;
-    if (key !== undefined && !this.stopped && rememberable(status, unread)) this.remembered = { key, status, at };
+    if (key !== undefined && !this.stopped && rememberable(status, unread)) this.remembered = { key, status, at, until: Math.min(at + MAX_AGE_MS, changesAt) };
     else this.remembered = undefined;
     return { status, asOf: new Date(at).toISOString(), remembered: false };
+  }
+
+  /** A digest of the links, dom0's addresses and default gateways, as status reads them. */
+  private async linkFacts(): Promise<string> {
+    this.nl ??= new NetlinkClient();
+    const links = await this.nl.listLinks();
+    const [addresses, routes] = [await this.nl.listAddresses(links), await this.nl.listRoutes(links)];
+    return createHash('sha256')
+      .update(JSON.stringify(links))
+      .update(JSON.stringify(addresses.map((a) => `${a.link} ${a.local}`).sort()))
+      .update(JSON.stringify(routes.filter((r) => r.dst === 'default').map((r) => `${r.table} ${r.gateway ?? '-'}`).sort()))
+      .digest('hex');
   }
 
   private async watch(xs: XenstoreClient): Promise<void> {
@@ -160,7 +165,7 @@ export class StatusCache {
    * reading it (no announcements, no xenstore, iptables-legacy in use).
    */
   private async key(source: RulesSource): Promise<string | undefined> {
-    if (!this.links || this.stopped || legacyTables('ipv4').length + legacyTables('ipv6').length > 0) return undefined;
+    if (this.stopped || legacyTables('ipv4').length + legacyTables('ipv6').length > 0) return undefined;
     try {
       const xs = await this.ctx.xenstore();
       if (xs !== this.watchedOn) {
@@ -177,13 +182,13 @@ export class StatusCache {
         await this.watching.done;
         this.watchedOn = xs;
       }
-      // Every announcement made before now has been counted once these answer.
-      const [generation] = await Promise.all([rulesetGeneration(), this.links.settled(), xs.read('/local/domain/0/name')]);
+      // Every xenstore event sent before now has been counted once this read answers.
+      const [generation, links] = await Promise.all([rulesetGeneration(), this.linkFacts(), xs.read('/local/domain/0/name')]);
       if (!xs.usable || xs !== this.watchedOn) return undefined;
       const sysctls = Object.values(bridgeNetfilterState()).join(',');
       // Every interface's (the guest ports among them: which ones, the read will tell).
       const ports = interfaces().map((name) => `${name}=${guestPortStack.map((s) => readInterfaceSysctl(s.family, name, s.key) ?? '-').join(',')}`).join(' ');
-      return [source.file, source.absentOk, fileIdentity(source.file), generation, this.events, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), sysctls, ports].join('|');
+      return [source.file, source.absentOk, fileIdentity(source.file), generation, links, this.events, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), sysctls, ports].join('|');
     } catch (e) {
       this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
       return undefined;
@@ -192,14 +197,12 @@ export class StatusCache {
 }
 
 /**
- * Whether a status just read may stand for the host until something announces a change:
- *   - nftables only (ipset and iptables-legacy announce nothing);
- *   - everything was read (not a status that says xenstore or the firewall could not be read);
- *   - no bridge and no guest port is down: the kernel announces an attribute change (a bridge
- *     option, an alias, a master) of a link that is down to nobody.
+ * Whether a status just read may stand for the host while its key stays the same: nftables only
+ * (ipset and iptables-legacy commit no generation), and everything was read (not a status that
+ * says xenstore or the firewall could not be read).
  */
 function rememberable(s: HostStatus, unread: readonly string[]): boolean {
-  return s.backend?.kind === 'nftables' && unread.length === 0 && s.bridges.every((b) => b.up) && s.vifs.every((v) => v.up);
+  return s.backend?.kind === 'nftables' && unread.length === 0;
 }
 
 /**

@@ -188,10 +188,11 @@ function drops(have: VifLive | undefined): { packets: number; bytes: number } {
 
 /**
  * The host's status. `unread` collects what could not be read this time (xenstore, the firewall,
- * other tables, the learned bindings): the answer then says so in its problems and notes, and
- * must not stand for what the host is like later (the daemon does not remember it).
+ * other tables, the learned bindings): such an answer must not stand for what the host is like
+ * later (the daemon does not remember it). `changesAt.at` is lowered to the first moment what it
+ * shows changes by itself (a learned binding, recorded or in the kernel, runs out).
  */
-export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv; unread?: string[] } = {}): Promise<HostStatus> {
+export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv; unread?: string[]; changesAt?: { at: number } } = {}): Promise<HostStatus> {
   const env = options.env ?? process.env;
   const problems: string[] = [];
   const notes: string[] = [];
@@ -313,6 +314,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const resolvedAll: ResolvedVif[] = [];
   const learnedAll = await learnedBindings(env);
   if (!learnedAll.read) unread.push('learned bindings');
+  if (options.changesAt) options.changesAt.at = Math.min(options.changesAt.at, learnedAll.changesAt);
   const byVif = live ? liveByVif(live) : undefined;
   const guard = live ? guardCounters(live, engine) : undefined;
   const vifs: VifStatus[] = facts.vifs.map((f) => {
@@ -444,7 +446,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
  * the record), and the recorded ones the kernel lacks (a set flushed by hand: the guest cannot
  * use them until `xennet apply` puts them back).
  */
-async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[]; together: boolean; read: boolean }> {
+async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<string, LearnedStatus[]>; missing: { vif: string; address: string }[]; together: boolean; read: boolean; changesAt: number }> {
   const out = new Map<string, LearnedStatus[]>();
   const { readRecordAndKernel } = await import('../firewall/learning/state.js');
   const { expire } = await import('../firewall/learning/bindings.js');
@@ -464,5 +466,9 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<str
   }
   const inKernel = new Set((kernel ?? []).map(key));
   const missing = kernel === undefined || !read.together ? [] : recorded.filter((b) => !inKernel.has(key(b))).map((b) => ({ vif: b.vif, address: b.address }));
-  return { byVif: out, missing, together: read.together, read: read.kernel !== undefined && read.together };
+  // The first binding to run out, in the record or in the kernel: what this shows changes then.
+  let changesAt = Number.POSITIVE_INFINITY;
+  for (const b of recorded) if (b.expires != null) changesAt = Math.min(changesAt, b.expires);
+  for (const k of kernel ?? []) if (k.expiresMs != null) changesAt = Math.min(changesAt, now + k.expiresMs);
+  return { byVif: out, missing, together: read.together, read: read.kernel !== undefined && read.together, changesAt };
 }

@@ -376,6 +376,9 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     await Promise.all(Array.from({ length: 30 }, () => ask('{"v":1,"cmd":"status"}\n', 30_000)));
     assert.doesNotMatch(host.daemonLog.join('\n'), /MaxListenersExceeded/);
     await online(await host.addGuest(spec(24)));
+    // A guest on DHCP (no address anywhere): it learns its addresses.
+    const learner = await host.addGuest({ domid: 26, name: 'g26', mac: macOf(26), addresses: [] });
+    await online(learner);
     type Answer = { status: { problems: string[]; notes: string[]; xenstore: string | null; rules: { state: string }; vifs: { name: string; policy: string | null }[]; bridges: { name: string; nfCallIptables: boolean }[] }; read: { remembered: boolean } };
     const status = async (extra = ''): Promise<Answer> => (JSON.parse(await ask(`{"v":1,"cmd":"status"${extra}}\n`, 30_000)) as { result: Answer }).result;
     const settled = async (extra = ''): Promise<void> => {
@@ -383,14 +386,40 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       throw new Error('status was never remembered');
     };
     await settled();
-    // A bridge that is down: its options change unannounced, so nothing is remembered.
+    // A bridge that is down: the kernel announces a change of its options to nobody.
     await host.dom0.ip('link', 'set', 'xenbr0', 'down');
-    for (let i = 0; i < 2; i++) assert.equal((await status()).read.remembered, false, 'a bridge is down');
+    assert.equal((await status()).read.remembered, false, 'a bridge went down');
+    await settled();
     await host.dom0.ip('link', 'set', 'xenbr0', 'type', 'bridge', 'nf_call_iptables', '0');
     assert.equal((await status()).status.bridges.find((b) => b.name === 'xenbr0')!.nfCallIptables, false, 'an option of the bridge while down');
     await host.dom0.ip('link', 'set', 'xenbr0', 'type', 'bridge', 'nf_call_iptables', '1');
     await host.dom0.ip('link', 'set', 'xenbr0', 'up');
     await settled();
+    // A port of the bridge that is down and no guest's becomes one by its alias (xennet's mark),
+    // which the kernel does not announce either.
+    await host.dom0.ip('link', 'add', 'xnt-up9', 'type', 'veth', 'peer', 'name', 'xnt-up9p');
+    await host.dom0.ip('link', 'set', 'xnt-up9', 'master', 'xenbr0');
+    await settled();
+    await host.dom0.ip('link', 'set', 'xnt-up9', 'alias', 'xennet:vif30.0');
+    assert.ok((await status()).status.vifs.some((v) => v.name === 'xnt-up9'), 'a down link marked as a guest port');
+    await host.dom0.ip('link', 'del', 'xnt-up9');
+    await settled();
+    // A binding in the kernel nobody recorded, added with a 2 s timeout: the kernel drops it
+    // without a word (no new generation); the answer shown until then cannot outlive it.
+    assert.equal((await host.dom0.exec('nft', ['add', 'element', 'bridge', 'xennet', 'learned_ip4', '{ 192.168.0.77 . "vif26.0" timeout 2s }'])).code, 0);
+    const unrecorded = (s: Answer): boolean => s.status.problems.some((p) => p.includes('vif26.0 192.168.0.77'));
+    assert.ok(unrecorded(await status()), 'the binding nobody recorded is a problem');
+    await new Promise((r) => setTimeout(r, 2600));
+    assert.equal(unrecorded(await status()), false, 'and no longer once the kernel dropped it');
+    await settled();
+    // A recorded binding the kernel lacks, ending in 2 s: a problem until then, and not after.
+    const learnedFile = join(host.env(env)['XENNET_STATE_DIR']!, 'learned.json');
+    writeFileSync(learnedFile, JSON.stringify({ version: 1, bindings: [{ vif: 'vif26.0', family: 'ipv4', address: '192.168.0.78', how: 'dhcp', since: Date.now(), expires: Date.now() + 2000, domid: 26 }] }));
+    const missingOne = (s: Answer): boolean => s.status.problems.some((p) => p.startsWith('learned bindings recorded but not in the kernel') && p.includes('vif26.0 192.168.0.78'));
+    assert.ok(missingOne(await status()), 'recorded, not in the kernel');
+    assert.ok(missingOne(await status()));
+    await new Promise((r) => setTimeout(r, 2300));
+    assert.equal(missingOne(await status()), false, 'and no longer once it ended');
     // A read that could not reach xenstore is not what the host is like once it can.
     const socket = host.xenstoreSocket;
     renameSync(socket, `${socket}.away`);
