@@ -284,8 +284,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     // PREROUTING, which sets them, and ebtables filter FORWARD, which checks them).
     const others = await Promise.all(
       (['ipv4', 'ipv6'] as const).flatMap((f) => (['raw', 'mangle'] as const).map(async (t) => ({ what: `${f === 'ipv4' ? 'iptables' : 'ip6tables'} ${t}`, live: parseSave(await backend.saveOther(f, t), t), chains: t === 'raw' ? ['PREROUTING'] : ['PREROUTING', 'FORWARD'] }))),
-    ).catch(() => {
+    ).catch((e: unknown) => {
       unread.push('iptables raw and mangle');
+      notes.push(`iptables' raw and mangle tables could not be read (${reasonOf(e)}): rules there that rewrite the marks xennet reads are not looked for`);
       return [];
     });
     markTables = others;
@@ -313,7 +314,10 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     });
   const resolvedAll: ResolvedVif[] = [];
   const learnedAll = await learnedBindings(env);
-  if (!learnedAll.read) unread.push('learned bindings');
+  if (!learnedAll.read) {
+    unread.push('learned bindings');
+    notes.push(`the learned bindings could not be read ${learnedAll.together ? '(the kernel\'s sets did not answer)' : '(their lock stayed held for 2 s: a change in flight)'}: their checks are left out of this status; run it again`);
+  }
   if (options.changesAt) options.changesAt.at = Math.min(options.changesAt.at, learnedAll.changesAt);
   const byVif = live ? liveByVif(live) : undefined;
   const guard = live ? guardCounters(live, engine) : undefined;
