@@ -237,7 +237,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       assert.equal(v4.code, 0, v4.stderr);
       await until('the binding from dom0\'s server', async () => (await learned(g)).includes('192.168.0.181 dhcp'));
       await addAddress(g, '192.168.0.181/24');
-      assert.ok(await g.ns.ping('192.168.0.2', { source: '192.168.0.181', waitSeconds: 1 }), 'the lease from dom0 passes');
+      await until('the lease from dom0 to pass', () => g.ns.ping('192.168.0.2', { source: '192.168.0.181', waitSeconds: 1 }), 8000);
     });
   });
 
@@ -408,7 +408,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       const all = (await status()).vifs.find((v) => v.name === g.vif)!.learned.map((b) => `${b.address} ${b.how}`);
       assert.ok(all.includes('fe80::216:3eff:fe00:528 dad'), all.join());
       const lanLl = (await host.lan.ipJson<{ addr_info: { local: string; scope: string }[] }[]>('addr', 'show', 'dev', 'lan0'))[0]!.addr_info.find((a) => a.scope === 'link')!.local;
-      assert.ok(await g.ns.ping(`${lanLl}%eth0`, { source: 'fe80::216:3eff:fe00:528%eth0', waitSeconds: 1 }), 'its bound link-local address passes');
+      await until('its bound link-local address to pass', () => g.ns.ping(`${lanLl}%eth0`, { source: 'fe80::216:3eff:fe00:528%eth0', waitSeconds: 1 }), 8000);
       await addAddress(g, 'fe80::dead/64');
       assert.equal(await g.ns.ping(`${lanLl}%eth0`, { source: 'fe80::dead%eth0', waitSeconds: 1 }), false, 'a link-local address without DAD is dropped');
     } finally {
@@ -481,7 +481,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
       await addAddress(g, `${a4}/24`);
     }
     for (const [g, a4, guarded] of [[victim, '192.168.0.137', true], [open, '192.168.0.138', false]] as const) {
-      assert.ok(await peer.ns.ping(a4));
+      await until(`${a4} to answer the peer`, () => peer.ns.ping(a4), 8000);
       assert.equal(await neighbour(a4), g.mac);
       // Gratuitous ARP from the LAN host for the guest's address (after the neighbour entry's
       // lock time of 1 s, in which Linux takes no override), then arpspoof's directed replies.
