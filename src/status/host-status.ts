@@ -459,7 +459,9 @@ async function learnedBindings(env: NodeJS.ProcessEnv): Promise<{ byVif: Map<str
   const recorded = expire(read.recorded, now).live;
   const kernel = read.kernel;
   const key = (b: { vif: string; family: string; address: string }): string => `${b.vif} ${b.family} ${b.address}`;
-  const recordedByKey = new Map(recorded.map((b) => [key(b), b]));
+  // ipset's timeouts are whole seconds, rounded up: an element outlives its record by up to one,
+  // and is not one nobody recorded meanwhile.
+  const recordedByKey = new Map(expire(read.recorded, now - 1000).live.map((b) => [key(b), b]));
   for (const k of kernel ?? []) {
     const r = recordedByKey.get(key(k));
     // A lease longer than the kernel takes has no end there: the record has it.
