@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import { danglingTarget } from './paths.js';
 import { join } from 'node:path';
+import { statIdentity } from '../sys/file-identity.js';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { RulesSource } from './paths.js';
 import type { PolicyFile } from './schema.js';
@@ -22,7 +23,7 @@ interface CacheEntry {
 function identityOf(file: string): string | null | undefined {
   try {
     const s = statSync(file, { bigint: true });
-    return s.isFile() ? `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : undefined;
+    return s.isFile() ? statIdentity(s) : undefined;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' && danglingTarget(file) === undefined ? null : undefined;
   }

@@ -1,11 +1,14 @@
 /** The foreground process of `xennet daemon` (systemd Type=simple). */
 import { XennetError, reasonOf } from '../sys/errors.js';
 import { createLogger } from '../sys/log.js';
+import { rememberIndexParses } from '../firewall/store.js';
 import { Daemon } from './server.js';
 
 export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, options: { prepare?: boolean } = {}): Promise<number> {
   // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
   const log = createLogger({ tag: 'xennet-daemon', syslog: !env['JOURNAL_STREAM'] && env['XENNET_SYSLOG'] !== '0' });
+  // The daemon loads the index for every hook, watch and check: it keeps the last parse.
+  rememberIndexParses();
   let daemon: Daemon;
   try {
     daemon = new Daemon(env, log, options);

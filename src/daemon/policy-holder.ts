@@ -12,6 +12,7 @@ import { basename, dirname } from 'node:path';
 import { loadPolicy, problemsText, type ConfigError, type LoadedPolicy, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
+import { fileIdentity } from '../sys/file-identity.js';
 import type { Logger } from '../sys/log.js';
 
 /** How long a changed rule file must be left alone before the daemon reads it. */
@@ -23,15 +24,6 @@ function ageMs(file: string): number | undefined {
     return Math.max(0, Date.now() - statSync(file).mtimeMs);
   } catch {
     return undefined;
-  }
-}
-
-function identityOf(file: string): string {
-  try {
-    const s = statSync(file, { bigint: true });
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-  } catch {
-    return 'missing';
   }
 }
 
@@ -62,7 +54,7 @@ export class PolicyHolder {
   ) {
     this.file = source.file;
     this.absentOk = source.absentOk;
-    this.identity = identityOf(this.file);
+    this.identity = fileIdentity(this.file);
     this.current = loadPolicy(this.file, { absentOk: this.absentOk });
   }
 
@@ -82,7 +74,7 @@ export class PolicyHolder {
 
   /** Re-reads the file now (SIGHUP, or a change seen); returns whether the policy changed. */
   reload(why: string): boolean {
-    this.identity = identityOf(this.file);
+    this.identity = fileIdentity(this.file);
     let next: LoadedPolicy;
     try {
       next = loadPolicy(this.file, { absentOk: this.absentOk });
@@ -109,7 +101,7 @@ export class PolicyHolder {
   /** Watches the file's directory (a replace or delete is seen too), with a slow poll as a backstop. */
   watch(onChange: () => void): void {
     const check = (): void => {
-      if (identityOf(this.file) === this.identity) return;
+      if (fileIdentity(this.file) === this.identity) return;
       // An editor writing in place may pause half way: only a file left alone for a second is
       // read (a rename into place, as `install` or most editors do, is whole at once anyway).
       const age = ageMs(this.file);

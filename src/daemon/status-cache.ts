@@ -90,8 +90,8 @@ export class StatusCache {
   private remembered: Remembered | undefined;
   private nl: NetlinkClient | undefined;
   private watchedOn: XenstoreClient | undefined;
-  /** Bumped by every announcement of the kernel's and xenstore's; a lost one makes every key new. */
-  private events = 0;
+  /** Bumped by every xenstore event under what status reads (READ_IN_XENSTORE). */
+  private xenstoreEvents = 0;
   private reading: { key: string | undefined; answer: Promise<StatusAnswer> } | undefined;
   private counts = { remembered: 0, read: 0 };
   private watching: { xs: XenstoreClient; done: Promise<void> } | undefined;
@@ -115,11 +115,8 @@ export class StatusCache {
     const key = await this.key(source);
     const r = this.remembered;
     if (!fresh && key !== undefined && r && r.key === key && Date.now() < r.until) {
-      const aged = agedStatus(r.status, Date.now() - r.at);
-      if (aged) {
-        this.counts.remembered++;
-        return { status: aged, asOf: new Date(r.at).toISOString(), remembered: true };
-      }
+      this.counts.remembered++;
+      return { status: agedStatus(r.status, Date.now() - r.at), asOf: new Date(r.at).toISOString(), remembered: true };
     }
     // One read at a time serves every request that came in meanwhile with the same key.
     if (!fresh && this.reading && key !== undefined && this.reading.key === key) return this.reading.answer;
@@ -155,14 +152,14 @@ export class StatusCache {
 
   private async watch(xs: XenstoreClient): Promise<void> {
     xs.on('watch', (path: string, token: string) => {
-      if (token === TOKEN && READ_IN_XENSTORE.test(path)) this.events++;
+      if (token === TOKEN && READ_IN_XENSTORE.test(path)) this.xenstoreEvents++;
     });
     await xs.watch(DOMAINS, TOKEN);
   }
 
   /**
    * What the status read now would be read from, or undefined when that cannot be known without
-   * reading it (no announcements, no xenstore, iptables-legacy in use).
+   * reading it (no xenstore, or iptables-legacy in use: its tables commit no generation).
    */
   private async key(source: RulesSource): Promise<string | undefined> {
     if (this.stopped || legacyTables('ipv4').length + legacyTables('ipv6').length > 0) return undefined;
@@ -188,7 +185,7 @@ export class StatusCache {
       const sysctls = Object.values(bridgeNetfilterState()).join(',');
       // Every interface's (the guest ports among them: which ones, the read will tell).
       const ports = interfaces().map((name) => `${name}=${guestPortStack.map((s) => readInterfaceSysctl(s.family, name, s.key) ?? '-').join(',')}`).join(' ');
-      return [source.file, source.absentOk, fileIdentity(source.file), generation, links, this.events, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), sysctls, ports].join('|');
+      return [source.file, source.absentOk, fileIdentity(source.file), generation, links, this.xenstoreEvents, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), sysctls, ports].join('|');
     } catch (e) {
       this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
       return undefined;
@@ -206,24 +203,13 @@ function rememberable(s: HostStatus, unread: readonly string[]): boolean {
 }
 
 /**
- * The remembered status `ms` later: each learned binding's remaining time less `ms`; undefined
- * when one has run out meanwhile (the kernel drops it without announcing anything).
+ * The remembered status `ms` later: each learned binding's remaining time less `ms`. A remembered
+ * answer ends when the first binding it knows of runs out (`until`), so none reaches 0 but by
+ * rounding to whole seconds.
  */
-export function agedStatus(s: HostStatus, ms: number): HostStatus | undefined {
+export function agedStatus(s: HostStatus, ms: number): HostStatus {
   const seconds = Math.floor(ms / 1000);
   if (seconds === 0 || !s.vifs.some((v) => v.learned.length > 0)) return s;
-  const vifs = [];
-  for (const v of s.vifs) {
-    if (v.learned.length === 0) {
-      vifs.push(v);
-      continue;
-    }
-    const learned = [];
-    for (const b of v.learned) {
-      if (b.expiresInSeconds !== null && b.expiresInSeconds - seconds <= 0) return undefined;
-      learned.push(b.expiresInSeconds === null ? b : { ...b, expiresInSeconds: b.expiresInSeconds - seconds });
-    }
-    vifs.push({ ...v, learned });
-  }
+  const vifs = s.vifs.map((v) => (v.learned.length === 0 ? v : { ...v, learned: v.learned.map((b) => (b.expiresInSeconds === null ? b : { ...b, expiresInSeconds: Math.max(0, b.expiresInSeconds - seconds) })) }));
   return { ...s, vifs };
 }

@@ -18,6 +18,7 @@ import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrText, isIfName, parseCidr, type IfName } from '../net/index.js';
 import { currentBootId } from '../sys/boot.js';
+import { pathIdentity } from '../sys/file-identity.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
@@ -101,20 +102,15 @@ export interface StagedChange {
 }
 
 export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
-
-/** What changes whenever the index is written (its mtime and size), or 'none': cheap to poll. */
-export function indexStamp(env: NodeJS.ProcessEnv): string {
-  try {
-    // Inode and nanoseconds: two rewrites of the same size within one millisecond differ; ctime:
-    // a rewrite in place with the old mtime put back.
-    const st = statSync(join(dirOf(env), 'index.json'), { bigint: true });
-    return `${st.ino}:${st.mtimeNs}:${st.size}:${st.ctimeNs}`;
-  } catch {
-    return 'none';
-  }
-}
-export const pendingDir = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'pending');
 const indexPath = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'index.json');
+
+/**
+ * What changes whenever the index is written, or 'none': cheap to poll. The index is replaced by a
+ * rename (a new inode each time); the times in nanoseconds and the ctime also tell apart two
+ * rewrites in one millisecond and a rewrite in place with the old mtime put back.
+ */
+export const indexStamp = (env: NodeJS.ProcessEnv): string => pathIdentity(indexPath(env)) ?? 'none';
+export const pendingDir = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'pending');
 const vifPath = (name: string, env: NodeJS.ProcessEnv): string => join(dirOf(env), 'vif', `${name}.json`);
 
 export function emptyIndex(): FirewallIndex {
@@ -205,6 +201,7 @@ function kindRecordedIn(raw: Partial<Record<keyof FirewallIndex, unknown>> | und
  */
 export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair?: boolean } = {}): LoadedIndex {
   const path = indexPath(env);
+  if (!remembering) return parseIndexFile(path, log, options);
   // The same file as last time (written atomically: a new inode each time): its parse, copied.
   const before = indexStamp(env);
   if (memo && memo.path === path && memo.stamp === before && before !== 'none') return structuredClone(memo.loaded);
@@ -215,9 +212,18 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair
 
 /**
  * The last index this process parsed, by its file's stamp: the daemon's hooks, watches and checks
- * each load it, and parsing and checking 1000 guests' entries costs about 40 ms.
+ * each load it, and parsing and checking 1000 guests' entries costs about 40 ms. Only a process
+ * that loads the index again and again turns it on (the daemon): a one-shot process would pay a
+ * copy of the whole index for nothing.
  */
 let memo: { path: string; stamp: string; loaded: LoadedIndex } | undefined;
+let remembering = false;
+
+/** Keep the last parsed index in this process (see memo). */
+export function rememberIndexParses(on = true): void {
+  remembering = on;
+  if (!on) memo = undefined;
+}
 
 function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }): LoadedIndex {
   const r = readJsonTolerant(path);

@@ -1,12 +1,23 @@
 /** Whether a file has changed, without reading it. */
 import { lstatSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 
+/** Device, inode, size, modification time and change time of one stat, as one string. */
+export const statIdentity = (s: BigIntStats): string => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+
 function statText(get: () => BigIntStats): string {
   try {
-    const s = get();
-    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+    return statIdentity(get());
   } catch (e) {
     return `none:${(e as NodeJS.ErrnoException).code ?? '?'}`;
+  }
+}
+
+/** The identity of what `path` names (links followed), or undefined when nothing can be stat'ed there: one system call. */
+export function pathIdentity(path: string): string | undefined {
+  try {
+    return statIdentity(statSync(path, { bigint: true }));
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyIndex, loadIndex, saveIndex } from '../../src/firewall/store.js';
+import { emptyIndex, loadIndex, rememberIndexParses, saveIndex } from '../../src/firewall/store.js';
 import { silentLogger } from '../../src/sys/log.js';
 import { parseIfName } from '../../src/net/index.js';
 
@@ -16,6 +16,8 @@ describe('firewall index, loaded again', function () {
     mkdirSync(join(dir, 'firewall'), { recursive: true });
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  before(() => rememberIndexParses());
+  after(() => rememberIndexParses(false));
 
   const entry = { bridge: parseIfName('xenbr0'), inbound: false, isolated: false, state: 'installed' as const };
 
