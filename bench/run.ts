@@ -400,8 +400,8 @@ async function guardCost(): Promise<void> {
  * and TCP.
  */
 async function learningCost(): Promise<void> {
-  const { learnedScript } = await import('../src/firewall/nft/learned.js');
-  const { learnedIpsetLines, learnedSetCreates } = await import('../src/firewall/learned-xtables.js');
+  const { learnedScript } = await import('../src/firewall/nftables/learned.js');
+  const { learnedIpsetLines, learnedSetCreates } = await import('../src/firewall/xtables/learned.js');
   const { bgIp } = await import('./lib/world.js');
   const measured = [
     { domid: 1, name: 'iperf-a', mac: '00:16:3e:00:00:a1', addresses: ['192.168.0.101/24'] },
@@ -514,7 +514,7 @@ async function nftTransactions(): Promise<void> {
   const { compile } = await import('../src/firewall/compile.js');
   const { resolveVif } = await import('../src/firewall/resolve.js');
   const { diffTable, render } = await import('../src/firewall/diff.js');
-  const { parseSave } = await import('../src/firewall/save-parse.js');
+  const { parseLive } = await import('../src/firewall/drivers.js');
   const { parseCidr, parseIfName, parseMac } = await import('../src/net/index.js');
   const vifs = [];
   for (let k = 100; k < 100 + applySize; k++) {
@@ -522,7 +522,7 @@ async function nftTransactions(): Promise<void> {
     vifs.push(resolveVif({ version: 1 }, { name: parseIfName(`vif${k}.0`), bridge: parseIfName('xenbr0'), mac, ipv4: [parseCidr(`10.${k >> 8}.${k & 255}.1`)], ipv6: [parseCidr(`2001:db8:${k.toString(16)}::1`)] }));
   }
   const desired = compile(vifs, { kind: 'nftables', conntrack: 'mark' }).nftables;
-  const script = render(diffTable(parseSave('', 'nftables'), desired, 'nftables'), 'nftables');
+  const script = render(diffTable(parseLive('', 'nftables'), desired, 'nftables'), 'nftables');
   const ns = `xnt-${process.pid}-nft`;
   await run('ip', ['netns', 'add', ns]);
   try {
@@ -534,7 +534,7 @@ async function nftTransactions(): Promise<void> {
     };
     const load = await timed(['-f', '-'], script);
     const list = await timed(['list', 'table', 'bridge', 'xennet']);
-    const again = diffTable(parseSave(list.out, 'nftables'), desired, 'nftables');
+    const again = diffTable(parseLive(list.out, 'nftables'), desired, 'nftables');
     const one = await timed(['-f', '-'], 'add element bridge xennet guests { "vif9.0" }\n');
     const rows = [
       { what: `load ${applySize} guests (${script.split('\n').length} lines)`, ms: load.ms },

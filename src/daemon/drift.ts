@@ -10,9 +10,9 @@
  * lock (it may catch a hook's commit half way: then it looks again under the lock); a repair
  * runs under it, so it never interleaves with a hook's commit.
  */
-import { ownRestorePids, type Backend } from '../firewall/backend/xtables.js';
+import { ownRestorePids, type Backend } from '../firewall/xtables/backend.js';
 import { installedBackend } from '../firewall/engine.js';
-import { rulesetGeneration } from '../firewall/backend/nft.js';
+import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { indexStamp } from '../firewall/store.js';
 import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
 import { isEmptyPlan } from '../firewall/diff.js';

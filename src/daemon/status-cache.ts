@@ -26,8 +26,8 @@
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { NetlinkClient } from '../bridge/nl/client.js';
-import { rulesetGeneration } from '../firewall/backend/nft.js';
-import { legacyTables } from '../firewall/backend/xtables.js';
+import { rulesetGeneration } from '../firewall/nftables/backend.js';
+import { legacyTables } from '../firewall/xtables/backend.js';
 import { bridgeNetfilterState } from '../firewall/host.js';
 import { learnedPath } from '../firewall/learning/state.js';
 import { indexStamp } from '../firewall/store.js';

@@ -9,11 +9,12 @@ import { coarseWidenings, filterRecord, widenings } from './widening.js';
 import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
-import { cidrText, engineName, tableNames, XTABLES, type BackendKind, type ResolvedVif, type TableName, type VifFacts } from './model.js';
+import { cidrText, tableNames, XTABLES, type BackendKind, type ResolvedVif, type TableName, type VifFacts } from './model.js';
+import { engineName } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
 import { gatherHostFacts } from './session.js';
-import { emptyLive, type LiveTable } from './save-parse.js';
+import { emptyLive, type LiveTable } from './live.js';
 
 export interface PlanResult {
   mode: 'host' | 'offline';

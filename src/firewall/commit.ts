@@ -24,15 +24,16 @@ import type { Logger } from '../sys/log.js';
 import { identityAlive, selfIdentity } from '../sys/process.js';
 import { killPoint } from '../sys/test-seams.js';
 import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
-import type { Backend } from './backend/xtables.js';
-import { compileShared, isolatedByEbChain, mergeInto, type TreeMember } from './compile.js';
-import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render, type TablePlan } from './diff.js';
-import { dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type Claims, type Engine, type RuleSet, type TableName, type TableRules } from './model.js';
+import type { Backend } from './xtables/backend.js';
+import { compileShared, mergeInto } from './compile.js';
+import type { TreeMember } from './model.js';
+import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render } from './diff.js';
+import { dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName, type TablePlan, type TableRules } from './model.js';
+import { codecOf, driverFor, engineName, engineTables, parseLive } from './drivers.js';
 import { vifOfChain } from './names.js';
-import { claimsFromPortLines } from './nft/guard.js';
-import { claimsFromGuardLive, guardPorts } from './guard-xtables.js';
 import { normalizeRule } from './normalize.js';
-import { emptyLive, parseSave, type LiveTable } from './save-parse.js';
+import type { LiveTable } from './live.js';
+import type { AdoptedFacts } from './driver.js';
 import { forgetEarlierDomains, forgetVif, restoreBindings } from './learning/state.js';
 import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
@@ -77,7 +78,7 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
     const p = diffTable(asLive(from[t]), to[t], t);
     // The vif's own chains are always rewritten: a repeated online repairs them.
     for (const [c, rules] of newChains[t].chains) p.write.set(c, rules);
-    if (t === 'nftables' && from.nftables.chains.size > 0 && !isEmptyTablePlan(p)) p.expectTable = true;
+    if (!isEmptyTablePlan(p)) codecOf(t).completeRecordedPlan?.(p, from[t]);
     // So are the root jumps of a table it changes: each is deleted and inserted at the top, which
     // also lifts it above anything inserted since; one that is missing makes the restore fail,
     // and the table is then reconciled from the live rules.
@@ -95,17 +96,6 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
   return out;
 }
 
-/** What an adopted vif (live rules, no record) was installed with, as the live rules show it. */
-export interface AdoptedFacts {
-  isolated: boolean;
-  claims?: Claims | undefined;
-}
-
-/** For xtables: isolation and claims of a vif from the live ebtables nat and ip6tables raw tables. */
-export function adoptedFactsXtables(ebnat: LiveTable, ipv6raw: LiveTable): (v: string) => AdoptedFacts {
-  return (v) => ({ isolated: isolatedByEbChain(ebnat.chains.get(`XN-E-${v}`) ?? []), claims: claimsFromGuardLive([ebnat.chains, ipv6raw.chains], v) });
-}
-
 /** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
 function ownerFromLink(name: string): Owner | undefined {
   const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(name) ?? /^xennet:vif(\d+)\.(\d+)$/.exec(aliasOf(name) ?? '');
@@ -117,27 +107,18 @@ function ownerFromLink(name: string): Owner | undefined {
  * chains (recorded, else live), plus every vif that has live chains but no record (adopted).
  */
 export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, chainsOf: (name: string) => RuleSet | undefined, removing: ReadonlySet<string>, adopted: Members, liveFacts: (name: string) => AdoptedFacts = () => ({ isolated: false }), engine: Engine = XTABLES): TableRules {
-  const liveVifs = new Set<string>();
-  for (const c of live.chains.keys()) {
-    const v = vifOfChain(c);
-    // nftables: a dispatch entry alone (someone's element for a name with no chain of xennet's)
-    // is not a guest to adopt: its entry would jump to a chain that does not exist.
-    if (v !== undefined && (t !== 'nftables' || live.chains.has(`XN-O-${v}`))) liveVifs.add(v);
-  }
-  // The raw tables hold no chain of a guest's own, only the identity guard's leaves for its ports.
-  if (t !== 'nftables') for (const p of guardPorts(live.chains)) liveVifs.add(p);
+  const codec = codecOf(t);
+  const liveVifs = codec.liveGuests(live);
   const members: Members = { ...vifs };
   for (const v of liveVifs) {
     if (members[v] || removing.has(v) || !isIfName(v)) continue;
-    // What it was installed with shows in the live rules: isolation (the ebtables mark, or its
-    // element in @isolated), its claims (its guard elements, or the guard's leaves), inbound
-    // filtering (its XN-I chain). This table is compiled from what shows here; the record keeps
-    // what any table showed.
-    const elements = live.chains.get(`XN-E-${v}`) ?? [];
-    const facts = t === 'nftables' ? { isolated: elements.some((r) => r.startsWith('@isolated ')), claims: claimsFromPortLines(elements) } : liveFacts(v);
+    // What it was installed with shows in the live rules (its driver knows where: isolation,
+    // claims, learning), and inbound filtering in its XN-I chain. This table is compiled from
+    // what shows here; the record keeps what any table showed.
+    const facts = codec.adoptedFacts(live, v, liveFacts(v));
     const prior = adopted[v];
     const entry: IndexEntry = { bridge: prior?.bridge ?? (bridgeOfPort(v) as IfName | undefined) ?? null, inbound: (live.chains.get(`XN-I-${v}`) ?? []).length > 0 || (prior?.inbound ?? false), isolated: facts.isolated || (prior?.isolated ?? false), state: 'installed' };
-    if ((t === 'nftables' && elements.some((r) => r.startsWith('@learn_reply '))) || (t === 'eb' && live.chains.has(`XN-L-${v}`)) || prior?.learning) entry.learning = true;
+    if (facts.learning || prior?.learning) entry.learning = true;
     const claims = facts.claims ?? prior?.claims;
     if (claims) entry.claims = claims;
     const owner = prior?.owner ?? ownerFromLink(v);
@@ -185,6 +166,13 @@ export interface CommitResult {
   reconciled: boolean;
 }
 
+/** The tables from which the installed driver reads what adopted guests were installed with (read once, kept for the whole reconcile). */
+async function readAdoptionTables(backend: Backend): Promise<Partial<Record<TableName, LiveTable>>> {
+  const tables = driverFor(backend.engine).adoptionTables;
+  const read = await Promise.all(tables.map(async (t) => parseLive(await backend.save(t), t)));
+  return Object.fromEntries(tables.map((t, i) => [t, read[i]!]));
+}
+
 /**
  * What differs between the live rules and what xennet installed (the index and the recorded
  * chains), per table, without changing anything: missing or damaged chains, root jumps missing,
@@ -197,26 +185,24 @@ export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: 
   // One table at a time (ebtables nat first: isolation is read from it), so that only one live
   // table and its reconciled twin are in memory at once: with 1000 guests each is tens of MB, and
   // the daemon runs this every 30 s.
-  const ebnat = mine.includes('ebnat') ? parseSave(await backend.save('ebnat'), 'ebnat') : emptyLive();
-  const ipv6raw = mine.includes('ipv6raw') ? parseSave(await backend.save('ipv6raw'), 'ipv6raw') : emptyLive();
-  const adoptedFacts = adoptedFactsXtables(ebnat, ipv6raw);
+  const driver = driverFor(backend.engine);
+  const across = await readAdoptionTables(backend);
   for (const t of mine) {
-    const live = t === 'ebnat' ? ebnat : t === 'ipv6raw' ? ipv6raw : parseSave(await backend.save(t), t);
-    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, adoptedFacts, backend.engine), t);
+    const live = across[t] ?? parseLive(await backend.save(t), t);
+    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, (v) => driver.adoptedAcrossTables(across, v), backend.engine), t);
   }
   return out;
 }
 
 /** One line per difference, for the log: `iptables FORWARD: jump ... added`. */
 export function describePlans(plans: Record<TableName, TablePlan>): string[] {
-  const tool: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
   const out: string[] = [];
   for (const t of tableNames) {
     const p = plans[t];
-    for (const c of p.write.keys()) out.push(`${tool[t]} chain ${c} restored`);
-    for (const c of p.remove) out.push(`${tool[t]} chain ${c} removed`);
-    for (const r of p.addRoots) out.push(`${tool[t]} ${r.chain}: jump to ${/-[jg] (\S+)$/.exec(r.rule)?.[1] ?? '?'} ${p.removeRoots.some((x) => x.rule === r.rule) ? 'moved back to the top' : 'put back'}`);
-    for (const r of p.removeRoots) if (!p.addRoots.some((x) => x.rule === r.rule)) out.push(`${tool[t]} ${r.chain}: extra jump removed`);
+    for (const c of p.write.keys()) out.push(`${codecOf(t).label} chain ${c} restored`);
+    for (const c of p.remove) out.push(`${codecOf(t).label} chain ${c} removed`);
+    for (const r of p.addRoots) out.push(`${codecOf(t).label} ${r.chain}: jump to ${/-[jg] (\S+)$/.exec(r.rule)?.[1] ?? '?'} ${p.removeRoots.some((x) => x.rule === r.rule) ? 'moved back to the top' : 'put back'}`);
+    for (const r of p.removeRoots) if (!p.addRoots.some((x) => x.rule === r.rule)) out.push(`${codecOf(t).label} ${r.chain}: extra jump removed`);
   }
   return out;
 }
@@ -233,7 +219,8 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
   // A change compiled for the other backend (prepared before an apply moved the firewall) is never
   // installed here: it is left to its stager, whose own commit is refused with a message.
-  const other = staged.filter((s) => s.change.op === 'install' && s.chains && (s.chains.nftables.chains.size > 0 ? 'nftables' : 'xtables') !== backend.engine.kind);
+  const mine = engineTables(backend.engine);
+  const other = staged.filter((s) => s.change.op === 'install' && s.chains && tableNames.some((t) => !mine.includes(t) && s.chains![t].chains.size > 0));
   if (other.length > 0) {
     log.warning(`left out ${other.map((s) => s.change.name).join(', ')}: staged for the other firewall backend (an apply moved it since)`);
     staged = staged.filter((s) => !other.includes(s));
@@ -330,16 +317,14 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       }
     }
     reconciled = true;
-    const live = parseSave(await backend.save(t), t);
-    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, t === 'nftables' ? undefined : await adoption(), backend.engine), t);
+    const live = parseLive(await backend.save(t), t);
+    const across = await adoption();
+    const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, (v) => driverFor(backend.engine).adoptedAcrossTables(across, v), backend.engine), t);
     if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
-  // What an adopted vif was installed with shows in ebtables nat and ip6tables raw, read once.
-  let guardLive: Promise<[LiveTable, LiveTable]> | undefined;
-  const adoption = async (): Promise<(v: string) => AdoptedFacts> => {
-    guardLive ??= Promise.all([backend.save('ebnat').then((text) => parseSave(text, 'ebnat')), backend.save('ipv6raw').then((text) => parseSave(text, 'ipv6raw'))]);
-    return adoptedFactsXtables(...(await guardLive));
-  };
+  // What an adopted vif was installed with, where its driver reads it across tables: read once.
+  let acrossTables: Promise<Partial<Record<TableName, LiveTable>>> | undefined;
+  const adoption = (): Promise<Partial<Record<TableName, LiveTable>>> => (acrossTables ??= readAdoptionTables(backend));
   // Only the tables of the installed engine: the other backend's are `xennet apply`'s to clear.
   const results = await Promise.allSettled(engineTables(backend.engine).map(one));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

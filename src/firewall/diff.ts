@@ -1,43 +1,15 @@
 /**
  * diff(live, desired) -> the changes that make one table's owned chains and root jumps equal to
- * the desired ones, and render(plan) -> one restore transaction (kube-proxy style: a `:CHAIN`
- * line declares, and under --noflush flushes, each chain that is rewritten).
+ * the desired ones, and render(plan) -> one transaction in the table's backend's language (its
+ * driver's TableCodec).
  */
 import { bypassBefore } from './integrity.js';
-import { dialectOf, isEbtables, kernelTable, tableNames, type RootJump, type RuleSet, type TableName, type TableRules } from './model.js';
-import type { LiveTable } from './save-parse.js';
-import { emptyLive } from './save-parse.js';
+import { codecOf } from './drivers.js';
+import { dialectOf, tableNames, type RootJump, type RuleSet, type TableName, type TablePlan, type TableRules } from './model.js';
+import type { LiveTable } from './live.js';
+import { emptyLive } from './live.js';
 import { normalizeRule, sameRules } from './normalize.js';
 import { vifOfChain } from './names.js';
-import { dormantTables, isElements, renderNft, tablesToDrop, type NftFamily } from './nft/script.js';
-
-export interface TablePlan {
-  /** Chains to create or rewrite, with their full contents. */
-  write: Map<string, string[]>;
-  /** Owned chains to delete. */
-  remove: string[];
-  addRoots: RootJump[];
-  /** Root jumps to delete, as the live table spells them (duplicates included). */
-  removeRoots: RootJump[];
-  /** nftables: xennet's tables (by family) to delete whole, nothing being wanted in them. */
-  dropTables?: NftFamily[];
-  /** nftables: the guests' element pseudo-chains in `write` that are live now (to detach first). */
-  replacing?: string[];
-  /** nftables: what the element pseudo-chains in `write` and `remove` hold now (to change by difference). */
-  before?: Map<string, string[]>;
-  /**
-   * nftables: the change assumes xennet's table is there (an incremental change from the record):
-   * the transaction fails when it is not (someone's `flush ruleset`), and the commit then
-   * reconciles from the live rules instead of adding one guest to an empty table.
-   */
-  expectTable?: boolean;
-  /**
-   * nftables: xennet's tables (by family) that are dormant now. The change's `add table` wakes
-   * them; their base chains are refilled in place (the kernel refuses to add a base chain in the
-   * transaction that wakes its table).
-   */
-  wake?: NftFamily[];
-}
 
 export type RulePlan = Record<TableName, TablePlan>;
 
@@ -102,16 +74,7 @@ export function diffTable(live: LiveTable, desired: TableRules, table: TableName
     }
   }
   plan.remove.sort();
-  if (table === 'nftables') {
-    const drop = tablesToDrop(live, desired.chains.keys());
-    if (drop.length > 0) plan.dropTables = drop;
-    plan.replacing = [...plan.write.keys()].filter((c) => c.startsWith('XN-E-') && live.chains.has(c));
-    const before = new Map<string, string[]>();
-    for (const c of [...plan.write.keys(), ...plan.remove]) if (isElements(c) && live.chains.has(c)) before.set(c, live.chains.get(c)!);
-    if (before.size > 0) plan.before = before;
-    const sleeping = dormantTables(live).filter((f) => !drop.includes(f));
-    if (sleeping.length > 0) plan.wake = sleeping;
-  }
+  codecOf(table).completePlan?.(plan, live, desired);
   return plan;
 }
 
@@ -119,19 +82,9 @@ export function diff(live: Record<TableName, LiveTable>, desired: RuleSet): Rule
   return Object.fromEntries(tableNames.map((t) => [t, diffTable(live[t], desired[t], t)])) as RulePlan;
 }
 
-/** The restore text of one table's plan (empty string when there is nothing to do). */
+/** The transaction of one table's plan, in its backend's language (empty string when there is nothing to do). */
 export function render(plan: TablePlan, table: TableName): string {
-  if (isEmptyTablePlan(plan)) return '';
-  if (table === 'nftables') return renderNft(plan);
-  const lines = [`*${kernelTable(table)}`];
-  const declare = (c: string): string => (isEbtables(table) ? `:${c} RETURN` : `:${c} - [0:0]`);
-  for (const c of [...plan.write.keys(), ...plan.remove]) lines.push(declare(c));
-  for (const r of plan.removeRoots) lines.push(`-D ${r.chain} ${r.rule}`);
-  for (const [c, rules] of plan.write) for (const r of rules) lines.push(`-A ${c} ${r}`);
-  for (const r of plan.addRoots) lines.push(`-I ${r.chain} 1 ${r.rule}`);
-  for (const c of plan.remove) lines.push(`-X ${c}`);
-  lines.push('COMMIT', '');
-  return lines.join('\n');
+  return isEmptyTablePlan(plan) ? '' : codecOf(table).render(plan);
 }
 
 export interface GuestChange {

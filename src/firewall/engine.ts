@@ -14,8 +14,9 @@
 import type { PolicyFile } from '../config/schema.js';
 import { usageError } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { detectVariant, xtablesBackend, xtablesChainsPresent, type Backend } from './backend/xtables.js';
-import { nftablesUsable, ownBridgeTablePresent, probeBridgeConntrack } from './backend/nft.js';
+import { detectVariant, xtablesBackend, xtablesChainsPresent, type Backend } from './xtables/backend.js';
+import { ownBridgeTablePresent, probeBridgeConntrack } from './nftables/backend.js';
+import { driverFor } from './drivers.js';
 import { XTABLES, type BackendKind, type Engine } from './model.js';
 import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
 
@@ -39,7 +40,7 @@ export function recordedKind({ index, recovered, lastKind }: LoadedIndex): Backe
 
 /** The backend of a host where nothing names one and nothing is installed: nftables where it works here. */
 export async function defaultKind(): Promise<BackendKind> {
-  return (await nftablesUsable()) ? 'nftables' : 'xtables';
+  return (await driverFor('nftables').compat()) === undefined ? 'nftables' : 'xtables';
 }
 
 /** The backend to install: named (rule file, XENNET_BACKEND), else the one installed, else the default. */

@@ -8,15 +8,16 @@ import { reasonOf, XennetError } from '../sys/errors.js';
 import { restoreBindings, sweepLearnedSets, withLearningAvailability } from './learning/state.js';
 import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
-import type { Backend } from './backend/xtables.js';
+import type { Backend } from './xtables/backend.js';
 import { compile, compileVif, memberFacts } from './compile.js';
-import { nftWarnings } from './nft/compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
-import { engineTables, isEbtables, kernelTable, tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
+import { isEbtables, kernelTable, tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
+import { driverFor, engineTables, parseLive } from './drivers.js';
 import { resolveVif } from './resolve.js';
-import { parseSave, type LiveTable } from './save-parse.js';
+import { type LiveTable } from './live.js';
+import type { BridgeSysctl } from './driver.js';
 
 export interface DesiredState {
   resolved: ResolvedVif[];
@@ -27,7 +28,7 @@ export interface DesiredState {
 export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[], engine: Engine = XTABLES): DesiredState {
   const resolved = facts.map((f) => resolveVif(policy, f));
   const warnings: string[] = [];
-  for (const r of resolved) for (const w of [...r.warnings, ...(engine.kind === 'nftables' ? nftWarnings(r) : [])]) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
+  for (const r of resolved) for (const w of [...r.warnings, ...driverFor(engine).warnings(r)]) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
   const seen = new Set<string>(resolved.map((r) => r.guest).filter((g) => g !== undefined));
   for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but has no vif on this host`);
   return { resolved, desired: compile(resolved, engine), warnings };
@@ -46,7 +47,7 @@ export async function readLive(backend: Backend, counters = false, known?: Reado
         const n = await native;
         if (n) return n;
       }
-      return parseSave(await backend.save(t, { counters }), t);
+      return parseLive(await backend.save(t, { counters }), t);
     }),
   );
   return Object.fromEntries(tableNames.map((t, i) => [t, parsed[i]!])) as Record<TableName, LiveTable>;
@@ -54,21 +55,14 @@ export async function readLive(backend: Backend, counters = false, known?: Reado
 
 /**
  * br_netfilter settings the guest firewall needs: bridged IPv4/IPv6 through the inet hooks
- * (iptables/ip6tables, and conntrack for the nftables backend's `inbound: drop`). For xtables
- * also IP inside VLAN (802.1Q, priority-tagged VID 0 too) and PPPoE headers, which guests'
- * kernels accept as untagged and which would otherwise skip every iptables rule. The nftables
- * backend checks frames in the bridge family, where a tag the kernel carries beside the frame is
- * seen through, but IP inside a PPPoE header or a second tag is not: those stay out of the inet
- * hooks (0), or a host on the LAN could create a conntrack entry with a guest's address inside
- * them, whose "replies" would then pass an `inbound: drop` guest as established.
+ * (iptables/ip6tables, and conntrack for the nftables backend's `inbound: drop`), and whether IP
+ * inside VLAN and PPPoE headers is passed there too: each driver says (FirewallDriver.bridgeNetfilter).
  */
 export const bridgeSysctls = bridgeNetfilterSysctls;
-export type BridgeSysctl = (typeof bridgeSysctls)[number];
 
 /** The value each br_netfilter setting must have for this engine. */
-export function bridgeSysctlsWanted(engine: Engine): Record<BridgeSysctl, '0' | '1'> {
-  const tagged = engine.kind === 'xtables' ? '1' : '0';
-  return { 'net.bridge.bridge-nf-call-iptables': '1', 'net.bridge.bridge-nf-call-ip6tables': '1', 'net.bridge.bridge-nf-filter-vlan-tagged': tagged, 'net.bridge.bridge-nf-filter-pppoe-tagged': tagged };
+export function bridgeSysctlsWanted(engine: Engine): Readonly<Record<BridgeSysctl, '0' | '1'>> {
+  return driverFor(engine).bridgeNetfilter.wanted;
 }
 
 /** Whether bridged traffic reaches iptables/ip6tables (br_netfilter loaded and enabled). */

@@ -9,9 +9,9 @@
  */
 import { dialectOf, type RootJump, type RuleDialect, type TableName } from './model.js';
 import { isEbtables } from './model.js';
-import type { LiveTable } from './save-parse.js';
-import { isGuardChain } from './guard-xtables.js';
-import { CHAIN_CLAIMS } from './nft/guard.js';
+import type { LiveTable } from './live.js';
+import { isGuardChain } from './xtables/guard.js';
+import { CHAIN_CLAIMS } from './nftables/guard.js';
 
 function tokens(rule: string): string[] {
   const out: string[] = [];

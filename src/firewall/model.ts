@@ -35,9 +35,22 @@ export type BridgeConntrack = 'bridge' | 'mark';
 /** What the firewall compiles to. */
 export type Engine = { kind: 'xtables' } | { kind: 'nftables'; conntrack: BridgeConntrack };
 export const XTABLES: Engine = { kind: 'xtables' };
-/** The tables an engine writes (the others must hold nothing of xennet's). */
-export const engineTables = (e: Engine): readonly TableName[] => (e.kind === 'nftables' ? ['nftables'] : xtablesTables);
-export const engineName = (e: Engine): string => (e.kind === 'nftables' ? `nftables (connection state: ${e.conntrack === 'bridge' ? 'bridge-family conntrack, nf_conntrack_bridge' : 'br_netfilter conntrack via a mark set in inet xennet'})` : 'xtables (iptables physdev + ebtables)');
+
+
+/** What the shared chains need to know about a vif. */
+export interface TreeMember {
+  name: IfName;
+  /** Null when unknown (rules adopted from live for a link that is not attached). */
+  bridge: IfName | null;
+  /** Whether its XN-I chain has rules (else traffic to it skips the to-guest tree). */
+  inbound: boolean;
+  /** Whether it may neither reach nor be reached by other guests. */
+  isolated: boolean;
+  /** Whether it learns its addresses (nftables: its DHCP replies are handed to the daemon). */
+  learning?: true;
+  /** What only its ports may carry as a source (the identity guard). */
+  claims?: Claims;
+}
 
 export type BuiltinChain = 'FORWARD' | 'INPUT' | 'PREROUTING';
 
@@ -160,4 +173,36 @@ export interface ResolvedVif {
 /** Whether a guest's DHCP client messages are checked for its own MAC as chaddr (not a relay's or a server's). */
 export function dhcpClientChecked(v: ResolvedVif): v is ResolvedVif & { mac: Mac } {
   return v.mac !== undefined && v.antispoof.mac && v.antispoof.ipv4 && !v.dhcpServer;
+}
+
+/**
+ * The changes that make one table's owned chains and root jumps as desired (the core's diff); the
+ * fields marked nftables are the nftables driver's (its TableCodec fills them in).
+ */
+export interface TablePlan {
+  /** Chains to create or rewrite, with their full contents. */
+  write: Map<string, string[]>;
+  /** Owned chains to delete. */
+  remove: string[];
+  addRoots: RootJump[];
+  /** Root jumps to delete, as the live table spells them (duplicates included). */
+  removeRoots: RootJump[];
+  /** nftables: xennet's tables (by family) to delete whole, nothing being wanted in them. */
+  dropTables?: ('bridge' | 'inet')[];
+  /** nftables: the guests' element pseudo-chains in `write` that are live now (to detach first). */
+  replacing?: string[];
+  /** nftables: what the element pseudo-chains in `write` and `remove` hold now (to change by difference). */
+  before?: Map<string, string[]>;
+  /**
+   * nftables: the change assumes xennet's table is there (an incremental change from the record):
+   * the transaction fails when it is not (someone's `flush ruleset`), and the commit then
+   * reconciles from the live rules instead of adding one guest to an empty table.
+   */
+  expectTable?: boolean;
+  /**
+   * nftables: xennet's tables (by family) that are dormant now. The change's `add table` wakes
+   * them; their base chains are refilled in place (the kernel refuses to add a base chain in the
+   * transaction that wakes its table).
+   */
+  wake?: ('bridge' | 'inet')[];
 }

@@ -7,17 +7,18 @@ import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
-import { legacyForwardChains } from '../firewall/backend/xtables.js';
+import { legacyForwardChains } from '../firewall/xtables/backend.js';
 import { backendWith, defaultKind, engineOf, namedKind, recordedKind, selectedKind } from '../firewall/engine.js';
-import { nftNeighbourProblems } from '../firewall/nft/neighbours.js';
-import { knownRules } from '../firewall/nft/native-live.js';
-import { dormantTables } from '../firewall/nft/script.js';
-import { MARK_ESTABLISHED } from '../firewall/nft/compile.js';
+import { nftNeighbourProblems } from '../firewall/nftables/neighbours.js';
+import { knownRules } from '../firewall/nftables/native-live.js';
+import { dormantTables } from '../firewall/nftables/script.js';
+import { MARK_ESTABLISHED } from '../firewall/nftables/compile.js';
 import { silentLogger } from '../sys/log.js';
-import { compile, compileShared, compileVif, MARK_GUEST, MARK_ISOLATED, mergeInto, treeMember } from '../firewall/compile.js';
+import { compile, compileShared, compileVif, mergeInto, treeMember } from '../firewall/compile.js';
+import { MARK_GUEST, MARK_ISOLATED } from '../firewall/xtables/compile.js';
 import { claimsOf, CLAIM_KINDS, sharedClaims } from '../firewall/claims.js';
-import { claimDropRules, isGuardChain } from '../firewall/guard-xtables.js';
-import { CHAIN_CLAIMS, claimKeyLines } from '../firewall/nft/guard.js';
+import { claimDropRules, isGuardChain } from '../firewall/xtables/guard.js';
+import { CHAIN_CLAIMS, claimKeyLines } from '../firewall/nftables/guard.js';
 import { describeIdentity, type PolicyNameSource } from '../firewall/domain-identity.js';
 import { bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, readLive } from '../firewall/host.js';
 import { markWriters, pathProblems } from '../firewall/integrity.js';
@@ -28,11 +29,13 @@ import { printable } from '../net/index.js';
 import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cidrText, dialectOf, emptyRuleSet, engineName, engineTables, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
+import { cidrText, dialectOf, emptyRuleSet, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
+import { driverFor, engineName, engineTables } from '../firewall/drivers.js';
 import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
-import { parseSave, type Counter, type LiveTable } from '../firewall/save-parse.js';
+import { type Counter, type LiveTable } from '../firewall/live.js';
+import { parseSave } from '../firewall/xtables/save-parse.js';
 import { gatherHostFacts } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
@@ -219,10 +222,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const indexPresent = existsSync(join(dirOf(env), 'index.json'));
   const resolvedEarly = new Map<string, ResolvedVif>();
   // A guest's policy, with what keeps learning from running on the engine in use (if anything).
-  const { learningUnavailable } = await import('../firewall/learning/state.js');
   const resolveFact = (f: (typeof facts.vifs)[number]): ResolvedVif | undefined => {
     if (!policy) return undefined;
-    const why = learningUnavailable(engine.kind);
+    const why = driverFor(engine).learningUnavailable();
     return resolveVif(policy, why === undefined ? f : { ...f, learningUnavailable: why });
   };
   let compiledAll: RuleSet | undefined;
@@ -404,7 +406,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
     const wanted = bridgeSysctlsWanted(engine);
-    const why = engine.kind === 'xtables' ? "(the filter-*-tagged ones at 0 let VLAN- or PPPoE-tagged IP past every rule)" : '(call-* at 0: no connection state for `inbound: drop`; filter-*-tagged at 1: a host on the LAN can prime conntrack into a guest with IP inside a PPPoE header or a second VLAN tag)';
+    const why = driverFor(engine).bridgeNetfilter.risk;
     problems.push(`br_netfilter is not set as the ${engine.kind} backend needs it: ${sysctlGaps.map((k) => `${k} is ${bridgeNetfilter[k] ?? 'missing'}, not ${wanted[k]}`).join(', ')} ${why}; run \`xennet apply\``);
   }
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above

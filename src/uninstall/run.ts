@@ -13,8 +13,8 @@ import { diff, isEmptyTablePlan, render, type RulePlan } from '../firewall/diff.
 import { installedBackend } from '../firewall/engine.js';
 import { readLive } from '../firewall/host.js';
 import { emptyRuleSet, tableNames, type TableName } from '../firewall/model.js';
-import { NFT_TABLE } from '../firewall/nft/compile.js';
-import type { Backend } from '../firewall/backend/xtables.js';
+import { NFT_TABLE } from '../firewall/nftables/compile.js';
+import type { Backend } from '../firewall/xtables/backend.js';
 import { gatherHostFacts } from '../firewall/session.js';
 import { dirOf } from '../firewall/store.js';
 import { manifestPath, readManifest, removeManifest, sha256 } from '../hooks/install.js';

@@ -4,7 +4,7 @@ import { ConfigError, parsePolicy } from '../../src/config/load.js';
 import { jsonSchema } from '../../src/config/schema.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { compile } from '../../src/firewall/compile.js';
-import { learningUnavailable } from '../../src/firewall/learning/state.js';
+import { driverFor } from '../../src/firewall/drivers.js';
 
 function problems(text: string): string[] {
   try {
@@ -157,7 +157,7 @@ guests:
     assert.equal(blocked.learningUnavailable, why);
     assert.ok(blocked.warnings.some((w) => w.includes(`its addresses cannot be learned: ${why}`)), blocked.warnings.join('\n'));
     assert.ok(!compile([blocked]).ipv4.chains.get('XN-S-vif9.0')?.some((r) => r.includes('--match-set')));
-    assert.equal(learningUnavailable('nftables'), undefined, 'nftables keeps bindings in its own sets');
-    assert.equal(learningUnavailable('xtables'), undefined, 'this machine has ipset (CI installs it)');
+    assert.equal(driverFor('nftables').learningUnavailable(), undefined, 'nftables keeps bindings in its own sets');
+    assert.equal(driverFor('xtables').learningUnavailable(), undefined, 'this machine has ipset (CI installs it)');
   });
 });

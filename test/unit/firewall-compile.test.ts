@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { cidr, dom, ifn, mac } from './lib/values.js';
 import fc from 'fast-check';
-import { compile, compileShared, compileVif, memberFacts, multiportGroups, naTargetU32 } from '../../src/firewall/compile.js';
+import { compile, compileShared, compileVif, memberFacts } from '../../src/firewall/compile.js';
+import { multiportGroups, naTargetU32 } from '../../src/firewall/xtables/compile.js';
 import { eui64LinkLocal } from '../../src/net/index.js';
 import { asLive, diffTable, render } from '../../src/firewall/diff.js';
 import { incrementalPlans } from '../../src/firewall/commit.js';
@@ -10,8 +11,8 @@ import { emptyRuleSet, tableNames, type ResolvedVif, type RuleSet, type TableRul
 import { MAX_CHAIN_NAME } from '../../src/firewall/names.js';
 import { normalizeRule } from '../../src/firewall/normalize.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
-import { parseSave } from '../../src/firewall/save-parse.js';
-import type { TablePlan } from '../../src/firewall/diff.js';
+import { parseSave } from '../../src/firewall/xtables/save-parse.js';
+import type { TablePlan } from '../../src/firewall/model.js';
 import { buildTree } from '../../src/firewall/tree.js';
 
 function vif(name: string, extra: Partial<ResolvedVif> = {}): ResolvedVif {

@@ -12,7 +12,7 @@ import { compile, compileVif, memberFacts } from '../../src/firewall/compile.js'
 import { dialectOf, tableNames, type ResolvedVif } from '../../src/firewall/model.js';
 import { normalizeRule } from '../../src/firewall/normalize.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
-import { parseSave } from '../../src/firewall/save-parse.js';
+import { parseLive } from '../../src/firewall/drivers.js';
 import { loadIndex, pendingDir, stage, type StagedChange } from '../../src/firewall/store.js';
 import { silentLogger, type Logger } from '../../src/sys/log.js';
 import { ModelBackend } from './lib/model-backend.js';
@@ -26,7 +26,7 @@ const install = (v: ResolvedVif, env: NodeJS.ProcessEnv): StagedChange => stageI
 async function assertLiveIs(b: ModelBackend, vifs: ResolvedVif[]): Promise<void> {
   const want = compile(vifs);
   for (const t of tableNames) {
-    const live = parseSave(await b.save(t), t);
+    const live = parseLive(await b.save(t), t);
     const canon = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}: ${v.map((r) => normalizeRule(r, dialectOf(t))).join(' | ')}`).sort();
     assert.deepEqual(canon(live.chains), canon(want[t].chains), `${t} chains`);
     assert.deepEqual(live.roots.map((r) => `${r.chain} ${r.rule}`).sort(), want[t].roots.map((r) => `${r.chain} ${r.rule}`).sort(), `${t} roots`);

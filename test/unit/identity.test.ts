@@ -9,10 +9,10 @@ import { compile, compileShared, compileVif, memberFacts, treeMember } from '../
 import { incrementalPlans } from '../../src/firewall/commit.js';
 import { diffTable, render } from '../../src/firewall/diff.js';
 import { describeIdentity, domainIdentity, identityPaths, namesKey } from '../../src/firewall/domain-identity.js';
-import { claimsFromGuardLive, compileGuardXtables } from '../../src/firewall/guard-xtables.js';
+import { claimsFromGuardLive, compileGuardXtables } from '../../src/firewall/xtables/guard.js';
 import { emptyRuleSet, type Engine, type ResolvedVif, type VifFacts } from '../../src/firewall/model.js';
-import { CHAIN_CLAIMS, claimsFromPortLines } from '../../src/firewall/nft/guard.js';
-import { parseNftList } from '../../src/firewall/nft/script.js';
+import { CHAIN_CLAIMS, claimsFromPortLines } from '../../src/firewall/nftables/guard.js';
+import { parseNftList } from '../../src/firewall/nftables/script.js';
 import { asLive } from '../../src/firewall/diff.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import type { IndexEntry } from '../../src/firewall/store.js';

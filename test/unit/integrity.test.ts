@@ -5,7 +5,9 @@ import { bypassBefore, markBitsWritten, markWriters, pathProblems } from '../../
 import { emptyTable, type RootJump, type TableName, type TableRules } from '../../src/firewall/model.js';
 import { vifOfChain } from '../../src/firewall/names.js';
 import { sameRules } from '../../src/firewall/normalize.js';
-import { parseSave, type LiveTable } from '../../src/firewall/save-parse.js';
+import { type LiveTable } from '../../src/firewall/live.js';
+import { parseSave } from '../../src/firewall/xtables/save-parse.js';
+import { parseLive } from '../../src/firewall/drivers.js';
 
 const root: RootJump = { chain: 'FORWARD', rule: '-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD' };
 
@@ -70,7 +72,7 @@ describe('firewall path integrity', () => {
     const plan = diffTable(live, desired(), 'ipv4');
     assert.deepEqual(plan.removeRoots, [root]);
     assert.deepEqual(plan.addRoots, [root]);
-    const all = { ipv4: live, ipv6: parseSave('', 'ipv6'), ipv4raw: parseSave('', 'ipv4raw'), ipv6raw: parseSave('', 'ipv6raw'), eb: parseSave('', 'eb'), ebnat: parseSave('', 'ebnat'), nftables: parseSave('', 'nftables') } as Record<TableName, LiveTable>;
+    const all = { ipv4: live, ipv6: parseSave('', 'ipv6'), ipv4raw: parseSave('', 'ipv4raw'), ipv6raw: parseSave('', 'ipv6raw'), eb: parseSave('', 'eb'), ebnat: parseSave('', 'ebnat'), nftables: parseLive('', 'nftables') } as Record<TableName, LiveTable>;
     const want = { ipv4: desired(), ipv6: emptyTable(), ipv4raw: emptyTable(), ipv6raw: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
     assert.deepEqual(pathProblems(all, want, sameRules, vifOfChain), ["iptables FORWARD rule 1 (-j ACCEPT) comes before xennet's jump for bridge xenbr0 and can accept the guests' traffic: it skips their rules"]);
     const flushed = forward([]);

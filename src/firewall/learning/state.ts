@@ -14,28 +14,21 @@ import type { Logger } from '../../sys/log.js';
 import { readJson, stateDir, writeJsonAtomic } from '../../sys/statefile.js';
 import { run } from '../../sys/exec.js';
 import { reasonOf } from '../../sys/errors.js';
-import { applyScript, listLearnedNative, nftPath, ownBridgeTablePresent } from '../backend/nft.js';
-import { NFT_TABLE } from '../nft/compile.js';
-import { learnedScript, parseLearnedJson } from '../nft/learned.js';
+import { applyScript, listLearnedNative, nftPath, ownBridgeTablePresent } from '../nftables/backend.js';
+import { NFT_TABLE } from '../nftables/compile.js';
+import { learnedScript, parseLearnedJson } from '../nftables/learned.js';
 import { bindingSchema, expire, ofAnotherDomain, type Binding } from './bindings.js';
 import { parseCidr } from '../../net/index.js';
-import { ipsetDestroy, ipsetNames, ipsetPath, ipsetRestore, ipsetSave } from '../backend/ipset.js';
-import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetOwner, learnedSetsOf, parseLearnedIpset } from '../learned-xtables.js';
-import type { LearnedAddresses, VifFacts } from '../model.js';
+import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from '../xtables/ipset.js';
+import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetOwner, learnedSetsOf, parseLearnedIpset } from '../xtables/learned.js';
+import type { BackendKind, LearnedAddresses, VifFacts } from '../model.js';
+import { driverFor } from '../drivers.js';
 import { loadIndex } from '../store.js';
 import { silentLogger } from '../../sys/log.js';
 
-/**
- * Why address learning cannot run on this backend now, or undefined when it can: on xtables its
- * bindings live in ipsets, so without the ipset program a learning guest is left open (and said).
- */
-export function learningUnavailable(kind: 'xtables' | 'nftables'): string | undefined {
-  return kind === 'xtables' && ipsetPath() === undefined ? 'the ipset program is not installed (Debian package ipset), which address learning on the xtables backend needs' : undefined;
-}
-
 /** These facts with what keeps learning from running on this backend, if anything. */
-export function withLearningAvailability<T extends VifFacts>(facts: readonly T[], kind: 'xtables' | 'nftables'): T[] {
-  const why = learningUnavailable(kind);
+export function withLearningAvailability<T extends VifFacts>(facts: readonly T[], kind: BackendKind): T[] {
+  const why = driverFor(kind).learningUnavailable();
   return why === undefined ? [...facts] : facts.map((f) => ({ ...f, learningUnavailable: why }));
 }
 

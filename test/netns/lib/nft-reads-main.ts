@@ -2,10 +2,10 @@
  * Run in a namespace: xennet's nftables tables read both ways, as JSON on stdout. The native
  * read is given every rule text the `nft` listing shows as known, so that the two compare.
  */
-import { listOwnTables, readOwnTablesNative } from '../../../src/firewall/backend/nft.js';
-import { knownRules } from '../../../src/firewall/nft/native-live.js';
-import { parseNftList } from '../../../src/firewall/nft/script.js';
-import type { LiveTable } from '../../../src/firewall/save-parse.js';
+import { listOwnTables, readOwnTablesNative } from '../../../src/firewall/nftables/backend.js';
+import { knownRules } from '../../../src/firewall/nftables/native-live.js';
+import { parseNftList } from '../../../src/firewall/nftables/script.js';
+import type { LiveTable } from '../../../src/firewall/live.js';
 
 const plain = (l: LiveTable | undefined): unknown => l && { chains: [...l.chains], counters: [...l.counters], policies: [...l.policies] };
 const text = parseNftList(await listOwnTables());

@@ -28,11 +28,11 @@
  * claims from other ports).
  */
 import { createHash } from 'node:crypto';
-import { cidrBytes, inetNtop6, type Cidr } from '../net/index.js';
-import { claimOwners, keyDigits, memoized, parseClaims, type ClaimKind } from './claims.js';
-import type { Claims, TableRules } from './model.js';
-import type { IfName } from '../net/index.js';
-import { buildTree } from './tree.js';
+import { cidrBytes, inetNtop6, type Cidr } from '../../net/index.js';
+import { claimOwners, keyDigits, memoized, parseClaims, type ClaimKind } from '../claims.js';
+import type { Claims, TableRules } from '../model.js';
+import type { IfName } from '../../net/index.js';
+import { buildTree } from '../tree.js';
 
 /** Mark bit (ebtables nat) of frames whose own guest chain checked every source they may carry. */
 export const MARK_OWN_CHECKED = 0x800000;

@@ -11,8 +11,8 @@
  * and a map element's target chain is added first (a no-op when present; deleted at the end when
  * nothing wants it).
  */
-import { emptyLive, type LiveTable } from '../save-parse.js';
-import type { TablePlan } from '../diff.js';
+import { emptyLive, type LiveTable } from '../live.js';
+import type { TablePlan } from '../model.js';
 import { isFirewallableName, vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
 import { LEARNED_SETS } from './learned.js';

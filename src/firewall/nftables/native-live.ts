@@ -11,7 +11,7 @@
 import type { NftChainObject, NftElementObject, NftRuleObject } from '../../bridge/nl/nftables.js';
 import { VERDICT } from '../../bridge/nl/nftables.js';
 import { hostCidr } from '../../net/index.js';
-import { emptyLive, type LiveTable } from '../save-parse.js';
+import { emptyLive, type LiveTable } from '../live.js';
 import { BASE_CHAINS, NFT_SETS } from './compile.js';
 import { CLAIM_SETS } from './guard.js';
 import { putElementChains } from './script.js';

@@ -9,10 +9,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
-import { applyScript, listOwnTables, nftPath, readOwnTablesNative, xennetChainsIn } from './nft.js';
-import type { LiveTable } from '../save-parse.js';
+import { applyScript, listOwnTables, nftPath, readOwnTablesNative, xennetChainsIn } from '../nftables/backend.js';
+import type { LiveTable } from '../live.js';
 import { ipsetRestore } from './ipset.js';
-import { learnedSetCreates, setsReadBy } from '../learned-xtables.js';
+import { learnedSetCreates, setsReadBy } from './learned.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 

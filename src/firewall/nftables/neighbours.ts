@@ -7,7 +7,7 @@
  */
 import { reasonOf } from '../../sys/errors.js';
 import type { Engine } from '../model.js';
-import { listChainRules, listForeignBaseChains, type ForeignBaseChain } from '../backend/nft.js';
+import { listChainRules, listForeignBaseChains, type ForeignBaseChain } from './backend.js';
 import { BASE_CHAINS, CHAIN_CT, MARK_ESTABLISHED } from './compile.js';
 
 /** Families whose hooks see bridged IP packets (through br_netfilter) like the inet table does. */

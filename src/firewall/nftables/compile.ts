@@ -28,9 +28,8 @@
  */
 import type { AllowRule } from '../../config/schema.js';
 import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/index.js';
-import type { TreeMember } from '../compile.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
-import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules } from '../model.js';
+import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules, type TreeMember } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet, rawHex } from './syntax.js';
 import { HANDOVER_LIMIT, LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';

@@ -17,8 +17,8 @@
  * with `--limit` that jumps to them: ebtables-nft-save does not print a limit beside --nflog) and
  * through iptables NFLOG rules, all with group LEARN_GROUP.
  */
-import type { Binding } from './learning/bindings.js';
-import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from './learning/log.js';
+import type { Binding } from '../learning/bindings.js';
+import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
 /** A learning vif's set of one family. */
 export const learnedSetName = (family: 'ipv4' | 'ipv6', vif: string): string => `${family === 'ipv4' ? 'xn4' : 'xn6'}-${vif}`;

@@ -5,39 +5,14 @@
  * built-in and foreign chains around them (kept, never touched, but read: a rule of someone
  * else's above xennet's jump can let a guest's packets skip its rules).
  */
-import { kernelTable, type BuiltinChain, type RootJump, type TableName } from './model.js';
-import { isOwnedChain } from './names.js';
-import { parseNftList } from './nft/script.js';
-
-export interface Counter {
-  packets: number;
-  bytes: number;
-}
-
-export interface LiveTable {
-  chains: Map<string, string[]>;
-  /** Per owned chain, the counters of each rule (when saved with counters). */
-  counters: Map<string, Counter[]>;
-  roots: RootJump[];
-  /** Rules in built-in chains that are not xennet's (kept, never touched). */
-  foreignRules: number;
-  /** Built-in chains' policies. */
-  policies: Map<string, string>;
-  /** Every rule of every built-in chain, in order (xennet's root jumps included). */
-  builtins: Map<string, string[]>;
-  /** Chains that are not xennet's and not built in, with their rules. */
-  foreign: Map<string, string[]>;
-}
-
-export function emptyLive(): LiveTable {
-  return { chains: new Map(), counters: new Map(), roots: [], foreignRules: 0, policies: new Map(), builtins: new Map(), foreign: new Map() };
-}
+import { kernelTable, type BuiltinChain, type XtablesTable } from '../model.js';
+import { isOwnedChain } from '../names.js';
+import { emptyLive, type Counter, type LiveTable } from '../live.js';
 
 const rootChains = new Set<string>(['FORWARD', 'INPUT', 'PREROUTING']);
 
 /** Parses save output; `table` picks the `*filter` or `*nat` section (ebtables nat: `ebnat`). */
-export function parseSave(text: string, table: TableName | 'filter' | 'mangle' | 'raw' = 'filter'): LiveTable {
-  if (table === 'nftables') return parseNftList(text);
+export function parseSave(text: string, table: XtablesTable | 'filter' | 'mangle' | 'raw' = 'filter'): LiveTable {
   const section = table === 'filter' || table === 'mangle' || table === 'raw' ? table : kernelTable(table);
   const live = emptyLive();
   let inTable = false;

@@ -8,10 +8,10 @@ import { XennetError } from '../../sys/errors.js';
 import { findProgram, needProgram, run } from '../../sys/exec.js';
 import type { BridgeConntrack } from '../model.js';
 import { NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
-import { NFT_TABLE } from '../nft/compile.js';
-import { keyText, liveFromNative, NATIVE_SETS, type NativeTables } from '../nft/native-live.js';
-import type { LiveTable } from '../save-parse.js';
-import { NFT_FAMILIES } from '../nft/script.js';
+import { NFT_TABLE } from './compile.js';
+import { keyText, liveFromNative, NATIVE_SETS, type NativeTables } from './native-live.js';
+import type { LiveTable } from '../live.js';
+import { NFT_FAMILIES } from './script.js';
 
 export const nftPath = (): string | undefined => findProgram('nft');
 

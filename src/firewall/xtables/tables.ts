@@ -1,0 +1,56 @@
+/**
+ * The xtables tables (iptables and ip6tables filter and raw, ebtables filter and nat): read from
+ * `*-save` output, written as one `*-restore --noflush` transaction each (kube-proxy style: a
+ * `:CHAIN` line declares, and under --noflush flushes, each chain that is rewritten).
+ */
+import type { AdoptedFacts, TableCodec } from '../driver.js';
+import type { LiveTable } from '../live.js';
+import { dialectOf, isEbtables, kernelTable, type TablePlan, type XtablesTable } from '../model.js';
+import { vifOfChain } from '../names.js';
+import { isolatedByEbChain } from './compile.js';
+import { claimsFromGuardLive, guardPorts } from './guard.js';
+import { parseSave } from './save-parse.js';
+
+/** The restore text of one table's plan. */
+export function renderRestore(plan: TablePlan, table: XtablesTable): string {
+  const lines = [`*${kernelTable(table)}`];
+  const declare = (c: string): string => (isEbtables(table) ? `:${c} RETURN` : `:${c} - [0:0]`);
+  for (const c of [...plan.write.keys(), ...plan.remove]) lines.push(declare(c));
+  for (const r of plan.removeRoots) lines.push(`-D ${r.chain} ${r.rule}`);
+  for (const [c, rules] of plan.write) for (const r of rules) lines.push(`-A ${c} ${r}`);
+  for (const r of plan.addRoots) lines.push(`-I ${r.chain} 1 ${r.rule}`);
+  for (const c of plan.remove) lines.push(`-X ${c}`);
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+const LABELS: Record<XtablesTable, string> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat' };
+
+function codec(table: XtablesTable): TableCodec {
+  return {
+    dialect: dialectOf(table),
+    label: LABELS[table],
+    parse: (text) => parseSave(text, table),
+    render: (plan) => renderRestore(plan, table),
+    liveGuests(live) {
+      const out = new Set<string>();
+      for (const c of live.chains.keys()) {
+        const v = vifOfChain(c);
+        if (v !== undefined) out.add(v);
+      }
+      // The raw tables hold no chain of a guest's own, only the identity guard's leaves for its ports.
+      for (const p of guardPorts(live.chains)) out.add(p);
+      return out;
+    },
+    // Isolation and claims show in ebtables nat and ip6tables raw (adoptedAcrossTables); learning
+    // in the guest's XN-L chain of ebtables filter.
+    adoptedFacts: (live, vif, elsewhere) => ({ ...elsewhere, learning: table === 'eb' && live.chains.has(`XN-L-${vif}`) }),
+  };
+}
+
+export const xtablesCodecs: Readonly<Record<XtablesTable, TableCodec>> = { ipv4: codec('ipv4'), ipv6: codec('ipv6'), ipv4raw: codec('ipv4raw'), ipv6raw: codec('ipv6raw'), eb: codec('eb'), ebnat: codec('ebnat') };
+
+/** Isolation (the guest marks of its ebtables nat chain) and claims (the guard's leaves for its ports) of an adopted guest. */
+export function adoptedFromGuard(ebnat: LiveTable | undefined, ipv6raw: LiveTable | undefined, vif: string): AdoptedFacts {
+  return { isolated: isolatedByEbChain(ebnat?.chains.get(`XN-E-${vif}`) ?? []), claims: claimsFromGuardLive([ebnat?.chains ?? new Map<string, string[]>(), ipv6raw?.chains ?? new Map<string, string[]>()], vif) };
+}
