@@ -10,7 +10,7 @@
  * lock (it may catch a hook's commit half way: then it looks again under the lock); a repair
  * runs under it, so it never interleaves with a hook's commit.
  */
-import { ownRestorePids, type Backend } from '../firewall/xtables/backend.js';
+import { ownRestorePids, type Backend } from '../firewall/backend.js';
 import { installedBackend } from '../firewall/engine.js';
 import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { indexStamp } from '../firewall/store.js';

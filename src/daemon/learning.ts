@@ -17,6 +17,7 @@ import { learnedPath, readBindings, restoreBindings, updateBindings } from '../f
 import { statSync } from 'node:fs';
 import { DEFEND_PREFIX, LEARN_GROUP, LEARN_PREFIX, TENTATIVE_MS } from '../firewall/learning/log.js';
 import { indexStamp, loadIndex, type FirewallIndex, type IndexEntry } from '../firewall/store.js';
+import { driverFor } from '../firewall/drivers.js';
 import { reasonOf } from '../sys/errors.js';
 import { overlaps, parseCidr } from '../net/index.js';
 import { silentLogger, type Logger } from '../sys/log.js';
@@ -213,7 +214,8 @@ export class AddressLearning {
     if (this.stopped || this.pendingReinstall.size === 0 || !this.ctx.reinstall) return;
     const vifs = new Set(this.pendingReinstall);
     this.pendingReinstall.clear();
-    if (loadIndex(this.ctx.env, silentLogger).index.engine?.kind === 'nftables') return;
+    const engine = loadIndex(this.ctx.env, silentLogger).index.engine;
+    if (engine && !driverFor(engine).bindingsInRules) return;
     let failed: ReadonlySet<string>;
     try {
       failed = await this.ctx.reinstall(vifs);

@@ -28,6 +28,7 @@ import { readdirSync } from 'node:fs';
 import { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { legacyTables } from '../firewall/xtables/backend.js';
+import { driverFor } from '../firewall/drivers.js';
 import { bridgeNetfilterState } from '../firewall/host.js';
 import { learnedPath } from '../firewall/learning/state.js';
 import { indexStamp } from '../firewall/store.js';
@@ -194,12 +195,13 @@ export class StatusCache {
 }
 
 /**
- * Whether a status just read may stand for the host while its key stays the same: nftables only
- * (ipset and iptables-legacy commit no generation), and everything was read (not a status that
+ * Whether a status just read may stand for the host while its key stays the same: a backend whose
+ * every change makes a new nf_tables generation (nftables; not ipset or iptables-legacy), and
+ * everything was read (not a status that
  * says xenstore or the firewall could not be read).
  */
 function rememberable(s: HostStatus, unread: readonly string[]): boolean {
-  return s.backend?.kind === 'nftables' && unread.length === 0;
+  return s.backend !== null && driverFor(s.backend.kind).changesShowInGeneration && unread.length === 0;
 }
 
 /**

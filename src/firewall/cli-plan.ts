@@ -3,14 +3,14 @@ import type { LoadedPolicy } from '../config/load.js';
 import { parseGuestKey, parseIfName, shown, xenVifName, type DomainName, type IfName } from '../net/index.js';
 import { reasonOf, usageError } from '../sys/errors.js';
 import { acquireHotplugLock, type HeldHotplugLock, type HotplugLockOptions } from '../sys/hotplug-lock.js';
-import { backendWith, engineOf, namedKind, selectedKind } from './engine.js';
+import { backendWith, engineOf, namedKind, PREFERRED_KIND, selectedKind, unprobedEngine } from './engine.js';
 import { loadIndex, type IndexEntry } from './store.js';
 import { coarseWidenings, filterRecord, widenings } from './widening.js';
 import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
 import { applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
-import { cidrText, tableNames, XTABLES, type BackendKind, type ResolvedVif, type TableName, type VifFacts } from './model.js';
-import { engineName } from './drivers.js';
+import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts } from './model.js';
+import { backendInfo as backendOf, type BackendInfo } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
 import { gatherHostFacts } from './session.js';
@@ -20,7 +20,7 @@ export interface PlanResult {
   mode: 'host' | 'offline';
   rules: { file: string; exists: boolean };
   /** The firewall's backend (`firewall`) and the xtables tools, which are read either way. */
-  backend: { firewall: string; kind: BackendKind; iptables: string; ebtables: string } | null;
+  backend: BackendInfo | null;
   bridgeNetfilter: Record<string, string | undefined> | null;
   vifs: { name: string; domain?: string; guest?: string; policySource?: string; bridge: string; mac?: string; addresses: string[] }[];
   changes: GuestChange[];
@@ -105,7 +105,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
     const result: PlanResult = {
       mode: 'host',
       rules: { file: loaded.file, exists: loaded.fromFile },
-      backend: { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' },
+      backend: backendOf(engine, backend.variant),
       bridgeNetfilter: bridgeNetfilterState(),
       vifs: hp.state.resolved.map(vifSummary),
       changes: hp.changes,
@@ -188,8 +188,7 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
   }
   // Offline nothing is probed: the nftables backend is shown with connection state from a mark
   // (what works on every kernel); a host with nf_conntrack_bridge differs in one rule per guest.
-  const kind = namedKind(loaded.policy, process.env) ?? 'nftables';
-  const state = desiredFor(loaded.policy, facts, kind === 'nftables' ? { kind, conntrack: 'mark' } : XTABLES);
+  const state = desiredFor(loaded.policy, facts, unprobedEngine(namedKind(loaded.policy, process.env) ?? PREFERRED_KIND));
   const live = Object.fromEntries(tableNames.map((t) => [t, emptyLive()])) as Record<TableName, LiveTable>;
   const plan = diff(live, state.desired);
   return {

@@ -24,7 +24,7 @@ import type { Logger } from '../sys/log.js';
 import { identityAlive, selfIdentity } from '../sys/process.js';
 import { killPoint } from '../sys/test-seams.js';
 import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
-import type { Backend } from './xtables/backend.js';
+import type { Backend } from './backend.js';
 import { compileShared, mergeInto } from './compile.js';
 import type { TreeMember } from './model.js';
 import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render } from './diff.js';

@@ -14,10 +14,11 @@
 import type { PolicyFile } from '../config/schema.js';
 import { usageError } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { detectVariant, xtablesBackend, xtablesChainsPresent, type Backend } from './xtables/backend.js';
-import { ownBridgeTablePresent, probeBridgeConntrack } from './nftables/backend.js';
+import type { Backend, TableIo } from './backend.js';
+import { detectVariant, xtablesChainsPresent, xtablesIo } from './xtables/backend.js';
+import { nftablesIo, ownBridgeTablePresent, probeBridgeConntrack } from './nftables/backend.js';
 import { driverFor } from './drivers.js';
-import { XTABLES, type BackendKind, type Engine } from './model.js';
+import { isXtables, XTABLES, type BackendKind, type Engine, type TableName } from './model.js';
 import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
 
 /** The backend the rule file's `backend:` or else XENNET_BACKEND names; undefined when neither does. */
@@ -40,13 +41,19 @@ export function recordedKind({ index, recovered, lastKind }: LoadedIndex): Backe
 
 /** The backend of a host where nothing names one and nothing is installed: nftables where it works here. */
 export async function defaultKind(): Promise<BackendKind> {
-  return (await driverFor('nftables').compat()) === undefined ? 'nftables' : 'xtables';
+  return (await driverFor(PREFERRED_KIND).compat()) === undefined ? PREFERRED_KIND : 'xtables';
 }
 
 /** The backend to install: named (rule file, XENNET_BACKEND), else the one installed, else the default. */
 export async function selectedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv, loaded: LoadedIndex): Promise<BackendKind> {
   return namedKind(policy, env) ?? recordedKind(loaded) ?? (await defaultKind());
 }
+
+/** The backend a host where nothing is installed gets where it can run (defaultKind), and what an offline plan shows. */
+export const PREFERRED_KIND: BackendKind = 'nftables';
+
+/** The engine of a kind without probing the kernel (an offline plan): nftables with connection state from a mark, which works on every kernel. */
+export const unprobedEngine = (kind: BackendKind): Engine => (kind === 'xtables' ? XTABLES : { kind, conntrack: 'mark' });
 
 /** The engine of a backend kind: the recorded one when it is of that kind (same boot), else probed. */
 export async function engineOf(kind: BackendKind, recorded?: Engine): Promise<Engine> {
@@ -80,8 +87,20 @@ export async function iptablesVariantFor(env: NodeJS.ProcessEnv, log: Logger, in
   return detectVariant(env);
 }
 
+/** Every table's reader and writer (each from the driver that owns it), for this engine in use. */
 export async function backendWith(engine: Engine, env: NodeJS.ProcessEnv, log: Logger, index?: FirewallIndex): Promise<Backend> {
-  return xtablesBackend(await iptablesVariantFor(env, log, index), engine);
+  const variant = await iptablesVariantFor(env, log, index);
+  const xt = xtablesIo(variant, engine);
+  const io: Record<TableName, TableIo> = { ...xt.tables, nftables: nftablesIo };
+  return {
+    variant,
+    engine,
+    save: (table, options) => io[table].save(options),
+    readKnown: async (table, desired) => io[table].readKnown?.(desired),
+    restore: (table, text) => io[table].restore(text),
+    saveOther: xt.saveOther,
+    dropEmptyTable: async (table) => isXtables(table) && xt.dropEmptyTable(table),
+  };
 }
 
 /** The backend of what is installed (hooks, the daemon), from one read of the index. */

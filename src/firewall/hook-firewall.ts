@@ -10,7 +10,7 @@ import { rulesSource } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
-import type { Backend } from './xtables/backend.js';
+import type { Backend } from './backend.js';
 import { installedBackend } from './engine.js';
 import { commitStaged, stageInstall, stageRemove, type CommitResult } from './commit.js';
 import { compileVif, memberFacts } from './compile.js';

@@ -5,16 +5,16 @@
  */
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
-import { restoreBindings, sweepLearnedSets, withLearningAvailability } from './learning/state.js';
+import { restoreBindings, withLearningAvailability } from './learning/state.js';
 import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
-import type { Backend } from './xtables/backend.js';
+import type { Backend } from './backend.js';
 import { compile, compileVif, memberFacts } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
-import { isEbtables, kernelTable, tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
-import { driverFor, engineTables, parseLive } from './drivers.js';
+import { tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
+import { allDrivers, codecOf, driverFor, engineTables, parseLive } from './drivers.js';
 import { resolveVif } from './resolve.js';
 import { type LiveTable } from './live.js';
 import type { BridgeSysctl } from './driver.js';
@@ -35,19 +35,15 @@ export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[], engin
 }
 
 /**
- * Every table xennet may have rules in. With `known` (the nftables rules the caller would write),
- * its nftables tables are read natively when everything in them is known, else through `nft`.
+ * Every table xennet may have rules in. With `desired` (the rules the caller would write), a table
+ * whose driver can is read natively when everything in it is desired, else as text.
  */
-export async function readLive(backend: Backend, counters = false, known?: ReadonlyMap<string, string>): Promise<Record<TableName, LiveTable>> {
-  // (A kernel whose nfnetlink cannot be read natively is read through nft as before.)
-  const native = known && backend.readNative ? backend.readNative(known).catch(() => undefined) : Promise.resolve(undefined);
+export async function readLive(backend: Backend, counters = false, desired?: RuleSet): Promise<Record<TableName, LiveTable>> {
   const parsed = await Promise.all(
     tableNames.map(async (t) => {
-      if (t === 'nftables') {
-        const n = await native;
-        if (n) return n;
-      }
-      return parseLive(await backend.save(t, { counters }), t);
+      // (A table that cannot be read natively, a kernel's nfnetlink included, is read as text.)
+      const known = desired && backend.readKnown ? await backend.readKnown(t, desired[t]).catch(() => undefined) : undefined;
+      return known ?? parseLive(await backend.save(t, { counters }), t);
     }),
   );
   return Object.fromEntries(tableNames.map((t, i) => [t, parsed[i]!])) as Record<TableName, LiveTable>;
@@ -142,8 +138,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   }
   // Test-only seam: another writer flushing one of xennet's chains between apply and its check.
   const tamper = /^(ipv4|ipv6|ipv4raw|ipv6raw|eb|ebnat|nftables):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
-  if (tamper?.[1] === 'nftables') await backend.restore('nftables', `flush chain bridge xennet ${tamper[2]}\n`);
-  else if (tamper) await backend.restore(tamper[1] as TableName, `*${kernelTable(tamper[1] as TableName)}\n:${tamper[2]} ${isEbtables(tamper[1] as TableName) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`);
+  if (tamper) await backend.restore(tamper[1] as TableName, codecOf(tamper[1] as TableName).emptyChain(tamper[2]!));
   const changed = texts.map(([t]) => t);
   if (changed.length > 0) {
     const live = await readLive(backend);
@@ -173,7 +168,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     const learning = new Map(hp.state.resolved.filter((r) => r.learning).map((r) => [r.name as string, r.domid] as const));
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
     // The ipsets of guests that no longer learn (all of them after a move to nftables) go.
-    await sweepLearnedSets(backend.engine.kind === 'nftables' ? new Set() : new Set(learning.keys()));
+    for (const d of allDrivers()) await d.sweepLearned?.(d.kind === backend.engine.kind ? new Set(learning.keys()) : new Set());
   }
   return { tablesChanged: changed };
 }

@@ -7,11 +7,9 @@
  * Rules that provably cannot match (an interface match on another interface) are not.
  * A drop above the jump is not a bypass: it is stricter, not looser.
  */
-import { dialectOf, type RootJump, type RuleDialect, type TableName } from './model.js';
+import { dialectOf, tableLabel, type RootJump, type RuleDialect, type TableName } from './model.js';
 import { isEbtables } from './model.js';
 import type { LiveTable } from './live.js';
-import { isGuardChain } from './xtables/guard.js';
-import { CHAIN_CLAIMS } from './nftables/guard.js';
 
 function tokens(rule: string): string[] {
   const out: string[] = [];
@@ -132,8 +130,6 @@ export function bypassBefore(live: LiveTable, table: TableName, root: RootJump, 
   return undefined;
 }
 
-const toolOf: Record<TableName, string> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
-
 function rootTarget(r: RootJump): string {
   return /-[jg]\s+(\S+)$/.exec(r.rule)?.[1] ?? '?';
 }
@@ -143,18 +139,24 @@ function rootScope(r: RootJump): string {
   return b ? `bridge ${b}` : 'guest ports';
 }
 
+/** What a shared chain is: part of the identity guard, and a pseudo-chain of set elements (nftables). */
+export interface SharedChainKind {
+  guard: boolean;
+  elements: boolean;
+}
+
 /**
  * Everything on the path of a guest's packet that lets it skip its rules, one line each: root
  * jumps missing or below a rule that accepts first, and shared chains (XN-FORWARD, the dispatch
  * trees, isolation) that are missing or differ. Per-vif chains are checked per vif by status.
  */
-export function pathProblems(live: Record<TableName, LiveTable>, desired: Record<TableName, { chains: Map<string, string[]>; roots: RootJump[] }>, sameRules: (a: readonly string[], b: readonly string[], dialect: RuleDialect) => boolean, vifOfChain: (c: string) => string | undefined): string[] {
+export function pathProblems(live: Record<TableName, LiveTable>, desired: Record<TableName, { chains: Map<string, string[]>; roots: RootJump[] }>, sameRules: (a: readonly string[], b: readonly string[], dialect: RuleDialect) => boolean, vifOfChain: (c: string) => string | undefined, kindOf: (t: TableName, chain: string) => SharedChainKind): string[] {
   const out: string[] = [];
   for (const t of Object.keys(desired) as TableName[]) {
     const l = live[t];
     const d = desired[t];
     const eb = dialectOf(t);
-    const tool = toolOf[t];
+    const tool = tableLabel[t];
     const guests = [...new Set([...d.chains.keys()].map(vifOfChain).filter((v): v is string => v !== undefined))];
     const norm = (r: string): string => r.replace(/\s+/g, ' ').trim();
     for (const r of d.roots) {
@@ -173,9 +175,10 @@ export function pathProblems(live: Record<TableName, LiveTable>, desired: Record
     for (const [c, rules] of d.chains) {
       if (vifOfChain(c) !== undefined) continue;
       const have = l.chains.get(c);
-      const what = isGuardChain(c) || c === CHAIN_CLAIMS ? "the identity guard (guests' MACs and addresses refused from other ports) is broken" : "the dispatch to the guests' rules is broken";
-      if (!have) out.push(`${tool} ${c === CHAIN_CLAIMS ? 'set elements' : 'chain'} ${c} ${c === CHAIN_CLAIMS ? 'are' : 'is'} missing: ${what}`);
-      else if (!sameRules(have, rules, eb)) out.push(`${tool} ${c === CHAIN_CLAIMS ? 'set elements' : 'chain'} ${c} differ${c === CHAIN_CLAIMS ? '' : 's'} from what xennet installs: ${what}`);
+      const kind = kindOf(t, c);
+      const what = kind.guard ? "the identity guard (guests' MACs and addresses refused from other ports) is broken" : "the dispatch to the guests' rules is broken";
+      if (!have) out.push(`${tool} ${kind.elements ? 'set elements' : 'chain'} ${c} ${kind.elements ? 'are' : 'is'} missing: ${what}`);
+      else if (!sameRules(have, rules, eb)) out.push(`${tool} ${kind.elements ? 'set elements' : 'chain'} ${c} differ${kind.elements ? '' : 's'} from what xennet installs: ${what}`);
     }
   }
   return out;

@@ -19,6 +19,8 @@ export const isEbtables = (t: TableName): boolean => t === 'eb' || t === 'ebnat'
 export const isXtables = (t: TableName): t is XtablesTable => t !== 'nftables';
 /** The kernel table a TableName lives in (`*filter`, `*nat` or `*raw`). */
 export const kernelTable = (t: TableName): 'filter' | 'nat' | 'raw' => (t === 'ebnat' ? 'nat' : t === 'ipv4raw' || t === 'ipv6raw' ? 'raw' : 'filter');
+/** A table's name in messages. */
+export const tableLabel: Readonly<Record<TableName, string>> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat', nftables: 'nftables' };
 /** The iptables family of an iptables table. */
 export const ipFamilyOf = (t: 'ipv4' | 'ipv6' | 'ipv4raw' | 'ipv6raw'): 'ipv4' | 'ipv6' => (t === 'ipv4' || t === 'ipv4raw' ? 'ipv4' : 'ipv6');
 /** How a table's rules are written: iptables or ebtables options, or nft statements. */

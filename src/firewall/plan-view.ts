@@ -4,7 +4,7 @@ import type { PlanResult } from './cli-plan.js';
 export function renderPlanView(r: PlanResult, options: { apply: boolean; color: boolean }): string {
   const c = (code: string, s: string): string => (options.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const lines: string[] = [];
-  const where = r.mode === 'offline' ? 'offline (nothing live is read)' : r.backend?.kind === 'nftables' ? `backend ${r.backend.firewall}` : `backend ${r.backend?.iptables}, ${r.backend?.ebtables}`;
+  const where = r.mode === 'offline' ? 'offline (nothing live is read)' : `backend ${r.backend?.summary ?? 'unavailable'}`;
   lines.push(`${options.apply ? 'apply' : 'plan'}: ${r.vifs.length} vif${r.vifs.length === 1 ? '' : 's'}, rules ${r.rules.file}${r.rules.exists ? '' : ' (absent: defaults)'}, ${where}`);
   // First, where a reviewer cannot miss it: what the change opens up.
   for (const w of r.widenings ?? []) lines.push(c('1;33', `widening: ${w.domain ?? 'domain unknown'} (${w.vif}): ${w.changes.join('; ')}`));

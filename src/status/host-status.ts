@@ -7,21 +7,13 @@ import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
-import { legacyForwardChains } from '../firewall/xtables/backend.js';
 import { backendWith, defaultKind, engineOf, namedKind, recordedKind, selectedKind } from '../firewall/engine.js';
-import { nftNeighbourProblems } from '../firewall/nftables/neighbours.js';
-import { knownRules } from '../firewall/nftables/native-live.js';
-import { dormantTables } from '../firewall/nftables/script.js';
-import { MARK_ESTABLISHED } from '../firewall/nftables/compile.js';
 import { silentLogger } from '../sys/log.js';
 import { compile, compileShared, compileVif, mergeInto, treeMember } from '../firewall/compile.js';
-import { MARK_GUEST, MARK_ISOLATED } from '../firewall/xtables/compile.js';
-import { claimsOf, CLAIM_KINDS, sharedClaims } from '../firewall/claims.js';
-import { claimDropRules, isGuardChain } from '../firewall/xtables/guard.js';
-import { CHAIN_CLAIMS, claimKeyLines } from '../firewall/nftables/guard.js';
+import { claimsOf, sharedClaims } from '../firewall/claims.js';
 import { describeIdentity, type PolicyNameSource } from '../firewall/domain-identity.js';
 import { bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, readLive } from '../firewall/host.js';
-import { markWriters, pathProblems } from '../firewall/integrity.js';
+import { pathProblems } from '../firewall/integrity.js';
 import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
@@ -29,13 +21,12 @@ import { printable } from '../net/index.js';
 import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cidrText, dialectOf, emptyRuleSet, tableNames, XTABLES, type BackendKind, type Claims, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
-import { driverFor, engineName, engineTables } from '../firewall/drivers.js';
+import { cidrText, dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
+import { backendInfo as backendOf, codecOf, driverFor, engineName, engineTables, type BackendInfo } from '../firewall/drivers.js';
 import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { type Counter, type LiveTable } from '../firewall/live.js';
-import { parseSave } from '../firewall/xtables/save-parse.js';
 import { gatherHostFacts } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
@@ -90,7 +81,7 @@ export interface HostStatus {
   ok: boolean;
   problems: string[];
   notes: string[];
-  backend: { firewall: string; kind: BackendKind; iptables: string; ebtables: string } | null;
+  backend: BackendInfo | null;
   bridgeNetfilter: Record<string, string | undefined>;
   rules: { file: string; state: 'valid' | 'absent' | 'invalid'; error?: string };
   xenstore: string | null;
@@ -142,39 +133,6 @@ function firewallState(desired: RuleSet | undefined, have: VifLive | undefined):
   return 'in-sync';
 }
 
-/** The identity guard's counters by rule (`<table> <rule>` on xtables, the XN-CLAIMS line on nftables), read once. */
-function guardCounters(live: Record<TableName, LiveTable>, engine: Engine): Map<string, Counter | undefined> {
-  const out = new Map<string, Counter | undefined>();
-  if (engine.kind === 'nftables') {
-    const counters = live.nftables.counters.get(CHAIN_CLAIMS) ?? [];
-    (live.nftables.chains.get(CHAIN_CLAIMS) ?? []).forEach((l, i) => out.set(l, counters[i]));
-    return out;
-  }
-  for (const t of ['ebnat', 'ipv4raw', 'ipv6raw', 'ipv6'] as const) {
-    for (const [chain, list] of live[t].chains) {
-      if (!isGuardChain(chain)) continue;
-      list.forEach((r, i) => out.set(`${t} ${normalizeRule(r, dialectOf(t))}`, live[t].counters.get(chain)?.[i]));
-    }
-  }
-  return out;
-}
-
-/** Frames from other ports that carried one of these claims (the guard's counters, either backend). */
-function claimDrops(guard: Map<string, Counter | undefined>, engine: Engine, c: Claims | undefined): { packets: number; bytes: number } {
-  const out = { packets: 0, bytes: 0 };
-  if (!c) return out;
-  const add = (n: Counter | undefined): void => {
-    out.packets += n?.packets ?? 0;
-    out.bytes += n?.bytes ?? 0;
-  };
-  if (engine.kind === 'nftables') {
-    for (const l of new Set(CLAIM_KINDS.flatMap((k) => c[k].flatMap((key) => claimKeyLines(k, key))))) add(guard.get(l));
-    return out;
-  }
-  for (const k of CLAIM_KINDS) for (const key of c[k]) for (const d of claimDropRules(k, key)) add(guard.get(`${d.table} ${normalizeRule(d.rule, dialectOf(d.table))}`));
-  return out;
-}
-
 function drops(have: VifLive | undefined): { packets: number; bytes: number } {
   let packets = 0;
   let bytes = 0;
@@ -218,7 +176,6 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   let backendInfo: HostStatus['backend'] = null;
   let engine: Engine = XTABLES;
   let live: Record<TableName, LiveTable> | undefined;
-  let markTables: { what: string; live: LiveTable; chains: string[] }[] = [];
   const indexPresent = existsSync(join(dirOf(env), 'index.json'));
   const resolvedEarly = new Map<string, ResolvedVif>();
   // A guest's policy, with what keeps learning from running on the engine in use (if anything).
@@ -234,7 +191,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     const recorded = loadIndex(env, silentLogger);
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
-    backendInfo = { firewall: engineName(engine), kind: engine.kind, iptables: `iptables-${backend.variant}`, ebtables: 'ebtables-nft' };
+    backendInfo = backendOf(engine, backend.variant);
     // The guests' policies first: the rules they compile to let the nftables tables be read
     // natively (a rule is known by its tag), not printed by nft and parsed.
     for (const f of facts.vifs) {
@@ -251,47 +208,18 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       perVif.set(r.name, own);
       mergeInto(compiledAll, own);
     }
-    live = await readLive(backend, true, knownRules(compiledAll.nftables.chains.values()));
+    live = await readLive(backend, true, compiledAll);
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
       problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
     }
-    // A host installed on xtables stays there until told: say what the default would be.
-    if (engine.kind === 'xtables' && namedKind(policy, env) === undefined && recordedKind(recorded) === 'xtables' && (await defaultKind()) === 'nftables') {
-      notes.push("the firewall stays on xtables, where it is installed; xennet's default is nftables where it works, as here: `backend: nftables` in the rule file and `xennet apply` move it (`xennet plan` shows the switch first)");
+    // A host installed on one backend stays there until told: say what the default would be.
+    const byDefault = namedKind(policy, env) === undefined && recordedKind(recorded) === engine.kind ? await defaultKind() : engine.kind;
+    if (byDefault !== engine.kind) {
+      notes.push(`the firewall stays on ${engine.kind}, where it is installed; xennet's default is ${byDefault} where it works, as here: \`backend: ${byDefault}\` in the rule file and \`xennet apply\` move it (\`xennet plan\` shows the switch first)`);
     }
-    if (engine.kind === 'nftables') {
-      for (const f of dormantTables(live.nftables)) problems.push(`table ${f} xennet is dormant (flags dormant: its base chains are not hooked): none of its rules run, no guest is filtered by it; \`xennet apply\` wakes it`);
-      problems.push(...(await nftNeighbourProblems(engine, () => unread.push('other nftables tables'))));
-      // iptables-legacy's tables are invisible to nft, whichever iptables the system's default
-      // is: read where they exist. Bridged traffic passes their FORWARD when br_netfilter calls
-      // iptables, as xennet has it.
-      for (const l of await legacyForwardChains()) {
-        const tool = `${l.family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy`;
-        const call = l.family === 'ipv4' ? 'bridge-nf-call-iptables' : 'bridge-nf-call-ip6tables';
-        if (l.policy === 'DROP') problems.push(`${tool} FORWARD has policy DROP: it drops the guests' forwarded traffic that xennet accepts (the nftables backend cannot accept across tables; with ${call} on, bridged frames pass iptables-legacy's FORWARD after xennet's rules). Give that chain a rule accepting \`-m physdev --physdev-is-bridged\`, or move that software's rules to nftables`);
-        else if (l.rules > 0) notes.push(`${tool} FORWARD has ${l.rules} rule${l.rules === 1 ? '' : 's'} of other software: with ${call} on, the guests' bridged ${l.family === 'ipv4' ? 'IPv4' : 'IPv6'} traffic passes them too, after xennet's nftables rules, and a DROP or REJECT there drops what xennet accepts (\`${tool}-save -t filter\` shows them)`);
-      }
-      if (backend.variant === 'legacy') {
-        if (engine.conntrack === 'mark') {
-          for (const f of ['ipv4', 'ipv6'] as const) {
-            for (const t of ['raw', 'mangle'] as const) {
-              const other = parseSave(await backend.saveOther(f, t), t);
-              for (const w of markWriters(other, 'PREROUTING', MARK_ESTABLISHED, false)) problems.push(`${f === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy ${t} ${w} may set mark bit 0x${MARK_ESTABLISHED.toString(16)}, which xennet reads as "established" for guests with inbound: drop`);
-            }
-          }
-        }
-      }
-    }
-    // Where other rules may rewrite the marks xennet's isolation reads (between ebtables nat
-    // PREROUTING, which sets them, and ebtables filter FORWARD, which checks them).
-    const others = await Promise.all(
-      (['ipv4', 'ipv6'] as const).flatMap((f) => (['raw', 'mangle'] as const).map(async (t) => ({ what: `${f === 'ipv4' ? 'iptables' : 'ip6tables'} ${t}`, live: parseSave(await backend.saveOther(f, t), t), chains: t === 'raw' ? ['PREROUTING'] : ['PREROUTING', 'FORWARD'] }))),
-    ).catch((e: unknown) => {
-      unread.push('iptables raw and mangle');
-      notes.push(`iptables' raw and mangle tables could not be read (${reasonOf(e)}): rules there that rewrite the marks xennet reads are not looked for`);
-      return [];
-    });
-    markTables = others;
+    const found = await driverFor(engine).statusFindings({ live, backend, engine, isolation: [...resolvedEarly.values()].some((r) => r.isolation), unread: (what) => unread.push(what) });
+    problems.push(...found.problems);
+    notes.push(...found.notes);
   } catch (e) {
     unread.push('the firewall');
     problems.push(`cannot read the firewall: ${reasonOf(e)}`);
@@ -322,15 +250,20 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (options.changesAt) options.changesAt.at = Math.min(options.changesAt.at, learnedAll.changesAt);
   const byVif = live ? liveByVif(live) : undefined;
-  const guard = live ? guardCounters(live, engine) : undefined;
+  const claimDrops = live ? driverFor(engine).claimDrops(live) : undefined;
   const vifs: VifStatus[] = facts.vifs.map((f) => {
     const resolved = resolvedEarly.get(f.name) ?? resolveFact(f);
     if (resolved) resolvedAll.push(resolved);
     const desired = !installed ? undefined : resolved ? (perVif.get(f.name) ?? compileVif(resolved, engine)) : readVifChains(f.name, env);
-    // nftables: a guest's dispatch entries (its map and set elements) are its own too.
-    if (installed && resolved && engine.kind === 'nftables') {
+    // A guest's dispatch entries (nftables: its map and set elements) are its own too, though the
+    // shared part makes them.
+    if (installed && resolved) {
       const entries = vifChain('E', f.name);
-      desired!.nftables.chains.set(entries, (sharedAll?.nftables.chains.get(entries) ?? compileShared([treeMember(resolved)], engine).nftables.chains.get(entries))!);
+      const shared = sharedAll ?? compileShared([treeMember(resolved)], engine);
+      for (const t of engineTables(engine)) {
+        const rules = shared[t].chains.get(entries);
+        if (rules) desired![t].chains.set(entries, rules);
+      }
     }
     const link = byName.get(f.name) ?? f.link;
     const member = resolved ? treeMember(resolved) : undefined;
@@ -349,7 +282,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       policy: resolved?.guest ?? null,
       policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',
-      claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: guard ? claimDrops(guard, engine, member?.claims) : { packets: 0, bytes: 0 } },
+      claims: { ...(member?.claims ?? { mac: [], ipv4: [], ipv6: [] }), dropped: claimDrops ? claimDrops(member?.claims) : { packets: 0, bytes: 0 } },
       addressSource: resolved?.learning ? 'learned' : resolved?.addressesOpen ? 'open' : (resolved ? resolved.ipv4.length + resolved.ipv6.length : f.ipv4.length + f.ipv6.length) > 0 && (!resolved || resolved.antispoof.ipv4 || resolved.antispoof.ipv6) ? 'declared' : 'none',
       learned: resolved?.learning ? (learnedAll.byVif.get(f.name) ?? []) : [],
     };
@@ -412,25 +345,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // The whole path a guest's packet takes: root jumps (present, once, nothing accepting above
   // them), XN-FORWARD, the dispatch trees, isolation. Compared with what the rule file wants.
   if (installed && live && policy && vifs.length > 0) {
-    for (const p of pathProblems(live, compiledAll ?? compile(resolvedAll, engine), sameRules, vifOfChain)) problems.push(`${p}; \`xennet apply\` repairs it`);
+    for (const p of pathProblems(live, compiledAll ?? compile(resolvedAll, engine), sameRules, vifOfChain, (t, c) => codecOf(t).chainKind(c))) problems.push(`${p}; \`xennet apply\` repairs it`);
   }
   if (live) {
     // Whatever is left of xennet in the tables of the backend not in use.
     const mine = engineTables(engine);
     const left = tableNames.filter((t) => !mine.includes(t) && (live![t].chains.size > 0 || live![t].roots.length > 0));
     if (left.length > 0) problems.push(`xennet's rules are still in ${left.join(', ')}, which the ${engine.kind} backend does not use; \`xennet apply\` removes them`);
-  }
-  if (live && engine.kind === 'xtables' && resolvedAll.some((r) => r.isolation)) {
-    const bits = MARK_GUEST | MARK_ISOLATED;
-    const writers: string[] = [];
-    for (const m of markTables) for (const c of m.chains) writers.push(...markWriters(m.live, c, bits, false).map((w) => `${m.what} ${w}`));
-    const natPre = live.ebnat.builtins.get('PREROUTING') ?? [];
-    const ourNat = natPre.findIndex((r) => /-j XN-FROM$/.test(r));
-    writers.push(...markWriters(live.ebnat, 'PREROUTING', bits, true, ourNat < 0 ? 0 : ourNat + 1).map((w) => `ebtables nat ${w}`));
-    const fwd = live.eb.builtins.get('FORWARD') ?? [];
-    const ourIso = fwd.findIndex((r) => /-j XN-ISO$/.test(r));
-    writers.push(...markWriters(live.eb, 'FORWARD', bits, true, 0, ourIso < 0 ? fwd.length : ourIso).map((w) => `ebtables ${w}`));
-    for (const w of writers) problems.push(`${w} may change the packet mark bits 0x${bits.toString(16)} that guest isolation reads: isolated guests may be reached; give that rule a mask without those bits`);
   }
   if (!installed) {
     const attached = facts.vifs.filter((v) => v.link.master !== null).length;

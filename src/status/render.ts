@@ -42,7 +42,7 @@ export function renderHostStatus(s: HostStatus, color: boolean): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const lines: string[] = [];
   lines.push(s.ok ? c('32', 'xennet: guest networking OK') : c('31', `xennet: ${s.problems.length} problem${s.problems.length === 1 ? '' : 's'}`));
-  lines.push(`  firewall backend ${s.backend ? (s.backend.kind === 'nftables' ? s.backend.firewall : `${s.backend.iptables} + ${s.backend.ebtables}`) : 'unavailable'}; rule file ${s.rules.file} (${s.rules.state}); xenstore ${s.xenstore ?? 'not reachable'}`);
+  lines.push(`  firewall backend ${s.backend?.summary ?? 'unavailable'}; rule file ${s.rules.file} (${s.rules.state}); xenstore ${s.xenstore ?? 'not reachable'}`);
   if (s.daemon) lines.push(`  ${daemonLine(s.daemon)}`);
   if (s.read?.remembered) {
     const ago = Math.max(0, Math.round((Date.now() - Date.parse(s.read.at)) / 1000));

@@ -8,7 +8,7 @@
  * Xen's hotplug lock, the firewall goes, the settings are restored, the firewall's state and the
  * records go, and the files install-hooks wrote; the unit goes from systemd's view last.
  */
-import type { TableName } from '../firewall/model.js';
+import { isXtables, type TableName } from '../firewall/model.js';
 
 export interface FirewallTableFacts {
   table: TableName;
@@ -113,7 +113,7 @@ export function planUninstall(f: UninstallFacts, options: { force: boolean }): U
   for (const t of firewall) steps.push({ kind: 'remove-firewall', table: t.table, chains: t.chains, roots: t.roots, tables: t.tables });
   // The tables xennet's chains were in, now empty (or emptied already, when the last guest went
   // offline): while xennet's firewall state says it managed this host's firewall.
-  if (firewall.some((t) => t.table !== 'nftables') || f.firewallState.present) steps.push({ kind: 'drop-empty-tables' });
+  if (firewall.some((t) => isXtables(t.table)) || f.firewallState.present) steps.push({ kind: 'drop-empty-tables' });
 
   for (const s of f.settings.sysctls) if (s.current !== undefined && s.current !== s.original) steps.push({ kind: 'restore-sysctl', key: s.key, from: s.current, to: s.original });
   for (const p of f.settings.ports) {

@@ -4,7 +4,8 @@
  * changes the firewall meanwhile), the host is read again and the rest of the plan done and
  * checked: nothing of xennet's is left in any table.
  */
-import { learnedPath, sweepLearnedSets } from '../firewall/learning/state.js';
+import { learnedPath } from '../firewall/learning/state.js';
+import { allDrivers } from '../firewall/drivers.js';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +14,8 @@ import { diff, isEmptyTablePlan, render, type RulePlan } from '../firewall/diff.
 import { installedBackend } from '../firewall/engine.js';
 import { readLive } from '../firewall/host.js';
 import { emptyRuleSet, tableNames, type TableName } from '../firewall/model.js';
-import { NFT_TABLE } from '../firewall/nftables/compile.js';
-import type { Backend } from '../firewall/xtables/backend.js';
+import { NFT_TABLE } from '../firewall/nftables/table.js';
+import type { Backend } from '../firewall/backend.js';
 import { gatherHostFacts } from '../firewall/session.js';
 import { dirOf } from '../firewall/store.js';
 import { manifestPath, readManifest, removeManifest, sha256 } from '../hooks/install.js';
@@ -250,9 +251,9 @@ async function carryOut(step: Step, g: Gathered, env: NodeJS.ProcessEnv): Promis
       removeManifest(env);
       return;
     case 'drop-empty-tables':
-      for (const t of tableNames) if (t !== 'nftables') await g.backend.dropEmptyTable(t);
+      for (const t of tableNames) await g.backend.dropEmptyTable(t);
       // Address learning's ipsets (xtables), now that no rule reads them.
-      await sweepLearnedSets(new Set());
+      for (const d of allDrivers()) await d.sweepLearned?.(new Set());
       return;
     case 'daemon-reload': {
       const r = await systemctl(['daemon-reload']);

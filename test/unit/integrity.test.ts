@@ -7,7 +7,9 @@ import { vifOfChain } from '../../src/firewall/names.js';
 import { sameRules } from '../../src/firewall/normalize.js';
 import { type LiveTable } from '../../src/firewall/live.js';
 import { parseSave } from '../../src/firewall/xtables/save-parse.js';
-import { parseLive } from '../../src/firewall/drivers.js';
+import { codecOf, parseLive } from '../../src/firewall/drivers.js';
+
+const kindOf = (t: TableName, c: string): { guard: boolean; elements: boolean } => codecOf(t).chainKind(c);
 
 const root: RootJump = { chain: 'FORWARD', rule: '-o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD' };
 
@@ -74,11 +76,11 @@ describe('firewall path integrity', () => {
     assert.deepEqual(plan.addRoots, [root]);
     const all = { ipv4: live, ipv6: parseSave('', 'ipv6'), ipv4raw: parseSave('', 'ipv4raw'), ipv6raw: parseSave('', 'ipv6raw'), eb: parseSave('', 'eb'), ebnat: parseSave('', 'ebnat'), nftables: parseLive('', 'nftables') } as Record<TableName, LiveTable>;
     const want = { ipv4: desired(), ipv6: emptyTable(), ipv4raw: emptyTable(), ipv6raw: emptyTable(), eb: emptyTable(), ebnat: emptyTable(), nftables: emptyTable() };
-    assert.deepEqual(pathProblems(all, want, sameRules, vifOfChain), ["iptables FORWARD rule 1 (-j ACCEPT) comes before xennet's jump for bridge xenbr0 and can accept the guests' traffic: it skips their rules"]);
+    assert.deepEqual(pathProblems(all, want, sameRules, vifOfChain, kindOf), ["iptables FORWARD rule 1 (-j ACCEPT) comes before xennet's jump for bridge xenbr0 and can accept the guests' traffic: it skips their rules"]);
     const flushed = forward([]);
-    const p2 = pathProblems({ ...all, ipv4: flushed }, want, sameRules, vifOfChain);
+    const p2 = pathProblems({ ...all, ipv4: flushed }, want, sameRules, vifOfChain, kindOf);
     assert.deepEqual(p2, ["iptables FORWARD has no jump to XN-FORWARD for bridge xenbr0: the guests' traffic there skips every rule of theirs (the chain's policy is ACCEPT)"]);
     const broken = parseSave('*filter\n:FORWARD ACCEPT [0:0]\n:XN-FORWARD - [0:0]\n-A FORWARD -o xenbr0 -m physdev --physdev-is-bridged -j XN-FORWARD\nCOMMIT\n', 'ipv4');
-    assert.deepEqual(pathProblems({ ...all, ipv4: broken }, want, sameRules, vifOfChain), ['iptables chain XN-FORWARD differs from what xennet installs: the dispatch to the guests\' rules is broken']);
+    assert.deepEqual(pathProblems({ ...all, ipv4: broken }, want, sameRules, vifOfChain, kindOf), ['iptables chain XN-FORWARD differs from what xennet installs: the dispatch to the guests\' rules is broken']);
   });
 });

@@ -12,17 +12,12 @@ import { acquireLock } from '../../sys/lock.js';
 import { currentBootId } from '../../sys/boot.js';
 import type { Logger } from '../../sys/log.js';
 import { readJson, stateDir, writeJsonAtomic } from '../../sys/statefile.js';
-import { run } from '../../sys/exec.js';
 import { reasonOf } from '../../sys/errors.js';
-import { applyScript, listLearnedNative, nftPath, ownBridgeTablePresent } from '../nftables/backend.js';
-import { NFT_TABLE } from '../nftables/compile.js';
-import { learnedScript, parseLearnedJson } from '../nftables/learned.js';
 import { bindingSchema, expire, ofAnotherDomain, type Binding } from './bindings.js';
 import { parseCidr } from '../../net/index.js';
-import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from '../xtables/ipset.js';
-import { learnedIpsetLines, learnedSetCreates, learnedSetName, learnedSetOwner, learnedSetsOf, parseLearnedIpset } from '../xtables/learned.js';
 import type { BackendKind, LearnedAddresses, VifFacts } from '../model.js';
 import { driverFor } from '../drivers.js';
+import type { KernelBinding, LearnedStore } from '../driver.js';
 import { loadIndex } from '../store.js';
 import { silentLogger } from '../../sys/log.js';
 
@@ -91,7 +86,7 @@ export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (b
   try {
     const before = readBindings(env, log);
     const change = fn(before);
-    await writeKernel(onNftables(env), change.write, change.remove);
+    await kernelStore(env).write(change.write, change.remove);
     // A record that would not change is not written (nor made, when there is nothing to record).
     const unchanged = JSON.stringify(change.bindings) === JSON.stringify(before);
     if (unchanged && (existsSync(learnedPath(env)) ? recordedBoot(env) === currentBootId() : change.bindings.length === 0)) return change.bindings;
@@ -112,33 +107,8 @@ function recordedBoot(env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
-/** Whether the installed firewall is on the nftables backend (else xtables). */
-const onNftables = (env: NodeJS.ProcessEnv): boolean => loadIndex(env, silentLogger).index.engine?.kind === 'nftables';
-
-async function writeKernel(nftables: boolean, write: readonly Binding[], remove: readonly Binding[]): Promise<void> {
-  const now = Date.now();
-  if (nftables) {
-    const script = learnedScript(write, remove, now);
-    if (script === '') return;
-    try {
-      await applyScript(script);
-    } catch (e) {
-      // No table (its last guest went, or the firewall moved to xtables): nothing in the
-      // kernel to write or remove, and no rule reads a binding. Else it is a real failure.
-      if (await ownBridgeTablePresent()) throw e;
-    }
-    return;
-  }
-  if (write.length === 0 && remove.length === 0) return;
-  // The sets are made with the first rule that reads them; a binding written first makes them
-  // (a removal from a set that is not there has nothing to remove: its lines are left out).
-  const made = [...new Set(write.map((b) => learnedSetName(b.family, b.vif)))];
-  const present = new Set(remove.length > 0 ? await ipsetNames() : []);
-  const removable = remove.filter((b) => made.includes(learnedSetName(b.family, b.vif)) || present.has(learnedSetName(b.family, b.vif)));
-  const lines = learnedIpsetLines(write, removable, now);
-  if (lines.length === 0) return;
-  await ipsetRestore([...learnedSetCreates(made), ...lines]);
-}
+/** The kernel side of the learned bindings, as the installed firewall's driver keeps them. */
+const kernelStore = (env: NodeJS.ProcessEnv): LearnedStore => driverFor(loadIndex(env, silentLogger).index.engine ?? 'xtables').learned;
 
 /**
  * The bindings of each learning guest that have not ended, as recorded: what the xtables
@@ -161,20 +131,8 @@ export function learnedAddressesByVif(env: NodeJS.ProcessEnv, only?: string, now
 }
 
 /** The learned elements in the kernel: (vif, address, ms left or null) of both families. */
-export async function listKernelBindings(env: NodeJS.ProcessEnv): Promise<{ vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[]> {
-  if (!onNftables(env)) return parseLearnedIpset((await ipsetSave()) ?? '').sort((a, b) => a.vif.localeCompare(b.vif) || a.family.localeCompare(b.family));
-  // Natively (no nft process, no JSON); through nft when that cannot be read.
-  const native = await listLearnedNative().catch(() => undefined);
-  if (native) return native;
-  const nft = nftPath();
-  if (!nft) return [];
-  const out: { vif: string; family: 'ipv4' | 'ipv6'; address: string; expiresMs: number | null }[] = [];
-  for (const [set, family] of [['learned_ip4', 'ipv4'], ['learned_ip6', 'ipv6']] as const) {
-    const r = await run(nft, ['-j', 'list', 'set', 'bridge', NFT_TABLE, set]);
-    if (r.code !== 0) continue; // no table, or an older xennet's without the set: nothing learned
-    for (const e of parseLearnedJson(r.stdout, set)) out.push({ ...e, family });
-  }
-  return out;
+export function listKernelBindings(env: NodeJS.ProcessEnv): Promise<KernelBinding[]> {
+  return kernelStore(env).list();
 }
 
 /**
@@ -182,7 +140,7 @@ export async function listKernelBindings(env: NodeJS.ProcessEnv): Promise<{ vif:
  * the kernel before the record, so read apart the two could disagree for a moment. `kernel` is
  * undefined when it could not be read; `together` false when the lock was not had within 2 s.
  */
-export async function readRecordAndKernel(env: NodeJS.ProcessEnv): Promise<{ recorded: Binding[]; kernel: Awaited<ReturnType<typeof listKernelBindings>> | undefined; together: boolean }> {
+export async function readRecordAndKernel(env: NodeJS.ProcessEnv): Promise<{ recorded: Binding[]; kernel: KernelBinding[] | undefined; together: boolean }> {
   if (!existsSync(learnedPath(env))) return { recorded: [], kernel: await listKernelBindings(env).catch(() => undefined), together: true };
   const held = await acquireLock(lockPath(env), 2000).catch(() => undefined);
   try {
@@ -222,24 +180,11 @@ export async function forgetEarlierDomains(env: NodeJS.ProcessEnv, log: Logger, 
   });
 }
 
-/** xtables: these vifs' sets go (a set a rule still reads stays: its destroy fails, harmlessly). */
+/** What the driver keeps for these vifs' bindings outside its rules goes (the xtables backend's ipsets). */
 export async function dropLearnedSets(env: NodeJS.ProcessEnv, vifs: Iterable<string>): Promise<void> {
-  if (onNftables(env)) return;
-  await ipsetDestroy([...vifs].flatMap(learnedSetsOf));
+  await kernelStore(env).dropFor?.(vifs);
 }
 
-/**
- * Destroys every learned set of xennet's (`xn4-`/`xn6-<vif>`) but those of `keep`: what a guest
- * that no longer learns, a move to nftables or an uninstall leaves. A set a rule still reads stays.
- */
-export async function sweepLearnedSets(keep: ReadonlySet<string>): Promise<void> {
-  const names = await ipsetNames().catch(() => []);
-  const gone = names.filter((n) => {
-    const owner = learnedSetOwner(n);
-    return owner !== undefined && !keep.has(owner.vif);
-  });
-  if (gone.length > 0) await ipsetDestroy(gone);
-}
 
 /**
  * Puts the recorded bindings that have not ended back in the kernel (the daemon's start; a

@@ -8,9 +8,10 @@ import { XennetError } from '../../sys/errors.js';
 import { findProgram, needProgram, run } from '../../sys/exec.js';
 import type { BridgeConntrack } from '../model.js';
 import { NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
-import { NFT_TABLE } from './compile.js';
-import { keyText, liveFromNative, NATIVE_SETS, type NativeTables } from './native-live.js';
+import { NFT_TABLE } from './table.js';
+import { keyText, knownRules, liveFromNative, NATIVE_SETS, type NativeTables } from './native-live.js';
 import type { LiveTable } from '../live.js';
+import { noteOwnPid, type TableIo } from '../backend.js';
 import { NFT_FAMILIES } from './script.js';
 
 export const nftPath = (): string | undefined => findProgram('nft');
@@ -191,3 +192,14 @@ export async function ownBridgeTablePresent(): Promise<boolean> {
     return false;
   }
 }
+
+/** xennet's nftables tables as one table of the core's: listed by `nft`, read natively where every rule is known, written by `nft -f`. */
+export const nftablesIo: TableIo = {
+  save: () => listOwnTables(),
+  readKnown: (desired) => readOwnTablesNative(knownRules(desired.chains.values())),
+  async restore(text) {
+    // Test-only seam: XENNET_TEST_RESTORE_FAIL=nftables makes the transaction invalid.
+    if (process.env['XENNET_TEST_RESTORE_FAIL'] === 'nftables') text = `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n`;
+    await applyScript(text, noteOwnPid);
+  },
+};

@@ -34,7 +34,6 @@ import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet, rawHex } from './syntax.js';
 import { HANDOVER_LIMIT, LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';
 
-export const NFT_TABLE = 'xennet';
 export const CHAIN_PRE = 'XN-PRE';
 export const CHAIN_FWD = 'XN-FWD';
 export const CHAIN_CT = 'XN-CT';

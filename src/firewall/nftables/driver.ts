@@ -1,18 +1,23 @@
 /** The nftables backend: xennet's own tables `bridge xennet` and `inet xennet`. */
 import type { FirewallDriver } from '../driver.js';
+import { nftablesClaimDrops, nftablesStatusFindings } from './status.js';
 import { nftablesUsable } from './backend.js';
 import { compileSharedNft, compileVifNft, nftWarnings } from './compile.js';
 import { emptyRuleSet, type Engine, type RuleSet } from '../model.js';
 import { nftablesCodec } from './tables.js';
+import { nftLearnedStore } from './learned-store.js';
 
 const conntrackOf = (engine: Engine): 'bridge' | 'mark' => (engine.kind === 'nftables' ? engine.conntrack : 'mark');
+
+const describe = (engine: Engine): string => `nftables (connection state: ${conntrackOf(engine) === 'bridge' ? 'bridge-family conntrack, nf_conntrack_bridge' : 'br_netfilter conntrack via a mark set in inet xennet'})`;
 
 const only = (t: RuleSet['nftables']): RuleSet => ({ ...emptyRuleSet(), nftables: t });
 
 export const nftablesDriver: FirewallDriver = {
   kind: 'nftables',
   tables: ['nftables'],
-  describe: (engine) => `nftables (connection state: ${conntrackOf(engine) === 'bridge' ? 'bridge-family conntrack, nf_conntrack_bridge' : 'br_netfilter conntrack via a mark set in inet xennet'})`,
+  describe,
+  summary: describe,
   compileVif: (v, engine) => only(compileVifNft(v, conntrackOf(engine))),
   compileShared: (members, engine) => (members.length === 0 ? emptyRuleSet() : only(compileSharedNft(members, conntrackOf(engine)))),
   warnings: nftWarnings,
@@ -27,6 +32,12 @@ export const nftablesDriver: FirewallDriver = {
   // Its bindings live in its own sets.
   learningUnavailable: () => undefined,
   compat: async () => ((await nftablesUsable()) ? undefined : 'nf_tables does not work here, or nft (Debian package nftables) is not installed'),
+  learned: nftLearnedStore,
+  changesShowInGeneration: true,
+  // Its rules read the learned sets.
+  bindingsInRules: false,
+  statusFindings: nftablesStatusFindings,
+  claimDrops: nftablesClaimDrops,
   codecs: { nftables: nftablesCodec },
   // Everything an adopted guest was installed with shows in its own elements.
   adoptionTables: [],

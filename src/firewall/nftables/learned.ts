@@ -12,7 +12,7 @@
  */
 import { raw128 } from './syntax.js';
 import type { Binding } from '../learning/bindings.js';
-import { NFT_TABLE } from './compile.js';
+import { NFT_TABLE } from './table.js';
 import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
 export const LEARN_LOG = `log prefix "${LEARN_PREFIX}" group ${LEARN_GROUP}`;

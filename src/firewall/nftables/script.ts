@@ -14,7 +14,8 @@
 import { emptyLive, type LiveTable } from '../live.js';
 import type { TablePlan } from '../model.js';
 import { isFirewallableName, vifChain, vifOfChain } from '../names.js';
-import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, NFT_TABLE, elementLine, type NftSetName } from './compile.js';
+import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, elementLine, type NftSetName } from './compile.js';
+import { NFT_TABLE } from './table.js';
 import { LEARNED_SETS } from './learned.js';
 import { ruleTag, splitComment, UNTAGGED } from './tag.js';
 import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines, writtenRule } from './guard.js';

@@ -4,15 +4,17 @@
  * guest's dispatch entries are set and map elements, carried as the pseudo-chain XN-E-<vif>.
  */
 import type { TableCodec } from '../driver.js';
+import { tableLabel } from '../model.js';
 import { vifOfChain } from '../names.js';
-import { claimsFromPortLines } from './guard.js';
+import { CHAIN_CLAIMS, claimsFromPortLines } from './guard.js';
 import { dormantTables, isElements, parseNftList, renderNft, tablesToDrop } from './script.js';
 
 export const nftablesCodec: TableCodec = {
   dialect: 'nft',
-  label: 'nftables',
+  label: tableLabel.nftables,
   parse: parseNftList,
   render: renderNft,
+  emptyChain: (chain) => `flush chain bridge xennet ${chain}\n`,
   completePlan(plan, live, desired) {
     const drop = tablesToDrop(live, desired.chains.keys());
     if (drop.length > 0) plan.dropTables = drop;
@@ -29,6 +31,7 @@ export const nftablesCodec: TableCodec = {
   completeRecordedPlan(plan, before) {
     if (before.chains.size > 0) plan.expectTable = true;
   },
+  chainKind: (chain) => ({ guard: chain === CHAIN_CLAIMS, elements: chain === CHAIN_CLAIMS }),
   liveGuests(live) {
     const out = new Set<string>();
     for (const c of live.chains.keys()) {

@@ -8,45 +8,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { run } from '../../sys/exec.js';
-import { ipFamilyOf, isEbtables, kernelTable, XTABLES, type Engine, type TableName } from '../model.js';
-import { applyScript, listOwnTables, nftPath, readOwnTablesNative, xennetChainsIn } from '../nftables/backend.js';
-import type { LiveTable } from '../live.js';
+import { ipFamilyOf, isEbtables, kernelTable, type Engine, type XtablesTable } from '../model.js';
+import { noteOwnPid, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
+import { nftPath, xennetChainsIn } from '../nftables/backend.js';
 import { ipsetRestore } from './ipset.js';
 import { learnedSetCreates, setsReadBy } from './learned.js';
 
-export type IptablesVariant = 'nft' | 'legacy';
-
-/** Pids of this process's recent restores (a ruleset monitor tells its own changes from others'). */
-export const ownRestorePids = new Map<number, number>();
-function noteOwnPid(pid: number): void {
-  const now = Date.now();
-  ownRestorePids.set(pid, now);
-  for (const [p, t] of ownRestorePids) if (now - t > 60_000) ownRestorePids.delete(p);
-}
-
-/**
- * The firewall's kernel interface: every table xennet may have rules in (the xtables ones and its
- * own nftables tables), and the engine the rule file compiles to.
- */
-export interface Backend {
-  variant: IptablesVariant;
-  engine: Engine;
-  save(table: TableName, options?: { counters?: boolean }): Promise<string>;
-  /**
-   * xennet's nftables tables read without text, when every rule in them is one of `known` (by
-   * its tag) and all else is as xennet writes it; undefined otherwise (then `save` must be read).
-   */
-  readNative?(known: ReadonlyMap<string, string>): Promise<LiveTable | undefined>;
-  /** Another table of iptables/ip6tables (read only: status looks for rules that rewrite marks). */
-  saveOther(family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string>;
-  restore(table: TableName, text: string): Promise<void>;
-  /**
-   * Deletes an iptables/ebtables table that holds nothing (built-in chains only, policy ACCEPT,
-   * no rule): what uninstall leaves of a table xennet made. Only on the nf_tables variant, whose
-   * tables exist only once used (a legacy table is a module's, always there); true when deleted.
-   */
-  dropEmptyTable(table: TableName): Promise<boolean>;
-}
 
 /** The built-in chains of each xtables table. */
 const BUILTIN_CHAINS: Record<string, readonly string[]> = {
@@ -157,30 +124,34 @@ export async function xtablesChainsPresent(): Promise<boolean> {
 }
 
 /** The nf_tables family and table an xtables table of the nf_tables variant lives in. */
-function nfTablesHome(table: Exclude<TableName, 'nftables'>): { family: 'ipv4' | 'ipv6' | 'bridge'; table: string } {
+function nfTablesHome(table: XtablesTable): { family: 'ipv4' | 'ipv6' | 'bridge'; table: string } {
   return { family: isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4'), table: kernelTable(table) };
 }
 
-export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLES): Backend {
+/**
+ * The xtables tables' readers and writers (the `-save` and `-restore` programs of the iptables
+ * variant and ebtables), and what only they do: read another iptables table, drop an empty one.
+ * `engine`: the engine in use (the nftables backend reads these tables only to find and remove
+ * what the xtables backend left in them, and runs without the programs where nothing is left).
+ */
+export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: Record<XtablesTable, TableIo>; saveOther: Backend['saveOther']; dropEmptyTable: (table: XtablesTable) => Promise<boolean> } {
   // The programs are looked up once, and needed only when used: the nftables backend runs on a
   // host without them (what it may have to clean up in their tables it finds through nf_tables).
   const pair = (save: string[], restore: string[]): { save: string | undefined; restore: string | undefined } => ({ save: save.map(which).find((p) => p), restore: restore.map(which).find((p) => p) });
   const v4 = pair([`iptables-${variant}-save`], [`iptables-${variant}-restore`]);
   const v6 = pair([`ip6tables-${variant}-save`], [`ip6tables-${variant}-restore`]);
   const eb = pair(['ebtables-nft-save', 'ebtables-save'], ['ebtables-nft-restore', 'ebtables-restore']);
-  const found: Record<Exclude<TableName, 'nftables'>, { save: string | undefined; restore: string | undefined }> = { ipv4: v4, ipv6: v6, ipv4raw: v4, ipv6raw: v6, eb, ebnat: eb };
-  const program = (table: Exclude<TableName, 'nftables'>, which: 'save' | 'restore'): string => {
+  const found: Record<XtablesTable, { save: string | undefined; restore: string | undefined }> = { ipv4: v4, ipv6: v6, ipv4raw: v4, ipv6raw: v6, eb, ebnat: eb };
+  const inUse = engine.kind === 'xtables';
+  const program = (table: XtablesTable, which: 'save' | 'restore'): string => {
     const p = found[table][which];
     if (p) return p;
     const name = isEbtables(table) ? `ebtables-${which}` : `${ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${which}`;
-    throw new XennetError('exec', `${name} is not installed`, { hint: engine.kind === 'nftables' ? 'install the Debian packages iptables and ebtables to let xennet read and remove what it left in their tables' : 'install the Debian packages iptables and ebtables, or use the nftables backend (`backend: nftables`)' });
+    throw new XennetError('exec', `${name} is not installed`, { hint: inUse ? 'install the Debian packages iptables and ebtables, or use the nftables backend (`backend: nftables`)' : 'install the Debian packages iptables and ebtables to let xennet read and remove what it left in their tables' });
   };
-  return {
-    variant,
-    engine,
-    async save(table, options = {}) {
-      if (table === 'nftables') return listOwnTables();
-      if (!found[table].save && engine.kind === 'nftables') {
+  const io = (table: XtablesTable): TableIo => ({
+    async save(options = {}) {
+      if (!found[table].save && !inUse) {
         // No program, so nothing of the xtables backend's can be read or removed through it; on
         // the nf_tables variant its tables are nf_tables tables, and xennet's chains would show.
         const home = nfTablesHome(table);
@@ -204,32 +175,9 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
       }
       return r.stdout;
     },
-    readNative: readOwnTablesNative,
-    async dropEmptyTable(table) {
-      if (table === 'nftables' || nftPath() === undefined) return false;
-      const tool = found[table].save;
-      if (!tool) return false;
-      if (!/-nft-save$/.test(tool) && !(variant === 'nft' && !isEbtables(table))) return false;
-      const name = kernelTable(table);
-      const r = await run(tool, ['-t', name]);
-      if (r.code !== 0 || !isPristineTable(r.stdout, name)) return false;
-      const family = isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6';
-      const d = await run(nftPath()!, ['delete', 'table', family, name]);
-      return d.code === 0;
-    },
-    async saveOther(family, table) {
-      // Without iptables, no other program's rules in its tables can be read (status's check of
-      // mark writers has nothing to look at).
-      if (!found[family].save && engine.kind === 'nftables') return '';
-      const tool = program(family, 'save');
-      const r = await run(tool, ['-t', table]);
-      if (r.code !== 0) throw new XennetError('exec', `${tool} -t ${table} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-      return r.stdout;
-    },
-    async restore(table, text) {
+    async restore(text) {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
-      if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = table === 'nftables' ? `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n` : text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
-      if (table === 'nftables') return applyScript(text, noteOwnPid);
+      if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
       const tool = program(table, 'restore');
       // A learning guest's source check reads the learned ipsets: they exist before it does.
       if (!isEbtables(table)) await ipsetRestore(learnedSetCreates(setsReadBy(text)));
@@ -241,9 +189,29 @@ export function xtablesBackend(variant: IptablesVariant, engine: Engine = XTABLE
         });
       }
     },
+  });
+  return {
+    tables: { ipv4: io('ipv4'), ipv6: io('ipv6'), ipv4raw: io('ipv4raw'), ipv6raw: io('ipv6raw'), eb: io('eb'), ebnat: io('ebnat') },
+    async saveOther(family, table) {
+      // Without iptables, no other program's rules in its tables can be read (status's check of
+      // mark writers has nothing to look at).
+      if (!found[family].save && !inUse) return '';
+      const tool = program(family, 'save');
+      const r = await run(tool, ['-t', table]);
+      if (r.code !== 0) throw new XennetError('exec', `${tool} -t ${table} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+      return r.stdout;
+    },
+    async dropEmptyTable(table) {
+      if (nftPath() === undefined) return false;
+      const tool = found[table].save;
+      if (!tool) return false;
+      if (!/-nft-save$/.test(tool) && !(variant === 'nft' && !isEbtables(table))) return false;
+      const name = kernelTable(table);
+      const r = await run(tool, ['-t', name]);
+      if (r.code !== 0 || !isPristineTable(r.stdout, name)) return false;
+      const family = isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6';
+      const d = await run(nftPath()!, ['delete', 'table', family, name]);
+      return d.code === 0;
+    },
   };
-}
-
-export async function defaultBackend(env: NodeJS.ProcessEnv = process.env): Promise<Backend> {
-  return xtablesBackend(await detectVariant(env));
 }

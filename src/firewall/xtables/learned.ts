@@ -18,6 +18,8 @@
  * through iptables NFLOG rules, all with group LEARN_GROUP.
  */
 import type { Binding } from '../learning/bindings.js';
+import type { LearnedStore } from '../driver.js';
+import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from './ipset.js';
 import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
 /** A learning vif's set of one family. */
@@ -85,3 +87,37 @@ export function parseLearnedIpset(text: string): { vif: string; family: 'ipv4' |
   }
   return out;
 }
+
+/**
+ * Destroys every learned set of xennet's (`xn4-`/`xn6-<vif>`) but those of `keep`: what a guest
+ * that no longer learns, a move to nftables or an uninstall leaves. A set a rule still reads stays.
+ */
+export async function sweepLearnedSets(keep: ReadonlySet<string>): Promise<void> {
+  const names = await ipsetNames().catch(() => []);
+  const gone = names.filter((n) => {
+    const owner = learnedSetOwner(n);
+    return owner !== undefined && !keep.has(owner.vif);
+  });
+  if (gone.length > 0) await ipsetDestroy(gone);
+}
+
+/** Learned bindings in ipsets (`xn4-`/`xn6-<vif>`), which the guests' source checks match. */
+export const ipsetLearnedStore: LearnedStore = {
+  async write(write, remove) {
+    if (write.length === 0 && remove.length === 0) return;
+    const now = Date.now();
+    // The sets are made with the first rule that reads them; a binding written first makes them
+    // (a removal from a set that is not there has nothing to remove: its lines are left out).
+    const made = [...new Set(write.map((b) => learnedSetName(b.family, b.vif)))];
+    const present = new Set(remove.length > 0 ? await ipsetNames() : []);
+    const removable = remove.filter((b) => made.includes(learnedSetName(b.family, b.vif)) || present.has(learnedSetName(b.family, b.vif)));
+    const lines = learnedIpsetLines(write, removable, now);
+    if (lines.length === 0) return;
+    await ipsetRestore([...learnedSetCreates(made), ...lines]);
+  },
+  list: async () => parseLearnedIpset((await ipsetSave()) ?? '').sort((a, b) => a.vif.localeCompare(b.vif) || a.family.localeCompare(b.family)),
+  // A set a rule still reads stays: its destroy fails, harmlessly.
+  dropFor: async (vifs) => {
+    await ipsetDestroy([...vifs].flatMap(learnedSetsOf));
+  },
+};

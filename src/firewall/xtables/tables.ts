@@ -5,10 +5,10 @@
  */
 import type { AdoptedFacts, TableCodec } from '../driver.js';
 import type { LiveTable } from '../live.js';
-import { dialectOf, isEbtables, kernelTable, type TablePlan, type XtablesTable } from '../model.js';
+import { isEbtables, kernelTable, tableLabel, type TablePlan, type XtablesTable } from '../model.js';
 import { vifOfChain } from '../names.js';
 import { isolatedByEbChain } from './compile.js';
-import { claimsFromGuardLive, guardPorts } from './guard.js';
+import { claimsFromGuardLive, guardPorts, isGuardChain } from './guard.js';
 import { parseSave } from './save-parse.js';
 
 /** The restore text of one table's plan. */
@@ -24,14 +24,14 @@ export function renderRestore(plan: TablePlan, table: XtablesTable): string {
   return lines.join('\n');
 }
 
-const LABELS: Record<XtablesTable, string> = { ipv4: 'iptables', ipv6: 'ip6tables', ipv4raw: 'iptables raw', ipv6raw: 'ip6tables raw', eb: 'ebtables', ebnat: 'ebtables nat' };
-
 function codec(table: XtablesTable): TableCodec {
   return {
-    dialect: dialectOf(table),
-    label: LABELS[table],
+    dialect: isEbtables(table) ? 'ebtables' : 'iptables',
+    label: tableLabel[table],
     parse: (text) => parseSave(text, table),
     render: (plan) => renderRestore(plan, table),
+    emptyChain: (chain) => `*${kernelTable(table)}\n:${chain} ${isEbtables(table) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`,
+    chainKind: (chain) => ({ guard: isGuardChain(chain), elements: false }),
     liveGuests(live) {
       const out = new Set<string>();
       for (const c of live.chains.keys()) {

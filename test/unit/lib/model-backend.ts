@@ -5,7 +5,7 @@
  * root.
  */
 import { XennetError } from '../../../src/sys/errors.js';
-import type { Backend } from '../../../src/firewall/xtables/backend.js';
+import type { Backend } from '../../../src/firewall/backend.js';
 import { isEbtables, kernelTable, XTABLES, type TableName, type XtablesTable } from '../../../src/firewall/model.js';
 
 interface Table {
