@@ -7,7 +7,7 @@ import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
-import { backendWith, defaultKind, engineOf, namedKind, recordedKind, selectedKind } from '../firewall/engine.js';
+import { backendWith, defaultKind, engineOf, namedKind, PREFERRED_KIND, recordedKind, selectedKind } from '../firewall/engine.js';
 import { silentLogger } from '../sys/log.js';
 import { compile, compileShared, compileVif, mergeInto, treeMember } from '../firewall/compile.js';
 import { claimsOf, sharedClaims } from '../firewall/claims.js';
@@ -212,10 +212,10 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (recorded.index.engine && !recorded.recovered && engineName(recorded.index.engine) !== engineName(engine)) {
       problems.push(`the firewall is installed on ${engineName(recorded.index.engine)}, but the rule file selects ${engineName(engine)}; \`xennet apply\` moves it`);
     }
-    // A host installed on one backend stays there until told: say what the default would be.
-    const byDefault = namedKind(policy, env) === undefined && recordedKind(recorded) === engine.kind ? await defaultKind() : engine.kind;
-    if (byDefault !== engine.kind) {
-      notes.push(`the firewall stays on ${engine.kind}, where it is installed; xennet's default is ${byDefault} where it works, as here: \`backend: ${byDefault}\` in the rule file and \`xennet apply\` move it (\`xennet plan\` shows the switch first)`);
+    // A host installed on another backend than the preferred one stays there until told: say
+    // what the default would be (asked only then: it probes the kernel).
+    if (engine.kind !== PREFERRED_KIND && namedKind(policy, env) === undefined && recordedKind(recorded) === engine.kind && (await defaultKind()) === PREFERRED_KIND) {
+      notes.push(`the firewall stays on ${engine.kind}, where it is installed; xennet's default is ${PREFERRED_KIND} where it works, as here: \`backend: ${PREFERRED_KIND}\` in the rule file and \`xennet apply\` move it (\`xennet plan\` shows the switch first)`);
     }
     const found = await driverFor(engine).statusFindings({ live, backend, engine, isolation: [...resolvedEarly.values()].some((r) => r.isolation), unread: (what) => unread.push(what) });
     problems.push(...found.problems);
