@@ -143,6 +143,8 @@ function rootScope(r: RootJump): string {
 export interface SharedChainKind {
   guard: boolean;
   elements: boolean;
+  /** What a damage to it breaks, when it is neither the guard nor the dispatch. */
+  what?: string;
 }
 
 /**
@@ -176,7 +178,7 @@ export function pathProblems(live: Record<TableName, LiveTable>, desired: Record
       if (vifOfChain(c) !== undefined) continue;
       const have = l.chains.get(c);
       const kind = kindOf(t, c);
-      const what = kind.guard ? "the identity guard (guests' MACs and addresses refused from other ports) is broken" : "the dispatch to the guests' rules is broken";
+      const what = kind.what ?? (kind.guard ? "the identity guard (guests' MACs and addresses refused from other ports) is broken" : "the dispatch to the guests' rules is broken");
       if (!have) out.push(`${tool} ${kind.elements ? 'set elements' : 'chain'} ${c} ${kind.elements ? 'are' : 'is'} missing: ${what}`);
       else if (!sameRules(have, rules, eb)) out.push(`${tool} ${kind.elements ? 'set elements' : 'chain'} ${c} differ${kind.elements ? '' : 's'} from what xennet installs: ${what}`);
     }

@@ -248,7 +248,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal(await spoofed(g, 'idle-after'), false);
   });
 
-  it('nftables backend: the daemon prepares and serves hooks, repairs a flush ruleset and a lost dispatch entry within seconds, and follows an apply that moves the firewall back to xtables', async () => {
+  it('nftables backend: the daemon prepares and serves hooks, repairs a flush ruleset, a lost dispatch entry and an emptied constant set within seconds, and follows an apply that moves the firewall back to xtables', async () => {
     writeFileSync(rules, 'version: 1\nbackend: nftables\nguests:\n  web:\n    inbound: drop\n');
     await host.startDaemon(env);
     const g = await host.addGuest(spec(11, { name: 'web' }));
@@ -264,7 +264,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.doesNotMatch((await host.dom0.exec('iptables-save', [])).stdout, /XN-/, 'nothing in the xtables tables');
     assert.ok(await g.ns.ping('192.168.0.1'), 'replies to its own connections come back (connection state)');
     assert.equal(await spoofed(g, 'nft-before'), false);
-    for (const args of [['flush', 'ruleset'], ['delete', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif11.0" }']]) {
+    for (const args of [['flush', 'ruleset'], ['delete', 'element', 'bridge', 'xennet', 'from_guest', '{ "vif11.0" }'], ['flush', 'set', 'bridge', 'xennet', 'ip_types']]) {
       const before = (await stats()).repairs;
       await nft(...args);
       const ms = await until(`nft ${args.join(' ')} repaired`, async () => (await stats()).repairs > before, 5000);

@@ -301,6 +301,24 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     assert.equal(await arrives(db.ns, host.lan, 'lan0', hex('db-checked'), 'udp4', ['00:16:3e:00:00:06', GW_MAC_ANY, '192.168.0.201', '192.168.0.1', '4000', '4001', 'db-checked']), false);
   });
 
+  if (native) it('a constant set emptied or added to by hand (the IP types a source check drops by) shows in status and plan, and apply puts it back exactly', async () => {
+    await nft('flush', 'set', 'bridge', 'xennet', 'ip_types');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-no-types'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-no-types']), true, 'control: without its elements a spoofed source gets out');
+    await nft('add', 'element', 'bridge', 'xennet', 'tagged_types', '{ arp }');
+    const plan = await xennet(['plan', '--json']);
+    assert.equal(plan.code, 2, plan.stdout);
+    assert.ok((JSON.parse(plan.stdout) as { changes: { chain: string }[] }).changes.some((c) => c.chain === 'XN-CONST'), plan.stdout);
+    const st = await xennet(['status']);
+    assert.notEqual(st.code, 0);
+    assert.match(st.stdout, /nftables set elements XN-CONST differ from what xennet installs: the guests' address checks are broken/);
+    const applied = await xennet(['apply']);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal((await xennet(['plan'])).code, 0);
+    assert.match(await nft('list', 'set', 'bridge', 'xennet', 'ip_types'), /elements = \{ ip,\s+ip6 \}/);
+    assert.doesNotMatch(await nft('list', 'set', 'bridge', 'xennet', 'tagged_types'), /\barp\b/, 'what was added by hand goes');
+    assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-types-back'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-types-back']), false);
+  });
+
   if (native) it('a dispatch entry replaced by hand with another verdict (accept) shows as drifted, and apply puts xennet\'s back', async () => {
     // The kernel refuses to add an element whose key is there with other data ("File exists"):
     // apply must take out the entry as it is, not as xennet would have written it.

@@ -10,7 +10,7 @@ import { DORMANT, dormantTables, parseNftList, renderNft } from '../../src/firew
 import { ruleTag, UNTAGGED } from '../../src/firewall/nftables/tag.js';
 import { keyText, knownRules, liveFromNative } from '../../src/firewall/nftables/native-live.js';
 import type { NftElementObject } from '../../src/bridge/nl/nftables.js';
-import { nftWarnings } from '../../src/firewall/nftables/compile.js';
+import { CHAIN_CONST, constSetLines, nftWarnings } from '../../src/firewall/nftables/compile.js';
 import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nftables/syntax.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { dirOf, emptyIndex, loadIndex, type IndexEntry } from '../../src/firewall/store.js';
@@ -320,6 +320,41 @@ describe('nftables read natively (pure): kernel objects to the tables nft would 
     assert.equal(liveFromNative(read([], [['from_guest', [{ key: ifname('vif1.0'), flags: 0, verdict: { code: 1 } }]]]), known), undefined, 'accept in a dispatch map');
     assert.equal(liveFromNative(read([], [['guests', [{ key: Buffer.from('vif"1\0\0\0\0\0\0\0\0\0\0\0'), flags: 0 }]]]), known), undefined, 'a quote in a name');
     assert.ok(liveFromNative(read([]), known), 'the control');
+  });
+
+  it('the constant sets\' elements as XN-CONST, the same whether nft printed them (names from its tables and /etc/protocols) or the kernel holds them', () => {
+    const printed = parseNftList(`table bridge xennet {
+\tset ip_types {
+\t\ttype ether_type
+\t\telements = { ip,
+\t\t\t     ip6 }
+\t}
+\tset ipv6_exthdrs {
+\t\ttype inet_proto
+\t\telements = { ip, ipv6-route, ipv6-frag, ipv6-opts, mobility-header }
+\t}
+\tset tagged_types {
+\t\ttype ether_type
+\t\telements = { 8021q,
+\t\t\t     0x8864,
+\t\t\t     8021ad }
+\t}
+}
+`);
+    assert.deepEqual(printed.chains.get(CHAIN_CONST), constSetLines(), 'as nft prints what xennet writes');
+    const native = liveFromNative(read([], [['ip_types', [{ key: Buffer.from([0x86, 0xdd]), flags: 0 }, { key: Buffer.from([0x08, 0x00]), flags: 0 }]], ['ipv6_exthdrs', [0, 43, 44, 60, 135].map((n) => ({ key: Buffer.from([n]), flags: 0 }))], ['tagged_types', [0x8100, 0x88a8, 0x8864].map((n) => ({ key: Buffer.from([n >> 8, n & 255]), flags: 0 }))]]), known)!;
+    assert.deepEqual(native.chains.get(CHAIN_CONST), constSetLines(), 'as the kernel holds it');
+    // One element gone, one added: differs, and the plan writes the sets exactly.
+    const damaged = parseNftList('table bridge xennet {\n\tset ip_types {\n\t\ttype ether_type\n\t\telements = { ip6, arp }\n\t}\n}\n');
+    assert.deepEqual(damaged.chains.get(CHAIN_CONST), ['@ip_types 0x0806', '@ip_types 0x86dd']);
+    const desired = compile([vif('vif1.0')], NFT).nftables;
+    const plan = diffTable(damaged, desired, 'nftables');
+    assert.deepEqual(plan.write.get(CHAIN_CONST), constSetLines());
+    const script = renderNft(plan).split('\n');
+    const flush = script.indexOf('flush set bridge xennet ip_types');
+    assert.ok(flush > 0 && script[flush + 1] === 'add element bridge xennet ip_types { 0x0800, 0x86dd }', script.join('\n'));
+    assert.ok(!script.some((l) => /add element bridge xennet ip_types \{ 0x0800 \}$/.test(l)), 'no element line of its own');
+    assert.equal(liveFromNative(read([], [['ip_types', [{ key: Buffer.from([8, 0, 1]), flags: 0 }]]]), known), undefined, 'a key of another width is left to nft');
   });
 
   it('keys as nft prints them: concatenations padded to 4 bytes, a lone MAC not', () => {

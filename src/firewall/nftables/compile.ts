@@ -78,13 +78,41 @@ const TAGGED = [0x8100, 0x88a8, 0x8864];
  * never anonymous sets: the kernel names and binds each anonymous set by walking every set of
  * the table, which made loading 1000 guests quadratic (3.4 s, most of it there).
  */
-export const NFT_CONST_SETS = [
-  { name: 'ip_types', type: 'ether_type', elements: '{ ip, ip6 }' },
+export const NFT_CONST_SETS: readonly { name: string; type: 'ether_type' | 'inet_proto'; values: readonly number[] }[] = [
+  { name: 'ip_types', type: 'ether_type', values: [0x0800, 0x86dd] },
   // IPv6 extension headers: after a fragment header, one of these means the first fragment may
   // not hold the upper-layer header, so no ICMPv6 or UDP guard could read it.
-  { name: 'ipv6_exthdrs', type: 'inet_proto', elements: '{ 0, 43, 44, 60, 135 }' },
-  { name: 'tagged_types', type: 'ether_type', elements: `{ ${TAGGED.map(ethertypeText).join(', ')} }` },
-] as const;
+  { name: 'ipv6_exthdrs', type: 'inet_proto', values: [0, 43, 44, 60, 135] },
+  { name: 'tagged_types', type: 'ether_type', values: TAGGED },
+];
+
+/** One element of a constant set, as xennet compares it (numbers: nft prints names from files of the host's). */
+export const constElementText = (type: 'ether_type' | 'inet_proto', v: number): string => (type === 'ether_type' ? `0x${v.toString(16).padStart(4, '0')}` : String(v));
+
+/**
+ * The constant sets' elements as the pseudo-chain XN-CONST, one `@<set> <element>` line each: the
+ * guests' address checks match them (`ether type @ip_types drop` is the catch-all of a guest's
+ * source check), so an element taken out is a check switched off, and is drift like a rule.
+ */
+export const CHAIN_CONST = 'XN-CONST';
+
+/** XN-CONST's lines in their one order: by set, then by value. */
+export function sortConstLines(lines: Iterable<string>): string[] {
+  const rank = (l: string): [number, number, string] => {
+    const m = /^@(\S+) (\S+)$/.exec(l);
+    const set = NFT_CONST_SETS.findIndex((s) => s.name === m?.[1]);
+    const v = m ? Number(m[2]) : NaN;
+    return [set < 0 ? NFT_CONST_SETS.length : set, Number.isNaN(v) ? Infinity : v, l];
+  };
+  return [...new Set(lines)].sort((a, b) => {
+    const [sa, va, la] = rank(a);
+    const [sb, vb, lb] = rank(b);
+    return sa - sb || va - vb || la.localeCompare(lb);
+  });
+}
+
+export const constSetLines = (): string[] => sortConstLines(NFT_CONST_SETS.flatMap((s) => s.values.map((v) => `@${s.name} ${constElementText(s.type, v)}`)));
+
 const IP_TYPES = 'ether type @ip_types';
 
 /** "None of these": `ether type != ip ether type != arp ...` (a chain of compares, no set). */
@@ -338,5 +366,6 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
     t.chains.set(vifChain('E', m.name), e);
   }
   if (guard.keys.length > 0) t.chains.set(CHAIN_CLAIMS, guard.keys);
+  t.chains.set(CHAIN_CONST, constSetLines());
   return t;
 }

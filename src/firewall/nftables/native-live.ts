@@ -12,7 +12,7 @@ import type { NftChainObject, NftElementObject, NftRuleObject } from '../../brid
 import { VERDICT } from '../../bridge/nl/nftables.js';
 import { hostCidr } from '../../net/index.js';
 import { emptyLive, type LiveTable } from '../live.js';
-import { BASE_CHAINS, NFT_SETS } from './compile.js';
+import { BASE_CHAINS, constElementText, NFT_CONST_SETS, NFT_SETS } from './compile.js';
 import { CLAIM_SETS } from './guard.js';
 import { putElementChains } from './script.js';
 import { rawHex } from './syntax.js';
@@ -27,8 +27,8 @@ export interface NativeTables {
   elements: Map<string, NftElementObject[]>;
 }
 
-/** The sets whose elements parseNftList reads: the dispatch maps and sets, the guard's. */
-export const NATIVE_SETS: readonly string[] = [...NFT_SETS.map((s) => s.name), ...new Set(CLAIM_SETS.flatMap((s) => [s.ports, s.keys]))];
+/** The sets whose elements parseNftList reads: the dispatch maps and sets, the guard's, the constant ones. */
+export const NATIVE_SETS: readonly string[] = [...NFT_SETS.map((s) => s.name), ...new Set(CLAIM_SETS.flatMap((s) => [s.ports, s.keys])), ...NFT_CONST_SETS.map((s) => s.name)];
 
 /** The rule texts a reader may find, by tag. */
 export function knownRules(chains: Iterable<readonly string[]>): Map<string, string> {
@@ -151,7 +151,16 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
       keyClaims.push({ line: `@${set} ${text}`, packets: e.counter?.packets ?? 0, bytes: e.counter?.bytes ?? 0 });
     }
   }
-  putElementChains(live, perPort, portClaims, keyClaims);
+  const constLines: string[] = [];
+  for (const set of NFT_CONST_SETS) {
+    for (const e of read.elements.get(set.name) ?? []) {
+      // An ethertype is 2 bytes, a protocol 1, in network order (the rest of a register, zero).
+      const width = set.type === 'ether_type' ? 2 : 1;
+      if (e.key.length < width || e.key.subarray(width).some((b) => b !== 0)) return undefined;
+      constLines.push(`@${set.name} ${constElementText(set.type, width === 2 ? e.key.readUInt16BE(0) : e.key[0]!)}`);
+    }
+  }
+  putElementChains(live, perPort, portClaims, keyClaims, constLines);
   return live;
 }
 

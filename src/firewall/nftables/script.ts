@@ -11,10 +11,11 @@
  * and a map element's target chain is added first (a no-op when present; deleted at the end when
  * nothing wants it).
  */
+import { readFileSync } from 'node:fs';
 import { emptyLive, type LiveTable } from '../live.js';
 import type { TablePlan } from '../model.js';
 import { isFirewallableName, vifChain, vifOfChain } from '../names.js';
-import { BASE_CHAINS, NFT_CONST_SETS, NFT_SETS, elementLine, type NftSetName } from './compile.js';
+import { BASE_CHAINS, CHAIN_CONST, constElementText, NFT_CONST_SETS, NFT_SETS, elementLine, sortConstLines, type NftSetName } from './compile.js';
 import { NFT_TABLE } from './table.js';
 import { LEARNED_SETS } from './learned.js';
 import { ruleTag, splitComment, UNTAGGED } from './tag.js';
@@ -27,7 +28,7 @@ export const NFT_FAMILIES: readonly NftFamily[] = ['bridge', 'inet'];
 export const familyOfChain = (chain: string): NftFamily => BASE_CHAINS[chain]?.family ?? 'bridge';
 const isVifElements = (chain: string): boolean => chain.startsWith('XN-E-');
 /** Pseudo-chains of set elements: a guest's (XN-E-<vif>) and the guard's shared keys. */
-export const isElements = (chain: string): boolean => isVifElements(chain) || chain === CHAIN_CLAIMS;
+export const isElements = (chain: string): boolean => isVifElements(chain) || chain === CHAIN_CLAIMS || chain === CHAIN_CONST;
 
 /** Marker in LiveTable.policies: that family's table exists. */
 const present = (f: NftFamily): string => `table ${f}`;
@@ -56,8 +57,14 @@ export function parseNftList(text: string): LiveTable {
   let family: NftFamily | undefined;
   let block: { kind: 'chain' | 'set'; name: string } | undefined;
   let pending: string | undefined; // an `elements = { ...` that spans lines
+  const constLines: string[] = [];
   const addElements = (set: string, body: string): void => {
     if (family !== 'bridge') return;
+    const constSet = NFT_CONST_SETS.find((c) => c.name === set);
+    if (constSet) {
+      for (const raw of body.split(',')) if (raw.trim() !== '') constLines.push(`@${set} ${constValueText(constSet.type, raw.trim())}`);
+      return;
+    }
     if (claimSets.has(set) || keySets.has(set)) {
       for (const raw of body.split(',')) {
         const item = raw.trim();
@@ -144,7 +151,7 @@ export function parseNftList(text: string): LiveTable {
     // A rule xennet wrote carries its text's tag; without it, it is not the rule xennet wrote.
     rules.push(comment === ruleTag(text) ? text : `${text}${UNTAGGED}`);
   }
-  putElementChains(live, elements, portClaims, keyClaims);
+  putElementChains(live, elements, portClaims, keyClaims, constLines);
   // The base chains of a dormant table hook nothing: their hook line differs from the desired one,
   // so plan shows them and apply writes them again, in a transaction that wakes the table
   // (`add table` without flags).
@@ -156,9 +163,11 @@ export function parseNftList(text: string): LiveTable {
 
 /**
  * The set elements as pseudo-chains (pure): each port's dispatch entries and claims as its
- * XN-E-<vif>, the guard's keys (with their counters) as XN-CLAIMS, in one order for every reader.
+ * XN-E-<vif>, the guard's keys (with their counters) as XN-CLAIMS, the constant sets' elements
+ * as XN-CONST, in one order for every reader.
  */
-export function putElementChains(live: LiveTable, elements: ReadonlyMap<string, ReadonlyMap<string, string>>, portClaims: ReadonlyMap<string, string[]>, keyClaims: readonly { line: string; packets: number; bytes: number }[]): void {
+export function putElementChains(live: LiveTable, elements: ReadonlyMap<string, ReadonlyMap<string, string>>, portClaims: ReadonlyMap<string, string[]>, keyClaims: readonly { line: string; packets: number; bytes: number }[], constLines: readonly string[]): void {
+  if (constLines.length > 0) live.chains.set(CHAIN_CONST, sortConstLines(constLines));
   for (const key of [...new Set([...elements.keys(), ...portClaims.keys()])].sort()) {
     const per = elements.get(key);
     live.chains.set(vifChain('E', key), [...NFT_SETS.map((s) => per?.get(s.name)).filter((x): x is string => x !== undefined), ...sortClaimLines(portClaims.get(key) ?? [])]);
@@ -178,6 +187,32 @@ function elementStatement(line: string): string {
   return `${m[1]} { ${m[2]} }`;
 }
 
+const constElements = (s: (typeof NFT_CONST_SETS)[number]): string => s.values.map((v) => constElementText(s.type, v)).join(', ');
+
+/** Names nft prints for ethertypes (its own table) and protocols (the host's /etc/protocols). */
+const ETHER_NAMES: Readonly<Record<string, number>> = { ip: 0x0800, arp: 0x0806, ip6: 0x86dd, '8021q': 0x8100, '8021ad': 0x88a8, vlan: 0x8100 };
+let protocolNumbers: Map<string, number> | undefined;
+function protocolNumber(name: string): number | undefined {
+  if (!protocolNumbers) {
+    protocolNumbers = new Map();
+    try {
+      for (const l of readFileSync('/etc/protocols', 'utf8').split('\n')) {
+        const [n, num, ...aliases] = l.replace(/#.*/, '').trim().split(/\s+/);
+        if (n && num && /^\d+$/.test(num)) for (const a of [n, ...aliases]) if (!protocolNumbers.has(a)) protocolNumbers.set(a, Number(num));
+      }
+    } catch {
+      // no such file: nft prints numbers
+    }
+  }
+  return protocolNumbers.get(name);
+}
+
+/** A constant set's element as nft printed it -> xennet's text of it (unknown: as printed, which then differs). */
+export function constValueText(type: 'ether_type' | 'inet_proto', printed: string): string {
+  const n = /^0x[0-9a-f]+$/i.test(printed) || /^\d+$/.test(printed) ? Number(printed) : type === 'ether_type' ? ETHER_NAMES[printed] : protocolNumber(printed);
+  return n === undefined ? printed : constElementText(type, n);
+}
+
 /** The nft script for one plan of table `nftables` (empty when there is nothing to do). */
 export function renderNft(plan: TablePlan): string {
   const drop = new Set(plan.dropTables ?? []);
@@ -193,7 +228,10 @@ export function renderNft(plan: TablePlan): string {
   if (!drop.has('bridge')) {
     lines.push(`add table bridge ${NFT_TABLE}`);
     for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
-    for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = ${s.elements}; }`);
+    for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = { ${constElements(s)} }; }`);
+    // Their elements as wanted, exactly: an element taken out switches a guest check off, and
+    // one put in drops what a guest may send.
+    if (write.some(([c]) => c === CHAIN_CONST)) for (const s of NFT_CONST_SETS) lines.push(`flush set bridge ${NFT_TABLE} ${s.name}`, `add element bridge ${NFT_TABLE} ${s.name} { ${constElements(s)} }`);
     for (const s of CLAIM_SET_DECLS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
     for (const s of LEARNED_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
   }
@@ -235,7 +273,7 @@ export function renderNft(plan: TablePlan): string {
   // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
   const wanted = new Set<string>();
   for (const [c, rules] of write) {
-    if (!isElements(c)) continue;
+    if (!isElements(c) || c === CHAIN_CONST) continue;
     const had = new Set(plan.before?.get(c) ?? []);
     for (const r of rules) {
       if (c === CHAIN_CLAIMS && had.has(r)) continue;

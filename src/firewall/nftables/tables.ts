@@ -7,6 +7,7 @@ import type { TableCodec } from '../driver.js';
 import { tableLabel } from '../model.js';
 import { vifOfChain } from '../names.js';
 import { CHAIN_CLAIMS, claimsFromPortLines } from './guard.js';
+import { CHAIN_CONST } from './compile.js';
 import { dormantTables, isElements, parseNftList, renderNft, tablesToDrop } from './script.js';
 
 export const nftablesCodec: TableCodec = {
@@ -31,7 +32,7 @@ export const nftablesCodec: TableCodec = {
   completeRecordedPlan(plan, before) {
     if (before.chains.size > 0) plan.expectTable = true;
   },
-  chainKind: (chain) => ({ guard: chain === CHAIN_CLAIMS, elements: chain === CHAIN_CLAIMS }),
+  chainKind: (chain) => (chain === CHAIN_CONST ? { guard: false, elements: true, what: "the guests' address checks are broken (which frames are IP, tagged, or IPv6 with extension headers)" } : { guard: chain === CHAIN_CLAIMS, elements: chain === CHAIN_CLAIMS }),
   liveGuests(live) {
     const out = new Set<string>();
     for (const c of live.chains.keys()) {
