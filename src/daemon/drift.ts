@@ -10,7 +10,7 @@
  * lock (it may catch a hook's commit half way: then it looks again under the lock); a repair
  * runs under it, so it never interleaves with a hook's commit.
  */
-import { ownRestorePids, type Backend } from '../firewall/backend.js';
+import { isOwnRestore, type Backend } from '../firewall/backend.js';
 import { installedBackend } from '../firewall/engine.js';
 import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { indexStamp } from '../firewall/store.js';
@@ -92,7 +92,7 @@ export class DriftWatch {
           // Any commit ends what the last clean check saw (the generation may be announced
           // before all of a commit is in place): only the periodic check may skip.
           this.quiet = undefined;
-          if (!ownRestorePids.has(e.pid)) this.schedule(DEBOUNCE_MS);
+          if (!isOwnRestore(e.pid)) this.schedule(DEBOUNCE_MS);
         },
         () => {
           this.quiet = undefined;

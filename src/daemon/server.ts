@@ -118,10 +118,10 @@ export class Daemon implements DaemonContext {
       env,
       log,
       xenstore: () => this.xenstore(),
-      read: async (source) => {
+      read: async (source, snapshot) => {
         const unread: string[] = [];
         const changesAt = { at: Number.POSITIVE_INFINITY };
-        const status = await (await import('../status/host-status.js')).hostStatus({ rules: source, env, unread, changesAt });
+        const status = await (await import('../status/host-status.js')).hostStatus({ rules: source, env, unread, changesAt, ...(snapshot ? { snapshot } : {}) });
         return { status, unread, changesAt: changesAt.at };
       },
     });

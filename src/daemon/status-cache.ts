@@ -13,8 +13,12 @@
  *     targets; a guest's writes to its own nodes are passed over), made certain the same way by a
  *     read on the same connection;
  *   - the stamps of the rule file, the firewall index and the learned bindings' record, the
- *     br_netfilter settings and the guest ports' IP-stack settings (sysctls announce nothing:
+ *     br_netfilter settings and every interface's IP-stack settings (sysctls announce nothing:
  *     they are read, three small files per interface, 17 ms for 1000 here).
+ *
+ * The links, addresses, routes and settings are read once per request (a NetSnapshot): a read of
+ * the status gets the very snapshot its key was made of, so a setting that flips and flips back
+ * while a status is being read cannot leave an answer remembered under a key it was not read from.
  *
  * What none of these see is never answered from memory: the xtables backend (ipset and
  * iptables-legacy commit no nf_tables generation), a host where iptables-legacy has tables (status
@@ -24,20 +28,18 @@
  * says how old (`asOf`); `xennet status --fresh` reads everything now.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { legacyTables } from '../firewall/xtables/backend.js';
 import { driverFor } from '../firewall/drivers.js';
-import { bridgeNetfilterState } from '../firewall/host.js';
 import { learnedPath } from '../firewall/learning/state.js';
+import { readNetSnapshot, type NetSnapshot } from '../firewall/session.js';
 import { indexStamp } from '../firewall/store.js';
 import type { RulesSource } from '../config/paths.js';
 import type { HostStatus } from '../status/host-status.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { fileIdentity } from '../sys/file-identity.js';
-import { guestPortStack, readInterfaceSysctl } from '../sys/sysctl.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 
 /** How old remembered counters may be before status reads everything again. */
@@ -67,7 +69,7 @@ export interface StatusCacheContext {
    * A full read: the status, what could not be read this time, and the first moment something
    * it shows changes by itself (a learned binding runs out), in ms since the epoch (see hostStatus).
    */
-  read(source: RulesSource): Promise<{ status: HostStatus; unread: string[]; changesAt: number }>;
+  read(source: RulesSource, snapshot: NetSnapshot | undefined): Promise<{ status: HostStatus; unread: string[]; changesAt: number }>;
 }
 
 interface Remembered {
@@ -78,14 +80,6 @@ interface Remembered {
   until: number;
 }
 
-/** The interfaces of this namespace, as /proc/sys/net/ipv4/conf lists them. */
-function interfaces(): string[] {
-  try {
-    return readdirSync('/proc/sys/net/ipv4/conf').filter((n) => n !== 'all' && n !== 'default');
-  } catch {
-    return [];
-  }
-}
 
 export class StatusCache {
   private remembered: Remembered | undefined;
@@ -113,7 +107,7 @@ export class StatusCache {
 
   /** The status for `source`: remembered when nothing it was read from can have changed, else read now. */
   async get(source: RulesSource, fresh: boolean): Promise<StatusAnswer> {
-    const key = await this.key(source);
+    const { key, snapshot } = await this.key(source);
     const r = this.remembered;
     if (!fresh && key !== undefined && r && r.key === key && Date.now() < r.until) {
       this.counts.remembered++;
@@ -121,7 +115,7 @@ export class StatusCache {
     }
     // One read at a time serves every request that came in meanwhile with the same key.
     if (!fresh && this.reading && key !== undefined && this.reading.key === key) return this.reading.answer;
-    const answer = this.readNow(source, key);
+    const answer = this.readNow(source, key, snapshot);
     this.reading = { key, answer };
     try {
       return await answer;
@@ -130,24 +124,24 @@ export class StatusCache {
     }
   }
 
-  private async readNow(source: RulesSource, key: string | undefined): Promise<StatusAnswer> {
+  private async readNow(source: RulesSource, key: string | undefined, snapshot: NetSnapshot | undefined): Promise<StatusAnswer> {
     const at = Date.now();
-    const { status, unread, changesAt } = await this.ctx.read(source);
+    // The read uses the network state the key was made of (not a second read of it).
+    const { status, unread, changesAt } = await this.ctx.read(source, snapshot);
     this.counts.read++;
     if (key !== undefined && !this.stopped && rememberable(status, unread)) this.remembered = { key, status, at, until: Math.min(at + MAX_AGE_MS, changesAt) };
     else this.remembered = undefined;
     return { status, asOf: new Date(at).toISOString(), remembered: false };
   }
 
-  /** A digest of the links, dom0's addresses and default gateways, as status reads them. */
-  private async linkFacts(): Promise<string> {
-    this.nl ??= new NetlinkClient();
-    const links = await this.nl.listLinks();
-    const [addresses, routes] = [await this.nl.listAddresses(links), await this.nl.listRoutes(links)];
+  /** A digest of the network state status reads (see NetSnapshot). */
+  private static digest(n: NetSnapshot): string {
     return createHash('sha256')
-      .update(JSON.stringify(links))
-      .update(JSON.stringify(addresses.map((a) => `${a.link} ${a.local}`).sort()))
-      .update(JSON.stringify(routes.filter((r) => r.dst === 'default').map((r) => `${r.table} ${r.gateway ?? '-'}`).sort()))
+      .update(JSON.stringify(n.links))
+      .update(JSON.stringify(n.addresses.map((a) => `${a.link} ${a.local}`).sort()))
+      .update(JSON.stringify(n.routes.filter((r) => r.dst === 'default').map((r) => `${r.table} ${r.gateway ?? '-'}`).sort()))
+      .update(JSON.stringify(n.bridgeSysctls))
+      .update(JSON.stringify([...n.portSysctls]))
       .digest('hex');
   }
 
@@ -162,8 +156,8 @@ export class StatusCache {
    * What the status read now would be read from, or undefined when that cannot be known without
    * reading it (no xenstore, or iptables-legacy in use: its tables commit no generation).
    */
-  private async key(source: RulesSource): Promise<string | undefined> {
-    if (this.stopped || legacyTables('ipv4').length + legacyTables('ipv6').length > 0) return undefined;
+  private async key(source: RulesSource): Promise<{ key: string | undefined; snapshot: NetSnapshot | undefined }> {
+    if (this.stopped || legacyTables('ipv4').length + legacyTables('ipv6').length > 0) return { key: undefined, snapshot: undefined };
     try {
       const xs = await this.ctx.xenstore();
       if (xs !== this.watchedOn) {
@@ -181,15 +175,13 @@ export class StatusCache {
         this.watchedOn = xs;
       }
       // Every xenstore event sent before now has been counted once this read answers.
-      const [generation, links] = await Promise.all([rulesetGeneration(), this.linkFacts(), xs.read('/local/domain/0/name')]);
-      if (!xs.usable || xs !== this.watchedOn) return undefined;
-      const sysctls = Object.values(bridgeNetfilterState()).join(',');
-      // Every interface's (the guest ports among them: which ones, the read will tell).
-      const ports = interfaces().map((name) => `${name}=${guestPortStack.map((s) => readInterfaceSysctl(s.family, name, s.key) ?? '-').join(',')}`).join(' ');
-      return [source.file, source.absentOk, fileIdentity(source.file), generation, links, this.xenstoreEvents, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), sysctls, ports].join('|');
+      this.nl ??= new NetlinkClient();
+      const [generation, snapshot] = await Promise.all([rulesetGeneration(), readNetSnapshot(this.nl), xs.read('/local/domain/0/name')]);
+      if (!xs.usable || xs !== this.watchedOn) return { key: undefined, snapshot };
+      return { key: [source.file, source.absentOk, fileIdentity(source.file), generation, StatusCache.digest(snapshot), this.xenstoreEvents, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env))].join('|'), snapshot };
     } catch (e) {
       this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
-      return undefined;
+      return { key: undefined, snapshot: undefined };
     }
   }
 }

@@ -21,12 +21,25 @@ export interface TableIo {
   readKnown?(desired: TableRules): Promise<LiveTable | undefined>;
 }
 
-/** Pids of this process's recent restores (a ruleset monitor tells its own changes from others'). */
-export const ownRestorePids = new Map<number, number>();
+/**
+ * Pids of this process's recent restores, with when each was spawned: a ruleset monitor tells its
+ * own changes from others' by the pid a commit names. Only for OWN_PID_MS: an idle daemon must not
+ * take a foreign commit for its own because the kernel gave that program a pid of one of its old
+ * restores (pids wrap around).
+ */
+const ownRestorePids = new Map<number, number>();
+const OWN_PID_MS = 10_000;
+
 export function noteOwnPid(pid: number): void {
   const now = Date.now();
   ownRestorePids.set(pid, now);
-  for (const [p, t] of ownRestorePids) if (now - t > 60_000) ownRestorePids.delete(p);
+  for (const [p, t] of ownRestorePids) if (now - t > OWN_PID_MS) ownRestorePids.delete(p);
+}
+
+/** Whether a commit naming `pid` is one of this process's restores (spawned less than OWN_PID_MS ago). */
+export function isOwnRestore(pid: number, now = Date.now()): boolean {
+  const t = ownRestorePids.get(pid);
+  return t !== undefined && now - t <= OWN_PID_MS;
 }
 
 export interface Backend {

@@ -23,7 +23,7 @@ export interface PortGap {
 }
 
 /** What is missing on these bridges and guest ports (reads the kernel's settings). */
-export function portGaps(links: readonly LinkState[], guestPorts: readonly { name: string; bridge: string }[]): PortGap[] {
+export function portGaps(links: readonly LinkState[], guestPorts: readonly { name: string; bridge: string }[], readSetting: (family: 'ipv4' | 'ipv6', port: string, key: string) => string | undefined = readInterfaceSysctl): PortGap[] {
   const out: PortGap[] = [];
   const bridges = new Set(guestPorts.map((p) => p.bridge));
   for (const b of [...bridges].sort()) {
@@ -34,7 +34,7 @@ export function portGaps(links: readonly LinkState[], guestPorts: readonly { nam
   }
   for (const p of guestPorts) {
     const open = guestPortStack.filter((s) => {
-      const v = readInterfaceSysctl(s.family, p.name, s.key);
+      const v = readSetting(s.family, p.name, s.key);
       return v !== undefined && !(s.closed ?? [s.value]).includes(v);
     });
     if (open.length > 0) out.push({ kind: 'port', name: p.name, problem: `${p.name}: dom0's IP stack is open on this guest port (${open.map((s) => `${s.family} ${s.key} is not ${s.value}`).join(', ')}): link-local frames from the guest reach dom0 unfiltered` });

@@ -1,6 +1,7 @@
 /** Gathers the host's live vifs (netlink + xenstore) for `plan`, `apply` and `status`. */
 import { NetlinkClient } from '../bridge/nl/client.js';
-import type { LinkState } from '../bridge/model.js';
+import type { AddressState, LinkState, RouteState } from '../bridge/model.js';
+import { bridgeNetfilterSysctls, guestPortStack, readInterfaceSysctl, readSysctl } from '../sys/sysctl.js';
 import { reasonOf } from '../sys/errors.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { discoverVifs, type DiscoveredVif } from './discover.js';
@@ -16,12 +17,36 @@ export interface HostFacts {
   dom0?: { addresses: string[]; gateways: string[] };
 }
 
-export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, options: { dom0?: boolean } = {}): Promise<HostFacts> {
+/**
+ * The kernel's network state as `status` reads it, read once: the links, every address, the
+ * routes, the br_netfilter settings and each interface's IP-stack settings. A caller that keys a
+ * remembered status on these gives the same snapshot to the read, so that what the status shows is
+ * what its key was made of (a setting that flips and flips back during a read cannot leave an
+ * answer that matches a key it was not read from).
+ */
+export interface NetSnapshot {
+  links: LinkState[];
+  addresses: AddressState[];
+  routes: RouteState[];
+  bridgeSysctls: Record<string, string | undefined>;
+  /** Per interface: its guestPortStack settings, in that order. */
+  portSysctls: ReadonlyMap<string, readonly (string | undefined)[]>;
+}
+
+export async function readNetSnapshot(nl: NetlinkClient): Promise<NetSnapshot> {
+  const links = await nl.listLinks();
+  const [addresses, routes] = [await nl.listAddresses(links), await nl.listRoutes(links)];
+  const bridgeSysctls = Object.fromEntries(bridgeNetfilterSysctls.map((k) => [k, readSysctl(k)]));
+  const portSysctls = new Map(links.map((l) => [l.name, guestPortStack.map((st) => readInterfaceSysctl(st.family, l.name, st.key))] as const));
+  return { links, addresses, routes, bridgeSysctls, portSysctls };
+}
+
+export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, options: { dom0?: boolean; snapshot?: NetSnapshot } = {}): Promise<HostFacts> {
   const nl = new NetlinkClient();
   let xs: XenstoreClient | undefined;
   const warnings: string[] = [];
   try {
-    const links = await nl.listLinks();
+    const links = options.snapshot?.links ?? (await nl.listLinks());
     try {
       xs = await XenstoreClient.connect(env);
     } catch (e) {
@@ -42,8 +67,10 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
     }
     const facts: HostFacts = { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, xenstoreRead: found.xenstoreRead, warnings: [...warnings, ...found.warnings] };
     if (options.dom0) {
+      const snap = options.snapshot;
       const own = links.filter((l) => !found.vifs.some((v) => v.name === l.name));
-      const [addresses, routes] = [await nl.listAddresses(own), await nl.listRoutes(links)];
+      const ownNames = new Set(own.map((l) => l.name));
+      const [addresses, routes] = snap ? [snap.addresses.filter((a) => ownNames.has(a.link)), snap.routes] : [await nl.listAddresses(own), await nl.listRoutes(links)];
       facts.dom0 = { addresses: [...new Set(addresses.map((a) => a.local))], gateways: [...new Set(routes.filter((r) => r.dst === 'default' && r.gateway).map((r) => r.gateway!))] };
     }
     return facts;

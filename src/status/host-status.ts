@@ -27,7 +27,8 @@ import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { type Counter, type LiveTable } from '../firewall/live.js';
-import { gatherHostFacts } from '../firewall/session.js';
+import { gatherHostFacts, type NetSnapshot } from '../firewall/session.js';
+import { guestPortStack } from '../sys/sysctl.js';
 import type { DaemonStats } from '../daemon/server.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -153,12 +154,13 @@ function drops(have: VifLive | undefined): { packets: number; bytes: number } {
  * later (the daemon does not remember it). `changesAt.at` is lowered to the first moment what it
  * shows changes by itself (a learned binding, recorded or in the kernel, runs out).
  */
-export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv; unread?: string[]; changesAt?: { at: number } } = {}): Promise<HostStatus> {
+export async function hostStatus(options: { rules?: string | RulesSource; env?: NodeJS.ProcessEnv; unread?: string[]; changesAt?: { at: number }; snapshot?: NetSnapshot } = {}): Promise<HostStatus> {
   const env = options.env ?? process.env;
   const problems: string[] = [];
   const notes: string[] = [];
   const unread = options.unread ?? [];
-  const facts = await gatherHostFacts(env, { dom0: true });
+  const snapshot = options.snapshot;
+  const facts = await gatherHostFacts(env, { dom0: true, ...(snapshot ? { snapshot } : {}) });
   if (!facts.xenstoreRead) unread.push('xenstore');
   notes.push(...facts.warnings);
   const source = typeof options.rules === 'object' ? options.rules : rulesSource(options.rules, env);
@@ -225,7 +227,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     problems.push(`cannot read the firewall: ${reasonOf(e)}`);
   }
   const installed = live === undefined || indexPresent || tableNames.some((t) => live![t].chains.size > 0 || live![t].roots.length > 0);
-  const bridgeNetfilter = bridgeNetfilterState();
+  const bridgeNetfilter = snapshot ? (snapshot.bridgeSysctls as ReturnType<typeof bridgeNetfilterState>) : bridgeNetfilterState();
   const byName = new Map<string, LinkState>(facts.links.map((l) => [l.name, l]));
   const vifNames = new Set(facts.vifs.map((v) => v.name as string));
   const bridges: BridgeStatusLine[] = facts.links
@@ -357,7 +359,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     const attached = facts.vifs.filter((v) => v.link.master !== null).length;
     notes.push(`xennet's firewall is not installed on this host (no rules of its own, no firewall index)${attached > 0 ? `: ${attached} attached guest interface${attached === 1 ? ' is' : 's are'} not filtered by xennet` : ''}; \`xennet apply\` installs it`);
   }
-  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
+  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshot ? (family, port, key) => snapshot.portSysctls.get(port)?.[guestPortStack.findIndex((st) => st.family === family && st.key === key)] : undefined)) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);

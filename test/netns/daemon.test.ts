@@ -30,6 +30,7 @@ interface Stats {
   policy: { state: string; problem?: string };
   backends: { prepared: number } | null;
   drift: { reads: number; unchanged: number; lookups: number };
+  names?: { followed: number } | null;
 }
 
 describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift', function () {
@@ -337,6 +338,9 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await status()).read.remembered, true, "a guest's own xenstore nodes");
     host.xenstored.write('/local/domain/22/name', 'renamed22');
     assert.equal(vif(await status(), 'vif22.0').domain, 'renamed22', "a domain's name");
+    // The daemon moves the renamed domain's vif to its policy (a commit, an index write): wait for
+    // it, or it lands in the middle of what follows.
+    await until('the renamed vif moved', async () => ((await stats()).names?.followed ?? 0) >= 1);
     assert.equal((await host.dom0.exec('nft', ['add', 'table', 'inet', 'xnt-other'])).code, 0);
     assert.equal((await status()).read.remembered, false, 'a commit to nf_tables (any table)');
     writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n  g21:\n    inbound: drop\n');

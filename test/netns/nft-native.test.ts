@@ -14,6 +14,7 @@ import { run } from '../../src/sys/exec.js';
 import { sweepLeftovers } from './lib/netns.js';
 
 const readsJs = fileURLToPath(new URL('./lib/nft-reads-main.js', import.meta.url));
+const snapshotJs = fileURLToPath(new URL('./lib/status-snapshot-main.js', import.meta.url));
 const macOf = (d: number): string => `00:16:3e:00:02:${d.toString(16).padStart(2, '0')}`;
 const spec = (d: number, name: string, declared = true): GuestSpec => ({ domid: d, name, mac: macOf(d), addresses: [`192.168.0.${100 + d}/24`, `2001:db8::${100 + d}/64`], ...(declared ? { xenstoreIp: `192.168.0.${100 + d} 2001:db8::${100 + d}` } : {}) });
 
@@ -88,6 +89,16 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     agree(after, 'after a hook');
     const total = (l: Live): number => l.counters.reduce((n, [, list]) => n + list.reduce((m, c) => m + c.packets, 0), 0);
     assert.ok(total(after.text) > 0 && total(after.native!) >= total(after.text), `counters read natively: ${total(after.native!)} packets, nft: ${total(after.text)}`);
+  });
+
+  it('status read from a network snapshot shows what the snapshot holds, not what is live a moment later (the daemon keys a remembered status on that snapshot)', async () => {
+    const r = await host.dom0.exec('node', [snapshotJs, 'vif1.0'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { live: string[]; snapshot: string[]; bridgeNetfilter: Record<string, string> };
+    assert.ok(!out.live.some((p) => /br_netfilter|rp_filter/.test(p)), `control: live, nothing is wrong: ${out.live.join('; ')}`);
+    assert.equal(out.bridgeNetfilter['net.bridge.bridge-nf-call-iptables'], '0');
+    assert.ok(out.snapshot.some((p) => /net\.bridge\.bridge-nf-call-iptables is 0/.test(p)), out.snapshot.join('; '));
+    assert.ok(out.snapshot.some((p) => /vif1\.0: dom0's IP stack is open on this guest port \(ipv4 rp_filter is not 1\)/.test(p)), out.snapshot.join('; '));
   });
 
   it('status reads the tables without nft: with the program hidden it sees the same firewall and problems; a flushed chain shows as drifted there too; plan and apply, which go by what nft prints, fail saying so', async () => {

@@ -1,0 +1,13 @@
+/** A ruleset monitor's own commits: by pid, and only for a while (pids wrap around). */
+import assert from 'node:assert/strict';
+import { isOwnRestore, noteOwnPid } from '../../src/firewall/backend.js';
+
+describe('own restores', function () {
+  it('are the pids spawned in the last 10 s; an old one is a foreign program that got its pid again', function () {
+    const now = Date.now();
+    noteOwnPid(424242);
+    assert.equal(isOwnRestore(424242, now), true);
+    assert.equal(isOwnRestore(424243, now), false, 'never spawned');
+    assert.equal(isOwnRestore(424242, now + 10_001), false, 'an idle daemon: the pid may be anyone\'s by now');
+  });
+});
