@@ -27,7 +27,7 @@ import { Deadline } from '../sys/deadline.js';
 import { mkfifoSync } from '../sys/fifo.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { pidAlive, readPidFile } from '../sys/process.js';
+import { pidAlive, readPidFile, runsSubcommand } from '../sys/process.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
@@ -246,7 +246,11 @@ export class Daemon implements DaemonContext {
       }
     }
     const other = readPidFile(p.pid);
-    if (other !== undefined && other !== process.pid && pidAlive(other)) throw new XennetError('refused', `another xennet daemon (pid ${other}) runs on ${p.dir}`, { hint: 'stop it first (systemctl stop xennet)' });
+    // A live process that runs no `daemon` at all got the pid of one that died (the file is stale).
+    if (other !== undefined && other !== process.pid && pidAlive(other)) {
+      if (runsSubcommand(other, 'daemon')) throw new XennetError('refused', `another xennet daemon (pid ${other}) runs on ${p.dir}`, { hint: 'stop it first (systemctl stop xennet)' });
+      this.log.warning(`${p.pid} names pid ${other}, which runs no daemon: a stale pid file (its daemon died and the pid was given to another process); taking it over`);
+    }
     // From here the files in the run directory are this daemon's (stop() removes only its own).
     this.ownsRunDir = true;
     rmSync(p.requests, { recursive: true, force: true });

@@ -40,7 +40,9 @@ take_back() {
   if mv -T -- "$req" "$req.self" 2>/dev/null; then in_process; fi
 }
 
-{ read -r pid < "$run/daemon.pid"; } 2>/dev/null
+# Only a regular file, not through a link, and its first bytes: a FIFO there would hang the hook
+# past the toolstack's timeout.
+if [[ -f $run/daemon.pid && ! -L $run/daemon.pid ]]; then { read -r -n 16 pid < "$run/daemon.pid"; } 2>/dev/null; fi
 [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || in_process
 req=$run/req/$$.$RANDOM$RANDOM
 # The request: argv and the toolstack's environment, NUL-separated. Its status is that of the

@@ -142,12 +142,14 @@ export class SimHost {
 
   /**
    * Starts `xennet daemon` in dom0 (the installed one on an installed host, or `command` as given,
-   * e.g. the installed unit's ExecStart) and waits until it listens.
+   * e.g. the installed unit's ExecStart) and waits until it listens. A pid file left there goes
+   * first (`keepPidFile`: a test of what the daemon makes of one), so that it waits for the new one.
    */
-  async startDaemon(extra: NodeJS.ProcessEnv = {}, command?: string[]): Promise<number> {
+  async startDaemon(extra: NodeJS.ProcessEnv = {}, command?: string[], options: { keepPidFile?: boolean } = {}): Promise<number> {
     const cmd = command ?? (this.installed ? [this.installed.xennetBin, 'daemon'] : ['node', ...DAEMON_NODE_FLAGS, xennetCli, 'daemon']);
     const pidFile = join(this.runDir, 'daemon.pid');
-    rmSync(pidFile, { force: true });
+    const stale = options.keepPidFile ? readPidFile(pidFile) : undefined;
+    if (!options.keepPidFile) rmSync(pidFile, { force: true });
     const child = start('ip', ['netns', 'exec', this.dom0.name, ...cmd], { env: this.env(extra) });
     this.daemonProcess = child;
     this.daemonLog = [];
@@ -155,7 +157,7 @@ export class SimHost {
     child.stderr?.on('data', (b: Buffer) => this.daemonLog.push(...b.toString('utf8').split('\n').filter((l) => l !== '')));
     this.daemonExit = new Promise((resolve) => child.on('close', (code) => resolve(code)));
     for (let i = 0; i < 200; i++) {
-      if (existsSync(pidFile) && existsSync(join(this.runDir, 'daemon.fifo'))) return child.pid ?? 0;
+      if (existsSync(pidFile) && readPidFile(pidFile) !== stale && existsSync(join(this.runDir, 'daemon.fifo'))) return child.pid ?? 0;
       if (child.exitCode !== null) break;
       await new Promise((r) => setTimeout(r, 50));
     }

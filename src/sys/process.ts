@@ -1,5 +1,6 @@
 /** Facts about other processes. */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { currentBootId } from './boot.js';
 
 /**
@@ -14,12 +15,78 @@ export function pidInFile(text: string): number | undefined {
   return pid > 1 && pid <= 0x3fffffff ? pid : undefined;
 }
 
-/** The pid in the pid file at `path` (see `pidInFile`), or undefined when it is missing or holds no pid. */
+/**
+ * The pid in the pid file at `path` (see `pidInFile`), or undefined when it is missing or holds no
+ * pid. Only a regular file, not through a symbolic link, and only its first bytes: a FIFO would
+ * block the reader, and a link to /dev/zero would fill its memory.
+ */
 export function readPidFile(path: string): number | undefined {
+  let fd: number | undefined;
   try {
-    return pidInFile(readFileSync(path, 'utf8'));
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buf = Buffer.alloc(PID_FILE_MAX + 1);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return n > PID_FILE_MAX ? undefined : pidInFile(buf.subarray(0, n).toString('utf8'));
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** No pid file of xennet's is longer: a pid, a newline. */
+const PID_FILE_MAX = 32;
+
+/** A process that runs (not a zombie waiting for its parent). */
+export function pidRunning(pid: number): boolean {
+  if (!pidAlive(pid)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const realOr = (p: string): string => {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+};
+
+/** Whether `pid` runs with `subcommand` among its arguments (whatever the program). */
+export function runsSubcommand(pid: number, subcommand: string): boolean {
+  if (!pidRunning(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(subcommand);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `pid` runs this very program (the script this process was started from, as Node runs
+ * it) with `subcommand`: a pid file naming another process (its pid reused, or a decoy started as
+ * `node main.js daemon`) is not taken for xennet's.
+ */
+export function runsThisProgram(pid: number, subcommand: string, script = process.argv[1]): boolean {
+  if (!script || !pidRunning(pid)) return false;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    // node [node options] [--] script subcommand ...
+    let i = 1;
+    while (i < argv.length && argv[i]!.startsWith('-')) {
+      i++;
+      if (argv[i - 1] === '--') break;
+    }
+    const theirs = argv[i];
+    if (theirs === undefined || argv[i + 1] !== subcommand) return false;
+    return realOr(resolve(readlinkSync(`/proc/${pid}/cwd`), theirs)) === realOr(resolve(script));
+  } catch {
+    return false;
   }
 }
 

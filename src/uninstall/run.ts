@@ -24,7 +24,7 @@ import { run } from '../sys/exec.js';
 import { acquireHotplugLock } from '../sys/hotplug-lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { originalFile, originalsDir, readOriginals, removeOriginals } from '../sys/originals.js';
-import { pidAlive, readPidFile } from '../sys/process.js';
+import { pidRunning, readPidFile, runsThisProgram } from '../sys/process.js';
 import { stateDir } from '../sys/statefile.js';
 import { readInterfaceSysctl, readSysctl, writeInterfaceSysctl, writeSysctl } from '../sys/sysctl.js';
 import { ifindexOf } from '../sys/sysfs.js';
@@ -55,27 +55,10 @@ function underSystemd(env: NodeJS.ProcessEnv): boolean {
   return existsSync('/run/systemd/system') && !env['XENNET_RUN_DIR'];
 }
 
-/** A process that runs (not a zombie waiting for its parent). */
-function running(pid: number): boolean {
-  if (!pidAlive(pid)) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** The daemon's pid from its pid file, when that process runs and is `xennet daemon`. */
+/** The daemon's pid from its pid file, when that process runs this program's `daemon`. */
 function daemonPid(env: NodeJS.ProcessEnv): number | null {
   const pid = readPidFile(runPaths(env).pid);
-  if (pid === undefined || pid === process.pid || !running(pid)) return null;
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-    return argv.includes('daemon') && argv.some((a) => /xennet|main\.js$/.test(a)) ? pid : null;
-  } catch {
-    return null;
-  }
+  return pid !== undefined && pid !== process.pid && runsThisProgram(pid, 'daemon') ? pid : null;
 }
 
 async function systemctl(args: string[]): Promise<{ code: number; out: string }> {
@@ -199,7 +182,7 @@ async function stopDaemon(step: Extract<Step, { kind: 'stop-daemon' }>, env: Nod
   }
   if (step.pid === null) return;
   const until = Date.now() + DAEMON_STOP_MS;
-  while (running(step.pid)) {
+  while (pidRunning(step.pid)) {
     if (Date.now() > until) throw new XennetError('timeout', `the daemon (pid ${step.pid}) did not exit within ${DAEMON_STOP_MS / 1000} s of SIGTERM; nothing else was changed`, { hint: 'look at what it is doing (journalctl -u xennet), stop it, and run uninstall again' });
     await sleep(50);
   }

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SimHost, xennetCli, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
-import { start } from '../../src/sys/exec.js';
-import { readPidFile } from '../../src/sys/process.js';
+import { run, start } from '../../src/sys/exec.js';
+import { pidAlive, readPidFile } from '../../src/sys/process.js';
 import { arrives, hex } from './lib/frames.js';
 import { guestRulesPresent, inboundDrops, installedOnce } from './lib/installed.js';
 import { sweepLeftovers } from './lib/netns.js';
@@ -518,6 +518,29 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     const g = await host.addGuest(spec(14));
     await online(g);
     assert.equal((await stats()).hookCalls, 1, 'the hook went to the first daemon');
+  });
+
+  it('a stale pid file (its daemon died, the pid went to another program) does not keep the daemon from starting; a FIFO in its place does not hang the hook', async () => {
+    mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
+    const other = start('sleep', ['60']);
+    try {
+      writeFileSync(join(host.runDir, 'daemon.pid'), `${other.pid}\n`);
+      await host.startDaemon(env, undefined, { keepPidFile: true });
+      assert.match(host.daemonLog.join('\n'), new RegExp(`names pid ${other.pid}, which runs no daemon: a stale pid file`));
+      assert.equal(pidAlive(other.pid!), true, 'the other program is left alone');
+      const g = await host.addGuest(spec(16));
+      await online(g);
+      assert.equal((await stats()).hookCalls, 1, 'served by the daemon');
+      await host.stopDaemon('SIGTERM');
+      const r = await run('mkfifo', [join(host.runDir, 'daemon.pid')]);
+      assert.equal(r.code, 0, r.stderr);
+      const t0 = performance.now();
+      const off = await hook(g, 'offline');
+      assert.equal(off.code, 0, off.stderr);
+      assert.ok(performance.now() - t0 < 8000, 'the hook did not wait on the FIFO');
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 
   it('the run directory: a trailing slash names the same daemon; a shared directory (mode 1777) is refused, not chmodded', async () => {

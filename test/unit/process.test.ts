@@ -1,9 +1,10 @@
 /** Pid files and liveness: a pid file that names no process never turns into a process group. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pidAlive, pidInFile, readPidFile } from '../../src/sys/process.js';
+import { pidAlive, pidInFile, readPidFile, runsSubcommand, runsThisProgram } from '../../src/sys/process.js';
+import { run, start } from '../../src/sys/exec.js';
 
 describe('pid files', function () {
   it('a pid file holds one decimal pid above 1, a newline allowed', function () {
@@ -33,5 +34,40 @@ describe('pid files', function () {
     assert.equal(pidAlive(-process.pid), false);
     assert.equal(pidAlive(Number.NaN), false);
     assert.equal(pidAlive(process.pid), true);
+  });
+
+  it('only a regular file, not through a link, and only its first bytes: a FIFO does not block, /dev/zero does not fill memory', async function () {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-pid-'));
+    try {
+      assert.equal((await run('mkfifo', [join(dir, 'fifo.pid')])).code, 0);
+      assert.equal(readPidFile(join(dir, 'fifo.pid')), undefined, 'a FIFO (nobody writes to it)');
+      symlinkSync('/dev/zero', join(dir, 'zero.pid'));
+      assert.equal(readPidFile(join(dir, 'zero.pid')), undefined, 'a link to /dev/zero');
+      writeFileSync(join(dir, 'real.pid'), `${process.pid}\n`);
+      symlinkSync(join(dir, 'real.pid'), join(dir, 'link.pid'));
+      assert.equal(readPidFile(join(dir, 'link.pid')), undefined, 'a link to a good pid file');
+      writeFileSync(join(dir, 'long.pid'), `${process.pid}${' '.repeat(64)}\n`);
+      assert.equal(readPidFile(join(dir, 'long.pid')), undefined, 'longer than any pid file of ours');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a process named by a pid file is taken for xennet\'s daemon only when it runs this very program with `daemon`', async function () {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-pid-'));
+    const decoyScript = join(dir, 'main.js');
+    writeFileSync(decoyScript, 'setTimeout(() => undefined, 30000);\n');
+    const decoy = start(process.execPath, ['--max-semi-space-size=2', decoyScript, 'daemon']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const pid = decoy.pid!;
+      assert.equal(runsSubcommand(pid, 'daemon'), true, 'it does run a `daemon`');
+      assert.equal(runsThisProgram(pid, 'daemon', '/usr/lib/xennet/dist/src/cli/main.js'), false, 'a decoy `node main.js daemon` is not xennet');
+      assert.equal(runsThisProgram(pid, 'daemon', decoyScript), true, 'control: the same script, after a node option');
+      assert.equal(runsThisProgram(pid, 'status', decoyScript), false, 'another subcommand');
+    } finally {
+      decoy.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
