@@ -335,6 +335,13 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
       const noted = await xennet(['status', '--json']);
       assert.equal(noted.code, 0, noted.stdout);
       assert.ok((JSON.parse(noted.stdout) as StatusJson & { notes: string[] }).notes.some((n) => /^iptables-legacy FORWARD has 1 rule of other software: with bridge-nf-call-iptables on, the guests' bridged IPv4 traffic passes them too/.test(n)), noted.stdout);
+      // A rule that drops everything is as bad as the policy.
+      await sh('iptables-legacy', ['-A', 'FORWARD', '-j', 'DROP']);
+      assert.equal(await web.ns.ping('192.168.0.1'), false, 'iptables-legacy\'s `-j DROP` drops what xennet accepts');
+      const dropsAll = await xennet(['status', '--json']);
+      assert.equal(dropsAll.code, 1, dropsAll.stdout);
+      assert.ok((JSON.parse(dropsAll.stdout) as StatusJson).problems.some((p) => /iptables-legacy FORWARD has a rule that drops everything/.test(p)), dropsAll.stdout);
+      await sh('iptables-legacy', ['-D', 'FORWARD', '-j', 'DROP']);
       await sh('iptables-legacy', ['-P', 'FORWARD', 'DROP']);
       assert.equal(await web.ns.ping('192.168.0.1'), false, 'iptables-legacy\'s DROP policy drops what xennet accepts');
       for (const e of [env, { ...env, XENNET_IPTABLES: 'legacy' }]) {

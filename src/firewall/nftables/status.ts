@@ -41,7 +41,7 @@ export async function nftablesStatusFindings({ live, backend, engine, unread }: 
   for (const l of await legacyForwardChains()) {
     const tool = `${l.family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy`;
     const call = l.family === 'ipv4' ? 'bridge-nf-call-iptables' : 'bridge-nf-call-ip6tables';
-    if (l.policy === 'DROP') out.problems.push(`${tool} FORWARD has policy DROP: it drops the guests' forwarded traffic that xennet accepts (the nftables backend cannot accept across tables; with ${call} on, bridged frames pass iptables-legacy's FORWARD after xennet's rules). Give that chain a rule accepting \`-m physdev --physdev-is-bridged\`, or move that software's rules to nftables`);
+    if (l.policy === 'DROP' || l.dropsAll) out.problems.push(`${tool} FORWARD ${l.policy === 'DROP' ? 'has policy DROP' : 'has a rule that drops everything (`-j DROP` or `-j REJECT` with no match)'}: it drops the guests' forwarded traffic that xennet accepts (the nftables backend cannot accept across tables; with ${call} on, bridged frames pass iptables-legacy's FORWARD after xennet's rules). Give that chain a rule accepting \`-m physdev --physdev-is-bridged\`, or move that software's rules to nftables`);
     else if (l.rules > 0) out.notes.push(`${tool} FORWARD has ${l.rules} rule${l.rules === 1 ? '' : 's'} of other software: with ${call} on, the guests' bridged ${l.family === 'ipv4' ? 'IPv4' : 'IPv6'} traffic passes them too, after xennet's nftables rules, and a DROP or REJECT there drops what xennet accepts (\`${tool}-save -t filter\` shows them)`);
   }
   if (backend.variant === 'legacy' && engine.kind === 'nftables' && engine.conntrack === 'mark') {

@@ -65,6 +65,8 @@ export interface LegacyForward {
   family: 'ipv4' | 'ipv6';
   policy: string;
   rules: number;
+  /** Whether one of its rules drops (or rejects) everything that reaches it. */
+  dropsAll: boolean;
 }
 
 /** iptables-legacy's tables of `family` that exist here (/proc/net/ip{,6}_tables_names; no file: no legacy module loaded). */
@@ -100,7 +102,9 @@ export async function legacyForwardChains(): Promise<LegacyForward[]> {
     const text = await legacyFilterTable(family);
     if (text === undefined) continue;
     const policy = /^:FORWARD (\S+)/m.exec(text)?.[1] ?? 'ACCEPT';
-    out.push({ family, policy, rules: text.split('\n').filter((l) => l.startsWith('-A FORWARD ')).length });
+    const rules = text.split('\n').filter((l) => l.startsWith('-A FORWARD '));
+    // A rule with no match before its DROP or REJECT drops every forwarded packet, as a policy would.
+    out.push({ family, policy, rules: rules.length, dropsAll: rules.some((l) => /^-A FORWARD -j (DROP|REJECT)\b/.test(l)) });
   }
   return out;
 }
