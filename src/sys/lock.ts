@@ -3,22 +3,30 @@
  * change the same bridge at once. The lock file holds the owner's pid; a lock whose owner is dead
  * (crashed, killed) is taken over.
  */
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XennetError } from './errors.js';
 import { pidAlive, readPidFile } from './process.js';
 
 
+/**
+ * Creates the lock file with its content in one step: written under a name of its own, then
+ * linked into place (a link fails when the name exists). A lock file is never seen empty, so an
+ * empty or unreadable one is no half-made lock of a live writer's: it is stale.
+ */
 function tryCreate(path: string): boolean {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
   try {
-    const fd = openSync(path, 'wx', 0o644);
-    writeSync(fd, `${process.pid}\n`);
-    closeSync(fd);
+    linkSync(tmp, path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
 
