@@ -1,11 +1,9 @@
 /** The guest firewall as the vif hook uses it (rule file + xenstore facts -> this vif's chains). */
 import { watch, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
 import type { FirewallTarget, PreparedFirewall, VifFirewall } from '../hooks/vif-firewall.js';
 import { HookFailure, type VifConfig } from '../hooks/vif-plan.js';
 import type { IfName } from '../net/index.js';
 import type { Logger } from '../sys/log.js';
-import { readJsonTolerant } from '../sys/statefile.js';
 import { rulesSource } from '../config/paths.js';
 import { cachedPolicy } from '../config/policy-cache.js';
 import type { ConfigError } from '../config/load.js';
@@ -20,7 +18,7 @@ import { resolveVif } from './resolve.js';
 import { learnedAddressesByVif, withLearningAvailability } from './learning/state.js';
 import { describeIdentity } from './domain-identity.js';
 import { bridgeOfPort } from '../sys/sysfs.js';
-import { dirOf, findStagedInstall, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type MemberFacts, type StagedChange } from './store.js';
+import { findStagedInstall, recordedEntry, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type MemberFacts, type StagedChange } from './store.js';
 
 /** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
 const backendFor = (env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> => installedBackend(env, log, policy);
@@ -47,10 +45,7 @@ function isConfigError(e: unknown): e is ConfigError {
 
 /** The index's entry for `name` if it records `token` (read only, no repair). */
 function entryWithToken(name: string, token: string, env: NodeJS.ProcessEnv): { state?: unknown } | undefined {
-  const r = readJsonTolerant(join(dirOf(env), 'index.json'));
-  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return undefined;
-  const vifs = (r.value as { vifs?: Record<string, { token?: unknown; state?: unknown }> }).vifs;
-  const e = vifs && Object.hasOwn(vifs, name) ? vifs[name] : undefined;
+  const e = recordedEntry(name, env);
   return e?.token === token ? e : undefined;
 }
 

@@ -14,11 +14,11 @@
  * an earlier boot describes rules that are gone and is ignored.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { cidrText, isIfName, parseCidr, type IfName } from '../net/index.js';
 import { currentBootId } from '../sys/boot.js';
-import { pathIdentity } from '../sys/file-identity.js';
+import { pathIdentity, statIdentity } from '../sys/file-identity.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
@@ -204,17 +204,17 @@ export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair
   if (!remembering) return parseIndexFile(path, log, options);
   // The same file as last time (written atomically: a new inode each time): its parse, copied.
   const before = indexStamp(env);
-  if (memo && memo.path === path && memo.stamp === before && before !== 'none') return structuredClone(memo.loaded);
+  if (memo && memo.path === path && memo.stamp === before && before !== 'none') return handOut(memo.loaded);
   const loaded = parseIndexFile(path, log, options);
-  if (!loaded.recovered && indexStamp(env) === before) memo = { path, stamp: before, loaded: structuredClone(loaded) };
+  if (!loaded.recovered && indexStamp(env) === before) remember(path, before, loaded);
   return loaded;
 }
 
 /**
- * The last index this process parsed, by its file's stamp: the daemon's hooks, watches and checks
- * each load it, and parsing and checking 1000 guests' entries costs about 40 ms. Only a process
- * that loads the index again and again turns it on (the daemon): a one-shot process would pay a
- * copy of the whole index for nothing.
+ * The last index this process parsed or wrote, by its file's stamp: the daemon's hooks, watches
+ * and checks each load it, and parsing and checking 1000 guests' entries costs about 35 ms. Only a
+ * process that loads the index again and again turns it on (the daemon): a one-shot process would
+ * pay for a copy for nothing.
  */
 let memo: { path: string; stamp: string; loaded: LoadedIndex } | undefined;
 let remembering = false;
@@ -223,6 +223,40 @@ let remembering = false;
 export function rememberIndexParses(on = true): void {
   remembering = on;
   if (!on) memo = undefined;
+}
+
+/**
+ * The index's entry for `name` as the file records it now, read only (no repair, no copy, no
+ * check of its fields): the remembered one while the file is the one remembered, else read raw
+ * (a hook asking whether its change was committed, several times a call).
+ */
+export function recordedEntry(name: string, env: NodeJS.ProcessEnv): Readonly<{ token?: unknown; state?: unknown }> | undefined {
+  const path = indexPath(env);
+  if (remembering && memo && memo.path === path && memo.stamp === indexStamp(env)) return Object.hasOwn(memo.loaded.index.vifs, name) ? memo.loaded.index.vifs[name] : undefined;
+  const r = readJsonTolerant(path);
+  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return undefined;
+  const vifs = (r.value as { vifs?: Record<string, { token?: unknown; state?: unknown }> }).vifs;
+  return vifs && typeof vifs === 'object' && Object.hasOwn(vifs, name) ? vifs[name] : undefined;
+}
+
+/** Kept frozen: a caller that changed what it was handed would change it for everyone after. */
+function remember(path: string, stamp: string, loaded: LoadedIndex): void {
+  memo = { path, stamp, loaded: deepFreeze(structuredClone(loaded)) };
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+/** A caller's copy: the index, its map of guests and each entry are its own to change; what entries hold is shared, frozen. */
+function handOut(l: LoadedIndex): LoadedIndex {
+  const vifs: Record<string, IndexEntry> = {};
+  for (const [k, e] of Object.entries(l.index.vifs)) vifs[k] = { ...e };
+  return { ...l, index: { ...l.index, vifs } };
 }
 
 function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }): LoadedIndex {
@@ -260,7 +294,22 @@ function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }
 }
 
 export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
-  writeJsonAtomic(indexPath(env), { ...index, bootId: currentBootId() });
+  const path = indexPath(env);
+  const written = writeJsonAtomic(path, { ...index, bootId: currentBootId() });
+  // What this process wrote is what the next load would parse: remembered as written (no parse),
+  // when the file there is still the one written (no other writer renamed its own over it).
+  if (!remembering || !written) return;
+  const st = statIfAny(path);
+  if (st?.ino === written.ino) memo = { path, stamp: statIdentity(st), loaded: deepFreeze({ index: JSON.parse(written.text) as FirewallIndex, recovered: false }) };
+  else memo = undefined;
+}
+
+function statIfAny(path: string): BigIntStats | undefined {
+  try {
+    return statSync(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
 }
 
 type StoredChains = Record<TableName, [string, string[]][]>;

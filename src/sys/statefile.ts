@@ -2,7 +2,7 @@
  * Durable JSON state files: written to a temporary file, fsynced, renamed over the old one, and
  * the directory fsynced, so a crash leaves either the old or the new content, never a mix.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { XennetError } from './errors.js';
 import { pidAlive } from './process.js';
@@ -27,23 +27,32 @@ function fsyncDir(dir: string): void {
  * see the old or the new content, and so does the next boot). `durable: false` skips the
  * fsyncs, for caches that are rebuilt when they are missing or unreadable.
  */
-export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean; unlessSame?: boolean } = {}): void {
+export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean; unlessSame?: boolean } = {}): WrittenJson | undefined {
   const durable = options.durable ?? true;
   const text = JSON.stringify(value, null, 2) + '\n';
   // A file that holds this already is left as it is (no write, no fsync).
-  if (options.unlessSame && sameContent(path, text)) return;
+  if (options.unlessSame && sameContent(path, text)) return undefined;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o644);
+  let ino: bigint;
   try {
     writeSync(fd, text);
     if (durable) fsyncSync(fd);
+    ino = fstatSync(fd, { bigint: true }).ino;
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
   if (durable) fsyncDir(dir);
+  return { text, ino };
+}
+
+/** What writeJsonAtomic wrote: the text, and the inode it is in (whether `path` still names that file). */
+export interface WrittenJson {
+  text: string;
+  ino: bigint;
 }
 
 function sameContent(path: string, text: string): boolean {

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyIndex, loadIndex, rememberIndexParses, saveIndex } from '../../src/firewall/store.js';
+import { emptyIndex, fingerprintOf, loadIndex, rememberIndexParses, saveIndex, type IndexEntry } from '../../src/firewall/store.js';
+import { compileVif, memberFacts } from '../../src/firewall/compile.js';
+import type { VifFacts } from '../../src/firewall/model.js';
+import { resolveVif } from '../../src/firewall/resolve.js';
+import { selfIdentity } from '../../src/sys/process.js';
+import { cidr, dom, mac } from './lib/values.js';
 import { silentLogger } from '../../src/sys/log.js';
 import { parseIfName } from '../../src/net/index.js';
 
@@ -42,5 +47,48 @@ describe('firewall index, loaded again', function () {
     assert.deepEqual(broken.index.vifs, {});
     rmSync(join(dir, 'firewall', 'index.json'));
     assert.equal(loadIndex(env, silentLogger).recovered, true, 'gone');
+  });
+});
+
+describe('firewall index, as this process wrote it', function () {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'xnt-index-'));
+    env = { XENNET_STATE_DIR: dir };
+    mkdirSync(join(dir, 'firewall'), { recursive: true });
+    rememberIndexParses();
+  });
+  afterEach(() => {
+    rememberIndexParses(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is remembered as written, and equals what a fresh parse of the file makes of it', function () {
+    const policy = { version: 1 as const, guests: { [dom('web')]: { isolation: true, learn_addresses: true } } };
+    const facts = (n: number, extra: Partial<VifFacts> = {}): VifFacts => ({ name: parseIfName(`vif${n}.0`), bridge: parseIfName('xenbr0'), domid: n, devid: 0, mac: mac(`00:16:3e:00:00:0${n}`), ipv4: [cidr(`192.0.2.${n}`)], ipv6: [cidr(`2001:DB8::${n}`)], ...extra });
+    const vifs: Record<string, IndexEntry> = {};
+    for (const v of [resolveVif(policy, facts(1, { domain: dom('web') })), resolveVif(policy, facts(2)), resolveVif(policy, { ...facts(3), ipv4: [], ipv6: [] })]) {
+      const member = memberFacts(v);
+      vifs[v.name] = { ...member, owner: { domid: v.domid!, devid: 0 }, names: `k${v.name}`, token: 't', state: 'installing', stager: selfIdentity(), fingerprint: fingerprintOf(member, { domid: v.domid!, devid: 0 }, compileVif(v, { kind: 'nftables', conntrack: 'mark' })) };
+    }
+    saveIndex({ ...emptyIndex(), engine: { kind: 'nftables', conntrack: 'mark' }, backend: 'nft', dirty: true, vifs }, env);
+    const remembered = loadIndex(env, silentLogger);
+    rememberIndexParses(false);
+    const parsed = loadIndex(env, silentLogger);
+    assert.equal(parsed.recovered, false);
+    assert.deepEqual(remembered, parsed);
+  });
+
+  it('hands out copies a caller may change: the entries\' values are frozen (a change there throws instead of changing the next caller\'s)', function () {
+    saveIndex({ ...emptyIndex(), vifs: { 'vif1.0': { bridge: parseIfName('xenbr0'), inbound: false, isolated: false, state: 'installed', claims: { mac: ['00:16:3e:00:00:01'], ipv4: [], ipv6: [] } } } }, env);
+    const a = loadIndex(env, silentLogger);
+    a.index.dirty = true;
+    a.index.vifs['vif1.0']!.inbound = true;
+    delete a.index.vifs['vif1.0'];
+    const b = loadIndex(env, silentLogger);
+    assert.equal(b.index.dirty, false);
+    assert.equal(b.index.vifs['vif1.0']!.inbound, false);
+    assert.throws(() => b.index.vifs['vif1.0']!.claims!.mac.push('00:16:3e:00:00:02'), TypeError);
   });
 });
