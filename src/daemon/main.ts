@@ -25,8 +25,10 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
     if (onStop) onStop(signal);
     else stopRequested ??= signal;
   };
-  process.once('SIGTERM', () => request('SIGTERM'));
-  process.once('SIGINT', () => request('SIGINT'));
+  // Every one, not only the first: a second SIGTERM (two uninstalls, an impatient operator) must
+  // not get Node's default, which would kill the daemon half way through its stop.
+  process.on('SIGTERM', () => request('SIGTERM'));
+  process.on('SIGINT', () => request('SIGINT'));
   process.on('SIGHUP', () => daemon.policy.reload('SIGHUP'));
   try {
     await daemon.start();
@@ -36,7 +38,10 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
     return 1;
   }
   return new Promise<number>((resolve) => {
+    let stopping = false;
     onStop = (signal: string): void => {
+      if (stopping) return log.info(`${signal}: already stopping`);
+      stopping = true;
       log.info(`${signal}: finishing the calls in flight`);
       void daemon.stop().then(
         () => resolve(0),

@@ -3,7 +3,7 @@
  * (never a shell string), with a bounded run time and captured output.
  */
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { XennetError } from './errors.js';
 
 export interface ExecOptions {
@@ -117,7 +117,17 @@ export function spawnInherited(file: string, args: readonly string[], options: P
 
 /** A system program: where it is installed (the first of the usual sbin/bin paths), if it is. */
 export function findProgram(name: string): string | undefined {
-  return [`/usr/sbin/${name}`, `/sbin/${name}`, `/usr/bin/${name}`].find((p) => existsSync(p));
+  return [`/usr/sbin/${name}`, `/sbin/${name}`, `/usr/bin/${name}`].find(isExecutable);
+}
+
+/** Whether `path` is a file this process may run (a file there that it may not, /dev/null bound over a program, is no program). */
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** A system program's path, or an error naming the Debian package that has it and why it is needed. */

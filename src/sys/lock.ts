@@ -4,11 +4,11 @@
  * (crashed, killed) is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { XennetError } from './errors.js';
-import { pidAlive, readPidFile } from './process.js';
+import { pidAlive, pidFileAt } from './process.js';
 
 
 /**
@@ -42,16 +42,48 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
     if (tryCreate(path)) {
       return { release: () => rmSync(path, { force: true }) };
     }
-    const owner = readPidFile(path);
-    if (owner === undefined || !pidAlive(owner)) {
-      rmSync(path, { force: true }); // stale: its owner died
+    const found = pidFileAt(path);
+    if (found === undefined) {
+      // Released meanwhile; or something that is no lock file of ours (a link, a FIFO): it goes.
+      if (lstatIfAny(path)) rmSync(path, { force: true });
+      continue;
+    }
+    if (found.pid === undefined || !pidAlive(found.pid)) {
+      removeIfStill(path, found.identity); // stale: its owner died
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new XennetError('locked', `another xennet (pid ${owner}) holds ${path}`, {
+      throw new XennetError('locked', `another xennet (pid ${found.pid}) holds ${path}`, {
         hint: 'wait for it to finish; if no such process exists, remove the lock file',
       });
     }
     await sleep(50);
+  }
+}
+
+function lstatIfAny(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes a stale lock file, if it is still the very file found stale: two waiters that both
+ * found it stale must not remove the fresh lock a third made meanwhile. Under a guard of its own
+ * (held for a moment; one its holder died in is stale too), the file's identity is read again.
+ */
+function removeIfStill(path: string, identity: string): void {
+  const guard = `${path}.takeover`;
+  if (!tryCreate(guard)) {
+    const g = pidFileAt(guard);
+    if (g && (g.pid === undefined || !pidAlive(g.pid)) && pidFileAt(guard)?.identity === g.identity) rmSync(guard, { force: true });
+    return;
+  }
+  try {
+    if (pidFileAt(path)?.identity === identity) rmSync(path, { force: true });
+  } finally {
+    rmSync(guard, { force: true });
   }
 }

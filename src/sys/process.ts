@@ -2,6 +2,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { currentBootId } from './boot.js';
+import { statIdentity } from './file-identity.js';
 
 /**
  * The pid a pid file names: its text is a decimal pid above 1 and nothing else (a trailing newline
@@ -21,13 +22,23 @@ export function pidInFile(text: string): number | undefined {
  * block the reader, and a link to /dev/zero would fill its memory.
  */
 export function readPidFile(path: string): number | undefined {
+  return pidFileAt(path)?.pid;
+}
+
+/**
+ * A pid file as one read through one descriptor: the pid it names (undefined: none) and the
+ * identity of the file read (device, inode, size, times), or undefined when there is no regular
+ * file there (see readPidFile).
+ */
+export function pidFileAt(path: string): { pid: number | undefined; identity: string } | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    if (!fstatSync(fd).isFile()) return undefined;
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) return undefined;
     const buf = Buffer.alloc(PID_FILE_MAX + 1);
     const n = readSync(fd, buf, 0, buf.length, 0);
-    return n > PID_FILE_MAX ? undefined : pidInFile(buf.subarray(0, n).toString('utf8'));
+    return { pid: n > PID_FILE_MAX ? undefined : pidInFile(buf.subarray(0, n).toString('utf8')), identity: statIdentity(st) };
   } catch {
     return undefined;
   } finally {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { acquireLock } from '../../src/sys/lock.js';
+import { run } from '../../src/sys/exec.js';
 
 describe('state lock', function () {
   let dir: string;
@@ -31,5 +33,26 @@ describe('state lock', function () {
     first.release();
     writeFileSync(path, '');
     (await acquireLock(path, 100)).release();
+  });
+
+  it('one holder at a time, also when several take over a stale lock at once', async function () {
+    this.timeout(60_000);
+    const racer = fileURLToPath(new URL('./lib/lock-racer.js', import.meta.url));
+    for (let round = 0; round < 8; round++) {
+      const path = join(dir, `race${round}.lock`);
+      const log = join(dir, `race${round}.log`);
+      writeFileSync(path, '1073741823\n'); // a pid nobody has: stale
+      writeFileSync(log, '');
+      const startAt = Date.now() + 400;
+      const racers = await Promise.all(Array.from({ length: 5 }, () => run(process.execPath, [racer, path, log, String(startAt)], { timeoutMs: 30_000 })));
+      for (const r of racers) assert.equal(r.code, 0, r.stderr);
+      const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ') as [string, string]).map(([k, t]) => [Number(t), k === 'enter' ? 1 : -1] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      let holders = 0;
+      for (const [, d] of events) {
+        holders += d;
+        assert.ok(holders <= 1, `round ${round}: two holders at once\n${readFileSync(log, 'utf8')}`);
+      }
+      assert.equal(events.length, 10);
+    }
   });
 });

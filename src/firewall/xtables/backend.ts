@@ -5,9 +5,9 @@
  * Every restore is one atomic transaction with --noflush: a rejected one leaves the previous
  * rules in force.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
-import { run } from '../../sys/exec.js';
+import { isExecutable, run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, type Engine, type XtablesTable } from '../model.js';
 import { noteOwnPid, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
 import { nftPath, xennetChainsIn } from '../nftables/backend.js';
@@ -44,7 +44,7 @@ export function isPristineTable(saveText: string, table: string): boolean {
 const sbinDirs = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
 
 function which(name: string): string | undefined {
-  for (const d of sbinDirs) if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  for (const d of sbinDirs) if (isExecutable(`${d}/${name}`)) return `${d}/${name}`;
   return undefined;
 }
 
