@@ -28,6 +28,7 @@ import { mkfifoSync } from '../sys/fifo.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { pidAlive, readPidFile, runsSubcommand } from '../sys/process.js';
+import { tryAcquireLock, type HeldLock } from '../sys/lock.js';
 import { XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
@@ -100,6 +101,8 @@ export class Daemon implements DaemonContext {
   private inFlight = new Set<Promise<unknown>>();
   private stopping = false;
   private ownsRunDir = false;
+  /** The run directory's daemon lock, held from the first step of start to the last of stop. */
+  private runLock: HeldLock | undefined;
   private drift: DriftWatch | undefined;
   private backends: BackendWatch | undefined;
   private names: NameWatch | undefined;
@@ -245,6 +248,13 @@ export class Daemon implements DaemonContext {
         throw new XennetError('refused', `${p.dir} is not a directory of the daemon's own (it must be a directory of mode 0700 owned by root; it is ${st.isDirectory() ? `mode ${(st.mode & 0o7777).toString(8)}, uid ${st.uid}` : 'not a directory'})`, { hint: 'point XENNET_RUN_DIR at a directory for xennet alone, e.g. /run/xennet' });
       }
     }
+    // One daemon per run directory, from its first step: two started at once would both get this
+    // far before either wrote the pid file (written last, when it serves). The lock names the
+    // daemon; a pid that now runs no `daemon` (its daemon died, the pid went to another program)
+    // holds nothing.
+    const lock = tryAcquireLock(join(p.dir, 'daemon.lock'), (pid) => pid !== process.pid && runsSubcommand(pid, 'daemon'));
+    if ('owner' in lock) throw new XennetError('refused', `another xennet daemon (pid ${lock.owner}) runs on ${p.dir}`, { hint: 'stop it first (systemctl stop xennet)' });
+    this.runLock = lock;
     const other = readPidFile(p.pid);
     // A live process that runs no `daemon` at all got the pid of one that died (the file is stale).
     if (other !== undefined && other !== process.pid && pidAlive(other)) {
@@ -496,6 +506,8 @@ export class Daemon implements DaemonContext {
       // waiting for `accepted`); their files go with the directory.
       if (existsSync(this.paths.requests)) for (const f of readdirSync(this.paths.requests)) rmSync(join(this.paths.requests, f), { force: true });
     }
+    this.runLock?.release();
+    this.runLock = undefined;
     this.xs?.close();
     this.nl?.close();
     this.lock.close();

@@ -70,6 +70,26 @@ function lstatIfAny(path: string): Stats | undefined {
 }
 
 /**
+ * Takes the lock now, or names its live owner: `live` says whether the pid a lock file names
+ * still holds it (a dead one does not; nor, for a lock held for a process's life, one whose pid
+ * the kernel gave to another program). A lock file that names nobody live is stale, and goes.
+ */
+export function tryAcquireLock(path: string, live: (pid: number) => boolean = pidAlive): HeldLock | { owner: number } {
+  mkdirSync(dirname(path), { recursive: true });
+  for (let attempt = 0; attempt < 10; attempt++) {
+    if (tryCreate(path)) return { release: () => rmSync(path, { force: true }) };
+    const found = pidFileAt(path);
+    if (found === undefined) {
+      if (lstatIfAny(path)) rmSync(path, { force: true });
+      continue;
+    }
+    if (found.pid !== undefined && live(found.pid)) return { owner: found.pid };
+    removeIfStill(path, found.identity);
+  }
+  throw new XennetError('locked', `could not take ${path}: others took and left it too often`, { hint: 'try again' });
+}
+
+/**
  * Removes a stale lock file, if it is still the very file found stale: two waiters that both
  * found it stale must not remove the fresh lock a third made meanwhile. Under a guard of its own
  * (held for a moment; one its holder died in is stale too), the file's identity is read again.

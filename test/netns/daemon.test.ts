@@ -520,6 +520,29 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await stats()).hookCalls, 1, 'the hook went to the first daemon');
   });
 
+  it('two daemons started at the same moment: one serves, the other is refused from its first step', async () => {
+    const both = [0, 1].map(() => start('ip', ['netns', 'exec', host.dom0.name, 'node', xennetCli, 'daemon'], { env: host.env(env) }));
+    const logs = both.map((c) => {
+      const lines: string[] = [];
+      c.stderr?.on('data', (b: Buffer) => lines.push(b.toString('utf8')));
+      c.stdout?.resume();
+      return lines;
+    });
+    const exits = both.map((c) => new Promise<number | null>((resolve) => c.on('close', (code) => resolve(code))));
+    try {
+      const first = await Promise.race(exits.map((e, i) => e.then((code) => ({ i, code }))));
+      assert.equal(first.code, 1, logs[first.i]!.join(''));
+      assert.match(logs[first.i]!.join(''), /another xennet daemon \(pid \d+\) runs/);
+      const other = both[1 - first.i]!;
+      await until('the other serves', () => readPidFile(join(host.runDir, 'daemon.pid')) === other.pid);
+      assert.equal((await stats()).pid, other.pid);
+    } finally {
+      for (const c of both) c.kill('SIGTERM');
+      await Promise.all(exits);
+    }
+    assert.equal(existsSync(join(host.runDir, 'daemon.lock')), false, 'the lock goes with the daemon');
+  });
+
   it('a stale pid file (its daemon died, the pid went to another program) does not keep the daemon from starting; a FIFO in its place does not hang the hook', async () => {
     mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
     const other = start('sleep', ['60']);
