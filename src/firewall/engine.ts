@@ -44,9 +44,20 @@ export async function defaultKind(): Promise<BackendKind> {
   return (await driverFor(PREFERRED_KIND).compat()) === undefined ? PREFERRED_KIND : 'xtables';
 }
 
-/** The backend to install: named (rule file, XENNET_BACKEND), else the one installed, else the default. */
+/**
+ * The backend to install: named (rule file, XENNET_BACKEND), else the one installed (recorded,
+ * else what the kernel holds of xennet's: a host whose record was lost keeps its backend), else
+ * the default.
+ */
 export async function selectedKind(policy: Pick<PolicyFile, 'backend'> | undefined, env: NodeJS.ProcessEnv, loaded: LoadedIndex): Promise<BackendKind> {
-  return namedKind(policy, env) ?? recordedKind(loaded) ?? (await defaultKind());
+  return namedKind(policy, env) ?? recordedKind(loaded) ?? (await kernelKind()) ?? (await defaultKind());
+}
+
+/** The backend xennet's rules in the kernel are on, if any (its own bridge table, or its chains in iptables' filter table). */
+async function kernelKind(): Promise<BackendKind | undefined> {
+  if (await ownBridgeTablePresent()) return 'nftables';
+  if (await xtablesChainsPresent()) return 'xtables';
+  return undefined;
 }
 
 /** The backend a host where nothing is installed gets where it can run (defaultKind), and what an offline plan shows. */
@@ -73,8 +84,8 @@ export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, polic
   if (!recovered && index.engine) return index.engine;
   if (!recovered && Object.keys(index.vifs).length > 0) return XTABLES;
   // What the kernel holds decides before any default: a hook never starts a second backend.
-  if (await ownBridgeTablePresent()) return engineOf('nftables');
-  if (await xtablesChainsPresent()) return XTABLES;
+  const inKernel = await kernelKind();
+  if (inKernel) return engineOf(inKernel);
   return engineOf(await selectedKind(policy, env, loaded));
 }
 

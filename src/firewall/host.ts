@@ -5,6 +5,7 @@
  */
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
+import { killPoint } from '../sys/test-seams.js';
 import { restoreBindings, withLearningAvailability } from './learning/state.js';
 import { bridgeNetfilterSysctls, readSysctl, writeSysctl } from '../sys/sysctl.js';
 import { recordOriginal } from '../sys/originals.js';
@@ -114,8 +115,9 @@ export interface ApplyOptions {
  * they are independent), then the other backend's (what is left of xennet there is removed only
  * once the new rules are in force: a switch never leaves the guests unfiltered, only filtered
  * twice for a moment); then verifies by re-planning (skipped when nothing changed). The index
- * is marked dirty before and rewritten only after the verification passed: a failed apply never
- * records success.
+ * is marked dirty before; it records what the rule file installs (still dirty) once the engine's
+ * own tables hold it, and is marked clean only after the verification passed: a failed apply never
+ * records success, and a crash never leaves a record naming the backend being left.
  */
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
   const env = options.env ?? process.env;
@@ -125,8 +127,28 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);
   if (texts.length > 0) saveIndex({ ...index, dirty: true }, env);
+  // What the rule file installs, recorded (still dirty) as soon as the engine's own tables hold it:
+  // a crash from then on leaves a record that names the backend the guests' rules are on (not the
+  // one being left), which the next commit, the daemon and the learned bindings go by.
+  const vifs: Record<string, IndexEntry> = {};
+  for (const r of hp.state.resolved) {
+    const facts = memberFacts(r);
+    const e: IndexEntry = { ...facts, state: 'installed' };
+    if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
+    if (r.namesKey !== undefined) e.names = r.namesKey;
+    const chains = compileVif(r, backend.engine);
+    e.fingerprint = fingerprintOf(facts, e.owner, chains, r.namesKey);
+    vifs[r.name] = e;
+  }
+  const record = (dirty: boolean): void => {
+    for (const r of hp.state.resolved) writeVifChains(r.name, compileVif(r, backend.engine), env);
+    for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
+    saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty, vifs }, env);
+  };
+  const learning = new Map(hp.state.resolved.filter((r) => r.learning).map((r) => [r.name as string, r.domid] as const));
   let done = 0;
-  for (const group of [texts.filter(([t]) => mine.includes(t)), texts.filter(([t]) => !mine.includes(t))]) {
+  const groups = [texts.filter(([t]) => mine.includes(t)), texts.filter(([t]) => !mine.includes(t))];
+  for (const [i, group] of groups.entries()) {
     const results = await Promise.allSettled(
       group.map(async ([t, text]) => {
         await backend.restore(t, text);
@@ -135,6 +157,13 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+    if (i === 0 && texts.length > 0) {
+      record(true);
+      killPoint('firewall:apply-recorded', env);
+      // The learned bindings are state, not rules: a table (or a set) made anew, or emptied by
+      // hand, has none. Put them back, in the engine's own store, now that it holds the rules.
+      await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
+    }
   }
   // Test-only seam: another writer flushing one of xennet's chains between apply and its check.
   const tamper = /^(ipv4|ipv6|ipv4raw|ipv6raw|eb|ebnat|nftables):(XN-[A-Za-z0-9_.-]+)$/.exec(env['XENNET_TEST_TAMPER_AFTER_APPLY'] ?? '');
@@ -148,27 +177,14 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
       throw new XennetError('internal', `after apply the live rules still differ from the rule file (${left})`, { hint: 'another tool may be changing the same chains; run `xennet plan`, then `xennet apply` again' });
     }
   }
-  // Verified: record what is installed.
-  const vifs: Record<string, IndexEntry> = {};
-  for (const r of hp.state.resolved) {
-    const facts = memberFacts(r);
-    const e: IndexEntry = { ...facts, state: 'installed' };
-    if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
-    if (r.namesKey !== undefined) e.names = r.namesKey;
-    const chains = compileVif(r, backend.engine);
-    e.fingerprint = fingerprintOf(facts, e.owner, chains, r.namesKey);
-    vifs[r.name] = e;
-    writeVifChains(r.name, chains, env);
-  }
-  for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
-  saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty: false, vifs }, env);
-  // The learned bindings are state, not rules: a table (or a set) made anew, or emptied by hand,
-  // has none. Put them back.
-  {
-    const learning = new Map(hp.state.resolved.filter((r) => r.learning).map((r) => [r.name as string, r.domid] as const));
+  // Verified: record it clean.
+  if (texts.length > 0) saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty: false, vifs }, env);
+  else {
+    record(false);
     await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)} (the daemon puts them back when it starts)`));
-    // The ipsets of guests that no longer learn (all of them after a move to nftables) go.
-    for (const d of allDrivers()) await d.sweepLearned?.(d.kind === backend.engine.kind ? new Set(learning.keys()) : new Set());
   }
+  // The ipsets of guests that no longer learn (all of them after a move to nftables) go, now that
+  // no rule of the backend left reads them.
+  for (const d of allDrivers()) await d.sweepLearned?.(d.kind === backend.engine.kind ? new Set(learning.keys()) : new Set());
   return { tablesChanged: changed };
 }

@@ -211,6 +211,37 @@ describe('operator surface (netns)', function () {
       assert.doesNotMatch((await host.dom0.exec('iptables-save', [])).stdout, /XN-/, 'nothing left in xtables');
       assert.ok(!(await kindOf()).notes.some((n) => n.includes('stays on xtables')));
     });
+
+    it('an apply that moves the firewall, killed once the new backend holds the rules: the record names that backend, the next hook and apply go on there; a lost record keeps what the kernel holds', async () => {
+      const g = host.guests.get(7)!;
+      writeFileSync(rules, 'version: 1\nbackend: xtables\nguests:\n  web01:\n    inbound: drop\n');
+      const killed = await host.xennet(['apply'], { ...env(), XENNET_TEST_KILL_AT: 'firewall:apply-recorded' });
+      assert.notEqual(killed.code, 0, 'killed');
+      const index = join(host.dir, 'state', 'firewall', 'index.json');
+      const record = JSON.parse(readFileSync(index, 'utf8')) as { engine: { kind: string }; dirty: boolean };
+      assert.equal(record.engine.kind, 'xtables', 'the record names the backend the rules are on');
+      assert.equal(record.dirty, true);
+      assert.ok(await inboundDrops(host.dom0, g.vif), 'the guest is filtered');
+      const st = JSON.parse((await host.xennet(['status', '--json'], env())).stdout) as { backend: { kind: string }; problems: string[] };
+      assert.equal(st.backend.kind, 'xtables');
+      assert.ok(st.problems.some((p) => p.startsWith("xennet's rules are still in nftables")), st.problems.join('\n'));
+      assert.ok(!st.problems.some((p) => p.includes('is installed on nftables')), st.problems.join('\n'));
+      const g4 = await host.addGuest({ domid: 10, name: 'app02', mac: '00:16:3e:00:00:0a', addresses: ['192.168.0.110/24'], xenstoreIp: '192.168.0.110' });
+      const hooked = await host.runVifScript('vif-xennet', g4, 'online', 'libxl', { env: env() });
+      assert.equal(hooked.code, 0, hooked.stderr);
+      assert.match((await host.dom0.exec('iptables-save', [])).stdout, /:XN-O-vif10\.0/, 'the next hook commits on xtables');
+      const applied = await host.xennet(['apply'], env());
+      assert.equal(applied.code, 0, applied.stderr);
+      assert.equal((await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code, 1, 'the leftovers go');
+      assert.equal((await host.xennet(['plan'], env())).code, 0);
+      // The record lost, the file naming no backend: apply keeps the backend the kernel holds.
+      writeFileSync(rules, 'version: 1\nguests:\n  web01:\n    inbound: drop\n');
+      rmSync(join(host.dir, 'state', 'firewall'), { recursive: true, force: true });
+      const kept = await host.xennet(['apply'], env());
+      assert.equal(kept.code, 0, kept.stderr);
+      assert.equal((await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).code, 1, 'not moved to nftables');
+      assert.equal((await kindOf()).kind, 'xtables');
+    });
   });
 
   describe('xennet demo', () => {
