@@ -68,6 +68,16 @@ const realOr = (p: string): string => {
   }
 };
 
+/** A process's command line, as one printable line (at most 200 characters). */
+export function commandOf(pid: number): string {
+  try {
+    const text = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '').join(' ');
+    return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  } catch {
+    return '?';
+  }
+}
+
 /** Whether `pid` runs with `subcommand` among its arguments (whatever the program). */
 export function runsSubcommand(pid: number, subcommand: string): boolean {
   if (!pidRunning(pid)) return false;

@@ -37,6 +37,8 @@ export interface UninstallFacts {
     unitEnabled: boolean;
     /** The pid in the pid file, when that process runs and is a xennet daemon. */
     pid: number | null;
+    /** A live `daemon` the pid file names that is not this program's (another installation): not stopped, named. */
+    other?: { pid: number; command: string };
   };
   firewall: FirewallTableFacts[];
   /** Guest interfaces attached to a bridge now. */
@@ -144,6 +146,7 @@ export function planUninstall(f: UninstallFacts, options: { force: boolean }): U
   if (!f.settings.recordsPresent && (firewall.length > 0 || f.firewallState.present)) {
     notes.push('no record of the settings xennet changed (records lost, e.g. a purge and a reinstall): the br_netfilter sysctls, guest ports\' settings and bridges\' no_linklocal_learn are left as they are');
   }
+  if (f.daemon.other) notes.push(`the pid file names pid ${f.daemon.other.pid} (${f.daemon.other.command}), a daemon of another program or another xennet installation: it is not stopped; stop it yourself, or it may put xennet's firewall back`);
   for (const b of f.takeovers) notes.push(`the takeover of bridge ${b} stays (running guests depend on it); \`xennet bridge stop --bridge ${b}\` undoes it`);
   return { steps, notes, unfiltered };
 }

@@ -24,7 +24,7 @@ import { run } from '../sys/exec.js';
 import { acquireHotplugLock } from '../sys/hotplug-lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { originalFile, originalsDir, readOriginals, removeOriginals } from '../sys/originals.js';
-import { pidRunning, readPidFile, runsThisProgram } from '../sys/process.js';
+import { commandOf, pidRunning, readPidFile, runsSubcommand, runsThisProgram } from '../sys/process.js';
 import { stateDir } from '../sys/statefile.js';
 import { readInterfaceSysctl, readSysctl, writeInterfaceSysctl, writeSysctl } from '../sys/sysctl.js';
 import { ifindexOf } from '../sys/sysfs.js';
@@ -75,6 +75,8 @@ interface Gathered {
 async function gather(env: NodeJS.ProcessEnv, log: Logger): Promise<Gathered> {
   const systemd = underSystemd(env);
   const daemon: UninstallFacts['daemon'] = { systemd, unitActive: false, unitEnabled: false, pid: daemonPid(env) };
+  const named = readPidFile(runPaths(env).pid);
+  if (daemon.pid === null && named !== undefined && named !== process.pid && runsSubcommand(named, 'daemon')) daemon.other = { pid: named, command: commandOf(named) };
   if (systemd) {
     daemon.unitActive = (await systemctl(['is-active', '--quiet', 'xennet.service'])).code === 0;
     daemon.unitEnabled = (await systemctl(['is-enabled', '--quiet', 'xennet.service'])).code === 0;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pidAlive, pidInFile, readPidFile, runsSubcommand, runsThisProgram } from '../../src/sys/process.js';
+import { commandOf, pidAlive, pidInFile, readPidFile, runsSubcommand, runsThisProgram } from '../../src/sys/process.js';
 import { run, start } from '../../src/sys/exec.js';
 
 describe('pid files', function () {
@@ -65,6 +65,7 @@ describe('pid files', function () {
       assert.equal(runsThisProgram(pid, 'daemon', '/usr/lib/xennet/dist/src/cli/main.js'), false, 'a decoy `node main.js daemon` is not xennet');
       assert.equal(runsThisProgram(pid, 'daemon', decoyScript), true, 'control: the same script, after a node option');
       assert.equal(runsThisProgram(pid, 'status', decoyScript), false, 'another subcommand');
+      assert.match(commandOf(pid), /main\.js daemon$/, 'its command line, for a note');
     } finally {
       decoy.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

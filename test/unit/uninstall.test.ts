@@ -26,6 +26,12 @@ const fw = (table: 'ipv4' | 'eb' | 'nftables', chains: string[], roots: string[]
 const kinds = (f: UninstallFacts, force = false): string[] => planUninstall(f, { force }).steps.map((s) => s.kind);
 
 describe('uninstall plan', () => {
+  it('a live daemon of another program or installation, named by the pid file: not stopped, but named in a note', () => {
+    const p = planUninstall(facts({ daemon: { systemd: false, unitActive: false, unitEnabled: false, pid: null, other: { pid: 4321, command: 'node /opt/xennet/dist/src/cli/main.js daemon' } } }), { force: true });
+    assert.ok(!p.steps.some((s) => s.kind === 'stop-daemon'));
+    assert.ok(p.notes.some((n) => n.startsWith('the pid file names pid 4321 (node /opt/xennet/dist/src/cli/main.js daemon), a daemon of another program or another xennet installation: it is not stopped')), p.notes.join('\n'));
+  });
+
   it('nothing installed: no steps, no notes (a second uninstall is a no-op)', () => {
     const p = planUninstall(facts({ firewall: [fw('ipv4', []), fw('nftables', [])] }), { force: false });
     assert.deepEqual(p, { steps: [], notes: [], unfiltered: [] });
