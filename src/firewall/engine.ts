@@ -86,7 +86,7 @@ export async function installedEngine(env: NodeJS.ProcessEnv, log: Logger, polic
   // What the kernel holds decides before any default: a hook never starts a second backend.
   const inKernel = await kernelKind();
   if (inKernel) return engineOf(inKernel);
-  return engineOf(await selectedKind(policy, env, loaded));
+  return engineOf(namedKind(policy, env) ?? recordedKind(loaded) ?? (await defaultKind()));
 }
 
 /** The iptables variant: forced (XENNET_IPTABLES), recorded, else detected. */

@@ -131,6 +131,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   // a crash from then on leaves a record that names the backend the guests' rules are on (not the
   // one being left), which the next commit, the daemon and the learned bindings go by.
   const vifs: Record<string, IndexEntry> = {};
+  const compiled = new Map<string, RuleSet>();
   for (const r of hp.state.resolved) {
     const facts = memberFacts(r);
     const e: IndexEntry = { ...facts, state: 'installed' };
@@ -139,9 +140,10 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     const chains = compileVif(r, backend.engine);
     e.fingerprint = fingerprintOf(facts, e.owner, chains, r.namesKey);
     vifs[r.name] = e;
+    compiled.set(r.name, chains);
   }
   const record = (dirty: boolean): void => {
-    for (const r of hp.state.resolved) writeVifChains(r.name, compileVif(r, backend.engine), env);
+    for (const [name, chains] of compiled) writeVifChains(name, chains, env);
     for (const name of recordedVifs(env)) if (!vifs[name]) removeVifChains(name, env);
     saveIndex({ version: 2, bootId: index.bootId, backend: backend.variant, engine: backend.engine, dirty, vifs }, env);
   };

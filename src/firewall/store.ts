@@ -14,11 +14,11 @@
  * an earlier boot describes rules that are gone and is ignored.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync, type BigIntStats } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrText, isIfName, parseCidr, type IfName } from '../net/index.js';
 import { currentBootId } from '../sys/boot.js';
-import { pathIdentity, statIdentity } from '../sys/file-identity.js';
+import { pathIdentity, statIdentity, statIfAny } from '../sys/file-identity.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
 import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
@@ -302,14 +302,6 @@ export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
   const st = statIfAny(path);
   if (st?.ino === written.ino) memo = { path, stamp: statIdentity(st), loaded: deepFreeze({ index: JSON.parse(written.text) as FirewallIndex, recovered: false }) };
   else memo = undefined;
-}
-
-function statIfAny(path: string): BigIntStats | undefined {
-  try {
-    return statSync(path, { bigint: true });
-  } catch {
-    return undefined;
-  }
 }
 
 type StoredChains = Record<TableName, [string, string[]][]>;

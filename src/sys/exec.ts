@@ -117,7 +117,7 @@ export function spawnInherited(file: string, args: readonly string[], options: P
 
 /** A system program: where it is installed (the first of the usual sbin/bin paths), if it is. */
 export function findProgram(name: string): string | undefined {
-  return [`/usr/sbin/${name}`, `/sbin/${name}`, `/usr/bin/${name}`].find(isExecutable);
+  return [`/usr/sbin/${name}`, `/sbin/${name}`, `/usr/bin/${name}`, `/bin/${name}`].find(isExecutable);
 }
 
 /** Whether `path` is a file this process may run (a file there that it may not, /dev/null bound over a program, is no program). */

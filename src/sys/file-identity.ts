@@ -12,13 +12,19 @@ function statText(get: () => BigIntStats): string {
   }
 }
 
-/** The identity of what `path` names (links followed), or undefined when nothing can be stat'ed there: one system call. */
-export function pathIdentity(path: string): string | undefined {
+/** What `path` names (links followed), stat'ed, or undefined when nothing can be stat'ed there. */
+export function statIfAny(path: string): BigIntStats | undefined {
   try {
-    return statIdentity(statSync(path, { bigint: true }));
+    return statSync(path, { bigint: true });
   } catch {
     return undefined;
   }
+}
+
+/** The identity of what `path` names (links followed), or undefined when nothing can be stat'ed there: one system call. */
+export function pathIdentity(path: string): string | undefined {
+  const s = statIfAny(path);
+  return s === undefined ? undefined : statIdentity(s);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
-import { isExecutable, run } from '../../sys/exec.js';
+import { findProgram, run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, type Engine, type XtablesTable } from '../model.js';
 import { noteOwnPid, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
 import { nftPath, xennetChainsIn } from '../nftables/backend.js';
@@ -41,20 +41,13 @@ export function isPristineTable(saveText: string, table: string): boolean {
   return seen;
 }
 
-const sbinDirs = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-
-function which(name: string): string | undefined {
-  for (const d of sbinDirs) if (isExecutable(`${d}/${name}`)) return `${d}/${name}`;
-  return undefined;
-}
-
 export async function detectVariant(env: NodeJS.ProcessEnv = process.env): Promise<IptablesVariant> {
   const forced = env['XENNET_IPTABLES'];
   if (forced === 'nft' || forced === 'legacy') return forced;
   if (forced) throw new XennetError('usage', `XENNET_IPTABLES=${forced} is not nft or legacy`);
   // Without iptables there is nothing to detect: iptables-nft's tables (nf_tables tables) are
   // what the nftables backend reads natively; the xtables backend says iptables is missing.
-  const iptables = which('iptables');
+  const iptables = findProgram('iptables');
   if (!iptables) return 'nft';
   const r = await run(iptables, ['--version']);
   return /legacy/.test(r.stdout) ? 'legacy' : 'nft';
@@ -85,7 +78,7 @@ export function legacyTables(family: 'ipv4' | 'ipv6'): string[] {
  */
 async function legacyFilterTable(family: 'ipv4' | 'ipv6'): Promise<string | undefined> {
   if (!legacyTables(family).includes('filter')) return undefined;
-  const tool = which(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-save`);
+  const tool = findProgram(`${family === 'ipv4' ? 'iptables' : 'ip6tables'}-legacy-save`);
   if (!tool) return undefined;
   const r = await run(tool, ['-t', 'filter']);
   if (r.code !== 0) throw new XennetError('exec', `${tool} -t filter failed: ${r.stderr.trim() || `exit ${r.code}`}`);
@@ -141,7 +134,7 @@ function nfTablesHome(table: XtablesTable): { family: 'ipv4' | 'ipv6' | 'bridge'
 export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: Record<XtablesTable, TableIo>; saveOther: Backend['saveOther']; dropEmptyTable: (table: XtablesTable) => Promise<boolean> } {
   // The programs are looked up once, and needed only when used: the nftables backend runs on a
   // host without them (what it may have to clean up in their tables it finds through nf_tables).
-  const pair = (save: string[], restore: string[]): { save: string | undefined; restore: string | undefined } => ({ save: save.map(which).find((p) => p), restore: restore.map(which).find((p) => p) });
+  const pair = (save: string[], restore: string[]): { save: string | undefined; restore: string | undefined } => ({ save: save.map((p) => findProgram(p)).find((p) => p), restore: restore.map((p) => findProgram(p)).find((p) => p) });
   const v4 = pair([`iptables-${variant}-save`], [`iptables-${variant}-restore`]);
   const v6 = pair([`ip6tables-${variant}-save`], [`ip6tables-${variant}-restore`]);
   const eb = pair(['ebtables-nft-save', 'ebtables-save'], ['ebtables-nft-restore', 'ebtables-restore']);

@@ -5,7 +5,7 @@
  */
 import type { AdoptedFacts, TableCodec } from '../driver.js';
 import type { LiveTable } from '../live.js';
-import { isEbtables, kernelTable, tableLabel, type TablePlan, type XtablesTable } from '../model.js';
+import { dialectOf, isEbtables, kernelTable, tableLabel, type TablePlan, type XtablesTable } from '../model.js';
 import { vifOfChain } from '../names.js';
 import { isolatedByEbChain } from './compile.js';
 import { claimsFromGuardLive, guardPorts, isGuardChain } from './guard.js';
@@ -26,7 +26,7 @@ export function renderRestore(plan: TablePlan, table: XtablesTable): string {
 
 function codec(table: XtablesTable): TableCodec {
   return {
-    dialect: isEbtables(table) ? 'ebtables' : 'iptables',
+    dialect: dialectOf(table),
     label: tableLabel[table],
     parse: (text) => parseSave(text, table),
     render: (plan) => renderRestore(plan, table),
