@@ -3,6 +3,7 @@
  * for the integration suites (a kill -9 at an exact step cannot be timed from outside).
  *
  *   XENNET_TEST_KILL_AT=<point>   SIGKILL this process when it reaches <point>
+ *   XENNET_TEST_NFT_BATCH_BYTES=<n>   nf_tables transactions of at most n bytes (nftables/backend.ts)
  */
 export function killPoint(point: string, env: NodeJS.ProcessEnv = process.env): void {
   if (env['XENNET_TEST_KILL_AT'] === point) process.kill(process.pid, 'SIGKILL');

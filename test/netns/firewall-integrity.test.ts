@@ -181,8 +181,9 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
   });
 
   // The write-ahead and confirm points are the commit's, the same for both backends: on nftables
-  // only the point between its transaction and the confirm.
-  for (const point of native ? ['firewall:restored:nftables'] : ['firewall:written-ahead', 'firewall:restored:ipv4', 'firewall:before-confirm']) {
+  // the points around its transaction (before it is sent; the kernel has it, its answer unread)
+  // and between it and the confirm.
+  for (const point of native ? ['nftables:before-send', 'nftables:sent', 'firewall:restored:nftables'] : ['firewall:written-ahead', 'firewall:restored:ipv4', 'firewall:before-confirm']) {
     it(`4: an online killed at ${point} leaves nothing that the toolstack's offline does not remove`, async () => {
       const keep = await host.addGuest(spec(20));
       await online(keep);

@@ -21,6 +21,7 @@ const REQUEST_TIMEOUT_MS = 5000;
 const NFT_MSG_GETTABLE = 1;
 const NFT_MSG_GETCHAIN = 4;
 const NFT_MSG_GETRULE = 7;
+const NFT_MSG_GETSET = 10;
 const NFT_MSG_GETSETELEM = 13;
 const NFT_MSG_GETGEN = 16;
 
@@ -53,6 +54,23 @@ export interface NftRuleObject {
   counter?: { packets: number; bytes: number };
   /** The comment in its userdata (what `nft` prints as `comment "..."`). */
   comment?: string;
+}
+
+/** A set as the kernel holds it: what tells two declarations apart (the kernel's own numbers: handle, use, backend, are left out). */
+export interface NftSetObject {
+  name: string;
+  flags: number;
+  keyType: number;
+  keyLen: number;
+  dataType?: number;
+  dataLen?: number;
+  size?: number;
+  /** Its elements' default timeout, in ms. */
+  timeout?: number;
+  /** Its userdata (for nft to print it with), in hex. */
+  userdata: string;
+  /** The names of the expressions each element gets (`counter`). */
+  exprs: string[];
 }
 
 export interface NftElementObject {
@@ -116,6 +134,29 @@ function counterOf(data: Buffer): { packets: number; bytes: number } {
 function expressionOf(b: Buffer): { name: string; data: Buffer | undefined } {
   const a = attributes(b);
   return { name: str(first(a, 1)) ?? '', data: first(a, 2) };
+}
+
+export function decodeSet(body: Buffer): NftSetObject {
+  const a = attributes(body, 4);
+  const desc = first(a, 9);
+  const size = desc ? u32(first(attributes(desc), 1)) : undefined;
+  const one = first(a, 17);
+  const exprs = [...(one ? [one] : []), ...attributes(first(a, 18) ?? Buffer.alloc(0)).map((x) => x.value)].map((x) => expressionOf(x).name);
+  const dataType = u32(first(a, 6));
+  const dataLen = u32(first(a, 7));
+  const timeout = num64(first(a, 11));
+  return {
+    name: str(first(a, 2)) ?? '',
+    flags: u32(first(a, 3)) ?? 0,
+    keyType: u32(first(a, 4)) ?? 0,
+    keyLen: u32(first(a, 5)) ?? 0,
+    ...(dataType !== undefined ? { dataType } : {}),
+    ...(dataLen !== undefined ? { dataLen } : {}),
+    ...(size !== undefined ? { size } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+    userdata: (first(a, 13) ?? Buffer.alloc(0)).toString('hex'),
+    exprs,
+  };
 }
 
 export function decodeChain(body: Buffer): NftChainObject {
@@ -208,14 +249,15 @@ export function decodeElements(body: Buffer): NftElementObject[] {
   for (const e of attributes(first(attributes(body, 4), 3) ?? Buffer.alloc(0))) {
     const a = attributes(e.value);
     const key = first(a, 1);
-    const keyEnd = first(a, 9);
+    // NFTA_SET_ELEM_KEY_END 10 and _EXPRESSIONS 11 (9 is _OBJREF).
+    const keyEnd = first(a, 10);
     const data = first(a, 2);
     const timeout = num64(first(a, 4));
     const expiration = num64(first(a, 5));
     const comment = userdataComment(first(a, 6));
     let counter: NftElementObject['counter'];
     const one = first(a, 7);
-    const exprs = [...(one ? [one] : []), ...attributes(first(a, 10) ?? Buffer.alloc(0)).map((x) => x.value)];
+    const exprs = [...(one ? [one] : []), ...attributes(first(a, 11) ?? Buffer.alloc(0)).map((x) => x.value)];
     for (const x of exprs.map(expressionOf)) if (x.name === 'counter' && x.data && !counter) counter = counterOf(x.data);
     out.push({
       key: Buffer.from(key ? (first(attributes(key), 1) ?? Buffer.alloc(0)) : Buffer.alloc(0)),
@@ -322,6 +364,11 @@ export class NftReader {
   /** The rules of one table, in each chain's order; undefined when the table does not exist. */
   async rules(family: NftFamilyName, table: string): Promise<NftRuleObject[] | undefined> {
     return (await this.dump(NFT_MSG_GETRULE, NFPROTO[family], [encodeString(1, table)], `rules of ${family} ${table}`))?.map(decodeRule);
+  }
+
+  /** The sets of one table; undefined when the table does not exist. */
+  async sets(family: NftFamilyName, table: string): Promise<NftSetObject[] | undefined> {
+    return (await this.dump(NFT_MSG_GETSET, NFPROTO[family], [encodeString(1, table)], `sets of ${family} ${table}`))?.map(decodeSet);
   }
 
   /** The elements of one set; undefined when it does not exist. */

@@ -1,11 +1,16 @@
 /**
- * A thin driver around the system's `nft`: reads xennet's own tables (`bridge xennet`,
- * `inet xennet`), applies a script as one transaction (`nft -f -`: all of it or nothing), probes
- * the kernel, and lists the base chains of everyone else's tables (read only). nft >= 1.0.1 reads
- * only the tables a command names, so none of this grows with other tables' size.
+ * nf_tables for the nftables backend: reads xennet's own tables (`bridge xennet`, `inet xennet`)
+ * over nfnetlink, and through `nft list` where a rule is not one xennet wrote (nft prints what is
+ * there); applies a script as one nfnetlink transaction (all of it or nothing); probes the kernel
+ * (checked transactions, never applied); lists the base chains of everyone else's tables (read
+ * only). None of it grows with other tables' size.
  */
-import { XennetError } from '../../sys/errors.js';
+import { reasonOf, XennetError } from '../../sys/errors.js';
+import { killPoint } from '../../sys/test-seams.js';
 import { findProgram, needProgram, run } from '../../sys/exec.js';
+import { BATCH_OVERHEAD, messageSize, NftBatchWriter, type NftMessage } from '../../bridge/nl/nft-batch.js';
+import { scriptMessages, scriptParts } from './native/script.js';
+import { BASE_CHAINS, CHAIN_FWD } from './compile.js';
 import type { BridgeConntrack } from '../model.js';
 import { NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
 import { NFT_TABLE } from './table.js';
@@ -16,7 +21,7 @@ import { NFT_FAMILIES } from './script.js';
 
 export const nftPath = (): string | undefined => findProgram('nft');
 
-const needNft = (): string => needProgram('nft', 'nftables', 'the nftables backend drives it');
+const needNft = (): string => needProgram('nft', 'nftables', 'it prints rules xennet did not write');
 
 const noSuchTable = (stderr: string): boolean => /No such file or directory/.test(stderr);
 
@@ -76,34 +81,85 @@ async function withReader<T>(fn: (reader: NftReader) => Promise<T>): Promise<T> 
   }
 }
 
-/** Applies a script in one transaction; a rejected one changes nothing. */
-export async function applyScript(script: string, onSpawn?: (pid: number) => void): Promise<void> {
-  const r = await run(needNft(), ['-f', '-'], { input: script, ...(onSpawn ? { onSpawn } : {}) });
-  if (r.code !== 0) {
-    throw new XennetError('exec', `nft rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ') || `exit ${r.code}, nothing said`}; the previous rules stay in force`, {
+/**
+ * Applies a script over nfnetlink: one transaction (every line of it or none) where it fits in a
+ * netlink datagram, as every hook's change and the changes of hosts with up to some tens of
+ * guests do; else part by part (renderNft's parts, packed into as few transactions as fit: the
+ * shared part first, then each guest whole; every guest stays filtered in between), the parts
+ * before a refused one applied. `onCommit` is told the pid that commits (this process).
+ */
+export async function applyScript(script: string, onCommit?: (pid: number) => void): Promise<void> {
+  const writer = new NftBatchWriter();
+  let done = 0;
+  let batches: NftMessage[][] = [];
+  try {
+    const parts = scriptParts(script);
+    // Test-only seam: XENNET_TEST_NFT_BATCH_BYTES=<n> caps a transaction as a host with a smaller net.core.wmem_max would.
+    const cap = Number(process.env['XENNET_TEST_NFT_BATCH_BYTES'] ?? '');
+    batches = packParts(parts, Number.isInteger(cap) && cap > 0 ? Math.min(cap, writer.capacity()) : writer.capacity());
+    onCommit?.(process.pid);
+    for (const b of batches) {
+      await writer.commit(b);
+      done++;
+      if (done < batches.length) killPoint('nftables:part-committed');
+    }
+  } catch (e) {
+    const partial = done > 0 ? ` (${done} of ${batches.length} transactions applied before it: the next apply or commit reconciles the rest)` : '';
+    throw new XennetError('netlink', `nf_tables rejected the update: ${reasonOf(e)}; the previous rules stay in force${partial}`, {
       hint: 'run `xennet plan` to see the difference; report the script (`xennet plan --json`) if it persists',
+      cause: e,
     });
+  } finally {
+    writer.close();
   }
 }
 
-/**
- * Whether the bridge family can read connection state itself (nf_conntrack_bridge, Linux >= 5.3):
- * `nft -c` checks a table using `ct state` in the kernel without committing it.
- */
-export async function probeBridgeConntrack(): Promise<BridgeConntrack> {
-  const r = await run(needNft(), ['-c', '-f', '-'], { input: 'table bridge xennet-probe { chain c { ct state established accept; }; }\n' });
-  return r.code === 0 ? 'bridge' : 'mark';
+/** Parts packed, in order, into as few transactions of at most `capacity` bytes as they fit in (one where all of it fits); a part that fits in none is an error. */
+export function packParts(parts: readonly NftMessage[][], capacity: number): NftMessage[][] {
+  const out: NftMessage[][] = [];
+  let cur: NftMessage[] = [];
+  let size = BATCH_OVERHEAD;
+  for (const p of parts) {
+    const n = p.reduce((acc, m) => acc + messageSize(m), 0);
+    if (size + n <= capacity) {
+      cur.push(...p);
+      size += n;
+      continue;
+    }
+    if (BATCH_OVERHEAD + n > capacity) throw new XennetError('netlink', `one part of the change (${p[0]?.what ?? '?'} ...: ${p.length} messages, ${n} bytes) is larger than a netlink datagram may be here (${capacity} bytes)`, { hint: 'raise net.core.wmem_max (sysctl)' });
+    if (cur.length > 0) out.push(cur);
+    cur = [...p];
+    size = BATCH_OVERHEAD + n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
-/**
- * Whether the nftables backend can run here: `nft` is installed and the kernel takes a table of
- * the bridge family with a base chain (`nft -c`: checked in the kernel, never committed).
- */
+/** Whether the kernel takes a transaction (checked, never applied: `nft -c`); false when nf_tables is not there at all. */
+async function kernelTakes(script: string): Promise<boolean> {
+  let writer: NftBatchWriter | undefined;
+  try {
+    writer = new NftBatchWriter();
+    await writer.check(scriptMessages(script, PROBE_TABLE));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    writer?.close();
+  }
+}
+
+const PROBE_TABLE = 'xennet-probe';
+
+/** Whether the bridge family can read connection state itself (nf_conntrack_bridge, Linux >= 5.3). */
+export async function probeBridgeConntrack(): Promise<BridgeConntrack> {
+  const ok = await kernelTakes(`add table bridge ${PROBE_TABLE}\nadd chain bridge ${PROBE_TABLE} XN-PROBE\nadd rule bridge ${PROBE_TABLE} XN-PROBE ct state established,related return\n`);
+  return ok ? 'bridge' : 'mark';
+}
+
+/** Whether the nftables backend can run here: the kernel takes a table of the bridge family with a base chain (checked, never applied). */
 export async function nftablesUsable(): Promise<boolean> {
-  const nft = nftPath();
-  if (!nft) return false;
-  const r = await run(nft, ['-c', '-f', '-'], { input: 'table bridge xennet-probe { chain c { type filter hook forward priority 0; policy accept; }; }\n' });
-  return r.code === 0;
+  return kernelTakes(`add table bridge ${PROBE_TABLE}\nadd chain bridge ${PROBE_TABLE} ${CHAIN_FWD} { ${BASE_CHAINS[CHAIN_FWD]!.printed} }\n`);
 }
 
 export interface ForeignBaseChain {

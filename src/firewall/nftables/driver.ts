@@ -31,7 +31,7 @@ export const nftablesDriver: FirewallDriver = {
   },
   // Its bindings live in its own sets.
   learningUnavailable: () => undefined,
-  compat: async () => ((await nftablesUsable()) ? undefined : 'nf_tables does not work here, or nft (Debian package nftables) is not installed'),
+  compat: async () => ((await nftablesUsable()) ? undefined : 'nf_tables does not take a table of the bridge family with a base chain here (a kernel without nf_tables or nft_chain_filter)'),
   learned: nftLearnedStore,
   changesShowInGeneration: true,
   // Its rules read the learned sets.

@@ -213,7 +213,19 @@ export function constValueText(type: 'ether_type' | 'inet_proto', printed: strin
   return n === undefined ? printed : constElementText(type, n);
 }
 
-/** The nft script for one plan of table `nftables` (empty when there is nothing to do). */
+/** The comment that starts a part of a script that may be a transaction of its own (see renderNft). */
+export const PART_MARK = '# part ';
+
+/**
+ * The nft script for one plan of table `nftables` (empty when there is nothing to do): one
+ * transaction, in parts that could each be one of their own and leave every guest filtered in
+ * between (nft-batch.ts: a transaction larger than a netlink datagram may be is written part by
+ * part). First the tables and sets; then what the guests share (base chains, the guard's claimed
+ * keys, the constant sets): a guard key it adds before its guest's (key, port) pair drops that
+ * guest's frames for a moment, never passes another's; then each guest whole (taken out of the
+ * dispatch, its chains written, put back, what it no longer has deleted), so that a guest goes
+ * from its old rules to its new ones at once.
+ */
 export function renderNft(plan: TablePlan): string {
   const drop = new Set(plan.dropTables ?? []);
   const lines: string[] = [];
@@ -229,20 +241,31 @@ export function renderNft(plan: TablePlan): string {
     lines.push(`add table bridge ${NFT_TABLE}`);
     for (const s of NFT_SETS) lines.push(`add ${s.map ? 'map' : 'set'} bridge ${NFT_TABLE} ${s.name} { type ifname${s.map ? ' : verdict' : ''}; }`);
     for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = { ${constElements(s)} }; }`);
-    // Their elements as wanted, exactly: an element taken out switches a guest check off, and
-    // one put in drops what a guest may send.
-    if (write.some(([c]) => c === CHAIN_CONST)) for (const s of NFT_CONST_SETS) lines.push(`flush set bridge ${NFT_TABLE} ${s.name}`, `add element bridge ${NFT_TABLE} ${s.name} { ${constElements(s)} }`);
     for (const s of CLAIM_SET_DECLS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
     for (const s of LEARNED_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
   }
   if (write.some(([c]) => familyOfChain(c) === 'inet')) lines.push(`add table inet ${NFT_TABLE}`);
 
+  // The parts: what the guests share (''), then each guest by name.
+  const parts = new Map<string, string[]>([['', []]]);
+  const partOf = (vif: string | undefined): string[] => {
+    const key = vif ?? '';
+    let p = parts.get(key);
+    if (!p) parts.set(key, (p = []));
+    return p;
+  };
+  const ownerOf = (c: string): string | undefined => (c === CHAIN_CLAIMS || c === CHAIN_CONST ? undefined : vifOfChain(c));
+  // Their elements as wanted, exactly: an element taken out switches a guest check off, and
+  // one put in drops what a guest may send.
+  if (!drop.has('bridge') && write.some(([c]) => c === CHAIN_CONST)) for (const s of NFT_CONST_SETS) partOf(undefined).push(`flush set bridge ${NFT_TABLE} ${s.name}`, `add element bridge ${NFT_TABLE} ${s.name} { ${constElements(s)} }`);
+
   // 1. Detach every vif whose elements change or go (all written ones when the plan does not say
   // which are live).
   const changing = plan.replacing ?? write.map(([c]) => c);
   const detached = [...new Set([...changing, ...remove].filter(isVifElements).map((c) => vifOfChain(c)!))];
-  const created: string[] = [];
+  const created = new Map<string, string[]>();
   for (const k of detached) {
+    const part = partOf(k);
     // The entry as it is live, when known: the kernel refuses to add a key it holds with other
     // data (an entry someone set to `accept`), so the add-then-delete must name that data.
     const liveLines = plan.before?.get(vifChain('E', k)) ?? [];
@@ -252,32 +275,34 @@ export function renderNft(plan: TablePlan): string {
     for (const s of NFT_SETS) {
       if (s.map && nameable) {
         const target = vifChain(s.target, k);
-        lines.push(`add chain bridge ${NFT_TABLE} ${target}`);
-        created.push(target);
+        part.push(`add chain bridge ${NFT_TABLE} ${target}`);
+        created.set(target, part);
       }
       const own = `@${s.name} "${k}"`;
       const live = liveLines.find((l) => l === own || l.startsWith(`${own} `));
       if (!live && !nameable) continue;
       const stmt = elementStatement(live ?? elementLine(s.name, k));
-      lines.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${s.name} { "${k}" }`);
+      part.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${s.name} { "${k}" }`);
     }
   }
   // 2. Chains: base chains are made anew (their hook cannot be changed in place).
   for (const [c, rules] of write) {
     if (isElements(c)) continue;
+    const part = partOf(ownerOf(c));
     const base = BASE_CHAINS[c];
-    lines.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
-    if (base && !plan.wake?.includes(familyOfChain(c))) lines.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
-    for (const r of base ? rules.slice(1) : rules) lines.push(`add rule ${t(c)} ${writtenRule(r)} comment "${ruleTag(r)}"`);
+    part.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
+    if (base && !plan.wake?.includes(familyOfChain(c))) part.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
+    for (const r of base ? rules.slice(1) : rules) part.push(`add rule ${t(c)} ${writtenRule(r)} comment "${ruleTag(r)}"`);
   }
   // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
   const wanted = new Set<string>();
   for (const [c, rules] of write) {
     if (!isElements(c) || c === CHAIN_CONST) continue;
+    const part = partOf(ownerOf(c));
     const had = new Set(plan.before?.get(c) ?? []);
     for (const r of rules) {
       if (c === CHAIN_CLAIMS && had.has(r)) continue;
-      lines.push(`add element bridge ${NFT_TABLE} ${elementStatement(r)}`);
+      part.push(`add element bridge ${NFT_TABLE} ${elementStatement(r)}`);
       const target = / : jump (\S+)$/.exec(r)?.[1];
       if (target) wanted.add(target);
     }
@@ -287,13 +312,23 @@ export function renderNft(plan: TablePlan): string {
     for (const r of plan.before?.get(c) ?? []) {
       if (!isClaimLine(r) || keep.has(r)) continue;
       const stmt = elementStatement(r);
-      lines.push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
+      partOf(ownerOf(c)).push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
     }
   }
   // 4. Delete chains nothing wants any more (flushed first: they may jump to each other).
   const desiredChains = new Set(write.map(([c]) => c));
-  const gone = [...new Set([...remove.filter((c) => !isElements(c)), ...created.filter((c) => !wanted.has(c) && !desiredChains.has(c))])];
-  for (const c of gone) lines.push(`flush chain ${t(c)}`);
-  for (const c of gone) lines.push(`delete chain ${t(c)}`);
+  const gone = [...new Set([...remove.filter((c) => !isElements(c)), ...[...created.keys()].filter((c) => !wanted.has(c) && !desiredChains.has(c))])];
+  const goneBy = new Map<string[], string[]>();
+  for (const c of gone) {
+    const part = created.get(c) ?? partOf(ownerOf(c));
+    goneBy.set(part, [...(goneBy.get(part) ?? []), c]);
+  }
+  for (const [part, chains] of goneBy) {
+    for (const c of chains) part.push(`flush chain ${t(c)}`);
+    for (const c of chains) part.push(`delete chain ${t(c)}`);
+  }
+  const shared = parts.get('')!;
+  if (shared.length > 0) lines.push(`${PART_MARK}shared`, ...shared);
+  for (const k of [...parts.keys()].filter((k) => k !== '').sort()) lines.push(`${PART_MARK}${k}`, ...parts.get(k)!);
   return `${lines.join('\n')}\n`;
 }

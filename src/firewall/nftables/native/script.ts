@@ -1,0 +1,243 @@
+/**
+ * An nft script of xennet's -> the nfnetlink messages of one transaction (pure).
+ *
+ * The scripts are the ones xennet renders (renderNft, learnedScript: what `xennet plan` shows and
+ * what `nft -f` would run), one command per line, in the few forms they use:
+ *
+ *   add|delete table F xennet            add chain F xennet C [{ type filter hook ... }]
+ *   flush chain F xennet C               delete chain F xennet C
+ *   add rule F xennet C <rule> comment "<tag>"
+ *   add set|map bridge xennet S { <declaration> }    flush set bridge xennet S
+ *   add|delete element bridge xennet S { <element>, ... }
+ *   list set bridge xennet S             (the transaction fails when the set is missing)
+ *
+ * Anything else is an error that names the line: a script is never half understood.
+ */
+import type { NftMessage } from '../../../bridge/nl/nft-batch.js';
+import { BASE_CHAINS } from '../compile.js';
+import { PART_MARK } from '../script.js';
+import { NFT_TABLE } from '../table.js';
+import { splitComment } from '../tag.js';
+import { attr, dataValue, dataVerdict, encodeExprs, nest, str, u32, u64 } from './encode.js';
+import { DATATYPE, type AnonymousSet } from './expr.js';
+import { parseNftRule } from './rule-parse.js';
+import { anonymousSetUserdata, parseElement, parseSetDeclaration, SET_FLAGS, type ElementValue, type SetDeclaration } from './sets.js';
+import { XennetError } from '../../../sys/errors.js';
+
+const MSG = { newTable: 0, delTable: 2, newChain: 3, delChain: 5, newRule: 6, delRule: 8, newSet: 9, newSetElem: 12, delSetElem: 14 } as const;
+const NLM_F_CREATE = 0x400;
+const NLM_F_APPEND = 0x800;
+const FAMILY = { bridge: 7, inet: 1 } as const;
+const HOOKS = { prerouting: 0, forward: 2 } as const;
+const NFT_DATA_VERDICT = 0xffffff00;
+
+type Family = keyof typeof FAMILY;
+
+const genmsg = (family: Family): Buffer => Buffer.from([FAMILY[family], 0, 0, 0]);
+
+/** Splits `a, b, "c, d"` at the commas outside quotes. */
+function splitList(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (const c of text) {
+    if (c === '"') quoted = !quoted;
+    if (c === ',' && !quoted) {
+      out.push(cur.trim());
+      cur = '';
+    } else cur += c;
+  }
+  if (cur.trim() !== '') out.push(cur.trim());
+  return out;
+}
+
+/** NEWSET: the kernel wants a batch-local id even for a named set. */
+function setMessage(table: string, decl: SetDeclaration, id: number, family: Family = 'bridge'): Buffer {
+  const parts = [
+    genmsg(family),
+    str(1, table),
+    str(2, decl.name),
+    ...(decl.flags !== 0 ? [u32(3, decl.flags)] : []),
+    u32(4, decl.keyType),
+    u32(5, decl.keyLen),
+    ...(decl.verdictMap ? [u32(6, NFT_DATA_VERDICT)] : []),
+    ...(decl.size !== undefined ? [nest(9, u32(1, decl.size))] : []),
+    u32(10, id),
+    ...(decl.timeoutMs !== undefined ? [u64(11, decl.timeoutMs)] : []),
+    attr(13, decl.userdata),
+    ...(decl.counter ? [nest(17, str(1, 'counter'), nest(2, u64(1, 0), u64(2, 0)))] : []),
+  ];
+  return Buffer.concat(parts);
+}
+
+function elementAttr(e: ElementValue, flags = 0): Buffer {
+  return nest(
+    1,
+    dataValue(1, e.key),
+    ...(e.verdict ? [dataVerdict(2, e.verdict)] : []),
+    ...(flags !== 0 ? [u32(3, flags)] : []),
+    ...(e.timeoutMs !== undefined ? [u64(4, e.timeoutMs)] : []),
+  );
+}
+
+function elementsMessage(table: string, set: string, elements: readonly Buffer[], setId?: number, family: Family = 'bridge'): Buffer {
+  return Buffer.concat([genmsg(family), str(1, table), str(2, set), ...(elements.length > 0 ? [nest(3, ...elements)] : []), ...(setId !== undefined ? [u32(4, setId)] : [])]);
+}
+
+/** The declaration of a rule's anonymous set, as nft makes it. */
+function anonymousDeclaration(s: AnonymousSet): SetDeclaration {
+  return {
+    name: '__set%d',
+    flags: SET_FLAGS.anonymous | SET_FLAGS.constant | (s.interval ? SET_FLAGS.interval : 0),
+    keyType: DATATYPE[s.keyType],
+    keyLen: s.keyLen,
+    verdictMap: false,
+    size: s.elements.length,
+    counter: false,
+    userdata: anonymousSetUserdata(s),
+    parts: [],
+    elements: [],
+  };
+}
+
+class ScriptTranslator {
+  readonly out: NftMessage[] = [];
+  private readonly sets = new Map<string, SetDeclaration>();
+  private nextSetId = 1;
+
+  /** The commands' forms, for this table. */
+  private readonly patterns: Record<'rule' | 'element' | 'table' | 'addChain' | 'chain' | 'set' | 'list' | 'flushSet', RegExp>;
+
+  constructor(private readonly table: string) {
+    const T = table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    this.patterns = {
+      rule: new RegExp(`^add rule (bridge|inet) ${T} (\\S+) (.*)$`),
+      element: new RegExp(`^(add|delete) element bridge ${T} (\\S+) \\{ (.*) \\}$`),
+      table: new RegExp(`^(add|delete) table (bridge|inet) ${T}$`),
+      addChain: new RegExp(`^add chain (bridge|inet) ${T} (\\S+)(?: \\{ (.*) \\})?$`),
+      chain: new RegExp(`^(flush|delete) chain (bridge|inet) ${T} (\\S+)$`),
+      set: new RegExp(`^add (set|map) bridge ${T} (\\S+) \\{ (.*) \\}$`),
+      list: new RegExp(`^list set bridge ${T} (\\S+)$`),
+      flushSet: new RegExp(`^flush set bridge ${T} (\\S+)$`),
+    };
+  }
+
+  private push(msg: number, flags: number, body: Buffer, what: string): void {
+    this.out.push({ msg, flags, body, what });
+  }
+
+  private decl(set: string): SetDeclaration {
+    const d = this.sets.get(set);
+    if (!d) throw new Error(`set ${set} is not declared earlier in the script`);
+    return d;
+  }
+
+  line(line: string): void {
+    const p = this.patterns;
+    let m: RegExpExecArray | null;
+    if ((m = p.rule.exec(line))) {
+      this.rule(m[1] as Family, m[2]!, m[3]!, line);
+    } else if ((m = p.element.exec(line))) {
+      const decl = this.decl(m[2]!);
+      const elements = splitList(m[3]!).map((e) => elementAttr(parseElement(decl, e, m![1] === 'delete')));
+      this.push(m[1] === 'add' ? MSG.newSetElem : MSG.delSetElem, m[1] === 'add' ? NLM_F_CREATE : 0, elementsMessage(this.table, decl.name, elements), line);
+    } else if ((m = p.table.exec(line))) {
+      const f = m[2] as Family;
+      if (m[1] === 'add') this.push(MSG.newTable, NLM_F_CREATE, Buffer.concat([genmsg(f), str(1, this.table), u32(2, 0)]), line);
+      else this.push(MSG.delTable, 0, Buffer.concat([genmsg(f), str(1, this.table)]), line);
+    } else if ((m = p.addChain.exec(line))) {
+      const f = m[1] as Family;
+      const chain = m[2]!;
+      let hook: Buffer[] = [];
+      if (m[3] !== undefined) {
+        const spec = BASE_CHAINS[chain];
+        if (!spec || spec.printed !== m[3] || spec.family !== f) throw new Error(`base chain ${chain} is not one of xennet's`);
+        hook = [nest(4, u32(1, HOOKS[spec.hook]), u32(2, spec.priority)), u32(5, 1), str(7, 'filter')];
+      }
+      this.push(MSG.newChain, NLM_F_CREATE, Buffer.concat([genmsg(f), str(1, this.table), str(3, chain), ...hook]), line);
+    } else if ((m = p.chain.exec(line))) {
+      const f = m[2] as Family;
+      if (m[1] === 'flush') this.push(MSG.delRule, 0, Buffer.concat([genmsg(f), str(1, this.table), str(2, m[3]!)]), line);
+      else this.push(MSG.delChain, 0, Buffer.concat([genmsg(f), str(1, this.table), str(3, m[3]!)]), line);
+    } else if ((m = p.set.exec(line))) {
+      const decl = parseSetDeclaration(m[2]!, m[3]!, m[1] === 'map');
+      this.sets.set(decl.name, decl);
+      this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.table, decl, this.nextSetId++), line);
+      if (decl.elements.length > 0) this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.table, decl.name, decl.elements.map((e) => elementAttr(parseElement(decl, e)))), line);
+    } else if ((m = p.list.exec(line))) {
+      // The set declared again without NLM_F_CREATE: a no-op where it exists, ENOENT (and no
+      // transaction) where it (or the table) does not.
+      const decl = this.known(m[1]!);
+      this.push(MSG.newSet, 0, setMessage(this.table, decl, this.nextSetId++), line);
+    } else if ((m = p.flushSet.exec(line))) {
+      this.push(MSG.delSetElem, 0, elementsMessage(this.table, m[1]!, []), line);
+    } else {
+      throw new Error('not a command xennet writes');
+    }
+  }
+
+  /** A set a `list` names: declared earlier, or one of the dispatch sets (their declaration is fixed). */
+  private known(set: string): SetDeclaration {
+    return this.sets.get(set) ?? parseSetDeclaration(set, 'type ifname;', false);
+  }
+
+  private rule(family: Family, chain: string, text: string, line: string): void {
+    const { rule, comment } = splitComment(text);
+    const native = parseNftRule(rule);
+    const ids = native.sets.map(() => this.nextSetId++);
+    native.sets.forEach((s, i) => {
+      const decl = anonymousDeclaration(s);
+      this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.table, decl, ids[i]!, family), `${line} (its set ${i + 1})`);
+      this.push(
+        MSG.newSetElem,
+        NLM_F_CREATE,
+        elementsMessage(
+          this.table,
+          '__set%d',
+          s.elements.map((e) => elementAttr({ key: e.key }, e.end ? 1 : 0)),
+          ids[i],
+          family,
+        ),
+        `${line} (the elements of its set ${i + 1})`,
+      );
+    });
+    const exprs = encodeExprs(native.exprs, (ref) => ('name' in ref ? { name: ref.name } : { name: '__set%d', id: ids[ref.anon]! }));
+    const userdata = comment === undefined ? [] : [attr(7, Buffer.concat([Buffer.from([0, Buffer.byteLength(comment) + 1]), Buffer.from(`${comment}\0`)]))];
+    this.push(MSG.newRule, NLM_F_CREATE | NLM_F_APPEND, Buffer.concat([genmsg(family), str(1, this.table), str(2, chain), nest(4, exprs), ...userdata]), line);
+  }
+}
+
+/**
+ * The messages of a script, in its parts (renderNft's `# part` comments: what may be a
+ * transaction of its own; what comes before the first is a part too); an error naming the line
+ * xennet cannot write natively.
+ */
+export function scriptParts(script: string, table: string = NFT_TABLE): NftMessage[][] {
+  const t = new ScriptTranslator(table);
+  const parts: NftMessage[][] = [];
+  let from = 0;
+  for (const raw of script.split('\n')) {
+    const line = raw.trim();
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      if (line.startsWith(PART_MARK) && t.out.length > from) {
+        parts.push(t.out.slice(from));
+        from = t.out.length;
+      }
+      continue;
+    }
+    try {
+      t.line(line);
+    } catch (e) {
+      if (e instanceof XennetError) throw e;
+      throw new XennetError('internal', `cannot write natively: ${line} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  if (t.out.length > from) parts.push(t.out.slice(from));
+  return parts;
+}
+
+/** The messages of a script, as one transaction. */
+export function scriptMessages(script: string, table: string = NFT_TABLE): NftMessage[] {
+  return scriptParts(script, table).flat();
+}

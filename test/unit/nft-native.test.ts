@@ -1,0 +1,128 @@
+/**
+ * nf_tables spoken natively, the pure parts: a rule's text -> its expressions (as nft 1.0.6 makes
+ * them), a set's declaration -> its attributes and userdata (as the kernel keeps what nft wrote),
+ * a script -> its messages, a batch's datagram. The netns test nft-native-write compares all of it
+ * with what nft writes, for random rule files; these pin the cases down one by one.
+ */
+import assert from 'node:assert/strict';
+import { batchDatagram } from '../../src/bridge/nl/nft-batch.js';
+import { nfnlAttributeList } from '../../src/bridge/nl/nfnl.js';
+import { registerNumber, type NftExpr } from '../../src/firewall/nftables/native/expr.js';
+import { parseNftRule, ruleTokens } from '../../src/firewall/nftables/native/rule-parse.js';
+import { scriptMessages } from '../../src/firewall/nftables/native/script.js';
+import { parseElement, parseSetDeclaration } from '../../src/firewall/nftables/native/sets.js';
+
+const hex = (s: string): Buffer => Buffer.from(s, 'hex');
+const load = (base: 'll' | 'network' | 'transport', offset: number, len: number, dreg = 0): NftExpr => ({ type: 'payload', base, offset, len, dreg });
+const eq = (data: string, op: 'eq' | 'neq' | 'gte' | 'lte' = 'eq'): NftExpr => ({ type: 'cmp', op, sreg: 0, data: hex(data) });
+const meta = (key: 'protocol' | 'l4proto' | 'iifname' | 'oifname' | 'mark', dreg = 0): NftExpr => ({ type: 'meta', key, dreg });
+
+describe('nf_tables natively: a rule text -> its expressions', function () {
+  it('checks a protocol once, by meta protocol for IP fields and by the Ethernet type for ICMPv6', function () {
+    assert.deepEqual(parseNftRule('ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return').exprs, [
+      meta('protocol'), eq('0800'),
+      load('network', 12, 4), eq('00000000'),
+      load('network', 16, 4), eq('ffffffff'),
+      meta('l4proto'), eq('11'),
+      // adjacent equal compares of 4 bytes or less in all: one load and one compare, as nft merges them
+      load('transport', 0, 4), eq('00440043'),
+      { type: 'verdict', verdict: { code: 'return' } },
+    ]);
+    assert.deepEqual(parseNftRule('icmpv6 type nd-router-advert counter drop').exprs, [load('ll', 12, 2), eq('86dd'), meta('l4proto'), eq('3a'), load('transport', 0, 1), eq('86'), { type: 'counter' }, { type: 'verdict', verdict: { code: 'drop' } }]);
+    // An explicit `meta protocol ip6` is the check: no Ethernet type after it.
+    assert.deepEqual(parseNftRule('meta protocol ip6 icmpv6 type nd-neighbor-advert return').exprs.slice(0, 4), [meta('protocol'), eq('86dd'), meta('l4proto'), eq('3a')]);
+  });
+
+  it('a prefix of whole bytes loads only those; another masks the field; a range is two compares (!=: a range expression)', function () {
+    assert.deepEqual(parseNftRule('ip6 saddr 2001:db8:5::/64 return').exprs.slice(2, 4), [load('network', 8, 8), eq('20010db800050000')]);
+    assert.deepEqual(parseNftRule('ip saddr 10.9.0.0/29 return').exprs.slice(2, 5), [load('network', 12, 4), { type: 'bitwise', sreg: 0, dreg: 0, mask: hex('fffffff8'), xor: hex('00000000') }, eq('0a090000')]);
+    assert.deepEqual(parseNftRule('tcp dport 1-1023 return').exprs.slice(2, 5), [load('transport', 2, 2), eq('0001', 'gte'), eq('03ff', 'lte')]);
+    assert.deepEqual(parseNftRule('tcp dport != 1-1023 return').exprs[3], { type: 'range', op: 'neq', sreg: 0, from: hex('0001'), to: hex('03ff') });
+  });
+
+  it('a concatenation loads each key after the last word of the one before', function () {
+    const r = parseNftRule('ether saddr . iifname != @id_mac_port ether saddr @id_mac counter drop').exprs;
+    assert.deepEqual(r.slice(0, 3), [load('ll', 6, 6, 0), meta('iifname', 2), { type: 'lookup', sreg: 0, set: { name: 'id_mac_port' }, invert: true }]);
+    // Word 2 is NFT_REG32_02 (10); word 4 starts NFT_REG_2 (2), as nft names them.
+    assert.equal(registerNumber(2), 10);
+    assert.equal(registerNumber(4), 2);
+    assert.equal(registerNumber('verdict'), 0);
+  });
+
+  it('sets it carries: sorted, and intervals (with a leading end at 0) once one element is a range or a prefix', function () {
+    const { exprs, sets } = parseNftRule('ip daddr { 10.0.0.0/8, 192.0.2.5 } tcp dport { 22, 443 } return');
+    assert.deepEqual(exprs[3], { type: 'lookup', sreg: 0, set: { anon: 0 }, invert: false });
+    assert.equal(sets[0]!.interval, true);
+    assert.deepEqual(sets[0]!.elements.map((e) => [e.key.toString('hex'), e.end]), [['00000000', true], ['0a000000', false], ['0b000000', true], ['c0000205', false], ['c0000206', true]]);
+    assert.equal(sets[1]!.interval, false);
+    assert.deepEqual(sets[1]!.elements.map((e) => e.key.toString('hex')), ['0016', '01bb']);
+  });
+
+  it('statements: limits, logs to a group, set updates with a timeout or a limit, marks', function () {
+    assert.deepEqual(parseNftRule('limit rate 6/minute log prefix "XN spoof vif1.0: "').exprs, [{ type: 'limit', rate: 6, unitSeconds: 60, burst: 5 }, { type: 'log', prefix: 'XN spoof vif1.0: ' }]);
+    const learn = parseNftRule('arp saddr ip 0.0.0.0 arp operation request limit rate 20/second burst 40 packets add @tentative4 { arp daddr ip timeout 2s } log prefix "XN learn" group 30830').exprs;
+    assert.deepEqual(learn.slice(6), [{ type: 'limit', rate: 20, unitSeconds: 1, burst: 40 }, load('network', 24, 4), { type: 'dynset', sreg: 0, set: 'tentative4', timeoutMs: 2000, exprs: [] }, { type: 'log', prefix: 'XN learn', group: 30830 }]);
+    assert.deepEqual(parseNftRule('meta mark set meta mark | 0x00400000').exprs, [meta('mark'), { type: 'bitwise', sreg: 0, dreg: 0, mask: hex('ffffbfff'), xor: hex('00004000') }, { type: 'metaSet', key: 'mark', sreg: 0 }]);
+    assert.deepEqual(ruleTokens('add @x { @th,64,128 . iifname timeout 2s } ct state established,related'), ['add', '@x', '{', '@th,64,128', '.', 'iifname', 'timeout', '2s', '}', 'ct', 'state', 'established,related']);
+  });
+
+  it('anything not in xennet\'s grammar is an error naming the rule', function () {
+    for (const bad of ['tcp flags syn drop', 'ip saddr 1.2.3.4 ip6 saddr ::1 drop', 'limit rate 5/fortnight', 'log prefix "unterminated']) assert.throws(() => parseNftRule(bad), new RegExp(`cannot write the rule natively: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  });
+});
+
+describe('nf_tables natively: sets and elements', function () {
+  it('declarations carry what nft writes (userdata as the kernel kept it from nft 1.0.6)', function () {
+    const map = parseSetDeclaration('from_guest', 'type ifname : verdict;', true);
+    assert.deepEqual([map.flags, map.keyType, map.keyLen, map.userdata.toString('hex')], [8, 41, 16, '000401000000010400000000060400000000']);
+    const naPort = parseSetDeclaration('id_na_port', 'typeof @th,64,128 . iifname;', false);
+    assert.deepEqual([naPort.keyType, naPort.keyLen], [0x129, 32]);
+    assert.equal(naPort.userdata.toString('hex'), '000400000000034000040d00000001380026000407000000011e000400000000010400000000020403000000030440000000040480000000010e0004090000000106000406000000');
+    const rate = parseSetDeclaration('defend_rate4', 'type ipv4_addr . ifname; size 65535; flags dynamic,timeout; timeout 10s;', false);
+    assert.deepEqual([rate.flags, rate.keyType, rate.keyLen, rate.size, rate.timeoutMs, rate.userdata.toString('hex')], [0x30, 0x1e9, 20, 65535, 10000, '000400000000030800040d0000000100']);
+    assert.equal(parseSetDeclaration('id_mac', 'type ether_addr; counter;', false).counter, true);
+    assert.throws(() => parseSetDeclaration('x', 'type tcp_flag;', false), /unknown type/);
+  });
+
+  it('elements: concatenations padded per part, verdicts, timeouts; a key alone to delete', function () {
+    const learned = parseSetDeclaration('learned_ip4', 'type ipv4_addr . ifname; flags timeout;', false);
+    const e = parseElement(learned, '192.0.2.5 . "vif1.0" timeout 30s');
+    assert.equal(e.key.toString('hex'), `c0000205${Buffer.from('vif1.0').toString('hex')}${'00'.repeat(10)}`);
+    assert.equal(e.timeoutMs, 30_000);
+    const map = parseSetDeclaration('from_guest', 'type ifname : verdict;', true);
+    assert.deepEqual(parseElement(map, '"vif1.0" : jump XN-O-vif1.0').verdict, { code: 'jump', chain: 'XN-O-vif1.0' });
+    assert.deepEqual(parseElement(map, '"vif1.0" : accept').verdict, { code: 'accept' });
+    assert.equal(parseElement(map, '"vif1.0"', true).verdict, undefined);
+    assert.throws(() => parseElement(map, '"vif1.0"'), /key : verdict/);
+    assert.throws(() => parseElement(learned, '192.0.2.5'), /not a key of 2 parts/);
+  });
+});
+
+describe('nf_tables natively: scripts and batches', function () {
+  it('a script is its messages, in order; `list set` declares without NLM_F_CREATE (fails where the set is gone)', function () {
+    const m = scriptMessages('list set bridge xennet guests\nadd table bridge xennet\nadd chain bridge xennet XN-O-vif1.0\nadd rule bridge xennet XN-O-vif1.0 ether saddr != 00:16:3e:00:00:01 counter drop comment "xn:abc"\nadd map bridge xennet from_guest { type ifname : verdict; }\ndelete element bridge xennet from_guest { "vif1.0" }\n');
+    assert.deepEqual(m.map((x) => [x.msg, x.flags]), [[9, 0], [0, 0x400], [3, 0x400], [6, 0xc00], [9, 0x400], [14, 0]]);
+    // The rule's comment is its userdata (NFTA_RULE_USERDATA 7: type 0, length, text and NUL).
+    const rule = nfnlAttributeList(m[3]!.body, 4);
+    assert.equal(rule.find((a) => a.type === 7)!.value.toString('hex'), `0007${Buffer.from('xn:abc\0').toString('hex')}`);
+  });
+
+  it('a line xennet does not write is an error naming it, not half a transaction', function () {
+    assert.throws(() => scriptMessages('add table bridge xennet\ninsert rule bridge xennet XN-PRE drop\n'), /cannot write natively: insert rule bridge xennet XN-PRE drop/);
+    assert.throws(() => scriptMessages('add element bridge xennet nosuchset { 1 }\n'), /nosuchset is not declared/);
+    assert.throws(() => scriptMessages('add chain bridge xennet XN-PRE { type filter hook input priority 0; policy drop; }\n'), /base chain XN-PRE is not one of xennet's/);
+  });
+
+  it('a batch is one datagram: begin, messages asking for an answer, end (none for a check)', function () {
+    const m = scriptMessages('add table bridge xennet\nadd chain bridge xennet XN-X\n');
+    const d = batchDatagram(m, 100);
+    const headers: [number, number, number][] = [];
+    for (let off = 0; off < d.length; ) {
+      const len = d.readUInt32LE(off);
+      headers.push([d.readUInt16LE(off + 4), d.readUInt16LE(off + 6), d.readUInt32LE(off + 8)]);
+      off += (len + 3) & ~3;
+    }
+    assert.deepEqual(headers, [[0x10, 1, 100], [0xa00, 0x405, 101], [0xa03, 0x405, 102], [0x11, 1, 103]]);
+    assert.equal(batchDatagram(m, 100, true).length, d.length - 20, 'a check has no end');
+  });
+});
