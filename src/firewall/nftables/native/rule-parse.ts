@@ -111,9 +111,13 @@ const FIELDS: Readonly<Record<string, Field>> = {
 
 /** The longest field name at `tokens[i]` (two or three words), or a raw payload `@th,o,l`. */
 function fieldAt(tokens: readonly string[], i: number): { field: Field; used: number } | undefined {
-  for (const n of [3, 2, 1]) {
-    const f = FIELDS[tokens.slice(i, i + n).join(' ')];
-    if (f) return { field: f, used: n };
+  const [a, b, c] = [tokens[i], tokens[i + 1], tokens[i + 2]];
+  if (a === undefined) return undefined;
+  const two = b === undefined ? undefined : `${a} ${b}`;
+  const three = two === undefined || c === undefined ? undefined : `${two} ${c}`;
+  for (const [name, used] of [[three, 3], [two, 2], [a, 1]] as const) {
+    const f = name === undefined ? undefined : FIELDS[name];
+    if (f) return { field: f, used };
   }
   const raw = /^@(ll|nh|th),(\d+),(\d+)$/.exec(tokens[i] ?? '');
   if (raw) {
@@ -556,11 +560,21 @@ function mergePayloads(stmts: readonly Statement[]): Statement[] {
   return out;
 }
 
-/** A rule's expressions and the sets it carries; an error naming the rule when it is not xennet's grammar. */
+/** Rules read, by text: most of a host's rules are the same for every guest. */
+const memo = new Map<string, NativeRule>();
+const MEMO_MAX = 50_000;
+
+/** A rule's expressions and the sets it carries (not to be changed: shared); an error naming the rule when it is not xennet's grammar. */
 export function parseNftRule(text: string): NativeRule {
+  const known = memo.get(text);
+  if (known) return known;
+  let rule: NativeRule;
   try {
-    return new RuleReader(ruleTokens(text)).read();
+    rule = new RuleReader(ruleTokens(text)).read();
   } catch (e) {
     throw new XennetError('internal', `cannot write the rule natively: ${text} (${e instanceof Error ? e.message : String(e)})`);
   }
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(text, rule);
+  return rule;
 }

@@ -18,8 +18,8 @@ import { BASE_CHAINS } from '../compile.js';
 import { PART_MARK } from '../script.js';
 import { NFT_TABLE } from '../table.js';
 import { splitComment } from '../tag.js';
-import { attr, dataValue, dataVerdict, encodeExprs, nest, str, u32, u64 } from './encode.js';
-import { DATATYPE, type AnonymousSet } from './expr.js';
+import { AttrWriter, dataValue, dataVerdict, writeExpr } from './encode.js';
+import { DATATYPE, type AnonymousSet, type SetRef } from './expr.js';
 import { parseNftRule } from './rule-parse.js';
 import { anonymousSetUserdata, parseElement, parseSetDeclaration, SET_FLAGS, type ElementValue, type SetDeclaration } from './sets.js';
 import { XennetError } from '../../../sys/errors.js';
@@ -33,7 +33,8 @@ const NFT_DATA_VERDICT = 0xffffff00;
 
 type Family = keyof typeof FAMILY;
 
-const genmsg = (family: Family): Buffer => Buffer.from([FAMILY[family], 0, 0, 0]);
+/** `struct nfgenmsg` of each family: the family, version 0, resource id 0. */
+const GENMSG: Record<Family, Buffer> = { bridge: Buffer.from([FAMILY.bridge, 0, 0, 0]), inet: Buffer.from([FAMILY.inet, 0, 0, 0]) };
 
 /** Splits `a, b, "c, d"` at the commas outside quotes. */
 function splitList(text: string): string[] {
@@ -52,36 +53,34 @@ function splitList(text: string): string[] {
 }
 
 /** NEWSET: the kernel wants a batch-local id even for a named set. */
-function setMessage(table: string, decl: SetDeclaration, id: number, family: Family = 'bridge'): Buffer {
-  const parts = [
-    genmsg(family),
-    str(1, table),
-    str(2, decl.name),
-    ...(decl.flags !== 0 ? [u32(3, decl.flags)] : []),
-    u32(4, decl.keyType),
-    u32(5, decl.keyLen),
-    ...(decl.verdictMap ? [u32(6, NFT_DATA_VERDICT)] : []),
-    ...(decl.size !== undefined ? [nest(9, u32(1, decl.size))] : []),
-    u32(10, id),
-    ...(decl.timeoutMs !== undefined ? [u64(11, decl.timeoutMs)] : []),
-    attr(13, decl.userdata),
-    ...(decl.counter ? [nest(17, str(1, 'counter'), nest(2, u64(1, 0), u64(2, 0)))] : []),
-  ];
-  return Buffer.concat(parts);
+function setMessage(w: AttrWriter, table: string, decl: SetDeclaration, id: number, family: Family = 'bridge'): Buffer {
+  w.raw(GENMSG[family]).str(1, table).str(2, decl.name);
+  if (decl.flags !== 0) w.u32(3, decl.flags);
+  w.u32(4, decl.keyType).u32(5, decl.keyLen);
+  if (decl.verdictMap) w.u32(6, NFT_DATA_VERDICT);
+  if (decl.size !== undefined) w.nest(9, () => w.u32(1, decl.size!));
+  w.u32(10, id);
+  if (decl.timeoutMs !== undefined) w.u64(11, decl.timeoutMs);
+  w.bytes(13, decl.userdata);
+  if (decl.counter) w.nest(17, () => w.str(1, 'counter').nest(2, () => w.u64(1, 0).u64(2, 0)));
+  return w.take();
 }
 
-function elementAttr(e: ElementValue, flags = 0): Buffer {
-  return nest(
-    1,
-    dataValue(1, e.key),
-    ...(e.verdict ? [dataVerdict(2, e.verdict)] : []),
-    ...(flags !== 0 ? [u32(3, flags)] : []),
-    ...(e.timeoutMs !== undefined ? [u64(4, e.timeoutMs)] : []),
-  );
+/** One NFTA_LIST_ELEM of NFTA_SET_ELEM_LIST_ELEMENTS. */
+function writeElement(w: AttrWriter, e: ElementValue, flags = 0): void {
+  w.nest(1, () => {
+    dataValue(w, 1, e.key);
+    if (e.verdict) dataVerdict(w, 2, e.verdict);
+    if (flags !== 0) w.u32(3, flags);
+    if (e.timeoutMs !== undefined) w.u64(4, e.timeoutMs);
+  });
 }
 
-function elementsMessage(table: string, set: string, elements: readonly Buffer[], setId?: number, family: Family = 'bridge'): Buffer {
-  return Buffer.concat([genmsg(family), str(1, table), str(2, set), ...(elements.length > 0 ? [nest(3, ...elements)] : []), ...(setId !== undefined ? [u32(4, setId)] : [])]);
+function elementsMessage(w: AttrWriter, table: string, set: string, elements: readonly { e: ElementValue; flags?: number }[], setId?: number, family: Family = 'bridge'): Buffer {
+  w.raw(GENMSG[family]).str(1, table).str(2, set);
+  if (elements.length > 0) w.nest(3, () => elements.forEach((x) => writeElement(w, x.e, x.flags)));
+  if (setId !== undefined) w.u32(4, setId);
+  return w.take();
 }
 
 /** The declaration of a rule's anonymous set, as nft makes it. */
@@ -104,6 +103,7 @@ class ScriptTranslator {
   readonly out: NftMessage[] = [];
   private readonly sets = new Map<string, SetDeclaration>();
   private nextSetId = 1;
+  private readonly w = new AttrWriter();
 
   /** The commands' forms, for this table. */
   private readonly patterns: Record<'rule' | 'element' | 'table' | 'addChain' | 'chain' | 'set' | 'list' | 'flushSet', RegExp>;
@@ -139,38 +139,36 @@ class ScriptTranslator {
       this.rule(m[1] as Family, m[2]!, m[3]!, line);
     } else if ((m = p.element.exec(line))) {
       const decl = this.decl(m[2]!);
-      const elements = splitList(m[3]!).map((e) => elementAttr(parseElement(decl, e, m![1] === 'delete')));
-      this.push(m[1] === 'add' ? MSG.newSetElem : MSG.delSetElem, m[1] === 'add' ? NLM_F_CREATE : 0, elementsMessage(this.table, decl.name, elements), line);
+      const elements = splitList(m[3]!).map((e) => ({ e: parseElement(decl, e, m![1] === 'delete') }));
+      this.push(m[1] === 'add' ? MSG.newSetElem : MSG.delSetElem, m[1] === 'add' ? NLM_F_CREATE : 0, elementsMessage(this.w, this.table, decl.name, elements), line);
     } else if ((m = p.table.exec(line))) {
       const f = m[2] as Family;
-      if (m[1] === 'add') this.push(MSG.newTable, NLM_F_CREATE, Buffer.concat([genmsg(f), str(1, this.table), u32(2, 0)]), line);
-      else this.push(MSG.delTable, 0, Buffer.concat([genmsg(f), str(1, this.table)]), line);
+      if (m[1] === 'add') this.push(MSG.newTable, NLM_F_CREATE, this.w.raw(GENMSG[f]).str(1, this.table).u32(2, 0).take(), line);
+      else this.push(MSG.delTable, 0, this.w.raw(GENMSG[f]).str(1, this.table).take(), line);
     } else if ((m = p.addChain.exec(line))) {
       const f = m[1] as Family;
       const chain = m[2]!;
-      let hook: Buffer[] = [];
-      if (m[3] !== undefined) {
-        const spec = BASE_CHAINS[chain];
-        if (!spec || spec.printed !== m[3] || spec.family !== f) throw new Error(`base chain ${chain} is not one of xennet's`);
-        hook = [nest(4, u32(1, HOOKS[spec.hook]), u32(2, spec.priority)), u32(5, 1), str(7, 'filter')];
-      }
-      this.push(MSG.newChain, NLM_F_CREATE, Buffer.concat([genmsg(f), str(1, this.table), str(3, chain), ...hook]), line);
+      const spec = m[3] === undefined ? undefined : BASE_CHAINS[chain];
+      if (m[3] !== undefined && (!spec || spec.printed !== m[3] || spec.family !== f)) throw new Error(`base chain ${chain} is not one of xennet's`);
+      const w = this.w.raw(GENMSG[f]).str(1, this.table).str(3, chain);
+      if (spec) w.nest(4, () => w.u32(1, HOOKS[spec.hook]).u32(2, spec.priority)).u32(5, 1).str(7, 'filter');
+      this.push(MSG.newChain, NLM_F_CREATE, w.take(), line);
     } else if ((m = p.chain.exec(line))) {
       const f = m[2] as Family;
-      if (m[1] === 'flush') this.push(MSG.delRule, 0, Buffer.concat([genmsg(f), str(1, this.table), str(2, m[3]!)]), line);
-      else this.push(MSG.delChain, 0, Buffer.concat([genmsg(f), str(1, this.table), str(3, m[3]!)]), line);
+      if (m[1] === 'flush') this.push(MSG.delRule, 0, this.w.raw(GENMSG[f]).str(1, this.table).str(2, m[3]!).take(), line);
+      else this.push(MSG.delChain, 0, this.w.raw(GENMSG[f]).str(1, this.table).str(3, m[3]!).take(), line);
     } else if ((m = p.set.exec(line))) {
       const decl = parseSetDeclaration(m[2]!, m[3]!, m[1] === 'map');
       this.sets.set(decl.name, decl);
-      this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.table, decl, this.nextSetId++), line);
-      if (decl.elements.length > 0) this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.table, decl.name, decl.elements.map((e) => elementAttr(parseElement(decl, e)))), line);
+      this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.w, this.table, decl, this.nextSetId++), line);
+      if (decl.elements.length > 0) this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.w, this.table, decl.name, decl.elements.map((e) => ({ e: parseElement(decl, e) }))), line);
     } else if ((m = p.list.exec(line))) {
       // The set declared again without NLM_F_CREATE: a no-op where it exists, ENOENT (and no
       // transaction) where it (or the table) does not.
       const decl = this.known(m[1]!);
-      this.push(MSG.newSet, 0, setMessage(this.table, decl, this.nextSetId++), line);
+      this.push(MSG.newSet, 0, setMessage(this.w, this.table, decl, this.nextSetId++), line);
     } else if ((m = p.flushSet.exec(line))) {
-      this.push(MSG.delSetElem, 0, elementsMessage(this.table, m[1]!, []), line);
+      this.push(MSG.delSetElem, 0, elementsMessage(this.w, this.table, m[1]!, []), line);
     } else {
       throw new Error('not a command xennet writes');
     }
@@ -186,24 +184,19 @@ class ScriptTranslator {
     const native = parseNftRule(rule);
     const ids = native.sets.map(() => this.nextSetId++);
     native.sets.forEach((s, i) => {
-      const decl = anonymousDeclaration(s);
-      this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.table, decl, ids[i]!, family), `${line} (its set ${i + 1})`);
-      this.push(
-        MSG.newSetElem,
-        NLM_F_CREATE,
-        elementsMessage(
-          this.table,
-          '__set%d',
-          s.elements.map((e) => elementAttr({ key: e.key }, e.end ? 1 : 0)),
-          ids[i],
-          family,
-        ),
-        `${line} (the elements of its set ${i + 1})`,
-      );
+      this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.w, this.table, anonymousDeclaration(s), ids[i]!, family), `${line} (its set ${i + 1})`);
+      const elements = s.elements.map((e) => ({ e: { key: e.key }, flags: e.end ? 1 : 0 }));
+      this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.w, this.table, '__set%d', elements, ids[i], family), `${line} (the elements of its set ${i + 1})`);
     });
-    const exprs = encodeExprs(native.exprs, (ref) => ('name' in ref ? { name: ref.name } : { name: '__set%d', id: ids[ref.anon]! }));
-    const userdata = comment === undefined ? [] : [attr(7, Buffer.concat([Buffer.from([0, Buffer.byteLength(comment) + 1]), Buffer.from(`${comment}\0`)]))];
-    this.push(MSG.newRule, NLM_F_CREATE | NLM_F_APPEND, Buffer.concat([genmsg(family), str(1, this.table), str(2, chain), nest(4, exprs), ...userdata]), line);
+    const naming = (ref: SetRef): { name: string; id?: number } => ('name' in ref ? { name: ref.name } : { name: '__set%d', id: ids[ref.anon]! });
+    const w = this.w.raw(GENMSG[family]).str(1, this.table).str(2, chain);
+    w.nest(4, () => native.exprs.forEach((e) => writeExpr(w, e, naming)));
+    // Its comment is its userdata: libnftnl's record type 0, its length, the text and a NUL.
+    if (comment !== undefined) {
+      const c = Buffer.from(`${comment}\0`);
+      w.bytes(7, Buffer.concat([Buffer.from([0, c.length]), c]));
+    }
+    this.push(MSG.newRule, NLM_F_CREATE | NLM_F_APPEND, w.take(), line);
   }
 }
 
