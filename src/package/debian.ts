@@ -25,7 +25,7 @@ export interface ControlFields {
 export const RUNTIME_DEPENDS = [
   'nodejs (>= 18.19)',
   'iproute2',
-  // The default firewall backend writes its changes with nft.
+  // The default firewall backend reads its tables as text with nft where it cannot natively.
   'nftables',
   // modprobe: postinst loads br_netfilter now (modules-load.d does it at boot; the sandboxed
   // daemon cannot load modules).

@@ -189,13 +189,20 @@ describe('nf_tables written natively (netns): what nft -f writes, byte for byte'
     assert.equal((await nft(native, ['list', 'ruleset'])).trim(), '', 'nothing written');
   });
 
-  it('a transaction the kernel refuses in its last message changes nothing; one only checked changes nothing', async () => {
+  it('a transaction the kernel refuses in its last message or in the middle changes nothing and names the line; one only checked changes nothing', async () => {
     await reset();
     const one = compiled([[3, fc.sample(guestArb, { numRuns: 1, seed: 3 })[0]!]], { kind: 'nftables', conntrack: 'mark' });
     const script = render(diffTable(emptyLive(), one, 'nftables'), 'nftables');
     const refused = await main(native, 'write', `${script}add rule bridge xennet XN-NO-SUCH-CHAIN drop\n`);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /refused add rule bridge xennet XN-NO-SUCH-CHAIN drop: ENOENT \(nothing of this transaction was applied\)/);
+    assert.equal((await nft(native, ['list', 'ruleset'])).trim(), '', 'nothing applied');
+    // Refused in the middle: the answer names that line (only the last message asks for an answer; a refused one is answered anyway).
+    const lines = script.trimEnd().split('\n');
+    const middle = [...lines.slice(0, 40), 'add rule bridge xennet XN-NO-SUCH-CHAIN accept', ...lines.slice(40)].join('\n');
+    const inTheMiddle = await main(native, 'write', `${middle}\n`);
+    assert.equal(inTheMiddle.code, 1);
+    assert.match(inTheMiddle.stderr, /refused add rule bridge xennet XN-NO-SUCH-CHAIN accept: ENOENT/);
     assert.equal((await nft(native, ['list', 'ruleset'])).trim(), '', 'nothing applied');
     const checked = await main(native, 'check', script);
     assert.equal(checked.code, 0, checked.stderr);

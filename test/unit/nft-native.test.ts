@@ -113,7 +113,7 @@ describe('nf_tables natively: scripts and batches', function () {
     assert.throws(() => scriptMessages('add chain bridge xennet XN-PRE { type filter hook input priority 0; policy drop; }\n'), /base chain XN-PRE is not one of xennet's/);
   });
 
-  it('a batch is one datagram: begin, messages asking for an answer, end (none for a check)', function () {
+  it('a batch is one datagram: begin, the messages (the last asks for an answer), end (none for a check)', function () {
     const m = scriptMessages('add table bridge xennet\nadd chain bridge xennet XN-X\n');
     const d = batchDatagram(m, 100);
     const headers: [number, number, number][] = [];
@@ -122,7 +122,7 @@ describe('nf_tables natively: scripts and batches', function () {
       headers.push([d.readUInt16LE(off + 4), d.readUInt16LE(off + 6), d.readUInt32LE(off + 8)]);
       off += (len + 3) & ~3;
     }
-    assert.deepEqual(headers, [[0x10, 1, 100], [0xa00, 0x405, 101], [0xa03, 0x405, 102], [0x11, 1, 103]]);
+    assert.deepEqual(headers, [[0x10, 1, 100], [0xa00, 0x401, 101], [0xa03, 0x405, 102], [0x11, 1, 103]], 'only the last message asks for an answer');
     assert.equal(batchDatagram(m, 100, true).length, d.length - 20, 'a check has no end');
   });
 });

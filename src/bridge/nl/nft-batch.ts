@@ -1,8 +1,8 @@
 /**
  * Writes to nf_tables over nfnetlink as one batch: NFNL_MSG_BATCH_BEGIN, the messages, and
  * NFNL_MSG_BATCH_END in one datagram, which the kernel applies as one transaction (every message
- * or none). Each message asks for an acknowledgement, so that the one the kernel refused is
- * named in the error.
+ * or none). The kernel answers each message it refuses (so the error names it) and the last one,
+ * whose answer says the whole batch was processed.
  *
  * The kernel takes a batch only whole, in one datagram, and a datagram only up to the socket's
  * send buffer, which a process without SO_SNDBUFFORCE (nft uses it; Node's netlink binding cannot)
@@ -65,7 +65,11 @@ export function batchDatagram(messages: readonly NftMessage[], firstSeq: number,
   const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN, firstSeq)];
   messages.forEach((m, i) => {
     const body = pad4(m.body);
-    parts.push(header(16 + body.length, (NFNL_SUBSYS_NFTABLES << 8) | m.msg, NLM_F_REQUEST | NLM_F_ACK | m.flags, firstSeq + 1 + i), body);
+    // Only the last message asks for an answer: the kernel answers every refused one anyway, in
+    // order, once the whole batch is processed, so the last one's answer comes after all others.
+    // (Answers echo their message: an answer to each of 55,000 messages overran the socket.)
+    const ack = i === messages.length - 1 ? NLM_F_ACK : 0;
+    parts.push(header(16 + body.length, (NFNL_SUBSYS_NFTABLES << 8) | m.msg, NLM_F_REQUEST | ack | m.flags, firstSeq + 1 + i), body);
   });
   if (!check) parts.push(batchMarker(NFNL_MSG_BATCH_END, firstSeq + messages.length + 1));
   return Buffer.concat(parts);
@@ -123,41 +127,38 @@ export class NftBatchWriter {
     if (datagram.length > this.capacity()) {
       return Promise.reject(new XennetError('netlink', `an nf_tables transaction of ${datagram.length} bytes is larger than a netlink datagram may be here (${this.capacity()} bytes)`, { hint: 'raise net.core.wmem_max' }));
     }
-    const pending = new Set<number>(messages.map((_, i) => first + 1 + i));
+    const last = first + messages.length;
     return new Promise<void>((resolve, reject) => {
       let refused: { index: number; errno: number } | undefined;
+      let settled = false;
       const done = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         this.sock.off('message', onMessage);
         this.sock.ref(false);
         if (err) reject(err);
         else resolve();
       };
-      const finish = (): void => {
-        if (refused) {
-          const m = messages[refused.index]!;
-          const name = ERRNO_NAMES[refused.errno] ?? `errno ${refused.errno}`;
-          done(new XennetError('netlink', `nf_tables refused ${m.what}: ${name} (nothing of this transaction was applied)`));
-        } else {
-          done();
-        }
-      };
       const onMessage = (msgs: { type: number; seq: number; data: Buffer }[] | { type: number; seq: number; data: Buffer }): void => {
         for (const m of Array.isArray(msgs) ? msgs : [msgs]) {
-          if (m.type !== NLMSG_ERROR) continue;
-          // An error for the batch's first message is for the whole batch (the kernel could not even queue its answers).
-          if (m.seq === first && m.data.length >= 4 && m.data.readInt32LE(0) !== 0) {
-            done(new XennetError('netlink', `nf_tables refused a transaction of ${messages.length} messages: ${ERRNO_NAMES[-m.data.readInt32LE(0)] ?? `errno ${-m.data.readInt32LE(0)}`} (nothing of it was applied)`));
-            return;
-          }
-          if (!pending.has(m.seq)) continue;
-          pending.delete(m.seq);
+          if (m.type !== NLMSG_ERROR || m.seq < first || m.seq > last) continue;
           const errno = m.data.length >= 4 ? -m.data.readInt32LE(0) : 0;
-          if (errno !== 0 && !refused) refused = { index: m.seq - first - 1, errno };
+          // An error for the batch's first message is for the whole batch (the kernel could not even queue its answers).
+          if (m.seq === first) {
+            if (errno !== 0) done(new XennetError('netlink', `nf_tables refused a transaction of ${messages.length} messages: ${ERRNO_NAMES[errno] ?? `errno ${errno}`} (nothing of it was applied)`));
+            continue;
+          }
+          if (errno !== 0 && (!refused || m.seq - first - 1 < refused.index)) refused = { index: m.seq - first - 1, errno };
+          if (m.seq !== last) continue;
+          if (refused) {
+            const r = messages[refused.index]!;
+            done(new XennetError('netlink', `nf_tables refused ${r.what}: ${ERRNO_NAMES[refused.errno] ?? `errno ${refused.errno}`} (nothing of this transaction was applied)`));
+          } else {
+            done();
+          }
+          return;
         }
-        // A refused batch is acknowledged in part: the kernel stops at the message it refused
-        // and answers for the ones before it; an error answers for the whole.
-        if (pending.size === 0 || refused) finish();
       };
       const timer = setTimeout(() => done(new XennetError('netlink', `nf_tables did not answer a transaction of ${messages.length} messages within ${REPLY_TIMEOUT_MS / 1000} s`)), REPLY_TIMEOUT_MS);
       this.sock.on('message', onMessage);
