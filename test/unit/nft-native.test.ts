@@ -5,7 +5,8 @@
  * with what nft writes, for random rule files; these pin the cases down one by one.
  */
 import assert from 'node:assert/strict';
-import { batchDatagram } from '../../src/bridge/nl/nft-batch.js';
+import { batchDatagram, type NftMessage } from '../../src/bridge/nl/nft-batch.js';
+import { packParts } from '../../src/firewall/nftables/backend.js';
 import { nfnlAttributeList } from '../../src/bridge/nl/nfnl.js';
 import { registerNumber, type NftExpr } from '../../src/firewall/nftables/native/expr.js';
 import { parseNftRule, ruleTokens } from '../../src/firewall/nftables/native/rule-parse.js';
@@ -124,5 +125,14 @@ describe('nf_tables natively: scripts and batches', function () {
     }
     assert.deepEqual(headers, [[0x10, 1, 100], [0xa00, 0x401, 101], [0xa03, 0x405, 102], [0x11, 1, 103]], 'only the last message asks for an answer');
     assert.equal(batchDatagram(m, 100, true).length, d.length - 20, 'a check has no end');
+  });
+
+  it('parts are packed in order into as few transactions as fit; one part too large for any is an error', function () {
+    const part = (what: string, bytes: number): NftMessage[] => [{ msg: 6, flags: 0, body: Buffer.alloc(bytes - 16), what }];
+    const parts = [part('a', 100), part('b', 100), part('c', 100)];
+    assert.deepEqual(packParts(parts, 1000).map((t) => t.map((m) => m.what)), [['a', 'b', 'c']], 'all of it fits: one transaction');
+    assert.deepEqual(packParts(parts, 40 + 200).map((t) => t.map((m) => m.what)), [['a', 'b'], ['c']]);
+    assert.deepEqual(packParts(parts, 40 + 100).map((t) => t.map((m) => m.what)), [['a'], ['b'], ['c']]);
+    assert.throws(() => packParts([...parts, part('huge', 500)], 40 + 200), /one part of the change \(huge \.\.\.: 1 messages, 500 bytes\) is larger than a netlink datagram may be here \(240 bytes\)/);
   });
 });

@@ -17,7 +17,8 @@
  *
  * Only the grammar xennet writes is read; anything else is an error that names the rule.
  */
-import { cidrBytes, parseCidr, parseMac, type Cidr } from '../../../net/index.js';
+import { cidrBytes, parseCidr, type Cidr } from '../../../net/index.js';
+import { addressBytes, bigEndian, etherBytes, ifnameBytes } from './values.js';
 import { XennetError } from '../../../sys/errors.js';
 import { words, type AnonymousSet, type DataTypeName, type KeyOrigin, type MetaKey, type NativeRule, type NftExpr, type PayloadBase, type Verdict } from './expr.js';
 
@@ -129,16 +130,7 @@ function fieldAt(tokens: readonly string[], i: number): { field: Field; used: nu
   return undefined;
 }
 
-function be(n: bigint | number, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  let v = BigInt(n);
-  for (let i = len - 1; i >= 0; i--) {
-    b[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  if (v !== 0n) throw new Error(`${n} does not fit in ${len} bytes`);
-  return b;
-}
+const be = bigEndian;
 
 const hostU32 = (n: number): Buffer => {
   const b = Buffer.alloc(4);
@@ -156,14 +148,12 @@ function named(table: Readonly<Record<string, number>>, text: string): number {
 function valueBytes(f: Field, text: string): Buffer {
   switch (f.type) {
     case 'ether_addr':
-      return Buffer.from(parseMac(text).split(':').map((h) => Number.parseInt(h, 16)));
+      return etherBytes(text);
     case 'ether_type':
       return be(named(ETHERTYPES, text), 2);
     case 'ipv4_addr':
-    case 'ipv6_addr': {
-      const c = parseCidr(text, 'address', { family: f.type === 'ipv4_addr' ? 'ipv4' : 'ipv6' });
-      return Buffer.from(cidrBytes(c));
-    }
+    case 'ipv6_addr':
+      return addressBytes(f.type === 'ipv4_addr' ? 'ipv4' : 'ipv6', text);
     case 'inet_proto':
       return be(named(PROTOCOLS, text), 1);
     case 'inet_service':
@@ -174,13 +164,8 @@ function valueBytes(f: Field, text: string): Buffer {
       return be(named(ICMPV6, text), 1);
     case 'arp_op':
       return be(named(ARP_OPS, text), 2);
-    case 'ifname': {
-      const m = /^"([^"]*)"$/.exec(text);
-      if (!m || Buffer.byteLength(m[1]!) > 15) throw new Error(`not an interface name: ${text}`);
-      const b = Buffer.alloc(16);
-      b.write(m[1]!, 'utf8');
-      return b;
-    }
+    case 'ifname':
+      return ifnameBytes(text);
     case 'mark':
       return hostU32(named({}, text));
     case 'ct_state':

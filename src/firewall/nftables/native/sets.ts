@@ -9,7 +9,7 @@
  * what nft writes, so that nft lists a set made here as one made by nft, and so that `add set` of
  * a set nft made (an older xennet's) is the same set to the kernel.
  */
-import { cidrBytes, parseCidr, parseMac } from '../../../net/index.js';
+import { addressBytes, bigEndian, etherBytes, ifnameBytes } from './values.js';
 import { DATATYPE, type AnonymousSet, type DataTypeName, type KeyOrigin, type Verdict } from './expr.js';
 
 /** NFT_SET_* flags. */
@@ -174,31 +174,18 @@ export interface ElementValue {
 
 function partBytes(p: KeyPart, text: string): Buffer {
   switch (p.type) {
-    case 'ifname': {
-      const m = /^"([^"]*)"$/.exec(text);
-      if (!m || Buffer.byteLength(m[1]!) > 15) throw new Error(`not an interface name: ${text}`);
-      const b = Buffer.alloc(16);
-      b.write(m[1]!, 'utf8');
-      return b;
-    }
+    case 'ifname':
+      return ifnameBytes(text);
     case 'ipv4_addr':
     case 'ipv6_addr':
-      return Buffer.from(cidrBytes(parseCidr(text, 'address', { family: p.type === 'ipv4_addr' ? 'ipv4' : 'ipv6' })));
+      return addressBytes(p.type === 'ipv4_addr' ? 'ipv4' : 'ipv6', text);
     case 'ether_addr':
-      return Buffer.from(parseMac(text).split(':').map((h) => Number.parseInt(h, 16)));
+      return etherBytes(text);
     case 'ether_type':
     case 'inet_proto':
-    case 'integer': {
+    case 'integer':
       if (!/^(0x[0-9a-f]+|\d+)$/i.test(text)) throw new Error(`not a number: ${text}`);
-      let v = BigInt(text);
-      const b = Buffer.alloc(p.len);
-      for (let i = p.len - 1; i >= 0; i--) {
-        b[i] = Number(v & 0xffn);
-        v >>= 8n;
-      }
-      if (v !== 0n) throw new Error(`${text} does not fit in ${p.len} bytes`);
-      return b;
-    }
+      return bigEndian(BigInt(text), p.len);
     default:
       throw new Error(`an element of type ${p.type}`);
   }
