@@ -14,7 +14,7 @@ export const EXIT_CODES: readonly (readonly [number, string])[] = [
 export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ['XENNET_RULES', `the rule file (default ${DEFAULT_RULES_PATH}; a file named here must exist)`],
   ['XENNET_STATE_DIR', 'state directory (default /var/lib/xennet): takeover journal, firewall index'],
-  ['XENNET_BACKEND', 'xtables or nftables: the firewall backend when the rule file has no backend: (default: the one installed; on a host with none, nftables where nf_tables works, else xtables)'],
+  ['XENNET_BACKEND', 'xtables or nftables: the firewall backend when the rule file has no backend: (default: the one installed; on a host with none, nftables where nf_tables and nft work, else xtables)'],
   ['XENNET_IPTABLES', 'nft or legacy: force the iptables variant of the xtables backend (default: detected)'],
   ['XENSTORED_PATH', 'xenstore socket (else $XENSTORED_RUNDIR/socket, /var/run/xenstored/socket, /dev/xen/xenbus)'],
   ['XENNET_FIREWALL', 'off: the vif hook only attaches the vif'],

@@ -116,7 +116,7 @@ export const guestSchema = z
 export const policySchema = z
   .strictObject({
     version: z.literal(1, { message: 'the only rule file version is 1' }),
-    backend: z.enum(['xtables', 'nftables']).optional().describe('what the firewall is written to: nftables (xennet\'s own tables bridge xennet and inet xennet) or xtables (iptables physdev + ebtables); `xennet apply` moves the whole firewall. Unset: the backend installed, else nftables where nf_tables works, else xtables'),
+    backend: z.enum(['xtables', 'nftables']).optional().describe('what the firewall is written to: nftables (xennet\'s own tables bridge xennet and inet xennet) or xtables (iptables physdev + ebtables); `xennet apply` moves the whole firewall. Unset: the backend installed, else nftables where nf_tables and nft work, else xtables'),
     defaults: z.strictObject(commonFields).optional().describe('host-wide defaults for every guest'),
     guests: z
       .record(

@@ -1,7 +1,7 @@
 /** The nftables backend: xennet's own tables `bridge xennet` and `inet xennet`. */
 import type { FirewallDriver } from '../driver.js';
 import { nftablesClaimDrops, nftablesStatusFindings } from './status.js';
-import { nftablesUsable } from './backend.js';
+import { nftablesUsable, nftPath } from './backend.js';
 import { compileSharedNft, compileVifNft, nftWarnings } from './compile.js';
 import { emptyRuleSet, type Engine, type RuleSet } from '../model.js';
 import { nftablesCodec } from './tables.js';
@@ -31,7 +31,9 @@ export const nftablesDriver: FirewallDriver = {
   },
   // Its bindings live in its own sets.
   learningUnavailable: () => undefined,
-  compat: async () => ((await nftablesUsable()) ? undefined : 'nf_tables does not take a table of the bridge family with a base chain here (a kernel without nf_tables or nft_chain_filter)'),
+  // It writes natively, and still reads its tables as text with nft where it cannot natively
+  // (a rule it did not write, a full reconcile): without nft it cannot repair drift.
+  compat: async () => (nftPath() === undefined ? 'nft (Debian package nftables) is not installed: xennet reads its tables with it where it cannot natively' : (await nftablesUsable()) ? undefined : 'nf_tables does not take a table of the bridge family with a base chain here (a kernel without nf_tables or nft_chain_filter)'),
   learned: nftLearnedStore,
   changesShowInGeneration: true,
   // Its rules read the learned sets.
