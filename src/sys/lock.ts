@@ -44,8 +44,7 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
     }
     const found = pidFileAt(path);
     if (found === undefined) {
-      // Released meanwhile; or something that is no lock file of ours (a link, a FIFO): it goes.
-      if (lstatIfAny(path)) rmSync(path, { force: true });
+      removeIfNoLockFile(path);
       continue;
     }
     if (found.pid === undefined || !pidAlive(found.pid)) {
@@ -59,6 +58,16 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
     }
     await sleep(50);
   }
+}
+
+/**
+ * After a read of the lock file found none: it was released meanwhile (and maybe taken again
+ * since: a regular file there now is another's fresh lock, never removed here), or something
+ * that is no lock file of ours is there (a link, a FIFO): that goes.
+ */
+function removeIfNoLockFile(path: string): void {
+  const st = lstatIfAny(path);
+  if (st && !st.isFile()) rmSync(path, { force: true });
 }
 
 function lstatIfAny(path: string): Stats | undefined {
@@ -80,7 +89,7 @@ export function tryAcquireLock(path: string, live: (pid: number) => boolean = pi
     if (tryCreate(path)) return { release: () => rmSync(path, { force: true }) };
     const found = pidFileAt(path);
     if (found === undefined) {
-      if (lstatIfAny(path)) rmSync(path, { force: true });
+      removeIfNoLockFile(path);
       continue;
     }
     if (found.pid !== undefined && live(found.pid)) return { owner: found.pid };
