@@ -3,6 +3,7 @@
  * for the integration suites (a kill -9 at an exact step cannot be timed from outside).
  *
  *   XENNET_TEST_KILL_AT=<point>   SIGKILL this process when it reaches <point>
+ *                                 (nftables:part-committed:<n>: after the n-th of a write's transactions)
  *   XENNET_TEST_NFT_BATCH_BYTES=<n>   nf_tables transactions of at most n bytes (nftables/backend.ts)
  */
 export function killPoint(point: string, env: NodeJS.ProcessEnv = process.env): void {

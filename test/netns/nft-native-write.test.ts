@@ -54,7 +54,8 @@ type GuestArb = typeof guestArb extends fc.Arbitrary<infer T> ? T : never;
 /** A host: its guests (by domid) with their rule file entries and xenstore facts. */
 const hostArb = fc.uniqueArray(fc.tuple(fc.integer({ min: 1, max: 12 }), guestArb), { minLength: 1, maxLength: 5, selector: ([d]) => d });
 
-function compiled(host: [number, GuestArb][], engine: Engine) {
+/** The host's rules compiled; `addressOf(d)` is the number in guest d's addresses (d itself unless swapped). */
+function compiled(host: [number, GuestArb][], engine: Engine, addressOf: (d: number) => number = (d) => d) {
   const guests: Record<string, unknown> = {};
   const facts: VifFacts[] = [];
   for (const [d, g] of host) {
@@ -71,8 +72,8 @@ function compiled(host: [number, GuestArb][], engine: Engine) {
       devid: 0,
       domain: parseGuestKey(`g${d}`),
       mac: parseMac(`00:16:3e:00:01:${d.toString(16).padStart(2, '0')}`),
-      ipv4: [...(ipv4.includes('A') ? [parseCidr(`192.0.2.${100 + d}`)] : []), ...(ipv4.includes('P') ? [parseCidr(`10.9.${d}.0/29`)] : [])],
-      ipv6: [...(ipv6.includes('A') ? [parseCidr(`2001:db8::${100 + d}`)] : []), ...(ipv6.includes('P') ? [parseCidr(`2001:db8:${d}::/64`)] : [])],
+      ipv4: [...(ipv4.includes('A') ? [parseCidr(`192.0.2.${100 + addressOf(d)}`)] : []), ...(ipv4.includes('P') ? [parseCidr(`10.9.${d}.0/29`)] : [])],
+      ipv6: [...(ipv6.includes('A') ? [parseCidr(`2001:db8::${100 + addressOf(d)}`)] : []), ...(ipv6.includes('P') ? [parseCidr(`2001:db8:${d}::/64`)] : [])],
     });
   }
   const policy = policySchema.parse({ version: 1, guests });
@@ -187,6 +188,39 @@ describe('nf_tables written natively (netns): what nft -f writes, byte for byte'
     assert.equal(tooSmall.code, 1);
     assert.match(tooSmall.stderr, /is larger than a netlink datagram may be here \(2000 bytes\)/);
     assert.equal((await nft(native, ['list', 'ruleset'])).trim(), '', 'nothing written');
+  });
+
+  it('two guests\' addresses swapped in a write split into transactions: killed after any of them, no address is held by both guests', async () => {
+    const engine: Engine = { kind: 'nftables', conntrack: 'mark' };
+    const guest: GuestArb = { ...fc.sample(guestArb, { numRuns: 1, seed: 5 })[0]!, identity_guard: true, learn_addresses: false, antispoof: true, allow_in: [], allow_out: [], ipv4: ['A'], ipv6: ['A'] };
+    const host: [number, GuestArb][] = [[1, guest], [2, guest], [3, guest]];
+    const swap = (d: number): number => (d === 1 ? 2 : d === 2 ? 1 : d);
+    /** Each guarded address with the ports the guard lets send from it. */
+    const holders = async (): Promise<Map<string, string[]>> => {
+      const out = new Map<string, string[]>();
+      for (const set of ['id_ip4_port', 'id_ip6_port']) {
+        for (const m of (await nft(native, ['list', 'set', 'bridge', 'xennet', set])).matchAll(/([0-9a-f.:]+) \. "([^"]+)"/g)) out.set(m[1]!, [...(out.get(m[1]!) ?? []), m[2]!].sort());
+      }
+      return out;
+    };
+    let killed = 0;
+    for (let n = 1; ; n++) {
+      await reset();
+      const r = await main(native, 'write', render(diffTable(emptyLive(), compiled(host, engine), 'nftables'), 'nftables'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((await holders()).get('192.0.2.101'), ['vif1.0']);
+      const change = render(diffTable(await liveOf(native), compiled(host, engine, swap), 'nftables'), 'nftables');
+      const run = await native.exec('node', [mainJs, 'apply'], { input: change, env: { ...process.env, XENNET_TEST_NFT_BATCH_BYTES: '12000', XENNET_TEST_KILL_AT: `nftables:part-committed:${n}` } });
+      for (const [address, ports] of await holders()) assert.ok(ports.length === 1, `killed after transaction ${n}: ${address} is let through from ${ports.join(' and ')}`);
+      if (run.signal !== 'SIGKILL') {
+        assert.equal(run.code, 0, run.stderr);
+        break;
+      }
+      killed++;
+    }
+    assert.ok(killed >= 2, `the change was written in several transactions (${killed + 1})`);
+    const after = await holders();
+    assert.deepEqual([after.get('192.0.2.101'), after.get('192.0.2.102'), after.get('192.0.2.103')], [['vif2.0'], ['vif1.0'], ['vif3.0']], 'in the end, swapped');
   });
 
   it('a transaction the kernel refuses in its last message or in the middle changes nothing and names the line; one only checked changes nothing', async () => {

@@ -215,4 +215,26 @@ describe('the identity guard: both backends', () => {
     const plan = diffTable(asLive(compile([a, b], NFT).nftables), desired, 'nftables');
     assert.deepEqual(plan.before?.get(CHAIN_CLAIMS)?.filter((l) => l.includes(':06')), ['@id_mac 00:16:3e:00:00:06']);
   });
+
+  it('nftables: two guests\' addresses swapped are never held by both, at any part boundary of a write split into transactions', () => {
+    const swapped = (name: string, domid: number, other: number, label: string): ResolvedVif => resolveVif({ version: 1 }, facts(name, domid, { name: label }, { ipv4: [cidr(`192.168.0.${other}`)], ipv6: [cidr(`2001:db8::${other.toString(16)}`)] }));
+    const plan = diffTable(asLive(compile([a, b], NFT).nftables), compile([swapped('vif5.0', 5, 6, 'a'), swapped('vif6.0', 6, 5, 'b')], NFT).nftables, 'nftables');
+    const script = render(plan, 'nftables');
+    // The (key, port) pairs of the guard, as the kernel would hold them after each part.
+    const pairs = new Set<string>();
+    for (const [c, lines] of plan.before ?? []) if (c.startsWith('XN-E-')) for (const l of lines) if (/^@id_\w+_port /.test(l)) pairs.add(l.slice(1).replace(/ /, ' { ') + ' }');
+    const ownersOf = (key: string): string[] => [...pairs].filter((p) => p.startsWith(`${key.replace(' ', ' { ')} . `)).map((p) => /"([^"]+)"/.exec(p)![1]!).sort();
+    const keys = ['id_ip4_port 192.168.0.5', 'id_ip4_port 192.168.0.6', 'id_ip6_port 2001:db8::5', 'id_ip6_port 2001:db8::6'];
+    assert.deepEqual(keys.map(ownersOf), [['vif5.0'], ['vif6.0'], ['vif5.0'], ['vif6.0']], 'before');
+    const parts = script.split(/^# part .*$/m);
+    assert.ok(parts.length >= 3, 'the change is in parts');
+    for (const [i, part] of parts.entries()) {
+      for (const m of part.matchAll(/^(add|delete) element bridge xennet (id_\w+_port \{ .* \})$/gm)) {
+        if (m[1] === 'add') pairs.add(m[2]!);
+        else pairs.delete(m[2]!);
+      }
+      for (const k of keys) assert.ok(ownersOf(k).length <= 1, `after part ${i}: ${k} is held by ${ownersOf(k).join(' and ')}`);
+    }
+    assert.deepEqual(keys.map(ownersOf), [['vif6.0'], ['vif5.0'], ['vif6.0'], ['vif5.0']], 'after');
+  });
 });

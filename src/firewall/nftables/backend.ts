@@ -101,7 +101,10 @@ export async function applyScript(script: string, onCommit?: (pid: number) => vo
     for (const b of batches) {
       await writer.commit(b);
       done++;
-      if (done < batches.length) killPoint('nftables:part-committed');
+      if (done < batches.length) {
+        killPoint('nftables:part-committed');
+        killPoint(`nftables:part-committed:${done}`);
+      }
     }
   } catch (e) {
     const partial = done > 0 ? ` (${done} of ${batches.length} transactions applied before it: the next apply or commit reconciles the rest)` : '';

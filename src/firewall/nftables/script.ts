@@ -220,11 +220,13 @@ export const PART_MARK = '# part ';
  * The nft script for one plan of table `nftables` (empty when there is nothing to do): one
  * transaction, in parts that could each be one of their own and leave every guest filtered in
  * between (nft-batch.ts: a transaction larger than a netlink datagram may be is written part by
- * part). First the tables and sets; then what the guests share (base chains, the guard's claimed
- * keys, the constant sets): a guard key it adds before its guest's (key, port) pair drops that
- * guest's frames for a moment, never passes another's; then each guest whole (taken out of the
- * dispatch, its chains written, put back, what it no longer has deleted), so that a guest goes
- * from its old rules to its new ones at once.
+ * part). First the tables and sets; then the guard's (key, port) pairs that guests give up, all
+ * of them, so that a key moving from one guest to another (two guests' addresses swapped) is
+ * never held by both: between the parts it is held by neither and the guard drops it; then what
+ * the guests share (base chains, the guard's claimed keys, the constant sets): a guard key it
+ * adds before its guest's pair drops that guest's frames for a moment, never passes another's;
+ * then each guest whole (taken out of the dispatch, its chains written, put back, what it no
+ * longer has deleted), so that a guest goes from its old rules to its new ones at once.
  */
 export function renderNft(plan: TablePlan): string {
   const drop = new Set(plan.dropTables ?? []);
@@ -307,12 +309,16 @@ export function renderNft(plan: TablePlan): string {
       if (target) wanted.add(target);
     }
   }
+  // A (key, port) pair a guest gives up goes before any part (see `released`); a key nobody
+  // claims any more goes with the shared part, after its pairs.
+  const released: string[] = [];
   for (const c of new Set([...write.map(([c]) => c), ...remove].filter(isElements))) {
     const keep = new Set(write.find(([x]) => x === c)?.[1] ?? []);
+    const owner = ownerOf(c);
     for (const r of plan.before?.get(c) ?? []) {
       if (!isClaimLine(r) || keep.has(r)) continue;
       const stmt = elementStatement(r);
-      partOf(ownerOf(c)).push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
+      (owner === undefined ? partOf(undefined) : released).push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
     }
   }
   // 4. Delete chains nothing wants any more (flushed first: they may jump to each other).
@@ -327,6 +333,7 @@ export function renderNft(plan: TablePlan): string {
     for (const c of chains) part.push(`flush chain ${t(c)}`);
     for (const c of chains) part.push(`delete chain ${t(c)}`);
   }
+  if (released.length > 0) lines.push(`${PART_MARK}released claims`, ...released);
   const shared = parts.get('')!;
   if (shared.length > 0) lines.push(`${PART_MARK}shared`, ...shared);
   for (const k of [...parts.keys()].filter((k) => k !== '').sort()) lines.push(`${PART_MARK}${k}`, ...parts.get(k)!);
