@@ -97,6 +97,15 @@ describe('nf_tables natively: sets and elements', function () {
     assert.throws(() => parseElement(map, '"vif1.0"'), /key : verdict/);
     assert.throws(() => parseElement(learned, '192.0.2.5'), /not a key of 2 parts/);
   });
+
+  it('an interface name nft refuses (empty) or reads otherwise (`*` a wildcard, a backslash an escape) is refused, in rules and in elements', function () {
+    const map = parseSetDeclaration('from_guest', 'type ifname : verdict;', true);
+    for (const bad of ['""', '"vif*"', '"vif\\1"', '"vif1.0-emu-toolong"']) {
+      assert.throws(() => parseElement(map, bad, true), /not an interface name/, bad);
+      assert.throws(() => parseNftRule(`iifname ${bad} drop`), /cannot write the rule natively/, bad);
+    }
+    assert.equal(parseElement(map, '"vif1.0 "', true).key.subarray(0, 7).toString(), 'vif1.0 ', 'a foreign key with a space is a name like any other');
+  });
 });
 
 describe('nf_tables natively: scripts and batches', function () {

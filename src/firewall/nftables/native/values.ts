@@ -1,9 +1,12 @@
 /** Values as the kernel compares them (pure): the bytes of an interface name, a MAC, an address, a number. */
 import { cidrBytes, parseCidr, parseMac } from '../../../net/index.js';
 
-/** `"vif1.0"` -> 16 bytes, the name NUL-padded (IFNAMSIZ). */
+/**
+ * `"vif1.0"` -> 16 bytes, the name NUL-padded (IFNAMSIZ). Refused as nft refuses or reads them
+ * otherwise: the empty name, and names with `*` (nft's wildcard) or a backslash (its escape).
+ */
 export function ifnameBytes(quoted: string): Buffer {
-  const m = /^"([^"]*)"$/.exec(quoted);
+  const m = /^"([^"*\\]+)"$/.exec(quoted);
   if (!m || Buffer.byteLength(m[1]!) > 15) throw new Error(`not an interface name: ${quoted}`);
   const b = Buffer.alloc(16);
   b.write(m[1]!, 'utf8');
