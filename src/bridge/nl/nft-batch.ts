@@ -11,7 +11,6 @@
 import netlink from 'netlink';
 import { XennetError } from '../../sys/errors.js';
 import { killPoint } from '../../sys/test-seams.js';
-import { nfgenmsg } from './nftables.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -95,11 +94,6 @@ export class NftBatchWriter {
     return this.sock.getSendBufferSize() - SNDBUF_RESERVE;
   }
 
-  /** Whether these messages fit in one batch. */
-  fits(messages: readonly NftMessage[]): boolean {
-    return BATCH_OVERHEAD + messages.reduce((n, m) => n + messageSize(m), 0) <= this.capacity();
-  }
-
   /** Applies the messages as one transaction; rejects, naming the message refused, when the kernel refuses it (then nothing of it applied). */
   commit(messages: readonly NftMessage[]): Promise<void> {
     return this.serial(messages, false);
@@ -173,4 +167,3 @@ export class NftBatchWriter {
   }
 }
 
-export { nfgenmsg };

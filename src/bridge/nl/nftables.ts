@@ -11,6 +11,7 @@
 import netlink from 'netlink';
 import { XennetError } from '../../sys/errors.js';
 import { nfnlAttribute, nfnlAttributeList, type NfnlAttribute } from './nfnl.js';
+import { NFPROTO, VERDICT, nfgenmsg, type NftFamilyName } from './nft-numbers.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -25,11 +26,7 @@ const NFT_MSG_GETSET = 10;
 const NFT_MSG_GETSETELEM = 13;
 const NFT_MSG_GETGEN = 16;
 
-export const NFPROTO = { inet: 1, ipv4: 2, bridge: 7, ipv6: 10 } as const;
-export type NftFamilyName = keyof typeof NFPROTO;
-
-/** Verdict codes (include/uapi/linux/netfilter.h and nf_tables.h). */
-export const VERDICT = { drop: 0, accept: 1, continue: -1, break: -2, jump: -3, goto: -4, return: -5 } as const;
+export { NFPROTO, VERDICT, nfgenmsg, type NftFamilyName };
 
 export interface NftChainObject {
   /** The family's number (NFPROTO_*). */
@@ -101,12 +98,6 @@ const num64 = (b: Buffer | undefined): number | undefined => {
 
 export const encodeString = (type: number, s: string): Buffer => nfnlAttribute(type, Buffer.from(`${s}\0`, 'utf8'));
 
-/** `struct nfgenmsg`: the family, version 0, resource id 0 (big endian). */
-export function nfgenmsg(family: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt8(family, 0);
-  return b;
-}
 
 /**
  * The comment of nftables userdata (pure): type-length-value records of one byte each; type 0 is

@@ -9,7 +9,7 @@
  * the tables through `nft` instead, which prints whatever is there.
  */
 import type { NftChainObject, NftElementObject, NftRuleObject } from '../../bridge/nl/nftables.js';
-import { VERDICT } from '../../bridge/nl/nftables.js';
+import { HOOK, VERDICT } from '../../bridge/nl/nft-numbers.js';
 import { hostCidr } from '../../net/index.js';
 import { emptyLive, type LiveTable } from '../live.js';
 import { BASE_CHAINS, constElementText, NFT_CONST_SETS, NFT_SETS } from './compile.js';
@@ -85,8 +85,7 @@ const claimFields = (ports: boolean, kind: string, keys: string): Field[] => {
 function hookLine(c: NftChainObject): string | undefined {
   const spec = BASE_CHAINS[c.name];
   if (!spec) return c.hook ? undefined : '';
-  const hookNum = spec.hook === 'prerouting' ? 0 : 2;
-  if (!c.hook || c.hook.num !== hookNum || c.hook.priority !== spec.priority || c.policy !== 1 || c.type !== 'filter') return undefined;
+  if (!c.hook || c.hook.num !== HOOK[spec.hook] || c.hook.priority !== spec.priority || c.policy !== 1 || c.type !== 'filter') return undefined;
   return spec.printed;
 }
 

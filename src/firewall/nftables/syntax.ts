@@ -6,7 +6,7 @@
 import { cidrBytes, hostCidr, type Cidr, type IpFamily } from '../../net/index.js';
 import { keyDigits, memoized } from '../claims.js';
 
-const ETHERTYPE_NAMES = new Map<number, string>([
+export const ETHERTYPE_NAMES: ReadonlyMap<number, string> = new Map<number, string>([
   [0x0800, 'ip'],
   [0x0806, 'arp'],
   [0x86dd, 'ip6'],
@@ -14,13 +14,13 @@ const ETHERTYPE_NAMES = new Map<number, string>([
   [0x88a8, '8021ad'],
 ]);
 
-const ICMP_NAMES = new Map<number, string>([
+export const ICMP_NAMES: ReadonlyMap<number, string> = new Map<number, string>([
   [0, 'echo-reply'], [3, 'destination-unreachable'], [4, 'source-quench'], [5, 'redirect'], [8, 'echo-request'], [9, 'router-advertisement'],
   [10, 'router-solicitation'], [11, 'time-exceeded'], [12, 'parameter-problem'], [13, 'timestamp-request'], [14, 'timestamp-reply'],
   [15, 'info-request'], [16, 'info-reply'], [17, 'address-mask-request'], [18, 'address-mask-reply'],
 ]);
 
-const ICMPV6_NAMES = new Map<number, string>([
+export const ICMPV6_NAMES: ReadonlyMap<number, string> = new Map<number, string>([
   [1, 'destination-unreachable'], [2, 'packet-too-big'], [3, 'time-exceeded'], [4, 'parameter-problem'], [128, 'echo-request'], [129, 'echo-reply'],
   [130, 'mld-listener-query'], [131, 'mld-listener-report'], [132, 'mld-listener-done'], [133, 'nd-router-solicit'], [134, 'nd-router-advert'],
   [135, 'nd-neighbor-solicit'], [136, 'nd-neighbor-advert'], [137, 'nd-redirect'], [138, 'router-renumbering'], [141, 'ind-neighbor-solicit'],

@@ -4,6 +4,7 @@
  * as nf_tables takes them; nested attributes carry NLA_F_NESTED, as libmnl writes them
  * (include/uapi/linux/netfilter/nf_tables.h for the attribute numbers).
  */
+import { NFT_META, VERDICT } from '../../../bridge/nl/nft-numbers.js';
 import { registerNumber, type NftExpr, type SetRef, type Verdict } from './expr.js';
 
 const NLA_F_NESTED = 0x8000;
@@ -115,20 +116,18 @@ export class AttrWriter {
 /** NFTA_DATA_VALUE inside the given attribute. */
 export const dataValue = (w: AttrWriter, type: number, value: Uint8Array): AttrWriter => w.nest(type, () => w.bytes(1, value));
 
-const VERDICT_CODES = { drop: 0, accept: 1, return: -5, jump: -3, goto: -4 } as const;
 
 /** NFTA_DATA_VERDICT inside the given attribute: NFTA_VERDICT_CODE, and the chain of a jump or goto. */
 export function dataVerdict(w: AttrWriter, type: number, v: Verdict): AttrWriter {
   return w.nest(type, () =>
     w.nest(2, () => {
-      w.s32(1, VERDICT_CODES[v.code]);
+      w.s32(1, VERDICT[v.code]);
       if ('chain' in v) w.str(2, v.chain);
     }),
   );
 }
 
 const BASES = { ll: 0, network: 1, transport: 2 } as const;
-const META_KEYS = { protocol: 1, mark: 3, iifname: 6, oifname: 7, l4proto: 16 } as const;
 const CMP_OPS = { eq: 0, neq: 1, lte: 3, gte: 5 } as const;
 
 /** The name of the set a lookup reads, and its batch id when it is one of the rule's own. */
@@ -144,10 +143,10 @@ function writeData(w: AttrWriter, e: NftExpr, setName: SetNaming): void {
       reg(1, e.dreg).u32(2, BASES[e.base]).u32(3, e.offset).u32(4, e.len);
       return;
     case 'meta':
-      reg(1, e.dreg).u32(2, META_KEYS[e.key]);
+      reg(1, e.dreg).u32(2, NFT_META[e.key]);
       return;
     case 'metaSet':
-      w.u32(2, META_KEYS[e.key]);
+      w.u32(2, NFT_META[e.key]);
       reg(3, e.sreg);
       return;
     case 'ct':

@@ -7,11 +7,12 @@
  * Registers are counted in 32-bit words (word 0 is the first word of NFT_REG_1): a concatenation's
  * second key starts in the word after the first key's last.
  */
+import type { NFT_META } from '../../../bridge/nl/nft-numbers.js';
 
 export type PayloadBase = 'll' | 'network' | 'transport';
 export type CmpOp = 'eq' | 'neq' | 'lte' | 'gte';
 /** The meta keys xennet reads: NFT_META_PROTOCOL, _MARK, _IIFNAME, _OIFNAME, _L4PROTO. */
-export type MetaKey = 'protocol' | 'mark' | 'iifname' | 'oifname' | 'l4proto';
+export type MetaKey = keyof typeof NFT_META;
 /** A register: a 32-bit word index, or the verdict register. */
 export type Register = number | 'verdict';
 

@@ -17,7 +17,9 @@
  *
  * Only the grammar xennet writes is read; anything else is an error that names the rule.
  */
+import { NFT_META } from '../../../bridge/nl/nft-numbers.js';
 import { cidrBytes, parseCidr, type Cidr } from '../../../net/index.js';
+import { ETHERTYPE_NAMES, ICMP_NAMES, ICMPV6_NAMES } from '../syntax.js';
 import { addressBytes, bigEndian, etherBytes, ifnameBytes } from './values.js';
 import { XennetError } from '../../../sys/errors.js';
 import { words, type AnonymousSet, type DataTypeName, type KeyOrigin, type MetaKey, type NativeRule, type NftExpr, type PayloadBase, type Verdict } from './expr.js';
@@ -45,17 +47,12 @@ interface Field {
   need?: Need;
 }
 
-const ETHERTYPES: Readonly<Record<string, number>> = { ip: 0x0800, arp: 0x0806, ip6: 0x86dd, '8021q': 0x8100, '8021ad': 0x88a8, vlan: 0x8100 };
+/** Names -> numbers: the names xennet prints (syntax.ts), and the aliases nft also reads. */
+const byName = (names: ReadonlyMap<number, string>, aliases: Record<string, number> = {}): Readonly<Record<string, number>> => ({ ...Object.fromEntries([...names].map(([n, s]) => [s, n])), ...aliases });
+const ETHERTYPES = byName(ETHERTYPE_NAMES, { vlan: 0x8100 });
 const PROTOCOLS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58, icmpv6: 58 };
-const ICMP: Readonly<Record<string, number>> = {
-  'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, redirect: 5, 'echo-request': 8, 'router-advertisement': 9, 'router-solicitation': 10,
-  'time-exceeded': 11, 'parameter-problem': 12, 'timestamp-request': 13, 'timestamp-reply': 14, 'info-request': 15, 'info-reply': 16, 'address-mask-request': 17, 'address-mask-reply': 18,
-};
-const ICMPV6: Readonly<Record<string, number>> = {
-  'destination-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4, 'echo-request': 128, 'echo-reply': 129, 'mld-listener-query': 130,
-  'mld-listener-report': 131, 'mld-listener-done': 132, 'mld-listener-reduction': 132, 'nd-router-solicit': 133, 'nd-router-advert': 134, 'nd-neighbor-solicit': 135,
-  'nd-neighbor-advert': 136, 'nd-redirect': 137, 'router-renumbering': 138, 'ind-neighbor-solicit': 141, 'ind-neighbor-advert': 142, 'mld2-listener-report': 143,
-};
+const ICMP = byName(ICMP_NAMES);
+const ICMPV6 = byName(ICMPV6_NAMES, { 'mld-listener-reduction': 132 });
 const CT_STATES: Readonly<Record<string, number>> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
 const ARP_OPS: Readonly<Record<string, number>> = { request: 1, reply: 2 };
 const UNITS: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86400, week: 604800 };
@@ -68,8 +65,7 @@ const payload = (base: PayloadBase, offset: number, len: number, type: Field['ty
   ...(need ? { need } : {}),
   ...(nft ? { origin: { payload: { desc: nft[0], tmpl: nft[1] } } } : {}),
 });
-const META_KEY_NUMBERS: Readonly<Record<MetaKey, number>> = { protocol: 1, mark: 3, iifname: 6, oifname: 7, l4proto: 16 };
-const meta = (key: MetaKey, len: number, type: Field['type']): Field => ({ load: (dreg) => ({ type: 'meta', key, dreg }), len, type, origin: { meta: META_KEY_NUMBERS[key] } });
+const meta = (key: MetaKey, len: number, type: Field['type']): Field => ({ load: (dreg) => ({ type: 'meta', key, dreg }), len, type, origin: { meta: NFT_META[key] } });
 
 /** nft's protocol numbers (PROTO_DESC_*) of the protocols whose fields xennet's sets hold. */
 const DESC = { icmp: 4, udp: 6, tcp: 8, ip: 12, ip6: 13, icmpv6: 14 } as const;

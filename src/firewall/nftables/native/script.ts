@@ -14,6 +14,7 @@
  * Anything else is an error that names the line: a script is never half understood.
  */
 import type { NftMessage } from '../../../bridge/nl/nft-batch.js';
+import { HOOK, NFPROTO, nfgenmsg } from '../../../bridge/nl/nft-numbers.js';
 import { BASE_CHAINS } from '../compile.js';
 import { PART_MARK } from '../script.js';
 import { NFT_TABLE } from '../table.js';
@@ -27,14 +28,24 @@ import { XennetError } from '../../../sys/errors.js';
 const MSG = { newTable: 0, delTable: 2, newChain: 3, delChain: 5, newRule: 6, delRule: 8, newSet: 9, newSetElem: 12, delSetElem: 14 } as const;
 const NLM_F_CREATE = 0x400;
 const NLM_F_APPEND = 0x800;
-const FAMILY = { bridge: 7, inet: 1 } as const;
-const HOOKS = { prerouting: 0, forward: 2 } as const;
 const NFT_DATA_VERDICT = 0xffffff00;
 
-type Family = keyof typeof FAMILY;
+type Family = 'bridge' | 'inet';
 
-/** `struct nfgenmsg` of each family: the family, version 0, resource id 0. */
-const GENMSG: Record<Family, Buffer> = { bridge: Buffer.from([FAMILY.bridge, 0, 0, 0]), inet: Buffer.from([FAMILY.inet, 0, 0, 0]) };
+/** `struct nfgenmsg` of each family xennet writes in. */
+const GENMSG: Record<Family, Buffer> = { bridge: nfgenmsg(NFPROTO.bridge), inet: nfgenmsg(NFPROTO.inet) };
+
+/** Set declarations by their text: every script declares the same few sets again. */
+const declarations = new Map<string, SetDeclaration>();
+function declaration(name: string, text: string, map: boolean): SetDeclaration {
+  const key = `${map ? 'map' : 'set'} ${name} ${text}`;
+  let d = declarations.get(key);
+  if (!d) {
+    if (declarations.size >= 256) declarations.clear();
+    declarations.set(key, (d = parseSetDeclaration(name, text, map)));
+  }
+  return d;
+}
 
 /** Splits `a, b, "c, d"` at the commas outside quotes. */
 function splitList(text: string): string[] {
@@ -151,14 +162,14 @@ class ScriptTranslator {
       const spec = m[3] === undefined ? undefined : BASE_CHAINS[chain];
       if (m[3] !== undefined && (!spec || spec.printed !== m[3] || spec.family !== f)) throw new Error(`base chain ${chain} is not one of xennet's`);
       const w = this.w.raw(GENMSG[f]).str(1, this.table).str(3, chain);
-      if (spec) w.nest(4, () => w.u32(1, HOOKS[spec.hook]).u32(2, spec.priority)).u32(5, 1).str(7, 'filter');
+      if (spec) w.nest(4, () => w.u32(1, HOOK[spec.hook]).u32(2, spec.priority)).u32(5, 1).str(7, 'filter');
       this.push(MSG.newChain, NLM_F_CREATE, w.take(), line);
     } else if ((m = p.chain.exec(line))) {
       const f = m[2] as Family;
       if (m[1] === 'flush') this.push(MSG.delRule, 0, this.w.raw(GENMSG[f]).str(1, this.table).str(2, m[3]!).take(), line);
       else this.push(MSG.delChain, 0, this.w.raw(GENMSG[f]).str(1, this.table).str(3, m[3]!).take(), line);
     } else if ((m = p.set.exec(line))) {
-      const decl = parseSetDeclaration(m[2]!, m[3]!, m[1] === 'map');
+      const decl = declaration(m[2]!, m[3]!, m[1] === 'map');
       this.sets.set(decl.name, decl);
       this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.w, this.table, decl, this.nextSetId++), line);
       if (decl.elements.length > 0) this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.w, this.table, decl.name, decl.elements.map((e) => ({ e: parseElement(decl, e) }))), line);
@@ -176,7 +187,7 @@ class ScriptTranslator {
 
   /** A set a `list` names: declared earlier, or one of the dispatch sets (their declaration is fixed). */
   private known(set: string): SetDeclaration {
-    return this.sets.get(set) ?? parseSetDeclaration(set, 'type ifname;', false);
+    return this.sets.get(set) ?? declaration(set, 'type ifname;', false);
   }
 
   private rule(family: Family, chain: string, text: string, line: string): void {

@@ -64,20 +64,21 @@ const TYPEOF: Readonly<Record<string, KeyPart>> = {
   iifname: { type: 'ifname', len: 16, byteorder: 'host', origin: { meta: 6 } },
 };
 
+/** A set's declaration (shared between scripts: never changed). */
 export interface SetDeclaration {
-  name: string;
-  flags: number;
-  keyType: number;
-  keyLen: number;
+  readonly name: string;
+  readonly flags: number;
+  readonly keyType: number;
+  readonly keyLen: number;
   /** A verdict map's data. */
-  verdictMap: boolean;
-  size?: number;
-  timeoutMs?: number;
+  readonly verdictMap: boolean;
+  readonly size?: number;
+  readonly timeoutMs?: number;
   /** Every element counts what it matches (`counter;`). */
-  counter: boolean;
-  userdata: Buffer;
+  readonly counter: boolean;
+  readonly userdata: Buffer;
   /** The parts of its keys, to encode elements with. */
-  parts: readonly KeyPart[];
+  readonly parts: readonly KeyPart[];
   /** Elements declared with it (`elements = { ... };`). */
   elements: string[];
 }
