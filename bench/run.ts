@@ -311,6 +311,13 @@ async function fullApply(): Promise<void> {
       rows.push({ backend, what: 'status through the daemon, again', seconds: again.seconds, rssMiB: again.rssKiB / 1024, code: again.code });
       const packaged = await timedXennet(world, ['status'], cli);
       rows.push({ backend, what: 'the same, packaged CLI (bundle)', seconds: packaged.seconds, rssMiB: packaged.rssKiB / 1024, code: packaged.code });
+      // plan and apply through the daemon: the first plan reads everything; one with nothing to
+      // change is remembered while nothing it reads changes (nftables), and answers the next
+      // plan and an apply with nothing to do.
+      for (const [args, what] of [[['plan'], 'plan through the daemon, first'], [['plan'], 'plan through the daemon, again'], [['apply'], 'apply through the daemon, nothing to change'], [['plan'], 'the same plan, packaged CLI (bundle)']] as const) {
+        const r = await timedXennet(world, [...args], what.includes('packaged') ? cli : undefined);
+        rows.push({ backend, what, seconds: r.seconds, rssMiB: r.rssKiB / 1024, code: r.code });
+      }
       const idleSeconds = smoke ? 10 : 60;
       const cpu0 = cpuSecondsOf(pid);
       await new Promise((r) => setTimeout(r, idleSeconds * 1000));

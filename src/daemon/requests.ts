@@ -9,6 +9,7 @@
 import { loadPolicy, rulesSource } from '../config/load.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { DaemonContext } from './server.js';
+import type { PlanResult } from '../firewall/cli-plan.js';
 
 export type JsonResult = { ok: true; result: unknown } | { ok: false; bad?: boolean; error: { code: string; message: string; hint?: string } };
 
@@ -49,8 +50,21 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
         const apply = r['cmd'] === 'apply';
         if (apply && file !== d.policy.file) return { ok: false, error: { code: 'refused', message: `the daemon enforces ${d.policy.file}; it does not apply ${file}`, hint: 'apply the daemon\'s rule file, or stop the daemon to apply another' } };
         const { hostPlan } = await import('../firewall/cli-plan.js');
-        const result = await hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply, env: d.env, acquireLock: (name, options) => d.lock.acquire(name, options) });
-        if (apply) d.policy.reload('applied');
+        const planNow = () => hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply: false, env: d.env });
+        const answered = (a: { result: PlanResult; asOf?: string }, applied?: true): PlanResult => ({ ...a.result, ...(applied ? { applied: { tables: [] } } : {}), ...(a.asOf !== undefined ? { asOf: a.asOf } : {}) });
+        if (!apply) return { ok: true, result: answered(await d.statusCache.plan(source, planNow)) };
+        // An apply: under the hotplug lock (no hook commits meanwhile), answered from a plan
+        // with nothing to change made for the host as it is now, else applied.
+        const held = await d.lock.acquire('iptables', { env: d.env });
+        let result: PlanResult;
+        try {
+          const known = await d.statusCache.nothingToChange(source);
+          result = known ? answered(known, true) : await hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply: true, env: d.env, acquireLock: () => Promise.resolve({ path: held.path, release: () => {} }) });
+          if (!known) d.statusCache.refreshPlan(source, planNow);
+        } finally {
+          held.release();
+        }
+        d.policy.reload('applied');
         return { ok: true, result };
       }
       default:

@@ -64,7 +64,7 @@ export interface DaemonStats {
   /** Address learning: whether it listens, what it learned and refused. */
   learning?: LearningState | null;
   /** Status requests answered from memory, and those read anew. */
-  status?: { remembered: number; read: number };
+  status?: { remembered: number; read: number; plans: { remembered: number; computed: number } };
   rssMiB: number;
 }
 

@@ -32,13 +32,14 @@ import { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { legacyTables } from '../firewall/xtables/backend.js';
 import { driverFor } from '../firewall/drivers.js';
-import { learnedPath } from '../firewall/learning/state.js';
+import { learnedPath, readBindings } from '../firewall/learning/state.js';
+import type { PlanResult } from '../firewall/cli-plan.js';
 import { readNetSnapshot, type NetSnapshot } from '../firewall/session.js';
-import { indexStamp } from '../firewall/store.js';
+import { indexStamp, loadIndex } from '../firewall/store.js';
 import type { RulesSource } from '../config/paths.js';
 import type { HostStatus } from '../status/host-status.js';
 import { reasonOf } from '../sys/errors.js';
-import type { Logger } from '../sys/log.js';
+import { silentLogger, type Logger } from '../sys/log.js';
 import { fileIdentity } from '../sys/file-identity.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 
@@ -80,6 +81,23 @@ interface Remembered {
   until: number;
 }
 
+/** A plan with nothing to change, and the key of what it was made from. */
+interface RememberedPlan {
+  key: string;
+  result: PlanResult;
+  at: number;
+  until: number;
+}
+
+/**
+ * The daemon's answers to `plan` and `apply` when nothing is to change, from the same key as
+ * status: the plan is a function of what the key covers (the rule file, the index, xenstore, the
+ * links and settings, the ruleset's generation, the learned bindings' record). A plan found
+ * nothing to change is remembered (once its key read after it is the one read before: nothing
+ * moved while it read); a plan or an apply whose key is still that one is answered from it (an
+ * apply then has nothing to do), until the first learned binding it knows of runs out, and never
+ * older than MAX_AGE_MS.
+ */
 
 export class StatusCache {
   private remembered: Remembered | undefined;
@@ -89,13 +107,74 @@ export class StatusCache {
   private xenstoreEvents = 0;
   private reading: { key: string | undefined; answer: Promise<StatusAnswer> } | undefined;
   private counts = { remembered: 0, read: 0 };
+  private plans = { remembered: 0, computed: 0 };
+  private rememberedPlan: RememberedPlan | undefined;
+  private planning: { key: string; result: Promise<PlanResult> } | undefined;
   private watching: { xs: XenstoreClient; done: Promise<void> } | undefined;
   private stopped = false;
 
   constructor(private readonly ctx: StatusCacheContext) {}
 
-  state(): { remembered: number; read: number } {
-    return { ...this.counts };
+  state(): { remembered: number; read: number; plans: { remembered: number; computed: number } } {
+    return { ...this.counts, plans: { ...this.plans } };
+  }
+
+  /**
+   * The plan for `source`: the one remembered (or being made) for the key of now when it found
+   * nothing to change, else `compute()`'s, remembered when it finds nothing to change.
+   */
+  async plan(source: RulesSource, compute: () => Promise<PlanResult>): Promise<{ result: PlanResult; asOf?: string }> {
+    const { key } = await this.key(source);
+    const known = await this.knownPlan(key);
+    if (known) return known;
+    return { result: await this.computePlan(source, key, compute) };
+  }
+
+  /**
+   * The plan with nothing to change remembered (or being made) for `source` as it is now, for an
+   * apply to answer from (its caller holds the hotplug lock: no hook commits meanwhile); undefined
+   * when there is none.
+   */
+  async nothingToChange(source: RulesSource): Promise<{ result: PlanResult; asOf?: string } | undefined> {
+    return this.knownPlan((await this.key(source)).key);
+  }
+
+  /** Makes the plan for `source` now, in the background (after an apply: the next plan or apply is answered from it). */
+  refreshPlan(source: RulesSource, compute: () => Promise<PlanResult>): void {
+    void this.key(source)
+      .then(({ key }) => this.computePlan(source, key, compute))
+      .catch((e: unknown) => this.ctx.log.debug(`plan: not remembered (${reasonOf(e)})`));
+  }
+
+  private async knownPlan(key: string | undefined): Promise<{ result: PlanResult; asOf?: string } | undefined> {
+    if (key === undefined || this.stopped) return undefined;
+    const r = this.rememberedPlan;
+    if (r && r.key === key && Date.now() < r.until) {
+      this.plans.remembered++;
+      return { result: r.result, asOf: new Date(r.at).toISOString() };
+    }
+    if (this.planning?.key === key) {
+      const result = await this.planning.result;
+      if (!result.pending) return { result };
+    }
+    return undefined;
+  }
+
+  private async computePlan(source: RulesSource, key: string | undefined, compute: () => Promise<PlanResult>): Promise<PlanResult> {
+    const at = Date.now();
+    const result = compute();
+    if (key !== undefined) this.planning = { key, result };
+    try {
+      const r = await result;
+      this.plans.computed++;
+      if (key !== undefined && !this.stopped && rememberablePlan(r) && !loadIndex(this.ctx.env, silentLogger).index.dirty && (await this.key(source)).key === key) {
+        const expiries = readBindings(this.ctx.env).flatMap((b) => (b.expires === null ? [] : [b.expires]));
+        this.rememberedPlan = { key, result: r, at, until: Math.min(at + MAX_AGE_MS, ...expiries) };
+      }
+      return r;
+    } finally {
+      if (this.planning?.result === result) this.planning = undefined;
+    }
   }
 
   stop(): void {
@@ -103,6 +182,7 @@ export class StatusCache {
     this.nl?.close();
     this.nl = undefined;
     this.remembered = undefined;
+    this.rememberedPlan = undefined;
   }
 
   /** The status for `source`: remembered when nothing it was read from can have changed, else read now. */
@@ -164,6 +244,7 @@ export class StatusCache {
         // A new connection (the first, or xenstored restarted): what changed meanwhile is unseen.
         // The watch is set once per connection, however many requests come meanwhile.
         this.remembered = undefined;
+        this.rememberedPlan = undefined;
         if (this.watching?.xs !== xs) {
           const watching = { xs, done: this.watch(xs) };
           this.watching = watching;
@@ -194,6 +275,11 @@ export class StatusCache {
  */
 function rememberable(s: HostStatus, unread: readonly string[]): boolean {
   return s.backend !== null && driverFor(s.backend.kind).changesShowInGeneration && unread.length === 0;
+}
+
+/** Whether a plan may stand for the host while its key stays the same: nothing to change, on a backend whose every change makes a new generation. */
+function rememberablePlan(p: PlanResult): boolean {
+  return !p.pending && p.mode === 'host' && p.backend !== null && driverFor(p.backend.kind).changesShowInGeneration;
 }
 
 /**

@@ -32,6 +32,11 @@ export interface PlanResult {
   pending: boolean;
   applied?: { tables: string[] };
   warnings: string[];
+  /**
+   * Set when the daemon answered from a plan it made then (ISO time) that found nothing to
+   * change, nothing it reads having changed since (daemon/status-cache.ts).
+   */
+  asOf?: string;
 }
 
 export interface Widening {

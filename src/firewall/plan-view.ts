@@ -6,6 +6,7 @@ export function renderPlanView(r: PlanResult, options: { apply: boolean; color: 
   const lines: string[] = [];
   const where = r.mode === 'offline' ? 'offline (nothing live is read)' : `backend ${r.backend?.summary ?? 'unavailable'}`;
   lines.push(`${options.apply ? 'apply' : 'plan'}: ${r.vifs.length} vif${r.vifs.length === 1 ? '' : 's'}, rules ${r.rules.file}${r.rules.exists ? '' : ' (absent: defaults)'}, ${where}`);
+  if (r.asOf !== undefined) lines.push(`  planned by the daemon at ${r.asOf}: nothing to change then, and nothing it reads has changed since`);
   // First, where a reviewer cannot miss it: what the change opens up.
   for (const w of r.widenings ?? []) lines.push(c('1;33', `widening: ${w.domain ?? 'domain unknown'} (${w.vif}): ${w.changes.join('; ')}`));
   if (r.bridgeNetfilter) lines.push(`  bridged traffic to iptables: ${Object.entries(r.bridgeNetfilter).map(([k, v]) => `${k.replace('net.bridge.', '')}=${v ?? 'missing'}`).join(' ')}`);

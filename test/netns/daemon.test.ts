@@ -374,6 +374,62 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await host.dom0.exec('nft', ['delete', 'table', 'inet', 'xnt-other'])).code, 0);
   });
 
+  it('plan and apply through the daemon: a plan with nothing to change is remembered while nothing it reads changes, and an apply then has nothing to do; a change by hand or to the rule file is planned anew, and after an apply the daemon plans again by itself', async () => {
+    await host.startDaemon(env);
+    const [a, b] = [await host.addGuest(spec(31)), await host.addGuest(spec(32))];
+    await online(a);
+    await online(b);
+    type Plan = { pending: boolean; changes: unknown[]; vifs: { name: string }[]; asOf?: string; applied?: { tables: string[] } };
+    const request = async (cmd: 'plan' | 'apply'): Promise<Plan> => {
+      const r = JSON.parse(await ask(`{"v":1,"cmd":"${cmd}"}\n`, 60_000)) as { ok: boolean; result: Plan };
+      assert.ok(r.ok, JSON.stringify(r));
+      return r.result;
+    };
+    // Once the daemon's own work after a change is done, a plan finds nothing to change and the next is remembered.
+    const remembered = async (): Promise<[Plan, Plan]> => {
+      let before = await request('plan');
+      for (let i = 0; i < 20; i++) {
+        const now = await request('plan');
+        if (now.asOf !== undefined) return [before, now];
+        before = now;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error('the plan was never remembered');
+    };
+    const [first, again] = await remembered();
+    assert.equal(again.pending, false);
+    assert.deepEqual({ ...again, asOf: undefined }, { ...first, asOf: undefined }, 'the remembered plan is the plan');
+    assert.deepEqual(again.vifs.map((v) => v.name).sort(), ['vif31.0', 'vif32.0']);
+    const ruleset = async (): Promise<string> => (await host.dom0.exec('nft', ['list', 'ruleset'])).stdout;
+    const before = await ruleset();
+    const counts = (await stats()) as unknown as { status: { plans: { remembered: number; computed: number } } };
+    const applied = await request('apply');
+    assert.ok(applied.asOf !== undefined, 'an apply with nothing to change: answered from the plan');
+    assert.deepEqual(applied.applied, { tables: [] });
+    assert.equal(await ruleset(), before, 'and nothing written');
+    const after = (await stats()) as unknown as { status: { plans: { remembered: number; computed: number } } };
+    assert.equal(after.status.plans.computed, counts.status.plans.computed, 'no plan computed for it');
+    // A change by hand (a commit to nf_tables): planned anew, just after it.
+    assert.equal((await host.dom0.exec('nft', ['add', 'table', 'inet', 'xnt-plan'])).code, 0);
+    assert.equal((await request('plan')).asOf, undefined, 'a commit to nf_tables (any table)');
+    await remembered();
+    assert.equal((await host.dom0.exec('nft', ['delete', 'table', 'inet', 'xnt-plan'])).code, 0);
+    await remembered();
+    // The rule file changed: planned anew, with the change; applied (not from memory); then the
+    // daemon plans by itself, and the next plan is remembered.
+    writeFileSync(rules, 'version: 1\nguests:\n  g31:\n    inbound: drop\n');
+    const changed = await request('plan');
+    assert.equal(changed.asOf, undefined);
+    assert.equal(changed.pending, true, 'the change is pending');
+    const done = await request('apply');
+    assert.equal(done.asOf, undefined);
+    assert.ok((done.applied?.tables.length ?? 0) > 0, 'applied');
+    await until('the plan after the apply remembered', async () => (await request('plan')).asOf !== undefined, 20_000);
+    const cli = await host.xennet(['plan'], env);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /planned by the daemon at \S+: nothing to change then, and nothing it reads has changed since/);
+  });
+
   it('status through the daemon, what nothing announces: a link that is down, a read that failed, a rule file rewritten with its mtime put back or replaced by a dangling link; many first requests at once', async () => {
     await host.startDaemon(env);
     // Many requests at once while nothing is remembered yet: one watch, no listener pile-up.

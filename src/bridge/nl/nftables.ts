@@ -47,6 +47,8 @@ export interface NftRuleObject {
   handle: bigint;
   /** How many expressions it has. */
   expressions: number;
+  /** Its expressions as the kernel dumps them (NFTA_RULE_EXPRESSIONS' contents). */
+  exprs?: Buffer;
   /** Its first counter expression's values, when it has one. */
   counter?: { packets: number; bytes: number };
   /** The comment in its userdata (what `nft` prints as `comment "..."`). */
@@ -192,6 +194,7 @@ export function decodeRule(body: Buffer): NftRuleObject {
   let chain = '';
   let handle = 0n;
   let expressions = 0;
+  let exprs: Buffer = Buffer.alloc(0);
   let counter: NftRuleObject['counter'];
   let comment: string | undefined;
   walk(body, 4, body.length, (type, from, to) => {
@@ -200,6 +203,7 @@ export function decodeRule(body: Buffer): NftRuleObject {
     else if (type === 3 && to - from >= 8) handle = body.readBigUInt64BE(from);
     else if (type === 7) comment = userdataComment(body.subarray(from, to));
     else if (type === 4) {
+      exprs = body.subarray(from, to);
       // NFTA_LIST_ELEM: NFTA_EXPR_NAME 1, NFTA_EXPR_DATA 2; only a counter's data is read.
       walk(body, from, to, (_elem, ef, et) => {
         expressions++;
@@ -219,7 +223,7 @@ export function decodeRule(body: Buffer): NftRuleObject {
       });
     }
   });
-  return { table, chain, handle, expressions, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}) };
+  return { table, chain, handle, expressions, exprs, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}) };
 }
 
 /** NFTA_DATA_VALUE 1 or NFTA_DATA_VERDICT 2 (NFTA_VERDICT_CODE 1, NFTA_VERDICT_CHAIN 2). */

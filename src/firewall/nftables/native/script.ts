@@ -211,6 +211,14 @@ class ScriptTranslator {
   }
 }
 
+/** A rule's expressions as NFTA_RULE_EXPRESSIONS holds them (its anonymous sets named `__set%d`). */
+export function ruleExpressionBytes(rule: string): Buffer {
+  const native = parseNftRule(rule);
+  const w = new AttrWriter();
+  native.exprs.forEach((e) => writeExpr(w, e, (ref) => ('name' in ref ? { name: ref.name } : { name: '__set%d' })));
+  return w.take();
+}
+
 /**
  * The messages of a script, in its parts (renderNft's `# part` comments: what may be a
  * transaction of its own; what comes before the first is a part too); an error naming the line
