@@ -296,7 +296,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     staged = staged.filter((s) => !withdrawn.includes(s));
     saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
   }
-  for (const [name, rs] of newChains) writeVifChains(name, rs, env);
+  await writeVifChains(newChains, env);
   killPoint('firewall:written-ahead', env);
 
   const newSet = emptyRuleSet();

@@ -21,7 +21,7 @@ import { currentBootId } from '../sys/boot.js';
 import { pathIdentity, statIdentity, statIfAny } from '../sys/file-identity.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
-import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic } from '../sys/statefile.js';
+import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic, writeJsonFilesAtomic } from '../sys/statefile.js';
 import { parseClaims } from './claims.js';
 import { parseFilterRecord, type FilterRecord } from './widening.js';
 import { emptyRuleSet, tableNames, type Claims, type BackendKind, type Engine, type RuleSet, type TableName } from './model.js';
@@ -334,9 +334,9 @@ function fromStored(raw: unknown): RuleSet | undefined {
   return rs;
 }
 
-/** Records a vif's chains (a record that holds them already is not written again: an apply that changes nothing writes nothing per guest). */
-export function writeVifChains(name: string, rs: RuleSet, env: NodeJS.ProcessEnv): void {
-  writeJsonAtomic(vifPath(name, env), toStored(rs), { unlessSame: true });
+/** Records vifs' chains (a record that holds them already is not written again: an apply that changes nothing writes nothing per guest), their fsyncs together. */
+export function writeVifChains(chains: Iterable<readonly [string, RuleSet]>, env: NodeJS.ProcessEnv): Promise<void> {
+  return writeJsonFilesAtomic([...chains].map(([name, rs]) => ({ path: vifPath(name, env), value: toStored(rs) })));
 }
 
 /** A vif's recorded chains; undefined when missing or unreadable (then the live rules decide). */

@@ -3,6 +3,7 @@
  * the directory fsynced, so a crash leaves either the old or the new content, never a mix.
  */
 import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { XennetError } from './errors.js';
 import { pidAlive } from './process.js';
@@ -47,6 +48,39 @@ export function writeJsonAtomic(path: string, value: unknown, options: { durable
   renameSync(tmp, path);
   if (durable) fsyncDir(dir);
   return { text, ino };
+}
+
+/**
+ * Many files as writeJsonAtomic writes each (those that hold their content already left as they
+ * are), their writes and fsyncs in parallel, so that the filesystem's journal commits them
+ * together (1000 files one after another cost 1000 journal commits: half a second here), and
+ * each directory fsynced once, after its renames. A crash leaves each file old or new.
+ */
+export async function writeJsonFilesAtomic(files: readonly { path: string; value: unknown }[]): Promise<void> {
+  const dirs = new Set<string>();
+  const todo = files.map((f) => ({ path: f.path, text: JSON.stringify(f.value, null, 2) + '\n' })).filter((f) => !sameContent(f.path, f.text));
+  for (const f of todo) {
+    const dir = dirname(f.path);
+    if (!dirs.has(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
+    dirs.add(dir);
+  }
+  // At most 64 files open at once.
+  for (let i = 0; i < todo.length; i += 64) {
+    await Promise.all(
+      todo.slice(i, i + 64).map(async (f) => {
+        const tmp = `${f.path}.tmp-${process.pid}`;
+        const handle = await open(tmp, 'w', 0o644);
+        try {
+          await handle.writeFile(f.text);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        renameSync(tmp, f.path);
+      }),
+    );
+  }
+  for (const dir of dirs) fsyncDir(dir);
 }
 
 /** What writeJsonAtomic wrote: the text, and the inode it is in (whether `path` still names that file). */

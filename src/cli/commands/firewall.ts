@@ -21,18 +21,20 @@ const rulesOption = (y: Argv): Argv<RulesArgs> =>
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<RulesArgs>;
 
 async function planOutcome(argv: PlanArgs, apply: boolean) {
-  const [{ loadPolicy, rulesSource }, fw, view] = await Promise.all([import('../../config/load.js'), import('../../firewall/cli-plan.js'), import('../../firewall/plan-view.js')]);
+  // The planner itself (compiling, reading the host) is loaded only where this process plans: not when the daemon answers.
+  const [{ rulesSource }, view] = await Promise.all([import('../../config/paths.js'), import('../../firewall/plan-view.js')]);
+  const planner = () => import('../../firewall/cli-plan.js');
   const source = rulesSource(argv.rules);
   const file = resolve(source.file);
-  const load = () => loadPolicy(file, { absentOk: source.absentOk });
+  const load = async () => (await import('../../config/load.js')).loadPolicy(file, { absentOk: source.absentOk });
   let result: PlanResult;
   if (argv.offline) {
-    result = fw.offlinePlan(load(), argv.vif ?? []);
+    result = (await planner()).offlinePlan(await load(), argv.vif ?? []);
   } else {
     // When the daemon runs, it plans and applies (under its lock queue: never racing its hooks).
     const { askDaemon, unwrap } = await import('../../daemon/client.js');
     const answer = await askDaemon(process.env, { cmd: apply ? 'apply' : 'plan', rules: file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) });
-    result = answer ? (unwrap(answer) as PlanResult) : await fw.hostPlan(load(), { apply, progress: process.stderr.isTTY === true });
+    result = answer ? (unwrap(answer) as PlanResult) : await (await planner()).hostPlan(await load(), { apply, progress: process.stderr.isTTY === true });
   }
   const text = view.renderPlanView(result, { apply, color: process.stdout.isTTY === true });
   const exitCode = apply ? ExitCode.ok : result.pending ? ExitCode.pending : ExitCode.ok;
