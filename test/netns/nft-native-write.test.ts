@@ -3,8 +3,10 @@
  * same script: for random rule files and hosts (fast-check), the script of a first apply and then
  * of a change is written by nft in one namespace and natively in another, and the two are alike
  * as `nft` lists them, as nft's netlink debug output shows the kernel's expressions, and in each
- * set's declaration as the kernel holds it. Then the native reader finds nothing to change, and
- * a transaction the kernel refuses in its last message, or only checks, changes nothing.
+ * set's declaration as the kernel holds it; in both, every rule's expressions as the kernel dumps
+ * them are what xennet's encoder makes of its text (attribute by attribute, its own sets' elements
+ * included). Then the native reader finds nothing to change, and a transaction the kernel refuses
+ * in its last message, or only checks, changes nothing.
  */
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +17,7 @@ import { diffTable, isEmptyTablePlan, render } from '../../src/firewall/diff.js'
 import { emptyLive, type LiveTable } from '../../src/firewall/live.js';
 import { learnedScript } from '../../src/firewall/nftables/learned.js';
 import { parseNftList } from '../../src/firewall/nftables/script.js';
+import { ruleTag } from '../../src/firewall/nftables/tag.js';
 import type { Binding } from '../../src/firewall/learning/bindings.js';
 import type { Engine, VifFacts } from '../../src/firewall/model.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -147,6 +150,15 @@ describe('nf_tables written natively (netns): what nft -f writes, byte for byte'
         const change = render(diffTable(await liveOf(byNft), two, 'nftables'), 'nftables');
         await writeBoth(change);
         await alike('after the change');
+        // In both namespaces (what nft wrote, what xennet wrote), every rule's expressions as the
+        // kernel dumps them are what xennet's encoder makes of its text.
+        for (const ns of [byNft, native]) {
+          const exprs = await main(ns, 'exprs', JSON.stringify([...two.chains]));
+          assert.equal(exprs.code, 0, exprs.stderr);
+          const { compared, differ } = JSON.parse(exprs.stdout) as { compared: number; differ: string[] };
+          assert.deepEqual(differ, [], `${ns === byNft ? 'nft' : 'native'}: the kernel's expressions of these rules are not the encoder's`);
+          assert.ok(compared > 0);
+        }
         const read = await main(native, 'read', JSON.stringify([...two.chains]));
         assert.equal(read.code, 0, read.stderr);
         const chains = JSON.parse(read.stdout) as [string, string[]][] | null;
@@ -160,6 +172,26 @@ describe('nf_tables written natively (netns): what nft -f writes, byte for byte'
       }),
       { numRuns: 12, endOnFailure: true },
     );
+  });
+
+  it('the expression check itself: a rule replaced keeping its tag, or with its own set holding other elements, is reported', async () => {
+    await reset();
+    const text = 'ip saddr { 10.0.0.0/8, 192.0.2.5 } return';
+    const chains: [string, string[]][] = [['XN-T', [text, 'counter drop']]];
+    const script = `add table bridge xennet\nadd chain bridge xennet XN-T\n${chains[0]![1].map((r) => `add rule bridge xennet XN-T ${r} comment "${ruleTag(r)}"`).join('\n')}\n`;
+    const check = async (): Promise<{ compared: number; differ: string[] }> => {
+      const r = await main(native, 'exprs', JSON.stringify(chains));
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { compared: number; differ: string[] };
+    };
+    await nft(native, ['-f', '-'], script);
+    assert.deepEqual(await check(), { compared: 2, differ: [] });
+    // Written again by hand with the same tags: one with another element in its set, one with another verdict.
+    const rewrite = async (rules: string[]): Promise<void> => nft(native, ['-f', '-'], `flush chain bridge xennet XN-T\n${rules.map((r, i) => `add rule bridge xennet XN-T ${r} comment "${ruleTag(chains[0]![1][i]!)}"`).join('\n')}\n`).then(() => undefined);
+    await rewrite(['ip saddr { 10.0.0.0/8, 192.0.2.6 } return', 'counter drop']);
+    assert.deepEqual(await check(), { compared: 1, differ: [`${text} (its sets)`] }, 'its set');
+    await rewrite([text, 'counter accept']);
+    assert.deepEqual(await check(), { compared: 1, differ: ['counter drop'] }, 'its verdict');
   });
 
   it('learned bindings (with and without a timeout, written again and removed) are alike', async () => {

@@ -1,6 +1,7 @@
 /**
  * Whether a rule's expressions as the kernel dumps them are the ones xennet writes for a text
- * (pure): the bytes `ruleExpressionBytes` makes of it, compared attribute by attribute.
+ * (pure; the native write test's check that what nft wrote is what xennet's encoder makes of the
+ * same text): the bytes `ruleExpressionBytes` makes of it, compared attribute by attribute.
  *
  * The kernel's dump is not the request echoed: it lists an expression's attributes in its own
  * order, without the NLA_F_NESTED flag, adds those it defaults (a lookup's flags, 0; a log's
@@ -44,9 +45,9 @@ const DEFAULTS: Readonly<Record<string, ReadonlyMap<number, Buffer>>> = {
 };
 
 /** Attributes of one level alike, by type (see the module's comment). */
-function sameLevel(w: Buffer, wFrom: number, wTo: number, k: Buffer, kFrom: number, kTo: number, defaults?: ReadonlyMap<number, Buffer>): boolean {
-  const written = attrs(w, wFrom, wTo);
-  const dumped = attrs(k, kFrom, kTo);
+function sameLevel(w: Buffer, wFrom: number, wTo: number, k: Buffer, kFrom: number, kTo: number, defaults?: ReadonlyMap<number, Buffer>, ignore: ReadonlySet<number> = new Set()): boolean {
+  const written = attrs(w, wFrom, wTo).filter((a) => !ignore.has(a.type));
+  const dumped = attrs(k, kFrom, kTo).filter((a) => !ignore.has(a.type));
   const seen = new Set<number>();
   for (const a of written) {
     if (seen.has(a.type)) return false;
@@ -59,9 +60,16 @@ function sameLevel(w: Buffer, wFrom: number, wTo: number, k: Buffer, kFrom: numb
 }
 
 const COUNTER = Buffer.from('counter\0');
+const LOOKUP = Buffer.from('lookup\0');
+/** The name a rule's own (anonymous) set has in a request; the kernel names it `__set<n>`. */
+const ANONYMOUS = Buffer.from('__set%d\0');
 
-/** `written`: NFTA_RULE_EXPRESSIONS' contents as xennet writes them; `dumped`: as the kernel lists them. */
-export function sameExpressions(written: Buffer, dumped: Buffer): boolean {
+/**
+ * `written`: NFTA_RULE_EXPRESSIONS' contents as xennet writes them; `dumped`: as the kernel lists
+ * them. The kernel's names of the rule's anonymous sets are pushed to `anonymous`, in order (a
+ * lookup of one names `__set%d` and its batch id in the request, the set's own name in the dump).
+ */
+export function sameExpressions(written: Buffer, dumped: Buffer, anonymous: string[] = []): boolean {
   const w = attrs(written, 0, written.length);
   const k = attrs(dumped, 0, dumped.length);
   if (w.length !== k.length) return false;
@@ -79,7 +87,19 @@ export function sameExpressions(written: Buffer, dumped: Buffer): boolean {
       if (wData || (kData && !isZero(dumped, kData.from, kData.to))) return false;
       continue;
     }
-    if (!sameLevel(written, wData.from, wData.to, dumped, kData.from, kData.to, DEFAULTS[written.toString('latin1', wName.from, wName.to)])) return false;
+    let ignore: Set<number> | undefined;
+    if (written.compare(LOOKUP, 0, LOOKUP.length, wName.from, wName.to) === 0) {
+      // NFTA_LOOKUP_SET 1, NFTA_LOOKUP_SET_ID 4.
+      const wSet = attrs(written, wData.from, wData.to).find((a) => a.type === 1);
+      const kSet = attrs(dumped, kData.from, kData.to).find((a) => a.type === 1);
+      if (wSet && kSet && written.compare(ANONYMOUS, 0, ANONYMOUS.length, wSet.from, wSet.to) === 0) {
+        const name = dumped.toString('latin1', kSet.from, kSet.to).replace(/\0.*$/s, '');
+        if (!/^__set\d+$/.test(name)) return false;
+        anonymous.push(name);
+        ignore = new Set([1, 4]);
+      }
+    }
+    if (!sameLevel(written, wData.from, wData.to, dumped, kData.from, kData.to, DEFAULTS[written.toString('latin1', wName.from, wName.to)], ignore)) return false;
   }
   return true;
 }
