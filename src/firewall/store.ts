@@ -295,7 +295,8 @@ function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }
 
 export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
   const path = indexPath(env);
-  const written = writeJsonAtomic(path, { ...index, bootId: currentBootId() });
+  // Compact: at 1000 guests the index is 0.9 MB indented, written twice per commit.
+  const written = writeJsonAtomic(path, { ...index, bootId: currentBootId() }, { compact: true });
   // What this process wrote is what the next load would parse: remembered as written (no parse),
   // when the file there is still the one written (no other writer renamed its own over it).
   if (!remembering || !written) return;

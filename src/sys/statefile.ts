@@ -26,11 +26,12 @@ function fsyncDir(dir: string): void {
 /**
  * Writes JSON atomically and durably: temporary file, fsync, rename, directory fsync (readers
  * see the old or the new content, and so does the next boot). `durable: false` skips the
- * fsyncs, for caches that are rebuilt when they are missing or unreadable.
+ * fsyncs, for caches that are rebuilt when they are missing or unreadable; `compact`: no
+ * indentation (a large file written often: half the bytes, and quicker to write and parse).
  */
-export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean; unlessSame?: boolean } = {}): WrittenJson | undefined {
+export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean; unlessSame?: boolean; compact?: boolean } = {}): WrittenJson | undefined {
   const durable = options.durable ?? true;
-  const text = JSON.stringify(value, null, 2) + '\n';
+  const text = (options.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)) + '\n';
   // A file that holds this already is left as it is (no write, no fsync).
   if (options.unlessSame && sameContent(path, text)) return undefined;
   const dir = dirname(path);

@@ -89,7 +89,7 @@ async function withReader<T>(fn: (reader: NftReader) => Promise<T>): Promise<T> 
  * before a refused one applied. `onCommit` is told the pid that commits (this process).
  */
 export async function applyScript(script: string, onCommit?: (pid: number) => void): Promise<void> {
-  const writer = new NftBatchWriter();
+  const writer = batchWriter();
   let done = 0;
   let batches: NftMessage[][] = [];
   try {
@@ -107,14 +107,26 @@ export async function applyScript(script: string, onCommit?: (pid: number) => vo
       }
     }
   } catch (e) {
+    // After a failure the socket goes: the next write opens a new one.
+    if (shared === writer) shared = undefined;
+    writer.close();
     const partial = done > 0 ? ` (${done} of ${batches.length} transactions applied before it: the next apply or commit reconciles the rest)` : '';
     throw new XennetError('netlink', `nf_tables rejected the update: ${reasonOf(e)}; the previous rules stay in force${partial}`, {
       hint: 'run `xennet plan` to see the difference; report the script (`xennet plan --json`) if it persists',
       cause: e,
     });
-  } finally {
-    writer.close();
   }
+}
+
+/**
+ * One socket for every write of this process, opened at the first (a daemon commits again and
+ * again: opening and closing a netlink socket with its large send buffer each time cost 6 ms).
+ * Its writes are serial (NftBatchWriter queues them).
+ */
+let shared: NftBatchWriter | undefined;
+function batchWriter(): NftBatchWriter {
+  shared ??= new NftBatchWriter();
+  return shared;
 }
 
 /** Parts packed, in order, into as few transactions of at most `capacity` bytes as they fit in (one where all of it fits); a part that fits in none is an error. */
