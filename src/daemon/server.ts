@@ -20,7 +20,8 @@ import type { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesSource } from '../config/paths.js';
 import { commitAllStaged, createHookFirewall } from '../firewall/hook-firewall.js';
 import { noFirewall } from '../hooks/vif-firewall.js';
-import { runVifCall, type HookServices } from '../hooks/vif-call.js';
+import { reportOnFreshConnection, runVifCall, type HookServices } from '../hooks/vif-call.js';
+import { backendPathFromEnv } from '../hooks/vif-input.js';
 import { HOOK_BUDGET_MS, HOOK_WORK_MS } from '../hooks/vif-run.js';
 import { printable } from '../net/index.js';
 import { Deadline } from '../sys/deadline.js';
@@ -426,8 +427,23 @@ export class Daemon implements DaemonContext {
       const deadline = Deadline.in(Math.max(1000, HOOK_WORK_MS - spent));
       const t0 = performance.now();
       const marks: string[] = [];
-      const mark = env['XENNET_TIMING'] === '1' ? (what: string): void => void marks.push(`${what.replace(/ /g, '-')}=${(performance.now() - t0 + spent).toFixed(1)}`) : undefined;
-      const code = await withWatchdog(runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, ...(mark ? { mark } : {}) }), HOOK_BUDGET_MS - spent, () => 1);
+      const timing = env['XENNET_TIMING'] === '1';
+      // The step the call is at, for the watchdog to name.
+      let phase = 'starting';
+      const mark = (what: string): void => {
+        phase = what;
+        if (timing) marks.push(`${what.replace(/ /g, '-')}=${(performance.now() - t0 + spent).toFixed(1)}`);
+      };
+      // A call still running at the budget's end (libxl kills its script at 40 s) fails as the
+      // in-process hook's watchdog fails it: hotplug-error and hotplug-status=error in xenstore.
+      const late = async (): Promise<number> => {
+        const message = `gave up after ${HOOK_BUDGET_MS / 1000} s while ${phase}`;
+        log.err(message);
+        const backendPath = backendPathFromEnv(env);
+        if (backendPath) await reportOnFreshConnection(env, backendPath, message, this.log, 2500);
+        return 1;
+      };
+      const code = await withWatchdog(runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark }), HOOK_BUDGET_MS - spent, late);
       if (marks.length > 0) say(`vif-xennet timing (daemon, ms since the client started): accepted=${spent.toFixed(1)} ${marks.join(' ')} end=${(performance.now() - t0 + spent).toFixed(1)}`);
       if (code !== 0) {
         this.counters.hookFailures++;
@@ -516,15 +532,22 @@ export class Daemon implements DaemonContext {
 }
 
 /** Settles like `p`, or with `onLate()` after `ms` (the call keeps running; its answer is lost). */
-function withWatchdog<T>(p: Promise<T>, ms: number, onLate: () => T): Promise<T> {
+function withWatchdog<T>(p: Promise<T>, ms: number, onLate: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => resolve(onLate()), Math.max(1000, ms));
+    // Once late, the late answer stands, whatever the call does after.
+    let fired = false;
+    const t = setTimeout(() => {
+      fired = true;
+      void onLate().then(resolve, reject);
+    }, Math.max(1000, ms));
     p.then(
       (v) => {
+        if (fired) return;
         clearTimeout(t);
         resolve(v);
       },
       (e: unknown) => {
+        if (fired) return;
         clearTimeout(t);
         reject(e instanceof Error ? e : new Error(String(e)));
       },

@@ -11,6 +11,7 @@ import type { Logger } from '../sys/log.js';
 import type { VifFirewall } from './vif-firewall.js';
 import { backendPathFromEnv, parseVifCall, type VifHookInput } from './vif-input.js';
 import type { VifDeps } from './vif-run.js';
+import { stallPoint } from '../sys/test-seams.js';
 
 export function sentence(e: unknown): string {
   if (e instanceof XennetError) return e.hint ? `${e.message} (${e.hint})` : e.message;
@@ -81,6 +82,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     const online = input.command === 'online' || input.command === 'add';
     const [run, firewall] = await Promise.all([import('./vif-run.js'), services.firewall(log)]);
     o.mark?.('imported');
+    await stallPoint('vif:imported', env);
     xs = await services.xenstore();
     const deps: VifDeps = { xs, nl: await services.netlink(), firewall, log, deadline: o.deadline, env };
     if (o.mark) deps.mark = o.mark;

@@ -528,6 +528,20 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     for (let i = 0; i < 3; i++) assert.equal(await remembered(), false, 'iptables-legacy in use');
   });
 
+  it('a call still running at the 35 s budget fails as the in-process hook fails it: exit 1, hotplug-error naming the step, hotplug-status=error', async () => {
+    await host.startDaemon({ ...env, XENNET_TEST_STALL_AT: 'vif:imported' });
+    const g = await host.addGuest(spec(41));
+    const t0 = performance.now();
+    const r = await hook(g, 'online');
+    const s = (performance.now() - t0) / 1000;
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(s < 40, `within libxl's 40 s (${s.toFixed(1)} s)`);
+    assert.match(r.stderr, /gave up after 35 s while imported/);
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'error');
+    assert.match(host.xenstored.read(`${g.backendPath}/hotplug-error`) ?? '', /gave up after 35 s while imported/);
+    assert.equal((await stats()).hookCalls, 1, 'the daemon took it (and it ran nowhere else)');
+  });
+
   it('refuses bad requests and keeps serving: garbage JSON, an unknown command, a silent client, FIFO lines naming no request, a garbage request file', async () => {
     await host.startDaemon(env);
     const silent = connect(join(host.runDir, 'daemon.sock'));
