@@ -10,6 +10,7 @@ import { loadPolicy, rulesSource } from '../config/load.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { DaemonContext } from './server.js';
 import type { PlanResult } from '../firewall/cli-plan.js';
+import type { NetSnapshot } from '../firewall/session.js';
 
 export type JsonResult = { ok: true; result: unknown } | { ok: false; bad?: boolean; error: { code: string; message: string; hint?: string } };
 
@@ -50,7 +51,7 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
         const apply = r['cmd'] === 'apply';
         if (apply && file !== d.policy.file) return { ok: false, error: { code: 'refused', message: `the daemon enforces ${d.policy.file}; it does not apply ${file}`, hint: 'apply the daemon\'s rule file, or stop the daemon to apply another' } };
         const { hostPlan } = await import('../firewall/cli-plan.js');
-        const planNow = () => hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply: false, env: d.env });
+        const planNow = (snapshot: NetSnapshot | undefined) => hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply: false, env: d.env, ...(snapshot ? { snapshot } : {}) });
         const answered = (a: { result: PlanResult; asOf?: string }, applied?: true): PlanResult => ({ ...a.result, ...(applied ? { applied: { tables: [] } } : {}), ...(a.asOf !== undefined ? { asOf: a.asOf } : {}) });
         if (!apply) return { ok: true, result: answered(await d.statusCache.plan(source, planNow)) };
         // An apply: under the hotplug lock (no hook commits meanwhile), answered from a plan

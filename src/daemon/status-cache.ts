@@ -123,11 +123,11 @@ export class StatusCache {
    * The plan for `source`: the one remembered (or being made) for the key of now when it found
    * nothing to change, else `compute()`'s, remembered when it finds nothing to change.
    */
-  async plan(source: RulesSource, compute: () => Promise<PlanResult>): Promise<{ result: PlanResult; asOf?: string }> {
-    const { key } = await this.key(source);
+  async plan(source: RulesSource, compute: PlanMaker): Promise<{ result: PlanResult; asOf?: string }> {
+    const { key, snapshot } = await this.key(source);
     const known = await this.knownPlan(key);
     if (known) return known;
-    return { result: await this.computePlan(source, key, compute) };
+    return { result: await this.computePlan(source, key, snapshot, compute) };
   }
 
   /**
@@ -140,9 +140,9 @@ export class StatusCache {
   }
 
   /** Makes the plan for `source` now, in the background (after an apply: the next plan or apply is answered from it). */
-  refreshPlan(source: RulesSource, compute: () => Promise<PlanResult>): void {
+  refreshPlan(source: RulesSource, compute: PlanMaker): void {
     void this.key(source)
-      .then(({ key }) => this.computePlan(source, key, compute))
+      .then(({ key, snapshot }) => this.computePlan(source, key, snapshot, compute))
       .catch((e: unknown) => this.ctx.log.debug(`plan: not remembered (${reasonOf(e)})`));
   }
 
@@ -153,23 +153,27 @@ export class StatusCache {
       this.plans.remembered++;
       return { result: r.result, asOf: new Date(r.at).toISOString() };
     }
+    // One being made for this key: what it remembers (if it passes what a remembered plan must).
     if (this.planning?.key === key) {
-      const result = await this.planning.result;
-      if (!result.pending) return { result };
+      await this.planning.result.catch(() => undefined);
+      const now = this.rememberedPlan;
+      if (now && now.key === key && Date.now() < now.until) {
+        this.plans.remembered++;
+        return { result: now.result, asOf: new Date(now.at).toISOString() };
+      }
     }
     return undefined;
   }
 
-  private async computePlan(source: RulesSource, key: string | undefined, compute: () => Promise<PlanResult>): Promise<PlanResult> {
+  private async computePlan(source: RulesSource, key: string | undefined, snapshot: NetSnapshot | undefined, compute: PlanMaker): Promise<PlanResult> {
     const at = Date.now();
-    const result = compute();
+    const result = compute(snapshot);
     if (key !== undefined) this.planning = { key, result };
     try {
       const r = await result;
       this.plans.computed++;
-      if (key !== undefined && !this.stopped && rememberablePlan(r) && !loadIndex(this.ctx.env, silentLogger).index.dirty && (await this.key(source)).key === key) {
-        const expiries = readBindings(this.ctx.env).flatMap((b) => (b.expires === null ? [] : [b.expires]));
-        this.rememberedPlan = { key, result: r, at, until: Math.min(at + MAX_AGE_MS, ...expiries) };
+      if (key !== undefined && !this.stopped && rememberablePlan(r) && !learningOrDirty(this.ctx.env) && (await this.key(source)).key === key) {
+        this.rememberedPlan = { key, result: r, at, until: at + MAX_AGE_MS };
       }
       return r;
     } finally {
@@ -275,6 +279,19 @@ export class StatusCache {
  */
 function rememberable(s: HostStatus, unread: readonly string[]): boolean {
   return s.backend !== null && driverFor(s.backend.kind).changesShowInGeneration && unread.length === 0;
+}
+
+/** Makes a plan (not an apply) of the network as read in the snapshot given (the key's). */
+export type PlanMaker = (snapshot: NetSnapshot | undefined) => Promise<PlanResult>;
+
+/**
+ * Whether the index is dirty (an apply would mark it clean), or any guest learns its addresses:
+ * a no-change apply also puts back learned bindings a set lost (flushed by hand), which a plan
+ * does not compare; such hosts are planned and applied anew every time.
+ */
+function learningOrDirty(env: NodeJS.ProcessEnv): boolean {
+  const { index } = loadIndex(env, silentLogger);
+  return index.dirty || Object.values(index.vifs).some((e) => e.learning === true) || readBindings(env).length > 0;
 }
 
 /** Whether a plan may stand for the host while its key stays the same: nothing to change, on a backend whose every change makes a new generation. */

@@ -13,7 +13,7 @@ import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts }
 import { backendInfo as backendOf, type BackendInfo } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
-import { gatherHostFacts } from './session.js';
+import { gatherHostFacts, snapshotSetting, type NetSnapshot } from './session.js';
 import { emptyLive, type LiveTable } from './live.js';
 
 export interface PlanResult {
@@ -94,6 +94,11 @@ export interface HostPlanOptions {
   env?: NodeJS.ProcessEnv;
   /** Takes the hotplug lock (default: flock; the daemon queues its callers first). */
   acquireLock?: (name: string, options: HotplugLockOptions) => Promise<HeldHotplugLock>;
+  /**
+   * A plan (not apply) of the network as read in this snapshot (links, br_netfilter and port
+   * settings), not read again: the daemon's remembered plan is keyed on the snapshot it is made of.
+   */
+  snapshot?: NetSnapshot;
 }
 
 export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): Promise<PlanResult> {
@@ -105,13 +110,14 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
   // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
   // vif only while it holds the same lock, after its rules are in).
   const run = async (): Promise<PlanResult> => {
-    const facts = await gatherHostFacts(env);
+    const snapshot = options.apply ? undefined : options.snapshot;
+    const facts = await gatherHostFacts(env, snapshot ? { snapshot } : {});
     const hp = await planHost(backend, loaded.policy, facts.vifs);
     const result: PlanResult = {
       mode: 'host',
       rules: { file: loaded.file, exists: loaded.fromFile },
       backend: backendOf(engine, backend.variant),
-      bridgeNetfilter: bridgeNetfilterState(),
+      bridgeNetfilter: snapshot ? snapshot.bridgeSysctls : bridgeNetfilterState(),
       vifs: hp.state.resolved.map(vifSummary),
       changes: hp.changes,
       widenings: planWidenings(index.vifs, hp.state.resolved),
@@ -126,7 +132,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       result.warnings.push(`br_netfilter is not set as the ${engine.kind} backend needs it (${sysctlGaps.map((k) => `${k} should be ${wanted[k]}`).join(', ')}); apply sets it`);
       result.pending = true;
     }
-    const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null));
+    const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshot ? snapshotSetting(snapshot) : undefined);
     if (gaps.length > 0) {
       result.warnings.push(...gaps.map((g) => `${g.problem}; apply fixes it`));
       result.pending = true;

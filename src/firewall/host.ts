@@ -13,7 +13,7 @@ import type { Backend } from './backend.js';
 import { compile, compileVif, memberFacts } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { silentLogger, type Logger } from '../sys/log.js';
-import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, writeVifChains, type IndexEntry } from './store.js';
+import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, sweepFirewallTemp, writeVifChains, type IndexEntry } from './store.js';
 import { tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { allDrivers, codecOf, driverFor, engineTables, parseLive } from './drivers.js';
 import { resolveVif } from './resolve.js';
@@ -122,6 +122,8 @@ export interface ApplyOptions {
 export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOptions = {}): Promise<{ tablesChanged: TableName[] }> {
   const env = options.env ?? process.env;
   const log = options.log ?? silentLogger;
+  // What an apply or commit killed mid-write left (temporary files of dead processes) goes.
+  sweepFirewallTemp(env);
   enableBridgeNetfilter(backend.engine, env);
   const mine = engineTables(backend.engine);
   const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');

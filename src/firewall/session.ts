@@ -33,6 +33,11 @@ export interface NetSnapshot {
   portSysctls: ReadonlyMap<string, readonly (string | undefined)[]>;
 }
 
+/** A port's IP-stack setting as the snapshot holds it (portGaps' reader). */
+export function snapshotSetting(snapshot: NetSnapshot): (family: 'ipv4' | 'ipv6', port: string, key: string) => string | undefined {
+  return (family, port, key) => snapshot.portSysctls.get(port)?.[guestPortStack.findIndex((st) => st.family === family && st.key === key)];
+}
+
 export async function readNetSnapshot(nl: NetlinkClient): Promise<NetSnapshot> {
   const links = await nl.listLinks();
   const [addresses, routes] = [await nl.listAddresses(links), await nl.listRoutes(links)];

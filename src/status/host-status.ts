@@ -27,8 +27,7 @@ import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { type Counter, type LiveTable } from '../firewall/live.js';
-import { gatherHostFacts, type NetSnapshot } from '../firewall/session.js';
-import { guestPortStack } from '../sys/sysctl.js';
+import { gatherHostFacts, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -359,7 +358,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     const attached = facts.vifs.filter((v) => v.link.master !== null).length;
     notes.push(`xennet's firewall is not installed on this host (no rules of its own, no firewall index)${attached > 0 ? `: ${attached} attached guest interface${attached === 1 ? ' is' : 's are'} not filtered by xennet` : ''}; \`xennet apply\` installs it`);
   }
-  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshot ? (family, port, key) => snapshot.portSysctls.get(port)?.[guestPortStack.findIndex((st) => st.family === family && st.key === key)] : undefined)) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
+  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshot ? snapshotSetting(snapshot) : undefined)) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { SimHost, xennetCli, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { run, start } from '../../src/sys/exec.js';
 import { pidAlive, readPidFile } from '../../src/sys/process.js';
@@ -428,6 +429,20 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     const cli = await host.xennet(['plan'], env);
     assert.equal(cli.code, 0, cli.stderr);
     assert.match(cli.stdout, /planned by the daemon at \S+: nothing to change then, and nothing it reads has changed since/);
+    // The daemon's plan is of the network its key was read from (a setting that flips and flips
+    // back while it plans cannot leave a plan remembered under a key it was not made of): a plan
+    // given a snapshot in which a port is open says so, whatever the kernel says now.
+    const snap = await host.dom0.exec('node', [fileURLToPath(new URL('./lib/plan-snapshot-main.js', import.meta.url)), 'vif31.0'], { env: host.env(env) });
+    assert.equal(snap.code, 0, snap.stderr);
+    assert.ok((JSON.parse(snap.stdout) as string[]).some((w) => w.startsWith("vif31.0: dom0's IP stack is open on this guest port")), snap.stdout);
+    // A guest that learns its addresses (on DHCP): a no-change apply also puts back bindings a
+    // set lost, which a plan does not compare: planned and applied anew every time.
+    await online(await host.addGuest({ domid: 36, name: 'g36', mac: macOf(36), addresses: [] }));
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await request('plan')).asOf, undefined, 'a learning guest: never remembered');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal((await request('apply')).asOf, undefined);
   });
 
   it('status through the daemon, what nothing announces: a link that is down, a read that failed, a rule file rewritten with its mtime put back or replaced by a dangling link; many first requests at once', async () => {

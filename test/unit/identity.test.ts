@@ -237,4 +237,16 @@ describe('the identity guard: both backends', () => {
     }
     assert.deepEqual(keys.map(ownersOf), [['vif6.0'], ['vif5.0'], ['vif6.0'], ['vif5.0']], 'after');
   });
+
+  it('nftables: a key nobody claims any more leaves the guard after every guest\'s part (an unguarded new owner is dropped until then, as the old one)', () => {
+    // b's address moves to a, which is not guarded; b takes another.
+    const unguarded = resolveVif({ version: 1, guests: { [dom('a')]: { identity_guard: false } } }, facts('vif5.0', 5, { name: 'a' }, { ipv4: [cidr('192.168.0.6')] }));
+    const moved = resolveVif({ version: 1 }, facts('vif6.0', 6, { name: 'b' }, { ipv4: [cidr('192.168.0.7')] }));
+    const before = compile([resolveVif({ version: 1, guests: { [dom('a')]: { identity_guard: false } } }, facts('vif5.0', 5, { name: 'a' })), b], NFT).nftables;
+    const lines = render(diffTable(asLive(before), compile([unguarded, moved], NFT).nftables, 'nftables'), 'nftables').split('\n');
+    const retiring = lines.findIndex((l) => l === 'delete element bridge xennet id_ip4 { 192.168.0.6 }');
+    assert.ok(retiring >= 0, 'the key goes');
+    const lastGuestPart = lines.reduce((at, l, i) => (/^# part vif/.test(l) ? i : at), -1);
+    assert.ok(retiring > lastGuestPart, `after the last guest's part (line ${retiring} vs ${lastGuestPart})`);
+  });
 });

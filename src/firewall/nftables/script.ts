@@ -226,7 +226,9 @@ export const PART_MARK = '# part ';
  * the guests share (base chains, the guard's claimed keys, the constant sets): a guard key it
  * adds before its guest's pair drops that guest's frames for a moment, never passes another's;
  * then each guest whole (taken out of the dispatch, its chains written, put back, what it no
- * longer has deleted), so that a guest goes from its old rules to its new ones at once.
+ * longer has deleted), so that a guest goes from its old rules to its new ones at once; last the
+ * guard's keys nobody claims any more (until then the guard drops them from every port, an
+ * unguarded new owner's included).
  */
 export function renderNft(plan: TablePlan): string {
   const drop = new Set(plan.dropTables ?? []);
@@ -310,15 +312,17 @@ export function renderNft(plan: TablePlan): string {
     }
   }
   // A (key, port) pair a guest gives up goes before any part (see `released`); a key nobody
-  // claims any more goes with the shared part, after its pairs.
+  // claims any more goes after every part (`retired`): until then the guard drops it from every
+  // port, its new owner's included when that one is not guarded.
   const released: string[] = [];
+  const retired: string[] = [];
   for (const c of new Set([...write.map(([c]) => c), ...remove].filter(isElements))) {
     const keep = new Set(write.find(([x]) => x === c)?.[1] ?? []);
     const owner = ownerOf(c);
     for (const r of plan.before?.get(c) ?? []) {
       if (!isClaimLine(r) || keep.has(r)) continue;
       const stmt = elementStatement(r);
-      (owner === undefined ? partOf(undefined) : released).push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
+      (owner === undefined ? retired : released).push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
     }
   }
   // 4. Delete chains nothing wants any more (flushed first: they may jump to each other).
@@ -337,5 +341,6 @@ export function renderNft(plan: TablePlan): string {
   const shared = parts.get('')!;
   if (shared.length > 0) lines.push(`${PART_MARK}shared`, ...shared);
   for (const k of [...parts.keys()].filter((k) => k !== '').sort()) lines.push(`${PART_MARK}${k}`, ...parts.get(k)!);
+  if (retired.length > 0) lines.push(`${PART_MARK}retired claims`, ...retired);
   return `${lines.join('\n')}\n`;
 }
