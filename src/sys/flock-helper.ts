@@ -44,31 +44,44 @@ while (my $line = <STDIN>) {
 
 type Child = ReturnType<typeof start>;
 
+/**
+ * One helper process and the answers it owes, in the order asked: answers are matched to
+ * questions by order, so each process has its own queue, and a process killed (a wait cut short)
+ * takes its queue with it: the next question goes to a new process and waits for that one's
+ * answer, never for an answer the killed one still had on its way.
+ */
+interface Session {
+  child: Child;
+  replies: ((line: string) => void)[];
+}
+
 export class FlockHelper {
-  private child: Child | undefined;
-  private replies: ((line: string) => void)[] = [];
+  private session: Session | undefined;
 
   static available(): boolean {
     return existsSync('/usr/bin/perl') || existsSync('/bin/perl');
   }
 
-  private ensure(): Child {
-    if (this.child && this.child.exitCode === null && !this.child.killed) return this.child;
+  private ensure(): Session {
+    const s = this.session;
+    if (s && s.child.exitCode === null && !s.child.killed) return s;
     const child = start('perl', ['-e', SCRIPT]);
+    const session: Session = { child, replies: [] };
     child.on('error', () => undefined);
     child.stderr?.resume();
     child.stdin?.on('error', () => undefined);
-    if (child.stdout) createInterface({ input: child.stdout }).on('line', (l) => this.replies.shift()?.(l));
+    if (child.stdout) createInterface({ input: child.stdout }).on('line', (l) => session.replies.shift()?.(l));
     child.on('exit', () => {
-      for (const r of this.replies.splice(0)) r('failed the lock helper exited');
-      if (this.child === child) this.child = undefined;
+      for (const r of session.replies.splice(0)) r('failed the lock helper exited');
+      if (this.session === session) this.session = undefined;
     });
-    this.child = child;
-    return child;
+    this.session = session;
+    return session;
   }
 
   private ask(line: string, timeoutMs: number, signal?: AbortSignal): Promise<string> {
-    const child = this.ensure();
+    const session = this.ensure();
+    const { child } = session;
     return new Promise((resolve, reject) => {
       let done = false;
       const finish = (f: () => void): void => {
@@ -81,7 +94,7 @@ export class FlockHelper {
       // A helper that is stuck or told to stop waiting is killed: the kernel drops its lock.
       const kill = (): void => {
         child.kill('SIGKILL');
-        if (this.child === child) this.child = undefined;
+        if (this.session === session) this.session = undefined;
       };
       const onAbort = (): void => finish(() => {
         kill();
@@ -92,7 +105,7 @@ export class FlockHelper {
         reject(timeoutError('the hotplug lock helper', timeoutMs));
       }), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.replies.push((l) => finish(() => resolve(l)));
+      session.replies.push((l) => finish(() => resolve(l)));
       child.stdin?.write(`${line}\n`);
     });
   }
@@ -106,13 +119,14 @@ export class FlockHelper {
   }
 
   async unlock(): Promise<void> {
-    if (!this.child) return;
+    if (!this.session) return;
     await this.ask('unlock', 5000);
   }
 
   close(): void {
-    this.child?.stdin?.end();
-    this.child?.kill('SIGTERM');
-    this.child = undefined;
+    const s = this.session;
+    this.session = undefined;
+    s?.child.stdin?.end();
+    s?.child.kill('SIGTERM');
   }
 }
