@@ -17,6 +17,8 @@ interface CacheEntry {
   identity: string | null;
   policy: PolicyFile;
   fromFile: boolean;
+  /** When it was validated (ISO time). */
+  at?: string;
 }
 
 /** null: no such file; undefined: it cannot be looked at (the loader says why). */
@@ -29,28 +31,72 @@ function identityOf(file: string): string | null | undefined {
   }
 }
 
-/** The loaded policy of `file`, from the cache when the file is unchanged. */
-export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; fromFile: boolean; cached: boolean }> {
+const cachePath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall', 'policy-cache.json');
+
+function readEntry(env: NodeJS.ProcessEnv): CacheEntry | undefined {
+  try {
+    const v = readJson(cachePath(env)) as CacheEntry | undefined;
+    return v && v.version === 2 && typeof v.file === 'string' && typeof v.policy === 'object' && v.policy !== null ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Records `loaded` as the last good policy of its file (the daemon's load, an apply, a hook's
+ * validation): what a hook without the daemon keeps when the file turns invalid or is deleted.
+ */
+export function recordPolicy(loaded: { file: string; policy: PolicyFile; fromFile: boolean }, env: NodeJS.ProcessEnv = process.env): void {
+  const identity = identityOf(loaded.file);
+  const had = readEntry(env);
+  if (had && had.file === loaded.file && had.identity === (identity ?? null) && had.fromFile === loaded.fromFile && JSON.stringify(had.policy) === JSON.stringify(loaded.policy)) return;
+  try {
+    writeJsonAtomic(cachePath(env), { version: 2, file: loaded.file, identity: identity ?? null, policy: loaded.policy, fromFile: loaded.fromFile, at: new Date().toISOString() } satisfies CacheEntry);
+  } catch {
+    /* a read-only state dir: no last good policy to keep */
+  }
+}
+
+/** The last good policy recorded for `file` (see recordPolicy), when there is one from the file itself. */
+export function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = process.env): { policy: PolicyFile; since?: string } | undefined {
+  const e = readEntry(env);
+  return e && e.file === file && e.fromFile ? { policy: e.policy, ...(e.at !== undefined ? { since: e.at } : {}) } : undefined;
+}
+
+export interface CachedPolicy {
+  policy: PolicyFile;
+  fromFile: boolean;
+  cached: boolean;
+  /**
+   * Set when the file cannot be used now (invalid, or deleted while its policy was in force): the
+   * last good policy stays in force, as the daemon keeps it. Why, and when that one was validated.
+   */
+  kept?: { problem: string; since?: string };
+}
+
+/**
+ * The loaded policy of `file`, from the cache when the file is unchanged; the last good one when
+ * it cannot be used now (see CachedPolicy.kept). Gone back to the built-in defaults only when they
+ * were recorded (an apply, or the daemon's start, with no file).
+ */
+export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv = process.env): Promise<CachedPolicy> {
   const { file, absentOk } = source;
-  const cachePath = join(stateDir(env), 'firewall', 'policy-cache.json');
   const identity = identityOf(file);
-  // No rule file at the default path: the built-in defaults, without loading the parser at all.
-  // Anything else the cache cannot vouch for goes to the loader, which refuses it with a reason.
-  if (identity === null && absentOk) return { policy: { version: 1 }, fromFile: false, cached: true };
-  let hit: CacheEntry | undefined;
+  const hit = readEntry(env);
+  const last = hit && hit.file === file ? hit : undefined;
+  const kept = (problem: string): CachedPolicy => ({ policy: last!.policy, fromFile: last!.fromFile, cached: true, kept: { problem, ...(last!.at !== undefined ? { since: last!.at } : {}) } });
+  // No rule file at the default path: the built-in defaults, without loading the parser at all,
+  // unless it was deleted while its policy was in force.
+  if (identity === null && absentOk) return last?.fromFile ? kept('the file was deleted') : { policy: { version: 1 }, fromFile: false, cached: true };
+  if (identity && last && last.identity === identity) return { policy: last.policy, fromFile: last.fromFile, cached: true };
+  const { loadPolicy, ConfigError } = await import('./load.js');
+  let loaded;
   try {
-    hit = readJson(cachePath) as CacheEntry | undefined;
-  } catch {
-    hit = undefined;
+    loaded = loadPolicy(file, { absentOk });
+  } catch (e) {
+    if (last && e instanceof ConfigError) return kept(e.problems.length === 1 && e.problems[0]!.line === 0 ? e.message : `invalid: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`);
+    throw e;
   }
-  if (identity && hit && hit.version === 2 && hit.file === file && hit.identity === identity) return { policy: hit.policy, fromFile: hit.fromFile, cached: true };
-  const { loadPolicy } = await import('./load.js');
-  const loaded = loadPolicy(file, { absentOk });
-  if (typeof identity !== 'string') return { policy: loaded.policy, fromFile: loaded.fromFile, cached: false };
-  try {
-    writeJsonAtomic(cachePath, { version: 2, file, identity, policy: loaded.policy, fromFile: loaded.fromFile } satisfies CacheEntry, { durable: false });
-  } catch {
-    /* a read-only state dir only costs speed */
-  }
+  if (typeof identity === 'string') recordPolicy(loaded, env);
   return { policy: loaded.policy, fromFile: loaded.fromFile, cached: false };
 }

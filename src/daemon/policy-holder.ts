@@ -10,6 +10,7 @@
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { loadPolicy, problemsText, type ConfigError, type LoadedPolicy, type RulesSource } from '../config/load.js';
+import { recordPolicy } from '../config/policy-cache.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { fileIdentity } from '../sys/file-identity.js';
@@ -51,11 +52,14 @@ export class PolicyHolder {
   constructor(
     source: RulesSource,
     private readonly log: Logger,
+    private readonly env: NodeJS.ProcessEnv,
   ) {
     this.file = source.file;
     this.absentOk = source.absentOk;
     this.identity = fileIdentity(this.file);
     this.current = loadPolicy(this.file, { absentOk: this.absentOk });
+    // The last good policy, where a hook run without the daemon keeps it too (config/policy-cache.ts).
+    recordPolicy(this.current, this.env);
   }
 
   get policy(): PolicyFile {
@@ -92,6 +96,7 @@ export class PolicyHolder {
     }
     const changed = JSON.stringify(next.policy) !== JSON.stringify(this.current.policy);
     this.current = next;
+    recordPolicy(next, this.env);
     this.problem = undefined;
     this.loadedAt = new Date();
     this.log.info(`rule file ${this.file} ${next.fromFile ? 'loaded' : 'is absent: built-in defaults'} (${why})${changed ? '' : ', unchanged'}`);

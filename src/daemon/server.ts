@@ -116,7 +116,7 @@ export class Daemon implements DaemonContext {
     private readonly options: { prepare?: boolean } = {},
   ) {
     this.paths = runPaths(env);
-    this.policy = new PolicyHolder(rulesSource(undefined, env), log);
+    this.policy = new PolicyHolder(rulesSource(undefined, env), log, env);
     this.lock = new DaemonLock(env['XENNET_HOTPLUG_LOCK_DIR'] || undefined);
     this.statusCache = new StatusCache({
       env,

@@ -14,6 +14,7 @@ import { backendInfo as backendOf, type BackendInfo } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
 import { gatherHostFacts, snapshotSetting, type NetSnapshot } from './session.js';
+import { recordPolicy } from '../config/policy-cache.js';
 import { emptyLive, type LiveTable } from './live.js';
 
 export interface PlanResult {
@@ -153,6 +154,8 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       });
       if (options.progress) process.stderr.write('\r\x1b[K');
       result.applied = { tables: done.tablesChanged };
+      // What was applied is the last good policy (hooks without the daemon keep it, config/policy-cache.ts).
+      recordPolicy(loaded, env);
       result.bridgeNetfilter = bridgeNetfilterState();
     }
     return result;

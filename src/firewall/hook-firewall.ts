@@ -55,7 +55,7 @@ const confirmed = (name: string, token: string, env: NodeJS.ProcessEnv): boolean
 const recorded = (name: string, token: string, env: NodeJS.ProcessEnv): boolean => entryWithToken(name, token, env) !== undefined;
 
 /** Where the hook firewall gets the policy: by default the rule file (through its cache). */
-export type PolicySource = () => Promise<{ policy: PolicyFile }>;
+export type PolicySource = () => Promise<{ policy: PolicyFile; kept?: { problem: string; since?: string } }>;
 
 export interface HookFirewallOptions {
   /**
@@ -116,6 +116,7 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
         }
         throw e;
       }
+      if (loaded.kept) log.warning(`rule file ${rulesSource(undefined, env).file} cannot be used (${loaded.kept.problem}); the last good policy${loaded.kept.since ? ` (validated ${loaded.kept.since})` : ''} stays in force, as the daemon keeps it`);
       const backendOfPrepare = await backendFor(env, log, loaded.policy);
       const resolved = resolveVif(loaded.policy, withLearningAvailability([factsFromConfig(cfg, bridge)], backendOfPrepare.engine.kind)[0]!);
       // A learning guest's recorded bindings (the xtables backend makes its ARP and NA rules from

@@ -5,6 +5,7 @@
  */
 import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
+import { lastGoodPolicy } from '../config/policy-cache.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { backendWith, defaultKind, engineOf, namedKind, PREFERRED_KIND, recordedKind, selectedKind } from '../firewall/engine.js';
@@ -166,13 +167,21 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const file = source.file;
   let policy: PolicyFile | undefined;
   let rules: HostStatus['rules'];
+  // What hooks keep when the file cannot be used now (invalid, or deleted while in force).
+  const last = lastGoodPolicy(file, env);
+  const keptBy = (l: NonNullable<typeof last>): string => `; guests are firewalled by the last good policy${l.since ? ` (validated ${l.since})` : ''}, as status shows them`;
   try {
     const loaded = loadPolicy(file, { absentOk: source.absentOk });
     policy = loaded.policy;
     rules = { file, state: loaded.fromFile ? 'valid' : 'absent' };
+    if (!loaded.fromFile && last) {
+      policy = last.policy;
+      problems.push(`rule file ${file} is gone${keptBy(last)}; \`xennet apply\` installs the built-in defaults`);
+    }
   } catch (e) {
     rules = { file, state: 'invalid', error: e instanceof ConfigError ? problemsText(e.problems) : reasonOf(e) };
-    problems.push(e instanceof RuleFileError ? `${e.message} (${e.hint ?? ''})` : `rule file ${file} is invalid: ${rules.error}`);
+    problems.push(`${e instanceof RuleFileError ? `${e.message} (${e.hint ?? ''})` : `rule file ${file} is invalid: ${rules.error}`}${last ? keptBy(last) : ''}`);
+    if (last) policy = last.policy;
   }
   let backendInfo: HostStatus['backend'] = null;
   let engine: Engine = XTABLES;

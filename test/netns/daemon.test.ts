@@ -204,6 +204,25 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     }
   });
 
+  it('without the daemon, a hook keeps the last good policy as the daemon does: a rule file that turns invalid or is deleted, said in the hook\'s log and in status', async () => {
+    writeFileSync(rules, 'version: 1\nguests:\n  app:\n    inbound: drop\n');
+    await online(await host.addGuest(spec(51, { name: 'app' })));
+    assert.ok(await inboundDrops(host.dom0, 'vif51.0'));
+    for (const [what, change, domid] of [
+      ['invalid', () => writeFileSync(rules, 'version: 1\nguests:\n  app:\n    inbound: maybe\n'), 52],
+      ['deleted', () => rmSync(rules), 53],
+    ] as const) {
+      change();
+      const err = await online(await host.addGuest(spec(domid, { name: 'app' })));
+      assert.match(err, /cannot be used .*the last good policy \(validated [^)]+\) stays in force/, what);
+      assert.ok(await inboundDrops(host.dom0, `vif${domid}.0`), `${what}: the last good policy is in force`);
+      const st = await host.xennet(['status', '--json'], env);
+      assert.equal(st.code, 1, what);
+      assert.match(st.stdout, /guests are firewalled by the last good policy/, what);
+    }
+    writeFileSync(rules, 'version: 1\n');
+  });
+
   it('xtables: a flush of the root jumps, XN-FORWARD or a guest\'s chain is repaired within seconds, and the rules bite again', async () => {
     // (nftables: the backend's own test below flushes the ruleset and a dispatch entry.)
     writeFileSync(rules, 'version: 1\nbackend: xtables\nguests:\n  web:\n    inbound: drop\n');

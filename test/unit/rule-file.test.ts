@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, DEFAULT_RULES_PATH, loadPolicy, RuleFileError, rulesSource } from '../../src/config/load.js';
-import { cachedPolicy } from '../../src/config/policy-cache.js';
+import { cachedPolicy, lastGoodPolicy, recordPolicy } from '../../src/config/policy-cache.js';
 import { runDaemonMain } from '../../src/daemon/main.js';
 import { PolicyHolder } from '../../src/daemon/policy-holder.js';
 import { createHookFirewall } from '../../src/firewall/hook-firewall.js';
@@ -26,6 +26,8 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     dir = mkdtempSync(join(tmpdir(), 'xnt-rulefile-'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+  /** A state directory of the test's own (the daemon's policy holder records the last good policy there). */
+  const stateEnv = (): NodeJS.ProcessEnv => ({ XENNET_STATE_DIR: join(dir, 'holder-state') });
 
   const refuses = (file: string, absentOk: boolean, message: RegExp): void => {
     assert.throws(
@@ -59,7 +61,7 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     symlinkSync(join(dir, 'not-mounted', 'xennet.yaml'), link);
     refuses(link, true, /^rule file \S+ is a link to \S+not-mounted\/xennet\.yaml, which does not exist$/);
     await assert.rejects(cachedPolicy({ file: link, absentOk: true }, { XENNET_STATE_DIR: join(dir, 'state-link') }), /is a link to .*, which does not exist/);
-    assert.throws(() => new PolicyHolder({ file: link, absentOk: true }, silentLogger), /is a link to .*, which does not exist/, 'the daemon does not start on it');
+    assert.throws(() => new PolicyHolder({ file: link, absentOk: true }, silentLogger, stateEnv()), /is a link to .*, which does not exist/, 'the daemon does not start on it');
   });
 
   it('an empty file (or one of comments only) is an error at any path, the default included', () => {
@@ -93,14 +95,30 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     assert.throws(() => loadPolicy(join(dir, 'bad.yaml'), { absentOk: true }), (e: unknown) => e instanceof ConfigError && !(e instanceof RuleFileError) && /is invalid/.test(e.message));
   });
 
-  it("the hook's policy cache: defaults only for the default path; a named missing file is refused, even after a cached load", async () => {
+  it("the hook's policy cache: defaults only for the default path; a file that turns invalid or goes keeps the last good policy, as the daemon does; an apply of the defaults ends it", async () => {
     const env = { XENNET_STATE_DIR: join(dir, 'state') };
     const f = join(dir, 'cached.yaml');
-    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: drop }\n');
-    assert.equal((await cachedPolicy({ file: f, absentOk: false }, env)).fromFile, true);
-    rmSync(f);
+    const good = { version: 1, guests: { web: { inbound: 'drop' } } };
+    // Never a good one: refused (named and missing), the defaults (the default path, absent).
     await assert.rejects(cachedPolicy({ file: f, absentOk: false }, env), (e: unknown) => e instanceof RuleFileError && /does not exist/.test(e.message));
     assert.deepEqual(await cachedPolicy({ file: f, absentOk: true }, env), { policy: { version: 1 }, fromFile: false, cached: true });
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: drop }\n');
+    assert.equal((await cachedPolicy({ file: f, absentOk: false }, env)).fromFile, true);
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: maybe }\n');
+    const invalid = await cachedPolicy({ file: f, absentOk: false }, env);
+    assert.deepEqual(invalid.policy, good, 'invalid: the last good policy');
+    assert.match(invalid.kept?.problem ?? '', /inbound/);
+    rmSync(f);
+    for (const absentOk of [false, true]) {
+      const gone = await cachedPolicy({ file: f, absentOk }, env);
+      assert.deepEqual(gone.policy, good, `deleted (absentOk ${absentOk}): the last good policy`);
+      assert.ok(gone.kept, 'and says so');
+    }
+    assert.deepEqual(lastGoodPolicy(f, env)?.policy, good);
+    // An apply (or the daemon's start) with no file records the defaults: then they are in force.
+    recordPolicy({ file: f, policy: { version: 1 }, fromFile: false }, env);
+    assert.deepEqual(await cachedPolicy({ file: f, absentOk: true }, env), { policy: { version: 1 }, fromFile: false, cached: true });
+    assert.equal(lastGoodPolicy(f, env), undefined);
     await assert.rejects(cachedPolicy({ file: join(dir, 'plain', 'x.yaml'), absentOk: true }, env), /a component of its path is a file/);
   });
 
@@ -116,12 +134,12 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
 
   it('the daemon: a named missing or empty file stops it from starting; once running, a file that goes keeps the policy in force', () => {
     const missing = join(dir, 'daemon-missing.yaml');
-    assert.throws(() => new PolicyHolder(rulesSource(undefined, { XENNET_RULES: missing }), silentLogger), (e: unknown) => e instanceof RuleFileError && /does not exist/.test(e.message));
+    assert.throws(() => new PolicyHolder(rulesSource(undefined, { XENNET_RULES: missing }), silentLogger, stateEnv()), (e: unknown) => e instanceof RuleFileError && /does not exist/.test(e.message));
     writeFileSync(join(dir, 'daemon-empty.yaml'), '');
-    assert.throws(() => new PolicyHolder({ file: join(dir, 'daemon-empty.yaml'), absentOk: true }, silentLogger), /is empty/);
+    assert.throws(() => new PolicyHolder({ file: join(dir, 'daemon-empty.yaml'), absentOk: true }, silentLogger, stateEnv()), /is empty/);
     const f = join(dir, 'daemon.yaml');
     writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: drop, isolation: true }\n');
-    const held = new PolicyHolder(rulesSource(undefined, { XENNET_RULES: f }), silentLogger);
+    const held = new PolicyHolder(rulesSource(undefined, { XENNET_RULES: f }), silentLogger, stateEnv());
     rmSync(f);
     assert.equal(held.reload('SIGHUP'), false);
     assert.equal(held.policy.guests?.['web']?.inbound, 'drop', 'the policy in force stays');
