@@ -84,17 +84,23 @@ export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv =
   const identity = identityOf(file);
   const hit = readEntry(env);
   const last = hit && hit.file === file ? hit : undefined;
-  const kept = (problem: string): CachedPolicy => ({ policy: last!.policy, fromFile: last!.fromFile, cached: true, kept: { problem, ...(last!.at !== undefined ? { since: last!.at } : {}) } });
+  // The last good policy in the file's place. The record is trusted as the cache's hits are: it
+  // is xennet's own, in a state directory only root writes, holding the schema's output (which
+  // the schema would not take again as input: addresses parsed into objects).
+  const keptFor = (problem: string): CachedPolicy | undefined =>
+    last && last.policy.version === 1 ? { policy: last.policy, fromFile: last.fromFile, cached: true, kept: { problem, ...(typeof last.at === 'string' ? { since: last.at } : {}) } } : undefined;
   // No rule file at the default path: the built-in defaults, without loading the parser at all,
   // unless it was deleted while its policy was in force.
-  if (identity === null && absentOk) return last?.fromFile ? kept('the file was deleted') : { policy: { version: 1 }, fromFile: false, cached: true };
+  const defaults: CachedPolicy = { policy: { version: 1 }, fromFile: false, cached: true };
+  if (identity === null && absentOk) return last?.fromFile === true ? (keptFor('the file was deleted') ?? defaults) : defaults;
   if (identity && last && last.identity === identity) return { policy: last.policy, fromFile: last.fromFile, cached: true };
   const { loadPolicy, ConfigError } = await import('./load.js');
   let loaded;
   try {
     loaded = loadPolicy(file, { absentOk });
   } catch (e) {
-    if (last && e instanceof ConfigError) return kept(e.problems.length === 1 && e.problems[0]!.line === 0 ? e.message : `invalid: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`);
+    const kept = e instanceof ConfigError ? keptFor(e.problems.length === 1 && e.problems[0]!.line === 0 ? e.message : `invalid: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`) : undefined;
+    if (kept) return kept;
     throw e;
   }
   if (typeof identity === 'string') recordPolicy(loaded, env);

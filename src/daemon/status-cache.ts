@@ -90,15 +90,15 @@ interface RememberedPlan {
 }
 
 /**
- * The daemon's answers to `plan` and `apply` when nothing is to change, from the same key as
- * status: the plan is a function of what the key covers (the rule file, the index, xenstore, the
- * links and settings, the ruleset's generation, the learned bindings' record). A plan found
- * nothing to change is remembered (once its key read after it is the one read before: nothing
- * moved while it read); a plan or an apply whose key is still that one is answered from it (an
- * apply then has nothing to do), until the first learned binding it knows of runs out, and never
+ * The status remembered (above), and the daemon's answers to `plan` and `apply` when nothing is
+ * to change, from the same key: a plan is made of the network snapshot its key was read from,
+ * and is a function of what the key covers (the rule file, the index, xenstore, the links and
+ * settings, the ruleset's generation, the learned bindings' record). A plan that found nothing to
+ * change is remembered (once its key read after it is the one read before: nothing moved while
+ * it read; never on a host with a dirty index or a guest that learns its addresses); a plan or an
+ * apply whose key is still that one is answered from it (an apply then has nothing to do), never
  * older than MAX_AGE_MS.
  */
-
 export class StatusCache {
   private remembered: Remembered | undefined;
   private nl: NetlinkClient | undefined;
@@ -120,8 +120,8 @@ export class StatusCache {
   }
 
   /**
-   * The plan for `source`: the one remembered (or being made) for the key of now when it found
-   * nothing to change, else `compute()`'s, remembered when it finds nothing to change.
+   * The plan for `source`: the one remembered (or being made and then remembered) for the key of
+   * now, else `compute()`'s, remembered when it finds nothing to change.
    */
   async plan(source: RulesSource, compute: PlanMaker): Promise<{ result: PlanResult; asOf?: string }> {
     const { key, snapshot } = await this.key(source);
