@@ -18,6 +18,7 @@ import { policySchema, type PolicyFile } from './schema.js';
 
 export { DEFAULT_RULES_PATH, rulesPath, rulesSource, type RulesSource } from './paths.js';
 import { danglingTarget } from './paths.js';
+import { statIdentity } from '../sys/file-identity.js';
 
 export interface ConfigProblem {
   file: string;
@@ -65,6 +66,9 @@ export interface LoadedPolicy {
   policy: PolicyFile;
   /** False when the file does not exist and the built-in defaults apply. */
   fromFile: boolean;
+  /** The file's text (when read), and its identity as seen before it was read (see config/policy-cache.ts). */
+  text?: string;
+  identity?: string;
 }
 
 type Path = readonly PropertyKey[];
@@ -328,6 +332,13 @@ export function loadPolicy(file: string, options: LoadOptions = {}): LoadedPolic
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' && absentOk) return { file, policy: { version: 1 }, fromFile: false };
     throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
   }
+  // Before the read: a file replaced during it is never recorded under the new one's identity.
+  let identity: string;
+  try {
+    identity = statIdentity(statSync(file, { bigint: true }));
+  } catch (e) {
+    throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
+  }
   if (st.isDirectory()) throw unreadable(file, Object.assign(new Error('is a directory'), { code: 'EISDIR' }), absentOk);
   // Never opened: reading a FIFO would wait for a writer, a device could be endless.
   if (!st.isFile()) throw new RuleFileError(file, 'is not a regular file (a FIFO, socket or device)', 'name a regular YAML file; nothing was changed');
@@ -341,5 +352,5 @@ export function loadPolicy(file: string, options: LoadOptions = {}): LoadedPolic
     throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
   }
   if (isBlank(text)) throw new RuleFileError(file, 'is empty', 'write `version: 1` at least (the built-in defaults), then the guests; `xennet schema` prints the format; nothing was changed');
-  return { file, policy: parsePolicy(text, file), fromFile: true };
+  return { file, policy: parsePolicy(text, file), fromFile: true, text, identity };
 }

@@ -10,6 +10,7 @@ import { statIdentity } from '../sys/file-identity.js';
 import { readJson, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { RulesSource } from './paths.js';
 import type { PolicyFile } from './schema.js';
+import type { LoadedPolicy } from './load.js';
 
 interface CacheEntry {
   version: 2;
@@ -17,6 +18,8 @@ interface CacheEntry {
   identity: string | null;
   policy: PolicyFile;
   fromFile: boolean;
+  /** The file's text, to parse again before its policy stands in for the file (see cachedPolicy). */
+  text?: string;
   /** When it was validated (ISO time). */
   at?: string;
 }
@@ -36,7 +39,7 @@ const cachePath = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firew
 function readEntry(env: NodeJS.ProcessEnv): CacheEntry | undefined {
   try {
     const v = readJson(cachePath(env)) as CacheEntry | undefined;
-    return v && v.version === 2 && typeof v.file === 'string' && typeof v.policy === 'object' && v.policy !== null ? v : undefined;
+    return v && v.version === 2 && typeof v.file === 'string' && typeof v.policy === 'object' && v.policy !== null && !Array.isArray(v.policy) ? v : undefined;
   } catch {
     return undefined;
   }
@@ -45,22 +48,35 @@ function readEntry(env: NodeJS.ProcessEnv): CacheEntry | undefined {
 /**
  * Records `loaded` as the last good policy of its file (the daemon's load, an apply, a hook's
  * validation): what a hook without the daemon keeps when the file turns invalid or is deleted.
+ * Under the identity the file had before it was read, and only while it still has it: a file
+ * replaced during the load is not recorded (its successor would be taken for what was read).
  */
-export function recordPolicy(loaded: { file: string; policy: PolicyFile; fromFile: boolean }, env: NodeJS.ProcessEnv = process.env): void {
-  const identity = identityOf(loaded.file);
+export function recordPolicy(loaded: LoadedPolicy, env: NodeJS.ProcessEnv = process.env): void {
+  const now = identityOf(loaded.file);
+  const identity = loaded.fromFile ? (loaded.identity ?? undefined) : null;
+  if (identity === undefined || now !== identity) return;
   const had = readEntry(env);
-  if (had && had.file === loaded.file && had.identity === (identity ?? null) && had.fromFile === loaded.fromFile && JSON.stringify(had.policy) === JSON.stringify(loaded.policy)) return;
+  if (had && had.file === loaded.file && had.identity === identity && had.fromFile === loaded.fromFile && had.text === loaded.text) return;
   try {
-    writeJsonAtomic(cachePath(env), { version: 2, file: loaded.file, identity: identity ?? null, policy: loaded.policy, fromFile: loaded.fromFile, at: new Date().toISOString() } satisfies CacheEntry);
+    writeJsonAtomic(cachePath(env), { version: 2, file: loaded.file, identity, policy: loaded.policy, fromFile: loaded.fromFile, ...(loaded.text !== undefined ? { text: loaded.text } : {}), at: new Date().toISOString() } satisfies CacheEntry);
   } catch {
     /* a read-only state dir: no last good policy to keep */
   }
 }
 
-/** The last good policy recorded for `file` (see recordPolicy), when there is one from the file itself. */
-export function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = process.env): { policy: PolicyFile; since?: string } | undefined {
+/**
+ * The last good policy recorded from `file` itself, parsed again from its recorded text (the
+ * record is a file like any other: one that does not parse stands for nothing).
+ */
+export async function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; since?: string } | undefined> {
   const e = readEntry(env);
-  return e && e.file === file && e.fromFile ? { policy: e.policy, ...(e.at !== undefined ? { since: e.at } : {}) } : undefined;
+  if (!e || e.file !== file || !e.fromFile || typeof e.text !== 'string') return undefined;
+  const { parsePolicy } = await import('./load.js');
+  try {
+    return { policy: parsePolicy(e.text, file), ...(typeof e.at === 'string' ? { since: e.at } : {}) };
+  } catch {
+    return undefined;
+  }
 }
 
 export interface CachedPolicy {
@@ -84,25 +100,24 @@ export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv =
   const identity = identityOf(file);
   const hit = readEntry(env);
   const last = hit && hit.file === file ? hit : undefined;
-  // The last good policy in the file's place. The record is trusted as the cache's hits are: it
-  // is xennet's own, in a state directory only root writes, holding the schema's output (which
-  // the schema would not take again as input: addresses parsed into objects).
-  const keptFor = (problem: string): CachedPolicy | undefined =>
-    last && last.policy.version === 1 ? { policy: last.policy, fromFile: last.fromFile, cached: true, kept: { problem, ...(typeof last.at === 'string' ? { since: last.at } : {}) } } : undefined;
+  const keptFor = async (problem: string): Promise<CachedPolicy | undefined> => {
+    const good = await lastGoodPolicy(file, env);
+    return good ? { policy: good.policy, fromFile: true, cached: true, kept: { problem, ...(good.since !== undefined ? { since: good.since } : {}) } } : undefined;
+  };
   // No rule file at the default path: the built-in defaults, without loading the parser at all,
   // unless it was deleted while its policy was in force.
   const defaults: CachedPolicy = { policy: { version: 1 }, fromFile: false, cached: true };
-  if (identity === null && absentOk) return last?.fromFile === true ? (keptFor('the file was deleted') ?? defaults) : defaults;
+  if (identity === null && absentOk) return last?.fromFile === true ? ((await keptFor('the file was deleted')) ?? defaults) : defaults;
   if (identity && last && last.identity === identity) return { policy: last.policy, fromFile: last.fromFile, cached: true };
   const { loadPolicy, ConfigError } = await import('./load.js');
   let loaded;
   try {
     loaded = loadPolicy(file, { absentOk });
   } catch (e) {
-    const kept = e instanceof ConfigError ? keptFor(e.problems.length === 1 && e.problems[0]!.line === 0 ? e.message : `invalid: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`) : undefined;
+    const kept = e instanceof ConfigError ? await keptFor(e.problems.length === 1 && e.problems[0]!.line === 0 ? e.message : `invalid: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`) : undefined;
     if (kept) return kept;
     throw e;
   }
-  if (typeof identity === 'string') recordPolicy(loaded, env);
+  recordPolicy(loaded, env);
   return { policy: loaded.policy, fromFile: loaded.fromFile, cached: false };
 }

@@ -76,8 +76,12 @@ export class PolicyHolder {
     return s;
   }
 
-  /** Re-reads the file now (SIGHUP, or a change seen); returns whether the policy changed. */
-  reload(why: string): boolean {
+  /**
+   * Re-reads the file now (SIGHUP, or a change seen); returns whether the policy changed.
+   * `applied`: an `apply` just installed what the file says now (the built-in defaults when it is
+   * gone): that is the policy in force from now on.
+   */
+  reload(why: string, options: { applied?: boolean } = {}): boolean {
     this.identity = fileIdentity(this.file);
     let next: LoadedPolicy;
     try {
@@ -87,7 +91,7 @@ export class PolicyHolder {
       this.log.err(`rule file ${this.file} (${why}) cannot be used; the policy loaded ${this.loadedAt.toISOString()} stays in force: ${this.problem}`);
       return false;
     }
-    if (!next.fromFile && this.current.fromFile) {
+    if (!next.fromFile && this.current.fromFile && !options.applied) {
       // Gone while in force (deleted, or mid-replace): the built-in defaults would silently drop
       // every guest's policy. Keep it; an operator who wants the defaults restarts the daemon.
       this.problem = 'the file was deleted';

@@ -65,7 +65,7 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
         } finally {
           held.release();
         }
-        d.policy.reload('applied');
+        d.policy.reload('applied', { applied: true });
         return { ok: true, result };
       }
       default:

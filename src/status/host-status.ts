@@ -168,7 +168,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   let policy: PolicyFile | undefined;
   let rules: HostStatus['rules'];
   // What hooks keep when the file cannot be used now (invalid, or deleted while in force).
-  const last = lastGoodPolicy(file, env);
+  const last = await lastGoodPolicy(file, env);
   const keptBy = (l: NonNullable<typeof last>): string => `; guests are firewalled by the last good policy${l.since ? ` (validated ${l.since})` : ''}, as status shows them`;
   try {
     const loaded = loadPolicy(file, { absentOk: source.absentOk });

@@ -4,7 +4,7 @@
  * the CLI.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,11 +114,11 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
       assert.deepEqual(gone.policy, good, `deleted (absentOk ${absentOk}): the last good policy`);
       assert.ok(gone.kept, 'and says so');
     }
-    assert.deepEqual(lastGoodPolicy(f, env)?.policy, good);
+    assert.deepEqual((await lastGoodPolicy(f, env))?.policy, good);
     // An apply (or the daemon's start) with no file records the defaults: then they are in force.
     recordPolicy({ file: f, policy: { version: 1 }, fromFile: false }, env);
     assert.deepEqual(await cachedPolicy({ file: f, absentOk: true }, env), { policy: { version: 1 }, fromFile: false, cached: true });
-    assert.equal(lastGoodPolicy(f, env), undefined);
+    assert.equal(await lastGoodPolicy(f, env), undefined);
     await assert.rejects(cachedPolicy({ file: join(dir, 'plain', 'x.yaml'), absentOk: true }, env), /a component of its path is a file/);
   });
 
@@ -147,6 +147,36 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     writeFileSync(f, '');
     assert.equal(held.reload('SIGHUP'), false);
     assert.deepEqual([held.state().state, held.state().problem, held.policy.guests?.['web']?.isolation], ['kept', 'is empty', true]);
+  });
+
+  it('the last good policy: a file replaced while it was read is not recorded; the record stands only as its text parses; an apply of the defaults is the daemon\'s policy too', async () => {
+    const env = { XENNET_STATE_DIR: join(dir, 'lastgood') };
+    const f = join(dir, 'lastgood.yaml');
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: accept }\n');
+    const loaded = loadPolicy(f);
+    // Replaced (an invalid file renamed into place) between the read and the record.
+    writeFileSync(`${f}.new`, 'version: 1\nguests:\n  web: { inbound: maybe }\n');
+    renameSync(`${f}.new`, f);
+    recordPolicy(loaded, env);
+    await assert.rejects(cachedPolicy({ file: f, absentOk: false }, env), /inbound/, 'no policy of the file before stands for the one there now');
+    // A record whose policy was edited by hand: what stands in for the file is its recorded text, parsed again.
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: drop }\n');
+    recordPolicy(loadPolicy(f), env);
+    const path = join(env.XENNET_STATE_DIR, 'firewall', 'policy-cache.json');
+    const record = JSON.parse(readFileSync(path, 'utf8')) as { policy: unknown; text: string };
+    writeFileSync(path, JSON.stringify({ ...record, policy: { version: 1, guests: { web: { inbound: 'maybe' } } } }));
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: nope }\n');
+    assert.equal((await cachedPolicy({ file: f, absentOk: false }, env)).policy.guests?.['web']?.inbound, 'drop');
+    writeFileSync(path, JSON.stringify({ ...record, text: 'version: 1\nguests:\n  web: { inbound: maybe }\n' }));
+    await assert.rejects(cachedPolicy({ file: f, absentOk: false }, env), /is invalid/, 'a recorded text that does not parse stands for nothing');
+    // The daemon: a file gone keeps its policy, until an apply installs the defaults.
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: drop }\n');
+    const held = new PolicyHolder({ file: f, absentOk: true }, silentLogger, env);
+    rmSync(f);
+    held.reload('it changed');
+    assert.equal(held.policy.guests?.['web']?.inbound, 'drop', 'gone: kept');
+    held.reload('applied', { applied: true });
+    assert.deepEqual(held.policy, { version: 1 }, 'an apply of the defaults: the defaults');
   });
 
   it('`xennet daemon` with XENNET_RULES naming a missing file exits 1 without creating its run directory', async () => {
