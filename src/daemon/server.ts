@@ -436,14 +436,16 @@ export class Daemon implements DaemonContext {
       };
       // A call still running at the budget's end (libxl kills its script at 40 s) fails as the
       // in-process hook's watchdog fails it: hotplug-error and hotplug-status=error in xenstore.
+      let abandoned = false;
       const late = async (): Promise<number> => {
+        abandoned = true;
         const message = `gave up after ${HOOK_BUDGET_MS / 1000} s while ${phase}`;
         log.err(message);
         const backendPath = backendPathFromEnv(env);
         if (backendPath) await reportOnFreshConnection(env, backendPath, message, this.log, 2500);
         return 1;
       };
-      const code = await withWatchdog(runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark }), HOOK_BUDGET_MS - spent, late);
+      const code = await withWatchdog(runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned }), HOOK_BUDGET_MS - spent, late);
       if (marks.length > 0) say(`vif-xennet timing (daemon, ms since the client started): accepted=${spent.toFixed(1)} ${marks.join(' ')} end=${(performance.now() - t0 + spent).toFixed(1)}`);
       if (code !== 0) {
         this.counters.hookFailures++;

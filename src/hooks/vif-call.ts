@@ -59,6 +59,8 @@ export interface CallOptions {
   elapsed: () => number;
   /** Told when a failure was (or is being) reported to xenstore. */
   onReported?: () => void;
+  /** See VifDeps.abandoned. */
+  abandoned?: () => boolean;
   /**
    * After its own work, install the new policy of attached guests whose domain was renamed (a
    * hook running without the daemon, which follows renames itself).
@@ -86,6 +88,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     xs = await services.xenstore();
     const deps: VifDeps = { xs, nl: await services.netlink(), firewall, log, deadline: o.deadline, env };
     if (o.mark) deps.mark = o.mark;
+    if (o.abandoned) deps.abandoned = o.abandoned;
     if (services.acquireLock) deps.acquireLock = services.acquireLock;
     if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
     const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);

@@ -48,6 +48,11 @@ export interface VifDeps {
   mark?: (what: string) => void;
   /** Takes the hotplug lock (default: flock on the lock file; the daemon queues its callers first). */
   acquireLock?: (name: string, options: HotplugLockOptions) => Promise<HeldHotplugLock>;
+  /**
+   * Whether whoever runs the call has given it up (the daemon's watchdog answered the toolstack
+   * already): a call that goes on past that point attaches nothing and reports nothing.
+   */
+  abandoned?: () => boolean;
 }
 
 export interface VifOutcome {
@@ -123,13 +128,19 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
    */
   let found = false;
   let step = '';
+  const givenUp = (): void => {
+    if (deps.abandoned?.()) throw new Error('the call was given up at its budget (the toolstack was told it failed)');
+  };
   const attachAll = async (): Promise<void> => {
     deps.mark?.('attaching');
+    givenUp();
     for (const o of attach) {
       step = describeOp(o);
       await applyOp(deps.nl, o, 'strict');
       done.push(o);
     }
+    // Given up while attaching: undone (below), so that no port is left attached after the failure was reported.
+    givenUp();
   };
   try {
     for (const o of prep) {

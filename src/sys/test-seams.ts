@@ -5,10 +5,15 @@
  *   XENNET_TEST_KILL_AT=<point>   SIGKILL this process when it reaches <point>
  *                                 (nftables:part-committed:<n>: after the n-th of a write's transactions)
  *   XENNET_TEST_NFT_BATCH_BYTES=<n>   nf_tables transactions of at most n bytes (nftables/backend.ts)
- *   XENNET_TEST_STALL_AT=<point>  never go on from <point> (a step that hangs: what watchdogs are for)
+ *   XENNET_TEST_STALL_AT=<point>[@<ms>]  never go on from <point>, or only after <ms> (a step that
+ *                                 hangs or is slow: what watchdogs are for)
  */
 export function stallPoint(point: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  return env['XENNET_TEST_STALL_AT'] === point ? new Promise<void>(() => undefined) : Promise.resolve();
+  const m = /^([^@]+)(?:@(\d+))?$/.exec(env['XENNET_TEST_STALL_AT'] ?? '');
+  if (!m || m[1] !== point) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    if (m[2] !== undefined) setTimeout(resolve, Number(m[2]));
+  });
 }
 
 export function killPoint(point: string, env: NodeJS.ProcessEnv = process.env): void {
