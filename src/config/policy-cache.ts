@@ -69,14 +69,21 @@ export function recordPolicy(loaded: LoadedPolicy, env: NodeJS.ProcessEnv = proc
  * record is a file like any other: one that does not parse stands for nothing).
  */
 export async function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; since?: string } | undefined> {
-  const e = readEntry(env);
-  if (!e || e.file !== file || !e.fromFile || typeof e.text !== 'string') return undefined;
+  const recorded = lastGoodText(file, env);
+  if (!recorded) return undefined;
   const { parsePolicy } = await import('./load.js');
   try {
-    return { policy: parsePolicy(e.text, file), ...(typeof e.at === 'string' ? { since: e.at } : {}) };
+    return { policy: parsePolicy(recorded.text, file), ...(recorded.since !== undefined ? { since: recorded.since } : {}) };
   } catch {
     return undefined;
   }
+}
+
+/** The recorded text of `file`'s last good policy (to parse: see lastGoodPolicy), and when it was validated. */
+export function lastGoodText(file: string, env: NodeJS.ProcessEnv = process.env): { text: string; since?: string } | undefined {
+  const e = readEntry(env);
+  if (!e || e.file !== file || !e.fromFile || typeof e.text !== 'string') return undefined;
+  return { text: e.text, ...(typeof e.at === 'string' ? { since: e.at } : {}) };
 }
 
 export interface CachedPolicy {

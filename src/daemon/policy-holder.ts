@@ -9,8 +9,8 @@
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { loadPolicy, problemsText, type ConfigError, type LoadedPolicy, type RulesSource } from '../config/load.js';
-import { recordPolicy } from '../config/policy-cache.js';
+import { ConfigError, loadPolicy, parsePolicy, problemsText, type LoadedPolicy, type RulesSource } from '../config/load.js';
+import { lastGoodText, recordPolicy } from '../config/policy-cache.js';
 import type { PolicyFile } from '../config/schema.js';
 import { reasonOf } from '../sys/errors.js';
 import { fileIdentity } from '../sys/file-identity.js';
@@ -57,7 +57,25 @@ export class PolicyHolder {
     this.file = source.file;
     this.absentOk = source.absentOk;
     this.identity = fileIdentity(this.file);
-    this.current = loadPolicy(this.file, { absentOk: this.absentOk });
+    try {
+      this.current = loadPolicy(this.file, { absentOk: this.absentOk });
+    } catch (e) {
+      // A file that cannot be used, with a last good policy recorded: started on that one, as the
+      // hooks run without the daemon keep it (config/policy-cache.ts); with none, not started.
+      const recorded = e instanceof ConfigError ? lastGoodText(this.file, this.env) : undefined;
+      let policy: PolicyFile | undefined;
+      try {
+        policy = recorded ? parsePolicy(recorded.text, this.file) : undefined;
+      } catch {
+        policy = undefined;
+      }
+      if (!policy) throw e;
+      this.current = { file: this.file, policy, fromFile: true };
+      this.problem = describe(e);
+      if (recorded?.since !== undefined) this.loadedAt = new Date(recorded.since);
+      this.log.err(`rule file ${this.file} cannot be used; starting on the last good policy (validated ${this.loadedAt.toISOString()}): ${this.problem}`);
+      return;
+    }
     // The last good policy, where a hook run without the daemon keeps it too (config/policy-cache.ts).
     recordPolicy(this.current, this.env);
   }

@@ -177,6 +177,13 @@ describe('rule file: which may be absent, and what an unusable one is', () => {
     assert.equal(held.policy.guests?.['web']?.inbound, 'drop', 'gone: kept');
     held.reload('applied', { applied: true });
     assert.deepEqual(held.policy, { version: 1 }, 'an apply of the defaults: the defaults');
+    // The daemon started on a file that cannot be used: on the last good policy when one is recorded, else not at all.
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: drop }\n');
+    recordPolicy(loadPolicy(f), env);
+    writeFileSync(f, 'version: 1\nguests:\n  web: { inbound: maybe }\n');
+    const started = new PolicyHolder({ file: f, absentOk: true }, silentLogger, env);
+    assert.deepEqual([started.state().state, started.policy.guests?.['web']?.inbound], ['kept', 'drop']);
+    assert.throws(() => new PolicyHolder({ file: f, absentOk: true }, silentLogger, { XENNET_STATE_DIR: join(dir, 'no-record') }), /is invalid/);
   });
 
   it('`xennet daemon` with XENNET_RULES naming a missing file exits 1 without creating its run directory', async () => {
