@@ -68,8 +68,11 @@ export function recordPolicy(loaded: LoadedPolicy, env: NodeJS.ProcessEnv = proc
  * The last good policy recorded from `file` itself, parsed again from its recorded text (the
  * record is a file like any other: one that does not parse stands for nothing).
  */
-export async function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; since?: string } | undefined> {
-  const recorded = lastGoodText(file, env);
+export function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = process.env): Promise<{ policy: PolicyFile; since?: string } | undefined> {
+  return parseRecorded(lastGoodText(file, env), file);
+}
+
+async function parseRecorded(recorded: { text: string; since?: string } | undefined, file: string): Promise<{ policy: PolicyFile; since?: string } | undefined> {
   if (!recorded) return undefined;
   const { parsePolicy } = await import('./load.js');
   try {
@@ -81,7 +84,10 @@ export async function lastGoodPolicy(file: string, env: NodeJS.ProcessEnv = proc
 
 /** The recorded text of `file`'s last good policy (to parse: see lastGoodPolicy), and when it was validated. */
 export function lastGoodText(file: string, env: NodeJS.ProcessEnv = process.env): { text: string; since?: string } | undefined {
-  const e = readEntry(env);
+  return recordedText(readEntry(env), file);
+}
+
+function recordedText(e: CacheEntry | undefined, file: string): { text: string; since?: string } | undefined {
   if (!e || e.file !== file || !e.fromFile || typeof e.text !== 'string') return undefined;
   return { text: e.text, ...(typeof e.at === 'string' ? { since: e.at } : {}) };
 }
@@ -108,7 +114,7 @@ export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv =
   const hit = readEntry(env);
   const last = hit && hit.file === file ? hit : undefined;
   const keptFor = async (problem: string): Promise<CachedPolicy | undefined> => {
-    const good = await lastGoodPolicy(file, env);
+    const good = await parseRecorded(recordedText(last, file), file);
     return good ? { policy: good.policy, fromFile: true, cached: true, kept: { problem, ...(good.since !== undefined ? { since: good.since } : {}) } } : undefined;
   };
   // No rule file at the default path: the built-in defaults, without loading the parser at all,
@@ -116,12 +122,12 @@ export async function cachedPolicy(source: RulesSource, env: NodeJS.ProcessEnv =
   const defaults: CachedPolicy = { policy: { version: 1 }, fromFile: false, cached: true };
   if (identity === null && absentOk) return last?.fromFile === true ? ((await keptFor('the file was deleted')) ?? defaults) : defaults;
   if (identity && last && last.identity === identity) return { policy: last.policy, fromFile: last.fromFile, cached: true };
-  const { loadPolicy, ConfigError } = await import('./load.js');
+  const { loadPolicy, ConfigError, problemsText } = await import('./load.js');
   let loaded;
   try {
     loaded = loadPolicy(file, { absentOk });
   } catch (e) {
-    const kept = e instanceof ConfigError ? await keptFor(e.problems.length === 1 && e.problems[0]!.line === 0 ? e.message : `invalid: ${e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`).join('; ')}`) : undefined;
+    const kept = e instanceof ConfigError ? await keptFor(problemsText(e.problems)) : undefined;
     if (kept) return kept;
     throw e;
   }

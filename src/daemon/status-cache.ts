@@ -148,21 +148,17 @@ export class StatusCache {
 
   private async knownPlan(key: string | undefined): Promise<{ result: PlanResult; asOf?: string } | undefined> {
     if (key === undefined || this.stopped) return undefined;
-    const r = this.rememberedPlan;
-    if (r && r.key === key && Date.now() < r.until) {
+    const remembered = (): { result: PlanResult; asOf: string } | undefined => {
+      const r = this.rememberedPlan;
+      if (!r || r.key !== key || Date.now() >= r.until) return undefined;
       this.plans.remembered++;
       return { result: r.result, asOf: new Date(r.at).toISOString() };
-    }
+    };
+    const now = remembered();
+    if (now || this.planning?.key !== key) return now;
     // One being made for this key: what it remembers (if it passes what a remembered plan must).
-    if (this.planning?.key === key) {
-      await this.planning.result.catch(() => undefined);
-      const now = this.rememberedPlan;
-      if (now && now.key === key && Date.now() < now.until) {
-        this.plans.remembered++;
-        return { result: now.result, asOf: new Date(now.at).toISOString() };
-      }
-    }
-    return undefined;
+    await this.planning.result.catch(() => undefined);
+    return remembered();
   }
 
   private async computePlan(source: RulesSource, key: string | undefined, snapshot: NetSnapshot | undefined, compute: PlanMaker): Promise<PlanResult> {

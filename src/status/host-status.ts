@@ -167,18 +167,20 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const file = source.file;
   let policy: PolicyFile | undefined;
   let rules: HostStatus['rules'];
-  // What hooks keep when the file cannot be used now (invalid, or deleted while in force).
-  const last = await lastGoodPolicy(file, env);
-  const keptBy = (l: NonNullable<typeof last>): string => `; guests are firewalled by the last good policy${l.since ? ` (validated ${l.since})` : ''}, as status shows them`;
+  // What hooks keep when the file cannot be used now (invalid, or deleted while in force): read
+  // only then.
+  const keptBy = (l: { since?: string }): string => `; guests are firewalled by the last good policy${l.since ? ` (validated ${l.since})` : ''}, as status shows them`;
   try {
     const loaded = loadPolicy(file, { absentOk: source.absentOk });
     policy = loaded.policy;
     rules = { file, state: loaded.fromFile ? 'valid' : 'absent' };
-    if (!loaded.fromFile && last) {
+    const last = loaded.fromFile ? undefined : await lastGoodPolicy(file, env);
+    if (last) {
       policy = last.policy;
       problems.push(`rule file ${file} is gone${keptBy(last)}; \`xennet apply\` installs the built-in defaults`);
     }
   } catch (e) {
+    const last = await lastGoodPolicy(file, env);
     rules = { file, state: 'invalid', error: e instanceof ConfigError ? problemsText(e.problems) : reasonOf(e) };
     problems.push(`${e instanceof RuleFileError ? `${e.message} (${e.hint ?? ''})` : `rule file ${file} is invalid: ${rules.error}`}${last ? keptBy(last) : ''}`);
     if (last) policy = last.policy;
