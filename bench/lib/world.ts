@@ -54,10 +54,15 @@ export interface WorldOptions {
   backend?: 'xtables' | 'nftables';
   /** Whether background guests have an `ip` in xenstore (default true; false: guests on DHCP). */
   backgroundIp?: boolean;
+  /**
+   * Whether a hook that finds no daemon starts one (xennet's default). Default false here: each
+   * figure names the path it measures (a daemon started by a setup hook would answer the CLI).
+   */
+  autostart?: boolean;
 }
 
 export async function buildWorld(o: WorldOptions): Promise<World> {
-  const host = await SimHost.create({ prefix: 'xnt' });
+  const host = await SimHost.create({ prefix: 'xnt', autostart: o.autostart ?? false });
   try {
     await host.takeover();
     const sink = await host.addNamespace('sink');

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clearAutostartOff } from '../daemon/autostart.js';
 import { daemonUnitText } from '../package/units.js';
 import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import { vifClientScript } from './vif-client.js';
@@ -24,10 +25,10 @@ export function unitText(): string {
   return daemonUnitText({ node: process.execPath, cli: cliPath(), writtenBy: 'installed by `xennet install-hooks`' });
 }
 
-/** A hook's text, loading `entryDir`'s bundled entry with `node`. */
-export function hookText(hook: keyof typeof entries, o: { entryDir: string; node: string; writtenBy: string }): string {
+/** A hook's text, loading `entryDir`'s bundled entry with `node` (vif-xennet starts the daemon with `cli`). */
+export function hookText(hook: keyof typeof entries, o: { entryDir: string; cli: string; node: string; writtenBy: string }): string {
   const target = join(o.entryDir, entries[hook]);
-  if (hook === 'vif-xennet') return vifClientScript({ entry: target, node: o.node });
+  if (hook === 'vif-xennet') return vifClientScript({ entry: target, cli: o.cli, node: o.node });
   return `#!${o.node}
 // ${hook}: ${o.writtenBy}; loads ${target}
 process.exitCode = 1;
@@ -41,7 +42,7 @@ import(${JSON.stringify(target)}).then(
 export const HOOKS = Object.keys(entries) as (keyof typeof entries)[];
 
 export function launcherText(hook: keyof typeof entries): string {
-  return hookText(hook, { entryDir: dirname(bundled(entries[hook])), node: process.execPath, writtenBy: 'installed by `xennet install-hooks`' });
+  return hookText(hook, { entryDir: dirname(bundled(entries[hook])), cli: cliPath(), node: process.execPath, writtenBy: 'installed by `xennet install-hooks`' });
 }
 
 export interface InstalledFile {
@@ -122,5 +123,7 @@ export function installHooks(o: InstallOptions): InstalledFile[] {
     out.push({ path, changed });
   }
   if (listed) writeJsonAtomic(manifestPath(env), manifest);
+  // Installed again after an uninstall: hooks may start the daemon again.
+  if (!o.dryRun) clearAutostartOff(env);
   return out;
 }

@@ -7,12 +7,30 @@
  * the client takes one back the same way (mv) before it runs the call itself. A daemon that is
  * not running, does not accept within a second, or dies mid-call (its heartbeats stop and its pid
  * is gone) makes the client run the call in-process, which is safe: calls are idempotent.
+ *
+ * No daemon at all: the client starts one first (a boot storm of 200 hooks each starting Node
+ * gets 72 of them connected; one daemon serves all 200). One client starts it, under a lock; the
+ * others of a storm wait on that lock (in bash, costing nothing) and then hand their calls to it.
+ * Under systemd with xennet.service installed it is `systemctl start` (a masked unit starts
+ * nothing); otherwise the daemon is started detached. The call runs in-process when
+ * `<run dir>/autostart.off` exists (the operator's switch; the package sets it while it upgrades),
+ * or when no daemon is ready within 15 s (then, for 30 s, no other client tries again).
  */
+import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
 
-/** The script; `entry` is the Node entry for in-process calls (absolute), or derived from the script's own path. */
-export function vifClientScript(options: { entry?: string; node?: string } = {}): string {
+/** How long a client waits for a daemon it started to be ready, and for another's start (s). */
+export const AUTOSTART_WAIT_S = 15;
+export const AUTOSTART_LOCK_WAIT_S = 20;
+
+/**
+ * The script; `entry` is the Node entry for in-process calls and `cli` the CLI that runs the
+ * daemon (absolute), or both derived from the script's own path.
+ */
+export function vifClientScript(options: { entry?: string; cli?: string; node?: string } = {}): string {
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  const entry = options.entry ? q(options.entry) : `"$(dirname -- "$(readlink -f -- "\${BASH_SOURCE[0]}")")/../dist/bundle/vif-entry.mjs"`;
+  const here = `"$(dirname -- "$(readlink -f -- "\${BASH_SOURCE[0]}")")`;
+  const entry = options.entry ? q(options.entry) : `${here}/../dist/bundle/vif-entry.mjs"`;
+  const cli = options.cli ? q(options.cli) : `${here}/../dist/src/cli/main.js"`;
   const node = options.node ? q(options.node) : 'node';
   return `#!/bin/bash
 # vif-xennet: the Xen vif-script of xennet (xl: script=vif-xennet; xend: (vif-script vif-xennet)).
@@ -40,10 +58,58 @@ take_back() {
   if mv -T -- "$req" "$req.self" 2>/dev/null; then in_process; fi
 }
 
-# Only a regular file, not through a link, and its first bytes: a FIFO there would hang the hook
-# past the toolstack's timeout.
-if [[ -f $run/daemon.pid && ! -L $run/daemon.pid ]]; then { read -r -n 16 pid < "$run/daemon.pid"; } 2>/dev/null; fi
-[[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || in_process
+# Whether a daemon serves: its pid file names a live process (read as a regular file, not through
+# a link, its first bytes only: a FIFO there would hang the hook past the toolstack's timeout),
+# and its FIFO is there.
+serving() {
+  pid=
+  if [[ -f $run/daemon.pid && ! -L $run/daemon.pid ]]; then { read -r -n 16 pid < "$run/daemon.pid"; } 2>/dev/null; fi
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && [[ -p $run/daemon.fifo ]]
+}
+
+# No daemon serves: start one, or wait for the client that starts one. Succeeds when one serves.
+autostart() {
+  [[ -e $run/autostart.off ]] && return 1
+  mkdir -p -m 0700 -- "$run" 2>/dev/null
+  { exec 5>> "$run/autostart.lock"; } 2>/dev/null || return 1
+  flock -w ${AUTOSTART_LOCK_WAIT_S} 5 2>/dev/null || { exec 5>&-; return 1; }
+  local now failed= child= i log=/dev/null
+  if serving; then exec 5>&-; return 0; fi
+  printf -v now '%(%s)T' -1
+  if [[ -f $run/autostart.failed ]]; then { read -r -n 16 failed < "$run/autostart.failed"; } 2>/dev/null; fi
+  if [[ -e $run/autostart.off ]] || { [[ $failed =~ ^[0-9]+$ ]] && (( now - failed < 30 )); }; then exec 5>&-; return 1; fi
+  if [[ -d /run/systemd/system && $run == /run/xennet ]] && [[ -e /etc/systemd/system/xennet.service || -e /run/systemd/system/xennet.service || -e /lib/systemd/system/xennet.service || -e /usr/lib/systemd/system/xennet.service ]]; then
+    # systemd's daemon, or none: a masked or failed unit is the operator's (or systemd's) word.
+    timeout ${AUTOSTART_WAIT_S} systemctl start --quiet xennet.service < /dev/null > /dev/null 2>&1 5>&-
+  else
+    # Its own session; no descriptor of the toolstack's or of this lock. Its log is syslog (with
+    # XENNET_SYSLOG=0, a file in the run directory).
+    local -a env=("PATH=\${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}")
+    for v in \${!XENNET_@} \${!XENSTORED_@}; do env+=("$v=\${!v}"); done
+    [[ \${XENNET_SYSLOG-} == 0 ]] && log=$run/daemon.log
+    env -i "\${env[@]}" setsid ${node} ${DAEMON_NODE_FLAGS.join(' ')} -- ${cli} daemon < /dev/null > /dev/null 2>> "$log" 5>&- &
+    child=$!
+  fi
+  exec 6<> <(:)
+  for (( i = 0; i < ${AUTOSTART_WAIT_S * 20}; i++ )); do
+    serving && break
+    [[ -n $child ]] && ! kill -0 "$child" 2>/dev/null && break
+    read -r -t 0.05 -u 6
+  done
+  exec 6<&-
+  if serving; then
+    rm -f -- "$run/autostart.failed"
+    exec 5>&-
+    return 0
+  fi
+  printf 'vif-xennet: warning: could not start the xennet daemon (see its log); running this call in-process\\n' >&2
+  printf -v now '%(%s)T' -1
+  printf '%s\\n' "$now" > "$run/autostart.failed" 2>/dev/null
+  exec 5>&-
+  return 1
+}
+
+serving || autostart || in_process
 req=$run/req/$$.$RANDOM$RANDOM
 # The request: argv and the toolstack's environment, NUL-separated. Its status is that of the
 # writes only (an unset variable is not a failure).

@@ -158,7 +158,7 @@ export async function buildDeb(outDir = join(root, 'dist', 'deb')): Promise<Buil
   for (const addon of filesUnder(lib).filter((f) => f.endsWith('.node'))) await must('strip', ['--strip-unneeded', '--remove-section=.comment', '--remove-section=.note', addon]);
 
   // Hooks, units, modules, man pages, completion, schema, docs.
-  for (const hook of HOOKS) write(stage, `/etc/xen/scripts/${hook}`, hookText(hook, { entryDir: LIB, node: NODE, writtenBy: 'installed by the xennet package' }), 0o755);
+  for (const hook of HOOKS) write(stage, `/etc/xen/scripts/${hook}`, hookText(hook, { entryDir: LIB, cli: join(LIB, 'xennet.mjs'), node: NODE, writtenBy: 'installed by the xennet package' }), 0o755);
   write(stage, '/lib/systemd/system/xennet.service', daemonUnitText({ node: NODE, cli: join(LIB, 'xennet.mjs'), writtenBy: 'installed by the xennet package' }));
   write(stage, '/lib/systemd/system/xennet-bridge.service', bridgeUnitText([NODE, join(LIB, 'xennet.mjs')]));
   write(stage, '/usr/lib/modules-load.d/xennet.conf', '# xennet: bridged traffic through iptables/ip6tables (the physdev firewall) and its sysctls.\nbr_netfilter\n');

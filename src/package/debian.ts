@@ -74,6 +74,8 @@ export function postinstText(): string {
 set -e
 
 if [ "$1" = "configure" ] || [ "$1" = "abort-upgrade" ] || [ "$1" = "abort-deconfigure" ] || [ "$1" = "abort-remove" ]; then
+\t# Hooks may start the daemon again (prerm kept them from it while the files were replaced).
+\t[ -n "\${DPKG_ROOT:-}" ] || rm -f /run/${PACKAGE}/autostart.off
 \tmkdir -p /var/lib/${PACKAGE}
 \tchmod 0755 /var/lib/${PACKAGE}
 \t# Bridged traffic through iptables: loaded at every boot by /usr/lib/modules-load.d/xennet.conf,
@@ -122,6 +124,10 @@ export function prermText(): string {
 set -e
 
 if [ "$1" = "remove" ] || [ "$1" = "upgrade" ] || [ "$1" = "deconfigure" ]; then
+\t# No hook starts a daemon from files being replaced or removed: they run in-process meanwhile.
+\tif [ -z "\${DPKG_ROOT:-}" ] && mkdir -p -m 0700 /run/${PACKAGE} 2>/dev/null; then
+\t\techo "set by the xennet package ($1): hooks do not start a daemon" > /run/${PACKAGE}/autostart.off || true
+\tfi
 \t${guard}
 \t\tdeb-systemd-invoke stop '${DAEMON_UNIT}' >/dev/null || true
 \tfi

@@ -20,6 +20,7 @@ import { readPidFile } from '../sys/process.js';
 import { addNetns, deleteNetns, type SimNetns } from './netns.js';
 import { InMemoryXenstored } from './xenstored.js';
 import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
+import { clearAutostartOff, setAutostartOff } from '../daemon/autostart.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 export const xennetCli = join(root, 'dist/src/cli/main.js');
@@ -60,6 +61,12 @@ export interface SimHostOptions {
    * temporary directory (the other suites, the demo, the benchmarks).
    */
   installed?: { xenstoreSocket: string; xennetBin: string };
+  /**
+   * Whether a hook that finds no daemon starts one (the default, as on a real host). false: the
+   * operator's switch `<run dir>/autostart.off` is set, so hooks without a daemon run in-process
+   * (the suites of the in-process path).
+   */
+  autostart?: boolean;
 }
 
 /** The PATH an installed hook gets: root's usual PATH (plus the directory of this node). */
@@ -133,6 +140,13 @@ export class SimHost {
   /** Where this host's daemon listens. */
   get runDir(): string {
     return this.installed ? '/run/xennet' : join(this.dir, 'run');
+  }
+
+  /** Sets or clears the operator's switch that keeps hooks from starting a daemon. */
+  setAutostart(on: boolean): void {
+    const env = { XENNET_RUN_DIR: this.runDir };
+    if (on) clearAutostartOff(env);
+    else setAutostartOff(env, 'set by the simulated host: hooks without a daemon run in-process');
   }
 
   private daemonProcess: ReturnType<typeof start> | undefined;
@@ -209,6 +223,7 @@ export class SimHost {
       xenstored.write('/local/domain/0/name', 'Domain-0');
       const host = new SimHost(id, lan, dom0, xenstored, dir, options.installed);
       host.owned.push(...made);
+      host.setAutostart(options.autostart ?? true);
       return host;
     } catch (e) {
       for (const n of made.reverse()) await deleteNetns(n);

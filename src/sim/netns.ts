@@ -52,7 +52,21 @@ export async function addNetns(name: string): Promise<SimNetns> {
   return ns;
 }
 
+/**
+ * Deletes a namespace and ends what still runs in it first (a daemon a hook started, a server a
+ * test left): a deleted namespace lives on as long as a process is in it.
+ */
 export async function deleteNetns(name: string): Promise<void> {
+  const r = await run('ip', ['netns', 'pids', name]);
+  const pids = r.code === 0 ? r.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number) : [];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (let i = 0; i < 40 && pids.some((p) => pidAlive(p)); i++) await new Promise((resolve) => setTimeout(resolve, 25));
   await run('ip', ['netns', 'delete', name]);
 }
 

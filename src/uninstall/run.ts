@@ -10,6 +10,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runPaths } from '../daemon/paths.js';
+import { setAutostartOff } from '../daemon/autostart.js';
 import { diff, isEmptyTablePlan, render, type RulePlan } from '../firewall/diff.js';
 import { installedBackend } from '../firewall/engine.js';
 import { readLive } from '../firewall/host.js';
@@ -271,7 +272,9 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
     new XennetError(e instanceof XennetError ? e.code : 'exec', `uninstall stopped at "${describeStep(s)}": ${reasonOf(e)}${done.length > 0 ? ` (done before it: ${done.map(describeStep).join('; ')})` : ''}`, {
       hint: `fix the cause and run \`xennet uninstall\` again: it continues from what is left${recordOf(s, env)}`,
     });
-  // 1. The daemon, before anything else: it repairs removed rules within a second.
+  // 1. The daemon, before anything else: it repairs removed rules within a second. A hook from
+  // now on must not start another (a toolstack still pointed at vif-xennet runs it in-process).
+  setAutostartOff(env, 'set by xennet uninstall: hooks do not start a daemon');
   for (const s of plan.steps.filter((x) => x.kind === 'stop-daemon' || x.kind === 'disable-unit')) {
     try {
       await carryOut(s, first, env);

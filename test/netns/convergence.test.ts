@@ -94,7 +94,7 @@ describe('plans converge (netns, property test: random valid rule files, applied
     env = { XENNET_RULES: join(dir, 'xennet.yaml') };
     // A rule file it names must exist: the built-in defaults until the property writes its own.
     writeFileSync(env['XENNET_RULES']!, 'version: 1\n');
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
     for (const d of [1, 2, 3]) {
       const g = await host.addGuest({ domid: d, name: `g${d}`, mac: `00:16:3e:00:00:0${d}`, addresses: [`192.168.0.10${d}/24`], xenstoreIp: `192.168.0.10${d} 2001:db8::10${d}`, ...(d === 3 ? { vifname: 'renamed3' } : {}) });

@@ -85,7 +85,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
   beforeEach(async () => {
     writeFileSync(rules, 'version: 1\nguests:\n  web:\n    inbound: drop\n');
     env = { XENNET_RULES: rules };
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
   });
 
@@ -782,5 +782,92 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       child.kill('SIGTERM');
       await exit;
     }
+  });
+});
+
+describe('xennet daemon (netns): started by the first hook that finds none', function () {
+  this.timeout(300_000);
+  let host: SimHost | undefined;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  /** The `xennet daemon` processes in dom0 (pids), read from /proc. */
+  const daemons = async (h: SimHost): Promise<number[]> => {
+    const r = await run('ip', ['netns', 'pids', h.dom0.name]);
+    const pids = r.stdout.split('\n').filter((l) => /^\d+$/.test(l.trim())).map(Number);
+    return pids.filter((p) => {
+      try {
+        const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return argv.includes('daemon') && !/^Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /, ''));
+      } catch {
+        return false;
+      }
+    });
+  };
+  const online = async (h: SimHost, g: SimGuest): Promise<{ stderr: string; ms: number }> => {
+    const t0 = performance.now();
+    const r = await h.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+    assert.equal(r.code, 0, `online ${g.vif}: ${r.stderr}`);
+    assert.equal(h.xenstored.read(`${g.backendPath}/hotplug-status`), 'connected');
+    return { stderr: r.stderr, ms: performance.now() - t0 };
+  };
+
+  before(async () => {
+    await sweepLeftovers();
+    dir = mkdtempSync(join(tmpdir(), 'xnt-autostart-'));
+    writeFileSync(join(dir, 'xennet.yaml'), 'version: 1\n');
+    env = { XENNET_RULES: join(dir, 'xennet.yaml') };
+  });
+
+  afterEach(async () => {
+    await host?.destroy();
+    host = undefined;
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a storm of hooks with no daemon: one daemon is started, every call is handed to it, and it goes with the host', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    assert.deepEqual(await daemons(h), [], 'no daemon before the first hook');
+    const guests: SimGuest[] = [];
+    for (let d = 40; d < 48; d++) guests.push(await h.addGuest({ domid: d, name: `auto${d}`, mac: macOf(d), addresses: [`${ipOf(d)}/24`], xenstoreIp: ipOf(d) }));
+    await Promise.all(guests.map((g) => online(h, g)));
+    const running = await daemons(h);
+    assert.equal(running.length, 1, `exactly one daemon started: ${running.join(' ')}`);
+    assert.equal(readPidFile(join(h.runDir, 'daemon.pid')), running[0]);
+    // Every call went through it (one run in-process would be missing from its count).
+    const st = JSON.parse((await h.xennet(['status', '--json'], env)).stdout) as { daemon?: { running: boolean; hookCalls?: number } };
+    assert.equal(st.daemon?.running, true);
+    assert.equal(st.daemon?.hookCalls, guests.length, JSON.stringify(st.daemon));
+    assert.ok(await guests[0]!.ns.ping('192.168.0.1'), 'the guest reaches the gateway');
+    assert.ok(await guestRulesPresent(h.dom0, guests[7]!.vif), 'its firewall is installed');
+    // Its log is in the run directory (the simulated host has no syslog).
+    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), /listening on/);
+    await h.destroy();
+    host = undefined;
+    assert.ok(!existsSync(`/proc/${running[0]!}`) || /^Z/.test(readFileSync(`/proc/${running[0]!}/stat`, 'utf8').replace(/^.*\) /, '')), 'the daemon ended with its host');
+  });
+
+  it('autostart.off keeps hooks in-process; a daemon that cannot start leaves the call in-process, and no other hook tries for 30 s', async () => {
+    host = await SimHost.create({ autostart: false });
+    await host.takeover();
+    const h = host;
+    const [a, b, c] = [await h.addGuest(spec(50)), await h.addGuest(spec(51)), await h.addGuest(spec(52))];
+    assert.doesNotMatch((await online(h, a)).stderr, /daemon/);
+    assert.deepEqual(await daemons(h), [], 'the switch is off: no daemon');
+    // A run directory the daemon refuses (not 0700): it cannot start.
+    h.setAutostart(true);
+    chmodSync(h.runDir, 0o755);
+    const first = await online(h, b);
+    assert.match(first.stderr, /could not start the xennet daemon.*running this call in-process/);
+    assert.deepEqual(await daemons(h), []);
+    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), /not a directory of the daemon's own/, 'the daemon said why');
+    assert.ok(existsSync(join(h.runDir, 'autostart.failed')));
+    const second = await online(h, c);
+    assert.doesNotMatch(second.stderr, /could not start/, 'not tried again at once');
+    assert.ok(second.ms < first.ms + 5000);
+    assert.ok(await c.ns.ping('192.168.0.1'));
   });
 });

@@ -68,7 +68,7 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
   });
 
   beforeEach(async () => {
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
   });
 

@@ -80,7 +80,7 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
     dir = mkdtempSync(join(tmpdir(), 'xnt-rules-'));
     writeFileSync(join(dir, 'xennet.yaml'), `backend: ${native ? 'nftables' : 'xtables'}\n${RULES}`);
     env = native ? { XENNET_RULES: join(dir, 'xennet.yaml') } : { XENNET_RULES: join(dir, 'xennet.yaml'), XENNET_IPTABLES: backend };
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
     web = await host.addGuest({ domid: 5, name: 'web01', mac: WEB_MAC, addresses: ['192.168.0.105/24', '2001:db8::105/64'] });
     db = await host.addGuest({ domid: 6, name: 'db01', mac: '00:16:3e:00:00:06', addresses: ['192.168.0.106/24', '2001:db8::106/64'] });

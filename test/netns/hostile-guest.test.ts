@@ -68,7 +68,7 @@ describe(`hostile guests and careless operators (netns, ${backend} backend): the
   });
 
   beforeEach(async () => {
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
   });
 

@@ -97,7 +97,7 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
 
   beforeEach(async () => {
     writeRules();
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
   });
 

@@ -112,7 +112,7 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
 
   beforeEach(async () => {
     writeRules();
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
     await host.startDaemon(env);
   });

@@ -60,7 +60,7 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     dir = mkdtempSync(join(tmpdir(), 'xnt-nft-native-'));
     writeFileSync(join(dir, 'xennet.yaml'), `version: 1\nbackend: nftables\nguests:\n  iso:\n    isolation: true\n    log_drops: true\n  web:\n    inbound: drop\n    allow_in: [ { proto: tcp, ports: [80, 443], from: [192.168.0.0/24] }, { proto: icmp } ]\n`);
     env = { XENNET_RULES: join(dir, 'xennet.yaml') };
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     await host.takeover();
   });
 

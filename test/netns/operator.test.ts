@@ -27,7 +27,7 @@ describe('operator surface (netns)', function () {
   describe('xennet status', () => {
     let host: SimHost;
     before(async () => {
-      host = await SimHost.create();
+      host = await SimHost.create({ autostart: false });
       await host.takeover();
       for (const d of [1, 2]) {
         const g = await host.addGuest({ domid: d, name: `g${d}`, mac: `00:16:3e:00:00:0${d}`, addresses: [`192.168.0.10${d}/24`], xenstoreIp: `192.168.0.10${d}` });
@@ -89,7 +89,7 @@ describe('operator surface (netns)', function () {
       rules = join(dir, 'xennet.yaml');
       writeFileSync(rules, 'version: 1\nguests:\n  web01:\n    inbound: drop\n    isolation: true\n    allow_in: [ { proto: tcp, ports: [443] } ]\n');
       env = { XENNET_RULES: rules };
-      host = await SimHost.create();
+      host = await SimHost.create({ autostart: false });
       await host.takeover();
       const g = await host.addGuest({ domid: 5, name: 'web01', mac: '00:16:3e:00:00:05', addresses: ['192.168.0.105/24'], xenstoreIp: '192.168.0.105' });
       const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
@@ -160,7 +160,7 @@ describe('operator surface (netns)', function () {
     before(async () => {
       dir = mkdtempSync(join(tmpdir(), 'xnt-default-'));
       rules = join(dir, 'xennet.yaml');
-      host = await SimHost.create();
+      host = await SimHost.create({ autostart: false });
       await host.takeover();
     });
     after(async () => {

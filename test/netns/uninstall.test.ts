@@ -7,7 +7,7 @@
  * and a second run does nothing.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,7 +66,7 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-uninstall-'));
     writeFileSync(join(dir, 'xennet.yaml'), `backend: ${native ? 'nftables' : 'xtables'}\n${RULES}`);
-    host = await SimHost.create();
+    host = await SimHost.create({ autostart: false });
     env = { XENNET_RULES: join(dir, 'xennet.yaml') };
     state = host.env()['XENNET_STATE_DIR']!;
     await host.takeover();
@@ -98,6 +98,7 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
     const installed = await host.xennet(['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'unit')], env);
     assert.equal(installed.code, 0, installed.stderr);
     appendFileSync(join(dir, 'scripts', 'network-xennet'), '# the operator\'s change\n');
+    assert.equal(existsSync(join(host.runDir, 'autostart.off')), false, 'install-hooks lets hooks start the daemon (the host had it off)');
     daemonPid = await host.startDaemon(env);
   });
 
@@ -158,6 +159,8 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
     assert.match(r.stdout, /done: stop the daemon/);
     assert.match(r.stdout, /note: 2 guest interfaces are now unfiltered/);
     assert.equal(await host.stopDaemon(), 0, 'the daemon exited on its own (SIGTERM from uninstall), cleanly');
+    // A hook the toolstack still runs starts no daemon again: it runs in-process.
+    assert.match(readFileSync(join(host.runDir, 'autostart.off'), 'utf8'), /set by xennet uninstall/);
     // Past the daemon's repair delay: nothing comes back.
     await sleep(1500);
     const rules = await ruleset();

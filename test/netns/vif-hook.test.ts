@@ -33,7 +33,7 @@ describe('vif-xennet hook (netns, simulated Xen host)', function () {
   });
 
   beforeEach(async () => {
-    host = await SimHost.create({ mtu: 1400 });
+    host = await SimHost.create({ mtu: 1400, autostart: false });
     await host.takeover();
   });
 

@@ -75,4 +75,21 @@ describe('system: the daemon from the installed unit, default paths', function (
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await linkOf(host.dom0, g.vif))?.master, undefined);
   });
+
+  it('with no daemon running, the installed vif-xennet starts the installed daemon (as the unit runs it) and hands it the call', async () => {
+    host.setAutostart(true);
+    const g2 = await host.addGuest(guestSpec(22));
+    const r = await hook(host, g2, 'online');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(hotplug(host, g2).status, 'connected');
+    const pid = readFileSync('/run/xennet/daemon.pid', 'utf8').trim();
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    const exec = /^ExecStart=(.+)$/m.exec(readFileSync(UNIT, 'utf8'))![1]!.split(' ');
+    assert.deepEqual(argv.filter((a) => a !== '--'), exec, 'the unit\'s command');
+    const st = await run('ip', ['netns', 'exec', host.dom0.name, xennetBin(), 'status', '--json'], { env: operatorEnv() });
+    const s = JSON.parse(st.stdout) as { daemon: { running: boolean; pid: number; hookCalls: number } };
+    assert.equal(s.daemon.pid, Number(pid));
+    assert.equal(s.daemon.hookCalls, 1, `the daemon it started served the hook (hook stderr: ${r.stderr.trim()})`);
+    assert.ok(await g2.ns.ping('192.168.0.1'));
+  });
 });

@@ -123,6 +123,7 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       assert.match(r.stdout + r.stderr, /xennet uninstall/);
       assert.equal(existsSync('/usr/lib/xennet'), false, 'the program is gone');
       assert.ok(existsSync(`${XEN_SCRIPTS}/vif-xennet`), 'the hook stays until purge (a conffile)');
+      assert.match(readFileSync('/run/xennet/autostart.off', 'utf8'), /set by the xennet package \(remove\)/, 'prerm keeps hooks from starting a daemon');
       assert.deepEqual(await rulesMentioning(host, g.vif), rules, 'the guest\'s rules are all still there');
       assert.equal(await spoof('192.168.0.200', 'pkg-spoof-after'), false, 'the spoofed source is still dropped');
       assert.equal(await spoof(g.xenstoreIp!, 'pkg-own-after'), true, 'control: its own source passes');
@@ -142,6 +143,7 @@ describe('system: the Debian package (units, boot takeover, remove and purge)', 
       const deb = await ensureInstalled();
       const again = await run('dpkg', ['-i', deb.file], { env: operatorEnv(), timeoutMs: 120_000 });
       assert.equal(again.code, 0, again.stderr);
+      assert.equal(existsSync('/run/xennet/autostart.off'), false, 'postinst lets hooks start the daemon again');
       const off = await hook(host, g, 'offline');
       assert.equal(off.code, 0, off.stderr);
       const un = await host.xennet(['uninstall', '--force']);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseHookRequest } from '../../src/daemon/hook-request.js';
 import { vifClientScript } from '../../src/hooks/vif-client.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/paths.js';
 import { unitText } from '../../src/hooks/install.js';
 
 const req = (...fields: string[]): Buffer => Buffer.from(fields.map((f) => `${f}\0`).join(''));
@@ -27,6 +28,11 @@ describe('daemon: hook requests and the client', () => {
     assert.equal(repo, vifClientScript(), 'regenerate hooks-bin/vif-xennet from src/hooks/vif-client.ts');
     const installed = vifClientScript({ entry: "/opt/x'y/vif-entry.mjs", node: '/usr/bin/node' });
     assert.match(installed, /exec '\/usr\/bin\/node' -- '\/opt\/x'\\''y\/vif-entry\.mjs' "\$\{args\[@\]\}"/, 'paths are quoted for the shell');
+    const withCli = vifClientScript({ entry: '/usr/lib/xennet/vif-entry.mjs', cli: "/opt/x'y/xennet.mjs", node: '/usr/bin/node' });
+    // The daemon it starts runs as the unit's does (same Node flags), from this installation.
+    assert.match(withCli, /setsid '\/usr\/bin\/node' --max-semi-space-size=2 -- '\/opt\/x'\\''y\/xennet\.mjs' daemon /);
+    assert.ok(unitText().includes(`${DAEMON_NODE_FLAGS.join(' ')} `), 'the unit and the hook start the daemon with the same flags');
+    assert.match(vifClientScript(), /\.\.\/dist\/src\/cli\/main\.js" daemon /, 'the repository\'s hook starts the repository\'s daemon');
     assert.match(unitText(), /^ExecStart=\/\S+ --max-semi-space-size=2 \/\S+\/cli\/main\.js daemon$/m);
     assert.match(unitText(), /^ExecReload=\/\S+ \/\S+\/cli\/main\.js daemon --reload$/m, "reload over the socket, never a signal");
     assert.match(unitText(), /^Restart=on-failure$/m);

@@ -134,11 +134,12 @@ let current: SimHost | undefined;
  * A simulated Xen host with xennet as installed: dom0 taken over by the installed `xennet bridge
  * start`, unless `takeover: false` (dom0's eth0 is then still the NIC).
  */
-export async function installedHost(options: { takeover?: boolean } = {}): Promise<SimHost> {
+export async function installedHost(options: { takeover?: boolean; autostart?: boolean } = {}): Promise<SimHost> {
   await ensureInstalled();
   if (current) throw new Error(`host ${current.id} is still up: one host at a time (they share the default xenstored socket)`);
   await resetMachineState();
-  const host = await SimHost.create({ prefix: 'xnt', installed: { xenstoreSocket: XENSTORED_SOCKET, xennetBin: xennetBin() } });
+  // Hooks without a daemon run in-process unless a test asks for the default (autostart).
+  const host = await SimHost.create({ prefix: 'xnt', installed: { xenstoreSocket: XENSTORED_SOCKET, xennetBin: xennetBin() }, autostart: options.autostart ?? false });
   current = host;
   try {
     if (options.takeover ?? true) await host.takeover();

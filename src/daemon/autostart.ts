@@ -1,0 +1,25 @@
+/**
+ * The switch that keeps hooks from starting a daemon (`<run dir>/autostart.off`, read by the
+ * vif-xennet client, src/hooks/vif-client.ts): set by `xennet uninstall` before it stops the
+ * daemon, by the package while it upgrades, by an operator by hand.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runPaths } from './paths.js';
+
+export const AUTOSTART_OFF = 'autostart.off';
+
+/** Sets the switch (the run directory made 0700 if it is not there, as the daemon makes it). */
+export function setAutostartOff(env: NodeJS.ProcessEnv, why: string): void {
+  const dir = runPaths(env).dir;
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  writeFileSync(join(dir, AUTOSTART_OFF), `${why}\n`);
+}
+
+export function clearAutostartOff(env: NodeJS.ProcessEnv): void {
+  rmSync(join(runPaths(env).dir, AUTOSTART_OFF), { force: true });
+}
