@@ -20,9 +20,31 @@ export class DaemonLock {
   private busy = false;
   private readonly queue: Waiter[] = [];
 
-  private readonly helper = FlockHelper.available() ? new FlockHelper() : undefined;
+  private readonly helper = FlockHelper.available() ? new FlockHelper((path, pid) => this.lost(path, pid)) : undefined;
+  /** Times the helper died while the lock was held (each taken again). */
+  lostCount = 0;
 
-  constructor(private readonly dir: string | undefined) {}
+  /** `onLost`: told (with a sentence) when the lock was lost under a holder and taken again. */
+  constructor(
+    private readonly dir: string | undefined,
+    private readonly onLost: (what: string) => void = () => undefined,
+  ) {}
+
+  /**
+   * The helper died while a caller held the lock: the kernel released Xen's lock, and Xen's
+   * scripts or an in-process hook may take it while the holder still works. Said at once, and
+   * the lock taken again by a new helper for the rest of the holder's work (its release lets
+   * that go).
+   */
+  private lost(path: string, pid: number | undefined): void {
+    if (this.closed || !this.busy) return;
+    this.lostCount++;
+    const what = `the hotplug lock helper (pid ${pid ?? '?'}) died while a call held ${path}: the lock was free until taken again`;
+    void this.helper!.lock(path, 60_000).then(
+      () => this.onLost(`${what}; taken again`),
+      (e: unknown) => this.onLost(`${what}; taking it again failed: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
 
   private closed = false;
 
@@ -30,6 +52,11 @@ export class DaemonLock {
   close(): void {
     this.closed = true;
     this.helper?.close();
+  }
+
+  /** The lock helper's process, when one runs (tests). */
+  get helperPid(): number | undefined {
+    return this.helper?.pid;
   }
 
   /** Waiting callers (for status). */

@@ -56,6 +56,8 @@ export interface DaemonStats {
   inFlight: number;
   lockHeld: boolean;
   lockWaiting: number;
+  /** Times the lock helper died while the hotplug lock was held (the lock taken again each time). */
+  lockLost?: number;
   policy: PolicyState;
   drift: { mode: string; lastCheck: string | null; lastRepair: string | null; reads: number; unchanged: number; lookups: number };
   /** The backend watch: firewalls prepared before their hook, rules of vanished backends removed. */
@@ -117,7 +119,10 @@ export class Daemon implements DaemonContext {
   ) {
     this.paths = runPaths(env);
     this.policy = new PolicyHolder(rulesSource(undefined, env), log, env);
-    this.lock = new DaemonLock(env['XENNET_HOTPLUG_LOCK_DIR'] || undefined);
+    this.lock = new DaemonLock(env['XENNET_HOTPLUG_LOCK_DIR'] || undefined, (what) => {
+      this.noteError(what);
+      log.err(what);
+    });
     this.statusCache = new StatusCache({
       env,
       log,
@@ -153,6 +158,7 @@ export class Daemon implements DaemonContext {
       inFlight: this.inFlight.size,
       lockHeld: this.lock.held,
       lockWaiting: this.lock.waiting,
+      lockLost: this.lock.lostCount,
       policy: this.policy.state(),
       drift: this.drift?.state() ?? { mode: 'off', lastCheck: null, lastRepair: null, reads: 0, unchanged: 0, lookups: 0 },
       backends: this.backends?.state() ?? null,

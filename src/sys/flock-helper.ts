@@ -53,10 +53,27 @@ type Child = ReturnType<typeof start>;
 interface Session {
   child: Child;
   replies: ((line: string) => void)[];
+  /** The lock this process holds (from its `locked` until `unlock` is asked). */
+  held?: string;
+  /** Ended on purpose (close, or a wait cut short): not a lost lock. */
+  ending?: boolean;
+  /** Unlocks asked: a lock answered after an unlock was asked is not held any more. */
+  unlocks: number;
 }
 
 export class FlockHelper {
   private session: Session | undefined;
+
+  /**
+   * `onLost`: the helper process died while it held a lock (killed, OOM): the kernel released
+   * Xen's lock under a holder that still works. Called with the lock's path.
+   */
+  constructor(private readonly onLost?: (path: string, pid: number | undefined) => void) {}
+
+  /** The current helper process, if one runs. */
+  get pid(): number | undefined {
+    return this.session?.child.pid;
+  }
 
   static available(): boolean {
     return existsSync('/usr/bin/perl') || existsSync('/bin/perl');
@@ -66,7 +83,7 @@ export class FlockHelper {
     const s = this.session;
     if (s && s.child.exitCode === null && !s.child.killed) return s;
     const child = start('perl', ['-e', SCRIPT]);
-    const session: Session = { child, replies: [] };
+    const session: Session = { child, replies: [], unlocks: 0 };
     child.on('error', () => undefined);
     child.stderr?.resume();
     child.stdin?.on('error', () => undefined);
@@ -74,6 +91,7 @@ export class FlockHelper {
     child.on('exit', () => {
       for (const r of session.replies.splice(0)) r('failed the lock helper exited');
       if (this.session === session) this.session = undefined;
+      if (session.held !== undefined && !session.ending) this.onLost?.(session.held, child.pid);
     });
     this.session = session;
     return session;
@@ -93,6 +111,7 @@ export class FlockHelper {
       };
       // A helper that is stuck or told to stop waiting is killed: the kernel drops its lock.
       const kill = (): void => {
+        session.ending = true;
         child.kill('SIGKILL');
         if (this.session === session) this.session = undefined;
       };
@@ -113,19 +132,28 @@ export class FlockHelper {
   /** Takes the lock at `path`; rejects with the helper's reason (`timeout` when it waited too long). */
   async lock(path: string, waitMs: number, signal?: AbortSignal): Promise<void> {
     if (/[\n\r]/.test(path)) throw new XennetError('internal', 'bad lock path');
+    const session = this.ensure();
+    const unlocks = session.unlocks;
     const r = await this.ask(`lock ${Math.max(1, Math.ceil(waitMs))} ${path}`, waitMs + 3000, signal);
-    if (r === 'locked') return;
+    if (r === 'locked') {
+      if (session.unlocks === unlocks) session.held = path;
+      return;
+    }
     throw new XennetError(r === 'failed timeout' ? 'timeout' : 'exec', r === 'failed timeout' ? 'timeout' : `the hotplug lock helper: ${r.replace(/^failed /, '')}`);
   }
 
   async unlock(): Promise<void> {
     if (!this.session) return;
+    // Let go from the moment it is asked: a helper that dies before it answers lost nothing.
+    this.session.held = undefined;
+    this.session.unlocks++;
     await this.ask('unlock', 5000);
   }
 
   close(): void {
     const s = this.session;
     this.session = undefined;
+    if (s) s.ending = true;
     s?.child.stdin?.end();
     s?.child.kill('SIGTERM');
   }

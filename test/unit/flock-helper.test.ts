@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlockHelper } from '../../src/sys/flock-helper.js';
+import { DaemonLock } from '../../src/daemon/lock.js';
 import { run, start } from '../../src/sys/exec.js';
 
 describe('the hotplug lock helper', function () {
@@ -41,6 +42,37 @@ describe('the hotplug lock helper', function () {
       }
     } finally {
       holder.kill('SIGKILL');
+    }
+  });
+
+  it('a helper killed while the lock is held is noticed: the daemon\'s lock says so and takes the lock again until its holder lets go', async function () {
+    if (!FlockHelper.available()) this.skip();
+    const told: string[] = [];
+    const lock = new DaemonLock(dir, (what) => told.push(what));
+    const path = join(dir, 'iptables');
+    const isFree = async (): Promise<boolean> => (await run('flock', ['-n', path, 'true'])).code === 0;
+    try {
+      const held = await lock.acquire('iptables');
+      assert.equal(await isFree(), false, 'held');
+      const pid = lock.helperPid;
+      assert.ok(pid !== undefined);
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 200 && told.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(told.length, 1, 'told once');
+      assert.match(told[0]!, new RegExp(`the hotplug lock helper \\(pid ${pid}\\) died while a call held .*iptables: the lock was free until taken again; taken again`));
+      assert.equal(lock.lostCount, 1);
+      assert.equal(await isFree(), false, 'held again by a new helper');
+      assert.notEqual(lock.helperPid, pid);
+      held.release();
+      for (let i = 0; i < 200 && !(await isFree()); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await isFree(), true, 'let go at the holder\'s release');
+      // A helper that dies with nothing held (after the release) loses nothing: nothing is retaken.
+      process.kill(lock.helperPid!, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(told.length, 1);
+      assert.equal(await isFree(), true);
+    } finally {
+      lock.close();
     }
   });
 });
