@@ -30,7 +30,7 @@ import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { pidAlive, readPidFile, runsSubcommand } from '../sys/process.js';
 import { tryAcquireLock, type HeldLock } from '../sys/lock.js';
-import { XenstoreClient } from '../xenstore/client.js';
+import { HOOK_XENSTORE_RETRY_MS, XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
 import { NameWatch, type NameWatchState } from './name-watch.js';
@@ -172,7 +172,7 @@ export class Daemon implements DaemonContext {
   /** The shared xenstore connection; a new one when xenstored went away (restart). */
   async xenstore(): Promise<XenstoreClient> {
     if (this.xs?.usable) return this.xs;
-    this.xsConnecting ??= XenstoreClient.connect(this.env).then(
+    this.xsConnecting ??= XenstoreClient.connect(this.env, { retryForMs: HOOK_XENSTORE_RETRY_MS }).then(
       (c) => {
         this.xs = c;
         this.xsConnecting = undefined;

@@ -30,8 +30,8 @@ export async function reportError(xs: XenstoreClient, backendPath: string, messa
 export async function reportOnFreshConnection(env: NodeJS.ProcessEnv, backendPath: string, message: string, log: Logger, timeoutMs: number): Promise<void> {
   let xs: XenstoreClient | undefined;
   try {
-    const { XenstoreClient } = await import('../xenstore/client.js');
-    xs = await XenstoreClient.connect(env, { requestTimeoutMs: timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 2000) });
+    const { XenstoreClient, HOOK_XENSTORE_RETRY_MS } = await import('../xenstore/client.js');
+    xs = await XenstoreClient.connect(env, { requestTimeoutMs: timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 2000), retryForMs: Math.min(timeoutMs, HOOK_XENSTORE_RETRY_MS) });
     await reportError(xs, backendPath, message);
   } catch (e) {
     log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e)}`);
@@ -91,7 +91,19 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     if (o.abandoned) deps.abandoned = o.abandoned;
     if (services.acquireLock) deps.acquireLock = services.acquireLock;
     if (env['XENNET_HOTPLUG_LOCK_DIR']) deps.lockDir = env['XENNET_HOTPLUG_LOCK_DIR'];
-    const outcome = online ? await run.vifOnline(input, deps) : await run.vifOffline(input, deps);
+    const once = (): ReturnType<typeof run.vifOnline> => (online ? run.vifOnline(input!, deps) : run.vifOffline(input!, deps));
+    let outcome;
+    try {
+      outcome = await once();
+    } catch (e) {
+      // xenstored went away under the call (a restart): the connection is done for, and the call
+      // is idempotent: run it once more on a new connection, if there is time.
+      if (xs.usable || o.deadline.remainingMs() < 10_000 || o.abandoned?.()) throw e;
+      log.warning(`the xenstore connection was lost (${reasonOf(e)}); running the call again on a new one`);
+      xs = await services.xenstore();
+      deps.xs = xs;
+      outcome = await once();
+    }
     log.info(`${outcome.summary} in ${Math.round(o.elapsed())} ms`);
     if (o.followRenames && env['XENNET_FIREWALL'] !== 'off') {
       // Its own call is done and reported: what follows can fail without failing it.

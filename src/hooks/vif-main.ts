@@ -80,8 +80,8 @@ async function mainInner(argv: readonly string[], env: NodeJS.ProcessEnv, log: L
   let nl: { close(): void } | undefined;
   const services: HookServices = {
     xenstore: async () => {
-      const { XenstoreClient } = await import('../xenstore/client.js');
-      xs = await XenstoreClient.connect(env);
+      const { XenstoreClient, HOOK_XENSTORE_RETRY_MS } = await import('../xenstore/client.js');
+      xs = await XenstoreClient.connect(env, { retryForMs: HOOK_XENSTORE_RETRY_MS });
       return xs;
     },
     netlink: async () => {

@@ -41,7 +41,16 @@ export interface XenstoreConnectOptions {
   requestTimeoutMs?: number;
   /** How long connecting may take (default 2 s). */
   connectTimeoutMs?: number;
+  /**
+   * How long to keep trying while no endpoint answers (default 0: one try). xenstored restarting
+   * (an upgrade, a live update) is away for a moment: a hook waits that out instead of failing
+   * the guest.
+   */
+  retryForMs?: number;
 }
+
+/** The hooks' wait for a xenstored that is away for a moment (restarting). */
+export const HOOK_XENSTORE_RETRY_MS = 5000;
 
 export interface Transaction {
   read(path: string): Promise<string | undefined>;
@@ -87,6 +96,18 @@ export class XenstoreClient extends EventEmitter {
   }
 
   static async connect(env: NodeJS.ProcessEnv = process.env, options: XenstoreConnectOptions = {}): Promise<XenstoreClient> {
+    const until = Date.now() + (options.retryForMs ?? 0);
+    for (;;) {
+      try {
+        return await XenstoreClient.connectOnce(env, options);
+      } catch (e) {
+        if (Date.now() + 100 > until) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  private static async connectOnce(env: NodeJS.ProcessEnv, options: XenstoreConnectOptions): Promise<XenstoreClient> {
     const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
     const tried: string[] = [];

@@ -614,6 +614,22 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await stats()).hookCalls, 2);
     assert.ok(await b.ns.ping('192.168.0.1'));
   });
+
+  it('a hook that starts while xenstored is away for a moment (restarting) waits for it, through the daemon and in-process (found by the soak)', async () => {
+    await host.startDaemon(env);
+    const [a, b] = [await host.addGuest(spec(14)), await host.addGuest(spec(15))];
+    for (const [g, path] of [[a, 'daemon'], [b, 'in-process']] as const) {
+      if (path === 'in-process') assert.equal(await host.stopDaemon('SIGTERM'), 0);
+      await host.xenstored.close();
+      const call = hook(g, 'online');
+      await new Promise((r) => setTimeout(r, 1000));
+      await host.xenstored.listen();
+      const r = await call;
+      assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+      assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'connected', path);
+      assert.ok(await g.ns.ping('192.168.0.1'), path);
+    }
+  });
   // Found by an adversarial review of the daemon (operator mistakes, crashes at the worst moment).
 
   it('a second daemon, refused, leaves the running one\'s socket, FIFO and pid file; the first keeps serving', async () => {
