@@ -5,9 +5,13 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Deadline } from '../sys/deadline.js';
+import { acquireHotplugLock } from '../sys/hotplug-lock.js';
 import { runPaths } from './paths.js';
 
 export const AUTOSTART_OFF = 'autostart.off';
+/** The lock a hook holds while it starts a daemon (flock, as Xen's hotplug lock). */
+export const AUTOSTART_LOCK = 'autostart.lock';
 
 /** Sets the switch (the run directory made 0700 if it is not there, as the daemon makes it). */
 export function setAutostartOff(env: NodeJS.ProcessEnv, why: string): void {
@@ -22,4 +26,14 @@ export function setAutostartOff(env: NodeJS.ProcessEnv, why: string): void {
 
 export function clearAutostartOff(env: NodeJS.ProcessEnv): void {
   rmSync(join(runPaths(env).dir, AUTOSTART_OFF), { force: true });
+}
+
+/**
+ * Sets the switch, then waits (up to 25 s) for a hook that is starting a daemon right now: once
+ * this returns, a daemon a hook started is in the pid file, and no hook starts another.
+ */
+export async function stopAutostart(env: NodeJS.ProcessEnv, why: string): Promise<void> {
+  setAutostartOff(env, why);
+  const held = await acquireHotplugLock(AUTOSTART_LOCK, { dir: runPaths(env).dir, deadline: Deadline.in(25_000) });
+  held.release();
 }

@@ -29,6 +29,7 @@ import { loadIndex } from '../firewall/store.js';
 
 export const BACKENDS = '/local/domain/0/backend/vif';
 const TOKEN = 'xennet-backends';
+const RETRY_MS = 5000;
 const eventPath = /^\/local\/domain\/0\/backend\/vif(?:\/([1-9]\d{0,4})(?:\/(0|[1-9]\d{0,4}))?)?(?:\/|$)/;
 
 export interface BackendWatchContext {
@@ -152,7 +153,24 @@ export class BackendWatch {
         for (const dev of devs) keys.push([d, dev]);
       }
     }
-    await Promise.all(keys.map(([d, n]) => this.handle(xs, d, n).catch((e: unknown) => this.fail(`backend ${d}/${n}: ${reasonOf(e)}`))));
+    await Promise.all(
+      keys.map(([d, n]) =>
+        this.handle(xs, d, n).catch((e: unknown) => {
+          this.fail(`backend ${d}/${n}: ${reasonOf(e)}`);
+          this.retryLater(d, n);
+        }),
+      ),
+    );
+  }
+
+  /**
+   * A backend whose handling failed (a full disk, the lock not had in time) is looked at again
+   * in 5 s, until it succeeds or the backend's hook does it: nothing else would come back to the
+   * rules of a guest that left while its cleanup could not be done.
+   */
+  private retryLater(domid: number, devid: number): void {
+    if (this.stopped) return;
+    setTimeout(() => this.noticed(`${BACKENDS}/${domid}/${devid}`), RETRY_MS).unref();
   }
 
   /** (domid, devid) of every interface the firewall index records. */

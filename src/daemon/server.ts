@@ -69,6 +69,15 @@ export interface DaemonStats {
   /** Status requests answered from memory, and those read anew. */
   status?: { remembered: number; read: number; plans: { remembered: number; computed: number } };
   rssMiB: number;
+  /** V8's heap in use, and memory outside it (Buffers: netlink batches and dumps), MiB. */
+  heapMiB?: number;
+  externalMiB?: number;
+}
+
+function memoryFigures(): { rssMiB: number; heapMiB: number; externalMiB: number } {
+  const m = process.memoryUsage();
+  const mib = (n: number): number => Math.round(n / 1024 / 1024);
+  return { rssMiB: mib(m.rss), heapMiB: mib(m.heapUsed), externalMiB: mib(m.external + m.arrayBuffers) };
 }
 
 /** The services a daemon shares between calls. */
@@ -165,7 +174,7 @@ export class Daemon implements DaemonContext {
       names: this.names?.state() ?? null,
       learning: this.learning?.state() ?? null,
       status: this.statusCache.state(),
-      rssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024),
+      ...memoryFigures(),
     };
   }
 

@@ -16,11 +16,11 @@
  * `<run dir>/autostart.off` exists (the operator's switch; the package sets it while it upgrades),
  * or when no daemon is ready within 15 s (then, for 30 s, no other client tries again).
  */
-import { DAEMON_NODE_FLAGS } from '../daemon/paths.js';
+import { DAEMON_NODE_FLAGS, HOST_VARIABLES } from '../daemon/paths.js';
 
 /** How long a client waits for a daemon it started to be ready, and for another's start (s). */
 export const AUTOSTART_WAIT_S = 15;
-export const AUTOSTART_LOCK_WAIT_S = 20;
+export const AUTOSTART_LOCK_WAIT_S = 17;
 
 /**
  * The script; `entry` is the Node entry for in-process calls and `cli` the CLI that runs the
@@ -58,40 +58,69 @@ take_back() {
   if mv -T -- "$req" "$req.self" 2>/dev/null; then in_process; fi
 }
 
-# Whether a daemon serves: its pid file names a live process (read as a regular file, not through
-# a link, its first bytes only: a FIFO there would hang the hook past the toolstack's timeout),
-# and its FIFO is there.
+# Whether a daemon serves: its pid file names a live daemon (read as a regular file, not through
+# a link, its first bytes only: a FIFO there would hang the hook past the toolstack's timeout; a
+# pid that went to another program after its daemon died is no daemon), and its FIFO is there.
 serving() {
+  local -a argv=()
   pid=
   if [[ -f $run/daemon.pid && ! -L $run/daemon.pid ]]; then { read -r -n 16 pid < "$run/daemon.pid"; } 2>/dev/null; fi
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && [[ -p $run/daemon.fifo ]]
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && [[ -p $run/daemon.fifo ]] || return 1
+  { mapfile -d '' -t argv < "/proc/$pid/cmdline"; } 2>/dev/null
+  [[ " \${argv[*]} " == *' daemon '* ]]
+}
+
+# A plain file of the run directory (not a link, not a FIFO), or none yet.
+plain_or_absent() {
+  [[ ! -L $1 ]] && { [[ ! -e $1 ]] || [[ -f $1 ]]; }
 }
 
 # No daemon serves: start one, or wait for the client that starts one. Succeeds when one serves.
 autostart() {
+  local lock=$run/autostart.lock now failed= child= deadline log=/dev/null where fd
   [[ -e $run/autostart.off ]] && return 1
   mkdir -p -m 0700 -- "$run" 2>/dev/null
-  { exec 5>> "$run/autostart.lock"; } 2>/dev/null || return 1
+  # The daemon's own directory only (it refuses any other: files written there could be links
+  # someone else put there), and a lock that is a plain file (opening a FIFO would hang).
+  if ! { [[ -d $run && ! -L $run && -O $run ]] && [[ $(stat -c %a -- "$run" 2>/dev/null) == 700 ]] && plain_or_absent "$lock"; }; then
+    printf 'vif-xennet: warning: %s is not the daemon'"'"'s own directory (a directory of mode 0700 owned by root, its autostart.lock a plain file): no daemon started; running this call in-process\\n' "$run" >&2
+    return 1
+  fi
+  { exec 5>> "$lock"; } 2>/dev/null || return 1
   flock -w ${AUTOSTART_LOCK_WAIT_S} 5 2>/dev/null || { exec 5>&-; return 1; }
-  local now failed= child= i log=/dev/null
   if serving; then exec 5>&-; return 0; fi
   printf -v now '%(%s)T' -1
-  if [[ -f $run/autostart.failed ]]; then { read -r -n 16 failed < "$run/autostart.failed"; } 2>/dev/null; fi
+  if [[ -f $run/autostart.failed && ! -L $run/autostart.failed ]]; then { read -r -n 16 failed < "$run/autostart.failed"; } 2>/dev/null; fi
   if [[ -e $run/autostart.off ]] || { [[ $failed =~ ^[0-9]+$ ]] && (( now - failed < 30 )); }; then exec 5>&-; return 1; fi
+  deadline=$(( now + ${AUTOSTART_WAIT_S} ))
   if [[ -d /run/systemd/system && $run == /run/xennet ]] && [[ -e /etc/systemd/system/xennet.service || -e /run/systemd/system/xennet.service || -e /lib/systemd/system/xennet.service || -e /usr/lib/systemd/system/xennet.service ]]; then
     # systemd's daemon, or none: a masked or failed unit is the operator's (or systemd's) word.
-    timeout ${AUTOSTART_WAIT_S} systemctl start --quiet xennet.service < /dev/null > /dev/null 2>&1 5>&-
+    where='journalctl -u xennet'
+    if ! timeout ${AUTOSTART_WAIT_S - 3} systemctl start --quiet xennet.service < /dev/null > /dev/null 2>&1 5>&-; then deadline=0; fi
   else
-    # Its own session; no descriptor of the toolstack's or of this lock. Its log is syslog (with
-    # XENNET_SYSLOG=0, a file in the run directory).
+    # Its own session, in /, with the host's variables only (a setting of this one call, such as
+    # XENNET_FIREWALL=off, is not the daemon's), and none of the toolstack's descriptors: a
+    # wrapper waiting for EOF on one, or holding a lock on one, would wait for the daemon. Its
+    # log is syslog (with XENNET_SYSLOG=0, a file in the run directory).
+    local cli=${cli}
     local -a env=("PATH=\${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}")
-    for v in \${!XENNET_@} \${!XENSTORED_@}; do env+=("$v=\${!v}"); done
-    [[ \${XENNET_SYSLOG-} == 0 ]] && log=$run/daemon.log
-    env -i "\${env[@]}" setsid ${node} ${DAEMON_NODE_FLAGS.join(' ')} -- ${cli} daemon < /dev/null > /dev/null 2>> "$log" 5>&- &
+    for v in ${[...HOST_VARIABLES, 'XENNET_SYSLOG'].join(' ')}; do [[ -v $v ]] && env+=("$v=\${!v}"); done
+    where=syslog
+    if [[ \${XENNET_SYSLOG-} == 0 ]]; then
+      where=$run/daemon.log
+      plain_or_absent "$where" && log=$where
+    fi
+    (
+      for fd in /proc/$BASHPID/fd/*; do
+        fd=\${fd##*/}
+        (( fd > 2 )) && exec {fd}>&-
+      done
+      cd / && exec env -i "\${env[@]}" setsid ${node} ${DAEMON_NODE_FLAGS.join(' ')} -- "$cli" daemon < /dev/null > /dev/null 2>> "$log"
+    ) 5>&- 2>/dev/null &
     child=$!
   fi
   exec 6<> <(:)
-  for (( i = 0; i < ${AUTOSTART_WAIT_S * 20}; i++ )); do
+  while printf -v now '%(%s)T' -1; (( now < deadline )); do
     serving && break
     [[ -n $child ]] && ! kill -0 "$child" 2>/dev/null && break
     read -r -t 0.05 -u 6
@@ -102,9 +131,11 @@ autostart() {
     exec 5>&-
     return 0
   fi
-  printf 'vif-xennet: warning: could not start the xennet daemon (see its log); running this call in-process\\n' >&2
+  # A daemon that did not serve in time is not left starting beside the next attempt.
+  [[ -n $child ]] && kill -KILL "$child" 2>/dev/null
+  printf 'vif-xennet: warning: could not start the xennet daemon (its log: %s); running this call in-process\\n' "$where" >&2
   printf -v now '%(%s)T' -1
-  printf '%s\\n' "$now" > "$run/autostart.failed" 2>/dev/null
+  { printf '%s\\n' "$now" > "$run/autostart.failed.$$" && mv -f -T -- "$run/autostart.failed.$$" "$run/autostart.failed"; } 2>/dev/null
   exec 5>&-
   return 1
 }

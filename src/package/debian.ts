@@ -127,9 +127,20 @@ if [ "$1" = "remove" ] || [ "$1" = "upgrade" ] || [ "$1" = "deconfigure" ]; then
 \t# No hook starts a daemon from files being replaced or removed: they run in-process meanwhile.
 \tif [ -z "\${DPKG_ROOT:-}" ] && mkdir -p -m 0700 /run/${PACKAGE} 2>/dev/null; then
 \t\techo "set by the xennet package ($1): hooks do not start a daemon" > /run/${PACKAGE}/autostart.off || true
+\t\t# A hook starting one right now finishes first (the daemon it started is stopped below).
+\t\tflock -w 25 /run/${PACKAGE}/autostart.lock true 2>/dev/null || true
 \tfi
 \t${guard}
 \t\tdeb-systemd-invoke stop '${DAEMON_UNIT}' >/dev/null || true
+\telif [ -z "\${DPKG_ROOT:-}" ] && [ -f /run/${PACKAGE}/daemon.pid ]; then
+\t\t# No systemd: a daemon a hook started runs from the files about to go. SIGTERM: the calls
+\t\t# in flight finish (at most 45 s).
+\t\tpid=$(head -c 16 /run/${PACKAGE}/daemon.pid | tr -cd 0-9)
+\t\tif [ -n "$pid" ] && tr '\\0' '\\n' < /proc/$pid/cmdline 2>/dev/null | grep -qx daemon; then
+\t\t\tkill -TERM "$pid" 2>/dev/null || true
+\t\t\ti=0
+\t\t\twhile [ $i -lt 45 ] && kill -0 "$pid" 2>/dev/null; do sleep 1; i=$((i + 1)); done
+\t\tfi
 \tfi
 fi
 if [ "$1" = "remove" ]; then

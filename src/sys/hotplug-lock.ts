@@ -111,7 +111,7 @@ function sameFile(fd: number, path: string): boolean {
 
 /** Takes the named hotplug lock (e.g. `iptables`, shared with Xen's scripts). */
 export async function acquireHotplugLock(name: string, options: HotplugLockOptions = {}): Promise<HeldHotplugLock> {
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new XennetError('internal', `bad lock name ${name}`);
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$/.test(name)) throw new XennetError('internal', `bad lock name ${name}`);
   const dir = options.dir ?? hotplugLockDir(options.env);
   const deadline = options.deadline ?? Deadline.in(60_000);
   const started = Date.now();

@@ -10,7 +10,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runPaths } from '../daemon/paths.js';
-import { setAutostartOff } from '../daemon/autostart.js';
+import { clearAutostartOff, stopAutostart } from '../daemon/autostart.js';
 import { diff, isEmptyTablePlan, render, type RulePlan } from '../firewall/diff.js';
 import { installedBackend } from '../firewall/engine.js';
 import { readLive } from '../firewall/host.js';
@@ -266,18 +266,26 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
     stateDir: first.facts.stateDir,
   });
   if (o.dryRun) return result(plan, plan.steps);
+  // Hooks start no daemon from now on (a toolstack still pointed at vif-xennet runs it
+  // in-process), and a start in progress is waited for: the host is looked at again after it, so
+  // a daemon a hook started meanwhile is stopped too.
+  await stopAutostart(env, 'set by xennet uninstall: hooks do not start a daemon');
+  const settled = await gather(env, log);
+  const planned = planUninstall(settled.facts, { force: o.force });
+  if (planned.refused) {
+    clearAutostartOff(env);
+    throw refusal(planned);
+  }
 
   const done: Step[] = [];
   const fail = (s: Step, e: unknown): XennetError =>
     new XennetError(e instanceof XennetError ? e.code : 'exec', `uninstall stopped at "${describeStep(s)}": ${reasonOf(e)}${done.length > 0 ? ` (done before it: ${done.map(describeStep).join('; ')})` : ''}`, {
       hint: `fix the cause and run \`xennet uninstall\` again: it continues from what is left${recordOf(s, env)}`,
     });
-  // 1. The daemon, before anything else: it repairs removed rules within a second. A hook from
-  // now on must not start another (a toolstack still pointed at vif-xennet runs it in-process).
-  setAutostartOff(env, 'set by xennet uninstall: hooks do not start a daemon');
-  for (const s of plan.steps.filter((x) => x.kind === 'stop-daemon' || x.kind === 'disable-unit')) {
+  // 1. The daemon, before anything else: it repairs removed rules within a second.
+  for (const s of planned.steps.filter((x) => x.kind === 'stop-daemon' || x.kind === 'disable-unit')) {
     try {
-      await carryOut(s, first, env);
+      await carryOut(s, settled, env);
     } catch (e) {
       throw fail(s, e);
     }

@@ -630,6 +630,27 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       assert.ok(await g.ns.ping('192.168.0.1'), path);
     }
   });
+  it('a guest that leaves while its cleanup cannot be written (a full or unwritable state directory) loses its rules once it can (found by the soak)', async function () {
+    const fw = join(host.dir, 'state', 'firewall');
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(16));
+    await online(g);
+    assert.ok(await guestRulesPresent(host.dom0, g.vif));
+    // No file can be made in the firewall's state directory (as with ENOSPC).
+    if ((await run('chattr', ['+i', fw])).code !== 0) this.skip();
+    try {
+      const off = await hook(g, 'offline');
+      host.removeDevice(g);
+      await host.dom0.ip('link', 'del', g.vif);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(off.code !== 0 || (await guestRulesPresent(host.dom0, g.vif)), `control: the departure could not be recorded (offline: ${off.code} ${off.stderr})`);
+    } finally {
+      await run('chattr', ['-i', fw]);
+    }
+    await until('the departed guest\'s rules removed', async () => !(await guestRulesPresent(host.dom0, g.vif)), 12_000);
+    assert.equal((await host.xennet(['plan'], env)).code, 0, 'nothing left to change');
+  });
+
   // Found by an adversarial review of the daemon (operator mistakes, crashes at the worst moment).
 
   it('a second daemon, refused, leaves the running one\'s socket, FIFO and pid file; the first keeps serving', async () => {
@@ -873,17 +894,90 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
     const [a, b, c] = [await h.addGuest(spec(50)), await h.addGuest(spec(51)), await h.addGuest(spec(52))];
     assert.doesNotMatch((await online(h, a)).stderr, /daemon/);
     assert.deepEqual(await daemons(h), [], 'the switch is off: no daemon');
-    // A run directory the daemon refuses (not 0700): it cannot start.
+    // A daemon that cannot start: its socket's path is taken by a directory it will not remove.
     h.setAutostart(true);
-    chmodSync(h.runDir, 0o755);
+    mkdirSync(join(h.runDir, 'daemon.sock', 'x'), { recursive: true });
     const first = await online(h, b);
-    assert.match(first.stderr, /could not start the xennet daemon.*running this call in-process/);
+    assert.match(first.stderr, /could not start the xennet daemon \(its log: .*daemon\.log\); running this call in-process/);
     assert.deepEqual(await daemons(h), []);
-    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), /not a directory of the daemon's own/, 'the daemon said why');
+    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), /daemon\.sock/, 'the daemon said why');
     assert.ok(existsSync(join(h.runDir, 'autostart.failed')));
     const second = await online(h, c);
     assert.doesNotMatch(second.stderr, /could not start/, 'not tried again at once');
     assert.ok(second.ms < first.ms + 5000);
     assert.ok(await c.ns.ping('192.168.0.1'));
+  });
+
+  // Found by an adversarial review of the autostart (a careless operator, a hostile environment).
+
+  it('a run directory that is not the daemon\'s own (mode 0755), or a lock file that is a FIFO: nothing written there, the call runs in-process at once', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'untouched\n');
+    mkdirSync(h.runDir, { recursive: true, mode: 0o700 });
+    chmodSync(h.runDir, 0o755);
+    symlinkSync(victim, join(h.runDir, 'autostart.failed'));
+    const a = await h.addGuest(spec(53));
+    const r = await online(h, a);
+    assert.match(r.stderr, /is not the daemon's own directory .*running this call in-process/);
+    assert.equal(readFileSync(victim, 'utf8'), 'untouched\n', 'no write through a link in a directory that is not the daemon\'s');
+    chmodSync(h.runDir, 0o700);
+    rmSync(join(h.runDir, 'autostart.failed'));
+    await run('mkfifo', [join(h.runDir, 'autostart.lock')]);
+    const b = await h.addGuest(spec(54));
+    const rb = await online(h, b);
+    assert.ok(rb.ms < 10_000, `a FIFO for a lock held the hook ${Math.round(rb.ms)} ms`);
+    assert.match(rb.stderr, /autostart\.lock a plain file/);
+    assert.deepEqual(await daemons(h), []);
+  });
+
+  it('the daemon a hook starts has the host\'s settings only: a first hook with XENNET_FIREWALL=off does not switch off the firewall of the guests after it', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    const [a, b] = [await h.addGuest(spec(55)), await h.addGuest(spec(56))];
+    const ra = await h.runVifScript('vif-xennet', a, 'online', 'libxl', { env: { ...env, XENNET_FIREWALL: 'off' } });
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal((await daemons(h)).length, 1);
+    await online(h, b);
+    assert.ok(await guestRulesPresent(h.dom0, b.vif), 'the next guest is firewalled');
+    const environ = readFileSync(`/proc/${(await daemons(h))[0]!}/environ`, 'utf8').split('\0');
+    assert.ok(!environ.some((v) => v.startsWith('XENNET_FIREWALL=')), environ.join(' '));
+  });
+
+  it('a descriptor the toolstack left open to the hook (a wrapper\'s lock) does not go to the daemon it starts', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    const g = await h.addGuest(spec(57));
+    const lock = join(dir, 'wrapper.lock');
+    const call = h.vifScriptCall('vif-xennet', g, 'online', 'libxl', { env });
+    // A wrapper that holds a lock around the toolstack, as `flock 9; xl create` does.
+    const r = await h.dom0.exec('bash', ['-c', 'exec 9>"$0"; flock 9; "$@"', lock, call.file, ...call.argv], { env: call.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await daemons(h)).length, 1);
+    assert.equal((await run('flock', ['-n', lock, 'true'])).code, 0, 'the wrapper\'s lock is free once it exited (the daemon does not hold it)');
+  });
+
+  it('a stale pid file naming a live process that is no daemon: the hook starts one instead of waiting on it', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    const sleeper = start('ip', ['netns', 'exec', h.dom0.name, 'sleep', '60']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      mkdirSync(h.runDir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(h.runDir, 'daemon.pid'), `${sleeper.pid}\n`);
+      await run('mkfifo', [join(h.runDir, 'daemon.fifo')]);
+      const g = await h.addGuest(spec(58));
+      const r = await online(h, g);
+      assert.equal((await daemons(h)).length, 1, r.stderr);
+      const st = JSON.parse((await h.xennet(['status', '--json'], env)).stdout) as { daemon?: { hookCalls?: number } };
+      assert.equal(st.daemon?.hookCalls, 1, 'it served the call');
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
   });
 });

@@ -7,7 +7,7 @@
  * toolstack's calls to it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { SimGuest, SimHost } from '../../src/sim/host.js';
 import { DAEMON_UNIT_FILE as UNIT, guestSpec, hook, hotplug, installedHost, linkOf, operatorEnv, teardown, xennetBin } from './lib/world.js';
 import { run } from '../../src/sys/exec.js';
@@ -91,5 +91,30 @@ describe('system: the daemon from the installed unit, default paths', function (
     assert.equal(s.daemon.pid, Number(pid));
     assert.equal(s.daemon.hookCalls, 1, `the daemon it started served the hook (hook stderr: ${r.stderr.trim()})`);
     assert.ok(await g2.ns.ping('192.168.0.1'));
+  });
+
+  it('under systemd, the hook starts the unit; a masked unit starts nothing and the call runs in-process at once', async () => {
+    // The daemon the previous test's hook started goes first.
+    const started = readFileSync('/run/xennet/daemon.pid', 'utf8').trim();
+    process.kill(Number(started), 'SIGTERM');
+    for (let i = 0; i < 100 && existsSync(`/proc/${started}`); i++) await new Promise((r) => setTimeout(r, 50));
+    // systemd as the hook sees it: /run/systemd/system, and a systemctl that refuses the masked unit.
+    const fake = '/usr/local/sbin/systemctl';
+    mkdirSync('/run/systemd/system', { recursive: true });
+    writeFileSync(fake, '#!/bin/sh\necho "$*" >> /run/xnt-systemctl.calls\necho "Failed to start xennet.service: Unit xennet.service is masked." >&2\nexit 1\n', { mode: 0o755 });
+    try {
+      const g3 = await host.addGuest(guestSpec(23));
+      const t0 = Date.now();
+      const r = await hook(host, g3, 'online');
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(Date.now() - t0 < 8000, `${Date.now() - t0} ms: a refused start is not waited for`);
+      assert.match(r.stderr, /could not start the xennet daemon \(its log: journalctl -u xennet\); running this call in-process/);
+      assert.equal(readFileSync('/run/xnt-systemctl.calls', 'utf8'), 'start --quiet xennet.service\n', 'systemctl start, not a daemon of its own');
+      assert.equal(hotplug(host, g3).status, 'connected');
+    } finally {
+      rmSync(fake, { force: true });
+      rmSync('/run/systemd', { recursive: true, force: true });
+      rmSync('/run/xnt-systemctl.calls', { force: true });
+    }
   });
 });

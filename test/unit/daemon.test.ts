@@ -30,9 +30,10 @@ describe('daemon: hook requests and the client', () => {
     assert.match(installed, /exec '\/usr\/bin\/node' -- '\/opt\/x'\\''y\/vif-entry\.mjs' "\$\{args\[@\]\}"/, 'paths are quoted for the shell');
     const withCli = vifClientScript({ entry: '/usr/lib/xennet/vif-entry.mjs', cli: "/opt/x'y/xennet.mjs", node: '/usr/bin/node' });
     // The daemon it starts runs as the unit's does (same Node flags), from this installation.
-    assert.match(withCli, /setsid '\/usr\/bin\/node' --max-semi-space-size=2 -- '\/opt\/x'\\''y\/xennet\.mjs' daemon /);
+    assert.match(withCli, /local cli='\/opt\/x'\\''y\/xennet\.mjs'\n/);
+    assert.match(withCli, /setsid '\/usr\/bin\/node' --max-semi-space-size=2 -- "\$cli" daemon /);
     assert.ok(unitText().includes(`${DAEMON_NODE_FLAGS.join(' ')} `), 'the unit and the hook start the daemon with the same flags');
-    assert.match(vifClientScript(), /\.\.\/dist\/src\/cli\/main\.js" daemon /, 'the repository\'s hook starts the repository\'s daemon');
+    assert.match(vifClientScript(), /local cli=.*\/\.\.\/dist\/src\/cli\/main\.js"\n/, 'the repository\'s hook starts the repository\'s daemon');
     assert.match(unitText(), /^ExecStart=\/\S+ --max-semi-space-size=2 \/\S+\/cli\/main\.js daemon$/m);
     assert.match(unitText(), /^ExecReload=\/\S+ \/\S+\/cli\/main\.js daemon --reload$/m, "reload over the socket, never a signal");
     assert.match(unitText(), /^Restart=on-failure$/m);
