@@ -52,6 +52,15 @@ const random = (): number => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+/** A signal to a process that may be gone already; whether it was delivered. */
+const signal = (pid: number, sig: NodeJS.Signals): boolean => {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const t0 = performance.now();
@@ -75,6 +84,7 @@ const count = (what: Record<string, number>, k: string): void => {
   what[k] = (what[k] ?? 0) + 1;
 };
 
+let daemonsSeen: Map<number, { since: number; base?: number; peakRss: number; lastFds?: number }> = new Map();
 const RULES_A = 'version: 1\nguests:\n  probe1:\n    inbound: drop\n';
 const RULES_A2 = '# the same policy, written again\nversion: 1\nguests:\n  probe1:\n    inbound: drop\n';
 const RULES_BAD = 'version: 1\nguests: [\n';
@@ -119,7 +129,7 @@ async function main(): Promise<void> {
       hooks[cmd]++;
       const kill = killNext && cmd === 'online';
       if (kill) killNext = false;
-      const r = await host.runVifScript('vif-xennet', g, cmd, 'libxl', { env, timeoutMs: kill ? 30 + Math.floor(random() * 600) : 40_000 });
+      const r = await host.runVifScript('vif-xennet', g, cmd, 'libxl', { env, timeoutMs: kill ? 20 + Math.floor(random() * 180) : 40_000 });
       const status = host.xenstored.read(`${g.backendPath}/hotplug-status`);
       const error = host.xenstored.read(`${g.backendPath}/hotplug-error`);
       if (r.code === 0) {
@@ -214,24 +224,23 @@ async function main(): Promise<void> {
     const injectors: Record<string, () => Promise<void>> = {
       'daemon SIGKILL': async () => {
         const pid = daemonPid();
-        if (pid !== undefined && pid !== stoppedDaemon) process.kill(pid, 'SIGKILL');
+        if (pid !== undefined && pid !== stoppedDaemon) signal(pid, 'SIGKILL');
       },
       'daemon SIGSTOP': async () => {
         const pid = daemonPid();
-        if (pid === undefined || stoppedDaemon !== undefined) return;
-        process.kill(pid, 'SIGSTOP');
+        if (pid === undefined || stoppedDaemon !== undefined || !signal(pid, 'SIGSTOP')) return;
         stoppedDaemon = pid;
         await sleep(2000 + random() * 6000);
         if (stoppedDaemon === pid) {
           stoppedDaemon = undefined;
-          process.kill(pid, 'SIGCONT');
+          signal(pid, 'SIGCONT');
         }
       },
       'daemon absent (autostart.off, killed)': async () => {
         host.setAutostart(false);
         daemonAbsent = true;
         const pid = daemonPid();
-        if (pid !== undefined) process.kill(pid, 'SIGKILL');
+        if (pid !== undefined) signal(pid, 'SIGKILL');
         await sleep(8000 + random() * 8000);
         host.setAutostart(true);
         daemonAbsent = false;
@@ -284,7 +293,8 @@ async function main(): Promise<void> {
     const portOf = async (mac: string): Promise<string | undefined> =>
       (JSON.parse((await host.dom0.exec('bridge', ['-j', 'fdb', 'show', 'br', 'xenbr0'])).stdout || '[]') as { mac: string; ifname: string }[]).find((e) => e.mac === mac)?.ifname;
     /** Each daemon's descriptors once it is 30 s old (start-up opens what it keeps). */
-    const daemonSeen = new Map<number, { since: number; base?: number }>();
+    const daemonSeen = new Map<number, { since: number; base?: number; peakRss: number; over: boolean; lastFds?: number }>();
+    daemonsSeen = daemonSeen;
     const perSecond = async (): Promise<void> => {
       let n = 0;
       while (!stopping) {
@@ -297,9 +307,13 @@ async function main(): Promise<void> {
             const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
             const fds = readdirSync(`/proc/${pid}/fd`).length;
             count(checks, 'daemon resources');
-            if (rss > 150) breach('daemon RSS under 150 MiB', `pid ${pid}: ${rss.toFixed(0)} MiB`);
-            const seen = daemonSeen.get(pid) ?? { since: performance.now() };
+            const seen = daemonSeen.get(pid) ?? { since: performance.now(), peakRss: 0, over: false };
             daemonSeen.set(pid, seen);
+            seen.peakRss = Math.max(seen.peakRss, rss);
+            seen.lastFds = fds;
+            // Once per excursion above the line (its peak is in the summary).
+            if (rss > 150 && !seen.over) breach('daemon RSS under 150 MiB', `pid ${pid}: ${rss.toFixed(0)} MiB`);
+            seen.over = rss > 150;
             if (seen.base === undefined && performance.now() - seen.since > 30_000) seen.base = fds;
             else if (seen.base !== undefined && fds > seen.base + 32) {
               breach('daemon file descriptors do not grow', `pid ${pid}: ${fds} open, ${seen.base} at 30 s`);
@@ -384,13 +398,16 @@ async function main(): Promise<void> {
     await run('umount', ['-l', state]);
     await host.destroy();
   }
-  const result = { minutes, guests: guestCount, seed: seedUsed, faults, checks, hooks, failures, breaches };
+  const daemons = [...daemonsSeen].map(([pid, d]) => ({ pid, aliveSeconds: Math.round((performance.now() - d.since) / 1000), peakRssMiB: Math.round(d.peakRss), fdsAt30s: d.base ?? null, fdsLast: d.lastFds ?? null }));
+  const result = { minutes, guests: guestCount, seed: seedUsed, faults, checks, hooks, failures, daemons, breaches };
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   say(`faults injected: ${Object.entries(faults).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   say(`checks: ${Object.entries(checks).map(([k, v]) => `${k} ${v}`).join(', ')}; hooks: ${JSON.stringify(hooks)}`);
   for (const [why, n] of Object.entries(failures)) say(`failed hooks: ${n} x ${why}`);
+  const peak = Math.max(0, ...daemons.map((d) => d.peakRssMiB));
+  say(`daemons: ${daemons.length} (started by hooks after each kill); peak RSS ${peak} MiB; descriptors of the longest-lived: ${JSON.stringify(daemons.sort((a, b) => b.aliveSeconds - a.aliveSeconds)[0] ?? null)}`);
   say(`${breaches.length} breaches; results: ${file}`);
   process.exitCode = breaches.length === 0 ? 0 : 1;
 }

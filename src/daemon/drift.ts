@@ -25,6 +25,11 @@ const FULL_CHECK_MS = 30_000;
 const LEGACY_POLL_MS = 3_000;
 const DEBOUNCE_MS = 300;
 
+/** What a repair did, for one log line: a flushed ruleset is every chain of every guest. */
+function summary(what: readonly string[], max = 6): string {
+  return what.length <= max ? what.join('; ') : `${what.slice(0, max).join('; ')}; and ${what.length - max} more`;
+}
+
 export class DriftWatch {
   private backend: Backend | undefined;
   private monitor: { close(): void } | undefined;
@@ -176,8 +181,8 @@ export class DriftWatch {
       const what = describePlans(plans);
       await commitStaged(backend, this.d.env, this.d.log, { full: true, only: new Set() });
       this.d.noteRepair();
-      this.lastRepair = `${this.lastCheck.toISOString()} ${what.join('; ')}`;
-      this.d.log.warning(`repaired the firewall after a change by another program: ${what.join('; ')}`);
+      this.lastRepair = `${this.lastCheck.toISOString()} ${summary(what)}`;
+      this.d.log.warning(`repaired the firewall after a change by another program: ${summary(what)}`);
     } catch (e) {
       this.d.noteError(`drift repair: ${reasonOf(e)}`);
       this.d.log.err(`drift check failed: ${reasonOf(e)}`);

@@ -293,6 +293,8 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       assert.equal(await spoofed(g, `nft-after-${args[0]}`), false, `nft ${args.join(' ')}: the guest's rules bite again`);
     }
     assert.match(host.daemonLog.join('\n'), /repaired the firewall after a change by another program: .*nftables chain XN-PRE restored/);
+    // A flushed ruleset is every chain: the log line names a few and counts the rest.
+    assert.match(host.daemonLog.join('\n'), /repaired the firewall after a change by another program: nftables chain XN-PRE restored(; [^;\n]+){5}; and \d+ more$/m);
     // The operator moves the firewall back: the daemon checks and serves the backend now installed.
     writeFileSync(rules, 'version: 1\nbackend: xtables\nguests:\n  web:\n    inbound: drop\n');
     const moved = await host.xennet(['apply'], env);
