@@ -61,6 +61,14 @@ const signal = (pid: number, sig: NodeJS.Signals): boolean => {
     return false;
   }
 };
+/** Whether a process runs (a zombie nobody reaped does not). */
+const running = (pid: number): boolean => {
+  try {
+    return !/^[^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const t0 = performance.now();
@@ -200,6 +208,9 @@ async function main(): Promise<void> {
 
     // Faults.
     const daemonPid = (): number | undefined => readPidFile(join(host.runDir, 'daemon.pid'));
+    /** Daemons the soak killed; any other that ends, ended on its own. */
+    const killedByUs = new Set<number>();
+    const diedOnItsOwn = new Set<number>();
     let stoppedDaemon: number | undefined;
     let daemonAbsent = false;
     let diskFull = false;
@@ -224,7 +235,10 @@ async function main(): Promise<void> {
     const injectors: Record<string, () => Promise<void>> = {
       'daemon SIGKILL': async () => {
         const pid = daemonPid();
-        if (pid !== undefined && pid !== stoppedDaemon) signal(pid, 'SIGKILL');
+        if (pid !== undefined && pid !== stoppedDaemon) {
+          killedByUs.add(pid);
+          signal(pid, 'SIGKILL');
+        }
       },
       'daemon SIGSTOP': async () => {
         const pid = daemonPid();
@@ -240,7 +254,10 @@ async function main(): Promise<void> {
         host.setAutostart(false);
         daemonAbsent = true;
         const pid = daemonPid();
-        if (pid !== undefined) signal(pid, 'SIGKILL');
+        if (pid !== undefined) {
+          killedByUs.add(pid);
+          signal(pid, 'SIGKILL');
+        }
         await sleep(8000 + random() * 8000);
         host.setAutostart(true);
         daemonAbsent = false;
@@ -300,8 +317,13 @@ async function main(): Promise<void> {
       while (!stopping) {
         const started = performance.now();
         n++;
-        // Resources of the daemon that runs now.
+        // Resources of the daemon that runs now; one that ended without being killed is a breach.
         const pid = daemonPid();
+        for (const known of daemonsSeen.keys()) {
+          if (killedByUs.has(known) || diedOnItsOwn.has(known) || running(known)) continue;
+          diedOnItsOwn.add(known);
+          breach('the daemon does not end on its own', `pid ${known} is gone and the soak did not kill it`);
+        }
         if (pid !== undefined && existsSync(`/proc/${pid}`)) {
           try {
             const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;

@@ -30,6 +30,19 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
   process.on('SIGTERM', () => request('SIGTERM'));
   process.on('SIGINT', () => request('SIGINT'));
   process.on('SIGHUP', () => daemon.policy.reload('SIGHUP'));
+  // A promise nobody waited for that failed (a background task's write on a full disk): said,
+  // counted, and the daemon goes on; its work is retried by the watch or check it came from.
+  process.on('unhandledRejection', (e: unknown) => {
+    daemon.noteError(`unexpected: ${reasonOf(e)}`);
+    log.err(`unexpected failure in a background task (the daemon goes on): ${e instanceof Error ? (e.stack ?? e.message) : reasonOf(e)}`);
+  });
+  // An exception nothing caught leaves the daemon in a state nobody knows: said where the
+  // daemon's log goes (syslog or the journal, not only stderr), then exit 1 (systemd, or the
+  // next hook, starts it again).
+  process.on('uncaughtException', (e: Error) => {
+    log.err(`unexpected exception, exiting: ${e.stack ?? e.message}`);
+    process.exit(1);
+  });
   try {
     await daemon.start();
   } catch (e) {

@@ -280,8 +280,20 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     }
   }
 
+  // A repair of what the index records, and nothing else: the index says already what the rules
+  // must be. With the state directory full or read-only, the rules are still put back (without
+  // the write-ahead mark, which only a change needs: a repair killed half way is another drift).
+  const repairOnly = staged.length === 0 && removing.size === 0 && !index.dirty && !recovered;
+  const unwritable = (what: string, e: unknown): void => {
+    if (!repairOnly) throw e;
+    log.warning(`the firewall's state cannot be written (${what}: ${reasonOf(e)}); putting the rules back as recorded all the same`);
+  };
   // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one.
-  saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
+  try {
+    saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
+  } catch (e) {
+    unwritable('the write-ahead mark', e);
+  }
   // A stager that gave up between our reading its change and the write-ahead has withdrawn it
   // (it saw no record of it, so it will not remove anything): leave it out. One that gives up
   // from now on sees the record and removes the rules itself, under the lock, after us.
@@ -337,7 +349,11 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const { stager: _s, ...rest } = e;
     confirmed[name] = { ...rest, state: 'installed' };
   }
-  saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
+  try {
+    saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
+  } catch (e) {
+    unwritable('the index', e);
+  }
   for (const name of removing) if (!confirmed[name]) removeVifChains(name, env);
   // A full reconcile may have made the table anew (after `nft flush ruleset`) or found the sets
   // emptied: the learned bindings are state, not rules, so they are put back.

@@ -632,6 +632,23 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       assert.ok(await g.ns.ping('192.168.0.1'), path);
     }
   });
+  it('a flush while the state directory cannot be written is repaired all the same: the rules are what the index records (found by the soak)', async function () {
+    const fw = join(host.dir, 'state', 'firewall');
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(17));
+    await online(g);
+    if ((await run('chattr', ['+i', fw])).code !== 0) this.skip();
+    try {
+      const before = (await stats()).repairs;
+      assert.equal((await host.dom0.exec('nft', ['flush', 'ruleset'])).code, 0);
+      await until('the flush repaired', async () => (await stats()).repairs > before, 8000);
+      assert.equal(await spoofed(g, 'ro-state-spoof'), false, 'the guest\'s rules bite again');
+      assert.ok(host.daemonLog.some((l) => /the firewall's state cannot be written .*putting the rules back as recorded/.test(l)), host.daemonLog.slice(-5).join('\n'));
+    } finally {
+      await run('chattr', ['-i', fw]);
+    }
+  });
+
   it('a guest that leaves while its cleanup cannot be written (a full or unwritable state directory) loses its rules once it can (found by the soak)', async function () {
     const fw = join(host.dir, 'state', 'firewall');
     await host.startDaemon(env);
