@@ -19,7 +19,7 @@ import { run, start } from '../src/sys/exec.js';
 import type { SimGuest } from '../src/sim/host.js';
 import type { SimNetns } from '../src/sim/netns.js';
 import { sweepNetns } from '../src/sim/netns.js';
-import { buildWorld, destroyWorld, packagedCli, timedXennet, type Tool, type World } from './lib/world.js';
+import { buildWorld, destroyWorld, packagedCli, timedXennet, vifBackendNodes, type Tool, type World } from './lib/world.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -181,16 +181,7 @@ async function bootStorm(): Promise<void> {
         const d = 200 + i;
         const be = `/local/domain/0/backend/vif/${d}/0`;
         dom0.push(`link add vif${d}.0 type veth peer name s${d} netns ${world.sink.name}`, `link set vif${d}.0 address fe:ff:ff:ff:ff:ff`);
-        nodes.push([
-          [`/local/domain/${d}/name`, `storm${d}`],
-          [`${be}/mac`, `00:16:3e:01:${(d >> 8).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`],
-          [`${be}/ip`, `10.9.${d >> 8}.${d & 255}`],
-          [`${be}/bridge`, 'xenbr0'],
-          [`${be}/frontend`, `/local/domain/${d}/device/vif/0`],
-          [`${be}/online`, '1'],
-          [`${be}/state`, '2'],
-          [`${be}/hotplug-status`, ''],
-        ]);
+        nodes.push(vifBackendNodes(d, `storm${d}`, `00:16:3e:01:${(d >> 8).toString(16).padStart(2, '0')}:${(d & 255).toString(16).padStart(2, '0')}`, `10.9.${d >> 8}.${d & 255}`));
         guests.push({ domid: d, name: `storm${d}`, mac: '', addresses: [], ns: world.sink, vif: `vif${d}.0`, backendPath: be });
       }
       await world.host.dom0.batch(dom0);

@@ -153,3 +153,21 @@ export async function packagedCli(): Promise<string> {
   await build({ ...programBundleOptions('bench'), absWorkingDir: process.cwd(), outdir });
   return join(outdir, 'xennet.mjs');
 }
+
+/**
+ * The xenstore nodes libxl writes for a new guest's vif backend (device 0), hotplug-status empty:
+ * written in one go just before its hook runs (the storm bench, the soak).
+ */
+export function vifBackendNodes(domid: number, name: string, mac: string, ip: string): [string, string][] {
+  const be = `/local/domain/0/backend/vif/${domid}/0`;
+  return [
+    [`/local/domain/${domid}/name`, name],
+    [`${be}/mac`, mac],
+    [`${be}/ip`, ip],
+    [`${be}/bridge`, 'xenbr0'],
+    [`${be}/frontend`, `/local/domain/${domid}/device/vif/0`],
+    [`${be}/online`, '1'],
+    [`${be}/state`, '2'],
+    [`${be}/hotplug-status`, ''],
+  ];
+}
