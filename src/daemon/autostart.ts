@@ -3,7 +3,7 @@
  * vif-xennet client, src/hooks/vif-client.ts): set by `xennet uninstall` before it stops the
  * daemon, by the package while it upgrades, by an operator by hand.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Deadline } from '../sys/deadline.js';
 import { acquireHotplugLock } from '../sys/hotplug-lock.js';
@@ -29,11 +29,15 @@ export function clearAutostartOff(env: NodeJS.ProcessEnv): void {
 }
 
 /**
- * Sets the switch, then waits (up to 25 s) for a hook that is starting a daemon right now: once
- * this returns, a daemon a hook started is in the pid file, and no hook starts another.
+ * Sets the switch (unless it is set), then waits (up to 25 s) for a hook that is starting a
+ * daemon right now: once this returns, a daemon a hook started is in the pid file, and no hook
+ * starts another. Says whether the switch was set before.
  */
-export async function stopAutostart(env: NodeJS.ProcessEnv, why: string): Promise<void> {
-  setAutostartOff(env, why);
+export async function stopAutostart(env: NodeJS.ProcessEnv, why: string): Promise<{ wasSet: boolean }> {
+  // An operator's switch set before stays as it was (its text too).
+  const wasSet = existsSync(join(runPaths(env).dir, AUTOSTART_OFF));
+  if (!wasSet) setAutostartOff(env, why);
   const held = await acquireHotplugLock(AUTOSTART_LOCK, { dir: runPaths(env).dir, deadline: Deadline.in(25_000) });
   held.release();
+  return { wasSet };
 }

@@ -269,11 +269,11 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
   // Hooks start no daemon from now on (a toolstack still pointed at vif-xennet runs it
   // in-process), and a start in progress is waited for: the host is looked at again after it, so
   // a daemon a hook started meanwhile is stopped too.
-  await stopAutostart(env, 'set by xennet uninstall: hooks do not start a daemon');
+  const { wasSet } = await stopAutostart(env, 'set by xennet uninstall: hooks do not start a daemon');
   const settled = await gather(env, log);
   const planned = planUninstall(settled.facts, { force: o.force });
   if (planned.refused) {
-    clearAutostartOff(env);
+    if (!wasSet) clearAutostartOff(env); // refused: nothing changed
     throw refusal(planned);
   }
 

@@ -124,6 +124,7 @@ describe(`xennet uninstall (netns, simulated Xen host, ${backend} backend)`, fun
     assert.match(r.stderr, /2 guest interfaces are attached; removing the firewall would leave them unfiltered/);
     assert.match(r.stderr, /vif5\.0 \(web01\) on xenbr0/);
     assert.match(r.stderr, /vif6\.0 \(other\) on xenbr0/);
+    assert.equal(existsSync(join(host.runDir, 'autostart.off')), false, 'refused: hooks may still start the daemon');
     assert.match(r.stderr, /xennet uninstall --force/);
     assert.deepEqual(await snapshot(), was);
     assert.doesNotThrow(() => process.kill(daemonPid, 0));

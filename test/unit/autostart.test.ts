@@ -1,6 +1,6 @@
 /** The switch that keeps hooks from starting a daemon, and waiting for a start in progress. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clearAutostartOff, stopAutostart } from '../../src/daemon/autostart.js';
@@ -29,5 +29,13 @@ describe('autostart.off', function () {
     hook.kill();
     clearAutostartOff(env);
     assert.equal(existsSync(join(runDir, 'autostart.off')), false);
+  });
+
+  it('an operator\'s switch set before stays as it was', async () => {
+    const runDir = join(dir, 'run');
+    await run('mkdir', ['-m', '0700', runDir]);
+    writeFileSync(join(runDir, 'autostart.off'), 'the operator\'s\n');
+    assert.deepEqual(await stopAutostart(env, 'set by a test'), { wasSet: true });
+    assert.equal(readFileSync(join(runDir, 'autostart.off'), 'utf8'), 'the operator\'s\n');
   });
 });
