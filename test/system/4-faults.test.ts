@@ -54,14 +54,14 @@ describe('system: xennet as installed, faults (each hook ends within libxl\'s bu
     }
   }
 
-  it('xenstored killed (process gone, socket file left) before an online: exit 1 within 5 s', async () => {
+  it('xenstored killed (process gone, socket file left) before an online: exit 1 within 12 s (it waits up to 5 s for a xenstored that restarts, and as long again to report)', async () => {
     const xsd = await separateXenstored();
     await xsd.kill();
     const problems: string[] = [];
     if (!existsSync(XENSTORED_SOCKET) || !statSync(XENSTORED_SOCKET).isSocket()) problems.push(`harness: ${XENSTORED_SOCKET} should be left behind`);
     const r = await hook(host, g, 'online');
     if (r.code !== 1) problems.push(`want exit 1: ${ended(r)}`);
-    if (r.ms >= 5_000) problems.push(`took ${secs(r.ms)} (want < 5 s)`);
+    if (r.ms >= 12_000) problems.push(`took ${secs(r.ms)} (want < 12 s)`);
     const l = await linkOf(host.dom0, g.vif);
     if (l?.master !== undefined) problems.push(`${g.vif} attached to ${l.master}`);
     noProblems(withOutcome(problems, r), 'online with xenstored dead');
