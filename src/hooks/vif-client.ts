@@ -140,7 +140,12 @@ autostart() {
   return 1
 }
 
-serving || autostart || in_process
+# Only a toolstack's call (online, offline) starts a daemon: anything else (add and remove are
+# nothing for a vif, a wrong command is refused) is answered in-process.
+case \${1-} in
+  online|offline) serving || autostart || in_process ;;
+  *) serving || in_process ;;
+esac
 req=$run/req/$$.$RANDOM$RANDOM
 # The request: argv and the toolstack's environment, NUL-separated. Its status is that of the
 # writes only (an unset variable is not a failure).

@@ -55,7 +55,10 @@ describe('npm pack + global install', function () {
     const env = { ...process.env, XENNET_STATE_DIR: join(dir, 'state') };
     assert.equal((await run(bin, ['install-hooks', '--dir', join(dir, 'scripts'), '--unit-dir', join(dir, 'systemd')], { env })).code, 0);
     assert.ok(existsSync(join(dir, 'state', 'installed-files.json')), 'install-hooks recorded what it wrote');
-    const r = await run(join(dir, 'scripts', 'vif-xennet'), ['explode'], { env: { ...process.env, XENNET_SYSLOG: '0' } });
+    // Its run and state directories are temporary ones too: a hook run here must start no daemon
+    // on this machine's own.
+    const r = await run(join(dir, 'scripts', 'vif-xennet'), ['explode'], { env: { ...process.env, XENNET_SYSLOG: '0', XENNET_STATE_DIR: join(dir, 'state'), XENNET_RUN_DIR: join(dir, 'run') } });
+    assert.equal(existsSync(join(dir, 'run', 'daemon.pid')), false, 'a wrong command starts no daemon');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /vif-xennet: error: invalid command "explode"/);
     const n = await run(join(dir, 'prefix', 'lib', 'node_modules', 'xennet', 'hooks-bin', 'network-xennet'), ['bogus']);
