@@ -3,14 +3,17 @@
  * root jumps, XN-FORWARD, the dispatch trees or a guest's chain, repairs the firewall to what it
  * installed, and logs what it repaired.
  *
- * With iptables on nf_tables (and ebtables, which always is), the kernel announces every ruleset
- * generation with the pid that made it (NFT_MSG_NEWGEN): a change by anyone but the daemon's own
- * restores schedules a check. With iptables-legacy (which the monitor cannot see) the check polls every
- * 3 s. A full check also runs every 30 s whatever the backend. A check reads without the hotplug
- * lock (it may catch a hook's commit half way: then it looks again under the lock); a repair
- * runs under it, so it never interleaves with a hook's commit.
+ * With iptables on nf_tables (and ebtables, which always is), every commit to any table makes a
+ * new ruleset generation: the daemon reads the generation every second (one small netlink
+ * request), and a generation that moved by more than its own commits schedules a check. (Not the
+ * kernel's multicast announcements: every rule of a large commit is announced, and a daemon busy
+ * for a moment overran its socket, which the netlink binding answers by aborting the process.)
+ * With iptables-legacy (which makes no generation) the check polls every 3 s. A full check also
+ * runs every 30 s whatever the backend. A check reads without the hotplug lock (it may catch a
+ * hook's commit half way: then it looks again under the lock); a repair runs under it, so it
+ * never interleaves with a hook's commit.
  */
-import { isOwnRestore, type Backend } from '../firewall/backend.js';
+import { othersCommitted, ownWriteState, type Backend } from '../firewall/backend.js';
 import { installedBackend } from '../firewall/engine.js';
 import { rulesetGeneration } from '../firewall/nftables/backend.js';
 import { indexStamp } from '../firewall/store.js';
@@ -18,12 +21,12 @@ import { commitStaged, describePlans, driftPlans } from '../firewall/commit.js';
 import { isEmptyPlan } from '../firewall/diff.js';
 import { Deadline } from '../sys/deadline.js';
 import { reasonOf } from '../sys/errors.js';
-import { watchRulesetGenerations } from '../bridge/nl/nft-generations.js';
 import type { DaemonContext } from './server.js';
 
 const FULL_CHECK_MS = 30_000;
 const LEGACY_POLL_MS = 3_000;
 const DEBOUNCE_MS = 300;
+const GENERATION_POLL_MS = 1_000;
 
 /** What a repair did, for one log line: a flushed ruleset is every chain of every guest. */
 function summary(what: readonly string[], max = 6): string {
@@ -32,7 +35,9 @@ function summary(what: readonly string[], max = 6): string {
 
 export class DriftWatch {
   private backend: Backend | undefined;
-  private monitor: { close(): void } | undefined;
+  /** The generation the last poll saw, and this process's commit count then. */
+  private seen: { generation: number; ownCommits: number } | undefined;
+  private polling = false;
   private timers: NodeJS.Timeout[] = [];
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -85,27 +90,48 @@ export class DriftWatch {
     };
     every(FULL_CHECK_MS);
     if (this.backend.variant === 'legacy') every(LEGACY_POLL_MS);
-    this.startMonitor();
-    this.mode = this.backend.variant === 'legacy' ? `nf_tables commit events (ebtables) and polling every ${LEGACY_POLL_MS / 1000} s (iptables-legacy)` : 'nf_tables commit events';
+    await this.startMonitor();
+    this.mode = this.backend.variant === 'legacy' ? `nf_tables generation every ${GENERATION_POLL_MS / 1000} s (ebtables) and polling every ${LEGACY_POLL_MS / 1000} s (iptables-legacy)` : `nf_tables generation every ${GENERATION_POLL_MS / 1000} s`;
     this.schedule(0);
   }
 
-  private startMonitor(): void {
+  private async startMonitor(): Promise<void> {
+    // The first look before the first check: a commit after it is judged by the next poll (one
+    // made between the daemon's start and a first poll would otherwise be taken as the baseline).
+    const before = ownWriteState();
     try {
-      this.monitor = watchRulesetGenerations(
-        (e) => {
-          // Any commit ends what the last clean check saw (the generation may be announced
-          // before all of a commit is in place): only the periodic check may skip.
-          this.quiet = undefined;
-          if (!isOwnRestore(e.pid)) this.schedule(DEBOUNCE_MS);
-        },
-        () => {
-          this.quiet = undefined;
-          this.schedule(DEBOUNCE_MS);
-        },
-      );
-    } catch (e) {
-      this.d.log.warning(`cannot watch nf_tables commits (${reasonOf(e)}); drift is checked every ${FULL_CHECK_MS / 1000} s`);
+      this.seen = { generation: await rulesetGeneration(), ownCommits: before.commits };
+    } catch {
+      // nf_tables cannot be read now: the first poll that can takes its baseline
+    }
+    const t = setInterval(() => void this.pollGeneration(), GENERATION_POLL_MS);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  /** A check when the ruleset's generation moved by more than this process's own commits. */
+  private async pollGeneration(): Promise<void> {
+    // A write in flight: its commits are not all counted yet; the next poll judges.
+    if (this.polling || this.stopped || ownWriteState().inFlight > 0) return;
+    this.polling = true;
+    try {
+      const before = ownWriteState();
+      let generation: number;
+      try {
+        generation = await rulesetGeneration();
+      } catch {
+        return; // nf_tables cannot be read now: the periodic check says why
+      }
+      const after = ownWriteState();
+      if (after.inFlight > 0 || after.commits !== before.commits) return;
+      const seen = this.seen;
+      this.seen = { generation, ownCommits: after.commits };
+      if (!seen || seen.generation === generation) return;
+      // Any commit ends what the last clean check saw.
+      this.quiet = undefined;
+      if (othersCommitted(seen.generation, generation, after.commits - seen.ownCommits)) this.schedule(DEBOUNCE_MS);
+    } finally {
+      this.polling = false;
     }
   }
 
@@ -196,7 +222,6 @@ export class DriftWatch {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.pending);
-    this.monitor?.close();
     await this.running?.catch(() => undefined);
   }
 }

@@ -22,24 +22,38 @@ export interface TableIo {
 }
 
 /**
- * Pids of this process's recent restores, with when each was spawned: a ruleset monitor tells its
- * own changes from others' by the pid a commit names. Only for OWN_PID_MS: an idle daemon must not
- * take a foreign commit for its own because the kernel gave that program a pid of one of its old
- * restores (pids wrap around).
+ * This process's writes to the firewall, for a watcher of nf_tables' ruleset generation (every
+ * commit to any table makes a new one): it tells its own commits from other programs' by
+ * counting. A generation that moved by no more than the commits made here since it last looked
+ * (and while no write is in flight) is this process's own.
  */
-const ownRestorePids = new Map<number, number>();
-const OWN_PID_MS = 10_000;
+const ownWrites = { inFlight: 0, commits: 0 };
 
-export function noteOwnPid(pid: number): void {
-  const now = Date.now();
-  ownRestorePids.set(pid, now);
-  for (const [p, t] of ownRestorePids) if (now - t > OWN_PID_MS) ownRestorePids.delete(p);
+/** Runs `write`, which calls `committed` after each transaction the kernel accepted. */
+export async function ownWrite<T>(write: (committed: () => void) => Promise<T>): Promise<T> {
+  ownWrites.inFlight++;
+  try {
+    return await write(() => {
+      ownWrites.commits++;
+    });
+  } finally {
+    ownWrites.inFlight--;
+  }
 }
 
-/** Whether a commit naming `pid` is one of this process's restores (spawned less than OWN_PID_MS ago). */
-export function isOwnRestore(pid: number, now = Date.now()): boolean {
-  const t = ownRestorePids.get(pid);
-  return t !== undefined && now - t <= OWN_PID_MS;
+/** The writes in flight and the commits made so far by this process. */
+export function ownWriteState(): { inFlight: number; commits: number } {
+  return { ...ownWrites };
+}
+
+/**
+ * Whether the generation moved from `seen` to `now` by others' commits too, when this process
+ * made `ownCommits` commits in between (pure). A transaction with nothing in it makes no
+ * generation, so fewer than counted is still this process's own.
+ */
+export function othersCommitted(seen: number, now: number, ownCommits: number): boolean {
+  const moved = (now - seen) >>> 0;
+  return moved !== 0 && moved > ownCommits;
 }
 
 export interface Backend {

@@ -17,8 +17,6 @@ export interface ExecOptions {
   passFds?: number[];
   /** Kills the child when aborted. */
   signal?: AbortSignal;
-  /** Told the child's pid once it runs. */
-  onSpawn?: (pid: number) => void;
 }
 
 export interface ExecResult {
@@ -50,7 +48,6 @@ export function run(file: string, args: readonly string[], options: ExecOptions 
       cwd: options.cwd,
       ...(options.signal ? { signal: options.signal, killSignal: 'SIGKILL' as const } : {}),
     }) as ChildProcessWithoutNullStreams;
-    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     // Our own timer (spawn's `timeout` stays armed after a failed spawn and holds the process up).
     let timedOut = false;
     const timer = setTimeout(() => {

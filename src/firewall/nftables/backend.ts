@@ -16,7 +16,7 @@ import { NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl
 import { NFT_TABLE } from './table.js';
 import { keyText, knownRules, liveFromNative, NATIVE_SETS, type NativeTables } from './native-live.js';
 import type { LiveTable } from '../live.js';
-import { noteOwnPid, type TableIo } from '../backend.js';
+import { ownWrite, type TableIo } from '../backend.js';
 import { NFT_FAMILIES } from './script.js';
 
 export const nftPath = (): string | undefined => findProgram('nft');
@@ -26,12 +26,12 @@ const needNft = (): string => needProgram('nft', 'nftables', 'it prints rules xe
 const noSuchTable = (stderr: string): boolean => /No such file or directory/.test(stderr);
 
 /** The listing of xennet's nftables tables ('' when nft is absent: then nothing of ours can be read or exist through it). */
-export async function listOwnTables(onSpawn?: (pid: number) => void): Promise<string> {
+export async function listOwnTables(): Promise<string> {
   const nft = nftPath();
   if (!nft) return '';
   const parts = await Promise.all(
     NFT_FAMILIES.map(async (f) => {
-      const r = await run(nft, ['list', 'table', f, NFT_TABLE], onSpawn ? { onSpawn } : {});
+      const r = await run(nft, ['list', 'table', f, NFT_TABLE]);
       if (r.code === 0) return r.stdout;
       if (noSuchTable(r.stderr)) return '';
       throw new XennetError('exec', `nft list table ${f} ${NFT_TABLE} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
@@ -86,9 +86,14 @@ async function withReader<T>(fn: (reader: NftReader) => Promise<T>): Promise<T> 
  * netlink datagram, as every hook's change and the changes of hosts with up to some tens of
  * guests do; else part by part (renderNft's parts, packed into as few transactions as fit: the
  * shared part first, then each guest whole; every guest stays filtered in between), the parts
- * before a refused one applied. `onCommit` is told the pid that commits (this process).
+ * before a refused one applied. Each transaction the kernel accepted counts as this process's own
+ * (ownWrite).
  */
-export async function applyScript(script: string, onCommit?: (pid: number) => void): Promise<void> {
+export function applyScript(script: string): Promise<void> {
+  return ownWrite((committed) => applyScriptNow(script, committed));
+}
+
+async function applyScriptNow(script: string, committed: () => void): Promise<void> {
   const writer = batchWriter();
   let done = 0;
   let batches: NftMessage[][] = [];
@@ -97,9 +102,9 @@ export async function applyScript(script: string, onCommit?: (pid: number) => vo
     // Test-only seam: XENNET_TEST_NFT_BATCH_BYTES=<n> caps a transaction as a host with a smaller net.core.wmem_max would.
     const cap = Number(process.env['XENNET_TEST_NFT_BATCH_BYTES'] ?? '');
     batches = packParts(parts, Number.isInteger(cap) && cap > 0 ? Math.min(cap, writer.capacity()) : writer.capacity());
-    onCommit?.(process.pid);
     for (const b of batches) {
       await writer.commit(b);
+      committed();
       done++;
       if (done < batches.length) {
         killPoint('nftables:part-committed');
@@ -271,6 +276,6 @@ export const nftablesIo: TableIo = {
   async restore(text) {
     // Test-only seam: XENNET_TEST_RESTORE_FAIL=nftables makes the transaction invalid.
     if (process.env['XENNET_TEST_RESTORE_FAIL'] === 'nftables') text = `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n`;
-    await applyScript(text, noteOwnPid);
+    await applyScript(text);
   },
 };

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { XennetError } from '../../sys/errors.js';
 import { findProgram, run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, type Engine, type XtablesTable } from '../model.js';
-import { noteOwnPid, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
+import { ownWrite, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
 import { nftPath, xennetChainsIn } from '../nftables/backend.js';
 import { ipsetRestore } from './ipset.js';
 import { learnedSetCreates, setsReadBy } from './learned.js';
@@ -179,7 +179,11 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
       // A learning guest's source check reads the learned ipsets: they exist before it does.
       if (!isEbtables(table)) await ipsetRestore(learnedSetCreates(setsReadBy(text)));
       const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
-      const r = await run(tool, args, { input: text, onSpawn: noteOwnPid });
+      const r = await ownWrite(async (committed) => {
+        const done = await run(tool, args, { input: text });
+        if (done.code === 0) committed();
+        return done;
+      });
       if (r.code !== 0) {
         throw new XennetError('exec', `${tool} rejected the update: ${r.stderr.trim().split('\n').slice(0, 3).join(' ')}; the previous rules stay in force`, {
           hint: 'run `xennet plan` to see the difference; report the restore text if it persists',
