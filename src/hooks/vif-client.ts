@@ -12,7 +12,8 @@
  * gets 72 of them connected; one daemon serves all 200). One client starts it, under a lock; the
  * others of a storm wait on that lock (in bash, costing nothing) and then hand their calls to it.
  * Under systemd with xennet.service installed it is `systemctl start` (a masked unit starts
- * nothing); otherwise the daemon is started detached. The call runs in-process when
+ * nothing); otherwise the daemon is started detached, under a bash loop that runs it again when
+ * it dies (no systemd to do it). The call runs in-process when
  * `<run dir>/autostart.off` exists (the operator's switch; the package sets it while it upgrades),
  * or when no daemon is ready within 15 s (then, for 30 s, no other client tries again).
  */
@@ -21,6 +22,8 @@ import { DAEMON_NODE_FLAGS, HOST_VARIABLES } from '../daemon/paths.js';
 /** How long a client waits for a daemon it started to be ready, and for another's start (s). */
 export const AUTOSTART_WAIT_S = 15;
 export const AUTOSTART_LOCK_WAIT_S = 17;
+/** A hook-started daemon that dies within this many seconds of its start is not run again after the third time. */
+export const SUPERVISOR_QUICK_S = 10;
 
 /**
  * The script; `entry` is the Node entry for in-process calls and `cli` the CLI that runs the
@@ -75,6 +78,22 @@ plain_or_absent() {
   [[ ! -L $1 ]] && { [[ ! -e $1 ]] || [[ -f $1 ]]; }
 }
 
+# What runs a daemon a hook started (no systemd to restart it): runs it again a second after it
+# died (killed, or an exception), not after a stop it was asked for (SIGTERM: exit 0), not when
+# autostart.off exists, and not a daemon that keeps dying within 10 s of its start (another one
+# serves, a setting it refuses): after the third, the supervisor ends. Arguments: node, the CLI,
+# the run directory.
+supervise='quick=0
+while :; do
+  started=$SECONDS
+  "$1" ${DAEMON_NODE_FLAGS.join(' ')} -- "$2" daemon
+  rc=$?
+  (( rc == 0 )) && exit 0
+  [[ -e $3/autostart.off ]] && exit 0
+  if (( SECONDS - started < ${SUPERVISOR_QUICK_S} )); then (( ++quick >= 3 )) && exit "$rc"; else quick=0; fi
+  sleep 1
+done'
+
 # No daemon serves: start one, or wait for the client that starts one. Succeeds when one serves.
 autostart() {
   local lock=$run/autostart.lock now failed= child= deadline log=/dev/null where fd
@@ -115,7 +134,7 @@ autostart() {
         fd=\${fd##*/}
         (( fd > 2 )) && exec {fd}>&-
       done
-      cd / && exec env -i "\${env[@]}" setsid ${node} ${DAEMON_NODE_FLAGS.join(' ')} -- "$cli" daemon < /dev/null > /dev/null 2>> "$log"
+      cd / && exec env -i "\${env[@]}" setsid /bin/bash -c "$supervise" xennet-daemon-supervisor ${node} "$cli" "$run" < /dev/null > /dev/null 2>> "$log"
     ) 5>&- 2>/dev/null &
     child=$!
   fi
@@ -131,8 +150,9 @@ autostart() {
     exec 5>&-
     return 0
   fi
-  # A daemon that did not serve in time is not left starting beside the next attempt.
-  [[ -n $child ]] && kill -KILL "$child" 2>/dev/null
+  # A daemon that did not serve in time is not left starting beside the next attempt (nor its
+  # supervisor: the session's process group).
+  [[ -n $child ]] && kill -KILL -- -"$child" "$child" 2>/dev/null
   printf 'vif-xennet: warning: could not start the xennet daemon (its log: %s); running this call in-process\\n' "$where" >&2
   printf -v now '%(%s)T' -1
   { printf '%s\\n' "$now" > "$run/autostart.failed.$$" && mv -f -T -- "$run/autostart.failed.$$" "$run/autostart.failed"; } 2>/dev/null

@@ -805,6 +805,35 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     }
   });
 
+  it('a daemon paused while another program commits a great deal to nf_tables lives on and still repairs (a listener of the kernel\'s announcements overran, and the netlink binding aborted the process: found measuring the daemon\'s memory under repairs)', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(19));
+    await online(g);
+    await until('idle', async () => !(await stats()).lockHeld);
+    const pid = (await stats()).pid;
+    // 10,000 rules with long comments, added and deleted three times: the kernel would announce
+    // some 20 MB of them, more than any socket buffer here holds (8 MiB at most).
+    const flood = join(dir, 'flood.nft');
+    const comment = 'x'.repeat(100);
+    writeFileSync(flood, ['add table ip xnt-flood', 'add chain ip xnt-flood c', ...Array.from({ length: 10_000 }, (_, i) => `add rule ip xnt-flood c ip saddr 10.9.${i >> 8}.${i & 255} counter accept comment "${comment}"`), ''].join('\n'));
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (let round = 0; round < 3; round++) {
+        assert.equal((await host.dom0.exec('nft', ['-f', flood])).code, 0);
+        assert.equal((await host.dom0.exec('nft', ['delete', 'table', 'ip', 'xnt-flood'])).code, 0);
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal((await stats()).pid, pid, 'the same daemon answers');
+    // The control: it still sees another program's change and repairs it.
+    const repairs = (await stats()).repairs;
+    assert.equal((await host.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-S-vif19.0'])).code, 0);
+    await until('the repair', async () => (await stats()).repairs > repairs, 5000);
+    assert.equal(await spoofed(g, 'after-flood'), false);
+  });
+
   it('SIGTERM while a drift check runs: the daemon repairs nothing after it stopped, and exits', async () => {
     const g = await host.addGuest(spec(19));
     await host.startDaemon(env);
@@ -859,6 +888,19 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
         return false;
       }
     });
+  };
+  /** Exactly one daemon runs in dom0 (else the processes found, to say what they were). */
+  const oneDaemon = async (h: SimHost): Promise<number> => {
+    const found = await daemons(h);
+    const what = (p: number): string => {
+      try {
+        return `${p} [${readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ')}] ppid ${readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[1]}`;
+      } catch {
+        return `${p} (gone)`;
+      }
+    };
+    assert.equal(found.length, 1, `one daemon, found: ${found.map(what).join('; ')}`);
+    return found[0]!;
   };
   const online = async (h: SimHost, g: SimGuest): Promise<{ stderr: string; ms: number }> => {
     const t0 = performance.now();
@@ -959,7 +1001,7 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
     const [a, b] = [await h.addGuest(spec(55)), await h.addGuest(spec(56))];
     const ra = await h.runVifScript('vif-xennet', a, 'online', 'libxl', { env: { ...env, XENNET_FIREWALL: 'off' } });
     assert.equal(ra.code, 0, ra.stderr);
-    assert.equal((await daemons(h)).length, 1);
+    await oneDaemon(h);
     await online(h, b);
     assert.ok(await guestRulesPresent(h.dom0, b.vif), 'the next guest is firewalled');
     const environ = readFileSync(`/proc/${(await daemons(h))[0]!}/environ`, 'utf8').split('\0');
@@ -976,8 +1018,45 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
     // A wrapper that holds a lock around the toolstack, as `flock 9; xl create` does.
     const r = await h.dom0.exec('bash', ['-c', 'exec 9>"$0"; flock 9; "$@"', lock, call.file, ...call.argv], { env: call.env });
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((await daemons(h)).length, 1);
+    await oneDaemon(h);
     assert.equal((await run('flock', ['-n', lock, 'true'])).code, 0, 'the wrapper\'s lock is free once it exited (the daemon does not hold it)');
+  });
+
+  it('a daemon a hook started that dies (SIGKILL, a crash) runs again within seconds with no hook to start it; one asked to stop (SIGTERM) stays stopped (found by the soak: a host without systemd kept no daemon until the next guest came)', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    const g = await h.addGuest(spec(59));
+    await online(h, g);
+    const [first] = await daemons(h);
+    assert.ok(first, 'a daemon started');
+    process.kill(first, 'SIGKILL');
+    const t0 = performance.now();
+    let next: number | undefined;
+    while (next === undefined || next === first) {
+      if (performance.now() - t0 > 15_000) throw new Error('no daemon again within 15 s of the kill');
+      await new Promise((r) => setTimeout(r, 100));
+      next = (await daemons(h)).find((p) => p !== first && readPidFile(join(h.runDir, 'daemon.pid')) === p);
+    }
+    const st = JSON.parse((await h.xennet(['status', '--json'], env)).stdout) as { daemon?: { running: boolean; pid?: number } };
+    assert.equal(st.daemon?.pid, next, 'the new one serves');
+    // The control: it still repairs what another program breaks, with no hook since the kill.
+    assert.equal((await h.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-S-vif59.0'])).code, 0);
+    const repairs = async (): Promise<number> => (JSON.parse((await h.xennet(['status', '--json'], env)).stdout) as { daemon?: { repairs?: number } }).daemon?.repairs ?? 0;
+    const t1 = performance.now();
+    while ((await repairs()) < 1) {
+      if (performance.now() - t1 > 10_000) throw new Error('not repaired by the restarted daemon');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(await guestRulesPresent(h.dom0, g.vif));
+    process.kill(next, 'SIGTERM');
+    const t2 = performance.now();
+    while ((await daemons(h)).length > 0) {
+      if (performance.now() - t2 > 15_000) throw new Error('the daemon did not stop on SIGTERM');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.deepEqual(await daemons(h), [], 'a daemon asked to stop is not run again');
   });
 
   it('a stale pid file naming a live process that is no daemon: the hook starts one instead of waiting on it', async () => {
