@@ -5,6 +5,7 @@
 import type { PolicyNameSource } from '../firewall/domain-identity.js';
 import { printable } from '../net/index.js';
 import type { HostStatus, VifStatus } from './host-status.js';
+import { renderTable, type TableCell, type TableColumn } from './table.js';
 
 function duration(seconds: number): string {
   if (seconds < 120) return `${seconds} s`;
@@ -30,15 +31,34 @@ function policyCell(v: VifStatus): string {
   return `${base}${how[v.policySource]}`;
 }
 
-/** The ADDRESSES cell: declared addresses, `learned: ...`, or `- (any)` for a guest with no protection. */
-function addressCell(v: VifStatus): string {
-  if (v.addressSource === 'learned') return `learned: ${v.learned.map((b) => b.address).join(' ') || 'none yet'}`;
-  if (v.addressSource === 'none') return v.addresses.length > 0 ? `${v.addresses.join(' ')} (unchecked)` : '- (any)';
-  if (v.addressSource === 'open') return '- (open)';
-  return v.addresses.join(' ');
+/** The ADDRESSES cell's items: declared addresses, `learned: ...`, or `- (any)` for a guest with no protection. */
+function addressItems(v: VifStatus): string[] {
+  if (v.addressSource === 'learned') {
+    const [first, ...rest] = v.learned.map((b) => b.address);
+    return [`learned: ${first ?? 'none yet'}`, ...rest];
+  }
+  if (v.addressSource === 'none') return v.addresses.length > 0 ? [...v.addresses.slice(0, -1), `${v.addresses[v.addresses.length - 1]!} (unchecked)`] : ['- (any)'];
+  if (v.addressSource === 'open') return ['- (open)'];
+  return v.addresses.length > 0 ? v.addresses : ['-'];
 }
 
-export function renderHostStatus(s: HostStatus, color: boolean): string {
+/** The guests' table: what gives way first on a narrow terminal is what an operator needs least. */
+const VIF_COLUMNS: TableColumn[] = [
+  { header: 'VIF' },
+  { header: 'DOMAIN', give: 'elide' },
+  { header: 'POLICY', give: 'elide', secondary: 5 },
+  { header: 'MAC', secondary: 3 },
+  { header: 'ADDRESSES', give: 'stack' },
+  { header: 'MTU', secondary: 1 },
+  { header: 'LINK', secondary: 1 },
+  { header: 'BRIDGE', secondary: 2 },
+  { header: 'HOTPLUG', secondary: 4 },
+  { header: 'FIREWALL' },
+  { header: 'DROPS', secondary: 6 },
+];
+
+/** The status screen; its tables fit `width` columns. */
+export function renderHostStatus(s: HostStatus, color: boolean, width = 80): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const lines: string[] = [];
   lines.push(s.ok ? c('32', 'xennet: guest networking OK') : c('31', `xennet: ${s.problems.length} problem${s.problems.length === 1 ? '' : 's'}`));
@@ -50,23 +70,47 @@ export function renderHostStatus(s: HostStatus, color: boolean): string {
   }
   lines.push(`  br_netfilter: ${Object.entries(s.bridgeNetfilter).map(([k, v]) => `${k.replace('net.bridge.', '')}=${v ?? 'missing'}`).join(' ')}`);
   lines.push('');
-  lines.push('BRIDGE       STATE  MTU    UPLINK            NF-CALL(4/6)  PORTS');
-  for (const b of s.bridges) {
-    lines.push(`${b.name.padEnd(12)} ${(b.up ? 'up' : 'DOWN').padEnd(6)} ${String(b.mtu).padEnd(6)} ${(b.uplinks.join(',') || '-').padEnd(17)} ${`${b.nfCallIptables ? 'on' : 'off'}/${b.nfCallIp6tables ? 'on' : 'off'}`.padEnd(13)} ${b.ports.length}`);
-  }
+  const one = (text: string, paint?: (t: string) => string): TableCell => ({ items: [text], ...(paint ? { paint } : {}) });
+  lines.push(
+    ...renderTable(
+      [{ header: 'BRIDGE' }, { header: 'STATE' }, { header: 'MTU' }, { header: 'UPLINK', give: 'elide' }, { header: 'NF-CALL(4/6)' }, { header: 'PORTS' }],
+      s.bridges.map((b) => [one(b.name), one(b.up ? 'up' : 'DOWN'), one(String(b.mtu)), one(b.uplinks.join(',') || '-'), one(`${b.nfCallIptables ? 'on' : 'off'}/${b.nfCallIp6tables ? 'on' : 'off'}`), one(String(b.ports.length))]),
+      width,
+    ),
+  );
   lines.push('');
-  lines.push('VIF          DOMAIN       POLICY             MAC                ADDRESSES                     MTU   LINK  BRIDGE    HOTPLUG    FIREWALL     DROPS');
-  for (const v of s.vifs) {
-    const fw = v.firewall === 'in-sync' ? c('32', v.firewall.padEnd(12)) : v.firewall === 'not-managed' ? v.firewall.padEnd(12) : c('31', v.firewall.padEnd(12));
-    lines.push(
-      `${v.name.padEnd(12)} ${(v.domain ? printable(v.domain) : '?').padEnd(12)} ${policyCell(v).padEnd(18)} ${(v.mac ?? '-').padEnd(18)} ${addressCell(v).padEnd(29)} ${String(v.mtu).padEnd(5)} ${(v.up ? 'up' : 'DOWN').padEnd(5)} ${v.bridge.padEnd(9)} ${(v.hotplugStatus ?? '-').padEnd(10)} ${fw} ${v.drops.packets}`,
-    );
-  }
+  const green = (t: string): string => c('32', t);
+  const red = (t: string): string => c('31', t);
+  lines.push(
+    ...renderTable(
+      VIF_COLUMNS,
+      s.vifs.map((v) => [
+        one(v.name),
+        one(v.domain ? printable(v.domain) : '?'),
+        one(policyCell(v)),
+        one(v.mac ?? '-'),
+        { items: addressItems(v) },
+        one(String(v.mtu)),
+        one(v.up ? 'up' : 'DOWN'),
+        one(v.bridge),
+        one(v.hotplugStatus ?? '-'),
+        one(v.firewall, v.firewall === 'in-sync' ? green : v.firewall === 'not-managed' ? undefined : red),
+        one(String(v.drops.packets)),
+      ]),
+      width,
+    ),
+  );
   if (s.vifs.length === 0) lines.push('(no guest vifs)');
   const learning = s.vifs.filter((v) => v.learned.length > 0);
   if (learning.length > 0) {
-    lines.push('', 'LEARNED      ADDRESS                                  HOW        ENDS');
-    for (const v of learning) for (const b of v.learned) lines.push(`${v.name.padEnd(12)} ${b.address.padEnd(40)} ${b.how.padEnd(10)} ${b.expiresInSeconds === null ? 'with the vif' : `in ${duration(b.expiresInSeconds)}`}`);
+    lines.push('');
+    lines.push(
+      ...renderTable(
+        [{ header: 'LEARNED' }, { header: 'ADDRESS' }, { header: 'HOW' }, { header: 'ENDS' }],
+        learning.flatMap((v) => v.learned.map((b) => [one(v.name), one(b.address), one(b.how), one(b.expiresInSeconds === null ? 'with the vif' : `in ${duration(b.expiresInSeconds)}`)])),
+        width,
+      ),
+    );
   }
   if (s.problems.length > 0) {
     lines.push('', 'problems:');

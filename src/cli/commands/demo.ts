@@ -33,7 +33,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
       return;
     }
     await runCommand(false, async () => {
-      const code = await demo.runDemo({ keep: argv.keep, color: process.stdout.isTTY === true, out: (l) => process.stdout.write(l + '\n') });
+      const code = await demo.runDemo({ keep: argv.keep, color: (await import('../terminal.js')).colorWanted(process.env, process.stdout.isTTY === true), out: (l) => process.stdout.write(l + '\n') });
       return { json: null, text: '', exitCode: code };
     });
   },

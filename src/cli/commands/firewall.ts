@@ -36,7 +36,7 @@ async function planOutcome(argv: PlanArgs, apply: boolean) {
     const answer = await askDaemon(process.env, { cmd: apply ? 'apply' : 'plan', rules: file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) });
     result = answer ? (unwrap(answer) as PlanResult) : await (await planner()).hostPlan(await load(), { apply, progress: process.stderr.isTTY === true });
   }
-  const text = view.renderPlanView(result, { apply, color: process.stdout.isTTY === true });
+  const text = view.renderPlanView(result, { apply, color: (await import('../terminal.js')).colorWanted(process.env, process.stdout.isTTY === true) });
   const exitCode = apply ? ExitCode.ok : result.pending ? ExitCode.pending : ExitCode.ok;
   return { json: result, text, exitCode };
 }

@@ -45,12 +45,13 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
   handler: (argv) =>
     runCommand(argv.json, async () => {
       const { renderHostStatus } = await import('../../status/render.js');
+      const { colorWanted, terminalWidth } = await import('../terminal.js');
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
       const { rulesSource } = await import('../../config/paths.js');
       const source = rulesSource(argv.rules);
       const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}), ...(argv.fresh ? { fresh: true } : {}) }, 120_000);
       const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats; read?: HostStatus['read'] }) : { ...(await (await import('../../status/host-status.js')).hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
       const checked = learningProblems(s);
-      return { json: checked, text: renderHostStatus(checked, process.stdout.isTTY === true), exitCode: checked.ok ? ExitCode.ok : ExitCode.error };
+      return { json: checked, text: renderHostStatus(checked, colorWanted(process.env, process.stdout.isTTY === true), terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined)), exitCode: checked.ok ? ExitCode.ok : ExitCode.error };
     }),
 };
