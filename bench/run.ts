@@ -16,7 +16,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { run, start } from '../src/sys/exec.js';
-import type { SimGuest } from '../src/sim/host.js';
+import { xennetCli, type SimGuest } from '../src/sim/host.js';
 import type { SimNetns } from '../src/sim/netns.js';
 import { sweepNetns } from '../src/sim/netns.js';
 import { buildWorld, destroyWorld, packagedCli, timedXennet, vifBackendNodes, type Tool, type World } from './lib/world.js';
@@ -34,6 +34,9 @@ const forwardSize = smoke ? 50 : 1000;
 const resourceGuests = smoke ? 50 : 1000;
 const cycleMarks = (process.env['XNT_BENCH_CYCLES'] ?? (smoke ? '100,300' : '1000,10000')).split(',').map(Number);
 const cycleLoops = Number(process.env['XNT_BENCH_LOOPS'] ?? 8);
+/** XNT_BENCH_DAEMON_FLAGS: other Node.js flags for the daemon of the `daemon` figures (to compare in one build). */
+const daemonFlags = process.env['XNT_BENCH_DAEMON_FLAGS'];
+const daemonCommand = daemonFlags === undefined ? undefined : ['node', ...daemonFlags.split(' ').filter((f) => f !== ''), xennetCli, 'daemon'];
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -235,7 +238,7 @@ async function daemonResources(): Promise<void> {
   const world = await buildWorld({ tool: 'xennet', background: resourceGuests });
   try {
     if (resourceGuests > 0) await timedXennet(world, ['apply']);
-    const pid = await world.host.startDaemon(world.env);
+    const pid = await world.host.startDaemon(world.env, daemonCommand);
     await new Promise((r) => setTimeout(r, 1000));
     const rows: { what: string; rssMiB: number; seconds?: number }[] = [{ what: `started, ${resourceGuests} guests`, rssMiB: rssOf(pid) }];
     log(`  daemon RSS at start with ${resourceGuests} guests: ${fmt(rssOf(pid))} MiB`);
@@ -263,20 +266,22 @@ async function daemonResources(): Promise<void> {
       rows.push({ what: `after ${done} online/offline cycles`, rssMiB: rssOf(pid), seconds });
       log(`  daemon RSS after ${done} cycles: ${fmt(rssOf(pid))} MiB (${fmt(((per * loops) / seconds), 0)} cycles/s)`);
     }
-    // Drift: the root jumps flushed by another program, until they are back.
+    // Drift: another program flushes the whole ruleset (nftables, the default backend), until
+    // the daemon has put back the last guest's chains: a full repair.
     const repairs: number[] = [];
+    const lastChain = `XN-S-vif${100 + resourceGuests - 1}.0`;
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 1500));
       const t0 = performance.now();
-      await world.host.dom0.exec('iptables', ['-F', 'FORWARD']);
+      await world.host.dom0.exec('nft', ['flush', 'ruleset']);
       for (;;) {
-        const save = (await world.host.dom0.exec('iptables-save', ['-t', 'filter'])).stdout;
-        if (/-A FORWARD .*-j XN-FORWARD/.test(save)) break;
-        if (performance.now() - t0 > 30_000) throw new Error('the flushed root jumps were not repaired within 30 s');
+        if ((await world.host.dom0.exec('nft', ['list', 'chain', 'bridge', 'xennet', lastChain])).code === 0) break;
+        if (performance.now() - t0 > 30_000) throw new Error('the flushed ruleset was not repaired within 30 s');
+        await new Promise((r) => setTimeout(r, 50));
       }
       repairs.push(performance.now() - t0);
     }
-    rows.push({ what: `iptables -F FORWARD repaired (median of 3), ${resourceGuests} guests`, rssMiB: rssOf(pid), seconds: median(repairs) / 1000 });
+    rows.push({ what: `nft flush ruleset repaired (median of 3), ${resourceGuests} guests`, rssMiB: rssOf(pid), seconds: median(repairs) / 1000 });
     log(`  drift repaired in ${fmt(median(repairs))} ms (median of 3)`);
     results['daemon'] = rows;
     log(`\nThe daemon (${resourceGuests} guests on the host)`);

@@ -25,4 +25,4 @@ export const HOST_VARIABLES = ['XENNET_STATE_DIR', 'XENNET_RULES', 'XENSTORED_PA
  * semi-space instead of V8's 16: the daemon's garbage is many small short-lived objects, and with
  * 1000 guests this keeps its RSS near 115 MiB instead of 170 at the same throughput (bench).
  */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2'] as const;
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'] as const;

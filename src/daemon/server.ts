@@ -42,6 +42,7 @@ import { HOST_VARIABLES, runPaths, type RunPaths } from './paths.js';
 import { PolicyHolder, type PolicyState } from './policy-holder.js';
 import { handleJsonRequest } from './requests.js';
 import { StatusCache } from './status-cache.js';
+import { MemoryKeeper, type MemoryKeeperState } from './memory.js';
 
 export interface DaemonStats {
   pid: number;
@@ -72,6 +73,8 @@ export interface DaemonStats {
   /** V8's heap in use, and memory outside it (Buffers: netlink batches and dumps), MiB. */
   heapMiB?: number;
   externalMiB?: number;
+  /** Full collections the daemon ran after a peak (see memory.ts). */
+  memory?: MemoryKeeperState;
 }
 
 function memoryFigures(): { rssMiB: number; heapMiB: number; externalMiB: number } {
@@ -111,6 +114,7 @@ export class Daemon implements DaemonContext {
   private counters = { hookCalls: 0, hookFailures: 0, jsonRequests: 0, badRequests: 0, repairs: 0 };
   private lastError: string | null = null;
   private inFlight = new Set<Promise<unknown>>();
+  private readonly memory = new MemoryKeeper(() => this.inFlight.size === 0);
   private stopping = false;
   private ownsRunDir = false;
   /** The run directory's daemon lock, held from the first step of start to the last of stop. */
@@ -175,6 +179,7 @@ export class Daemon implements DaemonContext {
       learning: this.learning?.state() ?? null,
       status: this.statusCache.state(),
       ...memoryFigures(),
+      memory: this.memory.state(),
     };
   }
 
@@ -286,6 +291,7 @@ export class Daemon implements DaemonContext {
     await this.listenSocket();
     this.listenFifo();
     this.policy.watch(() => undefined);
+    this.memory.start();
     this.drift = new DriftWatch(this);
     await this.drift.start();
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
@@ -518,6 +524,7 @@ export class Daemon implements DaemonContext {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.memory.stop();
     this.log.info(`stopping: ${this.inFlight.size} call${this.inFlight.size === 1 ? '' : 's'} in flight`);
     this.server?.close();
     await Promise.allSettled([...this.inFlight]);
