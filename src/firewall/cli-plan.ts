@@ -8,7 +8,7 @@ import { loadIndex, type IndexEntry } from './store.js';
 import { coarseWidenings, filterRecord, widenings } from './widening.js';
 import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
-import { applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
+import { NO_VIF_HERE, applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
 import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts } from './model.js';
 import { backendInfo as backendOf, type BackendInfo } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
@@ -214,6 +214,8 @@ export function offlinePlan(loaded: LoadedPolicy, vifSpecs: string[]): PlanResul
     changes: changesByVif(live, plan),
     widenings: [],
     pending: !isEmptyPlan(plan),
-    warnings: state.warnings.filter((w) => !w.endsWith('has no vif on this host') || vifSpecs.length > 0),
+    // Offline there is no host: a guest of the file that none of --vif names is said so, and
+    // without --vif every guest has one made up.
+    warnings: state.warnings.flatMap((w) => (!w.endsWith(NO_VIF_HERE) ? [w] : vifSpecs.length > 0 ? [`${w.slice(0, -NO_VIF_HERE.length)}is named by no --vif`] : [])),
   };
 }

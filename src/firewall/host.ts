@@ -20,6 +20,9 @@ import { resolveVif } from './resolve.js';
 import { type LiveTable } from './live.js';
 import type { BridgeSysctl } from './driver.js';
 
+/** The end of the warning for a rule-file guest with no vif on the host. */
+export const NO_VIF_HERE = 'has no vif on this host';
+
 export interface DesiredState {
   resolved: ResolvedVif[];
   desired: RuleSet;
@@ -31,7 +34,7 @@ export function desiredFor(policy: PolicyFile, facts: readonly VifFacts[], engin
   const warnings: string[] = [];
   for (const r of resolved) for (const w of [...r.warnings, ...driverFor(engine).warnings(r)]) warnings.push(`${r.name}${r.domain ? ` (${r.domain})` : ''}: ${w}`);
   const seen = new Set<string>(resolved.map((r) => r.guest).filter((g) => g !== undefined));
-  for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but has no vif on this host`);
+  for (const g of Object.keys(policy.guests ?? {})) if (!seen.has(g)) warnings.push(`guest ${g} is in the rule file but ${NO_VIF_HERE}`);
   return { resolved, desired: compile(resolved, engine), warnings };
 }
 

@@ -48,6 +48,8 @@ export function launcherText(hook: keyof typeof entries): string {
 export interface InstalledFile {
   path: string;
   changed: boolean;
+  /** What the file was: none there yet, another content, or already this one. */
+  state: 'new' | 'changed' | 'unchanged';
 }
 
 export interface InstallOptions {
@@ -105,7 +107,8 @@ export function installHooks(o: InstallOptions): InstalledFile[] {
   if (o.unitDir !== null) files.push([join(o.unitDir, 'xennet.service'), unitText(), 0o644]);
   const out: InstalledFile[] = [];
   for (const [path, text, mode] of files) {
-    const changed = !existsSync(path) || readFileSync(path, 'utf8') !== text;
+    const existed = existsSync(path);
+    const changed = !existed || readFileSync(path, 'utf8') !== text;
     const key = resolve(path);
     if (!o.dryRun && changed) {
       mkdirSync(dirname(path), { recursive: true });
@@ -120,7 +123,7 @@ export function installHooks(o: InstallOptions): InstalledFile[] {
       manifest.files[key] = { sha256: sha256(text) };
       listed = true;
     }
-    out.push({ path, changed });
+    out.push({ path, changed, state: !existed ? 'new' : changed ? 'changed' : 'unchanged' });
   }
   if (listed) writeJsonAtomic(manifestPath(env), manifest);
   // Installed again after an uninstall: hooks may start the daemon again.

@@ -226,7 +226,8 @@ describe('install-hooks manifest', () => {
     const env = { XENNET_STATE_DIR: join(dir, 'state') };
     installHooks({ dir: join(dir, 'scripts'), unitDir: join(dir, 'unit'), dryRun: true, env });
     assert.equal(readManifest(env), undefined);
-    installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env });
+    const first = installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env });
+    assert.deepEqual(first.map((f) => f.state), ['new', 'new'], 'what install-hooks says of files it created');
     const m = readManifest(env)!;
     assert.deepEqual(Object.keys(m.files).sort(), [join(dir, 'scripts', 'network-xennet'), join(dir, 'scripts', 'vif-xennet')]);
     const vif = join(dir, 'scripts', 'vif-xennet');
@@ -242,7 +243,8 @@ describe('install-hooks manifest', () => {
     assert.deepEqual(Object.keys(readManifest(env)!.files).sort(), [join(dir, 'scripts', 'network-xennet'), vif]);
     // Another state directory (as if a package had put the same files there): nothing is listed.
     const other = { XENNET_STATE_DIR: join(dir, 'other') };
-    installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env: other });
+    const again = installHooks({ dir: join(dir, 'scripts'), unitDir: null, dryRun: false, env: other });
+    assert.deepEqual(again.map((f) => [f.state, f.changed]), [['unchanged', false], ['unchanged', false]]);
     assert.equal(readManifest(other), undefined);
   });
 });

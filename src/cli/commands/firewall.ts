@@ -2,7 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { resolve } from 'node:path';
 import type { PlanResult } from '../../firewall/cli-plan.js';
-import { ExitCode } from '../../sys/errors.js';
+import { ExitCode, XennetError } from '../../sys/errors.js';
 import { runCommand } from '../run-command.js';
 
 interface RulesArgs {
@@ -50,7 +50,12 @@ export const planCommand: CommandModule<object, PlanArgs> = {
       .option('vif', { type: 'string', array: true, describe: 'with --offline: a vif as NAME=DOMAIN[@BRIDGE], e.g. vif5.0=web01@xenbr0' })
       .example('$0 plan', 'live rules vs the rule file for the live vifs')
       .example('$0 plan --offline --rules new.yaml --vif vif5.0=web01', 'review a policy change in CI') as unknown as Argv<PlanArgs>,
-  handler: (argv) => runCommand(argv.json, () => planOutcome(argv, false)),
+  handler: (argv) =>
+    runCommand(argv.json, () => {
+      // A --vif the live plan would quietly not use: the live plan takes the host's own vifs.
+      if (argv.vif !== undefined && !argv.offline) throw new XennetError('usage', '--vif describes a made-up vif for --offline; without --offline, plan compares the host\'s own vifs', { hint: 'add --offline, or drop --vif' });
+      return planOutcome(argv, false);
+    }),
 };
 
 export const applyCommand: CommandModule<object, RulesArgs> = {

@@ -35,7 +35,7 @@ export const installHooksCommand: CommandModule<object, InstallArgs> = {
       const { installHooks, unitText } = await import('../../hooks/install.js');
       const r = installHooks({ dir: argv.dir, unitDir: argv.unit ? argv.unitDir : null, dryRun: argv.dryRun });
       const verb = argv.dryRun ? 'would write' : 'wrote';
-      const lines = r.map((f) => `${verb} ${f.path} (${f.changed ? 'changed' : 'unchanged'})`);
+      const lines = r.map((f) => `${verb} ${f.path} (${f.state})`);
       if (argv.unit) {
         if (argv.dryRun) lines.push('', unitText().trimEnd());
         else lines.push('', 'start the daemon: systemctl daemon-reload && systemctl enable --now xennet');
