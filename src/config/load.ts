@@ -19,6 +19,7 @@ import { policySchema, type PolicyFile } from './schema.js';
 export { DEFAULT_RULES_PATH, rulesPath, rulesSource, type RulesSource } from './paths.js';
 import { danglingTarget } from './paths.js';
 import { statIdentity } from '../sys/file-identity.js';
+import { keysAt, nearest } from './suggest.js';
 
 export interface ConfigProblem {
   file: string;
@@ -26,12 +27,14 @@ export interface ConfigProblem {
   col: number;
   path: string;
   message: string;
+  /** What was probably meant (a key or value of the schema near the one written). */
+  suggestion?: string;
 }
 
 /** A problem with the whole file (missing, unreadable, empty) has line 0: it has no position. */
 export function formatProblem(p: ConfigProblem): string {
   if (p.line === 0) return `${p.file}: ${p.message}`;
-  return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
+  return `${p.file}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}${p.suggestion ? ` (did you mean ${JSON.stringify(p.suggestion)}?)` : ''}`;
 }
 
 /** The problems without the file name (for messages that name the file already). */
@@ -47,6 +50,11 @@ export class ConfigError extends XennetError {
       exitCode: 1,
     });
     this.problems = problems;
+  }
+
+  /** With --json: the error, and every problem as a record (a whole-file problem has line 0). */
+  override toJSON(): ReturnType<XennetError['toJSON']> & { problems: { file: string; line: number; column: number; key: string; message: string; suggestion: string | null }[] } {
+    return { ...super.toJSON(), problems: this.problems.map((p) => ({ file: p.file, line: p.line, column: p.col, key: p.path, message: p.message, suggestion: p.suggestion ?? null })) };
   }
 }
 
@@ -95,24 +103,51 @@ function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): {
   return { line: pos.line, col: pos.col };
 }
 
+/** A number's bound in xennet's words: a bound no rule file reaches (Number.MAX_SAFE_INTEGER) is "too large". */
+function bound(issue: { code: string; minimum?: unknown; maximum?: unknown; inclusive?: boolean; origin?: string }): string | undefined {
+  const limit = issue.code === 'too_big' ? issue.maximum : issue.minimum;
+  if (typeof limit !== 'number' && typeof limit !== 'bigint') return undefined;
+  const n = Number(limit);
+  const what = issue.origin === 'array' ? (n === 1 ? 'item' : 'items') : issue.origin === 'string' ? 'characters' : '';
+  if (issue.code === 'too_big') {
+    if (n >= Number.MAX_SAFE_INTEGER) return 'is too large';
+    return issue.inclusive === false ? `must be less than ${n}${what ? ` ${what}` : ''}` : `must be at most ${n}${what ? ` ${what}` : ''}`;
+  }
+  if (issue.origin === 'array' && n === 1) return 'must not be empty';
+  return issue.inclusive === false ? `must be more than ${n}${what ? ` ${what}` : ''}` : `must be at least ${n}${what ? ` ${what}` : ''}`;
+}
+
+/** What validation found, in xennet's words (the library's own text never reaches the operator), sorted by position. */
 function zodProblems(file: string, doc: Document, lc: LineCounter, issues: z.core.$ZodIssue[]): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
+      const valid = keysAt(policySchema, issue.path) ?? [];
       for (const k of issue.keys) {
         const pos = positionOf(doc, lc, issue.path, k);
-        out.push({ file, ...pos, path: pathText([...issue.path, k]), message: `unknown key ${JSON.stringify(k)}` });
+        const suggestion = nearest(k, valid);
+        out.push({ file, ...pos, path: pathText([...issue.path, k]), message: `unknown key ${JSON.stringify(k)}`, ...(suggestion ? { suggestion } : {}) });
       }
       continue;
     }
     const pos = positionOf(doc, lc, issue.path);
+    // The value as written (the library reports none): for the message and the suggestion.
+    const given: unknown = issue.input ?? doc.getIn(issue.path.filter((k): k is string | number => typeof k !== 'symbol'));
     let message = issue.message;
-    if (issue.code === 'invalid_type' && issue.input === undefined) message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
-    else if (issue.code === 'invalid_value' && 'values' in issue && issue.message.startsWith('Invalid')) message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    let suggestion: string | undefined;
+    if (issue.code === 'invalid_type' && given === undefined) message = `is required (${issue.expected === 'object' ? 'a mapping' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`})`;
+    else if (issue.code === 'invalid_type') message = `must be ${issue.expected === 'object' ? 'a mapping of keys' : issue.expected === 'array' ? 'a list' : issue.expected === 'int' ? 'a whole number' : `a ${issue.expected}`}, not ${given === null ? 'empty' : Array.isArray(given) ? 'a list' : typeof given === 'object' ? 'a mapping' : JSON.stringify(given)}`;
+    else if (issue.code === 'invalid_value' && 'values' in issue && issue.message.startsWith('Invalid')) {
+      message = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      if (typeof given === 'string') suggestion = nearest(given, issue.values.filter((v): v is string => typeof v === 'string'));
+    } else if ((issue.code === 'too_big' || issue.code === 'too_small') && /^Too (big|small)/.test(issue.message)) message = bound(issue as never) ?? message;
+    else if (issue.code === 'invalid_key') message = 'is not a valid name here (see `xennet schema`)';
     else if (issue.code === 'invalid_union') message = issue.message === 'Invalid input' ? 'is not valid here (see `xennet schema`)' : issue.message;
-    out.push({ file, ...pos, path: pathText(issue.path), message });
+    out.push({ file, ...pos, path: pathText(issue.path), message, ...(suggestion ? { suggestion } : {}) });
   }
-  return out;
+  // A number past both the schema's bound and the largest whole number is said once, by its bound.
+  const said = out.filter((p) => !(p.message === 'is too large' && out.some((q) => q !== p && q.path === p.path)));
+  return said.sort((a, b) => a.line - b.line || a.col - b.col);
 }
 
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
@@ -250,16 +285,45 @@ function fastLoad(text: string): unknown {
   }
 }
 
+/** Where the quoted string that is still open at the end of `text` starts (comments skipped), if one is. */
+export function unclosedQuote(text: string): number | undefined {
+  let open: number | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (open === undefined) {
+      if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+        const nl = text.indexOf('\n', i);
+        if (nl < 0) break;
+        i = nl;
+      } else if ((c === '"' || c === "'") && (i === 0 || /[\s:,[{\-?]/.test(text[i - 1]!))) {
+        open = i;
+      }
+    } else if (text[open] === '"') {
+      if (c === '\\') i++;
+      else if (c === '"') open = undefined;
+    } else if (c === "'") {
+      if (text[i + 1] === "'") i++;
+      else open = undefined;
+    }
+  }
+  return open;
+}
+
 function parseWithPositions(text: string, file: string): PolicyFile {
   const lc = new (yaml().LineCounter)();
   const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => {
-        const pos = lc.linePos(e.pos[0]);
-        return { file, line: pos.line, col: pos.col, path: '', message: `YAML: ${e.message.split('\n')[0]}` };
-      }),
+      doc.errors
+        .map((e) => {
+          // An unterminated string is reported where the file ends: said where it starts.
+          const open = e.code === 'MISSING_CHAR' && /closing ["']quote/.test(e.message) ? unclosedQuote(text) : undefined;
+          const pos = lc.linePos(open ?? e.pos[0]);
+          const message = open !== undefined ? `YAML: this ${text[open] === '"' ? 'double' : 'single'}-quoted string is never closed` : `YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
+          return { file, line: pos.line, col: pos.col, path: '', message };
+        })
+        .sort((a, b) => a.line - b.line || a.col - b.col),
     );
   }
   let js: unknown;
@@ -277,6 +341,31 @@ function parseWithPositions(text: string, file: string): PolicyFile {
   const cross = crossProblems(parsed.data).map((p) => ({ file, ...positionOf(doc, lc, p.path), path: pathText(p.path), message: p.message }));
   if (cross.length > 0) throw new ConfigError(file, cross.sort((a, b) => a.line - b.line || a.col - b.col));
   return parsed.data;
+}
+
+/** The file as text, or one error for a file that is not UTF-8 text (a binary one: not 16 YAML errors). */
+function textOf(file: string, bytes: Buffer): string {
+  const nul = bytes.indexOf(0);
+  let bad = nul;
+  let text = '';
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    // Where it stops being UTF-8 (lead bytes and their continuations; the decoder said whether).
+    let lo = 0;
+    while (lo < bytes.length) {
+      const b = bytes[lo]!;
+      const n = b < 0x80 ? 0 : b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
+      if (n < 0 || lo + n >= bytes.length + (n === 0 ? 1 : 0) || [...bytes.subarray(lo + 1, lo + 1 + n)].some((c) => (c & 0xc0) !== 0x80)) break;
+      lo += n + 1;
+    }
+    bad = nul >= 0 ? Math.min(nul, lo) : lo;
+  }
+  if (bad < 0) return text;
+  const before = bytes.subarray(0, bad).toString('utf8');
+  const line = before.split('\n').length;
+  const col = before.length - before.lastIndexOf('\n');
+  throw new RuleFileError(file, `is not a text file: byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at line ${line}, column ${col} is ${bytes[bad] === 0 ? 'a NUL' : 'not UTF-8'}`, 'a rule file is YAML text in UTF-8 (`xennet schema` prints its format); nothing was changed');
 }
 
 /** Rule files larger than this are refused unread (5000 fully described guests take about 1.2 MiB). */
@@ -345,12 +434,13 @@ export function loadPolicy(file: string, options: LoadOptions = {}): LoadedPolic
   if (st.size > MAX_RULE_FILE_BYTES) {
     throw new ConfigError(file, [{ file, line: 1, col: 1, path: '', message: `the file is ${(st.size / 1024 / 1024).toFixed(1)} MiB; a rule file may be at most ${MAX_RULE_FILE_BYTES / 1024 / 1024} MiB` }]);
   }
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (e) {
     throw unreadable(file, e as NodeJS.ErrnoException, absentOk);
   }
+  const text = textOf(file, bytes);
   if (isBlank(text)) throw new RuleFileError(file, 'is empty', 'write `version: 1` at least (the built-in defaults), then the guests; `xennet schema` prints the format; nothing was changed');
   return { file, policy: parsePolicy(text, file), fromFile: true, text, identity };
 }

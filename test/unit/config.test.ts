@@ -55,10 +55,10 @@ guests:
       [
         'x.yaml:3:12: defaults.inbound: must be one of "accept", "drop"',
         'x.yaml:6:10: guests.web01.mac: "zz:16:3e:12:34:56" is not a MAC address like 00:16:3e:12:34:56',
+        'x.yaml:7:5: guests.web01.colour: unknown key "colour"',
         'x.yaml:9:35: guests.web01.allow_in[0].ports[1]: ports are 1-65535',
         'x.yaml:10:31: guests.web01.allow_in[1].ports[0]: a port range is low-high within 1-65535',
         'x.yaml:11:31: guests.web01.allow_in[2].ports: ports need proto tcp or udp, not icmp',
-        'x.yaml:7:5: guests.web01.colour: unknown key "colour"',
       ],
     );
   });
