@@ -46,6 +46,9 @@ export async function readNetSnapshot(nl: NetlinkClient): Promise<NetSnapshot> {
   return { links, addresses, routes, bridgeSysctls, portSysctls };
 }
 
+/** How the warning for a xenstore that cannot be connected to begins. */
+export const XENSTORE_UNREACHABLE = 'xenstore is not reachable';
+
 export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, options: { dom0?: boolean; snapshot?: NetSnapshot } = {}): Promise<HostFacts> {
   const nl = new NetlinkClient();
   let xs: XenstoreClient | undefined;
@@ -55,7 +58,7 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
     try {
       xs = await XenstoreClient.connect(env);
     } catch (e) {
-      warnings.push(`xenstore is not reachable (${reasonOf(e)}): domain names, MACs and addresses come from the rule file only`);
+      warnings.push(`${XENSTORE_UNREACHABLE} (${reasonOf(e)}): domain names, MACs and addresses come from the rule file only`);
     }
     // Links a hook has firewalled but not attached yet are live too (their rules must stay).
     const { loadIndex } = await import('./store.js');

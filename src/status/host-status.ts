@@ -28,7 +28,7 @@ import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { type Counter, type LiveTable } from '../firewall/live.js';
-import { gatherHostFacts, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
+import { XENSTORE_UNREACHABLE, gatherHostFacts, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -162,7 +162,12 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const snapshot = options.snapshot;
   const facts = await gatherHostFacts(env, { dom0: true, ...(snapshot ? { snapshot } : {}) });
   if (!facts.xenstoreRead) unread.push('xenstore');
-  notes.push(...facts.warnings);
+  // Without xenstore nothing says which guest a vif is, so nothing can be checked against it:
+  // a monitoring check must not read that as healthy.
+  const unreachable = facts.warnings.find((w) => w.startsWith(XENSTORE_UNREACHABLE));
+  if (unreachable) problems.push(`${unreachable.replace(/: domain names, MACs and addresses come from the rule file only$/, '')}: the guests' domains, hotplug states and addresses are unknown (is xenstored running?)`);
+  else if (!facts.xenstoreRead) problems.push('xenstore could not be read in full: some guests\' domains, hotplug states or addresses are unknown (see the notes)');
+  notes.push(...facts.warnings.filter((w) => w !== unreachable));
   const source = typeof options.rules === 'object' ? options.rules : rulesSource(options.rules, env);
   const file = source.file;
   let policy: PolicyFile | undefined;

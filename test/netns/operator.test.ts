@@ -49,7 +49,10 @@ describe('operator surface (netns)', function () {
       assert.deepEqual(s.bridges.map((b) => [b.name, b.nfCallIptables, b.uplinks.includes('peth0')]), [['xenbr0', true, true]]);
       assert.deepEqual(s.vifs.map((v) => [v.name, v.domain, v.firewall, v.hotplugStatus]), [['vif1.0', 'g1', 'in-sync', 'connected'], ['vif2.0', 'g2', 'in-sync', 'connected']]);
       assert.match(text, /guest networking OK/);
-      assert.match(text, /vif1\.0 +g1 +defaults +00:16:3e:00:00:01 +192\.168\.0\.101\/32/);
+      // 80 columns (no terminal): the MAC is on the line under the guest's.
+      assert.match(text, /^vif1\.0 +g1 +defaults +192\.168\.0\.101\/32 .*in-sync/m);
+      assert.match(text, /^vif1\.0 .*\n {2}mac 00:16:3e:00:00:01 /m);
+      assert.match((await host.xennet(['status'], { COLUMNS: '200' })).stdout, /^vif1\.0 +g1 +defaults +00:16:3e:00:00:01 +192\.168\.0\.101\/32 /m, 'wide enough: all in one row');
     });
 
     it('counts drops, and reports a drifted firewall and a vif without hotplug-status (exit 1)', async () => {
@@ -76,6 +79,18 @@ describe('operator surface (netns)', function () {
       assert.deepEqual(s.vifs.map((v) => v.domain), [null, null]);
       assert.equal(code, 1);
       assert.ok(s.problems.some((p) => p.startsWith(`rule file ${missing} does not exist (check the path given by --rules or XENNET_RULES`)), JSON.stringify(s.problems));
+      // xenstore alone: still a problem (a monitoring check must not take it for a healthy host).
+      const alone = await status({ XENSTORED_PATH: join(tmpdir(), 'no-such-xenstored.sock') });
+      assert.equal(alone.code, 1);
+      assert.deepEqual(alone.s.problems.filter((p) => p.startsWith('xenstore is not reachable')).length, 1, JSON.stringify(alone.s.problems));
+      assert.match(alone.s.problems.join('\n'), /the guests' domains, hotplug states and addresses are unknown/);
+    });
+
+    it('needs root: as another user it says so, and reads nothing', async () => {
+      const r = await run('ip', ['netns', 'exec', host.dom0.name, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, cliPath, 'status']);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /^xennet: error: status reads the firewall, xenstore and the daemon's socket, which only root may: run it as root \(sudo xennet status\)/);
+      assert.doesNotMatch(r.stderr, /nft|Operation not permitted/);
     });
   });
 

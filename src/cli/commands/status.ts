@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { resolve } from 'node:path';
 import type { DaemonStats } from '../../daemon/server.js';
 import type { HostStatus } from '../../status/host-status.js';
-import { ExitCode } from '../../sys/errors.js';
+import { ExitCode, XennetError } from '../../sys/errors.js';
 
 /** The daemon's view of itself is part of the host's status: a rule file it could not load is a problem. */
 function withDaemon(a: { status: HostStatus; daemon: DaemonStats; read?: HostStatus['read'] }): HostStatus & { daemon: { running: true } & DaemonStats } {
@@ -44,6 +44,8 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       .example('$0 status --json | jq .problems', 'for monitoring') as unknown as Argv<StatusArgs>,
   handler: (argv) =>
     runCommand(argv.json, async () => {
+      // Not nft's "Operation not permitted" half way: said before anything is read.
+      if (process.getuid?.() !== 0) throw new XennetError('refused', "status reads the firewall, xenstore and the daemon's socket, which only root may: run it as root (sudo xennet status)");
       const { renderHostStatus } = await import('../../status/render.js');
       const { colorWanted, terminalWidth } = await import('../terminal.js');
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
