@@ -37,6 +37,8 @@ export interface BackendWatchContext {
   log: Logger;
   services: () => HookServices;
   shuttingDown(): boolean;
+  /** Runs `fn` after the daemon's other calls for the backend `key` (its hooks'). */
+  serial?: <T>(key: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 export interface BackendWatchState {
@@ -181,7 +183,12 @@ export class BackendWatch {
     return out;
   }
 
-  private async handle(xs: XenstoreClient, domid: number, devid: number): Promise<void> {
+  private handle(xs: XenstoreClient, domid: number, devid: number): Promise<void> {
+    const be = `${BACKENDS}/${domid}/${devid}`;
+    return this.ctx.serial ? this.ctx.serial(be, () => this.handleNow(xs, domid, devid)) : this.handleNow(xs, domid, devid);
+  }
+
+  private async handleNow(xs: XenstoreClient, domid: number, devid: number): Promise<void> {
     const key: Key = `${domid}/${devid}`;
     const be = `${BACKENDS}/${domid}/${devid}`;
     const [self, online, state, hotplug] = await Promise.all([xs.read(be), xs.read(`${be}/online`), xs.read(`${be}/state`), xs.read(`${be}/hotplug-status`)]);
@@ -266,13 +273,18 @@ export class BackendWatch {
     if (idle.length === 0) return;
     const firewall = await services.firewall(this.ctx.log);
     const held = await (services.acquireLock ?? (await import('../sys/hotplug-lock.js')).acquireHotplugLock)('iptables', { deadline: Deadline.in(20_000) });
+    let removed: IfName[];
     try {
-      await firewall.remove({ domid, devid, names: idle });
+      // Looked at again under the lock: one attached meanwhile (an in-process hook) keeps its rules.
+      const now = await Promise.all(idle.map((n) => nl.getLink(n)));
+      removed = idle.filter((_, i) => !attached(now[i]));
+      if (removed.length > 0) await firewall.remove({ domid, devid, names: removed });
     } finally {
       held.release();
     }
+    if (removed.length === 0) return;
     this.counters.cleaned++;
-    this.ctx.log.info(`removed the firewall rules of ${idle.join(', ')}: the backend of domain ${domid} device ${devid} is gone`);
+    this.ctx.log.info(`removed the firewall rules of ${removed.join(', ')}: the backend of domain ${domid} device ${devid} is gone`);
   }
 }
 

@@ -43,6 +43,7 @@ import { PolicyHolder, type PolicyState } from './policy-holder.js';
 import { handleJsonRequest } from './requests.js';
 import { StatusCache } from './status-cache.js';
 import { MemoryKeeper, type MemoryKeeperState } from './memory.js';
+import { BackendQueue } from './backend-queue.js';
 
 export interface DaemonStats {
   pid: number;
@@ -115,6 +116,8 @@ export class Daemon implements DaemonContext {
   private lastError: string | null = null;
   private inFlight = new Set<Promise<unknown>>();
   private readonly memory = new MemoryKeeper(() => this.inFlight.size === 0);
+  /** Calls for one backend, one at a time (hooks and the backend watch). */
+  private readonly backendQueue = new BackendQueue();
   private stopping = false;
   private ownsRunDir = false;
   /** The run directory's daemon lock, held from the first step of start to the last of stop. */
@@ -295,7 +298,7 @@ export class Daemon implements DaemonContext {
     this.drift = new DriftWatch(this);
     await this.drift.start();
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
-      this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping });
+      this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping, serial: (key, fn) => this.backendQueue.run(key, fn) });
       await this.backends.start();
     }
     if (this.env['XENNET_FIREWALL'] !== 'off') {
@@ -466,7 +469,11 @@ export class Daemon implements DaemonContext {
         if (backendPath) await reportOnFreshConnection(env, backendPath, message, this.log, 2500);
         return 1;
       };
-      const code = await withWatchdog(runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned }), HOOK_BUDGET_MS - spent, late);
+      const call = (): Promise<number> => runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned });
+      // After the calls before it for the same backend (a call naming none runs at once); the
+      // wait counts against the budget.
+      const backend = backendPathFromEnv(env);
+      const code = await withWatchdog(backend === undefined ? call() : this.backendQueue.run(backend, call), HOOK_BUDGET_MS - spent, late);
       if (marks.length > 0) say(`vif-xennet timing (daemon, ms since the client started): accepted=${spent.toFixed(1)} ${marks.join(' ')} end=${(performance.now() - t0 + spent).toFixed(1)}`);
       if (code !== 0) {
         this.counters.hookFailures++;

@@ -85,6 +85,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     const [run, firewall] = await Promise.all([import('./vif-run.js'), services.firewall(log)]);
     o.mark?.('imported');
     await stallPoint('vif:imported', env);
+    await stallPoint(`vif:imported:${input.command}`, env);
     xs = await services.xenstore();
     const deps: VifDeps = { xs, nl: await services.netlink(), firewall, log, deadline: o.deadline, env };
     if (o.mark) deps.mark = o.mark;

@@ -6,7 +6,8 @@
  *                                 (nftables:part-committed:<n>: after the n-th of a write's transactions)
  *   XENNET_TEST_NFT_BATCH_BYTES=<n>   nf_tables transactions of at most n bytes (nftables/backend.ts)
  *   XENNET_TEST_STALL_AT=<point>[@<ms>]  never go on from <point>, or only after <ms> (a step that
- *                                 hangs or is slow: what watchdogs are for)
+ *                                 hangs or is slow: what watchdogs are for); vif:imported:<command>
+ *                                 stalls only that command's calls
  */
 export function stallPoint(point: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const m = /^([^@]+)(?:@(\d+))?$/.exec(env['XENNET_TEST_STALL_AT'] ?? '');

@@ -834,6 +834,21 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal(await spoofed(g, 'after-flood'), false);
   });
 
+  it('an offline that comes while the daemon still runs the online the toolstack gave up on waits for it: no port is left on the bridge, and no rules (found by the soak: a port on the bridge without its rules)', async () => {
+    await host.startDaemon({ ...env, XENNET_TEST_STALL_AT: 'vif:imported:online@3000' });
+    const g = await host.addGuest(spec(17));
+    // The toolstack kills the online's client (its timeout); the daemon goes on with the call.
+    const killed = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env, timeoutMs: 1000 });
+    assert.ok(killed.timedOut || killed.signal, 'the client was killed while the daemon ran the call');
+    const t0 = performance.now();
+    const off = await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env });
+    assert.equal(off.code, 0, off.stderr);
+    assert.ok(performance.now() - t0 > 1000, 'the offline waited for the online still running');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await attached(g.vif), false, 'not attached after its offline');
+    assert.equal(await guestRulesPresent(host.dom0, g.vif), false, 'and no rules of it');
+  });
+
   it('SIGTERM while a drift check runs: the daemon repairs nothing after it stopped, and exits', async () => {
     const g = await host.addGuest(spec(19));
     await host.startDaemon(env);
