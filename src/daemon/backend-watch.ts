@@ -195,7 +195,7 @@ export class BackendWatch {
     if (self === undefined) {
       this.done.delete(key);
       this.noticedAt.delete(key);
-      await this.cleanUp(domid, devid);
+      await this.cleanUp(xs, domid, devid);
       return;
     }
     if (online !== '1' || !['1', '2', '3'].includes(state ?? '') || hotplug === 'connected') {
@@ -260,7 +260,7 @@ export class BackendWatch {
   }
 
   /** The backend is gone: the rules of its interfaces go unless they are attached to a bridge. */
-  private async cleanUp(domid: number, devid: number): Promise<void> {
+  private async cleanUp(xs: XenstoreClient, domid: number, devid: number): Promise<void> {
     const { index } = loadIndex(this.ctx.env, this.ctx.log);
     const names = Object.entries(index.vifs)
       .filter(([, e]) => e.owner?.domid === domid && e.owner.devid === devid)
@@ -275,9 +275,12 @@ export class BackendWatch {
     const held = await (services.acquireLock ?? (await import('../sys/hotplug-lock.js')).acquireHotplugLock)('iptables', { deadline: Deadline.in(20_000) });
     let removed: IfName[];
     try {
-      // Looked at again under the lock: one attached meanwhile (an in-process hook) keeps its rules.
-      const now = await Promise.all(idle.map((n) => nl.getLink(n)));
-      removed = idle.filter((_, i) => !attached(now[i]));
+      // Looked at again under the lock: a backend written again meanwhile is a new guest of the
+      // same domid (its hook, in-process while no daemon ran, may attach without the lock once
+      // another's batch committed its rules), and an interface attached meanwhile keeps its rules.
+      const back = await xs.read(`${BACKENDS}/${domid}/${devid}`);
+      const now = back === undefined ? await Promise.all(idle.map((n) => nl.getLink(n))) : [];
+      removed = back === undefined ? idle.filter((_, i) => !attached(now[i])) : [];
       if (removed.length > 0) await firewall.remove({ domid, devid, names: removed });
     } finally {
       held.release();
