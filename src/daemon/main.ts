@@ -3,6 +3,7 @@ import { XennetError, reasonOf } from '../sys/errors.js';
 import { createLogger } from '../sys/log.js';
 import { rememberIndexParses } from '../firewall/store.js';
 import { Daemon } from './server.js';
+import { DAEMON_CRASH_EXIT } from './paths.js';
 
 export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, options: { prepare?: boolean } = {}): Promise<number> {
   // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
@@ -37,11 +38,11 @@ export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, option
     log.err(`unexpected failure in a background task (the daemon goes on): ${e instanceof Error ? (e.stack ?? e.message) : reasonOf(e)}`);
   });
   // An exception nothing caught leaves the daemon in a state nobody knows: said where the
-  // daemon's log goes (syslog or the journal, not only stderr), then exit 1 (systemd, or the
-  // next hook, starts it again).
+  // daemon's log goes (syslog or the journal, not only stderr), then exit 70 (systemd, or the
+  // supervisor of a daemon a hook started, starts it again; 1 is a refusal to start).
   process.on('uncaughtException', (e: Error) => {
     log.err(`unexpected exception, exiting: ${e.stack ?? e.message}`);
-    process.exit(1);
+    process.exit(DAEMON_CRASH_EXIT);
   });
   try {
     await daemon.start();

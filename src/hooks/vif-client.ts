@@ -17,7 +17,7 @@
  * `<run dir>/autostart.off` exists (the operator's switch; the package sets it while it upgrades),
  * or when no daemon is ready within 15 s (then, for 30 s, no other client tries again).
  */
-import { DAEMON_NODE_FLAGS, HOST_VARIABLES } from '../daemon/paths.js';
+import { DAEMON_NODE_FLAGS, DAEMON_REFUSED_EXIT, HOST_VARIABLES } from '../daemon/paths.js';
 
 /** How long a client waits for a daemon it started to be ready, and for another's start (s). */
 export const AUTOSTART_WAIT_S = 15;
@@ -80,15 +80,39 @@ plain_or_absent() {
 
 # What runs a daemon a hook started (no systemd to restart it): runs it again a second after it
 # died (killed, or an exception), not after a stop it was asked for (SIGTERM: exit 0), not when
-# autostart.off exists, and not a daemon that keeps dying within 10 s of its start (another one
-# serves, a setting it refuses): after the third, the supervisor ends. Arguments: node, the CLI,
-# the run directory.
-supervise='quick=0
+# it refused to start (exit ${DAEMON_REFUSED_EXIT}: another daemon serves, a setting it refuses), not when
+# autostart.off exists, and not after three deaths in a row within 10 s of their start. A restart
+# takes autostart.lock and looks at autostart.off under it, and holds it until the new daemon
+# serves or dies, as a hook's start does: uninstall and the package's prerm set autostart.off and
+# then take the lock once, so the daemon they stop is the last one. SIGTERM to the supervisor
+# stops the daemon (and then the supervisor); SIGHUP is ignored. Arguments: node, the CLI, the
+# run directory.
+supervise='quick=0 first=1 stop=0 child=
+trap "" HUP
+term() { stop=1; [[ -n $child ]] && kill -TERM "$child" 2>/dev/null; }
+trap term TERM
 while :; do
+  if (( !first )); then
+    { exec 5>> "$3/autostart.lock"; } 2>/dev/null && flock -w ${AUTOSTART_LOCK_WAIT_S} 5 || exit 1
+    [[ -e $3/autostart.off ]] || (( stop )) && exit 0
+  fi
   started=$SECONDS
-  "$1" ${DAEMON_NODE_FLAGS.join(' ')} -- "$2" daemon
+  "$1" ${DAEMON_NODE_FLAGS.join(' ')} -- "$2" daemon 5>&- &
+  child=$!
+  if (( !first )); then
+    pid=
+    while kill -0 "$child" 2>/dev/null; do
+      { read -r -n 16 pid < "$3/daemon.pid"; } 2>/dev/null
+      [[ $pid == "$child" && -p $3/daemon.fifo ]] && break
+      sleep 0.1
+    done
+    exec 5>&-
+  fi
+  first=0
+  wait "$child"
   rc=$?
-  (( rc == 0 )) && exit 0
+  while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
+  (( stop || rc == 0 || rc == ${DAEMON_REFUSED_EXIT} )) && exit "$(( rc == ${DAEMON_REFUSED_EXIT} ? rc : 0 ))"
   [[ -e $3/autostart.off ]] && exit 0
   if (( SECONDS - started < ${SUPERVISOR_QUICK_S} )); then (( ++quick >= 3 )) && exit "$rc"; else quick=0; fi
   sleep 1

@@ -1075,6 +1075,37 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
     assert.deepEqual(await daemons(h), [], 'a daemon asked to stop is not run again');
   });
 
+  it('a daemon killed just before `xennet uninstall`: its supervisor does not bring it back (found by an adversarial review); SIGHUP to the supervisor is ignored, SIGTERM stops it and the daemon', async () => {
+    host = await SimHost.create();
+    await host.takeover();
+    const h = host;
+    const g = await h.addGuest(spec(60));
+    await online(h, g);
+    const first = await oneDaemon(h);
+    process.kill(first, 'SIGKILL');
+    const u = await h.xennet(['uninstall', '--force'], env);
+    assert.equal(u.code, 0, u.stderr);
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.deepEqual(await daemons(h), [], 'no daemon after uninstall');
+    // The supervisor of a new daemon (autostart on again): HUP ignored, TERM stops both.
+    rmSync(join(h.runDir, 'autostart.off'), { force: true });
+    const g2 = await h.addGuest(spec(61));
+    await online(h, g2);
+    const daemon = await oneDaemon(h);
+    const r = await run('ip', ['netns', 'pids', h.dom0.name]);
+    const supervisor = r.stdout.split('\n').map(Number).find((p) => p > 0 && readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes('xennet-daemon-supervisor'));
+    assert.ok(supervisor, 'the supervisor runs');
+    process.kill(supervisor, 'SIGHUP');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(await daemons(h), [daemon], 'SIGHUP: nothing changed');
+    process.kill(supervisor, 'SIGTERM');
+    const t0 = performance.now();
+    while ((await daemons(h)).length > 0 || existsSync(`/proc/${supervisor}/cmdline`) && !/^Z/.test(readFileSync(`/proc/${supervisor}/stat`, 'utf8').replace(/^.*\) /, ''))) {
+      if (performance.now() - t0 > 15_000) throw new Error('SIGTERM to the supervisor did not stop it and its daemon');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
   it('a stale pid file naming a live process that is no daemon: the hook starts one instead of waiting on it', async () => {
     host = await SimHost.create();
     await host.takeover();

@@ -32,7 +32,7 @@ describe('daemon: hook requests and the client', () => {
     // The daemon it starts runs as the unit's does (same Node flags), from this installation.
     assert.match(withCli, /local cli='\/opt\/x'\\''y\/xennet\.mjs'\n/);
     assert.match(withCli, /setsid \/bin\/bash -c "\$supervise" xennet-daemon-supervisor '\/usr\/bin\/node' "\$cli" "\$run" /);
-    assert.match(withCli, /\n {2}"\$1" --max-semi-space-size=2 --expose-gc -- "\$2" daemon\n/, 'the supervisor runs the daemon with the unit\'s flags');
+    assert.match(withCli, /\n {2}"\$1" --max-semi-space-size=2 --expose-gc -- "\$2" daemon 5>&- &\n/, 'the supervisor runs the daemon with the unit\'s flags');
     assert.ok(unitText().includes(`${DAEMON_NODE_FLAGS.join(' ')} `), 'the unit and the hook start the daemon with the same flags');
     assert.match(vifClientScript(), /local cli=.*\/\.\.\/dist\/src\/cli\/main\.js"\n/, 'the repository\'s hook starts the repository\'s daemon');
     assert.match(unitText(), /^ExecStart=\/\S+ --max-semi-space-size=2 --expose-gc \/\S+\/cli\/main\.js daemon$/m);
