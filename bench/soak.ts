@@ -89,6 +89,14 @@ const breach = (invariant: string, detail: string): void => {
   breaches.push({ at: at(), invariant, detail });
   say(`BREACH ${invariant}: ${detail}`);
 };
+/** Each guest interface's last hooks (start, end, result, the last lines they printed), for a breach's context. */
+const hookHistory = new Map<string, string[]>();
+const remember = (vif: string, line: string): void => {
+  const h = hookHistory.get(vif) ?? [];
+  h.push(line);
+  if (h.length > 8) h.shift();
+  hookHistory.set(vif, h);
+};
 const count = (what: Record<string, number>, k: string): void => {
   what[k] = (what[k] ?? 0) + 1;
 };
@@ -138,7 +146,9 @@ async function main(): Promise<void> {
       hooks[cmd]++;
       const kill = killNext && cmd === 'online';
       if (kill) killNext = false;
+      const began = at();
       const r = await host.runVifScript('vif-xennet', g, cmd, 'libxl', { env, timeoutMs: kill ? 20 + Math.floor(random() * 180) : 40_000 });
+      remember(g.vif!, `${cmd} ${began.toFixed(1)}-${at().toFixed(1)} s: ${r.timedOut || r.signal ? 'killed' : `exit ${r.code}`}; ${r.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 400) || 'no output'}`);
       const status = host.xenstored.read(`${g.backendPath}/hotplug-status`);
       const error = host.xenstored.read(`${g.backendPath}/hotplug-error`);
       if (r.code === 0) {
@@ -297,6 +307,39 @@ async function main(): Promise<void> {
       }
     };
 
+    /** What is known about a guest port found without rules: its hooks, the index, the link, the daemon's log. */
+    const forensics = async (vif: string): Promise<void> => {
+      const lines: string[] = [`forensics of ${vif}:`];
+      for (const h of hookHistory.get(vif) ?? []) lines.push(`  hook ${h}`);
+      try {
+        const index = JSON.parse(readFileSync(join(state, 'firewall', 'index.json'), 'utf8')) as { vifs?: Record<string, unknown> };
+        lines.push(`  index entry: ${JSON.stringify(index.vifs?.[vif] ?? null)}`);
+      } catch (e) {
+        lines.push(`  index: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      try {
+        lines.push(`  pending: ${readdirSync(join(state, 'firewall', 'pending')).join(' ') || 'none'}`);
+      } catch {
+        lines.push('  pending: no directory');
+      }
+      const link = await host.dom0.exec('ip', ['-o', '-d', 'link', 'show', vif]);
+      lines.push(`  link: ${link.stdout.replace(/\s+/g, ' ').slice(0, 300)}`);
+      await sleep(300);
+      const again = (await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).stdout.includes(`"${vif}"`);
+      lines.push(`  rules 0.3 s later: ${again ? 'present' : 'still missing'}`);
+      try {
+        const log = readFileSync(join(host.runDir, 'daemon.log'), 'utf8').split('\n');
+        const d = vif.replace(/^vif(\d+)\..*$/, '$1');
+        const mine = log.filter((l) => l.includes(vif) || l.includes(`domain ${d} `) || /repaired|drift|lock helper/.test(l)).slice(-12);
+        for (const l of mine) lines.push(`  daemon.log: ${l.slice(0, 300)}`);
+      } catch {
+        lines.push('  daemon.log: none');
+      }
+      for (const l of lines) say(l);
+      const last = breaches[breaches.length - 1];
+      if (last) last.detail += `\n${lines.join('\n')}`;
+    };
+
     // The per-second checks.
     const portOf = async (mac: string): Promise<string | undefined> =>
       (JSON.parse((await host.dom0.exec('bridge', ['-j', 'fdb', 'show', 'br', 'xenbr0'])).stdout || '[]') as { mac: string; ifname: string }[]).find((e) => e.mac === mac)?.ifname;
@@ -353,7 +396,10 @@ async function main(): Promise<void> {
           const after = new Set(await guestPorts());
           const bare = before.filter((p) => after.has(p) && !table.includes(`"${p}"`));
           count(checks, 'attached ports firewalled');
-          if (bare.length > 0 && !inRepairWindow()) breach('every attached port has its firewall', `${bare.join(' ')} on the bridge without rules`);
+          if (bare.length > 0 && !inRepairWindow()) {
+            breach('every attached port has its firewall', `${bare.join(' ')} on the bridge without rules`);
+            for (const p of bare) await forensics(p);
+          }
           // A probe's spoofed source is dropped, its own passes; the LAN cannot take its entry.
           if (n % 2 === 0) {
             const g = pick(probes);

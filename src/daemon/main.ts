@@ -7,7 +7,10 @@ import { DAEMON_CRASH_EXIT } from './paths.js';
 
 export async function runDaemonMain(env: NodeJS.ProcessEnv = process.env, options: { prepare?: boolean } = {}): Promise<number> {
   // Under systemd stderr goes to the journal (and on to syslog); elsewhere also syslog directly.
-  const log = createLogger({ tag: 'xennet-daemon', syslog: !env['JOURNAL_STREAM'] && env['XENNET_SYSLOG'] !== '0' });
+  // A log that is a plain file (XENNET_SYSLOG=0, or a terminal) has no timestamps of its own: its lines carry one.
+  const journal = Boolean(env['JOURNAL_STREAM']);
+  const stamped = !journal ? (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`) : undefined;
+  const log = createLogger({ tag: 'xennet-daemon', syslog: !journal && env['XENNET_SYSLOG'] !== '0', ...(stamped ? { write: stamped } : {}) });
   // The daemon loads the index for every hook, watch and check: it keeps the last parse.
   rememberIndexParses();
   let daemon: Daemon;

@@ -957,8 +957,8 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
     assert.equal(st.daemon?.hookCalls, guests.length, JSON.stringify(st.daemon));
     assert.ok(await guests[0]!.ns.ping('192.168.0.1'), 'the guest reaches the gateway');
     assert.ok(await guestRulesPresent(h.dom0, guests[7]!.vif), 'its firewall is installed');
-    // Its log is in the run directory (the simulated host has no syslog).
-    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), /listening on/);
+    // Its log is in the run directory (the simulated host has no syslog), each line with its time.
+    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z xennet-daemon: listening on/m);
     await h.destroy();
     host = undefined;
     assert.ok(!existsSync(`/proc/${running[0]!}`) || /^Z/.test(readFileSync(`/proc/${running[0]!}/stat`, 'utf8').replace(/^.*\) /, '')), 'the daemon ended with its host');
