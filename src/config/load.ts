@@ -103,6 +103,19 @@ function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): {
   return { line: pos.line, col: pos.col };
 }
 
+/**
+ * Where keys are in a rule file's text: the line of the key at the end of `path` (e.g.
+ * ['guests', 'web01', 'inbound']), or undefined when the file does not have it.
+ */
+export function keyLines(text: string): (path: readonly string[]) => number | undefined {
+  const lc = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  return (path) => {
+    if (path.length === 0 || !doc.hasIn(path)) return undefined;
+    return positionOf(doc, lc, path.slice(0, -1), path[path.length - 1]).line;
+  };
+}
+
 /** A number's bound in xennet's words: a bound no rule file reaches (Number.MAX_SAFE_INTEGER) is "too large". */
 function bound(issue: { code: string; minimum?: unknown; maximum?: unknown; inclusive?: boolean; origin?: string }): string | undefined {
   const limit = issue.code === 'too_big' ? issue.maximum : issue.minimum;

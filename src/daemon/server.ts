@@ -469,7 +469,7 @@ export class Daemon implements DaemonContext {
         if (backendPath) await reportOnFreshConnection(env, backendPath, message, this.log, 2500);
         return 1;
       };
-      const call = (): Promise<number> => runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned });
+      const call = (): Promise<number> => runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned, via: 'daemon' });
       // After the calls before it for the same backend (a call naming none runs at once); the
       // wait counts against the budget.
       const backend = backendPathFromEnv(env);

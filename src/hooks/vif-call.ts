@@ -12,6 +12,7 @@ import type { VifFirewall } from './vif-firewall.js';
 import { backendPathFromEnv, parseVifCall, type VifHookInput } from './vif-input.js';
 import type { VifDeps } from './vif-run.js';
 import { stallPoint } from '../sys/test-seams.js';
+import { recordHookCall, type HookRecord } from './hook-journal.js';
 
 export function sentence(e: unknown): string {
   if (e instanceof XennetError) return e.hint ? `${e.message} (${e.hint})` : e.message;
@@ -66,6 +67,8 @@ export interface CallOptions {
    * hook running without the daemon, which follows renames itself).
    */
   followRenames?: boolean;
+  /** Who runs the call, for the record of hook calls (hook-journal.ts). */
+  via: HookRecord['via'];
 }
 
 export async function runVifCall(argv: readonly string[], services: HookServices, o: CallOptions): Promise<number> {
@@ -73,6 +76,8 @@ export async function runVifCall(argv: readonly string[], services: HookServices
   let backendPath = backendPathFromEnv(env);
   let input: VifHookInput | undefined;
   let xs: XenstoreClient | undefined;
+  const record = (call: VifHookInput, vif: string, ok: boolean, message: string): void =>
+    recordHookCall(env, { at: new Date().toISOString(), command: call.command, vif, domid: call.domid, devid: call.devid, ms: Math.round(o.elapsed()), via: o.via, ok, message });
   try {
     const call = parseVifCall(argv, env);
     if (call.kind === 'ignore') {
@@ -106,6 +111,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
       outcome = await once();
     }
     log.info(`${outcome.summary} in ${Math.round(o.elapsed())} ms`);
+    record(input, outcome.config?.name ?? input.device, true, outcome.summary);
     if (o.followRenames && env['XENNET_FIREWALL'] !== 'off') {
       // Its own call is done and reported: what follows can fail without failing it.
       o.mark?.('following renames');
@@ -120,6 +126,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
   } catch (e) {
     const message = sentence(e);
     log.err(`${input ? `${input.command} ${input.device}: ` : ''}${message}`);
+    if (input) record(input, input.device, false, message);
     if (backendPath) {
       o.onReported?.();
       if (xs?.usable) {

@@ -93,7 +93,7 @@ async function mainInner(argv: readonly string[], env: NodeJS.ProcessEnv, log: L
     firewall: async (l) => (env['XENNET_FIREWALL'] === 'off' ? (await import('./vif-firewall.js')).noFirewall : (await import('../firewall/hook-firewall.js')).createHookFirewall(env, l)),
   };
   try {
-    return await runVifCall(argv, services, { env, log, deadline, mark, elapsed: () => performance.now(), onReported: noteReported, followRenames: true });
+    return await runVifCall(argv, services, { env, log, deadline, mark, elapsed: () => performance.now(), onReported: noteReported, followRenames: true, via: 'in-process' });
   } finally {
     xs?.close();
     nl?.close();

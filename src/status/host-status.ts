@@ -37,6 +37,8 @@ export interface VifStatus {
   name: string;
   domain: string | null;
   domid: number | null;
+  /** The vif's device index (the N of vifD.N), when xenstore says. */
+  devid: number | null;
   mac: string | null;
   addresses: string[];
   mtu: number;
@@ -288,6 +290,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       name: f.name,
       domain: f.domain ?? null,
       domid: f.domid ?? null,
+      devid: f.devid ?? null,
       mac: resolved?.mac ?? f.mac ?? null,
       addresses: resolved ? [...resolved.ipv4, ...resolved.ipv6].map(cidrText) : [...f.ipv4, ...f.ipv6].map(cidrText),
       mtu: link.mtu,

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'state' // the state file is unreadable or inconsistent
   | 'locked' // another xennet holds the lock
   | 'exec' // a helper process failed
+  | 'not-found' // what was named (a guest, a file) is not there
   | 'internal';
 
 export class XennetError extends Error {

@@ -94,6 +94,118 @@ describe('operator surface (netns)', function () {
     });
   });
 
+  describe('xennet status GUEST', () => {
+    let host: SimHost;
+    let dir: string;
+    let rules: string;
+    const RULES = ['version: 1', 'defaults:', '  outbound: accept', 'guests:', '  web01:', '    inbound: drop', '    allow_in:', '      - proto: tcp', '        ports: [22]', ''].join('\n');
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'xnt-guest-'));
+      rules = join(dir, 'xennet.yaml');
+      writeFileSync(rules, RULES);
+      host = await SimHost.create({ autostart: false });
+      await host.takeover();
+      for (const [d, name] of [[3, 'web01'], [4, 'db01']] as const) {
+        const g = await host.addGuest({ domid: d, name, mac: `00:16:3e:00:00:0${d}`, addresses: [`192.168.0.10${d}/24`], xenstoreIp: `192.168.0.10${d}` });
+        assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: { XENNET_RULES: rules } })).code, 0);
+      }
+    });
+    after(async () => {
+      await host?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    interface GuestJson {
+      ok: boolean;
+      domain: string;
+      domid: number;
+      problems: string[];
+      vifs: { name: string; firewall: string }[];
+      policy: { guest?: string; line?: number; settings: { setting: string; value: string; from: string }[] };
+      hooks: { command: string; via: string; ok: boolean; vif: string; message: string }[];
+      plan: { changes: { vif: string; added: string[] }[] };
+    }
+    const guest = async (q: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; j: GuestJson; text: string; stderr: string }> => {
+      const r = await host.xennet(['status', q, '--json'], { XENNET_RULES: rules, ...env });
+      const t = await host.xennet(['status', q], { XENNET_RULES: rules, COLUMNS: '160', ...env });
+      return { code: r.code, j: (r.code === 0 || r.code === 1) && r.stdout ? (JSON.parse(r.stdout) as GuestJson) : ({} as GuestJson), text: t.stdout, stderr: r.stderr + t.stderr };
+    };
+
+    it('names the policy in force and where each setting comes from, the interface, its hook calls, and an empty plan (exit 0)', async () => {
+      const { code, j, text } = await guest('web01');
+      assert.equal(code, 0, JSON.stringify(j.problems));
+      assert.equal(j.domain, 'web01');
+      assert.deepEqual(j.vifs.map((v) => [v.name, v.firewall]), [['vif3.0', 'in-sync']]);
+      assert.equal(j.policy.guest, 'web01');
+      assert.equal(j.policy.line, 5);
+      const from = (k: string): string | undefined => j.policy.settings.find((x) => x.setting === k)?.from;
+      assert.equal(from('inbound'), 'web01 line 6');
+      assert.equal(from('outbound'), 'defaults line 3');
+      assert.equal(from('allow_in[0]'), 'web01 line 8');
+      assert.equal(from('antispoof.ipv4'), 'built-in');
+      assert.equal(from('addresses'), 'xenstore ip');
+      assert.deepEqual(j.hooks.map((h) => [h.command, h.via, h.ok, h.vif]), [['online', 'in-process', true, 'vif3.0']]);
+      assert.deepEqual(j.plan.changes, []);
+      assert.match(text, /^web01 \(domain 3\): OK$/m);
+      assert.match(text, /^policy: the rule file's guest web01 \(.*xennet\.yaml line 5\)$/m);
+      assert.match(text, /^inbound +drop +web01 line 6$/m);
+      assert.match(text, /^allow_in\[0\] +tcp port 22 from anywhere +web01 line 8$/m);
+      assert.match(text, /^vif3\.0: bridge xenbr0, up, mtu 1500, MAC 00:16:3e:00:00:03, hotplug-status connected$/m);
+      assert.match(text, /^ {2}firewall: in place and in sync$/m);
+      assert.match(text, /^plan: nothing to change for this guest$/m);
+      // The same guest by its vif's name and by its domain id; another guest gets the defaults.
+      assert.equal((await guest('vif3.0')).j.domain, 'web01');
+      assert.equal((await guest('3')).j.domain, 'web01');
+      const db = await guest('db01');
+      assert.equal(db.code, 0);
+      assert.match(db.text, /^policy: the defaults \(.* names no guest db01\)$/m);
+    });
+
+    it('a guest nobody has: exit 1 and the guests there are', async () => {
+      const r = await host.xennet(['status', 'web02'], { XENNET_RULES: rules });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no guest interface on this host is named "web02".*\n.*hint: the guests here: db01, web01/);
+    });
+
+    it('what is wrong with one guest fails that guest only: drift with the rules apply would add, then a failed hook call, each until it is mended', async () => {
+      assert.equal((await host.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-S-vif3.0'])).code, 0);
+      const drifted = await guest('web01');
+      assert.equal(drifted.code, 1);
+      assert.equal(drifted.j.vifs[0]?.firewall, 'drifted');
+      assert.ok(drifted.j.problems.some((p) => /vif3\.0 \(web01\): firewall drifted/.test(p)), JSON.stringify(drifted.j.problems));
+      assert.ok(drifted.j.plan.changes.some((c) => c.vif === 'vif3.0' && c.added.length > 0), 'plan adds its rules back');
+      assert.match(drifted.text, /^ {2}firewall: DRIFTED/m);
+      assert.match(drifted.text, /^plan: \d+ rules? to add/m);
+      assert.equal((await guest('db01')).code, 0, 'the other guest is fine');
+      assert.equal((await host.xennet(['apply'], { XENNET_RULES: rules })).code, 0);
+      assert.equal((await guest('web01')).code, 0);
+      // A hook call that failed (its bridge does not exist) is a problem until a later one succeeds.
+      const g = host.guests.get(3)!;
+      host.xenstored.write(`${g.backendPath}/bridge`, 'nosuchbr0');
+      assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: { XENNET_RULES: rules } })).code, 1);
+      const failed = await guest('web01');
+      assert.equal(failed.code, 1);
+      assert.deepEqual(failed.j.hooks.map((h) => h.ok), [true, false]);
+      assert.ok(failed.j.problems.some((p) => /^vif3\.0: its last hook call \(online at .*, in-process\) failed: .*nosuchbr0/.test(p)), JSON.stringify(failed.j.problems));
+      assert.match(failed.text, /^ {2}online \d+ s ago failed: .*nosuchbr0/m);
+      host.xenstored.write(`${g.backendPath}/bridge`, 'xenbr0');
+      assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: { XENNET_RULES: rules } })).code, 0);
+      const mended = await guest('web01');
+      assert.equal(mended.code, 0, JSON.stringify(mended.j.problems));
+      assert.deepEqual(mended.j.hooks.map((h) => h.ok), [true, false, true]);
+    });
+
+    it('through the daemon: its calls are recorded as the daemon\'s, and the view is the same', async () => {
+      host.setAutostart(true);
+      const g = host.guests.get(4)!;
+      assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: { XENNET_RULES: rules } })).code, 0);
+      const db = await guest('db01');
+      assert.equal(db.code, 0, JSON.stringify(db.j.problems));
+      assert.deepEqual(db.j.hooks.map((h) => h.via), ['in-process', 'daemon']);
+      assert.match(db.text, /daemon running \(pid \d+\)/);
+      assert.match(db.text, /^plan: nothing to change for this guest$/m);
+    });
+  });
+
   describe('rule file safety: a mistyped path changes nothing, a widening is named', () => {
     let host: SimHost;
     let dir: string;

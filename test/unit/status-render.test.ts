@@ -17,6 +17,7 @@ const vif = (name: string, over: Partial<VifStatus>): VifStatus => ({
   name,
   domain: 'web01',
   domid: 5,
+  devid: 0,
   mac: '00:16:3e:00:00:05',
   addresses: ['192.168.0.105'],
   mtu: 1500,

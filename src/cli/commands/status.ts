@@ -27,21 +27,24 @@ function learningProblems(s: HostStatus & { daemon: { running: false } | ({ runn
 import { runCommand } from '../run-command.js';
 
 interface StatusArgs {
+  guest?: string;
   rules?: string;
   json: boolean;
   fresh: boolean;
 }
 
 export const statusCommand: CommandModule<object, StatusArgs> = {
-  command: 'status',
-  describe: 'bridges, vifs (domain, addresses, hotplug, firewall state, drops) and anything misconfigured; exit 1 when something is wrong',
+  command: 'status [guest]',
+  describe: 'bridges, vifs (domain, addresses, hotplug, firewall state, drops) and anything misconfigured; with GUEST, that guest alone in full; exit 1 when something is wrong',
   builder: (y) =>
     y
+      .positional('guest', { type: 'string', describe: 'one guest: its domain name, domain id or vif name (its policy and where each setting comes from, its interfaces, firewall, drops, last hook calls and pending changes)' })
       .option('rules', { type: 'string', describe: 'rule file (default $XENNET_RULES, else /etc/xen/xennet.yaml)' })
       .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
       .option('fresh', { type: 'boolean', default: false, describe: 'through the daemon: read everything now, not what it remembers (it answers from memory while nothing it reads has changed, for up to 5 minutes: drop counters move meanwhile)' })
       .example('$0 status', 'one screen for the operator')
-      .example('$0 status --json | jq .problems', 'for monitoring') as unknown as Argv<StatusArgs>,
+      .example('$0 status --json | jq .problems', 'for monitoring')
+      .example('$0 status web01', 'one guest at a glance (exit 1 when something is wrong with it)') as unknown as Argv<StatusArgs>,
   handler: (argv) =>
     runCommand(argv.json, async () => {
       // Not nft's "Operation not permitted" half way: said before anything is read.
@@ -54,6 +57,12 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}), ...(argv.fresh ? { fresh: true } : {}) }, 120_000);
       const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats; read?: HostStatus['read'] }) : { ...(await (await import('../../status/host-status.js')).hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
       const checked = learningProblems(s);
+      if (argv.guest !== undefined) {
+        const { guestScreen } = await import('../guest-status.js');
+        const view = await guestScreen(argv.guest, checked, source, answer !== undefined);
+        const { renderGuestView } = await import('../../status/guest-render.js');
+        return { json: view, text: renderGuestView(view, colorWanted(process.env, process.stdout.isTTY === true), terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined)), exitCode: view.ok ? ExitCode.ok : ExitCode.error };
+      }
       return { json: checked, text: renderHostStatus(checked, colorWanted(process.env, process.stdout.isTTY === true), terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined)), exitCode: checked.ok ? ExitCode.ok : ExitCode.error };
     }),
 };

@@ -1,0 +1,77 @@
+/**
+ * What `xennet status GUEST` gathers beyond the host's status: the policy in force explained
+ * from the rule file's text (or the last good one, when the file cannot be used), the record of
+ * hook calls, and the plan (through the daemon when it runs, as `xennet plan` does).
+ */
+import { resolve } from 'node:path';
+import { ConfigError, keyLines, loadPolicy, parsePolicy, type RulesSource } from '../config/load.js';
+import { lastGoodText } from '../config/policy-cache.js';
+import type { PolicyFile } from '../config/schema.js';
+import type { PlanResult } from '../firewall/cli-plan.js';
+import { readHookCalls } from '../hooks/hook-journal.js';
+import { reasonOf, XennetError } from '../sys/errors.js';
+import { explainPolicy } from '../status/guest-policy.js';
+import { guestVifs, guestView, type GuestView } from '../status/guest-view.js';
+import type { HostStatus } from '../status/host-status.js';
+
+/** How many of its last hook calls are shown. */
+const HOOK_CALLS_SHOWN = 10;
+
+export async function guestScreen(query: string, status: HostStatus, source: RulesSource, daemonRuns: boolean, env: NodeJS.ProcessEnv = process.env): Promise<GuestView> {
+  const vifs = guestVifs(status, query);
+  const file = resolve(source.file);
+  const first = vifs[0]!;
+
+  // The policy in force: the file's, or the last good one while the file cannot be used (the daemon keeps it, and so do hooks without it).
+  let policy: GuestView['policy'];
+  const kept = status.daemon?.running === true && status.daemon.policy.state === 'kept';
+  try {
+    let text: string | undefined;
+    let parsed: PolicyFile;
+    let state: 'valid' | 'absent' | 'kept';
+    const loaded = kept ? undefined : tryLoad(file, source.absentOk);
+    if (loaded && !(loaded instanceof Error)) {
+      parsed = loaded.policy;
+      text = loaded.text;
+      state = loaded.fromFile ? 'valid' : 'absent';
+    } else {
+      const last = lastGoodText(file, env);
+      if (!last) throw loaded ?? new XennetError('invalid', `the rule file ${file} cannot be used, and no last good policy is recorded`);
+      text = last.text;
+      parsed = parsePolicy(last.text, file);
+      state = 'kept';
+    }
+    const facts = { policyName: first.policyName, devid: first.devid, mac: first.mac, addresses: first.addresses, addressSource: first.addressSource };
+    policy = { file, state, ...explainPolicy(parsed, text !== undefined ? keyLines(text) : undefined, facts) };
+  } catch (e) {
+    policy = { file, error: e instanceof ConfigError ? `the rule file cannot be used: ${e.message}` : reasonOf(e) };
+  }
+
+  // Its interfaces' hook calls (by domain and device index when known: a renamed vif's calls too).
+  const mine = (r: { vif: string; domid: number; devid: number }): boolean => vifs.some((v) => (v.domid !== null && v.devid !== null ? r.domid === v.domid && r.devid === v.devid : r.vif === v.name));
+  const hooks = readHookCalls(env, mine, HOOK_CALLS_SHOWN);
+
+  let plan: PlanResult | { error: string };
+  try {
+    if (daemonRuns) {
+      const { askDaemon, unwrap } = await import('../daemon/client.js');
+      const answer = await askDaemon(env, { cmd: 'plan', rules: file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, 120_000);
+      if (!answer) throw new Error('the daemon did not answer');
+      plan = unwrap(answer) as PlanResult;
+    } else {
+      const { hostPlan } = await import('../firewall/cli-plan.js');
+      plan = await hostPlan(loadPolicy(file, { absentOk: source.absentOk }), { apply: false, env });
+    }
+  } catch (e) {
+    plan = { error: e instanceof XennetError ? e.message : reasonOf(e) };
+  }
+  return guestView({ query, status, vifs, policy, hooks, plan });
+}
+
+function tryLoad(file: string, absentOk: boolean): ReturnType<typeof loadPolicy> | Error {
+  try {
+    return loadPolicy(file, { absentOk });
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}

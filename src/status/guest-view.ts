@@ -1,0 +1,101 @@
+/**
+ * `xennet status GUEST`: one guest at a glance, made from what `status` and `plan` found for the
+ * whole host, the record of hook calls, and the policy explained setting by setting. Pure: the
+ * command gathers, this picks and judges.
+ */
+import type { HookRecord } from '../hooks/hook-journal.js';
+import type { PlanResult, Widening } from '../firewall/cli-plan.js';
+import type { GuestChange } from '../firewall/diff.js';
+import { XennetError } from '../sys/errors.js';
+import type { PolicyExplained } from './guest-policy.js';
+import type { HostStatus, VifStatus } from './host-status.js';
+
+export interface GuestView {
+  /** What was asked for (a domain name, a vif name or a domain id). */
+  query: string;
+  domain: string | null;
+  domid: number | null;
+  ok: boolean;
+  problems: string[];
+  notes: string[];
+  vifs: VifStatus[];
+  /** The policy in force for it, and the file it comes from. */
+  policy: ({ file: string; state: 'valid' | 'absent' | 'kept' } & PolicyExplained) | { file: string; error: string };
+  /** Its interfaces' last hook calls, oldest first. */
+  hooks: HookRecord[];
+  /** What `xennet apply` would change for it (or why that could not be worked out). */
+  plan: { changes: GuestChange[]; widenings: Widening[] } | { error: string };
+  backend: HostStatus['backend'];
+  daemon?: HostStatus['daemon'];
+  read?: HostStatus['read'];
+}
+
+/** The interfaces a query names: a vif's name, a domain's name (or the name its policy is found by), or a domain id. */
+export function guestVifs(status: HostStatus, query: string): VifStatus[] {
+  const byVif = status.vifs.filter((v) => v.name === query);
+  if (byVif.length > 0) return byVif;
+  const byDomain = status.vifs.filter((v) => v.domain === query);
+  if (byDomain.length > 0) return byDomain;
+  if (/^(0|[1-9]\d{0,4})$/.test(query)) {
+    const byId = status.vifs.filter((v) => v.domid === Number(query));
+    if (byId.length > 0) return byId;
+  }
+  const byPolicy = status.vifs.filter((v) => v.policyName === query);
+  if (byPolicy.length > 0) return byPolicy;
+  const known = [...new Set(status.vifs.map((v) => v.domain ?? v.name))].sort();
+  throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {
+    hint: known.length > 0 ? `the guests here: ${known.slice(0, 12).join(', ')}${known.length > 12 ? `, and ${known.length - 12} more` : ''} (xennet status lists them)` : 'no guest has an interface on this host now (xennet status)',
+  });
+}
+
+const mentions = (text: string, names: readonly string[]): boolean => names.some((n) => new RegExp(`(^|[^\\w.])${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.]|\\.(?!\\d))`).test(text));
+
+export function guestView(input: {
+  query: string;
+  status: HostStatus;
+  vifs: VifStatus[];
+  policy: GuestView['policy'];
+  hooks: HookRecord[];
+  plan: PlanResult | { error: string };
+}): GuestView {
+  const { status, vifs } = input;
+  const names = vifs.map((v) => v.name);
+  const domains = [...new Set(vifs.map((v) => v.domain).filter((d): d is string => d !== null))];
+  // What the host's status says about it (by its interfaces' names, or its domain's in parentheses).
+  const about = (t: string): boolean => mentions(t, names) || domains.some((d) => t.includes(`(${d})`));
+  const problems = status.problems.filter(about);
+  const notes = status.notes.filter(about);
+  // Each interface's latest call: a failed one is a problem until a later call succeeds.
+  for (const n of names) {
+    const last = input.hooks.filter((h) => h.vif === n).at(-1);
+    if (last && !last.ok) problems.push(`${n}: its last hook call (${last.command} at ${last.at}, ${last.via}) failed: ${last.message}`);
+  }
+  let plan: GuestView['plan'];
+  if ('error' in input.plan) {
+    plan = { error: input.plan.error };
+    notes.push(`what apply would change for it is not known: ${input.plan.error}`);
+  } else {
+    const changes = input.plan.changes.filter((c) => names.includes(c.vif));
+    const widenings = input.plan.widenings.filter((w) => names.includes(w.vif));
+    plan = { changes, widenings };
+    if (changes.length > 0 && !vifs.some((v) => v.firewall === 'drifted' || v.firewall === 'missing')) notes.push('the rule file has changes for it that are not applied yet: `xennet plan` shows them, `xennet apply` makes them');
+  }
+  if ('error' in input.policy) problems.push(`its policy cannot be explained: ${input.policy.error}`);
+  const first = vifs[0]!;
+  const view: GuestView = {
+    query: input.query,
+    domain: first.domain,
+    domid: first.domid,
+    ok: problems.length === 0,
+    problems,
+    notes,
+    vifs,
+    policy: input.policy,
+    hooks: input.hooks,
+    plan,
+    backend: status.backend,
+  };
+  if (status.daemon) view.daemon = status.daemon;
+  if (status.read) view.read = status.read;
+  return view;
+}

@@ -1,0 +1,184 @@
+/** `xennet status GUEST`: the policy explained (agreeing with what the firewall resolves), the record of hook calls, the view's judgement. */
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keyLines, parsePolicy } from '../../src/config/load.js';
+import { JOURNAL_ROTATE_BYTES, journalPath, readHookCalls, recordHookCall, type HookRecord } from '../../src/hooks/hook-journal.js';
+import { resolveVif } from '../../src/firewall/resolve.js';
+import { parseCidr, type IfName, type Mac } from '../../src/net/index.js';
+import { explainPolicy, type GuestFacts } from '../../src/status/guest-policy.js';
+import { guestVifs, guestView } from '../../src/status/guest-view.js';
+import { renderGuestView } from '../../src/status/guest-render.js';
+import type { HostStatus, VifStatus } from '../../src/status/host-status.js';
+import { XennetError } from '../../src/sys/errors.js';
+
+const FILE = [
+  'version: 1', //                         1
+  'defaults:', //                          2
+  '  inbound: drop', //                    3
+  '  antispoof:', //                       4
+  '    ipv6: false', //                    5
+  '  allow_ethertypes: [0x88cc]', //       6
+  'guests:', //                            7
+  '  web01:', //                           8
+  '    inbound: accept', //                9
+  '    isolation: true', //               10
+  '    antispoof: false', //              11
+  '    interfaces:', //                   12
+  '      - devid: 1', //                  13
+  '        ipv4: [10.0.0.5]', //          14
+  '  db01:', //                           15
+  '    ipv4: [192.168.0.7]', //           16
+  '    allow_out:', //                    17
+  '      - proto: udp', //                18
+  '        ports: [53]', //               19
+  '        to: [192.168.0.1]', //         20
+  '',
+].join('\n');
+
+const facts = (over: Partial<GuestFacts>): GuestFacts => ({ policyName: null, devid: 0, mac: '00:16:3e:00:00:01', addresses: [], addressSource: 'declared', ...over });
+
+describe('status GUEST', function () {
+  describe('the policy explained', function () {
+    const policy = parsePolicy(FILE, 'x.yaml');
+    const lines = keyLines(FILE);
+    const setting = (e: ReturnType<typeof explainPolicy>, k: string): { value: string; from: string } => {
+      const s = e.settings.find((x) => x.setting === k);
+      assert.ok(s, `no setting ${k}`);
+      return { value: s.value, from: s.from };
+    };
+
+    it('says where each setting comes from: the guest\'s line, the defaults\' line, or the built-in default', function () {
+      const e = explainPolicy(policy, lines, facts({ policyName: 'web01', devid: 1, addresses: ['10.0.0.5/32'] }));
+      assert.equal(e.guest, 'web01');
+      assert.equal(e.line, 8);
+      assert.deepEqual(e.settings.find((x) => x.setting === 'inbound'), { setting: 'inbound', value: 'accept', origin: 'guest', path: 'guests.web01.inbound', line: 9, from: 'web01 line 9' });
+      assert.deepEqual(setting(e, 'inbound'), { value: 'accept', from: 'web01 line 9' });
+      assert.deepEqual(setting(e, 'outbound'), { value: 'accept', from: 'built-in' });
+      assert.deepEqual(setting(e, 'isolation'), { value: 'yes', from: 'web01 line 10' });
+      // `antispoof: false` in the guest's entry covers every family, over the defaults' ipv6.
+      assert.deepEqual(setting(e, 'antispoof.ipv6'), { value: 'no', from: 'web01 line 11' });
+      assert.deepEqual(setting(e, 'allow_ethertypes'), { value: '0x88cc', from: 'defaults line 6' });
+      assert.deepEqual(setting(e, 'addresses'), { value: '10.0.0.5/32', from: 'web01 line 14' });
+      assert.deepEqual(setting(e, 'allow_in'), { value: 'none', from: '-' });
+    });
+
+    it('a guest with no entry: the defaults, then built-in; its addresses from xenstore', function () {
+      const e = explainPolicy(policy, lines, facts({ policyName: 'other', addresses: ['192.168.0.9/32'] }));
+      assert.equal(e.guest, undefined);
+      assert.deepEqual(setting(e, 'inbound'), { value: 'drop', from: 'defaults line 3' });
+      assert.deepEqual(setting(e, 'antispoof.ipv6'), { value: 'no', from: 'defaults line 5' });
+      assert.deepEqual(setting(e, 'antispoof.ipv4'), { value: 'yes', from: 'built-in' });
+      assert.equal(setting(e, 'addresses').from, 'xenstore ip');
+      const db = explainPolicy(policy, lines, facts({ policyName: 'db01', addresses: ['192.168.0.7/32'] }));
+      assert.deepEqual(setting(db, 'allow_out[0]'), { value: 'udp port 53 to 192.168.0.1/32', from: 'db01 line 18' });
+      assert.equal(setting(db, 'addresses').from, 'db01 line 16');
+      assert.equal(setting(explainPolicy(policy, lines, facts({ addressSource: 'learned' })), 'addresses').value, 'learned (DHCP, DHCPv6, DAD)');
+    });
+
+    it('says what the firewall resolves, for every guest of the file and one it does not name', function () {
+      for (const name of ['web01', 'db01', 'nobody']) {
+        for (const devid of [0, 1]) {
+          const r = resolveVif(policy, { name: 'vif5.0' as IfName, bridge: 'xenbr0' as IfName, domain: name as never, domid: 5, devid, mac: '00:16:3e:00:00:01' as Mac, ipv4: [parseCidr('192.168.0.50')], ipv6: [] } as never);
+          const e = explainPolicy(policy, lines, facts({ policyName: name, devid }));
+          const v = (k: string): string => setting(e, k).value;
+          assert.equal(v('inbound').split(' ')[0], r.inbound, `${name} inbound`);
+          assert.equal(v('outbound').split(' ')[0], r.outbound, `${name} outbound`);
+          for (const f of ['mac', 'arp', 'ipv4', 'ipv6'] as const) assert.equal(v(`antispoof.${f}`), r.antispoof[f] ? 'yes' : 'no', `${name} antispoof.${f}`);
+          assert.equal(v('isolation'), r.isolation ? 'yes' : 'no');
+          assert.equal(v('dhcp_server'), r.dhcpServer ? 'yes' : 'no');
+          assert.equal(v('router_advertisements'), r.routerAdvertisements ? 'yes' : 'no');
+          assert.equal(v('log_drops'), r.logDrops ? 'yes' : 'no');
+          assert.equal(v('identity_guard'), r.identityGuard ? 'yes' : 'no');
+          assert.equal(e.settings.filter((s) => s.setting.startsWith('allow_in[')).length, r.allowIn.length);
+          assert.equal(e.settings.filter((s) => s.setting.startsWith('allow_out[')).length, r.allowOut.length);
+        }
+      }
+    });
+  });
+
+  describe('the record of hook calls', function () {
+    let dir: string;
+    let env: NodeJS.ProcessEnv;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'xnt-journal-'));
+      env = { XENNET_STATE_DIR: dir };
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const rec = (i: number, over: Partial<HookRecord> = {}): HookRecord => ({ at: new Date(1_800_000_000_000 + i * 1000).toISOString(), command: 'online', vif: `vif${i % 3}.0`, domid: i % 3, devid: 0, ms: 50, via: 'daemon', ok: true, message: `call ${i}`, ...over });
+
+    it('keeps the last calls of an interface, oldest first, skipping lines that are not records', function () {
+      for (let i = 0; i < 30; i++) recordHookCall(env, rec(i));
+      appendFileSync(journalPath(env), 'not json\n{"at": 5}\n');
+      recordHookCall(env, rec(31, { ok: false, message: 'x'.repeat(5000) }));
+      const got = readHookCalls(env, (r) => r.vif === 'vif1.0', 4);
+      assert.deepEqual(got.map((r) => r.message.slice(0, 7)), ['call 22', 'call 25', 'call 28', 'xxxxxxx']);
+      assert.equal(got[3]!.message.length, 400, 'a long message is cut');
+    });
+
+    it('is moved aside past 1 MiB, so that both files together stay under 2 MiB, and the calls before it are still read', function () {
+      const big = 'y'.repeat(300);
+      let i = 0;
+      while (!existsSync(`${journalPath(env)}.1`)) recordHookCall(env, rec(i++, { message: big }));
+      assert.ok(statSync(`${journalPath(env)}.1`).size > JOURNAL_ROTATE_BYTES);
+      recordHookCall(env, rec(i, { vif: 'vif9.0', message: 'after' }));
+      assert.ok(statSync(journalPath(env)).size < 1000);
+      assert.equal(readHookCalls(env, () => true, 2)[1]!.message, 'after');
+      assert.equal(readHookCalls(env, () => true, 1e9).length, i + 1);
+    });
+
+    it('a state directory that cannot be written loses the record, never the call', function () {
+      writeFileSync(join(dir, 'file'), '');
+      assert.doesNotThrow(() => recordHookCall({ XENNET_STATE_DIR: join(dir, 'file') }, rec(1)));
+      assert.deepEqual(readHookCalls({ XENNET_STATE_DIR: join(dir, 'file') }, () => true), []);
+      assert.equal(readFileSync(join(dir, 'file'), 'utf8'), '');
+    });
+  });
+
+  describe('the view', function () {
+    const vif = (name: string, over: Partial<VifStatus> = {}): VifStatus => ({
+      name, domain: 'web01', domid: 5, devid: 0, mac: null, addresses: [], mtu: 1500, up: true, bridge: 'xenbr0', hotplugStatus: 'connected', firewall: 'in-sync',
+      drops: { packets: 0, bytes: 0 }, policy: null, policyName: 'web01', policySource: 'name', claims: { mac: [], ipv4: [], ipv6: [], dropped: { packets: 0, bytes: 0 } }, addressSource: 'declared', learned: [], ...over,
+    });
+    const status = (vifs: VifStatus[], problems: string[] = []): HostStatus => ({ ok: problems.length === 0, problems, notes: [], backend: null, bridgeNetfilter: {}, rules: { file: 'x', state: 'valid' }, xenstore: 'x', bridges: [], vifs, staleChains: [], installed: true });
+
+    it('finds a guest by vif name, domain name or domain id; an unknown one is an error naming the guests', function () {
+      const s = status([vif('vif5.0'), vif('vif5.1', { devid: 1 }), vif('vif51.0', { domain: 'db01', domid: 51, policyName: 'db01' })]);
+      assert.deepEqual(guestVifs(s, 'web01').map((v) => v.name), ['vif5.0', 'vif5.1']);
+      assert.deepEqual(guestVifs(s, 'vif5.1').map((v) => v.name), ['vif5.1']);
+      assert.deepEqual(guestVifs(s, '51').map((v) => v.name), ['vif51.0']);
+      assert.throws(() => guestVifs(s, 'web02'), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && /db01, web01/.test(e.hint ?? ''));
+    });
+
+    it('takes the host\'s problems about its own interfaces only (vif5.0 is not vif5.01 nor vif15.0)', function () {
+      const s = status([vif('vif5.0')], ['vif5.0 (web01): firewall drifted', 'vif15.0: link is down', 'vif5.01: hotplug-status is missing', 'the uplink is down']);
+      const v = guestView({ query: 'web01', status: s, vifs: guestVifs(s, 'web01'), policy: { file: 'x', error: 'n/a' }, hooks: [], plan: { error: 'n/a' } });
+      assert.deepEqual(v.problems, ['vif5.0 (web01): firewall drifted', 'its policy cannot be explained: n/a']);
+      assert.equal(v.ok, false);
+    });
+
+    it('renders its tables within the width, a failed call marked', function () {
+      const policy = parsePolicy(FILE, 'x.yaml');
+      const s = status([vif('vif5.0', { addresses: ['192.168.0.7/32', '2001:db8:1234:5678:9abc:def0:1234:5678/128'] })]);
+      const hooks: HookRecord[] = [
+        { at: '2026-12-06T00:00:00.000Z', command: 'online', vif: 'vif5.0', domid: 5, devid: 0, ms: 84, via: 'daemon', ok: true, message: 'online vif5.0 (web01) on bridge xenbr0, mtu 1500; firewall: 12 rules in chains XN-S-vif5.0, XN-I-vif5.0' },
+        { at: '2026-12-06T00:01:00.000Z', command: 'offline', vif: 'vif5.0', domid: 5, devid: 0, ms: 31_000, via: 'in-process', ok: false, message: 'the hotplug lock was not had within 25 s (held by pid 4242, xennet-daemon)' },
+      ];
+      const v = guestView({ query: 'web01', status: s, vifs: s.vifs, policy: { file: '/etc/xen/xennet.yaml', state: 'valid', ...explainPolicy(policy, keyLines(FILE), facts({ policyName: 'db01', addresses: ['192.168.0.7/32'] })) }, hooks, plan: { error: 'not asked' } });
+      const text = renderGuestView(v, false, 80, Date.parse('2026-12-06T00:02:00.000Z'));
+      const table = (header: string): string[] => {
+        const lines = text.split('\n');
+        const start = lines.findIndex((l) => l.startsWith(header));
+        assert.ok(start >= 0, `no table ${header}:\n${text}`);
+        const end = lines.findIndex((l, i) => i > start && l === '');
+        return lines.slice(start, end < 0 ? undefined : end);
+      };
+      for (const l of [...table('SETTING'), ...table('WHEN')].filter((x) => !x.includes(' failed: '))) assert.ok(l.length <= 80, `longer than 80: ${l}`);
+      assert.match(text, /^ {2}offline 60 s ago failed: the hotplug lock was not had/m);
+      assert.match(text, /^allow_out\[0\] +udp port 53 to 192\.168\.0\.1\/32/m);
+      assert.equal(v.ok, false, 'its last call failed');
+      assert.match(text, /^domain unknown|^web01 \(domain 5\): 1 problem$/m);
+    });
+  });
+});
