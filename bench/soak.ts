@@ -232,6 +232,11 @@ async function main(): Promise<void> {
       writeFileSync(rules, RULES_A);
       host.setAutostart(true);
       daemonAbsent = false;
+      // The host as packaged: a daemon runs (systemd's unit starts it again). Without one, nobody
+      // cleans up after an offline that failed while there was none (a full disk) until the next
+      // hook starts one; the quiet check has no hooks.
+      const pid = daemonPid();
+      if (pid === undefined || !running(pid)) await host.startDaemon(env).catch((e: unknown) => say(`heal: no daemon: ${e instanceof Error ? e.message : String(e)}`));
     };
     const injectors: Record<string, () => Promise<void>> = {
       'daemon SIGKILL': async () => {
@@ -328,7 +333,7 @@ async function main(): Promise<void> {
       const again = (await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).stdout.includes(`"${vif}"`);
       lines.push(`  rules 0.3 s later: ${again ? 'present' : 'still missing'}`);
       try {
-        const log = readFileSync(join(host.runDir, 'daemon.log'), 'utf8').split('\n');
+        const log = [...readFileSync(join(host.runDir, 'daemon.log'), 'utf8').split('\n'), ...host.daemonLog];
         const d = vif.replace(/^vif(\d+)\..*$/, '$1');
         const mine = log.filter((l) => l.includes(vif) || l.includes(`domain ${d} `) || /repaired|drift|lock helper/.test(l)).slice(-12);
         for (const l of mine) lines.push(`  daemon.log: ${l.slice(0, 300)}`);
