@@ -88,6 +88,13 @@ plain_or_absent() {
 # stops the daemon (and then the supervisor); SIGHUP is ignored. Arguments: node, the CLI, the
 # run directory.
 supervise='quick=0 first=1 stop=0 child=
+say() {
+  local now
+  TZ=UTC0 printf -v now "%(%Y-%m-%dT%H:%M:%S)TZ" -1
+  printf "%s xennet-daemon-supervisor: %s\\n" "$now" "$1" >&2
+  [[ \${XENNET_SYSLOG-} != 0 ]] && logger -t xennet-daemon -p "daemon.$2" -- "$1" 2>/dev/null
+}
+how() { if (( $1 > 128 )); then echo "killed by signal $(( $1 - 128 ))"; else echo "exit code $1"; fi; }
 trap "" HUP
 term() { stop=1; [[ -n $child ]] && kill -TERM "$child" 2>/dev/null; }
 trap term TERM
@@ -114,7 +121,15 @@ while :; do
   while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
   (( stop || rc == 0 || rc == ${DAEMON_REFUSED_EXIT} )) && exit "$(( rc == ${DAEMON_REFUSED_EXIT} ? rc : 0 ))"
   [[ -e $3/autostart.off ]] && exit 0
-  if (( SECONDS - started < ${SUPERVISOR_QUICK_S} )); then (( ++quick >= 3 )) && exit "$rc"; else quick=0; fi
+  if (( SECONDS - started < ${SUPERVISOR_QUICK_S} )); then
+    if (( ++quick >= 3 )); then
+      say "the daemon (pid $child) ended ($(how "$rc")), the third time in a row within ${SUPERVISOR_QUICK_S} s of its start: not running it again (the next hook that finds no daemon starts one; see the daemon log above)" err
+      exit "$rc"
+    fi
+  else
+    quick=0
+  fi
+  say "the daemon (pid $child) ended ($(how "$rc")); running it again" warning
   sleep 1
 done'
 

@@ -7,6 +7,7 @@ import type { HookRecord } from '../hooks/hook-journal.js';
 import type { PlanResult, Widening } from '../firewall/cli-plan.js';
 import type { GuestChange } from '../firewall/diff.js';
 import { XennetError } from '../sys/errors.js';
+import { printable } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
 
@@ -42,7 +43,7 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   }
   const byPolicy = status.vifs.filter((v) => v.policyName === query);
   if (byPolicy.length > 0) return byPolicy;
-  const known = [...new Set(status.vifs.map((v) => v.domain ?? v.name))].sort();
+  const known = [...new Set(status.vifs.map((v) => printable(v.domain ?? v.name)))].sort();
   throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {
     hint: known.length > 0 ? `the guests here: ${known.slice(0, 12).join(', ')}${known.length > 12 ? `, and ${known.length - 12} more` : ''} (xennet status lists them)` : 'no guest has an interface on this host now (xennet status)',
   });
@@ -68,7 +69,7 @@ export function guestView(input: {
   // Each interface's latest call: a failed one is a problem until a later call succeeds.
   for (const n of names) {
     const last = input.hooks.filter((h) => h.vif === n).at(-1);
-    if (last && !last.ok) problems.push(`${n}: its last hook call (${last.command} at ${last.at}, ${last.via}) failed: ${last.message}`);
+    if (last && !last.ok) problems.push(`${n}: its last hook call (${printable(last.command)} at ${printable(last.at)}, ${last.via}) failed: ${printable(last.message)}`);
   }
   let plan: GuestView['plan'];
   if ('error' in input.plan) {

@@ -1056,6 +1056,8 @@ describe('xennet daemon (netns): started by the first hook that finds none', fun
     }
     const st = JSON.parse((await h.xennet(['status', '--json'], env)).stdout) as { daemon?: { running: boolean; pid?: number } };
     assert.equal(st.daemon?.pid, next, 'the new one serves');
+    // Its supervisor said so, in the daemon's log (syslog on a host that has it).
+    assert.match(readFileSync(join(h.runDir, 'daemon.log'), 'utf8'), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ xennet-daemon-supervisor: the daemon \\(pid ${first}\\) ended \\(killed by signal 9\\); running it again$`, 'm'));
     // The control: it still repairs what another program breaks, with no hook since the kill.
     assert.equal((await h.dom0.exec('nft', ['flush', 'chain', 'bridge', 'xennet', 'XN-S-vif59.0'])).code, 0);
     const repairs = async (): Promise<number> => (JSON.parse((await h.xennet(['status', '--json'], env)).stdout) as { daemon?: { repairs?: number } }).daemon?.repairs ?? 0;

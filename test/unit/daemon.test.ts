@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../src/sys/exec.js';
 import { fileURLToPath } from 'node:url';
 import { parseHookRequest } from '../../src/daemon/hook-request.js';
 import { vifClientScript } from '../../src/hooks/vif-client.js';
@@ -9,6 +12,28 @@ import { unitText } from '../../src/hooks/install.js';
 const req = (...fields: string[]): Buffer => Buffer.from(fields.map((f) => `${f}\0`).join(''));
 
 describe('daemon: hook requests and the client', () => {
+  it('the supervisor of a daemon a hook started: a daemon that keeps dying at its start is run three times, each end said with its cause, then given up', async function () {
+    this.timeout(20_000);
+    const supervise = /^supervise='([^']*)'$/m.exec(vifClientScript())?.[1];
+    assert.ok(supervise, 'the supervisor script is in the client');
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-supervise-'));
+    try {
+      // A "node" that dies at once the way a crashing daemon does (exit 70).
+      const node = join(dir, 'node');
+      writeFileSync(node, '#!/bin/bash\necho started >> "${0%/*}/starts"\nexit 70\n');
+      chmodSync(node, 0o755);
+      const r = await run('bash', ['-c', supervise, 'xennet-daemon-supervisor', node, '/nonexistent/cli.js', dir], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', XENNET_SYSLOG: '0' }, timeoutMs: 15_000 });
+      assert.equal(r.code, 70, r.stderr);
+      assert.equal(readFileSync(join(dir, 'starts'), 'utf8'), 'started\n'.repeat(3));
+      const lines = r.stderr.trim().split('\n').filter((l) => l.includes('xennet-daemon-supervisor'));
+      assert.equal(lines.length, 3, r.stderr);
+      assert.match(lines[0]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ xennet-daemon-supervisor: the daemon \(pid \d+\) ended \(exit code 70\); running it again$/);
+      assert.match(lines[2]!, /: the daemon \(pid \d+\) ended \(exit code 70\), the third time in a row within 10 s of its start: not running it again /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('parses what the bash client writes, keeping only a vif-script call\'s variables', () => {
     const r = parseHookRequest(req('xennet-hook 1', '1764470400.123456', '2', 'online', 'type_if=vif', 'vif=vif5.0', 'XENBUS_PATH=backend/vif/5/0', 'LD_PRELOAD=/evil.so', 'XENNET_STATE_DIR=/tmp/s'));
     assert.deepEqual(r, { startedAt: 1764470400123, argv: ['online', 'type_if=vif'], env: { vif: 'vif5.0', XENBUS_PATH: 'backend/vif/5/0', XENNET_STATE_DIR: '/tmp/s' } });
