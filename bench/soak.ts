@@ -327,6 +327,8 @@ async function main(): Promise<void> {
       } catch {
         lines.push('  pending: no directory');
       }
+      const d = Number(vif.replace(/^vif(\d+)\..*$/, '$1'));
+      lines.push(`  backend in xenstore: ${host.xenstored.read(`/local/domain/0/backend/vif/${d}/0`) !== undefined ? 'present' : 'gone'}; churn: ${up.has(d) ? 'up' : busy.has(d) ? 'busy' : 'down'}`);
       const link = await host.dom0.exec('ip', ['-o', '-d', 'link', 'show', vif]);
       lines.push(`  link: ${link.stdout.replace(/\s+/g, ' ').slice(0, 300)}`);
       await sleep(300);
@@ -440,6 +442,14 @@ async function main(): Promise<void> {
         if (plan.code === 0 && stale.length === 0) break;
         if (performance.now() - healedAt > 10_000) {
           breach('within 10 s of the last fault, plan is empty and no departed guest has rules', last);
+          for (const v of stale.slice(0, 3)) await forensics(v);
+          const st = await host.xennet(['status', '--json'], env);
+          try {
+            const d = (JSON.parse(st.stdout) as { daemon?: { running: boolean; pid?: number; backends?: unknown; lastError?: unknown } }).daemon;
+            say(`  daemon then: ${JSON.stringify(d ? { running: d.running, pid: d.pid, backends: d.backends, lastError: d.lastError } : null)}`);
+          } catch {
+            say(`  status: ${st.stderr.slice(0, 300)}`);
+          }
           break;
         }
         await sleep(500);
