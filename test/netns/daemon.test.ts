@@ -617,6 +617,43 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.ok(await b.ns.ping('192.168.0.1'));
   });
 
+  it('status: a daemon that does not answer (stopped), or that ended without being stopped, is a problem (exit 1) and the host is read without it; one stopped on purpose is none', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(18));
+    await online(g);
+    const status = async (): Promise<{ code: number; problems: string[]; vifs: { name: string; firewall: string }[]; ms: number }> => {
+      const t0 = performance.now();
+      const r = await host.xennet(['status', '--json'], env);
+      return { code: r.code, ...(JSON.parse(r.stdout) as { problems: string[]; vifs: { name: string; firewall: string }[] }), ms: performance.now() - t0 };
+    };
+    assert.equal((await status()).code, 0, 'control: a daemon that answers');
+    const pid = (await stats()).pid;
+    process.kill(pid, 'SIGSTOP');
+    let stopped;
+    try {
+      stopped = await status();
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    assert.equal(stopped.code, 1);
+    assert.ok(stopped.problems.some((p) => p.startsWith(`the xennet daemon (pid ${pid}) took the request and did not answer within 10 s (stopped or hung?)`)), JSON.stringify(stopped.problems));
+    assert.ok(stopped.ms < 30_000, `answered in ${Math.round(stopped.ms)} ms, not after the old 120 s`);
+    assert.deepEqual(stopped.vifs.map((v) => [v.name, v.firewall]), [[g.vif, 'in-sync']], 'the host was read without it');
+    assert.equal((await status()).code, 0, 'continued, it answers again');
+    // This host's hooks start no daemon (autostart.off): a daemon gone is what its operator asked for.
+    await host.stopDaemon('SIGKILL');
+    const off = await status();
+    assert.equal(off.code, 0, JSON.stringify(off.problems));
+    host.setAutostart(true);
+    const killed = await status();
+    assert.equal(killed.code, 1);
+    assert.ok(killed.problems.some((p) => p.startsWith(`the xennet daemon (pid ${pid}) ended without being stopped (killed, or it crashed`)), JSON.stringify(killed.problems));
+    await host.startDaemon(env);
+    assert.equal(await host.stopDaemon('SIGTERM'), 0);
+    const asked = await status();
+    assert.equal(asked.code, 0, `a daemon asked to stop is not missed: ${JSON.stringify(asked.problems)}`);
+  });
+
   it('a hook that starts while xenstored is away for a moment (restarting) waits for it, through the daemon and in-process (found by the soak)', async () => {
     await host.startDaemon(env);
     const [a, b] = [await host.addGuest(spec(14)), await host.addGuest(spec(15))];

@@ -3,6 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/sys/exec.js';
+import { daemonExpectation } from '../../src/status/daemon-expected.js';
 import { fileURLToPath } from 'node:url';
 import { parseHookRequest } from '../../src/daemon/hook-request.js';
 import { vifClientScript } from '../../src/hooks/vif-client.js';
@@ -12,6 +13,19 @@ import { unitText } from '../../src/hooks/install.js';
 const req = (...fields: string[]): Buffer => Buffer.from(fields.map((f) => `${f}\0`).join(''));
 
 describe('daemon: hook requests and the client', () => {
+  it('status expects a daemon that is not there, or that does not answer, only where one should be', () => {
+    const base = { unitEnabled: false, autostartOff: false } as const;
+    assert.deepEqual(daemonExpectation({ ...base, answered: 'yes', pidFile: { pid: 5, alive: true } }), {});
+    assert.deepEqual(daemonExpectation({ ...base, answered: 'none' }), {}, 'never started (no hook yet, no unit): nothing missing');
+    assert.match(daemonExpectation({ ...base, answered: 'silent', pidFile: { pid: 5, alive: true } }).problem ?? '', /^the xennet daemon \(pid 5\) took the request and did not answer within 10 s .*Kill it \(the next hook starts a new one\)$/);
+    assert.match(daemonExpectation({ ...base, unitEnabled: true, answered: 'silent' }).problem ?? '', /Run `systemctl restart xennet`$/);
+    assert.match(daemonExpectation({ ...base, answered: 'none', pidFile: { pid: 7, alive: false } }).problem ?? '', /^the xennet daemon \(pid 7\) ended without being stopped/);
+    assert.match(daemonExpectation({ ...base, unitEnabled: true, answered: 'none' }).problem ?? '', /^xennet\.service is enabled, but no daemon runs/);
+    const off = daemonExpectation({ ...base, unitEnabled: true, autostartOff: true, answered: 'none', pidFile: { pid: 7, alive: false } });
+    assert.equal(off.problem, undefined, 'autostart.off: no daemon is what the operator asked for');
+    assert.match(off.note ?? '', /autostart\.off/);
+  });
+
   it('the supervisor of a daemon a hook started: a daemon that keeps dying at its start is run three times, each end said with its cause, then given up', async function () {
     this.timeout(20_000);
     const supervise = /^supervise='([^']*)'$/m.exec(vifClientScript())?.[1];

@@ -54,12 +54,24 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
       const { rulesSource } = await import('../../config/paths.js');
       const source = rulesSource(argv.rules);
-      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}), ...(argv.fresh ? { fresh: true } : {}) }, 120_000);
+      const { STATUS_DAEMON_WAIT_MS, daemonEvidence, daemonExpectation } = await import('../../status/daemon-expected.js');
+      // A daemon that takes the request and stays silent (stopped, hung) is a problem, not a wait: the host is read here instead.
+      let silent = false;
+      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}), ...(argv.fresh ? { fresh: true } : {}) }, STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
+        if (!(e instanceof XennetError && e.code === 'timeout')) throw e;
+        silent = true;
+        return undefined;
+      });
       const s = answer ? withDaemon(unwrap(answer) as { status: HostStatus; daemon: DaemonStats; read?: HostStatus['read'] }) : { ...(await (await import('../../status/host-status.js')).hostStatus(argv.rules === undefined ? {} : { rules: argv.rules })), daemon: { running: false as const } };
+      const expected = daemonExpectation(daemonEvidence(process.env, answer ? 'yes' : silent ? 'silent' : 'none'));
+      if (expected.problem) Object.assign(s, { ok: false, problems: [...s.problems, expected.problem] });
+      if (expected.note) s.notes = [...s.notes, expected.note];
       const checked = learningProblems(s);
       if (argv.guest !== undefined) {
         const { guestScreen } = await import('../guest-status.js');
         const view = await guestScreen(argv.guest, checked, source, answer !== undefined);
+        // The daemon's trouble is every guest's: its hooks wait for it or run without it.
+        if (expected.problem && !view.problems.includes(expected.problem)) Object.assign(view, { ok: false, problems: [...view.problems, expected.problem] });
         const { renderGuestView } = await import('../../status/guest-render.js');
         return { json: view, text: renderGuestView(view, colorWanted(process.env, process.stdout.isTTY === true), terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined)), exitCode: view.ok ? ExitCode.ok : ExitCode.error };
       }
