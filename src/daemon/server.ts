@@ -101,6 +101,9 @@ export interface DaemonContext {
 
 const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
 
+/** How soon a deferred commit that failed is tried again. */
+const COMMIT_RETRY_MS = 5000;
+
 export class Daemon implements DaemonContext {
   readonly paths: RunPaths;
   readonly policy: PolicyHolder;
@@ -222,6 +225,7 @@ export class Daemon implements DaemonContext {
 
   private committer: { running: Promise<void>; again: boolean; full: boolean } | undefined;
 
+
   /**
    * Commits what is staged, soon, under the hotplug lock (offline's removals: the hook has
    * answered, its vif is off the bridge). Requests while a commit runs make one more after it.
@@ -245,17 +249,28 @@ export class Daemon implements DaemonContext {
           const r = await commitAllStaged(env, this.log, wantFull);
           if (r.batch > 0) this.log.debug(`committed ${r.batch} staged change${r.batch === 1 ? '' : 's'}`);
         } catch (e) {
-          this.noteError(`committing staged removals: ${reasonOf(e)}`);
-          this.log.err(`committing staged firewall changes failed: ${reasonOf(e)} (the next change or drift check retries)`);
+          // Retried in 5 s while it fails (a full state directory): nothing else would come back
+          // to a departed guest's rules before the next hook. Said once per reason, not every 5 s.
+          const why = reasonOf(e);
+          this.noteError(`committing staged removals: ${why}`);
+          if (why !== this.commitSoonFailure) this.log.err(`committing staged firewall changes failed: ${why} (retried every ${COMMIT_RETRY_MS / 1000} s)`);
+          this.commitSoonFailure = why;
+          if (!this.stopping) setTimeout(() => this.commitSoon(env, wantFull), COMMIT_RETRY_MS).unref();
+          continue;
         } finally {
           held?.release();
         }
+        if (this.commitSoonFailure !== undefined) this.log.info('committing staged firewall changes works again');
+        this.commitSoonFailure = undefined;
       }
     })().finally(() => {
       this.committer = undefined;
     });
     this.track(c.running);
   }
+
+  /** Why the last deferred commit failed (logged once until it changes or works). */
+  private commitSoonFailure: string | undefined;
 
   /** Starts listening; refuses when another daemon runs on the same run directory. */
   async start(): Promise<void> {

@@ -707,6 +707,27 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal((await host.xennet(['plan'], env)).code, 0, 'nothing left to change');
   });
 
+  it('an offline whose removal could not be committed (the state directory full) is committed once it can, with no hook and no departure to trigger it (found by the soak)', async function () {
+    const fw = join(host.dir, 'state', 'firewall');
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(19));
+    await online(g);
+    if ((await run('chattr', ['+i', fw])).code !== 0) this.skip();
+    try {
+      // The offline detaches the vif and stages the removal; the daemon's commit of it fails.
+      const off = await hook(g, 'offline');
+      assert.equal(off.code, 0, off.stderr);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(await guestRulesPresent(host.dom0, g.vif), 'control: the removal could not be committed');
+    } finally {
+      await run('chattr', ['-i', fw]);
+    }
+    // Its backend stays (the toolstack has not removed it yet): only a retry can finish the removal.
+    await until('the removal committed', async () => !(await guestRulesPresent(host.dom0, g.vif)), 12_000);
+    assert.ok(host.daemonLog.filter((l) => /committing staged firewall changes failed/.test(l)).length === 1, `said once: ${host.daemonLog.filter((l) => /staged/.test(l)).join(' | ')}`);
+    assert.ok(host.daemonLog.some((l) => /committing staged firewall changes works again/.test(l)));
+  });
+
   // Found by an adversarial review of the daemon (operator mistakes, crashes at the worst moment).
 
   it('a second daemon, refused, leaves the running one\'s socket, FIFO and pid file; the first keeps serving', async () => {
