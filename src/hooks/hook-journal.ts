@@ -39,7 +39,10 @@ export function recordHookCall(env: NodeJS.ProcessEnv, record: HookRecord): void
   let fd: number | undefined;
   try {
     mkdirSync(stateDir(env), { recursive: true, mode: 0o755 });
-    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    // Never through a link, and never blocked on a FIFO put there (O_NONBLOCK: no reader is ENXIO).
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    const st0 = fstatSync(fd);
+    if (!st0.isFile()) return;
     writeSync(fd, line);
     const st = fstatSync(fd);
     // Moved aside once, by whoever passed the size first (not a new file another process began).
@@ -75,16 +78,27 @@ export function readHookCalls(env: NodeJS.ProcessEnv, wanted: (r: HookRecord) =>
   const path = journalPath(env);
   const out: HookRecord[] = [];
   for (const file of [`${path}.1`, path]) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
+    const text = readJournalFile(file);
+    if (text === undefined) continue;
     for (const line of text.split('\n')) {
       const r = line ? parseHookRecord(line) : undefined;
       if (r && wanted(r)) out.push(r);
     }
   }
   return out.slice(-max);
+}
+
+/** A journal file's text: a regular file of at most twice the rotation size, read without following a link or waiting on a FIFO. */
+function readJournalFile(file: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > 2 * JOURNAL_ROTATE_BYTES) return undefined;
+    return readFileSync(fd, 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

@@ -1,6 +1,7 @@
 /** `xennet status GUEST`: the policy explained (agreeing with what the firewall resolves), the record of hook calls, the view's judgement. */
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { run } from '../../src/sys/exec.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyLines, parsePolicy } from '../../src/config/load.js';
@@ -126,6 +127,18 @@ describe('status GUEST', function () {
       assert.ok(statSync(journalPath(env)).size < 1000);
       assert.equal(readHookCalls(env, () => true, 2)[1]!.message, 'after');
       assert.equal(readHookCalls(env, () => true, 1e9).length, i + 1);
+    });
+
+    it('a link or a FIFO at its place is neither followed nor waited on', async function () {
+      writeFileSync(join(dir, 'target'), 'x\n');
+      symlinkSync(join(dir, 'target'), journalPath(env));
+      recordHookCall(env, rec(1));
+      assert.equal(readFileSync(join(dir, 'target'), 'utf8'), 'x\n', 'not written through the link');
+      assert.deepEqual(readHookCalls(env, () => true), []);
+      rmSync(journalPath(env));
+      assert.equal((await run('mkfifo', [journalPath(env)])).code, 0);
+      recordHookCall(env, rec(2));
+      assert.deepEqual(readHookCalls(env, () => true), [], 'returns at once');
     });
 
     it('a state directory that cannot be written loses the record, never the call', function () {
