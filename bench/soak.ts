@@ -397,11 +397,13 @@ async function main(): Promise<void> {
           // Every attached guest port has its firewall.
           // Ports on the bridge both before and after the table is read (a guest that leaves in
           // between is detached first, then its rules go; one that arrives, the other way round).
-          const guestPorts = async (): Promise<string[]> => (await host.dom0.ipJson<{ ifname: string }[]>('link', 'show', 'master', 'xenbr0')).map((l) => l.ifname).filter((i) => /^vif[1-9]\d*\.\d+$/.test(i)); // not vif0.0, dom0's own
+          // The same port is the same link (its ifindex): a guest that left and came back under
+          // the same name while the table was read is two ports, neither of them there throughout.
+          const guestPorts = async (): Promise<string[]> => (await host.dom0.ipJson<{ ifname: string; ifindex: number }[]>('link', 'show', 'master', 'xenbr0')).filter((l) => /^vif[1-9]\d*\.\d+$/.test(l.ifname)).map((l) => `${l.ifname}#${l.ifindex}`); // not vif0.0, dom0's own
           const before = await guestPorts();
           const table = (await host.dom0.exec('nft', ['list', 'table', 'bridge', 'xennet'])).stdout;
           const after = new Set(await guestPorts());
-          const bare = before.filter((p) => after.has(p) && !table.includes(`"${p}"`));
+          const bare = before.filter((p) => after.has(p) && !table.includes(`"${p.split('#')[0]!}"`)).map((p) => p.split('#')[0]!);
           count(checks, 'attached ports firewalled');
           if (bare.length > 0 && !inRepairWindow()) {
             breach('every attached port has its firewall', `${bare.join(' ')} on the bridge without rules`);
