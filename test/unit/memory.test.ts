@@ -29,6 +29,23 @@ describe('memory keeper', function () {
     assert.equal(kept.length, 40);
   });
 
+  it('a daemon that is never idle collects too, once the heap grew by 48 MiB', function () {
+    let runs = 0;
+    g.gc = () => {
+      runs++;
+    };
+    const keeper = new MemoryKeeper(() => false);
+    // Doubles: 8 bytes each, on V8's heap.
+    const mib = (n: number): number[] => new Array<number>((n * 1024 * 1024) / 8).fill(1.5);
+    const kept = [mib(24)];
+    keeper.check();
+    assert.equal(runs, 0, '24 MiB while busy: not yet');
+    kept.push(mib(32));
+    keeper.check();
+    assert.equal(runs, 1, '56 MiB while busy: collected');
+    assert.equal(kept.length, 2);
+  });
+
   it('without --expose-gc it does nothing', function () {
     g.gc = undefined;
     const keeper = new MemoryKeeper(() => true);
