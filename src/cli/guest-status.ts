@@ -12,7 +12,7 @@ import { readHookCalls } from '../hooks/hook-journal.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
 import { explainPolicy } from '../status/guest-policy.js';
 import { guestVifs, guestView, type GuestView } from '../status/guest-view.js';
-import type { HostStatus } from '../status/host-status.js';
+import type { HostStatus, VifStatus } from '../status/host-status.js';
 
 /** How many of its last hook calls are shown. */
 const HOOK_CALLS_SHOWN = 10;
@@ -22,30 +22,9 @@ export async function guestScreen(query: string, status: HostStatus, source: Rul
   const file = resolve(source.file);
   const first = vifs[0]!;
 
-  // The policy in force: the file's, or the last good one while the file cannot be used (the daemon keeps it, and so do hooks without it).
-  let policy: GuestView['policy'];
-  const kept = status.daemon?.running === true && status.daemon.policy.state === 'kept';
-  try {
-    let text: string | undefined;
-    let parsed: PolicyFile;
-    let state: 'valid' | 'absent' | 'kept';
-    const loaded = kept ? undefined : tryLoad(file, source.absentOk);
-    if (loaded && !(loaded instanceof Error)) {
-      parsed = loaded.policy;
-      text = loaded.text;
-      state = loaded.fromFile ? 'valid' : 'absent';
-    } else {
-      const last = lastGoodText(file, env);
-      if (!last) throw loaded ?? new XennetError('invalid', `the rule file ${file} cannot be used, and no last good policy is recorded`);
-      text = last.text;
-      parsed = parsePolicy(last.text, file);
-      state = 'kept';
-    }
-    const facts = { policyName: first.policyName, devid: first.devid, mac: first.mac, addresses: first.addresses, addressSource: first.addressSource };
-    policy = { file, state, ...explainPolicy(parsed, text !== undefined ? keyLines(text) : undefined, facts) };
-  } catch (e) {
-    policy = { file, error: e instanceof ConfigError ? `the rule file cannot be used: ${e.message}` : reasonOf(e) };
-  }
+  // The daemon's last good policy is the one in force only for the file it enforces.
+  const daemonKept = status.daemon?.running === true && status.daemon.policy.state === 'kept' && resolve(status.daemon.policy.file) === file;
+  const policy = policyInForce(source, env, daemonKept, first);
 
   // Its interfaces' hook calls (by domain and device index when known: a renamed vif's calls too).
   const mine = (r: { vif: string; domid: number; devid: number }): boolean => vifs.some((v) => (v.domid !== null && v.devid !== null ? r.domid === v.domid && r.devid === v.devid : r.vif === v.name));
@@ -66,6 +45,38 @@ export async function guestScreen(query: string, status: HostStatus, source: Rul
     plan = { error: e instanceof XennetError ? e.message : reasonOf(e) };
   }
   return guestView({ query, status, vifs, policy, hooks, plan });
+}
+
+/**
+ * The policy in force for the guest, explained: the file's, or the last good one while the file
+ * cannot be used (the daemon keeps it; so do the hooks without it, config/policy-cache.ts),
+ * including a default-path file deleted while its policy was in force.
+ */
+export function policyInForce(source: RulesSource, env: NodeJS.ProcessEnv, daemonKept: boolean, first: VifStatus): GuestView['policy'] {
+  const file = resolve(source.file);
+  try {
+    let text: string | undefined;
+    let parsed: PolicyFile;
+    let state: 'valid' | 'absent' | 'kept';
+    let loaded = daemonKept ? undefined : tryLoad(file, source.absentOk);
+    // A file deleted while its policy was in force: that policy stays, until the built-in defaults are recorded.
+    if (loaded && !(loaded instanceof Error) && !loaded.fromFile && lastGoodText(file, env)) loaded = undefined;
+    if (loaded && !(loaded instanceof Error)) {
+      parsed = loaded.policy;
+      text = loaded.text;
+      state = loaded.fromFile ? 'valid' : 'absent';
+    } else {
+      const last = lastGoodText(file, env);
+      if (!last) throw loaded ?? new XennetError('invalid', `the rule file ${file} cannot be used, and no last good policy is recorded`);
+      text = last.text;
+      parsed = parsePolicy(last.text, file);
+      state = 'kept';
+    }
+    const facts = { policyName: first.policyName, devid: first.devid, mac: first.mac, addresses: first.addresses, addressSource: first.addressSource };
+    return { file, state, ...explainPolicy(parsed, text !== undefined ? keyLines(text) : undefined, facts) };
+  } catch (e) {
+    return { file, error: e instanceof ConfigError ? `the rule file cannot be used: ${e.message}` : reasonOf(e) };
+  }
 }
 
 function tryLoad(file: string, absentOk: boolean): ReturnType<typeof loadPolicy> | Error {

@@ -13,7 +13,7 @@ export const EXIT_CODES: readonly (readonly [number, string])[] = [
 
 export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ['XENNET_RULES', `the rule file (default ${DEFAULT_RULES_PATH}; a file named here must exist)`],
-  ['XENNET_STATE_DIR', 'state directory (default /var/lib/xennet): takeover journal, firewall index'],
+  ['XENNET_STATE_DIR', 'state directory (default /var/lib/xennet): takeover journal, firewall index, record of hook calls'],
   ['XENNET_BACKEND', 'xtables or nftables: the firewall backend when the rule file has no backend: (default: the one installed; on a host with none, nftables where nf_tables and nft work, else xtables)'],
   ['XENNET_IPTABLES', 'nft or legacy: force the iptables variant of the xtables backend (default: detected)'],
   ['XENSTORED_PATH', 'xenstore socket (else $XENSTORED_RUNDIR/socket, /var/run/xenstored/socket, /dev/xen/xenbus)'],
@@ -27,7 +27,7 @@ export const FILES: readonly (readonly [string, string])[] = [
   [DEFAULT_RULES_PATH, 'the rule file (see xennet.yaml(5)); when absent, every guest gets anti-spoofing from xenstore\'s mac and ip'],
   ['/etc/xen/scripts/vif-xennet', 'the vif-script (xl.conf: vif.default.script="vif-xennet")'],
   ['/etc/xen/scripts/network-xennet', 'the network-script of xend'],
-  ['/var/lib/xennet', 'state: the firewall index and the takeover journal'],
+  ['/var/lib/xennet', 'state: the firewall index, the takeover journal, and hooks.log (the last hook calls, for status GUEST)'],
   ['/run/xennet', 'the daemon\'s socket, FIFO and pid file'],
   ['/var/run/xen-hotplug/iptables', 'Xen\'s host-wide hotplug lock, shared with Xen\'s own scripts'],
 ];

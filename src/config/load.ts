@@ -110,9 +110,18 @@ function positionOf(doc: Document, lc: LineCounter, path: Path, key?: string): {
 export function keyLines(text: string): (path: readonly string[]) => number | undefined {
   const lc = new (yaml().LineCounter)();
   const doc = yaml().parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const { isSeq, isNode } = yaml();
   return (path) => {
-    if (path.length === 0 || !doc.hasIn(path)) return undefined;
-    return positionOf(doc, lc, path.slice(0, -1), path[path.length - 1]).line;
+    if (path.length === 0) return undefined;
+    // A list item (`allow_in`, 2): the item's own line.
+    const last = path[path.length - 1]!;
+    const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : undefined;
+    if (isSeq(parent) && /^\d+$/.test(last)) {
+      const item: unknown = parent.items[Number(last)];
+      return isNode(item) && item.range ? lc.linePos(item.range[0]).line : undefined;
+    }
+    if (!doc.hasIn(path)) return undefined;
+    return positionOf(doc, lc, path.slice(0, -1), last).line;
   };
 }
 

@@ -6,7 +6,7 @@
  * with another process's. Recording is best effort: a full disk or a read-only state directory
  * loses the record, never the call.
  */
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stateDir } from '../sys/statefile.js';
 
@@ -43,7 +43,12 @@ export function recordHookCall(env: NodeJS.ProcessEnv, record: HookRecord): void
     fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
     const st0 = fstatSync(fd);
     if (!st0.isFile()) return;
-    writeSync(fd, line);
+    // A write cut short (the disk full) is taken back: a half line would also spoil the next one.
+    const bytes = Buffer.from(line);
+    if (writeSync(fd, bytes) < bytes.length) {
+      ftruncateSync(fd, st0.size);
+      return;
+    }
     const st = fstatSync(fd);
     // Moved aside once, by whoever passed the size first (not a new file another process began).
     if (st.size > JOURNAL_ROTATE_BYTES && statSync(path).ino === st.ino) renameSync(path, `${path}.1`);

@@ -92,7 +92,8 @@ say() {
   local now
   TZ=UTC0 printf -v now "%(%Y-%m-%dT%H:%M:%S)TZ" -1
   printf "%s xennet-daemon-supervisor: %s\\n" "$now" "$1" >&2
-  [[ \${XENNET_SYSLOG-} != 0 ]] && logger -t xennet-daemon -p "daemon.$2" -- "$1" 2>/dev/null
+  # In the background: a syslog that does not answer must not hold up the restart.
+  [[ \${XENNET_SYSLOG-} != 0 ]] && { logger -t xennet-daemon -p "daemon.$2" -- "$1" > /dev/null 2>&1 & }
 }
 how() { if (( $1 > 128 )); then echo "killed by signal $(( $1 - 128 ))"; else echo "exit code $1"; fi; }
 trap "" HUP
@@ -116,9 +117,9 @@ while :; do
     exec 5>&-
   fi
   first=0
-  wait "$child"
+  wait "$child" 2>/dev/null
   rc=$?
-  while kill -0 "$child" 2>/dev/null; do wait "$child"; rc=$?; done
+  while kill -0 "$child" 2>/dev/null; do wait "$child" 2>/dev/null; rc=$?; done
   (( stop || rc == 0 || rc == ${DAEMON_REFUSED_EXIT} )) && exit "$(( rc == ${DAEMON_REFUSED_EXIT} ? rc : 0 ))"
   [[ -e $3/autostart.off ]] && exit 0
   if (( SECONDS - started < ${SUPERVISOR_QUICK_S} )); then

@@ -120,7 +120,9 @@ function addressesSetting(g: GuestEntry | undefined, name: string | undefined, w
   if (facts.addressSource === 'open') return { setting: 'addresses', value: 'open: any source (learn_addresses: false)', origin: 'none', from: '-' };
   if (facts.addressSource === 'none') return { setting: 'addresses', value: facts.addresses.length > 0 ? 'not checked (antispoof off for IP)' : 'none: any source (cannot learn)', origin: 'none', from: '-' };
   if (g && name !== undefined) {
-    const i = g.interfaces?.findIndex((x) => (x.devid !== undefined && x.devid === facts.devid) || (x.mac !== undefined && facts.mac !== null && x.mac === facts.mac)) ?? -1;
+    // As resolve.ts matches: by devid first, then by MAC.
+    const byDevid = g.interfaces?.findIndex((x) => x.devid !== undefined && x.devid === facts.devid) ?? -1;
+    const i = byDevid >= 0 ? byDevid : (g.interfaces?.findIndex((x) => x.mac !== undefined && facts.mac !== null && x.mac === facts.mac) ?? -1);
     const iface = i >= 0 ? g.interfaces![i]! : undefined;
     const base = iface ? ['guests', name, 'interfaces', String(i)] : (facts.devid ?? 0) === 0 || (g.mac !== undefined && g.mac === facts.mac) ? ['guests', name] : undefined;
     const src = iface ?? (base ? g : undefined);

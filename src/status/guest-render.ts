@@ -44,7 +44,7 @@ export function renderGuestView(v: GuestView, color: boolean, width = 80, now = 
     lines.push(`${x.name}: bridge ${x.bridge}, ${x.up ? 'up' : red('DOWN')}, mtu ${x.mtu}, MAC ${x.mac ?? 'unknown'}, hotplug-status ${x.hotplugStatus ?? 'missing'}`);
     const addresses = x.addressSource === 'learned' ? `learned: ${x.learned.length > 0 ? x.learned.map((b) => `${b.address} (${b.how}, ${b.expiresInSeconds === null ? 'until offline' : `ends in ${b.expiresInSeconds} s`})`).join(', ') : 'none yet: it may send only what gets it an address'}` : x.addressSource === 'open' ? 'open (learn_addresses: false): it may send from any address' : x.addressSource === 'none' ? `${x.addresses.join(', ') || 'none'}: not checked, it may send from any address` : x.addresses.join(', ');
     lines.push(`  addresses: ${addresses}`);
-    const state = x.firewall === 'in-sync' ? green('in place and in sync') : x.firewall === 'not-managed' ? "not managed (xennet's firewall is not installed)" : red(x.firewall === 'missing' ? 'MISSING: its rules are not in the kernel' : 'DRIFTED: its rules in the kernel differ from what xennet installed');
+    const state = x.firewall === 'in-sync' ? (v.ok ? green('in place and in sync') : 'its own rules in place and in sync (see the problems below: they may keep its traffic from reaching them)') : x.firewall === 'not-managed' ? "not managed (xennet's firewall is not installed)" : red(x.firewall === 'missing' ? 'MISSING: its rules are not in the kernel' : 'DRIFTED: its rules in the kernel differ from what xennet installed');
     lines.push(`  firewall: ${state}`);
     lines.push(`  dropped: ${x.drops.packets} packet${x.drops.packets === 1 ? '' : 's'} (${x.drops.bytes} bytes) by its rules; ${x.claims.dropped.packets} frame${x.claims.dropped.packets === 1 ? '' : 's'} from other ports carrying its identity`);
   }
@@ -57,12 +57,12 @@ export function renderGuestView(v: GuestView, color: boolean, width = 80, now = 
     lines.push(
       ...renderTable(
         [{ header: 'WHEN' }, { header: 'VIF', secondary: 2 }, { header: 'CALL' }, { header: 'VIA', secondary: 1 }, { header: 'TOOK' }, { header: 'RESULT' }],
-        v.hooks.map((h) => [one(ago(h.at, now)), one(h.vif), one(h.command), one(h.via), one(`${h.ms} ms`), one(h.ok ? 'ok' : 'FAILED', h.ok ? undefined : red)]),
+        v.hooks.map((h) => [one(printable(ago(h.at, now))), one(printable(h.vif)), one(printable(h.command)), one(h.via), one(`${h.ms} ms`), one(h.ok ? 'ok' : 'FAILED', h.ok ? undefined : red)]),
         width,
       ),
     );
     // Why the failed ones failed, in full (the terminal wraps them).
-    for (const h of v.hooks.filter((x) => !x.ok)) lines.push(red(`  ${h.command} ${ago(h.at, now)} failed: ${printable(h.message)}`));
+    for (const h of v.hooks.filter((x) => !x.ok)) lines.push(red(`  ${printable(h.command)} ${printable(ago(h.at, now))} failed: ${printable(h.message)}`));
   }
 
   // What apply would change for it.

@@ -35,8 +35,10 @@ export interface GuestView {
 export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   const byVif = status.vifs.filter((v) => v.name === query);
   if (byVif.length > 0) return byVif;
-  const byDomain = status.vifs.filter((v) => v.domain === query);
-  if (byDomain.length > 0) return byDomain;
+  // A domain's interfaces, and those that carry its policy under another domain: its stub
+  // domain's (the emulated NIC), a copy of it being migrated in or out.
+  const byDomain = status.vifs.filter((v) => v.domain === query || (v.policyName === query && v.policySource !== 'name'));
+  if (byDomain.some((v) => v.domain === query)) return byDomain;
   if (/^(0|[1-9]\d{0,4})$/.test(query)) {
     const byId = status.vifs.filter((v) => v.domid === Number(query));
     if (byId.length > 0) return byId;
@@ -49,7 +51,8 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   });
 }
 
-const mentions = (text: string, names: readonly string[]): boolean => names.some((n) => new RegExp(`(^|[^\\w.])${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.]|\\.(?!\\d))`).test(text));
+/** Whether a problem names this interface (a name is letters, digits, `.`, `-` and `_`: `app` is not `app-2`, `vif5.0` not `vif5.01`). */
+const mentions = (text: string, names: readonly string[]): boolean => names.some((n) => new RegExp(`(^|[^\\w.-])${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.-]|[.-](?![\\w]))`).test(text));
 
 export function guestView(input: {
   query: string;
@@ -62,14 +65,19 @@ export function guestView(input: {
   const { status, vifs } = input;
   const names = vifs.map((v) => v.name);
   const domains = [...new Set(vifs.map((v) => v.domain).filter((d): d is string => d !== null))];
-  // What the host's status says about it (by its interfaces' names, or its domain's in parentheses).
+  // What the host's status says about it (by its interfaces' names, or its domain's in
+  // parentheses), and what it says about no guest in particular: the host's own firewall path
+  // (a dispatch chain flushed, br_netfilter off, xenstore away) fails every guest's traffic too.
+  const others = status.vifs.map((v) => v.name).filter((n) => !names.includes(n));
   const about = (t: string): boolean => mentions(t, names) || domains.some((d) => t.includes(`(${d})`));
-  const problems = status.problems.filter(about);
+  const hostWide = (t: string): boolean => !mentions(t, others) && !status.vifs.some((v) => v.domain !== null && t.includes(`(${v.domain})`));
+  const problems = status.problems.filter((t) => about(t) || hostWide(t));
   const notes = status.notes.filter(about);
-  // Each interface's latest call: a failed one is a problem until a later call succeeds.
-  for (const n of names) {
-    const last = input.hooks.filter((h) => h.vif === n).at(-1);
-    if (last && !last.ok) problems.push(`${n}: its last hook call (${printable(last.command)} at ${printable(last.at)}, ${last.via}) failed: ${printable(last.message)}`);
+  // Each interface's latest call (by domain and device index: a renamed vif's calls are recorded
+  // under its device's name when they fail): a failed one is a problem until a later one succeeds.
+  for (const v of vifs) {
+    const last = input.hooks.filter((h) => (v.domid !== null && v.devid !== null ? h.domid === v.domid && h.devid === v.devid : h.vif === v.name)).at(-1);
+    if (last && !last.ok) problems.push(`${v.name}: its last hook call (${printable(last.command)} at ${printable(last.at)}, ${last.via}) failed: ${printable(last.message)}`);
   }
   let plan: GuestView['plan'];
   if ('error' in input.plan) {

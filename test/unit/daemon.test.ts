@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { run } from '../../src/sys/exec.js';
 import { daemonExpectation } from '../../src/status/daemon-expected.js';
@@ -43,6 +44,16 @@ describe('daemon: hook requests and the client', () => {
       assert.equal(lines.length, 3, r.stderr);
       assert.match(lines[0]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ xennet-daemon-supervisor: the daemon \(pid \d+\) ended \(exit code 70\); running it again$/);
       assert.match(lines[2]!, /: the daemon \(pid \d+\) ended \(exit code 70\), the third time in a row within 10 s of its start: not running it again /);
+      // A syslog that does not answer holds up nothing (a logger that hangs for 20 s).
+      const bin = join(dir, 'bin');
+      mkdirSync(bin);
+      writeFileSync(join(bin, 'logger'), '#!/bin/bash\necho "$*" >> "${0%/*}/logged"\nexec sleep 20\n');
+      chmodSync(join(bin, 'logger'), 0o755);
+      const t0 = performance.now();
+      const slow = await run('bash', ['-c', supervise, 'xennet-daemon-supervisor', node, '/nonexistent/cli.js', dir], { env: { PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}` }, timeoutMs: 15_000 });
+      assert.equal(slow.code, 70, slow.stderr);
+      assert.ok(performance.now() - t0 < 8000, `three restarts took ${Math.round(performance.now() - t0)} ms`);
+      assert.match(readFileSync(join(bin, 'logged'), 'utf8'), /-t xennet-daemon -p daemon\.warning -- the daemon \(pid \d+\) ended \(exit code 70\); running it again/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

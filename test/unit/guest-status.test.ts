@@ -4,7 +4,10 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync
 import { run } from '../../src/sys/exec.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keyLines, parsePolicy } from '../../src/config/load.js';
+import { keyLines, loadPolicy, parsePolicy } from '../../src/config/load.js';
+import { recordPolicy } from '../../src/config/policy-cache.js';
+import { policyInForce } from '../../src/cli/guest-status.js';
+import type { PlanResult } from '../../src/firewall/cli-plan.js';
 import { JOURNAL_ROTATE_BYTES, journalPath, readHookCalls, recordHookCall, type HookRecord } from '../../src/hooks/hook-journal.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { parseCidr, type IfName, type Mac } from '../../src/net/index.js';
@@ -35,6 +38,8 @@ const FILE = [
   '      - proto: udp', //                18
   '        ports: [53]', //               19
   '        to: [192.168.0.1]', //         20
+  '      - proto: tcp', //                 21
+  '        ports: [443]', //              22
   '',
 ].join('\n');
 
@@ -75,7 +80,14 @@ describe('status GUEST', function () {
       const db = explainPolicy(policy, lines, facts({ policyName: 'db01', addresses: ['192.168.0.7/32'] }));
       assert.deepEqual(setting(db, 'allow_out[0]'), { value: 'udp port 53 to 192.168.0.1/32', from: 'db01 line 18' });
       assert.equal(setting(db, 'addresses').from, 'db01 line 16');
+      assert.deepEqual(setting(db, 'allow_out[1]'), { value: 'tcp port 443 to anywhere', from: 'db01 line 21' }, 'each list item its own line');
       assert.equal(setting(explainPolicy(policy, lines, facts({ addressSource: 'learned' })), 'addresses').value, 'learned (DHCP, DHCPv6, DAD)');
+    });
+
+    it('names the interface resolve.ts takes: by devid before MAC', function () {
+      const text = 'version: 1\nguests:\n  web01:\n    interfaces:\n      - mac: 00:16:3e:00:00:01\n        ipv4: [10.0.0.1]\n      - devid: 1\n        ipv4: [10.0.0.2]\n';
+      const e = explainPolicy(parsePolicy(text, 'x.yaml'), keyLines(text), facts({ policyName: 'web01', devid: 1, addresses: ['10.0.0.2/32'] }));
+      assert.deepEqual(setting(e, 'addresses'), { value: '10.0.0.2/32', from: 'web01 line 8' });
     });
 
     it('says what the firewall resolves, for every guest of the file and one it does not name', function () {
@@ -164,11 +176,46 @@ describe('status GUEST', function () {
       assert.throws(() => guestVifs(s, 'web02'), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && /db01, web01/.test(e.hint ?? ''));
     });
 
-    it('takes the host\'s problems about its own interfaces only (vif5.0 is not vif5.01 nor vif15.0)', function () {
-      const s = status([vif('vif5.0')], ['vif5.0 (web01): firewall drifted', 'vif15.0: link is down', 'vif5.01: hotplug-status is missing', 'the uplink is down']);
+    it('takes the host\'s problems about its own interfaces (vif5.0 is not vif5.01 nor vif15.0, app not app-2) and those about no guest, never another guest\'s', function () {
+      const s = status([vif('vif5.0'), vif('vif15.0', { domain: 'db01', domid: 15, policyName: 'db01' }), vif('vif5.01', { domain: 'x', domid: 6, policyName: 'x' }), vif('app', { domain: 'app', domid: 7, policyName: 'app' }), vif('app-2', { domain: 'app-2', domid: 8, policyName: 'app-2' })], [
+        'vif5.0 (web01): firewall drifted',
+        'vif15.0: link is down',
+        'vif5.01: hotplug-status is missing',
+        'app-2 (app-2): firewall drifted',
+        "bridge xenbr0: nftables chain XN-FWD differs: the dispatch to the guests' rules is broken; `xennet apply` repairs it",
+      ]);
       const v = guestView({ query: 'web01', status: s, vifs: guestVifs(s, 'web01'), policy: { file: 'x', error: 'n/a' }, hooks: [], plan: { error: 'n/a' } });
-      assert.deepEqual(v.problems, ['vif5.0 (web01): firewall drifted', 'its policy cannot be explained: n/a']);
+      assert.deepEqual(v.problems, ['vif5.0 (web01): firewall drifted', "bridge xenbr0: nftables chain XN-FWD differs: the dispatch to the guests' rules is broken; `xennet apply` repairs it", 'its policy cannot be explained: n/a']);
       assert.equal(v.ok, false);
+      const app = guestView({ query: 'app', status: s, vifs: guestVifs(s, 'app'), policy: { file: 'x', error: 'n/a' }, hooks: [], plan: { changes: [], widenings: [] } as unknown as PlanResult });
+      assert.ok(!app.problems.some((p) => p.includes('app-2')), JSON.stringify(app.problems));
+    });
+
+    it('a domain\'s view includes its stub domain\'s interface; a renamed vif\'s failed call (recorded under its device) counts', function () {
+      const s = status([vif('web-eth0', { devid: 0 }), vif('vif9.0', { domain: 'web01-dm', domid: 9, policyName: 'web01', policySource: 'stubdom' })]);
+      assert.deepEqual(guestVifs(s, 'web01').map((x) => x.name), ['web-eth0', 'vif9.0']);
+      const failed: HookRecord = { at: '2026-12-06T00:00:00.000Z', command: 'online', vif: 'vif5.0', domid: 5, devid: 0, ms: 10, via: 'daemon', ok: false, message: 'no bridge' };
+      const v = guestView({ query: 'web01', status: s, vifs: guestVifs(s, 'web01'), policy: { file: 'x', state: 'valid', settings: [] }, hooks: [failed], plan: { changes: [], widenings: [] } as unknown as PlanResult });
+      assert.deepEqual(v.problems, ['web-eth0: its last hook call (online at 2026-12-06T00:00:00.000Z, daemon) failed: no bridge']);
+    });
+
+    it('the policy in force when the default rule file was deleted while it was: the last good one, as the hooks keep it', function () {
+      const dir = mkdtempSync(join(tmpdir(), 'xnt-kept-'));
+      try {
+        const file = join(dir, 'xennet.yaml');
+        const env = { XENNET_STATE_DIR: join(dir, 'state') };
+        writeFileSync(file, FILE);
+        recordPolicy(loadPolicy(file, { absentOk: true }), env);
+        rmSync(file);
+        const p = policyInForce({ file, absentOk: true }, env, false, vif('vif5.0'));
+        assert.ok(!('error' in p) && p.state === 'kept' && p.guest === 'web01', JSON.stringify(p));
+        assert.equal(p.settings.find((x) => x.setting === 'isolation')?.from, 'web01 line 10');
+        // With no last good policy recorded, a missing default file is the built-in defaults.
+        const none = policyInForce({ file, absentOk: true }, { XENNET_STATE_DIR: join(dir, 'none') }, false, vif('vif5.0'));
+        assert.ok(!('error' in none) && none.state === 'absent' && none.guest === undefined);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('renders its tables within the width, a failed call marked', function () {
