@@ -6,9 +6,9 @@
  * with another process's. Recording is best effort: a full disk or a read-only state directory
  * loses the record, never the call.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDir } from '../sys/statefile.js';
+import { stateDir, writeAllSync } from '../sys/statefile.js';
 
 export const JOURNAL_FILE = 'hooks.log';
 export const JOURNAL_ROTATE_BYTES = 1024 * 1024;
@@ -44,8 +44,9 @@ export function recordHookCall(env: NodeJS.ProcessEnv, record: HookRecord): void
     const st0 = fstatSync(fd);
     if (!st0.isFile()) return;
     // A write cut short (the disk full) is taken back: a half line would also spoil the next one.
-    const bytes = Buffer.from(line);
-    if (writeSync(fd, bytes) < bytes.length) {
+    try {
+      writeAllSync(fd, line);
+    } catch {
       ftruncateSync(fd, st0.size);
       return;
     }

@@ -12,11 +12,11 @@
  * survive a reboot, and a record of another boot (or of an earlier link of the same name) is
  * ignored and replaced.
  */
-import { closeSync, linkSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, linkSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { bridgeNetfilterSysctls, guestPortStack } from './sysctl.js';
 import { currentBootId } from './boot.js';
-import { stateDir } from './statefile.js';
+import { stateDir, writeAllSync } from './statefile.js';
 
 export interface SysctlOriginal {
   kind: 'sysctl';
@@ -124,7 +124,7 @@ export function recordOriginal(o: Original, env: NodeJS.ProcessEnv = process.env
     const tmp = `${path}.tmp-${process.pid}`;
     const fd = openSync(tmp, 'w', 0o644);
     try {
-      writeSync(fd, JSON.stringify({ ...o, bootId: boot }) + '\n');
+      writeAllSync(fd, JSON.stringify({ ...o, bootId: boot }) + '\n');
     } finally {
       closeSync(fd);
     }

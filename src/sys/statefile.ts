@@ -14,6 +14,20 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
   return fromEnv && fromEnv.length > 0 ? fromEnv : '/var/lib/xennet';
 }
 
+/**
+ * Writes all of `data` or throws: one write(2) may write only part of it (the filesystem nearly
+ * full) and say so only in its count; the next one then fails with ENOSPC. A state file renamed
+ * into place after a short write would be cut (a firewall index cut at 45,056 bytes in the soak).
+ */
+export function writeAllSync(fd: number, data: string | Buffer): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  for (let off = 0; off < buf.length; ) {
+    const n = writeSync(fd, buf, off, buf.length - off);
+    if (n <= 0) throw new XennetError('state', `a write made no progress (${off} of ${buf.length} bytes written)`);
+    off += n;
+  }
+}
+
 function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
@@ -40,7 +54,7 @@ export function writeJsonAtomic(path: string, value: unknown, options: { durable
   const fd = openSync(tmp, 'w', 0o644);
   let ino: bigint;
   try {
-    writeSync(fd, text);
+    writeAllSync(fd, text);
     if (durable) fsyncSync(fd);
     ino = fstatSync(fd, { bigint: true }).ino;
   } finally {

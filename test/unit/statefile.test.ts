@@ -3,8 +3,42 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../src/sys/statefile.js';
+import { run } from '../../src/sys/exec.js';
+import { journalPath, readHookCalls, recordHookCall } from '../../src/hooks/hook-journal.js';
+import { writeFileSync } from 'node:fs';
 
 describe('state files', () => {
+  it('a filesystem nearly full: a state file that does not fit is not renamed into place cut short, and the old one stays whole (root: a 64 KiB tmpfs)', async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-full-'));
+    if ((await run('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'xnt-full', dir])).code !== 0) this.skip();
+    try {
+      const path = join(dir, 'index.json');
+      writeJsonAtomic(path, { vifs: { a: 1 } });
+      // Leave about 20 KiB: a 45 KB file then gets a short first write, and ENOSPC after it.
+      writeFileSync(join(dir, 'ballast'), Buffer.alloc(40 * 1024));
+      const big = { vifs: Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`vif${i}.0`, 'x'.repeat(20)])) };
+      assert.ok(JSON.stringify(big, null, 2).length > 45_000);
+      assert.throws(() => writeJsonAtomic(path, big), /ENOSPC|no progress/);
+      assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { vifs: { a: 1 } }, 'the old file, whole');
+      // The record of hook calls: a line that does not fit is taken back, and the next one, once there is room, is whole.
+      rmSync(join(dir, 'ballast'));
+      rmSync(join(dir, `index.json.tmp-${process.pid}`), { force: true });
+      writeFileSync(join(dir, 'ballast'), Buffer.alloc(52 * 1024 + 100));
+      const env = { XENNET_STATE_DIR: dir };
+      const rec = (m: string) => ({ at: new Date().toISOString(), command: 'online', vif: 'vif1.0', domid: 1, devid: 0, ms: 1, via: 'daemon' as const, ok: true, message: m });
+      for (let i = 0; i < 40; i++) recordHookCall(env, rec(`${i} ${'y'.repeat(300)}`));
+      rmSync(join(dir, 'ballast'));
+      recordHookCall(env, rec('after'));
+      const text = readFileSync(journalPath(env), 'utf8');
+      assert.ok(text.endsWith('\n') && text.split('\n').slice(0, -1).every((l) => l.startsWith('{') && l.endsWith('}')), 'whole lines only');
+      assert.equal(readHookCalls(env, () => true, 1)[0]?.message, 'after');
+    } finally {
+      await run('umount', ['-l', dir]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('unlessSame: a file that holds the value already is not written again (no new inode, no fsync); another value is', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xnt-statefile-'));
     try {
