@@ -20,7 +20,7 @@ const HOOK_CALLS_SHOWN = 10;
 export async function guestScreen(query: string, status: HostStatus, source: RulesSource, daemonRuns: boolean, env: NodeJS.ProcessEnv = process.env): Promise<GuestView> {
   const vifs = guestVifs(status, query);
   const file = resolve(source.file);
-  const first = vifs[0]!;
+  const first = vifs.find((v) => v.domain === query) ?? vifs[0]!;
 
   // The daemon's last good policy is the one in force only for the file it enforces.
   const daemonKept = status.daemon?.running === true && status.daemon.policy.state === 'kept' && resolve(status.daemon.policy.file) === file;

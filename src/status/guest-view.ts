@@ -90,7 +90,8 @@ export function guestView(input: {
     if (changes.length > 0 && !vifs.some((v) => v.firewall === 'drifted' || v.firewall === 'missing')) notes.push('the rule file has changes for it that are not applied yet: `xennet plan` shows them, `xennet apply` makes them');
   }
   if ('error' in input.policy) problems.push(`its policy cannot be explained: ${input.policy.error}`);
-  const first = vifs[0]!;
+  // The domain asked for, not its stub domain's interface that may come first.
+  const first = vifs.find((v) => v.domain === input.query) ?? vifs[0]!;
   const view: GuestView = {
     query: input.query,
     domain: first.domain,

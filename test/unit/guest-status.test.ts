@@ -192,11 +192,12 @@ describe('status GUEST', function () {
     });
 
     it('a domain\'s view includes its stub domain\'s interface; a renamed vif\'s failed call (recorded under its device) counts', function () {
-      const s = status([vif('web-eth0', { devid: 0 }), vif('vif9.0', { domain: 'web01-dm', domid: 9, policyName: 'web01', policySource: 'stubdom' })]);
-      assert.deepEqual(guestVifs(s, 'web01').map((x) => x.name), ['web-eth0', 'vif9.0']);
+      const s = status([vif('vif13.0', { domain: 'web01-dm', domid: 13, policyName: 'web01', policySource: 'stubdom' }), vif('web-eth0', { devid: 0 })]);
+      assert.deepEqual(guestVifs(s, 'web01').map((x) => x.name), ['vif13.0', 'web-eth0']);
       const failed: HookRecord = { at: '2026-12-06T00:00:00.000Z', command: 'online', vif: 'vif5.0', domid: 5, devid: 0, ms: 10, via: 'daemon', ok: false, message: 'no bridge' };
       const v = guestView({ query: 'web01', status: s, vifs: guestVifs(s, 'web01'), policy: { file: 'x', state: 'valid', settings: [] }, hooks: [failed], plan: { changes: [], widenings: [] } as unknown as PlanResult });
       assert.deepEqual(v.problems, ['web-eth0: its last hook call (online at 2026-12-06T00:00:00.000Z, daemon) failed: no bridge']);
+      assert.deepEqual([v.domain, v.domid], ['web01', 5], 'the domain asked for heads the view, not its stub domain');
     });
 
     it('the policy in force when the default rule file was deleted while it was: the last good one, as the hooks keep it', function () {
