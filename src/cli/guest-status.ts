@@ -11,11 +11,11 @@ import type { PlanResult } from '../firewall/cli-plan.js';
 import { readHookCalls } from '../hooks/hook-journal.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
 import { explainPolicy } from '../status/guest-policy.js';
-import { guestVifs, guestView, type GuestView } from '../status/guest-view.js';
+import { callOf, guestVifs, guestView, type GuestView } from '../status/guest-view.js';
 import type { HostStatus, VifStatus } from '../status/host-status.js';
 
-/** How many of its last hook calls are shown. */
-const HOOK_CALLS_SHOWN = 10;
+/** How many of its last hook calls are read (each interface's last one decides whether it failed). */
+const HOOK_CALLS_READ = 100;
 
 export async function guestScreen(query: string, status: HostStatus, source: RulesSource, daemonRuns: boolean, env: NodeJS.ProcessEnv = process.env): Promise<GuestView> {
   const vifs = guestVifs(status, query);
@@ -26,9 +26,9 @@ export async function guestScreen(query: string, status: HostStatus, source: Rul
   const daemonKept = status.daemon?.running === true && status.daemon.policy.state === 'kept' && resolve(status.daemon.policy.file) === file;
   const policy = policyInForce(source, env, daemonKept, first);
 
-  // Its interfaces' hook calls (by domain and device index when known: a renamed vif's calls too).
-  const mine = (r: { vif: string; domid: number; devid: number }): boolean => vifs.some((v) => (v.domid !== null && v.devid !== null ? r.domid === v.domid && r.devid === v.devid : r.vif === v.name));
-  const hooks = readHookCalls(env, mine, HOOK_CALLS_SHOWN);
+  // Its interfaces' hook calls (a renamed vif's too): enough of them that each interface's last
+  // one is among them (a failed one is a problem), the last ten shown.
+  const hooks = readHookCalls(env, (r) => vifs.some((v) => callOf(v, r)), HOOK_CALLS_READ);
 
   let plan: PlanResult | { error: string };
   try {

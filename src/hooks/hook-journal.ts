@@ -3,12 +3,13 @@
  * `xennet status GUEST`: one JSON line per call appended to `<state dir>/hooks.log`, which is
  * moved to `hooks.log.1` once it passes 1 MiB (so both together hold the last 5,000 calls or
  * more, and never more than 2 MiB). An append of one short line with O_APPEND is not interleaved
- * with another process's. Recording is best effort: a full disk or a read-only state directory
+ * with another process's. (Two writers that pass 1 MiB at the same moment may both move it aside:
+ * then the older generation is lost; the window is microseconds, the loss a record of calls.) Recording is best effort: a full disk or a read-only state directory
  * loses the record, never the call.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { stateDir, writeAllSync } from '../sys/statefile.js';
+import { stateDir } from '../sys/statefile.js';
 
 export const JOURNAL_FILE = 'hooks.log';
 export const JOURNAL_ROTATE_BYTES = 1024 * 1024;
@@ -40,23 +41,26 @@ export function recordHookCall(env: NodeJS.ProcessEnv, record: HookRecord): void
   try {
     mkdirSync(stateDir(env), { recursive: true, mode: 0o755 });
     // Never through a link, and never blocked on a FIFO put there (O_NONBLOCK: no reader is ENXIO).
-    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    fd = openSync(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
     const st0 = fstatSync(fd);
     if (!st0.isFile()) return;
-    // A write cut short (the disk full) is taken back: a half line would also spoil the next one.
-    try {
-      writeAllSync(fd, line);
-    } catch {
-      ftruncateSync(fd, st0.size);
-      return;
-    }
+    // One write of one line (O_APPEND: never interleaved with another's). A line an earlier
+    // write left cut (the disk full) is ended first, so that it spoils only itself; nothing is
+    // ever taken back (another process's line may follow it).
+    const end = Buffer.alloc(1);
+    const cut = st0.size > 0 && readSync(fd, end, 0, 1, st0.size - 1) === 1 && end[0] !== 0x0a;
+    writeSync(fd, cut ? `\n${line}` : line);
     const st = fstatSync(fd);
     // Moved aside once, by whoever passed the size first (not a new file another process began).
     if (st.size > JOURNAL_ROTATE_BYTES && statSync(path).ino === st.ino) renameSync(path, `${path}.1`);
   } catch {
     /* best effort: the call's outcome is in xenstore and the log */
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch {
+      /* never throws: the call's outcome does not depend on its record */
+    }
   }
 }
 

@@ -11,6 +11,9 @@ import { printable } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
 
+/** How many of its last hook calls the view shows. */
+export const HOOK_CALLS_SHOWN = 10;
+
 export interface GuestView {
   /** What was asked for (a domain name, a vif name or a domain id). */
   query: string;
@@ -52,6 +55,17 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
 }
 
 /** Whether a problem names this interface (a name is letters, digits, `.`, `-` and `_`: `app` is not `app-2`, `vif5.0` not `vif5.01`). */
+/**
+ * Whether a recorded call was this interface's: by its name, or by its domain and device index
+ * under the device's own name (a renamed vif's failed call is recorded under `vifD.N`), never
+ * the emulated NIC's (`vifD.N-emu`) for the vif or the other way round.
+ */
+export function callOf(v: Pick<VifStatus, 'name' | 'domid' | 'devid'>, h: Pick<HookRecord, 'vif' | 'domid' | 'devid'>): boolean {
+  if (h.vif === v.name) return true;
+  if (v.domid === null || v.devid === null || h.domid !== v.domid || h.devid !== v.devid) return false;
+  return !v.name.endsWith('-emu') && h.vif === `vif${v.domid}.${v.devid}`;
+}
+
 const mentions = (text: string, names: readonly string[]): boolean => names.some((n) => new RegExp(`(^|[^\\w.-])${n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^\\w.-]|[.-](?![\\w]))`).test(text));
 
 export function guestView(input: {
@@ -68,15 +82,25 @@ export function guestView(input: {
   // What the host's status says about it (by its interfaces' names, or its domain's in
   // parentheses), and what it says about no guest in particular: the host's own firewall path
   // (a dispatch chain flushed, br_netfilter off, xenstore away) fails every guest's traffic too.
+  // Another guest's problem is one that starts with its interface's name (`vif7.0 (db01): firewall
+  // drifted`, `vif7.0: link is down`); one that only quotes another interface (a foreign rule
+  // `-i vif7.0 -j MARK` that undoes isolation) is the host's. A bridge's problem is its guests';
+  // chains of departed guests are nobody's.
   const others = status.vifs.map((v) => v.name).filter((n) => !names.includes(n));
+  const bridges = new Set(vifs.map((v) => v.bridge));
   const about = (t: string): boolean => mentions(t, names) || domains.some((d) => t.includes(`(${d})`));
-  const hostWide = (t: string): boolean => !mentions(t, others) && !status.vifs.some((v) => v.domain !== null && t.includes(`(${v.domain})`));
+  const anothers = (t: string): boolean => others.some((n) => t.startsWith(n) && /^[\s:,(]/.test(t.slice(n.length)));
+  const otherBridge = (t: string): boolean => {
+    const b = /^bridge (\S+?):? /.exec(t)?.[1];
+    return b !== undefined && !bridges.has(b);
+  };
+  const hostWide = (t: string): boolean => !anothers(t) && !otherBridge(t) && !t.startsWith('stale chains of vifs that are gone');
   const problems = status.problems.filter((t) => about(t) || hostWide(t));
   const notes = status.notes.filter(about);
   // Each interface's latest call (by domain and device index: a renamed vif's calls are recorded
   // under its device's name when they fail): a failed one is a problem until a later one succeeds.
   for (const v of vifs) {
-    const last = input.hooks.filter((h) => (v.domid !== null && v.devid !== null ? h.domid === v.domid && h.devid === v.devid : h.vif === v.name)).at(-1);
+    const last = input.hooks.filter((h) => callOf(v, h)).at(-1);
     if (last && !last.ok) problems.push(`${v.name}: its last hook call (${printable(last.command)} at ${printable(last.at)}, ${last.via}) failed: ${printable(last.message)}`);
   }
   let plan: GuestView['plan'];
@@ -101,7 +125,7 @@ export function guestView(input: {
     notes,
     vifs,
     policy: input.policy,
-    hooks: input.hooks,
+    hooks: input.hooks.slice(-HOOK_CALLS_SHOWN),
     plan,
     backend: status.backend,
   };

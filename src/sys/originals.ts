@@ -125,6 +125,9 @@ export function recordOriginal(o: Original, env: NodeJS.ProcessEnv = process.env
     const fd = openSync(tmp, 'w', 0o644);
     try {
       writeAllSync(fd, JSON.stringify({ ...o, bootId: boot }) + '\n');
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
     } finally {
       closeSync(fd);
     }

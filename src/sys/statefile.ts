@@ -57,6 +57,10 @@ export function writeJsonAtomic(path: string, value: unknown, options: { durable
     writeAllSync(fd, text);
     if (durable) fsyncSync(fd);
     ino = fstatSync(fd, { bigint: true }).ino;
+  } catch (e) {
+    // What a full disk let through goes at once (it holds the space the next write needs).
+    rmSync(tmp, { force: true });
+    throw e;
   } finally {
     closeSync(fd);
   }
@@ -80,20 +84,27 @@ export async function writeJsonFilesAtomic(files: readonly { path: string; value
     dirs.add(dir);
   }
   // At most 64 files open at once.
+  // Every write of a group ends (settles) before the call fails: none goes on writing or renaming
+  // after its caller gave up and let go of the lock.
   for (let i = 0; i < todo.length; i += 64) {
-    await Promise.all(
+    const settled = await Promise.allSettled(
       todo.slice(i, i + 64).map(async (f) => {
         const tmp = `${f.path}.tmp-${process.pid}`;
         const handle = await open(tmp, 'w', 0o644);
         try {
           await handle.writeFile(f.text);
           await handle.sync();
+        } catch (e) {
+          rmSync(tmp, { force: true });
+          throw e;
         } finally {
           await handle.close();
         }
         renameSync(tmp, f.path);
       }),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
   for (const dir of dirs) fsyncDir(dir);
 }

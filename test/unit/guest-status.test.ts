@@ -12,7 +12,7 @@ import { JOURNAL_ROTATE_BYTES, journalPath, readHookCalls, recordHookCall, type 
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { parseCidr, type IfName, type Mac } from '../../src/net/index.js';
 import { explainPolicy, type GuestFacts } from '../../src/status/guest-policy.js';
-import { guestVifs, guestView } from '../../src/status/guest-view.js';
+import { callOf, guestVifs, guestView } from '../../src/status/guest-view.js';
 import { renderGuestView } from '../../src/status/guest-render.js';
 import type { HostStatus, VifStatus } from '../../src/status/host-status.js';
 import { XennetError } from '../../src/sys/errors.js';
@@ -187,6 +187,9 @@ describe('status GUEST', function () {
       const v = guestView({ query: 'web01', status: s, vifs: guestVifs(s, 'web01'), policy: { file: 'x', error: 'n/a' }, hooks: [], plan: { error: 'n/a' } });
       assert.deepEqual(v.problems, ['vif5.0 (web01): firewall drifted', "bridge xenbr0: nftables chain XN-FWD differs: the dispatch to the guests' rules is broken; `xennet apply` repairs it", 'its policy cannot be explained: n/a']);
       assert.equal(v.ok, false);
+      // A foreign rule that undoes isolation quotes another guest's interface: still the host's problem; a departed guest's chains and another bridge's trouble are not.
+      const more = status(s.vifs, ['iptables mangle PREROUTING rule 1 (-i vif15.0 -j MARK --set-xmark 0x100000/0x100000) may change the packet mark bits 0x300000 that guest isolation reads', 'stale chains of vifs that are gone: filter XN-O-vif3.0', 'bridge xenbr1: br_netfilter is off']);
+      assert.deepEqual(guestView({ query: 'web01', status: more, vifs: guestVifs(more, 'web01'), policy: { file: 'x', state: 'valid', settings: [] }, hooks: [], plan: { changes: [], widenings: [] } as unknown as PlanResult }).problems, [more.problems[0]]);
       const app = guestView({ query: 'app', status: s, vifs: guestVifs(s, 'app'), policy: { file: 'x', error: 'n/a' }, hooks: [], plan: { changes: [], widenings: [] } as unknown as PlanResult });
       assert.ok(!app.problems.some((p) => p.includes('app-2')), JSON.stringify(app.problems));
     });
@@ -198,6 +201,10 @@ describe('status GUEST', function () {
       const v = guestView({ query: 'web01', status: s, vifs: guestVifs(s, 'web01'), policy: { file: 'x', state: 'valid', settings: [] }, hooks: [failed], plan: { changes: [], widenings: [] } as unknown as PlanResult });
       assert.deepEqual(v.problems, ['web-eth0: its last hook call (online at 2026-12-06T00:00:00.000Z, daemon) failed: no bridge']);
       assert.deepEqual([v.domain, v.domid], ['web01', 5], 'the domain asked for heads the view, not its stub domain');
+      // The emulated NIC's calls are not the vif's, nor the other way round.
+      assert.equal(callOf({ name: 'vif5.0', domid: 5, devid: 0 }, { vif: 'vif5.0-emu', domid: 5, devid: 0 }), false);
+      assert.equal(callOf({ name: 'vif5.0-emu', domid: 5, devid: 0 }, { vif: 'vif5.0', domid: 5, devid: 0 }), false);
+      assert.equal(callOf({ name: 'web-eth0', domid: 5, devid: 0 }, { vif: 'vif5.0', domid: 5, devid: 0 }), true);
     });
 
     it('the policy in force when the default rule file was deleted while it was: the last good one, as the hooks keep it', function () {
