@@ -7,8 +7,9 @@
  * then the older generation is lost; the window is microseconds, the loss a record of calls.) Recording is best effort: a full disk or a read-only state directory
  * loses the record, never the call.
  */
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRegularFile } from '../sys/regular-file.js';
 import { stateDir } from '../sys/statefile.js';
 
 export const JOURNAL_FILE = 'hooks.log';
@@ -100,15 +101,5 @@ export function readHookCalls(env: NodeJS.ProcessEnv, wanted: (r: HookRecord) =>
 
 /** A journal file's text: a regular file of at most twice the rotation size, read without following a link or waiting on a FIFO. */
 function readJournalFile(file: string): string | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > 2 * JOURNAL_ROTATE_BYTES) return undefined;
-    return readFileSync(fd, 'utf8');
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  return readRegularFile(file, 2 * JOURNAL_ROTATE_BYTES)?.bytes?.toString('utf8');
 }

@@ -1,8 +1,9 @@
 /** Facts about other processes. */
-import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { currentBootId } from './boot.js';
 import { statIdentity } from './file-identity.js';
+import { readRegularFile } from './regular-file.js';
 
 /**
  * The pid a pid file names: its text is a decimal pid above 1 and nothing else (a trailing newline
@@ -31,19 +32,9 @@ export function readPidFile(path: string): number | undefined {
  * file there (see readPidFile).
  */
 export function pidFileAt(path: string): { pid: number | undefined; identity: string } | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const st = fstatSync(fd, { bigint: true });
-    if (!st.isFile()) return undefined;
-    const buf = Buffer.alloc(PID_FILE_MAX + 1);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    return { pid: n > PID_FILE_MAX ? undefined : pidInFile(buf.subarray(0, n).toString('utf8')), identity: statIdentity(st) };
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const file = readRegularFile(path, PID_FILE_MAX);
+  if (file === undefined) return undefined;
+  return { pid: file.bytes === undefined ? undefined : pidInFile(file.bytes.toString('utf8')), identity: statIdentity(file.stat) };
 }
 
 /** No pid file of xennet's is longer: a pid, a newline. */
