@@ -3,7 +3,7 @@
  * the backend not in use included: moving the firewall is a diff like any other), each read and
  * written through the reader and writer of the driver that owns it.
  */
-import type { LiveTable } from './live.js';
+import type { Counter, LiveTable } from './live.js';
 import type { Engine, TableName, TableRules } from './model.js';
 
 /** The iptables variant whose programs read and write the xtables tables. */
@@ -19,6 +19,8 @@ export interface TableIo {
    * and all else is as xennet writes it; undefined otherwise (then `save` must be read).
    */
   readKnown?(desired: TableRules): Promise<LiveTable | undefined>;
+  /** The counters of each rule of these of xennet's chains as the kernel holds them, without reading the whole table (missing chains left out); undefined where the table's reader cannot (then `save` with counters is read). */
+  chainCounters?(chains: readonly string[]): Promise<Map<string, Counter[]> | undefined>;
 }
 
 /**
@@ -63,6 +65,8 @@ export interface Backend {
   save(table: TableName, options?: { counters?: boolean }): Promise<string>;
   /** See TableIo.readKnown; undefined where the table's driver cannot. */
   readKnown?(table: TableName, desired: TableRules): Promise<LiveTable | undefined>;
+  /** The counters of each rule of these chains of a table (missing chains left out): see TableIo.chainCounters, else read from `save`. */
+  chainCounters(table: TableName, chains: readonly string[]): Promise<Map<string, Counter[]>>;
   /** Another table of iptables/ip6tables (read only: status looks for rules that rewrite marks). */
   saveOther(family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string>;
   restore(table: TableName, text: string): Promise<void>;

@@ -27,6 +27,7 @@ import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
 import type { Backend } from './backend.js';
 import { compileShared, mergeInto } from './compile.js';
 import type { TreeMember } from './model.js';
+import { carryDropCounters } from './counter-carry.js';
 import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render } from './diff.js';
 import { dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName, type TablePlan, type TableRules } from './model.js';
 import { codecOf, driverFor, engineName, engineTables, parseLive } from './drivers.js';
@@ -94,6 +95,17 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
     out[t] = p;
   }
   return out;
+}
+
+/**
+ * A change made from the record rewrites guests' chains the kernel holds now: what their drop
+ * rules counted is carried to the rules written (counter-carry.ts), read from those chains alone
+ * (the recorded rules say which rule each counter is of).
+ */
+async function carryFromKernel(backend: Backend, t: TableName, plan: TablePlan, recorded: TableRules): Promise<void> {
+  const chains = [...plan.write.keys(), ...plan.remove].filter((c) => vifOfChain(c) !== undefined && recorded.chains.has(c));
+  if (chains.length === 0) return;
+  carryDropCounters([{ table: t, plan, live: { chains: recorded.chains, counters: await backend.chainCounters(t, chains) } }]);
 }
 
 /** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
@@ -321,6 +333,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     if (plans) {
       if (isEmptyTablePlan(plans[t])) return;
       try {
+        await carryFromKernel(backend, t, plans[t], oldChains[t]);
         await backend.restore(t, render(plans[t], t));
         killPoint(`firewall:restored:${t}`, env);
         return;
@@ -329,9 +342,10 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       }
     }
     reconciled = true;
-    const live = parseLive(await backend.save(t), t);
+    const live = parseLive(await backend.save(t, { counters: true }), t);
     const across = await adoption();
     const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, (v) => driverFor(backend.engine).adoptedAcrossTables(across, v), backend.engine), t);
+    carryDropCounters([{ table: t, plan, live }]);
     if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
   // What an adopted vif was installed with, where its driver reads it across tables: read once.

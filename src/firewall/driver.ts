@@ -8,6 +8,7 @@
 import type { bridgeNetfilterSysctls } from '../sys/sysctl.js';
 import type { Backend, IptablesVariant } from './backend.js';
 import type { Binding } from './learning/bindings.js';
+import type { DropReason } from './drop-reasons.js';
 import type { SharedChainKind } from './integrity.js';
 import type { LiveTable } from './live.js';
 import type { BackendKind, Claims, Engine, ResolvedVif, RuleDialect, RuleSet, TableName, TablePlan, TableRules, TreeMember } from './model.js';
@@ -77,6 +78,11 @@ export interface TableCodec {
   completeRecordedPlan?(plan: TablePlan, before: TableRules): void;
   /** What one of its shared chains is (for status's messages). */
   chainKind(chain: string): SharedChainKind;
+  /**
+   * Why a rule of a guest's chain (as this table's reader shows it) drops what it matches;
+   * undefined for a rule that does not drop. Every drop rule of a guest's own chains has one.
+   */
+  dropReason(chain: string, rule: string): DropReason | undefined;
   /** The guests a live table shows chains of (those with no record are adopted). */
   liveGuests(live: LiveTable): Set<string>;
   /** What an adopted guest was installed with, as this table shows it; `elsewhere` is what the driver's other tables show. */

@@ -17,7 +17,7 @@ import type { Logger } from '../sys/log.js';
 import type { Backend, TableIo } from './backend.js';
 import { detectVariant, xtablesChainsPresent, xtablesIo } from './xtables/backend.js';
 import { nftablesIo, ownBridgeTablePresent, probeBridgeConntrack } from './nftables/backend.js';
-import { driverFor } from './drivers.js';
+import { driverFor, parseLive } from './drivers.js';
 import { isXtables, XTABLES, type BackendKind, type Engine, type TableName } from './model.js';
 import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
 
@@ -108,6 +108,12 @@ export async function backendWith(engine: Engine, env: NodeJS.ProcessEnv, log: L
     engine,
     save: (table, options) => io[table].save(options),
     readKnown: async (table, desired) => io[table].readKnown?.(desired),
+    async chainCounters(table, chains) {
+      const native = await io[table].chainCounters?.(chains);
+      if (native) return native;
+      const live = parseLive(await io[table].save({ counters: true }), table);
+      return new Map(chains.flatMap((c) => (live.chains.has(c) ? [[c, live.counters.get(c) ?? []] as const] : [])));
+    },
     restore: (table, text) => io[table].restore(text),
     saveOther: xt.saveOther,
     dropEmptyTable: async (table) => isXtables(table) && xt.dropEmptyTable(table),

@@ -12,6 +12,7 @@ import { recordOriginal } from '../sys/originals.js';
 import type { Backend } from './backend.js';
 import { compile, compileVif, memberFacts } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
+import { carryDropCounters } from './counter-carry.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, sweepFirewallTemp, writeVifChains, type IndexEntry } from './store.js';
 import { tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
@@ -102,7 +103,8 @@ export async function planHost(backend: Backend, policy: PolicyFile, facts: read
   // What nft prints is the truth plan and apply go by (a tag read natively says which text a
   // rule was written from, not that its expressions are still those): apply repairs whatever
   // differs, a rule replaced by hand that kept its comment included.
-  const live = await readLive(backend);
+  // (With counters: an apply carries a guest's drops over the rewrite of its chains.)
+  const live = await readLive(backend, true);
   const plan = diff(live, state.desired);
   return { plan, changes: changesByVif(live, plan), live, state };
 }
@@ -129,6 +131,9 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   sweepFirewallTemp(env);
   enableBridgeNetfilter(backend.engine, env);
   const mine = engineTables(backend.engine);
+  // A guest's drops last over the rewrite of its chains, a backend switch included (the tables
+  // being left count what was dropped so far).
+  carryDropCounters(tableNames.map((t) => ({ table: t, plan: hp.plan[t], live: hp.live[t] })));
   const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);
   if (texts.length > 0) saveIndex({ ...index, dirty: true }, env);

@@ -2,6 +2,7 @@
 import type { AllowRule, Verdict } from '../config/schema.js';
 import type { Cidr, DomainName, IfName, Mac } from '../net/index.js';
 import type { DomainIdentity, PolicyNameSource } from './domain-identity.js';
+import type { Counter } from './live.js';
 
 export { cidrText, type Cidr } from '../net/index.js';
 
@@ -184,6 +185,8 @@ export function dhcpClientChecked(v: ResolvedVif): v is ResolvedVif & { mac: Mac
 export interface TablePlan {
   /** Chains to create or rewrite, with their full contents. */
   write: Map<string, string[]>;
+  /** The counters some rules in `write` start from, by chain and rule index (a guest's drops carried over its chains' rewrite: counter-carry.ts). */
+  presets?: Map<string, Map<number, Counter>>;
   /** Owned chains to delete. */
   remove: string[];
   addRoots: RootJump[];

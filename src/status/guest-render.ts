@@ -1,5 +1,6 @@
 /** `xennet status GUEST` on a terminal: the guest's policy, interfaces, firewall, hook calls and pending changes. */
 import { printable } from '../net/index.js';
+import { dropsText } from '../firewall/drop-reasons.js';
 import type { GuestView } from './guest-view.js';
 import { renderTable, type TableCell } from './table.js';
 
@@ -46,7 +47,8 @@ export function renderGuestView(v: GuestView, color: boolean, width = 80, now = 
     lines.push(`  addresses: ${addresses}`);
     const state = x.firewall === 'in-sync' ? (v.ok ? green('in place and in sync') : 'its own rules in place and in sync (see the problems below: they may keep its traffic from reaching them)') : x.firewall === 'not-managed' ? "not managed (xennet's firewall is not installed)" : red(x.firewall === 'missing' ? 'MISSING: its rules are not in the kernel' : 'DRIFTED: its rules in the kernel differ from what xennet installed');
     lines.push(`  firewall: ${state}`);
-    lines.push(`  dropped: ${x.drops.packets} packet${x.drops.packets === 1 ? '' : 's'} (${x.drops.bytes} bytes) by its rules; ${x.claims.dropped.packets} frame${x.claims.dropped.packets === 1 ? '' : 's'} from other ports carrying its identity`);
+    const why = dropsText(x.drops.reasons ?? {});
+    lines.push(`  dropped: ${x.drops.packets} packet${x.drops.packets === 1 ? '' : 's'} (${x.drops.bytes} bytes) by its rules${why ? ` (${why})` : ''}; ${x.claims.dropped.packets} frame${x.claims.dropped.packets === 1 ? '' : 's'} from other ports carrying its identity`);
   }
 
   // Its hook calls.

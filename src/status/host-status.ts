@@ -28,6 +28,7 @@ import { vifChain, vifOfChain } from '../firewall/names.js';
 import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { type Counter, type LiveTable } from '../firewall/live.js';
+import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
@@ -46,7 +47,8 @@ export interface VifStatus {
   bridge: string;
   hotplugStatus: string | null;
   firewall: FirewallState;
-  drops: { packets: number; bytes: number };
+  /** What its own rules dropped, in all and by reason (counters that only grow while it exists). */
+  drops: { packets: number; bytes: number; reasons: DropsByReason };
   /** The rule-file guest whose policy it has (null: the defaults), and the name it was found by. */
   policy: string | null;
   policyName: string | null;
@@ -136,18 +138,21 @@ function firewallState(desired: RuleSet | undefined, have: VifLive | undefined):
   return 'in-sync';
 }
 
-function drops(have: VifLive | undefined): { packets: number; bytes: number } {
-  let packets = 0;
-  let bytes = 0;
-  for (const { rules, counters } of have?.values() ?? []) {
+function drops(have: VifLive | undefined): { packets: number; bytes: number; reasons: DropsByReason } {
+  const out = { packets: 0, bytes: 0, reasons: {} as DropsByReason };
+  for (const [key, { table, rules, counters }] of have ?? []) {
+    const chain = key.slice(key.indexOf(' ') + 1);
+    const codec = codecOf(table);
     rules.forEach((r, i) => {
-      if (/-j DROP$|\bcounter drop$/.test(r)) {
-        packets += counters[i]?.packets ?? 0;
-        bytes += counters[i]?.bytes ?? 0;
-      }
+      const reason = codec.dropReason(chain, r);
+      if (reason === undefined) return;
+      const c = counters[i] ?? { packets: 0, bytes: 0 };
+      out.packets += c.packets;
+      out.bytes += c.bytes;
+      addDrops(out.reasons, reason, c);
     });
   }
-  return { packets, bytes };
+  return out;
 }
 
 /**
@@ -298,7 +303,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       bridge: f.bridge,
       hotplugStatus: f.hotplugStatus ?? null,
       firewall: byVif ? firewallState(desired, byVif.get(f.name)) : 'not-managed',
-      drops: byVif ? drops(byVif.get(f.name)) : { packets: 0, bytes: 0 },
+      drops: byVif ? drops(byVif.get(f.name)) : { packets: 0, bytes: 0, reasons: {} },
       policy: resolved?.guest ?? null,
       policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',

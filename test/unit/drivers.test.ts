@@ -38,6 +38,7 @@ function fakeDriver(): FirewallDriver & { recorded: TablePlan[] } {
       recorded.push(plan);
     },
     chainKind: (chain) => ({ guard: chain === 'FAKE-GUARD', elements: false }),
+    dropReason: (_chain, rule) => (rule === 'DROP' ? 'out' : undefined),
     // A guest shows by its own line only.
     liveGuests: (live) => new Set([...live.chains.keys()].filter((c) => c.startsWith('XN-O-')).map((c) => c.slice(5))),
     adoptedFacts: (live, vif) => ({ isolated: (live.chains.get(`XN-O-${vif}`) ?? []).some((r) => r.endsWith(' isolated')), learning: false }),

@@ -34,7 +34,7 @@ describe('firewall compiler', () => {
     assert.deepEqual(rs.ipv4.chains.get('XN-S-vif5.0'), [
       '-s 192.168.0.5/32 -j RETURN',
       '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN',
-      '-m limit --limit 6/min -j LOG --log-prefix "XN spoof vif5.0: "',
+      '-m limit --limit 6/min -j LOG --log-prefix "XN spoof4 vif5.0: "',
       '-j DROP',
     ]);
     assert.deepEqual(rs.ipv6.chains.get('XN-S-vif5.0'), [
@@ -42,7 +42,7 @@ describe('firewall compiler', () => {
       '-s fe80::216:3eff:fe00:5/128 -j RETURN',
       '-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN',
       '-s ::/128 -d ff02::16/128 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN',
-      '-m limit --limit 6/min -j LOG --log-prefix "XN spoof vif5.0: "',
+      '-m limit --limit 6/min -j LOG --log-prefix "XN spoof6 vif5.0: "',
       '-j DROP',
     ]);
     assert.deepEqual(rs.ipv6.chains.get('XN-N-vif5.0')?.slice(0, 4), [

@@ -164,7 +164,7 @@ describe('status GUEST', function () {
   describe('the view', function () {
     const vif = (name: string, over: Partial<VifStatus> = {}): VifStatus => ({
       name, domain: 'web01', domid: 5, devid: 0, mac: null, addresses: [], mtu: 1500, up: true, bridge: 'xenbr0', hotplugStatus: 'connected', firewall: 'in-sync',
-      drops: { packets: 0, bytes: 0 }, policy: null, policyName: 'web01', policySource: 'name', claims: { mac: [], ipv4: [], ipv6: [], dropped: { packets: 0, bytes: 0 } }, addressSource: 'declared', learned: [], ...over,
+      drops: { packets: 0, bytes: 0, reasons: {} }, policy: null, policyName: 'web01', policySource: 'name', claims: { mac: [], ipv4: [], ipv6: [], dropped: { packets: 0, bytes: 0 } }, addressSource: 'declared', learned: [], ...over,
     });
     const status = (vifs: VifStatus[], problems: string[] = []): HostStatus => ({ ok: problems.length === 0, problems, notes: [], backend: null, bridgeNetfilter: {}, rules: { file: 'x', state: 'valid' }, xenstore: 'x', bridges: [], vifs, staleChains: [], installed: true });
 

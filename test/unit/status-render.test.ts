@@ -25,7 +25,7 @@ const vif = (name: string, over: Partial<VifStatus>): VifStatus => ({
   bridge: 'xenbr0',
   hotplugStatus: 'connected',
   firewall: 'in-sync',
-  drops: { packets: 0, bytes: 0 },
+  drops: { packets: 0, bytes: 0, reasons: {} },
   policy: 'web01',
   policyName: 'web01',
   policySource: 'name',
@@ -45,7 +45,7 @@ const host: HostStatus = {
   xenstore: 'xenstored (socket /run/xenstored/socket)',
   bridges: [{ name: 'xenbr0', up: true, mtu: 1500, ports: ['peth0', 'vif0.0', 'vif5.0', 'vif7.0', 'vif9.0', 'vif12.1'], uplinks: ['peth0'], nfCallIptables: true, nfCallIp6tables: true }],
   vifs: [
-    vif('vif5.0', { drops: { packets: 23, bytes: 1380 } }),
+    vif('vif5.0', { drops: { packets: 23, bytes: 1380, reasons: { spoof4: { packets: 20, bytes: 1200 }, in: { packets: 3, bytes: 180 } } } }),
     vif('vif7.0', { domain: 'mail', domid: 7, mac: '00:16:3e:00:00:07', policy: 'mail', addresses: ['192.168.0.107', '2001:db8:1234:5678:9abc:def0:1234:5678'] }),
     vif('vif9.0', {
       domain: 'db-replica-frankfurt-02',
@@ -55,7 +55,7 @@ const host: HostStatus = {
       policySource: 'incoming',
       addresses: ['10.1.2.3', '10.1.2.4', '10.1.2.5', 'fd00::9', '2001:db8::9'],
       firewall: 'drifted',
-      drops: { packets: 1234567, bytes: 0 },
+      drops: { packets: 1234567, bytes: 0, reasons: { out: { packets: 1234567, bytes: 0 } } },
     }),
     vif('vif12.1', { domain: 'dhcp-guest', domid: 12, mac: '00:16:3e:00:00:0c', policy: null, addresses: [], addressSource: 'learned', learned: [{ address: '192.168.0.150', how: 'dhcp', expiresInSeconds: 3000 }, { address: '2001:db8::150', how: 'dad', expiresInSeconds: null }] }),
   ],

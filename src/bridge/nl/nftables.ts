@@ -53,6 +53,8 @@ export interface NftRuleObject {
   counter?: { packets: number; bytes: number };
   /** The comment in its userdata (what `nft` prints as `comment "..."`). */
   comment?: string;
+  /** Its userdata as the kernel holds it (NFTA_RULE_USERDATA). */
+  userdata?: Buffer;
 }
 
 /** A set as the kernel holds it: what tells two declarations apart (the kernel's own numbers: handle, use, backend, are left out). */
@@ -197,11 +199,15 @@ export function decodeRule(body: Buffer): NftRuleObject {
   let exprs: Buffer = Buffer.alloc(0);
   let counter: NftRuleObject['counter'];
   let comment: string | undefined;
+  let userdata: Buffer | undefined;
   walk(body, 4, body.length, (type, from, to) => {
     if (type === 1) table = cstring(body, from, to);
     else if (type === 2) chain = cstring(body, from, to);
     else if (type === 3 && to - from >= 8) handle = body.readBigUInt64BE(from);
-    else if (type === 7) comment = userdataComment(body.subarray(from, to));
+    else if (type === 7) {
+      userdata = body.subarray(from, to);
+      comment = userdataComment(userdata);
+    }
     else if (type === 4) {
       exprs = body.subarray(from, to);
       // NFTA_LIST_ELEM: NFTA_EXPR_NAME 1, NFTA_EXPR_DATA 2; only a counter's data is read.
@@ -223,7 +229,7 @@ export function decodeRule(body: Buffer): NftRuleObject {
       });
     }
   });
-  return { table, chain, handle, expressions, exprs, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}) };
+  return { table, chain, handle, expressions, exprs, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}), ...(userdata ? { userdata } : {}) };
 }
 
 /** NFTA_DATA_VALUE 1 or NFTA_DATA_VERDICT 2 (NFTA_VERDICT_CODE 1, NFTA_VERDICT_CHAIN 2). */
@@ -356,9 +362,10 @@ export class NftReader {
     return ((await this.dump(NFT_MSG_GETCHAIN, family === 'all' ? 0 : NFPROTO[family], [], `chains of ${family}`)) ?? []).map(decodeChain);
   }
 
-  /** The rules of one table, in each chain's order; undefined when the table does not exist. */
-  async rules(family: NftFamilyName, table: string): Promise<NftRuleObject[] | undefined> {
-    return (await this.dump(NFT_MSG_GETRULE, NFPROTO[family], [encodeString(1, table)], `rules of ${family} ${table}`))?.map(decodeRule);
+  /** The rules of one table (of one chain of it), in each chain's order; undefined when the table (the chain) does not exist. */
+  async rules(family: NftFamilyName, table: string, chain?: string): Promise<NftRuleObject[] | undefined> {
+    const attrs = [encodeString(1, table), ...(chain === undefined ? [] : [encodeString(2, chain)])];
+    return (await this.dump(NFT_MSG_GETRULE, NFPROTO[family], attrs, `rules of ${family} ${table}${chain === undefined ? '' : ` ${chain}`}`))?.map(decodeRule);
   }
 
   /** The sets of one table; undefined when the table does not exist. */

@@ -12,12 +12,16 @@ import { BATCH_OVERHEAD, messageSize, NftBatchWriter, type NftMessage } from '..
 import { scriptMessages, scriptParts } from './native/script.js';
 import { BASE_CHAINS, CHAIN_FWD } from './compile.js';
 import type { BridgeConntrack } from '../model.js';
-import { NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
+import { NFPROTO, nfgenmsg, NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
+import { AttrWriter } from './native/encode.js';
+
+const NFT_MSG_NEWRULE = 6;
+const NLM_F_REPLACE = 0x100;
 import { NFT_TABLE } from './table.js';
 import { keyText, knownRules, liveFromNative, NATIVE_SETS, type NativeTables } from './native-live.js';
-import type { LiveTable } from '../live.js';
+import type { Counter, LiveTable } from '../live.js';
 import { ownWrite, type TableIo } from '../backend.js';
-import { NFT_FAMILIES } from './script.js';
+import { familyOfChain, NFT_FAMILIES } from './script.js';
 
 export const nftPath = (): string | undefined => findProgram('nft');
 
@@ -223,6 +227,72 @@ export async function xennetChainsIn(family: 'ipv4' | 'ipv6' | 'bridge', table: 
   return withReader(async (reader) => (await reader.chains(family)).filter((c) => c.table === table && c.name.startsWith('XN-')).map((c) => c.name));
 }
 
+/**
+ * The counters of each rule of these chains of an nf_tables table (xennet's own, or an
+ * iptables-nft or ebtables-nft table: their rules count in a counter expression), in each chain's
+ * order, read over nfnetlink one chain at a time (cheap whatever else the table holds); a chain
+ * that does not exist is left out.
+ */
+export function chainCountersNative(family: 'inet' | 'ipv4' | 'ipv6' | 'bridge', table: string, chains: readonly string[]): Promise<Map<string, Counter[]>> {
+  return withReader(async (reader) => {
+    const out = new Map<string, Counter[]>();
+    for (const c of chains) {
+      const rules = await reader.rules(family, table, c);
+      if (rules) out.set(c, rules.map((r) => r.counter ?? { packets: 0, bytes: 0 }));
+    }
+    return out;
+  });
+}
+
+/** A rule's expressions (NFTA_RULE_EXPRESSIONS' contents) with its first counter starting from `c` (undefined: it has none). Pure. */
+export function exprsWithCounter(exprs: Buffer, c: Counter): Buffer | undefined {
+  const w = new AttrWriter();
+  let done = false;
+  for (let off = 0; off + 4 <= exprs.length; ) {
+    const len = exprs.readUInt16LE(off);
+    if (len < 4 || off + len > exprs.length) return undefined;
+    const elem = exprs.subarray(off, off + len);
+    // NFTA_LIST_ELEM: NFTA_EXPR_NAME (1), NFTA_EXPR_DATA (2).
+    const name = elem.length >= 12 && (elem.readUInt16LE(6) & 0x3fff) === 1 ? elem.toString('utf8', 8, 4 + elem.readUInt16LE(4)).replace(/\0.*$/s, '') : '';
+    if (!done && name === 'counter') {
+      w.nest(1, () => w.str(1, 'counter').nest(2, () => w.u64(1, c.bytes).u64(2, c.packets)));
+      done = true;
+    } else w.raw(Buffer.concat([elem, Buffer.alloc(((len + 3) & ~3) - len)]));
+    off += (len + 3) & ~3;
+  }
+  return done ? w.take() : undefined;
+}
+
+/**
+ * Sets the counters of rules in an nf_tables table (an iptables-nft or ebtables-nft table too)
+ * where its writer could not: ip6tables-nft 1.8.9 takes no counters from `[p:b]` or `-c`. Each
+ * rule named by chain and index that counts less than wanted is replaced by itself (its handle,
+ * expressions and userdata) with its counter starting from the wanted value, in one transaction.
+ * A rule that is gone or has no counter is left as it is.
+ */
+export async function raiseRuleCounters(family: 'ipv4' | 'ipv6' | 'bridge', table: string, wanted: ReadonlyMap<string, ReadonlyMap<number, Counter>>): Promise<void> {
+  const messages: NftMessage[] = [];
+  await withReader(async (reader) => {
+    for (const [chain, byIndex] of wanted) {
+      const rules = await reader.rules(family, table, chain);
+      for (const [i, c] of byIndex) {
+        const r = rules?.[i];
+        const exprs = r?.counter && r.exprs && r.counter.packets < c.packets ? exprsWithCounter(r.exprs, c) : undefined;
+        if (!r || !exprs) continue;
+        const w = new AttrWriter().raw(nfgenmsg(NFPROTO[family])).str(1, table).str(2, chain).u64(3, r.handle);
+        w.nest(4, () => w.raw(exprs));
+        if (r.userdata) w.bytes(7, r.userdata);
+        messages.push({ msg: NFT_MSG_NEWRULE, flags: NLM_F_REPLACE, body: w.take(), what: `the counter of rule ${i + 1} of ${family} ${table} ${chain}` });
+      }
+    }
+  });
+  if (messages.length === 0) return;
+  await ownWrite(async (committed) => {
+    await batchWriter().commit(messages);
+    committed();
+  });
+}
+
 /** The rules of one foreign chain (read only), as nft prints them. */
 export async function listChainRules(family: string, table: string, chain: string): Promise<string[]> {
   const r = await run(needNft(), ['list', 'chain', family, table, chain]);
@@ -273,6 +343,14 @@ export async function ownBridgeTablePresent(): Promise<boolean> {
 export const nftablesIo: TableIo = {
   save: () => listOwnTables(),
   readKnown: (desired) => readOwnTablesNative(knownRules(desired.chains.values())),
+  async chainCounters(chains) {
+    const out = new Map<string, Counter[]>();
+    for (const f of NFT_FAMILIES) {
+      const mine = chains.filter((c) => familyOfChain(c) === f);
+      if (mine.length > 0) for (const [c, counters] of await chainCountersNative(f, NFT_TABLE, mine)) out.set(c, counters);
+    }
+    return out;
+  },
   async restore(text) {
     // Test-only seam: XENNET_TEST_RESTORE_FAIL=nftables makes the transaction invalid.
     if (process.env['XENNET_TEST_RESTORE_FAIL'] === 'nftables') text = `${text}add rule bridge xennet XN-TEST-NO-SUCH-CHAIN drop\n`;

@@ -28,6 +28,7 @@
  */
 import type { AllowRule } from '../../config/schema.js';
 import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/index.js';
+import type { DropReason } from '../drop-reasons.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules, type TreeMember } from '../model.js';
 import { vifChain } from '../names.js';
@@ -192,7 +193,9 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
     s.push('ip6 saddr :: ip6 daddr ff02::1:ff00:0/104 icmpv6 type nd-neighbor-solicit return');
     s.push('ip6 saddr :: ip6 daddr ff02::16 icmpv6 type mld2-listener-report return');
   }
-  s.push(...logged(v, 'spoof', v.antispoof.ipv4 && v.antispoof.ipv6 ? IP_TYPES : `ether type ${v.antispoof.ipv4 ? 'ip' : 'ip6'}`));
+  // One drop per family, so that each counts (and logs) its own reason.
+  if (v.antispoof.ipv4) s.push(...logged(v, 'spoof4', 'ether type ip'));
+  if (v.antispoof.ipv6) s.push(...logged(v, 'spoof6', 'ether type ip6'));
   return s;
 }
 
@@ -368,4 +371,40 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   if (guard.keys.length > 0) t.chains.set(CHAIN_CLAIMS, guard.keys);
   t.chains.set(CHAIN_CONST, constSetLines());
   return t;
+}
+
+/**
+ * Why a rule of a guest's chain drops (TableCodec.dropReason), as the rules compiled above read:
+ * XN-O (MAC, ethertype, tagged frames, ARP), XN-O4 and XN-O6 (IPv6 header chains, RA, DHCP
+ * server and client, outbound policy), XN-S (sources by family), XN-N (NA targets), XN-I (tagged
+ * frames), XN-I4 and XN-I6 (inbound policy).
+ */
+export function nftDropReason(chain: string, rule: string): DropReason | undefined {
+  if (!/(^|\s)drop$/.test(rule)) return undefined;
+  const kind = /^XN-([A-Z0-9]+)-/.exec(chain)?.[1];
+  switch (kind) {
+    case 'O':
+      if (rule.startsWith('ether saddr != ')) return 'mac';
+      if (rule.startsWith('arp ')) return 'arp';
+      if (rule.startsWith('ether type @tagged_types') || /\bvlan id 0\b/.test(rule)) return 'tagged';
+      return 'ethertype';
+    case 'O4':
+    case 'O6':
+      if (rule.startsWith('frag ')) return 'frag';
+      if (rule.includes('icmpv6 type nd-router-advert')) return 'ra';
+      if (/udp sport 68 udp dport 67\b/.test(rule)) return 'dhcpc';
+      if (/udp dport (68|546)\b/.test(rule)) return 'dhcps';
+      return 'out';
+    case 'S':
+      return rule.startsWith('ether type ip6 ') ? 'spoof6' : 'spoof4';
+    case 'N':
+      return 'na';
+    case 'I':
+      return 'tagged';
+    case 'I4':
+    case 'I6':
+      return 'in';
+    default:
+      return undefined;
+  }
 }

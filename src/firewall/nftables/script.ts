@@ -296,7 +296,14 @@ export function renderNft(plan: TablePlan): string {
     const base = BASE_CHAINS[c];
     part.push(`add chain ${t(c)}`, `flush chain ${t(c)}`);
     if (base && !plan.wake?.includes(familyOfChain(c))) part.push(`delete chain ${t(c)}`, `add chain ${t(c)} { ${base.printed} }`);
-    for (const r of base ? rules.slice(1) : rules) part.push(`add rule ${t(c)} ${writtenRule(r)} comment "${ruleTag(r)}"`);
+    const presets = plan.presets?.get(c);
+    rules.forEach((r, i) => {
+      if (base && i === 0) return;
+      // A counter to start from (a guest's drops carried over a rewrite); the tag is the rule's own.
+      const p = presets?.get(i);
+      const written = p ? writtenRule(r).replace(/\bcounter drop$/, `counter packets ${p.packets} bytes ${p.bytes} drop`) : writtenRule(r);
+      part.push(`add rule ${t(c)} ${written} comment "${ruleTag(r)}"`);
+    });
   }
   // 3. Attach. The guard's elements change by difference: one that stays keeps its counter.
   const wanted = new Set<string>();

@@ -7,7 +7,7 @@ import type { TableCodec } from '../driver.js';
 import { tableLabel } from '../model.js';
 import { vifOfChain } from '../names.js';
 import { CHAIN_CLAIMS, claimsFromPortLines } from './guard.js';
-import { CHAIN_CONST } from './compile.js';
+import { CHAIN_CONST, nftDropReason } from './compile.js';
 import { dormantTables, isElements, parseNftList, renderNft, tablesToDrop } from './script.js';
 
 export const nftablesCodec: TableCodec = {
@@ -33,6 +33,7 @@ export const nftablesCodec: TableCodec = {
     if (before.chains.size > 0) plan.expectTable = true;
   },
   chainKind: (chain) => (chain === CHAIN_CONST ? { guard: false, elements: true, what: "the guests' address checks are broken (which frames are IP, tagged, or IPv6 with extension headers)" } : { guard: chain === CHAIN_CLAIMS, elements: chain === CHAIN_CLAIMS }),
+  dropReason: nftDropReason,
   liveGuests(live) {
     const out = new Set<string>();
     for (const c of live.chains.keys()) {

@@ -10,7 +10,8 @@ import { XennetError } from '../../sys/errors.js';
 import { findProgram, run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, type Engine, type XtablesTable } from '../model.js';
 import { ownWrite, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
-import { nftPath, xennetChainsIn } from '../nftables/backend.js';
+import { chainCountersNative, nftPath, raiseRuleCounters, xennetChainsIn } from '../nftables/backend.js';
+import type { Counter } from '../live.js';
 import { ipsetRestore } from './ipset.js';
 import { learnedSetCreates, setsReadBy } from './learned.js';
 
@@ -126,6 +127,31 @@ function nfTablesHome(table: XtablesTable): { family: 'ipv4' | 'ipv6' | 'bridge'
 }
 
 /**
+ * The counters a restore text starts rules from (renderRestore: `[p:b] -A C ...` for iptables,
+ * `-A C ... -c p b` for ebtables), by chain and index in the chain (every chain a text appends to
+ * is declared in it, so emptied first); undefined when none (pure).
+ */
+export function restorePresets(text: string): Map<string, Map<number, Counter>> | undefined {
+  const count = new Map<string, number>();
+  let out: Map<string, Map<number, Counter>> | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^(?:\[(\d+):(\d+)\] )?-A (\S+) .*?(?: -c (\d+) (\d+))?$/.exec(line);
+    if (!m) continue;
+    const chain = m[3]!;
+    const i = count.get(chain) ?? 0;
+    count.set(chain, i + 1);
+    const packets = m[1] ?? m[4];
+    const bytes = m[2] ?? m[5];
+    if (packets === undefined || bytes === undefined) continue;
+    out ??= new Map();
+    let mine = out.get(chain);
+    if (!mine) out.set(chain, (mine = new Map()));
+    mine.set(i, { packets: Number(packets), bytes: Number(bytes) });
+  }
+  return out;
+}
+
+/**
  * The xtables tables' readers and writers (the `-save` and `-restore` programs of the iptables
  * variant and ebtables), and what only they do: read another iptables table, drop an empty one.
  * `engine`: the engine in use (the nftables backend reads these tables only to find and remove
@@ -172,6 +198,9 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
       }
       return r.stdout;
     },
+    // On the nf_tables variant the tables are nf_tables tables, whose rules count in a counter
+    // expression: a few chains are read without the whole table (legacy: from the save).
+    chainCounters: variant === 'nft' ? (chains) => chainCountersNative(nfTablesHome(table).family, nfTablesHome(table).table, chains) : undefined,
     async restore(text) {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
       if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
@@ -179,6 +208,8 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
       // A learning guest's source check reads the learned ipsets: they exist before it does.
       if (!isEbtables(table)) await ipsetRestore(learnedSetCreates(setsReadBy(text)));
       const args = isEbtables(table) ? ['--noflush'] : ['--noflush', '-w', '10'];
+      // Rules that start from a counter (renderRestore: a guest's drops carried over a rewrite).
+      if (!isEbtables(table) && /^\[\d+:\d+\] -A /m.test(text)) args.push('--counters');
       const r = await ownWrite(async (committed) => {
         const done = await run(tool, args, { input: text });
         if (done.code === 0) committed();
@@ -189,6 +220,10 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
           hint: 'run `xennet plan` to see the difference; report the restore text if it persists',
         });
       }
+      // ip6tables-nft (1.8.9) takes no counters from its input: on the nf_tables variant, the
+      // rules that start from a counter are looked at, and set where the tool did not.
+      const presets = variant === 'nft' ? restorePresets(text) : undefined;
+      if (presets) await raiseRuleCounters(nfTablesHome(table).family, nfTablesHome(table).table, presets);
     },
   });
   return {

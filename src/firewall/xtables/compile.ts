@@ -18,7 +18,8 @@
 import type { AllowRule } from '../../config/schema.js';
 import { eui64LinkLocal, parseCidr, type Cidr } from '../../net/index.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard.js';
-import { cidrText, dhcpClientChecked, emptyRuleSet, type ResolvedVif, type RuleSet, type TableRules, type TreeMember } from '../model.js';
+import type { DropReason } from '../drop-reasons.js';
+import { cidrText, dhcpClientChecked, emptyRuleSet, type ResolvedVif, type RuleSet, type TableRules, type TreeMember, type XtablesTable } from '../model.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from '../names.js';
 import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned.js';
 import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX } from '../learning/log.js';
@@ -150,7 +151,7 @@ function ipChains(v: ResolvedVif, family: Family, t: TableRules): void {
       t.chains.set(N, [...dropWithLog(v, 'na', NA_NO_EXTENSION_HEADERS), ...targets.map((c) => `${naTargetU32(c)} -j RETURN`), ...dropWithLog(v, 'na')]);
       o.push(`-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ${N}`);
     }
-    s.push(...dropWithLog(v, 'spoof'));
+    s.push(...dropWithLog(v, family === 'ipv4' ? 'spoof4' : 'spoof6'));
     t.chains.set(S, s);
     o.push(`-j ${S}`);
   }
@@ -349,4 +350,37 @@ export function compileSharedXtables(members: readonly TreeMember[]): RuleSet {
     rs.eb.roots.push({ chain: 'FORWARD', rule: `-j ${CHAIN_ISO}` });
   }
   return rs;
+}
+
+/**
+ * Why a rule of a guest's chain drops (TableCodec.dropReason), as `*-save` prints the rules
+ * compiled above: iptables and ip6tables XN-O (RA, DHCP server, DHCP client, outbound policy),
+ * XN-S (sources), XN-N (NA targets), XN-I (inbound policy); ebtables nat XN-E (MAC, ARP,
+ * ethertypes).
+ */
+export function xtablesDropReason(table: XtablesTable, chain: string, rule: string): DropReason | undefined {
+  if (!/(^|\s)-j DROP$/.test(rule)) return undefined;
+  const kind = /^XN-([A-Z0-9]+)-/.exec(chain)?.[1];
+  if (table === 'ebnat') {
+    if (kind !== 'E') return undefined;
+    if (/^-s ! /.test(rule)) return 'mac';
+    if (/^-p ARP\b/.test(rule)) return 'arp';
+    return 'ethertype';
+  }
+  if (table !== 'ipv4' && table !== 'ipv6') return undefined;
+  switch (kind) {
+    case 'S':
+      return table === 'ipv4' ? 'spoof4' : 'spoof6';
+    case 'N':
+      return 'na';
+    case 'I':
+      return 'in';
+    case 'O':
+      if (/--icmpv6-type 134\b/.test(rule)) return 'ra';
+      if (/--sport 68 --dport 67\b/.test(rule)) return 'dhcpc';
+      if (/--dport (68|546)\b/.test(rule)) return 'dhcps';
+      return 'out';
+    default:
+      return undefined;
+  }
 }

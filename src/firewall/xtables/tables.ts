@@ -7,7 +7,7 @@ import type { AdoptedFacts, TableCodec } from '../driver.js';
 import type { LiveTable } from '../live.js';
 import { dialectOf, isEbtables, kernelTable, tableLabel, type TablePlan, type XtablesTable } from '../model.js';
 import { vifOfChain } from '../names.js';
-import { isolatedByEbChain } from './compile.js';
+import { isolatedByEbChain, xtablesDropReason } from './compile.js';
 import { claimsFromGuardLive, guardPorts, isGuardChain } from './guard.js';
 import { parseSave } from './save-parse.js';
 
@@ -17,7 +17,16 @@ export function renderRestore(plan: TablePlan, table: XtablesTable): string {
   const declare = (c: string): string => (isEbtables(table) ? `:${c} RETURN` : `:${c} - [0:0]`);
   for (const c of [...plan.write.keys(), ...plan.remove]) lines.push(declare(c));
   for (const r of plan.removeRoots) lines.push(`-D ${r.chain} ${r.rule}`);
-  for (const [c, rules] of plan.write) for (const r of rules) lines.push(`-A ${c} ${r}`);
+  for (const [c, rules] of plan.write) {
+    const presets = plan.presets?.get(c);
+    rules.forEach((r, i) => {
+      // A counter to start from: iptables reads `[packets:bytes]` before the rule (the restore
+      // then runs with --counters), ebtables `-c packets bytes` after it.
+      const p = presets?.get(i);
+      if (!p) lines.push(`-A ${c} ${r}`);
+      else lines.push(isEbtables(table) ? `-A ${c} ${r} -c ${p.packets} ${p.bytes}` : `[${p.packets}:${p.bytes}] -A ${c} ${r}`);
+    });
+  }
   for (const r of plan.addRoots) lines.push(`-I ${r.chain} 1 ${r.rule}`);
   for (const c of plan.remove) lines.push(`-X ${c}`);
   lines.push('COMMIT', '');
@@ -32,6 +41,7 @@ function codec(table: XtablesTable): TableCodec {
     render: (plan) => renderRestore(plan, table),
     emptyChain: (chain) => `*${kernelTable(table)}\n:${chain} ${isEbtables(table) ? 'RETURN' : '- [0:0]'}\nCOMMIT\n`,
     chainKind: (chain) => ({ guard: isGuardChain(chain), elements: false }),
+    dropReason: (chain, rule) => xtablesDropReason(table, chain, rule),
     liveGuests(live) {
       const out = new Set<string>();
       for (const c of live.chains.keys()) {

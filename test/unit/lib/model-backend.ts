@@ -6,6 +6,7 @@
  */
 import { XennetError } from '../../../src/sys/errors.js';
 import type { Backend } from '../../../src/firewall/backend.js';
+import type { Counter } from '../../../src/firewall/live.js';
 import { isEbtables, kernelTable, XTABLES, type TableName, type XtablesTable } from '../../../src/firewall/model.js';
 
 interface Table {
@@ -32,6 +33,13 @@ export class ModelBackend implements Backend {
 
   async dropEmptyTable(): Promise<boolean> {
     return false;
+  }
+
+  /** The model counts nothing: every rule's counter is zero. */
+  async chainCounters(table: TableName, chains: readonly string[]): Promise<Map<string, Counter[]>> {
+    if (table === 'nftables') return new Map();
+    const t = this.tables[table];
+    return new Map(chains.flatMap((c) => (t.chains.has(c) ? [[c, t.chains.get(c)!.map(() => ({ packets: 0, bytes: 0 }))] as const] : [])));
   }
 
   async saveOther(_family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string> {

@@ -188,7 +188,7 @@ function writeData(w: AttrWriter, e: NftExpr, setName: SetNaming): void {
       else if (e.exprs.length > 1) w.nest(10, () => e.exprs.forEach((x) => writeExpr(w, x, setName)));
       return;
     case 'counter':
-      w.u64(1, 0).u64(2, 0);
+      w.u64(1, e.bytes ?? 0).u64(2, e.packets ?? 0);
       return;
     case 'limit':
       w.u64(1, e.rate).u64(2, e.unitSeconds).u32(3, e.burst).u32(4, 0).u32(5, 0);

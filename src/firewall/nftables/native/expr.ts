@@ -29,7 +29,7 @@ export type NftExpr =
   /** A set by name, or the rule's anonymous set number `anon` (named and bound when written). */
   | { type: 'lookup'; sreg: number; set: SetRef; dreg?: Register; invert: boolean }
   | { type: 'dynset'; sreg: number; set: string; timeoutMs?: number; exprs: NftExpr[] }
-  | { type: 'counter' }
+  | { type: 'counter'; packets?: bigint; bytes?: bigint }
   | { type: 'limit'; rate: number; unitSeconds: number; burst: number }
   | { type: 'log'; prefix?: string; group?: number }
   | { type: 'verdict'; verdict: Verdict };

@@ -260,6 +260,13 @@ class RuleReader {
     return t;
   }
 
+  /** A counter's value: a decimal of at most 20 digits. */
+  private count(): bigint {
+    const t = this.next();
+    if (!/^[0-9]{1,20}$/.test(t) || BigInt(t) > 0xffffffffffffffffn) throw new Error(`not a counter value: ${t}`);
+    return BigInt(t);
+  }
+
   private expect(t: string): void {
     const got = this.next();
     if (got !== t) throw new Error(`expected ${t}, found ${got}`);
@@ -308,7 +315,13 @@ class RuleReader {
     const t = this.peek()!;
     if (t === 'counter') {
       this.i++;
-      this.stmts.push({ exprs: [{ type: 'counter' }] });
+      // `counter packets P bytes B`: the values it starts from.
+      if (this.peek() === 'packets') {
+        this.i++;
+        const packets = this.count();
+        if (this.next() !== 'bytes') throw new Error('counter: packets without bytes');
+        this.stmts.push({ exprs: [{ type: 'counter', packets, bytes: this.count() }] });
+      } else this.stmts.push({ exprs: [{ type: 'counter' }] });
     } else if (t === 'drop' || t === 'accept' || t === 'return') {
       this.i++;
       this.verdict({ code: t });

@@ -1,0 +1,189 @@
+/** Drops by reason: every drop rule of a guest's says why, on both backends; counters carried over a rewrite. */
+import assert from 'node:assert/strict';
+import { compileVif } from '../../src/firewall/compile.js';
+import { carryDropCounters } from '../../src/firewall/counter-carry.js';
+import { diffTable } from '../../src/firewall/diff.js';
+import { DROP_REASONS, dropsText, type DropReason } from '../../src/firewall/drop-reasons.js';
+import { codecOf } from '../../src/firewall/drivers.js';
+import { emptyLive, type LiveTable } from '../../src/firewall/live.js';
+import { tableNames, XTABLES, type Engine, type ResolvedVif, type TableName } from '../../src/firewall/model.js';
+import { parseNftRule } from '../../src/firewall/nftables/native/rule-parse.js';
+import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables/native/script.js';
+import { exprsWithCounter } from '../../src/firewall/nftables/backend.js';
+import { restorePresets } from '../../src/firewall/xtables/backend.js';
+import { renderNft } from '../../src/firewall/nftables/script.js';
+import { renderRestore } from '../../src/firewall/xtables/tables.js';
+import { parsePolicy } from '../../src/config/load.js';
+import { resolveVif } from '../../src/firewall/resolve.js';
+import { cidr, ifn, mac } from './lib/values.js';
+
+const NFT: Engine = { kind: 'nftables', conntrack: 'bridge' };
+const dropsHere = (rule: string): boolean => /(^|\s)(-j DROP|drop)$/.test(rule);
+
+/** Guests that between them have every kind of drop rule. */
+function guests(): ResolvedVif[] {
+  const policy = parsePolicy(
+    [
+      'version: 1',
+      'guests:',
+      '  web01: { inbound: drop, outbound: drop, allow_in: [{ proto: tcp, ports: [80] }], allow_out: [{ proto: udp, ports: [53] }] }',
+      '  tagged: { allow_ethertypes: [0x8100, 0x88a8] }',
+      '  nomac: { antispoof: { mac: false } }',
+      '  dyn: {}',
+      '',
+    ].join('\n'),
+    'x.yaml',
+  );
+  const facts = (name: string, domain: string, m: string, declared: boolean): Parameters<typeof resolveVif>[1] => ({ name: ifn(name), bridge: ifn('xenbr0'), mac: mac(m), domain: domain as never, ipv4: declared ? [cidr('192.168.0.5')] : [], ipv6: declared ? [cidr('2001:db8::5')] : [] });
+  return [resolveVif(policy, facts('vif5.0', 'web01', '00:16:3e:00:00:05', true)), resolveVif(policy, facts('vif6.0', 'tagged', '00:16:3e:00:00:06', true)), resolveVif(policy, facts('vif7.0', 'nomac', '00:16:3e:00:00:07', true)), resolveVif(policy, facts('vif8.0', 'dyn', '00:16:3e:00:00:08', false))];
+}
+
+function reasonsOf(engine: Engine): Map<string, DropReason> {
+  const out = new Map<string, DropReason>();
+  for (const v of guests()) {
+    const rs = compileVif(v, engine);
+    for (const t of tableNames) {
+      for (const [chain, rules] of rs[t].chains) {
+        for (const rule of rules) {
+          const reason = codecOf(t).dropReason(chain, rule);
+          if (dropsHere(rule)) {
+            assert.ok(reason !== undefined, `${t} ${chain}: a drop rule with no reason: ${rule}`);
+            out.set(`${t} ${chain} ${rule}`, reason);
+          } else assert.equal(reason, undefined, `${t} ${chain}: not a drop rule, yet a reason: ${rule}`);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe('drops by reason', () => {
+  it('xtables: every drop rule of a guest has a reason, and every reason of its rules shows up', () => {
+    const reasons = reasonsOf(XTABLES);
+    assert.deepEqual([...new Set(reasons.values())].sort(), (['mac', 'spoof4', 'spoof6', 'arp', 'ra', 'dhcps', 'dhcpc', 'na', 'ethertype', 'in', 'out'] as const).slice().sort());
+    assert.equal(reasons.get('ebnat XN-E-vif5.0 -s ! 00:16:3e:00:00:05 -j DROP'), 'mac');
+    assert.equal(reasons.get('ipv4 XN-S-vif5.0 -j DROP'), 'spoof4');
+    assert.equal(reasons.get('ipv6 XN-S-vif5.0 -j DROP'), 'spoof6');
+    assert.equal(reasons.get('ipv6 XN-O-vif5.0 -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP'), 'ra');
+    assert.equal(reasons.get('ipv4 XN-O-vif5.0 -p udp -m udp --dport 68 -j DROP'), 'dhcps');
+    assert.equal(reasons.get('ipv4 XN-O-vif5.0 -j DROP'), 'out');
+    assert.equal(reasons.get('ipv4 XN-I-vif5.0 -j DROP'), 'in');
+  });
+
+  it('nftables: every drop rule of a guest has a reason, and every reason of its rules shows up', () => {
+    const reasons = reasonsOf(NFT);
+    assert.deepEqual([...new Set(reasons.values())].sort(), [...DROP_REASONS].sort());
+    assert.equal(reasons.get('nftables XN-O-vif5.0 ether saddr != 00:16:3e:00:00:05 counter drop'), 'mac');
+    assert.equal(reasons.get('nftables XN-S-vif5.0 ether type ip counter drop'), 'spoof4');
+    assert.equal(reasons.get('nftables XN-S-vif5.0 ether type ip6 counter drop'), 'spoof6');
+    assert.equal(reasons.get('nftables XN-O6-vif5.0 icmpv6 type nd-router-advert counter drop'), 'ra');
+    assert.equal(reasons.get('nftables XN-O4-vif5.0 ether type ip udp dport 68 counter drop'), 'dhcps');
+    assert.equal(reasons.get('nftables XN-I4-vif5.0 counter drop'), 'in');
+    assert.equal(reasons.get('nftables XN-O4-vif5.0 counter drop'), 'out');
+  });
+
+  it('the log prefix of a source check names its family (the same word as the reason)', () => {
+    const [web] = guests();
+    const x = compileVif(web!, XTABLES);
+    assert.ok(x.ipv4.chains.get('XN-S-vif5.0')!.some((r) => r.includes('"XN spoof4 vif5.0: "')));
+    assert.ok(x.ipv6.chains.get('XN-S-vif5.0')!.some((r) => r.includes('"XN spoof6 vif5.0: "')));
+    const n = compileVif(web!, NFT).nftables.chains.get('XN-S-vif5.0')!;
+    assert.ok(n.some((r) => r.includes('"XN spoof4 vif5.0: "')) && n.some((r) => r.includes('"XN spoof6 vif5.0: "')));
+  });
+
+  it('in words, largest first', () => {
+    assert.equal(dropsText({ in: { packets: 3, bytes: 1 }, spoof4: { packets: 12, bytes: 1 }, mac: { packets: 0, bytes: 0 } }), 'spoofed IPv4 source 12, inbound policy 3');
+    assert.equal(dropsText({}), '');
+  });
+});
+
+/** A live table holding these chains, with these counters on the rules at these indexes. */
+function liveOf(chains: Map<string, string[]>, counted: Record<string, Record<number, number>>): LiveTable {
+  const live = emptyLive();
+  for (const [c, rules] of chains) {
+    live.chains.set(c, rules);
+    live.counters.set(c, rules.map((_r, i) => ({ packets: counted[c]?.[i] ?? 0, bytes: (counted[c]?.[i] ?? 0) * 100 })));
+  }
+  return live;
+}
+
+describe('drop counters carried over a rewrite', () => {
+  const [web] = guests();
+
+  it('xtables: a changed policy rewrites the chains; each reason starts from what its rules counted (iptables [p:b], ebtables -c)', () => {
+    const before = compileVif({ ...web!, inbound: 'accept' }, XTABLES);
+    const after = compileVif(web!, XTABLES);
+    const s4 = before.ipv4.chains.get('XN-S-vif5.0')!;
+    const plans = tableNames.map((t) => {
+      const counted: Record<string, Record<number, number>> = t === 'ipv4' ? { 'XN-S-vif5.0': { [s4.length - 1]: 7 } } : t === 'ebnat' ? { 'XN-E-vif5.0': { 0: 3 } } : {};
+      const live = liveOf(before[t].chains, counted);
+      const plan = diffTable(live, after[t], t);
+      // (A hook's repeated online writes every chain of its guest again.)
+      for (const [c, rules] of after[t].chains) plan.write.set(c, rules);
+      return { table: t, plan, live };
+    });
+    carryDropCounters(plans);
+    const of = (t: TableName): (typeof plans)[number] => plans.find((p) => p.table === t)!;
+    assert.deepEqual(of('ipv4').plan.presets?.get('XN-S-vif5.0'), new Map([[after.ipv4.chains.get('XN-S-vif5.0')!.length - 1, { packets: 7, bytes: 700 }]]));
+    const v4 = renderRestore(of('ipv4').plan, 'ipv4');
+    assert.match(v4, /^\[7:700\] -A XN-S-vif5\.0 -j DROP$/m);
+    assert.equal(v4.match(/^\[/gm)?.length, 1, 'only the rules that counted something start from a counter');
+    assert.match(renderRestore(of('ebnat').plan, 'ebnat'), /^-A XN-E-vif5\.0 -s ! 00:16:3e:00:00:05 -j DROP -c 3 300$/m);
+    assert.equal(of('ipv6').plan.presets, undefined, 'nothing counted, nothing carried');
+  });
+
+  it('nftables: the rewritten rule starts from its counter (the tag stays the rule\'s own), and the native writer sends the values', () => {
+    const rs = compileVif(web!, NFT);
+    const chains = rs.nftables.chains;
+    const s = chains.get('XN-S-vif5.0')!;
+    const live = liveOf(chains, { 'XN-S-vif5.0': { [s.length - 1]: 9 } });
+    const plan = diffTable(live, rs.nftables, 'nftables');
+    for (const [c, rules] of chains) plan.write.set(c, rules);
+    carryDropCounters([{ table: 'nftables', plan, live }]);
+    const script = renderNft(plan);
+    const line = script.split('\n').find((l) => l.includes('XN-S-vif5.0 ether type ip6 counter'))!;
+    assert.match(line, /ether type ip6 counter packets 9 bytes 900 drop comment "xn:/);
+    assert.ok(scriptMessages(script).length > 0);
+    assert.deepEqual(parseNftRule('ether type ip6 counter packets 9 bytes 900 drop').exprs.find((e) => e.type === 'counter'), { type: 'counter', packets: 9n, bytes: 900n });
+    assert.throws(() => parseNftRule('counter packets 9 drop'), /bytes/);
+    assert.throws(() => parseNftRule('counter packets -1 bytes 2 drop'), /counter value/);
+  });
+
+  it('a backend switch carries each guest\'s drops from the tables it leaves to the ones it moves to', () => {
+    const x = compileVif(web!, XTABLES);
+    const n = compileVif(web!, NFT);
+    const plans = tableNames.map((t) => {
+      const live = t === 'nftables' ? emptyLive() : liveOf(x[t].chains, t === 'ipv6' ? { 'XN-S-vif5.0': { [x.ipv6.chains.get('XN-S-vif5.0')!.length - 1]: 4 }, 'XN-I-vif5.0': { [x.ipv6.chains.get('XN-I-vif5.0')!.length - 1]: 2 } } : t === 'ipv4' ? { 'XN-I-vif5.0': { [x.ipv4.chains.get('XN-I-vif5.0')!.length - 1]: 5 } } : {});
+      return { table: t, plan: diffTable(live, t === 'nftables' ? n.nftables : { chains: new Map(), roots: [] }, t), live };
+    });
+    carryDropCounters(plans);
+    const nft = plans.find((p) => p.table === 'nftables')!.plan;
+    const presetOf = (chain: string, rule: string): unknown => nft.presets?.get(chain)?.get(n.nftables.chains.get(chain)!.indexOf(rule));
+    assert.deepEqual(presetOf('XN-S-vif5.0', 'ether type ip6 counter drop'), { packets: 4, bytes: 400 });
+    // Both families' inbound drops, on the first inbound drop rule written.
+    assert.deepEqual(presetOf('XN-I4-vif5.0', 'counter drop'), { packets: 7, bytes: 700 });
+  });
+});
+
+describe('counters a restore starts rules from', () => {
+  it('read back from the restore text by chain and index (iptables [p:b] before, ebtables -c after)', () => {
+    const text = '*filter\n:XN-S-v - [0:0]\n-A XN-S-v -s 10.0.0.1/32 -j RETURN\n[7:700] -A XN-S-v -j DROP\n-A XN-E-v -s ! 00:16:3e:00:00:05 -j DROP -c 3 300\n-I FORWARD 1 -j XN-FORWARD\nCOMMIT\n';
+    assert.deepEqual(restorePresets(text), new Map([['XN-S-v', new Map([[1, { packets: 7, bytes: 700 }]])], ['XN-E-v', new Map([[0, { packets: 3, bytes: 300 }]])]]));
+    assert.equal(restorePresets('*filter\n-A XN-S-v -j DROP\nCOMMIT\n'), undefined);
+  });
+
+  it('a rule replaced by itself: only its first counter expression changes', () => {
+    const exprs = ruleExpressionBytes('ether type ip6 counter drop');
+    const raised = exprsWithCounter(exprs, { packets: 9, bytes: 900 })!;
+    assert.equal(raised.length, exprs.length);
+    const differ = [...raised].filter((b, i) => b !== exprs[i]).length;
+    assert.ok(differ > 0 && differ <= 4, `only the counter's values differ (${differ} bytes)`);
+    const be = (n: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(BigInt(n));
+      return b;
+    };
+    assert.ok(raised.includes(Buffer.concat([be(900)])) && raised.includes(be(9)));
+    assert.equal(exprsWithCounter(ruleExpressionBytes('ether type ip6 drop'), { packets: 1, bytes: 1 }), undefined, 'no counter, nothing to set');
+  });
+});
