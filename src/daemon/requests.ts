@@ -1,5 +1,5 @@
 /**
- * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"plan"|"apply",
+ * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"metrics"|"plan"|"apply",
  * "rules"?: "/path", "rulesAbsentOk"?: true, "fresh"?: true}`, one line. `fresh` (status): read
  * everything now, not what the daemon remembers (daemon/status-cache.ts). `rulesAbsentOk`: the client did not name
  * the file (it is the default path), so a missing one means the built-in defaults; a named file
@@ -37,6 +37,8 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
     switch (r['cmd']) {
       case 'stats':
         return { ok: true, result: d.stats() };
+      case 'metrics':
+        return { ok: true, result: { text: await d.metricsText() } };
       case 'reload':
         d.policy.reload('requested');
         return { ok: true, result: d.stats() };

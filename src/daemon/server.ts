@@ -43,6 +43,7 @@ import { PolicyHolder, type PolicyState } from './policy-holder.js';
 import { handleJsonRequest } from './requests.js';
 import { StatusCache } from './status-cache.js';
 import { MemoryKeeper, type MemoryKeeperState } from './memory.js';
+import { DaemonMetrics } from './metrics.js';
 import { BackendQueue } from './backend-queue.js';
 
 export interface DaemonStats {
@@ -97,6 +98,8 @@ export interface DaemonContext {
   shuttingDown(): boolean;
   /** `status` answered from what was last read while nothing it reads has changed. */
   readonly statusCache: StatusCache;
+  /** The metrics in Prometheus' text format (daemon/metrics.ts). */
+  metricsText(): Promise<string>;
 }
 
 const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
@@ -115,6 +118,7 @@ export class Daemon implements DaemonContext {
   private fifo: Socket | undefined;
   private fifoBuffer = '';
   private readonly started = Date.now();
+  private metrics: DaemonMetrics | undefined;
   private counters = { hookCalls: 0, hookFailures: 0, jsonRequests: 0, badRequests: 0, repairs: 0 };
   private lastError: string | null = null;
   private inFlight = new Set<Promise<unknown>>();
@@ -165,6 +169,11 @@ export class Daemon implements DaemonContext {
 
   noteRepair(): void {
     this.counters.repairs++;
+  }
+
+  metricsText(): Promise<string> {
+    this.metrics ??= new DaemonMetrics(this);
+    return this.metrics.text();
   }
 
   stats(): DaemonStats {
@@ -312,6 +321,8 @@ export class Daemon implements DaemonContext {
     this.memory.start();
     this.drift = new DriftWatch(this);
     await this.drift.start();
+    this.metrics = new DaemonMetrics(this);
+    this.metrics.start();
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
       this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping, serial: (key, fn) => this.backendQueue.run(key, fn) });
       await this.backends.start();
@@ -556,6 +567,7 @@ export class Daemon implements DaemonContext {
     await this.names?.idle();
     await this.learning?.stop();
     await this.drift?.stop();
+    await this.metrics?.stop();
     this.statusCache.stop();
     // What the calls started (an offline's deferred removal): until nothing is left in flight.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);

@@ -185,11 +185,17 @@ export class StatusCache {
     this.rememberedPlan = undefined;
   }
 
-  /** The status for `source`: remembered when nothing it was read from can have changed, else read now. */
-  async get(source: RulesSource, fresh: boolean): Promise<StatusAnswer> {
+  /** How long the last full read took, ms (what a periodic reader paces itself by). */
+  lastReadMs = 0;
+
+  /**
+   * The status for `source`: remembered when nothing it was read from can have changed (and it is
+   * at most `maxAgeMs` old: its counters move without notice), else read now.
+   */
+  async get(source: RulesSource, fresh: boolean, maxAgeMs = MAX_AGE_MS): Promise<StatusAnswer> {
     const { key, snapshot } = await this.key(source);
     const r = this.remembered;
-    if (!fresh && key !== undefined && r && r.key === key && Date.now() < r.until) {
+    if (!fresh && key !== undefined && r && r.key === key && Date.now() < Math.min(r.until, r.at + maxAgeMs)) {
       this.counts.remembered++;
       return { status: agedStatus(r.status, Date.now() - r.at), asOf: new Date(r.at).toISOString(), remembered: true };
     }
@@ -208,6 +214,7 @@ export class StatusCache {
     const at = Date.now();
     // The read uses the network state the key was made of (not a second read of it).
     const { status, unread, changesAt } = await this.ctx.read(source, snapshot);
+    this.lastReadMs = Date.now() - at;
     this.counts.read++;
     if (key !== undefined && !this.stopped && rememberable(status, unread)) this.remembered = { key, status, at, until: Math.min(at + MAX_AGE_MS, changesAt) };
     else this.remembered = undefined;

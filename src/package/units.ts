@@ -63,7 +63,9 @@ RuntimeDirectoryPreserve=yes
 # exist before the sandbox is set up, to be bound writable into it.
 ExecStartPre=+/bin/mkdir -p /run/xen-hotplug
 ExecStartPre=+/usr/bin/touch /run/xtables.lock
-ReadWritePaths=${DAEMON_WRITABLE.join(' ')} /run/xtables.lock -/run/xenstored
+# The metrics go to prometheus-node-exporter's textfile directory when it is there (at the
+# daemon's start: installed later, it needs a restart of the daemon).
+ReadWritePaths=${DAEMON_WRITABLE.join(' ')} /run/xtables.lock -/run/xenstored -/var/lib/prometheus/node-exporter
 ProtectHome=yes
 PrivateTmp=yes
 ProtectKernelTunables=yes

@@ -44,10 +44,15 @@ function fsyncDir(dir: string): void {
  * indentation (a large file written often: half the bytes, and quicker to write and parse).
  */
 export function writeJsonAtomic(path: string, value: unknown, options: { durable?: boolean; unlessSame?: boolean; compact?: boolean } = {}): WrittenJson | undefined {
-  const durable = options.durable ?? true;
   const text = (options.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)) + '\n';
   // A file that holds this already is left as it is (no write, no fsync).
   if (options.unlessSame && sameContent(path, text)) return undefined;
+  return writeTextAtomic(path, text, options);
+}
+
+/** Writes text atomically (and durably unless `durable: false`), as writeJsonAtomic does. */
+export function writeTextAtomic(path: string, text: string, options: { durable?: boolean } = {}): WrittenJson {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = `${path}.tmp-${process.pid}`;

@@ -68,12 +68,48 @@ describe('system: the daemon from the installed unit, default paths', function (
     assert.deepEqual(s.problems, []);
   });
 
+  it('metrics: with prometheus-node-exporter\'s textfile directory, the daemon writes xennet.prom there within 15 s (promtool check metrics passes), and `xennet metrics` prints the same figures', async () => {
+    const dir = '/var/lib/prometheus/node-exporter';
+    const file = `${dir}/xennet.prom`;
+    assert.equal(existsSync(file), false);
+    // (/var/lib is the suite's overlay.) Made after the daemon started: its next write finds it.
+    mkdirSync(dir, { recursive: true });
+    try {
+      for (let i = 0; i < 250 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(existsSync(file), `${file} written within 25 s`);
+      const text = readFileSync(file, 'utf8');
+      const check = await run('promtool', ['check', 'metrics'], { input: text });
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+      assert.match(text, /^xennet_daemon_up 1$/m);
+      assert.match(text, new RegExp(`^xennet_guest_firewall_in_sync\\{domain="[^"]*",interface="${g.vif.replace('.', '\\.')}"\\} 1$`, 'm'));
+      assert.match(text, /^xennet_hook_duration_seconds_count\{operation="online",path="daemon"\} [1-9]/m);
+      const cli = await run('ip', ['netns', 'exec', host.dom0.name, xennetBin(), 'metrics'], { env: operatorEnv() });
+      assert.equal(cli.code, 0, cli.stderr);
+      const again = await run('promtool', ['check', 'metrics'], { input: `${cli.stdout}` });
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.match(cli.stdout, /^xennet_daemon_up 1$/m);
+      assert.match(cli.stdout, /^xennet_hook_duration_seconds_count\{operation="online",path="daemon"\} [1-9]/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('SIGTERM: exit 0, the socket goes, and the next hook runs in-process', async () => {
     assert.equal(await host.stopDaemon('SIGTERM'), 0);
     assert.equal(existsSync('/run/xennet/daemon.sock'), false);
     const r = await hook(host, g, 'offline');
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await linkOf(host.dom0, g.vif))?.master, undefined);
+  });
+
+  it('`xennet metrics` without the daemon: the host read now, the hook calls from the journal (daemon and in-process), promtool check metrics passes', async () => {
+    const cli = await run('ip', ['netns', 'exec', host.dom0.name, xennetBin(), 'metrics'], { env: operatorEnv() });
+    assert.equal(cli.code, 0, cli.stderr);
+    const check = await run('promtool', ['check', 'metrics'], { input: cli.stdout });
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(cli.stdout, /^xennet_daemon_up 0$/m);
+    assert.match(cli.stdout, /^xennet_hook_duration_seconds_count\{operation="online",path="daemon"\} [1-9]/m);
+    assert.match(cli.stdout, /^xennet_hook_duration_seconds_count\{operation="offline",path="in-process"\} [1-9]/m);
   });
 
   it('with no daemon running, the installed vif-xennet starts the installed daemon (as the unit runs it) and hands it the call', async () => {
