@@ -6,30 +6,11 @@ import { join } from 'node:path';
 import type { HookRecord } from '../../src/hooks/hook-journal.js';
 import { labelValue, renderMetrics } from '../../src/metrics/exposition.js';
 import { HOOK_BUCKETS, HookStats, JournalFollower } from '../../src/metrics/hook-stats.js';
-import type { HostStatus, VifStatus } from '../../src/status/host-status.js';
+import type { HostStatus } from '../../src/status/host-status.js';
+import { vifStatus } from './lib/vif-status.js';
 import { findProgram, run } from '../../src/sys/exec.js';
 
-const vif = (name: string, over: Partial<VifStatus>): VifStatus => ({
-  name,
-  domain: 'web01',
-  domid: 5,
-  devid: 0,
-  mac: '00:16:3e:00:00:05',
-  addresses: ['192.168.0.105'],
-  mtu: 1500,
-  up: true,
-  bridge: 'xenbr0',
-  hotplugStatus: 'connected',
-  firewall: 'in-sync',
-  drops: { packets: 0, bytes: 0, reasons: {} },
-  policy: 'web01',
-  policyName: 'web01',
-  policySource: 'name',
-  claims: { mac: [], ipv4: [], ipv6: [], dropped: { packets: 0, bytes: 0 } },
-  addressSource: 'declared',
-  learned: [],
-  ...over,
-});
+const vif = vifStatus;
 
 const host: HostStatus = {
   ok: false,

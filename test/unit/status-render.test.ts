@@ -7,33 +7,14 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { colorWanted, terminalWidth } from '../../src/cli/terminal.js';
-import type { HostStatus, VifStatus } from '../../src/status/host-status.js';
+import type { HostStatus } from '../../src/status/host-status.js';
+import { vifStatus } from './lib/vif-status.js';
 import { renderHostStatus } from '../../src/status/render.js';
 import { ESCAPE, hardWrap, renderTable } from '../../src/status/table.js';
 
 const golden = (name: string): string => fileURLToPath(new URL(`../../../test/unit/golden/${name}`, import.meta.url));
 
-const vif = (name: string, over: Partial<VifStatus>): VifStatus => ({
-  name,
-  domain: 'web01',
-  domid: 5,
-  devid: 0,
-  mac: '00:16:3e:00:00:05',
-  addresses: ['192.168.0.105'],
-  mtu: 1500,
-  up: true,
-  bridge: 'xenbr0',
-  hotplugStatus: 'connected',
-  firewall: 'in-sync',
-  drops: { packets: 0, bytes: 0, reasons: {} },
-  policy: 'web01',
-  policyName: 'web01',
-  policySource: 'name',
-  claims: { mac: [], ipv4: [], ipv6: [], dropped: { packets: 0, bytes: 0 } },
-  addressSource: 'declared',
-  learned: [],
-  ...over,
-});
+const vif = vifStatus;
 
 const host: HostStatus = {
   ok: false,
