@@ -19,8 +19,13 @@ export interface TableIo {
    * and all else is as xennet writes it; undefined otherwise (then `save` must be read).
    */
   readKnown?(desired: TableRules): Promise<LiveTable | undefined>;
-  /** The counters of each rule of these of xennet's chains as the kernel holds them, without reading the whole table (missing chains left out); undefined where the table's reader cannot (then `save` with counters is read). */
-  chainCounters?(chains: readonly string[]): Promise<Map<string, Counter[]> | undefined>;
+  /**
+   * What the kernel counted for each of these recorded rules of xennet's chains (by chain, one
+   * counter per recorded rule: zero for a rule the kernel does not hold as recorded), read without
+   * the whole table; undefined where the table's reader cannot tell which kernel rule is which
+   * (then `save` with counters is read).
+   */
+  chainCounters?(recorded: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Counter[]> | undefined>;
 }
 
 /**
@@ -65,8 +70,8 @@ export interface Backend {
   save(table: TableName, options?: { counters?: boolean }): Promise<string>;
   /** See TableIo.readKnown; undefined where the table's driver cannot. */
   readKnown?(table: TableName, desired: TableRules): Promise<LiveTable | undefined>;
-  /** The counters of each rule of these chains of a table (missing chains left out): see TableIo.chainCounters, else read from `save`. */
-  chainCounters(table: TableName, chains: readonly string[]): Promise<Map<string, Counter[]>>;
+  /** What the kernel counted for each of these recorded rules of a table: see TableIo.chainCounters, else matched by text in `save` with counters. */
+  chainCounters(table: TableName, recorded: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Counter[]>>;
   /** Another table of iptables/ip6tables (read only: status looks for rules that rewrite marks). */
   saveOther(family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string>;
   restore(table: TableName, text: string): Promise<void>;

@@ -102,10 +102,15 @@ export function incrementalPlans(before: Members, after: Members, oldChains: Rul
  * rules counted is carried to the rules written (counter-carry.ts), read from those chains alone
  * (the recorded rules say which rule each counter is of).
  */
-async function carryFromKernel(backend: Backend, t: TableName, plan: TablePlan, recorded: TableRules): Promise<void> {
-  const chains = [...plan.write.keys(), ...plan.remove].filter((c) => vifOfChain(c) !== undefined && recorded.chains.has(c));
-  if (chains.length === 0) return;
-  carryDropCounters([{ table: t, plan, live: { chains: recorded.chains, counters: await backend.chainCounters(t, chains) } }]);
+async function carryFromKernel(backend: Backend, t: TableName, plan: TablePlan, recorded: TableRules, exclude: ReadonlySet<string>): Promise<void> {
+  const chains = new Map<string, readonly string[]>();
+  for (const c of [...plan.write.keys(), ...plan.remove]) {
+    const v = vifOfChain(c);
+    const rules = recorded.chains.get(c);
+    if (v !== undefined && !exclude.has(v) && rules) chains.set(c, rules);
+  }
+  if (chains.size === 0) return;
+  carryDropCounters([{ table: t, plan, live: { chains, counters: await backend.chainCounters(t, chains) } }], { exclude });
 }
 
 /** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
@@ -325,6 +330,8 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
 
   const newSet = emptyRuleSet();
   for (const rs of newChains.values()) mergeInto(newSet, rs);
+  // An interface name another domain has now: its drops start anew (not the earlier domain's).
+  const newOwners = new Set(Object.keys(after).filter((n) => before[n]?.owner !== undefined && after[n]?.owner !== undefined && before[n]!.owner!.domid !== after[n]!.owner!.domid));
   const plans = full ? undefined : incrementalPlans(before, after, oldChains, newSet, backend.engine);
   const adopted: Members = {};
   let reconciled = false;
@@ -333,7 +340,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     if (plans) {
       if (isEmptyTablePlan(plans[t])) return;
       try {
-        await carryFromKernel(backend, t, plans[t], oldChains[t]);
+        await carryFromKernel(backend, t, plans[t], oldChains[t], newOwners);
         await backend.restore(t, render(plans[t], t));
         killPoint(`firewall:restored:${t}`, env);
         return;
@@ -345,7 +352,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const live = parseLive(await backend.save(t, { counters: true }), t);
     const across = await adoption();
     const plan = diffTable(live, reconciledTable(live, t, after, chainsOf, removing, adopted, (v) => driverFor(backend.engine).adoptedAcrossTables(across, v), backend.engine), t);
-    carryDropCounters([{ table: t, plan, live }]);
+    carryDropCounters([{ table: t, plan, live }], { exclude: newOwners });
     if (!isEmptyTablePlan(plan)) await backend.restore(t, render(plan, t));
   };
   // What an adopted vif was installed with, where its driver reads it across tables: read once.

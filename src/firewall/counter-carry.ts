@@ -27,15 +27,31 @@ export interface CountedChains {
  * Sets `presets` on the plans (one per table, with what the kernel holds in that table now): for
  * each guest whose chains a plan writes, the drops its rewritten and removed chains counted,
  * carried to its written rules. A guest none of whose chains is written carries nothing (it is
- * going, or its rules stay as they are).
+ * going, or its rules stay as they are). `inUse`: the tables of the backend in use (the others are
+ * being left); `exclude`: interfaces whose counts start anew (another domain has the name now).
  */
-export function carryDropCounters(tables: readonly { table: TableName; plan: TablePlan; live: CountedChains | undefined }[]): void {
+export function carryDropCounters(tables: readonly { table: TableName; plan: TablePlan; live: CountedChains | undefined }[], options: { inUse?: ReadonlySet<TableName>; exclude?: ReadonlySet<string> } = {}): void {
+  // A backend switch: the tables being left count for a guest only while the backend moving in
+  // holds nothing of it (after a switch cut short, the new one holds its counts already).
+  const { inUse, exclude } = options;
+  const arrived = new Set<string>();
+  if (inUse) {
+    for (const { table, live } of tables) {
+      if (!inUse.has(table) || !live) continue;
+      for (const c of live.chains.keys()) {
+        const v = vifOfChain(c);
+        if (v !== undefined) arrived.add(v);
+      }
+    }
+  }
   const carried = new Map<string, DropsByReason>();
   for (const { table, plan, live } of tables) {
     if (!live) continue;
     const codec = codecOf(table);
+    const leaving = inUse !== undefined && !inUse.has(table);
     for (const chain of [...plan.write.keys(), ...plan.remove]) {
       const vif = vifOfChain(chain);
+      if (vif !== undefined && (exclude?.has(vif) || (leaving && arrived.has(vif)))) continue;
       const rules = live.chains.get(chain);
       const counters = live.counters.get(chain);
       if (vif === undefined || !rules || !counters) continue;
@@ -68,3 +84,4 @@ export function carryDropCounters(tables: readonly { table: TableName; plan: Tab
     }
   }
 }
+

@@ -18,7 +18,8 @@ import type { Backend, TableIo } from './backend.js';
 import { detectVariant, xtablesChainsPresent, xtablesIo } from './xtables/backend.js';
 import { nftablesIo, ownBridgeTablePresent, probeBridgeConntrack } from './nftables/backend.js';
 import { driverFor, parseLive } from './drivers.js';
-import { isXtables, XTABLES, type BackendKind, type Engine, type TableName } from './model.js';
+import { dialectOf, isXtables, XTABLES, type BackendKind, type Engine, type TableName } from './model.js';
+import { countersOfRecorded } from './counter-match.js';
 import { loadIndex, type FirewallIndex, type LoadedIndex } from './store.js';
 
 /** The backend the rule file's `backend:` or else XENNET_BACKEND names; undefined when neither does. */
@@ -108,11 +109,11 @@ export async function backendWith(engine: Engine, env: NodeJS.ProcessEnv, log: L
     engine,
     save: (table, options) => io[table].save(options),
     readKnown: async (table, desired) => io[table].readKnown?.(desired),
-    async chainCounters(table, chains) {
-      const native = await io[table].chainCounters?.(chains);
+    async chainCounters(table, recorded) {
+      const native = await io[table].chainCounters?.(recorded);
       if (native) return native;
       const live = parseLive(await io[table].save({ counters: true }), table);
-      return new Map(chains.flatMap((c) => (live.chains.has(c) ? [[c, live.counters.get(c) ?? []] as const] : [])));
+      return new Map([...recorded].map(([c, rules]) => [c, countersOfRecorded(rules, live.chains.get(c) ?? [], live.counters.get(c) ?? [], dialectOf(table))] as const));
     },
     restore: (table, text) => io[table].restore(text),
     saveOther: xt.saveOther,

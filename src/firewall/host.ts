@@ -131,11 +131,15 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   sweepFirewallTemp(env);
   enableBridgeNetfilter(backend.engine, env);
   const mine = engineTables(backend.engine);
-  // A guest's drops last over the rewrite of its chains, a backend switch included (the tables
-  // being left count what was dropped so far).
-  carryDropCounters(tableNames.map((t) => ({ table: t, plan: hp.plan[t], live: hp.live[t] })));
-  const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   const { index } = loadIndex(env, log);
+  // A guest's drops last over the rewrite of its chains, a backend switch included (the tables
+  // being left count what was dropped so far); an interface name another domain has now starts anew.
+  const renamedOwners = new Set(hp.state.resolved.filter((r) => r.domid !== undefined && index.vifs[r.name]?.owner !== undefined && index.vifs[r.name]!.owner!.domid !== r.domid).map((r) => r.name as string));
+  carryDropCounters(
+    tableNames.map((t) => ({ table: t, plan: hp.plan[t], live: hp.live[t] })),
+    { inUse: new Set(mine), exclude: renamedOwners },
+  );
+  const texts = [...mine, ...tableNames.filter((t) => !mine.includes(t))].map((t) => [t, render(hp.plan[t], t)] as const).filter(([, text]) => text !== '');
   if (texts.length > 0) saveIndex({ ...index, dirty: true }, env);
   // What the rule file installs, recorded (still dirty) as soon as the engine's own tables hold it:
   // a crash from then on leaves a record that names the backend the guests' rules are on (not the

@@ -138,9 +138,10 @@ function firewallState(desired: RuleSet | undefined, have: VifLive | undefined):
   return 'in-sync';
 }
 
-function drops(have: VifLive | undefined): { packets: number; bytes: number; reasons: DropsByReason } {
+function drops(have: VifLive | undefined, counted: ReadonlySet<TableName>): { packets: number; bytes: number; reasons: DropsByReason } {
   const out = { packets: 0, bytes: 0, reasons: {} as DropsByReason };
   for (const [key, { table, rules, counters }] of have ?? []) {
+    if (!counted.has(table)) continue;
     const chain = key.slice(key.indexOf(' ') + 1);
     const codec = codecOf(table);
     rules.forEach((r, i) => {
@@ -210,12 +211,16 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   };
   let compiledAll: RuleSet | undefined;
   let sharedAll: RuleSet | undefined;
+  // Drops count in the tables of the backend the guests' rules are recorded on: after a switch
+  // cut short, the other's are leftovers whose counts were carried over already.
+  let counted: ReadonlySet<TableName> = new Set(tableNames);
   const perVif = new Map<string, RuleSet>();
   try {
     const recorded = loadIndex(env, silentLogger);
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = backendOf(engine, backend.variant);
+    counted = new Set(engineTables(!recorded.recovered && recorded.index.engine ? recorded.index.engine : engine));
     // The guests' policies first: the rules they compile to let the nftables tables be read
     // natively (a rule is known by its tag), not printed by nft and parsed.
     for (const f of facts.vifs) {
@@ -303,7 +308,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       bridge: f.bridge,
       hotplugStatus: f.hotplugStatus ?? null,
       firewall: byVif ? firewallState(desired, byVif.get(f.name)) : 'not-managed',
-      drops: byVif ? drops(byVif.get(f.name)) : { packets: 0, bytes: 0, reasons: {} },
+      drops: byVif ? drops(byVif.get(f.name), counted) : { packets: 0, bytes: 0, reasons: {} },
       policy: resolved?.guest ?? null,
       policyName: resolved ? (resolved.policyName ?? null) : f.identity ? (f.identity.policyName ?? null) : (f.domain ?? null),
       policySource: resolved?.nameSource ?? f.identity?.source ?? 'name',

@@ -11,6 +11,7 @@ import { parseNftRule } from '../../src/firewall/nftables/native/rule-parse.js';
 import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables/native/script.js';
 import { exprsWithCounter } from '../../src/firewall/nftables/backend.js';
 import { restorePresets } from '../../src/firewall/xtables/backend.js';
+import { countersOfRecorded } from '../../src/firewall/counter-match.js';
 import { renderNft } from '../../src/firewall/nftables/script.js';
 import { renderRestore } from '../../src/firewall/xtables/tables.js';
 import { parsePolicy } from '../../src/config/load.js';
@@ -167,8 +168,15 @@ describe('drop counters carried over a rewrite', () => {
 
 describe('counters a restore starts rules from', () => {
   it('read back from the restore text by chain and index (iptables [p:b] before, ebtables -c after)', () => {
-    const text = '*filter\n:XN-S-v - [0:0]\n-A XN-S-v -s 10.0.0.1/32 -j RETURN\n[7:700] -A XN-S-v -j DROP\n-A XN-E-v -s ! 00:16:3e:00:00:05 -j DROP -c 3 300\n-I FORWARD 1 -j XN-FORWARD\nCOMMIT\n';
-    assert.deepEqual(restorePresets(text), new Map([['XN-S-v', new Map([[1, { packets: 7, bytes: 700 }]])], ['XN-E-v', new Map([[0, { packets: 3, bytes: 300 }]])]]));
+    const text = '*filter\n:XN-S-v - [0:0]\n-A XN-S-v -s 10.0.0.1/32 -j RETURN\n[7:700] -A XN-S-v -j DROP\n[2:90] -A XN-O-v -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j DROP\n-A XN-E-v -s ! 00:16:3e:00:00:05 -j DROP -c 3 300\n-I FORWARD 1 -j XN-FORWARD\nCOMMIT\n';
+    assert.deepEqual(
+      restorePresets(text),
+      new Map([
+        ['XN-S-v', new Map([[1, { counter: { packets: 7, bytes: 700 } }]])],
+        ['XN-O-v', new Map([[0, { counter: { packets: 2, bytes: 90 }, compat: { proto: 58, invert: false } }]])],
+        ['XN-E-v', new Map([[0, { counter: { packets: 3, bytes: 300 } }]])],
+      ]),
+    );
     assert.equal(restorePresets('*filter\n-A XN-S-v -j DROP\nCOMMIT\n'), undefined);
   });
 
@@ -185,5 +193,15 @@ describe('counters a restore starts rules from', () => {
     };
     assert.ok(raised.includes(Buffer.concat([be(900)])) && raised.includes(be(9)));
     assert.equal(exprsWithCounter(ruleExpressionBytes('ether type ip6 drop'), { packets: 1, bytes: 1 }), undefined, 'no counter, nothing to set');
+  });
+});
+
+describe('which kernel rule a recorded rule is', () => {
+  it('by text, in order: a rule someone inserted moves no count to another rule; a recorded rule the kernel lacks counts zero', () => {
+    const recorded = ['-s 10.0.0.1/32 -j RETURN', '-j DROP'];
+    const live = ['-s 10.9.9.9/32 -j RETURN', '-s 10.0.0.1/32 -j RETURN', '-j DROP'];
+    const counters = [{ packets: 50, bytes: 5000 }, { packets: 8, bytes: 800 }, { packets: 3, bytes: 300 }];
+    assert.deepEqual(countersOfRecorded(recorded, live, counters, 'iptables'), [{ packets: 8, bytes: 800 }, { packets: 3, bytes: 300 }]);
+    assert.deepEqual(countersOfRecorded(['-j DROP', '-j DROP'], ['-j DROP'], [{ packets: 1, bytes: 1 }], 'iptables'), [{ packets: 1, bytes: 1 }, { packets: 0, bytes: 0 }]);
   });
 });

@@ -55,6 +55,8 @@ export interface NftRuleObject {
   comment?: string;
   /** Its userdata as the kernel holds it (NFTA_RULE_USERDATA). */
   userdata?: Buffer;
+  /** What an xtables rule tells of its protocol (NFTA_RULE_COMPAT's contents: iptables-nft's matches need it). */
+  compat?: Buffer;
 }
 
 /** A set as the kernel holds it: what tells two declarations apart (the kernel's own numbers: handle, use, backend, are left out). */
@@ -200,10 +202,12 @@ export function decodeRule(body: Buffer): NftRuleObject {
   let counter: NftRuleObject['counter'];
   let comment: string | undefined;
   let userdata: Buffer | undefined;
+  let compat: Buffer | undefined;
   walk(body, 4, body.length, (type, from, to) => {
     if (type === 1) table = cstring(body, from, to);
     else if (type === 2) chain = cstring(body, from, to);
     else if (type === 3 && to - from >= 8) handle = body.readBigUInt64BE(from);
+    else if (type === 5) compat = body.subarray(from, to);
     else if (type === 7) {
       userdata = body.subarray(from, to);
       comment = userdataComment(userdata);
@@ -229,7 +233,7 @@ export function decodeRule(body: Buffer): NftRuleObject {
       });
     }
   });
-  return { table, chain, handle, expressions, exprs, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}), ...(userdata ? { userdata } : {}) };
+  return { table, chain, handle, expressions, exprs, ...(counter ? { counter } : {}), ...(comment !== undefined ? { comment } : {}), ...(userdata ? { userdata } : {}), ...(compat ? { compat } : {}) };
 }
 
 /** NFTA_DATA_VALUE 1 or NFTA_DATA_VERDICT 2 (NFTA_VERDICT_CODE 1, NFTA_VERDICT_CHAIN 2). */

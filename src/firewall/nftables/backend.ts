@@ -22,6 +22,8 @@ import { keyText, knownRules, liveFromNative, NATIVE_SETS, type NativeTables } f
 import type { Counter, LiveTable } from '../live.js';
 import { ownWrite, type TableIo } from '../backend.js';
 import { familyOfChain, NFT_FAMILIES } from './script.js';
+import { ruleTag } from './tag.js';
+import { countersOfRecorded } from '../counter-match.js';
 
 export const nftPath = (): string | undefined => findProgram('nft');
 
@@ -228,17 +230,17 @@ export async function xennetChainsIn(family: 'ipv4' | 'ipv6' | 'bridge', table: 
 }
 
 /**
- * The counters of each rule of these chains of an nf_tables table (xennet's own, or an
- * iptables-nft or ebtables-nft table: their rules count in a counter expression), in each chain's
- * order, read over nfnetlink one chain at a time (cheap whatever else the table holds); a chain
- * that does not exist is left out.
+ * The rules of these chains of an nf_tables table (xennet's own, or an iptables-nft or
+ * ebtables-nft table: their rules count in a counter expression): each one's counter and comment,
+ * in each chain's order, read over nfnetlink one chain at a time (cheap whatever else the table
+ * holds); a chain that does not exist is left out.
  */
-export function chainCountersNative(family: 'inet' | 'ipv4' | 'ipv6' | 'bridge', table: string, chains: readonly string[]): Promise<Map<string, Counter[]>> {
+export function chainRulesNative(family: 'inet' | 'ipv4' | 'ipv6' | 'bridge', table: string, chains: Iterable<string>): Promise<Map<string, { counter: Counter; comment?: string }[]>> {
   return withReader(async (reader) => {
-    const out = new Map<string, Counter[]>();
+    const out = new Map<string, { counter: Counter; comment?: string }[]>();
     for (const c of chains) {
       const rules = await reader.rules(family, table, c);
-      if (rules) out.set(c, rules.map((r) => r.counter ?? { packets: 0, bytes: 0 }));
+      if (rules) out.set(c, rules.map((r) => ({ counter: r.counter ?? { packets: 0, bytes: 0 }, ...(r.comment !== undefined ? { comment: r.comment } : {}) })));
     }
     return out;
   });
@@ -263,24 +265,34 @@ export function exprsWithCounter(exprs: Buffer, c: Counter): Buffer | undefined 
   return done ? w.take() : undefined;
 }
 
+/** A counter to set on a rule, and what an xtables rule's matches need to know of its protocol (NFTA_RULE_COMPAT: the kernel does not dump it). */
+export interface RuleCounterWanted {
+  counter: Counter;
+  compat?: { proto: number; invert: boolean };
+}
+
 /**
  * Sets the counters of rules in an nf_tables table (an iptables-nft or ebtables-nft table too)
  * where its writer could not: ip6tables-nft 1.8.9 takes no counters from `[p:b]` or `-c`. Each
  * rule named by chain and index that counts less than wanted is replaced by itself (its handle,
- * expressions and userdata) with its counter starting from the wanted value, in one transaction.
- * A rule that is gone or has no counter is left as it is.
+ * expressions, userdata, and the protocol its xtables matches check) with its counter starting
+ * from the wanted value, in one transaction. A rule that is gone or has no counter is left as it is.
  */
-export async function raiseRuleCounters(family: 'ipv4' | 'ipv6' | 'bridge', table: string, wanted: ReadonlyMap<string, ReadonlyMap<number, Counter>>): Promise<void> {
+export async function raiseRuleCounters(family: 'ipv4' | 'ipv6' | 'bridge', table: string, wanted: ReadonlyMap<string, ReadonlyMap<number, RuleCounterWanted>>): Promise<void> {
   const messages: NftMessage[] = [];
   await withReader(async (reader) => {
     for (const [chain, byIndex] of wanted) {
       const rules = await reader.rules(family, table, chain);
-      for (const [i, c] of byIndex) {
+      for (const [i, want] of byIndex) {
         const r = rules?.[i];
+        const c = want.counter;
         const exprs = r?.counter && r.exprs && r.counter.packets < c.packets ? exprsWithCounter(r.exprs, c) : undefined;
         if (!r || !exprs) continue;
         const w = new AttrWriter().raw(nfgenmsg(NFPROTO[family])).str(1, table).str(2, chain).u64(3, r.handle);
         w.nest(4, () => w.raw(exprs));
+        // An xtables match checks the rule's protocol (icmp6: 58) against NFTA_RULE_COMPAT.
+        const compat = want.compat;
+        if (compat) w.nest(5, () => w.u32(1, compat.proto).u32(2, compat.invert ? 1 : 0));
         if (r.userdata) w.bytes(7, r.userdata);
         messages.push({ msg: NFT_MSG_NEWRULE, flags: NLM_F_REPLACE, body: w.take(), what: `the counter of rule ${i + 1} of ${family} ${table} ${chain}` });
       }
@@ -343,11 +355,18 @@ export async function ownBridgeTablePresent(): Promise<boolean> {
 export const nftablesIo: TableIo = {
   save: () => listOwnTables(),
   readKnown: (desired) => readOwnTablesNative(knownRules(desired.chains.values())),
-  async chainCounters(chains) {
+  // Each recorded rule is known in the kernel by its tag (its comment).
+  async chainCounters(recorded) {
     const out = new Map<string, Counter[]>();
     for (const f of NFT_FAMILIES) {
-      const mine = chains.filter((c) => familyOfChain(c) === f);
-      if (mine.length > 0) for (const [c, counters] of await chainCountersNative(f, NFT_TABLE, mine)) out.set(c, counters);
+      const mine = [...recorded.keys()].filter((c) => familyOfChain(c) === f);
+      if (mine.length === 0) continue;
+      const kernel = await chainRulesNative(f, NFT_TABLE, mine);
+      for (const c of mine) {
+        const live = kernel.get(c) ?? [];
+        const rules = recorded.get(c)!;
+        out.set(c, countersOfRecorded(rules.map(ruleTag), live.map((r) => r.comment ?? ''), live.map((r) => r.counter), 'nft'));
+      }
     }
     return out;
   },

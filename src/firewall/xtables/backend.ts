@@ -10,7 +10,7 @@ import { XennetError } from '../../sys/errors.js';
 import { findProgram, run } from '../../sys/exec.js';
 import { ipFamilyOf, isEbtables, kernelTable, type Engine, type XtablesTable } from '../model.js';
 import { ownWrite, type Backend, type IptablesVariant, type TableIo } from '../backend.js';
-import { chainCountersNative, nftPath, raiseRuleCounters, xennetChainsIn } from '../nftables/backend.js';
+import { chainRulesNative, nftPath, raiseRuleCounters, xennetChainsIn, type RuleCounterWanted } from '../nftables/backend.js';
 import type { Counter } from '../live.js';
 import { ipsetRestore } from './ipset.js';
 import { learnedSetCreates, setsReadBy } from './learned.js';
@@ -126,27 +126,33 @@ function nfTablesHome(table: XtablesTable): { family: 'ipv4' | 'ipv6' | 'bridge'
   return { family: isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4'), table: kernelTable(table) };
 }
 
+/** The protocol numbers of the `-p` names xennet's iptables rules use. */
+const PROTOCOLS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58, icmpv6: 58 };
+
 /**
  * The counters a restore text starts rules from (renderRestore: `[p:b] -A C ...` for iptables,
  * `-A C ... -c p b` for ebtables), by chain and index in the chain (every chain a text appends to
- * is declared in it, so emptied first); undefined when none (pure).
+ * is declared in it, so emptied first), with the protocol an iptables rule names (`-p`), which
+ * its matches need when it is written again natively; undefined when none (pure).
  */
-export function restorePresets(text: string): Map<string, Map<number, Counter>> | undefined {
+export function restorePresets(text: string): Map<string, Map<number, RuleCounterWanted>> | undefined {
   const count = new Map<string, number>();
-  let out: Map<string, Map<number, Counter>> | undefined;
+  let out: Map<string, Map<number, RuleCounterWanted>> | undefined;
   for (const line of text.split('\n')) {
-    const m = /^(?:\[(\d+):(\d+)\] )?-A (\S+) .*?(?: -c (\d+) (\d+))?$/.exec(line);
+    const m = /^(?:\[(\d+):(\d+)\] )?-A (\S+) (.*?)(?: -c (\d+) (\d+))?$/.exec(line);
     if (!m) continue;
     const chain = m[3]!;
     const i = count.get(chain) ?? 0;
     count.set(chain, i + 1);
-    const packets = m[1] ?? m[4];
-    const bytes = m[2] ?? m[5];
+    const packets = m[1] ?? m[5];
+    const bytes = m[2] ?? m[6];
     if (packets === undefined || bytes === undefined) continue;
     out ??= new Map();
     let mine = out.get(chain);
     if (!mine) out.set(chain, (mine = new Map()));
-    mine.set(i, { packets: Number(packets), bytes: Number(bytes) });
+    const p = /(?:^| )(!\s+)?-p (\S+)/.exec(m[4]!);
+    const proto = p ? PROTOCOLS[p[2]!] : undefined;
+    mine.set(i, { counter: { packets: Number(packets), bytes: Number(bytes) }, ...(proto !== undefined ? { compat: { proto, invert: p![1] !== undefined } } : {}) });
   }
   return out;
 }
@@ -199,8 +205,21 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
       return r.stdout;
     },
     // On the nf_tables variant the tables are nf_tables tables, whose rules count in a counter
-    // expression: a few chains are read without the whole table (legacy: from the save).
-    chainCounters: variant === 'nft' ? (chains) => chainCountersNative(nfTablesHome(table).family, nfTablesHome(table).table, chains) : undefined,
+    // expression: a few chains are read without the whole table, their rules known by position
+    // while each chain holds as many as recorded (else, and on legacy, matched by text in the save).
+    chainCounters:
+      variant === 'nft'
+        ? async (recorded) => {
+            const kernel = await chainRulesNative(nfTablesHome(table).family, nfTablesHome(table).table, recorded.keys());
+            const out = new Map<string, Counter[]>();
+            for (const [c, rules] of recorded) {
+              const live = kernel.get(c) ?? [];
+              if (live.length !== rules.length && live.length > 0) return undefined;
+              out.set(c, live.length === 0 ? rules.map(() => ({ packets: 0, bytes: 0 })) : live.map((r) => r.counter));
+            }
+            return out;
+          }
+        : undefined,
     async restore(text) {
       // Test-only seam: XENNET_TEST_RESTORE_FAIL=<table> makes that table's transaction invalid.
       if (process.env['XENNET_TEST_RESTORE_FAIL'] === table) text = text.replace(/COMMIT\n?$/, '-A XN-TEST-NO-SUCH-CHAIN -j DROP\nCOMMIT\n');
@@ -222,8 +241,9 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
       }
       // ip6tables-nft (1.8.9) takes no counters from its input: on the nf_tables variant, the
       // rules that start from a counter are looked at, and set where the tool did not.
+      // The rules are in force by now: a failure here costs only the counts carried over.
       const presets = variant === 'nft' ? restorePresets(text) : undefined;
-      if (presets) await raiseRuleCounters(nfTablesHome(table).family, nfTablesHome(table).table, presets);
+      if (presets) await raiseRuleCounters(nfTablesHome(table).family, nfTablesHome(table).table, presets).catch(() => undefined);
     },
   });
   return {

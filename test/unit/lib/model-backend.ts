@@ -36,10 +36,8 @@ export class ModelBackend implements Backend {
   }
 
   /** The model counts nothing: every rule's counter is zero. */
-  async chainCounters(table: TableName, chains: readonly string[]): Promise<Map<string, Counter[]>> {
-    if (table === 'nftables') return new Map();
-    const t = this.tables[table];
-    return new Map(chains.flatMap((c) => (t.chains.has(c) ? [[c, t.chains.get(c)!.map(() => ({ packets: 0, bytes: 0 }))] as const] : [])));
+  async chainCounters(_table: TableName, recorded: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Counter[]>> {
+    return new Map([...recorded].map(([c, rules]) => [c, rules.map(() => ({ packets: 0, bytes: 0 }))] as const));
   }
 
   async saveOther(_family: 'ipv4' | 'ipv6', table: 'mangle' | 'raw'): Promise<string> {
