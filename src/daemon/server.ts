@@ -118,7 +118,7 @@ export class Daemon implements DaemonContext {
   private fifo: Socket | undefined;
   private fifoBuffer = '';
   private readonly started = Date.now();
-  private metrics: DaemonMetrics | undefined;
+  private readonly metrics: DaemonMetrics;
   private counters = { hookCalls: 0, hookFailures: 0, jsonRequests: 0, badRequests: 0, repairs: 0 };
   private lastError: string | null = null;
   private inFlight = new Set<Promise<unknown>>();
@@ -157,6 +157,7 @@ export class Daemon implements DaemonContext {
         return { status, unread, changesAt: changesAt.at };
       },
     });
+    this.metrics = new DaemonMetrics(this);
   }
 
   shuttingDown(): boolean {
@@ -172,7 +173,6 @@ export class Daemon implements DaemonContext {
   }
 
   metricsText(): Promise<string> {
-    this.metrics ??= new DaemonMetrics(this);
     return this.metrics.text();
   }
 
@@ -321,7 +321,6 @@ export class Daemon implements DaemonContext {
     this.memory.start();
     this.drift = new DriftWatch(this);
     await this.drift.start();
-    this.metrics = new DaemonMetrics(this);
     this.metrics.start();
     if (this.options.prepare !== false && this.env['XENNET_FIREWALL'] !== 'off') {
       this.backends = new BackendWatch({ env: this.env, log: this.log, services: () => this.hookServices(this.env), shuttingDown: () => this.stopping, serial: (key, fn) => this.backendQueue.run(key, fn) });
@@ -567,7 +566,7 @@ export class Daemon implements DaemonContext {
     await this.names?.idle();
     await this.learning?.stop();
     await this.drift?.stop();
-    await this.metrics?.stop();
+    await this.metrics.stop();
     this.statusCache.stop();
     // What the calls started (an offline's deferred removal): until nothing is left in flight.
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);

@@ -48,34 +48,40 @@ export class HookStats {
   }
 }
 
-/** Bytes [from, to) of a regular file (no link followed, no FIFO waited on); undefined when there is none. */
-function readRange(path: string, from: number): { bytes: Buffer; ino: bigint; size: number } | undefined {
+/**
+ * A file's identity: its inode and birth time (ext4 gives a file made after a rotation the inode
+ * of the one just deleted; its birth time tells them apart), or undefined when there is none.
+ */
+function identityOf(path: string): string | undefined {
+  try {
+    const st = lstatSync(path, { bigint: true });
+    return st.isFile() ? `${st.ino}:${st.birthtimeNs}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Bytes from `from` to the end of a regular file (no link followed, no FIFO waited on; at most 2 MiB), or undefined when there is none. */
+function readFrom(path: string, from: number): { bytes: Buffer; identity: string; start: number } | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const st = fstatSync(fd, { bigint: true });
     if (!st.isFile()) return undefined;
     const size = Number(st.size);
+    // Cut short since (someone truncated it): from its start.
     const start = from <= size ? from : 0;
     const want = Math.min(size - start, 2 * JOURNAL_ROTATE_BYTES);
     const bytes = Buffer.allocUnsafe(want);
     let n = 0;
     for (let got = -1; got !== 0 && n < want; n += got) got = readSync(fd, bytes, n, want - n, start + n);
-    return { bytes: bytes.subarray(0, n), ino: st.ino, size: start + n };
+    return { bytes: bytes.subarray(0, n), identity: `${st.ino}:${st.birthtimeNs}`, start };
   } catch {
     return undefined;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
-
-const inoOf = (path: string): bigint | undefined => {
-  try {
-    return lstatSync(path, { bigint: true }).ino;
-  } catch {
-    return undefined;
-  }
-};
 
 /** The whole lines of `bytes`, as records, and how many bytes they took. */
 function records(bytes: Buffer): { records: HookRecord[]; used: number } {
@@ -89,33 +95,63 @@ function records(bytes: Buffer): { records: HookRecord[]; used: number } {
   return { records: out, used: end + 1 };
 }
 
-/** Follows the hook journal at `path` (and its rotated `path.1`). */
+/**
+ * Follows the hook journal at `path` and its older generation `path.1` (recordHookCall moves the
+ * journal there past 1 MiB; the next call starts a new one). It follows one file at a time, known
+ * by its identity, up to the end of its last whole line; when the journal is not that file any
+ * more, what is left of it is read from `path.1` (all of `path.1` when it was moved aside twice
+ * meanwhile: the generation between is lost), then the journal from its start.
+ */
 export class JournalFollower {
-  private ino: bigint | undefined;
+  private identity: string | undefined;
   private offset = 0;
+  private started = false;
 
   constructor(private readonly path: string) {}
 
   /** The records appended since the last call; the first call gives all the journal holds. */
   next(): HookRecord[] {
     const out: HookRecord[] = [];
-    const current = inoOf(this.path);
-    if (this.ino === undefined || current !== this.ino) {
-      // First look, or the file was moved aside: what is left of the one followed (or all of the
-      // older generation, the first time or when it was moved twice), then the new one whole.
-      const older = this.ino !== undefined && inoOf(`${this.path}.1`) === this.ino ? this.offset : 0;
-      const old = readRange(`${this.path}.1`, older);
-      if (old && (this.ino === undefined || old.ino === this.ino || older === 0)) out.push(...records(old.bytes).records);
-      this.ino = undefined;
+    const older = `${this.path}.1`;
+    if (!this.started) {
+      // Everything: the older generation, then the journal (or the older one alone, followed).
+      this.started = true;
+      const old = readFrom(older, 0);
+      if (old) {
+        const got = records(old.bytes);
+        out.push(...got.records);
+        this.identity = old.identity;
+        this.offset = got.used;
+      }
+    }
+    const current = identityOf(this.path);
+    if (this.identity !== undefined && current !== this.identity) {
+      // The file followed is not the journal: the rest of it, if it is the older generation now.
+      const olderIdentity = identityOf(older);
+      if (olderIdentity !== undefined && olderIdentity !== current) {
+        const rest = readFrom(older, olderIdentity === this.identity ? this.offset : 0);
+        if (rest) {
+          const got = records(rest.bytes);
+          out.push(...got.records);
+          this.identity = rest.identity;
+          this.offset = rest.start + got.used;
+        }
+      }
+      if (current === undefined) return out; // no journal yet: the older one stays followed
+      this.identity = current;
       this.offset = 0;
     }
-    const now = readRange(this.path, this.offset);
+    const now = readFrom(this.path, this.offset);
     if (!now) return out;
-    if (now.size < this.offset) this.offset = 0; // cut short by someone: start again
     const got = records(now.bytes);
     out.push(...got.records);
-    this.ino = now.ino;
-    this.offset = now.size - now.bytes.length + got.used;
+    this.identity = now.identity;
+    this.offset = now.start + got.used;
     return out;
+  }
+
+  /** Follows from the end of what the journal holds now (what a reader that counts from its own start wants). */
+  skipToEnd(): void {
+    this.next();
   }
 }

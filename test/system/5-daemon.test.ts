@@ -89,14 +89,17 @@ describe('system: the daemon from the installed unit, default paths', function (
       assert.equal(again.code, 0, again.stdout + again.stderr);
       assert.match(cli.stdout, /^xennet_daemon_up 1$/m);
       assert.match(cli.stdout, /^xennet_hook_duration_seconds_count\{operation="online",path="daemon"\} [1-9]/m);
-    } finally {
+    } catch (e) {
       rmSync(dir, { recursive: true, force: true });
+      throw e;
     }
   });
 
-  it('SIGTERM: exit 0, the socket goes, and the next hook runs in-process', async () => {
+  it('SIGTERM: exit 0, the socket goes (and its metrics file: no stale figures), and the next hook runs in-process', async () => {
     assert.equal(await host.stopDaemon('SIGTERM'), 0);
     assert.equal(existsSync('/run/xennet/daemon.sock'), false);
+    assert.equal(existsSync('/var/lib/prometheus/node-exporter/xennet.prom'), false, 'the metrics file goes with a clean stop');
+    rmSync('/var/lib/prometheus/node-exporter', { recursive: true, force: true });
     const r = await hook(host, g, 'offline');
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await linkOf(host.dom0, g.vif))?.master, undefined);

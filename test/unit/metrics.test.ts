@@ -96,6 +96,26 @@ describe('metrics', () => {
       renameSync(path, `${path}.1`);
       writeFileSync(path, line(7));
       assert.deepEqual(f.next().map((r) => r.ms), [6, 7], 'the rest of the one moved aside, then the new one');
+      // Moved aside, and no new journal yet (the next hook call makes it): nothing counted twice.
+      appendFileSync(path, line(8));
+      renameSync(path, `${path}.1`);
+      assert.deepEqual(f.next().map((r) => r.ms), [8]);
+      assert.deepEqual(f.next(), [], 'the older generation is not read again');
+      assert.deepEqual(f.next(), []);
+      writeFileSync(path, line(9));
+      assert.deepEqual(f.next().map((r) => r.ms), [9]);
+      // Moved aside twice between two looks: the generation between is read whole, then the new journal.
+      appendFileSync(path, line(10));
+      renameSync(path, `${path}.1`);
+      writeFileSync(path, line(11));
+      renameSync(path, `${path}.1`);
+      writeFileSync(path, line(12));
+      assert.deepEqual(f.next().map((r) => r.ms), [11, 12]);
+      // A reader that counts from its own start.
+      const late = new JournalFollower(path);
+      late.skipToEnd();
+      appendFileSync(path, line(13));
+      assert.deepEqual(late.next().map((r) => r.ms), [13]);
       assert.deepEqual(new JournalFollower(join(dir, 'none.log')).next(), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });

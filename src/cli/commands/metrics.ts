@@ -11,7 +11,12 @@ export const metricsCommand: CommandModule<object, object> = {
     runCommand(false, async () => {
       if (process.getuid?.() !== 0) throw new XennetError('refused', "metrics reads the firewall, xenstore and the daemon's socket, which only root may: run it as root (sudo xennet metrics)");
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
-      const answer = await askDaemon(process.env, { cmd: 'metrics' });
+      const { STATUS_DAEMON_WAIT_MS } = await import('../../status/daemon-expected.js');
+      // A daemon that takes the request and stays silent (stopped, hung): the host is read here.
+      const answer = await askDaemon(process.env, { cmd: 'metrics' }, STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
+        if (e instanceof XennetError && e.code === 'timeout') return undefined;
+        throw e;
+      });
       let text: string;
       if (answer) text = (unwrap(answer) as { text: string }).text;
       else {
@@ -21,7 +26,8 @@ export const metricsCommand: CommandModule<object, object> = {
         const { HookStats, JournalFollower } = await import('../../metrics/hook-stats.js');
         const { journalPath } = await import('../../hooks/hook-journal.js');
         const readAt = Date.now();
-        const status = await hostStatus();
+        const { learningProblems } = await import('../../status/daemon-problems.js');
+        const status = learningProblems({ ...(await hostStatus()), daemon: { running: false as const } });
         const hooks = new HookStats();
         for (const r of new JournalFollower(journalPath(process.env)).next()) hooks.add(r);
         text = renderMetrics({ status, readAt, hooks: hooks.all() });
