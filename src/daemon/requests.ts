@@ -1,5 +1,5 @@
 /**
- * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"metrics"|"plan"|"apply",
+ * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"metrics"|"drops"|"plan"|"apply",
  * "rules"?: "/path", "rulesAbsentOk"?: true, "fresh"?: true}`, one line. `fresh` (status): read
  * everything now, not what the daemon remembers (daemon/status-cache.ts). `rulesAbsentOk`: the client did not name
  * the file (it is the default path), so a missing one means the built-in defaults; a named file
@@ -39,6 +39,13 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
         return { ok: true, result: d.stats() };
       case 'metrics':
         return { ok: true, result: { text: await d.metricsText() } };
+      case 'drops': {
+        const after = r['after'] ?? 0;
+        const guest = r['guest'];
+        if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) return bad('"after" is a sequence number');
+        if (guest !== undefined && (typeof guest !== 'string' || guest.length === 0 || guest.length > 256)) return bad('"guest" is a domain or interface name');
+        return { ok: true, result: d.dropsSince(after, guest) };
+      }
       case 'reload':
         d.policy.reload('requested');
         return { ok: true, result: d.stats() };

@@ -35,6 +35,7 @@ import { BackendWatch, type BackendWatchState } from './backend-watch.js';
 import { DriftWatch } from './drift.js';
 import { NameWatch, type NameWatchState } from './name-watch.js';
 import { AddressLearning, type LearningState } from './learning.js';
+import { DropWatch, type DropEvent } from './drop-watch.js';
 import { reinstallVifs } from '../hooks/vif-refresh.js';
 import { parseHookRequest, MAX_REQUEST_BYTES } from './hook-request.js';
 import { DaemonLock } from './lock.js';
@@ -100,6 +101,8 @@ export interface DaemonContext {
   readonly statusCache: StatusCache;
   /** The metrics in Prometheus' text format (daemon/metrics.ts). */
   metricsText(): Promise<string>;
+  /** The drops kept after `seq`, of one guest when asked (daemon/drop-watch.ts). */
+  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number };
 }
 
 const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
@@ -133,6 +136,7 @@ export class Daemon implements DaemonContext {
   private backends: BackendWatch | undefined;
   private names: NameWatch | undefined;
   private learning: AddressLearning | undefined;
+  private drops: DropWatch | undefined;
   readonly statusCache: StatusCache;
 
   constructor(
@@ -170,6 +174,10 @@ export class Daemon implements DaemonContext {
 
   noteRepair(): void {
     this.counters.repairs++;
+  }
+
+  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number } {
+    return { listening: this.drops?.listening() ?? false, ...(this.drops?.since(seq, guest) ?? { drops: [], seq: 0 }) };
   }
 
   metricsText(): Promise<string> {
@@ -344,6 +352,9 @@ export class Daemon implements DaemonContext {
       };
       this.learning = new AddressLearning({ env: this.env, log: this.log, netlink: () => this.netlink(), reinstall });
       await this.learning.start();
+      // What the guests' rules drop, logged with their domain (log_drops).
+      this.drops = new DropWatch({ log: this.log, domainName: async (domid) => (await (await this.xenstore()).read(`/local/domain/${domid}/name`)) });
+      await this.drops.start();
     }
     // Last: the pid file is what tells hook clients that a daemon serves (ready, not starting).
     writeFileSync(`${p.pid}.tmp`, `${process.pid}\n`, { mode: 0o644 });
@@ -565,6 +576,7 @@ export class Daemon implements DaemonContext {
     this.names?.stop();
     await this.names?.idle();
     await this.learning?.stop();
+    this.drops?.stop();
     await this.drift?.stop();
     await this.metrics.stop();
     this.statusCache.stop();

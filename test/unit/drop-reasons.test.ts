@@ -12,6 +12,8 @@ import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables
 import { exprsWithCounter } from '../../src/firewall/nftables/backend.js';
 import { restorePresets } from '../../src/firewall/xtables/backend.js';
 import { countersOfRecorded } from '../../src/firewall/counter-match.js';
+import { dropPrefix, LineCap, parseDropPrefix, summarizePacket, summaryText } from '../../src/firewall/drop-log.js';
+import { domidOfVif } from '../../src/daemon/drop-watch.js';
 import { renderNft } from '../../src/firewall/nftables/script.js';
 import { renderRestore } from '../../src/firewall/xtables/tables.js';
 import { parsePolicy } from '../../src/config/load.js';
@@ -86,10 +88,10 @@ describe('drops by reason', () => {
   it('the log prefix of a source check names its family (the same word as the reason)', () => {
     const [web] = guests();
     const x = compileVif(web!, XTABLES);
-    assert.ok(x.ipv4.chains.get('XN-S-vif5.0')!.some((r) => r.includes('"XN spoof4 vif5.0: "')));
-    assert.ok(x.ipv6.chains.get('XN-S-vif5.0')!.some((r) => r.includes('"XN spoof6 vif5.0: "')));
+    assert.ok(x.ipv4.chains.get('XN-S-vif5.0')!.some((r) => r.includes('"XN spoof4 vif5.0"')));
+    assert.ok(x.ipv6.chains.get('XN-S-vif5.0')!.some((r) => r.includes('"XN spoof6 vif5.0"')));
     const n = compileVif(web!, NFT).nftables.chains.get('XN-S-vif5.0')!;
-    assert.ok(n.some((r) => r.includes('"XN spoof4 vif5.0: "')) && n.some((r) => r.includes('"XN spoof6 vif5.0: "')));
+    assert.ok(n.some((r) => r.includes('"XN spoof4 vif5.0"')) && n.some((r) => r.includes('"XN spoof6 vif5.0"')));
   });
 
   it('in words, largest first', () => {
@@ -203,5 +205,49 @@ describe('which kernel rule a recorded rule is', () => {
     const counters = [{ packets: 50, bytes: 5000 }, { packets: 8, bytes: 800 }, { packets: 3, bytes: 300 }];
     assert.deepEqual(countersOfRecorded(recorded, live, counters, 'iptables'), [{ packets: 8, bytes: 800 }, { packets: 3, bytes: 300 }]);
     assert.deepEqual(countersOfRecorded(['-j DROP', '-j DROP'], ['-j DROP'], [{ packets: 1, bytes: 1 }], 'iptables'), [{ packets: 1, bytes: 1 }, { packets: 0, bytes: 0 }]);
+  });
+});
+
+describe('drops as the daemon logs them', () => {
+  it('the prefix names a reason and an interface; anything else is no drop', () => {
+    assert.equal(dropPrefix('spoof4', 'vif5.0'), 'XN spoof4 vif5.0');
+    assert.deepEqual(parseDropPrefix('XN spoof4 vif5.0'), { reason: 'spoof4', vif: 'vif5.0' });
+    for (const p of ['XN learn', 'XN defend', 'XN nosuch vif5.0', 'XN spoof4 vif5.0 x', 'XN spoof4 ', 'XN spoof4 ../etc']) assert.equal(parseDropPrefix(p), undefined, p);
+    // The longest prefix fits iptables' NFLOG limit (64) and nft's.
+    assert.ok(dropPrefix('ethertype', 'a'.repeat(15)).length <= 63);
+  });
+
+  it('a packet in a line: IPv4, IPv6 (zeros compressed), ARP, fragments, anything short or odd', () => {
+    const v4 = Buffer.from('450000200000000040110000c0a800c8c0a800010fa00fa1000c0000', 'hex');
+    assert.equal(summaryText(summarizePacket(0x0800, v4)), 'udp 192.168.0.200 -> 192.168.0.1 4000>4001');
+    const frag = Buffer.from(v4);
+    frag.writeUInt16BE(0x0010, 6);
+    assert.equal(summaryText(summarizePacket(0x0800, frag)), 'udp 192.168.0.200 -> 192.168.0.1 fragment');
+    const v6 = Buffer.alloc(48);
+    v6[0] = 0x60;
+    v6[6] = 58;
+    Buffer.from('20010db8000000000000000000000999', 'hex').copy(v6, 8);
+    Buffer.from('ff020000000000000000000000000001', 'hex').copy(v6, 24);
+    v6[40] = 134;
+    assert.equal(summaryText(summarizePacket(0x86dd, v6)), 'icmpv6 2001:db8::999 -> ff02::1 type 134');
+    const arp = Buffer.from('0001080006040002' + '00163e000005' + 'c0a80069' + 'ffffffffffff' + 'c0a80001', 'hex');
+    assert.equal(summaryText(summarizePacket(0x0806, arp)), 'arp 192.168.0.105 -> 192.168.0.1 reply');
+    for (const [t, b] of [[0x0800, Buffer.alloc(3)], [0x86dd, Buffer.alloc(10)], [0x88b5, Buffer.alloc(0)], [0x0800, Buffer.alloc(20, 0xff)]] as const) assert.doesNotThrow(() => summaryText(summarizePacket(t, b)));
+    assert.equal(summaryText(summarizePacket(0x88b5, Buffer.alloc(0))), 'ethertype 0x88b5');
+  });
+
+  it('at most so many lines a second, and then how many were held back', () => {
+    const cap = new LineCap(2);
+    assert.deepEqual([cap.take(0), cap.take(10), cap.take(20), cap.take(30)], [true, true, false, false]);
+    assert.equal(cap.suppressed(), 2);
+    assert.equal(cap.suppressed(), 0);
+    assert.equal(cap.take(1000), true, 'a new second');
+  });
+
+  it('an interface names its domain id, a renamed one through xennet\'s mark', () => {
+    assert.equal(domidOfVif('vif12.0', undefined), 12);
+    assert.equal(domidOfVif('vif12.0-emu', undefined), 12);
+    assert.equal(domidOfVif('web01-e.0', 'xennet:vif7.0'), 7);
+    assert.equal(domidOfVif('web01-e.0', undefined), undefined);
   });
 });

@@ -6,11 +6,12 @@ import { demoCommand } from './demo.js';
 import { applyCommand, checkCommand, planCommand, schemaCommand } from './firewall.js';
 import { installHooksCommand } from './install-hooks.js';
 import { metricsCommand } from './metrics.js';
+import { dropsCommand } from './drops.js';
 import { statusCommand } from './status.js';
 import { uninstallCommand } from './uninstall.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command has its own argument type
-export const commands: readonly CommandModule<object, any>[] = [statusCommand, metricsCommand, bridgeCommand, planCommand, applyCommand, checkCommand, schemaCommand, demoCommand, installHooksCommand, daemonCommand, uninstallCommand];
+export const commands: readonly CommandModule<object, any>[] = [statusCommand, dropsCommand, metricsCommand, bridgeCommand, planCommand, applyCommand, checkCommand, schemaCommand, demoCommand, installHooksCommand, daemonCommand, uninstallCommand];
 
 /** The root usage lines. */
 export const ROOT_USAGE = 'Network bridge and guest firewall controller for Xen dom0 hosts.';

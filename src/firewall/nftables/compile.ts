@@ -29,6 +29,7 @@
 import type { AllowRule } from '../../config/schema.js';
 import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/index.js';
 import type { DropReason } from '../drop-reasons.js';
+import { DROP_GROUP, DROP_LOG_RATE, dropPrefix } from '../drop-log.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules, type TreeMember } from '../model.js';
 import { vifChain } from '../names.js';
@@ -126,9 +127,10 @@ const sortedCidrs = (cs: readonly Cidr[]): Cidr[] => {
   return [...seen.keys()].sort().map((k) => seen.get(k)!);
 };
 
-const logged = (v: ResolvedVif, what: string, match: string, verdict = 'drop'): string[] => {
+/** A drop, preceded by its copy to the daemon (drop-log.ts) when the guest logs its drops. */
+const logged = (v: ResolvedVif, what: DropReason, match: string, verdict = 'drop'): string[] => {
   const m = match ? `${match} ` : '';
-  return [...(v.logDrops ? [`${m}limit rate 6/minute log prefix "XN ${what} ${v.name}: "`] : []), `${m}${verdict}`];
+  return [...(v.logDrops ? [`${m}limit rate ${DROP_LOG_RATE.perMinute}/minute log prefix "${dropPrefix(what, v.name)}" group ${DROP_GROUP}`] : []), `${m}${verdict}`];
 };
 
 /**

@@ -19,6 +19,7 @@ import type { AllowRule } from '../../config/schema.js';
 import { eui64LinkLocal, parseCidr, type Cidr } from '../../net/index.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard.js';
 import type { DropReason } from '../drop-reasons.js';
+import { DROP_GROUP, DROP_LOG_RATE, dropPrefix } from '../drop-log.js';
 import { cidrText, dhcpClientChecked, emptyRuleSet, type ResolvedVif, type RuleSet, type TableRules, type TreeMember, type XtablesTable } from '../model.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from '../names.js';
 import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned.js';
@@ -29,8 +30,9 @@ export { naTargetU32 } from './guard.js';
 
 type Family = 'ipv4' | 'ipv6';
 
-const logRule = (v: ResolvedVif, what: string): string[] => (v.logDrops ? [`-m limit --limit 6/min -j LOG --log-prefix "XN ${what} ${v.name}: "`] : []);
-const dropWithLog = (v: ResolvedVif, what: string, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
+/** A drop's copy to the daemon (drop-log.ts), as `*-save` prints it. */
+const logRule = (v: ResolvedVif, what: DropReason): string[] => (v.logDrops ? [`-m limit --limit ${DROP_LOG_RATE.perMinute}/min -j NFLOG --nflog-prefix "${dropPrefix(what, v.name)}" --nflog-group ${DROP_GROUP}`] : []);
+const dropWithLog = (v: ResolvedVif, what: DropReason, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
 
 /** multiport takes at most 15 ports per rule, and a range counts as two. */
 export function multiportGroups(ports: readonly string[]): string[][] {

@@ -1,0 +1,111 @@
+/**
+ * The drops the guests' rules log (firewall/drop-log.ts): the daemon listens to their
+ * nfnetlink_log group, writes each to its log with the guest's domain, the reason, the addresses
+ * and the protocol (at most LOG_PER_SECOND lines a second, and then how many were held back), and
+ * keeps the last RECENT of them for `xennet drops` (which asks for those after a sequence number,
+ * again and again with `--follow`).
+ */
+import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
+import { DROP_REASON_TEXT, type DropReason } from '../firewall/drop-reasons.js';
+import { DROP_GROUP, LineCap, parseDropPrefix, summarizePacket, summaryText, type PacketSummary } from '../firewall/drop-log.js';
+import { printable } from '../net/index.js';
+import { reasonOf } from '../sys/errors.js';
+import type { Logger } from '../sys/log.js';
+import { aliasOf } from '../sys/sysfs.js';
+
+export const LOG_PER_SECOND = 20;
+export const RECENT = 500;
+const NAME_TTL_MS = 30_000;
+
+export interface DropEvent {
+  seq: number;
+  at: string;
+  vif: string;
+  domain: string | null;
+  reason: DropReason;
+  packet: PacketSummary;
+}
+
+export interface DropWatchContext {
+  log: Logger;
+  /** A domain's name (xenstore), or undefined. */
+  domainName(domid: number): Promise<string | undefined>;
+}
+
+/** The domain id a guest interface names: vif<D>.<N>[-emu], or xennet's mark on a renamed one. */
+export function domidOfVif(vif: string, alias: string | undefined): number | undefined {
+  const m = /^vif(\d+)\.\d+(?:-emu)?$/.exec(vif) ?? /^xennet:vif(\d+)\.\d+$/.exec(alias ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+export class DropWatch {
+  private listener: NflogListener | undefined;
+  private readonly recent: DropEvent[] = [];
+  private seq = 0;
+  private readonly cap = new LineCap(LOG_PER_SECOND);
+  private timer: NodeJS.Timeout | undefined;
+  private readonly names = new Map<number, { name: string | undefined; until: number }>();
+  private lost = 0;
+
+  constructor(private readonly ctx: DropWatchContext) {}
+
+  async start(): Promise<void> {
+    try {
+      this.listener = await listenNflog(DROP_GROUP, (p) => void this.onPacket(p), () => {
+        this.lost++;
+      });
+    } catch (e) {
+      this.ctx.log.warning(`drops are not logged: ${reasonOf(e)}`);
+      return;
+    }
+    this.timer = setInterval(() => {
+      const held = this.cap.suppressed() + this.lost;
+      this.lost = 0;
+      if (held > 0) this.ctx.log.warning(`${held} more drop${held === 1 ? '' : 's'} not logged (at most ${LOG_PER_SECOND} a second; each rule logs at most 6 a minute)`);
+    }, 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.listener?.close();
+    this.listener = undefined;
+  }
+
+  /** Whether it listens. */
+  listening(): boolean {
+    return this.listener !== undefined;
+  }
+
+  /** The drops kept after `seq` (all kept: 0), of one guest's interfaces or domain when asked. */
+  since(seq: number, guest?: string): { drops: DropEvent[]; seq: number } {
+    const drops = this.recent.filter((e) => e.seq > seq && (guest === undefined || e.vif === guest || e.domain === guest));
+    return { drops, seq: this.seq };
+  }
+
+  private async onPacket(p: LoggedPacket): Promise<void> {
+    const named = parseDropPrefix(p.prefix);
+    if (!named) return;
+    const domid = domidOfVif(named.vif, aliasOf(named.vif));
+    const domain = domid === undefined ? null : ((await this.domainName(domid)) ?? null);
+    const event: DropEvent = { seq: ++this.seq, at: new Date().toISOString(), vif: named.vif, domain, reason: named.reason, packet: summarizePacket(p.ethertype, p.payload) };
+    this.recent.push(event);
+    if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
+    if (this.cap.take(Date.now())) this.ctx.log.info(`drop: ${printable(domain ?? '?')} (${named.vif}) ${named.reason} (${DROP_REASON_TEXT[named.reason]}): ${summaryText(event.packet)}`);
+  }
+
+  private async domainName(domid: number): Promise<string | undefined> {
+    const now = Date.now();
+    const known = this.names.get(domid);
+    if (known && known.until > now) return known.name;
+    let name: string | undefined;
+    try {
+      name = await this.ctx.domainName(domid);
+    } catch {
+      name = undefined;
+    }
+    if (this.names.size > 4096) this.names.clear();
+    this.names.set(domid, { name, until: now + NAME_TTL_MS });
+    return name;
+  }
+}

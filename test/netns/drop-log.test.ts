@@ -1,0 +1,117 @@
+/**
+ * Seeing what was dropped (log_drops): on the simulated Xen host with real forged frames, the
+ * daemon records each logged drop with the guest's domain, the reason, addresses and protocol,
+ * `xennet drops` shows them (and `--follow` as they come), and a flooding guest gets at most a
+ * few lines a minute per rule while its counters count every frame; `log_drops: false` logs
+ * nothing (the control).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimHost, xennetCli, type SimGuest } from '../../src/sim/host.js';
+import { start } from '../../src/sys/exec.js';
+import { framesPy } from './lib/frames.js';
+import { sweepLeftovers } from './lib/netns.js';
+
+const MAC = '00:16:3e:00:00:05';
+
+interface Drop {
+  vif: string;
+  domain: string | null;
+  reason: string;
+  packet: { protocol: string; source?: string; destination?: string; detail?: string };
+}
+
+for (const backend of ['nft', 'nftables'] as const)
+describe(`drops as they happen, with domain and reason (netns, ${backend === 'nftables' ? 'nftables backend' : 'iptables-nft'})`, function () {
+  this.timeout(180_000);
+  const kind = backend === 'nftables' ? 'nftables' : 'xtables';
+  let host: SimHost;
+  let web: SimGuest;
+  let quiet: SimGuest;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const xennet = (args: string[]) => host.xennet(args, env);
+  const send = async (g: SimGuest, mac: string, src: string, marker: string): Promise<void> => {
+    const r = await g.ns.exec('python3', [framesPy, 'send', 'eth0', 'udp4', mac, 'ff:ff:ff:ff:ff:ff', src, '192.168.0.1', '4000', '4001', marker]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  const drops = async (guest?: string): Promise<Drop[]> => {
+    const r = await xennet(['drops', ...(guest ? [guest] : []), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Drop);
+  };
+  const until = async (what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> => {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  before(async () => {
+    await sweepLeftovers();
+    dir = mkdtempSync(join(tmpdir(), 'xnt-droplog-'));
+    writeFileSync(join(dir, 'xennet.yaml'), `version: 1\nbackend: ${kind}\nguests:\n  web01: { mac: "${MAC}", ipv4: [192.168.0.105] }\n  quiet: { mac: "00:16:3e:00:00:06", ipv4: [192.168.0.106], log_drops: false }\n`);
+    env = backend === 'nftables' ? { XENNET_RULES: join(dir, 'xennet.yaml') } : { XENNET_RULES: join(dir, 'xennet.yaml'), XENNET_IPTABLES: backend };
+    host = await SimHost.create({ autostart: false });
+    await host.takeover();
+    await host.startDaemon(env);
+    web = await host.addGuest({ domid: 5, name: 'web01', mac: MAC, addresses: ['192.168.0.105/24'] });
+    quiet = await host.addGuest({ domid: 6, name: 'quiet', mac: '00:16:3e:00:00:06', addresses: ['192.168.0.106/24'] });
+    for (const g of [web, quiet]) {
+      const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+      assert.equal(r.code, 0, r.stderr);
+    }
+  });
+
+  after(async () => {
+    await host?.stopDaemon().catch(() => undefined);
+    await host?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a forged source is recorded with the guest\'s domain, the reason, the addresses and the protocol, and the daemon\'s log says so', async () => {
+    await send(web, MAC, '192.168.0.200', 'forged');
+    await until('the drop to be recorded', async () => (await drops('web01')).some((d) => d.reason === 'spoof4'));
+    const d = (await drops('web01')).find((x) => x.reason === 'spoof4')!;
+    assert.deepEqual({ vif: d.vif, domain: d.domain, protocol: d.packet.protocol, source: d.packet.source, destination: d.packet.destination, detail: d.packet.detail }, { vif: web.vif, domain: 'web01', protocol: 'udp', source: '192.168.0.200', destination: '192.168.0.1', detail: '4000>4001' });
+    assert.ok(host.daemonLog.some((l) => l.includes(`drop: web01 (${web.vif}) spoof4 (spoofed IPv4 source): udp 192.168.0.200 -> 192.168.0.1 4000>4001`)), host.daemonLog.join('\n'));
+    const text = (await xennet(['drops', 'web01'])).stdout;
+    assert.match(text, /web01 \(vif5\.0\) spoof4 \(spoofed IPv4 source\): udp 192\.168\.0\.200 -> 192\.168\.0\.1 4000>4001/);
+    assert.deepEqual(await drops('nobody'), [], 'another guest\'s are not shown');
+  });
+
+  it('--follow prints drops as they come', async () => {
+    const child = start('ip', ['netns', 'exec', host.dom0.name, 'node', xennetCli, 'drops', 'web01', '--follow'], { env: host.env(env) });
+    let out = '';
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr?.resume();
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      const before = out.split('\n').filter((l) => l.includes('192.168.0.201')).length;
+      assert.equal(before, 0);
+      await send(web, MAC, '192.168.0.201', 'followed');
+      await until('the followed drop', async () => out.includes('udp 192.168.0.201 -> 192.168.0.1'));
+    } finally {
+      child.kill('SIGINT');
+    }
+  });
+
+  it('a flooding guest gets a few lines a minute per rule (the kernel\'s rate), while its counters count every frame; log_drops: false logs none (the control)', async () => {
+    const counted = async (vif: string): Promise<number> => ((JSON.parse((await xennet(['status', '--json'])).stdout) as { vifs: { name: string; drops: { reasons: Record<string, { packets: number }> } }[] }).vifs.find((v) => v.name === vif)?.drops.reasons['spoof4']?.packets ?? 0);
+    const before = await counted(web.vif);
+    const logged = (await drops('web01')).filter((d) => d.reason === 'spoof4').length;
+    for (let i = 0; i < 20; i++) await send(web, MAC, `192.168.0.${210 + i}`, `flood${i}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await counted(web.vif);
+    assert.ok(after - before >= 20, `every frame counts (${before} -> ${after})`);
+    const loggedAfter = (await drops('web01')).filter((d) => d.reason === 'spoof4').length;
+    assert.ok(loggedAfter - logged <= 6, `at most the rule's burst is logged (${loggedAfter - logged} of ${after - before})`);
+    // The control: a guest with log_drops: false drops as well, and logs nothing.
+    await send(quiet, '00:16:3e:00:00:06', '192.168.0.222', 'quiet');
+    await until('the quiet guest\'s drop to count', async () => (await counted(quiet.vif)) > 0);
+    assert.deepEqual(await drops('quiet'), []);
+  });
+});
