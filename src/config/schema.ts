@@ -83,7 +83,7 @@ const commonFields = {
   allow_ethertypes: z.array(ethertype).optional(),
   router_advertisements: z.boolean().optional().describe('allow the guest to send IPv6 router advertisements (a router guest)'),
   dhcp_server: z.boolean().optional().describe('allow the guest to answer DHCP/DHCPv6 (a DHCP server guest)'),
-  log_drops: z.boolean().optional().describe('log dropped packets to the daemon, at most 6 a minute per rule (xennet drops; default true)'),
+  log_drops: z.boolean().optional().describe('hand what the IP checks and policies drop to the daemon, at most 6 a minute per rule, which logs it with the domain and reason (xennet drops; default true)'),
   identity_guard: z
     .boolean()
     .optional()

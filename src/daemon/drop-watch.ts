@@ -21,6 +21,7 @@ export interface DropEvent {
   seq: number;
   at: string;
   vif: string;
+  domid: number | null;
   domain: string | null;
   reason: DropReason;
   packet: PacketSummary;
@@ -51,9 +52,11 @@ export class DropWatch {
 
   async start(): Promise<void> {
     try {
+      // Only the headers are read (a summary needs 64 bytes): the kernel copies 128 of each
+      // packet, so a guest's burst of full-size packets cannot fill the socket's buffer.
       this.listener = await listenNflog(DROP_GROUP, (p) => void this.onPacket(p), () => {
         this.lost++;
-      });
+      }, { copyBytes: 128 });
     } catch (e) {
       this.ctx.log.warning(`drops are not logged: ${reasonOf(e)}`);
       return;
@@ -77,18 +80,20 @@ export class DropWatch {
     return this.listener !== undefined;
   }
 
-  /** The drops kept after `seq` (all kept: 0), of one guest's interfaces or domain when asked. */
+  /** The drops kept after `seq` (all kept: 0), of one guest when asked (its domain name, domain id or an interface name). */
   since(seq: number, guest?: string): { drops: DropEvent[]; seq: number } {
-    const drops = this.recent.filter((e) => e.seq > seq && (guest === undefined || e.vif === guest || e.domain === guest));
+    const domid = guest !== undefined && /^\d{1,10}$/.test(guest) ? Number(guest) : undefined;
+    const drops = this.recent.filter((e) => e.seq > seq && (guest === undefined || e.vif === guest || e.domain === guest || (domid !== undefined && e.domid === domid)));
     return { drops, seq: this.seq };
   }
 
   private async onPacket(p: LoggedPacket): Promise<void> {
     const named = parseDropPrefix(p.prefix);
     if (!named) return;
-    const domid = domidOfVif(named.vif, aliasOf(named.vif));
+    const at = new Date().toISOString();
+    const domid = domidOfVif(named.vif, /^vif\d+\.\d+(?:-emu)?$/.test(named.vif) ? undefined : aliasOf(named.vif));
     const domain = domid === undefined ? null : ((await this.domainName(domid)) ?? null);
-    const event: DropEvent = { seq: ++this.seq, at: new Date().toISOString(), vif: named.vif, domain, reason: named.reason, packet: summarizePacket(p.ethertype, p.payload) };
+    const event: DropEvent = { seq: ++this.seq, at, vif: named.vif, domid: domid ?? null, domain, reason: named.reason, packet: summarizePacket(p.ethertype, p.payload) };
     this.recent.push(event);
     if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
     if (this.cap.take(Date.now())) this.ctx.log.info(`drop: ${printable(domain ?? '?')} (${named.vif}) ${named.reason} (${DROP_REASON_TEXT[named.reason]}): ${summaryText(event.packet)}`);

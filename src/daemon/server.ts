@@ -102,7 +102,7 @@ export interface DaemonContext {
   /** The metrics in Prometheus' text format (daemon/metrics.ts). */
   metricsText(): Promise<string>;
   /** The drops kept after `seq`, of one guest when asked (daemon/drop-watch.ts). */
-  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number };
+  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number; instance: string };
 }
 
 const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
@@ -176,8 +176,8 @@ export class Daemon implements DaemonContext {
     this.counters.repairs++;
   }
 
-  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number } {
-    return { listening: this.drops?.listening() ?? false, ...(this.drops?.since(seq, guest) ?? { drops: [], seq: 0 }) };
+  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number; instance: string } {
+    return { listening: this.drops?.listening() ?? false, ...(this.drops?.since(seq, guest) ?? { drops: [], seq: 0 }), instance: `${process.pid}:${this.started}` };
   }
 
   metricsText(): Promise<string> {

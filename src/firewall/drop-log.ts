@@ -21,7 +21,7 @@ export function parseDropPrefix(prefix: string): { reason: DropReason; vif: stri
   return m && isDropReason(m[1]!) ? { reason: m[1], vif: m[2]! } : undefined;
 }
 
-/** What a dropped packet was, in a line: `udp 192.168.0.200:4000 -> 192.168.0.1:4001`. */
+/** What a dropped packet was, in a line: `udp 192.168.0.200 -> 192.168.0.1 4000>4001`. */
 export interface PacketSummary {
   protocol: string;
   source?: string;
@@ -59,9 +59,9 @@ function transport(proto: number, b: Buffer, at: number): string | undefined {
 
 /** A dropped packet from its ethertype and network-layer bytes (pure; never throws on short or odd input). */
 export function summarizePacket(ethertype: number, payload: Buffer): PacketSummary {
-  if (ethertype === 0x0800 && payload.length >= 20 && payload[0]! >> 4 === 4) {
+  const ihl = ((payload[0] ?? 0) & 0x0f) * 4;
+  if (ethertype === 0x0800 && payload.length >= 20 && payload[0]! >> 4 === 4 && ihl >= 20) {
     const proto = payload[9]!;
-    const ihl = (payload[0]! & 0x0f) * 4;
     const first = (payload.readUInt16BE(6) & 0x1fff) === 0;
     const detail = first ? transport(proto, payload, ihl) : 'fragment';
     return { protocol: PROTOCOL_NAMES[proto] ?? `ip proto ${proto}`, source: ipv4(payload, 12), destination: ipv4(payload, 16), ...(detail ? { detail } : {}) };
@@ -71,7 +71,8 @@ export function summarizePacket(ethertype: number, payload: Buffer): PacketSumma
     const detail = transport(next, payload, 40);
     return { protocol: PROTOCOL_NAMES[next] ?? `ipv6 next header ${next}`, source: ipv6(payload, 8), destination: ipv6(payload, 24), ...(detail ? { detail } : {}) };
   }
-  if (ethertype === 0x0806 && payload.length >= 28) {
+  // Ethernet/IPv4 ARP only (hardware 1, protocol 0x0800, lengths 6 and 4): other layouts put the addresses elsewhere.
+  if (ethertype === 0x0806 && payload.length >= 28 && payload.readUInt16BE(0) === 1 && payload.readUInt16BE(2) === 0x0800 && payload[4] === 6 && payload[5] === 4) {
     const op = payload.readUInt16BE(6);
     return { protocol: 'arp', source: ipv4(payload, 14), destination: ipv4(payload, 24), detail: op === 1 ? 'request' : op === 2 ? 'reply' : `op ${op}` };
   }

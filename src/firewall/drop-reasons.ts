@@ -1,6 +1,6 @@
 /**
  * Why a guest's rules drop a frame: one word per reason, the same in `status`, its JSON, the
- * metrics' `reason` label and the drop log's prefix (`XN <reason> <vif>: `). Each driver says
+ * metrics' `reason` label and the drop log's prefix (`XN <reason> <vif>`). Each driver says
  * which of its rules drops for which reason (TableCodec.dropReason); the words are fixed, so
  * whatever counts them has a bounded number of series.
  */

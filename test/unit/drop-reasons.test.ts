@@ -14,6 +14,7 @@ import { restorePresets } from '../../src/firewall/xtables/backend.js';
 import { countersOfRecorded } from '../../src/firewall/counter-match.js';
 import { dropPrefix, LineCap, parseDropPrefix, summarizePacket, summaryText } from '../../src/firewall/drop-log.js';
 import { domidOfVif } from '../../src/daemon/drop-watch.js';
+import { jsonLine } from '../../src/cli/commands/drops.js';
 import { renderNft } from '../../src/firewall/nftables/script.js';
 import { renderRestore } from '../../src/firewall/xtables/tables.js';
 import { parsePolicy } from '../../src/config/load.js';
@@ -234,6 +235,14 @@ describe('drops as the daemon logs them', () => {
     assert.equal(summaryText(summarizePacket(0x0806, arp)), 'arp 192.168.0.105 -> 192.168.0.1 reply');
     for (const [t, b] of [[0x0800, Buffer.alloc(3)], [0x86dd, Buffer.alloc(10)], [0x88b5, Buffer.alloc(0)], [0x0800, Buffer.alloc(20, 0xff)]] as const) assert.doesNotThrow(() => summaryText(summarizePacket(t, b)));
     assert.equal(summaryText(summarizePacket(0x88b5, Buffer.alloc(0))), 'ethertype 0x88b5');
+    // A header length below 20 (the guest's own bytes) is no IPv4 header to read ports behind.
+    const short = Buffer.from(v4);
+    short[0] = 0x40;
+    assert.equal(summaryText(summarizePacket(0x0800, short)), 'ethertype 0x0800');
+    // ARP of another layout (hardware 6) does not put its addresses where Ethernet's does.
+    const odd = Buffer.from(arp);
+    odd.writeUInt16BE(6, 0);
+    assert.equal(summaryText(summarizePacket(0x0806, odd)), 'ethertype 0x0806');
   });
 
   it('at most so many lines a second, and then how many were held back', () => {
@@ -249,5 +258,13 @@ describe('drops as the daemon logs them', () => {
     assert.equal(domidOfVif('vif12.0-emu', undefined), 12);
     assert.equal(domidOfVif('web01-e.0', 'xennet:vif7.0'), 7);
     assert.equal(domidOfVif('web01-e.0', undefined), undefined);
+  });
+});
+
+describe('xennet drops --json', () => {
+  it('escapes what a terminal could take for control in a hostile domain name (C1, line separators, bidi overrides)', () => {
+    const line = jsonLine({ seq: 1, at: 'x', vif: 'vif5.0', domid: 5, domain: 'a\u009b2J\u2028\u202eb', reason: 'spoof4', packet: { protocol: 'udp' } });
+    assert.ok(!/[\u0080-\u009f\u2028\u202e]/.test(line), line);
+    assert.equal((JSON.parse(line) as { domain: string }).domain, 'a\u009b2J\u2028\u202eb');
   });
 });

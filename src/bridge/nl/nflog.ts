@@ -75,7 +75,7 @@ export interface NflogListener {
  * it; `onLost` when packets were dropped before they were read (the socket's buffer overran).
  * Fails when another process holds the group.
  */
-export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => void, onLost: () => void): Promise<NflogListener> {
+export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => void, onLost: () => void, options: { copyBytes?: number } = {}): Promise<NflogListener> {
   const sock = netlink.createNetlink(NETLINK_NETFILTER, { recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 65536 });
   const type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
   const u32 = (n: number): Buffer => {
@@ -86,14 +86,17 @@ export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => 
   try {
     await sock.request(type, configMessage(group, [nfnlAttribute(NFULA_CFG_CMD, Buffer.from([NFULNL_CFG_CMD_BIND]))]), { timeout: 5000 });
     const mode = Buffer.alloc(6);
-    mode.writeUInt32BE(0xffff, 0);
+    // How much of each packet is copied (all of it, unless the caller reads only its headers: a
+    // guest's full-size packets would fill the socket's buffer in a few).
+    mode.writeUInt32BE(options.copyBytes ?? 0xffff, 0);
     mode.writeUInt8(NFULNL_COPY_PACKET, 4);
     // Every packet at once: a queue threshold of 1, no batching delay.
     await sock.request(type, configMessage(group, [nfnlAttribute(NFULA_CFG_MODE, mode), nfnlAttribute(NFULA_CFG_QTHRESH, u32(1)), nfnlAttribute(NFULA_CFG_TIMEOUT, u32(0))]), { timeout: 5000 });
   } catch (e) {
     sock.close();
     const text = e instanceof Error ? e.message : String(e);
-    throw new XennetError('netlink', `cannot bind nflog group ${group}: ${/EBUSY/.test(text) ? 'another process holds it' : text}`, { cause: e });
+    // (The kernel answers EPERM when another socket holds the group, EBUSY when this one does.)
+    throw new XennetError('netlink', `cannot bind nflog group ${group}: ${/EBUSY|EPERM|not permitted/i.test(text) ? 'another process holds it' : text}`, { cause: e });
   }
   sock.on('message', (msgs) => {
     for (const m of msgs) {
