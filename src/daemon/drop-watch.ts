@@ -15,6 +15,8 @@ import { aliasOf } from '../sys/sysfs.js';
 
 export const LOG_PER_SECOND = 20;
 export const RECENT = 500;
+/** How often the daemon tries again to listen when it could not (another process held the group). */
+export const LISTEN_RETRY_MS = 10_000;
 const NAME_TTL_MS = 30_000;
 
 export interface DropEvent {
@@ -47,29 +49,53 @@ export class DropWatch {
   private timer: NodeJS.Timeout | undefined;
   private readonly names = new Map<number, { name: string | undefined; until: number }>();
   private lost = 0;
+  private retry: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(private readonly ctx: DropWatchContext) {}
 
+  /** Listens, or says why not and tries again every LISTEN_RETRY_MS (another process may let the group go). */
   async start(): Promise<void> {
+    if (await this.listen()) return;
+    this.retry = setInterval(() => {
+      void this.listen(true).then((ok) => {
+        if (ok) clearInterval(this.retry);
+      });
+    }, LISTEN_RETRY_MS);
+    this.retry.unref();
+  }
+
+  private async listen(again = false): Promise<boolean> {
+    if (this.stopped || this.listener) return true;
     try {
       // Only the headers are read (a summary needs 64 bytes): the kernel copies 128 of each
       // packet, so a guest's burst of full-size packets cannot fill the socket's buffer.
-      this.listener = await listenNflog(DROP_GROUP, (p) => void this.onPacket(p), () => {
+      const listener = await listenNflog(DROP_GROUP, (p) => void this.onPacket(p), () => {
         this.lost++;
       }, { copyBytes: 128 });
+      if (this.stopped) {
+        listener.close();
+        return true;
+      }
+      this.listener = listener;
     } catch (e) {
-      this.ctx.log.warning(`drops are not logged: ${reasonOf(e)}`);
-      return;
+      if (again) this.ctx.log.debug(`drops: still not logged: ${reasonOf(e)}`);
+      else this.ctx.log.warning(`drops are not logged: ${reasonOf(e)} (tried again every ${LISTEN_RETRY_MS / 1000} s)`);
+      return false;
     }
+    if (again) this.ctx.log.info(`drops are logged again: nfnetlink_log group ${DROP_GROUP} is now the daemon's`);
     this.timer = setInterval(() => {
       const held = this.cap.suppressed() + this.lost;
       this.lost = 0;
       if (held > 0) this.ctx.log.warning(`${held} more drop${held === 1 ? '' : 's'} not logged (at most ${LOG_PER_SECOND} a second; each rule logs at most 6 a minute)`);
     }, 1000);
     this.timer.unref();
+    return true;
   }
 
   stop(): void {
+    this.stopped = true;
+    clearInterval(this.retry);
     clearInterval(this.timer);
     this.listener?.close();
     this.listener = undefined;

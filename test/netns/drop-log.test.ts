@@ -6,13 +6,17 @@
  * nothing (the control).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SimHost, xennetCli, type SimGuest } from '../../src/sim/host.js';
-import { start } from '../../src/sys/exec.js';
+import { run, start } from '../../src/sys/exec.js';
 import { framesPy } from './lib/frames.js';
+import { LineWaiter } from './lib/lines.js';
 import { sweepLeftovers } from './lib/netns.js';
+
+const holderJs = fileURLToPath(new URL('./lib/nflog-holder-main.js', import.meta.url));
 
 const MAC = '00:16:3e:00:00:05';
 
@@ -80,7 +84,31 @@ describe(`drops as they happen, with domain and reason (netns, ${backend === 'nf
     assert.ok(host.daemonLog.some((l) => l.includes(`drop: web01 (${web.vif}) spoof4 (spoofed IPv4 source): udp 192.168.0.200 -> 192.168.0.1 4000>4001`)), host.daemonLog.join('\n'));
     const text = (await xennet(['drops', 'web01'])).stdout;
     assert.match(text, /web01 \(vif5\.0\) spoof4 \(spoofed IPv4 source\): udp 192\.168\.0\.200 -> 192\.168\.0\.1 4000>4001/);
-    assert.deepEqual(await drops('nobody'), [], 'another guest\'s are not shown');
+    const nobody = await xennet(['drops', 'nobody']);
+    assert.equal(nobody.code, 1, 'a guest that is not here, and has no drops recorded, is an error');
+    assert.match(nobody.stderr, /no guest interface on this host is named "nobody"/);
+    assert.deepEqual(await drops(web.vif), await drops('web01'), 'by its vif name, the same');
+  });
+
+  // (The daemon's and the CLI's own, the same on both backends: run on one.)
+  if (backend === 'nftables') it('a daemon that started while another process held the drop group listens once it is let go', async () => {
+    await host.stopDaemon();
+    const holder = start('ip', ['netns', 'exec', host.dom0.name, 'node', holderJs]);
+    try {
+      await new LineWaiter(holder).waitFor('ready', 30_000);
+      await host.startDaemon(env);
+      await until('the daemon to say why it does not listen', () => Promise.resolve(host.daemonLog.some((l) => /drops are not logged: .*another process holds it/.test(l))));
+      const r = await xennet(['drops']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /the daemon does not listen for drops/);
+      holder.stdin?.end();
+      await until('the daemon to take the group', () => Promise.resolve(host.daemonLog.some((l) => l.includes('drops are logged again'))), 30_000);
+      assert.doesNotMatch((await xennet(['drops'])).stderr, /does not listen/);
+      await send(web, MAC, '192.168.0.199', 'after');
+      await until('the drop to be recorded', async () => (await drops('web01')).some((d) => d.packet.source === '192.168.0.199'));
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   it('--follow prints drops as they come', async () => {
@@ -99,6 +127,29 @@ describe(`drops as they happen, with domain and reason (netns, ${backend === 'nf
       await until('the followed drop', async () => out.includes('spoof6') && out.includes('udp 2001:db8::999 -> ff02::1'));
     } finally {
       child.kill('SIGINT');
+    }
+  });
+
+  if (backend === 'nftables') it('--follow into a pipe whose reader has gone (an ssh session that died), with nothing to print, ends', async () => {
+    const fifo = join(dir, 'follow.fifo');
+    assert.equal((await run('mkfifo', [fifo])).code, 0);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    let open = true;
+    // (Its stdout the pipe itself, as a shell's `|` makes it: a Node.js child's would be a socket.)
+    const child = start('bash', ['-c', 'exec "$@" >"$0"', fifo, 'ip', 'netns', 'exec', host.dom0.name, 'node', xennetCli, 'drops', 'quiet', '--follow'], { env: host.env(env) });
+    child.stdout?.resume();
+    child.stderr?.resume();
+    try {
+      const ended = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(child.exitCode, null, 'it follows while read');
+      closeSync(reader);
+      open = false;
+      const code = await Promise.race([ended, new Promise<string>((r) => setTimeout(() => r('still running'), 25_000))]);
+      assert.equal(code, 0, 'the follower ends, quietly, when nobody reads it');
+    } finally {
+      child.kill('SIGKILL');
+      if (open) closeSync(reader);
     }
   });
 

@@ -1,9 +1,13 @@
 /** Drops by reason: every drop rule of a guest's says why, on both backends; counters carried over a rewrite. */
 import assert from 'node:assert/strict';
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { compileVif } from '../../src/firewall/compile.js';
 import { carryDropCounters } from '../../src/firewall/counter-carry.js';
 import { diffTable } from '../../src/firewall/diff.js';
 import { DROP_REASONS, dropsText, type DropReason } from '../../src/firewall/drop-reasons.js';
+import type { DropEvent } from '../../src/daemon/drop-watch.js';
 import { codecOf } from '../../src/firewall/drivers.js';
 import { emptyLive, type LiveTable } from '../../src/firewall/live.js';
 import { tableNames, XTABLES, type Engine, type ResolvedVif, type TableName } from '../../src/firewall/model.js';
@@ -14,7 +18,9 @@ import { restorePresets } from '../../src/firewall/xtables/backend.js';
 import { countersOfRecorded } from '../../src/firewall/counter-match.js';
 import { dropPrefix, LineCap, parseDropPrefix, summarizePacket, summaryText } from '../../src/firewall/drop-log.js';
 import { domidOfVif } from '../../src/daemon/drop-watch.js';
-import { jsonLine } from '../../src/cli/commands/drops.js';
+import { dropsOf, jsonLine } from '../../src/cli/commands/drops.js';
+import { pipeOrphaned } from '../../src/sys/pipe-peer.js';
+import { run, start } from '../../src/sys/exec.js';
 import { renderNft } from '../../src/firewall/nftables/script.js';
 import { renderRestore } from '../../src/firewall/xtables/tables.js';
 import { parsePolicy } from '../../src/config/load.js';
@@ -266,5 +272,60 @@ describe('xennet drops --json', () => {
     const line = jsonLine({ seq: 1, at: 'x', vif: 'vif5.0', domid: 5, domain: 'a\u009b2J\u2028\u202eb', reason: 'spoof4', packet: { protocol: 'udp' } });
     assert.ok(!/[\u0080-\u009f\u2028\u202e]/.test(line), line);
     assert.equal((JSON.parse(line) as { domain: string }).domain, 'a\u009b2J\u2028\u202eb');
+  });
+});
+
+describe('xennet drops GUEST', () => {
+  const drop = (vif: string, domid: number | null, domain: string | null): DropEvent => ({ seq: 1, at: 'x', vif, domid, domain, reason: 'spoof4', packet: { protocol: 'udp' } });
+  it('a guest\'s drops are those of its interfaces now (its stub domain\'s, a copy migrating in) and those recorded under the name asked for', () => {
+    const web = dropsOf('web01', [{ name: 'vif5.0', domid: 5 }, { name: 'vif6.0-emu', domid: 6 }, { name: 'vif9.0', domid: 9 }]);
+    assert.ok(web(drop('vif5.0', 5, 'web01')));
+    assert.ok(web(drop('vif6.0-emu', 6, 'web01-dm')), 'the stub domain\'s emulated NIC');
+    assert.ok(web(drop('vif9.0', 9, 'web01--incoming')), 'recorded under the migration name');
+    assert.ok(web(drop('vif3.0', 3, 'web01')), 'an earlier run of the guest, by its name');
+    assert.ok(web(drop('web01-e.1', 5, 'web01')), 'another interface of the domain');
+    assert.ok(!web(drop('vif7.0', 7, 'db01')));
+    assert.ok(!web(drop('vif50.0', 50, 'web01x')));
+    const byId = dropsOf('7', []);
+    assert.ok(byId(drop('vif7.0', 7, 'db01')) && !byId(drop('vif70.0', 70, 'x')));
+    assert.ok(dropsOf('vif7.0', [])(drop('vif7.0', 7, null)));
+  });
+});
+
+describe('a follower\'s reader', () => {
+  it('a pipe whose reader has gone is seen as such; one with a reader, or a file, is not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-pipe-'));
+    const fifo = join(dir, 'fifo');
+    assert.equal((await run('mkfifo', [fifo])).code, 0);
+    const reader = start('cat', [fifo]);
+    reader.stdout?.resume();
+    let w: number | undefined;
+    try {
+      const until = Date.now() + 10_000;
+      // (O_NONBLOCK: fails with ENXIO until cat has opened its end.)
+      while (w === undefined) {
+        try {
+          w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+        } catch (e) {
+          if (Date.now() > until) throw e;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      assert.equal(pipeOrphaned(w), false, 'cat holds its read end');
+      const gone = new Promise((r) => reader.once('exit', r));
+      reader.kill('SIGKILL');
+      await gone;
+      assert.equal(pipeOrphaned(w), true, 'nobody holds it but us');
+      const file = openSync(join(dir, 'file'), 'w');
+      try {
+        assert.equal(pipeOrphaned(file), false, 'not a pipe');
+      } finally {
+        closeSync(file);
+      }
+    } finally {
+      reader.kill('SIGKILL');
+      if (w !== undefined) closeSync(w);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

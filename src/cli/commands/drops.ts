@@ -4,6 +4,7 @@ import type { DropEvent } from '../../daemon/drop-watch.js';
 import { DROP_REASON_TEXT } from '../../firewall/drop-reasons.js';
 import { summaryText } from '../../firewall/drop-log.js';
 import { printable } from '../../net/index.js';
+import type { HostStatus } from '../../status/host-status.js';
 import { ExitCode, XennetError } from '../../sys/errors.js';
 
 interface DropsArgs {
@@ -18,6 +19,23 @@ export function dropLine(e: DropEvent): string {
 }
 
 const FOLLOW_POLL_MS = 1000;
+/** How many polls apart --follow looks whether the pipe it writes to still has a reader (a look reads /proc). */
+const READER_CHECK_POLLS = 10;
+
+/**
+ * Which drops are a guest's (pure): those of the interfaces `status GUEST` shows for it (its vifs,
+ * its stub domain's emulated NIC, a copy being migrated in under another name), and those recorded
+ * under the name, domain id or interface name asked for (a guest that has gone).
+ */
+export function dropsOf(query: string, vifs: readonly { name: string; domid: number | null }[]): (e: DropEvent) => boolean {
+  const names = new Set(vifs.map((v) => v.name));
+  const domids = new Set(vifs.flatMap((v) => (v.domid === null ? [] : [v.domid])));
+  const asked = /^(0|[1-9]\d{0,9})$/.test(query) ? Number(query) : undefined;
+  return (e) => e.vif === query || e.domain === query || (asked !== undefined && e.domid === asked) || names.has(e.vif) || (e.domid !== null && domids.has(e.domid));
+}
+
+/** A daemon that went (restarted, stopped) shows as no answer, a refused or reset connection, or half an answer. */
+const daemonGone = (e: unknown): boolean => e instanceof XennetError && (e.code === 'timeout' || e.code === 'exec');
 
 /** One drop as a JSON line, with what a terminal could take for control (C1, line separators, bidi overrides) escaped too. */
 export function jsonLine(e: DropEvent): string {
@@ -49,26 +67,53 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
       const { STATUS_DAEMON_WAIT_MS } = await import('../../status/daemon-expected.js');
       type Answer = { listening: boolean; drops: DropEvent[]; seq: number; instance: string };
       const ask = async (after: number): Promise<Answer | undefined> => {
-        const a = await askDaemon(process.env, { cmd: 'drops', after, ...(argv.guest !== undefined ? { guest: argv.guest } : {}) }, STATUS_DAEMON_WAIT_MS);
+        const a = await askDaemon(process.env, { cmd: 'drops', after }, STATUS_DAEMON_WAIT_MS);
         return a ? (unwrap(a) as Answer) : undefined;
       };
       const first = await ask(0);
       if (!first) throw new XennetError('refused', 'no daemon runs: the daemon is what logs drops', { hint: 'start it (systemctl start xennet); the kernel log has no copy of them' });
+      let mine: (e: DropEvent) => boolean = () => true;
+      if (argv.guest !== undefined) {
+        const guest = argv.guest;
+        mine = dropsOf(guest, []);
+        // The guest as `status GUEST` finds it, from the daemon's status (what it remembers).
+        const { guestVifs } = await import('../../status/guest-view.js');
+        const { rulesSource } = await import('../../config/paths.js');
+        const source = rulesSource(undefined);
+        const status = await askDaemon(process.env, { cmd: 'status', rules: source.file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, STATUS_DAEMON_WAIT_MS)
+          .then((a) => (a ? (unwrap(a) as { status: HostStatus }).status : undefined))
+          .catch(() => undefined); // then by the name alone
+        let vifs: { name: string; domid: number | null }[] = [];
+        try {
+          if (status) vifs = guestVifs(status, guest);
+        } catch (e) {
+          // Not here now: what was recorded under that name is still shown, and followed.
+          if (!first.drops.some(mine)) {
+            if (!argv.follow) throw e;
+            process.stderr.write(`xennet: no guest ${JSON.stringify(printable(guest))} on this host now: following drops recorded under that name\n`);
+          }
+        }
+        if (vifs.length > 0) mine = dropsOf(guest, vifs);
+      }
       if (!first.listening) process.stderr.write('xennet: the daemon does not listen for drops (see its log): none are recorded\n');
-      for (const e of first.drops) print(e);
+      const shown = first.drops.filter(mine);
+      for (const e of shown) print(e);
       if (!argv.follow) {
-        if (first.drops.length === 0 && !argv.json) process.stdout.write(`no drops recorded${argv.guest !== undefined ? ` for ${printable(argv.guest)}` : ''}\n`);
+        if (shown.length === 0 && !argv.json) process.stdout.write(`no drops recorded${argv.guest !== undefined ? ` for ${printable(argv.guest)}` : ''}\n`);
         process.exitCode = ExitCode.ok;
         return;
       }
+      const { pipeOrphaned } = await import('../../sys/pipe-peer.js');
       let seq = first.seq;
       let instance = first.instance;
       let silentSince: number | undefined;
-      for (;;) {
+      for (let poll = 1; ; poll++) {
         await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
+        // Nobody reads what would be printed (the reader of a pipe went): done.
+        if (poll % READER_CHECK_POLLS === 0 && pipeOrphaned(1)) return;
         // A daemon restarted (systemd, the supervisor) is waited for, up to as long as status waits.
         const next = await ask(seq).catch((e: unknown) => {
-          if (e instanceof XennetError && e.code === 'timeout') return undefined;
+          if (daemonGone(e)) return undefined;
           throw e;
         });
         if (!next) {
@@ -78,9 +123,12 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
         }
         silentSince = undefined;
         // Another daemon numbers from 1: everything it has is new.
-        const fresh = next.instance === instance ? next : await ask(0);
+        const fresh = next.instance === instance ? next : await ask(0).catch((e: unknown) => {
+          if (daemonGone(e)) return undefined;
+          throw e;
+        });
         if (!fresh) continue;
-        for (const e of fresh.drops) print(e);
+        for (const e of fresh.drops) if (mine(e)) print(e);
         seq = fresh.seq;
         instance = fresh.instance;
       }
