@@ -16,21 +16,13 @@ import { fileURLToPath } from 'node:url';
 import Mocha from 'mocha';
 import { run } from '../../src/sys/exec.js';
 import { inPrivateMountNamespace } from '../system/lib/machine.js';
+import { NFT_ONLY_SUITES, nftOnlyPattern } from './suites.js';
 
 const scratch = `/run/xnt-nft-only-${process.pid}`;
 const HIDDEN = /^(ip6?tables|ebtables|arptables|xtables|ipset)/;
 const netnsDir = fileURLToPath(new URL('../netns/', import.meta.url));
 const here = fileURLToPath(new URL('.', import.meta.url));
 
-/** The suites (and their nftables parts) that do not test xtables itself. */
-const SUITES: { file: string; grep?: string; invert?: boolean }[] = [
-  { file: 'firewall.test.js', grep: 'nftables backend' },
-  { file: 'nft-native.test.js' },
-  { file: 'firewall-integrity.test.js', grep: 'nftables backend' },
-  { file: 'hostile-guest.test.js', grep: 'nftables backend' },
-  // The daemon's tests on the default backend (those that move to or flush xtables excepted).
-  { file: 'daemon.test.js', grep: 'xtables', invert: true },
-];
 
 function refuse(why: string): never {
   process.stderr.write(`test:nft-only: ${why}\n`);
@@ -66,8 +58,8 @@ if (!existsSync('/usr/sbin/nft')) refuse('nft is missing: the nftables backend n
 process.stderr.write(`test:nft-only: hidden ${hidden.length} programs (${hidden.filter((h) => !h.includes('-')).join(', ')}, ...)\n`);
 
 let failures = 0;
-for (const s of [{ file: join(here, 'default-kind.test.js') }, ...SUITES.map((x) => ({ ...x, file: join(netnsDir, x.file) }))]) {
-  const mocha = new Mocha({ timeout: 60_000, ...(s.grep ? { grep: s.grep, invert: s.invert ?? false } : {}) });
+for (const s of [{ file: join(here, 'default-kind.test.js') }, ...NFT_ONLY_SUITES.map((x) => ({ file: join(netnsDir, x.file), grep: nftOnlyPattern(x) }))]) {
+  const mocha = new Mocha({ timeout: 60_000, ...('grep' in s ? { grep: s.grep } : {}) });
   mocha.addFile(s.file);
   await mocha.loadFilesAsync();
   failures += await new Promise<number>((resolve) => mocha.run(resolve));
