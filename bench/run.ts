@@ -4,7 +4,7 @@
  *
  *   npm run bench                 full run (about 50 minutes on a slow 2-core machine)
  *   npm run bench -- --smoke      small sizes, a few minutes
- *   npm run bench -- --only hook,storm,daemon,apply,forward,guard,check,nft,learning
+ *   npm run bench -- --only hook,storm,daemon,apply,forward,guard,check,nft,learning,dropflood
  *
  * Environment: XNT_BENCH_SIZES (background guests, default 0,100,1000), XNT_BENCH_VARIANTS
  * (xen,xennet,xennet-inproc[,xennet-before]), XNT_BENCH_CYCLES (daemon RSS marks, default
@@ -24,7 +24,7 @@ import { buildWorld, destroyWorld, packagedCli, timedXennet, vifBackendNodes, ty
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
 const onlyArg = args.find((a) => a.startsWith('--only='))?.slice(7) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
-const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,guard,check,nft,learning').split(','));
+const only = new Set((onlyArg ?? 'hook,storm,daemon,apply,forward,guard,check,nft,learning,dropflood').split(','));
 
 const sizes = (process.env['XNT_BENCH_SIZES'] ?? (smoke ? '0,20' : '0,100,1000')).split(',').map(Number);
 const runs = smoke ? 3 : 15;
@@ -468,6 +468,88 @@ async function learningCost(): Promise<void> {
   }
 }
 
+/** Busy and total jiffies of the whole machine (/proc/stat). */
+function machineJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
+
+/**
+ * Issue 20's flooding guest: a tight loop of frames with a forged source for 30 s, with
+ * log_drops on and (the control) off, on both backends, alternating. What the daemon spends
+ * (CPU, RSS), how many lines its log grows by, the frames its counters counted, and the whole
+ * machine's CPU (the sender's loop included, which is the same on both sides).
+ */
+async function dropFlood(): Promise<void> {
+  const seconds = smoke ? 5 : 30;
+  const rounds = smoke ? 1 : 2;
+  const framesPy = join(process.cwd(), 'test/netns/fixtures/frames.py');
+  const mac = '00:16:3e:00:00:a1';
+  const rows: { backend: string; logDrops: boolean; round: number; frames: number; framesPerSecond: number; daemonCpuPercent: number; daemonRssMiB: number; logLines: number; dropLines: number; heldBackLines: number; logBytes: number; machineBusyPercent: number }[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    for (const backend of ['nftables', 'xtables'] as const) {
+      for (const logDrops of [true, false]) {
+        const world = await buildWorld({ tool: 'xennet', background: 0, backend, rules: `version: 1\nbackend: ${backend}\ndefaults:\n  log_drops: ${logDrops}\n`, measured: [{ domid: 1, name: 'flood', mac, addresses: ['192.168.0.101/24'], xenstoreIp: '192.168.0.101' }] });
+        try {
+          const g = world.measured[0]!;
+          const pid = await world.host.startDaemon(world.env);
+          await new Promise((r) => setTimeout(r, 2000));
+          const counted = async (): Promise<number> => {
+            const r = await world.host.xennet(['status', '--json', '--fresh'], world.env);
+            const s = JSON.parse(r.stdout) as { vifs: { name: string; drops: { reasons: Record<string, { packets: number }> } }[] };
+            return s.vifs.find((v) => v.name === g.vif)?.drops.reasons['spoof4']?.packets ?? 0;
+          };
+          const before = await counted();
+          const lines0 = world.host.daemonLog.length;
+          const cpu0 = cpuSecondsOf(pid);
+          const m0 = machineJiffies();
+          const t0 = performance.now();
+          const until = Date.now() / 1000 + seconds;
+          const sent = await g.ns.exec('python3', [framesPy, 'send', 'eth0', `udp4@until=${until}`, mac, 'ff:ff:ff:ff:ff:ff', '10.9.9.9', '192.168.0.1', '4000', '4001', 'flood'], { timeoutMs: (seconds + 60) * 1000 });
+          if (sent.code !== 0) throw new Error(`frames.py: ${sent.stderr}`);
+          const elapsed = (performance.now() - t0) / 1000;
+          const cpu1 = cpuSecondsOf(pid);
+          const m1 = machineJiffies();
+          const rss = rssOf(pid);
+          await new Promise((r) => setTimeout(r, 1500)); // the last second's "held back" line
+          const lines = world.host.daemonLog.slice(lines0);
+          const frames = (await counted()) - before;
+          const row = {
+            backend,
+            logDrops,
+            round,
+            frames,
+            framesPerSecond: frames / elapsed,
+            daemonCpuPercent: ((cpu1 - cpu0) / elapsed) * 100,
+            daemonRssMiB: rss,
+            logLines: lines.length,
+            dropLines: lines.filter((l) => l.includes(' drop: ')).length,
+            heldBackLines: lines.filter((l) => l.includes('not logged (at most')).length,
+            logBytes: lines.reduce((a, l) => a + Buffer.byteLength(l) + 1, 0),
+            machineBusyPercent: ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100,
+          };
+          rows.push(row);
+          log(`  flood ${backend} log_drops ${logDrops} round ${round}: ${frames} frames (${fmt(row.framesPerSecond)}/s), daemon CPU ${fmt(row.daemonCpuPercent, 2)} %, RSS ${fmt(rss)} MiB, ${row.logLines} log lines (${row.dropLines} drops, ${row.logBytes} bytes), machine ${fmt(row.machineBusyPercent, 1)} % busy`);
+          await world.host.stopDaemon();
+        } finally {
+          await destroyWorld(world);
+        }
+      }
+    }
+  }
+  results['dropflood'] = rows;
+  log(`\nA guest flooding forged frames for ${seconds} s (medians of ${rounds} alternating rounds; the machine's CPU includes the sender's loop)`);
+  log('backend   log_drops  frames/s   daemon CPU %  daemon RSS MiB  log lines  drop lines  log bytes  machine busy %');
+  for (const backend of ['nftables', 'xtables']) {
+    for (const logDrops of [true, false]) {
+      const rs = rows.filter((r) => r.backend === backend && r.logDrops === logDrops);
+      const m = (k: 'framesPerSecond' | 'daemonCpuPercent' | 'daemonRssMiB' | 'logLines' | 'dropLines' | 'logBytes' | 'machineBusyPercent'): number => median(rs.map((r) => r[k]));
+      log(`${backend.padEnd(9)} ${String(logDrops).padEnd(10)} ${fmt(m('framesPerSecond')).padEnd(10)} ${fmt(m('daemonCpuPercent'), 2).padEnd(13)} ${fmt(m('daemonRssMiB')).padEnd(15)} ${fmt(m('logLines')).padEnd(10)} ${fmt(m('dropLines')).padEnd(11)} ${fmt(m('logBytes')).padEnd(10)} ${fmt(m('machineBusyPercent'), 1)}`);
+    }
+  }
+}
+
 /** Takes xennet's rules off the packet path (the bare bridge), the firewall's objects aside. */
 async function bareBridge(world: World, backend: 'nftables' | 'xtables'): Promise<void> {
   if (backend === 'nftables') for (const f of ['bridge', 'inet']) await world.host.dom0.exec('nft', ['delete', 'table', f, 'xennet']);
@@ -641,6 +723,7 @@ if (only.has('guard')) await guardCost();
 if (only.has('learning')) await learningCost();
 if (only.has('check')) await checkRuleFile();
 if (only.has('nft')) await nftTransactions();
+if (only.has('dropflood')) await dropFlood();
 results['seconds'] = (Date.now() - t0) / 1000;
 mkdirSync('bench/results', { recursive: true });
 const file = join('bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}${smoke ? '-smoke' : ''}.json`);

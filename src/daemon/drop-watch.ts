@@ -7,6 +7,7 @@
  */
 import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
 import { DROP_REASON_TEXT, type DropReason } from '../firewall/drop-reasons.js';
+import { ownerOfMark, ownerOfVifName } from '../firewall/names.js';
 import { DROP_GROUP, LineCap, parseDropPrefix, summarizePacket, summaryText, type PacketSummary } from '../firewall/drop-log.js';
 import { printable } from '../net/index.js';
 import { reasonOf } from '../sys/errors.js';
@@ -37,8 +38,7 @@ export interface DropWatchContext {
 
 /** The domain id a guest interface names: vif<D>.<N>[-emu], or xennet's mark on a renamed one. */
 export function domidOfVif(vif: string, alias: string | undefined): number | undefined {
-  const m = /^vif(\d+)\.\d+(?:-emu)?$/.exec(vif) ?? /^xennet:vif(\d+)\.\d+$/.exec(alias ?? '');
-  return m ? Number(m[1]) : undefined;
+  return (ownerOfVifName(vif) ?? ownerOfMark(alias))?.domid;
 }
 
 export class DropWatch {
@@ -117,7 +117,7 @@ export class DropWatch {
     const named = parseDropPrefix(p.prefix);
     if (!named) return;
     const at = new Date().toISOString();
-    const domid = domidOfVif(named.vif, /^vif\d+\.\d+(?:-emu)?$/.test(named.vif) ? undefined : aliasOf(named.vif));
+    const domid = domidOfVif(named.vif, ownerOfVifName(named.vif) ? undefined : aliasOf(named.vif));
     const domain = domid === undefined ? null : ((await this.domainName(domid)) ?? null);
     const event: DropEvent = { seq: ++this.seq, at, vif: named.vif, domid: domid ?? null, domain, reason: named.reason, packet: summarizePacket(p.ethertype, p.payload) };
     this.recent.push(event);

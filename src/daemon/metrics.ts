@@ -11,18 +11,17 @@
  * process). On a clean stop the file goes: node-exporter then has no xennet figures, instead of
  * stale ones that say the daemon is up (after a crash, its `node_textfile_mtime_seconds` ages).
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { rulesSource } from '../config/load.js';
 import { journalPath } from '../hooks/hook-journal.js';
 import { renderMetrics } from '../metrics/exposition.js';
 import { HookStats, JournalFollower } from '../metrics/hook-stats.js';
 import { reasonOf } from '../sys/errors.js';
-import { writeTextAtomic } from '../sys/statefile.js';
+import { sweepTempFiles, writeTextAtomic } from '../sys/statefile.js';
 import type { DaemonContext } from './server.js';
 import type { HostStatus } from '../status/host-status.js';
 import { learningProblems, withDaemon } from '../status/daemon-problems.js';
-import { pidAlive } from '../sys/process.js';
 
 /** Where prometheus-node-exporter's textfile collector reads (Debian's default `--collector.textfile.directory`). */
 export const TEXTFILE_DIR = '/var/lib/prometheus/node-exporter';
@@ -66,7 +65,7 @@ export class DaemonMetrics {
 
   start(): void {
     // What a daemon killed while writing left (it is no *.prom: node-exporter never read it).
-    if (isDirectory(TEXTFILE_DIR)) sweepStaleTemps(TEXTFILE_DIR, `${METRICS_FILE}.tmp-`);
+    if (isDirectory(TEXTFILE_DIR)) sweepTempFiles(TEXTFILE_DIR, METRICS_FILE);
     this.timer = setInterval(() => void this.tick(), METRICS_INTERVAL_MS);
     this.timer.unref();
     void this.tick();
@@ -109,17 +108,5 @@ function isDirectory(path: string): boolean {
     return statSync(path).isDirectory();
   } catch {
     return false;
-  }
-}
-
-/** Temporary files `<prefix><pid>` of processes that are gone. */
-function sweepStaleTemps(dir: string, prefix: string): void {
-  try {
-    for (const name of readdirSync(dir)) {
-      const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : NaN;
-      if (Number.isInteger(pid) && pid > 1 && pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { force: true });
-    }
-  } catch {
-    /* best effort */
   }
 }

@@ -31,7 +31,7 @@ import { carryDropCounters } from './counter-carry.js';
 import { asLive, diffTable, emptyTablePlan, isEmptyTablePlan, render } from './diff.js';
 import { dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName, type TablePlan, type TableRules } from './model.js';
 import { codecOf, driverFor, engineName, engineTables, parseLive } from './drivers.js';
-import { vifOfChain } from './names.js';
+import { ownerOfMark, ownerOfVifName, vifOfChain } from './names.js';
 import { normalizeRule } from './normalize.js';
 import type { LiveTable } from './live.js';
 import type { AdoptedFacts } from './driver.js';
@@ -115,8 +115,7 @@ async function carryFromKernel(backend: Backend, t: TableName, plan: TablePlan, 
 
 /** The owner a vif name shows: vif<D>.<N>[-emu], or xennet's mark on the link. */
 function ownerFromLink(name: string): Owner | undefined {
-  const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(name) ?? /^xennet:vif(\d+)\.(\d+)$/.exec(aliasOf(name) ?? '');
-  return m ? { domid: Number(m[1]), devid: Number(m[2]) } : undefined;
+  return ownerOfVifName(name) ?? ownerOfMark(aliasOf(name));
 }
 
 /**

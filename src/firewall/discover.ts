@@ -9,6 +9,7 @@ import { domainIdentity, namesKey, readDomainNames, type DomainNames } from './d
 import { reasonOf } from '../sys/errors.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 import type { VifFacts } from './model.js';
+import { ownerOfMark, ownerOfVifName } from './names.js';
 
 interface BackendEntry {
   domid: number;
@@ -79,17 +80,17 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
   for (const link of links) {
     const master = link.master ?? recorded.get(link.name) ?? null;
     if (master === null || !isIfName(link.name) || !isIfName(master) || link.kind === 'bridge') continue;
-    const m = /^vif(\d+)\.(\d+)(-emu)?$/.exec(link.name);
-    const mark = /^xennet:vif(\d+)\.(\d+)$/.exec(link.alias ?? '');
-    if (m && mark && (m[1] !== mark[1] || m[2] !== mark[2])) {
-      warnings.push(`${link.name} carries the mark of vif${mark[1]}.${mark[2]}: not treated as a guest interface`);
+    const m = ownerOfVifName(link.name);
+    const mark = ownerOfMark(link.alias);
+    if (m && mark && (m.domid !== mark.domid || m.devid !== mark.devid)) {
+      warnings.push(`${link.name} carries the mark of vif${mark.domid}.${mark.devid}: not treated as a guest interface`);
       continue;
     }
     // Whose interface it is: the mark xennet put on it when it renamed it, else its Xen name. A
     // xenstore vifname alone proves nothing (it is guest configuration, and may name dom0's NIC
     // or another guest's interface), as the hooks hold: a link that carries neither is not a
     // guest's interface, even when the backend's own device is gone.
-    const e = m ? byName.get(link.name) : mark ? entries.find((x) => x.domid === Number(mark[1]) && x.devid === Number(mark[2])) : undefined;
+    const e = m ? byName.get(link.name) : mark ? entries.find((x) => x.domid === mark.domid && x.devid === mark.devid) : undefined;
     if (!m && !mark) {
       const named = entries.filter((x) => x.vifname !== undefined && (x.vifname === link.name || `${x.vifname}-emu` === link.name));
       if (named.length > 1) warnings.push(`${link.name} is the vifname of ${named.length} backends (${named.map((x) => `${x.domid}/${x.devid}`).join(', ')}): not treated as a guest interface`);
@@ -97,10 +98,10 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
       else if (named[0]) warnings.push(`backend ${named[0].domid}/${named[0].devid} names ${link.name} as its vifname, but ${link.name} does not carry xennet's mark (xennet:vif${named[0].domid}.${named[0].devid}): it is not treated as its interface (a vif renamed by Xen's vif-bridge is xennet's again after its next online)`);
       continue;
     }
-    const domid = e?.domid ?? Number((m ?? mark)![1]);
+    const domid = e?.domid ?? (m ?? mark)!.domid;
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
     const name = link.name as IfName;
-    const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? Number((m ?? mark)![2]), ipv4: [], ipv6: [], link, invalid: [] };
+    const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? (m ?? mark)!.devid, ipv4: [], ipv6: [], link, invalid: [] };
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
       facts.invalid.push(reasonOf(err));

@@ -50,3 +50,15 @@ export function vifOfChain(chain: string): string | undefined {
   const m = /^XN-(?:[OISNEL]|[OI][46])-(.+)$/.exec(chain);
   return m?.[1];
 }
+
+/** The domain and device a guest interface's Xen name says (`vif<D>.<N>`, `-emu` for the emulated NIC), or undefined. */
+export function ownerOfVifName(name: string): { domid: number; devid: number } | undefined {
+  const m = /^vif(\d+)\.(\d+)(?:-emu)?$/.exec(name);
+  return m ? { domid: Number(m[1]), devid: Number(m[2]) } : undefined;
+}
+
+/** The domain and device xennet's mark on an interface it renamed says (its alias `xennet:vif<D>.<N>`), or undefined. */
+export function ownerOfMark(alias: string | undefined): { domid: number; devid: number } | undefined {
+  const m = /^xennet:vif(\d+)\.(\d+)$/.exec(alias ?? '');
+  return m ? { domid: Number(m[1]), devid: Number(m[2]) } : undefined;
+}

@@ -176,8 +176,8 @@ export function setAside(path: string): string | undefined {
   }
 }
 
-/** Removes temporary files (`*.tmp-<pid>`) that writers killed mid-write left in `dir`. */
-export function sweepTempFiles(dir: string): string[] {
+/** Removes temporary files (`*.tmp-<pid>`, of the file `only` alone when given) that writers killed mid-write left in `dir`. */
+export function sweepTempFiles(dir: string, only?: string): string[] {
   const swept: string[] = [];
   let names: string[];
   try {
@@ -187,9 +187,13 @@ export function sweepTempFiles(dir: string): string[] {
   }
   for (const n of names) {
     const m = /\.tmp-(\d+)$/.exec(n);
-    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
-    rmSync(join(dir, n), { force: true });
-    swept.push(n);
+    if (!m || (only !== undefined && n !== `${only}.tmp-${m[1]}`) || Number(m[1]) <= 1 || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
+    try {
+      rmSync(join(dir, n), { force: true });
+      swept.push(n);
+    } catch {
+      // a read-only directory: left as it is
+    }
   }
   return swept;
 }
