@@ -9,13 +9,15 @@ import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl
 import { DROP_REASON_TEXT, type DropReason } from '../firewall/drop-reasons.js';
 import { ownerOfMark, ownerOfVifName } from '../firewall/names.js';
 import { DROP_GROUP, LineCap, parseDropPrefix, summarizePacket, summaryText, type PacketSummary } from '../firewall/drop-log.js';
-import { printable } from '../net/index.js';
+import { shown } from '../net/index.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { aliasOf } from '../sys/sysfs.js';
 
 export const LOG_PER_SECOND = 20;
-export const RECENT = 500;
+/** How many drops the daemon keeps, and of one interface at most (one guest cannot push out the others'). */
+export const RECENT = 2000;
+export const RECENT_PER_VIF = 100;
 /** How often the daemon tries again to listen when it could not (another process held the group). */
 export const LISTEN_RETRY_MS = 10_000;
 const NAME_TTL_MS = 30_000;
@@ -36,6 +38,15 @@ export interface DropWatchContext {
   domainName(domid: number): Promise<string | undefined>;
 }
 
+/**
+ * A domain name as the first word of a drop's line: as it is when it is a plain name, else quoted
+ * (a name with spaces or brackets could pose as another guest's line: `web02 (vif6.0) spoof4 ...`).
+ */
+export function domainWord(name: string | null): string {
+  if (name === null) return '?';
+  return /^[A-Za-z0-9][A-Za-z0-9_.:+-]*$/.test(name) ? name : shown(name, 64);
+}
+
 /** The domain id a guest interface names: vif<D>.<N>[-emu], or xennet's mark on a renamed one. */
 export function domidOfVif(vif: string, alias: string | undefined): number | undefined {
   return (ownerOfVifName(vif) ?? ownerOfMark(alias))?.domid;
@@ -44,6 +55,7 @@ export function domidOfVif(vif: string, alias: string | undefined): number | und
 export class DropWatch {
   private listener: NflogListener | undefined;
   private readonly recent: DropEvent[] = [];
+  private readonly perVif = new Map<string, number>();
   private seq = 0;
   private readonly cap = new LineCap(LOG_PER_SECOND);
   private timer: NodeJS.Timeout | undefined;
@@ -120,9 +132,25 @@ export class DropWatch {
     const domid = domidOfVif(named.vif, ownerOfVifName(named.vif) ? undefined : aliasOf(named.vif));
     const domain = domid === undefined ? null : ((await this.domainName(domid)) ?? null);
     const event: DropEvent = { seq: ++this.seq, at, vif: named.vif, domid: domid ?? null, domain, reason: named.reason, packet: summarizePacket(p.ethertype, p.payload) };
+    this.keep(event);
+    if (this.cap.take(Date.now())) this.ctx.log.info(`drop: ${domainWord(domain)} (${named.vif}) ${named.reason} (${DROP_REASON_TEXT[named.reason]}): ${summaryText(event.packet)}`);
+  }
+
+  /** Keeps a drop: the oldest of its interface goes when that one has RECENT_PER_VIF, else the oldest of all past RECENT. */
+  private keep(event: DropEvent): void {
+    const n = (this.perVif.get(event.vif) ?? 0) + 1;
     this.recent.push(event);
-    if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
-    if (this.cap.take(Date.now())) this.ctx.log.info(`drop: ${printable(domain ?? '?')} (${named.vif}) ${named.reason} (${DROP_REASON_TEXT[named.reason]}): ${summaryText(event.packet)}`);
+    this.perVif.set(event.vif, n);
+    if (n > RECENT_PER_VIF) this.forget(this.recent.findIndex((e) => e.vif === event.vif));
+    else if (this.recent.length > RECENT) this.forget(0);
+  }
+
+  private forget(at: number): void {
+    const [gone] = this.recent.splice(at, 1);
+    if (!gone) return;
+    const left = (this.perVif.get(gone.vif) ?? 1) - 1;
+    if (left > 0) this.perVif.set(gone.vif, left);
+    else this.perVif.delete(gone.vif);
   }
 
   private async domainName(domid: number): Promise<string | undefined> {

@@ -57,7 +57,7 @@ describe(`drops as they happen, with domain and reason (netns, ${backend === 'nf
   before(async () => {
     await sweepLeftovers();
     dir = mkdtempSync(join(tmpdir(), 'xnt-droplog-'));
-    writeFileSync(join(dir, 'xennet.yaml'), `version: 1\nbackend: ${kind}\nguests:\n  web01: { mac: "${MAC}", ipv4: [192.168.0.105], ipv6: ["2001:db8::105"] }\n  quiet: { mac: "00:16:3e:00:00:06", ipv4: [192.168.0.106], log_drops: false }\n`);
+    writeFileSync(join(dir, 'xennet.yaml'), `version: 1\nbackend: ${kind}\nguests:\n  web01: { mac: "${MAC}", ipv4: [192.168.0.105], ipv6: ["2001:db8::105"], inbound: drop }\n  quiet: { mac: "00:16:3e:00:00:06", ipv4: [192.168.0.106], log_drops: false }\n`);
     env = backend === 'nftables' ? { XENNET_RULES: join(dir, 'xennet.yaml') } : { XENNET_RULES: join(dir, 'xennet.yaml'), XENNET_IPTABLES: backend };
     host = await SimHost.create({ autostart: false });
     await host.takeover();
@@ -151,6 +151,21 @@ describe(`drops as they happen, with domain and reason (netns, ${backend === 'nf
       child.kill('SIGKILL');
       if (open) closeSync(reader);
     }
+  });
+
+  it('an inbound drop is logged for unicast only: another guest\'s broadcast, which reaches every guest, is counted and not logged', async () => {
+    const inbound = async (): Promise<number> => ((JSON.parse((await xennet(['status', '--json', '--fresh'])).stdout) as { vifs: { name: string; drops: { reasons: Record<string, { packets: number }> } }[] }).vifs.find((v) => v.name === web.vif)?.drops.reasons['in']?.packets ?? 0);
+    const sendTo = async (dstMac: string, dst: string, marker: string): Promise<void> => {
+      const r = await quiet.ns.exec('python3', [framesPy, 'send', 'eth0', 'udp4', '00:16:3e:00:00:06', dstMac, '192.168.0.106', dst, '4000', '4444', marker]);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    const before = await inbound();
+    await sendTo('ff:ff:ff:ff:ff:ff', '192.168.0.255', 'broadcast');
+    await until('the broadcast to count as web01\'s inbound drop', async () => (await inbound()) > before);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual((await drops('web01')).filter((d) => d.reason === 'in'), [], 'not logged');
+    await sendTo(MAC, '192.168.0.105', 'unicast');
+    await until('the unicast one to be logged', async () => (await drops('web01')).some((d) => d.reason === 'in' && d.packet.source === '192.168.0.106' && d.packet.destination === '192.168.0.105'));
   });
 
   it('a flooding guest gets a few lines a minute per rule (the kernel\'s rate), while its counters count every frame; log_drops: false logs none (the control)', async () => {

@@ -17,8 +17,9 @@ import { exprsWithCounter } from '../../src/firewall/nftables/backend.js';
 import { restorePresets } from '../../src/firewall/xtables/backend.js';
 import { countersOfRecorded } from '../../src/firewall/counter-match.js';
 import { dropPrefix, LineCap, parseDropPrefix, summarizePacket, summaryText } from '../../src/firewall/drop-log.js';
-import { domidOfVif } from '../../src/daemon/drop-watch.js';
-import { dropsOf, jsonLine } from '../../src/cli/commands/drops.js';
+import { DropWatch, RECENT, RECENT_PER_VIF, domainWord, domidOfVif } from '../../src/daemon/drop-watch.js';
+import type { Logger } from '../../src/sys/log.js';
+import { dropLine, dropsOf, jsonLine } from '../../src/cli/commands/drops.js';
 import { pipeOrphaned } from '../../src/sys/pipe-peer.js';
 import { run, start } from '../../src/sys/exec.js';
 import { renderNft } from '../../src/firewall/nftables/script.js';
@@ -259,6 +260,21 @@ describe('drops as the daemon logs them', () => {
     assert.equal(cap.take(1000), true, 'a new second');
   });
 
+  it('the history keeps at most 100 of one interface: a guest flooding its own rules cannot push out the others\'', () => {
+    const w = new DropWatch({ log: { debug: () => undefined, info: () => undefined, warning: () => undefined, err: () => undefined } as unknown as Logger, domainName: () => Promise.resolve(undefined) });
+    const keep = (e: DropEvent): void => (w as unknown as { keep(e: DropEvent): void }).keep(e);
+    let seq = 0;
+    const ev = (vif: string): DropEvent => ({ seq: ++seq, at: 'x', vif, domid: null, domain: null, reason: 'in', packet: { protocol: 'udp' } });
+    keep(ev('vif7.0'));
+    for (let i = 0; i < 1000; i++) keep(ev('vif5.0'));
+    const kept = w.since(0).drops;
+    assert.equal(kept.filter((e) => e.vif === 'vif7.0').length, 1, 'the quiet guest\'s drop is kept');
+    assert.equal(kept.filter((e) => e.vif === 'vif5.0').length, RECENT_PER_VIF);
+    assert.equal(kept.at(-1)!.seq, seq, 'the newest are kept');
+    for (let g = 0; g < 30; g++) for (let i = 0; i < 100; i++) keep(ev(`vif${100 + g}.0`));
+    assert.equal(w.since(0).drops.length, RECENT, 'and at most RECENT in all');
+  });
+
   it('an interface names its domain id, a renamed one through xennet\'s mark', () => {
     assert.equal(domidOfVif('vif12.0', undefined), 12);
     assert.equal(domidOfVif('vif12.0-emu', undefined), 12);
@@ -277,8 +293,12 @@ describe('xennet drops --json', () => {
 
 describe('xennet drops GUEST', () => {
   const drop = (vif: string, domid: number | null, domain: string | null): DropEvent => ({ seq: 1, at: 'x', vif, domid, domain, reason: 'spoof4', packet: { protocol: 'udp' } });
-  it('a guest\'s drops are those of its interfaces now (its stub domain\'s, a copy migrating in) and those recorded under the name asked for', () => {
-    const web = dropsOf('web01', [{ name: 'vif5.0', domid: 5 }, { name: 'vif6.0-emu', domid: 6 }, { name: 'vif9.0', domid: 9 }]);
+  it('a domain\'s drops are those of its interfaces now (its stub domain\'s, a copy migrating in) and those recorded under its name', () => {
+    const web = dropsOf('web01', [
+      { name: 'vif5.0', domid: 5, domain: 'web01' },
+      { name: 'vif6.0-emu', domid: 6, domain: 'web01-dm' },
+      { name: 'vif9.0', domid: 9, domain: 'web01--incoming' },
+    ]);
     assert.ok(web(drop('vif5.0', 5, 'web01')));
     assert.ok(web(drop('vif6.0-emu', 6, 'web01-dm')), 'the stub domain\'s emulated NIC');
     assert.ok(web(drop('vif9.0', 9, 'web01--incoming')), 'recorded under the migration name');
@@ -286,9 +306,31 @@ describe('xennet drops GUEST', () => {
     assert.ok(web(drop('web01-e.1', 5, 'web01')), 'another interface of the domain');
     assert.ok(!web(drop('vif7.0', 7, 'db01')));
     assert.ok(!web(drop('vif50.0', 50, 'web01x')));
-    const byId = dropsOf('7', []);
-    assert.ok(byId(drop('vif7.0', 7, 'db01')) && !byId(drop('vif70.0', 70, 'x')));
+  });
+
+  it('an interface\'s name or a domain id found here is that one alone, not a domain that happens to bear the name (as status GUEST picks one)', () => {
+    const byVif = dropsOf('vif5.0', [{ name: 'vif5.0', domid: 5, domain: 'web01' }]);
+    assert.ok(byVif(drop('vif5.0', 5, 'web01')));
+    assert.ok(!byVif(drop('vif8.0', 8, 'vif5.0')), 'a domain named vif5.0');
+    assert.ok(!byVif(drop('vif5.1', 5, 'web01')), 'another interface of its domain');
+    const byId = dropsOf('9', [{ name: 'vif9.0', domid: 9, domain: 'nine' }]);
+    assert.ok(byId(drop('vif9.0', 9, 'nine')));
+    assert.ok(!byId(drop('vif5.0', 5, '9')), 'a domain named 9');
+  });
+
+  it('nothing here: what was recorded under that name, domain id or interface name', () => {
+    const gone = dropsOf('7', []);
+    assert.ok(gone(drop('vif7.0', 7, 'db01')) && !gone(drop('vif70.0', 70, 'x')));
     assert.ok(dropsOf('vif7.0', [])(drop('vif7.0', 7, null)));
+    assert.ok(dropsOf('db01', [])(drop('vif7.0', 7, 'db01')));
+  });
+
+  it('a domain name that could pose as another guest\'s line is quoted', () => {
+    assert.equal(domainWord('web01'), 'web01');
+    assert.equal(domainWord(null), '?');
+    assert.equal(domainWord('web02 (vif6.0) spoof4'), '"web02 (vif6.0) spoof4"');
+    assert.equal(domainWord('a\u001b[2Jb'), '"a\\u001b[2Jb"');
+    assert.match(dropLine(drop('vif9.0', 9, 'web02 (vif6.0) spoof4 (spoofed IPv4 source): udp 6.6.6.6')), /^x "web02 \(vif6\.0\) spoof4 \(spoofed IPv4 source\): udp 6\.6\.6\.6" \(vif9\.0\) spoof4/);
   });
 });
 

@@ -10,7 +10,7 @@ export type NftFamilyName = keyof typeof NFPROTO;
 export const VERDICT = { drop: 0, accept: 1, continue: -1, break: -2, jump: -3, goto: -4, return: -5 } as const;
 
 /** The meta keys xennet reads or sets (NFT_META_*). */
-export const NFT_META = { protocol: 1, mark: 3, iifname: 6, oifname: 7, l4proto: 16 } as const;
+export const NFT_META = { protocol: 1, mark: 3, iifname: 6, oifname: 7, l4proto: 16, pkttype: 19 } as const;
 
 /** The hooks of xennet's base chains: the same numbers in the bridge family (NF_BR_*) and inet (NF_INET_*). */
 export const HOOK = { prerouting: 0, forward: 2 } as const;

@@ -1,6 +1,6 @@
 /** `xennet drops [GUEST] [--follow]`: what the guests' rules dropped, with reason, addresses and protocol. */
 import type { Argv, CommandModule } from 'yargs';
-import type { DropEvent } from '../../daemon/drop-watch.js';
+import { domainWord, type DropEvent } from '../../daemon/drop-watch.js';
 import { DROP_REASON_TEXT } from '../../firewall/drop-reasons.js';
 import { summaryText } from '../../firewall/drop-log.js';
 import { printable } from '../../net/index.js';
@@ -15,7 +15,7 @@ interface DropsArgs {
 
 /** One drop in a line (pure). */
 export function dropLine(e: DropEvent): string {
-  return `${e.at} ${printable(e.domain ?? '?')} (${e.vif}) ${e.reason} (${DROP_REASON_TEXT[e.reason]}): ${summaryText(e.packet)}`;
+  return `${e.at} ${domainWord(e.domain)} (${e.vif}) ${e.reason} (${DROP_REASON_TEXT[e.reason]}): ${summaryText(e.packet)}`;
 }
 
 const FOLLOW_POLL_MS = 1000;
@@ -23,15 +23,20 @@ const FOLLOW_POLL_MS = 1000;
 const READER_CHECK_POLLS = 10;
 
 /**
- * Which drops are a guest's (pure): those of the interfaces `status GUEST` shows for it (its vifs,
- * its stub domain's emulated NIC, a copy being migrated in under another name), and those recorded
- * under the name, domain id or interface name asked for (a guest that has gone).
+ * Which drops are a guest's (pure). `found`: the interfaces `status GUEST` shows for the query
+ * (none when it names no guest here now). An interface's name: that interface's drops. A domain
+ * (by name or id): those of its interfaces now (its stub domain's emulated NIC, a copy being
+ * migrated in under another name) and those recorded under its name (earlier runs). Nothing here:
+ * whatever was recorded under that name, domain id or interface name.
  */
-export function dropsOf(query: string, vifs: readonly { name: string; domid: number | null }[]): (e: DropEvent) => boolean {
-  const names = new Set(vifs.map((v) => v.name));
-  const domids = new Set(vifs.flatMap((v) => (v.domid === null ? [] : [v.domid])));
+export function dropsOf(query: string, found: readonly { name: string; domid: number | null; domain: string | null }[]): (e: DropEvent) => boolean {
   const asked = /^(0|[1-9]\d{0,9})$/.test(query) ? Number(query) : undefined;
-  return (e) => e.vif === query || e.domain === query || (asked !== undefined && e.domid === asked) || names.has(e.vif) || (e.domid !== null && domids.has(e.domid));
+  if (found.length === 0) return (e) => e.vif === query || e.domain === query || (asked !== undefined && e.domid === asked);
+  if (found.every((v) => v.name === query)) return (e) => e.vif === query;
+  const names = new Set(found.map((v) => v.name));
+  const domids = new Set(found.flatMap((v) => (v.domid === null ? [] : [v.domid])));
+  const domains = new Set(found.flatMap((v) => (v.domain === null ? [] : [v.domain])));
+  return (e) => names.has(e.vif) || (e.domid !== null && domids.has(e.domid)) || (e.domain !== null && domains.has(e.domain));
 }
 
 /** A daemon that went (restarted, stopped) shows as no answer, a refused or reset connection, or half an answer. */
@@ -83,7 +88,7 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
         const status = await askDaemon(process.env, { cmd: 'status', rules: source.file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, STATUS_DAEMON_WAIT_MS)
           .then((a) => (a ? (unwrap(a) as { status: HostStatus }).status : undefined))
           .catch(() => undefined); // then by the name alone
-        let vifs: { name: string; domid: number | null }[] = [];
+        let vifs: { name: string; domid: number | null; domain: string | null }[] = [];
         try {
           if (status) vifs = guestVifs(status, guest);
         } catch (e) {
@@ -128,6 +133,9 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
           throw e;
         });
         if (!fresh) continue;
+        // Numbered one by one: those missing came and went between two looks (more than it keeps).
+        const missed = fresh.instance === instance ? fresh.seq - seq - fresh.drops.length : 0;
+        if (missed > 0) process.stderr.write(`xennet: ${missed} drop${missed === 1 ? '' : 's'} came and went before they could be shown\n`);
         for (const e of fresh.drops) if (mine(e)) print(e);
         seq = fresh.seq;
         instance = fresh.instance;

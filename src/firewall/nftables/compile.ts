@@ -130,7 +130,10 @@ const sortedCidrs = (cs: readonly Cidr[]): Cidr[] => {
 /** A drop, preceded by its copy to the daemon (drop-log.ts) when the guest logs its drops. */
 const logged = (v: ResolvedVif, what: DropReason, match: string, verdict = 'drop'): string[] => {
   const m = match ? `${match} ` : '';
-  return [...(v.logDrops ? [`${m}limit rate ${DROP_LOG_RATE.perMinute}/minute log prefix "${dropPrefix(what, v.name)}" group ${DROP_GROUP}`] : []), `${m}${verdict}`];
+  // (An inbound drop is logged for unicast only: a broadcast or multicast that one guest may send
+  // reaches every guest's inbound chain, and would make all of them log at once: drop-log.ts.)
+  const unicast = what === 'in' ? 'meta pkttype != broadcast meta pkttype != multicast ' : '';
+  return [...(v.logDrops ? [`${m}${unicast}limit rate ${DROP_LOG_RATE.perMinute}/minute log prefix "${dropPrefix(what, v.name)}" group ${DROP_GROUP}`] : []), `${m}${verdict}`];
 };
 
 /**

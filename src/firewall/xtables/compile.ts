@@ -31,7 +31,9 @@ export { naTargetU32 } from './guard.js';
 type Family = 'ipv4' | 'ipv6';
 
 /** A drop's copy to the daemon (drop-log.ts), as `*-save` prints it. */
-const logRule = (v: ResolvedVif, what: DropReason): string[] => (v.logDrops ? [`-m limit --limit ${DROP_LOG_RATE.perMinute}/min -j NFLOG --nflog-prefix "${dropPrefix(what, v.name)}" --nflog-group ${DROP_GROUP}`] : []);
+// (An inbound drop is logged for unicast only: a broadcast or multicast that one guest may send
+// reaches every guest's inbound chain, and would make all of them log at once: drop-log.ts.)
+const logRule = (v: ResolvedVif, what: DropReason): string[] => (v.logDrops ? [`${what === 'in' ? '-m pkttype ! --pkt-type broadcast -m pkttype ! --pkt-type multicast ' : ''}-m limit --limit ${DROP_LOG_RATE.perMinute}/min -j NFLOG --nflog-prefix "${dropPrefix(what, v.name)}" --nflog-group ${DROP_GROUP}`] : []);
 const dropWithLog = (v: ResolvedVif, what: DropReason, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
 
 /** multiport takes at most 15 ports per rule, and a range counts as two. */

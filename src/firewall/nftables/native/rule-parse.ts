@@ -37,7 +37,7 @@ interface Need {
 interface Field {
   load: (dreg: number) => NftExpr;
   len: number;
-  type: DataTypeName | 'mark' | 'ct_state' | 'arp_op';
+  type: DataTypeName | 'mark' | 'ct_state' | 'arp_op' | 'pkt_type';
   /** Where it is in the packet, for prefixes and merging. */
   payload?: { base: PayloadBase; offset: number };
   /** A field narrower than the bytes loaded (a VLAN id: 12 bits of 2 bytes). */
@@ -55,6 +55,8 @@ const ICMP = byName(ICMP_NAMES);
 const ICMPV6 = byName(ICMPV6_NAMES, { 'mld-listener-reduction': 132 });
 const CT_STATES: Readonly<Record<string, number>> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
 const ARP_OPS: Readonly<Record<string, number>> = { request: 1, reply: 2 };
+/** The kernel's PACKET_* of a frame (linux/if_packet.h). */
+const PKT_TYPES: Readonly<Record<string, number>> = { host: 0, broadcast: 1, multicast: 2, other: 3 };
 const UNITS: Readonly<Record<string, number>> = { second: 1, minute: 60, hour: 3600, day: 86400, week: 604800 };
 
 const payload = (base: PayloadBase, offset: number, len: number, type: Field['type'], need?: Need, nft?: [desc: number, tmpl: number]): Field => ({
@@ -101,6 +103,7 @@ const FIELDS: Readonly<Record<string, Field>> = {
   'meta l4proto': meta('l4proto', 1, 'inet_proto'),
   'meta protocol': meta('protocol', 2, 'ether_type'),
   'meta mark': meta('mark', 4, 'mark'),
+  'meta pkttype': meta('pkttype', 1, 'pkt_type'),
   iifname: meta('iifname', 16, 'ifname'),
   oifname: meta('oifname', 16, 'ifname'),
   'ct state': { load: (dreg) => ({ type: 'ct', key: 'state', dreg }), len: 4, type: 'ct_state' },
@@ -160,6 +163,8 @@ function valueBytes(f: Field, text: string): Buffer {
       return be(named(ICMPV6, text), 1);
     case 'arp_op':
       return be(named(ARP_OPS, text), 2);
+    case 'pkt_type':
+      return be(named(PKT_TYPES, text), 1);
     case 'ifname':
       return ifnameBytes(text);
     case 'mark':
@@ -514,7 +519,7 @@ class RuleReader {
       if (sep === '}') break;
       if (sep !== ',') throw new Error(`expected , or } in a set, found ${sep}`);
     }
-    if (f.type === 'mark' || f.type === 'ct_state' || f.type === 'arp_op' || !f.origin) throw new Error(`a set of ${f.type}`);
+    if (f.type === 'mark' || f.type === 'ct_state' || f.type === 'arp_op' || f.type === 'pkt_type' || !f.origin) throw new Error(`a set of ${f.type}`);
     const intervalSet = items.some((x) => !x.lo.equals(x.hi));
     const sorted = items.sort((a, b) => a.lo.compare(b.lo));
     const elements: AnonymousSet['elements'] = [];
