@@ -135,7 +135,7 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
         if (!fresh) continue;
         // Numbered one by one: those missing came and went between two looks (more than it keeps).
         const missed = fresh.instance === instance ? fresh.seq - seq - fresh.drops.length : 0;
-        if (missed > 0) process.stderr.write(`xennet: ${missed} drop${missed === 1 ? '' : 's'} came and went before they could be shown\n`);
+        if (missed > 0) process.stderr.write(`xennet: ${missed} drop${missed === 1 ? '' : 's'}${argv.guest !== undefined ? ' (of any guest)' : ''} came and went before they could be shown\n`);
         for (const e of fresh.drops) if (mine(e)) print(e);
         seq = fresh.seq;
         instance = fresh.instance;
