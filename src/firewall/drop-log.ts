@@ -11,6 +11,16 @@ import { isDropReason, type DropReason } from './drop-reasons.js';
 export const DROP_GROUP = 0x786f;
 /** How many drops a rule logs: a minute's rate (and nft's and iptables' default burst of 5). */
 export const DROP_LOG_RATE = { perMinute: 6 } as const;
+/**
+ * How many all the guests' rules log together, per IP family: whatever the number of guests and
+ * whoever sends what, the daemon's socket gets at most a burst of 40 and then 20 a second per
+ * family (about 67 KiB at once: its buffer holds some 500 messages with a stock rmem_max). On
+ * nftables a dynamic set of one element per Ethernet type (DROP_LOG_SET), on xtables a hashlimit
+ * bucket shared by name (DROP_LOG_HASHLIMIT; iptables and ip6tables each have their own).
+ */
+export const DROP_LOG_SHARED = { perSecond: 20, burst: 40 } as const;
+export const DROP_LOG_SET = 'drop_log';
+export const DROP_LOG_HASHLIMIT = 'xn-droplog';
 
 /** `XN spoof4 vif5.0`: at most 3 + 10 + 15 characters, within iptables' NFLOG prefix limit (64). */
 export const dropPrefix = (reason: DropReason, vif: string): string => `XN ${reason} ${vif}`;

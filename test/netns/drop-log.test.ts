@@ -168,6 +168,26 @@ describe(`drops as they happen, with domain and reason (netns, ${backend === 'nf
     await until('the unicast one to be logged', async () => (await drops('web01')).some((d) => d.reason === 'in' && d.packet.source === '192.168.0.106' && d.packet.destination === '192.168.0.105'));
   });
 
+  it('all guests\' rules share one budget: twelve guests\' bursts at the same moment hand the daemon at most 40 (then 20 a second)', async () => {
+    const gs: SimGuest[] = [];
+    for (let k = 0; k < 12; k++) {
+      const mac = `00:16:3e:00:01:${(0x10 + k).toString(16)}`;
+      const g = await host.addGuest({ domid: 20 + k, name: `burst${k}`, mac, addresses: [`192.168.0.${20 + k}/24`], xenstoreIp: `192.168.0.${20 + k}` });
+      const r = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+      assert.equal(r.code, 0, r.stderr);
+      gs.push(g);
+    }
+    // Each guest's own rule lets 5 through at once: 60 in all, at the same moment.
+    const at = Date.now() / 1000 + 3;
+    const sent = await Promise.all(gs.map((g) => g.ns.exec('python3', [framesPy, 'send', 'eth0', `udp4@at=${at},repeat=8`, g.mac, 'ff:ff:ff:ff:ff:ff', '10.77.0.1', '192.168.0.1', '4000', '4001', 'burst'])));
+    for (const r of sent) assert.equal(r.code, 0, r.stderr);
+    await new Promise((r) => setTimeout(r, 1000));
+    const logged = (await drops()).filter((d) => d.packet.source === '10.77.0.1');
+    const guests = new Set(logged.map((d) => d.vif)).size;
+    assert.ok(logged.length >= 20, `logging works: ${logged.length} logged`);
+    assert.ok(logged.length <= 44, `${logged.length} logged of the ${gs.length * 5} the guests' own rules let through, from ${guests} guests`);
+  });
+
   it('a flooding guest gets a few lines a minute per rule (the kernel\'s rate), while its counters count every frame; log_drops: false logs none (the control)', async () => {
     const counted = async (vif: string): Promise<number> => ((JSON.parse((await xennet(['status', '--json', '--fresh'])).stdout) as { vifs: { name: string; drops: { reasons: Record<string, { packets: number }> } }[] }).vifs.find((v) => v.name === vif)?.drops.reasons['spoof4']?.packets ?? 0);
     const before = await counted(web.vif);

@@ -29,7 +29,7 @@
 import type { AllowRule } from '../../config/schema.js';
 import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/index.js';
 import type { DropReason } from '../drop-reasons.js';
-import { DROP_GROUP, DROP_LOG_RATE, dropPrefix } from '../drop-log.js';
+import { DROP_GROUP, DROP_LOG_RATE, DROP_LOG_SET, DROP_LOG_SHARED, dropPrefix } from '../drop-log.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
 import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules, type TreeMember } from '../model.js';
 import { vifChain } from '../names.js';
@@ -133,7 +133,9 @@ const logged = (v: ResolvedVif, what: DropReason, match: string, verdict = 'drop
   // (An inbound drop is logged for unicast only: a broadcast or multicast that one guest may send
   // reaches every guest's inbound chain, and would make all of them log at once: drop-log.ts.)
   const unicast = what === 'in' ? 'meta pkttype != broadcast meta pkttype != multicast ' : '';
-  return [...(v.logDrops ? [`${m}${unicast}limit rate ${DROP_LOG_RATE.perMinute}/minute log prefix "${dropPrefix(what, v.name)}" group ${DROP_GROUP}`] : []), `${m}${verdict}`];
+  // (Then the budget all guests' rules share: DROP_LOG_SHARED.)
+  const shared = `add @${DROP_LOG_SET} { ether type limit rate ${DROP_LOG_SHARED.perSecond}/second burst ${DROP_LOG_SHARED.burst} packets }`;
+  return [...(v.logDrops ? [`${m}${unicast}limit rate ${DROP_LOG_RATE.perMinute}/minute ${shared} log prefix "${dropPrefix(what, v.name)}" group ${DROP_GROUP}`] : []), `${m}${verdict}`];
 };
 
 /**

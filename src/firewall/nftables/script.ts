@@ -18,6 +18,7 @@ import { isFirewallableName, vifChain, vifOfChain } from '../names.js';
 import { BASE_CHAINS, CHAIN_CONST, constElementText, NFT_CONST_SETS, NFT_SETS, elementLine, sortConstLines, type NftSetName } from './compile.js';
 import { NFT_TABLE } from './table.js';
 import { LEARNED_SETS } from './learned.js';
+import { DROP_LOG_SET } from '../drop-log.js';
 import { ruleTag, splitComment, UNTAGGED } from './tag.js';
 import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines, writtenRule } from './guard.js';
 
@@ -247,6 +248,8 @@ export function renderNft(plan: TablePlan): string {
     for (const s of NFT_CONST_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { type ${s.type}; elements = { ${constElements(s)} }; }`);
     for (const s of CLAIM_SET_DECLS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
     for (const s of LEARNED_SETS) lines.push(`add set bridge ${NFT_TABLE} ${s.name} { ${s.type} }`);
+    // The drop logs' shared budget: one element, and its limit, per Ethernet type (drop-log.ts).
+    lines.push(`add set bridge ${NFT_TABLE} ${DROP_LOG_SET} { type ether_type; size 16; flags dynamic; }`);
   }
   if (write.some(([c]) => familyOfChain(c) === 'inet')) lines.push(`add table inet ${NFT_TABLE}`);
 

@@ -19,7 +19,7 @@ import type { AllowRule } from '../../config/schema.js';
 import { eui64LinkLocal, parseCidr, type Cidr } from '../../net/index.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard.js';
 import type { DropReason } from '../drop-reasons.js';
-import { DROP_GROUP, DROP_LOG_RATE, dropPrefix } from '../drop-log.js';
+import { DROP_GROUP, DROP_LOG_HASHLIMIT, DROP_LOG_RATE, DROP_LOG_SHARED, dropPrefix } from '../drop-log.js';
 import { cidrText, dhcpClientChecked, emptyRuleSet, type ResolvedVif, type RuleSet, type TableRules, type TreeMember, type XtablesTable } from '../model.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from '../names.js';
 import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned.js';
@@ -33,7 +33,11 @@ type Family = 'ipv4' | 'ipv6';
 /** A drop's copy to the daemon (drop-log.ts), as `*-save` prints it. */
 // (An inbound drop is logged for unicast only: a broadcast or multicast that one guest may send
 // reaches every guest's inbound chain, and would make all of them log at once: drop-log.ts.)
-const logRule = (v: ResolvedVif, what: DropReason): string[] => (v.logDrops ? [`${what === 'in' ? '-m pkttype ! --pkt-type broadcast -m pkttype ! --pkt-type multicast ' : ''}-m limit --limit ${DROP_LOG_RATE.perMinute}/min -j NFLOG --nflog-prefix "${dropPrefix(what, v.name)}" --nflog-group ${DROP_GROUP}`] : []);
+// (Then the budget all guests' rules share: DROP_LOG_SHARED.)
+const logRule = (v: ResolvedVif, what: DropReason): string[] =>
+  v.logDrops
+    ? [`${what === 'in' ? '-m pkttype ! --pkt-type broadcast -m pkttype ! --pkt-type multicast ' : ''}-m limit --limit ${DROP_LOG_RATE.perMinute}/min -m hashlimit --hashlimit-upto ${DROP_LOG_SHARED.perSecond}/sec --hashlimit-burst ${DROP_LOG_SHARED.burst} --hashlimit-name ${DROP_LOG_HASHLIMIT} -j NFLOG --nflog-prefix "${dropPrefix(what, v.name)}" --nflog-group ${DROP_GROUP}`]
+    : [];
 const dropWithLog = (v: ResolvedVif, what: DropReason, match = ''): string[] => [...logRule(v, what).map((l) => (match ? `${match} ${l}` : l)), `${match ? `${match} ` : ''}-j DROP`];
 
 /** multiport takes at most 15 ports per rule, and a range counts as two. */
