@@ -326,10 +326,13 @@ async function fullApply(): Promise<void> {
         rows.push({ backend, what, seconds: r.seconds, rssMiB: r.rssKiB / 1024, code: r.code });
       }
       const idleSeconds = smoke ? 10 : 60;
+      // Nothing happening: once the daemon's own follow-up of the apply (its plan made again, a
+      // collection after the peak) is over.
+      await new Promise((r) => setTimeout(r, smoke ? 5000 : 20_000));
       const cpu0 = cpuSecondsOf(pid);
       await new Promise((r) => setTimeout(r, idleSeconds * 1000));
       const share = ((cpuSecondsOf(pid) - cpu0) / idleSeconds) * 100;
-      rows.push({ backend, what: `daemon CPU idle over ${idleSeconds} s (% of a core)`, seconds: share, rssMiB: rssOf(pid), code: 0 });
+      rows.push({ backend, what: `daemon CPU idle over ${idleSeconds} s, from ${smoke ? 5 : 20} s after the last request (% of a core)`, seconds: share, rssMiB: rssOf(pid), code: 0 });
       await world.host.stopDaemon();
     } finally {
       await destroyWorld(world);

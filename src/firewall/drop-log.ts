@@ -13,12 +13,13 @@ export const DROP_GROUP = 0x786f;
 export const DROP_LOG_RATE = { perMinute: 6 } as const;
 /**
  * How many all the guests' rules log together, per IP family: whatever the number of guests and
- * whoever sends what, the daemon's socket gets at most a burst of 40 and then 20 a second per
- * family (about 67 KiB at once: its buffer holds some 500 messages with a stock rmem_max). On
+ * whoever sends what, the daemon's socket gets at most a burst of 20 and then 10 a second per
+ * family (each message takes 832 bytes of its buffer, which holds some 500 with a stock
+ * rmem_max: 40 at once, and then a daemon that reads nothing for about 23 s to fill it). On
  * nftables a dynamic set of one element per Ethernet type (DROP_LOG_SET), on xtables a hashlimit
  * bucket shared by name (DROP_LOG_HASHLIMIT; iptables and ip6tables each have their own).
  */
-export const DROP_LOG_SHARED = { perSecond: 20, burst: 40 } as const;
+export const DROP_LOG_SHARED = { perSecond: 10, burst: 20 } as const;
 export const DROP_LOG_SET = 'drop_log';
 export const DROP_LOG_HASHLIMIT = 'xn-droplog';
 

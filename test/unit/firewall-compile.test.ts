@@ -24,17 +24,17 @@ describe('firewall compiler', () => {
   it('golden: a default guest (anti-spoofing from xenstore)', () => {
     const rs = compileVif(vif('vif5.0'));
     assert.deepEqual(rs.ipv4.chains.get('XN-O-vif5.0'), [
-      '-p udp -m udp --dport 68 -m limit --limit 6/min -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN dhcps vif5.0" --nflog-group 30831',
+      '-p udp -m udp --dport 68 -m limit --limit 6/min -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 20 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN dhcps vif5.0" --nflog-group 30831',
       '-p udp -m udp --dport 68 -j DROP',
-      '-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x5" -m limit --limit 6/min -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN dhcpc vif5.0" --nflog-group 30831',
+      '-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x5" -m limit --limit 6/min -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 20 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN dhcpc vif5.0" --nflog-group 30831',
       '-p udp -m udp --sport 68 --dport 67 -m u32 ! --u32 "0x0>>0x16&0x3c@0x24=0x163e00&&0x0>>0x16&0x3c@0x28>>0x10=0x5" -j DROP',
       '-j XN-S-vif5.0',
     ]);
-    assert.deepEqual(rs.ipv6.chains.get('XN-O-vif5.0')?.slice(2, 4), ['-p udp -m udp --dport 546 -m limit --limit 6/min -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN dhcps vif5.0" --nflog-group 30831', '-p udp -m udp --dport 546 -j DROP'], 'any source port');
+    assert.deepEqual(rs.ipv6.chains.get('XN-O-vif5.0')?.slice(2, 4), ['-p udp -m udp --dport 546 -m limit --limit 6/min -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 20 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN dhcps vif5.0" --nflog-group 30831', '-p udp -m udp --dport 546 -j DROP'], 'any source port');
     assert.deepEqual(rs.ipv4.chains.get('XN-S-vif5.0'), [
       '-s 192.168.0.5/32 -j RETURN',
       '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN',
-      '-m limit --limit 6/min -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN spoof4 vif5.0" --nflog-group 30831',
+      '-m limit --limit 6/min -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 20 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN spoof4 vif5.0" --nflog-group 30831',
       '-j DROP',
     ]);
     assert.deepEqual(rs.ipv6.chains.get('XN-S-vif5.0'), [
@@ -42,11 +42,11 @@ describe('firewall compiler', () => {
       '-s fe80::216:3eff:fe00:5/128 -j RETURN',
       '-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN',
       '-s ::/128 -d ff02::16/128 -p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN',
-      '-m limit --limit 6/min -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN spoof6 vif5.0" --nflog-group 30831',
+      '-m limit --limit 6/min -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 20 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN spoof6 vif5.0" --nflog-group 30831',
       '-j DROP',
     ]);
     assert.deepEqual(rs.ipv6.chains.get('XN-N-vif5.0')?.slice(0, 4), [
-      '-m u32 ! --u32 "0x4&0xff00=0x3a00" -m limit --limit 6/min -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 40 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN na vif5.0" --nflog-group 30831',
+      '-m u32 ! --u32 "0x4&0xff00=0x3a00" -m limit --limit 6/min -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 20 --hashlimit-name xn-droplog -j NFLOG --nflog-prefix "XN na vif5.0" --nflog-group 30831',
       '-m u32 ! --u32 "0x4&0xff00=0x3a00" -j DROP',
       '-m u32 --u32 "0x30=0x20010db8&&0x34=0x0&&0x38=0x0&&0x3c=0x5" -j RETURN',
       '-m u32 --u32 "0x30=0xfe800000&&0x34=0x0&&0x38=0x2163eff&&0x3c=0xfe000005" -j RETURN',
