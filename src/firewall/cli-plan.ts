@@ -13,7 +13,7 @@ import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts }
 import { backendInfo as backendOf, type BackendInfo } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
 import { closePortGaps, portGaps } from './port-hardening.js';
-import { gatherHostFacts, snapshotSetting, type NetSnapshot } from './session.js';
+import { gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from './session.js';
 import { recordPolicy } from '../config/policy-cache.js';
 import { emptyLive, type LiveTable } from './live.js';
 
@@ -111,14 +111,15 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
   // Under the lock for apply: links and rules are read in one consistent view (a hook attaches a
   // vif only while it holds the same lock, after its rules are in).
   const run = async (): Promise<PlanResult> => {
-    const snapshot = options.apply ? undefined : options.snapshot;
-    const facts = await gatherHostFacts(env, snapshot ? { snapshot } : {});
+    // The daemon's snapshot for a plan; else read now (one link dump carries every port's settings).
+    const snapshot = (options.apply ? undefined : options.snapshot) ?? (await readNetSnapshotNow());
+    const facts = await gatherHostFacts(env, { snapshot });
     const hp = await planHost(backend, loaded.policy, facts.vifs);
     const result: PlanResult = {
       mode: 'host',
       rules: { file: loaded.file, exists: loaded.fromFile },
       backend: backendOf(engine, backend.variant),
-      bridgeNetfilter: snapshot ? snapshot.bridgeSysctls : bridgeNetfilterState(),
+      bridgeNetfilter: snapshot.bridgeSysctls,
       vifs: hp.state.resolved.map(vifSummary),
       changes: hp.changes,
       widenings: planWidenings(index.vifs, hp.state.resolved),
@@ -133,7 +134,7 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
       result.warnings.push(`br_netfilter is not set as the ${engine.kind} backend needs it (${sysctlGaps.map((k) => `${k} should be ${wanted[k]}`).join(', ')}); apply sets it`);
       result.pending = true;
     }
-    const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshot ? snapshotSetting(snapshot) : undefined);
+    const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot));
     if (gaps.length > 0) {
       result.warnings.push(...gaps.map((g) => `${g.problem}; apply fixes it`));
       result.pending = true;

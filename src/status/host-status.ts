@@ -29,7 +29,7 @@ import { normalizeRule } from '../firewall/normalize.js';
 import { resolveVif } from '../firewall/resolve.js';
 import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
-import { XENSTORE_UNREACHABLE, gatherHostFacts, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
+import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -167,8 +167,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const problems: string[] = [];
   const notes: string[] = [];
   const unread = options.unread ?? [];
-  const snapshot = options.snapshot;
-  const facts = await gatherHostFacts(env, { dom0: true, ...(snapshot ? { snapshot } : {}) });
+  // The daemon's snapshot (its key was made of it); else read now (one link dump carries every port's settings).
+  const snapshot = options.snapshot ?? (await readNetSnapshotNow());
+  const facts = await gatherHostFacts(env, { dom0: true, snapshot });
   if (!facts.xenstoreRead) unread.push('xenstore');
   // Without xenstore nothing says which guest a vif is, so nothing can be checked against it:
   // a monitoring check must not read that as healthy.
@@ -254,7 +255,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     problems.push(`cannot read the firewall: ${reasonOf(e)}`);
   }
   const installed = live === undefined || indexPresent || tableNames.some((t) => live![t].chains.size > 0 || live![t].roots.length > 0);
-  const bridgeNetfilter = snapshot ? (snapshot.bridgeSysctls as ReturnType<typeof bridgeNetfilterState>) : bridgeNetfilterState();
+  const bridgeNetfilter = snapshot.bridgeSysctls as ReturnType<typeof bridgeNetfilterState>;
   const byName = new Map<string, LinkState>(facts.links.map((l) => [l.name, l]));
   const vifNames = new Set(facts.vifs.map((v) => v.name as string));
   const bridges: BridgeStatusLine[] = facts.links
@@ -387,7 +388,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     const attached = facts.vifs.filter((v) => v.link.master !== null).length;
     notes.push(`xennet's firewall is not installed on this host (no rules of its own, no firewall index)${attached > 0 ? `: ${attached} attached guest interface${attached === 1 ? ' is' : 's are'} not filtered by xennet` : ''}; \`xennet apply\` installs it`);
   }
-  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshot ? snapshotSetting(snapshot) : undefined)) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
+  if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);

@@ -47,6 +47,9 @@ export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, ke
   }
 }
 
+/** The br_netfilter sysctls xennet sets (the firewall's host settings). */
+export const bridgeNetfilterSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
+
 /**
  * dom0's own IP stack on a guest's bridge port: frames to the link-local group addresses
  * (01:80:c2:00:00:0X) are not bridged but handed up on the port itself, past the bridge's
@@ -54,13 +57,18 @@ export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, ke
  * path filtering on (the port has no address, so the kernel takes no IPv4 source as reachable
  * through it: broadcast and multicast with any source but 0.0.0.0 are dropped), a guest cannot
  * use them to reach dom0 (rogue router advertisements, forged sources).
+ *
+ * `position`: where the kernel reports the setting among a link's settings in a link dump
+ * (IFLA_INET_CONF holds IPV4_DEVCONF_x at x - 1, IFLA_INET6_CONF holds DEVCONF_x at x; from
+ * include/uapi/linux/ip.h and ipv6.h, which only ever append), so that a reader of every link's
+ * settings needs no file per setting.
  */
-/** The br_netfilter sysctls xennet sets (the firewall's host settings). */
-export const bridgeNetfilterSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
-
-export const guestPortStack: readonly { family: 'ipv4' | 'ipv6'; key: string; value: string; closed?: readonly string[] }[] = [
-  { family: 'ipv6', key: 'disable_ipv6', value: '1' },
-  { family: 'ipv4', key: 'drop_unicast_in_l2_multicast', value: '1' },
-  // Loose mode (2) closes it too: with no address on the port, any reverse path check fails.
-  { family: 'ipv4', key: 'rp_filter', value: '1', closed: ['1', '2'] },
+export const guestPortStack: readonly { family: 'ipv4' | 'ipv6'; key: string; value: string; closed?: readonly string[]; position: number }[] = [
+  // DEVCONF_DISABLE_IPV6
+  { family: 'ipv6', key: 'disable_ipv6', value: '1', position: 26 },
+  // IPV4_DEVCONF_DROP_UNICAST_IN_L2_MULTICAST (30)
+  { family: 'ipv4', key: 'drop_unicast_in_l2_multicast', value: '1', position: 29 },
+  // IPV4_DEVCONF_RP_FILTER (8). Loose mode (2) closes it too: with no address on the port, any
+  // reverse path check fails.
+  { family: 'ipv4', key: 'rp_filter', value: '1', closed: ['1', '2'], position: 7 },
 ];

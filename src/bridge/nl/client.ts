@@ -8,12 +8,12 @@ import netlink from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { XennetError } from '../../sys/errors.js';
 import type { AddressState, Family, HostState, LinkState, RouteState } from '../model.js';
+import { devconfValue, getLinkByIndexRequest, getLinkByNameRequest, parseLinkMessage, type LinkMessage } from './link-message.js';
 import { bridgeLinkInfo, bridgeNetfilterLinkInfo, bridgeNoLinkLocalLearnLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
 
 const { createRtNetlink, rt, FlagsGet, FlagsNew } = netlink;
 type RtSocket = ReturnType<typeof createRtNetlink>;
 type RtMessage = ReturnType<typeof rt.parseMessage>;
-type LinkMessage = Extract<RtMessage, { kind: 'link' }>;
 type AddressMessage = Extract<RtMessage, { kind: 'address' }>;
 type RouteMessage = Extract<RtMessage, { kind: 'route' }>;
 type RouteAttrs = NonNullable<Parameters<RtSocket['newRoute']>[1]>;
@@ -26,6 +26,15 @@ const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
 /** Every request is bounded: a kernel reply that never comes fails the operation, never hangs it. */
 const REQUEST_TIMEOUT_MS = 5000;
 const REQ = { timeout: REQUEST_TIMEOUT_MS };
+
+/**
+ * A link's IP-stack settings: the value at a position of its IPv4 settings (IPV4_DEVCONF_x is at
+ * x - 1) or its IPv6 settings (DEVCONF_x at x); undefined when the link has no such stack.
+ */
+export interface LinkSettings {
+  ipv4(position: number): number | undefined;
+  ipv6(position: number): number | undefined;
+}
 
 export class NetlinkError extends XennetError {
   readonly errno: string;
@@ -84,23 +93,27 @@ const numericMetrics = ['lock', 'mtu', 'window', 'rtt', 'rttvar', 'ssthresh', 'c
 type NumericMetric = (typeof numericMetrics)[number];
 
 function toLinkState(m: LinkMessage, nameOf: Map<number, string>): LinkState {
-  const info = decodeLinkInfo(m.attrs.linkinfo);
-  const flags = m.data.flags ?? {};
+  const info = decodeLinkInfo(m.linkinfo);
   const link: LinkState = {
-    index: m.data.index ?? 0,
-    name: m.attrs.ifname ?? '',
+    index: m.index,
+    name: m.ifname ?? '',
     kind: info.kind,
-    master: m.attrs.master ? (nameOf.get(m.attrs.master) ?? `if${m.attrs.master}`) : null,
-    mac: macToString(m.attrs.address),
-    mtu: m.attrs.mtu ?? 0,
-    up: flags.up === true,
-    arp: flags.noarp !== true,
-    multicast: flags.multicast === true,
-    peerIndex: info.kind === 'veth' ? (decodeU32(m.attrs.link) ?? null) : null,
+    master: m.master ? (nameOf.get(m.master) ?? `if${m.master}`) : null,
+    mac: macToString(m.address),
+    mtu: m.mtu ?? 0,
+    up: m.up,
+    arp: !m.noarp,
+    multicast: m.multicast,
+    peerIndex: info.kind === 'veth' ? (m.link ?? null) : null,
   };
   if (info.bridge) link.bridge = info.bridge;
-  if (m.attrs.ifalias) link.alias = m.attrs.ifalias;
+  if (m.ifalias) link.alias = m.ifalias;
   return link;
+}
+
+/** A link's IP-stack settings as the kernel reports them with the link (see LinkSettings). */
+function settingsOf(m: LinkMessage): LinkSettings {
+  return { ipv4: (position) => devconfValue(m.inetConf, position), ipv6: (position) => devconfValue(m.inet6Conf, position) };
 }
 
 /** The ifindex of each struct rtnexthop (len u16, flags u8, hops u8, ifindex s32, attrs) in RTA_MULTIPATH. */
@@ -139,11 +152,11 @@ export class NetlinkClient {
   }
 
   /** One dump request, retried while the kernel flags it interrupted (NLM_F_DUMP_INTR). */
-  private dump(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
-    return this.serial(() => this.dumpNow(type, header, what));
+  private async dump(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
+    return (await this.serial(() => this.dumpNow(type, header, what))).map((m) => rt.parseMessage(m.type, m.data));
   }
 
-  private async dumpNow(type: number, header: Buffer, what: string): Promise<RtMessage[]> {
+  private async dumpNow(type: number, header: Buffer, what: string): Promise<{ type: number; data: Buffer }[]> {
     for (let attempt = 0; attempt < 5; attempt++) {
       let msgs;
       try {
@@ -152,39 +165,49 @@ export class NetlinkClient {
         throw new NetlinkError(`list ${what}`, errnoName(e), e);
       }
       if (msgs.some((m) => (m.flags & NLM_F_DUMP_INTR) !== 0)) continue;
-      return msgs.map((m) => rt.parseMessage(m.type, m.data));
+      return msgs;
     }
     throw new XennetError('netlink', `list ${what}: the dump was interrupted five times in a row; the host's links are changing too fast`);
   }
 
   async listLinks(): Promise<LinkState[]> {
-    const msgs = (await this.dump(rt.MessageType.GETLINK, Buffer.alloc(16), 'links')).filter((m): m is LinkMessage => m.kind === 'link');
+    return (await this.listLinksWithSettings()).links;
+  }
+
+  /**
+   * Every link, and each one's IP-stack settings as the same dump reports them (what
+   * /proc/sys/net/ipv{4,6}/conf/<link>/ shows, without a file read per setting).
+   */
+  async listLinksWithSettings(): Promise<{ links: LinkState[]; settings: Map<string, LinkSettings> }> {
+    const msgs = (await this.serial(() => this.dumpNow(rt.MessageType.GETLINK, Buffer.alloc(16), 'links'))).filter((m) => m.type === rt.MessageType.NEWLINK).map((m) => parseLinkMessage(m.data));
     const nameOf = new Map<number, string>();
-    for (const m of msgs) if (m.data.index !== undefined && m.attrs.ifname) nameOf.set(m.data.index, m.attrs.ifname);
-    return msgs.map((m) => toLinkState(m, nameOf));
+    for (const m of msgs) if (m.ifname) nameOf.set(m.index, m.ifname);
+    const links = msgs.map((m) => toLinkState(m, nameOf));
+    return { links, settings: new Map(msgs.map((m, i) => [links[i]!.name, settingsOf(m)])) };
   }
 
   /** One link by name (RTM_GETLINK with IFLA_IFNAME: no dump), or undefined when there is none. */
   async getLink(name: string): Promise<LinkState | undefined> {
-    const one = async (data: { index?: number }, attrs: { ifname?: string }): Promise<LinkMessage | undefined> => {
+    const one = async (request: Buffer): Promise<LinkMessage | undefined> => {
       try {
-        return (await this.serial(() => this.sock.getLink(data, attrs, REQ))).find((m) => m.kind === 'link');
+        const [msgs] = await this.serial(() => this.sock.socket.request(rt.MessageType.GETLINK, request, REQ));
+        const m = msgs.find((x) => x.type === rt.MessageType.NEWLINK);
+        return m ? parseLinkMessage(m.data) : undefined;
       } catch (e) {
         const errno = errnoName(e);
         if (errno === 'ENODEV') return undefined;
         throw new NetlinkError(`read link ${name}`, errno, e);
       }
     };
-    const m = await one({}, { ifname: name });
+    const m = await one(getLinkByNameRequest(name));
     if (!m) return undefined;
     const nameOf = new Map<number, string>();
-    if (m.attrs.master) {
-      const master = await one({ index: m.attrs.master }, {});
-      if (master?.attrs.ifname) nameOf.set(m.attrs.master, master.attrs.ifname);
+    if (m.master) {
+      const master = await one(getLinkByIndexRequest(m.master));
+      if (master?.ifname) nameOf.set(m.master, master.ifname);
     }
     return toLinkState(m, nameOf);
   }
-
 
   async listAddresses(links: LinkState[]): Promise<AddressState[]> {
     const nameOf = new Map(links.map((l) => [l.index, l.name]));

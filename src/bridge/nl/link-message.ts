@@ -1,0 +1,138 @@
+/**
+ * RTM_NEWLINK messages (a link dump's, or one link's answer) read for what xennet uses of them,
+ * and nothing else. The `netlink` package's parser decodes every attribute of every link (64-bit
+ * statistics included, as BigInts): at 1000 guest ports that was most of a link dump's cost.
+ * Here a message's attributes are walked once, and only the handful xennet reads are kept:
+ * name, MAC, MTU, peer, master, kind, alias, and the IP-stack settings of IFLA_AF_SPEC (the
+ * guest ports' sysctls, which a dump carries for every link: no file per setting to read).
+ */
+
+/** IFLA_* attribute types read here (include/uapi/linux/if_link.h). */
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_LINK = 5;
+const IFLA_MASTER = 10;
+const IFLA_LINKINFO = 18;
+const IFLA_IFALIAS = 20;
+const IFLA_AF_SPEC = 26;
+/** IFLA_AF_SPEC's members: per address family, its settings of the link. */
+const AF_INET = 2;
+const AF_INET6 = 10;
+const IFLA_INET_CONF = 1;
+const IFLA_INET6_CONF = 2;
+/** The nested and byte-order flags of an attribute's type. */
+const NLA_TYPE_MASK = 0x3fff;
+/** struct ifinfomsg: family u8, pad u8, type u16, index s32, flags u32, change u32. */
+const IFINFOMSG_LEN = 16;
+const IFF_UP = 0x1;
+const IFF_NOARP = 0x80;
+const IFF_MULTICAST = 0x1000;
+
+/** One link as the kernel described it, the attributes xennet reads still raw. */
+export interface LinkMessage {
+  index: number;
+  up: boolean;
+  noarp: boolean;
+  multicast: boolean;
+  ifname?: string;
+  address?: Buffer;
+  mtu?: number;
+  link?: number;
+  master?: number;
+  linkinfo?: Buffer;
+  ifalias?: string;
+  /** The link's IPv4 settings (IFLA_INET_CONF: IPV4_DEVCONF_x at x - 1), when it has an IPv4 stack. */
+  inetConf?: Buffer;
+  /** The link's IPv6 settings (IFLA_INET6_CONF: DEVCONF_x at x), when it has an IPv6 stack. */
+  inet6Conf?: Buffer;
+}
+
+/** Calls `fn(type, payload)` for each attribute in `buf` (a malformed tail ends the walk). */
+export function forEachAttribute(buf: Buffer, fn: (type: number, payload: Buffer) => void): void {
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) break;
+    fn(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len));
+    off += (len + 3) & ~3;
+  }
+}
+
+/** A NUL-terminated string attribute (the kernel's nla_put_string). */
+function cString(b: Buffer): string {
+  const end = b.indexOf(0);
+  return b.toString('utf8', 0, end === -1 ? b.length : end);
+}
+
+const u32 = (b: Buffer): number | undefined => (b.length >= 4 ? b.readUInt32LE(0) : undefined);
+
+function afSpec(b: Buffer, out: LinkMessage): void {
+  forEachAttribute(b, (family, settings) => {
+    if (family !== AF_INET && family !== AF_INET6) return;
+    forEachAttribute(settings, (type, payload) => {
+      if (family === AF_INET && type === IFLA_INET_CONF) out.inetConf = payload;
+      else if (family === AF_INET6 && type === IFLA_INET6_CONF) out.inet6Conf = payload;
+    });
+  });
+}
+
+/** The payload of one RTM_NEWLINK message (after its netlink header). */
+export function parseLinkMessage(data: Buffer): LinkMessage {
+  if (data.length < IFINFOMSG_LEN) throw new Error(`a link message of ${data.length} bytes`);
+  const flags = data.readUInt32LE(8);
+  const m: LinkMessage = { index: data.readInt32LE(4), up: (flags & IFF_UP) !== 0, noarp: (flags & IFF_NOARP) !== 0, multicast: (flags & IFF_MULTICAST) !== 0 };
+  forEachAttribute(data.subarray(IFINFOMSG_LEN), (type, payload) => {
+    switch (type) {
+      case IFLA_ADDRESS:
+        m.address = payload;
+        break;
+      case IFLA_IFNAME:
+        m.ifname = cString(payload);
+        break;
+      case IFLA_MTU:
+        m.mtu = u32(payload);
+        break;
+      case IFLA_LINK:
+        m.link = u32(payload);
+        break;
+      case IFLA_MASTER:
+        m.master = u32(payload);
+        break;
+      case IFLA_LINKINFO:
+        m.linkinfo = payload;
+        break;
+      case IFLA_IFALIAS:
+        m.ifalias = cString(payload);
+        break;
+      case IFLA_AF_SPEC:
+        afSpec(payload, m);
+        break;
+    }
+  });
+  return m;
+}
+
+/** The body of an RTM_GETLINK request for one link by name (ifinfomsg + IFLA_IFNAME). */
+export function getLinkByNameRequest(name: string): Buffer {
+  const str = Buffer.from(`${name}\0`, 'utf8');
+  const attrLen = 4 + str.length;
+  const out = Buffer.alloc(IFINFOMSG_LEN + ((attrLen + 3) & ~3));
+  out.writeUInt16LE(attrLen, IFINFOMSG_LEN);
+  out.writeUInt16LE(IFLA_IFNAME, IFINFOMSG_LEN + 2);
+  str.copy(out, IFINFOMSG_LEN + 4);
+  return out;
+}
+
+/** The body of an RTM_GETLINK request for one link by index. */
+export function getLinkByIndexRequest(index: number): Buffer {
+  const out = Buffer.alloc(IFINFOMSG_LEN);
+  out.writeInt32LE(index, 4);
+  return out;
+}
+
+/** A setting out of IFLA_INET_CONF / IFLA_INET6_CONF (arrays of 32-bit values), or undefined. */
+export function devconfValue(conf: Buffer | undefined, position: number): number | undefined {
+  if (!conf || position < 0 || (position + 1) * 4 > conf.length) return undefined;
+  return conf.readInt32LE(position * 4);
+}

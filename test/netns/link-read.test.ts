@@ -1,0 +1,122 @@
+/**
+ * xennet's own reader of RTM_NEWLINK messages (src/bridge/nl/link-message.ts) against the
+ * independent readers: `ip -d -j link` for the links, and /proc/sys for each link's IP-stack
+ * settings, which xennet takes from the link dump's IFLA_AF_SPEC instead of a file per setting.
+ */
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import type { LinkState } from '../../src/bridge/model.js';
+import { guestPortStack } from '../../src/sys/sysctl.js';
+import { createNetns, destroy, sweepLeftovers, type Netns } from './lib/netns.js';
+
+const readerJs = fileURLToPath(new URL('./lib/link-read-main.js', import.meta.url));
+
+interface Read {
+  links: LinkState[];
+  one: (LinkState | undefined)[];
+  missing: LinkState | null;
+  stack: Record<string, Record<string, string | null>>;
+}
+
+interface IpLink {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  mtu: number;
+  master?: string;
+  address?: string;
+  link_index?: number;
+  link?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string; info_data?: { stp_state?: number; forward_delay?: number; nf_call_iptables?: number; nf_call_ip6tables?: number } };
+}
+
+describe('links read natively (netns): as ip and /proc/sys show them', function () {
+  this.timeout(60_000);
+  let ns: Netns | undefined;
+
+  before(async () => {
+    await sweepLeftovers();
+    ns = await createNetns('links');
+    const ip = (...a: string[]): Promise<string> => ns!.ip(...a);
+    await ip('link', 'add', 'xbr0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'nf_call_iptables', '1');
+    await ip('link', 'add', 'vifa', 'type', 'veth', 'peer', 'name', 'vifb');
+    await ip('link', 'set', 'vifa', 'master', 'xbr0', 'alias', 'guest ä port', 'up');
+    await ip('link', 'set', 'vifb', 'mtu', '1400', 'address', '00:16:3e:12:34:56', 'arp', 'off', 'multicast', 'off');
+    await ip('link', 'add', 'dum0', 'type', 'veth', 'peer', 'name', 'dum1');
+    // No IPv6 stack on a link under IPv6's minimum MTU: neither a dump nor /proc/sys has its settings.
+    await ip('link', 'add', 'small0', 'mtu', '1000', 'type', 'veth', 'peer', 'name', 'small1');
+    await ip('link', 'set', 'xbr0', 'up');
+    const set = (family: string, link: string, key: string, value: string): Promise<string> => ns!.sh('sysctl', ['-q', '-w', `net.${family}.conf.${link}.${key}=${value}`]);
+    await set('ipv6', 'vifa', 'disable_ipv6', '1');
+    await set('ipv4', 'vifa', 'drop_unicast_in_l2_multicast', '1');
+    await set('ipv4', 'vifa', 'rp_filter', '1');
+    await set('ipv4', 'vifb', 'rp_filter', '2');
+    await set('ipv4', 'dum0', 'drop_unicast_in_l2_multicast', '1');
+    await set('ipv6', 'small0', 'disable_ipv6', '1').catch(() => undefined);
+  });
+  after(() => destroy(ns));
+
+  const read = async (): Promise<Read> => {
+    const r = await ns!.exec('node', [readerJs]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Read;
+  };
+
+  it('every link: name, index, kind, master, MAC, MTU, flags, veth peer, alias, bridge settings', async () => {
+    const { links, one, missing } = await read();
+    const shown = await ns!.ipJson<IpLink[]>('-d', 'link', 'show');
+    assert.deepEqual(links.map((l) => l.name).sort(), shown.map((l) => l.ifname).sort());
+    for (const s of shown) {
+      const l = links.find((x) => x.name === s.ifname)!;
+      const what = `${s.ifname}: ${JSON.stringify(l)}`;
+      assert.equal(l.index, s.ifindex, what);
+      assert.equal(l.kind, s.linkinfo?.info_kind ?? null, what);
+      assert.equal(l.master, s.master ?? null, what);
+      assert.equal(l.mac, s.address ?? '', what);
+      assert.equal(l.mtu, s.mtu, what);
+      assert.equal(l.up, s.flags.includes('UP'), what);
+      assert.equal(l.arp, !s.flags.includes('NOARP'), what);
+      assert.equal(l.multicast, s.flags.includes('MULTICAST'), what);
+      assert.equal(l.alias, s.ifalias, what);
+      if (l.kind === 'veth') assert.equal(l.peerIndex, s.link_index ?? shown.find((x) => x.ifname === s.link)?.ifindex, what);
+      else assert.equal(l.peerIndex, null, what);
+      const data = s.linkinfo?.info_data;
+      if (l.kind === 'bridge') {
+        assert.deepEqual(
+          { stp: l.bridge?.stpState, delay: l.bridge?.forwardDelay, v4: l.bridge?.nfCallIptables, v6: l.bridge?.nfCallIp6tables },
+          { stp: data?.stp_state, delay: data?.forward_delay, v4: data?.nf_call_iptables === 1, v6: data?.nf_call_ip6tables === 1 },
+          what,
+        );
+      } else assert.equal(l.bridge, undefined, what);
+    }
+    // The names and values the test set are there (not only agreement on defaults).
+    const byName = new Map(links.map((l) => [l.name, l]));
+    assert.equal(byName.get('vifa')?.master, 'xbr0');
+    assert.equal(byName.get('vifa')?.alias, 'guest ä port');
+    assert.deepEqual([byName.get('vifb')?.mtu, byName.get('vifb')?.mac, byName.get('vifb')?.arp, byName.get('vifb')?.multicast], [1400, '00:16:3e:12:34:56', false, false]);
+    assert.equal(byName.get('vifb')?.peerIndex, byName.get('vifa')?.index);
+    assert.equal(byName.get('xbr0')?.bridge?.nfCallIptables, true);
+    // One link by name reads as the dump does; a name that is not there is undefined.
+    assert.deepEqual(one, links);
+    assert.equal(missing, null);
+  });
+
+  it("every link's IP-stack settings from the dump are what /proc/sys shows", async () => {
+    const { links, stack } = await read();
+    const seen = new Set<string>();
+    for (const l of links) {
+      for (const s of guestPortStack) {
+        const r = await ns!.exec('cat', [`/proc/sys/net/${s.family}/conf/${l.name}/${s.key}`]);
+        const file = r.code === 0 ? r.stdout.trim() : null;
+        assert.equal(stack[l.name]?.[`${s.family}/${s.key}`], file, `${l.name} ${s.family}/${s.key}`);
+        seen.add(`${s.key}=${file}`);
+      }
+    }
+    // The settings made above, read at their positions (a wrong position reads another setting).
+    assert.deepEqual(stack['vifa'], { 'ipv6/disable_ipv6': '1', 'ipv4/drop_unicast_in_l2_multicast': '1', 'ipv4/rp_filter': '1' });
+    assert.deepEqual(stack['vifb'], { 'ipv6/disable_ipv6': '0', 'ipv4/drop_unicast_in_l2_multicast': '0', 'ipv4/rp_filter': '2' });
+    assert.equal(stack['small0']?.['ipv6/disable_ipv6'], null);
+    assert.ok(seen.has('disable_ipv6=0') && seen.has('disable_ipv6=1') && seen.has('rp_filter=2'));
+  });
+});
