@@ -6,10 +6,9 @@
  * again and again with `--follow`).
  */
 import { listenNflog, type LoggedPacket, type NflogListener } from '../bridge/nl/nflog.js';
-import { DROP_REASON_TEXT, type DropReason } from '../firewall/drop-reasons.js';
+import { DROP_REASON_TEXT } from '../firewall/drop-reasons.js';
 import { ownerOfMark, ownerOfVifName } from '../firewall/names.js';
-import { DROP_GROUP, LineCap, parseDropPrefix, summarizePacket, summaryText, type PacketSummary } from '../firewall/drop-log.js';
-import { shown } from '../net/index.js';
+import { DROP_GROUP, LineCap, domainWord, parseDropPrefix, summarizePacket, summaryText, type DropEvent } from '../firewall/drop-log.js';
 import { reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { aliasOf } from '../sys/sysfs.js';
@@ -22,29 +21,10 @@ export const RECENT_PER_VIF = 100;
 export const LISTEN_RETRY_MS = 10_000;
 const NAME_TTL_MS = 30_000;
 
-export interface DropEvent {
-  seq: number;
-  at: string;
-  vif: string;
-  domid: number | null;
-  domain: string | null;
-  reason: DropReason;
-  packet: PacketSummary;
-}
-
 export interface DropWatchContext {
   log: Logger;
   /** A domain's name (xenstore), or undefined. */
   domainName(domid: number): Promise<string | undefined>;
-}
-
-/**
- * A domain name as the first word of a drop's line: as it is when it is a plain name, else quoted
- * (a name with spaces or brackets could pose as another guest's line: `web02 (vif6.0) spoof4 ...`).
- */
-export function domainWord(name: string | null): string {
-  if (name === null) return '?';
-  return /^[A-Za-z0-9][A-Za-z0-9_.:+-]*$/.test(name) ? name : shown(name, 64);
 }
 
 /** The domain id a guest interface names: vif<D>.<N>[-emu], or xennet's mark on a renamed one. */

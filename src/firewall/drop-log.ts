@@ -5,6 +5,7 @@
  * and writes each drop to its log with the guest's domain, the reason, the addresses and the
  * protocol; `xennet drops` shows them (pure: the prefix, the packet summary, the daemon's cap).
  */
+import { shown } from '../net/index.js';
 import { isDropReason, type DropReason } from './drop-reasons.js';
 
 /** The nfnetlink_log group of logged drops ("xo": LEARN_GROUP is "xn"). */
@@ -88,6 +89,26 @@ export function summarizePacket(ethertype: number, payload: Buffer): PacketSumma
     return { protocol: 'arp', source: ipv4(payload, 14), destination: ipv4(payload, 24), detail: op === 1 ? 'request' : op === 2 ? 'reply' : `op ${op}` };
   }
   return { protocol: `ethertype 0x${ethertype.toString(16).padStart(4, '0')}` };
+}
+
+/** One drop the daemon heard of, as it keeps it and `xennet drops` shows it. */
+export interface DropEvent {
+  seq: number;
+  at: string;
+  vif: string;
+  domid: number | null;
+  domain: string | null;
+  reason: DropReason;
+  packet: PacketSummary;
+}
+
+/**
+ * A domain name as the first word of a drop's line: as it is when it is a plain name, else quoted
+ * (a name with spaces or brackets could pose as another guest's line: `web02 (vif6.0) spoof4 ...`).
+ */
+export function domainWord(name: string | null): string {
+  if (name === null) return '?';
+  return /^[A-Za-z0-9][A-Za-z0-9_.:+-]*$/.test(name) ? name : shown(name, 64);
 }
 
 export const summaryText = (p: PacketSummary): string => [p.protocol, p.source !== undefined ? `${p.source} -> ${p.destination ?? '?'}` : undefined, p.detail].filter((x) => x !== undefined).join(' ');

@@ -7,7 +7,6 @@ import { compileVif } from '../../src/firewall/compile.js';
 import { carryDropCounters } from '../../src/firewall/counter-carry.js';
 import { diffTable } from '../../src/firewall/diff.js';
 import { DROP_REASONS, dropsText, type DropReason } from '../../src/firewall/drop-reasons.js';
-import type { DropEvent } from '../../src/daemon/drop-watch.js';
 import { codecOf } from '../../src/firewall/drivers.js';
 import { emptyLive, type LiveTable } from '../../src/firewall/live.js';
 import { tableNames, XTABLES, type Engine, type ResolvedVif, type TableName } from '../../src/firewall/model.js';
@@ -16,8 +15,8 @@ import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables
 import { exprsWithCounter } from '../../src/firewall/nftables/backend.js';
 import { restorePresets } from '../../src/firewall/xtables/backend.js';
 import { countersOfRecorded } from '../../src/firewall/counter-match.js';
-import { dropPrefix, LineCap, parseDropPrefix, summarizePacket, summaryText } from '../../src/firewall/drop-log.js';
-import { DropWatch, RECENT, RECENT_PER_VIF, domainWord, domidOfVif } from '../../src/daemon/drop-watch.js';
+import { domainWord, dropPrefix, LineCap, parseDropPrefix, summarizePacket, summaryText, type DropEvent } from '../../src/firewall/drop-log.js';
+import { DropWatch, RECENT, RECENT_PER_VIF, domidOfVif } from '../../src/daemon/drop-watch.js';
 import type { Logger } from '../../src/sys/log.js';
 import { dropLine, dropsOf, jsonLine } from '../../src/cli/commands/drops.js';
 import { pipeOrphaned } from '../../src/sys/pipe-peer.js';

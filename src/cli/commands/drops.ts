@@ -1,8 +1,7 @@
 /** `xennet drops [GUEST] [--follow]`: what the guests' rules dropped, with reason, addresses and protocol. */
 import type { Argv, CommandModule } from 'yargs';
-import { domainWord, type DropEvent } from '../../daemon/drop-watch.js';
 import { DROP_REASON_TEXT } from '../../firewall/drop-reasons.js';
-import { summaryText } from '../../firewall/drop-log.js';
+import { domainWord, summaryText, type DropEvent } from '../../firewall/drop-log.js';
 import { printable } from '../../net/index.js';
 import type { HostStatus } from '../../status/host-status.js';
 import { ExitCode, XennetError } from '../../sys/errors.js';
