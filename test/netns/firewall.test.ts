@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { findProgram } from '../../src/sys/exec.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SimHost, type SimGuest } from '../../src/sim/host.js';
+import { basename, join } from 'node:path';
+import { SimHost, xennetCli, type SimGuest } from '../../src/sim/host.js';
 import { arrives, hex, listen, reaches } from './lib/frames.js';
 import { sweepLeftovers } from './lib/netns.js';
 
@@ -264,6 +264,40 @@ describe(`guest firewall (netns, simulated Xen host, real traffic, ${backend ===
       assert.equal((await xennet(['apply'])).code, 0);
       assert.equal((await xennet(['plan'])).code, 0);
       assert.equal(await arrives(web.ns, host.lan, 'lan0', hex('spoof-restored'), 'udp4', [WEB_MAC, GW_MAC_ANY, '192.168.0.200', '192.168.0.1', '4000', '4001', 'spoof-restored']), false);
+    });
+
+    it('nftables: plan and apply run no iptables, ebtables or ipset program while nothing of xennet\'s is in their tables; a chain of xennet\'s left there is read with them and removed', async () => {
+      /** The programs a command ran (execve that succeeded), by name. */
+      const programs = async (args: string[]): Promise<{ code: number; ran: string[] }> => {
+        const trace = join(dir, `trace-${args.join('-')}`);
+        const r = await host.dom0.exec('strace', ['-f', '-qq', '-e', 'trace=execve', '-e', 'signal=none', '-o', trace, 'node', xennetCli, ...args], { env: host.env(env) });
+        const ran = readFileSync(trace, 'utf8').split('\n').filter((l) => /execve\("/.test(l) && !/= -1 /.test(l)).map((l) => basename(/execve\("([^"]+)"/.exec(l)![1]!));
+        return { code: r.code, ran };
+      };
+      const XTABLES_PROGRAM = /^(ip6?tables|ebtables|arptables|xtables|ipset)/;
+      // Other software's rules in iptables' and ebtables' own tables (they exist: only xennet's chains are absent).
+      await host.dom0.exec('iptables', ['-A', 'FORWARD', '-s', '203.0.113.77/32', '-j', 'DROP']);
+      await host.dom0.exec('ebtables', ['-A', 'FORWARD', '-p', 'IPv4', '-s', '00:16:3e:77:77:78', '-j', 'DROP']);
+      for (const args of [['plan'], ['apply']]) {
+        const { code, ran } = await programs(args);
+        assert.equal(code, 0, args[0]);
+        assert.ok(ran.includes('node'), `${args[0]}: the trace follows the command (${ran.join(' ')})`);
+        assert.deepEqual(ran.filter((p) => XTABLES_PROGRAM.test(p)), [], `${args[0]} ran them`);
+      }
+      // A chain of xennet's left in iptables' filter table (the xtables backend's, say): read
+      // through the program, shown by plan, removed by apply; other software's rules stay.
+      await host.dom0.exec('iptables', ['-N', 'XN-LEFT']);
+      const planned = await programs(['plan']);
+      assert.equal(planned.code, 2, 'plan shows the chain to remove');
+      assert.ok(planned.ran.some((p) => /^iptables-nft-save$/.test(p)), planned.ran.join(' '));
+      assert.equal((await xennet(['apply'])).code, 0);
+      const left = await save('iptables-save');
+      assert.doesNotMatch(left, /XN-LEFT/);
+      assert.match(left, /-A FORWARD -s 203.0.113.77\/32 -j DROP/);
+      assert.match(await save('ebtables-save'), /00:16:3e:77:77:78/);
+      assert.equal((await xennet(['plan'])).code, 0);
+      await host.dom0.exec('iptables', ['-D', 'FORWARD', '-s', '203.0.113.77/32', '-j', 'DROP']);
+      await host.dom0.exec('ebtables', ['-D', 'FORWARD', '-p', 'IPv4', '-s', '00:16:3e:77:77:78', '-j', 'DROP']);
     });
 
     it('nftables: status names another table whose drop policy would drop what xennet accepts, and one at xennet\'s priority', async () => {

@@ -1,7 +1,9 @@
 /**
- * xennet's own reader of RTM_NEWLINK messages (src/bridge/nl/link-message.ts) against the
- * independent readers: `ip -d -j link` for the links, and /proc/sys for each link's IP-stack
- * settings, which xennet takes from the link dump's IFLA_AF_SPEC instead of a file per setting.
+ * xennet's own readers of kernel objects against the independent readers: its reader of
+ * RTM_NEWLINK messages (src/bridge/nl/link-message.ts) against `ip -d -j link` for the links and
+ * /proc/sys for each link's IP-stack settings (which xennet takes from the link dump's
+ * IFLA_AF_SPEC instead of a file per setting); its list of ipsets (src/bridge/nl/ipset.ts, what
+ * the nftables backend sweeps of the xtables backend's) against `ipset list -n`.
  */
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +12,7 @@ import { guestPortStack } from '../../src/sys/sysctl.js';
 import { createNetns, destroy, sweepLeftovers, type Netns } from './lib/netns.js';
 
 const readerJs = fileURLToPath(new URL('./lib/link-read-main.js', import.meta.url));
+const ipsetReaderJs = fileURLToPath(new URL('./lib/ipset-read-main.js', import.meta.url));
 
 interface Read {
   links: LinkState[];
@@ -31,7 +34,7 @@ interface IpLink {
   linkinfo?: { info_kind?: string; info_data?: { stp_state?: number; forward_delay?: number; nf_call_iptables?: number; nf_call_ip6tables?: number } };
 }
 
-describe('links read natively (netns): as ip and /proc/sys show them', function () {
+describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset show them', function () {
   this.timeout(60_000);
   let ns: Netns | undefined;
 
@@ -118,5 +121,21 @@ describe('links read natively (netns): as ip and /proc/sys show them', function 
     assert.deepEqual(stack['vifb'], { 'ipv6/disable_ipv6': '0', 'ipv4/drop_unicast_in_l2_multicast': '0', 'ipv4/rp_filter': '2' });
     assert.equal(stack['small0']?.['ipv6/disable_ipv6'], null);
     assert.ok(seen.has('disable_ipv6=0') && seen.has('disable_ipv6=1') && seen.has('rp_filter=2'));
+  });
+
+  it('every ipset of the namespace by name, as `ipset list -n` shows them; none when there are none', async () => {
+    const names = async (): Promise<string[]> => {
+      const r = await ns!.exec('node', [ipsetReaderJs]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as string[]).sort();
+    };
+    const listed = async (): Promise<string[]> => (await ns!.sh('ipset', ['list', '-n'])).split('\n').filter((l) => l !== '').sort();
+    await ns!.sh('ipset', ['create', 'xn4-vif1.0', 'hash:ip', 'timeout', '0']);
+    await ns!.sh('ipset', ['create', 'xn6-vif1.0', 'hash:ip', 'family', 'inet6']);
+    await ns!.sh('ipset', ['create', 'someone-else', 'hash:net']);
+    assert.deepEqual(await names(), ['someone-else', 'xn4-vif1.0', 'xn6-vif1.0']);
+    assert.deepEqual(await names(), await listed());
+    await ns!.sh('ipset', ['destroy']);
+    assert.deepEqual(await names(), []);
   });
 });

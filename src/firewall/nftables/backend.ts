@@ -226,7 +226,9 @@ export function listForeignBaseChains(): Promise<ForeignBaseChain[]> {
  * (iptables-nft, ebtables-nft), read natively: no iptables or ebtables program is needed.
  */
 export async function xennetChainsIn(family: 'ipv4' | 'ipv6' | 'bridge', table: string): Promise<string[]> {
-  return withReader(async (reader) => (await reader.chains(family)).filter((c) => c.table === table && c.name.startsWith('XN-')).map((c) => c.name));
+  // The kernel dumps a family's chains whole (xennet's own thousands in the bridge family): first
+  // whether the table is there at all.
+  return withReader(async (reader) => ((await reader.tableExists(family, table)) ? (await reader.chains(family)).filter((c) => c.table === table && c.name.startsWith('XN-')).map((c) => c.name) : []));
 }
 
 /**

@@ -178,31 +178,44 @@ export function xtablesIo(variant: IptablesVariant, engine: Engine): { tables: R
     const name = isEbtables(table) ? `ebtables-${which}` : `${ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${which}`;
     throw new XennetError('exec', `${name} is not installed`, { hint: inUse ? 'install the Debian packages iptables and ebtables, or use the nftables backend (`backend: nftables`)' : 'install the Debian packages iptables and ebtables to let xennet read and remove what it left in their tables' });
   };
+  /** A table as its save program prints it (with counters when asked). */
+  const readWith = async (table: XtablesTable, tool: string, options: { counters?: boolean }): Promise<string> => {
+    const args = ['-t', kernelTable(table)];
+    if (options.counters) args.push('-c');
+    const r = await run(tool, args);
+    if (r.code !== 0) throw new XennetError('exec', `${tool} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+    // A table holding native nftables rules the tool cannot show is printed as one comment:
+    // read as empty, it would hide whatever is there (and invite duplicate rules).
+    if (/^# Table `[^']*' is incompatible/m.test(r.stdout)) {
+      throw new XennetError('refused', `${tool} cannot show the ${kernelTable(table)} table: it holds native nftables rules that ${isEbtables(table) ? 'ebtables' : 'iptables'} cannot represent, so xennet can neither check nor change it`, {
+        hint: `\`nft list table ${isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6'} ${kernelTable(table)}\` shows them; move them to a table of their own`,
+      });
+    }
+    return r.stdout;
+  };
+  /** Whether a table is an nf_tables table: iptables' nf_tables variant; ebtables-nft, or no ebtables program (ebtables' tables are then nf_tables' if anything's). */
+  const nfTablesVariant = (table: XtablesTable): boolean => (isEbtables(table) ? !found[table].save || /ebtables-nft-save$/.test(found[table].save) : variant === 'nft');
   const io = (table: XtablesTable): TableIo => ({
     async save(options = {}) {
-      if (!found[table].save && !inUse) {
-        // No program, so nothing of the xtables backend's can be read or removed through it; on
-        // the nf_tables variant its tables are nf_tables tables, and xennet's chains would show.
+      if (!inUse) {
+        // The other backend in use: all that matters here is what xennet may have left, found
+        // without running a program while there is nothing (six of them took 60 ms of every
+        // plan). On the nf_tables variant the tables are nf_tables tables, where xennet's chains
+        // would show (every rule of xennet's is in, or jumps to, a chain of its own); a legacy
+        // table exists only once its module is loaded and the table used.
         const home = nfTablesHome(table);
-        const left = variant === 'nft' ? await xennetChainsIn(home.family, home.table) : [];
-        if (left.length === 0) return '';
-        throw new XennetError('exec', `xennet's chains of the xtables backend remain in ${home.family === 'bridge' ? 'bridge' : home.family === 'ipv4' ? 'ip' : 'ip6'} ${home.table} (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''}), and ${isEbtables(table) ? 'ebtables' : 'iptables'} is not installed to read or remove them`, {
-          hint: 'install the Debian packages iptables and ebtables and run `xennet apply`: it removes them',
-        });
+        const left = nfTablesVariant(table) ? await xennetChainsIn(home.family, home.table) : undefined;
+        if (left?.length === 0) return '';
+        if (left === undefined && !isEbtables(table) && !legacyTables(ipFamilyOf(table as 'ipv4')).includes(kernelTable(table))) return '';
+        if (!found[table].save) {
+          // Nothing of the xtables backend's can be read or removed without the program.
+          if (left === undefined) return '';
+          throw new XennetError('exec', `xennet's chains of the xtables backend remain in ${home.family === 'bridge' ? 'bridge' : home.family === 'ipv4' ? 'ip' : 'ip6'} ${home.table} (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''}), and ${isEbtables(table) ? 'ebtables' : 'iptables'} is not installed to read or remove them`, {
+            hint: 'install the Debian packages iptables and ebtables and run `xennet apply`: it removes them',
+          });
+        }
       }
-      const tool = program(table, 'save');
-      const args = ['-t', kernelTable(table)];
-      if (options.counters) args.push('-c');
-      const r = await run(tool, args);
-      if (r.code !== 0) throw new XennetError('exec', `${tool} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-      // A table holding native nftables rules the tool cannot show is printed as one comment:
-      // read as empty, it would hide whatever is there (and invite duplicate rules).
-      if (/^# Table `[^']*' is incompatible/m.test(r.stdout)) {
-        throw new XennetError('refused', `${tool} cannot show the ${kernelTable(table)} table: it holds native nftables rules that ${isEbtables(table) ? 'ebtables' : 'iptables'} cannot represent, so xennet can neither check nor change it`, {
-          hint: `\`nft list table ${isEbtables(table) ? 'bridge' : ipFamilyOf(table as 'ipv4') === 'ipv4' ? 'ip' : 'ip6'} ${kernelTable(table)}\` shows them; move them to a table of their own`,
-        });
-      }
-      return r.stdout;
+      return readWith(table, program(table, 'save'), options);
     },
     // On the nf_tables variant the tables are nf_tables tables, whose rules count in a counter
     // expression: a few chains are read without the whole table, their rules known by position

@@ -19,6 +19,7 @@
  */
 import type { Binding } from '../learning/bindings.js';
 import type { LearnedStore } from '../driver.js';
+import { ipsetNamesNative } from '../../bridge/nl/ipset.js';
 import { ipsetDestroy, ipsetNames, ipsetRestore, ipsetSave } from './ipset.js';
 import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX, MAX_KERNEL_TIMEOUT_S } from '../learning/log.js';
 
@@ -93,7 +94,8 @@ export function parseLearnedIpset(text: string): { vif: string; family: 'ipv4' |
  * that no longer learns, a move to nftables or an uninstall leaves. A set a rule still reads stays.
  */
 export async function sweepLearnedSets(keep: ReadonlySet<string>): Promise<void> {
-  const names = await ipsetNames().catch(() => []);
+  // Read over nfnetlink: on the nftables backend every apply sweeps, and needs no program for it.
+  const names = await ipsetNamesNative().catch(() => ipsetNames().catch(() => []));
   const gone = names.filter((n) => {
     const owner = learnedSetOwner(n);
     return owner !== undefined && !keep.has(owner.vif);
