@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, keyLines, loadPolicy, parsePolicy, type RulesSource } from '../config/load.js';
 import { lastGoodText } from '../config/policy-cache.js';
+import { rulesRequest } from '../config/paths.js';
 import type { PolicyFile } from '../config/schema.js';
 import type { PlanResult } from '../firewall/cli-plan.js';
 import { readHookCalls } from '../hooks/hook-journal.js';
@@ -34,7 +35,7 @@ export async function guestScreen(query: string, status: HostStatus, source: Rul
   try {
     if (daemonRuns) {
       const { askDaemon, unwrap } = await import('../daemon/client.js');
-      const answer = await askDaemon(env, { cmd: 'plan', rules: file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, 120_000);
+      const answer = await askDaemon(env, rulesRequest('plan', source), 120_000);
       if (!answer) throw new Error('the daemon did not answer');
       plan = unwrap(answer) as PlanResult;
     } else {

@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
 /** Where the rule file is (kept apart from the parser so the hook can find it cheaply). */
 export const DEFAULT_RULES_PATH = '/etc/xen/xennet.yaml';
 
@@ -22,6 +23,11 @@ export function rulesSource(explicit?: string, env: NodeJS.ProcessEnv = process.
   const named = env['XENNET_RULES'];
   if (named) return { file: named, absentOk: false };
   return { file: DEFAULT_RULES_PATH, absentOk: true };
+}
+
+/** A daemon request about a rule file: `status` (`fresh`: read everything now), `plan` or `apply`; the path made absolute (the daemon runs elsewhere). */
+export function rulesRequest(cmd: 'status' | 'plan' | 'apply', source: RulesSource, fresh = false): { cmd: 'status' | 'plan' | 'apply'; rules: string; rulesAbsentOk?: true; fresh?: true } {
+  return { cmd, rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true as const } : {}), ...(fresh ? { fresh: true as const } : {}) };
 }
 
 /**

@@ -99,11 +99,9 @@ export class DropWatch {
     return this.listener !== undefined;
   }
 
-  /** The drops kept after `seq` (all kept: 0), of one guest when asked (its domain name, domain id or an interface name). */
-  since(seq: number, guest?: string): { drops: DropEvent[]; seq: number } {
-    const domid = guest !== undefined && /^\d{1,10}$/.test(guest) ? Number(guest) : undefined;
-    const drops = this.recent.filter((e) => e.seq > seq && (guest === undefined || e.vif === guest || e.domain === guest || (domid !== undefined && e.domid === domid)));
-    return { drops, seq: this.seq };
+  /** The drops kept after `seq` (all kept: 0). */
+  since(seq: number): { drops: DropEvent[]; seq: number } {
+    return { drops: this.recent.filter((e) => e.seq > seq), seq: this.seq };
   }
 
   private async onPacket(p: LoggedPacket): Promise<void> {

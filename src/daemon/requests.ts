@@ -40,11 +40,10 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
       case 'metrics':
         return { ok: true, result: { text: await d.metricsText() } };
       case 'drops': {
+        // Every guest's: the CLI picks one guest's out (cli/commands/drops.ts), as status finds it.
         const after = r['after'] ?? 0;
-        const guest = r['guest'];
         if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) return bad('"after" is a sequence number');
-        if (guest !== undefined && (typeof guest !== 'string' || guest.length === 0 || guest.length > 256)) return bad('"guest" is a domain or interface name');
-        return { ok: true, result: d.dropsSince(after, guest) };
+        return { ok: true, result: d.dropsSince(after) };
       }
       case 'reload':
         d.policy.reload('requested');

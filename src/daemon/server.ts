@@ -102,8 +102,8 @@ export interface DaemonContext {
   readonly statusCache: StatusCache;
   /** The metrics in Prometheus' text format (daemon/metrics.ts). */
   metricsText(): Promise<string>;
-  /** The drops kept after `seq`, of one guest when asked (daemon/drop-watch.ts). */
-  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number; instance: string };
+  /** The drops kept after `seq` (daemon/drop-watch.ts). */
+  dropsSince(seq: number): { listening: boolean; drops: DropEvent[]; seq: number; instance: string };
 }
 
 const REQUEST_NAME = /^\d{1,10}\.\d{1,10}$/;
@@ -177,8 +177,8 @@ export class Daemon implements DaemonContext {
     this.counters.repairs++;
   }
 
-  dropsSince(seq: number, guest?: string): { listening: boolean; drops: DropEvent[]; seq: number; instance: string } {
-    return { listening: this.drops?.listening() ?? false, ...(this.drops?.since(seq, guest) ?? { drops: [], seq: 0 }), instance: `${process.pid}:${this.started}` };
+  dropsSince(seq: number): { listening: boolean; drops: DropEvent[]; seq: number; instance: string } {
+    return { listening: this.drops?.listening() ?? false, ...(this.drops?.since(seq) ?? { drops: [], seq: 0 }), instance: `${process.pid}:${this.started}` };
   }
 
   metricsText(): Promise<string> {

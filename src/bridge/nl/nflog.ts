@@ -75,8 +75,8 @@ export interface NflogListener {
  * it; `onLost` when packets were dropped before they were read (the socket's buffer overran).
  * Fails when another process holds the group.
  */
-export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => void, onLost: () => void, options: { copyBytes?: number; recvBufferBytes?: number } = {}): Promise<NflogListener> {
-  const sock = netlink.createNetlink(NETLINK_NETFILTER, { recvBufferSize: options.recvBufferBytes ?? 4 * 1024 * 1024, sendBufferSize: 65536 });
+export async function listenNflog(group: number, onPacket: (p: LoggedPacket) => void, onLost: () => void, options: { copyBytes?: number } = {}): Promise<NflogListener> {
+  const sock = netlink.createNetlink(NETLINK_NETFILTER, { recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 65536 });
   const type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
   const u32 = (n: number): Buffer => {
     const b = Buffer.alloc(4);

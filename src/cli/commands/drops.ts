@@ -82,9 +82,8 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
         mine = dropsOf(guest, []);
         // The guest as `status GUEST` finds it, from the daemon's status (what it remembers).
         const { guestVifs } = await import('../../status/guest-view.js');
-        const { rulesSource } = await import('../../config/paths.js');
-        const source = rulesSource(undefined);
-        const status = await askDaemon(process.env, { cmd: 'status', rules: source.file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) }, STATUS_DAEMON_WAIT_MS)
+        const { rulesSource, rulesRequest } = await import('../../config/paths.js');
+        const status = await askDaemon(process.env, rulesRequest('status', rulesSource(undefined)), STATUS_DAEMON_WAIT_MS)
           .then((a) => (a ? (unwrap(a) as { status: HostStatus }).status : undefined))
           .catch(() => undefined); // then by the name alone
         let vifs: { name: string; domid: number | null; domain: string | null }[] = [];

@@ -22,7 +22,7 @@ const rulesOption = (y: Argv): Argv<RulesArgs> =>
 
 async function planOutcome(argv: PlanArgs, apply: boolean) {
   // The planner itself (compiling, reading the host) is loaded only where this process plans: not when the daemon answers.
-  const [{ rulesSource }, view] = await Promise.all([import('../../config/paths.js'), import('../../firewall/plan-view.js')]);
+  const [{ rulesRequest, rulesSource }, view] = await Promise.all([import('../../config/paths.js'), import('../../firewall/plan-view.js')]);
   const planner = () => import('../../firewall/cli-plan.js');
   const source = rulesSource(argv.rules);
   const file = resolve(source.file);
@@ -33,7 +33,7 @@ async function planOutcome(argv: PlanArgs, apply: boolean) {
   } else {
     // When the daemon runs, it plans and applies (under its lock queue: never racing its hooks).
     const { askDaemon, unwrap } = await import('../../daemon/client.js');
-    const answer = await askDaemon(process.env, { cmd: apply ? 'apply' : 'plan', rules: file, ...(source.absentOk ? { rulesAbsentOk: true } : {}) });
+    const answer = await askDaemon(process.env, rulesRequest(apply ? 'apply' : 'plan', source));
     result = answer ? (unwrap(answer) as PlanResult) : await (await planner()).hostPlan(await load(), { apply, progress: process.stderr.isTTY === true });
   }
   const text = view.renderPlanView(result, { apply, color: (await import('../terminal.js')).colorWanted(process.env, process.stdout.isTTY === true) });

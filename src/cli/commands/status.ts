@@ -1,6 +1,5 @@
 /** `xennet status`: is this host's guest networking right? (exit 1 when something is wrong) */
 import type { Argv, CommandModule } from 'yargs';
-import { resolve } from 'node:path';
 import type { DaemonStats } from '../../daemon/server.js';
 import type { HostStatus } from '../../status/host-status.js';
 import { ExitCode, XennetError } from '../../sys/errors.js';
@@ -34,12 +33,12 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
       const { renderHostStatus } = await import('../../status/render.js');
       const { colorWanted, terminalWidth } = await import('../terminal.js');
       const { askDaemon, unwrap } = await import('../../daemon/client.js');
-      const { rulesSource } = await import('../../config/paths.js');
+      const { rulesSource, rulesRequest } = await import('../../config/paths.js');
       const source = rulesSource(argv.rules);
       const { STATUS_DAEMON_WAIT_MS, daemonEvidence, daemonExpectation } = await import('../../status/daemon-expected.js');
       // A daemon that takes the request and stays silent (stopped, hung) is a problem, not a wait: the host is read here instead.
       let silent = false;
-      const answer = await askDaemon(process.env, { cmd: 'status', rules: resolve(source.file), ...(source.absentOk ? { rulesAbsentOk: true } : {}), ...(argv.fresh ? { fresh: true } : {}) }, STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
+      const answer = await askDaemon(process.env, rulesRequest('status', source, argv.fresh), STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
         if (!(e instanceof XennetError && e.code === 'timeout')) throw e;
         silent = true;
         return undefined;
