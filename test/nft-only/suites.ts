@@ -24,7 +24,7 @@ export const NFT_ONLY_SUITES: readonly NftOnlySuite[] = [
 ];
 
 /** Tests of those suites that skip themselves without the xtables programs: the netns step keeps them. */
-export const NEEDS_XTABLES_PROGRAMS = ['keeps foreign rules', 'forge the established mark', 'iptables-legacy has a table'];
+export const NEEDS_XTABLES_PROGRAMS = ['keeps foreign rules', 'forge the established mark', 'iptables-legacy has a table', 'with the xtables programs installed'];
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -7,6 +7,7 @@ const titles: Record<string, string[]> = {
     'guest firewall (netns, simulated Xen host, real traffic, nftables backend) allow_in opens exactly the listed ports',
     'guest firewall (netns, simulated Xen host, real traffic, iptables-nft) allow_in opens exactly the listed ports',
     'guest firewall (netns, simulated Xen host, real traffic, nftables backend) keeps foreign rules: a FORWARD rule and an ebtables chain of someone else survive apply',
+    'guest firewall (netns, simulated Xen host, real traffic, nftables backend) nftables, with the xtables programs installed: plan and apply run no iptables, ebtables or ipset program',
   ],
   'nft-native.test.js': ['nf_tables written natively (netns): what nft -f writes, byte for byte'],
   'firewall-integrity.test.js': ['firewall integrity (netns, xtables backend): no bypass', 'firewall integrity (netns, nftables backend): no bypass'],
