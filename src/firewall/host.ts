@@ -100,11 +100,11 @@ export interface HostPlan {
 
 export async function planHost(backend: Backend, policy: PolicyFile, facts: readonly VifFacts[]): Promise<HostPlan> {
   const state = desiredFor(policy, withLearningAvailability(facts, backend.engine.kind), backend.engine);
-  // What nft prints is the truth plan and apply go by (a tag read natively says which text a
-  // rule was written from, not that its expressions are still those): apply repairs whatever
+  // Read natively where every rule is one the rule file makes and its expressions are still the
+  // ones written (the digest in its userdata), else as nft prints it: apply repairs whatever
   // differs, a rule replaced by hand that kept its comment included.
   // (With counters: an apply carries a guest's drops over the rewrite of its chains.)
-  const live = await readLive(backend, true);
+  const live = await readLive(backend, true, state.desired);
   const plan = diff(live, state.desired);
   return { plan, changes: changesByVif(live, plan), live, state };
 }

@@ -101,7 +101,7 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     assert.ok(out.snapshot.some((p) => /vif1\.0: dom0's IP stack is open on this guest port \(ipv4 rp_filter is not 1\)/.test(p)), out.snapshot.join('; '));
   });
 
-  it('status reads the tables without nft: with the program hidden it sees the same firewall and problems; a flushed chain shows as drifted there too; plan and apply, which go by what nft prints, fail saying so', async () => {
+  it('status, plan and apply read the tables without nft: with the program hidden status sees the same firewall and problems, a flushed chain shows as drifted, plan shows it and apply writes it back; a rule not as xennet wrote it needs nft to be read, and they say so', async () => {
     // A private mount namespace where /usr/sbin/nft is /bin/false (nothing of the machine changes).
     const withoutNft = (args: string[]) =>
       run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', 'mount --bind /bin/false /usr/sbin/nft && exec "$@"', 'hide-nft', 'ip', 'netns', 'exec', host.dom0.name, 'node', xennetCli, ...args], { env: host.env(env), timeoutMs: 120_000 });
@@ -118,10 +118,18 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     const drifted = JSON.parse((await withoutNft(['status', '--json'])).stdout) as { vifs: { name: string; firewall: string }[] };
     assert.equal(drifted.vifs.find((v) => v.name === 'vif2.0')?.firewall, 'drifted');
     const plan = await withoutNft(['plan']);
-    assert.notEqual(plan.code, 0);
-    assert.match(plan.stderr, /nft list table (bridge|inet) xennet failed: exit 1/);
+    assert.equal(plan.code, 2, plan.stdout + plan.stderr);
+    assert.match(plan.stdout, /XN-O-vif2\.0/);
     const apply = await withoutNft(['apply']);
-    assert.notEqual(apply.code, 0);
+    assert.equal(apply.code, 0, apply.stdout + apply.stderr);
+    assert.equal((await withoutNft(['plan'])).code, 0, 'written back: nothing left to change');
+    assert.equal((await xennet(['plan'])).code, 0, 'and nft agrees');
+    // A rule another program added: only what nft prints can say what it is.
+    assert.equal((await host.dom0.exec('nft', ['insert', 'rule', 'bridge', 'xennet', 'XN-O-vif2.0', 'accept'])).code, 0);
+    const foreign = await withoutNft(['plan']);
+    assert.notEqual(foreign.code, 0);
+    assert.match(foreign.stderr, /nft list table (bridge|inet) xennet failed: exit 1/);
+    assert.notEqual((await withoutNft(['apply'])).code, 0);
     assert.equal((await xennet(['apply'])).code, 0);
   });
 
@@ -136,13 +144,18 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     assert.match(plan.stdout, /XN-O-vif1\.0/);
     assert.equal((await xennet(['apply'])).code, 0);
     agree(await reads(), 'after the repair');
-    // A rule replaced by hand that keeps the comment of the rule it replaces: plan and apply go
-    // by what nft prints, where its tag is not its text's.
+    // A rule replaced by hand that keeps the comment of the rule it replaces: its expressions are
+    // not those of the digest written with it (it has none), so the native read does not answer,
+    // and status, plan and apply go by what nft prints, where its tag is not its text's.
     const listed = (await host.dom0.exec('nft', ['-a', 'list', 'chain', 'bridge', 'xennet', chain])).stdout;
     const first = /comment "(xn:[^"]+)" # handle (\d+)/.exec(listed)!;
     assert.equal((await host.dom0.exec('nft', ['replace', 'rule', 'bridge', 'xennet', chain, 'handle', first[2]!, 'accept', 'comment', `"${first[1]}"`])).code, 0);
     const replaced = await reads();
+    assert.equal(replaced.native, undefined, 'the native read does not take it for the rule written');
     assert.ok(replaced.text.chains.find(([c]) => c === chain)![1].some((l) => l === 'accept # (not as xennet wrote it)'), 'nft\'s reading marks it');
+    const st = await xennet(['status', '--json']);
+    const vif = (JSON.parse(st.stdout) as { vifs: { name: string; firewall: string }[] }).vifs.find((v) => v.name === 'vif1.0');
+    assert.equal(vif?.firewall, 'drifted', 'status sees it');
     const plan2 = await xennet(['plan']);
     assert.equal(plan2.code, 2, 'plan sees it');
     assert.match(plan2.stdout, /XN-O-vif1\.0/);

@@ -1,7 +1,8 @@
 /**
  * nf_tables spoken natively, the pure parts: a rule's text -> its expressions (as nft 1.0.6 makes
  * them), a set's declaration -> its attributes and userdata (as the kernel keeps what nft wrote),
- * a script -> its messages, a batch's datagram. The netns test nft-native-write compares all of it
+ * a script -> its messages, a batch's datagram, a rule's expressions -> their digest (the same for
+ * what is written and what the kernel dumps). The netns test nft-native-write compares all of it
  * with what nft writes, for random rule files; these pin the cases down one by one.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +11,9 @@ import { packParts } from '../../src/firewall/nftables/backend.js';
 import { nfnlAttributeList } from '../../src/bridge/nl/nfnl.js';
 import { registerNumber, type NftExpr } from '../../src/firewall/nftables/native/expr.js';
 import { parseNftRule, ruleTokens } from '../../src/firewall/nftables/native/rule-parse.js';
-import { scriptMessages } from '../../src/firewall/nftables/native/script.js';
+import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables/native/script.js';
+import { AttrWriter, writeExpr } from '../../src/firewall/nftables/native/encode.js';
+import { DIGEST_UDATA, exprDigest, expressionsAsWritten, ownSetNames, writtenDigest } from '../../src/firewall/nftables/native/expr-digest.js';
 import { parseElement, parseSetDeclaration } from '../../src/firewall/nftables/native/sets.js';
 
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
@@ -112,9 +115,12 @@ describe('nf_tables natively: scripts and batches', function () {
   it('a script is its messages, in order; `list set` declares without NLM_F_CREATE (fails where the set is gone)', function () {
     const m = scriptMessages('list set bridge xennet guests\nadd table bridge xennet\nadd chain bridge xennet XN-O-vif1.0\nadd rule bridge xennet XN-O-vif1.0 ether saddr != 00:16:3e:00:00:01 counter drop comment "xn:abc"\nadd map bridge xennet from_guest { type ifname : verdict; }\ndelete element bridge xennet from_guest { "vif1.0" }\n');
     assert.deepEqual(m.map((x) => [x.msg, x.flags]), [[9, 0], [0, 0x400], [3, 0x400], [6, 0xc00], [9, 0x400], [14, 0]]);
-    // The rule's comment is its userdata (NFTA_RULE_USERDATA 7: type 0, length, text and NUL).
+    // The rule's comment is its userdata (NFTA_RULE_USERDATA 7: type 0, length, text and NUL),
+    // and the digest of its expressions (DIGEST_UDATA, 16 bytes).
     const rule = nfnlAttributeList(m[3]!.body, 4);
-    assert.equal(rule.find((a) => a.type === 7)!.value.toString('hex'), `0007${Buffer.from('xn:abc\0').toString('hex')}`);
+    const userdata = rule.find((a) => a.type === 7)!.value;
+    const expressions = rule.find((a) => (a.type & 0x3fff) === 4)!.value;
+    assert.equal(userdata.toString('hex'), `0007${Buffer.from('xn:abc\0').toString('hex')}${DIGEST_UDATA.toString(16)}10${exprDigest(expressions)!.toString('hex')}`);
   });
 
   it('a line xennet does not write is an error naming it, not half a transaction', function () {
@@ -143,5 +149,91 @@ describe('nf_tables natively: scripts and batches', function () {
     assert.deepEqual(packParts(parts, 40 + 200).map((t) => t.map((m) => m.what)), [['a', 'b'], ['c']]);
     assert.deepEqual(packParts(parts, 40 + 100).map((t) => t.map((m) => m.what)), [['a'], ['b'], ['c']]);
     assert.throws(() => packParts([...parts, part('huge', 500)], 40 + 200), /one part of the change \(huge \.\.\.: 1 messages, 500 bytes\) is larger than a netlink datagram may be here \(240 bytes\)/);
+  });
+});
+
+describe('nf_tables natively: the digest of a rule\'s expressions', function () {
+  const NESTED = 0x8000;
+  /** Attributes of a buffer: [type with flags, value]. */
+  const list = (b: Buffer): [number, Buffer][] => {
+    const out: [number, Buffer][] = [];
+    for (let off = 0; off + 4 <= b.length; ) {
+      const len = b.readUInt16LE(off);
+      out.push([b.readUInt16LE(off + 2), b.subarray(off + 4, off + len)]);
+      off += (len + 3) & ~3;
+    }
+    return out;
+  };
+  const attr = (type: number, value: Buffer): Buffer => {
+    const b = Buffer.alloc((4 + value.length + 3) & ~3);
+    b.writeUInt16LE(4 + value.length, 0);
+    b.writeUInt16LE(type, 2);
+    value.copy(b, 4);
+    return b;
+  };
+  const u32 = (v: number): Buffer => Buffer.from([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+  /**
+   * What the kernel's dump of written expressions may look like: each expression's attributes in
+   * reverse order, no NLA_F_NESTED flags on the levels, `extra` attributes added to expressions of
+   * a name, a counter's values counted, an own set's name given by the kernel and its id dropped.
+   */
+  const dumped = (written: Buffer, extra: Record<string, [number, Buffer][]> = {}): Buffer =>
+    Buffer.concat(
+      list(written).map(([, elem]) => {
+        const [[, name], [, data]] = list(elem) as [[number, Buffer], [number, Buffer]];
+        const text = name.toString('latin1').replace(/\0.*$/s, '');
+        let fields = list(data).reverse().map(([t, v]): [number, Buffer] => [t & ~NESTED, v]);
+        if (text === 'counter') fields = [[1, Buffer.from('00000000000004d2', 'hex')], [2, Buffer.from('0000000000000007', 'hex')]];
+        if (text === 'lookup') fields = fields.filter(([t]) => t !== 4).map(([t, v]) => [t, t === 1 && v.toString().startsWith('__set') ? Buffer.from('__set7\0') : v]);
+        fields.push(...(extra[text] ?? []));
+        return attr(1, Buffer.concat([attr(1, name), attr(2, Buffer.concat(fields.map(([t, v]) => attr(t, v))))]));
+      }),
+    );
+
+  it('is the same for the bytes written and the kernel\'s dump of them; another value, order or verdict is another digest', function () {
+    const rule = 'ether type ip ip saddr 192.0.2.5 udp dport 53 counter accept';
+    const written = ruleExpressionBytes(rule);
+    const d = exprDigest(written)!;
+    assert.equal(d.length, 16);
+    assert.deepEqual(exprDigest(dumped(written, { cmp: [[7, u32(0)]] })), d, 'reordered, unflagged, a zero default added, the counter counted');
+    for (const other of ['ether type ip ip saddr 192.0.2.6 udp dport 53 counter accept', 'ether type ip ip saddr 192.0.2.5 udp dport 53 counter drop', 'ether type ip udp dport 53 ip saddr 192.0.2.5 counter accept', 'ether type ip ip saddr 192.0.2.5 udp dport 53 accept']) {
+      assert.notDeepEqual(exprDigest(ruleExpressionBytes(other)), d, other);
+    }
+    assert.notDeepEqual(exprDigest(dumped(written, { cmp: [[7, u32(1)]] })), d, 'an attribute the kernel adds that is not zero');
+    assert.equal(exprDigest(Buffer.from([9, 0, 1, 0])), undefined, 'malformed');
+  });
+
+  it('covers a rule\'s own set by what it holds, whatever it is called; unknown elements give no digest', function () {
+    const rule = 'ip saddr { 10.0.0.0/8, 192.0.2.5 } return';
+    const sets = parseNftRule(rule).sets;
+    assert.equal(sets.length, 1);
+    const elements = sets[0]!.elements.map((e) => ({ key: e.key, flags: e.end ? 1 : 0 }));
+    // As the script writes it: the set by batch id.
+    const native = parseNftRule(rule);
+    const w = new AttrWriter();
+    native.exprs.forEach((e) => writeExpr(w, e, (ref) => ('name' in ref ? { name: ref.name } : { name: '__set%d', id: 3 })));
+    const written = w.take();
+    const d = exprDigest(written, ({ id }) => (id === 3 ? elements : undefined))!;
+    assert.ok(d);
+    const kernel = dumped(written);
+    assert.deepEqual(exprDigest(kernel, ({ name }) => (name === '__set7' ? [...elements].reverse() : undefined)), d, 'by the kernel\'s name, in another order');
+    const changed = elements.map((e, i) => (i === elements.length - 1 ? { ...e, key: Buffer.from('c0000207', 'hex') } : e));
+    assert.notDeepEqual(exprDigest(kernel, () => changed), d, 'another element');
+    assert.equal(exprDigest(kernel, () => undefined), undefined);
+    assert.equal(exprDigest(kernel), undefined);
+    assert.deepEqual(ownSetNames(kernel), ['__set7']);
+    assert.deepEqual(ownSetNames(ruleExpressionBytes('ip saddr 192.0.2.5 return')), []);
+  });
+
+  it('is read from a rule\'s userdata next to its comment, and a rule with none or another is not as written', function () {
+    const written = ruleExpressionBytes('ether type ip counter drop');
+    const d = exprDigest(written)!;
+    const comment = Buffer.from('xn:abc\0');
+    const userdata = Buffer.concat([Buffer.from([0, comment.length]), comment, Buffer.from([DIGEST_UDATA, d.length]), d]);
+    assert.deepEqual(writtenDigest(userdata), d);
+    assert.equal(expressionsAsWritten(dumped(written), userdata), true);
+    assert.equal(expressionsAsWritten(ruleExpressionBytes('ether type ip counter accept'), userdata), false);
+    assert.equal(expressionsAsWritten(written, Buffer.concat([Buffer.from([0, comment.length]), comment])), false, 'a comment alone (nft replace ... comment)');
+    assert.equal(writtenDigest(Buffer.from([DIGEST_UDATA, 40, 1])), undefined, 'a record running past the end');
   });
 });

@@ -10,6 +10,8 @@ import { DORMANT, dormantTables, parseNftList, renderNft } from '../../src/firew
 import { ruleTag, UNTAGGED } from '../../src/firewall/nftables/tag.js';
 import { keyText, knownRules, liveFromNative } from '../../src/firewall/nftables/native-live.js';
 import type { NftElementObject } from '../../src/bridge/nl/nftables.js';
+import { DIGEST_UDATA, exprDigest } from '../../src/firewall/nftables/native/expr-digest.js';
+import { ruleExpressionBytes } from '../../src/firewall/nftables/native/script.js';
 import { CHAIN_CONST, constSetLines, nftWarnings } from '../../src/firewall/nftables/compile.js';
 import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nftables/syntax.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -284,7 +286,14 @@ table inet xennet {
 
 describe('nftables read natively (pure): kernel objects to the tables nft would print', () => {
   const ifname = (s: string): Buffer => Buffer.concat([Buffer.from(s), Buffer.alloc(16 - s.length)]);
-  const rule = (chain: string, text: string | undefined, counter?: { packets: number; bytes: number }) => ({ table: 'xennet', chain, handle: 1n, expressions: 1, ...(text !== undefined ? { comment: ruleTag(text) } : {}), ...(counter ? { counter } : {}) });
+  /** A rule as the kernel dumps one xennet wrote: its tag, and the digest of its expressions (`exprsOf`: other expressions, as a rule replaced keeping both). */
+  const rule = (chain: string, text: string | undefined, counter?: { packets: number; bytes: number }, exprsOf: string | undefined = text) => {
+    const exprs = exprsOf === undefined ? undefined : ruleExpressionBytes(exprsOf);
+    const digest = text === undefined ? undefined : exprDigest(ruleExpressionBytes(text));
+    const comment = text === undefined ? undefined : Buffer.from(`${ruleTag(text)}\0`);
+    const userdata = comment && digest ? Buffer.concat([Buffer.from([0, comment.length]), comment, Buffer.from([DIGEST_UDATA, digest.length]), digest]) : undefined;
+    return { table: 'xennet', chain, handle: 1n, expressions: 1, ...(exprs ? { exprs } : {}), ...(text !== undefined ? { comment: ruleTag(text) } : {}), ...(userdata ? { userdata } : {}), ...(counter ? { counter } : {}) };
+  };
   const pre = { family: 7, table: 'xennet', name: 'XN-PRE', handle: 1n, hook: { num: 0, priority: -310 }, policy: 1, type: 'filter' };
   const read = (rules: ReturnType<typeof rule>[], elements: [string, NftElementObject[]][] = [], chains = [pre, { family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n }]) => ({ tables: { bridge: { chains, rules }, inet: undefined }, elements: new Map(elements) });
   const known = knownRules([['iifname vmap @from_guest', 'ether saddr != 00:16:3e:00:00:01 counter drop']]);
@@ -311,9 +320,14 @@ describe('nftables read natively (pure): kernel objects to the tables nft would 
     assert.equal(live.policies.get('table inet'), undefined);
   });
 
-  it('anything not as xennet writes it is left to nft: an unknown or missing tag, a base chain moved, a hook on a guest chain, a map element that is no jump, a key that is no name', () => {
+  it('anything not as xennet writes it is left to nft: an unknown or missing tag, expressions not as written, a base chain moved, a hook on a guest chain, a map element that is no jump, a key that is no name', () => {
     assert.equal(liveFromNative(read([rule('XN-PRE', 'iifname vmap @from_guest'), rule('XN-O-vif1.0', 'accept')]), known), undefined, 'a tag not known');
     assert.equal(liveFromNative(read([rule('XN-PRE', undefined)]), known), undefined, 'no tag');
+    assert.equal(liveFromNative(read([rule('XN-PRE', 'iifname vmap @from_guest', undefined, 'iifname vmap @to_guest')]), known), undefined, 'its expressions are not the ones written with its digest');
+    const { userdata: _, ...noDigest } = rule('XN-PRE', 'iifname vmap @from_guest');
+    const commentOnly = Buffer.from(`${ruleTag('iifname vmap @from_guest')}\0`);
+    assert.equal(liveFromNative(read([{ ...noDigest, userdata: Buffer.concat([Buffer.from([0, commentOnly.length]), commentOnly]) }]), known), undefined, 'no digest (written by nft, or before the digests)');
+    assert.ok(liveFromNative(read([rule('XN-PRE', 'iifname vmap @from_guest')]), known), 'the control: with its digest');
     assert.equal(liveFromNative(read([], [], [{ ...pre, hook: { num: 0, priority: -300 } }]), known), undefined, 'priority');
     assert.equal(liveFromNative(read([], [], [{ ...pre, policy: 0 }]), known), undefined, 'policy drop');
     assert.equal(liveFromNative(read([], [], [{ family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n, hook: { num: 0, priority: 0 }, policy: 1, type: 'filter' }]), known), undefined, 'a guest chain made a base chain');

@@ -14,6 +14,7 @@ import { BASE_CHAINS, CHAIN_FWD } from './compile.js';
 import type { BridgeConntrack } from '../model.js';
 import { NFPROTO, nfgenmsg, NftReader, TABLE_DORMANT, type NftElementObject } from '../../bridge/nl/nftables.js';
 import { AttrWriter } from './native/encode.js';
+import { ownSetNames } from './native/expr-digest.js';
 
 const NFT_MSG_NEWRULE = 6;
 const NLM_F_REPLACE = 0x100;
@@ -49,8 +50,9 @@ export async function listOwnTables(): Promise<string> {
 /**
  * xennet's tables read over nfnetlink (no `nft` process): one dump per object kind, between two
  * reads of the ruleset's generation (a commit in between reads again, as nft's cache does). The
- * rules' texts come from their tags among `known`; undefined when a rule is not among them or
- * anything is not as xennet writes it (then `nft` must print it).
+ * rules' texts come from their tags among `known`, their expressions checked against the digest
+ * written with them; undefined when a rule is not among them, is not as written, or anything is
+ * not as xennet writes it (then `nft` must print it).
  */
 export function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise<LiveTable | undefined> {
   return withReader(async (reader) => {
@@ -65,6 +67,11 @@ export function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise
         if (flags & TABLE_DORMANT) return undefined;
         const [chains, rules] = await Promise.all([reader.chains(family), reader.rules(family, NFT_TABLE)]);
         read.tables[family] = { chains: chains.filter((c) => c.table === NFT_TABLE), rules: rules ?? [] };
+        // The rules' own sets, whose elements their digests cover.
+        for (const name of new Set((rules ?? []).flatMap((r) => (r.exprs ? ownSetNames(r.exprs) : [])))) {
+          const elements = await reader.elements(family, NFT_TABLE, name);
+          if (elements) (read.ownSets ??= new Map()).set(`${family} ${name}`, elements);
+        }
       }
       if (read.tables.bridge) {
         const sets = await Promise.all(NATIVE_SETS.map(async (s) => [s, await reader.elements('bridge', NFT_TABLE, s)] as const));

@@ -3,10 +3,13 @@
  * parseNftList makes of `nft list` (pure).
  *
  * A rule's text is not decoded from its expressions: its tag (its comment, nft/tag.ts) names the
- * rule text it was made from, looked up among the rules the caller knows (those it would write).
- * When any rule's tag is not among them, or anything else is not as xennet writes it (a base
- * chain's hook, a set element of an unexpected shape), the answer is undefined: the caller reads
- * the tables through `nft` instead, which prints whatever is there.
+ * rule text it was made from, looked up among the rules the caller knows (those it would write),
+ * and the digest of its expressions written into its userdata with it (native/expr-digest.ts)
+ * says that they are still those. When any rule's tag is not among them, its expressions are not
+ * the ones written (or it was written without a digest: by `nft`, or by a version before it), or
+ * anything else is not as xennet writes it (a base chain's hook, a set element of an unexpected
+ * shape), the answer is undefined: the caller reads the tables through `nft` instead, which
+ * prints whatever is there.
  */
 import type { NftChainObject, NftElementObject, NftRuleObject } from '../../bridge/nl/nftables.js';
 import { HOOK, VERDICT } from '../../bridge/nl/nft-numbers.js';
@@ -17,6 +20,7 @@ import { CLAIM_SETS } from './guard.js';
 import { putElementChains } from './script.js';
 import { rawHex } from './syntax.js';
 import { ruleTag } from './tag.js';
+import { expressionsAsWritten, type OwnSetElements } from './native/expr-digest.js';
 
 export type NftFamilyRead = 'bridge' | 'inet';
 
@@ -25,6 +29,8 @@ export interface NativeTables {
   tables: Record<NftFamilyRead, { chains: NftChainObject[]; rules: NftRuleObject[] } | undefined>;
   /** The elements of `bridge xennet`'s sets, by set name (absent sets are missing). */
   elements: Map<string, NftElementObject[]>;
+  /** The elements of the rules' own (anonymous) sets, by `<family> <name>` (absent sets are missing). */
+  ownSets?: Map<string, NftElementObject[]>;
 }
 
 /** The sets whose elements parseNftList reads: the dispatch maps and sets, the guard's, the constant ones. */
@@ -96,6 +102,7 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     const t = read.tables[family];
     if (!t) continue;
     live.policies.set(`table ${family}`, 'present');
+    const ownSet: OwnSetElements = ({ name }) => read.ownSets?.get(`${family} ${name}`)?.map((e) => ({ key: e.key, flags: e.flags }));
     for (const c of t.chains) {
       const hook = hookLine(c);
       if (hook === undefined) return undefined;
@@ -105,7 +112,9 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     for (const r of t.rules) {
       const rules = live.chains.get(r.chain);
       const text = r.comment === undefined ? undefined : known.get(r.comment);
-      if (!rules || text === undefined) return undefined;
+      // Its tag names the text it was written from; the digest written with it, that its
+      // expressions are still those (not a rule replaced by hand that kept its comment).
+      if (!rules || text === undefined || !r.exprs || !expressionsAsWritten(r.exprs, r.userdata, ownSet)) return undefined;
       rules.push(text);
       live.counters.get(r.chain)!.push(r.counter ?? { packets: 0, bytes: 0 });
     }

@@ -20,10 +20,13 @@ import { PART_MARK } from '../script.js';
 import { NFT_TABLE } from '../table.js';
 import { splitComment } from '../tag.js';
 import { AttrWriter, dataValue, dataVerdict, writeExpr } from './encode.js';
+import { DIGEST_UDATA, exprDigest } from './expr-digest.js';
 import { DATATYPE, type AnonymousSet, type SetRef } from './expr.js';
 import { parseNftRule } from './rule-parse.js';
 import { anonymousSetUserdata, parseElement, parseSetDeclaration, SET_FLAGS, type ElementValue, type SetDeclaration } from './sets.js';
 import { XennetError } from '../../../sys/errors.js';
+
+const NLA_F_NESTED = 0x8000;
 
 const MSG = { newTable: 0, delTable: 2, newChain: 3, delChain: 5, newRule: 6, delRule: 8, newSet: 9, newSetElem: 12, delSetElem: 14 } as const;
 const NLM_F_CREATE = 0x400;
@@ -115,6 +118,8 @@ class ScriptTranslator {
   private readonly sets = new Map<string, SetDeclaration>();
   private nextSetId = 1;
   private readonly w = new AttrWriter();
+  /** A rule's expressions, written apart first: the digest in its userdata is taken of them. */
+  private readonly exprWriter = new AttrWriter();
 
   /** The commands' forms, for this table. */
   private readonly patterns: Record<'rule' | 'element' | 'table' | 'addChain' | 'chain' | 'set' | 'list' | 'flushSet', RegExp>;
@@ -200,12 +205,20 @@ class ScriptTranslator {
       this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.w, this.table, '__set%d', elements, ids[i], family), `${line} (the elements of its set ${i + 1})`);
     });
     const naming = (ref: SetRef): { name: string; id?: number } => ('name' in ref ? { name: ref.name } : { name: '__set%d', id: ids[ref.anon]! });
+    const exprs = this.exprWriter;
+    native.exprs.forEach((e) => writeExpr(exprs, e, naming));
+    const written = exprs.take();
     const w = this.w.raw(GENMSG[family]).str(1, this.table).str(2, chain);
-    w.nest(4, () => native.exprs.forEach((e) => writeExpr(w, e, naming)));
-    // Its comment is its userdata: libnftnl's record type 0, its length, the text and a NUL.
+    w.bytes(4 | NLA_F_NESTED, written);
+    // Its userdata: its comment (libnftnl's record type 0, its length, the text and a NUL), and
+    // the digest of its expressions (expr-digest.ts).
     if (comment !== undefined) {
       const c = Buffer.from(`${comment}\0`);
-      w.bytes(7, Buffer.concat([Buffer.from([0, c.length]), c]));
+      const digest = exprDigest(written, ({ id }) => {
+        const i = id === undefined ? -1 : ids.indexOf(id);
+        return i < 0 ? undefined : native.sets[i]!.elements.map((e) => ({ key: e.key, flags: e.end ? 1 : 0 }));
+      });
+      w.bytes(7, Buffer.concat([Buffer.from([0, c.length]), c, ...(digest ? [Buffer.from([DIGEST_UDATA, digest.length]), digest] : [])]));
     }
     this.push(MSG.newRule, NLM_F_CREATE | NLM_F_APPEND, w.take(), line);
   }
