@@ -242,6 +242,16 @@ describe('incremental hook updates', () => {
 });
 
 describe('compare, diff and render', () => {
+  it('an nft rule is compared with its blanks made single spaces (a rule already so is taken as it is)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', 'b', ' ', '  ', '\t', '\n', '\u00a0', '"', '{'), { maxLength: 12 }), (parts) => {
+        const rule = parts.join('');
+        assert.equal(normalizeRule(rule, 'nft'), rule.replace(/\s+/g, ' ').trim());
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('normalises what *-save reorders and renames', () => {
     assert.equal(normalizeRule('-i vif1.+ -s ! 00:16:3e:00:00:01 -j DROP', 'ebtables'), normalizeRule('-s ! 0:16:3e:0:0:1 -i vif1.+ -j DROP', 'ebtables'));
     assert.equal(normalizeRule('-p 0x88cc -j RETURN', 'ebtables'), normalizeRule('-p LLDP -j RETURN', 'ebtables'));
