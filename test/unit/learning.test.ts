@@ -1,5 +1,6 @@
 /** Address learning, the pure parts: what a logged packet says, and the bindings it makes. */
 import assert from 'node:assert/strict';
+import { nlAttr, u32be } from './lib/nlattr.js';
 import { decide, expire, MAX_PER_PORT, type Binding } from '../../src/firewall/learning/bindings.js';
 import { readLearnPacket } from '../../src/firewall/learning/packets.js';
 import { learnedScript, parseLearnedJson } from '../../src/firewall/nftables/learned.js';
@@ -162,14 +163,8 @@ describe('address learning: packets', () => {
 
   it('an nflog message without payload or header says nothing; ports come from the physical devices', () => {
     assert.equal(parseLoggedPacket(Buffer.alloc(4)), undefined);
-    const attr = (type: number, v: Buffer): Buffer => {
-      const b = Buffer.alloc((4 + v.length + 3) & ~3);
-      b.writeUInt16LE(4 + v.length, 0);
-      b.writeUInt16LE(type, 2);
-      v.copy(b, 4);
-      return b;
-    };
-    const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    const attr = nlAttr;
+    const u32 = u32be;
     const msg = Buffer.concat([Buffer.alloc(4), attr(1, Buffer.from([0x08, 0x00, 0, 0])), attr(4, u32(2)), attr(6, u32(7)), attr(10, Buffer.from('XN learn\0')), attr(9, Buffer.from([1, 2, 3]))]);
     assert.deepEqual(parseLoggedPacket(msg), { prefix: 'XN learn', inPort: 7, ethertype: 0x0800, payload: Buffer.from([1, 2, 3]) });
     const lying = Buffer.from(msg);

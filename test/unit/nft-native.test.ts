@@ -13,6 +13,7 @@ import { registerNumber, type NftExpr } from '../../src/firewall/nftables/native
 import { parseNftRule, ruleTokens } from '../../src/firewall/nftables/native/rule-parse.js';
 import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables/native/script.js';
 import { AttrWriter, writeExpr } from '../../src/firewall/nftables/native/encode.js';
+import { nlAttr, u32be } from './lib/nlattr.js';
 import { DIGEST_UDATA, exprDigest, expressionsAsWritten, ownSetNames, writtenDigest } from '../../src/firewall/nftables/native/expr-digest.js';
 import { parseElement, parseSetDeclaration } from '../../src/firewall/nftables/native/sets.js';
 
@@ -164,14 +165,8 @@ describe('nf_tables natively: the digest of a rule\'s expressions', function () 
     }
     return out;
   };
-  const attr = (type: number, value: Buffer): Buffer => {
-    const b = Buffer.alloc((4 + value.length + 3) & ~3);
-    b.writeUInt16LE(4 + value.length, 0);
-    b.writeUInt16LE(type, 2);
-    value.copy(b, 4);
-    return b;
-  };
-  const u32 = (v: number): Buffer => Buffer.from([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+  const attr = nlAttr;
+  const u32 = u32be;
   /**
    * What the kernel's dump of written expressions may look like: each expression's attributes in
    * reverse order, no NLA_F_NESTED flags on the levels, `extra` attributes added to expressions of

@@ -34,3 +34,18 @@ export function nfnlAttribute(type: number, value: Buffer): Buffer {
   value.copy(b, 4);
   return b;
 }
+
+/**
+ * One record of nftables userdata (pure): type-length-value records of one byte each (libnftnl's
+ * udata); the value of the first of `type`, or undefined (a record running past the end ends it).
+ */
+export function userdataRecord(b: Buffer | undefined, type: number): Buffer | undefined {
+  if (!b) return undefined;
+  for (let off = 0; off + 2 <= b.length; ) {
+    const len = b[off + 1]!;
+    if (off + 2 + len > b.length) return undefined;
+    if (b[off] === type) return b.subarray(off + 2, off + 2 + len);
+    off += 2 + len;
+  }
+  return undefined;
+}

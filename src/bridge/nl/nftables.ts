@@ -10,7 +10,7 @@
  */
 import netlink from 'netlink';
 import { XennetError } from '../../sys/errors.js';
-import { nfnlAttribute, nfnlAttributeList, type NfnlAttribute } from './nfnl.js';
+import { nfnlAttribute, nfnlAttributeList, userdataRecord, type NfnlAttribute } from './nfnl.js';
 import { NFPROTO, VERDICT, nfgenmsg, type NftFamilyName } from './nft-numbers.js';
 
 const NETLINK_NETFILTER = 12;
@@ -110,15 +110,7 @@ export const encodeString = (type: number, s: string): Buffer => nfnlAttribute(t
  * the comment, NUL-terminated (libnftnl's NFTNL_UDATA_RULE_COMMENT, _SET_ELEM_COMMENT).
  */
 export function userdataComment(b: Buffer | undefined): string | undefined {
-  if (!b) return undefined;
-  for (let off = 0; off + 2 <= b.length; ) {
-    const type = b[off]!;
-    const len = b[off + 1]!;
-    if (off + 2 + len > b.length) return undefined;
-    if (type === 0) return b.subarray(off + 2, off + 2 + len).toString('utf8').replace(/\0.*$/s, '');
-    off += 2 + len;
-  }
-  return undefined;
+  return userdataRecord(b, 0)?.toString('utf8').replace(/\0.*$/s, '');
 }
 
 /** A counter expression's data (NFTA_COUNTER_BYTES 1, _PACKETS 2). */

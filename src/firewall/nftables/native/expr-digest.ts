@@ -19,6 +19,8 @@
  * and a log's group never), a counter's data left out, a rule's own set by the elements it holds
  * (sorted), not by its name or batch id.
  */
+import { userdataRecord } from '../../../bridge/nl/nfnl.js';
+
 const NLA_TYPE_MASK = 0x3fff;
 /** NFTA_DATA_VALUE 1, NFTA_DATA_VERDICT 2 (nested: NFTA_VERDICT_CODE 1, NFTA_VERDICT_CHAIN 2). */
 const DATA_VERDICT = 2;
@@ -296,15 +298,7 @@ export const DIGEST_UDATA = 0xd1;
 
 /** The digest written into a rule's userdata (a record of type DIGEST_UDATA), or undefined. */
 export function writtenDigest(userdata: Buffer | undefined): Buffer | undefined {
-  if (!userdata) return undefined;
-  for (let off = 0; off + 2 <= userdata.length; ) {
-    const type = userdata[off]!;
-    const len = userdata[off + 1]!;
-    if (off + 2 + len > userdata.length) return undefined;
-    if (type === DIGEST_UDATA) return userdata.subarray(off + 2, off + 2 + len);
-    off += 2 + len;
-  }
-  return undefined;
+  return userdataRecord(userdata, DIGEST_UDATA);
 }
 
 /** Whether a dumped rule's expressions (and its own sets' elements) are the ones written with its userdata (false: no digest there, or another). */
