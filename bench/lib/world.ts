@@ -129,10 +129,10 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
 /**
  * Runs `xennet ...` in dom0 under GNU time; returns wall seconds and peak RSS in KiB. `cli`: the
  * program run (default the source tree's dist/src/cli/main.js; `packagedCli()` is what the
- * Debian package installs).
+ * Debian package installs); `nodeFlags`: Node.js's own (a CPU profile).
  */
-export async function timedXennet(world: World, args: string[], cli = join(process.cwd(), 'dist/src/cli/main.js')): Promise<{ seconds: number; rssKiB: number; code: number; stderr: string }> {
-  const r = await world.host.dom0.exec('/usr/bin/time', ['-f', 'TIME %e %M', 'node', cli, ...args], { env: world.host.env(world.env), timeoutMs: 600_000 });
+export async function timedXennet(world: World, args: string[], cli = join(process.cwd(), 'dist/src/cli/main.js'), nodeFlags: readonly string[] = []): Promise<{ seconds: number; rssKiB: number; code: number; stderr: string }> {
+  const r = await world.host.dom0.exec('/usr/bin/time', ['-f', 'TIME %e %M', 'node', ...nodeFlags, cli, ...args], { env: world.host.env(world.env), timeoutMs: 600_000 });
   const m = /TIME ([\d.]+) (\d+)/.exec(r.stderr);
   return { seconds: m ? Number(m[1]) : NaN, rssKiB: m ? Number(m[2]) : NaN, code: r.code, stderr: r.stderr };
 }
