@@ -190,11 +190,19 @@ describe('nf_tables natively: the digest of a rule\'s expressions', function () 
     const written = ruleExpressionBytes(rule);
     const d = exprDigest(written)!;
     assert.equal(d.length, 16);
-    assert.deepEqual(exprDigest(dumped(written, { cmp: [[7, u32(0)]] })), d, 'reordered, unflagged, a zero default added, the counter counted');
+    assert.deepEqual(exprDigest(dumped(written)), d, 'reordered, unflagged, the counter counted');
+    assert.notDeepEqual(exprDigest(dumped(written, { cmp: [[7, u32(0)]] })), d, 'a zero attribute the kernel does not default');
     for (const other of ['ether type ip ip saddr 192.0.2.6 udp dport 53 counter accept', 'ether type ip ip saddr 192.0.2.5 udp dport 53 counter drop', 'ether type ip udp dport 53 ip saddr 192.0.2.5 counter accept', 'ether type ip ip saddr 192.0.2.5 udp dport 53 accept']) {
       assert.notDeepEqual(exprDigest(ruleExpressionBytes(other)), d, other);
     }
     assert.notDeepEqual(exprDigest(dumped(written, { cmp: [[7, u32(1)]] })), d, 'an attribute the kernel adds that is not zero');
+    // Only the attributes the kernel defaults to 0 are left out when 0: not a register, not a log's settings.
+    const vmap = ruleExpressionBytes('iifname vmap @from_guest');
+    assert.notDeepEqual(exprDigest(vmap), exprDigest(ruleExpressionBytes('iifname @from_guest')), 'a verdict map is not a set test (its destination register is 0)');
+    assert.deepEqual(exprDigest(dumped(vmap, { lookup: [[5, u32(0)]] })), exprDigest(vmap), 'a lookup\'s flags the kernel adds');
+    const logged = ruleExpressionBytes('log prefix "XN x" group 30831 drop');
+    assert.notDeepEqual(exprDigest(dumped(logged, { log: [[5, u32(0)]] })), exprDigest(logged), 'a log level of 0 is not no level');
+    assert.notDeepEqual(exprDigest(dumped(logged, { log: [[3, u32(0)]] })), exprDigest(logged), 'a snaplen of 0 is not none');
     assert.equal(exprDigest(Buffer.from([9, 0, 1, 0])), undefined, 'malformed');
   });
 

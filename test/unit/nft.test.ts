@@ -328,6 +328,8 @@ describe('nftables read natively (pure): kernel objects to the tables nft would 
     const commentOnly = Buffer.from(`${ruleTag('iifname vmap @from_guest')}\0`);
     assert.equal(liveFromNative(read([{ ...noDigest, userdata: Buffer.concat([Buffer.from([0, commentOnly.length]), commentOnly]) }]), known), undefined, 'no digest (written by nft, or before the digests)');
     assert.ok(liveFromNative(read([rule('XN-PRE', 'iifname vmap @from_guest')]), known), 'the control: with its digest');
+    const inet = { ...read([]), tables: { bridge: read([]).tables.bridge, inet: { chains: [{ family: 1, table: 'xennet', name: 'XN-O-vif1.0', handle: 9n }], rules: [] } } };
+    assert.equal(liveFromNative(inet, known), undefined, 'an inet chain called like a guest\'s bridge chain');
     assert.equal(liveFromNative(read([], [], [{ ...pre, hook: { num: 0, priority: -300 } }]), known), undefined, 'priority');
     assert.equal(liveFromNative(read([], [], [{ ...pre, policy: 0 }]), known), undefined, 'policy drop');
     assert.equal(liveFromNative(read([], [], [{ family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n, hook: { num: 0, priority: 0 }, policy: 1, type: 'filter' }]), known), undefined, 'a guest chain made a base chain');

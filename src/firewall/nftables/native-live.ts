@@ -17,7 +17,7 @@ import { hostCidr } from '../../net/index.js';
 import { emptyLive, type LiveTable } from '../live.js';
 import { BASE_CHAINS, constElementText, NFT_CONST_SETS, NFT_SETS } from './compile.js';
 import { CLAIM_SETS } from './guard.js';
-import { putElementChains } from './script.js';
+import { familyOfChain, putElementChains } from './script.js';
 import { rawHex } from './syntax.js';
 import { ruleTag } from './tag.js';
 import { expressionsAsWritten, type OwnSetElements } from './native/expr-digest.js';
@@ -104,6 +104,9 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     live.policies.set(`table ${family}`, 'present');
     const ownSet: OwnSetElements = ({ name }) => read.ownSets?.get(`${family} ${name}`)?.map((e) => ({ key: e.key, flags: e.flags }));
     for (const c of t.chains) {
+      // A chain of another family's name (an inet chain called like a guest's bridge chain) is
+      // not xennet's: keyed by name, it would stand for the other.
+      if (familyOfChain(c.name) !== family) return undefined;
       const hook = hookLine(c);
       if (hook === undefined) return undefined;
       live.chains.set(c.name, hook === '' ? [] : [hook]);

@@ -15,8 +15,8 @@
  * counter carries what it counted, and a rule's own set is `__set%d` with a batch id in the
  * request and `__set<n>` in the dump. So the digest is taken of a canonical form: expressions in
  * order, each by name, its attributes by type without flags, the nested ones (by this schema of
- * what xennet writes) canonical in turn, the all-zero ones of an expression left out (data values
- * and a log's group never), a counter's data left out, a rule's own set by the elements it holds
+ * what xennet writes) canonical in turn, those the kernel defaults to 0 left out when 0 (by this
+ * list: never a register, a value or a log's group), a counter's data left out, a rule's own set by the elements it holds
  * (sorted), not by its name or batch id.
  */
 import { userdataRecord } from '../../../bridge/nl/nfnl.js';
@@ -27,9 +27,19 @@ const DATA_VERDICT = 2;
 /** NFTA_LOOKUP_SET 1, NFTA_LOOKUP_SET_ID 4. */
 const LOOKUP_SET = 1;
 const LOOKUP_SET_ID = 4;
-/** NFTA_LOG_LEVEL 5: 4 (warning) is the kernel's when a log to its own log names none. NFTA_LOG_GROUP 1: group 0 is nflog, not the kernel's log. */
+/** NFTA_LOG_LEVEL 5: 4 (warning) is the kernel's when a log to its own log (no NFTA_LOG_GROUP 1) names none. */
 const LOG_LEVEL = 5;
 const LOG_GROUP = 1;
+/**
+ * The attributes the kernel dumps as 0 when a request leaves them out, by expression: these alone
+ * are left out of the canonical form when they are 0. Never a register, a key, a length or a
+ * log's group or snaplen: a lookup without its destination register (0, the verdict register) is
+ * a set test, not a verdict map (`iifname @from_guest` is not `iifname vmap @from_guest`).
+ * lookup: NFTA_LOOKUP_FLAGS; bitwise: NFTA_BITWISE_OP; exthdr: NFTA_EXTHDR_FLAGS, _OP; dynset:
+ * NFTA_DYNSET_OP, _TIMEOUT, _PAD, _FLAGS; limit: NFTA_LIMIT_TYPE, _FLAGS (what Linux 6.x dumps:
+ * another kernel that adds another makes reads fall back to `nft`, never wrong).
+ */
+const ZERO_DEFAULTS: Readonly<Record<string, readonly number[]>> = { lookup: [5], bitwise: [6], exthdr: [5, 6], dynset: [3, 6, 8, 9], limit: [4, 5] };
 const ANONYMOUS_SET = Buffer.from('__set');
 
 /** How an expression's attribute nests: data (NFTA_DATA_*), one named expression, or a list of them. */
@@ -251,7 +261,7 @@ function expression(c: Canon, buf: Buffer, from: number, to: number): boolean {
         c.open(SET_LEVEL);
         for (const e of [...elements].sort((x, y) => Buffer.compare(x.key, y.key) || x.flags - y.flags)) c.leaf(e.flags, e.key, 0, e.key.length);
         c.close();
-      } else if ((allZero(buf, f, t) && !(text === 'log' && type === LOG_GROUP)) || (text === 'log' && type === LOG_LEVEL && t - f === 4 && buf.readUInt32BE(f) === 4)) {
+      } else if ((ZERO_DEFAULTS[text]?.includes(type) === true && allZero(buf, f, t)) || (text === 'log' && type === LOG_LEVEL && t - f === 4 && buf.readUInt32BE(f) === 4 && field(fbase, fn, LOG_GROUP) === undefined)) {
         // What the kernel defaults (and dumps) when a request leaves it out.
       } else c.leaf(type, buf, f, t);
     }
