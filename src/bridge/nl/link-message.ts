@@ -6,6 +6,7 @@
  * name, MAC, MTU, peer, master, kind, alias, and the IP-stack settings of IFLA_AF_SPEC (the
  * guest ports' sysctls, which a dump carries for every link: no file per setting to read).
  */
+import { forEachAttribute } from './nfnl.js';
 
 /** IFLA_* attribute types read here (include/uapi/linux/if_link.h). */
 const IFLA_ADDRESS = 1;
@@ -21,8 +22,6 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const IFLA_INET_CONF = 1;
 const IFLA_INET6_CONF = 2;
-/** The nested and byte-order flags of an attribute's type. */
-const NLA_TYPE_MASK = 0x3fff;
 /** struct ifinfomsg: family u8, pad u8, type u16, index s32, flags u32, change u32. */
 const IFINFOMSG_LEN = 16;
 const IFF_UP = 0x1;
@@ -48,16 +47,6 @@ export interface LinkMessage {
   inet6Conf?: Buffer;
 }
 
-/** Calls `fn(type, payload)` for each attribute in `buf` (a malformed tail ends the walk). */
-export function forEachAttribute(buf: Buffer, fn: (type: number, payload: Buffer) => void): void {
-  let off = 0;
-  while (off + 4 <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > buf.length) break;
-    fn(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + 4, off + len));
-    off += (len + 3) & ~3;
-  }
-}
 
 /** A NUL-terminated string attribute (the kernel's nla_put_string). */
 function cString(b: Buffer): string {

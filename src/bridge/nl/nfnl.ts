@@ -8,15 +8,20 @@ export interface NfnlAttribute {
   value: Buffer;
 }
 
-/** The attributes of a buffer from `start`, in order (a type may come more than once: lists). */
-export function nfnlAttributeList(buf: Buffer, start = 0): NfnlAttribute[] {
-  const out: NfnlAttribute[] = [];
+/** Calls `fn(type, value)` for each attribute of a buffer from `start`, in order (a length that runs past the end ends the walk). */
+export function forEachAttribute(buf: Buffer, fn: (type: number, value: Buffer) => void, start = 0): void {
   for (let off = start; off + 4 <= buf.length; ) {
     const len = buf.readUInt16LE(off);
     if (len < 4 || off + len > buf.length) break;
-    out.push({ type: buf.readUInt16LE(off + 2) & 0x3fff, value: buf.subarray(off + 4, off + len) });
+    fn(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
     off += (len + 3) & ~3;
   }
+}
+
+/** The attributes of a buffer from `start`, in order (a type may come more than once: lists). */
+export function nfnlAttributeList(buf: Buffer, start = 0): NfnlAttribute[] {
+  const out: NfnlAttribute[] = [];
+  forEachAttribute(buf, (type, value) => out.push({ type, value }), start);
   return out;
 }
 

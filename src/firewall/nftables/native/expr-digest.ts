@@ -295,6 +295,8 @@ export function exprDigest(exprs: Buffer, ownSet?: OwnSetElements): Buffer | und
 
 /** The names of the rule's own sets its expressions look up (a reader dumps their elements). */
 export function ownSetNames(exprs: Buffer): string[] {
+  // Most rules have none: not a second walk of their expressions for nothing.
+  if (!exprs.includes(ANONYMOUS_SET)) return [];
   const names: string[] = [];
   exprDigest(exprs, ({ name }) => {
     names.push(name);
