@@ -34,7 +34,10 @@ export function renderPlanView(r: PlanResult, options: { apply: boolean; color: 
   if (shared.length > 0) {
     const chains = new Set(shared.map((x) => `${x.table} ${x.chain}`)).size;
     lines.push('', `shared dispatch chains and jumps: ${chains} to change`);
-    for (const x of shared.filter((s) => s.chain === 'FORWARD' || s.chain === 'INPUT')) {
+    for (const x of shared) {
+      // Each chain by name; the rules of the host's own chains (FORWARD, INPUT) one by one.
+      lines.push(`  ${x.table.padEnd(4)} ${x.chain}: ${x.added.length} to add, ${x.removed.length} to remove`);
+      if (x.chain !== 'FORWARD' && x.chain !== 'INPUT') continue;
       for (const a of x.added) lines.push(c('32', `  + ${x.table.padEnd(4)} ${x.chain}: ${a}`));
       for (const d of x.removed) lines.push(c('31', `  - ${x.table.padEnd(4)} ${x.chain}: ${d}`));
     }

@@ -163,4 +163,31 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     assert.equal((await xennet(['plan'])).code, 0, 'apply put the rule back: nothing left to change');
     agree(await reads(), 'after the second repair');
   });
+
+  it('a chain made in the inet table under a guest\'s chain name (empty, or with a rule) is not the guest\'s: plan shows it by its family, apply deletes it and converges, and the guest\'s chain stays', async () => {
+    const nft = async (...args: string[]): Promise<string> => {
+      const r = await host.dom0.exec('nft', args);
+      assert.equal(r.code, 0, `nft ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const guestChain = await nft('list', 'chain', 'bridge', 'xennet', 'XN-O-vif1.0');
+    await nft('list', 'table', 'inet', 'xennet'); // the control: the table is there (web's inbound: drop)
+    for (const rule of [[], ['accept']]) {
+      await nft('add', 'chain', 'inet', 'xennet', 'XN-O-vif1.0');
+      if (rule.length > 0) await nft('add', 'rule', 'inet', 'xennet', 'XN-O-vif1.0', ...rule);
+      const r = await reads();
+      assert.ok(r.text.chains.some(([c]) => c === 'inet:XN-O-vif1.0'), JSON.stringify(r.text.chains.map(([c]) => c)));
+      if (rule.length === 0) agree(r, 'an empty chain: read natively alike');
+      else assert.equal(r.native, undefined, 'a rule nobody tagged: read through nft');
+      const plan = await xennet(['plan']);
+      assert.equal(plan.code, 2, plan.stdout + plan.stderr);
+      assert.match(plan.stdout, /inet:XN-O-vif1\.0/);
+      const apply = await xennet(['apply']);
+      assert.equal(apply.code, 0, apply.stdout + apply.stderr);
+      const again = await xennet(['plan']);
+      assert.equal(again.code, 0, `converged: ${again.stdout}`);
+      assert.notEqual((await host.dom0.exec('nft', ['list', 'chain', 'inet', 'xennet', 'XN-O-vif1.0'])).code, 0, 'deleted from the inet table');
+      assert.equal(await nft('list', 'chain', 'bridge', 'xennet', 'XN-O-vif1.0'), guestChain, 'the guest\'s chain is as it was');
+    }
+  });
 });

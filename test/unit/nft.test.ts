@@ -166,6 +166,29 @@ table inet xennet {
     assert.deepEqual(lines.filter((l) => /chain bridge xennet XN-[A-Z0-9]+-vif1\.0 +$/.test(l) || (/^delete chain /.test(l) && l.includes('vif1.0'))), [], 'no chain named by it, none of the guest\'s deleted');
   });
 
+  it('a chain made in the other family\'s table under a guest\'s chain name is removed from there, and the guest\'s chain stays: apply converges', () => {
+    // inbound: drop keeps the inet table (its XN-CT), so the chains go one by one.
+    const desired = compile([vif('vif1.0', { inbound: 'drop' })], NFT).nftables;
+    assert.ok(desired.chains.has('XN-CT'));
+    const guestChain = desired.chains.get('XN-O-vif1.0')!;
+    const listing = `table bridge xennet {\n\tchain XN-O-vif1.0 {\n${guestChain.map((r) => `\t\t${r} comment "${ruleTag(r)}"\n`).join('')}\t}\n}\ntable inet xennet {\n\tchain XN-O-vif1.0 {\n\t\taccept\n\t}\n\tchain XN-PRE {\n\t}\n}\n`;
+    const live = parseNftList(listing);
+    assert.deepEqual(live.chains.get('XN-O-vif1.0'), guestChain, 'the guest\'s chain is read as it is');
+    assert.deepEqual(live.chains.get('inet:XN-O-vif1.0'), [`accept${UNTAGGED}`]);
+    assert.deepEqual(live.chains.get('inet:XN-PRE'), [], 'a bridge base chain\'s name in inet, too');
+    const plan = diffTable(live, desired, 'nftables');
+    assert.ok(plan.remove.includes('inet:XN-O-vif1.0') && plan.remove.includes('inet:XN-PRE'), plan.remove.join());
+    assert.ok(!plan.write.has('XN-O-vif1.0'), 'the guest\'s chain is not rewritten');
+    const lines = renderNft(plan).split('\n');
+    for (const c of ['XN-O-vif1.0', 'XN-PRE']) {
+      assert.ok(lines.indexOf(`flush chain inet xennet ${c}`) >= 0 && lines.indexOf(`delete chain inet xennet ${c}`) > lines.indexOf(`flush chain inet xennet ${c}`), lines.join('\n'));
+    }
+    assert.ok(!lines.some((l) => /^(flush|delete) chain bridge xennet XN-O-vif1\.0$/.test(l)), 'nothing of the bridge one');
+    // Once removed, nothing is left to change for it.
+    const after = parseNftList(listing.replace(/table inet xennet \{[\s\S]*$/, ''));
+    assert.ok(![...diffTable(after, desired, 'nftables').remove].some((c) => c.includes(':')));
+  });
+
   it('a dormant table (its base chains hook nothing) shows in its base chains, and apply\'s script wakes it', () => {
     const desired = compile([vif('vif1.0')], NFT).nftables;
     const listing = (flags: string): string => `table bridge xennet {\n${flags}\tchain XN-PRE {\n\t\t${desired.chains.get('XN-PRE')![0]}\n${desired.chains.get('XN-PRE')!.slice(1).map((r) => `\t\t${r} comment "${ruleTag(r)}"\n`).join('')}\t}\n}\n`;
@@ -328,14 +351,26 @@ describe('nftables read natively (pure): kernel objects to the tables nft would 
     const commentOnly = Buffer.from(`${ruleTag('iifname vmap @from_guest')}\0`);
     assert.equal(liveFromNative(read([{ ...noDigest, userdata: Buffer.concat([Buffer.from([0, commentOnly.length]), commentOnly]) }]), known), undefined, 'no digest (written by nft, or before the digests)');
     assert.ok(liveFromNative(read([rule('XN-PRE', 'iifname vmap @from_guest')]), known), 'the control: with its digest');
-    const inet = { ...read([]), tables: { bridge: read([]).tables.bridge, inet: { chains: [{ family: 1, table: 'xennet', name: 'XN-O-vif1.0', handle: 9n }], rules: [] } } };
-    assert.equal(liveFromNative(inet, known), undefined, 'an inet chain called like a guest\'s bridge chain');
+    const inet = (rules: ReturnType<typeof rule>[]) => ({ ...read([]), tables: { bridge: read([]).tables.bridge, inet: { chains: [{ family: 1, table: 'xennet', name: 'XN-O-vif1.0', handle: 9n }], rules } } });
+    const misplaced = liveFromNative(inet([rule('XN-O-vif1.0', 'ether saddr != 00:16:3e:00:00:01 counter drop')]), known);
+    assert.deepEqual([misplaced?.chains.get('XN-O-vif1.0'), misplaced?.chains.get('inet:XN-O-vif1.0')], [[], ['ether saddr != 00:16:3e:00:00:01 counter drop']], 'a rule in an inet chain called like a guest\'s bridge chain is not the guest\'s');
     assert.equal(liveFromNative(read([], [], [{ ...pre, hook: { num: 0, priority: -300 } }]), known), undefined, 'priority');
     assert.equal(liveFromNative(read([], [], [{ ...pre, policy: 0 }]), known), undefined, 'policy drop');
     assert.equal(liveFromNative(read([], [], [{ family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n, hook: { num: 0, priority: 0 }, policy: 1, type: 'filter' }]), known), undefined, 'a guest chain made a base chain');
     assert.equal(liveFromNative(read([], [['from_guest', [{ key: ifname('vif1.0'), flags: 0, verdict: { code: 1 } }]]]), known), undefined, 'accept in a dispatch map');
     assert.equal(liveFromNative(read([], [['guests', [{ key: Buffer.from('vif"1\0\0\0\0\0\0\0\0\0\0\0'), flags: 0 }]]]), known), undefined, 'a quote in a name');
     assert.ok(liveFromNative(read([]), known), 'the control');
+  });
+
+  it('a chain in the other family\'s table under a name of the first (an empty inet XN-O-vif1.0) is keyed with its family, as nft\'s reading keys it: it does not stand for the guest\'s chain', () => {
+    const chains = [pre, { family: 7, table: 'xennet', name: 'XN-O-vif1.0', handle: 2n }];
+    const both = { tables: { bridge: { chains, rules: [rule('XN-O-vif1.0', 'ether saddr != 00:16:3e:00:00:01 counter drop')] }, inet: { chains: [{ family: 1, table: 'xennet', name: 'XN-O-vif1.0', handle: 9n }], rules: [] } }, elements: new Map() };
+    const live = liveFromNative(both, known)!;
+    assert.ok(live);
+    assert.deepEqual(live.chains.get('XN-O-vif1.0'), ['ether saddr != 00:16:3e:00:00:01 counter drop']);
+    assert.deepEqual(live.chains.get('inet:XN-O-vif1.0'), []);
+    const text = parseNftList(`table bridge xennet {\n\tchain XN-O-vif1.0 {\n\t\tether saddr != 00:16:3e:00:00:01 counter packets 0 bytes 0 drop comment "${ruleTag('ether saddr != 00:16:3e:00:00:01 counter drop')}"\n\t}\n}\ntable inet xennet {\n\tchain XN-O-vif1.0 {\n\t}\n}\n`);
+    assert.deepEqual([...text.chains].sort(), [...live.chains].filter(([c]) => c !== 'XN-PRE').sort());
   });
 
   it('the constant sets\' elements as XN-CONST, the same whether nft printed them (names from its tables and /etc/protocols) or the kernel holds them', () => {

@@ -17,7 +17,7 @@ import { hostCidr } from '../../net/index.js';
 import { emptyLive, type LiveTable } from '../live.js';
 import { BASE_CHAINS, constElementText, NFT_CONST_SETS, NFT_SETS } from './compile.js';
 import { CLAIM_SETS } from './guard.js';
-import { familyOfChain, putElementChains } from './script.js';
+import { chainKey, putElementChains } from './script.js';
 import { rawHex } from './syntax.js';
 import { ruleTag } from './tag.js';
 import { expressionsAsWritten, type OwnSetElements } from './native/expr-digest.js';
@@ -105,21 +105,22 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     const ownSet: OwnSetElements = ({ name }) => read.ownSets?.get(`${family} ${name}`)?.map((e) => ({ key: e.key, flags: e.flags }));
     for (const c of t.chains) {
       // A chain of another family's name (an inet chain called like a guest's bridge chain) is
-      // not xennet's: keyed by name, it would stand for the other.
-      if (familyOfChain(c.name) !== family) return undefined;
-      const hook = hookLine(c);
+      // keyed with its family: it does not stand for the other.
+      const key = chainKey(family, c.name);
+      const hook = key === c.name ? hookLine(c) : c.hook ? undefined : '';
       if (hook === undefined) return undefined;
-      live.chains.set(c.name, hook === '' ? [] : [hook]);
-      live.counters.set(c.name, hook === '' ? [] : [{ packets: 0, bytes: 0 }]);
+      live.chains.set(key, hook === '' ? [] : [hook]);
+      live.counters.set(key, hook === '' ? [] : [{ packets: 0, bytes: 0 }]);
     }
     for (const r of t.rules) {
-      const rules = live.chains.get(r.chain);
+      const key = chainKey(family, r.chain);
+      const rules = live.chains.get(key);
       const text = r.comment === undefined ? undefined : known.get(r.comment);
       // Its tag names the text it was written from; the digest written with it, that its
       // expressions are still those (not a rule replaced by hand that kept its comment).
       if (!rules || text === undefined || !r.exprs || !expressionsAsWritten(r.exprs, r.userdata, ownSet)) return undefined;
       rules.push(text);
-      live.counters.get(r.chain)!.push(r.counter ?? { packets: 0, bytes: 0 });
+      live.counters.get(key)!.push(r.counter ?? { packets: 0, bytes: 0 });
     }
   }
   if (!read.tables.bridge) return live;

@@ -25,8 +25,20 @@ import { CHAIN_CLAIMS, CLAIM_SETS, CLAIM_SET_DECLS, isClaimLine, sortClaimLines,
 export type NftFamily = 'bridge' | 'inet';
 export const NFT_FAMILIES: readonly NftFamily[] = ['bridge', 'inet'];
 
+/**
+ * A chain found in the other family's table than the one its name belongs in (an `inet` chain
+ * called like a guest's bridge chain): keyed with its family (`inet:XN-O-vif5.0`), so that it does
+ * not stand for the chain of that name, and the diff deletes it from where it is.
+ */
+const misplacedKey = (family: NftFamily, chain: string): string => `${family}:${chain}`;
+const misplaced = /^(bridge|inet):(.+)$/;
+
 /** The table a chain of xennet's lives in. */
-export const familyOfChain = (chain: string): NftFamily => BASE_CHAINS[chain]?.family ?? 'bridge';
+export const familyOfChain = (chain: string): NftFamily => (misplaced.exec(chain)?.[1] as NftFamily | undefined) ?? BASE_CHAINS[chain]?.family ?? 'bridge';
+/** The chain's name in its table (a misplaced chain's key without its family). */
+export const nameOfChain = (chain: string): string => misplaced.exec(chain)?.[2] ?? chain;
+/** The key of the chain `name` found in `family`'s table: its name, unless that belongs in the other table. */
+export const chainKey = (family: NftFamily, name: string): string => ((BASE_CHAINS[name]?.family ?? 'bridge') === family ? name : misplacedKey(family, name));
 const isVifElements = (chain: string): boolean => chain.startsWith('XN-E-');
 /** Pseudo-chains of set elements: a guest's (XN-E-<vif>) and the guard's shared keys. */
 export const isElements = (chain: string): boolean => isVifElements(chain) || chain === CHAIN_CLAIMS || chain === CHAIN_CONST;
@@ -114,8 +126,11 @@ export function parseNftList(text: string): LiveTable {
     if (!family) continue;
     const open = /^(chain|set|map) (\S+) \{$/.exec(line);
     if (open) {
-      block = { kind: open[1] === 'chain' ? 'chain' : 'set', name: open[2]! };
-      if (block.kind === 'chain') live.chains.set(block.name, []);
+      block = open[1] === 'chain' ? { kind: 'chain', name: chainKey(family, open[2]!) } : { kind: 'set', name: open[2]! };
+      if (block.kind === 'chain') {
+        live.chains.set(block.name, []);
+        live.counters.set(block.name, []);
+      }
       continue;
     }
     if (line === '}') {
@@ -136,8 +151,7 @@ export function parseNftList(text: string): LiveTable {
     }
     if (line.startsWith('comment ')) continue;
     const rules = live.chains.get(block.name)!;
-    let counters = live.counters.get(block.name);
-    if (!counters) live.counters.set(block.name, (counters = []));
+    const counters = live.counters.get(block.name)!;
     // A base chain's hook line is rule 0 as it is.
     if (line.startsWith('type ')) {
       counters[rules.length] = { packets: 0, bytes: 0 };
@@ -235,7 +249,7 @@ export function renderNft(plan: TablePlan): string {
   const drop = new Set(plan.dropTables ?? []);
   const lines: string[] = [];
   for (const f of drop) lines.push(`add table ${f} ${NFT_TABLE}`, `delete table ${f} ${NFT_TABLE}`);
-  const t = (c: string): string => `${familyOfChain(c)} ${NFT_TABLE} ${c}`;
+  const t = (c: string): string => `${familyOfChain(c)} ${NFT_TABLE} ${nameOfChain(c)}`;
   const write = [...plan.write].filter(([c]) => !drop.has(familyOfChain(c)));
   const remove = plan.remove.filter((c) => !drop.has(familyOfChain(c)));
   if (write.length === 0 && remove.length === 0) return lines.length > 0 ? `${lines.join('\n')}\n` : '';
