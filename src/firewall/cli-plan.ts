@@ -8,7 +8,7 @@ import { loadIndex, type IndexEntry } from './store.js';
 import { coarseWidenings, filterRecord, widenings } from './widening.js';
 import { silentLogger } from '../sys/log.js';
 import { changesByVif, diff, isEmptyPlan, type GuestChange } from './diff.js';
-import { NO_VIF_HERE, applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost } from './host.js';
+import { NO_VIF_HERE, applyHost, bridgeNetfilterGaps, bridgeNetfilterState, bridgeSysctlsWanted, desiredFor, planHost, strayLearnedWarnings } from './host.js';
 import { cidrText, tableNames, type ResolvedVif, type TableName, type VifFacts } from './model.js';
 import { backendInfo as backendOf, type BackendInfo } from './drivers.js';
 import { describeIdentity } from './domain-identity.js';
@@ -137,6 +137,12 @@ export async function hostPlan(loaded: LoadedPolicy, options: HostPlanOptions): 
     const gaps = portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot));
     if (gaps.length > 0) {
       result.warnings.push(...gaps.map((g) => `${g.problem}; apply fixes it`));
+      result.pending = true;
+    }
+    // Left for apply's sweep (it runs after the rules that read them are gone).
+    const stray = options.apply ? [] : await strayLearnedWarnings(engine, hp.state.resolved);
+    if (stray.length > 0) {
+      result.warnings.push(...stray);
       result.pending = true;
     }
     if (options.apply) {

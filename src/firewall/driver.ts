@@ -128,6 +128,8 @@ export interface FirewallDriver {
    * xtables backend's ipsets; all of them when another backend is in use).
    */
   sweepLearned?(keep: ReadonlySet<string>): Promise<void>;
+  /** What sweepLearned would drop for this `keep`, by name (plan shows it). */
+  strayLearned?(keep: ReadonlySet<string>): Promise<string[]>;
   /** Its tables' codecs. */
   readonly codecs: Readonly<Partial<Record<TableName, TableCodec>>>;
   /** The tables whose live state tells what an adopted guest was installed with, across tables (read once per reconcile). */

@@ -19,7 +19,7 @@ import { tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type 
 import { allDrivers, codecOf, driverFor, engineTables, parseLive } from './drivers.js';
 import { resolveVif } from './resolve.js';
 import { type LiveTable } from './live.js';
-import type { BridgeSysctl } from './driver.js';
+import type { BridgeSysctl, FirewallDriver } from './driver.js';
 
 /** The end of the warning for a rule-file guest with no vif on the host. */
 export const NO_VIF_HERE = 'has no vif on this host';
@@ -204,6 +204,20 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   }
   // The ipsets of guests that no longer learn (all of them after a move to nftables) go, now that
   // no rule of the backend left reads them.
-  for (const d of allDrivers()) await d.sweepLearned?.(d.kind === backend.engine.kind ? new Set(learning.keys()) : new Set());
+  for (const d of allDrivers()) await d.sweepLearned?.(learnedKept(d, backend.engine, learning.keys()));
   return { tablesChanged: changed };
+}
+
+/** The guests whose learned sets a driver keeps: the learning guests on the backend in use, none on another. */
+const learnedKept = (d: FirewallDriver, engine: Engine, learning: Iterable<string>): Set<string> => new Set(d.kind === engine.kind ? learning : []);
+
+/** What apply's sweep would drop of learned sets (a guest that no longer learns, another backend's), as plan warnings. */
+export async function strayLearnedWarnings(engine: Engine, resolved: readonly ResolvedVif[]): Promise<string[]> {
+  const learning = resolved.filter((r) => r.learning).map((r) => r.name as string);
+  const out: string[] = [];
+  for (const d of allDrivers()) {
+    const names = (await d.strayLearned?.(learnedKept(d, engine, learning))) ?? [];
+    if (names.length > 0) out.push(`learned address set${names.length === 1 ? '' : 's'} of no learning guest left in the kernel: ${names.join(', ')}; apply removes ${names.length === 1 ? 'it' : 'them'}`);
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import type { FirewallDriver } from '../driver.js';
 import { xtablesClaimDrops, xtablesStatusFindings } from './status.js';
 import { xtablesTables } from '../model.js';
 import { ipsetPath } from './ipset.js';
-import { ipsetLearnedStore, sweepLearnedSets } from './learned.js';
+import { ipsetLearnedStore, strayLearnedSets, sweepLearnedSets } from './learned.js';
 import { compileSharedXtables, compileVifXtables } from './compile.js';
 import { adoptedFromGuard, xtablesCodecs } from './tables.js';
 
@@ -34,6 +34,7 @@ export const xtablesDriver: FirewallDriver = {
   statusFindings: xtablesStatusFindings,
   claimDrops: xtablesClaimDrops,
   sweepLearned: sweepLearnedSets,
+  strayLearned: strayLearnedSets,
   codecs: xtablesCodecs,
   adoptionTables: ['ebnat', 'ipv6raw'],
   adoptedAcrossTables: (live, vif) => adoptedFromGuard(live.ebnat, live.ipv6raw, vif),

@@ -94,13 +94,20 @@ export function parseLearnedIpset(text: string): { vif: string; family: 'ipv4' |
  * that no longer learns, a move to nftables or an uninstall leaves. A set a rule still reads stays.
  */
 export async function sweepLearnedSets(keep: ReadonlySet<string>): Promise<void> {
-  // Read over nfnetlink: on the nftables backend every apply sweeps, and needs no program for it.
-  const names = await ipsetNamesNative().catch(() => ipsetNames().catch(() => []));
-  const gone = names.filter((n) => {
-    const owner = learnedSetOwner(n);
-    return owner !== undefined && !keep.has(owner.vif);
-  });
+  const gone = await strayLearnedSets(keep);
   if (gone.length > 0) await ipsetDestroy(gone);
+}
+
+/** The learned sets of xennet's (`xn4-`/`xn6-<vif>`) in the kernel of no guest of `keep`, sorted. */
+export async function strayLearnedSets(keep: ReadonlySet<string>): Promise<string[]> {
+  // Read over nfnetlink: on the nftables backend every apply and plan looks, and needs no program for it.
+  const names = await ipsetNamesNative().catch(() => ipsetNames().catch(() => []));
+  return names
+    .filter((n) => {
+      const owner = learnedSetOwner(n);
+      return owner !== undefined && !keep.has(owner.vif);
+    })
+    .sort();
 }
 
 /** Learned bindings in ipsets (`xn4-`/`xn6-<vif>`), which the guests' source checks match. */
