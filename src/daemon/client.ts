@@ -6,6 +6,9 @@ import { connect } from 'node:net';
 import { XennetError } from '../sys/errors.js';
 import { runPaths } from './paths.js';
 
+/** How long `status` waits for the daemon's answer before it reads the host itself. */
+export const STATUS_DAEMON_WAIT_MS = 10_000;
+
 export type DaemonAnswer = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; hint?: string } };
 
 /** The daemon's answer, or undefined when no daemon listens. */

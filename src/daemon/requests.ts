@@ -1,7 +1,8 @@
 /**
  * JSON requests on the daemon's socket: `{"v":1,"cmd":"stats"|"reload"|"status"|"metrics"|"drops"|"plan"|"apply",
- * "rules"?: "/path", "rulesAbsentOk"?: true, "fresh"?: true}`, one line. `fresh` (status): read
- * everything now, not what the daemon remembers (daemon/status-cache.ts). `rulesAbsentOk`: the client did not name
+ * "rules"?: "/path", "rulesAbsentOk"?: true, "fresh"?: true, "render"?: {...}}`, one line. `fresh` (status): read
+ * everything now, not what the daemon remembers (daemon/status-cache.ts). `render` (status): answer
+ * with the text the CLI prints and its exit code (status/status-outcome.ts), not the status. `rulesAbsentOk`: the client did not name
  * the file (it is the default path), so a missing one means the built-in defaults; a named file
  * that is missing is an error. The CLI's status, plan and apply run here when the daemon runs,
  * under the daemon's lock queue, so its state and the CLI's never race.
@@ -11,6 +12,7 @@ import { XennetError, reasonOf } from '../sys/errors.js';
 import type { DaemonContext } from './server.js';
 import type { PlanResult } from '../firewall/cli-plan.js';
 import type { NetSnapshot } from '../firewall/session.js';
+import { answeredStatus, parseStatusForm, statusOutcome } from '../status/status-outcome.js';
 
 export type JsonResult = { ok: true; result: unknown } | { ok: false; bad?: boolean; error: { code: string; message: string; hint?: string } };
 
@@ -51,8 +53,12 @@ export async function handleJsonRequest(d: DaemonContext, line: string): Promise
       case 'status': {
         const fresh = r['fresh'];
         if (fresh !== undefined && typeof fresh !== 'boolean') return bad('"fresh" is true or false');
+        // `render`: the CLI's quick path asks for the text it prints (cli/quick-status.ts).
+        const form = r['render'] === undefined ? undefined : parseStatusForm(r['render']);
+        if (typeof form === 'string') return bad(form);
         const answer = await d.statusCache.get(source, fresh === true);
-        return { ok: true, result: { status: answer.status, daemon: d.stats(), read: { at: answer.asOf, remembered: answer.remembered } } };
+        const result = { status: answer.status, daemon: d.stats(), read: { at: answer.asOf, remembered: answer.remembered } };
+        return { ok: true, result: form ? { rendered: statusOutcome(answeredStatus(result), form) } : result };
       }
       case 'plan':
       case 'apply': {

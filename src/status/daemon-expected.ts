@@ -11,8 +11,7 @@ import { AUTOSTART_OFF } from '../daemon/autostart.js';
 import { runPaths } from '../daemon/paths.js';
 import { commandOf, pidRunning, readPidFile } from '../sys/process.js';
 
-/** How long `status` waits for the daemon's answer before it reads the host itself. */
-export const STATUS_DAEMON_WAIT_MS = 10_000;
+import { STATUS_DAEMON_WAIT_MS } from '../daemon/client.js';
 
 export interface DaemonEvidence {
   /** `yes`: it answered; `none`: nothing listens; `silent`: it took the request and did not answer in time. */

@@ -67,8 +67,7 @@ export const dropsCommand: CommandModule<object, DropsArgs> = {
     };
     try {
       if (process.getuid?.() !== 0) throw new XennetError('refused', "drops asks the daemon on its root-only socket: run it as root (sudo xennet drops)");
-      const { askDaemon, unwrap } = await import('../../daemon/client.js');
-      const { STATUS_DAEMON_WAIT_MS } = await import('../../status/daemon-expected.js');
+      const { askDaemon, unwrap, STATUS_DAEMON_WAIT_MS } = await import('../../daemon/client.js');
       type Answer = { listening: boolean; drops: DropEvent[]; seq: number; instance: string };
       const ask = async (after: number): Promise<Answer | undefined> => {
         const a = await askDaemon(process.env, { cmd: 'drops', after }, STATUS_DAEMON_WAIT_MS);

@@ -10,8 +10,7 @@ export const metricsCommand: CommandModule<object, object> = {
   handler: () =>
     runCommand(false, async () => {
       if (process.getuid?.() !== 0) throw new XennetError('refused', "metrics reads the firewall, xenstore and the daemon's socket, which only root may: run it as root (sudo xennet metrics)");
-      const { askDaemon, unwrap } = await import('../../daemon/client.js');
-      const { STATUS_DAEMON_WAIT_MS } = await import('../../status/daemon-expected.js');
+      const { askDaemon, unwrap, STATUS_DAEMON_WAIT_MS } = await import('../../daemon/client.js');
       // A daemon that takes the request and stays silent (stopped, hung): the host is read here.
       const answer = await askDaemon(process.env, { cmd: 'metrics' }, STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
         if (e instanceof XennetError && e.code === 'timeout') return undefined;

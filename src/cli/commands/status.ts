@@ -6,6 +6,7 @@ import { ExitCode, XennetError } from '../../sys/errors.js';
 
 import { runCommand } from '../run-command.js';
 import { learningProblems, withDaemon } from '../../status/daemon-problems.js';
+import { quickStatusFound } from '../quick-status.js';
 
 interface StatusArgs {
   guest?: string;
@@ -30,15 +31,14 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
     runCommand(argv.json, async () => {
       // Not nft's "Operation not permitted" half way: said before anything is read.
       if (process.getuid?.() !== 0) throw new XennetError('refused', "status reads the firewall, xenstore and the daemon's socket, which only root may: run it as root (sudo xennet status)");
-      const { renderHostStatus } = await import('../../status/render.js');
       const { colorWanted, terminalWidth } = await import('../terminal.js');
-      const { askDaemon, unwrap } = await import('../../daemon/client.js');
+      const { askDaemon, unwrap, STATUS_DAEMON_WAIT_MS } = await import('../../daemon/client.js');
       const { rulesSource, rulesRequest } = await import('../../config/paths.js');
       const source = rulesSource(argv.rules);
-      const { STATUS_DAEMON_WAIT_MS, daemonEvidence, daemonExpectation } = await import('../../status/daemon-expected.js');
+      const { daemonEvidence, daemonExpectation } = await import('../../status/daemon-expected.js');
       // A daemon that takes the request and stays silent (stopped, hung) is a problem, not a wait: the host is read here instead.
-      let silent = false;
-      const answer = await askDaemon(process.env, rulesRequest('status', source, argv.fresh), STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
+      let silent = quickStatusFound === 'silent';
+      const answer = silent ? undefined : await askDaemon(process.env, rulesRequest('status', source, argv.fresh), STATUS_DAEMON_WAIT_MS).catch((e: unknown) => {
         if (!(e instanceof XennetError && e.code === 'timeout')) throw e;
         silent = true;
         return undefined;
@@ -54,6 +54,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
         const { renderGuestView } = await import('../../status/guest-render.js');
         return { json: view, text: renderGuestView(view, colorWanted(process.env, process.stdout.isTTY === true), terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined)), exitCode: view.ok ? ExitCode.ok : ExitCode.error };
       }
-      return { json: checked, text: renderHostStatus(checked, colorWanted(process.env, process.stdout.isTTY === true), terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined)), exitCode: checked.ok ? ExitCode.ok : ExitCode.error };
+      const { statusOutcome } = await import('../../status/status-outcome.js');
+      return { json: checked, ...statusOutcome(checked, { json: argv.json, color: colorWanted(process.env, process.stdout.isTTY === true), width: terminalWidth(process.env, process.stdout.isTTY ? process.stdout.columns : undefined) }) };
     }),
 };
