@@ -84,13 +84,16 @@ function total(l: Layout): number {
 
 function layout(columns: TableColumn[], rows: TableCell[][], width: number): Layout {
   const col = (i: number): TableCell[] => rows.map((r) => r[i] ?? { items: [] });
+  // Each column's natural widths, measured once (a layout is tried several times: 1000 rows).
+  const flat = columns.map((c, i) => natural(c, col(i), false));
+  const stacked = columns.map((c, i) => (c.give === 'stack' ? natural(c, col(i), true) : flat[i]!));
   /** The layout of the columns `shown`: stacked where needed; elided too when `elideToo`. */
   const with_ = (shown: boolean[], elideToo: boolean): Layout => {
-    const l: Layout = { widths: columns.map((c, i) => natural(c, col(i), false)), stacked: columns.map(() => false), shown };
+    const l: Layout = { widths: [...flat], stacked: columns.map(() => false), shown };
     columns.forEach((c, i) => {
       if (total(l) > width && c.give === 'stack' && shown[i]) {
         l.stacked[i] = true;
-        l.widths[i] = natural(c, col(i), true);
+        l.widths[i] = stacked[i]!;
       }
     });
     while (elideToo && total(l) > width) {
