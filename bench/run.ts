@@ -34,7 +34,7 @@ const forwardSize = smoke ? 50 : 1000;
 const resourceGuests = smoke ? 50 : 1000;
 const cycleMarks = (process.env['XNT_BENCH_CYCLES'] ?? (smoke ? '100,300' : '1000,10000')).split(',').map(Number);
 const cycleLoops = Number(process.env['XNT_BENCH_LOOPS'] ?? 8);
-/** XNT_BENCH_DAEMON_FLAGS: other Node.js flags for the daemon of the `daemon` figures (to compare in one build). */
+/** XNT_BENCH_DAEMON_FLAGS: other Node.js flags for the daemon of the `daemon` figures and of the hook latencies (to compare in one build, or `--cpu-prof`). */
 const daemonFlags = process.env['XNT_BENCH_DAEMON_FLAGS'];
 const daemonCommand = daemonFlags === undefined ? undefined : ['node', ...daemonFlags.split(' ').filter((f) => f !== ''), xennetCli, 'daemon'];
 
@@ -110,7 +110,7 @@ async function hookLatency(): Promise<void> {
       const world = await buildWorld({ tool: v.tool, background: guests, measured: [], autostart: v.autostart ?? true, ...(v.backend ? { backend: v.backend } : {}) });
       try {
         if (v.tool === 'xennet' && guests > 0) await timedXennet(world, ['apply']);
-        if (v.daemon) await world.host.startDaemon(world.env);
+        if (v.daemon) await world.host.startDaemon(world.env, daemonCommand);
         const g = await world.host.addGuest({ domid: 9, name: 'bench', mac: '00:16:3e:00:09:09', addresses: ['192.168.0.109/24'], xenstoreIp: '192.168.0.109' });
         world.host.removeDevice(g);
         const on: number[] = [];

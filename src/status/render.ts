@@ -57,6 +57,42 @@ const VIF_COLUMNS: TableColumn[] = [
   { header: 'DROPS', secondary: 6 },
 ];
 
+/**
+ * The guests' table, remembered per list of guests (the daemon answers one remembered status again
+ * and again: 1000 rows cost 10-20 ms to lay out). A status is never changed once made.
+ */
+const vifTables = new WeakMap<readonly VifStatus[], Map<string, string[]>>();
+
+function vifTable(vifs: readonly VifStatus[], color: boolean, width: number): string[] {
+  let byForm = vifTables.get(vifs);
+  if (!byForm) vifTables.set(vifs, (byForm = new Map()));
+  const form = `${color} ${width}`;
+  const known = byForm.get(form);
+  if (known) return known;
+  const one = (text: string, paint?: (t: string) => string): TableCell => ({ items: [text], ...(paint ? { paint } : {}) });
+  const green = (t: string): string => (color ? `\x1b[32m${t}\x1b[0m` : t);
+  const red = (t: string): string => (color ? `\x1b[31m${t}\x1b[0m` : t);
+  const lines = renderTable(
+    VIF_COLUMNS,
+    vifs.map((v) => [
+      one(v.name),
+      one(v.domain ? printable(v.domain) : '?'),
+      one(policyCell(v)),
+      one(v.mac ?? '-'),
+      { items: addressItems(v) },
+      one(String(v.mtu)),
+      one(v.up ? 'up' : 'DOWN'),
+      one(v.bridge),
+      one(v.hotplugStatus ?? '-'),
+      one(v.firewall, v.firewall === 'in-sync' ? green : v.firewall === 'not-managed' ? undefined : red),
+      one(String(v.drops.packets)),
+    ]),
+    width,
+  );
+  byForm.set(form, lines);
+  return lines;
+}
+
 /** The status screen; its tables fit `width` columns. */
 export function renderHostStatus(s: HostStatus, color: boolean, width = 80): string {
   const c = (code: string, t: string): string => (color ? `\x1b[${code}m${t}\x1b[0m` : t);
@@ -79,27 +115,7 @@ export function renderHostStatus(s: HostStatus, color: boolean, width = 80): str
     ),
   );
   lines.push('');
-  const green = (t: string): string => c('32', t);
-  const red = (t: string): string => c('31', t);
-  lines.push(
-    ...renderTable(
-      VIF_COLUMNS,
-      s.vifs.map((v) => [
-        one(v.name),
-        one(v.domain ? printable(v.domain) : '?'),
-        one(policyCell(v)),
-        one(v.mac ?? '-'),
-        { items: addressItems(v) },
-        one(String(v.mtu)),
-        one(v.up ? 'up' : 'DOWN'),
-        one(v.bridge),
-        one(v.hotplugStatus ?? '-'),
-        one(v.firewall, v.firewall === 'in-sync' ? green : v.firewall === 'not-managed' ? undefined : red),
-        one(String(v.drops.packets)),
-      ]),
-      width,
-    ),
-  );
+  lines.push(...vifTable(s.vifs, color, width));
   if (s.vifs.length === 0) lines.push('(no guest vifs)');
   const learning = s.vifs.filter((v) => v.learned.length > 0);
   if (learning.length > 0) {
