@@ -150,6 +150,8 @@ async function hookLatency(): Promise<void> {
         rows.push({ variant: v.label, guests, onlineMedian: median(on), onlineP95: p95(on), offlineMedian: median(off), offlineP95: p95(off), marks });
         log(`  hook ${v.label} with ${guests} guests: online median ${fmt(median(on))} ms, offline ${fmt(median(off))} ms`);
       } finally {
+        // Stopped as asked (SIGTERM), so that a daemon run with --cpu-prof writes its profile.
+        await world.host.stopDaemon().catch(() => undefined);
         await destroyWorld(world);
       }
     }

@@ -612,6 +612,9 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
       assert.match(await ask('not json\n'), /"ok":false.*not JSON/);
       assert.match(await ask('{"v":1,"cmd":"format-disk"}\n'), /"ok":false.*unknown command/);
       assert.match(await ask('{"v":2}\n'), /"ok":false.*protocol version/);
+      for (const render of ['true', '{"json":false,"color":false,"width":1e9}', '{"json":"yes","color":false,"width":80}', '{"json":false,"color":false,"width":80.5}']) {
+        assert.match(await ask(`{"v":1,"cmd":"status","render":${render}}\n`), /"ok":false.*"render"/, render);
+      }
       assert.match(await ask(`${'x'.repeat(70_000)}\n`), /"ok":false.*larger than/);
       const fifo = join(host.runDir, 'daemon.fifo');
       writeFileSync(fifo, '/etc/shadow\n../../x\n\n');
