@@ -4,6 +4,8 @@
  *   firewall/index.json           which vifs have rules: bridge, inbound filtering, owner
  *                                 (domid/devid), the install token, and `dirty` (a change was
  *                                 started and not confirmed: the next commit reconciles in full)
+ *   firewall/index.journal        the daemon's commits since index.json was written: one line per
+ *                                 write, the entries it changed (see saveIndex)
  *   firewall/vif/<name>.json      a vif's compiled chains per table
  *   firewall/pending/<token>.json a staged change (+ .chains.json), owned by the process that
  *                                 staged it (pid, start time, boot)
@@ -13,15 +15,15 @@
  * gone is discarded, never committed; temporary files of killed writers are swept. An index from
  * an earlier boot describes rules that are gone and is ignored.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { cidrText, isIfName, parseCidr, type IfName } from '../net/index.js';
 import { currentBootId } from '../sys/boot.js';
-import { pathIdentity, statIdentity, statIfAny } from '../sys/file-identity.js';
+import { pathIdentity, statIfAny } from '../sys/file-identity.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, type ProcessIdentity } from '../sys/process.js';
-import { readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeJsonAtomic, writeJsonFilesAtomic } from '../sys/statefile.js';
+import { fsyncDirectory, readJsonTolerant, removeFile, setAside, stateDir, sweepTempFiles, writeAllSync, writeJsonAtomic, writeJsonFilesAtomic } from '../sys/statefile.js';
 import { parseClaims } from './claims.js';
 import { parseFilterRecord, type FilterRecord } from './widening.js';
 import { emptyRuleSet, tableNames, type Claims, type BackendKind, type Engine, type RuleSet, type TableName } from './model.js';
@@ -76,6 +78,8 @@ export interface IndexEntry {
 export interface FirewallIndex {
   version: 2;
   bootId: string;
+  /** Which write of index.json this is: the journal's lines name the one they follow. */
+  gen?: string;
   backend?: string;
   /** What the installed firewall was compiled to (absent: xtables, as before the nftables backend). */
   engine?: Engine;
@@ -103,13 +107,18 @@ export interface StagedChange {
 
 export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
 const indexPath = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'index.json');
+const journalPath = (indexFile: string): string => indexFile.replace(/\.json$/, '.journal');
 
 /**
  * What changes whenever the index is written, or 'none': cheap to poll. The index is replaced by a
- * rename (a new inode each time); the times in nanoseconds and the ctime also tell apart two
- * rewrites in one millisecond and a rewrite in place with the old mtime put back.
+ * rename (a new inode each time), its journal appended to; the times in nanoseconds and the ctime
+ * also tell apart two writes in one millisecond and a rewrite in place with the old mtime put back.
  */
-export const indexStamp = (env: NodeJS.ProcessEnv): string => pathIdentity(indexPath(env)) ?? 'none';
+export const indexStamp = (env: NodeJS.ProcessEnv): string => stampOf(indexPath(env));
+const stampOf = (path: string): string => {
+  const base = pathIdentity(path);
+  return base === undefined ? 'none' : `${base}+${pathIdentity(journalPath(path)) ?? 'none'}`;
+};
 export const pendingDir = (env: NodeJS.ProcessEnv): string => join(dirOf(env), 'pending');
 const vifPath = (name: string, env: NodeJS.ProcessEnv): string => join(dirOf(env), 'vif', `${name}.json`);
 
@@ -201,22 +210,40 @@ function kindRecordedIn(raw: Partial<Record<keyof FirewallIndex, unknown>> | und
  */
 export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair?: boolean } = {}): LoadedIndex {
   const path = indexPath(env);
-  if (!remembering) return parseIndexFile(path, log, options);
-  // The same file as last time (written atomically: a new inode each time): its parse, copied.
+  if (!remembering) return withoutJournal(parseIndexFile(path, log, options));
+  // The same files as last time (index.json replaced by a rename, its journal appended to): their parse.
   const before = indexStamp(env);
   if (memo && memo.path === path && memo.stamp === before && before !== 'none') return handOut(memo.loaded);
-  const loaded = parseIndexFile(path, log, options);
-  if (!loaded.recovered && indexStamp(env) === before) remember(path, before, loaded);
+  const { journal, ...loaded } = parseIndexFile(path, log, options);
+  if (!loaded.recovered && indexStamp(env) === before) remember(path, before, loaded, journal);
   return loaded;
 }
 
+const withoutJournal = ({ journal: _, ...loaded }: LoadedIndex & { journal: JournalState }): LoadedIndex => loaded;
+
+/** What a process knows of index.journal: its lines of index.json's generation, its size, and whether it ends cleanly. */
+interface JournalState {
+  lines: number;
+  bytes: number;
+  clean: boolean;
+}
+
+/** A journal larger than this is not read (the daemon writes index.json anew long before). */
+const JOURNAL_MAX_BYTES = 64 * 1024 * 1024;
+/** index.json is written anew (the journal emptied) once the journal has this many lines... */
+const JOURNAL_MAX_LINES = 256;
+/** ...or more bytes than this or index.json, whichever is more... */
+const JOURNAL_MIN_BYTES = 256 * 1024;
+/** ...or a write changes more guests than this (an apply). */
+const JOURNAL_MAX_ENTRIES = 64;
+
 /**
- * The last index this process parsed or wrote, by its file's stamp: the daemon's hooks, watches
+ * The last index this process parsed or wrote, by its files' stamp: the daemon's hooks, watches
  * and checks each load it, and parsing and checking 1000 guests' entries costs about 35 ms. Only a
  * process that loads the index again and again turns it on (the daemon): a one-shot process would
- * pay for a copy for nothing.
+ * pay for a copy for nothing. Such a process also writes its commits to the journal (saveIndex).
  */
-let memo: { path: string; stamp: string; loaded: LoadedIndex } | undefined;
+let memo: { path: string; stamp: string; loaded: LoadedIndex; journal: JournalState; baseBytes: number } | undefined;
 let remembering = false;
 
 /** Keep the last parsed index in this process (see memo). */
@@ -226,22 +253,22 @@ export function rememberIndexParses(on = true): void {
 }
 
 /**
- * The index's entry for `name` as the file records it now, read only (no repair, no copy, no
- * check of its fields): the remembered one while the file is the one remembered, else read raw
+ * The index's entry for `name` as the files record it now, read only (no repair, no copy, no
+ * check of its fields): the remembered one while the files are the ones remembered, else read raw
  * (a hook asking whether its change was committed, several times a call).
  */
 export function recordedEntry(name: string, env: NodeJS.ProcessEnv): Readonly<{ token?: unknown; state?: unknown }> | undefined {
   const path = indexPath(env);
   if (remembering && memo && memo.path === path && memo.stamp === indexStamp(env)) return Object.hasOwn(memo.loaded.index.vifs, name) ? memo.loaded.index.vifs[name] : undefined;
-  const r = readJsonTolerant(path);
+  const { r } = readIndexRaw(path);
   if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return undefined;
   const vifs = (r.value as { vifs?: Record<string, { token?: unknown; state?: unknown }> }).vifs;
   return vifs && typeof vifs === 'object' && Object.hasOwn(vifs, name) ? vifs[name] : undefined;
 }
 
 /** Kept frozen: a caller that changed what it was handed would change it for everyone after. */
-function remember(path: string, stamp: string, loaded: LoadedIndex): void {
-  memo = { path, stamp, loaded: deepFreeze(structuredClone(loaded)) };
+function remember(path: string, stamp: string, loaded: LoadedIndex, journal: JournalState): void {
+  memo = { path, stamp, loaded: deepFreeze(structuredClone(loaded)), journal, baseBytes: Number(statIfAny(path)?.size ?? 0) };
 }
 
 function deepFreeze<T>(v: T): T {
@@ -252,15 +279,70 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-/** A caller's copy: the index, its map of guests and each entry are its own to change; what entries hold is shared, frozen. */
+/**
+ * A caller's copy: the index and its map of guests are its own to change; the entries are shared
+ * and frozen (a caller replaces an entry, never changes one: copying 1000 of them per load cost
+ * the daemon a fifth of a commit).
+ */
 function handOut(l: LoadedIndex): LoadedIndex {
-  const vifs: Record<string, IndexEntry> = {};
-  for (const [k, e] of Object.entries(l.index.vifs)) vifs[k] = { ...e };
-  return { ...l, index: { ...l.index, vifs } };
+  return { ...l, index: { ...l.index, vifs: { ...l.index.vifs } } };
 }
 
-function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }): LoadedIndex {
+/**
+ * The index file with its journal's lines replayed (each line's entries over the file's; a line of
+ * another generation, written against an earlier index.json, left out), as parsed JSON: hostile
+ * until its entries are checked. A journal line cut short (a crash in the middle of an append) ends
+ * the replay: the write it was is the one a crash interrupted, and the journal is not appended to
+ * again (`clean: false`) until the next full write.
+ */
+function readIndexRaw(path: string): { r: ReturnType<typeof readJsonTolerant>; journal: JournalState } {
   const r = readJsonTolerant(path);
+  const journal: JournalState = { lines: 0, bytes: 0, clean: true };
+  if (r.kind !== 'ok' || typeof r.value !== 'object' || r.value === null) return { r, journal };
+  const raw = r.value as Record<string, unknown>;
+  const gen = raw['gen'];
+  let text: string;
+  try {
+    const st = lstatSync(journalPath(path));
+    if (!st.isFile() || st.size > JOURNAL_MAX_BYTES) return { r: { kind: 'corrupt', reason: `its journal ${journalPath(path)} is not a file of at most ${JOURNAL_MAX_BYTES} bytes` }, journal };
+    text = readFileSync(journalPath(path), 'utf8');
+  } catch {
+    return { r, journal }; // no journal: the file says it all
+  }
+  journal.bytes = Buffer.byteLength(text);
+  const vifs = raw['vifs'];
+  let start = 0;
+  for (let end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text.slice(start, end)) as Record<string, unknown>;
+    } catch {
+      journal.clean = false;
+      return { r, journal };
+    }
+    if (typeof line !== 'object' || line === null || typeof gen !== 'string' || line['gen'] !== gen) continue;
+    journal.lines++;
+    if (typeof vifs !== 'object' || vifs === null || Array.isArray(vifs)) continue;
+    const changed = line['vifs'];
+    if (typeof changed === 'object' && changed !== null && !Array.isArray(changed)) {
+      for (const [name, e] of Object.entries(changed as Record<string, unknown>)) {
+        if (e === null) delete (vifs as Record<string, unknown>)[name];
+        else (vifs as Record<string, unknown>)[name] = e;
+      }
+    }
+    for (const k of ['dirty', 'backend', 'engine'] as const) if (Object.hasOwn(line, k)) raw[k] = line[k];
+  }
+  if (start < text.length) journal.clean = false; // a last line without its end
+  return { r, journal };
+}
+
+function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }): LoadedIndex & { journal: JournalState } {
+  const { r, journal } = readIndexRaw(path);
+  const loaded = parseIndexRaw(path, r, log, options);
+  return { ...loaded, journal };
+}
+
+function parseIndexRaw(path: string, r: ReturnType<typeof readJsonTolerant>, log: Logger, options: { repair?: boolean }): LoadedIndex {
   if (r.kind === 'missing') return { index: { ...emptyIndex(), dirty: true }, recovered: true };
   const raw = r.kind === 'ok' ? (r.value as Partial<Record<keyof FirewallIndex, unknown>>) : undefined;
   const boot = currentBootId();
@@ -286,6 +368,7 @@ function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }
     return { index: { ...emptyIndex(), dirty: true }, recovered: true, ...(lastKind ? { lastKind } : {}) };
   }
   const index: FirewallIndex = { version: 2, bootId: boot, dirty: raw!.dirty === true, vifs };
+  if (typeof raw!.gen === 'string') index.gen = raw!.gen;
   if (typeof raw!.backend === 'string') index.backend = raw!.backend;
   const engine = raw!.engine as { kind?: unknown; conntrack?: unknown } | undefined;
   if (engine?.kind === 'xtables') index.engine = { kind: 'xtables' };
@@ -293,16 +376,99 @@ function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }
   return { index, recovered: false };
 }
 
+/**
+ * Writes the index. A process that remembers its parses (the daemon) appends what changed since
+ * the index it last loaded or wrote to index.journal, one line per write (fsynced), while the
+ * journal is small and ends cleanly: a hook's commit then writes its guest's entry, not 1000
+ * guests' (twice per commit). Otherwise, and every JOURNAL_MAX_LINES writes, index.json is written
+ * whole under a new generation and the journal removed (a crash in between leaves lines of the
+ * old generation, which no reader replays).
+ */
 export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
   const path = indexPath(env);
-  // Compact: at 1000 guests the index is 0.9 MB indented, written twice per commit.
-  const written = writeJsonAtomic(path, { ...index, bootId: currentBootId() }, { compact: true });
+  if (remembering && memo && memo.path === path && memo.stamp === indexStamp(env) && appendable(memo)) {
+    const delta = journalDelta(memo.loaded.index, index);
+    if (delta === undefined) return; // nothing changed: what is there says it
+    if (delta !== 'whole') {
+      appendJournal(path, memo, delta, env);
+      return;
+    }
+  }
+  // Compact: at 1000 guests the index is 0.5 MB.
+  const written = writeJsonAtomic(path, { ...index, gen: randomBytes(8).toString('hex'), bootId: currentBootId() }, { compact: true });
+  rmSync(journalPath(path), { force: true });
   // What this process wrote is what the next load would parse: remembered as written (no parse),
   // when the file there is still the one written (no other writer renamed its own over it).
   if (!remembering || !written) return;
   const st = statIfAny(path);
-  if (st?.ino === written.ino) memo = { path, stamp: statIdentity(st), loaded: deepFreeze({ index: JSON.parse(written.text) as FirewallIndex, recovered: false }) };
+  if (st?.ino === written.ino) memo = { path, stamp: stampOf(path), loaded: deepFreeze({ index: JSON.parse(written.text) as FirewallIndex, recovered: false }), journal: { lines: 0, bytes: 0, clean: true }, baseBytes: written.text.length };
   else memo = undefined;
+}
+
+const appendable = (m: NonNullable<typeof memo>): boolean => m.loaded.index.gen !== undefined && m.journal.clean && m.journal.lines < JOURNAL_MAX_LINES && m.journal.bytes < Math.max(JOURNAL_MIN_BYTES, m.baseBytes);
+
+/** Two entries record the same (shared parts are the same objects; else compared as written). */
+const sameEntry = (a: IndexEntry, b: IndexEntry): boolean => {
+  const ka = Object.keys(a);
+  if (ka.length === Object.keys(b).length && ka.every((k) => (a as unknown as Record<string, unknown>)[k] === (b as unknown as Record<string, unknown>)[k])) return true;
+  return JSON.stringify(a) === JSON.stringify(b);
+};
+
+/** What a journal line records of `next` against `prev` (entries by name, null: gone), undefined when nothing, 'whole' when too much for a line. */
+function journalDelta(prev: FirewallIndex, next: FirewallIndex): Record<string, unknown> | 'whole' | undefined {
+  const vifs: Record<string, IndexEntry | null> = {};
+  let n = 0;
+  for (const [name, e] of Object.entries(next.vifs)) {
+    const p = Object.hasOwn(prev.vifs, name) ? prev.vifs[name] : undefined;
+    if (p !== undefined && (p === e || sameEntry(p, e))) continue;
+    vifs[name] = e;
+    if (++n > JOURNAL_MAX_ENTRIES) return 'whole';
+  }
+  for (const name of Object.keys(prev.vifs)) {
+    if (Object.hasOwn(next.vifs, name)) continue;
+    vifs[name] = null;
+    if (++n > JOURNAL_MAX_ENTRIES) return 'whole';
+  }
+  const delta: Record<string, unknown> = {};
+  if (n > 0) delta['vifs'] = vifs;
+  if (next.dirty !== prev.dirty) delta['dirty'] = next.dirty;
+  if (next.backend !== prev.backend) delta['backend'] = next.backend ?? null;
+  if (JSON.stringify(next.engine ?? null) !== JSON.stringify(prev.engine ?? null)) delta['engine'] = next.engine ?? null;
+  return Object.keys(delta).length === 0 ? undefined : delta;
+}
+
+/** One line on the journal, durably; the remembered index follows it (what a load would replay). */
+function appendJournal(path: string, m: NonNullable<typeof memo>, delta: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const text = `${JSON.stringify({ gen: m.loaded.index.gen, ...delta })}\n`;
+  const file = journalPath(path);
+  try {
+    const fd = openSync(file, 'a', 0o644);
+    try {
+      writeAllSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // A journal just made: its name must last too.
+    if (m.journal.bytes === 0) fsyncDirectory(dirname(file));
+  } catch (e) {
+    memo = undefined; // a line cut short may be there: the next write is a whole one
+    throw e;
+  }
+  const line = JSON.parse(text) as { vifs?: Record<string, IndexEntry | null>; dirty?: boolean; backend?: string | null; engine?: Engine | null };
+  const prev = m.loaded.index;
+  const vifs = { ...prev.vifs };
+  for (const [name, e] of Object.entries(line.vifs ?? {})) {
+    if (e === null) delete vifs[name];
+    else vifs[name] = deepFreeze(e);
+  }
+  const index: FirewallIndex = { ...prev, vifs };
+  if (line.dirty !== undefined) index.dirty = line.dirty;
+  if (line.backend === null) delete index.backend;
+  else if (line.backend !== undefined) index.backend = line.backend;
+  if (line.engine === null) delete index.engine;
+  else if (line.engine !== undefined) index.engine = line.engine;
+  memo = { ...m, stamp: indexStamp(env), loaded: { index: Object.freeze(index), recovered: false }, journal: { lines: m.journal.lines + 1, bytes: m.journal.bytes + Buffer.byteLength(text), clean: true } };
 }
 
 type StoredChains = Record<TableName, [string, string[]][]>;

@@ -28,7 +28,8 @@ export function writeAllSync(fd: number, data: string | Buffer): void {
   }
 }
 
-function fsyncDir(dir: string): void {
+/** Makes a directory's entries (a file just created, renamed or removed) last. */
+export function fsyncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
@@ -70,7 +71,7 @@ export function writeTextAtomic(path: string, text: string, options: { durable?:
     closeSync(fd);
   }
   renameSync(tmp, path);
-  if (durable) fsyncDir(dir);
+  if (durable) fsyncDirectory(dir);
   return { text, ino };
 }
 
@@ -111,7 +112,7 @@ export async function writeJsonFilesAtomic(files: readonly { path: string; value
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
   }
-  for (const dir of dirs) fsyncDir(dir);
+  for (const dir of dirs) fsyncDirectory(dir);
 }
 
 /** What writeJsonAtomic wrote: the text, and the inode it is in (whether `path` still names that file). */
@@ -201,7 +202,7 @@ export function sweepTempFiles(dir: string, only?: string): string[] {
 export function removeFile(path: string): void {
   rmSync(path, { force: true });
   try {
-    fsyncDir(dirname(path));
+    fsyncDirectory(dirname(path));
   } catch {
     /* directory gone: nothing to sync */
   }
