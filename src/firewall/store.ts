@@ -327,13 +327,18 @@ function readIndexRaw(path: string): { r: ReturnType<typeof readJsonTolerant>; j
     if (typeof changed === 'object' && changed !== null && !Array.isArray(changed)) {
       for (const [name, e] of Object.entries(changed as Record<string, unknown>)) {
         if (e === null) delete (vifs as Record<string, unknown>)[name];
-        else (vifs as Record<string, unknown>)[name] = e;
+        else ownProperty(vifs, name, e);
       }
     }
     for (const k of ['dirty', 'backend', 'engine'] as const) if (Object.hasOwn(line, k)) raw[k] = line[k];
   }
   if (start < text.length) journal.clean = false; // a last line without its end
   return { r, journal };
+}
+
+/** Sets a property of its own, whatever its name (`__proto__` is a valid interface name: an assignment would set the prototype). */
+function ownProperty(o: object, name: string, value: unknown): void {
+  Object.defineProperty(o, name, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }): LoadedIndex & { journal: JournalState } {
@@ -357,7 +362,7 @@ function parseIndexRaw(path: string, r: ReturnType<typeof readJsonTolerant>, log
         ok = false;
         break;
       }
-      vifs[name] = e;
+      ownProperty(vifs, name, e);
     }
   }
   if (!ok) {
