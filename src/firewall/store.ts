@@ -291,9 +291,10 @@ function handOut(l: LoadedIndex): LoadedIndex {
 /**
  * The index file with its journal's lines replayed (each line's entries over the file's; a line of
  * another generation, written against an earlier index.json, left out), as parsed JSON: hostile
- * until its entries are checked. A journal line cut short (a crash in the middle of an append) ends
+ * until its entries are checked. A last line cut short (a crash in the middle of an append) ends
  * the replay: the write it was is the one a crash interrupted, and the journal is not appended to
- * again (`clean: false`) until the next full write.
+ * again (`clean: false`) until the next full write. A whole line that does not parse makes the
+ * index unreadable (rebuilt from the live rules), as a damaged index.json does.
  */
 function readIndexRaw(path: string): { r: ReturnType<typeof readJsonTolerant>; journal: JournalState } {
   const r = readJsonTolerant(path);
@@ -304,7 +305,9 @@ function readIndexRaw(path: string): { r: ReturnType<typeof readJsonTolerant>; j
   let text: string;
   try {
     const st = lstatSync(journalPath(path));
-    if (!st.isFile() || st.size > JOURNAL_MAX_BYTES) return { r: { kind: 'corrupt', reason: `its journal ${journalPath(path)} is not a file of at most ${JOURNAL_MAX_BYTES} bytes` }, journal };
+    // Not a file (a link is never followed): no journal of the daemon's, and none is appended to.
+    if (!st.isFile()) return { r, journal: { ...journal, clean: false } };
+    if (st.size > JOURNAL_MAX_BYTES) return { r: { kind: 'corrupt', reason: `its journal ${journalPath(path)} is larger than ${JOURNAL_MAX_BYTES} bytes` }, journal };
     text = readFileSync(journalPath(path), 'utf8');
   } catch {
     return { r, journal }; // no journal: the file says it all
@@ -316,9 +319,10 @@ function readIndexRaw(path: string): { r: ReturnType<typeof readJsonTolerant>; j
     let line: Record<string, unknown>;
     try {
       line = JSON.parse(text.slice(start, end)) as Record<string, unknown>;
-    } catch {
-      journal.clean = false;
-      return { r, journal };
+    } catch (e) {
+      // Every append is one whole line: one that ends and does not parse was not cut short by a
+      // crash, it was damaged (the lines after it could not be taken without it).
+      return { r: { kind: 'corrupt', reason: `line ${journal.lines + 1} of its journal ${journalPath(path)} does not parse (${(e as Error).message})` }, journal };
     }
     if (typeof line !== 'object' || line === null || typeof gen !== 'string' || line['gen'] !== gen) continue;
     journal.lines++;
@@ -395,18 +399,29 @@ export function saveIndex(index: FirewallIndex, env: NodeJS.ProcessEnv): void {
     const delta = journalDelta(memo.loaded.index, index);
     if (delta === undefined) return; // nothing changed: what is there says it
     if (delta !== 'whole') {
-      appendJournal(path, memo, delta, env);
-      return;
+      try {
+        appendJournal(path, memo, delta, env);
+        return;
+      } catch {
+        // The journal cannot be appended to (full, immutable): written whole, if that can be.
+      }
     }
   }
   // Compact: at 1000 guests the index is 0.5 MB.
   const written = writeJsonAtomic(path, { ...index, gen: randomBytes(8).toString('hex'), bootId: currentBootId() }, { compact: true });
-  rmSync(journalPath(path), { force: true });
+  // Its lines name the generation before, which nobody replays: one that cannot be removed stays,
+  // and is not appended to (written whole until it can be).
+  let removed = true;
+  try {
+    rmSync(journalPath(path), { force: true });
+  } catch {
+    removed = false;
+  }
   // What this process wrote is what the next load would parse: remembered as written (no parse),
   // when the file there is still the one written (no other writer renamed its own over it).
   if (!remembering || !written) return;
   const st = statIfAny(path);
-  if (st?.ino === written.ino) memo = { path, stamp: stampOf(path), loaded: deepFreeze({ index: JSON.parse(written.text) as FirewallIndex, recovered: false }), journal: { lines: 0, bytes: 0, clean: true }, baseBytes: written.text.length };
+  if (st?.ino === written.ino) memo = { path, stamp: stampOf(path), loaded: deepFreeze({ index: JSON.parse(written.text) as FirewallIndex, recovered: false }), journal: { lines: 0, bytes: 0, clean: removed }, baseBytes: written.text.length };
   else memo = undefined;
 }
 

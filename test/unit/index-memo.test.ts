@@ -161,6 +161,19 @@ describe('firewall index journal: what the daemon commits, one line per write', 
     assert.ok(Object.values(fresh().index.vifs).every((e) => e.isolated));
   });
 
+  it('a journal that cannot be appended to (a full disk, an immutable file) makes the write a whole one, not a failed one', function () {
+    host(10);
+    assert.ok(!existsSync(file('index.journal')));
+    // A directory in the journal's place: no line can be appended, nor can it be removed.
+    mkdirSync(join(file('index.journal'), 'blocker'), { recursive: true });
+    commit('vif2.0', entry(2, { inbound: true }));
+    commit('vif3.0', entry(3, { inbound: true }));
+    const theirs = fresh();
+    assert.equal(theirs.recovered, false);
+    assert.deepEqual(['vif1.0', 'vif2.0', 'vif3.0'].map((n) => theirs.index.vifs[n]?.inbound), [false, true, true]);
+    assert.deepEqual(theirs.index.vifs, loadIndex(t.env, silentLogger).index.vifs);
+  });
+
   it('the index is written whole again once the journal has 256 lines', function () {
     host(10);
     for (let i = 0; i < 130; i++) commit('vif1.0', entry(1, { token: `again${i}` }));
@@ -191,12 +204,20 @@ describe('firewall index journal: what the daemon commits, one line per write', 
     assert.equal(loadIndex(t.env, silentLogger).index.vifs['vif3.0']?.isolated, true);
   });
 
-  it('a journal line is as hostile as the file: an entry that does not parse makes the index unreadable (rebuilt from the live rules)', function () {
+  it('a journal line is as hostile as the file: an entry or a whole line that does not parse makes the index unreadable (rebuilt from the live rules)', function () {
     host(3);
     const gen = (JSON.parse(readFileSync(file('index.json'), 'utf8')) as { gen: string }).gen;
     writeFileSync(file('index.journal'), `${JSON.stringify({ gen, vifs: { 'vif1.0': { bridge: '../../etc', inbound: true } } })}\n`);
     assert.equal(fresh().recovered, true);
     writeFileSync(file('index.journal'), `${JSON.stringify({ gen, vifs: { 'not a name!': entry(1) } })}\n`);
     assert.equal(fresh().recovered, true);
+    // A whole line that does not parse, with lines after it: damage, not a crash (whose line is the last, cut short).
+    const ok = (n: number): string => `${JSON.stringify({ gen, vifs: { [`vif${n}.0`]: null } })}\n`;
+    writeFileSync(file('index.journal'), `${ok(1)}GARBAGE{{{\n${ok(2)}`);
+    assert.equal(fresh().recovered, true, 'damaged in the middle');
+    writeFileSync(file('index.journal'), `${ok(1)}${ok(2)}{"gen":"${gen}","vifs":{"vif3.0":nu`);
+    const cut = fresh();
+    assert.equal(cut.recovered, false, 'cut short at the end');
+    assert.deepEqual(Object.keys(cut.index.vifs), ['vif3.0']);
   });
 });
