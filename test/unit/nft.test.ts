@@ -11,7 +11,7 @@ import { ruleTag, UNTAGGED } from '../../src/firewall/nftables/tag.js';
 import { keyText, knownRules, liveFromNative } from '../../src/firewall/nftables/native-live.js';
 import type { NftElementObject } from '../../src/bridge/nl/nftables.js';
 import { DIGEST_UDATA, exprDigest } from '../../src/firewall/nftables/native/expr-digest.js';
-import { ruleExpressionBytes } from '../../src/firewall/nftables/native/script.js';
+import { ruleExpressionBytes, scriptMessages } from '../../src/firewall/nftables/native/script.js';
 import { CHAIN_CONST, constSetLines, nftWarnings } from '../../src/firewall/nftables/compile.js';
 import { addressSet, icmpTypes, ethertypes, naTargetMatch, portSet } from '../../src/firewall/nftables/syntax.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
@@ -189,6 +189,29 @@ table inet xennet {
     assert.ok(![...diffTable(after, desired, 'nftables').remove].some((c) => c.includes(':')));
   });
 
+  it('sets and maps xennet does not declare (an inet map that jumps to a chain of a guest\'s name) and chains named like its pseudo-chains of elements are strays: deleted last, the maps before the chains they name', () => {
+    const desired = compile([vif('vif1.0', { inbound: 'drop' })], NFT).nftables;
+    const live = parseNftList(`table bridge xennet {\n\tset guests {\n\t\ttype ifname\n\t}\n\tset mine {\n\t\ttype ipv4_addr\n\t}\n\tchain XN-E-vif1.0 {\n\t\ttype filter hook forward priority -400; policy drop;\n\t}\n}\ntable inet xennet {\n\tmap from_guest {\n\t\ttype ifname : verdict\n\t\telements = { "vif1.0" : jump XN-O-vif1.0 }\n\t}\n\tchain XN-O-vif1.0 {\n\t}\n}\n`);
+    assert.deepEqual([...live.chains.keys()].filter((c) => c.includes(':')).sort(), ['bridge:@mine', 'bridge:XN-E-vif1.0', 'inet:@from_guest', 'inet:XN-O-vif1.0']);
+    assert.ok(!live.chains.has('bridge:@guests'), 'a set xennet declares is its own');
+    const plan = diffTable(live, desired, 'nftables');
+    const lines = renderNft(plan).split('\n');
+    const at = (l: string): number => {
+      const i = lines.indexOf(l);
+      assert.ok(i >= 0, `${l}:\n${lines.join('\n')}`);
+      return i;
+    };
+    const strays = at('# part strays');
+    assert.ok(at('flush chain inet xennet XN-O-vif1.0') > strays && at('flush chain bridge xennet XN-E-vif1.0') > strays);
+    assert.ok(at('delete set inet xennet from_guest') > at('flush chain inet xennet XN-O-vif1.0'));
+    assert.ok(at('delete set bridge xennet mine') > strays);
+    assert.ok(at('delete chain inet xennet XN-O-vif1.0') > at('delete set inet xennet from_guest'));
+    assert.ok(at('delete chain bridge xennet XN-E-vif1.0') > strays);
+    assert.equal(lines.slice(strays + 1).filter((l) => l.startsWith('#')).length, 0, 'the last part');
+    // The native writer takes every line of it.
+    assert.ok(scriptMessages(renderNft(plan)).some((m) => m.what === 'delete set inet xennet from_guest'));
+  });
+
   it('a dormant table (its base chains hook nothing) shows in its base chains, and apply\'s script wakes it', () => {
     const desired = compile([vif('vif1.0')], NFT).nftables;
     const listing = (flags: string): string => `table bridge xennet {\n${flags}\tchain XN-PRE {\n\t\t${desired.chains.get('XN-PRE')![0]}\n${desired.chains.get('XN-PRE')!.slice(1).map((r) => `\t\t${r} comment "${ruleTag(r)}"\n`).join('')}\t}\n}\n`;
@@ -360,6 +383,12 @@ describe('nftables read natively (pure): kernel objects to the tables nft would 
     assert.equal(liveFromNative(read([], [['from_guest', [{ key: ifname('vif1.0'), flags: 0, verdict: { code: 1 } }]]]), known), undefined, 'accept in a dispatch map');
     assert.equal(liveFromNative(read([], [['guests', [{ key: Buffer.from('vif"1\0\0\0\0\0\0\0\0\0\0\0'), flags: 0 }]]]), known), undefined, 'a quote in a name');
     assert.ok(liveFromNative(read([]), known), 'the control');
+  });
+
+  it('named sets xennet does not declare, as the kernel lists them, are strays as nft\'s reading has them', () => {
+    const live = liveFromNative({ ...read([]), setNames: { bridge: ['guests', 'mine'], inet: [] } }, known)!;
+    assert.deepEqual([...live.chains.keys()].filter((c) => c.includes(':')), ['bridge:@mine']);
+    assert.deepEqual(live.counters.get('bridge:@mine'), []);
   });
 
   it('a chain in the other family\'s table under a name of the first (an empty inet XN-O-vif1.0) is keyed with its family, as nft\'s reading keys it: it does not stand for the guest\'s chain', () => {

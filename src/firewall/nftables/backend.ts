@@ -5,6 +5,7 @@
  * (checked transactions, never applied); lists the base chains of everyone else's tables (read
  * only). None of it grows with other tables' size.
  */
+import { SET_FLAGS } from './native/sets.js';
 import { reasonOf, XennetError } from '../../sys/errors.js';
 import { killPoint } from '../../sys/test-seams.js';
 import { findProgram, needProgram, run } from '../../sys/exec.js';
@@ -67,6 +68,8 @@ export function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise
         if (flags & TABLE_DORMANT) return undefined;
         const [chains, rules] = await Promise.all([reader.chains(family), reader.rules(family, NFT_TABLE)]);
         read.tables[family] = { chains: chains.filter((c) => c.table === NFT_TABLE), rules: rules ?? [] };
+        // Its named sets and maps (a rule's own anonymous ones are not): one it does not declare is a stray.
+        (read.setNames ??= {})[family] = ((await reader.sets(family, NFT_TABLE)) ?? []).filter((s) => (s.flags & SET_FLAGS.anonymous) === 0).map((s) => s.name);
         // The rules' own sets, whose elements their digests cover.
         for (const name of new Set((rules ?? []).flatMap((r) => (r.exprs ? ownSetNames(r.exprs) : [])))) {
           const elements = await reader.elements(family, NFT_TABLE, name);

@@ -17,7 +17,7 @@ import { hostCidr } from '../../net/index.js';
 import { emptyLive, type LiveTable } from '../live.js';
 import { BASE_CHAINS, constElementText, NFT_CONST_SETS, NFT_SETS } from './compile.js';
 import { CLAIM_SETS } from './guard.js';
-import { chainKey, putElementChains } from './script.js';
+import { chainKey, isDeclaredSet, putElementChains, straySetKey } from './script.js';
 import { rawHex } from './syntax.js';
 import { ruleTag } from './tag.js';
 import { expressionsAsWritten, type OwnSetElements } from './native/expr-digest.js';
@@ -31,6 +31,8 @@ export interface NativeTables {
   elements: Map<string, NftElementObject[]>;
   /** The elements of the rules' own (anonymous) sets, by `<family> <name>` (absent sets are missing). */
   ownSets?: Map<string, NftElementObject[]>;
+  /** The names of each table's named (not anonymous) sets and maps. */
+  setNames?: Partial<Record<NftFamilyRead, string[]>>;
 }
 
 /** The sets whose elements parseNftList reads: the dispatch maps and sets, the guard's, the constant ones. */
@@ -103,6 +105,11 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     if (!t) continue;
     live.policies.set(`table ${family}`, 'present');
     const ownSet: OwnSetElements = ({ name }) => read.ownSets?.get(`${family} ${name}`)?.map((e) => ({ key: e.key, flags: e.flags }));
+    for (const name of read.setNames?.[family] ?? []) {
+      if (isDeclaredSet(family, name)) continue;
+      live.chains.set(straySetKey(family, name), []);
+      live.counters.set(straySetKey(family, name), []);
+    }
     for (const c of t.chains) {
       // A chain of another family's name (an inet chain called like a guest's bridge chain) is
       // keyed with its family: it does not stand for the other.

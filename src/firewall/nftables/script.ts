@@ -37,8 +37,19 @@ const misplaced = /^(bridge|inet):(.+)$/;
 export const familyOfChain = (chain: string): NftFamily => (misplaced.exec(chain)?.[1] as NftFamily | undefined) ?? BASE_CHAINS[chain]?.family ?? 'bridge';
 /** The chain's name in its table (a misplaced chain's key without its family). */
 export const nameOfChain = (chain: string): string => misplaced.exec(chain)?.[2] ?? chain;
-/** The key of the chain `name` found in `family`'s table: its name, unless that belongs in the other table. */
-export const chainKey = (family: NftFamily, name: string): string => ((BASE_CHAINS[name]?.family ?? 'bridge') === family ? name : misplacedKey(family, name));
+/**
+ * The key of the chain `name` found in `family`'s table: its name, unless that belongs in the
+ * other table, or is one of the pseudo-chains of set elements (XN-E-<vif>, XN-CLAIMS, XN-CONST:
+ * xennet makes no chain of theirs, and a chain so named would be hidden under the elements).
+ */
+export const chainKey = (family: NftFamily, name: string): string => ((BASE_CHAINS[name]?.family ?? 'bridge') === family && !isElements(name) ? name : misplacedKey(family, name));
+/** The key of a set or map found in `family`'s table that xennet does not declare there (nothing of xennet's is in the inet table's). */
+export const straySetKey = (family: NftFamily, name: string): string => misplacedKey(family, `@${name}`);
+/** Whether a key is a stray set's or map's (see straySetKey). */
+const isStraySet = (key: string): boolean => nameOfChain(key).startsWith('@') && key !== nameOfChain(key);
+/** The sets and maps xennet declares in its bridge table. */
+const DECLARED_SETS: ReadonlySet<string> = new Set([...NFT_SETS.map((x) => x.name), ...NFT_CONST_SETS.map((x) => x.name), ...CLAIM_SET_DECLS.map((x) => x.name), ...LEARNED_SETS.map((x) => x.name), DROP_LOG_SET]);
+export const isDeclaredSet = (family: NftFamily, name: string): boolean => family === 'bridge' && DECLARED_SETS.has(name);
 const isVifElements = (chain: string): boolean => chain.startsWith('XN-E-');
 /** Pseudo-chains of set elements: a guest's (XN-E-<vif>) and the guard's shared keys. */
 export const isElements = (chain: string): boolean => isVifElements(chain) || chain === CHAIN_CLAIMS || chain === CHAIN_CONST;
@@ -127,6 +138,12 @@ export function parseNftList(text: string): LiveTable {
     const open = /^(chain|set|map) (\S+) \{$/.exec(line);
     if (open) {
       block = open[1] === 'chain' ? { kind: 'chain', name: chainKey(family, open[2]!) } : { kind: 'set', name: open[2]! };
+      // A set or map xennet does not declare there: to be deleted (it may hold jumps to a chain
+      // that goes, which it would keep from going).
+      if (block.kind === 'set' && !isDeclaredSet(family, block.name)) {
+        live.chains.set(straySetKey(family, block.name), []);
+        live.counters.set(straySetKey(family, block.name), []);
+      }
       if (block.kind === 'chain') {
         live.chains.set(block.name, []);
         live.counters.set(block.name, []);
@@ -349,9 +366,12 @@ export function renderNft(plan: TablePlan): string {
       (owner === undefined ? retired : released).push(`add element bridge ${NFT_TABLE} ${stmt}`, `delete element bridge ${NFT_TABLE} ${stmt}`);
     }
   }
-  // 4. Delete chains nothing wants any more (flushed first: they may jump to each other).
+  // 4. Delete chains nothing wants any more (flushed first: they may jump to each other). Those
+  // of the other table's names and the sets xennet does not declare go last, after every part
+  // that rewrites a chain that might name them.
   const desiredChains = new Set(write.map(([c]) => c));
-  const gone = [...new Set([...remove.filter((c) => !isElements(c)), ...[...created.keys()].filter((c) => !wanted.has(c) && !desiredChains.has(c))])];
+  const strays = remove.filter((c) => c !== nameOfChain(c));
+  const gone = [...new Set([...remove.filter((c) => !isElements(c) && !strays.includes(c)), ...[...created.keys()].filter((c) => !wanted.has(c) && !desiredChains.has(c))])];
   const goneBy = new Map<string[], string[]>();
   for (const c of gone) {
     const part = created.get(c) ?? partOf(ownerOf(c));
@@ -366,5 +386,9 @@ export function renderNft(plan: TablePlan): string {
   if (shared.length > 0) lines.push(`${PART_MARK}shared`, ...shared);
   for (const k of [...parts.keys()].filter((k) => k !== '').sort()) lines.push(`${PART_MARK}${k}`, ...parts.get(k)!);
   if (retired.length > 0) lines.push(`${PART_MARK}retired claims`, ...retired);
+  if (strays.length > 0) {
+    const chains = strays.filter((c) => !isStraySet(c));
+    lines.push(`${PART_MARK}strays`, ...chains.map((c) => `flush chain ${t(c)}`), ...strays.filter(isStraySet).map((c) => `delete set ${familyOfChain(c)} ${NFT_TABLE} ${nameOfChain(c).slice(1)}`), ...chains.map((c) => `delete chain ${t(c)}`));
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -8,6 +8,7 @@
  *   flush chain F xennet C               delete chain F xennet C
  *   add rule F xennet C <rule> comment "<tag>"
  *   add set|map bridge xennet S { <declaration> }    flush set bridge xennet S
+ *   delete set F xennet S                (a set or a map xennet does not declare)
  *   add|delete element bridge xennet S { <element>, ... }
  *   list set bridge xennet S             (the transaction fails when the set is missing)
  *
@@ -28,7 +29,7 @@ import { XennetError } from '../../../sys/errors.js';
 
 const NLA_F_NESTED = 0x8000;
 
-const MSG = { newTable: 0, delTable: 2, newChain: 3, delChain: 5, newRule: 6, delRule: 8, newSet: 9, newSetElem: 12, delSetElem: 14 } as const;
+const MSG = { newTable: 0, delTable: 2, newChain: 3, delChain: 5, newRule: 6, delRule: 8, newSet: 9, delSet: 11, newSetElem: 12, delSetElem: 14 } as const;
 const NLM_F_CREATE = 0x400;
 const NLM_F_APPEND = 0x800;
 const NFT_DATA_VERDICT = 0xffffff00;
@@ -122,7 +123,7 @@ class ScriptTranslator {
   private readonly exprWriter = new AttrWriter();
 
   /** The commands' forms, for this table. */
-  private readonly patterns: Record<'rule' | 'element' | 'table' | 'addChain' | 'chain' | 'set' | 'list' | 'flushSet', RegExp>;
+  private readonly patterns: Record<'rule' | 'element' | 'table' | 'addChain' | 'chain' | 'set' | 'deleteSet' | 'list' | 'flushSet', RegExp>;
 
   constructor(private readonly table: string) {
     const T = table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -133,6 +134,7 @@ class ScriptTranslator {
       addChain: new RegExp(`^add chain (bridge|inet) ${T} (\\S+)(?: \\{ (.*) \\})?$`),
       chain: new RegExp(`^(flush|delete) chain (bridge|inet) ${T} (\\S+)$`),
       set: new RegExp(`^add (set|map) bridge ${T} (\\S+) \\{ (.*) \\}$`),
+      deleteSet: new RegExp(`^delete set (bridge|inet) ${T} (\\S+)$`),
       list: new RegExp(`^list set bridge ${T} (\\S+)$`),
       flushSet: new RegExp(`^flush set bridge ${T} (\\S+)$`),
     };
@@ -178,6 +180,9 @@ class ScriptTranslator {
       this.sets.set(decl.name, decl);
       this.push(MSG.newSet, NLM_F_CREATE, setMessage(this.w, this.table, decl, this.nextSetId++), line);
       if (decl.elements.length > 0) this.push(MSG.newSetElem, NLM_F_CREATE, elementsMessage(this.w, this.table, decl.name, decl.elements.map((e) => ({ e: parseElement(decl, e) }))), line);
+    } else if ((m = p.deleteSet.exec(line))) {
+      // A set or map (the kernel deletes either by name), with its elements.
+      this.push(MSG.delSet, 0, this.w.raw(GENMSG[m[1] as Family]).str(1, this.table).str(2, m[2]!).take(), line);
     } else if ((m = p.list.exec(line))) {
       // The set declared again without NLM_F_CREATE: a no-op where it exists, ENOENT (and no
       // transaction) where it (or the table) does not.
