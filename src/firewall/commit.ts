@@ -118,6 +118,12 @@ function ownerFromLink(name: string): Owner | undefined {
   return ownerOfVifName(name) ?? ownerOfMark(aliasOf(name));
 }
 
+/** Whether a table's shared chains or root jumps name one of `vif`'s own chains (XN-<kind>-<vif>). */
+function namesChainOf(table: TableRules, vif: string): boolean {
+  const own = new RegExp(`\\bXN-[A-Z0-9]+-${vif.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.-])`);
+  return table.roots.some((r) => own.test(r.rule)) || [...table.chains.values()].some((rules) => rules.some((r) => own.test(r)));
+}
+
 /**
  * The full desired state of one table for a reconcile from the live rules: `vifs` with their
  * chains (recorded, else live), plus every vif that has live chains but no record (adopted).
@@ -142,7 +148,27 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
     adopted[v] = entry;
     members[v] = entry;
   }
-  const desired = compileShared(membersOf(members), engine)[t];
+  // Each member's chains: recorded, else live.
+  const own = new Map<string, [string, string[]][]>();
+  const chainless: string[] = [];
+  for (const name of Object.keys(members)) {
+    const recorded = vifs[name] ? chainsOf(name) : undefined;
+    const chains = recorded ? [...recorded[t].chains] : [...live.chains].filter(([c]) => vifOfChain(c) === name);
+    if (!recorded && chains.length === 0 && vifs[name]) chainless.push(name);
+    own.set(name, chains);
+  }
+  let desired = compileShared(membersOf(members), engine)[t];
+  // A recorded guest with no chains here, recorded or live (its record damaged or forged), whose
+  // dispatch would name chains of its: left out, or the kernel would refuse every change until
+  // an apply. (One the shared chains name otherwise, by its port alone, stays.)
+  const dangling = chainless.filter((name) => namesChainOf(desired, name));
+  if (dangling.length > 0) {
+    for (const name of dangling) {
+      delete members[name];
+      own.delete(name);
+    }
+    desired = compileShared(membersOf(members), engine)[t];
+  }
   // A member whose bridge is unknown keeps the root jumps that are live: removing them would let
   // its traffic (and everyone else's on that bridge) past every rule.
   if (Object.values(members).some((m) => m.bridge === null)) {
@@ -155,14 +181,7 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
       }
     }
   }
-  for (const name of Object.keys(members)) {
-    const recorded = vifs[name] ? chainsOf(name) : undefined;
-    if (recorded) {
-      for (const [c, rules] of recorded[t].chains) desired.chains.set(c, rules);
-    } else {
-      for (const [c, rules] of live.chains) if (vifOfChain(c) === name) desired.chains.set(c, rules);
-    }
-  }
+  for (const chains of own.values()) for (const [c, rules] of chains) desired.chains.set(c, rules);
   return desired;
 }
 

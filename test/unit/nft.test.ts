@@ -247,6 +247,17 @@ table inet xennet {
     assert.ok(diffTable(live, desired, 'nftables').remove.includes('XN-E-eth0'), 'the stray entry goes');
   });
 
+  it('a full reconcile leaves out a recorded guest with no chains, recorded or live (a damaged or forged record): its dispatch would name chains the kernel does not have', () => {
+    const entry: IndexEntry = { bridge: ifn('xenbr0'), inbound: false, isolated: false, state: 'installed' };
+    const real = compileVif(vif('vif1.0'), NFT);
+    const desired = reconciledTable(parseNftList(''), 'nftables', { 'vif1.0': entry, 'vif998.0': entry }, (n) => (n === 'vif1.0' ? real : undefined), new Set(), {}, undefined, NFT);
+    assert.ok(desired.chains.has('XN-E-vif1.0') && desired.chains.has('XN-O-vif1.0'), 'the control: a recorded guest with its chains');
+    assert.ok(![...desired.chains.keys()].some((c) => c.includes('vif998.0')), [...desired.chains.keys()].join(' '));
+    // The script of it is one the kernel takes: no element jumps to a chain it does not write.
+    const script = renderNft(diffTable(parseNftList(''), desired, 'nftables'));
+    for (const m of script.matchAll(/jump (XN-[A-Z0-9]+-\S+) \}/g)) assert.ok(script.includes(`add chain bridge xennet ${m[1]}`), m[1]);
+  });
+
   it('a guest\'s frames are dispatched by ethertype first: IPv4 never walks ARP or IPv6 rules, IPv6 never IPv4 or ARP rules, ARP neither', () => {
     const v = vif('vif5.0', { outbound: 'drop', allowOut: [{ proto: 'tcp', ports: [443] }], logDrops: true });
     const chains = compileVif(v, NFT).nftables.chains;
