@@ -207,7 +207,7 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     const r = await reads();
     assert.equal(r.native, undefined);
     const keys = r.text.chains.map(([c]) => c).filter((c) => c.includes(':'));
-    assert.deepEqual(keys.sort(), ['bridge:XN-E-vif1.0', 'inet:@from_guest', 'inet:XN-O-vif1.0']);
+    assert.deepEqual(keys.sort(), ['bridge:XN-E-vif1.0', 'inet:XN-O-vif1.0', 'inet:map from_guest']);
     const plan = await xennet(['plan']);
     assert.equal(plan.code, 2, plan.stdout + plan.stderr);
     for (const k of keys) assert.ok(plan.stdout.includes(k), `${k}:\n${plan.stdout}`);
@@ -216,5 +216,15 @@ describe('nftables read natively (netns): the same tables as nft prints them', f
     assert.equal((await xennet(['plan'])).code, 0, 'converged');
     assert.ok(await web.ns.ping('192.168.0.1'), 'the guest passes again');
     assert.notEqual((await host.dom0.exec('nft', ['list', 'map', 'inet', 'xennet', 'from_guest'])).code, 0, 'the inet map is gone');
+    // A stray map that jumps to the chain of a guest that leaves: the guest's removal (a hook's
+    // commit, from the record) is refused while the map holds the jump; the whole table is then
+    // reconciled, the map emptied first, and the guest's chains go.
+    const late = [...host.guests.values()].find((g) => g.vif === 'vif4.0')!;
+    await nft('add', 'map', 'bridge', 'xennet', 'mymap', '{ type ifname : verdict; }');
+    await nft('add', 'element', 'bridge', 'xennet', 'mymap', '{ "vif4.0" : jump XN-O-vif4.0 }');
+    const off = await host.runVifScript('vif-xennet', late, 'offline', 'libxl', { env });
+    assert.equal(off.code, 0, off.stderr);
+    assert.notEqual((await host.dom0.exec('nft', ['list', 'chain', 'bridge', 'xennet', 'XN-O-vif4.0'])).code, 0, 'the leaving guest\'s chain is gone');
+    assert.notEqual((await host.dom0.exec('nft', ['list', 'map', 'bridge', 'xennet', 'mymap'])).code, 0, 'and the stray map');
   });
 });

@@ -69,7 +69,7 @@ export function readOwnTablesNative(known: ReadonlyMap<string, string>): Promise
         const [chains, rules] = await Promise.all([reader.chains(family), reader.rules(family, NFT_TABLE)]);
         read.tables[family] = { chains: chains.filter((c) => c.table === NFT_TABLE), rules: rules ?? [] };
         // Its named sets and maps (a rule's own anonymous ones are not): one it does not declare is a stray.
-        (read.setNames ??= {})[family] = ((await reader.sets(family, NFT_TABLE)) ?? []).filter((s) => (s.flags & SET_FLAGS.anonymous) === 0).map((s) => s.name);
+        (read.setNames ??= {})[family] = ((await reader.sets(family, NFT_TABLE)) ?? []).filter((s) => (s.flags & SET_FLAGS.anonymous) === 0).map((s) => ({ name: s.name, map: (s.flags & SET_FLAGS.map) !== 0 }));
         // The rules' own sets, whose elements their digests cover.
         for (const name of new Set((rules ?? []).flatMap((r) => (r.exprs ? ownSetNames(r.exprs) : [])))) {
           const elements = await reader.elements(family, NFT_TABLE, name);

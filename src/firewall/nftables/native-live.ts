@@ -31,8 +31,8 @@ export interface NativeTables {
   elements: Map<string, NftElementObject[]>;
   /** The elements of the rules' own (anonymous) sets, by `<family> <name>` (absent sets are missing). */
   ownSets?: Map<string, NftElementObject[]>;
-  /** The names of each table's named (not anonymous) sets and maps. */
-  setNames?: Partial<Record<NftFamilyRead, string[]>>;
+  /** Each table's named (not anonymous) sets and maps. */
+  setNames?: Partial<Record<NftFamilyRead, { name: string; map: boolean }[]>>;
 }
 
 /** The sets whose elements parseNftList reads: the dispatch maps and sets, the guard's, the constant ones. */
@@ -105,10 +105,10 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     if (!t) continue;
     live.policies.set(`table ${family}`, 'present');
     const ownSet: OwnSetElements = ({ name }) => read.ownSets?.get(`${family} ${name}`)?.map((e) => ({ key: e.key, flags: e.flags }));
-    for (const name of read.setNames?.[family] ?? []) {
+    for (const { name, map } of read.setNames?.[family] ?? []) {
       if (isDeclaredSet(family, name)) continue;
-      live.chains.set(straySetKey(family, name), []);
-      live.counters.set(straySetKey(family, name), []);
+      live.chains.set(straySetKey(family, map ? 'map' : 'set', name), []);
+      live.counters.set(straySetKey(family, map ? 'map' : 'set', name), []);
     }
     for (const c of t.chains) {
       // A chain of another family's name (an inet chain called like a guest's bridge chain) is

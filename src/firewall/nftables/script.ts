@@ -43,10 +43,10 @@ export const nameOfChain = (chain: string): string => misplaced.exec(chain)?.[2]
  * xennet makes no chain of theirs, and a chain so named would be hidden under the elements).
  */
 export const chainKey = (family: NftFamily, name: string): string => ((BASE_CHAINS[name]?.family ?? 'bridge') === family && !isElements(name) ? name : misplacedKey(family, name));
-/** The key of a set or map found in `family`'s table that xennet does not declare there (nothing of xennet's is in the inet table's). */
-export const straySetKey = (family: NftFamily, name: string): string => misplacedKey(family, `@${name}`);
-/** Whether a key is a stray set's or map's (see straySetKey). */
-const isStraySet = (key: string): boolean => nameOfChain(key).startsWith('@') && key !== nameOfChain(key);
+/** The key of a set or map found in `family`'s table that xennet does not declare there (`inet:map from_guest`; nothing of xennet's is in the inet table's). */
+export const straySetKey = (family: NftFamily, kind: 'set' | 'map', name: string): string => misplacedKey(family, `${kind} ${name}`);
+/** Whether a key is a stray set's or map's (see straySetKey): its nft object and name (`map from_guest`). */
+const isStraySet = (key: string): boolean => key !== nameOfChain(key) && /^(set|map) /.test(nameOfChain(key));
 /** The sets and maps xennet declares in its bridge table. */
 const DECLARED_SETS: ReadonlySet<string> = new Set([...NFT_SETS.map((x) => x.name), ...NFT_CONST_SETS.map((x) => x.name), ...CLAIM_SET_DECLS.map((x) => x.name), ...LEARNED_SETS.map((x) => x.name), DROP_LOG_SET]);
 export const isDeclaredSet = (family: NftFamily, name: string): boolean => family === 'bridge' && DECLARED_SETS.has(name);
@@ -141,8 +141,9 @@ export function parseNftList(text: string): LiveTable {
       // A set or map xennet does not declare there: to be deleted (it may hold jumps to a chain
       // that goes, which it would keep from going).
       if (block.kind === 'set' && !isDeclaredSet(family, block.name)) {
-        live.chains.set(straySetKey(family, block.name), []);
-        live.counters.set(straySetKey(family, block.name), []);
+        const key = straySetKey(family, open[1] === 'map' ? 'map' : 'set', block.name);
+        live.chains.set(key, []);
+        live.counters.set(key, []);
       }
       if (block.kind === 'chain') {
         live.chains.set(block.name, []);
@@ -381,6 +382,14 @@ export function renderNft(plan: TablePlan): string {
     for (const c of chains) part.push(`flush chain ${t(c)}`);
     for (const c of chains) part.push(`delete chain ${t(c)}`);
   }
+  // A stray map's elements may jump to a guest's chain that goes in its part: emptied first
+  // (rules may still name the set; it is deleted last, when none does).
+  const straySets = strays.filter(isStraySet);
+  const setCommand = (verb: string, c: string): string => {
+    const [kind, name] = nameOfChain(c).split(' ');
+    return `${verb} ${kind} ${familyOfChain(c)} ${NFT_TABLE} ${name}`;
+  };
+  if (straySets.length > 0) lines.push(`${PART_MARK}strays emptied`, ...straySets.map((c) => setCommand('flush', c)));
   if (released.length > 0) lines.push(`${PART_MARK}released claims`, ...released);
   const shared = parts.get('')!;
   if (shared.length > 0) lines.push(`${PART_MARK}shared`, ...shared);
@@ -388,7 +397,7 @@ export function renderNft(plan: TablePlan): string {
   if (retired.length > 0) lines.push(`${PART_MARK}retired claims`, ...retired);
   if (strays.length > 0) {
     const chains = strays.filter((c) => !isStraySet(c));
-    lines.push(`${PART_MARK}strays`, ...chains.map((c) => `flush chain ${t(c)}`), ...strays.filter(isStraySet).map((c) => `delete set ${familyOfChain(c)} ${NFT_TABLE} ${nameOfChain(c).slice(1)}`), ...chains.map((c) => `delete chain ${t(c)}`));
+    lines.push(`${PART_MARK}strays`, ...chains.map((c) => `flush chain ${t(c)}`), ...straySets.map((c) => setCommand('delete', c)), ...chains.map((c) => `delete chain ${t(c)}`));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -7,8 +7,8 @@
  *   add|delete table F xennet            add chain F xennet C [{ type filter hook ... }]
  *   flush chain F xennet C               delete chain F xennet C
  *   add rule F xennet C <rule> comment "<tag>"
- *   add set|map bridge xennet S { <declaration> }    flush set bridge xennet S
- *   delete set F xennet S                (a set or a map xennet does not declare)
+ *   add set|map bridge xennet S { <declaration> }    flush set|map F xennet S
+ *   delete set|map F xennet S            (a set or a map xennet does not declare)
  *   add|delete element bridge xennet S { <element>, ... }
  *   list set bridge xennet S             (the transaction fails when the set is missing)
  *
@@ -134,9 +134,9 @@ class ScriptTranslator {
       addChain: new RegExp(`^add chain (bridge|inet) ${T} (\\S+)(?: \\{ (.*) \\})?$`),
       chain: new RegExp(`^(flush|delete) chain (bridge|inet) ${T} (\\S+)$`),
       set: new RegExp(`^add (set|map) bridge ${T} (\\S+) \\{ (.*) \\}$`),
-      deleteSet: new RegExp(`^delete set (bridge|inet) ${T} (\\S+)$`),
+      deleteSet: new RegExp(`^delete (?:set|map) (bridge|inet) ${T} (\\S+)$`),
       list: new RegExp(`^list set bridge ${T} (\\S+)$`),
-      flushSet: new RegExp(`^flush set bridge ${T} (\\S+)$`),
+      flushSet: new RegExp(`^flush (?:set|map) (bridge|inet) ${T} (\\S+)$`),
     };
   }
 
@@ -189,7 +189,7 @@ class ScriptTranslator {
       const decl = this.known(m[1]!);
       this.push(MSG.newSet, 0, setMessage(this.w, this.table, decl, this.nextSetId++), line);
     } else if ((m = p.flushSet.exec(line))) {
-      this.push(MSG.delSetElem, 0, elementsMessage(this.w, this.table, m[1]!, []), line);
+      this.push(MSG.delSetElem, 0, elementsMessage(this.w, this.table, m[2]!, [], undefined, m[1] as Family), line);
     } else {
       throw new Error('not a command xennet writes');
     }
