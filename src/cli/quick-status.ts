@@ -19,7 +19,7 @@ export let quickStatusFound: 'silent' | undefined;
 const QUICK_OPTIONS = new Set(['--json', '--fresh']);
 
 /** Whether the command line is one the quick path answers. */
-export const isQuickStatus = (argv: readonly string[]): boolean => argv[0] === 'status' && new Set(argv.slice(1)).size === argv.length - 1 && argv.slice(1).every((a) => QUICK_OPTIONS.has(a));
+const isQuickStatus = (argv: readonly string[]): boolean => argv[0] === 'status' && new Set(argv.slice(1)).size === argv.length - 1 && argv.slice(1).every((a) => QUICK_OPTIONS.has(a));
 
 /** Whether it printed the status (else the full command line takes over). */
 export async function quickStatus(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<boolean> {

@@ -210,16 +210,15 @@ function kindRecordedIn(raw: Partial<Record<keyof FirewallIndex, unknown>> | und
  */
 export function loadIndex(env: NodeJS.ProcessEnv, log: Logger, options: { repair?: boolean } = {}): LoadedIndex {
   const path = indexPath(env);
-  if (!remembering) return withoutJournal(parseIndexFile(path, log, options));
+  if (!remembering) return parseIndexRaw(path, readIndexRaw(path).r, log, options);
   // The same files as last time (index.json replaced by a rename, its journal appended to): their parse.
   const before = indexStamp(env);
   if (memo && memo.path === path && memo.stamp === before && before !== 'none') return handOut(memo.loaded);
-  const { journal, ...loaded } = parseIndexFile(path, log, options);
+  const { r, journal } = readIndexRaw(path);
+  const loaded = parseIndexRaw(path, r, log, options);
   if (!loaded.recovered && indexStamp(env) === before) remember(path, before, loaded, journal);
   return loaded;
 }
-
-const withoutJournal = ({ journal: _, ...loaded }: LoadedIndex & { journal: JournalState }): LoadedIndex => loaded;
 
 /** What a process knows of index.journal: its lines of index.json's generation, its size, and whether it ends cleanly. */
 interface JournalState {
@@ -326,29 +325,30 @@ function readIndexRaw(path: string): { r: ReturnType<typeof readJsonTolerant>; j
     }
     if (typeof line !== 'object' || line === null || typeof gen !== 'string' || line['gen'] !== gen) continue;
     journal.lines++;
-    if (typeof vifs !== 'object' || vifs === null || Array.isArray(vifs)) continue;
-    const changed = line['vifs'];
-    if (typeof changed === 'object' && changed !== null && !Array.isArray(changed)) {
-      for (const [name, e] of Object.entries(changed as Record<string, unknown>)) {
-        if (e === null) delete (vifs as Record<string, unknown>)[name];
-        else ownProperty(vifs, name, e);
-      }
-    }
-    for (const k of ['dirty', 'backend', 'engine'] as const) if (Object.hasOwn(line, k)) raw[k] = line[k];
+    if (typeof vifs === 'object' && vifs !== null && !Array.isArray(vifs)) replayLine(raw, vifs, line);
   }
   if (start < text.length) journal.clean = false; // a last line without its end
   return { r, journal };
 }
 
+/** One journal line over an index (the file's parsed JSON, or the remembered index's copy): its guests set or (null) removed, and the index's own fields set or (null) removed. */
+function replayLine(index: object, vifs: object, line: Record<string, unknown>): void {
+  const changed = line['vifs'];
+  if (typeof changed === 'object' && changed !== null && !Array.isArray(changed)) {
+    for (const [name, e] of Object.entries(changed as Record<string, unknown>)) {
+      if (e === null) delete (vifs as Record<string, unknown>)[name];
+      else ownProperty(vifs, name, e);
+    }
+  }
+  for (const k of ['dirty', 'backend', 'engine'] as const) {
+    if (line[k] === null) delete (index as Record<string, unknown>)[k];
+    else if (Object.hasOwn(line, k)) ownProperty(index, k, line[k]);
+  }
+}
+
 /** Sets a property of its own, whatever its name (`__proto__` is a valid interface name: an assignment would set the prototype). */
 function ownProperty(o: object, name: string, value: unknown): void {
   Object.defineProperty(o, name, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function parseIndexFile(path: string, log: Logger, options: { repair?: boolean }): LoadedIndex & { journal: JournalState } {
-  const { r, journal } = readIndexRaw(path);
-  const loaded = parseIndexRaw(path, r, log, options);
-  return { ...loaded, journal };
 }
 
 function parseIndexRaw(path: string, r: ReturnType<typeof readJsonTolerant>, log: Logger, options: { repair?: boolean }): LoadedIndex {
@@ -475,20 +475,11 @@ function appendJournal(path: string, m: NonNullable<typeof memo>, delta: Record<
     memo = undefined; // a line cut short may be there: the next write is a whole one
     throw e;
   }
-  const line = JSON.parse(text) as { vifs?: Record<string, IndexEntry | null>; dirty?: boolean; backend?: string | null; engine?: Engine | null };
-  const prev = m.loaded.index;
-  const vifs = { ...prev.vifs };
-  for (const [name, e] of Object.entries(line.vifs ?? {})) {
-    if (e === null) delete vifs[name];
-    else vifs[name] = deepFreeze(e);
-  }
-  const index: FirewallIndex = { ...prev, vifs };
-  if (line.dirty !== undefined) index.dirty = line.dirty;
-  if (line.backend === null) delete index.backend;
-  else if (line.backend !== undefined) index.backend = line.backend;
-  if (line.engine === null) delete index.engine;
-  else if (line.engine !== undefined) index.engine = line.engine;
-  memo = { ...m, stamp: indexStamp(env), loaded: { index: Object.freeze(index), recovered: false }, journal: { lines: m.journal.lines + 1, bytes: m.journal.bytes + Buffer.byteLength(text), clean: true } };
+  const vifs = { ...m.loaded.index.vifs };
+  const index: FirewallIndex = { ...m.loaded.index, vifs };
+  replayLine(index, vifs, JSON.parse(text) as Record<string, unknown>);
+  // (The entries it kept are frozen already: only the new ones are walked.)
+  memo = { ...m, stamp: indexStamp(env), loaded: { index: deepFreeze(index), recovered: false }, journal: { lines: m.journal.lines + 1, bytes: m.journal.bytes + Buffer.byteLength(text), clean: true } };
 }
 
 type StoredChains = Record<TableName, [string, string[]][]>;

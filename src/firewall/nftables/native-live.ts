@@ -107,8 +107,9 @@ export function liveFromNative(read: NativeTables, known: ReadonlyMap<string, st
     const ownSet: OwnSetElements = ({ name }) => read.ownSets?.get(`${family} ${name}`)?.map((e) => ({ key: e.key, flags: e.flags }));
     for (const { name, map } of read.setNames?.[family] ?? []) {
       if (isDeclaredSet(family, name)) continue;
-      live.chains.set(straySetKey(family, map ? 'map' : 'set', name), []);
-      live.counters.set(straySetKey(family, map ? 'map' : 'set', name), []);
+      const key = straySetKey(family, map ? 'map' : 'set', name);
+      live.chains.set(key, []);
+      live.counters.set(key, []);
     }
     for (const c of t.chains) {
       // A chain of another family's name (an inet chain called like a guest's bridge chain) is
