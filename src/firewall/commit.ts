@@ -36,7 +36,7 @@ import { normalizeRule } from './normalize.js';
 import type { LiveTable } from './live.js';
 import type { AdoptedFacts } from './driver.js';
 import { forgetEarlierDomains, forgetVif, restoreBindings } from './learning/state.js';
-import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
+import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type FirewallIndex, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
 
@@ -221,10 +221,12 @@ export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: 
   // table and its reconciled twin are in memory at once: with 1000 guests each is tens of MB, and
   // the daemon runs this every 30 s.
   const driver = driverFor(backend.engine);
+  // A removal written ahead and never confirmed is a change still to make, not chains to adopt.
+  const removals = new Set((index.removing ?? []).filter((n) => !index.vifs[n] && bridgeOfPort(n) === undefined));
   const across = await readAdoptionTables(backend);
   for (const t of mine) {
     const live = across[t] ?? parseLive(await backend.save(t), t);
-    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), new Set(), {}, (v) => driver.adoptedAcrossTables(across, v), backend.engine), t);
+    out[t] = diffTable(live, reconciledTable(live, t, index.vifs, (n) => readVifChains(n, env, log), removals, {}, (v) => driver.adoptedAcrossTables(across, v), backend.engine), t);
   }
   return out;
 }
@@ -278,6 +280,18 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       removing.add(name);
     }
   }
+  // Removals written ahead by a commit that never confirmed them: their staged changes may have
+  // died with it, their chains not. Finished here, unless the name is on a bridge again (a guest
+  // running under it: its rules stay, adopted, as for an install never confirmed).
+  for (const name of index.removing ?? []) {
+    if (after[name] || removing.has(name)) continue;
+    if (bridgeOfPort(name) !== undefined) {
+      log.warning(`${name}: its removal (written ahead, never confirmed) is not finished: it is attached again, so its live rules stay as they are`);
+      continue;
+    }
+    log.warning(`${name}: finishing the removal of its rules (written ahead, never confirmed: the commit was interrupted)`);
+    removing.add(name);
+  }
   const newChains = new Map<string, RuleSet>();
   for (const { change, chains } of staged) {
     if (change.op === 'install' && change.member && chains) {
@@ -323,9 +337,12 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     if (!repairOnly) throw e;
     log.warning(`the firewall's state cannot be written (${what}: ${reasonOf(e)}); putting the rules back as recorded all the same`);
   };
-  // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one.
+  // Write ahead: a commit killed from here on is seen (dirty) and finished by the next one, the
+  // removals included (`removing`: their chains are not adopted back).
+  const { removing: _wasRemoving, ...base } = index;
+  const ahead = (): FirewallIndex => ({ ...base, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after, ...(removing.size > 0 ? { removing: [...removing] } : {}) });
   try {
-    saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
+    saveIndex(ahead(), env);
   } catch (e) {
     unwritable('the write-ahead mark', e);
   }
@@ -341,7 +358,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       else delete after[change.name];
     }
     staged = staged.filter((s) => !withdrawn.includes(s));
-    saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: true, vifs: after }, env);
+    saveIndex(ahead(), env);
   }
   await writeVifChains(newChains, env);
   killPoint('firewall:written-ahead', env);
@@ -389,7 +406,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     confirmed[name] = { ...rest, state: 'installed' };
   }
   try {
-    saveIndex({ ...index, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
+    saveIndex({ ...base, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
   } catch (e) {
     unwritable('the index', e);
   }

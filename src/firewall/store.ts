@@ -86,6 +86,12 @@ export interface FirewallIndex {
   /** A change was started and not confirmed: the live rules may differ from this record. */
   dirty: boolean;
   vifs: Record<string, IndexEntry>;
+  /**
+   * Guests whose removal was written ahead and not confirmed. The change that asked for it may
+   * have died with its committer (a hook or the daemon killed): the next commit finishes it, and
+   * does not take their chains, still live, back into the record as another guest's.
+   */
+  removing?: string[];
 }
 
 export interface StagedChange {
@@ -340,7 +346,7 @@ function replayLine(index: object, vifs: object, line: Record<string, unknown>):
       else ownProperty(vifs, name, e);
     }
   }
-  for (const k of ['dirty', 'backend', 'engine'] as const) {
+  for (const k of ['dirty', 'backend', 'engine', 'removing'] as const) {
     if (line[k] === null) delete (index as Record<string, unknown>)[k];
     else if (Object.hasOwn(line, k)) ownProperty(index, k, line[k]);
   }
@@ -349,6 +355,13 @@ function replayLine(index: object, vifs: object, line: Record<string, unknown>):
 /** Sets a property of its own, whatever its name (`__proto__` is a valid interface name: an assignment would set the prototype). */
 function ownProperty(o: object, name: string, value: unknown): void {
   Object.defineProperty(o, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** The names of removals written ahead (hostile until parsed): interface names only, else none (their chains are then adopted, as before this record). */
+function removingOf(raw: unknown): string[] | undefined {
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > 4096) return undefined;
+  const names = raw as unknown[];
+  return names.every((n): n is string => typeof n === 'string' && isIfName(n)) ? [...new Set(names)] : undefined;
 }
 
 function parseIndexRaw(path: string, r: ReturnType<typeof readJsonTolerant>, log: Logger, options: { repair?: boolean }): LoadedIndex {
@@ -382,6 +395,8 @@ function parseIndexRaw(path: string, r: ReturnType<typeof readJsonTolerant>, log
   const engine = raw!.engine as { kind?: unknown; conntrack?: unknown } | undefined;
   if (engine?.kind === 'xtables') index.engine = { kind: 'xtables' };
   else if (engine?.kind === 'nftables' && (engine.conntrack === 'bridge' || engine.conntrack === 'mark')) index.engine = { kind: 'nftables', conntrack: engine.conntrack };
+  const removing = removingOf(raw!.removing);
+  if (removing) index.removing = removing;
   return { index, recovered: false };
 }
 
@@ -454,6 +469,7 @@ function journalDelta(prev: FirewallIndex, next: FirewallIndex): Record<string, 
   if (next.dirty !== prev.dirty) delta['dirty'] = next.dirty;
   if (next.backend !== prev.backend) delta['backend'] = next.backend ?? null;
   if (JSON.stringify(next.engine ?? null) !== JSON.stringify(prev.engine ?? null)) delta['engine'] = next.engine ?? null;
+  if (JSON.stringify(next.removing ?? null) !== JSON.stringify(prev.removing ?? null)) delta['removing'] = next.removing ?? null;
   return Object.keys(delta).length === 0 ? undefined : delta;
 }
 

@@ -12,6 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SimHost, xennetCli, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { run, start } from '../../src/sys/exec.js';
+import { loadIndex } from '../../src/firewall/store.js';
+import { silentLogger } from '../../src/sys/log.js';
 import { pidAlive, readPidFile } from '../../src/sys/process.js';
 import { arrives, hex } from './lib/frames.js';
 import { guestRulesPresent, inboundDrops, installedOnce } from './lib/installed.js';
@@ -760,6 +762,25 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     await until('the removal committed', async () => !(await guestRulesPresent(host.dom0, g.vif)), 12_000);
     assert.ok(host.daemonLog.filter((l) => /committing staged firewall changes failed/.test(l)).length === 1, `said once: ${host.daemonLog.filter((l) => /staged/.test(l)).join(' | ')}`);
     assert.ok(host.daemonLog.some((l) => /committing staged firewall changes works again/.test(l)));
+  });
+
+  it('a daemon killed while it commits a guest\'s removal finishes it once it runs again: the guest\'s chains go, none is adopted back into the record (found by an adversarial review)', async () => {
+    const g = await host.addGuest(spec(20));
+    await online(g); // in-process: no daemon yet
+    const pid = await host.startDaemon({ ...env, XENNET_TEST_KILL_AT: 'firewall:written-ahead' });
+    const off = await hook(g, 'offline');
+    assert.equal(off.code, 0, off.stderr);
+    await until('the daemon to die at its kill point (the removal written ahead)', () => !pidAlive(pid), 8000);
+    await host.stopDaemon('SIGKILL');
+    assert.ok(await guestRulesPresent(host.dom0, g.vif), 'control: its chains are still live');
+    await host.startDaemon(env);
+    await until('the removal finished', async () => !(await guestRulesPresent(host.dom0, g.vif)), 12_000);
+    // The record as any reader has it (index.json with the daemon's journal replayed).
+    const { index } = loadIndex(host.env(), silentLogger);
+    assert.equal(index.dirty, false);
+    assert.equal(Object.hasOwn(index.vifs, g.vif), false, `not adopted back: ${Object.keys(index.vifs).join(' ')}`);
+    const plan = await host.xennet(['plan'], env);
+    assert.equal(plan.code, 0, plan.stdout);
   });
 
   // Found by an adversarial review of the daemon (operator mistakes, crashes at the worst moment).

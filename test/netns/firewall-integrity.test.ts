@@ -198,6 +198,29 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
     });
   }
 
+  // An offline killed once its removal is written ahead: the toolstack does not run it again, its
+  // staged change dies with it, and its chains are still live. The next commit must finish the
+  // removal, not take the chains back into the record as another guest's (adoption).
+  for (const point of native ? ['firewall:written-ahead', 'nftables:before-send'] : ['firewall:written-ahead']) {
+    it(`4: an offline killed at ${point} is finished by the next commit, never adopted back`, async () => {
+      const keep = await host.addGuest(spec(24));
+      await online(keep);
+      const g = await host.addGuest(spec(25));
+      await online(g);
+      const killed = await hook(g, 'offline', { XENNET_TEST_KILL_AT: point });
+      assert.equal(killed.signal, 'SIGKILL', `killed at ${point}: ${killed.stderr}`);
+      assert.ok((await rulesOf('vif25.0')).length > 0, 'the control: its chains are still live');
+      const next = await host.addGuest(spec(26));
+      await online(next);
+      assert.deepEqual(await rulesOf('vif25.0'), [], 'the removal was finished');
+      assert.equal(Object.hasOwn(index().vifs, 'vif25.0'), false, `not adopted back: ${JSON.stringify(Object.keys(index().vifs))}`);
+      assert.equal(index().dirty, false);
+      const plan = await xennet(['plan']);
+      assert.equal(plan.code, 0, plan.stdout);
+      assert.equal(await spoofed(keep, `spoof-offline-kill-${point}`), false);
+    });
+  }
+
   it('4: a staged change of a hook that died is never committed by the next hook; temp files of dead writers are swept', async () => {
     const dead = await host.addGuest(spec(22));
     const killed = await hook(dead, 'online', { XENNET_TEST_KILL_AT: 'hook:staged' });

@@ -204,6 +204,26 @@ describe('firewall index journal: what the daemon commits, one line per write', 
     assert.equal(loadIndex(t.env, silentLogger).index.vifs['vif3.0']?.isolated, true);
   });
 
+  it('the removals a commit writes ahead are journaled and read back; its confirm clears them; a hostile list is none', function () {
+    host(3);
+    const { index } = loadIndex(t.env, silentLogger);
+    const { 'vif2.0': _gone, ...rest } = index.vifs;
+    saveIndex({ ...index, dirty: true, vifs: rest, removing: ['vif2.0'] }, t.env);
+    assert.equal(readFileSync(file('index.journal'), 'utf8').split('\n').filter((l) => l !== '').length, 1, 'a line, not the index');
+    assert.deepEqual(fresh().index.removing, ['vif2.0'], 'a fresh reader has them');
+    assert.deepEqual(loadIndex(t.env, silentLogger).index.removing, ['vif2.0'], 'the writer has them');
+    saveIndex({ ...index, dirty: false, vifs: rest }, t.env);
+    assert.equal(fresh().index.removing, undefined, 'confirmed: none left');
+    assert.equal(loadIndex(t.env, silentLogger).index.removing, undefined);
+    const gen = (JSON.parse(readFileSync(file('index.json'), 'utf8')) as { gen: string }).gen;
+    for (const removing of [['../../etc'], 'vif1.0', [1], Array.from({ length: 5000 }, (_, i) => `vif${i}.0`)]) {
+      writeFileSync(file('index.journal'), `${JSON.stringify({ gen, removing })}\n`);
+      const r = fresh();
+      assert.equal(r.recovered, false);
+      assert.equal(r.index.removing, undefined, JSON.stringify(removing).slice(0, 40));
+    }
+  });
+
   it('a journal line is as hostile as the file: an entry or a whole line that does not parse makes the index unreadable (rebuilt from the live rules)', function () {
     host(3);
     const gen = (JSON.parse(readFileSync(file('index.json'), 'utf8')) as { gen: string }).gen;
