@@ -22,7 +22,7 @@ import { isIfName, type IfName } from '../net/index.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
 import { identityAlive, selfIdentity } from '../sys/process.js';
-import { killPoint } from '../sys/test-seams.js';
+import { killPoint, stallPoint } from '../sys/test-seams.js';
 import { aliasOf, bridgeOfPort } from '../sys/sysfs.js';
 import type { Backend } from './backend.js';
 import { compileShared, mergeInto } from './compile.js';
@@ -253,6 +253,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     throw new XennetError('refused', `the firewall is on ${engineName(index.engine)}, not ${engineName(backend.engine)}: \`xennet apply\` moved it while this change was being prepared`, { hint: 'run the hook again (start the guest again)' });
   }
   let staged: Staged[] = readStaged(env, log);
+  await stallPoint('firewall:staged-read', env);
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
   // A change compiled for the other backend (prepared before an apply moved the firewall) is never
   // installed here: it is left to its stager, whose own commit is refused with a message.
@@ -283,6 +284,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   // Removals written ahead by a commit that never confirmed them: their staged changes may have
   // died with it, their chains not. Finished here, unless the name is on a bridge again (a guest
   // running under it: its rules stay, adopted, as for an install never confirmed).
+  const finishing = new Set<string>();
   for (const name of index.removing ?? []) {
     if (after[name] || removing.has(name)) continue;
     if (bridgeOfPort(name) !== undefined) {
@@ -291,6 +293,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     }
     log.warning(`${name}: finishing the removal of its rules (written ahead, never confirmed: the commit was interrupted)`);
     removing.add(name);
+    finishing.add(name);
   }
   const newChains = new Map<string, RuleSet>();
   for (const { change, chains } of staged) {
@@ -356,6 +359,9 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       newChains.delete(change.name);
       if (before[change.name]) after[change.name] = before[change.name]!;
       else delete after[change.name];
+      // A name whose removal this commit finishes, and whose new install was withdrawn: its old
+      // chains are still to go (not to be adopted).
+      if (finishing.has(change.name)) removing.add(change.name);
     }
     staged = staged.filter((s) => !withdrawn.includes(s));
     saveIndex(ahead(), env);
@@ -423,8 +429,9 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   for (const [name, e] of Object.entries(confirmed)) if (e.learning && e.owner !== undefined && before[name]?.owner?.domid !== e.owner.domid) owners.set(name, e.owner.domid);
   await forgetEarlierDomains(env, log, owners).catch((err: unknown) => log.warning(`an earlier domain's learned bindings could not be removed: ${reasonOf(err)}`));
   // A learning guest's bindings end with its vif (its sets' elements are state, not rules).
+  // (A removal finished here may be a learning guest's: what it was is no longer recorded.)
   for (const name of removing) {
-    if (confirmed[name] || !before[name]?.learning) continue;
+    if (confirmed[name] || !(before[name]?.learning || finishing.has(name))) continue;
     await forgetVif(env, log, name).catch((e: unknown) => log.warning(`${name}: its learned bindings could not be removed: ${reasonOf(e)} (they end with their lease; \`xennet status\` shows them)`));
   }
   for (const s of staged) for (const f of s.files) removeFile(f);

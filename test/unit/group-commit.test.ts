@@ -158,6 +158,35 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     assert.equal(loadIndex(env, silentLogger).index.dirty, false);
   });
 
+  it('a removal written ahead and never confirmed is finished by the next commit, also when a new install of the name is withdrawn meanwhile (found by an adversarial review)', async () => {
+    const b = new ModelBackend();
+    const keep = vif('vif1.0', 1);
+    const gone = vif('vif2.0', 2);
+    install(keep, env);
+    install(gone, env);
+    await commitStaged(b, env, silentLogger);
+    // vif2.0 leaves; its commit dies after the write-ahead, and its staged change with it.
+    stageRemove(gone.name, env);
+    b.beforeRestore = () => {
+      throw new Error('killed');
+    };
+    await assert.rejects(commitStaged(b, env, silentLogger));
+    b.beforeRestore = undefined;
+    rmSync(pendingDir(env), { recursive: true, force: true });
+    assert.deepEqual(loadIndex(env, silentLogger).index.removing, ['vif2.0'], 'written ahead');
+    // A new guest's install of the name is staged, and withdrawn (its hook gave up) while the
+    // next commit runs, between its reading the staged changes and its write-ahead.
+    install(vif('vif2.0', 3), env);
+    const next = commitStaged(b, { ...env, XENNET_TEST_STALL_AT: 'firewall:staged-read@300' }, silentLogger);
+    setTimeout(() => rmSync(pendingDir(env), { recursive: true, force: true }), 50);
+    await next;
+    await assertLiveIs(b, [keep]);
+    const { index } = loadIndex(env, silentLogger);
+    assert.deepEqual(Object.keys(index.vifs), ['vif1.0'], 'not adopted back');
+    assert.equal(index.removing, undefined);
+    assert.equal(index.dirty, false);
+  });
+
   it('an unreadable index is set aside and rebuilt from the live rules: other guests keep theirs', async () => {
     const b = new ModelBackend();
     const a = vif('vif1.0', 1);
