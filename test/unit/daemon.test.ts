@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
@@ -47,7 +47,7 @@ describe('daemon: hook requests and the client', () => {
       // A syslog that does not answer holds up nothing (a logger that hangs for 20 s).
       const bin = join(dir, 'bin');
       mkdirSync(bin);
-      writeFileSync(join(bin, 'logger'), '#!/bin/bash\necho "$*" >> "${0%/*}/logged"\nexec sleep 20\n');
+      writeFileSync(join(bin, 'logger'), '#!/bin/bash\necho $$ >> "${0%/*}/pids"\necho "$*" >> "${0%/*}/logged"\nexec sleep 20\n');
       chmodSync(join(bin, 'logger'), 0o755);
       const t0 = performance.now();
       const slow = await run('bash', ['-c', supervise, 'xennet-daemon-supervisor', node, '/nonexistent/cli.js', dir], { env: { PATH: `${bin}:${process.env['PATH'] ?? '/usr/bin:/bin'}` }, timeoutMs: 15_000 });
@@ -55,7 +55,19 @@ describe('daemon: hook requests and the client', () => {
       assert.ok(performance.now() - t0 < 8000, `three restarts took ${Math.round(performance.now() - t0)} ms`);
       assert.match(readFileSync(join(bin, 'logged'), 'utf8'), /-t xennet-daemon -p daemon\.warning -- the daemon \(pid \d+\) ended \(exit code 70\); running it again/);
     } finally {
-      // (The supervisor's loggers run in the background: the last may still be writing its line.)
+      // The supervisor's loggers run in the background, each its own `sleep 20` once it wrote its
+      // line: on a busy machine the last may start after the supervisor ended. Each of the three
+      // is waited for (at most 10 s), then ended, before the directory goes.
+      const logged = join(dir, 'bin', 'logged');
+      for (let waited = 0; waited < 10_000 && existsSync(join(dir, 'bin')) && (existsSync(logged) ? readFileSync(logged, 'utf8').split('\n').length - 1 : 0) < 3; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      const pids = existsSync(join(dir, 'bin', 'pids')) ? readFileSync(join(dir, 'bin', 'pids'), 'utf8').split('\n').filter((l) => /^\d+$/.test(l)) : [];
+      for (const pid of pids) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* ended */
+        }
+      }
       rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     }
   });
