@@ -254,6 +254,20 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   }
   let staged: Staged[] = readStaged(env, log);
   await stallPoint('firewall:staged-read', env);
+  // A removal whose stager died before committing it still stands while the install it removes
+  // is the one recorded and its port is on no bridge; otherwise a newer install has the name.
+  staged = staged.filter((s) => {
+    if (!s.orphaned) return true;
+    const { name, replaces, stager } = s.change;
+    const e = Object.hasOwn(index.vifs, name) ? index.vifs[name] : undefined;
+    if (e?.token === replaces && bridgeOfPort(name) === undefined) {
+      log.warning(`${name}: finishing the removal of its rules staged by pid ${stager.pid}, which is gone`);
+      return true;
+    }
+    for (const f of s.files) removeFile(f);
+    log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}, which is gone (${e ? 'another install of it is recorded since' : 'it is no longer recorded'}${bridgeOfPort(name) !== undefined ? ', and it is on a bridge' : ''})`);
+    return false;
+  });
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
   // A change compiled for the other backend (prepared before an apply moved the firewall) is never
   // installed here: it is left to its stager, whose own commit is refused with a message.
@@ -458,8 +472,10 @@ export function stageInstall(name: IfName, m: MemberFacts, chains: RuleSet, owne
   return change;
 }
 
-export function stageRemove(name: IfName, env: NodeJS.ProcessEnv): StagedChange {
+/** Stages the removal of a vif's rules; `replaces`: the token of its install the index records (a removal then outlives its stager: see readStaged). */
+export function stageRemove(name: IfName, env: NodeJS.ProcessEnv, replaces?: string): StagedChange {
   const change: StagedChange = { op: 'remove', name, token: newToken(), stager: selfIdentity(), at: Date.now() };
+  if (replaces !== undefined) change.replaces = replaces;
   stage(change, undefined, env);
   return change;
 }

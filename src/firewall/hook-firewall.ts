@@ -98,7 +98,8 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
     if (attached.length > 0) {
       throw new HookFailure(`${attached.map(([n, b]) => `${n} is still attached to ${b}`).join('; ')}: its firewall rules stay in place`, 'detach it first (offline of the guest that owns it), then run offline again');
     }
-    return { tokens: new Set([...names, ...unknown].map((n) => stageRemove(n, env).token)), full: unknown.size > 0, known: names.size > 0 };
+    const recordedToken = (n: IfName): string | undefined => (Object.hasOwn(index.vifs, n) ? index.vifs[n]!.token : undefined);
+    return { tokens: new Set([...names, ...unknown].map((n) => stageRemove(n, env, recordedToken(n)).token)), full: unknown.size > 0, known: names.size > 0 };
   };
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {

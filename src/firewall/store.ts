@@ -109,6 +109,8 @@ export interface StagedChange {
   at: number;
   /** For installs: what it installs (see {@link fingerprintOf}). */
   fingerprint?: string;
+  /** For removals: the token of the install recorded when it was staged (see readStaged). */
+  replaces?: string;
 }
 
 export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');
@@ -613,12 +615,15 @@ function stagedOf(raw: unknown): StagedChange | undefined {
   }
   if (isOwner(r['owner'])) c.owner = { domid: r['owner'].domid, devid: r['owner'].devid };
   if (c.op === 'install' && typeof r['fingerprint'] === 'string') c.fingerprint = r['fingerprint'];
+  if (c.op === 'remove' && typeof r['replaces'] === 'string') c.replaces = r['replaces'];
   return c;
 }
 
 export interface Staged {
   change: StagedChange;
   chains: RuleSet | undefined;
+  /** A removal whose stager is gone (see readStaged): the committer checks it still stands. */
+  orphaned?: true;
   files: string[];
 }
 
@@ -649,6 +654,13 @@ export function readStaged(env: NodeJS.ProcessEnv, log: Logger): Staged[] {
       continue;
     }
     if (!identityAlive(change.stager)) {
+      // A removal of a recorded install outlives its stager (the daemon answers an offline once
+      // the removal is staged, and may die before committing it): the committer finishes it if
+      // that install is still the one recorded and its port is on no bridge (commitStaged).
+      if (change.op === 'remove' && change.replaces !== undefined) {
+        out.push({ change, chains: undefined, files, orphaned: true });
+        continue;
+      }
       discard(`${change.op} of ${change.name} by pid ${change.stager.pid}, which is gone`);
       continue;
     }

@@ -131,6 +131,41 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     assert.deepEqual(readdirSync(pendingDir(env)), []);
   });
 
+  it('a removal whose stager died before committing it (the daemon answers an offline once it is staged) is finished by the next commit, unless a newer install has the name (found by an adversarial review)', async () => {
+    const b = new ModelBackend();
+    const keep = vif('vif1.0', 1);
+    const gone = vif('vif2.0', 2);
+    install(keep, env);
+    install(gone, env);
+    await commitStaged(b, env, silentLogger);
+    const orphan = (): void => {
+      const { index } = loadIndex(env, silentLogger);
+      const change = { ...stageRemove(gone.name, env, index.vifs['vif2.0']?.token), stager: { pid: deadPid, start: '1', boot: 'x' } };
+      rmSync(pendingDir(env), { recursive: true, force: true });
+      stage(change, undefined, env); // as if the daemon that staged it had died
+    };
+    // The control: the install the removal was staged against is replaced by a newer one, committed
+    // alone (a hook's retry of its own change) before any commit takes the removal.
+    orphan();
+    const newer = vif('vif2.0', 3);
+    const again = install(newer, env);
+    await commitStaged(b, env, silentLogger, { only: new Set([again.token]) });
+    assert.equal(readdirSync(pendingDir(env)).length, 1, 'the orphaned removal is still staged');
+    const log = recordingLog();
+    await commitStaged(b, env, log, { full: true });
+    assert.ok(log.lines.some((l) => /discarded staged firewall change .*remove of vif2\.0 by pid \d+, which is gone \(another install of it is recorded since\)/.test(l)), log.lines.join('\n'));
+    await assertLiveIs(b, [keep, newer]);
+    assert.deepEqual(readdirSync(pendingDir(env)), [], 'the stale removal went');
+    // A removal of the install recorded now, orphaned: finished.
+    orphan();
+    const log2 = recordingLog();
+    await commitStaged(b, env, log2);
+    assert.ok(log2.lines.some((l) => /vif2\.0: finishing the removal of its rules staged by pid \d+, which is gone/.test(l)), log2.lines.join('\n'));
+    await assertLiveIs(b, [keep]);
+    assert.deepEqual(Object.keys(loadIndex(env, silentLogger).index.vifs), ['vif1.0']);
+    assert.deepEqual(readdirSync(pendingDir(env)), []);
+  });
+
   it('a commit killed after its write-ahead is finished by the next one, which removes installs whose process is gone', async () => {
     const b = new ModelBackend();
     const keep = vif('vif1.0', 1);
