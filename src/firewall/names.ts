@@ -13,11 +13,12 @@ export const CHAIN_FROM = 'XN-FROM';
 export const CHAIN_TO = 'XN-TO';
 export const MAX_CHAIN_NAME = 28;
 
-export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L' | 'O4' | 'O6' | 'I4' | 'I6';
+export type VifChainKind = 'O' | 'I' | 'S' | 'N' | 'E' | 'L' | 'O4' | 'O6' | 'I4' | 'I6' | 'D4';
 /**
  * O: from the guest; I: to the guest; S: source check; N: neighbour-advertisement check; E:
  * ebtables (nftables: the guest's set elements); L: its DHCP replies (learning); O4, O6, I4
- * and I6 (nftables): its IPv4 and IPv6 frames, from O and I by ethertype.
+ * and I6 (nftables): its IPv4 and IPv6 frames, from O and I by ethertype; D4 (nftables): its
+ * IPv4 DHCP messages (UDP port 68 either way), from O4.
  */
 export function vifChain(kind: VifChainKind, vif: string): string {
   return `XN-${kind}-${vif}`;
@@ -47,7 +48,7 @@ export function isOwnedChain(name: string): boolean {
 
 /** The vif a per-vif chain belongs to, or undefined for shared chains. */
 export function vifOfChain(chain: string): string | undefined {
-  const m = /^XN-(?:[OISNEL]|[OI][46])-(.+)$/.exec(chain);
+  const m = /^XN-(?:[OISNEL]|[OI][46]|D4)-(.+)$/.exec(chain);
   return m?.[1];
 }
 

@@ -87,7 +87,7 @@ describe('drops by reason', () => {
     assert.equal(reasons.get('nftables XN-S-vif5.0 ether type ip counter drop'), 'spoof4');
     assert.equal(reasons.get('nftables XN-S-vif5.0 ether type ip6 counter drop'), 'spoof6');
     assert.equal(reasons.get('nftables XN-O6-vif5.0 icmpv6 type nd-router-advert counter drop'), 'ra');
-    assert.equal(reasons.get('nftables XN-O4-vif5.0 ether type ip udp dport 68 counter drop'), 'dhcps');
+    assert.equal(reasons.get('nftables XN-D4-vif5.0 ether type ip udp dport 68 counter drop'), 'dhcps');
     assert.equal(reasons.get('nftables XN-I4-vif5.0 counter drop'), 'in');
     assert.equal(reasons.get('nftables XN-O4-vif5.0 counter drop'), 'out');
   });

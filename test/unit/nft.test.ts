@@ -67,12 +67,12 @@ describe('nftables backend (pure)', () => {
     const after = { ...before, 'vif999.0': { bridge: ifn('xenbr0'), inbound: true, isolated: false, state: 'installed' as const } };
     const chains = compileVif(vif('vif999.0', { inbound: 'drop' }), NFT);
     const plan = incrementalPlans(before, after, emptyRuleSet(), chains, NFT).nftables;
-    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-I4-vif999.0', 'XN-I6-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-O4-vif999.0', 'XN-O6-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
+    assert.deepEqual([...plan.write.keys()].sort(), ['XN-CT', 'XN-D4-vif999.0', 'XN-E-vif999.0', 'XN-FWD', 'XN-I-vif999.0', 'XN-I4-vif999.0', 'XN-I6-vif999.0', 'XN-N-vif999.0', 'XN-O-vif999.0', 'XN-O4-vif999.0', 'XN-O6-vif999.0', 'XN-PRE', 'XN-S-vif999.0'], 'the first inbound guest adds the to-guest dispatch and the conntrack mark (set in XN-CT, cleared in XN-PRE)');
     const script = render(plan, 'nftables');
     assert.match(script, /^add element bridge xennet from_guest \{ "vif999\.0" : jump XN-O-vif999\.0 \}$/m);
     assert.doesNotMatch(script, /vif17\.0/, 'no other guest is touched');
     const again = incrementalPlans(after, { ...after, 'vif998.0': { bridge: ifn('xenbr0'), inbound: false, isolated: false, state: 'installed' } }, emptyRuleSet(), compileVif(vif('vif998.0'), NFT), NFT).nftables;
-    assert.deepEqual([...again.write.keys()].sort(), ['XN-E-vif998.0', 'XN-N-vif998.0', 'XN-O-vif998.0', 'XN-O4-vif998.0', 'XN-O6-vif998.0', 'XN-S-vif998.0']);
+    assert.deepEqual([...again.write.keys()].sort(), ['XN-D4-vif998.0', 'XN-E-vif998.0', 'XN-N-vif998.0', 'XN-O-vif998.0', 'XN-O4-vif998.0', 'XN-O6-vif998.0', 'XN-S-vif998.0']);
   });
 
   it('removing a guest detaches it first (add, then delete: no error whether or not the element is there) and deletes its chains', () => {
@@ -277,6 +277,25 @@ table inet xennet {
     for (const r of chains.get('XN-O6-vif5.0')!) assert.ok(!/^arp /.test(r) && !/\bip (saddr|daddr|frag-off)|ether type ip |udp dport 68|udp dport 67/.test(r), `XN-O6: ${r}`);
     // Each ends in the outbound verdict (goto: the end of the guest's checks).
     for (const c of ['XN-O4-vif5.0', 'XN-O6-vif5.0']) assert.equal(chains.get(c)!.at(-1), 'counter drop', c);
+  });
+
+  it('an IPv4 packet that is not DHCP (UDP port 68 neither way) passes two rules before its source check, not the DHCP checks: those are in XN-D4, which only port 68 enters', () => {
+    const guests: ResolvedVif[] = [vif('vif5.0'), vif('vif5.0', { outbound: 'drop', allowOut: [{ proto: 'tcp', ports: [443] }] })];
+    for (const g of guests) {
+      const chains: Map<string, string[]> = compileVif(g, NFT).nftables.chains;
+      const o4: string[] = chains.get('XN-O4-vif5.0')!;
+      assert.deepEqual(o4.slice(0, 3), ['udp dport 68 jump XN-D4-vif5.0', 'udp sport 68 jump XN-D4-vif5.0', 'jump XN-S-vif5.0'], o4.join('\n'));
+      const d4 = chains.get('XN-D4-vif5.0')!;
+      assert.ok(d4.length >= 4 && d4.every((r) => /udp (sport|dport) 68\b/.test(r)), d4.join('\n'));
+      assert.ok(d4.some((r) => /udp dport 68 counter drop$/.test(r)) && d4.some((r) => /udp sport 68 udp dport 67 .* counter drop$/.test(r)), 'the DHCP server guard and the client check');
+      // The chain comes before the rules naming it (an nft script names only what it made).
+      const order = [...chains.keys()];
+      assert.ok(order.indexOf('XN-D4-vif5.0') < order.indexOf('XN-O4-vif5.0'), order.join(' '));
+    }
+    // A DHCP server guest whose client messages are not checked has no such chain.
+    const relay: Map<string, string[]> = compileVif(vif('vif9.0', { dhcpServer: true }), NFT).nftables.chains;
+    assert.equal(relay.has('XN-D4-vif9.0'), false);
+    assert.ok(!relay.get('XN-O4-vif9.0')!.some((r) => r.includes('XN-D4')));
   });
 
   it('a one-port range is the port on both backends; a guest allowed to send 802.1Q gets VLAN 0 dropped and a warning', () => {

@@ -10,7 +10,7 @@
  *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
  *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
  *   XN-O-v   from the guest: MAC, ethertypes, then by ethertype: IPv4 to XN-O4-v (DHCP server
- *            guard, DHCP client checks), IPv6 to XN-O6-v (fragment, RA and DHCPv6 server guards,
+ *            guard and DHCP client checks in XN-D4-v, which only UDP port 68 enters), IPv6 to XN-O6-v (fragment, RA and DHCPv6 server guards,
  *            NA targets in XN-N-v), each then source addresses (XN-S-v), allow_out and the
  *            outbound verdict; ARP in XN-O-v itself
  *   XN-I-v   to the guest: tagged frames, non-IP, established and related, then by ethertype:
@@ -220,6 +220,9 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   const arp: string[] = [];
   const o4: string[] = [];
   const o6: string[] = [];
+  // IPv4 DHCP (UDP port 68 either way), checked in a chain of its own that only such packets
+  // enter: every other IPv4 packet passes two rules here instead of all of these.
+  const d4: string[] = [];
   if (macGuard) {
     o.push(`ether saddr != ${v.mac} drop`);
     o.push(`${noneOf('ether type', [...new Set([0x0800, 0x0806, 0x86dd, ...v.ethertypes])].sort((a, b) => a - b).map(ethertypeText))} drop`);
@@ -249,7 +252,7 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   o6.push(...logged(v, 'frag', 'frag nexthdr @ipv6_exthdrs'));
   if (!v.routerAdvertisements) o6.push(...logged(v, 'ra', 'icmpv6 type nd-router-advert'));
   if (!v.dhcpServer) {
-    o4.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'));
+    d4.push(...logged(v, 'dhcps', 'ether type ip udp dport 68'));
     o6.push(...logged(v, 'dhcps', 'ether type ip6 udp dport 546'));
   }
   // A DHCP client message is the guest's own only with its own MAC as chaddr: another's would
@@ -257,7 +260,7 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
   // short to hold a chaddr fails the match and is dropped with the rest.
   // A first fragment (its chaddr may lie past its end, and the later fragments carry no UDP
   // header to check) is never a legitimate DHCP message: dropped, nothing reassembles.
-  if (dhcpClientChecked(v)) o4.push(...logged(v, 'dhcpc', 'ip frag-off & 8192 != 0 udp sport 68 udp dport 67'), ...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
+  if (dhcpClientChecked(v)) d4.push(...logged(v, 'dhcpc', 'ip frag-off & 8192 != 0 udp sport 68 udp dport 67'), ...logged(v, 'dhcpc', `ether type ip udp sport 68 udp dport 67 ${chaddrMatch(v.mac, '!=')}`));
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   if (v.learning && v.mac) {
     // The server replies that are this guest's own go to the daemon, each port with its own rate:
@@ -276,7 +279,7 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     // and DHCPv6 client messages (a release or decline ends a binding). Rate-limited: a guest
     // cannot flood the daemon.
     if (v.antispoof.ipv6) o6.push(`ip6 saddr :: icmpv6 type nd-neighbor-solicit ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`);
-    if (v.antispoof.ipv4) o4.push(`ether type ip udp sport 68 udp dport 67 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
+    if (v.antispoof.ipv4) d4.push(`ether type ip udp sport 68 udp dport 67 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
     if (v.antispoof.ipv6) o6.push(`ether type ip6 udp sport 546 udp dport 547 ${HANDOVER_LIMIT} ${LEARN_LOG}`);
   }
   if (v.antispoof.ipv6 && (known || v.learning)) {
@@ -285,6 +288,13 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     // No legitimate NA has an extension header before the ICMPv6 header.
     t.chains.set(N, [...logged(v, 'na', 'ip6 nexthdr != ipv6-icmp'), ...targets.map((c) => `${naTargetMatch(c)} return`), ...(v.learning ? ['@th,64,128 . iifname @learned_na return', `ip6 daddr ff02::1 ${HANDOVER_LIMIT} ${tentativeFrom('@th,64,128')} ${LEARN_LOG}`] : []), ...logged(v, 'na', '')]);
     o6.push(`icmpv6 type nd-neighbor-advert jump ${N}`);
+  }
+  if (d4.length > 0) {
+    // Its rules each need port 68 on one side (a non-first fragment, with no UDP header to
+    // read, matches neither jump, as it matched none of them). A chain before the rule naming it.
+    const D4 = vifChain('D4', v.name);
+    t.chains.set(D4, d4);
+    o4.unshift(`udp dport 68 jump ${D4}`, `udp sport 68 jump ${D4}`);
   }
   const s = sourceChain(v);
   if (s) {
@@ -383,7 +393,7 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
 /**
  * Why a rule of a guest's chain drops (TableCodec.dropReason), as the rules compiled above read:
  * XN-O (MAC, ethertype, tagged frames, ARP), XN-O4 and XN-O6 (IPv6 header chains, RA, DHCP
- * server and client, outbound policy), XN-S (sources by family), XN-N (NA targets), XN-I (tagged
+ * server and client, outbound policy), XN-D4 (IPv4 DHCP server and client), XN-S (sources by family), XN-N (NA targets), XN-I (tagged
  * frames), XN-I4 and XN-I6 (inbound policy).
  */
 export function nftDropReason(chain: string, rule: string): DropReason | undefined {
@@ -397,6 +407,7 @@ export function nftDropReason(chain: string, rule: string): DropReason | undefin
       return 'ethertype';
     case 'O4':
     case 'O6':
+    case 'D4':
       if (rule.startsWith('frag ')) return 'frag';
       if (rule.includes('icmpv6 type nd-router-advert')) return 'ra';
       if (/udp sport 68 udp dport 67\b/.test(rule)) return 'dhcpc';
