@@ -41,6 +41,17 @@ function recordingLog(): Logger & { lines: string[] } {
 /** A pid that is certainly not running. */
 const deadPid = 2 ** 22 + 17;
 
+/** Two guests installed and committed on a fresh model: vif1.0 stays, vif2.0 is the one that leaves. */
+async function twoGuests(env: NodeJS.ProcessEnv): Promise<{ b: ModelBackend; keep: ResolvedVif; gone: ResolvedVif }> {
+  const b = new ModelBackend();
+  const keep = vif('vif1.0', 1);
+  const gone = vif('vif2.0', 2);
+  install(keep, env);
+  install(gone, env);
+  await commitStaged(b, env, silentLogger);
+  return { b, keep, gone };
+}
+
 describe('firewall group commit (hook storms, crashes, unreadable state)', () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
@@ -132,12 +143,7 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
   });
 
   it('a removal whose stager died before committing it (the daemon answers an offline once it is staged) is finished by the next commit, unless a newer install has the name (found by an adversarial review)', async () => {
-    const b = new ModelBackend();
-    const keep = vif('vif1.0', 1);
-    const gone = vif('vif2.0', 2);
-    install(keep, env);
-    install(gone, env);
-    await commitStaged(b, env, silentLogger);
+    const { b, keep, gone } = await twoGuests(env);
     const orphan = (): void => {
       const { index } = loadIndex(env, silentLogger);
       const change = { ...stageRemove(gone.name, env, index.vifs['vif2.0']?.token), stager: { pid: deadPid, start: '1', boot: 'x' } };
@@ -194,12 +200,7 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
   });
 
   it('a removal written ahead and never confirmed is finished by the next commit, also when a new install of the name is withdrawn meanwhile (found by an adversarial review)', async () => {
-    const b = new ModelBackend();
-    const keep = vif('vif1.0', 1);
-    const gone = vif('vif2.0', 2);
-    install(keep, env);
-    install(gone, env);
-    await commitStaged(b, env, silentLogger);
+    const { b, keep, gone } = await twoGuests(env);
     // vif2.0 leaves; its commit dies after the write-ahead, and its staged change with it.
     stageRemove(gone.name, env);
     b.beforeRestore = () => {
