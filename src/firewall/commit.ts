@@ -222,7 +222,7 @@ export async function driftPlans(backend: Backend, env: NodeJS.ProcessEnv, log: 
   // the daemon runs this every 30 s.
   const driver = driverFor(backend.engine);
   // A removal written ahead and never confirmed is a change still to make, not chains to adopt.
-  const removals = new Set((index.removing ?? []).filter((n) => !index.vifs[n] && bridgeOfPort(n) === undefined));
+  const removals = new Set((index.removing ?? []).filter((n) => !Object.hasOwn(index.vifs, n) && bridgeOfPort(n) === undefined));
   const across = await readAdoptionTables(backend);
   for (const t of mine) {
     const live = across[t] ?? parseLive(await backend.save(t), t);
@@ -300,7 +300,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   // running under it: its rules stay, adopted, as for an install never confirmed).
   const finishing = new Set<string>();
   for (const name of index.removing ?? []) {
-    if (after[name] || removing.has(name)) continue;
+    if (Object.hasOwn(after, name) || removing.has(name)) continue;
     if (bridgeOfPort(name) !== undefined) {
       log.warning(`${name}: its removal (written ahead, never confirmed) is not finished: it is attached again, so its live rules stay as they are`);
       continue;

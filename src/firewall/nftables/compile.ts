@@ -10,9 +10,9 @@
  *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
  *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
  *   XN-O-v   from the guest: MAC, ethertypes, then by ethertype: IPv4 to XN-O4-v (DHCP server
- *            guard and DHCP client checks in XN-D4-v, which only UDP port 68 enters), IPv6 to XN-O6-v (fragment, RA and DHCPv6 server guards,
- *            NA targets in XN-N-v), each then source addresses (XN-S-v), allow_out and the
- *            outbound verdict; ARP in XN-O-v itself
+ *            guard and DHCP client checks in XN-D4-v, which only UDP port 68 enters), IPv6 to
+ *            XN-O6-v (fragment, RA and DHCPv6 server guards, NA targets in XN-N-v), each then
+ *            source addresses (XN-S-v), allow_out and the outbound verdict; ARP in XN-O-v itself
  *   XN-I-v   to the guest: tagged frames, non-IP, established and related, then by ethertype:
  *            IPv4 to XN-I4-v (DHCP replies), IPv6 to XN-I6-v (neighbour discovery, DHCPv6
  *            replies), each then allow_in and the inbound verdict
@@ -392,9 +392,9 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
 
 /**
  * Why a rule of a guest's chain drops (TableCodec.dropReason), as the rules compiled above read:
- * XN-O (MAC, ethertype, tagged frames, ARP), XN-O4 and XN-O6 (IPv6 header chains, RA, DHCP
- * server and client, outbound policy), XN-D4 (IPv4 DHCP server and client), XN-S (sources by family), XN-N (NA targets), XN-I (tagged
- * frames), XN-I4 and XN-I6 (inbound policy).
+ * XN-O (MAC, ethertype, tagged frames, ARP), XN-O4 and XN-O6 (IPv6 header chains, RA, DHCPv6
+ * server, outbound policy), XN-D4 (IPv4 DHCP server and client), XN-S (sources by family), XN-N
+ * (NA targets), XN-I (tagged frames), XN-I4 and XN-I6 (inbound policy).
  */
 export function nftDropReason(chain: string, rule: string): DropReason | undefined {
   if (!/(^|\s)drop$/.test(rule)) return undefined;
