@@ -16,7 +16,6 @@
  *     came up (it is attached only after its rules are confirmed); unless the port is attached (a
  *     running guest's rules being changed): then its live rules are adopted as they are.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { isIfName, type IfName } from '../net/index.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
@@ -36,7 +35,7 @@ import { normalizeRule } from './normalize.js';
 import type { LiveTable } from './live.js';
 import type { AdoptedFacts } from './driver.js';
 import { forgetEarlierDomains, forgetVif, restoreBindings } from './learning/state.js';
-import { fingerprintOf, loadIndex, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type FirewallIndex, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
+import { fingerprintOf, loadIndex, newToken, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type FirewallIndex, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
 
@@ -268,6 +267,9 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}, which is gone (${e ? 'another install of it is recorded since' : 'it is no longer recorded'}${bridgeOfPort(name) !== undefined ? ', and it is on a bridge' : ''})`);
     return false;
   });
+  // An orphaned removal is older than any live stager's change (its stager is gone): taken
+  // first, whatever its time says, so that a live install of the name always wins.
+  staged = [...staged.filter((s) => s.orphaned), ...staged.filter((s) => !s.orphaned)];
   if (options.only) staged = staged.filter((s) => options.only!.has(s.change.token));
   // A change compiled for the other backend (prepared before an apply moved the firewall) is never
   // installed here: it is left to its stager, whose own commit is refused with a message.
@@ -310,7 +312,10 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     finishing.add(name);
   }
   const newChains = new Map<string, RuleSet>();
+  /** Names a staged change of this batch removes (a later install of the name may supersede it). */
+  const removalAsked = new Set<string>();
   for (const { change, chains } of staged) {
+    if (change.op === 'remove') removalAsked.add(change.name);
     if (change.op === 'install' && change.member && chains) {
       const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
       if (change.member.learning) e.learning = true;
@@ -371,11 +376,13 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     for (const { change } of withdrawn) {
       if (change.op !== 'install' || after[change.name]?.token !== change.token) continue;
       newChains.delete(change.name);
-      if (before[change.name]) after[change.name] = before[change.name]!;
+      // A name whose removal this commit makes (asked in this batch, or finished), and whose new
+      // install was withdrawn: its old chains still go (not kept, not adopted).
+      if (finishing.has(change.name) || removalAsked.has(change.name)) {
+        delete after[change.name];
+        removing.add(change.name);
+      } else if (before[change.name]) after[change.name] = before[change.name]!;
       else delete after[change.name];
-      // A name whose removal this commit finishes, and whose new install was withdrawn: its old
-      // chains are still to go (not to be adopted).
-      if (finishing.has(change.name)) removing.add(change.name);
     }
     staged = staged.filter((s) => !withdrawn.includes(s));
     saveIndex(ahead(), env);
@@ -421,9 +428,12 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   killPoint('firewall:before-confirm', env);
   // Confirmed: record it, then let the stagers know (their pending files go last).
   const confirmed: Members = {};
+  // Every install recorded has a token (adopted ones this commit's): a removal staged against it
+  // names it, and outlives its stager (readStaged).
+  const adoptedToken = newToken();
   for (const [name, e] of Object.entries({ ...adopted, ...after })) {
     const { stager: _s, ...rest } = e;
-    confirmed[name] = { ...rest, state: 'installed' };
+    confirmed[name] = { ...rest, state: 'installed', token: rest.token ?? adoptedToken };
   }
   try {
     saveIndex({ ...base, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);
@@ -458,10 +468,6 @@ function removeFile(path: string): void {
   } catch {
     /* gone */
   }
-}
-
-export function newToken(): string {
-  return `${process.pid}-${randomUUID()}`;
 }
 
 export function stageInstall(name: IfName, m: MemberFacts, chains: RuleSet, owner: Owner | undefined, names: string | undefined, env: NodeJS.ProcessEnv): StagedChange {

@@ -14,7 +14,7 @@ import { compile, compileVif, memberFacts } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { carryDropCounters } from './counter-carry.js';
 import { silentLogger, type Logger } from '../sys/log.js';
-import { fingerprintOf, loadIndex, recordedVifs, removeVifChains, saveIndex, sweepFirewallTemp, writeVifChains, type IndexEntry } from './store.js';
+import { fingerprintOf, loadIndex, newToken, recordedVifs, removeVifChains, saveIndex, sweepFirewallTemp, writeVifChains, type IndexEntry } from './store.js';
 import { tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { allDrivers, codecOf, driverFor, engineTables, parseLive } from './drivers.js';
 import { resolveVif } from './resolve.js';
@@ -146,9 +146,11 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
   // one being left), which the next commit, the daemon and the learned bindings go by.
   const vifs: Record<string, IndexEntry> = {};
   const compiled = new Map<string, RuleSet>();
+  // One token for what this apply installs: a removal staged against it names it (readStaged).
+  const token = newToken();
   for (const r of hp.state.resolved) {
     const facts = memberFacts(r);
-    const e: IndexEntry = { ...facts, state: 'installed' };
+    const e: IndexEntry = { ...facts, state: 'installed', token };
     if (r.domid !== undefined && r.devid !== undefined) e.owner = { domid: r.domid, devid: r.devid };
     if (r.namesKey !== undefined) e.names = r.namesKey;
     const chains = compileVif(r, backend.engine);

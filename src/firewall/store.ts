@@ -15,7 +15,7 @@
  * gone is discarded, never committed; temporary files of killed writers are swept. An index from
  * an earlier boot describes rules that are gone and is ignored.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cidrText, isIfName, parseCidr, type IfName } from '../net/index.js';
@@ -111,6 +111,11 @@ export interface StagedChange {
   fingerprint?: string;
   /** For removals: the token of the install recorded when it was staged (see readStaged). */
   replaces?: string;
+}
+
+/** A new change's token: unique per change (see StagedChange.token, IndexEntry.token). */
+export function newToken(): string {
+  return `${process.pid}-${randomUUID()}`;
 }
 
 export const dirOf = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'firewall');

@@ -261,6 +261,8 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
     assert.equal(index().dirty, true, 'a failed apply leaves the record dirty, not "done"');
     assert.equal((await xennet(['apply'])).code, 0);
     assert.equal(index().dirty, false);
+    // Each guest apply installed is recorded with a token: a removal staged against it names it.
+    for (const [name, e] of Object.entries(index().vifs)) assert.equal(typeof (e as { token?: unknown }).token, 'string', `${name}: ${JSON.stringify(e)}`);
 
     await flushChain('XN-S-vif30.0');
     const table = native ? 'nftables' : 'ipv4';

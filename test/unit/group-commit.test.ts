@@ -13,7 +13,7 @@ import { dialectOf, tableNames, type ResolvedVif } from '../../src/firewall/mode
 import { normalizeRule } from '../../src/firewall/normalize.js';
 import { resolveVif } from '../../src/firewall/resolve.js';
 import { parseLive } from '../../src/firewall/drivers.js';
-import { loadIndex, pendingDir, stage, type StagedChange } from '../../src/firewall/store.js';
+import { loadIndex, pendingDir, stage, unstage, type StagedChange } from '../../src/firewall/store.js';
 import { silentLogger, type Logger } from '../../src/sys/log.js';
 import { ModelBackend } from './lib/model-backend.js';
 import { installedEngine } from '../../src/firewall/engine.js';
@@ -170,6 +170,46 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     await assertLiveIs(b, [keep]);
     assert.deepEqual(Object.keys(loadIndex(env, silentLogger).index.vifs), ['vif1.0']);
     assert.deepEqual(readdirSync(pendingDir(env)), []);
+  });
+
+  it('an orphaned removal: a live install of the name always wins, whatever the times; one withdrawn in the same commit leaves the removal standing; a record without a token (an older apply, an adoption) gets one at the next commit (found by an adversarial review)', async () => {
+    const { b, keep, gone } = await twoGuests(env);
+    const orphan = (at?: number): void => {
+      const { index } = loadIndex(env, silentLogger);
+      const change = { ...stageRemove(gone.name, env, index.vifs['vif2.0']?.token), stager: { pid: deadPid, start: '1', boot: 'x' }, ...(at !== undefined ? { at } : {}) };
+      rmSync(pendingDir(env), { recursive: true, force: true });
+      stage(change, undefined, env);
+    };
+    // Its time after the install's (a clock stepped back since, or a forged file): the install wins.
+    orphan(Date.now() + 60_000);
+    const newer = vif('vif2.0', 3);
+    const live = install(newer, env);
+    await commitStaged(b, env, silentLogger);
+    assert.equal(loadIndex(env, silentLogger).index.vifs['vif2.0']?.token, live.token);
+    await assertLiveIs(b, [keep, newer]);
+    // A new install of the name withdrawn while the commit that takes the orphan runs.
+    orphan();
+    const withdrawn = install(vif('vif2.0', 4), env);
+    const next = commitStaged(b, { ...env, XENNET_TEST_STALL_AT: 'firewall:staged-read@300' }, silentLogger);
+    setTimeout(() => unstage(withdrawn.token, env), 50);
+    await next;
+    await assertLiveIs(b, [keep]);
+    assert.deepEqual(Object.keys(loadIndex(env, silentLogger).index.vifs), ['vif1.0']);
+    assert.deepEqual(readdirSync(pendingDir(env)), []);
+    // A record without a token (written by an older apply): the next commit gives it one, and a
+    // removal staged against it then outlives its stager too.
+    const idxPath = join(dir, 'firewall', 'index.json');
+    install(newer, env);
+    await commitStaged(b, env, silentLogger);
+    const { index } = loadIndex(env, silentLogger);
+    const { token: _t, ...untokened } = index.vifs['vif2.0']!;
+    rmSync(join(dir, 'firewall', 'index.journal'), { force: true });
+    writeFileSync(idxPath, JSON.stringify({ ...index, vifs: { ...index.vifs, 'vif2.0': untokened } }));
+    await commitStaged(b, env, silentLogger, { full: true });
+    assert.equal(typeof loadIndex(env, silentLogger).index.vifs['vif2.0']?.token, 'string', 'given a token');
+    orphan();
+    await commitStaged(b, env, silentLogger);
+    await assertLiveIs(b, [keep]);
   });
 
   it('a commit killed after its write-ahead is finished by the next one, which removes installs whose process is gone', async () => {
