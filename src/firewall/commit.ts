@@ -255,11 +255,22 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   await stallPoint('firewall:staged-read', env);
   // A removal whose stager died before committing it still stands while the install it removes
   // is the one recorded and its port is on no bridge; otherwise a newer install has the name.
+  // A live stager's removal of an install that is no longer the one recorded (a newer one of the
+  // name was committed since it was staged: the daemon stages an offline's removal without the
+  // lock) is stale the same way: the newer install wins.
+  // (The same guest's install again, its policy followed since, is still the one to remove.)
   staged = staged.filter((s) => {
-    if (!s.orphaned) return true;
-    const { name, replaces, stager } = s.change;
+    const { name, replaces, stager, owner } = s.change;
     const e = Object.hasOwn(index.vifs, name) ? index.vifs[name] : undefined;
-    if (e?.token === replaces && bridgeOfPort(name) === undefined) {
+    const sameGuest = e?.owner !== undefined && owner !== undefined && e.owner.domid === owner.domid && e.owner.devid === owner.devid;
+    const current = e !== undefined && (e.token === replaces || sameGuest);
+    if (!s.orphaned) {
+      if (s.change.op !== 'remove' || replaces === undefined || e === undefined || current) return true;
+      for (const f of s.files) removeFile(f);
+      log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}: another install of it is recorded since it was staged`);
+      return false;
+    }
+    if (current && bridgeOfPort(name) === undefined) {
       log.warning(`${name}: finishing the removal of its rules staged by pid ${stager.pid}, which is gone`);
       return true;
     }
@@ -478,10 +489,11 @@ export function stageInstall(name: IfName, m: MemberFacts, chains: RuleSet, owne
   return change;
 }
 
-/** Stages the removal of a vif's rules; `replaces`: the token of its install the index records (a removal then outlives its stager: see readStaged). */
-export function stageRemove(name: IfName, env: NodeJS.ProcessEnv, replaces?: string): StagedChange {
+/** Stages the removal of a vif's rules; `replaces` and `owner`: the token and the owner of its install the index records (a removal then outlives its stager, and yields to another guest's install of the name: see commitStaged). */
+export function stageRemove(name: IfName, env: NodeJS.ProcessEnv, replaces?: string, owner?: Owner): StagedChange {
   const change: StagedChange = { op: 'remove', name, token: newToken(), stager: selfIdentity(), at: Date.now() };
   if (replaces !== undefined) change.replaces = replaces;
+  if (owner !== undefined) change.owner = owner;
   stage(change, undefined, env);
   return change;
 }

@@ -18,7 +18,7 @@ import { resolveVif } from './resolve.js';
 import { learnedAddressesByVif, withLearningAvailability } from './learning/state.js';
 import { describeIdentity } from './domain-identity.js';
 import { bridgeOfPort } from '../sys/sysfs.js';
-import { findStagedInstall, recordedEntry, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type MemberFacts, type StagedChange } from './store.js';
+import { findStagedInstall, recordedEntry, fingerprintOf, isStaged, loadIndex, pendingDir, unstage, type IndexEntry, type MemberFacts, type StagedChange } from './store.js';
 
 /** The backend of what is installed (a hook never switches backends: `xennet apply` does). */
 const backendFor = (env: NodeJS.ProcessEnv, log: Logger, policy?: PolicyFile): Promise<Backend> => installedBackend(env, log, policy);
@@ -98,8 +98,8 @@ export function createHookFirewall(env: NodeJS.ProcessEnv, log: Logger, policySo
     if (attached.length > 0) {
       throw new HookFailure(`${attached.map(([n, b]) => `${n} is still attached to ${b}`).join('; ')}: its firewall rules stay in place`, 'detach it first (offline of the guest that owns it), then run offline again');
     }
-    const recordedToken = (n: IfName): string | undefined => (Object.hasOwn(index.vifs, n) ? index.vifs[n]!.token : undefined);
-    return { tokens: new Set([...names, ...unknown].map((n) => stageRemove(n, env, recordedToken(n)).token)), full: unknown.size > 0, known: names.size > 0 };
+    const recordedNow = (n: IfName): IndexEntry | undefined => (Object.hasOwn(index.vifs, n) ? index.vifs[n] : undefined);
+    return { tokens: new Set([...names, ...unknown].map((n) => stageRemove(n, env, recordedNow(n)?.token, recordedNow(n)?.owner).token)), full: unknown.size > 0, known: names.size > 0 };
   };
   return {
     async prepare(cfg, bridge): Promise<PreparedFirewall> {

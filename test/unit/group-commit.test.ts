@@ -212,6 +212,35 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     await assertLiveIs(b, [keep]);
   });
 
+  it('a removal staged against an install that is no longer the one recorded (a new guest under the name committed meanwhile: the daemon stages an offline\'s removal without the lock) removes nothing (found by an adversarial review)', async () => {
+    const { b, keep, gone } = await twoGuests(env);
+    const stale = loadIndex(env, silentLogger).index.vifs[gone.name]!.token;
+    const newer = vif('vif2.0', 3);
+    install(newer, env);
+    await commitStaged(b, env, silentLogger);
+    stageRemove(gone.name, env, stale); // its stager alive
+    const log = recordingLog();
+    await commitStaged(b, env, log);
+    assert.ok(log.lines.some((l) => /discarded staged firewall change .*remove of vif2\.0 by pid \d+: another install of it is recorded since it was staged/.test(l)), log.lines.join('\n'));
+    await assertLiveIs(b, [keep, newer]);
+    assert.deepEqual(readdirSync(pendingDir(env)), []);
+    // The control: staged against the install recorded now, it removes it.
+    const now = loadIndex(env, silentLogger).index.vifs[gone.name]!;
+    stageRemove(gone.name, env, now.token, now.owner);
+    await commitStaged(b, env, silentLogger);
+    await assertLiveIs(b, [keep]);
+    // The same guest installed again since (its policy followed): still the one removed.
+    install(newer, env);
+    await commitStaged(b, env, silentLogger);
+    const first = loadIndex(env, silentLogger).index.vifs[gone.name]!;
+    install(newer, env);
+    await commitStaged(b, env, silentLogger);
+    assert.notEqual(loadIndex(env, silentLogger).index.vifs[gone.name]!.token, first.token);
+    stageRemove(gone.name, env, first.token, first.owner);
+    await commitStaged(b, env, silentLogger);
+    await assertLiveIs(b, [keep]);
+  });
+
   it('a commit killed after its write-ahead is finished by the next one, which removes installs whose process is gone', async () => {
     const b = new ModelBackend();
     const keep = vif('vif1.0', 1);
