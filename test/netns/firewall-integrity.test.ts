@@ -214,7 +214,10 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
       assert.ok((await rulesOf('vif25.0')).length > 0, 'the control: its chains are still live');
       const next = await host.addGuest(spec(26));
       await online(next);
-      assert.deepEqual(await rulesOf('vif25.0'), [], 'the removal was finished');
+      // (A learning guest's tentative DAD entry, a set element with a 2 s timeout, may outlive
+      // its rules by that long: it is state, not a rule, and ends by itself.)
+      const timed = (l: string): boolean => / timeout \d+s expires /.test(l);
+      assert.deepEqual((await rulesOf('vif25.0')).filter((l) => !timed(l)), [], 'the removal was finished');
       assert.equal(Object.hasOwn(index().vifs, 'vif25.0'), false, `not adopted back: ${JSON.stringify(Object.keys(index().vifs))}`);
       assert.equal(index().dirty, false);
       const plan = await xennet(['plan']);
