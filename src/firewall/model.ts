@@ -173,6 +173,18 @@ export interface ResolvedVif {
   warnings: string[];
 }
 
+/**
+ * Whether a guest's own chains check every source its frames may carry (its MAC, ARP sender, IPv4
+ * and IPv6 sources, NA targets) against its own MAC and host addresses, which are its claims: the
+ * identity guard (claims.ts) need not look at its frames. A prefix lets it use addresses of others
+ * inside it, so only host addresses count; a guest that learns its addresses (none declared) is
+ * never one of these.
+ */
+export function sourcesOwnChecked(v: ResolvedVif): boolean {
+  const known = v.ipv4.length > 0 || v.ipv6.length > 0;
+  return v.mac !== undefined && v.antispoof.mac && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known && [...v.ipv4, ...v.ipv6].every((a) => a.len === (a.family === 'ipv4' ? 32 : 128));
+}
+
 /** Whether a guest's DHCP client messages are checked for its own MAC as chaddr (not a relay's or a server's). */
 export function dhcpClientChecked(v: ResolvedVif): v is ResolvedVif & { mac: Mac } {
   return v.mac !== undefined && v.antispoof.mac && v.antispoof.ipv4 && !v.dhcpServer;

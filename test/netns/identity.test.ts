@@ -134,6 +134,25 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
     }, 5000);
   });
 
+  it('a guest whose policy lets it use others\' addresses (a prefix) meets the guard after its own chains: not another guest\'s address inside its prefix; its own pass', async () => {
+    writeRules('', '  wide:\n    ipv4: [192.168.0.0/24]\n');
+    const victim = await host.addGuest(spec(25));
+    const wide = await host.addGuest(spec(26, { name: 'wide' }));
+    await online(victim);
+    await online(wide);
+    assert.ok(await victim.ns.ping('192.168.0.1'), 'the victim\'s own traffic (it checks every source it may carry)');
+    const lan = await lanMac();
+    const from = (src: string, marker: string) => arrives(wide.ns, host.lan, 'lan0', hex(marker), 'udp4', [wide.mac, lan, src, '192.168.0.1', '4000', '4001', marker]);
+    assert.equal(await from('192.168.0.77', 'inside-prefix'), true, 'an address of its prefix that nobody claims passes');
+    assert.equal(await from(ip4(25), 'victims-address'), false, 'the victim\'s address, inside its prefix: the guard drops it');
+    assert.ok((await vifStatus(victim)).claims.dropped.packets >= 1, 'counted as a claim from another port');
+    // The control: with the guard off the prefix lets it through.
+    writeRules('defaults:\n  identity_guard: false\n', '  wide:\n    ipv4: [192.168.0.0/24]\n');
+    const r = await xennet(['apply']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await from(ip4(25), 'victims-address-control'), true, 'control: the prefix allows it');
+  });
+
   it('a LAN host cannot prime conntrack into an inbound: drop guest with a datagram from the guest\'s address', async () => {
     const web = await host.addGuest(spec(11, { name: 'web' }));
     await online(web);

@@ -164,12 +164,12 @@ describe('the identity guard: both backends', () => {
     const t = compileShared([treeMember(a), treeMember(b)], NFT).nftables;
     const pre = t.chains.get('XN-PRE')!;
     assert.deepEqual(pre.slice(-6), [
+      'iifname vmap @from_guest',
       'ether saddr . iifname != @id_mac_port ether saddr @id_mac counter drop',
       'arp saddr ip . iifname != @id_ip4_port arp saddr ip @id_ip4 counter drop',
       'ip saddr . iifname != @id_ip4_port ip saddr @id_ip4 counter drop',
       'ip6 saddr . iifname != @id_ip6_port ip6 saddr @id_ip6 counter drop',
       'icmpv6 type nd-neighbor-advert @th,64,128 . iifname != @id_na_port @th,64,128 @id_na counter drop',
-      'iifname vmap @from_guest',
     ]);
     assert.ok(t.chains.get('XN-E-vif5.0')!.includes('@id_mac_port 00:16:3e:00:00:05 . "vif5.0"'));
     assert.ok(t.chains.get('XN-E-vif5.0')!.includes('@id_na_port 0x20010db8000000000000000000000005 . "vif5.0"'));

@@ -270,13 +270,43 @@ table inet xennet {
     assert.ok(gotoAt('ip') >= 0 && gotoAt('ip6') >= 0, o.join('\n'));
     // Before the dispatch only what every frame must pass: its MAC and its ethertype.
     assert.deepEqual(o.slice(0, Math.min(gotoAt('ip'), gotoAt('ip6'))).map((r) => r.split(' ')[0]), ['ether', 'ether']);
-    // After it, what IPv4 and IPv6 never reach: ARP.
-    for (const r of o.slice(Math.max(gotoAt('ip'), gotoAt('ip6')) + 1)) assert.match(r, /^arp /, r);
+    // After it, what IPv4 and IPv6 never reach: ARP (and the end of a guest that checks every source it may carry).
+    for (const r of o.slice(Math.max(gotoAt('ip'), gotoAt('ip6')) + 1)) assert.match(r, /^(arp |accept$)/, r);
     const ip6 = /\b(ip6|icmpv6|frag nexthdr|nd-)|\b54[67]\b/;
     for (const r of chains.get('XN-O4-vif5.0')!) assert.ok(!/^arp /.test(r) && !ip6.test(r), `XN-O4: ${r}`);
     for (const r of chains.get('XN-O6-vif5.0')!) assert.ok(!/^arp /.test(r) && !/\bip (saddr|daddr|frag-off)|ether type ip |udp dport 68|udp dport 67/.test(r), `XN-O6: ${r}`);
     // Each ends in the outbound verdict (goto: the end of the guest's checks).
     for (const c of ['XN-O4-vif5.0', 'XN-O6-vif5.0']) assert.equal(chains.get(c)!.at(-1), 'counter drop', c);
+  });
+
+  it('a guest whose chains check every source it may carry accepts what passes them, before the identity guard; any other guest\'s chains return to it', () => {
+    const chainsOf = (v: ResolvedVif): Map<string, string[]> => compileVif(v, NFT).nftables.chains;
+    const ends = (v: ResolvedVif): (string | undefined)[] => ['O', 'O4', 'O6'].map((k) => chainsOf(v).get(`XN-${k}-${v.name}`)?.at(-1));
+    assert.deepEqual(ends(vif('vif5.0')), ['accept', 'accept', 'accept'], 'MAC, ARP, IPv4 and IPv6 sources checked, host addresses only');
+    // Its allowed outbound traffic is accepted there too; what is not allowed is dropped.
+    const strictOut = chainsOf(vif('vif5.0', { outbound: 'drop', allowOut: [{ proto: 'tcp', ports: [443] }] }));
+    const o4 = strictOut.get('XN-O4-vif5.0')!;
+    assert.ok(o4.includes('tcp dport 443 accept') && o4.at(-1) === 'counter drop' && !o4.includes('accept'), o4.join('\n'));
+    assert.equal(strictOut.get('XN-O-vif5.0')!.at(-1), 'accept');
+    // Any hole in its checks: its chains return, and XN-PRE's guard sees its frames.
+    const open: [string, ResolvedVif][] = [
+      ['a prefix (others\' addresses inside it)', vif('vif5.0', { ipv4: [cidr('192.168.0.0/24')] })],
+      ['MAC anti-spoofing off', vif('vif5.0', { antispoof: { mac: false, arp: true, ipv4: true, ipv6: true } })],
+      ['ARP anti-spoofing off', vif('vif5.0', { antispoof: { mac: true, arp: false, ipv4: true, ipv6: true } })],
+      ['IPv4 anti-spoofing off', vif('vif5.0', { antispoof: { mac: true, arp: true, ipv4: false, ipv6: true } })],
+      ['IPv6 anti-spoofing off', vif('vif5.0', { antispoof: { mac: true, arp: true, ipv4: true, ipv6: false } })],
+      ['no MAC', vif('vif5.0', { mac: undefined })],
+      ['no address declared (learning)', { ...vif('vif5.0', { ipv4: [], ipv6: [] }), learning: true }],
+      ['tagged frames allowed (the IP inside is not checked)', vif('vif5.0', { ethertypes: [0x8100] })],
+    ];
+    for (const [why, v] of open) {
+      const chains = chainsOf(v);
+      assert.ok([...chains.values()].every((rules) => !rules.some((r) => /(^|\s)accept$/.test(r))), `${why}: no accept\n${[...chains].join('\n')}`);
+    }
+    // XN-PRE: the guests' chains first, then the guard (for the uplink's frames and the others').
+    const pre = compile([vif('vif5.0'), vif('vif6.0', { mac: mac('00:16:3e:00:00:06'), ipv4: [cidr('192.168.0.0/24')], ipv6: [] })], NFT).nftables.chains.get('XN-PRE')!;
+    const at = (re: RegExp): number => pre.findIndex((r) => re.test(r));
+    assert.ok(at(/^iifname vmap @from_guest$/) > 0 && at(/^iifname vmap @from_guest$/) < at(/@id_mac /), pre.join('\n'));
   });
 
   it('an IPv4 packet that is not DHCP (UDP port 68 neither way) passes two rules before its source check, not the DHCP checks: those are in XN-D4, which only port 68 enters', () => {

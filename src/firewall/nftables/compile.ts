@@ -4,8 +4,11 @@
  *
  * bridge xennet
  *   XN-PRE   base chain, prerouting, priority -310 (before ebtables-nft's nat at -300 and before
- *            the bridge learns the source MAC): the identity guard (nft/guard.ts), then
- *            `iifname vmap @from_guest` -> XN-O-<vif>
+ *            the bridge learns the source MAC): `iifname vmap @from_guest` -> XN-O-<vif>, then
+ *            the identity guard (nft/guard.ts) for every frame that did not end its walk there:
+ *            a guest whose own chains check every source it may carry (sourcesOwnChecked)
+ *            accepts what passes them, any other guest's chains return, and a frame from a port
+ *            that is no guest's (the uplink, dom0's) misses the map
  *   XN-FWD   base chain, forward, priority -190 (after ebtables-nft's filter at -200, before
  *            br_netfilter at 0): isolation through the sets @guests and @isolated, then
  *            `oifname vmap @to_guest` -> XN-I-<vif> for guests with `inbound: drop`
@@ -31,7 +34,7 @@ import { cidrSortKey, eui64LinkLocal, hostCidr, type IfName } from '../../net/in
 import type { DropReason } from '../drop-reasons.js';
 import { DROP_GROUP, DROP_LOG_RATE, DROP_LOG_SET, DROP_LOG_SHARED, dropPrefix } from '../drop-log.js';
 import { CHAIN_CLAIMS, compileGuardNft, portClaimLines } from './guard.js';
-import { dhcpClientChecked, emptyTable, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules, type TreeMember } from '../model.js';
+import { dhcpClientChecked, emptyTable, sourcesOwnChecked, type BridgeConntrack, type Cidr, type ResolvedVif, type TableRules, type TreeMember } from '../model.js';
 import { vifChain } from '../names.js';
 import { addressSet, ethertypeText, icmpTypes, mark32, naTargetMatch, portSet, rawHex } from './syntax.js';
 import { HANDOVER_LIMIT, LEARN_LOG, LEARNED_GUARD, tentativeFrom } from './learned.js';
@@ -139,12 +142,12 @@ const logged = (v: ResolvedVif, what: DropReason, match: string, verdict = 'drop
 };
 
 /**
- * allow_in / allow_out rules as nft `return` rules (from the guest's point of view), each with
+ * allow_in / allow_out rules as nft rules ending in `verdict` (from the guest's point of view), each with
  * the IP families it is for: `icmp` is ICMP for IPv4 only and `icmpv6` ICMPv6 for IPv6 only
  * (`meta l4proto icmp` alone would also match an IPv6 packet whose next header is 1), so each
  * line goes into the chain of its families' frames.
  */
-export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): { line: string; families: readonly ('ipv4' | 'ipv6')[] }[] {
+export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out', verdict: 'return' | 'accept' = 'return'): { line: string; families: readonly ('ipv4' | 'ipv6')[] }[] {
   const out: { line: string; families: readonly ('ipv4' | 'ipv6')[] }[] = [];
   const field = dir === 'in' ? 'saddr' : 'daddr';
   for (const r of rules) {
@@ -156,13 +159,13 @@ export function nftAllowLines(rules: readonly AllowRule[], dir: 'in' | 'out'): {
     else if (r.proto === 'icmpv6') proto = r.icmp_types ? `icmpv6 type ${icmpTypes('ipv6', r.icmp_types)}` : 'meta l4proto ipv6-icmp';
     else proto = '';
     if (!cidrs) {
-      out.push({ line: proto ? `${proto} return` : `${IP_TYPES} return`, families });
+      out.push({ line: proto ? `${proto} ${verdict}` : `${IP_TYPES} ${verdict}`, families });
       continue;
     }
     for (const f of families) {
       const mine = cidrs.filter((c) => c.family === f);
       if (mine.length === 0) continue;
-      out.push({ line: [`${f === 'ipv4' ? 'ip' : 'ip6'} ${field} ${addressSet(f, mine)}`, proto, 'return'].filter((x) => x !== '').join(' '), families: [f] });
+      out.push({ line: [`${f === 'ipv4' ? 'ip' : 'ip6'} ${field} ${addressSet(f, mine)}`, proto, verdict].filter((x) => x !== '').join(' '), families: [f] });
     }
   }
   return out;
@@ -211,11 +214,15 @@ function sourceChain(v: ResolvedVif): string[] | undefined {
  * ethertype first: XN-O-v checks the MAC and the ethertype, then sends IPv4 to XN-O4-v and IPv6
  * to XN-O6-v (goto: their end is the end of the guest's checks) and checks ARP itself, so that
  * an IPv4 packet never walks the ARP and IPv6 rules, nor an IPv6 one the IPv4 and ARP rules.
+ * A guest whose chains check every source its frames may carry ends them with `accept`: what
+ * passes them is done with XN-PRE, the identity guard there after the map has nothing to add.
  */
 export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): TableRules {
   const t = emptyTable();
   const O = vifChain('O', v.name);
   const macGuard = v.mac !== undefined && v.antispoof.mac;
+  // (The IP inside a tagged frame the guest may send is not checked here: the guard must see it.)
+  const ownChecked = sourcesOwnChecked(v) && !TAGGED.some((e) => v.ethertypes.includes(e));
   const o: string[] = [];
   const arp: string[] = [];
   const o4: string[] = [];
@@ -304,9 +311,12 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     o6.push(`jump ${S}`);
   }
   if (v.outbound === 'drop') {
-    const allow = nftAllowLines(v.allowOut, 'out');
+    const allow = nftAllowLines(v.allowOut, 'out', ownChecked ? 'accept' : 'return');
     o4.push(...allowFor(allow, 'ipv4'), ...logged(v, 'out', ''));
     o6.push(...allowFor(allow, 'ipv6'), ...logged(v, 'out', ''));
+  } else if (ownChecked) {
+    o4.push('accept');
+    o6.push('accept');
   }
   // The family chains before XN-O, which names them (a chain is written before a rule names it).
   for (const [kind, type, rules] of [['O4', 'ip', o4], ['O6', 'ip6', o6]] as const) {
@@ -314,7 +324,7 @@ export function compileVifNft(v: ResolvedVif, conntrack: BridgeConntrack): Table
     t.chains.set(vifChain(kind, v.name), rules);
     o.push(`ether type ${type} goto ${vifChain(kind, v.name)}`);
   }
-  o.push(...arp, ...vlan0);
+  o.push(...arp, ...vlan0, ...(ownChecked ? ['accept'] : []));
   t.chains.set(O, o);
 
   if (v.inbound === 'drop') {
@@ -355,10 +365,12 @@ export function compileSharedNft(members: readonly TreeMember[], conntrack: Brid
   // the forward chain while one does or one is isolated.
   const pre = [BASE_CHAINS[CHAIN_PRE]!.printed];
   if (markState) pre.push(`meta mark set meta mark & ${mark32(~MARK_ESTABLISHED)}`);
+  // A guest's chains first: those of a guest that checks every source it may carry end in accept,
+  // so that its frames skip the guard's lookups; the others' return, and the guard sees theirs.
+  pre.push('iifname vmap @from_guest');
   const guard = compileGuardNft(members);
   pre.push(...guard.rules);
   if (members.some((m) => m.learning)) pre.push(...LEARNED_GUARD.map((g) => g.rule));
-  pre.push('iifname vmap @from_guest');
   t.chains.set(CHAIN_PRE, pre);
   const fwd = [BASE_CHAINS[CHAIN_FWD]!.printed];
   // A learning guest's DHCP and DHCPv6 replies go to its XN-L chain (which hands its own to the

@@ -20,7 +20,7 @@ import { eui64LinkLocal, parseCidr, type Cidr } from '../../net/index.js';
 import { CHAIN_ID, compileGuardXtables, MARK_OWN_CHECKED, NA_NO_EXTENSION_HEADERS, naTargetU32 } from './guard.js';
 import type { DropReason } from '../drop-reasons.js';
 import { DROP_GROUP, DROP_LOG_HASHLIMIT, DROP_LOG_RATE, DROP_LOG_SHARED, dropPrefix } from '../drop-log.js';
-import { cidrText, dhcpClientChecked, emptyRuleSet, type ResolvedVif, type RuleSet, type TableRules, type TreeMember, type XtablesTable } from '../model.js';
+import { cidrText, dhcpClientChecked, emptyRuleSet, sourcesOwnChecked, type ResolvedVif, type RuleSet, type TableRules, type TreeMember, type XtablesTable } from '../model.js';
 import { CHAIN_FORWARD, CHAIN_FROM, CHAIN_TO, treeChain, vifChain } from '../names.js';
 import { CHAIN_DEFEND, CHAIN_LEARN, DEFEND_CHAIN_RULES, LEARN_CHAIN_RULES, LEARN_RATE, learnedSourceMatch, nflogTarget } from './learned.js';
 import { DEFEND_PREFIX, HANDOVER_RATE, LEARN_GROUP, LEARN_PREFIX } from '../learning/log.js';
@@ -198,8 +198,7 @@ function ebChain(v: ResolvedVif, t: TableRules): void {
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
   // Every source its frames may carry is checked by its own chains (MAC and ARP here, IP in
   // iptables before conntrack confirms anything): the identity guard need not look at them.
-  // (A prefix lets it use addresses of others inside it, so only host addresses count.)
-  const ownChecked = macGuard && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known && [...v.ipv4, ...v.ipv6].every((a) => a.len === (a.family === 'ipv4' ? 32 : 128));
+  const ownChecked = sourcesOwnChecked(v);
   if (macGuard) e.push(`-s ! ${v.mac} -j DROP`);
   e.push(`-j mark --mark-or ${hex(MARK_GUEST | (v.isolation ? MARK_ISOLATED : 0) | (ownChecked ? MARK_OWN_CHECKED : 0) | (v.dhcpServer ? MARK_DHCP_SERVER : 0))} --mark-target CONTINUE`);
   if (v.learning) {
