@@ -648,14 +648,15 @@ export function readStaged(env: NodeJS.ProcessEnv, log: Logger): Staged[] {
   for (const f of names) {
     const files = [join(dir, f), join(dir, `${f.slice(0, -5)}.chains.json`)];
     const discard = (why: string): void => {
-      for (const x of files) rmSync(x, { force: true });
+      // (recursive: what is not a file, a directory too, goes; a link goes, not what it names)
+      for (const x of files) rmSync(x, { force: true, recursive: true });
       log.warning(`discarded staged firewall change ${f}: ${why}`);
     };
     const r = readJsonTolerant(files[0]!);
     if (r.kind === 'missing') continue; // committed meanwhile
     const change = r.kind === 'ok' ? stagedOf(r.value) : undefined;
     if (!change || `${change.token}.json` !== f) {
-      discard('it does not parse');
+      discard(r.kind === 'corrupt' ? `it does not parse: ${r.reason}` : 'it does not parse');
       continue;
     }
     if (!identityAlive(change.stager)) {

@@ -2,7 +2,7 @@
  * Durable JSON state files: written to a temporary file, fsynced, renamed over the old one, and
  * the directory fsynced, so a crash leaves either the old or the new content, never a mix.
  */
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { XennetError } from './errors.js';
@@ -149,14 +149,36 @@ export function readJson(path: string): unknown {
 
 export type ReadResult = { kind: 'missing' } | { kind: 'ok'; value: unknown } | { kind: 'corrupt'; reason: string };
 
-/** Reads a JSON file without throwing on content: a file that does not parse is `corrupt`. */
+/** The largest state file read: far more than xennet writes (its index of 1000 guests, the largest, is under 1 MB). */
+export const STATE_FILE_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads a JSON file without throwing on content: a file that does not parse, or that is not a
+ * regular file of at most STATE_FILE_MAX_BYTES (a directory, a FIFO, a device, a link), is `corrupt`.
+ */
 export function readJsonTolerant(path: string): ReadResult {
   let text: string;
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    // Never through a link, never blocked on a FIFO (its open, with O_NONBLOCK, returns at once).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'missing' };
+    if (code === 'ELOOP') return { kind: 'corrupt', reason: 'it is a symbolic link, not a file xennet wrote' };
     throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const st = fstatSync(fd);
+    // What xennet writes is a regular file far smaller than this: anything else is not its own,
+    // and reading it could block or take all memory.
+    if (!st.isFile()) return { kind: 'corrupt', reason: 'it is not a regular file' };
+    if (st.size > STATE_FILE_MAX_BYTES) return { kind: 'corrupt', reason: `it is larger than ${STATE_FILE_MAX_BYTES} bytes` };
+    text = readFileSync(fd, 'utf8');
+  } catch (e) {
+    throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    closeSync(fd);
   }
   try {
     return { kind: 'ok', value: JSON.parse(text) as unknown };

@@ -2,12 +2,34 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../../src/sys/statefile.js';
+import { readJsonTolerant, STATE_FILE_MAX_BYTES, writeJsonAtomic } from '../../src/sys/statefile.js';
 import { run } from '../../src/sys/exec.js';
 import { journalPath, readHookCalls, recordHookCall } from '../../src/hooks/hook-journal.js';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 
 describe('state files', () => {
+  it('only a regular file of a sane size is read: a directory, a link (to /dev/zero, say) or a huge file is corrupt, not an error and not read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-read-'));
+    try {
+      const at = (n: string): string => join(dir, n);
+      writeFileSync(at('ok.json'), '{"a":1}');
+      assert.deepEqual(readJsonTolerant(at('ok.json')), { kind: 'ok', value: { a: 1 } });
+      assert.deepEqual(readJsonTolerant(at('none.json')), { kind: 'missing' });
+      mkdirSync(at('dir.json'));
+      assert.deepEqual(readJsonTolerant(at('dir.json')), { kind: 'corrupt', reason: 'it is not a regular file' });
+      symlinkSync('/dev/zero', at('zero.json'));
+      assert.deepEqual(readJsonTolerant(at('zero.json')), { kind: 'corrupt', reason: 'it is a symbolic link, not a file xennet wrote' });
+      symlinkSync(at('ok.json'), at('link.json'));
+      assert.equal(readJsonTolerant(at('link.json')).kind, 'corrupt', 'a link to a good file is not followed either');
+      writeFileSync(at('huge.json'), '{}');
+      truncateSync(at('huge.json'), STATE_FILE_MAX_BYTES + 1); // sparse: nothing written
+      assert.deepEqual(readJsonTolerant(at('huge.json')), { kind: 'corrupt', reason: `it is larger than ${STATE_FILE_MAX_BYTES} bytes` });
+      assert.equal(readJsonTolerant(at('ok.json')).kind, 'ok', 'the control');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a filesystem nearly full: a state file that does not fit is not renamed into place cut short, and the old one stays whole (root: a 64 KiB tmpfs)', async function () {
     if (process.getuid?.() !== 0) this.skip();
     const dir = mkdtempSync(join(tmpdir(), 'xnt-full-'));
