@@ -264,18 +264,23 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     const e = Object.hasOwn(index.vifs, name) ? index.vifs[name] : undefined;
     const sameGuest = e?.owner !== undefined && owner !== undefined && e.owner.domid === owner.domid && e.owner.devid === owner.devid;
     const current = e !== undefined && (e.token === replaces || sameGuest);
+    if (s.change.op !== 'remove') return true;
+    // A removal never strips a port on a bridge: a hook stages one only for a detached port, so
+    // the name is another guest's by now (reused), or the file was not written by a hook.
+    const attached = bridgeOfPort(name) !== undefined;
     if (!s.orphaned) {
-      if (s.change.op !== 'remove' || replaces === undefined || e === undefined || current) return true;
+      if (!attached && (replaces === undefined || e === undefined || current)) return true;
       for (const f of s.files) removeFile(f);
-      log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}: another install of it is recorded since it was staged`);
+      log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}: ${attached ? 'it is on a bridge' : 'another install of it is recorded since it was staged'}`);
       return false;
     }
-    if (current && bridgeOfPort(name) === undefined) {
+    if (current && !attached) {
       log.warning(`${name}: finishing the removal of its rules staged by pid ${stager.pid}, which is gone`);
       return true;
     }
     for (const f of s.files) removeFile(f);
-    log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}, which is gone (${e ? 'another install of it is recorded since' : 'it is no longer recorded'}${bridgeOfPort(name) !== undefined ? ', and it is on a bridge' : ''})`);
+    const why = [...(e === undefined ? ['it is no longer recorded'] : current ? [] : ['another install of it is recorded since']), ...(attached ? ['it is on a bridge'] : [])];
+    log.warning(`discarded staged firewall change ${s.change.token}.json: remove of ${name} by pid ${stager.pid}, which is gone (${why.join(', and ')})`);
     return false;
   });
   // An orphaned removal is older than any live stager's change (its stager is gone): taken

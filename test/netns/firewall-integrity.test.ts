@@ -6,11 +6,12 @@
  * Each case names the finding of the issue it closes.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimHost, type GuestSpec, type SimGuest } from '../../src/sim/host.js';
 import { start } from '../../src/sys/exec.js';
+import { selfIdentity } from '../../src/sys/process.js';
 import { arrives, framesPy, hex } from './lib/frames.js';
 import { LineWaiter } from './lib/lines.js';
 import { killByPidFiles, sweepLeftovers } from './lib/netns.js';
@@ -45,7 +46,7 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
     const r = await xennet(['status', '--json']);
     return { code: r.code, s: JSON.parse(r.stdout) as StatusJson };
   };
-  const hook = (g: SimGuest, cmd: string, extra: NodeJS.ProcessEnv = {}) => host.runVifScript('vif-xennet', g, cmd, 'libxl', { env: { ...env, ...extra } });
+  const hook = (g: SimGuest, cmd: string, extra: NodeJS.ProcessEnv = {}, timeoutMs?: number) => host.runVifScript('vif-xennet', g, cmd, 'libxl', { env: { ...env, ...extra }, ...(timeoutMs ? { timeoutMs } : {}) });
   const online = async (g: SimGuest): Promise<void> => {
     const r = await hook(g, 'online');
     assert.equal(r.code, 0, `online ${g.vif}: ${r.stderr}`);
@@ -272,6 +273,36 @@ describe(`firewall integrity (netns, ${backend} backend): no bypass, no unfilter
     const raced = await xennet(['apply'], { XENNET_TEST_TAMPER_AFTER_APPLY: `${table}:XN-S-vif31.0` });
     assert.equal(raced.code, 1, 'another writer between apply and its check is reported');
     assert.match(raced.stderr, new RegExp(`after apply the live rules still differ from the rule file \\(${table} XN-S-vif31\\.0\\)`));
+  });
+
+  it('5: a state file that is not a regular file (a directory, a FIFO, a link) is discarded or set aside, never read; a removal staged for a port on a bridge removes nothing (found by an adversarial review)', async () => {
+    const a = await host.addGuest(spec(32));
+    await online(a);
+    const pending = join(stateDir(), 'firewall', 'pending');
+    mkdirSync(join(pending, 'dir.json'));
+    const fifo = await host.dom0.exec('mkfifo', [join(pending, 'fifo.json')]);
+    assert.equal(fifo.code, 0, fifo.stderr);
+    symlinkSync('/dev/zero', join(pending, 'zero.json'));
+    // A removal of the attached guest's rules by a live process, naming no install (a name the
+    // index did not know when it was staged, or a file no hook wrote).
+    writeFileSync(join(pending, 'forged-1.json'), JSON.stringify({ op: 'remove', name: a.vif, token: 'forged-1', stager: selfIdentity(), at: Date.now() }));
+    const b = await host.addGuest(spec(33));
+    const r = await hook(b, 'online', {}, 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    for (const [f, why] of [['dir', 'it is not a regular file'], ['fifo', 'it is not a regular file'], ['zero', 'it is a symbolic link']]) assert.match(r.stderr, new RegExp(`discarded staged firewall change ${f}\\.json: it does not parse: ${why}`));
+    assert.match(r.stderr, /discarded staged firewall change forged-1\.json: remove of vif32\.0 by pid \d+: it is on a bridge/);
+    assert.deepEqual(readdirSync(pending), []);
+    assert.ok((await rulesOf(a.vif)).length > 0, 'the attached guest keeps its rules');
+    assert.equal(await spoofed(a, 'spoof-forged-removal'), false);
+    // The index a FIFO: set aside and rebuilt from the live rules, the hook not blocked.
+    const idx = join(stateDir(), 'firewall', 'index.json');
+    rmSync(idx);
+    assert.equal((await host.dom0.exec('mkfifo', [idx])).code, 0);
+    const c = await host.addGuest(spec(34));
+    const r2 = await hook(c, 'online', {}, 30_000);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stderr, /firewall index .* is unreadable .*rebuilding it from the live rules/);
+    assert.deepEqual(Object.keys(index().vifs).sort(), ['vif32.0', 'vif33.0', 'vif34.0']);
   });
 
   it('9: forged source MACs never reach the FDB; a flood adds no entries; another guest\'s traffic never reaches the attacker', async () => {
