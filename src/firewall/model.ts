@@ -175,14 +175,16 @@ export interface ResolvedVif {
 
 /**
  * Whether a guest's own chains check every source its frames may carry (its MAC, ARP sender, IPv4
- * and IPv6 sources, NA targets) against its own MAC and host addresses, which are its claims: the
- * identity guard (claims.ts) need not look at its frames. A prefix lets it use addresses of others
- * inside it, so only host addresses count; a guest that learns its addresses (none declared) is
- * never one of these.
+ * and IPv6 sources, NA targets) against its own MAC and host addresses, and all of those are its
+ * claims (claims.ts): the identity guard then need not look at its frames, since it lets a port's
+ * own claims through. A prefix lets it use addresses of others inside it, so only host addresses
+ * count; a guest that learns its addresses (none declared) is never one of these, nor one whose
+ * keys are not claimed (`identity_guard: false`, a live migration in flight): another guest may
+ * claim the same key, and only the guard tells them apart.
  */
 export function sourcesOwnChecked(v: ResolvedVif): boolean {
   const known = v.ipv4.length > 0 || v.ipv6.length > 0;
-  return v.mac !== undefined && v.antispoof.mac && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known && [...v.ipv4, ...v.ipv6].every((a) => a.len === (a.family === 'ipv4' ? 32 : 128));
+  return v.identityGuard && !v.elsewhere && v.mac !== undefined && v.antispoof.mac && v.antispoof.arp && v.antispoof.ipv4 && v.antispoof.ipv6 && known && [...v.ipv4, ...v.ipv6].every((a) => a.len === (a.family === 'ipv4' ? 32 : 128));
 }
 
 /** Whether a guest's DHCP client messages are checked for its own MAC as chaddr (not a relay's or a server's). */

@@ -2,7 +2,7 @@
  * Durable JSON state files: written to a temporary file, fsynced, renamed over the old one, and
  * the directory fsynced, so a crash leaves either the old or the new content, never a mix.
  */
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { XennetError } from './errors.js';
@@ -157,23 +157,25 @@ export const STATE_FILE_MAX_BYTES = 64 * 1024 * 1024;
  * regular file of at most STATE_FILE_MAX_BYTES (a directory, a FIFO, a device, a link), is `corrupt`.
  */
 export function readJsonTolerant(path: string): ReadResult {
+  // What xennet writes is a regular file far smaller than the cap: anything else is not its own,
+  // and opening or reading it could block (a FIFO), fail (a socket), act (a device) or take all
+  // memory. Looked at before it is opened, and again once open (it may have been replaced between).
+  const notOurs = (st: Stats): string | undefined => (st.isSymbolicLink() ? 'it is a symbolic link, not a file xennet wrote' : !st.isFile() ? 'it is not a regular file' : st.size > STATE_FILE_MAX_BYTES ? `it is larger than ${STATE_FILE_MAX_BYTES} bytes` : undefined);
   let text: string;
   let fd: number;
   try {
-    // Never through a link, never blocked on a FIFO (its open, with O_NONBLOCK, returns at once).
+    const why = notOurs(lstatSync(path));
+    if (why !== undefined) return { kind: 'corrupt', reason: why };
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { kind: 'missing' };
-    if (code === 'ELOOP') return { kind: 'corrupt', reason: 'it is a symbolic link, not a file xennet wrote' };
+    if (code === 'ELOOP' || code === 'ENXIO' || code === 'ENODEV' || code === 'EOPNOTSUPP') return { kind: 'corrupt', reason: 'it is not a regular file' };
     throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {
-    const st = fstatSync(fd);
-    // What xennet writes is a regular file far smaller than this: anything else is not its own,
-    // and reading it could block or take all memory.
-    if (!st.isFile()) return { kind: 'corrupt', reason: 'it is not a regular file' };
-    if (st.size > STATE_FILE_MAX_BYTES) return { kind: 'corrupt', reason: `it is larger than ${STATE_FILE_MAX_BYTES} bytes` };
+    const why = notOurs(fstatSync(fd));
+    if (why !== undefined) return { kind: 'corrupt', reason: why };
     text = readFileSync(fd, 'utf8');
   } catch (e) {
     throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });

@@ -153,6 +153,23 @@ describe(`a guest's identity (netns, ${backend} backend): its policy by its real
     assert.equal(await from(ip4(25), 'victims-address-control'), true, 'control: the prefix allows it');
   });
 
+  it('a guest with identity_guard: false given a guarded guest\'s address or MAC (a duplicated ip= or mac=) meets the guard: the guarded guest\'s claim holds (found by an adversarial review)', async () => {
+    writeRules('', '  g28:\n    identity_guard: false\n  g29:\n    identity_guard: false\n');
+    const victim = await host.addGuest(spec(27));
+    const dupIp = await host.addGuest(spec(28, { xenstoreIp: `${ip4(27)} ${ip6(28)}` }));
+    const dupMac = await host.addGuest(spec(29, { mac: macOf(27) }));
+    for (const g of [victim, dupIp, dupMac]) await online(g);
+    const lan = await lanMac();
+    const send = (g: SimGuest, src: string, marker: string) => arrives(g.ns, host.lan, 'lan0', hex(marker), 'udp4', [g.mac, lan, src, '192.168.0.1', '4000', '4001', marker]);
+    assert.equal(await send(dupIp, ip4(27), 'dup-ip'), false, 'the victim\'s address from the unguarded guest that declares it too');
+    assert.equal(await send(dupMac, ip4(29), 'dup-mac'), false, 'the victim\'s MAC from the unguarded guest that has it too');
+    assert.ok((await vifStatus(victim)).claims.dropped.packets >= 2, 'counted as claims from other ports');
+    // The control: with the guard off for all, both pass.
+    await guardOff();
+    assert.equal(await send(dupIp, ip4(27), 'dup-ip-control'), true, 'control: its address passes');
+    assert.equal(await send(dupMac, ip4(29), 'dup-mac-control'), true, 'control: its MAC passes');
+  });
+
   it('a LAN host cannot prime conntrack into an inbound: drop guest with a datagram from the guest\'s address', async () => {
     const web = await host.addGuest(spec(11, { name: 'web' }));
     await online(web);

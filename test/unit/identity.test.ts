@@ -139,6 +139,9 @@ describe('the identity guard: both backends', () => {
     assert.ok(rs.ebnat.chains.get('XN-E-vif5.0')!.includes('-j mark --mark-or 0x900000 --mark-target CONTINUE'));
     const open = compile([resolveVif({ version: 1, defaults: { antispoof: { mac: false } } }, facts('vif7.0', 7, { name: 'c' }))]);
     assert.ok(open.ebnat.chains.get('XN-E-vif7.0')!.includes('-j mark --mark-or 0x100000 --mark-target CONTINUE'));
+    // Its keys not claimed (the guard off for it): another guest may claim them, its frames are not "checked".
+    const unguarded = compile([resolveVif({ version: 1, guests: { e: { identity_guard: false } } }, facts('vif9.0', 9, { name: 'e' }, { ipv4: [cidr('192.168.0.9')] }))]);
+    assert.ok(unguarded.ebnat.chains.get('XN-E-vif9.0')!.includes('-j mark --mark-or 0x100000 --mark-target CONTINUE'), unguarded.ebnat.chains.get('XN-E-vif9.0')!.join('\n'));
     // A prefix lets a guest use addresses of others inside it: its frames are not "checked".
     const prefix = compile([resolveVif({ version: 1 }, facts('vif8.0', 8, { name: 'd' }, { ipv4: [cidr('192.168.0.0/24')] }))]);
     assert.ok(prefix.ebnat.chains.get('XN-E-vif8.0')!.includes('-j mark --mark-or 0x100000 --mark-target CONTINUE'));

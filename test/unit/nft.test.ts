@@ -298,6 +298,9 @@ table inet xennet {
       ['no MAC', vif('vif5.0', { mac: undefined })],
       ['no address declared (learning)', { ...vif('vif5.0', { ipv4: [], ipv6: [] }), learning: true }],
       ['tagged frames allowed (the IP inside is not checked)', vif('vif5.0', { ethertypes: [0x8100] })],
+      // Its keys not claimed: another guest may claim the same ones, and only the guard tells them apart.
+      ['identity_guard: false', vif('vif5.0', { identityGuard: false })],
+      ['a live migration in flight', vif('vif5.0', { elsewhere: true })],
     ];
     for (const [why, v] of open) {
       const chains = chainsOf(v);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readJsonTolerant, STATE_FILE_MAX_BYTES, writeJsonAtomic } from '../../src/sys/statefile.js';
@@ -24,6 +25,14 @@ describe('state files', () => {
       writeFileSync(at('huge.json'), '{}');
       truncateSync(at('huge.json'), STATE_FILE_MAX_BYTES + 1); // sparse: nothing written
       assert.deepEqual(readJsonTolerant(at('huge.json')), { kind: 'corrupt', reason: `it is larger than ${STATE_FILE_MAX_BYTES} bytes` });
+      // A UNIX socket (open fails with ENXIO).
+      const server = createServer();
+      await new Promise<void>((r) => server.listen(at('socket.json'), r));
+      try {
+        assert.deepEqual(readJsonTolerant(at('socket.json')), { kind: 'corrupt', reason: 'it is not a regular file' });
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
       assert.equal(readJsonTolerant(at('ok.json')).kind, 'ok', 'the control');
     } finally {
       rmSync(dir, { recursive: true, force: true });
