@@ -260,11 +260,11 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   // lock) is stale the same way: the newer install wins.
   // (The same guest's install again, its policy followed since, is still the one to remove.)
   staged = staged.filter((s) => {
+    if (s.change.op !== 'remove') return true;
     const { name, replaces, stager, owner } = s.change;
     const e = Object.hasOwn(index.vifs, name) ? index.vifs[name] : undefined;
     const sameGuest = e?.owner !== undefined && owner !== undefined && e.owner.domid === owner.domid && e.owner.devid === owner.devid;
     const current = e !== undefined && (e.token === replaces || sameGuest);
-    if (s.change.op !== 'remove') return true;
     // A removal never strips a port on a bridge: a hook stages one only for a detached port, so
     // the name is another guest's by now (reused), or the file was not written by a hook.
     const attached = bridgeOfPort(name) !== undefined;
