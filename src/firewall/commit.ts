@@ -330,22 +330,18 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   const newChains = new Map<string, RuleSet>();
   /** Names a staged change of this batch removes (a later install of the name may supersede it). */
   const removalAsked = new Set<string>();
-  /** The record of a staged install, written ahead (`installing`). */
-  const installing = (change: StagedChange, member: NonNullable<StagedChange['member']>): IndexEntry => {
-    const e: IndexEntry = { bridge: member.bridge, inbound: member.inbound, isolated: member.isolated, token: change.token, state: 'installing', stager: change.stager };
-    if (member.learning) e.learning = true;
-    if (member.declared) e.declared = member.declared;
-    if (member.claims) e.claims = member.claims;
-    if (member.filter) e.filter = member.filter;
-    if (change.names !== undefined) e.names = change.names;
-    if (change.owner) e.owner = change.owner;
-    if (change.fingerprint) e.fingerprint = change.fingerprint;
-    return e;
-  };
   for (const { change, chains } of staged) {
     if (change.op === 'remove') removalAsked.add(change.name);
     if (change.op === 'install' && change.member && chains) {
-      after[change.name] = installing(change, change.member);
+      const e: IndexEntry = { bridge: change.member.bridge, inbound: change.member.inbound, isolated: change.member.isolated, token: change.token, state: 'installing', stager: change.stager };
+      if (change.member.learning) e.learning = true;
+      if (change.member.declared) e.declared = change.member.declared;
+      if (change.member.claims) e.claims = change.member.claims;
+      if (change.member.filter) e.filter = change.member.filter;
+      if (change.names !== undefined) e.names = change.names;
+      if (change.owner) e.owner = change.owner;
+      if (change.fingerprint) e.fingerprint = change.fingerprint;
+      after[change.name] = e;
       newChains.set(change.name, chains);
       removing.delete(change.name);
     } else {
@@ -396,16 +392,6 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
     for (const { change } of withdrawn) {
       if (change.op !== 'install' || after[change.name]?.token !== change.token) continue;
       newChains.delete(change.name);
-      // The batch's last change of the name that stands decides, as if the withdrawn one had never
-      // been staged: an earlier install of it (another stager's, or the daemon's own prepare of
-      // the same guest, which then waits for nothing) goes in.
-      const standing = staged.filter((x) => x.change.name === change.name && !withdrawn.includes(x)).at(-1);
-      if (standing?.change.op === 'install' && standing.change.member && standing.chains) {
-        after[change.name] = installing(standing.change, standing.change.member);
-        newChains.set(change.name, standing.chains);
-        removing.delete(change.name);
-        continue;
-      }
       // A name whose removal this commit makes (asked in this batch, or finished), and whose new
       // install was withdrawn: its old chains still go (not kept, not adopted).
       if (finishing.has(change.name) || removalAsked.has(change.name)) {

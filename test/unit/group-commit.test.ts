@@ -292,21 +292,6 @@ describe('firewall group commit (hook storms, crashes, unreadable state)', () =>
     assert.equal(index.dirty, false);
   });
 
-  it('two installs of one name in a batch, the later withdrawn while the commit runs: the earlier one goes in (found by an adversarial review)', async () => {
-    const { b, keep } = await twoGuests(env);
-    const earlier = vif('vif2.0', 3);
-    const first = install(earlier, env);
-    await new Promise((r) => setTimeout(r, 5)); // (staged later)
-    const later = install(vif('vif2.0', 4), env);
-    const next = commitStaged(b, { ...env, XENNET_TEST_STALL_AT: 'firewall:staged-read@300' }, silentLogger);
-    setTimeout(() => unstage(later.token, env), 50);
-    const r = await next;
-    await assertLiveIs(b, [keep, earlier]);
-    assert.equal(loadIndex(env, silentLogger).index.vifs['vif2.0']?.token, first.token);
-    assert.ok(r.tokens.includes(first.token), 'confirmed to its stager');
-    assert.deepEqual(readdirSync(pendingDir(env)), []);
-  });
-
   it('an unreadable index is set aside and rebuilt from the live rules: other guests keep theirs', async () => {
     const b = new ModelBackend();
     const a = vif('vif1.0', 1);
