@@ -212,7 +212,10 @@ export class SimHost {
       made.push(lan.name);
       const dom0 = await addNetns(`${id}-dom0`);
       made.push(dom0.name);
-      await lan.ip('link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', dom0.name);
+      // The LAN's end gets an ifindex dom0's end cannot have: a veth whose peer's index equals
+      // its own looks to the kernel like a physical NIC, whose carrier events it batches (linkwatch,
+      // up to 1 s), so the LAN would not reach dom0 for a second after every takeover.
+      await lan.ip('link', 'add', 'lan0', 'index', '9', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', dom0.name);
       await lan.ip('addr', 'add', '192.168.0.1/24', 'dev', 'lan0');
       await lan.ip('addr', 'add', '2001:db8::1/64', 'dev', 'lan0', 'nodad');
       await lan.ip('link', 'set', 'lan0', 'up');
@@ -242,10 +245,11 @@ export class SimHost {
   async takeover(): Promise<void> {
     const r = await this.xennet(['bridge', 'start']);
     if (r.code !== 0) throw new XennetError('exec', `xennet bridge start failed in the simulated dom0: ${r.stderr}`);
-    // The renamed uplink (a veth here) was down for its rename: the kernel attaches its queue
-    // again only when it handles the carrier event, which it may put off for up to a second
-    // (linkwatch), dropping what is sent before. A NIC renegotiates its link likewise. The host
-    // is ready when the LAN reaches dom0 through the bridge.
+    // The renamed uplink was down for its rename: the kernel attaches its queue again only when
+    // it handles the carrier event, dropping what is sent before. For a physical NIC it may put
+    // that off for up to a second (linkwatch), and a NIC renegotiates its link besides; the
+    // simulated one is a veth the kernel handles at once (see create). The host is ready when
+    // the LAN reaches dom0 through the bridge.
     const t0 = performance.now();
     while (!(await this.lan.ping('192.168.0.2', { waitSeconds: 1 }))) {
       if (performance.now() - t0 > 10_000) throw new XennetError('exec', 'after the takeover the LAN does not reach dom0 (192.168.0.2) through xenbr0 within 10 s');

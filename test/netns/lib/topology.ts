@@ -7,7 +7,9 @@
  *                  (label eth0:1), 2001:db8::2/64; default routes via the gateway (IPv4 and IPv6),
  *                  10.8.0.0/16 with a source address, 10.9.0.0/16 metric 50 in table 100.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, destroy, type Netns } from './netns.js';
@@ -125,6 +127,24 @@ export async function settleIpv6(ns: Netns, timeoutMs = 5000): Promise<void> {
           !l.addr_info.some((a) => a.family === 'inet6' && a.scope === 'link')),
     );
     if (!pending) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Asserts that `ns`'s snapshot equals `expected`, reading it again every 100 ms for up to
+ * `timeoutMs` while it differs: the kernel configures IPv6 on a link that came up on its own time,
+ * after the program that brought it up has exited. No wait when it is equal at once.
+ */
+export async function assertSnapshotSettles(ns: Netns, expected: Awaited<ReturnType<typeof snapshot>>, message: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await snapshot(ns);
+    if (isDeepStrictEqual(now, expected)) return;
+    if (Date.now() >= deadline) {
+      assert.deepEqual(now, expected, message);
+      return;
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
