@@ -21,6 +21,7 @@ export type LinkOpsClient = Pick<
   | 'deleteLink'
   | 'rename'
   | 'setMaster'
+  | 'setStackSetting'
   | 'setUp'
   | 'setArpMulticast'
   | 'setMac'
@@ -82,6 +83,9 @@ async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promi
       break;
     case 'set-master':
       await client.setMaster(o.link, o.master);
+      break;
+    case 'set-sysctl':
+      await client.setStackSetting(o.link, o.family, o.key, o.value);
       break;
     case 'add-address':
       await client.addAddress(o.address);

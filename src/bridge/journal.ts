@@ -73,6 +73,7 @@ const linkOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('set-alias'), link: z.string(), alias: z.string(), was: z.string() }),
   z.object({ op: z.literal('set-mtu'), link: z.string(), mtu: z.number().int(), was: z.number().int() }),
   z.object({ op: z.literal('set-master'), link: z.string(), master: z.string().nullable(), was: z.string().nullable() }),
+  z.object({ op: z.literal('set-sysctl'), link: z.string(), family: z.enum(['ipv4', 'ipv6']), key: z.string().regex(/^[a-z0-9_]+$/), value: z.string().regex(/^-?\d{1,20}$/), was: z.string().regex(/^-?\d{1,20}$/) }),
   z.object({ op: z.literal('add-address'), address }),
   z.object({ op: z.literal('delete-address'), address }),
   z.object({ op: z.literal('add-route'), route }),

@@ -16,6 +16,8 @@ export type LinkOp =
   | { op: 'set-alias'; link: string; alias: string; was: string }
   | { op: 'set-mtu'; link: string; mtu: number; was: number }
   | { op: 'set-master'; link: string; master: string | null; was: string | null }
+  /** A per-interface IP-stack setting (net.<family>.conf.<link>.<key>). */
+  | { op: 'set-sysctl'; link: string; family: 'ipv4' | 'ipv6'; key: string; value: string; was: string }
   | { op: 'add-address'; address: AddressState }
   | { op: 'delete-address'; address: AddressState }
   | { op: 'add-route'; route: RouteState }
@@ -45,6 +47,8 @@ export function invert(o: LinkOp): LinkOp {
       return { op: 'set-mtu', link: o.link, mtu: o.was, was: o.mtu };
     case 'set-master':
       return { op: 'set-master', link: o.link, master: o.was, was: o.master };
+    case 'set-sysctl':
+      return { op: 'set-sysctl', link: o.link, family: o.family, key: o.key, value: o.was, was: o.value };
     case 'add-address':
       return { op: 'delete-address', address: o.address };
     case 'delete-address':
@@ -85,6 +89,8 @@ export function describeOp(o: LinkOp): string {
       return `set MTU of ${o.link} to ${o.mtu}`;
     case 'set-master':
       return o.master === null ? `detach ${o.link} from ${o.was ?? 'its bridge'}` : `attach ${o.link} to ${o.master}`;
+    case 'set-sysctl':
+      return `set net.${o.family}.conf.${o.link}.${o.key} to ${o.value}`;
     case 'add-address':
       return `add address ${describeAddress(o.address)} to ${o.address.link}`;
     case 'delete-address':

@@ -10,6 +10,7 @@
  */
 import { refused, usageError } from '../sys/errors.js';
 import { addressesOn, isCarriedRoute, isConfiguredAddress, linkByName, QuietMac, RouteTableMain, routesVia, type AddressState, type HostState, type LinkState, type RouteState } from './model.js';
+import type { StackSettings } from '../sys/sysctl.js';
 import type { LinkOp } from './ops.js';
 
 export interface TakeoverSpec {
@@ -36,6 +37,8 @@ const IFNAMSIZ = 16;
 /** The MTU the kernel gives a new veth end (ETH_DATA_LEN). */
 const VethDefaultMtu = 1500;
 const ifnamePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/;
+/** The form of every setting the takeover carries (the journal takes no other). */
+const IntegerSetting = /^-?\d{1,20}$/;
 
 export function validateIfname(name: string, what: string): void {
   if (name.length === 0 || name.length >= IFNAMSIZ || !ifnamePattern.test(name) || name === '.' || name === '..') {
@@ -199,7 +202,16 @@ function removalOrder(addresses: AddressState[]): AddressState[] {
  * The steps of a takeover from `host` (which must pass {@link checkTakeover}). Links are named as
  * they are at the moment each step runs.
  */
-export function planTakeover(spec: TakeoverSpec, host: HostState): LinkOp[] {
+/**
+ * The IP-stack settings a takeover carries: the NIC's, and the ones the future host side has (an
+ * existing veth end's own, else conf/default's, which a new link starts with).
+ */
+export interface TakeoverStacks {
+  nic: StackSettings;
+  hostSide: StackSettings;
+}
+
+export function planTakeover(spec: TakeoverSpec, host: HostState, stacks?: TakeoverStacks): LinkOp[] {
   checkTakeover(spec, host);
   const net = linkByName(host, spec.netdev)!;
   const { netdev: N, pdev: P, vdev: V, vif0: W, bridge: B } = spec;
@@ -225,6 +237,19 @@ export function planTakeover(spec: TakeoverSpec, host: HostState): LinkOp[] {
   if (existingV && existingV.up) ops.push({ op: 'set-up', link: V, up: false, was: true });
   if (vState.mac !== net.mac) ops.push({ op: 'set-mac', link: V, mac: net.mac, was: vState.mac || QuietMac });
   if (vState.mtu !== net.mtu) ops.push({ op: 'set-mtu', link: V, mtu: net.mtu, was: vState.mtu || VethDefaultMtu });
+
+  // The NIC's IP-stack settings (/etc/sysctl.d's net.ipv6.conf.eth0.accept_ra=2 and the like):
+  // the renamed NIC keeps its own, the host side gets them before it comes up (disable_ipv6 first,
+  // before any other IPv6 setting; none of them needs the link up).
+  if (stacks) {
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      for (const [key, value] of Object.entries(stacks.nic[family]).sort(([a], [b]) => (a === 'disable_ipv6' ? -1 : b === 'disable_ipv6' ? 1 : 0))) {
+        const was = stacks.hostSide[family][key];
+        if (was === undefined || was === value || !IntegerSetting.test(value) || !IntegerSetting.test(was)) continue;
+        ops.push({ op: 'set-sysctl', link: V, family, key, value, was });
+      }
+    }
+  }
 
   // 4. Quiet vif0.0: no ARP, no multicast, the fe:ff:ff:ff:ff:ff MAC bridges never adopt.
   if (wState.up) ops.push({ op: 'set-up', link: W, up: false, was: true });

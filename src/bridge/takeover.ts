@@ -12,9 +12,28 @@ import { currentBootId, journalPath, lockPath, readJournal, recordedSpecs, remov
 import { findManagerClaims, managerAdvice, readManagerFiles, type ManagerFiles } from './managers.js';
 import { linkByName, type HostState } from './model.js';
 import { describeOp, inverseOf } from './ops.js';
-import { classifyLayout, foreignPorts, planTakeover, resolveTakeoverSpec, type TakeoverArgs, type TakeoverSpec } from './takeover-plan.js';
+import { classifyLayout, foreignPorts, planTakeover, resolveTakeoverSpec, type TakeoverArgs, type TakeoverSpec, type TakeoverStacks } from './takeover-plan.js';
+import type { StackSettings } from '../sys/sysctl.js';
 
-export type HostClient = LinkOpsClient & { readHost(): Promise<HostState> };
+export type HostClient = LinkOpsClient & { readHost(): Promise<HostState>; readStackSettings(name: string): Promise<StackSettings | undefined> };
+
+/**
+ * The IP-stack settings the takeover planned from `from` carries (see planTakeover): the NIC's,
+ * and the future host side's (an existing veth end's, else what a new link starts with). The
+ * links are found by index in `live`, what the host is now: a dry run after an interrupted start
+ * plans from the recorded state while the NIC may still have another name.
+ */
+async function readStacks(client: HostClient, spec: TakeoverSpec, from: HostState, live: HostState): Promise<TakeoverStacks | undefined> {
+  const nameNow = (name: string): string | undefined => {
+    const l = linkByName(from, name);
+    return l ? live.links.find((x) => x.index === l.index)?.name : undefined;
+  };
+  const nic = nameNow(spec.netdev);
+  const hostSide = linkByName(from, spec.vdev) ? nameNow(spec.vdev) : 'default';
+  if (nic === undefined || hostSide === undefined) return undefined;
+  const [n, h] = [await client.readStackSettings(nic), await client.readStackSettings(hostSide)];
+  return n && h ? { nic: n, hostSide: h } : undefined;
+}
 
 export interface TakeoverContext {
   client: HostClient;
@@ -157,7 +176,8 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
   const warnings: string[] = [];
   const steps: string[] = [];
   let journal = thisBootsJournal(path, warnings);
-  let host = await ctx.client.readHost();
+  const live = await ctx.client.readHost();
+  let host = live;
   let repaired: string | undefined;
   if (journal && journal.phase !== 'up') {
     const inverse = journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops).slice(journal.undone);
@@ -177,7 +197,7 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
     throw refused(`${spec.netdev} is already bridged by ${spec.bridge} through ${spec.pdev}, but xennet has no record of it (${path}); nothing was changed`, 'another tool (Xen network-bridge?) set this up: stop it with that tool first');
   }
   checkManagers(ctx, spec, host, options.force ?? false, warnings);
-  steps.push(...planTakeover(spec, host).map(describeOp));
+  steps.push(...planTakeover(spec, host, await readStacks(ctx.client, spec, host, live)).map(describeOp));
   return repaired ? { action: 'would-start', spec, steps, repaired, warnings } : { action: 'would-start', spec, steps, warnings };
 }
 
@@ -211,7 +231,7 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, opti
       throw refused(`${spec.netdev} is already bridged by ${spec.bridge} through ${spec.pdev}, but xennet has no record of it (${s.path}); nothing was changed`, 'another tool (Xen network-bridge?) set this up: stop it with that tool first');
     }
     checkManagers(ctx, spec, host, options.force ?? false, warnings);
-    const ops = planTakeover(spec, host);
+    const ops = planTakeover(spec, host, await readStacks(s.client, spec, host, host));
     const j: TakeoverJournal = { version: 1, spec, bootId: currentBootId(), startedAt: new Date().toISOString(), before: host, ops, phase: 'starting', done: 0, undone: 0 };
     writeJournal(s.path, j);
     for (const [i, o] of ops.entries()) {

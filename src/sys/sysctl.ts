@@ -47,6 +47,54 @@ export function writeInterfaceSysctl(family: 'ipv4' | 'ipv6', ifname: string, ke
   }
 }
 
+/** A link's IP-stack settings as the takeover carries them: key -> value, per family. */
+export interface StackSettings {
+  ipv4: Record<string, string>;
+  ipv6: Record<string, string>;
+}
+
+/**
+ * The per-interface IP-stack settings the bridge takeover carries from the NIC to the host side
+ * (the veth end that takes the NIC's name): what an operator sets for the host's interface in
+ * /etc/sysctl.d (accept_ra=2 on a forwarding host, no IPv6, ARP and reverse path behaviour).
+ * The kernel keeps a link's settings with the link, and a new link starts with conf/default's: the
+ * renamed NIC keeps them, the new host side would not have them. Left out: settings that follow
+ * the link's MTU (the MTU is carried), addr_gen_mode and stable_secret (a secret the journal would
+ * hold), and what no host interface sets.
+ */
+export const hostSideStack: Readonly<Record<'ipv4' | 'ipv6', readonly string[]>> = {
+  ipv4: [
+    'forwarding', 'rp_filter', 'arp_ignore', 'arp_announce', 'arp_filter', 'arp_accept', 'arp_notify', 'proxy_arp', 'accept_redirects', 'secure_redirects',
+    'send_redirects', 'shared_media', 'accept_source_route', 'accept_local', 'route_localnet', 'log_martians', 'promote_secondaries', 'ignore_routes_with_linkdown',
+    'drop_gratuitous_arp', 'drop_unicast_in_l2_multicast', 'src_valid_mark', 'bootp_relay', 'disable_policy', 'disable_xfrm',
+  ],
+  ipv6: [
+    'disable_ipv6', 'forwarding', 'accept_ra', 'accept_ra_defrtr', 'accept_ra_pinfo', 'accept_ra_rtr_pref', 'accept_ra_min_hop_limit', 'accept_ra_mtu', 'autoconf',
+    'accept_dad', 'dad_transmits', 'optimistic_dad', 'use_optimistic', 'accept_redirects', 'accept_source_route', 'use_tempaddr', 'temp_valid_lft', 'temp_prefered_lft',
+    'max_addresses', 'router_solicitations', 'router_solicitation_interval', 'router_solicitation_delay', 'router_solicitation_max_interval', 'hop_limit', 'proxy_ndp',
+    'keep_addr_on_down', 'ignore_routes_with_linkdown', 'drop_unsolicited_na', 'drop_unicast_in_l2_multicast', 'ndisc_notify',
+  ],
+};
+
+/**
+ * `ifname`'s settings of {@link hostSideStack} (`default`: what a new link starts with); a
+ * setting this kernel does not have, or cannot read, is left out. Undefined when the link has
+ * neither family's settings (no such link).
+ */
+export function readStackSettings(ifname: string): StackSettings | undefined {
+  const out: StackSettings = { ipv4: {}, ipv6: {} };
+  let any = false;
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    for (const key of hostSideStack[family]) {
+      const v = readInterfaceSysctl(family, ifname, key);
+      if (v === undefined) continue;
+      out[family][key] = v;
+      any = true;
+    }
+  }
+  return any ? out : undefined;
+}
+
 /** The br_netfilter sysctls xennet sets (the firewall's host settings). */
 export const bridgeNetfilterSysctls = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-filter-vlan-tagged', 'net.bridge.bridge-nf-filter-pppoe-tagged'] as const;
 

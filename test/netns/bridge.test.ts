@@ -9,7 +9,7 @@ import { start } from '../../src/sys/exec.js';
 import { LineWaiter } from './lib/lines.js';
 import type { LinkRow } from './lib/links.js';
 import { sweepLeftovers } from './lib/netns.js';
-import { assertSnapshotSettles, buildHostTopology, settleIpv6, snapshot, type HostTopology } from './lib/topology.js';
+import { assertSnapshotSettles, buildHostTopology, NIC_SETTINGS, settleIpv6, snapshot, type HostTopology } from './lib/topology.js';
 import { hookIn, xennetIn, type Runner } from './lib/xennet.js';
 
 const echoFixture = fileURLToPath(new URL('../../../test/netns/fixtures/tcp-echo.mjs', import.meta.url));
@@ -70,6 +70,14 @@ describe('bridge takeover (netns)', function () {
     assert.equal(after.get('vif0.0')?.address, 'fe:ff:ff:ff:ff:ff');
     assert.ok(after.get('peth0')?.flags.includes('NOARP') && !after.get('peth0')?.flags.includes('MULTICAST'), 'peth0 is quiet');
     assert.ok(after.get('vif0.0')?.flags.includes('NOARP'), 'vif0.0 is quiet');
+    // The NIC's own IP-stack settings (/etc/sysctl.d's): the host side has them, the renamed NIC
+    // keeps them.
+    for (const [key, value] of Object.entries(NIC_SETTINGS)) {
+      for (const link of ['eth0', 'peth0']) {
+        const r = await t.dom0.exec('sysctl', ['-n', key.replace('<nic>', link)]);
+        assert.equal(r.stdout.trim(), value, `${key.replace('<nic>', link)} after start`);
+      }
+    }
 
     await settleIpv6(t.dom0);
     const snap = await snapshot(t.dom0);

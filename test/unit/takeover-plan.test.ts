@@ -170,6 +170,32 @@ describe('takeover planner', () => {
       assert.equal(classifyLayout(spec0, restored).kind, 'original');
     });
 
+    it("gives the host side the NIC's IP-stack settings while it is down, disable_ipv6 first; only integers, only what differs", () => {
+      const stacks = {
+        nic: { ipv4: { arp_ignore: '1', rp_filter: '2', forwarding: '0', odd: '1 2' }, ipv6: { accept_ra: '2', disable_ipv6: '1', autoconf: '0' } },
+        hostSide: { ipv4: { arp_ignore: '0', rp_filter: '0', forwarding: '0', odd: '0' }, ipv6: { accept_ra: '1', disable_ipv6: '0' } },
+      };
+      const withStacks = planTakeover(spec0, dom0(), stacks);
+      const set = withStacks.filter((o) => o.op === 'set-sysctl');
+      assert.deepEqual(set, [
+        { op: 'set-sysctl', link: 'veth0', family: 'ipv4', key: 'arp_ignore', value: '1', was: '0' },
+        { op: 'set-sysctl', link: 'veth0', family: 'ipv4', key: 'rp_filter', value: '2', was: '0' },
+        { op: 'set-sysctl', link: 'veth0', family: 'ipv6', key: 'disable_ipv6', value: '1', was: '0' },
+        { op: 'set-sysctl', link: 'veth0', family: 'ipv6', key: 'accept_ra', value: '2', was: '1' },
+      ]);
+      const first = withStacks.indexOf(set[0]!);
+      const last = withStacks.indexOf(set.at(-1)!);
+      assert.ok(indexOfOp(withStacks, (o) => o.op === 'set-mtu' && o.link === 'veth0') < first, 'after the MTU');
+      assert.ok(last < indexOfOp(withStacks, (o) => o.op === 'rename' && o.from === 'veth0'), 'before the rename');
+      assert.ok(last < indexOfOp(withStacks, (o) => o.op === 'set-up' && o.link === 'eth0' && o.up), 'before it comes up');
+      assert.equal(describeOp(set[3]!), 'set net.ipv6.conf.veth0.accept_ra to 2');
+      assert.deepEqual(invert(set[3]!), { op: 'set-sysctl', link: 'veth0', family: 'ipv6', key: 'accept_ra', value: '1', was: '2' });
+      assert.deepEqual(withStacks.filter((o) => o.op !== 'set-sysctl'), ops, 'nothing else changes');
+      const before = dom0();
+      assert.deepEqual(compareHostSide(before, applyToModel(applyToModel(before, withStacks), inverseOf(withStacks)), 'eth0'), []);
+      assert.ok(!ops.some((o) => o.op === 'set-sysctl'), 'none when the settings were not read');
+    });
+
     it('describes every step in words', () => {
       for (const o of ops) assert.doesNotMatch(describeOp(o), /undefined|\[object/);
     });

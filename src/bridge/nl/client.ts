@@ -7,6 +7,7 @@
 import netlink from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { XennetError } from '../../sys/errors.js';
+import { readStackSettings, writeInterfaceSysctl, type StackSettings } from '../../sys/sysctl.js';
 import type { AddressState, Family, HostState, LinkState, RouteState } from '../model.js';
 import { devconfValue, getLinkByIndexRequest, getLinkByNameRequest, parseLinkMessage, type LinkMessage } from './link-message.js';
 import { bridgeLinkInfo, bridgeNetfilterLinkInfo, bridgeNoLinkLocalLearnLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
@@ -377,6 +378,26 @@ export class NetlinkClient {
   async setAlias(name: string, alias: string): Promise<void> {
     const index = await this.indexOf(name, 'set alias');
     await this.change(`set the alias of ${name}`, () => this.sock.setLink({ index }, { ifalias: alias }, REQ));
+  }
+
+  /**
+   * The link's per-interface IP-stack settings the takeover carries (src/sys/sysctl.ts); `default`:
+   * what a new link starts with. Read from /proc/sys: the kernel has no netlink request that sets
+   * the IPv6 ones, and the two are read and written alike.
+   */
+  readStackSettings(name: string): Promise<StackSettings | undefined> {
+    return Promise.resolve(readStackSettings(name));
+  }
+
+  /** Sets one of them; ENODEV when the link (its settings directory) is gone. */
+  async setStackSetting(name: string, family: 'ipv4' | 'ipv6', key: string, value: string): Promise<void> {
+    let written: boolean;
+    try {
+      written = writeInterfaceSysctl(family, name, key, value);
+    } catch (e) {
+      throw new NetlinkError(`set net.${family}.conf.${name}.${key} to ${value}`, (e as NodeJS.ErrnoException).code ?? 'EIO', e);
+    }
+    if (!written) throw new NetlinkError(`set net.${family}.conf.${name}.${key} to ${value}`, 'ENODEV', undefined);
   }
 
   async setMtu(name: string, mtu: number): Promise<void> {

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { hostSideStack } from '../../../src/sys/sysctl.js';
 import { createNetns, destroy, type Netns } from './netns.js';
 
 export interface HostTopology {
@@ -20,6 +21,14 @@ export interface HostTopology {
   stateDir: string;
   teardown(): Promise<void>;
 }
+
+/** Per-interface IP-stack settings the NIC has (not the kernel's defaults), `<nic>` its name. */
+export const NIC_SETTINGS: Readonly<Record<string, string>> = {
+  'net.ipv4.conf.<nic>.arp_ignore': '1',
+  'net.ipv4.conf.<nic>.rp_filter': '2',
+  'net.ipv6.conf.<nic>.accept_ra': '2',
+  'net.ipv6.conf.<nic>.autoconf': '0',
+};
 
 /**
  * `nic` names dom0's NIC (default eth0; e.g. enp3s0 for Debian's predictable names). Its
@@ -36,6 +45,11 @@ export async function buildHostTopology(nic = 'eth0'): Promise<HostTopology> {
     await lan.ip('addr', 'add', '2001:db8::1/64', 'dev', 'lan0', 'nodad');
     await lan.ip('addr', 'add', '198.51.100.1/32', 'dev', 'lo');
     await lan.ip('link', 'set', 'lan0', 'up');
+    // What /etc/sysctl.d sets for the host's interface: the host side must have it too.
+    for (const [key, value] of Object.entries(NIC_SETTINGS)) {
+      const r = await dom0.exec('sysctl', ['-q', '-w', `${key.replace('<nic>', nic)}=${value}`]);
+      if (r.code !== 0) throw new Error(`sysctl ${key}: ${r.stderr}`);
+    }
     await dom0.ip('addr', 'add', '192.168.0.2/24', 'dev', nic);
     await dom0.ip('addr', 'add', '192.168.0.3/24', 'dev', nic, ...(`${nic}:1`.length <= 15 ? ['label', `${nic}:1`] : []));
     await dom0.ip('addr', 'add', '2001:db8::2/64', 'dev', nic, 'nodad');
@@ -79,9 +93,10 @@ type IpRoute = Record<string, unknown> & { dst: string };
 /**
  * The namespace's network state as `ip -j` (not xennet's own netlink code) reports it, normalised
  * for comparison: links by name with MAC, MTU, flags, kind and master; every address; every route
- * in every table of both families.
+ * in every table of both families; every link's per-interface IP-stack settings (`sysctl -a`, the
+ * keys the takeover carries).
  */
-export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses: unknown[]; routes: unknown[] }> {
+export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses: unknown[]; routes: unknown[]; settings: string[] }> {
   const links = (await ns.ipJson<IpLink[]>('-d', 'link', 'show'))
     .map((l) => ({
       name: l.ifname,
@@ -109,7 +124,14 @@ export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses
     }
   }
   routes.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
-  return { links, addresses, routes };
+  const all = await ns.exec('sysctl', ['-a']);
+  const settings = all.stdout
+    .split('\n')
+    .map((line) => /^net\.(ipv4|ipv6)\.conf\.([^.]+)\.([a-z0-9_]+) = (.*)$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null && hostSideStack[m[1] as 'ipv4' | 'ipv6'].includes(m[3]!))
+    .map((m) => `${m[1]} ${m[2]} ${m[3]} ${m[4]}`)
+    .sort();
+  return { links, addresses, routes, settings };
 }
 
 /**

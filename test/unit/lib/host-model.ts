@@ -90,6 +90,9 @@ export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostStat
         if (o.master !== null && link(o.master).kind !== 'bridge') throw new ModelError(`EINVAL ${o.master} is not a bridge`);
         link(o.link).master = o.master;
         break;
+      case 'set-sysctl':
+        link(o.link); // the settings themselves are not modelled
+        break;
       case 'add-address':
         link(o.address.link);
         if (h.addresses.some((a) => sameAddress(a, o.address))) throw new ModelError(`EEXIST ${o.address.local}`);
