@@ -8,6 +8,7 @@
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { NetlinkClient } from './nl/client.js';
 import { NetlinkError } from './nl/client.js';
+import type { LinkState } from './model.js';
 import { describeOp, type LinkOp } from './ops.js';
 
 export type ApplyMode = 'strict' | 'tolerant';
@@ -51,6 +52,18 @@ async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promi
     const [from, to] = await Promise.all([client.getLink(o.from), client.getLink(o.to)]);
     if (mode === 'tolerant' && !from && to) return 'skipped';
     if (to) throw new XennetError('refused', `cannot rename ${o.from} to ${o.to}: a link named ${o.to} exists`);
+    if (from && o.index !== undefined && from.index !== o.index) {
+      throw new XennetError('refused', `not renaming ${o.from} to ${o.to}: ${o.from} is another link than the one to rename (ifindex ${from.index}, not ${o.index})`);
+    }
+    if (from && o.pairedWith !== undefined && !(await isPairedWith(client, from, o.pairedWith))) {
+      throw new XennetError('refused', `not renaming ${o.from} to ${o.to}: ${o.from} is not the veth paired with ${o.pairedWith}`);
+    }
+  }
+  if (o.op === 'delete-veth') {
+    const link = await client.getLink(o.name);
+    if (link && !(await isPairedWith(client, link, o.peer))) {
+      throw new XennetError('refused', `not deleting ${o.name}: it is not the veth paired with ${o.peer}`);
+    }
   }
   switch (o.op) {
     case 'create-veth':
@@ -101,6 +114,12 @@ async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promi
       break;
   }
   return 'done';
+}
+
+/** Whether `link` is a veth whose peer, in this namespace, is the link named `peer`. */
+async function isPairedWith(client: LinkOpsClient, link: LinkState, peer: string): Promise<boolean> {
+  if (link.kind !== 'veth' || link.peerIndex === null) return false;
+  return (await client.getLink(peer))?.index === link.peerIndex;
 }
 
 /** Runs one op; in tolerant mode, an op whose effect is in place or whose link is gone is skipped. */

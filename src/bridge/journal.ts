@@ -57,6 +57,7 @@ const link = z.object({
   arp: z.boolean(),
   multicast: z.boolean(),
   peerIndex: z.number().int().nullable(),
+  lower: z.number().int().optional(),
   bridge: z.object({ stpState: z.number(), forwardDelay: z.number(), nfCallIptables: z.boolean(), nfCallIp6tables: z.boolean(), noLinkLocalLearn: z.boolean().default(false) }).optional(),
   alias: z.string().optional(),
 });
@@ -66,7 +67,7 @@ const linkOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('delete-veth'), name: z.string(), peer: z.string() }),
   z.object({ op: z.literal('create-bridge'), name: z.string() }),
   z.object({ op: z.literal('delete-bridge'), name: z.string() }),
-  z.object({ op: z.literal('rename'), from: z.string(), to: z.string() }),
+  z.object({ op: z.literal('rename'), from: z.string(), to: z.string(), index: z.number().int().optional(), pairedWith: z.string().optional() }),
   z.object({ op: z.literal('set-up'), link: z.string(), up: z.boolean(), was: z.boolean() }),
   z.object({ op: z.literal('set-flags'), link: z.string(), arp: z.boolean(), multicast: z.boolean(), was: flagsPair }),
   z.object({ op: z.literal('set-mac'), link: z.string(), mac: z.string(), was: z.string() }),
@@ -90,7 +91,10 @@ const journalSchema = z.object({
   /** starting: `done` ops ran; up: all ran; stopping: `undone` inverse ops ran. */
   phase: z.enum(['starting', 'up', 'stopping']),
   done: z.number().int().min(0),
+  /** starting or stopping: how many of the inverse ops an undo has run (a killed undo goes on from there). */
   undone: z.number().int().min(0),
+  /** Inverse ops an undo ran that failed: tried again by the next command. */
+  retry: z.array(linkOp).optional(),
 });
 
 export type TakeoverJournal = z.infer<typeof journalSchema>;

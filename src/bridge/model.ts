@@ -34,6 +34,8 @@ export interface LinkState {
   multicast: boolean;
   /** For a veth: the ifindex of its peer in this namespace, or null. */
   peerIndex: number | null;
+  /** For a macvlan, macvtap, ipvlan or ipvtap: the ifindex of the link it is stacked on. */
+  lower?: number;
   /** IFLA_IFALIAS, when set (xennet marks the guest interfaces it renames). */
   alias?: string;
   bridge?: BridgeSettings;

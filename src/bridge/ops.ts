@@ -9,7 +9,12 @@ export type LinkOp =
   | { op: 'create-bridge'; name: string }
   | { op: 'delete-veth'; name: string; peer: string }
   | { op: 'delete-bridge'; name: string }
-  | { op: 'rename'; from: string; to: string }
+  /**
+   * `index`: the link's ifindex, when the plan knows it; `pairedWith`: the link is a veth whose
+   * peer has that name. Either makes the rename refuse a link of that name that is another one
+   * (an undo run again over a host already restored must never rename the NIC).
+   */
+  | { op: 'rename'; from: string; to: string; index?: number; pairedWith?: string }
   | { op: 'set-up'; link: string; up: boolean; was: boolean }
   | { op: 'set-flags'; link: string; arp: boolean; multicast: boolean; was: { arp: boolean; multicast: boolean } }
   | { op: 'set-mac'; link: string; mac: string; was: string }
@@ -33,8 +38,12 @@ export function invert(o: LinkOp): LinkOp {
       return { op: 'delete-bridge', name: o.name };
     case 'delete-bridge':
       return { op: 'create-bridge', name: o.name };
-    case 'rename':
-      return { op: 'rename', from: o.to, to: o.from };
+    case 'rename': {
+      const r: LinkOp = { op: 'rename', from: o.to, to: o.from };
+      if (o.index !== undefined) r.index = o.index;
+      if (o.pairedWith !== undefined) r.pairedWith = o.pairedWith;
+      return r;
+    }
     case 'set-up':
       return { op: 'set-up', link: o.link, up: o.was, was: o.up };
     case 'set-flags':

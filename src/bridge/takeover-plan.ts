@@ -183,6 +183,13 @@ export function checkTakeover(spec: TakeoverSpec, host: HostState): void {
       throw refused(`the existing ${spec.vdev}/${spec.vif0} pair is already attached elsewhere; nothing was changed`);
     }
   }
+  const stacked = host.links.filter((l) => l.lower === net.index);
+  if (stacked.length > 0) {
+    throw refused(
+      `${stacked.map((l) => `${l.name} (${l.kind ?? 'link'})`).join(', ')} ${stacked.length === 1 ? 'is' : 'are'} stacked on ${spec.netdev}, which then cannot be a bridge port (the kernel refuses it: EBUSY); nothing was changed`,
+      `move ${stacked.length === 1 ? 'it' : 'them'} onto the host side after the takeover, or remove ${stacked.length === 1 ? 'it' : 'them'} first`,
+    );
+  }
   const multipath = host.routes.find((r) => r.nexthopDevs?.includes(spec.netdev));
   if (multipath) {
     throw refused(`route ${multipath.dst} (table ${multipath.table}) is a multipath route through ${spec.netdev}, which xennet cannot carry over; nothing was changed`, 'replace it by single-path routes for the takeover');
@@ -216,7 +223,12 @@ export function planTakeover(spec: TakeoverSpec, host: HostState, stacks?: Takeo
   const net = linkByName(host, spec.netdev)!;
   const { netdev: N, pdev: P, vdev: V, vif0: W, bridge: B } = spec;
   const addresses = addressesOn(host, N).filter(isConfiguredAddress);
-  const routes: RouteState[] = routesVia(host, N).filter(isCarriedRoute);
+  // Routes without a gateway first (added in this order, removed in the reverse): a gateway is
+  // reachable only through one of them (a /32 address whose gateway is a host route, the hosters'
+  // layout), and the kernel refuses the gateway route before it (ENETUNREACH).
+  const routes: RouteState[] = routesVia(host, N)
+    .filter(isCarriedRoute)
+    .sort((a, b) => Number(a.gateway !== undefined) - Number(b.gateway !== undefined));
   const ops: LinkOp[] = [];
 
   // 1. The veth pair (new links start down with ARP and multicast on and a random MAC).
@@ -263,8 +275,8 @@ export function planTakeover(spec: TakeoverSpec, host: HostState, stacks?: Takeo
   if (net.up) ops.push({ op: 'set-up', link: N, up: false, was: true });
 
   // 6. Swap the names: eth0 -> peth0, veth0 -> eth0.
-  ops.push({ op: 'rename', from: N, to: P });
-  ops.push({ op: 'rename', from: V, to: N });
+  ops.push({ op: 'rename', from: N, to: P, index: net.index });
+  ops.push({ op: 'rename', from: V, to: N, pairedWith: W });
 
   // 7. Quiet peth0.
   ops.push({ op: 'set-flags', link: P, arp: false, multicast: false, was: { arp: net.arp, multicast: net.multicast } });

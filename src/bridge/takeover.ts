@@ -3,15 +3,15 @@
  * Every change is journaled step by step (./journal.ts); a failed step undoes the completed ones;
  * a command killed half way is repaired by the next one.
  */
-import { refused, XennetError } from '../sys/errors.js';
+import { reasonOf, refused, XennetError } from '../sys/errors.js';
 import { acquireLock } from '../sys/lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
-import { StepFailed, applyOp, undoOps, type LinkOpsClient } from './apply-ops.js';
+import { StepFailed, applyOp, type LinkOpsClient } from './apply-ops.js';
 import { compareHostSide } from './compare.js';
 import { currentBootId, journalPath, lockPath, readJournal, recordedSpecs, removeJournal, writeJournal, type TakeoverJournal } from './journal.js';
 import { findManagerClaims, managerAdvice, readManagerFiles, type ManagerFiles } from './managers.js';
 import { linkByName, type HostState } from './model.js';
-import { describeOp, inverseOf } from './ops.js';
+import { describeOp, inverseOf, type LinkOp } from './ops.js';
 import { classifyLayout, foreignPorts, planTakeover, resolveTakeoverSpec, type TakeoverArgs, type TakeoverSpec, type TakeoverStacks } from './takeover-plan.js';
 import type { StackSettings } from '../sys/sysctl.js';
 
@@ -54,14 +54,21 @@ export interface TakeoverResult {
   warnings: string[];
 }
 
-/** Test-only fault seam: XENNET_TEST_FAULT=fail-at:N or kill-at:N acts just before step N (1-based). */
-function faultAt(env: NodeJS.ProcessEnv, step: number, what: string): void {
+/**
+ * Test-only fault seam: XENNET_TEST_FAULT, a comma-separated list of `fail-at:N` or `kill-at:N`
+ * (just before step N of a start or a stop, 1-based), and `undo-fail-at:N` or `undo-kill-at:N`
+ * (the Nth op of an undo: a start's own after a failed step, a half-done start's, a stop's; a
+ * failing one fails each time it is tried).
+ */
+function faultAt(env: NodeJS.ProcessEnv, step: number, what: string, kind: '' | 'undo-' = ''): void {
   const spec = env['XENNET_TEST_FAULT'];
   if (!spec) return;
-  const m = /^(fail|kill)-at:(\d+)$/.exec(spec);
-  if (!m || Number(m[2]) !== step) return;
-  if (m[1] === 'kill') process.kill(process.pid, 'SIGKILL');
-  throw new XennetError('internal', `injected fault before ${what}`);
+  for (const one of spec.split(',')) {
+    const m = /^(undo-)?(fail|kill)-at:(\d+)$/.exec(one);
+    if (!m || (m[1] ?? '') !== kind || Number(m[3]) !== step) continue;
+    if (m[2] === 'kill') process.kill(process.pid, 'SIGKILL');
+    throw new XennetError('internal', `injected fault before ${what}`);
+  }
 }
 
 interface Session {
@@ -82,10 +89,53 @@ function loadJournal(s: Session, warnings: string[]): TakeoverJournal | undefine
   return journal;
 }
 
-/** Undoes a start that did not finish (ops[0..done], the op at `done` may have half run). */
+/**
+ * Runs `inverse` from `j.undone` on, tolerantly, writing the journal after every op: an undo that
+ * is killed goes on from where it was, and never runs again over what it restored (an op run
+ * twice is safe; a run of them is not: an undo that starts over on a host it restored would take
+ * the NIC's addresses off it again). An op that fails is passed over and tried once more after the
+ * others (a route whose gateway only a later op brings back); what still fails is kept in
+ * `j.retry` for the next command, and returned. `faults`: the test seam acts before each op.
+ */
+async function runUndo(s: Session, j: TakeoverJournal, inverse: readonly LinkOp[], options: { steps?: string[]; faults?: boolean } = {}): Promise<string[]> {
+  // `at`: the op's place in this undo (the test seam's N); an earlier command's have none.
+  const failed: { o: LinkOp; at?: number }[] = (j.retry ?? []).map((o) => ({ o }));
+  const attempt = async (o: LinkOp, at: number | undefined): Promise<void> => {
+    if (at !== undefined) faultAt(s.env, at, describeOp(o), 'undo-');
+    if ((await applyOp(s.client, o, 'tolerant')) === 'done') options.steps?.push(describeOp(o));
+  };
+  for (let i = j.undone; i < inverse.length; i++) {
+    const o = inverse[i]!;
+    if (options.faults) faultAt(s.env, i + 1, describeOp(o));
+    try {
+      await attempt(o, i + 1);
+    } catch {
+      failed.push({ o, at: i + 1 });
+    }
+    j.undone = i + 1;
+    if (failed.length > 0) j.retry = failed.map((f) => f.o);
+    writeJournal(s.path, j);
+  }
+  const errors: string[] = [];
+  const still: LinkOp[] = [];
+  for (const { o, at } of failed) {
+    try {
+      await attempt(o, at);
+    } catch (e) {
+      still.push(o);
+      errors.push(`${describeOp(o)}: ${reasonOf(e)}`);
+    }
+  }
+  if (still.length > 0) j.retry = still;
+  else delete j.retry;
+  if (failed.length > 0) writeJournal(s.path, j);
+  return errors;
+}
+
+/** Undoes a start that did not finish (ops[0..done], the op at `done` may have half run), from where an earlier undo of it stopped. */
 async function undoHalfStart(s: Session, j: TakeoverJournal): Promise<string> {
   const ran = j.ops.slice(0, Math.min(j.done + 1, j.ops.length));
-  const errors = await undoOps(s.client, inverseOf(ran));
+  const errors = await runUndo(s, j, inverseOf(ran));
   if (errors.length > 0) throw new XennetError('step-failed', `could not undo the half-done start recorded in ${s.path}: ${errors.join('; ')}`, { hint: 'fix the cause and run the command again' });
   removeJournal(s.path);
   return `undid a start of ${j.spec.bridge} that stopped after ${j.done} of ${j.ops.length} steps`;
@@ -93,24 +143,13 @@ async function undoHalfStart(s: Session, j: TakeoverJournal): Promise<string> {
 
 /** Runs (or continues) the inverse sequence of a completed start. */
 async function runStop(s: Session, j: TakeoverJournal, steps: string[]): Promise<void> {
-  const inverse = inverseOf(j.ops);
   if (j.phase !== 'stopping') {
     j.phase = 'stopping';
     j.undone = 0;
+    delete j.retry;
     writeJournal(s.path, j);
   }
-  const errors: string[] = [];
-  for (let i = j.undone; i < inverse.length; i++) {
-    const o = inverse[i]!;
-    faultAt(s.env, i + 1, describeOp(o));
-    try {
-      if ((await applyOp(s.client, o, 'tolerant')) === 'done') steps.push(describeOp(o));
-    } catch (e) {
-      errors.push(`${describeOp(o)}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    j.undone = i + 1;
-    writeJournal(s.path, j);
-  }
+  const errors = await runUndo(s, j, inverseOf(j.ops), { steps, faults: true });
   if (errors.length > 0) {
     throw new XennetError('step-failed', `stop of ${j.spec.bridge} could not complete ${errors.length} step(s): ${errors.join('; ')}`, {
       hint: `the journal ${s.path} is kept; fix the cause and run stop again`,
@@ -180,7 +219,7 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
   let host = live;
   let repaired: string | undefined;
   if (journal && journal.phase !== 'up') {
-    const inverse = journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops).slice(journal.undone);
+    const inverse = [...(journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops)).slice(journal.undone), ...(journal.retry ?? [])];
     steps.push(...inverse.map((o) => `undo: ${describeOp(o)}`));
     repaired = `would first ${journal.phase === 'starting' ? 'undo a start' : 'finish a stop'} of ${spec.bridge} that was interrupted (${inverse.length} steps), then start from the recorded pre-takeover state`;
     host = journal.before;
@@ -239,7 +278,9 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, opti
         faultAt(s.env, i + 1, describeOp(o));
         await applyOp(s.client, o, 'strict');
       } catch (e) {
-        const errors = await undoOps(s.client, inverseOf(ops.slice(0, i + 1)));
+        // Undone as the next command would undo it (j.done is i: op i may have half run), and
+        // journaled as it goes: a kill now leaves the next command to go on from there.
+        const errors = await runUndo(s, j, inverseOf(ops.slice(0, i + 1)));
         if (errors.length === 0) removeJournal(s.path);
         throw new StepFailed(i + 1, ops.length, o, e, true, errors);
       }
@@ -273,14 +314,14 @@ async function dryRunStop(ctx: TakeoverContext, spec: TakeoverSpec, options: Sto
     return { action: 'not-started', spec, steps: [], warnings };
   }
   if (journal.phase === 'starting') {
-    const inverse = inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length)));
+    const inverse = [...inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))).slice(journal.undone), ...(journal.retry ?? [])];
     return { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), repaired: `would undo a start of ${journal.spec.bridge} that stopped after ${journal.done} of ${journal.ops.length} steps`, warnings };
   }
   const guests = foreignPorts(journal.spec, host);
   if (guests.length > 0 && !options.force) {
     throw refused(`${journal.spec.bridge} still has other ports (${guests.join(', ')}); nothing was changed`, 'shut those guests down first, or pass --force to detach them');
   }
-  const inverse = inverseOf(journal.ops).slice(journal.phase === 'stopping' ? journal.undone : 0);
+  const inverse = journal.phase === 'stopping' ? [...inverseOf(journal.ops).slice(journal.undone), ...(journal.retry ?? [])] : inverseOf(journal.ops);
   const result: TakeoverResult = { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), warnings };
   if (journal.phase === 'stopping') result.repaired = `would finish a stop that was interrupted after ${journal.undone} of ${journal.ops.length} steps`;
   return result;

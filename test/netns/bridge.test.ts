@@ -185,6 +185,66 @@ describe('bridge takeover (netns)', function () {
     }
   });
 
+  it('a start whose own undo is killed at any step is finished by the next start or stop, which never runs again what it restored', async function () {
+    this.timeout(900_000);
+    const plan = await xennet(['bridge', 'start', '--json']);
+    const steps = (JSON.parse(plan.stdout) as { steps: string[] }).steps.length;
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    // The last step fails: its undo is the longest (every step). Every other undo step is a kill point.
+    for (let m = 1; m <= steps; m += 2) {
+      const killed = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `fail-at:${steps},undo-kill-at:${m}` });
+      assert.notEqual(killed.code, 0, `undo-kill-at:${m}`);
+      assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done', `undo-kill-at:${m}`);
+      if (m % 4 === 1) {
+        ok(await xennet(['bridge', 'stop']), `stop after undo-kill-at:${m}`);
+      } else {
+        ok(await xennet(['bridge', 'start']), `start after undo-kill-at:${m}`);
+        assert.equal((await links(t)).get('peth0')?.master, 'xenbr0');
+        ok(await xennet(['bridge', 'stop']), 'stop');
+      }
+      await assertOriginal(`after a start whose undo was killed before its step ${m}`);
+    }
+  });
+
+  it('an undo step that fails is tried again after the others, and by the next command until it is done (the journal keeps it)', async () => {
+    const plan = JSON.parse((await xennet(['bridge', 'start', '--json'])).stdout) as { steps: string[] };
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    const steps = plan.steps.length;
+    const removal = plan.steps.indexOf('remove route default via 192.168.0.1 dev eth0');
+    assert.ok(removal >= 0, plan.steps.join('\n'));
+    // The undo of a start failed at its last step runs the inverse of every step, the last first.
+    const r = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `fail-at:${steps},undo-fail-at:${steps - removal}` });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /undoing the completed steps also failed \(add route default via 192\.168\.0\.1 dev eth0: injected fault/);
+    assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done');
+    assert.doesNotMatch(await t.dom0.ip('route', 'show', 'default'), /192\.168\.0\.1/, 'the default route is not back yet');
+    const stop = await xennet(['bridge', 'stop']);
+    ok(stop, 'stop');
+    assert.match(stop.stdout, /undid a start/);
+    await assertOriginal('after the failed undo step was done by the next command');
+    ok(await xennet(['bridge', 'start']), 'start');
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    await assertOriginal('after a start and a stop');
+  });
+
+  it("a /32 address whose gateway is a host route (the hosters' layout): start carries it, traffic flows, stop restores it", async () => {
+    await t.dom0.ip('route', 'del', 'default');
+    await t.dom0.ip('addr', 'del', '192.168.0.3/24', 'dev', 'eth0');
+    await t.dom0.ip('addr', 'del', '192.168.0.2/24', 'dev', 'eth0');
+    await t.dom0.ip('addr', 'add', '192.168.0.2/32', 'dev', 'eth0');
+    await t.dom0.ip('route', 'add', '192.168.0.1', 'dev', 'eth0', 'scope', 'link');
+    await t.dom0.ip('route', 'add', 'default', 'via', '192.168.0.1', 'dev', 'eth0');
+    await t.dom0.ip('route', 'add', '10.9.0.0/16', 'via', '192.168.0.1', 'table', '100');
+    await settleIpv6(t.dom0);
+    original = await snapshot(t.dom0);
+    ok(await xennet(['bridge', 'start']), 'start');
+    assert.equal((await links(t)).get('peth0')?.master, 'xenbr0');
+    assert.ok(await t.dom0.ping('198.51.100.1', 1, 3), 'dom0 reaches beyond the gateway through its default route');
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    await assertOriginal('after stop');
+    assert.ok(await t.dom0.ping('198.51.100.1', 1, 3), 'and again after stop');
+  });
+
   it('a stop killed half way is finished by the next stop', async () => {
     ok(await xennet(['bridge', 'start']), 'start');
     const killed = await xennet(['bridge', 'stop'], { XENNET_TEST_FAULT: 'kill-at:12' });
@@ -207,6 +267,7 @@ describe('bridge takeover (netns)', function () {
       ['bridge name taken by a non-bridge', [], () => t.dom0.ip('link', 'add', 'xenbr0', 'type', 'veth', 'peer', 'name', 'other0'), /xenbr0 exists and is not a bridge/],
       ['foreign veth0', [], () => t.dom0.ip('link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'other0'), /veth0 already exists and is not one end of a veth0\/vif0.0 veth pair/],
       ['bad name', ['--bridge', 'a bridge'], null, /is not a valid interface name/],
+      ['a macvlan on the NIC', [], () => t.dom0.ip('link', 'add', 'mv0', 'link', 'eth0', 'type', 'macvlan', 'mode', 'bridge'), /mv0 \(macvlan\) is stacked on eth0, which then cannot be a bridge port \(the kernel refuses it: EBUSY\); nothing was changed/],
       ['multipath route through the NIC', [], async () => {
         await t.dom0.ip('addr', 'add', '192.168.1.2/24', 'dev', 'eth0');
         await t.dom0.ip('route', 'add', '10.7.0.0/16', 'nexthop', 'via', '192.168.0.1', 'nexthop', 'via', '192.168.1.1');

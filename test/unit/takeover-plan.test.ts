@@ -103,6 +103,7 @@ describe('takeover planner', () => {
       ['foreign veth0', (h) => h.links.push(nic('veth0', 9, { kind: 'veth' })), /veth0 already exists and is not one end/],
       ['foreign vif0.0', (h) => h.links.push(nic('vif0.0', 9, { kind: 'veth' })), /vif0.0 already exists and is not one end/],
       ['multipath route through the NIC', (h) => h.routes.push(route('eth0', '10.7.0.0/16', { dev: null, nexthopDevs: ['eth0', 'eth1'] })), /multipath route through eth0/],
+      ['a macvlan on the NIC', (h) => h.links.push(nic('mv0', 9, { kind: 'macvlan', lower: 2 })), /mv0 \(macvlan\) is stacked on eth0, which then cannot be a bridge port/],
     ];
     for (const [what, mutate, message] of cases) {
       it(what, () => {
@@ -196,6 +197,31 @@ describe('takeover planner', () => {
       assert.ok(!ops.some((o) => o.op === 'set-sysctl'), 'none when the settings were not read');
     });
 
+    it('adds routes without a gateway before the routes through a gateway they reach (a /32 address, the gateway a host route), and removes them after', () => {
+      const h = dom0();
+      h.addresses = [addr('eth0', '192.168.0.2', 32)];
+      h.routes = [route('eth0', 'default', { gateway: '192.168.0.1' }), route('eth0', '192.168.0.1/32', { scope: 253 })];
+      const plan = planTakeover(spec0, h);
+      const added = plan.filter((o) => o.op === 'add-route').map((o) => (o.op === 'add-route' ? o.route.dst : ''));
+      assert.deepEqual(added, ['192.168.0.1/32', 'default']);
+      const removed = plan.filter((o) => o.op === 'delete-route').map((o) => (o.op === 'delete-route' ? o.route.dst : ''));
+      assert.deepEqual(removed, ['default', '192.168.0.1/32']);
+      const after = applyToModel(h, plan); // the model refuses a gateway it cannot reach, as the kernel does
+      assert.deepEqual(compareHostSide(h, applyToModel(after, inverseOf(plan)), 'eth0'), []);
+    });
+
+    it('renames the NIC and the veth end only when they are the links the plan means (ifindex, veth peer)', () => {
+      const renames = ops.filter((o) => o.op === 'rename');
+      assert.deepEqual(renames, [
+        { op: 'rename', from: 'eth0', to: 'peth0', index: 2 },
+        { op: 'rename', from: 'veth0', to: 'eth0', pairedWith: 'vif0.0' },
+      ]);
+      assert.deepEqual(renames.map(invert), [
+        { op: 'rename', from: 'peth0', to: 'eth0', index: 2 },
+        { op: 'rename', from: 'eth0', to: 'veth0', pairedWith: 'vif0.0' },
+      ]);
+    });
+
     it('describes every step in words', () => {
       for (const o of ops) assert.doesNotMatch(describeOp(o), /undefined|\[object/);
     });
@@ -215,6 +241,8 @@ describe('takeover planner', () => {
         up: fc.boolean(),
         existingBridge: fc.boolean(),
         otherLinks: fc.integer({ min: 0, max: 3 }),
+        // The hosters' layout: a /32 address, the gateway reached through a host route (listed after the default route, as a dump may list them).
+        hostGateway: fc.boolean(),
       })
       .map((p): HostState => {
         const h: HostState = { links: [nic('lo', 1), nic('eth0', 2, { mtu: p.mtu, up: p.up })], addresses: [], routes: [] };
@@ -223,6 +251,10 @@ describe('takeover planner', () => {
         p.v4.forEach((a, i) => h.addresses.push(addr('eth0', a, 24, i > 0 ? { flags: ['permanent', 'secondary'] } : {})));
         p.v6.forEach((a) => h.addresses.push(addr('eth0', a, 64)));
         if (p.up) for (const r of p.routes) h.routes.push(route('eth0', `10.${r.net}.0.0/16`, { table: r.table, ...(r.metric === undefined ? {} : { metric: r.metric }) }));
+        if (p.up && p.hostGateway) {
+          h.addresses.push(addr('eth0', '198.51.100.7', 32));
+          h.routes.push(route('eth0', 'default', { gateway: '198.51.100.1', table: 100 }), route('eth0', '198.51.100.1/32', { scope: 253 }));
+        }
         return h;
       });
 

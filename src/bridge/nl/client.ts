@@ -93,6 +93,9 @@ function flagNames(flags: object | undefined): string[] {
 const numericMetrics = ['lock', 'mtu', 'window', 'rtt', 'rttvar', 'ssthresh', 'cwnd', 'advmss', 'reordering', 'hoplimit', 'initcwnd', 'features', 'rtoMin', 'initrwnd', 'quickack', 'fastopenNoCookie'] as const;
 type NumericMetric = (typeof numericMetrics)[number];
 
+/** Kinds of link stacked on a lower device that they keep from being a bridge port (the kernel: EBUSY). */
+const StackedKinds = new Set(['macvlan', 'macvtap', 'ipvlan', 'ipvtap']);
+
 function toLinkState(m: LinkMessage, nameOf: Map<number, string>): LinkState {
   const info = decodeLinkInfo(m.linkinfo);
   const link: LinkState = {
@@ -105,8 +108,10 @@ function toLinkState(m: LinkMessage, nameOf: Map<number, string>): LinkState {
     up: m.up,
     arp: !m.noarp,
     multicast: m.multicast,
-    peerIndex: info.kind === 'veth' ? (m.link ?? null) : null,
+    // IFLA_LINK with IFLA_LINK_NETNSID is an index in another namespace: no link of this one.
+    peerIndex: info.kind === 'veth' && m.linkNetnsid === undefined ? (m.link ?? null) : null,
   };
+  if (info.kind !== null && StackedKinds.has(info.kind) && m.link !== undefined && m.link !== 0 && m.linkNetnsid === undefined) link.lower = m.link;
   if (info.bridge) link.bridge = info.bridge;
   if (m.ifalias) link.alias = m.ifalias;
   return link;

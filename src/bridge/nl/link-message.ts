@@ -17,6 +17,7 @@ const IFLA_MASTER = 10;
 const IFLA_LINKINFO = 18;
 const IFLA_IFALIAS = 20;
 const IFLA_AF_SPEC = 26;
+const IFLA_LINK_NETNSID = 37;
 /** IFLA_AF_SPEC's members: per address family, its settings of the link. */
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -38,6 +39,8 @@ export interface LinkMessage {
   address?: Buffer;
   mtu?: number;
   link?: number;
+  /** IFLA_LINK_NETNSID: `link` is an index in another network namespace (a veth's peer there). */
+  linkNetnsid?: number;
   master?: number;
   linkinfo?: Buffer;
   ifalias?: string;
@@ -84,6 +87,9 @@ export function parseLinkMessage(data: Buffer): LinkMessage {
         break;
       case IFLA_LINK:
         m.link = u32(payload);
+        break;
+      case IFLA_LINK_NETNSID:
+        m.linkNetnsid = u32(payload);
         break;
       case IFLA_MASTER:
         m.master = u32(payload);

@@ -3,6 +3,7 @@
  * plans without root: it rejects what the kernel rejects for these ops (duplicate names,
  * duplicate addresses/routes, missing links) and drops routes and addresses as the kernel does.
  */
+import ipaddr from 'ipaddr.js';
 import type { AddressState, HostState, LinkState, RouteState } from '../../../src/bridge/model.js';
 import type { LinkOp } from '../../../src/bridge/ops.js';
 
@@ -12,6 +13,25 @@ const clone = <T>(x: T): T => structuredClone(x);
 const sameAddress = (a: AddressState, b: AddressState): boolean => a.link === b.link && a.local === b.local && a.prefixLen === b.prefixLen;
 const sameRoute = (a: RouteState, b: RouteState): boolean =>
   a.family === b.family && a.table === b.table && a.dst === b.dst && a.tos === b.tos && (a.metric ?? 0) === (b.metric ?? 0);
+
+const RTNH_F_ONLINK = 4;
+const covers = (prefix: string, len: number, ip: string): boolean => {
+  const a = ipaddr.parse(ip);
+  const p = ipaddr.parse(prefix);
+  return a.kind() === p.kind() && a.match(p, len);
+};
+
+/**
+ * The kernel refuses a route whose gateway it cannot reach on the route's link (ENETUNREACH): a
+ * gateway is reachable through a prefix of an address on the link, or a route there without a
+ * gateway that covers it; an IPv6 link-local one always is; `onlink` skips the check.
+ */
+function gatewayReachable(h: HostState, r: RouteState): boolean {
+  const gw = r.gateway;
+  if (gw === undefined || (r.flags & RTNH_F_ONLINK) !== 0 || gw.toLowerCase().startsWith('fe80:')) return true;
+  if (h.addresses.some((a) => a.link === r.dev && covers(a.local, a.prefixLen, gw))) return true;
+  return h.routes.some((x) => x.dev === r.dev && x.gateway === undefined && x.dst !== 'default' && covers(x.dst.split('/')[0]!, Number(x.dst.split('/')[1] ?? (gw.includes(':') ? 128 : 32)), gw));
+}
 
 export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostState {
   const h = clone(start);
@@ -110,6 +130,7 @@ export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostStat
         const l = link(o.route.dev ?? '');
         if (!l.up) throw new ModelError(`ENETDOWN ${l.name}`);
         if (o.route.prefsrc && !h.addresses.some((a) => a.local === o.route.prefsrc)) throw new ModelError(`EINVAL prefsrc ${o.route.prefsrc}`);
+        if (!gatewayReachable(h, o.route)) throw new ModelError(`ENETUNREACH gateway ${o.route.gateway ?? ''}`);
         if (h.routes.some((r) => sameRoute(r, o.route))) throw new ModelError(`EEXIST route ${o.route.dst}`);
         h.routes.push(clone(o.route));
         break;
