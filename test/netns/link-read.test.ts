@@ -29,6 +29,7 @@ interface IpLink {
   master?: string;
   address?: string;
   link_index?: number;
+  link_netnsid?: number;
   link?: string;
   ifalias?: string;
   linkinfo?: { info_kind?: string; info_data?: { stp_state?: number; forward_delay?: number; nf_call_iptables?: number; nf_call_ip6tables?: number } };
@@ -37,6 +38,7 @@ interface IpLink {
 describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset show them', function () {
   this.timeout(60_000);
   let ns: Netns | undefined;
+  let other: Netns | undefined;
 
   before(async () => {
     await sweepLeftovers();
@@ -50,6 +52,11 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     // No IPv6 stack on a link under IPv6's minimum MTU: neither a dump nor /proc/sys has its settings.
     await ip('link', 'add', 'small0', 'mtu', '1000', 'type', 'veth', 'peer', 'name', 'small1');
     await ip('link', 'set', 'xbr0', 'up');
+    // A veth whose peer is in another namespace (a NIC's place in the simulated hosts: its
+    // IFLA_LINK is an index there), and a macvlan stacked on a link here.
+    other = await createNetns('links-other');
+    await ip('link', 'add', 'xout', 'type', 'veth', 'peer', 'name', 'xin', 'netns', other.name);
+    await ip('link', 'add', 'mv0', 'link', 'dum0', 'type', 'macvlan', 'mode', 'bridge');
     const set = (family: string, link: string, key: string, value: string): Promise<string> => ns!.sh('sysctl', ['-q', '-w', `net.${family}.conf.${link}.${key}=${value}`]);
     await set('ipv6', 'vifa', 'disable_ipv6', '1');
     await set('ipv4', 'vifa', 'drop_unicast_in_l2_multicast', '1');
@@ -58,7 +65,7 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     await set('ipv4', 'dum0', 'drop_unicast_in_l2_multicast', '1');
     await set('ipv6', 'small0', 'disable_ipv6', '1').catch(() => undefined);
   });
-  after(() => destroy(ns));
+  after(() => destroy(ns, other));
 
   const read = async (): Promise<Read> => {
     const r = await ns!.exec('node', [readerJs]);
@@ -82,8 +89,10 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
       assert.equal(l.arp, !s.flags.includes('NOARP'), what);
       assert.equal(l.multicast, s.flags.includes('MULTICAST'), what);
       assert.equal(l.alias, s.ifalias, what);
-      if (l.kind === 'veth') assert.equal(l.peerIndex, s.link_index ?? shown.find((x) => x.ifname === s.link)?.ifindex, what);
+      const lowerHere = s.link_netnsid === undefined ? (s.link_index ?? shown.find((x) => x.ifname === s.link)?.ifindex) : undefined;
+      if (l.kind === 'veth') assert.equal(l.peerIndex, lowerHere ?? null, what);
       else assert.equal(l.peerIndex, null, what);
+      assert.equal(l.lower, l.kind === 'macvlan' ? lowerHere : undefined, what);
       const data = s.linkinfo?.info_data;
       if (l.kind === 'bridge') {
         assert.deepEqual(
@@ -95,6 +104,8 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     }
     // The names and values the test set are there (not only agreement on defaults).
     const byName = new Map(links.map((l) => [l.name, l]));
+    assert.equal(byName.get('xout')?.peerIndex, null, 'a peer in another namespace is none here');
+    assert.equal(byName.get('mv0')?.lower, byName.get('dum0')?.index, 'the macvlan is on dum0');
     assert.equal(byName.get('vifa')?.master, 'xbr0');
     assert.equal(byName.get('vifa')?.alias, 'guest ä port');
     assert.deepEqual([byName.get('vifb')?.mtu, byName.get('vifb')?.mac, byName.get('vifb')?.arp, byName.get('vifb')?.multicast], [1400, '00:16:3e:12:34:56', false, false]);
