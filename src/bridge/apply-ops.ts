@@ -32,6 +32,8 @@ export type LinkOpsClient = Pick<
   | 'deleteAddress'
   | 'addRoute'
   | 'deleteRoute'
+  | 'addNeighbour'
+  | 'deleteNeighbour'
 >;
 
 /** errno names that mean "this op's effect is already in place" for each kind of op. */
@@ -44,6 +46,8 @@ const alreadyDone: Partial<Record<LinkOp['op'], string[]>> = {
   'delete-address': ['EADDRNOTAVAIL', 'ENODEV', 'ENOENT'],
   'add-route': ['EEXIST'],
   'delete-route': ['ESRCH', 'ENODEV', 'ENOENT'],
+  'add-neigh': ['EEXIST'],
+  'delete-neigh': ['ENOENT', 'ENODEV'],
 };
 
 async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promise<'done' | 'skipped'> {
@@ -111,6 +115,12 @@ async function perform(client: LinkOpsClient, o: LinkOp, mode: ApplyMode): Promi
       break;
     case 'delete-route':
       await client.deleteRoute(o.route);
+      break;
+    case 'add-neigh':
+      await client.addNeighbour(o.neigh);
+      break;
+    case 'delete-neigh':
+      await client.deleteNeighbour(o.neigh);
       break;
   }
   return 'done';

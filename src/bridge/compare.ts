@@ -2,7 +2,7 @@
  * Pure comparison of what a takeover must preserve: the host-side link's identity (MAC, MTU,
  * up, ARP, multicast), its configured addresses and its carried routes.
  */
-import { addressesOn, describeAddress, describeRoute, isCarriedRoute, isConfiguredAddress, linkByName, routesVia, type AddressState, type HostState, type RouteState } from './model.js';
+import { addressesOn, describeAddress, describeNeigh, describeRoute, isCarriedRoute, isConfiguredAddress, linkByName, neighboursOn, routesVia, type AddressState, type HostState, type NeighState, type RouteState } from './model.js';
 
 const addressKey = (a: AddressState): string =>
   [a.family, a.local, a.prefixLen, a.peer ?? '', a.broadcast ?? '', a.label ?? '', a.scope, a.metric ?? '', a.flags.filter((f) => f !== 'tentative' && f !== 'secondary').join(',')].join('|');
@@ -30,5 +30,13 @@ export function compareHostSide(before: HostState, after: HostState, link: strin
   const aRoutes = new Map(routesVia(after, link).filter(isCarriedRoute).map((x) => [routeKey(x), x]));
   for (const [k, x] of bRoutes) if (!aRoutes.has(k)) diffs.push(`route ${describeRoute(x)} is missing`);
   for (const [k, x] of aRoutes) if (!bRoutes.has(k)) diffs.push(`route ${describeRoute(x)} is new`);
+  // A snapshot without neighbours (a journal of a version that did not read them) compares none.
+  if (before.neighbours && after.neighbours) {
+    const key = (n: NeighState): string => JSON.stringify([n.family, n.dst, n.proxy, n.lladdr ?? null, n.router]);
+    const bN = new Map(neighboursOn(before, link).map((x) => [key(x), x]));
+    const aN = new Map(neighboursOn(after, link).map((x) => [key(x), x]));
+    for (const [k, x] of bN) if (!aN.has(k)) diffs.push(`neighbour ${describeNeigh(x)} is missing from ${link}`);
+    for (const [k, x] of aN) if (!bN.has(k)) diffs.push(`neighbour ${describeNeigh(x)} on ${link} is new`);
+  }
   return diffs;
 }

@@ -46,6 +46,14 @@ const route = z.object({
   pref: z.number().int().optional(),
   nexthopDevs: z.array(z.string()).optional(),
 });
+const neigh = z.object({
+  family,
+  link: z.string(),
+  dst: z.string(),
+  lladdr: z.string().optional(),
+  proxy: z.boolean(),
+  router: z.boolean(),
+});
 const link = z.object({
   index: z.number().int(),
   name: z.string(),
@@ -79,6 +87,8 @@ const linkOp = z.discriminatedUnion('op', [
   z.object({ op: z.literal('delete-address'), address }),
   z.object({ op: z.literal('add-route'), route }),
   z.object({ op: z.literal('delete-route'), route }),
+  z.object({ op: z.literal('add-neigh'), neigh }),
+  z.object({ op: z.literal('delete-neigh'), neigh }),
 ]);
 
 const journalSchema = z.object({
@@ -86,7 +96,7 @@ const journalSchema = z.object({
   spec: z.object({ netdev: z.string(), bridge: z.string(), vifnum: z.number().int(), pdev: z.string(), vdev: z.string(), vif0: z.string() }),
   bootId: z.string(),
   startedAt: z.string(),
-  before: z.object({ links: z.array(link), addresses: z.array(address), routes: z.array(route) }),
+  before: z.object({ links: z.array(link), addresses: z.array(address), routes: z.array(route), neighbours: z.array(neigh).optional() }),
   ops: z.array(linkOp),
   /** starting: `done` ops ran; up: all ran; stopping: `undone` inverse ops ran. */
   phase: z.enum(['starting', 'up', 'stopping']),

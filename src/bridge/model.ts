@@ -93,10 +93,29 @@ export interface RouteState {
   nexthopDevs?: string[];
 }
 
+/**
+ * A neighbour entry an operator set (the kernel's own are not read: learned ones, and the noarp
+ * ones it makes for multicast and broadcast): a static one (`ip neigh add ... lladdr ... nud
+ * permanent`) or a proxy one (`ip neigh add proxy ...`, proxy ARP or NDP for an address behind
+ * the host).
+ */
+export interface NeighState {
+  family: Family;
+  link: string;
+  dst: string;
+  /** The MAC of a static entry; none for a proxy entry. */
+  lladdr?: string;
+  proxy: boolean;
+  /** NTF_ROUTER: the neighbour is a router (IPv6). */
+  router: boolean;
+}
+
 export interface HostState {
   links: LinkState[];
   addresses: AddressState[];
   routes: RouteState[];
+  /** Static and proxy neighbour entries (absent in journals of versions that did not read them). */
+  neighbours?: NeighState[];
 }
 
 export const RouteProtocolKernel = 2;
@@ -158,4 +177,12 @@ export function describeRoute(r: RouteState): string {
 
 export function describeAddress(a: AddressState): string {
   return `${a.local}/${a.prefixLen}${a.label && a.label !== a.link ? ` (${a.label})` : ''}`;
+}
+
+export function neighboursOn(host: HostState, link: string): NeighState[] {
+  return (host.neighbours ?? []).filter((n) => n.link === link);
+}
+
+export function describeNeigh(n: NeighState): string {
+  return n.proxy ? `proxy ${n.dst}` : `${n.dst} lladdr ${n.lladdr ?? '?'} permanent${n.router ? ' router' : ''}`;
 }

@@ -2,7 +2,7 @@
  * Link operations: the plain-data steps of a network change. Each op can be printed, stored in
  * the takeover journal, and inverted; the executor (./apply-ops.ts) performs them.
  */
-import { describeAddress, describeRoute, type AddressState, type RouteState } from './model.js';
+import { describeAddress, describeNeigh, describeRoute, type AddressState, type NeighState, type RouteState } from './model.js';
 
 export type LinkOp =
   | { op: 'create-veth'; name: string; peer: string }
@@ -26,7 +26,9 @@ export type LinkOp =
   | { op: 'add-address'; address: AddressState }
   | { op: 'delete-address'; address: AddressState }
   | { op: 'add-route'; route: RouteState }
-  | { op: 'delete-route'; route: RouteState };
+  | { op: 'delete-route'; route: RouteState }
+  | { op: 'add-neigh'; neigh: NeighState }
+  | { op: 'delete-neigh'; neigh: NeighState };
 
 export function invert(o: LinkOp): LinkOp {
   switch (o.op) {
@@ -66,6 +68,10 @@ export function invert(o: LinkOp): LinkOp {
       return { op: 'delete-route', route: o.route };
     case 'delete-route':
       return { op: 'add-route', route: o.route };
+    case 'add-neigh':
+      return { op: 'delete-neigh', neigh: o.neigh };
+    case 'delete-neigh':
+      return { op: 'add-neigh', neigh: o.neigh };
   }
 }
 
@@ -108,5 +114,9 @@ export function describeOp(o: LinkOp): string {
       return `add route ${describeRoute(o.route)}`;
     case 'delete-route':
       return `remove route ${describeRoute(o.route)}`;
+    case 'add-neigh':
+      return `add neighbour ${describeNeigh(o.neigh)} on ${o.neigh.link}`;
+    case 'delete-neigh':
+      return `remove neighbour ${describeNeigh(o.neigh)} from ${o.neigh.link}`;
   }
 }

@@ -9,7 +9,7 @@
  * `planTakeover` returns the steps. Undoing is the inverse sequence (see ./ops.ts).
  */
 import { refused, usageError } from '../sys/errors.js';
-import { addressesOn, isCarriedRoute, isConfiguredAddress, linkByName, QuietMac, RouteTableMain, routesVia, type AddressState, type HostState, type LinkState, type RouteState } from './model.js';
+import { addressesOn, isCarriedRoute, isConfiguredAddress, linkByName, neighboursOn, QuietMac, RouteTableMain, routesVia, type AddressState, type HostState, type LinkState, type RouteState } from './model.js';
 import type { StackSettings } from '../sys/sysctl.js';
 import type { LinkOp } from './ops.js';
 
@@ -269,7 +269,11 @@ export function planTakeover(spec: TakeoverSpec, host: HostState, stacks?: Takeo
   ops.push({ op: 'set-mac', link: W, mac: QuietMac, was: wState.mac || QuietMac });
   if (wState.mtu !== net.mtu) ops.push({ op: 'set-mtu', link: W, mtu: net.mtu, was: wState.mtu || VethDefaultMtu });
 
-  // 5. Take the host's routes and addresses off the NIC, then take it down.
+  // 5. Take the host's neighbour entries, routes and addresses off the NIC, then take it down (the
+  // kernel drops a link's neighbour entries when it goes down: taken off by a step of their own,
+  // they are put back by its inverse, once the NIC is up again).
+  const neighbours = neighboursOn(host, N);
+  for (const n of neighbours) ops.push({ op: 'delete-neigh', neigh: n });
   for (const r of [...routes].reverse()) ops.push({ op: 'delete-route', route: r });
   for (const a of removalOrder(addresses)) ops.push({ op: 'delete-address', address: a });
   if (net.up) ops.push({ op: 'set-up', link: N, up: false, was: true });
@@ -297,6 +301,7 @@ export function planTakeover(spec: TakeoverSpec, host: HostState, stacks?: Takeo
   if (net.up) ops.push({ op: 'set-up', link: N, up: true, was: false });
   for (const a of addresses) ops.push({ op: 'add-address', address: a });
   for (const r of routes) ops.push({ op: 'add-route', route: r });
+  for (const n of neighbours) ops.push({ op: 'add-neigh', neigh: n });
   return ops;
 }
 

@@ -90,6 +90,13 @@ describe('bridge takeover (netns)', function () {
     assert.ok(await t.dom0.ping('192.168.0.1', 1, 3), 'dom0 pings the gateway');
     assert.ok(await t.dom0.ping('198.51.100.1'), 'dom0 reaches beyond the gateway through its default route');
     assert.ok(await t.dom0.ping('2001:db8::1'), 'dom0 pings the gateway over IPv6');
+    // The NIC's static and proxy neighbour entries are on the host side.
+    assert.ok(await t.dom0.ping('192.168.0.77', 1, 3), 'dom0 reaches 192.168.0.77 through its static neighbour entry');
+    const neigh = await t.dom0.ip('neigh', 'show', 'nud', 'permanent');
+    assert.match(neigh, /192\.168\.0\.77 dev eth0 lladdr [0-9a-f:]+ PERMANENT/);
+    const proxies = await t.dom0.ip('neigh', 'show', 'proxy');
+    assert.match(proxies, /192\.168\.0\.88 dev eth0 proxy/);
+    assert.match(proxies, /2001:db8::88 dev eth0 proxy/);
   });
 
   it('a TCP connection opened before start still works after it', async () => {

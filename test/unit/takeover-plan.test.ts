@@ -171,6 +171,19 @@ describe('takeover planner', () => {
       assert.equal(classifyLayout(spec0, restored).kind, 'original');
     });
 
+    it("moves the NIC's static and proxy neighbour entries to the host side (the kernel drops them when the NIC goes down), and back", () => {
+      const taken = indexOfOp(ops, (o) => o.op === 'delete-neigh' && o.neigh.dst === '192.168.0.1' && o.neigh.link === 'eth0');
+      assert.ok(taken < indexOfOp(ops, (o) => o.op === 'set-up' && o.link === 'eth0' && !o.up), 'taken off before the NIC goes down');
+      const added = ops.filter((o) => o.op === 'add-neigh').map((o) => (o.op === 'add-neigh' ? `${o.neigh.link} ${o.neigh.dst} ${o.neigh.proxy}` : ''));
+      assert.deepEqual(added, ['eth0 192.168.0.1 false', 'eth0 2001:db8::60 true']);
+      assert.ok(indexOfOp(ops, (o) => o.op === 'add-neigh') > indexOfOp(ops, (o) => o.op === 'set-up' && o.link === 'eth0' && o.up), 'added once the host side is up');
+      const before = dom0();
+      const after = applyToModel(before, ops);
+      assert.deepEqual(after.neighbours?.map((n) => `${n.link} ${n.dst}`).sort(), ['eth0 192.168.0.1', 'eth0 2001:db8::60'], 'on the host side, none on peth0');
+      const sorted = (h: HostState): string[] => (h.neighbours ?? []).map((n) => JSON.stringify(n)).sort();
+      assert.deepEqual(sorted(applyToModel(after, inverseOf(ops))), sorted(before), 'back on the NIC after the inverse');
+    });
+
     it("gives the host side the NIC's IP-stack settings while it is down, disable_ipv6 first; only integers, only what differs", () => {
       const stacks = {
         nic: { ipv4: { arp_ignore: '1', rp_filter: '2', forwarding: '0', odd: '1 2' }, ipv6: { accept_ra: '2', disable_ipv6: '1', autoconf: '0' } },

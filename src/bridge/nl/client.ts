@@ -8,7 +8,7 @@ import netlink from 'netlink';
 import ipaddr from 'ipaddr.js';
 import { XennetError } from '../../sys/errors.js';
 import { readStackSettings, writeInterfaceSysctl, type StackSettings } from '../../sys/sysctl.js';
-import type { AddressState, Family, HostState, LinkState, RouteState } from '../model.js';
+import type { AddressState, Family, HostState, LinkState, NeighState, RouteState } from '../model.js';
 import { devconfValue, getLinkByIndexRequest, getLinkByNameRequest, parseLinkMessage, type LinkMessage } from './link-message.js';
 import { bridgeLinkInfo, bridgeNetfilterLinkInfo, bridgeNoLinkLocalLearnLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
 
@@ -24,6 +24,8 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const NLM_F_DUMP_INTR = 0x10;
 const CREATE_EXCL = FlagsNew.CREATE | FlagsNew.EXCL;
+/** ndm_flags: a proxy entry (include/uapi/linux/neighbour.h). */
+const NTF_PROXY = 0x08;
 /** Every request is bounded: a kernel reply that never comes fails the operation, never hangs it. */
 const REQUEST_TIMEOUT_MS = 5000;
 const REQ = { timeout: REQUEST_TIMEOUT_MS };
@@ -299,8 +301,55 @@ export class NetlinkClient {
 
   async readHost(): Promise<HostState> {
     const links = await this.listLinks();
-    const [addresses, routes] = [await this.listAddresses(links), await this.listRoutes(links)];
-    return { links, addresses, routes };
+    const [addresses, routes, neighbours] = [await this.listAddresses(links), await this.listRoutes(links), await this.listNeighbours(links)];
+    return { links, addresses, routes, neighbours };
+  }
+
+  /** Permanent and proxy neighbour entries of both families: what an operator set. */
+  async listNeighbours(links: LinkState[]): Promise<NeighState[]> {
+    const nameOf = new Map(links.map((l) => [l.index, l.name]));
+    const out: NeighState[] = [];
+    for (const proxy of [false, true]) {
+      // struct ndmsg: family u8, pad u8, pad u16, ifindex s32, state u16, flags u8, type u8. A
+      // dump whose flags are NTF_PROXY lists the proxy entries instead.
+      const header = Buffer.alloc(12);
+      if (proxy) header.writeUInt8(NTF_PROXY, 10);
+      for (const m of await this.dump(rt.MessageType.GETNEIGH, header, proxy ? 'proxy neighbours' : 'neighbours')) {
+        if (m.kind !== 'neighbor') continue;
+        const family = familyName(m.data.family);
+        const dst = ipToString(m.attrs.dst);
+        const link = nameOf.get(m.data.ifindex ?? -1);
+        if (!family || !dst || !link) continue;
+        if (!proxy && (m.data.state?.permanent !== true || !m.attrs.lladdr || m.attrs.lladdr.length !== 6)) continue;
+        const n: NeighState = { family, link, dst, proxy, router: m.data.flags?.router === true };
+        if (!proxy) n.lladdr = macToString(m.attrs.lladdr);
+        out.push(n);
+      }
+    }
+    return out;
+  }
+
+  private async neighbourRequest(n: NeighState): Promise<[Parameters<RtSocket['newNeighbor']>[0], Parameters<RtSocket['newNeighbor']>[1]]> {
+    const ifindex = await this.indexOf(n.link, 'neighbour');
+    const flags: { proxy?: true; router?: true } = {};
+    if (n.proxy) flags.proxy = true;
+    if (n.router) flags.router = true;
+    return [
+      { family: familyNumber(n.family), ifindex, state: { permanent: true }, flags },
+      { dst: ipToBuffer(n.dst), ...(n.lladdr !== undefined ? { lladdr: macToBuffer(n.lladdr) } : {}) },
+    ];
+  }
+
+  async addNeighbour(n: NeighState): Promise<void> {
+    const [data, attrs] = await this.neighbourRequest(n);
+    // Replaces what the kernel may have learned for the address meanwhile (the host's traffic to
+    // it, once the link is up): the operator's entry is the one to have.
+    await this.change(`add neighbour ${n.dst} to ${n.link}`, () => this.sock.newNeighbor(data, attrs, { ...REQ, flags: FlagsNew.CREATE | FlagsNew.REPLACE }));
+  }
+
+  async deleteNeighbour(n: NeighState): Promise<void> {
+    const [data, attrs] = await this.neighbourRequest(n);
+    await this.change(`delete neighbour ${n.dst} from ${n.link}`, () => this.sock.delNeighbor(data, { dst: attrs?.dst }, REQ));
   }
 
   private async indexOf(name: string, operation: string): Promise<number> {

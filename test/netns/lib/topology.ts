@@ -54,6 +54,16 @@ export async function buildHostTopology(nic = 'eth0'): Promise<HostTopology> {
     await dom0.ip('addr', 'add', '192.168.0.3/24', 'dev', nic, ...(`${nic}:1`.length <= 15 ? ['label', `${nic}:1`] : []));
     await dom0.ip('addr', 'add', '2001:db8::2/64', 'dev', nic, 'nodad');
     await dom0.ip('link', 'set', nic, 'mtu', '1400', 'up');
+    // Neighbour entries an operator set on the NIC: a static one for 192.168.0.77, which the LAN
+    // has on lo and does not answer ARP for on lan0 (dom0 reaches it only through the entry), and
+    // proxy entries (ARP and NDP) for addresses behind the host.
+    await lan.ip('addr', 'add', '192.168.0.77/32', 'dev', 'lo');
+    const arpIgnore = await lan.exec('sysctl', ['-q', '-w', 'net.ipv4.conf.lan0.arp_ignore=1']);
+    if (arpIgnore.code !== 0) throw new Error(`sysctl arp_ignore: ${arpIgnore.stderr}`);
+    const lanMac = (await lan.ipJson<{ address: string }[]>('link', 'show', 'lan0'))[0]!.address;
+    await dom0.ip('neigh', 'add', '192.168.0.77', 'lladdr', lanMac, 'nud', 'permanent', 'dev', nic);
+    await dom0.ip('neigh', 'add', 'proxy', '192.168.0.88', 'dev', nic);
+    await dom0.ip('-6', 'neigh', 'add', 'proxy', '2001:db8::88', 'dev', nic);
     await dom0.ip('route', 'add', 'default', 'via', '192.168.0.1');
     await dom0.ip('-6', 'route', 'add', 'default', 'via', '2001:db8::1');
     await dom0.ip('route', 'add', '10.8.0.0/16', 'via', '192.168.0.1', 'src', '192.168.0.3');
@@ -93,10 +103,10 @@ type IpRoute = Record<string, unknown> & { dst: string };
 /**
  * The namespace's network state as `ip -j` (not xennet's own netlink code) reports it, normalised
  * for comparison: links by name with MAC, MTU, flags, kind and master; every address; every route
- * in every table of both families; every link's per-interface IP-stack settings (`sysctl -a`, the
+ * in every table of both families; the static and proxy neighbour entries; every link's per-interface IP-stack settings (`sysctl -a`, the
  * keys the takeover carries).
  */
-export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses: unknown[]; routes: unknown[]; settings: string[] }> {
+export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses: unknown[]; routes: unknown[]; neighbours: string[]; settings: string[] }> {
   const links = (await ns.ipJson<IpLink[]>('-d', 'link', 'show'))
     .map((l) => ({
       name: l.ifname,
@@ -124,6 +134,10 @@ export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses
     }
   }
   routes.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  // The neighbour entries an operator sets (static, proxy); the kernel's learned ones come and go.
+  const neighbours = [...(await ns.ipJson<Record<string, unknown>[]>('neigh', 'show', 'nud', 'permanent')), ...(await ns.ipJson<Record<string, unknown>[]>('neigh', 'show', 'proxy'))]
+    .map((n) => JSON.stringify(n))
+    .sort();
   const all = await ns.exec('sysctl', ['-a']);
   const settings = all.stdout
     .split('\n')
@@ -131,7 +145,7 @@ export async function snapshot(ns: Netns): Promise<{ links: unknown[]; addresses
     .filter((m): m is RegExpExecArray => m !== null && hostSideStack[m[1] as 'ipv4' | 'ipv6'].includes(m[3]!))
     .map((m) => `${m[1]} ${m[2]} ${m[3]} ${m[4]}`)
     .sort();
-  return { links, addresses, routes, settings };
+  return { links, addresses, routes, neighbours, settings };
 }
 
 /**

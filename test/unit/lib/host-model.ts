@@ -52,6 +52,7 @@ export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostStat
     h.links = h.links.filter((l) => l.name !== name);
     h.addresses = h.addresses.filter((a) => a.link !== name);
     h.routes = h.routes.filter((r) => r.dev !== name);
+    if (h.neighbours) h.neighbours = h.neighbours.filter((n) => n.link !== name);
     for (const l of h.links) if (l.master === name) l.master = null;
   };
   for (const o of ops) {
@@ -85,14 +86,17 @@ export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostStat
         for (const a of h.addresses) if (a.link === o.from) a.link = o.to;
         for (const r of h.routes) if (r.dev === o.from) r.dev = o.to;
         for (const x of h.links) if (x.master === o.from) x.master = o.to;
+        for (const n of h.neighbours ?? []) if (n.link === o.from) n.link = o.to;
         break;
       }
       case 'set-up': {
         const l = link(o.link);
         l.up = o.up;
         if (!o.up) {
-          // The kernel drops routes through a link that goes down, and its IPv6 addresses.
+          // The kernel drops routes through a link that goes down, its IPv6 addresses and its
+          // neighbour entries (static and proxy ones included).
           h.routes = h.routes.filter((r) => r.dev !== o.link);
+          if (h.neighbours) h.neighbours = h.neighbours.filter((n) => n.link !== o.link);
           h.addresses = h.addresses.filter((a) => !(a.link === o.link && a.family === 'inet6'));
         }
         break;
@@ -110,6 +114,19 @@ export function applyToModel(start: HostState, ops: readonly LinkOp[]): HostStat
         if (o.master !== null && link(o.master).kind !== 'bridge') throw new ModelError(`EINVAL ${o.master} is not a bridge`);
         link(o.link).master = o.master;
         break;
+      case 'add-neigh': {
+        link(o.neigh.link);
+        const list = (h.neighbours ??= []);
+        if (list.some((n) => n.link === o.neigh.link && n.dst === o.neigh.dst && n.proxy === o.neigh.proxy)) throw new ModelError(`EEXIST neighbour ${o.neigh.dst}`);
+        list.push(clone(o.neigh));
+        break;
+      }
+      case 'delete-neigh': {
+        const before = (h.neighbours ?? []).length;
+        h.neighbours = (h.neighbours ?? []).filter((n) => !(n.link === o.neigh.link && n.dst === o.neigh.dst && n.proxy === o.neigh.proxy));
+        if (h.neighbours.length === before) throw new ModelError(`ENOENT neighbour ${o.neigh.dst}`);
+        break;
+      }
       case 'set-sysctl':
         link(o.link); // the settings themselves are not modelled
         break;

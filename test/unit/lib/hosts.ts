@@ -33,5 +33,9 @@ export function dom0(): HostState {
       route('eth0', '192.168.0.2/32', { protocol: 2, table: 255, type: 2, scope: 254 }),
       route('eth0', 'fe80::/64', { protocol: 2, metric: 256 }),
     ],
+    neighbours: [
+      { family: 'inet', link: 'eth0', dst: '192.168.0.1', lladdr: '52:54:00:00:00:01', proxy: false, router: false },
+      { family: 'inet6', link: 'eth0', dst: '2001:db8::60', proxy: true, router: false },
+    ],
   };
 }
