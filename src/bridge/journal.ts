@@ -103,8 +103,6 @@ const journalSchema = z.object({
   done: z.number().int().min(0),
   /** starting or stopping: how many of the inverse ops an undo has run (a killed undo goes on from there). */
   undone: z.number().int().min(0),
-  /** Inverse ops an undo ran that failed: tried again by the next command. */
-  retry: z.array(linkOp).optional(),
 });
 
 export type TakeoverJournal = z.infer<typeof journalSchema>;

@@ -93,50 +93,60 @@ function loadJournal(s: Session, warnings: string[]): TakeoverJournal | undefine
  * Runs `inverse` from `j.undone` on, tolerantly, writing the journal after every op: an undo that
  * is killed goes on from where it was, and never runs again over what it restored (an op run
  * twice is safe; a run of them is not: an undo that starts over on a host it restored would take
- * the NIC's addresses off it again). An op that fails is passed over and tried once more after the
- * others (a route whose gateway only a later op brings back); what still fails is kept in
- * `j.retry` for the next command, and returned. `faults`: the test seam acts before each op.
+ * the NIC's addresses off it again). The ops name links, and a name is the veth end's before the
+ * renames and the NIC's after them: an undo goes in order or not at all. At an op that fails it
+ * stops, and the next command goes on from that op; the error is returned. `faults`: the test
+ * seam acts before each op.
  */
-async function runUndo(s: Session, j: TakeoverJournal, inverse: readonly LinkOp[], options: { steps?: string[]; faults?: boolean } = {}): Promise<string[]> {
-  // `at`: the op's place in this undo (the test seam's N); an earlier command's have none.
-  const failed: { o: LinkOp; at?: number }[] = (j.retry ?? []).map((o) => ({ o }));
-  const attempt = async (o: LinkOp, at: number | undefined): Promise<void> => {
-    if (at !== undefined) faultAt(s.env, at, describeOp(o), 'undo-');
-    if ((await applyOp(s.client, o, 'tolerant')) === 'done') options.steps?.push(describeOp(o));
-  };
+async function runUndo(s: Session, j: TakeoverJournal, inverse: readonly LinkOp[], options: { steps?: string[]; faults?: boolean } = {}): Promise<string | undefined> {
   for (let i = j.undone; i < inverse.length; i++) {
     const o = inverse[i]!;
     if (options.faults) faultAt(s.env, i + 1, describeOp(o));
     try {
-      await attempt(o, i + 1);
-    } catch {
-      failed.push({ o, at: i + 1 });
+      faultAt(s.env, i + 1, describeOp(o), 'undo-');
+      if ((await applyOp(s.client, o, 'tolerant')) === 'done') options.steps?.push(describeOp(o));
+    } catch (e) {
+      writeJournal(s.path, j);
+      return `step ${i + 1} of ${inverse.length} of the undo (${describeOp(o)}): ${reasonOf(e)}`;
     }
     j.undone = i + 1;
-    if (failed.length > 0) j.retry = failed.map((f) => f.o);
     writeJournal(s.path, j);
   }
-  const errors: string[] = [];
-  const still: LinkOp[] = [];
-  for (const { o, at } of failed) {
-    try {
-      await attempt(o, at);
-    } catch (e) {
-      still.push(o);
-      errors.push(`${describeOp(o)}: ${reasonOf(e)}`);
-    }
+  return undefined;
+}
+
+/**
+ * Refuses, changing nothing, to run a stop's undo over a host that is not in the layout `j`
+ * records: the bridge with the NIC (the link the journal took over, by ifindex) and vif0.0 as
+ * its ports, and the host side paired with vif0.0. An undo by name on any other host takes apart
+ * whatever the names are now (a journal copied back, of an earlier version, or edited).
+ */
+function checkRecordedLayout(path: string, j: TakeoverJournal, host: HostState): void {
+  const { netdev, bridge, pdev } = j.spec;
+  const nic = linkByName(j.before, netdev);
+  const now = linkByName(host, pdev);
+  const layout = classifyLayout(j.spec, host);
+  const why = layout.kind !== 'taken-over' ? (layout.kind === 'other' ? layout.reason : `${netdev} is not taken over`) : nic && now && nic.index !== now.index ? `${pdev} is not the NIC the journal took over (ifindex ${now.index}, not ${nic.index})` : undefined;
+  if (why !== undefined) {
+    throw new XennetError('state', `${path} records a takeover of ${netdev} by ${bridge}, but the host does not have that layout (${why}); nothing was changed`, {
+      hint: '`xennet bridge status` shows the layout; if the host is as it was before the takeover, move the journal away',
+    });
   }
-  if (still.length > 0) j.retry = still;
-  else delete j.retry;
-  if (failed.length > 0) writeJournal(s.path, j);
-  return errors;
+}
+
+/** Refuses, changing nothing, to finish a stop while guests are on the bridge (as stop refuses without --force). */
+function checkNoGuests(j: TakeoverJournal, host: HostState, force: boolean): void {
+  const guests = foreignPorts(j.spec, host);
+  if (guests.length > 0 && !force) {
+    throw refused(`${j.spec.bridge} still has other ports (${guests.join(', ')}); nothing was changed`, 'shut those guests down first, or pass --force to detach them');
+  }
 }
 
 /** Undoes a start that did not finish (ops[0..done], the op at `done` may have half run), from where an earlier undo of it stopped. */
 async function undoHalfStart(s: Session, j: TakeoverJournal): Promise<string> {
   const ran = j.ops.slice(0, Math.min(j.done + 1, j.ops.length));
-  const errors = await runUndo(s, j, inverseOf(ran));
-  if (errors.length > 0) throw new XennetError('step-failed', `could not undo the half-done start recorded in ${s.path}: ${errors.join('; ')}`, { hint: 'fix the cause and run the command again' });
+  const error = await runUndo(s, j, inverseOf(ran));
+  if (error !== undefined) throw new XennetError('step-failed', `could not undo the half-done start recorded in ${s.path}: ${error}`, { hint: 'fix the cause and run the command again: it goes on from that step' });
   removeJournal(s.path);
   return `undid a start of ${j.spec.bridge} that stopped after ${j.done} of ${j.ops.length} steps`;
 }
@@ -146,13 +156,12 @@ async function runStop(s: Session, j: TakeoverJournal, steps: string[]): Promise
   if (j.phase !== 'stopping') {
     j.phase = 'stopping';
     j.undone = 0;
-    delete j.retry;
     writeJournal(s.path, j);
   }
-  const errors = await runUndo(s, j, inverseOf(j.ops), { steps, faults: true });
-  if (errors.length > 0) {
-    throw new XennetError('step-failed', `stop of ${j.spec.bridge} could not complete ${errors.length} step(s): ${errors.join('; ')}`, {
-      hint: `the journal ${s.path} is kept; fix the cause and run stop again`,
+  const error = await runUndo(s, j, inverseOf(j.ops), { steps, faults: true });
+  if (error !== undefined) {
+    throw new XennetError('step-failed', `stop of ${j.spec.bridge} could not complete: ${error}`, {
+      hint: `the journal ${s.path} is kept; fix the cause and run stop again: it goes on from that step`,
     });
   }
   removeJournal(s.path);
@@ -219,7 +228,8 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
   let host = live;
   let repaired: string | undefined;
   if (journal && journal.phase !== 'up') {
-    const inverse = [...(journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops)).slice(journal.undone), ...(journal.retry ?? [])];
+    if (journal.phase === 'stopping') checkNoGuests(journal, live, false);
+    const inverse = (journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops)).slice(journal.undone);
     steps.push(...inverse.map((o) => `undo: ${describeOp(o)}`));
     repaired = `would first ${journal.phase === 'starting' ? 'undo a start' : 'finish a stop'} of ${spec.bridge} that was interrupted (${inverse.length} steps), then start from the recorded pre-takeover state`;
     host = journal.before;
@@ -253,6 +263,8 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, opti
       repaired = await undoHalfStart(s, journal);
       journal = undefined;
     } else if (journal && journal.phase === 'stopping') {
+      // Finishing it detaches whatever is on the bridge: the guests' check of stop.
+      checkNoGuests(journal, await s.client.readHost(), false);
       await runStop(s, journal, []);
       repaired = `finished a stop of ${spec.bridge} that had been interrupted`;
       journal = undefined;
@@ -280,9 +292,9 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, opti
       } catch (e) {
         // Undone as the next command would undo it (j.done is i: op i may have half run), and
         // journaled as it goes: a kill now leaves the next command to go on from there.
-        const errors = await runUndo(s, j, inverseOf(ops.slice(0, i + 1)));
-        if (errors.length === 0) removeJournal(s.path);
-        throw new StepFailed(i + 1, ops.length, o, e, true, errors);
+        const error = await runUndo(s, j, inverseOf(ops.slice(0, i + 1)));
+        if (error === undefined) removeJournal(s.path);
+        throw new StepFailed(i + 1, ops.length, o, e, true, error === undefined ? [] : [error]);
       }
       steps.push(describeOp(o));
       j.done = i + 1;
@@ -314,14 +326,12 @@ async function dryRunStop(ctx: TakeoverContext, spec: TakeoverSpec, options: Sto
     return { action: 'not-started', spec, steps: [], warnings };
   }
   if (journal.phase === 'starting') {
-    const inverse = [...inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))).slice(journal.undone), ...(journal.retry ?? [])];
+    const inverse = inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))).slice(journal.undone);
     return { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), repaired: `would undo a start of ${journal.spec.bridge} that stopped after ${journal.done} of ${journal.ops.length} steps`, warnings };
   }
-  const guests = foreignPorts(journal.spec, host);
-  if (guests.length > 0 && !options.force) {
-    throw refused(`${journal.spec.bridge} still has other ports (${guests.join(', ')}); nothing was changed`, 'shut those guests down first, or pass --force to detach them');
-  }
-  const inverse = journal.phase === 'stopping' ? [...inverseOf(journal.ops).slice(journal.undone), ...(journal.retry ?? [])] : inverseOf(journal.ops);
+  if (journal.phase === 'up') checkRecordedLayout(path, journal, host);
+  checkNoGuests(journal, host, options.force ?? false);
+  const inverse = inverseOf(journal.ops).slice(journal.phase === 'stopping' ? journal.undone : 0);
   const result: TakeoverResult = { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), warnings };
   if (journal.phase === 'stopping') result.repaired = `would finish a stop that was interrupted after ${journal.undone} of ${journal.ops.length} steps`;
   return result;
@@ -348,10 +358,8 @@ export async function bridgeStop(args: TakeoverArgs, ctx: TakeoverContext, optio
       return { action: 'repaired', spec: journal.spec, steps, repaired, warnings };
     }
     const host = await s.client.readHost();
-    const guests = foreignPorts(journal.spec, host);
-    if (guests.length > 0 && !options.force) {
-      throw refused(`${journal.spec.bridge} still has other ports (${guests.join(', ')}); nothing was changed`, 'shut those guests down first, or pass --force to detach them');
-    }
+    if (journal.phase === 'up') checkRecordedLayout(s.path, journal, host);
+    checkNoGuests(journal, host, options.force ?? false);
     const wasStopping = journal.phase === 'stopping';
     await runStop(s, journal, steps);
     const after = await s.client.readHost();

@@ -3,7 +3,7 @@
  * state read back with `ip -j` (not xennet's own reader) and proven with traffic.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { start } from '../../src/sys/exec.js';
 import { LineWaiter } from './lib/lines.js';
@@ -213,7 +213,7 @@ describe('bridge takeover (netns)', function () {
     }
   });
 
-  it('an undo step that fails is tried again after the others, and by the next command until it is done (the journal keeps it)', async () => {
+  it('an undo that fails at a step stops there (the ops name links, and names change half way), and the next command goes on from that step', async () => {
     const plan = JSON.parse((await xennet(['bridge', 'start', '--json'])).stdout) as { steps: string[] };
     ok(await xennet(['bridge', 'stop']), 'stop');
     const steps = plan.steps.length;
@@ -222,16 +222,66 @@ describe('bridge takeover (netns)', function () {
     // The undo of a start failed at its last step runs the inverse of every step, the last first.
     const r = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `fail-at:${steps},undo-fail-at:${steps - removal}` });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /undoing the completed steps also failed \(add route default via 192\.168\.0\.1 dev eth0: injected fault/);
+    assert.match(r.stderr, /undoing the completed steps also failed \(step \d+ of \d+ of the undo \(add route default via 192\.168\.0\.1 dev eth0\): injected fault/);
     assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done');
-    assert.doesNotMatch(await t.dom0.ip('route', 'show', 'default'), /192\.168\.0\.1/, 'the default route is not back yet');
+    assert.doesNotMatch(await t.dom0.ip('route', 'show', 'default'), /192\.168\.0\.1/, 'the default route is not back');
+    assert.equal((await links(t)).get('xenbr0')?.linkinfo?.info_kind, 'bridge', 'and nothing after it ran: the bridge is still there');
     const stop = await xennet(['bridge', 'stop']);
     ok(stop, 'stop');
     assert.match(stop.stdout, /undid a start/);
-    await assertOriginal('after the failed undo step was done by the next command');
+    await assertOriginal('after the next command went on from the failed step');
+    // A stop's undo the same way.
     ok(await xennet(['bridge', 'start']), 'start');
+    const stopPlan = JSON.parse((await xennet(['bridge', 'stop', '--dry-run', '--json'])).stdout) as { steps: string[] };
+    const down = stopPlan.steps.indexOf('set eth0 down');
+    assert.ok(down >= 0, stopPlan.steps.join('\n'));
+    const failed = await xennet(['bridge', 'stop'], { XENNET_TEST_FAULT: `undo-fail-at:${down + 1}` });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /could not complete: step \d+ of \d+ of the undo \(set eth0 down\): injected fault/);
+    ok(await xennet(['bridge', 'stop']), 'stop again');
+    await assertOriginal('after the second stop went on from the failed step');
+  });
+
+  it('stop refuses, changing nothing, a journal whose layout the host does not have (copied back after a stop, or another NIC by now)', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    const journal = readFileSync(`${t.stateDir}/takeover-xenbr0.json`, 'utf8');
     ok(await xennet(['bridge', 'stop']), 'stop');
-    await assertOriginal('after a start and a stop');
+    writeFileSync(`${t.stateDir}/takeover-xenbr0.json`, journal);
+    for (const args of [['bridge', 'stop'], ['bridge', 'stop', '--dry-run']]) {
+      const r = await xennet(args);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /records a takeover of eth0 by xenbr0, but the host does not have that layout \(.*\); nothing was changed/);
+    }
+    await assertOriginal('a stale journal acted on nothing');
+    // Taken over, but the journal's NIC is another link (its ifindex).
+    rmSync(`${t.stateDir}/takeover-xenbr0.json`);
+    ok(await xennet(['bridge', 'start']), 'start');
+    const j = JSON.parse(readFileSync(`${t.stateDir}/takeover-xenbr0.json`, 'utf8')) as { before: { links: { name: string; index: number }[] } };
+    j.before.links.find((l) => l.name === 'eth0')!.index = 999;
+    writeFileSync(`${t.stateDir}/takeover-xenbr0.json`, JSON.stringify(j));
+    await settleIpv6(t.dom0);
+    const layout = await snapshot(t.dom0);
+    const r = await xennet(['bridge', 'stop']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /peth0 is not the NIC the journal took over \(ifindex \d+, not 999\)\); nothing was changed/);
+    await assertSnapshotSettles(t.dom0, layout, 'nothing was changed');
+  });
+
+  it('start does not finish an interrupted stop while guests are on the bridge (as stop refuses), and stop --force does', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    const killed = await xennet(['bridge', 'stop'], { XENNET_TEST_FAULT: 'kill-at:5' });
+    assert.notEqual(killed.code, 0);
+    await t.dom0.ip('link', 'add', 'vif5.0', 'type', 'veth', 'peer', 'name', 'g5');
+    await t.dom0.ip('link', 'set', 'vif5.0', 'master', 'xenbr0', 'up');
+    for (const args of [['bridge', 'start'], ['bridge', 'start', '--dry-run'], ['bridge', 'stop']]) {
+      const r = await xennet(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}`);
+      assert.match(r.stderr, /xenbr0 still has other ports \(vif5\.0\); nothing was changed/, args.join(' '));
+    }
+    assert.equal((await links(t)).get('vif5.0')?.master, 'xenbr0', 'the guest is still on the bridge');
+    ok(await xennet(['bridge', 'stop', '--force']), 'stop --force');
+    await t.dom0.ip('link', 'del', 'vif5.0');
+    await assertOriginal('after the forced stop');
   });
 
   it("a /32 address whose gateway is a host route (the hosters' layout): start carries it, traffic flows, stop restores it", async () => {
