@@ -99,6 +99,7 @@ function loadJournal(s: Session, warnings: string[]): TakeoverJournal | undefine
  * seam acts before each op.
  */
 async function runUndo(s: Session, j: TakeoverJournal, inverse: readonly LinkOp[], options: { steps?: string[]; faults?: boolean } = {}): Promise<string | undefined> {
+  checkNicWhereRecorded(s.path, j, inverse, await s.client.readHost());
   for (let i = j.undone; i < inverse.length; i++) {
     const o = inverse[i]!;
     if (options.faults) faultAt(s.env, i + 1, describeOp(o));
@@ -134,6 +135,44 @@ function checkRecordedLayout(path: string, j: TakeoverJournal, host: HostState):
   }
 }
 
+/** The whole undo of a journal's unfinished command: a start's (the step at `done` may have half run), or a stop's. */
+function undoOf(j: TakeoverJournal): LinkOp[] {
+  return j.phase === 'starting' ? inverseOf(j.ops.slice(0, Math.min(j.done + 1, j.ops.length))) : inverseOf(j.ops);
+}
+
+/** The NIC's name after `ops`, from `name` (renames follow it; any other op leaves it). */
+function nameAfter(name: string, ops: readonly LinkOp[]): string {
+  let n = name;
+  for (const o of ops) if (o.op === 'rename' && o.from === n) n = o.to;
+  return n;
+}
+
+/**
+ * Refuses, changing nothing, to go on with an undo when the NIC (the link the journal took over,
+ * by its ifindex) does not have the name it has at that point of the journal: after the forward
+ * steps that ran and the undo's steps that ran (the one at each end may have run or not, a kill
+ * between it and the journal's write). A journal copied back, or left by a command that did not
+ * finish while the host was put back some other way, would have the undo's ops act by name on
+ * the NIC (`eth0`, the host side's name before the renames).
+ */
+function checkNicWhereRecorded(path: string, j: TakeoverJournal, inverse: readonly LinkOp[], host: HostState): void {
+  const nic = linkByName(j.before, j.spec.netdev);
+  if (!nic) return;
+  const ran = j.phase === 'starting' ? [j.ops.slice(0, j.done), j.ops.slice(0, j.done + 1)] : [j.ops];
+  const names = new Set<string>();
+  for (const forward of ran) {
+    const after = nameAfter(j.spec.netdev, forward);
+    names.add(nameAfter(after, inverse.slice(0, j.undone)));
+    names.add(nameAfter(after, inverse.slice(0, j.undone + 1)));
+  }
+  const now = host.links.find((l) => l.index === nic.index);
+  if (now && names.has(now.name)) return;
+  const expected = [...names].join(' or ');
+  throw new XennetError('state', `${path} records ${j.phase === 'starting' ? 'a start' : 'a stop'} of ${j.spec.bridge} that did not finish, but the host does not match it (${now ? `the NIC is ${now.name}, where the journal has it ${expected}` : `the NIC (ifindex ${nic.index}) is gone`}); nothing was changed`, {
+    hint: '`xennet bridge status` shows the layout; if the host is as it was before the takeover, move the journal away',
+  });
+}
+
 /** Refuses, changing nothing, to finish a stop while guests are on the bridge (as stop refuses without --force). */
 function checkNoGuests(j: TakeoverJournal, host: HostState, force: boolean): void {
   const guests = foreignPorts(j.spec, host);
@@ -144,8 +183,7 @@ function checkNoGuests(j: TakeoverJournal, host: HostState, force: boolean): voi
 
 /** Undoes a start that did not finish (ops[0..done], the op at `done` may have half run), from where an earlier undo of it stopped. */
 async function undoHalfStart(s: Session, j: TakeoverJournal): Promise<string> {
-  const ran = j.ops.slice(0, Math.min(j.done + 1, j.ops.length));
-  const error = await runUndo(s, j, inverseOf(ran));
+  const error = await runUndo(s, j, undoOf(j));
   if (error !== undefined) throw new XennetError('step-failed', `could not undo the half-done start recorded in ${s.path}: ${error}`, { hint: 'fix the cause and run the command again: it goes on from that step' });
   removeJournal(s.path);
   return `undid a start of ${j.spec.bridge} that stopped after ${j.done} of ${j.ops.length} steps`;
@@ -229,7 +267,8 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
   let repaired: string | undefined;
   if (journal && journal.phase !== 'up') {
     if (journal.phase === 'stopping') checkNoGuests(journal, live, false);
-    const inverse = (journal.phase === 'starting' ? inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))) : inverseOf(journal.ops)).slice(journal.undone);
+    checkNicWhereRecorded(path, journal, undoOf(journal), live);
+    const inverse = undoOf(journal).slice(journal.undone);
     steps.push(...inverse.map((o) => `undo: ${describeOp(o)}`));
     repaired = `would first ${journal.phase === 'starting' ? 'undo a start' : 'finish a stop'} of ${spec.bridge} that was interrupted (${inverse.length} steps), then start from the recorded pre-takeover state`;
     host = journal.before;
@@ -239,7 +278,7 @@ async function dryRunStart(ctx: TakeoverContext, spec: TakeoverSpec, options: St
   if (journal) {
     if (layout.kind === 'taken-over') return { action: 'already-started', spec, steps, warnings };
     throw new XennetError('state', `${path} records a takeover of ${spec.netdev} by ${spec.bridge}, but the host does not have that layout`, {
-      hint: 'someone changed the links by hand; run `xennet bridge stop` to restore the recorded state, then start again',
+      hint: layout.kind === 'original' ? 'the host is in its original layout: the journal is stale (copied back?); move it away, then start again' : 'someone changed the links by hand; run `xennet bridge stop` to restore the recorded state, then start again',
     });
   }
   if (layout.kind === 'taken-over') {
@@ -275,7 +314,7 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, opti
     if (journal) {
       if (layout.kind === 'taken-over') return { action: 'already-started', spec, steps, warnings };
       throw new XennetError('state', `${s.path} records a takeover of ${spec.netdev} by ${spec.bridge}, but the host does not have that layout`, {
-        hint: 'someone changed the links by hand; run `xennet bridge stop` to restore the recorded state, then start again',
+        hint: layout.kind === 'original' ? 'the host is in its original layout: the journal is stale (copied back?); move it away, then start again' : 'someone changed the links by hand; run `xennet bridge stop` to restore the recorded state, then start again',
       });
     }
     if (layout.kind === 'taken-over') {
@@ -325,8 +364,9 @@ async function dryRunStop(ctx: TakeoverContext, spec: TakeoverSpec, options: Sto
     }
     return { action: 'not-started', spec, steps: [], warnings };
   }
+  if (journal.phase !== 'up') checkNicWhereRecorded(path, journal, undoOf(journal), host);
   if (journal.phase === 'starting') {
-    const inverse = inverseOf(journal.ops.slice(0, Math.min(journal.done + 1, journal.ops.length))).slice(journal.undone);
+    const inverse = undoOf(journal).slice(journal.undone);
     return { action: 'would-stop', spec: journal.spec, steps: inverse.map(describeOp), repaired: `would undo a start of ${journal.spec.bridge} that stopped after ${journal.done} of ${journal.ops.length} steps`, warnings };
   }
   if (journal.phase === 'up') checkRecordedLayout(path, journal, host);

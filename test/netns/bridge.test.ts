@@ -192,17 +192,18 @@ describe('bridge takeover (netns)', function () {
     }
   });
 
-  it('a start whose own undo is killed at any step is finished by the next start or stop, which never runs again what it restored', async function () {
+  it('a start whose own undo is killed (every third step) is finished by the next start or stop, which never runs again what it restored', async function () {
     this.timeout(900_000);
     const plan = await xennet(['bridge', 'start', '--json']);
     const steps = (JSON.parse(plan.stdout) as { steps: string[] }).steps.length;
     ok(await xennet(['bridge', 'stop']), 'stop');
-    // The last step fails: its undo is the longest (every step). Every other undo step is a kill point.
-    for (let m = 1; m <= steps; m += 2) {
+    // The last step fails: its undo is the longest (every step). Every third undo step is a kill
+    // point (before, between and after the renames), repaired by a stop and a start in turn.
+    for (let m = 1; m <= steps; m += 3) {
       const killed = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `fail-at:${steps},undo-kill-at:${m}` });
       assert.notEqual(killed.code, 0, `undo-kill-at:${m}`);
       assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done', `undo-kill-at:${m}`);
-      if (m % 4 === 1) {
+      if (((m - 1) / 3) % 2 === 0) {
         ok(await xennet(['bridge', 'stop']), `stop after undo-kill-at:${m}`);
       } else {
         ok(await xennet(['bridge', 'start']), `start after undo-kill-at:${m}`);
@@ -265,6 +266,32 @@ describe('bridge takeover (netns)', function () {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /peth0 is not the NIC the journal took over \(ifindex \d+, not 999\)\); nothing was changed/);
     await assertSnapshotSettles(t.dom0, layout, 'nothing was changed');
+  });
+
+  it('start and stop refuse, changing nothing, the journal of an unfinished start or stop whose undo the host is not at (copied back after the repair)', async () => {
+    const plan = JSON.parse((await xennet(['bridge', 'start', '--json'])).stdout) as { steps: string[] };
+    const path = `${t.stateDir}/takeover-xenbr0.json`;
+    // A stop that failed early in its undo (the NIC is still peth0), finished, then its journal put back.
+    const failed = await xennet(['bridge', 'stop'], { XENNET_TEST_FAULT: 'undo-fail-at:3' });
+    assert.equal(failed.code, 1);
+    const stopping = readFileSync(path, 'utf8');
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    await assertOriginal('after the stop');
+    // A start that failed and whose undo failed early, repaired, then its journal put back.
+    const started = await xennet(['bridge', 'start'], { XENNET_TEST_FAULT: `fail-at:${plan.steps.length},undo-fail-at:2` });
+    assert.equal(started.code, 1);
+    const starting = readFileSync(path, 'utf8');
+    ok(await xennet(['bridge', 'stop']), 'stop repairs');
+    await assertOriginal('after the repair');
+    for (const [what, journal] of [['stopping', stopping], ['starting', starting]] as const) {
+      for (const args of [['bridge', 'stop'], ['bridge', 'start'], ['bridge', 'stop', '--dry-run'], ['bridge', 'start', '--dry-run']]) {
+        writeFileSync(path, journal);
+        const r = await xennet(args);
+        assert.equal(r.code, 1, `${what}, ${args.join(' ')}: ${r.stdout}`);
+        assert.match(r.stderr, /that did not finish, but the host does not match it \(the NIC is eth0, where the journal has it p?eth0( or p?eth0)*\); nothing was changed/, `${what}, ${args.join(' ')}`);
+        await assertOriginal(`${what} journal, ${args.join(' ')}: nothing changed`);
+      }
+    }
   });
 
   it('start does not finish an interrupted stop while guests are on the bridge (as stop refuses), and stop --force does', async () => {
