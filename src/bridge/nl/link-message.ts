@@ -6,7 +6,6 @@
  * name, MAC, MTU, peer, master, kind, alias, and the IP-stack settings of IFLA_AF_SPEC (the
  * guest ports' sysctls, which a dump carries for every link: no file per setting to read).
  */
-import { forEachAttribute } from './nfnl.js';
 
 /** IFLA_* attribute types read here (include/uapi/linux/if_link.h). */
 const IFLA_ADDRESS = 1;
@@ -51,20 +50,34 @@ export interface LinkMessage {
 }
 
 
-/** A NUL-terminated string attribute (the kernel's nla_put_string). */
-function cString(b: Buffer): string {
-  const end = b.indexOf(0);
-  return b.toString('utf8', 0, end === -1 ? b.length : end);
+/**
+ * Calls `fn(type, offset, length)` for each attribute of `buf` between `start` and `end`, the
+ * value's place given as offsets, not as a Buffer: a link dump has some 60 attributes per link,
+ * and a Buffer view for each was most of its parse (a length that runs past the end ends the walk).
+ */
+function walkAttributes(buf: Buffer, start: number, end: number, fn: (type: number, offset: number, length: number) => void): void {
+  for (let off = start; off + 4 <= end; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    fn(buf.readUInt16LE(off + 2) & 0x3fff, off + 4, len - 4);
+    off += (len + 3) & ~3;
+  }
 }
 
-const u32 = (b: Buffer): number | undefined => (b.length >= 4 ? b.readUInt32LE(0) : undefined);
+/** A NUL-terminated string attribute (the kernel's nla_put_string). */
+function cString(b: Buffer, offset: number, length: number): string {
+  const nul = b.indexOf(0, offset);
+  return b.toString('utf8', offset, nul === -1 || nul > offset + length ? offset + length : nul);
+}
 
-function afSpec(b: Buffer, out: LinkMessage): void {
-  forEachAttribute(b, (family, settings) => {
+const u32 = (b: Buffer, offset: number, length: number): number | undefined => (length >= 4 ? b.readUInt32LE(offset) : undefined);
+
+function afSpec(b: Buffer, offset: number, length: number, out: LinkMessage): void {
+  walkAttributes(b, offset, offset + length, (family, at, len) => {
     if (family !== AF_INET && family !== AF_INET6) return;
-    forEachAttribute(settings, (type, payload) => {
-      if (family === AF_INET && type === IFLA_INET_CONF) out.inetConf = payload;
-      else if (family === AF_INET6 && type === IFLA_INET6_CONF) out.inet6Conf = payload;
+    walkAttributes(b, at, at + len, (type, o, l) => {
+      if (family === AF_INET && type === IFLA_INET_CONF) out.inetConf = b.subarray(o, o + l);
+      else if (family === AF_INET6 && type === IFLA_INET6_CONF) out.inet6Conf = b.subarray(o, o + l);
     });
   });
 }
@@ -74,34 +87,34 @@ export function parseLinkMessage(data: Buffer): LinkMessage {
   if (data.length < IFINFOMSG_LEN) throw new Error(`a link message of ${data.length} bytes`);
   const flags = data.readUInt32LE(8);
   const m: LinkMessage = { index: data.readInt32LE(4), up: (flags & IFF_UP) !== 0, noarp: (flags & IFF_NOARP) !== 0, multicast: (flags & IFF_MULTICAST) !== 0 };
-  forEachAttribute(data.subarray(IFINFOMSG_LEN), (type, payload) => {
+  walkAttributes(data, IFINFOMSG_LEN, data.length, (type, offset, length) => {
     switch (type) {
       case IFLA_ADDRESS:
-        m.address = payload;
+        m.address = data.subarray(offset, offset + length);
         break;
       case IFLA_IFNAME:
-        m.ifname = cString(payload);
+        m.ifname = cString(data, offset, length);
         break;
       case IFLA_MTU:
-        m.mtu = u32(payload);
+        m.mtu = u32(data, offset, length);
         break;
       case IFLA_LINK:
-        m.link = u32(payload);
+        m.link = u32(data, offset, length);
         break;
       case IFLA_LINK_NETNSID:
-        m.linkNetnsid = u32(payload);
+        m.linkNetnsid = u32(data, offset, length);
         break;
       case IFLA_MASTER:
-        m.master = u32(payload);
+        m.master = u32(data, offset, length);
         break;
       case IFLA_LINKINFO:
-        m.linkinfo = payload;
+        m.linkinfo = data.subarray(offset, offset + length);
         break;
       case IFLA_IFALIAS:
-        m.ifalias = cString(payload);
+        m.ifalias = cString(data, offset, length);
         break;
       case IFLA_AF_SPEC:
-        afSpec(payload, m);
+        afSpec(data, offset, length, m);
         break;
     }
   });
