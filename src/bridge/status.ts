@@ -23,6 +23,8 @@ export interface BridgeStatus {
   /** One sentence that says what `state` means for the operator. */
   summary: string;
   journal: { path: string; phase: TakeoverJournal['phase']; startedAt: string; done: number; steps: number } | null;
+  /** A journal written before the last reboot: not this host's state; the next start or stop removes it. */
+  staleJournal: string | null;
   bridge: (LinkSummary & { stpState: number; forwardDelay: number; nfCallIptables: boolean; nfCallIp6tables: boolean; ports: LinkSummary[] }) | null;
   /** The link that carries the host's addresses and routes (netdev). */
   hostSide: (LinkSummary & { addresses: string[]; routes: string[] }) | null;
@@ -34,7 +36,7 @@ function summary(l: { name: string; kind: string | null; mac: string; mtu: numbe
   return { name: l.name, kind: l.kind, mac: l.mac, mtu: l.mtu, up: l.up, master: l.master };
 }
 
-export function buildBridgeStatus(spec: TakeoverSpec, host: HostState, journal: TakeoverJournal | undefined, journalFile: string): BridgeStatus {
+export function buildBridgeStatus(spec: TakeoverSpec, host: HostState, journal: TakeoverJournal | undefined, journalFile: string, staleJournal: string | null = null): BridgeStatus {
   const layout = classifyLayout(spec, host);
   let state: TakeoverState;
   let text: string;
@@ -65,6 +67,7 @@ export function buildBridgeStatus(spec: TakeoverSpec, host: HostState, journal: 
     state,
     summary: text,
     journal: journal ? { path: journalFile, phase: journal.phase, startedAt: journal.startedAt, done: journal.phase === 'stopping' ? journal.undone : journal.done, steps: journal.ops.length } : null,
+    staleJournal,
     bridge:
       b && b.kind === 'bridge'
         ? {
@@ -94,6 +97,7 @@ export function renderBridgeStatus(s: BridgeStatus): string {
   lines.push(`bridge ${s.spec.bridge}: ${s.state}`);
   lines.push(`  ${s.summary}`);
   if (s.journal) lines.push(`  journal: ${s.journal.path} (${s.journal.phase}, since ${s.journal.startedAt})`);
+  if (s.staleJournal) lines.push(`  journal: ${s.staleJournal} was written before the last reboot: ignored (the next \`xennet bridge start\` or \`stop\` removes it)`);
   if (s.bridge) {
     lines.push('');
     lines.push(`  ${s.bridge.name}  ${s.bridge.up ? 'UP' : 'DOWN'}  mtu ${s.bridge.mtu}  stp ${s.bridge.stpState === 0 ? 'off' : 'on'}  forward-delay ${s.bridge.forwardDelay / 100}s`);

@@ -430,11 +430,19 @@ describe('bridge takeover (netns)', function () {
     ok(await xennet(['bridge', 'stop']), 'stop');
     // Forge a journal of a previous boot: it must not be acted on.
     writeFileSync(`${t.stateDir}/takeover-xenbr0.json`, JSON.stringify({ version: 1, spec: { netdev: 'eth0', bridge: 'xenbr0', vifnum: 0, pdev: 'peth0', vdev: 'veth0', vif0: 'vif0.0' }, bootId: 'earlier-boot', startedAt: 'x', before: { links: [], addresses: [], routes: [] }, ops: [{ op: 'rename', from: 'eth0', to: 'peth0' }], phase: 'starting', done: 1, undone: 0 }));
+    // status reads it as what it is, and leaves it alone
+    const status = await xennet(['bridge', 'status', '--json']);
+    ok(status, 'status');
+    const s = JSON.parse(status.stdout) as { state: string; journal: unknown; staleJournal: string | null };
+    assert.deepEqual([s.state, s.journal, s.staleJournal], ['original', null, `${t.stateDir}/takeover-xenbr0.json`]);
+    assert.match((await xennet(['bridge', 'status'])).stdout, /bridge xenbr0: original\n.*\n {2}journal: \S+takeover-xenbr0.json was written before the last reboot: ignored/);
+    assert.ok(existsSync(`${t.stateDir}/takeover-xenbr0.json`), 'status removes nothing');
     const r = await xennet(['bridge', 'stop']);
     ok(r, 'stop');
     assert.match(r.stdout, /not taken over/);
     assert.match(r.stdout, /written before the last reboot/);
     await assertOriginal('stale journal ignored');
+    assert.ok(!existsSync(`${t.stateDir}/takeover-xenbr0.json`), 'stop removed it');
   });
 
   /** A fresh topology whose NIC is `nic` instead of eth0, for the rest of the test (torn down by afterEach). */
