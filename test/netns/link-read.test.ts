@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import type { LinkState } from '../../src/bridge/model.js';
 import { guestPortStack } from '../../src/sys/sysctl.js';
+import { run } from '../../src/sys/exec.js';
 import { createNetns, destroy, sweepLeftovers, type Netns } from './lib/netns.js';
 
 const readerJs = fileURLToPath(new URL('./lib/link-read-main.js', import.meta.url));
@@ -44,6 +45,17 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     await sweepLeftovers();
     ns = await createNetns('links');
     const ip = (...a: string[]): Promise<string> => ns!.ip(...a);
+    // First (the dump goes by ifindex): a link described in more than 64 KiB, the read buffer, by
+    // as many alternative names as the kernel takes. Its message is cut in that buffer, and without
+    // a size for the dump the kernel ended it at this link with EMSGSIZE: this link and every
+    // link after it were missing from the list.
+    await ip('link', 'add', 'big0', 'type', 'veth', 'peer', 'name', 'big1');
+    const altnames = Array.from({ length: 520 }, (_, i) => `link property add dev big0 altname b${String(i).padStart(3, '0')}${'x'.repeat(120)}\n`).join('');
+    await run('ip', ['-n', ns.name, '-force', '-batch', '-'], { input: altnames });
+    const big = (await ns.ipJson<{ altnames?: string[] }[]>('link', 'show', 'big0'))[0];
+    // Each name takes 132 bytes of the message (a 4-byte header and 125 bytes, padded); the link's
+    // IPv4 and IPv6 settings alone take more than 600 (IFLA_AF_SPEC).
+    assert.ok((big?.altnames?.length ?? 0) * 132 + 600 > 65536, `big0 has ${big?.altnames?.length} alternative names: its message must exceed 64 KiB`);
     await ip('link', 'add', 'xbr0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'nf_call_iptables', '1');
     await ip('link', 'add', 'vifa', 'type', 'veth', 'peer', 'name', 'vifb');
     await ip('link', 'set', 'vifa', 'master', 'xbr0', 'alias', 'guest ä port', 'up');
@@ -111,6 +123,7 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     assert.deepEqual([byName.get('vifb')?.mtu, byName.get('vifb')?.mac, byName.get('vifb')?.arp, byName.get('vifb')?.multicast], [1400, '00:16:3e:12:34:56', false, false]);
     assert.equal(byName.get('vifb')?.peerIndex, byName.get('vifa')?.index);
     assert.equal(byName.get('xbr0')?.bridge?.nfCallIptables, true);
+    assert.equal(byName.get('big1')?.peerIndex, byName.get('big0')?.index, 'the link of 64 KiB and its peer are read');
     // One link by name reads as the dump does; a name that is not there is undefined.
     assert.deepEqual(one, links);
     assert.equal(missing, null);

@@ -9,7 +9,7 @@ import ipaddr from 'ipaddr.js';
 import { XennetError } from '../../sys/errors.js';
 import { readStackSettings, writeInterfaceSysctl, type StackSettings } from '../../sys/sysctl.js';
 import type { AddressState, Family, HostState, LinkState, NeighState, RouteState } from '../model.js';
-import { devconfValue, getLinkByIndexRequest, getLinkByNameRequest, parseLinkMessage, type LinkMessage } from './link-message.js';
+import { devconfValue, getLinkByIndexRequest, getLinkByNameRequest, linkDumpRequest, parseLinkMessage, type LinkMessage } from './link-message.js';
 import { bridgeLinkInfo, bridgeNetfilterLinkInfo, bridgeNoLinkLocalLearnLinkInfo, decodeLinkInfo, decodeU32, encodeU32, vethLinkInfo, type BridgeCreateOptions } from './linkinfo.js';
 
 const { createRtNetlink, rt, FlagsGet, FlagsNew } = netlink;
@@ -147,12 +147,32 @@ export class NetlinkClient {
     // Read into a 64 KiB buffer, not peeked at: the kernel sizes a dump's messages by the largest
     // buffer its reader used (up to 32 KiB), and the package's peek uses one byte, which kept them at
     // its 8 KiB floor. A 1000-link dump: about 300 messages read in two calls each, 19 ms; read so,
-    // about 16 ms (the nftables readers do the same).
+    // about 16 ms (the nftables readers do the same). A message larger than the buffer (a link
+    // with hundreds of alternative names is up to 68 KiB) arrives cut: see request().
     this.sock = createRtNetlink({ recvBufferSize: 1024 * 1024, sendBufferSize: 65536, messagePeeking: false, msgBufferSize: 65536 });
+    this.sock.socket.on('truncatedMessage', () => this.truncated++);
   }
+
+  /** Messages the 64 KiB buffer cut (the package passes them over: a dump would miss them, a read would find nothing). */
+  private truncated = 0;
+  /** A socket that peeks at each message's size before reading it: for a request whose answer did not fit. */
+  private peeking: RtSocket | undefined;
 
   close(): void {
     this.sock.socket.close();
+    this.peeking?.socket.close();
+  }
+
+  /**
+   * One request on the buffered socket; asked again on a peeking one when a message of its answer
+   * was larger than the buffer. Requests run one at a time (serial), so a cut message is this one's.
+   */
+  private async request(type: number, body: Buffer, options: { timeout: number; flags?: number }): Promise<{ type: number; flags: number; data: Buffer }[]> {
+    const before = this.truncated;
+    const [msgs] = await this.sock.socket.request(type, body, options);
+    if (this.truncated === before) return msgs;
+    this.peeking ??= createRtNetlink();
+    return (await this.peeking.socket.request(type, body, options))[0];
   }
 
   /**
@@ -176,7 +196,7 @@ export class NetlinkClient {
     for (let attempt = 0; attempt < 5; attempt++) {
       let msgs;
       try {
-        [msgs] = await this.sock.socket.request(type, header, { ...REQ, flags: FlagsGet.DUMP });
+        msgs = await this.request(type, header, { ...REQ, flags: FlagsGet.DUMP });
       } catch (e) {
         throw new NetlinkError(`list ${what}`, errnoName(e), e);
       }
@@ -195,7 +215,7 @@ export class NetlinkClient {
    * /proc/sys/net/ipv{4,6}/conf/<link>/ shows, without a file read per setting).
    */
   async listLinksWithSettings(): Promise<{ links: LinkState[]; settings: Map<string, LinkSettings> }> {
-    const msgs = (await this.serial(() => this.dumpNow(rt.MessageType.GETLINK, Buffer.alloc(16), 'links'))).filter((m) => m.type === rt.MessageType.NEWLINK).map((m) => parseLinkMessage(m.data));
+    const msgs = (await this.serial(() => this.dumpNow(rt.MessageType.GETLINK, linkDumpRequest(), 'links'))).filter((m) => m.type === rt.MessageType.NEWLINK).map((m) => parseLinkMessage(m.data));
     const nameOf = new Map<number, string>();
     for (const m of msgs) if (m.ifname) nameOf.set(m.index, m.ifname);
     const links = msgs.map((m) => toLinkState(m, nameOf));
@@ -206,7 +226,7 @@ export class NetlinkClient {
   async getLink(name: string): Promise<LinkState | undefined> {
     const one = async (request: Buffer): Promise<LinkMessage | undefined> => {
       try {
-        const [msgs] = await this.serial(() => this.sock.socket.request(rt.MessageType.GETLINK, request, REQ));
+        const msgs = await this.serial(() => this.request(rt.MessageType.GETLINK, request, REQ));
         const m = msgs.find((x) => x.type === rt.MessageType.NEWLINK);
         return m ? parseLinkMessage(m.data) : undefined;
       } catch (e) {
