@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { currentBootId } from '../sys/boot.js';
 import { XennetError } from '../sys/errors.js';
-import { readJson, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
+import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { HostState } from './model.js';
 import type { LinkOp } from './ops.js';
 import type { TakeoverSpec } from './takeover-plan.js';
@@ -151,9 +151,15 @@ export function recordedSpecs(env: NodeJS.ProcessEnv = process.env): TakeoverSpe
 }
 
 export function readJournal(path: string): TakeoverJournal | undefined {
-  const raw = readJson(path);
-  if (raw === undefined) return undefined;
-  const parsed = journalSchema.safeParse(raw);
+  // Read as every state file is (a FIFO put in its place hung start, stop and status; found by helper-47).
+  const read = readJsonTolerant(path);
+  if (read.kind === 'missing') return undefined;
+  if (read.kind === 'corrupt') {
+    throw new XennetError('state', `state file ${path} is not a xennet takeover journal (${read.reason})`, {
+      hint: 'inspect it; if the host is in its original layout, move the file away and run the command again',
+    });
+  }
+  const parsed = journalSchema.safeParse(read.value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new XennetError('state', `state file ${path} is not a xennet takeover journal (${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'})`, {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { readJsonTolerant, STATE_FILE_MAX_BYTES, writeJsonAtomic } from '../../src/sys/statefile.js';
 import { run } from '../../src/sys/exec.js';
 import { journalPath, readHookCalls, recordHookCall } from '../../src/hooks/hook-journal.js';
+import { readJournal, recordedSpecs } from '../../src/bridge/journal.js';
 import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 
 describe('state files', () => {
@@ -86,6 +87,23 @@ describe('state files', () => {
       writeJsonAtomic(path, { a: 2 }, { unlessSame: true });
       assert.notEqual(statSync(path).ino, rewritten, 'another value: replaced');
       assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), { a: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it("a takeover journal that is a FIFO or a directory is refused at once, not read (bridge start, stop and status hung on a FIFO)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-journal-'));
+    try {
+      const fifo = join(dir, 'takeover-xenbr0.json');
+      assert.equal((await run('mkfifo', [fifo])).code, 0);
+      assert.throws(() => readJournal(fifo), /state file .*takeover-xenbr0.json is not a xennet takeover journal \(it is not a regular file\)/);
+      mkdirSync(join(dir, 'takeover-xenbr1.json'));
+      assert.throws(() => readJournal(join(dir, 'takeover-xenbr1.json')), /not a xennet takeover journal \(it is not a regular file\)/);
+      writeFileSync(join(dir, 'takeover-xenbr2.json'), '{"version"');
+      assert.throws(() => readJournal(join(dir, 'takeover-xenbr2.json')), /not a xennet takeover journal/);
+      assert.equal(readJournal(join(dir, 'takeover-none.json')), undefined);
+      // the specs recorded by this boot's journals pass over them all
+      assert.deepEqual(recordedSpecs({ XENNET_STATE_DIR: dir }), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
