@@ -16,7 +16,8 @@ export function askDaemon(env: NodeJS.ProcessEnv, request: Record<string, unknow
   const path = runPaths(env).socket;
   return new Promise((resolve, reject) => {
     const sock = connect(path);
-    let buf = '';
+    // Decoded once, whole: a character of several bytes (a guest's name) may straddle two chunks.
+    const chunks: Buffer[] = [];
     let connected = false;
     const timer = setTimeout(() => {
       sock.destroy();
@@ -27,7 +28,7 @@ export function askDaemon(env: NodeJS.ProcessEnv, request: Record<string, unknow
       sock.write(`${JSON.stringify({ v: 1, ...request })}\n`);
     });
     sock.on('data', (b: Buffer) => {
-      buf += b.toString('utf8');
+      chunks.push(b);
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -38,7 +39,7 @@ export function askDaemon(env: NodeJS.ProcessEnv, request: Record<string, unknow
       clearTimeout(timer);
       if (!connected) return;
       try {
-        resolve(JSON.parse(buf.trim()) as DaemonAnswer);
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8').trim()) as DaemonAnswer);
       } catch {
         reject(new XennetError('exec', `the xennet daemon (${path}) answered something that is not JSON`));
       }

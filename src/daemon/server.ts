@@ -16,6 +16,7 @@ import { chmodSync, closeSync, constants, existsSync, fstatSync, lstatSync, mkdi
 import { createServer, Socket, type Server } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { StringDecoder } from 'node:string_decoder';
 import type { NetlinkClient } from '../bridge/nl/client.js';
 import { rulesSource } from '../config/paths.js';
 import { commitAllStaged, createHookFirewall } from '../firewall/hook-firewall.js';
@@ -379,8 +380,10 @@ export class Daemon implements DaemonContext {
     // Opened read-write, non-blocking: never EOF when clients come and go, never blocks the loop.
     const fd = openSync(this.paths.fifo, constants.O_RDWR | constants.O_NONBLOCK);
     const sock = new Socket({ fd, readable: true, writable: false });
+    // A character of several bytes may straddle two reads: the decoder keeps its first bytes.
+    const decoder = new StringDecoder('utf8');
     sock.on('data', (chunk: Buffer) => {
-      this.fifoBuffer += chunk.toString('utf8');
+      this.fifoBuffer += decoder.write(chunk);
       if (this.fifoBuffer.length > 1 << 20) this.fifoBuffer = this.fifoBuffer.slice(-4096); // garbage: keep the tail
       let nl: number;
       while ((nl = this.fifoBuffer.indexOf('\n')) >= 0) {
@@ -528,6 +531,7 @@ export class Daemon implements DaemonContext {
   /** A JSON request on the socket: one line in, one line out. A stuck client blocks nobody. */
   private acceptJson(conn: Socket): void {
     let buf = '';
+    const decoder = new StringDecoder('utf8');
     let done = false;
     conn.setTimeout(5000);
     const answer = (value: unknown): void => {
@@ -543,7 +547,7 @@ export class Daemon implements DaemonContext {
     conn.on('error', () => undefined);
     conn.on('data', (chunk: Buffer) => {
       if (done) return;
-      buf += chunk.toString('utf8');
+      buf += decoder.write(chunk);
       if (buf.length > MAX_REQUEST_BYTES) return refuse(`request larger than ${MAX_REQUEST_BYTES} bytes`);
       const nl = buf.indexOf('\n');
       if (nl < 0) return;

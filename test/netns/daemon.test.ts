@@ -618,12 +618,31 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
         assert.match(await ask(`{"v":1,"cmd":"status","render":${render}}\n`), /"ok":false.*\\"render\\"/, render);
       }
       assert.match(await ask(`${'x'.repeat(70_000)}\n`), /"ok":false.*larger than/);
+      // A character of two bytes split between two writes is read whole.
+      const request = Buffer.from('{"v":1,"cmd":"format-dïsk"}\n');
+      const cut = request.indexOf(Buffer.from('ï')) + 1;
+      const split = await new Promise<string>((resolve, reject) => {
+        const s = connect(join(host.runDir, 'daemon.sock'));
+        const chunks: Buffer[] = [];
+        s.on('connect', () => s.write(request.subarray(0, cut), () => setTimeout(() => s.write(request.subarray(cut)), 100)));
+        s.on('data', (b: Buffer) => chunks.push(b));
+        s.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        s.on('error', reject);
+      });
+      assert.match(split, /"ok":false.*unknown command.*format-dïsk/);
       const fifo = join(host.runDir, 'daemon.fifo');
       writeFileSync(fifo, '/etc/shadow\n../../x\n\n');
       const req = join(host.runDir, 'req', '9999999.123'); // no such client: nowhere to answer
       writeFileSync(req, 'garbage\0');
       writeFileSync(fifo, `${req}\n`);
       await until('the bad lines counted', async () => (await stats()).badRequests >= 6);
+      // A line whose character of two bytes comes in two writes is read whole (it names no request).
+      const line = Buffer.from('/naïve/line\n');
+      writeFileSync(fifo, line.subarray(0, line.indexOf(Buffer.from('ï')) + 1));
+      await new Promise((r) => setTimeout(r, 100));
+      writeFileSync(fifo, line.subarray(line.indexOf(Buffer.from('ï')) + 1));
+      await until('the split line logged', () => host.daemonLog.some((l) => l.includes('ve/line"')));
+      assert.ok(host.daemonLog.some((l) => l.includes('"/naïve/line"')), host.daemonLog.filter((l) => l.includes('ve/line"')).join('\n'));
       assert.equal(existsSync(req), false, 'a request the daemon cannot answer is removed');
       const g = await host.addGuest(spec(11));
       await online(g);

@@ -19,6 +19,7 @@ interface Read {
   links: LinkState[];
   one: (LinkState | undefined)[];
   missing: LinkState | null;
+  altnames: (LinkState | null)[];
   stack: Record<string, Record<string, string | null>>;
 }
 
@@ -59,6 +60,7 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     await ip('link', 'add', 'xbr0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'nf_call_iptables', '1');
     await ip('link', 'add', 'vifa', 'type', 'veth', 'peer', 'name', 'vifb');
     await ip('link', 'set', 'vifa', 'master', 'xbr0', 'alias', 'guest ä port', 'up');
+    await ip('link', 'property', 'add', 'dev', 'vifa', 'altname', 'vifa-alt', 'altname', 'vifa-alternative-name');
     await ip('link', 'set', 'vifb', 'mtu', '1400', 'address', '00:16:3e:12:34:56', 'arp', 'off', 'multicast', 'off');
     await ip('link', 'add', 'dum0', 'type', 'veth', 'peer', 'name', 'dum1');
     // No IPv6 stack on a link under IPv6's minimum MTU: neither a dump nor /proc/sys has its settings.
@@ -86,7 +88,7 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
   };
 
   it('every link: name, index, kind, master, MAC, MTU, flags, veth peer, alias, bridge settings', async () => {
-    const { links, one, missing } = await read();
+    const { links, one, missing, altnames } = await read();
     const shown = await ns!.ipJson<IpLink[]>('-d', 'link', 'show');
     assert.deepEqual(links.map((l) => l.name).sort(), shown.map((l) => l.ifname).sort());
     for (const s of shown) {
@@ -127,6 +129,8 @@ describe('links and ipsets read natively (netns): as ip, /proc/sys and ipset sho
     // One link by name reads as the dump does; a name that is not there is undefined.
     assert.deepEqual(one, links);
     assert.equal(missing, null);
+    // the kernel finds vifa by its alternative names too; a read by name is of links' own names
+    assert.deepEqual(altnames, [null, null]);
   });
 
   it("every link's IP-stack settings from the dump are what /proc/sys shows", async () => {

@@ -103,3 +103,32 @@ describe('daemon: hook requests and the client', () => {
     assert.match(unitText(), /^Restart=on-failure$/m);
   });
 });
+
+describe('daemon: the CLI side of the socket', () => {
+  it('reads an answer whose characters of several bytes straddle its chunks', async () => {
+    const { createServer } = await import('node:net');
+    const { askDaemon } = await import('../../src/daemon/client.js');
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-ask-'));
+    const text = 'guest ä port ✓ '.repeat(20_000);
+    const answer = Buffer.from(`${JSON.stringify({ ok: true, result: { rendered: { text } } })}\n`);
+    // Split inside the first 'ä' (two bytes) and inside a '✓' (three bytes), written apart.
+    const first = answer.indexOf(Buffer.from('ä')) + 1;
+    const second = answer.indexOf(Buffer.from('✓'), 70_000) + 2;
+    const server = createServer((sock) => {
+      sock.once('data', () => {
+        sock.write(answer.subarray(0, first), () =>
+          setTimeout(() => sock.write(answer.subarray(first, second), () => setTimeout(() => sock.end(answer.subarray(second)), 20)), 20),
+        );
+      });
+    });
+    try {
+      await new Promise<void>((r) => server.listen(join(dir, 'daemon.sock'), r));
+      const a = await askDaemon({ XENNET_RUN_DIR: dir }, { op: 'status' }, 5000);
+      assert.equal(a?.ok, true);
+      assert.equal((a as { result: { rendered: { text: string } } }).result.rendered.text, text);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -29,6 +29,8 @@ const NTF_PROXY = 0x08;
 /** Every request is bounded: a kernel reply that never comes fails the operation, never hangs it. */
 const REQUEST_TIMEOUT_MS = 5000;
 const REQ = { timeout: REQUEST_TIMEOUT_MS };
+/** A link's name is at most IFNAMSIZ - 1 bytes. */
+const MAX_IFNAME_BYTES = 15;
 
 /**
  * A link's IP-stack settings: the value at a position of its IPv4 settings (IPV4_DEVCONF_x is at
@@ -222,8 +224,13 @@ export class NetlinkClient {
     return { links, settings: new Map(msgs.map((m, i) => [links[i]!.name, settingsOf(m)])) };
   }
 
-  /** One link by name (RTM_GETLINK with IFLA_IFNAME: no dump), or undefined when there is none. */
+  /**
+   * One link by name (RTM_GETLINK with IFLA_IFNAME: no dump), or undefined when no link has that
+   * name. The kernel finds a link by its alternative names too (and refuses a name longer than a
+   * link's with ERANGE): xennet's names are links' own names, so neither is one.
+   */
   async getLink(name: string): Promise<LinkState | undefined> {
+    if (Buffer.byteLength(name) > MAX_IFNAME_BYTES) return undefined;
     const one = async (request: Buffer): Promise<LinkMessage | undefined> => {
       try {
         const msgs = await this.serial(() => this.request(rt.MessageType.GETLINK, request, REQ));
@@ -236,7 +243,7 @@ export class NetlinkClient {
       }
     };
     const m = await one(getLinkByNameRequest(name));
-    if (!m) return undefined;
+    if (!m || m.ifname !== name) return undefined;
     const nameOf = new Map<number, string>();
     if (m.master) {
       const master = await one(getLinkByIndexRequest(m.master));
