@@ -531,6 +531,7 @@ export class Daemon implements DaemonContext {
   /** A JSON request on the socket: one line in, one line out. A stuck client blocks nobody. */
   private acceptJson(conn: Socket): void {
     let buf = '';
+    let bytes = 0;
     const decoder = new StringDecoder('utf8');
     let done = false;
     conn.setTimeout(5000);
@@ -548,7 +549,8 @@ export class Daemon implements DaemonContext {
     conn.on('data', (chunk: Buffer) => {
       if (done) return;
       buf += decoder.write(chunk);
-      if (buf.length > MAX_REQUEST_BYTES) return refuse(`request larger than ${MAX_REQUEST_BYTES} bytes`);
+      bytes += chunk.length;
+      if (bytes > MAX_REQUEST_BYTES) return refuse(`request larger than ${MAX_REQUEST_BYTES} bytes`);
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       conn.setTimeout(0);

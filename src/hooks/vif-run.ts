@@ -128,6 +128,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
    */
   let found = false;
   let step = '';
+  let current: LinkOp | undefined;
   const givenUp = (): void => {
     if (deps.abandoned?.()) throw new Error('the call was given up at its budget (the toolstack was told it failed)');
   };
@@ -136,6 +137,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
     givenUp();
     for (const o of attach) {
       step = describeOp(o);
+      current = o;
       await applyOp(deps.nl, o, 'strict');
       done.push(o);
     }
@@ -145,6 +147,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   try {
     for (const o of prep) {
       step = describeOp(o);
+      current = o;
       await applyOp(deps.nl, o, 'strict');
       done.push(o);
     }
@@ -196,7 +199,10 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
         undo.push(`firewall: ${reasonOf(e2)}`),
       );
     }
-    throw new HookFailure(`${step} failed: ${reasonOf(e)}${undo.length > 0 ? ` (and undoing failed: ${undo.join('; ')})` : ''}`);
+    // The plan found the vifname free by its links' own names; the kernel also refuses another link's alternative name.
+    const taken = current?.op === 'rename' && (e as { errno?: unknown }).errno === 'EEXIST' ? current.to : undefined;
+    const why = taken === undefined ? '' : `: the name ${taken} is taken by another link, as its name or an alternative name (ip link show ${taken})`;
+    throw new HookFailure(`${step} failed: ${reasonOf(e)}${why}${undo.length > 0 ? ` (and undoing failed: ${undo.join('; ')})` : ''}`, taken === undefined ? undefined : 'give each guest interface a unique vifname');
   }
   deps.mark?.('reporting');
   if (cfg.frontendMtuPath) await deps.xs.write(cfg.frontendMtuPath, String(plan.mtu));

@@ -618,6 +618,8 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
         assert.match(await ask(`{"v":1,"cmd":"status","render":${render}}\n`), /"ok":false.*\\"render\\"/, render);
       }
       assert.match(await ask(`${'x'.repeat(70_000)}\n`), /"ok":false.*larger than/);
+      // bytes, not characters: 25,000 characters of three bytes each
+      assert.match(await ask(`{"v":1,"cmd":"stats","x":"${'✓'.repeat(25_000)}"}\n`), /"ok":false.*larger than/);
       // A character of two bytes split between two writes is read whole.
       const request = Buffer.from('{"v":1,"cmd":"format-dïsk"}\n');
       const cut = request.indexOf(Buffer.from('ï')) + 1;

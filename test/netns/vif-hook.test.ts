@@ -125,6 +125,10 @@ describe('vif-xennet hook (netns, simulated Xen host)', function () {
     ['a vifname collision', { vifname: 'web9' }, async () => {
       await host.dom0.ip('link', 'add', 'web9', 'type', 'veth', 'peer', 'name', 'web9p');
     }, /^Cannot rename interface vif6.0. An interface with name web9 already exists./],
+    ['a vifname that is another link\'s alternative name', { vifname: 'web8' }, async () => {
+      await host.dom0.ip('link', 'add', 'alt8', 'type', 'veth', 'peer', 'name', 'alt8p');
+      await host.dom0.ip('link', 'property', 'add', 'dev', 'alt8', 'altname', 'web8');
+    }, /^rename vif6.0 to web8 failed: .*EEXIST: the name web8 is taken by another link, as its name or an alternative name/],
     ['a vifname naming another guest\'s device', { vifname: 'vif9.0' }, () => undefined, /vifname "vif9.0" names the Xen interface of another domain/],
     ['a malformed mac', {}, (g) => host.xenstored.write(`${g.backendPath}/mac`, 'zz:16:3e:00:00:01'), /is not a MAC address/],
     ['a malformed ip', { xenstoreIp: '192.168.0.106 not-an-ip' }, () => undefined, /"not-an-ip" is not an IPv4 or IPv6 address/],
