@@ -19,7 +19,7 @@ import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable } from '../net/index.js';
-import { dirOf, loadIndex, readVifChains, type IndexEntry } from '../firewall/store.js';
+import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrText, dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
@@ -216,10 +216,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // cut short, the other's are leftovers whose counts were carried over already.
   let counted: ReadonlySet<TableName> = new Set(tableNames);
   const perVif = new Map<string, RuleSet>();
-  let recordedVifs: Readonly<Record<string, IndexEntry>> = {};
   try {
     const recorded = loadIndex(env, silentLogger);
-    recordedVifs = recorded.index.vifs;
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = backendOf(engine, backend.variant);
@@ -363,25 +361,12 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   noteAll(unprotected('open'), 'learn_addresses: false in the rule file, and no address declared', 'declare the addresses, or let them be learned');
   for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
-  // Rules the daemon prepared for a guest with a vifname when its backend appeared: the link still
-  // has its Xen name (vifD.N, no bridge) until the hook renames and attaches it.
-  const awaitingHook = new Map<string, string>();
-  const preparedFor = (v: string): string | undefined => {
-    const owner = Object.hasOwn(recordedVifs, v) ? recordedVifs[v]?.owner : undefined;
-    if (!owner || byName.has(v)) return undefined;
-    const xen = [`vif${owner.domid}.${owner.devid}`, `vif${owner.domid}.${owner.devid}-emu`].find((n) => byName.has(n));
-    return xen !== undefined && byName.get(xen)?.master === null ? xen : undefined;
-  };
   if (live) {
     for (const t of engineTables(engine)) for (const c of live[t].chains.keys()) {
       const v = vifOfChain(c);
-      if (v === undefined || vifNames.has(v)) continue;
-      const xen = preparedFor(v);
-      if (xen !== undefined) awaitingHook.set(v, xen);
-      else staleChains.push(`${t} ${c}`);
+      if (v !== undefined && !vifNames.has(v)) staleChains.push(`${t} ${c}`);
     }
   }
-  for (const [v, xen] of awaitingHook) notes.push(`${v}: its rules are in place for ${xen}, which its hook has not renamed and attached yet (the backend is waiting for its hook)`);
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
     const wanted = bridgeSysctlsWanted(engine);

@@ -121,21 +121,6 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.match(st.stdout, /"running": true/);
   });
 
-  it('status while a guest with a vifname waits for its hook: the rules prepared for it are not stale chains', async () => {
-    await host.startDaemon(env);
-    const g = await host.addGuest(spec(4, { vifname: 'web4' }));
-    await until('the firewall prepared', async () => (await stats()).backends?.prepared === 1);
-    assert.ok(await guestRulesPresent(host.dom0, 'web4'), 'prepared under the vifname');
-    const st = await host.xennet(['status', '--json'], env);
-    const s = JSON.parse(st.stdout) as { problems: string[]; notes: string[]; staleChains: string[] };
-    assert.deepEqual(s.staleChains, [], st.stdout);
-    assert.ok(!s.problems.some((p) => p.includes('stale chains')), s.problems.join('\n'));
-    assert.ok(s.notes.some((n) => n.startsWith('web4: its rules are in place for vif4.0, which its hook has not renamed and attached yet')), s.notes.join('\n'));
-    await online(g);
-    const after = JSON.parse((await host.xennet(['status', '--json'], env)).stdout) as { notes: string[] };
-    assert.ok(!after.notes.some((n) => n.includes('has not renamed')), after.notes.join('\n'));
-  });
-
   it('without a daemon, or with one that is stopped or hung, the hook runs in-process with the same result', async () => {
     const a = await host.addGuest(spec(2));
     const t0 = performance.now();
