@@ -123,7 +123,8 @@ export interface WrittenJson {
 
 function sameContent(path: string, text: string): boolean {
   try {
-    return readFileSync(path, 'utf8') === text;
+    const read = readStateText(path);
+    return read.kind === 'text' && read.text === text;
   } catch {
     return false;
   }
@@ -131,20 +132,14 @@ function sameContent(path: string, text: string): boolean {
 
 /** Reads a JSON file; `undefined` when it does not exist. */
 export function readJson(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new XennetError('state', `state file ${path} is not valid JSON: ${(e as Error).message}`, {
-      hint: 'inspect it; if the host is in its original layout, remove the file',
-    });
-  }
+  // Through readJsonTolerant's guards: a FIFO in a state file's place would block a plain read for
+  // good (a hook, the daemon and status all read the learned bindings and the policy cache).
+  const read = readJsonTolerant(path);
+  if (read.kind === 'missing') return undefined;
+  if (read.kind === 'ok') return read.value;
+  throw new XennetError('state', `state file ${path} is not readable as JSON: ${read.reason}`, {
+    hint: 'inspect it; if the host is in its original layout, remove the file',
+  });
 }
 
 export type ReadResult = { kind: 'missing' } | { kind: 'ok'; value: unknown } | { kind: 'corrupt'; reason: string };
@@ -157,11 +152,21 @@ export const STATE_FILE_MAX_BYTES = 64 * 1024 * 1024;
  * regular file of at most STATE_FILE_MAX_BYTES (a directory, a FIFO, a device, a link), is `corrupt`.
  */
 export function readJsonTolerant(path: string): ReadResult {
+  const read = readStateText(path);
+  if (read.kind !== 'text') return read;
+  try {
+    return { kind: 'ok', value: JSON.parse(read.text) as unknown };
+  } catch (e) {
+    return { kind: 'corrupt', reason: (e as Error).message };
+  }
+}
+
+/** A state file's text, read only when it is a regular file of a sane size (see readJsonTolerant). */
+function readStateText(path: string): { kind: 'missing' } | { kind: 'text'; text: string } | { kind: 'corrupt'; reason: string } {
   // What xennet writes is a regular file far smaller than the cap: anything else is not its own,
   // and opening or reading it could block (a FIFO), fail (a socket), act (a device) or take all
   // memory. Looked at before it is opened, and again once open (it may have been replaced between).
   const notOurs = (st: Stats): string | undefined => (st.isSymbolicLink() ? 'it is a symbolic link, not a file xennet wrote' : !st.isFile() ? 'it is not a regular file' : st.size > STATE_FILE_MAX_BYTES ? `it is larger than ${STATE_FILE_MAX_BYTES} bytes` : undefined);
-  let text: string;
   let fd: number;
   try {
     const why = notOurs(lstatSync(path));
@@ -176,16 +181,11 @@ export function readJsonTolerant(path: string): ReadResult {
   try {
     const why = notOurs(fstatSync(fd));
     if (why !== undefined) return { kind: 'corrupt', reason: why };
-    text = readFileSync(fd, 'utf8');
+    return { kind: 'text', text: readFileSync(fd, 'utf8') };
   } catch (e) {
     throw new XennetError('state', `cannot read state file ${path}: ${(e as Error).message}`, { cause: e });
   } finally {
     closeSync(fd);
-  }
-  try {
-    return { kind: 'ok', value: JSON.parse(text) as unknown };
-  } catch (e) {
-    return { kind: 'corrupt', reason: (e as Error).message };
   }
 }
 

@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readJsonTolerant, STATE_FILE_MAX_BYTES, writeJsonAtomic } from '../../src/sys/statefile.js';
+import { readJson, readJsonTolerant, STATE_FILE_MAX_BYTES, writeJsonAtomic, writeJsonFilesAtomic } from '../../src/sys/statefile.js';
+import { readBindings } from '../../src/firewall/learning/state.js';
+import type { Logger } from '../../src/sys/log.js';
 import { run } from '../../src/sys/exec.js';
 import { journalPath, readHookCalls, recordHookCall } from '../../src/hooks/hook-journal.js';
 import { readJournal, recordedSpecs } from '../../src/bridge/journal.js';
@@ -104,6 +106,28 @@ describe('state files', () => {
       assert.equal(readJournal(join(dir, 'takeover-none.json')), undefined);
       // the specs recorded by this boot's journals pass over them all
       assert.deepEqual(recordedSpecs({ XENNET_STATE_DIR: dir }), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('a state file that is a FIFO is refused at once by every reader and replaced by every writer (the learned bindings and the policy cache hung a hook, the daemon and status)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xnt-fifo-'));
+    try {
+      const learned = join(dir, 'learned.json');
+      assert.equal((await run('mkfifo', [learned])).code, 0);
+      assert.throws(() => readJson(learned), /state file .*learned.json is not readable as JSON: it is not a regular file/);
+      const warnings: string[] = [];
+      const log: Logger = { debug: () => {}, info: () => {}, warning: (m: string) => void warnings.push(m), err: () => {} };
+      assert.deepEqual(readBindings({ XENNET_STATE_DIR: dir }, log), []);
+      assert.match(warnings.join('\n'), /not a regular file; starting with none/);
+      // a write that keeps a file holding the same text looks before it reads, too
+      writeJsonAtomic(learned, { a: 1 }, { unlessSame: true });
+      assert.deepEqual(readJson(learned), { a: 1 });
+      const other = join(dir, 'other.json');
+      assert.equal((await run('mkfifo', [other])).code, 0);
+      await writeJsonFilesAtomic([{ path: other, value: { b: 2 } }]);
+      assert.deepEqual(readJson(other), { b: 2 });
+      assert.ok(statSync(other).isFile());
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
