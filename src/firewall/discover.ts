@@ -19,6 +19,18 @@ interface BackendEntry {
   ip?: string;
   names: DomainNames;
   hotplugStatus?: string;
+  /** Read only when hotplug-status is `error`: what the failed hook said. */
+  hotplugError?: string;
+}
+
+/** A guest's backend whose hook failed (hotplug-status `error`) and whose interface is on no bridge. */
+export interface FailedBackend {
+  domid: number;
+  devid: number;
+  /** The domain's name, printable (null: none, or unreadable). */
+  domain: string | null;
+  /** Its hotplug-error as the hook wrote it (null: none); guest-influenced text, to be shown quoted. */
+  error: string | null;
 }
 
 export interface DiscoveredVif extends VifFacts {
@@ -45,6 +57,10 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
             if (mac) e.mac = mac;
             if (ip) e.ip = ip;
             if (hs !== undefined) e.hotplugStatus = hs;
+            if (hs === 'error') {
+              const why = await xs.read(`${p}/hotplug-error`);
+              if (why !== undefined) e.hotplugError = why;
+            }
             return e;
           }),
       );
@@ -58,7 +74,7 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
  * marked by xennet; plus links the firewall index records (`recorded`, name -> bridge) that are
  * not attached yet (a hook installed their rules and is about to attach them).
  */
-export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; warnings: string[]; xenstoreRead: boolean }> {
+export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; failed: FailedBackend[]; warnings: string[]; xenstoreRead: boolean }> {
   const warnings: string[] = [];
   let entries: BackendEntry[] = [];
   let xenstoreRead = xs !== undefined;
@@ -136,5 +152,12 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     vifs.push(facts);
   }
   vifs.sort((a, b) => a.name.localeCompare(b.name));
-  return { vifs, warnings, xenstoreRead };
+  // A backend whose hook failed and left nothing on a bridge: no link above names it, and the
+  // guest has no network on that interface (the toolstack may keep the domain running).
+  const seen = new Set(vifs.map((v) => `${v.domid}/${v.devid}`));
+  const failed = entries
+    .filter((e) => e.hotplugStatus === 'error' && e.domid !== 0 && !seen.has(`${e.domid}/${e.devid}`))
+    .map((e) => ({ domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, error: e.hotplugError ?? null }))
+    .sort((a, b) => a.domid - b.domid || a.devid - b.devid);
+  return { vifs, failed, warnings, xenstoreRead };
 }

@@ -4,11 +4,13 @@ import type { AddressState, LinkState, RouteState } from '../bridge/model.js';
 import { bridgeNetfilterSysctls, guestPortStack, readSysctl } from '../sys/sysctl.js';
 import { reasonOf } from '../sys/errors.js';
 import { XenstoreClient } from '../xenstore/client.js';
-import { discoverVifs, type DiscoveredVif } from './discover.js';
+import { discoverVifs, type DiscoveredVif, type FailedBackend } from './discover.js';
 
 export interface HostFacts {
   links: LinkState[];
   vifs: DiscoveredVif[];
+  /** Backends whose hook failed and whose interface is on no bridge (discoverVifs). */
+  failedBackends: FailedBackend[];
   xenstore: string | null;
   /** Whether xenstore's backends were read (false: unreachable, or a read failed). */
   xenstoreRead: boolean;
@@ -90,7 +92,7 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
       const l = learned.get(v.name);
       if (l) v.learned = l;
     }
-    const facts: HostFacts = { links, vifs: found.vifs, xenstore: xs?.endpoint ?? null, xenstoreRead: found.xenstoreRead, warnings: [...warnings, ...found.warnings] };
+    const facts: HostFacts = { links, vifs: found.vifs, failedBackends: found.failed, xenstore: xs?.endpoint ?? null, xenstoreRead: found.xenstoreRead, warnings: [...warnings, ...found.warnings] };
     if (options.dom0) {
       const snap = options.snapshot;
       const own = links.filter((l) => !found.vifs.some((v) => v.name === l.name));

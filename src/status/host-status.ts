@@ -18,7 +18,7 @@ import { pathProblems } from '../firewall/integrity.js';
 import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
-import { printable } from '../net/index.js';
+import { printable, shown } from '../net/index.js';
 import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -393,6 +393,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
     if (!v.up) problems.push(`${v.name}: link is down`);
+  }
+  for (const b of facts.failedBackends) {
+    problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then attach the interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
   }
   if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
   if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);

@@ -72,6 +72,30 @@ describe('operator surface (netns)', function () {
       assert.equal((await status()).code, 0);
     });
 
+    it('names a guest whose hook failed and left nothing on a bridge (exit 1), until it is attached', async () => {
+      const g = await host.addGuest({ domid: 3, name: 'g3', mac: '00:16:3e:00:00:03', addresses: ['192.168.0.103/24'], xenstoreIp: '192.168.0.103', bridge: 'xenbr5' });
+      try {
+        assert.equal((await host.runVifScript('vif-xennet', g, 'online')).code, 1, 'no such bridge');
+        const { code, s, text } = await status();
+        assert.equal(code, 1);
+        assert.ok(!s.vifs.some((v) => v.name === 'vif3.0'), 'not one of the vifs: it is on no bridge');
+        const p = s.problems.find((x) => x.startsWith('backend 3/0 (g3): its hook failed'));
+        assert.ok(p, JSON.stringify(s.problems));
+        assert.match(p, /hotplug-error: "Could not find bridge device xenbr5/);
+        assert.match(p, /its interface is on no bridge: the guest has no network there/);
+        assert.match(text, /backend 3\/0 \(g3\): its hook failed/);
+        host.xenstored.write(`${g.backendPath}/bridge`, 'xenbr0');
+        assert.equal((await host.runVifScript('vif-xennet', g, 'online')).code, 0);
+        const after = await status();
+        assert.equal(after.code, 0, JSON.stringify(after.s.problems));
+      } finally {
+        assert.equal((await host.runVifScript('vif-xennet', g, 'offline')).code, 0);
+        host.removeDevice(g);
+        host.xenstored.rm('/local/domain/3');
+        await host.dom0.ip('link', 'del', g.vif);
+      }
+    });
+
     it('works without xenstore (names unknown); a rule file XENNET_RULES names and that is missing is a problem (exit 1)', async () => {
       const missing = join(tmpdir(), 'no-such-rules.yaml');
       const { code, s } = await status({ XENSTORED_PATH: join(tmpdir(), 'no-such-xenstored.sock'), XENNET_RULES: missing });
