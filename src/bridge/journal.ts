@@ -7,7 +7,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { currentBootId } from '../sys/boot.js';
-import { XennetError } from '../sys/errors.js';
+import { reasonOf, XennetError } from '../sys/errors.js';
+import { pathIdentity } from '../sys/file-identity.js';
 import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { HostState } from './model.js';
 import type { LinkOp } from './ops.js';
@@ -127,10 +128,10 @@ export function lockPath(bridge: string, env: NodeJS.ProcessEnv = process.env): 
 export { currentBootId };
 
 /**
- * The specs of the takeovers journaled in this boot (unreadable journals and those of an earlier
- * boot left out): what a command without arguments acts on when the routes no longer tell.
+ * The takeover journals in the state directory: each of this boot, or the reason it cannot be read
+ * (those of an earlier boot left out: they describe links that are gone).
  */
-export function recordedSpecs(env: NodeJS.ProcessEnv = process.env): TakeoverSpec[] {
+export function journalsOfThisBoot(env: NodeJS.ProcessEnv = process.env): ({ path: string; journal: TakeoverJournal } | { path: string; unreadable: string })[] {
   let names: string[];
   try {
     names = readdirSync(stateDir(env)).filter((n) => /^takeover-.+\.json$/.test(n));
@@ -138,16 +139,39 @@ export function recordedSpecs(env: NodeJS.ProcessEnv = process.env): TakeoverSpe
     return [];
   }
   const boot = currentBootId();
-  const specs: TakeoverSpec[] = [];
+  const out: ({ path: string; journal: TakeoverJournal } | { path: string; unreadable: string })[] = [];
   for (const n of names.sort()) {
+    const path = join(stateDir(env), n);
     try {
-      const j = readJournal(join(stateDir(env), n));
-      if (j && j.bootId === boot) specs.push(j.spec);
-    } catch {
-      // Not a journal: the command that owns it reports it.
+      const journal = readJournal(path);
+      if (journal && journal.bootId === boot) out.push({ path, journal });
+    } catch (e) {
+      out.push({ path, unreadable: reasonOf(e) });
     }
   }
-  return specs;
+  return out;
+}
+
+/** What tells the takeover journals apart from themselves earlier, without reading them (a daemon's remembered status is keyed on it). */
+export function journalsStamp(env: NodeJS.ProcessEnv = process.env): string {
+  try {
+    return readdirSync(stateDir(env))
+      .filter((n) => /^takeover-.+\.json$/.test(n))
+      .sort()
+      .map((n) => `${n}=${pathIdentity(join(stateDir(env), n)) ?? 'none'}`)
+      .join(',');
+  } catch (e) {
+    return `none:${(e as NodeJS.ErrnoException).code ?? '?'}`;
+  }
+}
+
+/**
+ * The specs of the takeovers journaled in this boot (unreadable journals and those of an earlier
+ * boot left out): what a command without arguments acts on when the routes no longer tell.
+ */
+export function recordedSpecs(env: NodeJS.ProcessEnv = process.env): TakeoverSpec[] {
+  // An unreadable journal is left out here: the command that owns it reports it.
+  return journalsOfThisBoot(env).flatMap((j) => ('journal' in j ? [j.journal.spec] : []));
 }
 
 export function readJournal(path: string): TakeoverJournal | undefined {

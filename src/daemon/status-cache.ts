@@ -12,8 +12,8 @@
  *   - a watch on /local/domain in xenstore (the backends, hotplug-status, the domains' names and
  *     targets; a guest's writes to its own nodes are passed over), made certain the same way by a
  *     read on the same connection;
- *   - the stamps of the rule file, the firewall index and the learned bindings' record, the
- *     br_netfilter settings and every interface's IP-stack settings (sysctls announce nothing:
+ *   - the stamps of the rule file, the firewall index, the learned bindings' record and the
+ *     takeover journals (an interrupted takeover is a problem), the br_netfilter settings and every interface's IP-stack settings (sysctls announce nothing:
  *     they are read, from the link dump, which carries each link's settings).
  *
  * The links, addresses, routes and settings are read once per request (a NetSnapshot): a read of
@@ -41,6 +41,7 @@ import type { HostStatus } from '../status/host-status.js';
 import { reasonOf } from '../sys/errors.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { fileIdentity } from '../sys/file-identity.js';
+import { journalsStamp } from '../bridge/journal.js';
 import type { XenstoreClient } from '../xenstore/client.js';
 
 /** How old remembered counters may be before status reads everything again. */
@@ -93,7 +94,7 @@ interface RememberedPlan {
  * The status remembered (above), and the daemon's answers to `plan` and `apply` when nothing is
  * to change, from the same key: a plan is made of the network snapshot its key was read from,
  * and is a function of what the key covers (the rule file, the index, xenstore, the links and
- * settings, the ruleset's generation, the learned bindings' record). A plan that found nothing to
+ * settings, the ruleset's generation, the learned bindings' record, the takeover journals). A plan that found nothing to
  * change is remembered (once its key read after it is the one read before: nothing moved while
  * it read; never on a host with a dirty index or a guest that learns its addresses); a plan or an
  * apply whose key is still that one is answered from it (an apply then has nothing to do), never
@@ -266,7 +267,7 @@ export class StatusCache {
       this.nl ??= new NetlinkClient();
       const [generation, snapshot] = await Promise.all([rulesetGeneration(), readNetSnapshot(this.nl), xs.read('/local/domain/0/name')]);
       if (!xs.usable || xs !== this.watchedOn) return { key: undefined, snapshot };
-      return { key: [source.file, source.absentOk, fileIdentity(source.file), generation, StatusCache.digest(snapshot), this.xenstoreEvents, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env))].join('|'), snapshot };
+      return { key: [source.file, source.absentOk, fileIdentity(source.file), generation, StatusCache.digest(snapshot), this.xenstoreEvents, indexStamp(this.ctx.env), fileIdentity(learnedPath(this.ctx.env)), journalsStamp(this.ctx.env)].join('|'), snapshot };
     } catch (e) {
       this.ctx.log.debug(`status: reading anew (${reasonOf(e)})`);
       return { key: undefined, snapshot: undefined };

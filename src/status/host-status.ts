@@ -3,6 +3,7 @@
  * state, bridge, hotplug status, firewall state and drop counters), the backend, and anything
  * misconfigured. Works without xenstore and without a rule file.
  */
+import { journalsOfThisBoot } from '../bridge/journal.js';
 import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import { lastGoodPolicy } from '../config/policy-cache.js';
@@ -394,6 +395,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
     if (!v.up) problems.push(`${v.name}: link is down`);
   }
+  // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and
+  // was undone, or never ran), leaves every guest started from now on without a network.
+  for (const j of journalsOfThisBoot(env)) {
+    if ('unreadable' in j) problems.push(`${j.unreadable}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
+    else if (j.journal.phase === 'starting' || j.journal.phase === 'stopping') problems.push(`a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev}) was interrupted: the host's network is half changed; \`xennet bridge status\` shows it, the next \`xennet bridge start\` or \`stop\` repairs it`);
+  }
+  if (bridges.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
   for (const b of facts.failedBackends) {
     problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then attach the interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
   }

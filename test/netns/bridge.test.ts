@@ -225,12 +225,17 @@ describe('bridge takeover (netns)', function () {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /undoing the completed steps also failed \(step \d+ of \d+ of the undo \(add route default via 192\.168\.0\.1 dev eth0\): injected fault/);
     assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done');
+    const problems = async (): Promise<string[]> => (JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[] }).problems;
+    assert.ok((await problems()).some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted: the host\'s network is half changed')), 'xennet status says so too');
     assert.doesNotMatch(await t.dom0.ip('route', 'show', 'default'), /192\.168\.0\.1/, 'the default route is not back');
     assert.equal((await links(t)).get('xenbr0')?.linkinfo?.info_kind, 'bridge', 'and nothing after it ran: the bridge is still there');
     const stop = await xennet(['bridge', 'stop']);
     ok(stop, 'stop');
     assert.match(stop.stdout, /undid a start/);
     await assertOriginal('after the next command went on from the failed step');
+    const after = await problems();
+    assert.ok(!after.some((p) => p.includes('was interrupted')), after.join('\n'));
+    assert.ok(after.some((p) => p.startsWith('no bridge on this host: a guest\'s interface has none to join')), `the original layout has no bridge: ${after.join('\n')}`);
     // A stop's undo the same way.
     ok(await xennet(['bridge', 'start']), 'start');
     const stopPlan = JSON.parse((await xennet(['bridge', 'stop', '--dry-run', '--json'])).stdout) as { steps: string[] };

@@ -383,6 +383,16 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     await host.dom0.exec('sysctl', ['-qw', 'net.ipv4.conf.vif21/0.drop_unicast_in_l2_multicast=1']);
     assert.ok(!(await status()).status.problems.some((p) => p.startsWith('vif21.0: dom0')), 'and back');
     await remembered();
+    // The takeover's journal rewritten as a start cut short, and nothing else: status shows it.
+    const journal = join(host.env(env)['XENNET_STATE_DIR']!, 'takeover-xenbr0.json');
+    const kept = readFileSync(journal, 'utf8');
+    assert.match(kept, /"phase": "up"/);
+    writeFileSync(journal, kept.replace('"phase": "up"', '"phase": "starting"'));
+    s = await status();
+    assert.ok(s.status.problems.some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), `the takeover journal: ${s.status.problems.join('\n')}`);
+    writeFileSync(journal, kept);
+    assert.ok(!(await status()).status.problems.some((p) => p.includes('was interrupted')), 'and back');
+    await remembered();
     assert.equal((await status(true)).read.remembered, false, 'fresh: read anew');
     // The CLI says how old what it shows is.
     const cli = await host.xennet(['status'], env);
