@@ -3,7 +3,7 @@
  * (`xennet bridge ...`) and xend's network-script (`network-xennet ...`) call.
  */
 import type { Logger } from '../sys/log.js';
-import { currentBootId, readJournal, journalPath, recordedSpecs } from './journal.js';
+import { journalPath, readJournalOfThisBoot, recordedSpecs } from './journal.js';
 import { NetlinkClient } from './nl/client.js';
 import { buildBridgeStatus, type BridgeStatus } from './status.js';
 import { bridgeStart, bridgeStop, type StartOptions, type StopOptions, type TakeoverResult } from './takeover.js';
@@ -32,9 +32,8 @@ export function bridgeStatus(args: TakeoverArgs): Promise<BridgeStatus> {
     const spec = resolveTakeoverSpec(args, host, recordedSpecs(), 'inspect');
     const path = journalPath(spec.bridge);
     // A journal of an earlier boot describes links that are gone: the next start or stop discards it.
-    const journal = readJournal(path);
-    const thisBoot = journal?.bootId === currentBootId();
-    return buildBridgeStatus(spec, host, thisBoot ? journal : undefined, path, journal && !thisBoot ? path : null);
+    const { journal, earlierBoot } = readJournalOfThisBoot(path);
+    return buildBridgeStatus(spec, host, journal, path, earlierBoot ? path : null);
   });
 }
 

@@ -138,13 +138,12 @@ export function journalsOfThisBoot(env: NodeJS.ProcessEnv = process.env): ({ pat
   } catch {
     return [];
   }
-  const boot = currentBootId();
   const out: ({ path: string; journal: TakeoverJournal } | { path: string; unreadable: string })[] = [];
   for (const n of names.sort()) {
     const path = join(stateDir(env), n);
     try {
-      const journal = readJournal(path);
-      if (journal && journal.bootId === boot) out.push({ path, journal });
+      const { journal } = readJournalOfThisBoot(path);
+      if (journal) out.push({ path, journal });
     } catch (e) {
       out.push({ path, unreadable: reasonOf(e) });
     }
@@ -191,6 +190,15 @@ export function readJournal(path: string): TakeoverJournal | undefined {
     });
   }
   return parsed.data;
+}
+
+/**
+ * A journal as the commands take it: one written before the host's last boot describes links
+ * that are gone, and is not the host's state (`earlierBoot`: the file is there, `journal` is not).
+ */
+export function readJournalOfThisBoot(path: string): { journal: TakeoverJournal | undefined; earlierBoot: boolean } {
+  const journal = readJournal(path);
+  return journal === undefined || journal.bootId === currentBootId() ? { journal, earlierBoot: false } : { journal: undefined, earlierBoot: true };
 }
 
 export function writeJournal(path: string, journal: TakeoverJournal): void {

@@ -8,7 +8,7 @@ import { acquireLock } from '../sys/lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
 import { StepFailed, applyOp, type LinkOpsClient } from './apply-ops.js';
 import { compareHostSide } from './compare.js';
-import { currentBootId, journalPath, lockPath, readJournal, recordedSpecs, removeJournal, writeJournal, type TakeoverJournal } from './journal.js';
+import { currentBootId, journalPath, lockPath, readJournalOfThisBoot, recordedSpecs, removeJournal, writeJournal, type TakeoverJournal } from './journal.js';
 import { findManagerClaims, managerAdvice, readManagerFiles, type ManagerFiles } from './managers.js';
 import { linkByName, type HostState } from './model.js';
 import { describeOp, inverseOf, type LinkOp } from './ops.js';
@@ -80,11 +80,10 @@ interface Session {
 
 /** Loads the journal, discarding one left by an earlier boot (its kernel state is gone). */
 function loadJournal(s: Session, warnings: string[]): TakeoverJournal | undefined {
-  const journal = readJournal(s.path);
-  if (journal && journal.bootId !== currentBootId()) {
+  const { journal, earlierBoot } = readJournalOfThisBoot(s.path);
+  if (earlierBoot) {
     warnings.push(`discarded ${s.path}: it was written before the last reboot`);
     removeJournal(s.path);
-    return undefined;
   }
   return journal;
 }
@@ -98,8 +97,8 @@ function loadJournal(s: Session, warnings: string[]): TakeoverJournal | undefine
  * stops, and the next command goes on from that op; the error is returned. `faults`: the test
  * seam acts before each op.
  */
-async function runUndo(s: Session, j: TakeoverJournal, inverse: readonly LinkOp[], options: { steps?: string[]; faults?: boolean } = {}): Promise<string | undefined> {
-  checkNicWhereRecorded(s.path, j, inverse, await s.client.readHost());
+async function runUndo(s: Session, j: TakeoverJournal, inverse: readonly LinkOp[], options: { steps?: string[]; faults?: boolean; host?: HostState } = {}): Promise<string | undefined> {
+  checkNicWhereRecorded(s.path, j, inverse, options.host ?? (await s.client.readHost()));
   for (let i = j.undone; i < inverse.length; i++) {
     const o = inverse[i]!;
     if (options.faults) faultAt(s.env, i + 1, describeOp(o));
@@ -189,14 +188,14 @@ async function undoHalfStart(s: Session, j: TakeoverJournal): Promise<string> {
   return `undid a start of ${j.spec.bridge} that stopped after ${j.done} of ${j.ops.length} steps`;
 }
 
-/** Runs (or continues) the inverse sequence of a completed start. */
-async function runStop(s: Session, j: TakeoverJournal, steps: string[]): Promise<void> {
+/** Runs (or continues) the inverse sequence of a completed start (`host`: the links as the caller read them under the lock). */
+async function runStop(s: Session, j: TakeoverJournal, steps: string[], host: HostState): Promise<void> {
   if (j.phase !== 'stopping') {
     j.phase = 'stopping';
     j.undone = 0;
     writeJournal(s.path, j);
   }
-  const error = await runUndo(s, j, inverseOf(j.ops), { steps, faults: true });
+  const error = await runUndo(s, j, inverseOf(j.ops), { steps, faults: true, host });
   if (error !== undefined) {
     throw new XennetError('step-failed', `stop of ${j.spec.bridge} could not complete: ${error}`, {
       hint: `the journal ${s.path} is kept; fix the cause and run stop again: it goes on from that step`,
@@ -249,10 +248,9 @@ function resolveSpec(args: TakeoverArgs, host: HostState, ctx: TakeoverContext, 
 
 /** A dry run's journal: this boot's, or none (one of an earlier boot would be discarded: a warning says so). */
 function thisBootsJournal(path: string, warnings: string[]): TakeoverJournal | undefined {
-  const journal = readJournal(path);
-  if (!journal || journal.bootId === currentBootId()) return journal;
-  warnings.push(`would discard ${path}: it was written before the last reboot`);
-  return undefined;
+  const { journal, earlierBoot } = readJournalOfThisBoot(path);
+  if (earlierBoot) warnings.push(`would discard ${path}: it was written before the last reboot`);
+  return journal;
 }
 
 /** `start --dry-run`: what a start would do from here, read only. */
@@ -303,8 +301,9 @@ export async function bridgeStart(args: TakeoverArgs, ctx: TakeoverContext, opti
       journal = undefined;
     } else if (journal && journal.phase === 'stopping') {
       // Finishing it detaches whatever is on the bridge: the guests' check of stop.
-      checkNoGuests(journal, await s.client.readHost(), false);
-      await runStop(s, journal, []);
+      const host = await s.client.readHost();
+      checkNoGuests(journal, host, false);
+      await runStop(s, journal, [], host);
       repaired = `finished a stop of ${spec.bridge} that had been interrupted`;
       journal = undefined;
     }
@@ -401,7 +400,7 @@ export async function bridgeStop(args: TakeoverArgs, ctx: TakeoverContext, optio
     if (journal.phase === 'up') checkRecordedLayout(s.path, journal, host);
     checkNoGuests(journal, host, options.force ?? false);
     const wasStopping = journal.phase === 'stopping';
-    await runStop(s, journal, steps);
+    await runStop(s, journal, steps, host);
     const after = await s.client.readHost();
     warnings.push(...compareHostSide(journal.before, after, journal.spec.netdev).map((d) => `after stop: ${d}`));
     const result: TakeoverResult = { action: 'stopped', spec: journal.spec, steps, warnings };

@@ -6,6 +6,7 @@
  * name, MAC, MTU, peer, master, kind, alias, and the IP-stack settings of IFLA_AF_SPEC (the
  * guest ports' sysctls, which a dump carries for every link: no file per setting to read).
  */
+import { walkAttributes } from './nfnl.js';
 
 /** IFLA_* attribute types read here (include/uapi/linux/if_link.h). */
 const IFLA_ADDRESS = 1;
@@ -49,20 +50,6 @@ export interface LinkMessage {
   inet6Conf?: Buffer;
 }
 
-
-/**
- * Calls `fn(type, offset, length)` for each attribute of `buf` between `start` and `end`, the
- * value's place given as offsets, not as a Buffer: a link dump has some 60 attributes per link,
- * and a Buffer view for each was most of its parse (a length that runs past the end ends the walk).
- */
-function walkAttributes(buf: Buffer, start: number, end: number, fn: (type: number, offset: number, length: number) => void): void {
-  for (let off = start; off + 4 <= end; ) {
-    const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > end) break;
-    fn(buf.readUInt16LE(off + 2) & 0x3fff, off + 4, len - 4);
-    off += (len + 3) & ~3;
-  }
-}
 
 /** A NUL-terminated string attribute (the kernel's nla_put_string). */
 function cString(b: Buffer, offset: number, length: number): string {

@@ -8,14 +8,23 @@ export interface NfnlAttribute {
   value: Buffer;
 }
 
-/** Calls `fn(type, value)` for each attribute of a buffer from `start`, in order (a length that runs past the end ends the walk). */
-export function forEachAttribute(buf: Buffer, fn: (type: number, value: Buffer) => void, start = 0): void {
-  for (let off = start; off + 4 <= buf.length; ) {
+/**
+ * Calls `fn(type, offset, length)` for each attribute of `buf` between `start` and `end`, the
+ * value's place given as offsets, not as a Buffer: a link dump has some 60 attributes per link,
+ * and a Buffer view for each was most of its parse (a length that runs past the end ends the walk).
+ */
+export function walkAttributes(buf: Buffer, start: number, end: number, fn: (type: number, offset: number, length: number) => void): void {
+  for (let off = start; off + 4 <= end; ) {
     const len = buf.readUInt16LE(off);
-    if (len < 4 || off + len > buf.length) break;
-    fn(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
+    if (len < 4 || off + len > end) break;
+    fn(buf.readUInt16LE(off + 2) & 0x3fff, off + 4, len - 4);
     off += (len + 3) & ~3;
   }
+}
+
+/** Calls `fn(type, value)` for each attribute of a buffer from `start`, in order (a length that runs past the end ends the walk). */
+export function forEachAttribute(buf: Buffer, fn: (type: number, value: Buffer) => void, start = 0): void {
+  walkAttributes(buf, start, buf.length, (type, offset, length) => fn(type, buf.subarray(offset, offset + length)));
 }
 
 /** The attributes of a buffer from `start`, in order (a type may come more than once: lists). */
