@@ -33,6 +33,21 @@ export interface FailedBackend {
   error: string | null;
 }
 
+/**
+ * A guest's backend with a vifname whose hook has not run yet (hotplug-status absent or empty, as
+ * libxl pre-writes it) and whose link still has its Xen name, on no bridge: the rules the daemon
+ * prepared when the backend appeared are under the vifname, which no link has until the hook
+ * renames it.
+ */
+export interface PendingBackend {
+  domid: number;
+  devid: number;
+  /** The link as Xen named it. */
+  xenName: string;
+  vifname: string;
+  hotplugStatus: string | null;
+}
+
 export interface DiscoveredVif extends VifFacts {
   hotplugStatus?: string;
   link: LinkState;
@@ -74,7 +89,7 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
  * marked by xennet; plus links the firewall index records (`recorded`, name -> bridge) that are
  * not attached yet (a hook installed their rules and is about to attach them).
  */
-export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; failed: FailedBackend[]; warnings: string[]; xenstoreRead: boolean }> {
+export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; failed: FailedBackend[]; pending: PendingBackend[]; warnings: string[]; xenstoreRead: boolean }> {
   const warnings: string[] = [];
   let entries: BackendEntry[] = [];
   let xenstoreRead = xs !== undefined;
@@ -159,5 +174,12 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     .filter((e) => e.hotplugStatus === 'error' && e.domid !== 0 && !seen.has(`${e.domid}/${e.devid}`))
     .map((e) => ({ domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, error: e.hotplugError ?? null }))
     .sort((a, b) => a.domid - b.domid || a.devid - b.devid);
-  return { vifs, failed, warnings, xenstoreRead };
+  const byLink = new Map(links.map((l) => [l.name, l]));
+  const pending: PendingBackend[] = [];
+  for (const e of entries) {
+    if (e.vifname === undefined || e.domid === 0 || (e.hotplugStatus !== undefined && e.hotplugStatus !== '') || seen.has(`${e.domid}/${e.devid}`)) continue;
+    const xenName = [`vif${e.domid}.${e.devid}`, `vif${e.domid}.${e.devid}-emu`].find((n) => byLink.has(n) && byLink.get(n)!.master === null);
+    if (xenName !== undefined) pending.push({ domid: e.domid, devid: e.devid, xenName, vifname: e.vifname, hotplugStatus: e.hotplugStatus ?? null });
+  }
+  return { vifs, failed, pending, warnings, xenstoreRead };
 }

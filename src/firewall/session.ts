@@ -4,13 +4,15 @@ import type { AddressState, LinkState, RouteState } from '../bridge/model.js';
 import { bridgeNetfilterSysctls, guestPortStack, readSysctl } from '../sys/sysctl.js';
 import { reasonOf } from '../sys/errors.js';
 import { XenstoreClient } from '../xenstore/client.js';
-import { discoverVifs, type DiscoveredVif, type FailedBackend } from './discover.js';
+import { discoverVifs, type DiscoveredVif, type FailedBackend, type PendingBackend } from './discover.js';
 
 export interface HostFacts {
   links: LinkState[];
   vifs: DiscoveredVif[];
   /** Backends whose hook failed and whose interface is on no bridge (discoverVifs). */
   failedBackends: FailedBackend[];
+  /** Backends with a vifname waiting for their hook, their link unattached (discoverVifs). */
+  pendingBackends: PendingBackend[];
   xenstore: string | null;
   /** Whether xenstore's backends were read (false: unreachable, or a read failed). */
   xenstoreRead: boolean;
@@ -92,7 +94,7 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
       const l = learned.get(v.name);
       if (l) v.learned = l;
     }
-    const facts: HostFacts = { links, vifs: found.vifs, failedBackends: found.failed, xenstore: xs?.endpoint ?? null, xenstoreRead: found.xenstoreRead, warnings: [...warnings, ...found.warnings] };
+    const facts: HostFacts = { links, vifs: found.vifs, failedBackends: found.failed, pendingBackends: found.pending, xenstore: xs?.endpoint ?? null, xenstoreRead: found.xenstoreRead, warnings: [...warnings, ...found.warnings] };
     if (options.dom0) {
       const snap = options.snapshot;
       const own = links.filter((l) => !found.vifs.some((v) => v.name === l.name));

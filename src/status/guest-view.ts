@@ -7,7 +7,7 @@ import type { HookRecord } from '../hooks/hook-journal.js';
 import type { PlanResult, Widening } from '../firewall/cli-plan.js';
 import type { GuestChange } from '../firewall/diff.js';
 import { XennetError } from '../sys/errors.js';
-import { printable } from '../net/index.js';
+import { printable, shown } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
 
@@ -48,6 +48,13 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   }
   const byPolicy = status.vifs.filter((v) => v.policyName === query);
   if (byPolicy.length > 0) return byPolicy;
+  // A guest whose hook failed has no interface on a bridge: say that, not that it does not exist.
+  const failed = status.failedBackends.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
+  if (failed.length > 0) {
+    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge: the hook of its backend ${failed.map((b) => `${b.domid}/${b.devid}`).join(', ')} failed${failed[0]!.error !== null ? ` (hotplug-error: ${shown(failed[0]!.error, 300)})` : ''}`, {
+      hint: `fix what it names, then attach the interface again (\`xl network-detach ${failed[0]!.domid} ${failed[0]!.devid}\`, then \`xl network-attach\`); xennet status lists every problem`,
+    });
+  }
   const known = [...new Set(status.vifs.map((v) => printable(v.domain ?? v.name)))].sort();
   throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {
     hint: known.length > 0 ? `the guests here: ${known.slice(0, 12).join(', ')}${known.length > 12 ? `, and ${known.length - 12} more` : ''} (xennet status lists them)` : 'no guest has an interface on this host now (xennet status)',
@@ -85,7 +92,8 @@ export function guestView(input: {
   // Another guest's problem is one that starts with its interface's name (`vif7.0 (db01): firewall
   // drifted`, `vif7.0: link is down`); one that only quotes another interface (a foreign rule
   // `-i vif7.0 -j MARK` that undoes isolation) is the host's. A bridge's problem is its guests';
-  // chains of departed guests are nobody's.
+  // chains of departed guests are nobody's; a backend whose hook failed or has not run yet is its
+  // own guest's.
   const others = status.vifs.map((v) => v.name).filter((n) => !names.includes(n));
   const bridges = new Set(vifs.map((v) => v.bridge));
   const about = (t: string): boolean => mentions(t, names) || domains.some((d) => t.includes(`(${d})`));
@@ -94,7 +102,9 @@ export function guestView(input: {
     const b = /^bridge (\S+?):? /.exec(t)?.[1];
     return b !== undefined && !bridges.has(b);
   };
-  const hostWide = (t: string): boolean => !anothers(t) && !otherBridge(t) && !t.startsWith('stale chains of vifs that are gone');
+  // Another guest's backend whose hook failed or has not run (it has no interface status lists).
+  const anotherBackend = (t: string): boolean => /^backend \d+\/\d+[ :]/.test(t) || /^\S+ \(vifname [^)]*\): its hook has not run yet/.test(t);
+  const hostWide = (t: string): boolean => !anothers(t) && !otherBridge(t) && !anotherBackend(t) && !t.startsWith('stale chains of vifs that are gone');
   const problems = status.problems.filter((t) => about(t) || hostWide(t));
   const notes = status.notes.filter(about);
   // Each interface's latest call (by domain and device index: a renamed vif's calls are recorded

@@ -20,7 +20,7 @@ import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable, shown } from '../net/index.js';
-import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
+import { dirOf, loadIndex, readVifChains, type IndexEntry } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrText, dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
@@ -32,6 +32,7 @@ import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
+import type { FailedBackend } from '../firewall/discover.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
@@ -94,6 +95,8 @@ export interface HostStatus {
   bridges: BridgeStatusLine[];
   vifs: VifStatus[];
   staleChains: string[];
+  /** Guests' backends whose hook failed and left nothing on a bridge (each also a problem). */
+  failedBackends: FailedBackend[];
   /**
    * Whether xennet's firewall is on this host: rules of its own in any table, or its firewall
    * index. False after `xennet uninstall` (and before the first apply or hook): then the guests
@@ -217,8 +220,10 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // cut short, the other's are leftovers whose counts were carried over already.
   let counted: ReadonlySet<TableName> = new Set(tableNames);
   const perVif = new Map<string, RuleSet>();
+  let recordedVifs: Readonly<Record<string, IndexEntry>> = {};
   try {
     const recorded = loadIndex(env, silentLogger);
+    recordedVifs = recorded.index.vifs;
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = backendOf(engine, backend.variant);
@@ -362,12 +367,26 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   noteAll(unprotected('open'), 'learn_addresses: false in the rule file, and no address declared', 'declare the addresses, or let them be learned');
   for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
+  // The rules the daemon prepared for a guest with a vifname when its backend appeared: no link has
+  // that name until the hook renames the guest's. They are that guest's while xenstore says so (the
+  // backend names it, its hook has not run, its link is unattached) and the index records them as
+  // the backend's; anything else under a name no link has is stale (a guest gone without its
+  // offline, whose Xen name came back on another link or a new guest of its domid).
+  const awaiting = new Map<string, (typeof facts.pendingBackends)[number]>();
+  const awaitingHook = (v: string): boolean => {
+    if (awaiting.has(v)) return true;
+    const owner = Object.hasOwn(recordedVifs, v) ? recordedVifs[v]?.owner : undefined;
+    const b = owner && facts.pendingBackends.find((p) => p.vifname === v && p.domid === owner.domid && p.devid === owner.devid);
+    if (b) awaiting.set(v, b);
+    return b !== undefined;
+  };
   if (live) {
     for (const t of engineTables(engine)) for (const c of live[t].chains.keys()) {
       const v = vifOfChain(c);
-      if (v !== undefined && !vifNames.has(v)) staleChains.push(`${t} ${c}`);
+      if (v !== undefined && !vifNames.has(v) && !awaitingHook(v)) staleChains.push(`${t} ${c}`);
     }
   }
+  for (const [v, b] of awaiting) problems.push(`${b.xenName} (vifname ${v}): its hook has not run yet (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its rules are in place as ${v}, and the hook renames and attaches it; if this lasts, the toolstack did not run the hook (see /var/log/xen/xen-hotplug.log)`);
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
     const wanted = bridgeSysctlsWanted(engine);
@@ -407,7 +426,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
   if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);
-  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains, installed };
+  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains, failedBackends: facts.failedBackends, installed };
 }
 
 /**

@@ -121,6 +121,28 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.match(st.stdout, /"running": true/);
   });
 
+  it('status while a guest with a vifname waits for its hook: its prepared rules are named as waiting for it while xenstore says so, and are stale chains once it does not (its hook failed)', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(4, { vifname: 'web4' }));
+    await until('the firewall prepared', async () => (await stats()).backends?.prepared === 1);
+    assert.ok(await guestRulesPresent(host.dom0, 'web4'), 'prepared under the vifname');
+    type Status = { problems: string[]; staleChains: string[] };
+    const read = async (): Promise<Status> => JSON.parse((await host.xennet(['status', '--json', '--fresh'], env)).stdout) as Status;
+    let s = await read();
+    assert.deepEqual(s.staleChains, [], s.problems.join('\n'));
+    assert.ok(s.problems.some((p) => p.startsWith('vif4.0 (vifname web4): its hook has not run yet (hotplug-status ""): its rules are in place as web4')), s.problems.join('\n'));
+    assert.ok(!s.problems.some((p) => p.includes('stale chains')), s.problems.join('\n'));
+    // Its hook failed: xenstore no longer says the rules wait for it.
+    host.xenstored.write(`${g.backendPath}/hotplug-status`, 'error');
+    s = await read();
+    assert.ok(s.staleChains.some((c) => c.endsWith('-web4')), `stale once its hook failed: ${s.staleChains.join(', ')}`);
+    assert.ok(!s.problems.some((p) => p.includes('has not run yet')), s.problems.join('\n'));
+    host.xenstored.write(`${g.backendPath}/hotplug-status`, '');
+    await online(g);
+    s = await read();
+    assert.ok(!s.problems.some((p) => p.includes('has not run yet') || p.includes('stale chains')), s.problems.join('\n'));
+  });
+
   it('without a daemon, or with one that is stopped or hung, the hook runs in-process with the same result', async () => {
     const a = await host.addGuest(spec(2));
     const t0 = performance.now();

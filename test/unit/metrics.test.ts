@@ -27,6 +27,7 @@ const host: HostStatus = {
     vif('vif9.0', { domain: 'evil"} 1\nxennet_status_ok{x="\\', domid: 9, firewall: 'drifted', drops: { packets: 7, bytes: 0, reasons: { out: { packets: 7, bytes: 0 } } } }),
   ],
   staleChains: [],
+  failedBackends: [],
   installed: true,
 };
 

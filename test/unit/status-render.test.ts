@@ -41,6 +41,7 @@ const host: HostStatus = {
     vif('vif12.1', { domain: 'dhcp-guest', domid: 12, mac: '00:16:3e:00:00:0c', policy: null, addresses: [], addressSource: 'learned', learned: [{ address: '192.168.0.150', how: 'dhcp', expiresInSeconds: 3000 }, { address: '2001:db8::150', how: 'dad', expiresInSeconds: null }] }),
   ],
   staleChains: [],
+  failedBackends: [],
   installed: true,
 };
 
