@@ -34,17 +34,21 @@ export interface FailedBackend {
 }
 
 /**
- * A guest's backend with a vifname whose hook has not run yet (hotplug-status absent or empty, as
- * libxl pre-writes it) and whose link still has its Xen name, on no bridge: the rules the daemon
- * prepared when the backend appeared are under the vifname, which no link has until the hook
- * renames it.
+ * A guest's backend whose hook has not finished (hotplug-status absent or empty, as libxl
+ * pre-writes it) and whose interface is on no bridge: its link as Xen named it (vifD.N), or
+ * one that carries its mark (a hook stopped after its rename). Rules the daemon prepared for a
+ * guest with a vifname are under that name, which no link has until the hook renames the link.
  */
 export interface PendingBackend {
   domid: number;
   devid: number;
-  /** The link as Xen named it. */
-  xenName: string;
-  vifname: string;
+  /** The domain's name, printable (null: none). */
+  domain: string | null;
+  /** The unattached link. */
+  link: string;
+  vifname?: string;
+  /** The MAC xenstore gives it, as written (what the rules prepared for it were made with). */
+  mac?: string;
   hotplugStatus: string | null;
 }
 
@@ -174,12 +178,24 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     .filter((e) => e.hotplugStatus === 'error' && e.domid !== 0 && !seen.has(`${e.domid}/${e.devid}`))
     .map((e) => ({ domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, error: e.hotplugError ?? null }))
     .sort((a, b) => a.domid - b.domid || a.devid - b.devid);
-  const byLink = new Map(links.map((l) => [l.name, l]));
   const pending: PendingBackend[] = [];
-  for (const e of entries) {
-    if (e.vifname === undefined || e.domid === 0 || (e.hotplugStatus !== undefined && e.hotplugStatus !== '') || seen.has(`${e.domid}/${e.devid}`)) continue;
-    const xenName = [`vif${e.domid}.${e.devid}`, `vif${e.domid}.${e.devid}-emu`].find((n) => byLink.has(n) && byLink.get(n)!.master === null);
-    if (xenName !== undefined) pending.push({ domid: e.domid, devid: e.devid, xenName, vifname: e.vifname, hotplugStatus: e.hotplugStatus ?? null });
+  const waiting = entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '') && !seen.has(`${e.domid}/${e.devid}`));
+  if (waiting.length > 0) {
+    const byKey = new Map(waiting.map((e) => [`${e.domid}/${e.devid}`, e]));
+    for (const l of links) {
+      if (l.master !== null || l.kind === 'bridge') continue;
+      const named = ownerOfVifName(l.name);
+      const marked = ownerOfMark(l.alias);
+      if (named && marked && (named.domid !== marked.domid || named.devid !== marked.devid)) continue; // warned about above
+      const owner = named ?? marked;
+      const e = owner && byKey.get(`${owner.domid}/${owner.devid}`);
+      if (!e) continue;
+      const p: PendingBackend = { domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, link: l.name, hotplugStatus: e.hotplugStatus ?? null };
+      if (e.vifname !== undefined) p.vifname = e.vifname;
+      if (e.mac !== undefined) p.mac = e.mac;
+      pending.push(p);
+    }
+    pending.sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));
   }
   return { vifs, failed, pending, warnings, xenstoreRead };
 }

@@ -48,6 +48,13 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   }
   const byPolicy = status.vifs.filter((v) => v.policyName === query);
   if (byPolicy.length > 0) return byPolicy;
+  // A guest whose hook has not finished has none on a bridge yet.
+  const pending = status.pendingBackends.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
+  if (pending.length > 0) {
+    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge yet: the hook of its backend ${pending.map((b) => `${b.domid}/${b.devid}`).join(', ')} has not finished (its interface ${printable(pending[0]!.link)} waits, on no bridge)`, {
+      hint: 'the toolstack runs the hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log; xennet status lists every problem',
+    });
+  }
   // A guest whose hook failed has no interface on a bridge: say that, not that it does not exist.
   const failed = status.failedBackends.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
   if (failed.length > 0) {
@@ -92,8 +99,7 @@ export function guestView(input: {
   // Another guest's problem is one that starts with its interface's name (`vif7.0 (db01): firewall
   // drifted`, `vif7.0: link is down`); one that only quotes another interface (a foreign rule
   // `-i vif7.0 -j MARK` that undoes isolation) is the host's. A bridge's problem is its guests';
-  // chains of departed guests are nobody's; a backend whose hook failed or has not run yet is its
-  // own guest's.
+  // chains of departed guests are nobody's.
   const others = status.vifs.map((v) => v.name).filter((n) => !names.includes(n));
   const bridges = new Set(vifs.map((v) => v.bridge));
   const about = (t: string): boolean => mentions(t, names) || domains.some((d) => t.includes(`(${d})`));
@@ -102,10 +108,18 @@ export function guestView(input: {
     const b = /^bridge (\S+?):? /.exec(t)?.[1];
     return b !== undefined && !bridges.has(b);
   };
-  // Another guest's backend whose hook failed or has not run (it has no interface status lists).
-  const anotherBackend = (t: string): boolean => /^backend \d+\/\d+[ :]/.test(t) || /^\S+ \(vifname [^)]*\): its hook has not run yet/.test(t);
-  const hostWide = (t: string): boolean => !anothers(t) && !otherBridge(t) && !anotherBackend(t) && !t.startsWith('stale chains of vifs that are gone');
-  const problems = status.problems.filter((t) => about(t) || hostWide(t));
+  const hostWide = (t: string): boolean => !anothers(t) && !otherBridge(t) && !t.startsWith('stale chains of vifs that are gone');
+  // A backend's problem (its hook failed, or has not finished) is its domain's, known by the domain
+  // id xennet wrote first, never by what the line quotes (a hotplug-error is the guest's text).
+  const domids = new Set(vifs.map((v) => v.domid).filter((d): d is number => d !== null));
+  const backendDomid = (t: string): number | undefined => {
+    const m = /^backend (\d+)\/\d+[ :]/.exec(t);
+    return m ? Number(m[1]) : undefined;
+  };
+  const problems = status.problems.filter((t) => {
+    const d = backendDomid(t);
+    return d !== undefined ? domids.has(d) : about(t) || hostWide(t);
+  });
   const notes = status.notes.filter(about);
   // Each interface's latest call (by domain and device index: a renamed vif's calls are recorded
   // under its device's name when they fail): a failed one is a problem until a later one succeeds.

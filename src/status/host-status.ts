@@ -3,7 +3,8 @@
  * state, bridge, hotplug status, firewall state and drop counters), the backend, and anything
  * misconfigured. Works without xenstore and without a rule file.
  */
-import { journalsOfThisBoot } from '../bridge/journal.js';
+import { journalsOfThisBoot, lockPath as takeoverLockPath } from '../bridge/journal.js';
+import { pidAlive, pidFileAt } from '../sys/process.js';
 import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import { lastGoodPolicy } from '../config/policy-cache.js';
@@ -32,7 +33,7 @@ import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
-import type { FailedBackend } from '../firewall/discover.js';
+import type { FailedBackend, PendingBackend } from '../firewall/discover.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
@@ -97,6 +98,8 @@ export interface HostStatus {
   staleChains: string[];
   /** Guests' backends whose hook failed and left nothing on a bridge (each also a problem). */
   failedBackends: FailedBackend[];
+  /** Guests' backends whose hook has not finished, their interface on no bridge (each also a problem). */
+  pendingBackends: PendingBackend[];
   /**
    * Whether xennet's firewall is on this host: rules of its own in any table, or its firewall
    * index. False after `xennet uninstall` (and before the first apply or hook): then the guests
@@ -110,6 +113,12 @@ export interface HostStatus {
    * has changed since; the counters are as of then). Absent: read just now by this command.
    */
   read?: { at: string; remembered: boolean };
+}
+
+/** The pid of the command changing a bridge's takeover now (it holds the bridge's lock), if any: read, never taken. */
+function takeoverRunning(bridge: string, env: NodeJS.ProcessEnv): number | undefined {
+  const pid = pidFileAt(takeoverLockPath(bridge, env))?.pid;
+  return pid !== undefined && pidAlive(pid) ? pid : undefined;
 }
 
 /** A guest's chains in the live tables, by `<table> <chain>`, with their counters. */
@@ -369,14 +378,19 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const staleChains: string[] = [];
   // The rules the daemon prepared for a guest with a vifname when its backend appeared: no link has
   // that name until the hook renames the guest's. They are that guest's while xenstore says so (the
-  // backend names it, its hook has not run, its link is unattached) and the index records them as
-  // the backend's; anything else under a name no link has is stale (a guest gone without its
-  // offline, whose Xen name came back on another link or a new guest of its domid).
-  const awaiting = new Map<string, (typeof facts.pendingBackends)[number]>();
+  // backend names it, its hook has not finished, its link is unattached) and the index records them
+  // as the backend's, made for its MAC; anything else under a name no link has is stale (a guest
+  // gone without its offline, whose Xen name came back on another link or a new guest of its domid).
+  const awaiting = new Map<string, PendingBackend>();
+  const sameMac = (entry: IndexEntry, b: PendingBackend): boolean => {
+    const macs = entry.claims?.mac ?? [];
+    return macs.length === 0 || b.mac === undefined || macs.includes(b.mac.toLowerCase());
+  };
   const awaitingHook = (v: string): boolean => {
     if (awaiting.has(v)) return true;
-    const owner = Object.hasOwn(recordedVifs, v) ? recordedVifs[v]?.owner : undefined;
-    const b = owner && facts.pendingBackends.find((p) => p.vifname === v && p.domid === owner.domid && p.devid === owner.devid);
+    const entry = Object.hasOwn(recordedVifs, v) ? recordedVifs[v] : undefined;
+    const owner = entry?.owner;
+    const b = entry && owner && facts.pendingBackends.find((p) => p.vifname === v && p.domid === owner.domid && p.devid === owner.devid && sameMac(entry, p));
     if (b) awaiting.set(v, b);
     return b !== undefined;
   };
@@ -386,7 +400,12 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       if (v !== undefined && !vifNames.has(v) && !awaitingHook(v)) staleChains.push(`${t} ${c}`);
     }
   }
-  for (const [v, b] of awaiting) problems.push(`${b.xenName} (vifname ${v}): its hook has not run yet (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its rules are in place as ${v}, and the hook renames and attaches it; if this lasts, the toolstack did not run the hook (see /var/log/xen/xen-hotplug.log)`);
+  // A guest whose hook has not finished has no network on that interface (while a guest starts,
+  // for a moment; for good when the toolstack never runs it, or it was killed).
+  for (const b of facts.pendingBackends) {
+    const prepared = b.vifname !== undefined && awaiting.get(b.vifname)?.domid === b.domid && awaiting.get(b.vifname)?.devid === b.devid;
+    problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge${prepared ? `, and the rules prepared for it are in place as ${b.vifname!}` : ''}; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
+  }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
     const wanted = bridgeSysctlsWanted(engine);
@@ -418,6 +437,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // was undone, or never ran), leaves every guest started from now on without a network.
   for (const j of journalsOfThisBoot(env)) {
     if ('unreadable' in j) problems.push(`${j.unreadable}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
+    else if ((j.journal.phase === 'starting' || j.journal.phase === 'stopping') && takeoverRunning(j.journal.spec.bridge, env) !== undefined) notes.push(`a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev}) is running now (pid ${takeoverRunning(j.journal.spec.bridge, env)!}): the host's network is changing`);
     else if (j.journal.phase === 'starting' || j.journal.phase === 'stopping') problems.push(`a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev}) was interrupted: the host's network is half changed; \`xennet bridge status\` shows it, the next \`xennet bridge start\` or \`stop\` repairs it`);
   }
   if (bridges.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
@@ -426,7 +446,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
   if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);
-  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains, failedBackends: facts.failedBackends, installed };
+  return { ok: problems.length === 0, problems, notes, backend: backendInfo, bridgeNetfilter, rules, xenstore: facts.xenstore, bridges, vifs, staleChains, failedBackends: facts.failedBackends, pendingBackends: facts.pendingBackends, installed };
 }
 
 /**

@@ -121,26 +121,37 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.match(st.stdout, /"running": true/);
   });
 
-  it('status while a guest with a vifname waits for its hook: its prepared rules are named as waiting for it while xenstore says so, and are stale chains once it does not (its hook failed)', async () => {
+  it('status while a guest with a vifname waits for its hook: its prepared rules are named as in place for it while xenstore says so (its backend, its hook not finished, its MAC), and are stale chains once it does not', async () => {
     await host.startDaemon(env);
     const g = await host.addGuest(spec(4, { vifname: 'web4' }));
     await until('the firewall prepared', async () => (await stats()).backends?.prepared === 1);
     assert.ok(await guestRulesPresent(host.dom0, 'web4'), 'prepared under the vifname');
     type Status = { problems: string[]; staleChains: string[] };
     const read = async (): Promise<Status> => JSON.parse((await host.xennet(['status', '--json', '--fresh'], env)).stdout) as Status;
+    const waiting = 'backend 4/0 (g4): its hook has not finished (hotplug-status ""): its interface vif4.0 is on no bridge';
     let s = await read();
     assert.deepEqual(s.staleChains, [], s.problems.join('\n'));
-    assert.ok(s.problems.some((p) => p.startsWith('vif4.0 (vifname web4): its hook has not run yet (hotplug-status ""): its rules are in place as web4')), s.problems.join('\n'));
+    assert.ok(s.problems.includes(`${waiting}, and the rules prepared for it are in place as web4; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`), s.problems.join('\n'));
     assert.ok(!s.problems.some((p) => p.includes('stale chains')), s.problems.join('\n'));
+    // The daemon stopped, and the backend's MAC is not the one the rules were made for (a new guest
+    // of the domain that left them): they are not its.
+    await host.stopDaemon();
+    host.xenstored.write(`${g.backendPath}/mac`, '00:16:3e:00:00:99');
+    s = await read();
+    assert.ok(s.staleChains.some((c) => c.endsWith('-web4')), `another MAC: ${s.staleChains.join(', ')}`);
+    assert.ok(s.problems.some((p) => p.startsWith(`${waiting};`)), s.problems.join('\n'));
+    host.xenstored.write(`${g.backendPath}/mac`, g.mac);
+    assert.deepEqual((await read()).staleChains, [], 'its own MAC again');
     // Its hook failed: xenstore no longer says the rules wait for it.
     host.xenstored.write(`${g.backendPath}/hotplug-status`, 'error');
     s = await read();
     assert.ok(s.staleChains.some((c) => c.endsWith('-web4')), `stale once its hook failed: ${s.staleChains.join(', ')}`);
-    assert.ok(!s.problems.some((p) => p.includes('has not run yet')), s.problems.join('\n'));
+    assert.ok(!s.problems.some((p) => p.includes('has not finished')), s.problems.join('\n'));
+    assert.ok(s.problems.some((p) => p.startsWith('backend 4/0 (g4): its hook failed')), s.problems.join('\n'));
     host.xenstored.write(`${g.backendPath}/hotplug-status`, '');
     await online(g);
     s = await read();
-    assert.ok(!s.problems.some((p) => p.includes('has not run yet') || p.includes('stale chains')), s.problems.join('\n'));
+    assert.ok(!s.problems.some((p) => p.includes('has not finished') || p.includes('stale chains') || p.startsWith('backend ')), s.problems.join('\n'));
   });
 
   it('without a daemon, or with one that is stopped or hung, the hook runs in-process with the same result', async () => {

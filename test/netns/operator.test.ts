@@ -84,6 +84,14 @@ describe('operator surface (netns)', function () {
         assert.match(p, /hotplug-error: "Could not find bridge device xenbr5/);
         assert.match(p, /its interface is on no bridge: the guest has no network there/);
         assert.match(text, /backend 3\/0 \(g3\): its hook failed/);
+        // A hook that stopped after its rename (killed): the link has the vifname and the mark, on no bridge.
+        host.xenstored.write(`${g.backendPath}/hotplug-status`, '');
+        await host.dom0.ip('link', 'set', g.vif, 'name', 'web3');
+        await host.dom0.ip('link', 'set', 'web3', 'alias', 'xennet:vif3.0');
+        const stopped = await status();
+        assert.equal(stopped.code, 1);
+        assert.ok(stopped.s.problems.some((x) => x.startsWith('backend 3/0 (g3): its hook has not finished (hotplug-status ""): its interface web3 is on no bridge; the guest has no network there')), JSON.stringify(stopped.s.problems));
+        await host.dom0.ip('link', 'set', 'web3', 'name', g.vif);
         host.xenstored.write(`${g.backendPath}/bridge`, 'xenbr0');
         assert.equal((await host.runVifScript('vif-xennet', g, 'online')).code, 0);
         const after = await status();

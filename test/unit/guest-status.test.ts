@@ -166,14 +166,18 @@ describe('status GUEST', function () {
       name, domain: 'web01', domid: 5, devid: 0, mac: null, addresses: [], mtu: 1500, up: true, bridge: 'xenbr0', hotplugStatus: 'connected', firewall: 'in-sync',
       drops: { packets: 0, bytes: 0, reasons: {} }, policy: null, policyName: 'web01', policySource: 'name', claims: { mac: [], ipv4: [], ipv6: [], dropped: { packets: 0, bytes: 0 } }, addressSource: 'declared', learned: [], ...over,
     });
-    const status = (vifs: VifStatus[], problems: string[] = []): HostStatus => ({ ok: problems.length === 0, problems, notes: [], backend: null, bridgeNetfilter: {}, rules: { file: 'x', state: 'valid' }, xenstore: 'x', bridges: [], vifs, staleChains: [], failedBackends: [], installed: true });
+    const status = (vifs: VifStatus[], problems: string[] = []): HostStatus => ({ ok: problems.length === 0, problems, notes: [], backend: null, bridgeNetfilter: {}, rules: { file: 'x', state: 'valid' }, xenstore: 'x', bridges: [], vifs, staleChains: [], failedBackends: [], pendingBackends: [], installed: true });
 
-    it('a guest whose hook failed, with no interface on a bridge, is named as such by domain name or id, not as unknown', function () {
+    it('a guest whose hook failed or has not finished, with no interface on a bridge, is named as such by domain name or id, not as unknown', function () {
       const s = { ...status([vif('vif5.0')]), failedBackends: [{ domid: 9, devid: 0, domain: 'db02', error: 'Could not find bridge device xenbr5' }] };
       for (const q of ['db02', '9']) {
         assert.throws(() => guestVifs(s, q), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && e.message === `${q} has no interface on a bridge: the hook of its backend 9/0 failed (hotplug-error: "Could not find bridge device xenbr5")` && /xl network-detach 9 0/.test(e.hint ?? ''));
       }
       assert.throws(() => guestVifs(s, 'db03'), (e: unknown) => e instanceof XennetError && /nor is a domain or domain id/.test(e.message));
+      const waiting = { ...status([vif('vif5.0')]), pendingBackends: [{ domid: 11, devid: 0, domain: 'db04', link: 'vif11.0', hotplugStatus: '' }] };
+      for (const q of ['db04', '11']) {
+        assert.throws(() => guestVifs(waiting, q), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && e.message === `${q} has no interface on a bridge yet: the hook of its backend 11/0 has not finished (its interface vif11.0 waits, on no bridge)`);
+      }
     });
 
     it('finds a guest by vif name, domain name or domain id; an unknown one is an error naming the guests', function () {
@@ -196,8 +200,9 @@ describe('status GUEST', function () {
       assert.deepEqual(v.problems, ['vif5.0 (web01): firewall drifted', "bridge xenbr0: nftables chain XN-FWD differs: the dispatch to the guests' rules is broken; `xennet apply` repairs it", 'its policy cannot be explained: n/a']);
       assert.equal(v.ok, false);
       // A foreign rule that undoes isolation quotes another guest's interface: still the host's problem; a departed guest's chains and another bridge's trouble are not.
-      const more = status(s.vifs, ['iptables mangle PREROUTING rule 1 (-i vif15.0 -j MARK --set-xmark 0x100000/0x100000) may change the packet mark bits 0x300000 that guest isolation reads', 'stale chains of vifs that are gone: filter XN-O-vif3.0', 'bridge xenbr1: br_netfilter is off', 'backend 9/0 (db02): its hook failed (hotplug-error: "x") and its interface is on no bridge: the guest has no network there', 'vif9.1 (vifname db02-b): its hook has not run yet (hotplug-status ""): its rules are in place as db02-b']);
-      assert.deepEqual(guestView({ query: 'web01', status: more, vifs: guestVifs(more, 'web01'), policy: { file: 'x', state: 'valid', settings: [] }, hooks: [], plan: { changes: [], widenings: [] } as unknown as PlanResult }).problems, [more.problems[0]]);
+      const more = status(s.vifs, ['iptables mangle PREROUTING rule 1 (-i vif15.0 -j MARK --set-xmark 0x100000/0x100000) may change the packet mark bits 0x300000 that guest isolation reads', 'stale chains of vifs that are gone: filter XN-O-vif3.0', 'bridge xenbr1: br_netfilter is off', 'backend 9/0 (db02): its hook failed (hotplug-error: "evil (web01) vif5.0") and its interface is on no bridge: the guest has no network there', 'backend 9/1 (db02): its hook has not finished (hotplug-status ""): its interface vif9.1 is on no bridge', 'backend 5/1 (web01): its hook has not finished (hotplug-status ""): its interface vif5.1 is on no bridge']);
+      // Another domain's backend is never this guest's, whatever its hotplug-error quotes; its own domain's second backend is.
+      assert.deepEqual(guestView({ query: 'web01', status: more, vifs: guestVifs(more, 'web01'), policy: { file: 'x', state: 'valid', settings: [] }, hooks: [], plan: { changes: [], widenings: [] } as unknown as PlanResult }).problems, [more.problems[0], more.problems[5]]);
       const app = guestView({ query: 'app', status: s, vifs: guestVifs(s, 'app'), policy: { file: 'x', error: 'n/a' }, hooks: [], plan: { changes: [], widenings: [] } as unknown as PlanResult });
       assert.ok(!app.problems.some((p) => p.includes('app-2')), JSON.stringify(app.problems));
     });

@@ -28,6 +28,7 @@ const host: HostStatus = {
   ],
   staleChains: [],
   failedBackends: [],
+  pendingBackends: [],
   installed: true,
 };
 

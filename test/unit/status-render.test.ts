@@ -42,6 +42,7 @@ const host: HostStatus = {
   ],
   staleChains: [],
   failedBackends: [],
+  pendingBackends: [],
   installed: true,
 };
 
