@@ -35,9 +35,8 @@ export interface FailedBackend {
 
 /**
  * A guest's backend whose hook has not finished (hotplug-status absent or empty, as libxl
- * pre-writes it) and whose interface is on no bridge: its link as Xen named it (vifD.N), or
- * one that carries its mark (a hook stopped after its rename). Rules the daemon prepared for a
- * guest with a vifname are under that name, which no link has until the hook renames the link.
+ * pre-writes it) and whose interface is on no bridge, with no rules recorded for it: its link as
+ * Xen named it (vifD.N), or one that carries its mark (a hook stopped after its rename).
  */
 export interface PendingBackend {
   domid: number;
@@ -46,10 +45,16 @@ export interface PendingBackend {
   domain: string | null;
   /** The unattached link. */
   link: string;
-  vifname?: string;
-  /** The MAC xenstore gives it, as written (what the rules prepared for it were made with). */
-  mac?: string;
   hotplugStatus: string | null;
+}
+
+/** What the firewall index records of a vif, as discovery needs it. */
+export interface RecordedVif {
+  bridge: string | null;
+  /** The backend it was installed for. */
+  owner?: { domid: number; devid: number };
+  /** The MACs its rules guard (lower case; empty: none recorded). */
+  macs: readonly string[];
 }
 
 export interface DiscoveredVif extends VifFacts {
@@ -90,10 +95,11 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
 
 /**
  * Guest vifs among `links`: ports of a bridge named like a Xen vif, named by xenstore's vifname, or
- * marked by xennet; plus links the firewall index records (`recorded`, name -> bridge) that are
- * not attached yet (a hook installed their rules and is about to attach them).
+ * marked by xennet; plus links the firewall index records (`recorded`) that are not attached yet
+ * (a hook installed their rules and is about to attach them), and the link of a guest with a
+ * vifname whose rules the daemon prepared under that name while its hook has not finished.
  */
-export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, string | null> = new Map()): Promise<{ vifs: DiscoveredVif[]; failed: FailedBackend[]; pending: PendingBackend[]; warnings: string[]; xenstoreRead: boolean }> {
+export async function discoverVifs(links: LinkState[], xs: XenstoreClient | undefined, recorded: ReadonlyMap<string, RecordedVif> = new Map()): Promise<{ vifs: DiscoveredVif[]; failed: FailedBackend[]; pending: PendingBackend[]; warnings: string[]; xenstoreRead: boolean }> {
   const warnings: string[] = [];
   let entries: BackendEntry[] = [];
   let xenstoreRead = xs !== undefined;
@@ -111,10 +117,27 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     byName.set(`vif${e.domid}.${e.devid}`, e);
     byName.set(`vif${e.domid}.${e.devid}-emu`, e);
   }
+  // A guest with a vifname, its rules prepared by the daemon: its link keeps its Xen name, on no
+  // bridge, until its hook renames and attaches it. It is that guest's interface under the
+  // vifname while xenstore says so (the backend names it, its hook has not finished), no link has
+  // that name, and the index made its rules for that backend and the MAC xenstore gives it (not a
+  // departed guest's of the same domain).
+  const preparedAs = (link: LinkState): { name: string; bridge: string | null } | undefined => {
+    const e = byName.get(link.name);
+    if (!e || e.vifname === undefined || (e.hotplugStatus !== undefined && e.hotplugStatus !== '')) return undefined;
+    const name = link.name.endsWith('-emu') ? `${e.vifname}-emu` : e.vifname;
+    const r = recorded.get(name);
+    if (linkNames.has(name) || !r?.owner || r.owner.domid !== e.domid || r.owner.devid !== e.devid) return undefined;
+    if (r.macs.length > 0 && e.mac !== undefined && !r.macs.includes(e.mac.toLowerCase())) return undefined;
+    return { name, bridge: r.bridge };
+  };
   const vifs: DiscoveredVif[] = [];
   for (const link of links) {
-    const master = link.master ?? recorded.get(link.name) ?? null;
-    if (master === null || !isIfName(link.name) || !isIfName(master) || link.kind === 'bridge') continue;
+    let master = link.master ?? recorded.get(link.name)?.bridge ?? null;
+    let as = link.name;
+    const prepared = master === null && link.kind !== 'bridge' && ownerOfVifName(link.name) ? preparedAs(link) : undefined;
+    if (prepared) [as, master] = [prepared.name, prepared.bridge];
+    if (master === null || !isIfName(as) || !isIfName(master) || link.kind === 'bridge') continue;
     const m = ownerOfVifName(link.name);
     const mark = ownerOfMark(link.alias);
     if (m && mark && (m.domid !== mark.domid || m.devid !== mark.devid)) {
@@ -135,7 +158,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     }
     const domid = e?.domid ?? (m ?? mark)!.domid;
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
-    const name = link.name as IfName;
+    const name = as as IfName;
     const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? (m ?? mark)!.devid, ipv4: [], ipv6: [], link, invalid: [] };
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
@@ -191,8 +214,6 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
       const e = owner && byKey.get(`${owner.domid}/${owner.devid}`);
       if (!e) continue;
       const p: PendingBackend = { domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, link: l.name, hotplugStatus: e.hotplugStatus ?? null };
-      if (e.vifname !== undefined) p.vifname = e.vifname;
-      if (e.mac !== undefined) p.mac = e.mac;
       pending.push(p);
     }
     pending.sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));

@@ -84,7 +84,7 @@ export async function gatherHostFacts(env: NodeJS.ProcessEnv = process.env, opti
     // Links a hook has firewalled but not attached yet are live too (their rules must stay).
     const { loadIndex } = await import('./store.js');
     const { silentLogger } = await import('../sys/log.js');
-    const recorded = new Map(Object.entries(loadIndex(env, silentLogger).index.vifs).map(([n, e]) => [n, e.bridge]));
+    const recorded = new Map(Object.entries(loadIndex(env, silentLogger).index.vifs).map(([n, e]) => [n, { bridge: e.bridge, ...(e.owner ? { owner: e.owner } : {}), macs: (e.claims?.mac ?? []).map((m) => m.toLowerCase()) }]));
     const found = await discoverVifs(links, xs, recorded);
     // A learning guest's bindings (the xtables backend's ARP and NA rules are made from them).
     const { learnedAddressesByVif } = await import('./learning/state.js');

@@ -21,7 +21,7 @@ import { portGaps } from '../firewall/port-hardening.js';
 import { sameRules } from '../firewall/normalize.js';
 import type { ResolvedVif } from '../firewall/model.js';
 import { printable, shown } from '../net/index.js';
-import { dirOf, loadIndex, readVifChains, type IndexEntry } from '../firewall/store.js';
+import { dirOf, loadIndex, readVifChains } from '../firewall/store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { cidrText, dialectOf, emptyRuleSet, tableNames, XTABLES, type Engine, type RuleSet, type TableName } from '../firewall/model.js';
@@ -229,10 +229,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // cut short, the other's are leftovers whose counts were carried over already.
   let counted: ReadonlySet<TableName> = new Set(tableNames);
   const perVif = new Map<string, RuleSet>();
-  let recordedVifs: Readonly<Record<string, IndexEntry>> = {};
   try {
     const recorded = loadIndex(env, silentLogger);
-    recordedVifs = recorded.index.vifs;
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = backendOf(engine, backend.variant);
@@ -376,35 +374,16 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   noteAll(unprotected('open'), 'learn_addresses: false in the rule file, and no address declared', 'declare the addresses, or let them be learned');
   for (const w of sharedClaims(resolvedAll.map((r) => ({ name: r.name, domid: r.domid, target: r.target, claims: claimsOf(r) })))) notes.push(w);
   const staleChains: string[] = [];
-  // The rules the daemon prepared for a guest with a vifname when its backend appeared: no link has
-  // that name until the hook renames the guest's. They are that guest's while xenstore says so (the
-  // backend names it, its hook has not finished, its link is unattached) and the index records them
-  // as the backend's, made for its MAC; anything else under a name no link has is stale (a guest
-  // gone without its offline, whose Xen name came back on another link or a new guest of its domid).
-  const awaiting = new Map<string, PendingBackend>();
-  const sameMac = (entry: IndexEntry, b: PendingBackend): boolean => {
-    const macs = entry.claims?.mac ?? [];
-    return macs.length === 0 || b.mac === undefined || macs.includes(b.mac.toLowerCase());
-  };
-  const awaitingHook = (v: string): boolean => {
-    if (awaiting.has(v)) return true;
-    const entry = Object.hasOwn(recordedVifs, v) ? recordedVifs[v] : undefined;
-    const owner = entry?.owner;
-    const b = entry && owner && facts.pendingBackends.find((p) => p.vifname === v && p.domid === owner.domid && p.devid === owner.devid && sameMac(entry, p));
-    if (b) awaiting.set(v, b);
-    return b !== undefined;
-  };
   if (live) {
     for (const t of engineTables(engine)) for (const c of live[t].chains.keys()) {
       const v = vifOfChain(c);
-      if (v !== undefined && !vifNames.has(v) && !awaitingHook(v)) staleChains.push(`${t} ${c}`);
+      if (v !== undefined && !vifNames.has(v)) staleChains.push(`${t} ${c}`);
     }
   }
   // A guest whose hook has not finished has no network on that interface (while a guest starts,
   // for a moment; for good when the toolstack never runs it, or it was killed).
   for (const b of facts.pendingBackends) {
-    const prepared = b.vifname !== undefined && awaiting.get(b.vifname)?.domid === b.domid && awaiting.get(b.vifname)?.devid === b.devid;
-    problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge${prepared ? `, and the rules prepared for it are in place as ${b.vifname!}` : ''}; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
+    problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
@@ -430,7 +409,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
-    if (facts.xenstore && v.hotplugStatus !== 'connected') problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"`);
+    if (facts.xenstore && v.hotplugStatus !== 'connected') {
+      // Rules in place before the hook attaches the link (the daemon prepares them when the backend
+      // appears; a guest with a vifname has them under that name, its link still vifD.N).
+      const link = facts.vifs.find((f) => f.name === v.name)?.link;
+      const waiting = link && link.master === null && (v.hotplugStatus === null || v.hotplugStatus === '') ? `: its hook has not finished, and its interface${link.name !== v.name ? ` (${printable(link.name)} until the hook renames it)` : ''} is on no bridge yet${v.firewall === 'in-sync' ? '; its rules are in place' : ''}` : '';
+      problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"${waiting}`);
+    }
     if (!v.up) problems.push(`${v.name}: link is down`);
   }
   // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and

@@ -1,7 +1,7 @@
 /** Which links `apply` and `status` take for which guest: the mark first, never a vifname alone over it. */
 import assert from 'node:assert/strict';
 import type { LinkState } from '../../src/bridge/model.js';
-import { discoverVifs } from '../../src/firewall/discover.js';
+import { discoverVifs, type RecordedVif } from '../../src/firewall/discover.js';
 import type { XenstoreClient } from '../../src/xenstore/client.js';
 
 const link = (name: string, extra: Partial<LinkState> = {}): LinkState => ({ index: 1, name, kind: null, master: 'xenbr0', mac: 'fe:ff:ff:ff:ff:ff', mtu: 1500, up: true, arp: true, multicast: true, peerIndex: null, ...extra });
@@ -30,5 +30,30 @@ describe('firewall: which link is whose guest interface', () => {
     assert.match(r.warnings.join('\n'), /vif6\.0 carries the mark of vif7\.0/);
     assert.match(r.warnings.join('\n'), /backend 9\/0 names peth0 as its vifname, but peth0 does not carry xennet's mark \(xennet:vif9\.0\): it is not treated as its interface/);
     assert.match(r.warnings.join('\n'), /backend 5\/0 names web5 as its vifname, but web5 does not carry xennet's mark/);
+  });
+
+  it('a guest with a vifname whose rules the daemon prepared is live under the vifname while xenstore says so and the index made them for its backend and MAC; a failed or finished hook, another owner, another MAC, or a link of that name are not', async () => {
+    const recorded: ReadonlyMap<string, RecordedVif> = new Map([['web4', { bridge: 'xenbr0', owner: { domid: 4, devid: 0 }, macs: ['00:16:3e:00:00:04'] }]]);
+    const one = async (over: Record<string, string>, links = [link('vif4.0', { master: null })], rec: ReadonlyMap<string, RecordedVif> = recorded) => discoverVifs(links, store(backend(4, 0, { mac: '00:16:3E:00:00:04', vifname: 'web4', 'hotplug-status': '', ...over })), rec);
+    const r = await one({});
+    assert.deepEqual(r.vifs.map((v) => [v.name, v.link.name, v.bridge, v.domid, v.devid, v.mac, v.hotplugStatus]), [['web4', 'vif4.0', 'xenbr0', 4, 0, '00:16:3e:00:00:04', '']]);
+    assert.deepEqual(r.pending, []);
+    for (const [why, over, links, rec] of [
+      ['its hook failed', { 'hotplug-status': 'error' }, undefined, undefined],
+      ['its hook finished', { 'hotplug-status': 'connected' }, undefined, undefined],
+      ['another MAC', { mac: '00:16:3e:00:00:99' }, undefined, undefined],
+      ['another vifname', { vifname: 'web44' }, undefined, undefined],
+      ['another owner', {}, undefined, new Map<string, RecordedVif>([['web4', { bridge: 'xenbr0', owner: { domid: 4, devid: 1 }, macs: [] }]])],
+      ['no owner recorded', {}, undefined, new Map<string, RecordedVif>([['web4', { bridge: 'xenbr0', macs: [] }]])],
+      ['nothing recorded', {}, undefined, new Map<string, RecordedVif>()],
+    ] as [string, Record<string, string>, LinkState[] | undefined, ReadonlyMap<string, RecordedVif> | undefined][]) {
+      const got = await one(over, links, rec);
+      assert.ok(!got.vifs.some((v) => v.name === 'web4'), why);
+    }
+    // A link of that name exists: it is judged by its own mark, and vif4.0 is not taken for it.
+    const named = await one({}, [link('vif4.0', { master: null }), link('web4', { master: null })]);
+    assert.ok(!named.vifs.some((v) => v.link.name === 'vif4.0'), 'vif4.0 is not web4 while a link is named web4');
+    // With nothing recorded, the backend waits for its hook with its link on no bridge.
+    assert.deepEqual((await one({}, undefined, new Map())).pending.map((p) => [p.domid, p.devid, p.link]), [[4, 0, 'vif4.0']]);
   });
 });
