@@ -128,7 +128,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     const name = link.name.endsWith('-emu') ? `${e.vifname}-emu` : e.vifname;
     const r = recorded.get(name);
     if (linkNames.has(name) || !r?.owner || r.owner.domid !== e.domid || r.owner.devid !== e.devid) return undefined;
-    if (r.macs.length > 0 && e.mac !== undefined && !r.macs.includes(e.mac.toLowerCase())) return undefined;
+    if (r.macs.length > 0 && (e.mac === undefined || !r.macs.includes(e.mac.toLowerCase()))) return undefined;
     return { name, bridge: r.bridge };
   };
   const vifs: DiscoveredVif[] = [];

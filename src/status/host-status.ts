@@ -409,14 +409,16 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
+    // Rules in place before the hook attaches the link (the daemon prepares them when the backend
+    // appears; a guest with a vifname has them under that name, its link still vifD.N): the link
+    // is down until the hook brings it up, which the one problem says.
+    const link = facts.xenstore && v.hotplugStatus !== 'connected' ? facts.vifs.find((f) => f.name === v.name)?.link : undefined;
+    const waiting = link !== undefined && link.master === null && (v.hotplugStatus === null || v.hotplugStatus === '');
     if (facts.xenstore && v.hotplugStatus !== 'connected') {
-      // Rules in place before the hook attaches the link (the daemon prepares them when the backend
-      // appears; a guest with a vifname has them under that name, its link still vifD.N).
-      const link = facts.vifs.find((f) => f.name === v.name)?.link;
-      const waiting = link && link.master === null && (v.hotplugStatus === null || v.hotplugStatus === '') ? `: its hook has not finished, and its interface${link.name !== v.name ? ` (${printable(link.name)} until the hook renames it)` : ''} is on no bridge yet${v.firewall === 'in-sync' ? '; its rules are in place' : ''}` : '';
-      problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"${waiting}`);
+      const why = waiting ? `: its hook has not finished, and its interface${link.name !== v.name ? ` (${printable(link.name)} until the hook renames it)` : ''} is on no bridge yet${v.firewall === 'in-sync' ? '; its rules are in place' : ''}` : '';
+      problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"${why}`);
     }
-    if (!v.up) problems.push(`${v.name}: link is down`);
+    if (!v.up && !waiting) problems.push(`${v.name}: link is down`);
   }
   // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and
   // was undone, or never ran), leaves every guest started from now on without a network.

@@ -42,6 +42,7 @@ describe('firewall: which link is whose guest interface', () => {
       ['its hook failed', { 'hotplug-status': 'error' }, undefined, undefined],
       ['its hook finished', { 'hotplug-status': 'connected' }, undefined, undefined],
       ['another MAC', { mac: '00:16:3e:00:00:99' }, undefined, undefined],
+      ['no MAC', { mac: '' }, undefined, undefined],
       ['another vifname', { vifname: 'web44' }, undefined, undefined],
       ['another owner', {}, undefined, new Map<string, RecordedVif>([['web4', { bridge: 'xenbr0', owner: { domid: 4, devid: 1 }, macs: [] }]])],
       ['no owner recorded', {}, undefined, new Map<string, RecordedVif>([['web4', { bridge: 'xenbr0', macs: [] }]])],
