@@ -202,6 +202,8 @@ export interface LoadedIndex {
    * operator's choice: the host comes back on the backend it had.
    */
   lastKind?: BackendKind;
+  /** Why the file there could not be read as an index (absent: it could, or there is none). */
+  unreadable?: string;
 }
 
 /**
@@ -394,7 +396,7 @@ function parseIndexRaw(path: string, r: ReturnType<typeof readJsonTolerant>, log
       const aside = setAside(path);
       log.warning(`firewall index ${path} is unreadable (${r.kind === 'corrupt' ? r.reason : 'unexpected content'}); ${aside ? `moved to ${aside}; ` : ''}rebuilding it from the live rules`);
     }
-    return { index: { ...emptyIndex(), dirty: true }, recovered: true, ...(lastKind ? { lastKind } : {}) };
+    return { index: { ...emptyIndex(), dirty: true }, recovered: true, unreadable: r.kind === 'corrupt' ? r.reason : 'not a firewall index of this version', ...(lastKind ? { lastKind } : {}) };
   }
   const index: FirewallIndex = { version: 2, bootId: boot, dirty: raw!.dirty === true, vifs };
   if (typeof raw!.gen === 'string') index.gen = raw!.gen;

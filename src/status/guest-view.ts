@@ -36,7 +36,7 @@ export interface GuestView {
 
 /** The interfaces a query names: a vif's name, a domain's name (or the name its policy is found by), or a domain id. */
 export function guestVifs(status: HostStatus, query: string): VifStatus[] {
-  const byVif = status.vifs.filter((v) => v.name === query);
+  const byVif = status.vifs.filter((v) => v.name === query || v.link === query);
   if (byVif.length > 0) return byVif;
   // A domain's interfaces, and those that carry its policy under another domain: its stub
   // domain's (the emulated NIC), a copy of it being migrated in or out.

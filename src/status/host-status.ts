@@ -39,6 +39,8 @@ export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
 export interface VifStatus {
   name: string;
+  /** The kernel's name of its link, when not `name` (a guest waiting for its hook to rename vifD.N to its vifname). */
+  link?: string;
   domain: string | null;
   domid: number | null;
   /** The vif's device index (the N of vifD.N), when xenstore says. */
@@ -231,6 +233,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   const perVif = new Map<string, RuleSet>();
   try {
     const recorded = loadIndex(env, silentLogger);
+    if (recorded.unreadable !== undefined) notes.push(`the firewall index ${join(dirOf(env), 'index.json')} cannot be read (${recorded.unreadable}): the guests are judged by the rules in the kernel; the next hook or \`xennet apply\` sets it aside and rebuilds it from them`);
     engine = await engineOf(await selectedKind(policy, env, recorded), recorded.index.engine);
     const backend = await backendWith(engine, env, silentLogger, recorded.index);
     backendInfo = backendOf(engine, backend.variant);
@@ -312,6 +315,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     const member = resolved ? treeMember(resolved) : undefined;
     return {
       name: f.name,
+      ...(link.name !== f.name ? { link: link.name } : {}),
       domain: f.domain ?? null,
       domid: f.domid ?? null,
       devid: f.devid ?? null,

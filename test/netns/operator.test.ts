@@ -12,6 +12,7 @@ import { cliPath } from './lib/xennet.js';
 interface StatusJson {
   ok: boolean;
   problems: string[];
+  notes: string[];
   vifs: { name: string; domain: string | null; firewall: string; hotplugStatus: string | null; drops: { packets: number } }[];
   bridges: { name: string; uplinks: string[]; nfCallIptables: boolean }[];
   xenstore: string | null;
@@ -101,6 +102,22 @@ describe('operator surface (netns)', function () {
         host.removeDevice(g);
         host.xenstored.rm('/local/domain/3');
         await host.dom0.ip('link', 'del', g.vif);
+      }
+    });
+
+    it('a firewall index that cannot be read is named in a note; the next apply sets it aside and rebuilds it', async () => {
+      const index = join(host.env({})['XENNET_STATE_DIR']!, 'firewall', 'index.json');
+      const kept = readFileSync(index);
+      writeFileSync(index, '{"version": 2, "vifs": [');
+      try {
+        const { s } = await status();
+        assert.ok(s.notes.some((n) => n.startsWith(`the firewall index ${index} cannot be read (`)), JSON.stringify(s.notes));
+        assert.equal((await host.xennet(['apply'])).code, 0);
+        const after = await status();
+        assert.equal(after.code, 0, JSON.stringify(after.s.problems));
+        assert.ok(!after.s.notes.some((n) => n.includes('cannot be read')), JSON.stringify(after.s.notes));
+      } finally {
+        if (!existsSync(index)) writeFileSync(index, kept);
       }
     });
 

@@ -186,6 +186,8 @@ describe('status GUEST', function () {
       assert.deepEqual(guestVifs(s, 'vif5.1').map((v) => v.name), ['vif5.1']);
       assert.deepEqual(guestVifs(s, '51').map((v) => v.name), ['vif51.0']);
       assert.throws(() => guestVifs(s, 'web02'), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && /db01, web01/.test(e.hint ?? ''));
+      // A guest waiting for its hook: its link still has the Xen name the operator sees in `ip link`.
+      assert.deepEqual(guestVifs(status([vif('web4', { domid: 4, link: 'vif4.0' })]), 'vif4.0').map((v) => v.name), ['web4']);
     });
 
     it('takes the host\'s problems about its own interfaces (vif5.0 is not vif5.01 nor vif15.0, app not app-2) and those about no guest, never another guest\'s', function () {
