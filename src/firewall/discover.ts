@@ -48,6 +48,16 @@ export interface PendingBackend {
   hotplugStatus: string | null;
 }
 
+/** How status names a backend: `backend D/N (domain)`. A guest's view finds its own by the domain id first. */
+export function backendLabel(b: { domid: number; devid: number; domain: string | null }): string {
+  return `backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}`;
+}
+
+/** The backends of the domain `query` names (its name, or its id). */
+export function backendsOf<T extends { domid: number; domain: string | null }>(list: readonly T[], query: string): T[] {
+  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
+}
+
 /** What the firewall index records of a vif, as discovery needs it. */
 export interface RecordedVif {
   bridge: string | null;

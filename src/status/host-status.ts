@@ -4,7 +4,6 @@
  * misconfigured. Works without xenstore and without a rule file.
  */
 import { journalsOfThisBoot, lockPath as takeoverLockPath } from '../bridge/journal.js';
-import { pidAlive, pidFileAt } from '../sys/process.js';
 import type { LinkState } from '../bridge/model.js';
 import { ConfigError, RuleFileError, loadPolicy, problemsText, rulesSource, type RulesSource } from '../config/load.js';
 import { lastGoodPolicy } from '../config/policy-cache.js';
@@ -33,7 +32,8 @@ import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
-import type { FailedBackend, PendingBackend } from '../firewall/discover.js';
+import { backendLabel, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
+import { pidAlive, pidFileAt } from '../sys/process.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
@@ -387,7 +387,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // A guest whose hook has not finished has no network on that interface (while a guest starts,
   // for a moment; for good when the toolstack never runs it, or it was killed).
   for (const b of facts.pendingBackends) {
-    problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
+    problems.push(`${backendLabel(b)}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
@@ -411,12 +411,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     notes.push(`xennet's firewall is not installed on this host (no rules of its own, no firewall index)${attached > 0 ? `: ${attached} attached guest interface${attached === 1 ? ' is' : 's are'} not filtered by xennet` : ''}; \`xennet apply\` installs it`);
   }
   if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
+  const linkOf = new Map(facts.vifs.map((f) => [f.name as string, f.link]));
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     // Rules in place before the hook attaches the link (the daemon prepares them when the backend
     // appears; a guest with a vifname has them under that name, its link still vifD.N): the link
     // is down until the hook brings it up, which the one problem says.
-    const link = facts.xenstore && v.hotplugStatus !== 'connected' ? facts.vifs.find((f) => f.name === v.name)?.link : undefined;
+    const link = facts.xenstore && v.hotplugStatus !== 'connected' ? linkOf.get(v.name) : undefined;
     const waiting = link !== undefined && link.master === null && (v.hotplugStatus === null || v.hotplugStatus === '');
     if (facts.xenstore && v.hotplugStatus !== 'connected') {
       const why = waiting ? `: its hook has not finished, and its interface${link.name !== v.name ? ` (${printable(link.name)} until the hook renames it)` : ''} is on no bridge yet${v.firewall === 'in-sync' ? '; its rules are in place' : ''}` : '';
@@ -427,13 +428,19 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and
   // was undone, or never ran), leaves every guest started from now on without a network.
   for (const j of journalsOfThisBoot(env)) {
-    if ('unreadable' in j) problems.push(`${j.unreadable}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
-    else if ((j.journal.phase === 'starting' || j.journal.phase === 'stopping') && takeoverRunning(j.journal.spec.bridge, env) !== undefined) notes.push(`a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev}) is running now (pid ${takeoverRunning(j.journal.spec.bridge, env)!}): the host's network is changing`);
-    else if (j.journal.phase === 'starting' || j.journal.phase === 'stopping') problems.push(`a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev}) was interrupted: the host's network is half changed; \`xennet bridge status\` shows it, the next \`xennet bridge start\` or \`stop\` repairs it`);
+    if ('unreadable' in j) {
+      problems.push(`${j.unreadable}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
+      continue;
+    }
+    if (j.journal.phase === 'up') continue;
+    const what = `a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev})`;
+    const pid = takeoverRunning(j.journal.spec.bridge, env);
+    if (pid !== undefined) notes.push(`${what} is running now (pid ${pid}): the host's network is changing`);
+    else problems.push(`${what} was interrupted: the host's network is half changed; \`xennet bridge status\` shows it, the next \`xennet bridge start\` or \`stop\` repairs it`);
   }
   if (bridges.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
   for (const b of facts.failedBackends) {
-    problems.push(`backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then attach the interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
+    problems.push(`${backendLabel(b)}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then attach the interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
   }
   if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
   if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);
