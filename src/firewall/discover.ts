@@ -58,6 +58,14 @@ export function backendsOf<T extends { domid: number; domain: string | null }>(l
   return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
 }
 
+/**
+ * A backend's domain name as status shows it and `status DOMAIN` finds it: printable, and as long
+ * as a domain name may be (parseDomainName), so that every guest's name is found whole.
+ */
+function domainOf(e: BackendEntry): string | null {
+  return e.names.name ? printable(e.names.name.slice(0, 128)) : null;
+}
+
 /** What the firewall index records of a vif, as discovery needs it. */
 export interface RecordedVif {
   bridge: string | null;
@@ -142,15 +150,24 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     return { name, bridge: r.bridge };
   };
   const vifs: DiscoveredVif[] = [];
+  // Links on no bridge whose Xen name or mark names a backend (the two agreeing): a backend whose
+  // hook has not finished may be waiting with one (below).
+  const unattached: { link: LinkState; domid: number; devid: number }[] = [];
   for (const link of links) {
-    let master = link.master ?? recorded.get(link.name)?.bridge ?? null;
-    let as = link.name;
-    const prepared = master === null && link.kind !== 'bridge' && ownerOfVifName(link.name) ? preparedAs(link) : undefined;
-    if (prepared) [as, master] = [prepared.name, prepared.bridge];
-    if (master === null || !isIfName(as) || !isIfName(master) || link.kind === 'bridge') continue;
+    if (link.kind === 'bridge') continue;
     const m = ownerOfVifName(link.name);
     const mark = ownerOfMark(link.alias);
-    if (m && mark && (m.domid !== mark.domid || m.devid !== mark.devid)) {
+    const disowned = m !== undefined && mark !== undefined && (m.domid !== mark.domid || m.devid !== mark.devid);
+    let master = link.master ?? recorded.get(link.name)?.bridge ?? null;
+    let as = link.name;
+    const prepared = master === null && m ? preparedAs(link) : undefined;
+    if (prepared) [as, master] = [prepared.name, prepared.bridge];
+    if (master === null || !isIfName(as) || !isIfName(master)) {
+      const owner = m ?? mark;
+      if (link.master === null && owner && !disowned) unattached.push({ link, ...owner });
+      continue;
+    }
+    if (disowned) {
       warnings.push(`${link.name} carries the mark of vif${mark.domid}.${mark.devid}: not treated as a guest interface`);
       continue;
     }
@@ -209,24 +226,14 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
   const seen = new Set(vifs.map((v) => `${v.domid}/${v.devid}`));
   const failed = entries
     .filter((e) => e.hotplugStatus === 'error' && e.domid !== 0 && !seen.has(`${e.domid}/${e.devid}`))
-    .map((e) => ({ domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, error: e.hotplugError ?? null }))
+    .map((e) => ({ domid: e.domid, devid: e.devid, domain: domainOf(e), error: e.hotplugError ?? null }))
     .sort((a, b) => a.domid - b.domid || a.devid - b.devid);
-  const pending: PendingBackend[] = [];
-  const waiting = entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '') && !seen.has(`${e.domid}/${e.devid}`));
-  if (waiting.length > 0) {
-    const byKey = new Map(waiting.map((e) => [`${e.domid}/${e.devid}`, e]));
-    for (const l of links) {
-      if (l.master !== null || l.kind === 'bridge') continue;
-      const named = ownerOfVifName(l.name);
-      const marked = ownerOfMark(l.alias);
-      if (named && marked && (named.domid !== marked.domid || named.devid !== marked.devid)) continue; // warned about above
-      const owner = named ?? marked;
-      const e = owner && byKey.get(`${owner.domid}/${owner.devid}`);
-      if (!e) continue;
-      const p: PendingBackend = { domid: e.domid, devid: e.devid, domain: e.names.name ? printable(e.names.name.slice(0, 64)) : null, link: l.name, hotplugStatus: e.hotplugStatus ?? null };
-      pending.push(p);
-    }
-    pending.sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));
-  }
+  const waiting = new Map(entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '') && !seen.has(`${e.domid}/${e.devid}`)).map((e) => [`${e.domid}/${e.devid}`, e]));
+  const pending: PendingBackend[] = unattached
+    .flatMap(({ link, domid, devid }) => {
+      const e = waiting.get(`${domid}/${devid}`);
+      return e ? [{ domid, devid, domain: domainOf(e), link: link.name, hotplugStatus: e.hotplugStatus ?? null }] : [];
+    })
+    .sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));
   return { vifs, failed, pending, warnings, xenstoreRead };
 }

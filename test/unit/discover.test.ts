@@ -1,7 +1,7 @@
 /** Which links `apply` and `status` take for which guest: the mark first, never a vifname alone over it. */
 import assert from 'node:assert/strict';
 import type { LinkState } from '../../src/bridge/model.js';
-import { discoverVifs, type RecordedVif } from '../../src/firewall/discover.js';
+import { backendsOf, discoverVifs, type RecordedVif } from '../../src/firewall/discover.js';
 import type { XenstoreClient } from '../../src/xenstore/client.js';
 
 const link = (name: string, extra: Partial<LinkState> = {}): LinkState => ({ index: 1, name, kind: null, master: 'xenbr0', mac: 'fe:ff:ff:ff:ff:ff', mtu: 1500, up: true, arp: true, multicast: true, peerIndex: null, ...extra });
@@ -56,5 +56,17 @@ describe('firewall: which link is whose guest interface', () => {
     assert.ok(!named.vifs.some((v) => v.link.name === 'vif4.0'), 'vif4.0 is not web4 while a link is named web4');
     // With nothing recorded, the backend waits for its hook with its link on no bridge.
     assert.deepEqual((await one({}, undefined, new Map())).pending.map((p) => [p.domid, p.devid, p.link]), [[4, 0, 'vif4.0']]);
+  });
+
+  it('a backend whose hook failed or has not finished is found by its domain\'s whole name, up to the 128 characters a name may have', async () => {
+    const long = `${'g'.repeat(100)}\u0007`;
+    const xs = store({ ...backend(7, 0, { 'hotplug-status': 'error' }), ...backend(8, 0, {}), '/local/domain/7/name': long, '/local/domain/8/name': long });
+    const r = await discoverVifs([link('vif8.0', { master: null })], xs);
+    assert.deepEqual(r.failed.map((f) => [f.domid, f.domain]), [[7, `${'g'.repeat(100)}\\u0007`]]);
+    assert.deepEqual(backendsOf(r.failed, long).map((f) => f.domid), [7]);
+    assert.deepEqual(backendsOf(r.pending, long).map((p) => [p.domid, p.link]), [[8, 'vif8.0']]);
+    // A link whose Xen name and mark disagree waits for neither backend; a marked rename does.
+    const both = await discoverVifs([link('vif9.0', { master: null, alias: 'xennet:vif10.0' }), link('web10', { master: null, alias: 'xennet:vif10.0' })], store({ ...backend(9, 0, {}), ...backend(10, 0, { vifname: 'web10' }) }));
+    assert.deepEqual(both.pending.map((p) => [p.domid, p.link]), [[10, 'web10']]);
   });
 });
