@@ -127,7 +127,7 @@ const RTEXT_FILTER_SKIP_STATS = 1 << 3;
  * The body of an RTM_GETLINK dump request: ifinfomsg + IFLA_EXT_MASK. Without a mask the kernel
  * fills each dump message up to its default size (8 KiB, or the reader's buffer up to 32 KiB)
  * and a link whose description is larger (hundreds of alternative names) ends the dump there
- * with EMSGSIZE, which the netlink package passes over: that link and every link after it were
+ * silently (a plain NLMSG_DONE, its error 0, on Linux 6.18): that link and every link after it were
  * missing from the list. With one, it sizes the messages for the largest link (rtnl_calcit).
  * Skipping the statistics, which xennet does not read, is the mask that changes nothing else.
  */
