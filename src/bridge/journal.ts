@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { currentBootId } from '../sys/boot.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
 import { pathIdentity } from '../sys/file-identity.js';
+import { lockHolder } from '../sys/lock.js';
 import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { HostState } from './model.js';
 import type { LinkOp } from './ops.js';
@@ -151,13 +152,17 @@ export function journalsOfThisBoot(env: NodeJS.ProcessEnv = process.env): ({ pat
   return out;
 }
 
-/** What tells the takeover journals apart from themselves earlier, without reading them (a daemon's remembered status is keyed on it). */
+/**
+ * What tells the takeover journals apart from themselves earlier, without reading them, and who
+ * holds each takeover's lock now (a takeover cut short is told from one running by its lock's
+ * holder being alive): a daemon's remembered status is keyed on it.
+ */
 export function journalsStamp(env: NodeJS.ProcessEnv = process.env): string {
   try {
     return readdirSync(stateDir(env))
-      .filter((n) => /^takeover-.+\.json$/.test(n))
+      .filter((n) => /^takeover-.+\.(json|lock)$/.test(n))
       .sort()
-      .map((n) => `${n}=${pathIdentity(join(stateDir(env), n)) ?? 'none'}`)
+      .map((n) => `${n}=${pathIdentity(join(stateDir(env), n)) ?? 'none'}${n.endsWith('.lock') ? `@${lockHolder(join(stateDir(env), n)) ?? 'nobody'}` : ''}`)
       .join(',');
   } catch (e) {
     return `none:${(e as NodeJS.ErrnoException).code ?? '?'}`;

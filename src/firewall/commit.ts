@@ -35,7 +35,7 @@ import { normalizeRule } from './normalize.js';
 import type { LiveTable } from './live.js';
 import type { AdoptedFacts } from './driver.js';
 import { forgetEarlierDomains, forgetVif, restoreBindings } from './learning/state.js';
-import { fingerprintOf, loadIndex, newToken, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type FirewallIndex, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
+import { fingerprintOf, loadIndex, newToken, ownProperty, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type FirewallIndex, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
 
@@ -144,8 +144,8 @@ export function reconciledTable(live: LiveTable, t: TableName, vifs: Members, ch
     if (claims) entry.claims = claims;
     const owner = prior?.owner ?? ownerFromLink(v);
     if (owner) entry.owner = owner;
-    adopted[v] = entry;
-    members[v] = entry;
+    ownProperty(adopted, v, entry);
+    ownProperty(members, v, entry);
   }
   // Each member's chains: recorded, else live.
   const own = new Map<string, [string, string[]][]>();
@@ -341,7 +341,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       if (change.names !== undefined) e.names = change.names;
       if (change.owner) e.owner = change.owner;
       if (change.fingerprint) e.fingerprint = change.fingerprint;
-      after[change.name] = e;
+      ownProperty(after, change.name, e);
       newChains.set(change.name, chains);
       removing.delete(change.name);
     } else {
@@ -397,7 +397,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
       if (finishing.has(change.name) || removalAsked.has(change.name)) {
         delete after[change.name];
         removing.add(change.name);
-      } else if (before[change.name]) after[change.name] = before[change.name]!;
+      } else if (Object.hasOwn(before, change.name)) ownProperty(after, change.name, before[change.name]);
       else delete after[change.name];
     }
     staged = staged.filter((s) => !withdrawn.includes(s));
@@ -449,7 +449,7 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   const adoptedToken = newToken();
   for (const [name, e] of Object.entries({ ...adopted, ...after })) {
     const { stager: _s, ...rest } = e;
-    confirmed[name] = { ...rest, state: 'installed', token: rest.token ?? adoptedToken };
+    ownProperty(confirmed, name, { ...rest, state: 'installed', token: rest.token ?? adoptedToken });
   }
   try {
     saveIndex({ ...base, backend: backend.variant, engine: backend.engine, dirty: false, vifs: confirmed }, env);

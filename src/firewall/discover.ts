@@ -53,9 +53,12 @@ export function backendLabel(b: { domid: number; devid: number; domain: string |
   return `backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}`;
 }
 
-/** The backends of the domain `query` names (its name, or its id). */
-export function backendsOf<T extends { domid: number; domain: string | null }>(list: readonly T[], query: string): T[] {
-  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
+/**
+ * The backends `query` names: by their domain's name or id, by the Xen name of their interface
+ * (vifD.N, vifD.N-emu), or by the link status names for them.
+ */
+export function backendsOf<T extends { domid: number; devid: number; domain: string | null; link?: string }>(list: readonly T[], query: string): T[] {
+  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)) || query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query));
 }
 
 /**

@@ -14,7 +14,7 @@ import { compile, compileVif, memberFacts } from './compile.js';
 import { changesByVif, diff, isEmptyPlan, render, type GuestChange, type RulePlan } from './diff.js';
 import { carryDropCounters } from './counter-carry.js';
 import { silentLogger, type Logger } from '../sys/log.js';
-import { fingerprintOf, loadIndex, newToken, recordedVifs, removeVifChains, saveIndex, sweepFirewallTemp, writeVifChains, type IndexEntry } from './store.js';
+import { fingerprintOf, loadIndex, newToken, ownProperty, recordedVifs, removeVifChains, saveIndex, sweepFirewallTemp, writeVifChains, type IndexEntry } from './store.js';
 import { tableNames, XTABLES, type Engine, type ResolvedVif, type RuleSet, type TableName, type VifFacts } from './model.js';
 import { allDrivers, codecOf, driverFor, engineTables, parseLive } from './drivers.js';
 import { resolveVif } from './resolve.js';
@@ -155,7 +155,7 @@ export async function applyHost(backend: Backend, hp: HostPlan, options: ApplyOp
     if (r.namesKey !== undefined) e.names = r.namesKey;
     const chains = compileVif(r, backend.engine);
     e.fingerprint = fingerprintOf(facts, e.owner, chains, r.namesKey);
-    vifs[r.name] = e;
+    ownProperty(vifs, r.name, e);
     compiled.set(r.name, chains);
   }
   const record = async (dirty: boolean): Promise<void> => {

@@ -362,7 +362,7 @@ function replayLine(index: object, vifs: object, line: Record<string, unknown>):
 }
 
 /** Sets a property of its own, whatever its name (`__proto__` is a valid interface name: an assignment would set the prototype). */
-function ownProperty(o: object, name: string, value: unknown): void {
+export function ownProperty(o: object, name: string, value: unknown): void {
   Object.defineProperty(o, name, { value, enumerable: true, writable: true, configurable: true });
 }
 
@@ -465,12 +465,12 @@ function journalDelta(prev: FirewallIndex, next: FirewallIndex): Record<string, 
   for (const [name, e] of Object.entries(next.vifs)) {
     const p = Object.hasOwn(prev.vifs, name) ? prev.vifs[name] : undefined;
     if (p !== undefined && (p === e || sameEntry(p, e))) continue;
-    vifs[name] = e;
+    ownProperty(vifs, name, e);
     if (++n > JOURNAL_MAX_ENTRIES) return 'whole';
   }
   for (const name of Object.keys(prev.vifs)) {
     if (Object.hasOwn(next.vifs, name)) continue;
-    vifs[name] = null;
+    ownProperty(vifs, name, null);
     if (++n > JOURNAL_MAX_ENTRIES) return 'whole';
   }
   const delta: Record<string, unknown> = {};

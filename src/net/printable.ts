@@ -17,8 +17,12 @@ export function printable(s: string): string {
   return s.replace(unsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** A value quoted for a message: JSON-style quotes, unsafe characters escaped, long values cut. */
+/**
+ * A value quoted for a message: JSON-style quotes, unsafe characters escaped, long values cut.
+ * Backslashes are escaped first, so that a value cannot end the quote early (`\"`) or pass for
+ * an escaped character (`\u001b` written out).
+ */
 export function shown(s: string, max = 80): string {
   const cut = s.length > max ? `${s.slice(0, max)}...` : s;
-  return `"${printable(cut).replace(/"/g, '\\"')}"`;
+  return `"${printable(cut.replace(/\\/g, '\\\\')).replace(/"/g, '\\"')}"`;
 }

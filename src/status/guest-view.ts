@@ -10,7 +10,7 @@ import { XennetError } from '../sys/errors.js';
 import { printable, shown } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
-import { backendsOf } from '../firewall/discover.js';
+import { backendLabel, backendsOf } from '../firewall/discover.js';
 
 /** How many of its last hook calls the view shows. */
 export const HOOK_CALLS_SHOWN = 10;
@@ -49,19 +49,20 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   }
   const byPolicy = status.vifs.filter((v) => v.policyName === query);
   if (byPolicy.length > 0) return byPolicy;
-  // A guest whose hook has not finished has none on a bridge yet.
+  // A guest with no interface on a bridge: its backends whose hook has not finished or failed,
+  // each said (one domain may have both).
   const pending = backendsOf(status.pendingBackends, query);
-  if (pending.length > 0) {
-    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge yet: the hook of its backend ${pending.map((b) => `${b.domid}/${b.devid}`).join(', ')} has not finished (its interface ${printable(pending[0]!.link)} waits, on no bridge)`, {
-      hint: 'the toolstack runs the hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log; xennet status lists every problem',
-    });
-  }
-  // A guest whose hook failed has no interface on a bridge: say that, not that it does not exist.
   const failed = backendsOf(status.failedBackends, query);
-  if (failed.length > 0) {
-    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge: the hook of its backend ${failed.map((b) => `${b.domid}/${b.devid}`).join(', ')} failed${failed[0]!.error !== null ? ` (hotplug-error: ${shown(failed[0]!.error, 300)})` : ''}`, {
-      hint: `fix what it names, then attach the interface again (\`xl network-detach ${failed[0]!.domid} ${failed[0]!.devid}\`, then \`xl network-attach\`); xennet status lists every problem`,
-    });
+  if (pending.length > 0 || failed.length > 0) {
+    const why = [
+      ...pending.map((b) => `the hook of ${backendLabel(b)} has not finished (its interface ${printable(b.link)} waits, on no bridge)`),
+      ...failed.map((b) => `the hook of ${backendLabel(b)} failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''}`),
+    ];
+    const hints = [
+      ...(pending.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
+      ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then attach its interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`),
+    ];
+    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${failed.length === 0 ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
   }
   const known = [...new Set(status.vifs.map((v) => printable(v.domain ?? v.name)))].sort();
   throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {

@@ -33,7 +33,7 @@ import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 import { backendLabel, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
-import { pidAlive, pidFileAt } from '../sys/process.js';
+import { lockHolder } from '../sys/lock.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
@@ -119,8 +119,7 @@ export interface HostStatus {
 
 /** The pid of the command changing a bridge's takeover now (it holds the bridge's lock), if any: read, never taken. */
 function takeoverRunning(bridge: string, env: NodeJS.ProcessEnv): number | undefined {
-  const pid = pidFileAt(takeoverLockPath(bridge, env))?.pid;
-  return pid !== undefined && pidAlive(pid) ? pid : undefined;
+  return lockHolder(takeoverLockPath(bridge, env));
 }
 
 /** A guest's chains in the live tables, by `<table> <chain>`, with their counters. */
@@ -424,21 +423,38 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       problems.push(`${v.name}: hotplug-status is ${v.hotplugStatus === null ? 'missing' : JSON.stringify(v.hotplugStatus)}, not "connected"${why}`);
     }
     if (!v.up && !waiting) problems.push(`${v.name}: link is down`);
+    // Attached by its hook, detached since (by hand, or by `xennet bridge stop --force`): the
+    // rules are in place and the guest has no network. Nothing attaches it again by itself.
+    const detached = facts.xenstore && v.hotplugStatus === 'connected' ? linkOf.get(v.name) : undefined;
+    if (detached?.master === null && v.bridge !== null) {
+      const again = bridges.some((b) => b.name === v.bridge) ? `\`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it again` : `bridge ${v.bridge} is gone: \`xennet bridge start\` makes it, then \`ip link set ${printable(detached.name)} master ${v.bridge}\``;
+      problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${again} (its rules are in place)`);
+    }
   }
   // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and
   // was undone, or never ran), leaves every guest started from now on without a network.
+  const gone: string[] = [];
   for (const j of journalsOfThisBoot(env)) {
+    // Its text is a file's name and what a file says (root's, but no less printed as it is).
     if ('unreadable' in j) {
-      problems.push(`${j.unreadable}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
+      problems.push(`${printable(j.unreadable)}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
       continue;
     }
-    if (j.journal.phase === 'up') continue;
-    const what = `a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${j.journal.spec.bridge} (taking over ${j.journal.spec.netdev})`;
+    const [bridge, netdev] = [printable(j.journal.spec.bridge), printable(j.journal.spec.netdev)];
+    if (j.journal.phase === 'up') {
+      // Another bridge (docker0, virbr0) does not stand in for it: the guests name theirs.
+      if (!bridges.some((b) => b.name === j.journal.spec.bridge)) {
+        gone.push(j.journal.spec.bridge);
+        problems.push(`bridge ${bridge} is gone, though the takeover of this boot made it (taking over ${netdev}): a guest started from now on has no bridge to join, and its hook fails; \`xennet bridge status\` shows the host's layout`);
+      }
+      continue;
+    }
+    const what = `a ${j.journal.phase === 'starting' ? 'start' : 'stop'} of ${bridge} (taking over ${netdev})`;
     const pid = takeoverRunning(j.journal.spec.bridge, env);
     if (pid !== undefined) notes.push(`${what} is running now (pid ${pid}): the host's network is changing`);
     else problems.push(`${what} was interrupted: the host's network is half changed; \`xennet bridge status\` shows it, the next \`xennet bridge start\` or \`stop\` repairs it`);
   }
-  if (bridges.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
+  if (bridges.length === 0 && gone.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
   for (const b of facts.failedBackends) {
     problems.push(`${backendLabel(b)}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then attach the interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
   }

@@ -1,15 +1,48 @@
 /**
  * A host-wide exclusive lock on a file in the state directory, so that two xennet commands never
- * change the same bridge at once. The lock file holds the owner's pid; a lock whose owner is dead
- * (crashed, killed) is taken over.
+ * change the same bridge at once. The lock file holds the owner's pid and the boot it runs in; a
+ * lock whose owner is dead (crashed, killed), or of an earlier boot, is taken over.
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, lstatSync, mkdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { currentBootId } from './boot.js';
 import { XennetError } from './errors.js';
-import { pidAlive, pidFileAt } from './process.js';
+import { statIdentity } from './file-identity.js';
+import { pidAlive, pidInFile } from './process.js';
+import { readRegularFile } from './regular-file.js';
 
+/** A pid, a space, a boot id (36 characters), a newline; and a margin. */
+const LOCK_FILE_MAX = 64;
+
+/**
+ * A lock file as read: the pid it names (undefined: none), the boot it was taken in (undefined:
+ * not said, as by versions before the boot was written), and the identity of the file read.
+ * Undefined when there is no regular file there (never followed through a link, never a FIFO).
+ */
+function readLockFile(path: string): { pid: number | undefined; boot: string | undefined; identity: string } | undefined {
+  const file = readRegularFile(path, LOCK_FILE_MAX);
+  if (file === undefined) return undefined;
+  const m = /^\s*(\S+)(?:[ ]([0-9a-f-]{36}))?\s*$/.exec(file.bytes?.toString('utf8') ?? '');
+  return { pid: m ? pidInFile(m[1]!) : undefined, boot: m?.[2], identity: statIdentity(file.stat) };
+}
+
+/**
+ * The live owner a lock file names (undefined: none). A lock of an earlier boot names nobody,
+ * whatever its pid is now: the state directory outlives a reboot, and a command killed with the
+ * lock held (a crash, a power cut) leaves it, its pid given to another program since.
+ */
+function liveOwner(found: { pid: number | undefined; boot: string | undefined }, live: (pid: number) => boolean = pidAlive): number | undefined {
+  if (found.pid === undefined || (found.boot !== undefined && found.boot !== currentBootId())) return undefined;
+  return live(found.pid) ? found.pid : undefined;
+}
+
+/** The pid of the command that holds the lock at `path` now, if any: read, never taken. */
+export function lockHolder(path: string): number | undefined {
+  const found = readLockFile(path);
+  return found ? liveOwner(found) : undefined;
+}
 
 /**
  * Creates the lock file with its content in one step: written under a name of its own, then
@@ -18,7 +51,7 @@ import { pidAlive, pidFileAt } from './process.js';
  */
 function tryCreate(path: string): boolean {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+  writeFileSync(tmp, `${process.pid} ${currentBootId()}\n`, { flag: 'wx', mode: 0o644 });
   try {
     linkSync(tmp, path);
     return true;
@@ -42,12 +75,12 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
     if (tryCreate(path)) {
       return { release: () => rmSync(path, { force: true }) };
     }
-    const found = pidFileAt(path);
+    const found = readLockFile(path);
     if (found === undefined) {
       removeIfNoLockFile(path);
       continue;
     }
-    if (found.pid === undefined || !pidAlive(found.pid)) {
+    if (liveOwner(found) === undefined) {
       removeIfStill(path, found.identity); // stale: its owner died
       continue;
     }
@@ -87,12 +120,13 @@ export function tryAcquireLock(path: string, live: (pid: number) => boolean = pi
   mkdirSync(dirname(path), { recursive: true });
   for (let attempt = 0; attempt < 10; attempt++) {
     if (tryCreate(path)) return { release: () => rmSync(path, { force: true }) };
-    const found = pidFileAt(path);
+    const found = readLockFile(path);
     if (found === undefined) {
       removeIfNoLockFile(path);
       continue;
     }
-    if (found.pid !== undefined && live(found.pid)) return { owner: found.pid };
+    const owner = liveOwner(found, live);
+    if (owner !== undefined) return { owner };
     removeIfStill(path, found.identity);
   }
   throw new XennetError('locked', `could not take ${path}: others took and left it too often`, { hint: 'try again' });
@@ -106,12 +140,12 @@ export function tryAcquireLock(path: string, live: (pid: number) => boolean = pi
 function removeIfStill(path: string, identity: string): void {
   const guard = `${path}.takeover`;
   if (!tryCreate(guard)) {
-    const g = pidFileAt(guard);
-    if (g && (g.pid === undefined || !pidAlive(g.pid)) && pidFileAt(guard)?.identity === g.identity) rmSync(guard, { force: true });
+    const g = readLockFile(guard);
+    if (g && liveOwner(g) === undefined && readLockFile(guard)?.identity === g.identity) rmSync(guard, { force: true });
     return;
   }
   try {
-    if (pidFileAt(path)?.identity === identity) rmSync(path, { force: true });
+    if (readLockFile(path)?.identity === identity) rmSync(path, { force: true });
   } finally {
     rmSync(guard, { force: true });
   }

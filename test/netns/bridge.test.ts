@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { currentBootId } from '../../src/sys/boot.js';
 import { start } from '../../src/sys/exec.js';
 import { LineWaiter } from './lib/lines.js';
 import type { LinkRow } from './lib/links.js';
@@ -233,6 +234,14 @@ describe('bridge takeover (netns)', function () {
       const during = JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[]; notes: string[] };
       assert.ok(!during.problems.some((p) => p.includes('was interrupted')), during.problems.join('\n'));
       assert.ok(during.notes.includes(`a start of xenbr0 (taking over eth0) is running now (pid ${process.pid}): the host's network is changing`), during.notes.join('\n'));
+      // As a lock is written now (its pid and boot), the same; one of an earlier boot names nobody,
+      // though its pid runs now (a crash, a reboot, the pid given to another program): the start
+      // was interrupted.
+      writeFileSync(`${t.stateDir}/takeover-xenbr0.lock`, `${process.pid} ${currentBootId()}\n`);
+      assert.ok(JSON.parse((await xennet(['status', '--json'])).stdout).notes.includes(`a start of xenbr0 (taking over eth0) is running now (pid ${process.pid}): the host's network is changing`), 'a lock of this boot');
+      const earlier = currentBootId().replace(/^./, (c) => (c === '0' ? '1' : '0'));
+      writeFileSync(`${t.stateDir}/takeover-xenbr0.lock`, `${process.pid} ${earlier}\n`);
+      assert.ok((await problems()).some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), 'a lock of an earlier boot');
     } finally {
       rmSync(`${t.stateDir}/takeover-xenbr0.lock`, { force: true });
     }
@@ -383,6 +392,17 @@ describe('bridge takeover (netns)', function () {
       t = await buildHostTopology();
       xennet = xennetIn(t.dom0, t.stateDir);
     }
+  });
+
+  it('status: the bridge the takeover of this boot made, deleted by hand, is a problem, though another bridge is there', async () => {
+    ok(await xennet(['bridge', 'start']), 'start');
+    const problems = async (): Promise<string[]> => (JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[] }).problems;
+    assert.ok(!(await problems()).some((p) => p.includes('xenbr0 is gone')));
+    await t.dom0.ip('link', 'add', 'docker0', 'type', 'bridge');
+    await t.dom0.ip('link', 'del', 'xenbr0');
+    const now = await problems();
+    assert.ok(now.some((p) => p.startsWith('bridge xenbr0 is gone, though the takeover of this boot made it (taking over eth0): a guest started from now on has no bridge to join')), now.join('\n'));
+    assert.ok(!now.some((p) => p.startsWith('no bridge on this host')), 'the one problem');
   });
 
   it('stop refuses while guest vifs are attached, and --force detaches them', async () => {

@@ -358,7 +358,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     const [a, b] = [await host.addGuest(spec(21)), await host.addGuest(spec(22))];
     await online(a);
     await online(b);
-    type Status = { ok: boolean; problems: string[]; vifs: { name: string; domain: string | null; up: boolean; policy: string | null; hotplugStatus: string | null }[]; backend: { kind: string } | null };
+    type Status = { ok: boolean; problems: string[]; notes: string[]; vifs: { name: string; domain: string | null; up: boolean; policy: string | null; hotplugStatus: string | null }[]; backend: { kind: string } | null };
     type Answer = { status: Status; read: { at: string; remembered: boolean } };
     const status = async (fresh = false): Promise<Answer> => {
       const r = JSON.parse(await ask(`{"v":1,"cmd":"status"${fresh ? ',"fresh":true' : ''}}\n`, 30_000)) as { ok: boolean; result: Answer };
@@ -430,6 +430,22 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     writeFileSync(journal, kept.replace('"phase": "up"', '"phase": "starting"'));
     s = await status();
     assert.ok(s.status.problems.some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), `the takeover journal: ${s.status.problems.join('\n')}`);
+    // A command holding the takeover's lock: its work in progress (a note). Then it dies (a crash,
+    // its journal and lock left as they were): the remembered note must not outlive it.
+    const lock = join(host.env(env)['XENNET_STATE_DIR']!, 'takeover-xenbr0.lock');
+    const holder = start('sleep', ['60']);
+    try {
+      writeFileSync(lock, `${holder.pid}\n`);
+      assert.ok((await status()).status.notes.some((n) => n === `a start of xenbr0 (taking over eth0) is running now (pid ${holder.pid}): the host's network is changing`), 'a live holder');
+      await remembered();
+      holder.kill('SIGKILL');
+      await until('the holder is gone', async () => !pidAlive(holder.pid!));
+      s = await status();
+      assert.ok(s.status.problems.some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), `a dead holder: ${s.status.problems.join('\n')}`);
+    } finally {
+      holder.kill('SIGKILL');
+      rmSync(lock, { force: true });
+    }
     writeFileSync(journal, kept);
     assert.ok(!(await status()).status.problems.some((p) => p.includes('was interrupted')), 'and back');
     await remembered();

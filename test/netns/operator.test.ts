@@ -105,6 +105,41 @@ describe('operator surface (netns)', function () {
       }
     });
 
+    it('a guest taken off its bridge after its hook finished (by hand, or `bridge stop --force`) is a problem naming how to attach it again (exit 1), until it is attached', async () => {
+      const g2 = host.guests.get(2)!;
+      await host.dom0.ip('link', 'set', 'vif2.0', 'nomaster');
+      try {
+        const { code, s, text } = await status();
+        assert.equal(code, 1);
+        assert.ok(s.problems.includes('vif2.0 (g2): its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on xenbr0: the guest has no network; `ip link set vif2.0 master xenbr0` attaches it again (its rules are in place)'), s.problems.join('\n'));
+        assert.match(text, /vif2\.0 \(g2\): its hook finished/);
+        assert.equal(await g2.ns.ping('192.168.0.1', { waitSeconds: 1 }), false, 'and the guest has indeed no network');
+      } finally {
+        await host.dom0.ip('link', 'set', 'vif2.0', 'master', 'xenbr0');
+      }
+      const after = await status();
+      assert.equal(after.code, 0, after.s.problems.join('\n'));
+      assert.equal(await g2.ns.ping('192.168.0.1', { waitSeconds: 2 }), true);
+    });
+
+    it('a guest whose vifname is `__proto__` (a valid interface name) comes online firewalled, and goes', async () => {
+      const g = await host.addGuest({ domid: 5, name: 'g5', mac: '00:16:3e:00:00:05', addresses: ['192.168.0.105/24'], xenstoreIp: '192.168.0.105', vifname: '__proto__' });
+      try {
+        const on = await host.runVifScript('vif-xennet', g, 'online');
+        assert.equal(on.code, 0, on.stderr);
+        const { code, s } = await status();
+        assert.equal(code, 0, s.problems.join('\n'));
+        assert.deepEqual(s.vifs.filter((v) => v.domain === 'g5').map((v) => [v.name, v.firewall, v.hotplugStatus]), [['__proto__', 'in-sync', 'connected']]);
+        assert.equal(await g.ns.ping('192.168.0.1', { waitSeconds: 2 }), true);
+        assert.equal((await host.xennet(['plan'])).code, 0, 'nothing to change');
+      } finally {
+        assert.equal((await host.runVifScript('vif-xennet', g, 'offline')).code, 0);
+        host.removeDevice(g);
+        await host.dom0.ip('link', 'del', '__proto__').catch(() => undefined);
+      }
+      assert.equal((await status()).code, 0);
+    });
+
     it('a firewall index that cannot be read is named in a note; the next apply sets it aside and rebuilds it', async () => {
       const index = join(host.env({})['XENNET_STATE_DIR']!, 'firewall', 'index.json');
       const kept = readFileSync(index);

@@ -170,14 +170,35 @@ describe('status GUEST', function () {
 
     it('a guest whose hook failed or has not finished, with no interface on a bridge, is named as such by domain name or id, not as unknown', function () {
       const s = { ...status([vif('vif5.0')]), failedBackends: [{ domid: 9, devid: 0, domain: 'db02', error: 'Could not find bridge device xenbr5' }] };
-      for (const q of ['db02', '9']) {
-        assert.throws(() => guestVifs(s, q), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && e.message === `${q} has no interface on a bridge: the hook of its backend 9/0 failed (hotplug-error: "Could not find bridge device xenbr5")` && /xl network-detach 9 0/.test(e.hint ?? ''));
+      // By domain name or id, and by the Xen name of its interface.
+      for (const q of ['db02', '9', 'vif9.0']) {
+        assert.throws(() => guestVifs(s, q), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && e.message === `${q} has no interface on a bridge: the hook of backend 9/0 (db02) failed (hotplug-error: "Could not find bridge device xenbr5")` && /xl network-detach 9 0/.test(e.hint ?? ''));
       }
       assert.throws(() => guestVifs(s, 'db03'), (e: unknown) => e instanceof XennetError && /nor is a domain or domain id/.test(e.message));
-      const waiting = { ...status([vif('vif5.0')]), pendingBackends: [{ domid: 11, devid: 0, domain: 'db04', link: 'vif11.0', hotplugStatus: '' }] };
-      for (const q of ['db04', '11']) {
-        assert.throws(() => guestVifs(waiting, q), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && e.message === `${q} has no interface on a bridge yet: the hook of its backend 11/0 has not finished (its interface vif11.0 waits, on no bridge)`);
+      const waiting = { ...status([vif('vif5.0')]), pendingBackends: [{ domid: 11, devid: 0, domain: 'db04', link: 'web11', hotplugStatus: '' }] };
+      // ... and by the link status names for it (a hook stopped after its rename).
+      for (const q of ['db04', '11', 'vif11.0', 'web11']) {
+        assert.throws(() => guestVifs(waiting, q), (e: unknown) => e instanceof XennetError && e.code === 'not-found' && e.message === `${q} has no interface on a bridge yet: the hook of backend 11/0 (db04) has not finished (its interface web11 waits, on no bridge)`);
       }
+    });
+
+    it('a domain with one backend failed and another waiting has each named, with its own error and repair', function () {
+      const s = {
+        ...status([vif('vif5.0')]),
+        failedBackends: [{ domid: 10, devid: 0, domain: 'ten', error: 'Could not find bridge device xenbr5' }],
+        pendingBackends: [{ domid: 10, devid: 1, domain: 'ten', link: 'vif10.1', hotplugStatus: '' }],
+      };
+      for (const q of ['ten', '10']) {
+        assert.throws(
+          () => guestVifs(s, q),
+          (e: unknown) =>
+            e instanceof XennetError &&
+            e.message === `${q} has no interface on a bridge: the hook of backend 10/1 (ten) has not finished (its interface vif10.1 waits, on no bridge); the hook of backend 10/0 (ten) failed (hotplug-error: "Could not find bridge device xenbr5")` &&
+            /see \/var\/log\/xen\/xen-hotplug\.log/.test(e.hint ?? '') &&
+            /xl network-detach 10 0/.test(e.hint ?? ''),
+        );
+      }
+      assert.throws(() => guestVifs(s, 'vif10.1'), (e: unknown) => e instanceof XennetError && e.message === 'vif10.1 has no interface on a bridge yet: the hook of backend 10/1 (ten) has not finished (its interface vif10.1 waits, on no bridge)');
     });
 
     it('finds a guest by vif name, domain name or domain id; an unknown one is an error naming the guests', function () {

@@ -4,7 +4,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { acquireLock } from '../../src/sys/lock.js';
+import { currentBootId } from '../../src/sys/boot.js';
+import { acquireLock, lockHolder } from '../../src/sys/lock.js';
 import { run } from '../../src/sys/exec.js';
 
 describe('state lock', function () {
@@ -14,10 +15,11 @@ describe('state lock', function () {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds its owner\'s pid from the moment it exists, and leaves no file of its making behind', async function () {
+  it('holds its owner\'s pid and boot from the moment it exists, and leaves no file of its making behind', async function () {
     const path = join(dir, 'a.lock');
     const held = await acquireLock(path, 100);
-    assert.equal(readFileSync(path, 'utf8'), `${process.pid}\n`);
+    assert.equal(readFileSync(path, 'utf8'), `${process.pid} ${currentBootId()}\n`);
+    assert.equal(lockHolder(path), process.pid);
     assert.deepEqual(readdirSync(dir), ['a.lock']);
     held.release();
     assert.deepEqual(readdirSync(dir), []);
@@ -33,6 +35,17 @@ describe('state lock', function () {
     first.release();
     writeFileSync(path, '');
     (await acquireLock(path, 100)).release();
+  });
+
+  it('a lock of an earlier boot names nobody, though its pid runs now (given to another program since); one that says no boot is judged by its pid alone', async function () {
+    const path = join(dir, 'c.lock');
+    const earlier = currentBootId().replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    writeFileSync(path, `${process.pid} ${earlier}\n`);
+    assert.equal(lockHolder(path), undefined);
+    (await acquireLock(path, 100)).release();
+    writeFileSync(path, `${process.pid}\n`);
+    assert.equal(lockHolder(path), process.pid);
+    await assert.rejects(acquireLock(path, 200), /another xennet/);
   });
 
   it('one holder at a time, also when several take over a stale lock at once', async function () {

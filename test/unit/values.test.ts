@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { inetNtop6, InvalidValue, parseCidr, parseDomainName, parseGuestAddressList, parseIfName, parseMac, printable } from '../../src/net/index.js';
+import { inetNtop6, InvalidValue, parseCidr, parseDomainName, parseGuestAddressList, parseIfName, parseMac, printable, shown } from '../../src/net/index.js';
 import { run } from '../../src/sys/exec.js';
 
 describe('value types (src/net): one parser each, canonical or refused', () => {
@@ -67,5 +67,8 @@ describe('value types (src/net): one parser each, canonical or refused', () => {
     assert.equal(parseDomainName('web 01'), 'web 01');
     for (const bad of ['', 'a\nb', 'a\x1b[31m', 'a\u202eb', 'x'.repeat(129)]) assert.throws(() => parseDomainName(bad), JSON.stringify(bad));
     assert.equal(printable('a\x1b[2Jb\nc\u202e'), 'a\\u001b[2Jb\\u000ac\\u202e');
+    // Quoted as JSON quotes it: a backslash or quote in the value cannot end the quote or fake an escape.
+    for (const v of ['plain', 'a\\" then b', '\\u001b', 'a"b', 'a\x1b[31mb\\']) assert.equal(JSON.parse(shown(v)), v, JSON.stringify(v));
+    assert.equal(shown('x'.repeat(100), 10), `"${'x'.repeat(10)}..."`);
   });
 });
