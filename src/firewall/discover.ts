@@ -31,12 +31,16 @@ export interface FailedBackend {
   domain: string | null;
   /** Its hotplug-error as the hook wrote it (null: none); guest-influenced text, to be shown quoted. */
   error: string | null;
+  /** The vifname xenstore gives it, when one (what `status NAME` also finds it by). */
+  vifname?: string;
 }
 
 /**
- * A guest's backend whose hook has not finished (hotplug-status absent or empty, as libxl
- * pre-writes it) and whose interface is on no bridge, with no rules recorded for it: its link as
- * Xen named it (vifD.N), or one that carries its mark (a hook stopped after its rename).
+ * A guest's backend whose interface is on no bridge, with no rules recorded for it: its link as
+ * Xen named it (vifD.N), or one that carries its mark (a hook stopped after its rename). Its hook
+ * has not finished (hotplug-status absent or empty, as libxl pre-writes it); or it is xennet's
+ * hook, which finished (`connected`) while the backend is connected (xenbus state 4), and the
+ * interface was taken off its bridge since (with the firewall off, nothing records it).
  */
 export interface PendingBackend {
   domid: number;
@@ -46,6 +50,8 @@ export interface PendingBackend {
   /** The unattached link. */
   link: string;
   hotplugStatus: string | null;
+  /** The vifname xenstore gives it, when one. */
+  vifname?: string;
 }
 
 /** How status names a backend: `backend D/N (domain)`. A guest's view finds its own by the domain id first. */
@@ -57,8 +63,8 @@ export function backendLabel(b: { domid: number; devid: number; domain: string |
  * The backends `query` names: by their domain's name or id, by the Xen name of their interface
  * (vifD.N, vifD.N-emu), or by the link status names for them.
  */
-export function backendsOf<T extends { domid: number; devid: number; domain: string | null; link?: string }>(list: readonly T[], query: string): T[] {
-  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)) || query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query));
+export function backendsOf<T extends { domid: number; devid: number; domain: string | null; link?: string; vifname?: string }>(list: readonly T[], query: string): T[] {
+  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)) || query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query) || (b.vifname !== undefined && b.vifname === query));
 }
 
 /**
@@ -67,6 +73,18 @@ export function backendsOf<T extends { domid: number; devid: number; domain: str
  */
 function domainOf(e: BackendEntry): string | null {
   return e.names.name ? printable(e.names.name.slice(0, 128)) : null;
+}
+
+/** Whether a backend is connected (xenbus state 4) and its script is xennet's vif hook (`.../vif-xennet`). */
+async function attachedByXennet(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<boolean> {
+  const base = `/local/domain/0/backend/vif/${b.domid}/${b.devid}`;
+  try {
+    const [state, script] = await Promise.all([xs.read(`${base}/state`), xs.read(`${base}/script`)]);
+    const file = script?.trim().split(/\s+/)[0] ?? '';
+    return state === '4' && file.slice(file.lastIndexOf('/') + 1) === 'vif-xennet';
+  } catch {
+    return false;
+  }
 }
 
 /** What the firewall index records of a vif, as discovery needs it. */
@@ -229,14 +247,17 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
   const seen = new Set(vifs.map((v) => `${v.domid}/${v.devid}`));
   const failed = entries
     .filter((e) => e.hotplugStatus === 'error' && e.domid !== 0 && !seen.has(`${e.domid}/${e.devid}`))
-    .map((e) => ({ domid: e.domid, devid: e.devid, domain: domainOf(e), error: e.hotplugError ?? null }))
+    .map((e) => ({ domid: e.domid, devid: e.devid, domain: domainOf(e), error: e.hotplugError ?? null, ...(e.vifname !== undefined ? { vifname: e.vifname } : {}) }))
     .sort((a, b) => a.domid - b.domid || a.devid - b.devid);
-  const waiting = new Map(entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '') && !seen.has(`${e.domid}/${e.devid}`)).map((e) => [`${e.domid}/${e.devid}`, e]));
-  const pending: PendingBackend[] = unattached
-    .flatMap(({ link, domid, devid }) => {
-      const e = waiting.get(`${domid}/${devid}`);
-      return e ? [{ domid, devid, domain: domainOf(e), link: link.name, hotplugStatus: e.hotplugStatus ?? null }] : [];
-    })
-    .sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));
+  const waiting = new Map(entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '' || e.hotplugStatus === 'connected') && !seen.has(`${e.domid}/${e.devid}`)).map((e) => [`${e.domid}/${e.devid}`, e]));
+  const candidates: PendingBackend[] = unattached.flatMap(({ link, domid, devid }) => {
+    const e = waiting.get(`${domid}/${devid}`);
+    return e ? [{ domid, devid, domain: domainOf(e), link: link.name, hotplugStatus: e.hotplugStatus ?? null, ...(e.vifname !== undefined ? { vifname: e.vifname } : {}) }] : [];
+  });
+  // A connected backend's interface on no bridge was taken off it only when xennet's hook put it
+  // there (vif-route and vif-nat leave theirs on none) and the backend is still connected (libxl
+  // moves it on, to closing, before the hook's offline detaches it).
+  const kept = await Promise.all(candidates.map(async (b) => b.hotplugStatus !== 'connected' || (xs !== undefined && (await attachedByXennet(xs, b)))));
+  const pending = candidates.filter((_, i) => kept[i]).sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));
   return { vifs, failed, pending, warnings, xenstoreRead };
 }

@@ -37,7 +37,9 @@ export interface GuestView {
 
 /** The interfaces a query names: a vif's name, a domain's name (or the name its policy is found by), or a domain id. */
 export function guestVifs(status: HostStatus, query: string): VifStatus[] {
-  const byVif = status.vifs.filter((v) => v.name === query || v.link === query);
+  // By its name, its link's, or the Xen name of the backend's device (vifD.N, renamed by a vifname).
+  const xenName = (v: VifStatus): string | undefined => (v.domid === null || v.devid === null ? undefined : `vif${v.domid}.${v.devid}${v.name.endsWith('-emu') ? '-emu' : ''}`);
+  const byVif = status.vifs.filter((v) => v.name === query || v.link === query || xenName(v) === query);
   if (byVif.length > 0) return byVif;
   // A domain's interfaces, and those that carry its policy under another domain: its stub
   // domain's (the emulated NIC), a copy of it being migrated in or out.
@@ -54,15 +56,20 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   const pending = backendsOf(status.pendingBackends, query);
   const failed = backendsOf(status.failedBackends, query);
   if (pending.length > 0 || failed.length > 0) {
+    const waiting = pending.filter((b) => b.hotplugStatus !== 'connected');
+    const detached = pending.filter((b) => b.hotplugStatus === 'connected');
+    const reattach = (b: { domid: number; devid: number }): string => `\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\``;
     const why = [
-      ...pending.map((b) => `the hook of ${backendLabel(b)} has not finished (its interface ${printable(b.link)} waits, on no bridge)`),
+      ...waiting.map((b) => `the hook of ${backendLabel(b)} has not finished (its interface ${printable(b.link)} waits, on no bridge)`),
+      ...detached.map((b) => `${backendLabel(b)} is connected, but its interface ${printable(b.link)} was taken off its bridge`),
       ...failed.map((b) => `the hook of ${backendLabel(b)} failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''}`),
     ];
     const hints = [
-      ...(pending.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
-      ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then attach its interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`),
+      ...(waiting.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
+      ...detached.map((b) => `attach the interface of ${b.domid}/${b.devid} again (${reattach(b)})`),
+      ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then attach its interface again (${reattach(b)})`),
     ];
-    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${failed.length === 0 ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
+    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${waiting.length === why.length ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
   }
   const known = [...new Set(status.vifs.map((v) => printable(v.domain ?? v.name)))].sort();
   throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {

@@ -386,7 +386,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // A guest whose hook has not finished has no network on that interface (while a guest starts,
   // for a moment; for good when the toolstack never runs it, or it was killed).
   for (const b of facts.pendingBackends) {
-    problems.push(`${backendLabel(b)}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
+    if (b.hotplugStatus === 'connected') problems.push(`${backendLabel(b)}: its hook finished (hotplug-status "connected"), but its interface ${printable(b.link)} is on no bridge: the guest has no network there; attach it again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
+    else problems.push(`${backendLabel(b)}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
   if (installed && vifs.length > 0 && sysctlGaps.length > 0) {
@@ -427,7 +428,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     // rules are in place and the guest has no network. Nothing attaches it again by itself.
     const detached = facts.xenstore && v.hotplugStatus === 'connected' ? linkOf.get(v.name) : undefined;
     if (detached?.master === null && v.bridge !== null) {
-      const again = bridges.some((b) => b.name === v.bridge) ? `\`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it again` : `bridge ${v.bridge} is gone: \`xennet bridge start\` makes it, then \`ip link set ${printable(detached.name)} master ${v.bridge}\``;
+      const again = bridges.some((b) => b.name === v.bridge) ? `\`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it again` : `bridge ${v.bridge} is gone (once it is back, \`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it)`;
       problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${again} (its rules are in place)`);
     }
   }
@@ -445,7 +446,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       // Another bridge (docker0, virbr0) does not stand in for it: the guests name theirs.
       if (!bridges.some((b) => b.name === j.journal.spec.bridge)) {
         gone.push(j.journal.spec.bridge);
-        problems.push(`bridge ${bridge} is gone, though the takeover of this boot made it (taking over ${netdev}): a guest started from now on has no bridge to join, and its hook fails; \`xennet bridge status\` shows the host's layout`);
+        problems.push(`bridge ${bridge} is gone, though the takeover of this boot made it (taking over ${netdev}): a guest started from now on has no bridge to join, and its hook fails; \`xennet bridge start\` and \`stop\` refuse while the host lacks the layout its journal records (\`xennet bridge status\` shows what differs): make ${bridge} again with its ports, or move the journal away and set the network up by hand`);
       }
       continue;
     }

@@ -24,7 +24,7 @@ const LOCK_FILE_MAX = 64;
 function readLockFile(path: string): { pid: number | undefined; boot: string | undefined; identity: string } | undefined {
   const file = readRegularFile(path, LOCK_FILE_MAX);
   if (file === undefined) return undefined;
-  const m = /^\s*(\S+)(?:[ ]([0-9a-f-]{36}))?\s*$/.exec(file.bytes?.toString('utf8') ?? '');
+  const m = /^\s*(\S+)(?:\s+(\S+))?\s*$/.exec(file.bytes?.toString('utf8') ?? '');
   return { pid: m ? pidInFile(m[1]!) : undefined, boot: m?.[2], identity: statIdentity(file.stat) };
 }
 
@@ -80,13 +80,13 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
       removeIfNoLockFile(path);
       continue;
     }
-    if (liveOwner(found) === undefined) {
-      removeIfStill(path, found.identity); // stale: its owner died
-      continue;
-    }
+    const owner = liveOwner(found);
+    // Stale (its owner died): it goes, unless another waiter's removal of it is under way (or its
+    // guard cannot be taken): then this waits like for a live owner, never spinning.
+    if (owner === undefined && removeIfStill(path, found.identity)) continue;
     if (Date.now() >= deadline) {
-      throw new XennetError('locked', `another xennet (pid ${found.pid}) holds ${path}`, {
-        hint: 'wait for it to finish; if no such process exists, remove the lock file',
+      throw new XennetError('locked', owner !== undefined ? `another xennet (pid ${owner}) holds ${path}` : `${path} is stale, and could not be taken over: ${path}.takeover is held`, {
+        hint: owner !== undefined ? 'wait for it to finish; if no such process exists, remove the lock file' : `if no xennet command runs, remove ${path}.takeover`,
       });
     }
     await sleep(50);
@@ -100,7 +100,7 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
  */
 function removeIfNoLockFile(path: string): void {
   const st = lstatIfAny(path);
-  if (st && !st.isFile()) rmSync(path, { force: true });
+  if (st && !st.isFile()) rmSync(path, { force: true, recursive: st.isDirectory() });
 }
 
 function lstatIfAny(path: string): Stats | undefined {
@@ -135,18 +135,26 @@ export function tryAcquireLock(path: string, live: (pid: number) => boolean = pi
 /**
  * Removes a stale lock file, if it is still the very file found stale: two waiters that both
  * found it stale must not remove the fresh lock a third made meanwhile. Under a guard of its own
- * (held for a moment; one its holder died in is stale too), the file's identity is read again.
+ * (held for a moment; one its holder died in, or that is no lock file, is stale too), the file's
+ * identity is read again. False when the guard has a live holder (another waiter's removal is
+ * under way): the caller waits, as for a live owner; true when it may look again at once.
  */
-function removeIfStill(path: string, identity: string): void {
+function removeIfStill(path: string, identity: string): boolean {
   const guard = `${path}.takeover`;
   if (!tryCreate(guard)) {
     const g = readLockFile(guard);
-    if (g && liveOwner(g) === undefined && readLockFile(guard)?.identity === g.identity) rmSync(guard, { force: true });
-    return;
+    if (g === undefined) {
+      removeIfNoLockFile(guard);
+      return true;
+    }
+    if (liveOwner(g) !== undefined) return false;
+    if (readLockFile(guard)?.identity === g.identity) rmSync(guard, { force: true });
+    return true;
   }
   try {
     if (readLockFile(path)?.identity === identity) rmSync(path, { force: true });
   } finally {
     rmSync(guard, { force: true });
   }
+  return true;
 }

@@ -122,6 +122,28 @@ describe('operator surface (netns)', function () {
       assert.equal(await g2.ns.ping('192.168.0.1', { waitSeconds: 2 }), true);
     });
 
+    it('with the firewall off (nothing records a guest), one taken off its bridge while its backend is connected is a problem too; not once libxl moves the backend on (closing)', async () => {
+      const g = await host.addGuest({ domid: 6, name: 'g6', mac: '00:16:3e:00:00:06', addresses: ['192.168.0.106/24'], xenstoreIp: '192.168.0.106' });
+      try {
+        assert.equal((await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env: { XENNET_FIREWALL: 'off' } })).code, 0);
+        host.xenstored.write(`${g.backendPath}/state`, '4'); // connected, as netback and libxl leave it
+        const offBridge = (p: string): boolean => p.includes('is on no bridge');
+        assert.ok(!(await status()).s.problems.some(offBridge), 'attached (its rules missing is another problem)');
+        await host.dom0.ip('link', 'set', 'vif6.0', 'nomaster');
+        const { code, s } = await status();
+        assert.equal(code, 1);
+        assert.ok(s.problems.includes('backend 6/0 (g6): its hook finished (hotplug-status "connected"), but its interface vif6.0 is on no bridge: the guest has no network there; attach it again (`xl network-detach 6 0`, then `xl network-attach`)'), s.problems.join('\n'));
+        const view = await host.xennet(['status', 'g6']);
+        assert.match(view.stderr, /g6 has no interface on a bridge: backend 6\/0 \(g6\) is connected, but its interface vif6\.0 was taken off its bridge/);
+        host.xenstored.write(`${g.backendPath}/state`, '5'); // closing: its offline is next
+        assert.ok(!(await status()).s.problems.some(offBridge), 'a detach under way');
+      } finally {
+        await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env: { XENNET_FIREWALL: 'off' } });
+        host.removeDevice(g);
+        await host.dom0.ip('link', 'del', 'vif6.0').catch(() => undefined);
+      }
+    });
+
     it('a guest whose vifname is `__proto__` (a valid interface name) comes online firewalled, and goes', async () => {
       const g = await host.addGuest({ domid: 5, name: 'g5', mac: '00:16:3e:00:00:05', addresses: ['192.168.0.105/24'], xenstoreIp: '192.168.0.105', vifname: '__proto__' });
       try {

@@ -65,6 +65,12 @@ describe('firewall: which link is whose guest interface', () => {
     assert.deepEqual(r.failed.map((f) => [f.domid, f.domain]), [[7, `${'g'.repeat(100)}\\u0007`]]);
     assert.deepEqual(backendsOf(r.failed, long).map((f) => f.domid), [7]);
     assert.deepEqual(backendsOf(r.pending, long).map((p) => [p.domid, p.link]), [[8, 'vif8.0']]);
+    // Connected, its interface on no bridge, nothing recorded (the firewall off): taken off its
+    // bridge, when xennet's hook put it there and the backend is still connected (xenbus state
+    // 4; libxl moves it to closing before the offline); a routed guest's (vif-route) never was.
+    const xen = { script: '/etc/xen/scripts/vif-xennet', state: '4', 'hotplug-status': 'connected' };
+    const off = await discoverVifs(['vif12.0', 'vif13.0', 'vif14.0', 'vif15.0'].map((n) => link(n, { master: null })), store({ ...backend(12, 0, xen), ...backend(13, 0, { ...xen, script: '/etc/xen/scripts/vif-route' }), ...backend(14, 0, { ...xen, state: '5' }), ...backend(15, 0, { ...xen, script: 'vif-xennet' }) }));
+    assert.deepEqual(off.pending.map((p) => [p.domid, p.link, p.hotplugStatus]), [[12, 'vif12.0', 'connected'], [15, 'vif15.0', 'connected']]);
     // A link whose Xen name and mark disagree waits for neither backend; a marked rename does.
     const both = await discoverVifs([link('vif9.0', { master: null, alias: 'xennet:vif10.0' }), link('web10', { master: null, alias: 'xennet:vif10.0' })], store({ ...backend(9, 0, {}), ...backend(10, 0, { vifname: 'web10' }) }));
     assert.deepEqual(both.pending.map((p) => [p.domid, p.link]), [[10, 'web10']]);

@@ -1,6 +1,6 @@
 /** The state directory's pid-file lock: made whole in one step, stale when its owner is gone. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,22 @@ describe('state lock', function () {
     writeFileSync(path, `${process.pid}\n`);
     assert.equal(lockHolder(path), process.pid);
     await assert.rejects(acquireLock(path, 200), /another xennet/);
+  });
+
+  it('a stale lock whose takeover guard has a live holder is waited for, then named, never spun on; a guard or a lock that is a directory goes', async function () {
+    const path = join(dir, 'd.lock');
+    writeFileSync(path, '1073741823\n'); // stale
+    writeFileSync(`${path}.takeover`, `${process.pid}\t${currentBootId()}\n`); // a live holder (any blank between)
+    const t0 = Date.now();
+    await assert.rejects(acquireLock(path, 300), (e: unknown) => e instanceof Error && e.message === `${path} is stale, and could not be taken over: ${path}.takeover is held`);
+    assert.ok(Date.now() - t0 < 5000, 'within its time');
+    rmSync(`${path}.takeover`);
+    mkdirSync(`${path}.takeover`);
+    (await acquireLock(path, 300)).release();
+    mkdirSync(path);
+    writeFileSync(join(path, 'x'), '');
+    (await acquireLock(path, 300)).release();
+    assert.deepEqual(readdirSync(dir), []);
   });
 
   it('one holder at a time, also when several take over a stale lock at once', async function () {
