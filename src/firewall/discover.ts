@@ -61,7 +61,7 @@ export function backendLabel(b: { domid: number; devid: number; domain: string |
 
 /**
  * The backends `query` names: by their domain's name or id, by the Xen name of their interface
- * (vifD.N, vifD.N-emu), or by the link status names for them.
+ * (vifD.N, vifD.N-emu), by their vifname, or by the link status names for them.
  */
 export function backendsOf<T extends { domid: number; devid: number; domain: string | null; link?: string; vifname?: string }>(list: readonly T[], query: string): T[] {
   return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)) || query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query) || (b.vifname !== undefined && b.vifname === query));
@@ -172,7 +172,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
   };
   const vifs: DiscoveredVif[] = [];
   // Links on no bridge whose Xen name or mark names a backend (the two agreeing): a backend whose
-  // hook has not finished may be waiting with one (below).
+  // hook has not finished may be waiting with one, or one taken off its bridge (below).
   const unattached: { link: LinkState; domid: number; devid: number }[] = [];
   for (const link of links) {
     if (link.kind === 'bridge') continue;
