@@ -52,6 +52,8 @@ export interface PendingBackend {
   hotplugStatus: string | null;
   /** The vifname xenstore gives it, when one. */
   vifname?: string;
+  /** The bridge its backend names (read for a connected one: where to attach it again). */
+  bridge?: string;
 }
 
 /** How status names a backend: `backend D/N (domain)`. A guest's view finds its own by the domain id first. */
@@ -59,12 +61,20 @@ export function backendLabel(b: { domid: number; devid: number; domain: string |
   return `backend ${b.domid}/${b.devid}${b.domain !== null ? ` (${b.domain})` : ''}`;
 }
 
+/** How a failed hook's work is done again: the toolstack runs the hook when the interface is plugged again. */
+export function rerunHook(b: { domid: number; devid: number }): string {
+  return `plug the interface again: \`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach ${b.domid}\` with its vif spec from the guest's configuration (mac, bridge, script, vifname)`;
+}
+
 /**
  * The backends `query` names: by their domain's name or id, by the Xen name of their interface
  * (vifD.N, vifD.N-emu), by their vifname, or by the link status names for them.
  */
 export function backendsOf<T extends { domid: number; devid: number; domain: string | null; link?: string; vifname?: string }>(list: readonly T[], query: string): T[] {
-  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)) || query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query) || (b.vifname !== undefined && b.vifname === query));
+  // An interface's name first, as for live guests (a vifname may be another domain's name).
+  const byName = list.filter((b) => query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query) || (b.vifname !== undefined && b.vifname === query));
+  if (byName.length > 0) return byName;
+  return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
 }
 
 /**
@@ -75,16 +85,21 @@ function domainOf(e: BackendEntry): string | null {
   return e.names.name ? printable(e.names.name.slice(0, 128)) : null;
 }
 
-/** Whether a backend is connected (xenbus state 4) and its script is xennet's vif hook (`.../vif-xennet`). */
-async function attachedByXennet(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<boolean> {
+/**
+ * A backend's xenbus state, script and bridge nodes (undefined where unreadable): read only for
+ * the few connected guests whose interface is on no bridge.
+ */
+async function connectionOf(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<{ state?: string; script?: string; bridge?: string }> {
   const base = `/local/domain/0/backend/vif/${b.domid}/${b.devid}`;
-  try {
-    const [state, script] = await Promise.all([xs.read(`${base}/state`), xs.read(`${base}/script`)]);
-    const file = script?.trim().split(/\s+/)[0] ?? '';
-    return state === '4' && file.slice(file.lastIndexOf('/') + 1) === 'vif-xennet';
-  } catch {
-    return false;
-  }
+  const read = (n: string): Promise<string | undefined> => xs.read(`${base}/${n}`).catch(() => undefined);
+  const [state, script, bridge] = await Promise.all([read('state'), read('script'), read('bridge')]);
+  return { ...(state !== undefined ? { state } : {}), ...(script !== undefined ? { script } : {}), ...(bridge !== undefined ? { bridge } : {}) };
+}
+
+/** Whether a backend's script node names xennet's vif hook (`/etc/xen/scripts/vif-xennet`, or a name resolved there). */
+function isXennetScript(script: string | undefined): boolean {
+  const file = script?.trim().split(/\s+/)[0] ?? '';
+  return file.slice(file.lastIndexOf('/') + 1) === 'vif-xennet';
 }
 
 /** What the firewall index records of a vif, as discovery needs it. */
@@ -98,6 +113,11 @@ export interface RecordedVif {
 
 export interface DiscoveredVif extends VifFacts {
   hotplugStatus?: string;
+  /**
+   * Its backend's xenbus state, read only for a connected guest whose interface is on no bridge:
+   * `4` while the backend is connected (libxl moves it to closing before the offline detaches it).
+   */
+  xenbusState?: string;
   link: LinkState;
   /** xenstore values of this vif that did not parse (they are ignored; status reports them). */
   invalid: string[];
@@ -242,22 +262,51 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     vifs.push(facts);
   }
   vifs.sort((a, b) => a.name.localeCompare(b.name));
+  if (xs) {
+    await Promise.all(
+      vifs
+        .filter((v) => v.link.master === null && v.hotplugStatus === 'connected' && v.devid !== undefined)
+        .map(async (v) => {
+          const c = await connectionOf(xs, { domid: v.domid!, devid: v.devid! });
+          if (c.state !== undefined) v.xenbusState = c.state;
+        }),
+    );
+  }
   // A backend whose hook failed and left nothing on a bridge: no link above names it, and the
   // guest has no network on that interface (the toolstack may keep the domain running).
   const seen = new Set(vifs.map((v) => `${v.domid}/${v.devid}`));
+  // A backend has a paravirtual interface and, for an HVM guest, an emulated one (-emu): the
+  // emulated one on a bridge says nothing of the paravirtual one, which the guest's drivers use.
+  // (An emulated one on no bridge counts only while nothing of its backend is: QEMU's tap, once
+  // the guest's drivers unplug it, is not watched here.)
+  const kindOf = (name: string): string => (name.endsWith('-emu') ? 'emu' : 'pv');
+  const pvSeen = new Set(vifs.filter((v) => kindOf(v.link.name) === 'pv').map((v) => `${v.domid}/${v.devid}`));
   const failed = entries
     .filter((e) => e.hotplugStatus === 'error' && e.domid !== 0 && !seen.has(`${e.domid}/${e.devid}`))
     .map((e) => ({ domid: e.domid, devid: e.devid, domain: domainOf(e), error: e.hotplugError ?? null, ...(e.vifname !== undefined ? { vifname: e.vifname } : {}) }))
     .sort((a, b) => a.domid - b.domid || a.devid - b.devid);
-  const waiting = new Map(entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '' || e.hotplugStatus === 'connected') && !seen.has(`${e.domid}/${e.devid}`)).map((e) => [`${e.domid}/${e.devid}`, e]));
+  const waiting = new Map(entries.filter((e) => e.domid !== 0 && (e.hotplugStatus === undefined || e.hotplugStatus === '' || e.hotplugStatus === 'connected')).map((e) => [`${e.domid}/${e.devid}`, e]));
+  // One per backend and kind (its Xen-named link and a renamed one carrying its mark are one).
+  const once = new Set<string>();
   const candidates: PendingBackend[] = unattached.flatMap(({ link, domid, devid }) => {
     const e = waiting.get(`${domid}/${devid}`);
-    return e ? [{ domid, devid, domain: domainOf(e), link: link.name, hotplugStatus: e.hotplugStatus ?? null, ...(e.vifname !== undefined ? { vifname: e.vifname } : {}) }] : [];
+    const key = `${domid}/${devid}/${kindOf(link.name)}`;
+    if (!e || once.has(key) || (kindOf(link.name) === 'pv' ? pvSeen : seen).has(`${domid}/${devid}`)) return [];
+    once.add(key);
+    return [{ domid, devid, domain: domainOf(e), link: link.name, hotplugStatus: e.hotplugStatus ?? null, ...(e.vifname !== undefined ? { vifname: e.vifname } : {}) }];
   });
   // A connected backend's interface on no bridge was taken off it only when xennet's hook put it
   // there (vif-route and vif-nat leave theirs on none) and the backend is still connected (libxl
   // moves it on, to closing, before the hook's offline detaches it).
-  const kept = await Promise.all(candidates.map(async (b) => b.hotplugStatus !== 'connected' || (xs !== undefined && (await attachedByXennet(xs, b)))));
+  const kept = await Promise.all(
+    candidates.map(async (b) => {
+      if (b.hotplugStatus !== 'connected') return true;
+      const c = xs ? await connectionOf(xs, b) : {};
+      if (c.state !== '4' || !isXennetScript(c.script)) return false;
+      if (c.bridge !== undefined && isIfName(c.bridge)) b.bridge = c.bridge;
+      return true;
+    }),
+  );
   const pending = candidates.filter((_, i) => kept[i]).sort((a, b) => a.domid - b.domid || a.devid - b.devid || a.link.localeCompare(b.link));
   return { vifs, failed, pending, warnings, xenstoreRead };
 }

@@ -10,7 +10,7 @@ import { XennetError } from '../sys/errors.js';
 import { printable, shown } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
-import { backendLabel, backendsOf } from '../firewall/discover.js';
+import { backendLabel, backendsOf, rerunHook } from '../firewall/discover.js';
 
 /** How many of its last hook calls the view shows. */
 export const HOOK_CALLS_SHOWN = 10;
@@ -39,8 +39,10 @@ export interface GuestView {
 export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   // By its name, its link's, or the Xen name of the backend's device (vifD.N, renamed by a vifname).
   const xenName = (v: VifStatus): string | undefined => (v.domid === null || v.devid === null ? undefined : `vif${v.domid}.${v.devid}${v.name.endsWith('-emu') ? '-emu' : ''}`);
-  const byVif = status.vifs.filter((v) => v.name === query || v.link === query || xenName(v) === query);
+  const byVif = status.vifs.filter((v) => v.name === query || v.link === query);
   if (byVif.length > 0) return byVif;
+  const byXenName = status.vifs.filter((v) => xenName(v) === query);
+  if (byXenName.length > 0) return byXenName;
   // A domain's interfaces, and those that carry its policy under another domain: its stub
   // domain's (the emulated NIC), a copy of it being migrated in or out.
   const byDomain = status.vifs.filter((v) => v.domain === query || (v.policyName === query && v.policySource !== 'name'));
@@ -58,7 +60,6 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   if (pending.length > 0 || failed.length > 0) {
     const waiting = pending.filter((b) => b.hotplugStatus !== 'connected');
     const detached = pending.filter((b) => b.hotplugStatus === 'connected');
-    const reattach = (b: { domid: number; devid: number }): string => `\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\``;
     const why = [
       ...waiting.map((b) => `the hook of ${backendLabel(b)} has not finished (its interface ${printable(b.link)} waits, on no bridge)`),
       ...detached.map((b) => `${backendLabel(b)} is connected, but its interface ${printable(b.link)} was taken off its bridge`),
@@ -66,8 +67,8 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
     ];
     const hints = [
       ...(waiting.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
-      ...detached.map((b) => `attach the interface of ${b.domid}/${b.devid} again (${reattach(b)})`),
-      ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then attach its interface again (${reattach(b)})`),
+      ...detached.map((b) => `attach ${printable(b.link)} to its bridge again (\`ip link set ${printable(b.link)} master ${b.bridge ?? 'BRIDGE'}\`)`),
+      ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then ${rerunHook(b)}`),
     ];
     throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${waiting.length === why.length ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
   }

@@ -32,7 +32,7 @@ import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
-import { backendLabel, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
+import { backendLabel, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
 import { lockHolder } from '../sys/lock.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -115,6 +115,12 @@ export interface HostStatus {
    * has changed since; the counters are as of then). Absent: read just now by this command.
    */
   read?: { at: string; remembered: boolean };
+}
+
+/** How an interface taken off its bridge is put back: on the bridge its backend names, when that is there. */
+function attachAgain(b: { link: string; bridge?: string }, bridges: readonly { name: string }[]): string {
+  if (b.bridge === undefined) return `attach it to its bridge again (\`ip link set ${printable(b.link)} master BRIDGE\`)`;
+  return bridges.some((x) => x.name === b.bridge) ? `\`ip link set ${printable(b.link)} master ${b.bridge}\` attaches it again` : `its bridge ${b.bridge} is gone (once it is back, \`ip link set ${printable(b.link)} master ${b.bridge}\` attaches it)`;
 }
 
 /** The pid of the command changing a bridge's takeover now (it holds the bridge's lock), if any: read, never taken. */
@@ -386,7 +392,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // A guest whose hook has not finished has no network on that interface (while a guest starts,
   // for a moment; for good when the toolstack never runs it, or it was killed).
   for (const b of facts.pendingBackends) {
-    if (b.hotplugStatus === 'connected') problems.push(`${backendLabel(b)}: its hook finished (hotplug-status "connected"), but its interface ${printable(b.link)} is on no bridge: the guest has no network there; attach it again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
+    if (b.hotplugStatus === 'connected') problems.push(`${backendLabel(b)}: its hook finished (hotplug-status "connected"), but its interface ${printable(b.link)} is on no bridge: the guest has no network there; ${attachAgain(b, bridges)}`);
     else problems.push(`${backendLabel(b)}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
@@ -412,6 +418,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   const linkOf = new Map(facts.vifs.map((f) => [f.name as string, f.link]));
+  const stateOf = new Map(facts.vifs.map((f) => [f.name as string, f.xenbusState]));
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     // Rules in place before the hook attaches the link (the daemon prepares them when the backend
@@ -426,7 +433,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (!v.up && !waiting) problems.push(`${v.name}: link is down`);
     // Attached by its hook, detached since (by hand, or by `xennet bridge stop --force`): the
     // rules are in place and the guest has no network. Nothing attaches it again by itself.
-    const detached = facts.xenstore && v.hotplugStatus === 'connected' ? linkOf.get(v.name) : undefined;
+    const detached = facts.xenstore && v.hotplugStatus === 'connected' && stateOf.get(v.name) === '4' ? linkOf.get(v.name) : undefined;
     if (detached?.master === null && v.bridge !== null) {
       const again = bridges.some((b) => b.name === v.bridge) ? `\`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it again` : `bridge ${v.bridge} is gone (once it is back, \`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it)`;
       problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${again} (its rules are in place)`);
@@ -457,7 +464,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (bridges.length === 0 && gone.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
   for (const b of facts.failedBackends) {
-    problems.push(`${backendLabel(b)}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then attach the interface again (\`xl network-detach ${b.domid} ${b.devid}\`, then \`xl network-attach\`)`);
+    problems.push(`${backendLabel(b)}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then ${rerunHook(b)}`);
   }
   if (staleChains.length > 0) problems.push(`stale chains of vifs that are gone: ${staleChains.join(', ')}; \`xennet apply\` removes them`);
   if (rules.state === 'absent') notes.push(`no rule file at ${file}: guests get anti-spoofing from xenstore only`);

@@ -85,12 +85,16 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
     // guard cannot be taken): then this waits like for a live owner, never spinning.
     if (owner === undefined && removeIfStill(path, found.identity)) continue;
     if (Date.now() >= deadline) {
-      throw new XennetError('locked', owner !== undefined ? `another xennet (pid ${owner}) holds ${path}` : `${path} is stale, and could not be taken over: ${path}.takeover is held`, {
-        hint: owner !== undefined ? 'wait for it to finish; if no such process exists, remove the lock file' : `if no xennet command runs, remove ${path}.takeover`,
-      });
+      if (owner === undefined) throw staleHeld(path);
+      throw new XennetError('locked', `another xennet (pid ${owner}) holds ${path}`, { hint: 'wait for it to finish; if no such process exists, remove the lock file' });
     }
     await sleep(50);
   }
+}
+
+/** A stale lock another waiter's removal of which is under way (or whose guard names a live pid). */
+function staleHeld(path: string): XennetError {
+  return new XennetError('locked', `${path} is stale, and could not be taken over: ${path}.takeover is held`, { hint: `if no xennet command runs, remove ${path}.takeover` });
 }
 
 /**
@@ -118,6 +122,7 @@ function lstatIfAny(path: string): Stats | undefined {
  */
 export function tryAcquireLock(path: string, live: (pid: number) => boolean = pidAlive): HeldLock | { owner: number } {
   mkdirSync(dirname(path), { recursive: true });
+  let guardHeld = false;
   for (let attempt = 0; attempt < 10; attempt++) {
     if (tryCreate(path)) return { release: () => rmSync(path, { force: true }) };
     const found = readLockFile(path);
@@ -127,8 +132,9 @@ export function tryAcquireLock(path: string, live: (pid: number) => boolean = pi
     }
     const owner = liveOwner(found, live);
     if (owner !== undefined) return { owner };
-    removeIfStill(path, found.identity);
+    guardHeld = !removeIfStill(path, found.identity);
   }
+  if (guardHeld) throw staleHeld(path);
   throw new XennetError('locked', `could not take ${path}: others took and left it too often`, { hint: 'try again' });
 }
 

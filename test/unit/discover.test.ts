@@ -70,7 +70,11 @@ describe('firewall: which link is whose guest interface', () => {
     // 4; libxl moves it to closing before the offline); a routed guest's (vif-route) never was.
     const xen = { script: '/etc/xen/scripts/vif-xennet', state: '4', 'hotplug-status': 'connected' };
     const off = await discoverVifs(['vif12.0', 'vif13.0', 'vif14.0', 'vif15.0'].map((n) => link(n, { master: null })), store({ ...backend(12, 0, xen), ...backend(13, 0, { ...xen, script: '/etc/xen/scripts/vif-route' }), ...backend(14, 0, { ...xen, state: '5' }), ...backend(15, 0, { ...xen, script: 'vif-xennet' }) }));
-    assert.deepEqual(off.pending.map((p) => [p.domid, p.link, p.hotplugStatus]), [[12, 'vif12.0', 'connected'], [15, 'vif15.0', 'connected']]);
+    assert.deepEqual(off.pending.map((p) => [p.domid, p.link, p.hotplugStatus, p.bridge]), [[12, 'vif12.0', 'connected', undefined], [15, 'vif15.0', 'connected', undefined]]);
+    // Its bridge, from its backend; its paravirtual interface off the bridge while the emulated one
+    // is on it; once per backend though two of its links are off (its Xen name and its mark).
+    const pv = await discoverVifs([link('vif16.0', { master: null }), link('vif16.0-emu'), link('vif17.0', { master: null }), link('web17', { master: null, alias: 'xennet:vif17.0' })], store({ ...backend(16, 0, { ...xen, bridge: 'xenbr1' }), ...backend(17, 0, xen) }));
+    assert.deepEqual(pv.pending.map((p) => [p.domid, p.link, p.bridge]), [[16, 'vif16.0', 'xenbr1'], [17, 'vif17.0', undefined]]);
     // A link whose Xen name and mark disagree waits for neither backend; a marked rename does.
     const both = await discoverVifs([link('vif9.0', { master: null, alias: 'xennet:vif10.0' }), link('web10', { master: null, alias: 'xennet:vif10.0' })], store({ ...backend(9, 0, {}), ...backend(10, 0, { vifname: 'web10' }) }));
     assert.deepEqual(both.pending.map((p) => [p.domid, p.link]), [[10, 'web10']]);

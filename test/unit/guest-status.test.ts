@@ -200,9 +200,12 @@ describe('status GUEST', function () {
       }
       assert.throws(() => guestVifs(s, 'vif10.1'), (e: unknown) => e instanceof XennetError && e.message === 'vif10.1 has no interface on a bridge yet: the hook of backend 10/1 (ten) has not finished (its interface vif10.1 waits, on no bridge)');
       // Taken off its bridge after its hook (nothing recorded it), and found by its vifname.
-      const off = { ...status([]), pendingBackends: [{ domid: 12, devid: 0, domain: 'twelve', link: 'web12', hotplugStatus: 'connected', vifname: 'web12' }], failedBackends: [{ domid: 13, devid: 0, domain: 'thirteen', error: null, vifname: 'web13' }] };
-      assert.throws(() => guestVifs(off, 'web12'), (e: unknown) => e instanceof XennetError && e.message === 'web12 has no interface on a bridge: backend 12/0 (twelve) is connected, but its interface web12 was taken off its bridge' && /xl network-detach 12 0/.test(e.hint ?? ''));
-      assert.throws(() => guestVifs(off, 'web13'), (e: unknown) => e instanceof XennetError && e.message === 'web13 has no interface on a bridge: the hook of backend 13/0 (thirteen) failed');
+      const off = { ...status([]), pendingBackends: [{ domid: 12, devid: 0, domain: 'twelve', link: 'web12', hotplugStatus: 'connected', vifname: 'web12', bridge: 'xenbr0' }], failedBackends: [{ domid: 13, devid: 0, domain: 'thirteen', error: null, vifname: 'web13' }] };
+      assert.throws(() => guestVifs(off, 'web12'), (e: unknown) => e instanceof XennetError && e.message === 'web12 has no interface on a bridge: backend 12/0 (twelve) is connected, but its interface web12 was taken off its bridge' && /ip link set web12 master xenbr0/.test(e.hint ?? ''));
+      assert.throws(() => guestVifs(off, 'web13'), (e: unknown) => e instanceof XennetError && e.message === 'web13 has no interface on a bridge: the hook of backend 13/0 (thirteen) failed' && /xl network-attach 13` with its vif spec/.test(e.hint ?? ''));
+      // An interface's name before a domain's: one guest's vifname that is another's domain name.
+      const two = { ...status([]), failedBackends: [{ domid: 8, devid: 0, domain: 'eight', error: null, vifname: 'gamma' }, { domid: 9, devid: 0, domain: 'gamma', error: null }] };
+      assert.throws(() => guestVifs(two, 'gamma'), (e: unknown) => e instanceof XennetError && e.message === 'gamma has no interface on a bridge: the hook of backend 8/0 (eight) failed');
     });
 
     it('finds a guest by vif name, domain name or domain id; an unknown one is an error naming the guests', function () {
@@ -217,6 +220,8 @@ describe('status GUEST', function () {
       const renamed = status([vif('web4', { domid: 4 }), vif('web4-emu', { domid: 4 })]);
       assert.deepEqual(guestVifs(renamed, 'vif4.0').map((v) => v.name), ['web4']);
       assert.deepEqual(guestVifs(renamed, 'vif4.0-emu').map((v) => v.name), ['web4-emu']);
+      // ... after a guest whose interface has that very name.
+      assert.deepEqual(guestVifs(status([vif('web3', { domid: 3 }), vif('vif3.0', { domid: 4, domain: 'd4' })]), 'vif3.0').map((v) => v.name), ['vif3.0']);
     });
 
     it('takes the host\'s problems about its own interfaces (vif5.0 is not vif5.01 nor vif15.0, app not app-2) and those about no guest, never another guest\'s', function () {

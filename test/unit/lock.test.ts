@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentBootId } from '../../src/sys/boot.js';
-import { acquireLock, lockHolder } from '../../src/sys/lock.js';
+import { acquireLock, lockHolder, tryAcquireLock } from '../../src/sys/lock.js';
 import { run } from '../../src/sys/exec.js';
 
 describe('state lock', function () {
@@ -55,6 +55,7 @@ describe('state lock', function () {
     const t0 = Date.now();
     await assert.rejects(acquireLock(path, 300), (e: unknown) => e instanceof Error && e.message === `${path} is stale, and could not be taken over: ${path}.takeover is held`);
     assert.ok(Date.now() - t0 < 5000, 'within its time');
+    assert.throws(() => tryAcquireLock(path), (e: unknown) => e instanceof Error && e.message === `${path} is stale, and could not be taken over: ${path}.takeover is held`);
     rmSync(`${path}.takeover`);
     mkdirSync(`${path}.takeover`);
     (await acquireLock(path, 300)).release();
