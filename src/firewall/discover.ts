@@ -89,11 +89,11 @@ function domainOf(e: BackendEntry): string | null {
  * A backend's xenbus state, script and bridge nodes (undefined where unreadable): read only for
  * the few connected guests whose interface is on no bridge.
  */
-async function connectionOf(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<{ state?: string; script?: string; bridge?: string }> {
+async function connectionOf(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<{ state?: string; online?: string; script?: string; bridge?: string }> {
   const base = `/local/domain/0/backend/vif/${b.domid}/${b.devid}`;
   const read = (n: string): Promise<string | undefined> => xs.read(`${base}/${n}`).catch(() => undefined);
-  const [state, script, bridge] = await Promise.all([read('state'), read('script'), read('bridge')]);
-  return { ...(state !== undefined ? { state } : {}), ...(script !== undefined ? { script } : {}), ...(bridge !== undefined ? { bridge } : {}) };
+  const [state, online, script, bridge] = await Promise.all([read('state'), read('online'), read('script'), read('bridge')]);
+  return { ...(state !== undefined ? { state } : {}), ...(online !== undefined ? { online } : {}), ...(script !== undefined ? { script } : {}), ...(bridge !== undefined ? { bridge } : {}) };
 }
 
 /** Whether a backend's script node names xennet's vif hook (`/etc/xen/scripts/vif-xennet`, or a name resolved there). */
@@ -114,10 +114,11 @@ export interface RecordedVif {
 export interface DiscoveredVif extends VifFacts {
   hotplugStatus?: string;
   /**
-   * Its backend's xenbus state, read only for a connected guest whose interface is on no bridge:
-   * `4` while the backend is connected (libxl moves it to closing before the offline detaches it).
+   * Read only for a connected guest whose interface is on no bridge: whether the toolstack is
+   * removing its backend (libxl writes `online` 0 and moves it to closing, 5, before the offline
+   * detaches the interface; closed is 6). A guest not yet connected (InitWait, 2) is not leaving.
    */
-  xenbusState?: string;
+  leaving?: boolean;
   link: LinkState;
   /** xenstore values of this vif that did not parse (they are ignored; status reports them). */
   invalid: string[];
@@ -268,7 +269,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
         .filter((v) => v.link.master === null && v.hotplugStatus === 'connected' && v.devid !== undefined)
         .map(async (v) => {
           const c = await connectionOf(xs, { domid: v.domid!, devid: v.devid! });
-          if (c.state !== undefined) v.xenbusState = c.state;
+          v.leaving = c.state === '5' || c.state === '6' || c.online === '0';
         }),
     );
   }

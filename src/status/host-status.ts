@@ -418,7 +418,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
   const linkOf = new Map(facts.vifs.map((f) => [f.name as string, f.link]));
-  const stateOf = new Map(facts.vifs.map((f) => [f.name as string, f.xenbusState]));
+  const leavingOf = new Map(facts.vifs.map((f) => [f.name as string, f.leaving]));
   for (const v of vifs) {
     if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     // Rules in place before the hook attaches the link (the daemon prepares them when the backend
@@ -433,7 +433,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (!v.up && !waiting) problems.push(`${v.name}: link is down`);
     // Attached by its hook, detached since (by hand, or by `xennet bridge stop --force`): the
     // rules are in place and the guest has no network. Nothing attaches it again by itself.
-    const detached = facts.xenstore && v.hotplugStatus === 'connected' && stateOf.get(v.name) === '4' ? linkOf.get(v.name) : undefined;
+    const detached = facts.xenstore && v.hotplugStatus === 'connected' && leavingOf.get(v.name) === false ? linkOf.get(v.name) : undefined;
     if (detached?.master === null && v.bridge !== null) {
       const again = bridges.some((b) => b.name === v.bridge) ? `\`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it again` : `bridge ${v.bridge} is gone (once it is back, \`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it)`;
       problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${again} (its rules are in place)`);

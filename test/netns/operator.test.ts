@@ -107,7 +107,7 @@ describe('operator surface (netns)', function () {
 
     it('a guest taken off its bridge after its hook finished (by hand, or `bridge stop --force`) is a problem naming how to attach it again (exit 1), until it is attached', async () => {
       const g2 = host.guests.get(2)!;
-      host.xenstored.write(`${g2.backendPath}/state`, '4'); // connected, as netback and libxl leave it
+      host.xenstored.write(`${g2.backendPath}/state`, '2'); // its frontend not connected yet (InitWait): not leaving
       await host.dom0.ip('link', 'set', 'vif2.0', 'nomaster');
       try {
         const { code, s, text } = await status();
@@ -119,6 +119,9 @@ describe('operator surface (netns)', function () {
         host.xenstored.write(`${g2.backendPath}/state`, '5');
         assert.ok(!(await status()).s.problems.some((p) => p.includes('is on no bridge')), 'a detach under way');
         host.xenstored.write(`${g2.backendPath}/state`, '4');
+        host.xenstored.write(`${g2.backendPath}/online`, '0');
+        assert.ok(!(await status()).s.problems.some((p) => p.includes('is on no bridge')), 'being removed');
+        host.xenstored.write(`${g2.backendPath}/online`, '1');
       } finally {
         await host.dom0.ip('link', 'set', 'vif2.0', 'master', 'xenbr0');
       }
