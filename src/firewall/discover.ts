@@ -21,6 +21,8 @@ interface BackendEntry {
   hotplugStatus?: string;
   /** Read only when hotplug-status is `error`: what the failed hook said. */
   hotplugError?: string;
+  /** The bridge its configuration names (`bridge=`; libxl writes xenbr0 when none is given). */
+  bridge?: string;
 }
 
 /** A guest's backend whose hook failed (hotplug-status `error`) and whose interface is on no bridge. */
@@ -119,9 +121,25 @@ export interface DiscoveredVif extends VifFacts {
    * detaches the interface; closed is 6). A guest not yet connected (InitWait, 2) is not leaving.
    */
   leaving?: boolean;
+  /**
+   * The bridge its backend names, when its link is a port of another one: moved by hand (or its
+   * configuration changed since), the guest is on another network than its configuration gives
+   * it. The hook's resolution, as far as xenstore tells it: `xenbrN` is `ethN` when only that is a
+   * bridge (the 3.2 layout); nothing when the node is absent (the hook's argv or environment, or
+   * the host's first bridge, decided, which nothing records).
+   */
+  configuredBridge?: IfName;
   link: LinkState;
   /** xenstore values of this vif that did not parse (they are ignored; status reports them). */
   invalid: string[];
+}
+
+/** The bridge a backend's `bridge` node makes the hook use, as vif-bridge resolves it (none: not named, or no interface name). */
+function configuredBridge(node: string | undefined, bridges: ReadonlySet<string>): IfName | undefined {
+  if (node === undefined || !isIfName(node)) return undefined;
+  const m = /^xenbr(\d+)$/.exec(node);
+  if (!bridges.has(node) && m && bridges.has(`eth${m[1]}`)) return `eth${m[1]}` as IfName;
+  return node as IfName;
 }
 
 async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
@@ -135,8 +153,9 @@ async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
           .filter((n) => /^\d+$/.test(n))
           .map(async (n) => {
             const p = `${base}/${d}/${n}`;
-            const [vifname, mac, ip, hs] = await Promise.all([xs.read(`${p}/vifname`), xs.read(`${p}/mac`), xs.read(`${p}/ip`), xs.read(`${p}/hotplug-status`)]);
+            const [vifname, mac, ip, hs, bridge] = await Promise.all([xs.read(`${p}/vifname`), xs.read(`${p}/mac`), xs.read(`${p}/ip`), xs.read(`${p}/hotplug-status`), xs.read(`${p}/bridge`)]);
             const e: BackendEntry = { domid: Number(d), devid: Number(n), names };
+            if (bridge) e.bridge = bridge;
             if (vifname) e.vifname = vifname;
             if (mac) e.mac = mac;
             if (ip) e.ip = ip;
@@ -172,6 +191,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     }
   }
   const linkNames = new Set(links.map((l) => l.name));
+  const bridgeNames = new Set(links.filter((l) => l.kind === 'bridge').map((l) => l.name));
   const byName = new Map<string, BackendEntry>();
   for (const e of entries) {
     byName.set(`vif${e.domid}.${e.devid}`, e);
@@ -229,6 +249,8 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
     const name = as as IfName;
     const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? (m ?? mark)!.devid, ipv4: [], ipv6: [], link, invalid: [] };
+    const configured = link.master !== null ? configuredBridge(e?.bridge, bridgeNames) : undefined;
+    if (configured !== undefined && configured !== link.master) facts.configuredBridge = configured;
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
       facts.invalid.push(reasonOf(err));

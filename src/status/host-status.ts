@@ -417,14 +417,15 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     notes.push(`xennet's firewall is not installed on this host (no rules of its own, no firewall index)${attached > 0 ? `: ${attached} attached guest interface${attached === 1 ? ' is' : 's are'} not filtered by xennet` : ''}; \`xennet apply\` installs it`);
   }
   if (installed) for (const g of portGaps(facts.links, facts.vifs.filter((v) => v.link.master !== null), snapshotSetting(snapshot))) problems.push(`${g.problem}; \`xennet apply\` fixes it`);
-  const linkOf = new Map(facts.vifs.map((f) => [f.name as string, f.link]));
-  const leavingOf = new Map(facts.vifs.map((f) => [f.name as string, f.leaving]));
+  const discovered = new Map(facts.vifs.map((f) => [f.name as string, f]));
   for (const v of vifs) {
-    if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
+    const who = `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`;
+    const found = discovered.get(v.name);
+    if (v.firewall === 'missing' || v.firewall === 'drifted') problems.push(`${who}: firewall ${v.firewall}; \`xennet plan\` shows it, \`xennet apply\` fixes it`);
     // Rules in place before the hook attaches the link (the daemon prepares them when the backend
     // appears; a guest with a vifname has them under that name, its link still vifD.N): the link
     // is down until the hook brings it up, which the one problem says.
-    const link = facts.xenstore && v.hotplugStatus !== 'connected' ? linkOf.get(v.name) : undefined;
+    const link = facts.xenstore && v.hotplugStatus !== 'connected' ? found?.link : undefined;
     const waiting = link !== undefined && link.master === null && (v.hotplugStatus === null || v.hotplugStatus === '');
     if (facts.xenstore && v.hotplugStatus !== 'connected') {
       const why = waiting ? `: its hook has not finished, and its interface${link.name !== v.name ? ` (${printable(link.name)} until the hook renames it)` : ''} is on no bridge yet${v.firewall === 'in-sync' ? '; its rules are in place' : ''}` : '';
@@ -433,16 +434,45 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (!v.up && !waiting) problems.push(`${v.name}: link is down`);
     // Attached by its hook, detached since (by hand, or by `xennet bridge stop --force`): the
     // rules are in place and the guest has no network. Nothing attaches it again by itself.
-    const detached = facts.xenstore && v.hotplugStatus === 'connected' && leavingOf.get(v.name) === false ? linkOf.get(v.name) : undefined;
+    const detached = facts.xenstore && v.hotplugStatus === 'connected' && found?.leaving === false ? found.link : undefined;
     if (detached?.master === null && v.bridge !== null) {
-      const again = bridges.some((b) => b.name === v.bridge) ? `\`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it again` : `bridge ${v.bridge} is gone (once it is back, \`ip link set ${printable(detached.name)} master ${v.bridge}\` attaches it)`;
-      problems.push(`${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${again} (its rules are in place)`);
+      problems.push(`${who}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${attachAgain({ link: detached.name, bridge: v.bridge }, bridges)} (its rules are in place)`);
+    }
+    // Moved to another bridge by hand: another network than the one its configuration gives it
+    // (and its hook, at its next start).
+    if (found?.configuredBridge !== undefined && found.link.master !== null) {
+      problems.push(`${who}: its interface is on bridge ${printable(found.link.master)}, but its backend names ${found.configuredBridge} (bridge= in its vif configuration): the guest is on another network than its configuration gives it; ${attachAgain({ link: found.link.name, bridge: found.configuredBridge }, bridges).replace('attaches it again', 'puts it back')}`);
+    }
+  }
+  // A bridge that is down carries nothing: its guests have no network, and neither has dom0 on
+  // it. The same for the NIC a takeover put on it (the guests reach nothing beyond the host) and
+  // for dom0's port of the legacy layout.
+  const guestPorts = (b: BridgeStatusLine): string[] => b.ports.filter((p) => vifNames.has(p));
+  const listed = (names: string[]): string => (names.length > 10 ? `${names.slice(0, 10).join(', ')} and ${names.length - 10} more` : names.join(', '));
+  const journals = journalsOfThisBoot(env);
+  const takeovers = journals.flatMap((j) => ('journal' in j && j.journal.phase === 'up' ? [j.journal.spec] : []));
+  for (const b of bridges) {
+    const guests = guestPorts(b);
+    const made = takeovers.some((t) => t.bridge === b.name);
+    if (!b.up && (guests.length > 0 || made)) {
+      problems.push(`bridge ${printable(b.name)} is down: ${guests.length > 0 ? `its guest interface${guests.length === 1 ? '' : 's'} (${listed(guests.map(printable))}) ${guests.length === 1 ? 'has' : 'have'} no network, nor has a guest started from now on` : 'a guest started from now on has no network on it'}; \`ip link set ${printable(b.name)} up\` brings it up`);
+    }
+  }
+  for (const t of takeovers) {
+    const bridge = bridges.find((b) => b.name === t.bridge);
+    if (!bridge?.up) continue;
+    for (const [port, what] of [
+      [t.pdev, `the NIC ${printable(t.bridge)} took over: the guests on it and this host reach nothing beyond it`],
+      [t.vif0, `dom0's port of ${printable(t.bridge)}: this host reaches neither the guests nor the network through it`],
+    ] as const) {
+      const l = byName.get(port);
+      if (l && l.master === t.bridge && !l.up) problems.push(`${printable(port)} is down, ${what}; \`ip link set ${printable(port)} up\` brings it up`);
     }
   }
   // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and
   // was undone, or never ran), leaves every guest started from now on without a network.
-  const gone: string[] = [];
-  for (const j of journalsOfThisBoot(env)) {
+  let gone = false;
+  for (const j of journals) {
     // Its text is a file's name and what a file says (root's, but no less printed as it is).
     if ('unreadable' in j) {
       problems.push(`${printable(j.unreadable)}: \`xennet bridge start\` and \`stop\` refuse to act on it`);
@@ -452,7 +482,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (j.journal.phase === 'up') {
       // Another bridge (docker0, virbr0) does not stand in for it: the guests name theirs.
       if (!bridges.some((b) => b.name === j.journal.spec.bridge)) {
-        gone.push(j.journal.spec.bridge);
+        gone = true;
         problems.push(`bridge ${bridge} is gone, though the takeover of this boot made it (taking over ${netdev}): a guest started from now on has no bridge to join, and its hook fails; \`xennet bridge start\` and \`stop\` refuse while the host lacks the layout its journal records (\`xennet bridge status\` shows what differs): make ${bridge} again with its ports, or move the journal away and set the network up by hand`);
       }
       continue;
@@ -462,7 +492,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     if (pid !== undefined) notes.push(`${what} is running now (pid ${pid}): the host's network is changing`);
     else problems.push(`${what} was interrupted: the host's network is half changed; \`xennet bridge status\` shows it, the next \`xennet bridge start\` or \`stop\` repairs it`);
   }
-  if (bridges.length === 0 && gone.length === 0) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
+  if (bridges.length === 0 && !gone) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
   for (const b of facts.failedBackends) {
     problems.push(`${backendLabel(b)}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then ${rerunHook(b)}`);
   }

@@ -79,4 +79,10 @@ describe('firewall: which link is whose guest interface', () => {
     const both = await discoverVifs([link('vif9.0', { master: null, alias: 'xennet:vif10.0' }), link('web10', { master: null, alias: 'xennet:vif10.0' })], store({ ...backend(9, 0, {}), ...backend(10, 0, { vifname: 'web10' }) }));
     assert.deepEqual(both.pending.map((p) => [p.domid, p.link]), [[10, 'web10']]);
   });
+
+  it('a port of another bridge than its backend names names that one (xenbrN as ethN when only that is a bridge); on it, or with no bridge node, none', async () => {
+    const links = [link('vif20.0', { master: 'brx' }), link('vif21.0'), link('vif22.0', { master: 'brx' }), link('vif23.0', { master: 'eth1' }), link('vif24.0', { master: 'brx' }), link('xenbr0', { kind: 'bridge', master: null }), link('brx', { kind: 'bridge', master: null }), link('eth1', { kind: 'bridge', master: null })];
+    const r = await discoverVifs(links, store({ ...backend(20, 0, { bridge: 'xenbr0' }), ...backend(21, 0, { bridge: 'xenbr0' }), ...backend(22, 0, {}), ...backend(23, 0, { bridge: 'xenbr1' }), ...backend(24, 0, { bridge: 'xenbr9' }) }));
+    assert.deepEqual(r.vifs.map((v) => [v.name, v.bridge, v.configuredBridge]), [['vif20.0', 'brx', 'xenbr0'], ['vif21.0', 'xenbr0', undefined], ['vif22.0', 'brx', undefined], ['vif23.0', 'eth1', undefined], ['vif24.0', 'brx', 'xenbr9']]);
+  });
 });
