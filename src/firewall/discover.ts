@@ -69,6 +69,17 @@ export function rerunHook(b: { domid: number; devid: number }): string {
 }
 
 /**
+ * How an interface taken off its bridge is put back: on the bridge its backend names, when that
+ * is there; when the backend names none, the one its hook used (argv, environment, or the host's
+ * first bridge decided, and nothing records which).
+ */
+export function attachAgain(b: { link: string; bridge?: string | undefined }, bridges: readonly { name: string }[]): string {
+  const link = printable(b.link);
+  if (b.bridge === undefined) return `its backend names no bridge: \`ip link set ${link} master <bridge>\` with the bridge its hook used attaches it again`;
+  return bridges.some((x) => x.name === b.bridge) ? `\`ip link set ${link} master ${b.bridge}\` attaches it again` : `its bridge ${b.bridge} is gone (once it is back, \`ip link set ${link} master ${b.bridge}\` attaches it)`;
+}
+
+/**
  * The backends `query` names: by their domain's name or id, by the Xen name of their interface
  * (vifD.N, vifD.N-emu), by their vifname, or by the link status names for them.
  */

@@ -10,7 +10,7 @@ import { XennetError } from '../sys/errors.js';
 import { printable, shown } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
-import { backendLabel, backendsOf, rerunHook } from '../firewall/discover.js';
+import { attachAgain, backendLabel, backendsOf, rerunHook } from '../firewall/discover.js';
 
 /** How many of its last hook calls the view shows. */
 export const HOOK_CALLS_SHOWN = 10;
@@ -67,7 +67,7 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
     ];
     const hints = [
       ...(waiting.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
-      ...detached.map((b) => `attach ${printable(b.link)} to its bridge again (\`ip link set ${printable(b.link)} master ${b.bridge ?? 'BRIDGE'}\`)`),
+      ...detached.map((b) => attachAgain(b, status.bridges)),
       ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then ${rerunHook(b)}`),
     ];
     throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${waiting.length === why.length ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });

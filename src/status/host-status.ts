@@ -32,7 +32,7 @@ import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
-import { backendLabel, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
+import { attachAgain, backendLabel, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
 import { lockHolder } from '../sys/lock.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -115,12 +115,6 @@ export interface HostStatus {
    * has changed since; the counters are as of then). Absent: read just now by this command.
    */
   read?: { at: string; remembered: boolean };
-}
-
-/** How an interface taken off its bridge is put back: on the bridge its backend names, when that is there. */
-function attachAgain(b: { link: string; bridge?: string }, bridges: readonly { name: string }[]): string {
-  if (b.bridge === undefined) return `attach it to its bridge again (\`ip link set ${printable(b.link)} master BRIDGE\`)`;
-  return bridges.some((x) => x.name === b.bridge) ? `\`ip link set ${printable(b.link)} master ${b.bridge}\` attaches it again` : `its bridge ${b.bridge} is gone (once it is back, \`ip link set ${printable(b.link)} master ${b.bridge}\` attaches it)`;
 }
 
 /** The pid of the command changing a bridge's takeover now (it holds the bridge's lock), if any: read, never taken. */

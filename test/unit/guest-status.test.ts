@@ -202,6 +202,19 @@ describe('status GUEST', function () {
       // Taken off its bridge after its hook (nothing recorded it), and found by its vifname.
       const off = { ...status([]), pendingBackends: [{ domid: 12, devid: 0, domain: 'twelve', link: 'web12', hotplugStatus: 'connected', vifname: 'web12', bridge: 'xenbr0' }], failedBackends: [{ domid: 13, devid: 0, domain: 'thirteen', error: null, vifname: 'web13' }] };
       assert.throws(() => guestVifs(off, 'web12'), (e: unknown) => e instanceof XennetError && e.message === 'web12 has no interface on a bridge: backend 12/0 (twelve) is connected, but its interface web12 was taken off its bridge' && /ip link set web12 master xenbr0/.test(e.hint ?? ''));
+      // The hint attaches it to its bridge when that is there, says when it is gone, and names no
+      // bridge the backend does not.
+      const hint = (over: Partial<HostStatus>): string => {
+        try {
+          guestVifs({ ...off, ...over }, 'web12');
+        } catch (e) {
+          return e instanceof XennetError ? (e.hint ?? '') : '';
+        }
+        return '';
+      };
+      assert.match(hint({ bridges: [{ name: 'xenbr0', up: true, mtu: 1500, ports: [], uplinks: [], nfCallIptables: true, nfCallIp6tables: true }] }), /^`ip link set web12 master xenbr0` attaches it again;/);
+      assert.match(hint({}), /^its bridge xenbr0 is gone \(once it is back, `ip link set web12 master xenbr0` attaches it\);/);
+      assert.match(hint({ pendingBackends: [{ ...off.pendingBackends[0]!, bridge: undefined }] }), /^its backend names no bridge: `ip link set web12 master <bridge>` with the bridge its hook used attaches it again;/);
       assert.throws(() => guestVifs(off, 'web13'), (e: unknown) => e instanceof XennetError && e.message === 'web13 has no interface on a bridge: the hook of backend 13/0 (thirteen) failed' && /xl network-attach 13` with its vif spec/.test(e.hint ?? ''));
       // An interface's name before a domain's: one guest's vifname that is another's domain name.
       const two = { ...status([]), failedBackends: [{ domid: 8, devid: 0, domain: 'eight', error: null, vifname: 'gamma' }, { domid: 9, devid: 0, domain: 'gamma', error: null }] };
