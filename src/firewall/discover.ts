@@ -80,13 +80,15 @@ export function attachAgain(b: { link: string; bridge?: string | undefined }, br
 }
 
 /**
- * The backends `query` names: by their domain's name or id, by the Xen name of their interface
- * (vifD.N, vifD.N-emu), by their vifname, or by the link status names for them.
+ * The backends `query` names as an interface: by the Xen name of their interface (vifD.N,
+ * vifD.N-emu), by their vifname, or by the link status names for them.
  */
-export function backendsOf<T extends { domid: number; devid: number; domain: string | null; link?: string; vifname?: string }>(list: readonly T[], query: string): T[] {
-  // An interface's name first, as for live guests (a vifname may be another domain's name).
-  const byName = list.filter((b) => query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query) || (b.vifname !== undefined && b.vifname === query));
-  if (byName.length > 0) return byName;
+export function backendsByName<T extends { domid: number; devid: number; link?: string; vifname?: string }>(list: readonly T[], query: string): T[] {
+  return list.filter((b) => query === `vif${b.domid}.${b.devid}` || query === `vif${b.domid}.${b.devid}-emu` || (b.link !== undefined && b.link === query) || (b.vifname !== undefined && b.vifname === query));
+}
+
+/** The backends of the domain `query` names, by its name or id. */
+export function backendsByDomain<T extends { domid: number; domain: string | null }>(list: readonly T[], query: string): T[] {
   return list.filter((b) => b.domain === printable(query) || (/^(0|[1-9]\d{0,4})$/.test(query) && b.domid === Number(query)));
 }
 

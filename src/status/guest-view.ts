@@ -10,7 +10,7 @@ import { XennetError } from '../sys/errors.js';
 import { printable, shown } from '../net/index.js';
 import type { PolicyExplained } from './guest-policy.js';
 import type { HostStatus, VifStatus } from './host-status.js';
-import { attachAgain, backendLabel, backendsOf, rerunHook } from '../firewall/discover.js';
+import { attachAgain, backendLabel, backendsByDomain, backendsByName, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
 
 /** How many of its last hook calls the view shows. */
 export const HOOK_CALLS_SHOWN = 10;
@@ -35,6 +35,23 @@ export interface GuestView {
   read?: HostStatus['read'];
 }
 
+/** What `status GUEST` says of a guest whose backends named have no interface on a bridge: each, why, and what to do. */
+function noInterfaceOnBridge(query: string, pending: readonly PendingBackend[], failed: readonly FailedBackend[], bridges: HostStatus['bridges']): never {
+  const waiting = pending.filter((b) => b.hotplugStatus !== 'connected');
+  const detached = pending.filter((b) => b.hotplugStatus === 'connected');
+  const why = [
+    ...waiting.map((b) => `the hook of ${backendLabel(b)} has not finished (its interface ${printable(b.link)} waits, on no bridge)`),
+    ...detached.map((b) => `${backendLabel(b)} is connected, but its interface ${printable(b.link)} was taken off its bridge`),
+    ...failed.map((b) => `the hook of ${backendLabel(b)} failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''}`),
+  ];
+  const hints = [
+    ...(waiting.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
+    ...detached.map((b) => attachAgain(b, bridges)),
+    ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then ${rerunHook(b)}`),
+  ];
+  throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${waiting.length === why.length ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
+}
+
 /** The interfaces a query names: a vif's name, a domain's name (or the name its policy is found by), or a domain id. */
 export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   // By its name, its link's, or the Xen name of the backend's device (vifD.N, renamed by a vifname).
@@ -43,6 +60,10 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   if (byVif.length > 0) return byVif;
   const byXenName = status.vifs.filter((v) => xenName(v) === query);
   if (byXenName.length > 0) return byXenName;
+  // An interface's name before any domain's, across the lists: a backend whose interface is off
+  // its bridge, by its link, vifname or Xen name (a vifname may be another domain's name).
+  const named = { pending: backendsByName(status.pendingBackends, query), failed: backendsByName(status.failedBackends, query) };
+  if (named.pending.length > 0 || named.failed.length > 0) noInterfaceOnBridge(query, named.pending, named.failed, status.bridges);
   // A domain's interfaces, and those that carry its policy under another domain: its stub
   // domain's (the emulated NIC), a copy of it being migrated in or out.
   const byDomain = status.vifs.filter((v) => v.domain === query || (v.policyName === query && v.policySource !== 'name'));
@@ -55,23 +76,8 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   if (byPolicy.length > 0) return byPolicy;
   // A guest with no interface on a bridge: its backends whose hook has not finished or failed,
   // each said (one domain may have both).
-  const pending = backendsOf(status.pendingBackends, query);
-  const failed = backendsOf(status.failedBackends, query);
-  if (pending.length > 0 || failed.length > 0) {
-    const waiting = pending.filter((b) => b.hotplugStatus !== 'connected');
-    const detached = pending.filter((b) => b.hotplugStatus === 'connected');
-    const why = [
-      ...waiting.map((b) => `the hook of ${backendLabel(b)} has not finished (its interface ${printable(b.link)} waits, on no bridge)`),
-      ...detached.map((b) => `${backendLabel(b)} is connected, but its interface ${printable(b.link)} was taken off its bridge`),
-      ...failed.map((b) => `the hook of ${backendLabel(b)} failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''}`),
-    ];
-    const hints = [
-      ...(waiting.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
-      ...detached.map((b) => attachAgain(b, status.bridges)),
-      ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then ${rerunHook(b)}`),
-    ];
-    throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${waiting.length === why.length ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
-  }
+  const ofDomain = { pending: backendsByDomain(status.pendingBackends, query), failed: backendsByDomain(status.failedBackends, query) };
+  if (ofDomain.pending.length > 0 || ofDomain.failed.length > 0) noInterfaceOnBridge(query, ofDomain.pending, ofDomain.failed, status.bridges);
   const known = [...new Set(status.vifs.map((v) => printable(v.domain ?? v.name)))].sort();
   throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {
     hint: known.length > 0 ? `the guests here: ${known.slice(0, 12).join(', ')}${known.length > 12 ? `, and ${known.length - 12} more` : ''} (xennet status lists them)` : 'no guest has an interface on this host now (xennet status)',

@@ -1,7 +1,7 @@
 /** Which links `apply` and `status` take for which guest: the mark first, never a vifname alone over it. */
 import assert from 'node:assert/strict';
 import type { LinkState } from '../../src/bridge/model.js';
-import { backendsOf, discoverVifs, type RecordedVif } from '../../src/firewall/discover.js';
+import { backendsByDomain, discoverVifs, type RecordedVif } from '../../src/firewall/discover.js';
 import type { XenstoreClient } from '../../src/xenstore/client.js';
 
 const link = (name: string, extra: Partial<LinkState> = {}): LinkState => ({ index: 1, name, kind: null, master: 'xenbr0', mac: 'fe:ff:ff:ff:ff:ff', mtu: 1500, up: true, arp: true, multicast: true, peerIndex: null, ...extra });
@@ -63,8 +63,8 @@ describe('firewall: which link is whose guest interface', () => {
     const xs = store({ ...backend(7, 0, { 'hotplug-status': 'error' }), ...backend(8, 0, {}), '/local/domain/7/name': long, '/local/domain/8/name': long });
     const r = await discoverVifs([link('vif8.0', { master: null })], xs);
     assert.deepEqual(r.failed.map((f) => [f.domid, f.domain]), [[7, `${'g'.repeat(100)}\\u0007`]]);
-    assert.deepEqual(backendsOf(r.failed, long).map((f) => f.domid), [7]);
-    assert.deepEqual(backendsOf(r.pending, long).map((p) => [p.domid, p.link]), [[8, 'vif8.0']]);
+    assert.deepEqual(backendsByDomain(r.failed, long).map((f) => f.domid), [7]);
+    assert.deepEqual(backendsByDomain(r.pending, long).map((p) => [p.domid, p.link]), [[8, 'vif8.0']]);
     // Connected, its interface on no bridge, nothing recorded (the firewall off): taken off its
     // bridge, when xennet's hook put it there and the backend is still connected (xenbus state
     // 4; libxl moves it to closing before the offline); a routed guest's (vif-route) never was.

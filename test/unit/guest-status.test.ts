@@ -219,6 +219,12 @@ describe('status GUEST', function () {
       // An interface's name before a domain's: one guest's vifname that is another's domain name.
       const two = { ...status([]), failedBackends: [{ domid: 8, devid: 0, domain: 'eight', error: null, vifname: 'gamma' }, { domid: 9, devid: 0, domain: 'gamma', error: null }] };
       assert.throws(() => guestVifs(two, 'gamma'), (e: unknown) => e instanceof XennetError && e.message === 'gamma has no interface on a bridge: the hook of backend 8/0 (eight) failed');
+      // ... across the lists: a detached interface named web is not merged with the failed backend
+      // of a domain named web, nor passed over for a live guest of domain web.
+      const across = { ...status([vif('vif5.0', { domain: 'web', policyName: 'web' })]), pendingBackends: [{ domid: 14, devid: 0, domain: 'fourteen', link: 'web', hotplugStatus: 'connected', vifname: 'web', bridge: 'xenbr0' }], failedBackends: [{ domid: 15, devid: 0, domain: 'web', error: null }] };
+      assert.throws(() => guestVifs(across, 'web'), (e: unknown) => e instanceof XennetError && e.message === 'web has no interface on a bridge: backend 14/0 (fourteen) is connected, but its interface web was taken off its bridge');
+      assert.throws(() => guestVifs({ ...across, vifs: [] }, 'web'), (e: unknown) => e instanceof XennetError && e.message === 'web has no interface on a bridge: backend 14/0 (fourteen) is connected, but its interface web was taken off its bridge');
+      assert.deepEqual(guestVifs({ ...across, pendingBackends: [] }, 'web').map((v) => v.name), ['vif5.0'], 'the live guest of domain web, its failed backend in its view');
     });
 
     it('finds a guest by vif name, domain name or domain id; an unknown one is an error naming the guests', function () {
