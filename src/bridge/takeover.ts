@@ -6,6 +6,8 @@
 import { reasonOf, refused, XennetError } from '../sys/errors.js';
 import { acquireLock } from '../sys/lock.js';
 import { silentLogger, type Logger } from '../sys/log.js';
+import { sweepTempFiles } from '../sys/statefile.js';
+import { basename, dirname } from 'node:path';
 import { StepFailed, applyOp, type LinkOpsClient } from './apply-ops.js';
 import { compareHostSide } from './compare.js';
 import { currentBootId, journalPath, lockPath, readJournalOfThisBoot, recordedSpecs, removeJournal, writeJournal, type TakeoverJournal } from './journal.js';
@@ -208,7 +210,10 @@ async function withSession<T>(ctx: TakeoverContext, bridge: string, fn: (s: Sess
   const env = ctx.env ?? process.env;
   const lock = await acquireLock(lockPath(bridge, env));
   try {
-    return await fn({ client: ctx.client, env, log: ctx.log ?? silentLogger, path: journalPath(bridge, env) });
+    const path = journalPath(bridge, env);
+    // What a takeover killed while writing its journal left (under the lock: no writer now).
+    sweepTempFiles(dirname(path), basename(path));
+    return await fn({ client: ctx.client, env, log: ctx.log ?? silentLogger, path });
   } finally {
     lock.release();
   }

@@ -3,7 +3,8 @@
  * state read back with `ip -j` (not xennet's own reader) and proven with traffic.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentBootId } from '../../src/sys/boot.js';
 import { start } from '../../src/sys/exec.js';
@@ -128,6 +129,19 @@ describe('bridge takeover (netns)', function () {
     await assertOriginal('after stop');
     assert.ok(await t.dom0.ping('198.51.100.1', 1, 3), 'dom0 reaches beyond the gateway through its default route');
     assert.deepEqual(readdirSync(t.stateDir).filter((f) => f.endsWith('.json')), [], 'the journal is gone');
+  });
+
+  it('what a takeover killed while writing its journal left is swept by the next start or stop; a live writer\'s and another bridge\'s are not', async () => {
+    const dead = 2 ** 22 + 17;
+    const left = (bridge: string, pid: number): string => join(t.stateDir, `takeover-${bridge}.json.tmp-${pid}`);
+    mkdirSync(t.stateDir, { recursive: true });
+    for (const f of [left('xenbr0', dead), left('xenbr0', process.pid), left('xenbr1', dead)]) writeFileSync(f, '{"version":1');
+    ok(await xennet(['bridge', 'start']), 'start');
+    assert.deepEqual([left('xenbr0', dead), left('xenbr0', process.pid), left('xenbr1', dead)].map(existsSync), [false, true, true]);
+    writeFileSync(left('xenbr0', dead), '{');
+    ok(await xennet(['bridge', 'stop']), 'stop');
+    assert.equal(existsSync(left('xenbr0', dead)), false);
+    await assertOriginal('after the stop');
   });
 
   it('start twice and stop twice are no-ops; start, stop, start again works', async () => {
