@@ -76,7 +76,8 @@ export function rerunHook(b: { domid: number; devid: number }): string {
 export function attachAgain(b: { link: string; bridge?: string | undefined }, bridges: readonly { name: string }[]): string {
   const link = printable(b.link);
   if (b.bridge === undefined) return `its backend names no bridge: \`ip link set ${link} master <bridge>\` with the bridge its hook used attaches it again`;
-  return bridges.some((x) => x.name === b.bridge) ? `\`ip link set ${link} master ${b.bridge}\` attaches it again` : `its bridge ${b.bridge} is gone (once it is back, \`ip link set ${link} master ${b.bridge}\` attaches it)`;
+  const bridge = printable(b.bridge);
+  return bridges.some((x) => x.name === b.bridge) ? `\`ip link set ${link} master ${bridge}\` attaches it again` : `its bridge ${bridge} is gone (once it is back, \`ip link set ${link} master ${bridge}\` attaches it)`;
 }
 
 /**

@@ -117,6 +117,11 @@ export interface HostStatus {
   read?: { at: string; remembered: boolean };
 }
 
+/** Names in a line: the first ten, and how many more. */
+function listed(names: readonly string[]): string {
+  return names.length > 10 ? `${names.slice(0, 10).join(', ')} and ${names.length - 10} more` : names.join(', ');
+}
+
 /** The pid of the command changing a bridge's takeover now (it holds the bridge's lock), if any: read, never taken. */
 function takeoverRunning(bridge: string, env: NodeJS.ProcessEnv): number | undefined {
   return lockHolder(takeoverLockPath(bridge, env));
@@ -356,21 +361,21 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   if (missing.length > 0) problems.push(`learned bindings recorded but not in the kernel (a set flushed by hand?): ${missing.map((m) => `${m.vif} ${m.address}`).join(', ')}; those guests cannot send from them until \`xennet apply\` puts them back`);
   // One note for the learning guests with no address yet (after an upgrade, a host's many).
   if (waiting.length > 0) {
-    const named = waiting.length > 10 ? `${waiting.slice(0, 10).join(', ')} and ${waiting.length - 10} more` : waiting.join(', ');
+    const named = listed(waiting);
     const one = waiting.length === 1;
     notes.push(`${named} ${one ? 'learns its' : 'learn their'} addresses and ${one ? 'has' : 'have'} none yet (link-local aside): ${one ? 'it' : 'each'} may send only what gets it one (DHCP, DHCPv6, DAD, ARP probes, router solicitations, MLD)`);
   }
   // Guests that would learn their addresses but cannot here (xtables without ipset).
   const blocked = resolvedAll.filter((r) => r.learningUnavailable !== undefined);
   if (blocked.length > 0) {
-    const named = blocked.length > 10 ? `${blocked.slice(0, 10).map((r) => r.name).join(', ')} and ${blocked.length - 10} more` : blocked.map((r) => r.name).join(', ');
+    const named = listed(blocked.map((r) => r.name));
     problems.push(`${named} ${blocked.length === 1 ? 'has' : 'have'} no declared address and cannot learn ${blocked.length === 1 ? 'its' : 'their'} addresses: ${blocked[0]!.learningUnavailable}; ${blocked.length === 1 ? 'it has' : 'they have'} no address anti-spoofing until it is installed and \`xennet apply\` runs`);
   }
   // One note for every guest without address anti-spoofing (a host of DHCP guests has many).
   const unprotected = (source: VifStatus['addressSource']): string[] => vifs.filter((v) => v.addressSource === source && v.firewall !== 'not-managed' && !blocked.some((r) => r.name === v.name)).map((v) => `${v.name}${v.domain ? ` (${printable(v.domain)})` : ''}`);
   const noteAll = (list: string[], why: string, what: string): void => {
     if (list.length === 0) return;
-    const named = list.length > 10 ? `${list.slice(0, 10).join(', ')} and ${list.length - 10} more` : list.join(', ');
+    const named = listed(list);
     notes.push(`${list.length === 1 ? `${named} has` : `${list.length} guests have`} no address anti-spoofing${list.length === 1 ? '' : ` (${named})`}: ${list.length === 1 ? 'it' : 'they'} may send from any IP address (${why}); ${what}`);
   };
   noteAll(unprotected('none'), 'no ip= in xenstore, no address in the rule file, and nothing to learn them by: no MAC known, or IP anti-spoofing off', 'declare the addresses');
@@ -435,14 +440,13 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     // Moved to another bridge by hand: another network than the one its configuration gives it
     // (and its hook, at its next start).
     if (found?.configuredBridge !== undefined && found.link.master !== null) {
-      problems.push(`${who}: its interface is on bridge ${printable(found.link.master)}, but its backend names ${found.configuredBridge} (bridge= in its vif configuration): the guest is on another network than its configuration gives it; ${attachAgain({ link: found.link.name, bridge: found.configuredBridge }, bridges).replace('attaches it again', 'puts it back')}`);
+      problems.push(`${who}: its interface is on bridge ${printable(found.link.master)}, but its backend names ${printable(found.configuredBridge)} (bridge= in its vif configuration): the guest is on another network than its configuration gives it; ${attachAgain({ link: found.link.name, bridge: found.configuredBridge }, bridges).replace('attaches it again', 'puts it back')}`);
     }
   }
   // A bridge that is down carries nothing: its guests have no network, and neither has dom0 on
   // it. The same for the NIC a takeover put on it (the guests reach nothing beyond the host) and
   // for dom0's port of the legacy layout.
   const guestPorts = (b: BridgeStatusLine): string[] => b.ports.filter((p) => vifNames.has(p));
-  const listed = (names: string[]): string => (names.length > 10 ? `${names.slice(0, 10).join(', ')} and ${names.length - 10} more` : names.join(', '));
   const journals = journalsOfThisBoot(env);
   const takeovers = journals.flatMap((j) => ('journal' in j && j.journal.phase === 'up' ? [j.journal.spec] : []));
   for (const b of bridges) {
