@@ -54,8 +54,39 @@ export interface PendingBackend {
   hotplugStatus: string | null;
   /** The vifname xenstore gives it, when one. */
   vifname?: string;
-  /** The bridge its backend names (read for a connected one: where to attach it again). */
-  bridge?: string;
+  /** The bridge its backend names, judged against the host (for a connected one: where to attach it again). */
+  bridge?: BackendBridge;
+}
+
+/**
+ * What a backend's `bridge` node names, judged against the host's links as the hook resolves it:
+ * a bridge (`xenbrN` is `ethN` when only that is a bridge: the 3.2 layout), a link that is not a
+ * bridge, nothing, or no interface name at all (its value printable). The hook fails on all but
+ * the first.
+ */
+export type BackendBridge = { node: IfName; state: 'bridge' | 'not-a-bridge' | 'missing'; bridge: IfName } | { node: string; state: 'invalid' };
+
+/** The bridge a backend's `bridge` node makes the hook use (undefined: no node), as vif-bridge resolves it. */
+export function backendBridge(node: string | undefined, links: ReadonlyMap<string, { kind: string | null }>): BackendBridge | undefined {
+  if (node === undefined || node === '') return undefined;
+  if (!isIfName(node)) return { node: printable(node.slice(0, 64)), state: 'invalid' };
+  const wanted = links.get(node);
+  if (wanted?.kind === 'bridge') return { node, state: 'bridge', bridge: node };
+  const m = /^xenbr(\d+)$/.exec(node);
+  const eth = m ? `eth${m[1]}` : undefined;
+  if (!wanted && eth !== undefined && links.get(eth)?.kind === 'bridge') return { node, state: 'bridge', bridge: eth as IfName };
+  return { node, state: wanted ? 'not-a-bridge' : 'missing', bridge: node };
+}
+
+/** The bridges a hook may have attached to by this node: itself, and `ethN` for `xenbrN` (the 3.2 layout), whichever existed then. */
+function attachableBy(node: IfName): string[] {
+  const m = /^xenbr(\d+)$/.exec(node);
+  return m ? [node, `eth${m[1]}`] : [node];
+}
+
+/** The bridge as a message names it: `xenbr0`, or `xenbr0 (eth0 on this host)`. */
+export function bridgeNamed(b: { node: IfName; bridge: IfName }): string {
+  return b.bridge === b.node ? printable(b.node) : `${printable(b.node)} (${printable(b.bridge)} on this host)`;
 }
 
 /** How status names a backend: `backend D/N (domain)`. A guest's view finds its own by the domain id first. */
@@ -70,14 +101,19 @@ export function rerunHook(b: { domid: number; devid: number }): string {
 
 /**
  * How an interface taken off its bridge is put back: on the bridge its backend names, when that
- * is there; when the backend names none, the one its hook used (argv, environment, or the host's
- * first bridge decided, and nothing records which).
+ * is there; when the backend names none (or none the hook could use), the one its hook used (argv,
+ * environment, or the host's first bridge decided, and nothing records which).
  */
-export function attachAgain(b: { link: string; bridge?: string | undefined }, bridges: readonly { name: string }[]): string {
+export function attachAgain(b: { link: string; bridge?: BackendBridge | undefined }): string {
   const link = printable(b.link);
-  if (b.bridge === undefined) return `its backend names no bridge: \`ip link set ${link} master <bridge>\` with the bridge its hook used attaches it again`;
-  const bridge = printable(b.bridge);
-  return bridges.some((x) => x.name === b.bridge) ? `\`ip link set ${link} master ${bridge}\` attaches it again` : `its bridge ${bridge} is gone (once it is back, \`ip link set ${link} master ${bridge}\` attaches it)`;
+  const byHand = `attach it to the bridge its hook used (\`ip link set ${link} master <bridge>\`)`;
+  const named = b.bridge;
+  if (named === undefined) return `its backend names no bridge: ${byHand}`;
+  if (named.state === 'invalid') return `its backend's bridge node is no interface name ("${named.node}"): ${byHand}, and fix bridge= in its vif configuration`;
+  if (named.state === 'not-a-bridge') return `its backend names ${printable(named.node)}, which is not a bridge: ${byHand}, and fix bridge= in its vif configuration`;
+  const bridge = printable(named.bridge);
+  if (named.state === 'missing') return `its bridge ${bridge} is gone (once it is back, \`ip link set ${link} master ${bridge}\` attaches it)`;
+  return `\`ip link set ${link} master ${bridge}\` attaches it again`;
 }
 
 /**
@@ -102,14 +138,14 @@ function domainOf(e: BackendEntry): string | null {
 }
 
 /**
- * A backend's xenbus state, script and bridge nodes (undefined where unreadable): read only for
+ * A backend's xenbus state, online and script nodes (undefined where unreadable): read only for
  * the few connected guests whose interface is on no bridge.
  */
-async function connectionOf(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<{ state?: string; online?: string; script?: string; bridge?: string }> {
+async function connectionOf(xs: XenstoreClient, b: { domid: number; devid: number }): Promise<{ state?: string; online?: string; script?: string }> {
   const base = `/local/domain/0/backend/vif/${b.domid}/${b.devid}`;
   const read = (n: string): Promise<string | undefined> => xs.read(`${base}/${n}`).catch(() => undefined);
-  const [state, online, script, bridge] = await Promise.all([read('state'), read('online'), read('script'), read('bridge')]);
-  return { ...(state !== undefined ? { state } : {}), ...(online !== undefined ? { online } : {}), ...(script !== undefined ? { script } : {}), ...(bridge !== undefined ? { bridge } : {}) };
+  const [state, online, script] = await Promise.all([read('state'), read('online'), read('script')]);
+  return { ...(state !== undefined ? { state } : {}), ...(online !== undefined ? { online } : {}), ...(script !== undefined ? { script } : {}) };
 }
 
 /** Whether a backend's script node names xennet's vif hook (`/etc/xen/scripts/vif-xennet`, or a name resolved there). */
@@ -136,24 +172,16 @@ export interface DiscoveredVif extends VifFacts {
    */
   leaving?: boolean;
   /**
-   * The bridge its backend names, when its link is a port of another one: moved by hand (or its
-   * configuration changed since), the guest is on another network than its configuration gives
-   * it. The hook's resolution, as far as xenstore tells it: `xenbrN` is `ethN` when only that is a
-   * bridge (the 3.2 layout); nothing when the node is absent (the hook's argv or environment, or
-   * the host's first bridge, decided, which nothing records).
+   * The bridge its backend names, when its link is a port of another bridge (moved by hand, or its
+   * configuration changed since): the guest is on another network than its configuration gives
+   * it, or its next start fails (a node naming no bridge). Judged only for a port of a Linux bridge
+   * whose backend has the node (without one, the hook's argv or environment, or the host's first
+   * bridge, decided, and nothing records which); `xenbrN` stands for `ethN` too (the 3.2 layout).
    */
-  configuredBridge?: IfName;
+  configuredBridge?: Exclude<BackendBridge, { state: 'invalid' }>;
   link: LinkState;
   /** xenstore values of this vif that did not parse (they are ignored; status reports them). */
   invalid: string[];
-}
-
-/** The bridge a backend's `bridge` node makes the hook use, as vif-bridge resolves it (none: not named, or no interface name). */
-function configuredBridge(node: string | undefined, bridges: ReadonlySet<string>): IfName | undefined {
-  if (node === undefined || !isIfName(node)) return undefined;
-  const m = /^xenbr(\d+)$/.exec(node);
-  if (!bridges.has(node) && m && bridges.has(`eth${m[1]}`)) return `eth${m[1]}` as IfName;
-  return node as IfName;
 }
 
 async function readBackends(xs: XenstoreClient): Promise<BackendEntry[]> {
@@ -205,7 +233,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     }
   }
   const linkNames = new Set(links.map((l) => l.name));
-  const bridgeNames = new Set(links.filter((l) => l.kind === 'bridge').map((l) => l.name));
+  const linkByName = new Map(links.map((l) => [l.name, l]));
   const byName = new Map<string, BackendEntry>();
   for (const e of entries) {
     byName.set(`vif${e.domid}.${e.devid}`, e);
@@ -235,6 +263,15 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     const mark = ownerOfMark(link.alias);
     const disowned = m !== undefined && mark !== undefined && (m.domid !== mark.domid || m.devid !== mark.devid);
     let master = link.master ?? recorded.get(link.name)?.bridge ?? null;
+    // A port of a bridge whose name xennet does not take (it would be written into rules): a
+    // guest's with rules recorded stays one, judged by the bridge they were made for (its rules
+    // kept: never taken for a departed guest's), which status says; no other link is a guest's.
+    if (link.master !== null && !isIfName(link.master)) {
+      master = recorded.get(link.name)?.bridge ?? null;
+      if (ownerOfVifName(link.name) !== undefined || ownerOfMark(link.alias) !== undefined || master !== null) {
+        warnings.push(`${printable(link.name)} is a port of bridge "${printable(link.master)}", whose name xennet does not take (1-15 of A-Z a-z 0-9 _ . -): ${master !== null ? `its rules, made for ${master}, are kept as they are` : 'it is not treated as a guest interface'}; move it to a bridge with such a name`);
+      }
+    }
     let as = link.name;
     const prepared = master === null && m ? preparedAs(link) : undefined;
     if (prepared) [as, master] = [prepared.name, prepared.bridge];
@@ -263,8 +300,8 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     if (domid === 0) continue; // vif0.N is dom0's own netloop port
     const name = as as IfName;
     const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? (m ?? mark)!.devid, ipv4: [], ipv6: [], link, invalid: [] };
-    const configured = link.master !== null ? configuredBridge(e?.bridge, bridgeNames) : undefined;
-    if (configured !== undefined && configured !== link.master) facts.configuredBridge = configured;
+    const configured = link.master !== null && linkByName.get(link.master)?.kind === 'bridge' ? backendBridge(e?.bridge, linkByName) : undefined;
+    if (configured !== undefined && configured.state !== 'invalid' && !attachableBy(configured.node).includes(link.master!)) facts.configuredBridge = configured;
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
       facts.invalid.push(reasonOf(err));
@@ -340,7 +377,8 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
       if (b.hotplugStatus !== 'connected') return true;
       const c = xs ? await connectionOf(xs, b) : {};
       if (c.state !== '4' || !isXennetScript(c.script)) return false;
-      if (c.bridge !== undefined && isIfName(c.bridge)) b.bridge = c.bridge;
+      const named = backendBridge(waiting.get(`${b.domid}/${b.devid}`)?.bridge, linkByName);
+      if (named !== undefined) b.bridge = named;
       return true;
     }),
   );

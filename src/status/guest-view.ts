@@ -36,7 +36,7 @@ export interface GuestView {
 }
 
 /** What `status GUEST` says of a guest whose backends named have no interface on a bridge: each, why, and what to do. */
-function noInterfaceOnBridge(query: string, pending: readonly PendingBackend[], failed: readonly FailedBackend[], bridges: HostStatus['bridges']): never {
+function noInterfaceOnBridge(query: string, pending: readonly PendingBackend[], failed: readonly FailedBackend[]): never {
   const waiting = pending.filter((b) => b.hotplugStatus !== 'connected');
   const detached = pending.filter((b) => b.hotplugStatus === 'connected');
   const why = [
@@ -46,7 +46,7 @@ function noInterfaceOnBridge(query: string, pending: readonly PendingBackend[], 
   ];
   const hints = [
     ...(waiting.length > 0 ? ['the toolstack runs a hook when it connects the interface; if this lasts, see /var/log/xen/xen-hotplug.log'] : []),
-    ...detached.map((b) => attachAgain(b, bridges)),
+    ...detached.map((b) => attachAgain(b)),
     ...failed.map((b) => `fix what the hook of ${b.domid}/${b.devid} names, then ${rerunHook(b)}`),
   ];
   throw new XennetError('not-found', `${printable(query)} has no interface on a bridge${waiting.length === why.length ? ' yet' : ''}: ${why.join('; ')}`, { hint: `${hints.join('; ')}; xennet status lists every problem` });
@@ -63,7 +63,7 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   // An interface's name before any domain's, across the lists: a backend whose interface is off
   // its bridge, by its link, vifname or Xen name (a vifname may be another domain's name).
   const named = { pending: backendsByName(status.pendingBackends, query), failed: backendsByName(status.failedBackends, query) };
-  if (named.pending.length > 0 || named.failed.length > 0) noInterfaceOnBridge(query, named.pending, named.failed, status.bridges);
+  if (named.pending.length > 0 || named.failed.length > 0) noInterfaceOnBridge(query, named.pending, named.failed);
   // A domain's interfaces, and those that carry its policy under another domain: its stub
   // domain's (the emulated NIC), a copy of it being migrated in or out.
   const byDomain = status.vifs.filter((v) => v.domain === query || (v.policyName === query && v.policySource !== 'name'));
@@ -77,7 +77,7 @@ export function guestVifs(status: HostStatus, query: string): VifStatus[] {
   // A guest with no interface on a bridge: its backends whose hook has not finished or failed,
   // each said (one domain may have both).
   const ofDomain = { pending: backendsByDomain(status.pendingBackends, query), failed: backendsByDomain(status.failedBackends, query) };
-  if (ofDomain.pending.length > 0 || ofDomain.failed.length > 0) noInterfaceOnBridge(query, ofDomain.pending, ofDomain.failed, status.bridges);
+  if (ofDomain.pending.length > 0 || ofDomain.failed.length > 0) noInterfaceOnBridge(query, ofDomain.pending, ofDomain.failed);
   const known = [...new Set(status.vifs.map((v) => printable(v.domain ?? v.name)))].sort();
   throw new XennetError('not-found', `no guest interface on this host is named ${JSON.stringify(query)}, nor is a domain or domain id`, {
     hint: known.length > 0 ? `the guests here: ${known.slice(0, 12).join(', ')}${known.length > 12 ? `, and ${known.length - 12} more` : ''} (xennet status lists them)` : 'no guest has an interface on this host now (xennet status)',

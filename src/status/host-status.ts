@@ -32,7 +32,7 @@ import { type Counter, type LiveTable } from '../firewall/live.js';
 import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
-import { attachAgain, backendLabel, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
+import { attachAgain, backendBridge, backendLabel, bridgeNamed, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
 import { lockHolder } from '../sys/lock.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
@@ -327,7 +327,8 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
       addresses: resolved ? [...resolved.ipv4, ...resolved.ipv6].map(cidrText) : [...f.ipv4, ...f.ipv6].map(cidrText),
       mtu: link.mtu,
       up: link.up,
-      bridge: f.bridge,
+      // Where it is (printable: a bridge of a name xennet does not take is judged by its record).
+      bridge: link.master !== null ? printable(link.master) : f.bridge,
       hotplugStatus: f.hotplugStatus ?? null,
       firewall: byVif ? firewallState(desired, byVif.get(f.name)) : 'not-managed',
       drops: byVif ? drops(byVif.get(f.name), counted) : { packets: 0, bytes: 0, reasons: {} },
@@ -391,7 +392,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   // A guest whose hook has not finished has no network on that interface (while a guest starts,
   // for a moment; for good when the toolstack never runs it, or it was killed).
   for (const b of facts.pendingBackends) {
-    if (b.hotplugStatus === 'connected') problems.push(`${backendLabel(b)}: its hook finished (hotplug-status "connected"), but its interface ${printable(b.link)} is on no bridge: the guest has no network there; ${attachAgain(b, bridges)}`);
+    if (b.hotplugStatus === 'connected') problems.push(`${backendLabel(b)}: its hook finished (hotplug-status "connected"), but its interface ${printable(b.link)} is on no bridge: the guest has no network there; ${attachAgain(b)}`);
     else problems.push(`${backendLabel(b)}: its hook has not finished (hotplug-status ${b.hotplugStatus === null ? 'missing' : JSON.stringify(b.hotplugStatus)}): its interface ${printable(b.link)} is on no bridge; the guest has no network there until the hook runs; if this lasts, the toolstack did not run it or it stopped (see /var/log/xen/xen-hotplug.log)`);
   }
   const sysctlGaps = bridgeNetfilterGaps(engine, bridgeNetfilter);
@@ -435,12 +436,16 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     // rules are in place and the guest has no network. Nothing attaches it again by itself.
     const detached = facts.xenstore && v.hotplugStatus === 'connected' && found?.leaving === false ? found.link : undefined;
     if (detached?.master === null && v.bridge !== null) {
-      problems.push(`${who}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${attachAgain({ link: detached.name, bridge: v.bridge }, bridges)} (its rules are in place)`);
+      problems.push(`${who}: its hook finished (hotplug-status "connected"), but its interface is on no bridge, not on ${v.bridge}: the guest has no network; ${attachAgain({ link: detached.name, bridge: backendBridge(v.bridge, byName) })} (its rules are in place)`);
     }
-    // Moved to another bridge by hand: another network than the one its configuration gives it
-    // (and its hook, at its next start).
-    if (found?.configuredBridge !== undefined && found.link.master !== null) {
-      problems.push(`${who}: its interface is on bridge ${printable(found.link.master)}, but its backend names ${printable(found.configuredBridge)} (bridge= in its vif configuration): the guest is on another network than its configuration gives it; ${attachAgain({ link: found.link.name, bridge: found.configuredBridge }, bridges).replace('attaches it again', 'puts it back')}`);
+    // On another bridge than its configuration names (moved by hand, or the configuration changed
+    // since): which of the two is right, only the operator knows; a node naming no bridge makes
+    // its next start fail.
+    const named = found?.configuredBridge;
+    if (named !== undefined && found!.link.master !== null) {
+      const on = `${who}: its interface is on bridge ${printable(found!.link.master)}, but its backend names ${bridgeNamed(named)} (bridge= in its vif configuration)`;
+      if (named.state === 'bridge') problems.push(`${on}: the guest is on another network than its configuration gives it; \`ip link set ${printable(found!.link.name)} master ${printable(named.bridge)}\` moves it there (if ${printable(found!.link.master)} is the right one, fix bridge=: the guest joins ${printable(named.node)} at its next start)`);
+      else problems.push(`${on}, which ${named.state === 'missing' ? 'does not exist' : 'is not a bridge'}: its hook fails at the guest's next start; fix bridge= in its vif configuration`);
     }
   }
   // A bridge that is down carries nothing: its guests have no network, and neither has dom0 on
@@ -459,13 +464,24 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   for (const t of takeovers) {
     const bridge = bridges.find((b) => b.name === t.bridge);
     if (!bridge?.up) continue;
-    for (const [port, what] of [
-      [t.pdev, `the NIC ${printable(t.bridge)} took over: the guests on it and this host reach nothing beyond it`],
-      [t.vif0, `dom0's port of ${printable(t.bridge)}: this host reaches neither the guests nor the network through it`],
+    for (const [port, what, effect] of [
+      [t.pdev, `the NIC ${printable(t.bridge)} took over`, 'the guests on it and this host reach nothing beyond it'],
+      [t.vif0, `dom0's port of ${printable(t.bridge)}`, 'this host reaches neither the guests nor the network through it'],
     ] as const) {
       const l = byName.get(port);
-      if (l && l.master === t.bridge && !l.up) problems.push(`${printable(port)} is down, ${what}; \`ip link set ${printable(port)} up\` brings it up`);
+      const p = printable(port);
+      if (l === undefined) problems.push(`${p}, ${what}, is gone: ${effect}; \`xennet bridge status\` shows the host's layout`);
+      else if (l.master !== t.bridge) problems.push(`${p}, ${what}, is ${l.master === null ? 'on no bridge' : `on bridge ${printable(l.master)}`}: ${effect}; \`ip link set ${p} master ${printable(t.bridge)}${l.up ? '' : ' up'}\` puts it back`);
+      else if (!l.up) problems.push(`${p} is down, ${what}: ${effect}; \`ip link set ${p} up\` brings it up`);
     }
+  }
+  // Any other port of a bridge with guests that is down (a NIC of a bridge the distribution set
+  // up): a note, as a port kept down on purpose (libvirt's `-nic` dummy) is no fault.
+  const ownPorts = new Set(takeovers.flatMap((t) => [t.pdev, t.vif0]));
+  for (const b of bridges) {
+    if (!b.up || guestPorts(b).length === 0) continue;
+    const down = b.uplinks.filter((p) => !ownPorts.has(p) && byName.get(p)?.up === false);
+    if (down.length > 0) notes.push(`${listed(down.map(printable))}, ${down.length === 1 ? 'a port' : 'ports'} of ${printable(b.name)} with guests on it, ${down.length === 1 ? 'is' : 'are'} down: whatever the guests reach through ${down.length === 1 ? 'it' : 'them'} is cut off (\`ip link set ${printable(down[0]!)} up\` brings ${down.length === 1 ? 'it' : 'one'} up)`);
   }
   // The bridge the guests join: a takeover cut short, or none at all (a takeover that failed and
   // was undone, or never ran), leaves every guest started from now on without a network.

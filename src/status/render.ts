@@ -110,7 +110,7 @@ export function renderHostStatus(s: HostStatus, color: boolean, width = 80): str
   lines.push(
     ...renderTable(
       [{ header: 'BRIDGE' }, { header: 'STATE' }, { header: 'MTU' }, { header: 'UPLINK', give: 'elide' }, { header: 'NF-CALL(4/6)' }, { header: 'PORTS' }],
-      s.bridges.map((b) => [one(b.name), one(b.up ? 'up' : 'DOWN'), one(String(b.mtu)), one(b.uplinks.join(',') || '-'), one(`${b.nfCallIptables ? 'on' : 'off'}/${b.nfCallIp6tables ? 'on' : 'off'}`), one(String(b.ports.length))]),
+      s.bridges.map((b) => [one(printable(b.name)), one(b.up ? 'up' : 'DOWN'), one(String(b.mtu)), one(b.uplinks.map(printable).join(',') || '-'), one(`${b.nfCallIptables ? 'on' : 'off'}/${b.nfCallIp6tables ? 'on' : 'off'}`), one(String(b.ports.length))]),
       width,
     ),
   );

@@ -132,7 +132,7 @@ describe('operator surface (netns)', function () {
       assert.equal(await g2.ns.ping('192.168.0.1', { waitSeconds: 2, count: 3 }), true);
     });
 
-    it('a bridge set down, the NIC or dom0\'s port of the takeover set down, and a guest moved to another bridge are problems naming how to put each back (exit 1), until they are', async () => {
+    it('a bridge set down, the NIC or dom0\'s port of the takeover set down or off the bridge, and a guest on another bridge than its backend names are problems naming how to put each back (exit 1), until they are', async () => {
       const g2 = host.guests.get(2)!;
       const only = async (what: string): Promise<string[]> => {
         const { code, s } = await status();
@@ -153,30 +153,78 @@ describe('operator surface (netns)', function () {
         await host.dom0.ip('link', 'set', 'xenbr0', 'up');
       }
       await healthy('bridge up again');
-      for (const [port, why] of [
-        ['peth0', 'the NIC xenbr0 took over: the guests on it and this host reach nothing beyond it'],
-        ['vif0.0', "dom0's port of xenbr0: this host reaches neither the guests nor the network through it"],
+      // Each problem's advice, followed as it is written, mends it.
+      const follow = async (problem: string): Promise<void> => {
+        const advice = /`ip link set ([^`]+)`/.exec(problem)?.[1];
+        assert.ok(advice, problem);
+        await host.dom0.ip('link', 'set', ...advice.split(' '));
+      };
+      for (const [port, what, effect] of [
+        ['peth0', 'the NIC xenbr0 took over', 'the guests on it and this host reach nothing beyond it'],
+        ['vif0.0', "dom0's port of xenbr0", 'this host reaches neither the guests nor the network through it'],
       ] as const) {
-        await host.dom0.ip('link', 'set', port, 'down');
-        try {
-          assert.deepEqual(await only(`${port} down`), [`${port} is down, ${why}; \`ip link set ${port} up\` brings it up`]);
-        } finally {
-          await host.dom0.ip('link', 'set', port, 'up');
+        for (const [how, args, problem] of [
+          ['down', ['down'], `${port} is down, ${what}: ${effect}; \`ip link set ${port} up\` brings it up`],
+          ['off the bridge', ['nomaster'], `${port}, ${what}, is on no bridge: ${effect}; \`ip link set ${port} master xenbr0\` puts it back`],
+          ['down and off the bridge', ['nomaster', 'down'], `${port}, ${what}, is on no bridge: ${effect}; \`ip link set ${port} master xenbr0 up\` puts it back`],
+        ] as const) {
+          await host.dom0.ip('link', 'set', port, ...args);
+          let found: string[] = [];
+          try {
+            found = await only(`${port} ${how}`);
+            assert.deepEqual(found, [problem]);
+            if (port === 'peth0') assert.equal(await g2.ns.ping('192.168.0.1', { waitSeconds: 1 }), false, 'and the guest is indeed cut off the LAN');
+          } finally {
+            if (found.length === 1) await follow(found[0]!);
+            else await host.dom0.ip('link', 'set', port, 'master', 'xenbr0', 'up');
+          }
+          await healthy(`${port} ${how}, mended as advised`);
         }
-        await healthy(`${port} up again`);
       }
       await host.dom0.ip('link', 'add', 'xnt-brx', 'type', 'bridge');
       try {
         await host.dom0.ip('link', 'set', 'xnt-brx', 'up');
         await host.dom0.ip('link', 'set', 'vif2.0', 'master', 'xnt-brx');
         const problems = await only('moved');
-        assert.ok(problems.includes('vif2.0 (g2): its interface is on bridge xnt-brx, but its backend names xenbr0 (bridge= in its vif configuration): the guest is on another network than its configuration gives it; `ip link set vif2.0 master xenbr0` puts it back'), problems.join('\n'));
+        const moved = problems.find((p) => p.startsWith('vif2.0 (g2): '));
+        assert.equal(moved, 'vif2.0 (g2): its interface is on bridge xnt-brx, but its backend names xenbr0 (bridge= in its vif configuration): the guest is on another network than its configuration gives it; `ip link set vif2.0 master xenbr0` moves it there (if xnt-brx is the right one, fix bridge=: the guest joins xenbr0 at its next start)');
         assert.equal(await g2.ns.ping('192.168.0.1', { waitSeconds: 1 }), false, 'and the guest is indeed cut off the LAN');
-        await host.dom0.ip('link', 'set', 'vif2.0', 'master', 'xenbr0');
+        await follow(moved);
       } finally {
         await host.dom0.ip('link', 'del', 'xnt-brx');
       }
-      await healthy('put back');
+      await healthy('moved back as advised');
+      // A bridge whose name xennet does not take (it would be written into rules): the guest stays
+      // one, its rules kept, never stale; the name is printed escaped.
+      await host.dom0.ip('link', 'add', 'xnt-b@d\u0007', 'type', 'bridge');
+      try {
+        await host.dom0.ip('link', 'set', 'xnt-b@d\u0007', 'up');
+        await host.dom0.ip('link', 'set', 'vif2.0', 'master', 'xnt-b@d\u0007');
+        const { code, s, text } = await status();
+        assert.equal(code, 1);
+        assert.deepEqual(s.vifs.filter((v) => v.name === 'vif2.0').map((v) => [v.firewall, (v as unknown as { bridge: string }).bridge]), [['in-sync', 'xnt-b@d\\u0007']]);
+        assert.ok(!s.problems.some((p) => p.startsWith('stale chains')), s.problems.join('\n'));
+        assert.ok(s.problems.some((p) => p.startsWith('vif2.0 (g2): its interface is on bridge xnt-b@d\\u0007, but its backend names xenbr0')), s.problems.join('\n'));
+        assert.ok(s.notes.includes('vif2.0 is a port of bridge "xnt-b@d\\u0007", whose name xennet does not take (1-15 of A-Z a-z 0-9 _ . -): its rules, made for xenbr0, are kept as they are; move it to a bridge with such a name'), s.notes.join('\n'));
+        assert.ok(!text.includes('\u0007'), 'no raw control character on the terminal');
+        assert.equal((await host.xennet(['apply'])).code, 0);
+        assert.ok(await guestRulesPresent(host.dom0, 'vif2.0'), 'apply kept its rules');
+        await host.dom0.ip('link', 'set', 'vif2.0', 'master', 'xenbr0');
+      } finally {
+        await host.dom0.ip('link', 'del', 'xnt-b@d\u0007');
+      }
+      await healthy('back on xenbr0');
+      // Any other port of a bridge with guests that is down is a note: a port kept down on purpose
+      // (libvirt's dummy) is no fault.
+      await host.dom0.ip('link', 'add', 'xnt-dum', 'type', 'veth', 'peer', 'name', 'xnt-dump');
+      try {
+        await host.dom0.ip('link', 'set', 'xnt-dum', 'master', 'xenbr0');
+        const { code, s } = await status();
+        assert.equal(code, 0, s.problems.join('\n'));
+        assert.ok(s.notes.includes('xnt-dum, a port of xenbr0 with guests on it, is down: whatever the guests reach through it is cut off (`ip link set xnt-dum up` brings it up)'), s.notes.join('\n'));
+      } finally {
+        await host.dom0.ip('link', 'del', 'xnt-dum');
+      }
     });
 
     it('with the firewall off (nothing records a guest), one taken off its bridge while its backend is connected is a problem too; not once libxl moves the backend on (closing)', async () => {

@@ -74,15 +74,49 @@ describe('firewall: which link is whose guest interface', () => {
     // Its bridge, from its backend; its paravirtual interface off the bridge while the emulated one
     // is on it; once per backend though two of its links are off (its Xen name and its mark).
     const pv = await discoverVifs([link('vif16.0', { master: null }), link('vif16.0-emu'), link('vif17.0', { master: null }), link('web17', { master: null, alias: 'xennet:vif17.0' })], store({ ...backend(16, 0, { ...xen, bridge: 'xenbr1' }), ...backend(17, 0, xen) }));
-    assert.deepEqual(pv.pending.map((p) => [p.domid, p.link, p.bridge]), [[16, 'vif16.0', 'xenbr1'], [17, 'vif17.0', undefined]]);
+    assert.deepEqual(pv.pending.map((p) => [p.domid, p.link, p.bridge]), [[16, 'vif16.0', { node: 'xenbr1', state: 'missing', bridge: 'xenbr1' }], [17, 'vif17.0', undefined]]);
     // A link whose Xen name and mark disagree waits for neither backend; a marked rename does.
     const both = await discoverVifs([link('vif9.0', { master: null, alias: 'xennet:vif10.0' }), link('web10', { master: null, alias: 'xennet:vif10.0' })], store({ ...backend(9, 0, {}), ...backend(10, 0, { vifname: 'web10' }) }));
     assert.deepEqual(both.pending.map((p) => [p.domid, p.link]), [[10, 'web10']]);
   });
 
-  it('a port of another bridge than its backend names names that one (xenbrN as ethN when only that is a bridge); on it, or with no bridge node, none', async () => {
-    const links = [link('vif20.0', { master: 'brx' }), link('vif21.0'), link('vif22.0', { master: 'brx' }), link('vif23.0', { master: 'eth1' }), link('vif24.0', { master: 'brx' }), link('xenbr0', { kind: 'bridge', master: null }), link('brx', { kind: 'bridge', master: null }), link('eth1', { kind: 'bridge', master: null })];
-    const r = await discoverVifs(links, store({ ...backend(20, 0, { bridge: 'xenbr0' }), ...backend(21, 0, { bridge: 'xenbr0' }), ...backend(22, 0, {}), ...backend(23, 0, { bridge: 'xenbr1' }), ...backend(24, 0, { bridge: 'xenbr9' }) }));
-    assert.deepEqual(r.vifs.map((v) => [v.name, v.bridge, v.configuredBridge]), [['vif20.0', 'brx', 'xenbr0'], ['vif21.0', 'xenbr0', undefined], ['vif22.0', 'brx', undefined], ['vif23.0', 'eth1', undefined], ['vif24.0', 'brx', 'xenbr9']]);
+  it('a port of another bridge than its backend names names that one; on it, on ethN for xenbrN (the 3.2 layout, whether or not a xenbrN came since), without a node, or on no Linux bridge, none', async () => {
+    const br = (name: string): LinkState => link(name, { kind: 'bridge', master: null });
+    const links = [
+      link('vif20.0', { master: 'brx' }),
+      link('vif21.0'),
+      link('vif22.0', { master: 'brx' }),
+      link('vif23.0', { master: 'eth1' }),
+      link('vif24.0', { master: 'brx' }),
+      link('vif25.0', { master: 'eth0' }),
+      link('vif26.0', { master: 'ovs-system' }),
+      link('vif27.0', { master: 'brx' }),
+      link('vif28.0', { master: 'brx' }),
+      link('vif29.0', { master: 'brx' }),
+      br('xenbr0'),
+      br('brx'),
+      br('eth1'),
+      br('eth0'),
+      link('ovs-system', { kind: 'openvswitch', master: null }),
+      link('peth0', { master: 'eth0' }),
+    ];
+    const nodes = { 20: 'xenbr0', 21: 'xenbr0', 23: 'xenbr1', 24: 'xenbr9', 25: 'xenbr0', 26: 'xenbr0', 27: 'peth0', 28: 'xenbr1', 29: 'br x' } as Record<number, string>;
+    const r = await discoverVifs(links, store(Object.assign({}, ...Array.from({ length: 10 }, (_, k) => 20 + k).map((d) => backend(d, 0, nodes[d] !== undefined ? { bridge: nodes[d] } : {})))));
+    assert.deepEqual(
+      r.vifs.map((v) => [v.name, v.configuredBridge]),
+      [
+        ['vif20.0', { node: 'xenbr0', state: 'bridge', bridge: 'xenbr0' }],
+        ['vif21.0', undefined],
+        ['vif22.0', undefined],
+        ['vif23.0', undefined],
+        ['vif24.0', { node: 'xenbr9', state: 'missing', bridge: 'xenbr9' }],
+        ['vif25.0', undefined],
+        ['vif26.0', undefined],
+        ['vif27.0', { node: 'peth0', state: 'not-a-bridge', bridge: 'peth0' }],
+        ['vif28.0', { node: 'xenbr1', state: 'bridge', bridge: 'eth1' }],
+        ['vif29.0', undefined],
+      ],
+    );
   });
+
 });

@@ -15,6 +15,7 @@ import { explainPolicy, type GuestFacts } from '../../src/status/guest-policy.js
 import { callOf, guestVifs, guestView } from '../../src/status/guest-view.js';
 import { renderGuestView } from '../../src/status/guest-render.js';
 import type { HostStatus, VifStatus } from '../../src/status/host-status.js';
+import type { PendingBackend } from '../../src/firewall/discover.js';
 import { XennetError } from '../../src/sys/errors.js';
 
 const FILE = [
@@ -200,28 +201,32 @@ describe('status GUEST', function () {
       }
       assert.throws(() => guestVifs(s, 'vif10.1'), (e: unknown) => e instanceof XennetError && e.message === 'vif10.1 has no interface on a bridge yet: the hook of backend 10/1 (ten) has not finished (its interface vif10.1 waits, on no bridge)');
       // Taken off its bridge after its hook (nothing recorded it), and found by its vifname.
-      const off = { ...status([]), pendingBackends: [{ domid: 12, devid: 0, domain: 'twelve', link: 'web12', hotplugStatus: 'connected', vifname: 'web12', bridge: 'xenbr0' }], failedBackends: [{ domid: 13, devid: 0, domain: 'thirteen', error: null, vifname: 'web13' }] };
+      const off = { ...status([]), pendingBackends: [{ domid: 12, devid: 0, domain: 'twelve', link: 'web12', hotplugStatus: 'connected', vifname: 'web12', bridge: { node: 'xenbr0' as IfName, state: 'bridge' as const, bridge: 'xenbr0' as IfName } }], failedBackends: [{ domid: 13, devid: 0, domain: 'thirteen', error: null, vifname: 'web13' }] };
       assert.throws(() => guestVifs(off, 'web12'), (e: unknown) => e instanceof XennetError && e.message === 'web12 has no interface on a bridge: backend 12/0 (twelve) is connected, but its interface web12 was taken off its bridge' && /ip link set web12 master xenbr0/.test(e.hint ?? ''));
       // The hint attaches it to its bridge when that is there, says when it is gone, and names no
-      // bridge the backend does not.
-      const hint = (over: Partial<HostStatus>): string => {
+      // bridge the backend does not name, or names but the hook could not use.
+      const hint = (bridge: PendingBackend['bridge']): string => {
         try {
-          guestVifs({ ...off, ...over }, 'web12');
+          guestVifs({ ...off, pendingBackends: [{ ...off.pendingBackends[0]!, bridge }] }, 'web12');
         } catch (e) {
           return e instanceof XennetError ? (e.hint ?? '') : '';
         }
         return '';
       };
-      assert.match(hint({ bridges: [{ name: 'xenbr0', up: true, mtu: 1500, ports: [], uplinks: [], nfCallIptables: true, nfCallIp6tables: true }] }), /^`ip link set web12 master xenbr0` attaches it again;/);
-      assert.match(hint({}), /^its bridge xenbr0 is gone \(once it is back, `ip link set web12 master xenbr0` attaches it\);/);
-      assert.match(hint({ pendingBackends: [{ ...off.pendingBackends[0]!, bridge: undefined }] }), /^its backend names no bridge: `ip link set web12 master <bridge>` with the bridge its hook used attaches it again;/);
+      const xenbr0 = 'xenbr0' as IfName;
+      assert.match(hint({ node: xenbr0, state: 'bridge', bridge: xenbr0 }), /^`ip link set web12 master xenbr0` attaches it again;/);
+      assert.match(hint({ node: xenbr0, state: 'bridge', bridge: 'eth0' as IfName }), /^`ip link set web12 master eth0` attaches it again;/);
+      assert.match(hint({ node: xenbr0, state: 'missing', bridge: xenbr0 }), /^its bridge xenbr0 is gone \(once it is back, `ip link set web12 master xenbr0` attaches it\);/);
+      assert.match(hint(undefined), /^its backend names no bridge: attach it to the bridge its hook used \(`ip link set web12 master <bridge>`\);/);
+      assert.match(hint({ node: 'peth0' as IfName, state: 'not-a-bridge', bridge: 'peth0' as IfName }), /^its backend names peth0, which is not a bridge: attach it to the bridge its hook used \(`ip link set web12 master <bridge>`\), and fix bridge= in its vif configuration;/);
+      assert.match(hint({ node: 'xen\\u001bbr0', state: 'invalid' }), /^its backend's bridge node is no interface name \("xen\\u001bbr0"\): attach it to the bridge its hook used/);
       assert.throws(() => guestVifs(off, 'web13'), (e: unknown) => e instanceof XennetError && e.message === 'web13 has no interface on a bridge: the hook of backend 13/0 (thirteen) failed' && /xl network-attach 13` with its vif spec/.test(e.hint ?? ''));
       // An interface's name before a domain's: one guest's vifname that is another's domain name.
       const two = { ...status([]), failedBackends: [{ domid: 8, devid: 0, domain: 'eight', error: null, vifname: 'gamma' }, { domid: 9, devid: 0, domain: 'gamma', error: null }] };
       assert.throws(() => guestVifs(two, 'gamma'), (e: unknown) => e instanceof XennetError && e.message === 'gamma has no interface on a bridge: the hook of backend 8/0 (eight) failed');
       // ... across the lists: a detached interface named web is not merged with the failed backend
       // of a domain named web, nor passed over for a live guest of domain web.
-      const across = { ...status([vif('vif5.0', { domain: 'web', policyName: 'web' })]), pendingBackends: [{ domid: 14, devid: 0, domain: 'fourteen', link: 'web', hotplugStatus: 'connected', vifname: 'web', bridge: 'xenbr0' }], failedBackends: [{ domid: 15, devid: 0, domain: 'web', error: null }] };
+      const across = { ...status([vif('vif5.0', { domain: 'web', policyName: 'web' })]), pendingBackends: [{ domid: 14, devid: 0, domain: 'fourteen', link: 'web', hotplugStatus: 'connected', vifname: 'web', bridge: { node: 'xenbr0' as IfName, state: 'bridge' as const, bridge: 'xenbr0' as IfName } }], failedBackends: [{ domid: 15, devid: 0, domain: 'web', error: null }] };
       assert.throws(() => guestVifs(across, 'web'), (e: unknown) => e instanceof XennetError && e.message === 'web has no interface on a bridge: backend 14/0 (fourteen) is connected, but its interface web was taken off its bridge');
       assert.throws(() => guestVifs({ ...across, vifs: [] }, 'web'), (e: unknown) => e instanceof XennetError && e.message === 'web has no interface on a bridge: backend 14/0 (fourteen) is connected, but its interface web was taken off its bridge');
       assert.deepEqual(guestVifs({ ...across, pendingBackends: [] }, 'web').map((v) => v.name), ['vif5.0'], 'the live guest of domain web, its failed backend in its view');
