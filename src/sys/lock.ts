@@ -21,20 +21,12 @@ const LOCK_FILE_MAX = 64;
  * not said, as by versions before the boot was written), and the identity of the file read.
  * Undefined when there is no regular file there (never followed through a link, never a FIFO).
  */
-function readLockFile(path: string): { pid: number | undefined; boot: string | undefined; identity: string; writtenAt: number } | undefined {
+function readLockFile(path: string): { pid: number | undefined; boot: string | undefined; identity: string } | undefined {
   const file = readRegularFile(path, LOCK_FILE_MAX);
   if (file === undefined) return undefined;
   const m = /^\s*(\S+)(?:\s+(\S+))?\s*$/.exec(file.bytes?.toString('utf8') ?? '');
-  return { pid: m ? pidInFile(m[1]!) : undefined, boot: m?.[2], identity: statIdentity(file.stat), writtenAt: Number(file.stat.mtimeMs) };
+  return { pid: m ? pidInFile(m[1]!) : undefined, boot: m?.[2], identity: statIdentity(file.stat) };
 }
-
-/**
- * How long a takeover guard is held at most: for a few system calls. One older than this names a
- * pid that lives on, but not as its holder (the holder killed in the guard, its pid given to
- * another program since), or a holder stopped with it held (SIGSTOP): either way it goes, as a
- * dead holder's does; otherwise it would keep the lock from everyone until removed by hand.
- */
-const GUARD_MAX_HOLD_MS = 10_000;
 
 /**
  * The live owner a lock file names (undefined: none). A lock of an earlier boot names nobody,
@@ -161,7 +153,7 @@ function removeIfStill(path: string, identity: string): boolean {
       removeIfNoLockFile(guard);
       return true;
     }
-    if (liveOwner(g) !== undefined && Math.abs(Date.now() - g.writtenAt) < GUARD_MAX_HOLD_MS) return false;
+    if (liveOwner(g) !== undefined) return false;
     if (readLockFile(guard)?.identity === g.identity) rmSync(guard, { force: true });
     return true;
   }
