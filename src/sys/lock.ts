@@ -67,13 +67,27 @@ export interface HeldLock {
   release(): void;
 }
 
+/**
+ * A lock this process made: released by removing the file only while it still names this process.
+ * Should another have taken it meanwhile (the removal of a stale lock is not atomic), a release
+ * never removes that other's lock, which would let a third in.
+ */
+function held(path: string): HeldLock {
+  return {
+    release: () => {
+      const found = readLockFile(path);
+      if (found?.pid === process.pid && found.boot === currentBootId()) rmSync(path, { force: true });
+    },
+  };
+}
+
 /** Takes the lock, waiting up to `timeoutMs` for a live owner to finish. */
 export async function acquireLock(path: string, timeoutMs = 30_000): Promise<HeldLock> {
   mkdirSync(dirname(path), { recursive: true });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (tryCreate(path)) {
-      return { release: () => rmSync(path, { force: true }) };
+      return held(path);
     }
     const found = readLockFile(path);
     if (found === undefined) {
@@ -124,7 +138,7 @@ export function tryAcquireLock(path: string, live: (pid: number) => boolean = pi
   mkdirSync(dirname(path), { recursive: true });
   let guardHeld = false;
   for (let attempt = 0; attempt < 10; attempt++) {
-    if (tryCreate(path)) return { release: () => rmSync(path, { force: true }) };
+    if (tryCreate(path)) return held(path);
     const found = readLockFile(path);
     if (found === undefined) {
       removeIfNoLockFile(path);

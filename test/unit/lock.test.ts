@@ -23,6 +23,11 @@ describe('state lock', function () {
     assert.deepEqual(readdirSync(dir), ['a.lock']);
     held.release();
     assert.deepEqual(readdirSync(dir), []);
+    // A release removes its own lock only: never one another holds by now.
+    const again = await acquireLock(path, 100);
+    writeFileSync(path, `1 ${currentBootId()}\n`);
+    again.release();
+    assert.equal(readFileSync(path, 'utf8'), `1 ${currentBootId()}\n`);
   });
 
   it('waits for a live owner and says who; takes over one whose owner is gone, or that names nobody', async function () {
