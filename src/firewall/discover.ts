@@ -174,11 +174,12 @@ export interface DiscoveredVif extends VifFacts {
   /**
    * The bridge its backend names, when its link is a port of another bridge (moved by hand, or its
    * configuration changed since): the guest is on another network than its configuration gives
-   * it, or its next start fails (a node naming no bridge). Judged only for a port of a Linux bridge
+   * it, or its next start fails (a node naming no bridge, or no interface name, though the guest is
+   * on a bridge: the node changed since its hook ran). Judged only for a port of a Linux bridge
    * whose backend has the node (without one, the hook's argv or environment, or the host's first
    * bridge, decided, and nothing records which); `xenbrN` stands for `ethN` too (the 3.2 layout).
    */
-  configuredBridge?: Exclude<BackendBridge, { state: 'invalid' }>;
+  configuredBridge?: BackendBridge;
   link: LinkState;
   /** xenstore values of this vif that did not parse (they are ignored; status reports them). */
   invalid: string[];
@@ -301,7 +302,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     const name = as as IfName;
     const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? (m ?? mark)!.devid, ipv4: [], ipv6: [], link, invalid: [] };
     const configured = link.master !== null && linkByName.get(link.master)?.kind === 'bridge' ? backendBridge(e?.bridge, linkByName) : undefined;
-    if (configured !== undefined && configured.state !== 'invalid' && !attachableBy(configured.node).includes(link.master!)) facts.configuredBridge = configured;
+    if (configured !== undefined && (configured.state === 'invalid' || !attachableBy(configured.node).includes(link.master!))) facts.configuredBridge = configured;
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
       facts.invalid.push(reasonOf(err));

@@ -442,7 +442,9 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
     // since): which of the two is right, only the operator knows; a node naming no bridge makes
     // its next start fail.
     const named = found?.configuredBridge;
-    if (named !== undefined && found!.link.master !== null) {
+    if (named?.state === 'invalid') {
+      problems.push(`${who}: its backend's bridge node is no interface name ("${named.node}"): its hook fails at the guest's next start; fix bridge= in its vif configuration`);
+    } else if (named !== undefined && found!.link.master !== null) {
       const on = `${who}: its interface is on bridge ${printable(found!.link.master)}, but its backend names ${bridgeNamed(named)} (bridge= in its vif configuration)`;
       if (named.state === 'bridge') problems.push(`${on}: the guest is on another network than its configuration gives it; \`ip link set ${printable(found!.link.name)} master ${printable(named.bridge)}\` moves it there (if ${printable(found!.link.master)} is the right one, fix bridge=: the guest joins ${printable(named.node)} at its next start)`);
       else problems.push(`${on}, which ${named.state === 'missing' ? 'does not exist' : 'is not a bridge'}: its hook fails at the guest's next start; fix bridge= in its vif configuration`);

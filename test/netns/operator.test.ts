@@ -194,6 +194,13 @@ describe('operator surface (netns)', function () {
         await host.dom0.ip('link', 'del', 'xnt-brx');
       }
       await healthy('moved back as advised');
+      // A bridge node that is no interface name: the guest is where it is, and its next start fails.
+      host.xenstored.write(`${g2.backendPath}/bridge`, 'xenbr0 ');
+      try {
+        assert.deepEqual(await only('bridge node invalid'), ['vif2.0 (g2): its backend\'s bridge node is no interface name ("xenbr0 "): its hook fails at the guest\'s next start; fix bridge= in its vif configuration']);
+      } finally {
+        host.xenstored.write(`${g2.backendPath}/bridge`, 'xenbr0');
+      }
       // A bridge whose name xennet does not take (it would be written into rules): the guest stays
       // one, its rules kept, never stale; the name is printed escaped.
       await host.dom0.ip('link', 'add', 'xnt-b@d\u0007', 'type', 'bridge');

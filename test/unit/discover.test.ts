@@ -80,7 +80,7 @@ describe('firewall: which link is whose guest interface', () => {
     assert.deepEqual(both.pending.map((p) => [p.domid, p.link]), [[10, 'web10']]);
   });
 
-  it('a port of another bridge than its backend names names that one; on it, on ethN for xenbrN (the 3.2 layout, whether or not a xenbrN came since), without a node, or on no Linux bridge, none', async () => {
+  it('a port of another bridge than its backend names names that one, and so does one whose node is no interface name; on it, on ethN for xenbrN (the 3.2 layout, whether or not a xenbrN came since), without a node, or on no Linux bridge, none', async () => {
     const br = (name: string): LinkState => link(name, { kind: 'bridge', master: null });
     const links = [
       link('vif20.0', { master: 'brx' }),
@@ -114,7 +114,7 @@ describe('firewall: which link is whose guest interface', () => {
         ['vif26.0', undefined],
         ['vif27.0', { node: 'peth0', state: 'not-a-bridge', bridge: 'peth0' }],
         ['vif28.0', { node: 'xenbr1', state: 'bridge', bridge: 'eth1' }],
-        ['vif29.0', undefined],
+        ['vif29.0', { node: 'br x', state: 'invalid' }],
       ],
     );
   });
