@@ -5,6 +5,7 @@
  * on a fresh connection when the call's own is the thing that failed.
  */
 import type { XenstoreClient } from '../xenstore/client.js';
+import { backendPresent } from './backend-present.js';
 import type { Deadline } from '../sys/deadline.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
@@ -19,11 +20,14 @@ export function sentence(e: unknown): string {
   return reasonOf(e);
 }
 
-/** hotplug-error + hotplug-status=error, atomically. */
-export async function reportError(xs: XenstoreClient, backendPath: string, message: string): Promise<void> {
-  await xs.transaction(async (tx) => {
+
+/** hotplug-error + hotplug-status=error, atomically, while the backend is there (false: it is gone, nothing written). */
+export async function reportError(xs: XenstoreClient, backendPath: string, message: string): Promise<boolean> {
+  return xs.transaction(async (tx) => {
+    if (!(await backendPresent(tx, backendPath))) return false;
     await tx.write(`${backendPath}/hotplug-error`, message.slice(0, 2000));
     await tx.write(`${backendPath}/hotplug-status`, 'error');
+    return true;
   });
 }
 
@@ -33,7 +37,7 @@ export async function reportOnFreshConnection(env: NodeJS.ProcessEnv, backendPat
   try {
     const { XenstoreClient, HOOK_XENSTORE_RETRY_MS } = await import('../xenstore/client.js');
     xs = await XenstoreClient.connect(env, { requestTimeoutMs: timeoutMs, connectTimeoutMs: Math.min(timeoutMs, 2000), retryForMs: Math.min(timeoutMs, HOOK_XENSTORE_RETRY_MS) });
-    await reportError(xs, backendPath, message);
+    if (!(await reportError(xs, backendPath, message))) log.warning(`${backendPath} is gone (the toolstack removed the device): nothing reported there`);
   } catch (e) {
     log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e)}`);
   } finally {
@@ -131,7 +135,7 @@ export async function runVifCall(argv: readonly string[], services: HookServices
       o.onReported?.();
       if (xs?.usable) {
         try {
-          await reportError(xs, backendPath, message);
+          if (!(await reportError(xs, backendPath, message))) log.warning(`${backendPath} is gone (the toolstack removed the device): nothing reported there`);
         } catch (e2) {
           log.err(`could not write hotplug-status=error to ${backendPath}: ${reasonOf(e2)}`);
         }

@@ -21,6 +21,7 @@ import { closeGuestPort, hardenBridge } from '../firewall/port-hardening.js';
 import { forgetPort } from '../sys/originals.js';
 import type { PreparedFirewall, VifFirewall } from './vif-firewall.js';
 import type { VifHookInput } from './vif-input.js';
+import { backendPresent } from './backend-present.js';
 import { HookFailure, namesToRead, offlineTarget, ownerMark, planVifOffline, planVifOnline, resolveVifConfig, type LinkView, type VifConfig, type VifStoreNodes } from './vif-plan.js';
 
 /**
@@ -105,6 +106,9 @@ function lockOptions(deps: VifDeps, deadline: Deadline): HotplugLockOptions {
 export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<VifOutcome> {
   const deadline = deps.deadline ?? Deadline.in(HOOK_WORK_MS);
   deps.mark?.('reading xenstore');
+  // A call that comes late (the daemon's, its client killed at the toolstack's timeout) for a
+  // device the toolstack removed since: nothing of the guest's is left to attach or to trust.
+  if (!(await backendPresent(deps.xs, input.backendPath))) throw new HookFailure(`the backend ${input.backendPath} is gone: the toolstack removed the device; nothing is brought online`);
   const cfg = resolveVifConfig(input, await readNodes(deps.xs, input));
   deps.mark?.('reading links');
   const view = await readView(deps.nl, cfg);
@@ -206,8 +210,10 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   }
   deps.mark?.('reporting');
   if (cfg.frontendMtuPath) await deps.xs.write(cfg.frontendMtuPath, String(plan.mtu));
-  // connected, and a hotplug-error left by an earlier failed attempt goes: one transaction.
+  // connected, and a hotplug-error left by an earlier failed attempt goes: one transaction,
+  // while the backend is there (removed meanwhile: its offline is next, and detaches the vif).
   await deps.xs.transaction(async (tx) => {
+    if (!(await backendPresent(tx, input.backendPath))) return;
     await tx.rm(`${input.backendPath}/hotplug-error`);
     await tx.write(`${input.backendPath}/hotplug-status`, 'connected');
   });

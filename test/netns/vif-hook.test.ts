@@ -148,6 +148,20 @@ describe('vif-xennet hook (netns, simulated Xen host)', function () {
     });
   }
 
+  it('an online that comes after the toolstack removed the device (the daemon\'s call for a client killed at its timeout) attaches nothing and writes nothing where the backend was', async () => {
+    const g = await host.addGuest(guestSpec(8));
+    host.removeDevice(g);
+    const r = await host.runVifScript('vif-xennet', g, 'online');
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /the backend \/local\/domain\/0\/backend\/vif\/8\/0 is gone: the toolstack removed the device; nothing is brought online/);
+    assert.match(r.stderr, /is gone \(the toolstack removed the device\): nothing reported there/);
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), undefined, 'the backend is not made again');
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-error`), undefined);
+    assert.equal((await link(g.vif))?.master, undefined, 'nothing attached');
+    const st = JSON.parse((await host.xennet(['status', '--json'])).stdout) as { problems: string[] };
+    assert.ok(!st.problems.some((p) => p.startsWith('backend 8/0')), st.problems.join('\n'));
+  });
+
   it('ignores add/remove for type_if=vif and rejects an unknown command with exit 1', async () => {
     const g = await host.addGuest(guestSpec(7));
     const ignored = await host.runVifScript('vif-xennet', g, 'add');
