@@ -8,7 +8,9 @@
  *     different (the rule file changed, argv names another bridge) and the hook installs its own.
  *     Nothing is attached here: the vif joins the bridge only in the hook, after its rules;
  *   - a backend that is gone takes the rules of its interface with it, when that interface is not
- *     attached to a bridge (a prepared guest that never came up, an offline that never ran).
+ *     attached to a bridge (a prepared guest that never came up, an offline that never ran); one
+ *     still attached is looked at again every 5 s, until its offline has run or the interface is
+ *     gone or detached without one.
  *
  * Preparing is an optimisation: whatever fails here is logged and left to the hook, which reports
  * it to the toolstack. Rules are never prepared for a name held by a link that is not provably
@@ -270,6 +272,10 @@ export class BackendWatch {
     const nl = await services.netlink();
     const links = await Promise.all(names.map((n) => nl.getLink(n)));
     const idle = names.filter((_, i) => !attached(links[i]));
+    // One still attached waits for its offline, which detaches it and removes its rules. Should
+    // none come (the interface deleted with no hook run: a toolstack that crashed), nothing else
+    // would come back to them: looked at again until they are gone or detached.
+    if (idle.length < names.length) this.retryLater(domid, devid);
     if (idle.length === 0) return;
     const firewall = await services.firewall(this.ctx.log);
     const held = await (services.acquireLock ?? (await import('../sys/hotplug-lock.js')).acquireHotplugLock)('iptables', { deadline: Deadline.in(20_000) });

@@ -121,6 +121,20 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.match(st.stdout, /"running": true/);
   });
 
+  it('a guest whose backend goes while its interface is attached, the interface then deleted with no offline (a toolstack that crashed): its rules go all the same, within seconds', async () => {
+    await host.startDaemon(env);
+    const g = await host.addGuest(spec(1, { name: 'web' }));
+    assert.match(await online(g), /online vif1\.0 \(web\) on bridge xenbr0/);
+    host.removeDevice(g);
+    // The daemon sees the backend go while the interface is still attached: its offline may come.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok(await guestRulesPresent(host.dom0, 'vif1.0'), 'kept while attached');
+    await host.dom0.ip('link', 'del', g.vif);
+    await until('the rules removed', async () => !(await guestRulesPresent(host.dom0, 'vif1.0')), 15_000);
+    const st = JSON.parse((await host.xennet(['status', '--json'], env)).stdout) as { problems: string[] };
+    assert.deepEqual(st.problems, []);
+  });
+
   it('a guest with a vifname waiting for its hook: its prepared rules are its own while xenstore says so (its backend, its hook not finished, its MAC): status shows it, plan keeps them; otherwise they are stale', async () => {
     await host.startDaemon(env);
     await online(await host.addGuest(spec(5)));
