@@ -29,7 +29,7 @@ import { Deadline } from '../sys/deadline.js';
 import { mkfifoSync } from '../sys/fifo.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { pidAlive, readPidFile, runsSubcommand } from '../sys/process.js';
+import { pidAlive, processStartTime, readPidFile, runsSubcommand } from '../sys/process.js';
 import { tryAcquireLock, type HeldLock } from '../sys/lock.js';
 import { HOOK_XENSTORE_RETRY_MS, XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
@@ -410,7 +410,13 @@ export class Daemon implements DaemonContext {
       return;
     }
     // The client's reply pipe is its fd 3 (the request is named <client pid>.<random>).
-    const replyPath = `/proc/${basename(path).split('.')[0]}/fd/3`;
+    const clientPid = Number(basename(path).split('.')[0]);
+    const replyPath = `/proc/${clientPid}/fd/3`;
+    // The client as it is now (its pid and start time), to know later whether it still waits:
+    // one the toolstack killed (its timeout) has been given up on, as an in-process hook killed
+    // stops where it is.
+    const clientStart = processStartTime(clientPid);
+    const clientGone = (): boolean => clientStart !== undefined && processStartTime(clientPid) !== clientStart;
     let reply: number;
     try {
       // Non-blocking: a client that is gone (no reader) gives ENXIO instead of hanging here.
@@ -509,7 +515,15 @@ export class Daemon implements DaemonContext {
         if (backendPath) await reportOnFreshConnection(env, backendPath, message, this.log, 2500);
         return 1;
       };
-      const call = (): Promise<number> => runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned, via: 'daemon' });
+      const call = (): Promise<number> => {
+        // Its client killed while the call waited behind another for its backend: not run (the
+        // toolstack went on: its offline, a device added again at the same path).
+        if (clientGone()) {
+          this.log.warning(`${req.env['vif'] ?? req.env['INTERFACE'] ?? '?'}: the hook's client (pid ${clientPid}) is gone, given up on by the toolstack: its ${req.argv[0] ?? 'call'} is not run`);
+          return Promise.resolve(1);
+        }
+        return runVifCall(req.argv, this.hookServices(env), { env, log, deadline, elapsed: () => performance.now() - t0 + spent, mark, abandoned: () => abandoned || clientGone(), via: 'daemon' });
+      };
       // After the calls before it for the same backend (a call naming none runs at once); the
       // wait counts against the budget.
       const backend = backendPathFromEnv(env);

@@ -131,6 +131,12 @@ export async function runVifCall(argv: readonly string[], services: HookServices
     const message = sentence(e);
     log.err(`${input ? `${input.command} ${input.device}: ` : ''}${message}`);
     if (input) record(input, input.device, false, message);
+    // Given up on (the daemon's watchdog answered the toolstack already, or the client is gone):
+    // the toolstack has its answer, and may have moved on (a device added again at that path).
+    if (backendPath && o.abandoned?.()) {
+      log.warning(`the call was given up on: nothing reported at ${backendPath}`);
+      return 1;
+    }
     if (backendPath) {
       o.onReported?.();
       if (xs?.usable) {

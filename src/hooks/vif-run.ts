@@ -51,7 +51,8 @@ export interface VifDeps {
   acquireLock?: (name: string, options: HotplugLockOptions) => Promise<HeldHotplugLock>;
   /**
    * Whether whoever runs the call has given it up (the daemon's watchdog answered the toolstack
-   * already): a call that goes on past that point attaches nothing and reports nothing.
+   * already, or the client the toolstack ran was killed): a call that goes on past that point
+   * attaches nothing and reports nothing.
    */
   abandoned?: () => boolean;
 }
@@ -134,7 +135,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   let step = '';
   let current: LinkOp | undefined;
   const givenUp = (): void => {
-    if (deps.abandoned?.()) throw new Error('the call was given up at its budget (the toolstack was told it failed)');
+    if (deps.abandoned?.()) throw new Error('the call was given up on (at its budget, or its client is gone): the toolstack has its answer');
   };
   const attachAll = async (): Promise<void> => {
     deps.mark?.('attaching');
