@@ -47,6 +47,8 @@ export interface BackendWatchState {
   watching: boolean;
   prepared: number;
   cleaned: number;
+  /** Backends looked at again (a cleanup that failed, or an interface still attached to a gone backend). */
+  lookedAgain: number;
   /** The last prepare: the interface, and ms from the backend's appearance to its rules committed. */
   lastPrepare: { name: string; ms: number } | null;
   lastError: string | null;
@@ -62,11 +64,13 @@ export class BackendWatch {
   /** What was prepared per backend (its nodes), so repeated events do not redo the work. */
   private readonly done = new Map<Key, string>();
   private timer: NodeJS.Timeout | undefined;
-  private counters = { prepared: 0, cleaned: 0 };
+  private counters = { prepared: 0, cleaned: 0, lookedAgain: 0 };
   private lastError: string | null = null;
   private lastPrepare: { name: string; ms: number } | null = null;
   /** When each backend's event was noticed (for lastPrepare). */
   private readonly noticedAt = new Map<Key, number>();
+  /** The backends with a look again pending (retryLater). */
+  private readonly retrying = new Set<Key>();
   private stopped = false;
 
   constructor(private readonly ctx: BackendWatchContext) {}
@@ -173,8 +177,16 @@ export class BackendWatch {
    * rules of a guest that left while its cleanup could not be done.
    */
   private retryLater(domid: number, devid: number): void {
-    if (this.stopped) return;
-    setTimeout(() => this.noticed(`${BACKENDS}/${domid}/${devid}`), RETRY_MS).unref();
+    const key: Key = `${domid}/${devid}`;
+    // One look pending per backend, however many passes asked for one (each pass would add a
+    // timer of its own, for good, while an interface stays attached).
+    if (this.stopped || this.retrying.has(key)) return;
+    this.retrying.add(key);
+    setTimeout(() => {
+      this.retrying.delete(key);
+      this.counters.lookedAgain++;
+      this.noticed(`${BACKENDS}/${domid}/${devid}`);
+    }, RETRY_MS).unref();
   }
 
   /** (domid, devid) of every interface the firewall index records. */

@@ -31,7 +31,7 @@ interface Stats {
   repairs: number;
   badRequests: number;
   policy: { state: string; problem?: string };
-  backends: { prepared: number } | null;
+  backends: { prepared: number; lookedAgain: number } | null;
   drift: { reads: number; unchanged: number; lookups: number };
   names?: { followed: number } | null;
 }
@@ -129,6 +129,15 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     // The daemon sees the backend go while the interface is still attached: its offline may come.
     await new Promise((r) => setTimeout(r, 2000));
     assert.ok(await guestRulesPresent(host.dom0, 'vif1.0'), 'kept while attached');
+    // Looked at again every 5 s, once, however many events come for the gone backend.
+    const before = (await stats()).backends!.lookedAgain;
+    for (let i = 0; i < 30; i++) {
+      host.xenstored.write(`${g.backendPath}/x`, '1');
+      host.xenstored.rm(g.backendPath);
+    }
+    await new Promise((r) => setTimeout(r, 11_000));
+    const looked = (await stats()).backends!.lookedAgain - before;
+    assert.ok(looked >= 1 && looked <= 3, `looked at again ${looked} times in 11 s`);
     await host.dom0.ip('link', 'del', g.vif);
     await until('the rules removed', async () => !(await guestRulesPresent(host.dom0, 'vif1.0')), 15_000);
     const st = JSON.parse((await host.xennet(['status', '--json'], env)).stdout) as { problems: string[] };
@@ -682,7 +691,7 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'error');
     assert.match(host.xenstored.read(`${g.backendPath}/hotplug-error`) ?? '', /gave up after 35 s while imported/);
     assert.equal((await stats()).hookCalls, 1, 'the daemon took it (and it ran nowhere else)');
-    await until('the call given up', () => host.daemonLog.some((l) => l.includes('given up at its budget')), 15_000);
+    await until('the call given up', () => host.daemonLog.some((l) => l.includes('the call was given up on (at its budget, or its client is gone)')), 15_000);
     assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'error', 'never connected after the failure was reported');
     assert.equal(await attached(g.vif), false, 'and not attached');
   });
@@ -1062,6 +1071,25 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await attached(g.vif), false, 'not attached after its offline');
     assert.equal(await guestRulesPresent(host.dom0, g.vif), false, 'and no rules of it');
+  });
+
+  it('an online whose client the toolstack killed is not carried on: a device added again at the same path meanwhile gets nothing of it, only its own hook\'s answer (found by an adversarial review)', async () => {
+    await host.startDaemon({ ...env, XENNET_TEST_STALL_AT: 'vif:imported:online@3000' });
+    const g = await host.addGuest(spec(18));
+    const killed = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env, timeoutMs: 1000 });
+    assert.ok(killed.timedOut || killed.signal, 'the client was killed while the daemon ran the call');
+    // The toolstack goes on: the device removed and added again at the same path (xl
+    // network-detach, then network-attach), its interface still there.
+    host.removeDevice(g);
+    host.addDevice(g);
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), '', 'nothing written for the new device');
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-error`), undefined);
+    assert.equal(await attached(g.vif), false, 'nothing attached');
+    const on = await host.runVifScript('vif-xennet', g, 'online', 'libxl', { env });
+    assert.equal(on.code, 0, on.stderr);
+    assert.equal(host.xenstored.read(`${g.backendPath}/hotplug-status`), 'connected');
+    assert.equal(await attached(g.vif), true);
   });
 
   it('SIGTERM while a drift check runs: the daemon repairs nothing after it stopped, and exits', async () => {
