@@ -29,7 +29,7 @@ import { Deadline } from '../sys/deadline.js';
 import { mkfifoSync } from '../sys/fifo.js';
 import { XennetError, reasonOf } from '../sys/errors.js';
 import type { Logger } from '../sys/log.js';
-import { pidAlive, processStartTime, readPidFile, runsSubcommand } from '../sys/process.js';
+import { pidAlive, processEnded, processStartTime, readPidFile, runsSubcommand } from '../sys/process.js';
 import { tryAcquireLock, type HeldLock } from '../sys/lock.js';
 import { HOOK_XENSTORE_RETRY_MS, XenstoreClient } from '../xenstore/client.js';
 import { BackendWatch, type BackendWatchState } from './backend-watch.js';
@@ -416,7 +416,7 @@ export class Daemon implements DaemonContext {
     // one the toolstack killed (its timeout) has been given up on, as an in-process hook killed
     // stops where it is.
     const clientStart = processStartTime(clientPid);
-    const clientGone = (): boolean => clientStart !== undefined && processStartTime(clientPid) !== clientStart;
+    const clientGone = (): boolean => clientStart !== undefined && processEnded(clientPid, clientStart);
     let reply: number;
     try {
       // Non-blocking: a client that is gone (no reader) gives ENXIO instead of hanging here.

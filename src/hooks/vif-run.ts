@@ -139,6 +139,7 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   };
   const attachAll = async (): Promise<void> => {
     deps.mark?.('attaching');
+    step = 'attaching';
     givenUp();
     for (const o of attach) {
       step = describeOp(o);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commandOf, pidAlive, pidInFile, readPidFile, runsSubcommand, runsThisProgram } from '../../src/sys/process.js';
+import { commandOf, pidAlive, pidInFile, processEnded, processStartTime, readPidFile, runsSubcommand, runsThisProgram } from '../../src/sys/process.js';
 import { run, start } from '../../src/sys/exec.js';
 
 describe('pid files', function () {
@@ -69,6 +69,27 @@ describe('pid files', function () {
     } finally {
       decoy.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a process has ended when its /proc entry is gone, names another start, or is a zombie (killed, not reaped); not while it lives', async function () {
+    const own = processStartTime(process.pid)!;
+    assert.equal(processEnded(process.pid, own), false);
+    assert.equal(processEnded(process.pid, `${own}1`), true, 'another process by now');
+    assert.equal(processEnded(2 ** 22 + 17, own), true, 'gone');
+    // A child of `sleep`, which never reaps it: a zombie while sleep lives.
+    const parent = start('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5']);
+    try {
+      const pid = await new Promise<number>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+      let ended = false;
+      for (let i = 0; i < 100 && !ended; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        ended = processEnded(pid, processStartTime(pid) ?? 'x');
+      }
+      assert.ok(ended, 'the zombie has ended');
+      assert.ok(processStartTime(pid) !== undefined, 'though its /proc entry is there');
+    } finally {
+      parent.kill('SIGKILL');
     }
   });
 });
