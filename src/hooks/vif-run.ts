@@ -107,8 +107,8 @@ function lockOptions(deps: VifDeps, deadline: Deadline): HotplugLockOptions {
 export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<VifOutcome> {
   const deadline = deps.deadline ?? Deadline.in(HOOK_WORK_MS);
   deps.mark?.('reading xenstore');
-  // A call that comes late (the daemon's, its client killed at the toolstack's timeout) for a
-  // device the toolstack removed since: nothing of the guest's is left to attach or to trust.
+  // A call that comes late (one xend stopped waiting for) for a device the toolstack removed
+  // since: nothing of the guest's is left to attach or to trust.
   if (!(await backendPresent(deps.xs, input.backendPath))) throw new HookFailure(`the backend ${input.backendPath} is gone: the toolstack removed the device; nothing is brought online`);
   const cfg = resolveVifConfig(input, await readNodes(deps.xs, input));
   deps.mark?.('reading links');

@@ -113,31 +113,33 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** A process's start time (clock ticks since boot, /proc/PID/stat field 22), or undefined when gone. */
 /**
  * Whether the process `pid` that started at `start` (processStartTime) has ended: its /proc entry
  * is gone, names another process (another start time), or a zombie (killed, not yet reaped). One
  * that cannot be read for another reason (no descriptor left) is taken to live.
  */
 export function processEnded(pid: number, start: string): boolean {
-  let stat: string;
+  let rest: string[];
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    rest = statFields(pid);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ESRCH';
   }
-  // The command name (field 2) is in parentheses and may contain spaces: split after it.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return rest[0] === 'Z' || rest[0] === 'X' || rest[19] !== start;
 }
 
+/** The fields of /proc/<pid>/stat from the third (the state) on; throws when it cannot be read. */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: split after it.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22), or undefined when gone. */
 export function processStartTime(pid: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may contain spaces: split after it.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19];
+    return statFields(pid)[19];
   } catch {
     return undefined;
   }
