@@ -4,6 +4,7 @@
  * xenstore (then names are unknown and anti-spoofing has only what the rule file says).
  */
 import type { LinkState } from '../bridge/model.js';
+import { bridgesResolvableBy, resolveConfiguredBridge } from '../net/bridge-node.js';
 import { isIfName, parseDomainName, parseGuestAddressList, parseIfName, parseMac, printable, type IfName } from '../net/index.js';
 import { domainIdentity, namesKey, readDomainNames, type DomainNames } from './domain-identity.js';
 import { reasonOf } from '../sys/errors.js';
@@ -70,18 +71,8 @@ export type BackendBridge = { node: IfName; state: 'bridge' | 'not-a-bridge' | '
 export function backendBridge(node: string | undefined, links: ReadonlyMap<string, { kind: string | null }>): BackendBridge | undefined {
   if (node === undefined || node === '') return undefined;
   if (!isIfName(node)) return { node: printable(node.slice(0, 64)), state: 'invalid' };
-  const wanted = links.get(node);
-  if (wanted?.kind === 'bridge') return { node, state: 'bridge', bridge: node };
-  const m = /^xenbr(\d+)$/.exec(node);
-  const eth = m ? `eth${m[1]}` : undefined;
-  if (!wanted && eth !== undefined && links.get(eth)?.kind === 'bridge') return { node, state: 'bridge', bridge: eth as IfName };
-  return { node, state: wanted ? 'not-a-bridge' : 'missing', bridge: node };
-}
-
-/** The bridges a hook may have attached to by this node: itself, and `ethN` for `xenbrN` (the 3.2 layout), whichever existed then. */
-function attachableBy(node: IfName): string[] {
-  const m = /^xenbr(\d+)$/.exec(node);
-  return m ? [node, `eth${m[1]}`] : [node];
+  const resolved = resolveConfiguredBridge(node, (name) => links.get(name)?.kind);
+  return { node, state: resolved.state, bridge: resolved.state === 'bridge' ? resolved.bridge : node };
 }
 
 /** The bridge as a message names it: `xenbr0`, or `xenbr0 (eth0 on this host)`. */
@@ -302,7 +293,7 @@ export async function discoverVifs(links: LinkState[], xs: XenstoreClient | unde
     const name = as as IfName;
     const facts: DiscoveredVif = { name, bridge: parseIfName(master), domid, devid: e?.devid ?? (m ?? mark)!.devid, ipv4: [], ipv6: [], link, invalid: [] };
     const configured = link.master !== null && linkByName.get(link.master)?.kind === 'bridge' ? backendBridge(e?.bridge, linkByName) : undefined;
-    if (configured !== undefined && (configured.state === 'invalid' || !attachableBy(configured.node).includes(link.master!))) facts.configuredBridge = configured;
+    if (configured !== undefined && (configured.state === 'invalid' || !bridgesResolvableBy(configured.node).includes(link.master as IfName))) facts.configuredBridge = configured;
     const base = `/local/domain/0/backend/vif/${domid}/${facts.devid}`;
     const bad = (what: string, err: unknown): void => {
       facts.invalid.push(reasonOf(err));

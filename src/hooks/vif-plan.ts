@@ -13,6 +13,7 @@
 import type { AddressState, LinkState } from '../bridge/model.js';
 import { QuietMac } from '../bridge/model.js';
 import type { LinkOp } from '../bridge/ops.js';
+import { bridgesResolvableBy, resolveConfiguredBridge } from '../net/bridge-node.js';
 import { InvalidValue, looksLikeXenVif, parseDomainName, parseGuestAddressList, parseIfName, parseMac, parseMtu, type Cidr, type DomainName, type IfName, type Mac, type Mtu } from '../net/index.js';
 import { XennetError } from '../sys/errors.js';
 import { domainIdentity, namesKey, type DomainIdentity, type DomainNames } from '../firewall/domain-identity.js';
@@ -124,13 +125,7 @@ export interface LinkView {
 
 /** The names whose links the online planner needs (the caller reads exactly these). */
 export function namesToRead(cfg: VifConfig): string[] {
-  const names = new Set<string>([cfg.device, cfg.name]);
-  if (cfg.bridge) {
-    names.add(cfg.bridge);
-    const m = /^xenbr(\d+)$/.exec(cfg.bridge);
-    if (m) names.add(`eth${m[1]}`);
-  }
-  return [...names];
+  return [...new Set<string>([cfg.device, cfg.name, ...(cfg.bridge ? bridgesResolvableBy(cfg.bridge) : [])])];
 }
 
 /** vif-bridge's bridge resolution, including the xenbrN -> ethN fallback of the 3.2+ layout. */
@@ -139,11 +134,9 @@ export function resolveBridge(cfg: VifConfig, view: LinkView): IfName {
     if (view.firstBridge) return parseIfName(view.firstBridge, 'the first bridge');
     throw new HookFailure('Could not find bridge, and none was specified', 'set bridge= in the vif configuration or create a bridge (xennet bridge start)');
   }
-  const wanted = view.links.get(cfg.bridge);
-  if (wanted?.kind === 'bridge') return cfg.bridge;
-  const m = /^xenbr(\d+)$/.exec(cfg.bridge);
-  if (!wanted && m && view.links.get(`eth${m[1]}`)?.kind === 'bridge') return `eth${m[1]}` as IfName;
-  if (wanted) throw new HookFailure(`Could not find bridge device ${cfg.bridge}: it is a ${wanted.kind ?? 'plain device'}, not a bridge`);
+  const resolved = resolveConfiguredBridge(cfg.bridge, (name) => view.links.get(name)?.kind);
+  if (resolved.state === 'bridge') return resolved.bridge;
+  if (resolved.state === 'not-a-bridge') throw new HookFailure(`Could not find bridge device ${cfg.bridge}: it is a ${resolved.kind ?? 'plain device'}, not a bridge`);
   throw new HookFailure(`Could not find bridge device ${cfg.bridge}`, 'create it (xennet bridge start) or fix bridge= in the vif configuration');
 }
 

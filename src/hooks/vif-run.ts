@@ -109,8 +109,9 @@ export async function vifOnline(input: VifHookInput, deps: VifDeps): Promise<Vif
   deps.mark?.('reading xenstore');
   // A call that comes late (one xend stopped waiting for) for a device the toolstack removed
   // since: nothing of the guest's is left to attach or to trust.
-  if (!(await backendPresent(deps.xs, input.backendPath))) throw new HookFailure(`the backend ${input.backendPath} is gone: the toolstack removed the device; nothing is brought online`);
-  const cfg = resolveVifConfig(input, await readNodes(deps.xs, input));
+  const [present, nodes] = await Promise.all([backendPresent(deps.xs, input.backendPath), readNodes(deps.xs, input)]);
+  if (!present) throw new HookFailure(`the backend ${input.backendPath} is gone: the toolstack removed the device; nothing is brought online`);
+  const cfg = resolveVifConfig(input, nodes);
   deps.mark?.('reading links');
   const view = await readView(deps.nl, cfg);
   const dev = view.links.get(cfg.device) ?? view.links.get(cfg.name);

@@ -34,12 +34,17 @@ export class SimNetns {
     return (out.trim() === '' ? [] : JSON.parse(out)) as T;
   }
 
-  async ping(target: string, options: { count?: number; waitSeconds?: number; source?: string } = {}): Promise<boolean> {
+  /**
+   * Whether `target` answers: `count` probes, each waited for `waitSeconds`; with `withinSeconds`,
+   * a probe a second until the first answer, for at most that long (a probe lost to a neighbour
+   * entry being resolved again is tried again, and a reply ends it at once).
+   */
+  async ping(target: string, options: { count?: number; waitSeconds?: number; withinSeconds?: number; source?: string } = {}): Promise<boolean> {
     const count = options.count ?? 1;
     const wait = options.waitSeconds ?? 2;
-    const args = ['-n', '-q', '-c', String(count), '-W', String(wait)];
+    const args = options.withinSeconds !== undefined ? ['-n', '-q', '-c', '1', '-w', String(options.withinSeconds)] : ['-n', '-q', '-c', String(count), '-W', String(wait)];
     if (options.source) args.push('-I', options.source);
-    const r = await this.exec('ping', [...args, target], { timeoutMs: (wait + 2) * count * 1000 });
+    const r = await this.exec('ping', [...args, target], { timeoutMs: options.withinSeconds !== undefined ? (options.withinSeconds + 2) * 1000 : (wait + 2) * count * 1000 });
     return r.code === 0;
   }
 }
