@@ -11,11 +11,11 @@
  * Identity is compared by device and inode, never by path text (`/var/run` is a symlink to
  * `/run` on Debian). Every wait is bounded by a deadline.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Deadline, timeoutError } from './deadline.js';
 import { XennetError, reasonOf } from './errors.js';
-import { run } from './exec.js';
+import { flockDescriptor, flockHolders } from './flock.js';
 
 export const HOTPLUG_LOCK_DIR = '/var/run/xen-hotplug';
 
@@ -48,50 +48,11 @@ function describePid(pid: string): string {
   return `pid ${pid}${comm ? ` (${comm.slice(0, 80)})` : ''}`;
 }
 
-/**
- * The processes whose open file on (dev, ino) holds a flock (/proc/PID/fdinfo lists the locks a
- * descriptor's open file holds; waiters show "->"). flock(1) as Xen's scripts run it exits once
- * it has the lock, so the holder is the shell that keeps the descriptor, not the pid in
- * /proc/locks.
- */
-function holders(dev: bigint, ino: bigint): string[] {
-  const out: string[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-        if (st.dev !== dev || st.ino !== ino) continue;
-        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-        if (/^lock:\s+\d+: FLOCK\s+ADVISORY\s+WRITE/m.test(info)) {
-          out.push(describePid(pid));
-          break;
-        }
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-    if (out.length >= 3) break;
-  }
-  return out;
-}
-
 /** Who holds the flock on `path`, for the message when we give up. */
 export function lockHolder(path: string): string | undefined {
   try {
     const st = statSync(path, { bigint: true });
-    const who = holders(st.dev, st.ino);
+    const who = flockHolders(st.dev, st.ino).map((pid) => describePid(String(pid)));
     return who.length > 0 ? who.join(', ') : undefined;
   } catch {
     return undefined;
@@ -131,18 +92,17 @@ export async function acquireHotplugLock(name: string, options: HotplugLockOptio
     } catch (e) {
       throw new XennetError('exec', `cannot open the hotplug lock ${path}: ${reasonOf(e)}`);
     }
-    let r;
+    let locked: boolean;
     try {
-      r = await run('flock', ['--exclusive', '--timeout', (waitMs / 1000).toFixed(3), '3'], { passFds: [fd], timeoutMs: waitMs + 2000, ...(options.signal ? { signal: options.signal } : {}) });
+      locked = await flockDescriptor(fd, waitMs, `the hotplug lock ${path}`, options.signal);
     } catch (e) {
       closeSync(fd);
-      throw new XennetError('exec', `cannot take the hotplug lock ${path}: ${reasonOf(e)}`, { hint: 'flock(1) comes with util-linux; install it' });
+      throw e;
     }
-    if (r.code !== 0 || options.signal?.aborted) {
+    if (!locked) {
       closeSync(fd);
       if (options.signal?.aborted) throw new XennetError('internal', `stopped waiting for the hotplug lock ${path}`);
-      if (r.code === 1 || r.timedOut) throw gaveUp(path, Date.now() - started);
-      throw new XennetError('exec', `cannot take the hotplug lock ${path}: flock exited ${r.code}${r.stderr.trim() ? ` (${r.stderr.trim()})` : ''}`);
+      throw gaveUp(path, Date.now() - started);
     }
     if (sameFile(fd, path)) {
       let released = false;

@@ -1,15 +1,23 @@
 /**
- * A host-wide exclusive lock on a file in the state directory, so that two xennet commands never
- * change the same bridge at once. The lock file holds the owner's pid and the boot it runs in; a
- * lock whose owner is dead (crashed, killed), or of an earlier boot, is taken over.
+ * Host-wide exclusive locks on files in the state directory.
+ *
+ * `acquireLock` (two xennet commands never change the same bridge at once; the learned bindings'
+ * record and the kernel's elements change together): flock(2) on the lock file, which the kernel
+ * grants to one holder at a time and releases when the holder's descriptor closes, at its exit or
+ * death, whatever the cause: nothing stale to judge or take over, no pid to trust. The file names
+ * its holder (pid and boot) while it is held, for `status` and for the message of a waiter that
+ * gives up; it stays when released, empty.
+ *
+ * `tryAcquireLock` (the daemon's, for its life): a pid file, made whole in one step; a lock whose
+ * owner is dead (crashed, killed), or of an earlier boot, is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, lstatSync, mkdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { currentBootId } from './boot.js';
-import { XennetError } from './errors.js';
+import { reasonOf, XennetError } from './errors.js';
 import { statIdentity } from './file-identity.js';
+import { flockDescriptor, flocked, flockHolders } from './flock.js';
 import { pidAlive, pidInFile } from './process.js';
 import { readRegularFile } from './regular-file.js';
 
@@ -38,10 +46,23 @@ function liveOwner(found: { pid: number | undefined; boot: string | undefined },
   return live(found.pid) ? found.pid : undefined;
 }
 
-/** The pid of the command that holds the lock at `path` now, if any: read, never taken. */
+/**
+ * The pid of the command that holds the lock at `path` now (`acquireLock`'s), if any: read, never
+ * taken. Held is what the kernel says (a flock on the file); the holder is the pid the file names
+ * when that is a live process of this boot, else (a holder between taking the lock and writing its
+ * name) the process whose descriptor holds it.
+ */
 export function lockHolder(path: string): number | undefined {
+  if (!flocked(path)) return undefined;
   const found = readLockFile(path);
-  return found ? liveOwner(found) : undefined;
+  const named = found ? liveOwner(found) : undefined;
+  if (named !== undefined) return named;
+  try {
+    const st = statSync(path, { bigint: true });
+    return flockHolders(st.dev, st.ino, 1)[0];
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -81,28 +102,78 @@ function held(path: string): HeldLock {
   };
 }
 
-/** Takes the lock, waiting up to `timeoutMs` for a live owner to finish. */
+/**
+ * Opens the lock file for flock: never through a link, never blocking on a FIFO; whatever is at
+ * the path that is no regular file (a link, a FIFO, a directory) goes, and a file is made.
+ */
+function openLockFile(path: string): number {
+  for (let attempt = 0; ; attempt++) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+      if (fstatSync(fd).isFile()) return fd;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (attempt >= 3 || (code !== 'ELOOP' && code !== 'EISDIR' && code !== 'ENXIO')) throw new XennetError('exec', `cannot open the lock ${path}: ${reasonOf(e)}`);
+    }
+    if (fd !== undefined) closeSync(fd);
+    if (attempt >= 3) throw new XennetError('exec', `cannot open the lock ${path}: something other than a file keeps taking its place`);
+    rmSync(path, { force: true, recursive: lstatIfAny(path)?.isDirectory() ?? false });
+  }
+}
+
+/** Whether `fd` is still the file at `path` (another removed it and maybe made a new one). */
+function stillAt(fd: number, path: string): boolean {
+  try {
+    const a = fstatSync(fd);
+    const b = statSync(path);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes the lock, waiting up to `timeoutMs` for its holder to finish. One holder at a time, by the
+ * kernel's flock; a holder killed while it holds it (kill -9, a crash) lets the next in at once.
+ */
 export async function acquireLock(path: string, timeoutMs = 30_000): Promise<HeldLock> {
   mkdirSync(dirname(path), { recursive: true });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (tryCreate(path)) {
-      return held(path);
+    const fd = openLockFile(path);
+    let locked: boolean;
+    try {
+      locked = await flockDescriptor(fd, deadline - Date.now(), `the lock ${path}`);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
     }
-    const found = readLockFile(path);
-    if (found === undefined) {
-      removeIfNoLockFile(path);
+    if (!locked) {
+      closeSync(fd);
+      const owner = lockHolder(path);
+      throw new XennetError('locked', `another xennet${owner !== undefined ? ` (pid ${owner})` : ''} holds ${path}`, { hint: 'wait for it to finish' });
+    }
+    // A lock file removed (by hand, or by a version that removed it at release) and made again
+    // while this waited: the lock taken is on a file nobody else opens; take the one there now.
+    if (!stillAt(fd, path)) {
+      closeSync(fd);
       continue;
     }
-    const owner = liveOwner(found);
-    // Stale (its owner died): it goes, unless another waiter's removal of it is under way (or its
-    // guard cannot be taken): then this waits like for a live owner, never spinning.
-    if (owner === undefined && removeIfStill(path, found.identity)) continue;
-    if (Date.now() >= deadline) {
-      if (owner === undefined) throw staleHeld(path);
-      throw new XennetError('locked', `another xennet (pid ${owner}) holds ${path}`, { hint: 'wait for it to finish; if no such process exists, remove the lock file' });
-    }
-    await sleep(50);
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid} ${currentBootId()}\n`, 0);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        try {
+          ftruncateSync(fd, 0);
+        } finally {
+          closeSync(fd);
+        }
+      },
+    };
   }
 }
 

@@ -242,22 +242,25 @@ describe('bridge takeover (netns)', function () {
     assert.equal((JSON.parse((await xennet(['bridge', 'status', '--json'])).stdout) as { state: string }).state, 'half-done');
     const problems = async (): Promise<string[]> => (JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[] }).problems;
     assert.ok((await problems()).some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted: the host\'s network is half changed')), 'xennet status says so too');
-    // While a command holds the bridge's lock, the journal is its work in progress: a note, not a problem.
-    writeFileSync(`${t.stateDir}/takeover-xenbr0.lock`, `${process.pid}\n`);
+    // While a command holds the bridge's lock (a flock on it: flock(1) here, whose command runs
+    // with it), the journal is its work in progress: a note, not a problem.
+    const lock = `${t.stateDir}/takeover-xenbr0.lock`;
+    const holder = start('flock', ['--close', lock, 'sleep', '60']);
     try {
-      const during = JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[]; notes: string[] };
+      const running = `a start of xenbr0 (taking over eth0) is running now (pid ${holder.pid}): the host's network is changing`;
+      let during: { problems: string[]; notes: string[] } = { problems: [], notes: [] };
+      for (let i = 0; i < 50 && !during.notes.includes(running); i++) during = JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[]; notes: string[] };
+      assert.ok(during.notes.includes(running), during.notes.join('\n'));
       assert.ok(!during.problems.some((p) => p.includes('was interrupted')), during.problems.join('\n'));
-      assert.ok(during.notes.includes(`a start of xenbr0 (taking over eth0) is running now (pid ${process.pid}): the host's network is changing`), during.notes.join('\n'));
-      // As a lock is written now (its pid and boot), the same; one of an earlier boot names nobody,
-      // though its pid runs now (a crash, a reboot, the pid given to another program): the start
-      // was interrupted.
-      writeFileSync(`${t.stateDir}/takeover-xenbr0.lock`, `${process.pid} ${currentBootId()}\n`);
-      assert.ok(JSON.parse((await xennet(['status', '--json'])).stdout).notes.includes(`a start of xenbr0 (taking over eth0) is running now (pid ${process.pid}): the host's network is changing`), 'a lock of this boot');
-      const earlier = currentBootId().replace(/^./, (c) => (c === '0' ? '1' : '0'));
-      writeFileSync(`${t.stateDir}/takeover-xenbr0.lock`, `${process.pid} ${earlier}\n`);
-      assert.ok((await problems()).some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), 'a lock of an earlier boot');
+      // Killed with the lock held (a crash): the kernel lets the lock go; what the file says (a
+      // live pid of this boot) holds nothing: the start was interrupted.
+      holder.kill('SIGKILL');
+      await new Promise<void>((r) => holder.once('exit', () => r()));
+      writeFileSync(lock, `${process.pid} ${currentBootId()}\n`);
+      assert.ok((await problems()).some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), 'a lock nobody holds');
     } finally {
-      rmSync(`${t.stateDir}/takeover-xenbr0.lock`, { force: true });
+      holder.kill('SIGKILL');
+      rmSync(lock, { force: true });
     }
     assert.doesNotMatch(await t.dom0.ip('route', 'show', 'default'), /192\.168\.0\.1/, 'the default route is not back');
     assert.equal((await links(t)).get('xenbr0')?.linkinfo?.info_kind, 'bridge', 'and nothing after it ran: the bridge is still there');

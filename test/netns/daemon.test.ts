@@ -456,10 +456,9 @@ describe('xennet daemon (netns): hooks in milliseconds, fallback, storms, drift'
     // A command holding the takeover's lock: its work in progress (a note). Then it dies (a crash,
     // its journal and lock left as they were): the remembered note must not outlive it.
     const lock = join(host.env(env)['XENNET_STATE_DIR']!, 'takeover-xenbr0.lock');
-    const holder = start('sleep', ['60']);
+    const holder = start('flock', ['--close', lock, 'sleep', '60']);
     try {
-      writeFileSync(lock, `${holder.pid}\n`);
-      assert.ok((await status()).status.notes.some((n) => n === `a start of xenbr0 (taking over eth0) is running now (pid ${holder.pid}): the host's network is changing`), 'a live holder');
+      await until('flock(1) holds the lock', async () => (await status()).status.notes.some((n) => n === `a start of xenbr0 (taking over eth0) is running now (pid ${holder.pid}): the host's network is changing`));
       await remembered();
       holder.kill('SIGKILL');
       await until('the holder is gone', async () => !pidAlive(holder.pid!));

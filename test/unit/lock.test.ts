@@ -1,12 +1,20 @@
-/** The state directory's pid-file lock: made whole in one step, stale when its owner is gone. */
+/** The state directory's locks: flock for commands (one holder, released by the kernel at its death); the daemon's pid file. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentBootId } from '../../src/sys/boot.js';
 import { acquireLock, lockHolder, tryAcquireLock } from '../../src/sys/lock.js';
-import { run } from '../../src/sys/exec.js';
+import { run, start } from '../../src/sys/exec.js';
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('state lock', function () {
   let dir: string;
@@ -15,62 +23,94 @@ describe('state lock', function () {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds its owner\'s pid and boot from the moment it exists, and leaves no file of its making behind', async function () {
+  it('names its holder (pid and boot) while held, and is empty once released; the file stays, and holds nothing', async function () {
     const path = join(dir, 'a.lock');
     const held = await acquireLock(path, 100);
     assert.equal(readFileSync(path, 'utf8'), `${process.pid} ${currentBootId()}\n`);
     assert.equal(lockHolder(path), process.pid);
     assert.deepEqual(readdirSync(dir), ['a.lock']);
     held.release();
-    assert.deepEqual(readdirSync(dir), []);
-    // A release removes its own lock only: never one another holds by now.
-    const again = await acquireLock(path, 100);
-    writeFileSync(path, `1 ${currentBootId()}\n`);
-    again.release();
-    assert.equal(readFileSync(path, 'utf8'), `1 ${currentBootId()}\n`);
-  });
-
-  it('waits for a live owner and says who; takes over one whose owner is gone, or that names nobody', async function () {
-    const path = join(dir, 'b.lock');
-    writeFileSync(path, '1\n'); // init: alive, and not us (pid files never name 1: read as no pid, so stale)
-    const taken = await acquireLock(path, 100);
-    taken.release();
-    const first = await acquireLock(path, 100);
-    await assert.rejects(acquireLock(path, 200), new RegExp(`another xennet \\(pid ${process.pid}\\) holds`));
-    first.release();
-    writeFileSync(path, '');
-    (await acquireLock(path, 100)).release();
-  });
-
-  it('a lock of an earlier boot names nobody, though its pid runs now (given to another program since); one that says no boot is judged by its pid alone', async function () {
-    const path = join(dir, 'c.lock');
-    const earlier = currentBootId().replace(/^./, (c) => (c === '0' ? '1' : '0'));
-    writeFileSync(path, `${process.pid} ${earlier}\n`);
+    held.release();
+    assert.deepEqual(readdirSync(dir), ['a.lock']);
+    assert.equal(readFileSync(path, 'utf8'), '');
     assert.equal(lockHolder(path), undefined);
-    (await acquireLock(path, 100)).release();
-    writeFileSync(path, `${process.pid}\n`);
-    assert.equal(lockHolder(path), process.pid);
-    await assert.rejects(acquireLock(path, 200), /another xennet/);
+    // What a file says is no lock: a pid, live or not, of this boot or another, is taken at once.
+    for (const text of [`${process.pid} ${currentBootId()}\n`, '1\n', '1073741823\n', 'garbage']) {
+      writeFileSync(path, text);
+      assert.equal(lockHolder(path), undefined, text);
+      (await acquireLock(path, 100)).release();
+    }
   });
 
-  it('a stale lock whose takeover guard has a live holder is waited for, then named, never spun on; a guard or a lock that is a directory goes', async function () {
-    const path = join(dir, 'd.lock');
-    writeFileSync(path, '1073741823\n'); // stale
-    writeFileSync(`${path}.takeover`, `${process.pid}\t${currentBootId()}\n`); // a live holder (any blank between)
+  it('waits for its holder and names it; a holder killed while it holds it (kill -9) lets the next in at once', async function () {
+    this.timeout(20_000);
+    const path = join(dir, 'b.lock');
+    const first = await acquireLock(path, 100);
     const t0 = Date.now();
-    await assert.rejects(acquireLock(path, 300), (e: unknown) => e instanceof Error && e.message === `${path} is stale, and could not be taken over: ${path}.takeover is held`);
-    assert.ok(Date.now() - t0 < 5000, 'within its time');
-    assert.throws(() => tryAcquireLock(path), (e: unknown) => e instanceof Error && e.message === `${path} is stale, and could not be taken over: ${path}.takeover is held`);
-    rmSync(`${path}.takeover`);
-    mkdirSync(`${path}.takeover`);
+    await assert.rejects(acquireLock(path, 300), new RegExp(`another xennet \\(pid ${process.pid}\\) holds`));
+    assert.ok(Date.now() - t0 >= 250, 'it waited');
+    const waiting = acquireLock(path, 5000);
+    await new Promise((r) => setTimeout(r, 200));
+    first.release();
+    (await waiting).release();
+    // Another process holds it (flock(1) keeps its descriptor while its command runs), then is killed.
+    const holder = start('flock', ['--close', path, 'sleep', '60']);
+    try {
+      await until(() => lockHolder(path) === holder.pid);
+      await assert.rejects(acquireLock(path, 200), new RegExp(`another xennet \\(pid ${holder.pid}\\) holds`));
+      holder.kill('SIGKILL');
+      const taken = await acquireLock(path, 5000);
+      assert.equal(lockHolder(path), process.pid);
+      taken.release();
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('a link, a FIFO or a directory at its place is neither followed nor waited on: it goes, and the lock is a file', async function () {
+    const path = join(dir, 'c.lock');
+    const target = join(dir, 'target');
+    writeFileSync(target, 'keep');
+    symlinkSync(target, path);
     (await acquireLock(path, 300)).release();
+    assert.equal(readFileSync(target, 'utf8'), 'keep', 'the link was not followed');
+    assert.ok(lstatSync(path).isFile());
+    rmSync(path);
+    assert.equal((await run('mkfifo', [path])).code, 0);
+    (await acquireLock(path, 300)).release();
+    assert.ok(lstatSync(path).isFile());
+    rmSync(path);
     mkdirSync(path);
     writeFileSync(join(path, 'x'), '');
     (await acquireLock(path, 300)).release();
-    assert.deepEqual(readdirSync(dir), []);
+    assert.ok(lstatSync(path).isFile());
   });
 
-  it('one holder at a time, also when several take over a stale lock at once', async function () {
+  it('the daemon\'s lock (a pid file): a stale one whose takeover guard has a live holder is named, never spun on; a guard or a lock that is a directory goes', async function () {
+    const path = join(dir, 'd.lock');
+    writeFileSync(path, '1073741823\n'); // stale
+    writeFileSync(`${path}.takeover`, `${process.pid}\t${currentBootId()}\n`); // a live holder (any blank between)
+    assert.throws(() => tryAcquireLock(path), (e: unknown) => e instanceof Error && e.message === `${path} is stale, and could not be taken over: ${path}.takeover is held`);
+    rmSync(`${path}.takeover`);
+    mkdirSync(`${path}.takeover`);
+    const taken = tryAcquireLock(path);
+    assert.ok('release' in taken);
+    taken.release();
+    mkdirSync(path);
+    writeFileSync(join(path, 'x'), '');
+    const again = tryAcquireLock(path);
+    assert.ok('release' in again);
+    again.release();
+    assert.deepEqual(readdirSync(dir), []);
+    // A lock of an earlier boot names nobody, though its pid runs now.
+    const earlier = currentBootId().replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    writeFileSync(path, `${process.pid} ${earlier}\n`);
+    const over = tryAcquireLock(path, () => true);
+    assert.ok('release' in over);
+    over.release();
+  });
+
+  it('one holder at a time, also when several race for it, a lock file of a dead holder there', async function () {
     this.timeout(60_000);
     const racer = fileURLToPath(new URL('./lib/lock-racer.js', import.meta.url));
     for (let round = 0; round < 8; round++) {
