@@ -4,9 +4,10 @@
  * process keeps open after flock(1) exits: the lock is ours until we close the descriptor, and the
  * kernel releases it when we die, whatever kills us. Who holds a lock is read from /proc.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { XennetError, reasonOf } from './errors.js';
 import { run } from './exec.js';
+import { otherProcessDescriptors } from './process.js';
 
 /**
  * Locks `fd` exclusively, waiting up to `waitMs`: true once locked, false when the wait ran out
@@ -48,31 +49,14 @@ export function flocked(path: string): boolean {
  */
 export function flockHolders(dev: bigint, ino: bigint, max = 3): number[] {
   const out: number[] = [];
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
-    let fds: string[];
+  for (const d of otherProcessDescriptors() ?? []) {
+    if (out.includes(d.pid)) continue;
     try {
-      fds = readdirSync(`/proc/${pid}/fd`);
+      const st = statSync(d.path, { bigint: true });
+      if (st.dev !== dev || st.ino !== ino) continue;
+      if (/^lock:\s+\d+: FLOCK\s+ADVISORY\s+WRITE/m.test(readFileSync(`/proc/${d.pid}/fdinfo/${d.fd}`, 'utf8'))) out.push(d.pid);
     } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-        if (st.dev !== dev || st.ino !== ino) continue;
-        const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
-        if (/^lock:\s+\d+: FLOCK\s+ADVISORY\s+WRITE/m.test(info)) {
-          out.push(Number(pid));
-          break;
-        }
-      } catch {
-        /* closed meanwhile */
-      }
+      /* closed meanwhile */
     }
     if (out.length >= max) break;
   }

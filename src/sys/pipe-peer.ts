@@ -3,7 +3,8 @@
  * writes (EPIPE), so a follower that has nothing to print would outlive its reader (the `ssh host
  * xennet drops -f` whose connection died, the `| head` that exited): this looks instead.
  */
-import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readlinkSync } from 'node:fs';
+import { otherProcessDescriptors } from './process.js';
 
 /**
  * True when `fd` is a pipe (or a named FIFO) that no other process of this PID namespace holds
@@ -20,25 +21,13 @@ export function pipeOrphaned(fd: number): boolean {
   } catch {
     return false;
   }
-  let pids: string[];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
-  } catch {
-    return false;
-  }
-  for (const pid of pids) {
-    let fds: string[];
+  const descriptors = otherProcessDescriptors();
+  if (descriptors === undefined) return false;
+  for (const d of descriptors) {
     try {
-      fds = readdirSync(`/proc/${pid}/fd`);
+      if (readlinkSync(d.path) === target) return false;
     } catch {
-      continue; // gone meanwhile
-    }
-    for (const f of fds) {
-      try {
-        if (readlinkSync(`/proc/${pid}/fd/${f}`) === target) return false;
-      } catch {
-        // closed meanwhile
-      }
+      // closed meanwhile
     }
   }
   return true;

@@ -1,5 +1,5 @@
 /** Facts about other processes. */
-import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { currentBootId } from './boot.js';
 import { statIdentity } from './file-identity.js';
@@ -159,4 +159,29 @@ export function selfIdentity(): ProcessIdentity {
 /** Whether the process that made `id` still runs (same pid, same start time, same boot). */
 export function identityAlive(id: ProcessIdentity): boolean {
   return id.boot === currentBootId() && processStartTime(id.pid) === id.start;
+}
+
+/**
+ * The open descriptors of every other process of this PID namespace, as their /proc paths
+ * (`/proc/<pid>/fd/<n>`, to read the link of or stat), listed lazily: a process or descriptor gone
+ * meanwhile is passed over. Undefined when /proc cannot be listed.
+ */
+export function otherProcessDescriptors(): Iterable<{ pid: number; fd: string; path: string }> | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
+  } catch {
+    return undefined;
+  }
+  return (function* () {
+    for (const pid of pids) {
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue; // gone meanwhile
+      }
+      for (const fd of fds) yield { pid: Number(pid), fd, path: `/proc/${pid}/fd/${fd}` };
+    }
+  })();
 }
