@@ -3,7 +3,8 @@
  * (`xennet bridge ...`) and xend's network-script (`network-xennet ...`) call.
  */
 import type { Logger } from '../sys/log.js';
-import { journalPath, readJournalOfThisBoot, recordedSpecs } from './journal.js';
+import { lockHolder } from '../sys/lock.js';
+import { journalPath, lockPath, readJournalOfThisBoot, recordedSpecs } from './journal.js';
 import { NetlinkClient } from './nl/client.js';
 import { buildBridgeStatus, type BridgeStatus } from './status.js';
 import { bridgeStart, bridgeStop, type StartOptions, type StopOptions, type TakeoverResult } from './takeover.js';
@@ -33,7 +34,7 @@ export function bridgeStatus(args: TakeoverArgs): Promise<BridgeStatus> {
     const path = journalPath(spec.bridge);
     // A journal of an earlier boot describes links that are gone: the next start or stop discards it.
     const { journal, earlierBoot } = readJournalOfThisBoot(path);
-    return buildBridgeStatus(spec, host, journal, path, earlierBoot ? path : null);
+    return buildBridgeStatus(spec, host, journal, path, earlierBoot ? path : null, lockHolder(lockPath(spec.bridge)) ?? null);
   });
 }
 

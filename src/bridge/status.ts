@@ -25,6 +25,8 @@ export interface BridgeStatus {
   journal: { path: string; phase: TakeoverJournal['phase']; startedAt: string; done: number; steps: number } | null;
   /** A journal written before the last reboot: not this host's state; the next start or stop removes it. */
   staleJournal: string | null;
+  /** The pid of the command that holds the bridge's lock now (a start or stop under way), if any. */
+  runningPid: number | null;
   bridge: (LinkSummary & { stpState: number; forwardDelay: number; nfCallIptables: boolean; nfCallIp6tables: boolean; ports: LinkSummary[] }) | null;
   /** The link that carries the host's addresses and routes (netdev). */
   hostSide: (LinkSummary & { addresses: string[]; routes: string[] }) | null;
@@ -36,13 +38,14 @@ function summary(l: { name: string; kind: string | null; mac: string; mtu: numbe
   return { name: l.name, kind: l.kind, mac: l.mac, mtu: l.mtu, up: l.up, master: l.master };
 }
 
-export function buildBridgeStatus(spec: TakeoverSpec, host: HostState, journal: TakeoverJournal | undefined, journalFile: string, staleJournal: string | null = null): BridgeStatus {
+export function buildBridgeStatus(spec: TakeoverSpec, host: HostState, journal: TakeoverJournal | undefined, journalFile: string, staleJournal: string | null = null, runningPid: number | null = null): BridgeStatus {
   const layout = classifyLayout(spec, host);
   let state: TakeoverState;
   let text: string;
   if (journal?.phase === 'starting' || journal?.phase === 'stopping') {
     state = 'half-done';
-    text = `a ${journal.phase === 'starting' ? 'start' : 'stop'} was interrupted; the next \`xennet bridge start\` or \`stop\` repairs it`;
+    const what = `a ${journal.phase === 'starting' ? 'start' : 'stop'}`;
+    text = runningPid !== null ? `${what} is running now (pid ${runningPid}): the host's network is changing` : `${what} was interrupted; the next \`xennet bridge start\` or \`stop\` repairs it`;
   } else if (journal && layout.kind === 'taken-over') {
     state = 'taken-over';
     text = `${spec.netdev} carries the host's addresses through ${spec.vif0} on ${spec.bridge}; the NIC is ${spec.pdev}`;
@@ -68,6 +71,7 @@ export function buildBridgeStatus(spec: TakeoverSpec, host: HostState, journal: 
     summary: text,
     journal: journal ? { path: journalFile, phase: journal.phase, startedAt: journal.startedAt, done: journal.phase === 'stopping' ? journal.undone : journal.done, steps: journal.ops.length } : null,
     staleJournal,
+    runningPid,
     bridge:
       b && b.kind === 'bridge'
         ? {

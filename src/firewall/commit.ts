@@ -34,10 +34,17 @@ import { ownerOfMark, ownerOfVifName, vifOfChain } from './names.js';
 import { normalizeRule } from './normalize.js';
 import type { LiveTable } from './live.js';
 import type { AdoptedFacts } from './driver.js';
-import { forgetEarlierDomains, forgetVif, restoreBindings } from './learning/state.js';
+import { forgetEarlierDomains, forgetVifs, restoreBindings } from './learning/state.js';
 import { fingerprintOf, loadIndex, newToken, ownProperty, readStaged, readVifChains, removeVifChains, saveIndex, stage, sweepFirewallTemp, writeVifChains, type FirewallIndex, type IndexEntry, type MemberFacts, type Owner, type Staged, type StagedChange } from './store.js';
 
 type Members = Record<string, IndexEntry>;
+
+/**
+ * How long a commit waits for the learned bindings' lock, under the hotplug lock that every hook
+ * of the host waits for: a holder stuck (stopped) must not hold every guest's start up for long.
+ * What is not done then ends with its lease, and `status` shows it.
+ */
+const LEARNED_WAIT_MS = 2000;
 
 function membersOf(vifs: Members): TreeMember[] {
   return Object.keys(vifs)
@@ -461,19 +468,17 @@ export async function commitStaged(backend: Backend, env: NodeJS.ProcessEnv, log
   // emptied: the learned bindings are state, not rules, so they are put back.
   if (reconciled) {
     const learning = new Map(Object.entries(confirmed).filter(([, e]) => e.learning).map(([n, e]) => [n, e.owner?.domid] as const));
-    await restoreBindings(env, log, learning).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)}`));
+    await restoreBindings(env, log, learning, LEARNED_WAIT_MS).catch((e: unknown) => log.warning(`the learned bindings could not be put back: ${reasonOf(e)}`));
   }
   // A vif name that is another domain's now: what the earlier one learned ends (its offline
   // never ran), before the new guest can send from it.
   const owners = new Map<string, number>();
   for (const [name, e] of Object.entries(confirmed)) if (e.learning && e.owner !== undefined && before[name]?.owner?.domid !== e.owner.domid) owners.set(name, e.owner.domid);
-  await forgetEarlierDomains(env, log, owners).catch((err: unknown) => log.warning(`an earlier domain's learned bindings could not be removed: ${reasonOf(err)}`));
+  await forgetEarlierDomains(env, log, owners, LEARNED_WAIT_MS).catch((err: unknown) => log.warning(`an earlier domain's learned bindings could not be removed: ${reasonOf(err)}`));
   // A learning guest's bindings end with its vif (its sets' elements are state, not rules).
   // (A removal finished here may be a learning guest's: what it was is no longer recorded.)
-  for (const name of removing) {
-    if (confirmed[name] || !(before[name]?.learning || finishing.has(name))) continue;
-    await forgetVif(env, log, name).catch((e: unknown) => log.warning(`${name}: its learned bindings could not be removed: ${reasonOf(e)} (they end with their lease; \`xennet status\` shows them)`));
-  }
+  const forgetting = [...removing].filter((name) => !confirmed[name] && (before[name]?.learning || finishing.has(name)));
+  await forgetVifs(env, log, forgetting, LEARNED_WAIT_MS).catch((e: unknown) => log.warning(`${forgetting.join(', ')}: the learned bindings could not be removed: ${reasonOf(e)} (they end with their lease; \`xennet status\` shows them)`));
   for (const s of staged) for (const f of s.files) removeFile(f);
   return { batch: staged.length, tokens: staged.map((s) => s.change.token), reconciled };
 }

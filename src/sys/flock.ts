@@ -4,7 +4,7 @@
  * process keeps open after flock(1) exits: the lock is ours until we close the descriptor, and the
  * kernel releases it when we die, whatever kills us. Who holds a lock is read from /proc.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { XennetError, reasonOf } from './errors.js';
 import { run } from './exec.js';
 import { otherProcessDescriptors } from './process.js';
@@ -25,21 +25,47 @@ export async function flockDescriptor(fd: number, waitMs: number, what: string, 
   return true;
 }
 
-/** Whether a flock is granted on the file at `path` now (/proc/locks; waiters, shown with `->`, hold nothing). */
+/** A device number as /proc/locks and /proc/self/mountinfo print it: `major:minor`, hexadecimal and decimal apart. */
+function majorMinor(dev: bigint): { major: bigint; minor: bigint } {
+  return { major: ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn), minor: (dev & 0xffn) | ((dev >> 12n) & ~0xffn) };
+}
+
+/**
+ * The device of the filesystem the mount holding `path` is of (/proc/self/mountinfo's
+ * `major:minor`, decimal). /proc/locks names a file by that device, which differs from what stat
+ * says on btrfs (a subvolume has a device number of its own).
+ */
+export function mountDevice(path: string, mountinfo: string): { major: bigint; minor: bigint } | undefined {
+  let best: { at: string; major: bigint; minor: bigint } | undefined;
+  for (const line of mountinfo.split('\n')) {
+    const f = line.split(' ');
+    const dev = /^(\d+):(\d+)$/.exec(f[2] ?? '');
+    const at = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (!dev || at === '') continue;
+    const under = at === '/' || path === at || path.startsWith(`${at}/`);
+    if (under && (best === undefined || at.length >= best.at.length)) best = { at, major: BigInt(dev[1]!), minor: BigInt(dev[2]!) };
+  }
+  return best && { major: best.major, minor: best.minor };
+}
+
+/**
+ * Whether a granted lock in /proc/locks' text is on the file of this inode, on a device of these:
+ * "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146681 0 EOF" (waiters, shown with `->`, hold nothing).
+ */
+export function flockListed(locks: string, ino: bigint, devices: readonly { major: bigint; minor: bigint }[]): boolean {
+  const ids = new Set(devices.map((d) => `${d.major.toString(16).padStart(2, '0')}:${d.minor.toString(16).padStart(2, '0')}:${ino}`));
+  return locks.split('\n').some((l) => /^\d+: FLOCK\s/.test(l) && ids.has(l.split(/\s+/)[5] ?? ''));
+}
+
+/** Whether a flock is granted on the file at `path` now (/proc/locks). */
 export function flocked(path: string): boolean {
-  let st;
-  let locks: string;
   try {
-    st = statSync(path, { bigint: true });
-    locks = readFileSync('/proc/locks', 'utf8');
+    const st = statSync(path, { bigint: true });
+    const mount = mountDevice(realpathSync(path), readFileSync('/proc/self/mountinfo', 'utf8'));
+    return flockListed(readFileSync('/proc/locks', 'utf8'), st.ino, [majorMinor(st.dev), ...(mount ? [mount] : [])]);
   } catch {
     return false;
   }
-  // "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146681 0 EOF": the device as major:minor in hex.
-  const major = ((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn);
-  const minor = (st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn);
-  const id = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${st.ino}`;
-  return locks.split('\n').some((l) => /^\d+: FLOCK\s/.test(l) && l.split(/\s+/)[5] === id);
 }
 
 /**

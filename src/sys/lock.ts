@@ -102,24 +102,41 @@ function held(path: string): HeldLock {
   };
 }
 
+/** What is at a lock's path when it is no lock file (undefined: a regular file with one name, or nothing). */
+function notALockFile(st: Stats): string | undefined {
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  if (!st.isFile()) return 'a device node';
+  if (st.nlink > 1) return `a file with ${st.nlink} names (hard links)`;
+  return undefined;
+}
+
 /**
- * Opens the lock file for flock: never through a link, never blocking on a FIFO; whatever is at
- * the path that is no regular file (a link, a FIFO, a directory) goes, and a file is made.
+ * Opens the lock file for flock, made if missing. Whatever else is at its path (a link, a FIFO,
+ * a directory, a device, a file with other names) is refused, never opened through, written or
+ * removed: two takers that each removed it could each lock a file of their own.
  */
 function openLockFile(path: string): number {
-  for (let attempt = 0; ; attempt++) {
-    let fd: number | undefined;
-    try {
-      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
-      if (fstatSync(fd).isFile()) return fd;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (attempt >= 3 || (code !== 'ELOOP' && code !== 'EISDIR' && code !== 'ENXIO')) throw new XennetError('exec', `cannot open the lock ${path}: ${reasonOf(e)}`);
-    }
-    if (fd !== undefined) closeSync(fd);
-    if (attempt >= 3) throw new XennetError('exec', `cannot open the lock ${path}: something other than a file keeps taking its place`);
-    rmSync(path, { force: true, recursive: lstatIfAny(path)?.isDirectory() ?? false });
+  const refuse = (what: string): XennetError => new XennetError('exec', `the lock ${path} is ${what}, not a lock file: nothing was changed`, { hint: `remove it (\`rm -r ${path}\`): xennet makes the lock file again` });
+  const before = lstatIfAny(path);
+  const odd = before && notALockFile(before);
+  if (odd) throw refuse(odd);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw refuse('a symbolic link');
+    throw new XennetError('exec', `cannot open the lock ${path}: ${reasonOf(e)}`);
   }
+  const st = fstatSync(fd);
+  const replaced = notALockFile(st);
+  if (replaced) {
+    closeSync(fd);
+    throw refuse(replaced);
+  }
+  return fd;
 }
 
 /** Whether `fd` is still the file at `path` (another removed it and maybe made a new one). */

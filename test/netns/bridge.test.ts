@@ -252,12 +252,19 @@ describe('bridge takeover (netns)', function () {
       for (let i = 0; i < 50 && !during.notes.includes(running); i++) during = JSON.parse((await xennet(['status', '--json'])).stdout) as { problems: string[]; notes: string[] };
       assert.ok(during.notes.includes(running), during.notes.join('\n'));
       assert.ok(!during.problems.some((p) => p.includes('was interrupted')), during.problems.join('\n'));
+      // `bridge status` says so too, and exits 0: nothing is wrong while the command runs.
+      const bs = await xennet(['bridge', 'status', '--json']);
+      assert.equal(bs.code, 0, bs.stdout);
+      assert.deepEqual((({ state, summary, runningPid }) => ({ state, summary, runningPid }))(JSON.parse(bs.stdout) as { state: string; summary: string; runningPid: number | null }), { state: 'half-done', summary: `a start is running now (pid ${holder.pid}): the host's network is changing`, runningPid: holder.pid });
       // Killed with the lock held (a crash): the kernel lets the lock go; what the file says (a
       // live pid of this boot) holds nothing: the start was interrupted.
       holder.kill('SIGKILL');
       await new Promise<void>((r) => holder.once('exit', () => r()));
       writeFileSync(lock, `${process.pid} ${currentBootId()}\n`);
       assert.ok((await problems()).some((p) => p.startsWith('a start of xenbr0 (taking over eth0) was interrupted')), 'a lock nobody holds');
+      const after = await xennet(['bridge', 'status', '--json']);
+      assert.equal(after.code, 1);
+      assert.equal((JSON.parse(after.stdout) as { runningPid: number | null }).runningPid, null);
     } finally {
       holder.kill('SIGKILL');
       rmSync(lock, { force: true });

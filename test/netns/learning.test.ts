@@ -610,6 +610,28 @@ describe(`address learning (netns, ${backend} backend): DHCP, DHCPv6 and first-c
     assert.ok(!record.bindings.some((x) => x.vif === 'web0' && x.address === '192.168.0.171'), JSON.stringify(record));
   });
 
+  if (backend === 'nftables') it('the learned record\'s lock held by a process that does not let go (a `status` stopped mid-read): the offlines of learning guests wait for it at most 2 s under the hotplug lock, and the next guest comes online in its time', async function () {
+    const guests = [await host.addGuest(spec(71, 'dyn1')), await host.addGuest(spec(72, 'dyn2')), await host.addGuest(spec(73, 'dyn3'))];
+    for (const g of guests) await online(g);
+    const holder = start('flock', ['--close', join(host.env()['XENNET_STATE_DIR']!, 'learned.lock'), 'sleep', '60']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      for (const g of guests) {
+        const r = await host.runVifScript('vif-xennet', g, 'offline', 'libxl', { env });
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const plain = await host.addGuest({ ...spec(74, 'plain'), addresses: ['192.168.0.174/24'], xenstoreIp: '192.168.0.174' });
+      const t0 = performance.now();
+      await online(plain);
+      const took = performance.now() - t0;
+      // One wait of 10 s per learning guest under the hotplug lock made it 30 s.
+      assert.ok(took < 12_000, `the online took ${Math.round(took)} ms`);
+      assert.ok(host.daemonLog.join('').includes('the learned bindings could not be removed'), 'the offlines said what they could not do');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('never the gateway\'s or dom0\'s address, nor one inside another guest\'s (guard or not, its MAC\'s link-local too); a LAN host defends its own against a single DAD or ARP probe; an ACK for another client binds nothing, and a flood of them leaves the guest its own', async () => {
     await host.stopDaemon();
     writeRules('  unguarded:\n    identity_guard: false\n');

@@ -1,11 +1,12 @@
 /** The state directory's locks: flock for commands (one holder, released by the kernel at its death); the daemon's pid file. */
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentBootId } from '../../src/sys/boot.js';
 import { acquireLock, lockHolder, tryAcquireLock } from '../../src/sys/lock.js';
+import { flockListed, mountDevice } from '../../src/sys/flock.js';
 import { run, start } from '../../src/sys/exec.js';
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
@@ -67,23 +68,39 @@ describe('state lock', function () {
     }
   });
 
-  it('a link, a FIFO or a directory at its place is neither followed nor waited on: it goes, and the lock is a file', async function () {
+  it('a link, a FIFO, a directory or a file with other names at its place is refused, with what to do: never followed, written, waited on or removed', async function () {
     const path = join(dir, 'c.lock');
     const target = join(dir, 'target');
     writeFileSync(target, 'keep');
+    const refused = (what: string) => (e: unknown): boolean => e instanceof Error && e.message === `the lock ${path} is ${what}, not a lock file: nothing was changed` && (e as { hint?: string }).hint === `remove it (\`rm -r ${path}\`): xennet makes the lock file again`;
     symlinkSync(target, path);
-    (await acquireLock(path, 300)).release();
-    assert.equal(readFileSync(target, 'utf8'), 'keep', 'the link was not followed');
-    assert.ok(lstatSync(path).isFile());
+    await assert.rejects(acquireLock(path, 300), refused('a symbolic link'));
+    assert.ok(lstatSync(path).isSymbolicLink());
+    rmSync(path);
+    linkSync(target, path);
+    await assert.rejects(acquireLock(path, 300), refused('a file with 2 names (hard links)'));
     rmSync(path);
     assert.equal((await run('mkfifo', [path])).code, 0);
-    (await acquireLock(path, 300)).release();
-    assert.ok(lstatSync(path).isFile());
+    await assert.rejects(acquireLock(path, 300), refused('a FIFO'));
+    assert.ok(lstatSync(path).isFIFO());
     rmSync(path);
     mkdirSync(path);
-    writeFileSync(join(path, 'x'), '');
+    await assert.rejects(acquireLock(path, 300), refused('a directory'));
+    rmSync(path, { recursive: true });
+    assert.equal(readFileSync(target, 'utf8'), 'keep', 'nothing written through a link');
     (await acquireLock(path, 300)).release();
-    assert.ok(lstatSync(path).isFile());
+  });
+
+  it('a held lock is found in /proc/locks by the device of the file\'s mount too (btrfs: a subvolume\'s own device is not the one listed)', function () {
+    const mountinfo = ['22 27 0:21 / /proc rw,relatime - proc proc rw', '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw', '90 27 0:40 /@/var /var rw,relatime - btrfs /dev/loop0 rw,subvol=/@/var', '91 90 0:41 / /var/lib/my\\040dir rw - tmpfs tmpfs rw'].join('\n');
+    assert.deepEqual(mountDevice('/var/lib/xennet/learned.lock', mountinfo), { major: 0n, minor: 40n });
+    assert.deepEqual(mountDevice('/var/lib/my dir/x.lock', mountinfo), { major: 0n, minor: 41n });
+    assert.deepEqual(mountDevice('/variant/x', mountinfo), { major: 254n, minor: 0n });
+    const locks = '1: FLOCK  ADVISORY  WRITE 1000 00:28:257 0 EOF\n2: -> FLOCK  ADVISORY  WRITE 1001 00:2a:300 0 EOF\n';
+    assert.equal(flockListed(locks, 257n, [{ major: 0n, minor: 0x29n }]), false, 'the subvolume\'s device alone');
+    assert.equal(flockListed(locks, 257n, [{ major: 0n, minor: 0x29n }, { major: 0n, minor: 0x28n }]), true, 'and the mount\'s');
+    assert.equal(flockListed(locks, 300n, [{ major: 0n, minor: 0x2an }]), false, 'a waiter holds nothing');
+    assert.equal(flockListed(locks, 258n, [{ major: 0n, minor: 0x28n }]), false);
   });
 
   it('the daemon\'s lock (a pid file): a stale one whose takeover guard has a live holder is named, never spun on; a guard or a lock that is a directory goes', async function () {

@@ -42,7 +42,7 @@ export const bridgeCommand: CommandModule<object, BridgeArgs> = {
       if (action === 'status') {
         const { renderBridgeStatus } = await import('../../bridge/status.js');
         const status = await actions.bridgeStatus(takeoverArgs(argv));
-        return { json: status, text: renderBridgeStatus(status), exitCode: status.state === 'inconsistent' || status.state === 'half-done' ? 1 : 0 };
+        return { json: status, text: renderBridgeStatus(status), exitCode: status.state === 'inconsistent' || (status.state === 'half-done' && status.runningPid === null) ? 1 : 0 };
       }
       const opts = { force: argv.force, dryRun: argv.dryRun };
       const result = action === 'start' ? await actions.startBridge(takeoverArgs(argv), log, opts) : await actions.stopBridge(takeoverArgs(argv), log, opts);

@@ -81,8 +81,8 @@ function validAddress(family: 'ipv4' | 'ipv6', a: string): boolean {
  * remove in the kernel and the new record. The kernel is written first: a crash in between leaves
  * the record behind, which the next start puts back (never the reverse).
  */
-export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (bindings: Binding[]) => { bindings: Binding[]; write: Binding[]; remove: Binding[] }): Promise<Binding[]> {
-  const held = await acquireLock(lockPath(env), 10_000);
+export async function updateBindings(env: NodeJS.ProcessEnv, log: Logger, fn: (bindings: Binding[]) => { bindings: Binding[]; write: Binding[]; remove: Binding[] }, waitMs = 10_000): Promise<Binding[]> {
+  const held = await acquireLock(lockPath(env), waitMs);
   try {
     const before = readBindings(env, log);
     const change = fn(before);
@@ -151,18 +151,29 @@ export async function readRecordAndKernel(env: NodeJS.ProcessEnv): Promise<{ rec
 }
 
 /**
- * Ends every binding of `vif` (offline): the record's and whatever the kernel holds for it (a
- * crash may have left an element the record lacks).
+ * Ends every binding of these vifs (offline): the record's and whatever the kernel holds for them
+ * (a crash may have left an element the record lacks). One change for all of them: a commit under
+ * the hotplug lock waits for the learned record's lock once, at most `waitMs`.
  */
-export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string): Promise<void> {
-  const kernel = (await listKernelBindings(env)).filter((k) => k.vif === vif);
-  await updateBindings(env, log, (bindings) => {
-    const mine = bindings.filter((b) => b.vif === vif);
-    const extra = kernel.filter((k) => !mine.some((b) => b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
-    if (mine.length > 0) log.info(`${vif}: ${mine.length} learned binding${mine.length === 1 ? '' : 's'} ended with the vif`);
-    return { bindings: bindings.filter((b) => b.vif !== vif), write: [], remove: [...mine, ...extra] };
-  });
-  await dropLearnedSets(env, [vif]);
+export async function forgetVifs(env: NodeJS.ProcessEnv, log: Logger, vifs: readonly string[], waitMs = 10_000): Promise<void> {
+  if (vifs.length === 0) return;
+  const gone = new Set(vifs);
+  const kernel = (await listKernelBindings(env)).filter((k) => gone.has(k.vif));
+  await updateBindings(
+    env,
+    log,
+    (bindings) => {
+      const mine = bindings.filter((b) => gone.has(b.vif));
+      const extra = kernel.filter((k) => !mine.some((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif: k.vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
+      for (const vif of vifs) {
+        const n = mine.filter((b) => b.vif === vif).length;
+        if (n > 0) log.info(`${vif}: ${n} learned binding${n === 1 ? '' : 's'} ended with the vif`);
+      }
+      return { bindings: bindings.filter((b) => !gone.has(b.vif)), write: [], remove: [...mine, ...extra] };
+    },
+    waitMs,
+  );
+  await dropLearnedSets(env, vifs);
 }
 
 /**
@@ -170,14 +181,14 @@ export async function forgetVif(env: NodeJS.ProcessEnv, log: Logger, vif: string
  * the earlier one's offline never ran): in the record and in the kernel, where its elements would
  * let the new domain send from them. The record is read once, and written only when it has some.
  */
-export async function forgetEarlierDomains(env: NodeJS.ProcessEnv, log: Logger, owners: ReadonlyMap<string, number>): Promise<void> {
+export async function forgetEarlierDomains(env: NodeJS.ProcessEnv, log: Logger, owners: ReadonlyMap<string, number>, waitMs = 10_000): Promise<void> {
   const earlier = (b: Binding): boolean => owners.has(b.vif) && ofAnotherDomain(b, owners.get(b.vif));
   if (owners.size === 0 || !readBindings(env).some(earlier)) return;
   await updateBindings(env, log, (bindings) => {
     const gone = bindings.filter(earlier);
     for (const b of gone) log.info(`${b.vif}: ${b.address} unbound (domain ${b.domid} learned it; the vif is domain ${owners.get(b.vif)}'s now)`);
     return { bindings: bindings.filter((b) => !gone.includes(b)), write: [], remove: gone };
-  });
+  }, waitMs);
 }
 
 /** What the driver keeps for these vifs' bindings outside its rules goes (the xtables backend's ipsets). */
@@ -192,7 +203,7 @@ export async function dropLearnedSets(env: NodeJS.ProcessEnv, vifs: Iterable<str
  * ones. `learning`: the vifs that learn now and their domains (when known); the bindings of any
  * other vif end too, and those an earlier domain learned on a vif of the same name.
  */
-export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learning?: ReadonlyMap<string, number | undefined>): Promise<Binding[]> {
+export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learning?: ReadonlyMap<string, number | undefined>, waitMs = 10_000): Promise<Binding[]> {
   if (learning !== undefined && learning.size === 0 && readBindings(env).length === 0) return [];
   // What the kernel holds that the record does not (a crash between the two writes) goes too:
   // an element nobody recorded would let its port send from an address another may lease.
@@ -202,5 +213,5 @@ export async function restoreBindings(env: NodeJS.ProcessEnv, log: Logger, learn
     const keep = learning === undefined ? live : live.filter((b) => learning.has(b.vif) && !ofAnotherDomain(b, learning.get(b.vif)));
     const unrecorded = kernel.filter((k) => !keep.some((b) => b.vif === k.vif && b.family === k.family && b.address === k.address)).map((k): Binding => ({ vif: k.vif, family: k.family, address: k.address, how: 'dad', since: 0, expires: null, guarded: true }));
     return { bindings: keep, write: keep, remove: [...ended, ...live.filter((b) => !keep.includes(b)), ...unrecorded] };
-  });
+  }, waitMs);
 }
