@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { currentBootId } from '../sys/boot.js';
 import { reasonOf, XennetError } from '../sys/errors.js';
 import { pathIdentity } from '../sys/file-identity.js';
-import { lockHolder } from '../sys/lock.js';
+import { lockHolder, lockPathState } from '../sys/lock.js';
 import { readJsonTolerant, removeFile, stateDir, writeJsonAtomic } from '../sys/statefile.js';
 import type { HostState } from './model.js';
 import type { LinkOp } from './ops.js';
@@ -155,14 +155,21 @@ export function journalsOfThisBoot(env: NodeJS.ProcessEnv = process.env): ({ pat
 /**
  * What tells the takeover journals apart from themselves earlier, without reading them, and who
  * holds each takeover's lock now (a takeover cut short is told from one running by its lock's
- * holder being alive): a daemon's remembered status is keyed on it.
+ * holder being alive), and the lock files' identities (status names one that is no lock file):
+ * a daemon's remembered status is keyed on it.
  */
 export function journalsStamp(env: NodeJS.ProcessEnv = process.env): string {
   try {
     return readdirSync(stateDir(env))
-      .filter((n) => /^takeover-.+\.(json|lock)$/.test(n))
+      .filter((n) => /^(takeover-.+\.(json|lock)|learned\.lock)$/.test(n))
       .sort()
-      .map((n) => `${n}=${pathIdentity(join(stateDir(env), n)) ?? 'none'}${n.endsWith('.lock') ? `@${lockHolder(join(stateDir(env), n)) ?? 'nobody'}` : ''}`)
+      .map((n) => {
+        const path = join(stateDir(env), n);
+        // A lock file changes as locks are taken (the holder's name written, then emptied): what
+        // is there, and who holds a takeover's, is what status says of it.
+        if (n.endsWith('.lock')) return `${n}=${lockPathState(path)}${n.startsWith('takeover-') ? `@${lockHolder(path) ?? 'nobody'}` : ''}`;
+        return `${n}=${pathIdentity(path) ?? 'none'}`;
+      })
       .join(',');
   } catch (e) {
     return `none:${(e as NodeJS.ErrnoException).code ?? '?'}`;

@@ -33,8 +33,9 @@ import { addDrops, type DropsByReason } from '../firewall/drop-reasons.js';
 import { XENSTORE_UNREACHABLE, gatherHostFacts, readNetSnapshotNow, snapshotSetting, type NetSnapshot } from '../firewall/session.js';
 import type { DaemonStats } from '../daemon/server.js';
 import { attachAgain, backendLabel, rerunHook, type FailedBackend, type PendingBackend } from '../firewall/discover.js';
-import { guestPlacementProblems, layoutFindings, listed } from './layout-findings.js';
-import { lockHolder } from '../sys/lock.js';
+import { guestPlacementProblems, layoutFindings, listed, refusedLockProblems } from './layout-findings.js';
+import { lockHolder, refusedLockPaths } from '../sys/lock.js';
+import { stateDir } from '../sys/statefile.js';
 
 export type FirewallState = 'in-sync' | 'drifted' | 'missing' | 'not-managed';
 
@@ -118,7 +119,6 @@ export interface HostStatus {
   read?: { at: string; remembered: boolean };
 }
 
-/** Names in a line: the first ten, and how many more. */
 /** The pid of the command changing a bridge's takeover now (it holds the bridge's lock), if any: read, never taken. */
 function takeoverRunning(bridge: string, env: NodeJS.ProcessEnv): number | undefined {
   return lockHolder(takeoverLockPath(bridge, env));
@@ -433,6 +433,7 @@ export async function hostStatus(options: { rules?: string | RulesSource; env?: 
   }
   const layout = layoutFindings({ bridges, links: byName, guestPorts: vifNames, journals: journalsOfThisBoot(env), takeoverRunning: (bridge) => takeoverRunning(bridge, env) });
   problems.push(...layout.problems);
+  problems.push(...refusedLockProblems(refusedLockPaths(stateDir(env))));
   notes.push(...layout.notes);
   for (const b of facts.failedBackends) {
     problems.push(`${backendLabel(b)}: its hook failed${b.error !== null ? ` (hotplug-error: ${shown(b.error, 300)})` : ''} and its interface is on no bridge: the guest has no network there; fix what it names, then ${rerunHook(b)}`);

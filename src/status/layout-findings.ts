@@ -142,3 +142,16 @@ export function layoutFindings(f: {
   if (bridges.length === 0 && !gone) problems.push('no bridge on this host: a guest\'s interface has none to join, and its hook fails; `xennet bridge start` takes the NIC over onto xenbr0 (`xennet bridge status` shows the host\'s layout)');
   return { problems, notes };
 }
+
+/**
+ * Lock paths of the state directory a lock cannot be taken on (something other than a lock file
+ * is there: `refusedLockPaths`), and what each keeps from working until it is removed.
+ */
+export function refusedLockProblems(refused: readonly { path: string; what: string }[]): string[] {
+  return refused.map(({ path, what }) => {
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    const takeover = /^takeover-(.+)\.lock$/.exec(name);
+    const effect = name === 'learned.lock' ? 'no learned address is bound or ended (the daemon logs each failure)' : takeover ? `\`xennet bridge start\` and \`stop\` of ${printable(takeover[1]!)} refuse to run` : 'what takes it refuses to run';
+    return `${printable(path)} is ${what}, not a lock file: ${effect}; remove it (\`rm -r ${printable(path)}\`): xennet makes the lock file again`;
+  });
+}

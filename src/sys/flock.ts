@@ -7,7 +7,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { XennetError, reasonOf } from './errors.js';
 import { run } from './exec.js';
-import { otherProcessDescriptors } from './process.js';
+import { processDescriptors } from './process.js';
 
 /**
  * Locks `fd` exclusively, waiting up to `waitMs`: true once locked, false when the wait ran out
@@ -57,25 +57,36 @@ export function flockListed(locks: string, ino: bigint, devices: readonly { majo
   return locks.split('\n').some((l) => /^\d+: FLOCK\s/.test(l) && ids.has(l.split(/\s+/)[5] ?? ''));
 }
 
-/** Whether a flock is granted on the file at `path` now (/proc/locks). */
+/**
+ * Whether a flock is granted on the file at `path` now (/proc/locks). On btrfs /proc/locks names
+ * the filesystem's device, which its subvolumes share while their inode numbers repeat: a lock
+ * listed there is confirmed by a descriptor of this very file that holds it.
+ */
 export function flocked(path: string): boolean {
   try {
     const st = statSync(path, { bigint: true });
-    const mount = mountDevice(realpathSync(path), readFileSync('/proc/self/mountinfo', 'utf8'));
-    return flockListed(readFileSync('/proc/locks', 'utf8'), st.ino, [majorMinor(st.dev), ...(mount ? [mount] : [])]);
+    return flockedIn({ locks: readFileSync('/proc/locks', 'utf8'), mountinfo: () => readFileSync('/proc/self/mountinfo', 'utf8'), path: realpathSync(path), dev: st.dev, ino: st.ino, held: () => flockHolders(st.dev, st.ino, 1, true).length > 0 });
   } catch {
     return false;
   }
 }
 
+/** `flocked`, from what it reads: /proc/locks, the mount table, the file (its real path, device, inode) and whether a descriptor of it holds a lock. */
+export function flockedIn(f: { locks: string; mountinfo: () => string; path: string; dev: bigint; ino: bigint; held: () => boolean }): boolean {
+  if (flockListed(f.locks, f.ino, [majorMinor(f.dev)])) return true;
+  const mount = mountDevice(f.path, f.mountinfo());
+  return mount !== undefined && flockListed(f.locks, f.ino, [mount]) && f.held();
+}
+
 /**
- * The processes whose open file on (dev, ino) holds a flock (/proc/PID/fdinfo lists the locks a
- * descriptor's open file holds; waiters show "->"), at most `max`. flock(1) exits once it has the
+ * The processes (other than this one, unless `includeSelf`) whose open file on (dev, ino) holds a
+ * flock (/proc/PID/fdinfo lists the locks a descriptor's open file holds; waiters show "->"), at
+ * most `max`. flock(1) exits once it has the
  * lock, so the holder is the process that keeps the descriptor, not the pid in /proc/locks.
  */
-export function flockHolders(dev: bigint, ino: bigint, max = 3): number[] {
+export function flockHolders(dev: bigint, ino: bigint, max = 3, includeSelf = false): number[] {
   const out: number[] = [];
-  for (const d of otherProcessDescriptors() ?? []) {
+  for (const d of processDescriptors(includeSelf) ?? []) {
     if (out.includes(d.pid)) continue;
     try {
       const st = statSync(d.path, { bigint: true });

@@ -12,8 +12,8 @@
  * owner is dead (crashed, killed), or of an earlier boot, is taken over.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync, type Stats } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, constants, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { currentBootId } from './boot.js';
 import { reasonOf, XennetError } from './errors.js';
 import { statIdentity } from './file-identity.js';
@@ -109,14 +109,38 @@ function notALockFile(st: Stats): string | undefined {
   if (st.isDirectory()) return 'a directory';
   if (st.isSocket()) return 'a socket';
   if (!st.isFile()) return 'a device node';
-  if (st.nlink > 1) return `a file with ${st.nlink} names (hard links)`;
   return undefined;
+}
+
+/** What is at a lock's path: nothing, a lock file, or what `acquireLock` refuses (for a status key: it does not change as locks are taken). */
+export function lockPathState(path: string): string {
+  const st = lstatIfAny(path);
+  return st === undefined ? 'none' : (notALockFile(st) ?? 'file');
+}
+
+/**
+ * The entries of `dir` named `*.lock` that a lock cannot be taken on (`acquireLock` refuses
+ * them), with what each is: for `status`, which names them.
+ */
+export function refusedLockPaths(dir: string): { path: string; what: string }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.lock'));
+  } catch {
+    return [];
+  }
+  return names.sort().flatMap((n) => {
+    const path = join(dir, n);
+    const st = lstatIfAny(path);
+    const what = st && notALockFile(st);
+    return what ? [{ path, what }] : [];
+  });
 }
 
 /**
  * Opens the lock file for flock, made if missing. Whatever else is at its path (a link, a FIFO,
- * a directory, a device, a file with other names) is refused, never opened through, written or
- * removed: two takers that each removed it could each lock a file of their own.
+ * a directory, a device) is refused, never opened through or removed: two takers that each
+ * removed it could each lock a file of their own.
  */
 function openLockFile(path: string): number {
   const refuse = (what: string): XennetError => new XennetError('exec', `the lock ${path} is ${what}, not a lock file: nothing was changed`, { hint: `remove it (\`rm -r ${path}\`): xennet makes the lock file again` });
@@ -177,15 +201,21 @@ export async function acquireLock(path: string, timeoutMs = 30_000): Promise<Hel
       closeSync(fd);
       continue;
     }
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid} ${currentBootId()}\n`, 0);
+    // The holder's name is written into a file of one name only: one with others (a backup made
+    // with hard links, a temporary name a crash left) is locked all the same, and its other
+    // names' content is not ours to change; its holder is then found by its descriptor.
+    const named = fstatSync(fd).nlink === 1;
+    if (named) {
+      ftruncateSync(fd, 0);
+      writeSync(fd, `${process.pid} ${currentBootId()}\n`, 0);
+    }
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
         try {
-          ftruncateSync(fd, 0);
+          if (named) ftruncateSync(fd, 0);
         } finally {
           closeSync(fd);
         }

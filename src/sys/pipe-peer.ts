@@ -4,7 +4,7 @@
  * xennet drops -f` whose connection died, the `| head` that exited): this looks instead.
  */
 import { fstatSync, readlinkSync } from 'node:fs';
-import { otherProcessDescriptors } from './process.js';
+import { processDescriptors } from './process.js';
 
 /**
  * True when `fd` is a pipe (or a named FIFO) that no other process of this PID namespace holds
@@ -21,7 +21,7 @@ export function pipeOrphaned(fd: number): boolean {
   } catch {
     return false;
   }
-  const descriptors = otherProcessDescriptors();
+  const descriptors = processDescriptors();
   if (descriptors === undefined) return false;
   for (const d of descriptors) {
     try {

@@ -162,14 +162,15 @@ export function identityAlive(id: ProcessIdentity): boolean {
 }
 
 /**
- * The open descriptors of every other process of this PID namespace, as their /proc paths
+ * The open descriptors of every other process of this PID namespace (and this one's, with
+ * `includeSelf`), as their /proc paths
  * (`/proc/<pid>/fd/<n>`, to read the link of or stat), listed lazily: a process or descriptor gone
  * meanwhile is passed over. Undefined when /proc cannot be listed.
  */
-export function otherProcessDescriptors(): Iterable<{ pid: number; fd: string; path: string }> | undefined {
+export function processDescriptors(includeSelf = false): Iterable<{ pid: number; fd: string; path: string }> | undefined {
   let pids: string[];
   try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && (includeSelf || Number(p) !== process.pid));
   } catch {
     return undefined;
   }

@@ -305,6 +305,21 @@ describe('operator surface (netns)', function () {
       assert.match(alone.s.problems.join('\n'), /the guests' domains, hotplug states and addresses are unknown/);
     });
 
+    it('a lock path of the state directory that holds no lock file (a FIFO, a directory) is a problem naming what it stops and how to remove it (exit 1), until it is removed', async () => {
+      const learnedLock = join(host.env()['XENNET_STATE_DIR']!, 'learned.lock');
+      rmSync(learnedLock, { force: true });
+      assert.equal((await run('mkfifo', [learnedLock])).code, 0);
+      try {
+        const { code, s } = await status();
+        assert.equal(code, 1);
+        assert.ok(s.problems.includes(`${learnedLock} is a FIFO, not a lock file: no learned address is bound or ended (the daemon logs each failure); remove it (\`rm -r ${learnedLock}\`): xennet makes the lock file again`), s.problems.join('\n'));
+      } finally {
+        rmSync(learnedLock, { force: true });
+      }
+      const after = await status();
+      assert.equal(after.code, 0, after.s.problems.join('\n'));
+    });
+
     it('needs root: as another user it says so, and reads nothing', async () => {
       const r = await run('ip', ['netns', 'exec', host.dom0.name, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, cliPath, 'status']);
       assert.equal(r.code, 1, r.stdout + r.stderr);
