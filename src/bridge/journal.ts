@@ -155,7 +155,7 @@ export function journalsOfThisBoot(env: NodeJS.ProcessEnv = process.env): ({ pat
 /**
  * What tells the takeover journals apart from themselves earlier, without reading them, and who
  * holds each takeover's lock now (a takeover cut short is told from one running by its lock's
- * holder being alive), and the lock files' identities (status names one that is no lock file):
+ * holder being alive), and what is at each lock path (status names one that holds no lock file):
  * a daemon's remembered status is keyed on it.
  */
 export function journalsStamp(env: NodeJS.ProcessEnv = process.env): string {

@@ -81,8 +81,8 @@ export function flockedIn(f: { locks: string; mountinfo: () => string; path: str
 /**
  * The processes (other than this one, unless `includeSelf`) whose open file on (dev, ino) holds a
  * flock (/proc/PID/fdinfo lists the locks a descriptor's open file holds; waiters show "->"), at
- * most `max`. flock(1) exits once it has the
- * lock, so the holder is the process that keeps the descriptor, not the pid in /proc/locks.
+ * most `max`. flock(1) exits once it has the lock, so the holder is the process that keeps the
+ * descriptor, not the pid in /proc/locks.
  */
 export function flockHolders(dev: bigint, ino: bigint, max = 3, includeSelf = false): number[] {
   const out: number[] = [];

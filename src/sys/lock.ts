@@ -102,7 +102,7 @@ function held(path: string): HeldLock {
   };
 }
 
-/** What is at a lock's path when it is no lock file (undefined: a regular file with one name, or nothing). */
+/** What is at a lock's path when it is no lock file (undefined: a regular file). */
 function notALockFile(st: Stats): string | undefined {
   if (st.isSymbolicLink()) return 'a symbolic link';
   if (st.isFIFO()) return 'a FIFO';

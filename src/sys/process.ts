@@ -163,9 +163,9 @@ export function identityAlive(id: ProcessIdentity): boolean {
 
 /**
  * The open descriptors of every other process of this PID namespace (and this one's, with
- * `includeSelf`), as their /proc paths
- * (`/proc/<pid>/fd/<n>`, to read the link of or stat), listed lazily: a process or descriptor gone
- * meanwhile is passed over. Undefined when /proc cannot be listed.
+ * `includeSelf`), as their /proc paths (`/proc/<pid>/fd/<n>`, to read the link of or stat),
+ * listed lazily: a process or descriptor gone meanwhile is passed over. Undefined when /proc
+ * cannot be listed.
  */
 export function processDescriptors(includeSelf = false): Iterable<{ pid: number; fd: string; path: string }> | undefined {
   let pids: string[];
